@@ -1,0 +1,56 @@
+#!/bin/busybox sh
+# SPDX-License-Identifier: BSD-2-Clause
+# Copyright (c) 2026 The mimg authors
+#
+# Guest /init for the I/O test: runs /steps (written by io-plan.py) against
+# /dev/vda and prints one "E2E ..." line per step.  Reads and writes use
+# O_DIRECT so every byte crosses the virtio-blk device, not the page cache.
+#
+# Steps:  write OFF FILE | read OFF LEN | discard OFF LEN | flush
+
+. /lib/prelude.sh
+set -o pipefail
+
+dev=/dev/vda
+[ -r /steps ] || guest_fail "no /steps"
+
+step_write() {
+	dd if="/data/$2" of="$dev" bs=64k oflag=direct,seek_bytes seek="$1" \
+		conv=notrunc 2>/tmp/dd.err || guest_fail "write $1 $2: $(cat /tmp/dd.err)"
+	echo "E2E write $1 $2"
+}
+
+step_read() {
+	sum=$(dd if="$dev" bs=64k iflag=direct,skip_bytes,count_bytes \
+		skip="$1" count="$2" 2>/tmp/dd.err | md5sum) ||
+		guest_fail "read $1 $2: $(cat /tmp/dd.err)"
+	echo "E2E read $1 $2 ${sum%% *}"
+}
+
+step_discard() {
+	max=$(cat /sys/block/vda/queue/discard_max_bytes)
+	[ "$max" -gt 0 ] || guest_fail "discard $1 $2: device does not support discard"
+	blkdiscard -o "$1" -l "$2" "$dev" || guest_fail "discard $1 $2"
+	echo "E2E discard $1 $2"
+}
+
+# fsync on the block device makes Linux send a virtio-blk FLUSH.
+step_flush() {
+	dd if=/dev/null of="$dev" conv=notrunc,fsync 2>/tmp/dd.err ||
+		guest_fail "flush: $(cat /tmp/dd.err)"
+	echo "E2E flush"
+}
+
+while read -r op a b; do
+	case $op in
+	write) step_write "$a" "$b" ;;
+	read) step_read "$a" "$b" ;;
+	discard) step_discard "$a" "$b" ;;
+	flush) step_flush ;;
+	'' | '#'*) ;;
+	*) guest_fail "unknown step $op" ;;
+	esac
+done </steps
+
+echo "E2E-DONE"
+guest_poweroff

@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-2-Clause
+# Copyright (c) 2026 The mimg authors
+"""Plans the guest I/O of the end-to-end test and what the host expects.
+
+Writes into DIR:
+  base.raw           content of the base image (random data in a few ranges)
+  data/p*.bin        the patterns the guest writes
+  steps              the guest's script (see init-io.sh)
+  expected.raw       the disk content after all steps
+  expected-reads     "OFF LEN MD5" for every read step, in order
+  discards           "OFF LEN" of the 64 KiB clusters discarded and not
+                     written again (they must not stay allocated as data)
+
+The data is pseudo-random from a fixed seed, so a misplaced or stale block
+never matches by accident and every run is the same.
+"""
+import argparse
+import hashlib
+import os
+import random
+
+K = 1024
+M = 1024 * K
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("dir")
+    ap.add_argument("--size", type=int, default=64 * M)
+    ap.add_argument("--base-size", type=int, default=40 * M)
+    ap.add_argument("--no-discard", action="store_true")
+    ap.add_argument("--seed", type=int, default=20261124)
+    args = ap.parse_args()
+
+    rng = random.Random(args.seed)
+    size, bsize = args.size, args.base_size
+    assert bsize <= size and size >= 64 * M
+
+    def rand(n):
+        return rng.randbytes(n)
+
+    # Base: data where the guest will overwrite part of a cluster (so the
+    # backend must merge with the backing file), aligned and unaligned
+    # ranges, and data up to the base's end (the overlay is larger).
+    base = bytearray(bsize)
+    for off, n in [(0, 4 * M), (8 * M, 4 * M), (20 * M + 12 * K, 300 * K),
+                   (bsize - M, M)]:
+        base[off:off + n] = rand(n)
+    disk = bytearray(size)
+    disk[:bsize] = base
+
+    steps, reads = [], []
+    cluster = 64 * K
+    discarded = set()    # clusters, for the host's allocation check
+    os.makedirs(os.path.join(args.dir, "data"), exist_ok=True)
+    npat = 0
+
+    def write(off, n):
+        nonlocal npat
+        npat += 1
+        name = "p%d.bin" % npat
+        data = rand(n)
+        with open(os.path.join(args.dir, "data", name), "wb") as f:
+            f.write(data)
+        disk[off:off + n] = data
+        discarded.difference_update(range(off // cluster, (off + n - 1) // cluster + 1))
+        steps.append("write %d %s" % (off, name))
+
+    def read(off, n):
+        off = max(off, 0)
+        n = min(n, size - off)
+        steps.append("read %d %d" % (off, n))
+        reads.append("%d %d %s" % (off, n, hashlib.md5(disk[off:off + n]).hexdigest()))
+
+    def discard(off, n):
+        if args.no_discard:
+            return
+        assert off % cluster == 0 and n % cluster == 0
+        disk[off:off + n] = bytes(n)
+        discarded.update(range(off // cluster, (off + n) // cluster))
+        steps.append("discard %d %d" % (off, n))
+
+    # Reads served by the backing file alone, and across the base's end.
+    read(0, 4 * M)
+    read(bsize - M, 2 * M)
+    writes = [
+        (M + 4 * K, 192 * K),          # partial clusters over base data
+        (10 * M, M),                   # whole clusters over base data
+        (bsize - M // 2, M),           # across the end of the base
+        (50 * M, 2 * M),               # where the base has nothing
+        (size - 64 * K, 64 * K),       # the last cluster of the disk
+        (20 * M + 8 * K, 8 * K),       # small, inside an unaligned base range
+        (30 * M + 512, 64 * K),        # 512-byte aligned only
+    ]
+    for off, n in writes:
+        write(off, n)
+    steps.append("flush")
+    for off, n in writes:
+        read(off - 64 * K, n + 128 * K)
+    # Discards: over base data (must read back as zeroes, not as the
+    # backing file's data) and over data the guest wrote.
+    discard(8 * M, M)
+    discard(50 * M, M)
+    write(8 * M + 64 * K, 4 * K)       # into a discarded range
+    steps.append("flush")
+    read(7 * M, 3 * M)
+    read(49 * M, 4 * M)
+    read(0, size)
+
+    discards = []
+    for c in sorted(discarded):
+        if discards and discards[-1][0] + discards[-1][1] == c * cluster:
+            discards[-1][1] += cluster
+        else:
+            discards.append([c * cluster, cluster])
+    discards = ["%d %d" % (o, n) for o, n in discards]
+
+    d = args.dir
+    with open(os.path.join(d, "base.raw"), "wb") as f:
+        f.write(base)
+    with open(os.path.join(d, "expected.raw"), "wb") as f:
+        f.write(disk)
+    for name, lines in [("steps", steps), ("expected-reads", reads),
+                        ("discards", discards)]:
+        with open(os.path.join(d, name), "w") as f:
+            f.write("".join(line + "\n" for line in lines))
+
+
+if __name__ == "__main__":
+    main()
