@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ */
+/*
+ * Guest-side load generator for bench/vmm-blk.sh (busybox has no fio).
+ * Built on the host with gcc -static and put into the guest's initramfs.
+ *
+ *   vmm-blk-iops DEV MODE BS SECONDS SPAN THREADS
+ *
+ * MODE: fill (one sequential write pass over SPAN, not time-bound),
+ * read / write (sequential, wrapping at SPAN), randread / randwrite (BS
+ * aligned random offsets below SPAN).  THREADS workers each keep one
+ * synchronous O_DIRECT request in flight, so THREADS is the queue depth.
+ * Prints one line:
+ *   BENCH mode=M bs=N threads=N ops=N bytes=N secs=S iops=X MBps=Y
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_THREADS 64
+
+enum mode { FILL, SEQ_READ, SEQ_WRITE, RAND_READ, RAND_WRITE };
+
+static const char *dev;
+static enum mode mode;
+static uint64_t bs, span, nblocks;
+static double seconds;
+static int fd;
+static atomic_uint_fast64_t next_block;
+static atomic_uint_fast64_t total_ops;
+static atomic_int stop;
+static atomic_int failed;
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -1;
+	switch (*end) {
+	case 'k': case 'K': v <<= 10; end++; break;
+	case 'm': case 'M': v <<= 20; end++; break;
+	case 'g': case 'G': v <<= 30; end++; break;
+	default: break;
+	}
+	if (*end)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int parse_mode(const char *s, enum mode *m)
+{
+	static const struct { const char *name; enum mode m; } modes[] = {
+		{ "fill", FILL }, { "read", SEQ_READ }, { "write", SEQ_WRITE },
+		{ "randread", RAND_READ }, { "randwrite", RAND_WRITE },
+	};
+
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		if (strcmp(s, modes[i].name) == 0) {
+			*m = modes[i].m;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* xorshift64*: cheap, and good enough to spread offsets. */
+static uint64_t rnd(uint64_t *s)
+{
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 0x2545F4914F6CDD1DULL;
+}
+
+/* The next block index, or UINT64_MAX when a fill pass is complete. */
+static uint64_t pick_block(uint64_t *seed)
+{
+	uint64_t b;
+
+	switch (mode) {
+	case FILL:
+		b = atomic_fetch_add(&next_block, 1);
+		return b < nblocks ? b : UINT64_MAX;
+	case SEQ_READ:
+	case SEQ_WRITE:
+		return atomic_fetch_add(&next_block, 1) % nblocks;
+	default:
+		return rnd(seed) % nblocks;
+	}
+}
+
+static void *worker(void *arg)
+{
+	uint64_t seed = 0x9E3779B97F4A7C15ULL * ((uintptr_t)arg + 1);
+	int writing = mode == FILL || mode == SEQ_WRITE || mode == RAND_WRITE;
+	unsigned char *buf;
+	uint64_t ops = 0;
+
+	if (posix_memalign((void **)&buf, 4096, bs)) {
+		atomic_store(&failed, 1);
+		return NULL;
+	}
+	/* Non-zero data, so no layer can take a zero-detection shortcut. */
+	for (uint64_t i = 0; i < bs; i += 8) {
+		uint64_t v = rnd(&seed);
+		memcpy(buf + i, &v, bs - i < 8 ? bs - i : 8);
+	}
+	while (!atomic_load(&stop)) {
+		uint64_t b = pick_block(&seed);
+		ssize_t n;
+
+		if (b == UINT64_MAX)
+			break;
+		if (writing)
+			n = pwrite(fd, buf, bs, (off_t)(b * bs));
+		else
+			n = pread(fd, buf, bs, (off_t)(b * bs));
+		if (n != (ssize_t)bs) {
+			fprintf(stderr, "%s: %s at %llu: %s\n", dev, writing ? "write" : "read",
+				(unsigned long long)(b * bs),
+				n < 0 ? strerror(errno) : "short transfer");
+			atomic_store(&failed, 1);
+			break;
+		}
+		ops++;
+	}
+	atomic_fetch_add(&total_ops, ops);
+	free(buf);
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	pthread_t th[MAX_THREADS];
+	uint64_t threads;
+	double t0, elapsed;
+
+	if (argc != 7 || parse_mode(argv[2], &mode) || parse_size(argv[3], &bs) ||
+	    parse_size(argv[5], &span) || parse_size(argv[6], &threads)) {
+		fprintf(stderr, "usage: %s DEV fill|read|write|randread|randwrite BS SECONDS SPAN THREADS\n",
+			argv[0]);
+		return 2;
+	}
+	dev = argv[1];
+	seconds = atof(argv[4]);
+	if (bs == 0 || bs % 512 || span < bs || threads < 1 || threads > MAX_THREADS ||
+	    seconds <= 0) {
+		fprintf(stderr, "%s: bad BS, SPAN, SECONDS or THREADS\n", argv[0]);
+		return 2;
+	}
+	nblocks = span / bs;
+	fd = open(dev, (mode == SEQ_READ || mode == RAND_READ ? O_RDONLY : O_RDWR) | O_DIRECT);
+	if (fd < 0) {
+		fprintf(stderr, "%s: %s\n", dev, strerror(errno));
+		return 1;
+	}
+
+	t0 = now();
+	for (uint64_t i = 0; i < threads; i++) {
+		if (pthread_create(&th[i], NULL, worker, (void *)(uintptr_t)i)) {
+			fprintf(stderr, "pthread_create failed\n");
+			return 1;
+		}
+	}
+	if (mode != FILL) {
+		struct timespec ts = { (time_t)seconds,
+				       (long)((seconds - (double)(time_t)seconds) * 1e9) };
+		while (nanosleep(&ts, &ts) && errno == EINTR)
+			;
+		atomic_store(&stop, 1);
+	}
+	for (uint64_t i = 0; i < threads; i++)
+		pthread_join(th[i], NULL);
+	if (mode != SEQ_READ && mode != RAND_READ && fsync(fd)) {
+		fprintf(stderr, "%s: fsync: %s\n", dev, strerror(errno));
+		return 1;
+	}
+	elapsed = now() - t0;
+	close(fd);
+	if (atomic_load(&failed))
+		return 1;
+
+	uint64_t ops = atomic_load(&total_ops);
+	printf("BENCH mode=%s bs=%llu threads=%llu ops=%llu bytes=%llu secs=%.3f iops=%.0f MBps=%.1f\n",
+	       argv[2], (unsigned long long)bs, (unsigned long long)threads,
+	       (unsigned long long)ops, (unsigned long long)(ops * bs), elapsed,
+	       (double)ops / elapsed, (double)(ops * bs) / elapsed / 1048576.0);
+	return 0;
+}
