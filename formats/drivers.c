@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * The one table of format drivers.  Probing asks each in turn; raw scores
+ * lowest, so it is last in effect whatever the order here.
+ */
+#include "driver.h"
+
+extern const struct mimg_driver mimg_raw_driver;
+
+const struct mimg_driver *const mimg_drivers[] = {
+	&mimg_raw_driver,
+	NULL,
+};

@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * Block status of one layer and through the backing chain.
+ */
+#include <errno.h>
+
+#include "error.h"
+#include "image.h"
+
+int mimg_block_status(struct mimg *img, uint64_t off, uint64_t len,
+		      uint64_t *pnum, unsigned *status, uint64_t *host_off)
+{
+	uint64_t dummy_host;
+	int r;
+
+	if (!host_off)
+		host_off = &dummy_host;
+	*pnum = 0;
+	*status = 0;
+	*host_off = 0;
+	if (off >= img->size || len == 0)
+		return mimg_err(-EINVAL, "%s: block status at %llu is past the "
+				"end of the image", img->filename,
+				(unsigned long long)off);
+	if (len > img->size - off)
+		len = img->size - off;
+	if (!img->drv->block_status) {
+		*pnum = len;
+		*status = MIMG_BS_DATA | MIMG_BS_ALLOCATED;
+		return 0;
+	}
+	r = img->drv->block_status(img, off, len, pnum, status, host_off);
+	if (r < 0)
+		return r;
+	if (*pnum == 0 || *pnum > len)
+		return mimg_err(-EIO, "%s: driver %s reported a block status "
+				"run of %llu bytes for %llu requested",
+				img->filename, img->drv->name,
+				(unsigned long long)*pnum,
+				(unsigned long long)len);
+	/* Unallocated with nothing below reads as zeroes. */
+	if (!(*status & MIMG_BS_ALLOCATED) && !img->backing) {
+		*status |= MIMG_BS_ZERO;
+		*status &= ~(unsigned)MIMG_BS_DATA;
+	}
+	return 0;
+}
+
+int mimg_block_status_chain(struct mimg *img, uint64_t off, uint64_t len,
+			    uint64_t *pnum, unsigned *status, int *depth)
+{
+	int d = 0;
+	uint64_t n = len;
+
+	for (struct mimg *cur = img; cur; cur = cur->backing, d++) {
+		if (off >= cur->size) {
+			/* A shorter backing file: its tail reads as zeroes. */
+			*pnum = n;
+			*status = MIMG_BS_ZERO;
+			if (depth)
+				*depth = d;
+			return 0;
+		}
+		uint64_t p;
+		unsigned st;
+		int r = mimg_block_status(cur, off, n, &p, &st, NULL);
+		if (r < 0)
+			return r;
+		n = p;
+		if ((st & MIMG_BS_ALLOCATED) || !cur->backing) {
+			*pnum = n;
+			*status = st & (MIMG_BS_DATA | MIMG_BS_ZERO |
+					MIMG_BS_ALLOCATED |
+					MIMG_BS_COMPRESSED);
+			if (depth)
+				*depth = d;
+			return 0;
+		}
+	}
+	return mimg_err(-EIO, "%s: block status found no layer",
+			img->filename);
+}

@@ -1,0 +1,393 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * The convert engine.  Worker threads claim windows of the source in
+ * ascending order.  Runs that read as zeroes are skipped outright when the
+ * target already reads as zeroes, so the work is proportional to the data.
+ * Data windows are read (and compressed) in parallel; writes happen in
+ * window order unless out-of-order writes are allowed.  Memory is bounded
+ * by workers x window size.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checked.h"
+#include "error.h"
+#include "image.h"
+#include "iov.h"
+
+#define WINDOW (2u << 20)	/* bytes read per job */
+#define ZERO_JOB_MAX (1ull << 30) /* largest write-zeroes request */
+#define DEFAULT_PARALLEL 8
+#define MAX_PARALLEL 64
+
+struct conv {
+	struct mimg *src, *dst;
+	uint64_t size;		/* bytes to convert (source size) */
+	uint64_t sparse;	/* zero-detection granularity, 0 = off */
+	uint64_t align;		/* window alignment (target cluster) */
+	uint32_t unit;		/* compressed write unit, 0 = plain */
+	bool target_zero;	/* target reads as zeroes already */
+	bool ordered;
+
+	pthread_mutex_t lock;
+	pthread_cond_t turn;
+	uint64_t next_off;	/* first byte not yet claimed */
+	uint64_t next_seq;	/* sequence number of the next claimed job */
+	uint64_t write_seq;	/* job allowed to write next (ordered) */
+	uint64_t done;		/* bytes finished, for progress */
+	int err;
+	char errmsg[1024];
+	const struct mimg_convert_opts *opts;
+};
+
+struct job {
+	uint64_t off, len, seq;
+	bool zero;		/* make the range read as zeroes */
+};
+
+/* Record the first failure with its message (messages are thread-local,
+ * so copy it for the caller's thread). */
+static void conv_fail(struct conv *c, int err)
+{
+	pthread_mutex_lock(&c->lock);
+	if (!c->err) {
+		c->err = err;
+		strncpy(c->errmsg, mimg_errmsg(), sizeof(c->errmsg) - 1);
+	}
+	pthread_cond_broadcast(&c->turn);
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void conv_progress(struct conv *c, uint64_t bytes)
+{
+	/* caller holds c->lock */
+	c->done += bytes;
+	if (c->opts->progress)
+		c->opts->progress(c->opts->opaque, c->done, c->size);
+}
+
+/*
+ * Claim the next job under c->lock.  Leading runs that need no write are
+ * consumed here; returns false when nothing is left (or after an error).
+ */
+static bool claim_job(struct conv *c, struct job *j)
+{
+	while (!c->err && c->next_off < c->size) {
+		uint64_t off = c->next_off, pnum;
+		unsigned st;
+		int r = mimg_block_status_chain(c->src, off, c->size - off,
+						&pnum, &st, NULL);
+		if (r < 0) {
+			c->err = r;
+			strncpy(c->errmsg, mimg_errmsg(), sizeof(c->errmsg) - 1);
+			return false;
+		}
+		bool zero = (st & MIMG_BS_ZERO) && c->sparse;
+		if (zero) {
+			/* Whole aligned units only, so that data windows
+			 * start on a target cluster. */
+			uint64_t end = off + pnum;
+			if (end < c->size)
+				end = align_down_u64(end, c->align);
+			if (end > off) {
+				if (c->target_zero) {
+					c->next_off = end;
+					conv_progress(c, end - off);
+					continue;
+				}
+				if (!c->unit) {
+					j->off = off;
+					j->len = min_u64(end - off, ZERO_JOB_MAX);
+					j->zero = true;
+					j->seq = c->next_seq++;
+					c->next_off = off + j->len;
+					return true;
+				}
+			}
+		}
+		/* A data window up to the next WINDOW boundary. */
+		uint64_t wend = align_down_u64(off, WINDOW) + WINDOW;
+		j->off = off;
+		j->len = min_u64(wend, c->size) - off;
+		j->zero = false;
+		j->seq = c->next_seq++;
+		c->next_off = off + j->len;
+		return true;
+	}
+	return false;
+}
+
+/* Wait until job SEQ may write (always true for unordered writes). */
+static int wait_turn(struct conv *c, uint64_t seq)
+{
+	pthread_mutex_lock(&c->lock);
+	while (c->ordered && c->write_seq != seq && !c->err)
+		pthread_cond_wait(&c->turn, &c->lock);
+	int err = c->err;
+	pthread_mutex_unlock(&c->lock);
+	return err;
+}
+
+static void finish_turn(struct conv *c, const struct job *j)
+{
+	pthread_mutex_lock(&c->lock);
+	if (c->ordered)
+		c->write_seq = j->seq + 1;
+	conv_progress(c, j->len);
+	pthread_cond_broadcast(&c->turn);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Zero or write [off, off+len) of DST from BUF. */
+static int put_run(struct conv *c, const uint8_t *buf, uint64_t off,
+		   uint64_t len, bool zero)
+{
+	if (zero) {
+		if (c->target_zero)
+			return 0;
+		return mimg_pwrite_zeroes(c->dst, off, len,
+					  MIMG_ZERO_MAY_UNMAP);
+	}
+	ssize_t r = mimg_pwrite(c->dst, buf, (size_t)len, off);
+	return r < 0 ? (int)r : 0;
+}
+
+/* Write BUF (the source's bytes [off, off+len)), skipping zero runs of at
+ * least c->sparse bytes on sparse-aligned boundaries. */
+static int write_plain(struct conv *c, const uint8_t *buf, uint64_t off,
+		       uint64_t len)
+{
+	if (!c->sparse)
+		return put_run(c, buf, off, len, false);
+	uint64_t pos = 0, run_start = 0;
+	bool run_zero = false, have_run = false;
+	while (pos < len) {
+		/* Chunks end on absolute multiples of the granularity. */
+		uint64_t cend = min_u64(align_down_u64(off + pos, c->sparse) +
+						c->sparse - off, len);
+		bool z = buf_is_zero(buf + pos, (size_t)(cend - pos)) &&
+			 cend - pos == c->sparse;
+		if (!have_run) {
+			run_start = pos;
+			run_zero = z;
+			have_run = true;
+		} else if (z != run_zero) {
+			int r = put_run(c, buf + run_start, off + run_start,
+					pos - run_start, run_zero);
+			if (r < 0)
+				return r;
+			run_start = pos;
+			run_zero = z;
+		}
+		pos = cend;
+	}
+	return have_run ? put_run(c, buf + run_start, off + run_start,
+				  len - run_start, run_zero)
+			: 0;
+}
+
+struct cunit {
+	ssize_t clen;		/* compressed length; -1: zero, skip */
+	uint8_t *out;
+};
+
+static int write_compressed_job(struct conv *c, const struct job *j,
+				uint8_t *buf, uint8_t *cbuf, size_t cstride,
+				struct cunit *units)
+{
+	const struct mimg_driver *d = c->dst->drv;
+	uint64_t n = div_round_up_u64(j->len, c->unit);
+	int r;
+
+	for (uint64_t i = 0; i < n; i++) {
+		uint8_t *in = buf + i * c->unit;
+		units[i].out = cbuf + i * cstride;
+		if (buf_is_zero(in, c->unit) && c->target_zero) {
+			units[i].clen = -1;
+			continue;
+		}
+		units[i].clen = d->compress(c->dst, in, c->unit, units[i].out,
+					    cstride);
+		if (units[i].clen == -ENOSPC)
+			units[i].clen = -2; /* store uncompressed */
+		else if (units[i].clen < 0)
+			return (int)units[i].clen;
+	}
+	if ((r = wait_turn(c, j->seq)) != 0)
+		return r;
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t uoff = j->off + i * c->unit;
+		if (units[i].clen == -1)
+			continue;
+		if (units[i].clen == -2)
+			r = d->write_compressed(c->dst, uoff,
+						buf + i * c->unit, c->unit,
+						false);
+		else
+			r = d->write_compressed(c->dst, uoff, units[i].out,
+						(size_t)units[i].clen, true);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int run_job(struct conv *c, const struct job *j, uint8_t *buf,
+		   uint8_t *cbuf, size_t cstride, struct cunit *units)
+{
+	int r;
+
+	if (j->zero) {
+		if ((r = wait_turn(c, j->seq)) != 0)
+			return r;
+		return put_run(c, NULL, j->off, j->len, true);
+	}
+	if (c->unit) {
+		/* Compressed units are whole: the window starts unit-aligned
+		 * (see claim_job) and the image's tail is zero-padded. */
+		size_t padded = (size_t)div_round_up_u64(j->len, c->unit) *
+				c->unit;
+		ssize_t got = mimg_pread(c->src, buf, (size_t)j->len, j->off);
+		if (got < 0)
+			return (int)got;
+		memset(buf + got, 0, padded - (size_t)got);
+		return write_compressed_job(c, j, buf, cbuf, cstride, units);
+	}
+	ssize_t got = mimg_pread(c->src, buf, (size_t)j->len, j->off);
+	if (got < 0)
+		return (int)got;
+	if ((r = wait_turn(c, j->seq)) != 0)
+		return r;
+	return write_plain(c, buf, j->off, j->len);
+}
+
+static void *worker(void *arg)
+{
+	struct conv *c = arg;
+	size_t cstride = c->unit ? c->unit + c->unit / 8 + 4096 : 0;
+	size_t nunits = c->unit ? WINDOW / c->unit + 1 : 0;
+	uint8_t *buf = malloc(WINDOW + (c->unit ? c->unit : 0));
+	uint8_t *cbuf = c->unit ? malloc(nunits * cstride) : NULL;
+	struct cunit *units = c->unit ? calloc(nunits, sizeof(*units)) : NULL;
+	struct job j;
+
+	if (!buf || (c->unit && (!cbuf || !units))) {
+		mimg_err(-ENOMEM, "out of memory for conversion buffers");
+		conv_fail(c, -ENOMEM);
+		goto out;
+	}
+	for (;;) {
+		pthread_mutex_lock(&c->lock);
+		bool have = claim_job(c, &j);
+		if (!have)
+			pthread_cond_broadcast(&c->turn);
+		pthread_mutex_unlock(&c->lock);
+		if (!have)
+			break;
+		int r = run_job(c, &j, buf, cbuf, cstride, units);
+		if (r < 0) {
+			conv_fail(c, r);
+			break;
+		}
+		if (r > 0) /* another worker failed */
+			break;
+		finish_turn(c, &j);
+	}
+out:
+	free(buf);
+	free(cbuf);
+	free(units);
+	return NULL;
+}
+
+static int conv_setup(struct conv *c, struct mimg *src, struct mimg *dst,
+		      const struct mimg_convert_opts *o)
+{
+	const struct mimg_driver *d = dst->drv;
+	bool stream = d->stream_only && d->stream_only(dst);
+
+	if (dst->read_only)
+		return mimg_err(-EROFS, "%s: target is open read-only",
+				dst->filename);
+	if (dst->size < src->size)
+		return mimg_err(-ENOSPC, "%s: target (%llu bytes) is smaller "
+				"than the source %s (%llu bytes)",
+				dst->filename, (unsigned long long)dst->size,
+				src->filename, (unsigned long long)src->size);
+	c->src = src;
+	c->dst = dst;
+	c->opts = o;
+	c->size = src->size;
+	c->sparse = o->sparse_size == MIMG_CONVERT_NO_SPARSE ? 0
+		    : o->sparse_size ? o->sparse_size
+				     : MIMG_CONVERT_DEFAULT_SPARSE;
+	if (c->sparse && (!is_pow2_u64(c->sparse) || c->sparse > WINDOW))
+		return mimg_err(-EINVAL, "sparse size %llu must be a power of "
+				"two up to %u", (unsigned long long)c->sparse,
+				WINDOW);
+	c->target_zero = o->target_is_zero ||
+			 (!o->existing_target && mimg_has_zero_init(dst));
+	c->ordered = !o->out_of_order || o->compress || stream;
+	if (o->compress || stream) {
+		if (!d->compress_unit || !d->compress || !d->write_compressed ||
+		    !(c->unit = d->compress_unit(dst)))
+			return mimg_err(-ENOTSUP, "%s: format %s does not "
+					"support compressed writes",
+					dst->filename, d->name);
+		if (!is_pow2_u64(c->unit) || c->unit > WINDOW)
+			return mimg_err(-EINVAL, "%s: compressed unit %u is "
+					"not usable", dst->filename, c->unit);
+		if (!c->target_zero)
+			return mimg_err(-ENOTSUP, "%s: compressed or stream "
+					"output needs a fresh target",
+					dst->filename);
+		if (!c->sparse) /* zero units are still never stored */
+			c->sparse = c->unit;
+	}
+	c->align = max_u64(max_u64(dst->cluster_size, c->unit),
+			   c->sparse ? c->sparse : 1);
+	if (!is_pow2_u64(c->align) || c->align > WINDOW)
+		c->align = WINDOW;
+	return 0;
+}
+
+int mimg_convert(struct mimg *src, struct mimg *dst,
+		 const struct mimg_convert_opts *opts)
+{
+	static const struct mimg_convert_opts defaults;
+	struct conv c;
+	pthread_t tids[MAX_PARALLEL];
+	int nthreads, started = 0, r;
+
+	memset(&c, 0, sizeof(c));
+	if (!opts)
+		opts = &defaults;
+	if ((r = conv_setup(&c, src, dst, opts)) < 0)
+		return r;
+	nthreads = opts->parallel > 0 ? opts->parallel : DEFAULT_PARALLEL;
+	if (nthreads > MAX_PARALLEL)
+		nthreads = MAX_PARALLEL;
+	pthread_mutex_init(&c.lock, NULL);
+	pthread_cond_init(&c.turn, NULL);
+	for (int i = 0; i < nthreads; i++) {
+		if (pthread_create(&tids[i], NULL, worker, &c) != 0)
+			break;
+		started++;
+	}
+	if (started == 0) {
+		mimg_err(-EAGAIN, "could not start conversion threads");
+		conv_fail(&c, -EAGAIN);
+	}
+	for (int i = 0; i < started; i++)
+		pthread_join(tids[i], NULL);
+	if (!c.err && opts->progress)
+		opts->progress(opts->opaque, c.size, c.size);
+	pthread_cond_destroy(&c.turn);
+	pthread_mutex_destroy(&c.lock);
+	if (c.err)
+		return mimg_err(c.err, "%s", c.errmsg);
+	return 0;
+}

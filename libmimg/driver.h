@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * The interface between the libmimg core and one format driver.
+ *
+ * A driver is a `const struct mimg_driver` listed in formats/drivers.c.
+ * The core allocates `priv_size` bytes of driver state (img->priv, zeroed),
+ * opens the image's host file (img->file) and then calls open().  Backing
+ * chains are opened by the core after open() from img->backing_name /
+ * img->backing_fmt, which the driver sets.
+ *
+ * Thread safety: preadv, pwritev, pwrite_zeroes, discard, block_status and
+ * flush may be called concurrently on one image.  Drivers lock their
+ * metadata and never hold a lock across data I/O that does not need it.
+ *
+ * Optional callbacks may be NULL or return -ENOTSUP; the core then emulates:
+ * pwrite_zeroes becomes writes of zeroes, discard does nothing, no
+ * block_status means "all data, allocated", truncate fails with -ENOTSUP.
+ */
+#ifndef MIMG_DRIVER_H
+#define MIMG_DRIVER_H
+
+#include "mimg.h"
+
+struct mimg_file;
+
+struct mimg_driver {
+	const char *name;
+	size_t priv_size;
+
+	/* Score 0-100 of how likely BUF (the first LEN bytes of the file,
+	 * LEN may be short for small files) is in this format.  raw is 1. */
+	int (*probe)(const uint8_t *buf, size_t len, const char *filename);
+
+	/* Parse the image.  img->file is open (read-write when
+	 * img->read_only is false); set img->size, and where applicable
+	 * img->cluster_size, img->backing_name, img->backing_fmt. */
+	int (*open)(struct mimg *img, unsigned flags);
+	/* Release driver state; the core closes img->file afterwards. */
+	void (*close)(struct mimg *img);
+
+	/* Create a new image file at PATH.  BACKING, when the caller asked
+	 * for a backing file, is that file opened read-only (for its size and
+	 * format); SIZE has already been taken from it when 0 was given. */
+	int (*create)(const char *path, uint64_t size,
+		      const struct mimg_opt *opts, size_t nopts,
+		      struct mimg *backing);
+
+	/* Data I/O.  [off, off+len) lies within img->size.  Ranges that are
+	 * unallocated in this layer are filled with mimg__read_below(). */
+	int (*preadv)(struct mimg *img, const struct iovec *iov, int iovcnt,
+		      uint64_t off, size_t len);
+	int (*pwritev)(struct mimg *img, const struct iovec *iov, int iovcnt,
+		       uint64_t off, size_t len);
+	int (*flush)(struct mimg *img);
+
+	/* Optional. */
+	int (*pwrite_zeroes)(struct mimg *img, uint64_t off, uint64_t len,
+			     unsigned flags);
+	int (*discard)(struct mimg *img, uint64_t off, uint64_t len);
+	/* This layer only: see mimg_block_status(). */
+	int (*block_status)(struct mimg *img, uint64_t off, uint64_t len,
+			    uint64_t *pnum, unsigned *status,
+			    uint64_t *host_off);
+	int (*truncate)(struct mimg *img, uint64_t size,
+			enum mimg_prealloc prealloc);
+	int (*check)(struct mimg *img, unsigned flags,
+		     struct mimg_check_result *res);
+	/* Add driver members to the ImageInfo object INFO that the core has
+	 * filled ("format-specific", "snapshots", "dirty-flag" override...).
+	 * Use the builders in value.h. */
+	int (*info)(struct mimg *img, struct mimg_value *info);
+	int (*select_snapshot)(struct mimg *img, const char *name);
+	/* True when a new image reads as zeroes (raw on a regular file: yes;
+	 * qcow2 without backing: yes).  NULL means false. */
+	bool (*has_zero_init)(struct mimg *img);
+
+	/* Optional compressed writing, used by mimg_convert with -c and by
+	 * formats that always compress (VMDK streamOptimized).
+	 * compress_unit: the unit (cluster/grain) in bytes, 0 when compressed
+	 * writes are not possible for this image.
+	 * compress: thread-safe, pure: compress IN (one unit) into OUT (OUTCAP
+	 * bytes); return the compressed length, or -ENOSPC when the result
+	 * would not save space (the unit is then written uncompressed).
+	 * write_compressed: called in guest-offset order from one thread;
+	 * OFF is unit-aligned; when LEN == compress_unit and the data is not
+	 * compressed, DATA is plain.  The flag says which. */
+	uint32_t (*compress_unit)(struct mimg *img);
+	ssize_t (*compress)(struct mimg *img, const void *in, size_t inlen,
+			    void *out, size_t outcap);
+	int (*write_compressed)(struct mimg *img, uint64_t off,
+				const void *data, size_t len, bool compressed);
+	/* True when this image must be written through write_compressed in
+	 * ascending order (stream formats), even without -c. */
+	bool (*stream_only)(struct mimg *img);
+};
+
+/* formats/drivers.c: NULL-terminated table of every driver. */
+extern const struct mimg_driver *const mimg_drivers[];
+
+const struct mimg_driver *mimg__find_driver(const char *name);
+
+/*
+ * Fill [off, off+len) of IOV (whose first byte corresponds to image offset
+ * OFF; IOV_SKIP bytes of IOV are skipped first) with what the layers below
+ * IMG hold: the backing image's data, or zeroes where there is no backing
+ * image or it is shorter.  For drivers' unallocated ranges and COW.
+ */
+int mimg__read_below(struct mimg *img, const struct iovec *iov, int iovcnt,
+		     size_t iov_skip, uint64_t off, size_t len);
+/* Same into a flat buffer. */
+int mimg__read_below_buf(struct mimg *img, void *buf, uint64_t off,
+			 size_t len);
+
+/*
+ * Resolve NAME, a path found inside an image (backing file, extent, data
+ * file) relative to the directory of the image at BASE_PATH.  Applies the
+ * untrusted-path policy: with CONTAINED, absolute paths and ".." escapes
+ * are refused (-EPERM) unless img flags allow external files; with
+ * MIMG_OPEN_UNTRUSTED every reference is refused.  WHAT names the
+ * reference for messages ("extent", "data file").  Returns a malloc'ed
+ * path in *OUT.
+ */
+int mimg__resolve_ref(const struct mimg *img, const char *name,
+		      bool contained, const char *what, char **out);
+
+/* Open an additional host file for IMG (VMDK extents, qcow2 data file),
+ * with IMG's access mode and cache flags. */
+int mimg__open_extra_file(struct mimg *img, const char *path, bool create,
+			  struct mimg_file **fp);
+
+/* Option helpers for create(): look up KEY in OPTS (NULL if absent). */
+const char *mimg__opt(const struct mimg_opt *opts, size_t nopts,
+		      const char *key);
+/* Refuse options not in the NULL-terminated list KNOWN (-EINVAL naming
+ * the first unknown one and FORMAT). */
+int mimg__opts_check(const struct mimg_opt *opts, size_t nopts,
+		     const char *const *known, const char *format);
+/* Parse a boolean option ("on"/"off"/"true"/"false"/"yes"/"no"/1/0). */
+int mimg__opt_bool(const char *key, const char *value, bool *out);
+/* Parse a size option with suffixes. */
+int mimg__opt_size(const char *key, const char *value, uint64_t *out);
+int mimg__opt_prealloc(const char *value, enum mimg_prealloc *out);
+
+#endif

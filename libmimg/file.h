@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * The host-file layer.  Drivers do all their file I/O through it so that
+ * tests can inject faults and sources can later be other than files.
+ * Reads and writes are full: short transfers are retried; a read past the
+ * end of the file fills the rest with zeroes and returns 0 (like reading a
+ * sparse hole), except mimg_file_pread_exact which gives -EIO.
+ */
+#ifndef MIMG_FILE_H
+#define MIMG_FILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+struct mimg_file;
+
+enum {
+	MIMG_FILE_RDWR = 1u << 0,
+	MIMG_FILE_CREATE = 1u << 1,   /* create or truncate */
+	MIMG_FILE_DIRECT = 1u << 2,
+	MIMG_FILE_SYNC = 1u << 3,
+	MIMG_FILE_NO_FLUSH = 1u << 4, /* flush is a no-op (cache=unsafe) */
+};
+
+int mimg_file_open(struct mimg_file **fp, const char *path, unsigned flags);
+int mimg_file_close(struct mimg_file *f);
+const char *mimg_file_path(const struct mimg_file *f);
+bool mimg_file_is_regular(const struct mimg_file *f);
+
+int mimg_file_preadv(struct mimg_file *f, const struct iovec *iov, int iovcnt,
+		     uint64_t off);
+int mimg_file_pread(struct mimg_file *f, void *buf, size_t len, uint64_t off);
+/* -EIO with a message when the file ends before OFF+LEN. */
+int mimg_file_pread_exact(struct mimg_file *f, void *buf, size_t len,
+			  uint64_t off, const char *what);
+int mimg_file_pwritev(struct mimg_file *f, const struct iovec *iov,
+		      int iovcnt, uint64_t off);
+int mimg_file_pwrite(struct mimg_file *f, const void *buf, size_t len,
+		     uint64_t off);
+int mimg_file_flush(struct mimg_file *f);
+int mimg_file_size(struct mimg_file *f, uint64_t *sizep);
+/* Bytes of host storage in use (st_blocks * 512). */
+int mimg_file_allocated(struct mimg_file *f, uint64_t *bytesp);
+int mimg_file_truncate(struct mimg_file *f, uint64_t size);
+/* Reserve space (fallocate mode 0); -ENOTSUP where impossible. */
+int mimg_file_allocate(struct mimg_file *f, uint64_t off, uint64_t len);
+/* Deallocate, keeping the size; the range reads as zeroes afterwards.
+ * -ENOTSUP where impossible. */
+int mimg_file_punch_hole(struct mimg_file *f, uint64_t off, uint64_t len);
+/* Make the range read as zeroes efficiently (FALLOC_FL_ZERO_RANGE or punch
+ * hole); -ENOTSUP where impossible. */
+int mimg_file_zero_range(struct mimg_file *f, uint64_t off, uint64_t len,
+			 bool may_unmap);
+/* Data/hole map: *IS_DATA tells whether OFF is in data, *PNUM how far the
+ * run goes (capped at LEN).  Files without SEEK_DATA report all data. */
+int mimg_file_extent(struct mimg_file *f, uint64_t off, uint64_t len,
+		     bool *is_data, uint64_t *pnum);
+
+/*
+ * Fault injection for tests.  When set, the hook is called before every
+ * write-type operation (write, truncate, allocate, punch, flush) on any
+ * file with the operation and range; a non-zero return fails that
+ * operation with that (negative errno) value, without performing it.
+ * Setting a hook is process-wide and meant for single-purpose test
+ * programs only.
+ */
+enum mimg_file_op {
+	MIMG_FILE_OP_WRITE,
+	MIMG_FILE_OP_FLUSH,
+	MIMG_FILE_OP_TRUNCATE,
+	MIMG_FILE_OP_ALLOCATE,
+	MIMG_FILE_OP_DISCARD,
+};
+typedef int (*mimg_file_fault_hook)(void *opaque, enum mimg_file_op op,
+				    const char *path, uint64_t off,
+				    uint64_t len);
+void mimg_file_set_fault_hook(mimg_file_fault_hook hook, void *opaque);
+
+#endif

@@ -1,0 +1,289 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * Opening and closing images: driver lookup, format probing, and the
+ * backing chain (resolution, loop detection, depth cap).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "error.h"
+#include "image.h"
+
+#define PROBE_BUF_SIZE 4096
+
+const char *mimg_version(void)
+{
+	return MIMG_VERSION_STRING;
+}
+
+const struct mimg_driver *mimg__find_driver(const char *name)
+{
+	for (const struct mimg_driver *const *d = mimg_drivers; *d; d++)
+		if (strcmp((*d)->name, name) == 0)
+			return *d;
+	return NULL;
+}
+
+const char *const *mimg_formats(void)
+{
+	static const char *names[16];
+	size_t n = 0;
+	for (const struct mimg_driver *const *d = mimg_drivers;
+	     *d && n + 1 < sizeof(names) / sizeof(names[0]); d++)
+		names[n++] = (*d)->name;
+	names[n] = NULL;
+	return names;
+}
+
+/* The highest-scoring driver for the first bytes of a file. */
+const struct mimg_driver *mimg__probe(const uint8_t *buf, size_t len,
+				      const char *filename);
+const struct mimg_driver *mimg__probe(const uint8_t *buf, size_t len,
+				      const char *filename)
+{
+	const struct mimg_driver *best = NULL;
+	int best_score = 0;
+	for (const struct mimg_driver *const *d = mimg_drivers; *d; d++) {
+		if (!(*d)->probe)
+			continue;
+		int score = (*d)->probe(buf, len, filename);
+		if (score > best_score) {
+			best_score = score;
+			best = *d;
+		}
+	}
+	return best;
+}
+
+/* One (device, inode) pair per image already open below the top, to
+ * detect backing loops. */
+struct chain_ids {
+	dev_t dev[MIMG_MAX_CHAIN_DEPTH + 1];
+	ino_t ino[MIMG_MAX_CHAIN_DEPTH + 1];
+	int n;
+};
+
+static void free_image(struct mimg *img)
+{
+	if (!img)
+		return;
+	free(img->priv);
+	free(img->filename);
+	free(img->backing_name);
+	free(img->backing_fmt);
+	free(img->backing_path);
+	free(img);
+}
+
+static int open_node(struct mimg **imgp, const char *path,
+		     const char *format, unsigned flags, struct mimg *top,
+		     int depth, struct chain_ids *ids);
+
+static int open_backing(struct mimg *img, struct chain_ids *ids)
+{
+	int r = mimg__resolve_ref(img, img->backing_name, false,
+				  "backing file", &img->backing_path);
+	if (r < 0)
+		return r;
+	if (img->depth + 1 > MIMG_MAX_CHAIN_DEPTH)
+		return mimg_err(-ELOOP,
+				"%s: backing chain is deeper than %d images",
+				img->top->filename, MIMG_MAX_CHAIN_DEPTH);
+	unsigned bflags = img->top->flags &
+			  ~(MIMG_OPEN_RDWR | MIMG_OPEN_CHECK);
+	r = open_node(&img->backing, img->backing_path, img->backing_fmt,
+		      bflags, img->top, img->depth + 1, ids);
+	if (r < 0)
+		return mimg_err_prefix(r, "Could not open backing file of %s",
+				       img->filename);
+	return 0;
+}
+
+static int open_node(struct mimg **imgp, const char *path,
+		     const char *format, unsigned flags, struct mimg *top,
+		     int depth, struct chain_ids *ids)
+{
+	const struct mimg_driver *drv = NULL;
+	struct mimg *img;
+	struct stat st;
+	unsigned fflags = 0;
+	int r;
+
+	*imgp = NULL;
+	if (format && !(drv = mimg__find_driver(format)))
+		return mimg_err(-EINVAL, "Unknown driver '%s'", format);
+
+	if (stat(path, &st) == 0) {
+		for (int i = 0; i < ids->n; i++)
+			if (ids->dev[i] == st.st_dev &&
+			    ids->ino[i] == st.st_ino)
+				return mimg_err(-ELOOP,
+						"%s: backing chain loops back "
+						"to this file", path);
+		if (ids->n <= MIMG_MAX_CHAIN_DEPTH) {
+			ids->dev[ids->n] = st.st_dev;
+			ids->ino[ids->n] = st.st_ino;
+			ids->n++;
+		}
+	}
+
+	img = calloc(1, sizeof(*img));
+	if (!img || !(img->filename = strdup(path))) {
+		free(img);
+		return mimg_err(-ENOMEM, "out of memory");
+	}
+	img->flags = flags;
+	img->read_only = !(flags & MIMG_OPEN_RDWR);
+	img->depth = depth;
+	img->top = top ? top : img;
+
+	if (!img->read_only)
+		fflags |= MIMG_FILE_RDWR;
+	if (flags & MIMG_OPEN_DIRECT)
+		fflags |= MIMG_FILE_DIRECT;
+	if (flags & MIMG_OPEN_SYNC)
+		fflags |= MIMG_FILE_SYNC;
+	if (flags & MIMG_OPEN_NO_FLUSH)
+		fflags |= MIMG_FILE_NO_FLUSH;
+	r = mimg_file_open(&img->file, path, fflags);
+	if (r < 0)
+		goto fail;
+
+	if (!drv) {
+		uint8_t buf[PROBE_BUF_SIZE];
+		uint64_t fsize;
+		if ((r = mimg_file_size(img->file, &fsize)) < 0 ||
+		    (r = mimg_file_pread(img->file, buf, sizeof(buf), 0)) < 0)
+			goto fail;
+		size_t n = fsize < sizeof(buf) ? (size_t)fsize : sizeof(buf);
+		drv = mimg__probe(buf, n, path);
+		if (!drv) {
+			r = mimg_err(-EINVAL, "%s: unknown image format", path);
+			goto fail;
+		}
+		img->probed_raw = strcmp(drv->name, "raw") == 0;
+	}
+	img->drv = drv;
+	if (drv->priv_size && !(img->priv = calloc(1, drv->priv_size))) {
+		r = mimg_err(-ENOMEM, "out of memory");
+		goto fail;
+	}
+	r = drv->open(img, flags);
+	if (r < 0)
+		goto fail;
+
+	if (img->backing_name && !(flags & MIMG_OPEN_NO_BACKING)) {
+		r = open_backing(img, ids);
+		if (r < 0) {
+			drv->close(img);
+			goto fail;
+		}
+	}
+	*imgp = img;
+	return 0;
+
+fail:
+	mimg_file_close(img->file);
+	free_image(img);
+	return r;
+}
+
+int mimg_open(struct mimg **imgp, const char *path, const char *format,
+	      unsigned flags)
+{
+	struct chain_ids ids = {.n = 0};
+	if (!imgp || !path)
+		return mimg_err(-EINVAL, "mimg_open: no path");
+	mimg_err_clear();
+	return open_node(imgp, path, format, flags, NULL, 0, &ids);
+}
+
+int mimg_close(struct mimg *img)
+{
+	int r = 0;
+	if (!img)
+		return 0;
+	if (!img->read_only && img->drv->flush)
+		r = img->drv->flush(img);
+	img->drv->close(img);
+	int rb = mimg_close(img->backing);
+	int rf = mimg_file_close(img->file);
+	free_image(img);
+	if (r == 0)
+		r = rb ? rb : rf;
+	return r;
+}
+
+uint64_t mimg_size(const struct mimg *img)
+{
+	return img->size;
+}
+
+const char *mimg_format(const struct mimg *img)
+{
+	return img->drv->name;
+}
+
+const char *mimg_filename(const struct mimg *img)
+{
+	return img->filename;
+}
+
+bool mimg_is_read_only(const struct mimg *img)
+{
+	return img->read_only;
+}
+
+struct mimg *mimg_backing(const struct mimg *img)
+{
+	return img->backing;
+}
+
+uint32_t mimg_cluster_size(const struct mimg *img)
+{
+	return img->cluster_size;
+}
+
+bool mimg_has_zero_init(const struct mimg *img)
+{
+	if (img->backing_name)
+		return false;
+	return img->drv->has_zero_init &&
+	       img->drv->has_zero_init((struct mimg *)img);
+}
+
+bool mimg_can_discard(const struct mimg *img)
+{
+	return !img->read_only && img->drv->discard != NULL;
+}
+
+int mimg_select_snapshot(struct mimg *img, const char *name)
+{
+	if (!img->read_only)
+		return mimg_err(-EBUSY, "%s: snapshots can only be read from "
+				"an image opened read-only", img->filename);
+	if (!img->drv->select_snapshot)
+		return mimg_err(-ENOTSUP, "%s: format %s has no internal "
+				"snapshots", img->filename, img->drv->name);
+	return img->drv->select_snapshot(img, name);
+}
+
+int mimg__open_extra_file(struct mimg *img, const char *path, bool create,
+			  struct mimg_file **fp)
+{
+	unsigned flags = img->top->flags, fflags = 0;
+	if (!img->read_only)
+		fflags |= MIMG_FILE_RDWR;
+	if (create)
+		fflags |= MIMG_FILE_CREATE | MIMG_FILE_RDWR;
+	if (flags & MIMG_OPEN_DIRECT)
+		fflags |= MIMG_FILE_DIRECT;
+	if (flags & MIMG_OPEN_SYNC)
+		fflags |= MIMG_FILE_SYNC;
+	if (flags & MIMG_OPEN_NO_FLUSH)
+		fflags |= MIMG_FILE_NO_FLUSH;
+	return mimg_file_open(fp, path, fflags);
+}

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * struct mimg, the open-image handle, shared by the core and the drivers.
+ */
+#ifndef MIMG_IMAGE_H
+#define MIMG_IMAGE_H
+
+#include <pthread.h>
+
+#include "driver.h"
+#include "file.h"
+
+struct mimg {
+	const struct mimg_driver *drv;
+	void *priv;		 /* drv->priv_size bytes, zeroed */
+	struct mimg_file *file;	 /* the image's own host file */
+	char *filename;		 /* as given to mimg_open */
+	unsigned flags;		 /* MIMG_OPEN_* */
+	bool read_only;
+	/* Format was probed as raw: writes must not change what sector 0
+	 * probes as (qemu's rule against format escalation). */
+	bool probed_raw;
+	int depth;		 /* 0 for the top image */
+
+	/* Set by the driver's open(). */
+	uint64_t size;
+	uint32_t cluster_size;	 /* 0 if not meaningful */
+	char *backing_name;	 /* as stored in the image, or NULL */
+	char *backing_fmt;	 /* stored backing format, or NULL */
+
+	/* Set by the core. */
+	struct mimg *backing;	 /* opened backing image, or NULL */
+	char *backing_path;	 /* backing_name resolved */
+	struct mimg *top;	 /* the chain's top image (flags, policy) */
+};
+
+#endif

@@ -1,0 +1,347 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * libmimg: read, write, inspect and convert virtual disk images (raw, qcow2,
+ * VMDK).  This header is the documentation of the library.
+ *
+ * Conventions
+ *  - Every function returns 0 (or a byte count) on success and a negative
+ *    errno value on failure.  The human-readable reason for the last failure
+ *    on the calling thread is returned by mimg_errmsg().
+ *  - Offsets and lengths are in bytes.
+ *  - All I/O calls (mimg_preadv ... mimg_block_status) on one handle may be
+ *    called concurrently from many threads.  mimg_open/mimg_close are not
+ *    concurrent with anything else on the same handle.
+ *  - Nothing here keeps global state except the thread-local error message.
+ */
+#ifndef MIMG_H
+#define MIMG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define MIMG_API __attribute__((visibility("default")))
+#else
+#define MIMG_API
+#endif
+
+#define MIMG_VERSION_MAJOR 0
+#define MIMG_VERSION_MINOR 1
+#define MIMG_VERSION_PATCH 0
+#define MIMG_VERSION_STRING "0.1.0"
+
+/* The library's version as "MAJOR.MINOR.PATCH" (may differ from the header
+ * the caller was built with). */
+MIMG_API const char *mimg_version(void);
+
+/* Message describing the last failure on this thread, naming the file,
+ * field and value involved.  Never NULL; valid until the next libmimg call
+ * on this thread. */
+MIMG_API const char *mimg_errmsg(void);
+
+/* ---------------------------------------------------------------------- */
+/* Opening images                                                          */
+
+struct mimg; /* an open image: one node of a backing chain */
+
+enum {
+	MIMG_OPEN_RDWR = 1u << 0,	  /* default is read-only */
+	MIMG_OPEN_NO_BACKING = 1u << 1,	  /* do not open backing files */
+	/* Refuse any image that refers to another file (backing file,
+	 * VMDK extent in another file, qcow2 external data file).  For
+	 * services that handle uploaded images. */
+	MIMG_OPEN_UNTRUSTED = 1u << 2,
+	/* Allow VMDK extents / qcow2 data files outside the image's
+	 * directory (absolute paths, ".." escapes).  Off by default. */
+	MIMG_OPEN_ALLOW_EXTERNAL = 1u << 3,
+	MIMG_OPEN_DIRECT = 1u << 4,	  /* O_DIRECT on host files */
+	MIMG_OPEN_SYNC = 1u << 5,	  /* O_DSYNC on host files */
+	/* Open even if the image needs repair (for mimg_check with repair;
+	 * e.g. a dirty qcow2 is not rebuilt on open). */
+	MIMG_OPEN_CHECK = 1u << 6,
+	/* Never ask the host to make writes durable (qemu's cache=unsafe):
+	 * mimg_flush still writes out metadata but skips fsync. */
+	MIMG_OPEN_NO_FLUSH = 1u << 7,
+};
+
+/* Maximum backing-chain depth followed before giving up (-ELOOP). */
+#define MIMG_MAX_CHAIN_DEPTH 64
+
+/*
+ * Open the image at PATH.  FORMAT is a driver name ("raw", "qcow2", "vmdk")
+ * or NULL to probe the contents.  An explicit format always wins.  When the
+ * format was only probed as raw, writes that would change what the first
+ * sector probes as are refused (-EPERM), as qemu does.
+ * Backing files are opened read-only, resolved relative to the overlay's
+ * directory; loops give -ELOOP, chains deeper than MIMG_MAX_CHAIN_DEPTH
+ * give -ELOOP too.
+ * Errors: -ENOENT/-EACCES (host), -EINVAL (corrupt or bad field),
+ * -ENOTSUP (feature not supported), -ELOOP, -EPERM (untrusted policy).
+ */
+MIMG_API int mimg_open(struct mimg **imgp, const char *path,
+		       const char *format, unsigned flags);
+
+/* Flush (when writable) and close the image and its backing chain.
+ * Returns the flush error, if any; the handle is freed in every case.
+ * mimg_close(NULL) returns 0. */
+MIMG_API int mimg_close(struct mimg *img);
+
+/* ---------------------------------------------------------------------- */
+/* Creating images                                                         */
+
+/* One creation option, as in qemu-img's "-o key=value". */
+struct mimg_opt {
+	const char *key;
+	const char *value;
+};
+
+/*
+ * Create an image of FORMAT and SIZE bytes at PATH (truncating an existing
+ * file).  OPTS are the format's creation options, named as qemu-img names
+ * them (e.g. "cluster_size", "compat", "preallocation", "backing_file",
+ * "backing_fmt", "subformat").  SIZE may be 0 when backing_file is given:
+ * the backing file's size is used.  Unknown options give -EINVAL naming
+ * the option.
+ */
+MIMG_API int mimg_create(const char *path, const char *format, uint64_t size,
+			 const struct mimg_opt *opts, size_t nopts);
+
+/* Parse "a=b,c=d" (qemu-img's -o syntax; ",," is a literal comma) into a
+ * newly allocated array.  Free with mimg_opts_free().  Returns the number of
+ * options or a negative errno. */
+MIMG_API int mimg_opts_parse(const char *text, struct mimg_opt **optsp);
+MIMG_API void mimg_opts_free(struct mimg_opt *opts, size_t nopts);
+
+/* Names of the available drivers, NULL-terminated, static. */
+MIMG_API const char *const *mimg_formats(void);
+
+/* ---------------------------------------------------------------------- */
+/* Properties                                                              */
+
+MIMG_API uint64_t mimg_size(const struct mimg *img);
+MIMG_API const char *mimg_format(const struct mimg *img);
+MIMG_API const char *mimg_filename(const struct mimg *img);
+MIMG_API bool mimg_is_read_only(const struct mimg *img);
+/* The opened backing image, or NULL.  Owned by IMG. */
+MIMG_API struct mimg *mimg_backing(const struct mimg *img);
+/* Allocation granularity (cluster/grain size), or 0 when not meaningful. */
+MIMG_API uint32_t mimg_cluster_size(const struct mimg *img);
+/* True when freshly created images of this one's kind read as zeroes
+ * everywhere and the image has no backing file (convert then skips
+ * writing zeroes). */
+MIMG_API bool mimg_has_zero_init(const struct mimg *img);
+/* True when mimg_discard() can free host space. */
+MIMG_API bool mimg_can_discard(const struct mimg *img);
+
+/* ---------------------------------------------------------------------- */
+/* I/O (thread-safe on one handle)                                         */
+
+/* Read LEN bytes at OFF; ranges not allocated in this layer come from the
+ * backing chain or read as zeroes.  Returns the number of bytes read
+ * (short only at end of image) or a negative errno. */
+MIMG_API ssize_t mimg_preadv(struct mimg *img, const struct iovec *iov,
+			     int iovcnt, uint64_t off);
+MIMG_API ssize_t mimg_pread(struct mimg *img, void *buf, size_t len,
+			    uint64_t off);
+
+/* Write; the range must lie within the image (-ENOSPC otherwise).
+ * Read-only images give -EROFS. */
+MIMG_API ssize_t mimg_pwritev(struct mimg *img, const struct iovec *iov,
+			      int iovcnt, uint64_t off);
+MIMG_API ssize_t mimg_pwrite(struct mimg *img, const void *buf, size_t len,
+			     uint64_t off);
+
+enum {
+	/* mimg_pwrite_zeroes may deallocate (punch holes / unmap). */
+	MIMG_ZERO_MAY_UNMAP = 1u << 0,
+};
+/* Make LEN bytes at OFF read as zeroes, efficiently where the format
+ * allows (falls back to writing zeroes). */
+MIMG_API int mimg_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
+				unsigned flags);
+
+/* Hint that LEN bytes at OFF are no longer needed.  Afterwards the range
+ * reads as zeroes or as the backing file's data, format-dependent (as
+ * qemu's discard).  Formats without support return 0 and do nothing. */
+MIMG_API int mimg_discard(struct mimg *img, uint64_t off, uint64_t len);
+
+/* Make all completed writes durable. */
+MIMG_API int mimg_flush(struct mimg *img);
+
+enum mimg_prealloc {
+	MIMG_PREALLOC_OFF = 0,
+	MIMG_PREALLOC_METADATA,
+	MIMG_PREALLOC_FALLOC,
+	MIMG_PREALLOC_FULL,
+};
+/* Change the virtual size.  Growing reads the new range as zeroes. */
+MIMG_API int mimg_truncate(struct mimg *img, uint64_t size,
+			   enum mimg_prealloc prealloc);
+
+/* ---------------------------------------------------------------------- */
+/* Block status                                                            */
+
+enum {
+	MIMG_BS_DATA = 1u << 0,	    /* reads return data from a file */
+	MIMG_BS_ZERO = 1u << 1,	    /* reads return zeroes */
+	MIMG_BS_ALLOCATED = 1u << 2, /* defined by this layer (not backing) */
+	MIMG_BS_OFFSET_VALID = 1u << 3, /* *host_off is the data's offset */
+	MIMG_BS_COMPRESSED = 1u << 4,	/* stored compressed */
+};
+
+/*
+ * Status of the range [OFF, OFF+LEN) in this layer only.  Sets *PNUM to the
+ * length (>0, <=LEN) of the run starting at OFF that shares *STATUS.  A run
+ * not ALLOCATED in this layer has its content defined by the backing chain
+ * (or reads as zeroes when there is none: then ZERO is also set).
+ * HOST_OFF may be NULL.  Returns 0 or a negative errno.
+ */
+MIMG_API int mimg_block_status(struct mimg *img, uint64_t off, uint64_t len,
+			       uint64_t *pnum, unsigned *status,
+			       uint64_t *host_off);
+
+/*
+ * Status of [OFF, OFF+LEN) through the whole backing chain: DATA or ZERO
+ * describe what a read returns; ALLOCATED is set when some layer defines
+ * the run.  *DEPTH (may be NULL) is the index of the defining layer
+ * (0 = IMG).
+ */
+MIMG_API int mimg_block_status_chain(struct mimg *img, uint64_t off,
+				     uint64_t len, uint64_t *pnum,
+				     unsigned *status, int *depth);
+
+/* Make a read-only IMG read the content of its internal snapshot NAME
+ * (matched against the snapshot's id, then its name), as qemu-img
+ * convert -l does.  -ENOENT when there is no such snapshot, -ENOTSUP for
+ * formats without snapshots, -EBUSY when IMG is writable. */
+MIMG_API int mimg_select_snapshot(struct mimg *img, const char *name);
+
+/* ---------------------------------------------------------------------- */
+/* Structured values (info, check reports)                                 */
+
+enum mimg_value_type {
+	MIMG_VALUE_NULL,
+	MIMG_VALUE_BOOL,
+	MIMG_VALUE_INT,	   /* signed 64-bit */
+	MIMG_VALUE_UINT,   /* unsigned 64-bit */
+	MIMG_VALUE_STRING,
+	MIMG_VALUE_OBJECT, /* ordered members, each with a key */
+	MIMG_VALUE_ARRAY,
+};
+
+/* A JSON-like tree.  Keys are exactly qemu-img 7.2's JSON keys. */
+struct mimg_value {
+	enum mimg_value_type type;
+	char *key; /* member name inside an object, else NULL */
+	union {
+		bool b;
+		int64_t i;
+		uint64_t u;
+		char *s;
+		struct {
+			struct mimg_value *items;
+			size_t n;
+		} list; /* OBJECT and ARRAY */
+	} v;
+};
+
+/* Member KEY of object OBJ, or NULL. */
+MIMG_API const struct mimg_value *mimg_value_get(const struct mimg_value *obj,
+						 const char *key);
+MIMG_API void mimg_value_free(struct mimg_value *v);
+/* Render as JSON, indented by 4 spaces per level as qemu-img prints it.
+ * Returns a malloc'ed string or NULL (-ENOMEM). */
+MIMG_API char *mimg_value_to_json(const struct mimg_value *v);
+
+/*
+ * Describe IMG (this layer) as qemu-img's ImageInfo: "virtual-size",
+ * "filename", "format", "actual-size", "dirty-flag", and where they apply
+ * "cluster-size", "backing-filename", "full-backing-filename",
+ * "backing-filename-format", "snapshots", "format-specific" {type, data}.
+ * The caller frees *INFOP with mimg_value_free().
+ */
+MIMG_API int mimg_info(struct mimg *img, struct mimg_value **infop);
+
+/* ---------------------------------------------------------------------- */
+/* Consistency check                                                       */
+
+enum {
+	MIMG_CHECK_REPAIR_LEAKS = 1u << 0,
+	MIMG_CHECK_REPAIR_ERRORS = 1u << 1,
+};
+
+struct mimg_check_result {
+	uint64_t corruptions;	     /* remaining after repair */
+	uint64_t leaks;
+	uint64_t check_errors;	     /* e.g. I/O errors while checking */
+	uint64_t corruptions_fixed;
+	uint64_t leaks_fixed;
+	uint64_t image_end_offset;   /* 0 when not applicable */
+	uint64_t total_clusters;     /* allocation units, 0 if n/a */
+	uint64_t allocated_clusters;
+	uint64_t fragmented_clusters;
+	uint64_t compressed_clusters;
+	/* One line per problem found ("ERROR cluster 5 refcount=1 reference=0"),
+	 * NULL-terminated, or NULL; freed by mimg_check_result_free. */
+	char **messages;
+	bool supported; /* false: the format has no check */
+};
+
+/* Check IMG's metadata; with repair FLAGS the image must be open read-write
+ * (with MIMG_OPEN_CHECK).  Returns 0 when the check ran (whatever it found)
+ * or a negative errno when it could not run. */
+MIMG_API int mimg_check(struct mimg *img, unsigned flags,
+			struct mimg_check_result *res);
+MIMG_API void mimg_check_result_free(struct mimg_check_result *res);
+
+/* ---------------------------------------------------------------------- */
+/* Convert                                                                 */
+
+struct mimg_convert_opts {
+	/* Zero runs at least this long (bytes, aligned to it) found inside
+	 * data are not written (qemu-img -S).  0 means the default, 4096;
+	 * MIMG_CONVERT_NO_SPARSE writes every byte, zeroes included, so the
+	 * target ends up fully allocated (qemu-img -S 0). */
+	uint64_t sparse_size;
+	int compress;		/* write compressed clusters (-c) */
+	int existing_target;	/* -n: DST was not created for this */
+	int target_is_zero;	/* --target-is-zero: DST reads as zeroes */
+	int out_of_order;	/* -W: writes may complete out of order */
+	int parallel;		/* -m: requests in flight, 0 = default (8) */
+	/* Called with bytes done and total, from one thread at a time
+	 * (not necessarily the caller's), at least once per MiB-sized
+	 * step and once at the end. */
+	void (*progress)(void *opaque, uint64_t done, uint64_t total);
+	void *opaque;
+};
+#define MIMG_CONVERT_DEFAULT_SPARSE 4096
+#define MIMG_CONVERT_NO_SPARSE UINT64_MAX
+
+/* Copy the content of SRC (through its backing chain) into DST, which must
+ * be open read-write and at least as large.  Work is proportional to the
+ * allocated data; unallocated and zero ranges are skipped on targets that
+ * read as zeroes.  Peak memory is bounded (a few MiB per parallel request).
+ * OPTS may be NULL for defaults. */
+MIMG_API int mimg_convert(struct mimg *src, struct mimg *dst,
+			  const struct mimg_convert_opts *opts);
+
+/* ---------------------------------------------------------------------- */
+/* Sizes                                                                   */
+
+/* Parse a size with an optional suffix: b (bytes), k/K, M, G, T, P, E
+ * (powers of 1024; no suffix means bytes; fractional values like "1.5G"
+ * are accepted as qemu-img accepts them).  Returns 0 or -EINVAL/-ERANGE. */
+MIMG_API int mimg_parse_size(const char *text, uint64_t *sizep);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MIMG_H */

@@ -1,0 +1,219 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * The I/O entry points: range checks, the probed-raw write guard, reads
+ * from the backing chain, and emulation of optional driver callbacks.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checked.h"
+#include "error.h"
+#include "image.h"
+#include "iov.h"
+
+#define SECTOR 512
+#define ZERO_CHUNK (1u << 20)
+#define IOV_LOCAL 16
+
+const struct mimg_driver *mimg__probe(const uint8_t *buf, size_t len,
+				      const char *filename);
+
+ssize_t mimg_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
+		    uint64_t off)
+{
+	size_t len = iov_total(iov, iovcnt);
+	struct iovec local[IOV_LOCAL], *use;
+	int n, r;
+
+	if (off >= img->size || len == 0)
+		return 0;
+	if (len > img->size - off)
+		len = (size_t)(img->size - off);
+	n = iov_slice(iov, iovcnt, 0, len, local, IOV_LOCAL, &use);
+	if (n < 0)
+		return mimg_err(n, "out of memory");
+	r = img->drv->preadv(img, use, n, off, len);
+	iov_slice_free(use, local);
+	return r < 0 ? r : (ssize_t)len;
+}
+
+ssize_t mimg_pread(struct mimg *img, void *buf, size_t len, uint64_t off)
+{
+	struct iovec iov = {.iov_base = buf, .iov_len = len};
+	return mimg_preadv(img, &iov, 1, off);
+}
+
+static int check_writable(struct mimg *img, uint64_t off, uint64_t len)
+{
+	if (img->read_only)
+		return mimg_err(-EROFS, "%s: image is open read-only",
+				img->filename);
+	if (!ck_range_within(off, len, img->size))
+		return mimg_err(-ENOSPC,
+				"%s: write of %llu bytes at offset %llu is past "
+				"the end of the image (%llu bytes)",
+				img->filename, (unsigned long long)len,
+				(unsigned long long)off,
+				(unsigned long long)img->size);
+	return 0;
+}
+
+/*
+ * An image whose format was only guessed as raw must not be turned into
+ * something that probes as another format (a guest writing a qcow2 header
+ * with a backing file of /etc/shadow): build what sector 0 would hold
+ * after the write and probe it, as qemu does.
+ */
+static int guard_probed_raw(struct mimg *img, const struct iovec *iov,
+			    int iovcnt, uint64_t off, size_t len)
+{
+	uint8_t sector[SECTOR];
+	if (!img->probed_raw || off >= SECTOR || len == 0)
+		return 0;
+	ssize_t r = mimg_pread(img, sector, SECTOR, 0);
+	if (r < 0)
+		return (int)r;
+	if ((size_t)r < SECTOR)
+		memset(sector + r, 0, SECTOR - (size_t)r);
+	size_t n = SECTOR - (size_t)off < len ? SECTOR - (size_t)off : len;
+	if (iov)
+		iov_to_buf(iov, iovcnt, 0, sector + off, n);
+	else
+		memset(sector + off, 0, n);
+	const struct mimg_driver *d = mimg__probe(sector, SECTOR,
+						  img->filename);
+	if (d && strcmp(d->name, "raw") != 0)
+		return mimg_err(-EPERM,
+				"%s: refusing to write a %s header into an "
+				"image whose format was only guessed as raw; "
+				"give the format explicitly",
+				img->filename, d->name);
+	return 0;
+}
+
+ssize_t mimg_pwritev(struct mimg *img, const struct iovec *iov, int iovcnt,
+		     uint64_t off)
+{
+	size_t len = iov_total(iov, iovcnt);
+	int r = check_writable(img, off, len);
+	if (r < 0)
+		return r;
+	if (len == 0)
+		return 0;
+	if ((r = guard_probed_raw(img, iov, iovcnt, off, len)) < 0)
+		return r;
+	r = img->drv->pwritev(img, iov, iovcnt, off, len);
+	return r < 0 ? r : (ssize_t)len;
+}
+
+ssize_t mimg_pwrite(struct mimg *img, const void *buf, size_t len,
+		    uint64_t off)
+{
+	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+	return mimg_pwritev(img, &iov, 1, off);
+}
+
+/* Emulated write-zeroes: plain writes from one zeroed buffer. */
+static int write_zero_buffers(struct mimg *img, uint64_t off, uint64_t len)
+{
+	size_t chunk = len < ZERO_CHUNK ? (size_t)len : ZERO_CHUNK;
+	void *zeroes = calloc(1, chunk);
+	int r = 0;
+	if (!zeroes)
+		return mimg_err(-ENOMEM, "out of memory");
+	while (len) {
+		size_t n = len < chunk ? (size_t)len : chunk;
+		struct iovec iov = {.iov_base = zeroes, .iov_len = n};
+		r = img->drv->pwritev(img, &iov, 1, off, n);
+		if (r < 0)
+			break;
+		off += n;
+		len -= n;
+	}
+	free(zeroes);
+	return r;
+}
+
+int mimg_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
+		       unsigned flags)
+{
+	int r = check_writable(img, off, len);
+	if (r < 0 || len == 0)
+		return r;
+	if ((r = guard_probed_raw(img, NULL, 0, off, len)) < 0)
+		return r;
+	if (img->drv->pwrite_zeroes) {
+		r = img->drv->pwrite_zeroes(img, off, len, flags);
+		if (r != -ENOTSUP)
+			return r;
+	}
+	return write_zero_buffers(img, off, len);
+}
+
+int mimg_discard(struct mimg *img, uint64_t off, uint64_t len)
+{
+	int r = check_writable(img, off, len);
+	if (r < 0 || len == 0)
+		return r;
+	if (!img->drv->discard)
+		return 0;
+	r = img->drv->discard(img, off, len);
+	return r == -ENOTSUP ? 0 : r;
+}
+
+int mimg_flush(struct mimg *img)
+{
+	if (img->read_only || !img->drv->flush)
+		return 0;
+	return img->drv->flush(img);
+}
+
+int mimg_truncate(struct mimg *img, uint64_t size, enum mimg_prealloc prealloc)
+{
+	if (img->read_only)
+		return mimg_err(-EROFS, "%s: image is open read-only",
+				img->filename);
+	if (size > (uint64_t)INT64_MAX)
+		return mimg_err(-EFBIG, "%s: size %llu is too large",
+				img->filename, (unsigned long long)size);
+	if (!img->drv->truncate)
+		return mimg_err(-ENOTSUP, "%s: format %s cannot be resized",
+				img->filename, img->drv->name);
+	return img->drv->truncate(img, size, prealloc);
+}
+
+int mimg__read_below(struct mimg *img, const struct iovec *iov, int iovcnt,
+		     size_t iov_skip, uint64_t off, size_t len)
+{
+	struct mimg *below = img->backing;
+	size_t from_below = 0;
+
+	if (below && off < below->size)
+		from_below = below->size - off < len
+				     ? (size_t)(below->size - off)
+				     : len;
+	if (from_below) {
+		struct iovec local[IOV_LOCAL], *use;
+		int n = iov_slice(iov, iovcnt, iov_skip, from_below, local,
+				  IOV_LOCAL, &use);
+		if (n < 0)
+			return mimg_err(n, "out of memory");
+		int r = below->drv->preadv(below, use, n, off, from_below);
+		iov_slice_free(use, local);
+		if (r < 0)
+			return r;
+	}
+	if (from_below < len)
+		iov_memset(iov, iovcnt, iov_skip + from_below, 0,
+			   len - from_below);
+	return 0;
+}
+
+int mimg__read_below_buf(struct mimg *img, void *buf, uint64_t off,
+			 size_t len)
+{
+	struct iovec iov = {.iov_base = buf, .iov_len = len};
+	return mimg__read_below(img, &iov, 1, 0, off, len);
+}

@@ -1,0 +1,255 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * JSON-like value trees for info and check reports, and their rendering
+ * in qemu-img's JSON layout (4-space indent, "key": value).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "value.h"
+
+struct mimg_value *mimg_value_new_object(void)
+{
+	struct mimg_value *v = calloc(1, sizeof(*v));
+	if (v)
+		v->type = MIMG_VALUE_OBJECT;
+	return v;
+}
+
+static void value_clear(struct mimg_value *v)
+{
+	free(v->key);
+	if (v->type == MIMG_VALUE_STRING)
+		free(v->v.s);
+	if (v->type == MIMG_VALUE_OBJECT || v->type == MIMG_VALUE_ARRAY) {
+		for (size_t i = 0; i < v->v.list.n; i++)
+			value_clear(&v->v.list.items[i]);
+		free(v->v.list.items);
+	}
+}
+
+void mimg_value_free(struct mimg_value *v)
+{
+	if (!v)
+		return;
+	value_clear(v);
+	free(v);
+}
+
+struct mimg_value *mimg_value_add(struct mimg_value *c, const char *key,
+				  enum mimg_value_type type)
+{
+	struct mimg_value *items, *nv;
+	char *k = NULL;
+
+	if (key && !(k = strdup(key)))
+		return NULL;
+	items = realloc(c->v.list.items,
+			(c->v.list.n + 1) * sizeof(*items));
+	if (!items) {
+		free(k);
+		return NULL;
+	}
+	c->v.list.items = items;
+	nv = &items[c->v.list.n++];
+	memset(nv, 0, sizeof(*nv));
+	nv->type = type;
+	nv->key = k;
+	return nv;
+}
+
+struct mimg_value *mimg_value_add_bool(struct mimg_value *c, const char *key,
+				       bool b)
+{
+	struct mimg_value *v = mimg_value_add(c, key, MIMG_VALUE_BOOL);
+	if (v)
+		v->v.b = b;
+	return v;
+}
+
+struct mimg_value *mimg_value_add_int(struct mimg_value *c, const char *key,
+				      int64_t i)
+{
+	struct mimg_value *v = mimg_value_add(c, key, MIMG_VALUE_INT);
+	if (v)
+		v->v.i = i;
+	return v;
+}
+
+struct mimg_value *mimg_value_add_uint(struct mimg_value *c, const char *key,
+				       uint64_t u)
+{
+	struct mimg_value *v = mimg_value_add(c, key, MIMG_VALUE_UINT);
+	if (v)
+		v->v.u = u;
+	return v;
+}
+
+struct mimg_value *mimg_value_add_str(struct mimg_value *c, const char *key,
+				      const char *s)
+{
+	char *copy = strdup(s ? s : "");
+	if (!copy)
+		return NULL;
+	struct mimg_value *v = mimg_value_add(c, key, MIMG_VALUE_STRING);
+	if (!v) {
+		free(copy);
+		return NULL;
+	}
+	v->v.s = copy;
+	return v;
+}
+
+struct mimg_value *mimg_value_find(struct mimg_value *obj, const char *key)
+{
+	if (!obj || obj->type != MIMG_VALUE_OBJECT)
+		return NULL;
+	for (size_t i = 0; i < obj->v.list.n; i++)
+		if (obj->v.list.items[i].key &&
+		    strcmp(obj->v.list.items[i].key, key) == 0)
+			return &obj->v.list.items[i];
+	return NULL;
+}
+
+const struct mimg_value *mimg_value_get(const struct mimg_value *obj,
+					const char *key)
+{
+	return mimg_value_find((struct mimg_value *)obj, key);
+}
+
+void mimg_value_remove(struct mimg_value *c, const char *key)
+{
+	struct mimg_value *v = mimg_value_find(c, key);
+	if (!v)
+		return;
+	size_t i = (size_t)(v - c->v.list.items);
+	value_clear(v);
+	memmove(v, v + 1, (c->v.list.n - i - 1) * sizeof(*v));
+	c->v.list.n--;
+}
+
+/* A growing string buffer; on allocation failure it sticks in an error
+ * state and the caller gets NULL at the end. */
+struct strbuf {
+	char *s;
+	size_t len, cap;
+	bool failed;
+};
+
+static void sb_add(struct strbuf *b, const char *s, size_t n)
+{
+	if (b->failed)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 256;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		char *ns = realloc(b->s, cap);
+		if (!ns) {
+			b->failed = true;
+			return;
+		}
+		b->s = ns;
+		b->cap = cap;
+	}
+	memcpy(b->s + b->len, s, n);
+	b->len += n;
+	b->s[b->len] = 0;
+}
+
+static void sb_str(struct strbuf *b, const char *s)
+{
+	sb_add(b, s, strlen(s));
+}
+
+static void sb_indent(struct strbuf *b, int level)
+{
+	for (int i = 0; i < level; i++)
+		sb_str(b, "    ");
+}
+
+static void sb_json_string(struct strbuf *b, const char *s)
+{
+	sb_str(b, "\"");
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		char esc[8];
+		switch (*p) {
+		case '"': sb_str(b, "\\\""); break;
+		case '\\': sb_str(b, "\\\\"); break;
+		case '\n': sb_str(b, "\\n"); break;
+		case '\r': sb_str(b, "\\r"); break;
+		case '\t': sb_str(b, "\\t"); break;
+		case '\b': sb_str(b, "\\b"); break;
+		case '\f': sb_str(b, "\\f"); break;
+		default:
+			if (*p < 0x20) {
+				snprintf(esc, sizeof(esc), "\\u%04x", *p);
+				sb_str(b, esc);
+			} else {
+				sb_add(b, (const char *)p, 1);
+			}
+		}
+	}
+	sb_str(b, "\"");
+}
+
+static void sb_value(struct strbuf *b, const struct mimg_value *v, int level)
+{
+	char num[32];
+
+	switch (v->type) {
+	case MIMG_VALUE_NULL:
+		sb_str(b, "null");
+		break;
+	case MIMG_VALUE_BOOL:
+		sb_str(b, v->v.b ? "true" : "false");
+		break;
+	case MIMG_VALUE_INT:
+		snprintf(num, sizeof(num), "%" PRId64, v->v.i);
+		sb_str(b, num);
+		break;
+	case MIMG_VALUE_UINT:
+		snprintf(num, sizeof(num), "%" PRIu64, v->v.u);
+		sb_str(b, num);
+		break;
+	case MIMG_VALUE_STRING:
+		sb_json_string(b, v->v.s);
+		break;
+	case MIMG_VALUE_OBJECT:
+	case MIMG_VALUE_ARRAY: {
+		bool obj = v->type == MIMG_VALUE_OBJECT;
+		if (v->v.list.n == 0) {
+			sb_str(b, obj ? "{}" : "[]");
+			break;
+		}
+		sb_str(b, obj ? "{\n" : "[\n");
+		for (size_t i = 0; i < v->v.list.n; i++) {
+			const struct mimg_value *it = &v->v.list.items[i];
+			sb_indent(b, level + 1);
+			if (obj) {
+				sb_json_string(b, it->key ? it->key : "");
+				sb_str(b, ": ");
+			}
+			sb_value(b, it, level + 1);
+			sb_str(b, i + 1 < v->v.list.n ? ",\n" : "\n");
+		}
+		sb_indent(b, level);
+		sb_str(b, obj ? "}" : "]");
+		break;
+	}
+	}
+}
+
+char *mimg_value_to_json(const struct mimg_value *v)
+{
+	struct strbuf b = {0};
+	sb_value(&b, v, 0);
+	if (b.failed) {
+		free(b.s);
+		return NULL;
+	}
+	return b.s;
+}

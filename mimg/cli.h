@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * Shared pieces of the mimg command-line tool.
+ */
+#ifndef MIMG_CLI_H
+#define MIMG_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "mimg.h"
+
+/* Exit codes, as qemu-img's. */
+enum {
+	EXIT_OK = 0,
+	EXIT_ERR = 1,
+	/* check */
+	EXIT_CHECK_CORRUPT = 2,
+	EXIT_CHECK_LEAKS = 3,
+	EXIT_CHECK_UNSUPPORTED = 63,
+};
+
+int cmd_info(int argc, char **argv);
+int cmd_create(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+int cmd_check(int argc, char **argv);
+
+/* "mimg: <message>" on stderr; returns EXIT_ERR. */
+int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Usage error: message plus the "Try 'mimg CMD --help'" hint. */
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+enum output_format { OUTPUT_HUMAN, OUTPUT_JSON };
+/* Parse --output's argument; false if invalid (message printed). */
+bool cli_parse_output(const char *arg, enum output_format *out);
+
+/* qemu's size_to_str: "1 GiB", "196 KiB", "0.977 KiB". */
+void cli_format_size(char *buf, size_t len, uint64_t bytes);
+
+/* Human rendering of an ImageInfo object, as qemu-img info prints it. */
+void cli_print_info_human(FILE *out, const struct mimg_value *info);
+/* qemu's nested "key: value" dump of a value, keys with '-' as ' '. */
+void cli_dump_value(FILE *out, const struct mimg_value *v, int indent);
+
+/* A progress bar drawn on stderr when it is a terminal. */
+struct cli_progress {
+	bool enabled;
+	int last_permille;
+};
+void cli_progress_init(struct cli_progress *p, bool requested);
+void cli_progress_cb(void *opaque, uint64_t done, uint64_t total);
+void cli_progress_end(struct cli_progress *p);
+
+#endif

@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * mimg check: consistency check and repair, with qemu-img's output,
+ * JSON keys and exit codes.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "value.h"
+
+static void check_help(void)
+{
+	printf("Usage: mimg check [-f fmt] [-r leaks|all] [--output "
+	       "human|json] [-q] FILE\n"
+	       "\n"
+	       "Check FILE's metadata for consistency.  Exit status: 0 "
+	       "clean, 1 check\nnot completed, 2 corruptions, 3 leaked "
+	       "clusters, 63 format has no check.\n"
+	       "\n"
+	       "  -f FMT          the image format (default: probe)\n"
+	       "  -r leaks|all    repair leaks, or leaks and corruptions\n"
+	       "  --output FMT    human (default) or json\n"
+	       "  -q              quiet\n"
+	       "  -h, --help      this help\n");
+}
+
+static int exit_status(const struct mimg_check_result *r)
+{
+	if (r->check_errors)
+		return EXIT_ERR;
+	if (r->corruptions)
+		return EXIT_CHECK_CORRUPT;
+	if (r->leaks)
+		return EXIT_CHECK_LEAKS;
+	return EXIT_OK;
+}
+
+static void print_human(const char *file, const struct mimg_check_result *r,
+			bool quiet)
+{
+	if (quiet)
+		return;
+	for (char **m = r->messages; m && *m; m++)
+		printf("%s\n", *m);
+	if (r->corruptions_fixed || r->leaks_fixed)
+		printf("The following inconsistencies were found and repaired:"
+		       "\n\n    %" PRIu64 " leaked clusters\n    %" PRIu64
+		       " corruptions\n\nDouble checking the fixed image "
+		       "now...\n",
+		       r->leaks_fixed, r->corruptions_fixed);
+	if (!r->corruptions && !r->leaks && !r->check_errors) {
+		printf("No errors were found on the image.\n");
+	} else {
+		if (r->corruptions)
+			printf("\n%" PRIu64 " errors were found on the image.\n"
+			       "Data may be corrupted, or further writes to the "
+			       "image may corrupt it.\n", r->corruptions);
+		if (r->leaks)
+			printf("\n%" PRIu64 " leaked clusters were found on the "
+			       "image.\nThis means waste of disk space, but no "
+			       "harm to data.\n", r->leaks);
+		if (r->check_errors)
+			printf("\n%" PRIu64 " internal errors have occurred "
+			       "during the check.\n", r->check_errors);
+	}
+	if (r->total_clusters && r->allocated_clusters)
+		printf("%" PRIu64 "/%" PRIu64 " = %0.2f%% allocated, %0.2f%% "
+		       "fragmented, %0.2f%% compressed clusters\n",
+		       r->allocated_clusters, r->total_clusters,
+		       r->allocated_clusters * 100.0 / r->total_clusters,
+		       r->fragmented_clusters * 100.0 / r->allocated_clusters,
+		       r->compressed_clusters * 100.0 / r->allocated_clusters);
+	if (r->image_end_offset)
+		printf("Image end offset: %" PRIu64 "\n", r->image_end_offset);
+	(void)file;
+}
+
+static int print_json(const char *file, const char *format,
+		      const struct mimg_check_result *r)
+{
+	struct mimg_value *o = mimg_value_new_object();
+	bool ok = o != NULL;
+	if (ok && r->image_end_offset)
+		ok = mimg_value_add_uint(o, "image-end-offset",
+					 r->image_end_offset);
+	if (ok && r->total_clusters)
+		ok = mimg_value_add_uint(o, "total-clusters",
+					 r->total_clusters);
+	ok = ok && mimg_value_add_uint(o, "check-errors", r->check_errors);
+	if (ok && r->leaks)
+		ok = mimg_value_add_uint(o, "leaks", r->leaks);
+	if (ok && r->corruptions)
+		ok = mimg_value_add_uint(o, "corruptions", r->corruptions);
+	if (ok && r->leaks_fixed)
+		ok = mimg_value_add_uint(o, "leaks-fixed", r->leaks_fixed);
+	if (ok && r->corruptions_fixed)
+		ok = mimg_value_add_uint(o, "corruptions-fixed",
+					 r->corruptions_fixed);
+	if (ok && r->allocated_clusters) {
+		ok = mimg_value_add_uint(o, "allocated-clusters",
+					 r->allocated_clusters) &&
+		     mimg_value_add_uint(o, "fragmented-clusters",
+					 r->fragmented_clusters) &&
+		     mimg_value_add_uint(o, "compressed-clusters",
+					 r->compressed_clusters);
+	}
+	ok = ok && mimg_value_add_str(o, "filename", file) &&
+	     mimg_value_add_str(o, "format", format);
+	char *json = ok ? mimg_value_to_json(o) : NULL;
+	mimg_value_free(o);
+	if (!json)
+		return cli_error("out of memory");
+	printf("%s\n", json);
+	free(json);
+	return EXIT_OK;
+}
+
+int cmd_check(int argc, char **argv)
+{
+	enum { OPT_OUTPUT = 256 };
+	static const struct option longopts[] = {
+		{"format", required_argument, NULL, 'f'},
+		{"output", required_argument, NULL, OPT_OUTPUT},
+		{"repair", required_argument, NULL, 'r'},
+		{"force-share", no_argument, NULL, 'U'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	enum output_format output = OUTPUT_HUMAN;
+	struct mimg_check_result res;
+	const char *fmt = NULL;
+	unsigned repair = 0, flags = 0;
+	bool quiet = false;
+	struct mimg *img;
+	int c, r;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "f:r:qUh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'f': fmt = optarg; break;
+		case 'r':
+			if (strcmp(optarg, "leaks") == 0)
+				repair = MIMG_CHECK_REPAIR_LEAKS;
+			else if (strcmp(optarg, "all") == 0)
+				repair = MIMG_CHECK_REPAIR_LEAKS |
+					 MIMG_CHECK_REPAIR_ERRORS;
+			else
+				return cli_usage_error("check", "Invalid "
+						       "option for -r: %s",
+						       optarg);
+			break;
+		case 'q': quiet = true; break;
+		case 'U': break;
+		case OPT_OUTPUT:
+			if (!cli_parse_output(optarg, &output))
+				return EXIT_ERR;
+			break;
+		case 'h': check_help(); return EXIT_OK;
+		default: return cli_usage_error("check", "invalid option");
+		}
+	}
+	if (optind != argc - 1)
+		return cli_usage_error("check", "Expecting one image file name");
+	flags = MIMG_OPEN_NO_BACKING | MIMG_OPEN_CHECK |
+		(repair ? MIMG_OPEN_RDWR : 0);
+	if ((r = mimg_open(&img, argv[optind], fmt, flags)) < 0)
+		return cli_error("%s", mimg_errmsg());
+	r = mimg_check(img, repair, &res);
+	if (r < 0) {
+		cli_error("%s", mimg_errmsg());
+		mimg_close(img);
+		return EXIT_ERR;
+	}
+	if (!res.supported) {
+		mimg_close(img);
+		cli_error("This image format does not support checks");
+		return EXIT_CHECK_UNSUPPORTED;
+	}
+	if (output == OUTPUT_JSON)
+		print_json(argv[optind], mimg_format(img), &res);
+	else
+		print_human(argv[optind], &res, quiet);
+	int status = exit_status(&res);
+	mimg_check_result_free(&res);
+	if ((r = mimg_close(img)) < 0) {
+		cli_error("%s", mimg_errmsg());
+		return EXIT_ERR;
+	}
+	return status;
+}

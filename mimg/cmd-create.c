@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * mimg create: make a new image.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void create_help(void)
+{
+	printf("Usage: mimg create [-f fmt] [-o opts] [-b backing [-F fmt]] "
+	       "[-q] FILE [SIZE]\n"
+	       "\n"
+	       "Create FILE of SIZE bytes (suffixes k, M, G, T, P, E).  "
+	       "With a backing\nfile, SIZE defaults to the backing file's "
+	       "size.\n"
+	       "\n"
+	       "  -f FMT          format: raw (default), qcow2, vmdk ...\n"
+	       "  -o OPTS         format options key=value[,key=value...]; "
+	       "-o help lists them\n"
+	       "  -b FILE         backing file (relative to FILE's "
+	       "directory)\n"
+	       "  -F FMT          backing file format (required with -b)\n"
+	       "  -q              quiet\n"
+	       "  -h, --help      this help\n"
+	       "\n"
+	       "raw options: preallocation=off|falloc|full\n");
+}
+
+/* Append KEY=VALUE to the option array. */
+static int push_opt(struct mimg_opt **opts, int *n, const char *key,
+		    const char *value)
+{
+	struct mimg_opt *g = realloc(*opts, (size_t)(*n + 1) * sizeof(**opts));
+	if (!g)
+		return -1;
+	*opts = g;
+	g[*n].key = strdup(key);
+	g[*n].value = strdup(value);
+	if (!g[*n].key || !g[*n].value)
+		return -1;
+	(*n)++;
+	return 0;
+}
+
+int cmd_create(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *fmt = "raw", *backing = NULL, *backing_fmt = NULL;
+	struct mimg_opt *opts = NULL;
+	int nopts = 0, c, r, status = EXIT_ERR;
+	uint64_t size = 0;
+	bool quiet = false, have_size;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "f:o:b:F:quh", longopts, NULL)) !=
+	       -1) {
+		switch (c) {
+		case 'f': fmt = optarg; break;
+		case 'o': {
+			struct mimg_opt *more;
+			int n = mimg_opts_parse(optarg, &more);
+			if (n < 0)
+				goto err_msg;
+			for (int i = 0; i < n; i++)
+				if (push_opt(&opts, &nopts, more[i].key,
+					     more[i].value) < 0) {
+					mimg_opts_free(more, (size_t)n);
+					cli_error("out of memory");
+					goto out;
+				}
+			mimg_opts_free(more, (size_t)n);
+			break;
+		}
+		case 'b': backing = optarg; break;
+		case 'F': backing_fmt = optarg; break;
+		case 'q': quiet = true; break;
+		case 'u':
+			cli_error("-u (unsafe backing) is not supported");
+			goto out;
+		case 'h': create_help(); return EXIT_OK;
+		default:
+			cli_usage_error("create", "invalid option");
+			goto out;
+		}
+	}
+	if (optind >= argc) {
+		cli_usage_error("create", "Expecting image file name");
+		goto out;
+	}
+	if (argc - optind > 2) {
+		cli_usage_error("create", "Unexpected argument: %s",
+				argv[optind + 2]);
+		goto out;
+	}
+	if ((backing && push_opt(&opts, &nopts, "backing_file", backing) < 0) ||
+	    (backing_fmt &&
+	     push_opt(&opts, &nopts, "backing_fmt", backing_fmt) < 0)) {
+		cli_error("out of memory");
+		goto out;
+	}
+	have_size = argc - optind == 2;
+	if (have_size && mimg_parse_size(argv[optind + 1], &size) < 0) {
+		cli_error("Invalid image size specified. You may use k, M, "
+			  "G, T, P or E suffixes for kilobytes, megabytes, "
+			  "gigabytes, terabytes, petabytes and exabytes.");
+		goto out;
+	}
+	if (!have_size && !backing) {
+		cli_error("%s: Image creation needs a size parameter",
+			  argv[optind]);
+		goto out;
+	}
+	if (!quiet) {
+		printf("Formatting '%s', fmt=%s", argv[optind], fmt);
+		for (int i = 0; i < nopts; i++)
+			printf(" %s=%s", opts[i].key, opts[i].value);
+		if (have_size)
+			printf(" size=%" PRIu64, size);
+		printf("\n");
+		fflush(stdout);
+	}
+	r = mimg_create(argv[optind], fmt, size, opts, (size_t)nopts);
+	if (r < 0)
+		goto err_msg;
+	status = EXIT_OK;
+	goto out;
+err_msg:
+	cli_error("%s", mimg_errmsg());
+out:
+	mimg_opts_free(opts, (size_t)nopts);
+	return status;
+}

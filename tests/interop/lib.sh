@@ -1,0 +1,33 @@
+# SPDX-License-Identifier: BSD-2-Clause
+# Shared helpers for interop tests.  Source with: . "$TESTLIB"
+# Provides: $MIMG, a fresh $T temp dir (removed on exit), need TOOL...,
+# fail MSG, check_eq A B MSG, qemu_img.
+set -u
+: "${MIMG:?MIMG must point to the mimg binary}"
+T=$(mktemp -d "${TMPDIR:-/tmp}/mimg-interop-XXXXXX")
+trap 'rm -rf "$T"' EXIT
+cd "$T" || exit 1
+
+# Skip (exit 77) unless every named program exists.
+need() {
+	for p in "$@"; do
+		command -v "$p" >/dev/null 2>&1 || { echo "SKIP: $p not installed"; exit 77; }
+	done
+}
+
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+check_eq() {
+	[ "$1" = "$2" ] || fail "$3: expected '$2', got '$1'"
+}
+
+# Extract a top-level numeric or string JSON value: json_get FILE KEY
+json_get() {
+	python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); v=d
+for k in sys.argv[2].split("."):
+    v = v[int(k)] if isinstance(v, list) else v[k]
+print(json.dumps(v) if isinstance(v,(dict,list,bool)) or v is None else v)' "$1" "$2"
+}

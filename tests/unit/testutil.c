@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ */
+#include "testutil.h"
+
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char tmpdir[4096];
+static char olddir[4096];
+
+void tu_enter_tmpdir(void)
+{
+	const char *base = getenv("TMPDIR");
+	if (!base || !*base)
+		base = "/tmp";
+	snprintf(tmpdir, sizeof(tmpdir), "%s/mimg-test-XXXXXX", base);
+	if (!mkdtemp(tmpdir))
+		ck_abort_msg("mkdtemp failed");
+	if (!getcwd(olddir, sizeof(olddir)))
+		olddir[0] = 0;
+	if (chdir(tmpdir) != 0)
+		ck_abort_msg("chdir %s failed", tmpdir);
+}
+
+void tu_leave_tmpdir(void)
+{
+	if (olddir[0] && chdir(olddir) != 0)
+		return;
+	if (tmpdir[0] && !getenv("MIMG_KEEP_TMP"))
+		tu_system("rm -rf '%s'", tmpdir);
+	tmpdir[0] = 0;
+}
+
+const char *tu_tmpdir(void)
+{
+	return tmpdir;
+}
+
+void tu_fill_random(void *buf, size_t len, uint64_t seed)
+{
+	uint8_t *p = buf;
+	uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+	for (size_t i = 0; i < len; i++) {
+		/* xorshift64* */
+		x ^= x >> 12;
+		x ^= x << 25;
+		x ^= x >> 27;
+		p[i] = (uint8_t)((x * 0x2545F4914F6CDD1Dull) >> 56);
+	}
+}
+
+void tu_write_file(const char *path, const void *buf, size_t len,
+		   uint64_t off)
+{
+	int fd = open(path, O_WRONLY | O_CREAT, 0644);
+	ck_assert_msg(fd >= 0, "open %s", path);
+	ck_assert_int_eq(pwrite(fd, buf, len, (off_t)off), (ssize_t)len);
+	close(fd);
+}
+
+void tu_make_sparse(const char *path, uint64_t size)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	ck_assert_msg(fd >= 0, "open %s", path);
+	ck_assert_int_eq(ftruncate(fd, (off_t)size), 0);
+	close(fd);
+}
+
+int tu_have_program(const char *prog)
+{
+	return tu_system("command -v %s >/dev/null 2>&1", prog) == 0;
+}
+
+int tu_system(const char *fmt, ...)
+{
+	char cmd[8192];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	int st = system(cmd);
+	if (st == -1 || !WIFEXITED(st))
+		return -1;
+	return WEXITSTATUS(st);
+}
+
+TCase *tu_tcase(Suite *s, const char *name)
+{
+	TCase *tc = tcase_create(name);
+	tcase_add_checked_fixture(tc, tu_enter_tmpdir, tu_leave_tmpdir);
+	tcase_set_timeout(tc, 120);
+	suite_add_tcase(s, tc);
+	return tc;
+}
+
+int tu_run_suite(Suite *s)
+{
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

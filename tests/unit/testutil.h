@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * Shared helpers for the Check unit tests.
+ */
+#ifndef MIMG_TESTUTIL_H
+#define MIMG_TESTUTIL_H
+
+#include <check.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Create a fresh temporary directory and chdir into it (use as a Check
+ * checked fixture); tu_leave_tmpdir removes it recursively. */
+void tu_enter_tmpdir(void);
+void tu_leave_tmpdir(void);
+/* Path of the current temporary directory. */
+const char *tu_tmpdir(void);
+
+/* Fill BUF with deterministic pseudo-random bytes from SEED. */
+void tu_fill_random(void *buf, size_t len, uint64_t seed);
+/* Write LEN bytes of BUF at OFF to PATH (creating it); abort on error. */
+void tu_write_file(const char *path, const void *buf, size_t len,
+		   uint64_t off);
+/* Create PATH as a sparse file of SIZE bytes. */
+void tu_make_sparse(const char *path, uint64_t size);
+/* True when PROG is found in PATH. */
+int tu_have_program(const char *prog);
+/* Run a shell command; returns its exit status (or -1). */
+int tu_system(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Run SUITE with Check and return the process exit status. */
+int tu_run_suite(Suite *s);
+
+/* Add a TCase named NAME to S with the temporary-directory fixture. */
+TCase *tu_tcase(Suite *s, const char *name);
+
+#endif
