@@ -47,7 +47,7 @@ case " $backends " in
 esac
 
 . "$top/scripts/e2e-guest-deps.sh"
-e2e_deps bench || { echo "cannot set up QEMU, busybox, gcc or the guest kernel" >&2; exit 1; }
+e2e_deps cc || { echo "cannot set up QEMU, busybox, gcc or the guest kernel" >&2; exit 1; }
 E2E_LIB_DIR=$top/tests/e2e
 . "$E2E_LIB_DIR/guest-lib.sh"
 

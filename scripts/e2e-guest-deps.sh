@@ -34,7 +34,7 @@ e2e_pkg_installed() {
 }
 
 # Packages needed for the guest tests; prints the missing ones.
-# $1 = "bench" also wants a static libc for the guest-side load generator.
+# $1 = "cc" also wants gcc and a static libc for guest-side helper programs.
 e2e_missing_packages() {
 	command -v qemu-system-x86_64 >/dev/null 2>&1 || echo qemu-system-x86
 	command -v qemu-storage-daemon >/dev/null 2>&1 || echo qemu-system-common
@@ -43,7 +43,7 @@ e2e_missing_packages() {
 	# The initramfs needs a static busybox: the dynamic "busybox" package
 	# would need the host's libc inside the guest.
 	e2e_pkg_installed busybox-static || echo busybox-static
-	if [ "${1:-}" = bench ]; then
+	if [ "${1:-}" = cc ]; then
 		command -v gcc >/dev/null 2>&1 || echo gcc
 		e2e_pkg_installed libc6-dev || echo libc6-dev
 	fi
@@ -147,7 +147,7 @@ e2e_fetch_kernel() {
 	E2E_MODDIR=$cache/current/modules
 }
 
-# Everything a guest test needs; $1 = "bench" for the bench extras.
+# Everything a guest test needs; $1 = "cc" to build static guest helpers.
 e2e_deps() {
 	e2e_install_packages "${1:-}" || return $?
 	e2e_fetch_kernel || return $?

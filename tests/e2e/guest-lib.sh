@@ -11,6 +11,7 @@
 #   E2E_ACCEL    tcg (default) or kvm: nested KVM hangs on the CI machines
 #   E2E_SMP      guest CPUs (default 1)
 #   E2E_TIMEOUT  seconds before a guest is killed (default 120)
+#   E2E_SERIAL   serial number vmm-blk gives the disk (--serial)
 
 : "${E2E_LIB_DIR:?set E2E_LIB_DIR to the tests/e2e directory}"
 E2E_BACKEND_PID=
@@ -19,66 +20,70 @@ E2E_QEMU_PID=
 # e2e_mkinitrd OUT INIT [SRC DEST]...: an uncompressed newc initramfs with
 # busybox, the prelude, the virtio modules and the given extra files.
 e2e_mkinitrd() {
-	out=$1 init=$2
+	_e_out=$1 _e_init=$2
 	shift 2
-	root=$(mktemp -d "${TMPDIR:-/tmp}/mimg-initrd-XXXXXX") || return 1
-	mkdir -p "$root/bin" "$root/lib/modules" "$root/data"
-	cp "$E2E_BUSYBOX" "$root/bin/busybox"
-	cp "$E2E_LIB_DIR/guest-prelude.sh" "$root/lib/prelude.sh"
-	cp "$init" "$root/init"
-	chmod 755 "$root/init" "$root/bin/busybox"
-	cp "$E2E_MODDIR"/*.ko "$root/lib/modules/" 2>/dev/null
-	echo "$E2E_MODULES" | tr ' ' '\n' >"$root/lib/modules/order"
+	_e_root=$(mktemp -d "${TMPDIR:-/tmp}/mimg-initrd-XXXXXX") || return 1
+	mkdir -p "$_e_root/bin" "$_e_root/lib/modules" "$_e_root/data"
+	cp "$E2E_BUSYBOX" "$_e_root/bin/busybox"
+	cp "$E2E_LIB_DIR/guest-prelude.sh" "$_e_root/lib/prelude.sh"
+	cp "$_e_init" "$_e_root/init"
+	chmod 755 "$_e_root/init" "$_e_root/bin/busybox"
+	cp "$E2E_MODDIR"/*.ko "$_e_root/lib/modules/" 2>/dev/null
+	echo "$E2E_MODULES" | tr ' ' '\n' >"$_e_root/lib/modules/order"
 	while [ $# -ge 2 ]; do
-		mkdir -p "$root/$(dirname "$2")"
-		cp "$1" "$root/$2" || { rm -rf "$root"; return 1; }
+		mkdir -p "$_e_root/$(dirname "$2")"
+		cp "$1" "$_e_root/$2" || { rm -rf "$_e_root"; return 1; }
 		shift 2
 	done
-	(cd "$root" && find . | cpio -o -H newc --quiet) >"$out"
-	rc=$?
-	rm -rf "$root"
-	return $rc
+	(cd "$_e_root" && find . | cpio -o -H newc --quiet) >"$_e_out"
+	_e_rc=$?
+	rm -rf "$_e_root"
+	return $_e_rc
 }
 
 # e2e_wait_socket SOCK PID: wait up to 15 s for a listening unix socket.
 e2e_wait_socket() {
-	i=0
+	_e_i=0
 	while [ ! -S "$1" ]; do
 		kill -0 "$2" 2>/dev/null || return 1
-		i=$((i + 1))
-		[ "$i" -gt 150 ] && return 1
+		_e_i=$((_e_i + 1))
+		[ "$_e_i" -gt 150 ] && return 1
 		sleep 0.1
 	done
 }
 
-# e2e_backend_start KIND SOCK FMT IMAGE NUMQ LOG
+# e2e_backend_start KIND SOCK FMT IMAGE NUMQ LOG [ro]
 #   KIND: vmm-blk (needs $VMM_BLK) or qsd (qemu-storage-daemon)
 e2e_backend_start() {
-	kind=$1 sock=$2 fmt=$3 image=$4 numq=$5 blog=$6
-	rm -f "$sock"
-	case $kind in
+	_e_kind=$1 _e_sock=$2 _e_fmt=$3 _e_image=$4 _e_numq=$5 _e_blog=$6 _e_ro=${7:-}
+	rm -f "$_e_sock"
+	case $_e_kind in
 	vmm-blk)
-		"$VMM_BLK" --socket "$sock" -f "$fmt" --num-queues "$numq" \
-			"$image" >"$blog" 2>&1 &
+		set -- --socket "$_e_sock" -f "$_e_fmt" --num-queues "$_e_numq"
+		[ -n "$_e_ro" ] && set -- "$@" --read-only
+		[ -n "${E2E_SERIAL:-}" ] && set -- "$@" --serial "$E2E_SERIAL"
+		"$VMM_BLK" "$@" "$_e_image" >"$_e_blog" 2>&1 &
 		;;
 	qsd)
+		_e_writable=on _e_roopt=
+		[ -n "$_e_ro" ] && _e_writable=off _e_roopt=,read-only=on
 		# discard=unmap: qemu ignores guest discards by default, and the
 		# test expects them to reach the image as vmm-blk's do.
 		qemu-storage-daemon \
-			--blockdev "driver=file,filename=$image,node-name=f,discard=unmap" \
-			--blockdev "driver=$fmt,file=f,node-name=d,discard=unmap" \
-			--export "type=vhost-user-blk,id=e,node-name=d,addr.type=unix,addr.path=$sock,writable=on,num-queues=$numq" \
-			>"$blog" 2>&1 &
+			--blockdev "driver=file,filename=$_e_image,node-name=f,discard=unmap$_e_roopt" \
+			--blockdev "driver=$_e_fmt,file=f,node-name=d,discard=unmap$_e_roopt" \
+			--export "type=vhost-user-blk,id=e,node-name=d,addr.type=unix,addr.path=$_e_sock,writable=$_e_writable,num-queues=$_e_numq" \
+			>"$_e_blog" 2>&1 &
 		;;
 	*)
-		echo "unknown backend $kind" >&2
+		echo "unknown backend $_e_kind" >&2
 		return 1
 		;;
 	esac
 	E2E_BACKEND_PID=$!
-	if ! e2e_wait_socket "$sock" "$E2E_BACKEND_PID"; then
-		echo "backend $kind did not create $sock; its output:" >&2
-		cat "$blog" >&2
+	if ! e2e_wait_socket "$_e_sock" "$E2E_BACKEND_PID"; then
+		echo "backend $_e_kind did not create $_e_sock; its output:" >&2
+		cat "$_e_blog" >&2
 		e2e_backend_kill
 		return 1
 	fi
@@ -88,26 +93,26 @@ e2e_backend_start() {
 # fails if it does not exit within 20 s or exits with an error.
 e2e_backend_stop() {
 	[ -n "$E2E_BACKEND_PID" ] || return 0
-	pid=$E2E_BACKEND_PID
-	kill -TERM "$pid" 2>/dev/null
-	i=0
-	while kill -0 "$pid" 2>/dev/null; do
-		i=$((i + 1))
-		if [ "$i" -gt 200 ]; then
-			echo "backend (pid $pid) still running 20 s after SIGTERM" >&2
+	_e_pid=$E2E_BACKEND_PID
+	kill -TERM "$_e_pid" 2>/dev/null
+	_e_i=0
+	while kill -0 "$_e_pid" 2>/dev/null; do
+		_e_i=$((_e_i + 1))
+		if [ "$_e_i" -gt 200 ]; then
+			echo "backend (pid $_e_pid) still running 20 s after SIGTERM" >&2
 			e2e_backend_kill
 			return 1
 		fi
 		sleep 0.1
 	done
-	wait "$pid"
-	rc=$?
+	wait "$_e_pid"
+	_e_rc=$?
 	E2E_BACKEND_PID=
 	# 0: clean exit; 143: killed by the SIGTERM we sent (no handler).
-	case $rc in
+	case $_e_rc in
 	0 | 143) return 0 ;;
 	*)
-		echo "backend exited with status $rc" >&2
+		echo "backend exited with status $_e_rc" >&2
 		return 1
 		;;
 	esac
@@ -124,30 +129,30 @@ e2e_backend_kill() {
 # the vhost-user-blk disk and waits for it to power off.  Returns non-zero
 # when QEMU fails or the guest runs past $E2E_TIMEOUT.
 e2e_boot() {
-	clog=$1 initrd=$2 sock=$3 numq=$4 extra=${5:-}
-	mem=256M
+	_e_clog=$1 _e_initrd=$2 _e_sock=$3 _e_numq=$4 _e_extra=${5:-}
+	_e_mem=256M
 	timeout -k 5 "${E2E_TIMEOUT:-120}" qemu-system-x86_64 \
-		-accel "${E2E_ACCEL:-tcg}" -smp "${E2E_SMP:-1}" -m "$mem" \
-		-object "memory-backend-memfd,id=mem,size=$mem,share=on" \
+		-accel "${E2E_ACCEL:-tcg}" -smp "${E2E_SMP:-1}" -m "$_e_mem" \
+		-object "memory-backend-memfd,id=mem,size=$_e_mem,share=on" \
 		-machine q35,memory-backend=mem \
 		-nodefaults -no-user-config -display none -no-reboot \
-		-serial "file:$clog" \
-		-kernel "$E2E_KERNEL" -initrd "$initrd" \
-		-append "console=ttyS0 panic=-1 quiet loglevel=4 $extra" \
-		-chardev "socket,id=vub,path=$sock" \
-		-device "vhost-user-blk-pci,chardev=vub,num-queues=$numq" &
+		-serial "file:$_e_clog" \
+		-kernel "$E2E_KERNEL" -initrd "$_e_initrd" \
+		-append "console=ttyS0 panic=-1 quiet loglevel=4 $_e_extra" \
+		-chardev "socket,id=vub,path=$_e_sock" \
+		-device "vhost-user-blk-pci,chardev=vub,num-queues=$_e_numq" &
 	E2E_QEMU_PID=$!
 	wait "$E2E_QEMU_PID"
-	rc=$?
+	_e_rc=$?
 	E2E_QEMU_PID=
-	if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+	if [ "$_e_rc" = 124 ] || [ "$_e_rc" = 137 ]; then
 		echo "guest timed out after ${E2E_TIMEOUT:-120} s; console:" >&2
-		tail -n 30 "$clog" >&2
-	elif [ "$rc" != 0 ]; then
-		echo "qemu-system-x86_64 exited with status $rc; console:" >&2
-		tail -n 30 "$clog" >&2
+		tail -n 30 "$_e_clog" >&2
+	elif [ "$_e_rc" != 0 ]; then
+		echo "qemu-system-x86_64 exited with status $_e_rc; console:" >&2
+		tail -n 30 "$_e_clog" >&2
 	fi
-	return "$rc"
+	return "$_e_rc"
 }
 
 # For an EXIT trap: nothing of ours keeps running after the script.

@@ -6,7 +6,9 @@
 # /dev/vda and prints one "E2E ..." line per step.  Reads and writes use
 # O_DIRECT so every byte crosses the virtio-blk device, not the page cache.
 #
-# Steps:  write OFF FILE | read OFF LEN | discard OFF LEN | flush
+# Steps:  write OFF FILE | read OFF LEN | discard OFF LEN | zeroout OFF LEN
+#         | flush | rotest (the device is read-only and refuses writes)
+#         | serial (report the device's serial number)
 
 . /lib/prelude.sh
 set -o pipefail
@@ -34,6 +36,19 @@ step_discard() {
 	echo "E2E discard $1 $2"
 }
 
+step_zeroout() {
+	/bin/guest-zeroout "$dev" "$1" "$2" || guest_fail "zeroout $1 $2"
+	echo "E2E zeroout $1 $2"
+}
+
+step_rotest() {
+	[ "$(blockdev --getro "$dev")" = 1 ] || guest_fail "the device is not read-only"
+	if dd if=/dev/zero of="$dev" bs=4k count=1 oflag=direct conv=notrunc 2>/dev/null; then
+		guest_fail "a write to the read-only device succeeded"
+	fi
+	echo "E2E rotest"
+}
+
 # fsync on the block device makes Linux send a virtio-blk FLUSH.
 step_flush() {
 	dd if=/dev/null of="$dev" conv=notrunc,fsync 2>/tmp/dd.err ||
@@ -41,12 +56,22 @@ step_flush() {
 	echo "E2E flush"
 }
 
+q=/sys/block/vda/queue
+echo "E2E-INFO discard_max_bytes=$(cat $q/discard_max_bytes)" \
+	"write_zeroes_max_bytes=$(cat $q/write_zeroes_max_bytes)" \
+	"logical_block_size=$(cat $q/logical_block_size)" \
+	"queues=$(ls -d /sys/block/vda/mq/* | wc -l)" \
+	"ro=$(blockdev --getro "$dev")"
+
 while read -r op a b; do
 	case $op in
 	write) step_write "$a" "$b" ;;
 	read) step_read "$a" "$b" ;;
 	discard) step_discard "$a" "$b" ;;
+	zeroout) step_zeroout "$a" "$b" ;;
 	flush) step_flush ;;
+	rotest) step_rotest ;;
+	serial) echo "E2E serial $(cat /sys/block/vda/serial 2>/dev/null)" ;;
 	'' | '#'*) ;;
 	*) guest_fail "unknown step $op" ;;
 	esac

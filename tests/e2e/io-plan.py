@@ -30,6 +30,8 @@ def main():
     ap.add_argument("--size", type=int, default=64 * M)
     ap.add_argument("--base-size", type=int, default=40 * M)
     ap.add_argument("--no-discard", action="store_true")
+    ap.add_argument("--read-only", action="store_true",
+                    help="the disk is the base itself, served read-only")
     ap.add_argument("--seed", type=int, default=20261124)
     args = ap.parse_args()
 
@@ -81,9 +83,20 @@ def main():
         discarded.update(range(off // cluster, (off + n) // cluster))
         steps.append("discard %d %d" % (off, n))
 
+    def zeroout(off, n):
+        disk[off:off + n] = bytes(n)
+        steps.append("zeroout %d %d" % (off, n))
+
+    steps.append("serial")
     # Reads served by the backing file alone, and across the base's end.
     read(0, 4 * M)
     read(bsize - M, 2 * M)
+    if args.read_only:
+        assert bsize == size
+        steps.append("rotest")
+        read(20 * M, 2 * M)
+        read(0, size)
+        return finish(args.dir, base, disk, steps, reads, set(), cluster)
     writes = [
         (M + 4 * K, 192 * K),          # partial clusters over base data
         (10 * M, M),                   # whole clusters over base data
@@ -103,11 +116,19 @@ def main():
     discard(8 * M, M)
     discard(50 * M, M)
     write(8 * M + 64 * K, 4 * K)       # into a discarded range
+    # Write-zeroes: part of a cluster of base data, and a range across
+    # guest-written and base data; both must read as zeroes.
+    zeroout(2 * M + 4 * K, 60 * K)
+    zeroout(10 * M + 512 * K, M)
     steps.append("flush")
-    read(7 * M, 3 * M)
+    read(M, 2 * M)
+    read(7 * M, 5 * M)
     read(49 * M, 4 * M)
     read(0, size)
+    finish(args.dir, base, disk, steps, reads, discarded, cluster)
 
+
+def finish(d, base, disk, steps, reads, discarded, cluster):
     discards = []
     for c in sorted(discarded):
         if discards and discards[-1][0] + discards[-1][1] == c * cluster:
@@ -116,7 +137,6 @@ def main():
             discards.append([c * cluster, cluster])
     discards = ["%d %d" % (o, n) for o, n in discards]
 
-    d = args.dir
     with open(os.path.join(d, "base.raw"), "wb") as f:
         f.write(base)
     with open(os.path.join(d, "expected.raw"), "wb") as f:

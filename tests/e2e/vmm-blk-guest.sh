@@ -5,16 +5,19 @@
 # End-to-end: a Linux guest under QEMU uses a vhost-user-blk-pci disk served
 # by vmm-blk (or, with E2E_BACKEND=qsd, by qemu-storage-daemon, the
 # reference).  Scenarios:
-#   qcow2  an overlay on a qcow2 base, 2 queues, with discards
-#   vmdk   a monolithicSparse VMDK (when this build's mimg opens VMDK)
+#   qcow2     an overlay on a qcow2 base, 2 queues, discards, write-zeroes
+#   readonly  the qcow2 base served read-only: the guest sees a read-only
+#             disk, its writes fail, and the file is not modified
+#   vmdk      a monolithicSparse VMDK (when this build's mimg opens VMDK)
 # The guest writes known data with O_DIRECT, reads it back and reports
-# checksums, discards ranges and flushes; after the backend has shut down
+# checksums, discards and zeroes ranges, flushes, and reports the disk's
+# serial number (vmm-blk --serial); after the backend has shut down
 # the host checks the image with qemu-img check, compares it with the
 # expected content (qemu-img compare) and checks that discarded clusters no
 # longer hold data (qemu-img map).
 #
 # Environment: VMM_BLK (the daemon), MIMG (the CLI), E2E_BACKEND
-# (vmm-blk | qsd), E2E_SCENARIOS (default "qcow2 vmdk"), E2E_KEEP=1 keeps
+# (vmm-blk | qsd), E2E_SCENARIOS (default "qcow2 readonly vmdk"), E2E_KEEP=1 keeps
 # the work directory (logs, images) for debugging, and the E2E_*
 # knobs of guest-lib.sh.  Exit 77 only when vmm-blk was not built or the
 # guest's tools cannot be installed.
@@ -38,7 +41,7 @@ qsd) ;;
 esac
 
 . "$here/../../scripts/e2e-guest-deps.sh"
-e2e_deps
+e2e_deps cc
 rc=$?
 if [ "$rc" = 77 ]; then
 	echo "SKIP: QEMU, busybox or the guest kernel cannot be installed here"
@@ -64,6 +67,12 @@ fail() {
 	echo "FAIL: $*" >&2
 	exit 1
 }
+
+# BLKZEROOUT has no busybox tool; a static helper goes into the guest.
+gcc -static -O2 -std=c11 -D_GNU_SOURCE -o "$T/guest-zeroout" "$here/guest-zeroout.c" ||
+	fail "building guest-zeroout with gcc -static"
+
+E2E_SERIAL=mimg-e2e-0001
 
 # check_reads DIR: every read the guest reported matches the plan.
 check_reads() {
@@ -100,6 +109,15 @@ EOF
 	echo "  discarded ranges hold no data"
 }
 
+# check_serial DIR: vmm-blk gave the disk the serial number we asked for
+# (qemu-storage-daemon's export has no such option).
+check_serial() {
+	[ "$backend" = vmm-blk ] || return 0
+	got=$(grep -a '^E2E serial' "$1/console.log" | tr -d '\r' | sed 's/^E2E serial *//')
+	[ "$got" = "$E2E_SERIAL" ] || fail "guest sees serial '$got', expected '$E2E_SERIAL'"
+	echo "  serial number: $got"
+}
+
 # scenario NAME FMT NUMQ SMP [io-plan options]
 scenario() {
 	name=$1 fmt=$2 numq=$3 smp=$4
@@ -109,7 +127,14 @@ scenario() {
 	echo "== $name: $fmt via $backend, $numq queue(s), $smp vCPU(s)"
 	python3 "$here/io-plan.py" "$d" "$@" || fail "io-plan.py"
 	size=$(stat -c %s "$d/expected.raw")
+	ro=
 	case $name in
+	readonly)
+		qemu-img convert -q -f raw -O qcow2 "$d/base.raw" "$d/base.qcow2" ||
+			fail "creating the qcow2 image"
+		image=$d/base.qcow2
+		ro=1
+		;;
 	qcow2)
 		qemu-img convert -q -f raw -O qcow2 "$d/base.raw" "$d/base.qcow2" &&
 			qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 \
@@ -126,13 +151,15 @@ scenario() {
 
 	set --
 	for f in "$d"/data/*.bin; do
+		[ -e "$f" ] || continue
 		set -- "$@" "$f" "data/${f##*/}"
 	done
-	e2e_mkinitrd "$d/initrd" "$here/init-io.sh" "$d/steps" steps "$@" ||
-		fail "building the initramfs"
+	e2e_mkinitrd "$d/initrd" "$here/init-io.sh" "$d/steps" steps \
+		"$T/guest-zeroout" bin/guest-zeroout "$@" || fail "building the initramfs"
+	md5_before=$(md5sum <"$image")
 
 	e2e_backend_start "$backend" "$d/sock" "$fmt" "$image" "$numq" \
-		"$d/backend.log" || fail "starting $backend"
+		"$d/backend.log" $ro || fail "starting $backend"
 	start=$(date +%s)
 	E2E_SMP=$smp e2e_boot "$d/console.log" "$d/initrd" "$d/sock" "$numq"
 	boot_rc=$?
@@ -147,7 +174,15 @@ scenario() {
 		tail -n 30 "$d/console.log" >&2
 		fail "the guest stopped before finishing its steps"
 	}
+	grep -a '^E2E-INFO' "$d/console.log" | tr -d '\r' | sed 's/^E2E-INFO/  device:/'
 	check_reads "$d" || fail "$name: guest-visible data is wrong"
+	check_serial "$d"
+	if [ -n "$ro" ]; then
+		grep -aq '^E2E rotest' "$d/console.log" || fail "$name: read-only check did not run"
+		[ "$(md5sum <"$image")" = "$md5_before" ] ||
+			fail "$name: the read-only image file was modified"
+		echo "  read-only: guest writes refused, image file unchanged"
+	fi
 
 	qemu-img check -f "$fmt" "$image" >"$d/check.log" 2>&1 || {
 		cat "$d/check.log" >&2
@@ -170,9 +205,10 @@ vmdk_supported() {
 		"$MIMG" info "$T/probe.vmdk" >/dev/null 2>&1
 }
 
-for s in ${E2E_SCENARIOS:-qcow2 vmdk}; do
+for s in ${E2E_SCENARIOS:-qcow2 readonly vmdk}; do
 	case $s in
 	qcow2) scenario qcow2 qcow2 2 2 ;;
+	readonly) scenario readonly qcow2 1 1 --read-only --base-size 67108864 ;;
 	vmdk)
 		if vmdk_supported; then
 			# qemu's VMDK driver has no discard; neither does the format.
