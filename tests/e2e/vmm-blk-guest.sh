@@ -202,7 +202,7 @@ vmdk_supported() {
 	[ "$backend" = qsd ] && return 0
 	[ -n "${MIMG:-}" ] && [ -x "$MIMG" ] || return 1
 	qemu-img create -q -f vmdk "$T/probe.vmdk" 1M >/dev/null 2>&1 &&
-		"$MIMG" info "$T/probe.vmdk" >/dev/null 2>&1
+		"$MIMG" info -f vmdk "$T/probe.vmdk" >/dev/null 2>&1
 }
 
 for s in ${E2E_SCENARIOS:-qcow2 readonly vmdk}; do
