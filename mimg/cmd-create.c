@@ -118,6 +118,9 @@ int cmd_create(int argc, char **argv)
 			  argv[optind]);
 		goto out;
 	}
+	r = mimg_create(argv[optind], fmt, size, opts, (size_t)nopts);
+	if (r < 0)
+		goto err_msg;
 	if (!quiet) {
 		printf("Formatting '%s', fmt=%s", argv[optind], fmt);
 		for (int i = 0; i < nopts; i++)
@@ -125,11 +128,7 @@ int cmd_create(int argc, char **argv)
 		if (have_size)
 			printf(" size=%" PRIu64, size);
 		printf("\n");
-		fflush(stdout);
 	}
-	r = mimg_create(argv[optind], fmt, size, opts, (size_t)nopts);
-	if (r < 0)
-		goto err_msg;
 	status = EXIT_OK;
 	goto out;
 err_msg:
