@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * Fuzz target for format probing and the open path of every driver: the
+ * input becomes a file that is opened with no format given, so whichever
+ * driver claims it parses it.  A few ranges are read, block status is
+ * walked and the info tree is built, which reaches most metadata parsing.
+ *
+ * The file lives in a private directory so that names found inside the
+ * image (backing files, extents, data files) can only resolve to files
+ * that do not exist.  Images are opened in untrusted mode first and
+ * without backing files when they refer to other files.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mimg.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static char fuzz_dir[4096];
+static char fuzz_path[4200];
+
+static void remove_fuzz_files(void)
+{
+	unlink(fuzz_path);
+	rmdir(fuzz_dir);
+}
+
+static int write_input(const uint8_t *data, size_t size)
+{
+	if (!fuzz_dir[0]) {
+		const char *base = getenv("TMPDIR");
+		snprintf(fuzz_dir, sizeof(fuzz_dir), "%s/mimg-fuzz-XXXXXX",
+			 base && *base ? base : "/tmp");
+		if (!mkdtemp(fuzz_dir)) {
+			fuzz_dir[0] = 0;
+			return -1;
+		}
+		snprintf(fuzz_path, sizeof(fuzz_path), "%s/input.img",
+			 fuzz_dir);
+		atexit(remove_fuzz_files);
+	}
+	int fd = open(fuzz_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+		      0600);
+	if (fd < 0)
+		return -1;
+	size_t done = 0;
+	while (done < size) {
+		ssize_t n = write(fd, data + done, size - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			close(fd);
+			return -1;
+		}
+		done += (size_t)n;
+	}
+	close(fd);
+	return 0;
+}
+
+static void read_range(struct mimg *img, uint64_t off, size_t len)
+{
+	static uint8_t buf[65536];
+	uint64_t size = mimg_size(img);
+	if (off >= size)
+		return;
+	if (len > size - off)
+		len = (size_t)(size - off);
+	if (len > sizeof(buf))
+		len = sizeof(buf);
+	mimg_pread(img, buf, len, off);
+}
+
+/* Walk at most a bounded number of block-status runs: a hostile virtual
+ * size must not turn one input into minutes of work. */
+static void walk_block_status(struct mimg *img)
+{
+	uint64_t size = mimg_size(img), off = 0;
+	for (int i = 0; i < 256 && off < size; i++) {
+		uint64_t pnum = 0, host = 0;
+		unsigned status = 0;
+		if (mimg_block_status(img, off, size - off, &pnum, &status,
+				      &host) != 0 || pnum == 0)
+			break;
+		off += pnum;
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (write_input(data, size) != 0)
+		return 0;
+	struct mimg *img = NULL;
+	int ret = mimg_open(&img, fuzz_path, NULL, MIMG_OPEN_UNTRUSTED);
+	if (ret == -EPERM)
+		ret = mimg_open(&img, fuzz_path, NULL, MIMG_OPEN_NO_BACKING);
+	if (ret != 0)
+		return 0;
+	uint64_t vsize = mimg_size(img);
+	read_range(img, 0, 65536);
+	read_range(img, vsize / 2, 4096);
+	if (vsize > 4096)
+		read_range(img, vsize - 4096, 4096);
+	walk_block_status(img);
+	struct mimg_value *info = NULL;
+	if (mimg_info(img, &info) == 0) {
+		free(mimg_value_to_json(info));
+		mimg_value_free(info);
+	}
+	mimg_close(img);
+	return 0;
+}

@@ -1,0 +1,207 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * Fuzz target for the qcow2 driver: header, header extensions, L1/L2
+ * tables, refcount structures, snapshot table, compressed clusters and
+ * subclusters.  The input is opened as qcow2 (no probing) and
+ *   1. read-only: reads, block status, info, check, and reads of the first
+ *      snapshot's content;
+ *   2. read-write in check mode: a full repair;
+ *   3. read-write: allocating, partial, zero and discard writes, then a
+ *      read back and a final check.
+ * Every step must either work or fail cleanly; crashes, sanitizer reports
+ * and hangs are the bugs this looks for.
+ *
+ * The input is written into a private directory and opened untrusted (or
+ * without backing files when only reading), so references inside the
+ * image never reach other files.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mimg.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static char fuzz_dir[4096];
+static char fuzz_path[4200];
+
+static void remove_fuzz_files(void)
+{
+	unlink(fuzz_path);
+	rmdir(fuzz_dir);
+}
+
+static int write_input(const uint8_t *data, size_t size)
+{
+	if (!fuzz_dir[0]) {
+		const char *base = getenv("TMPDIR");
+		snprintf(fuzz_dir, sizeof(fuzz_dir), "%s/mimg-fuzz-XXXXXX",
+			 base && *base ? base : "/tmp");
+		if (!mkdtemp(fuzz_dir)) {
+			fuzz_dir[0] = 0;
+			return -1;
+		}
+		snprintf(fuzz_path, sizeof(fuzz_path), "%s/input.qcow2",
+			 fuzz_dir);
+		atexit(remove_fuzz_files);
+	}
+	int fd = open(fuzz_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+		      0600);
+	if (fd < 0)
+		return -1;
+	size_t done = 0;
+	while (done < size) {
+		ssize_t n = write(fd, data + done, size - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			close(fd);
+			return -1;
+		}
+		done += (size_t)n;
+	}
+	close(fd);
+	return 0;
+}
+
+static uint8_t iobuf[65536];
+
+static void read_range(struct mimg *img, uint64_t off, size_t len)
+{
+	uint64_t size = mimg_size(img);
+	if (off >= size)
+		return;
+	if (len > size - off)
+		len = (size_t)(size - off);
+	if (len > sizeof(iobuf))
+		len = sizeof(iobuf);
+	mimg_pread(img, iobuf, len, off);
+}
+
+static void read_some(struct mimg *img)
+{
+	uint64_t size = mimg_size(img);
+	read_range(img, 0, sizeof(iobuf));
+	read_range(img, size / 3 + 1, 3000);
+	if (size > 4096)
+		read_range(img, size - 4096, 4096);
+}
+
+/* Bounded, so a hostile virtual size cannot turn one input into minutes. */
+static void walk_block_status(struct mimg *img)
+{
+	uint64_t size = mimg_size(img), off = 0;
+	for (int i = 0; i < 256 && off < size; i++) {
+		uint64_t pnum = 0, host = 0;
+		unsigned status = 0;
+		if (mimg_block_status(img, off, size - off, &pnum, &status,
+				      &host) != 0 || pnum == 0)
+			break;
+		off += pnum;
+	}
+}
+
+static void run_check(struct mimg *img, unsigned flags)
+{
+	struct mimg_check_result res;
+	memset(&res, 0, sizeof(res));
+	if (mimg_check(img, flags, &res) == 0)
+		mimg_check_result_free(&res);
+}
+
+/* Copies the first snapshot's id out of the info tree, if there is one. */
+static int first_snapshot_id(const struct mimg_value *info, char *id,
+			     size_t idlen)
+{
+	const struct mimg_value *snaps = mimg_value_get(info, "snapshots");
+	if (!snaps || snaps->type != MIMG_VALUE_ARRAY || snaps->v.list.n == 0)
+		return -1;
+	const struct mimg_value *sid = mimg_value_get(&snaps->v.list.items[0],
+						      "id");
+	if (!sid || sid->type != MIMG_VALUE_STRING)
+		return -1;
+	snprintf(id, idlen, "%s", sid->v.s);
+	return 0;
+}
+
+static void read_only_pass(void)
+{
+	struct mimg *img = NULL;
+	if (mimg_open(&img, fuzz_path, "qcow2", MIMG_OPEN_NO_BACKING) != 0)
+		return;
+	read_some(img);
+	walk_block_status(img);
+	char snap[256] = "";
+	struct mimg_value *info = NULL;
+	if (mimg_info(img, &info) == 0) {
+		free(mimg_value_to_json(info));
+		if (first_snapshot_id(info, snap, sizeof(snap)) != 0)
+			snap[0] = 0;
+		mimg_value_free(info);
+	}
+	run_check(img, 0);
+	if (snap[0] && mimg_select_snapshot(img, snap) == 0) {
+		read_some(img);
+		walk_block_status(img);
+	}
+	mimg_close(img);
+}
+
+static void repair_pass(void)
+{
+	struct mimg *img = NULL;
+	if (mimg_open(&img, fuzz_path, "qcow2",
+		      MIMG_OPEN_RDWR | MIMG_OPEN_UNTRUSTED |
+			      MIMG_OPEN_CHECK) != 0)
+		return;
+	run_check(img, MIMG_CHECK_REPAIR_LEAKS | MIMG_CHECK_REPAIR_ERRORS);
+	mimg_close(img);
+}
+
+static void write_pass(void)
+{
+	struct mimg *img = NULL;
+	if (mimg_open(&img, fuzz_path, "qcow2",
+		      MIMG_OPEN_RDWR | MIMG_OPEN_UNTRUSTED) != 0)
+		return;
+	uint64_t size = mimg_size(img);
+	uint32_t cs = mimg_cluster_size(img);
+	if (cs == 0 || cs > sizeof(iobuf))
+		cs = 4096;
+	memset(iobuf, 0xa5, sizeof(iobuf));
+	/* A whole cluster, an unaligned write straddling a cluster boundary
+	 * (copy-on-write of both neighbours), zeroes and a discard. */
+	if (size >= cs)
+		mimg_pwrite(img, iobuf, cs, 0);
+	if (size > 2 * (uint64_t)cs + 700) {
+		mimg_pwrite(img, iobuf, 700, (uint64_t)cs * 2 - 300);
+		mimg_pwrite_zeroes(img, cs, cs, MIMG_ZERO_MAY_UNMAP);
+		mimg_discard(img, 0, cs);
+	}
+	if (size > (1u << 20))
+		mimg_pwrite(img, iobuf, 4096, size / 2 & ~4095ull);
+	mimg_flush(img);
+	read_some(img);
+	run_check(img, 0);
+	mimg_close(img);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (write_input(data, size) != 0)
+		return 0;
+	read_only_pass();
+	repair_pass();
+	/* The repair may have changed the file: start again from the input
+	 * so the writes meet the image as it was given. */
+	if (write_input(data, size) != 0)
+		return 0;
+	write_pass();
+	return 0;
+}
