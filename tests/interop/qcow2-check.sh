@@ -1,0 +1,129 @@
+#!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
+# mimg check against qemu-img check: exit status (0 clean, 1 could not
+# check, 2 corruptions, 3 leaks only, 63 format without checks) and every
+# JSON key, on clean images and on images with leaks and corruptions made
+# by editing refcounts and L2 entries; repairs with -r leaks and -r all
+# leave images that qemu-img check finds clean, with unchanged content.
+here=$(cd "$(dirname "$0")" && pwd)
+. "$TESTLIB"
+. "$here/qcow2-lib.sh"
+
+# qedit IMG ACTION GUEST_CLUSTER [VALUE]: edit qcow2 metadata in place.
+#   drop-l2        clear the L2 entry: the data cluster leaks
+#   refcount N     set the refcount of the guest cluster's host cluster
+#   l2-refcount N  set the refcount of the L2 table holding the entry
+qedit() {
+	python3 - "$@" <<'PY' || fail "qedit $*"
+import struct, sys
+path, action, gc = sys.argv[1], sys.argv[2], int(sys.argv[3])
+val = int(sys.argv[4]) if len(sys.argv) > 4 else 0
+f = open(path, 'r+b')
+h = f.read(104)
+cb = struct.unpack('>I', h[20:24])[0]
+cs = 1 << cb
+l1_off = struct.unpack('>Q', h[40:48])[0]
+rt_off = struct.unpack('>Q', h[48:56])[0]
+version = struct.unpack('>I', h[4:8])[0]
+order = struct.unpack('>I', h[96:100])[0] if version >= 3 else 4
+bits = 1 << order
+assert bits == 16, 'qedit handles 16-bit refcounts only'
+mask = 0x00fffffffffffe00
+l2_entries = cs // 8
+def rd(off):
+    f.seek(off); return struct.unpack('>Q', f.read(8))[0]
+def wr(off, v):
+    f.seek(off); f.write(struct.pack('>Q', v))
+l2_off = rd(l1_off + 8 * (gc // l2_entries)) & mask
+entry_at = l2_off + 8 * (gc % l2_entries)
+host = rd(entry_at) & mask
+def set_refcount(off, v):
+    c = off // cs
+    per_block = cs * 8 // bits
+    blk = rd(rt_off + 8 * (c // per_block)) & ~(cs - 1)
+    f.seek(blk + 2 * (c % per_block)); f.write(struct.pack('>H', v))
+if action == 'drop-l2':
+    wr(entry_at, 0)
+elif action == 'refcount':
+    set_refcount(host, val)
+elif action == 'l2-refcount':
+    set_refcount(l2_off, val)
+else:
+    sys.exit('unknown action')
+PY
+}
+
+fresh() {
+	rm -f "$1"
+	qemu-img create -q -f qcow2 -o cluster_size=4k "$1" 1M
+	qio "$1" qcow2 "write -P 0x11 0 64k" "write -P 0x22 256k 8k"
+}
+
+# Exit statuses and JSON on every kind of damage.
+fresh clean.qcow2
+same_check clean.qcow2 "(clean)"
+
+fresh leak.qcow2
+qedit leak.qcow2 drop-l2 3
+same_check leak.qcow2 "(one leaked cluster)"
+check_eq "$(qemu-img check leak.qcow2 >/dev/null 2>&1; echo $?)" 3 "oracle: leak"
+
+fresh leak2.qcow2
+qedit leak2.qcow2 refcount 5 2
+same_check leak2.qcow2 "(refcount too high)"
+
+fresh corrupt.qcow2
+qedit corrupt.qcow2 refcount 2 0
+same_check corrupt.qcow2 "(refcount zero for a used cluster)"
+check_eq "$(qemu-img check corrupt.qcow2 >/dev/null 2>&1; echo $?)" 2 "oracle: corruption"
+
+fresh corrupt2.qcow2
+qedit corrupt2.qcow2 l2-refcount 0 0
+qedit corrupt2.qcow2 drop-l2 9
+same_check corrupt2.qcow2 "(L2 table refcount zero, and a leak)"
+
+# mimg check on what mimg itself wrote.
+make_pattern_raw pat.raw
+"$MIMG" convert -O qcow2 -o cluster_size=512 pat.raw m.qcow2 || fail "convert"
+same_check m.qcow2 "(written by mimg)"
+"$MIMG" check m.qcow2 >/dev/null || fail "mimg check without -f on a clean image"
+
+# Repairs: leaks only.
+cp leak.qcow2 r1.qcow2
+qemu-img convert -O raw leak.qcow2 before.raw
+"$MIMG" check -f qcow2 -r leaks r1.qcow2 >repair.out 2>&1
+st=$?
+cp leak.qcow2 r1q.qcow2
+qemu-img check -r leaks r1q.qcow2 >/dev/null 2>&1
+check_eq "$st" "$?" "check -r leaks exit status (mimg vs qemu-img)"
+qemu_clean r1.qcow2 "(after mimg check -r leaks)"
+qemu-img compare -q -f raw before.raw r1.qcow2 || fail "-r leaks changed the content"
+
+# Repairs: corruptions need -r all; -r leaks leaves them.
+cp corrupt.qcow2 r2.qcow2
+cp corrupt.qcow2 r2q.qcow2
+qemu-img convert -O raw corrupt.qcow2 before2.raw
+qemu-img check -f qcow2 -r leaks r2q.qcow2 >/dev/null 2>&1
+qs=$?
+"$MIMG" check -f qcow2 -r leaks r2.qcow2 >/dev/null 2>&1
+check_eq "$?" "$qs" "check -r leaks on a corrupt image (qemu-img exits $qs)"
+"$MIMG" check -f qcow2 -r all r2.qcow2 >repair.out 2>&1 ||
+	{ cat repair.out >&2; fail "mimg check -r all"; }
+qemu_clean r2.qcow2 "(after mimg check -r all)"
+qemu-img compare -q -f raw before2.raw r2.qcow2 || fail "-r all changed the content"
+cp corrupt2.qcow2 r3.qcow2
+"$MIMG" check -f qcow2 -r all r3.qcow2 >/dev/null 2>&1 || fail "mimg check -r all (L2 table)"
+qemu_clean r3.qcow2 "(after mimg check -r all, L2 table refcount)"
+
+# Not checkable: a raw image, and a file that does not open as qcow2.
+qemu-img create -q -f raw plain.raw 1M
+qemu-img check -f raw plain.raw >/dev/null 2>&1
+qs=$?
+"$MIMG" check -f raw plain.raw >/dev/null 2>&1
+check_eq "$?" "$qs" "check on raw (qemu-img exits $qs)"
+printf 'QFI\373garbage' >bad.qcow2
+qemu-img check -f qcow2 bad.qcow2 >/dev/null 2>&1
+qs=$?
+"$MIMG" check -f qcow2 bad.qcow2 >/dev/null 2>&1
+check_eq "$?" "$qs" "check on an unreadable qcow2 (qemu-img exits $qs)"
+echo "ok: check"

@@ -1,0 +1,85 @@
+#!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
+# mimg reads qcow2 images made by qemu-img with every creation option and
+# written by qemu-io (data, unaligned writes, zeroes, discards, compressed
+# clusters), and qemu overlays on top of each: byte for byte what qemu-img
+# reads.  mimg info and check agree with qemu-img on each image.
+here=$(cd "$(dirname "$0")" && pwd)
+. "$TESTLIB"
+. "$here/qcow2-lib.sh"
+
+# The writes every image gets; sizes chosen so that with every cluster
+# size some are partial clusters, some span clusters.
+common_writes() {
+	qio "$1" qcow2 "write -P 0x11 0 64k" "write -P 0x22 100k 3k" \
+		"write -P 0x33 1M 512" "write -z 1M 256k" \
+		"write -P 0x44 2M 1M" "discard 2M 256k" \
+		"write -z -u 3M 128k" "write -P 0x55 4095k 1k" \
+		"write -P 0x66 511 1025"
+}
+
+# Compressed writes need whole clusters.
+compressed_writes() {
+	_cs=$2
+	qio "$1" qcow2 "write -c -P 0x77 0 $_cs" \
+		"write -c -P 0x78 $((_cs * 4)) $((_cs * 2))" \
+		"write -P 0x79 $((_cs * 4 + 7)) 100"
+}
+
+n=0
+for opts in \
+	compat=0.10 \
+	compat=1.1 \
+	compat=0.10,cluster_size=512 \
+	cluster_size=512 \
+	cluster_size=4k \
+	cluster_size=64k \
+	cluster_size=2M \
+	refcount_bits=1 \
+	refcount_bits=2 \
+	refcount_bits=4 \
+	refcount_bits=8 \
+	refcount_bits=32 \
+	refcount_bits=64,cluster_size=512 \
+	lazy_refcounts=on \
+	compression_type=zlib \
+	compression_type=zstd \
+	compression_type=zstd,cluster_size=4k \
+	extended_l2=on \
+	extended_l2=on,cluster_size=16k \
+	extended_l2=on,cluster_size=2M \
+	data_file=data.bin \
+	data_file=data.bin,data_file_raw=on \
+	preallocation=metadata \
+	preallocation=falloc \
+	preallocation=full \
+	extended_l2=on,preallocation=metadata
+do
+	n=$((n + 1))
+	rm -f img.qcow2 ov.qcow2 data.bin
+	size=4M
+	case $opts in *2M*) size=16M ;; esac
+	qemu-img create -q -f qcow2 -o "$opts" img.qcow2 $size ||
+		fail "qemu-img create -o $opts"
+	cs=$(qemu-img info --output=json img.qcow2 |
+		python3 -c 'import json,sys; print(json.load(sys.stdin)["cluster-size"])')
+	# Compressed clusters first: qemu compresses only into clusters that
+	# are not allocated yet, and never with a data file.
+	case $opts in
+	data_file* | *preallocation*) ;;
+	*) compressed_writes img.qcow2 "$cs" ;;
+	esac
+	common_writes img.qcow2
+	same_content img.qcow2 qcow2 "($opts)"
+	same_info img.qcow2
+	same_check img.qcow2 "($opts)"
+
+	# A qemu overlay on it, partly overwritten: reads go down the chain.
+	qemu-img create -q -f qcow2 -b img.qcow2 -F qcow2 ov.qcow2 ||
+		fail "overlay on $opts"
+	qio ov.qcow2 qcow2 "write -P 0xa1 60k 8k" "write -z 2100k 4k" \
+		"discard 0 4k" "write -P 0xa2 3000k 1"
+	same_content ov.qcow2 qcow2 "(overlay on $opts)"
+	same_info ov.qcow2
+done
+echo "ok: $n qemu-made image kinds read identically"

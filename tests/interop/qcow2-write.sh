@@ -1,0 +1,119 @@
+#!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
+# qcow2 images made by mimg, with every creation option, are what qemu-img
+# makes: qemu-img check finds them clean, qemu-img info reports the same
+# options and size, the file has the same length; data written by mimg
+# convert (new target, and -n into a qemu-made target) compares identical
+# with qemu-img compare.
+here=$(cd "$(dirname "$0")" && pwd)
+. "$TESTLIB"
+. "$here/qcow2-lib.sh"
+
+make_pattern_raw pat.raw 4M
+
+# same_format_specific A B: qemu-img info of both agrees on everything but
+# the file name and allocation.
+same_format_specific() {
+	qemu-img info --output=json "$1" >fs.a.json || fail "qemu-img info $1"
+	qemu-img info --output=json "$2" >fs.b.json || fail "qemu-img info $2"
+	python3 - fs.a.json fs.b.json "$3" <<'PY' || fail "qemu-img info of $1 and $2 differ ($3)"
+import json, sys
+a = json.load(open(sys.argv[1])); b = json.load(open(sys.argv[2]))
+for d in (a, b):
+    for k in ('filename', 'actual-size'):
+        d.pop(k, None)
+    fs = d.get('format-specific', {}).get('data', {})
+    if 'data-file' in fs:
+        fs['data-file'] = 'DATA'
+if a != b:
+    print('%s\nmimg: %s\nqemu: %s' % (sys.argv[3], json.dumps(a, sort_keys=True),
+                                      json.dumps(b, sort_keys=True)), file=sys.stderr)
+    sys.exit(1)
+PY
+}
+
+n=0
+for opts in \
+	"" \
+	compat=0.10 \
+	compat=1.1 \
+	compat=0.10,cluster_size=512 \
+	cluster_size=512 \
+	cluster_size=4k \
+	cluster_size=2M \
+	refcount_bits=1 \
+	refcount_bits=2 \
+	refcount_bits=4 \
+	refcount_bits=8 \
+	refcount_bits=32 \
+	refcount_bits=64 \
+	refcount_bits=64,cluster_size=512 \
+	lazy_refcounts=on \
+	compression_type=zlib \
+	compression_type=zstd \
+	extended_l2=on \
+	extended_l2=on,cluster_size=16k \
+	extended_l2=on,cluster_size=2M \
+	data_file=@DATA@ \
+	data_file=@DATA@,data_file_raw=on \
+	preallocation=off \
+	preallocation=metadata \
+	preallocation=falloc \
+	preallocation=full \
+	extended_l2=on,preallocation=metadata \
+	cluster_size=512,preallocation=metadata
+do
+	n=$((n + 1))
+	rm -f m.qcow2 q.qcow2 c.qcow2 t.qcow2 m.data q.data c.data t.data
+	mopts=$(echo "$opts" | sed 's/@DATA@/m.data/')
+	qopts=$(echo "$opts" | sed 's/@DATA@/q.data/')
+	copts=$(echo "$opts" | sed 's/@DATA@/c.data/')
+	topts=$(echo "$opts" | sed 's/@DATA@/t.data/')
+	size=4M
+	case $opts in *2M*) size=16M ;; esac
+
+	# Creation: same image as qemu's.
+	"$MIMG" create -f qcow2 ${mopts:+-o "$mopts"} m.qcow2 $size ||
+		fail "mimg create -o $mopts"
+	qemu-img create -q -f qcow2 ${qopts:+-o "$qopts"} q.qcow2 $size ||
+		fail "qemu-img create -o $qopts"
+	qemu_clean m.qcow2 "(mimg create -o $opts)"
+	same_format_specific m.qcow2 q.qcow2 "create -o $opts"
+	[ "$(stat -c %s m.qcow2)" = "$(stat -c %s q.qcow2)" ] ||
+		fail "create -o $opts: mimg made $(stat -c %s m.qcow2) bytes, qemu-img $(stat -c %s q.qcow2)"
+	case $opts in
+	*data_file=*)
+		[ "$(stat -c %s m.data)" = "$(stat -c %s q.data)" ] ||
+			fail "create -o $opts: data file of $(stat -c %s m.data) bytes, qemu's $(stat -c %s q.data)"
+		;;
+	esac
+	qemu-img compare -q -f qcow2 -F qcow2 m.qcow2 q.qcow2 ||
+		fail "create -o $opts: fresh image does not read as zeroes"
+
+	# Convert into a new image.
+	"$MIMG" convert -f raw -O qcow2 ${copts:+-o "$copts"} pat.raw c.qcow2 ||
+		fail "mimg convert -o $copts"
+	qemu_clean c.qcow2 "(mimg convert -o $opts)"
+	qemu-img compare -f raw -F qcow2 pat.raw c.qcow2 >cmp.out 2>&1 ||
+		{ cat cmp.out >&2; fail "convert -o $opts: content differs"; }
+	same_content c.qcow2 qcow2 "(mimg convert -o $opts)"
+
+	# Convert into an existing image qemu made (-n).
+	qemu-img create -q -f qcow2 ${topts:+-o "$topts"} t.qcow2 $size ||
+		fail "qemu-img create -o $topts"
+	"$MIMG" convert -n -f raw -O qcow2 pat.raw t.qcow2 ||
+		fail "mimg convert -n into -o $opts"
+	qemu_clean t.qcow2 "(mimg convert -n, -o $opts)"
+	qemu-img compare -f raw -F qcow2 pat.raw t.qcow2 >cmp.out 2>&1 ||
+		{ cat cmp.out >&2; fail "convert -n into -o $opts: content differs"; }
+done
+
+# Sizes that are not cluster multiples, and the smallest image.
+for size in 1 512 65537 1000000; do
+	rm -f m.qcow2 q.qcow2
+	"$MIMG" create -f qcow2 m.qcow2 $size || fail "mimg create size $size"
+	qemu-img create -q -f qcow2 q.qcow2 $size
+	qemu_clean m.qcow2 "(size $size)"
+	same_format_specific m.qcow2 q.qcow2 "size $size"
+done
+echo "ok: $n option sets created and written like qemu-img"
