@@ -1,0 +1,555 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * VMDK data I/O: requests are split along extents; sparse extents are
+ * walked grain by grain, coalescing runs of grains that share a state
+ * (and, for data, contiguous host space) into one host request.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checked.h"
+#include "driver.h"
+#include "error.h"
+#include "file.h"
+#include "image.h"
+#include "iov.h"
+#include "vmdk.h"
+
+static struct vmdk_extent *find_extent(struct vmdk_state *s, uint64_t off)
+{
+	size_t lo = 0, hi = s->n_ext;
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (s->ext[mid].start <= off)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return &s->ext[lo];
+}
+
+/* qemu's rule: data from the parent is only used while the parent's CID
+ * is the one recorded in this image (otherwise the parent was modified
+ * after the delta link was made). */
+static int check_parent(struct mimg *img)
+{
+	struct vmdk_state *s = img->priv;
+	struct mimg *b = img->backing;
+
+	if (!b || s->parent_checked)
+		return s->parent_err;
+	pthread_mutex_lock(&s->cid_lock);
+	if (!s->parent_checked) {
+		s->parent_err = 0;
+		if (b->drv == &mimg_vmdk_driver) {
+			struct vmdk_state *ps = b->priv;
+			if (ps->desc.cid != s->desc.parent_cid)
+				s->parent_err = -EINVAL;
+		}
+		s->parent_checked = true;
+	}
+	pthread_mutex_unlock(&s->cid_lock);
+	if (s->parent_err < 0) {
+		struct vmdk_state *ps = b->priv;
+		return mimg_err(s->parent_err, "%s: vmdk: parentCID %08" PRIx32
+				" does not match CID %08" PRIx32 " of parent "
+				"%s (the parent changed after this delta link "
+				"was made)", img->filename, s->desc.parent_cid,
+				ps->desc.cid, b->filename);
+	}
+	return 0;
+}
+
+static int read_below(struct mimg *img, const struct iovec *iov, int iovcnt,
+		      size_t skip, uint64_t off, size_t len)
+{
+	int r = check_parent(img);
+	if (r < 0)
+		return r;
+	return mimg__read_below(img, iov, iovcnt, skip, off, len);
+}
+
+static int file_preadv_at(struct mimg_file *f, const struct iovec *iov,
+			  int iovcnt, size_t skip, size_t len, uint64_t off)
+{
+	struct iovec st[16], *sub;
+	int n = iov_slice(iov, iovcnt, skip, len, st, 16, &sub);
+	if (n < 0)
+		return mimg_err(n, "out of memory");
+	int r = mimg_file_preadv(f, sub, n, off);
+	iov_slice_free(sub, st);
+	return r;
+}
+
+static int file_pwritev_at(struct mimg_file *f, const struct iovec *iov,
+			   int iovcnt, size_t skip, size_t len, uint64_t off)
+{
+	struct iovec st[16], *sub;
+	int n = iov_slice(iov, iovcnt, skip, len, st, 16, &sub);
+	if (n < 0)
+		return mimg_err(n, "out of memory");
+	int r = mimg_file_pwritev(f, sub, n, off);
+	iov_slice_free(sub, st);
+	return r;
+}
+
+static int read_sparse(struct mimg *img, struct vmdk_extent *e,
+		       const struct iovec *iov, int iovcnt, size_t skip,
+		       uint64_t eoff, size_t len)
+{
+	struct vmdk_sparse *sp = e->sp;
+	uint64_t gb = sp->grain_bytes;
+	int r;
+
+	while (len) {
+		uint64_t grain = eoff / gb, in = eoff % gb;
+		size_t chunk = (size_t)min_u64(len, gb - in);
+		enum vmdk_grain_state st, st2;
+		uint64_t host, host2;
+
+		r = vmdk_sparse_lookup(sp, grain, &st, &host);
+		if (r < 0)
+			return r;
+		if (st == VMDK_GRAIN_DATA && sp->compressed) {
+			void *tmp = malloc(chunk);
+			if (!tmp)
+				return mimg_err(-ENOMEM, "out of memory");
+			r = vmdk_sparse_read_compressed(sp, grain, host, in,
+							tmp, chunk);
+			if (r == 0)
+				iov_from_buf(iov, iovcnt, skip, tmp, chunk);
+			free(tmp);
+			if (r < 0)
+				return r;
+		} else {
+			/* Extend over following grains in the same state. */
+			while (chunk < len) {
+				r = vmdk_sparse_lookup(sp, grain + 1, &st2,
+						       &host2);
+				if (r < 0)
+					return r;
+				if (st2 != st || (st == VMDK_GRAIN_DATA &&
+						  host2 != host + in + chunk))
+					break;
+				chunk = (size_t)min_u64(len, chunk + gb);
+				grain++;
+			}
+			if (st == VMDK_GRAIN_ZERO)
+				iov_memset(iov, iovcnt, skip, 0, chunk);
+			else if (st == VMDK_GRAIN_UNALLOC)
+				r = read_below(img, iov, iovcnt, skip,
+					       e->start + eoff, chunk);
+			else
+				r = file_preadv_at(e->file, iov, iovcnt, skip,
+						   chunk, host + in);
+			if (r < 0)
+				return r;
+		}
+		skip += chunk;
+		eoff += chunk;
+		len -= chunk;
+	}
+	return 0;
+}
+
+int vmdk_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
+		uint64_t off, size_t len)
+{
+	struct vmdk_state *s = img->priv;
+	size_t done = 0;
+	int r = 0;
+
+	while (done < len) {
+		uint64_t pos = off + done;
+		struct vmdk_extent *e = find_extent(s, pos);
+		uint64_t eoff = pos - e->start;
+		size_t n = (size_t)min_u64(len - done, e->size - eoff);
+
+		switch (e->type) {
+		case VMDK_EXT_ZERO:
+			iov_memset(iov, iovcnt, done, 0, n);
+			break;
+		case VMDK_EXT_FLAT:
+		case VMDK_EXT_VMFS:
+			if (e->access == VMDK_NOACCESS)
+				iov_memset(iov, iovcnt, done, 0, n);
+			else
+				r = file_preadv_at(e->file, iov, iovcnt, done,
+						   n, e->flat_offset + eoff);
+			break;
+		case VMDK_EXT_SPARSE:
+			r = read_sparse(img, e, iov, iovcnt, done, eoff, n);
+			break;
+		}
+		if (r < 0)
+			return r;
+		done += n;
+	}
+	return 0;
+}
+
+/* Allocate grains for [EOFF, EOFF+LEN) of sparse extent E, which is
+ * unallocated (or zeroed) at GRAIN, and write the data.  Handles a run of
+ * whole grains at once, or one partially written grain (whose other bytes
+ * come from the layers below).  Returns the bytes consumed. */
+static ssize_t alloc_write(struct mimg *img, struct vmdk_extent *e,
+			   const struct iovec *iov, int iovcnt, size_t skip,
+			   uint64_t eoff, size_t len)
+{
+	struct vmdk_sparse *sp = e->sp;
+	uint64_t gb = sp->grain_bytes, grain = eoff / gb, in = eoff % gb;
+	uint64_t host, k = 1, ext_bytes = e->size;
+	enum vmdk_grain_state st;
+	ssize_t done;
+	int r;
+
+	/* Allocation is serialised by the extent lock; the state is
+	 * looked up again under it in case another writer allocated. */
+	pthread_mutex_lock(&sp->lock);
+	r = vmdk_sparse_lookup_locked(sp, grain, &st, &host);
+	if (r < 0 || st == VMDK_GRAIN_DATA) {
+		pthread_mutex_unlock(&sp->lock);
+		return r;	/* 0: now allocated, the caller retries */
+	}
+	if (!ck_align_up_u64(sp->file_end, VMDK_SECTOR, &host) ||
+	    host / VMDK_SECTOR > UINT32_MAX - 1) {
+		pthread_mutex_unlock(&sp->lock);
+		return mimg_err(-EFBIG, "%s: vmdk: extent file too large for "
+				"32-bit sector numbers", sp->path);
+	}
+	if (in == 0 && len >= gb) {
+		/* Whole grains: count the unallocated ones that follow. */
+		k = len / gb;
+		for (uint64_t i = 1; i < k; i++) {
+			enum vmdk_grain_state s2;
+			uint64_t h2;
+			r = vmdk_sparse_lookup_locked(sp, grain + i, &s2, &h2);
+			if (r < 0 || s2 == VMDK_GRAIN_DATA) {
+				k = i;
+				break;
+			}
+		}
+		done = (ssize_t)(k * gb);
+		r = file_pwritev_at(e->file, iov, iovcnt, skip, k * gb, host);
+	} else {
+		uint8_t *buf = malloc(gb);
+		size_t n = (size_t)min_u64(len, gb - in);
+		uint64_t gstart = grain * gb;
+		uint64_t valid = min_u64(gb, ext_bytes - gstart);
+
+		if (!buf) {
+			pthread_mutex_unlock(&sp->lock);
+			return mimg_err(-ENOMEM, "out of memory");
+		}
+		memset(buf, 0, gb);
+		r = 0;
+		if (st == VMDK_GRAIN_UNALLOC) {
+			struct iovec biov = { buf, (size_t)valid };
+			r = read_below(img, &biov, 1, 0, e->start + gstart,
+				       (size_t)valid);
+		}
+		if (r == 0) {
+			iov_to_buf(iov, iovcnt, skip, buf + in, n);
+			r = mimg_file_pwrite(e->file, buf, gb, host);
+		}
+		free(buf);
+		done = (ssize_t)n;
+	}
+	if (r == 0) {
+		sp->file_end = host + k * gb;
+		/* The data is on disk before the tables point to it. */
+		r = vmdk_sparse_set_gtes(sp, grain, k,
+					 (uint32_t)(host / VMDK_SECTOR), false);
+	}
+	pthread_mutex_unlock(&sp->lock);
+	return r < 0 ? r : done;
+}
+
+static int sparse_writable(struct mimg *img, struct vmdk_extent *e)
+{
+	struct vmdk_sparse *sp = e->sp;
+	if (sp->compressed)
+		return mimg_err(-ENOTSUP, "%s: vmdk: compressed (stream) "
+				"extents cannot be modified in place",
+				sp->path);
+	if (sp->primary_damaged)
+		return mimg_err(-EIO, "%s: vmdk: the grain directory is "
+				"damaged (reading through the redundant copy); "
+				"refusing to write", sp->path);
+	if (sp->version == 3)
+		return mimg_err(-EROFS, "%s: vmdk: version 3 sparse extents "
+				"(changed block tracking) are read-only",
+				sp->path);
+	if (sp->gd_at_end)
+		return mimg_err(-ENOTSUP, "%s: vmdk: extents with the grain "
+				"directory at the end cannot be modified",
+				sp->path);
+	return 0;
+}
+
+static int write_sparse(struct mimg *img, struct vmdk_extent *e,
+			const struct iovec *iov, int iovcnt, size_t skip,
+			uint64_t eoff, size_t len)
+{
+	struct vmdk_sparse *sp = e->sp;
+	uint64_t gb = sp->grain_bytes;
+	int r = sparse_writable(img, e);
+
+	while (r == 0 && len) {
+		uint64_t grain = eoff / gb, in = eoff % gb;
+		size_t chunk = (size_t)min_u64(len, gb - in);
+		enum vmdk_grain_state st, st2;
+		uint64_t host, host2;
+
+		r = vmdk_sparse_lookup(sp, grain, &st, &host);
+		if (r < 0)
+			break;
+		if (st == VMDK_GRAIN_DATA) {
+			while (chunk < len) {
+				r = vmdk_sparse_lookup(sp, grain + 1, &st2,
+						       &host2);
+				if (r < 0)
+					return r;
+				if (st2 != VMDK_GRAIN_DATA ||
+				    host2 != host + in + chunk)
+					break;
+				chunk = (size_t)min_u64(len, chunk + gb);
+				grain++;
+			}
+			r = file_pwritev_at(e->file, iov, iovcnt, skip, chunk,
+					    host + in);
+		} else {
+			ssize_t n = alloc_write(img, e, iov, iovcnt, skip,
+						eoff, len);
+			if (n < 0)
+				return (int)n;
+			chunk = (size_t)n;	/* 0: retry as allocated */
+		}
+		skip += chunk;
+		eoff += chunk;
+		len -= chunk;
+	}
+	return r;
+}
+
+static int extent_writable(struct vmdk_extent *e)
+{
+	if (e->access != VMDK_RW)
+		return mimg_err(e->access == VMDK_RDONLY ? -EROFS : -EACCES,
+				"vmdk: extent '%s' is %s", e->filename ?
+				e->filename : "(zero)",
+				e->access == VMDK_RDONLY ? "read-only" :
+				"not accessible");
+	if (e->type == VMDK_EXT_ZERO)
+		return mimg_err(-ENOTSUP, "vmdk: cannot write to a ZERO extent");
+	return 0;
+}
+
+int vmdk_pwritev(struct mimg *img, const struct iovec *iov, int iovcnt,
+		 uint64_t off, size_t len)
+{
+	struct vmdk_state *s = img->priv;
+	size_t done = 0;
+	int r;
+
+	if (s->sw)
+		return mimg_err(-ENOTSUP, "%s: vmdk: streamOptimized images "
+				"are written sequentially by convert only",
+				img->filename);
+	r = vmdk_touch_cid(img);
+	if (r < 0)
+		return r;
+	while (done < len) {
+		uint64_t pos = off + done;
+		struct vmdk_extent *e = find_extent(s, pos);
+		uint64_t eoff = pos - e->start;
+		size_t n = (size_t)min_u64(len - done, e->size - eoff);
+
+		r = extent_writable(e);
+		if (r < 0)
+			return r;
+		if (e->type == VMDK_EXT_SPARSE)
+			r = write_sparse(img, e, iov, iovcnt, done, eoff, n);
+		else
+			r = file_pwritev_at(e->file, iov, iovcnt, done, n,
+					    e->flat_offset + eoff);
+		if (r < 0)
+			return r;
+		done += n;
+	}
+	return 0;
+}
+
+/* Zeroes on a sparse extent: whole grains become zeroed-grain entries
+ * (when the extent supports them) or stay unallocated (when nothing is
+ * below); everything else is written as zero data. */
+int vmdk_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
+		       unsigned flags)
+{
+	struct vmdk_state *s = img->priv;
+	static const uint8_t zero[4096];
+	int r;
+
+	if (s->sw)
+		return -ENOTSUP;
+	r = vmdk_touch_cid(img);
+	if (r < 0)
+		return r;
+	while (len) {
+		struct vmdk_extent *e = find_extent(s, off);
+		uint64_t eoff = off - e->start;
+		uint64_t n = min_u64(len, e->size - eoff);
+
+		r = extent_writable(e);
+		if (r < 0)
+			return r;
+		if (e->type == VMDK_EXT_SPARSE &&
+		    (r = sparse_writable(img, e)) < 0)
+			return r;
+		uint64_t gb = e->type == VMDK_EXT_SPARSE ? e->sp->grain_bytes :
+			      0;
+		if (gb && eoff % gb == 0 && n >= gb) {
+			struct vmdk_sparse *sp = e->sp;
+			uint64_t grain = eoff / gb, k = n / gb;
+			for (uint64_t i = 0; i < k && r == 0; i++) {
+				enum vmdk_grain_state st;
+				uint64_t h;
+				r = vmdk_sparse_lookup(sp, grain + i, &st, &h);
+				if (r < 0 || st == VMDK_GRAIN_ZERO ||
+				    (st == VMDK_GRAIN_UNALLOC && !img->backing))
+					continue;
+				if (sp->zero_grain) {
+					pthread_mutex_lock(&sp->lock);
+					r = vmdk_sparse_set_gtes(sp, grain + i, 1,
+								 VMDK_GTE_ZERO,
+								 true);
+					pthread_mutex_unlock(&sp->lock);
+				} else {
+					for (uint64_t o = 0; o < gb && r == 0;
+					     o += sizeof(zero)) {
+						struct iovec v = {
+							(void *)zero,
+							(size_t)min_u64(sizeof(zero), gb - o)
+						};
+						r = write_sparse(img, e, &v, 1, 0,
+								 (grain + i) * gb + o,
+								 v.iov_len);
+					}
+				}
+			}
+			n = k * gb;
+		} else {
+			uint64_t m = min_u64(n, sizeof(zero));
+			if (gb)
+				m = min_u64(m, gb - eoff % gb);
+			struct iovec v = { (void *)zero, (size_t)m };
+			if (gb)
+				r = write_sparse(img, e, &v, 1, 0, eoff, (size_t)m);
+			else
+				r = file_pwritev_at(e->file, &v, 1, 0, (size_t)m,
+						    e->flat_offset + eoff);
+			n = m;
+		}
+		if (r < 0)
+			return r;
+		off += n;
+		len -= n;
+	}
+	(void)flags;
+	return 0;
+}
+
+int vmdk_block_status(struct mimg *img, uint64_t off, uint64_t len,
+		      uint64_t *pnum, unsigned *status, uint64_t *host_off)
+{
+	struct vmdk_state *s = img->priv;
+	struct vmdk_extent *e = find_extent(s, off);
+	uint64_t eoff = off - e->start;
+	uint64_t n = min_u64(len, e->size - eoff);
+	uint64_t h = 0;
+	unsigned st = 0;
+	int r;
+
+	if (e->type == VMDK_EXT_ZERO || e->access == VMDK_NOACCESS) {
+		st = MIMG_BS_ZERO | MIMG_BS_ALLOCATED;
+	} else if (e->type != VMDK_EXT_SPARSE) {
+		bool data;
+		uint64_t m;
+		r = mimg_file_extent(e->file, e->flat_offset + eoff, n, &data,
+				     &m);
+		if (r < 0)
+			return r;
+		n = m;
+		st = MIMG_BS_ALLOCATED | (data ? MIMG_BS_DATA : MIMG_BS_ZERO);
+		h = e->flat_offset + eoff;
+		if (data && e->file == img->file)
+			st |= MIMG_BS_OFFSET_VALID;
+	} else {
+		struct vmdk_sparse *sp = e->sp;
+		uint64_t gb = sp->grain_bytes, grain = eoff / gb;
+		uint64_t in = eoff % gb, host, host2;
+		enum vmdk_grain_state gs, gs2;
+		uint64_t run = min_u64(n, gb - in);
+
+		r = vmdk_sparse_lookup(sp, grain, &gs, &host);
+		if (r < 0)
+			return r;
+		while (run < n) {
+			r = vmdk_sparse_lookup(sp, grain + 1, &gs2, &host2);
+			if (r < 0)
+				return r;
+			if (gs2 != gs || (gs == VMDK_GRAIN_DATA &&
+					  (sp->compressed ||
+					   host2 != host + in + run)))
+				break;
+			run = min_u64(n, run + gb);
+			grain++;
+		}
+		n = run;
+		if (gs == VMDK_GRAIN_UNALLOC) {
+			st = img->backing ? 0 : MIMG_BS_ZERO;
+		} else if (gs == VMDK_GRAIN_ZERO) {
+			st = MIMG_BS_ZERO | MIMG_BS_ALLOCATED;
+		} else if (sp->compressed) {
+			st = MIMG_BS_DATA | MIMG_BS_ALLOCATED |
+			     MIMG_BS_COMPRESSED;
+		} else {
+			st = MIMG_BS_DATA | MIMG_BS_ALLOCATED;
+			h = host + in;
+			if (e->file == img->file)
+				st |= MIMG_BS_OFFSET_VALID;
+		}
+	}
+	*pnum = n;
+	*status = st;
+	if (host_off)
+		*host_off = (st & MIMG_BS_OFFSET_VALID) ? h : 0;
+	return 0;
+}
+
+int vmdk_flush(struct mimg *img)
+{
+	struct vmdk_state *s = img->priv;
+	int r = 0;
+
+	if (s->sw && (r = vmdk_stream_finish(img)) < 0)
+		return r;
+
+	for (size_t i = 0; i < s->n_ext; i++) {
+		struct vmdk_extent *e = &s->ext[i];
+		if (e->file && e->own_file) {
+			int r2 = mimg_file_flush(e->file);
+			if (r2 < 0 && r == 0)
+				r = r2;
+		}
+	}
+	if (!img->read_only) {
+		int r2 = mimg_file_flush(img->file);
+		if (r2 < 0 && r == 0)
+			r = r2;
+	}
+	return r;
+}

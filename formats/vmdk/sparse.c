@@ -1,0 +1,529 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * Hosted sparse extents ("KDMV", versions 1-3): header, grain directory
+ * (primary and redundant), grain tables, compressed grains.
+ *
+ * Layout: a 512-byte little-endian header; a grain directory (GD) of
+ * 32-bit sector numbers of grain tables (GT); each GT holds gt_entries
+ * 32-bit sector numbers of grains.  Entry 0 is unallocated, entry 1 is a
+ * zeroed grain when the header has the zeroed-grain flag.  Compressed
+ * extents store zlib streams, preceded by a 12-byte marker (LBA, size)
+ * when the markers flag is set.  A GD offset of all ones means the real
+ * header is a footer at the end of the file (streamOptimized).
+ *
+ * The grain tables are cached in a direct-mapped table of slots with a
+ * fixed memory budget; updates are written through to the file.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "checked.h"
+#include "endian.h"
+#include "error.h"
+#include "file.h"
+#include "vmdk.h"
+
+#define GT_CACHE_BUDGET (8u << 20)
+
+static int parse_header(struct vmdk_sparse *sp, const uint8_t *h,
+			uint64_t file_size)
+{
+	const char *path = sp->path;
+
+	if (ld_le32(h) != VMDK_MAGIC)
+		return mimg_err(-EINVAL, "%s: vmdk: not a sparse extent (bad "
+				"magic 0x%08" PRIx32 ")", path, ld_le32(h));
+	sp->version = ld_le32(h + 4);
+	sp->flags = ld_le32(h + 8);
+	sp->capacity = ld_le64(h + 12);
+	sp->grain_sectors = ld_le64(h + 20);
+	sp->desc_sector = ld_le64(h + 28);
+	sp->desc_sectors = ld_le64(h + 36);
+	sp->gt_entries = ld_le32(h + 44);
+	sp->rgd_sector = ld_le64(h + 48);
+	sp->gd_sector = ld_le64(h + 56);
+	sp->overhead = ld_le64(h + 64);
+
+	if (sp->version < 1 || sp->version > 3)
+		return mimg_err(-ENOTSUP, "%s: vmdk: sparse extent version %"
+				PRIu32 " is not supported", path, sp->version);
+	if (sp->capacity == 0 || sp->capacity > VMDK_MAX_SECTORS)
+		return mimg_err(-EINVAL, "%s: vmdk: invalid capacity %" PRIu64
+				" sectors", path, sp->capacity);
+	if (sp->grain_sectors == 0 ||
+	    sp->grain_sectors > VMDK_MAX_GRAIN_SECTORS)
+		return mimg_err(-EINVAL, "%s: vmdk: invalid grain size %"
+				PRIu64 " sectors", path, sp->grain_sectors);
+	if (sp->gt_entries == 0 || sp->gt_entries > VMDK_MAX_GT_ENTRIES)
+		return mimg_err(-EINVAL, "%s: vmdk: invalid number of grain "
+				"table entries %" PRIu32, path, sp->gt_entries);
+	sp->grain_bytes = sp->grain_sectors * VMDK_SECTOR;
+	sp->compressed = sp->flags & VMDK_FLAG_COMPRESSED;
+	sp->markers = sp->flags & VMDK_FLAG_MARKERS;
+	sp->zero_grain = sp->flags & VMDK_FLAG_ZERO_GRAIN;
+	if (sp->compressed) {
+		uint16_t alg = ld_le16(h + 77);
+		if (alg != 1)
+			return mimg_err(-ENOTSUP, "%s: vmdk: compression "
+					"algorithm %u is not supported", path,
+					alg);
+		if (sp->grain_bytes > VMDK_MAX_COMPRESSED_GRAIN)
+			return mimg_err(-ENOTSUP, "%s: vmdk: compressed grain "
+					"size %" PRIu64 " bytes is too large",
+					path, sp->grain_bytes);
+	}
+	sp->gt_bytes = (uint64_t)sp->gt_entries * 4;
+	uint64_t span = (uint64_t)sp->gt_entries * sp->grain_sectors;
+	sp->gd_entries = div_round_up_u64(sp->capacity, span);
+	if (sp->gd_entries * 4 > VMDK_MAX_GD_BYTES)
+		return mimg_err(-EINVAL, "%s: vmdk: grain directory of %" PRIu64
+				" entries is too large", path, sp->gd_entries);
+	(void)file_size;
+	return 0;
+}
+
+/* The footer of a streamOptimized extent: footer marker, header copy and
+ * end-of-stream marker in the last three sectors. */
+static int read_footer(struct vmdk_sparse *sp, uint64_t file_size,
+		       uint8_t *h)
+{
+	uint8_t buf[3 * VMDK_SECTOR];
+	int r;
+
+	if (file_size < 4 * VMDK_SECTOR)
+		return mimg_err(-EINVAL, "%s: vmdk: grain directory is at the "
+				"end but the file is too short for a footer",
+				sp->path);
+	r = mimg_file_pread_exact(sp->file, buf, sizeof(buf),
+				  file_size - sizeof(buf), "vmdk footer");
+	if (r < 0)
+		return r;
+	const uint8_t *fm = buf, *fh = buf + VMDK_SECTOR,
+		      *eos = buf + 2 * VMDK_SECTOR;
+	if (ld_le32(fh) != VMDK_MAGIC || ld_le32(fm + 8) != 0 ||
+	    ld_le32(fm + 12) != VMDK_MARKER_FOOTER || ld_le64(eos) != 0 ||
+	    ld_le32(eos + 8) != 0 || ld_le32(eos + 12) != VMDK_MARKER_EOS)
+		return mimg_err(-EINVAL, "%s: vmdk: streamOptimized footer "
+				"not found at the end of the file (incomplete "
+				"or truncated image?)", sp->path);
+	memcpy(h, fh, VMDK_SECTOR);
+	return 0;
+}
+
+static int load_gd(struct vmdk_sparse *sp, uint64_t sector, uint32_t **out,
+		   const char *what)
+{
+	uint64_t off, bytes = sp->gd_entries * 4;
+	uint32_t *gd;
+	int r;
+
+	*out = NULL;
+	if (!ck_mul_u64(sector, VMDK_SECTOR, &off) ||
+	    !ck_range_within(off, bytes, sp->file_end))
+		return mimg_err(-EINVAL, "%s: vmdk: %s at sector %" PRIu64
+				" lies past the end of the file", sp->path,
+				what, sector);
+	gd = malloc(bytes);
+	if (!gd)
+		return mimg_err(-ENOMEM, "out of memory");
+	r = mimg_file_pread_exact(sp->file, gd, bytes, off, what);
+	if (r < 0) {
+		free(gd);
+		return r;
+	}
+	for (uint64_t i = 0; i < sp->gd_entries; i++) {
+		gd[i] = ld_le32(&gd[i]);
+		uint64_t gt_off = (uint64_t)gd[i] * VMDK_SECTOR;
+		if (gd[i] && !ck_range_within(gt_off, sp->gt_bytes,
+					      sp->file_end)) {
+			r = mimg_err(-EINVAL, "%s: vmdk: %s entry %" PRIu64
+				     " points to grain table at sector %" PRIu32
+				     " past the end of the file", sp->path,
+				     what, i, gd[i]);
+			free(gd);
+			return r;
+		}
+	}
+	*out = gd;
+	return 0;
+}
+
+int vmdk_sparse_open(struct vmdk_sparse *sp, struct mimg_file *file,
+		     const char *path, uint64_t file_size)
+{
+	uint8_t h[VMDK_SECTOR];
+	int r;
+
+	sp->file = file;
+	sp->path = path;
+	sp->file_end = file_size;
+	r = mimg_file_pread_exact(file, h, sizeof(h), 0, "vmdk header");
+	if (r < 0)
+		return r;
+	if (ld_le32(h) == VMDK_MAGIC && ld_le64(h + 56) == VMDK_GD_AT_END) {
+		/* The footer takes precedence over the header. */
+		sp->gd_at_end = true;
+		r = read_footer(sp, file_size, h);
+		if (r < 0)
+			return r;
+	}
+	r = parse_header(sp, h, file_size);
+	if (r < 0)
+		return r;
+	memcpy(sp->header, h, sizeof(h));
+	if (sp->gd_sector == VMDK_GD_AT_END)
+		return mimg_err(-EINVAL, "%s: vmdk: footer has no grain "
+				"directory offset", path);
+
+	bool has_rgd = (sp->flags & VMDK_FLAG_RGD) && sp->rgd_sector != 0;
+	int rp = load_gd(sp, sp->gd_sector, &sp->gd, "grain directory");
+	if (has_rgd) {
+		int rr = load_gd(sp, sp->rgd_sector, &sp->rgd,
+				 "redundant grain directory");
+		if (rp < 0 && rr == 0) {
+			/* The primary is damaged: read through the copy. */
+			sp->gd = sp->rgd;
+			sp->rgd = NULL;
+			sp->gd_sector = sp->rgd_sector;
+			sp->rgd_sector = 0;
+			sp->primary_damaged = true;
+			rp = 0;
+		} else if (rr < 0) {
+			sp->rgd_sector = 0;
+		}
+	} else {
+		sp->rgd_sector = 0;
+	}
+	if (rp < 0)
+		return rp;
+
+	uint64_t n = GT_CACHE_BUDGET / sp->gt_bytes;
+	if (n == 0)
+		n = 1;
+	sp->nslots = (size_t)min_u64(n, sp->gd_entries);
+	sp->slots = calloc(sp->nslots, sizeof(*sp->slots));
+	if (!sp->slots)
+		return mimg_err(-ENOMEM, "out of memory");
+	pthread_mutex_init(&sp->lock, NULL);
+	return 0;
+}
+
+void vmdk_sparse_close(struct vmdk_sparse *sp)
+{
+	if (sp->slots) {
+		for (size_t i = 0; i < sp->nslots; i++)
+			free(sp->slots[i].gte);
+		free(sp->slots);
+		pthread_mutex_destroy(&sp->lock);
+	}
+	free(sp->gd);
+	free(sp->rgd);
+}
+
+int vmdk_sparse_read_gt(struct vmdk_sparse *sp, const uint32_t *gd,
+			uint64_t gdi, uint32_t *out)
+{
+	uint64_t off = (uint64_t)gd[gdi] * VMDK_SECTOR;
+	int r;
+
+	if (gd[gdi] == 0) {
+		memset(out, 0, sp->gt_bytes);
+		return 0;
+	}
+	if (!ck_range_within(off, sp->gt_bytes, sp->file_end))
+		return mimg_err(-EINVAL, "%s: vmdk: grain table %" PRIu64
+				" at sector %" PRIu32 " is past the end of the "
+				"file (truncated image?)", sp->path, gdi,
+				gd[gdi]);
+	r = mimg_file_pread_exact(sp->file, out, sp->gt_bytes, off,
+				  "vmdk grain table");
+	if (r < 0)
+		return r;
+	for (uint32_t i = 0; i < sp->gt_entries; i++)
+		out[i] = ld_le32(&out[i]);
+	return 0;
+}
+
+/* The cached grain table for GD index GDI, loading it; NULL with an error
+ * in *ERR.  Caller holds sp->lock. */
+static uint32_t *get_gt(struct vmdk_sparse *sp, uint64_t gdi, int *err)
+{
+	struct vmdk_gt_slot *s = &sp->slots[gdi % sp->nslots];
+
+	if (s->tag == gdi + 1)
+		return s->gte;
+	if (!s->gte) {
+		s->gte = malloc(sp->gt_bytes);
+		if (!s->gte) {
+			*err = mimg_err(-ENOMEM, "out of memory");
+			return NULL;
+		}
+	}
+	s->tag = 0;
+	*err = vmdk_sparse_read_gt(sp, sp->gd, gdi, s->gte);
+	if (*err < 0)
+		return NULL;
+	s->tag = gdi + 1;
+	return s->gte;
+}
+
+int vmdk_sparse_lookup(struct vmdk_sparse *sp, uint64_t grain,
+		       enum vmdk_grain_state *state, uint64_t *host_off)
+{
+	pthread_mutex_lock(&sp->lock);
+	int r = vmdk_sparse_lookup_locked(sp, grain, state, host_off);
+	pthread_mutex_unlock(&sp->lock);
+	return r;
+}
+
+int vmdk_sparse_lookup_locked(struct vmdk_sparse *sp, uint64_t grain,
+			      enum vmdk_grain_state *state,
+			      uint64_t *host_off)
+{
+	uint64_t gdi = grain / sp->gt_entries;
+	uint32_t gti = (uint32_t)(grain % sp->gt_entries);
+	uint32_t v = 0;
+	uint64_t end;
+	int r = 0;
+
+	*state = VMDK_GRAIN_UNALLOC;
+	*host_off = 0;
+	if (gdi >= sp->gd_entries)
+		return 0;
+	if (sp->gd[gdi]) {
+		uint32_t *gt = get_gt(sp, gdi, &r);
+		if (gt)
+			v = gt[gti];
+	}
+	end = sp->file_end;
+	if (r < 0 || v == 0)
+		return r;
+	if (v == VMDK_GTE_ZERO && sp->zero_grain) {
+		*state = VMDK_GRAIN_ZERO;
+		return 0;
+	}
+	uint64_t off = (uint64_t)v * VMDK_SECTOR;
+	uint64_t need = sp->compressed ? 12 : sp->grain_bytes;
+	/* The last grain of an extent may be short. */
+	uint64_t left = sp->capacity * VMDK_SECTOR - grain * sp->grain_bytes;
+	if (!sp->compressed && left < need)
+		need = left;
+	if (!ck_range_within(off, need, end))
+		return mimg_err(-EINVAL, "%s: vmdk: grain table entry for "
+				"grain %" PRIu64 " points to sector %" PRIu32
+				" past the end of the file", sp->path, grain, v);
+	*state = VMDK_GRAIN_DATA;
+	*host_off = off;
+	return 0;
+}
+
+int vmdk_inflate(const void *in, size_t in_len, void *out, size_t out_cap,
+		 size_t *out_len)
+{
+	z_stream zs;
+	int r;
+
+	memset(&zs, 0, sizeof(zs));
+	if (inflateInit(&zs) != Z_OK)
+		return -ENOMEM;
+	zs.next_in = (Bytef *)(uintptr_t)in;
+	zs.avail_in = (uInt)in_len;
+	zs.next_out = out;
+	zs.avail_out = (uInt)out_cap;
+	r = inflate(&zs, Z_FINISH);
+	*out_len = out_cap - zs.avail_out;
+	inflateEnd(&zs);
+	return r == Z_STREAM_END ? 0 : -EINVAL;
+}
+
+int vmdk_sparse_read_compressed(struct vmdk_sparse *sp, uint64_t grain,
+				uint64_t host_off, uint64_t in_off,
+				void *buf, size_t len)
+{
+	uint64_t end, avail, clen, doff;
+	uint8_t *cbuf = NULL, *gbuf = NULL;
+	size_t glen = 0;
+	int r;
+
+	pthread_mutex_lock(&sp->lock);
+	end = sp->file_end;
+	pthread_mutex_unlock(&sp->lock);
+	avail = end > host_off ? end - host_off : 0;
+	if (sp->markers) {
+		uint8_t m[12];
+		r = mimg_file_pread_exact(sp->file, m, sizeof(m), host_off,
+					  "vmdk grain marker");
+		if (r < 0)
+			return r;
+		clen = ld_le32(m + 8);
+		doff = host_off + 12;
+		if (clen == 0 || clen > VMDK_MAX_COMPRESSED_GRAIN ||
+		    clen > avail - 12)
+			return mimg_err(-EINVAL, "%s: vmdk: grain %" PRIu64
+					" at offset %" PRIu64 " has invalid "
+					"compressed size %" PRIu64, sp->path,
+					grain, host_off, clen);
+	} else {
+		/* No size is stored: read what a grain can take. */
+		clen = min_u64(avail, sp->grain_bytes * 2 + 4096);
+		doff = host_off;
+	}
+	cbuf = malloc(clen);
+	gbuf = malloc(sp->grain_bytes);
+	if (!cbuf || !gbuf) {
+		r = mimg_err(-ENOMEM, "out of memory");
+		goto out;
+	}
+	r = mimg_file_pread_exact(sp->file, cbuf, clen, doff,
+				  "vmdk compressed grain");
+	if (r < 0)
+		goto out;
+	if (vmdk_inflate(cbuf, clen, gbuf, sp->grain_bytes, &glen) < 0) {
+		r = mimg_err(-EINVAL, "%s: vmdk: compressed grain %" PRIu64
+			     " at offset %" PRIu64 " is corrupt", sp->path,
+			     grain, host_off);
+		goto out;
+	}
+	/* A short grain (end of a stream) reads as zeroes past its end. */
+	if (in_off < glen) {
+		size_t n = (size_t)min_u64(len, glen - in_off);
+		memcpy(buf, gbuf + in_off, n);
+		memset((uint8_t *)buf + n, 0, len - n);
+	} else {
+		memset(buf, 0, len);
+	}
+	r = 0;
+out:
+	free(cbuf);
+	free(gbuf);
+	return r;
+}
+
+static int write_le32s(struct vmdk_sparse *sp, const uint32_t *v, size_t n,
+		       uint64_t off)
+{
+	uint32_t tmp[256];
+	while (n) {
+		size_t k = n < 256 ? n : 256;
+		for (size_t i = 0; i < k; i++)
+			st_le32(&tmp[i], v[i]);
+		int r = mimg_file_pwrite(sp->file, tmp, k * 4, off);
+		if (r < 0)
+			return r;
+		v += k;
+		n -= k;
+		off += k * 4;
+	}
+	return 0;
+}
+
+/* Append a zeroed grain table at the end of the file; its sector in *S. */
+static int append_gt(struct vmdk_sparse *sp, uint32_t *s)
+{
+	uint64_t off = sp->file_end, len;
+	int r;
+
+	if (!ck_align_up_u64(sp->gt_bytes, VMDK_SECTOR, &len) ||
+	    off / VMDK_SECTOR > UINT32_MAX)
+		return mimg_err(-EFBIG, "%s: vmdk: file too large for 32-bit "
+				"sector numbers", sp->path);
+	void *z = calloc(1, len);
+	if (!z)
+		return mimg_err(-ENOMEM, "out of memory");
+	r = mimg_file_pwrite(sp->file, z, len, off);
+	free(z);
+	if (r < 0)
+		return r;
+	*s = (uint32_t)(off / VMDK_SECTOR);
+	sp->file_end = off + len;
+	return 0;
+}
+
+static int ensure_gt(struct vmdk_sparse *sp, uint64_t gdi)
+{
+	uint32_t s;
+	int r;
+
+	if (sp->gd[gdi] && (!sp->rgd || sp->rgd[gdi]))
+		return 0;
+	if (sp->rgd && !sp->rgd[gdi]) {
+		r = append_gt(sp, &s);
+		if (r < 0)
+			return r;
+		r = write_le32s(sp, &s, 1, sp->rgd_sector * VMDK_SECTOR +
+				gdi * 4);
+		if (r < 0)
+			return r;
+		sp->rgd[gdi] = s;
+	}
+	if (!sp->gd[gdi]) {
+		r = append_gt(sp, &s);
+		if (r < 0)
+			return r;
+		r = write_le32s(sp, &s, 1, sp->gd_sector * VMDK_SECTOR +
+				gdi * 4);
+		if (r < 0)
+			return r;
+		sp->gd[gdi] = s;
+		/* A cached all-zero table for this index stays valid. */
+	}
+	return 0;
+}
+
+int vmdk_sparse_set_gtes(struct vmdk_sparse *sp, uint64_t first, uint64_t n,
+			 uint32_t host_sector, bool same_value)
+{
+	uint32_t vals[512];
+	int r;
+
+	while (n) {
+		uint64_t gdi = first / sp->gt_entries;
+		uint32_t gti = (uint32_t)(first % sp->gt_entries);
+		uint64_t k = min_u64(n, sp->gt_entries - gti);
+		uint32_t *gt;
+
+		if (gdi >= sp->gd_entries)
+			return mimg_err(-EINVAL, "%s: vmdk: grain %" PRIu64
+					" is beyond the extent's capacity",
+					sp->path, first);
+		r = ensure_gt(sp, gdi);
+		if (r < 0)
+			return r;
+		gt = get_gt(sp, gdi, &r);
+		if (!gt)
+			return r;
+		for (uint64_t done = 0; done < k;) {
+			size_t m = (size_t)min_u64(k - done, 512);
+			for (size_t i = 0; i < m; i++) {
+				uint32_t v = same_value ? host_sector :
+					     host_sector + (uint32_t)((done + i) *
+							   sp->grain_sectors);
+				vals[i] = v;
+				gt[gti + done + i] = v;
+			}
+			uint64_t eoff = (gti + done) * 4;
+			if (sp->rgd) {
+				r = write_le32s(sp, vals, m,
+						(uint64_t)sp->rgd[gdi] *
+						VMDK_SECTOR + eoff);
+				if (r < 0)
+					return r;
+			}
+			r = write_le32s(sp, vals, m,
+					(uint64_t)sp->gd[gdi] * VMDK_SECTOR +
+					eoff);
+			if (r < 0)
+				return r;
+			done += m;
+		}
+		if (!same_value)
+			host_sector += (uint32_t)(k * sp->grain_sectors);
+		first += k;
+		n -= k;
+	}
+	return 0;
+}

@@ -1,0 +1,409 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * Writing streamOptimized extents in one pass, in the layout VMware's
+ * own tools produce (and ESXi/OVF import expects):
+ *
+ *   header (grain directory offset = all ones) | descriptor | padding to
+ *   the overhead | grain marker + zlib data ... | GT marker + GT ... |
+ *   GD marker + GD | footer marker + footer (header copy with the real
+ *   GD offset) | end-of-stream marker
+ *
+ * Grains are compressed by the convert engine's threads through
+ * vmdk_compress() (thread-safe, one zlib stream per thread) and handed to
+ * vmdk_write_compressed() in ascending order; the writer appends them to
+ * a buffer flushed in large writes.  Grain tables are emitted as soon as
+ * the stream moves past them; tables without grains are not written (their
+ * directory entry stays 0).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "checked.h"
+#include "endian.h"
+#include "error.h"
+#include "file.h"
+#include "image.h"
+#include "vmdk.h"
+
+/* zlib level: fast deflate keeps raw->streamOptimized well ahead of
+ * qemu-img's default level while staying close in size. */
+#define VMDK_DEFLATE_LEVEL 1
+#define OBUF_SIZE (2u << 20)
+
+struct vmdk_stream_writer {
+	struct vmdk_sparse *sp;
+	uint64_t data_start;	/* bytes */
+	uint64_t pos;		/* next file offset */
+	uint64_t next_grain;	/* grains below this are written */
+	uint32_t *gd;
+	uint32_t *gt;
+	uint64_t cur_gdi;
+	bool gt_used;
+	bool started;
+	bool dirty;		/* grains written since the last tail */
+	int err;
+	uint8_t *obuf;		/* pending output at pos - olen */
+	size_t olen;
+	uint8_t *cbuf;		/* for grains handed over uncompressed */
+	size_t ccap;
+};
+
+static int obuf_flush(struct vmdk_stream_writer *w)
+{
+	if (!w->olen)
+		return 0;
+	int r = mimg_file_pwrite(w->sp->file, w->obuf, w->olen,
+				 w->pos - w->olen);
+	w->olen = 0;
+	return r;
+}
+
+/* Append LEN bytes (padded with zeroes to a sector) to the output. */
+static int emit(struct vmdk_stream_writer *w, const void *a, size_t alen,
+		const void *b, size_t blen)
+{
+	size_t len = alen + blen;
+	size_t padded = (len + VMDK_SECTOR - 1) & ~(size_t)(VMDK_SECTOR - 1);
+	int r;
+
+	if ((w->pos + padded) / VMDK_SECTOR > UINT32_MAX)
+		return mimg_err(-EFBIG, "%s: vmdk: stream too large for 32-bit "
+				"sector numbers", w->sp->path);
+	if (w->olen + padded > OBUF_SIZE && (r = obuf_flush(w)) < 0)
+		return r;
+	if (padded > OBUF_SIZE) {
+		/* Larger than the buffer: write directly. */
+		uint8_t pad[VMDK_SECTOR] = { 0 };
+		struct iovec v[3] = { { (void *)a, alen }, { (void *)b, blen },
+				      { pad, padded - len } };
+		r = mimg_file_pwritev(w->sp->file, v, 3, w->pos);
+		if (r < 0)
+			return r;
+		w->pos += padded;
+		return 0;
+	}
+	uint8_t *o = w->obuf + w->olen;
+	memcpy(o, a, alen);
+	if (blen)
+		memcpy(o + alen, b, blen);
+	memset(o + len, 0, padded - len);
+	w->olen += padded;
+	w->pos += padded;
+	return 0;
+}
+
+static int emit_meta_marker(struct vmdk_stream_writer *w, uint64_t sectors,
+			    uint32_t type)
+{
+	uint8_t m[16];
+	st_le64(m, sectors);
+	st_le32(m + 8, 0);
+	st_le32(m + 12, type);
+	return emit(w, m, sizeof(m), NULL, 0);
+}
+
+static int emit_table(struct vmdk_stream_writer *w, const uint32_t *t,
+		      uint64_t n, uint32_t type, uint32_t *sector)
+{
+	uint64_t bytes = n * 4, sectors = div_round_up_u64(bytes, VMDK_SECTOR);
+	uint32_t *le = malloc(bytes);
+	int r;
+
+	if (!le)
+		return mimg_err(-ENOMEM, "out of memory");
+	for (uint64_t i = 0; i < n; i++)
+		st_le32(&le[i], t[i]);
+	r = emit_meta_marker(w, sectors, type);
+	if (r == 0) {
+		*sector = (uint32_t)(w->pos / VMDK_SECTOR);
+		r = emit(w, le, bytes, NULL, 0);
+	}
+	free(le);
+	return r;
+}
+
+static int flush_gt(struct vmdk_stream_writer *w)
+{
+	int r;
+	if (!w->gt_used)
+		return 0;
+	r = emit_table(w, w->gt, w->sp->gt_entries, VMDK_MARKER_GT,
+		       &w->gd[w->cur_gdi]);
+	memset(w->gt, 0, w->sp->gt_bytes);
+	w->gt_used = false;
+	return r;
+}
+
+int vmdk_stream_start(struct mimg *img)
+{
+	struct vmdk_state *s = img->priv;
+	struct vmdk_sparse *sp = s->ext[0].sp;
+	struct vmdk_stream_writer *w;
+	uint64_t start;
+
+	/* Only an image without any grain is rewritten as a stream. */
+	uint32_t *gt = malloc(sp->gt_bytes);
+	if (!gt)
+		return mimg_err(-ENOMEM, "out of memory");
+	for (uint64_t i = 0; i < sp->gd_entries; i++) {
+		int r = vmdk_sparse_read_gt(sp, sp->gd, i, gt);
+		if (r < 0) {
+			free(gt);
+			return r;
+		}
+		for (uint32_t j = 0; j < sp->gt_entries; j++)
+			if (gt[j]) {
+				free(gt);
+				return 0;	/* not empty: read-only use */
+			}
+	}
+	free(gt);
+
+	if (!ck_mul_u64(sp->overhead, VMDK_SECTOR, &start) ||
+	    start < VMDK_SECTOR * (1 + sp->desc_sector + sp->desc_sectors -
+				   (sp->desc_sector ? 1 : 0)) ||
+	    start > sp->file_end)
+		return mimg_err(-EINVAL, "%s: vmdk: invalid overhead of %"
+				PRIu64 " sectors", sp->path, sp->overhead);
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return mimg_err(-ENOMEM, "out of memory");
+	w->sp = sp;
+	w->data_start = start;
+	w->pos = start;
+	w->cur_gdi = 0;
+	w->gd = calloc(sp->gd_entries, 4);
+	w->gt = calloc(1, sp->gt_bytes);
+	w->obuf = malloc(OBUF_SIZE);
+	if (!w->gd || !w->gt || !w->obuf) {
+		vmdk_stream_free(w);
+		return mimg_err(-ENOMEM, "out of memory");
+	}
+	s->sw = w;
+	return 0;
+}
+
+void vmdk_stream_free(struct vmdk_stream_writer *w)
+{
+	if (!w)
+		return;
+	free(w->gd);
+	free(w->gt);
+	free(w->obuf);
+	free(w->cbuf);
+	free(w);
+}
+
+bool vmdk_stream_only(struct mimg *img)
+{
+	struct vmdk_state *s = img->priv;
+	return s->sw != NULL;
+}
+
+uint32_t vmdk_compress_unit(struct mimg *img)
+{
+	struct vmdk_state *s = img->priv;
+	if (!s->sw || s->sw->sp->grain_bytes > UINT32_MAX)
+		return 0;
+	return (uint32_t)s->sw->sp->grain_bytes;
+}
+
+/* One deflate stream per thread, reset for every grain: deflateInit's
+ * allocations would otherwise dominate for 64 KiB grains. */
+static pthread_key_t zkey;
+static pthread_once_t zonce = PTHREAD_ONCE_INIT;
+
+static void zfree(void *p)
+{
+	z_stream *zs = p;
+	deflateEnd(zs);
+	free(zs);
+}
+
+static void zkey_init(void)
+{
+	pthread_key_create(&zkey, zfree);
+}
+
+static z_stream *thread_deflate(void)
+{
+	z_stream *zs;
+
+	pthread_once(&zonce, zkey_init);
+	zs = pthread_getspecific(zkey);
+	if (zs) {
+		deflateReset(zs);
+		return zs;
+	}
+	zs = calloc(1, sizeof(*zs));
+	if (!zs)
+		return NULL;
+	if (deflateInit(zs, VMDK_DEFLATE_LEVEL) != Z_OK) {
+		free(zs);
+		return NULL;
+	}
+	if (pthread_setspecific(zkey, zs) != 0) {
+		zfree(zs);
+		return NULL;
+	}
+	return zs;
+}
+
+static ssize_t deflate_grain(const void *in, size_t inlen, void *out,
+			     size_t outcap)
+{
+	z_stream *zs = thread_deflate();
+	if (!zs)
+		return mimg_err(-ENOMEM, "out of memory for zlib");
+	zs->next_in = (Bytef *)(uintptr_t)in;
+	zs->avail_in = (uInt)inlen;
+	zs->next_out = out;
+	zs->avail_out = (uInt)outcap;
+	int r = deflate(zs, Z_FINISH);
+	if (r != Z_STREAM_END)
+		return -ENOSPC;
+	return (ssize_t)(outcap - zs->avail_out);
+}
+
+ssize_t vmdk_compress(struct mimg *img, const void *in, size_t inlen,
+		      void *out, size_t outcap)
+{
+	(void)img;
+	return deflate_grain(in, inlen, out, outcap);
+}
+
+int vmdk_write_compressed(struct mimg *img, uint64_t off, const void *data,
+			  size_t len, bool compressed)
+{
+	struct vmdk_state *s = img->priv;
+	struct vmdk_stream_writer *w = s->sw;
+	struct vmdk_sparse *sp;
+	uint64_t grain, gdi;
+	uint8_t m[12];
+	int r;
+
+	if (!w)
+		return mimg_err(-ENOTSUP, "%s: vmdk: not a fresh "
+				"streamOptimized image", img->filename);
+	if (w->err)
+		return w->err;
+	sp = w->sp;
+	grain = off / sp->grain_bytes;
+	if (off % sp->grain_bytes || grain < w->next_grain ||
+	    grain >= div_round_up_u64(sp->capacity, sp->grain_sectors))
+		return mimg_err(-EINVAL, "%s: vmdk: stream write at %" PRIu64
+				" is not at a new grain in ascending order",
+				img->filename, off);
+	if (!w->started) {
+		/* Drop the empty image's metadata: the stream replaces it. */
+		r = mimg_file_truncate(sp->file, w->data_start);
+		if (r < 0)
+			return r;
+		w->started = true;
+	}
+	if (!compressed) {
+		size_t cap = (size_t)sp->grain_bytes * 2 + 4096;
+		if (!w->cbuf && !(w->cbuf = malloc(cap)))
+			return mimg_err(-ENOMEM, "out of memory");
+		uint8_t *g = NULL;
+		if (len < sp->grain_bytes) {
+			g = calloc(1, sp->grain_bytes);
+			if (!g)
+				return mimg_err(-ENOMEM, "out of memory");
+			memcpy(g, data, len);
+			data = g;
+			len = sp->grain_bytes;
+		}
+		ssize_t n = deflate_grain(data, len, w->cbuf, cap);
+		free(g);
+		if (n < 0)
+			return mimg_err((int)n, "%s: vmdk: cannot compress "
+					"grain %" PRIu64, img->filename, grain);
+		data = w->cbuf;
+		len = (size_t)n;
+	}
+	gdi = grain / sp->gt_entries;
+	if (gdi != w->cur_gdi) {
+		if ((r = flush_gt(w)) < 0)
+			goto fail;
+		w->cur_gdi = gdi;
+	}
+	st_le64(m, grain * sp->grain_sectors);
+	st_le32(m + 8, (uint32_t)len);
+	w->gt[grain % sp->gt_entries] = (uint32_t)(w->pos / VMDK_SECTOR);
+	w->gt_used = true;
+	r = emit(w, m, sizeof(m), data, len);
+	if (r < 0)
+		goto fail;
+	w->next_grain = grain + 1;
+	w->dirty = true;
+	return 0;
+fail:
+	w->err = r;
+	return r;
+}
+
+/* Write the tail (pending grain table, GD, footer, end-of-stream marker)
+ * after the grains written so far.  The writer's position stays before
+ * the tail, so more grains may follow (they overwrite it) and a later
+ * call writes it again: flush makes the file complete at any point. */
+int vmdk_stream_finish(struct mimg *img)
+{
+	struct vmdk_state *s = img->priv;
+	struct vmdk_stream_writer *w = s->sw;
+	struct vmdk_sparse *sp;
+	uint8_t h[VMDK_SECTOR];
+	uint32_t gd_sector = 0;
+	uint64_t tail;
+	int r;
+
+	if (!w || !w->dirty || w->err)
+		return w ? w->err : 0;
+	sp = w->sp;
+	r = obuf_flush(w);
+	if (r < 0)
+		goto fail;
+	tail = w->pos;
+	uint32_t saved_gde = w->gd[w->cur_gdi];
+	if (w->gt_used)
+		r = emit_table(w, w->gt, sp->gt_entries, VMDK_MARKER_GT,
+			       &w->gd[w->cur_gdi]);
+	if (r == 0)
+		r = emit_table(w, w->gd, sp->gd_entries, VMDK_MARKER_GD,
+			       &gd_sector);
+	w->gd[w->cur_gdi] = saved_gde;
+	/* The header keeps "GD at end"; the footer has the real offset. */
+	vmdk_fill_header(h, 3, VMDK_FLAG_NL_DETECT | VMDK_FLAG_COMPRESSED |
+			 VMDK_FLAG_MARKERS, sp->capacity, sp->grain_sectors,
+			 sp->desc_sector, sp->desc_sectors, sp->gt_entries, 0,
+			 VMDK_GD_AT_END, sp->overhead);
+	if (r == 0)
+		r = mimg_file_pwrite(sp->file, h, sizeof(h), 0);
+	st_le64(h + 56, gd_sector);
+	if (r == 0)
+		r = emit_meta_marker(w, 1, VMDK_MARKER_FOOTER);
+	if (r == 0)
+		r = emit(w, h, sizeof(h), NULL, 0);
+	if (r == 0)
+		r = emit_meta_marker(w, 0, VMDK_MARKER_EOS);
+	if (r == 0)
+		r = obuf_flush(w);
+	if (r == 0)
+		r = mimg_file_truncate(sp->file, w->pos);
+	if (r == 0)
+		sp->file_end = w->pos;
+	w->pos = tail;
+	if (r < 0)
+		goto fail;
+	w->dirty = false;
+	return 0;
+fail:
+	w->err = r;
+	return mimg_err_prefix(r, "%s: vmdk: cannot finish the stream",
+			       img->filename);
+}

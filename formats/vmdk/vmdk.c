@@ -1,0 +1,358 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * The VMDK driver: probing, opening (a hosted sparse file or a text
+ * descriptor naming extents), the descriptor's CID, and the driver table.
+ *
+ * Delta links: parentFileNameHint becomes the backing file (format vmdk,
+ * opened by the core).  The parent's CID is compared with this image's
+ * parentCID the first time data is read from the parent, as qemu-img
+ * does: a mismatch fails that read with -EINVAL.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checked.h"
+#include "driver.h"
+#include "endian.h"
+#include "error.h"
+#include "file.h"
+#include "image.h"
+#include "vmdk.h"
+
+static const char desc_magic[] = "# Disk DescriptorFile";
+
+static int vmdk_probe(const uint8_t *buf, size_t len, const char *filename)
+{
+	(void)filename;
+	if (len >= 4 && ld_le32(buf) == VMDK_MAGIC)
+		return 100;
+	if (len >= sizeof(desc_magic) - 1 &&
+	    memcmp(buf, desc_magic, sizeof(desc_magic) - 1) == 0)
+		return 100;
+	return 0;
+}
+
+/* The descriptor embedded in a sparse file. */
+static int read_embedded_desc(struct vmdk_state *s, struct vmdk_sparse *sp)
+{
+	uint64_t off, len;
+	int r;
+
+	if (sp->desc_sector == 0 || sp->desc_sectors == 0)
+		return 0;
+	if (sp->desc_sectors > VMDK_MAX_DESC_SIZE / VMDK_SECTOR)
+		return mimg_err(-EINVAL, "%s: vmdk: embedded descriptor of %"
+				PRIu64 " sectors is too large", sp->path,
+				sp->desc_sectors);
+	len = sp->desc_sectors * VMDK_SECTOR;
+	if (!ck_mul_u64(sp->desc_sector, VMDK_SECTOR, &off) ||
+	    !ck_range_within(off, len, sp->file_end))
+		return mimg_err(-EINVAL, "%s: vmdk: embedded descriptor at "
+				"sector %" PRIu64 " lies past the end of the "
+				"file", sp->path, sp->desc_sector);
+	s->desc_text = malloc(len + 1);
+	if (!s->desc_text)
+		return mimg_err(-ENOMEM, "out of memory");
+	r = mimg_file_pread_exact(sp->file, s->desc_text, len, off,
+				  "vmdk descriptor");
+	if (r < 0)
+		return r;
+	s->desc_text[len] = 0;
+	s->desc_len = strlen(s->desc_text);
+	s->desc_embedded = true;
+	if (s->desc_len == 0)
+		return 0;
+	return vmdk_desc_parse(s->desc_text, s->desc_len, sp->path, &s->desc,
+			       false);
+}
+
+static int open_monolithic(struct mimg *img, uint64_t file_size)
+{
+	struct vmdk_state *s = img->priv;
+	struct vmdk_extent *e;
+	int r;
+
+	s->monolithic_sparse = true;
+	s->ext = calloc(1, sizeof(*s->ext));
+	if (!s->ext)
+		return mimg_err(-ENOMEM, "out of memory");
+	s->n_ext = 1;
+	e = &s->ext[0];
+	e->type = VMDK_EXT_SPARSE;
+	e->access = VMDK_RW;
+	e->file = img->file;
+	e->regular = mimg_file_is_regular(img->file);
+	e->filename = strdup(img->filename);
+	e->sp = calloc(1, sizeof(*e->sp));
+	if (!e->filename || !e->sp)
+		return mimg_err(-ENOMEM, "out of memory");
+	r = vmdk_sparse_open(e->sp, img->file, img->filename, file_size);
+	if (r < 0)
+		return r;
+	e->size = e->sp->capacity * VMDK_SECTOR;
+	s->desc.parent_cid = 0xffffffffu;
+	return read_embedded_desc(s, e->sp);
+}
+
+static int open_extent(struct mimg *img, struct vmdk_extent *e,
+		       const struct vmdk_desc_extent *de)
+{
+	char *path = NULL;
+	uint64_t fsize;
+	int r;
+
+	e->access = de->access;
+	e->type = de->type;
+	if (!ck_mul_u64(de->sectors, VMDK_SECTOR, &e->size) ||
+	    !ck_mul_u64(de->offset, VMDK_SECTOR, &e->flat_offset))
+		return mimg_err(-EINVAL, "%s: vmdk: extent size overflows",
+				img->filename);
+	if (de->type == VMDK_EXT_ZERO)
+		return 0;
+	r = mimg__resolve_ref(img, de->filename, true, "extent", &path);
+	if (r < 0)
+		return r;
+	e->filename = path;
+	r = mimg__open_extra_file(img, path, false, &e->file);
+	if (r < 0)
+		return mimg_err_prefix(r, "%s: vmdk: cannot open extent",
+				       img->filename);
+	e->own_file = true;
+	e->regular = mimg_file_is_regular(e->file);
+	r = mimg_file_size(e->file, &fsize);
+	if (r < 0)
+		return r;
+	if (de->type != VMDK_EXT_SPARSE)
+		return 0;
+	e->sp = calloc(1, sizeof(*e->sp));
+	if (!e->sp)
+		return mimg_err(-ENOMEM, "out of memory");
+	return vmdk_sparse_open(e->sp, e->file, e->filename, fsize);
+}
+
+static int open_descriptor_file(struct mimg *img, uint64_t file_size)
+{
+	struct vmdk_state *s = img->priv;
+	uint64_t pos = 0;
+	int r;
+
+	if (file_size > VMDK_MAX_DESC_SIZE)
+		return mimg_err(-EINVAL, "%s: vmdk: not a sparse extent, and "
+				"too large (%" PRIu64 " bytes) for a descriptor",
+				img->filename, file_size);
+	s->desc_text = malloc(file_size + 1);
+	if (!s->desc_text)
+		return mimg_err(-ENOMEM, "out of memory");
+	r = mimg_file_pread_exact(img->file, s->desc_text, file_size, 0,
+				  "vmdk descriptor");
+	if (r < 0)
+		return r;
+	s->desc_text[file_size] = 0;
+	s->desc_len = strlen(s->desc_text);
+	r = vmdk_desc_parse(s->desc_text, s->desc_len, img->filename,
+			    &s->desc, true);
+	if (r < 0)
+		return r;
+	s->ext = calloc(s->desc.n_ext, sizeof(*s->ext));
+	if (!s->ext)
+		return mimg_err(-ENOMEM, "out of memory");
+	for (size_t i = 0; i < s->desc.n_ext; i++) {
+		struct vmdk_extent *e = &s->ext[i];
+		s->n_ext = i + 1;
+		e->start = pos;
+		r = open_extent(img, e, &s->desc.ext[i]);
+		if (r < 0)
+			return r;
+		if (!ck_add_u64(pos, e->size, &pos) ||
+		    pos > VMDK_MAX_SECTORS * VMDK_SECTOR)
+			return mimg_err(-EINVAL, "%s: vmdk: total size of the "
+					"extents is too large", img->filename);
+	}
+	return 0;
+}
+
+static bool stream_is_empty(const struct vmdk_sparse *sp)
+{
+	for (uint64_t i = 0; i < sp->gd_entries; i++)
+		if (sp->gd[i])
+			return false;
+	return true;
+}
+
+static void vmdk_close(struct mimg *img);
+
+static int vmdk_open(struct mimg *img, unsigned flags)
+{
+	struct vmdk_state *s = img->priv;
+	uint8_t magic[4] = { 0 };
+	uint64_t file_size;
+	int r;
+
+	(void)flags;
+	pthread_mutex_init(&s->cid_lock, NULL);
+	r = mimg_file_size(img->file, &file_size);
+	if (r < 0)
+		return r;
+	r = mimg_file_pread(img->file, magic, sizeof(magic), 0);
+	if (r < 0)
+		return r;
+	if (ld_le32(magic) == VMDK_MAGIC)
+		r = open_monolithic(img, file_size);
+	else
+		r = open_descriptor_file(img, file_size);
+	if (r < 0)
+		goto fail;
+
+	uint64_t total = 0;
+	for (size_t i = 0; i < s->n_ext; i++)
+		total += s->ext[i].size;
+	img->size = total;
+	if (s->ext[0].type == VMDK_EXT_SPARSE)
+		img->cluster_size = (uint32_t)min_u64(s->ext[0].sp->grain_bytes,
+						      UINT32_MAX);
+	if (s->desc.parent_hint && *s->desc.parent_hint) {
+		img->backing_name = strdup(s->desc.parent_hint);
+		img->backing_fmt = strdup("vmdk");
+		if (!img->backing_name || !img->backing_fmt) {
+			r = mimg_err(-ENOMEM, "out of memory");
+			goto fail;
+		}
+	}
+	if (!img->read_only && s->monolithic_sparse &&
+	    s->ext[0].sp->compressed && s->ext[0].sp->markers &&
+	    stream_is_empty(s->ext[0].sp)) {
+		r = vmdk_stream_start(img);
+		if (r < 0)
+			goto fail;
+	}
+	return 0;
+fail:
+	vmdk_close(img);
+	return r;
+}
+
+static void vmdk_close(struct mimg *img)
+{
+	struct vmdk_state *s = img->priv;
+
+	if (s->sw) {
+		vmdk_stream_finish(img);
+		vmdk_stream_free(s->sw);
+		s->sw = NULL;
+	}
+	for (size_t i = 0; i < s->n_ext; i++) {
+		struct vmdk_extent *e = &s->ext[i];
+		if (e->sp) {
+			vmdk_sparse_close(e->sp);
+			free(e->sp);
+		}
+		if (e->own_file && e->file)
+			mimg_file_close(e->file);
+		free(e->filename);
+	}
+	free(s->ext);
+	s->ext = NULL;
+	s->n_ext = 0;
+	vmdk_desc_free(&s->desc);
+	free(s->desc_text);
+	s->desc_text = NULL;
+	pthread_mutex_destroy(&s->cid_lock);
+}
+
+int vmdk_write_descriptor(struct mimg *img, const char *text, size_t len)
+{
+	struct vmdk_state *s = img->priv;
+	int r;
+
+	if (s->desc_embedded) {
+		struct vmdk_sparse *sp = s->ext[0].sp;
+		uint64_t cap = sp->desc_sectors * VMDK_SECTOR;
+		if (len >= cap)
+			return mimg_err(-ENOSPC, "%s: vmdk: descriptor does "
+					"not fit its %" PRIu64 " sectors",
+					img->filename, sp->desc_sectors);
+		char *buf = calloc(1, cap);
+		if (!buf)
+			return mimg_err(-ENOMEM, "out of memory");
+		memcpy(buf, text, len);
+		r = mimg_file_pwrite(img->file, buf, cap,
+				     sp->desc_sector * VMDK_SECTOR);
+		free(buf);
+		return r;
+	}
+	r = mimg_file_pwrite(img->file, text, len, 0);
+	if (r == 0)
+		r = mimg_file_truncate(img->file, len);
+	return r;
+}
+
+int vmdk_touch_cid(struct mimg *img)
+{
+	struct vmdk_state *s = img->priv;
+	int r = 0;
+
+	if (s->cid_updated || !s->desc_text || s->desc_len == 0)
+		return 0;
+	pthread_mutex_lock(&s->cid_lock);
+	if (!s->cid_updated) {
+		uint32_t cid = vmdk_random_cid();
+		size_t nlen;
+		char *t = vmdk_desc_set_cid(s->desc_text, s->desc_len, cid,
+					    &nlen);
+		if (!t) {
+			r = mimg_err(-ENOMEM, "out of memory");
+		} else {
+			r = vmdk_write_descriptor(img, t, nlen);
+			if (r == 0) {
+				free(s->desc_text);
+				s->desc_text = t;
+				s->desc_len = nlen;
+				s->desc.cid = cid;
+				s->cid_updated = true;
+			} else {
+				free(t);
+			}
+		}
+	}
+	pthread_mutex_unlock(&s->cid_lock);
+	return r;
+}
+
+static bool vmdk_has_zero_init(struct mimg *img)
+{
+	struct vmdk_state *s = img->priv;
+
+	if (img->backing)
+		return false;
+	for (size_t i = 0; i < s->n_ext; i++) {
+		const struct vmdk_extent *e = &s->ext[i];
+		if ((e->type == VMDK_EXT_FLAT || e->type == VMDK_EXT_VMFS) &&
+		    !e->regular)
+			return false;
+	}
+	return true;
+}
+
+const struct mimg_driver mimg_vmdk_driver = {
+	.name = "vmdk",
+	.priv_size = sizeof(struct vmdk_state),
+	.probe = vmdk_probe,
+	.open = vmdk_open,
+	.close = vmdk_close,
+	.create = vmdk_create,
+	.preadv = vmdk_preadv,
+	.pwritev = vmdk_pwritev,
+	.flush = vmdk_flush,
+	.pwrite_zeroes = vmdk_pwrite_zeroes,
+	.block_status = vmdk_block_status,
+	.check = vmdk_check,
+	.info = vmdk_info,
+	.has_zero_init = vmdk_has_zero_init,
+	.compress_unit = vmdk_compress_unit,
+	.compress = vmdk_compress,
+	.write_compressed = vmdk_write_compressed,
+	.stream_only = vmdk_stream_only,
+};
