@@ -25,6 +25,9 @@ int cmd_info(int argc, char **argv);
 int cmd_create(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
+int cmd_map(int argc, char **argv);
+int cmd_resize(int argc, char **argv);
 
 /* "mimg: <message>" on stderr; returns EXIT_ERR. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

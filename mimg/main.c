@@ -17,6 +17,8 @@ static const struct command {
 } commands[] = {
 	{"check", cmd_check,
 	 "check [-f fmt] [-r leaks|all] [--output human|json] [-q] FILE"},
+	{"compare", cmd_compare,
+	 "compare [-f fmt] [-F fmt] [-p] [-q] [-s] FILE1 FILE2"},
 	{"convert", cmd_convert,
 	 "convert [-f fmt] [-O fmt] [-o opts] [-c] [-p] [-q] [-n] [-S size] "
 	 "[-m N] [-W] [-t cache] [-l snapshot] [--target-is-zero] SRC DST"},
@@ -24,6 +26,11 @@ static const struct command {
 	 "create [-f fmt] [-o opts] [-b backing [-F fmt]] [-q] FILE [SIZE]"},
 	{"info", cmd_info,
 	 "info [-f fmt] [--output human|json] [--backing-chain] FILE"},
+	{"map", cmd_map,
+	 "map [-f fmt] [--output human|json] [-s offset] [-l length] FILE"},
+	{"resize", cmd_resize,
+	 "resize [-f fmt] [--preallocation mode] [--shrink] [-q] FILE "
+	 "[+|-]SIZE"},
 };
 
 int cli_error(const char *fmt, ...)

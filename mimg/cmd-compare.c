@@ -1,0 +1,201 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * mimg compare: do two images read the same?  Exit 0 identical, 1
+ * different, 2 error, as qemu-img compare.  Ranges both images report as
+ * zeroes are not read.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+#define CMP_CHUNK (1u << 20)
+#define SECTOR 512
+enum { CMP_SAME = 0, CMP_DIFFERENT = 1, CMP_ERROR = 2 };
+
+struct cmp {
+	struct mimg *a, *b;
+	uint8_t *ba, *bb;
+	bool strict, quiet;
+	struct cli_progress prog;
+};
+
+static int cmp_error(void)
+{
+	cli_error("%s", mimg_errmsg());
+	return CMP_ERROR;
+}
+
+/* First differing sector-aligned offset within the buffers, or -1. */
+static int64_t first_diff(const uint8_t *x, const uint8_t *y, size_t n,
+			  uint64_t base)
+{
+	for (size_t i = 0; i < n; i += SECTOR) {
+		size_t m = n - i < SECTOR ? n - i : SECTOR;
+		if (memcmp(x + i, y + i, m) != 0)
+			return (int64_t)(base + i);
+	}
+	return -1;
+}
+
+/* Compare [0, len) of both images. */
+static int compare_common(struct cmp *c, uint64_t len)
+{
+	uint64_t off = 0;
+	while (off < len) {
+		uint64_t na, nb, n;
+		unsigned sa, sb;
+		if (mimg_block_status_chain(c->a, off, len - off, &na, &sa,
+					    NULL) < 0 ||
+		    mimg_block_status_chain(c->b, off, len - off, &nb, &sb,
+					    NULL) < 0)
+			return cmp_error();
+		n = na < nb ? na : nb;
+		if (c->strict && (sa & MIMG_BS_ALLOCATED) !=
+				 (sb & MIMG_BS_ALLOCATED)) {
+			if (!c->quiet)
+				printf("Strict mode: Offset %" PRIu64
+				       " block status mismatch!\n", off);
+			return CMP_DIFFERENT;
+		}
+		if ((sa & MIMG_BS_ZERO) && (sb & MIMG_BS_ZERO)) {
+			off += n;
+			continue;
+		}
+		if (n > CMP_CHUNK)
+			n = CMP_CHUNK;
+		if (mimg_pread(c->a, c->ba, n, off) < 0 ||
+		    mimg_pread(c->b, c->bb, n, off) < 0)
+			return cmp_error();
+		int64_t d = first_diff(c->ba, c->bb, n, off);
+		if (d >= 0) {
+			if (!c->quiet)
+				printf("Content mismatch at offset %" PRId64
+				       "!\n", d);
+			return CMP_DIFFERENT;
+		}
+		off += n;
+		cli_progress_cb(&c->prog, off, len);
+	}
+	return CMP_SAME;
+}
+
+/* The part of the larger image past the smaller one must read as zeroes. */
+static int compare_tail(struct cmp *c, struct mimg *big, uint64_t from)
+{
+	uint64_t off = from, end = mimg_size(big);
+	while (off < end) {
+		uint64_t n;
+		unsigned st;
+		if (mimg_block_status_chain(big, off, end - off, &n, &st,
+					    NULL) < 0)
+			return cmp_error();
+		if (!(st & MIMG_BS_ZERO)) {
+			if (n > CMP_CHUNK)
+				n = CMP_CHUNK;
+			if (mimg_pread(big, c->ba, n, off) < 0)
+				return cmp_error();
+			memset(c->bb, 0, n);
+			int64_t d = first_diff(c->ba, c->bb, n, off);
+			if (d >= 0) {
+				if (!c->quiet)
+					printf("Content mismatch at offset "
+					       "%" PRId64 "!\n", d);
+				return CMP_DIFFERENT;
+			}
+		}
+		off += n;
+	}
+	return CMP_SAME;
+}
+
+static void compare_help(void)
+{
+	printf("Usage: mimg compare [-f fmt] [-F fmt] [-p] [-q] [-s] FILE1 "
+	       "FILE2\n"
+	       "\n"
+	       "Compare what two images read (backing chains included).  "
+	       "Exit status:\n0 identical, 1 different, 2 error.  Images of "
+	       "different sizes are\nidentical when the larger one's extra "
+	       "part reads as zeroes (not with -s).\n"
+	       "\n"
+	       "  -f FMT    format of FILE1 (default: probe)\n"
+	       "  -F FMT    format of FILE2 (default: probe)\n"
+	       "  -s        strict: sizes and allocation must match too\n"
+	       "  -p        progress on a terminal\n"
+	       "  -q        quiet\n"
+	       "  -h        this help\n");
+}
+
+int cmd_compare(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"force-share", no_argument, NULL, 'U'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *fa = NULL, *fb = NULL;
+	struct cmp c = {0};
+	bool progress = false;
+	int opt, status = CMP_ERROR;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "f:F:pqsUh", longopts, NULL)) !=
+	       -1) {
+		switch (opt) {
+		case 'f': fa = optarg; break;
+		case 'F': fb = optarg; break;
+		case 'p': progress = true; break;
+		case 'q': c.quiet = true; break;
+		case 's': c.strict = true; break;
+		case 'U': break;
+		case 'h': compare_help(); return CMP_SAME;
+		default:
+			cli_usage_error("compare", "invalid option");
+			return CMP_ERROR;
+		}
+	}
+	if (argc - optind != 2) {
+		cli_usage_error("compare", "Expecting two image file names");
+		return CMP_ERROR;
+	}
+	if (mimg_open(&c.a, argv[optind], fa, 0) < 0 ||
+	    mimg_open(&c.b, argv[optind + 1], fb, 0) < 0) {
+		cmp_error();
+		goto out;
+	}
+	c.ba = malloc(CMP_CHUNK);
+	c.bb = malloc(CMP_CHUNK);
+	if (!c.ba || !c.bb) {
+		cli_error("out of memory");
+		goto out;
+	}
+	uint64_t sa = mimg_size(c.a), sb = mimg_size(c.b);
+	if (sa != sb) {
+		if (c.strict) {
+			if (!c.quiet)
+				printf("Strict mode: Image size mismatch!\n");
+			status = CMP_DIFFERENT;
+			goto out;
+		}
+		if (!c.quiet)
+			printf("Warning: Image size mismatch!\n");
+	}
+	cli_progress_init(&c.prog, progress && !c.quiet);
+	status = compare_common(&c, sa < sb ? sa : sb);
+	if (status == CMP_SAME && sa != sb)
+		status = compare_tail(&c, sa > sb ? c.a : c.b,
+				      sa < sb ? sa : sb);
+	cli_progress_end(&c.prog);
+	if (status == CMP_SAME && !c.quiet)
+		printf("Images are identical.\n");
+out:
+	free(c.ba);
+	free(c.bb);
+	mimg_close(c.a);
+	mimg_close(c.b);
+	return status;
+}

@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * mimg map: the allocation map of an image through its backing chain, in
+ * qemu-img map's human and JSON layouts.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include "cli.h"
+
+/* One run of the map: where a range's content comes from. */
+struct map_entry {
+	uint64_t start, length, offset;
+	int depth;
+	bool present, zero, data, has_offset;
+	const char *file;
+};
+
+/* Status of [off, off+len) through the chain, with the defining layer's
+ * host offset. */
+static int chain_entry(struct mimg *top, uint64_t off, uint64_t len,
+		       struct map_entry *e)
+{
+	int depth = 0;
+	for (struct mimg *img = top; img; img = mimg_backing(img), depth++) {
+		uint64_t pnum, host;
+		unsigned st;
+		bool last = !mimg_backing(img);
+		if (off >= mimg_size(img)) { /* shorter backing: zeroes */
+			*e = (struct map_entry){.start = off, .length = len,
+						.depth = depth, .zero = true,
+						.file = mimg_filename(img)};
+			return 0;
+		}
+		int r = mimg_block_status(img, off, len, &pnum, &st, &host);
+		if (r < 0)
+			return r;
+		len = pnum;
+		if ((st & MIMG_BS_ALLOCATED) || last) {
+			*e = (struct map_entry){
+				.start = off,
+				.length = len,
+				.depth = depth,
+				.present = st & MIMG_BS_ALLOCATED,
+				.zero = st & MIMG_BS_ZERO,
+				.data = st & MIMG_BS_DATA,
+				.has_offset = (st & MIMG_BS_OFFSET_VALID) &&
+					      !(st & MIMG_BS_COMPRESSED),
+				.offset = host,
+				.file = mimg_filename(img),
+			};
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* Can E extend P (same kind, contiguous host offsets)? */
+static bool mergeable(const struct map_entry *p, const struct map_entry *e)
+{
+	return p->depth == e->depth && p->present == e->present &&
+	       p->zero == e->zero && p->data == e->data &&
+	       p->has_offset == e->has_offset &&
+	       (!p->has_offset || p->offset + p->length == e->offset) &&
+	       strcmp(p->file, e->file) == 0;
+}
+
+static void print_entry(const struct map_entry *e, enum output_format out,
+			bool first)
+{
+	if (out == OUTPUT_JSON) {
+		printf("%s{ \"start\": %" PRIu64 ", \"length\": %" PRIu64
+		       ", \"depth\": %d, \"present\": %s, \"zero\": %s, "
+		       "\"data\": %s",
+		       first ? "[" : ",\n", e->start, e->length, e->depth,
+		       e->present ? "true" : "false",
+		       e->zero ? "true" : "false", e->data ? "true" : "false");
+		if (e->has_offset)
+			printf(", \"offset\": %" PRIu64, e->offset);
+		printf("}");
+	} else if (e->data && e->has_offset) {
+		printf("%#-16" PRIx64 "%#-16" PRIx64 "%#-16" PRIx64 "%s\n",
+		       e->start, e->length, e->offset, e->file);
+	}
+}
+
+static void map_help(void)
+{
+	printf("Usage: mimg map [-f fmt] [--output human|json] "
+	       "[--start-offset OFF] [--max-length LEN] FILE\n"
+	       "\n"
+	       "Print which ranges of FILE hold data, read as zeroes or "
+	       "come from the\nbacking chain (depth), with host offsets.\n"
+	       "\n"
+	       "  -f FMT              the image format (default: probe)\n"
+	       "  --output FMT        human (default: data ranges only) or "
+	       "json\n"
+	       "  -s, --start-offset  first byte to map\n"
+	       "  -l, --max-length    bytes to map\n"
+	       "  -h, --help          this help\n");
+}
+
+int cmd_map(int argc, char **argv)
+{
+	enum { OPT_OUTPUT = 256 };
+	static const struct option longopts[] = {
+		{"format", required_argument, NULL, 'f'},
+		{"output", required_argument, NULL, OPT_OUTPUT},
+		{"start-offset", required_argument, NULL, 's'},
+		{"max-length", required_argument, NULL, 'l'},
+		{"force-share", no_argument, NULL, 'U'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	enum output_format output = OUTPUT_HUMAN;
+	const char *fmt = NULL;
+	uint64_t start = 0, maxlen = UINT64_MAX;
+	struct mimg *img;
+	int c, r;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "f:s:l:Uh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'f': fmt = optarg; break;
+		case 's':
+			if (mimg_parse_size(optarg, &start) < 0)
+				return cli_error("Invalid start offset '%s'",
+						 optarg);
+			break;
+		case 'l':
+			if (mimg_parse_size(optarg, &maxlen) < 0)
+				return cli_error("Invalid length '%s'", optarg);
+			break;
+		case 'U': break;
+		case OPT_OUTPUT:
+			if (!cli_parse_output(optarg, &output))
+				return EXIT_ERR;
+			break;
+		case 'h': map_help(); return EXIT_OK;
+		default: return cli_usage_error("map", "invalid option");
+		}
+	}
+	if (optind != argc - 1)
+		return cli_usage_error("map", "Expecting one image file name");
+	if ((r = mimg_open(&img, argv[optind], fmt, 0)) < 0)
+		return cli_error("%s", mimg_errmsg());
+
+	uint64_t end = mimg_size(img);
+	if (maxlen < end && start + maxlen < end)
+		end = start + maxlen;
+	struct map_entry cur = {0}, e;
+	bool have = false, first = true;
+	if (output == OUTPUT_HUMAN)
+		printf("%-16s%-16s%-16s%s\n", "Offset", "Length", "Mapped to",
+		       "File");
+	for (uint64_t off = start; off < end; off += e.length) {
+		if (chain_entry(img, off, end - off, &e) < 0) {
+			cli_error("%s", mimg_errmsg());
+			mimg_close(img);
+			return EXIT_ERR;
+		}
+		if (have && mergeable(&cur, &e)) {
+			cur.length += e.length;
+			continue;
+		}
+		if (have) {
+			print_entry(&cur, output, first);
+			first = false;
+		}
+		cur = e;
+		have = true;
+	}
+	if (have)
+		print_entry(&cur, output, first);
+	if (output == OUTPUT_JSON)
+		printf(have ? "]\n" : "[]\n");
+	mimg_close(img);
+	return EXIT_OK;
+}

@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * mimg resize: change an image's virtual size.
+ */
+#include <getopt.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void resize_help(void)
+{
+	printf("Usage: mimg resize [-f fmt] [--preallocation MODE] [--shrink] "
+	       "[-q] FILE [+|-]SIZE\n"
+	       "\n"
+	       "Set FILE's virtual size to SIZE, or grow/shrink it by SIZE.  "
+	       "Shrinking\ndeletes the data past the new end and needs "
+	       "--shrink.\n"
+	       "\n"
+	       "  -f FMT                the image format (default: probe)\n"
+	       "  --preallocation MODE  off, metadata, falloc or full for "
+	       "the new space\n"
+	       "  --shrink              allow making the image smaller\n"
+	       "  -q                    quiet\n"
+	       "  -h, --help            this help\n");
+}
+
+static const char *const prealloc_names[] = {"off", "metadata", "falloc",
+					     "full"};
+
+int cmd_resize(int argc, char **argv)
+{
+	enum { OPT_PREALLOC = 256, OPT_SHRINK };
+	static const struct option longopts[] = {
+		{"format", required_argument, NULL, 'f'},
+		{"preallocation", required_argument, NULL, OPT_PREALLOC},
+		{"shrink", no_argument, NULL, OPT_SHRINK},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	enum mimg_prealloc prealloc = MIMG_PREALLOC_OFF;
+	const char *fmt = NULL, *arg;
+	bool shrink = false, quiet = false;
+	uint64_t delta, size;
+	struct mimg *img;
+	int c, sign = 0;
+
+	optind = 1;
+	/* "-1G" is a size, not an option: stop option parsing at it. */
+	while ((c = getopt_long(argc, argv, "+f:qh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'f': fmt = optarg; break;
+		case 'q': quiet = true; break;
+		case OPT_SHRINK: shrink = true; break;
+		case OPT_PREALLOC: {
+			bool ok = false;
+			for (int i = 0; i < 4; i++)
+				if (strcmp(optarg, prealloc_names[i]) == 0) {
+					prealloc = (enum mimg_prealloc)i;
+					ok = true;
+				}
+			if (!ok)
+				return cli_error("Invalid preallocation mode "
+						 "'%s'", optarg);
+			break;
+		}
+		case 'h': resize_help(); return EXIT_OK;
+		default: return cli_usage_error("resize", "invalid option");
+		}
+	}
+	if (argc - optind != 2)
+		return cli_usage_error("resize", "Expecting image file name "
+				       "and size");
+	arg = argv[optind + 1];
+	if (*arg == '+' || *arg == '-')
+		sign = *arg++ == '+' ? 1 : -1;
+	if (mimg_parse_size(arg, &delta) < 0)
+		return cli_error("Invalid image size specified. You may use k, "
+				 "M, G, T, P or E suffixes for kilobytes, "
+				 "megabytes, gigabytes, terabytes, petabytes "
+				 "and exabytes.");
+	if (mimg_open(&img, argv[optind], fmt, MIMG_OPEN_RDWR) < 0)
+		return cli_error("%s", mimg_errmsg());
+	uint64_t cur = mimg_size(img);
+	if (sign < 0) {
+		if (delta > cur) {
+			mimg_close(img);
+			return cli_error("New image size must be positive");
+		}
+		size = cur - delta;
+	} else {
+		size = sign > 0 ? cur + delta : delta;
+	}
+	if (size % 512)
+		size += 512 - size % 512;
+	if (size < cur && !shrink) {
+		mimg_close(img);
+		return cli_error("Use the --shrink option to perform a shrink "
+				 "operation.");
+	}
+	if (size != cur && mimg_truncate(img, size, prealloc) < 0) {
+		cli_error("%s", mimg_errmsg());
+		mimg_close(img);
+		return EXIT_ERR;
+	}
+	if (mimg_close(img) < 0)
+		return cli_error("%s", mimg_errmsg());
+	if (!quiet)
+		printf("Image resized.\n");
+	return EXIT_OK;
+}
