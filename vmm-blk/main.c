@@ -1,0 +1,363 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * vmm-blk: serve a disk image (raw, qcow2, VMDK, backing chains) to a
+ * hypervisor as a vhost-user-blk device.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <mimg.h>
+
+#include "blockif_impl.h"
+#include "vhost_user.h"
+
+struct options {
+	const char *socket_path;
+	int fd;
+	const char *image;
+	const char *format;
+	const char *serial;
+	unsigned num_queues;
+	bool read_only;
+	bool verbose;
+};
+
+static void usage(FILE *f)
+{
+	fputs("usage: vmm-blk --socket PATH [options] IMAGE\n"
+	      "       vmm-blk --fd N [options] IMAGE\n"
+	      "       vmm-blk --print-capabilities\n"
+	      "\n"
+	      "Serve IMAGE (raw, qcow2 or VMDK, with its backing chain) as a\n"
+	      "vhost-user-blk device to one front-end, such as QEMU.\n"
+	      "\n"
+	      "  -s, --socket PATH        listen on the Unix socket PATH\n"
+	      "      --socket-path PATH   same as --socket\n"
+	      "      --fd N               use the inherited socket N "
+	      "(listening or\n"
+	      "                           connected) instead of --socket\n"
+	      "  -f, --format FMT         image format (raw, qcow2, vmdk); "
+	      "probed\n"
+	      "                           when absent\n"
+	      "  -r, --read-only          refuse writes (the device is "
+	      "read-only)\n"
+	      "      --serial ID          serial number the guest reads (at "
+	      "most\n"
+	      "                           20 bytes)\n"
+	      "      --num-queues N       request queues, 1 to 64 (default 1)\n"
+	      "      --blk-file PATH      same as the IMAGE argument\n"
+	      "  -v, --verbose            log every vhost-user message\n"
+	      "      --print-capabilities print the back-end's capabilities "
+	      "as\n"
+	      "                           JSON and exit\n"
+	      "  -h, --help               show this help\n"
+	      "  -V, --version            show the version\n"
+	      "\n"
+	      "vmm-blk serves one connection: it flushes the image and exits 0\n"
+	      "when the front-end disconnects or on SIGTERM/SIGINT.\n",
+	      f);
+}
+
+static int parse_uint(const char *s, unsigned max, unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	if (*s < '0' || *s > '9')
+		return -1;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v > max)
+		return -1;
+	*out = (unsigned)v;
+	return 0;
+}
+
+/* Returns -1 to exit 0 (help, capabilities), 1 on a usage error, else 0. */
+static int parse_args(int argc, char **argv, struct options *o)
+{
+	enum { OPT_FD = 256, OPT_SERIAL, OPT_NQ, OPT_BLK, OPT_CAPS };
+	static const struct option longopts[] = {
+		{"socket", required_argument, NULL, 's'},
+		{"socket-path", required_argument, NULL, 's'},
+		{"fd", required_argument, NULL, OPT_FD},
+		{"format", required_argument, NULL, 'f'},
+		{"read-only", no_argument, NULL, 'r'},
+		{"serial", required_argument, NULL, OPT_SERIAL},
+		{"num-queues", required_argument, NULL, OPT_NQ},
+		{"blk-file", required_argument, NULL, OPT_BLK},
+		{"verbose", no_argument, NULL, 'v'},
+		{"print-capabilities", no_argument, NULL, OPT_CAPS},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	unsigned v;
+	int c;
+
+	o->fd = -1;
+	o->num_queues = 1;
+	/* --print-capabilities ignores everything else, even errors. */
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--print-capabilities")) {
+			puts("{\n  \"type\": \"block\",\n  \"features\": [\n"
+			     "    \"read-only\",\n    \"blk-file\"\n  ]\n}");
+			return -1;
+		}
+	while ((c = getopt_long(argc, argv, "s:f:rvhV", longopts, NULL)) !=
+	       -1) {
+		switch (c) {
+		case 's':
+			o->socket_path = optarg;
+			break;
+		case OPT_FD:
+			if (parse_uint(optarg, INT_MAX, &v) < 0) {
+				fprintf(stderr, "vmm-blk: invalid --fd '%s'\n",
+					optarg);
+				return 1;
+			}
+			o->fd = (int)v;
+			break;
+		case 'f':
+			o->format = optarg;
+			break;
+		case 'r':
+			o->read_only = true;
+			break;
+		case OPT_SERIAL:
+			if (strlen(optarg) > VBLK_ID_BYTES) {
+				fprintf(stderr,
+					"vmm-blk: --serial '%s' is longer than "
+					"%d bytes\n",
+					optarg, VBLK_ID_BYTES);
+				return 1;
+			}
+			o->serial = optarg;
+			break;
+		case OPT_NQ:
+			if (parse_uint(optarg, VBLK_MAX_QUEUES, &v) < 0 ||
+			    v == 0) {
+				fprintf(stderr,
+					"vmm-blk: --num-queues '%s' is not in "
+					"1..%d\n",
+					optarg, VBLK_MAX_QUEUES);
+				return 1;
+			}
+			o->num_queues = v;
+			break;
+		case OPT_BLK:
+			o->image = optarg;
+			break;
+		case 'v':
+			o->verbose = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return -1;
+		case 'V':
+			printf("vmm-blk %s (libmimg %s)\n", MIMG_VERSION_STRING,
+			       mimg_version());
+			return -1;
+		default:
+			usage(stderr);
+			return 1;
+		}
+	}
+	if (optind < argc) {
+		if (o->image || optind + 1 < argc) {
+			fprintf(stderr, "vmm-blk: exactly one image expected\n");
+			return 1;
+		}
+		o->image = argv[optind];
+	}
+	if (!o->image) {
+		fprintf(stderr, "vmm-blk: no image given\n");
+		usage(stderr);
+		return 1;
+	}
+	if (!o->socket_path == (o->fd < 0)) {
+		fprintf(stderr, "vmm-blk: give exactly one of --socket and "
+				"--fd\n");
+		return 1;
+	}
+	return 0;
+}
+
+/* Listen on PATH.  The socket is bound under a temporary name and renamed
+ * into place once it listens, so a front-end that waits for PATH to
+ * appear never finds it refusing connections. */
+static int listen_on(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char tmp[sizeof(sa.sun_path)];
+	struct stat st;
+	int fd;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.%ld~", path, (long)getpid()) >=
+	    (int)sizeof(tmp)) {
+		fprintf(stderr, "vmm-blk: socket path '%s' is too long\n",
+			path);
+		return -1;
+	}
+	if (stat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+		fprintf(stderr, "vmm-blk: '%s' exists and is not a socket\n",
+			path);
+		return -1;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		perror("vmm-blk: socket");
+		return -1;
+	}
+	memcpy(sa.sun_path, tmp, strlen(tmp) + 1);
+	unlink(tmp);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    listen(fd, 1) < 0 || rename(tmp, path) < 0) {
+		fprintf(stderr, "vmm-blk: cannot listen on '%s': %s\n", path,
+			strerror(errno));
+		unlink(tmp);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static bool is_listening(int fd)
+{
+	int v = 0;
+	socklen_t len = sizeof(v);
+
+	return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) == 0 && v;
+}
+
+/* Wait for the front-end on listening socket LFD; -1 on a stop signal or
+ * an error. */
+static int accept_one(int lfd, int stop_fd)
+{
+	struct pollfd pfd[2] = {{.fd = lfd, .events = POLLIN},
+				{.fd = stop_fd, .events = POLLIN}};
+
+	for (;;) {
+		int c;
+
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			perror("vmm-blk: poll");
+			return -1;
+		}
+		if (pfd[1].revents)
+			return -1;
+		c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (c >= 0)
+			return c;
+		if (errno != EINTR && errno != ECONNABORTED) {
+			perror("vmm-blk: accept");
+			return -1;
+		}
+	}
+}
+
+static int stop_signals(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	/* Blocked before blockif starts its threads, so they inherit it. */
+	if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
+		return -1;
+	signal(SIGPIPE, SIG_IGN);
+	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+static int serve(const struct options *o, struct vblk_dev *dev, int stop_fd)
+{
+	struct vu_server *srv = malloc(sizeof(*srv));
+	int lfd = -1, conn = -1, r;
+
+	if (!srv || vu_server_init(srv, dev, o->verbose) < 0) {
+		fprintf(stderr, "vmm-blk: out of resources\n");
+		free(srv);
+		return -1;
+	}
+	if (o->socket_path)
+		lfd = listen_on(o->socket_path);
+	else if (is_listening(o->fd))
+		lfd = o->fd;
+	else
+		conn = o->fd;
+	r = -1;
+	if (lfd >= 0) {
+		conn = accept_one(lfd, stop_fd);
+		close(lfd);
+		if (conn < 0)
+			r = 0; /* stopped by a signal before any client */
+	}
+	if (conn >= 0) {
+		r = vu_server_run(srv, conn, stop_fd) < 0 ? -1 : 0;
+		close(conn);
+	}
+	vu_server_fini(srv);
+	free(srv);
+	if (o->socket_path)
+		unlink(o->socket_path);
+	return r;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = {0};
+	struct blockif_opts bo = {0};
+	struct vblk_dev_params dp = {0};
+	struct blockif_ctxt *bc;
+	struct vblk_dev *dev;
+	int stop_fd, r, err;
+
+	r = parse_args(argc, argv, &o);
+	if (r)
+		return r < 0 ? 0 : 1;
+	stop_fd = stop_signals();
+	if (stop_fd < 0) {
+		perror("vmm-blk: signalfd");
+		return 1;
+	}
+	bo.path = o.image;
+	bo.format = o.format;
+	bo.ro = o.read_only;
+	bc = blockif_open_opts(&bo, "vmm-blk");
+	if (!bc)
+		return 1;
+	dp.serial = o.serial;
+	dp.num_queues = o.num_queues;
+	dev = vblk_dev_new(bc, &dp);
+	if (!dev) {
+		perror("vmm-blk: device");
+		blockif_close(bc);
+		return 1;
+	}
+	r = serve(&o, dev, stop_fd);
+	vblk_dev_free(dev);
+	err = blockif_close(bc);
+	if (err) {
+		fprintf(stderr, "vmm-blk: flushing %s failed: %s\n", o.image,
+			strerror(err));
+		r = -1;
+	}
+	close(stop_fd);
+	return r < 0 ? 1 : 0;
+}
