@@ -45,9 +45,16 @@ int cmd_resize(int argc, char **argv)
 	struct mimg *img;
 	int c, sign = 0;
 
+	/* The size is always last and "-1G" is a size, not an option: take
+	 * it out before option parsing, as qemu-img does. */
+	arg = argc > 1 ? argv[argc - 1] : NULL;
+	if (arg && (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0)) {
+		resize_help();
+		return EXIT_OK;
+	}
+	argc--;
 	optind = 1;
-	/* "-1G" is a size, not an option: stop option parsing at it. */
-	while ((c = getopt_long(argc, argv, "+f:qh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "f:qh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f': fmt = optarg; break;
 		case 'q': quiet = true; break;
@@ -68,10 +75,9 @@ int cmd_resize(int argc, char **argv)
 		default: return cli_usage_error("resize", "invalid option");
 		}
 	}
-	if (argc - optind != 2)
+	if (argc - optind != 1 || !arg)
 		return cli_usage_error("resize", "Expecting image file name "
 				       "and size");
-	arg = argv[optind + 1];
 	if (*arg == '+' || *arg == '-')
 		sign = *arg++ == '+' ? 1 : -1;
 	if (mimg_parse_size(arg, &delta) < 0)

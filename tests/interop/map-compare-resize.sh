@@ -1,0 +1,67 @@
+#!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
+# mimg map / compare / resize against qemu-img on the same files.
+. "$TESTLIB"
+need qemu-img qemu-io python3
+
+# A sparse raw image with data, an explicit zero block and holes.
+python3 - a.raw <<'PY'
+import os, sys
+with open(sys.argv[1], "wb") as f:
+    f.truncate(64 << 20)
+    f.seek(4 << 20); f.write(os.urandom(3 << 20))
+    f.seek(20 << 20); f.write(bytes(1 << 20))
+    f.seek(63 << 20); f.write(os.urandom(1 << 20))
+PY
+
+# map --output=json must list the same runs.
+qemu-img map -f raw --output=json a.raw > q.json
+"$MIMG" map -f raw --output=json a.raw > m.json
+python3 - q.json m.json <<'PY' || fail "map JSON differs from qemu-img's"
+import json, sys
+q, m = (json.load(open(p)) for p in sys.argv[1:3])
+assert q == m, (q, m)
+PY
+qemu-img map -f raw a.raw > q.txt
+"$MIMG" map -f raw a.raw > m.txt
+cmp -s q.txt m.txt || fail "map human output differs: $(diff q.txt m.txt)"
+
+if "$MIMG" --help | grep -q '^Formats:.*qcow2'; then
+	qemu-img create -q -f qcow2 base.qcow2 4M
+	qemu-io -c 'write -P 1 0 64k' -c 'write -z 128k 64k' \
+		-c 'write -c -P 3 256k 64k' base.qcow2 >/dev/null
+	qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 top.qcow2
+	qemu-io -c 'write -P 2 64k 64k' top.qcow2 >/dev/null
+	qemu-img map --output=json top.qcow2 > q2.json
+	"$MIMG" map --output=json top.qcow2 > m2.json
+	python3 - q2.json m2.json <<'PY' || fail "qcow2 chain map differs"
+import json, sys
+q, m = (json.load(open(p)) for p in sys.argv[1:3])
+assert q == m, (q, m)
+PY
+fi
+
+# compare: identical, different (offset), size mismatch with zero tail.
+cp a.raw b.raw
+"$MIMG" compare a.raw b.raw > out || fail "identical images: exit $?"
+check_eq "$(cat out)" "Images are identical." "compare output"
+printf 'x' | dd of=b.raw bs=1 seek=5000000 conv=notrunc 2>/dev/null
+qemu-img compare a.raw b.raw > q.out; qs=$?
+"$MIMG" compare a.raw b.raw > m.out; ms=$?
+check_eq "$ms" "$qs" "compare exit status on different images"
+check_eq "$(cat m.out)" "$(cat q.out)" "compare mismatch message"
+cp a.raw c.raw && truncate -s 70M c.raw
+"$MIMG" compare -q a.raw c.raw || fail "zero tail should compare equal"
+"$MIMG" compare -q -s a.raw c.raw && fail "strict mode must see the size"
+"$MIMG" compare -q a.raw missing.raw 2>/dev/null; check_eq $? 2 "compare error status"
+
+# resize: grow, shrink needs --shrink, relative sizes.
+qemu-img create -q -f raw r.raw 1M
+"$MIMG" resize -q -f raw r.raw +1M || fail "grow"
+check_eq "$(stat -c %s r.raw)" 2097152 "size after +1M"
+"$MIMG" resize -q -f raw r.raw 1M 2>/dev/null && fail "shrink without --shrink"
+"$MIMG" resize -q -f raw --shrink r.raw -512k || fail "shrink"
+check_eq "$(stat -c %s r.raw)" 1572864 "size after -512k"
+"$MIMG" resize -q -f raw --preallocation=full r.raw 4M || fail "full"
+[ "$(du -k r.raw | cut -f1)" -ge 2048 ] || fail "preallocation=full left holes"
+echo "map, compare and resize agree with qemu-img"
