@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * Fixed-budget LRU cache of cluster-sized metadata tables.  Modified
+ * entries are written back by their owner at the point the crash-safety
+ * ordering allows (refcount blocks before the L2 tables that rely on
+ * them), so a dirty entry is never evicted silently: eviction prefers
+ * clean entries and fails loudly if all are dirty.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "qcow2.h"
+
+int qcow2_cache_init(struct qcow2_cache *c, unsigned n, uint32_t size)
+{
+	memset(c, 0, sizeof(*c));
+	c->e = calloc(n, sizeof(*c->e));
+	if (!c->e)
+		return mimg_err(-ENOMEM, "out of memory for a qcow2 cache");
+	c->n = n;
+	c->size = size;
+	return 0;
+}
+
+void qcow2_cache_free(struct qcow2_cache *c)
+{
+	if (!c->e)
+		return;
+	for (unsigned i = 0; i < c->n; i++)
+		free(c->e[i].data);
+	free(c->e);
+	c->e = NULL;
+}
+
+static struct qcow2_cache_entry *lookup(struct qcow2_cache *c,
+					uint64_t offset)
+{
+	for (unsigned i = 0; i < c->n; i++)
+		if (c->e[i].offset == offset && c->e[i].data)
+			return &c->e[i];
+	return NULL;
+}
+
+static struct qcow2_cache_entry *victim(struct qcow2_cache *c)
+{
+	struct qcow2_cache_entry *best = NULL;
+	for (unsigned i = 0; i < c->n; i++) {
+		struct qcow2_cache_entry *e = &c->e[i];
+		if (e->dirty_hi > e->dirty_lo)
+			continue;
+		if (!e->data || e->offset == 0)
+			return e;
+		if (!best || e->last_use < best->last_use)
+			best = e;
+	}
+	return best;
+}
+
+static int prepare_slot(struct qcow2_cache *c, struct qcow2_cache_entry **ep)
+{
+	struct qcow2_cache_entry *e = victim(c);
+	if (!e)
+		return mimg_err(-EIO, "qcow2: metadata cache full of unwritten "
+				"tables");
+	if (!e->data && !(e->data = malloc(c->size)))
+		return mimg_err(-ENOMEM, "out of memory for a qcow2 cache");
+	e->offset = 0;
+	*ep = e;
+	return 0;
+}
+
+int qcow2_cache_get(struct qcow2_cache *c, struct mimg_file *f,
+		    uint64_t offset, const char *what, uint8_t **datap)
+{
+	struct qcow2_cache_entry *e = lookup(c, offset);
+	if (!e) {
+		int r = prepare_slot(c, &e);
+		if (r < 0)
+			return r;
+		r = mimg_file_pread_exact(f, e->data, c->size, offset, what);
+		if (r < 0)
+			return r;
+		e->offset = offset;
+		e->dirty_lo = e->dirty_hi = 0;
+	}
+	e->last_use = ++c->tick;
+	*datap = e->data;
+	return 0;
+}
+
+int qcow2_cache_put_new(struct qcow2_cache *c, uint64_t offset,
+			const uint8_t *data, uint8_t **datap)
+{
+	struct qcow2_cache_entry *e = lookup(c, offset);
+	if (!e) {
+		int r = prepare_slot(c, &e);
+		if (r < 0)
+			return r;
+	}
+	memcpy(e->data, data, c->size);
+	e->offset = offset;
+	e->dirty_lo = e->dirty_hi = 0;
+	e->last_use = ++c->tick;
+	if (datap)
+		*datap = e->data;
+	return 0;
+}
+
+void qcow2_cache_mark_dirty(struct qcow2_cache *c, const uint8_t *data,
+			    uint32_t lo, uint32_t hi)
+{
+	for (unsigned i = 0; i < c->n; i++) {
+		struct qcow2_cache_entry *e = &c->e[i];
+		if (e->data != data)
+			continue;
+		/* Whole 512-byte sectors, for O_DIRECT and atomicity. */
+		lo &= ~511u;
+		hi = (hi + 511u) & ~511u;
+		if (hi > c->size)
+			hi = c->size;
+		if (e->dirty_hi <= e->dirty_lo) {
+			e->dirty_lo = lo;
+			e->dirty_hi = hi;
+		} else {
+			if (lo < e->dirty_lo)
+				e->dirty_lo = lo;
+			if (hi > e->dirty_hi)
+				e->dirty_hi = hi;
+		}
+		return;
+	}
+}
+
+int qcow2_cache_writeback(struct qcow2_cache *c, struct mimg_file *f)
+{
+	for (unsigned i = 0; i < c->n; i++) {
+		struct qcow2_cache_entry *e = &c->e[i];
+		if (e->dirty_hi <= e->dirty_lo || !e->data)
+			continue;
+		int r = mimg_file_pwrite(f, e->data + e->dirty_lo,
+					 e->dirty_hi - e->dirty_lo,
+					 e->offset + e->dirty_lo);
+		if (r < 0) {
+			/* Forget the entry: the disk copy is authoritative
+			 * and memory must not pretend otherwise. */
+			e->offset = 0;
+			e->dirty_lo = e->dirty_hi = 0;
+			return r;
+		}
+		e->dirty_lo = e->dirty_hi = 0;
+	}
+	return 0;
+}
+
+void qcow2_cache_drop(struct qcow2_cache *c, uint64_t offset)
+{
+	struct qcow2_cache_entry *e = lookup(c, offset);
+	if (e) {
+		e->offset = 0;
+		e->dirty_lo = e->dirty_hi = 0;
+	}
+}
+
+void qcow2_cache_clear(struct qcow2_cache *c)
+{
+	for (unsigned i = 0; i < c->n; i++) {
+		c->e[i].offset = 0;
+		c->e[i].dirty_lo = c->e[i].dirty_hi = 0;
+	}
+}

@@ -1,0 +1,416 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * Creating qcow2 images with qemu-img's options and layout: header in
+ * cluster 0, refcount table in cluster 1, the first refcount block in
+ * cluster 2, the L1 table from cluster 3, then (with preallocation) L2
+ * tables and data clusters.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checked.h"
+#include "endian.h"
+#include "error.h"
+#include "qcow2.h"
+
+struct create_opts {
+	uint32_t version;
+	uint32_t cluster_size;
+	enum mimg_prealloc prealloc;
+	bool lazy;
+	unsigned refcount_bits;
+	enum qcow2_compression compression;
+	bool extended_l2;
+	const char *data_file;
+	bool data_file_raw;
+	const char *backing_file;
+	const char *backing_fmt;
+};
+
+static const char *const known_opts[] = {
+	"size", "compat", "backing_file", "backing_fmt", "cluster_size",
+	"preallocation", "lazy_refcounts", "refcount_bits",
+	"compression_type", "extended_l2", "data_file", "data_file_raw",
+	"encryption", NULL,
+};
+
+static int parse_opts(const char *path, const struct mimg_opt *opts,
+		      size_t nopts, struct create_opts *o)
+{
+	const char *v;
+	int r;
+	memset(o, 0, sizeof(*o));
+	o->version = 3;
+	o->cluster_size = 65536;
+	o->refcount_bits = 16;
+	if ((r = mimg__opts_check(opts, nopts, known_opts, "qcow2")) < 0)
+		return r;
+	if ((v = mimg__opt(opts, nopts, "encryption"))) {
+		bool enc;
+		if ((r = mimg__opt_bool("encryption", v, &enc)) < 0)
+			return r;
+		if (enc)
+			return mimg_err(-ENOTSUP, "%s: qcow2: encryption is not "
+					"supported", path);
+	}
+	if ((v = mimg__opt(opts, nopts, "compat"))) {
+		if (!strcmp(v, "0.10") || !strcmp(v, "v2"))
+			o->version = 2;
+		else if (!strcmp(v, "1.1") || !strcmp(v, "v3"))
+			o->version = 3;
+		else
+			return mimg_err(-EINVAL, "Invalid parameter '%s' for "
+					"compat", v);
+	}
+	if ((v = mimg__opt(opts, nopts, "cluster_size"))) {
+		uint64_t cs;
+		if ((r = mimg__opt_size("cluster_size", v, &cs)) < 0)
+			return r;
+		if (!is_pow2_u64(cs) || cs < 512 || cs > (2u << 20))
+			return mimg_err(-EINVAL, "Cluster size must be a power "
+					"of two between 512 and 2048k");
+		o->cluster_size = (uint32_t)cs;
+	}
+	if ((v = mimg__opt(opts, nopts, "preallocation")) &&
+	    (r = mimg__opt_prealloc(v, &o->prealloc)) < 0)
+		return r;
+	if ((v = mimg__opt(opts, nopts, "lazy_refcounts")) &&
+	    (r = mimg__opt_bool("lazy_refcounts", v, &o->lazy)) < 0)
+		return r;
+	if ((v = mimg__opt(opts, nopts, "refcount_bits"))) {
+		uint64_t rb;
+		if ((r = mimg__opt_size("refcount_bits", v, &rb)) < 0)
+			return r;
+		if (!is_pow2_u64(rb) || rb > 64)
+			return mimg_err(-EINVAL, "Refcount width must be a "
+					"power of two and may not exceed 64 "
+					"bits");
+		o->refcount_bits = (unsigned)rb;
+	}
+	if ((v = mimg__opt(opts, nopts, "compression_type"))) {
+		if (!strcmp(v, "zlib"))
+			o->compression = QCOW2_COMPRESS_ZLIB;
+		else if (!strcmp(v, "zstd"))
+			o->compression = QCOW2_COMPRESS_ZSTD;
+		else
+			return mimg_err(-EINVAL, "Invalid parameter '%s' for "
+					"compression_type", v);
+	}
+	if ((v = mimg__opt(opts, nopts, "extended_l2")) &&
+	    (r = mimg__opt_bool("extended_l2", v, &o->extended_l2)) < 0)
+		return r;
+	if ((v = mimg__opt(opts, nopts, "data_file")) && *v)
+		o->data_file = v;
+	if ((v = mimg__opt(opts, nopts, "data_file_raw")) &&
+	    (r = mimg__opt_bool("data_file_raw", v, &o->data_file_raw)) < 0)
+		return r;
+	if ((v = mimg__opt(opts, nopts, "backing_file")) && *v)
+		o->backing_file = v;
+	if ((v = mimg__opt(opts, nopts, "backing_fmt")) && *v)
+		o->backing_fmt = v;
+
+	/* Combinations qemu refuses, with its wording. */
+	if (o->version < 3) {
+		if (o->lazy)
+			return mimg_err(-EINVAL, "Lazy refcounts only supported "
+					"with compatibility level 1.1 and "
+					"above (use compat=1.1 or greater)");
+		if (o->refcount_bits != 16)
+			return mimg_err(-EINVAL, "Different refcount widths "
+					"than 16 bits require compatibility "
+					"level 1.1 or above (use compat=1.1 "
+					"or greater)");
+		if (o->data_file)
+			return mimg_err(-EINVAL, "External data files are only "
+					"supported with compatibility level "
+					"1.1 and above");
+		if (o->compression != QCOW2_COMPRESS_ZLIB)
+			return mimg_err(-EINVAL, "Non-zlib compression type is "
+					"only supported with compatibility "
+					"level 1.1 and above (use compat=1.1 "
+					"or greater)");
+		if (o->extended_l2)
+			return mimg_err(-EINVAL, "Extended L2 entries are only "
+					"supported with compatibility level "
+					"1.1 and above (use compat=1.1 or "
+					"greater)");
+	}
+	if (o->data_file_raw && !o->data_file)
+		return mimg_err(-EINVAL, "data-file-raw requires data-file");
+	if (o->data_file_raw && o->backing_file)
+		return mimg_err(-EINVAL, "Backing file and data-file-raw cannot "
+				"be used at the same time");
+	if (o->extended_l2 && o->cluster_size < 16384)
+		return mimg_err(-EINVAL, "Extended L2 entries are only "
+				"supported with cluster sizes of at least "
+				"16384 bytes");
+	if (o->backing_file && !o->backing_fmt)
+		return mimg_err(-EINVAL, "%s: Backing file specified without "
+				"backing format", path);
+	if (o->backing_file && o->prealloc != MIMG_PREALLOC_OFF &&
+	    o->prealloc != MIMG_PREALLOC_METADATA)
+		return mimg_err(-EINVAL, "Backing file and preallocation can "
+				"only be used at the same time if "
+				"preallocation=off or preallocation=metadata");
+	return 0;
+}
+
+static size_t put_ext(uint8_t *h, size_t off, uint32_t type,
+		      const void *data, size_t len)
+{
+	st_be32(h + off, type);
+	st_be32(h + off + 4, (uint32_t)len);
+	memcpy(h + off + 8, data, len);
+	size_t padded = (len + 7) & ~(size_t)7;
+	return off + 8 + padded;
+}
+
+static const struct {
+	uint8_t type, bit;
+	const char *name;
+} feature_table[] = {
+	{ 0, 0, "dirty bit" },
+	{ 0, 1, "corrupt bit" },
+	{ 0, 2, "external data file" },
+	{ 0, 3, "compression type" },
+	{ 0, 4, "extended L2 entries" },
+	{ 1, 0, "lazy refcounts" },
+	{ 2, 0, "bitmaps" },
+	{ 2, 1, "raw external data" },
+};
+
+/* Build cluster 0 (header, extensions, backing name). */
+static int build_header(const char *path, const struct create_opts *o,
+			uint64_t size, uint8_t *h)
+{
+	uint32_t cs = o->cluster_size;
+	unsigned cbits = (unsigned)__builtin_ctz(cs);
+	unsigned rorder = (unsigned)__builtin_ctz(o->refcount_bits);
+	st_be32(h, QCOW2_MAGIC);
+	st_be32(h + 4, o->version);
+	st_be32(h + 20, cbits);
+	st_be64(h + 24, size);
+	st_be64(h + 48, cs);	    /* refcount table in cluster 1 */
+	st_be32(h + 56, 1);
+	size_t off = QCOW2_V2_HEADER_LEN;
+	if (o->version >= 3) {
+		uint64_t incompat = 0, compat = 0, autoclear = 0;
+		if (o->data_file)
+			incompat |= QCOW2_INCOMPAT_DATA_FILE;
+		if (o->compression != QCOW2_COMPRESS_ZLIB)
+			incompat |= QCOW2_INCOMPAT_COMPRESSION;
+		if (o->extended_l2)
+			incompat |= QCOW2_INCOMPAT_EXTL2;
+		if (o->lazy)
+			compat |= QCOW2_COMPAT_LAZY_REFCOUNTS;
+		if (o->data_file_raw)
+			autoclear |= QCOW2_AUTOCLEAR_DATA_FILE_RAW;
+		st_be64(h + 72, incompat);
+		st_be64(h + 80, compat);
+		st_be64(h + 88, autoclear);
+		st_be32(h + 96, rorder);
+		st_be32(h + 100, 112);
+		h[104] = (uint8_t)o->compression;
+		off = 112;
+	}
+	if (o->backing_fmt && o->backing_file)
+		off = put_ext(h, off, QCOW2_EXT_BACKING_FMT, o->backing_fmt,
+			      strlen(o->backing_fmt));
+	if (o->data_file)
+		off = put_ext(h, off, QCOW2_EXT_DATA_FILE, o->data_file,
+			      strlen(o->data_file));
+	if (o->version >= 3) {
+		uint8_t ft[sizeof(feature_table) / sizeof(feature_table[0])][48];
+		memset(ft, 0, sizeof(ft));
+		for (size_t i = 0; i < sizeof(feature_table) /
+					       sizeof(feature_table[0]);
+		     i++) {
+			ft[i][0] = feature_table[i].type;
+			ft[i][1] = feature_table[i].bit;
+			memcpy(&ft[i][2], feature_table[i].name,
+			       strlen(feature_table[i].name));
+		}
+		off = put_ext(h, off, QCOW2_EXT_FEATURES, ft, sizeof(ft));
+	}
+	off += 8; /* end of extensions */
+	if (o->backing_file) {
+		size_t bl = strlen(o->backing_file);
+		if (bl > QCOW2_MAX_BACKING_NAME || off + bl > cs)
+			return mimg_err(-EINVAL, "%s: qcow2: backing file name "
+					"too long for the header", path);
+		memcpy(h + off, o->backing_file, bl);
+		st_be64(h + 8, off);
+		st_be32(h + 16, (uint32_t)bl);
+		off += bl;
+	}
+	if (off > cs)
+		return mimg_err(-EINVAL, "%s: qcow2: header does not fit in "
+				"one cluster of %u bytes", path, cs);
+	return 0;
+}
+
+static int write_initial(const char *path, const struct create_opts *o,
+			 uint64_t size)
+{
+	uint32_t cs = o->cluster_size;
+	struct mimg_file *f = NULL;
+	uint8_t *buf = calloc(3, cs);
+	int r;
+	if (!buf)
+		return mimg_err(-ENOMEM, "out of memory");
+	if ((r = build_header(path, o, size, buf)) < 0)
+		goto out;
+	st_be64(buf + cs, 2ull * cs); /* refcount table -> block */
+	/* Refcounts of clusters 0, 1 and 2 in the block. */
+	uint8_t *rb = buf + 2 * cs;
+	for (unsigned i = 0; i < 3; i++) {
+		switch (o->refcount_bits) {
+		case 64: st_be64(rb + 8 * i, 1); break;
+		case 32: st_be32(rb + 4 * i, 1); break;
+		case 16: st_be16(rb + 2 * i, 1); break;
+		case 8: rb[i] = 1; break;
+		default: {
+			unsigned bits = o->refcount_bits, per = 8 / bits;
+			rb[i / per] |= (uint8_t)(1u << ((i % per) * bits));
+		}
+		}
+	}
+	if ((r = mimg_file_open(&f, path,
+				MIMG_FILE_RDWR | MIMG_FILE_CREATE)) < 0)
+		goto out;
+	r = mimg_file_pwrite(f, buf, 3ull * cs, 0);
+	if (r == 0)
+		r = mimg_file_flush(f);
+out:
+	if (f) {
+		int rc = mimg_file_close(f);
+		if (r == 0)
+			r = rc;
+	}
+	free(buf);
+	return r;
+}
+
+/* The data file is created next to the image (names inside images
+ * resolve relative to the image's directory). */
+static int create_data_file(const char *path, const struct create_opts *o,
+			    uint64_t size)
+{
+	char *full = NULL;
+	struct mimg_file *f = NULL;
+	int r;
+	if (o->data_file[0] == '/') {
+		full = strdup(o->data_file);
+	} else {
+		const char *slash = strrchr(path, '/');
+		size_t dl = slash ? (size_t)(slash - path + 1) : 0;
+		full = malloc(dl + strlen(o->data_file) + 1);
+		if (full) {
+			memcpy(full, path, dl);
+			strcpy(full + dl, o->data_file);
+		}
+	}
+	if (!full)
+		return mimg_err(-ENOMEM, "out of memory");
+	r = mimg_file_open(&f, full, MIMG_FILE_RDWR | MIMG_FILE_CREATE);
+	free(full);
+	if (r < 0)
+		return r;
+	if (o->data_file_raw)
+		r = mimg_file_truncate(f, size);
+	int rc = mimg_file_close(f);
+	return r < 0 ? r : rc;
+}
+
+/* Allocate L2 tables and data clusters for the whole image (preallocation
+ * and data_file_raw); FILL says how to back the data. */
+static int preallocate(struct mimg *img, enum mimg_prealloc mode)
+{
+	struct qcow2 *s = qcow2_of(img);
+	uint64_t cs = s->cluster_size;
+	uint64_t nclusters = div_round_up_u64(img->size, cs);
+	uint64_t end_off = 0;
+	int r = 0;
+	pthread_mutex_lock(&s->lock);
+	for (uint64_t g = 0; g < nclusters && r == 0;) {
+		uint8_t *l2;
+		uint32_t idx;
+		uint64_t n = min_u64(nclusters - g, s->l2_entries - (g &
+							(s->l2_entries - 1)));
+		uint64_t host;
+		if ((r = qcow2_get_l2(s, g, true, &l2, &idx)) < 0)
+			break;
+		if (s->data_file_name)
+			host = g * cs;
+		else if ((r = qcow2_alloc_clusters(s, n, &host)) < 0)
+			break;
+		if ((r = qcow2_get_l2(s, g, true, &l2, &idx)) < 0)
+			break;
+		for (uint64_t i = 0; i < n; i++)
+			qcow2_set_l2(s, l2, idx + (uint32_t)i,
+				     (host + i * cs) | QCOW2_OFLAG_COPIED,
+				     s->extended_l2 ? QCOW2_BITMAP_ALLOC : 0);
+		if ((r = qcow2_cache_writeback(&s->l2c, s->file)) < 0)
+			break;
+		if (!s->data_file_name)
+			end_off = max_u64(end_off, host + n * cs);
+		g += n;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (r < 0 || s->data_file_name)
+		return r;
+	uint64_t fsize;
+	if ((r = mimg_file_size(s->file, &fsize)) < 0)
+		return r;
+	if (mode == MIMG_PREALLOC_FALLOC && end_off > 0) {
+		r = mimg_file_allocate(s->file, 0, end_off);
+		if (r == -ENOTSUP)
+			r = 0;
+	} else if (mode == MIMG_PREALLOC_FULL && end_off > fsize) {
+		static const uint8_t z[65536];
+		for (uint64_t o = fsize; o < end_off && r == 0;) {
+			size_t n = (size_t)min_u64(sizeof(z), end_off - o);
+			r = mimg_file_pwrite(s->file, z, n, o);
+			o += n;
+		}
+	}
+	if (r == 0 && end_off > fsize)
+		r = mimg_file_truncate(s->file, end_off);
+	return r;
+}
+
+int qcow2_create(const char *path, uint64_t size,
+		 const struct mimg_opt *opts, size_t nopts,
+		 struct mimg *backing)
+{
+	struct create_opts o;
+	struct mimg *img = NULL;
+	int r;
+	(void)backing;
+	if ((r = parse_opts(path, opts, nopts, &o)) < 0)
+		return r;
+	if (!ck_align_up_u64(size, 512, &size) || size > (uint64_t)INT64_MAX)
+		return mimg_err(-EFBIG, "%s: qcow2: size too large", path);
+	if (o.data_file && (r = create_data_file(path, &o, size)) < 0)
+		return r;
+	if ((r = write_initial(path, &o, 0)) < 0)
+		return r;
+	/* Finish through the driver itself: the L1 table (and any
+	 * preallocation) is allocated like any later growth. */
+	r = mimg_open(&img, path, "qcow2",
+		      MIMG_OPEN_RDWR | MIMG_OPEN_NO_BACKING |
+			      MIMG_OPEN_ALLOW_EXTERNAL);
+	if (r < 0)
+		return r;
+	if ((r = qcow2_truncate(img, size, MIMG_PREALLOC_OFF)) == 0) {
+		enum mimg_prealloc mode = o.prealloc;
+		if (o.data_file_raw && mode == MIMG_PREALLOC_OFF)
+			mode = MIMG_PREALLOC_METADATA;
+		if (mode != MIMG_PREALLOC_OFF && size)
+			r = preallocate(img, mode);
+	}
+	int rc = mimg_close(img);
+	return r < 0 ? r : rc;
+}

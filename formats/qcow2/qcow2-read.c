@@ -1,0 +1,187 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * qcow2 reads and block status.  The mapping is looked up under the
+ * metadata lock; the data transfer runs without it.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checked.h"
+#include "error.h"
+#include "iov.h"
+#include "qcow2.h"
+
+static int map_locked(struct qcow2 *s, uint64_t off, uint64_t len,
+		      struct qcow2_map *m)
+{
+	pthread_mutex_lock(&s->lock);
+	int r = qcow2_map(s, off, len, m);
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+/* Decompress the cluster stored at HOST_OFF (CSIZE bytes) into OUT (one
+ * cluster). */
+static int read_compressed(struct qcow2 *s, uint64_t host_off,
+			   uint64_t csize, uint8_t *out)
+{
+	uint8_t *in = malloc(csize);
+	if (!in)
+		return mimg_err(-ENOMEM, "out of memory");
+	int r = mimg_file_pread(s->file, in, csize, host_off);
+	if (r == 0)
+		r = qcow2_decompress(s, in, csize, out, s->cluster_size);
+	free(in);
+	if (r < 0)
+		return mimg_err_prefix(r, "%s: qcow2: compressed cluster at "
+				       "0x%llx", qcow2_path(s),
+				       (unsigned long long)host_off);
+	return 0;
+}
+
+static int read_data(struct qcow2 *s, const struct iovec *iov, int iovcnt,
+		     size_t skip, size_t len, uint64_t host_off)
+{
+	struct iovec st[16], *v;
+	int n = iov_slice(iov, iovcnt, skip, len, st, 16, &v);
+	if (n < 0)
+		return mimg_err(n, "out of memory");
+	int r = mimg_file_preadv(s->data, v, n, host_off);
+	iov_slice_free(v, st);
+	return r;
+}
+
+int qcow2_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
+		 uint64_t off, size_t len)
+{
+	struct qcow2 *s = qcow2_of(img);
+	uint8_t *cbuf = NULL;
+	size_t done = 0;
+	int r = 0;
+
+	while (done < len) {
+		struct qcow2_map m;
+		uint64_t pos = off + done;
+		if ((r = map_locked(s, pos, len - done, &m)) < 0)
+			break;
+		size_t n = (size_t)m.len;
+		switch (m.kind) {
+		case QCOW2_UNALLOCATED:
+			r = mimg__read_below(img, iov, iovcnt, done, pos, n);
+			break;
+		case QCOW2_ZERO:
+			iov_memset(iov, iovcnt, done, 0, n);
+			break;
+		case QCOW2_DATA:
+			r = read_data(s, iov, iovcnt, done, n, m.host_off);
+			break;
+		case QCOW2_COMPRESSED:
+			if (!cbuf && !(cbuf = malloc(s->cluster_size))) {
+				r = mimg_err(-ENOMEM, "out of memory");
+				break;
+			}
+			r = read_compressed(s, m.host_off, m.csize, cbuf);
+			if (r == 0)
+				iov_from_buf(iov, iovcnt, done,
+					     cbuf + (pos - m.cluster_guest), n);
+			break;
+		}
+		if (r < 0)
+			break;
+		done += n;
+	}
+	free(cbuf);
+	return r;
+}
+
+int qcow2_read_with_entry(struct qcow2 *s, uint64_t off, size_t len,
+			  uint64_t entry, uint64_t bitmap, uint8_t *buf)
+{
+	uint64_t cl_start = align_down_u64(off, s->cluster_size);
+	int r;
+	if (len == 0)
+		return 0;
+	if (entry & QCOW2_OFLAG_COMPRESSED) {
+		uint64_t coff, clen;
+		uint8_t *c = malloc(s->cluster_size);
+		if (!c)
+			return mimg_err(-ENOMEM, "out of memory");
+		qcow2_compressed_extent(s, entry, &coff, &clen);
+		r = read_compressed(s, coff, clen, c);
+		if (r == 0)
+			memcpy(buf, c + (off - cl_start), len);
+		free(c);
+		return r;
+	}
+	uint64_t host = entry & QCOW2_OFFSET_MASK;
+	bool has_host = host || (s->data_file_name &&
+				 (entry & QCOW2_OFLAG_COPIED));
+	uint64_t unit = 1ull << s->sc_bits;
+	size_t done = 0;
+	while (done < len) {
+		uint64_t pos = off + done;
+		unsigned sc = (unsigned)((pos - cl_start) >> s->sc_bits);
+		size_t n = (size_t)min_u64(unit - (pos & (unit - 1)),
+					   len - done);
+		enum qcow2_kind k;
+		if (s->extended_l2)
+			k = (bitmap >> (32 + sc)) & 1 ? QCOW2_ZERO :
+			    (bitmap >> sc) & 1	      ? QCOW2_DATA :
+							QCOW2_UNALLOCATED;
+		else if (s->version >= 3 && (entry & QCOW2_OFLAG_ZERO))
+			k = QCOW2_ZERO;
+		else
+			k = has_host ? QCOW2_DATA : QCOW2_UNALLOCATED;
+		switch (k) {
+		case QCOW2_ZERO:
+			memset(buf + done, 0, n);
+			r = 0;
+			break;
+		case QCOW2_DATA:
+			r = mimg_file_pread(s->data, buf + done, n,
+					    host + (pos - cl_start));
+			break;
+		default:
+			r = mimg__read_below_buf(s->img, buf + done, pos, n);
+			break;
+		}
+		if (r < 0)
+			return r;
+		done += n;
+	}
+	return 0;
+}
+
+int qcow2_block_status(struct mimg *img, uint64_t off, uint64_t len,
+		       uint64_t *pnum, unsigned *status, uint64_t *host_off)
+{
+	struct qcow2 *s = qcow2_of(img);
+	struct qcow2_map m;
+	int r = map_locked(s, off, len, &m);
+	if (r < 0)
+		return r;
+	*pnum = m.len;
+	if (host_off)
+		*host_off = 0;
+	switch (m.kind) {
+	case QCOW2_UNALLOCATED:
+		*status = img->backing ? 0 : MIMG_BS_ZERO;
+		break;
+	case QCOW2_ZERO:
+		*status = MIMG_BS_ZERO | MIMG_BS_ALLOCATED;
+		break;
+	case QCOW2_DATA:
+		*status = MIMG_BS_DATA | MIMG_BS_ALLOCATED |
+			  MIMG_BS_OFFSET_VALID;
+		if (host_off)
+			*host_off = m.host_off;
+		break;
+	case QCOW2_COMPRESSED:
+		*status = MIMG_BS_DATA | MIMG_BS_ALLOCATED |
+			  MIMG_BS_COMPRESSED;
+		break;
+	}
+	return 0;
+}

@@ -1,0 +1,383 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * Refcounts and cluster allocation.  Every function here runs under
+ * s->lock.  Allocation writes the refcount blocks before returning, so a
+ * caller may point metadata at the new clusters right away: a crash can
+ * then only leak clusters, never leave a referenced cluster at refcount 0.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checked.h"
+#include "endian.h"
+#include "error.h"
+#include "qcow2.h"
+
+static uint64_t rb_get(const struct qcow2 *s, const uint8_t *b, uint32_t i)
+{
+	switch (s->refcount_order) {
+	case 3:
+		return b[i];
+	case 4:
+		return ld_be16(b + 2 * (size_t)i);
+	case 5:
+		return ld_be32(b + 4 * (size_t)i);
+	case 6:
+		return ld_be64(b + 8 * (size_t)i);
+	default: {
+		unsigned bits = s->refcount_bits, per = 8 / bits;
+		return (b[i / per] >> ((i % per) * bits)) & s->refcount_max;
+	}
+	}
+}
+
+static void rb_set(const struct qcow2 *s, uint8_t *b, uint32_t i,
+		   uint64_t v)
+{
+	switch (s->refcount_order) {
+	case 3:
+		b[i] = (uint8_t)v;
+		break;
+	case 4:
+		st_be16(b + 2 * (size_t)i, (uint16_t)v);
+		break;
+	case 5:
+		st_be32(b + 4 * (size_t)i, (uint32_t)v);
+		break;
+	case 6:
+		st_be64(b + 8 * (size_t)i, v);
+		break;
+	default: {
+		unsigned bits = s->refcount_bits, per = 8 / bits;
+		unsigned sh = (i % per) * bits;
+		uint8_t m = (uint8_t)(s->refcount_max << sh);
+		b[i / per] = (uint8_t)((b[i / per] & ~m) | ((v << sh) & m));
+	}
+	}
+}
+
+/* Byte range of entry I inside a block, for dirty tracking. */
+static void rb_span(const struct qcow2 *s, uint32_t i, uint32_t *lo,
+		    uint32_t *hi)
+{
+	uint64_t bit = (uint64_t)i * s->refcount_bits;
+	*lo = (uint32_t)(bit / 8);
+	*hi = (uint32_t)((bit + s->refcount_bits + 7) / 8);
+}
+
+static int block_offset(struct qcow2 *s, uint64_t rt_index, uint64_t *offp)
+{
+	uint64_t e = rt_index < s->reftable_size ? s->reftable[rt_index] : 0;
+	uint64_t off = e & QCOW2_OFFSET_MASK;
+	if (e && (e != off || !is_aligned_u64(off, s->cluster_size)))
+		return mimg_err(-EINVAL, "%s: qcow2: refcount table entry %llu "
+				"(0x%llx) is not a cluster-aligned offset",
+				qcow2_path(s), (unsigned long long)rt_index,
+				(unsigned long long)e);
+	*offp = off;
+	return 0;
+}
+
+int qcow2_get_refcount(struct qcow2 *s, uint64_t cluster, uint64_t *rc)
+{
+	uint64_t off = 0;
+	uint8_t *b;
+	int r = block_offset(s, cluster >> s->rb_bits, &off);
+	if (r < 0)
+		return r;
+	if (!off) {
+		*rc = 0;
+		return 0;
+	}
+	r = qcow2_cache_get(&s->rbc, s->file, off, "refcount block", &b);
+	if (r < 0)
+		return r;
+	*rc = rb_get(s, b, (uint32_t)(cluster & (s->rb_entries - 1)));
+	return 0;
+}
+
+static int write_table_entry(struct qcow2 *s, uint64_t index)
+{
+	uint8_t b[8];
+	st_be64(b, s->reftable[index]);
+	return mimg_file_pwrite(s->file, b, 8, s->reftable_offset + index * 8);
+}
+
+/* Grow the refcount table so that index NEED exists, placing the new
+ * refcount blocks and table at the start of the first uncovered range so
+ * that they describe themselves.  The header switches to the new table
+ * with one write; the old table is freed afterwards. */
+static int grow_reftable(struct qcow2 *s, uint64_t need)
+{
+	uint64_t cs = s->cluster_size, per_cluster = cs / 8;
+	uint64_t B = 1, T, E;
+	for (;;) {
+		E = max_u64(need + B, s->reftable_size + s->reftable_size / 2);
+		T = div_round_up_u64(E, per_cluster);
+		E = T * per_cluster;
+		if (T * cs > QCOW2_MAX_REFTABLE_BYTES)
+			return mimg_err(-EFBIG, "%s: qcow2: refcount table "
+					"would exceed 8 MiB", qcow2_path(s));
+		if (B * s->rb_entries >= B + T)
+			break;
+		B++;
+	}
+	uint64_t S = need << s->rb_bits; /* first cluster of the range */
+	uint64_t end_cluster = S + B + T;
+	if (end_cluster > (QCOW2_OFFSET_MASK >> s->cluster_bits))
+		return mimg_err(-EFBIG, "%s: qcow2: image too large",
+				qcow2_path(s));
+	uint8_t *blk = malloc(cs);
+	uint64_t *nt = calloc(1, T * cs);
+	uint8_t *raw = malloc(T * cs);
+	int r = 0;
+	if (!blk || !nt || !raw) {
+		r = mimg_err(-ENOMEM, "out of memory");
+		goto out;
+	}
+	for (uint64_t j = 0; j < B; j++) {
+		uint64_t first = (need + j) << s->rb_bits;
+		memset(blk, 0, cs);
+		for (uint64_t c = S; c < end_cluster; c++)
+			if (c >= first && c < first + s->rb_entries)
+				rb_set(s, blk, (uint32_t)(c - first), 1);
+		r = mimg_file_pwrite(s->file, blk, cs, (S + j) * cs);
+		if (r < 0)
+			goto out;
+	}
+	memcpy(nt, s->reftable, s->reftable_size * 8);
+	for (uint64_t j = 0; j < B; j++)
+		nt[need + j] = (S + j) * cs;
+	for (uint64_t i = 0; i < E; i++)
+		st_be64(raw + i * 8, nt[i]);
+	if ((r = mimg_file_pwrite(s->file, raw, T * cs, (S + B) * cs)) < 0)
+		goto out;
+	if ((r = qcow2_write_reftable_fields(s, (S + B) * cs,
+					     (uint32_t)T)) < 0)
+		goto out;
+	uint64_t old_off = s->reftable_offset;
+	uint64_t old_bytes = (uint64_t)s->reftable_clusters * cs;
+	free(s->reftable);
+	s->reftable = nt;
+	nt = NULL;
+	s->reftable_offset = (S + B) * cs;
+	s->reftable_clusters = (uint32_t)T;
+	s->reftable_size = E;
+	r = qcow2_free_range(s, old_off, old_bytes, false);
+out:
+	free(blk);
+	free(nt);
+	free(raw);
+	return r;
+}
+
+/* Make sure the refcount block for RT_INDEX exists.  A new block goes to
+ * the first cluster of the range it covers; *CREATED tells the caller that
+ * a cluster it may have picked could now be taken. */
+static int ensure_block(struct qcow2 *s, uint64_t rt_index, bool *created)
+{
+	uint64_t off = 0;
+	int r;
+	if (rt_index >= s->reftable_size) {
+		*created = true;
+		return grow_reftable(s, rt_index);
+	}
+	if ((r = block_offset(s, rt_index, &off)) < 0)
+		return r;
+	if (off)
+		return 0;
+	uint64_t S = rt_index << s->rb_bits;
+	if (S > (QCOW2_OFFSET_MASK >> s->cluster_bits))
+		return mimg_err(-EFBIG, "%s: qcow2: image too large",
+				qcow2_path(s));
+	uint8_t *blk = calloc(1, s->cluster_size);
+	if (!blk)
+		return mimg_err(-ENOMEM, "out of memory");
+	rb_set(s, blk, 0, 1);
+	off = S << s->cluster_bits;
+	r = mimg_file_pwrite(s->file, blk, s->cluster_size, off);
+	if (r == 0) {
+		s->reftable[rt_index] = off;
+		r = write_table_entry(s, rt_index);
+		if (r < 0)
+			s->reftable[rt_index] = 0;
+	}
+	if (r == 0)
+		r = qcow2_cache_put_new(&s->rbc, off, blk, NULL);
+	free(blk);
+	*created = true;
+	return r;
+}
+
+static int set_refcount_nowb(struct qcow2 *s, uint64_t cluster, uint64_t rc)
+{
+	uint64_t off = 0;
+	uint8_t *b;
+	bool created = false;
+	int r = ensure_block(s, cluster >> s->rb_bits, &created);
+	if (r < 0)
+		return r;
+	if ((r = block_offset(s, cluster >> s->rb_bits, &off)) < 0)
+		return r;
+	if ((r = qcow2_cache_get(&s->rbc, s->file, off, "refcount block",
+				 &b)) < 0)
+		return r;
+	uint32_t i = (uint32_t)(cluster & (s->rb_entries - 1)), lo, hi;
+	rb_set(s, b, i, rc);
+	rb_span(s, i, &lo, &hi);
+	qcow2_cache_mark_dirty(&s->rbc, b, lo, hi);
+	if (rc == 0 && cluster < s->free_hint)
+		s->free_hint = cluster;
+	return 0;
+}
+
+int qcow2_refcount_writeback(struct qcow2 *s)
+{
+	return qcow2_cache_writeback(&s->rbc, s->file);
+}
+
+int qcow2_set_refcount(struct qcow2 *s, uint64_t cluster, uint64_t rc)
+{
+	int r = set_refcount_nowb(s, cluster, rc);
+	if (r == 0)
+		r = qcow2_refcount_writeback(s);
+	return r;
+}
+
+int qcow2_alloc_clusters(struct qcow2 *s, uint64_t n, uint64_t *offp)
+{
+	uint64_t limit = QCOW2_OFFSET_MASK >> s->cluster_bits;
+	int r;
+restart:;
+	uint64_t start = s->free_hint, c = start, run = 0;
+	uint64_t first_free = UINT64_MAX;
+	while (run < n) {
+		uint64_t rc;
+		if (c + n > limit)
+			return mimg_err(-ENOSPC, "%s: qcow2: no host offset "
+					"left for %llu clusters",
+					qcow2_path(s), (unsigned long long)n);
+		if ((r = qcow2_get_refcount(s, c, &rc)) < 0)
+			return r;
+		if (rc) {
+			run = 0;
+			start = c + 1;
+		} else {
+			if (first_free == UINT64_MAX)
+				first_free = c;
+			run++;
+		}
+		c++;
+	}
+	for (uint64_t rt = start >> s->rb_bits;
+	     rt <= (start + n - 1) >> s->rb_bits; rt++) {
+		bool created = false;
+		if ((r = ensure_block(s, rt, &created)) < 0)
+			return r;
+		if (created)
+			goto restart;
+	}
+	for (uint64_t i = 0; i < n; i++)
+		if ((r = set_refcount_nowb(s, start + i, 1)) < 0)
+			return r;
+	if ((r = qcow2_refcount_writeback(s)) < 0)
+		return r;
+	s->free_hint = first_free == start ? start + n : first_free;
+	*offp = start << s->cluster_bits;
+	return 0;
+}
+
+int qcow2_alloc_bytes(struct qcow2 *s, uint64_t len, uint64_t *offp)
+{
+	uint64_t cs = s->cluster_size, rc;
+	int r;
+	if (len == 0 || len > cs)
+		return mimg_err(-EINVAL, "qcow2: bad compressed length %llu",
+				(unsigned long long)len);
+	uint64_t fb = s->free_byte;
+	if (fb && (fb & (cs - 1))) {
+		uint64_t cur = fb >> s->cluster_bits;
+		uint64_t room = cs - (fb & (cs - 1));
+		if ((r = qcow2_get_refcount(s, cur, &rc)) < 0)
+			return r;
+		if (rc == 0 || rc >= s->refcount_max)
+			goto fresh;
+		if (len <= room) {
+			if ((r = qcow2_set_refcount(s, cur, rc + 1)) < 0)
+				return r;
+			*offp = fb;
+			s->free_byte = fb + len;
+			return 0;
+		}
+		/* Spill into the next cluster when it is free. */
+		uint64_t next_rc;
+		bool created = false;
+		if ((r = ensure_block(s, (cur + 1) >> s->rb_bits, &created)) <
+		    0)
+			return r;
+		if ((r = qcow2_get_refcount(s, cur + 1, &next_rc)) < 0)
+			return r;
+		if (next_rc == 0) {
+			if ((r = set_refcount_nowb(s, cur + 1, 1)) < 0 ||
+			    (r = set_refcount_nowb(s, cur, rc + 1)) < 0 ||
+			    (r = qcow2_refcount_writeback(s)) < 0)
+				return r;
+			*offp = fb;
+			s->free_byte = fb + len;
+			return 0;
+		}
+	}
+fresh:;
+	uint64_t off = 0;
+	if ((r = qcow2_alloc_clusters(s, 1, &off)) < 0)
+		return r;
+	*offp = off;
+	s->free_byte = off + len;
+	return 0;
+}
+
+int qcow2_free_range(struct qcow2 *s, uint64_t off, uint64_t len,
+		     bool discard)
+{
+	if (len == 0)
+		return 0;
+	uint64_t first = off >> s->cluster_bits;
+	uint64_t last = (off + len - 1) >> s->cluster_bits;
+	int r;
+	for (uint64_t c = first; c <= last; c++) {
+		uint64_t rc;
+		if ((r = qcow2_get_refcount(s, c, &rc)) < 0)
+			return r;
+		if (rc == 0)
+			return mimg_err(-EIO, "%s: qcow2: freeing cluster at "
+					"0x%llx whose refcount is already 0",
+					qcow2_path(s),
+					(unsigned long long)(c
+							     << s->cluster_bits));
+		if ((r = set_refcount_nowb(s, c, rc - 1)) < 0)
+			return r;
+	}
+	if ((r = qcow2_refcount_writeback(s)) < 0)
+		return r;
+	if (s->free_byte && (s->free_byte >> s->cluster_bits) >= first &&
+	    (s->free_byte >> s->cluster_bits) <= last)
+		s->free_byte = 0;
+	for (uint64_t c = first; c <= last; c++) {
+		uint64_t rc;
+		qcow2_cache_drop(&s->l2c, c << s->cluster_bits);
+		if (discard && qcow2_get_refcount(s, c, &rc) == 0 && rc == 0)
+			(void)mimg_file_punch_hole(s->file, c << s->cluster_bits,
+						   s->cluster_size);
+	}
+	return 0;
+}
+
+int qcow2_refcount_init(struct qcow2 *s)
+{
+	unsigned n = (unsigned)max_u64(4, (4u << 20) >> s->cluster_bits);
+	s->free_hint = 0;
+	s->free_byte = 0;
+	return qcow2_cache_init(&s->rbc, n, s->cluster_size);
+}

@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * Internal snapshots: parse the snapshot table, list it in info, and read
+ * a snapshot's content (convert -l).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checked.h"
+#include "endian.h"
+#include "error.h"
+#include "qcow2.h"
+#include "value.h"
+
+/* qemu's limits: extra data per entry and total table size. */
+#define SNAP_MAX_EXTRA 1024u
+#define SNAP_MAX_TABLE (64ull << 20)
+
+void qcow2_free_snapshots(struct qcow2 *s)
+{
+	for (uint32_t i = 0; i < s->nb_snapshots && s->snaps; i++) {
+		free(s->snaps[i].id);
+		free(s->snaps[i].name);
+	}
+	free(s->snaps);
+	s->snaps = NULL;
+}
+
+static int read_string(struct qcow2 *s, uint64_t off, uint16_t len,
+		       char **out)
+{
+	char *p = malloc((size_t)len + 1);
+	if (!p)
+		return mimg_err(-ENOMEM, "out of memory");
+	int r = len ? mimg_file_pread_exact(s->file, p, len, off,
+					    "snapshot table") :
+		      0;
+	if (r < 0) {
+		free(p);
+		return r;
+	}
+	p[len] = 0;
+	*out = p;
+	return 0;
+}
+
+int qcow2_read_snapshots(struct qcow2 *s)
+{
+	const char *path = qcow2_path(s);
+	uint64_t off = s->snapshots_offset, total = 0;
+	if (!s->nb_snapshots)
+		return 0;
+	s->snaps = calloc(s->nb_snapshots, sizeof(*s->snaps));
+	if (!s->snaps)
+		return mimg_err(-ENOMEM, "out of memory");
+	for (uint32_t i = 0; i < s->nb_snapshots; i++) {
+		struct qcow2_snapshot *sn = &s->snaps[i];
+		uint8_t h[40], extra[24];
+		int r = mimg_file_pread_exact(s->file, h, 40, off,
+					      "snapshot table");
+		if (r < 0)
+			return r;
+		sn->l1_offset = ld_be64(h);
+		sn->l1_size = ld_be32(h + 8);
+		uint16_t id_len = ld_be16(h + 12), name_len = ld_be16(h + 14);
+		sn->date_sec = ld_be32(h + 16);
+		sn->date_nsec = ld_be32(h + 20);
+		sn->vm_clock_nsec = ld_be64(h + 24);
+		sn->vm_state_size = ld_be32(h + 32);
+		uint32_t extra_len = ld_be32(h + 36);
+		if (extra_len > SNAP_MAX_EXTRA)
+			return mimg_err(-EINVAL, "%s: qcow2: snapshot %u has "
+					"%u bytes of extra data (max %u)",
+					path, i, extra_len, SNAP_MAX_EXTRA);
+		sn->disk_size = UINT64_MAX;
+		memset(extra, 0, sizeof(extra));
+		uint32_t want = extra_len < 24 ? extra_len : 24;
+		if (want && (r = mimg_file_pread_exact(s->file, extra, want,
+						       off + 40,
+						       "snapshot table")) < 0)
+			return r;
+		if (extra_len >= 8)
+			sn->vm_state_size = ld_be64(extra);
+		if (extra_len >= 16)
+			sn->disk_size = ld_be64(extra + 8);
+		if (extra_len >= 24 && ld_be64(extra + 16) != UINT64_MAX) {
+			sn->has_icount = true;
+			sn->icount = ld_be64(extra + 16);
+		}
+		uint64_t p = off + 40 + extra_len;
+		if ((r = read_string(s, p, id_len, &sn->id)) < 0 ||
+		    (r = read_string(s, p + id_len, name_len, &sn->name)) < 0)
+			return r;
+		uint64_t sz = 40ull + extra_len + id_len + name_len, asz;
+		ck_align_up_u64(sz, 8, &asz);
+		total += asz;
+		if (total > SNAP_MAX_TABLE)
+			return mimg_err(-EINVAL, "%s: qcow2: snapshot table "
+					"exceeds 64 MiB", path);
+		if (!is_aligned_u64(sn->l1_offset, s->cluster_size) ||
+		    (uint64_t)sn->l1_size * 8 > QCOW2_MAX_L1_BYTES)
+			return mimg_err(-EINVAL, "%s: qcow2: snapshot %s has an "
+					"invalid L1 table (offset 0x%llx, %u "
+					"entries)", path, sn->id,
+					(unsigned long long)sn->l1_offset,
+					sn->l1_size);
+		off += asz;
+	}
+	return 0;
+}
+
+int qcow2_select_snapshot(struct mimg *img, const char *name)
+{
+	struct qcow2 *s = qcow2_of(img);
+	struct qcow2_snapshot *sn = NULL;
+	for (uint32_t i = 0; i < s->nb_snapshots && !sn; i++)
+		if (strcmp(s->snaps[i].id, name) == 0)
+			sn = &s->snaps[i];
+	for (uint32_t i = 0; i < s->nb_snapshots && !sn; i++)
+		if (strcmp(s->snaps[i].name, name) == 0)
+			sn = &s->snaps[i];
+	if (!sn)
+		return mimg_err(-ENOENT, "%s: qcow2: no snapshot '%s'",
+				qcow2_path(s), name);
+	uint64_t bytes = (uint64_t)sn->l1_size * 8, alloc = 0;
+	ck_align_up_u64(bytes ? bytes : 8, s->cluster_size, &alloc);
+	uint64_t *l1 = calloc(1, alloc);
+	if (!l1)
+		return mimg_err(-ENOMEM, "out of memory");
+	int r = bytes ? mimg_file_pread_exact(s->file, l1, bytes,
+					      sn->l1_offset,
+					      "snapshot L1 table") :
+			0;
+	if (r < 0) {
+		free(l1);
+		return r;
+	}
+	for (uint32_t i = 0; i < sn->l1_size; i++)
+		l1[i] = ld_be64(&l1[i]);
+	pthread_mutex_lock(&s->lock);
+	if (!s->l1_active)
+		s->l1_active = s->l1;
+	else
+		free(s->l1);
+	s->l1 = l1;
+	s->l1_size = sn->l1_size;
+	s->snapshot_selected = (int)(sn - s->snaps);
+	if (sn->disk_size != UINT64_MAX)
+		img->size = sn->disk_size;
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+int qcow2_info_snapshots(struct qcow2 *s, struct mimg_value *info)
+{
+	if (!s->nb_snapshots)
+		return 0;
+	struct mimg_value *arr = mimg_value_add(info, "snapshots",
+						MIMG_VALUE_ARRAY);
+	if (!arr)
+		return mimg_err(-ENOMEM, "out of memory");
+	for (uint32_t i = 0; i < s->nb_snapshots; i++) {
+		const struct qcow2_snapshot *sn = &s->snaps[i];
+		struct mimg_value *o = mimg_value_add(arr, NULL,
+						      MIMG_VALUE_OBJECT);
+		bool ok = o != NULL;
+		if (ok && sn->has_icount)
+			ok = mimg_value_add_uint(o, "icount", sn->icount);
+		ok = ok && mimg_value_add_uint(o, "vm-clock-nsec",
+					       sn->vm_clock_nsec % 1000000000ull);
+		ok = ok && mimg_value_add_str(o, "name", sn->name);
+		ok = ok && mimg_value_add_uint(o, "date-sec", sn->date_sec);
+		ok = ok && mimg_value_add_uint(o, "date-nsec", sn->date_nsec);
+		ok = ok && mimg_value_add_uint(o, "vm-clock-sec",
+					       sn->vm_clock_nsec / 1000000000ull);
+		ok = ok && mimg_value_add_str(o, "id", sn->id);
+		ok = ok && mimg_value_add_uint(o, "vm-state-size",
+					       sn->vm_state_size);
+		if (!ok)
+			return mimg_err(-ENOMEM, "out of memory");
+	}
+	return 0;
+}

@@ -1,0 +1,538 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * qcow2 writes.  Order on disk for an allocating write, so that a crash
+ * at any point leaks clusters at worst: refcount blocks (in the
+ * allocator), then guest data including copy-on-write of the untouched
+ * parts, then the L2 entry (and a new L2 table before its L1 entry), and
+ * only then the refcount decrements of clusters the write replaced.
+ *
+ * A write registers the guest clusters it covers as in flight; writes,
+ * zeroings and discards of overlapping clusters wait for it.  The metadata
+ * lock is released while guest data moves.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checked.h"
+#include "endian.h"
+#include "error.h"
+#include "iov.h"
+#include "qcow2.h"
+
+void qcow2_inflight_begin(struct qcow2 *s, struct qcow2_inflight *r,
+			  uint64_t first, uint64_t last)
+{
+again:
+	for (struct qcow2_inflight *p = s->inflight; p; p = p->next) {
+		if (p->first <= last && first <= p->last) {
+			pthread_cond_wait(&s->cond, &s->lock);
+			goto again;
+		}
+	}
+	r->first = first;
+	r->last = last;
+	r->next = s->inflight;
+	s->inflight = r;
+}
+
+void qcow2_inflight_end(struct qcow2 *s, struct qcow2_inflight *r)
+{
+	for (struct qcow2_inflight **pp = &s->inflight; *pp;
+	     pp = &(*pp)->next) {
+		if (*pp == r) {
+			*pp = r->next;
+			break;
+		}
+	}
+	pthread_cond_broadcast(&s->cond);
+}
+
+enum wkind {
+	W_INPLACE, /* allocated, private, every touched subcluster valid */
+	W_FIXUP,   /* private host cluster whose L2 entry must change */
+	W_NEW,	   /* needs a new host cluster */
+};
+
+/* Bits of the subclusters overlapping in-cluster bytes [A, B). */
+static uint64_t sc_bits_for(const struct qcow2 *s, uint64_t a, uint64_t b)
+{
+	if (b <= a)
+		return 0;
+	unsigned f = (unsigned)(a >> s->sc_bits);
+	unsigned l = (unsigned)((b - 1) >> s->sc_bits);
+	uint64_t hi = l >= 31 ? 0xffffffffull : (2ull << l) - 1;
+	return hi & ~((1ull << f) - 1);
+}
+
+static bool entry_has_host(const struct qcow2 *s, uint64_t e)
+{
+	return (e & QCOW2_OFFSET_MASK) ||
+	       (s->data_file_name && (e & QCOW2_OFLAG_COPIED));
+}
+
+static int classify(struct qcow2 *s, uint64_t gcl, uint64_t e, uint64_t bm,
+		    uint64_t a, uint64_t b, enum wkind *k)
+{
+	int r = qcow2_validate_l2_entry(s, gcl, e, bm);
+	if (r < 0)
+		return r;
+	if ((e & QCOW2_OFLAG_COMPRESSED) || !entry_has_host(s, e) ||
+	    (!s->data_file_name && !(e & QCOW2_OFLAG_COPIED))) {
+		*k = W_NEW;
+		return 0;
+	}
+	if (s->extended_l2) {
+		uint64_t t = sc_bits_for(s, a, b);
+		*k = (bm & t) == t ? W_INPLACE : W_FIXUP;
+	} else {
+		*k = (s->version >= 3 && (e & QCOW2_OFLAG_ZERO)) ? W_FIXUP :
+								   W_INPLACE;
+	}
+	return 0;
+}
+
+/* Whether a new cluster replacing entry E can keep subcluster
+ * granularity (only when nothing of the old cluster must be copied). */
+static bool partial_ok(const struct qcow2 *s, uint64_t e)
+{
+	return s->extended_l2 && !(e & QCOW2_OFLAG_COMPRESSED) &&
+	       !entry_has_host(s, e);
+}
+
+struct run {
+	uint64_t g0;	/* first guest cluster */
+	uint64_t n;	/* clusters */
+	enum wkind kind;
+	uint64_t *old_e, *old_bm;
+	uint64_t host0;	/* host offset of the first cluster */
+	uint64_t h, t;	/* guest range written: [h, t) incl. COW */
+};
+
+static int write_data(struct qcow2 *s, const struct iovec *iov, int iovcnt,
+		      size_t skip, size_t len, uint64_t host)
+{
+	struct iovec st[16], *v;
+	int n = iov_slice(iov, iovcnt, skip, len, st, 16, &v);
+	if (n < 0)
+		return mimg_err(n, "out of memory");
+	int r = mimg_file_pwritev(s->data, v, n, host);
+	iov_slice_free(v, st);
+	return r;
+}
+
+/* Write [pos, end) of a run that needs COW and/or new clusters. */
+static int write_run(struct qcow2 *s, struct run *run,
+		     const struct iovec *iov, int iovcnt, size_t skip,
+		     uint64_t pos, uint64_t end)
+{
+	uint64_t cs = s->cluster_size, sc = 1ull << s->sc_bits;
+	uint64_t c0 = run->g0 << s->cluster_bits;
+	uint64_t cl = (run->g0 + run->n - 1) << s->cluster_bits;
+	uint64_t e0 = run->old_e[0], b0 = run->old_bm[0];
+	uint64_t el = run->old_e[run->n - 1], bl = run->old_bm[run->n - 1];
+	uint8_t *head = NULL, *tail = NULL;
+	int r = 0;
+
+	/* Head and tail that must be copied from the old content. */
+	if (run->kind == W_FIXUP && s->extended_l2) {
+		uint64_t a = align_down_u64(pos, sc);
+		run->h = (b0 >> ((pos - c0) >> s->sc_bits)) & 1 ? pos : a;
+		uint64_t z;
+		if (!ck_align_up_u64(end, sc, &z))
+			z = end;
+		uint64_t last_sc = (end - 1 - cl) >> s->sc_bits;
+		run->t = (bl >> last_sc) & 1 ? end : z;
+	} else if (run->kind == W_FIXUP) {
+		run->h = c0;
+		run->t = cl + cs;
+	} else {
+		run->h = partial_ok(s, e0) ? align_down_u64(pos, sc) : c0;
+		if (partial_ok(s, el)) {
+			uint64_t z;
+			run->t = ck_align_up_u64(end, sc, &z) ? z : end;
+		} else {
+			run->t = cl + cs;
+		}
+	}
+	if (run->t > cl + cs)
+		run->t = cl + cs;
+	size_t hlen = (size_t)(pos - run->h), tlen = (size_t)(run->t - end);
+	if ((hlen && !(head = malloc(hlen))) || (tlen && !(tail = malloc(tlen)))) {
+		r = mimg_err(-ENOMEM, "out of memory");
+		goto out;
+	}
+	if (hlen && (r = qcow2_read_with_entry(s, run->h, hlen, e0, b0,
+					       head)) < 0)
+		goto out;
+	if (tlen && (r = qcow2_read_with_entry(s, end, tlen, el, bl, tail)) <
+			    0)
+		goto out;
+	uint64_t host = run->host0 + (run->h - c0);
+	if (hlen && (r = mimg_file_pwrite(s->data, head, hlen, host)) < 0)
+		goto out;
+	if ((r = write_data(s, iov, iovcnt, skip, (size_t)(end - pos),
+			    host + hlen)) < 0)
+		goto out;
+	if (tlen)
+		r = mimg_file_pwrite(s->data, tail, tlen, host + hlen +
+							      (end - pos));
+out:
+	free(head);
+	free(tail);
+	return r;
+}
+
+/* Point the L2 entries of RUN at the new data, then release what they
+ * replaced.  Under the lock. */
+static int commit_run(struct qcow2 *s, struct run *run)
+{
+	uint64_t cs = s->cluster_size;
+	int r;
+	for (uint64_t i = 0; i < run->n; i++) {
+		uint64_t g = run->g0 + i, c = g << s->cluster_bits;
+		uint8_t *l2;
+		uint32_t idx;
+		if ((r = qcow2_get_l2(s, g, true, &l2, &idx)) < 0)
+			return r;
+		uint64_t oe = run->old_e[i], ob = run->old_bm[i];
+		uint64_t host = run->host0 + i * cs;
+		uint64_t a = max_u64(run->h, c) - c;
+		uint64_t b = min_u64(run->t, c + cs) - c;
+		uint64_t bits = sc_bits_for(s, a, b), nbm = 0;
+		if (s->extended_l2) {
+			if (run->kind == W_FIXUP)
+				nbm = (ob | bits) & ~(bits << 32);
+			else if (partial_ok(s, oe))
+				nbm = bits | (ob & ~(bits << 32) &
+					      QCOW2_BITMAP_ZERO);
+			else
+				nbm = QCOW2_BITMAP_ALLOC;
+		}
+		qcow2_set_l2(s, l2, idx, host | QCOW2_OFLAG_COPIED, nbm);
+	}
+	if ((r = qcow2_cache_writeback(&s->l2c, s->file)) < 0)
+		return r;
+	if (run->kind != W_NEW)
+		return 0;
+	for (uint64_t i = 0; i < run->n; i++) {
+		uint64_t oe = run->old_e[i];
+		if (oe & QCOW2_OFLAG_COMPRESSED) {
+			uint64_t coff, clen;
+			qcow2_compressed_extent(s, oe, &coff, &clen);
+			r = qcow2_free_range(s, coff, clen, false);
+		} else if ((oe & QCOW2_OFFSET_MASK) && !s->data_file_name) {
+			r = qcow2_free_range(s, oe & QCOW2_OFFSET_MASK, cs,
+					     false);
+		}
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Handle the first piece of [pos, pos+len); returns bytes done. */
+static ssize_t write_piece(struct qcow2 *s, const struct iovec *iov,
+			   int iovcnt, size_t skip, uint64_t pos,
+			   uint64_t len)
+{
+	uint64_t cs = s->cluster_size;
+	uint64_t l2_span = (uint64_t)s->l2_entries << s->cluster_bits;
+	uint64_t end = min_u64(pos + len, align_down_u64(pos, l2_span) +
+						  l2_span);
+	uint64_t g0 = pos >> s->cluster_bits, gl = (end - 1) >> s->cluster_bits;
+	struct qcow2_inflight inf;
+	uint64_t *olds = NULL;
+	uint8_t *l2;
+	uint32_t idx;
+	ssize_t ret;
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	qcow2_inflight_begin(s, &inf, g0, gl);
+	if ((r = qcow2_get_l2(s, g0, false, &l2, &idx)) < 0)
+		goto fail;
+	struct run run = { .g0 = g0, .n = 0 };
+	uint64_t e = l2 ? qcow2_l2_entry(s, l2, idx) : 0;
+	uint64_t bm = l2 ? qcow2_l2_bitmap(s, l2, idx) : 0;
+	uint64_t c0 = g0 << s->cluster_bits;
+	uint64_t run_end = min_u64(end, c0 + cs);
+	if ((r = classify(s, g0, e, bm, pos - c0, run_end - c0, &run.kind)) <
+	    0)
+		goto fail;
+
+	if (run.kind == W_INPLACE) {
+		uint64_t host = (e & QCOW2_OFFSET_MASK) + (pos - c0);
+		uint64_t next_host = (e & QCOW2_OFFSET_MASK) + cs;
+		for (uint64_t g = g0 + 1; g <= gl; g++) {
+			uint32_t i = (uint32_t)(g & (s->l2_entries - 1));
+			uint64_t ge = qcow2_l2_entry(s, l2, i);
+			uint64_t gb = qcow2_l2_bitmap(s, l2, i);
+			uint64_t gc = g << s->cluster_bits;
+			enum wkind k;
+			if (classify(s, g, ge, gb, 0, min_u64(end, gc + cs) - gc,
+				     &k) < 0 ||
+			    k != W_INPLACE ||
+			    (ge & QCOW2_OFFSET_MASK) != next_host)
+				break;
+			next_host += cs;
+			run_end = min_u64(end, gc + cs);
+		}
+		pthread_mutex_unlock(&s->lock);
+		r = write_data(s, iov, iovcnt, skip, (size_t)(run_end - pos),
+			       host);
+		pthread_mutex_lock(&s->lock);
+		ret = r < 0 ? r : (ssize_t)(run_end - pos);
+		goto done;
+	}
+
+	/* Collect the run: one FIXUP cluster or consecutive NEW clusters. */
+	uint64_t maxn = gl - g0 + 1;
+	if (!(olds = malloc(2 * maxn * sizeof(*olds)))) {
+		r = mimg_err(-ENOMEM, "out of memory");
+		goto fail;
+	}
+	run.old_e = olds;
+	run.old_bm = olds + maxn;
+	run.old_e[0] = e;
+	run.old_bm[0] = bm;
+	run.n = 1;
+	if (run.kind == W_NEW) {
+		for (uint64_t g = g0 + 1; g <= gl; g++) {
+			uint32_t i = (uint32_t)(g & (s->l2_entries - 1));
+			uint64_t ge = l2 ? qcow2_l2_entry(s, l2, i) : 0;
+			uint64_t gb = l2 ? qcow2_l2_bitmap(s, l2, i) : 0;
+			uint64_t gc = g << s->cluster_bits;
+			enum wkind k;
+			if (classify(s, g, ge, gb, 0, min_u64(end, gc + cs) - gc,
+				     &k) < 0 ||
+			    k != W_NEW)
+				break;
+			run.old_e[run.n] = ge;
+			run.old_bm[run.n] = gb;
+			run.n++;
+		}
+		run_end = min_u64(end, (g0 + run.n) << s->cluster_bits);
+		/* The L2 table first, so data follows its table on disk as
+		 * with qemu (a crash in between only leaks the table). */
+		if ((r = qcow2_get_l2(s, g0, true, &l2, &idx)) < 0)
+			goto fail;
+		if (s->data_file_name)
+			run.host0 = c0; /* the data file mirrors the guest */
+		else if ((r = qcow2_alloc_clusters(s, run.n, &run.host0)) < 0)
+			goto fail;
+	} else {
+		run.host0 = e & QCOW2_OFFSET_MASK;
+	}
+	pthread_mutex_unlock(&s->lock);
+	r = write_run(s, &run, iov, iovcnt, skip, pos, run_end);
+	pthread_mutex_lock(&s->lock);
+	if (r == 0)
+		r = commit_run(s, &run);
+	else if (run.kind == W_NEW && !s->data_file_name)
+		(void)qcow2_free_range(s, run.host0, run.n * cs, false);
+	ret = r < 0 ? r : (ssize_t)(run_end - pos);
+	goto done;
+fail:
+	ret = r;
+done:
+	qcow2_inflight_end(s, &inf);
+	pthread_mutex_unlock(&s->lock);
+	free(olds);
+	return ret;
+}
+
+int qcow2_pwritev(struct mimg *img, const struct iovec *iov, int iovcnt,
+		  uint64_t off, size_t len)
+{
+	struct qcow2 *s = qcow2_of(img);
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = write_piece(s, iov, iovcnt, done, off + done,
+					len - done);
+		if (n < 0)
+			return (int)n;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+static int write_zero_buf(struct mimg *img, uint64_t off, uint64_t len)
+{
+	static const uint8_t zeroes[65536];
+	while (len) {
+		size_t n = (size_t)min_u64(len, sizeof(zeroes));
+		struct iovec v = { (void *)zeroes, n };
+		int r = qcow2_pwritev(img, &v, 1, off, n);
+		if (r < 0)
+			return r;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* New L2 entry/bitmap making all of cluster (old E, BM) read as zeroes
+ * (ZERO) or unallocated (!ZERO); *FREE tells whether the old host cluster
+ * must be released. */
+static void zero_entry(struct qcow2 *s, uint64_t e, uint64_t bm, bool zero,
+		       bool unmap, uint64_t *ne, uint64_t *nbm, bool *free_old)
+{
+	bool keep = !unmap && !(e & QCOW2_OFLAG_COMPRESSED) &&
+		    entry_has_host(s, e) &&
+		    (s->data_file_name || (e & QCOW2_OFLAG_COPIED));
+	if (s->data_file_name && entry_has_host(s, e))
+		keep = true; /* data file clusters are not refcounted */
+	*free_old = !keep && ((e & QCOW2_OFLAG_COMPRESSED) ||
+			      (e & QCOW2_OFFSET_MASK));
+	uint64_t base = keep ? (e & (QCOW2_OFFSET_MASK | QCOW2_OFLAG_COPIED)) :
+			       0;
+	if (s->extended_l2) {
+		*ne = base;
+		*nbm = zero ? QCOW2_BITMAP_ZERO : 0;
+	} else {
+		*ne = base | (zero ? QCOW2_OFLAG_ZERO : 0);
+		*nbm = 0;
+	}
+	(void)bm;
+}
+
+/* Make whole clusters [g0, g1] zero (or unallocated). */
+static int zero_clusters(struct qcow2 *s, uint64_t g0, uint64_t g1,
+			 bool zero, bool unmap)
+{
+	struct qcow2_inflight inf;
+	int r = 0;
+	pthread_mutex_lock(&s->lock);
+	qcow2_inflight_begin(s, &inf, g0, g1);
+	for (uint64_t g = g0; g <= g1 && r == 0;) {
+		uint8_t *l2;
+		uint32_t idx;
+		if ((r = qcow2_get_l2(s, g, false, &l2, &idx)) < 0)
+			break;
+		uint64_t span_end = min_u64(g1, g | (s->l2_entries - 1));
+		if (!l2 && !zero) {
+			g = span_end + 1; /* already unallocated */
+			continue;
+		}
+		if ((r = qcow2_get_l2(s, g, true, &l2, &idx)) < 0)
+			break;
+		uint64_t nfree = 0, *frees = calloc(span_end - g + 1,
+						      2 * sizeof(uint64_t));
+		if (!frees) {
+			r = mimg_err(-ENOMEM, "out of memory");
+			break;
+		}
+		for (uint64_t c = g; c <= span_end; c++) {
+			uint32_t i = (uint32_t)(c & (s->l2_entries - 1));
+			uint64_t e = qcow2_l2_entry(s, l2, i);
+			uint64_t bm = qcow2_l2_bitmap(s, l2, i), ne, nbm;
+			bool fr;
+			if ((r = qcow2_validate_l2_entry(s, c, e, bm)) < 0)
+				break;
+			zero_entry(s, e, bm, zero, unmap, &ne, &nbm, &fr);
+			if (ne == e && nbm == bm)
+				continue;
+			qcow2_set_l2(s, l2, i, ne, nbm);
+			if (fr) {
+				if (e & QCOW2_OFLAG_COMPRESSED) {
+					qcow2_compressed_extent(
+						s, e, &frees[2 * nfree],
+						&frees[2 * nfree + 1]);
+				} else {
+					frees[2 * nfree] = e & QCOW2_OFFSET_MASK;
+					frees[2 * nfree + 1] = s->cluster_size;
+				}
+				nfree++;
+			}
+		}
+		if (r == 0)
+			r = qcow2_cache_writeback(&s->l2c, s->file);
+		for (uint64_t i = 0; r == 0 && i < nfree; i++)
+			r = qcow2_free_range(s, frees[2 * i], frees[2 * i + 1],
+					     true);
+		free(frees);
+		g = span_end + 1;
+	}
+	qcow2_inflight_end(s, &inf);
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+int qcow2_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
+			unsigned flags)
+{
+	struct qcow2 *s = qcow2_of(img);
+	bool unmap = flags & MIMG_ZERO_MAY_UNMAP;
+	uint64_t cs = s->cluster_size;
+	if (s->version < 3 && img->backing_name)
+		return -ENOTSUP;
+	uint64_t a, b = align_down_u64(off + len, cs);
+	if (!ck_align_up_u64(off, cs, &a))
+		return -ENOTSUP;
+	if (a >= b)
+		return write_zero_buf(img, off, len);
+	int r = write_zero_buf(img, off, a - off);
+	if (r == 0)
+		r = zero_clusters(s, a >> s->cluster_bits,
+				  (b >> s->cluster_bits) - 1, s->version >= 3,
+				  unmap || s->version < 3);
+	if (r == 0)
+		r = write_zero_buf(img, b, off + len - b);
+	return r;
+}
+
+int qcow2_discard(struct mimg *img, uint64_t off, uint64_t len)
+{
+	struct qcow2 *s = qcow2_of(img);
+	uint64_t cs = s->cluster_size, a, b = align_down_u64(off + len, cs);
+	if (!ck_align_up_u64(off, cs, &a) || a >= b)
+		return 0;
+	return zero_clusters(s, a >> s->cluster_bits,
+			     (b >> s->cluster_bits) - 1, s->version >= 3, true);
+}
+
+int qcow2_flush(struct mimg *img)
+{
+	struct qcow2 *s = qcow2_of(img);
+	pthread_mutex_lock(&s->lock);
+	int r = qcow2_refcount_writeback(s);
+	if (r == 0)
+		r = qcow2_cache_writeback(&s->l2c, s->file);
+	pthread_mutex_unlock(&s->lock);
+	if (r == 0 && s->data != s->file)
+		r = mimg_file_flush(s->data);
+	if (r == 0)
+		r = mimg_file_flush(s->file);
+	return r;
+}
+
+int qcow2_truncate(struct mimg *img, uint64_t size,
+		   enum mimg_prealloc prealloc)
+{
+	struct qcow2 *s = qcow2_of(img);
+	uint8_t b[8];
+	if (size < img->size)
+		return mimg_err(-ENOTSUP, "%s: qcow2: shrinking is not "
+				"supported", qcow2_path(s));
+	if (prealloc != MIMG_PREALLOC_OFF)
+		return mimg_err(-ENOTSUP, "%s: qcow2: preallocation on resize "
+				"is not supported", qcow2_path(s));
+	if (size > (uint64_t)INT64_MAX || size % 512)
+		return mimg_err(-EINVAL, "%s: qcow2: new size %llu must be a "
+				"multiple of 512", qcow2_path(s),
+				(unsigned long long)size);
+	pthread_mutex_lock(&s->lock);
+	int r = qcow2_resize_l1(s, qcow2_l1_needed(s, size));
+	if (r == 0) {
+		st_be64(b, size);
+		r = mimg_file_pwrite(s->file, b, 8, 24);
+	}
+	if (r == 0 && s->data_file_name && s->data_raw)
+		r = mimg_file_truncate(s->data, size);
+	if (r == 0)
+		img->size = size;
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}

@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * The qcow2 driver: probe, open, close and the driver table entry.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checked.h"
+#include "endian.h"
+#include "error.h"
+#include "qcow2.h"
+
+static int qcow2_probe(const uint8_t *buf, size_t len, const char *filename)
+{
+	(void)filename;
+	if (len >= 8 && ld_be32(buf) == QCOW2_MAGIC &&
+	    (ld_be32(buf + 4) == 2 || ld_be32(buf + 4) == 3))
+		return 100;
+	return 0;
+}
+
+static int open_data_file(struct qcow2 *s)
+{
+	char *path = NULL;
+	int r = mimg__resolve_ref(s->img, s->data_file_name, true,
+				  "data file", &path);
+	if (r < 0)
+		return r;
+	r = mimg__open_extra_file(s->img, path, false, &s->data_own);
+	free(path);
+	if (r < 0)
+		return mimg_err_prefix(r, "%s: qcow2: cannot open data file",
+				       qcow2_path(s));
+	s->data = s->data_own;
+	return 0;
+}
+
+static unsigned cache_entries(uint32_t cluster_size, uint32_t budget,
+			      unsigned cap)
+{
+	uint64_t n = budget / cluster_size;
+	if (n < 4)
+		n = 4;
+	if (n > cap)
+		n = cap;
+	return (unsigned)n;
+}
+
+/* Modifying the image invalidates features we do not maintain (bitmaps):
+ * clear their autoclear bits, as the spec asks. */
+static int clear_autoclear(struct qcow2 *s)
+{
+	uint64_t keep = s->autoclear & QCOW2_AUTOCLEAR_DATA_FILE_RAW;
+	uint8_t b[8];
+	if (s->version < 3 || s->autoclear == keep)
+		return 0;
+	st_be64(b, keep);
+	int r = mimg_file_pwrite(s->file, b, 8, 88);
+	if (r == 0)
+		s->autoclear = keep;
+	return r;
+}
+
+static void qcow2_close(struct mimg *img)
+{
+	struct qcow2 *s = qcow2_of(img);
+	if (!s)
+		return;
+	qcow2_cache_free(&s->l2c);
+	qcow2_cache_free(&s->rbc);
+	free(s->l1);
+	free(s->l1_active);
+	free(s->reftable);
+	qcow2_free_snapshots(s);
+	free(s->data_file_name);
+	if (s->data_own)
+		mimg_file_close(s->data_own);
+	if (s->lock_init) {
+		pthread_mutex_destroy(&s->lock);
+		pthread_cond_destroy(&s->cond);
+	}
+	memset(s, 0, sizeof(*s));
+}
+
+static int qcow2_open(struct mimg *img, unsigned flags)
+{
+	struct qcow2 *s = qcow2_of(img);
+	int r;
+	s->img = img;
+	s->file = img->file;
+	s->data = img->file;
+	s->snapshot_selected = -1;
+	if (pthread_mutex_init(&s->lock, NULL) != 0)
+		return mimg_err(-ENOMEM, "mutex init failed");
+	if (pthread_cond_init(&s->cond, NULL) != 0) {
+		pthread_mutex_destroy(&s->lock);
+		return mimg_err(-ENOMEM, "condvar init failed");
+	}
+	s->lock_init = true;
+	if ((r = qcow2_read_header(s, flags)) < 0)
+		goto fail;
+	if ((r = qcow2_cache_init(&s->l2c,
+				  cache_entries(s->cluster_size, 8u << 20, 128),
+				  s->cluster_size)) < 0)
+		goto fail;
+	if ((r = qcow2_refcount_init(s)) < 0)
+		goto fail;
+	if ((r = qcow2_read_snapshots(s)) < 0)
+		goto fail;
+	if (s->data_file_name && (r = open_data_file(s)) < 0)
+		goto fail;
+	if (!img->read_only) {
+		if ((r = clear_autoclear(s)) < 0)
+			goto fail;
+		if ((s->incompat & QCOW2_INCOMPAT_DIRTY) &&
+		    !(flags & MIMG_OPEN_CHECK) &&
+		    (r = qcow2_rebuild_dirty(s)) < 0)
+			goto fail;
+	}
+	return 0;
+fail:
+	qcow2_close(img);
+	return r;
+}
+
+static bool qcow2_has_zero_init(struct mimg *img)
+{
+	struct qcow2 *s = qcow2_of(img);
+	return !img->backing_name && !s->data_file_name;
+}
+
+const struct mimg_driver mimg_qcow2_driver = {
+	.name = "qcow2",
+	.priv_size = sizeof(struct qcow2),
+	.probe = qcow2_probe,
+	.open = qcow2_open,
+	.close = qcow2_close,
+	.create = qcow2_create,
+	.preadv = qcow2_preadv,
+	.pwritev = qcow2_pwritev,
+	.flush = qcow2_flush,
+	.pwrite_zeroes = qcow2_pwrite_zeroes,
+	.discard = qcow2_discard,
+	.block_status = qcow2_block_status,
+	.truncate = qcow2_truncate,
+	.check = qcow2_check,
+	.info = qcow2_info,
+	.select_snapshot = qcow2_select_snapshot,
+	.has_zero_init = qcow2_has_zero_init,
+	.compress_unit = qcow2_compress_unit,
+	.compress = qcow2_compress,
+	.write_compressed = qcow2_write_compressed,
+};

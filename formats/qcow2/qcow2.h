@@ -1,0 +1,299 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * Internal state and helpers of the qcow2 driver.  The on-disk format is
+ * described by qemu's docs/interop/qcow2.rst; every field read from an
+ * image is validated before use.
+ *
+ * Locking: one metadata mutex (s->lock) protects the L1/refcount tables,
+ * both caches, the allocator and the in-flight list.  Guest data is read
+ * and written with the lock released; a write registers the guest
+ * clusters it touches as in flight so that overlapping writes, discards
+ * and zeroings of the same clusters wait for each other.
+ */
+#ifndef MIMG_QCOW2_H
+#define MIMG_QCOW2_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "image.h"
+
+#define QCOW2_MAGIC 0x514649fbu
+#define QCOW2_V2_HEADER_LEN 72
+#define QCOW2_V3_HEADER_LEN 104
+/* qemu's caps on table sizes. */
+#define QCOW2_MAX_L1_BYTES (32u << 20)
+#define QCOW2_MAX_REFTABLE_BYTES (8u << 20)
+#define QCOW2_MAX_SNAPSHOTS 65536
+#define QCOW2_MAX_BACKING_NAME 1023
+
+/* Header extension types. */
+#define QCOW2_EXT_END 0u
+#define QCOW2_EXT_BACKING_FMT 0xe2792acau
+#define QCOW2_EXT_FEATURES 0x6803f857u
+#define QCOW2_EXT_BITMAPS 0x23852875u
+#define QCOW2_EXT_CRYPTO 0x0537be77u
+#define QCOW2_EXT_DATA_FILE 0x44415441u
+
+/* Feature bits. */
+#define QCOW2_INCOMPAT_DIRTY (1ull << 0)
+#define QCOW2_INCOMPAT_CORRUPT (1ull << 1)
+#define QCOW2_INCOMPAT_DATA_FILE (1ull << 2)
+#define QCOW2_INCOMPAT_COMPRESSION (1ull << 3)
+#define QCOW2_INCOMPAT_EXTL2 (1ull << 4)
+#define QCOW2_INCOMPAT_KNOWN 0x1full
+#define QCOW2_COMPAT_LAZY_REFCOUNTS (1ull << 0)
+#define QCOW2_AUTOCLEAR_BITMAPS (1ull << 0)
+#define QCOW2_AUTOCLEAR_DATA_FILE_RAW (1ull << 1)
+
+/* Table entry bits. */
+#define QCOW2_OFLAG_COPIED (1ull << 63)
+#define QCOW2_OFLAG_COMPRESSED (1ull << 62)
+#define QCOW2_OFLAG_ZERO (1ull << 0)
+#define QCOW2_OFFSET_MASK 0x00fffffffffffe00ull
+#define QCOW2_L1_RESERVED 0x7f000000000001ffull
+#define QCOW2_L2_RESERVED 0x3f000000000001feull
+#define QCOW2_SUBCLUSTERS 32
+#define QCOW2_BITMAP_ALLOC 0xffffffffull
+#define QCOW2_BITMAP_ZERO (0xffffffffull << 32)
+
+enum qcow2_compression { QCOW2_COMPRESS_ZLIB = 0, QCOW2_COMPRESS_ZSTD = 1 };
+
+/* What a guest range maps to. */
+enum qcow2_kind {
+	QCOW2_UNALLOCATED, /* read from the backing chain */
+	QCOW2_ZERO,	   /* reads as zeroes */
+	QCOW2_DATA,	   /* host data at host_off */
+	QCOW2_COMPRESSED,  /* compressed cluster at host_off, csize bytes */
+};
+
+struct qcow2_map {
+	enum qcow2_kind kind;
+	uint64_t len;	   /* bytes of the run starting at the asked offset */
+	uint64_t host_off; /* DATA: host offset of the asked byte */
+	uint64_t csize;	   /* COMPRESSED: stored bytes */
+	uint64_t cluster_guest; /* COMPRESSED: guest offset of the cluster */
+};
+
+/* One internal snapshot table entry. */
+struct qcow2_snapshot {
+	uint64_t l1_offset;
+	uint32_t l1_size;
+	char *id;
+	char *name;
+	uint32_t date_sec, date_nsec;
+	uint64_t vm_clock_nsec;
+	uint64_t vm_state_size;
+	uint64_t disk_size; /* guest size when taken (UINT64_MAX: unknown) */
+	bool has_icount;
+	uint64_t icount;
+};
+
+/* A fixed-budget cache of cluster-sized metadata tables (L2 tables or
+ * refcount blocks), keyed by host offset.  Entries are written through:
+ * a modified entry is written back (its dirty byte range) by the caller
+ * at the point the ordering rules allow, so eviction never writes. */
+struct qcow2_cache_entry {
+	uint64_t offset; /* 0: empty */
+	uint64_t last_use;
+	uint32_t dirty_lo, dirty_hi;
+	uint8_t *data;
+};
+
+struct qcow2_cache {
+	struct qcow2_cache_entry *e;
+	unsigned n;
+	uint32_t size; /* bytes per table */
+	uint64_t tick;
+};
+
+struct qcow2_inflight {
+	uint64_t first, last; /* guest cluster indexes, inclusive */
+	struct qcow2_inflight *next;
+};
+
+struct qcow2 {
+	struct mimg *img;
+	struct mimg_file *file;	/* the qcow2 file (metadata) */
+	struct mimg_file *data;	/* data clusters: file or external */
+	struct mimg_file *data_own; /* opened external data file */
+	char *data_file_name;
+	bool data_raw;
+
+	uint32_t version;
+	unsigned cluster_bits;
+	uint32_t cluster_size;
+	uint32_t header_length;
+	uint64_t incompat, compat, autoclear;
+	unsigned refcount_order;
+	unsigned refcount_bits;
+	uint64_t refcount_max;
+	enum qcow2_compression compression;
+	bool extended_l2;
+	bool has_bitmaps_ext;
+	unsigned l2e_size;	/* 8 or 16 */
+	unsigned l2_bits;	/* log2 of entries per L2 table */
+	uint32_t l2_entries;
+	unsigned sc_bits;	/* log2 of the subcluster size */
+	uint32_t rb_entries;	/* refcounts per refcount block */
+	unsigned rb_bits;
+	unsigned csize_shift;	/* compressed descriptor: size field shift */
+	uint64_t coffset_mask;
+	uint64_t csize_mask;
+
+	uint64_t *l1;		/* host-endian copy of the L1 table */
+	uint32_t l1_size;
+	uint64_t l1_offset;
+	uint32_t l1_alloc;	/* entries that fit in the L1's clusters */
+	uint64_t *l1_active;	/* the image's own L1 when a snapshot is read */
+
+	uint64_t *reftable;	/* host-endian */
+	uint64_t reftable_offset;
+	uint32_t reftable_clusters;
+	uint64_t reftable_size;	/* entries */
+
+	uint64_t backing_off;
+	uint32_t backing_len;
+	struct qcow2_snapshot *snaps;
+	uint32_t nb_snapshots;
+	uint64_t snapshots_offset;
+	int snapshot_selected;	/* index or -1 */
+
+	uint64_t free_hint;	/* lowest cluster index that may be free */
+	uint64_t free_byte;	/* next byte for compressed data, 0: none */
+
+	struct qcow2_cache l2c, rbc;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct qcow2_inflight *inflight;
+	bool lock_init;
+};
+
+static inline struct qcow2 *qcow2_of(struct mimg *img)
+{
+	return img->priv;
+}
+
+/* qcow2-header.c */
+int qcow2_read_header(struct qcow2 *s, unsigned flags);
+/* Rewrite the 8-byte incompatible-features field. */
+int qcow2_write_incompat(struct qcow2 *s, uint64_t incompat);
+/* Write the L1 offset and size fields together. */
+int qcow2_write_l1_fields(struct qcow2 *s, uint64_t off, uint32_t size);
+/* Write the refcount-table offset and cluster-count fields together. */
+int qcow2_write_reftable_fields(struct qcow2 *s, uint64_t off,
+				uint32_t clusters);
+const char *qcow2_path(const struct qcow2 *s);
+
+/* qcow2-cache.c */
+int qcow2_cache_init(struct qcow2_cache *c, unsigned n, uint32_t size);
+void qcow2_cache_free(struct qcow2_cache *c);
+/* Load the table at host OFFSET from F (validated by the caller). */
+int qcow2_cache_get(struct qcow2_cache *c, struct mimg_file *f,
+		    uint64_t offset, const char *what, uint8_t **datap);
+/* Install a freshly created table at OFFSET with contents DATA. */
+int qcow2_cache_put_new(struct qcow2_cache *c, uint64_t offset,
+			const uint8_t *data, uint8_t **datap);
+void qcow2_cache_mark_dirty(struct qcow2_cache *c, const uint8_t *data,
+			    uint32_t lo, uint32_t hi);
+/* Write every dirty entry's dirty range. */
+int qcow2_cache_writeback(struct qcow2_cache *c, struct mimg_file *f);
+void qcow2_cache_drop(struct qcow2_cache *c, uint64_t offset);
+void qcow2_cache_clear(struct qcow2_cache *c);
+
+/* qcow2-refcount.c (all under s->lock) */
+int qcow2_get_refcount(struct qcow2 *s, uint64_t cluster, uint64_t *rc);
+int qcow2_set_refcount(struct qcow2 *s, uint64_t cluster, uint64_t rc);
+/* Allocate N contiguous clusters with refcount 1; *OFFP is the host
+ * offset.  Refcount blocks are on disk when this returns. */
+int qcow2_alloc_clusters(struct qcow2 *s, uint64_t n, uint64_t *offp);
+/* Allocate LEN bytes (<= one cluster) for compressed data. */
+int qcow2_alloc_bytes(struct qcow2 *s, uint64_t len, uint64_t *offp);
+/* Drop one reference to each cluster overlapping [OFF, OFF+LEN);
+ * clusters reaching zero are punched out of the file when DISCARD. */
+int qcow2_free_range(struct qcow2 *s, uint64_t off, uint64_t len,
+		     bool discard);
+int qcow2_refcount_writeback(struct qcow2 *s);
+/* Whether clusters in [OFF, OFF+LEN) are within the file's metadata
+ * allocation (for offset validation). */
+int qcow2_refcount_init(struct qcow2 *s);
+
+/* qcow2-map.c (under s->lock) */
+/* Map guest OFF (up to LEN bytes, stopping at the end of the L2 table). */
+int qcow2_map(struct qcow2 *s, uint64_t off, uint64_t len,
+	      struct qcow2_map *m);
+/* Get the L2 table for guest cluster C, allocating it when ALLOC (COPIED
+ * set in L1 afterwards).  *L2 is NULL when unallocated and !ALLOC. */
+int qcow2_get_l2(struct qcow2 *s, uint64_t gcluster, bool alloc,
+		 uint8_t **l2p, uint32_t *idxp);
+uint64_t qcow2_l2_entry(const struct qcow2 *s, const uint8_t *l2,
+			uint32_t idx);
+uint64_t qcow2_l2_bitmap(const struct qcow2 *s, const uint8_t *l2,
+			 uint32_t idx);
+void qcow2_set_l2(struct qcow2 *s, uint8_t *l2, uint32_t idx,
+		  uint64_t entry, uint64_t bitmap);
+int qcow2_validate_l2_entry(struct qcow2 *s, uint64_t gcluster,
+			    uint64_t entry, uint64_t bitmap);
+void qcow2_compressed_extent(const struct qcow2 *s, uint64_t entry,
+			     uint64_t *off, uint64_t *len);
+int qcow2_resize_l1(struct qcow2 *s, uint64_t new_size);
+uint64_t qcow2_l1_needed(const struct qcow2 *s, uint64_t size);
+
+/* qcow2-read.c */
+int qcow2_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
+		 uint64_t off, size_t len);
+int qcow2_block_status(struct mimg *img, uint64_t off, uint64_t len,
+		       uint64_t *pnum, unsigned *status, uint64_t *host_off);
+/* Read the guest bytes [OFF, OFF+LEN) of one cluster described by the
+ * L2 ENTRY/BITMAP (which the caller took under the lock) into BUF. */
+int qcow2_read_with_entry(struct qcow2 *s, uint64_t off, size_t len,
+			  uint64_t entry, uint64_t bitmap, uint8_t *buf);
+
+/* qcow2-compress.c */
+int qcow2_decompress(struct qcow2 *s, const uint8_t *in, size_t inlen,
+		     uint8_t *out, size_t outlen);
+ssize_t qcow2_compress_buf(enum qcow2_compression type, const void *in,
+			   size_t inlen, void *out, size_t outcap);
+uint32_t qcow2_compress_unit(struct mimg *img);
+ssize_t qcow2_compress(struct mimg *img, const void *in, size_t inlen,
+		       void *out, size_t outcap);
+int qcow2_write_compressed(struct mimg *img, uint64_t off, const void *data,
+			   size_t len, bool compressed);
+
+/* qcow2-write.c */
+int qcow2_pwritev(struct mimg *img, const struct iovec *iov, int iovcnt,
+		  uint64_t off, size_t len);
+int qcow2_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
+			unsigned flags);
+int qcow2_discard(struct mimg *img, uint64_t off, uint64_t len);
+int qcow2_flush(struct mimg *img);
+int qcow2_truncate(struct mimg *img, uint64_t size,
+		   enum mimg_prealloc prealloc);
+/* In-flight tracking of guest clusters (under s->lock; waits). */
+void qcow2_inflight_begin(struct qcow2 *s, struct qcow2_inflight *r,
+			  uint64_t first, uint64_t last);
+void qcow2_inflight_end(struct qcow2 *s, struct qcow2_inflight *r);
+
+/* qcow2-snapshot.c */
+int qcow2_read_snapshots(struct qcow2 *s);
+void qcow2_free_snapshots(struct qcow2 *s);
+int qcow2_select_snapshot(struct mimg *img, const char *name);
+int qcow2_info_snapshots(struct qcow2 *s, struct mimg_value *info);
+
+/* qcow2-info.c */
+int qcow2_info(struct mimg *img, struct mimg_value *info);
+
+/* qcow2-check.c */
+int qcow2_check(struct mimg *img, unsigned flags,
+		struct mimg_check_result *res);
+/* Rebuild refcounts of a dirty image opened read-write. */
+int qcow2_rebuild_dirty(struct qcow2 *s);
+
+/* qcow2-create.c */
+int qcow2_create(const char *path, uint64_t size,
+		 const struct mimg_opt *opts, size_t nopts,
+		 struct mimg *backing);
+
+#endif
