@@ -30,9 +30,10 @@
 #include "image.h"
 #include "vmdk.h"
 
-/* zlib level: fast deflate keeps raw->streamOptimized well ahead of
- * qemu-img's default level while staying close in size. */
-#define VMDK_DEFLATE_LEVEL 1
+/* zlib level 3: on real disk content about 5x the speed of qemu-img's
+ * level 6 on two cores, for output about 5% larger (level 6 would be only
+ * about 2x, level 1 about 10% larger). */
+#define VMDK_DEFLATE_LEVEL 3
 #define OBUF_SIZE (2u << 20)
 
 struct vmdk_stream_writer {
