@@ -1,0 +1,270 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * streamOptimized: one-pass writing through mimg_convert in VMware's
+ * stream layout (header with the GD at the end, grain markers, footer,
+ * end-of-stream marker), reading it back, images cut short, in-place
+ * writes refused, compressed grains without markers, corrupt grains.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "mimg.h"
+#include "testutil.h"
+
+#define GRAIN 65536u
+
+static uint32_t le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+
+static uint64_t le64(const uint8_t *p)
+{
+	return le32(p) | (uint64_t)le32(p + 4) << 32;
+}
+
+static void st32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void st64(uint8_t *p, uint64_t v)
+{
+	st32(p, (uint32_t)v);
+	st32(p + 4, (uint32_t)(v >> 32));
+}
+
+/* A source with data, zero grains and a partial last grain. */
+static uint8_t *make_source(uint64_t size)
+{
+	uint8_t *d = calloc(1, size);
+	for (uint64_t off = 0; off < size; off += GRAIN) {
+		uint64_t g = off / GRAIN;
+		uint64_t n = size - off < GRAIN ? size - off : GRAIN;
+		if (g % 5 == 2)
+			continue;	/* zero grain: not stored */
+		if (g % 3 == 0)
+			memset(d + off, (int)g + 1, n);	/* compressible */
+		else
+			tu_fill_random(d + off, n, g);
+	}
+	tu_write_file("src.raw", d, size, 0);
+	return d;
+}
+
+static void convert_to_stream(const char *dst, uint64_t size)
+{
+	struct mimg *s, *d;
+	struct mimg_opt o[] = { { "subformat", "streamOptimized" },
+				{ "adapter_type", "lsilogic" } };
+	ck_assert_int_eq(mimg_create(dst, "vmdk", size, o, 2), 0);
+	ck_assert_int_eq(mimg_open(&s, "src.raw", "raw", 0), 0);
+	ck_assert_int_eq(mimg_open(&d, dst, "vmdk", MIMG_OPEN_RDWR), 0);
+	int r = mimg_convert(s, d, NULL);
+	ck_assert_msg(r == 0, "convert: %s", mimg_errmsg());
+	ck_assert_int_eq(mimg_close(d), 0);
+	mimg_close(s);
+}
+
+static void verify(const char *path, const uint8_t *want, uint64_t size)
+{
+	struct mimg *img;
+	uint8_t *buf = malloc(size);
+	ck_assert_int_eq(mimg_open(&img, path, NULL, 0), 0);
+	ck_assert_uint_eq(mimg_size(img), size);
+	ck_assert_int_eq(mimg_pread(img, buf, size, 0), (ssize_t)size);
+	ck_assert_int_eq(memcmp(buf, want, size), 0);
+	struct mimg_check_result res;
+	ck_assert_int_eq(mimg_check(img, 0, &res), 0);
+	ck_assert_uint_eq(res.corruptions, 0);
+	mimg_check_result_free(&res);
+	mimg_close(img);
+	free(buf);
+}
+
+START_TEST(test_convert_layout_and_read)
+{
+	const uint64_t size = 3 * 1024 * 1024 + 4608;
+	uint8_t *src = make_source(size);
+	convert_to_stream("s.vmdk", size);
+	verify("s.vmdk", src, size);
+
+	/* VMware's layout: GD at the end in the header, then the footer
+	 * and end-of-stream marker in the last three sectors. */
+	struct stat st;
+	ck_assert_int_eq(stat("s.vmdk", &st), 0);
+	uint8_t *f = malloc((size_t)st.st_size);
+	int fd = open("s.vmdk", O_RDONLY);
+	ck_assert_int_eq(read(fd, f, (size_t)st.st_size), st.st_size);
+	close(fd);
+	ck_assert_uint_eq(st.st_size % 512, 0);
+	ck_assert_int_eq(memcmp(f, "KDMV", 4), 0);
+	ck_assert_uint_eq(le32(f + 4), 3);
+	ck_assert_uint_eq(le32(f + 8), 0x30001);
+	ck_assert_uint_eq(le64(f + 56), ~0ull);
+	ck_assert_uint_eq(f[77], 1);
+	const uint8_t *end = f + st.st_size;
+	ck_assert_uint_eq(le32(end - 1536 + 12), 3);	/* footer marker */
+	ck_assert_int_eq(memcmp(end - 1024, "KDMV", 4), 0);
+	uint64_t gd = le64(end - 1024 + 56);
+	ck_assert_uint_lt(gd * 512, (uint64_t)st.st_size);
+	ck_assert_uint_eq(le32(f + (gd - 1) * 512 + 12), 2);	/* GD marker */
+	for (int i = 0; i < 512; i++)
+		ck_assert_uint_eq(end[-512 + i], 0);		/* EOS */
+	/* The first grain's marker holds LBA 0 and the compressed size. */
+	ck_assert_uint_eq(le64(f + 65536), 0);
+	ck_assert_uint_gt(le32(f + 65536 + 8), 0);
+	ck_assert_ptr_nonnull(memmem(f + 512, 4096, "ddb.toolsInstallType",
+				     20));
+	ck_assert_ptr_nonnull(memmem(f + 512, 4096,
+				     "ddb.adapterType = \"lsilogic\"", 28));
+	free(f);
+
+	if (tu_have_program("qemu-img")) {
+		ck_assert_int_eq(tu_system("qemu-img check -q s.vmdk"), 0);
+		ck_assert_int_eq(tu_system("qemu-img compare -q -f raw "
+					   "src.raw s.vmdk"), 0);
+	}
+	free(src);
+}
+END_TEST
+
+START_TEST(test_empty_stream)
+{
+	struct mimg_opt o = { "subformat", "streamOptimized" };
+	ck_assert_int_eq(mimg_create("e.vmdk", "vmdk", 5 << 20, &o, 1), 0);
+	uint8_t *zero = calloc(1, 5 << 20);
+	verify("e.vmdk", zero, 5 << 20);
+	free(zero);
+	/* Opening read-write and closing without writing changes nothing. */
+	struct mimg *img;
+	ck_assert_int_eq(mimg_open(&img, "e.vmdk", NULL, MIMG_OPEN_RDWR), 0);
+	ck_assert_int_eq(mimg_close(img), 0);
+	if (tu_have_program("qemu-img"))
+		ck_assert_int_eq(tu_system("qemu-img check -q e.vmdk"), 0);
+}
+END_TEST
+
+START_TEST(test_cut_short)
+{
+	const uint64_t size = 1 << 20;
+	uint8_t *src = make_source(size);
+	convert_to_stream("s.vmdk", size);
+	struct stat st;
+	ck_assert_int_eq(stat("s.vmdk", &st), 0);
+	ck_assert_int_eq(truncate("s.vmdk", st.st_size - 512), 0);
+	struct mimg *img;
+	ck_assert_int_eq(mimg_open(&img, "s.vmdk", NULL, 0), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "footer"));
+	free(src);
+}
+END_TEST
+
+START_TEST(test_in_place_writes_refused)
+{
+	const uint64_t size = 1 << 20;
+	uint8_t *src = make_source(size), b[512] = { 0 };
+	struct mimg *img;
+	struct mimg_opt o = { "subformat", "streamOptimized" };
+	ck_assert_int_eq(mimg_create("e.vmdk", "vmdk", size, &o, 1), 0);
+	ck_assert_int_eq(mimg_open(&img, "e.vmdk", NULL, MIMG_OPEN_RDWR), 0);
+	ck_assert_int_eq(mimg_pwrite(img, b, 512, 0), -ENOTSUP);
+	mimg_close(img);
+	convert_to_stream("s.vmdk", size);
+	ck_assert_int_eq(mimg_open(&img, "s.vmdk", NULL, MIMG_OPEN_RDWR), 0);
+	ck_assert_int_eq(mimg_pwrite(img, b, 512, 0), -ENOTSUP);
+	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "compressed"));
+	mimg_close(img);
+	verify("s.vmdk", src, size);
+	free(src);
+}
+END_TEST
+
+/* A compressed extent without markers: the GT entry points straight at a
+ * zlib stream.  Grain 1 is corrupt. */
+static void make_unmarked(uint8_t *pattern)
+{
+	uint8_t h[512] = { 0 }, z[GRAIN * 2];
+	uLongf zl = sizeof(z);
+	memcpy(h, "KDMV", 4);
+	st32(h + 4, 1);
+	st32(h + 8, 1u | (1u << 16));
+	st64(h + 12, 384);		/* 3 grains */
+	st64(h + 20, 128);
+	st32(h + 44, 512);
+	st64(h + 56, 1);		/* GD at sector 1 */
+	st64(h + 64, 6);
+	h[73] = '\n'; h[74] = ' '; h[75] = '\r'; h[76] = '\n';
+	h[77] = 1;
+	tu_write_file("u.vmdk", h, 512, 0);
+	uint8_t gd[4];
+	st32(gd, 2);
+	tu_write_file("u.vmdk", gd, 4, 512);
+	uint8_t gt[12];
+	st32(gt, 6);
+	st32(gt + 4, 0);
+	tu_fill_random(pattern, GRAIN, 9);
+	memset(pattern + 1000, 0, 30000);
+	ck_assert_int_eq(compress2(z, &zl, pattern, GRAIN, 6), Z_OK);
+	tu_write_file("u.vmdk", z, zl, 6 * 512);
+	uint64_t next = (6 * 512 + zl + 511) / 512;
+	st32(gt + 8, (uint32_t)next);
+	tu_write_file("u.vmdk", gt, 12, 2 * 512);
+	memset(z, 0x5a, 4096);
+	tu_write_file("u.vmdk", z, 4096, next * 512);
+}
+
+START_TEST(test_compressed_without_markers)
+{
+	static uint8_t pattern[GRAIN], buf[3 * GRAIN];
+	struct mimg *img;
+	make_unmarked(pattern);
+	ck_assert_int_eq(mimg_open(&img, "u.vmdk", NULL, 0), 0);
+	ck_assert_int_eq(mimg_pread(img, buf, 2 * GRAIN, 0), 2 * GRAIN);
+	ck_assert_int_eq(memcmp(buf, pattern, GRAIN), 0);
+	for (size_t i = GRAIN; i < 2 * GRAIN; i++)
+		ck_assert_uint_eq(buf[i], 0);
+	ck_assert_int_eq(mimg_pread(img, buf, 512, 2 * GRAIN), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "corrupt"));
+	mimg_close(img);
+}
+END_TEST
+
+START_TEST(test_bad_marker_size)
+{
+	const uint64_t size = 1 << 20;
+	uint8_t *src = make_source(size), b[4096];
+	convert_to_stream("s.vmdk", size);
+	uint8_t m[4];
+	st32(m, 0x7fffffff);
+	tu_write_file("s.vmdk", m, 4, 65536 + 8);
+	struct mimg *img;
+	ck_assert_int_eq(mimg_open(&img, "s.vmdk", NULL, 0), 0);
+	ck_assert_int_eq(mimg_pread(img, b, sizeof(b), 0), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "compressed size"));
+	mimg_close(img);
+	free(src);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("vmdk_stream");
+	TCase *tc = tu_tcase(s, "stream");
+	tcase_add_test(tc, test_convert_layout_and_read);
+	tcase_add_test(tc, test_empty_stream);
+	tcase_add_test(tc, test_cut_short);
+	tcase_add_test(tc, test_in_place_writes_refused);
+	tcase_add_test(tc, test_compressed_without_markers);
+	tcase_add_test(tc, test_bad_marker_size);
+	return tu_run_suite(s);
+}
