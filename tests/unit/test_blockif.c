@@ -1,0 +1,489 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * blockif over a raw image: bhyve's option string, request semantics
+ * (errors, br_resid, E2BIG, cancel, ordering of overlapping requests) and
+ * a concurrent stress with verification.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testutil.h"
+#include "test_blockif_stress.h"
+#include "vmm-blk/block_if.h"
+
+#define DISK_SIZE (4u << 20)
+
+static uint8_t *disk;
+
+static void make_disk(void)
+{
+	disk = malloc(DISK_SIZE);
+	ck_assert_ptr_nonnull(disk);
+	tu_fill_random(disk, DISK_SIZE, 1);
+	tu_write_file("disk.raw", disk, DISK_SIZE, 0);
+}
+
+static struct blockif_ctxt *open_ok(const char *opts)
+{
+	struct blockif_ctxt *bc = blockif_open(opts, "test");
+
+	ck_assert_msg(bc != NULL, "blockif_open(%s) failed", opts);
+	return bc;
+}
+
+/* A request and a way to wait for it. */
+struct waiter {
+	struct blockif_req br;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
+	int err;
+	uint8_t buf[65536];
+};
+
+static void waiter_done(struct blockif_req *br, int err)
+{
+	struct waiter *w = br->br_param;
+
+	pthread_mutex_lock(&w->lock);
+	w->done = true;
+	w->err = err;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+static struct waiter *waiter_new(uint64_t off, size_t len)
+{
+	struct waiter *w = calloc(1, sizeof(*w));
+
+	ck_assert_ptr_nonnull(w);
+	ck_assert_uint_le(len, sizeof(w->buf));
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cond, NULL);
+	w->br.br_callback = waiter_done;
+	w->br.br_param = w;
+	w->br.br_offset = (off_t)off;
+	w->br.br_resid = (ssize_t)len;
+	w->br.br_iovcnt = 1;
+	w->br.br_iov[0].iov_base = w->buf;
+	w->br.br_iov[0].iov_len = len;
+	return w;
+}
+
+static int waiter_wait(struct waiter *w)
+{
+	pthread_mutex_lock(&w->lock);
+	while (!w->done)
+		pthread_cond_wait(&w->cond, &w->lock);
+	w->done = false;
+	pthread_mutex_unlock(&w->lock);
+	return w->err;
+}
+
+START_TEST(open_options)
+{
+	struct blockif_ctxt *bc;
+	int sz, off;
+	uint16_t c;
+	uint8_t h, s;
+
+	make_disk();
+	bc = open_ok("disk.raw");
+	ck_assert_int_eq(blockif_size(bc), DISK_SIZE);
+	ck_assert_int_eq(blockif_sectsz(bc), 512);
+	ck_assert_int_eq(blockif_is_ro(bc), 0);
+	ck_assert_int_ge(blockif_queuesz(bc), 128);
+	blockif_chs(bc, &c, &h, &s);
+	/* 8192 sectors: 17 sectors per track, 4 heads (VHD rules). */
+	ck_assert_uint_eq(s, 17);
+	ck_assert_uint_eq(h, 4);
+	ck_assert_uint_eq(c, 8192 / 17 / 4);
+	ck_assert_int_eq(blockif_close(bc), 0);
+
+	bc = open_ok("disk.raw,ro,sectorsize=4096,format=raw");
+	ck_assert_int_eq(blockif_is_ro(bc), 1);
+	ck_assert_int_eq(blockif_candelete(bc), 0);
+	ck_assert_int_eq(blockif_sectsz(bc), 4096);
+	blockif_psectsz(bc, &sz, &off);
+	ck_assert_int_eq(sz, 4096);
+	ck_assert_int_eq(off, 0);
+	ck_assert_int_eq(blockif_close(bc), 0);
+
+	bc = open_ok("disk.raw,sectorsize=512/4096,nodelete,sync");
+	blockif_psectsz(bc, &sz, &off);
+	ck_assert_int_eq(blockif_sectsz(bc), 512);
+	ck_assert_int_eq(sz, 4096);
+	ck_assert_int_eq(blockif_candelete(bc), 0);
+	ck_assert_int_eq(blockif_close(bc), 0);
+
+	ck_assert_ptr_null(blockif_open("disk.raw,bogus", "t"));
+	ck_assert_int_eq(errno, EINVAL);
+	ck_assert_ptr_null(blockif_open("disk.raw,sectorsize=1000", "t"));
+	ck_assert_ptr_null(blockif_open("disk.raw,sectorsize=4096/512", "t"));
+	ck_assert_ptr_null(blockif_open("disk.raw,sectorsize=256", "t"));
+	ck_assert_ptr_null(blockif_open("disk.raw,sectorsize=", "t"));
+	ck_assert_ptr_null(blockif_open("disk.raw,sectorsize=99999999999999",
+					"t"));
+	ck_assert_ptr_null(blockif_open("disk.raw,format=nosuch", "t"));
+	ck_assert_ptr_null(blockif_open(",ro", "t"));
+	ck_assert_ptr_null(blockif_open("missing.raw", "t"));
+	ck_assert_int_eq(errno, ENOENT);
+	ck_assert_ptr_null(blockif_open(NULL, "t"));
+	free(disk);
+}
+END_TEST
+
+START_TEST(chs_large)
+{
+	struct blockif_ctxt *bc;
+	uint16_t c;
+	uint8_t h, s;
+
+	tu_make_sparse("big.raw", 1ull << 30);
+	bc = open_ok("big.raw,format=raw");
+	blockif_chs(bc, &c, &h, &s);
+	ck_assert_uint_eq(c, 2080);
+	ck_assert_uint_eq(h, 16);
+	ck_assert_uint_eq(s, 63);
+	ck_assert_int_eq(blockif_close(bc), 0);
+	/* Past the CHS limit everything saturates. */
+	tu_make_sparse("huge.raw", 1ull << 40);
+	bc = open_ok("huge.raw,format=raw");
+	blockif_chs(bc, &c, &h, &s);
+	ck_assert_uint_eq(c, 65535);
+	ck_assert_uint_eq(h, 16);
+	ck_assert_uint_eq(s, 255);
+	ck_assert_int_eq(blockif_close(bc), 0);
+}
+END_TEST
+
+START_TEST(read_write_resid)
+{
+	struct blockif_ctxt *bc;
+	struct waiter *w = waiter_new(4096, 8192);
+
+	make_disk();
+	bc = open_ok("disk.raw,format=raw");
+	ck_assert_int_eq(blockif_read(bc, &w->br), 0);
+	ck_assert_int_eq(waiter_wait(w), 0);
+	ck_assert_int_eq(w->br.br_resid, 0);
+	ck_assert(memcmp(w->buf, disk + 4096, 8192) == 0);
+
+	memset(w->buf, 0x3c, 8192);
+	w->br.br_resid = 8192;
+	ck_assert_int_eq(blockif_write(bc, &w->br), 0);
+	ck_assert_int_eq(waiter_wait(w), 0);
+	ck_assert_int_eq(blockif_flush(bc, &w->br), 0);
+	ck_assert_int_eq(waiter_wait(w), 0);
+	memset(w->buf, 0, 8192);
+	ck_assert_int_eq(blockif_read(bc, &w->br), 0);
+	ck_assert_int_eq(waiter_wait(w), 0);
+	for (int i = 0; i < 8192; i++)
+		ck_assert_uint_eq(w->buf[i], 0x3c);
+
+	/* Past the end: EINVAL through the callback. */
+	w->br.br_offset = DISK_SIZE - 4096;
+	ck_assert_int_eq(blockif_read(bc, &w->br), 0);
+	ck_assert_int_eq(waiter_wait(w), EINVAL);
+	/* Malformed requests are refused at once. */
+	w->br.br_iovcnt = BLOCKIF_IOV_MAX + 1;
+	ck_assert_int_eq(blockif_read(bc, &w->br), EINVAL);
+	w->br.br_iovcnt = 1;
+	w->br.br_offset = -512;
+	ck_assert_int_eq(blockif_write(bc, &w->br), EINVAL);
+	ck_assert_int_eq(blockif_close(bc), 0);
+	free(w);
+	free(disk);
+}
+END_TEST
+
+START_TEST(read_only_and_delete)
+{
+	struct blockif_ctxt *bc;
+	struct waiter *w = waiter_new(0, 4096);
+
+	make_disk();
+	bc = open_ok("disk.raw,format=raw,ro");
+	ck_assert_int_eq(blockif_write(bc, &w->br), 0);
+	ck_assert_int_eq(waiter_wait(w), EROFS);
+	w->br.br_resid = 4096;
+	ck_assert_int_eq(blockif_delete(bc, &w->br), 0);
+	ck_assert_int_eq(waiter_wait(w), EROFS);
+	ck_assert_int_eq(blockif_write_zeroes(bc, &w->br, 0), 0);
+	ck_assert_int_eq(waiter_wait(w), EROFS);
+	ck_assert_int_eq(blockif_close(bc), 0);
+
+	bc = open_ok("disk.raw,format=raw,nodelete");
+	ck_assert_int_eq(blockif_candelete(bc), 0);
+	w->br.br_resid = 4096;
+	ck_assert_int_eq(blockif_delete(bc, &w->br), 0);
+	ck_assert_int_eq(waiter_wait(w), EOPNOTSUPP);
+	ck_assert_int_eq(blockif_close(bc), 0);
+
+	bc = open_ok("disk.raw,format=raw");
+	w->br.br_offset = 65536;
+	w->br.br_resid = 8192;
+	ck_assert_int_eq(blockif_write_zeroes(bc, &w->br, 1), 0);
+	ck_assert_int_eq(waiter_wait(w), 0);
+	ck_assert_int_eq(w->br.br_resid, 0);
+	if (blockif_candelete(bc)) {
+		/* Discarded raw ranges read back as zeroes. */
+		w->br.br_offset = 1 << 20;
+		w->br.br_resid = 1 << 16;
+		ck_assert_int_eq(blockif_delete(bc, &w->br), 0);
+		ck_assert_int_eq(waiter_wait(w), 0);
+	}
+	w->br.br_offset = 65536;
+	w->br.br_resid = 8192;
+	w->br.br_iov[0].iov_len = 8192;
+	memset(w->buf, 0xff, 8192);
+	ck_assert_int_eq(blockif_read(bc, &w->br), 0);
+	ck_assert_int_eq(waiter_wait(w), 0);
+	for (int i = 0; i < 8192; i++)
+		ck_assert_uint_eq(w->buf[i], 0);
+	if (blockif_candelete(bc)) {
+		w->br.br_offset = 1 << 20;
+		w->br.br_resid = 8192;
+		memset(w->buf, 0xff, 8192);
+		ck_assert_int_eq(blockif_read(bc, &w->br), 0);
+		ck_assert_int_eq(waiter_wait(w), 0);
+		for (int i = 0; i < 8192; i++)
+			ck_assert_uint_eq(w->buf[i], 0);
+	}
+	ck_assert_int_eq(blockif_close(bc), 0);
+	free(w);
+	free(disk);
+}
+END_TEST
+
+/* Requests whose callbacks park the worker threads until released, so
+ * the queue can be filled deterministically. */
+static pthread_mutex_t park_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t park_cond = PTHREAD_COND_INITIALIZER;
+static int parked;
+static bool released;
+
+static void park_cb(struct blockif_req *br, int err)
+{
+	(void)br;
+	(void)err;
+	pthread_mutex_lock(&park_lock);
+	parked++;
+	pthread_cond_broadcast(&park_cond);
+	while (!released)
+		pthread_cond_wait(&park_cond, &park_lock);
+	pthread_mutex_unlock(&park_lock);
+}
+
+static struct blockif_req parkers[64];
+
+/* Park every worker; returns how many there are. */
+static int park_workers(struct blockif_ctxt *bc)
+{
+	int n = 0;
+
+	released = false;
+	parked = 0;
+	/* Submit flushes until one stays queued: all workers are parked. */
+	for (;;) {
+		struct blockif_req *br = &parkers[n++];
+
+		ck_assert_int_lt(n, 64);
+		br->br_callback = park_cb;
+		ck_assert_int_eq(blockif_flush(bc, br), 0);
+		pthread_mutex_lock(&park_lock);
+		for (int i = 0; i < 30 && parked < n; i++) {
+			struct timespec ts;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 10 * 1000 * 1000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&park_cond, &park_lock, &ts);
+		}
+		pthread_mutex_unlock(&park_lock);
+		/* Still queued after a while: every worker is parked. */
+		if (blockif_cancel(bc, br) == 0)
+			return n - 1;
+		/* A slow worker took it after all: wait for it to park. */
+		pthread_mutex_lock(&park_lock);
+		while (parked < n)
+			pthread_cond_wait(&park_cond, &park_lock);
+		pthread_mutex_unlock(&park_lock);
+	}
+}
+
+static void release_workers(void)
+{
+	pthread_mutex_lock(&park_lock);
+	released = true;
+	pthread_cond_broadcast(&park_cond);
+	pthread_mutex_unlock(&park_lock);
+}
+
+static int counted_calls;
+static void count_cb(struct blockif_req *br, int err)
+{
+	(void)br;
+	if (err == 0)
+		__atomic_fetch_add(&counted_calls, 1, __ATOMIC_SEQ_CST);
+}
+
+START_TEST(queue_full_and_cancel)
+{
+	struct blockif_ctxt *bc;
+	struct blockif_req *reqs;
+	static uint8_t buf[512];
+	int qsz, workers;
+
+	make_disk();
+	bc = open_ok("disk.raw,format=raw");
+	qsz = blockif_queuesz(bc);
+	reqs = calloc((size_t)qsz + 1, sizeof(*reqs));
+	ck_assert_ptr_nonnull(reqs);
+	workers = park_workers(bc);
+	ck_assert_int_ge(workers, 1);
+	counted_calls = 0;
+	for (int i = 0; i <= qsz; i++) {
+		reqs[i].br_callback = count_cb;
+		reqs[i].br_iovcnt = 1;
+		reqs[i].br_iov[0].iov_base = buf;
+		reqs[i].br_iov[0].iov_len = sizeof(buf);
+		reqs[i].br_offset = 512 * (i % 64);
+		reqs[i].br_resid = sizeof(buf);
+	}
+	for (int i = 0; i < qsz; i++)
+		ck_assert_int_eq(blockif_read(bc, &reqs[i]), 0);
+	ck_assert_int_eq(blockif_read(bc, &reqs[qsz]), E2BIG);
+	/* Queued requests cancel cleanly, once. */
+	ck_assert_int_eq(blockif_cancel(bc, &reqs[5]), 0);
+	ck_assert_int_eq(blockif_cancel(bc, &reqs[5]), EINVAL);
+	ck_assert_int_eq(blockif_cancel(bc, &reqs[qsz]), EINVAL);
+	/* The freed slot takes a new request. */
+	ck_assert_int_eq(blockif_read(bc, &reqs[qsz]), 0);
+	release_workers();
+	ck_assert_int_eq(blockif_close(bc), 0);
+	ck_assert_int_eq(counted_calls, qsz);
+	free(reqs);
+	free(disk);
+}
+END_TEST
+
+START_TEST(overlapping_requests_keep_order)
+{
+	struct blockif_ctxt *bc;
+	struct waiter *w[6];
+
+	make_disk();
+	bc = open_ok("disk.raw,format=raw");
+	park_workers(bc);
+	/* With every worker parked, queue write A, write B, zero C, read:
+	 * once released, they run in parallel except where they overlap. */
+	for (int i = 0; i < 6; i++)
+		w[i] = waiter_new(8192, 16384);
+	memset(w[0]->buf, 0xaa, 16384);
+	memset(w[1]->buf, 0xbb, 16384);
+	w[1]->br.br_offset = 8192 + 4096;
+	w[1]->br.br_iov[0].iov_len = 8192;
+	w[1]->br.br_resid = 8192;
+	w[2]->br.br_offset = 8192 + 8192;
+	w[2]->br.br_resid = 512;
+	w[3]->br.br_iovcnt = 1;
+	w[4]->br.br_offset = 1 << 20; /* unrelated read */
+	ck_assert_int_eq(blockif_write(bc, &w[0]->br), 0);
+	ck_assert_int_eq(blockif_write(bc, &w[1]->br), 0);
+	ck_assert_int_eq(blockif_write_zeroes(bc, &w[2]->br, 0), 0);
+	ck_assert_int_eq(blockif_read(bc, &w[3]->br), 0);
+	ck_assert_int_eq(blockif_read(bc, &w[4]->br), 0);
+	ck_assert_int_eq(blockif_flush(bc, &w[5]->br), 0);
+	release_workers();
+	for (int i = 0; i < 6; i++)
+		ck_assert_int_eq(waiter_wait(w[i]), 0);
+	for (int i = 0; i < 16384; i++) {
+		uint8_t want = i < 4096		  ? 0xaa
+			       : i < 8192	  ? 0xbb
+			       : i < 8192 + 512	  ? 0
+			       : i < 12288	  ? 0xbb
+					  : 0xaa;
+
+		if (w[3]->buf[i] != want)
+			ck_abort_msg("byte %d is 0x%02x, want 0x%02x", i,
+				     w[3]->buf[i], want);
+	}
+	ck_assert(memcmp(w[4]->buf, disk + (1 << 20), 16384) == 0);
+	ck_assert_int_eq(blockif_close(bc), 0);
+	for (int i = 0; i < 6; i++)
+		free(w[i]);
+	free(disk);
+}
+END_TEST
+
+START_TEST(close_drains_queue)
+{
+	struct blockif_ctxt *bc;
+	static struct blockif_req reqs[200];
+	static uint8_t buf[4096];
+
+	make_disk();
+	bc = open_ok("disk.raw,format=raw");
+	counted_calls = 0;
+	for (int i = 0; i < 200; i++) {
+		reqs[i].br_callback = count_cb;
+		reqs[i].br_iovcnt = 1;
+		reqs[i].br_iov[0].iov_base = buf;
+		reqs[i].br_iov[0].iov_len = sizeof(buf);
+		reqs[i].br_offset = 4096 * i;
+		reqs[i].br_resid = sizeof(buf);
+		ck_assert_int_eq(blockif_read(bc, &reqs[i]), 0);
+	}
+	ck_assert_int_eq(blockif_close(bc), 0);
+	ck_assert_int_eq(counted_calls, 200);
+	free(disk);
+}
+END_TEST
+
+START_TEST(stress_raw)
+{
+	struct blockif_ctxt *bc;
+	uint8_t *shadow;
+
+	make_disk();
+	shadow = malloc(DISK_SIZE);
+	ck_assert_ptr_nonnull(shadow);
+	memcpy(shadow, disk, DISK_SIZE);
+	bc = open_ok("disk.raw,format=raw");
+	stress_blockif(bc, shadow, DISK_SIZE, 4, 3000, 7);
+	ck_assert_int_eq(blockif_close(bc), 0);
+	/* The file holds exactly what the shadow says. */
+	bc = open_ok("disk.raw,format=raw,ro");
+	stress_blockif(bc, shadow, DISK_SIZE, 1, 0, 8);
+	ck_assert_int_eq(blockif_close(bc), 0);
+	free(shadow);
+	free(disk);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("blockif");
+	TCase *tc = tu_tcase(s, "blockif");
+
+	tcase_add_test(tc, open_options);
+	tcase_add_test(tc, chs_large);
+	tcase_add_test(tc, read_write_resid);
+	tcase_add_test(tc, read_only_and_delete);
+	tcase_add_test(tc, queue_full_and_cancel);
+	tcase_add_test(tc, overlapping_requests_keep_order);
+	tcase_add_test(tc, close_drains_queue);
+	tcase_add_test(tc, stress_raw);
+	return tu_run_suite(s);
+}

@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * blockif stress over a qcow2 overlay with a qcow2 backing file, both
+ * made by qemu-img; afterwards qemu-img must find the overlay consistent
+ * and identical to the expected content.  Skipped (77) without qemu-img
+ * or without a qcow2 driver in libmimg.
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mimg.h>
+
+#include "testutil.h"
+#include "test_blockif_stress.h"
+#include "vmm-blk/block_if.h"
+
+#define DISK_SIZE (8u << 20)
+
+static void write_shadow(const char *path, const uint8_t *shadow)
+{
+	tu_write_file(path, shadow, DISK_SIZE, 0);
+}
+
+START_TEST(stress_qcow2_backing)
+{
+	uint8_t *shadow = malloc(DISK_SIZE);
+	struct blockif_ctxt *bc;
+
+	ck_assert_ptr_nonnull(shadow);
+	/* Base: data in the first half, a hole in the second. */
+	memset(shadow, 0, DISK_SIZE);
+	tu_fill_random(shadow, DISK_SIZE / 2, 3);
+	write_shadow("base.raw", shadow);
+	ck_assert_int_eq(tu_system("qemu-img convert -q -f raw -O qcow2 "
+				   "base.raw base.qcow2"),
+			 0);
+	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 -b base.qcow2 "
+				   "-F qcow2 -o cluster_size=4096 "
+				   "overlay.qcow2"),
+			 0);
+	bc = blockif_open("overlay.qcow2", "overlay");
+	ck_assert_ptr_nonnull(bc);
+	ck_assert_int_eq(blockif_size(bc), DISK_SIZE);
+	stress_blockif(bc, shadow, DISK_SIZE, 4, 1500, 11);
+	ck_assert_int_eq(blockif_close(bc), 0);
+
+	ck_assert_int_eq(tu_system("qemu-img check -q overlay.qcow2"), 0);
+	write_shadow("expect.raw", shadow);
+	ck_assert_int_eq(tu_system("qemu-img compare -q -f qcow2 -F raw "
+				   "overlay.qcow2 expect.raw"),
+			 0);
+	/* The backing file was only read. */
+	ck_assert_int_eq(tu_system("qemu-img compare -q -f qcow2 -F raw "
+				   "base.qcow2 base.raw"),
+			 0);
+	free(shadow);
+}
+END_TEST
+
+static bool have_qcow2(void)
+{
+	for (const char *const *f = mimg_formats(); *f; f++)
+		if (!strcmp(*f, "qcow2"))
+			return true;
+	return false;
+}
+
+int main(void)
+{
+	Suite *s;
+	TCase *tc;
+
+	if (!tu_have_program("qemu-img")) {
+		fprintf(stderr, "qemu-img not found: skipped\n");
+		return 77;
+	}
+	if (!have_qcow2()) {
+		fprintf(stderr, "libmimg has no qcow2 driver: skipped\n");
+		return 77;
+	}
+	s = suite_create("blockif_qcow2");
+	tc = tu_tcase(s, "qcow2");
+	tcase_add_test(tc, stress_qcow2_backing);
+	return tu_run_suite(s);
+}

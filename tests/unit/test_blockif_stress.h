@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * Concurrent blockif stress with verification, shared by the raw and the
+ * qcow2 blockif tests.
+ */
+#ifndef TEST_BLOCKIF_STRESS_H
+#define TEST_BLOCKIF_STRESS_H
+
+#include <stdint.h>
+
+#include "vmm-blk/block_if.h"
+
+/*
+ * NTHREADS submitters each own one slice of the disk and issue NOPS
+ * random, overlapping reads, writes (in several segments), write-zeroes
+ * and flushes there without waiting for them (up to 32 at a time).
+ * Because requests to the same blocks keep their order, every read must
+ * return what SHADOW (the disk's expected content, SIZE bytes, updated
+ * here) held when the read was submitted.  Afterwards the whole disk is
+ * read back and compared.  Fails the current Check test on any mismatch.
+ */
+void stress_blockif(struct blockif_ctxt *bc, uint8_t *shadow, uint64_t size,
+		    unsigned nthreads, unsigned nops, uint64_t seed);
+
+#endif
