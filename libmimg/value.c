@@ -171,12 +171,66 @@ static void sb_indent(struct strbuf *b, int level)
 		sb_str(b, "    ");
 }
 
+static bool is_valid_codepoint(long cp)
+{
+	if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+		return false;
+	/* Unicode noncharacters */
+	return (cp & 0xFFFE) != 0xFFFE && !(cp >= 0xFDD0 && cp <= 0xFDEF);
+}
+
+/*
+ * Decode one code point of modified UTF-8 at P (qemu's rules: C0 80 is
+ * NUL; overlong forms, surrogates and noncharacters are invalid).  Sets
+ * *END past the bytes consumed; returns -1 for an invalid sequence, which
+ * consumes the lead byte and the continuation bytes that were present.
+ */
+static long utf8_decode(const unsigned char *p, const unsigned char **end)
+{
+	static const long min_cp[] = {0x80, 0x800, 0x10000, 0x200000,
+				      0x4000000};
+	unsigned char lead = *p++;
+	long cp;
+	int len = 0;
+
+	if (lead < 0x80) {
+		*end = p;
+		return lead;
+	}
+	if (lead >= 0xFE || !(lead & 0x40)) {
+		*end = p;
+		return -1;
+	}
+	for (unsigned mask = 0x80; lead & mask; mask >>= 1)
+		len++;
+	cp = lead & ((0x80 >> len) - 1);
+	for (int i = 1; i < len; i++, p++) {
+		if ((*p & 0xC0) != 0x80) {
+			*end = p;
+			return -1;
+		}
+		cp = cp << 6 | (*p & 0x3F);
+	}
+	*end = p;
+	if (!is_valid_codepoint(cp))
+		return -1;
+	if (cp < min_cp[len - 2] && !(cp == 0 && len == 2))
+		return -1;
+	return cp;
+}
+
+/* A JSON string as qemu's writer quotes it: control characters, DEL and
+ * everything outside ASCII as \uXXXX (uppercase hex, surrogate pairs
+ * beyond the BMP), invalid UTF-8 as U+FFFD. */
 static void sb_json_string(struct strbuf *b, const char *s)
 {
+	const unsigned char *p = (const unsigned char *)s, *next;
+
 	sb_str(b, "\"");
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		char esc[8];
-		switch (*p) {
+	for (; *p; p = next) {
+		char esc[16];
+		long cp = utf8_decode(p, &next);
+		switch (cp) {
 		case '"': sb_str(b, "\\\""); break;
 		case '\\': sb_str(b, "\\\\"); break;
 		case '\n': sb_str(b, "\\n"); break;
@@ -185,11 +239,19 @@ static void sb_json_string(struct strbuf *b, const char *s)
 		case '\b': sb_str(b, "\\b"); break;
 		case '\f': sb_str(b, "\\f"); break;
 		default:
-			if (*p < 0x20) {
-				snprintf(esc, sizeof(esc), "\\u%04x", *p);
+			if (cp < 0)
+				cp = 0xFFFD;
+			if (cp > 0xFFFF) {
+				snprintf(esc, sizeof(esc), "\\u%04lX\\u%04lX",
+					 0xD800 + ((cp - 0x10000) >> 10),
+					 0xDC00 + ((cp - 0x10000) & 0x3FF));
+				sb_str(b, esc);
+			} else if (cp < 0x20 || cp >= 0x7F) {
+				snprintf(esc, sizeof(esc), "\\u%04lX", cp);
 				sb_str(b, esc);
 			} else {
-				sb_add(b, (const char *)p, 1);
+				char c = (char)cp;
+				sb_add(b, &c, 1);
 			}
 		}
 	}
@@ -221,10 +283,8 @@ static void sb_value(struct strbuf *b, const struct mimg_value *v, int level)
 	case MIMG_VALUE_OBJECT:
 	case MIMG_VALUE_ARRAY: {
 		bool obj = v->type == MIMG_VALUE_OBJECT;
-		if (v->v.list.n == 0) {
-			sb_str(b, obj ? "{}" : "[]");
-			break;
-		}
+		/* Even an empty container gets the newline before its
+		 * closing bracket, as in qemu's writer. */
 		sb_str(b, obj ? "{\n" : "[\n");
 		for (size_t i = 0; i < v->v.list.n; i++) {
 			const struct mimg_value *it = &v->v.list.items[i];
