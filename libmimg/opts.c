@@ -44,9 +44,15 @@ int mimg_parse_size(const char *text, uint64_t *sizep)
 		if (*end == '.') {
 			char *fend;
 			frac = strtod(end, &fend);
-			if (fend == end + 1)
+			if (fend == end) {
+				/* "1.k": a point without digits, as qemu */
+				frac = 0;
+				fend = end + 1;
+			} else if (memchr(end, 'e', (size_t)(fend - end)) ||
+				   memchr(end, 'E', (size_t)(fend - end))) {
 				return mimg_err(-EINVAL, "Invalid size '%s'",
 						text);
+			}
 			end = fend;
 		}
 	}
@@ -71,7 +77,8 @@ int mimg_parse_size(const char *text, uint64_t *sizep)
 		if ((double)(UINT64_MAX - v) < extra)
 			return mimg_err(-ERANGE, "Size '%s' is too large",
 					text);
-		v += (uint64_t)extra;
+		/* rounded to the nearest byte, as qemu-img does */
+		v += (uint64_t)(extra + 0.5);
 	}
 	if (v > (uint64_t)INT64_MAX)
 		return mimg_err(-ERANGE, "Size '%s' is too large (limit is "
