@@ -96,10 +96,13 @@ static int open_backing(struct mimg *img, struct chain_ids *ids)
 			  ~(MIMG_OPEN_RDWR | MIMG_OPEN_CHECK);
 	r = open_node(&img->backing, img->backing_path, img->backing_fmt,
 		      bflags, img->top, img->depth + 1, ids);
-	if (r < 0)
+	/* Only the top image adds its name: one prefix per level would push
+	 * the cause of a failure deep in a long chain out of the bounded
+	 * message. */
+	if (r < 0 && img->depth == 0)
 		return mimg_err_prefix(r, "Could not open backing file of %s",
 				       img->filename);
-	return 0;
+	return r < 0 ? r : 0;
 }
 
 static int open_node(struct mimg **imgp, const char *path,
