@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "checked.h"
 #include "error.h"
 #include "image.h"
 
@@ -21,8 +22,18 @@ static int raw_probe(const uint8_t *buf, size_t len, const char *filename)
 
 static int raw_open(struct mimg *img, unsigned flags)
 {
+	uint64_t size;
 	(void)flags;
-	return mimg_file_size(img->file, &img->size);
+	int r = mimg_file_size(img->file, &size);
+	if (r < 0)
+		return r;
+	/* The disk is whole 512-byte sectors, as qemu sees a raw file: a
+	 * partial last sector reads as zeroes up to its end (and writing
+	 * there extends the file). */
+	if (!ck_align_up_u64(size, 512, &img->size))
+		return mimg_err(-EFBIG, "%s: size %llu is too large",
+				img->filename, (unsigned long long)size);
+	return 0;
 }
 
 static void raw_close(struct mimg *img)
