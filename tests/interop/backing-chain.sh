@@ -1,0 +1,73 @@
+#!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
+# mimg info --backing-chain --output=json against qemu-img's on a qcow2
+# chain (relative names, a subdirectory, a raw base): the same images in
+# the same order with the same common and backing keys; and the data read
+# through the chain is what qemu-img reads.
+. "$TESTLIB"
+need qemu-img qemu-io python3
+
+formats=$("$MIMG" --help | sed -n 's/^Formats://p')
+case " $formats " in
+*" qcow2 "*) ;;
+*) echo "SKIP: mimg has no qcow2 driver"; exit 77 ;;
+esac
+
+mkdir -p imgs/base
+qemu-img create -q -f raw imgs/base/base.raw 4M
+qemu-io -f raw -c 'write -P 0x11 0 1M' imgs/base/base.raw >/dev/null
+qemu-img create -q -f qcow2 -b base/base.raw -F raw imgs/mid.qcow2 6M
+qemu-io -f qcow2 -c 'write -P 0x22 512k 64k' imgs/mid.qcow2 >/dev/null
+qemu-img create -q -f qcow2 -o cluster_size=4k -b mid.qcow2 -F qcow2 \
+	imgs/top.qcow2
+qemu-io -f qcow2 -c 'write -P 0x33 5M 4k' imgs/top.qcow2 >/dev/null
+
+compare_chain() { # FILE
+	qemu-img info --backing-chain --output=json "$1" >q.json ||
+		fail "qemu-img info --backing-chain $1"
+	"$MIMG" info --backing-chain --output=json "$1" >m.json ||
+		fail "mimg info --backing-chain $1"
+	python3 - q.json m.json <<'PY' || fail "chain of $1 differs"
+import json, sys
+q = json.load(open(sys.argv[1]))
+m = json.load(open(sys.argv[2]))
+if not isinstance(m, list) or len(m) != len(q):
+    sys.exit("mimg lists %s images, qemu-img %d" %
+             (len(m) if isinstance(m, list) else "no list of", len(q)))
+keys = ["filename", "format", "virtual-size", "actual-size",
+        "cluster-size", "dirty-flag", "backing-filename",
+        "full-backing-filename", "backing-filename-format"]
+bad = 0
+for i, (a, b) in enumerate(zip(q, m)):
+    for k in keys:
+        if a.get(k) != b.get(k):
+            print("image %d key %s: qemu-img %r, mimg %r" %
+                  (i, k, a.get(k), b.get(k)), file=sys.stderr)
+            bad += 1
+sys.exit(1 if bad else 0)
+PY
+}
+
+compare_chain imgs/top.qcow2
+compare_chain imgs/mid.qcow2
+(cd imgs && compare_chain top.qcow2) || exit 1
+compare_chain "$T/imgs/top.qcow2"
+
+# without --backing-chain only the top image, still with its backing keys
+qemu-img info --output=json imgs/top.qcow2 >q1.json
+"$MIMG" info --output=json imgs/top.qcow2 >m1.json
+for k in backing-filename full-backing-filename backing-filename-format \
+	virtual-size; do
+	check_eq "$(json_get m1.json "$k")" "$(json_get q1.json "$k")" \
+		"top image key $k"
+done
+
+# data through the chain: convert and compare with qemu-img
+"$MIMG" convert -O raw imgs/top.qcow2 flat.img || fail "convert chain"
+qemu-img compare -q imgs/top.qcow2 flat.img || fail "chain content"
+
+# the untrusted mode refuses to follow the chain
+"$MIMG" convert --untrusted -O raw imgs/top.qcow2 no.img 2>err.txt &&
+	fail "--untrusted followed a backing file"
+grep -q "mid.qcow2" err.txt || fail "untrusted refusal names the file"
+echo "backing-chain: ok"

@@ -1,0 +1,80 @@
+#!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
+# Mistakes on the command line and bad files: mimg exits with the status
+# qemu-img exits with for the same mistake, and explains in one line
+# prefixed "mimg: " (usage errors add one "Try ... --help" line, as
+# qemu-img's do).
+. "$TESTLIB"
+need qemu-img
+
+truncate -s 1M r.img
+mkdir adir
+
+# same_status DESCRIPTION MAX_LINES ARGS...: run "qemu-img ARGS" and
+# "mimg ARGS"; exit statuses must match and mimg's stderr must be at most
+# MAX_LINES lines, the first one starting with "mimg: ".
+same_status() {
+	desc=$1 max=$2
+	shift 2
+	qemu-img "$@" >q.out 2>q.err
+	qs=$?
+	"$MIMG" "$@" >m.out 2>m.err
+	ms=$?
+	check_eq "$ms" "$qs" "$desc: exit status (qemu-img said: $(head -1 q.err))"
+	if [ "$ms" != 0 ]; then
+		lines=$(wc -l <m.err)
+		[ "$lines" -ge 1 ] && [ "$lines" -le "$max" ] ||
+			{ cat m.err >&2; fail "$desc: $lines lines on stderr"; }
+		head -1 m.err | grep -q '^mimg: ..' ||
+			{ cat m.err >&2; fail "$desc: no 'mimg: ' message"; }
+	fi
+}
+
+same_status "no arguments" 2
+same_status "unknown command" 2 frobnicate
+same_status "info: missing file" 1 info missing.img
+same_status "info: unknown format" 1 info -f nosuchfmt r.img
+same_status "info: no file name" 2 info
+same_status "info: two file names" 2 info r.img r.img
+same_status "info: bad --output" 1 info --output=xml r.img
+same_status "info: a directory" 1 info adir
+same_status "info: ok" 1 info r.img
+same_status "create: bad size" 2 create -f raw x.img 1x
+same_status "create: negative size" 2 create -f raw x.img -- -5
+same_status "create: unknown format" 1 create -f nosuchfmt x.img 1M
+same_status "create: no size" 1 create -f raw x.img
+same_status "create: no file name" 2 create -f raw
+same_status "create: unknown option" 1 create -f raw -o foo=bar x.img 1M
+same_status "convert: missing source" 1 convert missing.img y.img
+same_status "convert: unknown output format" 1 convert -O nosuchfmt r.img y.img
+same_status "convert: --target-is-zero without -n" 1 \
+	convert --target-is-zero r.img y.img
+same_status "convert: bad -S" 1 convert -S 1000 r.img y.img
+same_status "convert: bad -m" 1 convert -m 0 r.img y.img
+same_status "convert: one file" 2 convert r.img
+same_status "convert: -n and missing target" 1 convert -n r.img nothere.img
+same_status "check: raw has no check" 1 check r.img
+check_eq "$(cat m.err)" "mimg: This image format does not support checks" \
+	"check on raw: message"
+same_status "check: raw, explicit format" 1 check -f raw r.img
+same_status "check: missing file" 1 check missing.img
+same_status "check: bad -r" 2 check -r sometimes r.img
+
+# the statuses themselves, not only their agreement
+"$MIMG" check r.img 2>/dev/null
+check_eq "$?" 63 "check on raw"
+"$MIMG" info missing.img 2>m.err
+check_eq "$?" 1 "info on a missing file"
+grep -q "missing.img" m.err || fail "the message names the file"
+"$MIMG" 2>/dev/null
+check_eq "$?" 1 "no arguments"
+
+# --help and --version succeed and print to stdout
+for c in "" info create convert check; do
+	# shellcheck disable=SC2086
+	"$MIMG" $c --help >h.out 2>h.err || fail "mimg $c --help failed"
+	[ -s h.out ] || fail "mimg $c --help printed nothing"
+	[ -s h.err ] && fail "mimg $c --help wrote to stderr"
+done
+"$MIMG" --version | grep -q '^mimg version [0-9]' || fail "--version"
+echo "cli-errors: ok"

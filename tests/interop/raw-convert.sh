@@ -1,0 +1,104 @@
+#!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
+# mimg convert of a sparse raw image with random data, zero-filled blocks
+# and holes: qemu-img compare says the content is identical, and mimg's
+# output allocates no more than qemu-img convert's.  Also -S 0, -n with
+# and without --target-is-zero, and a source in another format made by
+# qemu-img when mimg has that driver.
+. "$TESTLIB"
+need qemu-img dd du python3
+
+formats=$("$MIMG" --help | sed -n 's/^Formats://p')
+
+# 64 MiB virtual: random data at 1M, 9M+4k, 30M; zeroes written at 20M
+# (allocated but zero) and inside the data at 31M; data in the last KiB.
+truncate -s 64M src.img
+rnd() { # OFFSET_KIB LEN_KIB
+	dd if=/dev/urandom of=src.img bs=1k seek="$1" count="$2" \
+		conv=notrunc status=none
+}
+zer() {
+	dd if=/dev/zero of=src.img bs=1k seek="$1" count="$2" conv=notrunc \
+		status=none
+}
+rnd 1024 512
+rnd 9220 4
+rnd 30720 2048
+zer 20480 1024
+zer 31744 64
+rnd 65535 1
+
+alloc() { du -k "$1" | cut -f1; }
+
+"$MIMG" convert -f raw -O raw src.img m.img || fail "mimg convert"
+qemu-img convert -f raw -O raw src.img q.img || fail "qemu-img convert"
+qemu-img compare -q -f raw -F raw src.img m.img ||
+	fail "mimg's copy differs from the source"
+check_eq "$(stat -c %s m.img)" "$(stat -c %s q.img)" "output size"
+[ "$(alloc m.img)" -le "$(alloc q.img)" ] ||
+	fail "mimg output allocates $(alloc m.img)k, qemu-img's $(alloc q.img)k"
+[ "$(alloc m.img)" -lt "$(alloc src.img)" ] ||
+	fail "zero blocks were written"
+
+# the probed source format works as well, and -p/-q do not change data
+"$MIMG" convert -q -p src.img m2.img || fail "mimg convert (probed)"
+cmp -s m.img m2.img || fail "probed conversion differs"
+
+# -S 0: every byte written, like qemu-img -S 0
+"$MIMG" convert -S 0 -O raw src.img full.img || fail "mimg convert -S 0"
+qemu-img convert -S 0 -f raw -O raw src.img qfull.img
+qemu-img compare -q src.img full.img || fail "-S 0 content"
+[ "$(alloc full.img)" -ge 65536 ] ||
+	fail "-S 0 left holes: $(alloc full.img)k allocated"
+[ "$(alloc qfull.img)" -ge 65536 ] || fail "qemu-img -S 0 left holes"
+
+# -S 64k: zero runs shorter than 64k inside data are written
+"$MIMG" convert -S 64k src.img s64.img || fail "mimg convert -S 64k"
+qemu-img compare -q src.img s64.img || fail "-S 64k content"
+
+# -n over a target full of garbage
+garbage() { # FILE MIB
+	python3 -c 'import sys
+sys.stdout.buffer.write(b"\xa5" * (int(sys.argv[1]) << 20))' "$2" >"$1"
+}
+garbage g.img 64
+"$MIMG" convert -n -O raw src.img g.img || fail "mimg convert -n"
+qemu-img compare -q src.img g.img || fail "-n over garbage: content"
+[ "$(alloc g.img)" -le "$(alloc q.img)" ] ||
+	fail "-n: zero ranges were not deallocated ($(alloc g.img)k)"
+
+# --target-is-zero on a target that does read as zeroes
+truncate -s 64M z.img
+"$MIMG" convert -n --target-is-zero src.img z.img ||
+	fail "mimg convert --target-is-zero"
+qemu-img compare -q src.img z.img || fail "--target-is-zero: content"
+[ "$(alloc z.img)" -le "$(alloc q.img)" ] ||
+	fail "--target-is-zero wrote zeroes"
+
+# a larger existing target keeps its tail, as with qemu-img -n
+garbage big.img 65
+"$MIMG" convert -n src.img big.img || fail "mimg convert -n (larger)"
+# qemu-img compare would flag the tail: check head and tail separately
+cmp -n 67108864 src.img big.img || fail "larger target: head"
+tail -c 1048576 big.img | python3 -c 'import sys
+d = sys.stdin.buffer.read(); sys.exit(0 if d == b"\xa5" * len(d) else 1)' ||
+	fail "larger target: tail was touched"
+
+# sources in other formats, made by qemu-img
+case " $formats " in *" qcow2 "*)
+	qemu-img convert -f raw -O qcow2 src.img src.qcow2
+	"$MIMG" convert -O raw src.qcow2 fromq.img || fail "qcow2 -> raw"
+	qemu-img compare -q -f raw -F raw src.img fromq.img ||
+		fail "qcow2 -> raw content"
+	[ "$(alloc fromq.img)" -le "$(alloc q.img)" ] ||
+		fail "qcow2 -> raw allocation"
+	;;
+esac
+case " $formats " in *" vmdk "*)
+	qemu-img convert -f raw -O vmdk src.img src.vmdk
+	"$MIMG" convert -O raw src.vmdk fromv.img || fail "vmdk -> raw"
+	qemu-img compare -q -f raw -F raw src.img fromv.img ||
+		fail "vmdk -> raw content"
+	;;
+esac
+echo "raw-convert: ok"

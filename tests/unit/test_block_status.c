@@ -1,0 +1,273 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * Block status: on a sparse raw file the runs must be exactly the file's
+ * SEEK_DATA/SEEK_HOLE layout; through a backing chain the defining layer
+ * and what a read returns must be reported.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mimg.h"
+#include "testutil.h"
+
+#define KIB 1024u
+#define MIB (1024u * 1024u)
+
+static bool have_format(const char *name)
+{
+	for (const char *const *f = mimg_formats(); *f; f++)
+		if (strcmp(*f, name) == 0)
+			return true;
+	return false;
+}
+
+/* An 8 MiB file with data at 1M+64K, 3M..4M and the last 4K. */
+static void make_layout(const char *path)
+{
+	uint8_t *buf = malloc(MIB);
+	tu_fill_random(buf, MIB, 11);
+	tu_make_sparse(path, 8 * MIB);
+	tu_write_file(path, buf, 64 * KIB, 1 * MIB);
+	tu_write_file(path, buf, MIB, 3 * MIB);
+	tu_write_file(path, buf, 4 * KIB, 8 * MIB - 4 * KIB);
+	free(buf);
+}
+
+/* The file's own data/hole layout at OFF: is it data, and how far. */
+static void seek_layout(int fd, uint64_t off, uint64_t end, bool *data,
+			uint64_t *n)
+{
+	off_t d = lseek(fd, (off_t)off, SEEK_DATA);
+	if (d < 0 || (uint64_t)d >= end) {
+		*data = false;
+		*n = end - off;
+		return;
+	}
+	if ((uint64_t)d > off) {
+		*data = false;
+		*n = (uint64_t)d - off;
+		return;
+	}
+	off_t h = lseek(fd, (off_t)off, SEEK_HOLE);
+	ck_assert_int_gt(h, (off_t)off);
+	*data = true;
+	*n = ((uint64_t)h < end ? (uint64_t)h : end) - off;
+}
+
+START_TEST(raw_runs_match_seek_data)
+{
+	make_layout("a.img");
+	int fd = open("a.img", O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	struct mimg *img;
+	ck_assert_int_eq(mimg_open(&img, "a.img", NULL, 0), 0);
+
+	uint64_t off = 0, data_bytes = 0;
+	int runs = 0;
+	while (off < 8 * MIB) {
+		uint64_t pnum, host, want_n;
+		unsigned st;
+		bool want_data;
+		ck_assert_int_eq(mimg_block_status(img, off, 8 * MIB - off,
+						   &pnum, &st, &host), 0);
+		seek_layout(fd, off, 8 * MIB, &want_data, &want_n);
+		ck_assert_msg(pnum == want_n, "run at %llu: %llu bytes, file "
+			      "says %llu", (unsigned long long)off,
+			      (unsigned long long)pnum,
+			      (unsigned long long)want_n);
+		ck_assert(st & MIMG_BS_ALLOCATED);
+		if (want_data) {
+			ck_assert(st & MIMG_BS_DATA);
+			ck_assert(!(st & MIMG_BS_ZERO));
+			data_bytes += pnum;
+		} else {
+			ck_assert(st & MIMG_BS_ZERO);
+			ck_assert(!(st & MIMG_BS_DATA));
+		}
+		ck_assert(st & MIMG_BS_OFFSET_VALID);
+		ck_assert_uint_eq(host, off);
+		off += pnum;
+		runs++;
+	}
+	/* the three data extents (file systems may round them to blocks) */
+	ck_assert_uint_ge(data_bytes, 64 * KIB + MIB + 4 * KIB);
+	ck_assert_uint_le(data_bytes, 64 * KIB + MIB + 4 * KIB + 3 * 64 * KIB);
+	ck_assert_int_ge(runs, 6);
+	close(fd);
+	ck_assert_int_eq(mimg_close(img), 0);
+}
+END_TEST
+
+START_TEST(raw_runs_capped_and_ranges)
+{
+	make_layout("a.img");
+	struct mimg *img;
+	uint64_t pnum;
+	unsigned st;
+	ck_assert_int_eq(mimg_open(&img, "a.img", NULL, 0), 0);
+	/* a run is capped at the requested length */
+	ck_assert_int_eq(mimg_block_status(img, 0, 4096, &pnum, &st, NULL), 0);
+	ck_assert_uint_eq(pnum, 4096);
+	ck_assert(st & MIMG_BS_ZERO);
+	ck_assert_int_eq(mimg_block_status(img, 3 * MIB + 512, 1000, &pnum,
+					   &st, NULL), 0);
+	ck_assert_uint_eq(pnum, 1000);
+	ck_assert(st & MIMG_BS_DATA);
+	/* and clamped at the end of the image */
+	ck_assert_int_eq(mimg_block_status(img, 8 * MIB - 4096, UINT64_MAX,
+					   &pnum, &st, NULL), 0);
+	ck_assert_uint_eq(pnum, 4096);
+	ck_assert(st & MIMG_BS_DATA);
+	/* nothing at or past the end, nor empty ranges */
+	ck_assert_int_eq(mimg_block_status(img, 8 * MIB, 1, &pnum, &st, NULL),
+			 -EINVAL);
+	ck_assert_int_eq(mimg_block_status(img, UINT64_MAX, 1, &pnum, &st,
+					   NULL), -EINVAL);
+	ck_assert_int_eq(mimg_block_status(img, 0, 0, &pnum, &st, NULL),
+			 -EINVAL);
+	ck_assert_int_eq(mimg_close(img), 0);
+}
+END_TEST
+
+START_TEST(raw_discard_and_write_change_status)
+{
+	uint8_t *buf = malloc(2 * MIB);
+	tu_fill_random(buf, 2 * MIB, 2);
+	tu_write_file("a.img", buf, 2 * MIB, 0);
+	free(buf);
+	struct mimg *img;
+	uint64_t pnum;
+	unsigned st;
+	ck_assert_int_eq(mimg_open(&img, "a.img", "raw", MIMG_OPEN_RDWR), 0);
+	ck_assert_int_eq(mimg_block_status(img, 0, 2 * MIB, &pnum, &st, NULL),
+			 0);
+	ck_assert_uint_eq(pnum, 2 * MIB);
+	ck_assert(st & MIMG_BS_DATA);
+	ck_assert_int_eq(mimg_discard(img, MIB, 512 * KIB), 0);
+	ck_assert_int_eq(mimg_block_status(img, 0, 2 * MIB, &pnum, &st, NULL),
+			 0);
+	ck_assert_uint_eq(pnum, MIB);
+	ck_assert_int_eq(mimg_block_status(img, MIB, MIB, &pnum, &st, NULL),
+			 0);
+	ck_assert_uint_eq(pnum, 512 * KIB);
+	ck_assert(st & MIMG_BS_ZERO);
+	ck_assert_int_eq(mimg_close(img), 0);
+}
+END_TEST
+
+START_TEST(chain_on_single_raw)
+{
+	make_layout("a.img");
+	struct mimg *img;
+	ck_assert_int_eq(mimg_open(&img, "a.img", NULL, 0), 0);
+	uint64_t off = 0;
+	while (off < 8 * MIB) {
+		uint64_t p1, p2;
+		unsigned s1, s2;
+		int depth = -1;
+		ck_assert_int_eq(mimg_block_status(img, off, 8 * MIB - off,
+						   &p1, &s1, NULL), 0);
+		ck_assert_int_eq(mimg_block_status_chain(img, off,
+							 8 * MIB - off, &p2,
+							 &s2, &depth), 0);
+		ck_assert_uint_eq(p1, p2);
+		ck_assert_int_eq(depth, 0);
+		ck_assert_uint_eq(s1 & (MIMG_BS_DATA | MIMG_BS_ZERO |
+					MIMG_BS_ALLOCATED),
+				  s2);
+		off += p1;
+	}
+	uint64_t p;
+	unsigned s;
+	ck_assert_int_eq(mimg_block_status_chain(img, 0, 4096, &p, &s, NULL),
+			 0);
+	ck_assert_int_eq(mimg_close(img), 0);
+}
+END_TEST
+
+START_TEST(chain_through_qcow2_overlay)
+{
+	if (!have_format("qcow2") || !tu_have_program("qemu-img") ||
+	    !tu_have_program("qemu-io")) {
+		printf("chain block status: needs the qcow2 driver and "
+		       "qemu-img/qemu-io; skipped\n");
+		return;
+	}
+	/* base: 4 MiB raw, data in its first 2 MiB; overlay: 6 MiB qcow2
+	 * with one 64K cluster written at 512K and one at 5M */
+	uint8_t *buf = malloc(2 * MIB);
+	tu_fill_random(buf, 2 * MIB, 4);
+	tu_make_sparse("base.raw", 4 * MIB);
+	tu_write_file("base.raw", buf, 2 * MIB, 0);
+	free(buf);
+	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 -b base.raw "
+				   "-F raw top.qcow2 6M"), 0);
+	ck_assert_int_eq(tu_system("qemu-io -f qcow2 -c 'write -P 0x11 512k "
+				   "64k' -c 'write -P 0x22 5M 64k' top.qcow2 "
+				   ">/dev/null"), 0);
+	struct mimg *img;
+	ck_assert_int_eq(mimg_open(&img, "top.qcow2", NULL, 0), 0);
+	ck_assert_ptr_nonnull(mimg_backing(img));
+
+	struct {
+		uint64_t off, len;
+		unsigned status;
+		int depth;
+	} want[] = {
+		{0, 512 * KIB, MIMG_BS_DATA | MIMG_BS_ALLOCATED, 1},
+		{512 * KIB, 64 * KIB, MIMG_BS_DATA | MIMG_BS_ALLOCATED, 0},
+		{576 * KIB, 2 * MIB - 576 * KIB,
+		 MIMG_BS_DATA | MIMG_BS_ALLOCATED, 1},
+		{2 * MIB, 2 * MIB, MIMG_BS_ZERO | MIMG_BS_ALLOCATED, 1},
+		{4 * MIB, MIB, MIMG_BS_ZERO, 1},
+		{5 * MIB, 64 * KIB, MIMG_BS_DATA | MIMG_BS_ALLOCATED, 0},
+		{5 * MIB + 64 * KIB, MIB - 64 * KIB, MIMG_BS_ZERO, 1},
+	};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		uint64_t off = want[i].off, end = off + want[i].len;
+		while (off < end) {
+			uint64_t p;
+			unsigned s;
+			int d = -1;
+			ck_assert_int_eq(mimg_block_status_chain(img, off,
+								 end - off,
+								 &p, &s, &d),
+					 0);
+			ck_assert_msg(s == want[i].status && d == want[i].depth,
+				      "at %llu: status %#x depth %d, want %#x "
+				      "depth %d", (unsigned long long)off, s, d,
+				      want[i].status, want[i].depth);
+			off += p;
+		}
+	}
+	/* the overlay alone: only its two clusters are allocated */
+	uint64_t p;
+	unsigned s;
+	ck_assert_int_eq(mimg_block_status(img, 0, 6 * MIB, &p, &s, NULL), 0);
+	ck_assert_uint_eq(p, 512 * KIB);
+	ck_assert(!(s & MIMG_BS_ALLOCATED));
+	ck_assert_int_eq(mimg_block_status(img, 512 * KIB, 6 * MIB, &p, &s,
+					   NULL), 0);
+	ck_assert_uint_eq(p, 64 * KIB);
+	ck_assert(s & MIMG_BS_ALLOCATED);
+	ck_assert(s & MIMG_BS_DATA);
+	ck_assert_int_eq(mimg_close(img), 0);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("block_status");
+	TCase *tc = tu_tcase(s, "block_status");
+	tcase_add_test(tc, raw_runs_match_seek_data);
+	tcase_add_test(tc, raw_runs_capped_and_ranges);
+	tcase_add_test(tc, raw_discard_and_write_change_status);
+	tcase_add_test(tc, chain_on_single_raw);
+	tcase_add_test(tc, chain_through_qcow2_overlay);
+	return tu_run_suite(s);
+}

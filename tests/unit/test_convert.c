@@ -1,0 +1,363 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * The convert engine on raw images: content is copied exactly, sparseness
+ * is kept (holes and zero blocks are not written), -S 0 allocates
+ * everything, -n over an existing target with and without
+ * --target-is-zero, progress reports, and bounded memory on a large
+ * sparse source.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mimg.h"
+#include "testutil.h"
+
+#define KIB 1024ull
+#define MIB (1024ull * 1024ull)
+#define GIB (1024ull * MIB)
+
+static uint64_t allocated(const char *path)
+{
+	struct stat st;
+	ck_assert_int_eq(stat(path, &st), 0);
+	return (uint64_t)st.st_blocks * 512;
+}
+
+static uint64_t file_size(const char *path)
+{
+	struct stat st;
+	ck_assert_int_eq(stat(path, &st), 0);
+	return (uint64_t)st.st_size;
+}
+
+/* Compare two files byte for byte, chunk by chunk. */
+static void assert_same_content(const char *a, const char *b, uint64_t len)
+{
+	int fa = open(a, O_RDONLY), fb = open(b, O_RDONLY);
+	ck_assert_int_ge(fa, 0);
+	ck_assert_int_ge(fb, 0);
+	uint8_t *ba = malloc(MIB), *bb = malloc(MIB);
+	for (uint64_t off = 0; off < len; off += MIB) {
+		size_t n = len - off < MIB ? (size_t)(len - off) : MIB;
+		ck_assert_int_eq(pread(fa, ba, n, (off_t)off), (ssize_t)n);
+		ck_assert_int_eq(pread(fb, bb, n, (off_t)off), (ssize_t)n);
+		ck_assert_msg(memcmp(ba, bb, n) == 0,
+			      "%s and %s differ in the MiB at %llu", a, b,
+			      (unsigned long long)off);
+	}
+	free(ba);
+	free(bb);
+	close(fa);
+	close(fb);
+}
+
+/*
+ * A 16 MiB sparse source: random data at 1M (256K), 5M..7M, the last 4K;
+ * an allocated but all-zero 512K run at 9M; random data at 12M with a
+ * 64K zero hole written inside it (12M+64K..12M+128K).
+ * Nonzero bytes: 256K + 2M + 4K + 192K.
+ */
+#define SRC_SIZE (16 * MIB)
+#define SRC_NONZERO (256 * KIB + 2 * MIB + 4 * KIB + 192 * KIB)
+
+static void make_source(const char *path)
+{
+	uint8_t *buf = malloc(2 * MIB);
+	tu_make_sparse(path, SRC_SIZE);
+	tu_fill_random(buf, 2 * MIB, 77);
+	tu_write_file(path, buf, 256 * KIB, 1 * MIB);
+	tu_write_file(path, buf, 2 * MIB, 5 * MIB);
+	tu_write_file(path, buf + 100, 4 * KIB, SRC_SIZE - 4 * KIB);
+	tu_write_file(path, buf, 256 * KIB, 12 * MIB);
+	memset(buf, 0, 512 * KIB);
+	tu_write_file(path, buf, 512 * KIB, 9 * MIB);
+	tu_write_file(path, buf, 64 * KIB, 12 * MIB + 64 * KIB);
+	free(buf);
+}
+
+static int convert_files(const char *src, const char *dst, bool create,
+			 const struct mimg_convert_opts *o)
+{
+	struct mimg *s, *d;
+	int r = mimg_open(&s, src, NULL, 0);
+	ck_assert_msg(r == 0, "%s", mimg_errmsg());
+	if (create) {
+		r = mimg_create(dst, "raw", mimg_size(s), NULL, 0);
+		ck_assert_msg(r == 0, "%s", mimg_errmsg());
+	}
+	r = mimg_open(&d, dst, "raw", MIMG_OPEN_RDWR);
+	ck_assert_msg(r == 0, "%s", mimg_errmsg());
+	r = mimg_convert(s, d, o);
+	ck_assert_int_eq(mimg_close(d), 0);
+	ck_assert_int_eq(mimg_close(s), 0);
+	return r;
+}
+
+START_TEST(sparse_source_stays_sparse)
+{
+	make_source("src.img");
+	ck_assert_msg(convert_files("src.img", "dst.img", true, NULL) == 0,
+		      "%s", mimg_errmsg());
+	ck_assert_uint_eq(file_size("dst.img"), SRC_SIZE);
+	assert_same_content("src.img", "dst.img", SRC_SIZE);
+	/* only the nonzero data is allocated (zero blocks inside data and
+	 * the allocated zero run are not written) */
+	ck_assert_uint_ge(allocated("dst.img"), SRC_NONZERO);
+	ck_assert_uint_le(allocated("dst.img"), SRC_NONZERO + 256 * KIB);
+	ck_assert_uint_lt(allocated("dst.img"), allocated("src.img"));
+}
+END_TEST
+
+START_TEST(sparse_granularity)
+{
+	make_source("src.img");
+	/* -S 1M: the 64K zero hole inside data is written this time, the
+	 * 512K zero run (aligned to nothing larger) is too */
+	struct mimg_convert_opts o = {.sparse_size = MIB};
+	ck_assert_int_eq(convert_files("src.img", "dst.img", true, &o), 0);
+	assert_same_content("src.img", "dst.img", SRC_SIZE);
+	ck_assert_uint_ge(allocated("dst.img"), SRC_NONZERO + 64 * KIB);
+	/* a granularity that is not a power of two is refused */
+	o.sparse_size = 3000;
+	ck_assert_int_eq(convert_files("src.img", "bad.img", true, &o),
+			 -EINVAL);
+}
+END_TEST
+
+START_TEST(no_sparse_allocates_everything)
+{
+	make_source("src.img");
+	struct mimg_convert_opts o = {.sparse_size = MIMG_CONVERT_NO_SPARSE};
+	ck_assert_int_eq(convert_files("src.img", "dst.img", true, &o), 0);
+	assert_same_content("src.img", "dst.img", SRC_SIZE);
+	ck_assert_uint_ge(allocated("dst.img"), SRC_SIZE);
+}
+END_TEST
+
+static void make_garbage(const char *path, uint64_t size)
+{
+	uint8_t *buf = malloc(MIB);
+	memset(buf, 0xA5, MIB);
+	for (uint64_t off = 0; off < size; off += MIB)
+		tu_write_file(path, buf, MIB, off);
+	free(buf);
+}
+
+START_TEST(existing_target_is_overwritten)
+{
+	make_source("src.img");
+	make_garbage("dst.img", SRC_SIZE);
+	struct mimg_convert_opts o = {.existing_target = 1};
+	ck_assert_int_eq(convert_files("src.img", "dst.img", false, &o), 0);
+	assert_same_content("src.img", "dst.img", SRC_SIZE);
+	/* zeroes are written efficiently: holes punched, not data */
+	ck_assert_uint_le(allocated("dst.img"), SRC_NONZERO + 256 * KIB);
+}
+END_TEST
+
+START_TEST(existing_target_is_zero)
+{
+	make_source("src.img");
+	/* a target that really reads as zeroes: only data is written */
+	tu_make_sparse("dst.img", SRC_SIZE);
+	struct mimg_convert_opts o = {.existing_target = 1,
+				      .target_is_zero = 1};
+	ck_assert_int_eq(convert_files("src.img", "dst.img", false, &o), 0);
+	assert_same_content("src.img", "dst.img", SRC_SIZE);
+	ck_assert_uint_le(allocated("dst.img"), SRC_NONZERO + 256 * KIB);
+
+	/* over garbage the flag is taken at its word: the data lands, the
+	 * zero ranges are not touched */
+	make_garbage("junk.img", SRC_SIZE);
+	ck_assert_int_eq(convert_files("src.img", "junk.img", false, &o), 0);
+	int fd = open("junk.img", O_RDONLY);
+	uint8_t *buf = malloc(2 * MIB), *want = malloc(2 * MIB);
+	tu_fill_random(want, 2 * MIB, 77);
+	ck_assert_int_eq(pread(fd, buf, 2 * MIB, 5 * MIB), (ssize_t)(2 * MIB));
+	ck_assert_mem_eq(buf, want, 2 * MIB);
+	ck_assert_int_eq(pread(fd, buf, 4096, 0), 4096);
+	ck_assert_uint_eq(buf[0], 0xA5);
+	ck_assert_uint_eq(buf[4095], 0xA5);
+	close(fd);
+	free(buf);
+	free(want);
+}
+END_TEST
+
+START_TEST(larger_target_keeps_tail)
+{
+	make_source("src.img");
+	make_garbage("dst.img", SRC_SIZE + MIB);
+	struct mimg_convert_opts o = {.existing_target = 1};
+	ck_assert_int_eq(convert_files("src.img", "dst.img", false, &o), 0);
+	assert_same_content("src.img", "dst.img", SRC_SIZE);
+	int fd = open("dst.img", O_RDONLY);
+	uint8_t b;
+	ck_assert_int_eq(pread(fd, &b, 1, SRC_SIZE), 1);
+	ck_assert_uint_eq(b, 0xA5);
+	close(fd);
+}
+END_TEST
+
+START_TEST(target_checks)
+{
+	make_source("src.img");
+	struct mimg *s, *d;
+	ck_assert_int_eq(mimg_open(&s, "src.img", NULL, 0), 0);
+	/* smaller target */
+	tu_make_sparse("small.img", SRC_SIZE - 512);
+	ck_assert_int_eq(mimg_open(&d, "small.img", "raw", MIMG_OPEN_RDWR), 0);
+	ck_assert_int_eq(mimg_convert(s, d, NULL), -ENOSPC);
+	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "small.img"));
+	ck_assert_int_eq(mimg_close(d), 0);
+	/* read-only target */
+	tu_make_sparse("ro.img", SRC_SIZE);
+	ck_assert_int_eq(mimg_open(&d, "ro.img", "raw", 0), 0);
+	ck_assert_int_eq(mimg_convert(s, d, NULL), -EROFS);
+	ck_assert_int_eq(mimg_close(d), 0);
+	/* raw cannot take compressed output */
+	ck_assert_int_eq(mimg_open(&d, "ro.img", "raw", MIMG_OPEN_RDWR), 0);
+	struct mimg_convert_opts o = {.compress = 1};
+	ck_assert_int_eq(mimg_convert(s, d, &o), -ENOTSUP);
+	ck_assert_int_eq(mimg_close(d), 0);
+	ck_assert_int_eq(mimg_close(s), 0);
+}
+END_TEST
+
+START_TEST(parallel_and_out_of_order_agree)
+{
+	make_source("src.img");
+	struct mimg_convert_opts o1 = {.parallel = 1};
+	struct mimg_convert_opts ow = {.parallel = 64, .out_of_order = 1};
+	struct mimg_convert_opts big = {.parallel = 1000};
+	ck_assert_int_eq(convert_files("src.img", "d1.img", true, &o1), 0);
+	ck_assert_int_eq(convert_files("src.img", "dw.img", true, &ow), 0);
+	ck_assert_int_eq(convert_files("src.img", "db.img", true, &big), 0);
+	assert_same_content("src.img", "d1.img", SRC_SIZE);
+	assert_same_content("src.img", "dw.img", SRC_SIZE);
+	assert_same_content("src.img", "db.img", SRC_SIZE);
+}
+END_TEST
+
+START_TEST(odd_sizes)
+{
+	/* a size that is not a multiple of the window or of 4K */
+	uint64_t size = 5 * MIB + 1234;
+	uint8_t *buf = malloc(size);
+	tu_fill_random(buf, size, 5);
+	memset(buf + MIB, 0, 2 * MIB);
+	tu_write_file("src.img", buf, size, 0);
+	free(buf);
+	ck_assert_int_eq(convert_files("src.img", "dst.img", true, NULL), 0);
+	ck_assert_uint_eq(file_size("dst.img"), 5 * MIB + 1536);
+	assert_same_content("src.img", "dst.img", size);
+	/* an empty source */
+	tu_make_sparse("empty.img", 0);
+	ck_assert_int_eq(convert_files("empty.img", "e2.img", true, NULL), 0);
+	ck_assert_uint_eq(file_size("e2.img"), 0);
+}
+END_TEST
+
+struct prog {
+	uint64_t last, total, calls;
+	bool backwards, over;
+};
+
+static void on_progress(void *opaque, uint64_t done, uint64_t total)
+{
+	struct prog *p = opaque;
+	if (done < p->last)
+		p->backwards = true;
+	if (done > total)
+		p->over = true;
+	p->last = done;
+	p->total = total;
+	p->calls++;
+}
+
+START_TEST(progress_monotonic)
+{
+	make_source("src.img");
+	struct prog p = {0};
+	struct mimg_convert_opts o = {.progress = on_progress, .opaque = &p};
+	ck_assert_int_eq(convert_files("src.img", "dst.img", true, &o), 0);
+	ck_assert(!p.backwards);
+	ck_assert(!p.over);
+	ck_assert_uint_eq(p.total, SRC_SIZE);
+	ck_assert_uint_eq(p.last, SRC_SIZE);
+	/* at least once per MiB-sized step of data, and at the end */
+	ck_assert_uint_ge(p.calls, 3);
+
+	struct prog q = {0};
+	o.opaque = &q;
+	o.existing_target = 1;
+	ck_assert_int_eq(convert_files("src.img", "dst.img", false, &o), 0);
+	ck_assert(!q.backwards);
+	ck_assert_uint_eq(q.last, SRC_SIZE);
+}
+END_TEST
+
+START_TEST(bounded_memory_on_large_sparse)
+{
+	/* 4 GiB virtual, 64 MiB of data in 16 spread-out pieces */
+	uint8_t *buf = malloc(4 * MIB);
+	tu_make_sparse("big.img", 4 * GIB);
+	for (int i = 0; i < 16; i++) {
+		tu_fill_random(buf, 4 * MIB, (uint64_t)i + 100);
+		tu_write_file("big.img", buf, 4 * MIB,
+			      (uint64_t)i * 256 * MIB + (uint64_t)i * 12345 * 4);
+	}
+	free(buf);
+	struct prog p = {0};
+	struct mimg_convert_opts o = {.progress = on_progress, .opaque = &p};
+	ck_assert_msg(convert_files("big.img", "out.img", true, &o) == 0, "%s",
+		      mimg_errmsg());
+	struct rusage ru;
+	ck_assert_int_eq(getrusage(RUSAGE_SELF, &ru), 0);
+	ck_assert_msg(ru.ru_maxrss < 256 * 1024, "peak RSS %ld KiB",
+		      ru.ru_maxrss);
+	ck_assert_uint_eq(p.last, 4 * GIB);
+	ck_assert_uint_eq(file_size("out.img"), 4 * GIB);
+	ck_assert_uint_le(allocated("out.img"), 64 * MIB + MIB);
+	ck_assert_uint_ge(allocated("out.img"), 64 * MIB);
+	/* spot-check the pieces */
+	int fd = open("out.img", O_RDONLY);
+	uint8_t *got = malloc(4 * MIB), *want = malloc(4 * MIB);
+	for (int i = 0; i < 16; i += 5) {
+		uint64_t off = (uint64_t)i * 256 * MIB +
+			       (uint64_t)i * 12345 * 4;
+		tu_fill_random(want, 4 * MIB, (uint64_t)i + 100);
+		ck_assert_int_eq(pread(fd, got, 4 * MIB, (off_t)off),
+				 (ssize_t)(4 * MIB));
+		ck_assert_mem_eq(got, want, 4 * MIB);
+	}
+	close(fd);
+	free(got);
+	free(want);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("convert");
+	TCase *tc = tu_tcase(s, "convert");
+	tcase_add_test(tc, sparse_source_stays_sparse);
+	tcase_add_test(tc, sparse_granularity);
+	tcase_add_test(tc, no_sparse_allocates_everything);
+	tcase_add_test(tc, existing_target_is_overwritten);
+	tcase_add_test(tc, existing_target_is_zero);
+	tcase_add_test(tc, larger_target_keeps_tail);
+	tcase_add_test(tc, target_checks);
+	tcase_add_test(tc, parallel_and_out_of_order_agree);
+	tcase_add_test(tc, odd_sizes);
+	tcase_add_test(tc, progress_monotonic);
+	tcase_add_test(tc, bounded_memory_on_large_sparse);
+	return tu_run_suite(s);
+}

@@ -1,0 +1,216 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * The host-file fault hook: failing the Nth write-type operation makes
+ * exactly that operation fail, without performing it, and the error comes
+ * back through the public API (and out of the convert engine's worker
+ * threads) with a message naming the file.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "file.h"
+#include "mimg.h"
+#include "testutil.h"
+
+#define MIB (1024u * 1024u)
+
+/* Fail the FAIL_AT-th operation of kind OP (counting from 1) with ERR;
+ * record every call. */
+struct fault {
+	enum mimg_file_op op;
+	int fail_at;
+	int err;
+	int seen;
+	int failed;
+	char path[256];
+	uint64_t off, len;
+};
+
+static int hook(void *opaque, enum mimg_file_op op, const char *path,
+		uint64_t off, uint64_t len)
+{
+	struct fault *f = opaque;
+	if (op != f->op)
+		return 0;
+	if (__atomic_add_fetch(&f->seen, 1, __ATOMIC_SEQ_CST) != f->fail_at)
+		return 0;
+	__atomic_add_fetch(&f->failed, 1, __ATOMIC_SEQ_CST);
+	snprintf(f->path, sizeof(f->path), "%s", path);
+	f->off = off;
+	f->len = len;
+	return f->err;
+}
+
+static void teardown_hook(void)
+{
+	mimg_file_set_fault_hook(NULL, NULL);
+}
+
+static void assert_msg_has(const char *needle)
+{
+	ck_assert_msg(strstr(mimg_errmsg(), needle) != NULL,
+		      "message '%s' lacks '%s'", mimg_errmsg(), needle);
+}
+
+START_TEST(nth_write_fails)
+{
+	struct fault f = {.op = MIMG_FILE_OP_WRITE, .fail_at = 3,
+			  .err = -ENOSPC};
+	uint8_t buf[4096];
+	tu_make_sparse("a.img", MIB);
+	struct mimg *img;
+	ck_assert_int_eq(mimg_open(&img, "a.img", "raw", MIMG_OPEN_RDWR), 0);
+	mimg_file_set_fault_hook(hook, &f);
+	for (int i = 1; i <= 5; i++) {
+		memset(buf, i, sizeof(buf));
+		ssize_t r = mimg_pwrite(img, buf, sizeof(buf),
+					(uint64_t)i * 8192);
+		if (i == 3) {
+			ck_assert_int_eq(r, -ENOSPC);
+			assert_msg_has("a.img");
+			assert_msg_has("injected fault");
+		} else {
+			ck_assert_int_eq(r, 4096);
+		}
+	}
+	ck_assert_int_eq(f.failed, 1);
+	ck_assert_str_eq(f.path, "a.img");
+	ck_assert_uint_eq(f.off, 3 * 8192);
+	ck_assert_uint_eq(f.len, 4096);
+	mimg_file_set_fault_hook(NULL, NULL);
+	ck_assert_int_eq(mimg_close(img), 0);
+
+	/* the failed write did not happen, the others did */
+	int fd = open("a.img", O_RDONLY);
+	for (int i = 1; i <= 5; i++) {
+		ck_assert_int_eq(pread(fd, buf, 1, (off_t)i * 8192), 1);
+		ck_assert_uint_eq(buf[0], i == 3 ? 0 : i);
+	}
+	close(fd);
+}
+END_TEST
+
+START_TEST(positive_hook_value_is_eio)
+{
+	struct fault f = {.op = MIMG_FILE_OP_WRITE, .fail_at = 1, .err = 1};
+	tu_make_sparse("a.img", 4096);
+	struct mimg *img;
+	ck_assert_int_eq(mimg_open(&img, "a.img", "raw", MIMG_OPEN_RDWR), 0);
+	mimg_file_set_fault_hook(hook, &f);
+	ck_assert_int_eq(mimg_pwrite(img, "x", 1, 0), -EIO);
+	mimg_file_set_fault_hook(NULL, NULL);
+	ck_assert_int_eq(mimg_close(img), 0);
+}
+END_TEST
+
+START_TEST(flush_fault_reaches_close)
+{
+	struct fault f = {.op = MIMG_FILE_OP_FLUSH, .fail_at = 1,
+			  .err = -EIO};
+	tu_make_sparse("a.img", 4096);
+	struct mimg *img;
+	ck_assert_int_eq(mimg_open(&img, "a.img", "raw", MIMG_OPEN_RDWR), 0);
+	mimg_file_set_fault_hook(hook, &f);
+	ck_assert_int_eq(mimg_flush(img), -EIO);
+	assert_msg_has("a.img");
+	ck_assert_int_eq(mimg_flush(img), 0);
+	/* close flushes too: fail that one */
+	f.seen = 0;
+	ck_assert_int_eq(mimg_close(img), -EIO);
+	mimg_file_set_fault_hook(NULL, NULL);
+	/* read-only handles never flush the host file */
+	f.seen = 0;
+	ck_assert_int_eq(mimg_open(&img, "a.img", "raw", 0), 0);
+	mimg_file_set_fault_hook(hook, &f);
+	ck_assert_int_eq(mimg_flush(img), 0);
+	ck_assert_int_eq(mimg_close(img), 0);
+	ck_assert_int_eq(f.seen, 0);
+}
+END_TEST
+
+START_TEST(space_operations_fault)
+{
+	struct mimg *img;
+	tu_make_sparse("a.img", MIB);
+	ck_assert_int_eq(mimg_open(&img, "a.img", "raw", MIMG_OPEN_RDWR), 0);
+
+	struct fault t = {.op = MIMG_FILE_OP_TRUNCATE, .fail_at = 1,
+			  .err = -EIO};
+	mimg_file_set_fault_hook(hook, &t);
+	ck_assert_int_eq(mimg_truncate(img, 2 * MIB, MIMG_PREALLOC_OFF), -EIO);
+	assert_msg_has("a.img");
+	ck_assert_uint_eq(mimg_size(img), MIB); /* unchanged on failure */
+	struct stat st;
+	ck_assert_int_eq(stat("a.img", &st), 0);
+	ck_assert_int_eq(st.st_size, MIB);
+
+	struct fault a = {.op = MIMG_FILE_OP_ALLOCATE, .fail_at = 1,
+			  .err = -ENOSPC};
+	mimg_file_set_fault_hook(hook, &a);
+	ck_assert_int_eq(mimg_truncate(img, 2 * MIB, MIMG_PREALLOC_FALLOC),
+			 -ENOSPC);
+
+	struct fault d = {.op = MIMG_FILE_OP_DISCARD, .fail_at = 1,
+			  .err = -EIO};
+	mimg_file_set_fault_hook(hook, &d);
+	ck_assert_int_eq(mimg_discard(img, 0, 65536), -EIO);
+	ck_assert_int_eq(d.failed, 1);
+	mimg_file_set_fault_hook(NULL, NULL);
+	ck_assert_int_eq(mimg_close(img), 0);
+
+	/* creation with preallocation goes through the same layer */
+	struct fault c = {.op = MIMG_FILE_OP_ALLOCATE, .fail_at = 1,
+			  .err = -ENOSPC};
+	struct mimg_opt o = {"preallocation", "falloc"};
+	mimg_file_set_fault_hook(hook, &c);
+	ck_assert_int_eq(mimg_create("b.img", "raw", MIB, &o, 1), -ENOSPC);
+	assert_msg_has("b.img");
+	mimg_file_set_fault_hook(NULL, NULL);
+}
+END_TEST
+
+START_TEST(convert_write_fault_propagates)
+{
+	/* 8 MiB of data: many windows, several workers */
+	uint8_t *buf = malloc(8 * MIB);
+	tu_fill_random(buf, 8 * MIB, 8);
+	tu_write_file("src.img", buf, 8 * MIB, 0);
+	free(buf);
+	ck_assert_int_eq(mimg_create("dst.img", "raw", 8 * MIB, NULL, 0), 0);
+	struct mimg *s, *d;
+	ck_assert_int_eq(mimg_open(&s, "src.img", NULL, 0), 0);
+	ck_assert_int_eq(mimg_open(&d, "dst.img", "raw", MIMG_OPEN_RDWR), 0);
+	struct fault f = {.op = MIMG_FILE_OP_WRITE, .fail_at = 2,
+			  .err = -EDQUOT};
+	mimg_file_set_fault_hook(hook, &f);
+	mimg_err_clear();
+	ck_assert_int_eq(mimg_convert(s, d, NULL), -EDQUOT);
+	/* the worker's message reaches the caller's thread */
+	assert_msg_has("dst.img");
+	assert_msg_has("injected fault");
+	mimg_file_set_fault_hook(NULL, NULL);
+	ck_assert_int_eq(f.failed, 1);
+	ck_assert_int_eq(mimg_close(d), 0);
+	ck_assert_int_eq(mimg_close(s), 0);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("file_fault");
+	TCase *tc = tu_tcase(s, "file_fault");
+	tcase_add_checked_fixture(tc, NULL, teardown_hook);
+	tcase_add_test(tc, nth_write_fails);
+	tcase_add_test(tc, positive_hook_value_is_eio);
+	tcase_add_test(tc, flush_fault_reaches_close);
+	tcase_add_test(tc, space_operations_fault);
+	tcase_add_test(tc, convert_write_fault_propagates);
+	return tu_run_suite(s);
+}

@@ -1,0 +1,310 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * Size parsing (mimg_parse_size) and qemu-img style option lists
+ * (mimg_opts_parse and the driver option helpers).  Expected values are
+ * what qemu-img 7.2 accepts and computes for the same text.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "driver.h"
+#include "mimg.h"
+#include "testutil.h"
+
+static uint64_t size_ok(const char *text)
+{
+	uint64_t v = 0xdeadbeef;
+	int r = mimg_parse_size(text, &v);
+	ck_assert_msg(r == 0, "'%s' refused: %s", text, mimg_errmsg());
+	return v;
+}
+
+static int size_err(const char *text)
+{
+	uint64_t v = 0xdeadbeef;
+	int r = mimg_parse_size(text, &v);
+	ck_assert_msg(r < 0, "'%s' accepted as %llu", text,
+		      (unsigned long long)v);
+	ck_assert_uint_eq(v, 0xdeadbeef); /* untouched on error */
+	return r;
+}
+
+START_TEST(size_suffixes)
+{
+	ck_assert_uint_eq(size_ok("0"), 0);
+	ck_assert_uint_eq(size_ok("100"), 100);
+	ck_assert_uint_eq(size_ok("5b"), 5);
+	ck_assert_uint_eq(size_ok("5B"), 5);
+	ck_assert_uint_eq(size_ok("1k"), 1024);
+	ck_assert_uint_eq(size_ok("1K"), 1024);
+	ck_assert_uint_eq(size_ok("3M"), 3ull << 20);
+	ck_assert_uint_eq(size_ok("3m"), 3ull << 20);
+	ck_assert_uint_eq(size_ok("20G"), 20ull << 30);
+	ck_assert_uint_eq(size_ok("2T"), 2ull << 40);
+	ck_assert_uint_eq(size_ok("1P"), 1ull << 50);
+	ck_assert_uint_eq(size_ok("7E"), 7ull << 60);
+	ck_assert_uint_eq(size_ok("9223372036854775807"),
+			  9223372036854775807ull);
+}
+END_TEST
+
+START_TEST(size_fractions_and_hex)
+{
+	ck_assert_uint_eq(size_ok("1.5G"), 1610612736ull);
+	ck_assert_uint_eq(size_ok("1.5k"), 1536);
+	ck_assert_uint_eq(size_ok("0.5k"), 512);
+	/* rounded to the nearest byte like qemu-img: 1433.6 -> 1434 */
+	ck_assert_uint_eq(size_ok("1.4k"), 1434);
+	ck_assert_uint_eq(size_ok("1.6k"), 1638);
+	ck_assert_uint_eq(size_ok("3.3M"), 3460301);
+	ck_assert_uint_eq(size_ok("1.9999k"), 2048);
+	ck_assert_uint_eq(size_ok("1.0001k"), 1024);
+	ck_assert_uint_eq(size_ok("1.k"), 1024);
+	ck_assert_uint_eq(size_ok("0x1000"), 4096);
+	ck_assert_uint_eq(size_ok("0X10"), 16);
+}
+END_TEST
+
+START_TEST(size_errors)
+{
+	ck_assert_int_eq(size_err("1x"), -EINVAL);
+	ck_assert_int_eq(size_err(""), -EINVAL);
+	ck_assert_int_eq(size_err("-5"), -EINVAL);
+	ck_assert_int_eq(size_err("k"), -EINVAL);
+	ck_assert_int_eq(size_err("5kB"), -EINVAL);
+	ck_assert_int_eq(size_err("1e3"), -EINVAL);
+	ck_assert_int_eq(size_err("1.5e3k"), -EINVAL);
+	ck_assert_int_eq(size_err("1.5"), -EINVAL);  /* fractional bytes */
+	ck_assert_int_eq(size_err("1.5b"), -EINVAL);
+	ck_assert_int_eq(size_err(".5G"), -EINVAL);
+	ck_assert_int_eq(size_err("1..5G"), -EINVAL);
+	ck_assert_int_eq(size_err("0x1.5"), -EINVAL);
+	ck_assert_int_eq(size_err("00x10"), -EINVAL);
+	ck_assert_int_eq(size_err("1 G"), -EINVAL);
+	ck_assert(mimg_parse_size(NULL, &(uint64_t){0}) == -EINVAL);
+	/* the message quotes the text */
+	size_err("12q");
+	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "12q"));
+}
+END_TEST
+
+START_TEST(size_overflow)
+{
+	/* qemu-img's limit is INT64_MAX */
+	ck_assert_int_eq(size_err("8E"), -ERANGE);
+	ck_assert_int_eq(size_err("16E"), -ERANGE);
+	ck_assert_int_eq(size_err("9223372036854775808"), -ERANGE);
+	ck_assert_int_eq(size_err("18446744073709551615"), -ERANGE);
+	ck_assert_int_eq(size_err("18446744073709551616"), -ERANGE);
+	ck_assert_int_eq(size_err("99999999999999999999999k"), -ERANGE);
+	ck_assert_int_eq(size_err("8192P"), -ERANGE);
+	ck_assert_int_eq(size_err("0xffffffffffffffff"), -ERANGE);
+}
+END_TEST
+
+START_TEST(create_rounds_to_sectors)
+{
+	struct stat st;
+	ck_assert_int_eq(mimg_create("a.img", "raw", 1, NULL, 0), 0);
+	ck_assert_int_eq(stat("a.img", &st), 0);
+	ck_assert_int_eq(st.st_size, 512);
+	ck_assert_int_eq(mimg_create("b.img", "raw", 513, NULL, 0), 0);
+	ck_assert_int_eq(stat("b.img", &st), 0);
+	ck_assert_int_eq(st.st_size, 1024);
+	ck_assert_int_eq(mimg_create("c.img", "raw", 1536, NULL, 0), 0);
+	ck_assert_int_eq(stat("c.img", &st), 0);
+	ck_assert_int_eq(st.st_size, 1536);
+	ck_assert_int_eq(mimg_create("z.img", "raw", 0, NULL, 0), 0);
+	ck_assert_int_eq(stat("z.img", &st), 0);
+	ck_assert_int_eq(st.st_size, 0);
+	ck_assert_int_eq(mimg_create("big.img", "raw", 1ull << 63, NULL, 0),
+			 -EFBIG);
+}
+END_TEST
+
+/* Parse TEXT, expect N options. */
+static struct mimg_opt *parse(const char *text, int n)
+{
+	struct mimg_opt *o = NULL;
+	int r = mimg_opts_parse(text, &o);
+	ck_assert_msg(r == n, "'%s': %d options, expected %d (%s)", text, r,
+		      n, mimg_errmsg());
+	return o;
+}
+
+START_TEST(opts_basic)
+{
+	struct mimg_opt *o = parse("a=b,c=d", 2);
+	ck_assert_str_eq(o[0].key, "a");
+	ck_assert_str_eq(o[0].value, "b");
+	ck_assert_str_eq(o[1].key, "c");
+	ck_assert_str_eq(o[1].value, "d");
+	mimg_opts_free(o, 2);
+
+	o = parse("cluster_size=64k,compat=1.1,preallocation=off", 3);
+	ck_assert_str_eq(o[0].value, "64k");
+	ck_assert_str_eq(o[1].value, "1.1");
+	mimg_opts_free(o, 3);
+
+	o = parse("", 0);
+	mimg_opts_free(o, 0);
+	/* a trailing comma ends the list */
+	o = parse("a=1,", 1);
+	ck_assert_str_eq(o[0].value, "1");
+	mimg_opts_free(o, 1);
+	/* the value may contain '=' */
+	o = parse("backing_file=x=y.img", 1);
+	ck_assert_str_eq(o[0].key, "backing_file");
+	ck_assert_str_eq(o[0].value, "x=y.img");
+	mimg_opts_free(o, 1);
+	o = parse("k=", 1);
+	ck_assert_str_eq(o[0].value, "");
+	mimg_opts_free(o, 1);
+	mimg_opts_free(NULL, 0);
+}
+END_TEST
+
+START_TEST(opts_comma_escape)
+{
+	struct mimg_opt *o = parse("backing_file=a,,b.img,backing_fmt=raw", 2);
+	ck_assert_str_eq(o[0].key, "backing_file");
+	ck_assert_str_eq(o[0].value, "a,b.img");
+	ck_assert_str_eq(o[1].key, "backing_fmt");
+	ck_assert_str_eq(o[1].value, "raw");
+	mimg_opts_free(o, 2);
+
+	o = parse("x=,,,,,y=1", 2);
+	ck_assert_str_eq(o[0].value, ",,");
+	ck_assert_str_eq(o[1].key, "y");
+	mimg_opts_free(o, 2);
+
+	o = parse("preallocation=off,,x", 1);
+	ck_assert_str_eq(o[0].value, "off,x");
+	/* refused like qemu-img: "invalid parameter value: off,x" */
+	ck_assert_int_eq(mimg_create("a.img", "raw", 4096, o, 1), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "off,x"));
+	mimg_opts_free(o, 1);
+}
+END_TEST
+
+START_TEST(opts_bare_key)
+{
+	struct mimg_opt *o = parse("lazy_refcounts,a=b", 2);
+	ck_assert_str_eq(o[0].key, "lazy_refcounts");
+	ck_assert_str_eq(o[0].value, "on");
+	ck_assert_str_eq(o[1].key, "a");
+	mimg_opts_free(o, 2);
+	o = parse("a=b,flag", 2);
+	ck_assert_str_eq(o[1].key, "flag");
+	ck_assert_str_eq(o[1].value, "on");
+	mimg_opts_free(o, 2);
+}
+END_TEST
+
+START_TEST(opts_empty_name_refused)
+{
+	struct mimg_opt *o = (struct mimg_opt *)1;
+	ck_assert_int_eq(mimg_opts_parse("=x", &o), -EINVAL);
+	ck_assert_ptr_null(o);
+	ck_assert_int_eq(mimg_opts_parse("a=1,,,=2", &o), -EINVAL);
+}
+END_TEST
+
+START_TEST(opts_last_wins)
+{
+	struct mimg_opt *o = parse("preallocation=full,preallocation=off", 2);
+	ck_assert_str_eq(mimg__opt(o, 2, "preallocation"), "off");
+	ck_assert_ptr_null(mimg__opt(o, 2, "size"));
+	/* through create: the file stays sparse */
+	ck_assert_int_eq(mimg_create("a.img", "raw", 1 << 20, o, 2), 0);
+	struct stat st;
+	ck_assert_int_eq(stat("a.img", &st), 0);
+	ck_assert_int_eq(st.st_size, 1 << 20);
+	ck_assert_int_lt(st.st_blocks * 512, 1 << 20);
+	mimg_opts_free(o, 2);
+}
+END_TEST
+
+START_TEST(opts_unknown_refused)
+{
+	struct mimg_opt *o = parse("preallocation=off,foo=bar", 2);
+	static const char *const known[] = {"size", "preallocation", NULL};
+	ck_assert_int_eq(mimg__opts_check(o, 2, known, "raw"), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "'foo'"));
+	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "raw"));
+	ck_assert_int_eq(mimg__opts_check(o, 1, known, "raw"), 0);
+
+	ck_assert_int_eq(mimg_create("a.img", "raw", 4096, o, 2), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "'foo'"));
+	struct stat st;
+	ck_assert_int_ne(stat("a.img", &st), 0); /* nothing created */
+	mimg_opts_free(o, 2);
+
+	ck_assert_int_eq(mimg_create("a.img", "nosuchformat", 4096, NULL, 0),
+			 -EINVAL);
+	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "nosuchformat"));
+}
+END_TEST
+
+START_TEST(opt_helpers)
+{
+	bool b = false;
+	const char *yes[] = {"on", "true", "yes", "1", "ON", "True"};
+	const char *no[] = {"off", "false", "no", "0", "OFF"};
+	for (size_t i = 0; i < sizeof(yes) / sizeof(*yes); i++) {
+		b = false;
+		ck_assert_int_eq(mimg__opt_bool("k", yes[i], &b), 0);
+		ck_assert(b);
+	}
+	for (size_t i = 0; i < sizeof(no) / sizeof(*no); i++) {
+		b = true;
+		ck_assert_int_eq(mimg__opt_bool("k", no[i], &b), 0);
+		ck_assert(!b);
+	}
+	ck_assert_int_eq(mimg__opt_bool("lazy_refcounts", "maybe", &b),
+			 -EINVAL);
+	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "lazy_refcounts"));
+	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "maybe"));
+
+	uint64_t v = 0;
+	ck_assert_int_eq(mimg__opt_size("cluster_size", "64k", &v), 0);
+	ck_assert_uint_eq(v, 65536);
+	ck_assert_int_eq(mimg__opt_size("cluster_size", "64q", &v), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "cluster_size"));
+
+	enum mimg_prealloc p;
+	ck_assert_int_eq(mimg__opt_prealloc("off", &p), 0);
+	ck_assert_int_eq(p, MIMG_PREALLOC_OFF);
+	ck_assert_int_eq(mimg__opt_prealloc("metadata", &p), 0);
+	ck_assert_int_eq(p, MIMG_PREALLOC_METADATA);
+	ck_assert_int_eq(mimg__opt_prealloc("falloc", &p), 0);
+	ck_assert_int_eq(p, MIMG_PREALLOC_FALLOC);
+	ck_assert_int_eq(mimg__opt_prealloc("full", &p), 0);
+	ck_assert_int_eq(p, MIMG_PREALLOC_FULL);
+	ck_assert_int_eq(mimg__opt_prealloc("on", &p), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "'on'"));
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("opts");
+	TCase *tc = tu_tcase(s, "sizes");
+	tcase_add_test(tc, size_suffixes);
+	tcase_add_test(tc, size_fractions_and_hex);
+	tcase_add_test(tc, size_errors);
+	tcase_add_test(tc, size_overflow);
+	tcase_add_test(tc, create_rounds_to_sectors);
+	tc = tu_tcase(s, "options");
+	tcase_add_test(tc, opts_basic);
+	tcase_add_test(tc, opts_comma_escape);
+	tcase_add_test(tc, opts_bare_key);
+	tcase_add_test(tc, opts_empty_name_refused);
+	tcase_add_test(tc, opts_last_wins);
+	tcase_add_test(tc, opts_unknown_refused);
+	tcase_add_test(tc, opt_helpers);
+	return tu_run_suite(s);
+}

@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * Format probing: raw is the weakest guess, an explicit format always
+ * wins, and an image only guessed as raw refuses writes that would make
+ * its first sector probe as another format (qemu's guard against a guest
+ * turning its disk into a qcow2 with a backing file of its choosing).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "mimg.h"
+#include "testutil.h"
+
+static bool have_format(const char *name)
+{
+	for (const char *const *f = mimg_formats(); *f; f++)
+		if (strcmp(*f, name) == 0)
+			return true;
+	return false;
+}
+
+/* A minimal qcow2 v3 header start: magic "QFI\xfb" and version 3. */
+static const uint8_t qcow2_magic_v3[8] = {'Q', 'F', 'I', 0xfb, 0, 0, 0, 3};
+
+START_TEST(formats_list)
+{
+	const char *const *f = mimg_formats();
+	ck_assert_ptr_nonnull(f);
+	ck_assert(have_format("raw"));
+	size_t n = 0;
+	for (; f[n]; n++)
+		ck_assert_str_ne(f[n], "");
+	ck_assert_uint_ge(n, 1);
+	ck_assert_str_eq(mimg_version(), MIMG_VERSION_STRING);
+}
+END_TEST
+
+START_TEST(anything_else_is_raw)
+{
+	struct mimg *img;
+	uint8_t buf[8192];
+	/* text, zeroes, random bytes, an empty file, a tiny file */
+	memset(buf, 0, sizeof(buf));
+	snprintf((char *)buf, sizeof(buf), "hello, this is a boot sector\n");
+	tu_write_file("text.img", buf, sizeof(buf), 0);
+	tu_make_sparse("zero.img", 1 << 20);
+	tu_fill_random(buf, sizeof(buf), 1);
+	tu_write_file("random.img", buf, sizeof(buf), 0);
+	tu_make_sparse("empty.img", 0);
+	tu_write_file("tiny.img", "QFI", 3, 0);
+	const char *names[] = {"text.img", "zero.img", "random.img",
+			       "empty.img", "tiny.img"};
+	/* raw sizes are whole sectors, as qemu reports them */
+	const uint64_t sizes[] = {8192, 1 << 20, 8192, 0, 512};
+	for (int i = 0; i < 5; i++) {
+		ck_assert_msg(mimg_open(&img, names[i], NULL, 0) == 0, "%s: %s",
+			      names[i], mimg_errmsg());
+		ck_assert_str_eq(mimg_format(img), "raw");
+		ck_assert_uint_eq(mimg_size(img), sizes[i]);
+		ck_assert_str_eq(mimg_filename(img), names[i]);
+		ck_assert(mimg_is_read_only(img));
+		ck_assert_ptr_null(mimg_backing(img));
+		ck_assert_int_eq(mimg_close(img), 0);
+	}
+}
+END_TEST
+
+START_TEST(explicit_format_wins)
+{
+	struct mimg *img;
+	uint8_t buf[4096] = {0};
+	memcpy(buf, qcow2_magic_v3, sizeof(qcow2_magic_v3));
+	tu_write_file("looks-like-qcow2.img", buf, sizeof(buf), 0);
+	ck_assert_int_eq(mimg_open(&img, "looks-like-qcow2.img", "raw", 0), 0);
+	ck_assert_str_eq(mimg_format(img), "raw");
+	ck_assert_uint_eq(mimg_size(img), 4096);
+	uint8_t got[8];
+	ck_assert_int_eq(mimg_pread(img, got, 8, 0), 8);
+	ck_assert_mem_eq(got, qcow2_magic_v3, 8);
+	ck_assert_int_eq(mimg_close(img), 0);
+	ck_assert_int_eq(mimg_open(&img, "looks-like-qcow2.img", "nope", 0),
+			 -EINVAL);
+}
+END_TEST
+
+START_TEST(qcow2_made_by_qemu_probes_as_qcow2)
+{
+	struct mimg *img;
+	if (!have_format("qcow2") || !tu_have_program("qemu-img")) {
+		printf("qcow2 probing: no qcow2 driver or qemu-img; skipped\n");
+		return;
+	}
+	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 q.qcow2 1M"),
+			 0);
+	ck_assert_int_eq(mimg_open(&img, "q.qcow2", NULL, 0), 0);
+	ck_assert_str_eq(mimg_format(img), "qcow2");
+	ck_assert_uint_eq(mimg_size(img), 1 << 20);
+	ck_assert_int_eq(mimg_close(img), 0);
+	/* and explicitly as raw it is the container file itself */
+	ck_assert_int_eq(mimg_open(&img, "q.qcow2", "raw", 0), 0);
+	ck_assert_str_eq(mimg_format(img), "raw");
+	ck_assert_uint_lt(mimg_size(img), 1 << 20);
+	ck_assert_int_eq(mimg_close(img), 0);
+}
+END_TEST
+
+START_TEST(probed_raw_refuses_format_header)
+{
+	struct mimg *img;
+	uint8_t sector[512];
+	if (!have_format("qcow2")) {
+		printf("probed-raw guard: no qcow2 driver to escalate to; "
+		       "skipped\n");
+		return;
+	}
+	tu_make_sparse("guest.img", 1 << 20);
+	ck_assert_int_eq(mimg_open(&img, "guest.img", NULL, MIMG_OPEN_RDWR),
+			 0);
+	ck_assert_str_eq(mimg_format(img), "raw");
+
+	/* a whole-sector write carrying a qcow2 header */
+	memset(sector, 0, sizeof(sector));
+	memcpy(sector, qcow2_magic_v3, sizeof(qcow2_magic_v3));
+	ck_assert_int_eq(mimg_pwrite(img, sector, sizeof(sector), 0), -EPERM);
+	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "guest.img"));
+	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "qcow2"));
+
+	/* the header assembled from two writes: the version first (harmless
+	 * alone), then the magic through a multi-iovec write */
+	ck_assert_int_eq(mimg_pwrite(img, qcow2_magic_v3 + 4, 4, 4), 4);
+	struct iovec iov[2] = {
+		{.iov_base = (void *)qcow2_magic_v3, .iov_len = 2},
+		{.iov_base = (void *)(qcow2_magic_v3 + 2), .iov_len = 2},
+	};
+	ck_assert_int_eq(mimg_pwritev(img, iov, 2, 0), -EPERM);
+
+	/* nothing of the refused writes reached the file */
+	uint8_t got[8];
+	ck_assert_int_eq(mimg_pread(img, got, 8, 0), 8);
+	const uint8_t want[8] = {0, 0, 0, 0, 0, 0, 0, 3};
+	ck_assert_mem_eq(got, want, 8);
+
+	/* the same bytes beyond sector 0 are just data */
+	ck_assert_int_eq(mimg_pwrite(img, sector, sizeof(sector), 512), 512);
+	ck_assert_int_eq(mimg_pwrite(img, sector, sizeof(sector), 4096),
+			 512);
+	/* and ordinary data in sector 0 is fine */
+	memset(sector, 0xAB, sizeof(sector));
+	ck_assert_int_eq(mimg_pwrite(img, sector, sizeof(sector), 0), 512);
+	/* zeroing sector 0 cannot create a header */
+	ck_assert_int_eq(mimg_pwrite_zeroes(img, 0, 512, 0), 0);
+	ck_assert_int_eq(mimg_close(img), 0);
+
+	/* with the format given explicitly the write is the caller's call */
+	ck_assert_int_eq(mimg_open(&img, "guest.img", "raw", MIMG_OPEN_RDWR),
+			 0);
+	memset(sector, 0, sizeof(sector));
+	memcpy(sector, qcow2_magic_v3, sizeof(qcow2_magic_v3));
+	ck_assert_int_eq(mimg_pwrite(img, sector, sizeof(sector), 0), 512);
+	ck_assert_int_eq(mimg_close(img), 0);
+}
+END_TEST
+
+START_TEST(probed_raw_refuses_vmdk_magic)
+{
+	struct mimg *img;
+	if (!have_format("vmdk")) {
+		printf("probed-raw guard (vmdk): no vmdk driver; skipped\n");
+		return;
+	}
+	tu_make_sparse("guest.img", 65536);
+	ck_assert_int_eq(mimg_open(&img, "guest.img", NULL, MIMG_OPEN_RDWR),
+			 0);
+	ck_assert_int_eq(mimg_pwrite(img, "KDMV", 4, 0), -EPERM);
+	ck_assert_int_eq(mimg_close(img), 0);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("probe");
+	TCase *tc = tu_tcase(s, "probe");
+	tcase_add_test(tc, formats_list);
+	tcase_add_test(tc, anything_else_is_raw);
+	tcase_add_test(tc, explicit_format_wins);
+	tcase_add_test(tc, qcow2_made_by_qemu_probes_as_qcow2);
+	tcase_add_test(tc, probed_raw_refuses_format_header);
+	tcase_add_test(tc, probed_raw_refuses_vmdk_magic);
+	return tu_run_suite(s);
+}

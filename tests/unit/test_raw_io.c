@@ -1,0 +1,387 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * raw I/O through the public API: scatter-gather reads and writes, the
+ * image-end rules (short reads, -ENOSPC writes), read-only handles,
+ * write-zeroes, discard, truncate and create with each preallocation mode.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mimg.h"
+#include "testutil.h"
+
+#define MIB (1u << 20)
+
+static struct mimg *open_rw(const char *path)
+{
+	struct mimg *img;
+	int r = mimg_open(&img, path, "raw", MIMG_OPEN_RDWR);
+	ck_assert_msg(r == 0, "open %s: %s", path, mimg_errmsg());
+	return img;
+}
+
+static uint64_t allocated(const char *path)
+{
+	struct stat st;
+	ck_assert_int_eq(stat(path, &st), 0);
+	return (uint64_t)st.st_blocks * 512;
+}
+
+static uint64_t file_size(const char *path)
+{
+	struct stat st;
+	ck_assert_int_eq(stat(path, &st), 0);
+	return (uint64_t)st.st_size;
+}
+
+/* Read the whole file with plain read() into a new buffer. */
+static uint8_t *slurp(const char *path, size_t len)
+{
+	uint8_t *b = malloc(len);
+	int fd = open(path, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, b, len, 0), (ssize_t)len);
+	close(fd);
+	return b;
+}
+
+static bool all_zero(const uint8_t *b, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (b[i])
+			return false;
+	return true;
+}
+
+START_TEST(many_iovecs_round_trip)
+{
+	/* 1500 iovecs of odd sizes: more than IOV_MAX (1024) in one call */
+	enum { N = 1500 };
+	struct iovec iov[N], riov[N];
+	size_t total = 0;
+	for (int i = 0; i < N; i++)
+		total += (size_t)(i % 7) * 3 + 1;
+	uint8_t *src = malloc(total), *dst = malloc(total);
+	tu_fill_random(src, total, 42);
+	size_t pos = 0;
+	for (int i = 0; i < N; i++) {
+		size_t n = (size_t)(i % 7) * 3 + 1;
+		iov[i] = (struct iovec){src + pos, n};
+		pos += n;
+	}
+	/* read back with a different split: reverse order of sizes, plus
+	 * some empty entries */
+	pos = 0;
+	for (int i = 0; i < N; i++) {
+		size_t n = (size_t)((N - 1 - i) % 7) * 3 + 1;
+		riov[i] = (struct iovec){dst + pos, n};
+		pos += n;
+	}
+	/* an empty entry in the middle: its bytes go to the one before */
+	riov[9].iov_len += riov[10].iov_len;
+	riov[10].iov_len = 0;
+
+	tu_make_sparse("a.img", 1 * MIB);
+	struct mimg *img = open_rw("a.img");
+	ck_assert_int_eq(mimg_pwritev(img, iov, N, 12345), (ssize_t)total);
+	memset(dst, 0, total);
+	ck_assert_int_eq(mimg_preadv(img, riov, N, 12345), (ssize_t)total);
+	ck_assert_mem_eq(dst, src, total);
+	ck_assert_int_eq(mimg_close(img), 0);
+
+	uint8_t *f = slurp("a.img", 1 * MIB);
+	ck_assert_mem_eq(f + 12345, src, total);
+	ck_assert(all_zero(f, 12345));
+	ck_assert(all_zero(f + 12345 + total, 1 * MIB - 12345 - total));
+	free(f);
+	free(src);
+	free(dst);
+}
+END_TEST
+
+START_TEST(reads_past_end_are_short)
+{
+	uint8_t data[1000], buf[4096];
+	tu_fill_random(data, sizeof(data), 7);
+	tu_write_file("a.img", data, sizeof(data), 0);
+	struct mimg *img;
+	ck_assert_int_eq(mimg_open(&img, "a.img", NULL, 0), 0);
+	/* whole sectors, as qemu sees a raw file: the partial last sector
+	 * reads as zeroes to its end */
+	ck_assert_uint_eq(mimg_size(img), 1024);
+	memset(buf, 0xEE, sizeof(buf));
+	ck_assert_int_eq(mimg_pread(img, buf, sizeof(buf), 900), 124);
+	ck_assert_mem_eq(buf, data + 900, 100);
+	for (int i = 100; i < 124; i++)
+		ck_assert_uint_eq(buf[i], 0);
+	ck_assert_uint_eq(buf[124], 0xEE); /* the rest is not touched */
+	ck_assert_int_eq(mimg_pread(img, buf, 10, 1024), 0);
+	ck_assert_int_eq(mimg_pread(img, buf, 10, UINT64_MAX - 2), 0);
+	ck_assert_int_eq(mimg_pread(img, buf, 0, 0), 0);
+	/* a short read split over iovecs */
+	struct iovec iov[3] = {{buf, 50}, {buf + 50, 100}, {buf + 150, 100}};
+	memset(buf, 0xEE, sizeof(buf));
+	ck_assert_int_eq(mimg_preadv(img, iov, 3, 880), 144);
+	ck_assert_mem_eq(buf, data + 880, 120);
+	ck_assert_uint_eq(buf[143], 0);
+	ck_assert_uint_eq(buf[144], 0xEE);
+	ck_assert_int_eq(mimg_close(img), 0);
+
+	/* writing the rest of the last sector extends the file to it */
+	img = open_rw("a.img");
+	ck_assert_int_eq(mimg_pwrite(img, data, 24, 1000), 24);
+	ck_assert_int_eq(mimg_pwrite(img, data, 1, 1024), -ENOSPC);
+	ck_assert_int_eq(mimg_close(img), 0);
+	ck_assert_uint_eq(file_size("a.img"), 1024);
+}
+END_TEST
+
+START_TEST(writes_past_end_fail)
+{
+	uint8_t buf[1024];
+	memset(buf, 0x5A, sizeof(buf));
+	tu_make_sparse("a.img", 65536);
+	struct mimg *img = open_rw("a.img");
+	ck_assert_int_eq(mimg_pwrite(img, buf, 1024, 65536 - 1024), 1024);
+	ck_assert_int_eq(mimg_pwrite(img, buf, 1024, 65536 - 1023), -ENOSPC);
+	ck_assert_int_eq(mimg_pwrite(img, buf, 1, 65536), -ENOSPC);
+	ck_assert_int_eq(mimg_pwrite(img, buf, 2, UINT64_MAX), -ENOSPC);
+	ck_assert_int_eq(mimg_pwrite_zeroes(img, 65000, 1000, 0), -ENOSPC);
+	ck_assert_int_eq(mimg_discard(img, 65000, 1000), -ENOSPC);
+	ck_assert_int_eq(mimg_pwrite(img, buf, 0, 65536), 0);
+	ck_assert_int_eq(mimg_close(img), 0);
+	/* the image did not grow */
+	ck_assert_uint_eq(file_size("a.img"), 65536);
+}
+END_TEST
+
+START_TEST(read_only_refuses_writes)
+{
+	uint8_t buf[512] = {1};
+	tu_make_sparse("a.img", 65536);
+	struct mimg *img;
+	ck_assert_int_eq(mimg_open(&img, "a.img", NULL, 0), 0);
+	ck_assert(mimg_is_read_only(img));
+	ck_assert(!mimg_can_discard(img));
+	ck_assert_int_eq(mimg_pwrite(img, buf, sizeof(buf), 0), -EROFS);
+	struct iovec iov = {buf, 512};
+	ck_assert_int_eq(mimg_pwritev(img, &iov, 1, 512), -EROFS);
+	ck_assert_int_eq(mimg_pwrite_zeroes(img, 0, 512, 0), -EROFS);
+	ck_assert_int_eq(mimg_discard(img, 0, 512), -EROFS);
+	ck_assert_int_eq(mimg_truncate(img, 4096, MIMG_PREALLOC_OFF), -EROFS);
+	ck_assert_int_eq(mimg_flush(img), 0);
+	ck_assert_int_eq(mimg_close(img), 0);
+	ck_assert_uint_eq(file_size("a.img"), 65536);
+	ck_assert_uint_eq(allocated("a.img"), 0);
+}
+END_TEST
+
+START_TEST(write_zeroes)
+{
+	uint8_t *buf = malloc(4 * MIB);
+	tu_fill_random(buf, 4 * MIB, 3);
+	tu_write_file("a.img", buf, 4 * MIB, 0);
+	struct mimg *img = open_rw("a.img");
+	ck_assert_int_eq(mimg_pwrite_zeroes(img, 100, 1000, 0), 0);
+	ck_assert_int_eq(mimg_pwrite_zeroes(img, 1 * MIB, 1 * MIB,
+					    MIMG_ZERO_MAY_UNMAP), 0);
+	ck_assert_int_eq(mimg_pwrite_zeroes(img, 0, 0, 0), 0);
+	ck_assert_int_eq(mimg_flush(img), 0);
+	ck_assert_int_eq(mimg_close(img), 0);
+	uint8_t *f = slurp("a.img", 4 * MIB);
+	ck_assert_mem_eq(f, buf, 100);
+	ck_assert(all_zero(f + 100, 1000));
+	ck_assert_mem_eq(f + 1100, buf + 1100, 1 * MIB - 1100);
+	ck_assert(all_zero(f + MIB, MIB));
+	ck_assert_mem_eq(f + 2 * MIB, buf + 2 * MIB, 2 * MIB);
+	/* MAY_UNMAP on a regular file frees the space */
+	ck_assert_uint_le(allocated("a.img"), 3 * MIB + 65536);
+	ck_assert_uint_eq(file_size("a.img"), 4 * MIB);
+	free(f);
+	free(buf);
+}
+END_TEST
+
+START_TEST(discard_keeps_size_reads_zeroes)
+{
+	uint8_t *buf = malloc(2 * MIB), *got = malloc(2 * MIB);
+	tu_fill_random(buf, 2 * MIB, 9);
+	tu_write_file("a.img", buf, 2 * MIB, 0);
+	struct mimg *img = open_rw("a.img");
+	ck_assert(mimg_can_discard(img));
+	uint64_t before = allocated("a.img");
+	ck_assert_int_eq(mimg_discard(img, 512 * 1024, 1 * MIB), 0);
+	ck_assert_uint_eq(mimg_size(img), 2 * MIB);
+	ck_assert_int_eq(mimg_pread(img, got, 2 * MIB, 0), (ssize_t)(2 * MIB));
+	ck_assert_mem_eq(got, buf, 512 * 1024);
+	ck_assert(all_zero(got + 512 * 1024, MIB));
+	ck_assert_mem_eq(got + 1536 * 1024, buf + 1536 * 1024, 512 * 1024);
+	ck_assert_int_eq(mimg_close(img), 0);
+	ck_assert_uint_eq(file_size("a.img"), 2 * MIB);
+	ck_assert_uint_le(allocated("a.img"), before - MIB);
+	free(buf);
+	free(got);
+}
+END_TEST
+
+START_TEST(truncate_modes)
+{
+	uint8_t data[4096];
+	tu_fill_random(data, sizeof(data), 5);
+	tu_write_file("a.img", data, sizeof(data), 0);
+	struct mimg *img = open_rw("a.img");
+
+	/* off: grows sparse, the new range reads as zeroes */
+	ck_assert_int_eq(mimg_truncate(img, 8 * MIB, MIMG_PREALLOC_OFF), 0);
+	ck_assert_uint_eq(mimg_size(img), 8 * MIB);
+	ck_assert_uint_eq(file_size("a.img"), 8 * MIB);
+	ck_assert_uint_le(allocated("a.img"), 65536);
+	uint8_t got[4096];
+	ck_assert_int_eq(mimg_pread(img, got, 4096, 8 * MIB - 4096), 4096);
+	ck_assert(all_zero(got, 4096));
+	ck_assert_int_eq(mimg_pread(img, got, 4096, 0), 4096);
+	ck_assert_mem_eq(got, data, 4096);
+
+	/* falloc: the new range is reserved */
+	ck_assert_int_eq(mimg_truncate(img, 12 * MIB, MIMG_PREALLOC_FALLOC), 0);
+	ck_assert_uint_eq(file_size("a.img"), 12 * MIB);
+	ck_assert_uint_ge(allocated("a.img"), 4 * MIB);
+	ck_assert_uint_le(allocated("a.img"), 4 * MIB + 65536);
+
+	/* full: the new range is written */
+	ck_assert_int_eq(mimg_truncate(img, 16 * MIB, MIMG_PREALLOC_FULL), 0);
+	ck_assert_uint_eq(file_size("a.img"), 16 * MIB);
+	ck_assert_uint_ge(allocated("a.img"), 8 * MIB);
+	ck_assert_int_eq(mimg_pread(img, got, 4096, 14 * MIB), 4096);
+	ck_assert(all_zero(got, 4096));
+
+	/* metadata makes no sense for raw */
+	ck_assert_int_eq(mimg_truncate(img, 20 * MIB, MIMG_PREALLOC_METADATA),
+			 -ENOTSUP);
+	ck_assert_uint_eq(mimg_size(img), 16 * MIB);
+
+	/* shrinking drops the tail, whatever the mode */
+	ck_assert_int_eq(mimg_truncate(img, 2048, MIMG_PREALLOC_FULL), 0);
+	ck_assert_uint_eq(mimg_size(img), 2048);
+	ck_assert_uint_eq(file_size("a.img"), 2048);
+	ck_assert_int_eq(mimg_pread(img, got, 4096, 0), 2048);
+	ck_assert_mem_eq(got, data, 2048);
+	ck_assert_int_eq(mimg_pwrite(img, data, 1, 2048), -ENOSPC);
+	ck_assert_int_eq(mimg_truncate(img, 1ull << 63, MIMG_PREALLOC_OFF),
+			 -EFBIG);
+	ck_assert_int_eq(mimg_close(img), 0);
+}
+END_TEST
+
+START_TEST(create_preallocation)
+{
+	struct mimg_opt off = {"preallocation", "off"};
+	struct mimg_opt fal = {"preallocation", "falloc"};
+	struct mimg_opt full = {"preallocation", "full"};
+	struct mimg_opt meta = {"preallocation", "metadata"};
+	struct mimg_opt bogus = {"preallocation", "sometimes"};
+
+	ck_assert_int_eq(mimg_create("off.img", "raw", 3 * MIB, &off, 1), 0);
+	ck_assert_uint_eq(file_size("off.img"), 3 * MIB);
+	ck_assert_uint_eq(allocated("off.img"), 0);
+
+	ck_assert_int_eq(mimg_create("falloc.img", "raw", 3 * MIB, &fal, 1), 0);
+	ck_assert_uint_eq(file_size("falloc.img"), 3 * MIB);
+	ck_assert_uint_ge(allocated("falloc.img"), 3 * MIB);
+
+	ck_assert_int_eq(mimg_create("full.img", "raw", 3 * MIB, &full, 1), 0);
+	ck_assert_uint_eq(file_size("full.img"), 3 * MIB);
+	ck_assert_uint_ge(allocated("full.img"), 3 * MIB);
+	uint8_t *f = slurp("full.img", 3 * MIB);
+	ck_assert(all_zero(f, 3 * MIB));
+	free(f);
+
+	ck_assert_int_eq(mimg_create("meta.img", "raw", MIB, &meta, 1),
+			 -EINVAL);
+	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "metadata"));
+	ck_assert_int_eq(mimg_create("b.img", "raw", MIB, &bogus, 1), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "sometimes"));
+
+	/* create truncates an existing file */
+	uint8_t junk[8192];
+	memset(junk, 0x77, sizeof(junk));
+	tu_write_file("old.img", junk, sizeof(junk), 0);
+	ck_assert_int_eq(mimg_create("old.img", "raw", 4096, NULL, 0), 0);
+	ck_assert_uint_eq(file_size("old.img"), 4096);
+	f = slurp("old.img", 4096);
+	ck_assert(all_zero(f, 4096));
+	free(f);
+
+	/* raw has no backing files */
+	struct mimg_opt bk[2] = {{"backing_file", "off.img"},
+				 {"backing_fmt", "raw"}};
+	ck_assert_int_eq(mimg_create("ov.img", "raw", MIB, bk, 2), -ENOTSUP);
+}
+END_TEST
+
+START_TEST(properties)
+{
+	tu_make_sparse("a.img", 3 * MIB);
+	struct mimg *img = open_rw("a.img");
+	ck_assert_str_eq(mimg_format(img), "raw");
+	ck_assert(!mimg_is_read_only(img));
+	ck_assert_uint_eq(mimg_cluster_size(img), 0);
+	ck_assert(mimg_has_zero_init(img));
+	ck_assert(mimg_can_discard(img));
+	ck_assert_int_eq(mimg_select_snapshot(img, "x"), -EBUSY);
+	ck_assert_int_eq(mimg_close(img), 0);
+	ck_assert_int_eq(mimg_open(&img, "a.img", NULL, 0), 0);
+	ck_assert_int_eq(mimg_select_snapshot(img, "x"), -ENOTSUP);
+	struct mimg_check_result res;
+	ck_assert_int_eq(mimg_check(img, 0, &res), 0);
+	ck_assert(!res.supported);
+	mimg_check_result_free(&res);
+	ck_assert_int_eq(mimg_close(img), 0);
+	ck_assert_int_eq(mimg_close(NULL), 0);
+}
+END_TEST
+
+START_TEST(info_of_raw)
+{
+	uint8_t data[8192];
+	tu_fill_random(data, sizeof(data), 1);
+	tu_make_sparse("a.img", 5 * MIB);
+	tu_write_file("a.img", data, sizeof(data), MIB);
+	struct mimg *img;
+	ck_assert_int_eq(mimg_open(&img, "a.img", NULL, 0), 0);
+	struct mimg_value *info;
+	ck_assert_int_eq(mimg_info(img, &info), 0);
+	ck_assert_uint_eq(mimg_value_get(info, "virtual-size")->v.u, 5 * MIB);
+	ck_assert_str_eq(mimg_value_get(info, "filename")->v.s, "a.img");
+	ck_assert_str_eq(mimg_value_get(info, "format")->v.s, "raw");
+	ck_assert_uint_eq(mimg_value_get(info, "actual-size")->v.u,
+			  allocated("a.img"));
+	ck_assert_int_eq(mimg_value_get(info, "dirty-flag")->v.b, false);
+	ck_assert_ptr_null(mimg_value_get(info, "cluster-size"));
+	ck_assert_ptr_null(mimg_value_get(info, "backing-filename"));
+	mimg_value_free(info);
+	ck_assert_int_eq(mimg_close(img), 0);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("raw_io");
+	TCase *tc = tu_tcase(s, "raw_io");
+	tcase_add_test(tc, many_iovecs_round_trip);
+	tcase_add_test(tc, reads_past_end_are_short);
+	tcase_add_test(tc, writes_past_end_fail);
+	tcase_add_test(tc, read_only_refuses_writes);
+	tcase_add_test(tc, write_zeroes);
+	tcase_add_test(tc, discard_keeps_size_reads_zeroes);
+	tcase_add_test(tc, truncate_modes);
+	tcase_add_test(tc, create_preallocation);
+	tcase_add_test(tc, properties);
+	tcase_add_test(tc, info_of_raw);
+	return tu_run_suite(s);
+}
