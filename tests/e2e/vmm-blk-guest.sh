@@ -165,6 +165,11 @@ scenario() {
 	boot_rc=$?
 	e2e_backend_stop || { cat "$d/backend.log" >&2; fail "stopping $backend"; }
 	echo "  guest ran $(($(date +%s) - start)) s"
+	# Sanitizer builds: a report fails the test even if the daemon went on.
+	if grep -Eq 'runtime error:|AddressSanitizer|LeakSanitizer' "$d/backend.log"; then
+		cat "$d/backend.log" >&2
+		fail "$name: sanitizer report from $backend"
+	fi
 	[ "$boot_rc" = 0 ] || fail "the guest did not run to completion"
 	if grep -a '^E2E-FAIL' "$d/console.log" >&2; then
 		tail -n 20 "$d/console.log" >&2
