@@ -221,7 +221,9 @@ static int build_header(const char *path, const struct create_opts *o,
 	if (o->data_file)
 		off = put_ext(h, off, QCOW2_EXT_DATA_FILE, o->data_file,
 			      strlen(o->data_file));
-	if (o->version >= 3) {
+	/* qemu leaves the feature-name table out of clusters of 4 KiB and
+	 * less, to keep room in the header cluster. */
+	if (o->version >= 3 && o->cluster_size > 4096) {
 		uint8_t ft[sizeof(feature_table) / sizeof(feature_table[0])][48];
 		memset(ft, 0, sizeof(ft));
 		for (size_t i = 0; i < sizeof(feature_table) /

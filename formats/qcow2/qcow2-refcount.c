@@ -246,10 +246,61 @@ int qcow2_set_refcount(struct qcow2 *s, uint64_t cluster, uint64_t rc)
 	return r;
 }
 
+/* Allocate N clusters (too many to fit between the refcount blocks that
+ * sit at the start of each covered range) in ranges that have no block
+ * yet: their blocks go first, then the run, all self-described. */
+static int alloc_fresh_region(struct qcow2 *s, uint64_t n, uint64_t *offp)
+{
+	uint64_t cs = s->cluster_size;
+	int r;
+	for (;;) {
+		uint64_t k = 0;
+		for (uint64_t i = 0; i < s->reftable_size; i++)
+			if (s->reftable[i])
+				k = i + 1;
+		uint64_t B = 1;
+		while (B * s->rb_entries < B + n)
+			B++;
+		if (k + B > s->reftable_size) {
+			if ((r = grow_reftable(s, k + B - 1)) < 0)
+				return r;
+			continue;
+		}
+		uint64_t S = k << s->rb_bits, end = S + B + n;
+		if (end > (QCOW2_OFFSET_MASK >> s->cluster_bits))
+			return mimg_err(-EFBIG, "%s: qcow2: image too large",
+					qcow2_path(s));
+		uint8_t *blk = malloc(cs);
+		if (!blk)
+			return mimg_err(-ENOMEM, "out of memory");
+		r = 0;
+		for (uint64_t j = 0; j < B && r == 0; j++) {
+			uint64_t first = (k + j) << s->rb_bits;
+			memset(blk, 0, cs);
+			for (uint64_t c = first;
+			     c < first + s->rb_entries && c < end; c++)
+				rb_set(s, blk, (uint32_t)(c - first), 1);
+			r = mimg_file_pwrite(s->file, blk, cs, (S + j) * cs);
+			if (r == 0) {
+				s->reftable[k + j] = (S + j) * cs;
+				r = write_table_entry(s, k + j);
+			}
+			qcow2_cache_drop(&s->rbc, (S + j) * cs);
+		}
+		free(blk);
+		if (r < 0)
+			return r;
+		*offp = (S + B) * cs;
+		return 0;
+	}
+}
+
 int qcow2_alloc_clusters(struct qcow2 *s, uint64_t n, uint64_t *offp)
 {
 	uint64_t limit = QCOW2_OFFSET_MASK >> s->cluster_bits;
 	int r;
+	if (n > s->rb_entries / 4)
+		return alloc_fresh_region(s, n, offp);
 restart:;
 	uint64_t start = s->free_hint, c = start, run = 0;
 	uint64_t first_free = UINT64_MAX;

@@ -299,7 +299,10 @@ static ssize_t write_piece(struct qcow2 *s, const struct iovec *iov,
 	run.old_bm[0] = bm;
 	run.n = 1;
 	if (run.kind == W_NEW) {
-		for (uint64_t g = g0 + 1; g <= gl; g++) {
+		/* Runs stay short enough for the allocator to find them
+		 * between refcount blocks (small clusters, wide refcounts). */
+		uint64_t cap = max_u64(1, s->rb_entries / 4);
+		for (uint64_t g = g0 + 1; g <= gl && g - g0 < cap; g++) {
 			uint32_t i = (uint32_t)(g & (s->l2_entries - 1));
 			uint64_t ge = l2 ? qcow2_l2_entry(s, l2, i) : 0;
 			uint64_t gb = l2 ? qcow2_l2_bitmap(s, l2, i) : 0;
@@ -466,7 +469,8 @@ int qcow2_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
 	struct qcow2 *s = qcow2_of(img);
 	bool unmap = flags & MIMG_ZERO_MAY_UNMAP;
 	uint64_t cs = s->cluster_size;
-	if (s->version < 3 && img->backing_name)
+	/* A raw data file must hold the guest's bytes itself. */
+	if ((s->version < 3 && img->backing_name) || s->data_raw)
 		return -ENOTSUP;
 	uint64_t a, b = align_down_u64(off + len, cs);
 	if (!ck_align_up_u64(off, cs, &a))
@@ -487,7 +491,7 @@ int qcow2_discard(struct mimg *img, uint64_t off, uint64_t len)
 {
 	struct qcow2 *s = qcow2_of(img);
 	uint64_t cs = s->cluster_size, a, b = align_down_u64(off + len, cs);
-	if (!ck_align_up_u64(off, cs, &a) || a >= b)
+	if (!ck_align_up_u64(off, cs, &a) || a >= b || s->data_raw)
 		return 0;
 	return zero_clusters(s, a >> s->cluster_bits,
 			     (b >> s->cluster_bits) - 1, s->version >= 3, true);

@@ -1,0 +1,398 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * qcow2 writes through libmimg, checked against an in-memory model of the
+ * guest disk and with qemu-img check (no corruptions, no leaks) and
+ * qemu-img's own reading of the result.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mimg.h"
+#include "testutil.h"
+
+#define SKIP_WITHOUT_QEMU()                                                \
+	do {                                                               \
+		if (!tu_have_program("qemu-img") ||                        \
+		    !tu_have_program("qemu-io")) {                         \
+			fprintf(stderr, "qemu-img/qemu-io missing: skip\n"); \
+			return;                                            \
+		}                                                          \
+	} while (0)
+
+struct model {
+	uint8_t *data;
+	size_t size;
+};
+
+static void model_init(struct model *m, size_t size, const char *from_raw)
+{
+	m->size = size;
+	m->data = calloc(1, size);
+	ck_assert(m->data != NULL);
+	if (from_raw) {
+		FILE *f = fopen(from_raw, "rb");
+		ck_assert(f != NULL);
+		size_t n = fread(m->data, 1, size, f);
+		(void)n;
+		fclose(f);
+	}
+}
+
+static struct mimg *open_rw(const char *path)
+{
+	struct mimg *img;
+	int r = mimg_open(&img, path, NULL, MIMG_OPEN_RDWR);
+	ck_assert_msg(r == 0, "open %s: %s", path, mimg_errmsg());
+	return img;
+}
+
+static void do_write(struct mimg *img, struct model *m, uint64_t off,
+		     size_t len, uint64_t seed)
+{
+	uint8_t *b = malloc(len);
+	tu_fill_random(b, len, seed);
+	ssize_t r = mimg_pwrite(img, b, len, off);
+	ck_assert_msg(r == (ssize_t)len, "write %llu+%zu: %zd %s",
+		      (unsigned long long)off, len, r, mimg_errmsg());
+	memcpy(m->data + off, b, len);
+	free(b);
+}
+
+static void verify_read(struct mimg *img, const struct model *m)
+{
+	uint8_t *b = malloc(m->size);
+	ck_assert_int_eq(mimg_pread(img, b, m->size, 0), (ssize_t)m->size);
+	if (memcmp(b, m->data, m->size) != 0) {
+		size_t i = 0;
+		while (b[i] == m->data[i])
+			i++;
+		ck_abort_msg("byte %zu: %u != %u", i, b[i], m->data[i]);
+	}
+	free(b);
+}
+
+/* qemu-img check must be clean (exit 0: no corruption, no leak) and
+ * qemu's reading must equal the model. */
+static void verify_with_qemu(const char *path, const struct model *m)
+{
+	tu_write_file("model.raw", m->data, m->size, 0);
+	ck_assert_int_eq(tu_system("qemu-img check %s", path), 0);
+	ck_assert_int_eq(tu_system("qemu-img compare -q -f raw -F qcow2 "
+				   "model.raw %s",
+				   path),
+			 0);
+}
+
+START_TEST(write_allocating_unaligned)
+{
+	SKIP_WITHOUT_QEMU();
+	struct model m;
+	ck_assert_int_eq(mimg_create("t.qcow2", "qcow2", 8 << 20, NULL, 0), 0);
+	model_init(&m, 8 << 20, NULL);
+	struct mimg *img = open_rw("t.qcow2");
+	do_write(img, &m, 0, 100000, 1);
+	do_write(img, &m, 777, 3, 2);
+	do_write(img, &m, 3 << 20, 2 << 20, 3);
+	do_write(img, &m, (8 << 20) - 5000, 5000, 4);
+	do_write(img, &m, 65536 * 5 + 100, 65536 * 3, 5);
+	verify_read(img, &m);
+	ck_assert_int_eq(mimg_close(img), 0);
+	verify_with_qemu("t.qcow2", &m);
+	free(m.data);
+}
+END_TEST
+
+/* Partial writes over a backing file copy the rest of the cluster (or
+ * only of the subcluster with extended L2) from the backing file. */
+START_TEST(write_cow_from_backing)
+{
+	SKIP_WITHOUT_QEMU();
+	const char *ext = _i ? "extended_l2=on," : "";
+	ck_assert_int_eq(tu_system("qemu-img create -q -f raw b.raw 4M && "
+				   "qemu-io -f raw -c 'write -P 0x5a 0 4M' "
+				   "b.raw >/dev/null"),
+			 0);
+	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 -o "
+				   "%sbacking_file=b.raw,backing_fmt=raw "
+				   "t.qcow2",
+				   ext),
+			 0);
+	struct model m;
+	model_init(&m, 4 << 20, "b.raw");
+	struct mimg *img = open_rw("t.qcow2");
+	do_write(img, &m, 2048, 2048, 1);
+	do_write(img, &m, 70000, 10, 2);
+	do_write(img, &m, 65536 * 10 - 100, 300, 3);
+	do_write(img, &m, 1 << 20, 65536 * 4 + 1, 4);
+	verify_read(img, &m);
+	if (_i) {
+		/* Only the written subcluster is allocated. */
+		uint64_t pnum;
+		unsigned st;
+		ck_assert_int_eq(mimg_block_status(img, 0, 65536, &pnum, &st,
+						   NULL),
+				 0);
+		ck_assert_uint_eq(pnum, 2048);
+		ck_assert(!(st & MIMG_BS_ALLOCATED));
+		ck_assert_int_eq(mimg_block_status(img, 2048, 65536, &pnum,
+						   &st, NULL),
+				 0);
+		ck_assert_uint_eq(pnum, 2048);
+		ck_assert(st & MIMG_BS_ALLOCATED);
+	}
+	/* A second write into the same cluster. */
+	do_write(img, &m, 10000, 5000, 5);
+	verify_read(img, &m);
+	ck_assert_int_eq(mimg_close(img), 0);
+	verify_with_qemu("t.qcow2", &m);
+	free(m.data);
+}
+END_TEST
+
+START_TEST(write_over_compressed_clusters)
+{
+	SKIP_WITHOUT_QEMU();
+	const char *ct = _i ? "zstd" : "zlib";
+	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 -o "
+				   "compression_type=%s t.qcow2 1M && "
+				   "qemu-io -c 'write -c -P 0x61 0 64k' "
+				   "-c 'write -c -P 0x62 64k 64k' "
+				   "-c 'write -c -P 0x63 128k 64k' t.qcow2 "
+				   ">/dev/null",
+				   ct),
+			 0);
+	struct model m;
+	model_init(&m, 1 << 20, NULL);
+	memset(m.data, 0x61, 65536);
+	memset(m.data + 65536, 0x62, 65536);
+	memset(m.data + 131072, 0x63, 65536);
+	struct mimg *img = open_rw("t.qcow2");
+	verify_read(img, &m);
+	do_write(img, &m, 100, 1000, 1);
+	do_write(img, &m, 65536, 65536, 2);
+	do_write(img, &m, 131072 + 65000, 1000, 3);
+	verify_read(img, &m);
+	ck_assert_int_eq(mimg_close(img), 0);
+	verify_with_qemu("t.qcow2", &m);
+	free(m.data);
+}
+END_TEST
+
+START_TEST(zeroes_and_discard)
+{
+	SKIP_WITHOUT_QEMU();
+	static const char *const variants[] = { "compat=1.1", "compat=0.10",
+						"extended_l2=on" };
+	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 -o %s t.qcow2 "
+				   "2M",
+				   variants[_i]),
+			 0);
+	struct model m;
+	model_init(&m, 2 << 20, NULL);
+	struct mimg *img = open_rw("t.qcow2");
+	do_write(img, &m, 0, 2 << 20, 1);
+	ck_assert_int_eq(mimg_pwrite_zeroes(img, 65536, 131072, 0), 0);
+	memset(m.data + 65536, 0, 131072);
+	ck_assert_int_eq(mimg_pwrite_zeroes(img, 300000, 200000,
+					    MIMG_ZERO_MAY_UNMAP),
+			 0);
+	memset(m.data + 300000, 0, 200000);
+	ck_assert_int_eq(mimg_discard(img, 1 << 20, 262144), 0);
+	memset(m.data + (1 << 20), 0, 262144);
+	verify_read(img, &m);
+	uint64_t pnum;
+	unsigned st;
+	ck_assert_int_eq(mimg_block_status(img, 65536, 131072, &pnum, &st,
+					   NULL),
+			 0);
+	ck_assert(st & MIMG_BS_ZERO);
+	/* Write again into zeroed and discarded clusters. */
+	do_write(img, &m, 65536 + 10, 20, 2);
+	do_write(img, &m, (1 << 20) + 5, 70000, 3);
+	verify_read(img, &m);
+	ck_assert_int_eq(mimg_close(img), 0);
+	verify_with_qemu("t.qcow2", &m);
+	free(m.data);
+}
+END_TEST
+
+/* 512-byte clusters: the refcount table must grow many times. */
+START_TEST(refcount_table_growth)
+{
+	SKIP_WITHOUT_QEMU();
+	static const char *const rb[] = { "16", "1", "64" };
+	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 -o "
+				   "cluster_size=512,refcount_bits=%s t.qcow2 "
+				   "16M",
+				   rb[_i]),
+			 0);
+	struct model m;
+	model_init(&m, 16 << 20, NULL);
+	struct mimg *img = open_rw("t.qcow2");
+	for (int i = 0; i < 40; i++)
+		do_write(img, &m, (uint64_t)i * 400000 % (15 << 20),
+			 60000 + (size_t)i * 13, (uint64_t)i + 10);
+	verify_read(img, &m);
+	ck_assert_int_eq(mimg_close(img), 0);
+	verify_with_qemu("t.qcow2", &m);
+	free(m.data);
+}
+END_TEST
+
+START_TEST(truncate_grows_l1)
+{
+	SKIP_WITHOUT_QEMU();
+	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 -o "
+				   "cluster_size=512 t.qcow2 1M"),
+			 0);
+	struct model m;
+	model_init(&m, 64 << 20, NULL);
+	struct mimg *img = open_rw("t.qcow2");
+	do_write(img, &m, 1000, 5000, 1);
+	ck_assert_int_eq(mimg_truncate(img, 64 << 20, MIMG_PREALLOC_OFF), 0);
+	ck_assert_uint_eq(mimg_size(img), 64 << 20);
+	do_write(img, &m, (64 << 20) - 10000, 10000, 2);
+	do_write(img, &m, 30 << 20, 100000, 3);
+	verify_read(img, &m);
+	ck_assert_int_eq(mimg_close(img), 0);
+	verify_with_qemu("t.qcow2", &m);
+	free(m.data);
+}
+END_TEST
+
+/* Clusters shared with an internal snapshot are copied on write; the
+ * snapshot keeps its content. */
+START_TEST(write_shared_with_snapshot)
+{
+	SKIP_WITHOUT_QEMU();
+	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 t.qcow2 1M && "
+				   "qemu-io -c 'write -P 0x41 0 1M' t.qcow2 "
+				   ">/dev/null && qemu-img snapshot -c s1 "
+				   "t.qcow2"),
+			 0);
+	struct model m;
+	model_init(&m, 1 << 20, NULL);
+	memset(m.data, 0x41, 1 << 20);
+	struct mimg *img = open_rw("t.qcow2");
+	do_write(img, &m, 1000, 3000, 1);
+	do_write(img, &m, 500000, 200000, 2);
+	ck_assert_int_eq(mimg_pwrite_zeroes(img, 917504, 65536, 0), 0);
+	memset(m.data + 917504, 0, 65536);
+	verify_read(img, &m);
+	ck_assert_int_eq(mimg_close(img), 0);
+	verify_with_qemu("t.qcow2", &m);
+
+	/* The snapshot still reads as before, through libmimg too. */
+	ck_assert_int_eq(tu_system("qemu-img convert -l s1 -O raw t.qcow2 "
+				   "s1.raw && qemu-io -f raw -c "
+				   "'read -P 0x41 0 1M' s1.raw | grep -q "
+				   "'read 1048576'"),
+			 0);
+	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL, 0), 0);
+	ck_assert_int_eq(mimg_select_snapshot(img, "s1"), 0);
+	memset(m.data, 0x41, 1 << 20);
+	verify_read(img, &m);
+	mimg_close(img);
+	free(m.data);
+}
+END_TEST
+
+START_TEST(write_data_file)
+{
+	SKIP_WITHOUT_QEMU();
+	static const char *const o[] = { "data_file=t.data",
+					 "data_file=t.data,data_file_raw=on" };
+	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 -o %s t.qcow2 "
+				   "2M",
+				   o[_i]),
+			 0);
+	struct model m;
+	model_init(&m, 2 << 20, NULL);
+	struct mimg *img;
+	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL, MIMG_OPEN_RDWR), 0);
+	do_write(img, &m, 0, 3000, 1);
+	do_write(img, &m, 100000, 300000, 2);
+	ck_assert_int_eq(mimg_pwrite_zeroes(img, 131072, 65536, 0), 0);
+	memset(m.data + 131072, 0, 65536);
+	verify_read(img, &m);
+	ck_assert_int_eq(mimg_close(img), 0);
+	verify_with_qemu("t.qcow2", &m);
+	if (_i) {
+		/* The raw data file holds the guest disk as is. */
+		ck_assert_int_eq(tu_system("cmp -s -n 2097152 t.data "
+					   "model.raw"),
+				 0);
+	}
+	free(m.data);
+}
+END_TEST
+
+struct worker {
+	struct mimg *img;
+	struct model *m;
+	int id;
+};
+
+static void *worker_main(void *p)
+{
+	struct worker *w = p;
+	/* Each thread owns interleaved 96 KiB stripes: neighbours share
+	 * clusters, so allocation and COW race for the same L2 tables. */
+	for (int i = 0; i < 24; i++) {
+		uint64_t off = ((uint64_t)i * 8 + (uint64_t)w->id) * 98304;
+		size_t len = 98304;
+		uint8_t *b = malloc(len);
+		tu_fill_random(b, len, off);
+		if (mimg_pwrite(w->img, b, len, off) != (ssize_t)len)
+			abort();
+		memcpy(w->m->data + off, b, len);
+		free(b);
+	}
+	return NULL;
+}
+
+START_TEST(concurrent_writers)
+{
+	SKIP_WITHOUT_QEMU();
+	ck_assert_int_eq(tu_system("qemu-img create -q -f raw b.raw 20M && "
+				   "qemu-io -f raw -c 'write -P 0x5a 0 20M' "
+				   "b.raw >/dev/null && qemu-img create -q "
+				   "-f qcow2 -b b.raw -F raw t.qcow2"),
+			 0);
+	struct model m;
+	model_init(&m, 20 << 20, "b.raw");
+	struct mimg *img = open_rw("t.qcow2");
+	pthread_t th[8];
+	struct worker w[8];
+	for (int i = 0; i < 8; i++) {
+		w[i] = (struct worker){ img, &m, i };
+		pthread_create(&th[i], NULL, worker_main, &w[i]);
+	}
+	for (int i = 0; i < 8; i++)
+		pthread_join(th[i], NULL);
+	verify_read(img, &m);
+	ck_assert_int_eq(mimg_close(img), 0);
+	verify_with_qemu("t.qcow2", &m);
+	free(m.data);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("qcow2_write");
+	TCase *tc = tu_tcase(s, "write");
+	tcase_add_test(tc, write_allocating_unaligned);
+	tcase_add_loop_test(tc, write_cow_from_backing, 0, 2);
+	tcase_add_loop_test(tc, write_over_compressed_clusters, 0, 2);
+	tcase_add_loop_test(tc, zeroes_and_discard, 0, 3);
+	tcase_add_loop_test(tc, refcount_table_growth, 0, 3);
+	tcase_add_test(tc, truncate_grows_l1);
+	tcase_add_test(tc, write_shared_with_snapshot);
+	tcase_add_loop_test(tc, write_data_file, 0, 2);
+	tcase_add_test(tc, concurrent_writers);
+	return tu_run_suite(s);
+}
