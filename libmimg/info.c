@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "error.h"
 #include "image.h"
@@ -46,6 +47,41 @@ static int add_common(struct mimg *img, struct mimg_value *info)
 	return ok ? 0 : mimg_err(-ENOMEM, "out of memory");
 }
 
+/*
+ * qemu-img prints ImageInfo members in the order of its dictionary's hash
+ * buckets, not in the order they were added: this is that order, as
+ * observed from qemu-img 7.2 on images carrying every member.  Members not
+ * listed keep their relative order after the listed ones.
+ */
+static const char *const member_order[] = {
+	"backing-filename-format", "snapshots", "virtual-size", "filename",
+	"cluster-size", "format", "actual-size", "format-specific",
+	"full-backing-filename", "encrypted", "backing-filename",
+	"dirty-flag", NULL,
+};
+
+static size_t member_rank(const struct mimg_value *v)
+{
+	size_t i = 0;
+	for (; member_order[i]; i++)
+		if (v->key && strcmp(v->key, member_order[i]) == 0)
+			break;
+	return i;
+}
+
+/* Stable insertion sort by rank: a dozen members at most. */
+static void order_members(struct mimg_value *info)
+{
+	struct mimg_value *it = info->v.list.items;
+	for (size_t i = 1; i < info->v.list.n; i++) {
+		struct mimg_value cur = it[i];
+		size_t rank = member_rank(&cur), j = i;
+		for (; j > 0 && member_rank(&it[j - 1]) > rank; j--)
+			it[j] = it[j - 1];
+		it[j] = cur;
+	}
+}
+
 int mimg_info(struct mimg *img, struct mimg_value **infop)
 {
 	struct mimg_value *info = mimg_value_new_object();
@@ -61,6 +97,7 @@ int mimg_info(struct mimg *img, struct mimg_value **infop)
 		mimg_value_free(info);
 		return r;
 	}
+	order_members(info);
 	mimg_err_clear();
 	*infop = info;
 	return 0;
