@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -364,6 +365,17 @@ START_TEST(info_of_raw)
 	ck_assert_int_eq(mimg_value_get(info, "dirty-flag")->v.b, false);
 	ck_assert_ptr_null(mimg_value_get(info, "cluster-size"));
 	ck_assert_ptr_null(mimg_value_get(info, "backing-filename"));
+	/* rendered exactly as qemu-img info --output=json prints it */
+	char want[512], *json = mimg_value_to_json(info);
+	snprintf(want, sizeof(want),
+		 "{\n    \"virtual-size\": 5242880,\n"
+		 "    \"filename\": \"a.img\",\n"
+		 "    \"format\": \"raw\",\n"
+		 "    \"actual-size\": %llu,\n"
+		 "    \"dirty-flag\": false\n}",
+		 (unsigned long long)allocated("a.img"));
+	ck_assert_str_eq(json, want);
+	free(json);
 	mimg_value_free(info);
 	ck_assert_int_eq(mimg_close(img), 0);
 }
