@@ -3,9 +3,11 @@
 # Copyright (c) 2026 The mimg authors
 #
 # Guest-visible throughput and IOPS of vmm-blk versus qemu-storage-daemon
-# (--export type=vhost-user-blk), both serving a fresh qcow2 of the same
-# size to the same QEMU guest in the same run.  The guest runs
+# (--export type=vhost-user-blk), both serving a fresh qcow2 overlay of
+# the same size, on the same qcow2 base, to the same QEMU guest in the same
+# run.  The base holds data over the whole span.  The guest runs
 # bench/vmm-blk-iops.c (static, O_DIRECT):
+#   bread      sequential 1 MiB reads served by the backing file
 #   fill       one sequential 1 MiB write pass over the span (allocating)
 #   write      sequential 1 MiB overwrites for BENCH_SECS
 #   read       sequential 1 MiB reads for BENCH_SECS
@@ -65,6 +67,7 @@ run() {
 	out=\$(/bin/vmm-blk-iops /dev/vda "\$@") || guest_fail "vmm-blk-iops \$*"
 	echo "\$out"
 }
+run read 1M $secs $span 1 | sed 's/mode=read/mode=bread/'
 run fill 1M 1 $span 1
 run write 1M $secs $span 1
 run read 1M $secs $span 1
@@ -77,15 +80,16 @@ EOF
 e2e_mkinitrd "$T/initrd" "$T/init" "$T/vmm-blk-iops" bin/vmm-blk-iops ||
 	{ echo "building the initramfs failed" >&2; exit 1; }
 
-# Each run's guest does a fill pass plus five timed tests.
-E2E_TIMEOUT=${E2E_TIMEOUT:-$((240 + 6 * secs))}
+# Each run's guest does a fill pass plus six timed tests.
+E2E_TIMEOUT=${E2E_TIMEOUT:-$((240 + 7 * secs))}
 export E2E_TIMEOUT
 
 # run_one BACKEND ROUND: appends "BACKEND MODE IOPS MBPS" lines to results.
 run_one() {
 	d=$T/$1-$2
 	mkdir -p "$d"
-	qemu-img create -q -f qcow2 "$d/disk.qcow2" "$size" || exit 1
+	qemu-img create -q -f qcow2 -b "$T/base.qcow2" -F qcow2 "$d/disk.qcow2" "$size" ||
+		exit 1
 	e2e_backend_start "$1" "$d/sock" qcow2 "$d/disk.qcow2" "$qd" "$d/backend.log" ||
 		exit 1
 	e2e_boot "$d/console.log" "$T/initrd" "$d/sock" "$qd"
@@ -102,7 +106,12 @@ run_one() {
 	rm -f "$d/disk.qcow2"
 }
 
-echo "vmm-blk bench: qcow2 $size, span $span, ${secs}s per test, QD $qd," \
+# The base: non-zero data over the whole span, shared by every run.
+qemu-img create -q -f qcow2 "$T/base.qcow2" "$size" &&
+	qemu-io -f qcow2 -c "write -P 0xa5 0 $span" "$T/base.qcow2" >/dev/null ||
+	{ echo "creating the base image failed" >&2; exit 1; }
+
+echo "vmm-blk bench: qcow2 overlay $size, span $span, ${secs}s per test, QD $qd," \
 	"${E2E_SMP} vCPU(s), accel ${E2E_ACCEL:-tcg}, $rounds round(s)"
 : >"$T/results"
 r=1
@@ -124,8 +133,8 @@ for line in open(sys.argv[1]):
     val = (float(kv["iops"]), float(kv["MBps"]))
     if key not in best or val[0] > best[key][0]:
         best[key] = val
-modes = ["fill", "write", "read", "randread1", "randread", "randwrite"]
-seq = {"fill", "write", "read"}
+modes = ["bread", "fill", "write", "read", "randread1", "randread", "randwrite"]
+seq = {"bread", "fill", "write", "read"}
 print("%-10s %-6s %12s %12s %7s" % ("test", "unit", "qsd", "vmm-blk", "ratio"))
 for m in modes:
     unit = "MB/s" if m in seq else "IOPS"
