@@ -652,12 +652,15 @@ int vu_server_init(struct vu_server *s, struct vblk_dev *dev, bool verbose)
 	return 0;
 }
 
+/* One read takes an eventfd's whole count; more would block when the
+ * front-end's descriptor is in blocking mode. */
 static void drain_eventfd(int fd)
 {
 	uint64_t v;
 
-	while (read(fd, &v, sizeof(v)) == (ssize_t)sizeof(v))
-		;
+	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN && errno != EINTR)
+		fprintf(stderr, "vmm-blk: reading an eventfd: %s\n",
+			strerror(errno));
 }
 
 int vu_server_run(struct vu_server *s, int conn, int stop_fd)
