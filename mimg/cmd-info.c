@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 
@@ -28,41 +29,106 @@ static void info_help(void)
 	       "  -h, --help          this help\n");
 }
 
-/* Print one image's info; returns the next image of the chain to print
- * (opened by this call) or NULL. */
-static int print_chain(const char *path, const char *fmt, unsigned flags,
-		       bool chain, enum output_format output)
-{
-	struct mimg *img = NULL;
-	struct mimg_value *info;
-	char *json;
-	int r, n = 0;
-	char *cur = strdup(path), *curfmt = fmt ? strdup(fmt) : NULL;
+/* The images of a chain, described before anything is printed (as
+ * qemu-img does: a failure part-way prints nothing but the error). */
+struct chain {
+	struct mimg_value *info[MIMG_MAX_CHAIN_DEPTH + 1];
+	dev_t dev[MIMG_MAX_CHAIN_DEPTH + 1];
+	ino_t ino[MIMG_MAX_CHAIN_DEPTH + 1];
+	int n;
+};
 
-	if (output == OUTPUT_JSON && chain)
-		printf("[\n");
+static void chain_free(struct chain *c)
+{
+	for (int i = 0; i < c->n; i++)
+		mimg_value_free(c->info[i]);
+}
+
+/* Describe PATH, and with CHAIN every backing file below it. */
+static int collect_chain(struct chain *c, const char *path, const char *fmt,
+			 unsigned flags, bool chain)
+{
+	char *cur = strdup(path), *curfmt = fmt ? strdup(fmt) : NULL;
+	int status = EXIT_OK;
+
+	if (!cur || (fmt && !curfmt)) {
+		status = cli_error("out of memory");
+		goto out;
+	}
 	while (cur) {
-		r = mimg_open(&img, cur, curfmt, flags | MIMG_OPEN_NO_BACKING);
-		if (r < 0) {
-			free(cur);
-			free(curfmt);
-			return cli_error("%s", mimg_errmsg());
+		struct mimg *img = NULL;
+		struct stat st = {0};
+		if (stat(cur, &st) == 0) {
+			for (int i = 0; i < c->n; i++)
+				if (c->dev[i] == st.st_dev &&
+				    c->ino[i] == st.st_ino) {
+					status = cli_error("Backing file '%s' "
+							   "creates an infinite "
+							   "loop.", cur);
+					goto out;
+				}
 		}
-		if ((r = mimg_info(img, &info)) < 0) {
+		if (c->n > MIMG_MAX_CHAIN_DEPTH) {
+			status = cli_error("%s: backing chain is deeper than "
+					   "%d images", path,
+					   MIMG_MAX_CHAIN_DEPTH);
+			goto out;
+		}
+		if (mimg_open(&img, cur, curfmt,
+			      flags | MIMG_OPEN_NO_BACKING) < 0 ||
+		    mimg_info(img, &c->info[c->n]) < 0) {
+			status = cli_error("%s", mimg_errmsg());
 			mimg_close(img);
-			free(cur);
-			free(curfmt);
-			return cli_error("%s", mimg_errmsg());
+			goto out;
 		}
+		mimg_close(img);
+		c->dev[c->n] = st.st_dev;
+		c->ino[c->n] = st.st_ino;
+		const struct mimg_value *info = c->info[c->n++];
+		const struct mimg_value *full =
+			mimg_value_get(info, "full-backing-filename");
+		const struct mimg_value *bfmt =
+			mimg_value_get(info, "backing-filename-format");
 		free(cur);
 		free(curfmt);
 		cur = curfmt = NULL;
+		if (chain && full) {
+			cur = strdup(full->v.s);
+			curfmt = bfmt ? strdup(bfmt->v.s) : NULL;
+			if (!cur || (bfmt && !curfmt)) {
+				status = cli_error("out of memory");
+				goto out;
+			}
+		}
+	}
+out:
+	free(cur);
+	free(curfmt);
+	return status;
+}
+
+static int print_chain(const char *path, const char *fmt, unsigned flags,
+		       bool chain, enum output_format output)
+{
+	struct chain c = {.n = 0};
+	int status = collect_chain(&c, path, fmt, flags, chain);
+
+	if (status != EXIT_OK) {
+		chain_free(&c);
+		return status;
+	}
+	if (output == OUTPUT_JSON && chain)
+		printf("[\n");
+	for (int i = 0; i < c.n; i++) {
 		if (output == OUTPUT_JSON) {
-			if (!(json = mimg_value_to_json(info)))
+			char *json = mimg_value_to_json(c.info[i]);
+			if (!json) {
+				chain_free(&c);
 				return cli_error("out of memory");
+			}
 			if (chain) {
 				/* indent the object by one level */
-				printf("%s    ", n ? ",\n" : "");
+				printf("%s    ", i ? ",\n" : "");
 				for (char *p = json; *p; p++) {
 					putchar(*p);
 					if (*p == '\n')
@@ -73,24 +139,14 @@ static int print_chain(const char *path, const char *fmt, unsigned flags,
 			}
 			free(json);
 		} else {
-			if (n)
+			if (i)
 				printf("\n");
-			cli_print_info_human(stdout, info);
+			cli_print_info_human(stdout, c.info[i]);
 		}
-		n++;
-		const struct mimg_value *full =
-			mimg_value_get(info, "full-backing-filename");
-		const struct mimg_value *bfmt =
-			mimg_value_get(info, "backing-filename-format");
-		if (chain && full && n <= MIMG_MAX_CHAIN_DEPTH) {
-			cur = strdup(full->v.s);
-			curfmt = bfmt ? strdup(bfmt->v.s) : NULL;
-		}
-		mimg_value_free(info);
-		mimg_close(img);
 	}
 	if (output == OUTPUT_JSON && chain)
 		printf("\n]\n");
+	chain_free(&c);
 	return EXIT_OK;
 }
 
