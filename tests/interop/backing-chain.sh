@@ -69,6 +69,27 @@ for k in bad:
 sys.exit(1 if bad else 0)
 PY
 
+# a chain that loops: both refuse with status 1 and print no images
+qemu-img create -q -f qcow2 loop-a.qcow2 1M
+qemu-img create -q -f qcow2 -b loop-a.qcow2 -F qcow2 loop-b.qcow2
+qemu-img rebase -u -b loop-b.qcow2 -F qcow2 loop-a.qcow2
+for out in human json; do
+	qemu-img info --backing-chain --output=$out loop-b.qcow2 >q.out 2>q.err
+	qs=$?
+	"$MIMG" info --backing-chain --output=$out loop-b.qcow2 >m.out 2>m.err
+	check_eq "$?" "$qs" "info --backing-chain of a loop ($out)"
+	check_eq "$(cat m.out)" "" "info of a loop printed images ($out)"
+	grep -q "infinite loop" m.err || fail "loop message: $(cat m.err)"
+done
+"$MIMG" convert loop-b.qcow2 loop.raw 2>m.err && fail "converted a loop"
+
+# a missing image down the chain: an error and nothing printed
+qemu-img create -q -f qcow2 -u -b gone.qcow2 -F qcow2 orphan.qcow2 1M
+"$MIMG" info --backing-chain --output=json orphan.qcow2 >m.out 2>m.err &&
+	fail "info --backing-chain with a missing backing file succeeded"
+check_eq "$(cat m.out)" "" "partial chain printed"
+grep -q "gone.qcow2" m.err || fail "missing backing file not named"
+
 # data through the chain: convert and compare with qemu-img
 "$MIMG" convert -O raw imgs/top.qcow2 flat.img || fail "convert chain"
 qemu-img compare -q imgs/top.qcow2 flat.img || fail "chain content"
