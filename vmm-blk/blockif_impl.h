@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "vmm-blk/block_if.h"
+#include "include/vmm-blk/block_if.h"
 
 struct mimg;
 

@@ -12,7 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "vmm-blk/virtio_blk.h"
+#include "include/vmm-blk/virtio_blk.h"
 
 #define VU_MAX_REGIONS 8
 

@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vmm-blk/block_if.h"
-#include "vmm-blk/virtio_blk.h"
+#include "include/vmm-blk/block_if.h"
+#include "include/vmm-blk/virtio_blk.h"
 #include "virtqueue.h"
 
 #define VBLK_T_BARRIER 0x80000000u

@@ -11,8 +11,8 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#include "vmm-blk/block_if.h"
-#include "vmm-blk/virtio_blk.h"
+#include "include/vmm-blk/block_if.h"
+#include "include/vmm-blk/virtio_blk.h"
 
 /* Segments kept per direction: blockif's limit plus header and status. */
 #define VQ_MAX_IOV (BLOCKIF_IOV_MAX + 2)
