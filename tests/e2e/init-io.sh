@@ -7,6 +7,7 @@
 # O_DIRECT so every byte crosses the virtio-blk device, not the page cache.
 #
 # Steps:  write OFF FILE | read OFF LEN | discard OFF LEN | zeroout OFF LEN
+#         | stripe OFF FILE (4 concurrent writers, interleaved 4 KiB blocks)
 #         | flush | rotest (the device is read-only and refuses writes)
 #         | serial (report the device's serial number)
 
@@ -37,8 +38,21 @@ step_discard() {
 }
 
 step_zeroout() {
-	/bin/guest-zeroout "$dev" "$1" "$2" || guest_fail "zeroout $1 $2"
+	/bin/guest-io zeroout "$dev" "$1" "$2" || guest_fail "zeroout $1 $2"
 	echo "E2E zeroout $1 $2"
+}
+
+# With 2+ vCPUs the writers' requests go down different queues at once.
+step_stripe() {
+	pids=
+	for i in 0 1 2 3; do
+		/bin/guest-io stripe "$dev" "/data/$2" "$1" "$i" 4 4096 &
+		pids="$pids $!"
+	done
+	for p in $pids; do
+		wait "$p" || guest_fail "stripe $1 $2: a writer failed"
+	done
+	echo "E2E stripe $1 $2"
 }
 
 step_rotest() {
@@ -69,6 +83,7 @@ while read -r op a b; do
 	read) step_read "$a" "$b" ;;
 	discard) step_discard "$a" "$b" ;;
 	zeroout) step_zeroout "$a" "$b" ;;
+	stripe) step_stripe "$a" "$b" ;;
 	flush) step_flush ;;
 	rotest) step_rotest ;;
 	serial) echo "E2E serial $(cat /sys/block/vda/serial 2>/dev/null)" ;;

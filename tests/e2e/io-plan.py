@@ -58,7 +58,7 @@ def main():
     os.makedirs(os.path.join(args.dir, "data"), exist_ok=True)
     npat = 0
 
-    def write(off, n):
+    def write(off, n, op="write"):
         nonlocal npat
         npat += 1
         name = "p%d.bin" % npat
@@ -67,7 +67,7 @@ def main():
             f.write(data)
         disk[off:off + n] = data
         discarded.difference_update(range(off // cluster, (off + n - 1) // cluster + 1))
-        steps.append("write %d %s" % (off, name))
+        steps.append("%s %d %s" % (op, off, name))
 
     def read(off, n):
         off = max(off, 0)
@@ -108,8 +108,14 @@ def main():
     ]
     for off, n in writes:
         write(off, n)
+    # Concurrent writers into the same clusters: over base data (each
+    # cluster's first write must copy from the backing file without losing
+    # the others' blocks) and where the base has nothing.
+    stripes = [(3 * M, M), (56 * M, M)]
+    for off, n in stripes:
+        write(off, n, "stripe")
     steps.append("flush")
-    for off, n in writes:
+    for off, n in writes + stripes:
         read(off - 64 * K, n + 128 * K)
     # Discards: over base data (must read back as zeroes, not as the
     # backing file's data) and over data the guest wrote.

@@ -10,7 +10,8 @@
 #             disk, its writes fail, and the file is not modified
 #   vmdk      a monolithicSparse VMDK (when this build's mimg opens VMDK)
 # The guest writes known data with O_DIRECT, reads it back and reports
-# checksums, discards and zeroes ranges, flushes, and reports the disk's
+# checksums, writes from 4 processes at once into the same clusters,
+# discards and zeroes ranges, flushes, and reports the disk's
 # serial number (vmm-blk --serial); after the backend has shut down
 # the host checks the image with qemu-img check, compares it with the
 # expected content (qemu-img compare) and checks that discarded clusters no
@@ -68,9 +69,10 @@ fail() {
 	exit 1
 }
 
-# BLKZEROOUT has no busybox tool; a static helper goes into the guest.
-gcc -static -O2 -std=c11 -D_GNU_SOURCE -o "$T/guest-zeroout" "$here/guest-zeroout.c" ||
-	fail "building guest-zeroout with gcc -static"
+# BLKZEROOUT and concurrent strided writes have no busybox tool; a static
+# helper goes into the guest.
+gcc -static -O2 -std=c11 -D_GNU_SOURCE -o "$T/guest-io" "$here/guest-io.c" ||
+	fail "building guest-io with gcc -static"
 
 E2E_SERIAL=mimg-e2e-0001
 
@@ -155,7 +157,7 @@ scenario() {
 		set -- "$@" "$f" "data/${f##*/}"
 	done
 	e2e_mkinitrd "$d/initrd" "$here/init-io.sh" "$d/steps" steps \
-		"$T/guest-zeroout" bin/guest-zeroout "$@" || fail "building the initramfs"
+		"$T/guest-io" bin/guest-io "$@" || fail "building the initramfs"
 	md5_before=$(md5sum <"$image")
 
 	e2e_backend_start "$backend" "$d/sock" "$fmt" "$image" "$numq" \
