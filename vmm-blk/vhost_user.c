@@ -305,7 +305,8 @@ static int start_queue(struct vu_server *s, struct vu_queue *q)
 {
 	struct vblk_vring ring;
 
-	if (q->running || q->kick_fd < 0 || !q->addr_set || q->size == 0)
+	if (q->running || q->kick_fd < 0 || !q->addr_set || q->size == 0 ||
+	    s->nregions == 0)
 		return 0;
 	ring.size = q->size;
 	ring.desc = uva_to_host(s, q->desc_uva, vblk_vring_desc_bytes(q->size));
@@ -427,8 +428,10 @@ static int set_mem_table(struct vu_server *s, struct vu_msg *m)
 	err = vblk_dev_set_mem(s->dev, &mem);
 	if (err)
 		return err;
+	/* Restart the rings, and start those whose kick arrived before any
+	 * memory table (start_queue ignores rings that are not ready). */
 	for (unsigned i = 0; i < s->nqueues; i++)
-		if (was_running[i])
+		if (was_running[i] || s->queues[i].kick_fd >= 0)
 			start_queue(s, &s->queues[i]);
 	return 0;
 }
@@ -437,7 +440,6 @@ static int set_vring_addr(struct vu_server *s, struct vu_msg *m)
 {
 	uint32_t index;
 	struct vu_queue *q;
-	bool was_running;
 
 	if (m->size < 40)
 		return -EINVAL;
@@ -445,15 +447,13 @@ static int set_vring_addr(struct vu_server *s, struct vu_msg *m)
 	q = queue_of(s, index);
 	if (!q)
 		return -EINVAL;
-	was_running = q->running;
 	stop_queue(s, q);
 	memcpy(&q->desc_uva, m->payload + 8, 8);
 	memcpy(&q->used_uva, m->payload + 16, 8);
 	memcpy(&q->avail_uva, m->payload + 24, 8);
 	q->addr_set = true;
-	if (was_running)
-		return start_queue(s, q);
-	return 0;
+	/* Restarts a running ring on the new addresses. */
+	return start_queue(s, q);
 }
 
 static int set_vring_fd(struct vu_server *s, struct vu_msg *m)
