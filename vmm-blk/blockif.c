@@ -193,10 +193,12 @@ static int perform(struct blockif_ctxt *bc, struct blockif_elem *be)
 	case BOP_ZEROES:
 		break;
 	}
-	if (be->op != BOP_READ && bc->ro)
-		return EROFS;
+	/* bhyve's order: a delete that cannot free space is unsupported
+	 * whether or not the device is read-only. */
 	if (be->op == BOP_DELETE && !bc->candelete)
 		return EOPNOTSUPP;
+	if (be->op != BOP_READ && bc->ro)
+		return EROFS;
 	if (be->end == UINT64_MAX || be->end > bc->size)
 		return EINVAL;
 	if (len == 0) {

@@ -16,6 +16,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "vhost_user.h"
@@ -364,6 +365,7 @@ static int set_mem_table(struct vu_server *s, struct vu_msg *m)
 	struct vblk_mem mem = {0};
 	struct vu_region regions[VU_MAX_REGIONS];
 	bool was_running[VBLK_MAX_QUEUES];
+	struct stat st;
 	uint32_t n;
 	int err = 0;
 
@@ -404,6 +406,15 @@ static int set_mem_table(struct vu_server *s, struct vu_msg *m)
 		struct vu_region *r = &regions[i];
 
 		r->map_len = (size_t)(r->mmap_offset + r->size);
+		/* Touching a mapping past the end of its file would kill us
+		 * with SIGBUS: refuse regions larger than their file. */
+		if (fstat(m->fds[i], &st) == 0 && S_ISREG(st.st_mode) &&
+		    (uint64_t)st.st_size < r->mmap_offset + r->size) {
+			vu_log(s, "SET_MEM_TABLE: region %u ends past its file",
+			       i);
+			err = -EINVAL;
+			break;
+		}
 		r->map = mmap(NULL, r->map_len, PROT_READ | PROT_WRITE,
 			      MAP_SHARED, m->fds[i], 0);
 		if (r->map == MAP_FAILED) {

@@ -215,7 +215,7 @@ START_TEST(read_only_and_delete)
 	ck_assert_int_eq(waiter_wait(w), EROFS);
 	w->br.br_resid = 4096;
 	ck_assert_int_eq(blockif_delete(bc, &w->br), 0);
-	ck_assert_int_eq(waiter_wait(w), EROFS);
+	ck_assert_int_eq(waiter_wait(w), EOPNOTSUPP);
 	ck_assert_int_eq(blockif_write_zeroes(bc, &w->br, 0), 0);
 	ck_assert_int_eq(waiter_wait(w), EROFS);
 	ck_assert_int_eq(blockif_close(bc), 0);

@@ -398,6 +398,20 @@ START_TEST(malformed_messages)
 	ck_assert_uint_ne(send_acked(SET_MEM_TABLE, region, sizeof(region),
 				     NULL, 0),
 			  0);
+	/* A region larger than its file (it would fault when touched). */
+	{
+		uint8_t one[40] = {0};
+		uint64_t v;
+
+		n = 1;
+		memcpy(one, &n, 4);
+		v = 2 * (uint64_t)MEM_SIZE;
+		memcpy(one + 16, &v, 8);
+		v = UVA_BASE;
+		memcpy(one + 24, &v, 8);
+		ck_assert_uint_ne(send_acked(SET_MEM_TABLE, one, 40, &mem_fd, 1),
+				  0);
+	}
 	/* Queue index out of range; bad ring size. */
 	ck_assert_uint_ne(send_acked(SET_VRING_NUM, st, 8, NULL, 0), 0);
 	st[0] = 0;
