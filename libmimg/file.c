@@ -21,6 +21,7 @@
 
 #include "error.h"
 #include "file.h"
+#include "iov.h"
 
 struct mimg_file {
 	int fd;
@@ -161,8 +162,12 @@ static void iov_zero_rest(struct iovec *iov, int cnt)
 		memset(iov[i].iov_base, 0, iov[i].iov_len);
 }
 
-int mimg_file_preadv(struct mimg_file *f, const struct iovec *iov, int iovcnt,
-		     uint64_t off)
+/*
+ * Move all of IOV to or from the file at OFF, retrying short transfers
+ * and EINTR.  A read that meets the end of the file zero-fills the rest.
+ */
+static int transfer(struct mimg_file *f, const struct iovec *iov, int iovcnt,
+		    uint64_t off, bool write)
 {
 	struct iovec storage[IOV_STACK];
 	struct iovec *copy, *cur;
@@ -180,17 +185,25 @@ int mimg_file_preadv(struct mimg_file *f, const struct iovec *iov, int iovcnt,
 			cnt--;
 			continue;
 		}
-		ssize_t n = preadv(f->fd, cur, cnt > IOV_MAX ? IOV_MAX : cnt,
-				   (off_t)off);
+		int n_iov = cnt > IOV_MAX ? IOV_MAX : cnt;
+		ssize_t n = write ? pwritev(f->fd, cur, n_iov, (off_t)off)
+				  : preadv(f->fd, cur, n_iov, (off_t)off);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			r = mimg_err_errno(-errno, "%s: read at offset %llu",
-					   f->path, (unsigned long long)off);
+			r = mimg_err_errno(-errno, "%s: %s at offset %llu",
+					   f->path, write ? "write" : "read",
+					   (unsigned long long)off);
 			break;
 		}
-		if (n == 0) { /* end of file: the rest reads as zeroes */
-			iov_zero_rest(cur, cnt);
+		if (n == 0) {
+			if (!write) { /* end of file: the rest reads as zeroes */
+				iov_zero_rest(cur, cnt);
+				break;
+			}
+			r = mimg_err(-EIO, "%s: write at offset %llu made no "
+				     "progress", f->path,
+				     (unsigned long long)off);
 			break;
 		}
 		off += (uint64_t)n;
@@ -199,6 +212,12 @@ int mimg_file_preadv(struct mimg_file *f, const struct iovec *iov, int iovcnt,
 	if (copy != storage)
 		free(copy);
 	return r;
+}
+
+int mimg_file_preadv(struct mimg_file *f, const struct iovec *iov, int iovcnt,
+		     uint64_t off)
+{
+	return transfer(f, iov, iovcnt, off, false);
 }
 
 int mimg_file_pread(struct mimg_file *f, void *buf, size_t len, uint64_t off)
@@ -226,49 +245,11 @@ int mimg_file_pread_exact(struct mimg_file *f, void *buf, size_t len,
 int mimg_file_pwritev(struct mimg_file *f, const struct iovec *iov,
 		      int iovcnt, uint64_t off)
 {
-	struct iovec storage[IOV_STACK];
-	struct iovec *copy, *cur;
-	int cnt = iovcnt, r;
-	uint64_t total = 0;
-
-	for (int i = 0; i < iovcnt; i++)
-		total += iov[i].iov_len;
-	if ((r = fault_check(f, MIMG_FILE_OP_WRITE, off, total)) < 0)
+	int r = fault_check(f, MIMG_FILE_OP_WRITE, off,
+			    iov_total(iov, iovcnt));
+	if (r < 0)
 		return r;
-	if (iovcnt <= 0)
-		return 0;
-	copy = iov_copy(iov, iovcnt, storage);
-	if (!copy)
-		return mimg_err(-ENOMEM, "%s: out of memory", f->path);
-	cur = copy;
-	r = 0;
-	while (cnt > 0) {
-		if (cur->iov_len == 0) {
-			cur++;
-			cnt--;
-			continue;
-		}
-		ssize_t n = pwritev(f->fd, cur, cnt > IOV_MAX ? IOV_MAX : cnt,
-				    (off_t)off);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			r = mimg_err_errno(-errno, "%s: write at offset %llu",
-					   f->path, (unsigned long long)off);
-			break;
-		}
-		if (n == 0) {
-			r = mimg_err(-EIO, "%s: write at offset %llu made no "
-				     "progress", f->path,
-				     (unsigned long long)off);
-			break;
-		}
-		off += (uint64_t)n;
-		iov_advance(&cur, &cnt, (size_t)n);
-	}
-	if (copy != storage)
-		free(copy);
-	return r;
+	return transfer(f, iov, iovcnt, off, true);
 }
 
 int mimg_file_pwrite(struct mimg_file *f, const void *buf, size_t len,

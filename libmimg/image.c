@@ -66,6 +66,19 @@ struct chain_ids {
 	int n;
 };
 
+/* Host-file flags for an image opened with the MIMG_OPEN_* FLAGS. */
+static unsigned host_file_flags(unsigned flags, bool read_only)
+{
+	unsigned f = read_only ? 0 : MIMG_FILE_RDWR;
+	if (flags & MIMG_OPEN_DIRECT)
+		f |= MIMG_FILE_DIRECT;
+	if (flags & MIMG_OPEN_SYNC)
+		f |= MIMG_FILE_SYNC;
+	if (flags & MIMG_OPEN_NO_FLUSH)
+		f |= MIMG_FILE_NO_FLUSH;
+	return f;
+}
+
 static void free_image(struct mimg *img)
 {
 	if (!img)
@@ -143,14 +156,7 @@ static int open_node(struct mimg **imgp, const char *path,
 	img->depth = depth;
 	img->top = top ? top : img;
 
-	if (!img->read_only)
-		fflags |= MIMG_FILE_RDWR;
-	if (flags & MIMG_OPEN_DIRECT)
-		fflags |= MIMG_FILE_DIRECT;
-	if (flags & MIMG_OPEN_SYNC)
-		fflags |= MIMG_FILE_SYNC;
-	if (flags & MIMG_OPEN_NO_FLUSH)
-		fflags |= MIMG_FILE_NO_FLUSH;
+	fflags = host_file_flags(flags, img->read_only);
 	r = mimg_file_open(&img->file, path, fflags);
 	if (r < 0)
 		goto fail;
@@ -277,16 +283,8 @@ int mimg_select_snapshot(struct mimg *img, const char *name)
 int mimg__open_extra_file(struct mimg *img, const char *path, bool create,
 			  struct mimg_file **fp)
 {
-	unsigned flags = img->top->flags, fflags = 0;
-	if (!img->read_only)
-		fflags |= MIMG_FILE_RDWR;
+	unsigned fflags = host_file_flags(img->top->flags, img->read_only);
 	if (create)
 		fflags |= MIMG_FILE_CREATE | MIMG_FILE_RDWR;
-	if (flags & MIMG_OPEN_DIRECT)
-		fflags |= MIMG_FILE_DIRECT;
-	if (flags & MIMG_OPEN_SYNC)
-		fflags |= MIMG_FILE_SYNC;
-	if (flags & MIMG_OPEN_NO_FLUSH)
-		fflags |= MIMG_FILE_NO_FLUSH;
 	return mimg_file_open(fp, path, fflags);
 }
