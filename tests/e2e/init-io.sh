@@ -10,6 +10,8 @@
 #         | stripe OFF FILE (4 concurrent writers, interleaved 4 KiB blocks)
 #         | flush | rotest (the device is read-only and refuses writes)
 #         | serial (report the device's serial number)
+#         | reload (unbind and rebind virtio_blk: the device is reset and
+#           set up again over the same vhost-user connection)
 
 . /lib/prelude.sh
 set -o pipefail
@@ -63,6 +65,21 @@ step_rotest() {
 	echo "E2E rotest"
 }
 
+step_reload() {
+	drv=/sys/bus/virtio/drivers/virtio_blk
+	vdev=$(basename "$(readlink -f /sys/block/vda/device)")
+	echo "$vdev" >"$drv/unbind" || guest_fail "unbinding $vdev from virtio_blk"
+	[ -b "$dev" ] && guest_fail "$dev still present after unbind"
+	echo "$vdev" >"$drv/bind" || guest_fail "binding $vdev to virtio_blk"
+	i=0
+	while [ ! -b "$dev" ]; do
+		i=$((i + 1))
+		[ "$i" -gt 200 ] && guest_fail "no $dev 20 s after rebinding virtio_blk"
+		sleep 0.1
+	done
+	echo "E2E reload $vdev"
+}
+
 # fsync on the block device makes Linux send a virtio-blk FLUSH.
 step_flush() {
 	dd if=/dev/null of="$dev" conv=notrunc,fsync 2>/tmp/dd.err ||
@@ -84,6 +101,7 @@ while read -r op a b; do
 	discard) step_discard "$a" "$b" ;;
 	zeroout) step_zeroout "$a" "$b" ;;
 	stripe) step_stripe "$a" "$b" ;;
+	reload) step_reload ;;
 	flush) step_flush ;;
 	rotest) step_rotest ;;
 	serial) echo "E2E serial $(cat /sys/block/vda/serial 2>/dev/null)" ;;

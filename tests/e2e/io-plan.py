@@ -115,6 +115,9 @@ def main():
     for off, n in stripes:
         write(off, n, "stripe")
     steps.append("flush")
+    # A device reset in the middle: the backend must set the queues up
+    # again and still serve what was written before.
+    steps.append("reload")
     for off, n in writes + stripes:
         read(off - 64 * K, n + 128 * K)
     # Discards: over base data (must read back as zeroes, not as the
