@@ -361,6 +361,16 @@ START_TEST(negotiate_and_serve)
 	ck_assert_uint_eq(recv_reply(GET_VRING_BASE, st, 8), 8);
 	ck_assert_uint_eq(st[0], 0);
 	ck_assert_uint_eq(st[1], 4);
+	/* Restart it where it stopped, as QEMU does after a device reset. */
+	{
+		uint64_t v = 0;
+
+		ck_assert_uint_eq(send_state_acked(SET_VRING_BASE, 0, 4), 0);
+		ck_assert_uint_eq(send_acked(SET_VRING_KICK, &v, 8, &kick_fd, 1),
+				  0);
+	}
+	ck_assert_uint_eq(run(VBLK_T_IN, 8, 4096, true), VBLK_S_OK);
+	ck_assert(memcmp(mem + OFF_DATA, disk + 4096, 4096) == 0);
 
 	/* Front-end gone: the daemon flushes and exits 0. */
 	ck_assert_int_eq(stop_daemon(), 0);
