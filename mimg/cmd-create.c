@@ -58,6 +58,8 @@ int cmd_create(int argc, char **argv)
 	int nopts = 0, c, r, status = EXIT_ERR;
 	uint64_t size = 0;
 	bool quiet = false, have_size;
+	const char *size_text;
+	char *size_copy = NULL;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "f:o:b:F:quh", longopts, NULL)) !=
@@ -107,7 +109,38 @@ int cmd_create(int argc, char **argv)
 		goto out;
 	}
 	have_size = argc - optind == 2;
-	if (have_size && mimg_parse_size(argv[optind + 1], &size) < 0) {
+	size_text = have_size ? argv[optind + 1] : NULL;
+	/* "-o size=..." gives the size too, as in qemu-img; it is taken out
+	 * of the format options (the last one wins). */
+	for (int i = 0; i < nopts; i++) {
+		if (strcmp(opts[i].key, "size") != 0)
+			continue;
+		if (have_size) {
+			cli_error("%s: The image size must be specified only "
+				  "once", argv[optind]);
+			goto out;
+		}
+		free(size_copy);
+		if (!(size_copy = strdup(opts[i].value))) {
+			cli_error("out of memory");
+			goto out;
+		}
+	}
+	if (size_copy) {
+		int kept = 0;
+		for (int i = 0; i < nopts; i++) {
+			if (strcmp(opts[i].key, "size") == 0) {
+				free((char *)opts[i].key);
+				free((char *)opts[i].value);
+			} else {
+				opts[kept++] = opts[i];
+			}
+		}
+		nopts = kept;
+		size_text = size_copy;
+		have_size = true;
+	}
+	if (have_size && mimg_parse_size(size_text, &size) < 0) {
 		cli_error("Invalid image size specified. You may use k, M, "
 			  "G, T, P or E suffixes for kilobytes, megabytes, "
 			  "gigabytes, terabytes, petabytes and exabytes.");
@@ -122,11 +155,12 @@ int cmd_create(int argc, char **argv)
 	if (r < 0)
 		goto err_msg;
 	if (!quiet) {
+		/* size first, as qemu-img prints it for raw images */
 		printf("Formatting '%s', fmt=%s", argv[optind], fmt);
-		for (int i = 0; i < nopts; i++)
-			printf(" %s=%s", opts[i].key, opts[i].value);
 		if (have_size)
 			printf(" size=%" PRIu64, size);
+		for (int i = 0; i < nopts; i++)
+			printf(" %s=%s", opts[i].key, opts[i].value);
 		printf("\n");
 	}
 	status = EXIT_OK;
@@ -134,6 +168,7 @@ int cmd_create(int argc, char **argv)
 err_msg:
 	cli_error("%s", mimg_errmsg());
 out:
+	free(size_copy);
 	mimg_opts_free(opts, (size_t)nopts);
 	return status;
 }
