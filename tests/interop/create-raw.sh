@@ -22,6 +22,19 @@ check_eq "$(sed 's/m.img/X/' m.out)" "$(sed 's/q.img/X/' q.out)" \
 	"create output"
 check_eq "$(stat -c %s m.img)" "1048576" "default format raw"
 
+# the size given as an option, and the output line with options
+for args in "-o size=2M" "-o size=1M,size=3M" "-o preallocation=off,size=1M" \
+	"-o preallocation=full 64k"; do
+	# shellcheck disable=SC2086
+	qemu-img create -f raw q.img $args >q.out || fail "qemu-img $args"
+	# shellcheck disable=SC2086
+	"$MIMG" create -f raw m.img $args >m.out || fail "mimg create $args"
+	check_eq "$(stat -c %s m.img)" "$(stat -c %s q.img)" "size of $args"
+	check_eq "$(sed 's/m.img/X/' m.out)" "$(sed 's/q.img/X/' q.out)" \
+		"create output with $args"
+	rm -f q.img m.img
+done
+
 # preallocation: off stays sparse, falloc and full allocate everything
 for mode in off falloc full; do
 	qemu-img create -q -f raw -o preallocation=$mode q.img 5M ||
@@ -68,4 +81,6 @@ bad_create "preallocation=metadata" -o preallocation=metadata 1M
 bad_create "preallocation=bogus" -o preallocation=bogus 1M
 bad_create "unknown option" -o nosuch=1 1M
 bad_create "backing file for raw" -o backing_file=x.img 1M
+bad_create "size twice" -o size=1M 1M
+bad_create "bad size option" -o size=1x
 echo "create-raw: ok"
