@@ -136,13 +136,20 @@ e2e_fetch_kernel() {
 		e2e_log "apt-get download $pkg failed"
 		return 77
 	fi
-	if ! e2e_unpack_kernel "$dl"/*.deb "$cache/$pkg"; then
-		rm -rf "$dl" "$cache/$pkg"
+	if ! e2e_unpack_kernel "$dl"/*.deb "$dl/kernel"; then
+		rm -rf "$dl"
 		e2e_log "unpacking $pkg failed"
 		return 1
 	fi
+	# Unpacked aside and renamed into place, so a concurrent run never
+	# sees a half-written kernel; if another run got there first, keep its.
+	mv -T "$dl/kernel" "$cache/$pkg" 2>/dev/null || [ -s "$cache/$pkg/vmlinuz" ] || {
+		rm -rf "$dl"
+		e2e_log "cannot move the kernel into $cache/$pkg"
+		return 1
+	}
 	rm -rf "$dl"
-	ln -sfn "$pkg" "$cache/current"
+	ln -sfn "$pkg" "$cache/current.tmp.$$" && mv -T "$cache/current.tmp.$$" "$cache/current"
 	E2E_KERNEL=$cache/current/vmlinuz
 	E2E_MODDIR=$cache/current/modules
 }
