@@ -105,6 +105,35 @@ static int write_table_entry(struct qcow2 *s, uint64_t index)
 	return mimg_file_pwrite(s->file, b, 8, s->reftable_offset + index * 8);
 }
 
+/* Whether clusters [C, C+N) overlap metadata whose place is fixed by the
+ * header.  Allocating there means the image's refcounts are wrong; qemu
+ * calls this an overlap and so do we, refusing instead of overwriting. */
+static int check_overlap(struct qcow2 *s, uint64_t c, uint64_t n)
+{
+	uint64_t cs = s->cluster_size, off = c * cs, len = n * cs;
+	struct {
+		uint64_t off, len;
+		const char *what;
+	} fixed[] = {
+		{ 0, cs, "header" },
+		{ s->l1_offset, (uint64_t)s->l1_size * 8, "L1 table" },
+		{ s->reftable_offset, (uint64_t)s->reftable_clusters * cs,
+		  "refcount table" },
+	};
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+		if (!fixed[i].len)
+			continue;
+		if (off < fixed[i].off + fixed[i].len &&
+		    fixed[i].off < off + len)
+			return mimg_err(-EIO, "%s: qcow2: refcounts claim the %s "
+					"at 0x%llx is free; the image is "
+					"corrupt (repair with check -r all)",
+					qcow2_path(s), fixed[i].what,
+					(unsigned long long)fixed[i].off);
+	}
+	return 0;
+}
+
 /* Grow the refcount table so that index NEED exists, placing the new
  * refcount blocks and table at the start of the first uncovered range so
  * that they describe themselves.  The header switches to the new table
@@ -192,6 +221,8 @@ static int ensure_block(struct qcow2 *s, uint64_t rt_index, bool *created)
 	if (S > (QCOW2_OFFSET_MASK >> s->cluster_bits))
 		return mimg_err(-EFBIG, "%s: qcow2: image too large",
 				qcow2_path(s));
+	if ((r = check_overlap(s, S, 1)) < 0)
+		return r;
 	uint8_t *blk = calloc(1, s->cluster_size);
 	if (!blk)
 		return mimg_err(-ENOMEM, "out of memory");
@@ -330,6 +361,8 @@ restart:;
 		if (created)
 			goto restart;
 	}
+	if ((r = check_overlap(s, start, n)) < 0)
+		return r;
 	for (uint64_t i = 0; i < n; i++)
 		if ((r = set_refcount_nowb(s, start + i, 1)) < 0)
 			return r;

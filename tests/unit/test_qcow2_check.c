@@ -1,0 +1,231 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * qcow2 check and repair: leaks and refcount errors made by editing
+ * qemu-made images, compared with what qemu-img check finds; refcounts of
+ * a dirty image with lazy refcounts are rebuilt when opened read-write.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mimg.h"
+#include "testutil.h"
+
+#define SKIP_WITHOUT_QEMU()                                                \
+	do {                                                               \
+		if (!tu_have_program("qemu-img") ||                        \
+		    !tu_have_program("qemu-io")) {                         \
+			fprintf(stderr, "qemu-img/qemu-io missing: skip\n"); \
+			return;                                            \
+		}                                                          \
+	} while (0)
+
+/* Default layout of a fresh 64 KiB-cluster image after one write at 0:
+ * header, refcount table, refcount block, L1, L2, data. */
+#define RB_OFF 0x20000
+#define L2_OFF 0x40000
+#define DATA_CLUSTER 5
+
+static void put_be16(const char *path, uint64_t off, uint16_t v)
+{
+	uint8_t b[2] = { (uint8_t)(v >> 8), (uint8_t)v };
+	tu_write_file(path, b, 2, off);
+}
+
+static void put_be64(const char *path, uint64_t off, uint64_t v)
+{
+	uint8_t b[8];
+	for (int i = 0; i < 8; i++)
+		b[i] = (uint8_t)(v >> (56 - 8 * i));
+	tu_write_file(path, b, 8, off);
+}
+
+static void make_image(const char *opts)
+{
+	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 %s t.qcow2 "
+				   "4M && qemu-io -c 'write -P 0x11 0 64k' "
+				   "-c 'write -P 0x12 1M 128k' t.qcow2 "
+				   ">/dev/null",
+				   opts),
+			 0);
+}
+
+static int run_check(unsigned open_flags, unsigned flags,
+		     struct mimg_check_result *res)
+{
+	struct mimg *img;
+	int r = mimg_open(&img, "t.qcow2", NULL, open_flags);
+	ck_assert_msg(r == 0, "open: %s", mimg_errmsg());
+	memset(res, 0, sizeof(*res));
+	r = mimg_check(img, flags, res);
+	ck_assert_int_eq(mimg_close(img), 0);
+	return r;
+}
+
+START_TEST(check_clean_matches_qemu)
+{
+	SKIP_WITHOUT_QEMU();
+	make_image("");
+	ck_assert_int_eq(tu_system("qemu-io -c 'write -c -P 3 2M 64k' t.qcow2 "
+				   ">/dev/null && qemu-img snapshot -c s "
+				   "t.qcow2 && qemu-io -c 'write -P 4 0 4k' "
+				   "t.qcow2 >/dev/null"),
+			 0);
+	struct mimg_check_result res;
+	ck_assert_int_eq(run_check(0, 0, &res), 0);
+	ck_assert(res.supported);
+	ck_assert_uint_eq(res.corruptions, 0);
+	ck_assert_uint_eq(res.leaks, 0);
+	ck_assert_uint_eq(res.total_clusters, 64);
+	ck_assert_uint_eq(res.allocated_clusters, 4);
+	ck_assert_uint_eq(res.compressed_clusters, 1);
+	/* qemu agrees on the end offset. */
+	char cmd[256];
+	snprintf(cmd, sizeof(cmd),
+		 "qemu-img check --output=json t.qcow2 | grep -q "
+		 "'\"image-end-offset\": %llu,'",
+		 (unsigned long long)res.image_end_offset);
+	ck_assert_int_eq(tu_system("%s", cmd), 0);
+	mimg_check_result_free(&res);
+}
+END_TEST
+
+START_TEST(leak_found_and_repaired)
+{
+	SKIP_WITHOUT_QEMU();
+	make_image("");
+	put_be64("t.qcow2", L2_OFF, 0); /* drop guest cluster 0 */
+	ck_assert_int_eq(tu_system("qemu-img check -q t.qcow2"), 3);
+	struct mimg_check_result res;
+	ck_assert_int_eq(run_check(0, 0, &res), 0);
+	ck_assert_uint_eq(res.leaks, 1);
+	ck_assert_uint_eq(res.corruptions, 0);
+	ck_assert(res.messages && strstr(res.messages[0], "Leaked cluster 5"));
+	mimg_check_result_free(&res);
+
+	ck_assert_int_eq(run_check(MIMG_OPEN_RDWR | MIMG_OPEN_CHECK,
+				   MIMG_CHECK_REPAIR_LEAKS, &res),
+			 0);
+	ck_assert_uint_eq(res.leaks_fixed, 1);
+	ck_assert_uint_eq(res.leaks, 0);
+	mimg_check_result_free(&res);
+	ck_assert_int_eq(tu_system("qemu-img check -q t.qcow2"), 0);
+}
+END_TEST
+
+START_TEST(refcount_error_repaired)
+{
+	SKIP_WITHOUT_QEMU();
+	make_image("");
+	put_be16("t.qcow2", RB_OFF + 2 * DATA_CLUSTER, 0);
+	ck_assert_int_eq(tu_system("qemu-img check -q t.qcow2 2>/dev/null"),
+			 2);
+	struct mimg_check_result res;
+	ck_assert_int_eq(run_check(0, 0, &res), 0);
+	ck_assert_uint_ge(res.corruptions, 1);
+	mimg_check_result_free(&res);
+	/* Leak repair alone does not fix an error. */
+	ck_assert_int_eq(run_check(MIMG_OPEN_RDWR | MIMG_OPEN_CHECK,
+				   MIMG_CHECK_REPAIR_LEAKS, &res),
+			 0);
+	ck_assert_uint_ge(res.corruptions, 1);
+	mimg_check_result_free(&res);
+
+	ck_assert_int_eq(run_check(MIMG_OPEN_RDWR | MIMG_OPEN_CHECK,
+				   MIMG_CHECK_REPAIR_LEAKS |
+					   MIMG_CHECK_REPAIR_ERRORS,
+				   &res),
+			 0);
+	ck_assert_uint_eq(res.corruptions, 0);
+	ck_assert_uint_ge(res.corruptions_fixed, 1);
+	mimg_check_result_free(&res);
+	ck_assert_int_eq(tu_system("qemu-img check -q t.qcow2"), 0);
+	ck_assert_int_eq(tu_system("qemu-io -c 'read -P 0x11 0 64k' "
+				   "-c 'read -P 0x12 1M 128k' t.qcow2 | "
+				   "grep -c '^read' | grep -q 2"),
+			 0);
+}
+END_TEST
+
+START_TEST(copied_flag_error_repaired)
+{
+	SKIP_WITHOUT_QEMU();
+	make_image("");
+	/* Clear OFLAG_COPIED on the L2 entry of guest cluster 0. */
+	put_be64("t.qcow2", L2_OFF, (uint64_t)DATA_CLUSTER << 16);
+	ck_assert_int_eq(tu_system("qemu-img check -q t.qcow2 2>/dev/null"),
+			 2);
+	struct mimg_check_result res;
+	ck_assert_int_eq(run_check(0, 0, &res), 0);
+	ck_assert_uint_eq(res.corruptions, 1);
+	mimg_check_result_free(&res);
+	ck_assert_int_eq(run_check(MIMG_OPEN_RDWR | MIMG_OPEN_CHECK,
+				   MIMG_CHECK_REPAIR_ERRORS, &res),
+			 0);
+	ck_assert_uint_eq(res.corruptions, 0);
+	ck_assert_uint_eq(res.corruptions_fixed, 1);
+	mimg_check_result_free(&res);
+	ck_assert_int_eq(tu_system("qemu-img check -q t.qcow2"), 0);
+}
+END_TEST
+
+START_TEST(dirty_image_rebuilt_on_open)
+{
+	SKIP_WITHOUT_QEMU();
+	make_image("-o lazy_refcounts=on");
+	/* Dirty bit set and a refcount lost, as after a crash with lazy
+	 * refcounts. */
+	put_be64("t.qcow2", 72, 1);
+	put_be16("t.qcow2", RB_OFF + 2 * DATA_CLUSTER, 0);
+
+	struct mimg *img;
+	struct mimg_value *info;
+	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL, 0), 0);
+	ck_assert_int_eq(mimg_info(img, &info), 0);
+	const struct mimg_value *d = mimg_value_get(info, "dirty-flag");
+	ck_assert(d && d->type == MIMG_VALUE_BOOL && d->v.b);
+	mimg_value_free(info);
+	mimg_close(img);
+
+	int r = mimg_open(&img, "t.qcow2", NULL, MIMG_OPEN_RDWR);
+	ck_assert_msg(r == 0, "%s", mimg_errmsg());
+	uint8_t b[4096];
+	memset(b, 0x55, sizeof(b));
+	ck_assert_int_eq(mimg_pwrite(img, b, sizeof(b), 3 << 20),
+			 (ssize_t)sizeof(b));
+	ck_assert_int_eq(mimg_close(img), 0);
+	ck_assert_int_eq(tu_system("qemu-img check -q t.qcow2"), 0);
+	ck_assert_int_eq(tu_system("qemu-img info t.qcow2 | grep -q "
+				   "'lazy refcounts: true'"),
+			 0);
+	ck_assert_int_eq(tu_system("qemu-io -c 'read -P 0x11 0 64k' "
+				   "-c 'read -P 0x55 3M 4k' t.qcow2 | "
+				   "grep -c '^read' | grep -q 2"),
+			 0);
+}
+END_TEST
+
+START_TEST(repair_needs_writable_image)
+{
+	SKIP_WITHOUT_QEMU();
+	make_image("");
+	struct mimg_check_result res;
+	ck_assert_int_eq(run_check(0, MIMG_CHECK_REPAIR_LEAKS, &res), -EROFS);
+	mimg_check_result_free(&res);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("qcow2_check");
+	TCase *tc = tu_tcase(s, "check");
+	tcase_add_test(tc, check_clean_matches_qemu);
+	tcase_add_test(tc, leak_found_and_repaired);
+	tcase_add_test(tc, refcount_error_repaired);
+	tcase_add_test(tc, copied_flag_error_repaired);
+	tcase_add_test(tc, dirty_image_rebuilt_on_open);
+	tcase_add_test(tc, repair_needs_writable_image);
+	return tu_run_suite(s);
+}

@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * Compressed qcow2 output (deflate and zstd) through mimg_convert's
+ * parallel compressors, read back by qemu-img; incompressible clusters
+ * are stored plain.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "image.h"
+#include "mimg.h"
+#include "testutil.h"
+
+#define SIZE (6u << 20)
+
+static void make_source(void)
+{
+	/* Compressible text-like data, random data and holes. */
+	uint8_t *b = calloc(1, SIZE);
+	for (size_t i = 0; i < (2u << 20); i++)
+		b[i] = (uint8_t)("qcow2 compressed cluster "[i % 25]);
+	tu_fill_random(b + (3u << 20), 1u << 20, 7);
+	memset(b + (5u << 20) + 12345, 0x42, 5000);
+	tu_write_file("src.raw", b, SIZE, 0);
+	free(b);
+}
+
+START_TEST(convert_compressed)
+{
+	if (!tu_have_program("qemu-img"))
+		return;
+	const char *ct = _i ? "zstd" : "zlib";
+	make_source();
+	struct mimg_opt o[] = { { "compression_type", ct } };
+	ck_assert_int_eq(mimg_create("t.qcow2", "qcow2", SIZE, o, 1), 0);
+	struct mimg *src, *dst;
+	ck_assert_int_eq(mimg_open(&src, "src.raw", "raw", 0), 0);
+	ck_assert_int_eq(mimg_open(&dst, "t.qcow2", NULL, MIMG_OPEN_RDWR), 0);
+	struct mimg_convert_opts co = { .compress = 1 };
+	int r = mimg_convert(src, dst, &co);
+	ck_assert_msg(r == 0, "%s", mimg_errmsg());
+	mimg_close(src);
+	ck_assert_int_eq(mimg_close(dst), 0);
+	ck_assert_int_eq(tu_system("qemu-img check -q t.qcow2"), 0);
+	ck_assert_int_eq(tu_system("qemu-img compare -q src.raw t.qcow2"), 0);
+	/* The compressible part is stored compressed, the random part not. */
+	ck_assert_int_eq(tu_system("qemu-img map --output=json t.qcow2 > "
+				   "map.json && grep -q '\"compressed\": "
+				   "true' map.json || qemu-img check "
+				   "t.qcow2 | grep -q '[1-9][0-9.]*%% "
+				   "compressed'"),
+			 0);
+
+	/* Reading back through libmimg. */
+	uint8_t *a = malloc(SIZE), *b = malloc(SIZE);
+	FILE *f = fopen("src.raw", "rb");
+	ck_assert_int_eq(fread(a, 1, SIZE, f), SIZE);
+	fclose(f);
+	ck_assert_int_eq(mimg_open(&dst, "t.qcow2", NULL, 0), 0);
+	ck_assert_int_eq(mimg_pread(dst, b, SIZE, 0), (ssize_t)SIZE);
+	ck_assert(memcmp(a, b, SIZE) == 0);
+	mimg_close(dst);
+	free(a);
+	free(b);
+}
+END_TEST
+
+START_TEST(compress_callbacks)
+{
+	ck_assert_int_eq(mimg_create("t.qcow2", "qcow2", 1 << 20, NULL, 0), 0);
+	struct mimg *img;
+	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL, MIMG_OPEN_RDWR), 0);
+	ck_assert_uint_eq(img->drv->compress_unit(img), 65536);
+	uint8_t *in = malloc(65536), *out = malloc(65536);
+	tu_fill_random(in, 65536, 3);
+	ck_assert_int_eq(img->drv->compress(img, in, 65536, out, 65536),
+			 -ENOSPC);
+	memset(in, 'x', 65536);
+	ssize_t n = img->drv->compress(img, in, 65536, out, 65536);
+	ck_assert(n > 0 && n < 1000);
+	ck_assert_int_eq(img->drv->write_compressed(img, 65536, out, (size_t)n,
+						    true),
+			 0);
+	uint8_t *back = malloc(65536);
+	ck_assert_int_eq(mimg_pread(img, back, 65536, 65536), 65536);
+	ck_assert(memcmp(back, in, 65536) == 0);
+	ck_assert_int_eq(mimg_close(img), 0);
+	free(in);
+	free(out);
+	free(back);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("qcow2_compress");
+	TCase *tc = tu_tcase(s, "compress");
+	tcase_add_loop_test(tc, convert_compressed, 0, 2);
+	tcase_add_test(tc, compress_callbacks);
+	return tu_run_suite(s);
+}

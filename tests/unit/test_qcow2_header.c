@@ -1,0 +1,226 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * qcow2 header validation: every bad field gives a clear error naming it,
+ * never a crash; unknown incompatible features are refused by name;
+ * encrypted images are recognised and refused.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mimg.h"
+#include "testutil.h"
+
+static void put_be32(const char *path, uint64_t off, uint32_t v)
+{
+	uint8_t b[4] = { (uint8_t)(v >> 24), (uint8_t)(v >> 16),
+			 (uint8_t)(v >> 8), (uint8_t)v };
+	tu_write_file(path, b, 4, off);
+}
+
+static void put_be64(const char *path, uint64_t off, uint64_t v)
+{
+	put_be32(path, off, (uint32_t)(v >> 32));
+	put_be32(path, off + 4, (uint32_t)v);
+}
+
+static void fresh(void)
+{
+	ck_assert_int_eq(mimg_create("t.qcow2", "qcow2", 8 << 20, NULL, 0), 0);
+}
+
+/* Opening must fail with ERR and a message containing WORD. */
+static void expect_open_error(unsigned flags, int err, const char *word)
+{
+	struct mimg *img = NULL;
+	int r = mimg_open(&img, "t.qcow2", "qcow2", flags);
+	ck_assert_msg(r == err, "got %d (%s), want %d", r, mimg_errmsg(), err);
+	ck_assert_msg(strstr(mimg_errmsg(), word) != NULL,
+		      "message '%s' lacks '%s'", mimg_errmsg(), word);
+	ck_assert(img == NULL);
+}
+
+START_TEST(fresh_image_opens)
+{
+	fresh();
+	struct mimg *img;
+	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL, 0), 0);
+	ck_assert_str_eq(mimg_format(img), "qcow2");
+	ck_assert_uint_eq(mimg_size(img), 8 << 20);
+	ck_assert_uint_eq(mimg_cluster_size(img), 65536);
+	mimg_close(img);
+}
+END_TEST
+
+START_TEST(bad_version)
+{
+	fresh();
+	put_be32("t.qcow2", 4, 4);
+	expect_open_error(0, -ENOTSUP, "version 4");
+}
+END_TEST
+
+START_TEST(bad_cluster_bits)
+{
+	fresh();
+	put_be32("t.qcow2", 20, 8);
+	expect_open_error(0, -EINVAL, "cluster_bits 8");
+	put_be32("t.qcow2", 20, 22);
+	expect_open_error(0, -EINVAL, "cluster_bits 22");
+}
+END_TEST
+
+START_TEST(l1_too_small_for_size)
+{
+	fresh();
+	put_be64("t.qcow2", 24, 1ull << 40);
+	expect_open_error(0, -EINVAL, "L1 table");
+}
+END_TEST
+
+START_TEST(l1_over_limit)
+{
+	fresh();
+	put_be32("t.qcow2", 36, 0x1000000);
+	expect_open_error(0, -EFBIG, "L1 size");
+}
+END_TEST
+
+START_TEST(l1_offset_unaligned)
+{
+	fresh();
+	put_be64("t.qcow2", 40, 0x30008);
+	expect_open_error(0, -EINVAL, "not aligned");
+}
+END_TEST
+
+START_TEST(reftable_over_limit)
+{
+	fresh();
+	put_be32("t.qcow2", 56, 1000);
+	expect_open_error(0, -EINVAL, "refcount table");
+}
+END_TEST
+
+START_TEST(encrypted_refused)
+{
+	fresh();
+	put_be32("t.qcow2", 32, 1);
+	expect_open_error(0, -ENOTSUP, "encrypted");
+}
+END_TEST
+
+START_TEST(unknown_incompatible_named)
+{
+	fresh();
+	/* Rename the table's "bitmaps" entry into an incompatible bit 9. */
+	uint8_t ent[48] = { 0, 9 };
+	memcpy(ent + 2, "frobnication", 12);
+	/* Entry 6 of the feature table: 0x78 + 6 * 48. */
+	tu_write_file("t.qcow2", ent, sizeof(ent), 0x78 + 6 * 48);
+	put_be64("t.qcow2", 72, 1ull << 9);
+	expect_open_error(0, -ENOTSUP, "frobnication");
+}
+END_TEST
+
+START_TEST(extension_length_overflow)
+{
+	fresh();
+	put_be32("t.qcow2", 0x74, 0xfffffff0);
+	expect_open_error(0, -EINVAL, "extension");
+}
+END_TEST
+
+START_TEST(corrupt_bit_read_only)
+{
+	fresh();
+	put_be64("t.qcow2", 72, 2);
+	expect_open_error(MIMG_OPEN_RDWR, -EACCES, "corrupt");
+	struct mimg *img;
+	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL, 0), 0);
+	mimg_close(img);
+}
+END_TEST
+
+START_TEST(snapshot_table_bounds)
+{
+	fresh();
+	put_be32("t.qcow2", 60, 1);
+	put_be64("t.qcow2", 64, 1ull << 40);
+	expect_open_error(0, -EINVAL, "snapshot table");
+}
+END_TEST
+
+START_TEST(data_file_without_name)
+{
+	fresh();
+	put_be64("t.qcow2", 72, 4);
+	expect_open_error(0, -EINVAL, "data file");
+}
+END_TEST
+
+START_TEST(untrusted_refuses_backing)
+{
+	fresh();
+	ck_assert_int_eq(mimg_create("b.qcow2", "qcow2", 1 << 20, NULL, 0), 0);
+	struct mimg_opt o[] = { { "backing_file", "b.qcow2" },
+				{ "backing_fmt", "qcow2" } };
+	ck_assert_int_eq(mimg_create("o.qcow2", "qcow2", 0, o, 2), 0);
+	struct mimg *img = NULL;
+	ck_assert_int_eq(mimg_open(&img, "o.qcow2", NULL, MIMG_OPEN_UNTRUSTED),
+			 -EPERM);
+	ck_assert_int_eq(mimg_open(&img, "o.qcow2", NULL, 0), 0);
+	ck_assert_uint_eq(mimg_size(img), 1 << 20);
+	ck_assert(mimg_backing(img) != NULL);
+	mimg_close(img);
+}
+END_TEST
+
+START_TEST(create_rejects_bad_options)
+{
+	struct mimg_opt o1[] = { { "cluster_size", "1000" } };
+	ck_assert_int_eq(mimg_create("t.qcow2", "qcow2", 1 << 20, o1, 1),
+			 -EINVAL);
+	struct mimg_opt o2[] = { { "compat", "0.10" },
+				 { "lazy_refcounts", "on" } };
+	ck_assert_int_eq(mimg_create("t.qcow2", "qcow2", 1 << 20, o2, 2),
+			 -EINVAL);
+	struct mimg_opt o3[] = { { "extended_l2", "on" },
+				 { "cluster_size", "4k" } };
+	ck_assert_int_eq(mimg_create("t.qcow2", "qcow2", 1 << 20, o3, 2),
+			 -EINVAL);
+	struct mimg_opt o4[] = { { "refcount_bits", "3" } };
+	ck_assert_int_eq(mimg_create("t.qcow2", "qcow2", 1 << 20, o4, 1),
+			 -EINVAL);
+	struct mimg_opt o5[] = { { "no_such_option", "1" } };
+	ck_assert_int_eq(mimg_create("t.qcow2", "qcow2", 1 << 20, o5, 1),
+			 -EINVAL);
+	struct mimg_opt o6[] = { { "encryption", "on" } };
+	ck_assert_int_eq(mimg_create("t.qcow2", "qcow2", 1 << 20, o6, 1),
+			 -ENOTSUP);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("qcow2_header");
+	TCase *tc = tu_tcase(s, "header");
+	tcase_add_test(tc, fresh_image_opens);
+	tcase_add_test(tc, bad_version);
+	tcase_add_test(tc, bad_cluster_bits);
+	tcase_add_test(tc, l1_too_small_for_size);
+	tcase_add_test(tc, l1_over_limit);
+	tcase_add_test(tc, l1_offset_unaligned);
+	tcase_add_test(tc, reftable_over_limit);
+	tcase_add_test(tc, encrypted_refused);
+	tcase_add_test(tc, unknown_incompatible_named);
+	tcase_add_test(tc, extension_length_overflow);
+	tcase_add_test(tc, corrupt_bit_read_only);
+	tcase_add_test(tc, snapshot_table_bounds);
+	tcase_add_test(tc, data_file_without_name);
+	tcase_add_test(tc, untrusted_refuses_backing);
+	tcase_add_test(tc, create_rejects_bad_options);
+	return tu_run_suite(s);
+}
