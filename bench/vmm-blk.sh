@@ -100,8 +100,9 @@ run_one() {
 		tail -n 20 "$d/console.log" >&2
 		exit 1
 	fi
-	grep -a '^BENCH ' "$d/console.log" | tr -d '\r' | tee -a "$T/raw" |
-		sed "s/^BENCH /$1 /" >>"$T/results"
+	grep -a '^BENCH ' "$d/console.log" | tr -d '\r' | sed "s/^BENCH /$1 /" >"$d/bench"
+	sed 's/^/  /' "$d/bench"
+	cat "$d/bench" >>"$T/results"
 	qemu-img check -q "$d/disk.qcow2" || { echo "$1: image check failed" >&2; exit 1; }
 	rm -f "$d/disk.qcow2"
 }
@@ -115,8 +116,12 @@ echo "vmm-blk bench: qcow2 overlay $size, span $span, ${secs}s per test, QD $qd,
 	"${E2E_SMP} vCPU(s), accel ${E2E_ACCEL:-tcg}, $rounds round(s)"
 : >"$T/results"
 r=1
+reversed=$(echo "$backends" | tr ' ' '\n' | sed '1!G;h;$!d' | tr '\n' ' ')
 while [ "$r" -le "$rounds" ]; do
-	for b in $backends; do
+	# Alternate the order so neither backend always runs first.
+	order=$backends
+	[ $((r % 2)) = 0 ] && order=$reversed
+	for b in $order; do
 		echo "round $r: $b"
 		run_one "$b" "$r"
 	done
