@@ -22,6 +22,7 @@
 #define ZERO_JOB_MAX (1ull << 30) /* largest write-zeroes request */
 #define DEFAULT_PARALLEL 8
 #define MAX_PARALLEL 64
+#define MAX_SPARSE (16u << 20)	/* largest -S, as qemu-img */
 
 struct conv {
 	struct mimg *src, *dst;
@@ -108,10 +109,14 @@ static bool claim_job(struct conv *c, struct job *j)
 				}
 			}
 		}
-		/* A data window up to the next WINDOW boundary. */
-		uint64_t wend = align_down_u64(off, WINDOW) + WINDOW;
+		/* A data window: this run (in whole target clusters), up to
+		 * the next WINDOW boundary.  Not beyond the run: the next
+		 * one may be a hole that needs neither reading nor writing. */
+		uint64_t wend = align_down_u64(off, WINDOW) + WINDOW, rend;
+		if (!ck_align_up_u64(off + pnum, c->align, &rend))
+			rend = c->size;
 		j->off = off;
-		j->len = min_u64(wend, c->size) - off;
+		j->len = min_u64(min_u64(wend, rend), c->size) - off;
 		j->zero = false;
 		j->seq = c->next_seq++;
 		c->next_off = off + j->len;
@@ -162,11 +167,15 @@ static int write_plain(struct conv *c, const uint8_t *buf, uint64_t off,
 {
 	if (!c->sparse)
 		return put_run(c, buf, off, len, false);
+	/* A window shorter than the granularity is skipped when it is all
+	 * zeroes, as qemu-img skips such requests (-S above the window). */
+	if (len < c->sparse && buf_is_zero(buf, (size_t)len))
+		return put_run(c, buf, off, len, true);
 	uint64_t pos = 0, run_start = 0;
 	bool run_zero = false, have_run = false;
 	while (pos < len) {
 		/* Chunks end on absolute multiples of the granularity. */
-		uint64_t cend = min_u64(align_down_u64(off + pos, c->sparse) +
+		uint64_t cend = min_u64((off + pos) / c->sparse * c->sparse +
 						c->sparse - off, len);
 		bool z = buf_is_zero(buf + pos, (size_t)(cend - pos)) &&
 			 cend - pos == c->sparse;
@@ -324,10 +333,12 @@ static int conv_setup(struct conv *c, struct mimg *src, struct mimg *dst,
 	c->sparse = o->sparse_size == MIMG_CONVERT_NO_SPARSE ? 0
 		    : o->sparse_size ? o->sparse_size
 				     : MIMG_CONVERT_DEFAULT_SPARSE;
-	if (c->sparse && (!is_pow2_u64(c->sparse) || c->sparse > WINDOW))
-		return mimg_err(-EINVAL, "sparse size %llu must be a power of "
-				"two up to %u", (unsigned long long)c->sparse,
-				WINDOW);
+	/* qemu-img's rule: multiples of 512 up to 16 MiB.  Runs longer
+	 * than a window are only found as unallocated or zero ranges. */
+	if (c->sparse && (c->sparse % 512 || c->sparse > MAX_SPARSE))
+		return mimg_err(-EINVAL, "sparse size %llu must be a multiple "
+				"of 512 up to %u", (unsigned long long)c->sparse,
+				MAX_SPARSE);
 	c->target_zero = o->target_is_zero ||
 			 (!o->existing_target && mimg_has_zero_init(dst));
 	c->ordered = !o->out_of_order || o->compress || stream;
@@ -347,8 +358,11 @@ static int conv_setup(struct conv *c, struct mimg *src, struct mimg *dst,
 		if (!c->sparse) /* zero units are still never stored */
 			c->sparse = c->unit;
 	}
-	c->align = max_u64(max_u64(dst->cluster_size, c->unit),
-			   c->sparse ? c->sparse : 1);
+	/* Windows start on target clusters (and compressed units); the
+	 * sparse granularity needs no alignment of its own: write_plain
+	 * checks absolute multiples, and widening zero runs to it would
+	 * write zeroes next to small data extents. */
+	c->align = max_u64(max_u64(dst->cluster_size, c->unit), 1);
 	if (!is_pow2_u64(c->align) || c->align > WINDOW)
 		c->align = WINDOW;
 	return 0;

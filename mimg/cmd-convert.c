@@ -168,13 +168,15 @@ int cmd_convert(int argc, char **argv)
 		case 'q': a.quiet = true; break;
 		case 'n': a.copts.existing_target = 1; break;
 		case 'S':
-			if (mimg_parse_size(optarg, &v) < 0 ||
-			    (v && (v < 512 || (v & (v - 1))))) {
+			if (mimg_parse_size(optarg, &v) < 0 || v % 512 ||
+			    v > (16u << 20)) {
 				free(opts_text);
 				return cli_error("Invalid buffer size for sparse "
-						 "output specified: '%s' (use 0 "
-						 "or a power of two of at least "
-						 "512)", optarg);
+						 "output specified. Valid sizes "
+						 "are multiples of 512 up to "
+						 "16777216. Select 0 to disable "
+						 "sparse detection (fully "
+						 "allocates output).");
 			}
 			a.copts.sparse_size = v ? v : MIMG_CONVERT_NO_SPARSE;
 			break;
