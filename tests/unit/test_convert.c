@@ -124,8 +124,18 @@ START_TEST(sparse_granularity)
 	ck_assert_int_eq(convert_files("src.img", "dst.img", true, &o), 0);
 	assert_same_content("src.img", "dst.img", SRC_SIZE);
 	ck_assert_uint_ge(allocated("dst.img"), SRC_NONZERO + 64 * KIB);
-	/* a granularity that is not a power of two is refused */
+	/* any multiple of 512 up to 16 MiB, as qemu-img -S */
+	o.sparse_size = 1536;
+	ck_assert_int_eq(convert_files("src.img", "d1536.img", true, &o), 0);
+	assert_same_content("src.img", "d1536.img", SRC_SIZE);
+	ck_assert_uint_le(allocated("d1536.img"), SRC_NONZERO + 256 * KIB);
+	o.sparse_size = 16 * MIB;
+	ck_assert_int_eq(convert_files("src.img", "d16m.img", true, &o), 0);
+	assert_same_content("src.img", "d16m.img", SRC_SIZE);
 	o.sparse_size = 3000;
+	ck_assert_int_eq(convert_files("src.img", "bad.img", true, &o),
+			 -EINVAL);
+	o.sparse_size = 16 * MIB + 512;
 	ck_assert_int_eq(convert_files("src.img", "bad.img", true, &o),
 			 -EINVAL);
 }
