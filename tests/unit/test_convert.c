@@ -132,6 +132,25 @@ START_TEST(sparse_granularity)
 	o.sparse_size = 16 * MIB;
 	ck_assert_int_eq(convert_files("src.img", "d16m.img", true, &o), 0);
 	assert_same_content("src.img", "d16m.img", SRC_SIZE);
+	/* a small extent next to holes is written alone, not widened to
+	 * the granularity */
+	uint8_t data[4096];
+	tu_fill_random(data, sizeof(data), 3);
+	tu_make_sparse("small.img", 8 * MIB);
+	tu_write_file("small.img", data, sizeof(data), 3 * MIB + 4096);
+	o.sparse_size = 64 * KIB;
+	ck_assert_int_eq(convert_files("small.img", "dsmall.img", true, &o),
+			 0);
+	assert_same_content("small.img", "dsmall.img", 8 * MIB);
+	ck_assert_uint_le(allocated("dsmall.img"), 4096);
+	/* an allocated zero run shorter than the granularity is skipped */
+	memset(data, 0, sizeof(data));
+	tu_write_file("small.img", data, sizeof(data), 6 * MIB);
+	o.sparse_size = 4 * MIB;
+	ck_assert_int_eq(convert_files("small.img", "dz.img", true, &o), 0);
+	assert_same_content("small.img", "dz.img", 8 * MIB);
+	ck_assert_uint_le(allocated("dz.img"), 4096);
+
 	o.sparse_size = 3000;
 	ck_assert_int_eq(convert_files("src.img", "bad.img", true, &o),
 			 -EINVAL);
