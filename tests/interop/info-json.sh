@@ -91,6 +91,12 @@ compare_all() { # FILE
 		diff -u q.json m.json >&2
 		fail "$1: JSON differs from qemu-img's"
 	}
+	qemu-img info "$1" >q.txt || fail "qemu-img info $1"
+	"$MIMG" info "$1" >m.txt || fail "mimg info $1"
+	cmp -s q.txt m.txt || {
+		diff -u q.txt m.txt >&2
+		fail "$1: human output differs from qemu-img's"
+	}
 }
 
 if has_format qcow2; then
@@ -104,6 +110,8 @@ if has_format qcow2; then
 	# backing file and an internal snapshot: every common member
 	qemu-img create -q -f qcow2 -b raw6.img -F raw c.qcow2
 	qemu-img snapshot -c snap1 c.qcow2
+	qemu-io -f qcow2 -c 'write -P 7 0 64k' c.qcow2 >/dev/null
+	qemu-img snapshot -c "second snap" c.qcow2
 	compare_keys c.qcow2 qcow2
 	compare_all c.qcow2
 else
@@ -117,6 +125,7 @@ if has_format vmdk; then
 	qemu-img convert -O vmdk -o subformat=streamOptimized raw5.img \
 		d.vmdk
 	compare_keys d.vmdk vmdk
+	compare_all d.vmdk
 else
 	echo "vmdk driver not built: vmdk part skipped"
 fi
