@@ -257,6 +257,12 @@ static int checker_init(struct checker *c, struct qcow2 *s,
 	memset(c, 0, sizeof(*c));
 	c->s = s;
 	c->res = res;
+	/* Append to messages of an earlier pass (check, repair, recheck). */
+	if (res && res->messages) {
+		while (res->messages[c->nmsg])
+			c->nmsg++;
+		c->capmsg = c->nmsg + 1;
+	}
 	c->n = div_round_up_u64(fsize, s->cluster_size);
 	c->refs = calloc(c->n + extra + 1, sizeof(uint32_t));
 	if (!c->refs)
@@ -538,6 +544,15 @@ int qcow2_check(struct mimg *img, unsigned flags,
 	    !res->corruptions)
 		r = qcow2_write_incompat(s, s->incompat & ~QCOW2_INCOMPAT_DIRTY);
 	pthread_mutex_unlock(&s->lock);
+	if (r < 0) {
+		/* The caller only frees results of a check that ran. */
+		char *keep = strdup(mimg_errmsg());
+		mimg_check_result_free(res);
+		if (keep) {
+			mimg_err(r, "%s", keep);
+			free(keep);
+		}
+	}
 	return r;
 }
 
