@@ -90,6 +90,19 @@ qemu-img create -q -f qcow2 -u -b gone.qcow2 -F qcow2 orphan.qcow2 1M
 check_eq "$(cat m.out)" "" "partial chain printed"
 grep -q "gone.qcow2" m.err || fail "missing backing file not named"
 
+# plain info does not open backing files: a missing one is still named,
+# with the path it resolves to, exactly as qemu-img prints it
+mkdir -p d
+qemu-img create -q -f qcow2 -u -b ../x/gone.qcow2 -F qcow2 d/o2.qcow2 1M
+for f in orphan.qcow2 d/o2.qcow2; do
+	qemu-img info --output=json "$f" >q.json
+	"$MIMG" info --output=json "$f" >m.json || fail "mimg info $f"
+	cmp -s q.json m.json || { diff -u q.json m.json >&2; fail "$f JSON"; }
+	qemu-img info "$f" >q.txt
+	"$MIMG" info "$f" >m.txt || fail "mimg info $f"
+	cmp -s q.txt m.txt || { diff -u q.txt m.txt >&2; fail "$f human"; }
+done
+
 # data through the chain: convert and compare with qemu-img
 "$MIMG" convert -O raw imgs/top.qcow2 flat.img || fail "convert chain"
 qemu-img compare -q imgs/top.qcow2 flat.img || fail "chain content"
