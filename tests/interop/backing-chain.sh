@@ -50,6 +50,12 @@ PY
 
 compare_chain imgs/top.qcow2
 compare_chain imgs/mid.qcow2
+# and the very same bytes, in both layouts
+for out in human json; do
+	qemu-img info --backing-chain --output=$out imgs/top.qcow2 >q.out
+	"$MIMG" info --backing-chain --output=$out imgs/top.qcow2 >m.out
+	cmp -s q.out m.out || { diff -u q.out m.out >&2; fail "chain ($out)"; }
+done
 (cd imgs && compare_chain top.qcow2) || exit 1
 compare_chain "$T/imgs/top.qcow2"
 
