@@ -342,24 +342,25 @@ START_TEST(queue_full_and_cancel)
 {
 	struct blockif_ctxt *bc;
 	struct blockif_req *reqs;
-	static uint8_t buf[512];
+	uint8_t *bufs;
 	int qsz, workers;
 
 	make_disk();
 	bc = open_ok("disk.raw,format=raw");
 	qsz = blockif_queuesz(bc);
 	reqs = calloc((size_t)qsz + 1, sizeof(*reqs));
-	ck_assert_ptr_nonnull(reqs);
+	bufs = malloc(((size_t)qsz + 1) * 512);
+	ck_assert(reqs && bufs);
 	workers = park_workers(bc);
 	ck_assert_int_ge(workers, 1);
 	counted_calls = 0;
 	for (int i = 0; i <= qsz; i++) {
 		reqs[i].br_callback = count_cb;
 		reqs[i].br_iovcnt = 1;
-		reqs[i].br_iov[0].iov_base = buf;
-		reqs[i].br_iov[0].iov_len = sizeof(buf);
+		reqs[i].br_iov[0].iov_base = bufs + 512 * (size_t)i;
+		reqs[i].br_iov[0].iov_len = 512;
 		reqs[i].br_offset = 512 * (i % 64);
-		reqs[i].br_resid = sizeof(buf);
+		reqs[i].br_resid = 512;
 	}
 	for (int i = 0; i < qsz; i++)
 		ck_assert_int_eq(blockif_read(bc, &reqs[i]), 0);
@@ -373,6 +374,7 @@ START_TEST(queue_full_and_cancel)
 	release_workers();
 	ck_assert_int_eq(blockif_close(bc), 0);
 	ck_assert_int_eq(counted_calls, qsz);
+	free(bufs);
 	free(reqs);
 	free(disk);
 }
@@ -431,7 +433,7 @@ START_TEST(close_drains_queue)
 {
 	struct blockif_ctxt *bc;
 	static struct blockif_req reqs[200];
-	static uint8_t buf[4096];
+	static uint8_t buf[200][4096];
 
 	make_disk();
 	bc = open_ok("disk.raw,format=raw");
@@ -439,10 +441,10 @@ START_TEST(close_drains_queue)
 	for (int i = 0; i < 200; i++) {
 		reqs[i].br_callback = count_cb;
 		reqs[i].br_iovcnt = 1;
-		reqs[i].br_iov[0].iov_base = buf;
-		reqs[i].br_iov[0].iov_len = sizeof(buf);
+		reqs[i].br_iov[0].iov_base = buf[i];
+		reqs[i].br_iov[0].iov_len = sizeof(buf[i]);
 		reqs[i].br_offset = 4096 * i;
-		reqs[i].br_resid = sizeof(buf);
+		reqs[i].br_resid = sizeof(buf[i]);
 		ck_assert_int_eq(blockif_read(bc, &reqs[i]), 0);
 	}
 	ck_assert_int_eq(blockif_close(bc), 0);

@@ -82,17 +82,16 @@ static uint8_t *gp(uint64_t gpa)
 	return mem_a + gpa;
 }
 
+/* Ring fields are shared with the device's threads: store atomically, as
+ * a driver does. */
 static void put16(uint64_t gpa, uint16_t v)
 {
-	memcpy(gp(gpa), &v, 2);
+	__atomic_store_n((uint16_t *)gp(gpa), v, __ATOMIC_RELEASE);
 }
 
 static uint16_t get16(uint64_t gpa)
 {
-	uint16_t v;
-
-	memcpy(&v, gp(gpa), 2);
-	return v;
+	return __atomic_load_n((uint16_t *)gp(gpa), __ATOMIC_ACQUIRE);
 }
 
 static uint32_t get32(uint64_t gpa)
