@@ -27,6 +27,7 @@ const char *vmdk_ext_type_name(enum vmdk_ext_type t)
 	case VMDK_EXT_FLAT: return "FLAT";
 	case VMDK_EXT_ZERO: return "ZERO";
 	case VMDK_EXT_VMFS: return "VMFS";
+	case VMDK_EXT_VMFSSPARSE: return "VMFSSPARSE";
 	}
 	return "?";
 }
@@ -140,6 +141,8 @@ static int parse_extent_line(const char *p, const char *end,
 		e.type = VMDK_EXT_ZERO;
 	else if (token_is(ts, te, "VMFS"))
 		e.type = VMDK_EXT_VMFS;
+	else if (token_is(ts, te, "VMFSSPARSE"))
+		e.type = VMDK_EXT_VMFSSPARSE;
 	else
 		return mimg_err(-ENOTSUP,
 				"%s: vmdk: descriptor line %u: extent type "
@@ -166,6 +169,7 @@ static int parse_extent_line(const char *p, const char *end,
 		p++;
 		if (next_token(&p, end, &ts, &te)) {
 			if (e.type == VMDK_EXT_SPARSE ||
+			    e.type == VMDK_EXT_VMFSSPARSE ||
 			    !parse_u64(ts, te, 10, &e.offset) ||
 			    e.offset > VMDK_MAX_SECTORS) {
 				free(e.filename);

@@ -42,7 +42,7 @@ static int add_extents(struct vmdk_state *s, struct mimg_value *data)
 						 e->sp->grain_bytes);
 		/* qemu prints "" for a sparse file opened directly. */
 		ok = ok && mimg_value_add_str(o, "format", s->monolithic_sparse ?
-					      "" : vmdk_ext_type_name(e->type));
+					      "" : e->type_name);
 		if (!ok)
 			return -ENOMEM;
 	}

@@ -39,19 +39,22 @@ static int check_parent(struct mimg *img)
 	struct vmdk_state *s = img->priv;
 	struct mimg *b = img->backing;
 
-	if (!b || s->parent_checked)
-		return s->parent_err;
-	pthread_mutex_lock(&s->cid_lock);
-	if (!s->parent_checked) {
-		s->parent_err = 0;
-		if (b->drv == &mimg_vmdk_driver) {
-			struct vmdk_state *ps = b->priv;
-			if (ps->desc.cid != s->desc.parent_cid)
-				s->parent_err = -EINVAL;
+	if (!b)
+		return 0;
+	if (!__atomic_load_n(&s->parent_checked, __ATOMIC_ACQUIRE)) {
+		pthread_mutex_lock(&s->cid_lock);
+		if (!s->parent_checked) {
+			s->parent_err = 0;
+			if (b->drv == &mimg_vmdk_driver) {
+				struct vmdk_state *ps = b->priv;
+				if (ps->desc.cid != s->desc.parent_cid)
+					s->parent_err = -EINVAL;
+			}
+			__atomic_store_n(&s->parent_checked, true,
+					 __ATOMIC_RELEASE);
 		}
-		s->parent_checked = true;
+		pthread_mutex_unlock(&s->cid_lock);
 	}
-	pthread_mutex_unlock(&s->cid_lock);
 	if (s->parent_err < 0) {
 		struct vmdk_state *ps = b->priv;
 		return mimg_err(s->parent_err, "%s: vmdk: parentCID %08" PRIx32
@@ -181,6 +184,7 @@ int vmdk_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
 						   n, e->flat_offset + eoff);
 			break;
 		case VMDK_EXT_SPARSE:
+		case VMDK_EXT_VMFSSPARSE:	/* mapped to SPARSE at open */
 			r = read_sparse(img, e, iov, iovcnt, done, eoff, n);
 			break;
 		}
@@ -271,6 +275,9 @@ static ssize_t alloc_write(struct mimg *img, struct vmdk_extent *e,
 static int sparse_writable(struct mimg *img, struct vmdk_extent *e)
 {
 	struct vmdk_sparse *sp = e->sp;
+	if (sp->cowd)
+		return mimg_err(-ENOTSUP, "%s: vmdk: VMFSSPARSE (COWD) extents "
+				"are read-only", sp->path);
 	if (sp->compressed)
 		return mimg_err(-ENOTSUP, "%s: vmdk: compressed (stream) "
 				"extents cannot be modified in place",

@@ -152,6 +152,41 @@ static int load_gd(struct vmdk_sparse *sp, uint64_t sector, uint32_t **out,
 	return 0;
 }
 
+/* The ESX 3 sparse ("COWD") header: 32-bit fields after the magic;
+ * 4096-entry grain tables, no redundant directory, no compression. */
+static int parse_cowd(struct vmdk_sparse *sp, const uint8_t *h)
+{
+	uint32_t gd_n = ld_le32(h + 24);
+
+	sp->cowd = true;
+	sp->version = ld_le32(h + 4);
+	sp->capacity = ld_le32(h + 12);
+	sp->grain_sectors = ld_le32(h + 16);
+	sp->gd_sector = ld_le32(h + 20);
+	sp->gt_entries = VMDK_COWD_GT_ENTRIES;
+	if (sp->version != 1)
+		return mimg_err(-ENOTSUP, "%s: vmdk: COWD extent version %"
+				PRIu32 " is not supported", sp->path,
+				sp->version);
+	if (sp->capacity == 0)
+		return mimg_err(-EINVAL, "%s: vmdk: invalid capacity 0 sectors",
+				sp->path);
+	if (sp->grain_sectors == 0 ||
+	    sp->grain_sectors > VMDK_MAX_GRAIN_SECTORS)
+		return mimg_err(-EINVAL, "%s: vmdk: invalid grain size %"
+				PRIu64 " sectors", sp->path, sp->grain_sectors);
+	sp->grain_bytes = sp->grain_sectors * VMDK_SECTOR;
+	sp->gt_bytes = (uint64_t)sp->gt_entries * 4;
+	sp->gd_entries = div_round_up_u64(sp->capacity, (uint64_t)sp->gt_entries *
+					  sp->grain_sectors);
+	/* Grains past the directory the header declares are unallocated. */
+	sp->gd_entries = min_u64(sp->gd_entries, gd_n);
+	if (sp->gd_entries == 0)
+		return mimg_err(-EINVAL, "%s: vmdk: COWD grain directory has "
+				"no entries", sp->path);
+	return 0;
+}
+
 int vmdk_sparse_open(struct vmdk_sparse *sp, struct mimg_file *file,
 		     const char *path, uint64_t file_size)
 {
@@ -164,6 +199,13 @@ int vmdk_sparse_open(struct vmdk_sparse *sp, struct mimg_file *file,
 	r = mimg_file_pread_exact(file, h, sizeof(h), 0, "vmdk header");
 	if (r < 0)
 		return r;
+	if (ld_le32(h) == VMDK_COWD_MAGIC) {
+		r = parse_cowd(sp, h);
+		if (r == 0)
+			r = load_gd(sp, sp->gd_sector, &sp->gd,
+				    "grain directory");
+		goto cache;
+	}
 	if (ld_le32(h) == VMDK_MAGIC && ld_le64(h + 56) == VMDK_GD_AT_END) {
 		/* The footer takes precedence over the header. */
 		sp->gd_at_end = true;
@@ -198,9 +240,10 @@ int vmdk_sparse_open(struct vmdk_sparse *sp, struct mimg_file *file,
 	} else {
 		sp->rgd_sector = 0;
 	}
-	if (rp < 0)
-		return rp;
-
+	r = rp;
+cache:
+	if (r < 0)
+		return r;
 	uint64_t n = GT_CACHE_BUDGET / sp->gt_bytes;
 	if (n == 0)
 		n = 1;

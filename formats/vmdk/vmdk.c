@@ -27,7 +27,8 @@ static const char desc_magic[] = "# Disk DescriptorFile";
 static int vmdk_probe(const uint8_t *buf, size_t len, const char *filename)
 {
 	(void)filename;
-	if (len >= 4 && ld_le32(buf) == VMDK_MAGIC)
+	if (len >= 4 && (ld_le32(buf) == VMDK_MAGIC ||
+			 ld_le32(buf) == VMDK_COWD_MAGIC))
 		return 100;
 	if (len >= sizeof(desc_magic) - 1 &&
 	    memcmp(buf, desc_magic, sizeof(desc_magic) - 1) == 0)
@@ -105,7 +106,8 @@ static int open_extent(struct mimg *img, struct vmdk_extent *e,
 	int r;
 
 	e->access = de->access;
-	e->type = de->type;
+	e->type = de->type == VMDK_EXT_VMFSSPARSE ? VMDK_EXT_SPARSE : de->type;
+	e->type_name = vmdk_ext_type_name(de->type);
 	if (!ck_mul_u64(de->sectors, VMDK_SECTOR, &e->size) ||
 	    !ck_mul_u64(de->offset, VMDK_SECTOR, &e->flat_offset))
 		return mimg_err(-EINVAL, "%s: vmdk: extent size overflows",
@@ -125,7 +127,7 @@ static int open_extent(struct mimg *img, struct vmdk_extent *e,
 	r = mimg_file_size(e->file, &fsize);
 	if (r < 0)
 		return r;
-	if (de->type != VMDK_EXT_SPARSE)
+	if (e->type != VMDK_EXT_SPARSE)
 		return 0;
 	e->sp = calloc(1, sizeof(*e->sp));
 	if (!e->sp)
@@ -199,7 +201,7 @@ static int vmdk_open(struct mimg *img, unsigned flags)
 	r = mimg_file_pread(img->file, magic, sizeof(magic), 0);
 	if (r < 0)
 		return r;
-	if (ld_le32(magic) == VMDK_MAGIC)
+	if (ld_le32(magic) == VMDK_MAGIC || ld_le32(magic) == VMDK_COWD_MAGIC)
 		r = open_monolithic(img, file_size);
 	else
 		r = open_descriptor_file(img, file_size);
@@ -294,7 +296,8 @@ int vmdk_touch_cid(struct mimg *img)
 	struct vmdk_state *s = img->priv;
 	int r = 0;
 
-	if (s->cid_updated || !s->desc_text || s->desc_len == 0)
+	if (__atomic_load_n(&s->cid_updated, __ATOMIC_ACQUIRE) ||
+	    !s->desc_text || s->desc_len == 0)
 		return 0;
 	pthread_mutex_lock(&s->cid_lock);
 	if (!s->cid_updated) {
@@ -311,7 +314,8 @@ int vmdk_touch_cid(struct mimg *img)
 				s->desc_text = t;
 				s->desc_len = nlen;
 				s->desc.cid = cid;
-				s->cid_updated = true;
+				__atomic_store_n(&s->cid_updated, true,
+						 __ATOMIC_RELEASE);
 			} else {
 				free(t);
 			}

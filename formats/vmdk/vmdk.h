@@ -22,6 +22,8 @@ struct mimg_file;
 
 #define VMDK_SECTOR 512u
 #define VMDK_MAGIC 0x564d444bu		/* "KDMV" little-endian */
+#define VMDK_COWD_MAGIC 0x44574f43u	/* "COWD": ESX 3 VMFSSPARSE */
+#define VMDK_COWD_GT_ENTRIES 4096u
 #define VMDK_GD_AT_END 0xffffffffffffffffull
 
 /* Sparse header flags. */
@@ -55,7 +57,7 @@ struct mimg_file;
 
 enum vmdk_access { VMDK_RW, VMDK_RDONLY, VMDK_NOACCESS };
 enum vmdk_ext_type { VMDK_EXT_SPARSE, VMDK_EXT_FLAT, VMDK_EXT_ZERO,
-		     VMDK_EXT_VMFS };
+		     VMDK_EXT_VMFS, VMDK_EXT_VMFSSPARSE };
 
 struct vmdk_desc_extent {
 	enum vmdk_access access;
@@ -131,6 +133,7 @@ struct vmdk_sparse {
 	uint32_t *rgd;		/* NULL when none or unusable */
 	bool compressed, markers, zero_grain;
 	bool gd_at_end;		/* footer layout (stream) */
+	bool cowd;		/* ESX 3 "COWD" extent (read-only) */
 	bool primary_damaged;	/* fell back to the redundant directory */
 	uint8_t header[VMDK_SECTOR];	/* as read (for the footer copy) */
 	uint64_t file_end;	/* bytes; where the next grain goes */
@@ -182,7 +185,8 @@ int vmdk_inflate(const void *in, size_t in_len, void *out, size_t out_cap,
 
 struct vmdk_extent {
 	enum vmdk_access access;
-	enum vmdk_ext_type type;
+	enum vmdk_ext_type type;	/* VMFSSPARSE is handled as SPARSE */
+	const char *type_name;		/* as in the descriptor, for info */
 	uint64_t start;		/* guest byte offset */
 	uint64_t size;		/* bytes */
 	uint64_t flat_offset;	/* bytes into file (FLAT/VMFS) */

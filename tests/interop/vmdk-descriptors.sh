@@ -3,7 +3,8 @@
 # Handwritten descriptors (tests/data/vmdk) covering the syntax variants
 # VMware writes: CRLF line ends, quoted file names with spaces, extra
 # blanks and tabs, FLAT extents with offsets, VMFS extents (vmfsThin),
-# multiple sparse extents, ZERO extents and every access mode.  mimg reads
+# multiple sparse extents, ESX 3 VMFSSPARSE extents, ZERO extents and
+# every access mode.  mimg reads
 # each as the bytes the extents define (and as qemu-img does where qemu
 # implements the same thing); bad descriptors fail with clear messages.
 here=$(cd "$(dirname "$0")" && pwd)
@@ -67,6 +68,29 @@ PY
 expect zero-rdonly.vmdk
 "$MIMG" convert -n -f raw -O vmdk expected.raw zero-rdonly.vmdk 2>err.txt &&
 	fail "writes into RDONLY/ZERO/NOACCESS extents accepted"
+
+# vmfsSparse: an ESX 3 "COWD" sparse extent (4096-entry grain tables).
+python3 - <<'PY'
+import struct
+S, cap, grain = 512, 4096, 16
+img = bytearray(struct.pack('<4sIIIIIII', b'COWD', 1, 3, cap, grain, 4, 1, 0))
+img += bytes(5 * S - len(img))
+img[4 * S:4 * S + 4] = struct.pack('<I', 5)
+img += bytes(35 * S)
+gt = [0] * 4096
+for g, v in ((0, 0x11), (3, 0x22), (200, 0x33)):
+    gt[g] = len(img) // S
+    img += bytes([v]) * (grain * S)
+img[5 * S:5 * S + 4096 * 4] = struct.pack('<4096I', *gt)
+open('esx3-sparse.vmdk', 'wb').write(img)
+open('esx3.vmdk', 'w').write('# Disk DescriptorFile\nversion=1\nCID=fffffffe\n'
+    'parentCID=ffffffff\ncreateType="vmfsSparse"\n\n# Extent description\n'
+    'RW 4096 VMFSSPARSE "esx3-sparse.vmdk"\n')
+PY
+same_content esx3.vmdk "(vmfsSparse)"
+same_info esx3.vmdk
+"$MIMG" convert -n -f raw -O vmdk expected.raw esx3.vmdk 2>/dev/null &&
+	fail "writes into a VMFSSPARSE extent accepted"
 
 # Refused descriptors.
 refused() {
