@@ -60,6 +60,30 @@ same_status "check: raw, explicit format" 1 check -f raw r.img
 same_status "check: missing file" 1 check missing.img
 same_status "check: bad -r" 2 check -r sometimes r.img
 
+# damaged images of the other formats: one line naming the file
+formats=$("$MIMG" --help | sed -n 's/^Formats://p')
+case " $formats " in *" qcow2 "*)
+	printf 'QFI\373\0\0\0\003' >short.qcow2
+	same_status "info: truncated qcow2 header" 1 info short.qcow2
+	grep -q "short.qcow2" m.err || fail "truncated qcow2: file not named"
+	qemu-img create -q -f qcow2 good.qcow2 1M
+	python3 -c 'import sys
+d = bytearray(open("good.qcow2", "rb").read())
+d[20:24] = (99).to_bytes(4, "big")  # cluster_bits
+open("bad.qcow2", "wb").write(d)'
+	same_status "info: qcow2 cluster_bits 99" 1 info bad.qcow2
+	grep -q "99" m.err || fail "bad cluster_bits: value not named"
+	same_status "convert: damaged qcow2" 1 convert bad.qcow2 out.img
+	;;
+esac
+case " $formats " in *" vmdk "*)
+	printf 'KDMV' >bad.vmdk
+	truncate -s 1000 bad.vmdk
+	same_status "info: damaged vmdk" 1 info bad.vmdk
+	grep -q "bad.vmdk" m.err || fail "damaged vmdk: file not named"
+	;;
+esac
+
 # the statuses themselves, not only their agreement
 "$MIMG" check r.img 2>/dev/null
 check_eq "$?" 63 "check on raw"
