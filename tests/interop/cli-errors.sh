@@ -5,7 +5,7 @@
 # prefixed "mimg: " (usage errors add one "Try ... --help" line, as
 # qemu-img's do).
 . "$TESTLIB"
-need qemu-img
+need qemu-img python3
 
 truncate -s 1M r.img
 mkdir adir
