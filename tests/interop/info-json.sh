@@ -5,7 +5,7 @@
 # same bytes (key order, escaping, sizes); qcow2 and VMDK files made by
 # qemu-img, when mimg has those drivers, the same common keys.
 . "$TESTLIB"
-need qemu-img python3
+need qemu-img qemu-io python3
 
 formats=$("$MIMG" --help | sed -n 's/^Formats://p')
 has_format() {
