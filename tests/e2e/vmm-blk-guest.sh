@@ -5,23 +5,25 @@
 # End-to-end: a Linux guest under QEMU uses a vhost-user-blk-pci disk served
 # by vmm-blk (or, with E2E_BACKEND=qsd, by qemu-storage-daemon, the
 # reference).  Scenarios:
-#   qcow2     an overlay on a qcow2 base, 2 queues, discards, write-zeroes
-#   readonly  the qcow2 base served read-only: the guest sees a read-only
-#             disk, its writes fail, and the file is not modified
-#   vmdk      a monolithicSparse VMDK (when this build's mimg opens VMDK)
+#   qcow2       an overlay on a compressed qcow2 base, 2 queues, discards,
+#               write-zeroes
+#   readonly    a qcow2 served read-only: the guest sees a read-only disk,
+#               its writes fail, and the file is not modified
+#   vmdk        a monolithicSparse VMDK (when this build's mimg opens VMDK)
+#   vmdkstream  a streamOptimized VMDK, read-only
 # The guest writes known data with O_DIRECT, reads it back and reports
-# checksums, writes from 4 processes at once into the same clusters,
-# discards and zeroes ranges, flushes, and reports the disk's
-# serial number (vmm-blk --serial); after the backend has shut down
-# the host checks the image with qemu-img check, compares it with the
-# expected content (qemu-img compare) and checks that discarded clusters no
-# longer hold data (qemu-img map).
+# checksums, writes from 4 processes at once into the same clusters, resets
+# the device, discards and zeroes ranges, flushes, and reports the disk's
+# serial number (vmm-blk --serial).  After the backend has shut down the
+# host checks the image with qemu-img check, compares it with the expected
+# content (qemu-img compare) and checks that discarded clusters no longer
+# hold data (qemu-img map).
 #
 # Environment: VMM_BLK (the daemon), MIMG (the CLI), E2E_BACKEND
-# (vmm-blk | qsd), E2E_SCENARIOS (default "qcow2 readonly vmdk"), E2E_KEEP=1 keeps
-# the work directory (logs, images) for debugging, and the E2E_*
-# knobs of guest-lib.sh.  Exit 77 only when vmm-blk was not built or the
-# guest's tools cannot be installed.
+# (vmm-blk | qsd), E2E_SCENARIOS (default "qcow2 readonly vmdk vmdkstream"),
+# E2E_KEEP=1 keeps the work directory (logs, images) for debugging, and the
+# E2E_* knobs of guest-lib.sh.  Exit 77 only when vmm-blk was not built or
+# the guest's tools cannot be installed.
 
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -137,8 +139,16 @@ scenario() {
 		image=$d/base.qcow2
 		ro=1
 		;;
+	vmdkstream)
+		qemu-img convert -q -f raw -O vmdk -o subformat=streamOptimized \
+			"$d/base.raw" "$d/base.vmdk" || fail "creating the streamOptimized VMDK"
+		image=$d/base.vmdk
+		ro=1
+		;;
 	qcow2)
-		qemu-img convert -q -f raw -O qcow2 "$d/base.raw" "$d/base.qcow2" &&
+		# A compressed base: reads and copy-on-write from compressed
+		# clusters of the backing file.
+		qemu-img convert -q -c -f raw -O qcow2 "$d/base.raw" "$d/base.qcow2" &&
 			qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 \
 				"$d/disk.qcow2" "$size" || fail "creating the qcow2 overlay"
 		image=$d/disk.qcow2
@@ -212,7 +222,7 @@ vmdk_supported() {
 		"$MIMG" info -f vmdk "$T/probe.vmdk" >/dev/null 2>&1
 }
 
-for s in ${E2E_SCENARIOS:-qcow2 readonly vmdk}; do
+for s in ${E2E_SCENARIOS:-qcow2 readonly vmdk vmdkstream}; do
 	case $s in
 	qcow2) scenario qcow2 qcow2 2 2 ;;
 	readonly) scenario readonly qcow2 1 1 --read-only --base-size 67108864 ;;
@@ -222,6 +232,13 @@ for s in ${E2E_SCENARIOS:-qcow2 readonly vmdk}; do
 			scenario vmdk vmdk 1 1 --no-discard
 		else
 			echo "== vmdk: not run, this build's mimg cannot open VMDK"
+		fi
+		;;
+	vmdkstream)
+		if vmdk_supported; then
+			scenario vmdkstream vmdk 1 1 --read-only --base-size 67108864
+		else
+			echo "== vmdkstream: not run, this build's mimg cannot open VMDK"
 		fi
 		;;
 	*) fail "unknown scenario $s" ;;
