@@ -60,9 +60,12 @@ do
 		m=m${q#q}
 		[ -f "$m" ] || fail "mimg did not create $m ($opts)"
 		qs=$(wc -c <"$q") ms=$(wc -c <"$m")
-		[ "$qs" = "$ms" ] || fail "$m has $ms bytes, qemu's $q $qs ($opts)"
 		# Flat extents (GiBs of holes): the size is what there is.
-		[ "$qs" -gt 1048576 ] && continue
+		if [ "$qs" -gt 1048576 ]; then
+			[ "$qs" = "$ms" ] ||
+				fail "$m has $ms bytes, qemu's $q $qs ($opts)"
+			continue
+		fi
 		same_file "$q" "$m" ||
 			fail "$m differs from qemu-img's $q ($opts)"
 	done
