@@ -84,6 +84,17 @@ qemu-img compare -q src.img z.img || fail "--target-is-zero: content"
 [ "$(alloc z.img)" -le "$(alloc q.img)" ] ||
 	fail "--target-is-zero wrote zeroes"
 
+# over garbage, --target-is-zero is taken at its word: the zero ranges
+# are not written, exactly as qemu-img leaves them
+garbage gm.img 64
+cp gm.img gq.img
+"$MIMG" convert -n --target-is-zero src.img gm.img ||
+	fail "mimg convert --target-is-zero over garbage"
+qemu-img convert -n --target-is-zero -f raw -O raw src.img gq.img
+cmp -s gm.img gq.img ||
+	fail "--target-is-zero over garbage: not what qemu-img leaves"
+rm -f gm.img gq.img
+
 # a larger existing target keeps its tail, as with qemu-img -n
 garbage big.img 65
 "$MIMG" convert -n src.img big.img || fail "mimg convert -n (larger)"
