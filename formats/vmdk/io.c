@@ -99,6 +99,12 @@ static int file_pwritev_at(struct mimg_file *f, const struct iovec *iov,
 	return r;
 }
 
+/* Largest buffer used to build a partially written grain. */
+#define COW_PIECE (1u << 20)
+/* Larger grains (legal up to 1 GiB) are not written: one small write
+ * would cost a huge copy. */
+#define MAX_WRITABLE_GRAIN (16u << 20)
+
 static int read_sparse(struct mimg *img, struct vmdk_extent *e,
 		       const struct iovec *iov, int iovcnt, size_t skip,
 		       uint64_t eoff, size_t len)
@@ -239,25 +245,37 @@ static ssize_t alloc_write(struct mimg *img, struct vmdk_extent *e,
 		done = (ssize_t)(k * gb);
 		r = file_pwritev_at(e->file, iov, iovcnt, skip, k * gb, host);
 	} else {
-		uint8_t *buf = malloc(gb);
+		/* One partially written grain: the rest comes from below.
+		 * Built in pieces so memory stays bounded for big grains. */
 		size_t n = (size_t)min_u64(len, gb - in);
 		uint64_t gstart = grain * gb;
 		uint64_t valid = min_u64(gb, ext_bytes - gstart);
+		size_t piece = (size_t)min_u64(gb, COW_PIECE);
+		uint8_t *buf = malloc(piece);
 
 		if (!buf) {
 			pthread_mutex_unlock(&sp->lock);
 			return mimg_err(-ENOMEM, "out of memory");
 		}
-		memset(buf, 0, gb);
 		r = 0;
-		if (st == VMDK_GRAIN_UNALLOC) {
-			struct iovec biov = { buf, (size_t)valid };
-			r = read_below(img, &biov, 1, 0, e->start + gstart,
-				       (size_t)valid);
-		}
-		if (r == 0) {
-			iov_to_buf(iov, iovcnt, skip, buf + in, n);
-			r = mimg_file_pwrite(e->file, buf, gb, host);
+		for (uint64_t p = 0; p < gb && r == 0; p += piece) {
+			size_t pl = (size_t)min_u64(piece, gb - p);
+			memset(buf, 0, pl);
+			if (st == VMDK_GRAIN_UNALLOC && p < valid) {
+				struct iovec biov = {
+					buf, (size_t)min_u64(pl, valid - p)
+				};
+				r = read_below(img, &biov, 1, 0,
+					       e->start + gstart + p,
+					       biov.iov_len);
+			}
+			/* Overlay the new bytes that fall in this piece. */
+			uint64_t ws = max_u64(in, p), we = min_u64(in + n, p + pl);
+			if (r == 0 && ws < we)
+				iov_to_buf(iov, iovcnt, skip + (size_t)(ws - in),
+					   buf + (ws - p), (size_t)(we - ws));
+			if (r == 0)
+				r = mimg_file_pwrite(e->file, buf, pl, host + p);
 		}
 		free(buf);
 		done = (ssize_t)n;
@@ -275,6 +293,10 @@ static ssize_t alloc_write(struct mimg *img, struct vmdk_extent *e,
 static int sparse_writable(struct mimg *img, struct vmdk_extent *e)
 {
 	struct vmdk_sparse *sp = e->sp;
+	if (sp->grain_bytes > MAX_WRITABLE_GRAIN)
+		return mimg_err(-ENOTSUP, "%s: vmdk: grains of %" PRIu64
+				" bytes are too large to write", sp->path,
+				sp->grain_bytes);
 	if (sp->cowd)
 		return mimg_err(-ENOTSUP, "%s: vmdk: VMFSSPARSE (COWD) extents "
 				"are read-only", sp->path);

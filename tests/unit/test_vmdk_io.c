@@ -244,6 +244,41 @@ START_TEST(test_delta_cow_and_zeroes)
 }
 END_TEST
 
+/* A partial write into a 4 MiB grain copies the rest of the grain from
+ * the parent piece by piece. */
+START_TEST(test_big_grain_cow)
+{
+	const uint64_t size = 8 * MIB;
+	uint8_t *model = malloc(size);
+	tu_fill_random(model, size, 21);
+	tu_write_file("base.raw", model, size, 0);
+	create("base.vmdk", size, NULL);
+	struct mimg *b = open_img("base.vmdk", MIMG_OPEN_RDWR);
+	ck_assert_int_eq(mimg_pwrite(b, model, size, 0), (ssize_t)size);
+	ck_assert_int_eq(mimg_close(b), 0);
+	create("top.vmdk", size, "backing_file=base.vmdk,backing_fmt=vmdk");
+	/* 8192-sector grains: one grain table still covers the image. */
+	uint8_t g[8] = { 0x00, 0x20, 0, 0, 0, 0, 0, 0 };
+	tu_write_file("top.vmdk", g, sizeof(g), 20);
+
+	struct mimg *t = open_img("top.vmdk", MIMG_OPEN_RDWR);
+	ck_assert_uint_eq(mimg_cluster_size(t), 4 * MIB);
+	uint8_t *buf = malloc(3 * MIB);
+	tu_fill_random(buf, 3 * MIB, 22);
+	ck_assert_int_eq(mimg_pwrite(t, buf, 3 * MIB, 1536 * 1024 + 7),
+			 (ssize_t)(3 * MIB));
+	memcpy(model + 1536 * 1024 + 7, buf, 3 * MIB);
+	verify(t, model, size);
+	ck_assert_int_eq(mimg_close(t), 0);
+	t = open_img("top.vmdk", 0);
+	verify(t, model, size);
+	check_clean(t);
+	mimg_close(t);
+	free(buf);
+	free(model);
+}
+END_TEST
+
 /* Threads write their own 4 KiB stripes, so they allocate the same grains
  * (and grain tables) at the same time. */
 struct stripe_ctx {
@@ -330,6 +365,7 @@ int main(void)
 	tcase_add_test(tc, test_multi_extent);
 	tcase_add_test(tc, test_zero_extent_and_noaccess);
 	tcase_add_test(tc, test_delta_cow_and_zeroes);
+	tcase_add_test(tc, test_big_grain_cow);
 	tcase_add_test(tc, test_concurrent_allocation);
 	tcase_add_test(tc, test_cid_changes_on_write);
 	return tu_run_suite(s);
