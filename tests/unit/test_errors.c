@@ -96,7 +96,7 @@ START_TEST(io_errors_named)
 }
 END_TEST
 
-START_TEST(success_clears_nothing_stale)
+START_TEST(successful_open_starts_clean)
 {
 	struct mimg *img;
 	tu_make_sparse("a.img", 4096);
@@ -209,7 +209,7 @@ int main(void)
 	tcase_add_test(tc, unknown_format_named);
 	tcase_add_test(tc, permission_denied_named);
 	tcase_add_test(tc, io_errors_named);
-	tcase_add_test(tc, success_clears_nothing_stale);
+	tcase_add_test(tc, successful_open_starts_clean);
 	tcase_add_test(tc, internal_helpers);
 	tcase_add_test(tc, long_messages_truncated);
 	tcase_add_test(tc, message_is_thread_local);

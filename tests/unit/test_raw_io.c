@@ -75,8 +75,7 @@ START_TEST(many_iovecs_round_trip)
 		iov[i] = (struct iovec){src + pos, n};
 		pos += n;
 	}
-	/* read back with a different split: reverse order of sizes, plus
-	 * some empty entries */
+	/* read back with a different split: the sizes in reverse order */
 	pos = 0;
 	for (int i = 0; i < N; i++) {
 		size_t n = (size_t)((N - 1 - i) % 7) * 3 + 1;
