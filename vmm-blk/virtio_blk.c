@@ -162,6 +162,8 @@ struct vblk_dev *vblk_dev_new(struct blockif_ctxt *bc,
 	d->ro = blockif_is_ro(bc);
 	d->candelete = blockif_candelete(bc);
 	d->slots = blockif_queuesz(bc);
+	if (p && p->max_inflight && p->max_inflight < (unsigned)d->slots)
+		d->slots = (int)p->max_inflight;
 	if (p && p->serial) {
 		/* Not NUL-terminated when 20 bytes long, as virtio says. */
 		size_t n = strlen(p->serial);

@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -799,6 +800,92 @@ START_TEST(many_in_flight)
 }
 END_TEST
 
+/* Parking blockif's workers in callbacks of our own keeps the device's
+ * requests queued, so its in-flight limit is reached deterministically. */
+static pthread_mutex_t park_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t park_cond = PTHREAD_COND_INITIALIZER;
+static int parked;
+static bool released;
+static int wakes;
+
+static void park_cb(struct blockif_req *br, int err)
+{
+	(void)br;
+	(void)err;
+	pthread_mutex_lock(&park_lock);
+	parked++;
+	pthread_cond_broadcast(&park_cond);
+	while (!released)
+		pthread_cond_wait(&park_cond, &park_lock);
+	pthread_mutex_unlock(&park_lock);
+}
+
+static void on_wake(void *opaque)
+{
+	(void)opaque;
+	__atomic_fetch_add(&wakes, 1, __ATOMIC_SEQ_CST);
+}
+
+START_TEST(stall_and_wake)
+{
+	static struct blockif_req parkers[64];
+	struct vblk_dev_params p = {.num_queues = 1, .max_inflight = 2};
+	int r;
+
+	vblk_dev_free(dev);
+	dev = vblk_dev_new(bc, &p);
+	ck_assert_ptr_nonnull(dev);
+	vblk_dev_set_wake(dev, on_wake, NULL);
+	start_queue(base_features);
+	/* Park every worker: flushes until one stays queued. */
+	for (int n = 1;; n++) {
+		ck_assert_int_lt(n, 64);
+		parkers[n].br_callback = park_cb;
+		ck_assert_int_eq(blockif_flush(bc, &parkers[n]), 0);
+		usleep(50 * 1000);
+		pthread_mutex_lock(&park_lock);
+		r = parked;
+		pthread_mutex_unlock(&park_lock);
+		if (r < n && blockif_cancel(bc, &parkers[n]) == 0)
+			break;
+	}
+	for (unsigned i = 0; i < 5; i++) {
+		unsigned d = 3 * i;
+		uint64_t hdr = GPA_INDIRECT + 64 * i;
+
+		put_hdr(hdr, VBLK_T_IN, 8 * i);
+		put_desc(d, hdr, 16, F_NEXT, (uint16_t)(d + 1));
+		put_desc(d + 1, GPA_DATA + 4096 * i, 4096, F_NEXT | F_WRITE,
+			 (uint16_t)(d + 2));
+		put_desc(d + 2, hdr + 32, 1, F_WRITE, 0);
+		make_avail((uint16_t)d);
+	}
+	/* Two go to blockif, then the device waits for room. */
+	ck_assert_int_eq(vblk_queue_process(dev, 0), -EAGAIN);
+	ck_assert_int_eq(vblk_queue_process(dev, 0), -EAGAIN);
+	ck_assert_uint_eq(used_idx(), 0);
+	ck_assert_int_eq(__atomic_load_n(&wakes, __ATOMIC_SEQ_CST), 0);
+	pthread_mutex_lock(&park_lock);
+	released = true;
+	pthread_cond_broadcast(&park_cond);
+	pthread_mutex_unlock(&park_lock);
+	/* Each wake-up lets the transport take more. */
+	for (int i = 0; i < 5000 && used_idx() != 5; i++) {
+		if (__atomic_exchange_n(&wakes, 0, __ATOMIC_SEQ_CST)) {
+			r = vblk_queue_process(dev, 0);
+			ck_assert(r >= 0 || r == -EAGAIN);
+		}
+		usleep(1000);
+	}
+	ck_assert_uint_eq(used_idx(), 5);
+	for (unsigned i = 0; i < 5; i++) {
+		ck_assert_uint_eq(*gp(GPA_INDIRECT + 64 * i + 32), VBLK_S_OK);
+		ck_assert(memcmp(gp(GPA_DATA + 4096 * i), disk + 4096 * i,
+				 4096) == 0);
+	}
+}
+END_TEST
+
 START_TEST(queue_api_errors)
 {
 	struct vblk_vring ring = {QSZ, gp(GPA_DESC), gp(GPA_AVAIL),
@@ -844,6 +931,7 @@ int main(void)
 	tcase_add_test(tc, read_only_device);
 	tcase_add_test(tc, many_in_flight);
 	tcase_add_test(tc, queue_api_errors);
+	tcase_add_test(tc, stall_and_wake);
 
 	tc = tcase(s, "notifications");
 	tcase_add_test(tc, event_idx);

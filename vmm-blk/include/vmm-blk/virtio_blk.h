@@ -88,6 +88,9 @@ void *vblk_mem_translate(const struct vblk_mem *mem, uint64_t gpa,
 struct vblk_dev_params {
 	const char *serial;  /* GET_ID answer, at most 20 bytes used */
 	unsigned num_queues; /* 1..VBLK_MAX_QUEUES */
+	/* Requests handed to blockif at once, all queues together; 0 or
+	 * more than blockif_queuesz() means blockif_queuesz(). */
+	unsigned max_inflight;
 };
 
 struct vblk_dev;
