@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "file.h"
+#include "iov.h"
 #include "mimg.h"
 #include "testutil.h"
 
@@ -380,6 +382,151 @@ START_TEST(info_of_raw)
 }
 END_TEST
 
+/* The scatter-gather helpers the core and drivers share (iov.h). */
+START_TEST(scatter_gather_helpers)
+{
+	uint8_t a[5], b[1], c[7], d[40]; /* b stays an empty entry */
+	struct iovec v[5] = {{a, 5}, {b, 0}, {c, 7}, {d, 40}, {NULL, 0}};
+	ck_assert_uint_eq(iov_total(v, 5), 52);
+
+	/* bytes [3, 3+20) of 52: 2 of a, none of b, 7 of c, 11 of d */
+	struct iovec st[2], *out;
+	int n = iov_slice(v, 5, 3, 20, st, 2, &out);
+	ck_assert_int_eq(n, 4);
+	ck_assert_ptr_ne(out, st); /* more than the storage: allocated */
+	ck_assert_ptr_eq(out[0].iov_base, a + 3);
+	ck_assert_uint_eq(out[0].iov_len, 2);
+	ck_assert_uint_eq(out[1].iov_len, 0);
+	ck_assert_ptr_eq(out[2].iov_base, c);
+	ck_assert_uint_eq(out[2].iov_len, 7);
+	ck_assert_ptr_eq(out[3].iov_base, d);
+	ck_assert_uint_eq(out[3].iov_len, 11);
+	ck_assert_uint_eq(iov_total(out, n), 20);
+	iov_slice_free(out, st);
+	/* a slice inside one entry fits the storage */
+	n = iov_slice(v, 5, 15, 4, st, 2, &out);
+	ck_assert_int_eq(n, 1);
+	ck_assert_ptr_eq(out, st);
+	ck_assert_ptr_eq(out[0].iov_base, d + 3);
+	ck_assert_uint_eq(out[0].iov_len, 4);
+	iov_slice_free(out, st);
+	n = iov_slice(v, 5, 52, 0, st, 2, &out);
+	ck_assert_int_eq(n, 0);
+
+	/* copies and fills across entry boundaries */
+	uint8_t src[52], back[52];
+	tu_fill_random(src, sizeof(src), 12);
+	iov_from_buf(v, 5, 0, src, 52);
+	ck_assert_mem_eq(a, src, 5);
+	ck_assert_mem_eq(c, src + 5, 7);
+	ck_assert_mem_eq(d, src + 12, 40);
+	memset(back, 0, sizeof(back));
+	iov_to_buf(v, 5, 4, back, 10);
+	ck_assert_mem_eq(back, src + 4, 10);
+	iov_memset(v, 5, 4, 0xEE, 10);
+	ck_assert_uint_eq(a[3], src[3]);
+	ck_assert_uint_eq(a[4], 0xEE);
+	for (int i = 0; i < 7; i++)
+		ck_assert_uint_eq(c[i], 0xEE);
+	ck_assert_uint_eq(d[1], 0xEE);
+	ck_assert_uint_eq(d[2], src[14]);
+
+	/* zero detection at every alignment and length */
+	uint8_t z[200];
+	memset(z, 0, sizeof(z));
+	for (size_t off = 0; off < 17; off++)
+		for (size_t len = 0; off + len <= sizeof(z); len += 7) {
+			ck_assert(buf_is_zero(z + off, len));
+			if (!len)
+				continue;
+			z[off + len - 1] = 1;
+			ck_assert(!buf_is_zero(z + off, len));
+			z[off + len - 1] = 0;
+			z[off] = 1;
+			ck_assert(!buf_is_zero(z + off, len));
+			z[off] = 0;
+		}
+}
+END_TEST
+
+/* The host-file layer under the raw driver (file.h). */
+START_TEST(host_file_layer)
+{
+	struct mimg_file *f;
+	uint8_t buf[8192];
+	bool data;
+	uint64_t n, size;
+
+	ck_assert_int_eq(mimg_file_open(&f, "none.img", 0), -ENOENT);
+	ck_assert_ptr_null(f);
+	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "none.img"));
+	ck_assert_int_eq(mkdir("d", 0755), 0);
+	ck_assert_int_eq(mimg_file_open(&f, "d", 0), -EISDIR);
+
+	ck_assert_int_eq(mimg_file_open(&f, "f.img",
+					MIMG_FILE_RDWR | MIMG_FILE_CREATE), 0);
+	ck_assert(mimg_file_is_regular(f));
+	ck_assert_str_eq(mimg_file_path(f), "f.img");
+	ck_assert_int_eq(mimg_file_truncate(f, 1 * MIB), 0);
+	ck_assert_int_eq(mimg_file_size(f, &size), 0);
+	ck_assert_uint_eq(size, 1 * MIB);
+	tu_fill_random(buf, sizeof(buf), 4);
+	ck_assert_int_eq(mimg_file_pwrite(f, buf, 8192, 256 * 1024), 0);
+
+	/* data/hole map */
+	ck_assert_int_eq(mimg_file_extent(f, 0, MIB, &data, &n), 0);
+	ck_assert(!data);
+	ck_assert_uint_eq(n, 256 * 1024);
+	ck_assert_int_eq(mimg_file_extent(f, 256 * 1024, MIB, &data, &n), 0);
+	ck_assert(data);
+	ck_assert_uint_eq(n, 8192);
+	ck_assert_int_eq(mimg_file_extent(f, 256 * 1024, 100, &data, &n), 0);
+	ck_assert_uint_eq(n, 100); /* capped */
+	ck_assert_int_eq(mimg_file_extent(f, 512 * 1024, 4096, &data, &n), 0);
+	ck_assert(!data);
+	ck_assert_uint_eq(n, 4096);
+
+	/* reads past the end: zeroes, or -EIO for the exact variant */
+	memset(buf, 0xEE, sizeof(buf));
+	ck_assert_int_eq(mimg_file_pread(f, buf, 4096, MIB - 10), 0);
+	for (int i = 10; i < 4096; i++)
+		ck_assert_uint_eq(buf[i], 0);
+	ck_assert_int_eq(mimg_file_pread_exact(f, buf, 4096, MIB - 10,
+					       "L2 table"), -EIO);
+	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "L2 table"));
+	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "f.img"));
+	ck_assert_int_eq(mimg_file_pread_exact(f, buf, 10, MIB - 10, "x"), 0);
+	ck_assert_int_eq(mimg_file_pread_exact(f, buf, 1, UINT64_MAX, "x"),
+			 -EIO);
+
+	/* space management */
+	uint64_t before, after;
+	ck_assert_int_eq(mimg_file_allocated(f, &before), 0);
+	ck_assert_int_eq(mimg_file_allocate(f, 0, 64 * 1024), 0);
+	ck_assert_int_eq(mimg_file_allocated(f, &after), 0);
+	ck_assert_uint_ge(after, before + 64 * 1024);
+	ck_assert_int_eq(mimg_file_punch_hole(f, 256 * 1024, 4096), 0);
+	ck_assert_int_eq(mimg_file_pread(f, buf, 4096, 256 * 1024), 0);
+	for (int i = 0; i < 4096; i++)
+		ck_assert_uint_eq(buf[i], 0);
+	ck_assert_int_eq(mimg_file_zero_range(f, 260 * 1024, 4096, false), 0);
+	ck_assert_int_eq(mimg_file_pread(f, buf, 4096, 260 * 1024), 0);
+	for (int i = 0; i < 4096; i++)
+		ck_assert_uint_eq(buf[i], 0);
+	ck_assert_int_eq(mimg_file_size(f, &size), 0);
+	ck_assert_uint_eq(size, 1 * MIB);
+	ck_assert_int_eq(mimg_file_flush(f), 0);
+	ck_assert_int_eq(mimg_file_close(f), 0);
+	ck_assert_int_eq(mimg_file_close(NULL), 0);
+
+	/* read-only files refuse writes from the kernel itself */
+	ck_assert_int_eq(mimg_file_open(&f, "f.img", 0), 0);
+	ck_assert_int_eq(mimg_file_pwrite(f, buf, 1, 0), -EBADF);
+	ck_assert_int_eq(mimg_file_flush(f), 0);
+	ck_assert_int_eq(mimg_file_close(f), 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("raw_io");
@@ -394,5 +541,7 @@ int main(void)
 	tcase_add_test(tc, create_preallocation);
 	tcase_add_test(tc, properties);
 	tcase_add_test(tc, info_of_raw);
+	tcase_add_test(tc, scatter_gather_helpers);
+	tcase_add_test(tc, host_file_layer);
 	return tu_run_suite(s);
 }
