@@ -394,6 +394,11 @@ char *vmdk_desc_format(const struct vmdk_desc_params *p)
 	uint32_t heads = strcmp(p->adapter_type, "ide") == 0 ? 16 : 255;
 	uint64_t cyl = p->total_sectors / (heads * 63u);
 
+	/* qemu-img writes the exact quotient; VMware's own stream converter
+	 * caps it at 65535, which is what VMware-facing output gets. */
+	if (p->vmware_fields && cyl > 65535)
+		cyl = 65535;
+
 	sb_printf(&b, "# Disk DescriptorFile\nversion=1\n");
 	if (p->vmware_fields)
 		sb_printf(&b, "encoding=\"UTF-8\"\n");

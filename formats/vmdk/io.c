@@ -327,6 +327,12 @@ static int write_sparse(struct mimg *img, struct vmdk_extent *e,
 	uint64_t gb = sp->grain_bytes;
 	int r = sparse_writable(img, e);
 
+	/* The descriptor may claim more sectors than the extent holds. */
+	if (r == 0 && !ck_range_within(eoff, len, sp->capacity * VMDK_SECTOR))
+		return mimg_err(-ENOSPC, "%s: vmdk: write at %" PRIu64 " is "
+				"beyond the extent's capacity of %" PRIu64
+				" sectors", sp->path, eoff, sp->capacity);
+
 	while (r == 0 && len) {
 		uint64_t grain = eoff / gb, in = eoff % gb;
 		size_t chunk = (size_t)min_u64(len, gb - in);

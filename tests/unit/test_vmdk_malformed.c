@@ -236,6 +236,28 @@ START_TEST(test_absurd_and_escaping_extents)
 }
 END_TEST
 
+/* A descriptor claiming more sectors than the sparse extent has: the
+ * rest reads as zeroes and cannot be written. */
+START_TEST(test_extent_larger_than_capacity)
+{
+	struct mimg *img;
+	uint8_t b[4096];
+	ck_assert_int_eq(mimg_create("s.vmdk", "vmdk", 1 << 20, NULL, 0), 0);
+	write_text("big.vmdk", "# Disk DescriptorFile\nCID=1\n"
+		   "# Extent description\nRW 4096 SPARSE \"s.vmdk\"\n");
+	ck_assert_int_eq(mimg_open(&img, "big.vmdk", NULL, MIMG_OPEN_RDWR), 0);
+	ck_assert_uint_eq(mimg_size(img), 2 << 20);
+	memset(b, 0x77, sizeof(b));
+	ck_assert_int_eq(mimg_pwrite(img, b, sizeof(b), 1 << 20), -ENOSPC);
+	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "capacity"));
+	ck_assert_int_eq(mimg_pwrite(img, b, sizeof(b), 0), 4096);
+	ck_assert_int_eq(mimg_pread(img, b, sizeof(b), (2 << 20) - 4096), 4096);
+	for (size_t i = 0; i < sizeof(b); i++)
+		ck_assert_uint_eq(b[i], 0);
+	mimg_close(img);
+}
+END_TEST
+
 START_TEST(test_delta_link_loops)
 {
 	write_text("a.vmdk", "# Disk DescriptorFile\nCID=1\nparentCID=2\n"
@@ -283,6 +305,7 @@ int main(void)
 	tcase_add_test(tc, test_bad_header_fields);
 	tcase_add_test(tc, test_truncated_header);
 	tcase_add_test(tc, test_absurd_and_escaping_extents);
+	tcase_add_test(tc, test_extent_larger_than_capacity);
 	tcase_add_test(tc, test_delta_link_loops);
 	tcase_add_test(tc, test_parent_cid_mismatch);
 	return tu_run_suite(s);
