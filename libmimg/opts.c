@@ -155,8 +155,12 @@ int mimg_opts_parse(const char *text, struct mimg_opt **optsp)
 			return mimg_err(-EINVAL, "Invalid option list '%s': "
 					"empty option name", text);
 		}
-		if (*p == ',')
-			p++;
+		if (*p == ',' && !*++p) {
+			/* a trailing separator, refused as qemu-img does */
+			mimg_opts_free(opts, n);
+			return mimg_err(-EINVAL, "Invalid option list '%s'",
+					text);
+		}
 	}
 	*optsp = opts;
 	return (int)n;
