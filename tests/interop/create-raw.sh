@@ -80,6 +80,8 @@ bad_create "no size"
 bad_create "preallocation=metadata" -o preallocation=metadata 1M
 bad_create "preallocation=bogus" -o preallocation=bogus 1M
 bad_create "unknown option" -o nosuch=1 1M
+bad_create "trailing comma in options" -o preallocation=off, 1M
+bad_create "empty option list" -o , 1M
 bad_create "backing file for raw" -o backing_file=x.img 1M
 bad_create "size twice" -o size=1M 1M
 bad_create "bad size option" -o size=1x

@@ -151,9 +151,9 @@ START_TEST(opts_basic)
 
 	o = parse("", 0);
 	mimg_opts_free(o, 0);
-	/* a trailing comma ends the list */
-	o = parse("a=1,", 1);
-	ck_assert_str_eq(o[0].value, "1");
+	/* an escaped comma may end a value */
+	o = parse("a=1,,", 1);
+	ck_assert_str_eq(o[0].value, "1,");
 	mimg_opts_free(o, 1);
 	/* the value may contain '=' */
 	o = parse("backing_file=x=y.img", 1);
@@ -210,6 +210,11 @@ START_TEST(opts_empty_name_refused)
 	ck_assert_int_eq(mimg_opts_parse("=x", &o), -EINVAL);
 	ck_assert_ptr_null(o);
 	ck_assert_int_eq(mimg_opts_parse("a=1,,,=2", &o), -EINVAL);
+	ck_assert_int_eq(mimg_opts_parse(",", &o), -EINVAL);
+	/* a trailing separator, as qemu-img ("Invalid option list") */
+	ck_assert_int_eq(mimg_opts_parse("preallocation=off,", &o), -EINVAL);
+	ck_assert_ptr_null(o);
+	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "preallocation=off,"));
 }
 END_TEST
 
