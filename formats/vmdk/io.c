@@ -518,10 +518,11 @@ int vmdk_block_status(struct mimg *img, uint64_t off, uint64_t len,
 		if (r < 0)
 			return r;
 		n = m;
-		st = MIMG_BS_ALLOCATED | (data ? MIMG_BS_DATA : MIMG_BS_ZERO);
+		/* As qemu: the extent's bytes, which read as zeroes in holes.
+		 * Offsets are into the extent's own file. */
+		st = MIMG_BS_ALLOCATED | MIMG_BS_DATA | MIMG_BS_OFFSET_VALID |
+		     (data ? 0 : MIMG_BS_ZERO);
 		h = e->flat_offset + eoff;
-		if (data && e->file == img->file)
-			st |= MIMG_BS_OFFSET_VALID;
 	} else {
 		struct vmdk_sparse *sp = e->sp;
 		uint64_t gb = sp->grain_bytes, grain = eoff / gb;
@@ -552,10 +553,9 @@ int vmdk_block_status(struct mimg *img, uint64_t off, uint64_t len,
 			st = MIMG_BS_DATA | MIMG_BS_ALLOCATED |
 			     MIMG_BS_COMPRESSED;
 		} else {
-			st = MIMG_BS_DATA | MIMG_BS_ALLOCATED;
+			st = MIMG_BS_DATA | MIMG_BS_ALLOCATED |
+			     MIMG_BS_OFFSET_VALID;
 			h = host + in;
-			if (e->file == img->file)
-				st |= MIMG_BS_OFFSET_VALID;
 		}
 	}
 	*pnum = n;

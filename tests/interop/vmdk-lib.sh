@@ -78,3 +78,11 @@ b[-1] = 0x5a
 open(sys.argv[1], 'wb').write(b)
 PY
 }
+
+# same_map IMG: mimg map --output json prints what qemu-img map does.
+same_map() {
+	qemu-img map --output=json "$1" >map.q.json || fail "qemu-img map $1"
+	"$MIMG" map --output json "$1" >map.m.json || fail "mimg map $1"
+	cmp map.q.json map.m.json >/dev/null ||
+		{ diff map.q.json map.m.json >&2; fail "map of $1 differs ${2:-}"; }
+}

@@ -3,7 +3,7 @@
 # mimg reads VMDKs made by qemu-img (every subformat and creation option)
 # and written by qemu-io (data, partial grains, zeroes with and without
 # zeroed grains, streamOptimized conversion), byte for byte as qemu-img
-# reads them, and prints the same info JSON.
+# reads them, and prints the same info and map JSON.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$TESTLIB"
 . "$here/vmdk-lib.sh"
@@ -30,6 +30,7 @@ do
 		"write -P 0x66 511 1025"
 	same_content img.vmdk "($opts)"
 	same_info img.vmdk
+	same_map img.vmdk "($opts)"
 	"$MIMG" check img.vmdk >/dev/null || fail "mimg check ($opts)"
 done
 
@@ -39,6 +40,7 @@ qemu-img convert -f raw -O vmdk -o subformat=streamOptimized src.raw qs.vmdk ||
 	fail "qemu-img convert to streamOptimized"
 same_content qs.vmdk "(qemu streamOptimized)"
 same_info qs.vmdk
+same_map qs.vmdk "(qemu streamOptimized)"
 "$MIMG" convert -O raw qs.vmdk back.raw && cmp src.raw back.raw ||
 	fail "streamOptimized made by qemu-img"
 

@@ -48,6 +48,7 @@ do
 	"$MIMG" convert -O vmdk -o "$opts" src.raw m.vmdk ||
 		fail "mimg convert -o $opts"
 	qemu_accepts m.vmdk src.raw "($opts)"
+	same_map m.vmdk "($opts)"
 
 	# create: the same files as qemu-img's.
 	rm -f m*.vmdk
