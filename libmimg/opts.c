@@ -34,26 +34,31 @@ int mimg_parse_size(const char *text, uint64_t *sizep)
 	double frac = 0;
 	int shift = 0;
 
-	if (!text || !*text || !isdigit((unsigned char)*p))
-		return mimg_err(-EINVAL, "Invalid size '%s'", text ? text : "");
+	if (!text)
+		return mimg_err(-EINVAL, "Invalid size ''");
+	while (isspace((unsigned char)*p)) /* as qemu-img (strtoull) */
+		p++;
+	if (!isdigit((unsigned char)*p))
+		return mimg_err(-EINVAL, "Invalid size '%s'", text);
 	errno = 0;
 	if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
 		whole = strtoull(p, &end, 16);
 	} else {
 		whole = strtoull(p, &end, 10);
 		if (*end == '.') {
-			char *fend;
-			frac = strtod(end, &fend);
-			if (fend == end) {
-				/* "1.k": a point without digits, as qemu */
-				frac = 0;
-				fend = end + 1;
-			} else if (memchr(end, 'e', (size_t)(fend - end)) ||
-				   memchr(end, 'E', (size_t)(fend - end))) {
-				return mimg_err(-EINVAL, "Invalid size '%s'",
-						text);
+			/* The fraction by hand: strtod would follow the
+			 * caller's locale (a ',' decimal point).  "1.k" has
+			 * no digits and is 1k, as in qemu-img. */
+			const char *q = end + 1;
+			double num = 0, den = 1;
+			for (; isdigit((unsigned char)*q); q++) {
+				if (den < 1e17) {
+					num = num * 10 + (*q - '0');
+					den *= 10;
+				}
 			}
-			end = fend;
+			frac = num / den;
+			end = (char *)q;
 		}
 	}
 	if (errno == ERANGE)
