@@ -6,6 +6,8 @@
  * what qemu-img 7.2 accepts and computes for the same text.
  */
 #include <errno.h>
+#include <locale.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -65,6 +67,31 @@ START_TEST(size_fractions_and_hex)
 	ck_assert_uint_eq(size_ok("1.k"), 1024);
 	ck_assert_uint_eq(size_ok("0x1000"), 4096);
 	ck_assert_uint_eq(size_ok("0X10"), 16);
+	/* leading blanks are skipped, as qemu-img does */
+	ck_assert_uint_eq(size_ok(" 5"), 5);
+	ck_assert_uint_eq(size_ok("\t5k"), 5120);
+	ck_assert_uint_eq(size_ok(" 0x10"), 16);
+}
+END_TEST
+
+START_TEST(size_fraction_ignores_locale)
+{
+	/* a library caller may run with a ',' decimal point */
+	const char *const locales[] = {"de_DE.UTF-8", "de_DE.utf8",
+				       "fr_FR.UTF-8", "fr_FR.utf8", "de_DE",
+				       NULL};
+	const char *const *l = locales;
+	for (; *l; l++)
+		if (setlocale(LC_NUMERIC, *l))
+			break;
+	if (!*l) {
+		printf("size_fraction_ignores_locale: no locale with a comma "
+		       "decimal point installed; skipped\n");
+		return;
+	}
+	ck_assert_uint_eq(size_ok("1.5G"), 1610612736ull);
+	ck_assert_uint_eq(size_ok("1.4k"), 1434);
+	setlocale(LC_NUMERIC, "C");
 }
 END_TEST
 
@@ -84,6 +111,9 @@ START_TEST(size_errors)
 	ck_assert_int_eq(size_err("0x1.5"), -EINVAL);
 	ck_assert_int_eq(size_err("00x10"), -EINVAL);
 	ck_assert_int_eq(size_err("1 G"), -EINVAL);
+	ck_assert_int_eq(size_err("5 "), -EINVAL);
+	ck_assert_int_eq(size_err(" -5"), -EINVAL);
+	ck_assert_int_eq(size_err(" "), -EINVAL);
 	ck_assert(mimg_parse_size(NULL, &(uint64_t){0}) == -EINVAL);
 	/* the message quotes the text */
 	size_err("12q");
@@ -300,6 +330,7 @@ int main(void)
 	TCase *tc = tu_tcase(s, "sizes");
 	tcase_add_test(tc, size_suffixes);
 	tcase_add_test(tc, size_fractions_and_hex);
+	tcase_add_test(tc, size_fraction_ignores_locale);
 	tcase_add_test(tc, size_errors);
 	tcase_add_test(tc, size_overflow);
 	tcase_add_test(tc, create_rounds_to_sectors);
