@@ -76,6 +76,7 @@ void iov_slice_free(struct iovec *iov, struct iovec *storage)
 			l_ -= n_;                                            \
 			s_ = 0;                                              \
 		}                                                            \
+		(void)done_; /* not every BODY uses it */                   \
 	} while (0)
 
 void iov_memset(const struct iovec *iov, int cnt, size_t skip, int c,
