@@ -53,6 +53,17 @@ same_status "convert: bad -S" 1 convert -S 1000 r.img y.img
 same_status "convert: bad -m" 1 convert -m 0 r.img y.img
 same_status "convert: one file" 2 convert r.img
 same_status "convert: -n and missing target" 1 convert -n r.img nothere.img
+same_status "convert: -o with -n" 1 convert -n -o preallocation=off r.img r.img
+same_status "convert: compressed raw" 1 convert -c -O raw r.img y.img
+same_status "convert: snapshot of raw" 1 convert -l snap1 r.img y.img
+same_status "convert: bad cache mode" 1 convert -t bogus r.img y.img
+same_status "convert: bad -S text" 1 convert -S -5 r.img y.img
+same_status "convert: target directory missing" 1 \
+	convert -O raw r.img nodir/y.img
+same_status "create: directory missing" 1 create -f raw nodir/y.img 1M
+same_status "create: raw with a backing file" 1 \
+	create -f raw -b r.img -F raw y.img
+same_status "check -r all on raw" 1 check -r all r.img
 same_status "check: raw has no check" 1 check r.img
 check_eq "$(cat m.err)" "mimg: This image format does not support checks" \
 	"check on raw: message"
