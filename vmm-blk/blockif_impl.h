@@ -70,6 +70,7 @@ struct blockif_opts {
 	const char *path;
 	const char *format; /* NULL: probe */
 	bool nocache, sync, ro, nodelete;
+	bool untrusted; /* refuse images that refer to other files */
 	int sectsz, psectsz; /* 0: defaults */
 };
 

@@ -92,6 +92,8 @@ static int parse_opts(char *optstr, struct blockif_opts *o, const char *ident)
 			o->ro = true;
 		else if (!strcmp(cp, "nodelete"))
 			o->nodelete = true;
+		else if (!strcmp(cp, "untrusted"))
+			o->untrusted = true;
 		else if (!strncmp(cp, "sectorsize=", 11)) {
 			if (parse_sectorsize(cp + 11, o) < 0) {
 				warnx_ident(ident,
@@ -132,6 +134,8 @@ static struct mimg *open_image(struct blockif_opts *o, const char *ident)
 		flags |= MIMG_OPEN_DIRECT;
 	if (o->sync)
 		flags |= MIMG_OPEN_SYNC;
+	if (o->untrusted)
+		flags |= MIMG_OPEN_UNTRUSTED;
 	r = mimg_open(&img, o->path, o->format,
 		      flags | (o->ro ? 0 : MIMG_OPEN_RDWR));
 	if (r == -EACCES || r == -EROFS || r == -EPERM) {

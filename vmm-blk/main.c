@@ -31,6 +31,7 @@ struct options {
 	const char *serial;
 	unsigned num_queues;
 	bool read_only;
+	bool untrusted;
 	bool verbose;
 };
 
@@ -57,6 +58,9 @@ static void usage(FILE *f)
 	      "most\n"
 	      "                           20 bytes)\n"
 	      "      --num-queues N       request queues, 1 to 64 (default 1)\n"
+	      "      --untrusted          refuse images that refer to other "
+	      "files\n"
+	      "                           (backing files, VMDK extents)\n"
 	      "      --blk-file PATH      same as the IMAGE argument\n"
 	      "  -v, --verbose            log every vhost-user message\n"
 	      "      --print-capabilities print the back-end's capabilities "
@@ -88,7 +92,8 @@ static int parse_uint(const char *s, unsigned max, unsigned *out)
 /* Returns -1 to exit 0 (help, capabilities), 1 on a usage error, else 0. */
 static int parse_args(int argc, char **argv, struct options *o)
 {
-	enum { OPT_FD = 256, OPT_SERIAL, OPT_NQ, OPT_BLK, OPT_CAPS };
+	enum { OPT_FD = 256, OPT_SERIAL, OPT_NQ, OPT_BLK, OPT_CAPS,
+	       OPT_UNTRUSTED };
 	static const struct option longopts[] = {
 		{"socket", required_argument, NULL, 's'},
 		{"socket-path", required_argument, NULL, 's'},
@@ -98,6 +103,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{"serial", required_argument, NULL, OPT_SERIAL},
 		{"num-queues", required_argument, NULL, OPT_NQ},
 		{"blk-file", required_argument, NULL, OPT_BLK},
+		{"untrusted", no_argument, NULL, OPT_UNTRUSTED},
 		{"verbose", no_argument, NULL, 'v'},
 		{"print-capabilities", no_argument, NULL, OPT_CAPS},
 		{"help", no_argument, NULL, 'h'},
@@ -159,6 +165,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		case OPT_BLK:
 			o->image = optarg;
+			break;
+		case OPT_UNTRUSTED:
+			o->untrusted = true;
 			break;
 		case 'v':
 			o->verbose = true;
@@ -339,6 +348,7 @@ int main(int argc, char **argv)
 	bo.path = o.image;
 	bo.format = o.format;
 	bo.ro = o.read_only;
+	bo.untrusted = o.untrusted;
 	bc = blockif_open_opts(&bo, "vmm-blk");
 	if (!bc)
 		return 1;

@@ -60,6 +60,28 @@ START_TEST(stress_qcow2_backing)
 }
 END_TEST
 
+START_TEST(untrusted_refuses_backing)
+{
+	struct blockif_ctxt *bc;
+
+	tu_make_sparse("base.raw", 1 << 20);
+	ck_assert_int_eq(tu_system("qemu-img convert -q -f raw -O qcow2 "
+				   "base.raw base.qcow2"),
+			 0);
+	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 -b base.qcow2 "
+				   "-F qcow2 overlay.qcow2"),
+			 0);
+	/* An uploaded image must not pull in other host files. */
+	ck_assert_ptr_null(blockif_open("overlay.qcow2,untrusted", "t"));
+	bc = blockif_open("base.qcow2,untrusted", "t");
+	ck_assert_ptr_nonnull(bc);
+	ck_assert_int_eq(blockif_close(bc), 0);
+	bc = blockif_open("overlay.qcow2", "t");
+	ck_assert_ptr_nonnull(bc);
+	ck_assert_int_eq(blockif_close(bc), 0);
+}
+END_TEST
+
 static bool have_qcow2(void)
 {
 	for (const char *const *f = mimg_formats(); *f; f++)
@@ -84,5 +106,6 @@ int main(void)
 	s = suite_create("blockif_qcow2");
 	tc = tu_tcase(s, "qcow2");
 	tcase_add_test(tc, stress_qcow2_backing);
+	tcase_add_test(tc, untrusted_refuses_backing);
 	return tu_run_suite(s);
 }

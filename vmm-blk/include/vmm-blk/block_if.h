@@ -54,12 +54,15 @@ struct blockif_ctxt;
 /*
  * Open a block device from bhyve's option string:
  *   path[,nocache][,direct][,sync][,ro][,sectorsize=L[/P]][,nodelete]
- *       [,format=raw|qcow2|vmdk]
+ *       [,format=raw|qcow2|vmdk][,untrusted]
  * nocache opens host files with O_DIRECT; direct and sync with O_DSYNC; ro
  * opens read-only; sectorsize sets the logical (and physical) sector size
  * (powers of two, 512..65536, L <= P); nodelete turns deletes off; format
  * names the image format (probed when absent; a probed raw image cannot
- * have its first sector turned into another format's header).
+ * have its first sector turned into another format's header); untrusted
+ * refuses images that refer to any other file (backing files, VMDK
+ * extents, data files), for images a tenant uploaded.  format= and
+ * untrusted are mimg additions.
  * IDENT names the device in messages (may be NULL).
  * Returns NULL with errno set and a message on stderr on failure.
  */
