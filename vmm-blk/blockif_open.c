@@ -147,8 +147,8 @@ static struct mimg *open_image(struct blockif_opts *o, const char *ident)
 		}
 	}
 	if (r < 0) {
-		warnx_ident(ident, "cannot open %s: %s", o->path,
-			    mimg_errmsg());
+		/* libmimg's message names the file and the reason. */
+		warnx_ident(ident, "%s", mimg_errmsg());
 		errno = -r;
 		return NULL;
 	}
