@@ -391,9 +391,7 @@ int vmdk_pwritev(struct mimg *img, const struct iovec *iov, int iovcnt,
 	int r;
 
 	if (s->sw)
-		return mimg_err(-ENOTSUP, "%s: vmdk: streamOptimized images "
-				"are written sequentially by convert only",
-				img->filename);
+		return vmdk_stream_pwritev(img, iov, iovcnt, off, len);
 	r = vmdk_touch_cid(img);
 	if (r < 0)
 		return r;

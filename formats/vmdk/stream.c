@@ -28,6 +28,7 @@
 #include "error.h"
 #include "file.h"
 #include "image.h"
+#include "iov.h"
 #include "vmdk.h"
 
 /* zlib level 3: on real disk content about 5x the speed of qemu-img's
@@ -52,7 +53,13 @@ struct vmdk_stream_writer {
 	size_t olen;
 	uint8_t *cbuf;		/* for grains handed over uncompressed */
 	size_t ccap;
+	/* Plain sequential writes (mimg_pwrite) collect a grain here. */
+	pthread_mutex_t lock;
+	uint8_t *pend;
+	uint64_t pend_grain;	/* NO_GRAIN when empty */
 };
+
+#define NO_GRAIN UINT64_MAX
 
 static int obuf_flush(struct vmdk_stream_writer *w)
 {
@@ -178,6 +185,8 @@ int vmdk_stream_start(struct mimg *img)
 	w->data_start = start;
 	w->pos = start;
 	w->cur_gdi = 0;
+	w->pend_grain = NO_GRAIN;
+	pthread_mutex_init(&w->lock, NULL);
 	w->gd = calloc(sp->gd_entries, 4);
 	w->gt = calloc(1, sp->gt_bytes);
 	w->obuf = malloc(OBUF_SIZE);
@@ -197,6 +206,8 @@ void vmdk_stream_free(struct vmdk_stream_writer *w)
 	free(w->gt);
 	free(w->obuf);
 	free(w->cbuf);
+	free(w->pend);
+	pthread_mutex_destroy(&w->lock);
 	free(w);
 }
 
@@ -278,19 +289,16 @@ ssize_t vmdk_compress(struct mimg *img, const void *in, size_t inlen,
 	return deflate_grain(in, inlen, out, outcap);
 }
 
-int vmdk_write_compressed(struct mimg *img, uint64_t off, const void *data,
-			  size_t len, bool compressed)
+/* Append grain OFF/grain_bytes (w->lock held). */
+static int put_grain(struct mimg *img, struct vmdk_stream_writer *w,
+		     uint64_t off, const void *data, size_t len,
+		     bool compressed)
 {
-	struct vmdk_state *s = img->priv;
-	struct vmdk_stream_writer *w = s->sw;
 	struct vmdk_sparse *sp;
 	uint64_t grain, gdi;
 	uint8_t m[12];
 	int r;
 
-	if (!w)
-		return mimg_err(-ENOTSUP, "%s: vmdk: not a fresh "
-				"streamOptimized image", img->filename);
 	if (w->err)
 		return w->err;
 	sp = w->sp;
@@ -349,6 +357,84 @@ fail:
 	return r;
 }
 
+/* Emit the grain collected by plain writes, unless it is all zeroes
+ * (w->lock held). */
+static int flush_pending(struct mimg *img, struct vmdk_stream_writer *w)
+{
+	uint64_t g = w->pend_grain;
+	int r = 0;
+
+	if (g == NO_GRAIN)
+		return 0;
+	w->pend_grain = NO_GRAIN;
+	if (!buf_is_zero(w->pend, w->sp->grain_bytes))
+		r = put_grain(img, w, g * w->sp->grain_bytes, w->pend,
+			      w->sp->grain_bytes, false);
+	if (r == 0 && w->next_grain <= g)
+		w->next_grain = g + 1;
+	return r;
+}
+
+int vmdk_write_compressed(struct mimg *img, uint64_t off, const void *data,
+			  size_t len, bool compressed)
+{
+	struct vmdk_state *s = img->priv;
+	struct vmdk_stream_writer *w = s->sw;
+	int r;
+
+	if (!w)
+		return mimg_err(-ENOTSUP, "%s: vmdk: not a fresh "
+				"streamOptimized image", img->filename);
+	pthread_mutex_lock(&w->lock);
+	r = flush_pending(img, w);
+	if (r == 0)
+		r = put_grain(img, w, off, data, len, compressed);
+	pthread_mutex_unlock(&w->lock);
+	return r;
+}
+
+/* Plain writes into a fresh stream: ascending, any alignment; gaps read
+ * as zeroes.  Each grain is compressed when the writes leave it. */
+int vmdk_stream_pwritev(struct mimg *img, const struct iovec *iov,
+			int iovcnt, uint64_t off, size_t len)
+{
+	struct vmdk_state *s = img->priv;
+	struct vmdk_stream_writer *w = s->sw;
+	uint64_t gb = w->sp->grain_bytes;
+	uint64_t end_bytes = w->sp->capacity * VMDK_SECTOR;
+	size_t skip = 0;
+	int r = 0;
+
+	pthread_mutex_lock(&w->lock);
+	if (!w->pend && !(w->pend = malloc(gb)))
+		r = mimg_err(-ENOMEM, "out of memory");
+	while (r == 0 && skip < len) {
+		uint64_t g = off / gb, in = off % gb;
+		size_t n = (size_t)min_u64(len - skip, gb - in);
+		if (g != w->pend_grain) {
+			if (g < w->next_grain ||
+			    (w->pend_grain != NO_GRAIN && g < w->pend_grain)) {
+				r = mimg_err(-EINVAL, "%s: vmdk: write at %"
+					     PRIu64 " goes back: streamOptimized "
+					     "images are written sequentially",
+					     img->filename, off);
+				break;
+			}
+			if ((r = flush_pending(img, w)) < 0)
+				break;
+			w->pend_grain = g;
+			memset(w->pend, 0, gb);
+		}
+		iov_to_buf(iov, iovcnt, skip, w->pend + in, n);
+		skip += n;
+		off += n;
+		if (in + n == gb || off >= end_bytes)
+			r = flush_pending(img, w);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return r;
+}
+
 /* Write the tail (pending grain table, GD, footer, end-of-stream marker)
  * after the grains written so far.  The writer's position stays before
  * the tail, so more grains may follow (they overwrite it) and a later
@@ -363,8 +449,15 @@ int vmdk_stream_finish(struct mimg *img)
 	uint64_t tail;
 	int r;
 
-	if (!w || !w->dirty || w->err)
-		return w ? w->err : 0;
+	if (!w)
+		return 0;
+	pthread_mutex_lock(&w->lock);
+	r = flush_pending(img, w);
+	if (r < 0 || !w->dirty || w->err) {
+		r = r < 0 ? r : w->err;
+		pthread_mutex_unlock(&w->lock);
+		return r;
+	}
 	sp = w->sp;
 	r = obuf_flush(w);
 	if (r < 0)
@@ -402,9 +495,11 @@ int vmdk_stream_finish(struct mimg *img)
 	if (r < 0)
 		goto fail;
 	w->dirty = false;
+	pthread_mutex_unlock(&w->lock);
 	return 0;
 fail:
 	w->err = r;
+	pthread_mutex_unlock(&w->lock);
 	return mimg_err_prefix(r, "%s: vmdk: cannot finish the stream",
 			       img->filename);
 }

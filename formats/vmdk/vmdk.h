@@ -257,6 +257,8 @@ ssize_t vmdk_compress(struct mimg *img, const void *in, size_t inlen,
 int vmdk_write_compressed(struct mimg *img, uint64_t off, const void *data,
 			  size_t len, bool compressed);
 bool vmdk_stream_only(struct mimg *img);
+int vmdk_stream_pwritev(struct mimg *img, const struct iovec *iov,
+			int iovcnt, uint64_t off, size_t len);
 
 /* info.c */
 int vmdk_info(struct mimg *img, struct mimg_value *info);

@@ -3,8 +3,9 @@
  *
  * streamOptimized: one-pass writing through mimg_convert in VMware's
  * stream layout (header with the GD at the end, grain markers, footer,
- * end-of-stream marker), reading it back, images cut short, in-place
- * writes refused, compressed grains without markers, corrupt grains.
+ * end-of-stream marker), plain sequential writes, reading it back,
+ * images cut short, in-place writes refused, compressed grains without
+ * markers, corrupt grains.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -169,23 +170,47 @@ START_TEST(test_cut_short)
 }
 END_TEST
 
-START_TEST(test_in_place_writes_refused)
+/* Plain writes into a fresh stream: ascending, unaligned, with gaps;
+ * going back is refused.  A finished stream is not modified in place. */
+START_TEST(test_sequential_writes_and_refusals)
 {
-	const uint64_t size = 1 << 20;
-	uint8_t *src = make_source(size), b[512] = { 0 };
+	const uint64_t size = (1 << 20) + 1536;
+	uint8_t *want = calloc(1, size), b[512] = { 0 };
+	uint8_t *chunk = malloc(200000);
 	struct mimg *img;
 	struct mimg_opt o = { "subformat", "streamOptimized" };
 	ck_assert_int_eq(mimg_create("e.vmdk", "vmdk", size, &o, 1), 0);
 	ck_assert_int_eq(mimg_open(&img, "e.vmdk", NULL, MIMG_OPEN_RDWR), 0);
-	ck_assert_int_eq(mimg_pwrite(img, b, 512, 0), -ENOTSUP);
-	mimg_close(img);
-	convert_to_stream("s.vmdk", size);
-	ck_assert_int_eq(mimg_open(&img, "s.vmdk", NULL, MIMG_OPEN_RDWR), 0);
+	static const struct { uint64_t off, len; } w[] = {
+		{ 100, 1000 }, { 1100, 200000 }, { 300000, 7 },
+		{ 400000, 70000 }, { 65536 * 12, 65536 }, { size - 1000, 1000 },
+	};
+	for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++) {
+		tu_fill_random(chunk, w[i].len, i + 1);
+		ck_assert_int_eq(mimg_pwrite(img, chunk, w[i].len, w[i].off),
+				 (ssize_t)w[i].len);
+		memcpy(want + w[i].off, chunk, w[i].len);
+		if (i == 2) {
+			ck_assert_int_eq(mimg_pwrite(img, b, 512, 0), -EINVAL);
+			ck_assert_ptr_nonnull(strstr(mimg_errmsg(),
+						     "sequentially"));
+		}
+	}
+	ck_assert_int_eq(mimg_close(img), 0);
+	verify("e.vmdk", want, size);
+	tu_write_file("want.raw", want, size, 0);
+	if (tu_have_program("qemu-img")) {
+		ck_assert_int_eq(tu_system("qemu-img check -q e.vmdk"), 0);
+		ck_assert_int_eq(tu_system("qemu-img compare -q -f raw "
+					   "want.raw e.vmdk"), 0);
+	}
+	ck_assert_int_eq(mimg_open(&img, "e.vmdk", NULL, MIMG_OPEN_RDWR), 0);
 	ck_assert_int_eq(mimg_pwrite(img, b, 512, 0), -ENOTSUP);
 	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "compressed"));
 	mimg_close(img);
-	verify("s.vmdk", src, size);
-	free(src);
+	verify("e.vmdk", want, size);
+	free(want);
+	free(chunk);
 }
 END_TEST
 
@@ -263,7 +288,7 @@ int main(void)
 	tcase_add_test(tc, test_convert_layout_and_read);
 	tcase_add_test(tc, test_empty_stream);
 	tcase_add_test(tc, test_cut_short);
-	tcase_add_test(tc, test_in_place_writes_refused);
+	tcase_add_test(tc, test_sequential_writes_and_refusals);
 	tcase_add_test(tc, test_compressed_without_markers);
 	tcase_add_test(tc, test_bad_marker_size);
 	return tu_run_suite(s);
