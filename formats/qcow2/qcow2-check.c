@@ -123,9 +123,10 @@ static int walk_l2(struct checker *c, uint64_t l2_off, bool active)
 			if (active && c->res) {
 				c->res->allocated_clusters++;
 				c->res->compressed_clusters++;
+				/* Compressed clusters count as fragmented
+				 * by nature, as qemu counts them. */
 				c->res->fragmented_clusters++;
 			}
-			next_contig = 0;
 			continue;
 		}
 		uint64_t host = e & QCOW2_OFFSET_MASK;
@@ -203,6 +204,11 @@ static uint64_t snapshot_table_size(struct qcow2 *s)
 	return total;
 }
 
+static void inc_cb(void *opaque, uint64_t off, uint64_t len)
+{
+	inc(opaque, off, len, "bitmap metadata");
+}
+
 /* Compute references into c->refs (which the caller sized). */
 static int compute(struct checker *c, bool with_refcount_structs)
 {
@@ -225,6 +231,8 @@ static int compute(struct checker *c, bool with_refcount_structs)
 	if (s->nb_snapshots)
 		inc(c, s->snapshots_offset, snapshot_table_size(s),
 		    "snapshot table");
+	if ((r = qcow2_bitmap_refs(s, inc_cb, c)) < 0)
+		return r;
 	if (!with_refcount_structs)
 		return 0;
 	inc(c, s->reftable_offset,

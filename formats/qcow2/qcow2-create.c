@@ -320,8 +320,7 @@ static int create_data_file(const char *path, const struct create_opts *o,
 	free(full);
 	if (r < 0)
 		return r;
-	if (o->data_file_raw)
-		r = mimg_file_truncate(f, size);
+	r = mimg_file_truncate(f, size);
 	int rc = mimg_file_close(f);
 	return r < 0 ? r : rc;
 }

@@ -98,7 +98,14 @@ static int parse_extensions(struct qcow2 *s, const uint8_t *hdr,
 				return mimg_err(-ENOMEM, "out of memory");
 			break;
 		case QCOW2_EXT_BITMAPS:
+			if (len < 24)
+				return mimg_err(-EINVAL, "%s: qcow2: bitmaps "
+						"extension too short (%u bytes)",
+						path, len);
 			s->has_bitmaps_ext = true;
+			s->nb_bitmaps = ld_be32(p);
+			s->bm_dir_size = ld_be64(p + 8);
+			s->bm_dir_offset = ld_be64(p + 16);
 			break;
 		case QCOW2_EXT_CRYPTO:
 			break;

@@ -30,6 +30,8 @@ static int add_specific(struct qcow2 *s, struct mimg_value *info)
 				   d, "lazy-refcounts",
 				   (s->compat & QCOW2_COMPAT_LAZY_REFCOUNTS) !=
 					   0);
+	if (ok && qcow2_info_bitmaps(s, d) < 0)
+		return -ENOMEM;
 	ok = ok && mimg_value_add_uint(d, "refcount-bits", s->refcount_bits);
 	if (s->data_file_name) {
 		ok = ok && mimg_value_add_str(d, "data-file",

@@ -146,9 +146,9 @@ int qcow2_select_snapshot(struct mimg *img, const char *name)
 		free(s->l1);
 	s->l1 = l1;
 	s->l1_size = sn->l1_size;
+	/* qemu-img convert -l keeps the image's current size: what lies
+	 * past the snapshot's L1 table reads as unallocated. */
 	s->snapshot_selected = (int)(sn - s->snaps);
-	if (sn->disk_size != UINT64_MAX)
-		img->size = sn->disk_size;
 	pthread_mutex_unlock(&s->lock);
 	return 0;
 }

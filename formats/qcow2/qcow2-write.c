@@ -533,7 +533,7 @@ int qcow2_truncate(struct mimg *img, uint64_t size,
 		st_be64(b, size);
 		r = mimg_file_pwrite(s->file, b, 8, 24);
 	}
-	if (r == 0 && s->data_file_name && s->data_raw)
+	if (r == 0 && s->data_file_name)
 		r = mimg_file_truncate(s->data, size);
 	if (r == 0)
 		img->size = size;

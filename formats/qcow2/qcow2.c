@@ -48,12 +48,20 @@ static unsigned cache_entries(uint32_t cluster_size, uint32_t budget,
 	return (unsigned)n;
 }
 
-/* Modifying the image invalidates features we do not maintain (bitmaps):
- * clear their autoclear bits, as the spec asks. */
+/* Modifying the image invalidates what we do not maintain: bitmaps are
+ * flagged in use (or, when their directory could not be read, the
+ * autoclear bit goes); unknown autoclear bits are cleared, as the spec
+ * asks. */
 static int clear_autoclear(struct qcow2 *s)
 {
 	uint64_t keep = s->autoclear & QCOW2_AUTOCLEAR_DATA_FILE_RAW;
 	uint8_t b[8];
+	if ((s->autoclear & QCOW2_AUTOCLEAR_BITMAPS) && s->bitmaps_loaded) {
+		int r = qcow2_mark_bitmaps_in_use(s);
+		if (r < 0)
+			return r;
+		keep |= QCOW2_AUTOCLEAR_BITMAPS;
+	}
 	if (s->version < 3 || s->autoclear == keep)
 		return 0;
 	st_be64(b, keep);
@@ -74,6 +82,7 @@ static void qcow2_close(struct mimg *img)
 	free(s->l1_active);
 	free(s->reftable);
 	qcow2_free_snapshots(s);
+	qcow2_free_bitmaps(s);
 	free(s->data_file_name);
 	if (s->data_own)
 		mimg_file_close(s->data_own);
@@ -108,6 +117,8 @@ static int qcow2_open(struct mimg *img, unsigned flags)
 	if ((r = qcow2_refcount_init(s)) < 0)
 		goto fail;
 	if ((r = qcow2_read_snapshots(s)) < 0)
+		goto fail;
+	if ((r = qcow2_read_bitmaps(s)) < 0)
 		goto fail;
 	if (s->data_file_name && (r = open_data_file(s)) < 0)
 		goto fail;

@@ -109,6 +109,16 @@ struct qcow2_cache {
 	uint64_t tick;
 };
 
+/* One persistent dirty bitmap (listed by info, referenced in check). */
+struct qcow2_bitmap {
+	char *name;
+	uint32_t flags;
+	unsigned granularity_bits;
+	uint64_t table_offset;
+	uint32_t table_size;
+	uint64_t dir_pos; /* of the flags field inside the directory */
+};
+
 struct qcow2_inflight {
 	uint64_t first, last; /* guest cluster indexes, inclusive */
 	struct qcow2_inflight *next;
@@ -133,6 +143,10 @@ struct qcow2 {
 	enum qcow2_compression compression;
 	bool extended_l2;
 	bool has_bitmaps_ext;
+	uint32_t nb_bitmaps;
+	uint64_t bm_dir_offset, bm_dir_size;
+	struct qcow2_bitmap *bitmaps; /* valid when bitmaps_loaded */
+	bool bitmaps_loaded;
 	unsigned l2e_size;	/* 8 or 16 */
 	unsigned l2_bits;	/* log2 of entries per L2 table */
 	uint32_t l2_entries;
@@ -281,6 +295,17 @@ int qcow2_read_snapshots(struct qcow2 *s);
 void qcow2_free_snapshots(struct qcow2 *s);
 int qcow2_select_snapshot(struct mimg *img, const char *name);
 int qcow2_info_snapshots(struct qcow2 *s, struct mimg_value *info);
+
+/* qcow2-bitmap.c */
+int qcow2_read_bitmaps(struct qcow2 *s);
+void qcow2_free_bitmaps(struct qcow2 *s);
+/* Before the first modification: flag every bitmap inconsistent. */
+int qcow2_mark_bitmaps_in_use(struct qcow2 *s);
+int qcow2_info_bitmaps(struct qcow2 *s, struct mimg_value *data);
+/* Call INC for every cluster range the bitmaps use. */
+int qcow2_bitmap_refs(struct qcow2 *s,
+		      void (*inc)(void *opaque, uint64_t off, uint64_t len),
+		      void *opaque);
 
 /* qcow2-info.c */
 int qcow2_info(struct mimg *img, struct mimg_value *info);
