@@ -5,6 +5,7 @@
  * from the backing chain, and emulation of optional driver callbacks.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,6 +94,28 @@ static int guard_probed_raw(struct mimg *img, const struct iovec *iov,
 	return 0;
 }
 
+/*
+ * Changes that reach sector 0 of a probed-raw image hold this lock from
+ * their guard check to the end of the change: otherwise two concurrent
+ * writes, each harmless alone, could assemble a header that neither
+ * check saw.  Such changes are rare; one lock for all images is enough.
+ */
+static pthread_mutex_t sector0_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static bool lock_sector0(struct mimg *img, uint64_t off, uint64_t len)
+{
+	if (!img->probed_raw || off >= SECTOR || len == 0)
+		return false;
+	pthread_mutex_lock(&sector0_lock);
+	return true;
+}
+
+static void unlock_sector0(bool locked)
+{
+	if (locked)
+		pthread_mutex_unlock(&sector0_lock);
+}
+
 ssize_t mimg_pwritev(struct mimg *img, const struct iovec *iov, int iovcnt,
 		     uint64_t off)
 {
@@ -102,9 +125,11 @@ ssize_t mimg_pwritev(struct mimg *img, const struct iovec *iov, int iovcnt,
 		return r;
 	if (len == 0)
 		return 0;
-	if ((r = guard_probed_raw(img, iov, iovcnt, off, len)) < 0)
-		return r;
-	r = img->drv->pwritev(img, iov, iovcnt, off, len);
+	bool locked = lock_sector0(img, off, len);
+	r = guard_probed_raw(img, iov, iovcnt, off, len);
+	if (r == 0)
+		r = img->drv->pwritev(img, iov, iovcnt, off, len);
+	unlock_sector0(locked);
 	return r < 0 ? r : (ssize_t)len;
 }
 
@@ -142,14 +167,18 @@ int mimg_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
 	int r = check_writable(img, off, len);
 	if (r < 0 || len == 0)
 		return r;
+	bool locked = lock_sector0(img, off, len);
 	if ((r = guard_probed_raw(img, NULL, 0, off, len)) < 0)
-		return r;
+		goto out;
 	if (img->drv->pwrite_zeroes) {
 		r = img->drv->pwrite_zeroes(img, off, len, flags);
 		if (r != -ENOTSUP)
-			return r;
+			goto out;
 	}
-	return write_zero_buffers(img, off, len);
+	r = write_zero_buffers(img, off, len);
+out:
+	unlock_sector0(locked);
+	return r;
 }
 
 int mimg_discard(struct mimg *img, uint64_t off, uint64_t len)
@@ -159,8 +188,17 @@ int mimg_discard(struct mimg *img, uint64_t off, uint64_t len)
 		return r;
 	if (!img->drv->discard)
 		return 0;
-	r = img->drv->discard(img, off, len);
-	return r == -ENOTSUP ? 0 : r;
+	/* A discarded raw range reads as zeroes: zeroing a byte can turn
+	 * sector 0 into a header as well as writing one can. */
+	bool locked = lock_sector0(img, off, len);
+	r = guard_probed_raw(img, NULL, 0, off, len);
+	if (r == 0) {
+		r = img->drv->discard(img, off, len);
+		if (r == -ENOTSUP)
+			r = 0;
+	}
+	unlock_sector0(locked);
+	return r;
 }
 
 int mimg_flush(struct mimg *img)
