@@ -7,6 +7,7 @@
  * turning its disk into a qcow2 with a backing file of its choosing).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -163,6 +164,81 @@ START_TEST(probed_raw_refuses_format_header)
 }
 END_TEST
 
+START_TEST(probed_raw_refuses_header_by_discard)
+{
+	struct mimg *img;
+	if (!have_format("qcow2")) {
+		printf("probed-raw discard guard: no qcow2 driver; skipped\n");
+		return;
+	}
+	/* version 0x01000003 is no qcow2 version; zeroing its first byte
+	 * by a discard would make it 3 */
+	const uint8_t almost[8] = {'Q', 'F', 'I', 0xfb, 1, 0, 0, 3};
+	tu_make_sparse("guest.img", 1 << 20);
+	ck_assert_int_eq(mimg_open(&img, "guest.img", NULL, MIMG_OPEN_RDWR),
+			 0);
+	ck_assert_int_eq(mimg_pwrite(img, almost, 8, 0), 8);
+	ck_assert_int_eq(mimg_discard(img, 4, 1), -EPERM);
+	ck_assert_int_eq(mimg_pwrite_zeroes(img, 4, 1, MIMG_ZERO_MAY_UNMAP),
+			 -EPERM);
+	uint8_t got[8];
+	ck_assert_int_eq(mimg_pread(img, got, 8, 0), 8);
+	ck_assert_mem_eq(got, almost, 8);
+	/* discarding all of it is fine */
+	ck_assert_int_eq(mimg_discard(img, 0, 4096), 0);
+	ck_assert_int_eq(mimg_close(img), 0);
+}
+END_TEST
+
+/* Two threads write the two halves of a qcow2 header into sector 0 at
+ * the same moment: each half is harmless alone, so at most one may
+ * succeed. */
+struct half {
+	struct mimg *img;
+	pthread_barrier_t *go;
+	const uint8_t *bytes;
+	uint64_t off;
+	ssize_t r;
+};
+
+static void *write_half(void *p)
+{
+	struct half *h = p;
+	pthread_barrier_wait(h->go);
+	h->r = mimg_pwrite(h->img, h->bytes, 4, h->off);
+	return NULL;
+}
+
+START_TEST(probed_raw_concurrent_halves)
+{
+	struct mimg *img;
+	if (!have_format("qcow2")) {
+		printf("probed-raw race: no qcow2 driver; skipped\n");
+		return;
+	}
+	tu_make_sparse("guest.img", 1 << 20);
+	ck_assert_int_eq(mimg_open(&img, "guest.img", NULL, MIMG_OPEN_RDWR),
+			 0);
+	for (int round = 0; round < 2000; round++) {
+		pthread_barrier_t go;
+		pthread_t t1, t2;
+		struct half a = {img, &go, qcow2_magic_v3, 0, 0};
+		struct half b = {img, &go, qcow2_magic_v3 + 4, 4, 0};
+		ck_assert_int_eq(mimg_pwrite_zeroes(img, 0, 512, 0), 0);
+		pthread_barrier_init(&go, NULL, 2);
+		pthread_create(&t1, NULL, write_half, &a);
+		pthread_create(&t2, NULL, write_half, &b);
+		pthread_join(t1, NULL);
+		pthread_join(t2, NULL);
+		pthread_barrier_destroy(&go);
+		ck_assert_msg(a.r < 0 || b.r < 0, "round %d: both halves of a "
+			      "qcow2 header were written", round);
+		ck_assert(a.r == 4 || b.r == 4);
+	}
+	ck_assert_int_eq(mimg_close(img), 0);
+}
+END_TEST
+
 START_TEST(probed_raw_refuses_vmdk_magic)
 {
 	struct mimg *img;
@@ -187,6 +263,8 @@ int main(void)
 	tcase_add_test(tc, explicit_format_wins);
 	tcase_add_test(tc, qcow2_made_by_qemu_probes_as_qcow2);
 	tcase_add_test(tc, probed_raw_refuses_format_header);
+	tcase_add_test(tc, probed_raw_refuses_header_by_discard);
+	tcase_add_test(tc, probed_raw_concurrent_halves);
 	tcase_add_test(tc, probed_raw_refuses_vmdk_magic);
 	return tu_run_suite(s);
 }
