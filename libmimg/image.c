@@ -5,6 +5,7 @@
  * backing chain (resolution, loop detection, depth cap).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -27,15 +28,24 @@ const struct mimg_driver *mimg__find_driver(const char *name)
 	return NULL;
 }
 
-const char *const *mimg_formats(void)
+static const char *format_names[16];
+static pthread_once_t format_names_once = PTHREAD_ONCE_INIT;
+
+static void fill_format_names(void)
 {
-	static const char *names[16];
 	size_t n = 0;
 	for (const struct mimg_driver *const *d = mimg_drivers;
-	     *d && n + 1 < sizeof(names) / sizeof(names[0]); d++)
-		names[n++] = (*d)->name;
-	names[n] = NULL;
-	return names;
+	     *d && n + 1 < sizeof(format_names) / sizeof(format_names[0]);
+	     d++)
+		format_names[n++] = (*d)->name;
+	format_names[n] = NULL;
+}
+
+const char *const *mimg_formats(void)
+{
+	/* filled once: concurrent callers must not race on the array */
+	pthread_once(&format_names_once, fill_format_names);
+	return format_names;
 }
 
 /* The highest-scoring driver for the first bytes of a file. */
