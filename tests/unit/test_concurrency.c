@@ -188,10 +188,40 @@ START_TEST(random_verified_io_one_handle)
 }
 END_TEST
 
+/* The first calls to mimg_formats() may come from many threads at once
+ * (run under ThreadSanitizer to see races). */
+static void *formats_twice(void *arg)
+{
+	const char *const *f = mimg_formats();
+	*(const char *const **)arg = f;
+	return mimg_formats() == f ? arg : NULL;
+}
+
+START_TEST(formats_from_many_threads)
+{
+	pthread_t tid[NTHREADS];
+	const char *const *got[NTHREADS];
+	void *ret;
+	for (int i = 0; i < NTHREADS; i++)
+		ck_assert_int_eq(pthread_create(&tid[i], NULL, formats_twice,
+						&got[i]), 0);
+	for (int i = 0; i < NTHREADS; i++) {
+		pthread_join(tid[i], &ret);
+		ck_assert_ptr_nonnull(ret);
+		ck_assert_ptr_eq(got[i], got[0]);
+	}
+	bool raw = false;
+	for (const char *const *f = got[0]; *f; f++)
+		raw = raw || strcmp(*f, "raw") == 0;
+	ck_assert(raw);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("concurrency");
 	TCase *tc = tu_tcase(s, "concurrency");
 	tcase_add_test(tc, random_verified_io_one_handle);
+	tcase_add_test(tc, formats_from_many_threads);
 	return tu_run_suite(s);
 }
