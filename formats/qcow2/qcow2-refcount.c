@@ -205,7 +205,12 @@ out:
 /* Make sure the refcount block for RT_INDEX exists.  A new block goes to
  * the first cluster of the range it covers; *CREATED tells the caller that
  * a cluster it may have picked could now be taken. */
-static int ensure_block(struct qcow2 *s, uint64_t rt_index, bool *created)
+/* Make sure the refcount block for RT_INDEX exists.  A new block goes to
+ * cluster AT (inside the range it covers, so it describes itself; by
+ * default the range's first cluster); *CREATED tells the caller that a
+ * cluster it may have picked could now be taken. */
+static int ensure_block_at(struct qcow2 *s, uint64_t rt_index, uint64_t at,
+			   bool *created)
 {
 	uint64_t off = 0;
 	int r;
@@ -217,7 +222,7 @@ static int ensure_block(struct qcow2 *s, uint64_t rt_index, bool *created)
 		return r;
 	if (off)
 		return 0;
-	uint64_t S = rt_index << s->rb_bits;
+	uint64_t S = at;
 	if (S > (QCOW2_OFFSET_MASK >> s->cluster_bits))
 		return mimg_err(-EFBIG, "%s: qcow2: image too large",
 				qcow2_path(s));
@@ -226,7 +231,7 @@ static int ensure_block(struct qcow2 *s, uint64_t rt_index, bool *created)
 	uint8_t *blk = calloc(1, s->cluster_size);
 	if (!blk)
 		return mimg_err(-ENOMEM, "out of memory");
-	rb_set(s, blk, 0, 1);
+	rb_set(s, blk, (uint32_t)(S & (s->rb_entries - 1)), 1);
 	off = S << s->cluster_bits;
 	r = mimg_file_pwrite(s->file, blk, s->cluster_size, off);
 	if (r == 0) {
@@ -240,6 +245,11 @@ static int ensure_block(struct qcow2 *s, uint64_t rt_index, bool *created)
 	free(blk);
 	*created = true;
 	return r;
+}
+
+static int ensure_block(struct qcow2 *s, uint64_t rt_index, bool *created)
+{
+	return ensure_block_at(s, rt_index, rt_index << s->rb_bits, created);
 }
 
 static int set_refcount_nowb(struct qcow2 *s, uint64_t cluster, uint64_t rc)
@@ -355,10 +365,20 @@ restart:;
 	}
 	for (uint64_t rt = start >> s->rb_bits;
 	     rt <= (start + n - 1) >> s->rb_bits; rt++) {
+		/* A missing block goes right after the run when the run
+		 * covers the start of its range, so runs may cross range
+		 * boundaries as they do with qemu. */
+		uint64_t at = rt << s->rb_bits;
+		bool keep_run = false;
+		if (rt < s->reftable_size && at >= start && at < start + n &&
+		    ((start + n) >> s->rb_bits) == rt) {
+			at = start + n;
+			keep_run = true;
+		}
 		bool created = false;
-		if ((r = ensure_block(s, rt, &created)) < 0)
+		if ((r = ensure_block_at(s, rt, at, &created)) < 0)
 			return r;
-		if (created)
+		if (created && !keep_run)
 			goto restart;
 	}
 	if ((r = check_overlap(s, start, n)) < 0)
