@@ -27,7 +27,6 @@
 #include "file.h"
 #include "vmdk.h"
 
-#define GT_CACHE_BUDGET (8u << 20)
 
 static int parse_header(struct vmdk_sparse *sp, const uint8_t *h,
 			uint64_t file_size)
@@ -244,7 +243,8 @@ int vmdk_sparse_open(struct vmdk_sparse *sp, struct mimg_file *file,
 cache:
 	if (r < 0)
 		return r;
-	uint64_t n = GT_CACHE_BUDGET / sp->gt_bytes;
+	uint64_t n = (sp->cache_budget ? sp->cache_budget :
+		      VMDK_GT_CACHE_BUDGET) / sp->gt_bytes;
 	if (n == 0)
 		n = 1;
 	sp->nslots = (size_t)min_u64(n, sp->gd_entries);

@@ -99,7 +99,7 @@ static int open_monolithic(struct mimg *img, uint64_t file_size)
 }
 
 static int open_extent(struct mimg *img, struct vmdk_extent *e,
-		       const struct vmdk_desc_extent *de)
+		       const struct vmdk_desc_extent *de, uint64_t cache_budget)
 {
 	char *path = NULL;
 	uint64_t fsize;
@@ -132,6 +132,7 @@ static int open_extent(struct mimg *img, struct vmdk_extent *e,
 	e->sp = calloc(1, sizeof(*e->sp));
 	if (!e->sp)
 		return mimg_err(-ENOMEM, "out of memory");
+	e->sp->cache_budget = cache_budget;
 	return vmdk_sparse_open(e->sp, e->file, e->filename, fsize);
 }
 
@@ -161,13 +162,31 @@ static int open_descriptor_file(struct mimg *img, uint64_t file_size)
 	s->ext = calloc(s->desc.n_ext, sizeof(*s->ext));
 	if (!s->ext)
 		return mimg_err(-ENOMEM, "out of memory");
+	/* Hostile descriptors may name one big sparse file many times: the
+	 * directories and table caches of all extents share one budget. */
+	size_t n_sparse = 0;
+	uint64_t gd_bytes = 0;
+	for (size_t i = 0; i < s->desc.n_ext; i++)
+		if (s->desc.ext[i].type == VMDK_EXT_SPARSE ||
+		    s->desc.ext[i].type == VMDK_EXT_VMFSSPARSE)
+			n_sparse++;
+	uint64_t budget = n_sparse ? VMDK_GT_CACHE_TOTAL / n_sparse : 0;
+	budget = min_u64(max_u64(budget, 64u << 10), VMDK_GT_CACHE_BUDGET);
 	for (size_t i = 0; i < s->desc.n_ext; i++) {
 		struct vmdk_extent *e = &s->ext[i];
 		s->n_ext = i + 1;
 		e->start = pos;
-		r = open_extent(img, e, &s->desc.ext[i]);
+		r = open_extent(img, e, &s->desc.ext[i], budget);
 		if (r < 0)
 			return r;
+		if (e->sp) {
+			gd_bytes += e->sp->gd_entries * 4 * (e->sp->rgd ? 2 : 1);
+			if (gd_bytes > VMDK_MAX_TOTAL_GD_BYTES)
+				return mimg_err(-EINVAL, "%s: vmdk: the grain "
+						"directories of the extents "
+						"exceed %u MiB", img->filename,
+						VMDK_MAX_TOTAL_GD_BYTES >> 20);
+		}
 		if (!ck_add_u64(pos, e->size, &pos) ||
 		    pos > VMDK_MAX_SECTORS * VMDK_SECTOR)
 			return mimg_err(-EINVAL, "%s: vmdk: total size of the "

@@ -51,6 +51,11 @@ struct mimg_file;
 #define VMDK_MAX_GT_ENTRIES 4096u
 #define VMDK_MAX_GD_BYTES (32u << 20)
 #define VMDK_MAX_SECTORS (1ull << 54)	   /* 8 EiB / 512, sanity cap */
+/* Memory for all grain directories of one image, and for the grain-table
+ * caches (split between the extents of a descriptor). */
+#define VMDK_MAX_TOTAL_GD_BYTES (64u << 20)
+#define VMDK_GT_CACHE_BUDGET (8u << 20)
+#define VMDK_GT_CACHE_TOTAL (32u << 20)
 
 /* ------------------------------------------------------------------ */
 /* Descriptor                                                          */
@@ -138,6 +143,7 @@ struct vmdk_sparse {
 	uint8_t header[VMDK_SECTOR];	/* as read (for the footer copy) */
 	uint64_t file_end;	/* bytes; where the next grain goes */
 
+	uint64_t cache_budget;	/* bytes of cached GTs; 0: default */
 	pthread_mutex_t lock;	/* GD/GT cache, allocation, file_end */
 	struct vmdk_gt_slot *slots;
 	size_t nslots;

@@ -258,6 +258,33 @@ START_TEST(test_extent_larger_than_capacity)
 }
 END_TEST
 
+/* One sparse file with a 16 MiB grain directory named five times: the
+ * directories of an image share a memory budget. */
+START_TEST(test_directory_budget)
+{
+	uint8_t h[512] = { 'K', 'D', 'M', 'V' };
+	h[4] = 1;					/* version */
+	put_le32("big.bin", 0, 0);
+	tu_write_file("big.bin", h, sizeof(h), 0);
+	put_le32("big.bin", 8, 1);			/* flags */
+	put_le64("big.bin", 12, 1ull << 38);		/* capacity */
+	put_le64("big.bin", 20, 128);			/* grain */
+	put_le32("big.bin", 44, 512);			/* GT entries */
+	put_le64("big.bin", 56, 1);			/* GD sector */
+	ck_assert_int_eq(truncate("big.bin", 512 + (16 << 20)), 0);
+	struct mimg *img;
+	ck_assert_int_eq(mimg_open(&img, "big.bin", "vmdk", 0), 0);
+	mimg_close(img);
+	char d[1024];
+	int n = snprintf(d, sizeof(d), "# Disk DescriptorFile\n# Extents\n");
+	for (int i = 0; i < 5; i++)
+		n += snprintf(d + n, sizeof(d) - (size_t)n,
+			      "RW 1000 SPARSE \"big.bin\"\n");
+	write_text("five.vmdk", d);
+	ck_assert_int_eq(open_err("five.vmdk", 0, "exceed"), -EINVAL);
+}
+END_TEST
+
 START_TEST(test_delta_link_loops)
 {
 	write_text("a.vmdk", "# Disk DescriptorFile\nCID=1\nparentCID=2\n"
@@ -306,6 +333,7 @@ int main(void)
 	tcase_add_test(tc, test_truncated_header);
 	tcase_add_test(tc, test_absurd_and_escaping_extents);
 	tcase_add_test(tc, test_extent_larger_than_capacity);
+	tcase_add_test(tc, test_directory_budget);
 	tcase_add_test(tc, test_delta_link_loops);
 	tcase_add_test(tc, test_parent_cid_mismatch);
 	return tu_run_suite(s);
