@@ -192,6 +192,8 @@ scenario() {
 		fail "the guest stopped before finishing its steps"
 	}
 	grep -a '^E2E-INFO' "$d/console.log" | tr -d '\r' | sed 's/^E2E-INFO/  device:/'
+	gsize=$(grep -a '^E2E-READY' "$d/console.log" | tr -d '\r' | sed 's/^E2E-READY //')
+	[ "$gsize" = "$size" ] || fail "$name: the guest sees $gsize bytes, the image has $size"
 	check_reads "$d" || fail "$name: guest-visible data is wrong"
 	check_serial "$d"
 	if [ -n "$ro" ]; then
@@ -226,7 +228,8 @@ vmdk_supported() {
 
 for s in ${E2E_SCENARIOS:-qcow2 readonly vmdk vmdkstream}; do
 	case $s in
-	qcow2) scenario qcow2 qcow2 2 2 ;;
+	# 12 KiB past a cluster boundary: the last cluster is a partial one.
+	qcow2) scenario qcow2 qcow2 2 2 --size $((64 * 1048576 + 12288)) ;;
 	readonly) scenario readonly qcow2 1 1 --read-only --base-size 67108864 ;;
 	vmdk)
 		if vmdk_supported; then
