@@ -8,6 +8,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 
@@ -83,6 +84,28 @@ struct convert_args {
 	struct mimg_convert_opts copts;
 };
 
+/* A target that is the source, or an image of its backing chain, would
+ * be truncated while it is read (qemu-img refuses it through its image
+ * locks).  Returns true when DST is such a file. */
+static bool target_is_source(struct mimg *src, const char *dst)
+{
+	struct stat ts, ss;
+	if (stat(dst, &ts) != 0)
+		return false;
+	for (struct mimg *i = src; i; i = mimg_backing(i)) {
+		if (stat(mimg_filename(i), &ss) == 0 &&
+		    ss.st_dev == ts.st_dev && ss.st_ino == ts.st_ino) {
+			cli_error("Refusing to write to '%s': it is %s '%s'",
+				  dst, i == src ? "the source image"
+						: "in the backing chain of",
+				  i == src ? mimg_filename(i)
+					   : mimg_filename(src));
+			return true;
+		}
+	}
+	return false;
+}
+
 static int run_convert(struct convert_args *a)
 {
 	struct mimg *src = NULL, *dst = NULL;
@@ -96,6 +119,8 @@ static int run_convert(struct convert_args *a)
 		goto err;
 	if (a->opts_text && (nopts = mimg_opts_parse(a->opts_text, &opts)) < 0)
 		goto err;
+	if (target_is_source(src, a->dst))
+		goto out;
 	if (!a->copts.existing_target) {
 		r = mimg_create(a->dst, a->dst_fmt, mimg_size(src), opts,
 				(size_t)nopts);
