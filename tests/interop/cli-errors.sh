@@ -71,6 +71,25 @@ same_status "check: raw, explicit format" 1 check -f raw r.img
 same_status "check: missing file" 1 check missing.img
 same_status "check: bad -r" 2 check -r sometimes r.img
 
+# converting an image onto itself (or onto a file of its backing chain)
+# would truncate what is being read: qemu-img refuses (image locks), so
+# must mimg, leaving the file intact
+head -c 65536 /dev/urandom >data.img
+cp data.img data.orig
+same_status "convert onto the source" 1 convert data.img data.img
+cmp -s data.img data.orig || fail "convert onto the source changed it"
+ln data.img link.img
+same_status "convert onto a hard link of the source" 1 \
+	convert data.img link.img
+same_status "convert -n onto the source" 1 convert -n data.img ./data.img
+case " $("$MIMG" --help | sed -n 's/^Formats://p') " in *" qcow2 "*)
+	qemu-img create -q -f qcow2 -b data.img -F raw over.qcow2
+	same_status "convert onto the backing file" 1 \
+		convert over.qcow2 data.img
+	;;
+esac
+cmp -s data.img data.orig || fail "the source was changed"
+
 # damaged images of the other formats: one line naming the file
 formats=$("$MIMG" --help | sed -n 's/^Formats://p')
 case " $formats " in *" qcow2 "*)
