@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "error.h"
 #include "image.h"
@@ -37,6 +38,20 @@ static int open_backing_for_create(const char *path, const char *name,
 	return 0;
 }
 
+/* True when PATH exists and is BACKING or an image below it: creating it
+ * would truncate the data the new image is to be based on. */
+static bool path_in_chain(const char *path, struct mimg *backing)
+{
+	struct stat ps, bs;
+	if (stat(path, &ps) != 0)
+		return false;
+	for (struct mimg *b = backing; b; b = mimg_backing(b))
+		if (stat(mimg_filename(b), &bs) == 0 &&
+		    bs.st_dev == ps.st_dev && bs.st_ino == ps.st_ino)
+			return true;
+	return false;
+}
+
 int mimg_create(const char *path, const char *format, uint64_t size,
 		const struct mimg_opt *opts, size_t nopts)
 {
@@ -62,6 +77,13 @@ int mimg_create(const char *path, const char *format, uint64_t size,
 		r = open_backing_for_create(path, bname, bfmt, &backing);
 		if (r < 0)
 			return r;
+		if (path_in_chain(path, backing)) {
+			r = mimg_err(-EINVAL, "%s: Error: Trying to create an "
+				     "image with the same filename as the "
+				     "backing file", path);
+			mimg_close(backing);
+			return r;
+		}
 		if (!bfmt) {
 			/* Like qemu-img 7.2: a probed backing format is a
 			 * security hazard, so it must be given. */
