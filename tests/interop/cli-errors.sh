@@ -86,6 +86,8 @@ case " $("$MIMG" --help | sed -n 's/^Formats://p') " in *" qcow2 "*)
 	qemu-img create -q -f qcow2 -b data.img -F raw over.qcow2
 	same_status "convert onto the backing file" 1 \
 		convert over.qcow2 data.img
+	same_status "create over its own backing file" 1 \
+		create -f qcow2 -b data.img -F raw data.img
 	;;
 esac
 cmp -s data.img data.orig || fail "the source was changed"

@@ -405,6 +405,25 @@ START_TEST(create_with_backing)
 	ck_assert_int_eq(mimg_create("d/new2.qcow2", "qcow2", 0, o, 1),
 			 -EINVAL);
 	assert_msg_has("backing format");
+	/* never over the backing file itself, or anything below it: that
+	 * would truncate the data the new image is based on */
+	struct mimg_opt self[2] = {{"backing_file", "base.raw"},
+				   {"backing_fmt", "raw"}};
+	ck_assert_int_eq(mimg_create("d/base.raw", "qcow2", 0, self, 2),
+			 -EINVAL);
+	assert_msg_has("same filename as the backing file");
+	struct mimg_opt deep[2] = {{"backing_file", "new.qcow2"},
+				   {"backing_fmt", "qcow2"}};
+	ck_assert_int_eq(mimg_create("d/base.raw", "qcow2", 0, deep, 2),
+			 -EINVAL);
+	struct stat st;
+	ck_assert_int_eq(stat("d/base.raw", &st), 0);
+	ck_assert_int_eq(st.st_size, 3 * MIB);
+	ck_assert_int_eq(mimg_open(&img, "d/base.raw", "raw", 0), 0);
+	uint8_t b;
+	ck_assert_int_eq(mimg_pread(img, &b, 1, 2 * MIB), 1);
+	ck_assert_uint_eq(b, 0x11);
+	ck_assert_int_eq(mimg_close(img), 0);
 	/* and the backing file must exist */
 	struct mimg_opt gone[2] = {{"backing_file", "gone.raw"},
 				   {"backing_fmt", "raw"}};
