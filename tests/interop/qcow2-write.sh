@@ -81,8 +81,9 @@ do
 	same_format_specific m.qcow2 q.qcow2 "create -o $opts"
 	[ "$(stat -c %s m.qcow2)" = "$(stat -c %s q.qcow2)" ] ||
 		fail "create -o $opts: mimg made $(stat -c %s m.qcow2) bytes, qemu-img $(stat -c %s q.qcow2)"
+	# A raw data file is a raw image of the whole disk.
 	case $opts in
-	*data_file=*)
+	*data_file_raw=on*)
 		[ "$(stat -c %s m.data)" = "$(stat -c %s q.data)" ] ||
 			fail "create -o $opts: data file of $(stat -c %s m.data) bytes, qemu's $(stat -c %s q.data)"
 		;;

@@ -396,10 +396,17 @@ int main(void)
 		return 77;
 	}
 	Suite *s = suite_create("qcow2_stress");
-	TCase *tc = tu_tcase(s, "stress");
-	tcase_add_test(tc, stress_cow_over_backing);
-	tcase_add_test(tc, stress_small_clusters_lazy);
-	tcase_add_test(tc, stress_extended_l2);
-	tcase_add_test(tc, stress_compat_010);
+	/* One case per configuration (CK_RUN_CASE=<name> runs one). */
+	const struct {
+		const char *name;
+		const TTest *test;
+	} cases[] = {
+		{ "cow", stress_cow_over_backing },
+		{ "small_lazy", stress_small_clusters_lazy },
+		{ "extended_l2", stress_extended_l2 },
+		{ "compat010", stress_compat_010 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		tcase_add_test(tu_tcase(s, cases[i].name), cases[i].test);
 	return tu_run_suite(s);
 }
