@@ -201,92 +201,129 @@ int vmdk_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
 	return 0;
 }
 
+/* Is any grain of [FIRST, FIRST+N) being allocated by another writer?
+ * (sp->lock held) */
+static bool inflight_overlaps(struct vmdk_sparse *sp, uint64_t first,
+			      uint64_t n)
+{
+	for (const struct vmdk_inflight *f = sp->inflight; f; f = f->next)
+		if (first < f->first + f->n && f->first < first + n)
+			return true;
+	return false;
+}
+
+/* Write a partially written grain at HOST: the bytes not written come
+ * from the layers below (or are zeroes when the grain was zeroed).  Built
+ * in pieces so memory stays bounded for big grains. */
+static int write_cow_grain(struct mimg *img, struct vmdk_extent *e,
+			   enum vmdk_grain_state st, uint64_t grain,
+			   uint64_t host, const struct iovec *iov, int iovcnt,
+			   size_t skip, uint64_t in, size_t n)
+{
+	uint64_t gb = e->sp->grain_bytes, gstart = grain * gb;
+	uint64_t valid = min_u64(gb, e->size - gstart);
+	size_t piece = (size_t)min_u64(gb, COW_PIECE);
+	uint8_t *buf = malloc(piece);
+	int r = 0;
+
+	if (!buf)
+		return mimg_err(-ENOMEM, "out of memory");
+	for (uint64_t p = 0; p < gb && r == 0; p += piece) {
+		size_t pl = (size_t)min_u64(piece, gb - p);
+		memset(buf, 0, pl);
+		if (st == VMDK_GRAIN_UNALLOC && p < valid) {
+			struct iovec biov = { buf, (size_t)min_u64(pl, valid - p) };
+			r = read_below(img, &biov, 1, 0, e->start + gstart + p,
+				       biov.iov_len);
+		}
+		/* Overlay the new bytes that fall in this piece. */
+		uint64_t ws = max_u64(in, p), we = min_u64(in + n, p + pl);
+		if (r == 0 && ws < we)
+			iov_to_buf(iov, iovcnt, skip + (size_t)(ws - in),
+				   buf + (ws - p), (size_t)(we - ws));
+		if (r == 0)
+			r = mimg_file_pwrite(e->file, buf, pl, host + p);
+	}
+	free(buf);
+	return r;
+}
+
 /* Allocate grains for [EOFF, EOFF+LEN) of sparse extent E, which is
- * unallocated (or zeroed) at GRAIN, and write the data.  Handles a run of
- * whole grains at once, or one partially written grain (whose other bytes
- * come from the layers below).  Returns the bytes consumed. */
+ * unallocated (or zeroed) at its first grain, and write the data: a run
+ * of whole grains at once, or one partially written grain.  Space is
+ * reserved and the grains marked in flight under the extent lock; the
+ * data is written without it; then the tables are updated (data before
+ * tables).  Returns the bytes consumed, 0 when another writer allocated
+ * the grain meanwhile (the caller retries). */
 static ssize_t alloc_write(struct mimg *img, struct vmdk_extent *e,
 			   const struct iovec *iov, int iovcnt, size_t skip,
 			   uint64_t eoff, size_t len)
 {
 	struct vmdk_sparse *sp = e->sp;
 	uint64_t gb = sp->grain_bytes, grain = eoff / gb, in = eoff % gb;
-	uint64_t host, k = 1, ext_bytes = e->size;
+	uint64_t host, k = 1;
 	enum vmdk_grain_state st;
+	struct vmdk_inflight me;
 	ssize_t done;
 	int r;
 
-	/* Allocation is serialised by the extent lock; the state is
-	 * looked up again under it in case another writer allocated. */
 	pthread_mutex_lock(&sp->lock);
-	r = vmdk_sparse_lookup_locked(sp, grain, &st, &host);
-	if (r < 0 || st == VMDK_GRAIN_DATA) {
-		pthread_mutex_unlock(&sp->lock);
-		return r;	/* 0: now allocated, the caller retries */
-	}
-	if (!ck_align_up_u64(sp->file_end, VMDK_SECTOR, &host) ||
-	    host / VMDK_SECTOR > UINT32_MAX - 1) {
-		pthread_mutex_unlock(&sp->lock);
-		return mimg_err(-EFBIG, "%s: vmdk: extent file too large for "
-				"32-bit sector numbers", sp->path);
+	for (;;) {
+		r = vmdk_sparse_lookup_locked(sp, grain, &st, &host);
+		if (r < 0 || st == VMDK_GRAIN_DATA) {
+			pthread_mutex_unlock(&sp->lock);
+			return r;
+		}
+		if (!inflight_overlaps(sp, grain, 1))
+			break;
+		pthread_cond_wait(&sp->inflight_done, &sp->lock);
 	}
 	if (in == 0 && len >= gb) {
-		/* Whole grains: count the unallocated ones that follow. */
+		/* Whole grains: take the unallocated ones that follow. */
 		k = len / gb;
 		for (uint64_t i = 1; i < k; i++) {
 			enum vmdk_grain_state s2;
 			uint64_t h2;
 			r = vmdk_sparse_lookup_locked(sp, grain + i, &s2, &h2);
-			if (r < 0 || s2 == VMDK_GRAIN_DATA) {
+			if (r < 0 || s2 == VMDK_GRAIN_DATA ||
+			    inflight_overlaps(sp, grain + i, 1)) {
 				k = i;
 				break;
 			}
 		}
+	}
+	if (!ck_align_up_u64(sp->file_end, VMDK_SECTOR, &host) ||
+	    (host + k * gb) / VMDK_SECTOR > UINT32_MAX) {
+		pthread_mutex_unlock(&sp->lock);
+		return mimg_err(-EFBIG, "%s: vmdk: extent file too large for "
+				"32-bit sector numbers", sp->path);
+	}
+	sp->file_end = host + k * gb;
+	me = (struct vmdk_inflight){ grain, k, sp->inflight };
+	sp->inflight = &me;
+	pthread_mutex_unlock(&sp->lock);
+
+	if (k > 1 || (in == 0 && len >= gb)) {
 		done = (ssize_t)(k * gb);
 		r = file_pwritev_at(e->file, iov, iovcnt, skip, k * gb, host);
 	} else {
-		/* One partially written grain: the rest comes from below.
-		 * Built in pieces so memory stays bounded for big grains. */
-		size_t n = (size_t)min_u64(len, gb - in);
-		uint64_t gstart = grain * gb;
-		uint64_t valid = min_u64(gb, ext_bytes - gstart);
-		size_t piece = (size_t)min_u64(gb, COW_PIECE);
-		uint8_t *buf = malloc(piece);
-
-		if (!buf) {
-			pthread_mutex_unlock(&sp->lock);
-			return mimg_err(-ENOMEM, "out of memory");
-		}
-		r = 0;
-		for (uint64_t p = 0; p < gb && r == 0; p += piece) {
-			size_t pl = (size_t)min_u64(piece, gb - p);
-			memset(buf, 0, pl);
-			if (st == VMDK_GRAIN_UNALLOC && p < valid) {
-				struct iovec biov = {
-					buf, (size_t)min_u64(pl, valid - p)
-				};
-				r = read_below(img, &biov, 1, 0,
-					       e->start + gstart + p,
-					       biov.iov_len);
-			}
-			/* Overlay the new bytes that fall in this piece. */
-			uint64_t ws = max_u64(in, p), we = min_u64(in + n, p + pl);
-			if (r == 0 && ws < we)
-				iov_to_buf(iov, iovcnt, skip + (size_t)(ws - in),
-					   buf + (ws - p), (size_t)(we - ws));
-			if (r == 0)
-				r = mimg_file_pwrite(e->file, buf, pl, host + p);
-		}
-		free(buf);
-		done = (ssize_t)n;
+		done = (ssize_t)min_u64(len, gb - in);
+		r = write_cow_grain(img, e, st, grain, host, iov, iovcnt, skip,
+				    in, (size_t)done);
 	}
-	if (r == 0) {
-		sp->file_end = host + k * gb;
-		/* The data is on disk before the tables point to it. */
+
+	pthread_mutex_lock(&sp->lock);
+	if (r == 0)
 		r = vmdk_sparse_set_gtes(sp, grain, k,
 					 (uint32_t)(host / VMDK_SECTOR), false);
-	}
+	for (struct vmdk_inflight **pp = &sp->inflight; *pp; pp = &(*pp)->next)
+		if (*pp == &me) {
+			*pp = me.next;
+			break;
+		}
+	pthread_cond_broadcast(&sp->inflight_done);
 	pthread_mutex_unlock(&sp->lock);
+	/* On failure the reserved space is leaked, never referenced. */
 	return r < 0 ? r : done;
 }
 

@@ -252,6 +252,7 @@ cache:
 	if (!sp->slots)
 		return mimg_err(-ENOMEM, "out of memory");
 	pthread_mutex_init(&sp->lock, NULL);
+	pthread_cond_init(&sp->inflight_done, NULL);
 	return 0;
 }
 
@@ -262,6 +263,7 @@ void vmdk_sparse_close(struct vmdk_sparse *sp)
 			free(sp->slots[i].gte);
 		free(sp->slots);
 		pthread_mutex_destroy(&sp->lock);
+		pthread_cond_destroy(&sp->inflight_done);
 	}
 	free(sp->gd);
 	free(sp->rgd);

@@ -119,6 +119,12 @@ struct vmdk_gt_slot {
 	uint32_t *gte;		/* gt_entries entries, host order */
 };
 
+/* Grains being allocated by a writer that dropped the extent lock. */
+struct vmdk_inflight {
+	uint64_t first, n;
+	struct vmdk_inflight *next;
+};
+
 struct vmdk_sparse {
 	struct mimg_file *file;
 	const char *path;	/* for messages */
@@ -145,6 +151,8 @@ struct vmdk_sparse {
 
 	uint64_t cache_budget;	/* bytes of cached GTs; 0: default */
 	pthread_mutex_t lock;	/* GD/GT cache, allocation, file_end */
+	pthread_cond_t inflight_done;
+	struct vmdk_inflight *inflight;
 	struct vmdk_gt_slot *slots;
 	size_t nslots;
 };
