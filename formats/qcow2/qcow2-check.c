@@ -491,7 +491,9 @@ static int run_check(struct qcow2 *s, struct mimg_check_result *res,
 		return r;
 	if ((r = compare(c, fix_leaks, need_rebuild, &highest)) < 0)
 		return r;
-	if (!*need_rebuild && (r = check_copied(c, fix_errors)) < 0)
+	/* With refcounts about to be rebuilt, only count flag errors now;
+	 * the pass after the rebuild fixes them against the right counts. */
+	if ((r = check_copied(c, fix_errors && !*need_rebuild)) < 0)
 		return r;
 	res->image_end_offset = highest * s->cluster_size;
 	res->total_clusters = div_round_up_u64(s->img->size, s->cluster_size);
