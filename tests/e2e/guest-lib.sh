@@ -125,6 +125,16 @@ e2e_backend_kill() {
 	E2E_BACKEND_PID=
 }
 
+# e2e_alive PID: the process runs (a zombie, exited but not yet waited
+# for, does not count).
+e2e_alive() {
+	_e_state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) || return 1
+	case $_e_state in
+	Z* | X* | '') return 1 ;;
+	esac
+	return 0
+}
+
 # e2e_boot CONSOLE_LOG INITRD SOCK NUMQ [EXTRA_CMDLINE]: boots the guest with
 # the vhost-user-blk disk and waits for it to power off.  Returns non-zero
 # when QEMU fails or the guest runs past $E2E_TIMEOUT.
@@ -142,10 +152,25 @@ e2e_boot() {
 		-chardev "socket,id=vub,path=$_e_sock" \
 		-device "vhost-user-blk-pci,chardev=vub,num-queues=$_e_numq" &
 	E2E_QEMU_PID=$!
+	# A backend that dies leaves the guest waiting for I/O forever: stop
+	# the guest at once instead of at the timeout.
+	_e_dead=
+	while e2e_alive "$E2E_QEMU_PID"; do
+		if [ -n "$E2E_BACKEND_PID" ] && ! e2e_alive "$E2E_BACKEND_PID"; then
+			_e_dead=1
+			kill -TERM "$E2E_QEMU_PID" 2>/dev/null
+			break
+		fi
+		sleep 0.5
+	done
 	wait "$E2E_QEMU_PID"
 	_e_rc=$?
 	E2E_QEMU_PID=
-	if [ "$_e_rc" = 124 ] || [ "$_e_rc" = 137 ]; then
+	if [ -n "$_e_dead" ]; then
+		echo "the backend exited while the guest was running; console:" >&2
+		tail -n 30 "$_e_clog" >&2
+		return 1
+	elif [ "$_e_rc" = 124 ] || [ "$_e_rc" = 137 ]; then
 		echo "guest timed out after ${E2E_TIMEOUT:-120} s; console:" >&2
 		tail -n 30 "$_e_clog" >&2
 	elif [ "$_e_rc" != 0 ]; then
