@@ -550,9 +550,10 @@ int qcow2_check(struct mimg *img, unsigned flags,
 					before - res->corruptions;
 		}
 	}
-	if (r == 0 && (s->incompat & QCOW2_INCOMPAT_DIRTY) && fix_errors &&
+	uint64_t flags_bits = QCOW2_INCOMPAT_DIRTY | QCOW2_INCOMPAT_CORRUPT;
+	if (r == 0 && (s->incompat & flags_bits) && fix_errors &&
 	    !res->corruptions)
-		r = qcow2_write_incompat(s, s->incompat & ~QCOW2_INCOMPAT_DIRTY);
+		r = qcow2_write_incompat(s, s->incompat & ~flags_bits);
 	pthread_mutex_unlock(&s->lock);
 	if (r < 0) {
 		/* The caller only frees results of a check that ran. */

@@ -124,12 +124,17 @@ static int check_overlap(struct qcow2 *s, uint64_t c, uint64_t n)
 		if (!fixed[i].len)
 			continue;
 		if (off < fixed[i].off + fixed[i].len &&
-		    fixed[i].off < off + len)
+		    fixed[i].off < off + len) {
+			/* Like qemu, flag the image so that it is repaired
+			 * before it is written again. */
+			(void)qcow2_write_incompat(s, s->incompat |
+							      QCOW2_INCOMPAT_CORRUPT);
 			return mimg_err(-EIO, "%s: qcow2: refcounts claim the %s "
 					"at 0x%llx is free; the image is "
 					"corrupt (repair with check -r all)",
 					qcow2_path(s), fixed[i].what,
 					(unsigned long long)fixed[i].off);
+		}
 	}
 	return 0;
 }

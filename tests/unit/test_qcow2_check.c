@@ -207,6 +207,40 @@ START_TEST(dirty_image_rebuilt_on_open)
 }
 END_TEST
 
+/* A refcount claiming the L1 table is free: the allocation that would
+ * overwrite it is refused, the image is flagged corrupt, and check -r all
+ * repairs it and clears the flag. */
+START_TEST(overlap_marks_corrupt_until_repaired)
+{
+	SKIP_WITHOUT_QEMU();
+	make_image("");
+	put_be16("t.qcow2", RB_OFF + 2 * 3, 0); /* L1 table: cluster 3 */
+	struct mimg *img;
+	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL, MIMG_OPEN_RDWR), 0);
+	uint8_t b[512] = { 1 };
+	ck_assert_int_eq(mimg_pwrite(img, b, sizeof(b), 3 << 20), -EIO);
+	ck_assert(strstr(mimg_errmsg(), "L1 table") != NULL);
+	mimg_close(img);
+	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL, MIMG_OPEN_RDWR),
+			 -EACCES);
+
+	struct mimg_check_result res;
+	ck_assert_int_eq(run_check(MIMG_OPEN_RDWR | MIMG_OPEN_CHECK,
+				   MIMG_CHECK_REPAIR_LEAKS |
+					   MIMG_CHECK_REPAIR_ERRORS,
+				   &res),
+			 0);
+	ck_assert_uint_eq(res.corruptions, 0);
+	mimg_check_result_free(&res);
+	ck_assert_int_eq(tu_system("qemu-img check -q t.qcow2"), 0);
+	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL, MIMG_OPEN_RDWR), 0);
+	ck_assert_int_eq(mimg_pwrite(img, b, sizeof(b), 3 << 20),
+			 (ssize_t)sizeof(b));
+	ck_assert_int_eq(mimg_close(img), 0);
+	ck_assert_int_eq(tu_system("qemu-img check -q t.qcow2"), 0);
+}
+END_TEST
+
 START_TEST(repair_needs_writable_image)
 {
 	SKIP_WITHOUT_QEMU();
@@ -226,6 +260,7 @@ int main(void)
 	tcase_add_test(tc, refcount_error_repaired);
 	tcase_add_test(tc, copied_flag_error_repaired);
 	tcase_add_test(tc, dirty_image_rebuilt_on_open);
+	tcase_add_test(tc, overlap_marks_corrupt_until_repaired);
 	tcase_add_test(tc, repair_needs_writable_image);
 	return tu_run_suite(s);
 }
