@@ -272,6 +272,11 @@ static int checker_init(struct checker *c, struct qcow2 *s,
 		c->capmsg = c->nmsg + 1;
 	}
 	c->n = div_round_up_u64(fsize, s->cluster_size);
+	/* One counter per host cluster: bound the memory (1 GiB). */
+	if (c->n + extra > (1ull << 28))
+		return mimg_err(-ENOMEM, "%s: qcow2: %llu clusters are too many "
+				"to check in memory", qcow2_path(s),
+				(unsigned long long)c->n);
 	c->refs = calloc(c->n + extra + 1, sizeof(uint32_t));
 	if (!c->refs)
 		return mimg_err(-ENOMEM, "out of memory for %llu refcounts",
