@@ -325,27 +325,60 @@ static int create_data_file(const char *path, const struct create_opts *o,
 	return r < 0 ? r : rc;
 }
 
-/* Allocate L2 tables and data clusters for the whole image (preallocation
- * and data_file_raw); FILL says how to back the data. */
-static int preallocate(struct mimg *img, enum mimg_prealloc mode)
+/* Clusters reused from inside the file may hold old data: make them read
+ * as zeroes before an L2 entry points at them. */
+static int zero_reused(struct qcow2 *s, uint64_t host, uint64_t len,
+		       uint64_t old_end)
+{
+	static const uint8_t z[65536];
+	if (host >= old_end)
+		return 0;
+	len = min_u64(len, old_end - host);
+	if (mimg_file_zero_range(s->data, host, len, false) == 0)
+		return 0;
+	for (uint64_t o = 0; o < len;) {
+		size_t n = (size_t)min_u64(sizeof(z), len - o);
+		int r = mimg_file_pwrite(s->data, z, n, host + o);
+		if (r < 0)
+			return r;
+		o += n;
+	}
+	return 0;
+}
+
+int qcow2_preallocate(struct mimg *img, uint64_t from, enum mimg_prealloc mode)
 {
 	struct qcow2 *s = qcow2_of(img);
 	uint64_t cs = s->cluster_size;
 	uint64_t nclusters = div_round_up_u64(img->size, cs);
-	uint64_t end_off = 0;
-	int r = 0;
+	uint64_t end_off = 0, old_end;
+	int r = mimg_file_size(s->data, &old_end);
+	if (r < 0)
+		return r;
 	pthread_mutex_lock(&s->lock);
-	for (uint64_t g = 0; g < nclusters && r == 0;) {
+	for (uint64_t g = from / cs; g < nclusters && r == 0;) {
 		uint8_t *l2;
 		uint32_t idx;
-		uint64_t n = min_u64(nclusters - g, s->l2_entries - (g &
-							(s->l2_entries - 1)));
-		uint64_t host;
+		uint64_t span = min_u64(nclusters - g, s->l2_entries -
+						       (g & (s->l2_entries - 1)));
 		if ((r = qcow2_get_l2(s, g, true, &l2, &idx)) < 0)
 			break;
+		/* The run of unallocated entries starting at G. */
+		uint64_t n = 0;
+		while (n < span && !qcow2_l2_entry(s, l2, idx + (uint32_t)n) &&
+		       !qcow2_l2_bitmap(s, l2, idx + (uint32_t)n))
+			n++;
+		if (n == 0) {
+			g++;
+			continue;
+		}
+		n = min_u64(n, max_u64(1, s->rb_entries / 4));
+		uint64_t host;
 		if (s->data_file_name)
 			host = g * cs;
 		else if ((r = qcow2_alloc_clusters(s, n, &host)) < 0)
+			break;
+		if ((r = zero_reused(s, host, n * cs, old_end)) < 0)
 			break;
 		if ((r = qcow2_get_l2(s, g, true, &l2, &idx)) < 0)
 			break;
@@ -410,7 +443,7 @@ int qcow2_create(const char *path, uint64_t size,
 		if (o.data_file_raw && mode == MIMG_PREALLOC_OFF)
 			mode = MIMG_PREALLOC_METADATA;
 		if (mode != MIMG_PREALLOC_OFF && size)
-			r = preallocate(img, mode);
+			r = qcow2_preallocate(img, 0, mode);
 	}
 	int rc = mimg_close(img);
 	return r < 0 ? r : rc;

@@ -520,9 +520,9 @@ int qcow2_truncate(struct mimg *img, uint64_t size,
 	if (size < img->size)
 		return mimg_err(-ENOTSUP, "%s: qcow2: shrinking is not "
 				"supported", qcow2_path(s));
-	if (prealloc != MIMG_PREALLOC_OFF)
-		return mimg_err(-ENOTSUP, "%s: qcow2: preallocation on resize "
-				"is not supported", qcow2_path(s));
+	if (prealloc != MIMG_PREALLOC_OFF && s->snapshot_selected >= 0)
+		return mimg_err(-EBUSY, "%s: qcow2: a snapshot is selected",
+				qcow2_path(s));
 	if (size > (uint64_t)INT64_MAX || size % 512)
 		return mimg_err(-EINVAL, "%s: qcow2: new size %llu must be a "
 				"multiple of 512", qcow2_path(s),
@@ -535,8 +535,15 @@ int qcow2_truncate(struct mimg *img, uint64_t size,
 	}
 	if (r == 0 && s->data_file_name)
 		r = mimg_file_truncate(s->data, size);
+	uint64_t old_size = img->size;
 	if (r == 0)
 		img->size = size;
 	pthread_mutex_unlock(&s->lock);
+	if (r == 0 && prealloc != MIMG_PREALLOC_OFF && size > old_size)
+		r = qcow2_preallocate(img,
+				      div_round_up_u64(old_size,
+						       s->cluster_size) *
+					      s->cluster_size,
+				      prealloc);
 	return r;
 }

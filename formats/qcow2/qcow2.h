@@ -317,6 +317,10 @@ int qcow2_check(struct mimg *img, unsigned flags,
 int qcow2_rebuild_dirty(struct qcow2 *s);
 
 /* qcow2-create.c */
+/* Allocate every unallocated cluster from guest offset FROM to the end
+ * (preallocation=metadata|falloc|full); new clusters read as zeroes. */
+int qcow2_preallocate(struct mimg *img, uint64_t from,
+		      enum mimg_prealloc mode);
 int qcow2_create(const char *path, uint64_t size,
 		 const struct mimg_opt *opts, size_t nopts,
 		 struct mimg *backing);

@@ -258,6 +258,21 @@ START_TEST(truncate_grows_l1)
 	do_write(img, &m, (64 << 20) - 10000, 10000, 2);
 	do_write(img, &m, 30 << 20, 100000, 3);
 	verify_read(img, &m);
+	/* Growing with preallocated metadata: the new range reads as
+	 * zeroes and is allocated. */
+	free(m.data);
+	model_init(&m, 72 << 20, NULL);
+	ck_assert_int_eq(mimg_pread(img, m.data, 64 << 20, 0), 64 << 20);
+	ck_assert_int_eq(mimg_truncate(img, 72 << 20, MIMG_PREALLOC_METADATA),
+			 0);
+	uint64_t pnum;
+	unsigned st;
+	ck_assert_int_eq(mimg_block_status(img, 70 << 20, 1 << 20, &pnum, &st,
+					   NULL),
+			 0);
+	ck_assert(st & MIMG_BS_ALLOCATED);
+	do_write(img, &m, (72 << 20) - 700, 700, 4);
+	verify_read(img, &m);
 	ck_assert_int_eq(mimg_close(img), 0);
 	verify_with_qemu("t.qcow2", &m);
 	free(m.data);
