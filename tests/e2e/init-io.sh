@@ -44,11 +44,14 @@ step_zeroout() {
 	echo "E2E zeroout $1 $2"
 }
 
-# With 2+ vCPUs the writers' requests go down different queues at once.
+# Each writer is pinned to a vCPU in turn: with 2+ vCPUs and queues, the
+# writers' requests go down different queues at once (blk-mq maps queues
+# to CPUs), and every queue carries some I/O.
 step_stripe() {
 	pids=
+	ncpu=$(grep -c ^processor /proc/cpuinfo)
 	for i in 0 1 2 3; do
-		/bin/guest-io stripe "$dev" "/data/$2" "$1" "$i" 4 4096 &
+		taskset -c $((i % ncpu)) /bin/guest-io stripe "$dev" "/data/$2" "$1" "$i" 4 4096 &
 		pids="$pids $!"
 	done
 	for p in $pids; do
@@ -109,6 +112,14 @@ while read -r op a b; do
 	*) guest_fail "unknown step $op" ;;
 	esac
 done </steps
+
+# Interrupts per request queue (MSI-X vector "virtioN-req.Q"), so the host
+# can tell that every queue carried I/O.
+echo "E2E-QUEUES$(awk '/virtio[0-9]+-req/ {
+	n = 0
+	for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) n += $i
+	printf " %s=%d", $NF, n
+}' /proc/interrupts)"
 
 echo "E2E-DONE"
 guest_poweroff

@@ -113,6 +113,19 @@ EOF
 	echo "  discarded ranges hold no data"
 }
 
+# check_queues DIR NUMQ: the guest has NUMQ request queues and each one
+# completed requests (interrupt counts from the guest's /proc/interrupts).
+check_queues() {
+	q=$(grep -a '^E2E-QUEUES' "$1/console.log" | tr -d '\r' | sed 's/^E2E-QUEUES *//')
+	n=0
+	for e in $q; do
+		n=$((n + 1))
+		[ "${e##*=}" -gt 0 ] || fail "request queue ${e%=*} carried no I/O ($q)"
+	done
+	[ "$n" = "$2" ] || fail "the guest has $n request queues ($q), expected $2"
+	echo "  interrupts per queue: $q"
+}
+
 # check_serial DIR: vmm-blk gave the disk the serial number we asked for
 # (qemu-storage-daemon's export has no such option).
 check_serial() {
@@ -195,6 +208,7 @@ scenario() {
 	gsize=$(grep -a '^E2E-READY' "$d/console.log" | tr -d '\r' | sed 's/^E2E-READY //')
 	[ "$gsize" = "$size" ] || fail "$name: the guest sees $gsize bytes, the image has $size"
 	check_reads "$d" || fail "$name: guest-visible data is wrong"
+	check_queues "$d" "$numq"
 	check_serial "$d"
 	if [ -n "$ro" ]; then
 		grep -aq '^E2E rotest' "$d/console.log" || fail "$name: read-only check did not run"
