@@ -150,10 +150,10 @@ static int parse_opts(const char *path, const struct mimg_opt *opts,
 		return mimg_err(-EINVAL, "%s: Backing file specified without "
 				"backing format", path);
 	if (o->backing_file && o->prealloc != MIMG_PREALLOC_OFF &&
-	    o->prealloc != MIMG_PREALLOC_METADATA)
+	    !o->extended_l2)
 		return mimg_err(-EINVAL, "Backing file and preallocation can "
-				"only be used at the same time if "
-				"preallocation=off or preallocation=metadata");
+				"only be used at the same time if extended_l2 "
+				"is on");
 	return 0;
 }
 
@@ -384,8 +384,7 @@ int qcow2_preallocate(struct mimg *img, uint64_t from, enum mimg_prealloc mode)
 			break;
 		for (uint64_t i = 0; i < n; i++)
 			qcow2_set_l2(s, l2, idx + (uint32_t)i,
-				     (host + i * cs) | QCOW2_OFLAG_COPIED,
-				     s->extended_l2 ? QCOW2_BITMAP_ALLOC : 0);
+				     (host + i * cs) | QCOW2_OFLAG_COPIED, 0);
 		if ((r = qcow2_cache_writeback(&s->l2c, s->file)) < 0)
 			break;
 		if (!s->data_file_name)

@@ -491,8 +491,16 @@ int qcow2_discard(struct mimg *img, uint64_t off, uint64_t len)
 {
 	struct qcow2 *s = qcow2_of(img);
 	uint64_t cs = s->cluster_size, a, b = align_down_u64(off + len, cs);
-	if (!ck_align_up_u64(off, cs, &a) || a >= b || s->data_raw)
+	if (!ck_align_up_u64(off, cs, &a) || a >= b)
 		return 0;
+	if (s->data_raw) {
+		/* The raw data file is the guest disk: free its space and
+		 * let the range read as zeroes there. */
+		int r = mimg_file_zero_range(s->data, a, b - a, true);
+		if (r == -ENOTSUP)
+			r = write_zero_buf(img, a, b - a);
+		return r;
+	}
 	return zero_clusters(s, a >> s->cluster_bits,
 			     (b >> s->cluster_bits) - 1, s->version >= 3, true);
 }
