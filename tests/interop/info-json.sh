@@ -114,6 +114,11 @@ if has_format qcow2; then
 	qemu-img snapshot -c "second snap" c.qcow2
 	compare_keys c.qcow2 qcow2
 	compare_all c.qcow2
+	# an explicit format wins over probing: the container as raw
+	qemu-img info -f raw --output=json c.qcow2 >q.json
+	"$MIMG" info -f raw --output=json c.qcow2 >m.json ||
+		fail "mimg info -f raw of a qcow2 file"
+	cmp -s q.json m.json || { diff -u q.json m.json >&2; fail "-f raw"; }
 else
 	echo "qcow2 driver not built: qcow2 part skipped"
 fi
