@@ -613,7 +613,7 @@ START_TEST(crash_small_clusters_wide_refcounts)
 {
 	static const struct variant v = {
 		"cluster 512, refcount_bits 64",
-		"cluster_size=512,refcount_bits=64", 512, true, 40,
+		"cluster_size=512,refcount_bits=64", 512, true, 32,
 	};
 	run_variant(&v);
 }
@@ -623,7 +623,7 @@ START_TEST(crash_compat_010)
 {
 	static const struct variant v = {
 		"compat 0.10, cluster 512", "compat=0.10,cluster_size=512", 512,
-		false, 24,
+		false, 16,
 	};
 	run_variant(&v);
 }
@@ -633,7 +633,7 @@ START_TEST(crash_extended_l2)
 {
 	static const struct variant v = {
 		"extended_l2, cluster 16k",
-		"extended_l2=on,cluster_size=16384", 16384, false, 24,
+		"extended_l2=on,cluster_size=16384", 16384, false, 16,
 	};
 	run_variant(&v);
 }
@@ -643,7 +643,7 @@ START_TEST(crash_refcount_bits_1)
 {
 	static const struct variant v = {
 		"refcount_bits 1, cluster 1k", "refcount_bits=1,cluster_size=1k",
-		1024, false, 16,
+		1024, false, 12,
 	};
 	run_variant(&v);
 }
@@ -653,7 +653,7 @@ START_TEST(crash_lazy_refcounts)
 {
 	static const struct variant v = {
 		"lazy refcounts, cluster 512",
-		"lazy_refcounts=on,cluster_size=512", 512, false, 16, true,
+		"lazy_refcounts=on,cluster_size=512", 512, false, 12, true,
 	};
 	run_variant(&v);
 }
