@@ -4,6 +4,7 @@
  * mimg convert: copy an image's content into a new (or existing) image of
  * any format.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
@@ -84,9 +85,36 @@ struct convert_args {
 	struct mimg_convert_opts copts;
 };
 
-/* A target that is the source, or an image of its backing chain, would
- * be truncated while it is read (qemu-img refuses it through its image
- * locks).  Returns true when DST is such a file. */
+/* True when some file this process has open is TS: the source's other
+ * files (VMDK extents, qcow2 data files) are all open once it is. */
+static bool file_is_open(const struct stat *ts)
+{
+	static const char *const fd_dirs[] = {"/proc/self/fd", "/dev/fd"};
+	for (size_t d = 0; d < 2; d++) {
+		DIR *dir = opendir(fd_dirs[d]);
+		struct dirent *e;
+		struct stat st;
+		bool found = false;
+		if (!dir)
+			continue;
+		while (!found && (e = readdir(dir)) != NULL) {
+			char *end;
+			long fd = strtol(e->d_name, &end, 10);
+			if (*end || end == e->d_name || fd == dirfd(dir))
+				continue;
+			found = fstat((int)fd, &st) == 0 &&
+				st.st_dev == ts->st_dev &&
+				st.st_ino == ts->st_ino;
+		}
+		closedir(dir);
+		return found;
+	}
+	return false;
+}
+
+/* A target that is the source, an image of its backing chain or a file
+ * the source reads would be truncated while it is read (qemu-img refuses
+ * it through its image locks).  Returns true when DST is such a file. */
 static bool target_is_source(struct mimg *src, const char *dst)
 {
 	struct stat ts, ss;
@@ -102,6 +130,11 @@ static bool target_is_source(struct mimg *src, const char *dst)
 					   : mimg_filename(src));
 			return true;
 		}
+	}
+	if ((S_ISREG(ts.st_mode) || S_ISBLK(ts.st_mode)) && file_is_open(&ts)) {
+		cli_error("Refusing to write to '%s': it is a file that '%s' "
+			  "reads", dst, mimg_filename(src));
+		return true;
 	}
 	return false;
 }
