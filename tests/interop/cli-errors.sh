@@ -5,7 +5,7 @@
 # prefixed "mimg: " (usage errors add one "Try ... --help" line, as
 # qemu-img's do).
 . "$TESTLIB"
-need qemu-img python3
+need qemu-img qemu-io python3
 
 truncate -s 1M r.img
 mkdir adir
@@ -91,6 +91,16 @@ case " $("$MIMG" --help | sed -n 's/^Formats://p') " in *" qcow2 "*)
 	;;
 esac
 cmp -s data.img data.orig || fail "the source was changed"
+case " $("$MIMG" --help | sed -n 's/^Formats://p') " in *" vmdk "*)
+	# the target is the flat extent the VMDK descriptor points to
+	qemu-img create -q -f vmdk -o subformat=monolithicFlat flat.vmdk 1M
+	qemu-io -f vmdk -c 'write -P 0x33 0 64k' flat.vmdk >/dev/null
+	cp flat-flat.vmdk extent.orig
+	same_status "convert onto the source's extent" 1 \
+		convert -O raw flat.vmdk flat-flat.vmdk
+	cmp -s flat-flat.vmdk extent.orig || fail "the extent was changed"
+	;;
+esac
 
 # damaged images of the other formats: one line naming the file
 formats=$("$MIMG" --help | sed -n 's/^Formats://p')
