@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: BSD-2-Clause
  * Copyright (c) 2026 The mimg authors
  *
- * qcow2 crash safety.  A fixed workload (allocating writes, partial writes
- * over a backing file that need copy-on-write, zero writes and discards
+ * qcow2 crash safety.  A fixed workload (allocating writes, growing the
+ * image so that the L1 table moves, partial writes over a backing file
+ * that need copy-on-write, zero writes and discards
  * that free clusters, enough sequential writes to grow the refcount table,
  * in-place overwrites, flushes in between) runs on a fresh image while the
  * host-file fault hook lets only the first K write-type operations through
@@ -87,6 +88,8 @@ struct model {
 	struct logged_op *log;	  /* ops issued since the last flush */
 	size_t nlog, caplog;
 	uint32_t next_version;
+	bool grown;		  /* the image was grown to IMG_SIZE */
+	bool grown_durable;	  /* ... and flushed since */
 };
 
 static uint64_t mix64(uint64_t x)
@@ -153,6 +156,7 @@ static void model_flushed(struct model *m)
 {
 	memcpy(m->durable, m->cur, sizeof(m->cur));
 	m->nlog = 0;
+	m->grown_durable = m->grown;
 }
 
 /* May unit U hold the content in BUF after a cut? */
@@ -225,6 +229,21 @@ static int wl_discard(struct workload *w, uint64_t off, uint64_t len)
 	return ret;
 }
 
+/* The write-type operations that growing the image took, in the last run
+ * that got through it: every one of them becomes a cut point. */
+static unsigned long grow_ops_begin, grow_ops_end;
+
+/* Growing the image: with small clusters the L1 table must move. */
+static int wl_grow(struct workload *w)
+{
+	grow_ops_begin = atomic_load(&ops_seen);
+	int ret = mimg_truncate(w->img, IMG_SIZE, MIMG_PREALLOC_OFF);
+	if (ret == 0)
+		w->m->grown = true;
+	grow_ops_end = atomic_load(&ops_seen);
+	return ret;
+}
+
 static int wl_flush(struct workload *w)
 {
 	int ret = mimg_flush(w->img);
@@ -248,16 +267,19 @@ static int run_workload(struct workload *w)
 	const uint64_t cs = w->cs;
 	const uint64_t nclusters = IMG_SIZE / cs;
 
-	/* Allocating writes of whole clusters all over the image. */
+	/* Allocating writes of whole clusters all over the image, which is
+	 * created at half its final size. */
 	for (int i = 0; i < 48; i++) {
 		uint64_t n = 1 + wl_rand(w) % 4;
-		uint64_t c = wl_rand(w) % (nclusters - n);
+		uint64_t c = wl_rand(w) % (nclusters / 2 - n);
 		if (n * cs > MAXIO)
 			n = MAXIO / cs;
 		TRY(wl_write(w, c * cs, n * cs));
 		if (i % 16 == 15)
 			TRY(wl_flush(w));
 	}
+	TRY(wl_flush(w));
+	TRY(wl_grow(w));
 	TRY(wl_flush(w));
 
 	/* Small unaligned writes over (and just past) the backing file:
@@ -339,7 +361,8 @@ static void create_image(const struct variant *var)
 	memcpy(all, opts, (size_t)n * sizeof(*opts));
 	all[n++] = (struct mimg_opt){ "backing_file", base_path };
 	all[n++] = (struct mimg_opt){ "backing_fmt", "raw" };
-	int ret = mimg_create(img_path, "qcow2", IMG_SIZE, all, (size_t)n);
+	int ret = mimg_create(img_path, "qcow2", IMG_SIZE / 2, all,
+			      (size_t)n);
 	ck_assert_msg(ret == 0, "create %s (%s): %s", img_path, var->opts,
 		      mimg_errmsg());
 	mimg_opts_free(opts, (size_t)(n - 2));
@@ -394,30 +417,34 @@ static void dump_check_output(void)
 		  "qemu-img check -f qcow2 '%s' >&2", img_path);
 }
 
-/* The image's content as qemu reads it. */
-static uint8_t *qemu_read_all(void)
+/* The image's content as qemu reads it, zero-padded to IMG_SIZE; *SIZEP
+ * is its virtual size (a cut may have lost the growth). */
+static uint8_t *qemu_read_all(uint64_t *sizep)
 {
 	ck_assert_int_eq(tu_system("qemu-img convert -f qcow2 -O raw '%s' "
 				   "qemu.raw", img_path), 0);
-	uint8_t *buf = malloc(IMG_SIZE);
+	uint8_t *buf = calloc(1, IMG_SIZE);
 	ck_assert_ptr_nonnull(buf);
 	int fd = open("qemu.raw", O_RDONLY);
 	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(pread(fd, buf, IMG_SIZE, 0), (ssize_t)IMG_SIZE);
+	ssize_t n = pread(fd, buf, IMG_SIZE, 0);
+	ck_assert_msg(n == IMG_SIZE || n == IMG_SIZE / 2,
+		      "qemu reads %zd bytes of image", n);
+	*sizep = (uint64_t)n;
 	close(fd);
 	unlink("qemu.raw");
 	return buf;
 }
 
-static uint8_t *mimg_read_all(unsigned flags)
+static uint8_t *mimg_read_all(unsigned flags, uint64_t size)
 {
 	struct mimg *img = NULL;
 	int ret = mimg_open(&img, img_path, "qcow2", flags);
 	ck_assert_msg(ret == 0, "open after cut: %s", mimg_errmsg());
-	ck_assert_uint_eq(mimg_size(img), IMG_SIZE);
-	uint8_t *buf = malloc(IMG_SIZE);
+	ck_assert_uint_eq(mimg_size(img), size);
+	uint8_t *buf = calloc(1, IMG_SIZE);
 	ck_assert_ptr_nonnull(buf);
-	ck_assert_int_eq(mimg_pread(img, buf, IMG_SIZE, 0), (ssize_t)IMG_SIZE);
+	ck_assert_int_eq(mimg_pread(img, buf, size, 0), (ssize_t)size);
 	ck_assert_int_eq(mimg_close(img), 0);
 	return buf;
 }
@@ -478,15 +505,19 @@ static void verify_cut(const struct variant *var, const struct model *m,
 			     qc.corruptions);
 	}
 
-	uint8_t *qbuf = qemu_read_all();
-	for (uint64_t u = 0; u < NUNITS; u++)
+	uint64_t size;
+	uint8_t *qbuf = qemu_read_all(&size);
+	ck_assert_msg(size == IMG_SIZE || !m->grown_durable,
+		      "%s: cut after %lu writes: the flushed growth of the "
+		      "image was lost", var->name, cut);
+	for (uint64_t u = 0; u < size / UNIT; u++)
 		ck_assert_msg(unit_acceptable(m, u, qbuf + u * UNIT),
 			      "%s: cut after %lu writes: bytes at %" PRIu64
 			      " hold neither the flushed data nor a later "
 			      "write", var->name, cut, u * UNIT);
 
 	/* mimg must see the same bytes and the same leaks as qemu. */
-	uint8_t *mbuf = mimg_read_all(0);
+	uint8_t *mbuf = mimg_read_all(0, size);
 	ck_assert_msg(memcmp(mbuf, qbuf, IMG_SIZE) == 0,
 		      "%s: cut after %lu writes: mimg reads other data than "
 		      "qemu-img", var->name, cut);
@@ -525,7 +556,9 @@ static void verify_cut(const struct variant *var, const struct model *m,
 				     "exit %d after mimg repaired the leaks",
 				     var->name, cut, after.status);
 		}
-		uint8_t *rbuf = qemu_read_all();
+		uint64_t rsize;
+		uint8_t *rbuf = qemu_read_all(&rsize);
+		ck_assert_uint_eq(rsize, size);
 		ck_assert_msg(memcmp(rbuf, qbuf, IMG_SIZE) == 0,
 			      "%s: leak repair changed the content",
 			      var->name);
@@ -560,7 +593,9 @@ static void run_variant(const struct variant *var)
 		ck_abort_msg("%s: qemu-img check exit %d after the uncut "
 			     "workload", var->name, qc.status);
 	}
-	uint8_t *qbuf = qemu_read_all();
+	uint64_t size;
+	uint8_t *qbuf = qemu_read_all(&size);
+	ck_assert_uint_eq(size, IMG_SIZE);
 	for (uint64_t u = 0; u < NUNITS; u++) {
 		uint8_t want[UNIT];
 		unit_content(u, m->cur[u], want);
@@ -577,15 +612,24 @@ static void run_variant(const struct variant *var)
 	ck_assert_uint_gt(total, 10);
 	const char *env = getenv("MIMG_CRASH_CUTS");
 	int cuts = env ? atoi(env) : var->cuts;
-	fprintf(stderr, "%s: %lu write-type operations, %d cut points\n",
-		var->name, total, cuts);
+	/* Every operation of the growth, at most 16 of them. */
+	unsigned long grow_begin = grow_ops_begin, grow_n = 0;
+	if (cuts > 0 && grow_ops_end > grow_ops_begin)
+		grow_n = grow_ops_end - grow_ops_begin;
+	if (grow_n > 16)
+		grow_n = 16;
+	fprintf(stderr, "%s: %lu write-type operations, %d cut points "
+		"+ %lu in the growth of the image\n", var->name, total, cuts,
+		grow_n);
 
 	/* Cut points: evenly spread over the stream, plus the first few
 	 * (header and first allocation) and pseudo-random ones. */
 	uint64_t rng = 0xc0ffee;
-	for (int i = 0; i < cuts; i++) {
+	for (int i = 0; i < cuts + (int)grow_n; i++) {
 		unsigned long cut;
-		if (i < 4) {
+		if (i >= cuts) {
+			cut = grow_begin + (unsigned long)(i - cuts);
+		} else if (i < 4) {
 			cut = (unsigned long)i;
 		} else if (i % 3 != 0) {
 			cut = (unsigned long)((uint64_t)total * (uint64_t)i /
