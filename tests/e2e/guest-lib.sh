@@ -153,16 +153,22 @@ e2e_boot() {
 		-device "vhost-user-blk-pci,chardev=vub,num-queues=$_e_numq" &
 	E2E_QEMU_PID=$!
 	# A backend that dies leaves the guest waiting for I/O forever: stop
-	# the guest at once instead of at the timeout.
+	# the guest soon instead of at the timeout.  Backends also exit when
+	# QEMU closes the connection during its own shutdown, so QEMU gets a
+	# few seconds to finish by itself first.
 	_e_dead=
 	while e2e_alive "$E2E_QEMU_PID"; do
 		if [ -n "$E2E_BACKEND_PID" ] && ! e2e_alive "$E2E_BACKEND_PID"; then
-			_e_dead=1
-			kill -TERM "$E2E_QEMU_PID" 2>/dev/null
-			break
+			_e_dead=${_e_dead:-0}
+			_e_dead=$((_e_dead + 1))
+			if [ "$_e_dead" -gt 10 ]; then
+				kill -TERM "$E2E_QEMU_PID" 2>/dev/null
+				break
+			fi
 		fi
 		sleep 0.5
 	done
+	[ "${_e_dead:-0}" -gt 10 ] || _e_dead=
 	wait "$E2E_QEMU_PID"
 	_e_rc=$?
 	E2E_QEMU_PID=
