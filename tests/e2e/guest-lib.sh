@@ -45,7 +45,7 @@ e2e_mkinitrd() {
 e2e_wait_socket() {
 	_e_i=0
 	while [ ! -S "$1" ]; do
-		kill -0 "$2" 2>/dev/null || return 1
+		e2e_alive "$2" || return 1
 		_e_i=$((_e_i + 1))
 		[ "$_e_i" -gt 150 ] && return 1
 		sleep 0.1
