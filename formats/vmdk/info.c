@@ -104,6 +104,7 @@ int vmdk_info(struct mimg *img, struct mimg_value *info)
 
 struct checker {
 	struct mimg_check_result *res;
+	bool repair_leaks;
 	size_t nmsg;
 	bool oom;
 };
@@ -156,10 +157,25 @@ static void compare_copies(struct checker *c, struct vmdk_sparse *sp,
 	for (uint32_t i = 0; i < sp->gt_entries; i++) {
 		if (gt[i] == rgt[i])
 			continue;
+		uint64_t grain = gdi * sp->gt_entries + i;
+		if (c->repair_leaks) {
+			/* Make the copy match what reads use. */
+			uint8_t v[4];
+			st_le32(v, gt[i]);
+			if (mimg_file_pwrite(sp->file, v, 4,
+					     (uint64_t)sp->rgd[gdi] * VMDK_SECTOR +
+					     (uint64_t)i * 4) == 0) {
+				report(c, "Repairing grain %" PRIu64 " in the "
+				       "redundant grain table of %s", grain,
+				       sp->path);
+				c->res->leaks_fixed++;
+				continue;
+			}
+		}
 		report(c, "Leaked grain: %s: grain %" PRIu64 " is %" PRIu32
 		       " in the redundant grain table but %" PRIu32 " in the "
-		       "grain table (interrupted update)", sp->path,
-		       gdi * sp->gt_entries + i, rgt[i], gt[i]);
+		       "grain table (interrupted update)", sp->path, grain,
+		       rgt[i], gt[i]);
 		c->res->leaks++;
 	}
 }
@@ -291,7 +307,7 @@ int vmdk_check(struct mimg *img, unsigned flags,
 	struct checker c = { .res = res };
 	int r;
 
-	(void)flags;
+	c.repair_leaks = (flags & MIMG_CHECK_REPAIR_LEAKS) && !img->read_only;
 	for (size_t i = 0; i < s->n_ext; i++) {
 		struct vmdk_extent *e = &s->ext[i];
 		if (!e->sp)
