@@ -195,7 +195,8 @@ static int check_sparse(struct checker *c, struct vmdk_extent *e)
 	r = mimg_file_size(sp->file, &fsize);
 	if (r < 0)
 		return r;
-	meta_end = sp->gd_at_end ? VMDK_SECTOR : sp->overhead * VMDK_SECTOR;
+	if (sp->gd_at_end || !ck_mul_u64(sp->overhead, VMDK_SECTOR, &meta_end))
+		meta_end = VMDK_SECTOR;
 	total = div_round_up_u64(sp->capacity, sp->grain_sectors);
 	res->total_clusters += total;
 	gt = malloc(sp->gt_bytes);

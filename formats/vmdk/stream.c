@@ -172,10 +172,13 @@ int vmdk_stream_start(struct mimg *img)
 	}
 	free(gt);
 
+	/* Grains go after the header and the descriptor. */
+	uint64_t meta_end = 1, desc_end;
+	if (sp->desc_sector && sp->desc_sectors &&
+	    ck_add_u64(sp->desc_sector, sp->desc_sectors, &desc_end))
+		meta_end = max_u64(meta_end, desc_end);
 	if (!ck_mul_u64(sp->overhead, VMDK_SECTOR, &start) ||
-	    start < VMDK_SECTOR * (1 + sp->desc_sector + sp->desc_sectors -
-				   (sp->desc_sector ? 1 : 0)) ||
-	    start > sp->file_end)
+	    sp->overhead < meta_end || start > sp->file_end)
 		return mimg_err(-EINVAL, "%s: vmdk: invalid overhead of %"
 				PRIu64 " sectors", sp->path, sp->overhead);
 	w = calloc(1, sizeof(*w));
