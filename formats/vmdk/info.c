@@ -84,9 +84,12 @@ int vmdk_info(struct mimg *img, struct mimg_value *info)
 	ok = data != NULL;
 	ok = ok && mimg_value_add_uint(data, "cid", s->desc.cid);
 	ok = ok && mimg_value_add_uint(data, "parent-cid", s->desc.parent_cid);
-	ok = ok && mimg_value_add_str(data, "create-type",
-				      s->desc.create_type ? s->desc.create_type :
-				      "monolithicSparse");
+	/* As qemu: a sparse file with compressed grains is a stream. */
+	const char *ct = s->desc.create_type ? s->desc.create_type :
+			 "monolithicSparse";
+	if (s->monolithic_sparse && s->ext[0].sp->compressed)
+		ct = "streamOptimized";
+	ok = ok && mimg_value_add_str(data, "create-type", ct);
 	if (!ok || add_extents(s, data) < 0)
 		return mimg_err(-ENOMEM, "out of memory");
 	static const char *const tail[] = { "full-backing-filename",

@@ -61,11 +61,13 @@ static int parse_header(struct vmdk_sparse *sp, const uint8_t *h,
 		return mimg_err(-EINVAL, "%s: vmdk: invalid number of grain "
 				"table entries %" PRIu32, path, sp->gt_entries);
 	sp->grain_bytes = sp->grain_sectors * VMDK_SECTOR;
-	sp->compressed = sp->flags & VMDK_FLAG_COMPRESSED;
+	/* qemu goes by the algorithm field, the specification by the flag:
+	 * either makes the grains compressed. */
+	uint16_t alg = ld_le16(h + 77);
+	sp->compressed = (sp->flags & VMDK_FLAG_COMPRESSED) || alg == 1;
 	sp->markers = sp->flags & VMDK_FLAG_MARKERS;
 	sp->zero_grain = sp->flags & VMDK_FLAG_ZERO_GRAIN;
 	if (sp->compressed) {
-		uint16_t alg = ld_le16(h + 77);
 		if (alg != 1)
 			return mimg_err(-ENOTSUP, "%s: vmdk: compression "
 					"algorithm %u is not supported", path,
