@@ -104,6 +104,16 @@ tail -c 1048576 big.img | python3 -c 'import sys
 d = sys.stdin.buffer.read(); sys.exit(0 if d == b"\xa5" * len(d) else 1)' ||
 	fail "larger target: tail was touched"
 
+# output options: preallocation as qemu-img applies it
+for p in falloc full; do
+	"$MIMG" convert -O raw -o preallocation=$p src.img p.img ||
+		fail "mimg convert -o preallocation=$p"
+	qemu-img compare -q src.img p.img || fail "preallocation=$p content"
+	[ "$(alloc p.img)" -ge 65536 ] ||
+		fail "preallocation=$p: only $(alloc p.img)k allocated"
+	rm -f p.img
+done
+
 # sources in other formats, made by qemu-img
 case " $formats " in *" qcow2 "*)
 	qemu-img convert -f raw -O qcow2 src.img src.qcow2
