@@ -52,7 +52,6 @@ struct vmdk_stream_writer {
 	uint8_t *obuf;		/* pending output at pos - olen */
 	size_t olen;
 	uint8_t *cbuf;		/* for grains handed over uncompressed */
-	size_t ccap;
 	/* Plain sequential writes (mimg_pwrite) collect a grain here. */
 	pthread_mutex_t lock;
 	uint8_t *pend;

@@ -178,10 +178,10 @@ int vmdk_sparse_lookup_locked(struct vmdk_sparse *sp, uint64_t grain,
 int vmdk_sparse_read_compressed(struct vmdk_sparse *sp, uint64_t grain,
 				uint64_t host_off, uint64_t in_off,
 				void *buf, size_t len);
-/* Set grains [FIRST, FIRST+N) of the extent to consecutive host sectors
- * starting at HOST_SECTOR (or to VALUE when HOST_SECTOR is 0 and N
- * entries all get the same value), in the GT and the redundant GT.  The
- * caller holds sp->lock.  Allocates missing grain tables. */
+/* Point grains [FIRST, FIRST+N) of the extent at consecutive grains from
+ * HOST_SECTOR on (or, with SAME_VALUE, all at HOST_SECTOR, e.g.
+ * VMDK_GTE_ZERO), in the redundant GT first, then in the GT.  The caller
+ * holds sp->lock.  Allocates missing grain tables at the end of the file. */
 int vmdk_sparse_set_gtes(struct vmdk_sparse *sp, uint64_t first, uint64_t n,
 			 uint32_t host_sector, bool same_value);
 /* Read one whole grain table (GD index GDI) from the given directory
