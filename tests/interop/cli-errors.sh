@@ -61,6 +61,10 @@ same_status "convert: bad -S text" 1 convert -S -5 r.img y.img
 same_status "convert: target directory missing" 1 \
 	convert -O raw r.img nodir/y.img
 same_status "create: directory missing" 1 create -f raw nodir/y.img 1M
+same_status "create: over a directory" 1 create -f raw adir 1M
+truncate -s 512k small.img
+same_status "convert -n: target smaller than the source" 1 \
+	convert -n r.img small.img
 same_status "create: raw with a backing file" 1 \
 	create -f raw -b r.img -F raw y.img
 same_status "check -r all on raw" 1 check -r all r.img
