@@ -34,6 +34,9 @@ struct stress_cfg {
 	const char *opts;
 	uint64_t size;
 	uint64_t backing_size; /* 0: no backing file */
+	/* Instead of a backing file, the image starts as qemu-img's
+	 * compressed conversion of that content (backing_size bytes). */
+	bool start_compressed;
 	uint32_t stripe;
 	int ops_per_thread;
 };
@@ -69,6 +72,12 @@ static void unit_content(const struct stress_cfg *cfg, uint64_t u,
 {
 	if (v == V_ZERO || (v == 0 && u * UNIT >= cfg->backing_size)) {
 		memset(out, 0, UNIT);
+		return;
+	}
+	if (v == 0) {
+		/* Initial content: compressible, yet different everywhere. */
+		memcpy(out, &u, 8);
+		memcpy(out + 8, "initial!", 8);
 		return;
 	}
 	uint64_t a = mix64(u * 0x9e3779b97f4a7c15ull ^ v), b = mix64(a ^ u);
@@ -244,6 +253,16 @@ static void make_backing(const struct stress_cfg *cfg)
 	fill_range(cfg, 0, cfg->backing_size, 0, buf);
 	tu_write_file("base.raw", buf, cfg->backing_size, 0);
 	free(buf);
+	if (cfg->start_compressed) {
+		/* Every cluster compressed: writes must rewrite them. */
+		ck_assert_int_eq(tu_system("qemu-img convert -c -f raw -O qcow2 "
+					   "-o '%s' base.raw stress.qcow2",
+					   cfg->opts), 0);
+		ck_assert_int_eq(tu_system("qemu-img check --output=json "
+					   "stress.qcow2 | grep -q "
+					   "'\"compressed-clusters\"'"), 0);
+		return;
+	}
 	/* qcow2 backing made by qemu: the chain mixes writers too. */
 	ck_assert_int_eq(tu_system("qemu-img convert -f raw -O qcow2 base.raw "
 				   "base.qcow2"), 0);
@@ -290,7 +309,8 @@ static void run_stress(const struct stress_cfg *cfg)
 	ck_assert_ptr_nonnull(st.cur);
 	if (cfg->backing_size)
 		make_backing(cfg);
-	create_image(cfg);
+	if (!cfg->start_compressed)
+		create_image(cfg);
 	int ret = mimg_open(&st.img, "stress.qcow2", "qcow2", MIMG_OPEN_RDWR);
 	ck_assert_msg(ret == 0, "open: %s", mimg_errmsg());
 	st.can_discard = mimg_can_discard(st.img);
@@ -350,7 +370,7 @@ START_TEST(stress_cow_over_backing)
 {
 	static const struct stress_cfg cfg = {
 		"64k clusters over backing", "cluster_size=65536", 16u << 20,
-		8u << 20, 4096, 3000,
+		8u << 20, false, 4096, 3000,
 	};
 	run_stress(&cfg);
 }
@@ -362,7 +382,8 @@ START_TEST(stress_small_clusters_lazy)
 {
 	static const struct stress_cfg cfg = {
 		"4k clusters, lazy refcounts",
-		"cluster_size=4096,lazy_refcounts=on", 8u << 20, 0, 1024, 3000,
+		"cluster_size=4096,lazy_refcounts=on", 8u << 20, 0, false, 1024,
+		3000,
 	};
 	run_stress(&cfg);
 }
@@ -373,7 +394,19 @@ START_TEST(stress_extended_l2)
 {
 	static const struct stress_cfg cfg = {
 		"extended L2, 32k clusters", "extended_l2=on,cluster_size=32768",
-		8u << 20, 4u << 20, 1024, 3000,
+		8u << 20, 4u << 20, false, 1024, 3000,
+	};
+	run_stress(&cfg);
+}
+END_TEST
+
+/* Threads overwrite parts of compressed clusters that other threads are
+ * reading and overwriting too. */
+START_TEST(stress_compressed_clusters)
+{
+	static const struct stress_cfg cfg = {
+		"compressed 16k clusters", "cluster_size=16384", 8u << 20,
+		8u << 20, true, 2048, 2000,
 	};
 	run_stress(&cfg);
 }
@@ -383,7 +416,7 @@ START_TEST(stress_compat_010)
 {
 	static const struct stress_cfg cfg = {
 		"compat 0.10, 8k clusters", "compat=0.10,cluster_size=8192",
-		8u << 20, 4u << 20, 2048, 2000,
+		8u << 20, 4u << 20, false, 2048, 2000,
 	};
 	run_stress(&cfg);
 }
@@ -405,6 +438,7 @@ int main(void)
 		{ "small_lazy", stress_small_clusters_lazy },
 		{ "extended_l2", stress_extended_l2 },
 		{ "compat010", stress_compat_010 },
+		{ "compressed", stress_compressed_clusters },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		tcase_add_test(tu_tcase(s, cases[i].name), cases[i].test);
