@@ -419,6 +419,43 @@ START_TEST(work_proportional_to_data)
 }
 END_TEST
 
+static bool have_format(const char *name)
+{
+	for (const char *const *f = mimg_formats(); *f; f++)
+		if (strcmp(*f, name) == 0)
+			return true;
+	return false;
+}
+
+START_TEST(into_clustered_target)
+{
+	/* windows start and end on the target's clusters: check a qcow2
+	 * target with small clusters against qemu-img */
+	if (!have_format("qcow2") || !tu_have_program("qemu-img")) {
+		printf("into_clustered_target: needs the qcow2 driver and "
+		       "qemu-img; skipped\n");
+		return;
+	}
+	make_source("src.img");
+	struct mimg_opt o = {"cluster_size", "4096"};
+	ck_assert_msg(mimg_create("dst.qcow2", "qcow2", SRC_SIZE, &o, 1) == 0,
+		      "%s", mimg_errmsg());
+	struct mimg *s, *d;
+	ck_assert_int_eq(mimg_open(&s, "src.img", NULL, 0), 0);
+	ck_assert_int_eq(mimg_open(&d, "dst.qcow2", "qcow2", MIMG_OPEN_RDWR),
+			 0);
+	struct mimg_convert_opts co = {.sparse_size = 64 * KIB};
+	ck_assert_msg(mimg_convert(s, d, &co) == 0, "%s", mimg_errmsg());
+	ck_assert_int_eq(mimg_close(d), 0);
+	ck_assert_int_eq(mimg_close(s), 0);
+	ck_assert_int_eq(tu_system("qemu-img compare -q -f raw -F qcow2 "
+				   "src.img dst.qcow2"), 0);
+	ck_assert_int_eq(tu_system("qemu-img check -q dst.qcow2"), 0);
+	/* data only: well under the source's allocation */
+	ck_assert_uint_lt(allocated("dst.qcow2"), allocated("src.img"));
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("convert");
@@ -435,5 +472,6 @@ int main(void)
 	tcase_add_test(tc, progress_monotonic);
 	tcase_add_test(tc, bounded_memory_on_large_sparse);
 	tcase_add_test(tc, work_proportional_to_data);
+	tcase_add_test(tc, into_clustered_target);
 	return tu_run_suite(s);
 }
