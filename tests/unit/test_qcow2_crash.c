@@ -693,6 +693,89 @@ START_TEST(crash_refcount_bits_1)
 }
 END_TEST
 
+/* A compressed conversion (mimg convert -c) cut at points spread over its
+ * write stream: no corruption, and every cluster qemu reads is either the
+ * source's or zeroes, never a half-written compressed cluster. */
+static unsigned long convert_once(unsigned long allowed, int *retp)
+{
+	unlink(img_path);
+	static const struct mimg_opt opts[] = {
+		{ "cluster_size", "4096" },
+		{ "compression_type", "zstd" },
+	};
+	ck_assert_int_eq(mimg_create(img_path, "qcow2", IMG_SIZE / 2, opts, 2),
+			 0);
+	struct mimg *src = NULL, *dst = NULL;
+	ck_assert_int_eq(mimg_open(&src, "src.raw", "raw", 0), 0);
+	ck_assert_int_eq(mimg_open(&dst, img_path, "qcow2", MIMG_OPEN_RDWR),
+			 0);
+	struct mimg_convert_opts co;
+	memset(&co, 0, sizeof(co));
+	co.compress = 1;
+	atomic_store(&ops_seen, 0);
+	ops_allowed = allowed;
+	atomic_store(&hook_armed, true);
+	*retp = mimg_convert(src, dst, &co);
+	int cret = mimg_close(dst);
+	atomic_store(&hook_armed, false);
+	if (*retp == 0)
+		*retp = cret;
+	mimg_close(src);
+	return atomic_load(&ops_seen);
+}
+
+START_TEST(crash_convert_compressed)
+{
+	/* Compressible, distinct per 16 bytes, with a hole in the middle. */
+	uint8_t *src = calloc(1, IMG_SIZE / 2);
+	ck_assert_ptr_nonnull(src);
+	for (uint64_t u = 0; u < IMG_SIZE / 2 / UNIT; u++) {
+		if (u * UNIT >= (512u << 10) && u * UNIT < (768u << 10))
+			continue;
+		memcpy(src + u * UNIT, &u, 8);
+		memcpy(src + u * UNIT + 8, "convert!", 8);
+	}
+	tu_write_file("src.raw", src, IMG_SIZE / 2, 0);
+	mimg_file_set_fault_hook(cut_hook, NULL);
+
+	int ret;
+	unsigned long total = convert_once(ULONG_MAX, &ret);
+	ck_assert_msg(ret == 0, "convert -c: %s", mimg_errmsg());
+	ck_assert_int_eq(qemu_img_check().status, 0);
+	const char *env = getenv("MIMG_CRASH_CUTS");
+	int cuts = env ? atoi(env) : 12;
+	fprintf(stderr, "convert -c: %lu write-type operations, %d cut "
+		"points\n", total, cuts);
+	for (int i = 0; i < cuts; i++) {
+		unsigned long cut = (unsigned long)((uint64_t)total *
+						    (uint64_t)i / (uint64_t)cuts);
+		convert_once(cut, &ret);
+		ck_assert_msg(ret != 0, "convert -c: cut after %lu writes went "
+			      "unnoticed", cut);
+		struct qemu_check qc = qemu_img_check();
+		if (qc.status != 0 && qc.status != 3) {
+			dump_check_output();
+			ck_abort_msg("convert -c: cut after %lu of %lu writes: "
+				     "qemu-img check exit %d", cut, total,
+				     qc.status);
+		}
+		uint64_t size;
+		uint8_t *got = qemu_read_all(&size);
+		ck_assert_uint_eq(size, IMG_SIZE / 2);
+		static const uint8_t zero[4096];
+		for (uint64_t off = 0; off < size; off += 4096)
+			ck_assert_msg(memcmp(got + off, src + off, 4096) == 0 ||
+					      memcmp(got + off, zero, 4096) == 0,
+				      "convert -c: cut after %lu writes: cluster "
+				      "at %" PRIu64 " holds neither the source "
+				      "nor zeroes", cut, off);
+		free(got);
+	}
+	mimg_file_set_fault_hook(NULL, NULL);
+	free(src);
+}
+END_TEST
+
 START_TEST(crash_lazy_refcounts)
 {
 	static const struct variant v = {
@@ -721,6 +804,7 @@ int main(void)
 		{ "extended_l2", crash_extended_l2 },
 		{ "refcount1", crash_refcount_bits_1 },
 		{ "lazy", crash_lazy_refcounts },
+		{ "convert_compressed", crash_convert_compressed },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		TCase *tc = tu_tcase(s, cases[i].name);
