@@ -322,6 +322,12 @@ int vmdk_create(const char *path, uint64_t size, const struct mimg_opt *opts,
 	r = parse_opts(path, opts, nopts, &o);
 	if (r < 0)
 		return r;
+	const char *base = strrchr(path, '/');
+	base = base ? base + 1 : path;
+	if (strpbrk(base, "\"\r\n"))
+		return mimg_err(-EINVAL, "%s: vmdk: the file name cannot be "
+				"written in a descriptor (quote or line break)",
+				path);
 	sectors = div_round_up_u64(size, VMDK_SECTOR);
 	if (sectors == 0 || sectors > VMDK_MAX_SECTORS)
 		return mimg_err(-EINVAL, "%s: vmdk: invalid size %" PRIu64,

@@ -116,4 +116,8 @@ grep -q "compat6" err.txt || fail "compat6 message: $(cat err.txt)"
 grep -q "adapter" err.txt || fail "adapter message: $(cat err.txt)"
 "$MIMG" create -q -f vmdk -o subformat=vmfsSparse x.vmdk 1M 2>err.txt &&
 	fail "unknown subformat accepted"
+"$MIMG" create -q -f vmdk 'quo"te.vmdk' 1M 2>err.txt &&
+	fail "a file name that breaks the descriptor accepted"
+"$MIMG" create -q -f vmdk -o toolsversion='1"x' x.vmdk 1M 2>err.txt &&
+	fail "an option value that breaks the descriptor accepted"
 echo "ok: $n option sets written compatibly, streamOptimized accepted by qemu"
