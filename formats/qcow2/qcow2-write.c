@@ -547,6 +547,15 @@ int qcow2_truncate(struct mimg *img, uint64_t size,
 	if (r == 0)
 		img->size = size;
 	pthread_mutex_unlock(&s->lock);
+	/* The new range reads as zeroes even where a longer backing file
+	 * has data, as with qemu. */
+	struct mimg *below = img->backing;
+	if (r == 0 && below && mimg_size(below) > old_size) {
+		uint64_t end = min_u64(size, mimg_size(below));
+		r = qcow2_pwrite_zeroes(img, old_size, end - old_size, 0);
+		if (r == -ENOTSUP)
+			r = write_zero_buf(img, old_size, end - old_size);
+	}
 	if (r == 0 && prealloc != MIMG_PREALLOC_OFF && size > old_size)
 		r = qcow2_preallocate(img,
 				      div_round_up_u64(old_size,
