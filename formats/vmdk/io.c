@@ -105,6 +105,20 @@ static int file_pwritev_at(struct mimg_file *f, const struct iovec *iov,
  * would cost a huge copy. */
 #define MAX_WRITABLE_GRAIN (16u << 20)
 
+/* Bytes [SKIP, SKIP+LEN) of IOV as one pointer, or NULL when they span
+ * several elements. */
+static void *iov_flat(const struct iovec *iov, int iovcnt, size_t skip,
+		      size_t len)
+{
+	for (int i = 0; i < iovcnt; i++) {
+		if (skip < iov[i].iov_len)
+			return iov[i].iov_len - skip >= len ?
+			       (uint8_t *)iov[i].iov_base + skip : NULL;
+		skip -= iov[i].iov_len;
+	}
+	return NULL;
+}
+
 static int read_sparse(struct mimg *img, struct vmdk_extent *e,
 		       const struct iovec *iov, int iovcnt, size_t skip,
 		       uint64_t eoff, size_t len)
@@ -123,12 +137,15 @@ static int read_sparse(struct mimg *img, struct vmdk_extent *e,
 		if (r < 0)
 			return r;
 		if (st == VMDK_GRAIN_DATA && sp->compressed) {
-			void *tmp = malloc(chunk);
-			if (!tmp)
+			/* Inflate straight into the caller's buffer when the
+			 * whole grain lands in one piece of it. */
+			void *dst = iov_flat(iov, iovcnt, skip, chunk);
+			void *tmp = dst ? NULL : malloc(chunk);
+			if (!dst && !tmp)
 				return mimg_err(-ENOMEM, "out of memory");
 			r = vmdk_sparse_read_compressed(sp, grain, host, in,
-							tmp, chunk);
-			if (r == 0)
+							dst ? dst : tmp, chunk);
+			if (r == 0 && tmp)
 				iov_from_buf(iov, iovcnt, skip, tmp, chunk);
 			free(tmp);
 			if (r < 0)

@@ -368,48 +368,88 @@ int vmdk_sparse_lookup_locked(struct vmdk_sparse *sp, uint64_t grain,
 	return 0;
 }
 
+/* One inflate stream per thread, reset for every grain. */
+static pthread_key_t zkey;
+static pthread_once_t zonce = PTHREAD_ONCE_INIT;
+
+static void zfree(void *p)
+{
+	inflateEnd(p);
+	free(p);
+}
+
+static void zkey_init(void)
+{
+	pthread_key_create(&zkey, zfree);
+}
+
+static z_stream *thread_inflate(void)
+{
+	z_stream *zs;
+
+	pthread_once(&zonce, zkey_init);
+	zs = pthread_getspecific(zkey);
+	if (zs) {
+		inflateReset(zs);
+		return zs;
+	}
+	zs = calloc(1, sizeof(*zs));
+	if (!zs)
+		return NULL;
+	if (inflateInit(zs) != Z_OK) {
+		free(zs);
+		return NULL;
+	}
+	if (pthread_setspecific(zkey, zs) != 0) {
+		zfree(zs);
+		return NULL;
+	}
+	return zs;
+}
+
 int vmdk_inflate(const void *in, size_t in_len, void *out, size_t out_cap,
 		 size_t *out_len)
 {
-	z_stream zs;
+	z_stream *zs = thread_inflate();
 	int r;
 
-	memset(&zs, 0, sizeof(zs));
-	if (inflateInit(&zs) != Z_OK)
+	*out_len = 0;
+	if (!zs)
 		return -ENOMEM;
-	zs.next_in = (Bytef *)(uintptr_t)in;
-	zs.avail_in = (uInt)in_len;
-	zs.next_out = out;
-	zs.avail_out = (uInt)out_cap;
-	r = inflate(&zs, Z_FINISH);
-	*out_len = out_cap - zs.avail_out;
-	inflateEnd(&zs);
+	zs->next_in = (Bytef *)(uintptr_t)in;
+	zs->avail_in = (uInt)in_len;
+	zs->next_out = out;
+	zs->avail_out = (uInt)out_cap;
+	r = inflate(zs, Z_FINISH);
+	*out_len = out_cap - zs->avail_out;
 	return r == Z_STREAM_END ? 0 : -EINVAL;
 }
 
-int vmdk_sparse_read_compressed(struct vmdk_sparse *sp, uint64_t grain,
-				uint64_t host_off, uint64_t in_off,
-				void *buf, size_t len)
+/* Read the compressed grain at HOST_OFF (marker and data, or just data)
+ * and inflate it into OUT (grain_bytes); *GLEN is its inflated length. */
+static int inflate_grain(struct vmdk_sparse *sp, uint64_t grain,
+			 uint64_t host_off, uint8_t *out, size_t *glen)
 {
-	uint64_t end, avail, clen, doff;
-	uint8_t *cbuf = NULL, *gbuf = NULL;
-	size_t glen = 0;
+	uint8_t head[4096], *cbuf = head, *big = NULL;
+	uint64_t end, avail, clen, doff = 0;
+	size_t hlen;
 	int r;
 
 	pthread_mutex_lock(&sp->lock);
 	end = sp->file_end;
 	pthread_mutex_unlock(&sp->lock);
 	avail = end > host_off ? end - host_off : 0;
+	/* Most compressed grains fit in one small read with their marker. */
+	hlen = (size_t)min_u64(avail, sizeof(head));
+	r = mimg_file_pread_exact(sp->file, head, hlen, host_off,
+				  "vmdk compressed grain");
+	if (r < 0)
+		return r;
 	if (sp->markers) {
-		uint8_t m[12];
-		r = mimg_file_pread_exact(sp->file, m, sizeof(m), host_off,
-					  "vmdk grain marker");
-		if (r < 0)
-			return r;
-		clen = ld_le32(m + 8);
-		doff = host_off + 12;
+		clen = hlen >= 12 ? ld_le32(head + 8) : 0;
+		doff = 12;
 		if (clen == 0 || clen > VMDK_MAX_COMPRESSED_GRAIN ||
-		    clen > avail - 12)
+		    avail < 12 || clen > avail - 12)
 			return mimg_err(-EINVAL, "%s: vmdk: grain %" PRIu64
 					" at offset %" PRIu64 " has invalid "
 					"compressed size %" PRIu64, sp->path,
@@ -417,36 +457,49 @@ int vmdk_sparse_read_compressed(struct vmdk_sparse *sp, uint64_t grain,
 	} else {
 		/* No size is stored: read what a grain can take. */
 		clen = min_u64(avail, sp->grain_bytes * 2 + 4096);
-		doff = host_off;
 	}
-	cbuf = malloc(clen);
-	gbuf = malloc(sp->grain_bytes);
-	if (!cbuf || !gbuf) {
-		r = mimg_err(-ENOMEM, "out of memory");
-		goto out;
+	if (doff + clen > hlen) {
+		big = malloc(clen);
+		if (!big)
+			return mimg_err(-ENOMEM, "out of memory");
+		memcpy(big, head + doff, hlen - doff);
+		r = mimg_file_pread_exact(sp->file, big + (hlen - doff),
+					  clen - (hlen - doff), host_off + hlen,
+					  "vmdk compressed grain");
+		cbuf = big;
+	} else {
+		cbuf = head + doff;
 	}
-	r = mimg_file_pread_exact(sp->file, cbuf, clen, doff,
-				  "vmdk compressed grain");
-	if (r < 0)
-		goto out;
-	if (vmdk_inflate(cbuf, clen, gbuf, sp->grain_bytes, &glen) < 0) {
+	if (r == 0 && vmdk_inflate(cbuf, clen, out, sp->grain_bytes, glen) < 0)
 		r = mimg_err(-EINVAL, "%s: vmdk: compressed grain %" PRIu64
 			     " at offset %" PRIu64 " is corrupt", sp->path,
 			     grain, host_off);
-		goto out;
-	}
+	free(big);
+	return r;
+}
+
+int vmdk_sparse_read_compressed(struct vmdk_sparse *sp, uint64_t grain,
+				uint64_t host_off, uint64_t in_off,
+				void *buf, size_t len)
+{
+	bool whole = in_off == 0 && len == sp->grain_bytes;
+	uint8_t *gbuf = whole ? buf : malloc(sp->grain_bytes);
+	size_t glen = 0;
+	int r;
+
+	if (!gbuf)
+		return mimg_err(-ENOMEM, "out of memory");
+	r = inflate_grain(sp, grain, host_off, gbuf, &glen);
 	/* A short grain (end of a stream) reads as zeroes past its end. */
-	if (in_off < glen) {
-		size_t n = (size_t)min_u64(len, glen - in_off);
+	if (r == 0 && whole) {
+		memset((uint8_t *)buf + glen, 0, len - glen);
+	} else if (r == 0) {
+		size_t n = in_off < glen ? (size_t)min_u64(len, glen - in_off) : 0;
 		memcpy(buf, gbuf + in_off, n);
 		memset((uint8_t *)buf + n, 0, len - n);
-	} else {
-		memset(buf, 0, len);
 	}
-	r = 0;
-out:
-	free(cbuf);
-	free(gbuf);
+	if (!whole)
+		free(gbuf);
 	return r;
 }
 
