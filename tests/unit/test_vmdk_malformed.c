@@ -300,6 +300,44 @@ START_TEST(test_directory_budget)
 }
 END_TEST
 
+/* Grain directories whose entries are 0 (grain tables not allocated, as
+ * other writers may leave them): writes allocate the tables. */
+START_TEST(test_unallocated_grain_tables)
+{
+	struct mimg *img;
+	static uint8_t buf[3 * 65536], got[3 * 65536];
+	ck_assert_int_eq(mimg_create("d.vmdk", "vmdk", 64 << 20, NULL, 0), 0);
+	/* 64 MiB: two grain tables; drop both from both directories. */
+	for (int i = 0; i < 2; i++) {
+		put_le32("d.vmdk", GD_SECTOR * SECTOR + 4 * i, 0);
+		put_le32("d.vmdk", RGD_SECTOR * SECTOR + 4 * i, 0);
+	}
+	ck_assert_int_eq(mimg_open(&img, "d.vmdk", NULL, MIMG_OPEN_RDWR), 0);
+	tu_fill_random(buf, sizeof(buf), 5);
+	/* Straddles the boundary between the two tables (32 MiB). */
+	uint64_t off = (32 << 20) - 65536 - 100;
+	ck_assert_int_eq(mimg_pwrite(img, buf, sizeof(buf), off),
+			 (ssize_t)sizeof(buf));
+	ck_assert_int_eq(mimg_close(img), 0);
+	ck_assert_int_eq(mimg_open(&img, "d.vmdk", NULL, 0), 0);
+	ck_assert_int_eq(mimg_pread(img, got, sizeof(got), off),
+			 (ssize_t)sizeof(got));
+	ck_assert_int_eq(memcmp(got, buf, sizeof(buf)), 0);
+	struct mimg_check_result res = run_check(img);
+	ck_assert_uint_eq(res.corruptions, 0);
+	ck_assert_uint_eq(res.leaks, 0);
+	mimg_check_result_free(&res);
+	mimg_close(img);
+	if (tu_have_program("qemu-img")) {
+		ck_assert_int_eq(tu_system("qemu-img check -q d.vmdk"), 0);
+		tu_make_sparse("want.raw", 64 << 20);
+		tu_write_file("want.raw", buf, sizeof(buf), off);
+		ck_assert_int_eq(tu_system("qemu-img compare -q -f raw "
+					   "want.raw d.vmdk"), 0);
+	}
+}
+END_TEST
+
 START_TEST(test_delta_link_loops)
 {
 	write_text("a.vmdk", "# Disk DescriptorFile\nCID=1\nparentCID=2\n"
@@ -349,6 +387,7 @@ int main(void)
 	tcase_add_test(tc, test_absurd_and_escaping_extents);
 	tcase_add_test(tc, test_extent_larger_than_capacity);
 	tcase_add_test(tc, test_directory_budget);
+	tcase_add_test(tc, test_unallocated_grain_tables);
 	tcase_add_test(tc, test_delta_link_loops);
 	tcase_add_test(tc, test_parent_cid_mismatch);
 	return tu_run_suite(s);
