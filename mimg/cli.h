@@ -21,6 +21,7 @@ enum {
 	EXIT_CHECK_UNSUPPORTED = 63,
 };
 
+int cmd_bench(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_create(int argc, char **argv);
 int cmd_convert(int argc, char **argv);

@@ -15,6 +15,10 @@ static const struct command {
 	int (*run)(int argc, char **argv);
 	const char *synopsis;
 } commands[] = {
+	{"bench", cmd_bench,
+	 "bench [-c count] [-d depth] [-f fmt] [--flush-interval=N] "
+	 "[--no-drain] [-o offset] [--pattern=byte] [-q] [-s buffer_size] "
+	 "[-S step_size] [-t cache] [-w] FILE"},
 	{"check", cmd_check,
 	 "check [-f fmt] [-r leaks|all] [--output human|json] [-q] FILE"},
 	{"compare", cmd_compare,

@@ -1,0 +1,371 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * mimg bench: a simple I/O benchmark on one image handle, modelled on
+ * qemu-img bench so the two can be run on the same files.  COUNT requests
+ * of BUFFER_SIZE bytes go to OFFSET, OFFSET+STEP, ... (wrapping inside the
+ * image as qemu-img does), DEPTH of them in flight at once, each in flight
+ * request being served by its own thread on the shared handle.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+
+static void bench_help(void)
+{
+	printf("Usage: mimg bench [-c COUNT] [-d DEPTH] [-f FMT] "
+	       "[--flush-interval=N] [--no-drain]\n"
+	       "                  [-i AIO] [-n] [-o OFFSET] [--pattern=BYTE] "
+	       "[-q] [-s BUFFER_SIZE]\n"
+	       "                  [-S STEP_SIZE] [-t CACHE] [-w] [-U] FILE\n"
+	       "\n"
+	       "Send COUNT requests (default 75000) of BUFFER_SIZE bytes "
+	       "(default 4096)\nto FILE, DEPTH (default 64) in parallel "
+	       "threads, the first at OFFSET and\neach next one STEP_SIZE "
+	       "(default BUFFER_SIZE) further, wrapping around.\n"
+	       "\n"
+	       "  -w                  write (default: read)\n"
+	       "  --pattern=BYTE      byte written (default 0)\n"
+	       "  -t CACHE            none, writeback (default), writethrough, "
+	       "directsync, unsafe\n"
+	       "  --flush-interval=N  flush whenever the number of remaining "
+	       "requests is a\n"
+	       "                      multiple of N, after draining the "
+	       "requests in flight\n"
+	       "  --no-drain          flush without draining\n"
+	       "  -i AIO, -n, -U      accepted for compatibility, ignored\n"
+	       "  -q                  quiet\n");
+}
+
+struct bench {
+	struct mimg *img;
+	bool write;
+	int pattern;
+	size_t bufsize;
+	uint64_t offset, step, wrap; /* wrap: offsets are taken modulo it */
+	uint64_t count, flush_interval;
+	bool drain;
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	uint64_t next;	   /* index of the next request to send */
+	uint64_t inflight;
+	bool flushing;	   /* a draining flush is under way */
+	int err;	   /* first failure, stops everyone */
+	char errmsg[512];
+};
+
+/* Offset of request I: OFFSET for the first, then each STEP further,
+ * reduced modulo (image size - buffer size) as qemu-img bench does. */
+static uint64_t request_offset(const struct bench *b, uint64_t i)
+{
+	if (i == 0)
+		return b->offset;
+	if (b->wrap == 0)
+		return 0;
+	/* OFFSET + I * STEP can pass 2^64 for large offsets: use 128 bits. */
+	unsigned __int128 off = (unsigned __int128)b->offset +
+				(unsigned __int128)i * b->step;
+	return (uint64_t)(off % b->wrap);
+}
+
+static void fail(struct bench *b, int err, const char *what)
+{
+	if (b->err == 0) {
+		b->err = err;
+		snprintf(b->errmsg, sizeof(b->errmsg), "%s: %s", what,
+			 mimg_errmsg());
+	}
+	pthread_cond_broadcast(&b->cond);
+}
+
+/* Under b->lock: flush before request I when the flush interval says so. */
+static void maybe_flush(struct bench *b, uint64_t i)
+{
+	if (!b->write || b->flush_interval == 0 || i == 0 ||
+	    (b->count - i) % b->flush_interval != 0)
+		return;
+	if (b->drain) {
+		b->flushing = true;
+		while (b->inflight > 0 && b->err == 0)
+			pthread_cond_wait(&b->cond, &b->lock);
+	}
+	pthread_mutex_unlock(&b->lock);
+	int r = mimg_flush(b->img);
+	pthread_mutex_lock(&b->lock);
+	if (r < 0)
+		fail(b, r, "Failed flush request");
+	if (b->drain) {
+		b->flushing = false;
+		pthread_cond_broadcast(&b->cond);
+	}
+}
+
+static void *worker(void *opaque)
+{
+	struct bench *b = opaque;
+	void *buf;
+
+	/* Aligned so that -t none (O_DIRECT) works. */
+	if (posix_memalign(&buf, 4096, b->bufsize) != 0) {
+		pthread_mutex_lock(&b->lock);
+		snprintf(b->errmsg, sizeof(b->errmsg),
+			 "Failed to allocate a %zu-byte buffer", b->bufsize);
+		if (b->err == 0)
+			b->err = -ENOMEM;
+		pthread_cond_broadcast(&b->cond);
+		pthread_mutex_unlock(&b->lock);
+		return NULL;
+	}
+	memset(buf, b->pattern, b->bufsize);
+
+	pthread_mutex_lock(&b->lock);
+	for (;;) {
+		while (b->flushing && b->err == 0)
+			pthread_cond_wait(&b->cond, &b->lock);
+		if (b->err != 0 || b->next == b->count)
+			break;
+		uint64_t i = b->next++;
+		maybe_flush(b, i);
+		if (b->err != 0)
+			break;
+		b->inflight++;
+		pthread_mutex_unlock(&b->lock);
+
+		uint64_t off = request_offset(b, i);
+		ssize_t r = b->write ? mimg_pwrite(b->img, buf, b->bufsize, off)
+				     : mimg_pread(b->img, buf, b->bufsize, off);
+
+		pthread_mutex_lock(&b->lock);
+		b->inflight--;
+		if (r < 0)
+			fail(b, (int)r, "Failed request");
+		else if (b->inflight == 0)
+			pthread_cond_broadcast(&b->cond);
+	}
+	pthread_mutex_unlock(&b->lock);
+	free(buf);
+	return NULL;
+}
+
+static bool parse_uint(const char *what, const char *arg, uint64_t max,
+		       bool sized, uint64_t *out)
+{
+	uint64_t v;
+	char *end;
+
+	if (sized) {
+		if (mimg_parse_size(arg, &v) < 0 || v > max) {
+			cli_error("Invalid %s specified. Must be between 0 and "
+				  "%" PRIu64 ".", what, max);
+			return false;
+		}
+	} else {
+		errno = 0;
+		unsigned long long l = strtoull(arg, &end, 0);
+		if (errno || end == arg || *end || arg[0] == '-' || l > max) {
+			cli_error("Invalid %s specified", what);
+			return false;
+		}
+		v = l;
+	}
+	*out = v;
+	return true;
+}
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int cmd_bench(int argc, char **argv)
+{
+	enum { OPT_FLUSH = 256, OPT_NO_DRAIN, OPT_PATTERN };
+	static const struct option longopts[] = {
+		{"help", no_argument, NULL, 'h'},
+		{"format", required_argument, NULL, 'f'},
+		{"flush-interval", required_argument, NULL, OPT_FLUSH},
+		{"no-drain", no_argument, NULL, OPT_NO_DRAIN},
+		{"pattern", required_argument, NULL, OPT_PATTERN},
+		{"force-share", no_argument, NULL, 'U'},
+		{NULL, 0, NULL, 0},
+	};
+	struct bench b = {
+		.count = 75000,
+		.bufsize = 4096,
+		.drain = true,
+		.lock = PTHREAD_MUTEX_INITIALIZER,
+		.cond = PTHREAD_COND_INITIALIZER,
+	};
+	uint64_t depth = 64, v, step = 0;
+	const char *fmt = NULL, *cache = "writeback";
+	bool quiet = false;
+	unsigned flags = 0;
+	int c, ret = EXIT_ERR;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "hc:d:f:ni:o:qs:S:t:wU", longopts,
+				NULL)) != -1) {
+		switch (c) {
+		case 'h': bench_help(); return EXIT_OK;
+		case 'c':
+			if (!parse_uint("request count", optarg, INT_MAX, false,
+					&b.count))
+				return EXIT_ERR;
+			break;
+		case 'd':
+			if (!parse_uint("queue depth", optarg, 1024, false,
+					&depth) || depth == 0)
+				return depth == 0 ? cli_error("Invalid queue "
+							      "depth specified")
+						  : EXIT_ERR;
+			break;
+		case 'f': fmt = optarg; break;
+		case 'n': break; /* native AIO: every request is a thread here */
+		case 'i':
+			if (strcmp(optarg, "threads") != 0 &&
+			    strcmp(optarg, "native") != 0 &&
+			    strcmp(optarg, "io_uring") != 0)
+				return cli_error("Invalid aio option: %s",
+						 optarg);
+			break;
+		case 'o':
+			if (!parse_uint("offset", optarg, INT64_MAX, true,
+					&b.offset))
+				return EXIT_ERR;
+			break;
+		case 'q': quiet = true; break;
+		case 's':
+			if (!parse_uint("buffer size", optarg, INT_MAX, true,
+					&v) || v == 0)
+				return v == 0 ? cli_error("Invalid buffer size "
+							  "specified")
+					      : EXIT_ERR;
+			b.bufsize = (size_t)v;
+			break;
+		case 'S':
+			if (!parse_uint("step size", optarg, INT_MAX, true,
+					&step))
+				return EXIT_ERR;
+			break;
+		case 't': cache = optarg; break;
+		case 'w': b.write = true; break;
+		case 'U': break; /* no image locking to override */
+		case OPT_FLUSH:
+			if (!parse_uint("flush interval", optarg, INT_MAX,
+					false, &b.flush_interval))
+				return EXIT_ERR;
+			break;
+		case OPT_NO_DRAIN: b.drain = false; break;
+		case OPT_PATTERN:
+			if (!parse_uint("pattern byte", optarg, 0xff, false,
+					&v))
+				return EXIT_ERR;
+			b.pattern = (int)v;
+			break;
+		default: return cli_usage_error("bench", "invalid option");
+		}
+	}
+	if (argc - optind != 1)
+		return cli_usage_error("bench", "Expecting one image file name");
+	if (b.flush_interval && b.flush_interval < depth && b.drain)
+		return cli_error("Flush interval can't be smaller than depth");
+	if (b.flush_interval && !b.write)
+		return cli_error("--flush-interval is only available in write "
+				 "tests");
+	if (!b.drain && !b.flush_interval)
+		return cli_error("--no-drain requires --flush-interval");
+	b.step = step ? step : b.bufsize;
+
+	if (strcmp(cache, "unsafe") == 0)
+		flags = MIMG_OPEN_NO_FLUSH;
+	else if (strcmp(cache, "writeback") == 0)
+		flags = 0;
+	else if (strcmp(cache, "none") == 0)
+		flags = MIMG_OPEN_DIRECT;
+	else if (strcmp(cache, "writethrough") == 0)
+		flags = MIMG_OPEN_SYNC;
+	else if (strcmp(cache, "directsync") == 0)
+		flags = MIMG_OPEN_DIRECT | MIMG_OPEN_SYNC;
+	else
+		return cli_error("Invalid cache mode: %s", cache);
+	if (b.write)
+		flags |= MIMG_OPEN_RDWR;
+
+	const char *file = argv[optind];
+	int r = mimg_open(&b.img, file, fmt, flags);
+	if (r < 0)
+		return cli_error("Could not open '%s': %s", file,
+				 mimg_errmsg());
+	uint64_t size = mimg_size(b.img);
+	b.wrap = size > b.bufsize ? size - b.bufsize : 0;
+	if (b.offset + b.bufsize > size && b.count > 0) {
+		cli_error("Offset %" PRIu64 " plus buffer size %zu is past the "
+			  "end of '%s' (%" PRIu64 " bytes)", b.offset,
+			  b.bufsize, file, size);
+		goto out;
+	}
+	if (depth > b.count && b.count > 0)
+		depth = b.count; /* idle threads would only cost start-up */
+
+	if (!quiet) {
+		printf("Sending %" PRIu64 " %s requests, %zu bytes each, %" PRIu64
+		       " in parallel (starting at offset %" PRIu64
+		       ", step size %" PRIu64 ")\n",
+		       b.count, b.write ? "write" : "read", b.bufsize, depth,
+		       b.offset, b.step);
+		if (b.flush_interval)
+			printf("Sending flush every %" PRIu64 " requests\n",
+			       b.flush_interval);
+		fflush(stdout);
+	}
+
+	pthread_t *threads = calloc(depth, sizeof(*threads));
+	if (!threads) {
+		cli_error("Out of memory for %" PRIu64 " threads", depth);
+		goto out;
+	}
+	double start = now();
+	uint64_t started = 0;
+	for (; started < depth; started++) {
+		r = pthread_create(&threads[started], NULL, worker, &b);
+		if (r != 0) {
+			pthread_mutex_lock(&b.lock);
+			if (b.err == 0) {
+				b.err = -r;
+				snprintf(b.errmsg, sizeof(b.errmsg),
+					 "Could not start thread: %s",
+					 strerror(r));
+			}
+			pthread_cond_broadcast(&b.cond);
+			pthread_mutex_unlock(&b.lock);
+			break;
+		}
+	}
+	for (uint64_t t = 0; t < started; t++)
+		pthread_join(threads[t], NULL);
+	double elapsed = now() - start;
+	free(threads);
+
+	if (b.err != 0) {
+		cli_error("%s", b.errmsg);
+		goto out;
+	}
+	if (!quiet)
+		printf("Run completed in %3.3f seconds.\n", elapsed);
+	ret = EXIT_OK;
+out:
+	r = mimg_close(b.img);
+	if (r < 0 && ret == EXIT_OK)
+		ret = cli_error("Closing '%s' failed: %s", file, mimg_errmsg());
+	return ret;
+}

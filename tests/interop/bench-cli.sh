@@ -1,0 +1,37 @@
+#!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
+# mimg bench: runs reads and writes on raw and qcow2, reports as qemu-img
+# bench does, and what it writes is what qemu-io reads back.
+. "$TESTLIB"
+need qemu-img qemu-io
+
+qemu-img create -q -f qcow2 t.qcow2 1M || fail "qemu-img create"
+out=$("$MIMG" bench -w --pattern=0x41 -c 32 -d 4 -s 4k -S 64k -f qcow2 t.qcow2) ||
+	fail "mimg bench -w failed: $out"
+echo "$out" | head -n1 | grep -qx "Sending 32 write requests, 4096 bytes each, 4 in parallel (starting at offset 0, step size 65536)" ||
+	fail "unexpected header: $out"
+echo "$out" | tail -n1 | grep -q "^Run completed in [0-9]*\.[0-9][0-9][0-9] seconds\.$" ||
+	fail "unexpected summary: $out"
+# 32 requests with a 64 KiB step wrap at 1 MiB - 4 KiB: every cluster's
+# first 4 KiB holds the pattern, the rest reads as zeroes.
+for c in 0 1 7 15; do
+	qemu-io -f qcow2 -c "read -P 0x41 $((c * 65536)) 4k" t.qcow2 | grep -q "^read 4096" ||
+		fail "cluster $c does not hold the pattern"
+	qemu-io -f qcow2 -c "read -P 0 $((c * 65536 + 4096)) 60k" t.qcow2 | grep -q "^read 61440" ||
+		fail "cluster $c was written past the request"
+done
+qemu-img check -q t.qcow2 || fail "qemu-img check after mimg bench"
+
+# Reads, with a flush interval refused for them, and -q.
+out=$("$MIMG" bench -q -c 100 -d 8 t.qcow2) || fail "mimg bench read failed"
+[ -z "$out" ] || fail "-q printed: $out"
+"$MIMG" bench -c 10 --flush-interval=2 t.qcow2 2>/dev/null &&
+	fail "--flush-interval accepted for reads"
+out=$("$MIMG" bench -w -c 20 -d 2 --flush-interval=4 -f raw t.raw 2>&1) &&
+	fail "missing file accepted"
+qemu-img create -q -f raw t.raw 64k
+out=$("$MIMG" bench -w -c 20 -d 2 --flush-interval=4 -f raw -t writethrough t.raw) ||
+	fail "raw write with flushes failed: $out"
+echo "$out" | grep -qx "Sending flush every 4 requests" || fail "no flush line: $out"
+"$MIMG" bench -o 1M t.raw 2>/dev/null && fail "offset past the end accepted"
+exit 0
