@@ -94,6 +94,7 @@ q=/sys/block/vda/queue
 echo "E2E-INFO discard_max_bytes=$(cat $q/discard_max_bytes)" \
 	"write_zeroes_max_bytes=$(cat $q/write_zeroes_max_bytes)" \
 	"logical_block_size=$(cat $q/logical_block_size)" \
+	"write_cache=$(cat $q/write_cache | tr ' ' _)" \
 	"queues=$(ls -d /sys/block/vda/mq/* | wc -l)" \
 	"ro=$(blockdev --getro "$dev")"
 
