@@ -62,6 +62,12 @@ static struct qcow2_cache_entry *victim(struct qcow2_cache *c)
 static int prepare_slot(struct qcow2_cache *c, struct qcow2_cache_entry **ep)
 {
 	struct qcow2_cache_entry *e = victim(c);
+	if (!e && c->make_room) {
+		int r = c->make_room(c->opaque);
+		if (r < 0)
+			return r;
+		e = victim(c);
+	}
 	if (!e)
 		return mimg_err(-EIO, "qcow2: metadata cache full of unwritten "
 				"tables");

@@ -539,7 +539,10 @@ int qcow2_check(struct mimg *img, unsigned flags,
 				qcow2_path(s));
 	res->supported = true;
 	pthread_mutex_lock(&s->lock);
-	r = run_check(s, res, fix_leaks, fix_errors, &need_rebuild, &c);
+	/* Deferred L2 updates and frees first: check what is on disk. */
+	r = img->read_only ? 0 : qcow2_metadata_sync(s);
+	if (r == 0)
+		r = run_check(s, res, fix_leaks, fix_errors, &need_rebuild, &c);
 	free(c.refs);
 	if (r == 0 && need_rebuild && fix_errors) {
 		uint64_t before = res->corruptions;

@@ -216,13 +216,12 @@ int qcow2_write_compressed(struct mimg *img, uint64_t off, const void *data,
 		uint64_t e = QCOW2_OFLAG_COMPRESSED | host |
 			     (extra << s->csize_shift);
 		qcow2_set_l2(s, l2, idx, e, 0);
-		r = qcow2_cache_writeback(&s->l2c, s->file);
-		if (r == 0 && (old & QCOW2_OFLAG_COMPRESSED)) {
+		if (old & QCOW2_OFLAG_COMPRESSED) {
 			uint64_t coff, clen;
 			qcow2_compressed_extent(s, old, &coff, &clen);
-			r = qcow2_free_range(s, coff, clen, false);
-		} else if (r == 0 && (old & QCOW2_OFFSET_MASK)) {
-			r = qcow2_free_range(s, old & QCOW2_OFFSET_MASK,
+			r = qcow2_defer_free(s, coff, clen, false);
+		} else if (old & QCOW2_OFFSET_MASK) {
+			r = qcow2_defer_free(s, old & QCOW2_OFFSET_MASK,
 					     s->cluster_size, true);
 		}
 	}

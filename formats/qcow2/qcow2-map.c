@@ -134,12 +134,15 @@ int qcow2_get_l2(struct qcow2 *s, uint64_t gcluster, bool alloc,
 		goto out;
 	if ((r = mimg_file_pwrite(s->file, tab, s->cluster_size, noff)) < 0)
 		goto out;
+	/* The table and its refcount are durable before L1 points at it. */
+	if ((r = mimg_file_flush(s->file)) < 0)
+		goto out;
 	s->l1[l1i] = noff | QCOW2_OFLAG_COPIED;
 	if ((r = write_l1_entry(s, (uint32_t)l1i)) < 0) {
 		s->l1[l1i] = l1e;
 		goto out;
 	}
-	if (old && (r = qcow2_free_range(s, old, s->cluster_size, false)) < 0)
+	if (old && (r = qcow2_defer_free(s, old, s->cluster_size, false)) < 0)
 		goto out;
 	r = qcow2_cache_put_new(&s->l2c, noff, tab, l2p);
 out:
@@ -298,10 +301,14 @@ int qcow2_resize_l1(struct qcow2 *s, uint64_t new_size)
 	for (uint64_t i = 0; i < new_size; i++)
 		st_be64(raw + i * 8, nl1[i]);
 	r = qcow2_alloc_clusters(s, nclusters, &noff);
+	if (r == 0)
+		r = qcow2_metadata_sync(s);
 	/* Only the entries in use are written, as qemu does; the rest of
 	 * the clusters reads as zeroes. */
 	if (r == 0)
 		r = mimg_file_pwrite(s->file, raw, (size_t)new_size * 8, noff);
+	if (r == 0)
+		r = mimg_file_flush(s->file);
 	if (r == 0)
 		r = qcow2_write_l1_fields(s, noff, (uint32_t)new_size);
 	free(raw);
@@ -318,6 +325,6 @@ int qcow2_resize_l1(struct qcow2 *s, uint64_t new_size)
 	s->l1_size = (uint32_t)new_size;
 	s->l1_alloc = (uint32_t)(nclusters * cs / 8);
 	if (old_bytes && old_off)
-		r = qcow2_free_range(s, old_off, old_bytes, false);
+		r = qcow2_defer_free(s, old_off, old_bytes, false);
 	return r;
 }

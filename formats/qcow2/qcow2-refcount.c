@@ -188,6 +188,8 @@ static int grow_reftable(struct qcow2 *s, uint64_t need)
 		st_be64(raw + i * 8, nt[i]);
 	if ((r = mimg_file_pwrite(s->file, raw, T * cs, (S + B) * cs)) < 0)
 		goto out;
+	if ((r = mimg_file_flush(s->file)) < 0)
+		goto out;
 	if ((r = qcow2_write_reftable_fields(s, (S + B) * cs,
 					     (uint32_t)T)) < 0)
 		goto out;
@@ -199,7 +201,7 @@ static int grow_reftable(struct qcow2 *s, uint64_t need)
 	s->reftable_offset = (S + B) * cs;
 	s->reftable_clusters = (uint32_t)T;
 	s->reftable_size = E;
-	r = qcow2_free_range(s, old_off, old_bytes, false);
+	r = qcow2_defer_free(s, old_off, old_bytes, false);
 out:
 	free(blk);
 	free(nt);
@@ -239,6 +241,8 @@ static int ensure_block_at(struct qcow2 *s, uint64_t rt_index, uint64_t at,
 	rb_set(s, blk, (uint32_t)(S & (s->rb_entries - 1)), 1);
 	off = S << s->cluster_bits;
 	r = mimg_file_pwrite(s->file, blk, s->cluster_size, off);
+	if (r == 0)
+		r = mimg_file_flush(s->file);
 	if (r == 0) {
 		s->reftable[rt_index] = off;
 		r = write_table_entry(s, rt_index);
@@ -327,6 +331,8 @@ static int alloc_fresh_region(struct qcow2 *s, uint64_t n, uint64_t *offp)
 			     c < first + s->rb_entries && c < end; c++)
 				rb_set(s, blk, (uint32_t)(c - first), 1);
 			r = mimg_file_pwrite(s->file, blk, cs, (S + j) * cs);
+			if (r == 0)
+				r = mimg_file_flush(s->file);
 			if (r == 0) {
 				s->reftable[k + j] = (S + j) * cs;
 				r = write_table_entry(s, k + j);

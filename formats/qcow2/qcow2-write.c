@@ -212,18 +212,19 @@ static int commit_run(struct qcow2 *s, struct run *run)
 		}
 		qcow2_set_l2(s, l2, idx, host | QCOW2_OFLAG_COPIED, nbm);
 	}
-	if ((r = qcow2_cache_writeback(&s->l2c, s->file)) < 0)
-		return r;
+	/* The L2 update reaches the disk at the next metadata sync; what
+	 * it replaced is released after that. */
 	if (run->kind != W_NEW)
 		return 0;
+	r = 0;
 	for (uint64_t i = 0; i < run->n; i++) {
 		uint64_t oe = run->old_e[i];
 		if (oe & QCOW2_OFLAG_COMPRESSED) {
 			uint64_t coff, clen;
 			qcow2_compressed_extent(s, oe, &coff, &clen);
-			r = qcow2_free_range(s, coff, clen, false);
+			r = qcow2_defer_free(s, coff, clen, false);
 		} else if ((oe & QCOW2_OFFSET_MASK) && !s->data_file_name) {
-			r = qcow2_free_range(s, oe & QCOW2_OFFSET_MASK, cs,
+			r = qcow2_defer_free(s, oe & QCOW2_OFFSET_MASK, cs,
 					     false);
 		}
 		if (r < 0)
@@ -450,10 +451,8 @@ static int zero_clusters(struct qcow2 *s, uint64_t g0, uint64_t g1,
 				nfree++;
 			}
 		}
-		if (r == 0)
-			r = qcow2_cache_writeback(&s->l2c, s->file);
 		for (uint64_t i = 0; r == 0 && i < nfree; i++)
-			r = qcow2_free_range(s, frees[2 * i], frees[2 * i + 1],
+			r = qcow2_defer_free(s, frees[2 * i], frees[2 * i + 1],
 					     true);
 		free(frees);
 		g = span_end + 1;
@@ -511,7 +510,7 @@ int qcow2_flush(struct mimg *img)
 	pthread_mutex_lock(&s->lock);
 	int r = qcow2_refcount_writeback(s);
 	if (r == 0)
-		r = qcow2_cache_writeback(&s->l2c, s->file);
+		r = qcow2_metadata_sync(s);
 	pthread_mutex_unlock(&s->lock);
 	if (r == 0 && s->data != s->file)
 		r = mimg_file_flush(s->data);

@@ -83,6 +83,7 @@ static void qcow2_close(struct mimg *img)
 	free(s->reftable);
 	qcow2_free_snapshots(s);
 	qcow2_free_bitmaps(s);
+	free(s->pending);
 	free(s->data_file_name);
 	if (s->data_own)
 		mimg_file_close(s->data_own);
@@ -122,6 +123,8 @@ static int qcow2_open(struct mimg *img, unsigned flags)
 				  cache_entries(s->cluster_size, 8u << 20, 128),
 				  s->cluster_size)) < 0)
 		goto fail;
+	s->l2c.make_room = qcow2_sync_make_room;
+	s->l2c.opaque = s;
 	if ((r = qcow2_refcount_init(s)) < 0)
 		goto fail;
 	if ((r = qcow2_read_snapshots(s)) < 0)

@@ -107,6 +107,16 @@ struct qcow2_cache {
 	unsigned n;
 	uint32_t size; /* bytes per table */
 	uint64_t tick;
+	/* Called when every entry is dirty, to write them back. */
+	int (*make_room)(void *opaque);
+	void *opaque;
+};
+
+/* A cluster range whose reference is dropped once the metadata that
+ * stopped using it is on disk. */
+struct qcow2_pending_free {
+	uint64_t off, len;
+	bool discard;
 };
 
 /* One persistent dirty bitmap (listed by info, referenced in check). */
@@ -183,6 +193,8 @@ struct qcow2 {
 	pthread_cond_t cond;
 	struct qcow2_inflight *inflight;
 	bool lock_init;
+	struct qcow2_pending_free *pending;
+	size_t npending, cappending;
 };
 
 static inline struct qcow2 *qcow2_of(struct mimg *img)
@@ -216,6 +228,16 @@ void qcow2_cache_mark_dirty(struct qcow2_cache *c, const uint8_t *data,
 int qcow2_cache_writeback(struct qcow2_cache *c, struct mimg_file *f);
 void qcow2_cache_drop(struct qcow2_cache *c, uint64_t offset);
 void qcow2_cache_clear(struct qcow2_cache *c);
+
+/* qcow2-sync.c (under s->lock) */
+/* Drop the reference to [OFF, OFF+LEN) after the next metadata sync. */
+int qcow2_defer_free(struct qcow2 *s, uint64_t off, uint64_t len,
+		     bool discard);
+/* Make modified L2 tables durable in order: data and refcounts first
+ * (flush), then the L2 tables (flush), then the deferred frees. */
+int qcow2_metadata_sync(struct qcow2 *s);
+int qcow2_sync_make_room(void *opaque);
+bool qcow2_cache_has_dirty(const struct qcow2_cache *c);
 
 /* qcow2-refcount.c (all under s->lock) */
 int qcow2_get_refcount(struct qcow2 *s, uint64_t cluster, uint64_t *rc);
