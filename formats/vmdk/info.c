@@ -103,7 +103,7 @@ int vmdk_info(struct mimg *img, struct mimg_value *info)
 /* ------------------------------------------------------------------ */
 
 #define MAX_MESSAGES 1000
-#define MAX_OVERLAP_GRAINS (8u << 20)
+#define MAX_OVERLAP_GRAINS (4u << 20)	/* 64 MiB of records: 256 GiB of data */
 
 struct checker {
 	struct mimg_check_result *res;
