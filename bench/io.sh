@@ -9,6 +9,8 @@
 #                 yet allocated (stride 1 MiB + 64 KiB, wrapping)
 #   backing-read  4 KiB reads from an empty qcow2 overlay whose data is in a
 #                 qcow2 backing file (same stride)
+#   overwrite     4 KiB writes into allocated clusters of a qcow2 (same
+#                 stride; the guest's random-overwrite case)
 #   seq-write     1 MiB sequential writes into a fresh qcow2
 #   seq-read      1 MiB sequential reads from that fully written qcow2
 # CPU time matters most on a loaded machine: wall time is noisy there.
@@ -64,6 +66,7 @@ args() {
 	case $1 in
 	alloc-write) echo "-w -c 12000 -s 4k -S $stride -d $depth t.qcow2" ;;
 	backing-read) echo "-c 40000 -s 4k -S $stride -d $depth t.qcow2" ;;
+	overwrite) echo "-w -c 40000 -s 4k -S $stride -d $depth full.qcow2" ;;
 	seq-write) echo "-w -c 1024 -s 1M -d $depth t.qcow2" ;;
 	seq-read) echo "-c 2048 -s 1M -d $depth full.qcow2" ;;
 	esac
@@ -85,7 +88,7 @@ min() { awk -v a="$1" -v b="$2" 'BEGIN { print (b == "" || a < b) ? a : b }'; }
 
 printf "%-13s %9s %9s %6s   %8s %8s %6s\n" workload "qemu s" "mimg s" ratio \
 	"qemu cpu" "mimg cpu" ratio
-for w in alloc-write backing-read seq-write seq-read; do
+for w in alloc-write backing-read overwrite seq-write seq-read; do
 	qw= mw= qc= mc=
 	i=0
 	while [ $i -lt "$runs" ]; do
