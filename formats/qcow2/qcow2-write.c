@@ -536,6 +536,9 @@ int qcow2_truncate(struct mimg *img, uint64_t size,
 				(unsigned long long)size);
 	pthread_mutex_lock(&s->lock);
 	int r = qcow2_resize_l1(s, qcow2_l1_needed(s, size));
+	/* A larger size must not be durable before the L1 that covers it. */
+	if (r == 0)
+		r = mimg_file_flush(s->file);
 	if (r == 0) {
 		st_be64(b, size);
 		r = mimg_file_pwrite(s->file, b, 8, 24);
