@@ -141,10 +141,12 @@ static void *worker(void *opaque)
 	/* Aligned so that -t none (O_DIRECT) works. */
 	if (posix_memalign(&buf, 4096, b->bufsize) != 0) {
 		pthread_mutex_lock(&b->lock);
-		snprintf(b->errmsg, sizeof(b->errmsg),
-			 "Failed to allocate a %zu-byte buffer", b->bufsize);
-		if (b->err == 0)
+		if (b->err == 0) {
 			b->err = -ENOMEM;
+			snprintf(b->errmsg, sizeof(b->errmsg),
+				 "Failed to allocate a %zu-byte buffer",
+				 b->bufsize);
+		}
 		__atomic_store_n(&b->stop, true, __ATOMIC_RELAXED);
 		pthread_cond_broadcast(&b->cond);
 		pthread_mutex_unlock(&b->lock);
