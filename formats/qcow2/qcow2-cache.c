@@ -3,9 +3,10 @@
  *
  * Fixed-budget LRU cache of cluster-sized metadata tables.  Modified
  * entries are written back by their owner at the point the crash-safety
- * ordering allows (refcount blocks before the L2 tables that rely on
- * them), so a dirty entry is never evicted silently: eviction prefers
- * clean entries and fails loudly if all are dirty.
+ * ordering allows (refcount blocks right away, L2 tables after a flush),
+ * so a dirty entry is never evicted silently: eviction takes clean
+ * entries, and when all are dirty the owner's make_room writes them back
+ * in order first.
  */
 #include <errno.h>
 #include <stdlib.h>

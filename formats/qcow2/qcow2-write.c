@@ -4,8 +4,9 @@
  * qcow2 writes.  Order on disk for an allocating write, so that a crash
  * at any point leaks clusters at worst: refcount blocks (in the
  * allocator), then guest data including copy-on-write of the untouched
- * parts, then the L2 entry (and a new L2 table before its L1 entry), and
- * only then the refcount decrements of clusters the write replaced.
+ * parts, then -- after a flush, see qcow2-sync.c -- the L2 entry (a new
+ * L2 table is flushed before its L1 entry), and only after another flush
+ * the refcount decrements of clusters the write replaced.
  *
  * A write registers the guest clusters it covers as in flight; writes,
  * zeroings and discards of overlapping clusters wait for it.  The metadata

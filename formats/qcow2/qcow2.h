@@ -92,9 +92,9 @@ struct qcow2_snapshot {
 };
 
 /* A fixed-budget cache of cluster-sized metadata tables (L2 tables or
- * refcount blocks), keyed by host offset.  Entries are written through:
- * a modified entry is written back (its dirty byte range) by the caller
- * at the point the ordering rules allow, so eviction never writes. */
+ * refcount blocks), keyed by host offset.  A modified entry is written
+ * back (its dirty byte range) at the point the ordering rules allow:
+ * refcount blocks at once, L2 tables at the next metadata sync. */
 struct qcow2_cache_entry {
 	uint64_t offset; /* 0: empty */
 	uint64_t last_use;
@@ -252,8 +252,7 @@ int qcow2_alloc_bytes(struct qcow2 *s, uint64_t len, uint64_t *offp);
 int qcow2_free_range(struct qcow2 *s, uint64_t off, uint64_t len,
 		     bool discard);
 int qcow2_refcount_writeback(struct qcow2 *s);
-/* Whether clusters in [OFF, OFF+LEN) are within the file's metadata
- * allocation (for offset validation). */
+/* Set up the refcount-block cache and the allocator's state. */
 int qcow2_refcount_init(struct qcow2 *s);
 
 /* qcow2-map.c (under s->lock) */
