@@ -88,4 +88,47 @@ qemu_clean big.qcow2
 same_content big.qcow2
 qio big.qcow2 qcow2 "write -P 0x60 4094k 8k"
 same_content big.qcow2 qcow2 "(write across the end of the base)"
+# --- hostile references ----------------------------------------------------
+# set_backing IMG NAME: point IMG's backing file name at NAME.
+set_backing() {
+	python3 -c 'import struct, sys
+name = sys.argv[2].encode()
+with open(sys.argv[1], "r+b") as f:
+    f.seek(8)
+    f.write(struct.pack(">QI", 0x800, len(name)))
+    f.seek(0x800)
+    f.write(name)' "$1" "$2"
+}
+# A backing file that is the image itself, and a loop of two: qemu-img
+# recurses until it runs out of memory here; mimg must stop with an error.
+qemu-img create -q -f qcow2 self.qcow2 1M
+set_backing self.qcow2 self.qcow2
+qemu-img create -q -f qcow2 loopa.qcow2 1M
+qemu-img create -q -f qcow2 -b loopa.qcow2 -F qcow2 loopb.qcow2
+set_backing loopa.qcow2 loopb.qcow2
+for f in self.qcow2 loopb.qcow2; do
+	timeout 60 "$MIMG" convert -O raw $f loop.raw >loop.out 2>&1
+	st=$?
+	[ $st != 0 ] && [ $st != 124 ] || fail "convert of backing loop $f: exit $st"
+	grep -qi loop loop.out || fail "backing loop $f: message does not say so: $(cat loop.out)"
+	timeout 60 "$MIMG" info --backing-chain $f >/dev/null 2>&1
+	st=$?
+	[ $st != 0 ] && [ $st != 124 ] || fail "info --backing-chain of loop $f: exit $st"
+done
+# External data files must stay inside the image's directory.
+qemu-img create -q -f qcow2 -o data_file="$T/abs.data" abs.qcow2 1M
+"$MIMG" convert -O raw abs.qcow2 abs.raw >ext.out 2>&1 &&
+	fail "mimg followed an absolute data file name"
+grep -q "data file" ext.out || fail "absolute data file: message: $(cat ext.out)"
+qemu-img create -q -f qcow2 -o data_file=../esc.data sub/esc.qcow2 1M
+"$MIMG" convert -O raw sub/esc.qcow2 esc.raw >/dev/null 2>&1 &&
+	fail "mimg followed a data file name escaping with .."
+# Untrusted mode refuses any reference, and only those.
+"$MIMG" convert --untrusted -O raw ov.qcow2 u.raw >/dev/null 2>&1 &&
+	fail "convert --untrusted read an overlay"
+"$MIMG" convert --untrusted -O raw base.qcow2 u.raw ||
+	fail "convert --untrusted refused a standalone image"
+# An absolute backing name is followed, as qemu does.
+qemu-img create -q -f qcow2 -b "$T/base.qcow2" -F qcow2 absb.qcow2
+same_content absb.qcow2 qcow2 "(absolute backing name)"
 echo "ok: mixed chains"

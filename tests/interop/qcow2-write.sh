@@ -117,4 +117,17 @@ for size in 1 512 65537 1000000; do
 	qemu_clean m.qcow2 "(size $size)"
 	same_format_specific m.qcow2 q.qcow2 "size $size"
 done
+# Option sets qemu-img refuses are refused too.
+for opts in compat=0.10,refcount_bits=8 extended_l2=on,cluster_size=4k \
+	data_file_raw=on cluster_size=65537 cluster_size=4M cluster_size=256 \
+	refcount_bits=3 refcount_bits=128 compat=0.10,lazy_refcounts=on \
+	compat=0.10,extended_l2=on compat=0.9 preallocation=bogus \
+	compression_type=lz4 compat=0.10,compression_type=zstd nosuchopt=1 \
+	compat=0.10,data_file=bad.data
+do
+	qemu-img create -q -f qcow2 -o "$opts" q.qcow2 1M >/dev/null 2>&1 &&
+		fail "oracle: qemu-img accepts -o $opts"
+	"$MIMG" create -f qcow2 -o "$opts" bad.qcow2 1M >/dev/null 2>&1 &&
+		fail "mimg create accepts -o $opts, qemu-img refuses it"
+done
 echo "ok: $n option sets created and written like qemu-img"
