@@ -98,6 +98,8 @@ do
 	qemu-img compare -f raw -F qcow2 pat.raw c.qcow2 >cmp.out 2>&1 ||
 		{ cat cmp.out >&2; fail "convert -o $opts: content differs"; }
 	same_content c.qcow2 qcow2 "(mimg convert -o $opts)"
+	same_info c.qcow2
+	same_check c.qcow2 "(mimg convert -o $opts)"
 
 	# Convert into an existing image qemu made (-n).
 	qemu-img create -q -f qcow2 ${topts:+-o "$topts"} t.qcow2 $size ||
