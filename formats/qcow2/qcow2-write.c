@@ -123,6 +123,21 @@ static int write_data(struct qcow2 *s, const struct iovec *iov, int iovcnt,
 	return r;
 }
 
+/* Write the copied-on-write part BUF of a cluster.  Zeroes (the usual
+ * case: a small write into an empty cluster) become one fallocate call
+ * instead of a data write, as qemu does; the file system falls back to
+ * writing them where it cannot. */
+static int write_cow(struct qcow2 *s, const uint8_t *buf, size_t len,
+		     uint64_t host)
+{
+	if (buf_is_zero(buf, len)) {
+		int r = mimg_file_zero_range(s->data, host, len, false);
+		if (r != -ENOTSUP)
+			return r;
+	}
+	return mimg_file_pwrite(s->data, buf, len, host);
+}
+
 /* Write [pos, end) of a run that needs COW and/or new clusters. */
 static int write_run(struct qcow2 *s, struct run *run,
 		     const struct iovec *iov, int iovcnt, size_t skip,
@@ -171,14 +186,13 @@ static int write_run(struct qcow2 *s, struct run *run,
 			    0)
 		goto out;
 	uint64_t host = run->host0 + (run->h - c0);
-	if (hlen && (r = mimg_file_pwrite(s->data, head, hlen, host)) < 0)
+	if (hlen && (r = write_cow(s, head, hlen, host)) < 0)
 		goto out;
 	if ((r = write_data(s, iov, iovcnt, skip, (size_t)(end - pos),
 			    host + hlen)) < 0)
 		goto out;
 	if (tlen)
-		r = mimg_file_pwrite(s->data, tail, tlen, host + hlen +
-							      (end - pos));
+		r = write_cow(s, tail, tlen, host + hlen + (end - pos));
 out:
 	free(head);
 	free(tail);
