@@ -64,7 +64,8 @@ struct bench {
 };
 
 /* Offset of request I: OFFSET for the first, then each STEP further,
- * reduced modulo (image size - buffer size) as qemu-img bench does. */
+ * reduced modulo the image size as qemu-img bench does (a request that
+ * then crosses the end fails, as there). */
 static uint64_t request_offset(const struct bench *b, uint64_t i)
 {
 	if (i == 0)
@@ -339,7 +340,7 @@ int cmd_bench(int argc, char **argv)
 	if (r < 0)
 		return cli_error("%s", mimg_errmsg());
 	uint64_t size = mimg_size(b.img);
-	b.wrap = size > b.bufsize ? size - b.bufsize : 0;
+	b.wrap = size;
 	if (b.offset + b.bufsize > size && b.count > 0) {
 		cli_error("Offset %" PRIu64 " plus buffer size %zu is past the "
 			  "end of '%s' (%" PRIu64 " bytes)", b.offset,
