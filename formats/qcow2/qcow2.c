@@ -12,11 +12,13 @@
 #include "error.h"
 #include "qcow2.h"
 
+/* Any version from 2 up is qcow2 (1 is the older qcow format), so that a
+ * future version is refused by open with its number, as qemu does,
+ * instead of being taken for raw. */
 static int qcow2_probe(const uint8_t *buf, size_t len, const char *filename)
 {
 	(void)filename;
-	if (len >= 8 && ld_be32(buf) == QCOW2_MAGIC &&
-	    (ld_be32(buf + 4) == 2 || ld_be32(buf + 4) == 3))
+	if (len >= 8 && ld_be32(buf) == QCOW2_MAGIC && ld_be32(buf + 4) >= 2)
 		return 100;
 	return 0;
 }

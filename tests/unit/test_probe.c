@@ -171,22 +171,32 @@ START_TEST(probed_raw_refuses_header_by_discard)
 		printf("probed-raw discard guard: no qcow2 driver; skipped\n");
 		return;
 	}
-	/* version 0x01000003 is no qcow2 version; zeroing its first byte
-	 * by a discard would make it 3 */
-	const uint8_t almost[8] = {'Q', 'F', 'I', 0xfb, 1, 0, 0, 3};
+	/* Any qcow2 version from 2 up probes as qcow2 (so that a future
+	 * version is refused by name, as qemu does): such a header is
+	 * refused outright, and since zeroing only lowers the version,
+	 * a discard over a version-0 header stays harmless and allowed. */
+	const uint8_t future[8] = {'Q', 'F', 'I', 0xfb, 1, 0, 0, 3};
+	const uint8_t v0[8] = {'Q', 'F', 'I', 0xfb, 0, 0, 0, 0};
 	tu_make_sparse("guest.img", 1 << 20);
 	ck_assert_int_eq(mimg_open(&img, "guest.img", NULL, MIMG_OPEN_RDWR),
 			 0);
-	ck_assert_int_eq(mimg_pwrite(img, almost, 8, 0), 8);
-	ck_assert_int_eq(mimg_discard(img, 4, 1), -EPERM);
-	ck_assert_int_eq(mimg_pwrite_zeroes(img, 4, 1, MIMG_ZERO_MAY_UNMAP),
-			 -EPERM);
+	ck_assert_int_eq(mimg_pwrite(img, future, 8, 0), -EPERM);
+	ck_assert_int_eq(mimg_pwrite(img, v0, 8, 0), 8);
+	ck_assert_int_eq(mimg_discard(img, 4, 1), 0);
+	ck_assert_int_eq(mimg_pwrite_zeroes(img, 4, 4, MIMG_ZERO_MAY_UNMAP),
+			 0);
 	uint8_t got[8];
 	ck_assert_int_eq(mimg_pread(img, got, 8, 0), 8);
-	ck_assert_mem_eq(got, almost, 8);
+	ck_assert_mem_eq(got, v0, 8);
 	/* discarding all of it is fine */
 	ck_assert_int_eq(mimg_discard(img, 0, 4096), 0);
 	ck_assert_int_eq(mimg_close(img), 0);
+
+	/* and a file with that future header is refused, naming it */
+	tu_make_sparse("future.img", 1 << 20);
+	tu_write_file("future.img", future, 8, 0);
+	ck_assert_int_lt(mimg_open(&img, "future.img", NULL, 0), 0);
+	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "version 16777219"));
 }
 END_TEST
 
