@@ -194,6 +194,16 @@ static int open_node(struct mimg **imgp, const char *path,
 	if (r < 0)
 		goto fail;
 
+	/* Untrusted means the image may not refer to other files at all,
+	 * even when the caller would not open them (info, check). */
+	if (img->backing_name && (img->top->flags & MIMG_OPEN_UNTRUSTED)) {
+		r = mimg_err(-EPERM,
+			     "%s: refers to backing file '%s'; images that "
+			     "refer to other files are refused in untrusted "
+			     "mode", path, img->backing_name);
+		drv->close(img);
+		goto fail;
+	}
 	if (img->backing_name && !(flags & MIMG_OPEN_NO_BACKING)) {
 		r = open_backing(img, ids);
 		if (r < 0) {

@@ -360,6 +360,11 @@ START_TEST(chain_untrusted_refused)
 	ck_assert_int_eq(mimg_open(&img, "top.qcow2", NULL,
 				   MIMG_OPEN_UNTRUSTED | MIMG_OPEN_RDWR),
 			 -EPERM);
+	/* even when the backing file would not be opened (info, check) */
+	ck_assert_int_eq(mimg_open(&img, "top.qcow2", NULL,
+				   MIMG_OPEN_UNTRUSTED | MIMG_OPEN_NO_BACKING),
+			 -EPERM);
+	assert_msg_has("untrusted");
 	/* self-contained images are fine in untrusted mode */
 	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 plain.qcow2 "
 				   "1M"), 0);
