@@ -34,7 +34,11 @@ struct conv {
 	bool ordered;
 
 	pthread_mutex_t lock;
-	pthread_cond_t turn;
+	/* Job SEQ waits for its turn to write on turn[SEQ % nslots]: jobs
+	 * in flight are fewer than the workers, so their slots differ and
+	 * finishing a job wakes exactly the next one. */
+	pthread_cond_t turn[MAX_PARALLEL];
+	int nslots;
 	uint64_t next_off;	/* first byte not yet claimed */
 	uint64_t next_seq;	/* sequence number of the next claimed job */
 	uint64_t write_seq;	/* job allowed to write next (ordered) */
@@ -58,7 +62,8 @@ static void conv_fail(struct conv *c, int err)
 		c->err = err;
 		strncpy(c->errmsg, mimg_errmsg(), sizeof(c->errmsg) - 1);
 	}
-	pthread_cond_broadcast(&c->turn);
+	for (int i = 0; i < c->nslots; i++)
+		pthread_cond_broadcast(&c->turn[i]);
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -130,7 +135,8 @@ static int wait_turn(struct conv *c, uint64_t seq)
 {
 	pthread_mutex_lock(&c->lock);
 	while (c->ordered && c->write_seq != seq && !c->err)
-		pthread_cond_wait(&c->turn, &c->lock);
+		pthread_cond_wait(&c->turn[seq % (uint64_t)c->nslots],
+				  &c->lock);
 	int err = c->err;
 	pthread_mutex_unlock(&c->lock);
 	return err;
@@ -139,10 +145,12 @@ static int wait_turn(struct conv *c, uint64_t seq)
 static void finish_turn(struct conv *c, const struct job *j)
 {
 	pthread_mutex_lock(&c->lock);
-	if (c->ordered)
+	if (c->ordered) {
 		c->write_seq = j->seq + 1;
+		pthread_cond_signal(&c->turn[c->write_seq %
+					     (uint64_t)c->nslots]);
+	}
 	conv_progress(c, j->len);
-	pthread_cond_broadcast(&c->turn);
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -291,8 +299,6 @@ static void *worker(void *arg)
 	for (;;) {
 		pthread_mutex_lock(&c->lock);
 		bool have = claim_job(c, &j);
-		if (!have)
-			pthread_cond_broadcast(&c->turn);
 		pthread_mutex_unlock(&c->lock);
 		if (!have)
 			break;
@@ -385,7 +391,9 @@ int mimg_convert(struct mimg *src, struct mimg *dst,
 	if (nthreads > MAX_PARALLEL)
 		nthreads = MAX_PARALLEL;
 	pthread_mutex_init(&c.lock, NULL);
-	pthread_cond_init(&c.turn, NULL);
+	c.nslots = nthreads;
+	for (int i = 0; i < nthreads; i++)
+		pthread_cond_init(&c.turn[i], NULL);
 	for (int i = 0; i < nthreads; i++) {
 		if (pthread_create(&tids[i], NULL, worker, &c) != 0)
 			break;
@@ -399,7 +407,8 @@ int mimg_convert(struct mimg *src, struct mimg *dst,
 		pthread_join(tids[i], NULL);
 	if (!c.err && opts->progress)
 		opts->progress(opts->opaque, c.size, c.size);
-	pthread_cond_destroy(&c.turn);
+	for (int i = 0; i < nthreads; i++)
+		pthread_cond_destroy(&c.turn[i]);
 	pthread_mutex_destroy(&c.lock);
 	if (c.err)
 		return mimg_err(c.err, "%s", c.errmsg);
