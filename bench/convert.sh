@@ -6,7 +6,7 @@
 # The source is a sparse raw disk (default 4 GiB) holding (default) 768 MiB
 # of data: one third random, one third text, one third explicit zeroes,
 # in 1-8 MiB pieces spread over the disk.  Each conversion runs RUNS times
-# per tool (alternating, warm cache) and the best time counts.
+# per tool, alternating between the tools, and the best time counts.
 set -eu
 
 size_gib=4 data_mib=768 runs=2
@@ -69,26 +69,31 @@ fi
 have() { "$MIMG" --help | sed -n 's/^Formats: //p' | tr ' ' '\n' | grep -qx "$1"; }
 
 now() { date +%s.%N; }
-best_time() { # best_time CMD... -> seconds of the fastest of $runs runs
-	best=""
-	i=0
-	while [ $i -lt "$runs" ]; do
-		t0=$(now)
-		"$@" >/dev/null 2>&1 || { echo "bench: failed: $*" >&2; exit 1; }
-		t1=$(now)
-		t=$(echo "$t1 - $t0" | bc -l)
-		if [ -z "$best" ] || [ "$(echo "$t < $best" | bc -l)" = 1 ]; then best=$t; fi
-		i=$((i + 1))
-	done
-	echo "$best"
+elapsed() { # elapsed CMD... -> seconds taken
+	t0=$(now)
+	"$@" >/dev/null 2>&1 || { echo "bench: failed: $*" >&2; exit 1; }
+	t1=$(now)
+	echo "$t1 - $t0" | bc -l
+}
+min() { # min A B (B may be empty)
+	if [ -z "$2" ] || [ "$(echo "$1 < $2" | bc -l)" = 1 ]; then echo "$1"; else echo "$2"; fi
 }
 
 printf '%-34s %9s %9s %7s\n' conversion qemu-img mimg ratio
 bench() { # bench NAME SRC_FMT SRC DST_FMT [convert options...]
 	name=$1 sfmt=$2 src=$3 dfmt=$4
 	shift 4
-	tq=$(best_time qemu-img convert -f "$sfmt" -O "$dfmt" "$@" "$src" "out-q.$dfmt")
-	tm=$(best_time "$MIMG" convert -f "$sfmt" -O "$dfmt" "$@" "$src" "out-m.$dfmt")
+	tq="" tm=""
+	i=0
+	# Alternate the tools so that both meet the same machine state
+	# (page cache, writeback); each starts from a missing output file.
+	while [ $i -lt "$runs" ]; do
+		rm -f "out-q.$dfmt" "out-m.$dfmt"
+		tq=$(min "$(elapsed qemu-img convert -f "$sfmt" -O "$dfmt" "$@" "$src" "out-q.$dfmt")" "$tq")
+		rm -f "out-m.$dfmt"
+		tm=$(min "$(elapsed "$MIMG" convert -f "$sfmt" -O "$dfmt" "$@" "$src" "out-m.$dfmt")" "$tm")
+		i=$((i + 1))
+	done
 	if ! qemu-img compare -q -f "$dfmt" -F "$dfmt" "out-q.$dfmt" "out-m.$dfmt"; then
 		echo "bench: $name: outputs differ" >&2
 		exit 1
