@@ -210,7 +210,8 @@ static int send_reply(struct vu_server *s, const struct vu_msg *req,
 	memcpy(buf, &req->request, 4);
 	memcpy(buf + 4, &flags, 4);
 	memcpy(buf + 8, &size, 4);
-	memcpy(buf + VU_HDR_SIZE, payload, size);
+	if (size) /* bodiless replies pass no payload */
+		memcpy(buf + VU_HDR_SIZE, payload, size);
 	while (off < len) {
 		ssize_t n = send(s->conn, buf + off, len - off, MSG_NOSIGNAL);
 

@@ -82,7 +82,8 @@ static void send_msg(uint32_t req, uint32_t flags, const void *payload,
 	memcpy(buf, &req, 4);
 	memcpy(buf + 4, &flags, 4);
 	memcpy(buf + 8, &size, 4);
-	memcpy(buf + 12, payload, size);
+	if (size) /* payload may be NULL for bodiless messages */
+		memcpy(buf + 12, payload, size);
 	if (nfds) {
 		struct cmsghdr *c;
 
