@@ -24,50 +24,17 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fuzz_input.h"
 #include "mimg.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static char fuzz_dir[4096];
-static char fuzz_path[4200];
-
-static void remove_fuzz_files(void)
-{
-	unlink(fuzz_path);
-	rmdir(fuzz_dir);
-}
+static const char *fuzz_path;
 
 static int write_input(const uint8_t *data, size_t size)
 {
-	if (!fuzz_dir[0]) {
-		const char *base = getenv("TMPDIR");
-		snprintf(fuzz_dir, sizeof(fuzz_dir), "%s/mimg-fuzz-XXXXXX",
-			 base && *base ? base : "/tmp");
-		if (!mkdtemp(fuzz_dir)) {
-			fuzz_dir[0] = 0;
-			return -1;
-		}
-		snprintf(fuzz_path, sizeof(fuzz_path), "%s/input.qcow2",
-			 fuzz_dir);
-		atexit(remove_fuzz_files);
-	}
-	int fd = open(fuzz_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-		      0600);
-	if (fd < 0)
-		return -1;
-	size_t done = 0;
-	while (done < size) {
-		ssize_t n = write(fd, data + done, size - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			close(fd);
-			return -1;
-		}
-		done += (size_t)n;
-	}
-	close(fd);
-	return 0;
+	fuzz_path = fuzz_input_write(data, size, "input.qcow2");
+	return fuzz_path ? 0 : -1;
 }
 
 static uint8_t iobuf[65536];
