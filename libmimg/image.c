@@ -226,6 +226,9 @@ int mimg_open(struct mimg **imgp, const char *path, const char *format,
 	struct chain_ids ids = {.n = 0};
 	if (!imgp || !path)
 		return mimg_err(-EINVAL, "mimg_open: no path");
+	if (flags & ~MIMG_OPEN_ALL_FLAGS)
+		return mimg_err(-EINVAL, "mimg_open: unknown flags 0x%x",
+				flags & ~MIMG_OPEN_ALL_FLAGS);
 	mimg_err_clear();
 	return open_node(imgp, path, format, flags, NULL, 0, &ids);
 }

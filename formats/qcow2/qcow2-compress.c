@@ -208,6 +208,10 @@ int qcow2_write_compressed(struct mimg *img, uint64_t off, const void *data,
 	if (r == 0)
 		r = mimg_file_pwrite(s->file, data, len, host);
 	pthread_mutex_lock(&s->lock);
+	/* Exit-safe: the refcount and data must be durable before the
+	 * entry is published. */
+	if (r == 0 && s->exit_safe)
+		r = qcow2_data_barrier(s);
 	if (r == 0)
 		r = qcow2_get_l2(s, gcl, true, &l2, &idx);
 	if (r == 0) {
@@ -224,6 +228,8 @@ int qcow2_write_compressed(struct mimg *img, uint64_t off, const void *data,
 			r = qcow2_defer_free(s, old & QCOW2_OFFSET_MASK,
 					     s->cluster_size, true);
 		}
+		if (r == 0)
+			r = qcow2_publish_l2(s);
 	}
 	qcow2_inflight_end(s, &inf);
 	pthread_mutex_unlock(&s->lock);

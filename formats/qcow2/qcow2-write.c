@@ -8,6 +8,10 @@
  * L2 table is flushed before its L1 entry), and only after another flush
  * the refcount decrements of clusters the write replaced.
  *
+ * In exit-safe mode (qcow2-exitsafe.c) the L2 entry is written before
+ * the write returns instead, from a flushed reservation or after a group
+ * flush.
+ *
  * A write registers the guest clusters it covers as in flight; writes,
  * zeroings and discards of overlapping clusters wait for it.  The metadata
  * lock is released while guest data moves.
@@ -126,22 +130,25 @@ static int write_data(struct qcow2 *s, const struct iovec *iov, int iovcnt,
 /* Write the copied-on-write part BUF of a cluster.  Zeroes (the usual
  * case: a small write into an empty cluster) become one fallocate call
  * instead of a data write, as qemu does; the file system falls back to
- * writing them where it cannot. */
+ * writing them where it cannot.  *COPIED is set when BUF held data. */
 static int write_cow(struct qcow2 *s, const uint8_t *buf, size_t len,
-		     uint64_t host)
+		     uint64_t host, bool *copied)
 {
 	if (buf_is_zero(buf, len)) {
 		int r = mimg_file_zero_range(s->data, host, len, false);
 		if (r != -ENOTSUP)
 			return r;
+	} else {
+		*copied = true;
 	}
 	return mimg_file_pwrite(s->data, buf, len, host);
 }
 
-/* Write [pos, end) of a run that needs COW and/or new clusters. */
+/* Write [pos, end) of a run that needs COW and/or new clusters; *COPIED
+ * tells whether old content other than zeroes was copied. */
 static int write_run(struct qcow2 *s, struct run *run,
 		     const struct iovec *iov, int iovcnt, size_t skip,
-		     uint64_t pos, uint64_t end)
+		     uint64_t pos, uint64_t end, bool *copied)
 {
 	uint64_t cs = s->cluster_size, sc = 1ull << s->sc_bits;
 	uint64_t c0 = run->g0 << s->cluster_bits;
@@ -186,13 +193,14 @@ static int write_run(struct qcow2 *s, struct run *run,
 			    0)
 		goto out;
 	uint64_t host = run->host0 + (run->h - c0);
-	if (hlen && (r = write_cow(s, head, hlen, host)) < 0)
+	if (hlen && (r = write_cow(s, head, hlen, host, copied)) < 0)
 		goto out;
 	if ((r = write_data(s, iov, iovcnt, skip, (size_t)(end - pos),
 			    host + hlen)) < 0)
 		goto out;
 	if (tlen)
-		r = write_cow(s, tail, tlen, host + hlen + (end - pos));
+		r = write_cow(s, tail, tlen, host + hlen + (end - pos),
+			      copied);
 out:
 	free(head);
 	free(tail);
@@ -263,6 +271,7 @@ static ssize_t write_piece(struct qcow2 *s, const struct iovec *iov,
 	uint8_t *l2;
 	uint32_t idx;
 	ssize_t ret;
+	bool zeroed = false, copied = false;
 	int r;
 
 	pthread_mutex_lock(&s->lock);
@@ -339,16 +348,26 @@ static ssize_t write_piece(struct qcow2 *s, const struct iovec *iov,
 			goto fail;
 		if (s->data_file_name)
 			run.host0 = c0; /* the data file mirrors the guest */
-		else if ((r = qcow2_alloc_clusters(s, run.n, &run.host0)) < 0)
+		else if (s->exit_safe)
+			r = qcow2_resv_take(s, run.n, &run.host0, &zeroed);
+		else
+			r = qcow2_alloc_clusters(s, run.n, &run.host0);
+		if (r < 0)
 			goto fail;
 	} else {
 		run.host0 = e & QCOW2_OFFSET_MASK;
 	}
 	pthread_mutex_unlock(&s->lock);
-	r = write_run(s, &run, iov, iovcnt, skip, pos, run_end);
+	r = write_run(s, &run, iov, iovcnt, skip, pos, run_end, &copied);
 	pthread_mutex_lock(&s->lock);
+	/* Exit-safe: the entry is published below, so what it exposes
+	 * beyond the guest's own new bytes must be durable first. */
+	if (r == 0 && s->exit_safe && (copied || !zeroed))
+		r = qcow2_data_barrier(s);
 	if (r == 0)
 		r = commit_run(s, &run);
+	if (r == 0)
+		r = qcow2_publish_l2(s);
 	else if (run.kind == W_NEW && !s->data_file_name)
 		(void)qcow2_free_range(s, run.host0, run.n * cs, false);
 	ret = r < 0 ? r : (ssize_t)(run_end - pos);
@@ -472,6 +491,8 @@ static int zero_clusters(struct qcow2 *s, uint64_t g0, uint64_t g1,
 		free(frees);
 		g = span_end + 1;
 	}
+	if (r == 0)
+		r = qcow2_publish_l2(s);
 	qcow2_inflight_end(s, &inf);
 	pthread_mutex_unlock(&s->lock);
 	return r;
@@ -523,7 +544,9 @@ int qcow2_flush(struct mimg *img)
 {
 	struct qcow2 *s = qcow2_of(img);
 	pthread_mutex_lock(&s->lock);
-	int r = qcow2_refcount_writeback(s);
+	int r = qcow2_resv_release(s);
+	if (r == 0)
+		r = qcow2_refcount_writeback(s);
 	if (r == 0)
 		r = qcow2_metadata_sync(s);
 	pthread_mutex_unlock(&s->lock);
@@ -579,5 +602,12 @@ int qcow2_truncate(struct mimg *img, uint64_t size,
 						       s->cluster_size) *
 					      s->cluster_size,
 				      prealloc);
+	/* Preallocation left L2 updates in the cache; publish them in
+	 * order before any exit-safe write does so without a flush. */
+	if (r == 0 && s->exit_safe) {
+		pthread_mutex_lock(&s->lock);
+		r = qcow2_metadata_sync(s);
+		pthread_mutex_unlock(&s->lock);
+	}
 	return r;
 }

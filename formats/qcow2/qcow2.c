@@ -121,6 +121,7 @@ static int qcow2_open(struct mimg *img, unsigned flags)
 	}
 	if ((r = qcow2_read_header(s, flags)) < 0)
 		goto fail;
+	s->exit_safe = !img->read_only && (flags & MIMG_OPEN_EXIT_SAFE);
 	if ((r = qcow2_cache_init(&s->l2c,
 				  cache_entries(s->cluster_size, 8u << 20, 128),
 				  s->cluster_size)) < 0)

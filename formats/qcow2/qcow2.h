@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "group_sync.h"
 #include "image.h"
 
 #define QCOW2_MAGIC 0x514649fbu
@@ -195,6 +196,12 @@ struct qcow2 {
 	bool lock_init;
 	struct qcow2_pending_free *pending;
 	size_t npending, cappending;
+	/* Exit-safe mode (qcow2-exitsafe.c). */
+	bool exit_safe;
+	bool resv_zeroed;	/* the reservation reads as zeroes */
+	uint64_t resv_next, resv_end; /* reserved clusters [next, end) */
+	unsigned resv_grow;	/* clusters the next reservation takes */
+	struct mimg_group_sync gsync;
 };
 
 static inline struct qcow2 *qcow2_of(struct mimg *img)
@@ -239,6 +246,18 @@ int qcow2_metadata_sync(struct qcow2 *s);
 int qcow2_sync_make_room(void *opaque);
 bool qcow2_cache_has_dirty(const struct qcow2_cache *c);
 
+/* qcow2-exitsafe.c (all under s->lock) */
+/* Take N contiguous clusters from the reservation, refilling it (one
+ * flush) when it is short; *ZEROEDP tells whether they read as zeroes. */
+int qcow2_resv_take(struct qcow2 *s, uint64_t n, uint64_t *offp,
+		    bool *zeroedp);
+/* Give the unused reserved clusters back. */
+int qcow2_resv_release(struct qcow2 *s);
+/* Make every write completed so far durable (a group flush; the lock is
+ * released while it runs). */
+int qcow2_data_barrier(struct qcow2 *s);
+/* In exit-safe mode, write the modified L2 tables to the file now. */
+int qcow2_publish_l2(struct qcow2 *s);
 /* qcow2-refcount.c (all under s->lock) */
 int qcow2_get_refcount(struct qcow2 *s, uint64_t cluster, uint64_t *rc);
 int qcow2_set_refcount(struct qcow2 *s, uint64_t cluster, uint64_t rc);

@@ -70,7 +70,19 @@ enum {
 	/* Never ask the host to make writes durable (qemu's cache=unsafe):
 	 * mimg_flush still writes out metadata but skips fsync. */
 	MIMG_OPEN_NO_FLUSH = 1u << 7,
+	/* Exit-safe writes, for hypervisors: when a write, zeroing or
+	 * discard returns, its data and the metadata that makes it visible
+	 * are in the host file (written, not necessarily durable), so the
+	 * process may exit or be killed without losing it.  mimg_flush is
+	 * still what makes completed writes survive a power cut, and a
+	 * power cut still never corrupts the image.  Costs a group flush
+	 * on writes that copy old data into a new cluster (writes into
+	 * empty clusters usually cost none).  Without it, qcow2 keeps L2
+	 * updates in memory until mimg_flush or mimg_close. */
+	MIMG_OPEN_EXIT_SAFE = 1u << 8,
 };
+/* Every MIMG_OPEN_* bit; mimg_open refuses others with -EINVAL. */
+#define MIMG_OPEN_ALL_FLAGS 0x1ffu
 
 /* Maximum backing-chain depth followed before giving up (-ELOOP). */
 #define MIMG_MAX_CHAIN_DEPTH 64
