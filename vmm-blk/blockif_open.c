@@ -126,7 +126,9 @@ static int default_psectsz(const char *path, int sectsz)
 
 static struct mimg *open_image(struct blockif_opts *o, const char *ident)
 {
-	unsigned flags = 0;
+	/* bhyve never closes its disks at power-off and its NVMe model never
+	 * flushes: a completed write must already be in the host file. */
+	unsigned flags = MIMG_OPEN_EXIT_SAFE;
 	struct mimg *img = NULL;
 	int r;
 
