@@ -21,7 +21,7 @@
 static void bench_help(void)
 {
 	printf("Usage: mimg bench [-c COUNT] [-d DEPTH] [-f FMT] "
-	       "[--flush-interval=N] [--no-drain]\n"
+	       "[--flush-interval=N] [--no-drain] [--exit-safe]\n"
 	       "                  [-i AIO] [-n] [-o OFFSET] [--pattern=BYTE] "
 	       "[-q] [-s BUFFER_SIZE]\n"
 	       "                  [-S STEP_SIZE] [-t CACHE] [-w] [-U] FILE\n"
@@ -40,6 +40,10 @@ static void bench_help(void)
 	       "                      multiple of N, after draining the "
 	       "requests in flight\n"
 	       "  --no-drain          flush without draining\n"
+	       "  --exit-safe         open as hypervisors do: each completed "
+	       "write is in\n"
+	       "                      the file before it completes "
+	       "(MIMG_OPEN_EXIT_SAFE)\n"
 	       "  -i AIO, -n, -U      accepted for compatibility, ignored\n"
 	       "  -q                  quiet\n");
 }
@@ -223,12 +227,14 @@ static double now(void)
 
 int cmd_bench(int argc, char **argv)
 {
-	enum { OPT_FLUSH = 256, OPT_NO_DRAIN, OPT_PATTERN };
+	enum { OPT_FLUSH = 256, OPT_NO_DRAIN, OPT_PATTERN, OPT_EXIT_SAFE };
+	bool exit_safe = false;
 	static const struct option longopts[] = {
 		{"help", no_argument, NULL, 'h'},
 		{"format", required_argument, NULL, 'f'},
 		{"flush-interval", required_argument, NULL, OPT_FLUSH},
 		{"no-drain", no_argument, NULL, OPT_NO_DRAIN},
+		{"exit-safe", no_argument, NULL, OPT_EXIT_SAFE},
 		{"pattern", required_argument, NULL, OPT_PATTERN},
 		{"force-share", no_argument, NULL, 'U'},
 		{NULL, 0, NULL, 0},
@@ -300,6 +306,7 @@ int cmd_bench(int argc, char **argv)
 				return EXIT_ERR;
 			break;
 		case OPT_NO_DRAIN: b.drain = false; break;
+		case OPT_EXIT_SAFE: exit_safe = true; break;
 		case OPT_PATTERN:
 			if (!parse_uint("pattern byte", optarg, 0xff, false,
 					&v))
@@ -335,6 +342,8 @@ int cmd_bench(int argc, char **argv)
 	if (b.write)
 		flags |= MIMG_OPEN_RDWR;
 
+	if (exit_safe && b.write)
+		flags |= MIMG_OPEN_EXIT_SAFE;
 	const char *file = argv[optind];
 	int r = mimg_open(&b.img, file, fmt, flags);
 	if (r < 0)

@@ -48,17 +48,23 @@ static uint64_t resv_cap(const struct qcow2 *s)
 	return min_u64(cap, max_u64(1, s->rb_entries / 4));
 }
 
-int qcow2_resv_release(struct qcow2 *s)
+/* Give back what is left of the reservation. */
+static int resv_drop(struct qcow2 *s)
 {
 	uint64_t next = s->resv_next, end = s->resv_end;
 	s->resv_next = s->resv_end = 0;
-	s->resv_grow = RESV_MIN_CLUSTERS;
 	if (next >= end)
 		return 0;
 	/* Nothing points at these clusters: dropping them is safe at any
 	 * time and in any order. */
 	return qcow2_free_range(s, next << s->cluster_bits,
 				(end - next) << s->cluster_bits, false);
+}
+
+int qcow2_resv_release(struct qcow2 *s)
+{
+	s->resv_grow = RESV_MIN_CLUSTERS;
+	return resv_drop(s);
 }
 
 static int resv_fill(struct qcow2 *s, uint64_t n)
@@ -101,7 +107,7 @@ int qcow2_resv_take(struct qcow2 *s, uint64_t n, uint64_t *offp,
 {
 	int r;
 	if (s->resv_end - s->resv_next < n) {
-		if ((r = qcow2_resv_release(s)) < 0 ||
+		if ((r = resv_drop(s)) < 0 ||
 		    (r = resv_fill(s, n)) < 0)
 			return r;
 	}
