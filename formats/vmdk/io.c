@@ -549,6 +549,136 @@ int vmdk_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
 	return 0;
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Sorted sectors of every grain table of SP (both directories), or NULL
+ * with *NP 0 when there are none.  (sp->lock held) */
+static int gt_sectors(struct vmdk_sparse *sp, uint32_t **out, size_t *np)
+{
+	size_t n = 0, cap = sp->rgd ? 2 * sp->gd_entries : sp->gd_entries;
+	uint32_t *v = cap ? malloc(cap * sizeof(*v)) : NULL;
+	*out = NULL;
+	*np = 0;
+	if (cap && !v)
+		return mimg_err(-ENOMEM, "out of memory");
+	for (uint64_t i = 0; i < sp->gd_entries; i++) {
+		if (sp->gd[i])
+			v[n++] = sp->gd[i];
+		if (sp->rgd && sp->rgd[i])
+			v[n++] = sp->rgd[i];
+	}
+	qsort(v, n, sizeof(*v), cmp_u32);
+	*out = v;
+	*np = n;
+	return 0;
+}
+
+static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b,
+			   uint64_t blen)
+{
+	return a < b + blen && b < a + alen;
+}
+
+/* Whether host bytes [HOST, HOST+LEN) touch the extent's own metadata: a
+ * crafted grain table entry may point at a table or the directory, and
+ * punching there would destroy them. */
+static bool hits_metadata(const struct vmdk_sparse *sp, const uint32_t *gts,
+			  size_t n, uint64_t host, uint64_t len)
+{
+	uint64_t gd_len = sp->gd_entries * 4;
+	if (host < sp->overhead * VMDK_SECTOR ||
+	    ranges_overlap(host, len, sp->gd_sector * VMDK_SECTOR, gd_len) ||
+	    (sp->rgd_sector &&
+	     ranges_overlap(host, len, sp->rgd_sector * VMDK_SECTOR, gd_len)))
+		return true;
+	/* The last table starting before the range's end. */
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if ((uint64_t)gts[mid] * VMDK_SECTOR < host + len)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo > 0 && (uint64_t)gts[lo - 1] * VMDK_SECTOR + sp->gt_bytes >
+				 host;
+}
+
+/* Discard whole grains [FIRST, FIRST+K) of sparse extent E: each becomes
+ * unallocated, or a zeroed grain where a parent's data would show
+ * through, and its host range is punched out of the file.  The entry is
+ * written first: a crash in between leaks the space, never exposes a
+ * freed range.  Grains stay where they are; new ones go to the end. */
+static int discard_grains(struct mimg *img, struct vmdk_extent *e,
+			  uint64_t first, uint64_t k)
+{
+	struct vmdk_sparse *sp = e->sp;
+	uint32_t gte = img->backing ? VMDK_GTE_ZERO : 0;
+	uint32_t *gts;
+	size_t ngts;
+	int r;
+
+	if (img->backing && !sp->zero_grain)
+		return 0; /* nothing can hide the parent's data */
+	pthread_mutex_lock(&sp->lock);
+	r = gt_sectors(sp, &gts, &ngts);
+	for (uint64_t g = first; g < first + k && r == 0;) {
+		enum vmdk_grain_state st;
+		uint64_t host;
+		if (inflight_overlaps(sp, g, 1)) {
+			pthread_cond_wait(&sp->inflight_done, &sp->lock);
+			continue;
+		}
+		r = vmdk_sparse_lookup_locked(sp, g, &st, &host);
+		if (r == 0 && st == VMDK_GRAIN_DATA) {
+			r = vmdk_sparse_set_gtes(sp, g, 1, gte, true);
+			if (r == 0 &&
+			    !hits_metadata(sp, gts, ngts, host, sp->grain_bytes))
+				(void)mimg_file_punch_hole(sp->file, host,
+							   sp->grain_bytes);
+		}
+		g++;
+	}
+	pthread_mutex_unlock(&sp->lock);
+	free(gts);
+	return r;
+}
+
+/* Only whole grains of writable sparse extents are discarded; the rest of
+ * the range keeps its data, as discard allows. */
+int vmdk_discard(struct mimg *img, uint64_t off, uint64_t len)
+{
+	struct vmdk_state *s = img->priv;
+	int r;
+
+	if (s->sw)
+		return 0;
+	while (len) {
+		struct vmdk_extent *e = find_extent(s, off);
+		uint64_t eoff = off - e->start;
+		uint64_t n = min_u64(len, e->size - eoff);
+		if (e->type == VMDK_EXT_SPARSE && extent_writable(e) == 0 &&
+		    sparse_writable(img, e) == 0) {
+			uint64_t gb = e->sp->grain_bytes, a;
+			uint64_t b = align_down_u64(eoff + n, gb);
+			if (ck_align_up_u64(eoff, gb, &a) && a < b) {
+				if ((r = vmdk_touch_cid(img)) < 0 ||
+				    (r = discard_grains(img, e, a / gb,
+							(b - a) / gb)) < 0)
+					return r;
+			}
+		}
+		off += n;
+		len -= n;
+	}
+	mimg_err_clear();
+	return 0;
+}
+
 int vmdk_block_status(struct mimg *img, uint64_t off, uint64_t len,
 		      uint64_t *pnum, unsigned *status, uint64_t *host_off)
 {

@@ -370,6 +370,7 @@ const struct mimg_driver mimg_vmdk_driver = {
 	.pwritev = vmdk_pwritev,
 	.flush = vmdk_flush,
 	.pwrite_zeroes = vmdk_pwrite_zeroes,
+	.discard = vmdk_discard,
 	.block_status = vmdk_block_status,
 	.check = vmdk_check,
 	.info = vmdk_info,

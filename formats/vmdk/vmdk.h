@@ -240,6 +240,7 @@ int vmdk_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
 int vmdk_block_status(struct mimg *img, uint64_t off, uint64_t len,
 		      uint64_t *pnum, unsigned *status, uint64_t *host_off);
 int vmdk_flush(struct mimg *img);
+int vmdk_discard(struct mimg *img, uint64_t off, uint64_t len);
 
 /* create.c */
 int vmdk_create(const char *path, uint64_t size, const struct mimg_opt *opts,
