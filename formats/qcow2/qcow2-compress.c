@@ -203,7 +203,9 @@ int qcow2_write_compressed(struct mimg *img, uint64_t off, const void *data,
 
 	pthread_mutex_lock(&s->lock);
 	qcow2_inflight_begin(s, &inf, gcl, gcl);
-	r = qcow2_alloc_bytes(s, len, &host);
+	r = qcow2_refuse_if_corrupt(s);
+	if (r == 0)
+		r = qcow2_alloc_bytes(s, len, &host);
 	pthread_mutex_unlock(&s->lock);
 	if (r == 0)
 		r = mimg_file_pwrite(s->file, data, len, host);
@@ -217,6 +219,14 @@ int qcow2_write_compressed(struct mimg *img, uint64_t off, const void *data,
 	if (r == 0) {
 		uint64_t old = qcow2_l2_entry(s, l2, idx);
 		uint64_t extra = ((host + len - 1) >> 9) - (host >> 9);
+		if (old & (QCOW2_OFLAG_COMPRESSED | QCOW2_OFFSET_MASK)) {
+			uint64_t go = old & QCOW2_OFFSET_MASK, gl = s->cluster_size;
+			if (old & QCOW2_OFLAG_COMPRESSED)
+				qcow2_compressed_extent(s, old, &go, &gl);
+			if ((r = qcow2_meta_guard(s, go, gl,
+						  "freeing a cluster")) < 0)
+				goto done;
+		}
 		uint64_t e = QCOW2_OFLAG_COMPRESSED | host |
 			     (extra << s->csize_shift);
 		qcow2_set_l2(s, l2, idx, e, 0);
@@ -231,6 +241,7 @@ int qcow2_write_compressed(struct mimg *img, uint64_t off, const void *data,
 		if (r == 0)
 			r = qcow2_publish_l2(s);
 	}
+done:
 	qcow2_inflight_end(s, &inf);
 	pthread_mutex_unlock(&s->lock);
 	return r;

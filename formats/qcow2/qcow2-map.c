@@ -132,6 +132,8 @@ int qcow2_get_l2(struct qcow2 *s, uint64_t gcluster, bool alloc,
 	}
 	if ((r = qcow2_alloc_clusters(s, 1, &noff)) < 0)
 		goto out;
+	if ((r = qcow2_meta_add(s, noff, s->cluster_size)) < 0)
+		goto out;
 	if ((r = mimg_file_pwrite(s->file, tab, s->cluster_size, noff)) < 0)
 		goto out;
 	/* The table and its refcount are durable before L1 points at it. */

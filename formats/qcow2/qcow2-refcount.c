@@ -105,38 +105,14 @@ static int write_table_entry(struct qcow2 *s, uint64_t index)
 	return mimg_file_pwrite(s->file, b, 8, s->reftable_offset + index * 8);
 }
 
-/* Whether clusters [C, C+N) overlap metadata whose place is fixed by the
- * header.  Allocating there means the image's refcounts are wrong; qemu
- * calls this an overlap and so do we, refusing instead of overwriting. */
+/* Whether clusters [C, C+N), free by their refcounts, are metadata in
+ * use: then the image's refcounts are wrong; qemu calls this an overlap
+ * and so do we, refusing instead of overwriting. */
 static int check_overlap(struct qcow2 *s, uint64_t c, uint64_t n)
 {
-	uint64_t cs = s->cluster_size, off = c * cs, len = n * cs;
-	struct {
-		uint64_t off, len;
-		const char *what;
-	} fixed[] = {
-		{ 0, cs, "header" },
-		{ s->l1_offset, (uint64_t)s->l1_size * 8, "L1 table" },
-		{ s->reftable_offset, (uint64_t)s->reftable_clusters * cs,
-		  "refcount table" },
-	};
-	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
-		if (!fixed[i].len)
-			continue;
-		if (off < fixed[i].off + fixed[i].len &&
-		    fixed[i].off < off + len) {
-			/* Like qemu, flag the image so that it is repaired
-			 * before it is written again. */
-			(void)qcow2_write_incompat(s, s->incompat |
-							      QCOW2_INCOMPAT_CORRUPT);
-			return mimg_err(-EIO, "%s: qcow2: refcounts claim the %s "
-					"at 0x%llx is free; the image is "
-					"corrupt (repair with check -r all)",
-					qcow2_path(s), fixed[i].what,
-					(unsigned long long)fixed[i].off);
-		}
-	}
-	return 0;
+	return qcow2_meta_guard(s, c << s->cluster_bits, n << s->cluster_bits,
+				"an allocation of clusters its refcounts call "
+				"free");
 }
 
 /* Grow the refcount table so that index NEED exists, placing the new
@@ -184,6 +160,8 @@ static int grow_reftable(struct qcow2 *s, uint64_t need)
 	memcpy(nt, s->reftable, s->reftable_size * 8);
 	for (uint64_t j = 0; j < B; j++)
 		nt[need + j] = (S + j) * cs;
+	if ((r = qcow2_meta_add(s, S * cs, B * cs)) < 0)
+		goto out;
 	for (uint64_t i = 0; i < E; i++)
 		st_be64(raw + i * 8, nt[i]);
 	if ((r = mimg_file_pwrite(s->file, raw, T * cs, (S + B) * cs)) < 0)
@@ -251,6 +229,8 @@ static int ensure_block_at(struct qcow2 *s, uint64_t rt_index, uint64_t at,
 	}
 	if (r == 0)
 		r = qcow2_cache_put_new(&s->rbc, off, blk, NULL);
+	if (r == 0)
+		r = qcow2_meta_add(s, off, s->cluster_size);
 	free(blk);
 	*created = true;
 	return r;
@@ -337,6 +317,8 @@ static int alloc_fresh_region(struct qcow2 *s, uint64_t n, uint64_t *offp)
 				s->reftable[k + j] = (S + j) * cs;
 				r = write_table_entry(s, k + j);
 			}
+			if (r == 0)
+				r = qcow2_meta_add(s, (S + j) * cs, cs);
 			qcow2_cache_drop(&s->rbc, (S + j) * cs);
 		}
 		free(blk);
@@ -473,6 +455,8 @@ int qcow2_free_range(struct qcow2 *s, uint64_t off, uint64_t len,
 							     << s->cluster_bits));
 		if ((r = set_refcount_nowb(s, c, rc - 1)) < 0)
 			return r;
+		if (rc == 1)
+			qcow2_meta_remove_cluster(s, c);
 	}
 	if ((r = qcow2_refcount_writeback(s)) < 0)
 		return r;

@@ -108,6 +108,7 @@ int qcow2_read_snapshots(struct qcow2 *s)
 					sn->l1_size);
 		off += asz;
 	}
+	s->snapshots_size = total;
 	return 0;
 }
 

@@ -207,6 +207,21 @@ out:
 	return r;
 }
 
+/* Refuse to drop a reference to metadata: a crafted entry E pointing at
+ * an L2 table or refcount block would otherwise free it for reuse. */
+static int guard_old_entry(struct qcow2 *s, uint64_t e)
+{
+	if (e & QCOW2_OFLAG_COMPRESSED) {
+		uint64_t coff, clen;
+		qcow2_compressed_extent(s, e, &coff, &clen);
+		return qcow2_meta_guard(s, coff, clen, "freeing a cluster");
+	}
+	if ((e & QCOW2_OFFSET_MASK) && !s->data_file_name)
+		return qcow2_meta_guard(s, e & QCOW2_OFFSET_MASK,
+					s->cluster_size, "freeing a cluster");
+	return 0;
+}
+
 /* Point the L2 entries of RUN at the new data, then release what they
  * replaced.  Under the lock. */
 static int commit_run(struct qcow2 *s, struct run *run)
@@ -276,7 +291,8 @@ static ssize_t write_piece(struct qcow2 *s, const struct iovec *iov,
 
 	pthread_mutex_lock(&s->lock);
 	qcow2_inflight_begin(s, &inf, g0, gl);
-	if ((r = qcow2_get_l2(s, g0, false, &l2, &idx)) < 0)
+	if ((r = qcow2_refuse_if_corrupt(s)) < 0 ||
+	    (r = qcow2_get_l2(s, g0, false, &l2, &idx)) < 0)
 		goto fail;
 	struct run run = { .g0 = g0, .n = 0 };
 	uint64_t e = l2 ? qcow2_l2_entry(s, l2, idx) : 0;
@@ -304,6 +320,10 @@ static ssize_t write_piece(struct qcow2 *s, const struct iovec *iov,
 			next_host += cs;
 			run_end = min_u64(end, gc + cs);
 		}
+		if (!s->data_file_name &&
+		    (r = qcow2_meta_guard(s, host, run_end - pos,
+					  "a guest data write")) < 0)
+			goto fail;
 		pthread_mutex_unlock(&s->lock);
 		r = write_data(s, iov, iovcnt, skip, (size_t)(run_end - pos),
 			       host);
@@ -342,6 +362,9 @@ static ssize_t write_piece(struct qcow2 *s, const struct iovec *iov,
 			run.n++;
 		}
 		run_end = min_u64(end, (g0 + run.n) << s->cluster_bits);
+		for (uint64_t i = 0; i < run.n; i++)
+			if ((r = guard_old_entry(s, run.old_e[i])) < 0)
+				goto fail;
 		/* The L2 table first, so data follows its table on disk as
 		 * with qemu (a crash in between only leaks the table). */
 		if ((r = qcow2_get_l2(s, g0, true, &l2, &idx)) < 0)
@@ -356,6 +379,10 @@ static ssize_t write_piece(struct qcow2 *s, const struct iovec *iov,
 			goto fail;
 	} else {
 		run.host0 = e & QCOW2_OFFSET_MASK;
+		if (!s->data_file_name &&
+		    (r = qcow2_meta_guard(s, run.host0, cs,
+					  "a guest data write")) < 0)
+			goto fail;
 	}
 	pthread_mutex_unlock(&s->lock);
 	r = write_run(s, &run, iov, iovcnt, skip, pos, run_end, &copied);
@@ -441,9 +468,9 @@ static int zero_clusters(struct qcow2 *s, uint64_t g0, uint64_t g1,
 			 bool zero, bool unmap)
 {
 	struct qcow2_inflight inf;
-	int r = 0;
 	pthread_mutex_lock(&s->lock);
 	qcow2_inflight_begin(s, &inf, g0, g1);
+	int r = qcow2_refuse_if_corrupt(s);
 	for (uint64_t g = g0; g <= g1 && r == 0;) {
 		uint8_t *l2;
 		uint32_t idx;
@@ -472,6 +499,8 @@ static int zero_clusters(struct qcow2 *s, uint64_t g0, uint64_t g1,
 			zero_entry(s, e, bm, zero, unmap, &ne, &nbm, &fr);
 			if (ne == e && nbm == bm)
 				continue;
+			if (fr && (r = guard_old_entry(s, e)) < 0)
+				break;
 			qcow2_set_l2(s, l2, i, ne, nbm);
 			if (fr) {
 				if (e & QCOW2_OFLAG_COMPRESSED) {

@@ -86,6 +86,7 @@ static void qcow2_close(struct mimg *img)
 	qcow2_free_snapshots(s);
 	qcow2_free_bitmaps(s);
 	free(s->pending);
+	qcow2_meta_free(s);
 	free(s->data_file_name);
 	if (s->data_own)
 		mimg_file_close(s->data_own);
@@ -135,6 +136,9 @@ static int qcow2_open(struct mimg *img, unsigned flags)
 	if ((r = qcow2_read_bitmaps(s)) < 0)
 		goto fail;
 	if (s->data_file_name && (r = open_data_file(s)) < 0)
+		goto fail;
+	if (!img->read_only && !(flags & MIMG_OPEN_CHECK) &&
+	    (r = qcow2_meta_build(s)) < 0)
 		goto fail;
 	if (!img->read_only) {
 		if ((r = clear_autoclear(s)) < 0)

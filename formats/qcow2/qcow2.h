@@ -130,6 +130,12 @@ struct qcow2_bitmap {
 	uint64_t dir_pos; /* of the flags field inside the directory */
 };
 
+/* Sorted cluster indexes of metadata not described by header fields
+ * (qcow2-overlap.c). */
+struct qcow2_meta_set {
+	uint64_t *c;
+	size_t n, cap;
+};
 struct qcow2_inflight {
 	uint64_t first, last; /* guest cluster indexes, inclusive */
 	struct qcow2_inflight *next;
@@ -184,6 +190,7 @@ struct qcow2 {
 	struct qcow2_snapshot *snaps;
 	uint32_t nb_snapshots;
 	uint64_t snapshots_offset;
+	uint64_t snapshots_size;	/* bytes of the snapshot table */
 	int snapshot_selected;	/* index or -1 */
 
 	uint64_t free_hint;	/* lowest cluster index that may be free */
@@ -202,6 +209,9 @@ struct qcow2 {
 	uint64_t resv_next, resv_end; /* reserved clusters [next, end) */
 	unsigned resv_grow;	/* clusters the next reservation takes */
 	struct mimg_group_sync gsync;
+	/* Metadata that guest data must never overwrite (writable opens). */
+	struct qcow2_meta_set meta;
+	bool meta_tracked;
 };
 
 static inline struct qcow2 *qcow2_of(struct mimg *img)
@@ -258,6 +268,19 @@ int qcow2_resv_release(struct qcow2 *s);
 int qcow2_data_barrier(struct qcow2 *s);
 /* In exit-safe mode, write the modified L2 tables to the file now. */
 int qcow2_publish_l2(struct qcow2 *s);
+/* qcow2-overlap.c (under s->lock once the image is open) */
+/* Collect the metadata clusters of a writable image. */
+int qcow2_meta_build(struct qcow2 *s);
+void qcow2_meta_free(struct qcow2 *s);
+/* Record [OFF, OFF+LEN) as metadata; forget cluster C (freed). */
+int qcow2_meta_add(struct qcow2 *s, uint64_t off, uint64_t len);
+void qcow2_meta_remove_cluster(struct qcow2 *s, uint64_t c);
+/* 0, or -EIO (marking the image corrupt) when host range [OFF, OFF+LEN)
+ * overlaps metadata; ACTION names what was prevented. */
+int qcow2_meta_guard(struct qcow2 *s, uint64_t off, uint64_t len,
+		     const char *action);
+/* -EIO once this handle found the image corrupt. */
+int qcow2_refuse_if_corrupt(struct qcow2 *s);
 /* qcow2-refcount.c (all under s->lock) */
 int qcow2_get_refcount(struct qcow2 *s, uint64_t cluster, uint64_t *rc);
 int qcow2_set_refcount(struct qcow2 *s, uint64_t cluster, uint64_t rc);
