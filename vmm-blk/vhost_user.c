@@ -354,6 +354,8 @@ static void process_queue(struct vu_server *s, struct vu_queue *q)
 		report_queue(s, q, vblk_queue_process(s->dev, q->index));
 }
 
+static void notify_config_change(struct vu_server *s);
+
 /* Q's part of the inflight area, or NULL when it is not tracked. */
 static void *inflight_region(struct vu_server *s, const struct vu_queue *q)
 {
@@ -397,6 +399,12 @@ static int start_queue(struct vu_server *s, struct vu_queue *q)
 	}
 	q->running = true;
 	q->reported = false;
+	if (vblk_queue_retaken(s->dev, q->index))
+		vu_log(s, "queue %u: resubmitting %u requests left in flight "
+			  "by the previous back-end",
+		       q->index, vblk_queue_retaken(s->dev, q->index));
+	if (s->config_pending)
+		notify_config_change(s);
 	process_queue(s, q);
 	return 0;
 }
@@ -767,6 +775,7 @@ static void notify_config_change(struct vu_server *s)
 {
 	int r;
 
+	s->config_pending = true;
 	if (s->backend_fd < 0 ||
 	    !(s->protocol_features & (1ull << VU_PF_CONFIG)))
 		return;
@@ -775,6 +784,8 @@ static void notify_config_change(struct vu_server *s)
 	if (r < 0)
 		vu_log(s, "cannot send the config change message: %s",
 		       strerror(-r));
+	else
+		s->config_pending = false;
 }
 
 int vu_server_change_disk(struct vu_server *s, int (*change)(void *opaque),

@@ -63,6 +63,9 @@ struct vu_server {
 	uint64_t features;	    /* acked by SET_FEATURES */
 	uint64_t protocol_features; /* acked by SET_PROTOCOL_FEATURES */
 	uint8_t status;		    /* SET_STATUS */
+	/* The config space changed while no front-end could be told: tell
+	 * the next one when it starts a ring. */
+	bool config_pending;
 	unsigned nregions;
 	struct vu_region regions[VU_MAX_REGIONS];
 	struct vu_inflight inflight;
@@ -93,8 +96,9 @@ int vu_server_run(struct vu_server *s, int lfd, int conn);
  * Change the disk: stop the queues (waiting for their requests), call
  * CHANGE(OPAQUE), re-read the disk size into the config space, restart
  * the queues and tell the front-end the config changed (back-end channel
- * message) when it asked for such messages.  Returns what CHANGE
- * returned, or a negative errno from updating the device.
+ * message; when no front-end can be told now, the next one is told when
+ * it starts a ring).  Returns what CHANGE returned, or a negative errno
+ * from updating the device.
  */
 int vu_server_change_disk(struct vu_server *s, int (*change)(void *opaque),
 			  void *opaque);

@@ -670,6 +670,13 @@ int vblk_queue_set_inflight(struct vblk_dev *d, unsigned qi, void *region)
 	return 0;
 }
 
+unsigned vblk_queue_retaken(const struct vblk_dev *d, unsigned qi)
+{
+	const struct vblk_queue *q = get_queue(d, qi);
+
+	return q ? q->nretake : 0;
+}
+
 size_t vblk_inflight_queue_bytes(unsigned size)
 {
 	return vqi_queue_bytes(size);

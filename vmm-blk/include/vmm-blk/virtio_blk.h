@@ -167,6 +167,8 @@ int vblk_queue_start(struct vblk_dev *dev, unsigned q,
  */
 int vblk_queue_set_inflight(struct vblk_dev *dev, unsigned q, void *region);
 size_t vblk_inflight_queue_bytes(unsigned size);
+/* How many requests queue Q took again when it last started. */
+unsigned vblk_queue_retaken(const struct vblk_dev *dev, unsigned q);
 
 /*
  * Take the new requests from queue Q's available ring and submit them.
