@@ -1064,6 +1064,31 @@ START_TEST(online_resize)
 }
 END_TEST
 
+/* A resize while no front-end can be told is announced to the next one
+ * when it starts a ring (QEMU reads the config space only at start-up
+ * otherwise). */
+START_TEST(resize_announced_to_next_frontend)
+{
+	char reply[256];
+
+	start_listening_daemon("--control", "ctl.sock");
+	send_msg(GET_QUEUE_NUM, 0, NULL, 0, NULL, 0);
+	ck_assert_uint_eq(recv_u64(GET_QUEUE_NUM), 2);
+	close(sock);
+	sock = -1;
+	control("resize 3M\n", reply, sizeof(reply));
+	ck_assert_str_eq(reply, "ok 3145728\n");
+	ck_assert_int_eq(disk_file_size(), 3 << 20);
+
+	connect_frontend();
+	bring_up_with(UP_BACKEND, 0);
+	expect_config_change();
+	ck_assert_uint_eq(config_capacity(), 6144);
+	ck_assert_uint_eq(run(VBLK_T_IN, 6000, 4096, true), VBLK_S_OK);
+	terminate_daemon();
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s;
@@ -1087,5 +1112,6 @@ int main(void)
 	tcase_add_test(tc, inflight_wrong_size_refused);
 	tcase_add_test(tc, status_and_reset);
 	tcase_add_test(tc, online_resize);
+	tcase_add_test(tc, resize_announced_to_next_frontend);
 	return tu_run_suite(s);
 }
