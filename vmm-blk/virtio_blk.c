@@ -721,6 +721,7 @@ int vblk_queue_start(struct vblk_dev *d, unsigned qi,
 	q->ring.last_avail = last_avail;
 	q->ring.used_idx = vq_le16(
 		__atomic_load_n((uint16_t *)q->ring.used + 1, __ATOMIC_ACQUIRE));
+	q->nretake = q->retake_pos = 0;
 	if (q->track) {
 		int n = recover_inflight(q, size);
 
