@@ -14,7 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <mimg.h>
@@ -67,17 +67,27 @@ int daemon_reread_size(struct vmmblk_daemon *d, const char **why)
 	return r;
 }
 
-/* Read one line (without its newline) into BUF within the time limit;
- * false when the client sent none. */
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Read one line (without its newline) into BUF within the time limit,
+ * however the client spreads it; false when the client sent none. */
 static bool read_line(int fd, char *buf, size_t cap)
 {
 	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	long long deadline = now_ms() + CTL_TIMEOUT_MS;
 	size_t len = 0;
 
 	while (len < cap - 1) {
+		long long left = deadline - now_ms();
 		ssize_t n;
 
-		if (poll(&pfd, 1, CTL_TIMEOUT_MS) <= 0)
+		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
 			return false;
 		n = recv(fd, buf + len, cap - 1 - len, MSG_DONTWAIT);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))

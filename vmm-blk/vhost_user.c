@@ -696,7 +696,8 @@ static int set_inflight_fd(struct vu_server *s, struct vu_msg *m)
 			close(fd);
 			return -EBUSY;
 		}
-	map = mmap(NULL, (size_t)(offset + size), PROT_READ | PROT_WRITE,
+	/* Only what the queues use is mapped, however large the area. */
+	map = mmap(NULL, (size_t)(offset + need), PROT_READ | PROT_WRITE,
 		   MAP_SHARED, fd, 0);
 	close(fd);
 	if (map == MAP_FAILED) {
@@ -705,7 +706,7 @@ static int set_inflight_fd(struct vu_server *s, struct vu_msg *m)
 	}
 	drop_inflight(s);
 	in->map = map;
-	in->map_len = (size_t)(offset + size);
+	in->map_len = (size_t)(offset + need);
 	in->base = (uint8_t *)map + offset;
 	in->nqueues = nq;
 	in->qsize = qsize;

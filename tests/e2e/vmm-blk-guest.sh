@@ -144,20 +144,69 @@ check_serial() {
 # The restart scenario's disk grows from 64 MiB to this.
 RESTART_SIZE=$((80 * 1048576))
 
+# inflight_taken QEMU_PARENT: how many requests the inflight area that
+# QEMU (the child of QEMU_PARENT, timeout(1)) keeps for vmm-blk records
+# as taken and not answered.
+inflight_taken() {
+	python3 - "$1" <<'EOF'
+import os, struct, sys
+parent = sys.argv[1]
+kids = open("/proc/%s/task/%s/children" % (parent, parent)).read().split()
+n = 0
+for kid in kids:
+    fds = "/proc/%s/fd" % kid
+    for fd in os.listdir(fds):
+        try:
+            if not os.readlink(os.path.join(fds, fd)).startswith("/memfd:vmm-blk-inflight"):
+                continue
+            area = open(os.path.join(fds, fd), "rb").read()
+        except OSError:
+            continue
+        off = 0
+        while off + 16 <= len(area):
+            version, qsize = struct.unpack_from("=HH", area, off + 8)
+            if version != 1 or qsize == 0:
+                break
+            n += sum(1 for i in range(qsize) if area[off + 16 + 16 * i] == 1)
+            off += (16 + 16 * qsize + 63) // 64 * 64
+print(n)
+EOF
+}
+
+# stop_all PID: SIGSTOP, then wait until every thread of PID has stopped.
+stop_all() {
+	kill -STOP "$1"
+	_i=0
+	while cat /proc/"$1"/task/*/stat 2>/dev/null | sed 's/.*) //' | grep -qv '^[tT]'; do
+		_i=$((_i + 1))
+		[ "$_i" -gt 100 ] && return 1
+		sleep 0.01
+	done
+}
+
 # E2E_TICK of the restart scenario: once the guest writes in its restart
-# step, freeze the backend (requests pile up), kill it, start a new one
-# on the same socket and grow the disk through its control socket.
+# step, freeze the backend at a moment it holds requests it took from the
+# ring and has not answered (the inflight area says so), kill it, start a
+# new one on the same socket and grow the disk through its control socket.
 restart_tick() {
 	[ -z "$restarted" ] || return 0
 	grep -aq '^E2E-SYNC restart' "$d/console.log" 2>/dev/null || return 0
 	restarted=1
 	_pid=$E2E_BACKEND_PID
-	kill -STOP "$_pid"
-	sleep 0.5
+	_try=0
+	while :; do
+		stop_all "$_pid" || fail "vmm-blk (pid $_pid) does not stop"
+		taken=$(inflight_taken "$E2E_QEMU_PID") || fail "reading the inflight area"
+		[ "$taken" -gt 0 ] && break
+		_try=$((_try + 1))
+		[ "$_try" -ge 300 ] && fail "vmm-blk never held a request when stopped"
+		kill -CONT "$_pid"
+		sleep 0.02
+	done
 	kill -KILL "$_pid"
 	wait "$_pid" 2>/dev/null
 	E2E_BACKEND_PID=
-	echo "  killed vmm-blk (pid $_pid) with SIGKILL while the guest wrote"
+	echo "  killed vmm-blk (pid $_pid) with SIGKILL holding $taken request(s) (try $((_try + 1)))"
 	e2e_backend_start vmm-blk "$d/sock" raw "$image" "$numq" \
 		"$d/backend-2.log" || fail "restarting vmm-blk"
 	_r=$(e2e_control "$d/ctl" "resize $RESTART_SIZE") ||
@@ -263,8 +312,9 @@ scenario() {
 		*" size=$size") echo "  guest: $_g" ;;
 		*) fail "$name: the guest did not see the disk grow to $size ($_g)" ;;
 		esac
-		echo "  new vmm-blk: $(grep -c resubmitting "$d/backend-2.log") ring(s) with requests resubmitted" \
-			"$(grep -o 'resubmitting [0-9]* requests' "$d/backend-2.log" | tr '\n' ' ')"
+		_re=$(grep -o 'resubmitting [0-9]* requests' "$d/backend-2.log")
+		[ -n "$_re" ] || fail "$name: the new vmm-blk resubmitted nothing"
+		echo "  new vmm-blk: $_re"
 	fi
 	check_reads "$d" || fail "$name: guest-visible data is wrong"
 	check_queues "$d" "$numq"
