@@ -12,11 +12,11 @@
 #   raw         a sparse raw file, 2 queues, discards punch holes
 #   vmdk        a monolithicSparse VMDK (when this build's mimg opens VMDK)
 #   vmdkstream  a streamOptimized VMDK, read-only
-#   restart     (vmm-blk only) a raw disk whose backend is killed with
-#               SIGKILL while the guest writes; QEMU reconnects
-#               (reconnect=1) to a new vmm-blk, which resubmits what was in
-#               flight and then grows the disk online (control socket);
-#               the guest sees the new size and its data verifies
+#   restart     (vmm-blk only) a raw disk with 2 queues whose backend is
+#               killed with SIGKILL while it holds guest writes; QEMU
+#               reconnects (reconnect=1) to a new vmm-blk, which resubmits
+#               them and then grows the disk online (control socket); the
+#               guest sees the new size and its data verifies
 # The guest writes known data with O_DIRECT, reads it back and reports
 # checksums, writes from 4 processes at once into the same clusters, resets
 # the device, discards and zeroes ranges, flushes, and reports the disk's
@@ -312,7 +312,8 @@ scenario() {
 		*" size=$size") echo "  guest: $_g" ;;
 		*) fail "$name: the guest did not see the disk grow to $size ($_g)" ;;
 		esac
-		_re=$(grep -o 'resubmitting [0-9]* requests' "$d/backend-2.log")
+		_re=$(grep -o 'queue [0-9]*: resubmitting [0-9]* requests' "$d/backend-2.log" |
+			paste -sd ';' -)
 		[ -n "$_re" ] || fail "$name: the new vmm-blk resubmitted nothing"
 		echo "  new vmm-blk: $_re"
 	fi
@@ -374,7 +375,7 @@ for s in ${E2E_SCENARIOS:-qcow2 readonly raw vmdk vmdkstream restart}; do
 		;;
 	restart)
 		if [ "$backend" = vmm-blk ]; then
-			scenario restart raw 1 1 --restart-to "$RESTART_SIZE"
+			scenario restart raw 2 2 --restart-to "$RESTART_SIZE"
 		else
 			echo "== restart: not run, it needs vmm-blk's control socket"
 		fi
