@@ -144,44 +144,63 @@ check_serial() {
 # The restart scenario's disk grows from 64 MiB to this.
 RESTART_SIZE=$((80 * 1048576))
 
-# inflight_taken QEMU_PARENT: how many requests the inflight area that
-# QEMU (the child of QEMU_PARENT, timeout(1)) keeps for vmm-blk records
-# as taken and not answered.
-inflight_taken() {
-	python3 - "$1" <<'EOF'
-import os, struct, sys
-parent = sys.argv[1]
-kids = open("/proc/%s/task/%s/children" % (parent, parent)).read().split()
-n = 0
-for kid in kids:
-    fds = "/proc/%s/fd" % kid
-    for fd in os.listdir(fds):
-        try:
-            if not os.readlink(os.path.join(fds, fd)).startswith("/memfd:vmm-blk-inflight"):
-                continue
-            area = open(os.path.join(fds, fd), "rb").read()
-        except OSError:
-            continue
-        off = 0
-        while off + 16 <= len(area):
-            version, qsize = struct.unpack_from("=HH", area, off + 8)
-            if version != 1 or qsize == 0:
-                break
-            n += sum(1 for i in range(qsize) if area[off + 16 + 16 * i] == 1)
-            off += (16 + 16 * qsize + 63) // 64 * 64
-print(n)
-EOF
-}
+# freeze_holding PID QEMU_PARENT: stop vmm-blk (PID) with SIGSTOP at a
+# moment the inflight area that QEMU (the child of QEMU_PARENT, timeout(1))
+# keeps for it records requests taken and not answered; print how many.
+# Between tries the daemon runs a moment (SIGCONT).  Fails when it never
+# held one in 500 tries.
+freeze_holding() {
+	python3 - "$1" "$2" <<'EOF'
+import os, signal, struct, sys, time
+pid, parent = int(sys.argv[1]), sys.argv[2]
 
-# stop_all PID: SIGSTOP, then wait until every thread of PID has stopped.
-stop_all() {
-	kill -STOP "$1"
-	_i=0
-	while cat /proc/"$1"/task/*/stat 2>/dev/null | sed 's/.*) //' | grep -qv '^[tT]'; do
-		_i=$((_i + 1))
-		[ "$_i" -gt 100 ] && return 1
-		sleep 0.01
-	done
+def area_fd():
+    for kid in open("/proc/%s/task/%s/children" % (parent, parent)).read().split():
+        fds = "/proc/%s/fd" % kid
+        for fd in os.listdir(fds):
+            try:
+                if os.readlink(os.path.join(fds, fd)).startswith("/memfd:vmm-blk-inflight"):
+                    return os.path.join(fds, fd)
+            except OSError:
+                pass
+    return None
+
+def taken(path):
+    area = open(path, "rb").read()
+    n = off = 0
+    while off + 16 <= len(area):
+        version, qsize = struct.unpack_from("=HH", area, off + 8)
+        if version != 1 or qsize == 0:
+            break
+        n += sum(1 for i in range(qsize) if area[off + 16 + 16 * i] == 1)
+        off += (16 + 16 * qsize + 63) // 64 * 64
+    return n
+
+def all_stopped():
+    for t in os.listdir("/proc/%d/task" % pid):
+        st = open("/proc/%d/task/%s/stat" % (pid, t)).read()
+        if st[st.rindex(")") + 2] not in "tT":
+            return False
+    return True
+
+path = area_fd()
+if path is None:
+    sys.exit("QEMU holds no vmm-blk inflight area")
+for attempt in range(1, 501):
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + 2
+    while not all_stopped():
+        if time.monotonic() > deadline:
+            sys.exit("vmm-blk does not stop")
+        time.sleep(0.001)
+    n = taken(path)
+    if n:
+        print(n, attempt)
+        sys.exit(0)
+    os.kill(pid, signal.SIGCONT)
+    time.sleep(0.005)
+sys.exit("vmm-blk never held a request when stopped")
+EOF
 }
 
 # E2E_TICK of the restart scenario: once the guest writes in its restart
@@ -193,20 +212,11 @@ restart_tick() {
 	grep -aq '^E2E-SYNC restart' "$d/console.log" 2>/dev/null || return 0
 	restarted=1
 	_pid=$E2E_BACKEND_PID
-	_try=0
-	while :; do
-		stop_all "$_pid" || fail "vmm-blk (pid $_pid) does not stop"
-		taken=$(inflight_taken "$E2E_QEMU_PID") || fail "reading the inflight area"
-		[ "$taken" -gt 0 ] && break
-		_try=$((_try + 1))
-		[ "$_try" -ge 300 ] && fail "vmm-blk never held a request when stopped"
-		kill -CONT "$_pid"
-		sleep 0.02
-	done
+	_held=$(freeze_holding "$_pid" "$E2E_QEMU_PID") || fail "freezing vmm-blk while it holds requests"
 	kill -KILL "$_pid"
 	wait "$_pid" 2>/dev/null
 	E2E_BACKEND_PID=
-	echo "  killed vmm-blk (pid $_pid) with SIGKILL holding $taken request(s) (try $((_try + 1)))"
+	echo "  killed vmm-blk (pid $_pid) with SIGKILL holding ${_held% *} request(s) (try ${_held#* })"
 	e2e_backend_start vmm-blk "$d/sock" raw "$image" "$numq" \
 		"$d/backend-2.log" || fail "restarting vmm-blk"
 	_r=$(e2e_control "$d/ctl" "resize $RESTART_SIZE") ||
@@ -226,7 +236,7 @@ scenario() {
 	size=$(stat -c %s "$d/expected.raw")
 	start_size=$size
 	ro=
-	tick= reconnect= vargs=
+	tick= reconnect= vargs= timeout=${E2E_TIMEOUT:-120}
 	case $name in
 	restart)
 		start_size=$((64 * 1048576))
@@ -234,6 +244,8 @@ scenario() {
 			fail "creating the raw image"
 		image=$d/disk.raw
 		tick=restart_tick reconnect=1 vargs="--control $d/ctl"
+		# More guest work than the others, and a backend restart.
+		timeout=$((${E2E_TIMEOUT:-120} + 60))
 		restarted=
 		;;
 	readonly)
@@ -282,7 +294,7 @@ scenario() {
 		"$image" "$numq" "$d/backend.log" $ro || fail "starting $backend"
 	start=$(date +%s)
 	E2E_VMMBLK_ARGS=$vargs E2E_TICK=$tick E2E_RECONNECT=$reconnect \
-		E2E_SMP=$smp e2e_boot "$d/console.log" "$d/initrd" "$d/sock" "$numq"
+		E2E_TIMEOUT=$timeout E2E_SMP=$smp e2e_boot "$d/console.log" "$d/initrd" "$d/sock" "$numq"
 	boot_rc=$?
 	e2e_backend_stop || { cat "$d/backend.log" >&2; fail "stopping $backend"; }
 	echo "  guest ran $(($(date +%s) - start)) s"
