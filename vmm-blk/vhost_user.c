@@ -699,11 +699,14 @@ static int set_inflight_fd(struct vu_server *s, struct vu_msg *m)
 	/* Only what the queues use is mapped, however large the area. */
 	map = mmap(NULL, (size_t)(offset + need), PROT_READ | PROT_WRITE,
 		   MAP_SHARED, fd, 0);
-	close(fd);
 	if (map == MAP_FAILED) {
-		vu_log(s, "SET_INFLIGHT_FD: cannot map it: %s", strerror(errno));
-		return -errno;
+		int err = errno;
+
+		close(fd);
+		vu_log(s, "SET_INFLIGHT_FD: cannot map it: %s", strerror(err));
+		return -err;
 	}
+	close(fd);
 	drop_inflight(s);
 	in->map = map;
 	in->map_len = (size_t)(offset + need);
@@ -1017,8 +1020,10 @@ static int accept_frontend(struct vu_server *s, int lfd)
 		if (errno == EINTR || errno == EAGAIN ||
 		    errno == ECONNABORTED)
 			return 0;
-		vu_log(s, "accept: %s", strerror(errno));
-		return -errno;
+		int err = errno;
+
+		vu_log(s, "accept: %s", strerror(err));
+		return -err;
 	}
 	if (s->verbose)
 		vu_log(s, "front-end connected");
