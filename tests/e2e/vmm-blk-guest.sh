@@ -236,7 +236,8 @@ scenario() {
 	size=$(stat -c %s "$d/expected.raw")
 	start_size=$size
 	ro=
-	tick= reconnect= vargs= timeout=${E2E_TIMEOUT:-120}
+	tick='' reconnect='' vargs=''
+	timeout=${E2E_TIMEOUT:-120}
 	case $name in
 	restart)
 		start_size=$((64 * 1048576))
