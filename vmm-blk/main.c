@@ -7,24 +7,24 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <mimg.h>
 
 #include "blockif_impl.h"
+#include "daemon.h"
+#include "unix_listen.h"
 #include "vhost_user.h"
 
 struct options {
 	const char *socket_path;
+	const char *control_path;
 	int fd;
 	const char *image;
 	const char *format;
@@ -49,6 +49,9 @@ static void usage(FILE *f)
 	      "      --fd N               use the inherited socket N "
 	      "(listening or\n"
 	      "                           connected) instead of --socket\n"
+	      "      --control PATH       accept commands (size, resize SIZE) "
+	      "on the\n"
+	      "                           Unix socket PATH\n"
 	      "  -f, --format FMT         image format (raw, qcow2, vmdk); "
 	      "probed\n"
 	      "                           when absent\n"
@@ -69,8 +72,15 @@ static void usage(FILE *f)
 	      "  -h, --help               show this help\n"
 	      "  -V, --version            show the version\n"
 	      "\n"
-	      "vmm-blk serves one connection: it flushes the image and exits 0\n"
-	      "when the front-end disconnects or on SIGTERM/SIGINT.\n",
+	      "On a listening socket vmm-blk serves one front-end at a time "
+	      "and\n"
+	      "waits for the next one when it disconnects; on a connected "
+	      "--fd it\n"
+	      "exits when the front-end disconnects.  It flushes the image and "
+	      "exits\n"
+	      "0 on SIGTERM/SIGINT.  SIGHUP makes it take a raw image's new "
+	      "size\n"
+	      "after the file was resized by another program.\n",
 	      f);
 }
 
@@ -93,11 +103,12 @@ static int parse_uint(const char *s, unsigned max, unsigned *out)
 static int parse_args(int argc, char **argv, struct options *o)
 {
 	enum { OPT_FD = 256, OPT_SERIAL, OPT_NQ, OPT_BLK, OPT_CAPS,
-	       OPT_UNTRUSTED };
+	       OPT_UNTRUSTED, OPT_CONTROL };
 	static const struct option longopts[] = {
 		{"socket", required_argument, NULL, 's'},
 		{"socket-path", required_argument, NULL, 's'},
 		{"fd", required_argument, NULL, OPT_FD},
+		{"control", required_argument, NULL, OPT_CONTROL},
 		{"format", required_argument, NULL, 'f'},
 		{"read-only", no_argument, NULL, 'r'},
 		{"serial", required_argument, NULL, OPT_SERIAL},
@@ -135,6 +146,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 				return 1;
 			}
 			o->fd = (int)v;
+			break;
+		case OPT_CONTROL:
+			o->control_path = optarg;
 			break;
 		case 'f':
 			o->format = optarg;
@@ -204,45 +218,6 @@ static int parse_args(int argc, char **argv, struct options *o)
 	return 0;
 }
 
-/* Listen on PATH.  The socket is bound under a temporary name and renamed
- * into place once it listens, so a front-end that waits for PATH to
- * appear never finds it refusing connections. */
-static int listen_on(const char *path)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	char tmp[sizeof(sa.sun_path)];
-	struct stat st;
-	int fd;
-
-	if (snprintf(tmp, sizeof(tmp), "%s.%ld~", path, (long)getpid()) >=
-	    (int)sizeof(tmp)) {
-		fprintf(stderr, "vmm-blk: socket path '%s' is too long\n",
-			path);
-		return -1;
-	}
-	if (stat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
-		fprintf(stderr, "vmm-blk: '%s' exists and is not a socket\n",
-			path);
-		return -1;
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		perror("vmm-blk: socket");
-		return -1;
-	}
-	memcpy(sa.sun_path, tmp, strlen(tmp) + 1);
-	unlink(tmp);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    listen(fd, 1) < 0 || rename(tmp, path) < 0) {
-		fprintf(stderr, "vmm-blk: cannot listen on '%s': %s\n", path,
-			strerror(errno));
-		unlink(tmp);
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 static bool is_listening(int fd)
 {
 	int v = 0;
@@ -251,35 +226,8 @@ static bool is_listening(int fd)
 	return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) == 0 && v;
 }
 
-/* Wait for the front-end on listening socket LFD; -1 on a stop signal or
- * an error. */
-static int accept_one(int lfd, int stop_fd)
-{
-	struct pollfd pfd[2] = {{.fd = lfd, .events = POLLIN},
-				{.fd = stop_fd, .events = POLLIN}};
-
-	for (;;) {
-		int c;
-
-		if (poll(pfd, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			perror("vmm-blk: poll");
-			return -1;
-		}
-		if (pfd[1].revents)
-			return -1;
-		c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-		if (c >= 0)
-			return c;
-		if (errno != EINTR && errno != ECONNABORTED) {
-			perror("vmm-blk: accept");
-			return -1;
-		}
-	}
-}
-
-static int stop_signals(void)
+/* SIGTERM, SIGINT and SIGHUP arrive on a signalfd. */
+static int daemon_signals(void)
 {
 	sigset_t set;
 
@@ -294,37 +242,70 @@ static int stop_signals(void)
 	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
-static int serve(const struct options *o, struct vblk_dev *dev, int stop_fd)
+struct signal_watch {
+	struct vmmblk_daemon *d;
+	int fd;
+};
+
+/* SIGHUP: take the raw image's new size; the others stop the daemon. */
+static int signal_ready(void *opaque)
+{
+	struct signal_watch *w = opaque;
+	struct signalfd_siginfo si;
+	const char *why;
+
+	while (read(w->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo != SIGHUP)
+			return 1;
+		if (daemon_reread_size(w->d, &why) < 0)
+			fprintf(stderr, "vmm-blk: SIGHUP: %s\n", why);
+	}
+	return 0;
+}
+
+static int serve(const struct options *o, struct vmmblk_daemon *d,
+		 int sig_fd)
 {
 	struct vu_server *srv = malloc(sizeof(*srv));
-	int lfd = -1, conn = -1, r;
+	struct signal_watch sw = {d, sig_fd};
+	int lfd = -1, conn = -1, r = -1;
 
-	if (!srv || vu_server_init(srv, dev, o->verbose) < 0) {
+	if (!srv || vu_server_init(srv, d->dev, o->verbose) < 0) {
 		fprintf(stderr, "vmm-blk: out of resources\n");
 		free(srv);
 		return -1;
 	}
-	if (o->socket_path)
-		lfd = listen_on(o->socket_path);
-	else if (is_listening(o->fd))
+	d->srv = srv;
+	vu_server_watch(srv, sig_fd, signal_ready, &sw);
+	if (o->control_path) {
+		d->ctl_fd = ctl_listen(o->control_path);
+		if (d->ctl_fd < 0)
+			goto out;
+		d->ctl_path = o->control_path;
+		vu_server_watch(srv, d->ctl_fd, ctl_ready, d);
+	}
+	if (o->socket_path) {
+		lfd = unix_listen(o->socket_path, 0);
+		if (lfd < 0)
+			goto out;
+	} else if (is_listening(o->fd)) {
 		lfd = o->fd;
-	else
+	} else {
 		conn = o->fd;
-	r = -1;
-	if (lfd >= 0) {
-		conn = accept_one(lfd, stop_fd);
+	}
+	r = vu_server_run(srv, lfd, conn) < 0 ? -1 : 0;
+	if (lfd >= 0)
 		close(lfd);
-		if (conn < 0)
-			r = 0; /* stopped by a signal before any client */
-	}
-	if (conn >= 0) {
-		r = vu_server_run(srv, conn, stop_fd) < 0 ? -1 : 0;
-		close(conn);
-	}
+out:
 	vu_server_fini(srv);
 	free(srv);
-	if (o->socket_path)
+	d->srv = NULL;
+	if (o->socket_path && lfd >= 0)
 		unlink(o->socket_path);
+	if (d->ctl_fd >= 0) {
+		close(d->ctl_fd);
+		unlink(d->ctl_path);
+	}
 	return r;
 }
 
@@ -334,14 +315,15 @@ int main(int argc, char **argv)
 	struct blockif_opts bo = {0};
 	struct vblk_dev_params dp = {0};
 	struct blockif_ctxt *bc;
+	struct vmmblk_daemon d = {.ctl_fd = -1};
 	struct vblk_dev *dev;
-	int stop_fd, r, err;
+	int sig_fd, r, err;
 
 	r = parse_args(argc, argv, &o);
 	if (r)
 		return r < 0 ? 0 : 1;
-	stop_fd = stop_signals();
-	if (stop_fd < 0) {
+	sig_fd = daemon_signals();
+	if (sig_fd < 0) {
 		perror("vmm-blk: signalfd");
 		return 1;
 	}
@@ -360,7 +342,9 @@ int main(int argc, char **argv)
 		blockif_close(bc);
 		return 1;
 	}
-	r = serve(&o, dev, stop_fd);
+	d.bc = bc;
+	d.dev = dev;
+	r = serve(&o, &d, sig_fd);
 	vblk_dev_free(dev);
 	err = blockif_close(bc);
 	if (err) {
@@ -368,6 +352,6 @@ int main(int argc, char **argv)
 			strerror(err));
 		r = -1;
 	}
-	close(stop_fd);
+	close(sig_fd);
 	return r < 0 ? 1 : 0;
 }

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -43,14 +44,33 @@ enum vu_request {
 	VU_SET_SLAVE_REQ_FD = 21,
 	VU_GET_CONFIG = 24,
 	VU_SET_CONFIG = 25,
+	VU_GET_INFLIGHT_FD = 31,
+	VU_SET_INFLIGHT_FD = 32,
+	VU_RESET_DEVICE = 34,
+	VU_SET_STATUS = 39,
+	VU_GET_STATUS = 40,
+};
+
+/* Requests the back-end sends on the back-end channel. */
+enum vu_backend_request {
+	VU_BACKEND_CONFIG_CHANGE = 2,
 };
 
 #define VU_F_PROTOCOL_FEATURES 30
 #define VU_PF_MQ 0
 #define VU_PF_REPLY_ACK 3
+#define VU_PF_BACKEND_REQ 5
 #define VU_PF_CONFIG 9
-#define VU_PROTOCOL_FEATURES \
-	(1ull << VU_PF_MQ | 1ull << VU_PF_REPLY_ACK | 1ull << VU_PF_CONFIG)
+#define VU_PF_INFLIGHT_SHMFD 12
+#define VU_PF_RESET_DEVICE 13
+#define VU_PF_STATUS 16
+#define VU_PROTOCOL_FEATURES                                              \
+	(1ull << VU_PF_MQ | 1ull << VU_PF_REPLY_ACK |                      \
+	 1ull << VU_PF_BACKEND_REQ | 1ull << VU_PF_CONFIG |                \
+	 1ull << VU_PF_INFLIGHT_SHMFD | 1ull << VU_PF_RESET_DEVICE |        \
+	 1ull << VU_PF_STATUS)
+/* virtio device status: the device needs a reset (a queue broke). */
+#define VU_STATUS_NEEDS_RESET 0x40u
 
 #define VU_VERSION 0x1u
 #define VU_FLAG_REPLY 0x4u
@@ -200,21 +220,40 @@ static int recv_msg(int fd, struct vu_msg *m)
 	return err;
 }
 
-static int send_reply(struct vu_server *s, const struct vu_msg *req,
-		      const void *payload, uint32_t size)
+/* Send a message on socket SOCK, with descriptor FD when FD >= 0. */
+static int send_msg(int sock, uint32_t request, uint32_t flags,
+		    const void *payload, uint32_t size, int fd, int sflags)
 {
 	uint8_t buf[VU_HDR_SIZE + VU_MAX_PAYLOAD];
-	uint32_t flags = VU_VERSION | VU_FLAG_REPLY;
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} ctl;
 	size_t len = VU_HDR_SIZE + size, off = 0;
 
-	memcpy(buf, &req->request, 4);
+	memcpy(buf, &request, 4);
 	memcpy(buf + 4, &flags, 4);
 	memcpy(buf + 8, &size, 4);
-	if (size) /* bodiless replies pass no payload */
+	if (size) /* bodiless messages pass no payload */
 		memcpy(buf + VU_HDR_SIZE, payload, size);
 	while (off < len) {
-		ssize_t n = send(s->conn, buf + off, len - off, MSG_NOSIGNAL);
+		struct iovec iov = {buf + off, len - off};
+		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+		ssize_t n;
 
+		if (fd >= 0 && off == 0) {
+			struct cmsghdr *c;
+
+			memset(&ctl, 0, sizeof(ctl));
+			mh.msg_control = ctl.buf;
+			mh.msg_controllen = sizeof(ctl.buf);
+			c = CMSG_FIRSTHDR(&mh);
+			c->cmsg_level = SOL_SOCKET;
+			c->cmsg_type = SCM_RIGHTS;
+			c->cmsg_len = CMSG_LEN(sizeof(int));
+			memcpy(CMSG_DATA(c), &fd, sizeof(int));
+		}
+		n = sendmsg(sock, &mh, MSG_NOSIGNAL | sflags);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -223,6 +262,19 @@ static int send_reply(struct vu_server *s, const struct vu_msg *req,
 		off += (size_t)n;
 	}
 	return 0;
+}
+
+static int send_reply_fd(struct vu_server *s, const struct vu_msg *req,
+			 const void *payload, uint32_t size, int fd)
+{
+	return send_msg(s->conn, req->request, VU_VERSION | VU_FLAG_REPLY,
+			payload, size, fd, 0);
+}
+
+static int send_reply(struct vu_server *s, const struct vu_msg *req,
+		      const void *payload, uint32_t size)
+{
+	return send_reply_fd(s, req, payload, size, -1);
 }
 
 static int reply_u64(struct vu_server *s, const struct vu_msg *req,
@@ -302,6 +354,24 @@ static void process_queue(struct vu_server *s, struct vu_queue *q)
 		report_queue(s, q, vblk_queue_process(s->dev, q->index));
 }
 
+static void notify_config_change(struct vu_server *s);
+
+/* Q's part of the inflight area, or NULL when it is not tracked. */
+static void *inflight_region(struct vu_server *s, const struct vu_queue *q)
+{
+	const struct vu_inflight *in = &s->inflight;
+
+	if (!in->map || q->index >= in->nqueues)
+		return NULL;
+	if (q->size != in->qsize) {
+		vu_log(s, "queue %u: %u entries, the inflight area is for %u; "
+			  "its requests are not tracked",
+		       q->index, q->size, in->qsize);
+		return NULL;
+	}
+	return in->base + q->index * vblk_inflight_queue_bytes(in->qsize);
+}
+
 /* Start Q in the engine if it has all it needs; 0 or -errno. */
 static int start_queue(struct vu_server *s, struct vu_queue *q)
 {
@@ -320,6 +390,7 @@ static int start_queue(struct vu_server *s, struct vu_queue *q)
 		       q->index);
 		return -EFAULT;
 	}
+	vblk_queue_set_inflight(s->dev, q->index, inflight_region(s, q));
 	int r = vblk_queue_start(s->dev, q->index, &ring, q->base,
 				 notify_call, q);
 	if (r < 0) {
@@ -328,6 +399,12 @@ static int start_queue(struct vu_server *s, struct vu_queue *q)
 	}
 	q->running = true;
 	q->reported = false;
+	if (vblk_queue_retaken(s->dev, q->index))
+		vu_log(s, "queue %u: resubmitting %u requests left in flight "
+			  "by the previous back-end",
+		       q->index, vblk_queue_retaken(s->dev, q->index));
+	if (s->config_pending)
+		notify_config_change(s);
 	process_queue(s, q);
 	return 0;
 }
@@ -520,6 +597,223 @@ static int get_config(struct vu_server *s, struct vu_msg *m)
 	return send_reply(s, m, out, 12 + size);
 }
 
+/* ---------------------------------------------------------------------- */
+/* Inflight area                                                           */
+
+#define VU_INFLIGHT_SIZE 24 /* u64 mmap size, u64 offset, u16 nq, u16 qsize */
+
+static void drop_inflight(struct vu_server *s)
+{
+	struct vu_inflight *in = &s->inflight;
+
+	for (unsigned i = 0; i < s->nqueues; i++)
+		vblk_queue_set_inflight(s->dev, i, NULL);
+	if (in->map)
+		munmap(in->map, in->map_len);
+	memset(in, 0, sizeof(*in));
+}
+
+/* Read an inflight description; the area's size for it, or 0 when the
+ * queue count or size is unusable. */
+static uint64_t inflight_desc(struct vu_server *s, const struct vu_msg *m,
+			      uint64_t *size, uint64_t *offset, uint16_t *nq,
+			      uint16_t *qsize)
+{
+	if (m->size < 20)
+		return 0;
+	memcpy(size, m->payload, 8);
+	memcpy(offset, m->payload + 8, 8);
+	memcpy(nq, m->payload + 16, 2);
+	memcpy(qsize, m->payload + 18, 2);
+	if (*nq == 0 || *nq > s->nqueues || *qsize == 0 ||
+	    *qsize > VBLK_MAX_QUEUE_SIZE || (*qsize & (*qsize - 1)))
+		return 0;
+	return *nq * (uint64_t)vblk_inflight_queue_bytes(*qsize);
+}
+
+/* A new, zeroed area in a sealed memfd; the front-end keeps it and gives
+ * it to whichever back-end serves it next.  An empty size in the reply
+ * tells the front-end there is no area. */
+static int get_inflight_fd(struct vu_server *s, struct vu_msg *m)
+{
+	uint64_t size = 0, offset = 0, need;
+	uint16_t nq = 0, qsize = 0;
+	uint8_t out[VU_INFLIGHT_SIZE] = {0};
+	int fd = -1, r;
+
+	need = inflight_desc(s, m, &size, &offset, &nq, &qsize);
+	if (need == 0)
+		vu_log(s, "GET_INFLIGHT_FD: %u queues of %u entries are not "
+			  "supported",
+		       nq, qsize);
+	else
+		fd = memfd_create("vmm-blk-inflight",
+				  MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd >= 0 &&
+	    (ftruncate(fd, (off_t)need) < 0 ||
+	     fcntl(fd, F_ADD_SEALS,
+		   F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)) {
+		vu_log(s, "GET_INFLIGHT_FD: %s", strerror(errno));
+		close(fd);
+		fd = -1;
+	} else if (fd < 0 && need) {
+		vu_log(s, "GET_INFLIGHT_FD: memfd_create: %s", strerror(errno));
+	}
+	if (fd >= 0) {
+		memcpy(out, &need, 8);
+		memcpy(out + 16, &nq, 2);
+		memcpy(out + 18, &qsize, 2);
+	}
+	r = send_reply_fd(s, m, out, sizeof(out), fd);
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+static int set_inflight_fd(struct vu_server *s, struct vu_msg *m)
+{
+	struct vu_inflight *in = &s->inflight;
+	uint64_t size = 0, offset = 0, need;
+	uint16_t nq = 0, qsize = 0;
+	struct stat st;
+	void *map;
+	int fd = take_fd(m);
+
+	need = inflight_desc(s, m, &size, &offset, &nq, &qsize);
+	if (fd < 0 || need == 0 || size < need || offset % 64 ||
+	    offset > SIZE_MAX - size || fstat(fd, &st) < 0 ||
+	    (S_ISREG(st.st_mode) && (uint64_t)st.st_size < offset + size)) {
+		vu_log(s, "SET_INFLIGHT_FD: unusable area (%llu bytes at %llu "
+			  "for %u queues of %u entries)",
+		       (unsigned long long)size, (unsigned long long)offset,
+		       nq, qsize);
+		if (fd >= 0)
+			close(fd);
+		return -EINVAL;
+	}
+	for (unsigned i = 0; i < s->nqueues; i++)
+		if (s->queues[i].running) {
+			close(fd);
+			return -EBUSY;
+		}
+	/* Only what the queues use is mapped, however large the area. */
+	map = mmap(NULL, (size_t)(offset + need), PROT_READ | PROT_WRITE,
+		   MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED) {
+		int err = errno;
+
+		close(fd);
+		vu_log(s, "SET_INFLIGHT_FD: cannot map it: %s", strerror(err));
+		return -err;
+	}
+	close(fd);
+	drop_inflight(s);
+	in->map = map;
+	in->map_len = (size_t)(offset + need);
+	in->base = (uint8_t *)map + offset;
+	in->nqueues = nq;
+	in->qsize = qsize;
+	return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Device state                                                            */
+
+/* Back to the state of a new device: rings stopped (after their requests
+ * finish) and forgotten, memory unmapped, no features.  The connection,
+ * its protocol features and the back-end channel stay. */
+static void reset_device(struct vu_server *s)
+{
+	struct vblk_mem none = {0};
+
+	for (unsigned i = 0; i < s->nqueues; i++) {
+		struct vu_queue *q = &s->queues[i];
+
+		stop_queue(s, q);
+		if (q->kick_fd >= 0)
+			close(q->kick_fd);
+		q->kick_fd = -1;
+		set_call_fd(q, -1);
+		q->size = 0;
+		q->base = 0;
+		q->addr_set = false;
+		q->enabled = false;
+		q->reported = false;
+	}
+	drop_inflight(s);
+	unmap_regions(s);
+	vblk_dev_set_mem(s->dev, &none);
+	s->features = 0;
+	vblk_dev_set_features(s->dev, 0);
+	s->status = 0;
+}
+
+static uint64_t device_status(const struct vu_server *s)
+{
+	uint64_t st = s->status;
+
+	/* A stopped ring's old failure no longer matters: starting it again
+	 * clears it. */
+	for (unsigned i = 0; i < s->nqueues; i++)
+		if (s->queues[i].running && vblk_queue_broken(s->dev, i))
+			st |= VU_STATUS_NEEDS_RESET;
+	return st;
+}
+
+static int set_backend_fd(struct vu_server *s, struct vu_msg *m)
+{
+	int fd = take_fd(m);
+
+	if (fd < 0)
+		return -EINVAL;
+	if (s->backend_fd >= 0)
+		close(s->backend_fd);
+	s->backend_fd = fd;
+	return 0;
+}
+
+/* Ask the front-end to read the config space again.  No reply is asked
+ * for: the front-end answers by sending GET_CONFIG, which this thread
+ * must be free to handle. */
+static void notify_config_change(struct vu_server *s)
+{
+	int r;
+
+	s->config_pending = true;
+	if (s->backend_fd < 0 ||
+	    !(s->protocol_features & (1ull << VU_PF_CONFIG)))
+		return;
+	r = send_msg(s->backend_fd, VU_BACKEND_CONFIG_CHANGE, VU_VERSION,
+		     NULL, 0, -1, MSG_DONTWAIT);
+	if (r < 0)
+		vu_log(s, "cannot send the config change message: %s",
+		       strerror(-r));
+	else
+		s->config_pending = false;
+}
+
+int vu_server_change_disk(struct vu_server *s, int (*change)(void *opaque),
+			  void *opaque)
+{
+	bool was_running[VBLK_MAX_QUEUES];
+	int r, err;
+
+	for (unsigned i = 0; i < s->nqueues; i++) {
+		was_running[i] = s->queues[i].running;
+		stop_queue(s, &s->queues[i]);
+	}
+	r = change(opaque);
+	err = vblk_dev_update_capacity(s->dev);
+	for (unsigned i = 0; i < s->nqueues; i++)
+		if (was_running[i])
+			start_queue(s, &s->queues[i]);
+	if (err < 0)
+		return err;
+	if (r == 0)
+		notify_config_change(s);
+	return r;
+}
+
 /* Handle M.  Returns 0 or -errno for requests without a reply of their
  * own (reported through REPLY_ACK), or the result of sending the reply
  * (in *REPLIED). */
@@ -612,6 +906,24 @@ static int dispatch(struct vu_server *s, struct vu_msg *m, bool *replied)
 	case VU_SET_CONFIG:
 		/* No writable fields (no CONFIG_WCE). */
 		return -EPERM;
+	case VU_SET_SLAVE_REQ_FD:
+		return set_backend_fd(s, m);
+	case VU_GET_INFLIGHT_FD:
+		*replied = true;
+		return get_inflight_fd(s, m);
+	case VU_SET_INFLIGHT_FD:
+		return set_inflight_fd(s, m);
+	case VU_RESET_DEVICE:
+		reset_device(s);
+		return 0;
+	case VU_SET_STATUS:
+		if (m->size < 8 || payload_u64(m) > UINT8_MAX)
+			return -EINVAL;
+		s->status = (uint8_t)payload_u64(m);
+		return 0;
+	case VU_GET_STATUS:
+		*replied = true;
+		return reply_u64(s, m, device_status(s));
 	default:
 		vu_log(s, "unsupported request %u", m->request);
 		return -ENOTSUP;
@@ -646,6 +958,7 @@ int vu_server_init(struct vu_server *s, struct vblk_dev *dev, bool verbose)
 	memset(s, 0, sizeof(*s));
 	s->dev = dev;
 	s->conn = -1;
+	s->backend_fd = -1;
 	s->verbose = verbose;
 	s->nqueues = vblk_dev_num_queues(dev);
 	s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -664,6 +977,15 @@ int vu_server_init(struct vu_server *s, struct vblk_dev *dev, bool verbose)
 	return 0;
 }
 
+int vu_server_watch(struct vu_server *s, int fd, int (*ready)(void *opaque),
+		    void *opaque)
+{
+	if (s->nwatch == VU_MAX_WATCH)
+		return -ENOSPC;
+	s->watch[s->nwatch++] = (struct vu_watch){fd, ready, opaque};
+	return 0;
+}
+
 /* One read takes an eventfd's whole count; more would block when the
  * front-end's descriptor is in blocking mode. */
 static void drain_eventfd(int fd)
@@ -675,26 +997,86 @@ static void drain_eventfd(int fd)
 			strerror(errno));
 }
 
-int vu_server_run(struct vu_server *s, int conn, int stop_fd)
+/* The front-end went away: the device goes back to its initial state,
+ * ready for the next one. */
+static void end_connection(struct vu_server *s)
 {
-	struct pollfd pfd[3 + VBLK_MAX_QUEUES];
-	unsigned qmap[3 + VBLK_MAX_QUEUES];
+	reset_device(s);
+	if (s->backend_fd >= 0)
+		close(s->backend_fd);
+	s->backend_fd = -1;
+	s->protocol_features = 0;
+	if (s->conn >= 0)
+		close(s->conn);
+	s->conn = -1;
+}
+
+/* Take the next front-end from LFD; 0, or -errno when LFD failed. */
+static int accept_frontend(struct vu_server *s, int lfd)
+{
+	int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+
+	if (c < 0) {
+		if (errno == EINTR || errno == EAGAIN ||
+		    errno == ECONNABORTED)
+			return 0;
+		int err = errno;
+
+		vu_log(s, "accept: %s", strerror(err));
+		return -err;
+	}
+	if (s->verbose)
+		vu_log(s, "front-end connected");
+	s->conn = c;
+	return 0;
+}
+
+/* Read and handle one message.  0 to go on; 1 when the front-end closed
+ * the connection; -errno when the protocol failed. */
+static int serve_message(struct vu_server *s, struct vu_msg *m)
+{
+	int r = recv_msg(s->conn, m);
+
+	if (r == -ECONNRESET) {
+		if (s->verbose)
+			vu_log(s, "front-end disconnected");
+		return 1;
+	}
+	if (r == 0)
+		r = handle_msg(s, m);
+	if (r < 0)
+		vu_log(s, "connection failed: %s", strerror(-r));
+	return r;
+}
+
+int vu_server_run(struct vu_server *s, int lfd, int conn)
+{
+	struct pollfd pfd[2 + VU_MAX_WATCH + VBLK_MAX_QUEUES];
 	struct vu_msg *m = malloc(sizeof(*m));
+	nfds_t nw = 2 + s->nwatch;
+	bool stop = false;
 	int ret = 0;
 
-	if (!m)
+	if (!m) {
+		if (conn >= 0)
+			close(conn);
 		return -ENOMEM;
+	}
 	s->conn = conn;
-	for (;;) {
+	while (!stop && (s->conn >= 0 || lfd >= 0)) {
 		nfds_t n = 0;
+		unsigned qmap[VBLK_MAX_QUEUES];
 
-		pfd[n++] = (struct pollfd){.fd = conn, .events = POLLIN};
-		pfd[n++] = (struct pollfd){.fd = stop_fd, .events = POLLIN};
+		pfd[n++] = (struct pollfd){.fd = s->conn >= 0 ? s->conn : lfd,
+					   .events = POLLIN};
 		pfd[n++] = (struct pollfd){.fd = s->wake_fd, .events = POLLIN};
+		for (unsigned i = 0; i < s->nwatch; i++)
+			pfd[n++] = (struct pollfd){.fd = s->watch[i].fd,
+						   .events = POLLIN};
 		for (unsigned i = 0; i < s->nqueues; i++) {
 			if (s->queues[i].kick_fd < 0)
 				continue;
-			qmap[n] = i;
+			qmap[n - nw] = i;
 			pfd[n++] = (struct pollfd){.fd = s->queues[i].kick_fd,
 						   .events = POLLIN};
 		}
@@ -704,53 +1086,54 @@ int vu_server_run(struct vu_server *s, int conn, int stop_fd)
 			ret = -errno;
 			break;
 		}
-		if (pfd[1].revents)
+		for (unsigned i = 0; i < s->nwatch; i++)
+			if (pfd[2 + i].revents &&
+			    s->watch[i].ready(s->watch[i].opaque) > 0)
+				stop = true;
+		if (stop)
 			break;
-		for (nfds_t i = 3; i < n; i++) {
-			struct vu_queue *q = &s->queues[qmap[i]];
+		for (nfds_t i = nw; i < n; i++) {
+			struct vu_queue *q = &s->queues[qmap[i - nw]];
 
 			if (!pfd[i].revents || q->kick_fd != pfd[i].fd)
 				continue;
 			drain_eventfd(q->kick_fd);
 			process_queue(s, q);
 		}
-		if (pfd[2].revents) {
+		if (pfd[1].revents) {
 			drain_eventfd(s->wake_fd);
 			for (unsigned i = 0; i < s->nqueues; i++)
 				process_queue(s, &s->queues[i]);
 		}
-		if (pfd[0].revents) {
-			int r = recv_msg(conn, m);
-
-			if (r == -ECONNRESET)
+		if (!pfd[0].revents)
+			continue;
+		if (s->conn < 0) {
+			ret = accept_frontend(s, lfd);
+			if (ret < 0)
 				break;
-			if (r == 0)
-				r = handle_msg(s, m);
-			if (r < 0) {
-				vu_log(s, "connection failed: %s", strerror(-r));
-				ret = r;
-				break;
-			}
+			continue;
 		}
+		int r = serve_message(s, m);
+
+		if (r == 0)
+			continue;
+		end_connection(s);
+		/* Without a listener this was the only front-end; with one,
+		 * a failed connection is logged and the next one served. */
+		if (r < 0 && lfd < 0)
+			ret = r;
 	}
-	for (unsigned i = 0; i < s->nqueues; i++)
-		stop_queue(s, &s->queues[i]);
+	if (s->conn >= 0)
+		end_connection(s);
 	free(m);
 	return ret;
 }
 
 void vu_server_fini(struct vu_server *s)
 {
-	for (unsigned i = 0; i < s->nqueues; i++) {
-		struct vu_queue *q = &s->queues[i];
-
-		stop_queue(s, q);
-		if (q->kick_fd >= 0)
-			close(q->kick_fd);
-		set_call_fd(q, -1);
-		pthread_mutex_destroy(&q->call_lock);
-	}
-	unmap_regions(s);
+	end_connection(s);
+	for (unsigned i = 0; i < s->nqueues; i++)
+		pthread_mutex_destroy(&s->queues[i].call_lock);
 	if (s->wake_fd >= 0)
 		close(s->wake_fd);
 	s->wake_fd = -1;

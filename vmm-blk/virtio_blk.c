@@ -13,6 +13,7 @@
 
 #include "include/vmm-blk/block_if.h"
 #include "include/vmm-blk/virtio_blk.h"
+#include "inflight.h"
 #include "virtqueue.h"
 
 #define VBLK_T_BARRIER 0x80000000u
@@ -42,8 +43,14 @@ struct vblk_queue {
 	unsigned nreqs;
 	void (*notify)(void *opaque, unsigned q);
 	void *opaque;
+	/* Inflight tracking region (vblk_queue_set_inflight), or NULL; the
+	 * heads to take again after a restart, in their first order. */
+	uint8_t *track;
+	uint64_t counter;
+	uint16_t *retake;
+	unsigned nretake, retake_pos;
 
-	pthread_mutex_t lock; /* used ring, inflight */
+	pthread_mutex_t lock; /* used ring, inflight, track's used side */
 	pthread_cond_t idle;
 	unsigned inflight;
 };
@@ -203,6 +210,7 @@ void vblk_dev_free(struct vblk_dev *d)
 
 		vblk_queue_stop(d, i);
 		free(q->reqs);
+		free(q->retake);
 		pthread_cond_destroy(&q->idle);
 		pthread_mutex_destroy(&q->lock);
 	}
@@ -238,6 +246,18 @@ int vblk_dev_config(const struct vblk_dev *d, void *buf, size_t off,
 
 		memcpy(buf, d->config + off, n < len ? n : len);
 	}
+	return 0;
+}
+
+int vblk_dev_update_capacity(struct vblk_dev *d)
+{
+	uint64_t size = (uint64_t)blockif_size(d->bc);
+
+	for (unsigned i = 0; i < d->nqueues; i++)
+		if (d->queues[i].started)
+			return -EBUSY;
+	d->capacity = size - size % d->sectsz;
+	fill_config(d);
 	return 0;
 }
 
@@ -303,7 +323,11 @@ static void finish(struct vblk_req *r, uint8_t status)
 	pthread_mutex_lock(&q->lock);
 	/* The driver may reuse HEAD as soon as it sees the used entry. */
 	__atomic_store_n(&r->busy, false, __ATOMIC_RELEASE);
+	if (q->track)
+		vqi_used_begin(q->track, head);
 	notify = vq_push_used(&q->ring, head, len);
+	if (q->track)
+		vqi_used_end(q->track, head, q->ring.used_idx);
 	if (counted) {
 		__atomic_fetch_sub(&d->inflight, 1, __ATOMIC_SEQ_CST);
 		wake = __atomic_exchange_n(&d->stalled, 0, __ATOMIC_SEQ_CST);
@@ -528,9 +552,11 @@ static void break_queue(struct vblk_queue *q, const char *why)
 	q->error = why;
 }
 
-/* Start the request in chain C.  0 when it was taken (perhaps already
- * answered), -EAGAIN when blockif is full, -EIO when the queue broke. */
-static int handle_chain(struct vblk_queue *q, const struct vq_chain *c)
+/* Start the request in chain C (RETAKEN: one taken before a restart).
+ * 0 when it was taken (perhaps already answered), -EAGAIN when blockif is
+ * full, -EIO when the queue broke. */
+static int handle_chain(struct vblk_queue *q, const struct vq_chain *c,
+			bool retaken)
 {
 	struct vblk_req *r = &q->reqs[c->head];
 	uint8_t hdr[16];
@@ -547,6 +573,9 @@ static int handle_chain(struct vblk_queue *q, const struct vq_chain *c)
 		return -EIO;
 	}
 	__atomic_store_n(&r->busy, true, __ATOMIC_RELAXED);
+	/* Recorded before it can complete; a retaken one keeps its order. */
+	if (q->track && !retaken)
+		vqi_mark(q->track, c->head, q->counter++);
 	r->counted = false;
 	r->head = c->head;
 	r->status = c->status;
@@ -592,6 +621,10 @@ static int handle_chain(struct vblk_queue *q, const struct vq_chain *c)
 	if (err == -EAGAIN) {
 		/* Not taken: give the slot back; the chain is re-read. */
 		pthread_mutex_lock(&q->lock);
+		if (q->track && !retaken) {
+			vqi_unmark(q->track, c->head);
+			q->counter--;
+		}
 		__atomic_store_n(&r->busy, false, __ATOMIC_RELAXED);
 		if (--q->inflight == 0)
 			pthread_cond_broadcast(&q->idle);
@@ -606,6 +639,47 @@ static int handle_chain(struct vblk_queue *q, const struct vq_chain *c)
 static struct vblk_queue *get_queue(const struct vblk_dev *d, unsigned q)
 {
 	return q < d->nqueues ? (struct vblk_queue *)&d->queues[q] : NULL;
+}
+
+/* Read what the inflight region says about the queue: how many requests
+ * to take again (set up in q->retake), or -errno. */
+static int recover_inflight(struct vblk_queue *q, unsigned size)
+{
+	uint16_t *heads = realloc(q->retake, sizeof(*heads) * size);
+	int n;
+
+	if (!heads)
+		return -ENOMEM;
+	q->retake = heads;
+	q->nretake = q->retake_pos = 0;
+	n = vqi_recover(q->track, size, q->ring.used_idx, heads, &q->counter);
+	if (n > 0)
+		q->nretake = (unsigned)n;
+	return n;
+}
+
+int vblk_queue_set_inflight(struct vblk_dev *d, unsigned qi, void *region)
+{
+	struct vblk_queue *q = get_queue(d, qi);
+
+	if (!q)
+		return -EINVAL;
+	if (q->started)
+		return -EBUSY;
+	q->track = region;
+	return 0;
+}
+
+unsigned vblk_queue_retaken(const struct vblk_dev *d, unsigned qi)
+{
+	const struct vblk_queue *q = get_queue(d, qi);
+
+	return q ? q->nretake : 0;
+}
+
+size_t vblk_inflight_queue_bytes(unsigned size)
+{
+	return vqi_queue_bytes(size);
 }
 
 int vblk_queue_start(struct vblk_dev *d, unsigned qi,
@@ -647,6 +721,15 @@ int vblk_queue_start(struct vblk_dev *d, unsigned qi,
 	q->ring.last_avail = last_avail;
 	q->ring.used_idx = vq_le16(
 		__atomic_load_n((uint16_t *)q->ring.used + 1, __ATOMIC_ACQUIRE));
+	q->nretake = q->retake_pos = 0;
+	if (q->track) {
+		int n = recover_inflight(q, size);
+
+		if (n < 0)
+			return n;
+		/* Every request taken was either answered or is retaken. */
+		q->ring.last_avail = (uint16_t)(q->ring.used_idx + n);
+	}
 	q->notify = notify;
 	q->opaque = opaque;
 	q->broken = false;
@@ -677,6 +760,25 @@ int vblk_queue_process(struct vblk_dev *d, unsigned qi)
 		return -EINVAL;
 	if (q->broken)
 		return -EIO;
+	while (q->retake_pos < q->nretake) {
+		if (!has_room(d))
+			return -EAGAIN;
+		r = vq_read_chain(&q->ring, &d->mem, &q->chain,
+				  q->retake[q->retake_pos], &why);
+		if (r == 0)
+			r = handle_chain(q, &q->chain, true);
+		if (r == -EAGAIN) {
+			__atomic_store_n(&d->stalled, 1, __ATOMIC_SEQ_CST);
+			return -EAGAIN;
+		}
+		if (r < 0) {
+			if (why)
+				break_queue(q, why);
+			return -EIO;
+		}
+		q->retake_pos++;
+		n++;
+	}
 	for (;;) {
 		if (!has_room(d))
 			return -EAGAIN;
@@ -690,7 +792,7 @@ int vblk_queue_process(struct vblk_dev *d, unsigned qi)
 				continue;
 			return n;
 		}
-		r = handle_chain(q, &q->chain);
+		r = handle_chain(q, &q->chain, false);
 		if (r == -EAGAIN) {
 			vq_unpop(&q->ring);
 			__atomic_store_n(&d->stalled, 1, __ATOMIC_SEQ_CST);

@@ -183,16 +183,22 @@ int vq_pop(struct vq_ring *r, const struct vblk_mem *mem, struct vq_chain *c,
 		return -EIO;
 	}
 	head = load16(avail_ring_p(r, r->last_avail & (r->size - 1)));
+	err = vq_read_chain(r, mem, c, head, why);
+	if (err)
+		return err;
+	r->last_avail++;
+	return 1;
+}
+
+int vq_read_chain(struct vq_ring *r, const struct vblk_mem *mem,
+		  struct vq_chain *c, uint16_t head, const char **why)
+{
 	if (head >= r->size) {
 		*why = "available head index out of range";
 		return -EIO;
 	}
 	chain_reset(c, head);
-	err = walk(r, mem, c, head, why);
-	if (err)
-		return err;
-	r->last_avail++;
-	return 1;
+	return walk(r, mem, c, head, why);
 }
 
 void vq_unpop(struct vq_ring *r)

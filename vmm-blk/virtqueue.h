@@ -43,6 +43,10 @@ struct vq_chain {
  * ring is empty, -EIO when the ring is malformed (*WHY says how). */
 int vq_pop(struct vq_ring *r, const struct vblk_mem *mem, struct vq_chain *c,
 	   const char **why);
+/* Read the chain starting at descriptor HEAD into C without touching the
+ * available ring (requests taken again after a restart): 0 or -EIO. */
+int vq_read_chain(struct vq_ring *r, const struct vblk_mem *mem,
+		  struct vq_chain *c, uint16_t head, const char **why);
 /* Give the chain just taken back (it is taken again next time). */
 void vq_unpop(struct vq_ring *r);
 /* After vq_pop returned 0: ask for a kick on the next buffer (event

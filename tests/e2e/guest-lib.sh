@@ -12,6 +12,11 @@
 #   E2E_SMP      guest CPUs (default 1)
 #   E2E_TIMEOUT  seconds before a guest is killed (default 120)
 #   E2E_SERIAL   serial number vmm-blk gives the disk (--serial)
+#   E2E_VMMBLK_ARGS  more vmm-blk options (split at spaces)
+#   E2E_RECONNECT  set: QEMU reconnects to the backend's socket every
+#                second after losing it (chardev reconnect=1)
+#   E2E_TICK     a shell function e2e_boot calls about twice a second
+#                while the guest runs (it may restart the backend)
 
 : "${E2E_LIB_DIR:?set E2E_LIB_DIR to the tests/e2e directory}"
 E2E_BACKEND_PID=
@@ -62,7 +67,8 @@ e2e_backend_start() {
 		set -- --socket "$_e_sock" -f "$_e_fmt" --num-queues "$_e_numq"
 		[ -n "$_e_ro" ] && set -- "$@" --read-only
 		[ -n "${E2E_SERIAL:-}" ] && set -- "$@" --serial "$E2E_SERIAL"
-		"$VMM_BLK" "$@" "$_e_image" >"$_e_blog" 2>&1 &
+		# shellcheck disable=SC2086 # options are split on purpose
+		"$VMM_BLK" "$@" ${E2E_VMMBLK_ARGS:-} "$_e_image" >"$_e_blog" 2>&1 &
 		;;
 	qsd)
 		_e_writable=on _e_roopt=
@@ -125,6 +131,25 @@ e2e_backend_kill() {
 	E2E_BACKEND_PID=
 }
 
+# e2e_control SOCK COMMAND: send COMMAND to vmm-blk's control socket and
+# print its reply line.
+e2e_control() {
+	python3 - "$1" "$2" <<'EOF'
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(30)
+s.connect(sys.argv[1])
+s.sendall(sys.argv[2].encode() + b"\n")
+reply = b""
+while not reply.endswith(b"\n"):
+    chunk = s.recv(256)
+    if not chunk:
+        break
+    reply += chunk
+print(reply.decode().strip())
+EOF
+}
+
 # e2e_alive PID: the process runs (a zombie, exited but not yet waited
 # for, does not count).
 e2e_alive() {
@@ -141,6 +166,8 @@ e2e_alive() {
 e2e_boot() {
 	_e_clog=$1 _e_initrd=$2 _e_sock=$3 _e_numq=$4 _e_extra=${5:-}
 	_e_mem=256M
+	_e_chr=
+	[ -n "${E2E_RECONNECT:-}" ] && _e_chr=,reconnect=1
 	timeout -k 5 "${E2E_TIMEOUT:-120}" qemu-system-x86_64 \
 		-accel "${E2E_ACCEL:-tcg}" -smp "${E2E_SMP:-1}" -m "$_e_mem" \
 		-object "memory-backend-memfd,id=mem,size=$_e_mem,share=on" \
@@ -149,7 +176,7 @@ e2e_boot() {
 		-serial "file:$_e_clog" \
 		-kernel "$E2E_KERNEL" -initrd "$_e_initrd" \
 		-append "console=ttyS0 panic=-1 quiet loglevel=4 $_e_extra" \
-		-chardev "socket,id=vub,path=$_e_sock" \
+		-chardev "socket,id=vub,path=$_e_sock$_e_chr" \
 		-device "vhost-user-blk-pci,chardev=vub,num-queues=$_e_numq" &
 	E2E_QEMU_PID=$!
 	# A backend that dies leaves the guest waiting for I/O forever: stop
@@ -158,6 +185,7 @@ e2e_boot() {
 	# few seconds to finish by itself first.
 	_e_dead=
 	while e2e_alive "$E2E_QEMU_PID"; do
+		[ -n "${E2E_TICK:-}" ] && "$E2E_TICK"
 		if [ -n "$E2E_BACKEND_PID" ] && ! e2e_alive "$E2E_BACKEND_PID"; then
 			_e_dead=${_e_dead:-0}
 			_e_dead=$((_e_dead + 1))

@@ -12,6 +12,10 @@
 #         | serial (report the device's serial number)
 #         | reload (unbind and rebind virtio_blk: the device is reset and
 #           set up again over the same vhost-user connection)
+#         | restart OFF FILE SIZE (print E2E-SYNC restart, then write FILE
+#           at OFF again and again, 4 writers at once, until the disk has
+#           SIZE bytes: the host kills the backend in the middle, starts a
+#           new one and resizes the disk through it)
 
 . /lib/prelude.sh
 set -o pipefail
@@ -83,6 +87,18 @@ step_reload() {
 	echo "E2E reload $vdev"
 }
 
+step_restart() {
+	want=$(($3 / 512))
+	echo "E2E-SYNC restart"
+	n=0
+	while [ "$(cat /sys/block/vda/size)" != "$want" ]; do
+		n=$((n + 1))
+		[ "$n" -gt 1000 ] && guest_fail "restart: the disk never grew to $3 bytes"
+		step_stripe "$1" "$2" >/dev/null
+	done
+	echo "E2E restart $1 $2 rounds=$n size=$(blockdev --getsize64 "$dev")"
+}
+
 # fsync on the block device makes Linux send a virtio-blk FLUSH.
 step_flush() {
 	dd if=/dev/null of="$dev" conv=notrunc,fsync 2>/tmp/dd.err ||
@@ -98,7 +114,7 @@ echo "E2E-INFO discard_max_bytes=$(cat $q/discard_max_bytes)" \
 	"queues=$(ls -d /sys/block/vda/mq/* | wc -l)" \
 	"ro=$(blockdev --getro "$dev")"
 
-while read -r op a b; do
+while read -r op a b c; do
 	case $op in
 	write) step_write "$a" "$b" ;;
 	read) step_read "$a" "$b" ;;
@@ -106,6 +122,7 @@ while read -r op a b; do
 	zeroout) step_zeroout "$a" "$b" ;;
 	stripe) step_stripe "$a" "$b" ;;
 	reload) step_reload ;;
+	restart) step_restart "$a" "$b" "$c" ;;
 	flush) step_flush ;;
 	rotest) step_rotest ;;
 	serial) echo "E2E serial $(cat /sys/block/vda/serial 2>/dev/null)" ;;

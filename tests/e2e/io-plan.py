@@ -32,6 +32,9 @@ def main():
     ap.add_argument("--no-discard", action="store_true")
     ap.add_argument("--read-only", action="store_true",
                     help="the disk is the base itself, served read-only")
+    ap.add_argument("--restart-to", type=int, metavar="SIZE",
+                    help="a short plan around a backend restart, after "
+                    "which the disk grows to SIZE")
     ap.add_argument("--seed", type=int, default=20261124)
     args = ap.parse_args()
 
@@ -71,9 +74,10 @@ def main():
 
     def read(off, n):
         off = max(off, 0)
-        n = min(n, size - off)
+        n = min(n, len(disk) - off)
         steps.append("read %d %d" % (off, n))
         reads.append("%d %d %s" % (off, n, hashlib.md5(disk[off:off + n]).hexdigest()))
+    read.reads = reads
 
     def discard(off, n):
         if args.no_discard:
@@ -88,6 +92,8 @@ def main():
         steps.append("zeroout %d %d" % (off, n))
 
     steps.append("serial")
+    if args.restart_to:
+        return restart_plan(args, disk, steps, read, write, cluster)
     # Reads served by the backing file alone, and across the base's end.
     read(0, 4 * M)
     read(bsize - M, 2 * M)
@@ -135,6 +141,25 @@ def main():
     read(49 * M, 4 * M)
     read(0, size)
     finish(args.dir, base, disk, steps, reads, discarded, cluster)
+
+
+def restart_plan(args, disk, steps, read, write, cluster):
+    """Writes that go on while the host kills the backend and starts a new
+    one, which then grows the disk; data written before, during and after
+    must all read back."""
+    size, new = args.size, args.restart_to
+    assert new > size and new % M == 0
+    write(M + 4 * K, 192 * K)
+    write(3 * M, 2 * M, "restart")
+    steps[-1] += " %d" % new
+    disk.extend(bytes(new - size))
+    write(new - M - 4 * K, M)                # in the new range
+    write(size - 64 * K, 128 * K)            # across the old end
+    steps.append("flush")
+    read(M, 6 * M)
+    read(size - M, new - size + M)
+    finish(args.dir, disk[:args.base_size], disk, steps, read.reads, set(),
+           cluster)
 
 
 def finish(d, base, disk, steps, reads, discarded, cluster):

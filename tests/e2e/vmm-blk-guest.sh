@@ -12,6 +12,11 @@
 #   raw         a sparse raw file, 2 queues, discards punch holes
 #   vmdk        a monolithicSparse VMDK (when this build's mimg opens VMDK)
 #   vmdkstream  a streamOptimized VMDK, read-only
+#   restart     (vmm-blk only) a raw disk with 2 queues whose backend is
+#               killed with SIGKILL while it holds guest writes; QEMU
+#               reconnects (reconnect=1) to a new vmm-blk, which resubmits
+#               them and then grows the disk online (control socket); the
+#               guest sees the new size and its data verifies
 # The guest writes known data with O_DIRECT, reads it back and reports
 # checksums, writes from 4 processes at once into the same clusters, resets
 # the device, discards and zeroes ranges, flushes, and reports the disk's
@@ -22,7 +27,7 @@
 #
 # Environment: VMM_BLK (the daemon), MIMG (the CLI), E2E_BACKEND
 # (vmm-blk | qsd), E2E_SCENARIOS (default "qcow2 readonly raw vmdk
-# vmdkstream"), E2E_KEEP=1 keeps the work directory (logs, images) for
+# vmdkstream restart"), E2E_KEEP=1 keeps the work directory (logs, images) for
 # debugging, and the E2E_* knobs of guest-lib.sh.  Exit 77 only when vmm-blk
 # was not built or the guest's tools cannot be installed.
 
@@ -136,6 +141,90 @@ check_serial() {
 	echo "  serial number: $got"
 }
 
+# The restart scenario's disk grows from 64 MiB to this.
+RESTART_SIZE=$((80 * 1048576))
+
+# freeze_holding PID QEMU_PARENT: stop vmm-blk (PID) with SIGSTOP at a
+# moment the inflight area that QEMU (the child of QEMU_PARENT, timeout(1))
+# keeps for it records requests taken and not answered; print how many.
+# Between tries the daemon runs a moment (SIGCONT).  Fails when it never
+# held one in 500 tries.
+freeze_holding() {
+	python3 - "$1" "$2" <<'EOF'
+import os, signal, struct, sys, time
+pid, parent = int(sys.argv[1]), sys.argv[2]
+
+def area_fd():
+    for kid in open("/proc/%s/task/%s/children" % (parent, parent)).read().split():
+        fds = "/proc/%s/fd" % kid
+        for fd in os.listdir(fds):
+            try:
+                if os.readlink(os.path.join(fds, fd)).startswith("/memfd:vmm-blk-inflight"):
+                    return os.path.join(fds, fd)
+            except OSError:
+                pass
+    return None
+
+def taken(path):
+    area = open(path, "rb").read()
+    n = off = 0
+    while off + 16 <= len(area):
+        version, qsize = struct.unpack_from("=HH", area, off + 8)
+        if version != 1 or qsize == 0:
+            break
+        n += sum(1 for i in range(qsize) if area[off + 16 + 16 * i] == 1)
+        off += (16 + 16 * qsize + 63) // 64 * 64
+    return n
+
+def all_stopped():
+    for t in os.listdir("/proc/%d/task" % pid):
+        st = open("/proc/%d/task/%s/stat" % (pid, t)).read()
+        if st[st.rindex(")") + 2] not in "tT":
+            return False
+    return True
+
+path = area_fd()
+if path is None:
+    sys.exit("QEMU holds no vmm-blk inflight area")
+for attempt in range(1, 501):
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + 2
+    while not all_stopped():
+        if time.monotonic() > deadline:
+            sys.exit("vmm-blk does not stop")
+        time.sleep(0.001)
+    n = taken(path)
+    if n:
+        print(n, attempt)
+        sys.exit(0)
+    os.kill(pid, signal.SIGCONT)
+    time.sleep(0.005)
+sys.exit("vmm-blk never held a request when stopped")
+EOF
+}
+
+# E2E_TICK of the restart scenario: once the guest writes in its restart
+# step, freeze the backend at a moment it holds requests it took from the
+# ring and has not answered (the inflight area says so), kill it, start a
+# new one on the same socket and grow the disk through its control socket.
+restart_tick() {
+	[ -z "$restarted" ] || return 0
+	grep -aq '^E2E-SYNC restart' "$d/console.log" 2>/dev/null || return 0
+	restarted=1
+	_pid=$E2E_BACKEND_PID
+	_held=$(freeze_holding "$_pid" "$E2E_QEMU_PID") || fail "freezing vmm-blk while it holds requests"
+	kill -KILL "$_pid"
+	wait "$_pid" 2>/dev/null
+	E2E_BACKEND_PID=
+	echo "  killed vmm-blk (pid $_pid) with SIGKILL holding ${_held% *} request(s) (try ${_held#* })"
+	e2e_backend_start vmm-blk "$d/sock" raw "$image" "$numq" \
+		"$d/backend-2.log" || fail "restarting vmm-blk"
+	_r=$(e2e_control "$d/ctl" "resize $RESTART_SIZE") ||
+		fail "resize through the control socket"
+	[ "$_r" = "ok $RESTART_SIZE" ] || fail "resize: vmm-blk answered '$_r'"
+	echo "  new vmm-blk (pid $E2E_BACKEND_PID) resized the disk: $_r"
+}
+
 # scenario NAME FMT NUMQ SMP [io-plan options]
 scenario() {
 	name=$1 fmt=$2 numq=$3 smp=$4
@@ -145,8 +234,21 @@ scenario() {
 	echo "== $name: $fmt via $backend, $numq queue(s), $smp vCPU(s)"
 	python3 "$here/io-plan.py" "$d" "$@" || fail "io-plan.py"
 	size=$(stat -c %s "$d/expected.raw")
+	start_size=$size
 	ro=
+	tick='' reconnect='' vargs=''
+	timeout=${E2E_TIMEOUT:-120}
 	case $name in
+	restart)
+		start_size=$((64 * 1048576))
+		cp "$d/base.raw" "$d/disk.raw" && truncate -s "$start_size" "$d/disk.raw" ||
+			fail "creating the raw image"
+		image=$d/disk.raw
+		tick=restart_tick reconnect=1 vargs="--control $d/ctl"
+		# More guest work than the others, and a backend restart.
+		timeout=$((${E2E_TIMEOUT:-120} + 60))
+		restarted=
+		;;
 	readonly)
 		qemu-img convert -q -f raw -O qcow2 "$d/base.raw" "$d/base.qcow2" ||
 			fail "creating the qcow2 image"
@@ -189,18 +291,21 @@ scenario() {
 		"$T/guest-io" bin/guest-io "$@" || fail "building the initramfs"
 	md5_before=$(md5sum <"$image")
 
-	e2e_backend_start "$backend" "$d/sock" "$fmt" "$image" "$numq" \
-		"$d/backend.log" $ro || fail "starting $backend"
+	E2E_VMMBLK_ARGS=$vargs e2e_backend_start "$backend" "$d/sock" "$fmt" \
+		"$image" "$numq" "$d/backend.log" $ro || fail "starting $backend"
 	start=$(date +%s)
-	E2E_SMP=$smp e2e_boot "$d/console.log" "$d/initrd" "$d/sock" "$numq"
+	E2E_VMMBLK_ARGS=$vargs E2E_TICK=$tick E2E_RECONNECT=$reconnect \
+		E2E_TIMEOUT=$timeout E2E_SMP=$smp e2e_boot "$d/console.log" "$d/initrd" "$d/sock" "$numq"
 	boot_rc=$?
 	e2e_backend_stop || { cat "$d/backend.log" >&2; fail "stopping $backend"; }
 	echo "  guest ran $(($(date +%s) - start)) s"
 	# Sanitizer builds: a report fails the test even if the daemon went on.
-	if grep -Eq 'runtime error:|AddressSanitizer|LeakSanitizer' "$d/backend.log"; then
-		cat "$d/backend.log" >&2
-		fail "$name: sanitizer report from $backend"
-	fi
+	for _log in "$d"/backend*.log; do
+		if grep -Eq 'runtime error:|AddressSanitizer|LeakSanitizer' "$_log"; then
+			cat "$_log" >&2
+			fail "$name: sanitizer report from $backend"
+		fi
+	done
 	[ "$boot_rc" = 0 ] || fail "the guest did not run to completion"
 	if grep -a '^E2E-FAIL' "$d/console.log" >&2; then
 		tail -n 20 "$d/console.log" >&2
@@ -212,7 +317,19 @@ scenario() {
 	}
 	grep -a '^E2E-INFO' "$d/console.log" | tr -d '\r' | sed 's/^E2E-INFO/  device:/'
 	gsize=$(grep -a '^E2E-READY' "$d/console.log" | tr -d '\r' | sed 's/^E2E-READY //')
-	[ "$gsize" = "$size" ] || fail "$name: the guest sees $gsize bytes, the image has $size"
+	[ "$gsize" = "$start_size" ] || fail "$name: the guest sees $gsize bytes, the image has $start_size"
+	if [ -n "$tick" ]; then
+		[ -n "$restarted" ] || fail "$name: the backend was never restarted"
+		_g=$(grep -a '^E2E restart' "$d/console.log" | tr -d '\r')
+		case $_g in
+		*" size=$size") echo "  guest: $_g" ;;
+		*) fail "$name: the guest did not see the disk grow to $size ($_g)" ;;
+		esac
+		_re=$(grep -o 'queue [0-9]*: resubmitting [0-9]* requests' "$d/backend-2.log" |
+			paste -sd ';' -)
+		[ -n "$_re" ] || fail "$name: the new vmm-blk resubmitted nothing"
+		echo "  new vmm-blk: $_re"
+	fi
 	check_reads "$d" || fail "$name: guest-visible data is wrong"
 	check_queues "$d" "$numq"
 	check_serial "$d"
@@ -248,7 +365,7 @@ vmdk_supported() {
 		"$MIMG" info -f vmdk "$T/probe.vmdk" >/dev/null 2>&1
 }
 
-for s in ${E2E_SCENARIOS:-qcow2 readonly raw vmdk vmdkstream}; do
+for s in ${E2E_SCENARIOS:-qcow2 readonly raw vmdk vmdkstream restart}; do
 	case $s in
 	# 12 KiB past a cluster boundary: the last cluster is a partial one.
 	qcow2) scenario qcow2 qcow2 2 2 --size $((64 * 1048576 + 12288)) ;;
@@ -267,6 +384,13 @@ for s in ${E2E_SCENARIOS:-qcow2 readonly raw vmdk vmdkstream}; do
 			scenario vmdkstream vmdk 1 1 --read-only --base-size 67108864
 		else
 			echo "== vmdkstream: not run, this build's mimg cannot open VMDK"
+		fi
+		;;
+	restart)
+		if [ "$backend" = vmm-blk ]; then
+			scenario restart raw 2 2 --restart-to "$RESTART_SIZE"
+		else
+			echo "== restart: not run, it needs vmm-blk's control socket"
 		fi
 		;;
 	*) fail "unknown scenario $s" ;;

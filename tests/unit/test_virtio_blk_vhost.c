@@ -5,7 +5,11 @@
  * socketpair: feature and protocol negotiation, REPLY_ACK, GET_CONFIG,
  * a memfd memory table, rings with kick/call eventfds, real requests, ring
  * stop, malformed messages, and a clean exit with the data on disk when
- * the front-end goes away.  Needs the daemon (Linux); skipped otherwise.
+ * the front-end goes away.  On a listening socket: serving the next
+ * front-end after a disconnect, requests resubmitted from the inflight
+ * area after a daemon was killed, RESET_DEVICE, SET/GET_STATUS, and an
+ * online resize (control socket, SIGHUP) announced by a config change
+ * message.  Needs the daemon (Linux); skipped otherwise.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +22,8 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -51,13 +57,28 @@ enum {
 	SET_PROTOCOL_FEATURES = 16,
 	GET_QUEUE_NUM = 17,
 	SET_VRING_ENABLE = 18,
+	SET_SLAVE_REQ_FD = 21,
 	GET_CONFIG = 24,
+	GET_INFLIGHT_FD = 31,
+	SET_INFLIGHT_FD = 32,
+	RESET_DEVICE = 34,
+	SET_STATUS = 39,
+	GET_STATUS = 40,
 };
 #define NEED_REPLY 0x8u
 #define PF_MQ (1ull << 0)
 #define PF_REPLY_ACK (1ull << 3)
+#define PF_BACKEND_REQ (1ull << 5)
 #define PF_CONFIG (1ull << 9)
+#define PF_INFLIGHT (1ull << 12)
+#define PF_RESET_DEVICE (1ull << 13)
+#define PF_STATUS (1ull << 16)
 #define F_PROTOCOL_FEATURES (1ull << 30)
+#define BACKEND_CONFIG_CHANGE 2
+/* Inflight area of one queue of QSZ entries (vhost-user.rst layout). */
+#define INF_HDR 16
+#define INF_DESC(i) (INF_HDR + 16 * (i))
+#define INF_QUEUE_BYTES ((INF_HDR + 16 * QSZ + 63) / 64 * 64)
 
 static int sock = -1;
 static pid_t daemon_pid = -1;
@@ -65,6 +86,11 @@ static uint8_t *mem;
 static int mem_fd = -1, kick_fd = -1, call_fd = -1;
 static uint8_t disk[DISK_SIZE];
 static uint16_t avail_idx;
+static int listen_fd = -1;	 /* the daemon's listening socket */
+static int inflight_fd = -1;	 /* the inflight area, as QEMU keeps it */
+static uint8_t *inflight;	 /* mapped here */
+static uint64_t inflight_size;
+static int backend_sock = -1; /* our end of the back-end channel */
 
 static void send_msg(uint32_t req, uint32_t flags, const void *payload,
 		     uint32_t size, const int *fds, int nfds)
@@ -127,6 +153,36 @@ static uint32_t recv_reply(uint32_t req, void *payload, uint32_t cap)
 	return hdr[2];
 }
 
+/* Receive the reply to REQ with the descriptor it carries (in *FD). */
+static uint32_t recv_reply_fd(uint32_t req, void *payload, uint32_t cap,
+			      int *fd)
+{
+	union {
+		char b[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} ctl;
+	uint32_t hdr[3];
+	struct iovec iov = {hdr, sizeof(hdr)};
+	struct msghdr mh = {.msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = ctl.b,
+			    .msg_controllen = sizeof(ctl.b)};
+	struct pollfd pfd = {.fd = sock, .events = POLLIN};
+	struct cmsghdr *c;
+
+	ck_assert_int_eq(poll(&pfd, 1, 10000), 1);
+	ck_assert_int_eq(recvmsg(sock, &mh, MSG_CMSG_CLOEXEC), sizeof(hdr));
+	*fd = -1;
+	c = CMSG_FIRSTHDR(&mh);
+	if (c && c->cmsg_type == SCM_RIGHTS)
+		memcpy(fd, CMSG_DATA(c), sizeof(int));
+	ck_assert_uint_eq(hdr[0], req);
+	ck_assert_uint_eq(hdr[1], 0x5);
+	ck_assert_uint_le(hdr[2], cap);
+	recv_full(payload, hdr[2]);
+	return hdr[2];
+}
+
 static uint64_t recv_u64(uint32_t req)
 {
 	uint64_t v;
@@ -156,33 +212,80 @@ static uint64_t send_state_acked(uint32_t req, uint32_t index, uint32_t num)
 	return send_acked(req, st, 8, NULL, 0);
 }
 
-static void start_daemon(const char *extra)
+/* Run the daemon on socket FD (inherited) with option EXTRA if any. */
+static void spawn_daemon(int fd, const char *extra, const char *extra_arg)
 {
 	const char *exe = getenv("VMMBLK");
-	int sv[2];
 	char fdarg[32];
 
 	ck_assert_ptr_nonnull(exe);
-	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
-			 0);
 	daemon_pid = fork();
 	ck_assert_int_ge(daemon_pid, 0);
 	if (daemon_pid == 0) {
-		int fd = dup(sv[1]); /* without CLOEXEC */
+		int dfd = dup(fd); /* without CLOEXEC */
+		const char *argv[12];
+		int n = 0;
 
-		snprintf(fdarg, sizeof(fdarg), "%d", fd);
+		snprintf(fdarg, sizeof(fdarg), "%d", dfd);
+		argv[n++] = exe;
+		argv[n++] = "--fd";
+		argv[n++] = fdarg;
+		argv[n++] = "--num-queues";
+		argv[n++] = "2";
+		argv[n++] = "--serial";
+		argv[n++] = "vhost-test";
 		if (extra)
-			execl(exe, exe, "--fd", fdarg, "--num-queues", "2",
-			      "--serial", "vhost-test", extra, "disk.raw",
-			      (char *)NULL);
-		else
-			execl(exe, exe, "--fd", fdarg, "--num-queues", "2",
-			      "--serial", "vhost-test", "disk.raw",
-			      (char *)NULL);
+			argv[n++] = extra;
+		if (extra_arg)
+			argv[n++] = extra_arg;
+		argv[n++] = "disk.raw";
+		argv[n] = NULL;
+		execv(exe, (char *const *)argv);
 		_exit(127);
 	}
+}
+
+/* The daemon on a connected socketpair: it serves one front-end. */
+static void start_daemon(const char *extra)
+{
+	int sv[2];
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
+			 0);
+	spawn_daemon(sv[1], extra, NULL);
 	close(sv[1]);
 	sock = sv[0];
+}
+
+/* Connect to the daemon's listening socket, as QEMU's client chardev
+ * does (also while the daemon is busy: the backlog holds us). */
+static void connect_frontend(void)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+
+	strcpy(sa.sun_path, "vu.sock");
+	sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(sock, 0);
+	ck_assert_int_eq(connect(sock, (struct sockaddr *)&sa, sizeof(sa)), 0);
+}
+
+/* The daemon on a listening socket of ours (so it listens before it
+ * runs), then connect to it. */
+static void start_listening_daemon(const char *extra, const char *extra_arg)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+
+	if (listen_fd < 0) {
+		strcpy(sa.sun_path, "vu.sock");
+		listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		ck_assert_int_ge(listen_fd, 0);
+		ck_assert_int_eq(bind(listen_fd, (struct sockaddr *)&sa,
+				      sizeof(sa)),
+				 0);
+		ck_assert_int_eq(listen(listen_fd, 4), 0);
+	}
+	spawn_daemon(listen_fd, extra, extra_arg);
+	connect_frontend();
 }
 
 /* Close the connection and return the daemon's exit status. */
@@ -217,12 +320,26 @@ static void setup(void)
 
 static void teardown(void)
 {
+	if (listen_fd >= 0)
+		close(listen_fd);
+	listen_fd = -1;
+	if (backend_sock >= 0)
+		close(backend_sock);
+	backend_sock = -1;
+	if (inflight) {
+		munmap(inflight, inflight_size);
+		close(inflight_fd);
+	}
+	inflight = NULL;
+	inflight_fd = -1;
 	if (sock >= 0)
 		close(sock);
+	sock = -1;
 	if (daemon_pid > 0) {
 		kill(daemon_pid, SIGKILL);
 		waitpid(daemon_pid, NULL, 0);
 	}
+	daemon_pid = -1;
 	munmap(mem, MEM_SIZE);
 	close(mem_fd);
 	close(kick_fd);
@@ -230,8 +347,60 @@ static void teardown(void)
 	tu_leave_tmpdir();
 }
 
+enum { UP_INFLIGHT = 1, UP_BACKEND = 2 };
+
+/* QEMU's GET_INFLIGHT_FD (once, the area is kept) and SET_INFLIGHT_FD. */
+static void set_inflight(void)
+{
+	uint8_t desc[24] = {0}, reply[24];
+	uint16_t nq = 1, qsz = QSZ;
+	uint64_t off;
+
+	memcpy(desc + 16, &nq, 2);
+	memcpy(desc + 18, &qsz, 2);
+	if (!inflight) {
+		send_msg(GET_INFLIGHT_FD, 0, desc, 24, NULL, 0);
+		ck_assert_uint_eq(recv_reply_fd(GET_INFLIGHT_FD, reply,
+						sizeof(reply), &inflight_fd),
+				  24);
+		ck_assert_int_ge(inflight_fd, 0);
+		memcpy(&inflight_size, reply, 8);
+		memcpy(&off, reply + 8, 8);
+		ck_assert_uint_eq(off, 0);
+		ck_assert_uint_ge(inflight_size, INF_QUEUE_BYTES);
+		inflight = mmap(NULL, inflight_size, PROT_READ | PROT_WRITE,
+				MAP_SHARED, inflight_fd, 0);
+		ck_assert(inflight != MAP_FAILED);
+	}
+	memcpy(desc, &inflight_size, 8);
+	ck_assert_uint_eq(send_acked(SET_INFLIGHT_FD, desc, 24, &inflight_fd, 1),
+			  0);
+}
+
+/* QEMU's SET_SLAVE_REQ_FD: a socket for the daemon's own requests. */
+static void set_backend_channel(void)
+{
+	int sv[2];
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
+			 0);
+	ck_assert_uint_eq(send_acked(SET_SLAVE_REQ_FD, NULL, 0, &sv[1], 1), 0);
+	close(sv[1]);
+	if (backend_sock >= 0)
+		close(backend_sock);
+	backend_sock = sv[0];
+}
+
+static void bring_up_with(unsigned opts, uint16_t base);
+
 /* Negotiate like QEMU does and start queue 0. */
 static void bring_up(void)
+{
+	bring_up_with(0, 0);
+}
+
+/* Same, with the features in OPTS, resuming the ring at BASE. */
+static void bring_up_with(unsigned opts, uint16_t base)
 {
 	uint64_t f, pf;
 	uint8_t region[40] = {0};
@@ -246,12 +415,18 @@ static void bring_up(void)
 	ck_assert(f & (1ull << VBLK_F_VERSION_1));
 	send_msg(GET_PROTOCOL_FEATURES, 0, NULL, 0, NULL, 0);
 	pf = recv_u64(GET_PROTOCOL_FEATURES);
-	ck_assert((pf & (PF_MQ | PF_REPLY_ACK | PF_CONFIG)) ==
-		  (PF_MQ | PF_REPLY_ACK | PF_CONFIG));
+	ck_assert((pf & (PF_MQ | PF_REPLY_ACK | PF_CONFIG | PF_BACKEND_REQ |
+			 PF_INFLIGHT | PF_RESET_DEVICE | PF_STATUS)) ==
+		  (PF_MQ | PF_REPLY_ACK | PF_CONFIG | PF_BACKEND_REQ |
+		   PF_INFLIGHT | PF_RESET_DEVICE | PF_STATUS));
 	send_msg(SET_PROTOCOL_FEATURES, 0, &pf, 8, NULL, 0);
 	send_msg(GET_QUEUE_NUM, 0, NULL, 0, NULL, 0);
 	ck_assert_uint_eq(recv_u64(GET_QUEUE_NUM), 2);
+	if (opts & UP_BACKEND)
+		set_backend_channel();
 	ck_assert_uint_eq(send_acked(SET_OWNER, NULL, 0, NULL, 0), 0);
+	if (opts & UP_INFLIGHT)
+		set_inflight();
 	ck_assert_uint_eq(send_u64_acked(SET_FEATURES,
 					 F_PROTOCOL_FEATURES |
 						 1ull << VBLK_F_VERSION_1 |
@@ -270,7 +445,7 @@ static void bring_up(void)
 			  0);
 
 	ck_assert_uint_eq(send_state_acked(SET_VRING_NUM, 0, QSZ), 0);
-	ck_assert_uint_eq(send_state_acked(SET_VRING_BASE, 0, 0), 0);
+	ck_assert_uint_eq(send_state_acked(SET_VRING_BASE, 0, base), 0);
 	memcpy(addr, &idx, 4);
 	v = UVA_BASE + OFF_DESC;
 	memcpy(addr + 8, &v, 8);
@@ -301,7 +476,9 @@ static void put_desc(unsigned i, uint32_t off, uint32_t len, uint16_t flags,
 static uint8_t run(uint32_t type, uint64_t sector, uint32_t len,
 		   bool writable)
 {
-	uint16_t want = avail_idx + 1;
+	/* Requests that broke a ring never reach the used ring. */
+	uint16_t want = __atomic_load_n((uint16_t *)(mem + OFF_USED + 2),
+					__ATOMIC_ACQUIRE) + 1;
 	uint64_t one = 1, got;
 	struct pollfd pfd = {.fd = call_fd, .events = POLLIN};
 
@@ -314,7 +491,7 @@ static uint8_t run(uint32_t type, uint64_t sector, uint32_t len,
 	put_desc(2, OFF_STATUS, 1, 2, 0);
 	memcpy(mem + OFF_AVAIL + 4 + 2 * (avail_idx % QSZ), &(uint16_t){0}, 2);
 	/* used_event: interrupt on every completion. */
-	memcpy(mem + OFF_AVAIL + 4 + 2 * QSZ, &avail_idx, 2);
+	memcpy(mem + OFF_AVAIL + 4 + 2 * QSZ, &(uint16_t){want - 1}, 2);
 	avail_idx++;
 	__atomic_store_n((uint16_t *)(mem + OFF_AVAIL + 2), avail_idx,
 			 __ATOMIC_RELEASE);
@@ -325,6 +502,102 @@ static uint8_t run(uint32_t type, uint64_t sector, uint32_t len,
 		ck_assert_int_eq(read(call_fd, &got, 8), 8);
 	}
 	return mem[OFF_STATUS];
+}
+
+static uint16_t used_idx(void)
+{
+	return __atomic_load_n((uint16_t *)(mem + OFF_USED + 2),
+			       __ATOMIC_ACQUIRE);
+}
+
+/* Wait until the used index is WANT.  used_event asks for an interrupt on
+ * the next completion; the index is read again after setting it, as a
+ * driver does, so a completion in between is never missed. */
+static void wait_used(uint16_t want)
+{
+	struct pollfd pfd = {.fd = call_fd, .events = POLLIN};
+	uint64_t got;
+
+	for (;;) {
+		uint16_t u = used_idx();
+
+		if (u == want)
+			return;
+		__atomic_store_n((uint16_t *)(mem + OFF_AVAIL + 4 + 2 * QSZ), u,
+				 __ATOMIC_SEQ_CST);
+		if (used_idx() != u)
+			continue;
+		ck_assert_int_eq(poll(&pfd, 1, 10000), 1);
+		ck_assert_int_eq(read(call_fd, &got, 8), 8);
+	}
+}
+
+/* A request in descriptors HEAD..HEAD+2 with its own header and status
+ * byte; DATA_OFF is its buffer. */
+static void put_request(uint16_t head, uint32_t type, uint64_t sector,
+			uint32_t data_off, uint32_t len, bool writable)
+{
+	uint32_t hdr = OFF_HDR + 32 * head;
+
+	memset(mem + hdr, 0, 16);
+	memcpy(mem + hdr, &type, 4);
+	memcpy(mem + hdr + 8, &sector, 8);
+	mem[OFF_STATUS + head] = 0xee;
+	put_desc(head, hdr, 16, 1, head + 1);
+	put_desc(head + 1, data_off, len, writable ? 3 : 1, head + 2);
+	put_desc(head + 2, OFF_STATUS + head, 1, 2, 0);
+}
+
+/* Make HEAD the next available entry (no kick). */
+static void publish(uint16_t head)
+{
+	memcpy(mem + OFF_AVAIL + 4 + 2 * (avail_idx % QSZ), &head, 2);
+	avail_idx++;
+	__atomic_store_n((uint16_t *)(mem + OFF_AVAIL + 2), avail_idx,
+			 __ATOMIC_RELEASE);
+}
+
+static void kick(void)
+{
+	uint64_t one = 1;
+
+	ck_assert_int_eq(write(kick_fd, &one, 8), 8);
+}
+
+static void read_disk_file(uint8_t *buf, size_t off, size_t len)
+{
+	FILE *f = fopen("disk.raw", "rb");
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fseek(f, (long)off, SEEK_SET), 0);
+	ck_assert_uint_eq(fread(buf, 1, len, f), len);
+	fclose(f);
+}
+
+/* SIGTERM: the daemon ends cleanly (exit 0). */
+static void terminate_daemon(void)
+{
+	int status;
+
+	ck_assert_int_eq(kill(daemon_pid, SIGTERM), 0);
+	ck_assert_int_eq(waitpid(daemon_pid, &status, 0), daemon_pid);
+	daemon_pid = -1;
+	ck_assert(WIFEXITED(status));
+	ck_assert_int_eq(WEXITSTATUS(status), 0);
+}
+
+static uint64_t config_capacity(void)
+{
+	uint8_t cfg[12 + 8] = {0}, reply[12 + 8];
+	uint32_t size = 8;
+	uint64_t cap;
+
+	memcpy(cfg + 4, &size, 4);
+	send_msg(GET_CONFIG, 0, cfg, sizeof(cfg), NULL, 0);
+	ck_assert_uint_eq(recv_reply(GET_CONFIG, reply, sizeof(reply)),
+			  sizeof(reply));
+	memcpy(&cap, reply + 12, 8);
+	return cap;
 }
 
 START_TEST(negotiate_and_serve)
@@ -477,6 +750,346 @@ START_TEST(read_only_daemon)
 }
 END_TEST
 
+
+/* A front-end that goes away and comes back (QEMU's reconnect=1, a guest
+ * restarted) is served again with the image still open. */
+START_TEST(serves_next_frontend)
+{
+	uint8_t buf[4096];
+
+	start_listening_daemon(NULL, NULL);
+	bring_up();
+	tu_fill_random(mem + OFF_DATA, 4096, 7);
+	memcpy(disk + 8192, mem + OFF_DATA, 4096);
+	ck_assert_uint_eq(run(VBLK_T_OUT, 16, 4096, false), VBLK_S_OK);
+	close(sock);
+	sock = -1;
+
+	/* The daemon resets the device: the new front-end negotiates from
+	 * scratch and resumes the ring where the old one left it. */
+	connect_frontend();
+	bring_up_with(0, avail_idx);
+	memset(mem + OFF_DATA, 0, 4096);
+	ck_assert_uint_eq(run(VBLK_T_IN, 16, 4096, true), VBLK_S_OK);
+	ck_assert(memcmp(mem + OFF_DATA, disk + 8192, 4096) == 0);
+	close(sock);
+	sock = -1;
+
+	/* A third one, even after the previous one broke the protocol. */
+	connect_frontend();
+	{
+		uint32_t hdr[3] = {GET_FEATURES, 1, 1u << 30};
+
+		ck_assert_int_eq(send(sock, hdr, sizeof(hdr), MSG_NOSIGNAL), 12);
+	}
+	close(sock);
+	connect_frontend();
+	send_msg(GET_QUEUE_NUM, 0, NULL, 0, NULL, 0);
+	ck_assert_uint_eq(recv_u64(GET_QUEUE_NUM), 2);
+	terminate_daemon();
+	read_disk_file(buf, 8192, 4096);
+	ck_assert(memcmp(buf, disk + 8192, 4096) == 0);
+}
+END_TEST
+
+static uint8_t *inflight_desc(unsigned head)
+{
+	return inflight + INF_DESC(head);
+}
+
+static void inflight_set(unsigned head, uint8_t on, uint64_t counter)
+{
+	inflight_desc(head)[0] = on;
+	memcpy(inflight_desc(head) + 8, &counter, 8);
+}
+
+static uint16_t inflight_u16(unsigned off)
+{
+	uint16_t v;
+
+	memcpy(&v, inflight + off, 2);
+	return v;
+}
+
+/*
+ * A daemon killed with requests taken and not answered: the next one
+ * finds them in the inflight area the front-end kept, settles the batch
+ * the dead one had published, and resubmits the rest in the order they
+ * were first taken (not ring order).
+ */
+START_TEST(inflight_resubmitted_after_kill)
+{
+	uint8_t p1[4096], p2[4096], p3[4096], buf[4096];
+	uint16_t one_used, last_batch = 6;
+	uint32_t elem[2] = {6, 1};
+
+	start_listening_daemon(NULL, NULL);
+	bring_up_with(UP_INFLIGHT, 0);
+	ck_assert_uint_eq(run(VBLK_T_IN, 0, 4096, true), VBLK_S_OK);
+	/* The area is in use and nothing is in flight. */
+	ck_assert_uint_eq(inflight_u16(8), 1);	/* version */
+	ck_assert_uint_eq(inflight_u16(10), QSZ); /* desc_num */
+	ck_assert_uint_eq(inflight_u16(14), 1);	/* used_idx */
+	ck_assert_uint_eq(inflight_desc(0)[0], 0);
+	ck_assert_int_eq(kill(daemon_pid, SIGKILL), 0);
+	ck_assert_int_eq(waitpid(daemon_pid, NULL, 0), daemon_pid);
+	daemon_pid = -1;
+	close(sock);
+	sock = -1;
+
+	/* What a daemon killed at the worst moment leaves: X (heads 0-2)
+	 * and Y (3-5) both write sector 0, Y was taken first; Z (6-8) was
+	 * answered on the used ring but still marked in flight. */
+	tu_fill_random(p1, sizeof(p1), 11);
+	tu_fill_random(p2, sizeof(p2), 12);
+	tu_fill_random(p3, sizeof(p3), 13);
+	memcpy(mem + OFF_DATA, p1, 4096);
+	memcpy(mem + OFF_DATA + 0x1000, p2, 4096);
+	memcpy(mem + OFF_DATA + 0x2000, p3, 4096);
+	put_request(0, VBLK_T_OUT, 0, OFF_DATA, 4096, false);
+	put_request(3, VBLK_T_OUT, 0, OFF_DATA + 0x1000, 4096, false);
+	put_request(6, VBLK_T_OUT, 64, OFF_DATA + 0x2000, 4096, false);
+	publish(0);
+	publish(3);
+	publish(6);
+	inflight_set(3, 1, 5);
+	inflight_set(0, 1, 6);
+	inflight_set(6, 1, 4);
+	memcpy(mem + OFF_USED + 4 + 8 * 1, elem, 8);
+	one_used = 2;
+	__atomic_store_n((uint16_t *)(mem + OFF_USED + 2), one_used,
+			 __ATOMIC_RELEASE);
+	memcpy(inflight + 12, &last_batch, 2); /* last_batch_head */
+
+	/* The new daemon, given the area and the base QEMU computes after
+	 * a lost connection (the used index). */
+	start_listening_daemon(NULL, NULL);
+	bring_up_with(UP_INFLIGHT, 2);
+	wait_used(4);
+	ck_assert_uint_eq(mem[OFF_STATUS + 0], VBLK_S_OK);
+	ck_assert_uint_eq(mem[OFF_STATUS + 3], VBLK_S_OK);
+	ck_assert_uint_eq(mem[OFF_STATUS + 6], 0xee); /* not run again */
+	ck_assert_uint_eq(inflight_desc(0)[0], 0);
+	ck_assert_uint_eq(inflight_desc(3)[0], 0);
+	ck_assert_uint_eq(inflight_desc(6)[0], 0);
+	ck_assert_uint_eq(inflight_u16(14), 4);
+
+	/* Y then X: X's data is what the disk holds; Z's never landed. */
+	ck_assert_uint_eq(run(VBLK_T_IN, 0, 4096, true), VBLK_S_OK);
+	ck_assert(memcmp(mem + OFF_DATA, p1, 4096) == 0);
+	terminate_daemon();
+	read_disk_file(buf, 0, 4096);
+	ck_assert(memcmp(buf, p1, 4096) == 0);
+	read_disk_file(buf, 64 * 512, 4096);
+	ck_assert(memcmp(buf, disk + 64 * 512, 4096) == 0);
+}
+END_TEST
+
+/* SET_INFLIGHT_FD refuses an area too small for its description, for
+ * more queues than the device has, or without a descriptor. */
+START_TEST(inflight_area_checked)
+{
+	uint8_t desc[24] = {0};
+	uint16_t nq = 1, qsz = 4096;
+	int fd;
+
+	start_listening_daemon(NULL, NULL);
+	send_msg(GET_PROTOCOL_FEATURES, 0, NULL, 0, NULL, 0);
+	{
+		uint64_t pf = recv_u64(GET_PROTOCOL_FEATURES);
+
+		send_msg(SET_PROTOCOL_FEATURES, 0, &pf, 8, NULL, 0);
+	}
+	/* Too small for its description. */
+	fd = memfd_create("small", MFD_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, 4096), 0);
+	memcpy(desc, &(uint64_t){4096}, 8);
+	memcpy(desc + 16, &nq, 2);
+	memcpy(desc + 18, &qsz, 2);
+	ck_assert_uint_ne(send_acked(SET_INFLIGHT_FD, desc, 24, &fd, 1), 0);
+	/* More queues than the device has. */
+	nq = 3;
+	qsz = 16;
+	memcpy(desc + 16, &nq, 2);
+	memcpy(desc + 18, &qsz, 2);
+	ck_assert_uint_ne(send_acked(SET_INFLIGHT_FD, desc, 24, &fd, 1), 0);
+	/* No descriptor. */
+	nq = 1;
+	memcpy(desc + 16, &nq, 2);
+	ck_assert_uint_ne(send_acked(SET_INFLIGHT_FD, desc, 24, NULL, 0), 0);
+	close(fd);
+	send_msg(GET_QUEUE_NUM, 0, NULL, 0, NULL, 0);
+	ck_assert_uint_eq(recv_u64(GET_QUEUE_NUM), 2);
+	terminate_daemon();
+}
+END_TEST
+
+/* SET_STATUS/GET_STATUS, a broken ring reported as NEEDS_RESET, and
+ * RESET_DEVICE bringing the device back to its initial state. */
+START_TEST(status_and_reset)
+{
+	uint64_t st = 0x0f;
+	uint32_t vs[2] = {0, 0};
+
+	start_listening_daemon(NULL, NULL);
+	bring_up();
+	ck_assert_uint_eq(send_acked(SET_STATUS, &st, 8, NULL, 0), 0);
+	send_msg(GET_STATUS, 0, NULL, 0, NULL, 0);
+	ck_assert_uint_eq(recv_u64(GET_STATUS), 0x0f);
+	ck_assert_uint_eq(run(VBLK_T_IN, 0, 512, true), VBLK_S_OK);
+
+	/* A request without a writable status byte breaks the ring.  The
+	 * kick is written before the message, so the daemon sees it no
+	 * later than the message. */
+	put_desc(0, OFF_HDR, 16, 0, 0);
+	memcpy(mem + OFF_AVAIL + 4 + 2 * (avail_idx % QSZ), &(uint16_t){0}, 2);
+	avail_idx++;
+	__atomic_store_n((uint16_t *)(mem + OFF_AVAIL + 2), avail_idx,
+			 __ATOMIC_RELEASE);
+	kick();
+	send_msg(GET_STATUS, 0, NULL, 0, NULL, 0);
+	ck_assert_uint_eq(recv_u64(GET_STATUS), 0x0f | 0x40);
+
+	ck_assert_uint_eq(send_acked(RESET_DEVICE, NULL, 0, NULL, 0), 0);
+	send_msg(GET_STATUS, 0, NULL, 0, NULL, 0);
+	ck_assert_uint_eq(recv_u64(GET_STATUS), 0);
+	/* The ring was forgotten: stopped, at base 0. */
+	send_msg(GET_VRING_BASE, 0, vs, 8, NULL, 0);
+	ck_assert_uint_eq(recv_reply(GET_VRING_BASE, vs, 8), 8);
+	ck_assert_uint_eq(vs[1], 0);
+	/* Set up again on the same connection, past the bad request. */
+	bring_up_with(0, avail_idx);
+	ck_assert_uint_eq(run(VBLK_T_IN, 8, 512, true), VBLK_S_OK);
+	ck_assert(memcmp(mem + OFF_DATA, disk + 8 * 512, 512) == 0);
+	/* Out-of-range status values are refused. */
+	st = 0x100;
+	ck_assert_uint_ne(send_acked(SET_STATUS, &st, 8, NULL, 0), 0);
+	terminate_daemon();
+}
+END_TEST
+
+/* The back-end channel message that tells the front-end to read the
+ * config space again. */
+static void expect_config_change(void)
+{
+	struct pollfd pfd = {.fd = backend_sock, .events = POLLIN};
+	uint32_t hdr[3];
+
+	ck_assert_int_eq(poll(&pfd, 1, 10000), 1);
+	ck_assert_int_eq(recv(backend_sock, hdr, sizeof(hdr), MSG_WAITALL),
+			 sizeof(hdr));
+	ck_assert_uint_eq(hdr[0], BACKEND_CONFIG_CHANGE);
+	ck_assert_uint_eq(hdr[1], 1); /* version 1, no reply wanted */
+	ck_assert_uint_eq(hdr[2], 0);
+}
+
+/* Send one control command and return the reply line. */
+static void control(const char *cmd, char *reply, size_t cap)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	size_t len = 0;
+	ssize_t n;
+
+	strcpy(sa.sun_path, "ctl.sock");
+	ck_assert_int_ge(c, 0);
+	ck_assert_int_eq(connect(c, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(send(c, cmd, strlen(cmd), MSG_NOSIGNAL),
+			 (ssize_t)strlen(cmd));
+	while (len < cap - 1 &&
+	       (n = recv(c, reply + len, cap - 1 - len, 0)) > 0)
+		len += (size_t)n;
+	reply[len] = '\0';
+	close(c);
+}
+
+static off_t disk_file_size(void)
+{
+	struct stat st;
+
+	ck_assert_int_eq(stat("disk.raw", &st), 0);
+	return st.st_size;
+}
+
+/* Online resize through the control socket and after an outside resize
+ * (SIGHUP): the image changes, the front-end is told, the config space
+ * has the new capacity and the ring goes on serving the new range. */
+START_TEST(online_resize)
+{
+	char reply[256];
+	struct stat st;
+
+	start_listening_daemon("--control", "ctl.sock");
+	bring_up_with(UP_BACKEND, 0);
+	/* Answered only once the daemon serves: the control socket is
+	 * there by then. */
+	ck_assert_uint_eq(config_capacity(), DISK_SIZE / 512);
+	ck_assert_int_eq(stat("ctl.sock", &st), 0);
+	ck_assert_uint_eq(st.st_mode & 0777, 0600);
+	ck_assert_uint_eq(run(VBLK_T_IN, 3000, 4096, true), VBLK_S_IOERR);
+
+	control("size\n", reply, sizeof(reply));
+	ck_assert_str_eq(reply, "ok 1048576\n");
+	control("resize 2M\n", reply, sizeof(reply));
+	ck_assert_str_eq(reply, "ok 2097152\n");
+	expect_config_change();
+	ck_assert_uint_eq(config_capacity(), 4096);
+	ck_assert_int_eq(disk_file_size(), 2 << 20);
+	tu_fill_random(mem + OFF_DATA, 4096, 21);
+	ck_assert_uint_eq(run(VBLK_T_OUT, 3000, 4096, false), VBLK_S_OK);
+
+	/* Bad commands change nothing. */
+	control("resize 1000\n", reply, sizeof(reply));
+	ck_assert(strncmp(reply, "error: ", 7) == 0);
+	control("resize lots\n", reply, sizeof(reply));
+	ck_assert(strncmp(reply, "error: ", 7) == 0);
+	control("grow\n", reply, sizeof(reply));
+	ck_assert(strncmp(reply, "error: ", 7) == 0);
+	ck_assert_uint_eq(config_capacity(), 4096);
+
+	/* Another program grows the file; SIGHUP makes the daemon look. */
+	ck_assert_int_eq(truncate("disk.raw", 3 << 20), 0);
+	ck_assert_int_eq(kill(daemon_pid, SIGHUP), 0);
+	expect_config_change();
+	ck_assert_uint_eq(config_capacity(), 6144);
+	ck_assert_uint_eq(run(VBLK_T_IN, 6000, 4096, true), VBLK_S_OK);
+	ck_assert_uint_eq(run(VBLK_T_IN, 3000, 4096, true), VBLK_S_OK);
+	{
+		uint8_t want[4096];
+
+		tu_fill_random(want, 4096, 21);
+		ck_assert(memcmp(mem + OFF_DATA, want, 4096) == 0);
+	}
+	terminate_daemon();
+}
+END_TEST
+
+/* A resize while no front-end can be told is announced to the next one
+ * when it starts a ring (QEMU reads the config space only at start-up
+ * otherwise). */
+START_TEST(resize_announced_to_next_frontend)
+{
+	char reply[256];
+
+	start_listening_daemon("--control", "ctl.sock");
+	send_msg(GET_QUEUE_NUM, 0, NULL, 0, NULL, 0);
+	ck_assert_uint_eq(recv_u64(GET_QUEUE_NUM), 2);
+	close(sock);
+	sock = -1;
+	control("resize 3M\n", reply, sizeof(reply));
+	ck_assert_str_eq(reply, "ok 3145728\n");
+	ck_assert_int_eq(disk_file_size(), 3 << 20);
+
+	connect_frontend();
+	bring_up_with(UP_BACKEND, 0);
+	expect_config_change();
+	ck_assert_uint_eq(config_capacity(), 6144);
+	ck_assert_uint_eq(run(VBLK_T_IN, 6000, 4096, true), VBLK_S_OK);
+	terminate_daemon();
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s;
@@ -495,5 +1108,11 @@ int main(void)
 	tcase_add_test(tc, malformed_messages);
 	tcase_add_test(tc, sigterm_while_serving);
 	tcase_add_test(tc, read_only_daemon);
+	tcase_add_test(tc, serves_next_frontend);
+	tcase_add_test(tc, inflight_resubmitted_after_kill);
+	tcase_add_test(tc, inflight_area_checked);
+	tcase_add_test(tc, status_and_reset);
+	tcase_add_test(tc, online_resize);
+	tcase_add_test(tc, resize_announced_to_next_frontend);
 	return tu_run_suite(s);
 }

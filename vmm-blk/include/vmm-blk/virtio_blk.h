@@ -114,6 +114,11 @@ unsigned vblk_dev_num_queues(const struct vblk_dev *dev);
 int vblk_dev_config(const struct vblk_dev *dev, void *buf, size_t off,
 		    size_t len);
 
+/* Re-read the disk size from blockif after the image was resized, and
+ * update the config space (the transport tells the driver).  Only while
+ * no queue is started: -EBUSY otherwise. */
+int vblk_dev_update_capacity(struct vblk_dev *dev);
+
 /* Replace the guest memory map (copied).  Only while no queue is
  * started: -EBUSY otherwise; -EINVAL for empty or wrapping regions. */
 int vblk_dev_set_mem(struct vblk_dev *dev, const struct vblk_mem *mem);
@@ -148,6 +153,22 @@ size_t vblk_vring_used_bytes(unsigned size);
 int vblk_queue_start(struct vblk_dev *dev, unsigned q,
 		     const struct vblk_vring *ring, uint16_t last_avail,
 		     void (*notify)(void *opaque, unsigned q), void *opaque);
+
+/*
+ * Track queue Q's requests in REGION (NULL: no tracking), the queue's part
+ * of a vhost-user inflight area: vblk_inflight_queue_bytes(size) bytes for
+ * a ring of SIZE entries, 8-byte aligned, kept by the front-end while the
+ * back-end restarts.  Only while Q is stopped (-EBUSY otherwise).  When Q
+ * then starts on a region already in use, the requests it records as
+ * taken and not answered are taken again first, in their original order,
+ * and processing resumes after them (the LAST_AVAIL given to
+ * vblk_queue_start is not used); vblk_queue_start returns -EINVAL when the
+ * region describes a ring of another size.
+ */
+int vblk_queue_set_inflight(struct vblk_dev *dev, unsigned q, void *region);
+size_t vblk_inflight_queue_bytes(unsigned size);
+/* How many requests queue Q took again when it last started. */
+unsigned vblk_queue_retaken(const struct vblk_dev *dev, unsigned q);
 
 /*
  * Take the new requests from queue Q's available ring and submit them.

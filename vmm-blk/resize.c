@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * Resizing the served image (see resize.h).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <mimg.h>
+
+#include "blockif_impl.h"
+#include "resize.h"
+
+/* blockif checks each request against bc->size; its workers read it
+ * under bc->mtx's ordering. */
+static void serve_size(struct blockif_ctxt *bc, uint64_t size)
+{
+	pthread_mutex_lock(&bc->mtx);
+	bc->size = size;
+	pthread_mutex_unlock(&bc->mtx);
+}
+
+int vmmblk_resize(struct blockif_ctxt *bc, uint64_t size, const char **why)
+{
+	int r;
+
+	if (size == 0 || size > (uint64_t)INT64_MAX ||
+	    size % (uint64_t)bc->sectsz) {
+		*why = "the size must be a non-zero multiple of the sector "
+		       "size";
+		return -EINVAL;
+	}
+	r = mimg_truncate(bc->img, size, MIMG_PREALLOC_OFF);
+	if (r < 0) {
+		*why = mimg_errmsg();
+		return r;
+	}
+	serve_size(bc, mimg_size(bc->img));
+	return 0;
+}
+
+/* The size of the file (or block device) at PATH; -errno on failure. */
+static int64_t file_size(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	off_t end;
+
+	if (fd < 0)
+		return -errno;
+	end = lseek(fd, 0, SEEK_END);
+	if (end < 0)
+		end = -errno;
+	close(fd);
+	return end;
+}
+
+int vmmblk_reread_size(struct blockif_ctxt *bc, const char **why)
+{
+	int64_t now;
+	int r;
+
+	if (strcmp(mimg_format(bc->img), "raw") != 0) {
+		*why = "only a raw image's size is read again; resize other "
+		       "formats through the control socket";
+		return -ENOTSUP;
+	}
+	now = file_size(mimg_filename(bc->img));
+	if (now < 0) {
+		*why = strerror((int)-now);
+		return (int)now;
+	}
+	if ((uint64_t)now == mimg_size(bc->img))
+		return 0;
+	/* The file already has the size: truncating to it only makes the
+	 * raw driver take it as the image's size. */
+	r = mimg_truncate(bc->img, (uint64_t)now, MIMG_PREALLOC_OFF);
+	if (r < 0) {
+		*why = mimg_errmsg();
+		return r;
+	}
+	serve_size(bc, mimg_size(bc->img));
+	return 0;
+}
