@@ -272,6 +272,28 @@ static int write_cow_grain(struct mimg *img, struct vmdk_extent *e,
  * data is written without it; then the tables are updated (data before
  * tables).  Returns the bytes consumed, 0 when another writer allocated
  * the grain meanwhile (the caller retries). */
+static bool hits_metadata(const struct vmdk_sparse *sp, uint64_t host,
+			  uint64_t len);
+static int gt_sectors(struct vmdk_sparse *sp);
+
+/* A grain table entry must not lead guest data onto the extent's header,
+ * descriptor, directories or tables (a crafted image could make the guest
+ * rewrite them). */
+static int guard_data_write(struct vmdk_extent *e, uint64_t host,
+			    uint64_t len)
+{
+	struct vmdk_sparse *sp = e->sp;
+	pthread_mutex_lock(&sp->lock);
+	int r = gt_sectors(sp);
+	if (r == 0 && hits_metadata(sp, host, len))
+		r = mimg_err(-EIO, "%s: vmdk: preventing a guest data write at "
+			     "host offset %" PRIu64 " (%" PRIu64 " bytes): a "
+			     "grain table entry points at the extent's "
+			     "metadata", sp->path, host, len);
+	pthread_mutex_unlock(&sp->lock);
+	return r;
+}
+
 static ssize_t alloc_write(struct mimg *img, struct vmdk_extent *e,
 			   const struct iovec *iov, int iovcnt, size_t skip,
 			   uint64_t eoff, size_t len)
@@ -408,8 +430,10 @@ static int write_sparse(struct mimg *img, struct vmdk_extent *e,
 				chunk = (size_t)min_u64(len, chunk + gb);
 				grain++;
 			}
-			r = file_pwritev_at(e->file, iov, iovcnt, skip, chunk,
-					    host + in);
+			r = guard_data_write(e, host + in, chunk);
+			if (r == 0)
+				r = file_pwritev_at(e->file, iov, iovcnt, skip,
+						    chunk, host + in);
 		} else {
 			ssize_t n = alloc_write(img, e, iov, iovcnt, skip,
 						eoff, len);
@@ -555,14 +579,14 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Sorted sectors of every grain table of SP (both directories), or NULL
- * with *NP 0 when there are none.  (sp->lock held) */
-static int gt_sectors(struct vmdk_sparse *sp, uint32_t **out, size_t *np)
+/* Collect the sorted sectors of every grain table of SP (both
+ * directories) into sp->gt_sorted.  (sp->lock held) */
+static int gt_sectors(struct vmdk_sparse *sp)
 {
+	if (sp->gt_sorted_valid)
+		return 0;
 	size_t n = 0, cap = sp->rgd ? 2 * sp->gd_entries : sp->gd_entries;
 	uint32_t *v = cap ? malloc(cap * sizeof(*v)) : NULL;
-	*out = NULL;
-	*np = 0;
 	if (cap && !v)
 		return mimg_err(-ENOMEM, "out of memory");
 	for (uint64_t i = 0; i < sp->gd_entries; i++) {
@@ -572,8 +596,10 @@ static int gt_sectors(struct vmdk_sparse *sp, uint32_t **out, size_t *np)
 			v[n++] = sp->rgd[i];
 	}
 	qsort(v, n, sizeof(*v), cmp_u32);
-	*out = v;
-	*np = n;
+	free(sp->gt_sorted);
+	sp->gt_sorted = v;
+	sp->n_gt_sorted = n;
+	sp->gt_sorted_valid = true;
 	return 0;
 }
 
@@ -585,10 +611,13 @@ static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b,
 
 /* Whether host bytes [HOST, HOST+LEN) touch the extent's own metadata: a
  * crafted grain table entry may point at a table or the directory, and
- * punching there would destroy them. */
-static bool hits_metadata(const struct vmdk_sparse *sp, const uint32_t *gts,
-			  size_t n, uint64_t host, uint64_t len)
+ * writing or punching there would destroy them.  (sp->lock held,
+ * gt_sectors() done) */
+static bool hits_metadata(const struct vmdk_sparse *sp, uint64_t host,
+			  uint64_t len)
 {
+	const uint32_t *gts = sp->gt_sorted;
+	size_t n = sp->n_gt_sorted;
 	uint64_t gd_len = sp->gd_entries * 4;
 	if (host < sp->overhead * VMDK_SECTOR ||
 	    ranges_overlap(host, len, sp->gd_sector * VMDK_SECTOR, gd_len) ||
@@ -618,14 +647,12 @@ static int discard_grains(struct mimg *img, struct vmdk_extent *e,
 {
 	struct vmdk_sparse *sp = e->sp;
 	uint32_t gte = img->backing ? VMDK_GTE_ZERO : 0;
-	uint32_t *gts;
-	size_t ngts;
 	int r;
 
 	if (img->backing && !sp->zero_grain)
 		return 0; /* nothing can hide the parent's data */
 	pthread_mutex_lock(&sp->lock);
-	r = gt_sectors(sp, &gts, &ngts);
+	r = gt_sectors(sp);
 	for (uint64_t g = first; g < first + k && r == 0;) {
 		enum vmdk_grain_state st;
 		uint64_t host;
@@ -636,15 +663,14 @@ static int discard_grains(struct mimg *img, struct vmdk_extent *e,
 		r = vmdk_sparse_lookup_locked(sp, g, &st, &host);
 		if (r == 0 && st == VMDK_GRAIN_DATA) {
 			r = vmdk_sparse_set_gtes(sp, g, 1, gte, true);
-			if (r == 0 &&
-			    !hits_metadata(sp, gts, ngts, host, sp->grain_bytes))
+			if (r == 0 && (r = gt_sectors(sp)) == 0 &&
+			    !hits_metadata(sp, host, sp->grain_bytes))
 				(void)mimg_file_punch_hole(sp->file, host,
 							   sp->grain_bytes);
 		}
 		g++;
 	}
 	pthread_mutex_unlock(&sp->lock);
-	free(gts);
 	return r;
 }
 

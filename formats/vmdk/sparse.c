@@ -269,6 +269,7 @@ void vmdk_sparse_close(struct vmdk_sparse *sp)
 	}
 	free(sp->gd);
 	free(sp->rgd);
+	free(sp->gt_sorted);
 }
 
 int vmdk_sparse_read_gt(struct vmdk_sparse *sp, const uint32_t *gd,
@@ -559,6 +560,7 @@ static int ensure_gt(struct vmdk_sparse *sp, uint64_t gdi)
 		if (r < 0)
 			return r;
 		sp->rgd[gdi] = s;
+		sp->gt_sorted_valid = false;
 	}
 	if (!sp->gd[gdi]) {
 		r = append_gt(sp, &s);
@@ -570,6 +572,7 @@ static int ensure_gt(struct vmdk_sparse *sp, uint64_t gdi)
 			return r;
 		sp->gd[gdi] = s;
 		/* A cached all-zero table for this index stays valid. */
+		sp->gt_sorted_valid = false;
 	}
 	return 0;
 }

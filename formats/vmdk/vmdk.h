@@ -155,6 +155,12 @@ struct vmdk_sparse {
 	struct vmdk_inflight *inflight;
 	struct vmdk_gt_slot *slots;
 	size_t nslots;
+	/* Sorted sectors of every grain table, so that no guest write or
+	 * punch lands on one (built on first use, dropped when a table is
+	 * added). */
+	uint32_t *gt_sorted;
+	size_t n_gt_sorted;
+	bool gt_sorted_valid;
 };
 
 /* Parse and validate the 512-byte sparse header at the start of FILE,
