@@ -20,6 +20,11 @@ const char *mimg_version(void)
 	return MIMG_VERSION_STRING;
 }
 
+int mimg_version_number(void)
+{
+	return MIMG_VERSION_NUMBER;
+}
+
 const struct mimg_driver *mimg__find_driver(const char *name)
 {
 	for (const struct mimg_driver *const *d = mimg_drivers; *d; d++)

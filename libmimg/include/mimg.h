@@ -37,10 +37,18 @@ extern "C" {
 #define MIMG_VERSION_MINOR 1
 #define MIMG_VERSION_PATCH 0
 #define MIMG_VERSION_STRING "0.1.0"
+/* One integer that compares as versions do: MAJOR * 10000 + MINOR * 100 +
+ * PATCH. */
+#define MIMG_VERSION_NUMBER \
+	(MIMG_VERSION_MAJOR * 10000 + MIMG_VERSION_MINOR * 100 + \
+	 MIMG_VERSION_PATCH)
 
 /* The library's version as "MAJOR.MINOR.PATCH" (may differ from the header
- * the caller was built with). */
+ * the caller was built with).  Cannot fail; thread-safe. */
 MIMG_API const char *mimg_version(void);
+/* The library's MIMG_VERSION_NUMBER, for run-time checks against the
+ * header's.  Cannot fail; thread-safe. */
+MIMG_API int mimg_version_number(void);
 
 /* Message describing the last failure on this thread, naming the file,
  * field and value involved.  Never NULL; valid until the next libmimg call

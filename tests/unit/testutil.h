@@ -24,12 +24,14 @@ void tu_write_file(const char *path, const void *buf, size_t len,
 		   uint64_t off);
 /* Create PATH as a sparse file of SIZE bytes. */
 void tu_make_sparse(const char *path, uint64_t size);
-/* True when PROG is found in PATH. */
+/* True when PROG is found in PATH.  When it is not, the test is expected
+ * to return early, and tu_run_suite() reports the run as skipped (77). */
 int tu_have_program(const char *prog);
 /* Run a shell command; returns its exit status (or -1). */
 int tu_system(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Run SUITE with Check and return the process exit status. */
+/* Run SUITE with Check and return the process exit status: 1 when a test
+ * failed, 77 when none failed but some found an oracle missing. */
 int tu_run_suite(Suite *s);
 
 /* Add a TCase named NAME to S with the temporary-directory fixture. */
