@@ -3,8 +3,10 @@
  *
  * blockif over a raw image: bhyve's option string, request semantics
  * (errors, br_resid, E2BIG, cancel, ordering of overlapping requests) and
- * a concurrent stress with verification.
+ * a concurrent stress with verification.  Built with FreeBSD 12's
+ * interface (VMMBLK_BLOCKIF_LEGACY_API: blockif_open takes the string).
  */
+#define VMMBLK_BLOCKIF_LEGACY_API 1
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -32,9 +34,9 @@ static void make_disk(void)
 
 static struct blockif_ctxt *open_ok(const char *opts)
 {
-	struct blockif_ctxt *bc = blockif_open_optstr(opts, "test");
+	struct blockif_ctxt *bc = blockif_open(opts, "test");
 
-	ck_assert_msg(bc != NULL, "blockif_open_optstr(%s) failed", opts);
+	ck_assert_msg(bc != NULL, "blockif_open(%s) failed", opts);
 	return bc;
 }
 
