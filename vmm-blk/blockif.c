@@ -151,13 +151,14 @@ static void req_range(struct blockif_req *br, enum blockif_op op,
 	bool ok = br->br_offset >= 0;
 
 	*start = *end = 0;
-	if (op == BOP_READ || op == BOP_WRITE)
+	if (op == BOP_READ || op == BOP_WRITE) {
 		ok = ok && br->br_iovcnt >= 0 && iov_total(br, &len);
-	else if (op == BOP_DELETE || op == BOP_ZEROES)
-		ok = ok && br->br_resid >= 0 && (len = (uint64_t)br->br_resid,
-						 true);
-	else
+	} else if (op == BOP_DELETE || op == BOP_ZEROES) {
+		ok = ok && br->br_resid >= 0;
+		len = (uint64_t)br->br_resid;
+	} else {
 		return;
+	}
 	if (!ok)
 		return;
 	*start = (uint64_t)br->br_offset;

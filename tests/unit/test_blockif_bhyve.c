@@ -533,11 +533,21 @@ struct nvme_ioreq {
 	struct iovec iovpadding[MDTS_PAD_SIZE];
 };
 
+/* The request's segments, br_iov and the padding after it, as one array.
+ * bhyve indexes br_iov itself past BLOCKIF_IOV_MAX; here the same memory
+ * is reached through a pointer, which C (and UBSan) allow. */
+static struct iovec *nvme_segs(struct nvme_ioreq *req)
+{
+	return (struct iovec *)(void *)((char *)&req->io_req +
+					offsetof(struct blockif_req, br_iov));
+}
+
 /* pci_nvme_append_iov_req: contiguous pieces merge, others add a
  * segment; at most NVME_MAX_IOVEC. */
 static int nvme_append_iov(struct nvme_ioreq *req, uint64_t gpaddr,
 			   size_t size)
 {
+	struct iovec *segs = nvme_segs(req);
 	int idx;
 
 	if (req->io_req.br_iovcnt == NVME_MAX_IOVEC)
@@ -546,11 +556,11 @@ static int nvme_append_iov(struct nvme_ioreq *req, uint64_t gpaddr,
 	    req->prev_gpaddr + req->prev_size == gpaddr) {
 		idx = req->io_req.br_iovcnt - 1;
 		req->prev_size += size;
-		req->io_req.br_iov[idx].iov_len = req->prev_size;
+		segs[idx].iov_len = req->prev_size;
 	} else {
 		idx = req->io_req.br_iovcnt;
-		req->io_req.br_iov[idx].iov_base = guest + gpaddr;
-		req->io_req.br_iov[idx].iov_len = size;
+		segs[idx].iov_base = guest + gpaddr;
+		segs[idx].iov_len = size;
 		req->io_req.br_iovcnt++;
 		req->prev_gpaddr = gpaddr;
 		req->prev_size = size;
@@ -687,12 +697,10 @@ START_TEST(nvme_model)
 	{
 		size_t done = 0;
 
-		/* Walked through a pointer: indexing br_iov past its
-		 * declared bound in a loop lets the compiler assume the loop
-		 * ends at BLOCKIF_IOV_MAX. */
-		struct iovec *segs = (struct iovec *)(void *)(
-			(char *)&req->io_req +
-			offsetof(struct blockif_req, br_iov));
+		/* Through a pointer: indexing br_iov past its declared
+		 * bound in a loop lets the compiler assume the loop ends at
+		 * BLOCKIF_IOV_MAX. */
+		struct iovec *segs = nvme_segs(req);
 
 		for (int i = 0; i < NVME_MAX_IOVEC; i++) {
 			struct iovec *v = &segs[i];
