@@ -433,6 +433,7 @@ cat >"$work/stubs.c" <<'SHIM_EOF'
 #include <strings.h>
 
 #include "config.h"
+#include <sys/uio.h>
 
 /* Configuration tree: nodes with string values and child nodes; dotted
  * relative paths. */
@@ -605,12 +606,8 @@ INERT(int, pci_msi_maxmsgnum)
 INERT(int, pci_set_cfgdata8)
 INERT(int, pci_set_cfgdata16)
 INERT(int, pci_set_cfgdata32)
-INERT(int, vq_has_descs)
-INERT(int, vq_getchain)
-INERT(int, vq_relchain)
 INERT(int, vq_endchains)
 INERT(int, vi_interrupt)
-INERT(int, vi_softc_linkup)
 INERT(int, vi_intr_init)
 INERT(int, vi_reset_dev)
 INERT(int, vi_set_io_bar)
@@ -655,6 +652,65 @@ size_t strlcpy(char *dst, const char *src, size_t size)
 }
 int raw_stdio;
 char *vmname = "vm";
+
+/*
+ * A one-request virtqueue, enough to run a virtio-blk model's request path:
+ * vi_softc_linkup() remembers the model's callbacks, vq_getchain() hands
+ * out the chain main() set up, vq_relchain() reports its completion.
+ */
+struct vi_req { /* as in virtio.h */
+	int readable, writable;
+	unsigned int idx;
+};
+void *linked_vc;
+void *linked_softc;
+void *linked_vq;
+struct iovec *chain_iov;
+int chain_len, chain_readable, chain_pending;
+pthread_mutex_t chain_lock = PTHREAD_MUTEX_INITIALIZER;
+pthread_cond_t chain_cond = PTHREAD_COND_INITIALIZER;
+int chain_done;
+
+void vi_softc_linkup(void *vs, void *vc, void *dev_softc, void *pi,
+		     void *queues)
+{
+	(void)vs;
+	(void)pi;
+	linked_vc = vc;
+	linked_softc = dev_softc;
+	linked_vq = queues;
+}
+
+int vq_has_descs(void *vq)
+{
+	(void)vq;
+	return chain_pending;
+}
+
+int vq_getchain(void *vq, struct iovec *iov, int niov, struct vi_req *req)
+{
+	(void)vq;
+	if (!chain_pending || chain_len > niov)
+		return -1;
+	chain_pending = 0;
+	memcpy(iov, chain_iov, sizeof(*iov) * (size_t)chain_len);
+	req->readable = chain_readable;
+	req->writable = chain_len - chain_readable;
+	req->idx = 0;
+	return chain_len;
+}
+
+/* (uint16_t idx, uint32_t iolen) in bhyve, promoted here. */
+void vq_relchain(void *vq, int idx, unsigned int iolen)
+{
+	(void)vq;
+	(void)idx;
+	(void)iolen;
+	pthread_mutex_lock(&chain_lock);
+	chain_done = 1;
+	pthread_cond_broadcast(&chain_cond);
+	pthread_mutex_unlock(&chain_lock);
+}
 SHIM_EOF
 cat >"$work/main.c" <<'SHIM_EOF'
 /* Opens a disk image with each linked bhyve device model, as bhyve does
@@ -683,6 +739,70 @@ typedef int init_fn(struct pci_devinst *, nvlist_t *);
 #define CALL_INIT(pe, pi, nvl) ((init_fn *)(pe)->pe_init)((pi), (nvl))
 #endif
 typedef int legacy_fn(nvlist_t *, const char *);
+
+#ifndef PE_INIT_OPTSTR
+#include <pthread.h>
+#include <sys/uio.h>
+#include "virtio.h"
+
+extern struct virtio_consts *linked_vc;
+extern void *linked_softc;
+extern struct vqueue_info *linked_vq;
+extern struct iovec *chain_iov;
+extern int chain_len, chain_readable, chain_pending, chain_done;
+extern pthread_mutex_t chain_lock;
+extern pthread_cond_t chain_cond;
+
+/* One request through the virtio-blk model's own request path (its
+ * qnotify callback): a header, NSEG data segments, a status byte.  Returns
+ * the status the model wrote. */
+static int vtblk_request(uint32_t type, uint64_t sector, uint8_t *data,
+			 int nseg, size_t seglen)
+{
+	struct {
+		uint32_t type, ioprio;
+		uint64_t sector;
+	} __attribute__((packed)) hdr = {type, 0, sector};
+	struct iovec iov[130];
+	uint8_t status = 0xff;
+
+	iov[0].iov_base = &hdr;
+	iov[0].iov_len = sizeof(hdr);
+	for (int i = 0; i < nseg; i++) {
+		iov[1 + i].iov_base = data + seglen * (size_t)i;
+		iov[1 + i].iov_len = seglen;
+	}
+	iov[1 + nseg].iov_base = &status;
+	iov[1 + nseg].iov_len = 1;
+	chain_iov = iov;
+	chain_len = nseg + 2;
+	chain_readable = type == 1 ? nseg + 1 : 1;
+	chain_done = 0;
+	chain_pending = 1;
+	((void (*)(void *, struct vqueue_info *))linked_vc->vc_qnotify)(
+		linked_softc, linked_vq);
+	pthread_mutex_lock(&chain_lock);
+	while (!chain_done)
+		pthread_cond_wait(&chain_cond, &chain_lock);
+	pthread_mutex_unlock(&chain_lock);
+	return status;
+}
+
+/* Write 128 segments through the model, read them back in 128 others. */
+static int vtblk_io_check(void)
+{
+	static uint8_t out[128 * 4096], in[128 * 4096];
+	int w, r;
+
+	for (size_t i = 0; i < sizeof(out); i++)
+		out[i] = (uint8_t)(i * 7 + i / 4096);
+	w = vtblk_request(1, 2048, out, 128, 4096);
+	r = vtblk_request(0, 2048, in, 128, 4096);
+	printf("virtio-blk: 128-segment write status %d, read status %d, "
+	       "data %s\n", w, r, memcmp(in, out, sizeof(in)) ? "DIFFERS" : "same");
+	return w != 0 || r != 0 || memcmp(in, out, sizeof(in)) != 0;
+}
+#endif
 
 /* Is NAME one of the comma-separated LIST? */
 static int listed(const char *list, const char *name)
@@ -736,6 +856,10 @@ int main(int argc, char **argv)
 			r = CALL_INIT(resolve(pe), &pi, nvl);
 		printf("%s: init %s\n", pe->pe_emu, r == 0 ? "ok" : "FAILED");
 		failed |= r != 0;
+#ifndef PE_INIT_OPTSTR
+		if (r == 0 && !strcmp(pe->pe_emu, "virtio-blk") && linked_vc)
+			failed |= vtblk_io_check();
+#endif
 	}
 	return failed;
 }
@@ -816,6 +940,12 @@ if [ $fail = 0 ]; then
 		echo "open $img:"
 		./bhyve-models virtio-blk,ahci-hd,nvme "$img" || fail=1
 	done
+fi
+# bhyve never closes its disks: what a model's completed writes left in
+# the qcow2 image after the process exited (reported, not judged here).
+if [ $fail = 0 ] && command -v qemu-img >/dev/null 2>&1; then
+	echo "after exit without close, qemu-img check disk.qcow2:"
+	qemu-img check disk.qcow2 2>&1 | sed 's/^/  /' | tail -4 || true
 fi
 [ $fail = 0 ] && echo "bhyve-compat-check: PASS" || echo "bhyve-compat-check: FAIL"
 exit $fail
