@@ -209,10 +209,14 @@ static int enqueue(struct blockif_ctxt *bc, struct blockif_req *br,
 	return 0;
 }
 
-/* The size changes only by blockif_resize, while requests may run. */
-static uint64_t disk_size(struct blockif_ctxt *bc)
+uint64_t blockif_disk_size(struct blockif_ctxt *bc)
 {
 	return __atomic_load_n(&bc->size, __ATOMIC_ACQUIRE);
+}
+
+static uint64_t disk_size(struct blockif_ctxt *bc)
+{
+	return blockif_disk_size(bc);
 }
 
 static int errno_of(long r)
@@ -371,6 +375,7 @@ int blockif_start(struct blockif_ctxt *bc)
 	pthread_mutex_init(&bc->mtx, NULL);
 	pthread_cond_init(&bc->work_cond, NULL);
 	pthread_cond_init(&bc->done_cond, NULL);
+	pthread_cond_init(&bc->watch_cond, NULL);
 	bc->free_list = NULL;
 	for (int i = BLOCKIF_MAXREQ - 1; i >= 0; i--) {
 		bc->elems[i].state = BST_FREE;
@@ -466,12 +471,17 @@ int blockif_close(struct blockif_ctxt *bc)
 	bc->closing = true;
 	bc->paused = false;
 	pthread_cond_broadcast(&bc->work_cond);
+	pthread_cond_broadcast(&bc->watch_cond);
 	pthread_mutex_unlock(&bc->mtx);
+	if (bc->watching)
+		pthread_join(bc->watcher, NULL);
 	for (int i = 0; i < bc->nthreads; i++)
 		pthread_join(bc->threads[i], NULL);
 	err = errno_of(mimg_close(bc->img));
 	pthread_cond_destroy(&bc->done_cond);
 	pthread_cond_destroy(&bc->work_cond);
+	pthread_cond_destroy(&bc->watch_cond);
+	free(bc->watch_path);
 	pthread_mutex_destroy(&bc->mtx);
 	free(bc);
 	return err;
@@ -517,9 +527,7 @@ int blockif_cluster_size(struct blockif_ctxt *bc)
 	return cs > (uint32_t)INT32_MAX ? 0 : (int)cs;
 }
 
-/* Stop workers from starting requests and wait for the running ones.
- * Returns whether they were stopped already.  Called with the mutex. */
-static bool quiesce(struct blockif_ctxt *bc)
+bool blockif_quiesce(struct blockif_ctxt *bc)
 {
 	bool was = bc->paused;
 
@@ -534,7 +542,7 @@ void blockif_pause(struct blockif_ctxt *bc)
 	int err;
 
 	pthread_mutex_lock(&bc->mtx);
-	quiesce(bc);
+	blockif_quiesce(bc);
 	pthread_mutex_unlock(&bc->mtx);
 	err = errno_of(mimg_flush(bc->img));
 	if (err)
@@ -548,54 +556,4 @@ void blockif_resume(struct blockif_ctxt *bc)
 	bc->paused = false;
 	pthread_cond_broadcast(&bc->work_cond);
 	pthread_mutex_unlock(&bc->mtx);
-}
-
-int blockif_register_resize_callback(struct blockif_ctxt *bc,
-				     blockif_resize_cb *cb, void *cb_arg)
-{
-	int err = 0;
-
-	if (!cb)
-		return EINVAL;
-	pthread_mutex_lock(&bc->mtx);
-	if (bc->resize_cb) {
-		err = EBUSY;
-	} else {
-		bc->resize_cb = cb;
-		bc->resize_arg = cb_arg;
-	}
-	pthread_mutex_unlock(&bc->mtx);
-	return err;
-}
-
-int blockif_resize(struct blockif_ctxt *bc, off_t size)
-{
-	blockif_resize_cb *cb;
-	void *arg;
-	bool was_paused;
-	int r;
-
-	if (size < 0)
-		return EINVAL;
-	if (bc->ro)
-		return EROFS;
-	/* No request runs while the image changes size. */
-	pthread_mutex_lock(&bc->mtx);
-	was_paused = quiesce(bc);
-	r = mimg_truncate(bc->img, (uint64_t)size, MIMG_PREALLOC_OFF);
-	if (r == 0)
-		__atomic_store_n(&bc->size, mimg_size(bc->img),
-				 __ATOMIC_RELEASE);
-	bc->paused = was_paused;
-	pthread_cond_broadcast(&bc->work_cond);
-	cb = bc->resize_cb;
-	arg = bc->resize_arg;
-	pthread_mutex_unlock(&bc->mtx);
-	if (r < 0) {
-		blockif_warn(bc->ident, "%s", mimg_errmsg());
-		return -r;
-	}
-	if (cb)
-		cb(bc, arg, (size_t)disk_size(bc));
-	return 0;
 }

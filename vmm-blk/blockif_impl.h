@@ -56,6 +56,11 @@ struct blockif_ctxt {
 	int bootindex; /* -1: none */
 	blockif_resize_cb *resize_cb;
 	void *resize_arg;
+	/* Raw images: a thread notices the file's size changing. */
+	bool watching;
+	pthread_t watcher;
+	pthread_cond_t watch_cond; /* closing */
+	char *watch_path;
 
 	pthread_mutex_t mtx;
 	pthread_cond_t work_cond; /* ready work or closing */
@@ -101,6 +106,12 @@ void blockif_warn(const char *ident, const char *fmt, ...)
 /* Always in the library, declared by block_if.h under BHYVE_SNAPSHOT. */
 void blockif_pause(struct blockif_ctxt *bc);
 void blockif_resume(struct blockif_ctxt *bc);
+
+/* Stop workers from starting requests and wait for the running ones;
+ * returns whether they were stopped already.  Called with the mutex. */
+bool blockif_quiesce(struct blockif_ctxt *bc);
+/* The disk's size (it changes only by resizing, while requests run). */
+uint64_t blockif_disk_size(struct blockif_ctxt *bc);
 
 /* Start the worker threads of a filled-in BC (blockif.c).  Returns 0 or a
  * positive errno. */

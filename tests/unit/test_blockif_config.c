@@ -453,11 +453,38 @@ START_TEST(resize_callback)
 	ck_assert_ptr_eq(resized_arg, &arg);
 	ck_assert_uint_eq(resized_to, 2 * DISK_SIZE);
 	ck_assert_int_eq(blockif_size(bc), 2 * DISK_SIZE);
+	/* Another program grows the raw file: noticed, as bhyve notices it,
+	 * and the new space reads as zeroes. */
+	ck_assert_int_eq(truncate("disk.raw", 3 * DISK_SIZE), 0);
+	for (int i = 0; i < 100 && blockif_size(bc) != 3 * DISK_SIZE; i++) {
+		struct timespec ts = {0, 50 * 1000 * 1000};
+
+		nanosleep(&ts, NULL);
+	}
+	ck_assert_int_eq(blockif_size(bc), 3 * DISK_SIZE);
+	ck_assert_int_eq(resized_calls, 2);
+	ck_assert_uint_eq(resized_to, 3 * DISK_SIZE);
+	{
+		struct blockif_req br = {.br_callback = wake_cb};
+		uint8_t buf[4096];
+
+		memset(buf, 0xee, sizeof(buf));
+		br.br_iovcnt = 1;
+		br.br_iov[0].iov_base = buf;
+		br.br_iov[0].iov_len = sizeof(buf);
+		br.br_offset = 3 * DISK_SIZE - 4096;
+		br.br_resid = sizeof(buf);
+		ck_assert_int_eq(blockif_read(bc, &br), 0);
+		ck_assert_int_eq(wait_one(), 0);
+		ck_assert_int_eq(br.br_resid, 0);
+		for (size_t i = 0; i < sizeof(buf); i++)
+			ck_assert_uint_eq(buf[i], 0);
+	}
 	ck_assert_int_eq(blockif_close(bc), 0);
 	/* Read-only images cannot be resized. */
 	bc = open_legacy("disk.raw,format=raw,ro");
 	ck_assert_int_eq(blockif_resize(bc, DISK_SIZE), EROFS);
-	ck_assert_int_eq(blockif_size(bc), 2 * DISK_SIZE);
+	ck_assert_int_eq(blockif_size(bc), 3 * DISK_SIZE);
 	ck_assert_int_eq(blockif_close(bc), 0);
 	free(disk);
 }

@@ -133,9 +133,11 @@ int blockif_add_boot_device(struct pci_devinst *const pi,
 #endif
 
 /*
- * Call CB(bc, CB_ARG, new_size) whenever the image's size changes (from
- * blockif_resize(), on a thread of the caller of blockif_resize).  0, EINVAL
- * for a NULL CB, EBUSY when one is registered already.
+ * Call CB(bc, CB_ARG, new_size) whenever the image's size changes: after
+ * blockif_resize() (on its caller's thread) and, for a writable raw image,
+ * when another program resizes the file (noticed within a second, on a
+ * blockif thread).  0, EINVAL for a NULL CB, EBUSY when one is registered
+ * already, or the errno of starting the watch.
  */
 int blockif_register_resize_callback(struct blockif_ctxt *bc,
 				     blockif_resize_cb *cb, void *cb_arg);
