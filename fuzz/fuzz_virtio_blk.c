@@ -46,7 +46,7 @@ static int init_device(void)
 		return -1;
 	close(fd);
 	snprintf(opts, sizeof(opts), "%s,format=raw", path);
-	bc = blockif_open(opts, "fuzz");
+	bc = blockif_open_optstr(opts, "fuzz");
 	/* The open descriptor keeps the file; no need to leave it around. */
 	unlink(path);
 	if (!bc)

@@ -9,9 +9,14 @@
  * modifying request); it becomes ready when that count drops to zero.
  * Workers take ready requests in FIFO order, so independent requests run in
  * parallel while requests to the same blocks keep their order.  Elements
- * are preallocated: nothing is allocated per request.
+ * are preallocated: nothing is allocated per request.  A performed request
+ * leaves the active list (releasing the ones that waited for it) but keeps
+ * its element, in state BST_DONE, until its callback returns: bhyve counts
+ * its slots that way, and blockif_cancel answers EBUSY for it meanwhile.
  */
 #include <errno.h>
+#include <limits.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,9 +83,9 @@ static void ready_remove(struct blockif_ctxt *bc, struct blockif_elem *be)
 	be->link = NULL;
 }
 
-/* Take BE off the active list, release the requests waiting for it and
- * put it on the free list.  Called with the mutex held. */
-static void elem_retire(struct blockif_ctxt *bc, struct blockif_elem *be)
+/* Take BE off the active list and release the requests waiting for it.
+ * Called with the mutex held. */
+static void elem_unlink(struct blockif_ctxt *bc, struct blockif_elem *be)
 {
 	for (struct blockif_elem *t = be->next; t; t = t->next) {
 		if (t->state == BST_WAITING && conflicts(be, t) &&
@@ -96,6 +101,11 @@ static void elem_retire(struct blockif_ctxt *bc, struct blockif_elem *be)
 	else
 		bc->active_tail = be->prev;
 	be->prev = be->next = NULL;
+}
+
+/* Put BE back on the free list.  Called with the mutex held. */
+static void elem_free(struct blockif_ctxt *bc, struct blockif_elem *be)
+{
 	be->req = NULL;
 	be->state = BST_FREE;
 	be->link = bc->free_list;
@@ -105,40 +115,69 @@ static void elem_retire(struct blockif_ctxt *bc, struct blockif_elem *be)
 		pthread_cond_broadcast(&bc->work_cond);
 }
 
-static uint64_t iov_total(const struct blockif_req *br)
+/*
+ * The request's segments.  br_iovcnt may go past BLOCKIF_IOV_MAX when more
+ * iovecs follow the request in memory (bhyve's NVMe model); address them
+ * from the structure's base so no bound of the declared array applies.
+ */
+static struct iovec *req_iov(struct blockif_req *br)
 {
+	return (struct iovec *)(void *)((char *)br +
+					offsetof(struct blockif_req, br_iov));
+}
+
+/* Total length of BR's segments; false when it does not fit in ssize_t. */
+static bool iov_total(struct blockif_req *br, uint64_t *lenp)
+{
+	const struct iovec *iov = req_iov(br);
 	uint64_t n = 0;
 
-	for (int i = 0; i < br->br_iovcnt; i++)
-		n += br->br_iov[i].iov_len;
-	return n;
+	for (int i = 0; i < br->br_iovcnt; i++) {
+		if (iov[i].iov_len > (uint64_t)SSIZE_MAX - n)
+			return false;
+		n += iov[i].iov_len;
+	}
+	*lenp = n;
+	return true;
+}
+
+/* The byte range BR covers, for ordering.  A malformed request (negative
+ * offset or count, a length past 2^63) gets an empty range: the worker
+ * fails it without touching the image. */
+static void req_range(struct blockif_req *br, enum blockif_op op,
+		      uint64_t *start, uint64_t *end)
+{
+	uint64_t len = 0;
+	bool ok = br->br_offset >= 0;
+
+	*start = *end = 0;
+	if (op == BOP_READ || op == BOP_WRITE) {
+		ok = ok && br->br_iovcnt >= 0 && iov_total(br, &len);
+	} else if (op == BOP_DELETE || op == BOP_ZEROES) {
+		ok = ok && br->br_resid >= 0;
+		len = (uint64_t)br->br_resid;
+	} else {
+		return;
+	}
+	if (!ok)
+		return;
+	*start = (uint64_t)br->br_offset;
+	/* offset and length are each below 2^63: no overflow */
+	*end = *start + len;
 }
 
 static int enqueue(struct blockif_ctxt *bc, struct blockif_req *br,
 		   enum blockif_op op, bool unmap)
 {
 	struct blockif_elem *be;
-	uint64_t len = 0;
+	uint64_t start, end;
 
+	/* A NULL context or request cannot be answered through a callback. */
 	if (!bc || !br)
 		return EINVAL;
-	if (op == BOP_READ || op == BOP_WRITE) {
-		if (br->br_iovcnt < 0 || br->br_iovcnt > BLOCKIF_IOV_MAX)
-			return EINVAL;
-		len = iov_total(br);
-	} else if (op == BOP_DELETE || op == BOP_ZEROES) {
-		if (br->br_resid < 0)
-			return EINVAL;
-		len = (uint64_t)br->br_resid;
-	}
-	if (op != BOP_FLUSH && br->br_offset < 0)
-		return EINVAL;
+	req_range(br, op, &start, &end);
 
 	pthread_mutex_lock(&bc->mtx);
-	if (bc->closing) {
-		pthread_mutex_unlock(&bc->mtx);
-		return EINVAL;
-	}
 	be = bc->free_list;
 	if (!be) {
 		pthread_mutex_unlock(&bc->mtx);
@@ -149,10 +188,8 @@ static int enqueue(struct blockif_ctxt *bc, struct blockif_req *br,
 	be->req = br;
 	be->op = op;
 	be->unmap = unmap;
-	be->start = op == BOP_FLUSH ? 0 : (uint64_t)br->br_offset;
-	/* A range past 2^64 cannot exist; saturate so overlap tests stay
-	 * meaningful and the worker reports the range as invalid. */
-	be->end = len > UINT64_MAX - be->start ? UINT64_MAX : be->start + len;
+	be->start = start;
+	be->end = end;
 	be->deps = 0;
 	for (struct blockif_elem *t = bc->active_head; t; t = t->next)
 		if (conflicts(t, be))
@@ -172,65 +209,123 @@ static int enqueue(struct blockif_ctxt *bc, struct blockif_req *br,
 	return 0;
 }
 
+uint64_t blockif_disk_size(struct blockif_ctxt *bc)
+{
+	return __atomic_load_n(&bc->size, __ATOMIC_ACQUIRE);
+}
+
+static uint64_t disk_size(struct blockif_ctxt *bc)
+{
+	return blockif_disk_size(bc);
+}
+
 static int errno_of(long r)
 {
 	return r < 0 ? (int)-r : 0;
 }
 
+/* Transfer BR's segments, cut to the first LEN bytes, at OFF. */
+static ssize_t transfer(struct blockif_ctxt *bc, struct blockif_req *br,
+			bool write, uint64_t off, uint64_t len)
+{
+	struct iovec *iov = req_iov(br), *cut;
+	uint64_t total;
+	int n = 0;
+	ssize_t r;
+
+	if (!iov_total(br, &total))
+		return -EINVAL;
+	if (total <= len)
+		return write ? mimg_pwritev(bc->img, iov, br->br_iovcnt, off)
+			     : mimg_preadv(bc->img, iov, br->br_iovcnt, off);
+	/* Crossing the end of the disk (rare): a trimmed copy. */
+	for (uint64_t sum = 0; sum < len; n++)
+		sum += iov[n].iov_len;
+	cut = malloc((size_t)n * sizeof(*cut));
+	if (!cut)
+		return -ENOMEM;
+	memcpy(cut, iov, (size_t)n * sizeof(*cut));
+	total = 0;
+	for (int i = 0; i < n - 1; i++)
+		total += cut[i].iov_len;
+	cut[n - 1].iov_len = (size_t)(len - total);
+	r = write ? mimg_pwritev(bc->img, cut, n, off)
+		  : mimg_preadv(bc->img, cut, n, off);
+	free(cut);
+	return r;
+}
+
+/*
+ * A read or write, as bhyve over a disk device: the part inside the disk
+ * is transferred, br_resid drops by what was; a read from at or past the
+ * end transfers nothing, a write from past the end is EIO.
+ */
+static int perform_rw(struct blockif_ctxt *bc, struct blockif_elem *be)
+{
+	struct blockif_req *br = be->req;
+	bool write = be->op == BOP_WRITE;
+	uint64_t len, size = disk_size(bc), off;
+	ssize_t n;
+
+	if (write && bc->ro)
+		return EROFS;
+	if (br->br_offset < 0 || br->br_iovcnt < 0 || !iov_total(br, &len))
+		return EINVAL;
+	off = (uint64_t)br->br_offset;
+	if (off >= size)
+		return write && off > size ? EIO : 0;
+	n = transfer(bc, br, write, off, len < size - off ? len : size - off);
+	if (n < 0)
+		return (int)-n;
+	br->br_resid -= n;
+	return 0;
+}
+
+/* Delete or zero [br_offset, br_offset + br_resid), cut at the end. */
+static int perform_range(struct blockif_ctxt *bc, struct blockif_elem *be)
+{
+	struct blockif_req *br = be->req;
+	uint64_t size = disk_size(bc);
+	uint64_t end = be->end < size ? be->end : size;
+	int r = 0;
+
+	/* bhyve's order: a delete that cannot free space is unsupported
+	 * whether or not the device is read-only. */
+	if (be->op == BOP_DELETE && !bc->candelete)
+		return EOPNOTSUPP;
+	if (bc->ro)
+		return EROFS;
+	if (br->br_offset < 0 || br->br_resid < 0)
+		return EINVAL;
+	if (be->start < end) {
+		if (be->op == BOP_DELETE)
+			r = mimg_discard(bc->img, be->start, end - be->start);
+		else
+			r = mimg_pwrite_zeroes(bc->img, be->start,
+					       end - be->start,
+					       be->unmap ? MIMG_ZERO_MAY_UNMAP
+							 : 0);
+	}
+	if (r < 0)
+		return -r;
+	br->br_resid = 0;
+	return 0;
+}
+
 /* Perform one request; returns 0 or a positive errno. */
 static int perform(struct blockif_ctxt *bc, struct blockif_elem *be)
 {
-	struct blockif_req *br = be->req;
-	uint64_t len = be->end - be->start;
-	ssize_t n;
-
 	switch (be->op) {
 	case BOP_FLUSH:
 		return errno_of(mimg_flush(bc->img));
 	case BOP_READ:
 	case BOP_WRITE:
+		return perform_rw(bc, be);
 	case BOP_DELETE:
 	case BOP_ZEROES:
-		break;
+		return perform_range(bc, be);
 	}
-	/* bhyve's order: a delete that cannot free space is unsupported
-	 * whether or not the device is read-only. */
-	if (be->op == BOP_DELETE && !bc->candelete)
-		return EOPNOTSUPP;
-	if (be->op != BOP_READ && bc->ro)
-		return EROFS;
-	if (be->end == UINT64_MAX || be->end > bc->size)
-		return EINVAL;
-	if (len == 0) {
-		br->br_resid = 0;
-		return 0;
-	}
-	switch (be->op) {
-	case BOP_READ:
-		n = mimg_preadv(bc->img, br->br_iov, br->br_iovcnt, be->start);
-		break;
-	case BOP_WRITE:
-		n = mimg_pwritev(bc->img, br->br_iov, br->br_iovcnt,
-				 be->start);
-		break;
-	case BOP_DELETE:
-		n = mimg_discard(bc->img, be->start, len);
-		if (n == 0)
-			n = (ssize_t)len;
-		break;
-	case BOP_ZEROES:
-		n = mimg_pwrite_zeroes(bc->img, be->start, len,
-				       be->unmap ? MIMG_ZERO_MAY_UNMAP : 0);
-		if (n == 0)
-			n = (ssize_t)len;
-		break;
-	default:
-		return EINVAL;
-	}
-	if (n < 0)
-		return (int)-n;
-	br->br_resid = (ssize_t)(len - (uint64_t)n);
-	return (uint64_t)n == len ? 0 : EIO;
+	return EINVAL;
 }
 
 static void *worker_main(void *arg)
@@ -239,7 +334,7 @@ static void *worker_main(void *arg)
 
 	pthread_mutex_lock(&bc->mtx);
 	for (;;) {
-		struct blockif_elem *be = ready_pop(bc);
+		struct blockif_elem *be = bc->paused ? NULL : ready_pop(bc);
 		struct blockif_req *br;
 		int err;
 
@@ -250,16 +345,22 @@ static void *worker_main(void *arg)
 			continue;
 		}
 		be->state = BST_BUSY;
+		bc->nbusy++;
 		br = be->req;
 		pthread_mutex_unlock(&bc->mtx);
 
 		err = perform(bc, be);
 
 		pthread_mutex_lock(&bc->mtx);
-		elem_retire(bc, be);
+		be->state = BST_DONE;
+		bc->nbusy--;
+		elem_unlink(bc, be);
+		/* Wakes cancel (waiting for the transfer) and pause. */
+		pthread_cond_broadcast(&bc->done_cond);
 		pthread_mutex_unlock(&bc->mtx);
 		br->br_callback(br, err);
 		pthread_mutex_lock(&bc->mtx);
+		elem_free(bc, be);
 	}
 	/* Wake the other workers so they see the queue is drained. */
 	pthread_cond_broadcast(&bc->work_cond);
@@ -274,6 +375,7 @@ int blockif_start(struct blockif_ctxt *bc)
 	pthread_mutex_init(&bc->mtx, NULL);
 	pthread_cond_init(&bc->work_cond, NULL);
 	pthread_cond_init(&bc->done_cond, NULL);
+	pthread_cond_init(&bc->watch_cond, NULL);
 	bc->free_list = NULL;
 	for (int i = BLOCKIF_MAXREQ - 1; i >= 0; i--) {
 		bc->elems[i].state = BST_FREE;
@@ -317,26 +419,42 @@ int blockif_write_zeroes(struct blockif_ctxt *bc, struct blockif_req *breq,
 	return enqueue(bc, breq, BOP_ZEROES, unmap != 0);
 }
 
+/* The element holding BREQ in one of the states in MASK, or NULL. */
+static struct blockif_elem *find_elem(struct blockif_ctxt *bc,
+				      struct blockif_req *breq, unsigned mask)
+{
+	for (int i = 0; i < BLOCKIF_MAXREQ; i++) {
+		struct blockif_elem *be = &bc->elems[i];
+
+		if (be->req == breq && (mask & 1u << be->state))
+			return be;
+	}
+	return NULL;
+}
+
 int blockif_cancel(struct blockif_ctxt *bc, struct blockif_req *breq)
 {
 	struct blockif_elem *be;
 
 	pthread_mutex_lock(&bc->mtx);
-	for (be = bc->active_head; be; be = be->next)
-		if (be->req == breq)
-			break;
+	/* Queued first: a request its own callback submitted again is both
+	 * done (the old element) and queued (the new one). */
+	be = find_elem(bc, breq, 1u << BST_WAITING | 1u << BST_READY);
+	if (be) {
+		if (be->state == BST_READY)
+			ready_remove(bc, be);
+		elem_unlink(bc, be);
+		elem_free(bc, be);
+		pthread_mutex_unlock(&bc->mtx);
+		return 0;
+	}
+	be = find_elem(bc, breq, 1u << BST_BUSY | 1u << BST_DONE);
 	if (!be) {
 		pthread_mutex_unlock(&bc->mtx);
 		return EINVAL;
 	}
-	if (be->state != BST_BUSY) {
-		if (be->state == BST_READY)
-			ready_remove(bc, be);
-		elem_retire(bc, be);
-		pthread_mutex_unlock(&bc->mtx);
-		return 0;
-	}
-	/* libmimg I/O cannot be interrupted: wait for it to finish. */
+	/* libmimg I/O cannot be interrupted: wait for the transfer (not
+	 * the callback, which may take a lock our caller holds). */
 	while (be->req == breq && be->state == BST_BUSY)
 		pthread_cond_wait(&bc->done_cond, &bc->mtx);
 	pthread_mutex_unlock(&bc->mtx);
@@ -351,13 +469,19 @@ int blockif_close(struct blockif_ctxt *bc)
 		return 0;
 	pthread_mutex_lock(&bc->mtx);
 	bc->closing = true;
+	bc->paused = false;
 	pthread_cond_broadcast(&bc->work_cond);
+	pthread_cond_broadcast(&bc->watch_cond);
 	pthread_mutex_unlock(&bc->mtx);
+	if (bc->watching)
+		pthread_join(bc->watcher, NULL);
 	for (int i = 0; i < bc->nthreads; i++)
 		pthread_join(bc->threads[i], NULL);
 	err = errno_of(mimg_close(bc->img));
 	pthread_cond_destroy(&bc->done_cond);
 	pthread_cond_destroy(&bc->work_cond);
+	pthread_cond_destroy(&bc->watch_cond);
+	free(bc->watch_path);
 	pthread_mutex_destroy(&bc->mtx);
 	free(bc);
 	return err;
@@ -365,7 +489,7 @@ int blockif_close(struct blockif_ctxt *bc)
 
 off_t blockif_size(struct blockif_ctxt *bc)
 {
-	return (off_t)bc->size;
+	return (off_t)disk_size(bc);
 }
 
 int blockif_sectsz(struct blockif_ctxt *bc)
@@ -379,9 +503,11 @@ void blockif_psectsz(struct blockif_ctxt *bc, int *size, int *off)
 	*off = bc->psectoff;
 }
 
+/* One less than the slots, as bhyve reports. */
 int blockif_queuesz(struct blockif_ctxt *bc)
 {
-	return BLOCKIF_MAXREQ;
+	(void)bc;
+	return BLOCKIF_MAXREQ - 1;
 }
 
 int blockif_is_ro(struct blockif_ctxt *bc)
@@ -399,4 +525,35 @@ int blockif_cluster_size(struct blockif_ctxt *bc)
 	uint32_t cs = mimg_cluster_size(bc->img);
 
 	return cs > (uint32_t)INT32_MAX ? 0 : (int)cs;
+}
+
+bool blockif_quiesce(struct blockif_ctxt *bc)
+{
+	bool was = bc->paused;
+
+	bc->paused = true;
+	while (bc->nbusy > 0)
+		pthread_cond_wait(&bc->done_cond, &bc->mtx);
+	return was;
+}
+
+void blockif_pause(struct blockif_ctxt *bc)
+{
+	int err;
+
+	pthread_mutex_lock(&bc->mtx);
+	blockif_quiesce(bc);
+	pthread_mutex_unlock(&bc->mtx);
+	err = errno_of(mimg_flush(bc->img));
+	if (err)
+		blockif_warn(bc->ident, "flush while pausing failed: %s",
+			     strerror(err));
+}
+
+void blockif_resume(struct blockif_ctxt *bc)
+{
+	pthread_mutex_lock(&bc->mtx);
+	bc->paused = false;
+	pthread_cond_broadcast(&bc->work_cond);
+	pthread_mutex_unlock(&bc->mtx);
 }

@@ -14,9 +14,9 @@
 
 struct mimg;
 
-/* Queue depth: enough for several virtqueues of 256 entries each. */
-#define BLOCKIF_MAXREQ 1024
+/* bhyve's numbers: a ring's worth of requests plus one per worker. */
 #define BLOCKIF_NUMTHR 8
+#define BLOCKIF_MAXREQ (BLOCKIF_RING_MAX + BLOCKIF_NUMTHR)
 
 enum blockif_op {
 	BOP_READ,
@@ -31,6 +31,7 @@ enum blockif_state {
 	BST_WAITING, /* overlaps an earlier unfinished request */
 	BST_READY,   /* in the ready FIFO */
 	BST_BUSY,    /* a worker is performing it */
+	BST_DONE,    /* performed; its callback runs, it holds its slot */
 };
 
 struct blockif_elem {
@@ -52,11 +53,21 @@ struct blockif_ctxt {
 	uint64_t size;
 	int sectsz, psectsz, psectoff;
 	bool ro, candelete;
+	int bootindex; /* -1: none */
+	blockif_resize_cb *resize_cb;
+	void *resize_arg;
+	/* Raw images: a thread notices the file's size changing. */
+	bool watching;
+	pthread_t watcher;
+	pthread_cond_t watch_cond; /* closing */
+	char *watch_path;
 
 	pthread_mutex_t mtx;
 	pthread_cond_t work_cond; /* ready work or closing */
 	pthread_cond_t done_cond; /* some request finished */
 	bool closing;
+	bool paused;  /* blockif_pause: workers start nothing */
+	int nbusy;    /* requests being performed */
 	struct blockif_elem *active_head, *active_tail;
 	struct blockif_elem *ready_head, *ready_tail;
 	struct blockif_elem *free_list;
@@ -72,6 +83,8 @@ struct blockif_opts {
 	bool nocache, sync, ro, nodelete;
 	bool untrusted; /* refuse images that refer to other files */
 	int sectsz, psectsz; /* 0: defaults */
+	bool has_bootindex;
+	int bootindex;	     /* with has_bootindex; negative: none */
 };
 
 /* blockif_open with the options already parsed (for callers that have
@@ -79,6 +92,26 @@ struct blockif_opts {
  * commas). */
 struct blockif_ctxt *blockif_open_opts(struct blockif_opts *o,
 				       const char *ident);
+
+/* Parse bhyve's sectorsize value "L" or "L/P" as bhyve does into O.
+ * Returns 0 or -1 after a message. */
+int blockif_parse_sectorsize(const char *val, struct blockif_opts *o,
+			     const char *ident);
+/* Parse a bootindex value into O as bhyve does (atoi). */
+void blockif_parse_bootindex(const char *val, struct blockif_opts *o);
+/* A message on stderr naming the device. */
+void blockif_warn(const char *ident, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Always in the library, declared by block_if.h under BHYVE_SNAPSHOT. */
+void blockif_pause(struct blockif_ctxt *bc);
+void blockif_resume(struct blockif_ctxt *bc);
+
+/* Stop workers from starting requests and wait for the running ones;
+ * returns whether they were stopped already.  Called with the mutex. */
+bool blockif_quiesce(struct blockif_ctxt *bc);
+/* The disk's size (it changes only by resizing, while requests run). */
+uint64_t blockif_disk_size(struct blockif_ctxt *bc);
 
 /* Start the worker threads of a filled-in BC (blockif.c).  Returns 0 or a
  * positive errno. */

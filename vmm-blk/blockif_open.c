@@ -16,10 +16,7 @@
 
 #include "blockif_impl.h"
 
-#define BLOCKIF_MAX_SECTSZ 65536
-
-static void __attribute__((format(printf, 2, 3)))
-warnx_ident(const char *ident, const char *fmt, ...)
+void blockif_warn(const char *ident, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -30,46 +27,67 @@ warnx_ident(const char *ident, const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-static bool is_pow2(long v)
+static bool is_pow2(int v)
 {
 	return v > 0 && (v & (v - 1)) == 0;
 }
 
-/* Parse a decimal sector size; -1 when malformed. */
-static long parse_sectsz(const char *s, const char **endp)
+/* strtol into an int the way bhyve's "int = strtol()" stores it: the low
+ * 32 bits, two's complement. */
+static int strtol_int(const char *s, char **end)
 {
-	char *end;
-	long v;
+	unsigned long v = (unsigned long)strtol(s, end, 10);
 
-	if (*s < '0' || *s > '9')
-		return -1;
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || v > BLOCKIF_MAX_SECTSZ)
-		return -1;
-	*endp = end;
-	return v;
+	return (int)(unsigned)v;
 }
 
-static int parse_sectorsize(const char *val, struct blockif_opts *o)
+/*
+ * bhyve's sectorsize grammar: a decimal L, or L/P, nothing after; strtol
+ * rules (leading blanks and a sign are allowed).  L = 0 keeps the defaults
+ * whatever P says.  Otherwise both are powers of two, L >= 512 and L <= P;
+ * there is no upper bound (ZFS reports 128 KiB physical blocks).
+ */
+int blockif_parse_sectorsize(const char *val, struct blockif_opts *o,
+			     const char *ident)
 {
-	const char *end;
-	long l, p;
+	char *end;
+	int l, p;
 
-	l = parse_sectsz(val, &end);
-	if (l < 0)
-		return -1;
-	p = l;
-	if (*end == '/') {
-		p = parse_sectsz(end + 1, &end);
-		if (p < 0)
-			return -1;
+	l = strtol_int(val, &end);
+	if (end == val)
+		goto bad;
+	if (*end == '\0') {
+		p = l;
+	} else if (*end == '/') {
+		const char *pv = end + 1;
+
+		p = strtol_int(pv, &end);
+		if (end == pv || *end != '\0')
+			goto bad;
+	} else {
+		goto bad;
 	}
-	if (*end || !is_pow2(l) || !is_pow2(p) || l < 512 || l > p)
+	if (l == 0) {
+		o->sectsz = o->psectsz = 0;
+		return 0;
+	}
+	if (!is_pow2(l) || !is_pow2(p) || l < 512 || l > p) {
+		blockif_warn(ident, "invalid sector size %d/%d (powers of two, "
+			     "512 <= logical <= physical)", l, p);
 		return -1;
-	o->sectsz = (int)l;
-	o->psectsz = (int)p;
+	}
+	o->sectsz = l;
+	o->psectsz = p;
 	return 0;
+bad:
+	blockif_warn(ident, "invalid sector size \"%s\"", val);
+	return -1;
+}
+
+void blockif_parse_bootindex(const char *val, struct blockif_opts *o)
+{
+	o->has_bootindex = true;
+	o->bootindex = strtol_int(val, NULL);
 }
 
 /* Split OPTSTR (modified in place) into O.  Returns 0 or -1 after a
@@ -80,7 +98,7 @@ static int parse_opts(char *optstr, struct blockif_opts *o, const char *ident)
 
 	o->path = strsep(&rest, ",");
 	if (!o->path || !*o->path) {
-		warnx_ident(ident, "no image path in \"%s\"", optstr);
+		blockif_warn(ident, "no image path in \"%s\"", optstr);
 		return -1;
 	}
 	while ((cp = strsep(&rest, ",")) != NULL) {
@@ -95,63 +113,105 @@ static int parse_opts(char *optstr, struct blockif_opts *o, const char *ident)
 		else if (!strcmp(cp, "untrusted"))
 			o->untrusted = true;
 		else if (!strncmp(cp, "sectorsize=", 11)) {
-			if (parse_sectorsize(cp + 11, o) < 0) {
-				warnx_ident(ident,
-					    "invalid sector size \"%s\" (powers "
-					    "of two, 512..%d, logical <= "
-					    "physical)",
-					    cp + 11, BLOCKIF_MAX_SECTSZ);
+			if (blockif_parse_sectorsize(cp + 11, o, ident) < 0)
 				return -1;
-			}
-		} else if (!strncmp(cp, "format=", 7) && cp[7])
+		} else if (!strncmp(cp, "bootindex=", 10))
+			blockif_parse_bootindex(cp + 10, o);
+		else if (!strncmp(cp, "format=", 7) && cp[7])
 			o->format = cp + 7;
 		else if (*cp) {
-			warnx_ident(ident, "invalid device option \"%s\"", cp);
+			blockif_warn(ident, "invalid device option \"%s\"", cp);
 			return -1;
 		}
 	}
 	return 0;
 }
 
-/* The physical sector size to report when none was given: 4 KiB when the
- * host file system works in blocks at least that large. */
+/* The physical sector size to report when none was given: the host
+ * file's st_blksize, as bhyve reports for a file (a power of two from the
+ * logical size up; anything else reports the logical size). */
 static int default_psectsz(const char *path, int sectsz)
 {
 	struct stat st;
 
-	if (sectsz < 4096 && stat(path, &st) == 0 && st.st_blksize >= 4096)
-		return 4096;
+	if (stat(path, &st) == 0 && st.st_blksize >= sectsz &&
+	    st.st_blksize <= INT_MAX && is_pow2((int)st.st_blksize))
+		return (int)st.st_blksize;
 	return sectsz;
 }
 
-static struct mimg *open_image(struct blockif_opts *o, const char *ident)
+static unsigned open_flags(const struct blockif_opts *o, bool direct)
 {
 	/* bhyve never closes its disks at power-off and its NVMe model never
 	 * flushes: a completed write must already be in the host file. */
-	unsigned flags = MIMG_OPEN_EXIT_SAFE;
-	struct mimg *img = NULL;
-	int r;
+	unsigned flags = MIMG_OPEN_EXIT_SAFE | (o->ro ? 0 : MIMG_OPEN_RDWR);
 
-	if (o->nocache)
+	if (direct)
 		flags |= MIMG_OPEN_DIRECT;
 	if (o->sync)
 		flags |= MIMG_OPEN_SYNC;
 	if (o->untrusted)
 		flags |= MIMG_OPEN_UNTRUSTED;
-	r = mimg_open(&img, o->path, o->format,
-		      flags | (o->ro ? 0 : MIMG_OPEN_RDWR));
-	if (r == -EACCES || r == -EROFS || r == -EPERM) {
-		/* As bhyve does: serve a file we may not write read-only. */
-		if (!o->ro &&
-		    mimg_open(&img, o->path, o->format, flags) == 0) {
-			o->ro = true;
-			return img;
-		}
+	return flags;
+}
+
+/* mimg_open, falling back to read-only as bhyve does when the image may
+ * not be written (then O->ro is set).  Returns 0 or a negative errno. */
+static int open_rw_or_ro(struct mimg **imgp, struct blockif_opts *o,
+			 bool direct)
+{
+	int r = mimg_open(imgp, o->path, o->format, open_flags(o, direct));
+
+	if ((r == -EACCES || r == -EROFS || r == -EPERM) && !o->ro) {
+		o->ro = true;
+		if (mimg_open(imgp, o->path, o->format,
+			      open_flags(o, direct)) == 0)
+			return 0;
+		o->ro = false;
 	}
-	if (r < 0) {
+	return r;
+}
+
+/*
+ * nocache: O_DIRECT needs sector-aligned buffers, offsets and lengths, which
+ * only raw images give (qcow2 and VMDK metadata and compressed data are
+ * read and written at byte granularity).  So the image is opened cached
+ * first; a raw one is then reopened with O_DIRECT, any other kind stays
+ * cached with a warning, as does a raw one whose file system refuses
+ * O_DIRECT.
+ */
+static struct mimg *reopen_direct(struct mimg *img, struct blockif_opts *o,
+				  const char *ident)
+{
+	struct mimg *direct = NULL;
+	bool ro = o->ro;
+
+	if (strcmp(mimg_format(img), "raw") != 0) {
+		blockif_warn(ident, "nocache: %s images are served through the "
+			     "host page cache", mimg_format(img));
+		return img;
+	}
+	/* Close first: the image may be locked against a second writer. */
+	mimg_close(img);
+	if (open_rw_or_ro(&direct, o, true) == 0)
+		return direct;
+	blockif_warn(ident, "nocache: %s; served through the host page cache",
+		     mimg_errmsg());
+	o->ro = ro;
+	return open_rw_or_ro(&img, o, false) == 0 ? img : NULL;
+}
+
+static struct mimg *open_image(struct blockif_opts *o, const char *ident)
+{
+	struct mimg *img = NULL;
+	int r = open_rw_or_ro(&img, o, false);
+
+	if (r == 0 && o->nocache)
+		img = reopen_direct(img, o, ident);
+	if (!img) {
 		/* libmimg's message names the file and the reason. */
-		warnx_ident(ident, "%s", mimg_errmsg());
-		errno = -r;
+		blockif_warn(ident, "%s", mimg_errmsg());
+		errno = r < 0 ? -r : EIO;
 		return NULL;
 	}
 	return img;
@@ -178,6 +238,7 @@ struct blockif_ctxt *blockif_open_opts(struct blockif_opts *o,
 	bc->size = mimg_size(img);
 	bc->ro = o->ro || mimg_is_read_only(img);
 	bc->candelete = !bc->ro && !o->nodelete && mimg_can_discard(img);
+	bc->bootindex = o->has_bootindex ? o->bootindex : -1;
 	if (o->sectsz) {
 		bc->sectsz = o->sectsz;
 		bc->psectsz = o->psectsz;
@@ -188,14 +249,14 @@ struct blockif_ctxt *blockif_open_opts(struct blockif_opts *o,
 	bc->psectoff = 0;
 	err = 0;
 	if (bc->size > (uint64_t)INT64_MAX) {
-		warnx_ident(ident, "image size %llu is too large",
-			    (unsigned long long)bc->size);
+		blockif_warn(ident, "image size %llu is too large",
+			     (unsigned long long)bc->size);
 		err = EFBIG;
 	} else {
 		err = blockif_start(bc);
 		if (err)
-			warnx_ident(ident, "cannot start worker threads: %s",
-				    strerror(err));
+			blockif_warn(ident, "cannot start worker threads: %s",
+				     strerror(err));
 	}
 	if (err) {
 		mimg_close(img);
@@ -206,7 +267,8 @@ struct blockif_ctxt *blockif_open_opts(struct blockif_opts *o,
 	return bc;
 }
 
-struct blockif_ctxt *blockif_open(const char *optstr, const char *ident)
+struct blockif_ctxt *blockif_open_optstr(const char *optstr,
+					 const char *ident)
 {
 	struct blockif_opts o = {.sectsz = 0};
 	struct blockif_ctxt *bc;
@@ -233,40 +295,44 @@ struct blockif_ctxt *blockif_open(const char *optstr, const char *ident)
 }
 
 /*
- * CHS geometry for emulations that still need one, from the size, with the
- * algorithm of the VHD specification (also used by ATA emulations): up to
- * 65535 cylinders, 16 heads, 255 sectors per track.
+ * CHS geometry as bhyve computes it: the VHD specification's algorithm
+ * (at most 65535 cylinders, 16 heads, 255 sectors per track), except that
+ * bhyve switches to 255 sectors per track only from 65536 (not 65535) *
+ * 16 * 63 sectors and keeps the head count in 8 bits, so disks just
+ * under 31.5 GiB get 65535/16/63.  Guests see these numbers; they must be
+ * bhyve's exactly.
  */
 void blockif_chs(struct blockif_ctxt *bc, uint16_t *c, uint8_t *h, uint8_t *s)
 {
-	uint64_t sectors = bc->size / (uint64_t)bc->sectsz;
-	uint64_t cyl_heads;
-	unsigned spt, heads;
+	int64_t sectors = (int64_t)blockif_size(bc) / bc->sectsz;
+	int64_t hcyl; /* cylinders times heads */
+	uint16_t spt;
+	uint8_t heads;
 
-	if (sectors > 65535ull * 16 * 255)
-		sectors = 65535ull * 16 * 255;
-	if (sectors >= 65535ull * 16 * 63) {
+	if (sectors > 65535LL * 16 * 255)
+		sectors = 65535LL * 16 * 255;
+	if (sectors >= 65536LL * 16 * 63) {
 		spt = 255;
 		heads = 16;
-		cyl_heads = sectors / spt;
+		hcyl = sectors / spt;
 	} else {
 		spt = 17;
-		cyl_heads = sectors / spt;
-		heads = (unsigned)((cyl_heads + 1023) / 1024);
+		hcyl = sectors / spt;
+		heads = (uint8_t)((hcyl + 1023) / 1024);
 		if (heads < 4)
 			heads = 4;
-		if (cyl_heads >= heads * 1024ull || heads > 16) {
+		if (hcyl >= heads * 1024 || heads > 16) {
 			spt = 31;
 			heads = 16;
-			cyl_heads = sectors / spt;
+			hcyl = sectors / spt;
 		}
-		if (cyl_heads >= heads * 1024ull) {
+		if (hcyl >= heads * 1024) {
 			spt = 63;
 			heads = 16;
-			cyl_heads = sectors / spt;
+			hcyl = sectors / spt;
 		}
 	}
-	*c = (uint16_t)(cyl_heads / heads);
-	*h = (uint8_t)heads;
+	*c = (uint16_t)(hcyl / heads);
+	*h = heads;
 	*s = (uint8_t)spt;
 }

@@ -13,32 +13,26 @@
 #include "blockif_impl.h"
 #include "resize.h"
 
-/* blockif checks each request against bc->size; its workers read it
- * under bc->mtx's ordering. */
-static void serve_size(struct blockif_ctxt *bc, uint64_t size)
+/* blockif_resize() changes the image and the size blockif serves with
+ * no request running. */
+static int serve_size(struct blockif_ctxt *bc, uint64_t size,
+		      const char **why)
 {
-	pthread_mutex_lock(&bc->mtx);
-	bc->size = size;
-	pthread_mutex_unlock(&bc->mtx);
+	int err = blockif_resize(bc, (off_t)size);
+	if (err)
+		*why = mimg_errmsg()[0] ? mimg_errmsg() : strerror(err);
+	return -err;
 }
 
 int vmmblk_resize(struct blockif_ctxt *bc, uint64_t size, const char **why)
 {
-	int r;
-
 	if (size == 0 || size > (uint64_t)INT64_MAX ||
 	    size % (uint64_t)bc->sectsz) {
 		*why = "the size must be a non-zero multiple of the sector "
 		       "size";
 		return -EINVAL;
 	}
-	r = mimg_truncate(bc->img, size, MIMG_PREALLOC_OFF);
-	if (r < 0) {
-		*why = mimg_errmsg();
-		return r;
-	}
-	serve_size(bc, mimg_size(bc->img));
-	return 0;
+	return serve_size(bc, size, why);
 }
 
 /* The size of the file (or block device) at PATH; -errno on failure. */
@@ -59,7 +53,6 @@ static int64_t file_size(const char *path)
 int vmmblk_reread_size(struct blockif_ctxt *bc, const char **why)
 {
 	int64_t now;
-	int r;
 
 	if (strcmp(mimg_format(bc->img), "raw") != 0) {
 		*why = "only a raw image's size is read again; resize other "
@@ -75,11 +68,5 @@ int vmmblk_reread_size(struct blockif_ctxt *bc, const char **why)
 		return 0;
 	/* The file already has the size: truncating to it only makes the
 	 * raw driver take it as the image's size. */
-	r = mimg_truncate(bc->img, (uint64_t)now, MIMG_PREALLOC_OFF);
-	if (r < 0) {
-		*why = mimg_errmsg();
-		return r;
-	}
-	serve_size(bc, mimg_size(bc->img));
-	return 0;
+	return serve_size(bc, (uint64_t)now, why);
 }

@@ -3,8 +3,10 @@
  *
  * blockif over a raw image: bhyve's option string, request semantics
  * (errors, br_resid, E2BIG, cancel, ordering of overlapping requests) and
- * a concurrent stress with verification.
+ * a concurrent stress with verification.  Built with FreeBSD 12's
+ * interface (VMMBLK_BLOCKIF_LEGACY_API: blockif_open takes the string).
  */
+#define VMMBLK_BLOCKIF_LEGACY_API 1
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -99,7 +101,7 @@ START_TEST(open_options)
 	ck_assert_int_eq(blockif_size(bc), DISK_SIZE);
 	ck_assert_int_eq(blockif_sectsz(bc), 512);
 	ck_assert_int_eq(blockif_is_ro(bc), 0);
-	ck_assert_int_ge(blockif_queuesz(bc), 128);
+	ck_assert_int_eq(blockif_queuesz(bc), BLOCKIF_RING_MAX + 7);
 	blockif_chs(bc, &c, &h, &s);
 	/* 8192 sectors: 17 sectors per track, 4 heads (VHD rules). */
 	ck_assert_uint_eq(s, 17);
@@ -123,19 +125,19 @@ START_TEST(open_options)
 	ck_assert_int_eq(blockif_candelete(bc), 0);
 	ck_assert_int_eq(blockif_close(bc), 0);
 
-	ck_assert_ptr_null(blockif_open("disk.raw,bogus", "t"));
+	ck_assert_ptr_null(blockif_open_optstr("disk.raw,bogus", "t"));
 	ck_assert_int_eq(errno, EINVAL);
-	ck_assert_ptr_null(blockif_open("disk.raw,sectorsize=1000", "t"));
-	ck_assert_ptr_null(blockif_open("disk.raw,sectorsize=4096/512", "t"));
-	ck_assert_ptr_null(blockif_open("disk.raw,sectorsize=256", "t"));
-	ck_assert_ptr_null(blockif_open("disk.raw,sectorsize=", "t"));
-	ck_assert_ptr_null(blockif_open("disk.raw,sectorsize=99999999999999",
+	ck_assert_ptr_null(blockif_open_optstr("disk.raw,sectorsize=1000", "t"));
+	ck_assert_ptr_null(blockif_open_optstr("disk.raw,sectorsize=4096/512", "t"));
+	ck_assert_ptr_null(blockif_open_optstr("disk.raw,sectorsize=256", "t"));
+	ck_assert_ptr_null(blockif_open_optstr("disk.raw,sectorsize=", "t"));
+	ck_assert_ptr_null(blockif_open_optstr("disk.raw,sectorsize=99999999999999",
 					"t"));
-	ck_assert_ptr_null(blockif_open("disk.raw,format=nosuch", "t"));
-	ck_assert_ptr_null(blockif_open(",ro", "t"));
-	ck_assert_ptr_null(blockif_open("missing.raw", "t"));
+	ck_assert_ptr_null(blockif_open_optstr("disk.raw,format=nosuch", "t"));
+	ck_assert_ptr_null(blockif_open_optstr(",ro", "t"));
+	ck_assert_ptr_null(blockif_open_optstr("missing.raw", "t"));
 	ck_assert_int_eq(errno, ENOENT);
-	ck_assert_ptr_null(blockif_open(NULL, "t"));
+	ck_assert_ptr_null(blockif_open_optstr(NULL, "t"));
 	free(disk);
 }
 END_TEST
@@ -188,16 +190,50 @@ START_TEST(read_write_resid)
 	for (int i = 0; i < 8192; i++)
 		ck_assert_uint_eq(w->buf[i], 0x3c);
 
-	/* Past the end: EINVAL through the callback. */
+	/* Crossing the end, as bhyve over a disk: the part inside moves,
+	 * br_resid keeps the rest, no error. */
+	memset(w->buf, 0x5a, 8192);
 	w->br.br_offset = DISK_SIZE - 4096;
+	w->br.br_resid = 8192;
+	ck_assert_int_eq(blockif_read(bc, &w->br), 0);
+	ck_assert_int_eq(waiter_wait(w), 0);
+	ck_assert_int_eq(w->br.br_resid, 4096);
+	ck_assert(memcmp(w->buf, disk + DISK_SIZE - 4096, 4096) == 0);
+	ck_assert_uint_eq(w->buf[4096], 0x5a);
+	w->br.br_resid = 8192;
+	ck_assert_int_eq(blockif_write(bc, &w->br), 0);
+	ck_assert_int_eq(waiter_wait(w), 0);
+	ck_assert_int_eq(w->br.br_resid, 4096);
+	ck_assert_int_eq(blockif_size(bc), DISK_SIZE);
+	/* At the end nothing moves; a write past it is EIO. */
+	w->br.br_offset = DISK_SIZE;
+	w->br.br_resid = 8192;
+	ck_assert_int_eq(blockif_read(bc, &w->br), 0);
+	ck_assert_int_eq(waiter_wait(w), 0);
+	ck_assert_int_eq(w->br.br_resid, 8192);
+	ck_assert_int_eq(blockif_write(bc, &w->br), 0);
+	ck_assert_int_eq(waiter_wait(w), 0);
+	ck_assert_int_eq(w->br.br_resid, 8192);
+	w->br.br_offset = DISK_SIZE + 512;
+	ck_assert_int_eq(blockif_read(bc, &w->br), 0);
+	ck_assert_int_eq(waiter_wait(w), 0);
+	ck_assert_int_eq(blockif_write(bc, &w->br), 0);
+	ck_assert_int_eq(waiter_wait(w), EIO);
+	/* Malformed requests are queued like any other and fail through
+	 * the callback: bhyve's models only expect 0 or E2BIG back. */
+	w->br.br_offset = 0;
+	w->br.br_iovcnt = -1;
 	ck_assert_int_eq(blockif_read(bc, &w->br), 0);
 	ck_assert_int_eq(waiter_wait(w), EINVAL);
-	/* Malformed requests are refused at once. */
-	w->br.br_iovcnt = BLOCKIF_IOV_MAX + 1;
-	ck_assert_int_eq(blockif_read(bc, &w->br), EINVAL);
 	w->br.br_iovcnt = 1;
 	w->br.br_offset = -512;
-	ck_assert_int_eq(blockif_write(bc, &w->br), EINVAL);
+	ck_assert_int_eq(blockif_write(bc, &w->br), 0);
+	ck_assert_int_eq(waiter_wait(w), EINVAL);
+	w->br.br_offset = 0;
+	w->br.br_resid = -1;
+	ck_assert_int_eq(blockif_delete(bc, &w->br), 0);
+	ck_assert_int_eq(waiter_wait(w), blockif_candelete(bc) ? EINVAL
+							       : EOPNOTSUPP);
 	ck_assert_int_eq(blockif_close(bc), 0);
 	free(w);
 	free(disk);
@@ -343,18 +379,23 @@ START_TEST(queue_full_and_cancel)
 	struct blockif_ctxt *bc;
 	struct blockif_req *reqs;
 	uint8_t *bufs;
-	int qsz, workers;
+	int qsz, workers, slots, n;
 
 	make_disk();
 	bc = open_ok("disk.raw,format=raw");
+	/* bhyve's numbers: BLOCKIF_RING_MAX + 8 slots, one less reported. */
 	qsz = blockif_queuesz(bc);
-	reqs = calloc((size_t)qsz + 1, sizeof(*reqs));
-	bufs = malloc(((size_t)qsz + 1) * 512);
+	ck_assert_int_eq(qsz, BLOCKIF_RING_MAX + 7);
+	slots = qsz + 1;
+	reqs = calloc((size_t)slots + 1, sizeof(*reqs));
+	bufs = malloc(((size_t)slots + 1) * 512);
 	ck_assert(reqs && bufs);
+	/* A parked worker's request holds its slot until its callback
+	 * returns, as in bhyve. */
 	workers = park_workers(bc);
 	ck_assert_int_ge(workers, 1);
 	counted_calls = 0;
-	for (int i = 0; i <= qsz; i++) {
+	for (int i = 0; i <= slots; i++) {
 		reqs[i].br_callback = count_cb;
 		reqs[i].br_iovcnt = 1;
 		reqs[i].br_iov[0].iov_base = bufs + 512 * (size_t)i;
@@ -362,18 +403,23 @@ START_TEST(queue_full_and_cancel)
 		reqs[i].br_offset = 512 * (i % 64);
 		reqs[i].br_resid = 512;
 	}
-	for (int i = 0; i < qsz; i++)
+	/* The parked flushes hold WORKERS slots. */
+	n = slots - workers;
+	for (int i = 0; i < n; i++)
 		ck_assert_int_eq(blockif_read(bc, &reqs[i]), 0);
-	ck_assert_int_eq(blockif_read(bc, &reqs[qsz]), E2BIG);
+	ck_assert_int_eq(blockif_read(bc, &reqs[n]), E2BIG);
 	/* Queued requests cancel cleanly, once. */
 	ck_assert_int_eq(blockif_cancel(bc, &reqs[5]), 0);
 	ck_assert_int_eq(blockif_cancel(bc, &reqs[5]), EINVAL);
-	ck_assert_int_eq(blockif_cancel(bc, &reqs[qsz]), EINVAL);
+	ck_assert_int_eq(blockif_cancel(bc, &reqs[n]), EINVAL);
+	/* A request whose callback is running: EBUSY, without waiting. */
+	ck_assert_int_eq(blockif_cancel(bc, &parkers[0]), EBUSY);
 	/* The freed slot takes a new request. */
-	ck_assert_int_eq(blockif_read(bc, &reqs[qsz]), 0);
+	ck_assert_int_eq(blockif_read(bc, &reqs[n]), 0);
+	ck_assert_int_eq(blockif_read(bc, &reqs[5]), E2BIG);
 	release_workers();
 	ck_assert_int_eq(blockif_close(bc), 0);
-	ck_assert_int_eq(counted_calls, qsz);
+	ck_assert_int_eq(counted_calls, n);
 	free(bufs);
 	free(reqs);
 	free(disk);
@@ -432,13 +478,13 @@ END_TEST
 START_TEST(close_drains_queue)
 {
 	struct blockif_ctxt *bc;
-	static struct blockif_req reqs[200];
-	static uint8_t buf[200][4096];
+	static struct blockif_req reqs[BLOCKIF_RING_MAX];
+	static uint8_t buf[BLOCKIF_RING_MAX][4096];
 
 	make_disk();
 	bc = open_ok("disk.raw,format=raw");
 	counted_calls = 0;
-	for (int i = 0; i < 200; i++) {
+	for (int i = 0; i < BLOCKIF_RING_MAX; i++) {
 		reqs[i].br_callback = count_cb;
 		reqs[i].br_iovcnt = 1;
 		reqs[i].br_iov[0].iov_base = buf[i];
@@ -448,7 +494,7 @@ START_TEST(close_drains_queue)
 		ck_assert_int_eq(blockif_read(bc, &reqs[i]), 0);
 	}
 	ck_assert_int_eq(blockif_close(bc), 0);
-	ck_assert_int_eq(counted_calls, 200);
+	ck_assert_int_eq(counted_calls, BLOCKIF_RING_MAX);
 	free(disk);
 }
 END_TEST

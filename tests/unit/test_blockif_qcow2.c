@@ -41,7 +41,7 @@ START_TEST(stress_qcow2_backing)
 				   "-F qcow2 -o cluster_size=4096 "
 				   "overlay.qcow2"),
 			 0);
-	bc = blockif_open("overlay.qcow2", "overlay");
+	bc = blockif_open_optstr("overlay.qcow2", "overlay");
 	ck_assert_ptr_nonnull(bc);
 	ck_assert_int_eq(blockif_size(bc), DISK_SIZE);
 	stress_blockif(bc, shadow, DISK_SIZE, 4, 1500, 11);
@@ -72,11 +72,11 @@ START_TEST(untrusted_refuses_backing)
 				   "-F qcow2 overlay.qcow2"),
 			 0);
 	/* An uploaded image must not pull in other host files. */
-	ck_assert_ptr_null(blockif_open("overlay.qcow2,untrusted", "t"));
-	bc = blockif_open("base.qcow2,untrusted", "t");
+	ck_assert_ptr_null(blockif_open_optstr("overlay.qcow2,untrusted", "t"));
+	bc = blockif_open_optstr("base.qcow2,untrusted", "t");
 	ck_assert_ptr_nonnull(bc);
 	ck_assert_int_eq(blockif_close(bc), 0);
-	bc = blockif_open("overlay.qcow2", "t");
+	bc = blockif_open_optstr("overlay.qcow2", "t");
 	ck_assert_ptr_nonnull(bc);
 	ck_assert_int_eq(blockif_close(bc), 0);
 }

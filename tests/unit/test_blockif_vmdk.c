@@ -33,7 +33,7 @@ START_TEST(stress_vmdk_sparse)
 				   "-o subformat=monolithicSparse base.raw "
 				   "disk.vmdk"),
 			 0);
-	bc = blockif_open("disk.vmdk,format=vmdk", "vmdk");
+	bc = blockif_open_optstr("disk.vmdk,format=vmdk", "vmdk");
 	ck_assert_ptr_nonnull(bc);
 	ck_assert_int_eq(blockif_size(bc), DISK_SIZE);
 	stress_blockif(bc, shadow, DISK_SIZE, 4, 1500, 13);

@@ -133,7 +133,7 @@ static void child_main(const char *path, enum path via, int fd,
 	} else {
 		char opts[512];
 		snprintf(opts, sizeof(opts), "%s", path);
-		if (!(c.bc = blockif_open(opts, "kill-test")))
+		if (!(c.bc = blockif_open_optstr(opts, "kill-test")))
 			_exit(2);
 	}
 	if (flush_at) {

@@ -221,7 +221,7 @@ START_TEST(blockif_write_refused)
 	uint8_t *before = read_cluster(l.l1);
 	char path[4200];
 	snprintf(path, sizeof(path), "%s/a.qcow2", tu_tmpdir());
-	struct blockif_ctxt *bc = blockif_open(path, "overlap-test");
+	struct blockif_ctxt *bc = blockif_open_optstr(path, "overlap-test");
 	ck_assert_ptr_nonnull(bc);
 	uint8_t *b = malloc(CS);
 	memset(b, 0xcc, CS);

@@ -178,7 +178,7 @@ static void open_device(const char *opts)
 {
 	struct vblk_dev_params p = {.serial = "mimg-serial-0123", .num_queues = 2};
 
-	bc = blockif_open(opts, "test");
+	bc = blockif_open_optstr(opts, "test");
 	ck_assert_ptr_nonnull(bc);
 	dev = vblk_dev_new(bc, &p);
 	ck_assert_ptr_nonnull(dev);

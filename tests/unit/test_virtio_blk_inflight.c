@@ -189,7 +189,7 @@ static void setup(void)
 	avail_idx = 0;
 	tu_fill_random(disk, sizeof(disk), 3);
 	tu_write_file("disk.raw", disk, sizeof(disk), 0);
-	bc = blockif_open("disk.raw,format=raw", "test");
+	bc = blockif_open_optstr("disk.raw,format=raw", "test");
 	ck_assert_ptr_nonnull(bc);
 	dev = vblk_dev_new(bc, &p);
 	ck_assert_ptr_nonnull(dev);

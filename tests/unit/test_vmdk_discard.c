@@ -132,7 +132,7 @@ START_TEST(blockif_offers_delete)
 	ck_assert_int_eq(tu_system("qemu-img create -q -f vmdk t.vmdk 1M"), 0);
 	char opts[4200];
 	snprintf(opts, sizeof(opts), "%s/t.vmdk", tu_tmpdir());
-	struct blockif_ctxt *bc = blockif_open(opts, "discard-test");
+	struct blockif_ctxt *bc = blockif_open_optstr(opts, "discard-test");
 	ck_assert_ptr_nonnull(bc);
 	ck_assert_int_eq(blockif_candelete(bc), 1);
 	ck_assert_int_eq(blockif_close(bc), 0);
