@@ -1090,6 +1090,68 @@ START_TEST(resize_announced_to_next_frontend)
 }
 END_TEST
 
+/* Completed writes survive a kill -9 of the daemon: the image (qcow2 or
+ * VMDK in the file the daemon serves) holds every write whose completion
+ * reached the used ring, as qemu-img reads it, with no corruption. */
+START_TEST(completed_writes_survive_kill)
+{
+	static const char *const fmts[] = { "qcow2", "vmdk" };
+	const char *fmt = fmts[_i];
+	uint8_t *want = malloc(DISK_SIZE), *got = malloc(DISK_SIZE);
+	int status;
+
+	if (!tu_have_program("qemu-img"))
+		goto out;
+	ck_assert_int_eq(tu_system("rm -f disk.raw && qemu-img create -q -f %s "
+				   "disk.raw %u",
+				   fmt, DISK_SIZE),
+			 0);
+	memset(want, 0, DISK_SIZE);
+	start_daemon(NULL);
+	bring_up();
+	/* New clusters: a 4 KiB write into an empty one, whole ones, and a
+	 * rewrite of an allocated one; none is flushed. */
+	for (unsigned i = 0; i < 12; i++) {
+		uint64_t off = (uint64_t)i * 81920, len = i % 3 ? 65536 : 4096;
+		if (off + len > DISK_SIZE)
+			break;
+		tu_fill_random(mem + OFF_DATA, len, 1000 + i);
+		memcpy(want + off, mem + OFF_DATA, len);
+		ck_assert_uint_eq(run(VBLK_T_OUT, off / 512, (uint32_t)len,
+				      false),
+				  VBLK_S_OK);
+	}
+	tu_fill_random(mem + OFF_DATA, 4096, 77);
+	memcpy(want + 81920, mem + OFF_DATA, 4096);
+	ck_assert_uint_eq(run(VBLK_T_OUT, 81920 / 512, 4096, false),
+			  VBLK_S_OK);
+
+	ck_assert_int_eq(kill(daemon_pid, SIGKILL), 0);
+	ck_assert_int_eq(waitpid(daemon_pid, &status, 0), daemon_pid);
+	daemon_pid = -1;
+	ck_assert(WIFSIGNALED(status));
+	close(sock);
+	sock = -1;
+
+	status = tu_system("qemu-img check -q -f %s disk.raw", fmt);
+	ck_assert_msg(status == 0 || status == 3, "%s: qemu-img check exit %d "
+		      "after the kill", fmt, status);
+	ck_assert_int_eq(tu_system("qemu-img convert -f %s -O raw disk.raw "
+				   "out.img",
+				   fmt),
+			 0);
+	FILE *f = fopen("out.img", "rb");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fread(got, 1, DISK_SIZE, f), DISK_SIZE);
+	fclose(f);
+	ck_assert_msg(memcmp(want, got, DISK_SIZE) == 0,
+		      "%s: a completed write is missing after kill -9", fmt);
+out:
+	free(want);
+	free(got);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s;
@@ -1114,5 +1176,6 @@ int main(void)
 	tcase_add_test(tc, status_and_reset);
 	tcase_add_test(tc, online_resize);
 	tcase_add_test(tc, resize_announced_to_next_frontend);
+	tcase_add_loop_test(tc, completed_writes_survive_kill, 0, 2);
 	return tu_run_suite(s);
 }
