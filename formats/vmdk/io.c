@@ -235,7 +235,7 @@ static bool inflight_overlaps(struct vmdk_sparse *sp, uint64_t first,
 static int write_cow_grain(struct mimg *img, struct vmdk_extent *e,
 			   enum vmdk_grain_state st, uint64_t grain,
 			   uint64_t host, const struct iovec *iov, int iovcnt,
-			   size_t skip, uint64_t in, size_t n)
+			   size_t skip, uint64_t in, size_t n, bool *copied)
 {
 	uint64_t gb = e->sp->grain_bytes, gstart = grain * gb;
 	uint64_t valid = min_u64(gb, e->size - gstart);
@@ -252,6 +252,8 @@ static int write_cow_grain(struct mimg *img, struct vmdk_extent *e,
 			struct iovec biov = { buf, (size_t)min_u64(pl, valid - p) };
 			r = read_below(img, &biov, 1, 0, e->start + gstart + p,
 				       biov.iov_len);
+			if (r == 0 && !buf_is_zero(buf, biov.iov_len))
+				*copied = true;
 		}
 		/* Overlay the new bytes that fall in this piece. */
 		uint64_t ws = max_u64(in, p), we = min_u64(in + n, p + pl);
@@ -303,6 +305,7 @@ static ssize_t alloc_write(struct mimg *img, struct vmdk_extent *e,
 	uint64_t host, k = 1;
 	enum vmdk_grain_state st;
 	struct vmdk_inflight me;
+	bool copied = false;
 	ssize_t done;
 	int r;
 
@@ -337,6 +340,11 @@ static ssize_t alloc_write(struct mimg *img, struct vmdk_extent *e,
 		return mimg_err(-EFBIG, "%s: vmdk: extent file too large for "
 				"32-bit sector numbers", sp->path);
 	}
+	r = vmdk_sparse_reserve(sp, host - sp->file_end + k * gb);
+	if (r < 0) {
+		pthread_mutex_unlock(&sp->lock);
+		return r;
+	}
 	sp->file_end = host + k * gb;
 	me = (struct vmdk_inflight){ grain, k, sp->inflight };
 	sp->inflight = &me;
@@ -348,10 +356,14 @@ static ssize_t alloc_write(struct mimg *img, struct vmdk_extent *e,
 	} else {
 		done = (ssize_t)min_u64(len, gb - in);
 		r = write_cow_grain(img, e, st, grain, host, iov, iovcnt, skip,
-				    in, (size_t)done);
+				    in, (size_t)done, &copied);
 	}
 
 	pthread_mutex_lock(&sp->lock);
+	/* The parent's bytes copied into the grain must be durable before
+	 * an entry that hides the parent can be (see vmdk_sparse_reserve). */
+	if (r == 0 && copied)
+		r = vmdk_sparse_barrier(sp);
 	if (r == 0)
 		r = vmdk_sparse_set_gtes(sp, grain, k,
 					 (uint32_t)(host / VMDK_SECTOR), false);

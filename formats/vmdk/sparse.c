@@ -197,6 +197,7 @@ int vmdk_sparse_open(struct vmdk_sparse *sp, struct mimg_file *file,
 	sp->file = file;
 	sp->path = path;
 	sp->file_end = file_size;
+	sp->durable_end = file_size;
 	r = mimg_file_pread_exact(file, h, sizeof(h), 0, "vmdk header");
 	if (r < 0)
 		return r;
@@ -258,8 +259,48 @@ cache:
 	return 0;
 }
 
+/* The file grows ahead of the grains in steps of this much. */
+#define RESERVE_STEP (16u << 20)
+
+/*
+ * Power-cut ordering: a grain table entry is written right after its
+ * grain, without a flush in between, so either may reach the disk first.
+ * Grains and tables are therefore placed only below a file size that a
+ * flush made durable: should the entry survive and the grain not, the
+ * grain reads as the zeroes it replaced.  (Where that is not the same --
+ * a partial grain whose other bytes came from the parent -- the writer
+ * waits for vmdk_sparse_barrier() first.)  The file is cut back to its
+ * real end when the extent is closed.
+ */
+int vmdk_sparse_reserve(struct vmdk_sparse *sp, uint64_t bytes)
+{
+	uint64_t need, end;
+	if (!ck_add_u64(sp->file_end, bytes, &need))
+		return mimg_err(-EFBIG, "%s: vmdk: file too large", sp->path);
+	if (need <= sp->durable_end)
+		return 0;
+	end = max_u64(need, sp->file_end + RESERVE_STEP);
+	end = min_u64(end, (uint64_t)UINT32_MAX * VMDK_SECTOR);
+	end = max_u64(end, need);
+	int r = mimg_file_truncate(sp->file, end);
+	if (r == 0)
+		r = mimg_file_flush(sp->file);
+	if (r == 0)
+		sp->durable_end = end;
+	return r;
+}
+
+int vmdk_sparse_barrier(struct vmdk_sparse *sp)
+{
+	return mimg_group_sync(&sp->gsync, &sp->lock, &sp->inflight_done,
+			       &sp->file, 1);
+}
+
 void vmdk_sparse_close(struct vmdk_sparse *sp)
 {
+	/* Give back the room reserved past the last grain or table. */
+	if (sp->durable_end > sp->file_end)
+		(void)mimg_file_truncate(sp->file, sp->file_end);
 	if (sp->slots) {
 		for (size_t i = 0; i < sp->nslots; i++)
 			free(sp->slots[i].gte);
@@ -532,6 +573,10 @@ static int append_gt(struct vmdk_sparse *sp, uint32_t *s)
 	    off / VMDK_SECTOR > UINT32_MAX)
 		return mimg_err(-EFBIG, "%s: vmdk: file too large for 32-bit "
 				"sector numbers", sp->path);
+	/* A directory entry that survives a power cut without its table
+	 * then points at zeroes: an empty table. */
+	if ((r = vmdk_sparse_reserve(sp, len)) < 0)
+		return r;
 	void *z = calloc(1, len);
 	if (!z)
 		return mimg_err(-ENOMEM, "out of memory");

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "group_sync.h"
 #include "mimg.h"
 
 struct mimg;
@@ -148,6 +149,10 @@ struct vmdk_sparse {
 	bool primary_damaged;	/* fell back to the redundant directory */
 	uint8_t header[VMDK_SECTOR];	/* as read (for the footer copy) */
 	uint64_t file_end;	/* bytes; where the next grain goes */
+	/* The file's size as last flushed: new grains and tables go below
+	 * it, so a lost write reads as zeroes, never past the end. */
+	uint64_t durable_end;
+	struct mimg_group_sync gsync;	/* data before table entries */
 
 	uint64_t cache_budget;	/* bytes of cached GTs; 0: default */
 	pthread_mutex_t lock;	/* GD/GT cache, allocation, file_end */
@@ -169,6 +174,12 @@ struct vmdk_sparse {
 int vmdk_sparse_open(struct vmdk_sparse *sp, struct mimg_file *file,
 		     const char *path, uint64_t file_size);
 void vmdk_sparse_close(struct vmdk_sparse *sp);
+/* Make room for BYTES more at the end of the file inside a durable size
+ * (sp->lock held). */
+int vmdk_sparse_reserve(struct vmdk_sparse *sp, uint64_t bytes);
+/* Make every write completed so far durable (sp->lock held; released
+ * while the flush runs). */
+int vmdk_sparse_barrier(struct vmdk_sparse *sp);
 
 enum vmdk_grain_state { VMDK_GRAIN_UNALLOC, VMDK_GRAIN_ZERO,
 			VMDK_GRAIN_DATA };
