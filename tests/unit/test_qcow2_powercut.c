@@ -1,12 +1,9 @@
 /* SPDX-License-Identifier: BSD-2-Clause
  * Copyright (c) 2026 The mimg authors
  *
- * Power-cut model for qcow2 metadata ordering: after a flush everything
- * written before it is durable; writes since the last flush may each be
- * lost or kept, in any combination (disks reorder).  The file-layer hook
- * snapshots the image at every flush and records the later writes; a
- * "crashed" image keeps a random subset of them and reverts the rest to
- * the last flushed content.  qemu-img check must never find corruption
+ * qcow2 metadata ordering under the power-cut model of powercut.h (any
+ * subset of the writes since the last flush lost).  qemu-img check must
+ * never find corruption
  * (leaks are allowed), with L2 updates deferred to the flush and in
  * exit-safe mode, where they reach the file before each write returns.
  */
@@ -15,91 +12,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "file.h"
 #include "mimg.h"
+#include "powercut.h"
 #include "testutil.h"
 
 #define IMG_SIZE (8u << 20)
-#define MAX_REC 4096
-
-struct rec {
-	uint64_t off, len;
-};
-
-static struct rec recs[MAX_REC];
-static int nrec;
-static int flushes;
-static int crash_at_flush; /* take the crash image at this flush */
-static bool crashed;
-
-static void copy_file(const char *from, const char *to)
-{
-	ck_assert_int_eq(tu_system("cp --sparse=always %s %s", from, to), 0);
-}
-
-/* Build crash.qcow2 from the current image: a random subset of the
- * writes since the last flush is reverted to durable.qcow2's content. */
-static void make_crash_image(uint64_t seed)
-{
-	copy_file("t.qcow2", "crash.qcow2");
-	FILE *cur = fopen("crash.qcow2", "r+b");
-	FILE *dur = fopen("durable.qcow2", "rb");
-	ck_assert(cur && dur);
-	fseek(dur, 0, SEEK_END);
-	uint64_t dsize = (uint64_t)ftell(dur);
-	uint8_t *buf = malloc(1 << 21);
-	for (int i = 0; i < nrec; i++) {
-		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-		if ((seed >> 33) % 2)
-			continue; /* this write reached the disk */
-		uint64_t off = recs[i].off, len = recs[i].len;
-		while (len) {
-			size_t n = len > (1u << 21) ? 1u << 21 : (size_t)len;
-			memset(buf, 0, n);
-			if (off < dsize) {
-				fseek(dur, (long)off, SEEK_SET);
-				size_t got = fread(buf, 1, n, dur);
-				(void)got;
-			}
-			fseek(cur, (long)off, SEEK_SET);
-			ck_assert_int_eq(fwrite(buf, 1, n, cur), n);
-			off += n;
-			len -= n;
-		}
-	}
-	free(buf);
-	fclose(cur);
-	fclose(dur);
-}
-
-static int hook(void *opaque, enum mimg_file_op op, const char *path,
-		uint64_t off, uint64_t len)
-{
-	(void)opaque;
-	if (crashed || !strstr(path, "t.qcow2"))
-		return 0;
-	if (op == MIMG_FILE_OP_FLUSH) {
-		if (flushes++ == crash_at_flush) {
-			/* Crash just before this flush completes. */
-			make_crash_image((uint64_t)flushes * 7919);
-			crashed = true;
-			return 0;
-		}
-		copy_file("t.qcow2", "durable.qcow2");
-		nrec = 0;
-		return 0;
-	}
-	if (op == MIMG_FILE_OP_WRITE && nrec < MAX_REC)
-		recs[nrec++] = (struct rec){ off, len };
-	return 0;
-}
-
 /* Allocating writes, COW over a backing file, overwrites of compressed
  * clusters, zeroes and discards, with flushes in between. */
 static void workload(struct mimg *img)
 {
 	uint8_t *b = malloc(300000);
-	for (int i = 0; i < 60 && !crashed; i++) {
+	for (int i = 0; i < 60 && !pc_crashed(); i++) {
 		uint64_t off = ((uint64_t)i * 1234567) % (IMG_SIZE - 300000);
 		size_t len = 1000 + (size_t)(i * 4099) % 200000;
 		tu_fill_random(b, len, (uint64_t)i);
@@ -131,21 +54,14 @@ static void run_case(const char *opts, bool backing, unsigned flags,
 				   "'write -c -P 1 0 1M' t.qcow2 >/dev/null",
 				   *o ? "-o " : "", o),
 			 0);
-	copy_file("t.qcow2", "durable.qcow2");
-	nrec = 0;
-	flushes = 0;
-	crash_at_flush = at_flush;
-	crashed = false;
 	struct mimg *img;
 	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL,
 				   MIMG_OPEN_RDWR | flags), 0);
-	mimg_file_set_fault_hook(hook, NULL);
+	pc_begin("t.qcow2", at_flush);
 	workload(img);
 	mimg_close(img);
-	if (!crashed)
-		make_crash_image(99);
-	mimg_file_set_fault_hook(NULL, NULL);
-	int st = tu_system("qemu-img check -q crash.qcow2 >/dev/null 2>&1");
+	pc_end();
+	int st = tu_system("qemu-img check -q crash.img >/dev/null 2>&1");
 	ck_assert_msg(st == 0 || st == 3,
 		      "%s%s%s, crash at flush %d: qemu-img check exit %d",
 		      opts, backing ? " backing" : "",

@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * The power-cut model (see powercut.h).
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "file.h"
+#include "powercut.h"
+#include "testutil.h"
+
+#define MAX_REC 4096
+
+struct rec {
+	uint64_t off, len;
+};
+
+static struct rec recs[MAX_REC];
+static int nrec;
+static int flushes;
+static int crash_at_flush;
+static bool crashed;
+static char image[256];
+
+static void copy_file(const char *from, const char *to)
+{
+	ck_assert_int_eq(tu_system("cp --sparse=always %s %s", from, to), 0);
+}
+
+/* Build crash.img from the current image: a random subset of the writes
+ * since the last flush is reverted to durable.img's content. */
+static void make_crash_image(uint64_t seed)
+{
+	copy_file(image, "crash.img");
+	FILE *cur = fopen("crash.img", "r+b");
+	FILE *dur = fopen("durable.img", "rb");
+	ck_assert(cur && dur);
+	fseek(dur, 0, SEEK_END);
+	uint64_t dsize = (uint64_t)ftell(dur);
+	uint8_t *buf = malloc(1 << 21);
+	for (int i = 0; i < nrec; i++) {
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		if ((seed >> 33) % 2)
+			continue; /* this write reached the disk */
+		uint64_t off = recs[i].off, len = recs[i].len;
+		while (len) {
+			size_t n = len > (1u << 21) ? 1u << 21 : (size_t)len;
+			memset(buf, 0, n);
+			if (off < dsize) {
+				fseek(dur, (long)off, SEEK_SET);
+				size_t got = fread(buf, 1, n, dur);
+				(void)got;
+			}
+			fseek(cur, (long)off, SEEK_SET);
+			ck_assert_int_eq(fwrite(buf, 1, n, cur), n);
+			off += n;
+			len -= n;
+		}
+	}
+	free(buf);
+	fclose(cur);
+	fclose(dur);
+}
+
+static int hook(void *opaque, enum mimg_file_op op, const char *path,
+		uint64_t off, uint64_t len)
+{
+	(void)opaque;
+	if (crashed || !strstr(path, image))
+		return 0;
+	if (op == MIMG_FILE_OP_FLUSH) {
+		if (flushes++ == crash_at_flush) {
+			/* Crash just before this flush completes. */
+			make_crash_image((uint64_t)flushes * 7919);
+			crashed = true;
+			return 0;
+		}
+		copy_file(image, "durable.img");
+		nrec = 0;
+		return 0;
+	}
+	if (op == MIMG_FILE_OP_WRITE && nrec < MAX_REC)
+		recs[nrec++] = (struct rec){ off, len };
+	return 0;
+}
+
+void pc_begin(const char *img, int at_flush)
+{
+	snprintf(image, sizeof(image), "%s", img);
+	copy_file(image, "durable.img");
+	nrec = 0;
+	flushes = 0;
+	crash_at_flush = at_flush;
+	crashed = false;
+	mimg_file_set_fault_hook(hook, NULL);
+}
+
+bool pc_crashed(void)
+{
+	return crashed;
+}
+
+void pc_end(void)
+{
+	if (!crashed)
+		make_crash_image(99);
+	crashed = true;
+	mimg_file_set_fault_hook(NULL, NULL);
+}
