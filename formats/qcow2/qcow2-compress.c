@@ -95,9 +95,10 @@ static int zstd_decompress(struct codec_ctx *c, const uint8_t *in,
 	ZSTD_DCtx_reset(c->zd, ZSTD_reset_session_only);
 	ZSTD_inBuffer ib = { in, inlen, 0 };
 	ZSTD_outBuffer ob = { out, outlen, 0 };
+	size_t ret = 1;
 	while (ob.pos < ob.size) {
 		size_t last = ib.pos + ob.pos;
-		size_t ret = ZSTD_decompressStream(c->zd, &ob, &ib);
+		ret = ZSTD_decompressStream(c->zd, &ob, &ib);
 		if (ZSTD_isError(ret))
 			return -EIO;
 		if (ret == 0 && ob.pos < ob.size)
@@ -105,7 +106,9 @@ static int zstd_decompress(struct codec_ctx *c, const uint8_t *in,
 		if (ib.pos + ob.pos == last)
 			return -EIO; /* no progress: input exhausted */
 	}
-	return 0;
+	/* A frame still going after one cluster of output holds more than a
+	 * cluster: damaged, as qemu also decides. */
+	return ret == 0 ? 0 : -EIO;
 }
 
 int qcow2_decompress(struct qcow2 *s, const uint8_t *in, size_t inlen,

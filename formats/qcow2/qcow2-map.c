@@ -78,6 +78,15 @@ int qcow2_validate_l2_entry(struct qcow2 *s, uint64_t gcluster,
 				"(bitmap 0x%llx)", path,
 				(unsigned long long)gcluster,
 				(unsigned long long)bitmap);
+	/* Allocated subclusters need a host cluster to live in (qemu calls
+	 * such an entry invalid; read as data it would expose the header). */
+	if (s->extended_l2 && (bitmap & QCOW2_BITMAP_ALLOC) && !host &&
+	    !(s->data_file_name && (entry & QCOW2_OFLAG_COPIED)))
+		return mimg_err(-EINVAL, "%s: qcow2: guest cluster %llu has "
+				"allocated subclusters (bitmap 0x%llx) but no "
+				"host cluster", path,
+				(unsigned long long)gcluster,
+				(unsigned long long)bitmap);
 	return 0;
 }
 

@@ -171,6 +171,29 @@ START_TEST(copied_flag_error_repaired)
 }
 END_TEST
 
+/* Extended L2: subclusters marked allocated in an entry with no host
+ * cluster.  qemu-img check calls it an error; so must we, and reading
+ * the cluster must fail rather than return the header as data. */
+START_TEST(extl2_allocated_without_host)
+{
+	SKIP_WITHOUT_QEMU();
+	make_image("-o extended_l2=on");
+	/* Entry 2 (guest cluster 2, unallocated): bitmap bit 0 set. */
+	put_be64("t.qcow2", L2_OFF + 2 * 16 + 8, 1);
+	ck_assert_int_eq(tu_system("qemu-img check -q t.qcow2 2>/dev/null"),
+			 2);
+	struct mimg_check_result res;
+	ck_assert_int_eq(run_check(0, 0, &res), 0);
+	ck_assert_uint_eq(res.corruptions, 1);
+	mimg_check_result_free(&res);
+	struct mimg *img;
+	uint8_t b[512];
+	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL, 0), 0);
+	ck_assert_int_lt(mimg_pread(img, b, sizeof(b), 2 * 65536), 0);
+	mimg_close(img);
+}
+END_TEST
+
 START_TEST(dirty_image_rebuilt_on_open)
 {
 	SKIP_WITHOUT_QEMU();
@@ -260,6 +283,7 @@ int main(void)
 	tcase_add_test(tc, refcount_error_repaired);
 	tcase_add_test(tc, copied_flag_error_repaired);
 	tcase_add_test(tc, dirty_image_rebuilt_on_open);
+	tcase_add_test(tc, extl2_allocated_without_host);
 	tcase_add_test(tc, overlap_marks_corrupt_until_repaired);
 	tcase_add_test(tc, repair_needs_writable_image);
 	return tu_run_suite(s);

@@ -10,8 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <zstd.h>
+
 #include "image.h"
 #include "mimg.h"
+#include "../../formats/qcow2/qcow2.h"
 #include "testutil.h"
 
 #define SIZE (6u << 20)
@@ -94,11 +97,43 @@ START_TEST(compress_callbacks)
 }
 END_TEST
 
+/* A zstd frame must end exactly at one cluster of output: shorter or
+ * longer frames are damaged clusters (EIO), as qemu reads them. */
+START_TEST(zstd_frame_must_end_at_cluster)
+{
+	enum { CS = 65536 };
+	uint8_t *src = malloc(2 * CS), *out = malloc(CS);
+	size_t cap = ZSTD_compressBound(2 * CS);
+	uint8_t *z = malloc(cap);
+	struct qcow2 s;
+	memset(&s, 0, sizeof(s));
+	s.compression = QCOW2_COMPRESS_ZSTD;
+	for (size_t i = 0; i < 2 * CS; i++)
+		src[i] = (uint8_t)(i * 7 / 13);
+	for (size_t len = CS - 512; len <= CS + 512; len += 512) {
+		size_t n = ZSTD_compress(z, cap, src, len, 3);
+		ck_assert(!ZSTD_isError(n));
+		int r = qcow2_decompress(&s, z, n, out, CS);
+		if (len == CS) {
+			ck_assert_int_eq(r, 0);
+			ck_assert_int_eq(memcmp(out, src, CS), 0);
+		} else {
+			ck_assert_msg(r == -EIO, "a %zu-byte frame gave %d", len,
+				      r);
+		}
+	}
+	free(src);
+	free(out);
+	free(z);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("qcow2_compress");
 	TCase *tc = tu_tcase(s, "compress");
 	tcase_add_loop_test(tc, convert_compressed, 0, 2);
 	tcase_add_test(tc, compress_callbacks);
+	tcase_add_test(tc, zstd_frame_must_end_at_cluster);
 	return tu_run_suite(s);
 }
