@@ -3,7 +3,9 @@
 # Install what is missing, build with warnings as errors, run every test
 # (unit, fuzz corpus replay, interop against qemu-img, end-to-end) and
 # print the totals as "N passed, N failed, N skipped".
-#   scripts/test.sh [--sanitize] [meson test args...]
+#   scripts/test.sh [--sanitize | --tsan] [meson test args...]
+# --sanitize builds with ASan+UBSan and runs everything; --tsan builds with
+# ThreadSanitizer and runs the tests of concurrent I/O (suite "threads").
 set -eu
 . "$(dirname "$0")/setup.sh"
 
@@ -14,6 +16,12 @@ if [ "${1:-}" = "--sanitize" ]; then
 	opts="$opts -Db_sanitize=address,undefined -Db_lundef=false"
 	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+elif [ "${1:-}" = "--tsan" ]; then
+	shift
+	BUILD_DIR=$ROOT/build-tsan
+	opts="$opts -Db_sanitize=thread -Db_lundef=false"
+	export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+	set -- --suite threads "$@"
 fi
 
 install_packages
