@@ -103,7 +103,7 @@ static void free_image(struct mimg *img)
 
 static int open_node(struct mimg **imgp, const char *path,
 		     const char *format, unsigned flags, struct mimg *top,
-		     int depth, struct chain_ids *ids);
+		     int depth, struct chain_ids *ids, struct mimg_file *file);
 
 static int open_backing(struct mimg *img, struct chain_ids *ids)
 {
@@ -118,7 +118,7 @@ static int open_backing(struct mimg *img, struct chain_ids *ids)
 	unsigned bflags = img->top->flags &
 			  ~(MIMG_OPEN_RDWR | MIMG_OPEN_CHECK);
 	r = open_node(&img->backing, img->backing_path, img->backing_fmt,
-		      bflags, img->top, img->depth + 1, ids);
+		      bflags, img->top, img->depth + 1, ids, NULL);
 	/* Only the top image adds its name: one prefix per level would push
 	 * the cause of a failure deep in a long chain out of the bounded
 	 * message. */
@@ -128,9 +128,11 @@ static int open_backing(struct mimg *img, struct chain_ids *ids)
 	return r < 0 ? r : 0;
 }
 
+/* Open one node of a chain from PATH, or from FILE when given (then the
+ * node owns it, PATH only names it). */
 static int open_node(struct mimg **imgp, const char *path,
 		     const char *format, unsigned flags, struct mimg *top,
-		     int depth, struct chain_ids *ids)
+		     int depth, struct chain_ids *ids, struct mimg_file *file)
 {
 	const struct mimg_driver *drv = NULL;
 	struct mimg *img;
@@ -139,10 +141,12 @@ static int open_node(struct mimg **imgp, const char *path,
 	int r;
 
 	*imgp = NULL;
-	if (format && !(drv = mimg__find_driver(format)))
+	if (format && !(drv = mimg__find_driver(format))) {
+		mimg_file_close(file);
 		return mimg_err(-EINVAL, "Unknown driver '%s'", format);
+	}
 
-	if (stat(path, &st) == 0) {
+	if (!file && stat(path, &st) == 0) {
 		for (int i = 0; i < ids->n; i++)
 			if (ids->dev[i] == st.st_dev &&
 			    ids->ino[i] == st.st_ino)
@@ -159,16 +163,18 @@ static int open_node(struct mimg **imgp, const char *path,
 	img = calloc(1, sizeof(*img));
 	if (!img || !(img->filename = strdup(path))) {
 		free(img);
+		mimg_file_close(file);
 		return mimg_err(-ENOMEM, "out of memory");
 	}
+	img->file = file;
+	img->in_memory = file != NULL;
 	img->flags = flags;
 	img->read_only = !(flags & MIMG_OPEN_RDWR);
 	img->depth = depth;
 	img->top = top ? top : img;
 
 	fflags = host_file_flags(flags, img->read_only);
-	r = mimg_file_open(&img->file, path, fflags);
-	if (r < 0)
+	if (!img->file && (r = mimg_file_open(&img->file, path, fflags)) < 0)
 		goto fail;
 
 	if (!drv) {
@@ -227,7 +233,29 @@ int mimg_open(struct mimg **imgp, const char *path, const char *format,
 	if (!imgp || !path)
 		return mimg_err(-EINVAL, "mimg_open: no path");
 	mimg_err_clear();
-	return open_node(imgp, path, format, flags, NULL, 0, &ids);
+	return open_node(imgp, path, format, flags, NULL, 0, &ids, NULL);
+}
+
+int mimg_open_memory(struct mimg **imgp, const void *buf, size_t len,
+		     const char *format, unsigned flags)
+{
+	static const char name[] = "(memory)";
+	struct chain_ids ids = {.n = 0};
+	struct mimg_file *f;
+	size_t max = len + MIMG_MEMORY_GROWTH < len ? SIZE_MAX
+						      : len + MIMG_MEMORY_GROWTH;
+	int r;
+
+	if (!imgp || (!buf && len))
+		return mimg_err(-EINVAL, "mimg_open_memory: no buffer");
+	*imgp = NULL;
+	mimg_err_clear();
+	r = mimg_file_open_memory(&f, buf, len, max, name,
+				  (flags & MIMG_OPEN_RDWR) ? MIMG_FILE_RDWR
+							   : 0);
+	if (r < 0)
+		return r;
+	return open_node(imgp, name, format, flags, NULL, 0, &ids, f);
 }
 
 int mimg_close(struct mimg *img)

@@ -22,6 +22,8 @@ struct mimg {
 	 * probes as (qemu's rule against format escalation). */
 	bool probed_raw;
 	int depth;		 /* 0 for the top image */
+	/* Opened from memory: no directory, so no other file may be named. */
+	bool in_memory;
 
 	/* Set by the driver's open(). */
 	uint64_t size;

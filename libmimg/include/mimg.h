@@ -89,6 +89,24 @@ enum {
 MIMG_API int mimg_open(struct mimg **imgp, const char *path,
 		       const char *format, unsigned flags);
 
+/* How much an image opened from memory with MIMG_OPEN_RDWR may grow. */
+#define MIMG_MEMORY_GROWTH ((size_t)64 << 20)
+
+/*
+ * Open an image held in memory: LEN bytes at BUF, which are copied (BUF
+ * may be reused as soon as the call returns).  FORMAT and FLAGS as for
+ * mimg_open.  With MIMG_OPEN_RDWR writes go to the copy, which may grow by
+ * MIMG_MEMORY_GROWTH bytes (past that, writes fail with -ENOSPC), and are
+ * lost at mimg_close.  The image has no directory: naming any other file
+ * (backing file, VMDK extent, data file) gives -EPERM; open with
+ * MIMG_OPEN_NO_BACKING to inspect an overlay.  mimg_filename() is
+ * "(memory)".  For fuzzers, tests and services holding an upload.
+ * Errors: those of mimg_open, -ENOMEM, -EINVAL (BUF NULL with LEN > 0).
+ * Thread-safety: like mimg_open; the handle is as concurrent as any.
+ */
+MIMG_API int mimg_open_memory(struct mimg **imgp, const void *buf,
+			      size_t len, const char *format, unsigned flags);
+
 /* Flush (when writable) and close the image and its backing chain.
  * Returns the flush error, if any; the handle is freed in every case.
  * mimg_close(NULL) returns 0. */

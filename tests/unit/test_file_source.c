@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -210,6 +211,86 @@ START_TEST(memory_file_read_only)
 }
 END_TEST
 
+static uint8_t *slurp(const char *path, size_t *lenp)
+{
+	static uint8_t buf[4 << 20];
+	int fd = open(path, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	ssize_t n = read(fd, buf, sizeof(buf));
+	ck_assert_int_gt(n, 0);
+	ck_assert_int_lt(n, (ssize_t)sizeof(buf));
+	close(fd);
+	*lenp = (size_t)n;
+	return buf;
+}
+
+START_TEST(image_from_memory)
+{
+	uint8_t data[65536], back[65536];
+	struct mimg *img;
+	size_t len;
+	tu_fill_random(data, sizeof(data), 3);
+	ck_assert_int_eq(mimg_create("a.qcow2", "qcow2", 1 << 20, NULL, 0), 0);
+	ck_assert_int_eq(mimg_open(&img, "a.qcow2", NULL, MIMG_OPEN_RDWR), 0);
+	ck_assert_int_eq(mimg_pwrite(img, data, sizeof(data), 4096),
+			 (ssize_t)sizeof(data));
+	ck_assert_int_eq(mimg_close(img), 0);
+
+	uint8_t *file = slurp("a.qcow2", &len);
+	ck_assert_int_eq(mimg_open_memory(&img, file, len, NULL, 0), 0);
+	ck_assert_str_eq(mimg_format(img), "qcow2");
+	ck_assert_str_eq(mimg_filename(img), "(memory)");
+	ck_assert_int_eq(mimg_pread(img, back, sizeof(back), 4096),
+			 (ssize_t)sizeof(back));
+	ck_assert_int_eq(memcmp(back, data, sizeof(data)), 0);
+	ck_assert_int_eq(mimg_pwrite(img, data, 512, 0), -EROFS);
+	ck_assert_int_eq(mimg_close(img), 0);
+
+	/* writable: allocating writes grow the copy, never the caller's */
+	uint8_t *copy = malloc(len);
+	memcpy(copy, file, len);
+	ck_assert_int_eq(mimg_open_memory(&img, copy, len, "qcow2",
+					  MIMG_OPEN_RDWR), 0);
+	ck_assert_int_eq(mimg_pwrite(img, data, sizeof(data), 512 << 10),
+			 (ssize_t)sizeof(data));
+	ck_assert_int_eq(mimg_pread(img, back, sizeof(back), 512 << 10),
+			 (ssize_t)sizeof(back));
+	ck_assert_int_eq(memcmp(back, data, sizeof(data)), 0);
+	ck_assert_int_eq(mimg_close(img), 0);
+	ck_assert_int_eq(memcmp(copy, file, len), 0);
+	free(copy);
+}
+END_TEST
+
+START_TEST(memory_image_names_no_files)
+{
+	struct mimg *img;
+	size_t len;
+	struct mimg_opt o[] = {{"backing_file", "base.qcow2"},
+			       {"backing_fmt", "qcow2"}};
+	ck_assert_int_eq(mimg_create("base.qcow2", "qcow2", 1 << 20, NULL, 0),
+			 0);
+	ck_assert_int_eq(mimg_create("top.qcow2", "qcow2", 1 << 20, o, 2), 0);
+	uint8_t *file = slurp("top.qcow2", &len);
+	/* the base exists next to the test's working directory: it must
+	 * still not be opened */
+	ck_assert_int_eq(mimg_open_memory(&img, file, len, NULL, 0), -EPERM);
+	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "in memory"));
+	ck_assert_int_eq(mimg_open_memory(&img, file, len, NULL,
+					  MIMG_OPEN_NO_BACKING), 0);
+	ck_assert_ptr_null(mimg_backing(img));
+	ck_assert_int_eq(mimg_close(img), 0);
+
+	static const char desc[] =
+		"# Disk DescriptorFile\nversion=1\nCID=1\n"
+		"parentCID=ffffffff\ncreateType=\"monolithicFlat\"\n"
+		"RW 2048 FLAT \"base.qcow2\" 0\n";
+	ck_assert_int_eq(mimg_open_memory(&img, desc, sizeof(desc) - 1, NULL,
+					  MIMG_OPEN_NO_BACKING), -EPERM);
+	ck_assert_int_eq(mimg_open_memory(&img, NULL, 1, NULL, 0), -EINVAL);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("file_source");
@@ -221,5 +302,7 @@ int main(void)
 	tc = tu_tcase(s, "memory");
 	tcase_add_test(tc, memory_file_io);
 	tcase_add_test(tc, memory_file_read_only);
+	tcase_add_test(tc, image_from_memory);
+	tcase_add_test(tc, memory_image_names_no_files);
 	return tu_run_suite(s);
 }
