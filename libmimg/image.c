@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "file-archive.h"
 #include "error.h"
 #include "image.h"
 
@@ -48,9 +49,6 @@ const char *const *mimg_formats(void)
 	return format_names;
 }
 
-/* The highest-scoring driver for the first bytes of a file. */
-const struct mimg_driver *mimg__probe(const uint8_t *buf, size_t len,
-				      const char *filename);
 const struct mimg_driver *mimg__probe(const uint8_t *buf, size_t len,
 				      const char *filename)
 {
@@ -98,6 +96,7 @@ static void free_image(struct mimg *img)
 	free(img->backing_name);
 	free(img->backing_fmt);
 	free(img->backing_path);
+	mimg__archive_origin_free(img->archive);
 	free(img);
 }
 
@@ -175,6 +174,11 @@ static int open_node(struct mimg **imgp, const char *path,
 
 	fflags = host_file_flags(flags, img->read_only);
 	if (!img->file && (r = mimg_file_open(&img->file, path, fflags)) < 0)
+		goto fail;
+	/* Only the image asked for is unpacked: what an image names is a
+	 * plain file. */
+	if (depth == 0 && img->read_only && !(flags & MIMG_OPEN_NO_ARCHIVE) &&
+	    (r = mimg__archive_unpack(&img->file, &img->archive)) < 0)
 		goto fail;
 
 	if (!drv) {

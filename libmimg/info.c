@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "file-archive.h"
 #include "image.h"
 #include "value.h"
 
@@ -82,6 +83,25 @@ static void order_members(struct mimg_value *info)
 	}
 }
 
+/* "archive": what the image was unpacked from (not a qemu-img member). */
+static int add_archive(struct mimg *img, struct mimg_value *info)
+{
+	const struct mimg_archive_origin *o = img->archive;
+	struct mimg_value *a;
+	bool ok;
+
+	if (!o)
+		return 0;
+	ok = (a = mimg_value_add(info, "archive", MIMG_VALUE_OBJECT)) != NULL;
+	if (ok && o->filters[0])
+		ok = mimg_value_add_str(a, "compression", o->filters) != NULL;
+	if (ok && o->member)
+		ok = mimg_value_add_str(a, "tar-member", o->member) != NULL;
+	ok = ok && mimg_value_add_uint(a, "size", o->archive_size);
+	ok = ok && mimg_value_add_uint(a, "unpacked-size", o->unpacked_size);
+	return ok ? 0 : mimg_err(-ENOMEM, "out of memory");
+}
+
 int mimg_info(struct mimg *img, struct mimg_value **infop)
 {
 	struct mimg_value *info = mimg_value_new_object();
@@ -91,6 +111,8 @@ int mimg_info(struct mimg *img, struct mimg_value **infop)
 	if (!info)
 		return mimg_err(-ENOMEM, "out of memory");
 	r = add_common(img, info);
+	if (r == 0)
+		r = add_archive(img, info);
 	if (r == 0 && img->drv->info)
 		r = img->drv->info(img, info);
 	if (r < 0) {

@@ -122,6 +122,20 @@ static void print_snapshots(FILE *out, const struct mimg_value *snaps)
 	}
 }
 
+/* "archive: gzip-compressed tar, member 'disk.raw' (63.7 KiB)" */
+static void print_archive(FILE *out, const struct mimg_value *a)
+{
+	const char *comp = get_str(a, "compression");
+	const char *member = get_str(a, "tar-member");
+	char size[32];
+	cli_format_size(size, sizeof(size), get_u64(a, "size"));
+	fprintf(out, "archive: %s%s%s", comp ? comp : "",
+		comp && member ? "-compressed " : "", member ? "tar" : "");
+	if (member)
+		fprintf(out, ", member '%s'", member);
+	fprintf(out, " (%s)\n", size);
+}
+
 void cli_print_info_human(FILE *out, const struct mimg_value *info)
 {
 	char vsize[32], dsize[32] = "unavailable";
@@ -136,6 +150,8 @@ void cli_print_info_human(FILE *out, const struct mimg_value *info)
 		"virtual size: %s (%" PRIu64 " bytes)\ndisk size: %s\n",
 		get_str(info, "filename"), get_str(info, "format"), vsize,
 		get_u64(info, "virtual-size"), dsize);
+	if ((v = mimg_value_get(info, "archive")))
+		print_archive(out, v);
 	if ((v = mimg_value_get(info, "encrypted")) && v->v.b)
 		fprintf(out, "encrypted: yes\n");
 	if (mimg_value_get(info, "cluster-size"))

@@ -70,6 +70,8 @@ enum {
 	/* Never ask the host to make writes durable (qemu's cache=unsafe):
 	 * mimg_flush still writes out metadata but skips fsync. */
 	MIMG_OPEN_NO_FLUSH = 1u << 7,
+	/* Read a compressed file or tar as the bytes it is (see mimg_open). */
+	MIMG_OPEN_NO_ARCHIVE = 1u << 8,
 };
 
 /* Maximum backing-chain depth followed before giving up (-ELOOP). */
@@ -83,8 +85,27 @@ enum {
  * Backing files are opened read-only, resolved relative to the overlay's
  * directory; loops give -ELOOP, chains deeper than MIMG_MAX_CHAIN_DEPTH
  * give -ELOOP too.
- * Errors: -ENOENT/-EACCES (host), -EINVAL (corrupt or bad field),
- * -ENOTSUP (feature not supported), -ELOOP, -EPERM (untrusted policy).
+ *
+ * Archives: opened read-only (and without MIMG_OPEN_NO_ARCHIVE), a file
+ * that is compressed (gzip, bzip2, xz, zstd, lz4, recognised by content)
+ * and/or a tar archive is unpacked into an anonymous sparse file under
+ * $TMPDIR (default /tmp), removed when the image is closed or the process
+ * ends; the image in it is then opened as usual (FORMAT names that image).
+ * A tar must hold one file, or one file in a format other than raw (the
+ * others are ignored); links, special files and member names that are
+ * absolute or contain ".." are refused.  Limits: the unpacked data (zero
+ * blocks stay holes) must fit in the free space of $TMPDIR less 64 MiB
+ * (-ENOSPC), an archive has at most 1024 members (-E2BIG), and past the
+ * first 64 MiB the data may not unpack to more than 100000 times the bytes
+ * read so far (-EFBIG, decompression bombs).  Names inside the unpacked
+ * image (backing files, extents) resolve relative to the archive's
+ * directory.  mimg_info says where the image came from ("archive").
+ *
+ * Errors: -ENOENT/-EACCES (host), -EINVAL (corrupt or bad field, corrupt
+ * compressed data, a tar without a single disk image), -ENOTSUP (feature
+ * not supported), -ELOOP, -EPERM (untrusted policy, hostile archive
+ * member), -ENOSPC, -E2BIG, -EFBIG (archive limits).
+ * Thread-safety: opening different images concurrently is safe.
  */
 MIMG_API int mimg_open(struct mimg **imgp, const char *path,
 		       const char *format, unsigned flags);
