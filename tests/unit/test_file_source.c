@@ -3,10 +3,13 @@
  *
  * The host-file interface: zeroing a range reports real failures as they
  * are and asks a file system that cannot once per file; memory files read,
- * write, grow up to their limit and refuse writes when read-only.
+ * write, grow up to their limit and refuse writes when read-only; images
+ * open from memory; a tar is unpacked only when opened read-only.  (The
+ * compressors and hostile archives are in tests/interop/archive.sh.)
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -291,6 +294,106 @@ START_TEST(memory_image_names_no_files)
 }
 END_TEST
 
+/* A one-member ustar archive of LEN bytes of DATA named NAME at PATH. */
+static size_t write_tar(const char *path, const char *name,
+			const uint8_t *data, size_t len)
+{
+	static uint8_t tar[65536];
+	size_t padded = (len + 511) / 512 * 512;
+	unsigned sum = 0;
+	ck_assert_uint_le(512 + padded + 1024, sizeof(tar));
+	memset(tar, 0, sizeof(tar));
+	snprintf((char *)tar, 100, "%s", name);
+	snprintf((char *)tar + 100, 8, "%07o", 0644);
+	snprintf((char *)tar + 108, 8, "%07o", 0);
+	snprintf((char *)tar + 116, 8, "%07o", 0);
+	snprintf((char *)tar + 124, 12, "%011zo", len);
+	snprintf((char *)tar + 136, 12, "%011o", 0);
+	tar[156] = '0';
+	memcpy(tar + 257, "ustar", 6);
+	memcpy(tar + 263, "00", 2);
+	memset(tar + 148, ' ', 8);
+	for (int i = 0; i < 512; i++)
+		sum += tar[i];
+	snprintf((char *)tar + 148, 8, "%06o", sum);
+	memcpy(tar + 512, data, len);
+	size_t total = 512 + padded + 1024;
+	tu_write_file(path, tar, total, 0);
+	return total;
+}
+
+START_TEST(tar_is_unpacked_read_only)
+{
+	uint8_t data[8192], back[8192];
+	struct mimg *img;
+	struct mimg_value *info;
+	tu_fill_random(data, sizeof(data), 11);
+	memset(data + 4096, 0, 2048);
+	size_t total = write_tar("a.tar", "disk.raw", data, sizeof(data));
+
+	ck_assert_int_eq(mimg_open(&img, "a.tar", NULL, 0), 0);
+	ck_assert_str_eq(mimg_format(img), "raw");
+	ck_assert_uint_eq(mimg_size(img), sizeof(data));
+	ck_assert_int_eq(mimg_pread(img, back, sizeof(back), 0),
+			 (ssize_t)sizeof(back));
+	ck_assert_int_eq(memcmp(back, data, sizeof(data)), 0);
+	ck_assert_int_eq(mimg_info(img, &info), 0);
+	const struct mimg_value *a = mimg_value_get(info, "archive");
+	ck_assert_ptr_nonnull(a);
+	ck_assert_str_eq(mimg_value_get(a, "tar-member")->v.s, "disk.raw");
+	ck_assert_ptr_null(mimg_value_get(a, "compression"));
+	ck_assert_uint_eq(mimg_value_get(a, "size")->v.u, total);
+	mimg_value_free(info);
+	ck_assert_int_eq(mimg_close(img), 0);
+
+	/* as bytes: with the flag, and whenever opened for writing */
+	ck_assert_int_eq(mimg_open(&img, "a.tar", "raw", MIMG_OPEN_NO_ARCHIVE),
+			 0);
+	ck_assert_uint_eq(mimg_size(img), total);
+	ck_assert_int_eq(mimg_info(img, &info), 0);
+	ck_assert_ptr_null(mimg_value_get(info, "archive"));
+	mimg_value_free(info);
+	ck_assert_int_eq(mimg_close(img), 0);
+	ck_assert_int_eq(mimg_open(&img, "a.tar", "raw", MIMG_OPEN_RDWR), 0);
+	ck_assert_uint_eq(mimg_size(img), total);
+	ck_assert_int_eq(mimg_close(img), 0);
+
+	/* from memory too */
+	size_t len;
+	uint8_t *file = slurp("a.tar", &len);
+	ck_assert_int_eq(mimg_open_memory(&img, file, len, NULL, 0), 0);
+	ck_assert_uint_eq(mimg_size(img), sizeof(data));
+	ck_assert_int_eq(mimg_close(img), 0);
+}
+END_TEST
+
+START_TEST(plain_files_are_not_archives)
+{
+	/* an all-zero first block is an empty tar to libarchive, and a raw
+	 * disk to everyone else */
+	uint8_t data[4096];
+	struct mimg *img;
+	memset(data, 0, sizeof(data));
+	data[2000] = 1;
+	tu_write_file("z.img", data, sizeof(data), 0);
+	ck_assert_int_eq(mimg_open(&img, "z.img", NULL, 0), 0);
+	ck_assert_uint_eq(mimg_size(img), sizeof(data));
+	ck_assert_int_eq(mimg_close(img), 0);
+	tu_write_file("e.img", data, 0, 0);
+	ck_assert_int_eq(mimg_open(&img, "e.img", NULL, 0), 0);
+	ck_assert_uint_eq(mimg_size(img), 0);
+	ck_assert_int_eq(mimg_close(img), 0);
+	/* a tar header with a bad checksum is data */
+	write_tar("bad.tar", "disk.raw", data, sizeof(data));
+	int fd = open("bad.tar", O_WRONLY);
+	ck_assert_int_eq(pwrite(fd, "x", 1, 0), 1);
+	close(fd);
+	ck_assert_int_eq(mimg_open(&img, "bad.tar", NULL, 0), 0);
+	ck_assert_uint_gt(mimg_size(img), sizeof(data));
+	ck_assert_int_eq(mimg_close(img), 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("file_source");
@@ -304,5 +407,8 @@ int main(void)
 	tcase_add_test(tc, memory_file_read_only);
 	tcase_add_test(tc, image_from_memory);
 	tcase_add_test(tc, memory_image_names_no_files);
+	tc = tu_tcase(s, "archive");
+	tcase_add_test(tc, tar_is_unpacked_read_only);
+	tcase_add_test(tc, plain_files_are_not_archives);
 	return tu_run_suite(s);
 }
