@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -444,8 +445,62 @@ static void list_member(struct member_list *l, const char *shown,
 		l->used += (size_t)w;
 }
 
-/* Pick the tar's disk image: its only file, or else its only file in a
- * format other than raw; unpack it into the spool. */
+static bool has_suffix(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+	return n > m && strcasecmp(s + n - m, suffix) == 0;
+}
+
+/* Read the OVF descriptor member of an OVA (whole, bounded) and parse
+ * it into o->ovf.  -ENOTSUP without an XML parser. */
+static int read_ovf(struct spool *sp, struct archive *a,
+		    struct mimg_archive_origin *o)
+{
+	uint8_t *xml = NULL;
+	size_t len = 0;
+	la_ssize_t n;
+	int r = 0;
+
+	while ((n = next_chunk(sp, a)) > 0) {
+		if ((size_t)n > MIMG_OVF_MAX_SIZE - len) {
+			r = mimg_err(-EFBIG, "%s: OVF descriptor is larger than "
+				     "%d bytes", sp->name, MIMG_OVF_MAX_SIZE);
+			break;
+		}
+		uint8_t *x = realloc(xml, len + (size_t)n);
+		if (!x) {
+			r = mimg_err(-ENOMEM, "out of memory");
+			break;
+		}
+		xml = x;
+		memcpy(xml + len, sp->buf, (size_t)n);
+		len += (size_t)n;
+	}
+	if (n < 0)
+		r = (int)n;
+	if (r == 0)
+		r = mimg__ovf_parse(xml, len, sp->name, &o->ovf);
+	free(xml);
+	return r;
+}
+
+/* In an OVA, the member holding the OVF's first disk (compared by name,
+ * never opened by it). */
+static int take_ovf_member(struct spool *sp, struct archive *a,
+			   bool filtered, struct mimg_archive_origin *o,
+			   const char *name, char **shownp)
+{
+	if (o->member || strcmp(name, o->ovf->disks[0].href) != 0)
+		return drop_entry(sp, a, filtered);
+	o->member = *shownp;
+	*shownp = NULL;
+	la_ssize_t n = next_chunk(sp, a);
+	return n < 0 ? (int)n : spool_entry(sp, a, n);
+}
+
+/* Pick the tar's disk image: the first disk of an OVA's descriptor, its
+ * only file, or else its only file in a format other than raw; unpack it
+ * into the spool. */
 static int unpack_tar(struct spool *sp, struct archive *a, bool filtered,
 		      struct mimg_archive_origin *o)
 {
@@ -475,6 +530,30 @@ static int unpack_tar(struct spool *sp, struct archive *a, bool filtered,
 				return r;
 			continue;
 		}
+		/* An OVA starts with its descriptor.  Built without an XML
+		 * parser, the descriptor is skipped and the rules for any
+		 * tar apply. */
+		if (count == 0 && has_suffix(shown, ".ovf")) {
+			r = read_ovf(sp, a, o);
+			if (r == 0)
+				o->ovf_name = shown;
+			else
+				free(shown);
+			if (r < 0 && r != -ENOTSUP)
+				return r;
+			continue;
+		}
+		if (o->ovf) {
+			r = take_ovf_member(sp, a, filtered, o, name ? name : "",
+					    &shown);
+			free(shown);
+			if (r < 0)
+				return r;
+			if (o->member && archive_entry_size_is_set(e) &&
+			    (uint64_t)archive_entry_size(e) > sp->end)
+				sp->end = (uint64_t)archive_entry_size(e);
+			continue;
+		}
 		la_ssize_t n = next_chunk(sp, a);
 		if (n < 0) {
 			free(shown);
@@ -501,7 +580,15 @@ static int unpack_tar(struct spool *sp, struct archive *a, bool filtered,
 		if (r < 0)
 			return r;
 	}
-	if (disks == 1 || (disks == 0 && files == 1))
+	if (o->ovf && !o->member) {
+		char *shown = shown_name(o->ovf->disks[0].href);
+		r = mimg_err(-EINVAL, "%s: the OVF's first disk is in '%s', "
+			     "which the archive does not hold", sp->name,
+			     shown ? shown : "");
+		free(shown);
+		return r;
+	}
+	if (o->ovf || disks == 1 || (disks == 0 && files == 1))
 		return 0;
 	if (files == 0)
 		return mimg_err(-EINVAL, "%s: the archive holds no file",
@@ -556,8 +643,11 @@ out:
 
 void mimg__archive_origin_free(struct mimg_archive_origin *o)
 {
-	if (o)
+	if (o) {
 		free(o->member);
+		free(o->ovf_name);
+		mimg__ovf_free(o->ovf);
+	}
 	free(o);
 }
 

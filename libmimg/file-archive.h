@@ -19,11 +19,34 @@
 #define MIMG_ARCHIVE_RATIO_FREE ((uint64_t)64 << 20)
 #define MIMG_ARCHIVE_SPOOL_RESERVE ((uint64_t)64 << 20)
 
+#define MIMG_OVF_MAX_SIZE (1 << 20)
+#define MIMG_OVF_MAX_DISKS 64
+
+/* The disks an OVF descriptor lists, in its order. */
+struct mimg_ovf_disk {
+	char *id;
+	char *href;		/* the archive member that holds it */
+	uint64_t capacity;	/* bytes, when known_capacity */
+	bool known_capacity;
+};
+struct mimg_ovf {
+	struct mimg_ovf_disk *disks;
+	int ndisks;
+};
+
+/* Parse an OVF descriptor (refusing DTDs, entities, network access);
+ * -ENOTSUP when built without libxml2. */
+int mimg__ovf_parse(const uint8_t *xml, size_t len, const char *name,
+		    struct mimg_ovf **ovfp);
+void mimg__ovf_free(struct mimg_ovf *ovf);
+
 /* Where an unpacked image came from. */
 struct mimg_archive_origin {
 	char filters[64];  /* "xz", "gzip", "xz,bzip2" (outermost first), or "" */
 	bool tar;
 	char *member;	   /* tar member name (control bytes replaced), or NULL */
+	char *ovf_name;	   /* an OVA's descriptor member, or NULL */
+	struct mimg_ovf *ovf;	 /* its disks; the image is the first */
 	uint64_t archive_size;	 /* bytes of the archive file */
 	uint64_t unpacked_size;	 /* bytes of the unpacked image */
 };

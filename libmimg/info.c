@@ -83,6 +83,27 @@ static void order_members(struct mimg_value *info)
 	}
 }
 
+/* An OVA's descriptor and its disks, last in A (pointers into A's members
+ * do not survive another addition). */
+static bool add_ovf_disks(struct mimg_value *a,
+			  const struct mimg_archive_origin *o)
+{
+	struct mimg_value *list, *d;
+	if (!mimg_value_add_str(a, "ovf", o->ovf_name) ||
+	    !(list = mimg_value_add(a, "ovf-disks", MIMG_VALUE_ARRAY)))
+		return false;
+	for (int i = 0; i < o->ovf->ndisks; i++) {
+		const struct mimg_ovf_disk *disk = &o->ovf->disks[i];
+		if (!(d = mimg_value_add(list, NULL, MIMG_VALUE_OBJECT)) ||
+		    !mimg_value_add_str(d, "id", disk->id) ||
+		    !mimg_value_add_str(d, "file", disk->href) ||
+		    (disk->known_capacity &&
+		     !mimg_value_add_uint(d, "capacity", disk->capacity)))
+			return false;
+	}
+	return true;
+}
+
 /* "archive": what the image was unpacked from (not a qemu-img member). */
 static int add_archive(struct mimg *img, struct mimg_value *info)
 {
@@ -99,6 +120,8 @@ static int add_archive(struct mimg *img, struct mimg_value *info)
 		ok = mimg_value_add_str(a, "tar-member", o->member) != NULL;
 	ok = ok && mimg_value_add_uint(a, "size", o->archive_size);
 	ok = ok && mimg_value_add_uint(a, "unpacked-size", o->unpacked_size);
+	if (ok && o->ovf)
+		ok = add_ovf_disks(a, o);
 	return ok ? 0 : mimg_err(-ENOMEM, "out of memory");
 }
 

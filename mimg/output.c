@@ -122,6 +122,26 @@ static void print_snapshots(FILE *out, const struct mimg_value *snaps)
 	}
 }
 
+/* "OVF disks (x.ovf):" then one line per disk, the first being the one
+ * opened. */
+static void print_ovf_disks(FILE *out, const struct mimg_value *a)
+{
+	const struct mimg_value *disks = mimg_value_get(a, "ovf-disks");
+	char cap[32];
+	if (!disks || disks->type != MIMG_VALUE_ARRAY)
+		return;
+	fprintf(out, "OVF disks (%s):\n", get_str(a, "ovf"));
+	for (size_t i = 0; i < disks->v.list.n; i++) {
+		const struct mimg_value *d = &disks->v.list.items[i];
+		snprintf(cap, sizeof(cap), "unknown size");
+		if (mimg_value_get(d, "capacity"))
+			cli_format_size(cap, sizeof(cap),
+					get_u64(d, "capacity"));
+		fprintf(out, "    %s: '%s', %s%s\n", get_str(d, "id"),
+			get_str(d, "file"), cap, i == 0 ? " (this image)" : "");
+	}
+}
+
 /* "archive: gzip-compressed tar, member 'disk.raw' (63.7 KiB)" */
 static void print_archive(FILE *out, const struct mimg_value *a)
 {
@@ -134,6 +154,7 @@ static void print_archive(FILE *out, const struct mimg_value *a)
 	if (member)
 		fprintf(out, ", member '%s'", member);
 	fprintf(out, " (%s)\n", size);
+	print_ovf_disks(out, a);
 }
 
 void cli_print_info_human(FILE *out, const struct mimg_value *info)

@@ -92,7 +92,10 @@ enum {
  * $TMPDIR (default /tmp), removed when the image is closed or the process
  * ends; the image in it is then opened as usual (FORMAT names that image).
  * A tar must hold one file, or one file in a format other than raw (the
- * others are ignored); links, special files and member names that are
+ * others are ignored); an OVA (a tar whose first member is an .ovf
+ * descriptor, read without DTDs, entities or network; needs libxml2)
+ * gives the first disk the descriptor lists, which must be a member of
+ * the same archive.  Links, special files and member names that are
  * absolute or contain ".." are refused.  Limits: the unpacked data (zero
  * blocks stay holes) must fit in the free space of $TMPDIR less 64 MiB
  * (-ENOSPC), an archive has at most 1024 members (-E2BIG), and past the
