@@ -671,6 +671,8 @@ int mimg__archive_unpack(struct mimg_file **fp,
 	    (r = unpack(s, name, o, &fd)) < 0)
 		goto out;
 	o->archive_size = s->size;
+	if (mimg_file_allocated(*fp, &o->archive_allocated) < 0)
+		o->archive_allocated = 0;
 	if ((r = mimg_file_open_fd(&unpacked, fd, name, 0)) < 0)
 		goto out;
 	mimg_file_close(*fp);

@@ -48,6 +48,7 @@ struct mimg_archive_origin {
 	char *ovf_name;	   /* an OVA's descriptor member, or NULL */
 	struct mimg_ovf *ovf;	 /* its disks; the image is the first */
 	uint64_t archive_size;	 /* bytes of the archive file */
+	uint64_t archive_allocated;	/* its host storage, or 0 if unknown */
 	uint64_t unpacked_size;	 /* bytes of the unpacked image */
 };
 

@@ -28,7 +28,12 @@ static int add_common(struct mimg *img, struct mimg_value *info)
 		ok = ok && mimg_value_add_uint(info, "cluster-size",
 					       img->cluster_size);
 	ok = ok && mimg_value_add_str(info, "format", img->drv->name);
-	if (mimg_file_allocated(img->file, &allocated) == 0)
+	/* An unpacked image occupies its archive (the unpacked copy is
+	 * temporary). */
+	if (img->archive && img->archive->archive_allocated)
+		ok = ok && mimg_value_add_uint(info, "actual-size",
+					       img->archive->archive_allocated);
+	else if (mimg_file_allocated(img->file, &allocated) == 0)
 		ok = ok && mimg_value_add_uint(info, "actual-size", allocated);
 	if (img->backing_name) {
 		char *full = NULL;
