@@ -14,10 +14,10 @@ mkdir tmp
 TMPDIR=$T/tmp
 export TMPDIR
 
-# 64 MiB with two data runs, holes and a zero-filled range.
-qemu-img create -q -f raw disk.raw 64M
+# 16 MiB with three data runs, holes and a zero-filled range.
+qemu-img create -q -f raw disk.raw 16M
 qemu-io -f raw -c "write -P 0xab 1M 3M" -c "write -P 0 8M 1M" \
-	-c "write -P 0x5c 40M 100k" -c "write -P 0x77 63M 1M" disk.raw \
+	-c "write -P 0x5c 12M 100k" -c "write -P 0x77 15M 1M" disk.raw \
 	>/dev/null || fail "qemu-io"
 qemu-img convert -f raw -O qcow2 disk.raw disk.qcow2 || fail "qemu-img"
 
@@ -25,24 +25,32 @@ left_in_tmp() {
 	[ -z "$(ls -A tmp)" ] || fail "files left in TMPDIR: $(ls -A tmp)"
 }
 
-data_runs() {
+# summary INFO MAP: "format size compression member|data runs" in one
+# python run (its start-up is the slow part of this test).
+summary() {
 	python3 -c 'import json,sys
-print(" ".join("%d+%d" % (e["start"], e["length"])
-               for e in json.load(open(sys.argv[1])) if e["data"]))' "$1"
+i = json.load(open(sys.argv[1])); a = i.get("archive", {})
+runs = " ".join("%d+%d" % (e["start"], e["length"])
+                for e in json.load(open(sys.argv[2])) if e["data"])
+print(i["format"], i["virtual-size"], a.get("compression", "-"),
+      a.get("tar-member", "-") + "|" + runs)' "$1" "$2"
 }
 
-# check_read FILE FORMAT COMPRESSION [TAR-MEMBER]
+# check_read FILE FORMAT COMPRESSION [TAR-MEMBER]: every reading command.
 check_read() {
 	"$MIMG" info --output=json "$1" > info.json || fail "info $1"
-	check_eq "$(json_get info.json format)" "$2" "$1: format"
-	check_eq "$(json_get info.json virtual-size)" 67108864 "$1: size"
-	if [ -n "$3" ]; then
-		check_eq "$(json_get info.json archive.compression)" "$3" \
-			"$1: compression"
-	fi
-	if [ -n "${4:-}" ]; then
-		check_eq "$(json_get info.json archive.tar-member)" "$4" \
-			"$1: tar member"
+	"$MIMG" map --output=json "$1" > map.out || fail "map $1"
+	s=$(summary info.json map.out)
+	check_eq "${s%%|*}" "$2 16777216 ${3:--} ${4:--}" "$1: info"
+	if [ "$2" = qcow2 ]; then
+		"$MIMG" map --output=json disk.qcow2 > map.ref
+		cmp -s map.out map.ref ||
+			fail "$1: map differs from the original's"
+	else
+		# zero blocks became holes: data is exactly what was written
+		check_eq "${s#*|}" \
+			"1048576+3145728 12582912+102400 15728640+1048576" \
+			"$1: data runs"
 	fi
 	"$MIMG" info "$1" | grep -q "^archive: " ||
 		fail "$1: human info has no archive line"
@@ -57,23 +65,10 @@ check_read() {
 	"$MIMG" convert -O qcow2 "$1" out.qcow2 || fail "convert $1 to qcow2"
 	qemu-img compare -q -f raw -F qcow2 disk.raw out.qcow2 ||
 		fail "$1: converted qcow2 differs from the original"
-	"$MIMG" map --output=json "$1" > map.out || fail "map $1"
 	if [ "$2" = qcow2 ]; then
-		"$MIMG" map --output=json disk.qcow2 > map.ref
-		cmp -s map.out map.ref ||
-			fail "$1: map differs from the original's"
-	else
-		# zero blocks became holes: data is exactly what was written
-		check_eq "$(data_runs map.out)" \
-			"1048576+3145728 41943040+102400 66060288+1048576" \
-			"$1: data runs"
-	fi
-	if [ "$2" = qcow2 ]; then
-		"$MIMG" check --output=json "$1" > check.out ||
-			fail "check $1"
-		"$MIMG" check --output=json disk.qcow2 > check.ref
-		check_eq "$(json_get check.out image-end-offset)" \
-			"$(json_get check.ref image-end-offset)" "$1: check"
+		"$MIMG" check "$1" > check.out || fail "check $1"
+		"$MIMG" check disk.qcow2 > check.ref
+		cmp -s check.out check.ref || fail "$1: check differs"
 	fi
 	left_in_tmp
 }
@@ -162,7 +157,8 @@ head -c $((size / 2)) disk.raw.xz > trunc.xz
 expect_refused trunc.xz "unpacking"
 head -c $((size - 10)) disk.raw.xz > trunc2.xz
 expect_refused trunc2.xz "unpacking"
-# 128 MiB of zeroes in about a hundred bytes of bzip2
+# 128 MiB of zeroes in about a hundred bytes of bzip2, refused once past
+# 64 MiB
 dd if=/dev/zero bs=1M count=128 status=none | bzip2 -9 > bomb.bz2
 expect_refused bomb.bz2 "decompression bomb"
 echo "archive: ok"
