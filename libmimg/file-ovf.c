@@ -30,6 +30,15 @@ void mimg__ovf_free(struct mimg_ovf *ovf)
 #ifdef MIMG_HAVE_LIBXML2
 #include <libxml/parser.h>
 #include <libxml/tree.h>
+#include <pthread.h>
+
+/* libxml2 2.9 must be initialised once before threads use it. */
+static pthread_once_t xml_once = PTHREAD_ONCE_INIT;
+
+static void init_xml(void)
+{
+	xmlInitParser();
+}
 
 static bool is_element(const xmlNode *n, const char *name)
 {
@@ -158,7 +167,7 @@ int mimg__ovf_parse(const uint8_t *xml, size_t len, const char *name,
 	if (memmem(xml, len, "<!DOCTYPE", 9) || memmem(xml, len, "<!ENTITY", 8))
 		return mimg_err(-EPERM, "%s: OVF descriptor has a DTD or "
 				"entities; refused", name);
-	LIBXML_TEST_VERSION
+	pthread_once(&xml_once, init_xml);
 	doc = xmlReadMemory((const char *)xml, (int)len, NULL, "UTF-8",
 			    XML_PARSE_NONET | XML_PARSE_NOERROR |
 				    XML_PARSE_NOWARNING);
