@@ -127,6 +127,29 @@ static int open_backing(struct mimg *img, struct chain_ids *ids)
 	return r < 0 ? r : 0;
 }
 
+/* Replace IMG's file with the image unpacked from it when it is an
+ * archive.  Archives are read in whole chunks that O_DIRECT would refuse
+ * (unaligned buffers and tails): a direct file is read through a second,
+ * cached descriptor. */
+static int unpack_archive(struct mimg *img, const char *path, unsigned flags)
+{
+	struct mimg_file *plain;
+	int r;
+
+	if (!(flags & MIMG_OPEN_DIRECT) || img->in_memory)
+		return mimg__archive_unpack(&img->file, &img->archive);
+	if ((r = mimg_file_open(&plain, path, 0)) < 0)
+		return r;
+	r = mimg__archive_unpack(&plain, &img->archive);
+	if (r == 1) {
+		mimg_file_close(img->file);
+		img->file = plain;
+	} else {
+		mimg_file_close(plain);
+	}
+	return r;
+}
+
 /* Open one node of a chain from PATH, or from FILE when given (then the
  * node owns it, PATH only names it). */
 static int open_node(struct mimg **imgp, const char *path,
@@ -178,7 +201,7 @@ static int open_node(struct mimg **imgp, const char *path,
 	/* Only the image asked for is unpacked: what an image names is a
 	 * plain file. */
 	if (depth == 0 && img->read_only && !(flags & MIMG_OPEN_NO_ARCHIVE) &&
-	    (r = mimg__archive_unpack(&img->file, &img->archive)) < 0)
+	    (r = unpack_archive(img, path, flags)) < 0)
 		goto fail;
 
 	if (!drv) {
