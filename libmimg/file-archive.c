@@ -484,18 +484,31 @@ static int read_ovf(struct spool *sp, struct archive *a,
 	return r;
 }
 
+/* Unpack the current entry E, whose first N bytes are in sp->buf, as the
+ * image: its size is the entry's (a sparse tail reads as zeroes). */
+static int take_entry(struct spool *sp, struct archive *a,
+		      struct archive_entry *e, la_ssize_t n)
+{
+	int r = spool_entry(sp, a, n);
+	if (r == 0 && archive_entry_size_is_set(e) &&
+	    (uint64_t)archive_entry_size(e) > sp->end)
+		sp->end = (uint64_t)archive_entry_size(e);
+	return r;
+}
+
 /* In an OVA, the member holding the OVF's first disk (compared by name,
  * never opened by it). */
 static int take_ovf_member(struct spool *sp, struct archive *a,
-			   bool filtered, struct mimg_archive_origin *o,
-			   const char *name, char **shownp)
+			   struct archive_entry *e, bool filtered,
+			   struct mimg_archive_origin *o, const char *name,
+			   char **shownp)
 {
 	if (o->member || strcmp(name, o->ovf->disks[0].href) != 0)
 		return drop_entry(sp, a, filtered);
 	o->member = *shownp;
 	*shownp = NULL;
 	la_ssize_t n = next_chunk(sp, a);
-	return n < 0 ? (int)n : spool_entry(sp, a, n);
+	return n < 0 ? (int)n : take_entry(sp, a, e, n);
 }
 
 /* Pick the tar's disk image: the first disk of an OVA's descriptor, its
@@ -544,14 +557,11 @@ static int unpack_tar(struct spool *sp, struct archive *a, bool filtered,
 			continue;
 		}
 		if (o->ovf) {
-			r = take_ovf_member(sp, a, filtered, o, name ? name : "",
-					    &shown);
+			r = take_ovf_member(sp, a, e, filtered, o,
+					    name ? name : "", &shown);
 			free(shown);
 			if (r < 0)
 				return r;
-			if (o->member && archive_entry_size_is_set(e) &&
-			    (uint64_t)archive_entry_size(e) > sp->end)
-				sp->end = (uint64_t)archive_entry_size(e);
 			continue;
 		}
 		la_ssize_t n = next_chunk(sp, a);
@@ -569,10 +579,7 @@ static int unpack_tar(struct spool *sp, struct archive *a, bool filtered,
 			free(o->member);
 			o->member = shown;
 			shown = NULL;
-			r = spool_entry(sp, a, n);
-			if (r == 0 && archive_entry_size_is_set(e) &&
-			    (uint64_t)archive_entry_size(e) > sp->end)
-				sp->end = (uint64_t)archive_entry_size(e);
+			r = take_entry(sp, a, e, n);
 		} else {
 			r = n > 0 ? drop_entry(sp, a, filtered) : 0;
 		}

@@ -52,6 +52,14 @@ ovf vm.ovf
 printf 'SHA256(vm.ovf)= 0\n' > vm.mf
 tar cf vm.ova vm.ovf vm-d2.vmdk vm.mf vm-d1.vmdk
 "$MIMG" info --output=json vm.ova > info.json || fail "info vm.ova"
+check_eq "$(json_get info.json archive.unpacked-size)" \
+	"$(stat -c %s vm-d1.vmdk)" "unpacked size"
+# Members after the disk (larger ones too) change nothing.
+head -c 2M /dev/urandom > big.bin
+tar cf vm2.ova vm.ovf vm-d1.vmdk big.bin vm-d2.vmdk
+"$MIMG" info --output=json vm2.ova > info2.json || fail "info vm2.ova"
+check_eq "$(json_get info2.json archive.unpacked-size)" \
+	"$(stat -c %s vm-d1.vmdk)" "unpacked size, disk not last"
 check_eq "$(json_get info.json format)" vmdk "format"
 check_eq "$(json_get info.json virtual-size)" 67108864 "virtual size"
 check_eq "$(json_get info.json archive.ovf)" vm.ovf "ovf member"
