@@ -122,18 +122,6 @@ static struct archive *reader_open(struct source *s, bool tar)
 	return a;
 }
 
-/* The error of A as a negative errno with a message naming NAME. */
-static int archive_fail(struct archive *a, const char *name,
-			const char *what)
-{
-	const char *msg = archive_error_string(a);
-	int e = archive_errno(a);
-	if (e != EIO && e != ENOMEM && e != ENOSPC && e != EFBIG)
-		e = EINVAL;
-	return mimg_err(-e, "%s: %s: %s", name, what,
-			msg ? msg : "unknown error");
-}
-
 /* "xz", "gzip" or "xz,gzip" (outermost first); "" for none. */
 static void describe_filters(struct archive *a, char *out, size_t len)
 {
@@ -149,6 +137,22 @@ static void describe_filters(struct archive *a, char *out, size_t len)
 			break;
 		used += (size_t)w;
 	}
+}
+
+/* The error of A as a negative errno with a message naming NAME. */
+static int archive_fail(struct archive *a, const char *name,
+			const char *what)
+{
+	const char *msg = archive_error_string(a);
+	int e = archive_errno(a);
+	char filters[64];
+	if (e != EIO && e != ENOMEM && e != ENOSPC && e != EFBIG)
+		e = EINVAL;
+	describe_filters(a, filters, sizeof(filters));
+	return mimg_err(-e, "%s: %s%s%s%s: %s", name, what,
+			filters[0] ? " (" : "", filters,
+			filters[0] ? " data, truncated or corrupt?)" : "",
+			msg ? msg : "unknown error");
 }
 
 /* A POSIX or GNU tar header: "ustar" magic and a matching checksum.  (Old
@@ -186,6 +190,13 @@ static int detect(struct source *s, const char *name, char *filters,
 	if (!a)
 		return mimg_err(-ENOMEM, "%s: out of memory", name);
 	r = archive_read_open1(a);
+	/* A decompressor that fails while being set up takes every filter
+	 * down with it; data no decompressor claims keeps the plain one. */
+	if (r != ARCHIVE_OK && archive_filter_count(a) == 0) {
+		r = archive_fail(a, name, "unpacking compressed data");
+		archive_read_free(a);
+		return r;
+	}
 	if (r == ARCHIVE_OK)
 		r = archive_read_next_header(a, &e);
 	describe_filters(a, filters, flen);

@@ -157,6 +157,9 @@ head -c $((size / 2)) disk.raw.xz > trunc.xz
 expect_refused trunc.xz "unpacking"
 head -c $((size - 10)) disk.raw.xz > trunc2.xz
 expect_refused trunc2.xz "unpacking"
+# cut inside the first block: libarchive gives up while choosing filters
+head -c 100 disk.tgz > trunc3.tgz
+expect_refused trunc3.tgz "truncated gzip input"
 # 128 MiB of zeroes in about a hundred bytes of bzip2, refused once past
 # 64 MiB
 dd if=/dev/zero bs=1M count=128 status=none | bzip2 -9 > bomb.bz2
