@@ -5,8 +5,8 @@
 # disk.raw, are read by info, convert, compare, map and check; what
 # convert writes is what qemu-img compare calls identical to the
 # original.  Nothing is left in $TMPDIR.  Hostile archives (links, two
-# disk images, ".." names, truncated data, a decompression bomb) fail
-# cleanly and create no file.
+# disk images, ".." names, truncated data, a decompression bomb, too many
+# members) fail cleanly and create no file.
 . "$TESTLIB"
 need qemu-img qemu-io python3 tar xz zstd gzip bzip2
 
@@ -92,6 +92,10 @@ check_read twice.gz raw "gzip,xz"
 
 tar czf disk.tgz disk.raw
 FULL=1 check_read disk.tgz raw gzip disk.raw
+# O_DIRECT on the source (-T none) reads the archive through the cache.
+"$MIMG" convert -T none -O raw disk.tgz direct.raw || fail "convert -T none"
+qemu-img compare -q -f raw -F raw disk.raw direct.raw ||
+	fail "-T none: converted content differs"
 # A tar with a README and one qcow2 picks the qcow2; -f names the image
 # inside.
 echo "readme" > README
@@ -152,6 +156,11 @@ expect_refused twoq.tgz "several disk images"
 mkdir empty
 tar czf empty.tgz empty
 expect_refused empty.tgz "holds no file"
+python3 -c 'import io, tarfile
+with tarfile.open("many.tgz", "w:gz") as t:
+    for n in range(1100):
+        t.addfile(tarfile.TarInfo("f%d" % n), io.BytesIO())'
+expect_refused many.tgz "more than 1024 members"
 size=$(stat -c %s disk.raw.xz)
 head -c $((size / 2)) disk.raw.xz > trunc.xz
 expect_refused trunc.xz "unpacking"
