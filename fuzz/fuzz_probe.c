@@ -2,35 +2,23 @@
  * Copyright (c) 2026 The mimg authors
  *
  * Fuzz target for format probing and the open path of every driver: the
- * input becomes a file that is opened with no format given, so whichever
- * driver claims it parses it.  A few ranges are read, block status is
- * walked and the info tree is built, which reaches most metadata parsing.
+ * input is opened from memory with no format given, so whichever driver
+ * claims it parses it (a compressed stream or tar is unpacked first).  A
+ * few ranges are read, block status is walked and the info tree is built,
+ * which reaches most metadata parsing.
  *
- * The file lives in a private directory so that names found inside the
- * image (backing files, extents, data files) can only resolve to files
- * that do not exist.  Images are opened in untrusted mode first and
- * without backing files when they refer to other files.
+ * An image in memory may not name other files, so references inside it
+ * (backing files, extents, data files) never reach the file system.
+ * Images are opened in untrusted mode first and without backing files
+ * when they refer to other files.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 
-#include "fuzz_input.h"
 #include "mimg.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static const char *fuzz_path;
-
-static int write_input(const uint8_t *data, size_t size)
-{
-	fuzz_path = fuzz_input_write(data, size, "input.img");
-	return fuzz_path ? 0 : -1;
-}
 
 static void read_range(struct mimg *img, uint64_t off, size_t len)
 {
@@ -62,12 +50,12 @@ static void walk_block_status(struct mimg *img)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (write_input(data, size) != 0)
-		return 0;
 	struct mimg *img = NULL;
-	int ret = mimg_open(&img, fuzz_path, NULL, MIMG_OPEN_UNTRUSTED);
+	int ret = mimg_open_memory(&img, data, size, NULL,
+				   MIMG_OPEN_UNTRUSTED);
 	if (ret == -EPERM)
-		ret = mimg_open(&img, fuzz_path, NULL, MIMG_OPEN_NO_BACKING);
+		ret = mimg_open_memory(&img, data, size, NULL,
+				       MIMG_OPEN_NO_BACKING);
 	if (ret != 0)
 		return 0;
 	uint64_t vsize = mimg_size(img);

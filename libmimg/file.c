@@ -1,35 +1,18 @@
 /* SPDX-License-Identifier: BSD-2-Clause
  * Copyright (c) 2026 The mimg authors
  *
- * The host-file layer: full-length positional I/O on regular files and
- * block devices, space management (fallocate, hole punching), data/hole
- * maps, and the fault-injection hook used by crash tests.
+ * The host-file interface: what every caller goes through whatever the
+ * file is.  It runs the fault-injection hook before each write-type
+ * operation, refuses operations the file cannot do, and builds the
+ * whole-length helpers on the implementation's operations.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#ifdef __linux__
-#include <linux/falloc.h>
-#include <linux/fs.h>
-#include <sys/ioctl.h>
-#endif
 
 #include "error.h"
-#include "file.h"
+#include "file-impl.h"
 #include "iov.h"
-
-struct mimg_file {
-	int fd;
-	char *path;
-	bool regular;
-	bool writable;
-	bool no_flush;
-};
 
 static mimg_file_fault_hook fault_hook;
 static void *fault_opaque;
@@ -54,64 +37,33 @@ static int fault_check(struct mimg_file *f, enum mimg_file_op op,
 	return 0;
 }
 
-int mimg_file_open(struct mimg_file **fp, const char *path, unsigned flags)
+int mimg__file_init(struct mimg_file *f, const struct mimg_file_ops *ops,
+		    const char *path, unsigned caps)
 {
-	struct mimg_file *f;
-	struct stat st;
-	int oflags = O_CLOEXEC;
-
-	*fp = NULL;
-	oflags |= (flags & MIMG_FILE_RDWR) ? O_RDWR : O_RDONLY;
-	if (flags & MIMG_FILE_CREATE)
-		oflags |= O_CREAT | O_TRUNC | O_RDWR;
-#ifdef O_DIRECT
-	if (flags & MIMG_FILE_DIRECT)
-		oflags |= O_DIRECT;
-#endif
-	if (flags & MIMG_FILE_SYNC)
-		oflags |= O_DSYNC;
-
-	f = calloc(1, sizeof(*f));
-	if (!f || !(f->path = strdup(path))) {
-		free(f);
+	f->ops = ops;
+	f->caps = caps;
+	if (!(f->path = strdup(path)))
 		return mimg_err(-ENOMEM, "%s: out of memory", path);
-	}
-	f->fd = open(path, oflags, 0644);
-	if (f->fd < 0) {
-		int err = -errno;
-		free(f->path);
-		free(f);
-		return mimg_err_errno(err, "Could not open '%s'", path);
-	}
-	if (fstat(f->fd, &st) != 0) {
-		int err = -errno;
-		close(f->fd);
-		free(f->path);
-		free(f);
-		return mimg_err_errno(err, "%s: stat", path);
-	}
-	if (S_ISDIR(st.st_mode)) {
-		close(f->fd);
-		free(f->path);
-		free(f);
-		return mimg_err(-EISDIR, "'%s' is a directory", path);
-	}
-	f->regular = S_ISREG(st.st_mode);
-	f->writable = (oflags & O_ACCMODE) == O_RDWR;
-	f->no_flush = flags & MIMG_FILE_NO_FLUSH;
-	*fp = f;
 	return 0;
+}
+
+void mimg__file_drop_caps(struct mimg_file *f, unsigned caps)
+{
+	__atomic_and_fetch(&f->caps, ~caps, __ATOMIC_RELAXED);
+}
+
+unsigned mimg_file_caps(const struct mimg_file *f)
+{
+	return __atomic_load_n(&f->caps, __ATOMIC_RELAXED);
 }
 
 int mimg_file_close(struct mimg_file *f)
 {
-	int r = 0;
 	if (!f)
 		return 0;
-	if (close(f->fd) != 0)
-		r = mimg_err_errno(-errno, "%s: close", f->path);
-	free(f->path);
-	free(f);
+	char *path = f->path;
+	int r = f->ops->close(f);
+	free(path);
 	return r;
 }
 
@@ -122,102 +74,22 @@ const char *mimg_file_path(const struct mimg_file *f)
 
 bool mimg_file_is_regular(const struct mimg_file *f)
 {
-	return f->regular;
+	return mimg_file_caps(f) & MIMG_FILE_REGULAR;
 }
 
-/* Advance an iovec array by N bytes in place (on a private copy). */
-static void iov_advance(struct iovec **iovp, int *cntp, size_t n)
+static int check_writable(struct mimg_file *f)
 {
-	struct iovec *iov = *iovp;
-	int cnt = *cntp;
-	while (cnt > 0 && n >= iov->iov_len) {
-		n -= iov->iov_len;
-		iov++;
-		cnt--;
-	}
-	if (cnt > 0 && n) {
-		iov->iov_base = (char *)iov->iov_base + n;
-		iov->iov_len -= n;
-	}
-	*iovp = iov;
-	*cntp = cnt;
-}
-
-#define IOV_STACK 64
-
-/* Copy IOV into STORAGE (or a heap array when large); IOV_MAX bounded. */
-static struct iovec *iov_copy(const struct iovec *iov, int cnt,
-			      struct iovec *storage)
-{
-	struct iovec *c = cnt <= IOV_STACK ? storage
-					   : malloc((size_t)cnt * sizeof(*c));
-	if (c)
-		memcpy(c, iov, (size_t)cnt * sizeof(*c));
-	return c;
-}
-
-static void iov_zero_rest(struct iovec *iov, int cnt)
-{
-	for (int i = 0; i < cnt; i++)
-		memset(iov[i].iov_base, 0, iov[i].iov_len);
-}
-
-/*
- * Move all of IOV to or from the file at OFF, retrying short transfers
- * and EINTR.  A read that meets the end of the file zero-fills the rest.
- */
-static int transfer(struct mimg_file *f, const struct iovec *iov, int iovcnt,
-		    uint64_t off, bool write)
-{
-	struct iovec storage[IOV_STACK];
-	struct iovec *copy, *cur;
-	int cnt = iovcnt, r = 0;
-
-	if (iovcnt <= 0)
+	if (mimg_file_caps(f) & MIMG_FILE_CAN_WRITE)
 		return 0;
-	copy = iov_copy(iov, iovcnt, storage);
-	if (!copy)
-		return mimg_err(-ENOMEM, "%s: out of memory", f->path);
-	cur = copy;
-	while (cnt > 0) {
-		if (cur->iov_len == 0) {
-			cur++;
-			cnt--;
-			continue;
-		}
-		int n_iov = cnt > IOV_MAX ? IOV_MAX : cnt;
-		ssize_t n = write ? pwritev(f->fd, cur, n_iov, (off_t)off)
-				  : preadv(f->fd, cur, n_iov, (off_t)off);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			r = mimg_err_errno(-errno, "%s: %s at offset %llu",
-					   f->path, write ? "write" : "read",
-					   (unsigned long long)off);
-			break;
-		}
-		if (n == 0) {
-			if (!write) { /* end of file: the rest reads as zeroes */
-				iov_zero_rest(cur, cnt);
-				break;
-			}
-			r = mimg_err(-EIO, "%s: write at offset %llu made no "
-				     "progress", f->path,
-				     (unsigned long long)off);
-			break;
-		}
-		off += (uint64_t)n;
-		iov_advance(&cur, &cnt, (size_t)n);
-	}
-	if (copy != storage)
-		free(copy);
-	return r;
+	return mimg_err(-EBADF, "%s: not open for writing", f->path);
 }
 
 int mimg_file_preadv(struct mimg_file *f, const struct iovec *iov, int iovcnt,
 		     uint64_t off)
 {
-	return transfer(f, iov, iovcnt, off, false);
+	if (iovcnt <= 0)
+		return 0;
+	return f->ops->preadv(f, iov, iovcnt, off);
 }
 
 int mimg_file_pread(struct mimg_file *f, void *buf, size_t len, uint64_t off)
@@ -247,9 +119,11 @@ int mimg_file_pwritev(struct mimg_file *f, const struct iovec *iov,
 {
 	int r = fault_check(f, MIMG_FILE_OP_WRITE, off,
 			    iov_total(iov, iovcnt));
-	if (r < 0)
+	if (r < 0 || (r = check_writable(f)) < 0)
 		return r;
-	return transfer(f, iov, iovcnt, off, true);
+	if (iovcnt <= 0)
+		return 0;
+	return f->ops->pwritev(f, iov, iovcnt, off);
 }
 
 int mimg_file_pwrite(struct mimg_file *f, const void *buf, size_t len,
@@ -264,131 +138,65 @@ int mimg_file_flush(struct mimg_file *f)
 	int r = fault_check(f, MIMG_FILE_OP_FLUSH, 0, 0);
 	if (r < 0)
 		return r;
-	if (!f->writable || f->no_flush)
+	if (!(mimg_file_caps(f) & MIMG_FILE_CAN_WRITE))
 		return 0;
-	if (fdatasync(f->fd) != 0)
-		return mimg_err_errno(-errno, "%s: flush", f->path);
-	return 0;
+	return f->ops->flush(f);
 }
 
 int mimg_file_size(struct mimg_file *f, uint64_t *sizep)
 {
-	struct stat st;
-	if (fstat(f->fd, &st) != 0)
-		return mimg_err_errno(-errno, "%s: stat", f->path);
-	if (S_ISREG(st.st_mode)) {
-		*sizep = (uint64_t)st.st_size;
-		return 0;
-	}
-#if defined(__linux__) && defined(BLKGETSIZE64)
-	if (S_ISBLK(st.st_mode)) {
-		uint64_t sz;
-		if (ioctl(f->fd, BLKGETSIZE64, &sz) == 0) {
-			*sizep = sz;
-			return 0;
-		}
-	}
-#endif
-	off_t end = lseek(f->fd, 0, SEEK_END);
-	if (end < 0)
-		return mimg_err_errno(-errno, "%s: size", f->path);
-	*sizep = (uint64_t)end;
-	return 0;
+	return f->ops->size(f, sizep);
 }
 
 int mimg_file_allocated(struct mimg_file *f, uint64_t *bytesp)
 {
-	struct stat st;
-	if (fstat(f->fd, &st) != 0)
-		return mimg_err_errno(-errno, "%s: stat", f->path);
-	*bytesp = (uint64_t)st.st_blocks * 512;
-	return 0;
+	return f->ops->allocated(f, bytesp);
 }
 
 int mimg_file_truncate(struct mimg_file *f, uint64_t size)
 {
 	int r = fault_check(f, MIMG_FILE_OP_TRUNCATE, size, 0);
-	if (r < 0)
+	if (r < 0 || (r = check_writable(f)) < 0)
 		return r;
 	if (size > (uint64_t)INT64_MAX)
 		return mimg_err(-EFBIG, "%s: size %llu too large", f->path,
 				(unsigned long long)size);
-	if (!f->regular) {
-		uint64_t cur;
-		if ((r = mimg_file_size(f, &cur)) < 0)
-			return r;
-		if (size <= cur)
-			return 0;
-		return mimg_err(-ENOSPC, "%s: device is %llu bytes, needs %llu",
-				f->path, (unsigned long long)cur,
-				(unsigned long long)size);
-	}
-	if (ftruncate(f->fd, (off_t)size) != 0)
-		return mimg_err_errno(-errno, "%s: truncate to %llu", f->path,
-				      (unsigned long long)size);
-	return 0;
+	return f->ops->truncate(f, size);
 }
 
 int mimg_file_allocate(struct mimg_file *f, uint64_t off, uint64_t len)
 {
 	int r = fault_check(f, MIMG_FILE_OP_ALLOCATE, off, len);
-	if (r < 0)
+	if (r < 0 || (r = check_writable(f)) < 0)
 		return r;
-#ifdef __linux__
-	if (fallocate(f->fd, 0, (off_t)off, (off_t)len) == 0)
-		return 0;
-	if (errno != EOPNOTSUPP && errno != ENOSYS)
-		return mimg_err_errno(-errno, "%s: allocate %llu bytes at %llu",
-				      f->path, (unsigned long long)len,
-				      (unsigned long long)off);
-#else
-	r = posix_fallocate(f->fd, (off_t)off, (off_t)len);
-	if (r == 0)
-		return 0;
-	if (r != EOPNOTSUPP && r != EINVAL)
-		return mimg_err_errno(-r, "%s: allocate", f->path);
-#endif
-	return mimg_err(-ENOTSUP, "%s: preallocation is not supported here",
-			f->path);
+	if (!f->ops->allocate)
+		return mimg_err(-ENOTSUP, "%s: preallocation is not supported "
+				"here", f->path);
+	return f->ops->allocate(f, off, len);
 }
 
 int mimg_file_punch_hole(struct mimg_file *f, uint64_t off, uint64_t len)
 {
 	int r = fault_check(f, MIMG_FILE_OP_DISCARD, off, len);
-	if (r < 0)
+	if (r < 0 || (r = check_writable(f)) < 0)
 		return r;
-#if defined(__linux__) && defined(FALLOC_FL_PUNCH_HOLE)
-	if (fallocate(f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-		      (off_t)off, (off_t)len) == 0)
-		return 0;
-	if (errno != EOPNOTSUPP && errno != ENOSYS)
-		return mimg_err_errno(-errno, "%s: discard %llu bytes at %llu",
-				      f->path, (unsigned long long)len,
-				      (unsigned long long)off);
-#endif
-	return mimg_err(-ENOTSUP, "%s: hole punching is not supported",
-			f->path);
+	if (!f->ops->punch || !(mimg_file_caps(f) & MIMG_FILE_CAN_PUNCH))
+		return mimg_err(-ENOTSUP, "%s: hole punching is not supported",
+				f->path);
+	return f->ops->punch(f, off, len);
 }
 
 int mimg_file_zero_range(struct mimg_file *f, uint64_t off, uint64_t len,
 			 bool may_unmap)
 {
-#ifdef __linux__
 	int r = fault_check(f, MIMG_FILE_OP_WRITE, off, len);
-	if (r < 0)
+	if (r < 0 || (r = check_writable(f)) < 0)
 		return r;
-	if (may_unmap && f->regular &&
-	    fallocate(f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-		      (off_t)off, (off_t)len) == 0)
+	if (len == 0)
 		return 0;
-#ifdef FALLOC_FL_ZERO_RANGE
-	if (f->regular && fallocate(f->fd, FALLOC_FL_ZERO_RANGE, (off_t)off,
-				    (off_t)len) == 0)
-		return 0;
-#endif
-#endif
-	(void)f; (void)off; (void)len; (void)may_unmap;
-	return -ENOTSUP;
+	if (!f->ops->zero)
+		return -ENOTSUP;
+	return f->ops->zero(f, off, len, may_unmap);
 }
 
 int mimg_file_extent(struct mimg_file *f, uint64_t off, uint64_t len,
@@ -396,28 +204,7 @@ int mimg_file_extent(struct mimg_file *f, uint64_t off, uint64_t len,
 {
 	*is_data = true;
 	*pnum = len;
-#ifdef SEEK_DATA
-	if (!f->regular)
+	if (!f->ops->extent || !(mimg_file_caps(f) & MIMG_FILE_CAN_SEEK_DATA))
 		return 0;
-	off_t d = lseek(f->fd, (off_t)off, SEEK_DATA);
-	if (d < 0) {
-		if (errno == ENXIO) { /* no data from OFF to EOF */
-			*is_data = false;
-			return 0;
-		}
-		return 0; /* unsupported: report data */
-	}
-	if ((uint64_t)d > off) {
-		*is_data = false;
-		*pnum = (uint64_t)d - off < len ? (uint64_t)d - off : len;
-		return 0;
-	}
-	off_t h = lseek(f->fd, (off_t)off, SEEK_HOLE);
-	if (h < 0 || (uint64_t)h <= off)
-		return 0;
-	*pnum = (uint64_t)h - off < len ? (uint64_t)h - off : len;
-#else
-	(void)f; (void)off;
-#endif
-	return 0;
+	return f->ops->extent(f, off, len, is_data, pnum);
 }

@@ -2,7 +2,10 @@
  * Copyright (c) 2026 The mimg authors
  *
  * The host-file layer.  Drivers do all their file I/O through it so that
- * tests can inject faults and sources can later be other than files.
+ * tests can inject faults and sources can be other than files: a struct
+ * mimg_file is an interface (file-impl.h) with implementations for regular
+ * files and devices (file-posix.c) and memory buffers (file-memory.c);
+ * images inside archives are spooled into a posix file (file-archive.c).
  * Reads and writes are full: short transfers are retried; a read past the
  * end of the file fills the rest with zeroes and returns 0 (like reading a
  * sparse hole), except mimg_file_pread_exact which gives -EIO.
@@ -26,9 +29,32 @@ enum {
 	MIMG_FILE_NO_FLUSH = 1u << 4, /* flush is a no-op (cache=unsafe) */
 };
 
+/* What a file can do; a file may lose a bit once the host has said no
+ * (a file system without hole punching). */
+enum {
+	MIMG_FILE_CAN_WRITE = 1u << 0,
+	MIMG_FILE_CAN_SEEK_DATA = 1u << 1, /* extent() knows holes */
+	MIMG_FILE_CAN_PUNCH = 1u << 2,
+	MIMG_FILE_CAN_ZERO = 1u << 3,	   /* zero_range() may work */
+	MIMG_FILE_REGULAR = 1u << 4,	   /* grows on write, starts as zeroes */
+};
+
+/* A regular file or block device at PATH. */
 int mimg_file_open(struct mimg_file **fp, const char *path, unsigned flags);
+/* A file over the open descriptor FD, which it owns from then on (closed
+ * on failure too).  NAME is used in messages.  FLAGS: MIMG_FILE_RDWR tells
+ * whether writes are allowed (FD must then be writable), the others as
+ * for mimg_file_open where they apply after opening (NO_FLUSH). */
+int mimg_file_open_fd(struct mimg_file **fp, int fd, const char *name,
+		      unsigned flags);
+/* A file over a private copy of LEN bytes at BUF.  With MIMG_FILE_RDWR it
+ * is writable and grows up to MAX_SIZE bytes (writes past give -ENOSPC). */
+int mimg_file_open_memory(struct mimg_file **fp, const void *buf,
+			  size_t len, size_t max_size, const char *name,
+			  unsigned flags);
 int mimg_file_close(struct mimg_file *f);
 const char *mimg_file_path(const struct mimg_file *f);
+unsigned mimg_file_caps(const struct mimg_file *f);
 bool mimg_file_is_regular(const struct mimg_file *f);
 
 int mimg_file_preadv(struct mimg_file *f, const struct iovec *iov, int iovcnt,
@@ -51,8 +77,11 @@ int mimg_file_allocate(struct mimg_file *f, uint64_t off, uint64_t len);
 /* Deallocate, keeping the size; the range reads as zeroes afterwards.
  * -ENOTSUP where impossible. */
 int mimg_file_punch_hole(struct mimg_file *f, uint64_t off, uint64_t len);
-/* Make the range read as zeroes efficiently (FALLOC_FL_ZERO_RANGE or punch
- * hole); -ENOTSUP where impossible. */
+/* Make the range read as zeroes efficiently (punch hole when MAY_UNMAP,
+ * else FALLOC_FL_ZERO_RANGE); -ENOTSUP, without a message, where the file
+ * cannot (the caller writes zeroes instead).  A host that answered
+ * "unsupported" once is not asked again for that file; real failures
+ * (-EIO, -ENOSPC, ...) are returned as they are. */
 int mimg_file_zero_range(struct mimg_file *f, uint64_t off, uint64_t len,
 			 bool may_unmap);
 /* Data/hole map: *IS_DATA tells whether OFF is in data, *PNUM how far the
@@ -79,5 +108,12 @@ typedef int (*mimg_file_fault_hook)(void *opaque, enum mimg_file_op op,
 				    const char *path, uint64_t off,
 				    uint64_t len);
 void mimg_file_set_fault_hook(mimg_file_fault_hook hook, void *opaque);
+
+/* For tests: replace the fallocate(2) call of posix files (NULL restores
+ * it), to play file systems that refuse or fail space operations.  The
+ * function returns 0 or -1 with errno set.  Process-wide. */
+typedef int (*mimg_file_fallocate_fn)(int fd, int mode, off_t off,
+				      off_t len);
+void mimg_file_set_fallocate(mimg_file_fallocate_fn fn);
 
 #endif

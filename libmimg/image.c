@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "file-archive.h"
 #include "error.h"
 #include "image.h"
 
@@ -53,9 +54,6 @@ const char *const *mimg_formats(void)
 	return format_names;
 }
 
-/* The highest-scoring driver for the first bytes of a file. */
-const struct mimg_driver *mimg__probe(const uint8_t *buf, size_t len,
-				      const char *filename);
 const struct mimg_driver *mimg__probe(const uint8_t *buf, size_t len,
 				      const char *filename)
 {
@@ -103,12 +101,13 @@ static void free_image(struct mimg *img)
 	free(img->backing_name);
 	free(img->backing_fmt);
 	free(img->backing_path);
+	mimg__archive_origin_free(img->archive);
 	free(img);
 }
 
 static int open_node(struct mimg **imgp, const char *path,
 		     const char *format, unsigned flags, struct mimg *top,
-		     int depth, struct chain_ids *ids);
+		     int depth, struct chain_ids *ids, struct mimg_file *file);
 
 static int open_backing(struct mimg *img, struct chain_ids *ids)
 {
@@ -123,7 +122,7 @@ static int open_backing(struct mimg *img, struct chain_ids *ids)
 	unsigned bflags = img->top->flags &
 			  ~(MIMG_OPEN_RDWR | MIMG_OPEN_CHECK);
 	r = open_node(&img->backing, img->backing_path, img->backing_fmt,
-		      bflags, img->top, img->depth + 1, ids);
+		      bflags, img->top, img->depth + 1, ids, NULL);
 	/* Only the top image adds its name: one prefix per level would push
 	 * the cause of a failure deep in a long chain out of the bounded
 	 * message. */
@@ -133,9 +132,34 @@ static int open_backing(struct mimg *img, struct chain_ids *ids)
 	return r < 0 ? r : 0;
 }
 
+/* Replace IMG's file with the image unpacked from it when it is an
+ * archive.  Archives are read in whole chunks that O_DIRECT would refuse
+ * (unaligned buffers and tails): a direct file is read through a second,
+ * cached descriptor. */
+static int unpack_archive(struct mimg *img, const char *path, unsigned flags)
+{
+	struct mimg_file *plain;
+	int r;
+
+	if (!(flags & MIMG_OPEN_DIRECT) || img->in_memory)
+		return mimg__archive_unpack(&img->file, &img->archive);
+	if ((r = mimg_file_open(&plain, path, 0)) < 0)
+		return r;
+	r = mimg__archive_unpack(&plain, &img->archive);
+	if (r == 1) {
+		mimg_file_close(img->file);
+		img->file = plain;
+	} else {
+		mimg_file_close(plain);
+	}
+	return r;
+}
+
+/* Open one node of a chain from PATH, or from FILE when given (then the
+ * node owns it, PATH only names it). */
 static int open_node(struct mimg **imgp, const char *path,
 		     const char *format, unsigned flags, struct mimg *top,
-		     int depth, struct chain_ids *ids)
+		     int depth, struct chain_ids *ids, struct mimg_file *file)
 {
 	const struct mimg_driver *drv = NULL;
 	struct mimg *img;
@@ -144,10 +168,12 @@ static int open_node(struct mimg **imgp, const char *path,
 	int r;
 
 	*imgp = NULL;
-	if (format && !(drv = mimg__find_driver(format)))
+	if (format && !(drv = mimg__find_driver(format))) {
+		mimg_file_close(file);
 		return mimg_err(-EINVAL, "Unknown driver '%s'", format);
+	}
 
-	if (stat(path, &st) == 0) {
+	if (!file && stat(path, &st) == 0) {
 		for (int i = 0; i < ids->n; i++)
 			if (ids->dev[i] == st.st_dev &&
 			    ids->ino[i] == st.st_ino)
@@ -164,16 +190,23 @@ static int open_node(struct mimg **imgp, const char *path,
 	img = calloc(1, sizeof(*img));
 	if (!img || !(img->filename = strdup(path))) {
 		free(img);
+		mimg_file_close(file);
 		return mimg_err(-ENOMEM, "out of memory");
 	}
+	img->file = file;
+	img->in_memory = file != NULL;
 	img->flags = flags;
 	img->read_only = !(flags & MIMG_OPEN_RDWR);
 	img->depth = depth;
 	img->top = top ? top : img;
 
 	fflags = host_file_flags(flags, img->read_only);
-	r = mimg_file_open(&img->file, path, fflags);
-	if (r < 0)
+	if (!img->file && (r = mimg_file_open(&img->file, path, fflags)) < 0)
+		goto fail;
+	/* Only the image asked for is unpacked: what an image names is a
+	 * plain file. */
+	if (depth == 0 && img->read_only && !(flags & MIMG_OPEN_NO_ARCHIVE) &&
+	    (r = unpack_archive(img, path, flags)) < 0)
 		goto fail;
 
 	if (!drv) {
@@ -235,7 +268,29 @@ int mimg_open(struct mimg **imgp, const char *path, const char *format,
 		return mimg_err(-EINVAL, "mimg_open: unknown flags 0x%x",
 				flags & ~MIMG_OPEN_ALL_FLAGS);
 	mimg_err_clear();
-	return open_node(imgp, path, format, flags, NULL, 0, &ids);
+	return open_node(imgp, path, format, flags, NULL, 0, &ids, NULL);
+}
+
+int mimg_open_memory(struct mimg **imgp, const void *buf, size_t len,
+		     const char *format, unsigned flags)
+{
+	static const char name[] = "(memory)";
+	struct chain_ids ids = {.n = 0};
+	struct mimg_file *f;
+	size_t max = len + MIMG_MEMORY_GROWTH < len ? SIZE_MAX
+						      : len + MIMG_MEMORY_GROWTH;
+	int r;
+
+	if (!imgp || (!buf && len))
+		return mimg_err(-EINVAL, "mimg_open_memory: no buffer");
+	*imgp = NULL;
+	mimg_err_clear();
+	r = mimg_file_open_memory(&f, buf, len, max, name,
+				  (flags & MIMG_OPEN_RDWR) ? MIMG_FILE_RDWR
+							   : 0);
+	if (r < 0)
+		return r;
+	return open_node(imgp, name, format, flags, NULL, 0, &ids, f);
 }
 
 int mimg_close(struct mimg *img)

@@ -22,6 +22,10 @@ struct mimg {
 	 * probes as (qemu's rule against format escalation). */
 	bool probed_raw;
 	int depth;		 /* 0 for the top image */
+	/* Opened from memory: no directory, so no other file may be named. */
+	bool in_memory;
+	/* Unpacked from a compressed file or tar: what it came from. */
+	struct mimg_archive_origin *archive;
 
 	/* Set by the driver's open(). */
 	uint64_t size;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "file-archive.h"
 #include "image.h"
 #include "value.h"
 
@@ -27,7 +28,12 @@ static int add_common(struct mimg *img, struct mimg_value *info)
 		ok = ok && mimg_value_add_uint(info, "cluster-size",
 					       img->cluster_size);
 	ok = ok && mimg_value_add_str(info, "format", img->drv->name);
-	if (mimg_file_allocated(img->file, &allocated) == 0)
+	/* An unpacked image occupies its archive (the unpacked copy is
+	 * temporary). */
+	if (img->archive && img->archive->archive_allocated)
+		ok = ok && mimg_value_add_uint(info, "actual-size",
+					       img->archive->archive_allocated);
+	else if (mimg_file_allocated(img->file, &allocated) == 0)
 		ok = ok && mimg_value_add_uint(info, "actual-size", allocated);
 	if (img->backing_name) {
 		char *full = NULL;
@@ -82,6 +88,48 @@ static void order_members(struct mimg_value *info)
 	}
 }
 
+/* An OVA's descriptor and its disks, last in A (pointers into A's members
+ * do not survive another addition). */
+static bool add_ovf_disks(struct mimg_value *a,
+			  const struct mimg_archive_origin *o)
+{
+	struct mimg_value *list, *d;
+	if (!mimg_value_add_str(a, "ovf", o->ovf_name) ||
+	    !(list = mimg_value_add(a, "ovf-disks", MIMG_VALUE_ARRAY)))
+		return false;
+	for (int i = 0; i < o->ovf->ndisks; i++) {
+		const struct mimg_ovf_disk *disk = &o->ovf->disks[i];
+		if (!(d = mimg_value_add(list, NULL, MIMG_VALUE_OBJECT)) ||
+		    !mimg_value_add_str(d, "id", disk->id) ||
+		    !mimg_value_add_str(d, "file", disk->href) ||
+		    (disk->known_capacity &&
+		     !mimg_value_add_uint(d, "capacity", disk->capacity)))
+			return false;
+	}
+	return true;
+}
+
+/* "archive": what the image was unpacked from (not a qemu-img member). */
+static int add_archive(struct mimg *img, struct mimg_value *info)
+{
+	const struct mimg_archive_origin *o = img->archive;
+	struct mimg_value *a;
+	bool ok;
+
+	if (!o)
+		return 0;
+	ok = (a = mimg_value_add(info, "archive", MIMG_VALUE_OBJECT)) != NULL;
+	if (ok && o->filters[0])
+		ok = mimg_value_add_str(a, "compression", o->filters) != NULL;
+	if (ok && o->member)
+		ok = mimg_value_add_str(a, "tar-member", o->member) != NULL;
+	ok = ok && mimg_value_add_uint(a, "size", o->archive_size);
+	ok = ok && mimg_value_add_uint(a, "unpacked-size", o->unpacked_size);
+	if (ok && o->ovf)
+		ok = add_ovf_disks(a, o);
+	return ok ? 0 : mimg_err(-ENOMEM, "out of memory");
+}
+
 int mimg_info(struct mimg *img, struct mimg_value **infop)
 {
 	struct mimg_value *info = mimg_value_new_object();
@@ -91,6 +139,8 @@ int mimg_info(struct mimg *img, struct mimg_value **infop)
 	if (!info)
 		return mimg_err(-ENOMEM, "out of memory");
 	r = add_common(img, info);
+	if (r == 0)
+		r = add_archive(img, info);
 	if (r == 0 && img->drv->info)
 		r = img->drv->info(img, info);
 	if (r < 0) {

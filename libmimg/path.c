@@ -68,6 +68,10 @@ int mimg__resolve_ref(const struct mimg *img, const char *name,
 	*out = NULL;
 	if (!name || !*name)
 		return mimg_err(-EINVAL, "%s: empty %s name", file, what);
+	if (top->in_memory)
+		return mimg_err(-EPERM,
+				"%s: refers to %s '%s'; an image in memory may "
+				"not refer to other files", file, what, name);
 	if (top->flags & MIMG_OPEN_UNTRUSTED)
 		return mimg_err(-EPERM,
 				"%s: refers to %s '%s'; images that refer to "

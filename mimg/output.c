@@ -122,6 +122,41 @@ static void print_snapshots(FILE *out, const struct mimg_value *snaps)
 	}
 }
 
+/* "OVF disks (x.ovf):" then one line per disk, the first being the one
+ * opened. */
+static void print_ovf_disks(FILE *out, const struct mimg_value *a)
+{
+	const struct mimg_value *disks = mimg_value_get(a, "ovf-disks");
+	char cap[32];
+	if (!disks || disks->type != MIMG_VALUE_ARRAY)
+		return;
+	fprintf(out, "OVF disks (%s):\n", get_str(a, "ovf"));
+	for (size_t i = 0; i < disks->v.list.n; i++) {
+		const struct mimg_value *d = &disks->v.list.items[i];
+		snprintf(cap, sizeof(cap), "unknown size");
+		if (mimg_value_get(d, "capacity"))
+			cli_format_size(cap, sizeof(cap),
+					get_u64(d, "capacity"));
+		fprintf(out, "    %s: '%s', %s%s\n", get_str(d, "id"),
+			get_str(d, "file"), cap, i == 0 ? " (this image)" : "");
+	}
+}
+
+/* "archive: gzip-compressed tar, member 'disk.raw' (63.7 KiB)" */
+static void print_archive(FILE *out, const struct mimg_value *a)
+{
+	const char *comp = get_str(a, "compression");
+	const char *member = get_str(a, "tar-member");
+	char size[32];
+	cli_format_size(size, sizeof(size), get_u64(a, "size"));
+	fprintf(out, "archive: %s%s%s", comp ? comp : "",
+		comp && member ? "-compressed " : "", member ? "tar" : "");
+	if (member)
+		fprintf(out, ", member '%s'", member);
+	fprintf(out, " (%s)\n", size);
+	print_ovf_disks(out, a);
+}
+
 void cli_print_info_human(FILE *out, const struct mimg_value *info)
 {
 	char vsize[32], dsize[32] = "unavailable";
@@ -136,6 +171,8 @@ void cli_print_info_human(FILE *out, const struct mimg_value *info)
 		"virtual size: %s (%" PRIu64 " bytes)\ndisk size: %s\n",
 		get_str(info, "filename"), get_str(info, "format"), vsize,
 		get_u64(info, "virtual-size"), dsize);
+	if ((v = mimg_value_get(info, "archive")))
+		print_archive(out, v);
 	if ((v = mimg_value_get(info, "encrypted")) && v->v.b)
 		fprintf(out, "encrypted: yes\n");
 	if (mimg_value_get(info, "cluster-size"))

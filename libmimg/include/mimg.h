@@ -88,9 +88,11 @@ enum {
 	 * empty clusters usually cost none).  Without it, qcow2 keeps L2
 	 * updates in memory until mimg_flush or mimg_close. */
 	MIMG_OPEN_EXIT_SAFE = 1u << 8,
+	/* Read a compressed file or tar as the bytes it is (see mimg_open). */
+	MIMG_OPEN_NO_ARCHIVE = 1u << 9,
 };
 /* Every MIMG_OPEN_* bit; mimg_open refuses others with -EINVAL. */
-#define MIMG_OPEN_ALL_FLAGS 0x1ffu
+#define MIMG_OPEN_ALL_FLAGS 0x3ffu
 
 /* Maximum backing-chain depth followed before giving up (-ELOOP). */
 #define MIMG_MAX_CHAIN_DEPTH 64
@@ -103,11 +105,51 @@ enum {
  * Backing files are opened read-only, resolved relative to the overlay's
  * directory; loops give -ELOOP, chains deeper than MIMG_MAX_CHAIN_DEPTH
  * give -ELOOP too.
- * Errors: -ENOENT/-EACCES (host), -EINVAL (corrupt or bad field),
- * -ENOTSUP (feature not supported), -ELOOP, -EPERM (untrusted policy).
+ *
+ * Archives: opened read-only (and without MIMG_OPEN_NO_ARCHIVE), a file
+ * that is compressed (gzip, bzip2, xz, zstd, lz4, recognised by content)
+ * and/or a tar archive is unpacked into an anonymous sparse file under
+ * $TMPDIR (default /tmp), removed when the image is closed or the process
+ * ends; the image in it is then opened as usual (FORMAT names that image).
+ * A tar must hold one file, or one file in a format other than raw (the
+ * others are ignored); an OVA (a tar whose first member is an .ovf
+ * descriptor, read without DTDs, entities or network; needs libxml2)
+ * gives the first disk the descriptor lists, which must be a member of
+ * the same archive.  Links, special files and member names that are
+ * absolute or contain ".." are refused.  Limits: the unpacked data (zero
+ * blocks stay holes) must fit in the free space of $TMPDIR less 64 MiB
+ * (-ENOSPC), an archive has at most 1024 members (-E2BIG), and past the
+ * first 64 MiB the data may not unpack to more than 100000 times the bytes
+ * read so far (-EFBIG, decompression bombs).  Names inside the unpacked
+ * image (backing files, extents) resolve relative to the archive's
+ * directory.  mimg_info says where the image came from ("archive").
+ *
+ * Errors: -ENOENT/-EACCES (host), -EINVAL (corrupt or bad field, corrupt
+ * compressed data, a tar without a single disk image), -ENOTSUP (feature
+ * not supported), -ELOOP, -EPERM (untrusted policy, hostile archive
+ * member), -ENOSPC, -E2BIG, -EFBIG (archive limits).
+ * Thread-safety: opening different images concurrently is safe.
  */
 MIMG_API int mimg_open(struct mimg **imgp, const char *path,
 		       const char *format, unsigned flags);
+
+/* How much an image opened from memory with MIMG_OPEN_RDWR may grow. */
+#define MIMG_MEMORY_GROWTH ((size_t)64 << 20)
+
+/*
+ * Open an image held in memory: LEN bytes at BUF, which are copied (BUF
+ * may be reused as soon as the call returns).  FORMAT and FLAGS as for
+ * mimg_open.  With MIMG_OPEN_RDWR writes go to the copy, which may grow by
+ * MIMG_MEMORY_GROWTH bytes (past that, writes fail with -ENOSPC), and are
+ * lost at mimg_close.  The image has no directory: naming any other file
+ * (backing file, VMDK extent, data file) gives -EPERM; open with
+ * MIMG_OPEN_NO_BACKING to inspect an overlay.  mimg_filename() is
+ * "(memory)".  For fuzzers, tests and services holding an upload.
+ * Errors: those of mimg_open, -ENOMEM, -EINVAL (BUF NULL with LEN > 0).
+ * Thread-safety: like mimg_open; the handle is as concurrent as any.
+ */
+MIMG_API int mimg_open_memory(struct mimg **imgp, const void *buf,
+			      size_t len, const char *format, unsigned flags);
 
 /* Flush (when writable) and close the image and its backing chain.
  * Returns the flush error, if any; the handle is freed in every case.

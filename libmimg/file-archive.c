@@ -1,0 +1,705 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * Images inside compressed files and tar archives.  libarchive recognises
+ * the compression by content (its filter bidding) and reads tar; the disk
+ * image is unpacked into an anonymous sparse file (zero blocks stay holes)
+ * that the drivers then read with random access, as any host file.
+ *
+ * The archive is hostile input: member names are only shown, never used
+ * as paths; links and special files are refused; a tar with several files
+ * must hold a single disk image; the unpacked data must fit in the free
+ * space of the temporary directory, and what a few bytes may expand to is
+ * capped (decompression bombs).
+ */
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "file-archive.h"
+#include "driver.h"
+#include "error.h"
+
+#define SOURCE_CHUNK (64u << 10)
+#define SPOOL_CHUNK (1u << 20)
+#define ZERO_BLOCK 4096u
+#define PROBE_LEN 4096u
+#define TAR_BLOCK 512u
+#define NAME_MAX_SHOWN 200
+#define MEMBERS_LISTED 8
+
+/* The archive file, read in order through the host-file layer. */
+struct source {
+	struct mimg_file *f;
+	uint64_t size, pos;
+	uint8_t buf[SOURCE_CHUNK];
+};
+
+static la_ssize_t source_read(struct archive *a, void *opaque,
+			      const void **bufp)
+{
+	struct source *s = opaque;
+	uint64_t left = s->size - s->pos;
+	size_t n = left < SOURCE_CHUNK ? (size_t)left : SOURCE_CHUNK;
+	int r;
+
+	*bufp = s->buf;
+	if (n == 0)
+		return 0;
+	if ((r = mimg_file_pread(s->f, s->buf, n, s->pos)) < 0) {
+		archive_set_error(a, -r, "%s", mimg_errmsg());
+		return ARCHIVE_FATAL;
+	}
+	s->pos += n;
+	return (la_ssize_t)n;
+}
+
+static la_int64_t source_skip(struct archive *a, void *opaque,
+			      la_int64_t request)
+{
+	struct source *s = opaque;
+	uint64_t n = request > 0 ? (uint64_t)request : 0;
+	(void)a;
+	if (n > s->size - s->pos)
+		n = s->size - s->pos;
+	s->pos += n;
+	return (la_int64_t)n;
+}
+
+/* Only decompressors built into libarchive: asked for one it lacks, it
+ * would run an external program on the input instead (ARCHIVE_WARN). */
+typedef int (*filter_support_fn)(struct archive *);
+static const filter_support_fn filter_support[] = {
+	archive_read_support_filter_gzip,
+	archive_read_support_filter_bzip2,
+	archive_read_support_filter_xz,
+	archive_read_support_filter_zstd,
+	archive_read_support_filter_lz4,
+};
+#define NFILTERS (sizeof(filter_support) / sizeof(filter_support[0]))
+static unsigned builtin_filters;
+static pthread_once_t builtin_once = PTHREAD_ONCE_INIT;
+
+static void find_builtin_filters(void)
+{
+	for (unsigned i = 0; i < NFILTERS; i++) {
+		struct archive *a = archive_read_new();
+		if (a && filter_support[i](a) == ARCHIVE_OK)
+			builtin_filters |= 1u << i;
+		archive_read_free(a);
+	}
+}
+
+/* A reader of S from its start: decompressors, then tar or one raw
+ * stream. */
+static struct archive *reader_open(struct source *s, bool tar)
+{
+	struct archive *a;
+
+	pthread_once(&builtin_once, find_builtin_filters);
+	if (!(a = archive_read_new()))
+		return NULL;
+	for (unsigned i = 0; i < NFILTERS; i++)
+		if (builtin_filters & (1u << i))
+			filter_support[i](a);
+	if (tar)
+		archive_read_support_format_tar(a);
+	else
+		archive_read_support_format_raw(a);
+	s->pos = 0;
+	archive_read_set_read_callback(a, source_read);
+	archive_read_set_skip_callback(a, source_skip);
+	archive_read_set_callback_data(a, s);
+	return a;
+}
+
+/* "xz", "gzip" or "xz,gzip" (outermost first); "" for none. */
+static void describe_filters(struct archive *a, char *out, size_t len)
+{
+	size_t used = 0;
+	out[0] = 0;
+	for (int i = archive_filter_count(a) - 1; i >= 0; i--) {
+		const char *n = archive_filter_name(a, i);
+		if (archive_filter_code(a, i) == ARCHIVE_FILTER_NONE || !n)
+			continue;
+		int w = snprintf(out + used, len - used, "%s%s",
+				 used ? "," : "", n);
+		if (w < 0 || (size_t)w >= len - used)
+			break;
+		used += (size_t)w;
+	}
+}
+
+/* The error of A as a negative errno with a message naming NAME. */
+static int archive_fail(struct archive *a, const char *name,
+			const char *what)
+{
+	const char *msg = archive_error_string(a);
+	int e = archive_errno(a);
+	char filters[64];
+	if (e != EIO && e != ENOMEM && e != ENOSPC && e != EFBIG)
+		e = EINVAL;
+	describe_filters(a, filters, sizeof(filters));
+	return mimg_err(-e, "%s: %s%s%s%s: %s", name, what,
+			filters[0] ? " (" : "", filters,
+			filters[0] ? " data, truncated or corrupt?)" : "",
+			msg ? msg : "unknown error");
+}
+
+/* A POSIX or GNU tar header: "ustar" magic and a matching checksum.  (Old
+ * v7 archives without the magic are not recognised.) */
+static bool is_tar_header(const uint8_t *h, size_t n)
+{
+	unsigned long sum = 0, stored = 0;
+	bool digits = false;
+	if (n < TAR_BLOCK || memcmp(h + 257, "ustar", 5) != 0)
+		return false;
+	for (size_t i = 0; i < TAR_BLOCK; i++)
+		sum += i >= 148 && i < 156 ? ' ' : h[i];
+	for (size_t i = 148; i < 156; i++) {
+		if (h[i] >= '0' && h[i] <= '7') {
+			stored = stored * 8 + (unsigned long)(h[i] - '0');
+			digits = true;
+		} else if (h[i] != ' ' || digits) {
+			break;
+		}
+	}
+	return digits && sum == stored;
+}
+
+/* 1 when S is compressed or a tar (FILTERS and *TAR say which), 0 when it
+ * is neither. */
+static int detect(struct source *s, const char *name, char *filters,
+		  size_t flen, bool *tar)
+{
+	struct archive_entry *e;
+	uint8_t head[TAR_BLOCK];
+	struct archive *a = reader_open(s, false);
+	la_ssize_t n = 0;
+	int r;
+
+	if (!a)
+		return mimg_err(-ENOMEM, "%s: out of memory", name);
+	r = archive_read_open1(a);
+	/* A decompressor that fails while being set up takes every filter
+	 * down with it; data no decompressor claims keeps the plain one. */
+	if (r != ARCHIVE_OK && archive_filter_count(a) == 0) {
+		r = archive_fail(a, name, "unpacking compressed data");
+		archive_read_free(a);
+		return r;
+	}
+	if (r == ARCHIVE_OK)
+		r = archive_read_next_header(a, &e);
+	describe_filters(a, filters, flen);
+	if (r == ARCHIVE_OK)
+		n = archive_read_data(a, head, sizeof(head));
+	if (r != ARCHIVE_OK || n < 0) {
+		/* Data no decompressor claims always reads as one raw
+		 * stream: a failure is in compressed data. */
+		r = filters[0] ? archive_fail(a, name, "unpacking") : 0;
+		archive_read_free(a);
+		return r;
+	}
+	*tar = is_tar_header(head, (size_t)n);
+	archive_read_free(a);
+	return filters[0] || *tar;
+}
+
+/* The temporary file being filled. */
+struct spool {
+	int fd;
+	const char *name;	/* the archive, for messages */
+	const char *dir;
+	struct source *src;
+	uint64_t budget;	/* data bytes that may be written */
+	uint64_t written, end;	/* data bytes written, logical size */
+	uint64_t expanded;	/* bytes unpacked, all members */
+	uint8_t *buf;		/* SPOOL_CHUNK */
+};
+
+static const char *spool_dir(void)
+{
+	const char *d = getenv("TMPDIR");
+	return d && *d ? d : "/tmp";
+}
+
+/* An anonymous file in DIR: gone when closed, whatever happens. */
+static int anonymous_file(const char *dir)
+{
+	int fd;
+#ifdef O_TMPFILE
+	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR &&
+			errno != EINVAL))
+		return fd >= 0 ? fd : -errno;
+#endif
+	char path[PATH_MAX];
+	if (snprintf(path, sizeof(path), "%s/mimg-unpack-XXXXXX", dir) >=
+	    (int)sizeof(path))
+		return -ENAMETOOLONG;
+	if ((fd = mkostemp(path, O_CLOEXEC)) < 0)
+		return -errno;
+	unlink(path);
+	return fd;
+}
+
+static int spool_open(struct spool *sp)
+{
+	struct statvfs vfs;
+	uint64_t avail;
+
+	sp->dir = spool_dir();
+	if ((sp->fd = anonymous_file(sp->dir)) < 0)
+		return mimg_err_errno(sp->fd, "%s: cannot create a temporary "
+				      "file in %s to unpack into", sp->name,
+				      sp->dir);
+	if (fstatvfs(sp->fd, &vfs) != 0)
+		return mimg_err_errno(-errno, "%s: statvfs", sp->dir);
+	avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+	if (avail <= MIMG_ARCHIVE_SPOOL_RESERVE)
+		return mimg_err(-ENOSPC, "%s: only %llu bytes free in %s to "
+				"unpack into", sp->name,
+				(unsigned long long)avail, sp->dir);
+	sp->budget = avail - MIMG_ARCHIVE_SPOOL_RESERVE;
+	if (!(sp->buf = malloc(SPOOL_CHUNK)))
+		return mimg_err(-ENOMEM, "%s: out of memory", sp->name);
+	return 0;
+}
+
+static int spool_reset(struct spool *sp)
+{
+	if (ftruncate(sp->fd, 0) != 0)
+		return mimg_err_errno(-errno, "%s: truncate", sp->dir);
+	sp->written = sp->end = 0;
+	return 0;
+}
+
+static bool is_zero(const uint8_t *p, size_t n)
+{
+	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+static int write_all(struct spool *sp, const uint8_t *p, size_t n,
+		     uint64_t off)
+{
+	if (n > sp->budget - sp->written)
+		return mimg_err(-ENOSPC, "%s: the unpacked image needs more "
+				"than the %llu bytes free in %s", sp->name,
+				(unsigned long long)sp->budget, sp->dir);
+	sp->written += n;
+	while (n) {
+		ssize_t w = pwrite(sp->fd, p, n, (off_t)off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return mimg_err_errno(w < 0 ? -errno : -EIO,
+					      "%s: writing the unpacked image "
+					      "to %s", sp->name, sp->dir);
+		p += w;
+		n -= (size_t)w;
+		off += (uint64_t)w;
+	}
+	return 0;
+}
+
+/* Write BUF at OFF, leaving its zero blocks as holes. */
+static int spool_write(struct spool *sp, const uint8_t *buf, size_t len,
+		       uint64_t off)
+{
+	size_t i = 0;
+	while (i < len) {
+		size_t n = len - i < ZERO_BLOCK ? len - i : ZERO_BLOCK;
+		if (is_zero(buf + i, n)) {
+			i += n;
+			continue;
+		}
+		size_t start = i;
+		while (i < len) {
+			n = len - i < ZERO_BLOCK ? len - i : ZERO_BLOCK;
+			if (is_zero(buf + i, n))
+				break;
+			i += n;
+		}
+		int r = write_all(sp, buf + start, i - start, off + start);
+		if (r < 0)
+			return r;
+	}
+	if (off + len > sp->end)
+		sp->end = off + len;
+	return 0;
+}
+
+/* The next bytes of the current entry into sp->buf: a count, 0 at its
+ * end, or a negative errno. */
+static la_ssize_t next_chunk(struct spool *sp, struct archive *a)
+{
+	la_ssize_t n = archive_read_data(a, sp->buf, SPOOL_CHUNK);
+	if (n < 0)
+		return archive_fail(a, sp->name, "unpacking");
+	sp->expanded += (uint64_t)n;
+	if (sp->expanded > MIMG_ARCHIVE_RATIO_FREE &&
+	    sp->expanded / MIMG_ARCHIVE_MAX_RATIO > sp->src->pos)
+		return mimg_err(-EFBIG, "%s: %llu bytes unpack to more than "
+				"%llu; more than %d times their size is "
+				"refused as a decompression bomb", sp->name,
+				(unsigned long long)sp->src->pos,
+				(unsigned long long)sp->expanded,
+				MIMG_ARCHIVE_MAX_RATIO);
+	return n;
+}
+
+/* Unpack the rest of the current entry, whose first N bytes are in
+ * sp->buf, into the spool from offset 0. */
+static int spool_entry(struct spool *sp, struct archive *a, la_ssize_t n)
+{
+	uint64_t off = 0;
+	int r = spool_reset(sp);
+	while (r == 0 && n > 0) {
+		if ((r = spool_write(sp, sp->buf, (size_t)n, off)) < 0)
+			break;
+		off += (uint64_t)n;
+		n = next_chunk(sp, a);
+		if (n < 0)
+			r = (int)n;
+	}
+	return r;
+}
+
+/* Read and drop the rest of the current entry.  Decompressed data goes
+ * through next_chunk so that what it expands to stays bounded. */
+static int drop_entry(struct spool *sp, struct archive *a, bool filtered)
+{
+	la_ssize_t n;
+	if (!filtered)
+		return archive_read_data_skip(a) == ARCHIVE_OK
+			       ? 0 : archive_fail(a, sp->name, "reading");
+	while ((n = next_chunk(sp, a)) > 0)
+		;
+	return (int)n;
+}
+
+/* NAME with control bytes replaced, cut to a sensible length. */
+static char *shown_name(const char *name)
+{
+	size_t n = strnlen(name, NAME_MAX_SHOWN);
+	char *c = malloc(n + 1);
+	if (!c)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)name[i];
+		c[i] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
+	}
+	c[n] = 0;
+	return c;
+}
+
+static bool unsafe_name(const char *name)
+{
+	if (name[0] == '/')
+		return true;
+	for (const char *p = name; *p;) {
+		size_t n = strcspn(p, "/");
+		if (n == 2 && p[0] == '.' && p[1] == '.')
+			return true;
+		p += n;
+		if (*p)
+			p++;
+	}
+	return false;
+}
+
+/* Members are refused for being links, special files or named to escape
+ * (a tar that would write outside its directory is hostile, even though
+ * the names are never used here). */
+static int check_member(struct spool *sp, struct archive_entry *e,
+			const char *shown, const char *name)
+{
+	mode_t t = archive_entry_filetype(e);
+	if (archive_entry_hardlink(e) || t == AE_IFLNK)
+		return mimg_err(-EPERM, "%s: archive member '%s' is a link; "
+				"archives with links are refused", sp->name,
+				shown);
+	if (unsafe_name(name))
+		return mimg_err(-EPERM, "%s: archive member name '%s' is "
+				"absolute or has a '..' component; refused",
+				sp->name, shown);
+	if (t != AE_IFREG && t != AE_IFDIR)
+		return mimg_err(-EPERM, "%s: archive member '%s' is not a "
+				"regular file; refused", sp->name, shown);
+	return 0;
+}
+
+/* Members seen, for the message when none or several are disk images. */
+struct member_list {
+	char text[MEMBERS_LISTED * (NAME_MAX_SHOWN + 16)];
+	size_t used;
+	int n;
+};
+
+static void list_member(struct member_list *l, const char *shown,
+			const char *kind)
+{
+	if (l->n++ >= MEMBERS_LISTED)
+		return;
+	int w = snprintf(l->text + l->used, sizeof(l->text) - l->used,
+			 "%s'%s' (%s)", l->used ? ", " : "", shown, kind);
+	if (w > 0 && (size_t)w < sizeof(l->text) - l->used)
+		l->used += (size_t)w;
+}
+
+static bool has_suffix(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+	return n > m && strcasecmp(s + n - m, suffix) == 0;
+}
+
+/* Read the OVF descriptor member of an OVA (whole, bounded) and parse
+ * it into o->ovf.  -ENOTSUP without an XML parser. */
+static int read_ovf(struct spool *sp, struct archive *a,
+		    struct mimg_archive_origin *o)
+{
+	uint8_t *xml = NULL;
+	size_t len = 0;
+	la_ssize_t n;
+	int r = 0;
+
+	while ((n = next_chunk(sp, a)) > 0) {
+		if ((size_t)n > MIMG_OVF_MAX_SIZE - len) {
+			r = mimg_err(-EFBIG, "%s: OVF descriptor is larger than "
+				     "%d bytes", sp->name, MIMG_OVF_MAX_SIZE);
+			break;
+		}
+		uint8_t *x = realloc(xml, len + (size_t)n);
+		if (!x) {
+			r = mimg_err(-ENOMEM, "out of memory");
+			break;
+		}
+		xml = x;
+		memcpy(xml + len, sp->buf, (size_t)n);
+		len += (size_t)n;
+	}
+	if (n < 0)
+		r = (int)n;
+	if (r == 0)
+		r = mimg__ovf_parse(xml, len, sp->name, &o->ovf);
+	free(xml);
+	return r;
+}
+
+/* Unpack the current entry E, whose first N bytes are in sp->buf, as the
+ * image: its size is the entry's (a sparse tail reads as zeroes). */
+static int take_entry(struct spool *sp, struct archive *a,
+		      struct archive_entry *e, la_ssize_t n)
+{
+	int r = spool_entry(sp, a, n);
+	if (r == 0 && archive_entry_size_is_set(e) &&
+	    (uint64_t)archive_entry_size(e) > sp->end)
+		sp->end = (uint64_t)archive_entry_size(e);
+	return r;
+}
+
+/* In an OVA, the member holding the OVF's first disk (compared by name,
+ * never opened by it). */
+static int take_ovf_member(struct spool *sp, struct archive *a,
+			   struct archive_entry *e, bool filtered,
+			   struct mimg_archive_origin *o, const char *name,
+			   char **shownp)
+{
+	if (o->member || strcmp(name, o->ovf->disks[0].href) != 0)
+		return drop_entry(sp, a, filtered);
+	o->member = *shownp;
+	*shownp = NULL;
+	la_ssize_t n = next_chunk(sp, a);
+	return n < 0 ? (int)n : take_entry(sp, a, e, n);
+}
+
+/* Pick the tar's disk image: the first disk of an OVA's descriptor, its
+ * only file, or else its only file in a format other than raw; unpack it
+ * into the spool. */
+static int unpack_tar(struct spool *sp, struct archive *a, bool filtered,
+		      struct mimg_archive_origin *o)
+{
+	struct member_list list = {.used = 0};
+	struct archive_entry *e;
+	int files = 0, disks = 0, r = 0;
+
+	for (int count = 0;; count++) {
+		r = archive_read_next_header(a, &e);
+		if (r == ARCHIVE_EOF)
+			break;
+		if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
+			return archive_fail(a, sp->name, "reading the tar "
+					    "archive");
+		if (count >= MIMG_ARCHIVE_MAX_MEMBERS)
+			return mimg_err(-E2BIG, "%s: archive has more than %d "
+					"members", sp->name,
+					MIMG_ARCHIVE_MAX_MEMBERS);
+		const char *name = archive_entry_pathname(e);
+		char *shown = shown_name(name ? name : "");
+		if (!shown)
+			return mimg_err(-ENOMEM, "out of memory");
+		if ((r = check_member(sp, e, shown, name ? name : "")) < 0 ||
+		    archive_entry_filetype(e) == AE_IFDIR) {
+			free(shown);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		/* An OVA starts with its descriptor.  Built without an XML
+		 * parser, the descriptor is skipped and the rules for any
+		 * tar apply. */
+		if (count == 0 && has_suffix(shown, ".ovf")) {
+			r = read_ovf(sp, a, o);
+			if (r == 0)
+				o->ovf_name = shown;
+			else
+				free(shown);
+			if (r < 0 && r != -ENOTSUP)
+				return r;
+			continue;
+		}
+		if (o->ovf) {
+			r = take_ovf_member(sp, a, e, filtered, o,
+					    name ? name : "", &shown);
+			free(shown);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		la_ssize_t n = next_chunk(sp, a);
+		if (n < 0) {
+			free(shown);
+			return (int)n;
+		}
+		size_t plen = (size_t)n < PROBE_LEN ? (size_t)n : PROBE_LEN;
+		const struct mimg_driver *drv = mimg__probe(sp->buf, plen,
+							    NULL);
+		bool disk = drv && strcmp(drv->name, "raw") != 0;
+		list_member(&list, shown, disk ? drv->name : "raw");
+		files++;
+		if (disk ? ++disks == 1 : files == 1 && disks == 0) {
+			free(o->member);
+			o->member = shown;
+			shown = NULL;
+			r = take_entry(sp, a, e, n);
+		} else {
+			r = n > 0 ? drop_entry(sp, a, filtered) : 0;
+		}
+		free(shown);
+		if (r < 0)
+			return r;
+	}
+	if (o->ovf && !o->member) {
+		char *shown = shown_name(o->ovf->disks[0].href);
+		r = mimg_err(-EINVAL, "%s: the OVF's first disk is in '%s', "
+			     "which the archive does not hold", sp->name,
+			     shown ? shown : "");
+		free(shown);
+		return r;
+	}
+	if (o->ovf || disks == 1 || (disks == 0 && files == 1))
+		return 0;
+	if (files == 0)
+		return mimg_err(-EINVAL, "%s: the archive holds no file",
+				sp->name);
+	return mimg_err(-EINVAL, "%s: the archive holds %d files and %s: "
+			"%s%s; extract the one to use", sp->name, files,
+			disks ? "several disk images" : "none in a format "
+			"other than raw", list.text,
+			list.n > MEMBERS_LISTED ? ", ..." : "");
+}
+
+static int unpack_stream(struct spool *sp, struct archive *a)
+{
+	struct archive_entry *e;
+	if (archive_read_next_header(a, &e) != ARCHIVE_OK)
+		return archive_fail(a, sp->name, "unpacking");
+	la_ssize_t n = next_chunk(sp, a);
+	return n < 0 ? (int)n : spool_entry(sp, a, n);
+}
+
+/* Unpack S into a new spool; its descriptor in *FDP. */
+static int unpack(struct source *s, const char *name,
+		  struct mimg_archive_origin *o, int *fdp)
+{
+	struct spool sp = {.fd = -1, .name = name, .src = s};
+	struct archive *a = NULL;
+	int r;
+
+	if ((r = spool_open(&sp)) < 0)
+		goto out;
+	if (!(a = reader_open(s, o->tar))) {
+		r = mimg_err(-ENOMEM, "%s: out of memory", name);
+		goto out;
+	}
+	if (archive_read_open1(a) != ARCHIVE_OK) {
+		r = archive_fail(a, name, "unpacking");
+		goto out;
+	}
+	r = o->tar ? unpack_tar(&sp, a, o->filters[0] != 0, o)
+		   : unpack_stream(&sp, a);
+	if (r == 0 && ftruncate(sp.fd, (off_t)sp.end) != 0)
+		r = mimg_err_errno(-errno, "%s: truncate", sp.dir);
+	o->unpacked_size = sp.end;
+out:
+	archive_read_free(a);
+	free(sp.buf);
+	if (r < 0 && sp.fd >= 0)
+		close(sp.fd);
+	*fdp = r < 0 ? -1 : sp.fd;
+	return r;
+}
+
+void mimg__archive_origin_free(struct mimg_archive_origin *o)
+{
+	if (o) {
+		free(o->member);
+		free(o->ovf_name);
+		mimg__ovf_free(o->ovf);
+	}
+	free(o);
+}
+
+int mimg__archive_unpack(struct mimg_file **fp,
+			 struct mimg_archive_origin **originp)
+{
+	const char *name = mimg_file_path(*fp);
+	struct mimg_archive_origin *o = NULL;
+	struct mimg_file *unpacked;
+	struct source *s;
+	int fd = -1, r;
+
+	*originp = NULL;
+	if (!(s = calloc(1, sizeof(*s))) || !(o = calloc(1, sizeof(*o)))) {
+		free(s);
+		return mimg_err(-ENOMEM, "%s: out of memory", name);
+	}
+	s->f = *fp;
+	if ((r = mimg_file_size(*fp, &s->size)) < 0 ||
+	    (r = detect(s, name, o->filters, sizeof(o->filters), &o->tar)) <= 0 ||
+	    (r = unpack(s, name, o, &fd)) < 0)
+		goto out;
+	o->archive_size = s->size;
+	if (mimg_file_allocated(*fp, &o->archive_allocated) < 0)
+		o->archive_allocated = 0;
+	if ((r = mimg_file_open_fd(&unpacked, fd, name, 0)) < 0)
+		goto out;
+	mimg_file_close(*fp);
+	*fp = unpacked;
+	*originp = o;
+	o = NULL;
+	r = 1;
+out:
+	mimg__archive_origin_free(o);
+	free(s);
+	return r;
+}

@@ -1,0 +1,205 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * The OVF descriptor of an OVA: which disks the appliance has and which
+ * archive member holds each.  The XML is hostile input: documents with a
+ * DTD are refused before parsing (no entities, internal or external), the
+ * parser never touches the network, and sizes and counts are bounded.
+ * Elements and attributes are matched by local name, so OVF 1.x and 2.x
+ * namespaces both work.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "file-archive.h"
+
+void mimg__ovf_free(struct mimg_ovf *ovf)
+{
+	if (!ovf)
+		return;
+	for (int i = 0; i < ovf->ndisks; i++) {
+		free(ovf->disks[i].id);
+		free(ovf->disks[i].href);
+	}
+	free(ovf->disks);
+	free(ovf);
+}
+
+#ifdef MIMG_HAVE_LIBXML2
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <pthread.h>
+
+/* libxml2 2.9 must be initialised once before threads use it. */
+static pthread_once_t xml_once = PTHREAD_ONCE_INIT;
+
+static void init_xml(void)
+{
+	xmlInitParser();
+}
+
+static bool is_element(const xmlNode *n, const char *name)
+{
+	return n->type == XML_ELEMENT_NODE &&
+	       strcmp((const char *)n->name, name) == 0;
+}
+
+static const xmlNode *child(const xmlNode *n, const char *name)
+{
+	for (const xmlNode *c = n ? n->children : NULL; c; c = c->next)
+		if (is_element(c, name))
+			return c;
+	return NULL;
+}
+
+/* The value of attribute NAME in any namespace, or NULL. */
+static const char *attr(const xmlNode *n, const char *name)
+{
+	for (const xmlAttr *a = n->properties; a; a = a->next)
+		if (strcmp((const char *)a->name, name) == 0 && a->children &&
+		    a->children->type == XML_TEXT_NODE && !a->children->next)
+			return (const char *)a->children->content;
+	return NULL;
+}
+
+/* capacity * allocation units ("byte", "byte * 2^30"): false when the
+ * units are anything else or it overflows. */
+static bool parse_capacity(const char *cap, const char *units,
+			   uint64_t *bytes)
+{
+	char *end;
+	unsigned shift = 0;
+	if (!cap || !*cap || *cap == '-')
+		return false;
+	errno = 0;
+	unsigned long long v = strtoull(cap, &end, 10);
+	if (errno || *end)
+		return false;
+	if (units && strcmp(units, "byte") != 0) {
+		unsigned long s;
+		if (strncmp(units, "byte * 2^", 9) != 0)
+			return false;
+		s = strtoul(units + 9, &end, 10);
+		if (*end || s > 63)
+			return false;
+		shift = (unsigned)s;
+	}
+	if (shift && v > (UINT64_MAX >> shift))
+		return false;
+	*bytes = (uint64_t)v << shift;
+	return true;
+}
+
+static int add_disk(struct mimg_ovf *ovf, const xmlNode *refs,
+		    const xmlNode *d, const char *name)
+{
+	const char *id = attr(d, "diskId"), *ref = attr(d, "fileRef");
+	const char *href = NULL;
+	struct mimg_ovf_disk *disk;
+
+	if (ovf->ndisks >= MIMG_OVF_MAX_DISKS)
+		return mimg_err(-E2BIG, "%s: OVF has more than %d disks", name,
+				MIMG_OVF_MAX_DISKS);
+	if (!id || !ref)
+		return mimg_err(-EINVAL, "%s: OVF Disk %d lacks diskId or "
+				"fileRef", name, ovf->ndisks + 1);
+	for (const xmlNode *f = refs ? refs->children : NULL; f; f = f->next)
+		if (is_element(f, "File") && attr(f, "id") &&
+		    strcmp(attr(f, "id"), ref) == 0)
+			href = attr(f, "href");
+	if (!href)
+		return mimg_err(-EINVAL, "%s: OVF disk '%.64s' refers to file "
+				"'%.64s', which References does not list",
+				name, id, ref);
+	disk = &ovf->disks[ovf->ndisks];
+	memset(disk, 0, sizeof(*disk));
+	disk->known_capacity = parse_capacity(attr(d, "capacity"),
+					      attr(d,
+						   "capacityAllocationUnits"),
+					      &disk->capacity);
+	ovf->ndisks++;
+	if (!(disk->id = strdup(id)) || !(disk->href = strdup(href)))
+		return mimg_err(-ENOMEM, "out of memory");
+	return 0;
+}
+
+static int read_envelope(const xmlNode *env, const char *name,
+			 struct mimg_ovf *ovf)
+{
+	const xmlNode *refs = child(env, "References");
+	const xmlNode *disks = child(env, "DiskSection");
+	int r;
+
+	if (!disks)
+		return mimg_err(-EINVAL, "%s: OVF has no DiskSection", name);
+	if (!(ovf->disks = calloc(MIMG_OVF_MAX_DISKS, sizeof(*ovf->disks))))
+		return mimg_err(-ENOMEM, "out of memory");
+	for (const xmlNode *d = disks->children; d; d = d->next)
+		if (is_element(d, "Disk") &&
+		    (r = add_disk(ovf, refs, d, name)) < 0)
+			return r;
+	if (ovf->ndisks == 0)
+		return mimg_err(-EINVAL, "%s: OVF lists no disk", name);
+	return 0;
+}
+
+int mimg__ovf_parse(const uint8_t *xml, size_t len, const char *name,
+		    struct mimg_ovf **ovfp)
+{
+	struct mimg_ovf *ovf;
+	xmlDoc *doc;
+	int r;
+
+	*ovfp = NULL;
+	if (len > MIMG_OVF_MAX_SIZE)
+		return mimg_err(-EFBIG, "%s: OVF descriptor of %zu bytes is "
+				"larger than %d", name, len, MIMG_OVF_MAX_SIZE);
+	/* UTF-8 only (forced below), so that the DTD test sees the text as
+	 * the parser will: other encodings have NUL bytes or no '<' first. */
+	size_t i = len >= 3 && memcmp(xml, "\xef\xbb\xbf", 3) == 0 ? 3 : 0;
+	while (i < len && strchr(" \t\r\n", xml[i]) && xml[i])
+		i++;
+	if (i == len || xml[i] != '<' || memchr(xml, 0, len))
+		return mimg_err(-EINVAL, "%s: OVF descriptor is not UTF-8 XML",
+				name);
+	if (memmem(xml, len, "<!DOCTYPE", 9) || memmem(xml, len, "<!ENTITY", 8))
+		return mimg_err(-EPERM, "%s: OVF descriptor has a DTD or "
+				"entities; refused", name);
+	pthread_once(&xml_once, init_xml);
+	doc = xmlReadMemory((const char *)xml, (int)len, NULL, "UTF-8",
+			    XML_PARSE_NONET | XML_PARSE_NOERROR |
+				    XML_PARSE_NOWARNING);
+	if (!doc)
+		return mimg_err(-EINVAL, "%s: OVF descriptor is not "
+				"well-formed XML", name);
+	const xmlNode *root = xmlDocGetRootElement(doc);
+	if (doc->intSubset || doc->extSubset || !root ||
+	    !is_element(root, "Envelope")) {
+		xmlFreeDoc(doc);
+		return mimg_err(-EINVAL, "%s: OVF descriptor has no Envelope "
+				"(or has a DTD)", name);
+	}
+	if (!(ovf = calloc(1, sizeof(*ovf)))) {
+		xmlFreeDoc(doc);
+		return mimg_err(-ENOMEM, "out of memory");
+	}
+	r = read_envelope(root, name, ovf);
+	xmlFreeDoc(doc);
+	if (r < 0) {
+		mimg__ovf_free(ovf);
+		return r;
+	}
+	*ovfp = ovf;
+	return 0;
+}
+#else
+int mimg__ovf_parse(const uint8_t *xml, size_t len, const char *name,
+		    struct mimg_ovf **ovfp)
+{
+	(void)xml; (void)len; (void)name;
+	*ovfp = NULL;
+	return -ENOTSUP;
+}
+#endif

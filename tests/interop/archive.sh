@@ -1,0 +1,176 @@
+#!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
+# Images inside compressed files and tar archives: raw and qcow2 images
+# compressed with xz, zstd, gzip, bzip2 and lz4, and a tar.gz holding
+# disk.raw, are read by info, convert, compare, map and check; what
+# convert writes is what qemu-img compare calls identical to the
+# original.  Nothing is left in $TMPDIR.  Hostile archives (links, two
+# disk images, ".." names, truncated data, a decompression bomb, too many
+# members) fail cleanly and create no file.
+. "$TESTLIB"
+need qemu-img qemu-io python3 tar xz zstd gzip bzip2
+
+mkdir tmp
+TMPDIR=$T/tmp
+export TMPDIR
+
+# 16 MiB with three data runs, holes and a zero-filled range.
+qemu-img create -q -f raw disk.raw 16M
+qemu-io -f raw -c "write -P 0xab 1M 3M" -c "write -P 0 8M 1M" \
+	-c "write -P 0x5c 12M 100k" -c "write -P 0x77 15M 1M" disk.raw \
+	>/dev/null || fail "qemu-io"
+qemu-img convert -f raw -O qcow2 disk.raw disk.qcow2 || fail "qemu-img"
+
+left_in_tmp() {
+	[ -z "$(ls -A tmp)" ] || fail "files left in TMPDIR: $(ls -A tmp)"
+}
+
+# summary INFO MAP: "format size compression member|data runs" in one
+# python run (its start-up is the slow part of this test).
+summary() {
+	python3 -c 'import json,sys
+i = json.load(open(sys.argv[1])); a = i.get("archive", {})
+runs = " ".join("%d+%d" % (e["start"], e["length"])
+                for e in json.load(open(sys.argv[2])) if e["data"])
+print(i["format"], i["virtual-size"], a.get("compression", "-"),
+      a.get("tar-member", "-") + "|" + runs)' "$1" "$2"
+}
+
+# check_read FILE FORMAT COMPRESSION [TAR-MEMBER]: every reading command.
+check_read() {
+	"$MIMG" info --output=json "$1" > info.json || fail "info $1"
+	"$MIMG" map --output=json "$1" > map.out || fail "map $1"
+	s=$(summary info.json map.out)
+	check_eq "${s%%|*}" "$2 16777216 ${3:--} ${4:--}" "$1: info"
+	if [ "$2" = qcow2 ]; then
+		"$MIMG" map --output=json disk.qcow2 > map.ref
+		cmp -s map.out map.ref ||
+			fail "$1: map differs from the original's"
+	else
+		# zero blocks became holes: data is exactly what was written
+		check_eq "${s#*|}" \
+			"1048576+3145728 12582912+102400 15728640+1048576" \
+			"$1: data runs"
+	fi
+	"$MIMG" info "$1" | grep -q "^archive: " ||
+		fail "$1: human info has no archive line"
+	rm -f out.raw out.qcow2
+	"$MIMG" convert -O raw "$1" out.raw || fail "convert $1"
+	qemu-img compare -q -f raw -F raw disk.raw out.raw ||
+		fail "$1: converted content differs from the original"
+	"$MIMG" compare "$1" disk.raw >/dev/null ||
+		fail "mimg compare $1 with the original"
+	left_in_tmp
+	[ "${FULL:-}" ] || return 0
+	"$MIMG" convert -O qcow2 "$1" out.qcow2 || fail "convert $1 to qcow2"
+	qemu-img compare -q -f raw -F qcow2 disk.raw out.qcow2 ||
+		fail "$1: converted qcow2 differs from the original"
+	if [ "$2" = qcow2 ]; then
+		"$MIMG" check "$1" > check.out || fail "check $1"
+		"$MIMG" check disk.qcow2 > check.ref
+		cmp -s check.out check.ref || fail "$1: check differs"
+	fi
+	left_in_tmp
+}
+
+for fmt in raw qcow2; do
+	for c in xz zstd gzip bzip2 lz4; do
+		command -v "$c" >/dev/null 2>&1 || continue
+		"$c" -q -c "disk.$fmt" > "disk.$fmt.$c" || fail "$c"
+		# every command for xz, the reading ones for the others
+		FULL=$([ "$c" = xz ] && echo 1) check_read "disk.$fmt.$c" \
+			"$fmt" "$c"
+	done
+done
+# The disk size is the archive's.
+"$MIMG" info --output=json disk.raw.xz > info.json
+check_eq "$(json_get info.json actual-size)" \
+	"$(($(stat -c %b disk.raw.xz) * 512))" "actual size"
+# Two layers: libarchive names the outermost first.
+gzip -c disk.raw.xz > twice.gz
+check_read twice.gz raw "gzip,xz"
+
+tar czf disk.tgz disk.raw
+FULL=1 check_read disk.tgz raw gzip disk.raw
+# O_DIRECT on the source (-T none) reads the archive through the cache.
+"$MIMG" convert -T none -O raw disk.tgz direct.raw || fail "convert -T none"
+qemu-img compare -q -f raw -F raw disk.raw direct.raw ||
+	fail "-T none: converted content differs"
+# A tar with a README and one qcow2 picks the qcow2; -f names the image
+# inside.
+echo "readme" > README
+tar cf disk.tar README disk.qcow2
+check_read disk.tar qcow2 "" disk.qcow2
+"$MIMG" info -f qcow2 disk.tar >/dev/null || fail "info -f qcow2 of a tar"
+
+# --- hostile archives ---------------------------------------------------
+# expect_refused FILE PATTERN: mimg fails, says PATTERN, leaves nothing.
+expect_refused() {
+	if "$MIMG" info "$1" >/dev/null 2>err.txt; then
+		fail "$1 was accepted"
+	fi
+	grep -q "$2" err.txt || fail "$1: message lacks '$2': $(cat err.txt)"
+	if "$MIMG" convert -O raw "$1" refused.raw 2>/dev/null; then
+		fail "$1 was converted"
+	fi
+	left_in_tmp
+}
+
+# Tars made member by member, names kept as given (tar(1) would strip
+# "/" and ".."): mktar NAME SPEC... where SPEC is file:NAME:PATH,
+# sym:NAME:TARGET or hard:NAME:TARGET.
+mktar() {
+	python3 - "$@" <<'PY'
+import sys, tarfile
+with tarfile.open(sys.argv[1], "w:gz", format=tarfile.GNU_FORMAT) as t:
+    for spec in sys.argv[2:]:
+        kind, name, arg = spec.split(":", 2)
+        i = tarfile.TarInfo(name)
+        if kind == "file":
+            with open(arg, "rb") as f:
+                data = f.read()
+            i.size = len(data)
+            with open(arg, "rb") as f:
+                t.addfile(i, f)
+            continue
+        i.type = tarfile.SYMTYPE if kind == "sym" else tarfile.LNKTYPE
+        i.linkname = arg
+        t.addfile(i)
+PY
+}
+mktar sym.tgz file:disk.raw:disk.raw sym:link.raw:/etc/passwd
+expect_refused sym.tgz "is a link"
+mktar hard.tgz file:disk.raw:disk.raw hard:other.raw:disk.raw
+expect_refused hard.tgz "is a link"
+mktar dotdot.tgz "file:../escape.raw:disk.raw"
+expect_refused dotdot.tgz "'\.\./escape.raw' is absolute or has a '\.\.'"
+[ ! -e ../escape.raw ] || fail "a member was written outside"
+mktar abs.tgz "file:/tmp/abs.raw:disk.raw"
+expect_refused abs.tgz "absolute"
+cp disk.raw other.raw
+tar czf two.tgz disk.raw other.raw
+expect_refused two.tgz "'disk.raw' (raw), 'other.raw' (raw)"
+cp disk.qcow2 other.qcow2
+tar czf twoq.tgz disk.qcow2 README other.qcow2
+expect_refused twoq.tgz "several disk images"
+mkdir empty
+tar czf empty.tgz empty
+expect_refused empty.tgz "holds no file"
+python3 -c 'import io, tarfile
+with tarfile.open("many.tgz", "w:gz") as t:
+    for n in range(1100):
+        t.addfile(tarfile.TarInfo("f%d" % n), io.BytesIO())'
+expect_refused many.tgz "more than 1024 members"
+size=$(stat -c %s disk.raw.xz)
+head -c $((size / 2)) disk.raw.xz > trunc.xz
+expect_refused trunc.xz "unpacking"
+head -c $((size - 10)) disk.raw.xz > trunc2.xz
+expect_refused trunc2.xz "unpacking"
+# cut inside the first block: libarchive gives up while choosing filters
+head -c 100 disk.tgz > trunc3.tgz
+expect_refused trunc3.tgz "truncated gzip input"
+# 128 MiB of zeroes in about a hundred bytes of bzip2, refused once past
+# 64 MiB
+dd if=/dev/zero bs=1M count=128 status=none | bzip2 -9 > bomb.bz2
+expect_refused bomb.bz2 "decompression bomb"
+echo "archive: ok"

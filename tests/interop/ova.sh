@@ -1,0 +1,115 @@
+#!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
+# OVA appliances (a tar: OVF descriptor first, then streamOptimized VMDK
+# disks made by qemu-img): info lists the OVF's disks and opens the first
+# one the OVF names, whatever the member order; convert gives its content
+# (qemu-img compare against the original).  Hostile descriptors (DTD and
+# entities, UTF-16, a disk member that is missing) are refused.
+. "$TESTLIB"
+need qemu-img qemu-io python3 tar gzip
+if [ -z "${MIMG_HAVE_LIBXML2:-}" ]; then
+	echo "SKIP: built without libxml2, OVF descriptors are not read"
+	exit 77
+fi
+
+mkdir tmp
+TMPDIR=$T/tmp
+export TMPDIR
+
+qemu-img create -q -f raw d1.raw 64M
+qemu-io -f raw -c "write -P 0x31 0 1M" -c "write -P 0x32 60M 64k" d1.raw \
+	>/dev/null || fail "qemu-io"
+qemu-img create -q -f raw d2.raw 1M
+qemu-io -f raw -c "write -P 0x99 0 512k" d2.raw >/dev/null || fail "qemu-io"
+for d in d1 d2; do
+	qemu-img convert -f raw -O vmdk -o subformat=streamOptimized \
+		"$d.raw" "vm-$d.vmdk" || fail "qemu-img convert $d"
+done
+
+# ovf FILE [DISK1-HREF]: an OVF listing two disks, disk 1 first.
+ovf() {
+	cat > "$1" <<EOX
+<?xml version="1.0" encoding="UTF-8"?>
+<Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1"
+    xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1">
+  <References>
+    <File ovf:href="vm-d2.vmdk" ovf:id="file2"/>
+    <File ovf:href="${2:-vm-d1.vmdk}" ovf:id="file1"/>
+  </References>
+  <DiskSection>
+    <Info>Virtual disk information</Info>
+    <Disk ovf:capacity="64" ovf:capacityAllocationUnits="byte * 2^20"
+        ovf:diskId="vmdisk1" ovf:fileRef="file1"
+        ovf:format="http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"/>
+    <Disk ovf:capacity="1048576" ovf:diskId="vmdisk2" ovf:fileRef="file2"/>
+  </DiskSection>
+  <VirtualSystem ovf:id="vm"><Info>A VM</Info></VirtualSystem>
+</Envelope>
+EOX
+}
+
+ovf vm.ovf
+printf 'SHA256(vm.ovf)= 0\n' > vm.mf
+tar cf vm.ova vm.ovf vm-d2.vmdk vm.mf vm-d1.vmdk
+"$MIMG" info --output=json vm.ova > info.json || fail "info vm.ova"
+check_eq "$(json_get info.json archive.unpacked-size)" \
+	"$(stat -c %s vm-d1.vmdk)" "unpacked size"
+# Members after the disk (larger ones too) change nothing.
+head -c 2M /dev/urandom > big.bin
+tar cf vm2.ova vm.ovf vm-d1.vmdk big.bin vm-d2.vmdk
+"$MIMG" info --output=json vm2.ova > info2.json || fail "info vm2.ova"
+check_eq "$(json_get info2.json archive.unpacked-size)" \
+	"$(stat -c %s vm-d1.vmdk)" "unpacked size, disk not last"
+check_eq "$(json_get info.json format)" vmdk "format"
+check_eq "$(json_get info.json virtual-size)" 67108864 "virtual size"
+check_eq "$(json_get info.json archive.ovf)" vm.ovf "ovf member"
+check_eq "$(json_get info.json archive.tar-member)" vm-d1.vmdk "member"
+check_eq "$(json_get info.json archive.ovf-disks.0.id)" vmdisk1 "disk 1"
+check_eq "$(json_get info.json archive.ovf-disks.0.capacity)" 67108864 \
+	"disk 1 capacity"
+check_eq "$(json_get info.json archive.ovf-disks.1.file)" vm-d2.vmdk \
+	"disk 2"
+"$MIMG" info vm.ova > info.txt || fail "human info"
+grep -q "^OVF disks (vm.ovf):" info.txt || fail "no OVF disk list"
+grep -q "vmdisk2: 'vm-d2.vmdk', 1 MiB" info.txt ||
+	fail "disk 2 line: $(cat info.txt)"
+"$MIMG" convert -O raw vm.ova out.raw || fail "convert vm.ova"
+qemu-img compare -q -f raw -F raw d1.raw out.raw ||
+	fail "converted OVA differs from its first disk"
+gzip -c vm.ova > vm.ova.gz
+"$MIMG" compare vm.ova.gz d1.raw >/dev/null || fail "compare gzipped OVA"
+[ -z "$(ls -A tmp)" ] || fail "files left in TMPDIR"
+
+refused() { # OVA PATTERN
+	if "$MIMG" info "$1" >/dev/null 2>err.txt; then
+		fail "$1 was accepted"
+	fi
+	grep -q "$2" err.txt || fail "$1: message lacks '$2': $(cat err.txt)"
+}
+ovf missing.ovf nothere.vmdk
+tar cf missing.ova missing.ovf vm-d1.vmdk vm-d2.vmdk
+refused missing.ova "'nothere.vmdk', which the archive does not hold"
+ovf escape.ovf ../vm-d1.vmdk
+tar cf escape.ova escape.ovf vm-d1.vmdk vm-d2.vmdk
+refused escape.ova "does not hold"
+cat > laughs.ovf <<'EOX'
+<?xml version="1.0"?>
+<!DOCTYPE Envelope [
+ <!ENTITY a "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa">
+ <!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">
+ <!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">
+ <!ENTITY x SYSTEM "file:///etc/passwd">
+]>
+<Envelope><References><File id="f" href="&c;&x;"/></References>
+<DiskSection><Disk diskId="d" fileRef="f"/></DiskSection></Envelope>
+EOX
+tar cf laughs.ova laughs.ovf vm-d1.vmdk
+refused laughs.ova "DTD or entities"
+ovf u8.ovf
+python3 -c 'import sys; open("utf16.ovf","wb").write(open("u8.ovf").read().replace("UTF-8","UTF-16").encode("utf-16"))'
+tar cf utf16.ova utf16.ovf vm-d1.vmdk
+refused utf16.ova "not UTF-8"
+printf '<Envelope><DiskSection/>' > broken.ovf
+tar cf broken.ova broken.ovf vm-d1.vmdk
+refused broken.ova "not well-formed"
+echo "ova: ok"
