@@ -1,0 +1,75 @@
+#!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
+# Copyright (c) 2026 The mimg authors
+#
+# Build the libFuzzer targets (clang; libmimg instrumented for coverage,
+# with ASan and UBSan) and run each for SECONDS in fork mode, then merge
+# what is new into fuzz/corpus/<target>/ (minimised) and print, per
+# target, the executions and the edges covered by the committed corpus
+# before and after.
+#   scripts/fuzz.sh [SECONDS] [TARGET...]     (default 60, every target)
+# Environment: FUZZ_JOBS (parallel jobs, default: the number of cores),
+# BUILD_DIR (default build-fuzz).  Crashes are left as crash-* files in
+# the work directory and make the script exit 1.
+set -eu
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD_DIR=${BUILD_DIR:-$ROOT/build-fuzz}
+secs=${1:-60}
+[ $# -gt 0 ] && shift
+jobs=${FUZZ_JOBS:-$(nproc)}
+command -v clang >/dev/null || { echo "fuzz: clang is needed" >&2; exit 1; }
+
+if [ ! -f "$BUILD_DIR/build.ninja" ]; then
+	CC=clang meson setup "$BUILD_DIR" "$ROOT" -Dfuzzers=true \
+		-Dtests=false -Db_lundef=false >/dev/null
+fi
+ninja -C "$BUILD_DIR" >/dev/null
+
+targets=${*:-$(cd "$ROOT/fuzz" && ls fuzz_*.c | sed 's/^fuzz_//; s/\.c$//')}
+work=$(mktemp -d "${TMPDIR:-/tmp}/mimg-fuzz.XXXXXX")
+status=0
+export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+# edges EXE DIR: coverage of the inputs in DIR ("cov:" of libFuzzer's
+# INITED line).
+edges() {
+	"$1" -runs=0 "$2" 2>&1 | sed -n 's/.*INITED cov: \([0-9]*\).*/\1/p' |
+		tail -1
+}
+
+printf "%-12s %12s %10s %10s %8s\n" target executions "edges was" "edges now" "new"
+for t in $targets; do
+	exe=$BUILD_DIR/fuzz/fuzz_$t
+	corpus=$ROOT/fuzz/corpus/$t
+	[ -x "$exe" ] || { echo "fuzz: no target $t" >&2; status=1; continue; }
+	mkdir -p "$corpus" "$work/$t/new"
+	before=$(edges "$exe" "$corpus")
+	(cd "$work/$t" && "$exe" -fork="$jobs" -max_total_time="$secs" \
+		-ignore_crashes=1 -max_len=1048576 -rss_limit_mb=2048 \
+		new "$corpus" >log 2>&1) || true
+	execs=$(sed -n 's/.*#\([0-9]*\).*cov:.*/\1/p' "$work/$t/log" | tail -1)
+	if ls "$work/$t"/crash-* "$work/$t"/timeout-* >/dev/null 2>&1; then
+		echo "fuzz: $t found crashes or timeouts in $work/$t" >&2
+		status=1
+	fi
+	# Keep only inputs that add coverage, named by content.
+	n0=$(ls "$corpus" | wc -l)
+	mkdir -p "$work/$t/merged"
+	"$exe" -merge=1 "$work/$t/merged" "$corpus" "$work/$t/new" \
+		>"$work/$t/merge.log" 2>&1 || true
+	for f in "$work/$t/merged"/*; do
+		[ -f "$f" ] || continue
+		dup=
+		for c in "$corpus"/*; do
+			cmp -s "$f" "$c" && { dup=1; break; }
+		done
+		[ -n "$dup" ] ||
+			cp "$f" "$corpus/fuzzed-$(sha1sum "$f" | cut -c1-12)"
+	done
+	after=$(edges "$exe" "$corpus")
+	printf "%-12s %12s %10s %10s %8s\n" "$t" "${execs:-?}" "${before:-?}" \
+		"${after:-?}" "$(( $(ls "$corpus" | wc -l) - n0 ))"
+done
+[ "$status" -eq 0 ] && rm -rf "$work"
+exit $status
