@@ -30,6 +30,15 @@ int cmd_compare(int argc, char **argv);
 int cmd_map(int argc, char **argv);
 int cmd_resize(int argc, char **argv);
 
+/* The qemu-img release whose behaviour mimg follows, reported by
+ * --version when run as "qemu-img". */
+#define CLI_QEMU_IMG_VERSION "7.2.0"
+
+/* Program name for messages: "mimg", or "qemu-img" when invoked through a
+ * link of that name. */
+extern const char *cli_prog;
+bool cli_qemu_personality(void);
+
 /* "mimg: <message>" on stderr; returns EXIT_ERR. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Usage error: message plus the "Try 'mimg CMD --help'" hint. */
