@@ -134,6 +134,23 @@ struct mimg_opt {
 MIMG_API int mimg_create(const char *path, const char *format, uint64_t size,
 			 const struct mimg_opt *opts, size_t nopts);
 
+enum {
+	/* Do not open the backing file named by "backing_file" (qemu-img
+	 * create -u): SIZE must then be given, and formats that need the
+	 * backing file's content to write the new image (VMDK's parent
+	 * CID) refuse with -EINVAL. */
+	MIMG_CREATE_UNSAFE_BACKING = 1u << 0,
+};
+/* Every MIMG_CREATE_* bit; mimg_create_flags refuses others (-EINVAL). */
+#define MIMG_CREATE_ALL_FLAGS 0x1u
+
+/* mimg_create with FLAGS (MIMG_CREATE_*); mimg_create is FLAGS = 0.
+ * Errors as mimg_create, plus -EINVAL for unknown flags or a zero SIZE
+ * with MIMG_CREATE_UNSAFE_BACKING.  Thread-safe for different PATHs. */
+MIMG_API int mimg_create_flags(const char *path, const char *format,
+			       uint64_t size, const struct mimg_opt *opts,
+			       size_t nopts, unsigned flags);
+
 /* Parse "a=b,c=d" (qemu-img's -o syntax; ",," is a literal comma) into a
  * newly allocated array.  Free with mimg_opts_free().  Returns the number of
  * options or a negative errno. */
