@@ -32,6 +32,9 @@ static const struct command {
 	 "info [-f fmt] [--output human|json] [--backing-chain] FILE"},
 	{"map", cmd_map,
 	 "map [-f fmt] [--output human|json] [-s offset] [-l length] FILE"},
+	{"rebase", cmd_rebase,
+	 "rebase [-f fmt] [-t cache] [-T src_cache] [-p] [-q] [-u] "
+	 "-b backing_file [-F backing_fmt] FILE"},
 	{"resize", cmd_resize,
 	 "resize [-f fmt] [--preallocation mode] [--shrink] [-q] FILE "
 	 "[+|-]SIZE"},
@@ -101,6 +104,37 @@ static void usage(FILE *out)
 		"Run '%s COMMAND --help' for a command's options.\n"
 		"Image names may carry a \"file:\" prefix; \"json:\" names "
 		"are refused.\n", cli_prog);
+}
+
+int cli_cache_flags(const char *mode, unsigned *flags)
+{
+	if (strcmp(mode, "unsafe") == 0)
+		*flags = MIMG_OPEN_NO_FLUSH;
+	else if (strcmp(mode, "writeback") == 0)
+		*flags = 0;
+	else if (strcmp(mode, "none") == 0 || strcmp(mode, "off") == 0)
+		*flags = MIMG_OPEN_DIRECT;
+	else if (strcmp(mode, "writethrough") == 0)
+		*flags = MIMG_OPEN_SYNC;
+	else if (strcmp(mode, "directsync") == 0)
+		*flags = MIMG_OPEN_DIRECT | MIMG_OPEN_SYNC;
+	else
+		return cli_error("Invalid cache option: %s", mode);
+	return 0;
+}
+
+char *cli_relative_to(const char *image, const char *name)
+{
+	const char *slash = strrchr(image, '/');
+	size_t dlen = slash ? (size_t)(slash - image) + 1 : 0;
+	if (name[0] == '/')
+		dlen = 0;
+	char *p = malloc(dlen + strlen(name) + 1);
+	if (p) {
+		memcpy(p, image, dlen);
+		strcpy(p + dlen, name);
+	}
+	return p;
 }
 
 bool cli_qemu_personality(void)
