@@ -21,6 +21,9 @@ static const struct command {
 	 "[-S step_size] [-t cache] [-w] FILE"},
 	{"check", cmd_check,
 	 "check [-f fmt] [-r leaks|all] [--output human|json] [-q] FILE"},
+	{"commit", cmd_commit,
+	 "commit [-f fmt] [-t cache] [-b base] [-r rate] [-d] [-p] [-q] "
+	 "FILE"},
 	{"compare", cmd_compare,
 	 "compare [-f fmt] [-F fmt] [-p] [-q] [-s] FILE1 FILE2"},
 	{"convert", cmd_convert,
