@@ -35,6 +35,9 @@ static const struct command {
 	 "info [-f fmt] [--output human|json] [--backing-chain] FILE"},
 	{"map", cmd_map,
 	 "map [-f fmt] [--output human|json] [-s offset] [-l length] FILE"},
+	{"measure", cmd_measure,
+	 "measure [--output human|json] [-O fmt] [-o opts] "
+	 "[--size N | [-f fmt] [-l snapshot] FILE]"},
 	{"rebase", cmd_rebase,
 	 "rebase [-f fmt] [-t cache] [-T src_cache] [-p] [-q] [-u] "
 	 "-b backing_file [-F backing_fmt] FILE"},
