@@ -200,7 +200,8 @@ static bool holds_more_than_data(const struct mimg_value *info)
 /* Make the now committed FILE empty: a fresh qcow2 image with the same
  * properties and backing file, created beside it and renamed over it, so
  * that a crash leaves either the old or the empty image (both read as the
- * base does now).  Returns 1 when the image was left as it is. */
+ * base does now).  Returns 1 when the image was left as it is because it
+ * holds more than data, 2 when its format is never emptied. */
 static int empty_top(const char *path, const char *fmt)
 {
 	struct mimg *img;
@@ -212,8 +213,13 @@ static int empty_top(const char *path, const char *fmt)
 
 	if (mimg_open(&img, path, fmt, MIMG_OPEN_NO_BACKING) < 0)
 		return cli_error("%s", mimg_errmsg());
-	if (strcmp(mimg_format(img), "qcow2") != 0 ||
-	    mimg_info(img, &info) < 0 || holds_more_than_data(info)) {
+	/* qemu-img empties only qcow2 overlays (VMDK ones keep their data,
+	 * which now equals the base's). */
+	if (strcmp(mimg_format(img), "qcow2") != 0) {
+		mimg_close(img);
+		return 2;
+	}
+	if (mimg_info(img, &info) < 0 || holds_more_than_data(info)) {
 		mimg_value_free(info);
 		mimg_close(img);
 		return 1;
@@ -338,7 +344,7 @@ int cmd_commit(int argc, char **argv)
 		int r = empty_top(c.file, c.fmt);
 		if (r < 0)
 			status = EXIT_ERR;
-		else if (r > 0 && !c.quiet)
+		else if (r == 1 && !c.quiet)
 			fprintf(stderr, "%s: %s holds snapshots, bitmaps or "
 				"an external data file: it was not emptied\n",
 				cli_prog, c.file);
