@@ -47,6 +47,10 @@ check_eq "$(qemu-img info --output=json top.qcow2 |
 "$MIMG" convert -O raw file:top.qcow2 file:top.raw || fail "convert file:"
 [ -f top.raw ] || fail "convert file: made no top.raw"
 
+# qemu-img records "-b file:NAME" as given; the backing file opens.
+qemu-img create -q -f qcow2 -b file:base.qcow2 -F qcow2 qtop.qcow2
+"$MIMG" compare -q qtop.qcow2 base.qcow2 || fail "backing name file:base.qcow2"
+
 # json: names are refused, never interpreted.
 "$MIMG" info 'json:{"file":{"driver":"file","filename":"base.qcow2"}}' \
 	> /dev/null 2> m.err && fail "json: name was accepted"

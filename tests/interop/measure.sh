@@ -55,6 +55,13 @@ same -O qcow2 -o cluster_size=512 part.qcow2
 same -O qcow2 -o backing_file=x part.qcow2
 same -O qcow2 -o preallocation=full part.qcow2
 same -f raw -O qcow2 sparse.raw
+# An internal snapshot's content (-l).
+cp part.qcow2 snap.qcow2
+qemu-img snapshot -c s1 snap.qcow2
+io -c 'write -P 8 4M 2M' snap.qcow2
+same -O qcow2 -l s1 snap.qcow2
+same -O qcow2 -l snapshot.name=s1 snap.qcow2
+same -O qcow2 snap.qcow2
 
 for s in 1G 12345 0 100T; do
 	same --size "$s" -O qcow2
