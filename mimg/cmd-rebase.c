@@ -10,6 +10,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 
@@ -183,9 +184,17 @@ static int rebase_data(struct rebase *rb)
 
 static int open_new_backing(struct rebase *rb)
 {
+	struct stat a, b;
 	char *path = cli_relative_to(rb->file, rb->new_name);
 	if (!path)
 		return cli_error("out of memory");
+	/* The image as its own backing file would make a loop. */
+	if (stat(path, &a) == 0 && stat(rb->file, &b) == 0 &&
+	    a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+		free(path);
+		return cli_error("Could not open new backing file '%s': it is "
+				 "the image itself", rb->new_name);
+	}
 	int r = mimg_open(&rb->new, path, rb->new_fmt, rb->src_flags);
 	free(path);
 	if (r < 0)
