@@ -63,6 +63,13 @@ static uint64_t div_up(uint64_t v, uint64_t d)
 	return (v + d - 1) / d;
 }
 
+/* A value of the wrong type: qemu-img's two messages. */
+static int bad_value(const char *key, const char *expects)
+{
+	cli_error("Parameter '%s' expects %s", key, expects);
+	return cli_error("Invalid options for file format 'qcow2'");
+}
+
 static int parse_bool_opt(const char *key, const char *v, bool *out)
 {
 	if (strcmp(v, "on") == 0 || strcmp(v, "true") == 0)
@@ -70,7 +77,7 @@ static int parse_bool_opt(const char *key, const char *v, bool *out)
 	else if (strcmp(v, "off") == 0 || strcmp(v, "false") == 0)
 		*out = false;
 	else
-		return cli_error("Parameter '%s' expects 'on' or 'off'", key);
+		return bad_value(key, "'on' or 'off'");
 	return 0;
 }
 
@@ -78,8 +85,12 @@ static int qcow2_opt(struct target *t, const char *key, const char *v,
 		     bool *have_cs, uint64_t *refbits)
 {
 	if (strcmp(key, "cluster_size") == 0) {
-		if (mimg_parse_size(v, &t->cluster_size) < 0 ||
-		    t->cluster_size < 512 || t->cluster_size > (2u << 20) ||
+		if (mimg_parse_size(v, &t->cluster_size) < 0)
+			return bad_value(key, "a non-negative number below 2^64\n"
+				"Optional suffix k, M, G, T, P or E means kilo-, "
+				"mega-, giga-, tera-, peta-\nand exabytes, "
+				"respectively.");
+		if (t->cluster_size < 512 || t->cluster_size > (2u << 20) ||
 		    (t->cluster_size & (t->cluster_size - 1)))
 			return cli_error("Cluster size must be a power of two "
 					 "between 512 and 2048k");
@@ -90,11 +101,14 @@ static int qcow2_opt(struct target *t, const char *key, const char *v,
 		else if (strcmp(v, "1.1") == 0 || strcmp(v, "v3") == 0)
 			t->version = 3;
 		else
-			return cli_error("Invalid parameter '%s'", v);
+			return cli_error("Invalid compatibility level: '%s'",
+					 v);
 	} else if (strcmp(key, "refcount_bits") == 0) {
 		char *end;
 		*refbits = strtoull(v, &end, 10);
-		if (*end || !*refbits || *refbits > 64 ||
+		if (*end || end == v)
+			return bad_value(key, "a number");
+		if (!*refbits || *refbits > 64 ||
 		    (*refbits & (*refbits - 1)))
 			return cli_error("Refcount width must be a power of two "
 					 "and may not exceed 64 bits");
@@ -107,14 +121,13 @@ static int qcow2_opt(struct target *t, const char *key, const char *v,
 			return cli_error("invalid parameter value: %s", v);
 	} else if (strcmp(key, "backing_file") == 0) {
 		t->backing = *v != 0;
-	} else if (strcmp(key, "encrypt.format") == 0 ||
-		   strcmp(key, "encryption") == 0) {
+	} else if (strcmp(key, "encrypt.format") == 0) {
 		return cli_error("encrypted qcow2 images are not supported");
 	} else if (strcmp(key, "lazy_refcounts") == 0) {
 		bool b;
 		return parse_bool_opt(key, v, &b);
 	} else if (strcmp(key, "size") && strcmp(key, "backing_fmt") &&
-		   strcmp(key, "compression_type") &&
+		   strcmp(key, "compression_type") && strcmp(key, "encryption") &&
 		   strcmp(key, "data_file") && strcmp(key, "data_file_raw")) {
 		cli_error("Invalid parameter '%s'", key);
 		return cli_error("Invalid options for file format 'qcow2'");

@@ -156,7 +156,7 @@ bool cli_qemu_personality(void)
 static bool normalize_image_names(int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++) {
-		if (strncmp(argv[i], "file:", 5) == 0) {
+		if (strncmp(argv[i], "file:", 5) == 0 && argv[i][5]) {
 			argv[i] += 5;
 		} else if (strncmp(argv[i], "json:", 5) == 0) {
 			cli_error("Could not open '%s': json: pseudo-protocol "

@@ -78,6 +78,10 @@ same -O qcow2 -o extended_l2=on,cluster_size=4k --size 1G
 same -O qcow2 -o cluster_size=1000 --size 1G
 same -O qcow2 -o compat=0.10,refcount_bits=8 --size 1G
 same -O qcow2 -o refcount_bits=3 --size 1G
+for o in compat=2 cluster_size=abc refcount_bits=abc extended_l2=maybe \
+	 encryption=on lazy_refcounts=on; do
+	same -O qcow2 -o "$o" --size 1G
+done
 same -O qcow2 -o preallocation=bogus --size 1G
 same -O qcow2 -o cluster_size=512 --size 1P
 same -O qcow2 --size 1x
