@@ -273,11 +273,12 @@ static int run_commit(struct commit *c)
 		return cli_error("%s", mimg_errmsg());
 	if (find_base(c, &node) != 0)
 		return EXIT_ERR;
-	/* The base gets a writable handle of its own; the chain's read-only
-	 * one is only read where the base itself defines the content. */
+	/* The base gets a writable handle of its own, with its backing
+	 * chain: a write into part of one of its clusters copies the rest
+	 * from there.  The read-only handle in the top's chain is only read
+	 * where the base defines the content, which is not written. */
 	if (mimg_open(&c->base, mimg_filename(node), mimg_format(node),
-		      MIMG_OPEN_RDWR | MIMG_OPEN_NO_BACKING | c->base_flags) <
-	    0)
+		      MIMG_OPEN_RDWR | c->base_flags) < 0)
 		return cli_error("%s", mimg_errmsg());
 	if (commit_data(c) != 0)
 		return EXIT_ERR;

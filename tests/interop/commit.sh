@@ -75,6 +75,22 @@ for mode in "" "-d" "-b base.qcow2"; do
 		fail "the top's content changed with commit $mode"
 done
 
+# A base with larger clusters than the top, over a backing file of its
+# own: partial writes into it must keep what its backing file shows.
+rm -rf q m
+mkdir q m
+qemu-img create -q -f qcow2 q/b.qcow2 4M
+io -c 'write -P 1 0 4M' q/b.qcow2
+qemu-img create -q -f qcow2 -o cluster_size=1M -b b.qcow2 -F qcow2 q/mid.qcow2
+qemu-img create -q -f qcow2 -b mid.qcow2 -F qcow2 q/t.qcow2
+io -c 'write -P 2 1088k 64k' q/t.qcow2
+cp q/b.qcow2 q/mid.qcow2 q/t.qcow2 m/
+(cd q && qemu-img commit -q t.qcow2) || fail "qemu-img commit, large base clusters"
+(cd m && "$MIMG" commit -q t.qcow2) || fail "mimg commit, large base clusters"
+qemu-img compare -q q/mid.qcow2 m/mid.qcow2 ||
+	fail "commit into a base with larger clusters lost its backing data"
+qemu-img check -q m/mid.qcow2 || fail "check mid with larger clusters"
+
 # VMDK: the data reaches the base as with qemu-img.  (Writing the base
 # changes its CID, so neither tool's overlay opens afterwards: its
 # parentCID no longer matches, as VMDK means it to.)
