@@ -55,12 +55,22 @@ static bool path_in_chain(const char *path, struct mimg *backing)
 int mimg_create(const char *path, const char *format, uint64_t size,
 		const struct mimg_opt *opts, size_t nopts)
 {
+	return mimg_create_flags(path, format, size, opts, nopts, 0);
+}
+
+int mimg_create_flags(const char *path, const char *format, uint64_t size,
+		      const struct mimg_opt *opts, size_t nopts,
+		      unsigned flags)
+{
 	const struct mimg_driver *drv;
 	struct mimg *backing = NULL;
 	const char *bname, *bfmt;
 	int r;
 
 	mimg_err_clear();
+	if (flags & ~(unsigned)MIMG_CREATE_ALL_FLAGS)
+		return mimg_err(-EINVAL, "mimg_create: unknown flags 0x%x",
+				flags);
 	if (!format)
 		return mimg_err(-EINVAL, "No format given for '%s'", path);
 	if (!(drv = mimg__find_driver(format)))
@@ -73,7 +83,14 @@ int mimg_create(const char *path, const char *format, uint64_t size,
 
 	bname = mimg__opt(opts, nopts, "backing_file");
 	bfmt = mimg__opt(opts, nopts, "backing_fmt");
-	if (bname && *bname) {
+	if (bname && *bname && (flags & MIMG_CREATE_UNSAFE_BACKING)) {
+		if (size == 0)
+			return mimg_err(-EINVAL, "%s: Image creation needs a "
+					"size parameter", path);
+		if (!bfmt)
+			return mimg_err(-EINVAL, "%s: Backing file specified "
+					"without backing format", path);
+	} else if (bname && *bname) {
 		r = open_backing_for_create(path, bname, bfmt, &backing);
 		if (r < 0)
 			return r;

@@ -93,6 +93,12 @@ struct mimg_driver {
 	/* True when this image must be written through write_compressed in
 	 * ascending order (stream formats), even without -c. */
 	bool (*stream_only)(struct mimg *img);
+	/* Optional: record NAME (NULL: no backing file) and FMT (NULL: none)
+	 * as the image's backing file in its metadata, nothing else.  The
+	 * core checks the image is writable and updates backing_name and
+	 * backing_fmt afterwards. */
+	int (*set_backing)(struct mimg *img, const char *name,
+			   const char *fmt);
 };
 
 /* formats/drivers.c: NULL-terminated table of every driver. */

@@ -82,6 +82,10 @@ int mimg__resolve_ref(const struct mimg *img, const char *name,
 				"%s: %s name '%s' uses the json: pseudo-protocol, "
 				"which is never interpreted",
 				file, what, name);
+	/* qemu writes "-b file:NAME" into the image as given and reads it
+	 * as the plain file NAME. */
+	if (strncmp(name, "file:", 5) == 0 && name[5])
+		name += 5;
 	if (contained && !(top->flags & MIMG_OPEN_ALLOW_EXTERNAL)) {
 		if (name[0] == '/' || has_dotdot_component(name))
 			return mimg_err(-EPERM,

@@ -29,12 +29,31 @@ int cmd_check(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_map(int argc, char **argv);
 int cmd_resize(int argc, char **argv);
+int cmd_rebase(int argc, char **argv);
+int cmd_commit(int argc, char **argv);
+int cmd_measure(int argc, char **argv);
+
+/* The qemu-img release whose behaviour mimg follows, reported by
+ * --version when run as "qemu-img". */
+#define CLI_QEMU_IMG_VERSION "7.2.0"
+
+/* Program name for messages: "mimg", or "qemu-img" when invoked through a
+ * link of that name. */
+extern const char *cli_prog;
+bool cli_qemu_personality(void);
 
 /* "mimg: <message>" on stderr; returns EXIT_ERR. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Usage error: message plus the "Try 'mimg CMD --help'" hint. */
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/* qemu-img's cache modes (-t/-T) as MIMG_OPEN_* flags; prints the error
+ * and returns EXIT_ERR for an unknown mode. */
+int cli_cache_flags(const char *mode, unsigned *flags);
+/* NAME as a path: relative names are taken relative to IMAGE's directory,
+ * as backing file names are.  malloc'ed; NULL when out of memory. */
+char *cli_relative_to(const char *image, const char *name);
 
 enum output_format { OUTPUT_HUMAN, OUTPUT_JSON };
 /* Parse --output's argument; false if invalid (message printed). */

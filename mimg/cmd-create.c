@@ -13,7 +13,7 @@
 static void create_help(void)
 {
 	printf("Usage: mimg create [-f fmt] [-o opts] [-b backing [-F fmt]] "
-	       "[-q] FILE [SIZE]\n"
+	       "[-u] [-q] FILE [SIZE]\n"
 	       "\n"
 	       "Create FILE of SIZE bytes (suffixes k, M, G, T, P, E).  "
 	       "With a backing\nfile, SIZE defaults to the backing file's "
@@ -25,6 +25,8 @@ static void create_help(void)
 	       "  -b FILE         backing file (relative to FILE's "
 	       "directory)\n"
 	       "  -F FMT          backing file format (required with -b)\n"
+	       "  -u              do not open the backing file (SIZE is "
+	       "then required)\n"
 	       "  -q              quiet\n"
 	       "  -h, --help      this help\n"
 	       "\n"
@@ -57,7 +59,7 @@ int cmd_create(int argc, char **argv)
 	struct mimg_opt *opts = NULL;
 	int nopts = 0, c, r, status = EXIT_ERR;
 	uint64_t size = 0;
-	bool quiet = false, have_size;
+	bool quiet = false, have_size, unsafe = false;
 	const char *size_text;
 	char *size_copy = NULL;
 
@@ -84,9 +86,7 @@ int cmd_create(int argc, char **argv)
 		case 'b': backing = optarg; break;
 		case 'F': backing_fmt = optarg; break;
 		case 'q': quiet = true; break;
-		case 'u':
-			cli_error("-u (unsafe backing) is not supported");
-			goto out;
+		case 'u': unsafe = true; break;
 		case 'h': create_help(); return EXIT_OK;
 		default:
 			cli_usage_error("create", "invalid option");
@@ -146,12 +146,16 @@ int cmd_create(int argc, char **argv)
 			  "gigabytes, terabytes, petabytes and exabytes.");
 		goto out;
 	}
-	if (!have_size && !backing) {
+	for (int i = 0; i < nopts; i++)
+		if (strcmp(opts[i].key, "backing_file") == 0)
+			backing = *opts[i].value ? opts[i].value : NULL;
+	if (!have_size && (!backing || unsafe)) {
 		cli_error("%s: Image creation needs a size parameter",
 			  argv[optind]);
 		goto out;
 	}
-	r = mimg_create(argv[optind], fmt, size, opts, (size_t)nopts);
+	r = mimg_create_flags(argv[optind], fmt, size, opts, (size_t)nopts,
+			      unsafe ? MIMG_CREATE_UNSAFE_BACKING : 0);
 	if (r < 0)
 		goto err_msg;
 	if (!quiet) {

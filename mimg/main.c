@@ -21,6 +21,9 @@ static const struct command {
 	 "[-S step_size] [-t cache] [-w] FILE"},
 	{"check", cmd_check,
 	 "check [-f fmt] [-r leaks|all] [--output human|json] [-q] FILE"},
+	{"commit", cmd_commit,
+	 "commit [-f fmt] [-t cache] [-b base] [-r rate] [-d] [-p] [-q] "
+	 "FILE"},
 	{"compare", cmd_compare,
 	 "compare [-f fmt] [-F fmt] [-p] [-q] [-s] FILE1 FILE2"},
 	{"convert", cmd_convert,
@@ -32,15 +35,25 @@ static const struct command {
 	 "info [-f fmt] [--output human|json] [--backing-chain] FILE"},
 	{"map", cmd_map,
 	 "map [-f fmt] [--output human|json] [-s offset] [-l length] FILE"},
+	{"measure", cmd_measure,
+	 "measure [--output human|json] [-O fmt] [-o opts] "
+	 "[--size N | [-f fmt] [-l snapshot] FILE]"},
+	{"rebase", cmd_rebase,
+	 "rebase [-f fmt] [-t cache] [-T src_cache] [-p] [-q] [-u] "
+	 "-b backing_file [-F backing_fmt] FILE"},
 	{"resize", cmd_resize,
 	 "resize [-f fmt] [--preallocation mode] [--shrink] [-q] FILE "
 	 "[+|-]SIZE"},
 };
 
+/* "mimg", or "qemu-img" when run through a link of that name: tools that
+ * call qemu-img parse its message prefixes and version line. */
+const char *cli_prog = "mimg";
+
 int cli_error(const char *fmt, ...)
 {
 	va_list ap;
-	fputs("mimg: ", stderr);
+	fprintf(stderr, "%s: ", cli_prog);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
@@ -51,12 +64,14 @@ int cli_error(const char *fmt, ...)
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 {
 	va_list ap;
-	fputs("mimg: ", stderr);
+	fprintf(stderr, "%s: ", cli_prog);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\nTry 'mimg %s%s--help' for more information\n",
-		cmd ? cmd : "", cmd ? " " : "");
+	if (cli_qemu_personality())
+		cmd = NULL; /* qemu-img always points at its main help */
+	fprintf(stderr, "\nTry '%s %s%s--help' for more information\n",
+		cli_prog, cmd ? cmd : "", cmd ? " " : "");
 	return EXIT_ERR;
 }
 
@@ -79,11 +94,11 @@ static void usage(FILE *out)
 	fprintf(out,
 		"mimg %s - inspect, create, convert and check disk images\n"
 		"\n"
-		"Usage: mimg COMMAND [options] ...\n"
-		"       mimg --help | --version\n"
+		"Usage: %s COMMAND [options] ...\n"
+		"       %s --help | --version\n"
 		"\n"
 		"Commands:\n",
-		mimg_version());
+		mimg_version(), cli_prog, cli_prog);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(out, "  %s\n", commands[i].synopsis);
 	fprintf(out, "\nFormats:");
@@ -92,11 +107,88 @@ static void usage(FILE *out)
 	fprintf(out,
 		"\n\nSizes take an optional suffix: k, M, G, T, P, E "
 		"(powers of 1024).\n"
-		"Run 'mimg COMMAND --help' for a command's options.\n");
+		"Run '%s COMMAND --help' for a command's options.\n"
+		"Image names may carry a \"file:\" prefix; \"json:\" names "
+		"are refused.\n", cli_prog);
+}
+
+int cli_cache_flags(const char *mode, unsigned *flags)
+{
+	if (strcmp(mode, "unsafe") == 0)
+		*flags = MIMG_OPEN_NO_FLUSH;
+	else if (strcmp(mode, "writeback") == 0)
+		*flags = 0;
+	else if (strcmp(mode, "none") == 0 || strcmp(mode, "off") == 0)
+		*flags = MIMG_OPEN_DIRECT;
+	else if (strcmp(mode, "writethrough") == 0)
+		*flags = MIMG_OPEN_SYNC;
+	else if (strcmp(mode, "directsync") == 0)
+		*flags = MIMG_OPEN_DIRECT | MIMG_OPEN_SYNC;
+	else
+		return cli_error("Invalid cache option: %s", mode);
+	return 0;
+}
+
+char *cli_relative_to(const char *image, const char *name)
+{
+	const char *slash = strrchr(image, '/');
+	size_t dlen = slash ? (size_t)(slash - image) + 1 : 0;
+	if (name[0] == '/')
+		dlen = 0;
+	char *p = malloc(dlen + strlen(name) + 1);
+	if (p) {
+		memcpy(p, image, dlen);
+		strcpy(p + dlen, name);
+	}
+	return p;
+}
+
+bool cli_qemu_personality(void)
+{
+	return strcmp(cli_prog, "qemu-img") == 0;
+}
+
+/* Image names as qemu-img takes them: "file:NAME" is the plain file NAME
+ * (OpenStack passes such names), and "json:{...}" would describe arbitrary
+ * block-layer nodes, which are never interpreted.  Every argument is
+ * looked at, option values included ("-b file:base.qcow2"): no size,
+ * format or option value starts with either prefix. */
+static bool normalize_image_names(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strncmp(argv[i], "file:", 5) == 0 && argv[i][5]) {
+			argv[i] += 5;
+		} else if (strncmp(argv[i], "json:", 5) == 0) {
+			cli_error("Could not open '%s': json: pseudo-protocol "
+				  "image names are not supported; give the "
+				  "image's file name", argv[i]);
+			return false;
+		}
+	}
+	return true;
+}
+
+static void set_personality(const char *argv0)
+{
+	const char *base = strrchr(argv0, '/');
+	base = base ? base + 1 : argv0;
+	if (strcmp(base, "qemu-img") == 0)
+		cli_prog = "qemu-img";
+}
+
+static void print_version(void)
+{
+	if (cli_qemu_personality())
+		printf("qemu-img version %s (mimg %s)\n",
+		       CLI_QEMU_IMG_VERSION, mimg_version());
+	else
+		printf("mimg version %s\n", mimg_version());
+	printf("Copyright (c) 2026 The mimg authors; BSD-2-Clause\n");
 }
 
 int main(int argc, char **argv)
 {
+	set_personality(argv[0]);
 	if (argc < 2)
 		return cli_usage_error(NULL, "Not enough arguments");
 	const char *cmd = argv[1];
@@ -106,9 +198,11 @@ int main(int argc, char **argv)
 		return EXIT_OK;
 	}
 	if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
-		printf("mimg version %s\n", mimg_version());
+		print_version();
 		return EXIT_OK;
 	}
+	if (!normalize_image_names(argc, argv))
+		return EXIT_ERR;
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (strcmp(cmd, commands[i].name) == 0)
 			return commands[i].run(argc - 1, argv + 1);

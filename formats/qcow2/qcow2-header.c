@@ -439,3 +439,113 @@ int qcow2_write_reftable_fields(struct qcow2 *s, uint64_t off,
 	st_be32(b + 8, clusters);
 	return write_be(s, 48, b, 12);
 }
+
+/* Copy the extensions of HDR (starting at START, ending before END) into
+ * OUT at *POS, leaving out the backing format, and stop at the end
+ * marker.  The extensions were validated at open, but the header is
+ * re-read here, so lengths are checked again. */
+static int copy_other_extensions(struct qcow2 *s, const uint8_t *hdr,
+				 uint64_t start, uint64_t end, uint8_t *out,
+				 uint64_t *pos)
+{
+	uint64_t off = start;
+	while (off + 8 <= end) {
+		uint32_t type = ld_be32(hdr + off);
+		uint32_t len = ld_be32(hdr + off + 4);
+		uint64_t adv;
+		if (type == QCOW2_EXT_END)
+			return 0;
+		if (!ck_align_up_u64(len, 8, &adv) || adv > end - off - 8)
+			return mimg_err(-EINVAL, "%s: qcow2: header extension "
+					"0x%x length %u runs past the header "
+					"area", qcow2_path(s), type, len);
+		if (type != QCOW2_EXT_BACKING_FMT) {
+			memcpy(out + *pos, hdr + off, 8 + adv);
+			*pos += 8 + adv;
+		}
+		off += 8 + adv;
+	}
+	return 0;
+}
+
+/* Append extension TYPE holding LEN bytes of DATA, padded to 8. */
+static uint64_t put_extension(uint8_t *out, uint64_t pos, uint32_t type,
+			      const void *data, uint32_t len)
+{
+	st_be32(out + pos, type);
+	st_be32(out + pos + 4, len);
+	memcpy(out + pos + 8, data, len);
+	return pos + 8 + ((len + 7u) & ~7u);
+}
+
+/* Rebuild the header cluster with NAME/FMT as the backing file (NULL
+ * NAME: none) and write it in one request, as the header is always
+ * rewritten, so that a crash leaves either the old or the new header. */
+int qcow2_set_backing(struct mimg *img, const char *name, const char *fmt)
+{
+	struct qcow2 *s = img->priv;
+	size_t csize = s->cluster_size;
+	size_t nlen = name ? strlen(name) : 0, flen = fmt ? strlen(fmt) : 0;
+	uint64_t start = s->version == 3 ? s->header_length
+					 : QCOW2_V2_HEADER_LEN;
+	uint8_t *old = NULL, *out = NULL;
+	int r;
+
+	if (nlen > QCOW2_MAX_BACKING_NAME || flen > QCOW2_MAX_BACKING_NAME)
+		return mimg_err(-EINVAL, "%s: qcow2: backing file name or "
+				"format longer than %u bytes", qcow2_path(s),
+				QCOW2_MAX_BACKING_NAME);
+	if (!(old = calloc(1, csize)) || !(out = calloc(1, csize))) {
+		free(old);
+		return mimg_err(-ENOMEM, "out of memory");
+	}
+	uint64_t file_size;
+	pthread_mutex_lock(&s->lock);
+	if ((r = mimg_file_size(s->file, &file_size)) < 0)
+		goto out;
+	size_t hlen = (size_t)min_u64(file_size, csize);
+	if ((r = mimg_file_pread(s->file, old, hlen, 0)) < 0)
+		goto out;
+	uint64_t ext_end = csize;
+	if (s->backing_off && s->backing_off < ext_end)
+		ext_end = s->backing_off;
+	if (start > ext_end) {
+		r = mimg_err(-EINVAL, "%s: qcow2: header length %llu beyond "
+			     "the header area", qcow2_path(s),
+			     (unsigned long long)start);
+		goto out;
+	}
+	memcpy(out, old, start);
+	uint64_t pos = start;
+	if ((r = copy_other_extensions(s, old, start, ext_end, out, &pos)) <
+	    0)
+		goto out;
+	/* Room for the new backing format, the end marker and the name. */
+	if (pos + 8 + ((flen + 7) & ~(size_t)7) + 8 + nlen > csize) {
+		r = mimg_err(-ENOSPC, "%s: qcow2: backing file name '%s' does "
+			     "not fit in the header cluster", qcow2_path(s),
+			     name);
+		goto out;
+	}
+	if (nlen && flen)
+		pos = put_extension(out, pos, QCOW2_EXT_BACKING_FMT, fmt,
+				    (uint32_t)flen);
+	pos = put_extension(out, pos, QCOW2_EXT_END, "", 0);
+	st_be64(out + 8, nlen ? pos : 0);
+	st_be32(out + 16, (uint32_t)nlen);
+	memcpy(out + pos, name ? name : "", nlen);
+	if (pos + nlen > hlen)
+		hlen = (size_t)(pos + nlen);
+	if ((r = mimg_file_pwrite(s->file, out, hlen, 0)) < 0) {
+		r = mimg_err_prefix(r, "%s: qcow2: header update",
+				    qcow2_path(s));
+		goto out;
+	}
+	s->backing_off = nlen ? pos : 0;
+	s->backing_len = (uint32_t)nlen;
+out:
+	pthread_mutex_unlock(&s->lock);
+	free(old);
+	free(out);
+	return r;
+}

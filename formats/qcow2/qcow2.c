@@ -181,4 +181,5 @@ const struct mimg_driver mimg_qcow2_driver = {
 	.compress_unit = qcow2_compress_unit,
 	.compress = qcow2_compress,
 	.write_compressed = qcow2_write_compressed,
+	.set_backing = qcow2_set_backing,
 };

@@ -229,6 +229,8 @@ int qcow2_write_l1_fields(struct qcow2 *s, uint64_t off, uint32_t size);
 int qcow2_write_reftable_fields(struct qcow2 *s, uint64_t off,
 				uint32_t clusters);
 const char *qcow2_path(const struct qcow2 *s);
+/* Record NAME (NULL: none) and FMT as the backing file (driver op). */
+int qcow2_set_backing(struct mimg *img, const char *name, const char *fmt);
 
 /* qcow2-cache.c */
 int qcow2_cache_init(struct qcow2_cache *c, unsigned n, uint32_t size);

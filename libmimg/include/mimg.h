@@ -176,6 +176,23 @@ struct mimg_opt {
 MIMG_API int mimg_create(const char *path, const char *format, uint64_t size,
 			 const struct mimg_opt *opts, size_t nopts);
 
+enum {
+	/* Do not open the backing file named by "backing_file" (qemu-img
+	 * create -u): SIZE must then be given, and formats that need the
+	 * backing file's content to write the new image (VMDK's parent
+	 * CID) refuse with -EINVAL. */
+	MIMG_CREATE_UNSAFE_BACKING = 1u << 0,
+};
+/* Every MIMG_CREATE_* bit; mimg_create_flags refuses others (-EINVAL). */
+#define MIMG_CREATE_ALL_FLAGS 0x1u
+
+/* mimg_create with FLAGS (MIMG_CREATE_*); mimg_create is FLAGS = 0.
+ * Errors as mimg_create, plus -EINVAL for unknown flags or a zero SIZE
+ * with MIMG_CREATE_UNSAFE_BACKING.  Thread-safe for different PATHs. */
+MIMG_API int mimg_create_flags(const char *path, const char *format,
+			       uint64_t size, const struct mimg_opt *opts,
+			       size_t nopts, unsigned flags);
+
 /* Parse "a=b,c=d" (qemu-img's -o syntax; ",," is a literal comma) into a
  * newly allocated array.  Free with mimg_opts_free().  Returns the number of
  * options or a negative errno. */
@@ -194,6 +211,22 @@ MIMG_API const char *mimg_filename(const struct mimg *img);
 MIMG_API bool mimg_is_read_only(const struct mimg *img);
 /* The opened backing image, or NULL.  Owned by IMG. */
 MIMG_API struct mimg *mimg_backing(const struct mimg *img);
+/*
+ * Record NAME as IMG's backing file and FMT as its format, in IMG's
+ * metadata only (qemu-img rebase -u): no data is copied and NAME is
+ * neither opened nor checked.  NAME NULL or "" removes the backing file
+ * (FMT must then be NULL or ""); FMT NULL or "" records no format.  NAME
+ * is stored as given (relative names resolve against IMG's directory when
+ * it is next opened).  The backing chain already open under IMG
+ * (mimg_backing) is unchanged until IMG is reopened.  The header is
+ * rewritten in one write: a crash leaves the old or the new name.
+ * Errors: -EROFS (IMG read-only), -ENOTSUP (the format cannot record a
+ * backing file: raw, VMDK), -EINVAL (NAME or FMT too long, a json: NAME,
+ * FMT without NAME), -ENOSPC (the names do not fit in the header
+ * cluster), host I/O errors.  Not concurrent with any other call on IMG.
+ */
+MIMG_API int mimg_set_backing(struct mimg *img, const char *name,
+			      const char *fmt);
 /* Allocation granularity (cluster/grain size), or 0 when not meaningful. */
 MIMG_API uint32_t mimg_cluster_size(const struct mimg *img);
 /* True when freshly created images of this one's kind read as zeroes

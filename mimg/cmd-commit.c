@@ -1,0 +1,356 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * mimg commit: copy what an overlay (and the layers between it and the
+ * base) defines into its backing file, then empty the overlay as qemu-img
+ * does, so that it reads everything from the base again.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+#define COMMIT_CHUNK (2u << 20)
+
+static void commit_help(void)
+{
+	printf("Usage: mimg commit [-f fmt] [-t cache] [-b base] [-r rate] "
+	       "[-d] [-p] [-q] FILE\n"
+	       "\n"
+	       "Write the data FILE and the images between it and BASE "
+	       "define into BASE\n(default: FILE's backing file), then empty "
+	       "FILE so it reads all of it\nfrom there.\n"
+	       "\n"
+	       "  -f FMT        FILE's format (default: probe)\n"
+	       "  -b BASE       the image of FILE's backing chain to commit "
+	       "into; FILE is\n"
+	       "                then left as it is\n"
+	       "  -d            do not empty FILE\n"
+	       "  -t CACHE      cache mode of BASE (writeback, unsafe, none, "
+	       "writethrough,\n"
+	       "                directsync)\n"
+	       "  -r RATE       accepted for compatibility, not applied\n"
+	       "  -p            show progress\n"
+	       "  -q            quiet\n"
+	       "  -h, --help    this help\n");
+}
+
+struct commit {
+	const char *file, *fmt, *base_name;
+	unsigned base_flags;
+	bool keep, progress, quiet;
+	struct mimg *top, *base; /* base: a writable handle of its own */
+	int base_depth;
+	uint8_t *buf;
+};
+
+static bool same_file(const char *a, const char *b)
+{
+	struct stat sa, sb;
+	return stat(a, &sa) == 0 && stat(b, &sb) == 0 &&
+	       sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* Find the base in TOP's chain: -b names it (as a path, or relative to
+ * FILE's directory as backing names are), else the backing file. */
+static int find_base(struct commit *c, struct mimg **nodep)
+{
+	struct mimg *b = mimg_backing(c->top);
+	if (!c->base_name) {
+		if (!b)
+			return cli_error("Image does not have a backing file");
+		*nodep = b;
+		c->base_depth = 1;
+		return 0;
+	}
+	char *rel = cli_relative_to(c->file, c->base_name);
+	if (!rel)
+		return cli_error("out of memory");
+	for (int depth = 1; b; b = mimg_backing(b), depth++) {
+		if (same_file(mimg_filename(b), c->base_name) ||
+		    same_file(mimg_filename(b), rel)) {
+			free(rel);
+			*nodep = b;
+			c->base_depth = depth;
+			return 0;
+		}
+	}
+	free(rel);
+	return cli_error("Did not find '%s' in the backing chain of '%s'",
+			 c->base_name, c->file);
+}
+
+static int copy_run(struct commit *c, uint64_t off, uint64_t len,
+		    unsigned st)
+{
+	if (st & MIMG_BS_ZERO) {
+		if (mimg_pwrite_zeroes(c->base, off, len,
+				       MIMG_ZERO_MAY_UNMAP) < 0)
+			return -1;
+		return 0;
+	}
+	while (len) {
+		size_t n = len < COMMIT_CHUNK ? (size_t)len : COMMIT_CHUNK;
+		ssize_t got = mimg_pread(c->top, c->buf, n, off);
+		if (got < 0)
+			return -1;
+		if ((size_t)got < n)
+			memset(c->buf + got, 0, n - (size_t)got);
+		if (mimg_pwrite(c->base, c->buf, n, off) < 0)
+			return -1;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* Copy every run some layer above the base defines. */
+static int commit_data(struct commit *c)
+{
+	uint64_t size = mimg_size(c->top), off = 0;
+	struct cli_progress prog;
+	int r = 0;
+
+	if (mimg_size(c->base) < size &&
+	    mimg_truncate(c->base, size, MIMG_PREALLOC_OFF) < 0)
+		return cli_error("Top image %s is larger than its base image; "
+				 "could not grow the base: %s", c->file,
+				 mimg_errmsg());
+	if (!(c->buf = malloc(COMMIT_CHUNK)))
+		return cli_error("out of memory");
+	cli_progress_init(&prog, c->progress && !c->quiet);
+	while (off < size) {
+		uint64_t pnum;
+		unsigned st;
+		int depth;
+		if (mimg_block_status_chain(c->top, off, size - off, &pnum, &st,
+					    &depth) < 0 ||
+		    ((st & MIMG_BS_ALLOCATED) && depth < c->base_depth &&
+		     copy_run(c, off, pnum, st) < 0)) {
+			r = cli_error("Block job failed: %s", mimg_errmsg());
+			break;
+		}
+		off += pnum;
+		cli_progress_cb(&prog, off, size);
+	}
+	cli_progress_end(&prog);
+	return r;
+}
+
+static const struct mimg_value *data_member(const struct mimg_value *info,
+					    const char *key)
+{
+	const struct mimg_value *fs = mimg_value_get(info, "format-specific");
+	const struct mimg_value *d = fs ? mimg_value_get(fs, "data") : NULL;
+	return d ? mimg_value_get(d, key) : NULL;
+}
+
+/* Add KEY=VALUE to the option list (at most OPT_MAX). */
+#define OPT_MAX 10
+struct optlist {
+	struct mimg_opt o[OPT_MAX];
+	char num[3][24];
+	size_t n;
+};
+static void add_opt(struct optlist *l, const char *key, const char *value)
+{
+	if (l->n < OPT_MAX && value) {
+		l->o[l->n].key = key;
+		l->o[l->n].value = value;
+		l->n++;
+	}
+}
+static const char *bool_opt(const struct mimg_value *v)
+{
+	if (!v || v->type != MIMG_VALUE_BOOL)
+		return NULL;
+	return v->v.b ? "on" : "off";
+}
+static const char *str_opt(const struct mimg_value *v)
+{
+	return v && v->type == MIMG_VALUE_STRING ? v->v.s : NULL;
+}
+static const char *num_opt(struct optlist *l, int slot,
+			   const struct mimg_value *v)
+{
+	if (!v || (v->type != MIMG_VALUE_INT && v->type != MIMG_VALUE_UINT))
+		return NULL;
+	snprintf(l->num[slot], sizeof(l->num[slot]), "%llu",
+		 (unsigned long long)(v->type == MIMG_VALUE_INT
+					      ? (uint64_t)v->v.i
+					      : v->v.u));
+	return l->num[slot];
+}
+
+/* Whether an emptied copy could lose something: internal snapshots,
+ * persistent bitmaps or an external data file live in the image. */
+static bool holds_more_than_data(const struct mimg_value *info)
+{
+	const struct mimg_value *snaps = mimg_value_get(info, "snapshots");
+	return (snaps && snaps->type == MIMG_VALUE_ARRAY && snaps->v.list.n) ||
+	       data_member(info, "bitmaps") || data_member(info, "data-file");
+}
+
+/* Make the now committed FILE empty: a fresh qcow2 image with the same
+ * properties and backing file, created beside it and renamed over it, so
+ * that a crash leaves either the old or the empty image (both read as the
+ * base does now).  Returns 1 when the image was left as it is because it
+ * holds more than data, 2 when its format is never emptied. */
+static int empty_top(const char *path, const char *fmt)
+{
+	struct mimg *img;
+	struct mimg_value *info = NULL;
+	struct optlist l = {.n = 0};
+	char tmp[PATH_MAX];
+	struct stat st;
+	int fd, r = -1;
+
+	if (mimg_open(&img, path, fmt, MIMG_OPEN_NO_BACKING) < 0)
+		return cli_error("%s", mimg_errmsg());
+	/* qemu-img empties only qcow2 overlays (VMDK ones keep their data,
+	 * which now equals the base's). */
+	if (strcmp(mimg_format(img), "qcow2") != 0) {
+		mimg_close(img);
+		return 2;
+	}
+	if (mimg_info(img, &info) < 0 || holds_more_than_data(info)) {
+		mimg_value_free(info);
+		mimg_close(img);
+		return 1;
+	}
+	add_opt(&l, "compat", str_opt(data_member(info, "compat")));
+	add_opt(&l, "cluster_size",
+		num_opt(&l, 0, mimg_value_get(info, "cluster-size")));
+	add_opt(&l, "refcount_bits",
+		num_opt(&l, 1, data_member(info, "refcount-bits")));
+	add_opt(&l, "lazy_refcounts",
+		bool_opt(data_member(info, "lazy-refcounts")));
+	add_opt(&l, "extended_l2", bool_opt(data_member(info, "extended-l2")));
+	add_opt(&l, "compression_type",
+		str_opt(data_member(info, "compression-type")));
+	add_opt(&l, "backing_file",
+		str_opt(mimg_value_get(info, "backing-filename")));
+	add_opt(&l, "backing_fmt",
+		str_opt(mimg_value_get(info, "backing-filename-format")));
+	uint64_t size = mimg_size(img);
+	mimg_close(img);
+
+	if (stat(path, &st) != 0 ||
+	    snprintf(tmp, sizeof(tmp), "%s.emptyXXXXXX", path) >=
+		    (int)sizeof(tmp) ||
+	    (fd = mkstemp(tmp)) < 0) {
+		mimg_value_free(info);
+		return cli_error("could not empty '%s': %s", path,
+				 strerror(errno));
+	}
+	if (mimg_create_flags(tmp, "qcow2", size, l.o, l.n,
+			      MIMG_CREATE_UNSAFE_BACKING) < 0) {
+		cli_error("could not empty '%s': %s", path, mimg_errmsg());
+	} else if (fchmod(fd, st.st_mode & 07777) != 0 ||
+		   (fchown(fd, st.st_uid, st.st_gid) != 0 && errno != EPERM) ||
+		   fsync(fd) != 0 || rename(tmp, path) != 0) {
+		cli_error("could not empty '%s': %s", path, strerror(errno));
+	} else {
+		r = 0;
+	}
+	close(fd);
+	if (r != 0)
+		unlink(tmp);
+	mimg_value_free(info);
+	return r;
+}
+
+static int run_commit(struct commit *c)
+{
+	struct mimg *node = NULL;
+	if (mimg_open(&c->top, c->file, c->fmt, 0) < 0)
+		return cli_error("%s", mimg_errmsg());
+	if (find_base(c, &node) != 0)
+		return EXIT_ERR;
+	/* The base gets a writable handle of its own, with its backing
+	 * chain: a write into part of one of its clusters copies the rest
+	 * from there.  The read-only handle in the top's chain is only read
+	 * where the base defines the content, which is not written. */
+	if (mimg_open(&c->base, mimg_filename(node), mimg_format(node),
+		      MIMG_OPEN_RDWR | c->base_flags) < 0)
+		return cli_error("%s", mimg_errmsg());
+	if (commit_data(c) != 0)
+		return EXIT_ERR;
+	int r = mimg_close(c->base);
+	c->base = NULL;
+	if (r < 0)
+		return cli_error("%s", mimg_errmsg());
+	return 0;
+}
+
+int cmd_commit(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct commit c = {.file = NULL};
+	int opt, status = EXIT_ERR;
+	uint64_t rate;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, ":hf:t:b:dpqr:", longopts,
+				  NULL)) != -1) {
+		switch (opt) {
+		case 'f': c.fmt = optarg; break;
+		case 'b': c.base_name = optarg; break;
+		case 'd': c.keep = true; break;
+		case 'p': c.progress = true; break;
+		case 'q': c.quiet = true; break;
+		case 't':
+			if (cli_cache_flags(optarg, &c.base_flags) != 0)
+				return EXIT_ERR;
+			break;
+		case 'r':
+			if (mimg_parse_size(optarg, &rate) < 0)
+				return cli_error("Invalid rate limit "
+						 "specified");
+			break;
+		case 'h': commit_help(); return EXIT_OK;
+		case ':':
+			return cli_usage_error("commit", "option requires an "
+					       "argument -- '%c'", optopt);
+		default:
+			if (optopt)
+				return cli_usage_error("commit", "invalid option "
+						       "-- '%c'", optopt);
+			return cli_usage_error("commit", "unrecognized option "
+					       "'%s'", argv[optind - 1]);
+		}
+	}
+	if (argc - optind != 1)
+		return cli_usage_error("commit", "Expecting one image file "
+				       "name");
+	c.file = argv[optind];
+	if (run_commit(&c) == 0)
+		status = EXIT_OK;
+	free(c.buf);
+	mimg_close(c.base);
+	if (c.top)
+		mimg_close(c.top);
+	c.top = NULL;
+	/* With -b the overlay is left as it is, as qemu-img leaves it. */
+	if (status == EXIT_OK && !c.keep && !c.base_name) {
+		int r = empty_top(c.file, c.fmt);
+		if (r < 0)
+			status = EXIT_ERR;
+		else if (r == 1 && !c.quiet)
+			fprintf(stderr, "%s: %s holds snapshots, bitmaps or "
+				"an external data file: it was not emptied\n",
+				cli_prog, c.file);
+	}
+	if (status == EXIT_OK && !c.quiet)
+		printf("Image committed.\n");
+	return status;
+}

@@ -1,0 +1,555 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * mimg measure: how large a new image of a format would be, for a given
+ * virtual size or to hold an existing image's content, by qemu-img 7.2's
+ * rules (so that numbers that tools allocate volumes by are the same):
+ * "required" counts the metadata of a fully allocated image plus the
+ * clusters holding data; "fully-allocated" every cluster.
+ */
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+#define QCOW2_MAX_L1_BYTES (32u << 20)
+
+static void measure_help(void)
+{
+	printf("Usage: mimg measure [--output human|json] [-O fmt] [-o opts] "
+	       "[--size N | [-f fmt] [-l snapshot] FILE]\n"
+	       "\n"
+	       "Print the size a new image of format FMT (raw or qcow2) needs: "
+	       "for N bytes\nof virtual size, or to hold FILE's content.\n"
+	       "\n"
+	       "  -O FMT            the new image's format (default raw)\n"
+	       "  -o OPTS           its creation options (cluster_size, "
+	       "compat,\n"
+	       "                    refcount_bits, extended_l2, "
+	       "preallocation, backing_file)\n"
+	       "  --size N          virtual size (suffixes k, M, G, T, P, E)\n"
+	       "  -f FMT            FILE's format (default: probe)\n"
+	       "  -l SNAPSHOT       measure FILE's internal snapshot SNAPSHOT\n"
+	       "  --output FMT      human (default) or json\n"
+	       "  -h, --help        this help\n");
+}
+
+/* What the new image is to be, from -O and -o. */
+struct target {
+	bool qcow2;
+	uint64_t cluster_size;
+	unsigned refcount_order;
+	int version;
+	bool extended_l2, backing, prealloc_all;
+};
+
+struct measure {
+	uint64_t required, fully_allocated, bitmaps;
+	bool has_bitmaps;
+};
+
+static uint64_t round_up(uint64_t v, uint64_t a)
+{
+	return (v + a - 1) / a * a;
+}
+
+static uint64_t div_up(uint64_t v, uint64_t d)
+{
+	return (v + d - 1) / d;
+}
+
+/* A value of the wrong type: qemu-img's two messages. */
+static int bad_value(const char *key, const char *expects)
+{
+	cli_error("Parameter '%s' expects %s", key, expects);
+	return cli_error("Invalid options for file format 'qcow2'");
+}
+
+static int parse_bool_opt(const char *key, const char *v, bool *out)
+{
+	if (strcmp(v, "on") == 0 || strcmp(v, "true") == 0)
+		*out = true;
+	else if (strcmp(v, "off") == 0 || strcmp(v, "false") == 0)
+		*out = false;
+	else
+		return bad_value(key, "'on' or 'off'");
+	return 0;
+}
+
+static int qcow2_opt(struct target *t, const char *key, const char *v,
+		     bool *have_cs, uint64_t *refbits)
+{
+	if (strcmp(key, "cluster_size") == 0) {
+		if (mimg_parse_size(v, &t->cluster_size) < 0)
+			return bad_value(key, "a non-negative number below 2^64\n"
+				"Optional suffix k, M, G, T, P or E means kilo-, "
+				"mega-, giga-, tera-, peta-\nand exabytes, "
+				"respectively.");
+		if (t->cluster_size < 512 || t->cluster_size > (2u << 20) ||
+		    (t->cluster_size & (t->cluster_size - 1)))
+			return cli_error("Cluster size must be a power of two "
+					 "between 512 and 2048k");
+		*have_cs = true;
+	} else if (strcmp(key, "compat") == 0) {
+		if (strcmp(v, "0.10") == 0 || strcmp(v, "v2") == 0)
+			t->version = 2;
+		else if (strcmp(v, "1.1") == 0 || strcmp(v, "v3") == 0)
+			t->version = 3;
+		else
+			return cli_error("Invalid compatibility level: '%s'",
+					 v);
+	} else if (strcmp(key, "refcount_bits") == 0) {
+		char *end;
+		*refbits = strtoull(v, &end, 10);
+		if (*end || end == v)
+			return bad_value(key, "a number");
+		if (!*refbits || *refbits > 64 ||
+		    (*refbits & (*refbits - 1)))
+			return cli_error("Refcount width must be a power of two "
+					 "and may not exceed 64 bits");
+	} else if (strcmp(key, "extended_l2") == 0) {
+		return parse_bool_opt(key, v, &t->extended_l2);
+	} else if (strcmp(key, "preallocation") == 0) {
+		if (strcmp(v, "full") == 0 || strcmp(v, "falloc") == 0)
+			t->prealloc_all = true;
+		else if (strcmp(v, "off") && strcmp(v, "metadata"))
+			return cli_error("invalid parameter value: %s", v);
+	} else if (strcmp(key, "backing_file") == 0) {
+		t->backing = *v != 0;
+	} else if (strcmp(key, "encrypt.format") == 0) {
+		return cli_error("encrypted qcow2 images are not supported");
+	} else if (strcmp(key, "lazy_refcounts") == 0) {
+		bool b;
+		return parse_bool_opt(key, v, &b);
+	} else if (strcmp(key, "size") && strcmp(key, "backing_fmt") &&
+		   strcmp(key, "compression_type") && strcmp(key, "encryption") &&
+		   strcmp(key, "data_file") && strcmp(key, "data_file_raw")) {
+		cli_error("Invalid parameter '%s'", key);
+		return cli_error("Invalid options for file format 'qcow2'");
+	}
+	return 0;
+}
+
+/* Apply -o to T, with qemu-img's checks and messages. */
+static int parse_target(const char *fmt, const char *text, struct target *t)
+{
+	struct mimg_opt *opts = NULL;
+	int n = 0, r = 0;
+	bool have_cs = false;
+	uint64_t refbits = 16;
+
+	*t = (struct target){.cluster_size = 65536, .version = 3};
+	if (strcmp(fmt, "qcow2") == 0) {
+		t->qcow2 = true;
+	} else if (strcmp(fmt, "raw") != 0) {
+		for (const char *const *f = mimg_formats(); *f; f++)
+			if (strcmp(*f, fmt) == 0)
+				return cli_error("Block driver '%s' does not "
+						 "support size measurement",
+						 fmt);
+		return cli_error("Unknown file format '%s'", fmt);
+	}
+	if (text && (n = mimg_opts_parse(text, &opts)) < 0)
+		return cli_error("%s", mimg_errmsg());
+	for (int i = 0; i < n && r == 0; i++) {
+		const char *k = opts[i].key, *v = opts[i].value;
+		if (t->qcow2)
+			r = qcow2_opt(t, k, v, &have_cs, &refbits);
+		else if (strcmp(k, "preallocation") == 0 &&
+			 strcmp(v, "off") && strcmp(v, "falloc") &&
+			 strcmp(v, "full"))
+			r = cli_error("invalid parameter value: %s", v);
+		else if (strcmp(k, "preallocation") && strcmp(k, "size")) {
+			cli_error("Invalid parameter '%s'", k);
+			r = cli_error("Invalid options for file format 'raw'");
+		}
+	}
+	mimg_opts_free(opts, n > 0 ? (size_t)n : 0);
+	if (r != 0 || !t->qcow2)
+		return r;
+	if (t->extended_l2 && t->cluster_size < 16384)
+		return cli_error("Extended L2 entries are only supported with "
+				 "cluster sizes of at least 16384 bytes");
+	if (t->version == 2 && refbits != 16)
+		return cli_error("Different refcount widths than 16 bits "
+				 "require compatibility level 1.1 or above "
+				 "(use compat=1.1 or greater)");
+	while ((1ull << t->refcount_order) < refbits)
+		t->refcount_order++;
+	return 0;
+}
+
+/* Refcount table and block clusters needed to count CLUSTERS host
+ * clusters and themselves: iterate until adding them needs no more. */
+static uint64_t refcount_meta(uint64_t clusters, const struct target *t)
+{
+	uint64_t per_block = t->cluster_size * 8 >> t->refcount_order;
+	uint64_t per_table = t->cluster_size / 8;
+	uint64_t blocks = 0, table = 0, n = 0, last;
+	do {
+		last = n;
+		blocks = div_up(clusters + table + blocks, per_block);
+		table = div_up(blocks, per_table);
+		n = clusters + blocks + table;
+	} while (n != last);
+	return (blocks + table) * t->cluster_size;
+}
+
+/* Every cluster of a fully allocated image of SIZE (cluster-aligned)
+ * bytes: header, L2 and L1 tables, refcount metadata, data. */
+static uint64_t qcow2_full_size(uint64_t size, const struct target *t)
+{
+	uint64_t cs = t->cluster_size, l2e = t->extended_l2 ? 16 : 8;
+	uint64_t meta = cs;
+	uint64_t nl2e = round_up(size / cs, cs / l2e);
+	meta += nl2e * l2e;
+	uint64_t nl1e = round_up(nl2e * l2e / cs, cs / 8);
+	meta += nl1e * 8;
+	meta += refcount_meta((meta + size) / cs, t);
+	return meta + size;
+}
+
+/* A qcow2 layer whose host file holds much less than its refcounts say
+ * was preallocated with metadata: qemu-img then asks the host file which
+ * parts of its data clusters are holes, and counts those as zeroes.  The
+ * test is qemu's: clusters in use (here: up to the end of the file)
+ * against the file's allocated bytes, with a margin of a ninth. */
+struct layer {
+	int fd;
+	bool holes_are_zero;
+	uint64_t file_size;
+};
+
+static void layer_probe(struct mimg *img, struct layer *l)
+{
+	struct stat st;
+	uint64_t cs = mimg_cluster_size(img);
+	l->fd = -1;
+	l->holes_are_zero = false;
+	if (strcmp(mimg_format(img), "qcow2") != 0 || !cs ||
+	    (l->fd = open(mimg_filename(img), O_RDONLY | O_CLOEXEC)) < 0 ||
+	    fstat(l->fd, &st) != 0)
+		return;
+	uint64_t real = (uint64_t)st.st_blocks * 512 / cs;
+	uint64_t threshold = real * 10 / 9 > real + 2 ? real * 10 / 9
+						       : real + 2;
+	l->file_size = (uint64_t)st.st_size;
+	l->holes_are_zero = div_up(l->file_size, cs) >= threshold;
+}
+
+/* Of the data run at host offset HOST (LEN bytes) in layer L: the length
+ * of its first part and whether that part is a hole (reads as zeroes). */
+static uint64_t host_run(const struct layer *l, uint64_t host, uint64_t len,
+			 bool *hole)
+{
+	*hole = true;
+	if (host >= l->file_size)
+		return len;
+	off_t data = lseek(l->fd, (off_t)host, SEEK_DATA);
+	if (data < 0) /* a hole up to the end of the file: all zeroes */
+		return len;
+	if ((uint64_t)data > host) {
+		uint64_t n = (uint64_t)data - host;
+		return n < len ? n : len;
+	}
+	*hole = false;
+	off_t end = lseek(l->fd, (off_t)host, SEEK_HOLE);
+	if (end < 0 || (uint64_t)end <= host)
+		return len;
+	uint64_t n = (uint64_t)end - host;
+	return n < len ? n : len;
+}
+
+/* Trim the data run [OFF, OFF+*PNUM) defined by layer DEPTH to what the
+ * host file says, when that layer asks for it; *ZERO when it is a hole. */
+static int refine_run(struct mimg *top, struct layer *layers, int depth,
+		      uint64_t off, uint64_t *pnum, bool *zero)
+{
+	struct mimg *img = top;
+	for (int i = 0; i < depth && img; i++)
+		img = mimg_backing(img);
+	*zero = false;
+	if (!img || depth >= MIMG_MAX_CHAIN_DEPTH + 1)
+		return 0;
+	struct layer *l = &layers[depth];
+	if (l->fd == -2)
+		layer_probe(img, l);
+	if (!l->holes_are_zero)
+		return 0;
+	/* One cluster at a time: host offsets are contiguous within it. */
+	uint64_t cs = mimg_cluster_size(img), n = cs - off % cs, p, host;
+	unsigned st;
+	if (n > *pnum)
+		n = *pnum;
+	if (mimg_block_status(img, off, n, &p, &st, &host) < 0)
+		return cli_error("%s", mimg_errmsg());
+	if (!(st & MIMG_BS_OFFSET_VALID) || (st & MIMG_BS_COMPRESSED))
+		return 0;
+	*pnum = host_run(l, host, p, zero);
+	return 0;
+}
+
+/* Bytes of IMG's chain in clusters that hold data, as qemu-img counts
+ * them: a data run is extended to its cluster's end, and the part of its
+ * first cluster before it is added. */
+static int data_bytes(struct mimg *img, uint64_t cs, uint64_t *out)
+{
+	struct layer layers[MIMG_MAX_CHAIN_DEPTH + 1];
+	uint64_t size = mimg_size(img), off = 0, pnum, req = 0;
+	unsigned st;
+	int depth, r = 0;
+
+	for (size_t i = 0; i < sizeof(layers) / sizeof(layers[0]); i++)
+		layers[i].fd = -2; /* not probed yet */
+	while (off < size) {
+		bool zero = false;
+		if (mimg_block_status_chain(img, off, size - off, &pnum, &st,
+					    &depth) < 0) {
+			r = cli_error("%s", mimg_errmsg());
+			break;
+		}
+		if (!(st & MIMG_BS_ZERO) &&
+		    (st & (MIMG_BS_DATA | MIMG_BS_ALLOCATED)) ==
+			    (MIMG_BS_DATA | MIMG_BS_ALLOCATED)) {
+			if ((r = refine_run(img, layers, depth, off, &pnum,
+					    &zero)) != 0)
+				break;
+			if (!zero) {
+				pnum = round_up(off + pnum, cs) - off;
+				req += off % cs + pnum;
+			}
+		}
+		off += pnum;
+	}
+	for (size_t i = 0; i < sizeof(layers) / sizeof(layers[0]); i++)
+		if (layers[i].fd >= 0)
+			close(layers[i].fd);
+	*out = req;
+	return r;
+}
+
+static const struct mimg_value *fs_data(const struct mimg_value *info,
+					const char *key)
+{
+	const struct mimg_value *fs = mimg_value_get(info, "format-specific");
+	const struct mimg_value *d = fs ? mimg_value_get(fs, "data") : NULL;
+	return d ? mimg_value_get(d, key) : NULL;
+}
+
+/* Space the source's persistent bitmaps take in a new qcow2 image with
+ * clusters of CS bytes; false when the source cannot have any. */
+static bool bitmaps_size(struct mimg *img, uint64_t cs, uint64_t *out)
+{
+	struct mimg_value *info = NULL;
+	const struct mimg_value *compat, *bms;
+	uint64_t total = 0, dir = 0;
+	bool ok = false;
+
+	if (strcmp(mimg_format(img), "qcow2") != 0 ||
+	    mimg_info(img, &info) < 0)
+		goto out;
+	compat = fs_data(info, "compat");
+	if (!compat || compat->type != MIMG_VALUE_STRING ||
+	    strcmp(compat->v.s, "0.10") == 0)
+		goto out;
+	ok = true;
+	bms = fs_data(info, "bitmaps");
+	for (size_t i = 0; bms && bms->type == MIMG_VALUE_ARRAY &&
+			   i < bms->v.list.n; i++) {
+		const struct mimg_value *b = &bms->v.list.items[i];
+		const struct mimg_value *name = mimg_value_get(b, "name");
+		const struct mimg_value *gran = mimg_value_get(b, "granularity");
+		if (!name || name->type != MIMG_VALUE_STRING || !gran ||
+		    gran->type != MIMG_VALUE_UINT || !gran->v.u)
+			continue;
+		uint64_t bytes = div_up(div_up(mimg_size(img), gran->v.u), 8);
+		uint64_t clusters = div_up(bytes, cs);
+		total += clusters * cs + round_up(clusters * 8, cs);
+		dir += round_up(24 + strlen(name->v.s), 8);
+	}
+	total += round_up(dir, cs);
+	*out = total;
+out:
+	mimg_value_free(info);
+	return ok;
+}
+
+static int measure(const struct target *t, struct mimg *img, uint64_t size,
+		   struct measure *m)
+{
+	if (!t->qcow2) {
+		m->required = m->fully_allocated =
+			img ? mimg_size(img) : round_up(size, 512);
+		return 0;
+	}
+	uint64_t cs = t->cluster_size, l2e = t->extended_l2 ? 16 : 8;
+	uint64_t vsize = round_up(size, cs), req = 0;
+	if (div_up(vsize / cs, cs / l2e) * l2e > QCOW2_MAX_L1_BYTES)
+		return cli_error("The image size is too large (try using a "
+				 "larger cluster size)");
+	if (img) {
+		vsize = round_up(mimg_size(img), cs);
+		/* A new backing file may share nothing with the source. */
+		if (t->backing)
+			req = vsize;
+		else if (data_bytes(img, cs, &req) != 0)
+			return EXIT_ERR;
+	}
+	if (t->prealloc_all)
+		req = vsize;
+	m->fully_allocated = qcow2_full_size(vsize, t);
+	m->required = m->fully_allocated - vsize + req;
+	m->has_bitmaps = t->version >= 3 && img &&
+			 bitmaps_size(img, cs, &m->bitmaps);
+	return 0;
+}
+
+static void print_measure(const struct measure *m, enum output_format of)
+{
+	if (of == OUTPUT_JSON) {
+		/* qemu-img's member order */
+		printf("{\n");
+		if (m->has_bitmaps)
+			printf("    \"bitmaps\": %" PRIu64 ",\n", m->bitmaps);
+		printf("    \"required\": %" PRIu64 ",\n"
+		       "    \"fully-allocated\": %" PRIu64 "\n}\n",
+		       m->required, m->fully_allocated);
+		return;
+	}
+	printf("required size: %" PRIu64 "\nfully allocated size: %" PRIu64
+	       "\n", m->required, m->fully_allocated);
+	if (m->has_bitmaps)
+		printf("bitmaps size: %" PRIu64 "\n", m->bitmaps);
+}
+
+/* "-l snapshot.name=X", "-l snapshot.id=X" or "-l X". */
+static const char *snapshot_name(const char *arg)
+{
+	if (strncmp(arg, "snapshot.name=", 14) == 0)
+		return arg + 14;
+	if (strncmp(arg, "snapshot.id=", 12) == 0)
+		return arg + 12;
+	return arg;
+}
+
+struct measure_args {
+	const char *out_fmt, *in_fmt, *snapshot, *size_text, *file;
+	char *opts_text;
+	enum output_format of;
+};
+
+static int add_opts(struct measure_args *a, const char *text)
+{
+	size_t old = a->opts_text ? strlen(a->opts_text) : 0;
+	char *t = realloc(a->opts_text, old + strlen(text) + 2);
+	if (!t)
+		return cli_error("out of memory");
+	if (old)
+		t[old++] = ',';
+	strcpy(t + old, text);
+	a->opts_text = t;
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct measure_args *a)
+{
+	enum { OPT_OUTPUT = 256, OPT_SIZE };
+	static const struct option longopts[] = {
+		{"help", no_argument, NULL, 'h'},
+		{"output", required_argument, NULL, OPT_OUTPUT},
+		{"size", required_argument, NULL, OPT_SIZE},
+		{"force-share", no_argument, NULL, 'U'},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":hf:O:o:l:U", longopts, NULL)) !=
+	       -1) {
+		switch (c) {
+		case 'f': a->in_fmt = optarg; break;
+		case 'O': a->out_fmt = optarg; break;
+		case 'o':
+			if (add_opts(a, optarg) != 0)
+				return EXIT_ERR;
+			break;
+		case 'l': a->snapshot = snapshot_name(optarg); break;
+		case 'U': break;
+		case OPT_OUTPUT:
+			if (!cli_parse_output(optarg, &a->of))
+				return EXIT_ERR;
+			break;
+		case OPT_SIZE: a->size_text = optarg; break;
+		case 'h': measure_help(); return -1;
+		case ':':
+			return cli_usage_error("measure", "option requires an "
+					       "argument -- '%c'", optopt);
+		default:
+			if (optopt)
+				return cli_usage_error("measure", "invalid option "
+						       "-- '%c'", optopt);
+			return cli_usage_error("measure", "unrecognized option "
+					       "'%s'", argv[optind - 1]);
+		}
+	}
+	if (argc - optind > 1)
+		return cli_error("At most one filename argument is allowed.");
+	a->file = optind < argc ? argv[optind] : NULL;
+	if (a->file && a->size_text)
+		return cli_error("--size N cannot be used together with a "
+				 "filename.");
+	if (!a->file && !a->size_text)
+		return cli_error("Either --size N or one filename must be "
+				 "specified.");
+	if (!a->file && (a->in_fmt || a->snapshot))
+		return cli_error("--image-opts, -f, and -l require a filename "
+				 "argument.");
+	return 0;
+}
+
+int cmd_measure(int argc, char **argv)
+{
+	struct measure_args a = {.out_fmt = "raw", .of = OUTPUT_HUMAN};
+	struct target t;
+	struct measure m = {0};
+	struct mimg *img = NULL;
+	uint64_t size = 0;
+	int status = EXIT_ERR, r;
+
+	if ((r = parse_args(argc, argv, &a)) != 0) {
+		free(a.opts_text);
+		return r < 0 ? EXIT_OK : EXIT_ERR;
+	}
+	if (a.size_text && mimg_parse_size(a.size_text, &size) < 0) {
+		/* two lines, as qemu-img prints it */
+		cli_error("Invalid image size specified. You may use k, M, G, "
+			  "T, P or E suffixes for");
+		cli_error("kilobytes, megabytes, gigabytes, terabytes, "
+			  "petabytes and exabytes.");
+		goto out;
+	}
+	if (parse_target(a.out_fmt, a.opts_text, &t) != 0)
+		goto out;
+	if (a.file) {
+		if (mimg_open(&img, a.file, a.in_fmt, 0) < 0) {
+			cli_error("%s", mimg_errmsg());
+			goto out;
+		}
+		if (a.snapshot && mimg_select_snapshot(img, a.snapshot) < 0) {
+			cli_error("Failed to load snapshot: %s", mimg_errmsg());
+			goto out;
+		}
+	}
+	if (measure(&t, img, size, &m) == 0) {
+		print_measure(&m, a.of);
+		status = EXIT_OK;
+	}
+out:
+	mimg_close(img);
+	free(a.opts_text);
+	return status;
+}
