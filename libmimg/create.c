@@ -55,12 +55,22 @@ static bool path_in_chain(const char *path, struct mimg *backing)
 int mimg_create(const char *path, const char *format, uint64_t size,
 		const struct mimg_opt *opts, size_t nopts)
 {
+	return mimg_create_secret(path, format, size, opts, nopts, NULL);
+}
+
+int mimg_create_secret(const char *path, const char *format, uint64_t size,
+		       const struct mimg_opt *opts, size_t nopts,
+		       const struct mimg_secret *secret)
+{
 	const struct mimg_driver *drv;
 	struct mimg *backing = NULL;
+	struct mimg_secret sec;
 	const char *bname, *bfmt;
 	int r;
 
 	mimg_err_clear();
+	if (secret && (r = mimg__secret_normalize(secret, &sec)) < 0)
+		return r;
 	if (!format)
 		return mimg_err(-EINVAL, "No format given for '%s'", path);
 	if (!(drv = mimg__find_driver(format)))
@@ -68,6 +78,9 @@ int mimg_create(const char *path, const char *format, uint64_t size,
 	if (!drv->create)
 		return mimg_err(-ENOTSUP, "Format '%s' does not support image "
 				"creation", format);
+	if (secret && !drv->create_secret)
+		return mimg_err(-ENOTSUP, "Format '%s' does not take a "
+				"secret", format);
 	if (size > (uint64_t)INT64_MAX)
 		return mimg_err(-EFBIG, "Image size must be less than 8 EiB!");
 
@@ -100,7 +113,9 @@ int mimg_create(const char *path, const char *format, uint64_t size,
 	/* Sizes are whole 512-byte sectors, as qemu-img rounds them. */
 	if (size % 512)
 		size += 512 - size % 512;
-	r = drv->create(path, size, opts, nopts, backing);
+	r = secret ? drv->create_secret(path, size, opts, nopts, backing,
+					&sec)
+		   : drv->create(path, size, opts, nopts, backing);
 	mimg_close(backing);
 	return r;
 }

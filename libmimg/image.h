@@ -33,6 +33,9 @@ struct mimg {
 	struct mimg *backing;	 /* opened backing image, or NULL */
 	char *backing_path;	 /* backing_name resolved */
 	struct mimg *top;	 /* the chain's top image (flags, policy) */
+	/* Only while the driver's open() runs: the caller's secret,
+	 * checked and with defaults filled in, or NULL. */
+	const struct mimg_secret *secret;
 };
 
 #endif

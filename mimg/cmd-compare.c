@@ -134,6 +134,7 @@ int cmd_compare(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{"force-share", no_argument, NULL, 'U'},
+		{"object", required_argument, NULL, OPT_OBJECT},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -152,6 +153,10 @@ int cmd_compare(int argc, char **argv)
 		case 'q': c.quiet = true; break;
 		case 's': c.strict = true; break;
 		case 'U': break;
+		case OPT_OBJECT:
+			if (cli_object_add(optarg) < 0)
+				return CMP_ERROR;
+			break;
 		case 'h': compare_help(); return CMP_SAME;
 		default:
 			cli_usage_error("compare", "invalid option");
@@ -162,8 +167,8 @@ int cmd_compare(int argc, char **argv)
 		cli_usage_error("compare", "Expecting two image file names");
 		return CMP_ERROR;
 	}
-	if (mimg_open(&c.a, argv[optind], fa, 0) < 0 ||
-	    mimg_open(&c.b, argv[optind + 1], fb, 0) < 0) {
+	if (cli_open(&c.a, argv[optind], fa, 0) < 0 ||
+	    cli_open(&c.b, argv[optind + 1], fb, 0) < 0) {
 		cmp_error();
 		goto out;
 	}

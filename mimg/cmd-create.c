@@ -50,6 +50,7 @@ static int push_opt(struct mimg_opt **opts, int *n, const char *key,
 int cmd_create(int argc, char **argv)
 {
 	static const struct option longopts[] = {
+		{"object", required_argument, NULL, OPT_OBJECT},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -82,6 +83,10 @@ int cmd_create(int argc, char **argv)
 			break;
 		}
 		case 'b': backing = optarg; break;
+		case OPT_OBJECT:
+			if (cli_object_add(optarg) < 0)
+				return EXIT_ERR;
+			break;
 		case 'F': backing_fmt = optarg; break;
 		case 'q': quiet = true; break;
 		case 'u':
@@ -151,7 +156,7 @@ int cmd_create(int argc, char **argv)
 			  argv[optind]);
 		goto out;
 	}
-	r = mimg_create(argv[optind], fmt, size, opts, (size_t)nopts);
+	r = cli_create(argv[optind], fmt, size, opts, (size_t)nopts);
 	if (r < 0)
 		goto err_msg;
 	if (!quiet) {
@@ -166,7 +171,7 @@ int cmd_create(int argc, char **argv)
 	status = EXIT_OK;
 	goto out;
 err_msg:
-	cli_error("%s", mimg_errmsg());
+	cli_error("%s", cli_errmsg());
 out:
 	free(size_copy);
 	mimg_opts_free(opts, (size_t)nopts);
