@@ -8,7 +8,7 @@ set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$ROOT/build}
 PACKAGES="meson ninja-build gcc pkg-config zlib1g-dev libzstd-dev libarchive-dev
-libssl-dev check qemu-utils python3"
+libssl-dev check qemu-utils python3 cryptsetup-bin python3-cryptography"
 
 missing_packages() {
 	for p in $PACKAGES; do
