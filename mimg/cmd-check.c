@@ -25,6 +25,8 @@ static void check_help(void)
 	       "  -r leaks|all    repair leaks, or leaks and corruptions\n"
 	       "  --output FMT    human (default) or json\n"
 	       "  -q              quiet\n"
+	       "  --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]\n"
+	       "                    a secret (LUKS passphrase)\n"
 	       "  -h, --help      this help\n");
 }
 

@@ -127,6 +127,8 @@ static void compare_help(void)
 	       "  -s        strict: sizes and allocation must match too\n"
 	       "  -p        progress on a terminal\n"
 	       "  -q        quiet\n"
+	       "  --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]\n"
+	       "                    a secret (LUKS passphrase)\n"
 	       "  -h        this help\n");
 }
 

@@ -46,6 +46,9 @@ static void convert_help(void)
 	       "  --target-is-zero  DST reads as zeroes (with -n)\n"
 	       "  --untrusted       refuse sources that refer to other "
 	       "files\n"
+	       "  --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]\n"
+	       "                    a secret (LUKS passphrase)\n"
+	       "  --image-opts      FILE is driver=FMT,file.filename=PATH,key-secret=ID\n"
 	       "  -h, --help        this help\n");
 }
 

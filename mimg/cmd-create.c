@@ -26,9 +26,17 @@ static void create_help(void)
 	       "directory)\n"
 	       "  -F FMT          backing file format (required with -b)\n"
 	       "  -q              quiet\n"
+	       "  --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]\n"
+	       "                    a secret (LUKS passphrase)\n"
 	       "  -h, --help      this help\n"
 	       "\n"
-	       "raw options: preallocation=off|falloc|full\n");
+	       "raw options: preallocation=off|falloc|full\n"
+	       "luks options: key-secret=ID (required, see --object), "
+	       "cipher-alg=aes-128|aes-192|aes-256,\n"
+	       "  cipher-mode=xts|cbc, ivgen-alg=plain64|plain|essiv, "
+	       "ivgen-hash-alg=sha256,\n"
+	       "  hash-alg=sha256|sha1|sha512, iter-time=MS (default "
+	       "2000)\n");
 }
 
 /* Append KEY=VALUE to the option array. */

@@ -26,6 +26,9 @@ static void info_help(void)
 	       "  -U, --force-share   accepted for qemu-img compatibility\n"
 	       "  --untrusted         refuse images that refer to other "
 	       "files\n"
+	       "  --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]\n"
+	       "                    a secret (LUKS passphrase)\n"
+	       "  --image-opts      FILE is driver=FMT,file.filename=PATH,key-secret=ID\n"
 	       "  -h, --help          this help\n");
 }
 
