@@ -28,7 +28,7 @@
 #include "value.h"
 
 #define SECTOR MIMG_CRYPTO_SECTOR
-#define CHUNK (1u << 20) /* bounce buffer per step of a request */
+#define CHUNK (1u << 20) /* most bounce buffer per step of a request */
 
 struct luks_state {
 	struct luks1_header hdr;
@@ -87,6 +87,7 @@ static int luks_open(struct mimg *img, unsigned flags)
 	if (pthread_mutex_init(&s->rmw_lock, NULL) != 0)
 		return mimg_err(-ENOMEM, "out of memory");
 	s->lock_ready = true;
+	img->locked = !img->secret;
 	if (img->secret && (r = luks_unlock(img, s)) < 0) {
 		pthread_mutex_destroy(&s->rmw_lock);
 		s->lock_ready = false;
@@ -134,22 +135,30 @@ static int write_sectors(struct mimg *img, uint8_t *buf, uint64_t start,
 	return mimg_file_pwrite(img->file, buf, len, s->payload + start);
 }
 
+/* A bounce buffer for a request of LEN bytes: whole sectors, room for a
+ * partial sector at each end, at most CHUNK. */
+static size_t bounce_size(size_t len)
+{
+	return (size_t)min_u64(CHUNK, align_down_u64(len, SECTOR) +
+					      2 * SECTOR);
+}
+
 static int luks_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
 		       uint64_t off, size_t len)
 {
+	size_t done = 0, bsize = bounce_size(len);
 	uint8_t *buf;
-	size_t done = 0;
 	int r;
 
 	if ((r = need_key(img)) < 0)
 		return r;
-	if (!(buf = malloc(CHUNK)))
+	if (!(buf = malloc(bsize)))
 		return mimg_err(-ENOMEM, "out of memory");
 	while (done < len && r == 0) {
 		uint64_t pos = off + done;
 		uint64_t start = align_down_u64(pos, SECTOR);
 		size_t skip = (size_t)(pos - start);
-		size_t n = min_u64(len - done, CHUNK - skip);
+		size_t n = min_u64(len - done, bsize - skip);
 		size_t span = (size_t)div_round_up_u64(skip + n, SECTOR) *
 			      SECTOR;
 		r = read_sectors(img, buf, start, span);
@@ -157,7 +166,7 @@ static int luks_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
 			iov_from_buf(iov, iovcnt, done, buf + skip, n);
 		done += n;
 	}
-	OPENSSL_cleanse(buf, CHUNK);
+	OPENSSL_cleanse(buf, bsize);
 	free(buf);
 	return r;
 }
@@ -195,22 +204,22 @@ static int write_step(struct mimg *img, const struct iovec *iov, int iovcnt,
 static int luks_pwritev(struct mimg *img, const struct iovec *iov,
 			int iovcnt, uint64_t off, size_t len)
 {
+	size_t done = 0, bsize = bounce_size(len);
 	uint8_t *buf;
-	size_t done = 0;
 	int r;
 
 	if ((r = need_key(img)) < 0)
 		return r;
-	if (!(buf = malloc(CHUNK)))
+	if (!(buf = malloc(bsize)))
 		return mimg_err(-ENOMEM, "out of memory");
 	while (done < len && r == 0) {
 		uint64_t pos = off + done;
 		size_t skip = (size_t)(pos % SECTOR);
-		size_t n = min_u64(len - done, CHUNK - skip);
+		size_t n = min_u64(len - done, bsize - skip);
 		r = write_step(img, iov, iovcnt, done, pos, n, buf);
 		done += n;
 	}
-	OPENSSL_cleanse(buf, CHUNK);
+	OPENSSL_cleanse(buf, bsize);
 	free(buf);
 	return r;
 }
@@ -224,12 +233,14 @@ static int luks_block_status(struct mimg *img, uint64_t off, uint64_t len,
 			     uint64_t *pnum, unsigned *status,
 			     uint64_t *host_off)
 {
-	struct luks_state *s = img->priv;
 	/* Every sector is ciphertext: even a hole in the host file decrypts
-	 * to noise, so all of it is data. */
+	 * to noise, so all of it is data.  No host offset: the bytes there
+	 * are not the guest's (qemu-img map prints none either). */
+	(void)img; (void)off;
 	*pnum = len;
-	*status = MIMG_BS_DATA | MIMG_BS_ALLOCATED | MIMG_BS_OFFSET_VALID;
-	*host_off = s->payload + off;
+	*status = MIMG_BS_DATA | MIMG_BS_ALLOCATED;
+	if (host_off)
+		*host_off = 0;
 	return 0;
 }
 

@@ -332,6 +332,11 @@ bool mimg_has_zero_init(const struct mimg *img)
 	       img->drv->has_zero_init((struct mimg *)img);
 }
 
+bool mimg_needs_secret(const struct mimg *img)
+{
+	return img->locked;
+}
+
 bool mimg_can_discard(const struct mimg *img)
 {
 	return !img->read_only && img->drv->discard != NULL;

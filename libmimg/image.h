@@ -28,6 +28,7 @@ struct mimg {
 	uint32_t cluster_size;	 /* 0 if not meaningful */
 	char *backing_name;	 /* as stored in the image, or NULL */
 	char *backing_fmt;	 /* stored backing format, or NULL */
+	bool locked;		 /* encrypted, opened without its key */
 
 	/* Set by the core. */
 	struct mimg *backing;	 /* opened backing image, or NULL */

@@ -58,6 +58,13 @@ int cli_object_add(const char *spec);
  * none was named, the only --object secret given. */
 int cli_open(struct mimg **imgp, const char *path, const char *format,
 	     unsigned flags);
+/* cli_open for describing only: an encrypted image opens without its
+ * secret (cli_open refuses it). */
+int cli_open_header(struct mimg **imgp, const char *path, const char *format,
+		    unsigned flags);
+/* cli_open with the secret ID (NULL: as cli_open). */
+int cli_open_id(struct mimg **imgp, const char *path, const char *format,
+		unsigned flags, const char *id);
 /* mimg_create, or mimg_create_secret when OPTS hold key-secret=ID. */
 int cli_create(const char *path, const char *format, uint64_t size,
 	       const struct mimg_opt *opts, size_t nopts);

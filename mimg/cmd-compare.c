@@ -25,7 +25,7 @@ struct cmp {
 
 static int cmp_error(void)
 {
-	cli_error("%s", mimg_errmsg());
+	cli_error("%s", cli_errmsg());
 	return CMP_ERROR;
 }
 

@@ -163,8 +163,14 @@ static int run_convert(struct convert_args *a)
 		if (r < 0)
 			goto err;
 	}
-	r = cli_open(&dst, a->dst, a->dst_fmt,
-		      MIMG_OPEN_RDWR | MIMG_OPEN_NO_BACKING | a->dst_flags);
+	/* the target is opened with the secret it was created with */
+	const char *dst_secret = NULL;
+	for (int i = 0; i < nopts; i++)
+		if (strcmp(opts[i].key, "key-secret") == 0)
+			dst_secret = opts[i].value;
+	r = cli_open_id(&dst, a->dst, a->dst_fmt,
+			MIMG_OPEN_RDWR | MIMG_OPEN_NO_BACKING | a->dst_flags,
+			dst_secret);
 	if (r < 0)
 		goto err;
 	cli_progress_init(&prog, a->progress && !a->quiet);

@@ -77,8 +77,8 @@ static int collect_chain(struct chain *c, const char *path, const char *fmt,
 					   MIMG_MAX_CHAIN_DEPTH);
 			goto out;
 		}
-		if (cli_open(&img, cur, curfmt,
-			      flags | MIMG_OPEN_NO_BACKING) < 0 ||
+		if (cli_open_header(&img, cur, curfmt,
+				    flags | MIMG_OPEN_NO_BACKING) < 0 ||
 		    mimg_info(img, &c->info[c->n]) < 0) {
 			status = cli_error("%s", cli_errmsg());
 			mimg_close(img);

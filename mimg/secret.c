@@ -234,13 +234,15 @@ static const struct cli_secret *find_secret(const char *id)
 
 /* The secret for opening images: the one --image-opts named, else the
  * only one given, else none. */
-static int open_secret(struct mimg_secret *out, bool *have)
+static int open_secret(const char *id, struct mimg_secret *out, bool *have)
 {
 	const struct cli_secret *s = NULL;
 	*have = false;
-	if (chosen_id) {
-		if (!(s = find_secret(chosen_id)))
-			return no_secret(chosen_id);
+	if (!id)
+		id = chosen_id;
+	if (id) {
+		if (!(s = find_secret(id)))
+			return no_secret(id);
 	} else if (nsecrets == 1) {
 		s = &secrets[0];
 	}
@@ -254,17 +256,45 @@ static int open_secret(struct mimg_secret *out, bool *have)
 	return 0;
 }
 
-int cli_open(struct mimg **imgp, const char *path, const char *format,
-	     unsigned flags)
+static int open_image(struct mimg **imgp, const char *path,
+		      const char *format, unsigned flags, const char *id,
+		      bool header_only)
 {
 	struct mimg_secret sec;
 	bool have;
 	int r;
 	*imgp = NULL;
 	own_error[0] = 0;
-	if ((r = open_secret(&sec, &have)) < 0)
+	if ((r = open_secret(id, &sec, &have)) < 0)
 		return r;
-	return mimg_open_secret(imgp, path, format, flags, have ? &sec : NULL);
+	r = mimg_open_secret(imgp, path, format, flags, have ? &sec : NULL);
+	if (r < 0 || header_only || !mimg_needs_secret(*imgp))
+		return r;
+	/* Fail before any work (a convert would create its target first),
+	 * as qemu-img does. */
+	snprintf(own_error, sizeof(own_error), "%s: Parameter 'key-secret' "
+		 "is required for cipher (give --object secret,...)", path);
+	mimg_close(*imgp);
+	*imgp = NULL;
+	return -EACCES;
+}
+
+int cli_open(struct mimg **imgp, const char *path, const char *format,
+	     unsigned flags)
+{
+	return open_image(imgp, path, format, flags, NULL, false);
+}
+
+int cli_open_id(struct mimg **imgp, const char *path, const char *format,
+		unsigned flags, const char *id)
+{
+	return open_image(imgp, path, format, flags, id, false);
+}
+
+int cli_open_header(struct mimg **imgp, const char *path, const char *format,
+		    unsigned flags)
+{
+	return open_image(imgp, path, format, flags, NULL, true);
 }
 
 int cli_create(const char *path, const char *format, uint64_t size,

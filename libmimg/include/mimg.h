@@ -213,6 +213,10 @@ MIMG_API uint32_t mimg_cluster_size(const struct mimg *img);
  * everywhere and the image has no backing file (convert then skips
  * writing zeroes). */
 MIMG_API bool mimg_has_zero_init(const struct mimg *img);
+/* True when IMG is encrypted and was opened without its secret: it can
+ * be described (mimg_info) but its reads and writes fail with -EACCES.
+ * Cannot fail; thread-safe. */
+MIMG_API bool mimg_needs_secret(const struct mimg *img);
 /* True when mimg_discard() can free host space. */
 MIMG_API bool mimg_can_discard(const struct mimg *img);
 

@@ -86,6 +86,7 @@ grep -q WRONG err.txt && fail "the passphrase was printed"
 # No secret: info works, reading does not.
 "$MIMG" convert q.luks none.raw 2>err.txt && fail "read without a secret"
 grep -q "key-secret" err.txt || fail "no-secret message: $(cat err.txt)"
+[ -e none.raw ] && fail "convert without a secret created its target"
 
 # Secrets from a file, raw and base64; --image-opts naming one of two.
 printf PASS >pass.txt
