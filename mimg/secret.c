@@ -4,9 +4,10 @@
  * Secrets on the command line, as qemu-img takes them:
  *   --object secret,id=ID,data=TEXT | file=PATH [,format=raw|base64]
  * then "-o key-secret=ID" (create) or --image-opts "key-secret=ID" name
- * one.  Opening an encrypted image uses the secret --image-opts named,
- * or the only secret given.  Secret bytes are never printed and are
- * wiped at exit.
+ * one.  Opening an encrypted image uses the secret --image-opts named, or
+ * the only secret given.  "max-pbkdf2-iters=N" (not in qemu) changes the
+ * cap on PBKDF2 iterations accepted from an image's header.  Secret bytes
+ * are never printed and are wiped at exit.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@ struct cli_secret {
 	char *id;
 	unsigned char *data;
 	size_t len;
+	uint64_t max_iters; /* 0: the library's default */
 };
 
 static struct cli_secret secrets[MAX_SECRETS];
@@ -118,6 +120,7 @@ int cli_object_add(const char *spec)
 {
 	struct mimg_opt *opts = NULL;
 	char *id = NULL, *data = NULL, *file = NULL, *format = NULL;
+	char *iters = NULL;
 	struct cli_secret s = {0};
 	int n, r = -1;
 
@@ -136,7 +139,9 @@ int cli_object_add(const char *spec)
 		char **slot = strcmp(k, "id") == 0 ? &id
 			      : strcmp(k, "data") == 0 ? &data
 			      : strcmp(k, "file") == 0 ? &file
-			      : strcmp(k, "format") == 0 ? &format : NULL;
+			      : strcmp(k, "format") == 0 ? &format
+			      : strcmp(k, "max-pbkdf2-iters") == 0 ? &iters
+								  : NULL;
 		if (!slot) {
 			cli_error("--object secret: unknown property '%s'", k);
 			goto out;
@@ -158,6 +163,16 @@ int cli_object_add(const char *spec)
 		cli_error("--object secret: Invalid parameter '%s' for "
 			  "format", format);
 		goto out;
+	}
+	if (iters) {
+		char *end;
+		errno = 0;
+		s.max_iters = strtoull(iters, &end, 10);
+		if (errno || end == iters || *end || s.max_iters == 0) {
+			cli_error("--object secret: Invalid parameter '%s' "
+				  "for max-pbkdf2-iters", iters);
+			goto out;
+		}
 	}
 	for (int i = 0; i < nsecrets; i++)
 		if (strcmp(secrets[i].id, id) == 0) {
@@ -206,6 +221,7 @@ out:
 	free(data);
 	free(file);
 	free(format);
+	free(iters);
 	return r;
 }
 
@@ -252,6 +268,7 @@ static int open_secret(const char *id, struct mimg_secret *out, bool *have)
 	out->size = sizeof(*out);
 	out->data = s->data;
 	out->len = s->len;
+	out->max_pbkdf2_iters = s->max_iters;
 	*have = true;
 	return 0;
 }
@@ -311,7 +328,7 @@ int cli_create(const char *path, const char *format, uint64_t size,
 	if (!s)
 		return no_secret(id);
 	struct mimg_secret sec = {.size = sizeof(sec), .data = s->data,
-				  .len = s->len};
+				  .len = s->len, .max_pbkdf2_iters = s->max_iters};
 	return mimg_create_secret(path, format, size, opts, nopts, &sec);
 }
 

@@ -102,6 +102,11 @@ cmp io.raw q.raw || fail "--image-opts content"
 	2>err.txt && fail "unknown key-secret accepted"
 grep -q "No secret with id 'nosuch'" err.txt || fail "$(cat err.txt)"
 
+# The PBKDF2 iteration cap is the caller's.
+"$MIMG" convert --object secret,id=x,data=PASS,max-pbkdf2-iters=999 q.luks \
+	cap.raw 2>err.txt && fail "iteration cap not applied"
+grep -q "above the limit of 999" err.txt || fail "cap message: $(cat err.txt)"
+
 # Ciphers qemu-img knows but mimg does not serve are refused by name.
 "$MIMG" create -f luks $OBJ -o key-secret=sec0,cipher-alg=serpent-256 \
 	s.luks 1M 2>err.txt && fail "serpent accepted"
