@@ -101,6 +101,8 @@ static void luks_close(struct mimg *img)
 	struct luks_state *s = img->priv;
 	if (s->lock_ready)
 		pthread_mutex_destroy(&s->rmw_lock);
+	if (s->unlocked)
+		mimg_sector_cipher_wipe(&s->cipher);
 	OPENSSL_cleanse(s, sizeof(*s));
 }
 

@@ -85,6 +85,12 @@ struct mimg_sector_cipher {
 	uint8_t key[MIMG_CRYPTO_MAX_KEY];
 	size_t essiv_key_len;
 	uint8_t essiv_key[MIMG_CRYPTO_MAX_DIGEST];
+	/* Fetched once by init: libcrypto's implicit fetch would otherwise
+	 * look the algorithm up (under a lock) on every call. */
+	EVP_CIPHER *data_cipher;  /* AES-XTS, AES-CBC, or AES-ECB for XTS
+				   * made here (AES-192) */
+	EVP_CIPHER *essiv_cipher; /* AES-ECB keyed by the digest, or NULL */
+	bool xts_by_hand;
 };
 
 /* Check that the combination is one this layer can run: AES key of

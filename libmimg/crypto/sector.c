@@ -13,6 +13,7 @@
  * without locks.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -34,24 +35,33 @@ static const EVP_CIPHER *aes_ecb(size_t key_len)
 	}
 }
 
-static const EVP_CIPHER *aes_cbc(size_t key_len)
+/* Fetch "AES-<BITS>-<MODE>" from the default library context. */
+static EVP_CIPHER *fetch_aes(size_t bits, const char *mode)
 {
-	switch (key_len) {
-	case 16: return EVP_aes_128_cbc();
-	case 24: return EVP_aes_192_cbc();
-	case 32: return EVP_aes_256_cbc();
-	default: return NULL;
-	}
+	char name[32];
+	snprintf(name, sizeof(name), "AES-%zu-%s", bits, mode);
+	return EVP_CIPHER_fetch(NULL, name, NULL);
 }
 
-/* NULL for AES-192-XTS, which is done by hand. */
-static const EVP_CIPHER *aes_xts(size_t key_len)
+static int fetch_ciphers(struct mimg_sector_cipher *sc)
 {
-	switch (key_len) {
-	case 32: return EVP_aes_128_xts();
-	case 64: return EVP_aes_256_xts();
-	default: return NULL;
+	if (sc->mode == MIMG_CIPHER_XTS && sc->key_len == 48) {
+		/* libcrypto has no AES-192-XTS */
+		sc->xts_by_hand = true;
+		sc->data_cipher = fetch_aes(192, "ECB");
+	} else if (sc->mode == MIMG_CIPHER_XTS) {
+		sc->data_cipher = fetch_aes(sc->key_len * 4, "XTS");
+	} else {
+		sc->data_cipher = fetch_aes(sc->key_len * 8, "CBC");
 	}
+	if (sc->ivgen == MIMG_IVGEN_ESSIV)
+		sc->essiv_cipher = fetch_aes(sc->essiv_key_len * 8, "ECB");
+	if (!sc->data_cipher ||
+	    (sc->ivgen == MIMG_IVGEN_ESSIV && !sc->essiv_cipher))
+		return mimg_err(-ENOTSUP, "libcrypto has no AES cipher for "
+				"%s with a %zu-byte key",
+				mimg_cipher_mode_name(sc->mode), sc->key_len);
+	return 0;
 }
 
 int mimg_sector_cipher_check(const char *what, enum mimg_cipher_mode mode,
@@ -107,11 +117,17 @@ int mimg_sector_cipher_init(struct mimg_sector_cipher *sc,
 		}
 		sc->essiv_key_len = n;
 	}
+	if ((r = fetch_ciphers(sc)) < 0) {
+		mimg_sector_cipher_wipe(sc);
+		return r;
+	}
 	return 0;
 }
 
 void mimg_sector_cipher_wipe(struct mimg_sector_cipher *sc)
 {
+	EVP_CIPHER_free(sc->data_cipher);
+	EVP_CIPHER_free(sc->essiv_cipher);
 	OPENSSL_cleanse(sc, sizeof(*sc));
 }
 
@@ -130,11 +146,11 @@ static void ctx_free(struct crypt_ctx *c)
 	EVP_CIPHER_CTX_free(c->essiv);
 }
 
-static bool ecb_ctx(EVP_CIPHER_CTX **ctx, const uint8_t *key, size_t len,
-		    int enc)
+static bool new_ctx(EVP_CIPHER_CTX **ctx, const EVP_CIPHER *cipher,
+		    const uint8_t *key, int enc)
 {
 	return (*ctx = EVP_CIPHER_CTX_new()) &&
-	       EVP_CipherInit_ex(*ctx, aes_ecb(len), NULL, key, NULL, enc) &&
+	       EVP_CipherInit_ex2(*ctx, cipher, key, NULL, enc, NULL) &&
 	       EVP_CIPHER_CTX_set_padding(*ctx, 0);
 }
 
@@ -143,21 +159,14 @@ static int ctx_init(struct crypt_ctx *c, const struct mimg_sector_cipher *sc,
 {
 	bool ok;
 	memset(c, 0, sizeof(*c));
-	if (sc->mode == MIMG_CIPHER_XTS && !aes_xts(sc->key_len)) {
-		size_t half = sc->key_len / 2;
-		ok = ecb_ctx(&c->data, sc->key, half, enc) &&
-		     ecb_ctx(&c->tweak, sc->key + half, half, 1);
-	} else {
-		const EVP_CIPHER *ciph = sc->mode == MIMG_CIPHER_XTS
-						 ? aes_xts(sc->key_len)
-						 : aes_cbc(sc->key_len);
-		ok = (c->data = EVP_CIPHER_CTX_new()) &&
-		     EVP_CipherInit_ex(c->data, ciph, NULL, sc->key, NULL,
-				       enc) &&
-		     EVP_CIPHER_CTX_set_padding(c->data, 0);
-	}
+	if (sc->xts_by_hand)
+		ok = new_ctx(&c->data, sc->data_cipher, sc->key, enc) &&
+		     new_ctx(&c->tweak, sc->data_cipher,
+			     sc->key + sc->key_len / 2, 1);
+	else
+		ok = new_ctx(&c->data, sc->data_cipher, sc->key, enc);
 	if (ok && sc->ivgen == MIMG_IVGEN_ESSIV)
-		ok = ecb_ctx(&c->essiv, sc->essiv_key, sc->essiv_key_len, 1);
+		ok = new_ctx(&c->essiv, sc->essiv_cipher, sc->essiv_key, 1);
 	if (!ok) {
 		ctx_free(c);
 		return mimg_err(-EIO, "libcrypto could not set up the "
@@ -242,7 +251,7 @@ int mimg_sector_crypt(const struct mimg_sector_cipher *sc, bool encrypt,
 			continue;
 		}
 		ok = ok &&
-		     EVP_CipherInit_ex(c.data, NULL, NULL, NULL, iv, -1) &&
+		     EVP_CipherInit_ex2(c.data, NULL, NULL, iv, -1, NULL) &&
 		     EVP_CipherUpdate(c.data, p, &outl, p,
 				      MIMG_CRYPTO_SECTOR) &&
 		     outl == MIMG_CRYPTO_SECTOR;
