@@ -52,18 +52,15 @@ static bool path_in_chain(const char *path, struct mimg *backing)
 	return false;
 }
 
-int mimg_create(const char *path, const char *format, uint64_t size,
-		const struct mimg_opt *opts, size_t nopts)
-{
-	return mimg_create_flags(path, format, size, opts, nopts, 0);
-}
-
-int mimg_create_flags(const char *path, const char *format, uint64_t size,
-		      const struct mimg_opt *opts, size_t nopts,
-		      unsigned flags)
+/* The one implementation behind mimg_create, mimg_create_flags and
+ * mimg_create_secret. */
+static int create_image(const char *path, const char *format, uint64_t size,
+			const struct mimg_opt *opts, size_t nopts,
+			unsigned flags, const struct mimg_secret *secret)
 {
 	const struct mimg_driver *drv;
 	struct mimg *backing = NULL;
+	struct mimg_secret sec;
 	const char *bname, *bfmt;
 	int r;
 
@@ -71,6 +68,8 @@ int mimg_create_flags(const char *path, const char *format, uint64_t size,
 	if (flags & ~(unsigned)MIMG_CREATE_ALL_FLAGS)
 		return mimg_err(-EINVAL, "mimg_create: unknown flags 0x%x",
 				flags);
+	if (secret && (r = mimg__secret_normalize(secret, &sec)) < 0)
+		return r;
 	if (!format)
 		return mimg_err(-EINVAL, "No format given for '%s'", path);
 	if (!(drv = mimg__find_driver(format)))
@@ -78,6 +77,9 @@ int mimg_create_flags(const char *path, const char *format, uint64_t size,
 	if (!drv->create)
 		return mimg_err(-ENOTSUP, "Format '%s' does not support image "
 				"creation", format);
+	if (secret && !drv->create_secret)
+		return mimg_err(-ENOTSUP, "Format '%s' does not take a "
+				"secret", format);
 	if (size > (uint64_t)INT64_MAX)
 		return mimg_err(-EFBIG, "Image size must be less than 8 EiB!");
 
@@ -117,7 +119,29 @@ int mimg_create_flags(const char *path, const char *format, uint64_t size,
 	/* Sizes are whole 512-byte sectors, as qemu-img rounds them. */
 	if (size % 512)
 		size += 512 - size % 512;
-	r = drv->create(path, size, opts, nopts, backing);
+	r = secret ? drv->create_secret(path, size, opts, nopts, backing,
+					&sec)
+		   : drv->create(path, size, opts, nopts, backing);
 	mimg_close(backing);
 	return r;
+}
+
+int mimg_create(const char *path, const char *format, uint64_t size,
+		const struct mimg_opt *opts, size_t nopts)
+{
+	return create_image(path, format, size, opts, nopts, 0, NULL);
+}
+
+int mimg_create_flags(const char *path, const char *format, uint64_t size,
+		      const struct mimg_opt *opts, size_t nopts,
+		      unsigned flags)
+{
+	return create_image(path, format, size, opts, nopts, flags, NULL);
+}
+
+int mimg_create_secret(const char *path, const char *format, uint64_t size,
+		       const struct mimg_opt *opts, size_t nopts,
+		       const struct mimg_secret *secret)
+{
+	return create_image(path, format, size, opts, nopts, 0, secret);
 }

@@ -46,6 +46,13 @@ struct mimg_driver {
 		      const struct mimg_opt *opts, size_t nopts,
 		      struct mimg *backing);
 
+	/* Optional: create with key material (mimg_create_secret);
+	 * SECRET is checked and has its defaults filled in. */
+	int (*create_secret)(const char *path, uint64_t size,
+			     const struct mimg_opt *opts, size_t nopts,
+			     struct mimg *backing,
+			     const struct mimg_secret *secret);
+
 	/* Data I/O.  [off, off+len) lies within img->size.  Ranges that are
 	 * unallocated in this layer are filled with mimg__read_below(). */
 	int (*preadv)(struct mimg *img, const struct iovec *iov, int iovcnt,
@@ -100,6 +107,11 @@ struct mimg_driver {
 	int (*set_backing)(struct mimg *img, const char *name,
 			   const char *fmt);
 };
+
+/* Check a caller's struct mimg_secret (its size field) and copy the
+ * fields it has into OUT with defaults for the others. */
+int mimg__secret_normalize(const struct mimg_secret *in,
+			   struct mimg_secret *out);
 
 /* formats/drivers.c: NULL-terminated table of every driver. */
 extern const struct mimg_driver *const mimg_drivers[];

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -77,6 +78,7 @@ struct chain_ids {
 	dev_t dev[MIMG_MAX_CHAIN_DEPTH + 1];
 	ino_t ino[MIMG_MAX_CHAIN_DEPTH + 1];
 	int n;
+	const struct mimg_secret *secret; /* for every node, or NULL */
 };
 
 /* Host-file flags for an image opened with the MIMG_OPEN_* FLAGS. */
@@ -228,7 +230,9 @@ static int open_node(struct mimg **imgp, const char *path,
 		r = mimg_err(-ENOMEM, "out of memory");
 		goto fail;
 	}
+	img->secret = ids->secret;
 	r = drv->open(img, flags);
+	img->secret = NULL;
 	if (r < 0)
 		goto fail;
 
@@ -258,16 +262,52 @@ fail:
 	return r;
 }
 
+int mimg__secret_normalize(const struct mimg_secret *in,
+			   struct mimg_secret *out)
+{
+	size_t need = offsetof(struct mimg_secret, len) + sizeof(in->len);
+	if (in->size < need)
+		return mimg_err(-EINVAL, "struct mimg_secret: size %zu is too "
+				"small (at least %zu)", in->size, need);
+	if (!in->data && in->len)
+		return mimg_err(-EINVAL, "struct mimg_secret: no data");
+	memset(out, 0, sizeof(*out));
+	out->size = sizeof(*out);
+	out->data = in->data ? in->data : "";
+	out->len = in->len;
+	if (in->size >= offsetof(struct mimg_secret, max_pbkdf2_iters) +
+				sizeof(in->max_pbkdf2_iters))
+		out->max_pbkdf2_iters = in->max_pbkdf2_iters;
+	if (!out->max_pbkdf2_iters)
+		out->max_pbkdf2_iters = MIMG_MAX_PBKDF2_ITERS_DEFAULT;
+	return 0;
+}
+
 int mimg_open(struct mimg **imgp, const char *path, const char *format,
 	      unsigned flags)
 {
+	return mimg_open_secret(imgp, path, format, flags, NULL);
+}
+
+int mimg_open_secret(struct mimg **imgp, const char *path,
+		     const char *format, unsigned flags,
+		     const struct mimg_secret *secret)
+{
 	struct chain_ids ids = {.n = 0};
+	struct mimg_secret sec;
+	int r;
+
+	mimg_err_clear();
+	if (secret) {
+		if ((r = mimg__secret_normalize(secret, &sec)) < 0)
+			return r;
+		ids.secret = &sec;
+	}
 	if (!imgp || !path)
 		return mimg_err(-EINVAL, "mimg_open: no path");
 	if (flags & ~MIMG_OPEN_ALL_FLAGS)
 		return mimg_err(-EINVAL, "mimg_open: unknown flags 0x%x",
 				flags & ~MIMG_OPEN_ALL_FLAGS);
-	mimg_err_clear();
 	return open_node(imgp, path, format, flags, NULL, 0, &ids, NULL);
 }
 
@@ -283,6 +323,9 @@ int mimg_open_memory(struct mimg **imgp, const void *buf, size_t len,
 
 	if (!imgp || (!buf && len))
 		return mimg_err(-EINVAL, "mimg_open_memory: no buffer");
+	if (flags & ~MIMG_OPEN_ALL_FLAGS)
+		return mimg_err(-EINVAL, "mimg_open_memory: unknown flags "
+				"0x%x", flags & ~MIMG_OPEN_ALL_FLAGS);
 	*imgp = NULL;
 	mimg_err_clear();
 	r = mimg_file_open_memory(&f, buf, len, max, name,
@@ -345,6 +388,11 @@ bool mimg_has_zero_init(const struct mimg *img)
 		return false;
 	return img->drv->has_zero_init &&
 	       img->drv->has_zero_init((struct mimg *)img);
+}
+
+bool mimg_needs_secret(const struct mimg *img)
+{
+	return img->locked;
 }
 
 bool mimg_can_discard(const struct mimg *img)

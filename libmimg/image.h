@@ -32,11 +32,15 @@ struct mimg {
 	uint32_t cluster_size;	 /* 0 if not meaningful */
 	char *backing_name;	 /* as stored in the image, or NULL */
 	char *backing_fmt;	 /* stored backing format, or NULL */
+	bool locked;		 /* encrypted, opened without its key */
 
 	/* Set by the core. */
 	struct mimg *backing;	 /* opened backing image, or NULL */
 	char *backing_path;	 /* backing_name resolved */
 	struct mimg *top;	 /* the chain's top image (flags, policy) */
+	/* Only while the driver's open() runs: the caller's secret,
+	 * checked and with defaults filled in, or NULL. */
+	const struct mimg_secret *secret;
 };
 
 #endif

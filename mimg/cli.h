@@ -67,6 +67,35 @@ void cli_print_info_human(FILE *out, const struct mimg_value *info);
 /* qemu's nested "key: value" dump of a value, keys with '-' as ' '. */
 void cli_dump_value(FILE *out, const struct mimg_value *v, int indent);
 
+/* Secrets (secret.c).  --object is OPT_OBJECT in every command that
+ * opens or creates images; --image-opts is OPT_IMAGE_OPTS. */
+enum { OPT_OBJECT = 0x1000, OPT_IMAGE_OPTS };
+/* Add "secret,id=ID,data=...|file=PATH[,format=raw|base64]"; -1 with a
+ * message printed when it is invalid. */
+int cli_object_add(const char *spec);
+/* mimg_open with the secret --image-opts named (key-secret=ID) or, when
+ * none was named, the only --object secret given. */
+int cli_open(struct mimg **imgp, const char *path, const char *format,
+	     unsigned flags);
+/* cli_open for describing only: an encrypted image opens without its
+ * secret (cli_open refuses it). */
+int cli_open_header(struct mimg **imgp, const char *path, const char *format,
+		    unsigned flags);
+/* cli_open with the secret ID (NULL: as cli_open). */
+int cli_open_id(struct mimg **imgp, const char *path, const char *format,
+		unsigned flags, const char *id);
+/* mimg_create_flags (FLAGS: MIMG_CREATE_*), or mimg_create_secret when
+ * OPTS hold key-secret=ID. */
+int cli_create(const char *path, const char *format, uint64_t size,
+	       const struct mimg_opt *opts, size_t nopts, unsigned flags);
+/* Parse "driver=FMT,file.filename=PATH,key-secret=ID": malloc'ed path and
+ * format (NULL when not given); remembers the key-secret for cli_open.
+ * -1 with a message printed on error. */
+int cli_image_opts(const char *spec, char **pathp, char **formatp);
+/* The message for the last failure of cli_open/cli_create (theirs, or
+ * libmimg's). */
+const char *cli_errmsg(void);
+
 /* A progress bar drawn on stderr when it is a terminal. */
 struct cli_progress {
 	bool enabled;

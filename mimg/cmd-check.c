@@ -25,6 +25,8 @@ static void check_help(void)
 	       "  -r leaks|all    repair leaks, or leaks and corruptions\n"
 	       "  --output FMT    human (default) or json\n"
 	       "  -q              quiet\n"
+	       "  --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]\n"
+	       "                    a secret (LUKS passphrase)\n"
 	       "  -h, --help      this help\n");
 }
 
@@ -128,6 +130,7 @@ int cmd_check(int argc, char **argv)
 		{"output", required_argument, NULL, OPT_OUTPUT},
 		{"repair", required_argument, NULL, 'r'},
 		{"force-share", no_argument, NULL, 'U'},
+		{"object", required_argument, NULL, OPT_OBJECT},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -156,6 +159,10 @@ int cmd_check(int argc, char **argv)
 			break;
 		case 'q': quiet = true; break;
 		case 'U': break;
+		case OPT_OBJECT:
+			if (cli_object_add(optarg) < 0)
+				return EXIT_ERR;
+			break;
 		case OPT_OUTPUT:
 			if (!cli_parse_output(optarg, &output))
 				return EXIT_ERR;
@@ -168,8 +175,8 @@ int cmd_check(int argc, char **argv)
 		return cli_usage_error("check", "Expecting one image file name");
 	flags = MIMG_OPEN_NO_BACKING | MIMG_OPEN_CHECK |
 		(repair ? MIMG_OPEN_RDWR : 0);
-	if ((r = mimg_open(&img, argv[optind], fmt, flags)) < 0)
-		return cli_error("%s", mimg_errmsg());
+	if ((r = cli_open(&img, argv[optind], fmt, flags)) < 0)
+		return cli_error("%s", cli_errmsg());
 	r = mimg_check(img, repair, &res);
 	if (r < 0) {
 		cli_error("%s", mimg_errmsg());

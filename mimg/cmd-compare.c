@@ -25,7 +25,7 @@ struct cmp {
 
 static int cmp_error(void)
 {
-	cli_error("%s", mimg_errmsg());
+	cli_error("%s", cli_errmsg());
 	return CMP_ERROR;
 }
 
@@ -127,6 +127,8 @@ static void compare_help(void)
 	       "  -s        strict: sizes and allocation must match too\n"
 	       "  -p        progress on a terminal\n"
 	       "  -q        quiet\n"
+	       "  --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]\n"
+	       "                    a secret (LUKS passphrase)\n"
 	       "  -h        this help\n");
 }
 
@@ -134,6 +136,7 @@ int cmd_compare(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{"force-share", no_argument, NULL, 'U'},
+		{"object", required_argument, NULL, OPT_OBJECT},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -152,6 +155,10 @@ int cmd_compare(int argc, char **argv)
 		case 'q': c.quiet = true; break;
 		case 's': c.strict = true; break;
 		case 'U': break;
+		case OPT_OBJECT:
+			if (cli_object_add(optarg) < 0)
+				return CMP_ERROR;
+			break;
 		case 'h': compare_help(); return CMP_SAME;
 		default:
 			cli_usage_error("compare", "invalid option");
@@ -162,8 +169,8 @@ int cmd_compare(int argc, char **argv)
 		cli_usage_error("compare", "Expecting two image file names");
 		return CMP_ERROR;
 	}
-	if (mimg_open(&c.a, argv[optind], fa, 0) < 0 ||
-	    mimg_open(&c.b, argv[optind + 1], fb, 0) < 0) {
+	if (cli_open(&c.a, argv[optind], fa, 0) < 0 ||
+	    cli_open(&c.b, argv[optind + 1], fb, 0) < 0) {
 		cmp_error();
 		goto out;
 	}

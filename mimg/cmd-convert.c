@@ -46,6 +46,9 @@ static void convert_help(void)
 	       "  --target-is-zero  DST reads as zeroes (with -n)\n"
 	       "  --untrusted       refuse sources that refer to other "
 	       "files\n"
+	       "  --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]\n"
+	       "                    a secret (LUKS passphrase)\n"
+	       "  --image-opts      FILE is driver=FMT,file.filename=PATH,key-secret=ID\n"
 	       "  -h, --help        this help\n");
 }
 
@@ -146,7 +149,7 @@ static int run_convert(struct convert_args *a)
 	struct cli_progress prog;
 	int nopts = 0, r, status = EXIT_ERR;
 
-	if ((r = mimg_open(&src, a->src, a->src_fmt, a->src_flags)) < 0)
+	if ((r = cli_open(&src, a->src, a->src_fmt, a->src_flags)) < 0)
 		goto err;
 	if (a->snapshot && (r = mimg_select_snapshot(src, a->snapshot)) < 0)
 		goto err;
@@ -155,13 +158,19 @@ static int run_convert(struct convert_args *a)
 	if (target_is_source(src, a->dst))
 		goto out;
 	if (!a->copts.existing_target) {
-		r = mimg_create(a->dst, a->dst_fmt, mimg_size(src), opts,
-				(size_t)nopts);
+		r = cli_create(a->dst, a->dst_fmt, mimg_size(src), opts,
+			       (size_t)nopts, 0);
 		if (r < 0)
 			goto err;
 	}
-	r = mimg_open(&dst, a->dst, a->dst_fmt,
-		      MIMG_OPEN_RDWR | MIMG_OPEN_NO_BACKING | a->dst_flags);
+	/* the target is opened with the secret it was created with */
+	const char *dst_secret = NULL;
+	for (int i = 0; i < nopts; i++)
+		if (strcmp(opts[i].key, "key-secret") == 0)
+			dst_secret = opts[i].value;
+	r = cli_open_id(&dst, a->dst, a->dst_fmt,
+			MIMG_OPEN_RDWR | MIMG_OPEN_NO_BACKING | a->dst_flags,
+			dst_secret);
 	if (r < 0)
 		goto err;
 	cli_progress_init(&prog, a->progress && !a->quiet);
@@ -178,7 +187,7 @@ static int run_convert(struct convert_args *a)
 	status = EXIT_OK;
 	goto out;
 err:
-	cli_error("%s", mimg_errmsg());
+	cli_error("%s", cli_errmsg());
 out:
 	mimg_close(dst);
 	mimg_close(src);
@@ -192,13 +201,16 @@ int cmd_convert(int argc, char **argv)
 	static const struct option longopts[] = {
 		{"target-is-zero", no_argument, NULL, OPT_TARGET_IS_ZERO},
 		{"untrusted", no_argument, NULL, OPT_UNTRUSTED},
+		{"object", required_argument, NULL, OPT_OBJECT},
+		{"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
 		{"force-share", no_argument, NULL, 'U'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	struct convert_args a = {.dst_fmt = "raw",
 				 .dst_flags = MIMG_OPEN_NO_FLUSH};
-	char *opts_text = NULL;
+	char *opts_text = NULL, *src_path = NULL, *src_fmt_alloc = NULL;
+	bool image_opts = false;
 	int c, status;
 	uint64_t v;
 
@@ -270,6 +282,11 @@ int cmd_convert(int argc, char **argv)
 		case 'U': break;
 		case OPT_TARGET_IS_ZERO: a.copts.target_is_zero = 1; break;
 		case OPT_UNTRUSTED: a.src_flags |= MIMG_OPEN_UNTRUSTED; break;
+		case OPT_OBJECT:
+			if (cli_object_add(optarg) < 0)
+				return EXIT_ERR;
+			break;
+		case OPT_IMAGE_OPTS: image_opts = true; break;
 		case 'h':
 			free(opts_text);
 			convert_help();
@@ -298,9 +315,22 @@ int cmd_convert(int argc, char **argv)
 				 "creation");
 	}
 	a.src = argv[optind];
+	if (image_opts) {
+		char *ifmt;
+		if (cli_image_opts(argv[optind], &src_path, &ifmt) < 0) {
+			free(opts_text);
+			return EXIT_ERR;
+		}
+		a.src = src_path;
+		if (ifmt)
+			a.src_fmt = ifmt;
+		src_fmt_alloc = ifmt;
+	}
 	a.dst = argv[optind + 1];
 	a.opts_text = opts_text;
 	status = run_convert(&a);
 	free(opts_text);
+	free(src_path);
+	free(src_fmt_alloc);
 	return status;
 }

@@ -28,9 +28,17 @@ static void create_help(void)
 	       "  -u              do not open the backing file (SIZE is "
 	       "then required)\n"
 	       "  -q              quiet\n"
+	       "  --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]\n"
+	       "                    a secret (LUKS passphrase)\n"
 	       "  -h, --help      this help\n"
 	       "\n"
-	       "raw options: preallocation=off|falloc|full\n");
+	       "raw options: preallocation=off|falloc|full\n"
+	       "luks options: key-secret=ID (required, see --object), "
+	       "cipher-alg=aes-128|aes-192|aes-256,\n"
+	       "  cipher-mode=xts|cbc, ivgen-alg=plain64|plain|essiv, "
+	       "ivgen-hash-alg=sha256,\n"
+	       "  hash-alg=sha256|sha1|sha512, iter-time=MS (default "
+	       "2000)\n");
 }
 
 /* Append KEY=VALUE to the option array. */
@@ -52,6 +60,7 @@ static int push_opt(struct mimg_opt **opts, int *n, const char *key,
 int cmd_create(int argc, char **argv)
 {
 	static const struct option longopts[] = {
+		{"object", required_argument, NULL, OPT_OBJECT},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -84,6 +93,10 @@ int cmd_create(int argc, char **argv)
 			break;
 		}
 		case 'b': backing = optarg; break;
+		case OPT_OBJECT:
+			if (cli_object_add(optarg) < 0)
+				return EXIT_ERR;
+			break;
 		case 'F': backing_fmt = optarg; break;
 		case 'q': quiet = true; break;
 		case 'u': unsafe = true; break;
@@ -154,8 +167,8 @@ int cmd_create(int argc, char **argv)
 			  argv[optind]);
 		goto out;
 	}
-	r = mimg_create_flags(argv[optind], fmt, size, opts, (size_t)nopts,
-			      unsafe ? MIMG_CREATE_UNSAFE_BACKING : 0);
+	r = cli_create(argv[optind], fmt, size, opts, (size_t)nopts,
+		       unsafe ? MIMG_CREATE_UNSAFE_BACKING : 0);
 	if (r < 0)
 		goto err_msg;
 	if (!quiet) {
@@ -170,7 +183,7 @@ int cmd_create(int argc, char **argv)
 	status = EXIT_OK;
 	goto out;
 err_msg:
-	cli_error("%s", mimg_errmsg());
+	cli_error("%s", cli_errmsg());
 out:
 	free(size_copy);
 	mimg_opts_free(opts, (size_t)nopts);

@@ -26,6 +26,9 @@ static void info_help(void)
 	       "  -U, --force-share   accepted for qemu-img compatibility\n"
 	       "  --untrusted         refuse images that refer to other "
 	       "files\n"
+	       "  --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]\n"
+	       "                    a secret (LUKS passphrase)\n"
+	       "  --image-opts      FILE is driver=FMT,file.filename=PATH,key-secret=ID\n"
 	       "  -h, --help          this help\n");
 }
 
@@ -74,10 +77,10 @@ static int collect_chain(struct chain *c, const char *path, const char *fmt,
 					   MIMG_MAX_CHAIN_DEPTH);
 			goto out;
 		}
-		if (mimg_open(&img, cur, curfmt,
-			      flags | MIMG_OPEN_NO_BACKING) < 0 ||
+		if (cli_open_header(&img, cur, curfmt,
+				    flags | MIMG_OPEN_NO_BACKING) < 0 ||
 		    mimg_info(img, &c->info[c->n]) < 0) {
-			status = cli_error("%s", mimg_errmsg());
+			status = cli_error("%s", cli_errmsg());
 			mimg_close(img);
 			goto out;
 		}
@@ -159,12 +162,14 @@ int cmd_info(int argc, char **argv)
 		{"backing-chain", no_argument, NULL, OPT_CHAIN},
 		{"force-share", no_argument, NULL, 'U'},
 		{"untrusted", no_argument, NULL, OPT_UNTRUSTED},
+		{"object", required_argument, NULL, OPT_OBJECT},
+		{"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	enum output_format output = OUTPUT_HUMAN;
 	const char *fmt = NULL;
-	bool chain = false;
+	bool chain = false, image_opts = false;
 	unsigned flags = 0;
 	int c;
 
@@ -179,11 +184,24 @@ int cmd_info(int argc, char **argv)
 			break;
 		case OPT_CHAIN: chain = true; break;
 		case OPT_UNTRUSTED: flags |= MIMG_OPEN_UNTRUSTED; break;
+		case OPT_OBJECT:
+			if (cli_object_add(optarg) < 0)
+				return EXIT_ERR;
+			break;
+		case OPT_IMAGE_OPTS: image_opts = true; break;
 		case 'h': info_help(); return EXIT_OK;
 		default: return cli_usage_error("info", "invalid option");
 		}
 	}
 	if (optind != argc - 1)
 		return cli_usage_error("info", "Expecting one image file name");
-	return print_chain(argv[optind], fmt, flags, chain, output);
+	if (!image_opts)
+		return print_chain(argv[optind], fmt, flags, chain, output);
+	char *path, *ifmt;
+	if (cli_image_opts(argv[optind], &path, &ifmt) < 0)
+		return EXIT_ERR;
+	int status = print_chain(path, ifmt, flags, chain, output);
+	free(path);
+	free(ifmt);
+	return status;
 }

@@ -99,6 +99,8 @@ static void map_help(void)
 	       "json\n"
 	       "  -s, --start-offset  first byte to map\n"
 	       "  -l, --max-length    bytes to map\n"
+	       "  --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]\n"
+	       "                    a secret (LUKS passphrase)\n"
 	       "  -h, --help          this help\n");
 }
 
@@ -111,6 +113,7 @@ int cmd_map(int argc, char **argv)
 		{"start-offset", required_argument, NULL, 's'},
 		{"max-length", required_argument, NULL, 'l'},
 		{"force-share", no_argument, NULL, 'U'},
+		{"object", required_argument, NULL, OPT_OBJECT},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -134,6 +137,10 @@ int cmd_map(int argc, char **argv)
 				return cli_error("Invalid length '%s'", optarg);
 			break;
 		case 'U': break;
+		case OPT_OBJECT:
+			if (cli_object_add(optarg) < 0)
+				return EXIT_ERR;
+			break;
 		case OPT_OUTPUT:
 			if (!cli_parse_output(optarg, &output))
 				return EXIT_ERR;
@@ -144,8 +151,8 @@ int cmd_map(int argc, char **argv)
 	}
 	if (optind != argc - 1)
 		return cli_usage_error("map", "Expecting one image file name");
-	if ((r = mimg_open(&img, argv[optind], fmt, 0)) < 0)
-		return cli_error("%s", mimg_errmsg());
+	if ((r = cli_open(&img, argv[optind], fmt, 0)) < 0)
+		return cli_error("%s", cli_errmsg());
 
 	uint64_t end = mimg_size(img);
 	if (maxlen < end && start + maxlen < end)

@@ -2,7 +2,7 @@
  * Copyright (c) 2026 The mimg authors
  *
  * libmimg: read, write, inspect and convert virtual disk images (raw, qcow2,
- * VMDK).  This header is the documentation of the library.
+ * VMDK, LUKS).  This header is the documentation of the library.
  *
  * Conventions
  *  - Every function returns 0 (or a byte count) on success and a negative
@@ -150,6 +150,42 @@ MIMG_API int mimg_open(struct mimg **imgp, const char *path,
  */
 MIMG_API int mimg_open_memory(struct mimg **imgp, const void *buf,
 			      size_t len, const char *format, unsigned flags);
+/*
+ * Key material for encrypted images (LUKS).  The caller allocates this
+ * struct and sets SIZE to sizeof(struct mimg_secret) as it was compiled,
+ * so fields can be added later; the library reads only the fields SIZE
+ * covers and refuses (-EINVAL) a SIZE too small for DATA and LEN.
+ * The library copies what it needs while the call runs: the caller may
+ * wipe its buffer as soon as the call returns.  Key material kept by an
+ * open image is wiped with OPENSSL_cleanse when the image is closed, and
+ * is never part of a message or of mimg_info's output.
+ */
+struct mimg_secret {
+	size_t size;	  /* sizeof(struct mimg_secret) */
+	const void *data; /* the passphrase, LEN bytes (no terminator) */
+	size_t len;
+	/* Most PBKDF2 iterations accepted from an image's header (each
+	 * key slot and the master key digest): a hostile header could
+	 * otherwise make opening cost hours of CPU.  0 means
+	 * MIMG_MAX_PBKDF2_ITERS_DEFAULT.  Also caps what mimg_create_secret
+	 * writes. */
+	uint64_t max_pbkdf2_iters;
+};
+#define MIMG_MAX_PBKDF2_ITERS_DEFAULT 10000000u
+
+/*
+ * mimg_open with a secret for encrypted images: the passphrase that
+ * unlocks a LUKS image's key slot.  SECRET may be NULL (same as
+ * mimg_open).  The secret is offered to every encrypted image of the
+ * chain.  An encrypted image opened without a secret can be described
+ * (mimg_info, header only), but its reads and writes fail with -EACCES.
+ * Errors: those of mimg_open; -EACCES "Invalid password, cannot unlock
+ * any keyslot" for a wrong passphrase; -EINVAL for a bad SECRET->size or
+ * an iteration count above the cap.  Thread-safe for distinct handles.
+ */
+MIMG_API int mimg_open_secret(struct mimg **imgp, const char *path,
+			      const char *format, unsigned flags,
+			      const struct mimg_secret *secret);
 
 /* Flush (when writable) and close the image and its backing chain.
  * Returns the flush error, if any; the handle is freed in every case.
@@ -192,6 +228,23 @@ enum {
 MIMG_API int mimg_create_flags(const char *path, const char *format,
 			       uint64_t size, const struct mimg_opt *opts,
 			       size_t nopts, unsigned flags);
+/*
+ * mimg_create for formats that encrypt: SECRET (see struct mimg_secret)
+ * is the passphrase of the new image's first key slot.  For "luks" the
+ * options are qemu-img's: "cipher-alg" (aes-128, aes-192, aes-256,
+ * default aes-256), "cipher-mode" (xts default, cbc), "ivgen-alg"
+ * (plain64 default, plain, essiv), "ivgen-hash-alg" (sha256 default for
+ * essiv), "hash-alg" (sha256 default, sha1, sha512), "iter-time" (ms of
+ * PBKDF2 work, default 2000) and "key-secret" (the caller's name for
+ * the secret; accepted and ignored).  Other ciphers (serpent, twofish,
+ * cast5) give -ENOTSUP naming the cipher.  Formats that do not encrypt
+ * give -ENOTSUP when SECRET is not NULL; SECRET NULL is mimg_create.
+ * Thread-safe for distinct paths.
+ */
+MIMG_API int mimg_create_secret(const char *path, const char *format,
+				uint64_t size, const struct mimg_opt *opts,
+				size_t nopts,
+				const struct mimg_secret *secret);
 
 /* Parse "a=b,c=d" (qemu-img's -o syntax; ",," is a literal comma) into a
  * newly allocated array.  Free with mimg_opts_free().  Returns the number of
@@ -233,6 +286,10 @@ MIMG_API uint32_t mimg_cluster_size(const struct mimg *img);
  * everywhere and the image has no backing file (convert then skips
  * writing zeroes). */
 MIMG_API bool mimg_has_zero_init(const struct mimg *img);
+/* True when IMG is encrypted and was opened without its secret: it can
+ * be described (mimg_info) but its reads and writes fail with -EACCES.
+ * Cannot fail; thread-safe. */
+MIMG_API bool mimg_needs_secret(const struct mimg *img);
 /* True when mimg_discard() can free host space. */
 MIMG_API bool mimg_can_discard(const struct mimg *img);
 

@@ -1,0 +1,461 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * LUKS1 header parsing and validation, key slot unlocking and header
+ * creation.  Every field of a header read from a file is checked before
+ * use: names must be NUL-terminated and known, iteration counts are
+ * capped (work bounded by the caller's limit), key material and the
+ * payload must lie inside the file without overlapping the header or
+ * each other.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "checked.h"
+#include "endian.h"
+#include "error.h"
+#include "file.h"
+#include "luks1.h"
+
+static const uint8_t luks1_magic[6] = {'L', 'U', 'K', 'S', 0xba, 0xbe};
+
+#define HEADER_SECTORS 2 /* 592 bytes, in 512-byte sectors */
+
+uint64_t luks1_material_size(uint32_t key_bytes, uint32_t stripes)
+{
+	uint64_t n = (uint64_t)key_bytes * stripes;
+	return div_round_up_u64(n, MIMG_CRYPTO_SECTOR) * MIMG_CRYPTO_SECTOR;
+}
+
+static int copy_name(const uint8_t *field, char *out, const char *what,
+		     const char *path)
+{
+	if (!memchr(field, 0, LUKS1_NAME_LEN))
+		return mimg_err(-EINVAL, "%s: LUKS %s field is not "
+				"NUL-terminated", path, what);
+	memcpy(out, field, LUKS1_NAME_LEN);
+	return 0;
+}
+
+static int parse_cipher(struct luks1_header *h, const char *path)
+{
+	static const char *const others[] = {"serpent", "twofish", "cast5",
+					     NULL};
+	char spec[LUKS1_NAME_LEN], *iv, *ivhash;
+
+	if (strcmp(h->cipher_name, "aes") != 0) {
+		for (const char *const *o = others; *o; o++)
+			if (strcmp(h->cipher_name, *o) == 0)
+				return mimg_err(-ENOTSUP, "%s: LUKS cipher "
+						"'%s' is not supported (only "
+						"aes)", path, h->cipher_name);
+		return mimg_err(-ENOTSUP, "%s: LUKS cipher '%.31s' is not "
+				"supported", path, h->cipher_name);
+	}
+	memcpy(spec, h->cipher_mode, sizeof(spec));
+	if (!(iv = strchr(spec, '-')))
+		return mimg_err(-EINVAL, "%s: Unexpected cipher mode string "
+				"format '%s'", path, h->cipher_mode);
+	*iv++ = 0;
+	if ((ivhash = strchr(iv, ':')))
+		*ivhash++ = 0;
+	if (!(h->mode = mimg_cipher_mode_lookup(spec)))
+		return mimg_err(-ENOTSUP, "%s: Cipher mode %s not supported",
+				path, spec);
+	if (!(h->ivgen = mimg_ivgen_lookup(iv)))
+		return mimg_err(-ENOTSUP, "%s: IV generator %s not supported",
+				path, iv);
+	h->ivhash = MIMG_HASH_NONE;
+	if (ivhash && !(h->ivhash = mimg_hash_lookup(ivhash)))
+		return mimg_err(-ENOTSUP, "%s: Hash algorithm %s not "
+				"supported", path, ivhash);
+	if (!(h->hash = mimg_hash_lookup(h->hash_spec)))
+		return mimg_err(-ENOTSUP, "%s: Hash algorithm %s not "
+				"supported", path, h->hash_spec);
+	if (h->key_bytes == 0 || h->key_bytes > MIMG_CRYPTO_MAX_KEY)
+		return mimg_err(-EINVAL, "%s: LUKS key_bytes %u is invalid",
+				path, h->key_bytes);
+	int r = mimg_sector_cipher_check(path, h->mode, h->ivgen, h->ivhash,
+					 h->key_bytes);
+	if (r < 0)
+		return r;
+	h->aes_bits = (h->mode == MIMG_CIPHER_XTS ? h->key_bytes / 2
+						  : h->key_bytes) * 8;
+	return 0;
+}
+
+static int check_iters(uint32_t iters, uint64_t max, const char *what,
+		       const char *path)
+{
+	if (iters == 0)
+		return mimg_err(-EINVAL, "%s: LUKS %s iteration count is 0",
+				path, what);
+	if (iters > max)
+		return mimg_err(-EINVAL, "%s: LUKS %s iteration count %u is "
+				"above the limit of %llu (raise it to open "
+				"this image)", path, what, iters,
+				(unsigned long long)max);
+	return 0;
+}
+
+static int check_slot(const struct luks1_header *h, int i,
+		      uint64_t file_size, uint64_t max_iters,
+		      const char *path)
+{
+	const struct luks1_slot *s = &h->slots[i];
+	uint64_t start = (uint64_t)s->key_offset * MIMG_CRYPTO_SECTOR;
+	uint64_t len = luks1_material_size(h->key_bytes, s->stripes);
+	uint64_t payload = (uint64_t)h->payload_offset * MIMG_CRYPTO_SECTOR;
+	char what[32];
+	int r;
+
+	snprintf(what, sizeof(what), "key slot %d", i);
+	if ((r = check_iters(s->iters, max_iters, what, path)) < 0)
+		return r;
+	if (s->stripes != LUKS1_STRIPES)
+		return mimg_err(-EINVAL, "%s: LUKS key slot %d has %u stripes "
+				"(expected %u)", path, i, s->stripes,
+				LUKS1_STRIPES);
+	if (s->key_offset < HEADER_SECTORS)
+		return mimg_err(-EINVAL, "%s: LUKS key slot %d material at "
+				"sector %u overlaps the header", path, i,
+				s->key_offset);
+	if (start + len > payload)
+		return mimg_err(-EINVAL, "%s: LUKS key slot %d material at "
+				"sector %u overlaps the payload at sector %u",
+				path, i, s->key_offset, h->payload_offset);
+	if (start + len > file_size)
+		return mimg_err(-EINVAL, "%s: LUKS key slot %d material at "
+				"offset %llu is past the end of the file "
+				"(%llu bytes)", path, i,
+				(unsigned long long)start,
+				(unsigned long long)file_size);
+	for (int j = 0; j < i; j++) {
+		const struct luks1_slot *o = &h->slots[j];
+		uint64_t ostart = (uint64_t)o->key_offset * MIMG_CRYPTO_SECTOR;
+		if (!o->active)
+			continue;
+		if (start < ostart + luks1_material_size(h->key_bytes,
+							 o->stripes) &&
+		    ostart < start + len)
+			return mimg_err(-EINVAL, "%s: LUKS key slots %d and %d "
+					"have overlapping key material", path,
+					j, i);
+	}
+	return 0;
+}
+
+static void parse_fields(const uint8_t *buf, struct luks1_header *h)
+{
+	h->payload_offset = ld_be32(buf + 104);
+	h->key_bytes = ld_be32(buf + 108);
+	memcpy(h->mk_digest, buf + 112, LUKS1_DIGEST_LEN);
+	memcpy(h->mk_salt, buf + 132, LUKS1_SALT_LEN);
+	h->mk_iters = ld_be32(buf + 164);
+	for (int i = 0; i < LUKS1_UUID_LEN; i++) {
+		uint8_t c = buf[168 + i];
+		h->uuid[i] = c == 0 ? 0 : (c < 0x20 || c > 0x7e) ? '?'
+								   : (char)c;
+	}
+	h->uuid[LUKS1_UUID_LEN] = 0;
+}
+
+int luks1_parse(const uint8_t *buf, uint64_t file_size, uint64_t max_iters,
+		const char *path, struct luks1_header *h)
+{
+	uint32_t state[LUKS1_NUM_SLOTS];
+	int r;
+
+	memset(h, 0, sizeof(*h));
+	if (memcmp(buf, luks1_magic, sizeof(luks1_magic)) != 0)
+		return mimg_err(-EINVAL, "%s: Volume is not in LUKS format",
+				path);
+	if (ld_be16(buf + 6) != 1)
+		return mimg_err(-ENOTSUP, "%s: LUKS version %u is not "
+				"supported", path, ld_be16(buf + 6));
+	if ((r = copy_name(buf + 8, h->cipher_name, "cipher name", path)) ||
+	    (r = copy_name(buf + 40, h->cipher_mode, "cipher mode", path)) ||
+	    (r = copy_name(buf + 72, h->hash_spec, "hash spec", path)))
+		return r;
+	parse_fields(buf, h);
+	if ((r = parse_cipher(h, path)) < 0)
+		return r;
+	if ((r = check_iters(h->mk_iters, max_iters, "master key digest",
+			     path)) < 0)
+		return r;
+	if (h->payload_offset < HEADER_SECTORS)
+		return mimg_err(-EINVAL, "%s: LUKS payload offset %u sectors "
+				"overlaps the header", path,
+				h->payload_offset);
+	if ((uint64_t)h->payload_offset * MIMG_CRYPTO_SECTOR > file_size)
+		return mimg_err(-EINVAL, "%s: LUKS payload offset %llu is "
+				"past the end of the file (%llu bytes)", path,
+				(unsigned long long)h->payload_offset *
+					MIMG_CRYPTO_SECTOR,
+				(unsigned long long)file_size);
+	for (int i = 0; i < LUKS1_NUM_SLOTS; i++) {
+		const uint8_t *s = buf + 208 + 48 * i;
+		struct luks1_slot *slot = &h->slots[i];
+		state[i] = ld_be32(s);
+		if (state[i] != LUKS1_SLOT_ENABLED &&
+		    state[i] != LUKS1_SLOT_DISABLED)
+			return mimg_err(-EINVAL, "%s: LUKS key slot %d state "
+					"0x%08x is invalid", path, i,
+					state[i]);
+		slot->active = state[i] == LUKS1_SLOT_ENABLED;
+		slot->iters = ld_be32(s + 4);
+		memcpy(slot->salt, s + 8, LUKS1_SALT_LEN);
+		slot->key_offset = ld_be32(s + 40);
+		slot->stripes = ld_be32(s + 44);
+		if (slot->active &&
+		    (r = check_slot(h, i, file_size, max_iters, path)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Try one slot: 1 when PASS opens it (MK filled), 0 when not. */
+static int try_slot(const struct luks1_header *h, int i, struct mimg_file *f,
+		    const char *path, const void *pass, size_t passlen,
+		    uint8_t *mk)
+{
+	const struct luks1_slot *s = &h->slots[i];
+	uint64_t len = luks1_material_size(h->key_bytes, s->stripes);
+	uint8_t slotkey[MIMG_CRYPTO_MAX_KEY], digest[LUKS1_DIGEST_LEN];
+	struct mimg_sector_cipher sc;
+	uint8_t *material;
+	int r;
+
+	if (!(material = malloc(len)))
+		return mimg_err(-ENOMEM, "out of memory");
+	r = mimg_file_pread_exact(f, material, len,
+				  (uint64_t)s->key_offset * MIMG_CRYPTO_SECTOR,
+				  "LUKS key material");
+	if (r == 0)
+		r = mimg_pbkdf2(h->hash, pass, passlen, s->salt,
+				LUKS1_SALT_LEN, s->iters, slotkey,
+				h->key_bytes);
+	if (r == 0)
+		r = mimg_sector_cipher_init(&sc, h->mode, h->ivgen, h->ivhash,
+					    slotkey, h->key_bytes);
+	if (r == 0) {
+		r = mimg_sector_crypt(&sc, false, 0, material, len);
+		mimg_sector_cipher_wipe(&sc);
+	}
+	if (r == 0)
+		r = mimg_af_merge(h->hash, material, h->key_bytes, s->stripes,
+				  mk);
+	if (r == 0)
+		r = mimg_pbkdf2(h->hash, mk, h->key_bytes, h->mk_salt,
+				LUKS1_SALT_LEN, h->mk_iters, digest,
+				sizeof(digest));
+	if (r == 0)
+		r = CRYPTO_memcmp(digest, h->mk_digest, sizeof(digest)) == 0;
+	OPENSSL_cleanse(material, len);
+	free(material);
+	OPENSSL_cleanse(slotkey, sizeof(slotkey));
+	if (r != 1)
+		OPENSSL_cleanse(mk, h->key_bytes);
+	(void)path;
+	return r;
+}
+
+int luks1_unlock(const struct luks1_header *h, struct mimg_file *f,
+		 const char *path, const void *pass, size_t passlen,
+		 uint8_t *mk)
+{
+	for (int i = 0; i < LUKS1_NUM_SLOTS; i++) {
+		if (!h->slots[i].active)
+			continue;
+		int r = try_slot(h, i, f, path, pass, passlen, mk);
+		if (r != 0)
+			return r < 0 ? r : 0;
+	}
+	return mimg_err(-EACCES, "%s: Invalid password, cannot unlock any "
+			"keyslot", path);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Creation                                                                */
+
+static void encode(const struct luks1_header *h, uint8_t *buf)
+{
+	memset(buf, 0, LUKS1_HEADER_SIZE);
+	memcpy(buf, luks1_magic, sizeof(luks1_magic));
+	st_be16(buf + 6, 1);
+	memcpy(buf + 8, h->cipher_name, LUKS1_NAME_LEN);
+	memcpy(buf + 40, h->cipher_mode, LUKS1_NAME_LEN);
+	memcpy(buf + 72, h->hash_spec, LUKS1_NAME_LEN);
+	st_be32(buf + 104, h->payload_offset);
+	st_be32(buf + 108, h->key_bytes);
+	memcpy(buf + 112, h->mk_digest, LUKS1_DIGEST_LEN);
+	memcpy(buf + 132, h->mk_salt, LUKS1_SALT_LEN);
+	st_be32(buf + 164, h->mk_iters);
+	memcpy(buf + 168, h->uuid, LUKS1_UUID_LEN);
+	for (int i = 0; i < LUKS1_NUM_SLOTS; i++) {
+		uint8_t *s = buf + 208 + 48 * i;
+		const struct luks1_slot *slot = &h->slots[i];
+		st_be32(s, slot->active ? LUKS1_SLOT_ENABLED
+					: LUKS1_SLOT_DISABLED);
+		st_be32(s + 4, slot->iters);
+		memcpy(s + 8, slot->salt, LUKS1_SALT_LEN);
+		st_be32(s + 40, slot->key_offset);
+		st_be32(s + 44, slot->stripes);
+	}
+}
+
+static int make_uuid(char *out)
+{
+	uint8_t u[16];
+	int r = mimg_random_bytes(u, sizeof(u));
+	if (r < 0)
+		return r;
+	u[6] = (uint8_t)((u[6] & 0x0f) | 0x40); /* version 4 */
+	u[8] = (uint8_t)((u[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+	snprintf(out, LUKS1_UUID_LEN + 1,
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+		 "%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2], u[3], u[4],
+		 u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13],
+		 u[14], u[15]);
+	return 0;
+}
+
+/* Iterations for ITER_TIME ms, divided by DIV, at least the minimum,
+ * at most the cap. */
+static int pick_iters(const struct luks1_create_params *p, size_t keylen,
+		      unsigned div, uint32_t *out)
+{
+	uint64_t n;
+	int r = mimg_pbkdf2_count_iters(p->hash, keylen, p->iter_time_ms, &n);
+	if (r < 0)
+		return r;
+	n /= div;
+	n = max_u64(n, LUKS1_MIN_ITERS);
+	n = min_u64(n, min_u64(p->max_iters, UINT32_MAX));
+	*out = (uint32_t)n;
+	return 0;
+}
+
+static int fill_header(const struct luks1_create_params *p,
+		       struct luks1_header *h)
+{
+	uint32_t area;
+	int r;
+
+	memset(h, 0, sizeof(*h));
+	snprintf(h->cipher_name, LUKS1_NAME_LEN, "aes");
+	if (p->ivhash != MIMG_HASH_NONE)
+		snprintf(h->cipher_mode, LUKS1_NAME_LEN, "%s-%s:%s",
+			 mimg_cipher_mode_name(p->mode),
+			 mimg_ivgen_name(p->ivgen), mimg_hash_name(p->ivhash));
+	else
+		snprintf(h->cipher_mode, LUKS1_NAME_LEN, "%s-%s",
+			 mimg_cipher_mode_name(p->mode),
+			 mimg_ivgen_name(p->ivgen));
+	snprintf(h->hash_spec, LUKS1_NAME_LEN, "%s", mimg_hash_name(p->hash));
+	h->aes_bits = p->aes_bits;
+	h->mode = p->mode;
+	h->ivgen = p->ivgen;
+	h->ivhash = p->ivhash;
+	h->hash = p->hash;
+	h->key_bytes = p->aes_bits / 8 * (p->mode == MIMG_CIPHER_XTS ? 2 : 1);
+	if ((r = mimg_sector_cipher_check("LUKS", p->mode, p->ivgen,
+					  p->ivhash, h->key_bytes)) < 0)
+		return r;
+	area = (uint32_t)(luks1_material_size(h->key_bytes, LUKS1_STRIPES) /
+			  MIMG_CRYPTO_SECTOR);
+	area = (area + LUKS1_KEY_ALIGN_SECTORS - 1) /
+	       LUKS1_KEY_ALIGN_SECTORS * LUKS1_KEY_ALIGN_SECTORS;
+	for (int i = 0; i < LUKS1_NUM_SLOTS; i++) {
+		h->slots[i].stripes = LUKS1_STRIPES;
+		h->slots[i].key_offset = LUKS1_KEY_ALIGN_SECTORS +
+					 (uint32_t)i * area;
+	}
+	h->payload_offset = LUKS1_KEY_ALIGN_SECTORS +
+			    LUKS1_NUM_SLOTS * area;
+	if ((r = make_uuid(h->uuid)) < 0 ||
+	    (r = mimg_random_bytes(h->mk_salt, LUKS1_SALT_LEN)) < 0 ||
+	    (r = mimg_random_bytes(h->slots[0].salt, LUKS1_SALT_LEN)) < 0)
+		return r;
+	h->slots[0].active = true;
+	return 0;
+}
+
+/* Split MK and encrypt it with the key PASS derives for slot 0. */
+static int seal_slot0(struct luks1_header *h,
+		      const struct luks1_create_params *p, const uint8_t *mk,
+		      const void *pass, size_t passlen, uint8_t *material)
+{
+	struct luks1_slot *s = &h->slots[0];
+	uint64_t len = luks1_material_size(h->key_bytes, s->stripes);
+	uint8_t slotkey[MIMG_CRYPTO_MAX_KEY];
+	struct mimg_sector_cipher sc;
+	int r;
+
+	if ((r = pick_iters(p, h->key_bytes, 1, &s->iters)) < 0 ||
+	    (r = mimg_pbkdf2(h->hash, pass, passlen, s->salt, LUKS1_SALT_LEN,
+			     s->iters, slotkey, h->key_bytes)) < 0)
+		return r;
+	memset(material, 0, len);
+	r = mimg_af_split(h->hash, mk, h->key_bytes, s->stripes, material);
+	if (r == 0)
+		r = mimg_sector_cipher_init(&sc, h->mode, h->ivgen, h->ivhash,
+					    slotkey, h->key_bytes);
+	if (r == 0) {
+		r = mimg_sector_crypt(&sc, true, 0, material, len);
+		mimg_sector_cipher_wipe(&sc);
+	}
+	OPENSSL_cleanse(slotkey, sizeof(slotkey));
+	return r;
+}
+
+int luks1_format(struct mimg_file *f, const char *path,
+		 const struct luks1_create_params *p, uint64_t size,
+		 const void *pass, size_t passlen, struct luks1_header *h,
+		 uint8_t *mk)
+{
+	uint8_t hdr[LUKS1_HEADER_SIZE], *material = NULL;
+	uint64_t len = 0, total;
+	int r;
+
+	if ((r = fill_header(p, h)) < 0)
+		goto out;
+	len = luks1_material_size(h->key_bytes, LUKS1_STRIPES);
+	if ((r = mimg_random_bytes(mk, h->key_bytes)) < 0 ||
+	    (r = pick_iters(p, LUKS1_DIGEST_LEN, 8, &h->mk_iters)) < 0 ||
+	    (r = mimg_pbkdf2(h->hash, mk, h->key_bytes, h->mk_salt,
+			     LUKS1_SALT_LEN, h->mk_iters, h->mk_digest,
+			     LUKS1_DIGEST_LEN)) < 0)
+		goto out;
+	if (!(material = malloc(len))) {
+		r = mimg_err(-ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((r = seal_slot0(h, p, mk, pass, passlen, material)) < 0)
+		goto out;
+	if (!ck_add_u64((uint64_t)h->payload_offset * MIMG_CRYPTO_SECTOR,
+			size, &total)) {
+		r = mimg_err(-EFBIG, "%s: image size %llu is too large", path,
+			     (unsigned long long)size);
+		goto out;
+	}
+	encode(h, hdr);
+	if ((r = mimg_file_truncate(f, total)) < 0 ||
+	    (r = mimg_file_pwrite(f, hdr, sizeof(hdr), 0)) < 0 ||
+	    (r = mimg_file_pwrite(f, material, len,
+				  (uint64_t)h->slots[0].key_offset *
+					  MIMG_CRYPTO_SECTOR)) < 0)
+		goto out;
+out:
+	if (material) {
+		OPENSSL_cleanse(material, len);
+		free(material);
+	}
+	if (r < 0)
+		OPENSSL_cleanse(mk, MIMG_CRYPTO_MAX_KEY);
+	return r;
+}

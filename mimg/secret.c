@@ -1,0 +1,373 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * Secrets on the command line, as qemu-img takes them:
+ *   --object secret,id=ID,data=TEXT | file=PATH [,format=raw|base64]
+ * then "-o key-secret=ID" (create) or --image-opts "key-secret=ID" name
+ * one.  Opening an encrypted image uses the secret --image-opts named, or
+ * the only secret given.  "max-pbkdf2-iters=N" (not in qemu) changes the
+ * cap on PBKDF2 iterations accepted from an image's header.  Secret bytes
+ * are never printed and are wiped at exit.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+#define MAX_SECRETS 16
+#define MAX_SECRET_FILE (1u << 20)
+
+struct cli_secret {
+	char *id;
+	unsigned char *data;
+	size_t len;
+	uint64_t max_iters; /* 0: the library's default */
+};
+
+static struct cli_secret secrets[MAX_SECRETS];
+static int nsecrets;
+static char *chosen_id; /* key-secret from --image-opts */
+
+static void wipe_secrets(void)
+{
+	for (int i = 0; i < nsecrets; i++) {
+		if (secrets[i].data)
+			explicit_bzero(secrets[i].data, secrets[i].len);
+		free(secrets[i].data);
+		free(secrets[i].id);
+	}
+	nsecrets = 0;
+	free(chosen_id);
+	chosen_id = NULL;
+}
+
+static int b64_value(int c)
+{
+	if (c >= 'A' && c <= 'Z') return c - 'A';
+	if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+	if (c >= '0' && c <= '9') return c - '0' + 52;
+	if (c == '+') return 62;
+	if (c == '/') return 63;
+	return -1;
+}
+
+/* Decode base64 TEXT of LEN bytes in place; returns the decoded length or
+ * -1 when TEXT is not base64. */
+static long b64_decode(unsigned char *text, size_t len)
+{
+	size_t out = 0, nbits = 0, pad = 0;
+	unsigned long acc = 0;
+	for (size_t i = 0; i < len; i++) {
+		int c = text[i], v;
+		if (c == '\n' || c == '\r' || c == ' ')
+			continue;
+		if (c == '=') {
+			pad++;
+			continue;
+		}
+		if (pad || (v = b64_value(c)) < 0)
+			return -1;
+		acc = (acc << 6) | (unsigned long)v;
+		nbits += 6;
+		if (nbits >= 8) {
+			nbits -= 8;
+			text[out++] = (unsigned char)(acc >> nbits);
+		}
+	}
+	if (pad > 2 || nbits >= 6)
+		return -1;
+	return (long)out;
+}
+
+static int read_secret_file(const char *path, unsigned char **data,
+			    size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	unsigned char *buf;
+	size_t n;
+	if (!f)
+		return cli_error("Unable to read %s: %s", path,
+				 strerror(errno)), -1;
+	if (!(buf = malloc(MAX_SECRET_FILE + 1))) {
+		fclose(f);
+		return cli_error("out of memory"), -1;
+	}
+	n = fread(buf, 1, MAX_SECRET_FILE + 1, f);
+	fclose(f);
+	if (n > MAX_SECRET_FILE) {
+		explicit_bzero(buf, n);
+		free(buf);
+		return cli_error("Secret file %s is larger than %u bytes",
+				 path, MAX_SECRET_FILE), -1;
+	}
+	*data = buf;
+	*len = n;
+	return 0;
+}
+
+static int set_value(char **slot, const char *key, const char *value)
+{
+	if (*slot)
+		return cli_error("--object: '%s' given twice", key), -1;
+	if (!(*slot = strdup(value)))
+		return cli_error("out of memory"), -1;
+	return 0;
+}
+
+int cli_object_add(const char *spec)
+{
+	struct mimg_opt *opts = NULL;
+	char *id = NULL, *data = NULL, *file = NULL, *format = NULL;
+	char *iters = NULL;
+	struct cli_secret s = {0};
+	int n, r = -1;
+
+	static bool registered;
+	if (!registered) {
+		atexit(wipe_secrets);
+		registered = true;
+	}
+	if (strncmp(spec, "secret,", 7) != 0)
+		return cli_error("--object: only 'secret' objects are "
+				 "supported"), -1;
+	if ((n = mimg_opts_parse(spec + 7, &opts)) < 0)
+		return cli_error("--object: %s", mimg_errmsg()), -1;
+	for (int i = 0; i < n; i++) {
+		const char *k = opts[i].key, *v = opts[i].value;
+		char **slot = strcmp(k, "id") == 0 ? &id
+			      : strcmp(k, "data") == 0 ? &data
+			      : strcmp(k, "file") == 0 ? &file
+			      : strcmp(k, "format") == 0 ? &format
+			      : strcmp(k, "max-pbkdf2-iters") == 0 ? &iters
+								  : NULL;
+		if (!slot) {
+			cli_error("--object secret: unknown property '%s'", k);
+			goto out;
+		}
+		if (set_value(slot, k, v) < 0)
+			goto out;
+	}
+	if (!id) {
+		cli_error("--object secret: Parameter 'id' is missing");
+		goto out;
+	}
+	if (!data == !file) {
+		cli_error("--object secret: exactly one of 'data' and 'file' "
+			  "is needed");
+		goto out;
+	}
+	if (format && strcmp(format, "raw") != 0 &&
+	    strcmp(format, "base64") != 0) {
+		cli_error("--object secret: Invalid parameter '%s' for "
+			  "format", format);
+		goto out;
+	}
+	if (iters) {
+		char *end;
+		errno = 0;
+		s.max_iters = strtoull(iters, &end, 10);
+		if (errno || end == iters || *end || s.max_iters == 0) {
+			cli_error("--object secret: Invalid parameter '%s' "
+				  "for max-pbkdf2-iters", iters);
+			goto out;
+		}
+	}
+	for (int i = 0; i < nsecrets; i++)
+		if (strcmp(secrets[i].id, id) == 0) {
+			cli_error("attempt to add duplicate property '%s' to "
+				  "object", id);
+			goto out;
+		}
+	if (nsecrets == MAX_SECRETS) {
+		cli_error("--object: too many secrets");
+		goto out;
+	}
+	if (data) {
+		s.len = strlen(data);
+		s.data = (unsigned char *)data;
+		data = NULL;
+	} else if (read_secret_file(file, &s.data, &s.len) < 0) {
+		goto out;
+	}
+	if (format && strcmp(format, "base64") == 0) {
+		long dn = b64_decode(s.data, s.len);
+		if (dn < 0) {
+			cli_error("--object secret '%s': the data is not "
+				  "valid base64", id);
+			goto out;
+		}
+		s.len = (size_t)dn;
+	}
+	s.id = id;
+	id = NULL;
+	secrets[nsecrets++] = s;
+	s.data = NULL;
+	r = 0;
+out:
+	if (s.data) {
+		explicit_bzero(s.data, s.len);
+		free(s.data);
+	}
+	if (data)
+		explicit_bzero(data, strlen(data));
+	for (int i = 0; i < n; i++)
+		if (strcmp(opts[i].key, "data") == 0)
+			explicit_bzero((char *)opts[i].value,
+				       strlen(opts[i].value));
+	mimg_opts_free(opts, n > 0 ? (size_t)n : 0);
+	free(id);
+	free(data);
+	free(file);
+	free(format);
+	free(iters);
+	return r;
+}
+
+/* A failure of cli_open/cli_create found here rather than in libmimg. */
+static char own_error[256];
+
+const char *cli_errmsg(void)
+{
+	return own_error[0] ? own_error : mimg_errmsg();
+}
+
+static int no_secret(const char *id)
+{
+	snprintf(own_error, sizeof(own_error), "No secret with id '%s' found",
+		 id);
+	return -ENOENT;
+}
+
+static const struct cli_secret *find_secret(const char *id)
+{
+	for (int i = 0; i < nsecrets; i++)
+		if (strcmp(secrets[i].id, id) == 0)
+			return &secrets[i];
+	return NULL;
+}
+
+/* The secret for opening images: the one --image-opts named, else the
+ * only one given, else none. */
+static int open_secret(const char *id, struct mimg_secret *out, bool *have)
+{
+	const struct cli_secret *s = NULL;
+	*have = false;
+	if (!id)
+		id = chosen_id;
+	if (id) {
+		if (!(s = find_secret(id)))
+			return no_secret(id);
+	} else if (nsecrets == 1) {
+		s = &secrets[0];
+	}
+	if (!s)
+		return 0;
+	memset(out, 0, sizeof(*out));
+	out->size = sizeof(*out);
+	out->data = s->data;
+	out->len = s->len;
+	out->max_pbkdf2_iters = s->max_iters;
+	*have = true;
+	return 0;
+}
+
+static int open_image(struct mimg **imgp, const char *path,
+		      const char *format, unsigned flags, const char *id,
+		      bool header_only)
+{
+	struct mimg_secret sec;
+	bool have;
+	int r;
+	*imgp = NULL;
+	own_error[0] = 0;
+	if ((r = open_secret(id, &sec, &have)) < 0)
+		return r;
+	r = mimg_open_secret(imgp, path, format, flags, have ? &sec : NULL);
+	if (r < 0 || header_only || !mimg_needs_secret(*imgp))
+		return r;
+	/* Fail before any work (a convert would create its target first),
+	 * as qemu-img does. */
+	snprintf(own_error, sizeof(own_error), "%s: Parameter 'key-secret' "
+		 "is required for cipher (give --object secret,...)", path);
+	mimg_close(*imgp);
+	*imgp = NULL;
+	return -EACCES;
+}
+
+int cli_open(struct mimg **imgp, const char *path, const char *format,
+	     unsigned flags)
+{
+	return open_image(imgp, path, format, flags, NULL, false);
+}
+
+int cli_open_id(struct mimg **imgp, const char *path, const char *format,
+		unsigned flags, const char *id)
+{
+	return open_image(imgp, path, format, flags, id, false);
+}
+
+int cli_open_header(struct mimg **imgp, const char *path, const char *format,
+		    unsigned flags)
+{
+	return open_image(imgp, path, format, flags, NULL, true);
+}
+
+int cli_create(const char *path, const char *format, uint64_t size,
+	       const struct mimg_opt *opts, size_t nopts, unsigned flags)
+{
+	const char *id = NULL;
+	own_error[0] = 0;
+	for (size_t i = 0; i < nopts; i++)
+		if (strcmp(opts[i].key, "key-secret") == 0)
+			id = opts[i].value;
+	if (!id)
+		return mimg_create_flags(path, format, size, opts, nopts,
+					 flags);
+	const struct cli_secret *s = find_secret(id);
+	if (!s)
+		return no_secret(id);
+	struct mimg_secret sec = {.size = sizeof(sec), .data = s->data,
+				  .len = s->len, .max_pbkdf2_iters = s->max_iters};
+	return mimg_create_secret(path, format, size, opts, nopts, &sec);
+}
+
+int cli_image_opts(const char *spec, char **pathp, char **formatp)
+{
+	struct mimg_opt *opts = NULL;
+	int n = mimg_opts_parse(spec, &opts), r = 0;
+	*pathp = *formatp = NULL;
+	if (n < 0)
+		return cli_error("--image-opts: %s", mimg_errmsg()), -1;
+	for (int i = 0; i < n && r == 0; i++) {
+		const char *k = opts[i].key, *v = opts[i].value;
+		char **slot = strcmp(k, "driver") == 0 ? formatp
+			      : strcmp(k, "file.filename") == 0 ||
+					strcmp(k, "filename") == 0 ? pathp
+			      : strcmp(k, "key-secret") == 0 ||
+					strcmp(k, "encrypt.key-secret") == 0
+				      ? &chosen_id : NULL;
+		if (!slot) {
+			cli_error("--image-opts: unsupported option '%s'", k);
+			r = -1;
+			break;
+		}
+		free(*slot);
+		if (!(*slot = strdup(v))) {
+			cli_error("out of memory");
+			r = -1;
+		}
+	}
+	mimg_opts_free(opts, n > 0 ? (size_t)n : 0);
+	if (r == 0 && !*pathp) {
+		cli_error("--image-opts: file.filename is missing");
+		r = -1;
+	}
+	if (r < 0) {
+		free(*pathp);
+		free(*formatp);
+		*pathp = *formatp = NULL;
+	}
+	return r;
+}
