@@ -142,4 +142,9 @@ int mimg__opt_bool(const char *key, const char *value, bool *out);
 int mimg__opt_size(const char *key, const char *value, uint64_t *out);
 int mimg__opt_prealloc(const char *value, enum mimg_prealloc *out);
 
+/* Add one line to a check report (at most 1000 lines are kept; lines that
+ * do not fit are dropped, the caller's counters still count them). */
+void mimg__check_report(struct mimg_check_result *res, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
 #endif

@@ -30,12 +30,6 @@ static bool str_at(const uint8_t *p, const char *str)
 	return memcmp(p, str, strlen(str) + 1) == 0;
 }
 
-static int probe_vpc(const uint8_t *hdr, const char *filename)
-{
-	(void)filename;
-	return memcmp(hdr, "conectix", 8) == 0 ? 100 : 0;
-}
-
 static int probe_vdi(const uint8_t *hdr, const char *filename)
 {
 	(void)filename;
@@ -111,7 +105,6 @@ static int probe_dmg(const uint8_t *hdr, const char *filename)
 }
 
 static const struct unsupported_format unsupported[] = {
-	{"vpc", probe_vpc},
 	{"vdi", probe_vdi},
 	{"vhdx", probe_vhdx},
 	{"qed", probe_qed},
