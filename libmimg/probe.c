@@ -30,12 +30,6 @@ static bool str_at(const uint8_t *p, const char *str)
 	return memcmp(p, str, strlen(str) + 1) == 0;
 }
 
-static int probe_vdi(const uint8_t *hdr, const char *filename)
-{
-	(void)filename;
-	return ld_le32(hdr + 64) == 0xbeda107f ? 100 : 0;
-}
-
 static int probe_vhdx(const uint8_t *hdr, const char *filename)
 {
 	(void)filename;
@@ -105,7 +99,6 @@ static int probe_dmg(const uint8_t *hdr, const char *filename)
 }
 
 static const struct unsupported_format unsupported[] = {
-	{"vdi", probe_vdi},
 	{"vhdx", probe_vhdx},
 	{"qed", probe_qed},
 	{"qcow", probe_qcow},

@@ -23,7 +23,6 @@
 #include "vpc.h"
 
 #define IOV_LOCAL 16
-#define ZERO_CHUNK (1u << 20)
 
 uint32_t vpc_checksum(const uint8_t *buf, size_t len, size_t ck_off)
 {
@@ -316,26 +315,6 @@ static int vpc_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
 	return r;
 }
 
-/* Make [off, off+len) of the host file read as zeroes. */
-static int zero_host(struct mimg_file *f, uint64_t off, uint64_t len)
-{
-	if (len == 0 || mimg_file_zero_range(f, off, len, false) == 0)
-		return 0;
-	size_t chunk = (size_t)min_u64(len, ZERO_CHUNK);
-	void *z = calloc(1, chunk);
-	int r = 0;
-	if (!z)
-		return mimg_err(-ENOMEM, "out of memory");
-	while (len && r == 0) {
-		size_t n = (size_t)min_u64(len, chunk);
-		r = mimg_file_pwrite(f, z, n, off);
-		off += n;
-		len -= n;
-	}
-	free(z);
-	return r;
-}
-
 /*
  * Allocate the block holding OFF and write the LEN bytes of IOV (from
  * byte SKIP) into it, in crash-safe order.  Called with the lock held.
@@ -358,7 +337,7 @@ static int allocate_and_write(struct mimg *img, struct vpc *s,
 	/* Whatever lies past the old footer (nothing, normally) must not
 	 * show through the parts of the block this write does not cover. */
 	if (s->file_size > data &&
-	    (r = zero_host(img->file, data,
+	    (r = mimg__file_zero(img->file, data,
 			   min_u64(s->file_size, end) - data)) < 0)
 		return r;
 	/* The footer moves first, so that the file always ends with one;
@@ -447,11 +426,11 @@ static int vpc_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
 	struct vpc *s = img->priv;
 	(void)flags;
 	if (s->fixed)
-		return zero_host(img->file, off, len);
+		return mimg__file_zero(img->file, off, len);
 	while (len) {
 		uint64_t n = min_u64(len, s->block_size - off % s->block_size);
 		uint64_t host = lookup(s, off);
-		int r = host ? zero_host(img->file,
+		int r = host ? mimg__file_zero(img->file,
 					 host + off % s->block_size, n)
 			     : 0;
 		if (r < 0)
