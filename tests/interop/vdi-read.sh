@@ -41,4 +41,23 @@ for opts in static=off static=on; do
 	same_map q.vdi "($opts)"
 	"$MIMG" compare src.raw q.vdi >/dev/null || fail "mimg compare ($opts)"
 done
+# A block used twice: both tools find the corruption (exit status 2).
+rm -f q.vdi
+qemu-img create -q -f vdi q.vdi 3M
+qio q.vdi "write -P 0x21 0 4k"
+python3 - <<'PY'
+import struct
+with open('q.vdi', 'r+b') as f:
+    f.seek(512 + 4)
+    f.write(struct.pack('<I', 0))
+PY
+qemu-img check -f vdi q.vdi >q.out 2>&1
+check_eq $? 2 "qemu-img check exit status for a block used twice"
+"$MIMG" check -f vdi q.vdi >m.out 2>&1
+check_eq $? 2 "mimg check exit status for a block used twice"
+for out in q.out m.out; do
+	grep -q "ERROR: block index .* also used by" $out || fail "$(cat $out)"
+	grep -q "ERROR: allocated blocks mismatch, is 2, should be 1" $out ||
+		fail "$(cat $out)"
+done
 echo ok
