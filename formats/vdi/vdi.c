@@ -249,7 +249,7 @@ static int allocate_and_write(struct mimg *img, struct vdi *s,
 	 * mimg wrote) must not show through. */
 	if (s->file_size > host &&
 	    (r = mimg__file_zero(img->file, host,
-			   min_u64(s->file_size, end) - host)) < 0)
+				 min_u64(s->file_size, end) - host)) < 0)
 		return r;
 	int cnt = iov_slice(iov, iovcnt, skip, len, local, IOV_LOCAL, &use);
 	if (cnt < 0)

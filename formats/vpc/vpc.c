@@ -338,7 +338,7 @@ static int allocate_and_write(struct mimg *img, struct vpc *s,
 	 * show through the parts of the block this write does not cover. */
 	if (s->file_size > data &&
 	    (r = mimg__file_zero(img->file, data,
-			   min_u64(s->file_size, end) - data)) < 0)
+				 min_u64(s->file_size, end) - data)) < 0)
 		return r;
 	/* The footer moves first, so that the file always ends with one;
 	 * the bitmap then overwrites the old footer. */
@@ -431,7 +431,7 @@ static int vpc_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
 		uint64_t n = min_u64(len, s->block_size - off % s->block_size);
 		uint64_t host = lookup(s, off);
 		int r = host ? mimg__file_zero(img->file,
-					 host + off % s->block_size, n)
+					       host + off % s->block_size, n)
 			     : 0;
 		if (r < 0)
 			return r;
