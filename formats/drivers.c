@@ -10,11 +10,15 @@ extern const struct mimg_driver mimg_raw_driver;
 extern const struct mimg_driver mimg_qcow2_driver;
 extern const struct mimg_driver mimg_vmdk_driver;
 extern const struct mimg_driver mimg_luks_driver;
+extern const struct mimg_driver mimg_vpc_driver;
+extern const struct mimg_driver mimg_vdi_driver;
 
 const struct mimg_driver *const mimg_drivers[] = {
 	&mimg_raw_driver,
 	&mimg_qcow2_driver,
 	&mimg_vmdk_driver,
 	&mimg_luks_driver,
+	&mimg_vpc_driver,
+	&mimg_vdi_driver,
 	NULL,
 };

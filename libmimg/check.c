@@ -4,6 +4,8 @@
  * mimg_check: dispatch to the driver's consistency check.
  */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,4 +41,32 @@ void mimg_check_result_free(struct mimg_check_result *res)
 		free(*m);
 	free(res->messages);
 	res->messages = NULL;
+}
+
+#define CHECK_MAX_MESSAGES 1000
+
+void mimg__check_report(struct mimg_check_result *res, const char *fmt, ...)
+{
+	size_t n = 0;
+	char buf[512];
+	va_list ap;
+
+	if (!res)
+		return;
+	while (res->messages && res->messages[n])
+		n++;
+	if (n >= CHECK_MAX_MESSAGES)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	/* A report that cannot grow still counts the problem: the counters
+	 * are what the exit status comes from. */
+	char **m = realloc(res->messages, (n + 2) * sizeof(*m));
+	if (!m)
+		return;
+	res->messages = m;
+	if (!(m[n] = strdup(buf)))
+		return;
+	m[n + 1] = NULL;
 }

@@ -160,4 +160,13 @@ int mimg__opt_bool(const char *key, const char *value, bool *out);
 int mimg__opt_size(const char *key, const char *value, uint64_t *out);
 int mimg__opt_prealloc(const char *value, enum mimg_prealloc *out);
 
+/* Make [OFF, OFF+LEN) of host file F read as zeroes (zero range where
+ * the file supports it, else writes of zeroes). */
+int mimg__file_zero(struct mimg_file *f, uint64_t off, uint64_t len);
+
+/* Add one line to a check report (at most 1000 lines are kept; lines that
+ * do not fit are dropped, the caller's counters still count them). */
+void mimg__check_report(struct mimg_check_result *res, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
 #endif

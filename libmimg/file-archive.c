@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "file-archive.h"
+#include "probe.h"
 #include "driver.h"
 #include "error.h"
 
@@ -582,7 +583,7 @@ static int unpack_tar(struct spool *sp, struct archive *a, bool filtered,
 		}
 		size_t plen = (size_t)n < PROBE_LEN ? (size_t)n : PROBE_LEN;
 		const struct mimg_driver *drv = mimg__probe(sp->buf, plen,
-							    NULL);
+							    NULL, NULL);
 		bool disk = drv && strcmp(drv->name, "raw") != 0;
 		list_member(&list, shown, disk ? drv->name : "raw");
 		files++;

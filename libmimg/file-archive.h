@@ -64,9 +64,5 @@ int mimg__archive_unpack(struct mimg_file **fp,
 			 struct mimg_archive_origin **originp);
 void mimg__archive_origin_free(struct mimg_archive_origin *o);
 
-/* The highest-scoring driver for the first bytes of a file (image.c). */
-struct mimg_driver;
-const struct mimg_driver *mimg__probe(const uint8_t *buf, size_t len,
-				      const char *filename);
 
 #endif

@@ -14,6 +14,7 @@
 #include "file-archive.h"
 #include "error.h"
 #include "image.h"
+#include "probe.h"
 
 #define PROBE_BUF_SIZE 4096
 
@@ -53,23 +54,6 @@ const char *const *mimg_formats(void)
 	/* filled once: concurrent callers must not race on the array */
 	pthread_once(&format_names_once, fill_format_names);
 	return format_names;
-}
-
-const struct mimg_driver *mimg__probe(const uint8_t *buf, size_t len,
-				      const char *filename)
-{
-	const struct mimg_driver *best = NULL;
-	int best_score = 0;
-	for (const struct mimg_driver *const *d = mimg_drivers; *d; d++) {
-		if (!(*d)->probe)
-			continue;
-		int score = (*d)->probe(buf, len, filename);
-		if (score > best_score) {
-			best_score = score;
-			best = *d;
-		}
-	}
-	return best;
 }
 
 /* One (device, inode) pair per image already open below the top, to
@@ -218,7 +202,14 @@ static int open_node(struct mimg **imgp, const char *path,
 		    (r = mimg_file_pread(img->file, buf, sizeof(buf), 0)) < 0)
 			goto fail;
 		size_t n = fsize < sizeof(buf) ? (size_t)fsize : sizeof(buf);
-		drv = mimg__probe(buf, n, path);
+		const char *unsupported;
+		drv = mimg__probe(buf, n, path, &unsupported);
+		if (!drv && unsupported) {
+			r = mimg_err(-ENOTSUP, "%s: image is in %s format, "
+				     "which is not supported", path,
+				     unsupported);
+			goto fail;
+		}
 		if (!drv) {
 			r = mimg_err(-EINVAL, "%s: unknown image format", path);
 			goto fail;

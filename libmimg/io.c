@@ -13,13 +13,11 @@
 #include "error.h"
 #include "image.h"
 #include "iov.h"
+#include "probe.h"
 
 #define SECTOR 512
 #define ZERO_CHUNK (1u << 20)
 #define IOV_LOCAL 16
-
-const struct mimg_driver *mimg__probe(const uint8_t *buf, size_t len,
-				      const char *filename);
 
 ssize_t mimg_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
 		    uint64_t off)
@@ -83,14 +81,17 @@ static int guard_probed_raw(struct mimg *img, const struct iovec *iov,
 		iov_to_buf(iov, iovcnt, 0, sector + off, n);
 	else
 		memset(sector + off, 0, n);
+	const char *other;
 	const struct mimg_driver *d = mimg__probe(sector, SECTOR,
-						  img->filename);
+						  img->filename, &other);
 	if (d && strcmp(d->name, "raw") != 0)
+		other = d->name;
+	if (other)
 		return mimg_err(-EPERM,
 				"%s: refusing to write a %s header into an "
 				"image whose format was only guessed as raw; "
 				"give the format explicitly",
-				img->filename, d->name);
+				img->filename, other);
 	return 0;
 }
 

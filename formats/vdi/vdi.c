@@ -1,0 +1,401 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * VDI driver: header and block map validation, reads, writes with block
+ * allocation, zeroing and block status.
+ *
+ * A new block goes at the end of the data area: its data is written
+ * first (the rest of the block reads as zeroes), then the header with the
+ * new allocated-block count, then the block map entry, so an interrupted
+ * allocation leaves the old image plus an unreferenced block.  Allocation
+ * holds the metadata lock for its whole sequence; I/O to allocated blocks
+ * only looks the entry up under the lock.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checked.h"
+#include "endian.h"
+#include "error.h"
+#include "iov.h"
+#include "vdi.h"
+
+#define IOV_LOCAL 16
+
+static int vdi_probe(const uint8_t *buf, size_t len, const char *filename)
+{
+	(void)filename;
+	/* qemu-img probes the signature in a zero-padded buffer of at least
+	 * a header's size */
+	return len >= VDI_H_SIGNATURE + 4 &&
+		       ld_le32(buf + VDI_H_SIGNATURE) == VDI_SIGNATURE
+		       ? 100
+		       : 0;
+}
+
+static bool uuid_is_null(const uint8_t *u)
+{
+	for (int i = 0; i < 16; i++)
+		if (u[i])
+			return false;
+	return true;
+}
+
+/* The checks qemu-img applies, with its limits, plus the layout checks
+ * that keep the block map and data area inside the file. */
+static int validate_header(struct mimg *img, struct vdi *s)
+{
+	const uint8_t *h = s->header;
+	const char *fn = img->filename;
+	uint32_t v;
+
+	if ((v = ld_le32(h + VDI_H_SIGNATURE)) != VDI_SIGNATURE)
+		return mimg_err(-EINVAL, "%s: vdi: bad signature 0x%08x", fn,
+				v);
+	if ((v = ld_le32(h + VDI_H_VERSION)) != VDI_VERSION_1_1)
+		return mimg_err(-ENOTSUP, "%s: vdi: unsupported version %u.%u",
+				fn, v >> 16, v & 0xffff);
+	if ((v = ld_le32(h + VDI_H_IMAGE_TYPE)) != VDI_TYPE_DYNAMIC &&
+	    v != VDI_TYPE_STATIC)
+		return mimg_err(-ENOTSUP, "%s: vdi: unsupported image type %u",
+				fn, v);
+	if ((v = ld_le32(h + VDI_H_SECTOR_SIZE)) != VDI_SECTOR)
+		return mimg_err(-ENOTSUP, "%s: vdi: sector size %u is not 512",
+				fn, v);
+	if ((v = ld_le32(h + VDI_H_BLOCK_SIZE)) != VDI_BLOCK_SIZE)
+		return mimg_err(-ENOTSUP, "%s: vdi: block size %u is not %u",
+				fn, v, VDI_BLOCK_SIZE);
+	if ((v = ld_le32(h + VDI_H_BLOCK_EXTRA)) != 0)
+		return mimg_err(-ENOTSUP, "%s: vdi: block extra data of %u "
+				"bytes is not supported", fn, v);
+	if (s->offset_bmap % VDI_SECTOR || s->offset_data % VDI_SECTOR)
+		return mimg_err(-ENOTSUP, "%s: vdi: unaligned block map offset "
+				"0x%llx or data offset 0x%llx", fn,
+				(unsigned long long)s->offset_bmap,
+				(unsigned long long)s->offset_data);
+	if (!uuid_is_null(h + VDI_H_UUID_LINK) ||
+	    !uuid_is_null(h + VDI_H_UUID_PARENT))
+		return mimg_err(-ENOTSUP, "%s: vdi: differencing images (a "
+				"link or parent UUID) are not supported", fn);
+	if (s->blocks > VDI_BLOCKS_MAX)
+		return mimg_err(-EINVAL, "%s: vdi: too many blocks %u, max is "
+				"%u", fn, s->blocks, VDI_BLOCKS_MAX);
+	return 0;
+}
+
+static int check_layout(struct mimg *img, struct vdi *s)
+{
+	const char *fn = img->filename;
+	uint64_t disk = ld_le64(s->header + VDI_H_DISK_SIZE);
+	uint64_t map_bytes = (uint64_t)s->blocks * 4;
+
+	/* VBoxManage may write a size that is not whole sectors. */
+	if (!ck_align_up_u64(disk, VDI_SECTOR, &img->size) ||
+	    img->size > (uint64_t)s->blocks * VDI_BLOCK_SIZE)
+		return mimg_err(-EINVAL, "%s: vdi: disk size %llu does not fit "
+				"in the %u blocks of the block map", fn,
+				(unsigned long long)disk, s->blocks);
+	/* The map is read whole: it must be in the file, which bounds the
+	 * memory it takes. */
+	if (s->offset_bmap < VDI_HEADER_SIZE ||
+	    !ck_range_within(s->offset_bmap, map_bytes, s->file_size))
+		return mimg_err(-EINVAL, "%s: vdi: block map at 0x%llx with %u "
+				"entries is outside the file", fn,
+				(unsigned long long)s->offset_bmap, s->blocks);
+	if (s->offset_data < s->offset_bmap + map_bytes)
+		return mimg_err(-EINVAL, "%s: vdi: data offset 0x%llx is "
+				"inside the header or block map", fn,
+				(unsigned long long)s->offset_data);
+	return 0;
+}
+
+static int load_bmap(struct mimg *img, struct vdi *s)
+{
+	s->bmap = malloc(s->blocks ? (size_t)s->blocks * 4 : 1);
+	if (!s->bmap)
+		return mimg_err(-ENOMEM, "out of memory");
+	int r = mimg_file_pread_exact(img->file, s->bmap, (size_t)s->blocks * 4,
+				      s->offset_bmap, "vdi block map");
+	if (r < 0)
+		return r;
+	/* New blocks go after every block in use, whatever the header's
+	 * count says, so that a block is never handed out twice. */
+	s->next_index = ld_le32(s->header + VDI_H_ALLOCATED);
+	for (uint32_t i = 0; i < s->blocks; i++) {
+		uint32_t e = ld_le32(&s->bmap[i]);
+		s->bmap[i] = e;
+		if (e < s->blocks && e >= s->next_index)
+			s->next_index = e + 1;
+	}
+	return 0;
+}
+
+static void vdi_close(struct mimg *img)
+{
+	struct vdi *s = img->priv;
+	free(s->bmap);
+	pthread_mutex_destroy(&s->lock);
+}
+
+static int vdi_open(struct mimg *img, unsigned flags)
+{
+	struct vdi *s = img->priv;
+	int r;
+	(void)flags;
+
+	pthread_mutex_init(&s->lock, NULL);
+	if ((r = mimg_file_size(img->file, &s->file_size)) < 0 ||
+	    (r = mimg_file_pread_exact(img->file, s->header, VDI_HEADER_SIZE, 0,
+				       "vdi header")) < 0)
+		goto fail;
+	s->offset_bmap = ld_le32(s->header + VDI_H_OFFSET_BMAP);
+	s->offset_data = ld_le32(s->header + VDI_H_OFFSET_DATA);
+	s->blocks = ld_le32(s->header + VDI_H_BLOCKS);
+	s->is_static = ld_le32(s->header + VDI_H_IMAGE_TYPE) == VDI_TYPE_STATIC;
+	if ((r = validate_header(img, s)) < 0 ||
+	    (r = check_layout(img, s)) < 0 || (r = load_bmap(img, s)) < 0)
+		goto fail;
+	img->cluster_size = VDI_BLOCK_SIZE;
+	return 0;
+fail:
+	vdi_close(img);
+	return r;
+}
+
+/* Host offset of guest offset OFF's block into *HOST (0 when not
+ * allocated).  Entries past the image's blocks are refused: they would
+ * point anywhere in a huge sparse range. */
+static int block_host(struct mimg *img, struct vdi *s, uint64_t off,
+		      uint64_t *host)
+{
+	uint32_t idx = (uint32_t)(off / VDI_BLOCK_SIZE), e = s->bmap[idx];
+	*host = 0;
+	if (e >= VDI_DISCARDED)
+		return 0;
+	if (e >= s->blocks)
+		return mimg_err(-EIO, "%s: vdi: block map entry %u is %u, past "
+				"the image's %u blocks", img->filename, idx, e,
+				s->blocks);
+	*host = s->offset_data + (uint64_t)e * VDI_BLOCK_SIZE;
+	return 0;
+}
+
+static int lookup(struct mimg *img, struct vdi *s, uint64_t off,
+		  uint64_t *host)
+{
+	pthread_mutex_lock(&s->lock);
+	int r = block_host(img, s, off, host);
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+static size_t in_block(uint64_t off, size_t len)
+{
+	uint64_t left = VDI_BLOCK_SIZE - off % VDI_BLOCK_SIZE;
+	return left < len ? (size_t)left : len;
+}
+
+static int vdi_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
+		      uint64_t off, size_t len)
+{
+	struct vdi *s = img->priv;
+	struct iovec local[IOV_LOCAL], *use;
+	size_t done = 0;
+	int r = 0;
+
+	while (done < len && r == 0) {
+		size_t n = in_block(off + done, len - done);
+		uint64_t host;
+		if ((r = lookup(img, s, off + done, &host)) < 0)
+			break;
+		if (!host) {
+			r = mimg__read_below(img, iov, iovcnt, done,
+					     off + done, n);
+		} else {
+			int cnt = iov_slice(iov, iovcnt, done, n, local,
+					    IOV_LOCAL, &use);
+			if (cnt < 0)
+				return mimg_err(cnt, "out of memory");
+			r = mimg_file_preadv(img->file, use, cnt,
+					     host + (off + done) % VDI_BLOCK_SIZE);
+			iov_slice_free(use, local);
+		}
+		done += n;
+	}
+	return r;
+}
+
+/*
+ * Allocate the block holding OFF and write the LEN bytes of IOV (from
+ * byte SKIP) into it, in crash-safe order.  Called with the lock held.
+ */
+static int allocate_and_write(struct mimg *img, struct vdi *s,
+			      const struct iovec *iov, int iovcnt,
+			      size_t skip, uint64_t off, size_t len)
+{
+	uint32_t idx = (uint32_t)(off / VDI_BLOCK_SIZE);
+	uint64_t host = s->offset_data + (uint64_t)s->next_index *
+						 VDI_BLOCK_SIZE;
+	uint64_t end = host + VDI_BLOCK_SIZE;
+	struct iovec local[IOV_LOCAL], *use;
+	int r;
+
+	if (s->next_index >= s->blocks)
+		return mimg_err(-EIO, "%s: vdi: no free block left in the "
+				"data area (%u blocks)", img->filename,
+				s->blocks);
+	/* Bytes already in the file there (not in an image qemu-img or
+	 * mimg wrote) must not show through. */
+	if (s->file_size > host &&
+	    (r = mimg__file_zero(img->file, host,
+				 min_u64(s->file_size, end) - host)) < 0)
+		return r;
+	int cnt = iov_slice(iov, iovcnt, skip, len, local, IOV_LOCAL, &use);
+	if (cnt < 0)
+		return mimg_err(cnt, "out of memory");
+	r = mimg_file_pwritev(img->file, use, cnt, host + off % VDI_BLOCK_SIZE);
+	iov_slice_free(use, local);
+	if (r < 0)
+		return r;
+	/* The whole block is in the file, as qemu-img leaves it. */
+	if (s->file_size < end) {
+		if ((r = mimg_file_truncate(img->file, end)) < 0)
+			return r;
+		s->file_size = end;
+	}
+	uint8_t count[4], entry[4];
+	st_le32(count, s->next_index + 1);
+	if ((r = mimg_file_pwrite(img->file, count, 4, VDI_H_ALLOCATED)) < 0)
+		return r;
+	memcpy(s->header + VDI_H_ALLOCATED, count, 4);
+	st_le32(entry, s->next_index);
+	if ((r = mimg_file_pwrite(img->file, entry, 4,
+				  s->offset_bmap + (uint64_t)idx * 4)) < 0)
+		return r;
+	s->bmap[idx] = s->next_index++;
+	return 0;
+}
+
+static int write_chunk(struct mimg *img, struct vdi *s,
+		       const struct iovec *iov, int iovcnt, size_t skip,
+		       uint64_t off, size_t len)
+{
+	struct iovec local[IOV_LOCAL], *use;
+	uint64_t host;
+	int r = lookup(img, s, off, &host);
+
+	if (r < 0)
+		return r;
+	if (!host) {
+		pthread_mutex_lock(&s->lock);
+		r = block_host(img, s, off, &host);
+		if (r == 0 && !host)
+			r = allocate_and_write(img, s, iov, iovcnt, skip, off,
+					       len);
+		pthread_mutex_unlock(&s->lock);
+		if (!host || r < 0)
+			return r;
+	}
+	int cnt = iov_slice(iov, iovcnt, skip, len, local, IOV_LOCAL, &use);
+	if (cnt < 0)
+		return mimg_err(cnt, "out of memory");
+	r = mimg_file_pwritev(img->file, use, cnt, host + off % VDI_BLOCK_SIZE);
+	iov_slice_free(use, local);
+	return r;
+}
+
+static int vdi_pwritev(struct mimg *img, const struct iovec *iov, int iovcnt,
+		       uint64_t off, size_t len)
+{
+	struct vdi *s = img->priv;
+	size_t done = 0;
+	int r = 0;
+
+	while (done < len && r == 0) {
+		size_t n = in_block(off + done, len - done);
+		r = write_chunk(img, s, iov, iovcnt, done, off + done, n);
+		done += n;
+	}
+	return r;
+}
+
+static int vdi_flush(struct mimg *img)
+{
+	return mimg_file_flush(img->file);
+}
+
+/* Blocks not allocated already read as zeroes; allocated ones are zeroed
+ * in place. */
+static int vdi_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
+			     unsigned flags)
+{
+	struct vdi *s = img->priv;
+	(void)flags;
+	while (len) {
+		uint64_t n = min_u64(len, VDI_BLOCK_SIZE - off % VDI_BLOCK_SIZE);
+		uint64_t host;
+		int r = lookup(img, s, off, &host);
+		if (r == 0 && host)
+			r = mimg__file_zero(img->file,
+					    host + off % VDI_BLOCK_SIZE, n);
+		if (r < 0)
+			return r;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static int vdi_block_status(struct mimg *img, uint64_t off, uint64_t len,
+			    uint64_t *pnum, unsigned *status,
+			    uint64_t *host_off)
+{
+	struct vdi *s = img->priv;
+	uint64_t host;
+	int r = lookup(img, s, off, &host);
+	if (r < 0)
+		return r;
+	*pnum = in_block(off, (size_t)min_u64(len, VDI_BLOCK_SIZE));
+	if (!host) {
+		/* qemu-img map shows unallocated blocks as present zeroes */
+		*status = MIMG_BS_ZERO | MIMG_BS_ALLOCATED;
+		*host_off = 0;
+		return 0;
+	}
+	*host_off = host + off % VDI_BLOCK_SIZE;
+	*status = MIMG_BS_DATA | MIMG_BS_ALLOCATED | MIMG_BS_OFFSET_VALID;
+	if (s->is_static) {
+		/* qemu-img looks through a static image's blocks into the
+		 * file: holes there are known zeroes. */
+		bool data;
+		if ((r = mimg_file_extent(img->file, *host_off, *pnum, &data,
+					  pnum)) < 0)
+			return r;
+		if (!data)
+			*status |= MIMG_BS_ZERO;
+	}
+	return 0;
+}
+
+static bool vdi_has_zero_init(struct mimg *img)
+{
+	struct vdi *s = img->priv;
+	return !s->is_static || mimg_file_is_regular(img->file);
+}
+
+const struct mimg_driver mimg_vdi_driver = {
+	.name = "vdi",
+	.priv_size = sizeof(struct vdi),
+	.probe = vdi_probe,
+	.open = vdi_open,
+	.close = vdi_close,
+	.create = vdi_create,
+	.preadv = vdi_preadv,
+	.pwritev = vdi_pwritev,
+	.flush = vdi_flush,
+	.pwrite_zeroes = vdi_pwrite_zeroes,
+	.block_status = vdi_block_status,
+	.check = vdi_check,
+	.has_zero_init = vdi_has_zero_init,
+};

@@ -1,0 +1,266 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * Hostile VHD headers: every bad field is refused at open with a message
+ * naming it, without a crash or a huge allocation, and without writing
+ * to the file; overlapping blocks that open are found by check.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "endian.h"
+#include "mimg.h"
+#include "testutil.h"
+
+#define FILE_NAME "bad.vhd"
+
+/* A fresh dynamic 5 MiB VHD: footer at 0, dynamic header at 512, BAT of
+ * three entries at 1536, first block allocated. */
+static void make_image(void)
+{
+	struct mimg *img;
+	ck_assert_int_eq(mimg_create(FILE_NAME, "vpc", 5u << 20, NULL, 0), 0);
+	ck_assert_int_eq(mimg_open(&img, FILE_NAME, "vpc", MIMG_OPEN_RDWR), 0);
+	ck_assert_int_eq(mimg_pwrite(img, "data", 4, 0), 4);
+	ck_assert_int_eq(mimg_close(img), 0);
+}
+
+static void patch(uint64_t off, const void *bytes, size_t len)
+{
+	tu_write_file(FILE_NAME, bytes, len, off);
+}
+
+static void patch_be32(uint64_t off, uint32_t v)
+{
+	uint8_t b[4];
+	st_be32(b, v);
+	patch(off, b, 4);
+}
+
+static void patch_be64(uint64_t off, uint64_t v)
+{
+	uint8_t b[8];
+	st_be64(b, v);
+	patch(off, b, 8);
+}
+
+/* Recompute the footer copy's checksum at offset 0, so that only the
+ * field under test is wrong. */
+static void fix_footer_checksum(void)
+{
+	uint8_t f[512];
+	FILE *fp = fopen(FILE_NAME, "rb");
+	ck_assert_int_eq(fread(f, 1, 512, fp), 512);
+	fclose(fp);
+	uint32_t sum = 0;
+	for (int i = 0; i < 512; i++)
+		if (i < 64 || i >= 68)
+			sum += f[i];
+	patch_be32(64, ~sum);
+}
+
+static void expect_refused(int err, const char *what)
+{
+	struct mimg *img = NULL;
+	int r = mimg_open(&img, FILE_NAME, NULL, 0);
+	ck_assert_msg(r == err, "expected %d, got %d (%s)", err, r,
+		      mimg_errmsg());
+	ck_assert_msg(strstr(mimg_errmsg(), what), "'%s' not in '%s'", what,
+		      mimg_errmsg());
+	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), FILE_NAME));
+}
+
+START_TEST(footer_checksum)
+{
+	make_image();
+	patch_be32(64, 0x12345678);
+	expect_refused(-EINVAL, "footer checksum 0x12345678");
+}
+END_TEST
+
+START_TEST(block_size_not_power_of_two)
+{
+	static const uint32_t sizes[] = {3000, 0, 256, 0x80000001u};
+	for (int i = 0; i < 4; i++) {
+		make_image();
+		patch_be32(512 + 32, sizes[i]);
+		char want[64];
+		snprintf(want, sizeof(want), "block size %u", sizes[i]);
+		expect_refused(-EINVAL, want);
+	}
+}
+END_TEST
+
+START_TEST(bat_past_end)
+{
+	make_image();
+	patch_be32(512 + 28, 0xffffffffu); /* max_table_entries */
+	expect_refused(-EINVAL, "BAT at 0x600 with 4294967295 entries");
+	make_image();
+	patch_be64(512 + 16, 1ull << 40); /* table offset */
+	expect_refused(-EINVAL, "is past the end of the file");
+	make_image();
+	patch_be64(512 + 16, UINT64_MAX - 3);
+	expect_refused(-EINVAL, "is past the end of the file");
+}
+END_TEST
+
+START_TEST(bat_too_small)
+{
+	make_image();
+	patch_be32(512 + 28, 1);
+	expect_refused(-EINVAL, "too small");
+}
+END_TEST
+
+START_TEST(bat_entry_into_metadata)
+{
+	static const uint32_t entries[] = {0, 1, 3};
+	for (int i = 0; i < 3; i++) {
+		make_image();
+		patch_be32(1536, entries[i]);
+		expect_refused(-EINVAL, "inside the image's headers or BAT");
+	}
+}
+END_TEST
+
+START_TEST(bat_entry_past_end)
+{
+	make_image();
+	patch_be32(1536 + 4, 0x7fffffffu);
+	expect_refused(-EINVAL, "past the end of the file");
+}
+END_TEST
+
+START_TEST(dynamic_header)
+{
+	make_image();
+	patch_be64(16, 1ull << 50);
+	fix_footer_checksum();
+	expect_refused(-EINVAL, "dynamic header offset");
+	make_image();
+	patch(512, "cxsparsX", 8);
+	expect_refused(-EINVAL, "cxsparse");
+}
+END_TEST
+
+START_TEST(disk_types)
+{
+	make_image();
+	patch_be32(60, 4);
+	fix_footer_checksum();
+	expect_refused(-ENOTSUP, "differencing");
+	make_image();
+	patch_be32(60, 77);
+	fix_footer_checksum();
+	expect_refused(-EINVAL, "disk type 77");
+}
+END_TEST
+
+START_TEST(size_too_large)
+{
+	make_image();
+	patch(28, "qem2", 4); /* sized by the footer's current size */
+	patch_be64(48, 1ull << 50);
+	fix_footer_checksum();
+	expect_refused(-EFBIG, "2040 GiB");
+	make_image();
+	patch(28, "qem2", 4);
+	patch_be64(48, UINT64_MAX);
+	fix_footer_checksum();
+	expect_refused(-EFBIG, "too large");
+}
+END_TEST
+
+START_TEST(no_footer)
+{
+	tu_write_file(FILE_NAME, "conectix", 8, 0);
+	expect_refused(-EINVAL, "checksum");
+	remove(FILE_NAME);
+	tu_write_file(FILE_NAME, "abc", 3, 0);
+	struct mimg *img;
+	ck_assert_int_lt(mimg_open(&img, FILE_NAME, "vpc", 0), 0);
+	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "too small"));
+	tu_make_sparse("zero.vhd", 4096);
+	ck_assert_int_eq(mimg_open(&img, "zero.vhd", "vpc", 0), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "conectix"));
+}
+END_TEST
+
+START_TEST(fixed_larger_than_file)
+{
+	struct mimg_opt o = {"subformat", "fixed"};
+	struct mimg *img;
+	ck_assert_int_eq(mimg_create(FILE_NAME, "vpc", 1u << 20, &o, 1), 0);
+	/* claim 100 MiB in the end footer */
+	uint8_t f[512];
+	FILE *fp = fopen(FILE_NAME, "r+b");
+	fseek(fp, -512, SEEK_END);
+	ck_assert_int_eq(fread(f, 1, 512, fp), 512);
+	memcpy(f + 28, "qem2", 4);
+	st_be64(f + 48, 100u << 20);
+	uint32_t sum = 0;
+	for (int i = 0; i < 512; i++)
+		if (i < 64 || i >= 68)
+			sum += f[i];
+	st_be32(f + 64, ~sum);
+	fseek(fp, -512, SEEK_END);
+	fwrite(f, 1, 512, fp);
+	fclose(fp);
+	ck_assert_int_eq(mimg_open(&img, FILE_NAME, "vpc", MIMG_OPEN_RDWR),
+			 -EINVAL);
+	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "does not fit"));
+	/* read-only, the missing tail reads as zeroes */
+	ck_assert_int_eq(mimg_open(&img, FILE_NAME, "vpc", 0), 0);
+	uint8_t b[512];
+	ck_assert_int_eq(mimg_pread(img, b, 512, 50u << 20), 512);
+	ck_assert_uint_eq(b[0], 0);
+	ck_assert_int_eq(mimg_close(img), 0);
+}
+END_TEST
+
+START_TEST(overlapping_blocks_found_by_check)
+{
+	struct mimg *img;
+	make_image();
+	ck_assert_int_eq(mimg_open(&img, FILE_NAME, "vpc", MIMG_OPEN_RDWR), 0);
+	ck_assert_int_eq(mimg_pwrite(img, "more", 4, 2u << 20), 4);
+	ck_assert_int_eq(mimg_close(img), 0);
+	/* entry 1 := entry 0 + 1 sector */
+	FILE *fp = fopen(FILE_NAME, "rb");
+	uint8_t e[4];
+	fseek(fp, 1536, SEEK_SET);
+	ck_assert_int_eq(fread(e, 1, 4, fp), 4);
+	fclose(fp);
+	patch_be32(1536 + 4, ld_be32(e) + 1);
+	ck_assert_int_eq(mimg_open(&img, FILE_NAME, NULL, 0), 0);
+	struct mimg_check_result res;
+	ck_assert_int_eq(mimg_check(img, 0, &res), 0);
+	ck_assert_uint_ge(res.corruptions, 1);
+	ck_assert_ptr_nonnull(res.messages);
+	ck_assert_ptr_nonnull(strstr(res.messages[0], "overlap"));
+	mimg_check_result_free(&res);
+	ck_assert_int_eq(mimg_close(img), 0);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("vpc_malformed");
+	TCase *tc = tu_tcase(s, "vpc_malformed");
+	tcase_add_test(tc, footer_checksum);
+	tcase_add_test(tc, block_size_not_power_of_two);
+	tcase_add_test(tc, bat_past_end);
+	tcase_add_test(tc, bat_too_small);
+	tcase_add_test(tc, bat_entry_into_metadata);
+	tcase_add_test(tc, bat_entry_past_end);
+	tcase_add_test(tc, dynamic_header);
+	tcase_add_test(tc, disk_types);
+	tcase_add_test(tc, size_too_large);
+	tcase_add_test(tc, no_footer);
+	tcase_add_test(tc, fixed_larger_than_file);
+	tcase_add_test(tc, overlapping_blocks_found_by_check);
+	return tu_run_suite(s);
+}

@@ -1,0 +1,259 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * VHD and VDI reads and writes through the library: random partial and
+ * block-crossing writes against a reference buffer (and qemu-img reading
+ * the result), writes from many threads at once, and crash safety: with
+ * the host-file fault hook letting only the first K write operations
+ * through, every K leaves an image that opens, checks clean and holds,
+ * sector by sector, some state the workload went through.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "file.h"
+#include "mimg.h"
+#include "testutil.h"
+
+#define MIB (1u << 20)
+#define SIZE (10u * MIB)
+
+/* Each test runs for both formats: _i picks one. */
+struct format {
+	const char *name, *file;
+	const char *sparse, *full; /* creation options */
+	uint64_t unit;		   /* allocation unit */
+};
+
+static const struct format formats[] = {
+	{"vpc", "t.vhd", "subformat=dynamic", "subformat=fixed", 2 * MIB},
+	{"vdi", "t.vdi", "static=off", "static=on", MIB},
+};
+#define NFORMATS 2
+
+static struct mimg *create_open(const struct format *f, const char *opts,
+				uint64_t size)
+{
+	struct mimg_opt *o = NULL;
+	int n = mimg_opts_parse(opts, &o);
+	ck_assert_int_ge(n, 0);
+	ck_assert_msg(mimg_create(f->file, f->name, size, o, (size_t)n) == 0,
+		      "%s", mimg_errmsg());
+	mimg_opts_free(o, (size_t)n);
+	struct mimg *img;
+	ck_assert_msg(mimg_open(&img, f->file, f->name, MIMG_OPEN_RDWR) == 0,
+		      "%s", mimg_errmsg());
+	return img;
+}
+
+static void assert_clean(struct mimg *img)
+{
+	struct mimg_check_result res;
+	ck_assert_msg(mimg_check(img, 0, &res) == 0, "%s", mimg_errmsg());
+	ck_assert_msg(res.corruptions == 0, "%s",
+		      res.messages ? res.messages[0] : "corrupt");
+	mimg_check_result_free(&res);
+}
+
+static void random_writes(const struct format *f, const char *opts)
+{
+	struct mimg *img = create_open(f, opts, SIZE);
+	uint64_t size = mimg_size(img);
+	ck_assert_uint_ge(size, SIZE);
+	uint8_t *ref = calloc(1, size), *buf = malloc(3 * MIB);
+	uint64_t seed = 1;
+	for (int i = 0; i < 60; i++) {
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		uint64_t off = (seed >> 20) % size;
+		size_t len = (size_t)((seed >> 8) % (3 * MIB)) + 1;
+		if (len > size - off)
+			len = (size_t)(size - off);
+		tu_fill_random(buf, len, seed);
+		ck_assert_int_eq(mimg_pwrite(img, buf, len, off), (ssize_t)len);
+		memcpy(ref + off, buf, len);
+	}
+	ck_assert_int_eq(mimg_pwrite_zeroes(img, MIB + 5, 2 * MIB, 0), 0);
+	memset(ref + MIB + 5, 0, 2 * MIB);
+	ck_assert_int_eq(mimg_close(img), 0);
+
+	ck_assert_int_eq(mimg_open(&img, f->file, NULL, 0), 0);
+	uint8_t *got = malloc(size);
+	ck_assert_int_eq(mimg_pread(img, got, size, 0), (ssize_t)size);
+	ck_assert(memcmp(got, ref, size) == 0);
+	assert_clean(img);
+	ck_assert_int_eq(mimg_close(img), 0);
+	tu_write_file("ref.raw", ref, size, 0);
+	if (tu_have_program("qemu-img"))
+		ck_assert_int_eq(tu_system("qemu-img compare -q -f %s -F raw "
+					   "%s ref.raw", f->name, f->file), 0);
+	free(ref);
+	free(buf);
+	free(got);
+}
+
+START_TEST(random_writes_sparse)
+{
+	random_writes(&formats[_i], formats[_i].sparse);
+}
+END_TEST
+
+START_TEST(random_writes_preallocated)
+{
+	random_writes(&formats[_i], formats[_i].full);
+}
+END_TEST
+
+/* Eight threads write interleaved 64 KiB pieces of the same blocks, all
+ * unallocated at first: each block is allocated once and keeps every
+ * piece. */
+struct worker {
+	struct mimg *img;
+	int id;
+};
+
+#define THREADS 8
+#define PIECE 65536u
+
+static void *write_pieces(void *p)
+{
+	struct worker *w = p;
+	uint8_t buf[PIECE];
+	for (uint64_t off = (uint64_t)w->id * PIECE; off + PIECE <= SIZE;
+	     off += THREADS * PIECE) {
+		memset(buf, (int)(off / PIECE) + 1, PIECE);
+		if (mimg_pwrite(w->img, buf, PIECE, off) != PIECE)
+			return (void *)1;
+	}
+	return NULL;
+}
+
+START_TEST(concurrent_allocation)
+{
+	const struct format *f = &formats[_i];
+	struct mimg *img = create_open(f, "", SIZE);
+	pthread_t t[THREADS];
+	struct worker w[THREADS];
+	for (int i = 0; i < THREADS; i++) {
+		w[i] = (struct worker){img, i};
+		pthread_create(&t[i], NULL, write_pieces, &w[i]);
+	}
+	for (int i = 0; i < THREADS; i++) {
+		void *r;
+		pthread_join(t[i], &r);
+		ck_assert_ptr_null(r);
+	}
+	ck_assert_int_eq(mimg_close(img), 0);
+	ck_assert_int_eq(mimg_open(&img, f->file, NULL, 0), 0);
+	uint8_t buf[PIECE];
+	for (uint64_t off = 0; off + PIECE <= SIZE; off += PIECE) {
+		ck_assert_int_eq(mimg_pread(img, buf, PIECE, off), PIECE);
+		for (size_t i = 0; i < PIECE; i++)
+			ck_assert_uint_eq(buf[i], (uint8_t)(off / PIECE + 1));
+	}
+	struct mimg_check_result res;
+	ck_assert_int_eq(mimg_check(img, 0, &res), 0);
+	ck_assert_uint_eq(res.corruptions, 0);
+	if (res.total_clusters)
+		ck_assert_uint_eq(res.allocated_clusters, SIZE / f->unit);
+	mimg_check_result_free(&res);
+	ck_assert_int_eq(mimg_close(img), 0);
+}
+END_TEST
+
+/* Crash safety. */
+struct op {
+	uint64_t off, len;
+};
+
+static const struct op workload[] = {
+	{1000, 200},		  /* a partial new block */
+	{2 * MIB, 2 * MIB},	  /* a whole new block */
+	{2 * MIB + 5000, 10000},  /* in place */
+	{6 * MIB - 50, 100},	  /* two new blocks at once */
+	{700, 3000},		  /* in place again */
+};
+#define NOPS (sizeof(workload) / sizeof(workload[0]))
+#define CSIZE (8u * MIB)
+
+static long ops_left;
+
+static int hook(void *opaque, enum mimg_file_op op, const char *path,
+		uint64_t off, uint64_t len)
+{
+	(void)opaque; (void)op; (void)path; (void)off; (void)len;
+	if (ops_left < 0)
+		return 0;
+	if (ops_left == 0)
+		return -EIO;
+	ops_left--;
+	return 0;
+}
+
+START_TEST(crash_at_every_write)
+{
+	const struct format *f = &formats[_i];
+	static uint8_t *states[NOPS + 1];
+	uint8_t *buf = malloc(2 * MIB);
+	states[0] = calloc(1, CSIZE);
+	for (size_t i = 0; i < NOPS; i++) {
+		states[i + 1] = malloc(CSIZE);
+		memcpy(states[i + 1], states[i], CSIZE);
+		tu_fill_random(states[i + 1] + workload[i].off,
+			       workload[i].len, i + 1);
+	}
+	mimg_file_set_fault_hook(hook, NULL);
+	bool completed = false;
+	for (long k = 0; !completed; k++) {
+		ops_left = -1;
+		struct mimg *img = create_open(f, "", CSIZE);
+		ops_left = k;
+		completed = true;
+		for (size_t i = 0; i < NOPS; i++) {
+			const struct op *o = &workload[i];
+			memcpy(buf, states[i + 1] + o->off, o->len);
+			if (mimg_pwrite(img, buf, o->len, o->off) < 0) {
+				completed = false;
+				break;
+			}
+		}
+		mimg_close(img);
+		ops_left = -1;
+		ck_assert_msg(mimg_open(&img, f->file, NULL, 0) == 0,
+			      "k=%ld: %s", k, mimg_errmsg());
+		assert_clean(img);
+		uint8_t *got = malloc(CSIZE);
+		ck_assert_int_eq(mimg_pread(img, got, CSIZE, 0), CSIZE);
+		for (uint64_t s = 0; s < CSIZE; s += 512) {
+			bool any = false;
+			for (size_t j = 0; j <= NOPS && !any; j++)
+				any = memcmp(got + s, states[j] + s, 512) == 0;
+			ck_assert_msg(any, "k=%ld: sector %llu holds no state",
+				      k, (unsigned long long)(s / 512));
+		}
+		free(got);
+		ck_assert_int_eq(mimg_close(img), 0);
+		if (tu_have_program("qemu-img") && k % 5 == 0)
+			ck_assert_int_eq(tu_system("qemu-img info %s >/dev/null",
+						   f->file), 0);
+		ck_assert_int_lt(k, 1000);
+	}
+	mimg_file_set_fault_hook(NULL, NULL);
+	for (size_t i = 0; i <= NOPS; i++)
+		free(states[i]);
+	free(buf);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("vpc_vdi_io");
+	TCase *tc = tu_tcase(s, "vpc_vdi_io");
+	tcase_add_loop_test(tc, random_writes_sparse, 0, NFORMATS);
+	tcase_add_loop_test(tc, random_writes_preallocated, 0, NFORMATS);
+	tcase_add_loop_test(tc, concurrent_allocation, 0, NFORMATS);
+	tcase_add_loop_test(tc, crash_at_every_write, 0, NFORMATS);
+	return tu_run_suite(s);
+}
