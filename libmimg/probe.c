@@ -58,15 +58,6 @@ static int probe_parallels(const uint8_t *hdr, const char *filename)
 	return magic && ld_le32(hdr + 16) == 2 ? 100 : 0;
 }
 
-/* LUKS version 1 only: qemu-img 7.2 reads a LUKS2 header as raw. */
-static int probe_luks(const uint8_t *hdr, const char *filename)
-{
-	(void)filename;
-	return memcmp(hdr, "LUKS\xba\xbe", 6) == 0 && ld_be16(hdr + 6) == 1
-		       ? 100
-		       : 0;
-}
-
 static int probe_bochs(const uint8_t *hdr, const char *filename)
 {
 	(void)filename;
@@ -103,7 +94,6 @@ static const struct unsupported_format unsupported[] = {
 	{"qed", probe_qed},
 	{"qcow", probe_qcow},
 	{"parallels", probe_parallels},
-	{"luks", probe_luks},
 	{"bochs", probe_bochs},
 	{"cloop", probe_cloop},
 	{"dmg", probe_dmg},
