@@ -58,14 +58,15 @@ for t in $targets; do
 	mkdir -p "$work/$t/merged"
 	"$exe" -merge=1 "$work/$t/merged" "$corpus" "$work/$t/new" \
 		>"$work/$t/merge.log" 2>&1 || true
+	# Only what the committed corpus does not already hold, named by
+	# content.
+	(cd "$corpus" && sha1sum -- * 2>/dev/null | cut -c1-40) | sort \
+		>"$work/$t/have"
 	for f in "$work/$t/merged"/*; do
 		[ -f "$f" ] || continue
-		dup=
-		for c in "$corpus"/*; do
-			cmp -s "$f" "$c" && { dup=1; break; }
-		done
-		[ -n "$dup" ] ||
-			cp "$f" "$corpus/fuzzed-$(sha1sum "$f" | cut -c1-12)"
+		h=$(sha1sum "$f" | cut -c1-40)
+		grep -qx "$h" "$work/$t/have" ||
+			cp "$f" "$corpus/fuzzed-$(echo "$h" | cut -c1-12)"
 	done
 	after=$(edges "$exe" "$corpus")
 	printf "%-12s %12s %10s %10s %8s\n" "$t" "${execs:-?}" "${before:-?}" \
