@@ -31,3 +31,15 @@ for k in sys.argv[2].split("."):
     v = v[int(k)] if isinstance(v, list) else v[k]
 print(json.dumps(v) if isinstance(v,(dict,list,bool)) or v is None else v)' "$1" "$2"
 }
+
+# qemu_img_luks ARGS...: qemu-img with ARGS, tried again when its PBKDF2
+# benchmark gives up on a busy machine ("Unable to get accurate CPU
+# usage"), which small iter-time values make likely.
+qemu_img_luks() {
+	for _try in 1 2 3 4 5; do
+		qemu-img "$@" 2>qerr.txt && return 0
+		grep -q "accurate CPU usage" qerr.txt || break
+	done
+	cat qerr.txt >&2
+	return 1
+}

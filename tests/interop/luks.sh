@@ -13,16 +13,9 @@ need qemu-img qemu-io python3 cmp base64
 
 OBJ="--object secret,id=sec0,data=PASS"
 qimg_opts() { echo "driver=luks,file.filename=$1,key-secret=sec0"; }
-# qemu-img's PBKDF2 benchmark sometimes gives up on a busy machine
-# ("Unable to get accurate CPU usage"): try again.
 qcreate() { # OPTIONS FILE SIZE
-	for try in 1 2 3 4 5; do
-		qemu-img create -q -f luks $OBJ -o "key-secret=sec0,$1" "$2" "$3" \
-			2>qerr.txt && return 0
-		grep -q "accurate CPU usage" qerr.txt || break
-	done
-	cat qerr.txt >&2
-	return 1
+	# shellcheck disable=SC2086
+	qemu_img_luks create -q -f luks $OBJ -o "key-secret=sec0,$1" "$2" "$3"
 }
 
 # A raw source with data at a few places, partial sectors included.

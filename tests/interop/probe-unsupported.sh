@@ -13,7 +13,7 @@ qemu-img create -q -f vdi a.vdi 1M || fail "qemu-img create vdi"
 qemu-img create -q -f vpc a.vpc 1M || fail "qemu-img create vpc"
 qemu-img create -q -f parallels a.parallels 1M || fail "create parallels"
 qemu-img create -q -f qcow a.qcow 1M || fail "qemu-img create qcow"
-qemu-img create -q -f luks --object secret,id=s0,data=pw \
+qemu_img_luks create -q -f luks --object secret,id=s0,data=pw \
 	-o key-secret=s0,iter-time=10 a.luks 1M || fail "create luks"
 
 # Headers qemu-img cannot create, each the smallest file it accepts as
