@@ -11,34 +11,10 @@
 
 #include "fuzz_image.h"
 #include "fuzz_input.h"
+#include "fuzz_util.h"
 #include "mimg.h"
 
 static uint8_t iobuf[65536];
-
-static void read_range(struct mimg *img, uint64_t off, size_t len)
-{
-	uint64_t size = mimg_size(img);
-	if (off >= size)
-		return;
-	if (len > size - off)
-		len = (size_t)(size - off);
-	if (len > sizeof(iobuf))
-		len = sizeof(iobuf);
-	mimg_pread(img, iobuf, len, off);
-}
-
-static void walk_block_status(struct mimg *img)
-{
-	uint64_t size = mimg_size(img), off = 0;
-	for (int i = 0; i < 256 && off < size; i++) {
-		uint64_t pnum = 0, host = 0;
-		unsigned status = 0;
-		if (mimg_block_status(img, off, size - off, &pnum, &status,
-				      &host) != 0 || pnum == 0)
-			break;
-		off += pnum;
-	}
-}
 
 static void read_pass(const char *path, const char *format)
 {
@@ -46,11 +22,11 @@ static void read_pass(const char *path, const char *format)
 	if (mimg_open(&img, path, format, 0) != 0)
 		return;
 	uint64_t size = mimg_size(img);
-	read_range(img, 0, sizeof(iobuf));
-	read_range(img, size / 3 + 1, 3000);
+	fuzz_read_range(img, 0, sizeof(iobuf));
+	fuzz_read_range(img, size / 3 + 1, 3000);
 	if (size > 4096)
-		read_range(img, size - 4096, 4096);
-	walk_block_status(img);
+		fuzz_read_range(img, size - 4096, 4096);
+	fuzz_walk_block_status(img);
 	struct mimg_value *info = NULL;
 	if (mimg_info(img, &info) == 0) {
 		free(mimg_value_to_json(info));

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "fuzz_input.h"
+#include "fuzz_util.h"
 #include "mimg.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -33,18 +34,6 @@ static struct mimg_secret fuzz_secret(void)
 	return s;
 }
 
-static void read_range(struct mimg *img, uint64_t off, size_t len)
-{
-	uint64_t size = mimg_size(img);
-	if (off >= size)
-		return;
-	if (len > size - off)
-		len = (size_t)(size - off);
-	if (len > sizeof(iobuf))
-		len = sizeof(iobuf);
-	mimg_pread(img, iobuf, len, off);
-}
-
 static void describe(struct mimg *img)
 {
 	struct mimg_value *info = NULL;
@@ -60,7 +49,7 @@ static void header_pass(const char *path)
 	if (mimg_open(&img, path, "luks", 0) != 0)
 		return;
 	describe(img);
-	read_range(img, 0, 512); /* must fail cleanly: no key */
+	fuzz_read_range(img, 0, 512); /* must fail cleanly: no key */
 	mimg_close(img);
 }
 
@@ -72,10 +61,10 @@ static void read_pass(const char *path)
 		return;
 	uint64_t size = mimg_size(img), pnum = 0, host = 0;
 	unsigned status = 0;
-	read_range(img, 0, sizeof(iobuf));
-	read_range(img, size / 3 + 1, 3000);
+	fuzz_read_range(img, 0, sizeof(iobuf));
+	fuzz_read_range(img, size / 3 + 1, 3000);
 	if (size > 4096)
-		read_range(img, size - 4096, 4096);
+		fuzz_read_range(img, size - 4096, 4096);
 	if (size)
 		mimg_block_status(img, 0, size, &pnum, &status, &host);
 	describe(img);
@@ -97,7 +86,7 @@ static void write_pass(const char *path)
 	if (size > 600)
 		mimg_pwrite(img, iobuf, 100, size - 300);
 	mimg_flush(img);
-	read_range(img, 0, 8192);
+	fuzz_read_range(img, 0, 8192);
 	mimg_close(img);
 }
 

@@ -16,37 +16,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "fuzz_util.h"
 #include "mimg.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void read_range(struct mimg *img, uint64_t off, size_t len)
-{
-	static uint8_t buf[65536];
-	uint64_t size = mimg_size(img);
-	if (off >= size)
-		return;
-	if (len > size - off)
-		len = (size_t)(size - off);
-	if (len > sizeof(buf))
-		len = sizeof(buf);
-	mimg_pread(img, buf, len, off);
-}
-
-/* Walk at most a bounded number of block-status runs: a hostile virtual
- * size must not turn one input into minutes of work. */
-static void walk_block_status(struct mimg *img)
-{
-	uint64_t size = mimg_size(img), off = 0;
-	for (int i = 0; i < 256 && off < size; i++) {
-		uint64_t pnum = 0, host = 0;
-		unsigned status = 0;
-		if (mimg_block_status(img, off, size - off, &pnum, &status,
-				      &host) != 0 || pnum == 0)
-			break;
-		off += pnum;
-	}
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -59,11 +32,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (ret != 0)
 		return 0;
 	uint64_t vsize = mimg_size(img);
-	read_range(img, 0, 65536);
-	read_range(img, vsize / 2, 4096);
+	fuzz_read_range(img, 0, 65536);
+	fuzz_read_range(img, vsize / 2, 4096);
 	if (vsize > 4096)
-		read_range(img, vsize - 4096, 4096);
-	walk_block_status(img);
+		fuzz_read_range(img, vsize - 4096, 4096);
+	fuzz_walk_block_status(img);
 	struct mimg_value *info = NULL;
 	if (mimg_info(img, &info) == 0) {
 		free(mimg_value_to_json(info));

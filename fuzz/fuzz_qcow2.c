@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_util.h"
 #include "mimg.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -36,39 +37,13 @@ static int open_input(struct mimg **img, unsigned flags)
 
 static uint8_t iobuf[65536];
 
-static void read_range(struct mimg *img, uint64_t off, size_t len)
-{
-	uint64_t size = mimg_size(img);
-	if (off >= size)
-		return;
-	if (len > size - off)
-		len = (size_t)(size - off);
-	if (len > sizeof(iobuf))
-		len = sizeof(iobuf);
-	mimg_pread(img, iobuf, len, off);
-}
-
 static void read_some(struct mimg *img)
 {
 	uint64_t size = mimg_size(img);
-	read_range(img, 0, sizeof(iobuf));
-	read_range(img, size / 3 + 1, 3000);
+	fuzz_read_range(img, 0, sizeof(iobuf));
+	fuzz_read_range(img, size / 3 + 1, 3000);
 	if (size > 4096)
-		read_range(img, size - 4096, 4096);
-}
-
-/* Bounded, so a hostile virtual size cannot turn one input into minutes. */
-static void walk_block_status(struct mimg *img)
-{
-	uint64_t size = mimg_size(img), off = 0;
-	for (int i = 0; i < 256 && off < size; i++) {
-		uint64_t pnum = 0, host = 0;
-		unsigned status = 0;
-		if (mimg_block_status(img, off, size - off, &pnum, &status,
-				      &host) != 0 || pnum == 0)
-			break;
-		off += pnum;
-	}
+		fuzz_read_range(img, size - 4096, 4096);
 }
 
 static void run_check(struct mimg *img, unsigned flags)
@@ -100,7 +75,7 @@ static void read_only_pass(void)
 	if (open_input(&img, MIMG_OPEN_NO_BACKING) != 0)
 		return;
 	read_some(img);
-	walk_block_status(img);
+	fuzz_walk_block_status(img);
 	char snap[256] = "";
 	struct mimg_value *info = NULL;
 	if (mimg_info(img, &info) == 0) {
@@ -112,7 +87,7 @@ static void read_only_pass(void)
 	run_check(img, 0);
 	if (snap[0] && mimg_select_snapshot(img, snap) == 0) {
 		read_some(img);
-		walk_block_status(img);
+		fuzz_walk_block_status(img);
 	}
 	mimg_close(img);
 }
