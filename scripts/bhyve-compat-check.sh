@@ -15,8 +15,18 @@
 # FreeBSD libc spellings), except FreeBSD headers that are plain
 # definitions, which are taken from the tree itself: sys/sys/ata.h,
 # sys/dev/nvme/nvme.h, sys/net/ieee_oui.h, sys/dev/pci/pcireg.h and
-# usr.sbin/bhyve/ahci.h.  Trees whose block_if.h has FreeBSD 12's
-# blockif_open(const char *) are built with VMMBLK_BLOCKIF_LEGACY_API.
+# usr.sbin/bhyve/ahci.h.  Those eight files are all the tree must hold.
+# Which interface to build (FreeBSD 12's blockif_open(const char *) with
+# VMMBLK_BLOCKIF_LEGACY_API, the vmctx argument of init functions before
+# FreeBSD 14) is read from pci_virtio_block.c itself.
+#
+# Checked, all passing, against FreeBSD 12.1, 14-CURRENT of July 2022
+# (__FreeBSD_version 1400063) and 15-CURRENT of mid-2024 or later:
+# pci_virtio_block.c, pci_ahci.c and sys/dev/nvme/nvme.h of freebsd-src
+# commit e4452d45ec5a, pci_nvme.c of commit 3890cae0e411 of the
+# fel1x-developer/freebsd-src mirror.  Those models call
+# blockif_add_boot_device(), blockif_register_resize_callback() and, under
+# BHYVE_SNAPSHOT, blockif_pause/resume().  See doc/bhyve.md.
 #
 # Nothing is downloaded.  MIMG_BUILD_DIR (default: ./build) is a meson
 # build of mimg; the work directory is $BHYVE_CHECK_DIR or a temporary one
@@ -137,13 +147,29 @@ int vm_snapshot_buf_cmp();
 	do { (RES) = vm_snapshot_buf((DATA), (LEN), (META)); if ((RES) != 0) goto LABEL; } while (0)
 #define SNAPSHOT_VAR_OR_LEAVE(DATA, META, RES, LABEL) \
 	SNAPSHOT_BUF_OR_LEAVE(&(DATA), sizeof(DATA), (META), (RES), LABEL)
-#define SNAPSHOT_GUEST2HOST_ADDR_OR_LEAVE(ADDR, LEN, RNULL, META, RES, LABEL) \
+/* Six arguments before FreeBSD 14, the VM context first since then. */
+#define SHIM_G2H_PICK(_1, _2, _3, _4, _5, _6, _7, NAME, ...) NAME
+#define SNAPSHOT_GUEST2HOST_ADDR_OR_LEAVE(...) \
+	SHIM_G2H_PICK(__VA_ARGS__, SHIM_G2H_CTX, SHIM_G2H, _)(__VA_ARGS__)
+#define SHIM_G2H(ADDR, LEN, RNULL, META, RES, LABEL) \
 	do { (RES) = vm_snapshot_guest2host_addr((void **)&(ADDR), (LEN), (RNULL), (META)); if ((RES) != 0) goto LABEL; } while (0)
+#define SHIM_G2H_CTX(CTX, ADDR, LEN, RNULL, META, RES, LABEL) \
+	do { (RES) = vm_snapshot_guest2host_addr((CTX), (void **)&(ADDR), (LEN), (RNULL), (META)); if ((RES) != 0) goto LABEL; } while (0)
 #define SNAPSHOT_BUF_CMP_OR_LEAVE(DATA, LEN, META, RES, LABEL) \
 	do { (RES) = vm_snapshot_buf_cmp((DATA), (LEN), (META)); if ((RES) != 0) goto LABEL; } while (0)
 #define SNAPSHOT_VAR_CMP_OR_LEAVE(DATA, META, RES, LABEL) \
 	SNAPSHOT_BUF_CMP_OR_LEAVE(&(DATA), sizeof(DATA), (META), (RES), LABEL)
 #endif
+SHIM_EOF
+shim snapshot.h <<'SHIM_EOF'
+/* bhyve's snapshot.h (FreeBSD 14+): the helpers are in vmm_snapshot.h. */
+#include <machine/vmm_snapshot.h>
+SHIM_EOF
+shim sys/crc16.h <<'SHIM_EOF'
+/* FreeBSD 14+ <sys/crc16.h>: the NVMe model derives its EUI-64 with
+ * crc16(); a CRC-16 written in stubs.c stands in. */
+#include <stdint.h>
+uint16_t crc16(uint16_t crc, const void *buffer, unsigned int len);
 SHIM_EOF
 shim md5.h <<'SHIM_EOF'
 typedef struct { unsigned char state[128]; } MD5_CTX;
@@ -653,6 +679,21 @@ size_t strlcpy(char *dst, const char *src, size_t size)
 int raw_stdio;
 char *vmname = "vm";
 
+/* CRC-16, polynomial 0x8005 taken bit-reflected (0xA001), no final
+ * inversion: what the NVMe model's crc16() call expects. */
+uint16_t crc16(uint16_t crc, const void *buffer, unsigned int len)
+{
+	const unsigned char *p = buffer;
+
+	while (len--) {
+		crc ^= *p++;
+		for (int bit = 0; bit < 8; bit++)
+			crc = (crc & 1) ? (uint16_t)((crc >> 1) ^ 0xA001)
+					: (uint16_t)(crc >> 1);
+	}
+	return crc;
+}
+
 /*
  * A one-request virtqueue, enough to run a virtio-blk model's request path:
  * vi_softc_linkup() remembers the model's callbacks, vq_getchain() hands
@@ -865,19 +906,23 @@ int main(int argc, char **argv)
 }
 SHIM_EOF
 
-# Which interface the tree's models use.
+# Which interface the tree's models use, read from the models themselves
+# (so only the files copied above are needed from the tree).
 defs=
-if grep -q 'blockif_open(const char' "$bhyve/block_if.h"; then
+if grep -q 'blockif_open(opts' "$bhyve/pci_virtio_block.c"; then
 	defs="$defs -DVMMBLK_BLOCKIF_LEGACY_API"
 	api="FreeBSD 12 (blockif_open(const char *), VMMBLK_BLOCKIF_LEGACY_API)"
 else
 	api="FreeBSD 13+ (blockif_open(nvlist_t *))"
 fi
-if grep -q 'pe_init)(struct vmctx' "$bhyve/pci_emul.h"; then
+if grep -q 'pci_vtblk_init(struct vmctx' "$bhyve/pci_virtio_block.c"; then
 	defs="$defs -DPE_INIT_HAS_CTX"
 fi
-if ! grep -q 'pe_legacy_config' "$bhyve/pci_emul.h"; then
+if ! grep -q 'pe_legacy_config' "$bhyve/pci_virtio_block.c"; then
 	defs="$defs -DPE_INIT_OPTSTR"
+fi
+if grep -q 'blockif_add_boot_device' "$bhyve/pci_virtio_block.c"; then
+	api="$api, blockif_add_boot_device() called by the models"
 fi
 
 # Warnings about how the models call blockif are errors; the models' own
@@ -890,6 +935,15 @@ cflags="-std=gnu11 -O2 -Wall -Wno-unused-parameter -Wno-sign-compare
 	-Werror=int-conversion -Werror=return-type
 	-include $work/shim/prelude.h -I$work/shim -I$work/fbsd
 	-I$top/vmm-blk/include/vmm-blk $defs"
+
+# What libvmmblk.a and libmimg.a link against: the packages the build's own
+# (uninstalled) pkg-config files require, as shared libraries.
+pcpath="$build/meson-private"
+# shellcheck disable=SC2086
+libs=$(deps=$(PKG_CONFIG_PATH="$pcpath" pkg-config --print-requires-private \
+	libmimg vmmblk | sed 's/[ <>=].*//' | sort -u) &&
+	pkg-config --libs $deps) || libs="-lz -lzstd"
+libs="$libs -pthread"
 
 cd "$work"
 echo "FreeBSD tree: $src"
@@ -916,10 +970,9 @@ for snap in "" -DBHYVE_SNAPSHOT; do
 	$CC $cflags -c stubs.c -o stubs.o
 	# shellcheck disable=SC2086
 	$CC $cflags -c main.c -o main.o
-	# shellcheck disable=SC2086,SC2046
+	# shellcheck disable=SC2086
 	if $CC -o "$exe" main.o stubs.o $objs "$build/vmm-blk/libvmmblk.a" \
-		"$build/libmimg.a" -pthread -lz -lzstd $(pkg-config --libs \
-		libarchive libcrypto 2>/dev/null || true) 2>"$exe.log"; then
+		"$build/libmimg.a" $libs 2>"$exe.log"; then
 		echo "link $exe with libvmmblk.a and libmimg.a: ok"
 	else
 		echo "link $exe: FAILED"
