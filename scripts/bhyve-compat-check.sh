@@ -20,8 +20,9 @@
 # VMMBLK_BLOCKIF_LEGACY_API, the vmctx argument of init functions before
 # FreeBSD 14) is read from pci_virtio_block.c itself.
 #
-# Checked, all passing, against FreeBSD 12.1, 14-CURRENT of July 2022
-# (__FreeBSD_version 1400063) and 15-CURRENT of mid-2024 or later:
+# Checked, all passing, against FreeBSD stable/12 of February 2020,
+# 14-CURRENT of July 2022 (__FreeBSD_version 1400063) and 15-CURRENT of
+# mid-2024 or later:
 # pci_virtio_block.c, pci_ahci.c and sys/dev/nvme/nvme.h of freebsd-src
 # commit e4452d45ec5a, pci_nvme.c of commit 3890cae0e411 of the
 # fel1x-developer/freebsd-src mirror.  Those models call
