@@ -804,16 +804,25 @@ int vblk_queue_process(struct vblk_dev *d, unsigned qi)
 	}
 }
 
+void vblk_queue_drain(struct vblk_dev *d, unsigned qi)
+{
+	struct vblk_queue *q = get_queue(d, qi);
+
+	if (!q)
+		return;
+	pthread_mutex_lock(&q->lock);
+	while (q->inflight > 0)
+		pthread_cond_wait(&q->idle, &q->lock);
+	pthread_mutex_unlock(&q->lock);
+}
+
 uint16_t vblk_queue_stop(struct vblk_dev *d, unsigned qi)
 {
 	struct vblk_queue *q = get_queue(d, qi);
 
 	if (!q || !q->started)
 		return 0;
-	pthread_mutex_lock(&q->lock);
-	while (q->inflight > 0)
-		pthread_cond_wait(&q->idle, &q->lock);
-	pthread_mutex_unlock(&q->lock);
+	vblk_queue_drain(d, qi);
 	q->started = false;
 	return q->ring.last_avail;
 }

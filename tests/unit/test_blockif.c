@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "blockif_park.h"
 #include "testutil.h"
 #include "test_blockif_stress.h"
 #include "vmm-blk/block_if.h"
@@ -299,73 +300,6 @@ START_TEST(read_only_and_delete)
 }
 END_TEST
 
-/* Requests whose callbacks park the worker threads until released, so
- * the queue can be filled deterministically. */
-static pthread_mutex_t park_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t park_cond = PTHREAD_COND_INITIALIZER;
-static int parked;
-static bool released;
-
-static void park_cb(struct blockif_req *br, int err)
-{
-	(void)br;
-	(void)err;
-	pthread_mutex_lock(&park_lock);
-	parked++;
-	pthread_cond_broadcast(&park_cond);
-	while (!released)
-		pthread_cond_wait(&park_cond, &park_lock);
-	pthread_mutex_unlock(&park_lock);
-}
-
-static struct blockif_req parkers[64];
-
-/* Park every worker; returns how many there are. */
-static int park_workers(struct blockif_ctxt *bc)
-{
-	int n = 0;
-
-	released = false;
-	parked = 0;
-	/* Submit flushes until one stays queued: all workers are parked. */
-	for (;;) {
-		struct blockif_req *br = &parkers[n++];
-
-		ck_assert_int_lt(n, 64);
-		br->br_callback = park_cb;
-		ck_assert_int_eq(blockif_flush(bc, br), 0);
-		pthread_mutex_lock(&park_lock);
-		for (int i = 0; i < 30 && parked < n; i++) {
-			struct timespec ts;
-
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 10 * 1000 * 1000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
-			pthread_cond_timedwait(&park_cond, &park_lock, &ts);
-		}
-		pthread_mutex_unlock(&park_lock);
-		/* Still queued after a while: every worker is parked. */
-		if (blockif_cancel(bc, br) == 0)
-			return n - 1;
-		/* A slow worker took it after all: wait for it to park. */
-		pthread_mutex_lock(&park_lock);
-		while (parked < n)
-			pthread_cond_wait(&park_cond, &park_lock);
-		pthread_mutex_unlock(&park_lock);
-	}
-}
-
-static void release_workers(void)
-{
-	pthread_mutex_lock(&park_lock);
-	released = true;
-	pthread_cond_broadcast(&park_cond);
-	pthread_mutex_unlock(&park_lock);
-}
-
 static int counted_calls;
 static void count_cb(struct blockif_req *br, int err)
 {
@@ -413,7 +347,7 @@ START_TEST(queue_full_and_cancel)
 	ck_assert_int_eq(blockif_cancel(bc, &reqs[5]), EINVAL);
 	ck_assert_int_eq(blockif_cancel(bc, &reqs[n]), EINVAL);
 	/* A request whose callback is running: EBUSY, without waiting. */
-	ck_assert_int_eq(blockif_cancel(bc, &parkers[0]), EBUSY);
+	ck_assert_int_eq(blockif_cancel(bc, parked_request(0)), EBUSY);
 	/* The freed slot takes a new request. */
 	ck_assert_int_eq(blockif_read(bc, &reqs[n]), 0);
 	ck_assert_int_eq(blockif_read(bc, &reqs[5]), E2BIG);

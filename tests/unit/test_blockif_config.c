@@ -425,12 +425,27 @@ static void *resized_arg;
 static size_t resized_to;
 static int resized_calls;
 
+static pthread_mutex_t resize_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t resize_cond = PTHREAD_COND_INITIALIZER;
+
 static void resized(struct blockif_ctxt *bc, void *arg, size_t size)
 {
+	pthread_mutex_lock(&resize_lock);
 	resized_bc = bc;
 	resized_arg = arg;
 	resized_to = size;
 	resized_calls++;
+	pthread_cond_broadcast(&resize_cond);
+	pthread_mutex_unlock(&resize_lock);
+}
+
+/* Wait until the resize callback has run CALLS times in all. */
+static void wait_resized(int calls)
+{
+	pthread_mutex_lock(&resize_lock);
+	while (resized_calls < calls)
+		pthread_cond_wait(&resize_cond, &resize_lock);
+	pthread_mutex_unlock(&resize_lock);
 }
 
 START_TEST(resize_callback)
@@ -456,11 +471,7 @@ START_TEST(resize_callback)
 	/* Another program grows the raw file: noticed, as bhyve notices it,
 	 * and the new space reads as zeroes. */
 	ck_assert_int_eq(truncate("disk.raw", 3 * DISK_SIZE), 0);
-	for (int i = 0; i < 100 && blockif_size(bc) != 3 * DISK_SIZE; i++) {
-		struct timespec ts = {0, 50 * 1000 * 1000};
-
-		nanosleep(&ts, NULL);
-	}
+	wait_resized(2);
 	ck_assert_int_eq(blockif_size(bc), 3 * DISK_SIZE);
 	ck_assert_int_eq(resized_calls, 2);
 	ck_assert_uint_eq(resized_to, 3 * DISK_SIZE);
@@ -495,7 +506,6 @@ START_TEST(pause_and_resume)
 	struct blockif_ctxt *bc;
 	struct blockif_req br = {.br_callback = wake_cb};
 	uint8_t buf[512];
-	struct timespec ts = {0, 50 * 1000 * 1000};
 
 	make_disk();
 	bc = open_legacy("disk.raw,format=raw");
@@ -506,7 +516,6 @@ START_TEST(pause_and_resume)
 	br.br_iov[0].iov_len = sizeof(buf);
 	br.br_resid = sizeof(buf);
 	ck_assert_int_eq(blockif_read(bc, &br), 0);
-	nanosleep(&ts, NULL);
 	pthread_mutex_lock(&wt.lock);
 	ck_assert_int_eq(wt.done, 0);
 	pthread_mutex_unlock(&wt.lock);

@@ -8,8 +8,8 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "../../vmm-blk/blockif_impl.h"
 #include "testutil.h"
 #include "test_blockif_stress.h"
 
@@ -44,6 +44,42 @@ struct stress_thread {
 	struct sreq slots[SLOTS];
 };
 
+/*
+ * Submitters share blockif's queue.  A request holds its slot until its
+ * callback returns, and at most one callback per worker runs at a time, so
+ * keeping the requests not yet called back to the queue's size less one
+ * slot per worker means blockif never answers E2BIG here.
+ */
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int left;
+} credits = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+
+static void credits_init(struct blockif_ctxt *bc)
+{
+	pthread_mutex_lock(&credits.lock);
+	credits.left = blockif_queuesz(bc) + 1 - BLOCKIF_NUMTHR;
+	pthread_mutex_unlock(&credits.lock);
+}
+
+static void credit_take(void)
+{
+	pthread_mutex_lock(&credits.lock);
+	while (credits.left == 0)
+		pthread_cond_wait(&credits.cond, &credits.lock);
+	credits.left--;
+	pthread_mutex_unlock(&credits.lock);
+}
+
+static void credit_give(void)
+{
+	pthread_mutex_lock(&credits.lock);
+	credits.left++;
+	pthread_cond_signal(&credits.cond);
+	pthread_mutex_unlock(&credits.lock);
+}
+
 static uint64_t next_rand(uint64_t *s)
 {
 	/* splitmix64 */
@@ -68,6 +104,7 @@ static void on_done(struct blockif_req *br, int err)
 	t->inflight--;
 	pthread_cond_signal(&t->cond);
 	pthread_mutex_unlock(&t->lock);
+	credit_give();
 }
 
 static struct sreq *free_slot(struct stress_thread *t)
@@ -109,29 +146,27 @@ static void set_segments(struct stress_thread *t, struct sreq *r)
 
 static int submit(struct stress_thread *t, struct sreq *r)
 {
-	for (;;) {
-		int err;
+	int err;
 
-		switch (r->op) {
-		case SOP_READ:
-			err = blockif_read(t->bc, &r->br);
-			break;
-		case SOP_WRITE:
-			err = blockif_write(t->bc, &r->br);
-			break;
-		case SOP_ZEROES:
-			err = blockif_write_zeroes(t->bc, &r->br,
-						   next_rand(&t->rng) & 1);
-			break;
-		default:
-			err = blockif_flush(t->bc, &r->br);
-			break;
-		}
-		if (err != E2BIG)
-			return err;
-		/* Other submitters filled the queue: let it drain. */
-		usleep(200);
+	credit_take();
+	switch (r->op) {
+	case SOP_READ:
+		err = blockif_read(t->bc, &r->br);
+		break;
+	case SOP_WRITE:
+		err = blockif_write(t->bc, &r->br);
+		break;
+	case SOP_ZEROES:
+		err = blockif_write_zeroes(t->bc, &r->br,
+					   next_rand(&t->rng) & 1);
+		break;
+	default:
+		err = blockif_flush(t->bc, &r->br);
+		break;
 	}
+	if (err)
+		credit_give();
+	return err;
 }
 
 static void *stress_main(void *arg)
@@ -195,6 +230,7 @@ static void verify_all(struct blockif_ctxt *bc, const uint8_t *shadow,
 	struct stress_thread *t = calloc(1, sizeof(*t));
 
 	ck_assert_ptr_nonnull(t);
+	credits_init(bc);
 	t->bc = bc;
 	pthread_mutex_init(&t->lock, NULL);
 	pthread_cond_init(&t->cond, NULL);
@@ -235,6 +271,7 @@ void stress_blockif(struct blockif_ctxt *bc, uint8_t *shadow, uint64_t size,
 	unsigned mismatches = 0, errors = 0;
 
 	ck_assert(ts && tids && slice >= MAX_SECTORS * SECT);
+	credits_init(bc);
 	for (unsigned i = 0; i < nthreads; i++) {
 		struct stress_thread *t = calloc(1, sizeof(*t));
 

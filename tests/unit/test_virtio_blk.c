@@ -19,6 +19,7 @@
 
 #include <mimg.h>
 
+#include "blockif_park.h"
 #include "testutil.h"
 #include "vmm-blk/block_if.h"
 #include "vmm-blk/virtio_blk.h"
@@ -142,11 +143,11 @@ static uint16_t used_idx(void)
 	return __atomic_load_n((uint16_t *)gp(GPA_USED + 2), __ATOMIC_ACQUIRE);
 }
 
-/* Wait until the used index reaches IDX. */
+/* Wait for every request taken to be answered; the used index must then
+ * be IDX. */
 static void wait_used(uint16_t idx)
 {
-	for (int i = 0; i < 10000 && used_idx() != idx; i++)
-		usleep(1000);
+	vblk_queue_drain(dev, 0);
 	ck_assert_uint_eq(used_idx(), idx);
 }
 
@@ -800,35 +801,41 @@ START_TEST(many_in_flight)
 }
 END_TEST
 
-/* Parking blockif's workers in callbacks of our own keeps the device's
- * requests queued, so its in-flight limit is reached deterministically. */
-static pthread_mutex_t park_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t park_cond = PTHREAD_COND_INITIALIZER;
-static int parked;
-static bool released;
+/* The device's wake-ups: it ran out of room and blockif has some now. */
+static pthread_mutex_t wake_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake_cond = PTHREAD_COND_INITIALIZER;
 static int wakes;
-
-static void park_cb(struct blockif_req *br, int err)
-{
-	(void)br;
-	(void)err;
-	pthread_mutex_lock(&park_lock);
-	parked++;
-	pthread_cond_broadcast(&park_cond);
-	while (!released)
-		pthread_cond_wait(&park_cond, &park_lock);
-	pthread_mutex_unlock(&park_lock);
-}
 
 static void on_wake(void *opaque)
 {
 	(void)opaque;
-	__atomic_fetch_add(&wakes, 1, __ATOMIC_SEQ_CST);
+	pthread_mutex_lock(&wake_lock);
+	wakes++;
+	pthread_cond_broadcast(&wake_cond);
+	pthread_mutex_unlock(&wake_lock);
+}
+
+static void wait_wake(void)
+{
+	pthread_mutex_lock(&wake_lock);
+	while (wakes == 0)
+		pthread_cond_wait(&wake_cond, &wake_lock);
+	wakes = 0;
+	pthread_mutex_unlock(&wake_lock);
+}
+
+static int wake_count(void)
+{
+	int n;
+
+	pthread_mutex_lock(&wake_lock);
+	n = wakes;
+	pthread_mutex_unlock(&wake_lock);
+	return n;
 }
 
 START_TEST(stall_and_wake)
 {
-	static struct blockif_req parkers[64];
 	struct vblk_dev_params p = {.num_queues = 1, .max_inflight = 2};
 	int r;
 
@@ -837,18 +844,7 @@ START_TEST(stall_and_wake)
 	ck_assert_ptr_nonnull(dev);
 	vblk_dev_set_wake(dev, on_wake, NULL);
 	start_queue(base_features);
-	/* Park every worker: flushes until one stays queued. */
-	for (int n = 1;; n++) {
-		ck_assert_int_lt(n, 64);
-		parkers[n].br_callback = park_cb;
-		ck_assert_int_eq(blockif_flush(bc, &parkers[n]), 0);
-		usleep(50 * 1000);
-		pthread_mutex_lock(&park_lock);
-		r = parked;
-		pthread_mutex_unlock(&park_lock);
-		if (r < n && blockif_cancel(bc, &parkers[n]) == 0)
-			break;
-	}
+	park_workers(bc);
 	for (unsigned i = 0; i < 5; i++) {
 		unsigned d = 3 * i;
 		uint64_t hdr = GPA_INDIRECT + 64 * i;
@@ -864,19 +860,15 @@ START_TEST(stall_and_wake)
 	ck_assert_int_eq(vblk_queue_process(dev, 0), -EAGAIN);
 	ck_assert_int_eq(vblk_queue_process(dev, 0), -EAGAIN);
 	ck_assert_uint_eq(used_idx(), 0);
-	ck_assert_int_eq(__atomic_load_n(&wakes, __ATOMIC_SEQ_CST), 0);
-	pthread_mutex_lock(&park_lock);
-	released = true;
-	pthread_cond_broadcast(&park_cond);
-	pthread_mutex_unlock(&park_lock);
+	ck_assert_int_eq(wake_count(), 0);
+	release_workers();
 	/* Each wake-up lets the transport take more. */
-	for (int i = 0; i < 5000 && used_idx() != 5; i++) {
-		if (__atomic_exchange_n(&wakes, 0, __ATOMIC_SEQ_CST)) {
-			r = vblk_queue_process(dev, 0);
-			ck_assert(r >= 0 || r == -EAGAIN);
-		}
-		usleep(1000);
-	}
+	do {
+		wait_wake();
+		r = vblk_queue_process(dev, 0);
+		ck_assert(r >= 0 || r == -EAGAIN);
+	} while (r == -EAGAIN);
+	vblk_queue_drain(dev, 0);
 	ck_assert_uint_eq(used_idx(), 5);
 	for (unsigned i = 0; i < 5; i++) {
 		ck_assert_uint_eq(*gp(GPA_INDIRECT + 64 * i + 32), VBLK_S_OK);

@@ -178,6 +178,10 @@ unsigned vblk_queue_retaken(const struct vblk_dev *dev, unsigned q);
  */
 int vblk_queue_process(struct vblk_dev *dev, unsigned q);
 
+/* Wait until every request taken from queue Q has been answered on the
+ * used ring.  The queue keeps running. */
+void vblk_queue_drain(struct vblk_dev *dev, unsigned q);
+
 /* Stop queue Q: wait for its requests to finish; return the avail index
  * to resume from (0 when it was not started). */
 uint16_t vblk_queue_stop(struct vblk_dev *dev, unsigned q);
