@@ -28,41 +28,13 @@
 #include "../vmm-blk/include/vmm-blk/block_if.h"
 #include "../vmm-blk/include/vmm-blk/virtio_blk.h"
 #include "../vmm-blk/vhost_user.h"
+#include "fuzz_device.h"
 
 #define DISK_SIZE (256u << 10)
 #define HDR 12
 #define MAX_PAYLOAD 4096
 
-static struct blockif_ctxt *bc;
 static struct vblk_dev *dev;
-
-static void cleanup(void)
-{
-	vblk_dev_free(dev);
-	blockif_close(bc);
-}
-
-static int init_device(void)
-{
-	char path[] = "/tmp/fuzz-vhost-user-XXXXXX";
-	char opts[64];
-	struct vblk_dev_params p = {.serial = "fuzz", .num_queues = 2};
-	int fd = mkstemp(path);
-
-	if (fd < 0 || ftruncate(fd, DISK_SIZE) < 0)
-		return -1;
-	close(fd);
-	snprintf(opts, sizeof(opts), "%s,format=raw", path);
-	bc = blockif_open_optstr(opts, "fuzz");
-	unlink(path);
-	if (!bc)
-		return -1;
-	dev = vblk_dev_new(bc, &p);
-	if (!dev)
-		return -1;
-	atexit(cleanup);
-	return 0;
-}
 
 struct server_run {
 	struct vu_server srv;
@@ -143,8 +115,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t pos = 0;
 
 	if (!ready) {
-		if (init_device() < 0)
-			abort();
+		dev = fuzz_device(DISK_SIZE, 2);
 		ready = 1;
 	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)

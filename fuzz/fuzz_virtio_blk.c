@@ -21,44 +21,13 @@
 
 #include "../vmm-blk/include/vmm-blk/block_if.h"
 #include "../vmm-blk/include/vmm-blk/virtio_blk.h"
+#include "fuzz_device.h"
 
 #define REGION 0x8000u
 #define DISK_SIZE (256u << 10)
 
-static struct blockif_ctxt *bc;
 static struct vblk_dev *dev;
 static uint8_t *mem[2];
-
-static void cleanup(void)
-{
-	vblk_dev_free(dev);
-	blockif_close(bc);
-}
-
-static int init_device(void)
-{
-	char path[] = "/tmp/fuzz-virtio-blk-XXXXXX";
-	char opts[64];
-	struct vblk_dev_params p = {.serial = "fuzz", .num_queues = 1};
-	int fd = mkstemp(path);
-
-	if (fd < 0 || ftruncate(fd, DISK_SIZE) < 0)
-		return -1;
-	close(fd);
-	snprintf(opts, sizeof(opts), "%s,format=raw", path);
-	bc = blockif_open_optstr(opts, "fuzz");
-	/* The open descriptor keeps the file; no need to leave it around. */
-	unlink(path);
-	if (!bc)
-		return -1;
-	dev = vblk_dev_new(bc, &p);
-	mem[0] = aligned_alloc(4096, REGION);
-	mem[1] = aligned_alloc(4096, REGION);
-	if (!dev || !mem[0] || !mem[1])
-		return -1;
-	atexit(cleanup);
-	return 0;
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -71,7 +40,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t n;
 
 	if (!ready) {
-		if (init_device() < 0)
+		dev = fuzz_device(DISK_SIZE, 1);
+		mem[0] = aligned_alloc(4096, REGION);
+		mem[1] = aligned_alloc(4096, REGION);
+		if (!mem[0] || !mem[1])
 			abort();
 		ready = 1;
 	}

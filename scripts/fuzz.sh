@@ -25,7 +25,8 @@ if [ ! -f "$BUILD_DIR/build.ninja" ]; then
 fi
 ninja -C "$BUILD_DIR" >/dev/null
 
-targets=${*:-$(cd "$ROOT/fuzz" && ls fuzz_*.c | sed 's/^fuzz_//; s/\.c$//')}
+# Every target has a corpus directory of its own.
+targets=${*:-$(ls "$ROOT/fuzz/corpus")}
 work=$(mktemp -d "${TMPDIR:-/tmp}/mimg-fuzz.XXXXXX")
 status=0
 export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1
