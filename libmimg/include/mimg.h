@@ -70,7 +70,10 @@ enum {
 	/* Allow VMDK extents / qcow2 data files outside the image's
 	 * directory (absolute paths, ".." escapes).  Off by default. */
 	MIMG_OPEN_ALLOW_EXTERNAL = 1u << 3,
-	MIMG_OPEN_DIRECT = 1u << 4,	  /* O_DIRECT on host files */
+	/* O_DIRECT on host files, on every format: transfers the file system
+	 * would refuse (unaligned offsets, lengths or memory) are bounced
+	 * through aligned buffers, partial blocks read-modify-written. */
+	MIMG_OPEN_DIRECT = 1u << 4,
 	MIMG_OPEN_SYNC = 1u << 5,	  /* O_DSYNC on host files */
 	/* Open even if the image needs repair (for mimg_check with repair;
 	 * e.g. a dirty qcow2 is not rebuilt on open). */
