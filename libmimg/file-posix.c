@@ -503,6 +503,46 @@ static int posix_extent(struct mimg_file *f, uint64_t off, uint64_t len,
 	return 0;
 }
 
+/* copy_file_range answers that mean "not between these files". */
+static bool no_copy_range(int err)
+{
+	return err == EXDEV || err == EINVAL || err == ENOSYS ||
+	       err == EOPNOTSUPP || err == EBADF || err == ETXTBSY;
+}
+
+static int posix_copy_range(struct mimg_file *src, uint64_t soff,
+			    struct mimg_file *dst, uint64_t doff, uint64_t len)
+{
+#if defined(__linux__) || defined(__FreeBSD__)
+	struct posix_file *s = posix_of(src), *d = posix_of(dst);
+	bool first = true;
+	while (len) {
+		off_t so = (off_t)soff, dof = (off_t)doff;
+		size_t n = len > (1u << 30) ? (1u << 30) : (size_t)len;
+		ssize_t got = copy_file_range(s->fd, &so, d->fd, &dof, n, 0);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0 && first && no_copy_range(errno))
+			return -ENOTSUP;
+		if (got < 0)
+			return mimg_err_errno(-errno, "%s: copy to %s at offset "
+					      "%llu", src->path, dst->path,
+					      (unsigned long long)doff);
+		if (got == 0) /* the source ends: the rest reads as zeroes */
+			return mimg_file_zero_range(dst, doff, len, false) == 0
+				       ? 0 : -ENOTSUP;
+		first = false;
+		soff += (uint64_t)got;
+		doff += (uint64_t)got;
+		len -= (uint64_t)got;
+	}
+	return 0;
+#else
+	(void)src; (void)soff; (void)dst; (void)doff; (void)len;
+	return -ENOTSUP;
+#endif
+}
+
 static int posix_close(struct mimg_file *f)
 {
 	struct posix_file *p = posix_of(f);
@@ -526,6 +566,7 @@ static const struct mimg_file_ops posix_ops = {
 	.punch = posix_punch,
 	.zero = posix_zero,
 	.extent = posix_extent,
+	.copy_range = posix_copy_range,
 	.close = posix_close,
 };
 
