@@ -10,6 +10,8 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,6 +34,9 @@ struct conv {
 	uint32_t unit;		/* compressed write unit, 0 = plain */
 	bool target_zero;	/* target reads as zeroes already */
 	bool ordered;
+	bool top_only;		/* -B: copy what SRC's top layer defines */
+	bool offload;		/* -C, while copy_file_range works */
+	uint64_t doff;		/* where SRC's byte 0 goes in DST */
 
 	pthread_mutex_t lock;
 	/* Job SEQ waits for its turn to write on turn[SEQ % nslots]: jobs
@@ -75,6 +80,21 @@ static void conv_progress(struct conv *c, uint64_t bytes)
 		c->opts->progress(c->opts->opaque, c->done, c->size);
 }
 
+/* Report a salvaged error through the caller's warn callback. */
+static void conv_warn(struct conv *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void conv_warn(struct conv *c, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+	if (!c->opts->warn)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	c->opts->warn(c->opts->opaque, msg);
+}
+
 /*
  * Claim the next job under c->lock.  Leading runs that need no write are
  * consumed here; returns false when nothing is left (or after an error).
@@ -84,14 +104,31 @@ static bool claim_job(struct conv *c, struct job *j)
 	while (!c->err && c->next_off < c->size) {
 		uint64_t off = c->next_off, pnum;
 		unsigned st;
-		int r = mimg_block_status_chain(c->src, off, c->size - off,
-						&pnum, &st, NULL);
-		if (r < 0) {
+		int r = c->top_only ? mimg_block_status(c->src, off,
+							c->size - off, &pnum,
+							&st, NULL)
+				    : mimg_block_status_chain(c->src, off,
+							      c->size - off,
+							      &pnum, &st, NULL);
+		if (r < 0 && c->opts->salvage) {
+			/* read it as data: the read says what is lost */
+			conv_warn(c, "error while reading block status at "
+				  "offset %llu: %s", (unsigned long long)off,
+				  strerror(-r));
+			st = MIMG_BS_DATA;
+			pnum = min_u64(512, c->size - off);
+		} else if (r < 0) {
 			c->err = r;
 			strncpy(c->errmsg, mimg_errmsg(), sizeof(c->errmsg) - 1);
 			return false;
 		}
-		bool zero = (st & MIMG_BS_ZERO) && c->sparse;
+		if (c->top_only && !(st & (MIMG_BS_DATA | MIMG_BS_ZERO))) {
+			/* left to the target's backing file */
+			c->next_off = off + pnum;
+			conv_progress(c, pnum);
+			continue;
+		}
+		bool zero = (st & MIMG_BS_ZERO) && (c->sparse || c->top_only);
 		if (zero) {
 			/* Whole aligned units only, so that data windows
 			 * start on a target cluster. */
@@ -104,7 +141,7 @@ static bool claim_job(struct conv *c, struct job *j)
 					conv_progress(c, end - off);
 					continue;
 				}
-				if (!c->unit) {
+				if (!c->unit || c->top_only) {
 					j->off = off;
 					j->len = min_u64(end - off, ZERO_JOB_MAX);
 					j->zero = true;
@@ -161,10 +198,12 @@ static int put_run(struct conv *c, const uint8_t *buf, uint64_t off,
 	if (zero) {
 		if (c->target_zero)
 			return 0;
-		return mimg_pwrite_zeroes(c->dst, off, len,
-					  MIMG_ZERO_MAY_UNMAP);
+		/* over a backing file, zeroes must be stored as zeroes */
+		return mimg_pwrite_zeroes(c->dst, off + c->doff, len,
+					  c->top_only ? 0
+						      : MIMG_ZERO_MAY_UNMAP);
 	}
-	ssize_t r = mimg_pwrite(c->dst, buf, (size_t)len, off);
+	ssize_t r = mimg_pwrite(c->dst, buf, (size_t)len, off + c->doff);
 	return r < 0 ? (int)r : 0;
 }
 
@@ -222,8 +261,9 @@ static int write_compressed_job(struct conv *c, const struct job *j,
 	for (uint64_t i = 0; i < n; i++) {
 		uint8_t *in = buf + i * c->unit;
 		units[i].out = cbuf + i * cstride;
-		if (buf_is_zero(in, c->unit) && c->target_zero) {
-			units[i].clen = -1;
+		if (buf_is_zero(in, c->unit) &&
+		    (c->target_zero || c->top_only)) {
+			units[i].clen = c->target_zero ? -1 : -3;
 			continue;
 		}
 		units[i].clen = d->compress(c->dst, in, c->unit, units[i].out,
@@ -236,10 +276,14 @@ static int write_compressed_job(struct conv *c, const struct job *j,
 	if ((r = wait_turn(c, j->seq)) != 0)
 		return r;
 	for (uint64_t i = 0; i < n; i++) {
-		uint64_t uoff = j->off + i * c->unit;
+		uint64_t uoff = j->off + i * c->unit + c->doff;
 		if (units[i].clen == -1)
 			continue;
-		if (units[i].clen == -2)
+		if (units[i].clen == -3)
+			r = put_run(c, NULL, uoff - c->doff,
+				    min_u64(c->unit, c->size - (uoff - c->doff)),
+				    true);
+		else if (units[i].clen == -2)
 			r = d->write_compressed(c->dst, uoff,
 						buf + i * c->unit, c->unit,
 						false);
@@ -250,6 +294,45 @@ static int write_compressed_job(struct conv *c, const struct job *j,
 			return r;
 	}
 	return 0;
+}
+
+/* Read the source; with --salvage, a failing read is retried a sector
+ * at a time and what still fails reads as zeroes, with a warning. */
+static ssize_t read_src(struct conv *c, uint8_t *buf, uint64_t len,
+			uint64_t off)
+{
+	ssize_t got = mimg_pread(c->src, buf, (size_t)len, off);
+	if (got >= 0 || !c->opts->salvage)
+		return got;
+	for (uint64_t pos = 0; pos < len; pos += 512) {
+		size_t n = (size_t)min_u64(512, len - pos);
+		ssize_t r = mimg_pread(c->src, buf + pos, n, off + pos);
+		if (r < 0) {
+			pthread_mutex_lock(&c->lock);
+			conv_warn(c, "error while reading offset %llu: %s",
+				  (unsigned long long)(off + pos),
+				  strerror((int)-r));
+			pthread_mutex_unlock(&c->lock);
+			memset(buf + pos, 0, n);
+		}
+	}
+	return (ssize_t)len;
+}
+
+/* -C: the job's data copied between the host files; 1 when the files
+ * cannot do it (then copy offloading stops for the rest). */
+static int offload_job(struct conv *c, const struct job *j)
+{
+	int r = wait_turn(c, j->seq);
+	if (r != 0)
+		return r;
+	r = mimg_file_copy_range(c->src->file, j->off, c->dst->file,
+				 j->off + c->doff, j->len);
+	if (r == -ENOTSUP) {
+		__atomic_store_n(&c->offload, false, __ATOMIC_RELAXED);
+		return 1;
+	}
+	return r;
 }
 
 static int run_job(struct conv *c, const struct job *j, uint8_t *buf,
@@ -267,13 +350,16 @@ static int run_job(struct conv *c, const struct job *j, uint8_t *buf,
 		 * (see claim_job) and the image's tail is zero-padded. */
 		size_t padded = (size_t)div_round_up_u64(j->len, c->unit) *
 				c->unit;
-		ssize_t got = mimg_pread(c->src, buf, (size_t)j->len, j->off);
+		ssize_t got = read_src(c, buf, j->len, j->off);
 		if (got < 0)
 			return (int)got;
 		memset(buf + got, 0, padded - (size_t)got);
 		return write_compressed_job(c, j, buf, cbuf, cstride, units);
 	}
-	ssize_t got = mimg_pread(c->src, buf, (size_t)j->len, j->off);
+	if (__atomic_load_n(&c->offload, __ATOMIC_RELAXED) &&
+	    (r = offload_job(c, j)) != 1)
+		return r;
+	ssize_t got = read_src(c, buf, j->len, j->off);
 	if (got < 0)
 		return (int)got;
 	if ((r = wait_turn(c, j->seq)) != 0)
@@ -286,7 +372,11 @@ static void *worker(void *arg)
 	struct conv *c = arg;
 	size_t cstride = c->unit ? c->unit + c->unit / 8 + 4096 : 0;
 	size_t nunits = c->unit ? WINDOW / c->unit + 1 : 0;
-	uint8_t *buf = malloc(WINDOW + (c->unit ? c->unit : 0));
+	/* page-aligned: O_DIRECT targets take it without a bounce copy */
+	uint8_t *buf = NULL;
+	if (posix_memalign((void **)&buf, 4096,
+			   WINDOW + (c->unit ? c->unit : 0)) != 0)
+		buf = NULL;
 	uint8_t *cbuf = c->unit ? malloc(nunits * cstride) : NULL;
 	struct cunit *units = c->unit ? calloc(nunits, sizeof(*units)) : NULL;
 	struct job j;
@@ -327,11 +417,13 @@ static int conv_setup(struct conv *c, struct mimg *src, struct mimg *dst,
 	if (dst->read_only)
 		return mimg_err(-EROFS, "%s: target is open read-only",
 				dst->filename);
-	if (dst->size < src->size)
+	if (dst->size < o->dst_offset ||
+	    dst->size - o->dst_offset < src->size)
 		return mimg_err(-ENOSPC, "%s: target (%llu bytes) is smaller "
-				"than the source %s (%llu bytes)",
+				"than the source %s (%llu bytes) at offset %llu",
 				dst->filename, (unsigned long long)dst->size,
-				src->filename, (unsigned long long)src->size);
+				src->filename, (unsigned long long)src->size,
+				(unsigned long long)o->dst_offset);
 	c->src = src;
 	c->dst = dst;
 	c->opts = o;
@@ -345,8 +437,15 @@ static int conv_setup(struct conv *c, struct mimg *src, struct mimg *dst,
 		return mimg_err(-EINVAL, "sparse size %llu must be a multiple "
 				"of 512 up to %u", (unsigned long long)c->sparse,
 				MAX_SPARSE);
-	c->target_zero = o->target_is_zero ||
-			 (!o->existing_target && mimg_has_zero_init(dst));
+	c->doff = o->dst_offset;
+	c->top_only = o->target_has_backing;
+	c->target_zero = !c->top_only &&
+			 (o->target_is_zero ||
+			  (!o->existing_target && mimg_has_zero_init(dst)));
+	/* Host offsets are guest offsets in raw images only. */
+	c->offload = o->copy_offload && !o->compress && !stream &&
+		     strcmp(src->drv->name, "raw") == 0 &&
+		     strcmp(d->name, "raw") == 0;
 	c->ordered = !o->out_of_order || o->compress || stream;
 	if (o->compress || stream) {
 		if (!d->compress_unit || !d->compress || !d->write_compressed ||
@@ -357,12 +456,17 @@ static int conv_setup(struct conv *c, struct mimg *src, struct mimg *dst,
 		if (!is_pow2_u64(c->unit) || c->unit > WINDOW)
 			return mimg_err(-EINVAL, "%s: compressed unit %u is "
 					"not usable", dst->filename, c->unit);
-		if (!c->target_zero)
+		if (!c->target_zero && !(c->top_only && !o->existing_target))
 			return mimg_err(-ENOTSUP, "%s: compressed or stream "
 					"output needs a fresh target",
 					dst->filename);
 		if (!c->sparse) /* zero units are still never stored */
 			c->sparse = c->unit;
+		if (c->doff % c->unit)
+			return mimg_err(-EINVAL, "%s: compressed output needs "
+					"every source but the last to end on "
+					"a %u-byte boundary", dst->filename,
+					c->unit);
 	}
 	/* Windows start on target clusters (and compressed units); the
 	 * sparse granularity needs no alignment of its own: write_plain

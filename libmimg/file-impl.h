@@ -29,6 +29,9 @@ struct mimg_file_ops {
 		    bool may_unmap);
 	int (*extent)(struct mimg_file *f, uint64_t off, uint64_t len,
 		      bool *is_data, uint64_t *pnum);
+	/* Called only with SRC and DST of the same implementation. */
+	int (*copy_range)(struct mimg_file *src, uint64_t soff,
+			  struct mimg_file *dst, uint64_t doff, uint64_t len);
 	/* Release everything but the common part, which file.c frees. */
 	int (*close)(struct mimg_file *f);
 };

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -22,12 +23,28 @@
 
 #include "error.h"
 #include "file-impl.h"
+#include "iov.h"
 
 struct posix_file {
 	struct mimg_file f;
 	int fd;
 	bool no_flush;
+	/* O_DIRECT: transfers must start and end on REQ_ALIGN bytes of the
+	 * file and use memory aligned to MEM_ALIGN; others are bounced. */
+	bool direct;
+	bool lock_init;
+	uint32_t req_align, mem_align;
+	/* Writers that read-modify-write a partial block take it
+	 * exclusively, every other direct writer shared: two writes into
+	 * different bytes of one block must not lose each other's bytes,
+	 * and a padded write that trims the file back to its size must not
+	 * cut off a concurrent write that grew it. */
+	pthread_rwlock_t rmw_lock;
 };
+
+/* Largest alignment tried, and the piece size of bounced transfers. */
+#define DIRECT_MAX_ALIGN 4096u
+#define DIRECT_CHUNK (1u << 20)
 
 static mimg_file_fallocate_fn fallocate_override;
 
@@ -134,6 +151,15 @@ static int transfer(struct posix_file *p, const struct iovec *iov, int iovcnt,
 			break;
 		}
 		off += (uint64_t)n;
+		if (p->direct && !write &&
+		    (size_t)n < iov_total(cur, n_iov)) {
+			/* O_DIRECT reads stop short only at the end of the
+			 * file; asking again from an unaligned offset could
+			 * be refused. */
+			iov_advance(&cur, &cnt, (size_t)n);
+			iov_zero_rest(cur, cnt);
+			break;
+		}
 		iov_advance(&cur, &cnt, (size_t)n);
 	}
 	if (copy != storage)
@@ -141,16 +167,168 @@ static int transfer(struct posix_file *p, const struct iovec *iov, int iovcnt,
 	return r;
 }
 
+/* True when IOV at OFF can go to an O_DIRECT descriptor as it is. */
+static bool direct_aligned(const struct posix_file *p,
+			   const struct iovec *iov, int cnt, uint64_t off)
+{
+	uint64_t rmask = p->req_align - 1, mmask = p->mem_align - 1;
+	if (off & rmask)
+		return false;
+	for (int i = 0; i < cnt; i++)
+		if ((iov[i].iov_len & rmask) ||
+		    ((uintptr_t)iov[i].iov_base & mmask))
+			return false;
+	return true;
+}
+
+static uint64_t align_down(uint64_t v, uint32_t a)
+{
+	return v & ~(uint64_t)(a - 1);
+}
+
+static uint64_t align_up(uint64_t v, uint32_t a)
+{
+	return align_down(v + a - 1, a);
+}
+
+static void *bounce_alloc(struct posix_file *p, size_t len)
+{
+	void *buf = NULL;
+	size_t a = p->mem_align > sizeof(void *) ? p->mem_align
+						  : sizeof(void *);
+	if (posix_memalign(&buf, a, len) != 0)
+		buf = NULL;
+	return buf;
+}
+
+static int transfer_flat(struct posix_file *p, void *buf, size_t len,
+			 uint64_t off, bool write)
+{
+	struct iovec v = {.iov_base = buf, .iov_len = len};
+	return transfer(p, &v, 1, off, write);
+}
+
+/* An unaligned read on a direct file: whole blocks into an aligned
+ * buffer, a piece at a time, the wanted bytes copied out. */
+static int direct_bounce_read(struct posix_file *p, const struct iovec *iov,
+			      int cnt, uint64_t off)
+{
+	size_t total = iov_total(iov, cnt), done = 0;
+	uint8_t *buf = bounce_alloc(p, DIRECT_CHUNK + 2 * p->req_align);
+	int r = 0;
+
+	if (!buf)
+		return mimg_err(-ENOMEM, "%s: out of memory", p->f.path);
+	while (done < total && r == 0) {
+		uint64_t o = off + done, a0 = align_down(o, p->req_align);
+		size_t n = total - done;
+		if (n > DIRECT_CHUNK - (o - a0))
+			n = DIRECT_CHUNK - (size_t)(o - a0);
+		uint64_t a1 = align_up(o + n, p->req_align);
+		r = transfer_flat(p, buf, (size_t)(a1 - a0), a0, false);
+		if (r == 0)
+			iov_from_buf(iov, cnt, done, buf + (o - a0), n);
+		done += n;
+	}
+	free(buf);
+	return r;
+}
+
+/* One aligned piece [A0, A1) of a bounced write holding the caller's
+ * bytes [DONE, DONE+N) at file offset O.  Partial first and last blocks
+ * are read first; the caller holds the lock exclusively then. */
+static int direct_write_piece(struct posix_file *p, uint8_t *buf,
+			      const struct iovec *iov, int cnt, size_t done,
+			      size_t n, uint64_t o, uint64_t a0, uint64_t a1)
+{
+	uint32_t ra = p->req_align;
+	int r;
+
+	if (a0 < o && (r = transfer_flat(p, buf, ra, a0, false)) < 0)
+		return r;
+	if (o + n < a1 && (a1 - a0 > ra || a0 == o) &&
+	    (r = transfer_flat(p, buf + (a1 - a0 - ra), ra, a1 - ra,
+			       false)) < 0)
+		return r;
+	iov_to_buf(iov, cnt, done, buf + (o - a0), n);
+	return transfer_flat(p, buf, (size_t)(a1 - a0), a0, true);
+}
+
+/* After a padded write that ran past the old end of the file, the file
+ * ends where the data ends, as it would without O_DIRECT. */
+static int direct_trim(struct posix_file *p, uint64_t old_size, uint64_t end,
+		       uint64_t padded_end)
+{
+	uint64_t want = end > old_size ? end : old_size;
+	if (padded_end <= want || !(p->f.caps & MIMG_FILE_REGULAR))
+		return 0;
+	if (ftruncate(p->fd, (off_t)want) != 0)
+		return mimg_err_errno(-errno, "%s: truncate to %llu",
+				      p->f.path, (unsigned long long)want);
+	return 0;
+}
+
+static int direct_bounce_write(struct posix_file *p, const struct iovec *iov,
+			       int cnt, uint64_t off)
+{
+	size_t total = iov_total(iov, cnt), done = 0;
+	uint32_t ra = p->req_align;
+	bool partial = (off & (ra - 1)) || ((off + total) & (ra - 1));
+	uint8_t *buf = bounce_alloc(p, DIRECT_CHUNK + 2 * ra);
+	uint64_t old_size = 0;
+	struct stat st;
+	int r = 0;
+
+	if (!buf)
+		return mimg_err(-ENOMEM, "%s: out of memory", p->f.path);
+	if (partial) {
+		pthread_rwlock_wrlock(&p->rmw_lock);
+		if (fstat(p->fd, &st) != 0)
+			r = mimg_err_errno(-errno, "%s: stat", p->f.path);
+		else
+			old_size = (uint64_t)st.st_size;
+	} else {
+		pthread_rwlock_rdlock(&p->rmw_lock);
+	}
+	while (done < total && r == 0) {
+		uint64_t o = off + done, a0 = align_down(o, ra);
+		size_t n = total - done;
+		if (n > DIRECT_CHUNK - (o - a0))
+			n = DIRECT_CHUNK - (size_t)(o - a0);
+		uint64_t a1 = align_up(o + n, ra);
+		r = direct_write_piece(p, buf, iov, cnt, done, n, o, a0, a1);
+		done += n;
+	}
+	if (r == 0 && partial)
+		r = direct_trim(p, old_size, off + total,
+				align_up(off + total, ra));
+	pthread_rwlock_unlock(&p->rmw_lock);
+	free(buf);
+	return r;
+}
+
 static int posix_preadv(struct mimg_file *f, const struct iovec *iov,
 			int iovcnt, uint64_t off)
 {
-	return transfer(posix_of(f), iov, iovcnt, off, false);
+	struct posix_file *p = posix_of(f);
+	if (p->direct && !direct_aligned(p, iov, iovcnt, off))
+		return direct_bounce_read(p, iov, iovcnt, off);
+	return transfer(p, iov, iovcnt, off, false);
 }
 
 static int posix_pwritev(struct mimg_file *f, const struct iovec *iov,
 			 int iovcnt, uint64_t off)
 {
-	return transfer(posix_of(f), iov, iovcnt, off, true);
+	struct posix_file *p = posix_of(f);
+	int r;
+	if (!p->direct)
+		return transfer(p, iov, iovcnt, off, true);
+	if (!direct_aligned(p, iov, iovcnt, off))
+		return direct_bounce_write(p, iov, iovcnt, off);
+	pthread_rwlock_rdlock(&p->rmw_lock);
+	r = transfer(p, iov, iovcnt, off, true);
+	pthread_rwlock_unlock(&p->rmw_lock);
+	return r;
 }
 
 static int posix_flush(struct mimg_file *f)
@@ -325,12 +503,54 @@ static int posix_extent(struct mimg_file *f, uint64_t off, uint64_t len,
 	return 0;
 }
 
+/* copy_file_range answers that mean "not between these files". */
+static bool no_copy_range(int err)
+{
+	return err == EXDEV || err == EINVAL || err == ENOSYS ||
+	       err == EOPNOTSUPP || err == EBADF || err == ETXTBSY;
+}
+
+static int posix_copy_range(struct mimg_file *src, uint64_t soff,
+			    struct mimg_file *dst, uint64_t doff, uint64_t len)
+{
+#if defined(__linux__) || defined(__FreeBSD__)
+	struct posix_file *s = posix_of(src), *d = posix_of(dst);
+	bool first = true;
+	while (len) {
+		off_t so = (off_t)soff, dof = (off_t)doff;
+		size_t n = len > (1u << 30) ? (1u << 30) : (size_t)len;
+		ssize_t got = copy_file_range(s->fd, &so, d->fd, &dof, n, 0);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0 && first && no_copy_range(errno))
+			return -ENOTSUP;
+		if (got < 0)
+			return mimg_err_errno(-errno, "%s: copy to %s at offset "
+					      "%llu", src->path, dst->path,
+					      (unsigned long long)doff);
+		if (got == 0) /* the source ends: the rest reads as zeroes */
+			return mimg_file_zero_range(dst, doff, len, false) == 0
+				       ? 0 : -ENOTSUP;
+		first = false;
+		soff += (uint64_t)got;
+		doff += (uint64_t)got;
+		len -= (uint64_t)got;
+	}
+	return 0;
+#else
+	(void)src; (void)soff; (void)dst; (void)doff; (void)len;
+	return -ENOTSUP;
+#endif
+}
+
 static int posix_close(struct mimg_file *f)
 {
 	struct posix_file *p = posix_of(f);
 	int r = 0;
 	if (close(p->fd) != 0)
 		r = mimg_err_errno(-errno, "%s: close", f->path);
+	if (p->lock_init)
+		pthread_rwlock_destroy(&p->rmw_lock);
 	free(p);
 	return r;
 }
@@ -346,8 +566,76 @@ static const struct mimg_file_ops posix_ops = {
 	.punch = posix_punch,
 	.zero = posix_zero,
 	.extent = posix_extent,
+	.copy_range = posix_copy_range,
 	.close = posix_close,
 };
+
+/* Whether an O_DIRECT read of LEN bytes at BUF from offset 0 is
+ * accepted: only EINVAL means misaligned (other failures say nothing). */
+static bool direct_read_ok(int fd, void *buf, size_t len)
+{
+	ssize_t n;
+	do
+		n = pread(fd, buf, len, 0);
+	while (n < 0 && errno == EINTR);
+	return n >= 0 || errno != EINVAL;
+}
+
+/*
+ * The alignments O_DIRECT needs on this file: the device's logical block
+ * size for block devices, else found by trial reads at offset 0.  A
+ * 1-byte read that succeeds proves nothing (an empty file answers every
+ * read at its end before checking alignment), so the largest alignment
+ * tried is assumed then.
+ */
+static int direct_probe_alignment(struct posix_file *p, const struct stat *st)
+{
+	static const uint32_t tries[] = {1, 512, 1024, 2048, 4096};
+	const uint32_t max = DIRECT_MAX_ALIGN;
+	uint8_t *buf = NULL;
+
+	p->req_align = p->mem_align = 0;
+#if defined(__linux__) && defined(BLKSSZGET)
+	int ssz;
+	if (S_ISBLK(st->st_mode) && ioctl(p->fd, BLKSSZGET, &ssz) == 0 &&
+	    ssz > 0 && ssz <= 65536 && !(ssz & (ssz - 1))) {
+		p->req_align = p->mem_align = (uint32_t)ssz;
+		return 0;
+	}
+#else
+	(void)st;
+#endif
+	if (posix_memalign((void **)&buf, max, 2 * max) != 0)
+		return mimg_err(-ENOMEM, "%s: out of memory", p->f.path);
+	for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++)
+		if (direct_read_ok(p->fd, buf, tries[i])) {
+			p->req_align = tries[i] == 1 ? max : tries[i];
+			break;
+		}
+	for (size_t i = 0; p->req_align && i < sizeof(tries) / sizeof(tries[0]);
+	     i++)
+		if (direct_read_ok(p->fd, buf + tries[i], p->req_align)) {
+			p->mem_align = tries[i] == 1 ? p->req_align : tries[i];
+			break;
+		}
+	free(buf);
+	if (!p->req_align || !p->mem_align)
+		return mimg_err(-EINVAL, "%s: Could not find working O_DIRECT "
+				"alignment", p->f.path);
+	return 0;
+}
+
+static int direct_setup(struct posix_file *p, const struct stat *st)
+{
+	int r = direct_probe_alignment(p, st);
+	if (r < 0)
+		return r;
+	if (pthread_rwlock_init(&p->rmw_lock, NULL) != 0)
+		return mimg_err(-ENOMEM, "%s: out of memory", p->f.path);
+	p->lock_init = true;
+	p->direct = true;
+	return 0;
+}
 
 int mimg_file_open_fd(struct mimg_file **fp, int fd, const char *name,
 		      unsigned flags)
@@ -380,6 +668,13 @@ int mimg_file_open_fd(struct mimg_file **fp, int fd, const char *name,
 	}
 	p->fd = fd;
 	p->no_flush = flags & MIMG_FILE_NO_FLUSH;
+#ifdef O_DIRECT
+	int fl = fcntl(fd, F_GETFL);
+	if (fl >= 0 && (fl & O_DIRECT) && (r = direct_setup(p, &st)) < 0) {
+		mimg_file_close(&p->f);
+		return r;
+	}
+#endif
 	*fp = &p->f;
 	return 0;
 }

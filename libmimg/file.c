@@ -133,6 +133,17 @@ int mimg_file_pwrite(struct mimg_file *f, const void *buf, size_t len,
 	return mimg_file_pwritev(f, &iov, 1, off);
 }
 
+int mimg_file_copy_range(struct mimg_file *src, uint64_t soff,
+			 struct mimg_file *dst, uint64_t doff, uint64_t len)
+{
+	int r = fault_check(dst, MIMG_FILE_OP_WRITE, doff, len);
+	if (r < 0 || (r = check_writable(dst)) < 0)
+		return r;
+	if (src->ops != dst->ops || !src->ops->copy_range)
+		return -ENOTSUP;
+	return src->ops->copy_range(src, soff, dst, doff, len);
+}
+
 int mimg_file_flush(struct mimg_file *f)
 {
 	int r = fault_check(f, MIMG_FILE_OP_FLUSH, 0, 0);

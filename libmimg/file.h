@@ -84,6 +84,11 @@ int mimg_file_punch_hole(struct mimg_file *f, uint64_t off, uint64_t len);
  * (-EIO, -ENOSPC, ...) are returned as they are. */
 int mimg_file_zero_range(struct mimg_file *f, uint64_t off, uint64_t len,
 			 bool may_unmap);
+/* Copy LEN bytes at SOFF of SRC to DOFF of DST inside the host
+ * (copy_file_range); -ENOTSUP, without a message, where the two files or
+ * their file systems cannot (the caller copies through memory). */
+int mimg_file_copy_range(struct mimg_file *src, uint64_t soff,
+			 struct mimg_file *dst, uint64_t doff, uint64_t len);
 /* Data/hole map: *IS_DATA tells whether OFF is in data, *PNUM how far the
  * run goes (capped at LEN).  Files without SEEK_DATA report all data. */
 int mimg_file_extent(struct mimg_file *f, uint64_t off, uint64_t len,

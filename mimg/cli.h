@@ -32,6 +32,7 @@ int cmd_resize(int argc, char **argv);
 int cmd_rebase(int argc, char **argv);
 int cmd_commit(int argc, char **argv);
 int cmd_measure(int argc, char **argv);
+int cmd_dd(int argc, char **argv);
 
 /* The qemu-img release whose behaviour mimg follows, reported by
  * --version when run as "qemu-img". */

@@ -19,10 +19,12 @@ static void convert_help(void)
 	       "[-n] [-S size]\n"
 	       "                    [-m N] [-W] [-t cache] [-l snapshot] "
 	       "[--target-is-zero]\n"
-	       "                    [--untrusted] SRC DST\n"
+	       "                    [-B backing [-F fmt]] [-C] [--salvage] "
+	       "[--bitmaps]\n"
+	       "                    [--untrusted] SRC [SRC...] DST\n"
 	       "\n"
 	       "Copy the content of SRC (through its backing chain) into "
-	       "DST.\n"
+	       "DST; several\nsources are copied one after the other.\n"
 	       "\n"
 	       "  -f FMT            source format (default: probe)\n"
 	       "  -O FMT            output format (default raw)\n"
@@ -44,6 +46,15 @@ static void convert_help(void)
 	       "                    snapshot.name=NAME / snapshot.id=ID)\n"
 	       "  -U                accepted for qemu-img compatibility\n"
 	       "  --target-is-zero  DST reads as zeroes (with -n)\n"
+	       "  -B BACKING        DST is an overlay of BACKING: only what "
+	       "SRC's top layer\n"
+	       "                    defines is written\n"
+	       "  -F FMT            BACKING's format\n"
+	       "  -C                copy offloading (copy_file_range) where "
+	       "possible\n"
+	       "  --salvage         unreadable sectors become zeroes, with a "
+	       "warning\n"
+	       "  --bitmaps         copy SRC's persistent bitmaps (qcow2)\n"
 	       "  --untrusted       refuse sources that refer to other "
 	       "files\n"
 	       "  --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]\n"
@@ -80,13 +91,37 @@ static const char *snapshot_arg(const char *arg)
 	return arg;
 }
 
+#define MAX_SOURCES 64
+
 struct convert_args {
-	const char *src_fmt, *dst_fmt, *snapshot, *src, *dst;
+	const char *src_fmt, *dst_fmt, *snapshot, *dst;
+	const char *srcs[MAX_SOURCES];
+	int nsrc;
+	const char *backing, *backing_fmt;
 	char *opts_text;
 	unsigned src_flags, dst_flags;
-	bool quiet, progress;
+	bool quiet, progress, bitmaps;
 	struct mimg_convert_opts copts;
 };
+
+/* Progress over several sources: each conversion reports its own bytes. */
+struct multi_progress {
+	struct cli_progress *bar;
+	uint64_t base, total;
+};
+
+static void multi_progress_cb(void *opaque, uint64_t done, uint64_t total)
+{
+	struct multi_progress *m = opaque;
+	(void)total;
+	cli_progress_cb(m->bar, m->base + done, m->total);
+}
+
+static void salvage_warn(void *opaque, const char *msg)
+{
+	(void)opaque;
+	fprintf(stderr, "%s: warning: %s\n", cli_prog, msg);
+}
 
 /* True when some file this process has open is TS: the source's other
  * files (VMDK extents, qcow2 data files) are all open once it is. */
@@ -142,24 +177,114 @@ static bool target_is_source(struct mimg *src, const char *dst)
 	return false;
 }
 
+/* The number of persistent bitmaps IMG's info lists. */
+static size_t bitmap_count(struct mimg *img)
+{
+	struct mimg_value *info = NULL;
+	const struct mimg_value *fs, *data, *bm;
+	size_t n = 0;
+	if (mimg_info(img, &info) < 0)
+		return 0;
+	if ((fs = mimg_value_get(info, "format-specific")) &&
+	    (data = mimg_value_get(fs, "data")) &&
+	    (bm = mimg_value_get(data, "bitmaps")) &&
+	    bm->type == MIMG_VALUE_ARRAY)
+		n = bm->v.list.n;
+	mimg_value_free(info);
+	return n;
+}
+
+/* --bitmaps: qemu-img's refusals; copying the bitmaps themselves is not
+ * implemented, so a source that has some is refused too. */
+static int check_bitmaps(struct convert_args *a, struct mimg *src)
+{
+	if (strcmp(a->dst_fmt, "qcow2") != 0)
+		return cli_error("Format driver '%s' does not support bitmaps",
+				 a->dst_fmt);
+	size_t n = bitmap_count(src);
+	if (n)
+		return cli_error("%s: copying persistent bitmaps (%zu) is not "
+				 "supported", a->srcs[0], n);
+	return 0;
+}
+
+/* The -o text with -B's backing_file/backing_fmt appended (malloc'ed). */
+static char *create_options(const struct convert_args *a)
+{
+	const char *o = a->opts_text ? a->opts_text : "";
+	size_t n = strlen(o) + 64 + (a->backing ? 2 * strlen(a->backing) : 0) +
+		   (a->backing_fmt ? strlen(a->backing_fmt) : 0);
+	char *t = malloc(n);
+	if (!t)
+		return NULL;
+	snprintf(t, n, "%s", o);
+	if (a->backing) {
+		size_t l = strlen(t);
+		char *p = t + l;
+		/* ',' doubles inside an option value */
+		p += sprintf(p, "%sbacking_file=", l ? "," : "");
+		for (const char *c = a->backing; *c; c++) {
+			*p++ = *c;
+			if (*c == ',')
+				*p++ = ',';
+		}
+		*p = 0;
+		if (a->backing_fmt)
+			sprintf(p, ",backing_fmt=%s", a->backing_fmt);
+	}
+	return t;
+}
+
+static int open_sources(struct convert_args *a, struct mimg **srcs,
+			uint64_t *totalp)
+{
+	uint64_t total = 0;
+	for (int i = 0; i < a->nsrc; i++) {
+		if (cli_open(&srcs[i], a->srcs[i], a->src_fmt,
+			     a->src_flags) < 0)
+			return -1;
+		if (a->snapshot &&
+		    mimg_select_snapshot(srcs[i], a->snapshot) < 0)
+			return -1;
+		uint64_t sz = mimg_size(srcs[i]);
+		if (total + sz < total)
+			return cli_error("the sources are too large "
+					 "together"), -2;
+		total += sz;
+	}
+	*totalp = total;
+	return 0;
+}
+
 static int run_convert(struct convert_args *a)
 {
-	struct mimg *src = NULL, *dst = NULL;
+	struct mimg *srcs[MAX_SOURCES] = {NULL}, *dst = NULL;
 	struct mimg_opt *opts = NULL;
 	struct cli_progress prog;
+	struct multi_progress mp;
+	char *create_text = NULL;
+	uint64_t total;
 	int nopts = 0, r, status = EXIT_ERR;
 
-	if ((r = cli_open(&src, a->src, a->src_fmt, a->src_flags)) < 0)
-		goto err;
-	if (a->snapshot && (r = mimg_select_snapshot(src, a->snapshot)) < 0)
-		goto err;
-	if (a->opts_text && (nopts = mimg_opts_parse(a->opts_text, &opts)) < 0)
-		goto err;
-	if (target_is_source(src, a->dst))
+	if ((r = open_sources(a, srcs, &total)) < 0) {
+		if (r == -1)
+			goto err;
 		goto out;
+	}
+	if (a->bitmaps && check_bitmaps(a, srcs[0]) != EXIT_OK)
+		goto out;
+	if (!(create_text = create_options(a))) {
+		cli_error("out of memory");
+		goto out;
+	}
+	if (*create_text && (nopts = mimg_opts_parse(create_text, &opts)) < 0)
+		goto err;
+	for (int i = 0; i < a->nsrc; i++)
+		if (target_is_source(srcs[i], a->dst))
+			goto out;
 	if (!a->copts.existing_target) {
-		r = cli_create(a->dst, a->dst_fmt, mimg_size(src), opts,
-			       (size_t)nopts, 0);
+		r = cli_create(a->dst, a->dst_fmt, total, opts, (size_t)nopts,
+			       0);
 		if (r < 0)
 			goto err;
 	}
@@ -174,9 +299,17 @@ static int run_convert(struct convert_args *a)
 	if (r < 0)
 		goto err;
 	cli_progress_init(&prog, a->progress && !a->quiet);
-	a->copts.progress = cli_progress_cb;
-	a->copts.opaque = &prog;
-	r = mimg_convert(src, dst, &a->copts);
+	mp = (struct multi_progress){.bar = &prog, .total = total};
+	a->copts.progress = multi_progress_cb;
+	a->copts.opaque = &mp;
+	a->copts.target_has_backing = a->backing != NULL;
+	if (!a->quiet)
+		a->copts.warn = salvage_warn;
+	for (int i = 0; i < a->nsrc && r >= 0; i++) {
+		a->copts.dst_offset = mp.base;
+		r = mimg_convert(srcs[i], dst, &a->copts);
+		mp.base += mimg_size(srcs[i]);
+	}
 	cli_progress_end(&prog);
 	if (r < 0)
 		goto err;
@@ -190,16 +323,55 @@ err:
 	cli_error("%s", cli_errmsg());
 out:
 	mimg_close(dst);
-	mimg_close(src);
+	for (int i = 0; i < a->nsrc; i++)
+		mimg_close(srcs[i]);
 	mimg_opts_free(opts, nopts > 0 ? (size_t)nopts : 0);
+	free(create_text);
 	return status;
+}
+
+/* qemu-img's refusals of option combinations, in its order. */
+static int check_combinations(const struct convert_args *a,
+			      bool explicit_sparse)
+{
+	if (a->nsrc > 1 && a->snapshot)
+		return cli_error("No support for concatenating multiple "
+				 "snapshot");
+	if (a->copts.copy_offload && a->copts.compress)
+		return cli_error("Cannot enable copy offloading when -c is "
+				 "used");
+	if (a->copts.copy_offload && explicit_sparse)
+		return cli_error("Cannot enable copy offloading when -S is "
+				 "used");
+	if (a->copts.copy_offload && a->copts.salvage)
+		return cli_error("Cannot use copy offloading in salvaging "
+				 "mode");
+	if (a->bitmaps && a->nsrc > 1)
+		return cli_error("Copying bitmaps only possible with single "
+				 "source");
+	if (a->backing && a->nsrc > 1)
+		return cli_error("Having a backing file for the target makes "
+				 "no sense when concatenating multiple input "
+				 "images");
+	if (a->backing && !a->backing_fmt &&
+	    !(a->opts_text && strstr(a->opts_text, "backing_fmt=")))
+		return cli_error("Use of backing file requires explicit "
+				 "backing format");
+	if (a->backing_fmt && !a->backing)
+		return cli_error("%s: error while converting %s: Backing format "
+				 "cannot be used without backing file",
+				 a->dst, a->dst_fmt);
+	return EXIT_OK;
 }
 
 int cmd_convert(int argc, char **argv)
 {
-	enum { OPT_TARGET_IS_ZERO = 256, OPT_UNTRUSTED };
+	enum { OPT_TARGET_IS_ZERO = 256, OPT_UNTRUSTED, OPT_SALVAGE,
+	       OPT_BITMAPS };
 	static const struct option longopts[] = {
 		{"target-is-zero", no_argument, NULL, OPT_TARGET_IS_ZERO},
+		{"salvage", no_argument, NULL, OPT_SALVAGE},
+		{"bitmaps", no_argument, NULL, OPT_BITMAPS},
 		{"untrusted", no_argument, NULL, OPT_UNTRUSTED},
 		{"object", required_argument, NULL, OPT_OBJECT},
 		{"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
@@ -210,12 +382,12 @@ int cmd_convert(int argc, char **argv)
 	struct convert_args a = {.dst_fmt = "raw",
 				 .dst_flags = MIMG_OPEN_NO_FLUSH};
 	char *opts_text = NULL, *src_path = NULL, *src_fmt_alloc = NULL;
-	bool image_opts = false;
+	bool image_opts = false, explicit_sparse = false;
 	int c, status;
 	uint64_t v;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "f:O:o:cpqnS:m:Wt:T:l:Uh",
+	while ((c = getopt_long(argc, argv, "f:O:o:cpqnS:m:Wt:T:l:UhB:F:C",
 				longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f': a.src_fmt = optarg; break;
@@ -249,6 +421,7 @@ int cmd_convert(int argc, char **argv)
 						 "allocates output).");
 			}
 			a.copts.sparse_size = v ? v : MIMG_CONVERT_NO_SPARSE;
+			explicit_sparse = true;
 			break;
 		case 'm': {
 			char *end;
@@ -280,6 +453,11 @@ int cmd_convert(int argc, char **argv)
 		}
 		case 'l': a.snapshot = snapshot_arg(optarg); break;
 		case 'U': break;
+		case 'B': a.backing = optarg; break;
+		case 'F': a.backing_fmt = optarg; break;
+		case 'C': a.copts.copy_offload = 1; break;
+		case OPT_SALVAGE: a.copts.salvage = 1; break;
+		case OPT_BITMAPS: a.bitmaps = true; break;
 		case OPT_TARGET_IS_ZERO: a.copts.target_is_zero = 1; break;
 		case OPT_UNTRUSTED: a.src_flags |= MIMG_OPEN_UNTRUSTED; break;
 		case OPT_OBJECT:
@@ -296,14 +474,14 @@ int cmd_convert(int argc, char **argv)
 			return cli_usage_error("convert", "invalid option");
 		}
 	}
-	if (argc - optind != 2) {
+	if (argc - optind < 2 || argc - optind - 1 > MAX_SOURCES) {
 		free(opts_text);
 		return cli_usage_error("convert", argc - optind < 2
 						   ? "Expecting a source and "
 						     "a target file name"
-						   : "Converting several "
-						     "sources into one is not "
-						     "supported");
+						   : "At most %d sources can be "
+						     "converted into one",
+				       MAX_SOURCES);
 	}
 	if (a.copts.target_is_zero && !a.copts.existing_target) {
 		free(opts_text);
@@ -314,20 +492,32 @@ int cmd_convert(int argc, char **argv)
 		return cli_error("-o has no effect when skipping image "
 				 "creation");
 	}
-	a.src = argv[optind];
+	a.nsrc = argc - optind - 1;
+	for (int i = 0; i < a.nsrc; i++)
+		a.srcs[i] = argv[optind + i];
 	if (image_opts) {
 		char *ifmt;
+		if (a.nsrc > 1) {
+			free(opts_text);
+			return cli_error("--image-opts takes one source");
+		}
 		if (cli_image_opts(argv[optind], &src_path, &ifmt) < 0) {
 			free(opts_text);
 			return EXIT_ERR;
 		}
-		a.src = src_path;
+		a.srcs[0] = src_path;
 		if (ifmt)
 			a.src_fmt = ifmt;
 		src_fmt_alloc = ifmt;
 	}
-	a.dst = argv[optind + 1];
+	a.dst = argv[argc - 1];
 	a.opts_text = opts_text;
+	if (check_combinations(&a, explicit_sparse) != EXIT_OK) {
+		free(opts_text);
+		free(src_path);
+		free(src_fmt_alloc);
+		return EXIT_ERR;
+	}
 	status = run_convert(&a);
 	free(opts_text);
 	free(src_path);

@@ -29,6 +29,9 @@ static const struct command {
 	{"convert", cmd_convert,
 	 "convert [-f fmt] [-O fmt] [-o opts] [-c] [-p] [-q] [-n] [-S size] "
 	 "[-m N] [-W] [-t cache] [-l snapshot] [--target-is-zero] SRC DST"},
+	{"dd", cmd_dd,
+	 "dd [-f fmt] [-O fmt] [bs=N] [count=N] [skip=N] if=INPUT "
+	 "of=OUTPUT"},
 	{"create", cmd_create,
 	 "create [-f fmt] [-o opts] [-b backing [-F fmt]] [-q] FILE [SIZE]"},
 	{"info", cmd_info,

@@ -173,12 +173,11 @@ static int open_rw_or_ro(struct mimg **imgp, struct blockif_opts *o,
 }
 
 /*
- * nocache: O_DIRECT needs sector-aligned buffers, offsets and lengths, which
- * only raw images give (qcow2 and VMDK metadata and compressed data are
- * read and written at byte granularity).  So the image is opened cached
- * first; a raw one is then reopened with O_DIRECT, any other kind stays
- * cached with a warning, as does a raw one whose file system refuses
- * O_DIRECT.
+ * nocache: every format is served with O_DIRECT (the host-file layer
+ * bounces unaligned metadata and compressed-data transfers).  The image is
+ * opened cached first, so a failure says what is wrong with the image, and
+ * is reopened with O_DIRECT; where the file system refuses O_DIRECT it
+ * stays cached with a warning.
  */
 static struct mimg *reopen_direct(struct mimg *img, struct blockif_opts *o,
 				  const char *ident)
@@ -186,11 +185,6 @@ static struct mimg *reopen_direct(struct mimg *img, struct blockif_opts *o,
 	struct mimg *direct = NULL;
 	bool ro = o->ro;
 
-	if (strcmp(mimg_format(img), "raw") != 0) {
-		blockif_warn(ident, "nocache: %s images are served through the "
-			     "host page cache", mimg_format(img));
-		return img;
-	}
 	/* Close first: the image may be locked against a second writer. */
 	mimg_close(img);
 	if (open_rw_or_ro(&direct, o, true) == 0)

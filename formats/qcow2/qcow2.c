@@ -112,14 +112,6 @@ static int qcow2_open(struct mimg *img, unsigned flags)
 		return mimg_err(-ENOMEM, "condvar init failed");
 	}
 	s->lock_init = true;
-	/* Metadata and compressed data are read and written at byte
-	 * granularity through unaligned buffers. */
-	if (flags & MIMG_OPEN_DIRECT) {
-		r = mimg_err(-ENOTSUP, "%s: qcow2: direct I/O (cache mode "
-			     "none) is not supported for qcow2 images",
-			     img->filename);
-		goto fail;
-	}
 	if ((r = qcow2_read_header(s, flags)) < 0)
 		goto fail;
 	s->exit_safe = !img->read_only && (flags & MIMG_OPEN_EXIT_SAFE);

@@ -70,7 +70,10 @@ enum {
 	/* Allow VMDK extents / qcow2 data files outside the image's
 	 * directory (absolute paths, ".." escapes).  Off by default. */
 	MIMG_OPEN_ALLOW_EXTERNAL = 1u << 3,
-	MIMG_OPEN_DIRECT = 1u << 4,	  /* O_DIRECT on host files */
+	/* O_DIRECT on host files, on every format: transfers the file system
+	 * would refuse (unaligned offsets, lengths or memory) are bounced
+	 * through aligned buffers, partial blocks read-modify-written. */
+	MIMG_OPEN_DIRECT = 1u << 4,
 	MIMG_OPEN_SYNC = 1u << 5,	  /* O_DSYNC on host files */
 	/* Open even if the image needs repair (for mimg_check with repair;
 	 * e.g. a dirty qcow2 is not rebuilt on open). */
@@ -473,6 +476,23 @@ struct mimg_convert_opts {
 	 * step and once at the end. */
 	void (*progress)(void *opaque, uint64_t done, uint64_t total);
 	void *opaque;
+	/* Fields below were added later; zero keeps the earlier behaviour. */
+	/* SRC's byte 0 goes to this offset of DST (several sources
+	 * concatenated into one image, each after the one before). */
+	uint64_t dst_offset;
+	/* DST's backing file holds what SRC's backing chain holds (qemu-img
+	 * convert -B): only what SRC's top layer defines is written, its
+	 * zeroes as zeroes; the rest is left to DST's backing file. */
+	int target_has_backing;
+	/* --salvage: 512-byte sectors that cannot be read become zeroes,
+	 * each reported through WARN, instead of failing the conversion. */
+	int salvage;
+	/* -C: move data with copy_file_range(2) where SRC and DST are raw
+	 * images over host files; elsewhere the data is copied as usual. */
+	int copy_offload;
+	/* Called with a message for every salvaged read error (may be
+	 * NULL), from one thread at a time, with OPAQUE. */
+	void (*warn)(void *opaque, const char *msg);
 };
 #define MIMG_CONVERT_DEFAULT_SPARSE 4096
 #define MIMG_CONVERT_NO_SPARSE UINT64_MAX

@@ -530,8 +530,8 @@ START_TEST(pause_and_resume)
 }
 END_TEST
 
-/* nocache on each format: raw is opened with O_DIRECT where the file
- * system allows, qcow2 and VMDK through the cache; all serve I/O. */
+/* nocache on each format: opened with O_DIRECT where the file system
+ * allows (unaligned metadata I/O is bounced); all serve I/O. */
 START_TEST(nocache_every_format)
 {
 	static const char *const formats[] = {"raw", "qcow2", "vmdk"};

@@ -456,6 +456,54 @@ START_TEST(into_clustered_target)
 }
 END_TEST
 
+/* dst_offset: two sources one after the other; a source that does not
+ * fit at its offset is refused. */
+START_TEST(sources_concatenated)
+{
+	make_source("src.img");
+	uint8_t *tail = malloc(3000);
+	tu_fill_random(tail, 3000, 5);
+	tu_write_file("small.img", tail, 3000, 0);
+	ck_assert_int_eq(mimg_create("dst.img", "raw", SRC_SIZE + 3000, NULL,
+				     0), 0);
+	struct mimg *a, *b, *d;
+	ck_assert_int_eq(mimg_open(&a, "src.img", "raw", 0), 0);
+	ck_assert_int_eq(mimg_open(&b, "small.img", "raw", 0), 0);
+	ck_assert_int_eq(mimg_open(&d, "dst.img", "raw", MIMG_OPEN_RDWR), 0);
+	struct mimg_convert_opts o = {.dst_offset = 0};
+	ck_assert_msg(mimg_convert(a, d, &o) == 0, "%s", mimg_errmsg());
+	o.dst_offset = SRC_SIZE;
+	ck_assert_msg(mimg_convert(b, d, &o) == 0, "%s", mimg_errmsg());
+	o.dst_offset = SRC_SIZE + 1;
+	ck_assert_int_eq(mimg_convert(b, d, &o), -ENOSPC);
+	o.dst_offset = UINT64_MAX;
+	ck_assert_int_eq(mimg_convert(b, d, &o), -ENOSPC);
+	ck_assert_int_eq(mimg_close(d), 0);
+	ck_assert_int_eq(mimg_close(a), 0);
+	ck_assert_int_eq(mimg_close(b), 0);
+	assert_same_content("src.img", "dst.img", SRC_SIZE);
+	uint8_t back[3000];
+	int fd = open("dst.img", O_RDONLY);
+	ck_assert_int_eq(pread(fd, back, 3000, SRC_SIZE), 3000);
+	close(fd);
+	ck_assert(memcmp(back, tail, 3000) == 0);
+	ck_assert_uint_ge(file_size("dst.img"), SRC_SIZE + 3000);
+	free(tail);
+}
+END_TEST
+
+/* copy_offload gives the same bytes and keeps holes. */
+START_TEST(copy_offload_same_content)
+{
+	make_source("src.img");
+	struct mimg_convert_opts o = {.copy_offload = 1};
+	ck_assert_msg(convert_files("src.img", "dst.img", true, &o) == 0,
+		      "%s", mimg_errmsg());
+	assert_same_content("src.img", "dst.img", SRC_SIZE);
+	ck_assert_uint_lt(allocated("dst.img"), SRC_SIZE);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("convert");
@@ -473,5 +521,7 @@ int main(void)
 	tcase_add_test(tc, bounded_memory_on_large_sparse);
 	tcase_add_test(tc, work_proportional_to_data);
 	tcase_add_test(tc, into_clustered_target);
+	tcase_add_test(tc, sources_concatenated);
+	tcase_add_test(tc, copy_offload_same_content);
 	return tu_run_suite(s);
 }

@@ -77,14 +77,19 @@ void tu_make_sparse(const char *path, uint64_t size)
  * that tu_run_suite() looks at once they are done. */
 #define ORACLE_MARK_ENV "MIMG_TEST_ORACLE_MISSING"
 
-int tu_have_program(const char *prog)
+void tu_mark_skipped(void)
 {
-	if (tu_system("command -v %s >/dev/null 2>&1", prog) == 0)
-		return 1;
 	const char *mark = getenv(ORACLE_MARK_ENV);
 	int fd = mark ? open(mark, O_WRONLY | O_CREAT, 0600) : -1;
 	if (fd >= 0)
 		close(fd);
+}
+
+int tu_have_program(const char *prog)
+{
+	if (tu_system("command -v %s >/dev/null 2>&1", prog) == 0)
+		return 1;
+	tu_mark_skipped();
 	return 0;
 }
 

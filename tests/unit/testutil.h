@@ -27,6 +27,9 @@ void tu_make_sparse(const char *path, uint64_t size);
 /* True when PROG is found in PATH.  When it is not, the test is expected
  * to return early, and tu_run_suite() reports the run as skipped (77). */
 int tu_have_program(const char *prog);
+/* Report the run as skipped (77) when no test fails: what the test needs
+ * (a file system feature) is missing here.  The test returns early. */
+void tu_mark_skipped(void);
 /* Run a shell command; returns its exit status (or -1). */
 int tu_system(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
