@@ -7,11 +7,15 @@
 #   need_plugin / need_libnbd: skip (77) without the plugin / nbd:// in mimg
 
 NBD_SERVERS=
+OTHER_PIDS=	# other helpers the test started, killed at the end too
 trap 'nbd_cleanup; rm -rf "$T"' EXIT
 
 nbd_cleanup() {
 	for _n in $NBD_SERVERS; do
 		nbd_stop "$_n"
+	done
+	for _p in $OTHER_PIDS; do
+		kill "$_p" 2>/dev/null
 	done
 }
 
@@ -26,10 +30,10 @@ need_libnbd() {
 		{ echo "SKIP: mimg built without libnbd"; exit 77; }
 }
 
-# wait_for FILE: up to 20 s for FILE to appear.
+# wait_for FILE: up to 20 s for FILE to appear (non-empty, or a socket).
 wait_for() {
 	_i=0
-	while [ ! -s "$1" ]; do
+	while [ ! -s "$1" ] && [ ! -S "$1" ]; do
 		_i=$((_i + 1))
 		[ $_i -gt 400 ] && return 1
 		sleep 0.05
