@@ -72,6 +72,10 @@ static int create_image(const char *path, const char *format, uint64_t size,
 		return r;
 	if (!format)
 		return mimg_err(-EINVAL, "No format given for '%s'", path);
+	if (mimg_file_is_nbd_uri(path))
+		return mimg_err(-ENOTSUP, "%s: images cannot be created on an "
+				"NBD export; write into it as an existing "
+				"image (convert -n)", path);
 	if (!(drv = mimg__find_driver(format)))
 		return mimg_err(-EINVAL, "Unknown file format '%s'", format);
 	if (!drv->create)

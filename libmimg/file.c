@@ -57,6 +57,28 @@ unsigned mimg_file_caps(const struct mimg_file *f)
 	return __atomic_load_n(&f->caps, __ATOMIC_RELAXED);
 }
 
+bool mimg_file_is_nbd_uri(const char *path)
+{
+	static const char *const schemes[] = {
+		"nbd://", "nbds://", "nbd+unix://", "nbds+unix://", NULL,
+	};
+	for (int i = 0; schemes[i]; i++)
+		if (strncmp(path, schemes[i], strlen(schemes[i])) == 0)
+			return true;
+	return false;
+}
+
+#ifndef MIMG_HAVE_LIBNBD
+int mimg_file_open_nbd(struct mimg_file **fp, const char *uri,
+		       unsigned flags)
+{
+	(void)flags;
+	*fp = NULL;
+	return mimg_err(-ENOTSUP, "%s: NBD exports cannot be opened: mimg "
+			"was built without libnbd", uri);
+}
+#endif
+
 int mimg_file_close(struct mimg_file *f)
 {
 	if (!f)

@@ -4,7 +4,8 @@
  * The host-file layer.  Drivers do all their file I/O through it so that
  * tests can inject faults and sources can be other than files: a struct
  * mimg_file is an interface (file-impl.h) with implementations for regular
- * files and devices (file-posix.c) and memory buffers (file-memory.c);
+ * files and devices (file-posix.c), memory buffers (file-memory.c) and
+ * NBD exports (file-nbd.c);
  * images inside archives are spooled into a posix file (file-archive.c).
  * Reads and writes are full: short transfers are retried; a read past the
  * end of the file fills the rest with zeroes and returns 0 (like reading a
@@ -52,6 +53,15 @@ int mimg_file_open_fd(struct mimg_file **fp, int fd, const char *name,
 int mimg_file_open_memory(struct mimg_file **fp, const void *buf,
 			  size_t len, size_t max_size, const char *name,
 			  unsigned flags);
+/* True when PATH is an NBD URI: nbd://, nbds://, nbd+unix://, nbds+unix://. */
+bool mimg_file_is_nbd_uri(const char *path);
+/* The NBD export named by URI (file-nbd.c): a fixed-size device that
+ * cannot grow; reads past its end are zeroes.  Requests that get no
+ * answer within $MIMG_NBD_TIMEOUT seconds (default 60) fail with
+ * -ETIMEDOUT.  FLAGS: MIMG_FILE_RDWR (or CREATE) for writes.  -ENOTSUP
+ * when built without libnbd. */
+int mimg_file_open_nbd(struct mimg_file **fp, const char *uri,
+		       unsigned flags);
 int mimg_file_close(struct mimg_file *f);
 const char *mimg_file_path(const struct mimg_file *f);
 unsigned mimg_file_caps(const struct mimg_file *f);

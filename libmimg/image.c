@@ -127,7 +127,7 @@ static int unpack_archive(struct mimg *img, const char *path, unsigned flags)
 	struct mimg_file *plain;
 	int r;
 
-	if (!(flags & MIMG_OPEN_DIRECT) || img->in_memory)
+	if (!(flags & MIMG_OPEN_DIRECT) || img->in_memory || img->remote)
 		return mimg__archive_unpack(&img->file, &img->archive);
 	if ((r = mimg_file_open(&plain, path, 0)) < 0)
 		return r;
@@ -139,6 +139,18 @@ static int unpack_archive(struct mimg *img, const char *path, unsigned flags)
 		mimg_file_close(plain);
 	}
 	return r;
+}
+
+/* The top image's name may be an NBD URI; names found inside images are
+ * always files. */
+static int open_host_file(struct mimg *img, const char *path,
+			  unsigned fflags)
+{
+	if (img->depth == 0 && mimg_file_is_nbd_uri(path)) {
+		img->remote = true;
+		return mimg_file_open_nbd(&img->file, path, fflags);
+	}
+	return mimg_file_open(&img->file, path, fflags);
 }
 
 /* Open one node of a chain from PATH, or from FILE when given (then the
@@ -187,7 +199,7 @@ static int open_node(struct mimg **imgp, const char *path,
 	img->top = top ? top : img;
 
 	fflags = host_file_flags(flags, img->read_only);
-	if (!img->file && (r = mimg_file_open(&img->file, path, fflags)) < 0)
+	if (!img->file && (r = open_host_file(img, path, fflags)) < 0)
 		goto fail;
 	/* Only the image asked for is unpacked: what an image names is a
 	 * plain file. */

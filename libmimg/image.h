@@ -24,6 +24,8 @@ struct mimg {
 	int depth;		 /* 0 for the top image */
 	/* Opened from memory: no directory, so no other file may be named. */
 	bool in_memory;
+	/* The host file is an NBD export: no directory either. */
+	bool remote;
 	/* Unpacked from a compressed file or tar: what it came from. */
 	struct mimg_archive_origin *archive;
 

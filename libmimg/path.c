@@ -77,6 +77,11 @@ int mimg__resolve_ref(const struct mimg *img, const char *name,
 				"%s: refers to %s '%s'; images that refer to "
 				"other files are refused in untrusted mode",
 				file, what, name);
+	if (img->remote && name[0] != '/' && strncmp(name, "file:/", 6) != 0)
+		return mimg_err(-EPERM,
+				"%s: refers to %s '%s' by a relative name, which "
+				"has no directory to resolve in on an NBD export",
+				file, what, name);
 	if (strncmp(name, "json:", 5) == 0)
 		return mimg_err(-EPERM,
 				"%s: %s name '%s' uses the json: pseudo-protocol, "

@@ -1,0 +1,563 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * Host files that are NBD exports, through libnbd: nbd://HOST[:PORT]/NAME,
+ * nbd+unix:///NAME?socket=PATH and their TLS forms nbds://, nbds+unix://.
+ *
+ * Every request runs libnbd's asynchronous API under a deadline, so a
+ * server that stops answering gives -ETIMEDOUT instead of a hang; a
+ * connection that timed out is abandoned (never polled again, so libnbd
+ * never writes into a buffer its caller has since reused).  Servers that
+ * advertise multi-conn get a few connections, used by concurrent callers;
+ * others get one.  The export is a fixed-size device: reads past its end
+ * are zeroes (a short file), writes past it fail.  Holes come from the
+ * base:allocation context: only ranges the server says read as zeroes are
+ * reported as holes, since an NBD "hole" alone may hold anything.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libnbd.h>
+
+#include "error.h"
+#include "file-impl.h"
+
+#define NBD_MAX_CONN 4
+#define NBD_MAX_INFLIGHT 16	 /* commands in flight per call */
+#define NBD_MAX_IO (32u << 20)	 /* largest read or write request */
+#define NBD_MAX_ZERO (1u << 30)	 /* largest zero or block-status request */
+#define NBD_DEFAULT_TIMEOUT 60	 /* seconds */
+
+struct nbd_conn {
+	pthread_mutex_t lock;
+	struct nbd_handle *h;
+	bool broken;		/* timed out: never polled again */
+};
+
+struct nbd_file {
+	struct mimg_file f;
+	uint64_t size;
+	uint32_t max_io;
+	int timeout_ms;
+	bool can_flush, can_zero, can_extents;
+	int nconn;
+	unsigned next;		/* round-robin start for conn_get */
+	struct nbd_conn conn[NBD_MAX_CONN];
+};
+
+static struct nbd_file *nbd_of(struct mimg_file *f)
+{
+	return (struct nbd_file *)f;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* libnbd's last error on this thread as a mimg error. */
+static int nbd_error(const char *path, const char *fmt_what, uint64_t len,
+		     uint64_t off)
+{
+	int e = nbd_get_errno();
+	const char *msg = nbd_get_error();
+	if (e <= 0)
+		e = EIO;
+	if (fmt_what)
+		return mimg_err(-e, "%s: %s of %llu bytes at offset %llu: %s",
+				path, fmt_what, (unsigned long long)len,
+				(unsigned long long)off,
+				msg ? msg : strerror(e));
+	return mimg_err(-e, "%s: %s", path, msg ? msg : strerror(e));
+}
+
+/* A free connection, or the next one in turn to wait for. */
+static struct nbd_conn *conn_get(struct nbd_file *n)
+{
+	unsigned start = __atomic_fetch_add(&n->next, 1, __ATOMIC_RELAXED);
+	for (int i = 0; i < n->nconn; i++) {
+		struct nbd_conn *c = &n->conn[(start + (unsigned)i) %
+					      (unsigned)n->nconn];
+		if (pthread_mutex_trylock(&c->lock) == 0)
+			return c;
+	}
+	struct nbd_conn *c = &n->conn[start % (unsigned)n->nconn];
+	pthread_mutex_lock(&c->lock);
+	return c;
+}
+
+static void conn_put(struct nbd_conn *c)
+{
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* One request in flight: what to say about it when it fails. */
+struct nbd_cmd {
+	int64_t cookie;
+	const char *what;
+	uint64_t off, len;
+};
+
+/* The failure of CMD on C, naming a lost connection as such. */
+static int cmd_failed(struct nbd_file *n, struct nbd_conn *c,
+		      const struct nbd_cmd *cmd)
+{
+	int e = nbd_error(n->f.path, cmd->what, cmd->len, cmd->off);
+	if (nbd_aio_is_dead(c->h) == 1 || nbd_aio_is_closed(c->h) == 1)
+		return mimg_err_prefix(e, "connection to the NBD server lost");
+	return e;
+}
+
+/*
+ * Wait for the CMDS on connection C to complete, all of them (their
+ * buffers belong to the caller), within the timeout.  Returns 0 or the
+ * first failure.  A connection that times out or fails in a way that
+ * leaves commands pending is marked broken and never polled again.
+ */
+static int wait_all(struct nbd_file *n, struct nbd_conn *c,
+		    const struct nbd_cmd *cmds, int ncmds)
+{
+	int64_t deadline = now_ms() + n->timeout_ms;
+	int r = 0;
+
+	for (int i = 0; i < ncmds; i++) {
+		const struct nbd_cmd *cmd = &cmds[i];
+		int done;
+		while ((done = nbd_aio_command_completed(c->h,
+							 cmd->cookie)) == 0) {
+			int64_t left = deadline - now_ms();
+			if (left <= 0) {
+				c->broken = true;
+				return mimg_err(-ETIMEDOUT, "%s: %s of %llu "
+						"bytes at offset %llu: no answer "
+						"from the NBD server in %d s",
+						n->f.path, cmd->what,
+						(unsigned long long)cmd->len,
+						(unsigned long long)cmd->off,
+						n->timeout_ms / 1000);
+			}
+			if (nbd_poll(c->h, left > INT_MAX ? INT_MAX
+							  : (int)left) != -1)
+				continue;
+			/* A dead connection retires its commands with an
+			 * error; one that does not is unusable. */
+			if ((done = nbd_aio_command_completed(
+				     c->h, cmd->cookie)) == 0) {
+				c->broken = true;
+				int e = cmd_failed(n, c, cmd);
+				return r ? r : e;
+			}
+			break;
+		}
+		if (done == -1) {
+			int e = cmd_failed(n, c, cmd);
+			if (r == 0)
+				r = e;
+		}
+	}
+	return r;
+}
+
+static int conn_usable(struct nbd_file *n, struct nbd_conn *c)
+{
+	if (!c->broken)
+		return 0;
+	return mimg_err(-EIO, "%s: the connection to the NBD server was "
+			"abandoned after a request timed out", n->f.path);
+}
+
+/* Issue one command on C and wait for it. */
+static int run_one(struct nbd_file *n, struct nbd_conn *c, int64_t cookie,
+		   const char *what, uint64_t off, uint64_t len)
+{
+	if (cookie == -1)
+		return nbd_error(n->f.path, what, len, off);
+	struct nbd_cmd cmd = {cookie, what, off, len};
+	return wait_all(n, c, &cmd, 1);
+}
+
+/*
+ * Move IOV to or from the export at OFF in requests of at most max_io
+ * bytes, up to NBD_MAX_INFLIGHT at a time.  Reads past the end of the
+ * export read as zeroes.
+ */
+static int transfer(struct nbd_file *n, const struct iovec *iov, int iovcnt,
+		    uint64_t off, bool write)
+{
+	const char *what = write ? "write" : "read";
+	struct nbd_cmd cmds[NBD_MAX_INFLIGHT];
+	struct nbd_conn *c = conn_get(n);
+	int ncmds = 0, r = conn_usable(n, c);
+
+	for (int i = 0; i < iovcnt && r == 0; i++) {
+		uint8_t *p = iov[i].iov_base;
+		size_t left = iov[i].iov_len;
+		while (left && r == 0) {
+			size_t len = left < n->max_io ? left : n->max_io;
+			if (!write && off >= n->size) {
+				memset(p, 0, left);
+				off += left;
+				break;
+			}
+			if (!write && len > n->size - off)
+				len = (size_t)(n->size - off);
+			if (ncmds == NBD_MAX_INFLIGHT) {
+				r = wait_all(n, c, cmds, ncmds);
+				ncmds = 0;
+				if (r < 0)
+					break;
+			}
+			int64_t ck = write
+				? nbd_aio_pwrite(c->h, p, len, off,
+						 NBD_NULL_COMPLETION, 0)
+				: nbd_aio_pread(c->h, p, len, off,
+						NBD_NULL_COMPLETION, 0);
+			if (ck == -1) {
+				r = nbd_error(n->f.path, what, len, off);
+				break;
+			}
+			cmds[ncmds++] = (struct nbd_cmd){ck, what, off, len};
+			p += len;
+			off += len;
+			left -= len;
+		}
+	}
+	if (ncmds && !c->broken) {
+		int rw = wait_all(n, c, cmds, ncmds);
+		if (r == 0)
+			r = rw;
+	}
+	conn_put(c);
+	return r;
+}
+
+static int nf_preadv(struct mimg_file *f, const struct iovec *iov,
+		      int iovcnt, uint64_t off)
+{
+	return transfer(nbd_of(f), iov, iovcnt, off, false);
+}
+
+/* Writes must lie inside the export, which cannot grow. */
+static int check_inside(struct nbd_file *n, uint64_t off, uint64_t len,
+			const char *what)
+{
+	if (off <= n->size && len <= n->size - off)
+		return 0;
+	return mimg_err(-ENOSPC, "%s: %s of %llu bytes at offset %llu is past "
+			"the end of the NBD export (%llu bytes)", n->f.path,
+			what, (unsigned long long)len, (unsigned long long)off,
+			(unsigned long long)n->size);
+}
+
+static int nf_pwritev(struct mimg_file *f, const struct iovec *iov,
+		       int iovcnt, uint64_t off)
+{
+	struct nbd_file *n = nbd_of(f);
+	uint64_t len = 0;
+	for (int i = 0; i < iovcnt; i++)
+		len += iov[i].iov_len;
+	int r = check_inside(n, off, len, "write");
+	return r < 0 ? r : transfer(n, iov, iovcnt, off, true);
+}
+
+static int nf_flush(struct mimg_file *f)
+{
+	struct nbd_file *n = nbd_of(f);
+	if (!n->can_flush)
+		return 0;
+	/* Without multi-conn there is one connection; with it, a flush on
+	 * one covers the writes completed on all. */
+	struct nbd_conn *c = conn_get(n);
+	int r = conn_usable(n, c);
+	if (r == 0)
+		r = run_one(n, c, nbd_aio_flush(c->h, NBD_NULL_COMPLETION, 0),
+			    "flush", 0, 0);
+	conn_put(c);
+	return r;
+}
+
+static int nf_size(struct mimg_file *f, uint64_t *sizep)
+{
+	*sizep = nbd_of(f)->size;
+	return 0;
+}
+
+/* Host storage in use is not something NBD tells. */
+static int nf_allocated(struct mimg_file *f, uint64_t *bytesp)
+{
+	(void)f; (void)bytesp;
+	return -ENOTSUP;
+}
+
+static int nf_truncate(struct mimg_file *f, uint64_t size)
+{
+	struct nbd_file *n = nbd_of(f);
+	if (size <= n->size)
+		return 0;
+	return mimg_err(-ENOSPC, "%s: the NBD export is %llu bytes, needs %llu",
+			f->path, (unsigned long long)n->size,
+			(unsigned long long)size);
+}
+
+/* NBD_CMD_WRITE_ZEROES over [off, off+len); trim is not used for
+ * discards because it does not promise that the range reads as zeroes. */
+static int nf_zero(struct mimg_file *f, uint64_t off, uint64_t len,
+		    bool may_unmap)
+{
+	struct nbd_file *n = nbd_of(f);
+	struct nbd_conn *c;
+	int r;
+
+	if (!n->can_zero)
+		return -ENOTSUP;
+	if ((r = check_inside(n, off, len, "zero")) < 0)
+		return r;
+	c = conn_get(n);
+	r = conn_usable(n, c);
+	while (len && r == 0) {
+		uint64_t chunk = len < NBD_MAX_ZERO ? len : NBD_MAX_ZERO;
+		r = run_one(n, c,
+			    nbd_aio_zero(c->h, chunk, off, NBD_NULL_COMPLETION,
+					 may_unmap ? 0 : LIBNBD_CMD_FLAG_NO_HOLE),
+			    "zero", off, chunk);
+		off += chunk;
+		len -= chunk;
+	}
+	conn_put(c);
+	return r;
+}
+
+static int nf_punch(struct mimg_file *f, uint64_t off, uint64_t len)
+{
+	int r = nf_zero(f, off, len, true);
+	if (r == -ENOTSUP)
+		return mimg_err(-ENOTSUP, "%s: the NBD server cannot zero",
+				f->path);
+	return r;
+}
+
+/* The first run of the base:allocation reply that shares the first
+ * extent's "reads as zeroes". */
+struct extent_run {
+	bool seen, zero, empty;
+	uint64_t len;
+};
+
+static int extent_cb(void *opaque, const char *context, uint64_t off,
+		     uint32_t *entries, size_t nr, int *error)
+{
+	struct extent_run *x = opaque;
+	(void)off; (void)error;
+	if (x->seen || strcmp(context, LIBNBD_CONTEXT_BASE_ALLOCATION) != 0)
+		return 0;
+	x->seen = true;
+	if (nr < 2 || entries[0] == 0) {
+		x->empty = true;
+		return 0;
+	}
+	x->zero = entries[1] & LIBNBD_STATE_ZERO;
+	for (size_t i = 0; i + 1 < nr && entries[i]; i += 2) {
+		if (!(entries[i + 1] & LIBNBD_STATE_ZERO) != !x->zero)
+			break;
+		x->len += entries[i];
+	}
+	return 0;
+}
+
+static int nf_extent(struct mimg_file *f, uint64_t off, uint64_t len,
+		      bool *is_data, uint64_t *pnum)
+{
+	struct nbd_file *n = nbd_of(f);
+	struct extent_run x = {.seen = false};
+	struct nbd_conn *c;
+	int r;
+
+	if (!n->can_extents)
+		return 0;
+	if (off >= n->size) { /* past the end reads as zeroes */
+		*is_data = false;
+		return 0;
+	}
+	uint64_t ask = len < n->size - off ? len : n->size - off;
+	if (ask > NBD_MAX_ZERO)
+		ask = NBD_MAX_ZERO;
+	c = conn_get(n);
+	r = conn_usable(n, c);
+	if (r == 0) {
+		nbd_extent_callback cb = {.callback = extent_cb,
+					  .user_data = &x};
+		r = run_one(n, c,
+			    nbd_aio_block_status(c->h, ask, off, cb,
+						 NBD_NULL_COMPLETION, 0),
+			    "block status", off, ask);
+	}
+	conn_put(c);
+	if (r < 0)
+		return r;
+	if (!x.seen || x.empty)
+		return mimg_err(-EIO, "%s: the NBD server returned %s for "
+				"block status at offset %llu", f->path,
+				x.seen ? "an empty extent" : "no extents",
+				(unsigned long long)off);
+	*is_data = !x.zero;
+	*pnum = x.len < ask ? x.len : ask;
+	return 0;
+}
+
+/* Disconnect politely when the connection still works, briefly. */
+static void conn_close(struct nbd_file *n, struct nbd_conn *c)
+{
+	if (!c->broken && nbd_aio_is_ready(c->h) == 1 &&
+	    nbd_aio_disconnect(c->h, 0) == 0) {
+		int64_t deadline = now_ms() + 1000;
+		while (nbd_aio_is_closed(c->h) == 0 &&
+		       nbd_aio_is_dead(c->h) == 0 && now_ms() < deadline &&
+		       nbd_poll(c->h, 100) != -1)
+			;
+	}
+	(void)n;
+	nbd_close(c->h);
+	pthread_mutex_destroy(&c->lock);
+}
+
+static int nf_close(struct mimg_file *f)
+{
+	struct nbd_file *n = nbd_of(f);
+	for (int i = 0; i < n->nconn; i++)
+		conn_close(n, &n->conn[i]);
+	free(n);
+	return 0;
+}
+
+static const struct mimg_file_ops nbd_ops = {
+	.preadv = nf_preadv,
+	.pwritev = nf_pwritev,
+	.flush = nf_flush,
+	.size = nf_size,
+	.allocated = nf_allocated,
+	.truncate = nf_truncate,
+	.punch = nf_punch,
+	.zero = nf_zero,
+	.extent = nf_extent,
+	.close = nf_close,
+};
+
+/* The request timeout: $MIMG_NBD_TIMEOUT seconds, or the default. */
+static int timeout_ms(void)
+{
+	const char *s = getenv("MIMG_NBD_TIMEOUT");
+	char *end;
+	long v = s ? strtol(s, &end, 10) : 0;
+	if (!s || *end || end == s || v <= 0 || v > 86400)
+		v = NBD_DEFAULT_TIMEOUT;
+	return (int)v * 1000;
+}
+
+/* Connect H to URI and finish the handshake within TIMEOUT ms. */
+static int connect_one(struct nbd_handle **hp, const char *uri, int timeout)
+{
+	struct nbd_handle *h = nbd_create();
+	int r;
+
+	*hp = NULL;
+	if (!h)
+		return nbd_error(uri, NULL, 0, 0);
+	if (nbd_set_uri_allow_local_file(h, true) == -1 ||
+	    nbd_add_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) == -1 ||
+	    nbd_aio_connect_uri(h, uri) == -1) {
+		r = nbd_error(uri, NULL, 0, 0);
+		nbd_close(h);
+		return mimg_err_prefix(r, "Could not connect to NBD server");
+	}
+	int64_t deadline = now_ms() + timeout;
+	while (nbd_aio_is_connecting(h) == 1) {
+		int64_t left = deadline - now_ms();
+		if (left <= 0) {
+			nbd_close(h);
+			return mimg_err(-ETIMEDOUT, "%s: no answer from the NBD "
+					"server in %d s", uri, timeout / 1000);
+		}
+		if (nbd_poll(h, left > INT_MAX ? INT_MAX : (int)left) == -1)
+			break;
+	}
+	if (nbd_aio_is_ready(h) != 1) {
+		r = nbd_error(uri, NULL, 0, 0);
+		nbd_close(h);
+		return mimg_err_prefix(r, "Could not connect to NBD server");
+	}
+	*hp = h;
+	return 0;
+}
+
+/* What the first connection tells about the export. */
+static int describe_export(struct nbd_file *n, struct nbd_handle *h,
+			   bool rw)
+{
+	int64_t size = nbd_get_size(h);
+	int64_t max = nbd_get_block_size(h, LIBNBD_SIZE_MAXIMUM);
+	if (size < 0)
+		return nbd_error(n->f.path, NULL, 0, 0);
+	if (rw && nbd_is_read_only(h) == 1)
+		return mimg_err(-EROFS, "%s: the NBD export is read-only",
+				n->f.path);
+	n->size = (uint64_t)size;
+	n->max_io = max > 0 && max < NBD_MAX_IO ? (uint32_t)max : NBD_MAX_IO;
+	n->can_flush = nbd_can_flush(h) == 1;
+	n->can_zero = nbd_can_zero(h) == 1;
+	n->can_extents = nbd_can_meta_context(
+				 h, LIBNBD_CONTEXT_BASE_ALLOCATION) == 1;
+	return 0;
+}
+
+int mimg_file_open_nbd(struct mimg_file **fp, const char *uri,
+		       unsigned flags)
+{
+	bool rw = flags & (MIMG_FILE_RDWR | MIMG_FILE_CREATE);
+	struct nbd_handle *h;
+	struct nbd_file *n;
+	int r;
+
+	*fp = NULL;
+	if (!(n = calloc(1, sizeof(*n))))
+		return mimg_err(-ENOMEM, "%s: out of memory", uri);
+	n->timeout_ms = timeout_ms();
+	if ((r = mimg__file_init(&n->f, &nbd_ops, uri,
+				 rw ? MIMG_FILE_CAN_WRITE : 0)) < 0) {
+		free(n);
+		return r;
+	}
+	if ((r = connect_one(&h, uri, n->timeout_ms)) < 0)
+		goto fail;
+	n->conn[0].h = h;
+	pthread_mutex_init(&n->conn[0].lock, NULL);
+	n->nconn = 1;
+	if ((r = describe_export(n, h, rw)) < 0)
+		goto fail_conn;
+	if (n->can_extents)
+		n->f.caps |= MIMG_FILE_CAN_SEEK_DATA;
+	if (n->can_zero)
+		n->f.caps |= rw ? MIMG_FILE_CAN_ZERO | MIMG_FILE_CAN_PUNCH : 0;
+	/* Servers that promise a consistent view across connections get
+	 * a few more; one that then refuses just leaves fewer. */
+	while (nbd_can_multi_conn(h) == 1 && n->nconn < NBD_MAX_CONN &&
+	       connect_one(&n->conn[n->nconn].h, uri, n->timeout_ms) == 0) {
+		pthread_mutex_init(&n->conn[n->nconn].lock, NULL);
+		n->nconn++;
+	}
+	mimg_err_clear();
+	*fp = &n->f;
+	return 0;
+
+fail_conn:
+	conn_close(n, &n->conn[0]);
+fail:
+	free(n->f.path);
+	free(n);
+	return r;
+}

@@ -1,0 +1,159 @@
+#!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
+# mimg as an NBD client (libnbd): info, map, compare and convert read
+# exports served by nbdkit's file plugin (the image format inside is
+# probed, as qemu-img does) and by nbdkit-mimg-plugin; holes of the source
+# are skipped through NBD block status (nbdkit's log filter shows what was
+# read); convert -n writes into exports, with zero requests for zero runs
+# and nothing written where the source has no data; a conversion whose
+# source and target are both NBD; nbds:// (TLS with a pre-shared key).
+. "$TESTLIB"
+. "$(dirname "$TESTLIB")/nbd-lib.sh"
+need_libnbd
+need nbdkit qemu-img qemu-io python3 cmp
+
+formats=$("$MIMG" --help | sed -n 's/^Formats://p')
+for f in qcow2 vmdk; do
+	case " $formats " in
+	*" $f "*) ;;
+	*) echo "SKIP: mimg has no $f driver"; exit 77 ;;
+	esac
+done
+
+# bytes_of LOG OP: total bytes of the OP requests (Read, Write, Zero) in
+# an nbdkit log filter file.
+bytes_of() {
+	python3 - "$1" "$2" <<'PY'
+import re, sys
+n = 0
+for line in open(sys.argv[1]):
+    m = re.search(r' %s id=\d+ offset=0x[0-9a-f]+ count=(0x[0-9a-f]+)' % sys.argv[2], line)
+    if m:
+        n += int(m.group(1), 16)
+print(n)
+PY
+}
+
+# A 64 MiB qcow2 with 1 MiB of data and a zero cluster; a VMDK likewise.
+qemu-img create -q -f qcow2 src.qcow2 64M
+qemu-io -f qcow2 -c 'write -P 0x71 1M 512k' -c 'write -P 0x72 40M 512k' \
+	-c 'write -z 20M 1M' src.qcow2 >/dev/null
+qemu-img convert -f qcow2 -O vmdk src.qcow2 src.vmdk
+qemu-img convert -f qcow2 -O raw src.qcow2 src.raw
+
+# Reading images inside a plain export: the format is probed.
+for spec in src.qcow2:qcow2 src.vmdk:vmdk; do
+	img=${spec%%:*} fmt=${spec#*:}
+	nbd_start r --filter=log file "$img" logfile="$T/r.log"
+	"$MIMG" info --output json "$URI" >m.json || fail "mimg info on $img over NBD"
+	check_eq "$(json_get m.json format)" "$fmt" "format of $img over NBD"
+	check_eq "$(json_get m.json virtual-size)" 67108864 "size of $img over NBD"
+	qemu-img info --output json "$URI" >q.json || fail "qemu-img info $img over NBD"
+	check_eq "$(json_get q.json format)" "$fmt" "qemu-img: format of $img over NBD"
+	"$MIMG" compare "$URI" src.raw >/dev/null || fail "mimg compare $img over NBD"
+	"$MIMG" map --output json "$URI" >map.nbd || fail "mimg map $img over NBD"
+	"$MIMG" map --output json "$img" >map.local
+	python3 - map.nbd map.local <<'PY' || fail "map of $img over NBD differs from the file's"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+strip = lambda m: [(e["start"], e["length"], e["data"], e["zero"]) for e in m]
+sys.exit(0 if strip(a) == strip(b) else "%r != %r" % (strip(a), strip(b)))
+PY
+	: >"$T/r.log"
+	rm -f out.qcow2
+	"$MIMG" convert -O qcow2 "$URI" out.qcow2 || fail "mimg convert $img from NBD"
+	qemu-img compare -q out.qcow2 src.raw || fail "convert of $img from NBD"
+	nbd_stop r
+	# Work proportional to the data: the holes were never read.
+	read=$(bytes_of "$T/r.log" Read)
+	[ "$read" -le $((4 << 20)) ] ||
+		fail "convert of $img over NBD read $read bytes for 1 MiB of data"
+done
+
+# A raw export: holes come from base:allocation.
+nbd_start r --filter=log file src.raw logfile="$T/r.log"
+"$MIMG" map --output json "$URI" >map.nbd || fail "mimg map of a raw export"
+qemu-img map --output json -f raw "$URI" >map.q || fail "qemu-img map of a raw export"
+python3 - map.nbd map.q <<'PY' || fail "map of a raw export differs from qemu-img's"
+import json, sys
+def runs(p):
+    out = []
+    for e in json.load(open(p)):
+        k = (e["data"], e["zero"])
+        if out and out[-1][2] == k and out[-1][0] + out[-1][1] == e["start"]:
+            out[-1][1] += e["length"]
+        else:
+            out.append([e["start"], e["length"], k])
+    return out
+a, b = runs(sys.argv[1]), runs(sys.argv[2])
+sys.exit(0 if a == b else "%r != %r" % (a, b))
+PY
+: >"$T/r.log"
+"$MIMG" convert -O raw "$URI" out.raw || fail "mimg convert of a raw export"
+cmp out.raw src.raw || fail "raw export read wrong"
+read=$(bytes_of "$T/r.log" Read)
+[ "$read" -le $((4 << 20)) ] || fail "raw export: read $read bytes for 1 MiB of data"
+nbd_stop r
+
+# convert -n into an export full of garbage: zero runs become zero
+# requests, data is written once.
+python3 -c 'import os; open("dst.raw","wb").write(os.urandom(64 << 20))'
+nbd_start w --filter=log file dst.raw logfile="$T/w.log"
+"$MIMG" convert -n -O raw src.qcow2 "$URI" || fail "convert -n into NBD"
+nbd_stop w wait
+cmp dst.raw src.raw || fail "convert -n into NBD wrote the wrong content"
+written=$(bytes_of "$T/w.log" Write)
+zeroed=$(bytes_of "$T/w.log" Zero)
+[ "$written" -le $((2 << 20)) ] ||
+	fail "convert -n into NBD wrote $written bytes for 1 MiB of data"
+[ "$zeroed" -ge $((62 << 20)) ] ||
+	fail "convert -n into NBD zeroed only $zeroed bytes"
+
+# convert -n -O qcow2 into a qcow2 that lives in an export.  An export
+# cannot grow: the file has room for the clusters after its end.
+qemu-img create -q -f qcow2 dst.qcow2 64M
+truncate -s 80M dst.qcow2
+nbd_start w file dst.qcow2
+"$MIMG" convert -n -O qcow2 src.vmdk "$URI" || fail "convert -n -O qcow2 into NBD"
+nbd_stop w wait
+qemu-img check -q dst.qcow2 || fail "qemu-img check of a qcow2 written over NBD"
+qemu-img compare -q dst.qcow2 src.raw || fail "qcow2 written over NBD"
+
+# Both ends NBD: nbdkit-mimg-plugin serving a chain, nbdkit file as target.
+if [ -n "${NBDKIT_MIMG_PLUGIN:-}" ]; then
+	qemu-img create -q -f qcow2 -b src.qcow2 -F qcow2 top.qcow2
+	qemu-io -f qcow2 -c 'write -P 0x73 41M 64k' top.qcow2 >/dev/null
+	qemu-img convert -f qcow2 -O raw top.qcow2 top.raw
+	nbd_mimg s file=top.qcow2 readonly=true
+	suri=$URI
+	python3 -c 'import os; open("dst.raw","wb").write(os.urandom(64 << 20))'
+	nbd_start w file dst.raw
+	"$MIMG" convert -n -f raw -O raw "$suri" "$URI" ||
+		fail "convert from NBD to NBD"
+	"$MIMG" compare -f raw -F raw "$suri" "$URI" >/dev/null ||
+		fail "mimg compare of two exports"
+	nbd_stop w wait
+	nbd_stop s
+	cmp dst.raw top.raw || fail "convert from NBD to NBD wrote the wrong content"
+fi
+
+# Without -n the target would have to be created: refused by name.
+nbd_start w file dst.raw
+"$MIMG" convert -O raw src.qcow2 "$URI" 2>err.txt && fail "convert created an export"
+grep -q "convert -n" err.txt || { cat err.txt >&2; fail "no hint to use -n"; }
+nbd_stop w
+
+# nbds://: TLS with a pre-shared key.
+printf 'alice:%s\n' "$(python3 -c 'import os; print(os.urandom(32).hex())')" >keys.psk
+nbdkit -U "$T/t.sock" --pidfile "$T/t.pid" --tls=require --tls-psk="$T/keys.psk" \
+	file src.qcow2 2>t.log && wait_for "$T/t.pid" && NBD_SERVERS="$NBD_SERVERS t"
+if [ -s "$T/t.pid" ]; then
+	turi="nbds+unix://alice@/?socket=$T/t.sock&tls-psk-file=$T/keys.psk"
+	"$MIMG" compare "$turi" src.raw >/dev/null || fail "mimg over nbds://"
+	"$MIMG" info "nbd+unix:///?socket=$T/t.sock" 2>err.txt &&
+		fail "plain NBD read a TLS-only export"
+	nbd_stop t
+else
+	echo "nbdkit without TLS: nbds:// not tested"
+fi
+echo "ok"

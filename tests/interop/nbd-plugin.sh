@@ -1,0 +1,134 @@
+#!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
+# nbdkit-mimg-plugin with independent clients: qemu-img, qemu-io, nbdcopy
+# and nbdinfo read raw, qcow2, VMDK and a qcow2 backing chain served by
+# the plugin as qemu-img reads the files; the extent map matches
+# qemu-nbd's on the same image; writes through the plugin (qemu-io with
+# FUA, zeroes and discards, nbdcopy over several connections) leave an
+# image that qemu-img check finds clean and that holds what was written.
+. "$TESTLIB"
+. "$(dirname "$TESTLIB")/nbd-lib.sh"
+need_plugin
+need qemu-img qemu-io qemu-nbd nbdinfo nbdcopy python3 cmp
+
+formats=$("$MIMG" --help | sed -n 's/^Formats://p')
+for f in qcow2 vmdk; do
+	case " $formats " in
+	*" $f "*) ;;
+	*) echo "SKIP: mimg has no $f driver"; exit 77 ;;
+	esac
+done
+
+# The images: data, an explicit zero range and holes in each.
+qemu-img create -q -f raw disk.raw 16M
+qemu-io -f raw -c 'write -P 0x11 1M 3M' -c 'write -P 0x12 9M 64k' \
+	disk.raw >/dev/null
+qemu-img create -q -f qcow2 disk.qcow2 16M
+qemu-io -f qcow2 -c 'write -P 0x21 0 2M' -c 'write -z 4M 1M' \
+	-c 'write -P 0x22 15M 512k' disk.qcow2 >/dev/null
+qemu-img create -q -f vmdk disk.vmdk 16M
+qemu-io -f vmdk -c 'write -P 0x31 64k 1M' -c 'write -P 0x32 12M 4k' \
+	disk.vmdk >/dev/null
+mkdir -p chain/base
+qemu-img create -q -f raw chain/base/base.raw 16M
+qemu-io -f raw -c 'write -P 0x41 0 8M' chain/base/base.raw >/dev/null
+qemu-img create -q -f qcow2 -b base/base.raw -F raw chain/top.qcow2
+qemu-io -f qcow2 -c 'write -P 0x42 1M 1M' -c 'write -z 6M 1M' \
+	chain/top.qcow2 >/dev/null
+
+for spec in disk.raw:raw disk.qcow2:qcow2 disk.vmdk:vmdk \
+	chain/top.qcow2:qcow2; do
+	img=${spec%%:*} fmt=${spec#*:}
+	rm -f expect.raw q.raw c.raw
+	qemu-img convert -f "$fmt" -O raw "$img" expect.raw ||
+		fail "qemu-img convert $img"
+	nbd_mimg m file="$img" readonly=true
+	muri=$URI
+
+	vsize=$(qemu-img info --output=json -f "$fmt" "$img" |
+		python3 -c 'import json,sys; print(json.load(sys.stdin)["virtual-size"])')
+	qemu-img info --output=json -f raw "$muri" >info.json ||
+		fail "qemu-img info on the plugin serving $img"
+	check_eq "$(json_get info.json virtual-size)" "$vsize" \
+		"size of $img served by the plugin"
+	qemu-img compare -q -f raw -F raw "$muri" expect.raw ||
+		fail "qemu-img compare: plugin serving $img"
+	qemu-img convert -f raw -O raw "$muri" q.raw ||
+		fail "qemu-img convert from the plugin serving $img"
+	cmp q.raw expect.raw || fail "qemu-img read $img wrong through the plugin"
+	nbdcopy "$muri" c.raw || fail "nbdcopy from the plugin serving $img"
+	cmp c.raw expect.raw || fail "nbdcopy read $img wrong through the plugin"
+	nbdinfo "$muri" >info.txt || fail "nbdinfo $img"
+	grep -q 'is_read_only: true' info.txt ||
+		fail "readonly=true: export of $img is writable"
+	grep -q 'can_multi_conn: true' info.txt ||
+		fail "the plugin does not offer multi-conn for $img"
+
+	# The same extents as qemu-nbd reports for the same image.
+	merged_map "$muri" >m.map || fail "nbdinfo --map on the plugin ($img)"
+	qemu_nbd_start q -r -f "$fmt" "$img"
+	merged_map "$URI" >q.map || fail "nbdinfo --map on qemu-nbd ($img)"
+	nbd_stop q
+	diff q.map m.map >map.diff ||
+		{ cat map.diff >&2; fail "extent map of $img differs from qemu-nbd's"; }
+	nbd_stop m
+done
+
+# Writes through the plugin into the chain's overlay: qemu-io with FUA,
+# write-zeroes and discard, then nbdcopy over several connections.
+cp chain/top.qcow2 top.orig
+qemu-img convert -f qcow2 -O raw chain/top.qcow2 expect.raw
+nbd_mimg w file=chain/top.qcow2
+wuri=$URI
+nbdinfo "$wuri" >info.txt || fail "nbdinfo on a writable export"
+for cap in can_flush can_fua can_zero can_trim can_multi_conn; do
+	grep -q "$cap: true" info.txt || fail "writable export lacks $cap"
+done
+io_cmds="-c 'write -P 0x5a 512k 64k' -c 'write -f -P 0x5b 3M 4k' -c 'write -z 1M 256k' -c 'write -z -u 12M 1M' -c 'discard 14M 64k' -c 'write -P 0x5c 15M 1M' -c flush"
+eval "qemu-io -f raw $io_cmds \"\$wuri\"" >qio.out 2>&1 &&
+	! grep -qi 'error\|fail' qio.out ||
+	{ cat qio.out >&2; fail "qemu-io writes through the plugin"; }
+eval "qemu-io -f raw $io_cmds expect.raw" >/dev/null 2>&1 ||
+	fail "qemu-io on the expected content"
+# discard makes qcow2 ranges read as the backing file: model it so
+python3 - <<'PY' || fail "model of discard"
+with open("chain/base/base.raw", "rb") as b, open("expect.raw", "r+b") as e:
+    b.seek(14 << 20); e.seek(14 << 20); e.write(b.read(64 << 10))
+PY
+# nbdcopy writes a new pattern in parallel (4 connections by default);
+# with --destination-is-zero it copies only the source's data.
+qemu-img create -q -f raw pat.raw 16M
+qemu-io -f raw -c 'write -P 0x66 4M 2M' -c 'write -P 0x67 8M 64k' \
+	pat.raw >/dev/null
+python3 - <<'PY' || fail "model of the nbdcopy writes"
+with open("pat.raw", "rb") as p, open("expect.raw", "r+b") as e:
+    for off, n in ((4 << 20, 2 << 20), (8 << 20, 64 << 10)):
+        p.seek(off); e.seek(off); e.write(p.read(n))
+PY
+nbdcopy --destination-is-zero pat.raw "$wuri" ||
+	fail "nbdcopy into the plugin"
+nbd_stop w wait
+qemu-img check -q chain/top.qcow2 || fail "qemu-img check after writes"
+qemu-img compare -q -f qcow2 -F raw chain/top.qcow2 expect.raw ||
+	fail "content after writes through the plugin"
+
+# nbdkit -r: the image is not touched.
+nbd_mimg r -r file=chain/top.qcow2
+cmp chain/top.qcow2 top.orig >/dev/null 2>&1 && fail "test setup: no change"
+cp chain/top.qcow2 top.before
+qemu-io -f raw -c 'write 0 4k' "$URI" >qio.out 2>&1
+grep -qi 'read-only\|readonly\|not permitted\|EPERM\|denied' qio.out ||
+	{ cat qio.out >&2; fail "nbdkit -r accepted a write"; }
+nbd_stop r wait
+cmp chain/top.qcow2 top.before || fail "nbdkit -r changed the image"
+
+# untrusted=true: an image that names a backing file is refused at start.
+nbdkit -U "$T/u.sock" --pidfile "$T/u.pid" -f "$NBDKIT_MIMG_PLUGIN" \
+	file=chain/top.qcow2 untrusted=true 2>u.err &&
+	fail "untrusted=true served an image with a backing file"
+grep -q "untrusted" u.err || { cat u.err >&2; fail "untrusted: no reason given"; }
+nbd_mimg u2 file=disk.qcow2 untrusted=true
+qemu-img compare -q -f raw -F qcow2 "$URI" disk.qcow2 ||
+	fail "untrusted=true on a self-contained image"
+nbd_stop u2
+echo "ok"

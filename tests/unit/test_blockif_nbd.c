@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * blockif over an image whose bytes live behind NBD: a qcow2 overlay
+ * served as plain bytes by nbdkit's file plugin, its backing file local,
+ * opened by blockif as nbd+unix:///?socket=...  After a concurrent stress
+ * through blockif, qemu-img must find the overlay consistent and holding
+ * the expected content.  Skipped (77) without nbdkit or qemu-img.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <mimg.h>
+
+#include "testutil.h"
+#include "test_blockif_stress.h"
+#include "vmm-blk/block_if.h"
+
+#define DISK_SIZE (8u << 20)
+
+extern char **environ;
+
+/* nbdkit in the foreground, dying with this process if a test fails. */
+static pid_t start_nbdkit(const char *image, char *uri, size_t urilen)
+{
+	char sock[512];
+	char *argv[] = {"nbdkit", "-f", "--exit-with-parent", "-U", sock,
+			"file", (char *)image, NULL};
+	struct stat st;
+	pid_t pid;
+
+	snprintf(sock, sizeof(sock), "%s/nbd.sock", tu_tmpdir());
+	snprintf(uri, urilen, "nbd+unix:///?socket=%s", sock);
+	ck_assert_int_eq(posix_spawnp(&pid, "nbdkit", NULL, NULL, argv,
+				      environ),
+			 0);
+	for (int i = 0; i < 400 && stat(sock, &st) != 0; i++) {
+		struct timespec ts = {0, 50 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	ck_assert_msg(stat(sock, &st) == 0, "nbdkit did not start");
+	return pid;
+}
+
+static void stop_nbdkit(pid_t pid)
+{
+	int status;
+	ck_assert_int_eq(kill(pid, SIGTERM), 0);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+}
+
+START_TEST(stress_qcow2_over_nbd)
+{
+	uint8_t *shadow = malloc(DISK_SIZE);
+	struct blockif_ctxt *bc;
+	char uri[600];
+	pid_t pid;
+
+	ck_assert_ptr_nonnull(shadow);
+	memset(shadow, 0, DISK_SIZE);
+	tu_fill_random(shadow, DISK_SIZE / 2, 5);
+	tu_write_file("base.raw", shadow, DISK_SIZE, 0);
+	ck_assert_int_eq(tu_system("qemu-img convert -q -f raw -O qcow2 "
+				   "base.raw base.qcow2"),
+			 0);
+	/* A relative backing name has no directory behind NBD. */
+	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 -b %s/base.qcow2 "
+				   "-F qcow2 -o cluster_size=4096 "
+				   "overlay.qcow2 && truncate -s 32M "
+				   "overlay.qcow2",
+				   tu_tmpdir()),
+			 0);
+	pid = start_nbdkit("overlay.qcow2", uri, sizeof(uri));
+	bc = blockif_open_optstr(uri, "nbd");
+	ck_assert_msg(bc != NULL, "blockif_open(%s) failed", uri);
+	ck_assert_int_eq(blockif_size(bc), DISK_SIZE);
+	stress_blockif(bc, shadow, DISK_SIZE, 4, 600, 21);
+	ck_assert_int_eq(blockif_close(bc), 0);
+	stop_nbdkit(pid);
+
+	ck_assert_int_eq(tu_system("qemu-img check -q overlay.qcow2"), 0);
+	tu_write_file("expect.raw", shadow, DISK_SIZE, 0);
+	ck_assert_int_eq(tu_system("qemu-img compare -q -f qcow2 -F raw "
+				   "overlay.qcow2 expect.raw"),
+			 0);
+	free(shadow);
+}
+END_TEST
+
+/* One request's completion. */
+struct done {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
+	int err;
+};
+
+static void req_done(struct blockif_req *br, int err)
+{
+	struct done *d = br->br_param;
+	pthread_mutex_lock(&d->lock);
+	d->done = true;
+	d->err = err;
+	pthread_cond_signal(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* The server going away fails requests with an error, not a hang. */
+START_TEST(server_gone_fails_requests)
+{
+	struct done d = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+			 false, 0};
+	struct blockif_ctxt *bc;
+	struct blockif_req br;
+	char uri[600], buf[4096];
+	pid_t pid;
+
+	tu_make_sparse("disk.raw", 1 << 20);
+	pid = start_nbdkit("disk.raw", uri, sizeof(uri));
+	bc = blockif_open_optstr(uri, "nbd");
+	ck_assert_ptr_nonnull(bc);
+	ck_assert_int_eq(kill(pid, SIGKILL), 0);
+	ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+
+	memset(&br, 0, sizeof(br));
+	br.br_callback = req_done;
+	br.br_param = &d;
+	br.br_offset = 0;
+	br.br_resid = sizeof(buf);
+	br.br_iovcnt = 1;
+	br.br_iov[0].iov_base = buf;
+	br.br_iov[0].iov_len = sizeof(buf);
+	ck_assert_int_eq(blockif_read(bc, &br), 0);
+	pthread_mutex_lock(&d.lock);
+	while (!d.done)
+		pthread_cond_wait(&d.cond, &d.lock);
+	pthread_mutex_unlock(&d.lock);
+	ck_assert_int_ne(d.err, 0);
+	blockif_close(bc);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s;
+	TCase *tc;
+
+	if (!tu_have_program("nbdkit") || !tu_have_program("qemu-img")) {
+		fprintf(stderr, "nbdkit or qemu-img not found: skipped\n");
+		return 77;
+	}
+	s = suite_create("blockif_nbd");
+	tc = tu_tcase(s, "nbd");
+	tcase_add_test(tc, stress_qcow2_over_nbd);
+	tcase_add_test(tc, server_gone_fails_requests);
+	return tu_run_suite(s);
+}
