@@ -458,11 +458,14 @@ static int apply_locked(struct qcow2 *s, const struct qcow2_snapshot *sn)
 	    (r = qcow2_resize_l1(s, sn->l1_size)) < 0 ||
 	    (r = read_snapshot_l1(s, sn, s->l1_size, &snl1)) < 0)
 		return r;
-	/* References of the snapshot's tables first; the flags it carries
-	 * are dropped, the final pass sets them where they are due. */
+	/* References of the snapshot's tables first (its own L1 gets the
+	 * flags they give, as qemu leaves it); the active copy starts
+	 * without flags, the final pass sets them where they are due. */
 	r = update_refs(s, snl1, sn->l1_size, 1, &f, &changed);
 	free(f.c);
 	memset(&f, 0, sizeof(f));
+	if (r == 0 && changed)
+		r = write_l1(s, sn->l1_offset, snl1, sn->l1_size);
 	for (uint32_t i = 0; i < s->l1_size; i++)
 		snl1[i] &= ~QCOW2_OFLAG_COPIED;
 	if (r == 0)
