@@ -106,6 +106,15 @@ struct mimg_driver {
 	 * backing_fmt afterwards. */
 	int (*set_backing)(struct mimg *img, const char *name,
 			   const char *fmt);
+	/* Optional internal snapshots (the core checks the image is
+	 * writable): create one named NAME; apply the one whose id, else
+	 * name, is NAME; delete the first one named NAME. */
+	int (*snapshot_create)(struct mimg *img, const char *name);
+	int (*snapshot_apply)(struct mimg *img, const char *name);
+	int (*snapshot_delete)(struct mimg *img, const char *name);
+	/* Optional: drop every mapping so that the image reads all of its
+	 * content from the backing file (qemu's make_empty). */
+	int (*make_empty)(struct mimg *img);
 };
 
 /* Check a caller's struct mimg_secret (its size field) and copy the

@@ -33,6 +33,7 @@ int cmd_rebase(int argc, char **argv);
 int cmd_commit(int argc, char **argv);
 int cmd_measure(int argc, char **argv);
 int cmd_dd(int argc, char **argv);
+int cmd_snapshot(int argc, char **argv);
 
 /* The qemu-img release whose behaviour mimg follows, reported by
  * --version when run as "qemu-img". */
@@ -65,6 +66,8 @@ void cli_format_size(char *buf, size_t len, uint64_t bytes);
 
 /* Human rendering of an ImageInfo object, as qemu-img info prints it. */
 void cli_print_info_human(FILE *out, const struct mimg_value *info);
+/* The "Snapshot list:" table of an info "snapshots" array. */
+void cli_print_snapshots(FILE *out, const struct mimg_value *snaps);
 /* qemu's nested "key: value" dump of a value, keys with '-' as ' '. */
 void cli_dump_value(FILE *out, const struct mimg_value *v, int indent);
 

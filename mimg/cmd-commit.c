@@ -2,17 +2,14 @@
  * Copyright (c) 2026 The mimg authors
  *
  * mimg commit: copy what an overlay (and the layers between it and the
- * base) defines into its backing file, then empty the overlay as qemu-img
- * does, so that it reads everything from the base again.
+ * base) defines into its backing file, then empty the overlay in place as
+ * qemu-img does, so that it reads everything from the base again.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "cli.h"
 
@@ -143,127 +140,26 @@ static int commit_data(struct commit *c)
 	return r;
 }
 
-static const struct mimg_value *data_member(const struct mimg_value *info,
-					    const char *key)
-{
-	const struct mimg_value *fs = mimg_value_get(info, "format-specific");
-	const struct mimg_value *d = fs ? mimg_value_get(fs, "data") : NULL;
-	return d ? mimg_value_get(d, key) : NULL;
-}
-
-/* Add KEY=VALUE to the option list (at most OPT_MAX). */
-#define OPT_MAX 10
-struct optlist {
-	struct mimg_opt o[OPT_MAX];
-	char num[3][24];
-	size_t n;
-};
-static void add_opt(struct optlist *l, const char *key, const char *value)
-{
-	if (l->n < OPT_MAX && value) {
-		l->o[l->n].key = key;
-		l->o[l->n].value = value;
-		l->n++;
-	}
-}
-static const char *bool_opt(const struct mimg_value *v)
-{
-	if (!v || v->type != MIMG_VALUE_BOOL)
-		return NULL;
-	return v->v.b ? "on" : "off";
-}
-static const char *str_opt(const struct mimg_value *v)
-{
-	return v && v->type == MIMG_VALUE_STRING ? v->v.s : NULL;
-}
-static const char *num_opt(struct optlist *l, int slot,
-			   const struct mimg_value *v)
-{
-	if (!v || (v->type != MIMG_VALUE_INT && v->type != MIMG_VALUE_UINT))
-		return NULL;
-	snprintf(l->num[slot], sizeof(l->num[slot]), "%llu",
-		 (unsigned long long)(v->type == MIMG_VALUE_INT
-					      ? (uint64_t)v->v.i
-					      : v->v.u));
-	return l->num[slot];
-}
-
-/* Whether an emptied copy could lose something: internal snapshots,
- * persistent bitmaps or an external data file live in the image. */
-static bool holds_more_than_data(const struct mimg_value *info)
-{
-	const struct mimg_value *snaps = mimg_value_get(info, "snapshots");
-	return (snaps && snaps->type == MIMG_VALUE_ARRAY && snaps->v.list.n) ||
-	       data_member(info, "bitmaps") || data_member(info, "data-file");
-}
-
-/* Make the now committed FILE empty: a fresh qcow2 image with the same
- * properties and backing file, created beside it and renamed over it, so
- * that a crash leaves either the old or the empty image (both read as the
- * base does now).  Returns 1 when the image was left as it is because it
- * holds more than data, 2 when its format is never emptied. */
+/* Empty the committed FILE in place, keeping its file and inode, with
+ * its format's make_empty as qemu-img does; a format without one (VMDK)
+ * keeps its data, which now equals what the base holds. */
 static int empty_top(const char *path, const char *fmt)
 {
 	struct mimg *img;
-	struct mimg_value *info = NULL;
-	struct optlist l = {.n = 0};
-	char tmp[PATH_MAX];
-	struct stat st;
-	int fd, r = -1;
-
-	if (mimg_open(&img, path, fmt, MIMG_OPEN_NO_BACKING) < 0)
+	if (mimg_open(&img, path, fmt,
+		      MIMG_OPEN_RDWR | MIMG_OPEN_NO_BACKING) < 0)
 		return cli_error("%s", mimg_errmsg());
-	/* qemu-img empties only qcow2 overlays (VMDK ones keep their data,
-	 * which now equals the base's). */
-	if (strcmp(mimg_format(img), "qcow2") != 0) {
+	int r = mimg_make_empty(img);
+	if (r < 0 && r != -ENOTSUP) {
+		cli_error("%s", mimg_errmsg());
 		mimg_close(img);
-		return 2;
+		return -1;
 	}
-	if (mimg_info(img, &info) < 0 || holds_more_than_data(info)) {
-		mimg_value_free(info);
-		mimg_close(img);
-		return 1;
+	if (mimg_close(img) < 0) {
+		cli_error("%s", mimg_errmsg());
+		return -1;
 	}
-	add_opt(&l, "compat", str_opt(data_member(info, "compat")));
-	add_opt(&l, "cluster_size",
-		num_opt(&l, 0, mimg_value_get(info, "cluster-size")));
-	add_opt(&l, "refcount_bits",
-		num_opt(&l, 1, data_member(info, "refcount-bits")));
-	add_opt(&l, "lazy_refcounts",
-		bool_opt(data_member(info, "lazy-refcounts")));
-	add_opt(&l, "extended_l2", bool_opt(data_member(info, "extended-l2")));
-	add_opt(&l, "compression_type",
-		str_opt(data_member(info, "compression-type")));
-	add_opt(&l, "backing_file",
-		str_opt(mimg_value_get(info, "backing-filename")));
-	add_opt(&l, "backing_fmt",
-		str_opt(mimg_value_get(info, "backing-filename-format")));
-	uint64_t size = mimg_size(img);
-	mimg_close(img);
-
-	if (stat(path, &st) != 0 ||
-	    snprintf(tmp, sizeof(tmp), "%s.emptyXXXXXX", path) >=
-		    (int)sizeof(tmp) ||
-	    (fd = mkstemp(tmp)) < 0) {
-		mimg_value_free(info);
-		return cli_error("could not empty '%s': %s", path,
-				 strerror(errno));
-	}
-	if (mimg_create_flags(tmp, "qcow2", size, l.o, l.n,
-			      MIMG_CREATE_UNSAFE_BACKING) < 0) {
-		cli_error("could not empty '%s': %s", path, mimg_errmsg());
-	} else if (fchmod(fd, st.st_mode & 07777) != 0 ||
-		   (fchown(fd, st.st_uid, st.st_gid) != 0 && errno != EPERM) ||
-		   fsync(fd) != 0 || rename(tmp, path) != 0) {
-		cli_error("could not empty '%s': %s", path, strerror(errno));
-	} else {
-		r = 0;
-	}
-	close(fd);
-	if (r != 0)
-		unlink(tmp);
-	mimg_value_free(info);
-	return r;
+	return 0;
 }
 
 static int run_commit(struct commit *c)
@@ -341,15 +237,9 @@ int cmd_commit(int argc, char **argv)
 		mimg_close(c.top);
 	c.top = NULL;
 	/* With -b the overlay is left as it is, as qemu-img leaves it. */
-	if (status == EXIT_OK && !c.keep && !c.base_name) {
-		int r = empty_top(c.file, c.fmt);
-		if (r < 0)
-			status = EXIT_ERR;
-		else if (r == 1 && !c.quiet)
-			fprintf(stderr, "%s: %s holds snapshots, bitmaps or "
-				"an external data file: it was not emptied\n",
-				cli_prog, c.file);
-	}
+	if (status == EXIT_OK && !c.keep && !c.base_name &&
+	    empty_top(c.file, c.fmt) != 0)
+		status = EXIT_ERR;
 	if (status == EXIT_OK && !c.quiet)
 		printf("Image committed.\n");
 	return status;

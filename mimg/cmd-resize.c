@@ -88,21 +88,31 @@ int cmd_resize(int argc, char **argv)
 	if (mimg_open(&img, argv[optind], fmt, MIMG_OPEN_RDWR) < 0)
 		return cli_error("%s", mimg_errmsg());
 	uint64_t cur = mimg_size(img);
-	if (sign < 0) {
-		if (delta > cur) {
-			mimg_close(img);
-			return cli_error("New image size must be positive");
-		}
-		size = cur - delta;
-	} else {
+	static const char need_shrink[] =
+		"Use the --shrink option to perform a shrink operation.";
+	const char *err = NULL;
+	if (sign < 0)
+		size = delta < cur ? cur - delta : 0;
+	else
 		size = sign > 0 ? cur + delta : delta;
-	}
-	if (size % 512)
-		size += 512 - size % 512;
-	if (size < cur && !shrink) {
+	/* qemu-img's checks, in its order. */
+	if (size == 0)
+		err = "New image size must be positive";
+	else if (prealloc != MIMG_PREALLOC_OFF && size <= cur)
+		err = "Preallocation can only be used for growing images";
+	else if (size < cur && !shrink)
+		err = need_shrink;
+	else if (size % 512 && strcmp(mimg_format(img), "qcow2") == 0)
+		err = "The new size must be a multiple of 512";
+	if (err) {
 		mimg_close(img);
-		return cli_error("Use the --shrink option to perform a shrink "
-				 "operation.");
+		cli_error("%s", err);
+		if (err == need_shrink)
+			cli_error("warning: Shrinking an image will delete all "
+				  "data beyond the shrunken image's end. Before "
+				  "performing such an operation, make sure there "
+				  "is no important data there.");
+		return EXIT_ERR;
 	}
 	if (size != cur && mimg_truncate(img, size, prealloc) < 0) {
 		cli_error("%s", mimg_errmsg());

@@ -47,6 +47,9 @@ static const struct command {
 	{"resize", cmd_resize,
 	 "resize [-f fmt] [--preallocation mode] [--shrink] [-q] FILE "
 	 "[+|-]SIZE"},
+	{"snapshot", cmd_snapshot,
+	 "snapshot [-f fmt] [-U] [-q] [-l | -a snapshot | -c snapshot | "
+	 "-d snapshot] FILE"},
 };
 
 /* "mimg", or "qemu-img" when run through a link of that name: tools that

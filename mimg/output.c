@@ -122,6 +122,11 @@ static void print_snapshots(FILE *out, const struct mimg_value *snaps)
 	}
 }
 
+void cli_print_snapshots(FILE *out, const struct mimg_value *snaps)
+{
+	print_snapshots(out, snaps);
+}
+
 /* "OVF disks (x.ovf):" then one line per disk, the first being the one
  * opened. */
 static void print_ovf_disks(FILE *out, const struct mimg_value *a)

@@ -473,10 +473,112 @@ int qcow2_free_range(struct qcow2 *s, uint64_t off, uint64_t len,
 	return 0;
 }
 
+int qcow2_refcount_add(struct qcow2 *s, uint64_t cluster, int addend,
+		       uint64_t *rcp)
+{
+	uint64_t rc;
+	int r = qcow2_get_refcount(s, cluster, &rc);
+	if (r < 0)
+		return r;
+	if (addend < 0 && rc < (uint64_t)-(int64_t)addend)
+		return mimg_err(-EIO, "%s: qcow2: refcount of cluster at "
+				"0x%llx would drop below 0",
+				qcow2_path(s),
+				(unsigned long long)(cluster
+						     << s->cluster_bits));
+	if (addend > 0 && s->refcount_max - rc < (uint64_t)addend)
+		return mimg_err(-ERANGE, "%s: qcow2: refcount of cluster at "
+				"0x%llx would exceed %llu", qcow2_path(s),
+				(unsigned long long)(cluster
+						     << s->cluster_bits),
+				(unsigned long long)s->refcount_max);
+	rc += (uint64_t)(int64_t)addend;
+	if (addend && (r = set_refcount_nowb(s, cluster, rc)) < 0)
+		return r;
+	if (addend < 0 && rc == 0)
+		qcow2_meta_remove_cluster(s, cluster);
+	*rcp = rc;
+	return 0;
+}
+
+/* Every change made to a cached refcount block may reach the disk at any
+ * time (the callers order them so), so a full cache simply writes back. */
+static int rbc_make_room(void *opaque)
+{
+	return qcow2_refcount_writeback(opaque);
+}
+
 int qcow2_refcount_init(struct qcow2 *s)
 {
 	unsigned n = (unsigned)max_u64(4, (4u << 20) >> s->cluster_bits);
 	s->free_hint = 0;
 	s->free_byte = 0;
-	return qcow2_cache_init(&s->rbc, n, s->cluster_size);
+	int r = qcow2_cache_init(&s->rbc, n, s->cluster_size);
+	s->rbc.make_room = rbc_make_room;
+	s->rbc.opaque = s;
+	return r;
+}
+
+/* Whether refcount block B (at cluster BLOCK_C, for reftable index I)
+ * counts nothing but, perhaps, itself. */
+static bool block_unused(const struct qcow2 *s, const uint8_t *b,
+			 uint64_t i, uint64_t block_c)
+{
+	bool self = (block_c >> s->rb_bits) == i;
+	uint32_t own = (uint32_t)(block_c & (s->rb_entries - 1));
+	for (uint32_t k = 0; k < s->rb_entries; k++)
+		if (rb_get(s, b, k) && !(self && k == own))
+			return false;
+	return true;
+}
+
+int qcow2_shrink_reftable(struct qcow2 *s)
+{
+	uint64_t cs = s->cluster_size, n = s->reftable_size;
+	uint8_t *raw = calloc(1, (size_t)s->reftable_clusters * cs);
+	bool *drop = calloc(n + 1, sizeof(*drop));
+	int r = 0;
+	if (!raw || !drop) {
+		r = mimg_err(-ENOMEM, "out of memory");
+		goto out;
+	}
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t off = 0;
+		uint8_t *b;
+		if ((r = block_offset(s, i, &off)) < 0)
+			goto out;
+		if (!off)
+			continue;
+		if ((r = qcow2_cache_get(&s->rbc, s->file, off,
+					 "refcount block", &b)) < 0)
+			goto out;
+		drop[i] = block_unused(s, b, i, off >> s->cluster_bits);
+		if (!drop[i])
+			st_be64(raw + i * 8, s->reftable[i]);
+	}
+	if ((r = mimg_file_pwrite(s->file, raw, n * 8,
+				  s->reftable_offset)) < 0 ||
+	    (r = mimg_file_flush(s->file)) < 0)
+		goto out;
+	/* The table no longer names the blocks: release them. */
+	for (uint64_t i = 0; i < n && r == 0; i++) {
+		if (!drop[i])
+			continue;
+		uint64_t off = s->reftable[i] & QCOW2_OFFSET_MASK;
+		uint64_t c = off >> s->cluster_bits, rc;
+		s->reftable[i] = 0;
+		qcow2_cache_drop(&s->rbc, off);
+		qcow2_meta_remove_cluster(s, c);
+		if ((c >> s->rb_bits) != i)
+			r = qcow2_refcount_add(s, c, -1, &rc);
+		if (c < s->free_hint)
+			s->free_hint = c;
+		(void)mimg_file_punch_hole(s->file, off, cs);
+	}
+	if (r == 0)
+		r = qcow2_refcount_writeback(s);
+out:
+	free(raw);
+	free(drop);
+	return r;
 }

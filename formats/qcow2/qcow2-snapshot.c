@@ -2,7 +2,8 @@
  * Copyright (c) 2026 The mimg authors
  *
  * Internal snapshots: parse the snapshot table, list it in info, and read
- * a snapshot's content (convert -l).
+ * a snapshot's content (convert -l).  Creating, applying and deleting
+ * them is in qcow2-snapshot-write.c.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@ void qcow2_free_snapshots(struct qcow2 *s)
 	for (uint32_t i = 0; i < s->nb_snapshots && s->snaps; i++) {
 		free(s->snaps[i].id);
 		free(s->snaps[i].name);
+		free(s->snaps[i].extra_more);
 	}
 	free(s->snaps);
 	s->snaps = NULL;
@@ -88,6 +90,19 @@ int qcow2_read_snapshots(struct qcow2 *s)
 		if (extra_len >= 24 && ld_be64(extra + 16) != UINT64_MAX) {
 			sn->has_icount = true;
 			sn->icount = ld_be64(extra + 16);
+		}
+		/* Extra data we do not know is kept for rewriting the table,
+		 * as qemu keeps it. */
+		sn->extra_len = extra_len;
+		if (extra_len > 24) {
+			sn->extra_more = malloc(extra_len - 24);
+			if (!sn->extra_more)
+				return mimg_err(-ENOMEM, "out of memory");
+			if ((r = mimg_file_pread_exact(s->file, sn->extra_more,
+						       extra_len - 24,
+						       off + 64,
+						       "snapshot table")) < 0)
+				return r;
 		}
 		uint64_t p = off + 40 + extra_len;
 		if ((r = read_string(s, p, id_len, &sn->id)) < 0 ||

@@ -551,6 +551,11 @@ int qcow2_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
 	return r;
 }
 
+int qcow2_unmap_clusters(struct qcow2 *s, uint64_t g0, uint64_t g1)
+{
+	return zero_clusters(s, g0, g1, false, true);
+}
+
 int qcow2_discard(struct mimg *img, uint64_t off, uint64_t len)
 {
 	struct qcow2 *s = qcow2_of(img);
@@ -591,9 +596,6 @@ int qcow2_truncate(struct mimg *img, uint64_t size,
 {
 	struct qcow2 *s = qcow2_of(img);
 	uint8_t b[8];
-	if (size < img->size)
-		return mimg_err(-ENOTSUP, "%s: qcow2: shrinking is not "
-				"supported", qcow2_path(s));
 	if (prealloc != MIMG_PREALLOC_OFF && s->snapshot_selected >= 0)
 		return mimg_err(-EBUSY, "%s: qcow2: a snapshot is selected",
 				qcow2_path(s));
@@ -601,6 +603,15 @@ int qcow2_truncate(struct mimg *img, uint64_t size,
 		return mimg_err(-EINVAL, "%s: qcow2: new size %llu must be a "
 				"multiple of 512", qcow2_path(s),
 				(unsigned long long)size);
+	/* Version 2 snapshots have no size of their own. */
+	if (s->nb_snapshots && s->version < 3)
+		return mimg_err(-ENOTSUP, "%s: qcow2: Can't resize a v2 image "
+				"which has snapshots", qcow2_path(s));
+	if (size < img->size && prealloc != MIMG_PREALLOC_OFF)
+		return mimg_err(-EINVAL, "%s: qcow2: Preallocation can't be "
+				"used for shrinking an image", qcow2_path(s));
+	if (size < img->size)
+		return qcow2_shrink(img, size);
 	pthread_mutex_lock(&s->lock);
 	int r = qcow2_resize_l1(s, qcow2_l1_needed(s, size));
 	/* A larger size must not be durable before the L1 that covers it. */

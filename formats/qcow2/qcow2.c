@@ -174,4 +174,8 @@ const struct mimg_driver mimg_qcow2_driver = {
 	.compress = qcow2_compress,
 	.write_compressed = qcow2_write_compressed,
 	.set_backing = qcow2_set_backing,
+	.snapshot_create = qcow2_snapshot_create,
+	.snapshot_apply = qcow2_snapshot_apply,
+	.snapshot_delete = qcow2_snapshot_delete,
+	.make_empty = qcow2_make_empty,
 };

@@ -90,6 +90,8 @@ struct qcow2_snapshot {
 	uint64_t disk_size; /* guest size when taken (UINT64_MAX: unknown) */
 	bool has_icount;
 	uint64_t icount;
+	uint32_t extra_len;	/* bytes of extra data on disk */
+	uint8_t *extra_more;	/* extra data past the known 24 bytes */
 };
 
 /* A fixed-budget cache of cluster-sized metadata tables (L2 tables or
@@ -296,6 +298,14 @@ int qcow2_alloc_bytes(struct qcow2 *s, uint64_t len, uint64_t *offp);
 int qcow2_free_range(struct qcow2 *s, uint64_t off, uint64_t len,
 		     bool discard);
 int qcow2_refcount_writeback(struct qcow2 *s);
+/* Add ADDEND to the refcount of CLUSTER (written back later, or when the
+ * cache needs room); *RCP gets the new refcount.  -ERANGE past the
+ * maximum, -EIO below zero. */
+int qcow2_refcount_add(struct qcow2 *s, uint64_t cluster, int addend,
+		       uint64_t *rcp);
+/* Drop the refcount blocks that count nothing but themselves from the
+ * refcount table (after a shrink), as qemu does. */
+int qcow2_shrink_reftable(struct qcow2 *s);
 /* Set up the refcount-block cache and the allocator's state. */
 int qcow2_refcount_init(struct qcow2 *s);
 
@@ -347,6 +357,9 @@ int qcow2_pwritev(struct mimg *img, const struct iovec *iov, int iovcnt,
 int qcow2_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
 			unsigned flags);
 int qcow2_discard(struct mimg *img, uint64_t off, uint64_t len);
+/* Make guest clusters [G0, G1] unallocated, releasing what they used
+ * (their host space is punched once free). */
+int qcow2_unmap_clusters(struct qcow2 *s, uint64_t g0, uint64_t g1);
 int qcow2_flush(struct mimg *img);
 int qcow2_truncate(struct mimg *img, uint64_t size,
 		   enum mimg_prealloc prealloc);
@@ -360,6 +373,19 @@ int qcow2_read_snapshots(struct qcow2 *s);
 void qcow2_free_snapshots(struct qcow2 *s);
 int qcow2_select_snapshot(struct mimg *img, const char *name);
 int qcow2_info_snapshots(struct qcow2 *s, struct mimg_value *info);
+
+/* qcow2-snapshot-write.c (driver ops; not concurrent with other calls) */
+int qcow2_snapshot_create(struct mimg *img, const char *name);
+int qcow2_snapshot_apply(struct mimg *img, const char *name);
+int qcow2_snapshot_delete(struct mimg *img, const char *name);
+
+/* qcow2-shrink.c */
+/* Make the image SIZE bytes smaller than it is (qcow2_truncate). */
+int qcow2_shrink(struct mimg *img, uint64_t size);
+
+/* qcow2-empty.c */
+/* Drop every mapping of the active image (qemu's make_empty). */
+int qcow2_make_empty(struct mimg *img);
 
 /* qcow2-bitmap.c */
 int qcow2_read_bitmaps(struct qcow2 *s);

@@ -379,6 +379,40 @@ MIMG_API int mimg_block_status_chain(struct mimg *img, uint64_t off,
  * formats without snapshots, -EBUSY when IMG is writable. */
 MIMG_API int mimg_select_snapshot(struct mimg *img, const char *name);
 
+/*
+ * Internal snapshots of a writable IMG (qcow2), as qemu-img snapshot
+ * makes them; qemu reads and writes what these write and the reverse.
+ * mimg_snapshot_create: take a snapshot of the current content named NAME
+ * (cut to 255 bytes; names need not be unique) with the next free
+ * numeric id and the current time.  mimg_snapshot_apply: make the
+ * content (and the size) that of the snapshot whose id, else whose name,
+ * is NAME; the snapshot stays.  mimg_snapshot_delete: delete the first
+ * snapshot named NAME (names only, as qemu-img snapshot -d) and free what
+ * only it used.  A snapshot's VM state is kept as it is.
+ * A crash part-way leaves the image as it was or as it is after the call,
+ * with leaked clusters at worst.  List them with mimg_info ("snapshots").
+ * Errors: -EROFS (read-only), -ENOTSUP (the format has no internal
+ * snapshots, or the image has an external data file), -ENOENT (no such
+ * snapshot), -EFBIG (65536 snapshots already), -ERANGE (a refcount would
+ * overflow: refcount_bits too small), -EIO (corrupt image), host I/O
+ * errors.  Not concurrent with any other call on IMG.
+ */
+MIMG_API int mimg_snapshot_create(struct mimg *img, const char *name);
+MIMG_API int mimg_snapshot_apply(struct mimg *img, const char *name);
+MIMG_API int mimg_snapshot_delete(struct mimg *img, const char *name);
+
+/*
+ * Drop everything IMG's own layer maps, keeping its file (and inode),
+ * size, backing file and options, so that it reads what its backing file
+ * holds (qemu-img commit does this to the committed overlay).  A qcow2
+ * version 3 image with no snapshots, bitmaps or data file gets a fresh
+ * image's layout and the file is cut; others have each cluster unmapped.
+ * Errors: -EROFS, -ENOTSUP (the format cannot: raw, VMDK, ...), -EIO
+ * (corrupt image), host I/O errors.  Not concurrent with any other call
+ * on IMG.
+ */
+MIMG_API int mimg_make_empty(struct mimg *img);
+
 /* ---------------------------------------------------------------------- */
 /* Structured values (info, check reports)                                 */
 

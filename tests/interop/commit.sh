@@ -75,6 +75,42 @@ for mode in "" "-d" "-b base.qcow2"; do
 		fail "the top's content changed with commit $mode"
 done
 
+# The top is emptied in place (same inode), into the very bytes qemu-img
+# leaves: a fresh layout for a version 3 image, every cluster unmapped
+# for a version 2 one and for one holding a snapshot (kept intact).
+rm -rf q m
+mkdir q m
+qemu-img create -q -f qcow2 q/b.qcow2 4M
+io -c 'write -P 1 0 4M' q/b.qcow2
+qemu-img create -q -f qcow2 -b b.qcow2 -F qcow2 q/t3.qcow2
+io -c 'write -P 3 1M 64k' -c 'write -c -P 5 2M 64k' -c 'write -z 3M 64k' \
+	q/t3.qcow2
+qemu-img create -q -f qcow2 -o compat=0.10 -b b.qcow2 -F qcow2 q/t2.qcow2
+io -c 'write -P 3 1M 128k' q/t2.qcow2
+qemu-img create -q -f qcow2 -b b.qcow2 -F qcow2 q/ts.qcow2
+io -c 'write -P 3 1M 128k' q/ts.qcow2
+qemu-img snapshot -c snap q/ts.qcow2
+io -c 'write -P 4 1M 64k' q/ts.qcow2
+qemu-img convert -l snap -O raw q/ts.qcow2 snap.raw
+cp q/* m/
+for t in t3 t2 ts; do
+	cp q/b.qcow2 q/b0.qcow2
+	cp m/b.qcow2 m/b0.qcow2
+	inode=$(stat -c %i "m/$t.qcow2")
+	(cd q && qemu-img commit -q "$t.qcow2") || fail "qemu-img commit $t"
+	(cd m && "$MIMG" commit -q "$t.qcow2") || fail "mimg commit $t"
+	check_eq "$(stat -c %i "m/$t.qcow2")" "$inode" "inode of $t after commit"
+	cmp -s "q/$t.qcow2" "m/$t.qcow2" ||
+		fail "$t after commit differs from qemu-img's bytes"
+	qemu-img check -q "m/$t.qcow2" || fail "check $t after commit"
+	qemu-img compare -q "m/b.qcow2" "m/$t.qcow2" ||
+		fail "$t does not read as its base after commit"
+	mv q/b0.qcow2 q/b.qcow2
+	mv m/b0.qcow2 m/b.qcow2
+done
+qemu-img convert -l snap -O raw m/ts.qcow2 m/snap.raw
+cmp -s snap.raw m/snap.raw || fail "commit changed the top's snapshot"
+
 # A base with larger clusters than the top, over a backing file of its
 # own: partial writes into it must keep what its backing file shows.
 rm -rf q m

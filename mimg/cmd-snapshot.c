@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * mimg snapshot: list, create, apply or delete internal snapshots, with
+ * qemu-img snapshot's options, messages and exit codes.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void snapshot_help(void)
+{
+	printf("Usage: mimg snapshot [-f fmt] [-U] [-q] "
+	       "[-l | -a snapshot | -c snapshot | -d snapshot] FILE\n"
+	       "\n"
+	       "List, create, apply or delete the internal snapshots of FILE "
+	       "(qcow2).\n"
+	       "\n"
+	       "  -l              list the snapshots\n"
+	       "  -c NAME         create a snapshot named NAME of the current "
+	       "content\n"
+	       "  -a SNAPSHOT     revert the content (and size) to SNAPSHOT "
+	       "(its id, else\n"
+	       "                  its name); the snapshot stays\n"
+	       "  -d NAME         delete the first snapshot named NAME\n"
+	       "  -f FMT          the image format (default: probe)\n"
+	       "  -U, --force-share  accepted with -l for qemu-img "
+	       "compatibility\n"
+	       "  -q              quiet\n"
+	       "  --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]\n"
+	       "                  a secret (LUKS passphrase)\n"
+	       "  --image-opts    FILE is driver=FMT,file.filename=PATH,"
+	       "key-secret=ID\n"
+	       "  -h, --help      this help\n");
+}
+
+enum action { NONE, LIST, CREATE, APPLY, DELETE };
+
+static int list(struct mimg *img)
+{
+	struct mimg_value *info = NULL;
+	if (mimg_info(img, &info) < 0)
+		return cli_error("%s", mimg_errmsg());
+	const struct mimg_value *snaps = mimg_value_get(info, "snapshots");
+	if (snaps && snaps->type == MIMG_VALUE_ARRAY && snaps->v.list.n)
+		cli_print_snapshots(stdout, snaps);
+	mimg_value_free(info);
+	return EXIT_OK;
+}
+
+/* qemu-img's messages: creation reports the errno, applying a missing
+ * snapshot the driver's "Failed to load snapshot", deleting one whose
+ * name is unknown "snapshot not found"; mimg's own detail comes first
+ * where qemu-img has none. */
+static int run(struct mimg *img, enum action action, const char *name)
+{
+	int r;
+	switch (action) {
+	case NONE:
+		return EXIT_OK;
+	case LIST:
+		return list(img);
+	case CREATE:
+		if ((r = mimg_snapshot_create(img, name)) < 0) {
+			if (r != -ENOTSUP)
+				cli_error("%s", mimg_errmsg());
+			return cli_error("Could not create snapshot '%s': %d "
+					 "(%s)", name, r, strerror(-r));
+		}
+		return EXIT_OK;
+	case APPLY:
+		if ((r = mimg_snapshot_apply(img, name)) == -ENOTSUP)
+			return cli_error("Could not apply snapshot '%s': Block "
+					 "driver does not support snapshots",
+					 name);
+		if (r < 0) {
+			if (r != -ENOENT)
+				cli_error("%s", mimg_errmsg());
+			return cli_error("Could not apply snapshot '%s': Failed "
+					 "to load snapshot: %s", name,
+					 strerror(-r));
+		}
+		return EXIT_OK;
+	case DELETE:
+		r = mimg_snapshot_delete(img, name);
+		if (r == -ENOENT || r == -ENOTSUP)
+			return cli_error("Could not delete snapshot '%s': "
+					 "snapshot not found", name);
+		if (r < 0)
+			return cli_error("Could not delete snapshot '%s': %s",
+					 name, mimg_errmsg());
+		return EXIT_OK;
+	}
+	return EXIT_ERR;
+}
+
+static int set_action(enum action *cur, enum action want, const char **namep,
+		      const char *arg)
+{
+	if (*cur != NONE)
+		return cli_usage_error("snapshot", "Cannot mix '-l', '-a', "
+				       "'-c', '-d'");
+	*cur = want;
+	*namep = arg;
+	return 0;
+}
+
+int cmd_snapshot(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"format", required_argument, NULL, 'f'},
+		{"force-share", no_argument, NULL, 'U'},
+		{"object", required_argument, NULL, OPT_OBJECT},
+		{"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	enum action action = NONE;
+	const char *fmt = NULL, *name = NULL;
+	bool force_share = false, image_opts = false;
+	struct mimg *img = NULL;
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":la:c:d:f:Uqh", longopts,
+				NULL)) != -1) {
+		switch (c) {
+		case 'l':
+			if (set_action(&action, LIST, &name, NULL))
+				return EXIT_ERR;
+			break;
+		case 'a':
+			if (set_action(&action, APPLY, &name, optarg))
+				return EXIT_ERR;
+			break;
+		case 'c':
+			if (set_action(&action, CREATE, &name, optarg))
+				return EXIT_ERR;
+			break;
+		case 'd':
+			if (set_action(&action, DELETE, &name, optarg))
+				return EXIT_ERR;
+			break;
+		case 'f': fmt = optarg; break;
+		case 'U': force_share = true; break;
+		case 'q': break; /* nothing is printed but the list */
+		case OPT_OBJECT:
+			if (cli_object_add(optarg) < 0)
+				return EXIT_ERR;
+			break;
+		case OPT_IMAGE_OPTS: image_opts = true; break;
+		case 'h': snapshot_help(); return EXIT_OK;
+		case ':':
+			return cli_usage_error("snapshot", "missing argument for "
+					       "option '%s'", argv[optind - 1]);
+		default:
+			return cli_usage_error("snapshot", "unrecognized option "
+					       "'%s'", argv[optind - 1]);
+		}
+	}
+	if (optind != argc - 1)
+		return cli_usage_error("snapshot", "Expecting one image file "
+				       "name");
+	char *path = argv[optind], *ipath = NULL, *ifmt = NULL;
+	if (image_opts) {
+		if (cli_image_opts(path, &ipath, &ifmt) < 0)
+			return EXIT_ERR;
+		path = ipath;
+		fmt = ifmt;
+	}
+	int status;
+	if (force_share && action != LIST) {
+		status = cli_error("Could not open '%s': force-share=on can "
+				   "only be used with read-only images", path);
+	} else if (cli_open(&img, path, fmt,
+			    action == LIST ? 0 : MIMG_OPEN_RDWR) < 0) {
+		status = cli_error("%s", cli_errmsg());
+	} else {
+		status = run(img, action, name);
+		if (mimg_close(img) < 0 && status == EXIT_OK)
+			status = cli_error("%s", mimg_errmsg());
+	}
+	free(ipath);
+	free(ifmt);
+	return status;
+}
