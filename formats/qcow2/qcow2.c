@@ -167,6 +167,7 @@ const struct mimg_driver mimg_qcow2_driver = {
 	.open = qcow2_open,
 	.close = qcow2_close,
 	.create = qcow2_create,
+	.create_opts = qcow2_create_opts,
 	.preadv = qcow2_preadv,
 	.pwritev = qcow2_pwritev,
 	.flush = qcow2_flush,
@@ -182,4 +183,6 @@ const struct mimg_driver mimg_qcow2_driver = {
 	.compress = qcow2_compress,
 	.write_compressed = qcow2_write_compressed,
 	.set_backing = qcow2_set_backing,
+	.amend_opts = qcow2_amend_opts,
+	.amend = qcow2_amend,
 };
