@@ -48,7 +48,7 @@ static int amend_list(const struct amend_args *a)
 	if (a->fmt)
 		return cli_opts_help(a->fmt, MIMG_OPTS_AMEND);
 	if (!a->file)
-		return cli_usage_error("amend", "Expecting one image file name");
+		return cli_error("Expecting one image file name");
 	if (cli_open_header(&img, a->file, NULL, 0) < 0)
 		return cli_error("%s", cli_errmsg());
 	int status = cli_opts_help(mimg_format(img), MIMG_OPTS_AMEND);
@@ -166,7 +166,7 @@ int cmd_amend(int argc, char **argv)
 		goto out;
 	}
 	if (!a.file) {
-		cli_usage_error("amend", "Expecting one image file name");
+		cli_error("Expecting one image file name");
 		goto out;
 	}
 	status = run_amend(&a);

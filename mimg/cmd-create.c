@@ -164,6 +164,13 @@ int cmd_create(int argc, char **argv)
 		size_text = size_copy;
 		have_size = true;
 	}
+	if (size_copy && mimg_parse_size(size_text, &size) < 0) {
+		cli_error("%s: Parameter 'size' expects a non-negative number "
+			  "below 2^64\nOptional suffix k, M, G, T, P or E "
+			  "means kilo-, mega-, giga-, tera-, peta-\nand "
+			  "exabytes, respectively.", argv[optind]);
+		goto out;
+	}
 	if (have_size && mimg_parse_size(size_text, &size) < 0) {
 		cli_error("Invalid image size specified. You may use k, M, "
 			  "G, T, P or E suffixes for kilobytes, megabytes, "

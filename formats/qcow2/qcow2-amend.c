@@ -165,26 +165,39 @@ static int walk_entries(struct qcow2 *s, const uint64_t *l1, uint32_t size,
 	return 0;
 }
 
+/* Snapshot I's L1 table, host-endian, malloc'ed. */
+static int load_snapshot_l1(struct qcow2 *s, uint32_t i, uint64_t **l1p)
+{
+	uint32_t n = s->snaps[i].l1_size;
+	uint64_t *l1;
+	int r;
+	if ((uint64_t)n * 8 > QCOW2_MAX_L1_BYTES)
+		return mimg_err(-EINVAL, "%s: qcow2: snapshot L1 size %u too "
+				"large", qcow2_path(s), n);
+	if (!(l1 = calloc(n ? n : 1, 8)))
+		return mimg_err(-ENOMEM, "out of memory");
+	r = mimg_file_pread(s->file, l1, (size_t)n * 8, s->snaps[i].l1_offset);
+	for (uint32_t k = 0; r == 0 && k < n; k++)
+		l1[k] = ld_be64(&l1[k]);
+	if (r < 0) {
+		free(l1);
+		return r;
+	}
+	*l1p = l1;
+	return 0;
+}
+
 /* The same for every snapshot's L1 table. */
 static int walk_snapshots(struct qcow2 *s,
 			  int (*fn)(struct qcow2 *s, uint64_t entry, void *arg),
 			  void *arg)
 {
 	for (uint32_t i = 0; i < s->nb_snapshots; i++) {
-		uint32_t n = s->snaps[i].l1_size;
 		uint64_t *l1;
-		int r;
-		if ((uint64_t)n * 8 > QCOW2_MAX_L1_BYTES)
-			return mimg_err(-EINVAL, "%s: qcow2: snapshot L1 size %u "
-					"too large", qcow2_path(s), n);
-		if (!(l1 = calloc(n ? n : 1, 8)))
-			return mimg_err(-ENOMEM, "out of memory");
-		r = mimg_file_pread(s->file, l1, (size_t)n * 8,
-				    s->snaps[i].l1_offset);
-		for (uint32_t k = 0; r == 0 && k < n; k++)
-			l1[k] = ld_be64(&l1[k]);
-		if (r == 0)
-			r = walk_entries(s, l1, n, fn, arg);
+		int r = load_snapshot_l1(s, i, &l1);
+		if (r < 0)
+			return r;
+		r = walk_entries(s, l1, s->snaps[i].l1_size, fn, arg);
 		free(l1);
 		if (r != 0)
 			return r;
@@ -215,67 +228,87 @@ static int any_entry(struct qcow2 *s,
 	return r;
 }
 
-/* v2 has no zero flag: zero clusters become unallocated ones (nothing
- * below) or data clusters of zeroes.  Data and refcounts are on disk
- * before the L2 tables change. */
-static int expand_zero_clusters(struct qcow2 *s)
+/* Expand the zero entries of the L2 table at OFF.  A table shared by
+ * several L1 tables (snapshots) has a refcount above 1: the clusters it
+ * gains get that refcount too, and the other tables see the same
+ * (unchanged) content. */
+static int expand_l2(struct qcow2 *s, uint64_t off)
 {
-	uint64_t cs = s->cluster_size;
+	uint64_t cs = s->cluster_size, l2rc;
+	uint8_t *l2;
 	int r;
-	if ((r = walk_snapshots(s, is_zero, NULL)) < 0)
+	if (!is_aligned_u64(off, cs))
+		return mimg_err(-EINVAL, "%s: qcow2: L2 table offset 0x%llx is "
+				"not cluster-aligned", qcow2_path(s),
+				(unsigned long long)off);
+	if ((r = qcow2_get_refcount(s, off / cs, &l2rc)) < 0)
 		return r;
-	if (r > 0)
-		return mimg_err(-ENOTSUP, "%s: qcow2: downgrading an image whose "
-				"internal snapshots hold zero clusters is not "
-				"supported", qcow2_path(s));
-	for (uint32_t i = 0; i < s->l1_size; i++) {
-		uint64_t g0 = (uint64_t)i << s->l2_bits;
-		uint8_t *l2;
-		uint32_t idx;
-		if (!(s->l1[i] & QCOW2_OFFSET_MASK))
-			continue;
-		if ((r = qcow2_get_l2(s, g0, false, &l2, &idx)) < 0)
+	for (uint32_t j = 0; j < s->l2_entries; j++) {
+		uint64_t e, host;
+		if ((r = qcow2_cache_get(&s->l2c, s->file, off, "L2 table",
+					 &l2)) < 0)
 			return r;
+		e = qcow2_l2_entry(s, l2, j);
+		if (!is_zero(s, e, NULL))
+			continue;
+		host = e & QCOW2_OFFSET_MASK;
+		if (!host && !s->img->backing_name) {
+			qcow2_set_l2(s, l2, j, 0, 0);
+			continue;
+		}
+		if (!host) {
+			if ((r = qcow2_alloc_clusters(s, 1, &host)) < 0 ||
+			    (l2rc > 1 &&
+			     (r = qcow2_set_refcount(s, host / cs, l2rc)) < 0))
+				return r;
+			e = host | (l2rc == 1 ? QCOW2_OFLAG_COPIED : 0);
+		}
+		if ((r = qcow2_meta_guard(s, host, cs,
+					  "zero cluster expansion")) < 0 ||
+		    (r = mimg__file_zero(s->file, host, cs)) < 0)
+			return r;
+		if ((r = qcow2_cache_get(&s->l2c, s->file, off, "L2 table",
+					 &l2)) < 0)
+			return r;
+		qcow2_set_l2(s, l2, j, e & ~QCOW2_OFLAG_ZERO, 0);
+	}
+	/* Data and refcounts on disk before the table (metadata sync). */
+	return qcow2_metadata_sync(s);
+}
+
+static int expand_l1(struct qcow2 *s, const uint64_t *l1, uint32_t size)
+{
+	for (uint32_t i = 0; i < size; i++) {
+		uint64_t off = l1[i] & QCOW2_OFFSET_MASK;
+		uint8_t *l2;
 		bool has_zero = false;
+		int r;
+		if (!off)
+			continue;
+		if ((r = qcow2_cache_get(&s->l2c, s->file, off, "L2 table",
+					 &l2)) < 0)
+			return r;
 		for (uint32_t j = 0; j < s->l2_entries && !has_zero; j++)
 			has_zero = is_zero(s, qcow2_l2_entry(s, l2, j), NULL);
-		if (!has_zero)
-			continue;
-		if (!(s->l1[i] & QCOW2_OFLAG_COPIED))
-			return mimg_err(-ENOTSUP, "%s: qcow2: downgrading an "
-					"image whose zero clusters are shared "
-					"with an internal snapshot is not "
-					"supported", qcow2_path(s));
-		for (uint32_t j = 0; j < s->l2_entries; j++) {
-			uint64_t e, host;
-			if ((r = qcow2_get_l2(s, g0 + j, false, &l2, &idx)) < 0)
-				return r;
-			e = qcow2_l2_entry(s, l2, j);
-			if (!is_zero(s, e, NULL))
-				continue;
-			host = e & QCOW2_OFFSET_MASK;
-			if (!host && !s->img->backing_name) {
-				qcow2_set_l2(s, l2, j, 0, 0);
-				continue;
-			}
-			if (!host) {
-				if ((r = qcow2_alloc_clusters(s, 1, &host)) < 0)
-					return r;
-				e = host | QCOW2_OFLAG_COPIED;
-			}
-			if ((r = qcow2_meta_guard(s, host, cs,
-						  "zero cluster expansion")) <
-				    0 ||
-			    (r = mimg__file_zero(s->file, host, cs)) < 0)
-				return r;
-			if ((r = qcow2_get_l2(s, g0 + j, false, &l2, &idx)) < 0)
-				return r;
-			qcow2_set_l2(s, l2, j, e & ~QCOW2_OFLAG_ZERO, 0);
-		}
-		if ((r = qcow2_metadata_sync(s)) < 0)
+		if (has_zero && (r = expand_l2(s, off)) < 0)
 			return r;
 	}
 	return 0;
+}
+
+/* v2 has no zero flag: zero clusters become unallocated ones (nothing
+ * below) or data clusters of zeroes, in the image and its snapshots. */
+static int expand_zero_clusters(struct qcow2 *s)
+{
+	int r = expand_l1(s, s->l1, s->l1_size);
+	for (uint32_t i = 0; r == 0 && i < s->nb_snapshots; i++) {
+		uint64_t *l1;
+		if ((r = load_snapshot_l1(s, i, &l1)) < 0)
+			return r;
+		r = expand_l1(s, l1, s->snaps[i].l1_size);
+		free(l1);
+	}
+	return r;
 }
 
 /* ---------------------------------------------------------------------- */

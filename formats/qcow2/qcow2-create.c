@@ -90,7 +90,7 @@ _Static_assert(sizeof(qcow2_create_opts) / sizeof(qcow2_create_opts[0]) ==
 		       QC_COUNT + 1,
 	       "qcow2_create_opts and its index names agree");
 
-static int parse_opts(const char *path, const struct mimg_opt *opts,
+static int parse_opts(const struct mimg_opt *opts,
 		      size_t nopts, struct create_opts *o)
 {
 	struct mimg_optval v[QC_COUNT];
@@ -101,8 +101,8 @@ static int parse_opts(const char *path, const struct mimg_opt *opts,
 		return r;
 	for (int i = QC_ENC_FIRST; i <= QC_ENCRYPTION; i++)
 		if (v[i].set && (i != QC_ENCRYPTION || v[i].b))
-			return mimg_err(-ENOTSUP, "%s: qcow2: encryption is not "
-					"supported (%s)", path,
+			return mimg_err(-ENOTSUP, "qcow2: encryption is not "
+					"supported (%s)",
 					qcow2_create_opts[i].name);
 	o->version = v[QC_COMPAT].u < 2 ? 2 : 3;
 	o->cluster_size = (uint32_t)v[QC_CLUSTER_SIZE].u;
@@ -165,8 +165,8 @@ static int parse_opts(const char *path, const struct mimg_opt *opts,
 				"supported with cluster sizes of at least "
 				"16384 bytes");
 	if (o->backing_file && !o->backing_fmt)
-		return mimg_err(-EINVAL, "%s: Backing file specified without "
-				"backing format", path);
+		return mimg_err(-EINVAL, "Backing file specified without "
+				"backing format");
 	if (o->backing_file && o->prealloc != MIMG_PREALLOC_OFF &&
 	    !o->extended_l2)
 		return mimg_err(-EINVAL, "Backing file and preallocation can "
@@ -407,8 +407,9 @@ int qcow2_create(const char *path, uint64_t size,
 	struct mimg *img = NULL;
 	int r;
 	(void)backing;
-	if ((r = parse_opts(path, opts, nopts, &o)) < 0)
-		return r;
+	/* Refusals name the file, as qemu-img's do. */
+	if ((r = parse_opts(opts, nopts, &o)) < 0)
+		return mimg_err_prefix(r, "%s", path);
 	if (!ck_align_up_u64(size, 512, &size) || size > (uint64_t)INT64_MAX)
 		return mimg_err(-EFBIG, "%s: qcow2: size too large", path);
 	if (o.data_file && (r = create_data_file(path, &o, size)) < 0)
