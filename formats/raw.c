@@ -159,7 +159,7 @@ static int raw_create(const char *path, uint64_t size,
 		return r;
 	if ((v = vals[0].s) &&
 	    (r = mimg__opt_prealloc(v, &prealloc)) < 0)
-		return r;
+		return mimg_err_prefix(r, "%s", path);
 	if (prealloc == MIMG_PREALLOC_METADATA)
 		return mimg_err(-EINVAL, "%s: Unsupported preallocation mode "
 				"'metadata' for format raw", path);

@@ -219,8 +219,8 @@ int mimg__opt_prealloc(const char *value, enum mimg_prealloc *out)
 			*out = (enum mimg_prealloc)i;
 			return 0;
 		}
-	return mimg_err(-EINVAL, "Invalid preallocation mode: '%s' (use off, "
-			"metadata, falloc or full)", value);
+	/* qemu-img's words (the caller adds the file name) */
+	return mimg_err(-EINVAL, "invalid parameter value: %s", value);
 }
 
 bool mimg_opts_has_help(const char *text)

@@ -271,7 +271,7 @@ static int parse_opts(const char *path, const struct mimg_opt *opts,
 	o->prealloc = MIMG_PREALLOC_OFF;
 	if ((v = vals[VO_PREALLOC].s) &&
 	    (r = mimg__opt_prealloc(v, &o->prealloc)) < 0)
-		return r;
+		return mimg_err_prefix(r, "%s", path);
 	bool flat = strstr(o->subformat, "Flat") != NULL;
 	if (o->prealloc == MIMG_PREALLOC_METADATA ||
 	    (!flat && o->prealloc != MIMG_PREALLOC_OFF))

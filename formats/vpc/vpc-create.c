@@ -91,7 +91,7 @@ static int parse_opts(const char *path, const struct mimg_opt *opts,
 	p->prealloc = MIMG_PREALLOC_OFF;
 	if ((v = vals[1].s) &&
 	    (r = mimg__opt_prealloc(v, &p->prealloc)) < 0)
-		return r;
+		return mimg_err_prefix(r, "%s", path);
 	if (p->prealloc == MIMG_PREALLOC_METADATA ||
 	    p->prealloc == MIMG_PREALLOC_FULL)
 		return mimg_err(-ENOTSUP, "%s: vpc: preallocation mode '%s' "

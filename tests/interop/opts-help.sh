@@ -92,6 +92,9 @@ same_err create -f vpc -o subformat=foo b.vhd 1M
 same_err create -f vmdk -o subformat=foo b.vmdk 1M
 same_err create -f vmdk -o adapter_type=foo b.vmdk 1M
 same_err create -f vdi -o static=maybe b.vdi 1M
+for f in raw vdi vpc vmdk; do
+	same_err create -f $f -o preallocation=bogus b.$f 1M
+done
 same_err create -f raw -b a.qcow2 -F qcow2 b.img 1M
 # ",," is a comma inside a value
 same_err create -f qcow2 -o cluster_size=64k,,1 b.qcow2 1M
