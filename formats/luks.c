@@ -280,12 +280,46 @@ static int parse_hash(const char *path, const char *key, const char *v,
 	return 0;
 }
 
+/* qemu-img 7.2's luks create options, its help texts, sorted by name. */
+enum {
+	LO_CIPHER_ALG, LO_CIPHER_MODE, LO_HASH_ALG, LO_ITER_TIME, LO_IVGEN_ALG,
+	LO_IVGEN_HASH_ALG, LO_KEY_SECRET, LO_SIZE, LO_COUNT
+};
+static const struct mimg_optdesc luks_create_opts[] = {
+	{ "cipher-alg", MIMG_OPTK_STRING,
+	  "Name of encryption cipher algorithm", NULL, NULL, NULL, 0 },
+	{ "cipher-mode", MIMG_OPTK_STRING, "Name of encryption cipher mode",
+	  NULL, NULL, NULL, 0 },
+	{ "hash-alg", MIMG_OPTK_STRING, "Name of encryption hash algorithm",
+	  NULL, NULL, NULL, 0 },
+	MIMG_OPT_LUKS_ITER_TIME("iter-time"),
+	{ "ivgen-alg", MIMG_OPTK_STRING, "Name of IV generator algorithm",
+	  NULL, NULL, NULL, 0 },
+	{ "ivgen-hash-alg", MIMG_OPTK_STRING,
+	  "Name of IV generator hash algorithm", NULL, NULL, NULL, 0 },
+	{ "key-secret", MIMG_OPTK_STRING, "ID of the secret that provides the "
+	  "keyslot passphrase", NULL, NULL, NULL, 0 },
+	MIMG_OPT_SIZE,
+	{ NULL, 0, NULL, NULL, NULL, NULL, 0 },
+};
+_Static_assert(sizeof(luks_create_opts) / sizeof(luks_create_opts[0]) ==
+		       LO_COUNT + 1,
+	       "luks_create_opts and its index names agree");
+
+/* The key-slot options qemu-img amend takes for luks. */
+static const struct mimg_optdesc luks_amend_opts[] = {
+	MIMG_OPT_LUKS_ITER_TIME("iter-time"),
+	MIMG_OPT_LUKS_KEYSLOT("keyslot"),
+	MIMG_OPT_LUKS_NEW_SECRET("new-secret"),
+	MIMG_OPT_LUKS_OLD_SECRET("old-secret"),
+	MIMG_OPT_LUKS_STATE("state"),
+	{ NULL, 0, NULL, NULL, NULL, NULL, 0 },
+};
+
 static int parse_create_opts(const char *path, const struct mimg_opt *opts,
 			     size_t nopts, struct luks1_create_params *p)
 {
-	static const char *const known[] = {
-		"size", "key-secret", "cipher-alg", "cipher-mode",
-		"ivgen-alg", "ivgen-hash-alg", "hash-alg", "iter-time", NULL};
+	struct mimg_optval vals[LO_COUNT];
 	const char *v;
 	int r;
 
@@ -295,38 +329,38 @@ static int parse_create_opts(const char *path, const struct mimg_opt *opts,
 	p->ivgen = MIMG_IVGEN_PLAIN64;
 	p->hash = MIMG_HASH_SHA256;
 	p->iter_time_ms = 2000;
-	if ((r = mimg__opts_check(opts, nopts, known, "luks")) < 0)
+	if ((r = mimg__opts_validate(luks_create_opts, NULL, opts, nopts,
+				     vals)) < 0)
 		return r;
-	if ((v = mimg__opt(opts, nopts, "cipher-alg")) &&
+	if ((v = vals[LO_CIPHER_ALG].s) &&
 	    (r = parse_cipher_alg(path, v, &p->aes_bits)) < 0)
 		return r;
-	if ((v = mimg__opt(opts, nopts, "cipher-mode")) &&
+	if ((v = vals[LO_CIPHER_MODE].s) &&
 	    !(p->mode = mimg_cipher_mode_lookup(v)))
 		return mimg_err(-ENOTSUP, "%s: Cipher mode %s not supported "
 				"(xts, cbc)", path, v);
-	if ((v = mimg__opt(opts, nopts, "ivgen-alg")) &&
+	if ((v = vals[LO_IVGEN_ALG].s) &&
 	    !(p->ivgen = mimg_ivgen_lookup(v)))
 		return mimg_err(-ENOTSUP, "%s: IV generator %s not supported "
 				"(plain, plain64, essiv)", path, v);
-	if ((v = mimg__opt(opts, nopts, "hash-alg")) &&
+	if ((v = vals[LO_HASH_ALG].s) &&
 	    (r = parse_hash(path, "hash-alg", v, &p->hash)) < 0)
 		return r;
 	/* Like qemu: essiv defaults its hash to sha256; a hash given to
 	 * another generator is written and ignored, as dm-crypt does. */
-	if ((v = mimg__opt(opts, nopts, "ivgen-hash-alg"))) {
+	if ((v = vals[LO_IVGEN_HASH_ALG].s)) {
 		if ((r = parse_hash(path, "ivgen-hash-alg", v,
 				    &p->ivhash)) < 0)
 			return r;
 	} else if (p->ivgen == MIMG_IVGEN_ESSIV) {
 		p->ivhash = MIMG_HASH_SHA256;
 	}
-	if ((v = mimg__opt(opts, nopts, "iter-time"))) {
-		char *end;
-		errno = 0;
-		unsigned long long ms = strtoull(v, &end, 10);
-		if (errno || end == v || *end || ms == 0 || ms > 3600000)
+	if (vals[LO_ITER_TIME].set) {
+		uint64_t ms = vals[LO_ITER_TIME].u;
+		if (ms == 0 || ms > 3600000)
 			return mimg_err(-EINVAL, "%s: iter-time '%s' must be "
-					"1 to 3600000 milliseconds", path, v);
+					"1 to 3600000 milliseconds", path,
+					vals[LO_ITER_TIME].s);
 		p->iter_time_ms = ms;
 	}
 	return 0;
@@ -396,6 +430,23 @@ static bool add_slots(struct mimg_value *data, const struct luks1_header *h)
 	return true;
 }
 
+/* Key-slot changes (qemu-img amend -f luks -o state=...,new-secret=...). */
+static int luks_amend(struct mimg *img, const struct mimg_optval *v,
+		      unsigned flags,
+		      void (*progress)(void *opaque, uint64_t done,
+				       uint64_t total),
+		      void *opaque)
+{
+	struct mimg_keyslot_change c = {
+		.iter_time = &v[0], .keyslot = &v[1], .new_secret = &v[2],
+		.old_secret = &v[3], .state = &v[4],
+	};
+	(void)flags;
+	(void)progress;
+	(void)opaque;
+	return mimg__keyslot_amend(img, 0, &c);
+}
+
 /* Members in the order qemu-img 7.2 prints them. */
 static int luks_info(struct mimg *img, struct mimg_value *info)
 {
@@ -435,6 +486,9 @@ const struct mimg_driver mimg_luks_driver = {
 	.close = luks_close,
 	.create = luks_create,
 	.create_secret = luks_create_secret,
+	.create_opts = luks_create_opts,
+	.amend_opts = luks_amend_opts,
+	.amend = luks_amend,
 	.preadv = luks_preadv,
 	.pwritev = luks_pwritev,
 	.flush = luks_flush,

@@ -134,11 +134,18 @@ static int raw_truncate(struct mimg *img, uint64_t size,
 	return r;
 }
 
+/* raw has only the size; preallocation is the host file's option. */
+static const struct mimg_optdesc raw_create_opts[] = {
+	MIMG_OPT_FILE_PREALLOC,
+	MIMG_OPT_SIZE,
+	{ NULL, 0, NULL, NULL, NULL, NULL, 0 },
+};
+
 static int raw_create(const char *path, uint64_t size,
 		      const struct mimg_opt *opts, size_t nopts,
 		      struct mimg *backing)
 {
-	static const char *const known[] = {"size", "preallocation", NULL};
+	struct mimg_optval vals[2];
 	enum mimg_prealloc prealloc = MIMG_PREALLOC_OFF;
 	struct mimg_file *f;
 	const char *v;
@@ -147,11 +154,12 @@ static int raw_create(const char *path, uint64_t size,
 	if (backing || mimg__opt(opts, nopts, "backing_file"))
 		return mimg_err(-ENOTSUP, "%s: Backing file not supported for "
 				"file format 'raw'", path);
-	if ((r = mimg__opts_check(opts, nopts, known, "raw")) < 0)
+	if ((r = mimg__opts_validate(raw_create_opts, NULL, opts, nopts,
+				     vals)) < 0)
 		return r;
-	if ((v = mimg__opt(opts, nopts, "preallocation")) &&
+	if ((v = vals[0].s) &&
 	    (r = mimg__opt_prealloc(v, &prealloc)) < 0)
-		return r;
+		return mimg_err_prefix(r, "%s", path);
 	if (prealloc == MIMG_PREALLOC_METADATA)
 		return mimg_err(-EINVAL, "%s: Unsupported preallocation mode "
 				"'metadata' for format raw", path);
@@ -181,4 +189,5 @@ const struct mimg_driver mimg_raw_driver = {
 	.block_status = raw_block_status,
 	.truncate = raw_truncate,
 	.has_zero_init = raw_has_zero_init,
+	.create_opts = raw_create_opts,
 };

@@ -52,6 +52,32 @@ static bool path_in_chain(const char *path, struct mimg *backing)
 	return false;
 }
 
+/* Check OPTS against the driver's create schema before anything is
+ * opened or written, with qemu-img's messages. */
+static int check_create_opts(const struct mimg_driver *drv, const char *path,
+			     const struct mimg_opt *opts, size_t nopts)
+{
+	size_t n = mimg__opts_count(drv->create_opts);
+	struct mimg_optval *vals;
+	int r;
+	for (size_t i = 0; i < nopts; i++)
+		if (!strcmp(opts[i].key, "backing_file")) {
+			size_t k = 0;
+			while (k < n && strcmp(drv->create_opts[k].name,
+					       "backing_file"))
+				k++;
+			if (k == n)
+				return mimg_err(-ENOTSUP, "%s: Backing file not "
+						"supported for file format "
+						"'%s'", path, drv->name);
+		}
+	if (!(vals = calloc(n + 1, sizeof(*vals))))
+		return mimg_err(-ENOMEM, "out of memory");
+	r = mimg__opts_validate(drv->create_opts, NULL, opts, nopts, vals);
+	free(vals);
+	return r < 0 ? mimg_err_prefix(r, "%s", path) : 0;
+}
+
 /* The one implementation behind mimg_create, mimg_create_flags and
  * mimg_create_secret. */
 static int create_image(const char *path, const char *format, uint64_t size,
@@ -81,6 +107,8 @@ static int create_image(const char *path, const char *format, uint64_t size,
 	if (!drv->create)
 		return mimg_err(-ENOTSUP, "Format '%s' does not support image "
 				"creation", format);
+	if ((r = check_create_opts(drv, path, opts, nopts)) < 0)
+		return r;
 	if (secret && !drv->create_secret)
 		return mimg_err(-ENOTSUP, "Format '%s' does not take a "
 				"secret", format);

@@ -24,6 +24,90 @@
 
 struct mimg_file;
 
+/* One option of a driver's create or amend schema (see optschema.c).
+ * Tables end with an entry whose name is NULL. */
+enum mimg_optkind {
+	MIMG_OPTK_BOOL,	  /* on/off */
+	MIMG_OPTK_SIZE,	  /* a size with suffixes */
+	MIMG_OPTK_NUMBER, /* an unsigned number (decimal, 0x hex, octal) */
+	MIMG_OPTK_STRING,
+	MIMG_OPTK_ENUM,	  /* a string out of .values */
+};
+
+/* Listed only when the host file's options are asked for (qemu-img
+ * lists them when it is given the file name): they act on the file. */
+#define MIMG_OPTF_FILE 0x1u
+
+struct mimg_optdesc {
+	const char *name;
+	enum mimg_optkind kind;
+	const char *help;
+	const char *def;	/* default as text, NULL: none */
+	const char *const *values; /* ENUM: NULL-terminated */
+	const char *enum_name;	/* ENUM: the name qemu-img's refusal uses */
+	unsigned flags;		/* MIMG_OPTF_* */
+};
+
+/* A parsed option value, indexed like the schema it was checked
+ * against.  SET says whether the caller gave the option; unset options
+ * hold their default.  ENUM values are the index into .values. */
+struct mimg_optval {
+	bool set;
+	bool b;
+	uint64_t u;
+	const char *s; /* STRING and ENUM: the text (owned by the opts) */
+};
+
+/* The host file's own create option, for drivers that honour it. */
+#define MIMG_OPT_FILE_PREALLOC                                             \
+	{ "preallocation", MIMG_OPTK_STRING,                               \
+	  "Preallocation mode (allowed values: off, falloc, full)", NULL,  \
+	  NULL, NULL, MIMG_OPTF_FILE }
+#define MIMG_OPT_SIZE                                                      \
+	{ "size", MIMG_OPTK_SIZE, "Virtual disk size", NULL, NULL, NULL, 0 }
+
+/* The LUKS key-slot options of amend (qemu-img's texts), named NAME
+ * ("keyslot" for luks, "encrypt.keyslot" inside qcow2). */
+extern const char *const mimg__keyslot_states[];
+#define MIMG_OPT_LUKS_ITER_TIME(name)                                      \
+	{ name, MIMG_OPTK_NUMBER, "Time to spend in PBKDF in milliseconds", \
+	  NULL, NULL, NULL, 0 }
+#define MIMG_OPT_LUKS_KEYSLOT(name)                                        \
+	{ name, MIMG_OPTK_NUMBER, "Select a single keyslot to modify "      \
+	  "explicitly", NULL, NULL, NULL, 0 }
+#define MIMG_OPT_LUKS_NEW_SECRET(name)                                     \
+	{ name, MIMG_OPTK_STRING, "New secret to set in the matching "      \
+	  "keyslots. Empty string to erase", NULL, NULL, NULL, 0 }
+#define MIMG_OPT_LUKS_OLD_SECRET(name)                                     \
+	{ name, MIMG_OPTK_STRING, "Select all keyslots that match this "    \
+	  "password", NULL, NULL, NULL, 0 }
+#define MIMG_OPT_LUKS_STATE(name)                                          \
+	{ name, MIMG_OPTK_ENUM, "Select new state of affected keyslots "    \
+	  "(active/inactive)", NULL, mimg__keyslot_states, "state", 0 }
+
+/* A key-slot change asked through amend (the five options above, in
+ * that order, as parsed). */
+struct mimg_keyslot_change {
+	const struct mimg_optval *iter_time, *keyslot, *new_secret,
+		*old_secret, *state;
+};
+/* Apply C to the LUKS header of IMG (HDR_OFF: where the header lies in
+ * IMG's file; 0 for luks, the crypto extension's offset for qcow2). */
+int mimg__keyslot_amend(struct mimg *img, uint64_t hdr_off,
+			const struct mimg_keyslot_change *c);
+
+/* Check OPTS against SCHEMA and fill VALS (one per schema entry, the
+ * count of SCHEMA's entries).  The last of repeated keys wins.  Errors
+ * (-EINVAL) are worded as qemu-img's; an unknown key's message names
+ * the key; with CREATE_ONLY (a create schema, for amend) a key that is
+ * only a create option says so. */
+int mimg__opts_validate(const struct mimg_optdesc *schema,
+			const struct mimg_optdesc *create_only,
+			const struct mimg_opt *opts, size_t nopts,
+			struct mimg_optval *vals);
+/* Number of entries of SCHEMA. */
+size_t mimg__opts_count(const struct mimg_optdesc *schema);
+
 struct mimg_driver {
 	const char *name;
 	size_t priv_size;
@@ -115,6 +199,19 @@ struct mimg_driver {
 	/* Optional: drop every mapping so that the image reads all of its
 	 * content from the backing file (qemu's make_empty). */
 	int (*make_empty)(struct mimg *img);
+
+	/* Option schemas (NULL: the format takes none).  create() receives
+	 * options the core has checked against create_opts. */
+	const struct mimg_optdesc *create_opts;
+	const struct mimg_optdesc *amend_opts;
+	/* Optional: change the open image IMG (read-write, backing chain
+	 * open) as VALS (checked against amend_opts) ask; FLAGS are
+	 * MIMG_AMEND_*.  PROGRESS may be NULL. */
+	int (*amend)(struct mimg *img, const struct mimg_optval *vals,
+		     unsigned flags,
+		     void (*progress)(void *opaque, uint64_t done,
+				      uint64_t total),
+		     void *opaque);
 };
 
 /* Check a caller's struct mimg_secret (its size field) and copy the
@@ -159,10 +256,6 @@ int mimg__open_extra_file(struct mimg *img, const char *path, bool create,
 /* Option helpers for create(): look up KEY in OPTS (NULL if absent). */
 const char *mimg__opt(const struct mimg_opt *opts, size_t nopts,
 		      const char *key);
-/* Refuse options not in the NULL-terminated list KNOWN (-EINVAL naming
- * the first unknown one and FORMAT). */
-int mimg__opts_check(const struct mimg_opt *opts, size_t nopts,
-		     const char *const *known, const char *format);
 /* Parse a boolean option ("on"/"off"/"true"/"false"/"yes"/"no"/1/0). */
 int mimg__opt_bool(const char *key, const char *value, bool *out);
 /* Parse a size option with suffixes. */

@@ -184,22 +184,6 @@ const char *mimg__opt(const struct mimg_opt *opts, size_t nopts,
 	return NULL;
 }
 
-int mimg__opts_check(const struct mimg_opt *opts, size_t nopts,
-		     const char *const *known, const char *format)
-{
-	for (size_t i = 0; i < nopts; i++) {
-		bool ok = false;
-		for (const char *const *k = known; *k; k++)
-			if (strcmp(opts[i].key, *k) == 0)
-				ok = true;
-		if (!ok)
-			return mimg_err(-EINVAL,
-					"Invalid parameter '%s' for format %s",
-					opts[i].key, format);
-	}
-	return 0;
-}
-
 int mimg__opt_bool(const char *key, const char *value, bool *out)
 {
 	static const char *const yes[] = {"on", "true", "yes", "1"};
@@ -235,6 +219,21 @@ int mimg__opt_prealloc(const char *value, enum mimg_prealloc *out)
 			*out = (enum mimg_prealloc)i;
 			return 0;
 		}
-	return mimg_err(-EINVAL, "Invalid preallocation mode: '%s' (use off, "
-			"metadata, falloc or full)", value);
+	/* qemu-img's words (the caller adds the file name) */
+	return mimg_err(-EINVAL, "invalid parameter value: %s", value);
+}
+
+bool mimg_opts_has_help(const char *text)
+{
+	const char *p = text;
+	while (p && *p) {
+		char *tok = opt_token(&p, false);
+		bool help = tok && (!strcmp(tok, "help") || !strcmp(tok, "?"));
+		free(tok);
+		if (help)
+			return true;
+		if (*p == ',')
+			p++;
+	}
+	return false;
 }

@@ -34,6 +34,11 @@ int cmd_commit(int argc, char **argv);
 int cmd_measure(int argc, char **argv);
 int cmd_dd(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
+int cmd_amend(int argc, char **argv);
+
+/* Print FMT's options for "-o help" as qemu-img does (WHICH:
+ * MIMG_OPTS_*); returns the exit status. */
+int cli_opts_help(const char *fmt, unsigned which);
 
 /* The qemu-img release whose behaviour mimg follows, reported by
  * --version when run as "qemu-img". */

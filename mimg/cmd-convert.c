@@ -474,6 +474,12 @@ int cmd_convert(int argc, char **argv)
 			return cli_usage_error("convert", "invalid option");
 		}
 	}
+	if (opts_text && mimg_opts_has_help(opts_text)) {
+		free(opts_text);
+		return cli_opts_help(a.dst_fmt, argc - optind >= 2
+							? MIMG_OPTS_FILE
+							: MIMG_OPTS_CREATE);
+	}
 	if (argc - optind < 2 || argc - optind - 1 > MAX_SOURCES) {
 		free(opts_text);
 		return cli_usage_error("convert", argc - optind < 2

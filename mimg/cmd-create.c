@@ -68,7 +68,7 @@ int cmd_create(int argc, char **argv)
 	struct mimg_opt *opts = NULL;
 	int nopts = 0, c, r, status = EXIT_ERR;
 	uint64_t size = 0;
-	bool quiet = false, have_size, unsafe = false;
+	bool quiet = false, have_size, unsafe = false, help = false;
 	const char *size_text;
 	char *size_copy = NULL;
 
@@ -79,7 +79,12 @@ int cmd_create(int argc, char **argv)
 		case 'f': fmt = optarg; break;
 		case 'o': {
 			struct mimg_opt *more;
-			int n = mimg_opts_parse(optarg, &more);
+			int n;
+			if (mimg_opts_has_help(optarg)) {
+				help = true;
+				break;
+			}
+			n = mimg_opts_parse(optarg, &more);
 			if (n < 0)
 				goto err_msg;
 			for (int i = 0; i < n; i++)
@@ -105,6 +110,12 @@ int cmd_create(int argc, char **argv)
 			cli_usage_error("create", "invalid option");
 			goto out;
 		}
+	}
+	if (help) {
+		/* With a file name, the host file's options too (qemu-img). */
+		status = cli_opts_help(fmt, optind < argc ? MIMG_OPTS_FILE
+							  : MIMG_OPTS_CREATE);
+		goto out;
 	}
 	if (optind >= argc) {
 		cli_usage_error("create", "Expecting image file name");
@@ -152,6 +163,13 @@ int cmd_create(int argc, char **argv)
 		nopts = kept;
 		size_text = size_copy;
 		have_size = true;
+	}
+	if (size_copy && mimg_parse_size(size_text, &size) < 0) {
+		cli_error("%s: Parameter 'size' expects a non-negative number "
+			  "below 2^64\nOptional suffix k, M, G, T, P or E "
+			  "means kilo-, mega-, giga-, tera-, peta-\nand "
+			  "exabytes, respectively.", argv[optind]);
+		goto out;
 	}
 	if (have_size && mimg_parse_size(size_text, &size) < 0) {
 		cli_error("Invalid image size specified. You may use k, M, "

@@ -15,6 +15,9 @@ static const struct command {
 	int (*run)(int argc, char **argv);
 	const char *synopsis;
 } commands[] = {
+	{"amend", cmd_amend,
+	 "amend [-f fmt] [-p] [-q] [-t cache] [--object objectdef] "
+	 "[--image-opts] [--force] -o options FILE"},
 	{"bench", cmd_bench,
 	 "bench [-c count] [-d depth] [-f fmt] [--flush-interval=N] "
 	 "[--no-drain] [-o offset] [--pattern=byte] [-q] [-s buffer_size] "

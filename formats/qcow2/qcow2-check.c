@@ -285,8 +285,9 @@ static int checker_init(struct checker *c, struct qcow2 *s,
 }
 
 /* Write a fresh refcount structure for REFS (without refcount
- * structures) after the end of the file and switch the header to it. */
-static int rebuild(struct qcow2 *s, struct checker *c)
+ * structures) after the end of the file and switch the header to it
+ * (with the refcount order too when NEW_ORDER). */
+static int rebuild(struct qcow2 *s, struct checker *c, bool new_order)
 {
 	uint64_t cs = s->cluster_size, per = cs / 8;
 	uint64_t start = c->n, B = 1, T = 1, E;
@@ -349,8 +350,11 @@ static int rebuild(struct qcow2 *s, struct checker *c)
 		goto out;
 	if ((r = mimg_file_flush(s->file)) < 0)
 		goto out;
-	if ((r = qcow2_write_reftable_fields(s, (start + B) * cs,
-					     (uint32_t)T)) < 0)
+	r = new_order ? qcow2_write_reftable_order(s, (start + B) * cs,
+						   (uint32_t)T)
+		      : qcow2_write_reftable_fields(s, (start + B) * cs,
+						    (uint32_t)T);
+	if (r < 0)
 		goto out;
 	free(s->reftable);
 	s->reftable = mt;
@@ -520,7 +524,61 @@ static int rebuild_from_metadata(struct qcow2 *s)
 		return r;
 	r = compute(&c, false);
 	if (r == 0)
-		r = rebuild(s, &c);
+		r = rebuild(s, &c, false);
+	free(c.refs);
+	return r;
+}
+
+/* Set the refcount width fields of S for ORDER (the on-disk structures
+ * are the caller's business). */
+static void set_refcount_order(struct qcow2 *s, unsigned order)
+{
+	s->refcount_order = order;
+	s->refcount_bits = 1u << order;
+	s->refcount_max = order == 6 ? UINT64_MAX
+				     : (1ull << s->refcount_bits) - 1;
+	s->rb_bits = s->cluster_bits + 3 - order;
+	s->rb_entries = 1u << s->rb_bits;
+}
+
+/* Rewrite the refcounts with entries of 2^ORDER bits: computed from the
+ * metadata, written after the end of the file, then the header switches
+ * to them (table offset, size and order in one write), so a crash leaves
+ * the old or the new structure, never a mix.  The old structure's
+ * clusters are free afterwards. */
+int qcow2_change_refcount_order(struct qcow2 *s, unsigned order)
+{
+	unsigned old = s->refcount_order;
+	uint64_t old_table = s->reftable_offset;
+	struct checker c;
+	int r;
+	if (order == old)
+		return 0;
+	if ((r = qcow2_metadata_sync(s)) < 0 ||
+	    (r = checker_init(&c, s, NULL, 0)) < 0)
+		return r;
+	if ((r = compute(&c, false)) < 0)
+		goto out;
+	uint64_t max = order == 6 ? UINT64_MAX : (1ull << (1u << order)) - 1;
+	for (uint64_t i = 0; i < c.n; i++)
+		if (c.refs[i] > max) {
+			r = mimg_err(-EINVAL, "Cannot decrease refcount entry "
+				     "width to %u bits: Cluster at offset %#llx "
+				     "has a refcount of %llu", 1u << order,
+				     (unsigned long long)(i * s->cluster_size),
+				     (unsigned long long)c.refs[i]);
+			goto out;
+		}
+	if ((r = qcow2_refcount_writeback(s)) < 0)
+		goto out;
+	set_refcount_order(s, order);
+	if ((r = rebuild(s, &c, true)) < 0 &&
+	    s->reftable_offset == old_table) {
+		/* The header still names the old structure. */
+		set_refcount_order(s, old);
+		qcow2_cache_clear(&s->rbc);
+	}
+out:
 	free(c.refs);
 	return r;
 }

@@ -29,87 +29,105 @@ struct create_opts {
 	const char *backing_fmt;
 };
 
-static const char *const known_opts[] = {
-	"size", "compat", "backing_file", "backing_fmt", "cluster_size",
-	"preallocation", "lazy_refcounts", "refcount_bits",
-	"compression_type", "extended_l2", "data_file", "data_file_raw",
-	"encryption", NULL,
-};
+static const char *const compat_values[] = {"0.10", "v2", "1.1", "v3",
+					    NULL};
+static const char *const compression_values[] = {"zlib", "zstd", NULL};
+static const char *const prealloc_values[] = {"off", "metadata", "falloc",
+					      "full", NULL};
 
-static int parse_opts(const char *path, const struct mimg_opt *opts,
+/* qemu-img 7.2's qcow2 create options, its help texts, sorted by name. */
+enum {
+	QC_BACKING_FILE, QC_BACKING_FMT, QC_CLUSTER_SIZE, QC_COMPAT,
+	QC_COMPRESSION, QC_DATA_FILE, QC_DATA_FILE_RAW, QC_ENC_FIRST,
+	QC_ENC_LAST = QC_ENC_FIRST + 7, QC_ENCRYPTION, QC_EXTENDED_L2,
+	QC_LAZY, QC_PREALLOC, QC_REFCOUNT_BITS, QC_SIZE, QC_COUNT
+};
+const struct mimg_optdesc qcow2_create_opts[] = {
+	QCOW2_OPT_BACKING_FILE,
+	QCOW2_OPT_BACKING_FMT,
+	{ "cluster_size", MIMG_OPTK_SIZE, "qcow2 cluster size", "65536",
+	  NULL, NULL, 0 },
+	{ "compat", MIMG_OPTK_ENUM,
+	  "Compatibility level (v2 [0.10] or v3 [1.1])", "1.1",
+	  compat_values, "version", 0 },
+	{ "compression_type", MIMG_OPTK_ENUM,
+	  "Compression method used for image cluster compression", "zlib",
+	  compression_values, "compression-type", 0 },
+	QCOW2_OPT_DATA_FILE,
+	QCOW2_OPT_DATA_FILE_RAW,
+	{ "encrypt.cipher-alg", MIMG_OPTK_STRING,
+	  "Name of encryption cipher algorithm", NULL, NULL, NULL, 0 },
+	{ "encrypt.cipher-mode", MIMG_OPTK_STRING,
+	  "Name of encryption cipher mode", NULL, NULL, NULL, 0 },
+	{ "encrypt.format", MIMG_OPTK_STRING,
+	  "Encrypt the image, format choices: 'aes', 'luks'", NULL, NULL,
+	  NULL, 0 },
+	{ "encrypt.hash-alg", MIMG_OPTK_STRING,
+	  "Name of encryption hash algorithm", NULL, NULL, NULL, 0 },
+	{ "encrypt.iter-time", MIMG_OPTK_NUMBER,
+	  "Time to spend in PBKDF in milliseconds", NULL, NULL, NULL, 0 },
+	{ "encrypt.ivgen-alg", MIMG_OPTK_STRING,
+	  "Name of IV generator algorithm", NULL, NULL, NULL, 0 },
+	{ "encrypt.ivgen-hash-alg", MIMG_OPTK_STRING,
+	  "Name of IV generator hash algorithm", NULL, NULL, NULL, 0 },
+	{ "encrypt.key-secret", MIMG_OPTK_STRING,
+	  "ID of secret providing qcow AES key or LUKS passphrase", NULL,
+	  NULL, NULL, 0 },
+	{ "encryption", MIMG_OPTK_BOOL,
+	  "Encrypt the image with format 'aes'. (Deprecated in favor of "
+	  "encrypt.format=aes)", NULL, NULL, NULL, 0 },
+	{ "extended_l2", MIMG_OPTK_BOOL, "Extended L2 tables", "off", NULL,
+	  NULL, 0 },
+	QCOW2_OPT_LAZY_REFCOUNTS,
+	{ "preallocation", MIMG_OPTK_ENUM,
+	  "Preallocation mode (allowed values: off, metadata, falloc, full)",
+	  "off", prealloc_values, NULL, 0 },
+	QCOW2_OPT_REFCOUNT_BITS,
+	MIMG_OPT_SIZE,
+	{ NULL, 0, NULL, NULL, NULL, NULL, 0 },
+};
+_Static_assert(sizeof(qcow2_create_opts) / sizeof(qcow2_create_opts[0]) ==
+		       QC_COUNT + 1,
+	       "qcow2_create_opts and its index names agree");
+
+static int parse_opts(const struct mimg_opt *opts,
 		      size_t nopts, struct create_opts *o)
 {
-	const char *v;
+	struct mimg_optval v[QC_COUNT];
 	int r;
 	memset(o, 0, sizeof(*o));
-	o->version = 3;
-	o->cluster_size = 65536;
-	o->refcount_bits = 16;
-	if ((r = mimg__opts_check(opts, nopts, known_opts, "qcow2")) < 0)
+	if ((r = mimg__opts_validate(qcow2_create_opts, NULL, opts, nopts,
+				     v)) < 0)
 		return r;
-	if ((v = mimg__opt(opts, nopts, "encryption"))) {
-		bool enc;
-		if ((r = mimg__opt_bool("encryption", v, &enc)) < 0)
-			return r;
-		if (enc)
-			return mimg_err(-ENOTSUP, "%s: qcow2: encryption is not "
-					"supported", path);
-	}
-	if ((v = mimg__opt(opts, nopts, "compat"))) {
-		if (!strcmp(v, "0.10") || !strcmp(v, "v2"))
-			o->version = 2;
-		else if (!strcmp(v, "1.1") || !strcmp(v, "v3"))
-			o->version = 3;
-		else
-			return mimg_err(-EINVAL, "Invalid parameter '%s' for "
-					"compat", v);
-	}
-	if ((v = mimg__opt(opts, nopts, "cluster_size"))) {
-		uint64_t cs;
-		if ((r = mimg__opt_size("cluster_size", v, &cs)) < 0)
-			return r;
-		if (!is_pow2_u64(cs) || cs < 512 || cs > (2u << 20))
-			return mimg_err(-EINVAL, "Cluster size must be a power "
-					"of two between 512 and 2048k");
-		o->cluster_size = (uint32_t)cs;
-	}
-	if ((v = mimg__opt(opts, nopts, "preallocation")) &&
-	    (r = mimg__opt_prealloc(v, &o->prealloc)) < 0)
-		return r;
-	if ((v = mimg__opt(opts, nopts, "lazy_refcounts")) &&
-	    (r = mimg__opt_bool("lazy_refcounts", v, &o->lazy)) < 0)
-		return r;
-	if ((v = mimg__opt(opts, nopts, "refcount_bits"))) {
-		uint64_t rb;
-		if ((r = mimg__opt_size("refcount_bits", v, &rb)) < 0)
-			return r;
-		if (!is_pow2_u64(rb) || rb > 64)
-			return mimg_err(-EINVAL, "Refcount width must be a "
-					"power of two and may not exceed 64 "
-					"bits");
-		o->refcount_bits = (unsigned)rb;
-	}
-	if ((v = mimg__opt(opts, nopts, "compression_type"))) {
-		if (!strcmp(v, "zlib"))
-			o->compression = QCOW2_COMPRESS_ZLIB;
-		else if (!strcmp(v, "zstd"))
-			o->compression = QCOW2_COMPRESS_ZSTD;
-		else
-			return mimg_err(-EINVAL, "Invalid parameter '%s' for "
-					"compression_type", v);
-	}
-	if ((v = mimg__opt(opts, nopts, "extended_l2")) &&
-	    (r = mimg__opt_bool("extended_l2", v, &o->extended_l2)) < 0)
-		return r;
-	if ((v = mimg__opt(opts, nopts, "data_file")) && *v)
-		o->data_file = v;
-	if ((v = mimg__opt(opts, nopts, "data_file_raw")) &&
-	    (r = mimg__opt_bool("data_file_raw", v, &o->data_file_raw)) < 0)
-		return r;
-	if ((v = mimg__opt(opts, nopts, "backing_file")) && *v)
-		o->backing_file = v;
-	if ((v = mimg__opt(opts, nopts, "backing_fmt")) && *v)
-		o->backing_fmt = v;
+	for (int i = QC_ENC_FIRST; i <= QC_ENCRYPTION; i++)
+		if (v[i].set && (i != QC_ENCRYPTION || v[i].b))
+			return mimg_err(-ENOTSUP, "qcow2: encryption is not "
+					"supported (%s)",
+					qcow2_create_opts[i].name);
+	o->version = v[QC_COMPAT].u < 2 ? 2 : 3;
+	o->cluster_size = (uint32_t)v[QC_CLUSTER_SIZE].u;
+	if (!is_pow2_u64(v[QC_CLUSTER_SIZE].u) ||
+	    v[QC_CLUSTER_SIZE].u < 512 || v[QC_CLUSTER_SIZE].u > (2u << 20))
+		return mimg_err(-EINVAL, "Cluster size must be a power "
+				"of two between 512 and 2048k");
+	o->prealloc = (enum mimg_prealloc)v[QC_PREALLOC].u;
+	o->lazy = v[QC_LAZY].b;
+	if (!is_pow2_u64(v[QC_REFCOUNT_BITS].u) ||
+	    v[QC_REFCOUNT_BITS].u > 64)
+		return mimg_err(-EINVAL, "Refcount width must be a "
+				"power of two and may not exceed 64 "
+				"bits");
+	o->refcount_bits = (unsigned)v[QC_REFCOUNT_BITS].u;
+	o->compression = v[QC_COMPRESSION].u ? QCOW2_COMPRESS_ZSTD
+					      : QCOW2_COMPRESS_ZLIB;
+	o->extended_l2 = v[QC_EXTENDED_L2].b;
+	if (v[QC_DATA_FILE].s && *v[QC_DATA_FILE].s)
+		o->data_file = v[QC_DATA_FILE].s;
+	o->data_file_raw = v[QC_DATA_FILE_RAW].b;
+	if (v[QC_BACKING_FILE].s && *v[QC_BACKING_FILE].s)
+		o->backing_file = v[QC_BACKING_FILE].s;
+	if (v[QC_BACKING_FMT].s && *v[QC_BACKING_FMT].s)
+		o->backing_fmt = v[QC_BACKING_FMT].s;
 
 	/* Combinations qemu refuses, with its wording. */
 	if (o->version < 3) {
@@ -147,8 +165,8 @@ static int parse_opts(const char *path, const struct mimg_opt *opts,
 				"supported with cluster sizes of at least "
 				"16384 bytes");
 	if (o->backing_file && !o->backing_fmt)
-		return mimg_err(-EINVAL, "%s: Backing file specified without "
-				"backing format", path);
+		return mimg_err(-EINVAL, "Backing file specified without "
+				"backing format");
 	if (o->backing_file && o->prealloc != MIMG_PREALLOC_OFF &&
 	    !o->extended_l2)
 		return mimg_err(-EINVAL, "Backing file and preallocation can "
@@ -156,30 +174,6 @@ static int parse_opts(const char *path, const struct mimg_opt *opts,
 				"is on");
 	return 0;
 }
-
-static size_t put_ext(uint8_t *h, size_t off, uint32_t type,
-		      const void *data, size_t len)
-{
-	st_be32(h + off, type);
-	st_be32(h + off + 4, (uint32_t)len);
-	memcpy(h + off + 8, data, len);
-	size_t padded = (len + 7) & ~(size_t)7;
-	return off + 8 + padded;
-}
-
-static const struct {
-	uint8_t type, bit;
-	const char *name;
-} feature_table[] = {
-	{ 0, 0, "dirty bit" },
-	{ 0, 1, "corrupt bit" },
-	{ 0, 2, "external data file" },
-	{ 0, 3, "compression type" },
-	{ 0, 4, "extended L2 entries" },
-	{ 1, 0, "lazy refcounts" },
-	{ 2, 0, "bitmaps" },
-	{ 2, 1, "raw external data" },
-};
 
 /* Build cluster 0 (header, extensions, backing name). */
 static int build_header(const char *path, const struct create_opts *o,
@@ -216,26 +210,17 @@ static int build_header(const char *path, const struct create_opts *o,
 		off = 112;
 	}
 	if (o->backing_fmt && o->backing_file)
-		off = put_ext(h, off, QCOW2_EXT_BACKING_FMT, o->backing_fmt,
-			      strlen(o->backing_fmt));
+		off = qcow2_put_extension(h, off, QCOW2_EXT_BACKING_FMT,
+					  o->backing_fmt,
+					  (uint32_t)strlen(o->backing_fmt));
 	if (o->data_file)
-		off = put_ext(h, off, QCOW2_EXT_DATA_FILE, o->data_file,
-			      strlen(o->data_file));
+		off = qcow2_put_extension(h, off, QCOW2_EXT_DATA_FILE,
+					  o->data_file,
+					  (uint32_t)strlen(o->data_file));
 	/* qemu leaves the feature-name table out of clusters of 4 KiB and
 	 * less, to keep room in the header cluster. */
-	if (o->version >= 3 && o->cluster_size > 4096) {
-		uint8_t ft[sizeof(feature_table) / sizeof(feature_table[0])][48];
-		memset(ft, 0, sizeof(ft));
-		for (size_t i = 0; i < sizeof(feature_table) /
-					       sizeof(feature_table[0]);
-		     i++) {
-			ft[i][0] = feature_table[i].type;
-			ft[i][1] = feature_table[i].bit;
-			memcpy(&ft[i][2], feature_table[i].name,
-			       strlen(feature_table[i].name));
-		}
-		off = put_ext(h, off, QCOW2_EXT_FEATURES, ft, sizeof(ft));
-	}
+	if (o->version >= 3 && o->cluster_size > 4096)
+		off = qcow2_put_feature_table(h, off);
 	off += 8; /* end of extensions */
 	if (o->backing_file) {
 		size_t bl = strlen(o->backing_file);
@@ -422,8 +407,9 @@ int qcow2_create(const char *path, uint64_t size,
 	struct mimg *img = NULL;
 	int r;
 	(void)backing;
-	if ((r = parse_opts(path, opts, nopts, &o)) < 0)
-		return r;
+	/* Refusals name the file, as qemu-img's do. */
+	if ((r = parse_opts(opts, nopts, &o)) < 0)
+		return mimg_err_prefix(r, "%s", path);
 	if (!ck_align_up_u64(size, 512, &size) || size > (uint64_t)INT64_MAX)
 		return mimg_err(-EFBIG, "%s: qcow2: size too large", path);
 	if (o.data_file && (r = create_data_file(path, &o, size)) < 0)

@@ -440,6 +440,20 @@ int qcow2_write_reftable_fields(struct qcow2 *s, uint64_t off,
 	return write_be(s, 48, b, 12);
 }
 
+int qcow2_write_reftable_order(struct qcow2 *s, uint64_t off,
+			       uint32_t clusters)
+{
+	uint8_t b[52];
+	int r = mimg_file_pread(s->file, b, sizeof(b), 48);
+	if (r < 0)
+		return mimg_err_prefix(r, "%s: qcow2: header read",
+				       qcow2_path(s));
+	st_be64(b, off);
+	st_be32(b + 8, clusters);
+	st_be32(b + 48, s->refcount_order);
+	return write_be(s, 48, b, sizeof(b));
+}
+
 /* Copy the extensions of HDR (starting at START, ending before END) into
  * OUT at *POS, leaving out the backing format, and stop at the end
  * marker.  The extensions were validated at open, but the header is
@@ -468,14 +482,49 @@ static int copy_other_extensions(struct qcow2 *s, const uint8_t *hdr,
 	return 0;
 }
 
-/* Append extension TYPE holding LEN bytes of DATA, padded to 8. */
-static uint64_t put_extension(uint8_t *out, uint64_t pos, uint32_t type,
-			      const void *data, uint32_t len)
+uint64_t qcow2_put_extension(uint8_t *out, uint64_t pos, uint32_t type,
+			     const void *data, uint32_t len)
 {
 	st_be32(out + pos, type);
 	st_be32(out + pos + 4, len);
-	memcpy(out + pos + 8, data, len);
+	if (len)
+		memcpy(out + pos + 8, data, len);
 	return pos + 8 + ((len + 7u) & ~7u);
+}
+
+/* The feature names qemu 7.2 writes, in its order. */
+static const struct {
+	uint8_t type, bit;
+	const char *name;
+} feature_names[] = {
+	{ 0, 0, "dirty bit" },
+	{ 0, 1, "corrupt bit" },
+	{ 0, 2, "external data file" },
+	{ 0, 3, "compression type" },
+	{ 0, 4, "extended L2 entries" },
+	{ 1, 0, "lazy refcounts" },
+	{ 2, 0, "bitmaps" },
+	{ 2, 1, "raw external data" },
+};
+#define N_FEATURE_NAMES (sizeof(feature_names) / sizeof(feature_names[0]))
+
+uint64_t qcow2_put_feature_table(uint8_t *out, uint64_t pos)
+{
+	uint8_t ft[N_FEATURE_NAMES][48];
+	memset(ft, 0, sizeof(ft));
+	for (size_t i = 0; i < N_FEATURE_NAMES; i++) {
+		ft[i][0] = feature_names[i].type;
+		ft[i][1] = feature_names[i].bit;
+		memcpy(&ft[i][2], feature_names[i].name,
+		       strlen(feature_names[i].name));
+	}
+	return qcow2_put_extension(out, pos, QCOW2_EXT_FEATURES, ft,
+				   (uint32_t)sizeof(ft));
+}
+
+uint64_t qcow2_feature_table_size(void)
+{
+	return 8 + N_FEATURE_NAMES * 48;
 }
 
 /* Rebuild the header cluster with NAME/FMT as the backing file (NULL
@@ -528,9 +577,9 @@ int qcow2_set_backing(struct mimg *img, const char *name, const char *fmt)
 		goto out;
 	}
 	if (nlen && flen)
-		pos = put_extension(out, pos, QCOW2_EXT_BACKING_FMT, fmt,
+		pos = qcow2_put_extension(out, pos, QCOW2_EXT_BACKING_FMT, fmt,
 				    (uint32_t)flen);
-	pos = put_extension(out, pos, QCOW2_EXT_END, "", 0);
+	pos = qcow2_put_extension(out, pos, QCOW2_EXT_END, "", 0);
 	st_be64(out + 8, nlen ? pos : 0);
 	st_be32(out + 16, (uint32_t)nlen);
 	memcpy(out + pos, name ? name : "", nlen);
@@ -545,6 +594,168 @@ int qcow2_set_backing(struct mimg *img, const char *name, const char *fmt)
 	s->backing_len = (uint32_t)nlen;
 out:
 	pthread_mutex_unlock(&s->lock);
+	free(old);
+	free(out);
+	return r;
+}
+
+/* Copy the extensions of OLD between START and END that the header
+ * rewrite does not produce itself (unknown ones and the bitmaps
+ * directory) into OUT at *POS, in their order; *BITMAPS gets the
+ * bitmaps extension's position in OLD (0: none). */
+static int keep_extensions(struct qcow2 *s, const uint8_t *old,
+			   uint64_t start, uint64_t end, uint8_t *out,
+			   uint64_t *pos, uint64_t cap, uint64_t *bitmaps)
+{
+	*bitmaps = 0;
+	for (uint64_t off = start; off + 8 <= end;) {
+		uint32_t type = ld_be32(old + off);
+		uint32_t len = ld_be32(old + off + 4);
+		uint64_t adv;
+		if (type == QCOW2_EXT_END)
+			break;
+		if (!ck_align_up_u64(len, 8, &adv) || adv > end - off - 8)
+			return mimg_err(-EINVAL, "%s: qcow2: header extension "
+					"0x%x length %u runs past the header "
+					"area", qcow2_path(s), type, len);
+		switch (type) {
+		case QCOW2_EXT_BACKING_FMT:
+		case QCOW2_EXT_FEATURES:
+		case QCOW2_EXT_DATA_FILE:
+		case QCOW2_EXT_CRYPTO:
+			break;
+		case QCOW2_EXT_BITMAPS:
+			*bitmaps = off;
+			break;
+		default:
+			if (*pos + 8 + adv > cap)
+				return mimg_err(-ENOSPC, "%s: qcow2: header "
+						"extensions do not fit in the "
+						"header cluster",
+						qcow2_path(s));
+			memcpy(out + *pos, old + off, 8 + adv);
+			*pos += 8 + adv;
+		}
+		off += 8 + adv;
+	}
+	return 0;
+}
+
+/* Build the new header cluster OUT from S and the old one OLD. */
+static int build_header(struct qcow2 *s, const uint8_t *old, uint8_t *out)
+{
+	uint64_t cs = s->cluster_size;
+	uint32_t old_version = ld_be32(old + 4);
+	uint64_t old_len = old_version >= 3 ? ld_be32(old + 100)
+					    : QCOW2_V2_HEADER_LEN;
+	uint64_t ext_end = cs, pos, bm = 0;
+	const char *bfmt = s->img->backing_fmt;
+	int r;
+	if (s->backing_off && s->backing_off < ext_end)
+		ext_end = s->backing_off;
+	if (old_len > ext_end)
+		return mimg_err(-EINVAL, "%s: qcow2: header length %llu beyond "
+				"the header area", qcow2_path(s),
+				(unsigned long long)old_len);
+	memcpy(out, old, QCOW2_V2_HEADER_LEN);
+	st_be32(out + 4, s->version);
+	pos = QCOW2_V2_HEADER_LEN;
+	if (s->version >= 3) {
+		st_be64(out + 72, s->incompat);
+		st_be64(out + 80, s->compat);
+		st_be64(out + 88, s->autoclear);
+		st_be32(out + 96, s->refcount_order);
+		out[104] = (uint8_t)s->compression;
+		pos = 112;
+		/* Header fields this version does not know are kept. */
+		if (old_version >= 3 && old_len > pos) {
+			memcpy(out + pos, old + pos, old_len - pos);
+			pos = old_len;
+		}
+		st_be32(out + 100, (uint32_t)pos);
+	}
+	/* Room: each name, the feature table and the end marker. */
+	uint64_t need = pos + 8 + 8 + s->backing_len;
+	if (s->backing_len && bfmt)
+		need += 8 + ((strlen(bfmt) + 7) & ~(size_t)7);
+	if (s->data_file_name)
+		need += 8 + ((strlen(s->data_file_name) + 7) & ~(size_t)7);
+	if (s->version >= 3 && cs > 4096)
+		need += qcow2_feature_table_size();
+	if (need > cs)
+		return mimg_err(-ENOSPC, "%s: qcow2: the header does not fit in "
+				"one cluster", qcow2_path(s));
+	if (s->backing_len && bfmt)
+		pos = qcow2_put_extension(out, pos, QCOW2_EXT_BACKING_FMT, bfmt,
+					  (uint32_t)strlen(bfmt));
+	if ((s->incompat & QCOW2_INCOMPAT_DATA_FILE) && s->data_file_name)
+		pos = qcow2_put_extension(out, pos, QCOW2_EXT_DATA_FILE,
+					  s->data_file_name,
+					  (uint32_t)strlen(s->data_file_name));
+	if (s->version >= 3 && cs > 4096)
+		pos = qcow2_put_feature_table(out, pos);
+	uint8_t *rest = calloc(1, cs);
+	uint64_t rpos = 0;
+	if (!rest)
+		return mimg_err(-ENOMEM, "out of memory");
+	r = keep_extensions(s, old, old_len, ext_end, rest, &rpos, cs, &bm);
+	if (r == 0 && bm && s->nb_bitmaps) {
+		uint32_t blen = ld_be32(old + bm + 4);
+		if (pos + 8 + ((blen + 7u) & ~7u) > cs)
+			r = mimg_err(-ENOSPC, "%s: qcow2: the header does not "
+				     "fit in one cluster", qcow2_path(s));
+		else
+			pos = qcow2_put_extension(out, pos, QCOW2_EXT_BITMAPS,
+						  old + bm + 8, blen);
+	}
+	if (r == 0 && pos + rpos + 8 + s->backing_len > cs)
+		r = mimg_err(-ENOSPC, "%s: qcow2: the header does not fit in "
+			     "one cluster", qcow2_path(s));
+	if (r == 0) {
+		memcpy(out + pos, rest, rpos);
+		pos = qcow2_put_extension(out, pos + rpos, QCOW2_EXT_END, "",
+					  0);
+		st_be64(out + 8, s->backing_len ? pos : 0);
+		st_be32(out + 16, s->backing_len);
+		if (s->backing_len)
+			memcpy(out + pos, old + s->backing_off,
+			       s->backing_len);
+	}
+	free(rest);
+	return r;
+}
+
+int qcow2_rewrite_header(struct qcow2 *s)
+{
+	size_t cs = s->cluster_size;
+	uint8_t *old = calloc(1, cs), *out = calloc(1, cs);
+	uint64_t fsize;
+	int r;
+	if (!old || !out) {
+		r = mimg_err(-ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((r = mimg_file_size(s->file, &fsize)) < 0 ||
+	    (r = mimg_file_pread(s->file, old, (size_t)min_u64(fsize, cs),
+				 0)) < 0)
+		goto out;
+	if ((uint64_t)s->backing_off + s->backing_len > cs) {
+		r = mimg_err(-EINVAL, "%s: qcow2: backing file name outside the "
+			     "header cluster", qcow2_path(s));
+		goto out;
+	}
+	if ((r = build_header(s, old, out)) < 0)
+		goto out;
+	/* One write of the whole cluster, as qemu writes it. */
+	if ((r = mimg_file_pwrite(s->file, out, cs, 0)) < 0) {
+		r = mimg_err_prefix(r, "%s: qcow2: header update",
+				    qcow2_path(s));
+		goto out;
+	}
+	s->header_length = s->version >= 3 ? ld_be32(out + 100)
+					   : QCOW2_V2_HEADER_LEN;
+	s->backing_off = ld_be64(out + 8);
+out:
 	free(old);
 	free(out);
 	return r;

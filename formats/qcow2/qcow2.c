@@ -159,6 +159,7 @@ const struct mimg_driver mimg_qcow2_driver = {
 	.open = qcow2_open,
 	.close = qcow2_close,
 	.create = qcow2_create,
+	.create_opts = qcow2_create_opts,
 	.preadv = qcow2_preadv,
 	.pwritev = qcow2_pwritev,
 	.flush = qcow2_flush,
@@ -178,4 +179,6 @@ const struct mimg_driver mimg_qcow2_driver = {
 	.snapshot_apply = qcow2_snapshot_apply,
 	.snapshot_delete = qcow2_snapshot_delete,
 	.make_empty = qcow2_make_empty,
+	.amend_opts = qcow2_amend_opts,
+	.amend = qcow2_amend,
 };

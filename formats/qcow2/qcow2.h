@@ -230,6 +230,22 @@ int qcow2_write_l1_fields(struct qcow2 *s, uint64_t off, uint32_t size);
 /* Write the refcount-table offset and cluster-count fields together. */
 int qcow2_write_reftable_fields(struct qcow2 *s, uint64_t off,
 				uint32_t clusters);
+/* The same, with s->refcount_order, in one write (they lie in one
+ * sector). */
+int qcow2_write_reftable_order(struct qcow2 *s, uint64_t off,
+			       uint32_t clusters);
+/* Append header extension TYPE (LEN bytes of DATA, padded to 8) at POS
+ * of the header cluster OUT; returns the position after it. */
+uint64_t qcow2_put_extension(uint8_t *out, uint64_t pos, uint32_t type,
+			     const void *data, uint32_t len);
+/* Append the feature-name table qemu writes (v3, clusters > 4 KiB). */
+uint64_t qcow2_put_feature_table(uint8_t *out, uint64_t pos);
+uint64_t qcow2_feature_table_size(void);
+/* Rewrite the header cluster from S (version, features, refcount order,
+ * compression type, data file name) keeping the fields it does not
+ * hold, the backing file and unknown extensions; one write, laid out as
+ * qemu lays it out. */
+int qcow2_rewrite_header(struct qcow2 *s);
 const char *qcow2_path(const struct qcow2 *s);
 /* Record NAME (NULL: none) and FMT as the backing file (driver op). */
 int qcow2_set_backing(struct mimg *img, const char *name, const char *fmt);
@@ -404,10 +420,40 @@ int qcow2_info(struct mimg *img, struct mimg_value *info);
 /* qcow2-check.c */
 int qcow2_check(struct mimg *img, unsigned flags,
 		struct mimg_check_result *res);
+/* Rewrite the refcount structure with 2^ORDER-bit entries (amend). */
+int qcow2_change_refcount_order(struct qcow2 *s, unsigned order);
 /* Rebuild refcounts of a dirty image opened read-write. */
 int qcow2_rebuild_dirty(struct qcow2 *s);
 
+/* Options that qcow2 create and amend share (qemu-img's help texts). */
+#define QCOW2_OPT_BACKING_FILE                                             \
+	{ "backing_file", MIMG_OPTK_STRING, "File name of a base image",    \
+	  NULL, NULL, NULL, 0 }
+#define QCOW2_OPT_BACKING_FMT                                              \
+	{ "backing_fmt", MIMG_OPTK_STRING, "Image format of the base image", \
+	  NULL, NULL, NULL, 0 }
+#define QCOW2_OPT_DATA_FILE                                                \
+	{ "data_file", MIMG_OPTK_STRING, "File name of an external data "   \
+	  "file", NULL, NULL, NULL, 0 }
+#define QCOW2_OPT_DATA_FILE_RAW                                            \
+	{ "data_file_raw", MIMG_OPTK_BOOL, "The external data file must "   \
+	  "stay valid as a raw image", "off", NULL, NULL, 0 }
+#define QCOW2_OPT_LAZY_REFCOUNTS                                           \
+	{ "lazy_refcounts", MIMG_OPTK_BOOL, "Postpone refcount updates",    \
+	  "off", NULL, NULL, 0 }
+#define QCOW2_OPT_REFCOUNT_BITS                                            \
+	{ "refcount_bits", MIMG_OPTK_NUMBER, "Width of a reference count "  \
+	  "entry in bits", "16", NULL, NULL, 0 }
+
+/* qcow2-amend.c */
+extern const struct mimg_optdesc qcow2_amend_opts[];
+int qcow2_amend(struct mimg *img, const struct mimg_optval *vals,
+		unsigned flags,
+		void (*progress)(void *opaque, uint64_t done, uint64_t total),
+		void *opaque);
+
 /* qcow2-create.c */
+extern const struct mimg_optdesc qcow2_create_opts[];
 /* Allocate every unallocated cluster from guest offset FROM to the end
  * (preallocation=metadata|falloc|full); new clusters read as zeroes. */
 int qcow2_preallocate(struct mimg *img, uint64_t from,

@@ -28,24 +28,30 @@ static void make_uuid(uint8_t *u)
 	u[8] = (uint8_t)((u[8] & 0x3f) | 0x80);
 }
 
+/* qemu-img 7.2's vdi create options, sorted by name. */
+const struct mimg_optdesc vdi_create_opts[] = {
+	MIMG_OPT_FILE_PREALLOC,
+	MIMG_OPT_SIZE,
+	{ "static", MIMG_OPTK_BOOL, "VDI static (pre-allocated) image", "off",
+	  NULL, NULL, 0 },
+	{ NULL, 0, NULL, NULL, NULL, NULL, 0 },
+};
+
 static int parse_opts(const char *path, const struct mimg_opt *opts,
 		      size_t nopts, bool *is_static, enum mimg_prealloc *pre)
 {
-	static const char *const known[] = {"size", "static", "preallocation",
-					    NULL};
+	struct mimg_optval vals[3];
 	const char *v;
 	int r;
 
-	*is_static = false;
 	*pre = MIMG_PREALLOC_OFF;
-	if ((r = mimg__opts_check(opts, nopts, known, "vdi")) < 0)
+	if ((r = mimg__opts_validate(vdi_create_opts, NULL, opts, nopts,
+				     vals)) < 0)
 		return r;
-	if ((v = mimg__opt(opts, nopts, "static")) &&
-	    (r = mimg__opt_bool("static", v, is_static)) < 0)
-		return r;
-	if ((v = mimg__opt(opts, nopts, "preallocation")) &&
+	*is_static = vals[2].b;
+	if ((v = vals[0].s) &&
 	    (r = mimg__opt_prealloc(v, pre)) < 0)
-		return r;
+		return mimg_err_prefix(r, "%s", path);
 	if (*pre == MIMG_PREALLOC_METADATA || *pre == MIMG_PREALLOC_FULL)
 		return mimg_err(-ENOTSUP, "%s: vdi: preallocation mode '%s' "
 				"is not supported (use off or falloc)", path,

@@ -391,6 +391,7 @@ const struct mimg_driver mimg_vdi_driver = {
 	.open = vdi_open,
 	.close = vdi_close,
 	.create = vdi_create,
+	.create_opts = vdi_create_opts,
 	.preadv = vdi_preadv,
 	.pwritev = vdi_pwritev,
 	.flush = vdi_flush,

@@ -62,6 +62,7 @@ struct vdi {
 	uint64_t file_size;
 };
 
+extern const struct mimg_optdesc vdi_create_opts[];
 int vdi_create(const char *path, uint64_t size, const struct mimg_opt *opts,
 	       size_t nopts, struct mimg *backing);
 int vdi_check(struct mimg *img, unsigned flags,

@@ -192,21 +192,51 @@ struct create_opts {
 	enum mimg_prealloc prealloc;
 };
 
+/* qemu-img 7.2's vmdk create options, its help texts, sorted by name. */
+enum {
+	VO_ADAPTER, VO_BACKING_FILE, VO_BACKING_FMT, VO_COMPAT6, VO_HWVERSION,
+	VO_PREALLOC, VO_SIZE, VO_SUBFORMAT, VO_TOOLSVERSION, VO_ZEROED_GRAIN,
+	VO_COUNT
+};
+const struct mimg_optdesc vmdk_create_opts[] = {
+	{ "adapter_type", MIMG_OPTK_STRING, "Virtual adapter type, can be one "
+	  "of ide (default), lsilogic, buslogic or legacyESX", NULL, NULL,
+	  NULL, 0 },
+	{ "backing_file", MIMG_OPTK_STRING, "File name of a base image", NULL,
+	  NULL, NULL, 0 },
+	{ "backing_fmt", MIMG_OPTK_STRING, "Must be 'vmdk' if present", NULL,
+	  NULL, NULL, 0 },
+	{ "compat6", MIMG_OPTK_BOOL, "VMDK version 6 image", "off", NULL, NULL,
+	  0 },
+	{ "hwversion", MIMG_OPTK_STRING, "VMDK hardware version", NULL, NULL,
+	  NULL, 0 },
+	MIMG_OPT_FILE_PREALLOC,
+	MIMG_OPT_SIZE,
+	{ "subformat", MIMG_OPTK_STRING, "VMDK flat extent format, can be one "
+	  "of {monolithicSparse (default) | monolithicFlat | "
+	  "twoGbMaxExtentSparse | twoGbMaxExtentFlat | streamOptimized} ",
+	  NULL, NULL, NULL, 0 },
+	{ "toolsversion", MIMG_OPTK_STRING, "VMware guest tools version", NULL,
+	  NULL, NULL, 0 },
+	{ "zeroed_grain", MIMG_OPTK_BOOL, "Enable efficient zero writes using "
+	  "the zeroed-grain GTE feature", "off", NULL, NULL, 0 },
+	{ NULL, 0, NULL, NULL, NULL, NULL, 0 },
+};
+_Static_assert(sizeof(vmdk_create_opts) / sizeof(vmdk_create_opts[0]) ==
+		       VO_COUNT + 1,
+	       "vmdk_create_opts and its index names agree");
+
 static int parse_opts(const char *path, const struct mimg_opt *opts,
 		      size_t nopts, struct create_opts *o)
 {
-	static const char *const known[] = {
-		"size", "subformat", "adapter_type", "hwversion", "compat6",
-		"toolsversion", "zeroed_grain", "backing_file", "backing_fmt",
-		"preallocation", "nocow", "extent_size_hint", NULL
-	};
+	struct mimg_optval vals[VO_COUNT];
 	const char *v;
-	bool compat6 = false;
-	int r = mimg__opts_check(opts, nopts, known, "vmdk");
+	bool compat6;
+	int r = mimg__opts_validate(vmdk_create_opts, NULL, opts, nopts, vals);
 	if (r < 0)
 		return r;
 
-	o->subformat = mimg__opt(opts, nopts, "subformat");
+	o->subformat = vals[VO_SUBFORMAT].s;
 	if (!o->subformat)
 		o->subformat = "monolithicSparse";
 	if (strcmp(o->subformat, "monolithicSparse") &&
@@ -214,39 +244,34 @@ static int parse_opts(const char *path, const struct mimg_opt *opts,
 	    strcmp(o->subformat, "twoGbMaxExtentSparse") &&
 	    strcmp(o->subformat, "twoGbMaxExtentFlat") &&
 	    strcmp(o->subformat, "streamOptimized"))
-		return mimg_err(-EINVAL, "%s: vmdk: unknown subformat '%s'",
+		return mimg_err(-EINVAL, "%s: invalid parameter value: %s",
 				path, o->subformat);
-	o->adapter = mimg__opt(opts, nopts, "adapter_type");
+	o->adapter = vals[VO_ADAPTER].s;
 	if (!o->adapter)
 		o->adapter = "ide";
 	if (strcmp(o->adapter, "ide") && strcmp(o->adapter, "lsilogic") &&
 	    strcmp(o->adapter, "buslogic") && strcmp(o->adapter, "legacyESX"))
-		return mimg_err(-EINVAL, "%s: vmdk: unknown adapter type '%s' "
-				"(ide, lsilogic, buslogic or legacyESX)", path,
-				o->adapter);
-	if ((v = mimg__opt(opts, nopts, "compat6")) &&
-	    (r = mimg__opt_bool("compat6", v, &compat6)) < 0)
-		return r;
-	o->hwversion = mimg__opt(opts, nopts, "hwversion");
+		return mimg_err(-EINVAL, "%s: invalid parameter value: %s",
+				path, o->adapter);
+	compat6 = vals[VO_COMPAT6].b;
+	o->hwversion = vals[VO_HWVERSION].s;
 	if (o->hwversion && compat6)
 		return mimg_err(-EINVAL, "%s: vmdk: compat6 cannot be enabled "
 				"with hwversion set", path);
 	if (!o->hwversion)
 		o->hwversion = compat6 ? "6" : "4";
-	o->toolsversion = mimg__opt(opts, nopts, "toolsversion");
+	o->toolsversion = vals[VO_TOOLSVERSION].s;
 	if (!o->toolsversion)
 		o->toolsversion = "2147483647";
-	if ((v = mimg__opt(opts, nopts, "zeroed_grain")) &&
-	    (r = mimg__opt_bool("zeroed_grain", v, &o->zeroed_grain)) < 0)
-		return r;
-	o->backing_file = mimg__opt(opts, nopts, "backing_file");
-	if ((v = mimg__opt(opts, nopts, "backing_fmt")) && strcmp(v, "vmdk"))
+	o->zeroed_grain = vals[VO_ZEROED_GRAIN].b;
+	o->backing_file = vals[VO_BACKING_FILE].s;
+	if ((v = vals[VO_BACKING_FMT].s) && strcmp(v, "vmdk"))
 		return mimg_err(-EINVAL, "%s: vmdk: backing format must be "
 				"'vmdk', not '%s'", path, v);
 	o->prealloc = MIMG_PREALLOC_OFF;
-	if ((v = mimg__opt(opts, nopts, "preallocation")) &&
+	if ((v = vals[VO_PREALLOC].s) &&
 	    (r = mimg__opt_prealloc(v, &o->prealloc)) < 0)
-		return r;
+		return mimg_err_prefix(r, "%s", path);
 	bool flat = strstr(o->subformat, "Flat") != NULL;
 	if (o->prealloc == MIMG_PREALLOC_METADATA ||
 	    (!flat && o->prealloc != MIMG_PREALLOC_OFF))

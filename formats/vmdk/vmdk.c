@@ -366,6 +366,7 @@ const struct mimg_driver mimg_vmdk_driver = {
 	.open = vmdk_open,
 	.close = vmdk_close,
 	.create = vmdk_create,
+	.create_opts = vmdk_create_opts,
 	.preadv = vmdk_preadv,
 	.pwritev = vmdk_pwritev,
 	.flush = vmdk_flush,

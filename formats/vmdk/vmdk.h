@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "driver.h"
 #include "group_sync.h"
 #include "mimg.h"
 
@@ -260,6 +261,7 @@ int vmdk_flush(struct mimg *img);
 int vmdk_discard(struct mimg *img, uint64_t off, uint64_t len);
 
 /* create.c */
+extern const struct mimg_optdesc vmdk_create_opts[];
 int vmdk_create(const char *path, uint64_t size, const struct mimg_opt *opts,
 		size_t nopts, struct mimg *backing);
 /* Write a sparse extent header + empty tables into FILE; used by create.

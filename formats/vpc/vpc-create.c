@@ -61,32 +61,37 @@ struct vpc_params {
 	enum mimg_prealloc prealloc;
 };
 
+static const char *const subformat_values[] = {"dynamic", "fixed", NULL};
+
+/* qemu-img 7.2's vpc create options, its help texts, sorted by name. */
+const struct mimg_optdesc vpc_create_opts[] = {
+	{ "force_size", MIMG_OPTK_BOOL, "Force disk size calculation to use "
+	  "the actual size specified, rather than using the nearest "
+	  "CHS-based calculation", "off", NULL, NULL, 0 },
+	MIMG_OPT_FILE_PREALLOC,
+	MIMG_OPT_SIZE,
+	{ "subformat", MIMG_OPTK_ENUM, "Type of virtual hard disk format. "
+	  "Supported formats are {dynamic (default) | fixed} ", "dynamic",
+	  subformat_values, NULL, 0 },
+	{ NULL, 0, NULL, NULL, NULL, NULL, 0 },
+};
+
 static int parse_opts(const char *path, const struct mimg_opt *opts,
 		      size_t nopts, struct vpc_params *p)
 {
-	static const char *const known[] = {"size", "subformat", "force_size",
-					    "preallocation", NULL};
+	struct mimg_optval vals[4];
 	const char *v;
 	int r;
 
-	if ((r = mimg__opts_check(opts, nopts, known, "vpc")) < 0)
+	if ((r = mimg__opts_validate(vpc_create_opts, NULL, opts, nopts,
+				     vals)) < 0)
 		return r;
-	p->fixed = false;
-	p->force_size = false;
+	p->force_size = vals[0].b;
+	p->fixed = vals[3].u == 1;
 	p->prealloc = MIMG_PREALLOC_OFF;
-	if ((v = mimg__opt(opts, nopts, "subformat"))) {
-		if (strcmp(v, "fixed") == 0)
-			p->fixed = true;
-		else if (strcmp(v, "dynamic") != 0)
-			return mimg_err(-EINVAL, "%s: vpc: invalid subformat "
-					"'%s' (use dynamic or fixed)", path, v);
-	}
-	if ((v = mimg__opt(opts, nopts, "force_size")) &&
-	    (r = mimg__opt_bool("force_size", v, &p->force_size)) < 0)
-		return r;
-	if ((v = mimg__opt(opts, nopts, "preallocation")) &&
+	if ((v = vals[1].s) &&
 	    (r = mimg__opt_prealloc(v, &p->prealloc)) < 0)
-		return r;
+		return mimg_err_prefix(r, "%s", path);
 	if (p->prealloc == MIMG_PREALLOC_METADATA ||
 	    p->prealloc == MIMG_PREALLOC_FULL)
 		return mimg_err(-ENOTSUP, "%s: vpc: preallocation mode '%s' "

@@ -492,6 +492,7 @@ const struct mimg_driver mimg_vpc_driver = {
 	.open = vpc_open,
 	.close = vpc_close,
 	.create = vpc_create,
+	.create_opts = vpc_create_opts,
 	.preadv = vpc_preadv,
 	.pwritev = vpc_pwritev,
 	.flush = vpc_flush,

@@ -86,6 +86,7 @@ uint32_t vpc_checksum(const uint8_t *buf, size_t len, size_t ck_off);
 void vpc_geometry(uint64_t total_sectors, uint16_t *cyls, uint8_t *heads,
 		  uint8_t *secs);
 
+extern const struct mimg_optdesc vpc_create_opts[];
 int vpc_create(const char *path, uint64_t size, const struct mimg_opt *opts,
 	       size_t nopts, struct mimg *backing);
 int vpc_check(struct mimg *img, unsigned flags,

@@ -255,6 +255,72 @@ MIMG_API int mimg_create_secret(const char *path, const char *format,
 MIMG_API int mimg_opts_parse(const char *text, struct mimg_opt **optsp);
 MIMG_API void mimg_opts_free(struct mimg_opt *opts, size_t nopts);
 
+/* Which options mimg_format_opt_info lists. */
+enum {
+	MIMG_OPTS_CREATE = 0,	  /* the format's create options */
+	MIMG_OPTS_AMEND = 1u << 0, /* the options mimg_amend takes */
+	/* With the options of the host file too (preallocation), as
+	 * qemu-img lists them when it is given the file name. */
+	MIMG_OPTS_FILE = 1u << 1,
+};
+#define MIMG_OPTS_ALL_FLAGS 0x3u
+
+/* One option of a format, for listings.  Set SIZE to sizeof(struct
+ * mimg_opt_info) before the call; fields may be added at the end. */
+struct mimg_opt_info {
+	size_t size;
+	const char *name;
+	const char *type; /* "str", "bool (on/off)", "num" or "size" */
+	const char *help;
+	const char *def;  /* default as text, NULL when none */
+};
+
+/*
+ * Fill INFO with option number INDEX (from 0, sorted by name as
+ * qemu-img lists them) of FORMAT's create (or, with MIMG_OPTS_AMEND,
+ * amend) options.  Strings are static.  Returns 0, -ENOENT past the last
+ * option, -EINVAL for an unknown format, flags or a bad INFO->size,
+ * -ENOTSUP when FORMAT cannot be amended.  Thread-safe.
+ */
+MIMG_API int mimg_format_opt_info(const char *format, unsigned which,
+				  size_t index, struct mimg_opt_info *info);
+
+/* True when the -o text TEXT asks for the option listing: it holds a
+ * bare "help" or "?" (not "help=on"), as qemu-img decides.  Thread-safe,
+ * cannot fail. */
+MIMG_API bool mimg_opts_has_help(const char *text);
+
+/* ---------------------------------------------------------------------- */
+/* Changing an image's format options                                     */
+
+enum {
+	/* Allow changes that qemu-img amend --force allows (none of the
+	 * changes mimg makes needs it today; accepted for callers). */
+	MIMG_AMEND_FORCE = 1u << 0,
+};
+#define MIMG_AMEND_ALL_FLAGS 0x1u
+
+/*
+ * Change the format options of IMG (opened read-write, with its backing
+ * chain) as OPTS ask, qemu-img amend's options: for qcow2 "compat"
+ * (0.10/v2 or 1.1/v3), "lazy_refcounts", "refcount_bits", "size",
+ * "backing_file", "backing_fmt", "data_file", "data_file_raw".  The list
+ * for a format is mimg_format_opt_info(fmt, MIMG_OPTS_AMEND, ...).
+ * PROGRESS (may be NULL) is called with OPAQUE as work proceeds.
+ * Returns 0 or a negative errno: -EINVAL for an unknown option or a bad
+ * value (messages as qemu-img's), -ENOTSUP for a change the format
+ * cannot make ("Format driver 'vmdk' does not support option
+ * amendment", a downgrade the image's features forbid, key-slot changes),
+ * -EROFS for a read-only handle, I/O errors.  The image's metadata stays
+ * consistent at every step (a crash may leak clusters).  Not thread-safe
+ * with other calls on IMG.
+ */
+MIMG_API int mimg_amend(struct mimg *img, const struct mimg_opt *opts,
+			size_t nopts, unsigned flags,
+			void (*progress)(void *opaque, uint64_t done,
+					 uint64_t total),
+			void *opaque);
+
 /* Names of the available drivers, NULL-terminated, static. */
 MIMG_API const char *const *mimg_formats(void);
 

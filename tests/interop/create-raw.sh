@@ -84,5 +84,9 @@ bad_create "trailing comma in options" -o preallocation=off, 1M
 bad_create "empty option list" -o , 1M
 bad_create "backing file for raw" -o backing_file=x.img 1M
 bad_create "size twice" -o size=1M 1M
-bad_create "bad size option" -o size=1x
+# a bad -o size is worded as qemu-img words it, hint lines included
+qemu-img create -q -f raw e.img -o size=1x 2>&1 | sed 's/^qemu-img: //' >q.txt
+"$MIMG" create -q -f raw e.img -o size=1x 2>&1 | sed 's/^mimg: //' >m.txt
+cmp -s q.txt m.txt || fail "bad size option: $(cat m.txt)"
+[ -e e.img ] && fail "bad size option: e.img created"
 echo "create-raw: ok"

@@ -113,7 +113,8 @@ rm -f s.vmdk
 grep -q "compat6" err.txt || fail "compat6 message: $(cat err.txt)"
 "$MIMG" create -q -f vmdk -o adapter_type=scsi x.vmdk 1M 2>err.txt &&
 	fail "adapter_type=scsi accepted"
-grep -q "adapter" err.txt || fail "adapter message: $(cat err.txt)"
+grep -q "x.vmdk: invalid parameter value: scsi" err.txt ||
+	fail "adapter message (qemu-img's words): $(cat err.txt)"
 "$MIMG" create -q -f vmdk -o subformat=vmfsSparse x.vmdk 1M 2>err.txt &&
 	fail "unknown subformat accepted"
 "$MIMG" create -q -f vmdk 'quo"te.vmdk' 1M 2>err.txt &&

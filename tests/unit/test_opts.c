@@ -266,14 +266,9 @@ END_TEST
 START_TEST(opts_unknown_refused)
 {
 	struct mimg_opt *o = parse("preallocation=off,foo=bar", 2);
-	static const char *const known[] = {"size", "preallocation", NULL};
-	ck_assert_int_eq(mimg__opts_check(o, 2, known, "raw"), -EINVAL);
-	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "'foo'"));
-	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "raw"));
-	ck_assert_int_eq(mimg__opts_check(o, 1, known, "raw"), 0);
-
 	ck_assert_int_eq(mimg_create("a.img", "raw", 4096, o, 2), -EINVAL);
-	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "'foo'"));
+	/* qemu-img's words, after the file name */
+	ck_assert_str_eq(mimg_errmsg(), "a.img: Invalid parameter 'foo'");
 	struct stat st;
 	ck_assert_int_ne(stat("a.img", &st), 0); /* nothing created */
 	mimg_opts_free(o, 2);
@@ -320,7 +315,7 @@ START_TEST(opt_helpers)
 	ck_assert_int_eq(mimg__opt_prealloc("full", &p), 0);
 	ck_assert_int_eq(p, MIMG_PREALLOC_FULL);
 	ck_assert_int_eq(mimg__opt_prealloc("on", &p), -EINVAL);
-	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "'on'"));
+	ck_assert_str_eq(mimg_errmsg(), "invalid parameter value: on");
 }
 END_TEST
 

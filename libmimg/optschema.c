@@ -1,0 +1,255 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * Option schemas: every driver declares its create and amend options in
+ * a static table (struct mimg_optdesc); this file checks "-o" options
+ * against such a table with qemu-img's wording and lists the tables for
+ * "-o help" (mimg_format_opt_info).
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "driver.h"
+#include "error.h"
+
+size_t mimg__opts_count(const struct mimg_optdesc *schema)
+{
+	size_t n = 0;
+	while (schema && schema[n].name)
+		n++;
+	return n;
+}
+
+static const struct mimg_optdesc *find_desc(const struct mimg_optdesc *schema,
+					    const char *name, size_t *idx)
+{
+	for (size_t i = 0; schema && schema[i].name; i++)
+		if (strcmp(schema[i].name, name) == 0) {
+			if (idx)
+				*idx = i;
+			return &schema[i];
+		}
+	return NULL;
+}
+
+/* qemu's boolean words (case-sensitive, as qemu-img takes them). */
+static int parse_bool(const char *key, const char *v, bool *out)
+{
+	static const char *const yes[] = {"on", "yes", "true", "y"};
+	static const char *const no[] = {"off", "no", "false", "n"};
+	for (size_t i = 0; i < 4; i++) {
+		if (strcmp(v, yes[i]) == 0) {
+			*out = true;
+			return 0;
+		}
+		if (strcmp(v, no[i]) == 0) {
+			*out = false;
+			return 0;
+		}
+	}
+	return mimg_err(-EINVAL, "Parameter '%s' expects 'on' or 'off'", key);
+}
+
+/* A number as qemu reads one: base 0, leading blanks, and a '-' that
+ * wraps (later range checks refuse it with the option's own message). */
+static int parse_number(const char *key, const char *v, uint64_t *out)
+{
+	char *end;
+	const char *p = v;
+	while (isspace((unsigned char)*p))
+		p++;
+	if (!*p)
+		return mimg_err(-EINVAL, "Parameter '%s' expects a number", key);
+	errno = 0;
+	unsigned long long n = strtoull(p, &end, 0);
+	if (*end || end == p)
+		return mimg_err(-EINVAL, "Parameter '%s' expects a number", key);
+	if (errno == ERANGE)
+		return mimg_err(-ERANGE, "Value '%s' is out of range for "
+				"parameter '%s'", v, key);
+	*out = n;
+	return 0;
+}
+
+static int parse_size(const char *key, const char *v, uint64_t *out)
+{
+	int r = mimg_parse_size(v, out);
+	if (r == -ERANGE)
+		return mimg_err(-ERANGE, "Value '%s' is out of range for "
+				"parameter '%s'", v, key);
+	if (r < 0)
+		return mimg_err(-EINVAL, "Parameter '%s' expects a non-negative "
+				"number below 2^64\nOptional suffix k, M, G, "
+				"T, P or E means kilo-, mega-, giga-, tera-, "
+				"peta-\nand exabytes, respectively.", key);
+	return 0;
+}
+
+static int parse_enum(const struct mimg_optdesc *d, const char *v,
+		      uint64_t *out)
+{
+	for (uint64_t i = 0; d->values && d->values[i]; i++)
+		if (strcmp(d->values[i], v) == 0) {
+			*out = i;
+			return 0;
+		}
+	return mimg_err(-EINVAL, "Parameter '%s' does not accept value '%s'",
+			d->enum_name ? d->enum_name : d->name, v);
+}
+
+static int parse_value(const struct mimg_optdesc *d, const char *v,
+		       struct mimg_optval *out)
+{
+	out->s = v;
+	switch (d->kind) {
+	case MIMG_OPTK_BOOL: return parse_bool(d->name, v, &out->b);
+	case MIMG_OPTK_SIZE: return parse_size(d->name, v, &out->u);
+	case MIMG_OPTK_NUMBER: return parse_number(d->name, v, &out->u);
+	case MIMG_OPTK_ENUM: return parse_enum(d, v, &out->u);
+	case MIMG_OPTK_STRING: return 0;
+	}
+	return mimg_err(-EINVAL, "Parameter '%s': unknown type", d->name);
+}
+
+int mimg__opts_validate(const struct mimg_optdesc *schema,
+			const struct mimg_optdesc *create_only,
+			const struct mimg_opt *opts, size_t nopts,
+			struct mimg_optval *vals)
+{
+	size_t n = mimg__opts_count(schema);
+	int r;
+	for (size_t i = 0; i < n; i++) {
+		memset(&vals[i], 0, sizeof(vals[i]));
+		if (schema[i].def &&
+		    (r = parse_value(&schema[i], schema[i].def, &vals[i])) < 0)
+			return r;
+	}
+	/* Every key first, so an unknown one is named whatever follows. */
+	for (size_t i = 0; i < nopts; i++) {
+		if (find_desc(schema, opts[i].key, NULL))
+			continue;
+		if (find_desc(create_only, opts[i].key, NULL))
+			return mimg_err(-EINVAL, "Invalid parameter '%s'\nThis "
+					"option is only supported for image "
+					"creation", opts[i].key);
+		return mimg_err(-EINVAL, "Invalid parameter '%s'",
+				opts[i].key);
+	}
+	/* The last of repeated keys wins, as in qemu; earlier ones are
+	 * still checked, as qemu parses each. */
+	for (size_t i = 0; i < nopts; i++) {
+		size_t k = 0;
+		find_desc(schema, opts[i].key, &k);
+		struct mimg_optval v = {.set = true};
+		if ((r = parse_value(&schema[k], opts[i].value, &v)) < 0)
+			return r;
+		vals[k] = v;
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Listing (-o help)                                                       */
+
+static const char *kind_text(enum mimg_optkind k)
+{
+	switch (k) {
+	case MIMG_OPTK_BOOL: return "bool (on/off)";
+	case MIMG_OPTK_SIZE: return "size";
+	case MIMG_OPTK_NUMBER: return "num";
+	case MIMG_OPTK_ENUM:
+	case MIMG_OPTK_STRING: return "str";
+	}
+	return "str";
+}
+
+/* The host file's options that every format passes down, listed with
+ * the format's own when the file is named (as qemu-img's "file"
+ * protocol lists them). */
+static const struct mimg_optdesc file_opts[] = {
+	MIMG_OPT_FILE_PREALLOC,
+	MIMG_OPT_SIZE,
+	{ NULL, 0, NULL, NULL, NULL, NULL, 0 },
+};
+
+static int schema_for(const char *format, unsigned which,
+		      const struct mimg_optdesc **sp)
+{
+	const struct mimg_driver *drv;
+	if (!format)
+		return mimg_err(-EINVAL, "No format given");
+	if (!(drv = mimg__find_driver(format)))
+		return mimg_err(-EINVAL, "Unknown file format '%s'", format);
+	if (which & MIMG_OPTS_AMEND) {
+		if (!drv->amend_opts)
+			return mimg_err(-ENOTSUP, "Format driver '%s' does not "
+					"support option amendment", format);
+		*sp = drv->amend_opts;
+	} else {
+		*sp = drv->create_opts;
+	}
+	return 0;
+}
+
+/* Is entry D of the listing (format table or file table) shown? */
+static bool listed(const struct mimg_optdesc *d, unsigned which)
+{
+	return !(d->flags & MIMG_OPTF_FILE) || (which & MIMG_OPTS_FILE);
+}
+
+/* Collect the listed entries of SCHEMA (and the file's, with
+ * MIMG_OPTS_FILE, unless the format has its own of that name) into OUT
+ * (room for CAP), sorted by name as qemu-img lists them. */
+static size_t collect(const struct mimg_optdesc *schema, unsigned which,
+		      const struct mimg_optdesc **out, size_t cap)
+{
+	size_t n = 0;
+	for (size_t i = 0; schema && schema[i].name && n < cap; i++)
+		if (listed(&schema[i], which))
+			out[n++] = &schema[i];
+	if ((which & MIMG_OPTS_FILE) && !(which & MIMG_OPTS_AMEND))
+		for (size_t i = 0; file_opts[i].name && n < cap; i++)
+			if (!find_desc(schema, file_opts[i].name, NULL))
+				out[n++] = &file_opts[i];
+	/* insertion sort: the tables are short */
+	for (size_t i = 1; i < n; i++)
+		for (size_t j = i; j > 0 && strcmp(out[j - 1]->name,
+						   out[j]->name) > 0; j--) {
+			const struct mimg_optdesc *t = out[j];
+			out[j] = out[j - 1];
+			out[j - 1] = t;
+		}
+	return n;
+}
+
+int mimg_format_opt_info(const char *format, unsigned which, size_t index,
+			 struct mimg_opt_info *info)
+{
+	const struct mimg_optdesc *schema = NULL, *list[128];
+	int r;
+	mimg_err_clear();
+	if (which & ~(unsigned)MIMG_OPTS_ALL_FLAGS)
+		return mimg_err(-EINVAL, "mimg_format_opt_info: unknown flags "
+				"0x%x", which);
+	if (!info || info->size < sizeof(size_t))
+		return mimg_err(-EINVAL, "mimg_format_opt_info: bad info "
+				"size");
+	if ((r = schema_for(format, which, &schema)) < 0)
+		return r;
+	size_t n = collect(schema, which, list, sizeof(list) / sizeof(*list));
+	if (index >= n)
+		return -ENOENT;
+	struct mimg_opt_info full = {
+		.size = sizeof(full),
+		.name = list[index]->name,
+		.type = kind_text(list[index]->kind),
+		.help = list[index]->help,
+		.def = list[index]->def,
+	};
+	size_t len = info->size < sizeof(full) ? info->size : sizeof(full);
+	memcpy((char *)info + sizeof(size_t), (char *)&full + sizeof(size_t),
+	       len - sizeof(size_t));
+	return 0;
+}

@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * mimg amend: change the format options of an existing image.
+ */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void amend_help(void)
+{
+	printf("Usage: mimg amend [-f fmt] [-p] [-q] [-t cache] "
+	       "[--object objectdef] [--image-opts] [--force] -o OPTS FILE\n"
+	       "\n"
+	       "Change the format options of FILE (qcow2: compat, "
+	       "lazy_refcounts, refcount_bits,\nsize, backing_file, "
+	       "backing_fmt, data_file, data_file_raw).\n"
+	       "\n"
+	       "  -o OPTS         options key=value[,key=value...]; -o help "
+	       "lists them\n"
+	       "  -f FMT          image format (probed when not given)\n"
+	       "  -p              show progress\n"
+	       "  -q              quiet\n"
+	       "  -t CACHE        cache mode (writeback, writethrough, "
+	       "unsafe, none, directsync)\n"
+	       "  --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]\n"
+	       "                  a secret (LUKS passphrase)\n"
+	       "  --image-opts    FILE is driver=FMT,file.filename=PATH,"
+	       "key-secret=ID\n"
+	       "  --force         allow changes that may lose data (as "
+	       "qemu-img)\n"
+	       "  -h, --help      this help\n");
+}
+
+struct amend_args {
+	const char *fmt, *file;
+	char *opts_text;
+	unsigned flags;
+	bool progress, quiet, force, image_opts;
+};
+
+/* "-o help": the format is -f's or the image's. */
+static int amend_list(const struct amend_args *a)
+{
+	struct mimg *img;
+	if (a->fmt)
+		return cli_opts_help(a->fmt, MIMG_OPTS_AMEND);
+	if (!a->file)
+		return cli_error("Expecting one image file name");
+	if (cli_open_header(&img, a->file, NULL, 0) < 0)
+		return cli_error("%s", cli_errmsg());
+	int status = cli_opts_help(mimg_format(img), MIMG_OPTS_AMEND);
+	mimg_close(img);
+	return status;
+}
+
+static int run_amend(const struct amend_args *a)
+{
+	struct mimg_opt *opts = NULL;
+	struct mimg *img = NULL;
+	struct cli_progress prog;
+	int n, r;
+
+	if ((n = mimg_opts_parse(a->opts_text, &opts)) < 0)
+		return cli_error("%s", mimg_errmsg());
+	if (cli_open(&img, a->file, a->fmt, MIMG_OPEN_RDWR | a->flags) < 0) {
+		mimg_opts_free(opts, (size_t)n);
+		return cli_error("%s", cli_errmsg());
+	}
+	cli_progress_init(&prog, a->progress && !a->quiet);
+	r = mimg_amend(img, opts, (size_t)n, a->force ? MIMG_AMEND_FORCE : 0,
+		       cli_progress_cb, &prog);
+	cli_progress_end(&prog);
+	mimg_opts_free(opts, (size_t)n);
+	if (r < 0) {
+		cli_error("%s", mimg_errmsg());
+		mimg_close(img);
+		return EXIT_ERR;
+	}
+	if (mimg_close(img) < 0)
+		return cli_error("%s", mimg_errmsg());
+	return EXIT_OK;
+}
+
+/* Append TEXT to the accumulated -o list (several -o add up). */
+static int add_opts(char **acc, const char *text)
+{
+	size_t n = (*acc ? strlen(*acc) + 1 : 0) + strlen(text) + 1;
+	char *t = malloc(n);
+	if (!t)
+		return -1;
+	snprintf(t, n, "%s%s%s", *acc ? *acc : "", *acc ? "," : "", text);
+	free(*acc);
+	*acc = t;
+	return 0;
+}
+
+int cmd_amend(int argc, char **argv)
+{
+	enum { OPT_FORCE = 0x2000 };
+	static const struct option longopts[] = {
+		{"help", no_argument, NULL, 'h'},
+		{"object", required_argument, NULL, OPT_OBJECT},
+		{"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
+		{"force", no_argument, NULL, OPT_FORCE},
+		{NULL, 0, NULL, 0},
+	};
+	struct amend_args a = {.fmt = NULL};
+	char *path = NULL, *ifmt = NULL;
+	int c, status = EXIT_ERR;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":ho:f:t:pq", longopts, NULL)) !=
+	       -1) {
+		switch (c) {
+		case 'o':
+			if (add_opts(&a.opts_text, optarg) < 0) {
+				cli_error("out of memory");
+				goto out;
+			}
+			break;
+		case 'f': a.fmt = optarg; break;
+		case 't':
+			if (cli_cache_flags(optarg, &a.flags) != 0)
+				goto out;
+			break;
+		case 'p': a.progress = true; break;
+		case 'q': a.quiet = true; break;
+		case OPT_FORCE: a.force = true; break;
+		case OPT_IMAGE_OPTS: a.image_opts = true; break;
+		case OPT_OBJECT:
+			if (cli_object_add(optarg) < 0)
+				goto out;
+			break;
+		case 'h': amend_help(); status = EXIT_OK; goto out;
+		case ':':
+			cli_usage_error("amend", "option requires an argument "
+					"-- '%c'", optopt);
+			goto out;
+		default:
+			if (optopt)
+				cli_usage_error("amend", "invalid option -- '%c'",
+						optopt);
+			else
+				cli_usage_error("amend", "unrecognized option "
+						"'%s'", argv[optind - 1]);
+			goto out;
+		}
+	}
+	if (!a.opts_text) {
+		cli_usage_error("amend", "Must specify options (-o)");
+		goto out;
+	}
+	a.file = argc - optind == 1 ? argv[optind] : NULL;
+	if (a.file && a.image_opts) {
+		if (cli_image_opts(a.file, &path, &ifmt) < 0)
+			goto out;
+		a.file = path;
+		if (ifmt)
+			a.fmt = ifmt;
+	}
+	if (mimg_opts_has_help(a.opts_text)) {
+		status = amend_list(&a);
+		goto out;
+	}
+	if (!a.file) {
+		cli_error("Expecting one image file name");
+		goto out;
+	}
+	status = run_amend(&a);
+out:
+	free(a.opts_text);
+	free(path);
+	free(ifmt);
+	return status;
+}

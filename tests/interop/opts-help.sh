@@ -1,0 +1,105 @@
+#!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
+# "-o help" (and "-o ?") of create, convert and amend print each format's
+# options as qemu-img 7.2 prints them, byte for byte; with a file name,
+# qemu-img adds the host file's options: mimg lists the ones it has
+# (preallocation) and the rest must be exactly qemu-img's lines.  Bad
+# option values are refused with qemu-img's message and status.
+. "$TESTLIB"
+need qemu-img
+fmts=$("$MIMG" --help | sed -n 's/^Formats: //p')
+
+# Lines of A missing from B, and B's lines not in A, sorted.
+only_in() { sort "$1" > s1; sort "$2" > s2; comm -23 s1 s2; }
+
+n=0
+for f in raw qcow2 vmdk vpc vdi luks; do
+	case " $fmts " in *" $f "*) ;; *) continue ;; esac
+	for o in help '?' 'help,size=1M'; do
+		qemu-img create -f "$f" -o "$o" > q.txt 2>&1 ||
+			fail "qemu-img create -f $f -o $o"
+		"$MIMG" create -f "$f" -o "$o" > m.txt 2>&1 ||
+			fail "mimg create -f $f -o $o: $(cat m.txt)"
+		cmp -s q.txt m.txt || fail "create -f $f -o $o:
+$(diff q.txt m.txt)"
+		n=$((n + 1))
+	done
+	qemu-img convert -O "$f" -o help > q.txt 2>&1
+	"$MIMG" convert -O "$f" -o help > m.txt 2>&1
+	cmp -s q.txt m.txt || fail "convert -O $f -o help:
+$(diff q.txt m.txt)"
+	# With a file name: the host file's options join the list.
+	qemu-img create -f "$f" -o help x.img > q.txt 2>&1
+	"$MIMG" create -f "$f" -o help x.img > m.txt 2>&1
+	head -1 m.txt | grep -qx 'Supported options:' ||
+		fail "create -f $f -o help FILE: $(head -1 m.txt)"
+	only_in m.txt q.txt > extra.txt
+	[ -s extra.txt ] && fail "create -f $f -o help FILE: lines qemu-img" \
+		"does not print: $(cat extra.txt)"
+	only_in q.txt m.txt > missing.txt
+	grep -v -e '^  extent_size_hint=' -e '^  nocow=' missing.txt &&
+		fail "create -f $f -o help FILE: lines missing"
+	qemu-img convert -O "$f" -o help a.img x.img > q.txt 2>&1
+	"$MIMG" convert -O "$f" -o help a.img x.img > m.txt 2>&1
+	only_in m.txt q.txt | grep . && fail "convert -O $f -o help SRC DST"
+	n=$((n + 3))
+done
+[ -e x.img ] && fail "-o help created a file"
+
+# amend
+for f in qcow2 luks; do
+	for o in help '?'; do
+		qemu-img amend -f "$f" -o "$o" > q.txt 2>&1
+		"$MIMG" amend -f "$f" -o "$o" > m.txt 2>&1 ||
+			fail "amend -f $f -o $o: $(cat m.txt)"
+		cmp -s q.txt m.txt || fail "amend -f $f -o $o:
+$(diff q.txt m.txt)"
+		n=$((n + 1))
+	done
+done
+qemu-img create -q -f qcow2 a.qcow2 1M
+qemu-img amend -o help a.qcow2 > q.txt
+"$MIMG" amend -o help a.qcow2 > m.txt || fail "amend -o help FILE"
+cmp -s q.txt m.txt || fail "amend -o help FILE (probed)"
+
+# Refusals: same status, same words after the program name.
+same_err() {
+	qemu-img "$@" > q.out 2>&1
+	qs=$?
+	"$MIMG" "$@" > m.out 2>&1
+	check_eq "$?" "$qs" "$*: exit status"
+	# qemu-img prints "Formatting ..." before some refusals
+	grep -v '^Formatting' q.out | sed 's/^qemu-img: //' > q.msg
+	sed 's/^mimg: //' m.out > m.msg
+	cmp -s q.msg m.msg || fail "$*: '$(cat m.msg)' (qemu-img:" \
+		"'$(cat q.msg)')"
+	n=$((n + 1))
+}
+same_err amend -f vmdk -o help
+same_err amend -f nosuch -o help
+same_err amend -o help
+same_err create -f nosuch -o help
+for o in foo=1 cluster_size=abc cluster_size=-1 cluster_size= \
+	cluster_size=99999999999999999999 lazy_refcounts=maybe \
+	lazy_refcounts=1 refcount_bits=x refcount_bits=1k refcount_bits= \
+	compat=2 compat= preallocation=xx compression_type=lz4 \
+	cluster_size=3k refcount_bits=3 help=on; do
+	same_err create -f qcow2 -o "$o" b.qcow2 1M
+done
+same_err create -f qcow2 -o size=abc b.qcow2
+same_err create -f raw -o foo=1 b.img 1M
+same_err create -f vpc -o subformat=foo b.vhd 1M
+same_err create -f vmdk -o subformat=foo b.vmdk 1M
+same_err create -f vmdk -o adapter_type=foo b.vmdk 1M
+same_err create -f vdi -o static=maybe b.vdi 1M
+for f in raw vdi vpc vmdk; do
+	same_err create -f $f -o preallocation=bogus b.$f 1M
+done
+same_err create -f raw -b a.qcow2 -F qcow2 b.img 1M
+# ",," is a comma inside a value
+same_err create -f qcow2 -o cluster_size=64k,,1 b.qcow2 1M
+"$MIMG" create -q -f qcow2 -o backing_file=a,,b.qcow2,backing_fmt=qcow2 \
+	-u c.qcow2 1M || fail "escaped comma in a name"
+qemu-img info c.qcow2 | grep -qx 'backing file: a,b.qcow2' ||
+	fail "escaped comma: $(qemu-img info c.qcow2 | grep backing)"
+echo "ok: $n -o listings and refusals as qemu-img"
