@@ -1,20 +1,27 @@
 /* SPDX-License-Identifier: BSD-2-Clause
  * Copyright (c) 2026 The mimg authors
  *
- * Writing streamOptimized extents in one pass, in the layout VMware's
- * own tools produce (and ESXi/OVF import expects):
+ * Writing streamOptimized extents in one pass.  mimg creates them in the
+ * layout of qemu-img and VMware's open-vmdk, which image inspectors
+ * (OpenStack's among them) accept because the header names the grain
+ * directory:
  *
- *   header (grain directory offset = all ones) | descriptor | padding to
- *   the overhead | grain marker + zlib data ... | GT marker + GT ... |
- *   GD marker + GD | footer marker + footer (header copy with the real
- *   GD offset) | end-of-stream marker
+ *   header (real grain directory offset) | descriptor | grain directory |
+ *   every grain table, preallocated | padding to the overhead | grain
+ *   marker + zlib data ... | end-of-stream marker
+ *
+ * An empty stream in VMware's footer layout (grain directory offset all
+ * ones, no preallocated tables) is filled the way VMware's exporters write
+ * it instead: grain tables after their grains behind GT markers, then the
+ * GD marker and directory, the footer (header copy with the real offset)
+ * and the end-of-stream marker.
  *
  * Grains are compressed by the convert engine's threads through
  * vmdk_compress() (thread-safe, one zlib stream per thread) and handed to
  * vmdk_write_compressed() in ascending order; the writer appends them to
- * a buffer flushed in large writes.  Grain tables are emitted as soon as
- * the stream moves past them; tables without grains are not written (their
- * directory entry stays 0).
+ * a buffer flushed in large writes.  A grain table is written as soon as
+ * the stream moves past it; in the footer layout tables without grains
+ * are not written (their directory entry stays 0).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -42,7 +49,9 @@ struct vmdk_stream_writer {
 	uint64_t data_start;	/* bytes */
 	uint64_t pos;		/* next file offset */
 	uint64_t next_grain;	/* grains below this are written */
-	uint32_t *gd;
+	bool front;		/* tables preallocated at the front */
+	uint32_t *gd;		/* front: where each table goes */
+	uint32_t *rgd;		/* front: the redundant tables, or NULL */
 	uint32_t *gt;
 	uint64_t cur_gdi;
 	bool gt_used;
@@ -134,16 +143,62 @@ static int emit_table(struct vmdk_stream_writer *w, const uint32_t *t,
 	return r;
 }
 
+/* Write the current grain table where the front layout preallocated it
+ * (and its redundant copy). */
+static int write_gt_in_place(struct vmdk_stream_writer *w)
+{
+	struct vmdk_sparse *sp = w->sp;
+	uint32_t *le = malloc(sp->gt_bytes);
+	int r;
+
+	if (!le)
+		return mimg_err(-ENOMEM, "out of memory");
+	for (uint32_t i = 0; i < sp->gt_entries; i++)
+		st_le32(&le[i], w->gt[i]);
+	r = mimg_file_pwrite(sp->file, le, sp->gt_bytes,
+			     (uint64_t)w->gd[w->cur_gdi] * VMDK_SECTOR);
+	if (r == 0 && w->rgd)
+		r = mimg_file_pwrite(sp->file, le, sp->gt_bytes,
+				     (uint64_t)w->rgd[w->cur_gdi] *
+				     VMDK_SECTOR);
+	free(le);
+	return r;
+}
+
 static int flush_gt(struct vmdk_stream_writer *w)
 {
 	int r;
 	if (!w->gt_used)
 		return 0;
-	r = emit_table(w, w->gt, w->sp->gt_entries, VMDK_MARKER_GT,
-		       &w->gd[w->cur_gdi]);
+	if (w->front)
+		r = write_gt_in_place(w);
+	else
+		r = emit_table(w, w->gt, w->sp->gt_entries, VMDK_MARKER_GT,
+			       &w->gd[w->cur_gdi]);
 	memset(w->gt, 0, w->sp->gt_bytes);
 	w->gt_used = false;
 	return r;
+}
+
+/* True when every table of directory GD was preallocated below the
+ * grains (at DATA_START bytes), so that appending grains never
+ * overwrites one. */
+static bool tables_before(const struct vmdk_sparse *sp, const uint32_t *gd,
+			  uint64_t data_start)
+{
+	for (uint64_t i = 0; i < sp->gd_entries; i++)
+		if (gd[i] == 0 || (uint64_t)gd[i] * VMDK_SECTOR + sp->gt_bytes >
+				  data_start)
+			return false;
+	return true;
+}
+
+static uint32_t *copy_gd(const struct vmdk_sparse *sp, const uint32_t *gd)
+{
+	uint32_t *c = malloc(sp->gd_entries * 4);
+	if (c)
+		memcpy(c, gd, sp->gd_entries * 4);
+	return c;
 }
 
 int vmdk_stream_start(struct mimg *img)
@@ -180,6 +235,11 @@ int vmdk_stream_start(struct mimg *img)
 	    sp->overhead < meta_end || start > sp->file_end)
 		return mimg_err(-EINVAL, "%s: vmdk: invalid overhead of %"
 				PRIu64 " sectors", sp->path, sp->overhead);
+	/* The header names the directory: its tables must be in place. */
+	bool front = !sp->gd_at_end;
+	if (front && (!tables_before(sp, sp->gd, start) ||
+		      (sp->rgd && !tables_before(sp, sp->rgd, start))))
+		return 0;	/* read-only use */
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return mimg_err(-ENOMEM, "out of memory");
@@ -189,10 +249,13 @@ int vmdk_stream_start(struct mimg *img)
 	w->cur_gdi = 0;
 	w->pend_grain = NO_GRAIN;
 	pthread_mutex_init(&w->lock, NULL);
-	w->gd = calloc(sp->gd_entries, 4);
+	w->front = front;
+	w->gd = front ? copy_gd(sp, sp->gd) : calloc(sp->gd_entries, 4);
 	w->gt = calloc(1, sp->gt_bytes);
 	w->obuf = malloc(OBUF_SIZE);
-	if (!w->gd || !w->gt || !w->obuf) {
+	if (front && sp->rgd)
+		w->rgd = copy_gd(sp, sp->rgd);
+	if (!w->gd || !w->gt || !w->obuf || (front && sp->rgd && !w->rgd)) {
 		vmdk_stream_free(w);
 		return mimg_err(-ENOMEM, "out of memory");
 	}
@@ -205,6 +268,7 @@ void vmdk_stream_free(struct vmdk_stream_writer *w)
 	if (!w)
 		return;
 	free(w->gd);
+	free(w->rgd);
 	free(w->gt);
 	free(w->obuf);
 	free(w->cbuf);
@@ -437,34 +501,15 @@ int vmdk_stream_pwritev(struct mimg *img, const struct iovec *iov,
 	return r;
 }
 
-/* Write the tail (pending grain table, GD, footer, end-of-stream marker)
- * after the grains written so far.  The writer's position stays before
- * the tail, so more grains may follow (they overwrite it) and a later
- * call writes it again: flush makes the file complete at any point. */
-int vmdk_stream_finish(struct mimg *img)
+/* The footer layout's tail: pending grain table, GD, footer and
+ * end-of-stream marker (w->lock held, output buffer flushed). */
+static int write_footer_tail(struct vmdk_stream_writer *w)
 {
-	struct vmdk_state *s = img->priv;
-	struct vmdk_stream_writer *w = s->sw;
-	struct vmdk_sparse *sp;
+	struct vmdk_sparse *sp = w->sp;
 	uint8_t h[VMDK_SECTOR];
 	uint32_t gd_sector = 0;
-	uint64_t tail;
-	int r;
+	int r = 0;
 
-	if (!w)
-		return 0;
-	pthread_mutex_lock(&w->lock);
-	r = flush_pending(img, w);
-	if (r < 0 || !w->dirty || w->err) {
-		r = r < 0 ? r : w->err;
-		pthread_mutex_unlock(&w->lock);
-		return r;
-	}
-	sp = w->sp;
-	r = obuf_flush(w);
-	if (r < 0)
-		goto fail;
-	tail = w->pos;
 	uint32_t saved_gde = w->gd[w->cur_gdi];
 	if (w->gt_used)
 		r = emit_table(w, w->gt, sp->gt_entries, VMDK_MARKER_GT,
@@ -485,6 +530,40 @@ int vmdk_stream_finish(struct mimg *img)
 		r = emit_meta_marker(w, 1, VMDK_MARKER_FOOTER);
 	if (r == 0)
 		r = emit(w, h, sizeof(h), NULL, 0);
+	return r;
+}
+
+/* Write the tail after the grains written so far: the pending grain table
+ * (in place, or in the footer layout with GD and footer) and the
+ * end-of-stream marker.  The writer's position stays before the tail, so
+ * more grains may follow (they overwrite it) and a later call writes it
+ * again: flush makes the file complete at any point. */
+int vmdk_stream_finish(struct mimg *img)
+{
+	struct vmdk_state *s = img->priv;
+	struct vmdk_stream_writer *w = s->sw;
+	struct vmdk_sparse *sp;
+	uint64_t tail;
+	int r;
+
+	if (!w)
+		return 0;
+	pthread_mutex_lock(&w->lock);
+	r = flush_pending(img, w);
+	if (r < 0 || !w->dirty || w->err) {
+		r = r < 0 ? r : w->err;
+		pthread_mutex_unlock(&w->lock);
+		return r;
+	}
+	sp = w->sp;
+	r = obuf_flush(w);
+	if (r < 0)
+		goto fail;
+	tail = w->pos;
+	if (w->front)
+		r = w->gt_used ? write_gt_in_place(w) : 0;
+	else
+		r = write_footer_tail(w);
 	if (r == 0)
 		r = emit_meta_marker(w, 0, VMDK_MARKER_EOS);
 	if (r == 0)
