@@ -283,12 +283,28 @@ bool vmdk_stream_only(struct mimg *img)
 	return s->sw != NULL;
 }
 
+/* Compressed writes to hosted sparse extents without compression are
+ * plain writes, as in qemu-img 7.2 (convert -c to monolithicSparse or
+ * twoGbMaxExtentSparse succeeds with plain grains).  Flat extents have no
+ * unit: qemu-img refuses them ("invalid cluster size"). */
+static uint64_t plain_sparse_unit(const struct vmdk_state *s)
+{
+	uint64_t unit = 0;
+	for (size_t i = 0; i < s->n_ext; i++) {
+		const struct vmdk_extent *e = &s->ext[i];
+		if (e->type != VMDK_EXT_SPARSE || !e->sp || e->sp->compressed ||
+		    (unit && e->sp->grain_bytes != unit))
+			return 0;
+		unit = e->sp->grain_bytes;
+	}
+	return unit;
+}
+
 uint32_t vmdk_compress_unit(struct mimg *img)
 {
 	struct vmdk_state *s = img->priv;
-	if (!s->sw || s->sw->sp->grain_bytes > UINT32_MAX)
-		return 0;
-	return (uint32_t)s->sw->sp->grain_bytes;
+	uint64_t unit = s->sw ? s->sw->sp->grain_bytes : plain_sparse_unit(s);
+	return unit > UINT32_MAX ? 0 : (uint32_t)unit;
 }
 
 /* One deflate stream per thread, reset for every grain: deflateInit's
@@ -351,7 +367,9 @@ static ssize_t deflate_grain(const void *in, size_t inlen, void *out,
 ssize_t vmdk_compress(struct mimg *img, const void *in, size_t inlen,
 		      void *out, size_t outcap)
 {
-	(void)img;
+	struct vmdk_state *s = img->priv;
+	if (!s->sw)
+		return -ENOSPC;		/* plain sparse: store it as it is */
 	return deflate_grain(in, inlen, out, outcap);
 }
 
@@ -448,6 +466,10 @@ int vmdk_write_compressed(struct mimg *img, uint64_t off, const void *data,
 	struct vmdk_stream_writer *w = s->sw;
 	int r;
 
+	if (!w && !compressed && plain_sparse_unit(s)) {
+		struct iovec v = { (void *)(uintptr_t)data, len };
+		return vmdk_pwritev(img, &v, 1, off, len);
+	}
 	if (!w)
 		return mimg_err(-ENOTSUP, "%s: vmdk: not a fresh "
 				"streamOptimized image", img->filename);
