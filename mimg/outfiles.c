@@ -111,8 +111,9 @@ int cli_outfiles_before(struct cli_outfiles *o, const char *target,
 	if (!o->dir || !o->stem)
 		return -ENOMEM;
 	if (data_file && *data_file) {
-		o->data_file = data_file[0] == '/' ? strdup(data_file)
-						   : path_join(o->dir, data_file);
+		o->data_file = data_file[0] == '/'
+				       ? strdup(data_file)
+				       : path_join(o->dir, data_file);
 		if (!o->data_file)
 			return -ENOMEM;
 		o->data_file_existed = exists(o->data_file);
