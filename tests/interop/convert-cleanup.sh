@@ -109,12 +109,13 @@ else
 	echo "note: no user namespaces; full-fs cases skipped"
 fi
 
-# Signals: the files go, the process dies of the signal.
+# Signals: the files go, the process dies of the signal.  The convert is
+# stopped as soon as its target appears, so that the signal surely comes
+# while it runs, then signalled and continued.
 head -c 96M /dev/urandom >big.raw
 for sig in TERM INT; do
 	for t in "qcow2 -c" "vmdk -o subformat=twoGbMaxExtentSparse"; do
 		rm -f out*.img out*.vmdk
-		# shellcheck disable=SC2086
 		# A background job ignores SIGINT: start it with the default.
 		python3 -c 'import os, signal, sys
 signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -122,13 +123,18 @@ os.execv(sys.argv[1], sys.argv[1:])' "$MIMG" convert -m 1 -O $t big.raw \
 			out.vmdk 2>conv.out &
 		pid=$!
 		i=0
-		while [ ! -s out.vmdk ] && [ $i -lt 200 ]; do
-			sleep 0.05
+		while [ ! -e out.vmdk ] && [ $i -lt 400 ]; do
+			sleep 0.02
 			i=$((i + 1))
 		done
-		sleep 0.2
-		kill -$sig $pid 2>/dev/null ||
+		kill -STOP $pid 2>/dev/null ||
 			fail "SIG$sig -O $t: convert ended before the signal"
+		case $t in *twoGb*)
+			# extents are made before the descriptor
+			[ -e out-s001.vmdk ] || fail "no extent file" ;;
+		esac
+		kill -$sig $pid
+		kill -CONT $pid
 		wait $pid
 		rc=$?
 		case $sig in TERM) want=143 ;; INT) want=130 ;; esac
