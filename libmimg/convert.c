@@ -448,11 +448,16 @@ static int conv_setup(struct conv *c, struct mimg *src, struct mimg *dst,
 		     strcmp(d->name, "raw") == 0;
 	c->ordered = !o->out_of_order || o->compress || stream;
 	if (o->compress || stream) {
-		if (!d->compress_unit || !d->compress || !d->write_compressed ||
-		    !(c->unit = d->compress_unit(dst)))
+		if (!d->compress_unit || !d->compress || !d->write_compressed)
 			return mimg_err(-ENOTSUP, "%s: format %s does not "
 					"support compressed writes",
 					dst->filename, d->name);
+		/* qemu-img's words for an image of such a format that has
+		 * no compressed unit (flat VMDK extents). */
+		if (!(c->unit = d->compress_unit(dst)))
+			return mimg_err(-ENOTSUP, "%s: invalid cluster size: "
+					"this %s image cannot be written "
+					"compressed", dst->filename, d->name);
 		if (!is_pow2_u64(c->unit) || c->unit > WINDOW)
 			return mimg_err(-EINVAL, "%s: compressed unit %u is "
 					"not usable", dst->filename, c->unit);

@@ -6,8 +6,10 @@
 #ifndef MIMG_CLI_H
 #define MIMG_CLI_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "mimg.h"
 
@@ -104,6 +106,32 @@ int cli_image_opts(const char *spec, char **pathp, char **formatp);
 /* The message for the last failure of cli_open/cli_create (theirs, or
  * libmimg's). */
 const char *cli_errmsg(void);
+
+/* The output files a command creates, removed when it fails or is
+ * interrupted (outfiles.c).  Usage: cli_outfiles_before (the directory as
+ * it was), cli_outfiles_block, create the output, cli_outfiles_after
+ * (arms SIGINT/SIGTERM/SIGHUP/SIGPIPE), ..., cli_outfiles_end(REMOVE). */
+struct cli_file_id {
+	dev_t dev;
+	ino_t ino;
+};
+struct cli_outfiles {
+	char *dir, *stem, *data_file;
+	bool data_file_existed, unknown, listed, blocked;
+	char **before;
+	size_t n_before;
+	char **created;
+	struct cli_file_id *ids;
+	size_t n_created;
+	sigset_t old_mask;
+	struct sigaction old_sa[4];
+	unsigned handled;
+};
+int cli_outfiles_before(struct cli_outfiles *o, const char *target,
+			const char *data_file);
+void cli_outfiles_block(struct cli_outfiles *o);
+int cli_outfiles_after(struct cli_outfiles *o);
+void cli_outfiles_end(struct cli_outfiles *o, bool remove);
 
 /* A progress bar drawn on stderr when it is a terminal. */
 struct cli_progress {

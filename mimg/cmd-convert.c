@@ -264,6 +264,8 @@ static int run_convert(struct convert_args *a)
 	struct multi_progress mp;
 	char *create_text = NULL;
 	uint64_t total;
+	struct cli_outfiles out;
+	bool created = false;
 	int nopts = 0, r, status = EXIT_ERR;
 
 	if ((r = open_sources(a, srcs, &total)) < 0) {
@@ -283,10 +285,27 @@ static int run_convert(struct convert_args *a)
 		if (target_is_source(srcs[i], a->dst))
 			goto out;
 	if (!a->copts.existing_target) {
+		/* Whatever this creates goes again if the conversion fails
+		 * or is interrupted; an existing target is never removed. */
+		const char *data_file = NULL;
+		for (int i = 0; i < nopts; i++)
+			if (strcmp(opts[i].key, "data_file") == 0)
+				data_file = opts[i].value;
+		if (cli_outfiles_before(&out, a->dst, data_file) < 0) {
+			cli_outfiles_end(&out, false);
+			cli_error("out of memory");
+			goto out;
+		}
+		created = true;
+		cli_outfiles_block(&out);
 		r = cli_create(a->dst, a->dst_fmt, total, opts, (size_t)nopts,
 			       0);
 		if (r < 0)
 			goto err;
+		if (cli_outfiles_after(&out) < 0) {
+			cli_error("out of memory");
+			goto out;
+		}
 	}
 	/* the target is opened with the secret it was created with */
 	const char *dst_secret = NULL;
@@ -323,6 +342,8 @@ err:
 	cli_error("%s", cli_errmsg());
 out:
 	mimg_close(dst);
+	if (created)
+		cli_outfiles_end(&out, status != EXIT_OK);
 	for (int i = 0; i < a->nsrc; i++)
 		mimg_close(srcs[i]);
 	mimg_opts_free(opts, nopts > 0 ? (size_t)nopts : 0);

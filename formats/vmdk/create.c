@@ -4,8 +4,9 @@
  * Creating VMDK images with qemu-img's options.  Hosted sparse extents
  * use qemu-img's layout byte for byte (header, embedded descriptor,
  * redundant GD and its GTs, GD and its GTs, padding to a grain), so the
- * two tools' outputs differ only in CIDs.  streamOptimized images use
- * VMware's stream layout instead (see stream.c and doc/vmdk-notes.md).
+ * two tools' outputs differ only in CIDs.  streamOptimized images have
+ * their directory and tables at the front too (see stream.c and
+ * doc/vmdk-notes.md).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -86,44 +87,29 @@ int vmdk_write_new_sparse(struct mimg_file *f, const char *path,
 	uint64_t rgd = 1 + desc_sectors;
 
 	if (p->stream) {
-		uint64_t overhead;
-		ck_align_up_u64(rgd, GRAIN_SECTORS, &overhead);
+		/* qemu-img's and open-vmdk's layout: the header names the
+		 * directory, which points at every table, all preallocated
+		 * (zeroes) before the grains; an end-of-stream marker. */
+		uint64_t gd = rgd, overhead;
+		ck_align_up_u64(gd + gd_sectors + gt_sectors * gt_count,
+				GRAIN_SECTORS, &overhead);
+		if (overhead > UINT32_MAX)
+			return mimg_err(-EFBIG, "%s: vmdk: image too large",
+					path);
 		vmdk_fill_header(h, 3, VMDK_FLAG_NL_DETECT |
 				 VMDK_FLAG_COMPRESSED | VMDK_FLAG_MARKERS,
 				 p->capacity, GRAIN_SECTORS, 1, desc_sectors,
-				 GT_ENTRIES, 0, VMDK_GD_AT_END, overhead);
-		r = mimg_file_pwrite(f, h, sizeof(h), 0);
-		if (r < 0)
-			return r;
-		/* An empty stream: GD marker, GD, footer, end of stream. */
-		uint64_t pos = overhead;
-		uint8_t m[VMDK_SECTOR] = { 0 };
-		st_le64(m, gd_sectors);
-		st_le32(m + 12, VMDK_MARKER_GD);
-		r = mimg_file_pwrite(f, m, sizeof(m), pos * VMDK_SECTOR);
-		if (r < 0)
-			return r;
-		uint64_t gd = pos + 1;
-		void *z = calloc(gd_sectors, VMDK_SECTOR);
-		if (!z)
-			return mimg_err(-ENOMEM, "out of memory");
-		r = mimg_file_pwrite(f, z, gd_sectors * VMDK_SECTOR,
-				     gd * VMDK_SECTOR);
-		free(z);
-		if (r < 0)
-			return r;
-		pos = gd + gd_sectors;
-		st_le64(m, 1);
-		st_le32(m + 12, VMDK_MARKER_FOOTER);
-		r = mimg_file_pwrite(f, m, sizeof(m), pos * VMDK_SECTOR);
-		st_le64(h + 56, gd);
+				 GT_ENTRIES, 0, gd, overhead);
+		uint8_t eos[VMDK_SECTOR] = { 0 };
+		r = mimg_file_truncate(f, overhead * VMDK_SECTOR);
 		if (r == 0)
-			r = mimg_file_pwrite(f, h, sizeof(h),
-					     (pos + 1) * VMDK_SECTOR);
-		memset(m, 0, sizeof(m));
+			r = mimg_file_pwrite(f, h, sizeof(h), 0);
 		if (r == 0)
-			r = mimg_file_pwrite(f, m, sizeof(m),
-					     (pos + 2) * VMDK_SECTOR);
+			r = write_u32_table(f, gd, gt_count, gd + gd_sectors,
+					    gt_sectors);
+		if (r == 0)
+			r = mimg_file_pwrite(f, eos, sizeof(eos),
+					     overhead * VMDK_SECTOR);
 		if (r < 0)
 			return r;
 	} else {

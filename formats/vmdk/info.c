@@ -72,6 +72,29 @@ static int move_to_end(struct mimg_value *info, const char *key)
 	return ok ? 0 : -ENOMEM;
 }
 
+/* As qemu-img: the space of the descriptor's file plus that of every
+ * extent in another file (once per extent line). */
+static void add_extent_sizes(struct mimg *img, struct mimg_value *info)
+{
+	struct vmdk_state *s = img->priv;
+	struct mimg_value *v = mimg_value_find(info, "actual-size");
+	uint64_t sum, n;
+
+	/* An image unpacked from an archive counts as its archive. */
+	if (!v || v->type != MIMG_VALUE_UINT || img->archive)
+		return;
+	sum = v->v.u;
+	for (size_t i = 0; i < s->n_ext; i++) {
+		const struct vmdk_extent *e = &s->ext[i];
+		if (!e->file || e->file == img->file)
+			continue;
+		if (mimg_file_allocated(e->file, &n) < 0)
+			return;	/* unknown: keep the descriptor's */
+		sum += n;
+	}
+	v->v.u = sum;
+}
+
 int vmdk_info(struct mimg *img, struct mimg_value *info)
 {
 	struct vmdk_state *s = img->priv;
@@ -82,6 +105,7 @@ int vmdk_info(struct mimg *img, struct mimg_value *info)
 	ok = fs && mimg_value_add_str(fs, "type", "vmdk");
 	data = ok ? mimg_value_add(fs, "data", MIMG_VALUE_OBJECT) : NULL;
 	ok = data != NULL;
+	add_extent_sizes(img, info);
 	ok = ok && mimg_value_add_uint(data, "cid", s->desc.cid);
 	ok = ok && mimg_value_add_uint(data, "parent-cid", s->desc.parent_cid);
 	/* As qemu: a sparse file with compressed grains is a stream. */

@@ -1,20 +1,27 @@
 /* SPDX-License-Identifier: BSD-2-Clause
  * Copyright (c) 2026 The mimg authors
  *
- * Writing streamOptimized extents in one pass, in the layout VMware's
- * own tools produce (and ESXi/OVF import expects):
+ * Writing streamOptimized extents in one pass.  mimg creates them in the
+ * layout of qemu-img and VMware's open-vmdk, which image inspectors
+ * (OpenStack's among them) accept because the header names the grain
+ * directory:
  *
- *   header (grain directory offset = all ones) | descriptor | padding to
- *   the overhead | grain marker + zlib data ... | GT marker + GT ... |
- *   GD marker + GD | footer marker + footer (header copy with the real
- *   GD offset) | end-of-stream marker
+ *   header (real grain directory offset) | descriptor | grain directory |
+ *   every grain table, preallocated | padding to the overhead | grain
+ *   marker + zlib data ... | end-of-stream marker
+ *
+ * An empty stream in VMware's footer layout (grain directory offset all
+ * ones, no preallocated tables) is filled the way VMware's exporters write
+ * it instead: grain tables after their grains behind GT markers, then the
+ * GD marker and directory, the footer (header copy with the real offset)
+ * and the end-of-stream marker.
  *
  * Grains are compressed by the convert engine's threads through
  * vmdk_compress() (thread-safe, one zlib stream per thread) and handed to
  * vmdk_write_compressed() in ascending order; the writer appends them to
- * a buffer flushed in large writes.  Grain tables are emitted as soon as
- * the stream moves past them; tables without grains are not written (their
- * directory entry stays 0).
+ * a buffer flushed in large writes.  A grain table is written as soon as
+ * the stream moves past it; in the footer layout tables without grains
+ * are not written (their directory entry stays 0).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -42,7 +49,9 @@ struct vmdk_stream_writer {
 	uint64_t data_start;	/* bytes */
 	uint64_t pos;		/* next file offset */
 	uint64_t next_grain;	/* grains below this are written */
-	uint32_t *gd;
+	bool front;		/* tables preallocated at the front */
+	uint32_t *gd;		/* front: where each table goes */
+	uint32_t *rgd;		/* front: the redundant tables, or NULL */
 	uint32_t *gt;
 	uint64_t cur_gdi;
 	bool gt_used;
@@ -134,15 +143,100 @@ static int emit_table(struct vmdk_stream_writer *w, const uint32_t *t,
 	return r;
 }
 
+/* Write the current grain table where the front layout preallocated it
+ * (and its redundant copy). */
+static int write_gt_in_place(struct vmdk_stream_writer *w)
+{
+	struct vmdk_sparse *sp = w->sp;
+	uint32_t *le = malloc(sp->gt_bytes);
+	int r;
+
+	if (!le)
+		return mimg_err(-ENOMEM, "out of memory");
+	for (uint32_t i = 0; i < sp->gt_entries; i++)
+		st_le32(&le[i], w->gt[i]);
+	r = mimg_file_pwrite(sp->file, le, sp->gt_bytes,
+			     (uint64_t)w->gd[w->cur_gdi] * VMDK_SECTOR);
+	if (r == 0 && w->rgd)
+		r = mimg_file_pwrite(sp->file, le, sp->gt_bytes,
+				     (uint64_t)w->rgd[w->cur_gdi] *
+				     VMDK_SECTOR);
+	free(le);
+	return r;
+}
+
 static int flush_gt(struct vmdk_stream_writer *w)
 {
 	int r;
 	if (!w->gt_used)
 		return 0;
-	r = emit_table(w, w->gt, w->sp->gt_entries, VMDK_MARKER_GT,
-		       &w->gd[w->cur_gdi]);
+	if (w->front)
+		r = write_gt_in_place(w);
+	else
+		r = emit_table(w, w->gt, w->sp->gt_entries, VMDK_MARKER_GT,
+			       &w->gd[w->cur_gdi]);
 	memset(w->gt, 0, w->sp->gt_bytes);
 	w->gt_used = false;
+	return r;
+}
+
+/* True when every table of directory GD was preallocated below the
+ * grains (at DATA_START bytes), so that appending grains never
+ * overwrites one. */
+static bool tables_before(const struct vmdk_sparse *sp, const uint32_t *gd,
+			  uint64_t data_start)
+{
+	for (uint64_t i = 0; i < sp->gd_entries; i++)
+		if (gd[i] == 0 || (uint64_t)gd[i] * VMDK_SECTOR + sp->gt_bytes >
+				  data_start)
+			return false;
+	return true;
+}
+
+static uint32_t *copy_gd(const struct vmdk_sparse *sp, const uint32_t *gd)
+{
+	uint32_t *c = malloc(sp->gd_entries * 4);
+	if (c)
+		memcpy(c, gd, sp->gd_entries * 4);
+	return c;
+}
+
+/* 1 when every grain table of the directory is all zeroes (0 when not,
+ * or a negative errno).  Tables that follow each other on disk, as they
+ * do where qemu-img and mimg preallocate them, are read in large runs:
+ * a fresh 1 TiB image has 32768 of them. */
+static int tables_empty(struct vmdk_sparse *sp)
+{
+	const uint64_t max_run = 1u << 20;
+	uint64_t i = 0;
+	uint8_t *buf = malloc(max_run > sp->gt_bytes ? max_run : sp->gt_bytes);
+	int r = 1;
+
+	if (!buf)
+		return mimg_err(-ENOMEM, "out of memory");
+	while (i < sp->gd_entries && r == 1) {
+		uint64_t n = 1, off = (uint64_t)sp->gd[i] * VMDK_SECTOR;
+		if (sp->gd[i] == 0) {
+			i++;
+			continue;
+		}
+		while (i + n < sp->gd_entries &&
+		       (n + 1) * sp->gt_bytes <= max_run &&
+		       (uint64_t)sp->gd[i + n] * VMDK_SECTOR ==
+		       off + n * sp->gt_bytes)
+			n++;
+		if (!ck_range_within(off, n * sp->gt_bytes, sp->file_end))
+			r = mimg_err(-EINVAL, "%s: vmdk: grain table %" PRIu64
+				     " at sector %" PRIu32 " is past the end "
+				     "of the file (truncated image?)", sp->path,
+				     i, sp->gd[i]);
+		else if ((r = mimg_file_pread_exact(sp->file, buf,
+						    n * sp->gt_bytes, off,
+						    "vmdk grain table")) == 0)
+			r = buf_is_zero(buf, n * sp->gt_bytes) ? 1 : 0;
+		i += n;
+	}
+	free(buf);
 	return r;
 }
 
@@ -154,22 +248,9 @@ int vmdk_stream_start(struct mimg *img)
 	uint64_t start;
 
 	/* Only an image without any grain is rewritten as a stream. */
-	uint32_t *gt = malloc(sp->gt_bytes);
-	if (!gt)
-		return mimg_err(-ENOMEM, "out of memory");
-	for (uint64_t i = 0; i < sp->gd_entries; i++) {
-		int r = vmdk_sparse_read_gt(sp, sp->gd, i, gt);
-		if (r < 0) {
-			free(gt);
-			return r;
-		}
-		for (uint32_t j = 0; j < sp->gt_entries; j++)
-			if (gt[j]) {
-				free(gt);
-				return 0;	/* not empty: read-only use */
-			}
-	}
-	free(gt);
+	int r = tables_empty(sp);
+	if (r <= 0)
+		return r;	/* not empty: read-only use */
 
 	/* Grains go after the header and the descriptor. */
 	uint64_t meta_end = 1, desc_end;
@@ -180,6 +261,11 @@ int vmdk_stream_start(struct mimg *img)
 	    sp->overhead < meta_end || start > sp->file_end)
 		return mimg_err(-EINVAL, "%s: vmdk: invalid overhead of %"
 				PRIu64 " sectors", sp->path, sp->overhead);
+	/* The header names the directory: its tables must be in place. */
+	bool front = !sp->gd_at_end;
+	if (front && (!tables_before(sp, sp->gd, start) ||
+		      (sp->rgd && !tables_before(sp, sp->rgd, start))))
+		return 0;	/* read-only use */
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return mimg_err(-ENOMEM, "out of memory");
@@ -189,10 +275,13 @@ int vmdk_stream_start(struct mimg *img)
 	w->cur_gdi = 0;
 	w->pend_grain = NO_GRAIN;
 	pthread_mutex_init(&w->lock, NULL);
-	w->gd = calloc(sp->gd_entries, 4);
+	w->front = front;
+	w->gd = front ? copy_gd(sp, sp->gd) : calloc(sp->gd_entries, 4);
 	w->gt = calloc(1, sp->gt_bytes);
 	w->obuf = malloc(OBUF_SIZE);
-	if (!w->gd || !w->gt || !w->obuf) {
+	if (front && sp->rgd)
+		w->rgd = copy_gd(sp, sp->rgd);
+	if (!w->gd || !w->gt || !w->obuf || (front && sp->rgd && !w->rgd)) {
 		vmdk_stream_free(w);
 		return mimg_err(-ENOMEM, "out of memory");
 	}
@@ -205,6 +294,7 @@ void vmdk_stream_free(struct vmdk_stream_writer *w)
 	if (!w)
 		return;
 	free(w->gd);
+	free(w->rgd);
 	free(w->gt);
 	free(w->obuf);
 	free(w->cbuf);
@@ -219,12 +309,28 @@ bool vmdk_stream_only(struct mimg *img)
 	return s->sw != NULL;
 }
 
+/* Compressed writes to hosted sparse extents without compression are
+ * plain writes, as in qemu-img 7.2 (convert -c to monolithicSparse or
+ * twoGbMaxExtentSparse succeeds with plain grains).  Flat extents have no
+ * unit: qemu-img refuses them ("invalid cluster size"). */
+static uint64_t plain_sparse_unit(const struct vmdk_state *s)
+{
+	uint64_t unit = 0;
+	for (size_t i = 0; i < s->n_ext; i++) {
+		const struct vmdk_extent *e = &s->ext[i];
+		if (e->type != VMDK_EXT_SPARSE || !e->sp || e->sp->compressed ||
+		    (unit && e->sp->grain_bytes != unit))
+			return 0;
+		unit = e->sp->grain_bytes;
+	}
+	return unit;
+}
+
 uint32_t vmdk_compress_unit(struct mimg *img)
 {
 	struct vmdk_state *s = img->priv;
-	if (!s->sw || s->sw->sp->grain_bytes > UINT32_MAX)
-		return 0;
-	return (uint32_t)s->sw->sp->grain_bytes;
+	uint64_t unit = s->sw ? s->sw->sp->grain_bytes : plain_sparse_unit(s);
+	return unit > UINT32_MAX ? 0 : (uint32_t)unit;
 }
 
 /* One deflate stream per thread, reset for every grain: deflateInit's
@@ -287,7 +393,9 @@ static ssize_t deflate_grain(const void *in, size_t inlen, void *out,
 ssize_t vmdk_compress(struct mimg *img, const void *in, size_t inlen,
 		      void *out, size_t outcap)
 {
-	(void)img;
+	struct vmdk_state *s = img->priv;
+	if (!s->sw)
+		return -ENOSPC;		/* plain sparse: store it as it is */
 	return deflate_grain(in, inlen, out, outcap);
 }
 
@@ -384,6 +492,10 @@ int vmdk_write_compressed(struct mimg *img, uint64_t off, const void *data,
 	struct vmdk_stream_writer *w = s->sw;
 	int r;
 
+	if (!w && !compressed && plain_sparse_unit(s)) {
+		struct iovec v = { (void *)(uintptr_t)data, len };
+		return vmdk_pwritev(img, &v, 1, off, len);
+	}
 	if (!w)
 		return mimg_err(-ENOTSUP, "%s: vmdk: not a fresh "
 				"streamOptimized image", img->filename);
@@ -437,34 +549,15 @@ int vmdk_stream_pwritev(struct mimg *img, const struct iovec *iov,
 	return r;
 }
 
-/* Write the tail (pending grain table, GD, footer, end-of-stream marker)
- * after the grains written so far.  The writer's position stays before
- * the tail, so more grains may follow (they overwrite it) and a later
- * call writes it again: flush makes the file complete at any point. */
-int vmdk_stream_finish(struct mimg *img)
+/* The footer layout's tail before the end-of-stream marker: pending
+ * grain table, GD and footer (w->lock held, output buffer flushed). */
+static int write_footer_tail(struct vmdk_stream_writer *w)
 {
-	struct vmdk_state *s = img->priv;
-	struct vmdk_stream_writer *w = s->sw;
-	struct vmdk_sparse *sp;
+	struct vmdk_sparse *sp = w->sp;
 	uint8_t h[VMDK_SECTOR];
 	uint32_t gd_sector = 0;
-	uint64_t tail;
-	int r;
+	int r = 0;
 
-	if (!w)
-		return 0;
-	pthread_mutex_lock(&w->lock);
-	r = flush_pending(img, w);
-	if (r < 0 || !w->dirty || w->err) {
-		r = r < 0 ? r : w->err;
-		pthread_mutex_unlock(&w->lock);
-		return r;
-	}
-	sp = w->sp;
-	r = obuf_flush(w);
-	if (r < 0)
-		goto fail;
-	tail = w->pos;
 	uint32_t saved_gde = w->gd[w->cur_gdi];
 	if (w->gt_used)
 		r = emit_table(w, w->gt, sp->gt_entries, VMDK_MARKER_GT,
@@ -485,6 +578,40 @@ int vmdk_stream_finish(struct mimg *img)
 		r = emit_meta_marker(w, 1, VMDK_MARKER_FOOTER);
 	if (r == 0)
 		r = emit(w, h, sizeof(h), NULL, 0);
+	return r;
+}
+
+/* Write the tail after the grains written so far: the pending grain table
+ * (in place, or in the footer layout with GD and footer) and the
+ * end-of-stream marker.  The writer's position stays before the tail, so
+ * more grains may follow (they overwrite it) and a later call writes it
+ * again: flush makes the file complete at any point. */
+int vmdk_stream_finish(struct mimg *img)
+{
+	struct vmdk_state *s = img->priv;
+	struct vmdk_stream_writer *w = s->sw;
+	struct vmdk_sparse *sp;
+	uint64_t tail;
+	int r;
+
+	if (!w)
+		return 0;
+	pthread_mutex_lock(&w->lock);
+	r = flush_pending(img, w);
+	if (r < 0 || !w->dirty || w->err) {
+		r = r < 0 ? r : w->err;
+		pthread_mutex_unlock(&w->lock);
+		return r;
+	}
+	sp = w->sp;
+	r = obuf_flush(w);
+	if (r < 0)
+		goto fail;
+	tail = w->pos;
+	if (w->front)
+		r = w->gt_used ? write_gt_in_place(w) : 0;
+	else
+		r = write_footer_tail(w);
 	if (r == 0)
 		r = emit_meta_marker(w, 0, VMDK_MARKER_EOS);
 	if (r == 0)

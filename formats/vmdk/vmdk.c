@@ -195,14 +195,6 @@ static int open_descriptor_file(struct mimg *img, uint64_t file_size)
 	return 0;
 }
 
-static bool stream_is_empty(const struct vmdk_sparse *sp)
-{
-	for (uint64_t i = 0; i < sp->gd_entries; i++)
-		if (sp->gd[i])
-			return false;
-	return true;
-}
-
 static void vmdk_close(struct mimg *img);
 
 static int vmdk_open(struct mimg *img, unsigned flags)
@@ -242,9 +234,10 @@ static int vmdk_open(struct mimg *img, unsigned flags)
 			goto fail;
 		}
 	}
+	/* A stream without grains is written as a stream (vmdk_stream_start
+	 * leaves any other read-only). */
 	if (!img->read_only && s->monolithic_sparse &&
-	    s->ext[0].sp->compressed && s->ext[0].sp->markers &&
-	    stream_is_empty(s->ext[0].sp)) {
+	    s->ext[0].sp->compressed && s->ext[0].sp->markers) {
 		r = vmdk_stream_start(img);
 		if (r < 0)
 			goto fail;
@@ -304,9 +297,25 @@ int vmdk_write_descriptor(struct mimg *img, const char *text, size_t len)
 		free(buf);
 		return r;
 	}
-	r = mimg_file_pwrite(img->file, text, len, 0);
+	/* As qemu-img rewrites a descriptor file (the first write renews
+	 * its CID): the text, then zeroes up to the sector that ends the
+	 * longer of the old file and the text. */
+	uint64_t old_size, size;
+	r = mimg_file_size(img->file, &old_size);
+	if (r < 0)
+		return r;
+	if (!ck_align_up_u64(max_u64(old_size, len), VMDK_SECTOR, &size) ||
+	    size > VMDK_MAX_DESC_SIZE + VMDK_SECTOR)
+		return mimg_err(-EFBIG, "%s: vmdk: descriptor too large",
+				img->filename);
+	char *buf = calloc(1, (size_t)size);
+	if (!buf)
+		return mimg_err(-ENOMEM, "out of memory");
+	memcpy(buf, text, len);
+	r = mimg_file_pwrite(img->file, buf, (size_t)size, 0);
+	free(buf);
 	if (r == 0)
-		r = mimg_file_truncate(img->file, len);
+		r = mimg_file_truncate(img->file, size);
 	return r;
 }
 

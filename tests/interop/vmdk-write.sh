@@ -2,7 +2,9 @@
 # SPDX-License-Identifier: BSD-2-Clause
 # VMDKs made by mimg (create, convert -O vmdk with every subformat and
 # option) pass qemu-img check and read in qemu as the source did; created
-# images are byte for byte what qemu-img creates, except the random CIDs.
+# images are byte for byte what qemu-img creates, except the random CIDs,
+# and so are the descriptors convert writes (padded to a sector when the
+# first write renews the CID).
 here=$(cd "$(dirname "$0")" && pwd)
 . "$TESTLIB"
 . "$here/vmdk-lib.sh"
@@ -30,6 +32,27 @@ if norm(sys.argv[1], b'q') != norm(sys.argv[2], b'm'):
 PY
 }
 
+# same_desc QEMU_FILE MIMG_FILE: the descriptors (a descriptor file, or
+# the header and embedded descriptor) are equal except for the CID and the
+# image's name, and descriptor files have the same size (NUL padding).
+same_desc() {
+	python3 - "$1" "$2" <<'PY'
+import re, sys
+def norm(path, me):
+    d = open(path, 'rb').read()
+    def text(t):
+        t = re.sub(rb'(?m)^CID=[0-9a-f]+', b'CID=x', t.rstrip(b'\0'))
+        for sep in (b'.', b'-'):
+            t = t.replace(b'"' + me + sep, b'"NAME' + sep)
+        return t
+    if d[:4] == b'KDMV':
+        return d[:512], text(d[512:21 * 512])
+    return text(d), len(d)
+if norm(sys.argv[1], b'q') != norm(sys.argv[2], b'm'):
+    sys.exit(1)
+PY
+}
+
 n=0
 for opts in \
 	subformat=monolithicSparse \
@@ -49,6 +72,11 @@ do
 		fail "mimg convert -o $opts"
 	qemu_accepts m.vmdk src.raw "($opts)"
 	same_map m.vmdk "($opts)"
+	rm -f q*.vmdk
+	qemu-img convert -f raw -O vmdk -o "$opts" src.raw q.vmdk ||
+		fail "qemu-img convert -o $opts"
+	same_desc q.vmdk m.vmdk ||
+		fail "convert: descriptor of m.vmdk differs from qemu-img's ($opts)"
 
 	# create: the same files as qemu-img's.
 	rm -f m*.vmdk
