@@ -1,12 +1,15 @@
 #!/bin/sh
 # SPDX-License-Identifier: BSD-2-Clause
 # Time mimg and qemu-img on the same conversions of the same files, in the
-# same run, and print the ratios (mimg / qemu-img; below 1.00 = mimg faster).
+# same run, and print the ratios (mimg / qemu-img; below 1.00 = mimg faster)
+# of wall and CPU (user + system) time, the output sizes (allocated
+# MiB) and mimg's peak RSS; then mimg's times with 1, 2, 4, 8, 16 workers (as many as exist).
 #   bench/convert.sh [-s GiB] [-d MiB] [-r runs] [WORKDIR]
 # The source is a sparse raw disk (default 4 GiB) holding (default) 768 MiB
 # of data: one third random, one third text, one third explicit zeroes,
 # in 1-8 MiB pieces spread over the disk.  Each conversion runs RUNS times
 # per tool, alternating between the tools, and the best time counts.
+# On a busy machine compare the CPU columns: wall time follows the load.
 set -eu
 
 size_gib=4 data_mib=768 runs=2
@@ -68,53 +71,101 @@ fi
 
 have() { "$MIMG" --help | sed -n 's/^Formats: //p' | tr ' ' '\n' | grep -qx "$1"; }
 
-now() { date +%s.%N; }
-elapsed() { # elapsed CMD... -> seconds taken
-	t0=$(now)
-	"$@" >/dev/null 2>&1 || { echo "bench: failed: $*" >&2; exit 1; }
-	t1=$(now)
-	echo "$t1 - $t0" | bc -l
+command -v bc >/dev/null || { echo "bench: bc is needed (apt-get install bc)" >&2; exit 1; }
+[ -x /usr/bin/time ] || { echo "bench: /usr/bin/time is needed (apt-get install time)" >&2; exit 1; }
+
+# measure CMD...: sets w (wall seconds), c (user + system CPU seconds,
+# steadier than wall time on a shared machine) and r (peak RSS, KiB).
+measure() {
+	/usr/bin/time -f '%e %U %S %M' -o time.out "$@" >/dev/null 2>&1 ||
+		{ echo "bench: failed: $*" >&2; exit 1; }
+	read -r w u sy r < time.out
+	c=$(echo "$u + $sy" | bc -l)
 }
 min() { # min A B (B may be empty)
 	if [ -z "$2" ] || [ "$(echo "$1 < $2" | bc -l)" = 1 ]; then echo "$1"; else echo "$2"; fi
 }
+max() { if [ -z "$2" ] || [ "$1" -gt "$2" ]; then echo "$1"; else echo "$2"; fi; }
+mib() { echo "$(stat -c '%b * %B' "$1") / 1048576" | bc -l; } # allocated
 
-printf '%-34s %9s %9s %7s\n' conversion qemu-img mimg ratio
+printf '%-30s %8s %8s %6s %7s %7s %6s %9s %9s %7s\n' conversion qemu-img mimg ratio \
+	"q-cpu" "m-cpu" "ratio" "q-MiB" "m-MiB" "m-RSS"
 bench() { # bench NAME SRC_FMT SRC DST_FMT [convert options...]
 	name=$1 sfmt=$2 src=$3 dfmt=$4
 	shift 4
-	tq="" tm=""
+	tq="" tm="" cq="" cm="" rm=""
 	i=0
 	# Alternate the tools so that both meet the same machine state
 	# (page cache, writeback); each starts from a missing output file.
+	# The best of RUNS counts, for wall and CPU time each.
 	while [ $i -lt "$runs" ]; do
 		rm -f "out-q.$dfmt" "out-m.$dfmt"
-		tq=$(min "$(elapsed qemu-img convert -f "$sfmt" -O "$dfmt" "$@" "$src" "out-q.$dfmt")" "$tq")
-		rm -f "out-m.$dfmt"
-		tm=$(min "$(elapsed "$MIMG" convert -f "$sfmt" -O "$dfmt" "$@" "$src" "out-m.$dfmt")" "$tm")
+		measure qemu-img convert -f "$sfmt" -O "$dfmt" "$@" "$src" "out-q.$dfmt"
+		tq=$(min "$w" "$tq") cq=$(min "$c" "$cq")
+		measure "$MIMG" convert -f "$sfmt" -O "$dfmt" "$@" "$src" "out-m.$dfmt"
+		tm=$(min "$w" "$tm") cm=$(min "$c" "$cm") rm=$(max "$r" "$rm")
 		i=$((i + 1))
 	done
 	if ! qemu-img compare -q -f "$dfmt" -F "$dfmt" "out-q.$dfmt" "out-m.$dfmt"; then
 		echo "bench: $name: outputs differ" >&2
 		exit 1
 	fi
-	printf '%-34s %8.2fs %8.2fs %7.2f\n' "$name" "$tq" "$tm" "$(echo "$tm / $tq" | bc -l)"
+	printf '%-30s %7.2fs %7.2fs %6.2f %6.2fs %6.2fs %6.2f %9.1f %9.1f %6dM\n' \
+		"$name" "$tq" "$tm" "$(echo "$tm / $tq" | bc -l)" "$cq" "$cm" \
+		"$(echo "$cm / $cq" | bc -l)" "$(mib "out-q.$dfmt")" \
+		"$(mib "out-m.$dfmt")" $((rm / 1024))
 	rm -f "out-q.$dfmt" "out-m.$dfmt"
 }
 
-command -v bc >/dev/null || { echo "bench: bc is needed (apt-get install bc)" >&2; exit 1; }
+# scaling NAME SRC_FMT SRC DST_FMT [convert options...]: mimg alone with
+# 1, 2, 4, 8, 16 workers, as many as this machine has CPUs.
+scaling() {
+	name=$1 sfmt=$2 src=$3 dfmt=$4
+	shift 4
+	cpus=$(getconf _NPROCESSORS_ONLN)
+	t1=""
+	for m in 1 2 4 8 16; do
+		[ "$m" -le "$cpus" ] || break
+		t="" i=0
+		while [ $i -lt "$runs" ]; do
+			rm -f "out-m.$dfmt"
+			measure "$MIMG" convert -m "$m" -f "$sfmt" -O "$dfmt" "$@" "$src" "out-m.$dfmt"
+			t=$(min "$w" "$t")
+			i=$((i + 1))
+		done
+		[ -n "$t1" ] || t1=$t
+		printf '%-30s -m %-3d %7.2fs  speedup %5.2f  (linear %d)\n' \
+			"$name" "$m" "$t" "$(echo "$t1 / $t" | bc -l)" "$m"
+	done
+	rm -f "out-m.$dfmt"
+}
+
 bench "raw -> raw" raw src.raw raw
 if have qcow2; then
 	qemu-img convert -O qcow2 src.raw src.qcow2
+	qemu-img convert -c -O qcow2 src.raw src-zlib.qcow2
+	qemu-img convert -c -O qcow2 -o compression_type=zstd src.raw src-zstd.qcow2
 	bench "raw -> qcow2" raw src.raw qcow2
 	bench "qcow2 -> raw" qcow2 src.qcow2 raw
+	bench "qcow2 -c zlib -> raw" qcow2 src-zlib.qcow2 raw
+	bench "qcow2 -c zstd -> raw" qcow2 src-zstd.qcow2 raw
 	bench "raw -> qcow2 -c (zlib)" raw src.raw qcow2 -c
 	bench "raw -> qcow2 -c (zstd)" raw src.raw qcow2 -c -o compression_type=zstd
 fi
 if have vmdk; then
 	qemu-img convert -O vmdk src.raw src.vmdk
+	qemu-img convert -O vmdk -o subformat=streamOptimized src.raw src-stream.vmdk
 	bench "raw -> vmdk" raw src.raw vmdk
 	bench "vmdk -> raw" vmdk src.vmdk raw
 	have qcow2 && bench "vmdk -> qcow2" vmdk src.vmdk qcow2
 	bench "raw -> vmdk streamOptimized" raw src.raw vmdk -o subformat=streamOptimized
+	bench "streamOptimized -> raw" vmdk src-stream.vmdk raw
 fi
+echo
+echo "mimg with N workers ($(getconf _NPROCESSORS_ONLN) CPUs online):"
+if have qcow2; then
+	scaling "qcow2 -c zlib -> raw" qcow2 src-zlib.qcow2 raw
+	scaling "raw -> qcow2 -c (zlib)" raw src.raw qcow2 -c
+fi
+have vmdk && scaling "raw -> vmdk streamOptimized" raw src.raw vmdk -o subformat=streamOptimized
+rm -f time.out

@@ -14,15 +14,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "checked.h"
+#include "codec.h"
 #include "error.h"
 #include "image.h"
 #include "iov.h"
 
 #define WINDOW (2u << 20)	/* bytes read per job */
 #define ZERO_JOB_MAX (1ull << 30) /* largest write-zeroes request */
-#define DEFAULT_PARALLEL 8
+#define DEFAULT_PARALLEL 8	/* enough requests in flight for I/O */
+#define DEFAULT_PARALLEL_MAX 32	/* one per CPU up to this, by default */
 #define MAX_PARALLEL 64
 #define MAX_SPARSE (16u << 20)	/* largest -S, as qemu-img */
 
@@ -447,6 +450,11 @@ static int conv_setup(struct conv *c, struct mimg *src, struct mimg *dst,
 		     strcmp(src->drv->name, "raw") == 0 &&
 		     strcmp(d->name, "raw") == 0;
 	c->ordered = !o->out_of_order || o->compress || stream;
+	if (o->compression_level < 0 ||
+	    o->compression_level > CODEC_LEVEL_MAX)
+		return mimg_err(-EINVAL, "compression level %d is not "
+				"between 1 and %d", o->compression_level,
+				CODEC_LEVEL_MAX);
 	if (o->compress || stream) {
 		if (!d->compress_unit || !d->compress || !d->write_compressed)
 			return mimg_err(-ENOTSUP, "%s: format %s does not "
@@ -483,6 +491,16 @@ static int conv_setup(struct conv *c, struct mimg *src, struct mimg *dst,
 	return 0;
 }
 
+/* Every online CPU decompresses or compresses (at least DEFAULT_PARALLEL
+ * requests in flight for plain copies). */
+static int default_parallel(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n <= DEFAULT_PARALLEL)
+		return DEFAULT_PARALLEL;
+	return n > DEFAULT_PARALLEL_MAX ? DEFAULT_PARALLEL_MAX : (int)n;
+}
+
 int mimg_convert(struct mimg *src, struct mimg *dst,
 		 const struct mimg_convert_opts *opts)
 {
@@ -496,7 +514,8 @@ int mimg_convert(struct mimg *src, struct mimg *dst,
 		opts = &defaults;
 	if ((r = conv_setup(&c, src, dst, opts)) < 0)
 		return r;
-	nthreads = opts->parallel > 0 ? opts->parallel : DEFAULT_PARALLEL;
+	dst->compress_level = opts->compression_level;
+	nthreads = opts->parallel > 0 ? opts->parallel : default_parallel();
 	if (nthreads > MAX_PARALLEL)
 		nthreads = MAX_PARALLEL;
 	pthread_mutex_init(&c.lock, NULL);

@@ -40,6 +40,9 @@ struct mimg {
 	struct mimg *backing;	 /* opened backing image, or NULL */
 	char *backing_path;	 /* backing_name resolved */
 	struct mimg *top;	 /* the chain's top image (flags, policy) */
+	/* Level for the driver's compress() (codec.h), 0 = default; set
+	 * by mimg_convert before its workers start. */
+	int compress_level;
 	/* Only while the driver's open() runs: the caller's secret,
 	 * checked and with defaults filled in, or NULL. */
 	const struct mimg_secret *secret;

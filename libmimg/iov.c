@@ -52,6 +52,18 @@ int iov_slice(const struct iovec *src, int cnt, size_t skip, size_t len,
 	return n;
 }
 
+void *iov_flat(const struct iovec *iov, int cnt, size_t skip, size_t len)
+{
+	for (int i = 0; i < cnt; i++) {
+		if (skip < iov[i].iov_len)
+			return len <= iov[i].iov_len - skip
+				       ? (char *)iov[i].iov_base + skip
+				       : NULL;
+		skip -= iov[i].iov_len;
+	}
+	return NULL;
+}
+
 void iov_slice_free(struct iovec *iov, struct iovec *storage)
 {
 	if (iov != storage)

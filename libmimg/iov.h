@@ -31,6 +31,10 @@ void iov_to_buf(const struct iovec *iov, int cnt, size_t skip, void *buf,
 void iov_from_buf(const struct iovec *iov, int cnt, size_t skip,
 		  const void *buf, size_t len);
 
+/* Bytes [SKIP, SKIP+LEN) of IOV as one pointer when they lie in a single
+ * element, else NULL (decoders write there directly, saving a copy). */
+void *iov_flat(const struct iovec *iov, int cnt, size_t skip, size_t len);
+
 /* True when BUF holds only zero bytes. */
 bool buf_is_zero(const void *buf, size_t len);
 

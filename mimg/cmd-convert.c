@@ -21,7 +21,8 @@ static void convert_help(void)
 	       "[--target-is-zero]\n"
 	       "                    [-B backing [-F fmt]] [-C] [--salvage] "
 	       "[--bitmaps]\n"
-	       "                    [--untrusted] SRC [SRC...] DST\n"
+	       "                    [--untrusted] [--compression-level N] "
+	       "SRC [SRC...] DST\n"
 	       "\n"
 	       "Copy the content of SRC (through its backing chain) into "
 	       "DST; several\nsources are copied one after the other.\n"
@@ -35,7 +36,8 @@ static void convert_help(void)
 	       "  -n                DST exists: do not create it\n"
 	       "  -S SIZE           zero runs of SIZE bytes are not written "
 	       "(default 4k; 0 writes every byte)\n"
-	       "  -m N              requests in flight (default 8)\n"
+	       "  -m N              requests in flight (default: one per "
+	       "CPU, at least 8)\n"
 	       "  -W                allow out-of-order writes\n"
 	       "  -t CACHE          output cache mode: unsafe (default), "
 	       "writeback, none,\n"
@@ -57,6 +59,11 @@ static void convert_help(void)
 	       "  --bitmaps         copy SRC's persistent bitmaps (qcow2)\n"
 	       "  --untrusted       refuse sources that refer to other "
 	       "files\n"
+	       "  --compression-level N\n"
+	       "                    level of compressed output: deflate "
+	       "1-12 (qcow2 zlib\n"
+	       "                    1-9), zstd 1-22; default qemu-img's "
+	       "(deflate 6, zstd 3)\n"
 	       "  --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]\n"
 	       "                    a secret (LUKS passphrase)\n"
 	       "  --image-opts      FILE is driver=FMT,file.filename=PATH,key-secret=ID\n"
@@ -388,7 +395,7 @@ static int check_combinations(const struct convert_args *a,
 int cmd_convert(int argc, char **argv)
 {
 	enum { OPT_TARGET_IS_ZERO = 256, OPT_UNTRUSTED, OPT_SALVAGE,
-	       OPT_BITMAPS };
+	       OPT_BITMAPS, OPT_LEVEL };
 	static const struct option longopts[] = {
 		{"target-is-zero", no_argument, NULL, OPT_TARGET_IS_ZERO},
 		{"salvage", no_argument, NULL, OPT_SALVAGE},
@@ -397,6 +404,7 @@ int cmd_convert(int argc, char **argv)
 		{"object", required_argument, NULL, OPT_OBJECT},
 		{"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
 		{"force-share", no_argument, NULL, 'U'},
+		{"compression-level", required_argument, NULL, OPT_LEVEL},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -457,6 +465,18 @@ int cmd_convert(int argc, char **argv)
 			break;
 		}
 		case 'W': a.copts.out_of_order = 1; break;
+		case OPT_LEVEL: {
+			char *end;
+			long n = strtol(optarg, &end, 10);
+			if (*end || end == optarg || n < 1 || n > 22) {
+				free(opts_text);
+				return cli_error("Invalid compression level "
+						 "'%s': 1 to 22 (deflate "
+						 "up to 12)", optarg);
+			}
+			a.copts.compression_level = (int)n;
+			break;
+		}
 		case 't':
 			if (cache_flags(optarg, &a.dst_flags) != 0) {
 				free(opts_text);

@@ -64,6 +64,7 @@ int qcow2_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
 	while (done < len) {
 		struct qcow2_map m;
 		uint64_t pos = off + done;
+		uint8_t *direct;
 		if ((r = map_locked(s, pos, len - done, &m)) < 0)
 			break;
 		size_t n = (size_t)m.len;
@@ -78,6 +79,13 @@ int qcow2_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
 			r = read_data(s, iov, iovcnt, done, n, m.host_off);
 			break;
 		case QCOW2_COMPRESSED:
+			/* A whole cluster decodes in place. */
+			if (n == s->cluster_size &&
+			    (direct = iov_flat(iov, iovcnt, done, n))) {
+				r = read_compressed(s, m.host_off, m.csize,
+						    direct);
+				break;
+			}
 			if (!cbuf && !(cbuf = malloc(s->cluster_size))) {
 				r = mimg_err(-ENOMEM, "out of memory");
 				break;

@@ -359,8 +359,9 @@ int qcow2_read_with_entry(struct qcow2 *s, uint64_t off, size_t len,
 /* qcow2-compress.c */
 int qcow2_decompress(struct qcow2 *s, const uint8_t *in, size_t inlen,
 		     uint8_t *out, size_t outlen);
-ssize_t qcow2_compress_buf(enum qcow2_compression type, const void *in,
-			   size_t inlen, void *out, size_t outcap);
+ssize_t qcow2_compress_buf(enum qcow2_compression type, int level,
+			   const void *in, size_t inlen, void *out,
+			   size_t outcap);
 uint32_t qcow2_compress_unit(struct mimg *img);
 ssize_t qcow2_compress(struct mimg *img, const void *in, size_t inlen,
 		       void *out, size_t outcap);

@@ -105,20 +105,6 @@ static int file_pwritev_at(struct mimg_file *f, const struct iovec *iov,
  * would cost a huge copy. */
 #define MAX_WRITABLE_GRAIN (16u << 20)
 
-/* Bytes [SKIP, SKIP+LEN) of IOV as one pointer, or NULL when they span
- * several elements. */
-static void *iov_flat(const struct iovec *iov, int iovcnt, size_t skip,
-		      size_t len)
-{
-	for (int i = 0; i < iovcnt; i++) {
-		if (skip < iov[i].iov_len)
-			return iov[i].iov_len - skip >= len ?
-			       (uint8_t *)iov[i].iov_base + skip : NULL;
-		skip -= iov[i].iov_len;
-	}
-	return NULL;
-}
-
 static int read_sparse(struct mimg *img, struct vmdk_extent *e,
 		       const struct iovec *iov, int iovcnt, size_t skip,
 		       uint64_t eoff, size_t len)

@@ -19,9 +19,9 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 #include "checked.h"
+#include "codec.h"
 #include "endian.h"
 #include "error.h"
 #include "file.h"
@@ -410,63 +410,6 @@ int vmdk_sparse_lookup_locked(struct vmdk_sparse *sp, uint64_t grain,
 	return 0;
 }
 
-/* One inflate stream per thread, reset for every grain. */
-static pthread_key_t zkey;
-static pthread_once_t zonce = PTHREAD_ONCE_INIT;
-
-static void zfree(void *p)
-{
-	inflateEnd(p);
-	free(p);
-}
-
-static void zkey_init(void)
-{
-	pthread_key_create(&zkey, zfree);
-}
-
-static z_stream *thread_inflate(void)
-{
-	z_stream *zs;
-
-	pthread_once(&zonce, zkey_init);
-	zs = pthread_getspecific(zkey);
-	if (zs) {
-		inflateReset(zs);
-		return zs;
-	}
-	zs = calloc(1, sizeof(*zs));
-	if (!zs)
-		return NULL;
-	if (inflateInit(zs) != Z_OK) {
-		free(zs);
-		return NULL;
-	}
-	if (pthread_setspecific(zkey, zs) != 0) {
-		zfree(zs);
-		return NULL;
-	}
-	return zs;
-}
-
-int vmdk_inflate(const void *in, size_t in_len, void *out, size_t out_cap,
-		 size_t *out_len)
-{
-	z_stream *zs = thread_inflate();
-	int r;
-
-	*out_len = 0;
-	if (!zs)
-		return -ENOMEM;
-	zs->next_in = (Bytef *)(uintptr_t)in;
-	zs->avail_in = (uInt)in_len;
-	zs->next_out = out;
-	zs->avail_out = (uInt)out_cap;
-	r = inflate(zs, Z_FINISH);
-	*out_len = out_cap - zs->avail_out;
-	return r == Z_STREAM_END ? 0 : -EINVAL;
-}
-
 /* Read the compressed grain at HOST_OFF (marker and data, or just data)
  * and inflate it into OUT (grain_bytes); *GLEN is its inflated length. */
 static int inflate_grain(struct vmdk_sparse *sp, uint64_t grain,
@@ -512,7 +455,7 @@ static int inflate_grain(struct vmdk_sparse *sp, uint64_t grain,
 	} else {
 		cbuf = head + doff;
 	}
-	if (r == 0 && vmdk_inflate(cbuf, clen, out, sp->grain_bytes, glen) < 0)
+	if (r == 0 && codec_inflate_zlib(cbuf, clen, out, sp->grain_bytes, glen))
 		r = mimg_err(-EINVAL, "%s: vmdk: compressed grain %" PRIu64
 			     " at offset %" PRIu64 " is corrupt", sp->path,
 			     grain, host_off);

@@ -207,10 +207,6 @@ int vmdk_sparse_set_gtes(struct vmdk_sparse *sp, uint64_t first, uint64_t n,
 int vmdk_sparse_read_gt(struct vmdk_sparse *sp, const uint32_t *gd,
 			uint64_t gdi, uint32_t *out);
 
-/* Inflate a zlib stream of IN_LEN bytes into OUT (at most OUT_CAP);
- * *OUT_LEN receives the inflated length. */
-int vmdk_inflate(const void *in, size_t in_len, void *out, size_t out_cap,
-		 size_t *out_len);
 
 /* ------------------------------------------------------------------ */
 /* Image state                                                         */

@@ -570,7 +570,8 @@ struct mimg_convert_opts {
 	int existing_target;	/* -n: DST was not created for this */
 	int target_is_zero;	/* --target-is-zero: DST reads as zeroes */
 	int out_of_order;	/* -W: writes may complete out of order */
-	int parallel;		/* -m: requests in flight, 0 = default (8) */
+	int parallel;		/* -m: requests in flight, 0 = default (one
+				 * per online CPU, at least 8, at most 32) */
 	/* Called with bytes done and total, from one thread at a time
 	 * (not necessarily the caller's), at least once per MiB-sized
 	 * step and once at the end. */
@@ -593,6 +594,12 @@ struct mimg_convert_opts {
 	/* Called with a message for every salvaged read error (may be
 	 * NULL), from one thread at a time, with OPAQUE. */
 	void (*warn)(void *opaque, const char *msg);
+	/* Compression level for compressed output, 0 = the format's default
+	 * (qemu-img's: deflate 6, zstd 3).  Deflate (qcow2 zlib, VMDK) takes
+	 * 1-12 (above 9 only when built with libdeflate, else 9; qcow2's
+	 * 4 KiB-window deflate always caps at 9), zstd 1-22; higher is
+	 * smaller and slower.  Other values give -EINVAL. */
+	int compression_level;
 };
 #define MIMG_CONVERT_DEFAULT_SPARSE 4096
 #define MIMG_CONVERT_NO_SPARSE UINT64_MAX

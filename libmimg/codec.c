@@ -1,0 +1,299 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * One set of compression contexts per thread for every format (see
+ * codec.h): creating a zlib or zstd context costs more than compressing
+ * a 64 KiB cluster, so each thread keeps its own and resets it per call.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+#include <zstd.h>
+#ifdef MIMG_HAVE_LIBDEFLATE
+#include <libdeflate.h>
+#endif
+
+#include "codec.h"
+
+#define DEFLATE_DEFAULT_LEVEL 6	/* zlib's Z_DEFAULT_COMPRESSION, qemu's */
+#define ZLIB_MAX_LEVEL 9
+#define LIBDEFLATE_MAX_LEVEL 12
+#define QCOW2_WINDOW_BITS 12	/* qemu inflates with -12 */
+
+struct codec_ctx {
+	z_stream inf_raw, inf_zlib, def_raw, def_zlib;
+	bool inf_raw_init, inf_zlib_init, def_raw_init, def_zlib_init;
+	int def_raw_level, def_zlib_level;
+	ZSTD_CCtx *zc;
+	ZSTD_DCtx *zd;
+#ifdef MIMG_HAVE_LIBDEFLATE
+	struct libdeflate_decompressor *ld;
+	struct libdeflate_compressor *lc[LIBDEFLATE_MAX_LEVEL + 1];
+#endif
+};
+
+static pthread_key_t ctx_key;
+static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
+
+static void ctx_free(void *p)
+{
+	struct codec_ctx *c = p;
+	if (!c)
+		return;
+	if (c->inf_raw_init)
+		inflateEnd(&c->inf_raw);
+	if (c->inf_zlib_init)
+		inflateEnd(&c->inf_zlib);
+	if (c->def_raw_init)
+		deflateEnd(&c->def_raw);
+	if (c->def_zlib_init)
+		deflateEnd(&c->def_zlib);
+	ZSTD_freeCCtx(c->zc);
+	ZSTD_freeDCtx(c->zd);
+#ifdef MIMG_HAVE_LIBDEFLATE
+	libdeflate_free_decompressor(c->ld);
+	for (int i = 0; i <= LIBDEFLATE_MAX_LEVEL; i++)
+		libdeflate_free_compressor(c->lc[i]);
+#endif
+	free(c);
+}
+
+static void ctx_key_init(void)
+{
+	(void)pthread_key_create(&ctx_key, ctx_free);
+}
+
+static struct codec_ctx *thread_ctx(void)
+{
+	pthread_once(&ctx_once, ctx_key_init);
+	struct codec_ctx *c = pthread_getspecific(ctx_key);
+	if (!c) {
+		c = calloc(1, sizeof(*c));
+		if (c && pthread_setspecific(ctx_key, c) != 0) {
+			free(c);
+			c = NULL;
+		}
+	}
+	return c;
+}
+
+static int clamp_level(int level, int def, int max)
+{
+	if (level <= 0)
+		return def;
+	return level > max ? max : level;
+}
+
+const char *codec_deflate_backend(void)
+{
+#ifdef MIMG_HAVE_LIBDEFLATE
+	return "libdeflate";
+#else
+	return "zlib";
+#endif
+}
+
+/* Reset (or create) inflate stream ZS for WBITS. */
+static int inflate_ready(z_stream *zs, bool *init, int wbits)
+{
+	if (*init)
+		return inflateReset(zs) == Z_OK ? 0 : -EIO;
+	memset(zs, 0, sizeof(*zs));
+	if (inflateInit2(zs, wbits) != Z_OK)
+		return -ENOMEM;
+	*init = true;
+	return 0;
+}
+
+static int zlib_inflate_raw(struct codec_ctx *c, const void *in, size_t inlen,
+			    void *out, size_t outlen)
+{
+	int r = inflate_ready(&c->inf_raw, &c->inf_raw_init,
+			      -QCOW2_WINDOW_BITS);
+	if (r < 0)
+		return r;
+	c->inf_raw.next_in = (Bytef *)(uintptr_t)in;
+	c->inf_raw.avail_in = (uInt)inlen;
+	c->inf_raw.next_out = out;
+	c->inf_raw.avail_out = (uInt)outlen;
+	int ret = inflate(&c->inf_raw, Z_FINISH);
+	/* The stored length is only sector-exact: the stream may be cut
+	 * short once the cluster is full. */
+	if ((ret == Z_STREAM_END || ret == Z_BUF_ERROR) &&
+	    c->inf_raw.avail_out == 0)
+		return 0;
+	return -EIO;
+}
+
+int codec_inflate_raw(const void *in, size_t inlen, void *out, size_t outlen)
+{
+	struct codec_ctx *c = thread_ctx();
+	if (!c)
+		return -ENOMEM;
+#ifdef MIMG_HAVE_LIBDEFLATE
+	if (!c->ld && !(c->ld = libdeflate_alloc_decompressor()))
+		return -ENOMEM;
+	size_t used;
+	if (libdeflate_deflate_decompress_ex(c->ld, in, inlen, out, outlen,
+					     &used, NULL) == LIBDEFLATE_SUCCESS)
+		return 0;
+	/* Streams cut short or running past the cluster: zlib decides. */
+#endif
+	return zlib_inflate_raw(c, in, inlen, out, outlen);
+}
+
+static int zlib_inflate_zlib(struct codec_ctx *c, const void *in,
+			     size_t inlen, void *out, size_t outcap,
+			     size_t *outlen)
+{
+	int r = inflate_ready(&c->inf_zlib, &c->inf_zlib_init, MAX_WBITS);
+	if (r < 0)
+		return r;
+	c->inf_zlib.next_in = (Bytef *)(uintptr_t)in;
+	c->inf_zlib.avail_in = (uInt)inlen;
+	c->inf_zlib.next_out = out;
+	c->inf_zlib.avail_out = (uInt)outcap;
+	int ret = inflate(&c->inf_zlib, Z_FINISH);
+	*outlen = outcap - c->inf_zlib.avail_out;
+	return ret == Z_STREAM_END ? 0 : -EIO;
+}
+
+int codec_inflate_zlib(const void *in, size_t inlen, void *out,
+		       size_t outcap, size_t *outlen)
+{
+	struct codec_ctx *c = thread_ctx();
+	*outlen = 0;
+	if (!c)
+		return -ENOMEM;
+#ifdef MIMG_HAVE_LIBDEFLATE
+	if (!c->ld && !(c->ld = libdeflate_alloc_decompressor()))
+		return -ENOMEM;
+	size_t used;
+	if (libdeflate_zlib_decompress_ex(c->ld, in, inlen, out, outcap,
+					  &used, outlen) == LIBDEFLATE_SUCCESS)
+		return 0;
+#endif
+	return zlib_inflate_zlib(c, in, inlen, out, outcap, outlen);
+}
+
+static int zstd_stream_decompress(struct codec_ctx *c, const void *in,
+				  size_t inlen, void *out, size_t outlen)
+{
+	ZSTD_DCtx_reset(c->zd, ZSTD_reset_session_only);
+	ZSTD_inBuffer ib = { in, inlen, 0 };
+	ZSTD_outBuffer ob = { out, outlen, 0 };
+	size_t ret = 1;
+	while (ob.pos < ob.size) {
+		size_t last = ib.pos + ob.pos;
+		ret = ZSTD_decompressStream(c->zd, &ob, &ib);
+		if (ZSTD_isError(ret))
+			return -EIO;
+		if (ret == 0 && ob.pos < ob.size)
+			return -EIO; /* frame ended short of a cluster */
+		if (ib.pos + ob.pos == last)
+			return -EIO; /* no progress: input exhausted */
+	}
+	/* A frame still going after one cluster of output holds more than a
+	 * cluster: damaged, as qemu also decides. */
+	return ret == 0 ? 0 : -EIO;
+}
+
+int codec_zstd_decompress(const void *in, size_t inlen, void *out,
+			  size_t outlen)
+{
+	struct codec_ctx *c = thread_ctx();
+	if (!c)
+		return -ENOMEM;
+	if (!c->zd && !(c->zd = ZSTD_createDCtx()))
+		return -ENOMEM;
+	/* One call straight into OUT when the frame is whole and exactly
+	 * one cluster; anything else is judged by the streaming decoder,
+	 * as qemu reads it. */
+	size_t flen = ZSTD_findFrameCompressedSize(in, inlen);
+	if (!ZSTD_isError(flen) &&
+	    ZSTD_decompressDCtx(c->zd, out, outlen, in, flen) == outlen)
+		return 0;
+	return zstd_stream_decompress(c, in, inlen, out, outlen);
+}
+
+/* Deflate IN with ZS at LEVEL (WBITS: window and wrapper), creating the
+ * stream on first use. */
+static ssize_t zlib_deflate(z_stream *zs, bool *init, int *cur_level,
+			    int level, int wbits, const void *in, size_t inlen,
+			    void *out, size_t outcap)
+{
+	if (!*init) {
+		memset(zs, 0, sizeof(*zs));
+		if (deflateInit2(zs, level, Z_DEFLATED, wbits, 9,
+				 Z_DEFAULT_STRATEGY) != Z_OK)
+			return -ENOMEM;
+		*init = true;
+		*cur_level = level;
+	} else if (deflateReset(zs) != Z_OK) {
+		return -EIO;
+	}
+	if (level != *cur_level) {
+		/* Nothing is compressed yet: this only switches tables. */
+		if (deflateParams(zs, level, Z_DEFAULT_STRATEGY) != Z_OK)
+			return -EIO;
+		*cur_level = level;
+	}
+	zs->next_in = (Bytef *)(uintptr_t)in;
+	zs->avail_in = (uInt)inlen;
+	zs->next_out = out;
+	zs->avail_out = (uInt)outcap;
+	if (deflate(zs, Z_FINISH) != Z_STREAM_END)
+		return -ENOSPC;
+	return (ssize_t)(outcap - zs->avail_out);
+}
+
+ssize_t codec_deflate_raw4k(int level, const void *in, size_t inlen,
+			    void *out, size_t outcap)
+{
+	struct codec_ctx *c = thread_ctx();
+	if (!c)
+		return -ENOMEM;
+	level = clamp_level(level, DEFLATE_DEFAULT_LEVEL, ZLIB_MAX_LEVEL);
+	return zlib_deflate(&c->def_raw, &c->def_raw_init, &c->def_raw_level,
+			    level, -QCOW2_WINDOW_BITS, in, inlen, out, outcap);
+}
+
+ssize_t codec_deflate_zlib(int level, const void *in, size_t inlen,
+			   void *out, size_t outcap)
+{
+	struct codec_ctx *c = thread_ctx();
+	if (!c)
+		return -ENOMEM;
+#ifdef MIMG_HAVE_LIBDEFLATE
+	level = clamp_level(level, DEFLATE_DEFAULT_LEVEL, LIBDEFLATE_MAX_LEVEL);
+	if (!c->lc[level] &&
+	    !(c->lc[level] = libdeflate_alloc_compressor(level)))
+		return -ENOMEM;
+	size_t n = libdeflate_zlib_compress(c->lc[level], in, inlen, out,
+					    outcap);
+	return n ? (ssize_t)n : -ENOSPC;
+#else
+	level = clamp_level(level, DEFLATE_DEFAULT_LEVEL, ZLIB_MAX_LEVEL);
+	return zlib_deflate(&c->def_zlib, &c->def_zlib_init,
+			    &c->def_zlib_level, level, MAX_WBITS, in, inlen,
+			    out, outcap);
+#endif
+}
+
+ssize_t codec_zstd_compress(int level, const void *in, size_t inlen,
+			    void *out, size_t outcap)
+{
+	struct codec_ctx *c = thread_ctx();
+	if (!c)
+		return -ENOMEM;
+	if (!c->zc && !(c->zc = ZSTD_createCCtx()))
+		return -ENOMEM;
+	level = clamp_level(level, ZSTD_CLEVEL_DEFAULT, ZSTD_maxCLevel());
+	size_t n = ZSTD_compressCCtx(c->zc, out, outcap, in, inlen, level);
+	if (ZSTD_isError(n))
+		return -ENOSPC;
+	return (ssize_t)n;
+}
