@@ -181,7 +181,7 @@ scenario libvirt-convert src/storage/storage_util.c vol.qcow2 -- \
 	convert -f raw -O qcow2 -o compat=1.1 src.raw vol.qcow2
 scenario libvirt-shrink-raw src/storage/storage_util.c src.raw -- \
 	resize --shrink -f raw src.raw 6M
-scenario libvirt-shrink-qcow2 src/storage/storage_util.c vol.qcow2 -- \
+scenario libvirt-shrink-qcow2 src/storage/storage_util.c base.qcow2 -- \
 	resize --shrink -f qcow2 base.qcow2 4M
 # cloud-localds (cloud-image-utils): convert the seed to qcow2.
 scenario cloud-localds bin/cloud-localds seed.qcow2 -- \
