@@ -260,7 +260,8 @@ static int direct_trim(struct posix_file *p, uint64_t old_size, uint64_t end,
 		       uint64_t padded_end)
 {
 	uint64_t want = end > old_size ? end : old_size;
-	if (padded_end <= want || !(p->f.caps & MIMG_FILE_REGULAR))
+	if (padded_end <= want ||
+	    !(mimg_file_caps(&p->f) & MIMG_FILE_REGULAR))
 		return 0;
 	if (ftruncate(p->fd, (off_t)want) != 0)
 		return mimg_err_errno(-errno, "%s: truncate to %llu",

@@ -31,7 +31,9 @@ static const struct command {
 	 "compare [-f fmt] [-F fmt] [-p] [-q] [-s] FILE1 FILE2"},
 	{"convert", cmd_convert,
 	 "convert [-f fmt] [-O fmt] [-o opts] [-c] [-p] [-q] [-n] [-S size] "
-	 "[-m N] [-W] [-t cache] [-l snapshot] [--target-is-zero] SRC DST"},
+	 "[-m N] [-W] [-t cache] [-T cache] [-l snapshot] [-B backing "
+	 "[-F fmt]] [-C] [--salvage] [--bitmaps] [--target-is-zero] "
+	 "SRC [SRC...] DST"},
 	{"dd", cmd_dd,
 	 "dd [-f fmt] [-O fmt] [bs=N] [count=N] [skip=N] if=INPUT "
 	 "of=OUTPUT"},

@@ -98,7 +98,10 @@ qemu-img create -q -f qcow2 exist.qcow2 12M
 check_out qcow2 exist.qcow2 "-n -t none"
 
 # Nova (nova/virt/images.py _convert_image) with an instance directory
-# that supports O_DIRECT: -t none -O fmt [-f fmt] [-c] SRC DST.
+# that supports O_DIRECT: -t none -O fmt [-f fmt] [-c] SRC DST, run through
+# a link named qemu-img as Nova would find it.
+mkdir -p bin
+ln -s "$MIMG" bin/qemu-img
 for args in "-t none -O raw -f qcow2 src.qcow2 nova.img" \
 	    "-t none -O qcow2 -f raw src.raw nova.img" \
 	    "-t none -O qcow2 -f qcow2 -c src.qcow2 nova.img" \
@@ -106,7 +109,7 @@ for args in "-t none -O raw -f qcow2 src.qcow2 nova.img" \
 	    "-t none -O raw src.qcow2 nova.img"; do
 	rm -f nova.img
 	# shellcheck disable=SC2086
-	"$MIMG" convert $args || fail "nova: convert $args"
+	bin/qemu-img convert $args || fail "nova: convert $args"
 	# shellcheck disable=SC2086
 	set -- $args
 	src=$(echo "$args" | sed 's/.* \(src\.[a-z0-9]*\) .*/\1/')
