@@ -53,7 +53,7 @@ static int luks_unlock(struct mimg *img, struct luks_state *s)
 {
 	const struct mimg_secret *sec = img->secret;
 	uint8_t mk[MIMG_CRYPTO_MAX_KEY];
-	int r = luks1_unlock(&s->hdr, img->file, img->filename, sec->data,
+	int r = luks1_unlock(&s->hdr, img->file, 0, img->filename, sec->data,
 			     sec->len, mk);
 	if (r == 0)
 		r = mimg_sector_cipher_init(&s->cipher, s->hdr.mode,
@@ -249,87 +249,16 @@ static int luks_block_status(struct mimg *img, uint64_t off, uint64_t len,
 /* ---------------------------------------------------------------------- */
 /* Creation                                                                */
 
-static int parse_cipher_alg(const char *path, const char *v, unsigned *bits)
-{
-	static const char *const others[] = {"serpent", "twofish", "cast5",
-					     NULL};
-	if (strcmp(v, "aes-128") == 0)
-		*bits = 128;
-	else if (strcmp(v, "aes-192") == 0)
-		*bits = 192;
-	else if (strcmp(v, "aes-256") == 0)
-		*bits = 256;
-	else {
-		for (const char *const *o = others; *o; o++)
-			if (strncmp(v, *o, strlen(*o)) == 0)
-				return mimg_err(-ENOTSUP, "%s: cipher '%s' is "
-						"not supported (only aes-128, "
-						"aes-192, aes-256)", path, v);
-		return mimg_err(-EINVAL, "%s: Invalid parameter '%s' for "
-				"cipher-alg", path, v);
-	}
-	return 0;
-}
-
-static int parse_hash(const char *path, const char *key, const char *v,
-		      enum mimg_hash_alg *out)
-{
-	if (!(*out = mimg_hash_lookup(v)))
-		return mimg_err(-ENOTSUP, "%s: Hash algorithm %s not supported "
-				"for %s (sha1, sha256, sha512)", path, v, key);
-	return 0;
-}
-
 static int parse_create_opts(const char *path, const struct mimg_opt *opts,
 			     size_t nopts, struct luks1_create_params *p)
 {
 	static const char *const known[] = {
 		"size", "key-secret", "cipher-alg", "cipher-mode",
 		"ivgen-alg", "ivgen-hash-alg", "hash-alg", "iter-time", NULL};
-	const char *v;
-	int r;
-
-	memset(p, 0, sizeof(*p));
-	p->aes_bits = 256;
-	p->mode = MIMG_CIPHER_XTS;
-	p->ivgen = MIMG_IVGEN_PLAIN64;
-	p->hash = MIMG_HASH_SHA256;
-	p->iter_time_ms = 2000;
-	if ((r = mimg__opts_check(opts, nopts, known, "luks")) < 0)
+	int r = mimg__opts_check(opts, nopts, known, "luks");
+	if (r < 0)
 		return r;
-	if ((v = mimg__opt(opts, nopts, "cipher-alg")) &&
-	    (r = parse_cipher_alg(path, v, &p->aes_bits)) < 0)
-		return r;
-	if ((v = mimg__opt(opts, nopts, "cipher-mode")) &&
-	    !(p->mode = mimg_cipher_mode_lookup(v)))
-		return mimg_err(-ENOTSUP, "%s: Cipher mode %s not supported "
-				"(xts, cbc)", path, v);
-	if ((v = mimg__opt(opts, nopts, "ivgen-alg")) &&
-	    !(p->ivgen = mimg_ivgen_lookup(v)))
-		return mimg_err(-ENOTSUP, "%s: IV generator %s not supported "
-				"(plain, plain64, essiv)", path, v);
-	if ((v = mimg__opt(opts, nopts, "hash-alg")) &&
-	    (r = parse_hash(path, "hash-alg", v, &p->hash)) < 0)
-		return r;
-	/* Like qemu: essiv defaults its hash to sha256; a hash given to
-	 * another generator is written and ignored, as dm-crypt does. */
-	if ((v = mimg__opt(opts, nopts, "ivgen-hash-alg"))) {
-		if ((r = parse_hash(path, "ivgen-hash-alg", v,
-				    &p->ivhash)) < 0)
-			return r;
-	} else if (p->ivgen == MIMG_IVGEN_ESSIV) {
-		p->ivhash = MIMG_HASH_SHA256;
-	}
-	if ((v = mimg__opt(opts, nopts, "iter-time"))) {
-		char *end;
-		errno = 0;
-		unsigned long long ms = strtoull(v, &end, 10);
-		if (errno || end == v || *end || ms == 0 || ms > 3600000)
-			return mimg_err(-EINVAL, "%s: iter-time '%s' must be "
-					"1 to 3600000 milliseconds", path, v);
-		p->iter_time_ms = ms;
-	}
-	return 0;
+	return luks1_create_opts(path, opts, nopts, "", p);
 }
 
 static int luks_create_secret(const char *path, uint64_t size,
@@ -341,6 +270,7 @@ static int luks_create_secret(const char *path, uint64_t size,
 	struct luks1_header h;
 	uint8_t mk[MIMG_CRYPTO_MAX_KEY];
 	struct mimg_file *f;
+	uint64_t total = 0;
 	int r;
 
 	if (backing || mimg__opt(opts, nopts, "backing_file"))
@@ -352,8 +282,15 @@ static int luks_create_secret(const char *path, uint64_t size,
 	if ((r = mimg_file_open(&f, path,
 				MIMG_FILE_RDWR | MIMG_FILE_CREATE)) < 0)
 		return r;
-	r = luks1_format(f, path, &p, size, secret->data, secret->len, &h,
-			 mk);
+	r = luks1_prepare(&p, &h);
+	if (r == 0 && !ck_add_u64((uint64_t)h.payload_offset * SECTOR, size,
+				  &total))
+		r = mimg_err(-EFBIG, "%s: image size %llu is too large", path,
+			     (unsigned long long)size);
+	if (r == 0)
+		r = mimg_file_truncate(f, total);
+	if (r == 0)
+		r = luks1_format(f, 0, &p, secret->data, secret->len, &h, mk);
 	OPENSSL_cleanse(mk, sizeof(mk));
 	OPENSSL_cleanse(&h, sizeof(h));
 	int rc = mimg_file_close(f);
@@ -372,58 +309,16 @@ static int luks_create(const char *path, uint64_t size,
 /* ---------------------------------------------------------------------- */
 /* Info                                                                    */
 
-static bool add_slots(struct mimg_value *data, const struct luks1_header *h)
-{
-	struct mimg_value *slots = mimg_value_add(data, "slots",
-						  MIMG_VALUE_ARRAY);
-	if (!slots)
-		return false;
-	for (int i = 0; i < LUKS1_NUM_SLOTS; i++) {
-		const struct luks1_slot *s = &h->slots[i];
-		struct mimg_value *o = mimg_value_add(slots, NULL,
-						      MIMG_VALUE_OBJECT);
-		bool ok = o && mimg_value_add_bool(o, "active", s->active);
-		if (ok && s->active)
-			ok = mimg_value_add_uint(o, "iters", s->iters);
-		ok = ok && mimg_value_add_uint(o, "key-offset",
-					       (uint64_t)s->key_offset *
-						       SECTOR);
-		if (ok && s->active)
-			ok = mimg_value_add_uint(o, "stripes", s->stripes);
-		if (!ok)
-			return false;
-	}
-	return true;
-}
-
-/* Members in the order qemu-img 7.2 prints them. */
 static int luks_info(struct mimg *img, struct mimg_value *info)
 {
 	struct luks_state *s = img->priv;
-	const struct luks1_header *h = &s->hdr;
-	char alg[16];
 	struct mimg_value *fs, *data;
-	bool ok;
-
-	snprintf(alg, sizeof(alg), "aes-%u", h->aes_bits);
-	ok = mimg_value_add_bool(info, "encrypted", true) &&
-	     (fs = mimg_value_add(info, "format-specific",
-				  MIMG_VALUE_OBJECT)) &&
-	     mimg_value_add_str(fs, "type", "luks") &&
-	     (data = mimg_value_add(fs, "data", MIMG_VALUE_OBJECT)) &&
-	     mimg_value_add_str(data, "ivgen-alg", mimg_ivgen_name(h->ivgen)) &&
-	     mimg_value_add_str(data, "hash-alg", mimg_hash_name(h->hash)) &&
-	     mimg_value_add_str(data, "cipher-alg", alg) &&
-	     mimg_value_add_str(data, "uuid", h->uuid);
-	if (ok && h->ivgen == MIMG_IVGEN_ESSIV)
-		ok = mimg_value_add_str(data, "ivgen-hash-alg",
-					mimg_hash_name(h->ivhash));
-	ok = ok &&
-	     mimg_value_add_str(data, "cipher-mode",
-				mimg_cipher_mode_name(h->mode)) &&
-	     add_slots(data, h) &&
-	     mimg_value_add_uint(data, "payload-offset", s->payload) &&
-	     mimg_value_add_uint(data, "master-key-iters", h->mk_iters);
+	bool ok = mimg_value_add_bool(info, "encrypted", true) &&
+		  (fs = mimg_value_add(info, "format-specific",
+				       MIMG_VALUE_OBJECT)) &&
+		  mimg_value_add_str(fs, "type", "luks") &&
+		  (data = mimg_value_add(fs, "data", MIMG_VALUE_OBJECT)) &&
+		  luks1_info(data, &s->hdr, NULL);
 	return ok ? 0 : mimg_err(-ENOMEM, "out of memory");
 }
 

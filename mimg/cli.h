@@ -86,6 +86,9 @@ int cli_open_id(struct mimg **imgp, const char *path, const char *format,
 		unsigned flags, const char *id);
 /* mimg_create_flags (FLAGS: MIMG_CREATE_*), or mimg_create_secret when
  * OPTS hold key-secret=ID. */
+/* True for the option naming a creation secret: key-secret (luks) or
+ * encrypt.key-secret (qcow2). */
+bool cli_is_key_secret(const char *key);
 int cli_create(const char *path, const char *format, uint64_t size,
 	       const struct mimg_opt *opts, size_t nopts, unsigned flags);
 /* Parse "driver=FMT,file.filename=PATH,key-secret=ID": malloc'ed path and

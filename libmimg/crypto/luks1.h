@@ -3,8 +3,11 @@
  *
  * LUKS1 (the LUKS on-disk format specification 1.2): the 592-byte
  * big-endian header, its eight key slots, unlocking the master key with a
- * passphrase, and writing a new header with one key slot, laid out as
- * qemu-img and cryptsetup lay it out.
+ * passphrase, writing a new header with one key slot, laid out as
+ * qemu-img and cryptsetup lay it out, and adding or erasing key slots.
+ * The header starts at byte BASE of its file: 0 for a raw LUKS image,
+ * the encryption header's clusters inside a qcow2 image.  Key material
+ * offsets are sectors from BASE.
  *
  *   0   magic "LUKS\xba\xbe"        6
  *   6   version (1)                 u16
@@ -30,6 +33,7 @@
 #include "crypto.h"
 
 struct mimg_file;
+struct mimg_value;
 
 #define LUKS1_HEADER_SIZE 592
 #define LUKS1_NUM_SLOTS 8
@@ -84,12 +88,20 @@ int luks1_parse(const uint8_t *buf, uint64_t file_size, uint64_t max_iters,
 /* Bytes of one key slot's material (key_bytes * stripes, whole sectors). */
 uint64_t luks1_material_size(uint32_t key_bytes, uint32_t stripes);
 
-/* Try PASS on every active key slot; on success the master key
- * (h->key_bytes bytes) is in MK.  -EACCES "Invalid password, cannot unlock
- * any keyslot" when none opens. */
+/* Try PASS on every active key slot of the header at byte BASE of F; on
+ * success the master key (h->key_bytes bytes) is in MK.  -EACCES "Invalid
+ * password, cannot unlock any keyslot" when none opens. */
 int luks1_unlock(const struct luks1_header *h, struct mimg_file *f,
-		 const char *path, const void *pass, size_t passlen,
-		 uint8_t *mk);
+		 uint64_t base, const char *path, const void *pass,
+		 size_t passlen, uint8_t *mk);
+/* luks1_unlock, also telling which slot opened (*SLOTP, may be NULL). */
+int luks1_unlock_slot(const struct luks1_header *h, struct mimg_file *f,
+		      uint64_t base, const char *path, const void *pass,
+		      size_t passlen, uint8_t *mk, int *slotp);
+/* Set bit I of *MASKP for every active slot I that PASS opens. */
+int luks1_slots_opened_by(const struct luks1_header *h, struct mimg_file *f,
+			  uint64_t base, const void *pass, size_t passlen,
+			  unsigned *maskp);
 
 struct luks1_create_params {
 	unsigned aes_bits;
@@ -101,14 +113,58 @@ struct luks1_create_params {
 	uint64_t max_iters; /* iteration counts are capped to this */
 };
 
+/* Parse qemu-img's LUKS creation options named PREFIX + "cipher-alg"
+ * etc. from OPTS into *P (defaults: aes-256, xts, plain64, sha256, 2000
+ * ms).  Errors name the option and value: -EINVAL, -ENOTSUP (a cipher,
+ * mode, IV generator or hash this layer cannot run). */
+struct mimg_opt;
+int luks1_create_opts(const char *path, const struct mimg_opt *opts,
+		      size_t nopts, const char *prefix,
+		      struct luks1_create_params *p);
+
+/* Lay out a new header for P in *H (names, key slot areas, payload
+ * offset, random salts and uuid), nothing written yet: the header and
+ * key material need h->payload_offset sectors. */
+int luks1_prepare(const struct luks1_create_params *p,
+		  struct luks1_header *h);
 /*
- * Write a LUKS1 header and key slot 0 (unlocked by PASS) into F, which
- * must be empty, and size it to hold SIZE bytes of payload.  The new
- * header is in *H and the master key in MK on success.
+ * Make a master key (into MK), its digest, and key slot 0 unlocked by
+ * PASS for the header *H from luks1_prepare, and write the header and the
+ * slot's material at byte BASE of F (which must have room for them).
  */
-int luks1_format(struct mimg_file *f, const char *path,
-		 const struct luks1_create_params *p, uint64_t size,
-		 const void *pass, size_t passlen, struct luks1_header *h,
-		 uint8_t *mk);
+int luks1_format(struct mimg_file *f, uint64_t base,
+		 const struct luks1_create_params *p, const void *pass,
+		 size_t passlen, struct luks1_header *h, uint8_t *mk);
+/* Encode *H and write it at byte BASE of F. */
+int luks1_write_header(struct mimg_file *f, uint64_t base,
+		       const struct luks1_header *h);
+
+/*
+ * Key slot changes (what qemu-img amend does to LUKS headers).
+ *
+ * luks1_slot_add seals the master key MK (h->key_bytes bytes, which the
+ * caller unlocked) into key slot SLOT (-1: the first inactive one) with
+ * PASS, PBKDF2 iterations measured for ITER_TIME_MS (0: 2000) and capped
+ * at MAX_ITERS (0: the library default), writes the material, flushes,
+ * then writes the header; *H is updated and *SLOTP (may be NULL) names
+ * the slot.  Errors: -ENOSPC (every slot active), -EBUSY (SLOT active),
+ * -EINVAL (SLOT out of range or without room), I/O errors.
+ *
+ * luks1_slot_erase marks SLOT inactive (header written and flushed
+ * first), then overwrites its key material with random bytes.  Refuses
+ * (-EBUSY) the only active slot unless FORCE; -EINVAL for a slot out of
+ * range or already inactive.
+ */
+int luks1_slot_add(struct mimg_file *f, uint64_t base, const char *path,
+		   struct luks1_header *h, const uint8_t *mk, int slot,
+		   const void *pass, size_t passlen, uint64_t iter_time_ms,
+		   uint64_t max_iters, int *slotp);
+int luks1_slot_erase(struct mimg_file *f, uint64_t base, const char *path,
+		     struct luks1_header *h, int slot, bool force);
+/* Add the header's members to DATA as qemu-img's info prints them, with
+ * "format": FORMAT where FORMAT is not NULL (qcow2's "encrypt").  False
+ * when out of memory. */
+bool luks1_info(struct mimg_value *data, const struct luks1_header *h,
+		const char *format);
 
 #endif
