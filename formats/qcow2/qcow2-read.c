@@ -54,7 +54,10 @@ static int read_encrypted(struct qcow2 *s, const struct iovec *iov,
 		return mimg_err(-ENOMEM, "out of memory");
 	while (done < len && r == 0) {
 		size_t n = (size_t)min_u64(len - done, bsize);
-		r = mimg_file_pread(s->data, buf, n, host_off + done);
+		/* Ciphertext cut short by the file's end would decrypt to
+		 * noise: an error instead of the zeroes a hole reads as. */
+		r = mimg_file_pread_exact(s->data, buf, n, host_off + done,
+					  "qcow2 encrypted data cluster");
 		if (r == 0)
 			r = qcow2_crypt(s, false, host_off + done, guest + done,
 					buf, n);
@@ -210,9 +213,16 @@ int qcow2_read_with_entry(struct qcow2 *s, uint64_t off, size_t len,
 			r = 0;
 			break;
 		case QCOW2_DATA:
-			r = mimg_file_pread(s->data, buf + done, n,
-					    host + (pos - cl_start));
-			if (r == 0 && s->crypt_method)
+			if (!s->crypt_method) {
+				r = mimg_file_pread(s->data, buf + done, n,
+						    host + (pos - cl_start));
+				break;
+			}
+			r = mimg_file_pread_exact(s->data, buf + done, n,
+						  host + (pos - cl_start),
+						  "qcow2 encrypted data "
+						  "cluster");
+			if (r == 0)
 				r = qcow2_crypt(s, false,
 						host + (pos - cl_start), pos,
 						buf + done, n);
