@@ -30,6 +30,8 @@
 #define SECTOR MIMG_CRYPTO_SECTOR
 #define CHUNK (1u << 20) /* most bounce buffer per step of a request */
 
+extern const struct mimg_driver mimg_luks_driver;
+
 struct luks_state {
 	struct luks1_header hdr;
 	uint64_t payload; /* bytes */
@@ -320,6 +322,20 @@ static int luks_info(struct mimg *img, struct mimg_value *info)
 		  (data = mimg_value_add(fs, "data", MIMG_VALUE_OBJECT)) &&
 		  luks1_info(data, &s->hdr, NULL);
 	return ok ? 0 : mimg_err(-ENOMEM, "out of memory");
+}
+
+int luks_keyslot_change(struct mimg *img, const struct luks1_keyslot_change *c,
+			int *slotp)
+{
+	struct luks_state *s = img->priv;
+	if (img->drv != &mimg_luks_driver)
+		return mimg_err(-EINVAL, "%s: not a LUKS image", img->filename);
+	if (img->read_only)
+		return mimg_err(-EROFS, "%s: the image is open read-only",
+				img->filename);
+	return luks1_keyslot_change(img->file, 0, img->filename, &s->hdr,
+				    s->unlocked ? s->cipher.key : NULL, c,
+				    slotp);
 }
 
 const struct mimg_driver mimg_luks_driver = {

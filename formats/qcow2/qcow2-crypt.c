@@ -35,6 +35,8 @@
 #define MAX_CRYPT_HDR (64u << 20)
 #define AES_LEGACY_KEY 16
 
+extern const struct mimg_driver mimg_qcow2_driver;
+
 int qcow2_crypt_ext(struct qcow2 *s, const uint8_t *p, uint32_t len)
 {
 	if (len != 16)
@@ -255,4 +257,22 @@ int qcow2_crypt_refs(struct qcow2 *s,
 	if (s->crypt_method == 2 && s->has_crypt_ext)
 		inc(opaque, s->crypt_hdr_off, s->crypt_hdr_len);
 	return 0;
+}
+
+int qcow2_keyslot_change(struct mimg *img,
+			 const struct luks1_keyslot_change *c, int *slotp)
+{
+	struct qcow2 *s = qcow2_of(img);
+	if (img->drv != &mimg_qcow2_driver || s->crypt_method != 2)
+		return mimg_err(-EINVAL, "%s: not a LUKS encrypted qcow2 image",
+				img->filename);
+	if (img->read_only)
+		return mimg_err(-EROFS, "%s: the image is open read-only",
+				img->filename);
+	/* The header's clusters are metadata: no guest write lands there,
+	 * so the header is rewritten in place. */
+	return luks1_keyslot_change(s->file, s->crypt_hdr_off, img->filename,
+				    s->luks, s->crypt_ready ? s->cipher.key
+							    : NULL,
+				    c, slotp);
 }

@@ -607,3 +607,49 @@ int luks1_slots_opened_by(const struct luks1_header *h, struct mimg_file *f,
 	OPENSSL_cleanse(mk, sizeof(mk));
 	return 0;
 }
+
+int luks1_keyslot_change(struct mimg_file *f, uint64_t base, const char *path,
+			 struct luks1_header *h, const uint8_t *mk,
+			 const struct luks1_keyslot_change *c, int *slotp)
+{
+	uint8_t key[MIMG_CRYPTO_MAX_KEY];
+	unsigned mask;
+	int r;
+
+	if (!c->activate && c->slot >= 0)
+		return luks1_slot_erase(f, base, path, h, c->slot, c->force);
+	if (!c->activate) {
+		if (!c->old_pass)
+			return mimg_err(-EINVAL, "%s: erasing key slots needs "
+					"encrypt.keyslot or encrypt.old-secret",
+					path);
+		if ((r = luks1_slots_opened_by(h, f, base, c->old_pass,
+					       c->old_len, &mask)) < 0)
+			return r;
+		if (!mask)
+			return mimg_err(-EACCES, "%s: No keyslots match given "
+					"(old) password for erase operation",
+					path);
+		for (int i = 0; i < LUKS1_NUM_SLOTS && r == 0; i++)
+			if (mask & (1u << i))
+				r = luks1_slot_erase(f, base, path, h, i,
+						     c->force);
+		return r;
+	}
+	if (!c->new_pass)
+		return mimg_err(-EINVAL, "%s: adding a key slot needs "
+				"encrypt.new-secret", path);
+	if (c->old_pass) {
+		if ((r = luks1_unlock(h, f, base, path, c->old_pass,
+				      c->old_len, key)) < 0)
+			return r;
+		mk = key;
+	} else if (!mk) {
+		return mimg_err(-EACCES, "%s: no secret unlocks the master key "
+				"(give encrypt.old-secret)", path);
+	}
+	r = luks1_slot_add(f, base, path, h, mk, c->slot, c->new_pass,
+			   c->new_len, c->iter_time_ms, c->max_iters, slotp);
+	OPENSSL_cleanse(key, sizeof(key));
+	return r;
+}

@@ -161,6 +161,49 @@ int luks1_slot_add(struct mimg_file *f, uint64_t base, const char *path,
 		   uint64_t max_iters, int *slotp);
 int luks1_slot_erase(struct mimg_file *f, uint64_t base, const char *path,
 		     struct luks1_header *h, int slot, bool force);
+/*
+ * What qemu-img amend's encrypt.* options ask of a LUKS header:
+ * ACTIVATE (encrypt.state=active) seals the master key into key slot
+ * SLOT (encrypt.keyslot; -1: the first inactive one) with NEW_PASS
+ * (encrypt.new-secret), the master key unlocked with OLD_PASS
+ * (encrypt.old-secret) or, when OLD_PASS is NULL, taken from the open
+ * image; !ACTIVATE (encrypt.state=inactive) erases SLOT, or when SLOT
+ * is -1 every slot OLD_PASS opens.  ITER_TIME_MS (encrypt.iter-time, 0:
+ * 2000) and MAX_ITERS (0: the library default) bound the new slot's
+ * PBKDF2 work.  Erasing the last active slot needs FORCE.
+ */
+struct luks1_keyslot_change {
+	bool activate;
+	int slot;
+	const void *old_pass;
+	size_t old_len;
+	const void *new_pass;
+	size_t new_len;
+	uint64_t iter_time_ms;
+	uint64_t max_iters;
+	bool force;
+};
+
+/* Apply C to the header *H at byte BASE of F (the file PATH); MK is the
+ * master key the image is open with (NULL when it was opened without a
+ * secret).  *SLOTP (may be NULL) receives the slot added.  Errors: those
+ * of luks1_slot_add/luks1_slot_erase, -EACCES (OLD_PASS opens no slot,
+ * or no key to seal), -EINVAL (a change without the passphrase it
+ * needs). */
+int luks1_keyslot_change(struct mimg_file *f, uint64_t base, const char *path,
+			 struct luks1_header *h, const uint8_t *mk,
+			 const struct luks1_keyslot_change *c, int *slotp);
+
+struct mimg;
+/* luks1_keyslot_change on an image open for writing: the raw luks
+ * driver's header (formats/luks.c) and qcow2's encryption header
+ * (formats/qcow2/qcow2-crypt.c).  -EROFS read-only, -EINVAL for an image
+ * of another format or without LUKS encryption. */
+int luks_keyslot_change(struct mimg *img, const struct luks1_keyslot_change *c,
+			int *slotp);
+int qcow2_keyslot_change(struct mimg *img,
+			 const struct luks1_keyslot_change *c, int *slotp);
+
 /* Add the header's members to DATA as qemu-img's info prints them, with
  * "format": FORMAT where FORMAT is not NULL (qcow2's "encrypt").  False
  * when out of memory. */
