@@ -94,7 +94,7 @@ while [ $i -lt "$runs" ]; do
 	te=$(min "$(elapsed "$MIMG" checksum $OBJ m.qcow2)" "$te")
 	i=$((i + 1))
 done
-gbs() { echo "scale=2; $1 / $2 / 1000000000" | bc -l; }
+gbs() { printf '%.2f' "$(echo "$1 / $2 / 1000000000" | bc -l)"; }
 virt=$((2 << 30)) data=$((data_mib << 20))
 printf '%-34s %9s %9s %7s\n' step mimg qemu-img ratio
 printf '%-34s %8.2fs %8.2fs %7.2f\n' "raw -> LUKS qcow2 ($data_mib MiB data)" \
