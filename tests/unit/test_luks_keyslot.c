@@ -8,9 +8,11 @@
  * data staying readable with every passphrase that should open it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "crypto/luks1.h"
 #include "mimg.h"
@@ -49,6 +51,14 @@ static const char *make(int which)
 	return path;
 }
 
+static bool all_a5(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != 0xa5)
+			return false;
+	return true;
+}
+
 /* Whether PASS opens PATH, and then reads the data written by make(). */
 static bool opens(const char *path, const char *pass)
 {
@@ -61,8 +71,7 @@ static bool opens(const char *path, const char *pass)
 		return false;
 	}
 	ck_assert_int_eq(mimg_pread(img, buf, sizeof(buf), 8192), 4096);
-	for (size_t i = 0; i < sizeof(buf); i++)
-		ck_assert_uint_eq(buf[i], 0xa5);
+	ck_assert(all_a5(buf, sizeof(buf)));
 	mimg_close(img);
 	return true;
 }
@@ -161,10 +170,63 @@ START_TEST(add_and_erase)
 }
 END_TEST
 
+/* The other side reads the changed headers: cryptsetup the raw LUKS
+ * image's slots, qemu-img the LUKS qcow2 image's. */
+START_TEST(oracles)
+{
+	struct luks1_keyslot_change add = {
+		.activate = true, .slot = -1, .new_pass = "second",
+		.new_len = 6, .iter_time_ms = 5};
+	struct luks1_keyslot_change del = {.activate = false, .slot = 0};
+	if (!tu_have_program("cryptsetup") || !tu_have_program("qemu-img"))
+		return;
+	for (int which = 0; which < 2; which++) {
+		const char *path = make(which);
+		struct mimg *img = open_rw(path, "first");
+		ck_assert_int_eq(change(img, which, &add, NULL), 0);
+		ck_assert_int_eq(change(img, which, &del, NULL), 0);
+		ck_assert_int_eq(mimg_close(img), 0);
+	}
+	ck_assert_int_eq(tu_system("cryptsetup luksDump k.luks | "
+				   "grep -q '^Key Slot 1: ENABLED'"), 0);
+	ck_assert_int_eq(tu_system("printf second | cryptsetup luksOpen "
+				   "--test-passphrase --key-file=- k.luks"),
+			 0);
+	ck_assert_int_ne(tu_system("printf first | cryptsetup luksOpen "
+				   "--test-passphrase --key-file=- k.luks "
+				   "2>/dev/null"),
+			 0);
+	ck_assert_int_eq(tu_system("qemu-img convert --object secret,id=s,"
+				   "data=second --image-opts driver=qcow2,"
+				   "file.filename=k.qcow2,encrypt.key-secret=s "
+				   "-O raw out.raw && qemu-img check -q --object "
+				   "secret,id=s,data=second --image-opts "
+				   "driver=qcow2,file.filename=k.qcow2,"
+				   "encrypt.key-secret=s"),
+			 0);
+	ck_assert_int_ne(tu_system("qemu-img info --object secret,id=s,"
+				   "data=first --image-opts driver=qcow2,"
+				   "file.filename=k.qcow2,encrypt.key-secret=s "
+				   "-U >/dev/null 2>&1 && qemu-img convert "
+				   "--object secret,id=s,data=first --image-opts "
+				   "driver=qcow2,file.filename=k.qcow2,"
+				   "encrypt.key-secret=s -O raw o2.raw "
+				   "2>/dev/null"),
+			 0);
+	uint8_t buf[4096];
+	int fd = open("out.raw", O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, buf, sizeof(buf), 8192), 4096);
+	close(fd);
+	ck_assert(all_a5(buf, sizeof(buf)));
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("luks_keyslot");
 	TCase *tc = tu_tcase(s, "keyslot");
 	tcase_add_loop_test(tc, add_and_erase, 0, 2);
+	tcase_add_test(tc, oracles);
 	return tu_run_suite(s);
 }
