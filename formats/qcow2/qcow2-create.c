@@ -169,6 +169,9 @@ static int parse_opts(const char *path, const struct mimg_opt *opts,
 					"1.1 and above (use compat=1.1 or "
 					"greater)");
 	}
+	if (o->encrypt && o->data_file_raw)
+		return mimg_err(-ENOTSUP, "%s: qcow2: data_file_raw cannot hold "
+				"an encrypted image's data", path);
 	if (o->encrypt && o->prealloc != MIMG_PREALLOC_OFF)
 		return mimg_err(-ENOTSUP, "%s: qcow2: preallocation is not "
 				"supported for encrypted images", path);
