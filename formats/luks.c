@@ -30,6 +30,8 @@
 #define SECTOR MIMG_CRYPTO_SECTOR
 #define CHUNK (1u << 20) /* most bounce buffer per step of a request */
 
+extern const struct mimg_driver mimg_luks_driver;
+
 struct luks_state {
 	struct luks1_header hdr;
 	uint64_t payload; /* bytes */
@@ -53,7 +55,7 @@ static int luks_unlock(struct mimg *img, struct luks_state *s)
 {
 	const struct mimg_secret *sec = img->secret;
 	uint8_t mk[MIMG_CRYPTO_MAX_KEY];
-	int r = luks1_unlock(&s->hdr, img->file, img->filename, sec->data,
+	int r = luks1_unlock(&s->hdr, img->file, 0, img->filename, sec->data,
 			     sec->len, mk);
 	if (r == 0)
 		r = mimg_sector_cipher_init(&s->cipher, s->hdr.mode,
@@ -249,37 +251,6 @@ static int luks_block_status(struct mimg *img, uint64_t off, uint64_t len,
 /* ---------------------------------------------------------------------- */
 /* Creation                                                                */
 
-static int parse_cipher_alg(const char *path, const char *v, unsigned *bits)
-{
-	static const char *const others[] = {"serpent", "twofish", "cast5",
-					     NULL};
-	if (strcmp(v, "aes-128") == 0)
-		*bits = 128;
-	else if (strcmp(v, "aes-192") == 0)
-		*bits = 192;
-	else if (strcmp(v, "aes-256") == 0)
-		*bits = 256;
-	else {
-		for (const char *const *o = others; *o; o++)
-			if (strncmp(v, *o, strlen(*o)) == 0)
-				return mimg_err(-ENOTSUP, "%s: cipher '%s' is "
-						"not supported (only aes-128, "
-						"aes-192, aes-256)", path, v);
-		return mimg_err(-EINVAL, "%s: Invalid parameter '%s' for "
-				"cipher-alg", path, v);
-	}
-	return 0;
-}
-
-static int parse_hash(const char *path, const char *key, const char *v,
-		      enum mimg_hash_alg *out)
-{
-	if (!(*out = mimg_hash_lookup(v)))
-		return mimg_err(-ENOTSUP, "%s: Hash algorithm %s not supported "
-				"for %s (sha1, sha256, sha512)", path, v, key);
-	return 0;
-}
-
 /* qemu-img 7.2's luks create options, its help texts, sorted by name. */
 enum {
 	LO_CIPHER_ALG, LO_CIPHER_MODE, LO_HASH_ALG, LO_ITER_TIME, LO_IVGEN_ALG,
@@ -320,50 +291,10 @@ static int parse_create_opts(const char *path, const struct mimg_opt *opts,
 			     size_t nopts, struct luks1_create_params *p)
 {
 	struct mimg_optval vals[LO_COUNT];
-	const char *v;
-	int r;
-
-	memset(p, 0, sizeof(*p));
-	p->aes_bits = 256;
-	p->mode = MIMG_CIPHER_XTS;
-	p->ivgen = MIMG_IVGEN_PLAIN64;
-	p->hash = MIMG_HASH_SHA256;
-	p->iter_time_ms = 2000;
-	if ((r = mimg__opts_validate(luks_create_opts, NULL, opts, nopts,
-				     vals)) < 0)
+	int r = mimg__opts_validate(luks_create_opts, NULL, opts, nopts, vals);
+	if (r < 0)
 		return r;
-	if ((v = vals[LO_CIPHER_ALG].s) &&
-	    (r = parse_cipher_alg(path, v, &p->aes_bits)) < 0)
-		return r;
-	if ((v = vals[LO_CIPHER_MODE].s) &&
-	    !(p->mode = mimg_cipher_mode_lookup(v)))
-		return mimg_err(-ENOTSUP, "%s: Cipher mode %s not supported "
-				"(xts, cbc)", path, v);
-	if ((v = vals[LO_IVGEN_ALG].s) &&
-	    !(p->ivgen = mimg_ivgen_lookup(v)))
-		return mimg_err(-ENOTSUP, "%s: IV generator %s not supported "
-				"(plain, plain64, essiv)", path, v);
-	if ((v = vals[LO_HASH_ALG].s) &&
-	    (r = parse_hash(path, "hash-alg", v, &p->hash)) < 0)
-		return r;
-	/* Like qemu: essiv defaults its hash to sha256; a hash given to
-	 * another generator is written and ignored, as dm-crypt does. */
-	if ((v = vals[LO_IVGEN_HASH_ALG].s)) {
-		if ((r = parse_hash(path, "ivgen-hash-alg", v,
-				    &p->ivhash)) < 0)
-			return r;
-	} else if (p->ivgen == MIMG_IVGEN_ESSIV) {
-		p->ivhash = MIMG_HASH_SHA256;
-	}
-	if (vals[LO_ITER_TIME].set) {
-		uint64_t ms = vals[LO_ITER_TIME].u;
-		if (ms == 0 || ms > 3600000)
-			return mimg_err(-EINVAL, "%s: iter-time '%s' must be "
-					"1 to 3600000 milliseconds", path,
-					vals[LO_ITER_TIME].s);
-		p->iter_time_ms = ms;
-	}
-	return 0;
+	return luks1_create_opts(path, opts, nopts, "", p);
 }
 
 static int luks_create_secret(const char *path, uint64_t size,
@@ -375,6 +306,7 @@ static int luks_create_secret(const char *path, uint64_t size,
 	struct luks1_header h;
 	uint8_t mk[MIMG_CRYPTO_MAX_KEY];
 	struct mimg_file *f;
+	uint64_t total = 0;
 	int r;
 
 	if (backing || mimg__opt(opts, nopts, "backing_file"))
@@ -386,8 +318,15 @@ static int luks_create_secret(const char *path, uint64_t size,
 	if ((r = mimg_file_open(&f, path,
 				MIMG_FILE_RDWR | MIMG_FILE_CREATE)) < 0)
 		return r;
-	r = luks1_format(f, path, &p, size, secret->data, secret->len, &h,
-			 mk);
+	r = luks1_prepare(&p, &h);
+	if (r == 0 && !ck_add_u64((uint64_t)h.payload_offset * SECTOR, size,
+				  &total))
+		r = mimg_err(-EFBIG, "%s: image size %llu is too large", path,
+			     (unsigned long long)size);
+	if (r == 0)
+		r = mimg_file_truncate(f, total);
+	if (r == 0)
+		r = luks1_format(f, 0, &p, secret->data, secret->len, &h, mk);
 	OPENSSL_cleanse(mk, sizeof(mk));
 	OPENSSL_cleanse(&h, sizeof(h));
 	int rc = mimg_file_close(f);
@@ -405,30 +344,6 @@ static int luks_create(const char *path, uint64_t size,
 
 /* ---------------------------------------------------------------------- */
 /* Info                                                                    */
-
-static bool add_slots(struct mimg_value *data, const struct luks1_header *h)
-{
-	struct mimg_value *slots = mimg_value_add(data, "slots",
-						  MIMG_VALUE_ARRAY);
-	if (!slots)
-		return false;
-	for (int i = 0; i < LUKS1_NUM_SLOTS; i++) {
-		const struct luks1_slot *s = &h->slots[i];
-		struct mimg_value *o = mimg_value_add(slots, NULL,
-						      MIMG_VALUE_OBJECT);
-		bool ok = o && mimg_value_add_bool(o, "active", s->active);
-		if (ok && s->active)
-			ok = mimg_value_add_uint(o, "iters", s->iters);
-		ok = ok && mimg_value_add_uint(o, "key-offset",
-					       (uint64_t)s->key_offset *
-						       SECTOR);
-		if (ok && s->active)
-			ok = mimg_value_add_uint(o, "stripes", s->stripes);
-		if (!ok)
-			return false;
-	}
-	return true;
-}
 
 /* Key-slot changes (qemu-img amend -f luks -o state=...,new-secret=...). */
 static int luks_amend(struct mimg *img, const struct mimg_optval *v,
@@ -451,31 +366,28 @@ static int luks_amend(struct mimg *img, const struct mimg_optval *v,
 static int luks_info(struct mimg *img, struct mimg_value *info)
 {
 	struct luks_state *s = img->priv;
-	const struct luks1_header *h = &s->hdr;
-	char alg[16];
 	struct mimg_value *fs, *data;
-	bool ok;
-
-	snprintf(alg, sizeof(alg), "aes-%u", h->aes_bits);
-	ok = mimg_value_add_bool(info, "encrypted", true) &&
-	     (fs = mimg_value_add(info, "format-specific",
-				  MIMG_VALUE_OBJECT)) &&
-	     mimg_value_add_str(fs, "type", "luks") &&
-	     (data = mimg_value_add(fs, "data", MIMG_VALUE_OBJECT)) &&
-	     mimg_value_add_str(data, "ivgen-alg", mimg_ivgen_name(h->ivgen)) &&
-	     mimg_value_add_str(data, "hash-alg", mimg_hash_name(h->hash)) &&
-	     mimg_value_add_str(data, "cipher-alg", alg) &&
-	     mimg_value_add_str(data, "uuid", h->uuid);
-	if (ok && h->ivgen == MIMG_IVGEN_ESSIV)
-		ok = mimg_value_add_str(data, "ivgen-hash-alg",
-					mimg_hash_name(h->ivhash));
-	ok = ok &&
-	     mimg_value_add_str(data, "cipher-mode",
-				mimg_cipher_mode_name(h->mode)) &&
-	     add_slots(data, h) &&
-	     mimg_value_add_uint(data, "payload-offset", s->payload) &&
-	     mimg_value_add_uint(data, "master-key-iters", h->mk_iters);
+	bool ok = mimg_value_add_bool(info, "encrypted", true) &&
+		  (fs = mimg_value_add(info, "format-specific",
+				       MIMG_VALUE_OBJECT)) &&
+		  mimg_value_add_str(fs, "type", "luks") &&
+		  (data = mimg_value_add(fs, "data", MIMG_VALUE_OBJECT)) &&
+		  luks1_info(data, &s->hdr, NULL);
 	return ok ? 0 : mimg_err(-ENOMEM, "out of memory");
+}
+
+int luks_keyslot_change(struct mimg *img, const struct luks1_keyslot_change *c,
+			int *slotp)
+{
+	struct luks_state *s = img->priv;
+	if (img->drv != &mimg_luks_driver)
+		return mimg_err(-EINVAL, "%s: not a LUKS image", img->filename);
+	if (img->read_only)
+		return mimg_err(-EROFS, "%s: the image is open read-only",
+				img->filename);
+	return luks1_keyslot_change(img->file, 0, img->filename, &s->hdr,
+				    s->unlocked ? s->cipher.key : NULL, c,
+				    slotp);
 }
 
 const struct mimg_driver mimg_luks_driver = {

@@ -30,6 +30,7 @@ int cmd_convert(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_map(int argc, char **argv);
+int cmd_checksum(int argc, char **argv);
 int cmd_resize(int argc, char **argv);
 int cmd_rebase(int argc, char **argv);
 int cmd_commit(int argc, char **argv);
@@ -97,6 +98,9 @@ int cli_open_id(struct mimg **imgp, const char *path, const char *format,
 		unsigned flags, const char *id);
 /* mimg_create_flags (FLAGS: MIMG_CREATE_*), or mimg_create_secret when
  * OPTS hold key-secret=ID. */
+/* True for the option naming a creation secret: key-secret (luks) or
+ * encrypt.key-secret (qcow2). */
+bool cli_is_key_secret(const char *key);
 int cli_create(const char *path, const char *format, uint64_t size,
 	       const struct mimg_opt *opts, size_t nopts, unsigned flags);
 /* Parse "driver=FMT,file.filename=PATH,key-secret=ID": malloc'ed path and

@@ -35,6 +35,8 @@ static void commit_help(void)
 	       "  -r RATE       accepted for compatibility, not applied\n"
 	       "  -p            show progress\n"
 	       "  -q            quiet\n"
+	       "  --object secret,id=ID,data=TEXT|file=PATH  passphrase of the\n"
+	       "                encrypted images of the chain\n"
 	       "  -h, --help    this help\n");
 }
 
@@ -165,17 +167,17 @@ static int empty_top(const char *path, const char *fmt)
 static int run_commit(struct commit *c)
 {
 	struct mimg *node = NULL;
-	if (mimg_open(&c->top, c->file, c->fmt, 0) < 0)
-		return cli_error("%s", mimg_errmsg());
+	if (cli_open(&c->top, c->file, c->fmt, 0) < 0)
+		return cli_error("%s", cli_errmsg());
 	if (find_base(c, &node) != 0)
 		return EXIT_ERR;
 	/* The base gets a writable handle of its own, with its backing
 	 * chain: a write into part of one of its clusters copies the rest
 	 * from there.  The read-only handle in the top's chain is only read
 	 * where the base defines the content, which is not written. */
-	if (mimg_open(&c->base, mimg_filename(node), mimg_format(node),
-		      MIMG_OPEN_RDWR | c->base_flags) < 0)
-		return cli_error("%s", mimg_errmsg());
+	if (cli_open(&c->base, mimg_filename(node), mimg_format(node),
+		     MIMG_OPEN_RDWR | c->base_flags) < 0)
+		return cli_error("%s", cli_errmsg());
 	if (commit_data(c) != 0)
 		return EXIT_ERR;
 	int r = mimg_close(c->base);
@@ -189,6 +191,7 @@ int cmd_commit(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{"help", no_argument, NULL, 'h'},
+		{"object", required_argument, NULL, OPT_OBJECT},
 		{NULL, 0, NULL, 0},
 	};
 	struct commit c = {.file = NULL};
@@ -212,6 +215,10 @@ int cmd_commit(int argc, char **argv)
 			if (mimg_parse_size(optarg, &rate) < 0)
 				return cli_error("Invalid rate limit "
 						 "specified");
+			break;
+		case OPT_OBJECT:
+			if (cli_object_add(optarg) < 0)
+				return EXIT_ERR;
 			break;
 		case 'h': commit_help(); return EXIT_OK;
 		case ':':

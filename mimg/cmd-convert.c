@@ -317,7 +317,7 @@ static int run_convert(struct convert_args *a)
 	/* the target is opened with the secret it was created with */
 	const char *dst_secret = NULL;
 	for (int i = 0; i < nopts; i++)
-		if (strcmp(opts[i].key, "key-secret") == 0)
+		if (cli_is_key_secret(opts[i].key))
 			dst_secret = opts[i].value;
 	r = cli_open_id(&dst, a->dst, a->dst_fmt,
 			MIMG_OPEN_RDWR | MIMG_OPEN_NO_BACKING | a->dst_flags,

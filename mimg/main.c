@@ -24,6 +24,8 @@ static const struct command {
 	 "[-S step_size] [-t cache] [-w] FILE"},
 	{"check", cmd_check,
 	 "check [-f fmt] [-r leaks|all] [--output human|json] [-q] FILE"},
+	{"checksum", cmd_checksum,
+	 "checksum [-f fmt] [--output human|json] [-p] [-a algorithm] FILE"},
 	{"commit", cmd_commit,
 	 "commit [-f fmt] [-t cache] [-b base] [-r rate] [-d] [-p] [-q] "
 	 "FILE"},

@@ -314,13 +314,19 @@ int cli_open_header(struct mimg **imgp, const char *path, const char *format,
 	return open_image(imgp, path, format, flags, NULL, true);
 }
 
+bool cli_is_key_secret(const char *key)
+{
+	return strcmp(key, "key-secret") == 0 ||
+	       strcmp(key, "encrypt.key-secret") == 0;
+}
+
 int cli_create(const char *path, const char *format, uint64_t size,
 	       const struct mimg_opt *opts, size_t nopts, unsigned flags)
 {
 	const char *id = NULL;
 	own_error[0] = 0;
 	for (size_t i = 0; i < nopts; i++)
-		if (strcmp(opts[i].key, "key-secret") == 0)
+		if (cli_is_key_secret(opts[i].key))
 			id = opts[i].value;
 	if (!id)
 		return mimg_create_flags(path, format, size, opts, nopts,

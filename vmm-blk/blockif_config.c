@@ -42,6 +42,9 @@ static int read_config(const nvlist_t *nvl, struct blockif_opts *o,
 	v = get_config_value_node(nvl, "bootindex");
 	if (v)
 		blockif_parse_bootindex(v, o);
+	v = get_config_value_node(nvl, "keyfile");
+	if (v && *v)
+		o->keyfile = v;
 	v = get_config_value_node(nvl, "format");
 	if (v && *v)
 		o->format = v;

@@ -82,6 +82,9 @@ struct blockif_opts {
 	const char *format; /* NULL: probe */
 	bool nocache, sync, ro, nodelete;
 	bool untrusted; /* refuse images that refer to other files */
+	/* A file holding the passphrase of an encrypted image (its bytes as
+	 * they are, as qemu's secret file=), or NULL. */
+	const char *keyfile;
 	int sectsz, psectsz; /* 0: defaults */
 	bool has_bootindex;
 	int bootindex;	     /* with has_bootindex; negative: none */

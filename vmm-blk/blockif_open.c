@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <mimg.h>
 
@@ -119,6 +121,8 @@ static int parse_opts(char *optstr, struct blockif_opts *o, const char *ident)
 			blockif_parse_bootindex(cp + 10, o);
 		else if (!strncmp(cp, "format=", 7) && cp[7])
 			o->format = cp + 7;
+		else if (!strncmp(cp, "keyfile=", 8) && cp[8])
+			o->keyfile = cp + 8;
 		else if (*cp) {
 			blockif_warn(ident, "invalid device option \"%s\"", cp);
 			return -1;
@@ -155,19 +159,79 @@ static unsigned open_flags(const struct blockif_opts *o, bool direct)
 	return flags;
 }
 
+#define MAX_KEYFILE (64u * 1024)
+
+/* The passphrase in O->keyfile into KEY (MAX_KEYFILE bytes).  Returns its
+ * length or a negative errno (a message naming the file is printed). */
+static ssize_t read_keyfile(const struct blockif_opts *o, uint8_t *key,
+			    const char *ident)
+{
+	int fd = open(o->keyfile, O_RDONLY | O_CLOEXEC);
+	ssize_t n = 0, got;
+	int err;
+
+	if (fd < 0)
+		goto fail;
+	while ((got = read(fd, key + n, MAX_KEYFILE - (size_t)n)) > 0 &&
+	       (size_t)(n += got) < MAX_KEYFILE)
+		;
+	if (got < 0)
+		goto fail;
+	close(fd);
+	if ((size_t)n == MAX_KEYFILE || n == 0) {
+		blockif_warn(ident, "%s: %s", o->keyfile,
+			     n ? "larger than 64 KiB" : "empty");
+		return -EINVAL;
+	}
+	return n;
+fail:
+	err = errno;
+	if (fd >= 0)
+		close(fd);
+	blockif_warn(ident, "%s: %s", o->keyfile, strerror(err));
+	return -err;
+}
+
+static int open_with_key(struct mimg **imgp, const struct blockif_opts *o,
+			 unsigned flags, const uint8_t *key, size_t keylen)
+{
+	struct mimg_secret sec = {.size = sizeof(sec), .data = key,
+				  .len = keylen};
+	return mimg_open_secret(imgp, o->path, o->format, flags,
+				key ? &sec : NULL);
+}
+
 /* mimg_open, falling back to read-only as bhyve does when the image may
  * not be written (then O->ro is set).  Returns 0 or a negative errno. */
 static int open_rw_or_ro(struct mimg **imgp, struct blockif_opts *o,
 			 bool direct)
 {
-	int r = mimg_open(imgp, o->path, o->format, open_flags(o, direct));
+	uint8_t *key = NULL;
+	ssize_t keylen = 0;
+	int r;
 
-	if ((r == -EACCES || r == -EROFS || r == -EPERM) && !o->ro) {
+	if (o->keyfile) {
+		if (!(key = malloc(MAX_KEYFILE)))
+			return -ENOMEM;
+		if ((keylen = read_keyfile(o, key, "keyfile")) < 0) {
+			free(key);
+			return (int)keylen;
+		}
+	}
+	r = open_with_key(imgp, o, open_flags(o, direct), key, (size_t)keylen);
+	if ((r == -EROFS || r == -EPERM ||
+	     (r == -EACCES && !strstr(mimg_errmsg(), "password"))) &&
+	    !o->ro) {
 		o->ro = true;
-		if (mimg_open(imgp, o->path, o->format,
-			      open_flags(o, direct)) == 0)
-			return 0;
-		o->ro = false;
+		if (open_with_key(imgp, o, open_flags(o, direct), key,
+				  (size_t)keylen) == 0)
+			r = 0;
+		else
+			o->ro = false;
+	}
+	if (key) {
+		explicit_bzero(key, MAX_KEYFILE);
+		free(key);
 	}
 	return r;
 }
@@ -200,6 +264,14 @@ static struct mimg *open_image(struct blockif_opts *o, const char *ident)
 	struct mimg *img = NULL;
 	int r = open_rw_or_ro(&img, o, false);
 
+	if (r == 0 && mimg_needs_secret(img)) {
+		/* It could be described but not served. */
+		blockif_warn(ident, "%s is encrypted: give keyfile=PATH with "
+			     "its passphrase", o->path);
+		mimg_close(img);
+		errno = EACCES;
+		return NULL;
+	}
 	if (r == 0 && o->nocache)
 		img = reopen_direct(img, o, ident);
 	if (!img) {

@@ -33,6 +33,7 @@ struct options {
 	bool read_only;
 	bool untrusted;
 	bool verbose;
+	const char *key_file;
 };
 
 static void usage(FILE *f)
@@ -64,6 +65,10 @@ static void usage(FILE *f)
 	      "      --untrusted          refuse images that refer to other "
 	      "files\n"
 	      "                           (backing files, VMDK extents)\n"
+	      "      --key-file PATH      the passphrase of an encrypted "
+	      "image (LUKS,\n"
+	      "                           LUKS qcow2): the file's bytes as "
+	      "they are\n"
 	      "      --blk-file PATH      same as the IMAGE argument\n"
 	      "  -v, --verbose            log every vhost-user message\n"
 	      "      --print-capabilities print the back-end's capabilities "
@@ -103,7 +108,7 @@ static int parse_uint(const char *s, unsigned max, unsigned *out)
 static int parse_args(int argc, char **argv, struct options *o)
 {
 	enum { OPT_FD = 256, OPT_SERIAL, OPT_NQ, OPT_BLK, OPT_CAPS,
-	       OPT_UNTRUSTED, OPT_CONTROL };
+	       OPT_UNTRUSTED, OPT_CONTROL, OPT_KEYFILE };
 	static const struct option longopts[] = {
 		{"socket", required_argument, NULL, 's'},
 		{"socket-path", required_argument, NULL, 's'},
@@ -115,6 +120,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{"num-queues", required_argument, NULL, OPT_NQ},
 		{"blk-file", required_argument, NULL, OPT_BLK},
 		{"untrusted", no_argument, NULL, OPT_UNTRUSTED},
+		{"key-file", required_argument, NULL, OPT_KEYFILE},
 		{"verbose", no_argument, NULL, 'v'},
 		{"print-capabilities", no_argument, NULL, OPT_CAPS},
 		{"help", no_argument, NULL, 'h'},
@@ -182,6 +188,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		case OPT_UNTRUSTED:
 			o->untrusted = true;
+			break;
+		case OPT_KEYFILE:
+			o->key_file = optarg;
 			break;
 		case 'v':
 			o->verbose = true;
@@ -331,6 +340,7 @@ int main(int argc, char **argv)
 	bo.format = o.format;
 	bo.ro = o.read_only;
 	bo.untrusted = o.untrusted;
+	bo.keyfile = o.key_file;
 	bc = blockif_open_opts(&bo, "vmm-blk");
 	if (!bc)
 		return 1;

@@ -209,6 +209,11 @@ static void inc_cb(void *opaque, uint64_t off, uint64_t len)
 	inc(opaque, off, len, "bitmap metadata");
 }
 
+static void inc_crypt_cb(void *opaque, uint64_t off, uint64_t len)
+{
+	inc(opaque, off, len, "encryption header");
+}
+
 /* Compute references into c->refs (which the caller sized). */
 static int compute(struct checker *c, bool with_refcount_structs)
 {
@@ -232,6 +237,8 @@ static int compute(struct checker *c, bool with_refcount_structs)
 		inc(c, s->snapshots_offset, snapshot_table_size(s),
 		    "snapshot table");
 	if ((r = qcow2_bitmap_refs(s, inc_cb, c)) < 0)
+		return r;
+	if ((r = qcow2_crypt_refs(s, inc_crypt_cb, c)) < 0)
 		return r;
 	if (!with_refcount_structs)
 		return 0;

@@ -46,7 +46,9 @@ ssize_t qcow2_compress_buf(enum qcow2_compression type, int level,
 uint32_t qcow2_compress_unit(struct mimg *img)
 {
 	struct qcow2 *s = qcow2_of(img);
-	return s->data_file_name ? 0 : s->cluster_size;
+	/* Compressed clusters are never encrypted: none in encrypted
+	 * images, as qemu refuses them. */
+	return s->data_file_name || s->crypt_method ? 0 : s->cluster_size;
 }
 
 ssize_t qcow2_compress(struct mimg *img, const void *in, size_t inlen,
@@ -71,7 +73,8 @@ int qcow2_write_compressed(struct mimg *img, uint64_t off, const void *data,
 		struct iovec v = { (void *)data, len };
 		return qcow2_pwritev(img, &v, 1, off, len);
 	}
-	if (s->data_file_name || (off & (s->cluster_size - 1)) || len == 0 ||
+	if (s->data_file_name || s->crypt_method ||
+	    (off & (s->cluster_size - 1)) || len == 0 ||
 	    len >= s->cluster_size)
 		return mimg_err(-EINVAL, "%s: qcow2: bad compressed write at "
 				"%llu (%zu bytes)", qcow2_path(s),

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "checked.h"
+#include "crypto/luks1.h"
 #include "endian.h"
 #include "error.h"
 #include "qcow2.h"
@@ -27,6 +28,8 @@ struct create_opts {
 	bool data_file_raw;
 	const char *backing_file;
 	const char *backing_fmt;
+	bool encrypt;		/* encrypt.format=luks */
+	uint64_t crypt_off, crypt_len; /* its header, once allocated */
 };
 
 static const char *const compat_values[] = {"0.10", "v2", "1.1", "v3",
@@ -90,6 +93,37 @@ _Static_assert(sizeof(qcow2_create_opts) / sizeof(qcow2_create_opts[0]) ==
 		       QC_COUNT + 1,
 	       "qcow2_create_opts and its index names agree");
 
+/* encrypt.format (or the old encryption=on, which meant AES-CBC). */
+static int parse_encrypt(const struct mimg_opt *opts, size_t nopts,
+			 bool *luks)
+{
+	const char *v = mimg__opt(opts, nopts, "encrypt.format");
+	bool aes = false;
+	int r;
+	*luks = false;
+	if ((v = mimg__opt(opts, nopts, "encryption")) &&
+	    (r = mimg__opt_bool("encryption", v, &aes)) < 0)
+		return r;
+	v = mimg__opt(opts, nopts, "encrypt.format");
+	if (v && strcmp(v, "luks") == 0 && !aes)
+		*luks = true;
+	else if (aes || (v && strcmp(v, "aes") == 0))
+		return mimg_err(-ENOTSUP, "qcow2: AES-CBC encryption "
+				"(encrypt.format=aes, encryption=on) is not "
+				"created, only read: use encrypt.format=luks");
+	else if (v)
+		return mimg_err(-EINVAL, "qcow2: Invalid parameter '%s' "
+				"for encrypt.format (luks)", v);
+	if (!*luks)
+		for (size_t i = 0; i < nopts; i++)
+			if (strncmp(opts[i].key, "encrypt.", 8) == 0 &&
+			    strcmp(opts[i].key, "encrypt.key-secret") != 0)
+				return mimg_err(-EINVAL, "qcow2: %s needs "
+						"encrypt.format=luks",
+						opts[i].key);
+	return 0;
+}
+
 static int parse_opts(const struct mimg_opt *opts,
 		      size_t nopts, struct create_opts *o)
 {
@@ -99,11 +133,8 @@ static int parse_opts(const struct mimg_opt *opts,
 	if ((r = mimg__opts_validate(qcow2_create_opts, NULL, opts, nopts,
 				     v)) < 0)
 		return r;
-	for (int i = QC_ENC_FIRST; i <= QC_ENCRYPTION; i++)
-		if (v[i].set && (i != QC_ENCRYPTION || v[i].b))
-			return mimg_err(-ENOTSUP, "qcow2: encryption is not "
-					"supported (%s)",
-					qcow2_create_opts[i].name);
+	if ((r = parse_encrypt(opts, nopts, &o->encrypt)) < 0)
+		return r;
 	o->version = v[QC_COMPAT].u < 2 ? 2 : 3;
 	o->cluster_size = (uint32_t)v[QC_CLUSTER_SIZE].u;
 	if (!is_pow2_u64(v[QC_CLUSTER_SIZE].u) ||
@@ -155,6 +186,12 @@ static int parse_opts(const struct mimg_opt *opts,
 					"1.1 and above (use compat=1.1 or "
 					"greater)");
 	}
+	if (o->encrypt && o->data_file_raw)
+		return mimg_err(-ENOTSUP, "qcow2: data_file_raw cannot hold "
+				"an encrypted image's data");
+	if (o->encrypt && o->prealloc != MIMG_PREALLOC_OFF)
+		return mimg_err(-ENOTSUP, "qcow2: preallocation is not "
+				"supported for encrypted images");
 	if (o->data_file_raw && !o->data_file)
 		return mimg_err(-EINVAL, "data-file-raw requires data-file");
 	if (o->data_file_raw && o->backing_file)
@@ -217,6 +254,14 @@ static int build_header(const char *path, const struct create_opts *o,
 		off = qcow2_put_extension(h, off, QCOW2_EXT_DATA_FILE,
 					  o->data_file,
 					  (uint32_t)strlen(o->data_file));
+	if (o->crypt_len) {
+		uint8_t ext[16];
+		st_be32(h + 32, 2); /* crypt_method LUKS */
+		st_be64(ext, o->crypt_off);
+		st_be64(ext + 8, o->crypt_len);
+		off = qcow2_put_extension(h, off, QCOW2_EXT_CRYPTO, ext,
+					  sizeof(ext));
+	}
 	/* qemu leaves the feature-name table out of clusters of 4 KiB and
 	 * less, to keep room in the header cluster. */
 	if (o->version >= 3 && o->cluster_size > 4096)
@@ -399,17 +444,52 @@ int qcow2_preallocate(struct mimg *img, uint64_t from, enum mimg_prealloc mode)
 	return r;
 }
 
-int qcow2_create(const char *path, uint64_t size,
-		 const struct mimg_opt *opts, size_t nopts,
-		 struct mimg *backing)
+/* Point the header at the LUKS header: cluster 0 built again with the
+ * encryption extension and the table fields the open image has now. */
+static int write_encrypted_header(struct mimg *img, const char *path,
+				  const struct create_opts *o, uint64_t size)
 {
+	struct qcow2 *s = qcow2_of(img);
+	uint8_t *h = calloc(1, o->cluster_size);
+	int r;
+	if (!h)
+		return mimg_err(-ENOMEM, "out of memory");
+	if ((r = build_header(path, o, size, h)) == 0) {
+		st_be32(h + 36, s->l1_size);
+		st_be64(h + 40, s->l1_offset);
+		st_be64(h + 48, s->reftable_offset);
+		st_be32(h + 56, s->reftable_clusters);
+		r = mimg_file_pwrite(s->file, h, o->cluster_size, 0);
+	}
+	if (r == 0)
+		r = mimg_file_flush(s->file);
+	free(h);
+	return r;
+}
+
+static int create_image(const char *path, uint64_t size,
+			const struct mimg_opt *opts, size_t nopts,
+			const struct mimg_secret *secret)
+{
+	struct luks1_create_params cp;
 	struct create_opts o;
 	struct mimg *img = NULL;
 	int r;
-	(void)backing;
 	/* Refusals name the file, as qemu-img's do. */
 	if ((r = parse_opts(opts, nopts, &o)) < 0)
 		return mimg_err_prefix(r, "%s", path);
+	if (o.encrypt && !secret)
+		return mimg_err(-EINVAL, "%s: Parameter 'encrypt.key-secret' is "
+				"required for cipher", path);
+	if (!o.encrypt && secret)
+		return mimg_err(-EINVAL, "%s: qcow2: a secret was given "
+				"without encrypt.format=luks", path);
+	if (o.encrypt) {
+		if ((r = luks1_create_opts(path, opts, nopts, "encrypt.",
+					   &cp)) < 0)
+			return r;
+		cp.max_iters = secret->max_pbkdf2_iters;
+	}
 	if (!ck_align_up_u64(size, 512, &size) || size > (uint64_t)INT64_MAX)
 		return mimg_err(-EFBIG, "%s: qcow2: size too large", path);
 	if (o.data_file && (r = create_data_file(path, &o, size)) < 0)
@@ -430,6 +510,28 @@ int qcow2_create(const char *path, uint64_t size,
 		if (mode != MIMG_PREALLOC_OFF && size)
 			r = qcow2_preallocate(img, 0, mode);
 	}
+	/* The LUKS header goes after the tables, as qemu places it. */
+	if (r == 0 && o.encrypt &&
+	    (r = qcow2_crypt_setup(img, &cp, secret, &o.crypt_off,
+				   &o.crypt_len)) == 0)
+		r = write_encrypted_header(img, path, &o, size);
 	int rc = mimg_close(img);
 	return r < 0 ? r : rc;
+}
+
+int qcow2_create(const char *path, uint64_t size,
+		 const struct mimg_opt *opts, size_t nopts,
+		 struct mimg *backing)
+{
+	(void)backing;
+	return create_image(path, size, opts, nopts, NULL);
+}
+
+int qcow2_create_secret(const char *path, uint64_t size,
+			const struct mimg_opt *opts, size_t nopts,
+			struct mimg *backing,
+			const struct mimg_secret *secret)
+{
+	(void)backing;
+	return create_image(path, size, opts, nopts, secret);
 }

@@ -107,8 +107,12 @@ static int parse_extensions(struct qcow2 *s, const uint8_t *hdr,
 			s->bm_dir_size = ld_be64(p + 8);
 			s->bm_dir_offset = ld_be64(p + 16);
 			break;
-		case QCOW2_EXT_CRYPTO:
+		case QCOW2_EXT_CRYPTO: {
+			int r = qcow2_crypt_ext(s, p, len);
+			if (r < 0)
+				return r;
 			break;
+		}
 		default:
 			break; /* unknown extensions are ignored, as qemu */
 		}
@@ -192,11 +196,10 @@ static int parse_fields(struct qcow2 *s, const uint8_t *h, unsigned flags,
 				"range 9..21", path, s->cluster_bits);
 	s->cluster_size = 1u << s->cluster_bits;
 	img->size = ld_be64(h + 24);
-	uint32_t crypt = ld_be32(h + 32);
-	if (crypt != 0)
-		return mimg_err(-ENOTSUP, "%s: qcow2: encrypted images are "
-				"not supported (crypt_method %u)", path,
-				crypt);
+	s->crypt_method = ld_be32(h + 32);
+	if (s->crypt_method > 2)
+		return mimg_err(-ENOTSUP, "%s: qcow2: unsupported encryption "
+				"method %u", path, s->crypt_method);
 	s->l1_size = ld_be32(h + 36);
 	s->l1_offset = ld_be64(h + 40);
 	s->reftable_offset = ld_be64(h + 48);

@@ -33,6 +33,8 @@ static int add_specific(struct qcow2 *s, struct mimg_value *info)
 	if (ok && qcow2_info_bitmaps(s, d) < 0)
 		return -ENOMEM;
 	ok = ok && mimg_value_add_uint(d, "refcount-bits", s->refcount_bits);
+	if (ok && s->crypt_method && qcow2_crypt_info(s, d) < 0)
+		return -ENOMEM;
 	if (s->data_file_name) {
 		ok = ok && mimg_value_add_str(d, "data-file",
 					      s->data_file_name);
@@ -52,6 +54,9 @@ int qcow2_info(struct mimg *img, struct mimg_value *info)
 {
 	struct qcow2 *s = qcow2_of(img);
 	int r = qcow2_info_snapshots(s, info);
+	if (r == 0 && s->crypt_method &&
+	    !mimg_value_add_bool(info, "encrypted", true))
+		r = mimg_err(-ENOMEM, "out of memory");
 	if (r == 0)
 		r = add_specific(s, info);
 	if (r == 0) {

@@ -106,6 +106,8 @@ int qcow2_meta_build(struct qcow2 *s)
 	for (uint32_t i = 0; i < s->nb_snapshots && r == 0; i++)
 		r = qcow2_meta_add(s, s->snaps[i].l1_offset,
 				   (uint64_t)s->snaps[i].l1_size * 8);
+	if (r == 0 && s->crypt_method == 2 && s->has_crypt_ext)
+		r = qcow2_meta_add(s, s->crypt_hdr_off, s->crypt_hdr_len);
 	if (r == 0 && s->bitmaps_loaded) {
 		r = qcow2_meta_add(s, s->bm_dir_offset, s->bm_dir_size);
 		for (uint32_t i = 0; i < s->nb_bitmaps && r == 0; i++)

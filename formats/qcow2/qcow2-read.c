@@ -41,10 +41,42 @@ static int read_compressed(struct qcow2 *s, uint64_t host_off,
 	return 0;
 }
 
+/* Ciphertext at HOST_OFF (guest offset GUEST) decrypted into the
+ * iovec, a bounded piece at a time. */
+static int read_encrypted(struct qcow2 *s, const struct iovec *iov,
+			  int iovcnt, size_t skip, size_t len,
+			  uint64_t host_off, uint64_t guest)
+{
+	size_t bsize = (size_t)min_u64(len, CRYPT_CHUNK), done = 0;
+	uint8_t *buf = malloc(bsize);
+	int r = 0;
+	if (!buf)
+		return mimg_err(-ENOMEM, "out of memory");
+	while (done < len && r == 0) {
+		size_t n = (size_t)min_u64(len - done, bsize);
+		/* Ciphertext cut short by the file's end would decrypt to
+		 * noise: an error instead of the zeroes a hole reads as. */
+		r = mimg_file_pread_exact(s->data, buf, n, host_off + done,
+					  "qcow2 encrypted data cluster");
+		if (r == 0)
+			r = qcow2_crypt(s, false, host_off + done, guest + done,
+					buf, n);
+		if (r == 0)
+			iov_from_buf(iov, iovcnt, skip + done, buf, n);
+		done += n;
+	}
+	free(buf);
+	return r;
+}
+
 static int read_data(struct qcow2 *s, const struct iovec *iov, int iovcnt,
-		     size_t skip, size_t len, uint64_t host_off)
+		     size_t skip, size_t len, uint64_t host_off,
+		     uint64_t guest)
 {
 	struct iovec st[16], *v;
+	if (s->crypt_method)
+		return read_encrypted(s, iov, iovcnt, skip, len, host_off,
+				      guest);
 	int n = iov_slice(iov, iovcnt, skip, len, st, 16, &v);
 	if (n < 0)
 		return mimg_err(n, "out of memory");
@@ -53,8 +85,8 @@ static int read_data(struct qcow2 *s, const struct iovec *iov, int iovcnt,
 	return r;
 }
 
-int qcow2_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
-		 uint64_t off, size_t len)
+static int read_aligned(struct mimg *img, const struct iovec *iov,
+			int iovcnt, uint64_t off, size_t len)
 {
 	struct qcow2 *s = qcow2_of(img);
 	uint8_t *cbuf = NULL;
@@ -76,7 +108,7 @@ int qcow2_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
 			iov_memset(iov, iovcnt, done, 0, n);
 			break;
 		case QCOW2_DATA:
-			r = read_data(s, iov, iovcnt, done, n, m.host_off);
+			r = read_data(s, iov, iovcnt, done, n, m.host_off, pos);
 			break;
 		case QCOW2_COMPRESSED:
 			/* A whole cluster decodes in place. */
@@ -102,6 +134,47 @@ int qcow2_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
 	}
 	free(cbuf);
 	return r;
+}
+
+/* An encrypted image read in whole sectors through a bounce buffer. */
+static int read_unaligned(struct mimg *img, const struct iovec *iov,
+			  int iovcnt, uint64_t off, size_t len)
+{
+	size_t done = 0;
+	uint8_t *buf = malloc(CRYPT_CHUNK);
+	int r = 0;
+	if (!buf)
+		return mimg_err(-ENOMEM, "out of memory");
+	while (done < len && r == 0) {
+		uint64_t pos = off + done;
+		uint64_t start = align_down_u64(pos, MIMG_CRYPTO_SECTOR);
+		size_t skip = (size_t)(pos - start);
+		size_t n = (size_t)min_u64(len - done, CRYPT_CHUNK - skip);
+		size_t span = (size_t)div_round_up_u64(skip + n,
+						       MIMG_CRYPTO_SECTOR) *
+			      MIMG_CRYPTO_SECTOR;
+		struct iovec v = { buf, span };
+		r = read_aligned(img, &v, 1, start, span);
+		if (r == 0)
+			iov_from_buf(iov, iovcnt, done, buf + skip, n);
+		done += n;
+	}
+	free(buf);
+	return r;
+}
+
+int qcow2_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
+		 uint64_t off, size_t len)
+{
+	struct qcow2 *s = qcow2_of(img);
+	if (s->crypt_method) {
+		int r = qcow2_crypt_need_key(s);
+		if (r < 0)
+			return r;
+		if ((off | len) % MIMG_CRYPTO_SECTOR)
+			return read_unaligned(img, iov, iovcnt, off, len);
+	}
+	return read_aligned(img, iov, iovcnt, off, len);
 }
 
 int qcow2_read_with_entry(struct qcow2 *s, uint64_t off, size_t len,
@@ -148,8 +221,19 @@ int qcow2_read_with_entry(struct qcow2 *s, uint64_t off, size_t len,
 			r = 0;
 			break;
 		case QCOW2_DATA:
-			r = mimg_file_pread(s->data, buf + done, n,
-					    host + (pos - cl_start));
+			if (!s->crypt_method) {
+				r = mimg_file_pread(s->data, buf + done, n,
+						    host + (pos - cl_start));
+				break;
+			}
+			r = mimg_file_pread_exact(s->data, buf + done, n,
+						  host + (pos - cl_start),
+						  "qcow2 encrypted data "
+						  "cluster");
+			if (r == 0)
+				r = qcow2_crypt(s, false,
+						host + (pos - cl_start), pos,
+						buf + done, n);
 			break;
 		default:
 			r = mimg__read_below_buf(s->img, buf + done, pos, n);
@@ -181,9 +265,12 @@ int qcow2_block_status(struct mimg *img, uint64_t off, uint64_t len,
 		*status = MIMG_BS_ZERO | MIMG_BS_ALLOCATED;
 		break;
 	case QCOW2_DATA:
-		*status = MIMG_BS_DATA | MIMG_BS_ALLOCATED |
-			  MIMG_BS_OFFSET_VALID;
-		if (host_off)
+		*status = MIMG_BS_DATA | MIMG_BS_ALLOCATED;
+		/* Encrypted host bytes are not the guest's: no offset, as
+		 * qemu-img map shows none either. */
+		if (!s->crypt_method)
+			*status |= MIMG_BS_OFFSET_VALID;
+		if (host_off && !s->crypt_method)
 			*host_off = m.host_off;
 		break;
 	case QCOW2_COMPRESSED:

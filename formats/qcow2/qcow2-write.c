@@ -115,10 +115,34 @@ struct run {
 	uint64_t h, t;	/* guest range written: [h, t) incl. COW */
 };
 
+/* The iovec's bytes encrypted for HOST and written there, a bounded
+ * piece at a time. */
+static int write_encrypted(struct qcow2 *s, const struct iovec *iov,
+			   int iovcnt, size_t skip, size_t len, uint64_t host)
+{
+	size_t bsize = (size_t)min_u64(len, CRYPT_CHUNK), done = 0;
+	uint8_t *buf = malloc(bsize);
+	int r = 0;
+	if (!buf)
+		return mimg_err(-ENOMEM, "out of memory");
+	while (done < len && r == 0) {
+		size_t n = (size_t)min_u64(len - done, bsize);
+		iov_to_buf(iov, iovcnt, skip + done, buf, n);
+		r = qcow2_crypt(s, true, host + done, 0, buf, n);
+		if (r == 0)
+			r = mimg_file_pwrite(s->data, buf, n, host + done);
+		done += n;
+	}
+	free(buf);
+	return r;
+}
+
 static int write_data(struct qcow2 *s, const struct iovec *iov, int iovcnt,
 		      size_t skip, size_t len, uint64_t host)
 {
 	struct iovec st[16], *v;
+	if (s->crypt_method)
+		return write_encrypted(s, iov, iovcnt, skip, len, host);
 	int n = iov_slice(iov, iovcnt, skip, len, st, 16, &v);
 	if (n < 0)
 		return mimg_err(n, "out of memory");
@@ -131,9 +155,15 @@ static int write_data(struct qcow2 *s, const struct iovec *iov, int iovcnt,
  * case: a small write into an empty cluster) become one fallocate call
  * instead of a data write, as qemu does; the file system falls back to
  * writing them where it cannot.  *COPIED is set when BUF held data. */
-static int write_cow(struct qcow2 *s, const uint8_t *buf, size_t len,
+static int write_cow(struct qcow2 *s, uint8_t *buf, size_t len,
 		     uint64_t host, bool *copied)
 {
+	if (s->crypt_method) {
+		/* Even zeroes are ciphertext on disk. */
+		int r = qcow2_crypt(s, true, host, 0, buf, len);
+		*copied = true;
+		return r < 0 ? r : mimg_file_pwrite(s->data, buf, len, host);
+	}
 	if (buf_is_zero(buf, len)) {
 		int r = mimg_file_zero_range(s->data, host, len, false);
 		if (r != -ENOTSUP)
@@ -408,10 +438,9 @@ done:
 	return ret;
 }
 
-int qcow2_pwritev(struct mimg *img, const struct iovec *iov, int iovcnt,
-		  uint64_t off, size_t len)
+static int write_aligned(struct qcow2 *s, const struct iovec *iov,
+			 int iovcnt, uint64_t off, size_t len)
 {
-	struct qcow2 *s = qcow2_of(img);
 	size_t done = 0;
 	while (done < len) {
 		ssize_t n = write_piece(s, iov, iovcnt, done, off + done,
@@ -421,6 +450,71 @@ int qcow2_pwritev(struct mimg *img, const struct iovec *iov, int iovcnt,
 		done += (size_t)n;
 	}
 	return 0;
+}
+
+/* Part of one sector (SKIP bytes into it, N bytes from the iovec at DONE)
+ * of an encrypted image: read, patch and write the whole sector, one
+ * such change at a time so that neighbours do not lose each other's
+ * bytes. */
+static int write_partial_sector(struct mimg *img, const struct iovec *iov,
+				int iovcnt, size_t done, uint64_t sector_off,
+				size_t skip, size_t n)
+{
+	struct qcow2 *s = qcow2_of(img);
+	uint8_t buf[MIMG_CRYPTO_SECTOR];
+	struct iovec v = { buf, sizeof(buf) };
+	pthread_mutex_lock(&s->crypt_rmw);
+	int r = qcow2_preadv(img, &v, 1, sector_off, sizeof(buf));
+	if (r == 0) {
+		iov_to_buf(iov, iovcnt, done, buf + skip, n);
+		r = write_aligned(s, &v, 1, sector_off, sizeof(buf));
+	}
+	pthread_mutex_unlock(&s->crypt_rmw);
+	return r;
+}
+
+static int write_unaligned(struct mimg *img, const struct iovec *iov,
+			   int iovcnt, uint64_t off, size_t len)
+{
+	struct qcow2 *s = qcow2_of(img);
+	const uint64_t sec = MIMG_CRYPTO_SECTOR;
+	size_t done = 0;
+	int r = 0;
+	while (done < len && r == 0) {
+		uint64_t pos = off + done;
+		uint64_t start = align_down_u64(pos, sec);
+		size_t n;
+		if (pos != start || len - done < sec) {
+			size_t skip = (size_t)(pos - start);
+			n = (size_t)min_u64(len - done, sec - skip);
+			r = write_partial_sector(img, iov, iovcnt, done, start,
+						 skip, n);
+		} else {
+			n = (size_t)align_down_u64(len - done, sec);
+			struct iovec st[16], *v;
+			int cnt = iov_slice(iov, iovcnt, done, n, st, 16, &v);
+			if (cnt < 0)
+				return mimg_err(cnt, "out of memory");
+			r = write_aligned(s, v, cnt, pos, n);
+			iov_slice_free(v, st);
+		}
+		done += n;
+	}
+	return r;
+}
+
+int qcow2_pwritev(struct mimg *img, const struct iovec *iov, int iovcnt,
+		  uint64_t off, size_t len)
+{
+	struct qcow2 *s = qcow2_of(img);
+	if (s->crypt_method) {
+		int r = qcow2_crypt_need_key(s);
+		if (r < 0)
+			return r;
+		if ((off | len) % MIMG_CRYPTO_SECTOR)
+			return write_unaligned(img, iov, iovcnt, off, len);
+	}
+	return write_aligned(s, iov, iovcnt, off, len);
 }
 
 static int write_zero_buf(struct mimg *img, uint64_t off, uint64_t len)
@@ -596,6 +690,10 @@ int qcow2_truncate(struct mimg *img, uint64_t size,
 {
 	struct qcow2 *s = qcow2_of(img);
 	uint8_t b[8];
+	if (prealloc != MIMG_PREALLOC_OFF && s->crypt_method)
+		return mimg_err(-ENOTSUP, "%s: qcow2: preallocation is not "
+				"supported for encrypted images",
+				qcow2_path(s));
 	if (prealloc != MIMG_PREALLOC_OFF && s->snapshot_selected >= 0)
 		return mimg_err(-EBUSY, "%s: qcow2: a snapshot is selected",
 				qcow2_path(s));

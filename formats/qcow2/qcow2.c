@@ -87,6 +87,7 @@ static void qcow2_close(struct mimg *img)
 	qcow2_free_bitmaps(s);
 	free(s->pending);
 	qcow2_meta_free(s);
+	qcow2_crypt_close(s);
 	free(s->data_file_name);
 	if (s->data_own)
 		mimg_file_close(s->data_own);
@@ -113,6 +114,8 @@ static int qcow2_open(struct mimg *img, unsigned flags)
 	}
 	s->lock_init = true;
 	if ((r = qcow2_read_header(s, flags)) < 0)
+		goto fail;
+	if ((r = qcow2_crypt_open(s)) < 0)
 		goto fail;
 	s->exit_safe = !img->read_only && (flags & MIMG_OPEN_EXIT_SAFE);
 	if ((r = qcow2_cache_init(&s->l2c,
@@ -160,6 +163,7 @@ const struct mimg_driver mimg_qcow2_driver = {
 	.close = qcow2_close,
 	.create = qcow2_create,
 	.create_opts = qcow2_create_opts,
+	.create_secret = qcow2_create_secret,
 	.preadv = qcow2_preadv,
 	.pwritev = qcow2_pwritev,
 	.flush = qcow2_flush,

@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "crypto/crypto.h"
 #include "group_sync.h"
 #include "image.h"
 
@@ -29,6 +30,8 @@
 #define QCOW2_MAX_REFTABLE_BYTES (8u << 20)
 #define QCOW2_MAX_SNAPSHOTS 65536
 #define QCOW2_MAX_BACKING_NAME 1023
+/* Most bounce buffer an encrypted read or write uses per step. */
+#define CRYPT_CHUNK (1u << 20)
 
 /* Header extension types. */
 #define QCOW2_EXT_END 0u
@@ -214,6 +217,15 @@ struct qcow2 {
 	/* Metadata that guest data must never overwrite (writable opens). */
 	struct qcow2_meta_set meta;
 	bool meta_tracked;
+	/* Encryption (qcow2-crypt.c). */
+	uint32_t crypt_method;	/* 0 none, 1 AES-CBC (read only), 2 LUKS */
+	bool has_crypt_ext;
+	uint64_t crypt_hdr_off, crypt_hdr_len; /* the LUKS header's area */
+	struct luks1_header *luks;
+	bool crypt_ready;	/* the key is loaded */
+	struct mimg_sector_cipher cipher;
+	pthread_mutex_t crypt_rmw; /* partial-sector read-modify-write */
+	bool crypt_rmw_init;
 };
 
 static inline struct qcow2 *qcow2_of(struct mimg *img)
@@ -415,6 +427,31 @@ int qcow2_bitmap_refs(struct qcow2 *s,
 		      void (*inc)(void *opaque, uint64_t off, uint64_t len),
 		      void *opaque);
 
+/* qcow2-crypt.c */
+struct luks1_create_params;
+/* Record the encryption header extension (P, LEN bytes). */
+int qcow2_crypt_ext(struct qcow2 *s, const uint8_t *p, uint32_t len);
+/* After the header: validate the encryption header, unlock it with the
+ * open's secret (img->locked without one). */
+int qcow2_crypt_open(struct qcow2 *s);
+void qcow2_crypt_close(struct qcow2 *s);
+/* 0 when the key is loaded, else -EACCES naming encrypt.key-secret. */
+int qcow2_crypt_need_key(struct qcow2 *s);
+/* Encrypt or decrypt LEN bytes (whole sectors) of BUF, stored at host
+ * offset HOST and seen by the guest at GUEST.  Thread-safe. */
+int qcow2_crypt(struct qcow2 *s, bool encrypt, uint64_t host,
+		uint64_t guest, uint8_t *buf, size_t len);
+int qcow2_crypt_info(struct qcow2 *s, struct mimg_value *data);
+/* Allocate and write a LUKS header for P unlocked by SEC; its area is
+ * *OFFP, *LENP bytes (the header is the caller's to point at it). */
+int qcow2_crypt_setup(struct mimg *img, const struct luks1_create_params *p,
+		      const struct mimg_secret *sec, uint64_t *offp,
+		      uint64_t *lenp);
+/* Call INC for the clusters the encryption header uses. */
+int qcow2_crypt_refs(struct qcow2 *s,
+		     void (*inc)(void *opaque, uint64_t off, uint64_t len),
+		     void *opaque);
+
 /* qcow2-info.c */
 int qcow2_info(struct mimg *img, struct mimg_value *info);
 
@@ -462,5 +499,10 @@ int qcow2_preallocate(struct mimg *img, uint64_t from,
 int qcow2_create(const char *path, uint64_t size,
 		 const struct mimg_opt *opts, size_t nopts,
 		 struct mimg *backing);
+/* qcow2_create with the secret of encrypt.format=luks. */
+int qcow2_create_secret(const char *path, uint64_t size,
+			const struct mimg_opt *opts, size_t nopts,
+			struct mimg *backing,
+			const struct mimg_secret *secret);
 
 #endif

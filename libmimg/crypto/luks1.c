@@ -20,6 +20,7 @@
 #include "error.h"
 #include "file.h"
 #include "luks1.h"
+#include "mimg.h"
 
 static const uint8_t luks1_magic[6] = {'L', 'U', 'K', 'S', 0xba, 0xbe};
 
@@ -220,7 +221,7 @@ int luks1_parse(const uint8_t *buf, uint64_t file_size, uint64_t max_iters,
 
 /* Try one slot: 1 when PASS opens it (MK filled), 0 when not. */
 static int try_slot(const struct luks1_header *h, int i, struct mimg_file *f,
-		    const char *path, const void *pass, size_t passlen,
+		    uint64_t base, const void *pass, size_t passlen,
 		    uint8_t *mk)
 {
 	const struct luks1_slot *s = &h->slots[i];
@@ -233,7 +234,8 @@ static int try_slot(const struct luks1_header *h, int i, struct mimg_file *f,
 	if (!(material = malloc(len)))
 		return mimg_err(-ENOMEM, "out of memory");
 	r = mimg_file_pread_exact(f, material, len,
-				  (uint64_t)s->key_offset * MIMG_CRYPTO_SECTOR,
+				  base + (uint64_t)s->key_offset *
+						 MIMG_CRYPTO_SECTOR,
 				  "LUKS key material");
 	if (r == 0)
 		r = mimg_pbkdf2(h->hash, pass, passlen, s->salt,
@@ -260,23 +262,32 @@ static int try_slot(const struct luks1_header *h, int i, struct mimg_file *f,
 	OPENSSL_cleanse(slotkey, sizeof(slotkey));
 	if (r != 1)
 		OPENSSL_cleanse(mk, h->key_bytes);
-	(void)path;
 	return r;
 }
 
-int luks1_unlock(const struct luks1_header *h, struct mimg_file *f,
-		 const char *path, const void *pass, size_t passlen,
-		 uint8_t *mk)
+int luks1_unlock_slot(const struct luks1_header *h, struct mimg_file *f,
+		      uint64_t base, const char *path, const void *pass,
+		      size_t passlen, uint8_t *mk, int *slotp)
 {
 	for (int i = 0; i < LUKS1_NUM_SLOTS; i++) {
 		if (!h->slots[i].active)
 			continue;
-		int r = try_slot(h, i, f, path, pass, passlen, mk);
-		if (r != 0)
+		int r = try_slot(h, i, f, base, pass, passlen, mk);
+		if (r != 0) {
+			if (r > 0 && slotp)
+				*slotp = i;
 			return r < 0 ? r : 0;
+		}
 	}
 	return mimg_err(-EACCES, "%s: Invalid password, cannot unlock any "
 			"keyslot", path);
+}
+
+int luks1_unlock(const struct luks1_header *h, struct mimg_file *f,
+		 uint64_t base, const char *path, const void *pass,
+		 size_t passlen, uint8_t *mk)
+{
+	return luks1_unlock_slot(h, f, base, path, pass, passlen, mk, NULL);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -340,8 +351,8 @@ static int pick_iters(const struct luks1_create_params *p, size_t keylen,
 	return 0;
 }
 
-static int fill_header(const struct luks1_create_params *p,
-		       struct luks1_header *h)
+int luks1_prepare(const struct luks1_create_params *p,
+		  struct luks1_header *h)
 {
 	uint32_t area;
 	int r;
@@ -385,12 +396,13 @@ static int fill_header(const struct luks1_create_params *p,
 	return 0;
 }
 
-/* Split MK and encrypt it with the key PASS derives for slot 0. */
-static int seal_slot0(struct luks1_header *h,
-		      const struct luks1_create_params *p, const uint8_t *mk,
-		      const void *pass, size_t passlen, uint8_t *material)
+/* Split MK and encrypt it with the key PASS derives for slot I (its
+ * salt already random); the iteration count is picked here. */
+static int seal_slot(struct luks1_header *h, int i,
+		     const struct luks1_create_params *p, const uint8_t *mk,
+		     const void *pass, size_t passlen, uint8_t *material)
 {
-	struct luks1_slot *s = &h->slots[0];
+	struct luks1_slot *s = &h->slots[i];
 	uint64_t len = luks1_material_size(h->key_bytes, s->stripes);
 	uint8_t slotkey[MIMG_CRYPTO_MAX_KEY];
 	struct mimg_sector_cipher sc;
@@ -413,49 +425,231 @@ static int seal_slot0(struct luks1_header *h,
 	return r;
 }
 
-int luks1_format(struct mimg_file *f, const char *path,
-		 const struct luks1_create_params *p, uint64_t size,
-		 const void *pass, size_t passlen, struct luks1_header *h,
-		 uint8_t *mk)
+int luks1_write_header(struct mimg_file *f, uint64_t base,
+		       const struct luks1_header *h)
 {
-	uint8_t hdr[LUKS1_HEADER_SIZE], *material = NULL;
-	uint64_t len = 0, total;
-	int r;
+	uint8_t hdr[LUKS1_HEADER_SIZE];
+	encode(h, hdr);
+	return mimg_file_pwrite(f, hdr, sizeof(hdr), base);
+}
 
-	if ((r = fill_header(p, h)) < 0)
-		goto out;
-	len = luks1_material_size(h->key_bytes, LUKS1_STRIPES);
+/* Seal MK into slot I of H with PASS and write the slot's material (the
+ * header is the caller's to write). */
+static int write_slot(struct mimg_file *f, uint64_t base,
+		      struct luks1_header *h, int i,
+		      const struct luks1_create_params *p, const uint8_t *mk,
+		      const void *pass, size_t passlen)
+{
+	uint64_t len = luks1_material_size(h->key_bytes, h->slots[i].stripes);
+	uint8_t *material = malloc(len);
+	int r;
+	if (!material)
+		return mimg_err(-ENOMEM, "out of memory");
+	r = seal_slot(h, i, p, mk, pass, passlen, material);
+	if (r == 0)
+		r = mimg_file_pwrite(f, material, len,
+				     base + (uint64_t)h->slots[i].key_offset *
+						    MIMG_CRYPTO_SECTOR);
+	OPENSSL_cleanse(material, len);
+	free(material);
+	return r;
+}
+
+int luks1_format(struct mimg_file *f, uint64_t base,
+		 const struct luks1_create_params *p, const void *pass,
+		 size_t passlen, struct luks1_header *h, uint8_t *mk)
+{
+	int r;
 	if ((r = mimg_random_bytes(mk, h->key_bytes)) < 0 ||
 	    (r = pick_iters(p, LUKS1_DIGEST_LEN, 8, &h->mk_iters)) < 0 ||
 	    (r = mimg_pbkdf2(h->hash, mk, h->key_bytes, h->mk_salt,
 			     LUKS1_SALT_LEN, h->mk_iters, h->mk_digest,
-			     LUKS1_DIGEST_LEN)) < 0)
-		goto out;
-	if (!(material = malloc(len))) {
-		r = mimg_err(-ENOMEM, "out of memory");
-		goto out;
-	}
-	if ((r = seal_slot0(h, p, mk, pass, passlen, material)) < 0)
-		goto out;
-	if (!ck_add_u64((uint64_t)h->payload_offset * MIMG_CRYPTO_SECTOR,
-			size, &total)) {
-		r = mimg_err(-EFBIG, "%s: image size %llu is too large", path,
-			     (unsigned long long)size);
-		goto out;
-	}
-	encode(h, hdr);
-	if ((r = mimg_file_truncate(f, total)) < 0 ||
-	    (r = mimg_file_pwrite(f, hdr, sizeof(hdr), 0)) < 0 ||
-	    (r = mimg_file_pwrite(f, material, len,
-				  (uint64_t)h->slots[0].key_offset *
-					  MIMG_CRYPTO_SECTOR)) < 0)
-		goto out;
-out:
-	if (material) {
-		OPENSSL_cleanse(material, len);
-		free(material);
-	}
-	if (r < 0)
+			     LUKS1_DIGEST_LEN)) < 0 ||
+	    (r = write_slot(f, base, h, 0, p, mk, pass, passlen)) < 0 ||
+	    (r = luks1_write_header(f, base, h)) < 0)
 		OPENSSL_cleanse(mk, MIMG_CRYPTO_MAX_KEY);
+	return r;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Key slots of an existing header                                        */
+
+static bool slot_area_ok(const struct luks1_header *h, int i)
+{
+	uint64_t start = (uint64_t)h->slots[i].key_offset * MIMG_CRYPTO_SECTOR;
+	uint64_t len = luks1_material_size(h->key_bytes, h->slots[i].stripes);
+	if (h->slots[i].key_offset < HEADER_SECTORS ||
+	    start + len > (uint64_t)h->payload_offset * MIMG_CRYPTO_SECTOR)
+		return false;
+	for (int j = 0; j < LUKS1_NUM_SLOTS; j++) {
+		const struct luks1_slot *o = &h->slots[j];
+		uint64_t ostart = (uint64_t)o->key_offset * MIMG_CRYPTO_SECTOR;
+		if (j != i && o->active &&
+		    start < ostart + luks1_material_size(h->key_bytes,
+							 o->stripes) &&
+		    ostart < start + len)
+			return false;
+	}
+	return true;
+}
+
+int luks1_slot_add(struct mimg_file *f, uint64_t base, const char *path,
+		   struct luks1_header *h, const uint8_t *mk, int slot,
+		   const void *pass, size_t passlen, uint64_t iter_time_ms,
+		   uint64_t max_iters, int *slotp)
+{
+	struct luks1_create_params p = {
+		.hash = h->hash,
+		.iter_time_ms = iter_time_ms ? iter_time_ms : 2000,
+		.max_iters = max_iters ? max_iters
+				       : MIMG_MAX_PBKDF2_ITERS_DEFAULT,
+	};
+	struct luks1_header nh = *h;
+	int r;
+
+	if (slot < 0) {
+		for (slot = 0; slot < LUKS1_NUM_SLOTS; slot++)
+			if (!h->slots[slot].active)
+				break;
+		if (slot == LUKS1_NUM_SLOTS)
+			return mimg_err(-ENOSPC, "%s: Can't add a keyslot - all "
+					"keyslots are in use", path);
+	} else if (slot >= LUKS1_NUM_SLOTS) {
+		return mimg_err(-EINVAL, "%s: Invalid keyslot %d specified, "
+				"must be between 0 and %d", path, slot,
+				LUKS1_NUM_SLOTS - 1);
+	} else if (h->slots[slot].active) {
+		return mimg_err(-EBUSY, "%s: Refusing to overwrite active "
+				"keyslot %d - please erase it first", path,
+				slot);
+	}
+	/* The slot's area is the one the header gives it: check that it
+	 * lies between the header and the payload, clear of the others
+	 * (luks1_parse checked only the active ones). */
+	nh.slots[slot].stripes = LUKS1_STRIPES;
+	if (!slot_area_ok(&nh, slot))
+		return mimg_err(-EINVAL, "%s: LUKS key slot %d material at "
+				"sector %u has no room", path, slot,
+				nh.slots[slot].key_offset);
+	if ((r = mimg_random_bytes(nh.slots[slot].salt, LUKS1_SALT_LEN)) < 0)
+		return r;
+	nh.slots[slot].active = true;
+	/* Material first, then the header that makes it a slot: a crash
+	 * in between leaves the old header. */
+	if ((r = write_slot(f, base, &nh, slot, &p, mk, pass, passlen)) < 0 ||
+	    (r = mimg_file_flush(f)) < 0 ||
+	    (r = luks1_write_header(f, base, &nh)) < 0)
+		return r;
+	*h = nh;
+	if (slotp)
+		*slotp = slot;
+	return 0;
+}
+
+int luks1_slot_erase(struct mimg_file *f, uint64_t base, const char *path,
+		     struct luks1_header *h, int slot, bool force)
+{
+	struct luks1_header nh = *h;
+	uint64_t len;
+	uint8_t *junk;
+	int active = 0, r;
+
+	if (slot < 0 || slot >= LUKS1_NUM_SLOTS)
+		return mimg_err(-EINVAL, "%s: Invalid keyslot %d specified, "
+				"must be between 0 and %d", path, slot,
+				LUKS1_NUM_SLOTS - 1);
+	if (!h->slots[slot].active)
+		return mimg_err(-EINVAL, "%s: Given keyslot %d is already "
+				"erased (inactive)", path, slot);
+	for (int i = 0; i < LUKS1_NUM_SLOTS; i++)
+		active += h->slots[i].active;
+	if (active == 1 && !force)
+		return mimg_err(-EBUSY, "%s: Attempt to erase the only active "
+				"keyslot %d which will erase all the data in "
+				"the image irreversibly - refusing operation",
+				path, slot);
+	/* The header first: once the slot is inactive its material is
+	 * garbage; overwrite it with random bytes then. */
+	nh.slots[slot].active = false;
+	nh.slots[slot].iters = 0;
+	memset(nh.slots[slot].salt, 0, LUKS1_SALT_LEN);
+	if ((r = luks1_write_header(f, base, &nh)) < 0 ||
+	    (r = mimg_file_flush(f)) < 0)
+		return r;
+	*h = nh;
+	len = luks1_material_size(h->key_bytes, h->slots[slot].stripes);
+	if (!(junk = malloc(len)))
+		return mimg_err(-ENOMEM, "out of memory");
+	r = mimg_random_bytes(junk, len);
+	if (r == 0)
+		r = mimg_file_pwrite(f, junk, len,
+				     base + (uint64_t)h->slots[slot].key_offset *
+						    MIMG_CRYPTO_SECTOR);
+	free(junk);
+	return r;
+}
+
+int luks1_slots_opened_by(const struct luks1_header *h, struct mimg_file *f,
+			  uint64_t base, const void *pass, size_t passlen,
+			  unsigned *maskp)
+{
+	uint8_t mk[MIMG_CRYPTO_MAX_KEY];
+	*maskp = 0;
+	for (int i = 0; i < LUKS1_NUM_SLOTS; i++) {
+		if (!h->slots[i].active)
+			continue;
+		int r = try_slot(h, i, f, base, pass, passlen, mk);
+		if (r < 0)
+			return r;
+		if (r)
+			*maskp |= 1u << i;
+	}
+	OPENSSL_cleanse(mk, sizeof(mk));
+	return 0;
+}
+
+int luks1_keyslot_change(struct mimg_file *f, uint64_t base, const char *path,
+			 struct luks1_header *h, const uint8_t *mk,
+			 const struct luks1_keyslot_change *c, int *slotp)
+{
+	uint8_t key[MIMG_CRYPTO_MAX_KEY];
+	unsigned mask;
+	int r;
+
+	if (!c->activate && c->slot >= 0)
+		return luks1_slot_erase(f, base, path, h, c->slot, c->force);
+	if (!c->activate) {
+		if (!c->old_pass)
+			return mimg_err(-EINVAL, "%s: erasing key slots needs "
+					"encrypt.keyslot or encrypt.old-secret",
+					path);
+		if ((r = luks1_slots_opened_by(h, f, base, c->old_pass,
+					       c->old_len, &mask)) < 0)
+			return r;
+		if (!mask)
+			return mimg_err(-EACCES, "%s: No keyslots match given "
+					"(old) password for erase operation",
+					path);
+		for (int i = 0; i < LUKS1_NUM_SLOTS && r == 0; i++)
+			if (mask & (1u << i))
+				r = luks1_slot_erase(f, base, path, h, i,
+						     c->force);
+		return r;
+	}
+	if (!c->new_pass)
+		return mimg_err(-EINVAL, "%s: adding a key slot needs "
+				"encrypt.new-secret", path);
+	if (c->old_pass) {
+		if ((r = luks1_unlock(h, f, base, path, c->old_pass,
+				      c->old_len, key)) < 0)
+			return r;
+		mk = key;
+	} else if (!mk) {
+		return mimg_err(-EACCES, "%s: no secret unlocks the master key "
+				"(give encrypt.old-secret)", path);
+	}
+	r = luks1_slot_add(f, base, path, h, mk, c->slot, c->new_pass,
+			   c->new_len, c->iter_time_ms, c->max_iters, slotp);
+	OPENSSL_cleanse(key, sizeof(key));
 	return r;
 }

@@ -3,8 +3,11 @@
  *
  * LUKS1 (the LUKS on-disk format specification 1.2): the 592-byte
  * big-endian header, its eight key slots, unlocking the master key with a
- * passphrase, and writing a new header with one key slot, laid out as
- * qemu-img and cryptsetup lay it out.
+ * passphrase, writing a new header with one key slot, laid out as
+ * qemu-img and cryptsetup lay it out, and adding or erasing key slots.
+ * The header starts at byte BASE of its file: 0 for a raw LUKS image,
+ * the encryption header's clusters inside a qcow2 image.  Key material
+ * offsets are sectors from BASE.
  *
  *   0   magic "LUKS\xba\xbe"        6
  *   6   version (1)                 u16
@@ -30,6 +33,7 @@
 #include "crypto.h"
 
 struct mimg_file;
+struct mimg_value;
 
 #define LUKS1_HEADER_SIZE 592
 #define LUKS1_NUM_SLOTS 8
@@ -84,12 +88,20 @@ int luks1_parse(const uint8_t *buf, uint64_t file_size, uint64_t max_iters,
 /* Bytes of one key slot's material (key_bytes * stripes, whole sectors). */
 uint64_t luks1_material_size(uint32_t key_bytes, uint32_t stripes);
 
-/* Try PASS on every active key slot; on success the master key
- * (h->key_bytes bytes) is in MK.  -EACCES "Invalid password, cannot unlock
- * any keyslot" when none opens. */
+/* Try PASS on every active key slot of the header at byte BASE of F; on
+ * success the master key (h->key_bytes bytes) is in MK.  -EACCES "Invalid
+ * password, cannot unlock any keyslot" when none opens. */
 int luks1_unlock(const struct luks1_header *h, struct mimg_file *f,
-		 const char *path, const void *pass, size_t passlen,
-		 uint8_t *mk);
+		 uint64_t base, const char *path, const void *pass,
+		 size_t passlen, uint8_t *mk);
+/* luks1_unlock, also telling which slot opened (*SLOTP, may be NULL). */
+int luks1_unlock_slot(const struct luks1_header *h, struct mimg_file *f,
+		      uint64_t base, const char *path, const void *pass,
+		      size_t passlen, uint8_t *mk, int *slotp);
+/* Set bit I of *MASKP for every active slot I that PASS opens. */
+int luks1_slots_opened_by(const struct luks1_header *h, struct mimg_file *f,
+			  uint64_t base, const void *pass, size_t passlen,
+			  unsigned *maskp);
 
 struct luks1_create_params {
 	unsigned aes_bits;
@@ -101,14 +113,101 @@ struct luks1_create_params {
 	uint64_t max_iters; /* iteration counts are capped to this */
 };
 
+/* Parse qemu-img's LUKS creation options named PREFIX + "cipher-alg"
+ * etc. from OPTS into *P (defaults: aes-256, xts, plain64, sha256, 2000
+ * ms).  Errors name the option and value: -EINVAL, -ENOTSUP (a cipher,
+ * mode, IV generator or hash this layer cannot run). */
+struct mimg_opt;
+int luks1_create_opts(const char *path, const struct mimg_opt *opts,
+		      size_t nopts, const char *prefix,
+		      struct luks1_create_params *p);
+
+/* Lay out a new header for P in *H (names, key slot areas, payload
+ * offset, random salts and uuid), nothing written yet: the header and
+ * key material need h->payload_offset sectors. */
+int luks1_prepare(const struct luks1_create_params *p,
+		  struct luks1_header *h);
 /*
- * Write a LUKS1 header and key slot 0 (unlocked by PASS) into F, which
- * must be empty, and size it to hold SIZE bytes of payload.  The new
- * header is in *H and the master key in MK on success.
+ * Make a master key (into MK), its digest, and key slot 0 unlocked by
+ * PASS for the header *H from luks1_prepare, and write the header and the
+ * slot's material at byte BASE of F (which must have room for them).
  */
-int luks1_format(struct mimg_file *f, const char *path,
-		 const struct luks1_create_params *p, uint64_t size,
-		 const void *pass, size_t passlen, struct luks1_header *h,
-		 uint8_t *mk);
+int luks1_format(struct mimg_file *f, uint64_t base,
+		 const struct luks1_create_params *p, const void *pass,
+		 size_t passlen, struct luks1_header *h, uint8_t *mk);
+/* Encode *H and write it at byte BASE of F. */
+int luks1_write_header(struct mimg_file *f, uint64_t base,
+		       const struct luks1_header *h);
+
+/*
+ * Key slot changes (what qemu-img amend does to LUKS headers).
+ *
+ * luks1_slot_add seals the master key MK (h->key_bytes bytes, which the
+ * caller unlocked) into key slot SLOT (-1: the first inactive one) with
+ * PASS, PBKDF2 iterations measured for ITER_TIME_MS (0: 2000) and capped
+ * at MAX_ITERS (0: the library default), writes the material, flushes,
+ * then writes the header; *H is updated and *SLOTP (may be NULL) names
+ * the slot.  Errors: -ENOSPC (every slot active), -EBUSY (SLOT active),
+ * -EINVAL (SLOT out of range or without room), I/O errors.
+ *
+ * luks1_slot_erase marks SLOT inactive (header written and flushed
+ * first), then overwrites its key material with random bytes.  Refuses
+ * (-EBUSY) the only active slot unless FORCE; -EINVAL for a slot out of
+ * range or already inactive.
+ */
+int luks1_slot_add(struct mimg_file *f, uint64_t base, const char *path,
+		   struct luks1_header *h, const uint8_t *mk, int slot,
+		   const void *pass, size_t passlen, uint64_t iter_time_ms,
+		   uint64_t max_iters, int *slotp);
+int luks1_slot_erase(struct mimg_file *f, uint64_t base, const char *path,
+		     struct luks1_header *h, int slot, bool force);
+/*
+ * What qemu-img amend's encrypt.* options ask of a LUKS header:
+ * ACTIVATE (encrypt.state=active) seals the master key into key slot
+ * SLOT (encrypt.keyslot; -1: the first inactive one) with NEW_PASS
+ * (encrypt.new-secret), the master key unlocked with OLD_PASS
+ * (encrypt.old-secret) or, when OLD_PASS is NULL, taken from the open
+ * image; !ACTIVATE (encrypt.state=inactive) erases SLOT, or when SLOT
+ * is -1 every slot OLD_PASS opens.  ITER_TIME_MS (encrypt.iter-time, 0:
+ * 2000) and MAX_ITERS (0: the library default) bound the new slot's
+ * PBKDF2 work.  Erasing the last active slot needs FORCE.
+ */
+struct luks1_keyslot_change {
+	bool activate;
+	int slot;
+	const void *old_pass;
+	size_t old_len;
+	const void *new_pass;
+	size_t new_len;
+	uint64_t iter_time_ms;
+	uint64_t max_iters;
+	bool force;
+};
+
+/* Apply C to the header *H at byte BASE of F (the file PATH); MK is the
+ * master key the image is open with (NULL when it was opened without a
+ * secret).  *SLOTP (may be NULL) receives the slot added.  Errors: those
+ * of luks1_slot_add/luks1_slot_erase, -EACCES (OLD_PASS opens no slot,
+ * or no key to seal), -EINVAL (a change without the passphrase it
+ * needs). */
+int luks1_keyslot_change(struct mimg_file *f, uint64_t base, const char *path,
+			 struct luks1_header *h, const uint8_t *mk,
+			 const struct luks1_keyslot_change *c, int *slotp);
+
+struct mimg;
+/* luks1_keyslot_change on an image open for writing: the raw luks
+ * driver's header (formats/luks.c) and qcow2's encryption header
+ * (formats/qcow2/qcow2-crypt.c).  -EROFS read-only, -EINVAL for an image
+ * of another format or without LUKS encryption. */
+int luks_keyslot_change(struct mimg *img, const struct luks1_keyslot_change *c,
+			int *slotp);
+int qcow2_keyslot_change(struct mimg *img,
+			 const struct luks1_keyslot_change *c, int *slotp);
+
+/* Add the header's members to DATA as qemu-img's info prints them, with
+ * "format": FORMAT where FORMAT is not NULL (qcow2's "encrypt").  False
+ * when out of memory. */
+bool luks1_info(struct mimg_value *data, const struct luks1_header *h,
+		const char *format);
 
 #endif

@@ -479,6 +479,31 @@ MIMG_API int mimg_snapshot_delete(struct mimg *img, const char *name);
  */
 MIMG_API int mimg_make_empty(struct mimg *img);
 
+/*
+ * A digest of IMG's guest-visible content (through its backing chain)
+ * that is the same for every format and conversion of the same content:
+ * 64 KiB blocks, block i hashed into stream i mod 64, the checksum the
+ * digest of the 64 stream digests in order (mimg(1) CHECKSUM states it
+ * exactly; it is blkhash's construction).  Ranges block status reports
+ * as zero are not read.  OPTS may be NULL (SHA-256, 4 threads).  MD
+ * receives the digest (MIMG_CHECKSUM_MAX bytes room), *MDLEN its length.
+ * Errors: -EINVAL (unknown algorithm, OPTS->size too small), read errors
+ * of IMG, -ENOMEM.  Reads IMG concurrently; IMG must not be written
+ * meanwhile.
+ */
+#define MIMG_CHECKSUM_MAX 64
+struct mimg_checksum_opts {
+	size_t size;		/* sizeof(struct mimg_checksum_opts) */
+	const char *algorithm;	/* a libcrypto digest name; NULL: sha256 */
+	unsigned threads;	/* 0: 4; rounded down to a power of two <= 16 */
+	/* Called from the hashing threads, serialized. */
+	void (*progress)(void *opaque, uint64_t done, uint64_t total);
+	void *opaque;
+};
+MIMG_API int mimg_checksum(struct mimg *img,
+			   const struct mimg_checksum_opts *opts,
+			   unsigned char *md, unsigned *mdlen);
+
 /* ---------------------------------------------------------------------- */
 /* Structured values (info, check reports)                                 */
 

@@ -107,8 +107,21 @@ END_TEST
 START_TEST(encrypted_refused)
 {
 	fresh();
+	put_be32("t.qcow2", 32, 3);
+	expect_open_error(0, -ENOTSUP, "encryption method 3");
+	/* LUKS without its header extension */
+	put_be32("t.qcow2", 32, 2);
+	expect_open_error(0, -EINVAL, "encryption header extension");
+	/* AES-CBC: described without a secret, its data locked; it is
+	 * never opened for writing */
 	put_be32("t.qcow2", 32, 1);
-	expect_open_error(0, -ENOTSUP, "encrypted");
+	struct mimg *img;
+	char buf[512];
+	ck_assert_int_eq(mimg_open(&img, "t.qcow2", "qcow2", 0), 0);
+	ck_assert(mimg_needs_secret(img));
+	ck_assert_int_eq(mimg_pread(img, buf, sizeof(buf), 0), -EACCES);
+	mimg_close(img);
+	expect_open_error(MIMG_OPEN_RDWR, -EROFS, "can only be read");
 }
 END_TEST
 

@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * mimg checksum: a digest of an image's guest-visible content, the same
+ * for every format and conversion of it (mimg_checksum), printed as
+ * sha256sum prints ("HEX  FILE") or as JSON.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void checksum_help(void)
+{
+	printf("Usage: mimg checksum [-f fmt] [--output human|json] [-p] "
+	       "[-a algorithm] [-T threads] FILE\n"
+	       "\n"
+	       "Print a digest of the content FILE shows its guest (through "
+	       "its backing\nchain), equal for an image and every conversion "
+	       "of it.  Ranges that\nread as zeroes are not read.  The "
+	       "construction is blkhash's (see mimg(1)).\n"
+	       "\n"
+	       "  -f FMT              the image format (default: probe)\n"
+	       "  --output FMT        human (\"HEX  FILE\", default) or json\n"
+	       "  -a, --algorithm ALG a libcrypto digest (default sha256)\n"
+	       "  -T, --threads N     hashing threads (default 4, at most 16)\n"
+	       "  -p                  show progress\n"
+	       "  --image-opts        FILE is driver=FMT,file.filename=PATH,"
+	       "key-secret=ID\n"
+	       "  --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]\n"
+	       "                      a secret (LUKS passphrase)\n"
+	       "  -h, --help          this help\n");
+}
+
+static void put_json_string(const char *p)
+{
+	putchar('"');
+	for (; *p; p++) {
+		unsigned char ch = (unsigned char)*p;
+		if (ch == '"' || ch == '\\')
+			printf("\\%c", ch);
+		else if (ch < 0x20)
+			printf("\\u%04x", ch);
+		else
+			putchar(ch);
+	}
+	putchar('"');
+}
+
+static void print_json(const char *alg, const char *hex, const char *path)
+{
+	printf("{\n    \"algorithm\": ");
+	put_json_string(alg);
+	printf(",\n    \"checksum\": \"%s\",\n    \"filename\": ", hex);
+	put_json_string(path);
+	printf("\n}\n");
+}
+
+int cmd_checksum(int argc, char **argv)
+{
+	enum { OPT_OUTPUT = 256 };
+	static const struct option longopts[] = {
+		{"format", required_argument, NULL, 'f'},
+		{"output", required_argument, NULL, OPT_OUTPUT},
+		{"algorithm", required_argument, NULL, 'a'},
+		{"threads", required_argument, NULL, 'T'},
+		{"force-share", no_argument, NULL, 'U'},
+		{"object", required_argument, NULL, OPT_OBJECT},
+		{"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	enum output_format output = OUTPUT_HUMAN;
+	struct mimg_checksum_opts o = {.size = sizeof(o)};
+	const char *fmt = NULL;
+	char *path = NULL, *ifmt = NULL;
+	bool image_opts = false, prog_on = false;
+	struct cli_progress prog;
+	unsigned char md[MIMG_CHECKSUM_MAX];
+	char hex[2 * MIMG_CHECKSUM_MAX + 1];
+	unsigned mdlen = 0;
+	struct mimg *img;
+	int c, r;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "f:a:T:pUh", longopts, NULL)) !=
+	       -1) {
+		switch (c) {
+		case 'f': fmt = optarg; break;
+		case 'a': o.algorithm = optarg; break;
+		case 'T': {
+			char *end;
+			unsigned long n = strtoul(optarg, &end, 10);
+			if (*end || n == 0 || n > 16)
+				return cli_error("Invalid thread count '%s' "
+						 "(1 to 16)", optarg);
+			o.threads = (unsigned)n;
+			break;
+		}
+		case 'p': prog_on = true; break;
+		case 'U': break;
+		case OPT_OBJECT:
+			if (cli_object_add(optarg) < 0)
+				return EXIT_ERR;
+			break;
+		case OPT_IMAGE_OPTS: image_opts = true; break;
+		case OPT_OUTPUT:
+			if (!cli_parse_output(optarg, &output))
+				return EXIT_ERR;
+			break;
+		case 'h': checksum_help(); return EXIT_OK;
+		default: return cli_usage_error("checksum", "invalid option");
+		}
+	}
+	if (optind != argc - 1)
+		return cli_usage_error("checksum",
+				       "Expecting one image file name");
+	if (image_opts) {
+		if (cli_image_opts(argv[optind], &path, &ifmt) < 0)
+			return EXIT_ERR;
+		fmt = ifmt;
+	}
+	r = cli_open(&img, path ? path : argv[optind], fmt, 0);
+	free(ifmt);
+	if (r < 0) {
+		free(path);
+		return cli_error("%s", cli_errmsg());
+	}
+	cli_progress_init(&prog, prog_on);
+	o.progress = cli_progress_cb;
+	o.opaque = &prog;
+	r = mimg_checksum(img, &o, md, &mdlen);
+	cli_progress_end(&prog);
+	if (r < 0) {
+		cli_error("%s", mimg_errmsg());
+		mimg_close(img);
+		free(path);
+		return EXIT_ERR;
+	}
+	for (unsigned i = 0; i < mdlen; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	if (output == OUTPUT_JSON)
+		print_json(o.algorithm ? o.algorithm : "sha256", hex,
+			   path ? path : argv[optind]);
+	else
+		printf("%s  %s\n", hex, path ? path : argv[optind]);
+	mimg_close(img);
+	free(path);
+	return EXIT_OK;
+}
