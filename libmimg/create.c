@@ -139,9 +139,8 @@ static int create_image(const char *path, const char *format, uint64_t size,
 			/* Like qemu-img 7.2: a probed backing format is a
 			 * security hazard, so it must be given. */
 			r = mimg_err(-EINVAL, "%s: Backing file specified "
-				     "without backing format (detected format "
-				     "of %s: %s)", path, bname,
-				     mimg_format(backing));
+				     "without backing format\nDetected format "
+				     "of %s.", path, mimg_format(backing));
 			mimg_close(backing);
 			return r;
 		}

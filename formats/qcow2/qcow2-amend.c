@@ -465,6 +465,26 @@ static int run_steps(struct qcow2 *s, const struct amend_plan *p,
 	return 0;
 }
 
+/* The refcount rewrite and the zero-cluster expansion trust the L1/L2
+ * tables: a damaged image is refused rather than rewritten around its
+ * damage. */
+static int refuse_if_inconsistent(struct mimg *img)
+{
+	struct mimg_check_result res;
+	memset(&res, 0, sizeof(res));
+	int r = qcow2_check(img, 0, &res);
+	if (r < 0)
+		return r;
+	uint64_t bad = res.corruptions + res.check_errors;
+	mimg_check_result_free(&res);
+	if (bad)
+		return mimg_err(-EINVAL, "%s: qcow2: the image has %llu "
+				"errors; repair it (check -r all) before "
+				"changing its structure", img->filename,
+				(unsigned long long)bad);
+	return 0;
+}
+
 int qcow2_amend(struct mimg *img, const struct mimg_optval *v,
 		unsigned flags,
 		void (*progress)(void *opaque, uint64_t done, uint64_t total),
@@ -479,11 +499,19 @@ int qcow2_amend(struct mimg *img, const struct mimg_optval *v,
 		return r;
 	pthread_mutex_lock(&s->lock);
 	r = plan_amend(s, v, &p);
+	pthread_mutex_unlock(&s->lock);
+	if (r < 0)
+		return r;
+	if ((p.version < s->version ||
+	     p.refcount_order != s->refcount_order) &&
+	    (r = refuse_if_inconsistent(img)) < 0)
+		return r;
 	st.total = (p.version != s->version) +
 		   (p.refcount_order != s->refcount_order) + 1;
-	if (r == 0 && progress)
+	if (progress)
 		progress(opaque, 0, st.total);
-	if (r == 0 && (r = qcow2_metadata_sync(s)) == 0)
+	pthread_mutex_lock(&s->lock);
+	if ((r = qcow2_metadata_sync(s)) == 0)
 		r = run_steps(s, &p, &st);
 	pthread_mutex_unlock(&s->lock);
 	if (r == 0 && p.new_size && p.new_size != img->size)

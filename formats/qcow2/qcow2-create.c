@@ -165,25 +165,26 @@ static int parse_opts(const struct mimg_opt *opts,
 		if (o->lazy)
 			return mimg_err(-EINVAL, "Lazy refcounts only supported "
 					"with compatibility level 1.1 and "
-					"above (use compat=1.1 or greater)");
+					"above (use version=v3 or greater)");
 		if (o->refcount_bits != 16)
 			return mimg_err(-EINVAL, "Different refcount widths "
 					"than 16 bits require compatibility "
-					"level 1.1 or above (use compat=1.1 "
+					"level 1.1 or above (use version=v3 "
 					"or greater)");
 		if (o->data_file)
 			return mimg_err(-EINVAL, "External data files are only "
 					"supported with compatibility level "
-					"1.1 and above");
+					"1.1 and above (use version=v3 or "
+					"greater)");
 		if (o->compression != QCOW2_COMPRESS_ZLIB)
 			return mimg_err(-EINVAL, "Non-zlib compression type is "
 					"only supported with compatibility "
-					"level 1.1 and above (use compat=1.1 "
+					"level 1.1 and above (use version=v3 "
 					"or greater)");
 		if (o->extended_l2)
 			return mimg_err(-EINVAL, "Extended L2 entries are only "
 					"supported with compatibility level "
-					"1.1 and above (use compat=1.1 or "
+					"1.1 and above (use version=v3 or "
 					"greater)");
 	}
 	if (o->encrypt && o->data_file_raw)

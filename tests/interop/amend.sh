@@ -140,6 +140,20 @@ img -b base.qcow2 -F qcow2
 same backing_file=other.qcow2,backing_fmt=qcow2
 same backing_fmt=raw
 
+# A damaged image is not restructured (mimg refuses where qemu-img would
+# rewrite refcounts around the damage): the L1 table's refcount is zeroed.
+qemu-img create -q -f qcow2 d.qcow2 1M
+io -c 'write -P 1 0 64k' d.qcow2
+printf '\000\000' | dd of=d.qcow2 bs=1 seek=$((0x20006)) conv=notrunc \
+	2>/dev/null
+qemu-img check -q d.qcow2 > /dev/null 2>&1 && fail "could not damage d.qcow2"
+cp d.qcow2 d0.qcow2
+for o in refcount_bits=8 compat=0.10; do
+	"$MIMG" amend -o $o d.qcow2 2> err.txt && fail "damaged image: $o"
+	grep -q "errors; repair it" err.txt || fail "damaged: $(cat err.txt)"
+	cmp -s d.qcow2 d0.qcow2 || fail "damaged image written ($o)"
+done
+
 # Command line as qemu-img's.
 qemu-img amend a.qcow2 > /dev/null 2>&1
 qs=$?

@@ -96,6 +96,15 @@ for f in raw vdi vpc vmdk; do
 	same_err create -f $f -o preallocation=bogus b.$f 1M
 done
 same_err create -f raw -b a.qcow2 -F qcow2 b.img 1M
+# combinations qcow2 refuses, and a backing file without its format
+for o in compat=0.10,refcount_bits=8 compat=0.10,lazy_refcounts=on \
+	compat=0.10,extended_l2=on compat=0.10,compression_type=zstd \
+	compat=0.10,data_file=b.data extended_l2=on,cluster_size=4k \
+	data_file_raw=on cluster_size=65537 cluster_size=4M refcount_bits=128 \
+	backing_file=a.qcow2 \
+	preallocation=full,backing_file=a.qcow2,backing_fmt=qcow2; do
+	same_err create -q -f qcow2 -o "$o" b.qcow2 1M
+done
 # ",," is a comma inside a value
 same_err create -f qcow2 -o cluster_size=64k,,1 b.qcow2 1M
 "$MIMG" create -q -f qcow2 -o backing_file=a,,b.qcow2,backing_fmt=qcow2 \
