@@ -355,11 +355,11 @@ static int luks_amend(struct mimg *img, const struct mimg_optval *v,
 	struct mimg_keyslot_change c = {
 		.iter_time = &v[0], .keyslot = &v[1], .new_secret = &v[2],
 		.old_secret = &v[3], .state = &v[4],
+		.force = (flags & MIMG_AMEND_FORCE) != 0,
 	};
-	(void)flags;
 	(void)progress;
 	(void)opaque;
-	return mimg__keyslot_amend(img, 0, &c);
+	return mimg__keyslot_amend(img, &c, luks_keyslot_change);
 }
 
 /* Members in the order qemu-img 7.2 prints them. */

@@ -12,19 +12,86 @@
 #include "driver.h"
 #include "error.h"
 #include "image.h"
+#include "crypto/luks1.h"
 
 const char *const mimg__keyslot_states[] = {"active", "inactive", NULL};
 
-int mimg__keyslot_amend(struct mimg *img, uint64_t hdr_off,
-			const struct mimg_keyslot_change *c)
+static const struct mimg_secret *named_secret(const struct mimg *img,
+					      const char *id)
 {
-	/* Where LUKS key-slot changes (add, erase, iteration time) are
-	 * applied once libmimg/crypto can rewrite key slots; until then
-	 * they are refused, never ignored. */
-	(void)hdr_off;
-	(void)c;
-	return mimg_err(-ENOTSUP, "%s: changing LUKS key slots is not "
-			"supported", img->filename);
+	for (size_t i = 0; i < img->amend_nsecrets; i++)
+		if (img->amend_secrets[i].id &&
+		    strcmp(img->amend_secrets[i].id, id) == 0)
+			return &img->amend_secrets[i].secret;
+	return NULL;
+}
+
+int mimg__keyslot_amend(struct mimg *img, const struct mimg_keyslot_change *c,
+			int (*apply)(struct mimg *img,
+				     const struct luks1_keyslot_change *lc,
+				     int *slotp))
+{
+	struct luks1_keyslot_change lc = {.slot = -1, .force = c->force};
+	const struct mimg_secret *sec;
+
+	if (!c->state->set)
+		return mimg_err(-EINVAL, "%s: Parameter 'state' is required",
+				img->filename);
+	lc.activate = c->state->u == 0;
+	if (c->keyslot->set) {
+		if (c->keyslot->u >= LUKS1_NUM_SLOTS)
+			return mimg_err(-EINVAL, "%s: Invalid keyslot %llu: "
+					"there are %d", img->filename,
+					(unsigned long long)c->keyslot->u,
+					LUKS1_NUM_SLOTS);
+		lc.slot = (int)c->keyslot->u;
+	}
+	if (c->new_secret->set && *c->new_secret->s) {
+		if (!(sec = named_secret(img, c->new_secret->s)))
+			return mimg_err(-ENOENT, "No secret with id '%s' found",
+					c->new_secret->s);
+		lc.new_pass = sec->data;
+		lc.new_len = sec->len;
+		lc.max_iters = sec->max_pbkdf2_iters;
+	}
+	if (c->old_secret->set) {
+		if (!(sec = named_secret(img, c->old_secret->s)))
+			return mimg_err(-ENOENT, "No secret with id '%s' found",
+					c->old_secret->s);
+		lc.old_pass = sec->data;
+		lc.old_len = sec->len;
+	}
+	if (lc.activate && !lc.new_pass)
+		return mimg_err(-EINVAL, "%s: 'new-secret' is required to "
+				"activate a keyslot", img->filename);
+	if (!lc.activate && lc.new_pass)
+		return mimg_err(-EINVAL, "%s: 'new-secret' must not be given "
+				"when erasing keyslots", img->filename);
+	if (!lc.activate && !lc.old_pass && lc.slot < 0)
+		return mimg_err(-EINVAL, "%s: 'keyslot' or 'old-secret' is "
+				"required to erase keyslots", img->filename);
+	if (c->iter_time->set)
+		lc.iter_time_ms = c->iter_time->u;
+	return apply(img, &lc, NULL);
+}
+
+int mimg_amend_secrets(struct mimg *img, const struct mimg_opt *opts,
+		       size_t nopts, unsigned flags,
+		       const struct mimg_named_secret *secrets, size_t nsecrets,
+		       void (*progress)(void *opaque, uint64_t done,
+					uint64_t total),
+		       void *opaque)
+{
+	int r;
+
+	if (!img)
+		return mimg_err(-EINVAL, "mimg_amend: no image");
+	img->amend_secrets = secrets;
+	img->amend_nsecrets = secrets ? nsecrets : 0;
+	r = mimg_amend(img, opts, nopts, flags, progress, opaque);
+	img->amend_secrets = NULL;
+	img->amend_nsecrets = 0;
+	return r;
 }
 
 int mimg_amend(struct mimg *img, const struct mimg_opt *opts, size_t nopts,

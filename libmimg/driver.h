@@ -90,11 +90,16 @@ extern const char *const mimg__keyslot_states[];
 struct mimg_keyslot_change {
 	const struct mimg_optval *iter_time, *keyslot, *new_secret,
 		*old_secret, *state;
+	bool force;	/* MIMG_AMEND_FORCE: the last slot may go */
 };
-/* Apply C to the LUKS header of IMG (HDR_OFF: where the header lies in
- * IMG's file; 0 for luks, the crypto extension's offset for qcow2). */
-int mimg__keyslot_amend(struct mimg *img, uint64_t hdr_off,
-			const struct mimg_keyslot_change *c);
+/* Apply C (secrets named by id, resolved among the secrets of the
+ * mimg_amend_secrets call) to IMG's LUKS header through APPLY: the raw
+ * luks driver's or qcow2's key-slot change (libmimg/crypto/luks1.h). */
+struct luks1_keyslot_change;
+int mimg__keyslot_amend(struct mimg *img, const struct mimg_keyslot_change *c,
+			int (*apply)(struct mimg *img,
+				     const struct luks1_keyslot_change *lc,
+				     int *slotp));
 
 /* Check OPTS against SCHEMA and fill VALS (one per schema entry, the
  * count of SCHEMA's entries).  The last of repeated keys wins.  Errors

@@ -46,6 +46,9 @@ struct mimg {
 	/* Only while the driver's open() runs: the caller's secret,
 	 * checked and with defaults filled in, or NULL. */
 	const struct mimg_secret *secret;
+	/* The secrets of the mimg_amend_secrets call in progress. */
+	const struct mimg_named_secret *amend_secrets;
+	size_t amend_nsecrets;
 };
 
 #endif

@@ -85,6 +85,9 @@ enum { OPT_OBJECT = 0x1000, OPT_IMAGE_OPTS };
 /* Add "secret,id=ID,data=...|file=PATH[,format=raw|base64]"; -1 with a
  * message printed when it is invalid. */
 int cli_object_add(const char *spec);
+/* Every --object secret, as the library takes secrets named by id
+ * (mimg_amend_secrets); at most MAX.  Valid until exit. */
+size_t cli_named_secrets(struct mimg_named_secret *out, size_t max);
 /* mimg_open with the secret --image-opts named (key-secret=ID) or, when
  * none was named, the only --object secret given. */
 int cli_open(struct mimg **imgp, const char *path, const char *format,

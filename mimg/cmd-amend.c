@@ -70,8 +70,11 @@ static int run_amend(const struct amend_args *a)
 		return cli_error("%s", cli_errmsg());
 	}
 	cli_progress_init(&prog, a->progress && !a->quiet);
-	r = mimg_amend(img, opts, (size_t)n, a->force ? MIMG_AMEND_FORCE : 0,
-		       cli_progress_cb, &prog);
+	struct mimg_named_secret named[16];
+	size_t nnamed = cli_named_secrets(named, 16);
+	r = mimg_amend_secrets(img, opts, (size_t)n,
+			       a->force ? MIMG_AMEND_FORCE : 0, named, nnamed,
+			       cli_progress_cb, &prog);
 	cli_progress_end(&prog);
 	mimg_opts_free(opts, (size_t)n);
 	if (r < 0) {

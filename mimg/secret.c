@@ -377,3 +377,17 @@ int cli_image_opts(const char *spec, char **pathp, char **formatp)
 	}
 	return r;
 }
+
+size_t cli_named_secrets(struct mimg_named_secret *out, size_t max)
+{
+	size_t n = 0;
+	for (int i = 0; i < nsecrets && n < max; i++, n++) {
+		memset(&out[n], 0, sizeof(out[n]));
+		out[n].id = secrets[i].id;
+		out[n].secret.size = sizeof(out[n].secret);
+		out[n].secret.data = secrets[i].data;
+		out[n].secret.len = secrets[i].len;
+		out[n].secret.max_pbkdf2_iters = secrets[i].max_iters;
+	}
+	return n;
+}

@@ -17,6 +17,7 @@
 #include "endian.h"
 #include "error.h"
 #include "qcow2.h"
+#include "crypto/luks1.h"
 
 enum {
 	QA_BACKING_FILE, QA_BACKING_FMT, QA_COMPAT, QA_DATA_FILE,
@@ -83,10 +84,9 @@ static int plan_amend(struct qcow2 *s, const struct mimg_optval *v,
 	}
 	if (v[QA_SIZE].set)
 		p->new_size = v[QA_SIZE].u;
-	/* The key slots of an encrypted image would be changed through
-	 * mimg__keyslot_amend(); this driver opens no encrypted image. */
+	/* Key slots change in qcow2_amend, through mimg__keyslot_amend. */
 	for (int i = QA_ENC_ITER_TIME; i <= QA_ENC_STATE; i++)
-		if (v[i].set)
+		if (v[i].set && s->crypt_method != 2)
 			return mimg_err(-EINVAL, "Can't amend encryption "
 					"options - encryption not present");
 	if (v[QA_LAZY].set)
@@ -494,7 +494,6 @@ int qcow2_amend(struct mimg *img, const struct mimg_optval *v,
 	struct amend_plan p;
 	struct steps st = {.cb = progress, .opaque = opaque};
 	int r;
-	(void)flags;
 	if ((r = qcow2_refuse_if_corrupt(s)) < 0)
 		return r;
 	pthread_mutex_lock(&s->lock);
@@ -502,6 +501,21 @@ int qcow2_amend(struct mimg *img, const struct mimg_optval *v,
 	pthread_mutex_unlock(&s->lock);
 	if (r < 0)
 		return r;
+	for (int i = QA_ENC_ITER_TIME; i <= QA_ENC_STATE; i++)
+		if (v[i].set) {
+			struct mimg_keyslot_change c = {
+				.iter_time = &v[QA_ENC_ITER_TIME],
+				.keyslot = &v[QA_ENC_KEYSLOT],
+				.new_secret = &v[QA_ENC_NEW_SECRET],
+				.old_secret = &v[QA_ENC_OLD_SECRET],
+				.state = &v[QA_ENC_STATE],
+				.force = (flags & MIMG_AMEND_FORCE) != 0,
+			};
+			if ((r = mimg__keyslot_amend(img, &c,
+						     qcow2_keyslot_change)) < 0)
+				return r;
+			break;
+		}
 	if ((p.version < s->version ||
 	     p.refcount_order != s->refcount_order) &&
 	    (r = refuse_if_inconsistent(img)) < 0)

@@ -321,6 +321,32 @@ MIMG_API int mimg_amend(struct mimg *img, const struct mimg_opt *opts,
 					 uint64_t total),
 			void *opaque);
 
+/*
+ * mimg_amend with the secrets that key-slot options name by id: the LUKS
+ * options of qcow2 (encrypt.new-secret, encrypt.old-secret) and of luks
+ * (new-secret, old-secret), as qemu-img amend takes them with --object
+ * secret.  SECRETS (NSECRETS entries, may be NULL) are read during the
+ * call only.  With encrypt.state=active a key slot (encrypt.keyslot, or
+ * the first free one) gets the new secret, the master key coming from
+ * the old secret or from the secret IMG was opened with;
+ * encrypt.state=inactive erases the slot named or every slot the old
+ * secret opens (the last active slot only with MIMG_AMEND_FORCE).
+ * Extra errors: -ENOENT (no secret with an id named), -EACCES (the old
+ * secret opens no slot), -EBUSY (the slot is active, or the last one
+ * would go), -ENOSPC (no free slot).
+ */
+struct mimg_named_secret {
+	const char *id;
+	struct mimg_secret secret;
+};
+MIMG_API int mimg_amend_secrets(struct mimg *img, const struct mimg_opt *opts,
+				size_t nopts, unsigned flags,
+				const struct mimg_named_secret *secrets,
+				size_t nsecrets,
+				void (*progress)(void *opaque, uint64_t done,
+						 uint64_t total),
+				void *opaque);
+
 /* Names of the available drivers, NULL-terminated, static. */
 MIMG_API const char *const *mimg_formats(void);
 
