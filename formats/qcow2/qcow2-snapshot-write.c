@@ -402,8 +402,9 @@ static int create_locked(struct qcow2 *s, struct qcow2_snapshot *sn)
 			return r;
 	}
 	r = clear_active_flags(s);
-	if (r == 0)
-		r = update_refs(s, s->l1, s->l1_size, 1, &f, &changed);
+	if (r == 0 && (r = update_refs(s, s->l1, s->l1_size, 1, &f,
+				      &changed)) < 0)
+		(void)fix_copied_flags(s); /* the flags the refcounts give */
 	free(f.c);
 	if (r == 0)
 		r = mimg_file_flush(s->file);
@@ -507,6 +508,8 @@ static int apply_locked(struct qcow2 *s, const struct qcow2_snapshot *sn)
 	r = update_refs(s, snl1, sn->l1_size, 1, &f, &changed);
 	free(f.c);
 	memset(&f, 0, sizeof(f));
+	if (r < 0)
+		(void)fix_copied_flags(s); /* the active tables stay */
 	if (r == 0 && changed)
 		r = write_l1(s, sn->l1_offset, snl1, sn->l1_size);
 	for (uint32_t i = 0; i < s->l1_size; i++)
