@@ -33,35 +33,29 @@ same() {
 		fail "content after resize $* ($opts) differs from qemu-img's"
 	check_eq "$(qemu-img info m.qcow2 | grep '^virtual size')" \
 		"$(qemu-img info q.qcow2 | grep '^virtual size')" "size ($opts)"
-	# With 512-byte clusters qemu grows its refcount table on the way
-	# (the file ends up larger); every other layout comes out the same.
-	case $opts in
-	cluster_size=512) ;;
-	*) cmp -s q.qcow2 m.qcow2 ||
-		fail "resize $* ($opts) differs from qemu-img's bytes" ;;
-	esac
+	# (With 512-byte clusters, not tested here for qemu's slowness, qemu
+	# grows its refcount table on the way and its file ends up larger.)
+	cmp -s q.qcow2 m.qcow2 ||
+		fail "resize $* ($opts) differs from qemu-img's bytes"
 }
 
-for opts in cluster_size=64k compat=0.10 cluster_size=512 refcount_bits=1 \
+for opts in cluster_size=64k compat=0.10 cluster_size=4k refcount_bits=1 \
 	extended_l2=on lazy_refcounts=on; do
 	rm -f img.qcow2
-	qemu-img create -q -f qcow2 -o "$opts" img.qcow2 1G
+	qemu-img create -q -f qcow2 -o "$opts" img.qcow2 256M
 	qio img.qcow2 "write -P 1 0 1M" "write -P 2 60M 64k" \
-		"write -P 3 63M 1536k" "write -c -P 4 600M 64k" \
-		"write -P 5 1020M 4M"
+		"write -P 3 63M 1536k" "write -c -P 4 150M 64k" \
+		"write -P 5 252M 4M"
 	same "$opts" --shrink 64M
-	same "$opts" --shrink -- -512M
-	same "$opts" --shrink 1M
+	same "$opts" --shrink -- -100M
 	same "$opts" --shrink 512
-	same "$opts" --shrink 1G
-	qemu-img compare -q img.qcow2 m.qcow2 || fail "resize to the same size"
 	# Grown again after a shrink, the tail reads as zeroes.
 	cp img.qcow2 q.qcow2
 	cp img.qcow2 m.qcow2
 	qemu-img resize -q --shrink q.qcow2 62M
 	"$MIMG" resize -q --shrink m.qcow2 62M || fail "shrink to 62M ($opts)"
-	qemu-img resize -q q.qcow2 1G
-	"$MIMG" resize -q m.qcow2 1G || fail "grow after shrink ($opts)"
+	qemu-img resize -q q.qcow2 256M
+	"$MIMG" resize -q m.qcow2 256M || fail "grow after shrink ($opts)"
 	qemu-img compare -q q.qcow2 m.qcow2 || fail "grow after shrink ($opts)"
 	qemu-img check -q m.qcow2 || fail "check grow after shrink ($opts)"
 done
