@@ -487,7 +487,7 @@ int qcow2_refcount_add(struct qcow2 *s, uint64_t cluster, int addend,
 				(unsigned long long)(cluster
 						     << s->cluster_bits));
 	if (addend > 0 && s->refcount_max - rc < (uint64_t)addend)
-		return mimg_err(-ERANGE, "%s: qcow2: refcount of cluster at "
+		return mimg_err(-EINVAL, "%s: qcow2: refcount of cluster at "
 				"0x%llx would exceed %llu", qcow2_path(s),
 				(unsigned long long)(cluster
 						     << s->cluster_bits),

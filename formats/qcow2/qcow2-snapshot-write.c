@@ -188,6 +188,46 @@ static int write_l1(struct qcow2 *s, uint64_t off, const uint64_t *l1,
 	return r;
 }
 
+/* Clear OFLAG_COPIED throughout the active tables (L2 before L1 on
+ * disk) before references are added: a flag must never claim a cluster
+ * is private while its refcount already says it is shared.  A cut in
+ * between leaves flags missing on private clusters, which only costs a
+ * copy. */
+static int clear_active_flags(struct qcow2 *s)
+{
+	bool changed = false;
+	int r = 0;
+	for (uint32_t i = 0; i < s->l1_size && r == 0; i++) {
+		uint64_t off = s->l1[i] & QCOW2_OFFSET_MASK;
+		uint8_t *l2;
+		if (!off)
+			continue;
+		if (!is_aligned_u64(off, s->cluster_size) ||
+		    (s->l1[i] & QCOW2_L1_RESERVED))
+			return mimg_err(-EIO, "%s: qcow2: L1 entry %u (0x%llx) "
+					"is invalid", qcow2_path(s), i,
+					(unsigned long long)s->l1[i]);
+		if ((r = qcow2_cache_get(&s->l2c, s->file, off, "L2 table",
+					 &l2)) < 0)
+			break;
+		for (uint32_t j = 0; j < s->l2_entries; j++) {
+			uint64_t e = qcow2_l2_entry(s, l2, j);
+			if (e & QCOW2_OFLAG_COPIED)
+				qcow2_set_l2(s, l2, j, e & ~QCOW2_OFLAG_COPIED,
+					     qcow2_l2_bitmap(s, l2, j));
+		}
+		if (s->l1[i] & QCOW2_OFLAG_COPIED) {
+			s->l1[i] &= ~QCOW2_OFLAG_COPIED;
+			changed = true;
+		}
+	}
+	if (r == 0)
+		r = qcow2_metadata_sync(s);
+	if (r == 0 && changed)
+		r = write_l1(s, s->l1_offset, s->l1, s->l1_size);
+	return r;
+}
+
 /* Bring the active L1's OFLAG_COPIED flags up to date after refcounts
  * dropped (qemu's walk with addend 0), L2 tables before L1. */
 static int fix_copied_flags(struct qcow2 *s)
@@ -361,7 +401,10 @@ static int create_locked(struct qcow2 *s, struct qcow2_snapshot *sn)
 		    (r = write_l1(s, sn->l1_offset, s->l1, s->l1_size)) < 0)
 			return r;
 	}
-	r = update_refs(s, s->l1, s->l1_size, 1, &f, &changed);
+	r = clear_active_flags(s);
+	if (r == 0 && (r = update_refs(s, s->l1, s->l1_size, 1, &f,
+				      &changed)) < 0)
+		(void)fix_copied_flags(s); /* the flags the refcounts give */
 	free(f.c);
 	if (r == 0)
 		r = mimg_file_flush(s->file);
@@ -456,6 +499,7 @@ static int apply_locked(struct qcow2 *s, const struct qcow2_snapshot *sn)
 	if ((r = qcow2_resv_release(s)) < 0 ||
 	    (r = qcow2_metadata_sync(s)) < 0 ||
 	    (r = qcow2_resize_l1(s, sn->l1_size)) < 0 ||
+	    (r = clear_active_flags(s)) < 0 ||
 	    (r = read_snapshot_l1(s, sn, s->l1_size, &snl1)) < 0)
 		return r;
 	/* References of the snapshot's tables first (its own L1 gets the
@@ -464,6 +508,8 @@ static int apply_locked(struct qcow2 *s, const struct qcow2_snapshot *sn)
 	r = update_refs(s, snl1, sn->l1_size, 1, &f, &changed);
 	free(f.c);
 	memset(&f, 0, sizeof(f));
+	if (r < 0)
+		(void)fix_copied_flags(s); /* the active tables stay */
 	if (r == 0 && changed)
 		r = write_l1(s, sn->l1_offset, snl1, sn->l1_size);
 	for (uint32_t i = 0; i < s->l1_size; i++)

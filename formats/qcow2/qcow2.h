@@ -327,8 +327,8 @@ int qcow2_free_range(struct qcow2 *s, uint64_t off, uint64_t len,
 		     bool discard);
 int qcow2_refcount_writeback(struct qcow2 *s);
 /* Add ADDEND to the refcount of CLUSTER (written back later, or when the
- * cache needs room); *RCP gets the new refcount.  -ERANGE past the
- * maximum, -EIO below zero. */
+ * cache needs room); *RCP gets the new refcount.  -EINVAL past the
+ * maximum (as qemu), -EIO below zero. */
 int qcow2_refcount_add(struct qcow2 *s, uint64_t cluster, int addend,
 		       uint64_t *rcp);
 /* Drop the refcount blocks that count nothing but themselves from the

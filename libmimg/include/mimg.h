@@ -485,7 +485,7 @@ MIMG_API int mimg_select_snapshot(struct mimg *img, const char *name);
  * with leaked clusters at worst.  List them with mimg_info ("snapshots").
  * Errors: -EROFS (read-only), -ENOTSUP (the format has no internal
  * snapshots, or the image has an external data file), -ENOENT (no such
- * snapshot), -EFBIG (65536 snapshots already), -ERANGE (a refcount would
+ * snapshot), -EFBIG (65536 snapshots already), -EINVAL (a refcount would
  * overflow: refcount_bits too small), -EIO (corrupt image), host I/O
  * errors.  Not concurrent with any other call on IMG.
  */

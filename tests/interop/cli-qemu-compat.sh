@@ -85,4 +85,20 @@ done
 	2> m.err && fail "-u without a size"
 check_eq "$(cat m.err)" "qemu-img: n4.qcow2: Image creation needs a size parameter" \
 	"-u without a size message"
+
+# -U / --force-share: accepted wherever qemu-img takes it (mimg takes no
+# locks), refused where qemu-img refuses it.
+qemu-img create -q -f qcow2 fs.qcow2 1M
+for args in "info -U fs.qcow2" "info --force-share fs.qcow2" \
+	    "check -U fs.qcow2" "compare -U fs.qcow2 fs.qcow2" \
+	    "map -U fs.qcow2" "measure -U -O qcow2 fs.qcow2" \
+	    "convert -U -O raw fs.qcow2 fs.raw" "bench -U -c 1 fs.qcow2" \
+	    "snapshot -U -l fs.qcow2" "snapshot -U -c x fs.qcow2" \
+	    "commit -U fs.qcow2" "resize -U fs.qcow2 2M"; do
+	# shellcheck disable=SC2086
+	qemu-img $args > /dev/null 2>&1; qs=$?
+	# shellcheck disable=SC2086
+	"$MIMG" $args > /dev/null 2>&1; ms=$?
+	check_eq "$ms" "$qs" "exit status of $args"
+done
 exit 0
