@@ -15,6 +15,7 @@
 
 #include "checked.h"
 #include "error.h"
+#include "file-archive.h"
 #include "image.h"
 #include "iov.h"
 
@@ -390,6 +391,11 @@ int mimg_convert(struct mimg *src, struct mimg *dst,
 	nthreads = opts->parallel > 0 ? opts->parallel : DEFAULT_PARALLEL;
 	if (nthreads > MAX_PARALLEL)
 		nthreads = MAX_PARALLEL;
+	/* A streamed source holds only its most recent bytes: readers may
+	 * be at most that many windows apart. */
+	if (src->archive && src->archive->streamed &&
+	    nthreads > (int)(MIMG_STREAM_RING / WINDOW / 2))
+		nthreads = (int)(MIMG_STREAM_RING / WINDOW / 2);
 	pthread_mutex_init(&c.lock, NULL);
 	c.nslots = nthreads;
 	for (int i = 0; i < nthreads; i++)

@@ -128,10 +128,12 @@ static int unpack_archive(struct mimg *img, const char *path, unsigned flags)
 	int r;
 
 	if (!(flags & MIMG_OPEN_DIRECT) || img->in_memory)
-		return mimg__archive_unpack(&img->file, &img->archive);
+		return mimg__archive_unpack(&img->file, &img->archive,
+					    flags & MIMG_OPEN_SEQUENTIAL);
 	if ((r = mimg_file_open(&plain, path, 0)) < 0)
 		return r;
-	r = mimg__archive_unpack(&plain, &img->archive);
+	r = mimg__archive_unpack(&plain, &img->archive,
+				 flags & MIMG_OPEN_SEQUENTIAL);
 	if (r == 1) {
 		mimg_file_close(img->file);
 		img->file = plain;

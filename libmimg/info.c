@@ -125,6 +125,7 @@ static int add_archive(struct mimg *img, struct mimg_value *info)
 		ok = mimg_value_add_str(a, "tar-member", o->member) != NULL;
 	ok = ok && mimg_value_add_uint(a, "size", o->archive_size);
 	ok = ok && mimg_value_add_uint(a, "unpacked-size", o->unpacked_size);
+	ok = ok && mimg_value_add_bool(a, "streamed", o->streamed);
 	if (ok && o->ovf)
 		ok = add_ovf_disks(a, o);
 	return ok ? 0 : mimg_err(-ENOMEM, "out of memory");

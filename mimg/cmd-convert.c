@@ -149,7 +149,9 @@ static int run_convert(struct convert_args *a)
 	struct cli_progress prog;
 	int nopts = 0, r, status = EXIT_ERR;
 
-	if ((r = cli_open(&src, a->src, a->src_fmt, a->src_flags)) < 0)
+	/* convert reads its source in order: archives may stream */
+	if ((r = cli_open(&src, a->src, a->src_fmt,
+			  a->src_flags | MIMG_OPEN_SEQUENTIAL)) < 0)
 		goto err;
 	if (a->snapshot && (r = mimg_select_snapshot(src, a->snapshot)) < 0)
 		goto err;

@@ -91,6 +91,12 @@ static const char *get_str(const struct mimg_value *obj, const char *key)
 	return v && v->type == MIMG_VALUE_STRING ? v->v.s : NULL;
 }
 
+static bool get_bool(const struct mimg_value *obj, const char *key)
+{
+	const struct mimg_value *v = mimg_value_get(obj, key);
+	return v && v->type == MIMG_VALUE_BOOL && v->v.b;
+}
+
 static void print_snapshots(FILE *out, const struct mimg_value *snaps)
 {
 	fprintf(out, "Snapshot list:\n");
@@ -153,7 +159,9 @@ static void print_archive(FILE *out, const struct mimg_value *a)
 		comp && member ? "-compressed " : "", member ? "tar" : "");
 	if (member)
 		fprintf(out, ", member '%s'", member);
-	fprintf(out, " (%s)\n", size);
+	fprintf(out, " (%s), %s\n", size,
+		get_bool(a, "streamed") ? "streamed in one pass"
+					: "unpacked into a temporary file");
 	print_ovf_disks(out, a);
 }
 
