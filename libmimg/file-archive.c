@@ -230,6 +230,12 @@ struct spool {
 	uint64_t written, end;	/* data bytes written, logical size */
 	uint64_t expanded;	/* bytes unpacked, all members */
 	uint8_t *buf;		/* SPOOL_CHUNK */
+	/* An OVA: the disk asked for, digests of the members read, their
+	 * names as stored, and the manifest. */
+	const char *ova_disk;
+	struct mimg_digests ovf_md, disk_md;
+	char *ovf_raw, *disk_raw;
+	struct mimg_manifest *mf;
 };
 
 static const char *spool_dir(void)
@@ -389,6 +395,7 @@ static int spool_entry(struct spool *sp, struct archive *a, la_ssize_t n)
 	uint64_t off = 0;
 	int r = spool_reset(sp);
 	while (r == 0 && n > 0) {
+		mimg__digests_update(&sp->disk_md, sp->buf, (size_t)n);
 		if ((r = spool_write(sp, sp->buf, (size_t)n, off)) < 0)
 			break;
 		off += (uint64_t)n;
@@ -487,10 +494,9 @@ static bool has_suffix(const char *s, const char *suffix)
 	return n > m && strcasecmp(s + n - m, suffix) == 0;
 }
 
-/* Read the OVF descriptor member of an OVA (whole, bounded) and parse
- * it into o->ovf.  -ENOTSUP without an XML parser. */
-static int read_ovf(struct spool *sp, struct archive *a,
-		    struct mimg_archive_origin *o)
+/* Read the current member whole, up to MAX bytes, into *TEXTP. */
+static int read_small(struct spool *sp, struct archive *a, size_t max,
+		      const char *what, uint8_t **textp, size_t *lenp)
 {
 	uint8_t *xml = NULL;
 	size_t len = 0;
@@ -498,9 +504,9 @@ static int read_ovf(struct spool *sp, struct archive *a,
 	int r = 0;
 
 	while ((n = next_chunk(sp, a)) > 0) {
-		if ((size_t)n > MIMG_OVF_MAX_SIZE - len) {
-			r = mimg_err(-EFBIG, "%s: OVF descriptor is larger than "
-				     "%d bytes", sp->name, MIMG_OVF_MAX_SIZE);
+		if ((size_t)n > max - len) {
+			r = mimg_err(-EFBIG, "%s: %s is larger than %zu bytes",
+				     sp->name, what, max);
 			break;
 		}
 		uint8_t *x = realloc(xml, len + (size_t)n);
@@ -514,10 +520,95 @@ static int read_ovf(struct spool *sp, struct archive *a,
 	}
 	if (n < 0)
 		r = (int)n;
-	if (r == 0)
-		r = mimg__ovf_parse(xml, len, sp->name, &o->ovf);
-	free(xml);
+	if (r < 0)
+		free(xml);
+	*textp = r < 0 ? NULL : xml;
+	*lenp = len;
 	return r;
+}
+
+/* The disk asked for: an index into the DiskSection ("0", "1", ...), or
+ * a disk's file name or id. */
+static int select_disk(struct spool *sp, struct mimg_archive_origin *o)
+{
+	const char *want = sp->ova_disk;
+	char *end;
+	if (!want)
+		return 0;
+	errno = 0;
+	unsigned long i = strtoul(want, &end, 10);
+	if (*want >= '0' && *want <= '9' && !*end && !errno) {
+		if (i < (unsigned long)o->ovf->ndisks) {
+			o->ovf_disk = (int)i;
+			return 0;
+		}
+		return mimg_err(-ENOENT, "%s: OVA disk %lu asked for, the OVF "
+				"lists %d (counted from 0)", sp->name, i,
+				o->ovf->ndisks);
+	}
+	for (int k = 0; k < o->ovf->ndisks; k++)
+		if (strcmp(o->ovf->disks[k].href, want) == 0 ||
+		    strcmp(o->ovf->disks[k].id, want) == 0) {
+			o->ovf_disk = k;
+			return 0;
+		}
+	return mimg_err(-ENOENT, "%s: the OVF lists no disk with file name "
+			"or id '%.200s'", sp->name, want);
+}
+
+/* Read the OVF descriptor member of an OVA (whole, bounded), parse it
+ * into o->ovf and pick the disk.  -ENOTSUP without an XML parser. */
+static int read_ovf(struct spool *sp, struct archive *a,
+		    struct mimg_archive_origin *o)
+{
+	uint8_t *xml;
+	size_t len;
+	int r = read_small(sp, a, MIMG_OVF_MAX_SIZE, "OVF descriptor", &xml,
+			   &len);
+	if (r < 0)
+		return r;
+	if ((r = mimg__digests_init(&sp->ovf_md)) == 0) {
+		mimg__digests_update(&sp->ovf_md, xml, len);
+		mimg__digests_final(&sp->ovf_md);
+		r = mimg__ovf_parse(xml, len, sp->name, &o->ovf);
+	}
+	free(xml);
+	return r < 0 ? r : select_disk(sp, o);
+}
+
+/* An OVA's manifest, checked once the archive has been read. */
+static int read_manifest(struct spool *sp, struct archive *a)
+{
+	uint8_t *text;
+	size_t len;
+	int r;
+	if (sp->mf)
+		return mimg_err(-EINVAL, "%s: the OVA has two manifests",
+				sp->name);
+	r = read_small(sp, a, MIMG_MANIFEST_MAX_SIZE, "manifest", &text,
+		       &len);
+	if (r == 0)
+		r = mimg__manifest_parse(text, len, sp->name, &sp->mf);
+	free(text);
+	return r;
+}
+
+/* The OVF and the disk read must match the manifest, when there is
+ * one. */
+static int check_manifest(struct spool *sp, struct mimg_archive_origin *o)
+{
+	int r1, r2;
+	if (!sp->mf)
+		return 0;
+	mimg__digests_final(&sp->disk_md);
+	if ((r1 = mimg__manifest_check(sp->mf, sp->ovf_raw, o->ovf_name,
+				       &sp->ovf_md, sp->name)) < 0)
+		return r1;
+	if ((r2 = mimg__manifest_check(sp->mf, sp->disk_raw, o->member,
+				       &sp->disk_md, sp->name)) < 0)
+		return r2;
+	o->manifest_checked = r1 + r2;
+	return 0;
 }
 
 /* What a streamed image's reader needs beyond libarchive's state. */
@@ -526,7 +617,7 @@ struct stream_state {
 	struct archive *a;
 	char *name;
 	uint64_t expanded;
-	bool tar, ova;
+	bool tar;
 };
 
 static int stream_data(void *opaque, const uint8_t *buf, size_t n)
@@ -537,9 +628,9 @@ static int stream_data(void *opaque, const uint8_t *buf, size_t n)
 	return ratio_check(st->name, st->expanded, st->src->pos);
 }
 
-/* After a tar member: the rest of the archive must be harmless, and,
- * but in an OVA, hold no other file (the spooled reading would have had
- * to choose between them). */
+/* After a tar member: the rest of the archive must be harmless and hold
+ * no other file (the spooled reading would have had to choose between
+ * them). */
 static int stream_tar_rest(struct stream_state *st)
 {
 	struct archive_entry *e;
@@ -559,8 +650,7 @@ static int stream_tar_rest(struct stream_state *st)
 		if (!shown)
 			return mimg_err(-ENOMEM, "out of memory");
 		r = check_member(st->name, e, shown, name ? name : "");
-		if (r == 0 && !st->ova &&
-		    archive_entry_filetype(e) == AE_IFREG)
+		if (r == 0 && archive_entry_filetype(e) == AE_IFREG)
 			r = mimg_err(-EINVAL, "%s: the archive holds another "
 				     "file, '%s', after the image read; "
 				     "extract the one to use", st->name,
@@ -605,12 +695,14 @@ static int maybe_stream(struct spool *sp, struct archive *a, la_ssize_t n,
 	struct stream_state *st;
 	int r;
 
-	if (!sp->sequential || !known || (uint64_t)n > size ||
+	/* An OVA's member is checked against its manifest, which may come
+	 * after it: only a spooled member can be refused before use. */
+	if (ova || !sp->sequential || !known || (uint64_t)n > size ||
 	    (size_t)n > MIMG_STREAM_RING)
 		return 0;
 	/* In a plain tar, a small first file is more likely a README than
 	 * the disk: spooled, the rules for choosing among members apply. */
-	if (tar && !ova && size < STREAM_TAR_MIN)
+	if (tar && size < STREAM_TAR_MIN)
 		return 0;
 	size_t plen = (size_t)n < PROBE_LEN ? (size_t)n : PROBE_LEN;
 	const struct mimg_driver *drv = mimg__probe(sp->buf, plen, NULL,
@@ -626,7 +718,6 @@ static int maybe_stream(struct spool *sp, struct archive *a, la_ssize_t n,
 	st->a = a;
 	st->expanded = sp->expanded;
 	st->tar = tar;
-	st->ova = ova;
 	struct mimg_stream_in in = {
 		.a = a, .archive = sp->archive, .opaque = st,
 		.data = stream_data, .end = stream_end,
@@ -665,8 +756,20 @@ static int take_ovf_member(struct spool *sp, struct archive *a,
 			   struct mimg_archive_origin *o, const char *name,
 			   char **shownp)
 {
-	if (o->member || strcmp(name, o->ovf->disks[0].href) != 0)
+	int r;
+	if (!o->manifest && has_suffix(name, ".mf")) {
+		if ((r = read_manifest(sp, a)) == 0) {
+			o->manifest = *shownp;
+			*shownp = NULL;
+		}
+		return r;
+	}
+	if (o->member || strcmp(name, o->ovf->disks[o->ovf_disk].href) != 0)
 		return drop_entry(sp, a, filtered);
+	if (!(sp->disk_raw = strdup(name)))
+		return mimg_err(-ENOMEM, "out of memory");
+	if ((r = mimg__digests_init(&sp->disk_md)) < 0)
+		return r;
 	o->member = *shownp;
 	*shownp = NULL;
 	la_ssize_t n = next_chunk(sp, a);
@@ -710,10 +813,15 @@ static int unpack_tar(struct spool *sp, struct archive *a, bool filtered,
 		 * tar apply. */
 		if (count == 0 && has_suffix(shown, ".ovf")) {
 			r = read_ovf(sp, a, o);
-			if (r == 0)
+			if (r == 0) {
 				o->ovf_name = shown;
-			else
+				sp->ovf_raw = strdup(name);
+				if (!sp->ovf_raw)
+					return mimg_err(-ENOMEM, "out of "
+							"memory");
+			} else {
 				free(shown);
+			}
 			if (r < 0 && r != -ENOTSUP)
 				return r;
 			continue;
@@ -750,14 +858,16 @@ static int unpack_tar(struct spool *sp, struct archive *a, bool filtered,
 			return r;
 	}
 	if (o->ovf && !o->member) {
-		char *shown = shown_name(o->ovf->disks[0].href);
-		r = mimg_err(-EINVAL, "%s: the OVF's first disk is in '%s', "
+		char *shown = shown_name(o->ovf->disks[o->ovf_disk].href);
+		r = mimg_err(-EINVAL, "%s: the OVF's disk is in '%s', "
 			     "which the archive does not hold", sp->name,
 			     shown ? shown : "");
 		free(shown);
 		return r;
 	}
-	if (o->ovf || disks == 1 || (disks == 0 && files == 1))
+	if (o->ovf)
+		return check_manifest(sp, o);
+	if (disks == 1 || (disks == 0 && files == 1))
 		return 0;
 	if (files == 0)
 		return mimg_err(-EINVAL, "%s: the archive holds no file",
@@ -789,11 +899,12 @@ static int unpack_stream(struct spool *sp, struct archive *a,
 /* Unpack S into a new spool (its descriptor in *FDP) or hand its image
  * to a stream (*STREAMP). */
 static int unpack(struct source *s, const char *name,
-		  struct mimg_archive_origin *o, bool sequential, int *fdp,
+		  struct mimg_archive_origin *o, bool sequential,
+		  const char *ova_disk, int *fdp,
 		  struct mimg_file **streamp)
 {
 	struct spool sp = {.fd = -1, .name = name, .src = s, .archive = s->f,
-			   .sequential = sequential};
+			   .sequential = sequential, .ova_disk = ova_disk};
 	struct archive *a = NULL;
 	int r;
 
@@ -820,6 +931,11 @@ out:
 	if (!sp.streamed)
 		archive_read_free(a);
 	free(sp.buf);
+	free(sp.ovf_raw);
+	free(sp.disk_raw);
+	mimg__digests_free(&sp.ovf_md);
+	mimg__digests_free(&sp.disk_md);
+	mimg__manifest_free(sp.mf);
 	if ((r < 0 || sp.streamed) && sp.fd >= 0)
 		close(sp.fd);
 	*fdp = r < 0 || sp.streamed ? -1 : sp.fd;
@@ -832,6 +948,7 @@ void mimg__archive_origin_free(struct mimg_archive_origin *o)
 	if (o) {
 		free(o->member);
 		free(o->ovf_name);
+		free(o->manifest);
 		mimg__ovf_free(o->ovf);
 	}
 	free(o);
@@ -839,7 +956,7 @@ void mimg__archive_origin_free(struct mimg_archive_origin *o)
 
 int mimg__archive_unpack(struct mimg_file **fp,
 			 struct mimg_archive_origin **originp,
-			 bool sequential)
+			 bool sequential, const char *ova_disk)
 {
 	const char *name = mimg_file_path(*fp);
 	struct mimg_archive_origin *o = NULL;
@@ -855,7 +972,8 @@ int mimg__archive_unpack(struct mimg_file **fp,
 	s->f = *fp;
 	if ((r = mimg_file_size(*fp, &s->size)) < 0 ||
 	    (r = detect(s, name, o->filters, sizeof(o->filters), &o->tar)) <= 0 ||
-	    (r = unpack(s, name, o, sequential, &fd, &unpacked)) < 0)
+	    (r = unpack(s, name, o, sequential, ova_disk, &fd,
+			       &unpacked)) < 0)
 		goto out;
 	o->archive_size = s->size;
 	if (mimg_file_allocated(*fp, &o->archive_allocated) < 0)

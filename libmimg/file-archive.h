@@ -44,13 +44,53 @@ int mimg__ovf_parse(const uint8_t *xml, size_t len, const char *name,
 		    struct mimg_ovf **ovfp);
 void mimg__ovf_free(struct mimg_ovf *ovf);
 
+/* SHA1, SHA256 and SHA512 of an archive member, computed as it is read
+ * (archive-manifest.c). */
+#define MIMG_DIGEST_ALGS 3
+#define MIMG_MANIFEST_MAX 256
+#define MIMG_MANIFEST_MAX_SIZE (64 << 10)
+struct evp_md_ctx_st;
+struct mimg_digests {
+	struct evp_md_ctx_st *ctx[MIMG_DIGEST_ALGS];
+	uint8_t md[MIMG_DIGEST_ALGS][64];
+	unsigned len[MIMG_DIGEST_ALGS];
+	bool active, done;
+};
+int mimg__digests_init(struct mimg_digests *d);
+void mimg__digests_update(struct mimg_digests *d, const void *buf, size_t n);
+void mimg__digests_final(struct mimg_digests *d);
+void mimg__digests_free(struct mimg_digests *d);
+
+struct mimg_manifest_entry {
+	char *name;
+	int alg;		/* index: SHA1, SHA256, SHA512 */
+	uint8_t md[64];
+	unsigned len;
+};
+struct mimg_manifest {
+	struct mimg_manifest_entry *entries;
+	int n;
+};
+/* Parse a manifest (LEN bytes, bounded by the caller). */
+int mimg__manifest_parse(const uint8_t *text, size_t len, const char *aname,
+			 struct mimg_manifest **mp);
+void mimg__manifest_free(struct mimg_manifest *m);
+/* 1 when MEMBER is listed and every digest listed for it matches D, 0
+ * when it is not listed, -EINVAL with a message on a mismatch. */
+int mimg__manifest_check(const struct mimg_manifest *m, const char *member,
+			 const char *shown, const struct mimg_digests *d,
+			 const char *aname);
+
 /* Where an unpacked image came from. */
 struct mimg_archive_origin {
 	char filters[64];  /* "xz", "gzip", "xz,bzip2" (outermost first), or "" */
 	bool tar;
 	char *member;	   /* tar member name (control bytes replaced), or NULL */
 	char *ovf_name;	   /* an OVA's descriptor member, or NULL */
-	struct mimg_ovf *ovf;	 /* its disks; the image is the first */
+	struct mimg_ovf *ovf;	 /* its disks */
+	int ovf_disk;		 /* the one opened (index into ovf->disks) */
+	char *manifest;		 /* the .mf member, or NULL */
+	int manifest_checked;	 /* members whose digests matched it */
 	uint64_t archive_size;	 /* bytes of the archive file */
 	uint64_t archive_allocated;	/* its host storage, or 0 if unknown */
 	uint64_t unpacked_size;	 /* bytes of the unpacked image */
@@ -69,7 +109,7 @@ struct mimg_archive_origin {
  */
 int mimg__archive_unpack(struct mimg_file **fp,
 			 struct mimg_archive_origin **originp,
-			 bool sequential);
+			 bool sequential, const char *ova_disk);
 
 /* What a streamed image reads from: a libarchive reader positioned in
  * the image's data, and the archive file and reader state it needs.

@@ -126,6 +126,13 @@ static int add_archive(struct mimg *img, struct mimg_value *info)
 	ok = ok && mimg_value_add_uint(a, "size", o->archive_size);
 	ok = ok && mimg_value_add_uint(a, "unpacked-size", o->unpacked_size);
 	ok = ok && mimg_value_add_bool(a, "streamed", o->streamed);
+	if (ok && o->manifest)
+		ok = mimg_value_add_str(a, "manifest", o->manifest) &&
+		     mimg_value_add_uint(a, "manifest-checked",
+					 (uint64_t)o->manifest_checked);
+	if (ok && o->ovf)
+		ok = mimg_value_add_uint(a, "ovf-disk",
+					 (uint64_t)o->ovf_disk) != NULL;
 	if (ok && o->ovf)
 		ok = add_ovf_disks(a, o);
 	return ok ? 0 : mimg_err(-ENOMEM, "out of memory");

@@ -49,6 +49,9 @@ static void convert_help(void)
 	       "  --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]\n"
 	       "                    a secret (LUKS passphrase)\n"
 	       "  --image-opts      FILE is driver=FMT,file.filename=PATH,key-secret=ID\n"
+	       "  --ova-disk N|NAME the disk of an OVA SRC to convert: index "
+	       "from 0, file\n"
+	       "                    name or disk id (default 0)\n"
 	       "  -h, --help        this help\n");
 }
 
@@ -81,7 +84,7 @@ static const char *snapshot_arg(const char *arg)
 }
 
 struct convert_args {
-	const char *src_fmt, *dst_fmt, *snapshot, *src, *dst;
+	const char *src_fmt, *dst_fmt, *snapshot, *src, *dst, *ova_disk;
 	char *opts_text;
 	unsigned src_flags, dst_flags;
 	bool quiet, progress;
@@ -150,8 +153,12 @@ static int run_convert(struct convert_args *a)
 	int nopts = 0, r, status = EXIT_ERR;
 
 	/* convert reads its source in order: archives may stream */
-	if ((r = cli_open(&src, a->src, a->src_fmt,
-			  a->src_flags | MIMG_OPEN_SEQUENTIAL)) < 0)
+	if ((r = a->ova_disk
+		     ? mimg_open_ova_disk(&src, a->src, a->src_fmt,
+					  a->src_flags | MIMG_OPEN_SEQUENTIAL,
+					  a->ova_disk)
+		     : cli_open(&src, a->src, a->src_fmt,
+				a->src_flags | MIMG_OPEN_SEQUENTIAL)) < 0)
 		goto err;
 	if (a->snapshot && (r = mimg_select_snapshot(src, a->snapshot)) < 0)
 		goto err;
@@ -199,12 +206,13 @@ out:
 
 int cmd_convert(int argc, char **argv)
 {
-	enum { OPT_TARGET_IS_ZERO = 256, OPT_UNTRUSTED };
+	enum { OPT_TARGET_IS_ZERO = 256, OPT_UNTRUSTED, OPT_OVA_DISK };
 	static const struct option longopts[] = {
 		{"target-is-zero", no_argument, NULL, OPT_TARGET_IS_ZERO},
 		{"untrusted", no_argument, NULL, OPT_UNTRUSTED},
 		{"object", required_argument, NULL, OPT_OBJECT},
 		{"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
+		{"ova-disk", required_argument, NULL, OPT_OVA_DISK},
 		{"force-share", no_argument, NULL, 'U'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -289,6 +297,7 @@ int cmd_convert(int argc, char **argv)
 				return EXIT_ERR;
 			break;
 		case OPT_IMAGE_OPTS: image_opts = true; break;
+		case OPT_OVA_DISK: a.ova_disk = optarg; break;
 		case 'h':
 			free(opts_text);
 			convert_help();

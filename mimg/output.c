@@ -144,7 +144,8 @@ static void print_ovf_disks(FILE *out, const struct mimg_value *a)
 			cli_format_size(cap, sizeof(cap),
 					get_u64(d, "capacity"));
 		fprintf(out, "    %s: '%s', %s%s\n", get_str(d, "id"),
-			get_str(d, "file"), cap, i == 0 ? " (this image)" : "");
+			get_str(d, "file"), cap,
+			i == get_u64(a, "ovf-disk") ? " (this image)" : "");
 	}
 }
 
@@ -163,6 +164,9 @@ static void print_archive(FILE *out, const struct mimg_value *a)
 		get_bool(a, "streamed") ? "streamed in one pass"
 					: "unpacked into a temporary file");
 	print_ovf_disks(out, a);
+	if (get_str(a, "manifest"))
+		fprintf(out, "manifest: %s, %" PRIu64 " members checked\n",
+			get_str(a, "manifest"), get_u64(a, "manifest-checked"));
 }
 
 void cli_print_info_human(FILE *out, const struct mimg_value *info)

@@ -141,6 +141,19 @@ enum {
 MIMG_API int mimg_open(struct mimg **imgp, const char *path,
 		       const char *format, unsigned flags);
 
+/*
+ * As mimg_open, for an OVA: open the disk DISK of its OVF descriptor, an
+ * index into its DiskSection counted from 0 ("1") or a disk's file name
+ * or id; NULL opens the first.  An OVA's manifest (.mf: SHA1, SHA256 or
+ * SHA512 lines), wherever it is in the archive, must match the
+ * descriptor and the disk read (mimg_info: "manifest-checked").
+ * Errors: as mimg_open; -ENOENT when the OVF has no such disk.
+ * Thread-safety: as mimg_open.
+ */
+MIMG_API int mimg_open_ova_disk(struct mimg **imgp, const char *path,
+				const char *format, unsigned flags,
+				const char *disk);
+
 /* How much an image opened from memory with MIMG_OPEN_RDWR may grow. */
 #define MIMG_MEMORY_GROWTH ((size_t)64 << 20)
 
