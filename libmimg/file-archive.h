@@ -32,10 +32,17 @@ struct mimg_ovf_disk {
 	char *href;		/* the archive member that holds it */
 	uint64_t capacity;	/* bytes, when known_capacity */
 	bool known_capacity;
+	char *format;		/* the format URI, or NULL */
+	uint64_t populated;	/* populatedSize, when known_populated */
+	bool known_populated;
 };
 struct mimg_ovf {
 	struct mimg_ovf_disk *disks;
 	int ndisks;
+	/* The (first) virtual system: id and Name, CPUs and memory of its
+	 * hardware section (0 when not given). */
+	char *system_id, *system_name;
+	uint64_t cpus, memory;
 };
 
 /* Parse an OVF descriptor (refusing DTDs, entities, network access);

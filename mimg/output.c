@@ -128,6 +128,24 @@ static void print_snapshots(FILE *out, const struct mimg_value *snaps)
 	}
 }
 
+/* "OVF system: 'name' (id), 2 CPUs, 1 GiB memory" */
+static void print_ovf_system(FILE *out, const struct mimg_value *vs)
+{
+	char mem[32];
+	if (!vs)
+		return;
+	fprintf(out, "OVF system: '%s' (%s)",
+		get_str(vs, "name") ? get_str(vs, "name") : "",
+		get_str(vs, "id") ? get_str(vs, "id") : "");
+	if (mimg_value_get(vs, "cpus"))
+		fprintf(out, ", %" PRIu64 " CPUs", get_u64(vs, "cpus"));
+	if (mimg_value_get(vs, "memory")) {
+		cli_format_size(mem, sizeof(mem), get_u64(vs, "memory"));
+		fprintf(out, ", %s memory", mem);
+	}
+	fputc('\n', out);
+}
+
 /* "OVF disks (x.ovf):" then one line per disk, the first being the one
  * opened. */
 static void print_ovf_disks(FILE *out, const struct mimg_value *a)
@@ -143,10 +161,20 @@ static void print_ovf_disks(FILE *out, const struct mimg_value *a)
 		if (mimg_value_get(d, "capacity"))
 			cli_format_size(cap, sizeof(cap),
 					get_u64(d, "capacity"));
-		fprintf(out, "    %s: '%s', %s%s\n", get_str(d, "id"),
-			get_str(d, "file"), cap,
+		fprintf(out, "    %s: '%s', %s", get_str(d, "id"),
+			get_str(d, "file"), cap);
+		if (mimg_value_get(d, "populated-size")) {
+			cli_format_size(cap, sizeof(cap),
+					get_u64(d, "populated-size"));
+			fprintf(out, ", %s populated", cap);
+		}
+		if (get_str(d, "format") && strrchr(get_str(d, "format"), '#'))
+			fprintf(out, ", %s",
+				strrchr(get_str(d, "format"), '#') + 1);
+		fprintf(out, "%s\n",
 			i == get_u64(a, "ovf-disk") ? " (this image)" : "");
 	}
+	print_ovf_system(out, mimg_value_get(a, "ovf-system"));
 }
 
 /* "archive: gzip-compressed tar, member 'disk.raw' (63.7 KiB)" */

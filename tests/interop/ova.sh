@@ -31,7 +31,8 @@ ovf() {
 	cat > "$1" <<EOX
 <?xml version="1.0" encoding="UTF-8"?>
 <Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1"
-    xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1">
+    xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1"
+    xmlns:rasd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData">
   <References>
     <File ovf:href="vm-d2.vmdk" ovf:id="file2"/>
     <File ovf:href="${2:-vm-d1.vmdk}" ovf:id="file1"/>
@@ -39,11 +40,31 @@ ovf() {
   <DiskSection>
     <Info>Virtual disk information</Info>
     <Disk ovf:capacity="64" ovf:capacityAllocationUnits="byte * 2^20"
-        ovf:diskId="vmdisk1" ovf:fileRef="file1"
+        ovf:diskId="vmdisk1" ovf:fileRef="file1" ovf:populatedSize="1114112"
         ovf:format="http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"/>
     <Disk ovf:capacity="1048576" ovf:diskId="vmdisk2" ovf:fileRef="file2"/>
   </DiskSection>
-  <VirtualSystem ovf:id="vm"><Info>A VM</Info></VirtualSystem>
+  <VirtualSystem ovf:id="vm">
+    <Info>A VM</Info>
+    <Name>test vm</Name>
+    <VirtualHardwareSection>
+      <Info>Virtual hardware requirements</Info>
+      <Item>
+        <rasd:AllocationUnits>hertz * 10^6</rasd:AllocationUnits>
+        <rasd:ElementName>2 virtual CPU(s)</rasd:ElementName>
+        <rasd:InstanceID>1</rasd:InstanceID>
+        <rasd:ResourceType>3</rasd:ResourceType>
+        <rasd:VirtualQuantity>2</rasd:VirtualQuantity>
+      </Item>
+      <Item>
+        <rasd:AllocationUnits>byte * 2^20</rasd:AllocationUnits>
+        <rasd:ElementName>1024MB of memory</rasd:ElementName>
+        <rasd:InstanceID>2</rasd:InstanceID>
+        <rasd:ResourceType>4</rasd:ResourceType>
+        <rasd:VirtualQuantity>1024</rasd:VirtualQuantity>
+      </Item>
+    </VirtualHardwareSection>
+  </VirtualSystem>
 </Envelope>
 EOX
 }
@@ -81,7 +102,17 @@ check_eq "$(json_get info.json archive.ovf-disks.0.capacity)" 67108864 \
 	"disk 1 capacity"
 check_eq "$(json_get info.json archive.ovf-disks.1.file)" vm-d2.vmdk \
 	"disk 2"
+check_eq "$(json_get info.json archive.ovf-disks.0.populated-size)" 1114112 \
+	"disk 1 populated size"
+check_eq "$(json_get info.json archive.ovf-system.cpus)" 2 "CPUs"
+check_eq "$(json_get info.json archive.ovf-system.memory)" 1073741824 \
+	"memory"
+check_eq "$(json_get info.json archive.ovf-system.name)" "test vm" "name"
 "$MIMG" info vm.ova > info.txt || fail "human info"
+grep -q "^OVF system: 'test vm' (vm), 2 CPUs, 1 GiB memory" info.txt ||
+	fail "system line: $(cat info.txt)"
+grep -q "vmdisk1: 'vm-d1.vmdk', 64 MiB, 1.06 MiB populated, streamOptimized (this image)" \
+	info.txt || fail "disk 1 line: $(cat info.txt)"
 grep -q "^OVF disks (vm.ovf):" info.txt || fail "no OVF disk list"
 grep -q "vmdisk2: 'vm-d2.vmdk', 1 MiB" info.txt ||
 	fail "disk 2 line: $(cat info.txt)"
