@@ -19,6 +19,7 @@
 #include "checked.h"
 #include "codec.h"
 #include "error.h"
+#include "file-archive.h"
 #include "image.h"
 #include "iov.h"
 
@@ -518,6 +519,11 @@ int mimg_convert(struct mimg *src, struct mimg *dst,
 	nthreads = opts->parallel > 0 ? opts->parallel : default_parallel();
 	if (nthreads > MAX_PARALLEL)
 		nthreads = MAX_PARALLEL;
+	/* A streamed source holds only its most recent bytes: readers may
+	 * be at most that many windows apart. */
+	if (src->archive && src->archive->streamed &&
+	    nthreads > (int)(MIMG_STREAM_RING / WINDOW / 2))
+		nthreads = (int)(MIMG_STREAM_RING / WINDOW / 2);
 	pthread_mutex_init(&c.lock, NULL);
 	c.nslots = nthreads;
 	for (int i = 0; i < nthreads; i++)

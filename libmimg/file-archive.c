@@ -37,6 +37,7 @@
 #define TAR_BLOCK 512u
 #define NAME_MAX_SHOWN 200
 #define MEMBERS_LISTED 8
+#define STREAM_TAR_MIN (1u << 20)
 
 /* The archive file, read in order through the host-file layer. */
 struct source {
@@ -215,9 +216,13 @@ static int detect(struct source *s, const char *name, char *filters,
 	return filters[0] || *tar;
 }
 
-/* The temporary file being filled. */
+/* The temporary file being filled, or the stream handed the image. */
 struct spool {
-	int fd;
+	int fd;			/* -1 until the image is known to need it */
+	bool sequential;	/* a raw image may be streamed */
+	bool streamed;		/* the reader and source now belong to it */
+	struct mimg_file *archive;	/* the archive file */
+	struct mimg_file *stream;	/* the image's file when streamed */
 	const char *name;	/* the archive, for messages */
 	const char *dir;
 	struct source *src;
@@ -225,6 +230,12 @@ struct spool {
 	uint64_t written, end;	/* data bytes written, logical size */
 	uint64_t expanded;	/* bytes unpacked, all members */
 	uint8_t *buf;		/* SPOOL_CHUNK */
+	/* An OVA: the disk asked for, digests of the members read, their
+	 * names as stored, and the manifest. */
+	const char *ova_disk;
+	struct mimg_digests ovf_md, disk_md;
+	char *ovf_raw, *disk_raw;
+	struct mimg_manifest *mf;
 };
 
 static const char *spool_dir(void)
@@ -253,12 +264,14 @@ static int anonymous_file(const char *dir)
 	return fd;
 }
 
-static int spool_open(struct spool *sp)
+/* The temporary file, created with the first data that needs it. */
+static int spool_create(struct spool *sp)
 {
 	struct statvfs vfs;
 	uint64_t avail;
 
-	sp->dir = spool_dir();
+	if (sp->fd >= 0)
+		return 0;
 	if ((sp->fd = anonymous_file(sp->dir)) < 0)
 		return mimg_err_errno(sp->fd, "%s: cannot create a temporary "
 				      "file in %s to unpack into", sp->name,
@@ -271,6 +284,12 @@ static int spool_open(struct spool *sp)
 				"unpack into", sp->name,
 				(unsigned long long)avail, sp->dir);
 	sp->budget = avail - MIMG_ARCHIVE_SPOOL_RESERVE;
+	return 0;
+}
+
+static int spool_open(struct spool *sp)
+{
+	sp->dir = spool_dir();
 	if (!(sp->buf = malloc(SPOOL_CHUNK)))
 		return mimg_err(-ENOMEM, "%s: out of memory", sp->name);
 	return 0;
@@ -278,6 +297,9 @@ static int spool_open(struct spool *sp)
 
 static int spool_reset(struct spool *sp)
 {
+	int r = spool_create(sp);
+	if (r < 0)
+		return r;
 	if (ftruncate(sp->fd, 0) != 0)
 		return mimg_err_errno(-errno, "%s: truncate", sp->dir);
 	sp->written = sp->end = 0;
@@ -339,6 +361,21 @@ static int spool_write(struct spool *sp, const uint8_t *buf, size_t len,
 	return 0;
 }
 
+/* EXPANDED bytes unpacked from the first CONSUMED of the archive. */
+static int ratio_check(const char *name, uint64_t expanded,
+		       uint64_t consumed)
+{
+	if (expanded > MIMG_ARCHIVE_RATIO_FREE &&
+	    expanded / MIMG_ARCHIVE_MAX_RATIO > consumed)
+		return mimg_err(-EFBIG, "%s: %llu bytes unpack to more than "
+				"%llu; more than %d times their size is "
+				"refused as a decompression bomb", name,
+				(unsigned long long)consumed,
+				(unsigned long long)expanded,
+				MIMG_ARCHIVE_MAX_RATIO);
+	return 0;
+}
+
 /* The next bytes of the current entry into sp->buf: a count, 0 at its
  * end, or a negative errno. */
 static la_ssize_t next_chunk(struct spool *sp, struct archive *a)
@@ -347,15 +384,8 @@ static la_ssize_t next_chunk(struct spool *sp, struct archive *a)
 	if (n < 0)
 		return archive_fail(a, sp->name, "unpacking");
 	sp->expanded += (uint64_t)n;
-	if (sp->expanded > MIMG_ARCHIVE_RATIO_FREE &&
-	    sp->expanded / MIMG_ARCHIVE_MAX_RATIO > sp->src->pos)
-		return mimg_err(-EFBIG, "%s: %llu bytes unpack to more than "
-				"%llu; more than %d times their size is "
-				"refused as a decompression bomb", sp->name,
-				(unsigned long long)sp->src->pos,
-				(unsigned long long)sp->expanded,
-				MIMG_ARCHIVE_MAX_RATIO);
-	return n;
+	int r = ratio_check(sp->name, sp->expanded, sp->src->pos);
+	return r < 0 ? r : n;
 }
 
 /* Unpack the rest of the current entry, whose first N bytes are in
@@ -365,6 +395,7 @@ static int spool_entry(struct spool *sp, struct archive *a, la_ssize_t n)
 	uint64_t off = 0;
 	int r = spool_reset(sp);
 	while (r == 0 && n > 0) {
+		mimg__digests_update(&sp->disk_md, sp->buf, (size_t)n);
 		if ((r = spool_write(sp, sp->buf, (size_t)n, off)) < 0)
 			break;
 		off += (uint64_t)n;
@@ -421,21 +452,21 @@ static bool unsafe_name(const char *name)
 /* Members are refused for being links, special files or named to escape
  * (a tar that would write outside its directory is hostile, even though
  * the names are never used here). */
-static int check_member(struct spool *sp, struct archive_entry *e,
+static int check_member(const char *aname, struct archive_entry *e,
 			const char *shown, const char *name)
 {
 	mode_t t = archive_entry_filetype(e);
 	if (archive_entry_hardlink(e) || t == AE_IFLNK)
 		return mimg_err(-EPERM, "%s: archive member '%s' is a link; "
-				"archives with links are refused", sp->name,
+				"archives with links are refused", aname,
 				shown);
 	if (unsafe_name(name))
 		return mimg_err(-EPERM, "%s: archive member name '%s' is "
 				"absolute or has a '..' component; refused",
-				sp->name, shown);
+				aname, shown);
 	if (t != AE_IFREG && t != AE_IFDIR)
 		return mimg_err(-EPERM, "%s: archive member '%s' is not a "
-				"regular file; refused", sp->name, shown);
+				"regular file; refused", aname, shown);
 	return 0;
 }
 
@@ -463,10 +494,9 @@ static bool has_suffix(const char *s, const char *suffix)
 	return n > m && strcasecmp(s + n - m, suffix) == 0;
 }
 
-/* Read the OVF descriptor member of an OVA (whole, bounded) and parse
- * it into o->ovf.  -ENOTSUP without an XML parser. */
-static int read_ovf(struct spool *sp, struct archive *a,
-		    struct mimg_archive_origin *o)
+/* Read the current member whole, up to MAX bytes, into *TEXTP. */
+static int read_small(struct spool *sp, struct archive *a, size_t max,
+		      const char *what, uint8_t **textp, size_t *lenp)
 {
 	uint8_t *xml = NULL;
 	size_t len = 0;
@@ -474,9 +504,9 @@ static int read_ovf(struct spool *sp, struct archive *a,
 	int r = 0;
 
 	while ((n = next_chunk(sp, a)) > 0) {
-		if ((size_t)n > MIMG_OVF_MAX_SIZE - len) {
-			r = mimg_err(-EFBIG, "%s: OVF descriptor is larger than "
-				     "%d bytes", sp->name, MIMG_OVF_MAX_SIZE);
+		if ((size_t)n > max - len) {
+			r = mimg_err(-EFBIG, "%s: %s is larger than %zu bytes",
+				     sp->name, what, max);
 			break;
 		}
 		uint8_t *x = realloc(xml, len + (size_t)n);
@@ -490,18 +520,229 @@ static int read_ovf(struct spool *sp, struct archive *a,
 	}
 	if (n < 0)
 		r = (int)n;
-	if (r == 0)
-		r = mimg__ovf_parse(xml, len, sp->name, &o->ovf);
-	free(xml);
+	if (r < 0)
+		free(xml);
+	*textp = r < 0 ? NULL : xml;
+	*lenp = len;
 	return r;
+}
+
+/* The disk asked for: an index into the DiskSection ("0", "1", ...), or
+ * a disk's file name or id. */
+static int select_disk(struct spool *sp, struct mimg_archive_origin *o)
+{
+	const char *want = sp->ova_disk;
+	char *end;
+	if (!want)
+		return 0;
+	errno = 0;
+	unsigned long i = strtoul(want, &end, 10);
+	if (*want >= '0' && *want <= '9' && !*end && !errno) {
+		if (i < (unsigned long)o->ovf->ndisks) {
+			o->ovf_disk = (int)i;
+			return 0;
+		}
+		return mimg_err(-ENOENT, "%s: OVA disk %lu asked for, the OVF "
+				"lists %d (counted from 0)", sp->name, i,
+				o->ovf->ndisks);
+	}
+	for (int k = 0; k < o->ovf->ndisks; k++)
+		if (strcmp(o->ovf->disks[k].href, want) == 0 ||
+		    strcmp(o->ovf->disks[k].id, want) == 0) {
+			o->ovf_disk = k;
+			return 0;
+		}
+	return mimg_err(-ENOENT, "%s: the OVF lists no disk with file name "
+			"or id '%.200s'", sp->name, want);
+}
+
+/* Read the OVF descriptor member of an OVA (whole, bounded), parse it
+ * into o->ovf and pick the disk.  -ENOTSUP without an XML parser. */
+static int read_ovf(struct spool *sp, struct archive *a,
+		    struct mimg_archive_origin *o)
+{
+	uint8_t *xml;
+	size_t len;
+	int r = read_small(sp, a, MIMG_OVF_MAX_SIZE, "OVF descriptor", &xml,
+			   &len);
+	if (r < 0)
+		return r;
+	if ((r = mimg__digests_init(&sp->ovf_md)) == 0) {
+		mimg__digests_update(&sp->ovf_md, xml, len);
+		mimg__digests_final(&sp->ovf_md);
+		r = mimg__ovf_parse(xml, len, sp->name, &o->ovf);
+	}
+	free(xml);
+	return r < 0 ? r : select_disk(sp, o);
+}
+
+/* An OVA's manifest, checked once the archive has been read. */
+static int read_manifest(struct spool *sp, struct archive *a)
+{
+	uint8_t *text;
+	size_t len;
+	int r;
+	if (sp->mf)
+		return mimg_err(-EINVAL, "%s: the OVA has two manifests",
+				sp->name);
+	r = read_small(sp, a, MIMG_MANIFEST_MAX_SIZE, "manifest", &text,
+		       &len);
+	if (r == 0)
+		r = mimg__manifest_parse(text, len, sp->name, &sp->mf);
+	free(text);
+	return r;
+}
+
+/* The OVF and the disk read must match the manifest, when there is
+ * one. */
+static int check_manifest(struct spool *sp, struct mimg_archive_origin *o)
+{
+	int r1, r2;
+	if (!sp->mf)
+		return 0;
+	mimg__digests_final(&sp->disk_md);
+	if ((r1 = mimg__manifest_check(sp->mf, sp->ovf_raw, o->ovf_name,
+				       &sp->ovf_md, sp->name)) < 0)
+		return r1;
+	if ((r2 = mimg__manifest_check(sp->mf, sp->disk_raw, o->member,
+				       &sp->disk_md, sp->name)) < 0)
+		return r2;
+	o->manifest_checked = r1 + r2;
+	return 0;
+}
+
+/* What a streamed image's reader needs beyond libarchive's state. */
+struct stream_state {
+	struct source *src;
+	struct archive *a;
+	char *name;
+	uint64_t expanded;
+	bool tar;
+};
+
+static int stream_data(void *opaque, const uint8_t *buf, size_t n)
+{
+	struct stream_state *st = opaque;
+	(void)buf;
+	st->expanded += n;
+	return ratio_check(st->name, st->expanded, st->src->pos);
+}
+
+/* After a tar member: the rest of the archive must be harmless and hold
+ * no other file (the spooled reading would have had to choose between
+ * them). */
+static int stream_tar_rest(struct stream_state *st)
+{
+	struct archive_entry *e;
+	for (int count = 0;; count++) {
+		int r = archive_read_next_header(st->a, &e);
+		if (r == ARCHIVE_EOF)
+			return 0;
+		if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
+			return archive_fail(st->a, st->name, "reading the tar "
+					    "archive");
+		if (count >= MIMG_ARCHIVE_MAX_MEMBERS)
+			return mimg_err(-E2BIG, "%s: archive has more than %d "
+					"members", st->name,
+					MIMG_ARCHIVE_MAX_MEMBERS);
+		const char *name = archive_entry_pathname(e);
+		char *shown = shown_name(name ? name : "");
+		if (!shown)
+			return mimg_err(-ENOMEM, "out of memory");
+		r = check_member(st->name, e, shown, name ? name : "");
+		if (r == 0 && archive_entry_filetype(e) == AE_IFREG)
+			r = mimg_err(-EINVAL, "%s: the archive holds another "
+				     "file, '%s', after the image read; "
+				     "extract the one to use", st->name,
+				     shown);
+		free(shown);
+		if (r < 0)
+			return r;
+	}
+}
+
+static int stream_end(void *opaque)
+{
+	struct stream_state *st = opaque;
+	uint8_t byte;
+	if (st->tar)
+		return stream_tar_rest(st);
+	la_ssize_t n = archive_read_data(st->a, &byte, 1);
+	if (n < 0)
+		return archive_fail(st->a, st->name, "unpacking");
+	if (n > 0)
+		return mimg_err(-EINVAL, "%s: holds more data than the %llu "
+				"bytes its header declares", st->name,
+				(unsigned long long)st->expanded);
+	return 0;
+}
+
+static void stream_release(void *opaque)
+{
+	struct stream_state *st = opaque;
+	free(st->name);
+	free(st->src);
+	free(st);
+}
+
+/* Hand the current entry, whose first N bytes are in sp->buf, to a
+ * stream when the consumer reads in order, the image is raw (the only
+ * format here read in one pass) and its SIZE is declared (KNOWN).
+ * Returns 1 when it did, 0 when the entry is to be spooled. */
+static int maybe_stream(struct spool *sp, struct archive *a, la_ssize_t n,
+			bool known, uint64_t size, bool tar, bool ova)
+{
+	struct stream_state *st;
+	int r;
+
+	/* An OVA's member is checked against its manifest, which may come
+	 * after it: only a spooled member can be refused before use. */
+	if (ova || !sp->sequential || !known || (uint64_t)n > size ||
+	    (size_t)n > MIMG_STREAM_RING)
+		return 0;
+	/* In a plain tar, a small first file is more likely a README than
+	 * the disk: spooled, the rules for choosing among members apply. */
+	if (tar && size < STREAM_TAR_MIN)
+		return 0;
+	size_t plen = (size_t)n < PROBE_LEN ? (size_t)n : PROBE_LEN;
+	const struct mimg_driver *drv = mimg__probe(sp->buf, plen, NULL,
+						    NULL);
+	if (drv && strcmp(drv->name, "raw") != 0)
+		return 0;
+	if (!(st = calloc(1, sizeof(*st))) ||
+	    !(st->name = strdup(sp->name))) {
+		free(st);
+		return mimg_err(-ENOMEM, "%s: out of memory", sp->name);
+	}
+	st->src = sp->src;
+	st->a = a;
+	st->expanded = sp->expanded;
+	st->tar = tar;
+	struct mimg_stream_in in = {
+		.a = a, .archive = sp->archive, .opaque = st,
+		.data = stream_data, .end = stream_end,
+		.release = stream_release, .size = size,
+	};
+	if ((r = mimg__stream_open(&sp->stream, sp->name, &in, sp->buf,
+				   (size_t)n)) < 0) {
+		free(st->name);
+		free(st);
+		return r;
+	}
+	sp->streamed = true;
+	return 1;
 }
 
 /* Unpack the current entry E, whose first N bytes are in sp->buf, as the
  * image: its size is the entry's (a sparse tail reads as zeroes). */
 static int take_entry(struct spool *sp, struct archive *a,
-		      struct archive_entry *e, la_ssize_t n)
+		      struct archive_entry *e, la_ssize_t n, bool ova)
 {
-	int r = spool_entry(sp, a, n);
+	int r = maybe_stream(sp, a, n, archive_entry_size_is_set(e),
+			     (uint64_t)archive_entry_size(e), true, ova);
+	if (r != 0)
+		return r < 0 ? r : 0;
+	r = spool_entry(sp, a, n);
 	if (r == 0 && archive_entry_size_is_set(e) &&
 	    (uint64_t)archive_entry_size(e) > sp->end)
 		sp->end = (uint64_t)archive_entry_size(e);
@@ -515,12 +756,24 @@ static int take_ovf_member(struct spool *sp, struct archive *a,
 			   struct mimg_archive_origin *o, const char *name,
 			   char **shownp)
 {
-	if (o->member || strcmp(name, o->ovf->disks[0].href) != 0)
+	int r;
+	if (!o->manifest && has_suffix(name, ".mf")) {
+		if ((r = read_manifest(sp, a)) == 0) {
+			o->manifest = *shownp;
+			*shownp = NULL;
+		}
+		return r;
+	}
+	if (o->member || strcmp(name, o->ovf->disks[o->ovf_disk].href) != 0)
 		return drop_entry(sp, a, filtered);
+	if (!(sp->disk_raw = strdup(name)))
+		return mimg_err(-ENOMEM, "out of memory");
+	if ((r = mimg__digests_init(&sp->disk_md)) < 0)
+		return r;
 	o->member = *shownp;
 	*shownp = NULL;
 	la_ssize_t n = next_chunk(sp, a);
-	return n < 0 ? (int)n : take_entry(sp, a, e, n);
+	return n < 0 ? (int)n : take_entry(sp, a, e, n, true);
 }
 
 /* Pick the tar's disk image: the first disk of an OVA's descriptor, its
@@ -548,7 +801,7 @@ static int unpack_tar(struct spool *sp, struct archive *a, bool filtered,
 		char *shown = shown_name(name ? name : "");
 		if (!shown)
 			return mimg_err(-ENOMEM, "out of memory");
-		if ((r = check_member(sp, e, shown, name ? name : "")) < 0 ||
+		if ((r = check_member(sp->name, e, shown, name ? name : "")) < 0 ||
 		    archive_entry_filetype(e) == AE_IFDIR) {
 			free(shown);
 			if (r < 0)
@@ -560,10 +813,15 @@ static int unpack_tar(struct spool *sp, struct archive *a, bool filtered,
 		 * tar apply. */
 		if (count == 0 && has_suffix(shown, ".ovf")) {
 			r = read_ovf(sp, a, o);
-			if (r == 0)
+			if (r == 0) {
 				o->ovf_name = shown;
-			else
+				sp->ovf_raw = strdup(name);
+				if (!sp->ovf_raw)
+					return mimg_err(-ENOMEM, "out of "
+							"memory");
+			} else {
 				free(shown);
+			}
 			if (r < 0 && r != -ENOTSUP)
 				return r;
 			continue;
@@ -572,7 +830,7 @@ static int unpack_tar(struct spool *sp, struct archive *a, bool filtered,
 			r = take_ovf_member(sp, a, e, filtered, o,
 					    name ? name : "", &shown);
 			free(shown);
-			if (r < 0)
+			if (r < 0 || sp->streamed)
 				return r;
 			continue;
 		}
@@ -591,23 +849,25 @@ static int unpack_tar(struct spool *sp, struct archive *a, bool filtered,
 			free(o->member);
 			o->member = shown;
 			shown = NULL;
-			r = take_entry(sp, a, e, n);
+			r = take_entry(sp, a, e, n, false);
 		} else {
 			r = n > 0 ? drop_entry(sp, a, filtered) : 0;
 		}
 		free(shown);
-		if (r < 0)
+		if (r < 0 || sp->streamed)
 			return r;
 	}
 	if (o->ovf && !o->member) {
-		char *shown = shown_name(o->ovf->disks[0].href);
-		r = mimg_err(-EINVAL, "%s: the OVF's first disk is in '%s', "
+		char *shown = shown_name(o->ovf->disks[o->ovf_disk].href);
+		r = mimg_err(-EINVAL, "%s: the OVF's disk is in '%s', "
 			     "which the archive does not hold", sp->name,
 			     shown ? shown : "");
 		free(shown);
 		return r;
 	}
-	if (o->ovf || disks == 1 || (disks == 0 && files == 1))
+	if (o->ovf)
+		return check_manifest(sp, o);
+	if (disks == 1 || (disks == 0 && files == 1))
 		return 0;
 	if (files == 0)
 		return mimg_err(-EINVAL, "%s: the archive holds no file",
@@ -619,20 +879,32 @@ static int unpack_tar(struct spool *sp, struct archive *a, bool filtered,
 			list.n > MEMBERS_LISTED ? ", ..." : "");
 }
 
-static int unpack_stream(struct spool *sp, struct archive *a)
+static int unpack_stream(struct spool *sp, struct archive *a,
+			 const struct mimg_archive_origin *o)
 {
 	struct archive_entry *e;
+	uint64_t size = 0;
 	if (archive_read_next_header(a, &e) != ARCHIVE_OK)
 		return archive_fail(a, sp->name, "unpacking");
 	la_ssize_t n = next_chunk(sp, a);
-	return n < 0 ? (int)n : spool_entry(sp, a, n);
+	if (n < 0)
+		return (int)n;
+	bool known = mimg__declared_size(sp->src->f, o->filters, &size);
+	int r = maybe_stream(sp, a, n, known, size, false, false);
+	if (r != 0)
+		return r < 0 ? r : 0;
+	return spool_entry(sp, a, n);
 }
 
-/* Unpack S into a new spool; its descriptor in *FDP. */
+/* Unpack S into a new spool (its descriptor in *FDP) or hand its image
+ * to a stream (*STREAMP). */
 static int unpack(struct source *s, const char *name,
-		  struct mimg_archive_origin *o, int *fdp)
+		  struct mimg_archive_origin *o, bool sequential,
+		  const char *ova_disk, int *fdp,
+		  struct mimg_file **streamp)
 {
-	struct spool sp = {.fd = -1, .name = name, .src = s};
+	struct spool sp = {.fd = -1, .name = name, .src = s, .archive = s->f,
+			   .sequential = sequential, .ova_disk = ova_disk};
 	struct archive *a = NULL;
 	int r;
 
@@ -647,16 +919,27 @@ static int unpack(struct source *s, const char *name,
 		goto out;
 	}
 	r = o->tar ? unpack_tar(&sp, a, o->filters[0] != 0, o)
-		   : unpack_stream(&sp, a);
-	if (r == 0 && ftruncate(sp.fd, (off_t)sp.end) != 0)
+		   : unpack_stream(&sp, a, o);
+	if (r == 0 && !sp.streamed && (r = spool_create(&sp)) == 0 &&
+	    ftruncate(sp.fd, (off_t)sp.end) != 0)
 		r = mimg_err_errno(-errno, "%s: truncate", sp.dir);
 	o->unpacked_size = sp.end;
+	o->streamed = sp.streamed;
+	if (sp.streamed)
+		mimg_file_size(sp.stream, &o->unpacked_size);
 out:
-	archive_read_free(a);
+	if (!sp.streamed)
+		archive_read_free(a);
 	free(sp.buf);
-	if (r < 0 && sp.fd >= 0)
+	free(sp.ovf_raw);
+	free(sp.disk_raw);
+	mimg__digests_free(&sp.ovf_md);
+	mimg__digests_free(&sp.disk_md);
+	mimg__manifest_free(sp.mf);
+	if ((r < 0 || sp.streamed) && sp.fd >= 0)
 		close(sp.fd);
-	*fdp = r < 0 ? -1 : sp.fd;
+	*fdp = r < 0 || sp.streamed ? -1 : sp.fd;
+	*streamp = r < 0 ? NULL : sp.stream;
 	return r;
 }
 
@@ -665,17 +948,19 @@ void mimg__archive_origin_free(struct mimg_archive_origin *o)
 	if (o) {
 		free(o->member);
 		free(o->ovf_name);
+		free(o->manifest);
 		mimg__ovf_free(o->ovf);
 	}
 	free(o);
 }
 
 int mimg__archive_unpack(struct mimg_file **fp,
-			 struct mimg_archive_origin **originp)
+			 struct mimg_archive_origin **originp,
+			 bool sequential, const char *ova_disk)
 {
 	const char *name = mimg_file_path(*fp);
 	struct mimg_archive_origin *o = NULL;
-	struct mimg_file *unpacked;
+	struct mimg_file *unpacked = NULL;
 	struct source *s;
 	int fd = -1, r;
 
@@ -687,14 +972,19 @@ int mimg__archive_unpack(struct mimg_file **fp,
 	s->f = *fp;
 	if ((r = mimg_file_size(*fp, &s->size)) < 0 ||
 	    (r = detect(s, name, o->filters, sizeof(o->filters), &o->tar)) <= 0 ||
-	    (r = unpack(s, name, o, &fd)) < 0)
+	    (r = unpack(s, name, o, sequential, ova_disk, &fd,
+			       &unpacked)) < 0)
 		goto out;
 	o->archive_size = s->size;
 	if (mimg_file_allocated(*fp, &o->archive_allocated) < 0)
 		o->archive_allocated = 0;
-	if ((r = mimg_file_open_fd(&unpacked, fd, name, 0)) < 0)
-		goto out;
-	mimg_file_close(*fp);
+	if (unpacked) {
+		s = NULL; /* the stream's reader reads it */
+	} else {
+		if ((r = mimg_file_open_fd(&unpacked, fd, name, 0)) < 0)
+			goto out;
+		mimg_file_close(*fp);
+	}
 	*fp = unpacked;
 	*originp = o;
 	o = NULL;

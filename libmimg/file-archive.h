@@ -13,11 +13,15 @@
 
 #include "file.h"
 
+struct archive;
+
 /* Limits on what one archive may make us do (see mimg.h). */
 #define MIMG_ARCHIVE_MAX_MEMBERS 1024
 #define MIMG_ARCHIVE_MAX_RATIO 100000
 #define MIMG_ARCHIVE_RATIO_FREE ((uint64_t)64 << 20)
 #define MIMG_ARCHIVE_SPOOL_RESERVE ((uint64_t)64 << 20)
+
+#define MIMG_STREAM_RING (32u << 20)
 
 #define MIMG_OVF_MAX_SIZE (1 << 20)
 #define MIMG_OVF_MAX_DISKS 64
@@ -28,10 +32,17 @@ struct mimg_ovf_disk {
 	char *href;		/* the archive member that holds it */
 	uint64_t capacity;	/* bytes, when known_capacity */
 	bool known_capacity;
+	char *format;		/* the format URI, or NULL */
+	uint64_t populated;	/* populatedSize, when known_populated */
+	bool known_populated;
 };
 struct mimg_ovf {
 	struct mimg_ovf_disk *disks;
 	int ndisks;
+	/* The (first) virtual system: id and Name, CPUs and memory of its
+	 * hardware section (0 when not given). */
+	char *system_id, *system_name;
+	uint64_t cpus, memory;
 };
 
 /* Parse an OVF descriptor (refusing DTDs, entities, network access);
@@ -40,19 +51,62 @@ int mimg__ovf_parse(const uint8_t *xml, size_t len, const char *name,
 		    struct mimg_ovf **ovfp);
 void mimg__ovf_free(struct mimg_ovf *ovf);
 
+/* SHA1, SHA256 and SHA512 of an archive member, computed as it is read
+ * (archive-manifest.c). */
+#define MIMG_DIGEST_ALGS 3
+#define MIMG_MANIFEST_MAX 256
+#define MIMG_MANIFEST_MAX_SIZE (64 << 10)
+struct evp_md_ctx_st;
+struct mimg_digests {
+	struct evp_md_ctx_st *ctx[MIMG_DIGEST_ALGS];
+	uint8_t md[MIMG_DIGEST_ALGS][64];
+	unsigned len[MIMG_DIGEST_ALGS];
+	bool active, done;
+};
+int mimg__digests_init(struct mimg_digests *d);
+void mimg__digests_update(struct mimg_digests *d, const void *buf, size_t n);
+void mimg__digests_final(struct mimg_digests *d);
+void mimg__digests_free(struct mimg_digests *d);
+
+struct mimg_manifest_entry {
+	char *name;
+	int alg;		/* index: SHA1, SHA256, SHA512 */
+	uint8_t md[64];
+	unsigned len;
+};
+struct mimg_manifest {
+	struct mimg_manifest_entry *entries;
+	int n;
+};
+/* Parse a manifest (LEN bytes, bounded by the caller). */
+int mimg__manifest_parse(const uint8_t *text, size_t len, const char *aname,
+			 struct mimg_manifest **mp);
+void mimg__manifest_free(struct mimg_manifest *m);
+/* 1 when MEMBER is listed and every digest listed for it matches D, 0
+ * when it is not listed, -EINVAL with a message on a mismatch. */
+int mimg__manifest_check(const struct mimg_manifest *m, const char *member,
+			 const char *shown, const struct mimg_digests *d,
+			 const char *aname);
+
 /* Where an unpacked image came from. */
 struct mimg_archive_origin {
 	char filters[64];  /* "xz", "gzip", "xz,bzip2" (outermost first), or "" */
 	bool tar;
 	char *member;	   /* tar member name (control bytes replaced), or NULL */
 	char *ovf_name;	   /* an OVA's descriptor member, or NULL */
-	struct mimg_ovf *ovf;	 /* its disks; the image is the first */
+	struct mimg_ovf *ovf;	 /* its disks */
+	int ovf_disk;		 /* the one opened (index into ovf->disks) */
+	char *manifest;		 /* the .mf member, or NULL */
+	int manifest_checked;	 /* members whose digests matched it */
 	uint64_t archive_size;	 /* bytes of the archive file */
 	uint64_t archive_allocated;	/* its host storage, or 0 if unknown */
 	uint64_t unpacked_size;	 /* bytes of the unpacked image */
+	bool streamed;		 /* read in one pass, no temporary file */
 };
 
 /*
+ * With SEQUENTIAL, a raw image whose size the archive declares is not
+ * unpacked: *FP becomes a file reading it in one pass (file-stream.c).
  * If *FP holds a compressed stream (gzip, bzip2, xz, zstd, lz4) or a tar
  * archive, possibly compressed, unpack its disk image into an anonymous
  * sparse file under $TMPDIR (or /tmp) and replace *FP with that file,
@@ -61,7 +115,35 @@ struct mimg_archive_origin {
  * or a negative errno with a message (*FP left open).
  */
 int mimg__archive_unpack(struct mimg_file **fp,
-			 struct mimg_archive_origin **originp);
+			 struct mimg_archive_origin **originp,
+			 bool sequential, const char *ova_disk);
+
+/* What a streamed image reads from: a libarchive reader positioned in
+ * the image's data, and the archive file and reader state it needs.
+ * DATA sees every decoded chunk (limits, digests), END runs once the
+ * declared size has been read (checks that need the rest of the
+ * archive); both return 0 or a negative errno with a message. */
+struct mimg_stream_in {
+	struct archive *a;
+	struct mimg_file *archive;
+	void *opaque;
+	int (*data)(void *opaque, const uint8_t *buf, size_t n);
+	int (*end)(void *opaque);
+	void (*release)(void *opaque);
+	uint64_t size;
+};
+
+/* The size the compressed FILE declares it unpacks to, when FILTERS is
+ * "xz" (its index, one stream) or "zstd" (its first frame header). */
+bool mimg__declared_size(struct mimg_file *f, const char *filters,
+			 uint64_t *sizep);
+
+/* A read-only file serving IN's SIZE bytes to readers going forward,
+ * the first N of which are at HEAD.  It owns what IN names once this
+ * returns 0; on failure the caller still does. */
+int mimg__stream_open(struct mimg_file **fp, const char *name,
+		      const struct mimg_stream_in *in, const uint8_t *head,
+		      size_t n);
 void mimg__archive_origin_free(struct mimg_archive_origin *o);
 
 

@@ -22,8 +22,11 @@ void mimg__ovf_free(struct mimg_ovf *ovf)
 	for (int i = 0; i < ovf->ndisks; i++) {
 		free(ovf->disks[i].id);
 		free(ovf->disks[i].href);
+		free(ovf->disks[i].format);
 	}
 	free(ovf->disks);
+	free(ovf->system_id);
+	free(ovf->system_name);
 	free(ovf);
 }
 
@@ -119,9 +122,60 @@ static int add_disk(struct mimg_ovf *ovf, const xmlNode *refs,
 					      attr(d,
 						   "capacityAllocationUnits"),
 					      &disk->capacity);
+	disk->known_populated = parse_capacity(attr(d, "populatedSize"), NULL,
+					       &disk->populated);
 	ovf->ndisks++;
-	if (!(disk->id = strdup(id)) || !(disk->href = strdup(href)))
+	if (!(disk->id = strdup(id)) || !(disk->href = strdup(href)) ||
+	    (attr(d, "format") && !(disk->format = strdup(attr(d, "format")))))
 		return mimg_err(-ENOMEM, "out of memory");
+	return 0;
+}
+
+/* The text of element N when it is a single text node, else NULL. */
+static const char *text_of(const xmlNode *n)
+{
+	if (!n || !n->children || n->children->next ||
+	    n->children->type != XML_TEXT_NODE)
+		return NULL;
+	return (const char *)n->children->content;
+}
+
+/* CPUs (ResourceType 3) and memory (4) of a VirtualHardwareSection. */
+static void read_hardware(const xmlNode *hw, struct mimg_ovf *ovf)
+{
+	for (const xmlNode *it = hw ? hw->children : NULL; it; it = it->next) {
+		const char *type = text_of(child(it, "ResourceType"));
+		const char *qty = text_of(child(it, "VirtualQuantity"));
+		const char *units = text_of(child(it, "AllocationUnits"));
+		uint64_t v;
+		if (!is_element(it, "Item") || !type || !qty)
+			continue;
+		if (strcmp(type, "3") == 0 && parse_capacity(qty, NULL, &v))
+			ovf->cpus = v;
+		/* Memory is in "byte * 2^20" (the spec's form) or, as older
+		 * exports write it, "MegaBytes". */
+		if (strcmp(type, "4") == 0 && units &&
+		    strcmp(units, "MegaBytes") == 0)
+			units = "byte * 2^20";
+		if (strcmp(type, "4") == 0 &&
+		    parse_capacity(qty, units ? units : "byte * 2^20", &v))
+			ovf->memory = v;
+	}
+}
+
+static int read_system(const xmlNode *env, struct mimg_ovf *ovf)
+{
+	const xmlNode *vs = child(env, "VirtualSystem");
+	if (!vs)
+		vs = child(child(env, "VirtualSystemCollection"),
+			   "VirtualSystem");
+	if (!vs)
+		return 0;
+	const char *id = attr(vs, "id"), *name = text_of(child(vs, "Name"));
+	if ((id && !(ovf->system_id = strndup(id, 256))) ||
+	    (name && !(ovf->system_name = strndup(name, 256))))
+		return mimg_err(-ENOMEM, "out of memory");
+	read_hardware(child(vs, "VirtualHardwareSection"), ovf);
 	return 0;
 }
 
@@ -142,7 +196,7 @@ static int read_envelope(const xmlNode *env, const char *name,
 			return r;
 	if (ovf->ndisks == 0)
 		return mimg_err(-EINVAL, "%s: OVF lists no disk", name);
-	return 0;
+	return read_system(env, ovf);
 }
 
 int mimg__ovf_parse(const uint8_t *xml, size_t len, const char *name,

@@ -63,6 +63,7 @@ struct chain_ids {
 	ino_t ino[MIMG_MAX_CHAIN_DEPTH + 1];
 	int n;
 	const struct mimg_secret *secret; /* for every node, or NULL */
+	const char *ova_disk;		  /* the OVA disk to open, or NULL */
 };
 
 /* Host-file flags for an image opened with the MIMG_OPEN_* FLAGS. */
@@ -122,16 +123,19 @@ static int open_backing(struct mimg *img, struct chain_ids *ids)
  * archive.  Archives are read in whole chunks that O_DIRECT would refuse
  * (unaligned buffers and tails): a direct file is read through a second,
  * cached descriptor. */
-static int unpack_archive(struct mimg *img, const char *path, unsigned flags)
+static int unpack_archive(struct mimg *img, const char *path, unsigned flags,
+			  const char *ova_disk)
 {
 	struct mimg_file *plain;
 	int r;
 
 	if (!(flags & MIMG_OPEN_DIRECT) || img->in_memory || img->remote)
-		return mimg__archive_unpack(&img->file, &img->archive);
+		return mimg__archive_unpack(&img->file, &img->archive,
+					    flags & MIMG_OPEN_SEQUENTIAL, ova_disk);
 	if ((r = mimg_file_open(&plain, path, 0)) < 0)
 		return r;
-	r = mimg__archive_unpack(&plain, &img->archive);
+	r = mimg__archive_unpack(&plain, &img->archive,
+				 flags & MIMG_OPEN_SEQUENTIAL, ova_disk);
 	if (r == 1) {
 		mimg_file_close(img->file);
 		img->file = plain;
@@ -204,7 +208,7 @@ static int open_node(struct mimg **imgp, const char *path,
 	/* Only the image asked for is unpacked: what an image names is a
 	 * plain file. */
 	if (depth == 0 && img->read_only && !(flags & MIMG_OPEN_NO_ARCHIVE) &&
-	    (r = unpack_archive(img, path, flags)) < 0)
+	    (r = unpack_archive(img, path, flags, ids->ova_disk)) < 0)
 		goto fail;
 
 	if (!drv) {
@@ -311,6 +315,20 @@ int mimg_open_secret(struct mimg **imgp, const char *path,
 	if (flags & ~MIMG_OPEN_ALL_FLAGS)
 		return mimg_err(-EINVAL, "mimg_open: unknown flags 0x%x",
 				flags & ~MIMG_OPEN_ALL_FLAGS);
+	return open_node(imgp, path, format, flags, NULL, 0, &ids, NULL);
+}
+
+int mimg_open_ova_disk(struct mimg **imgp, const char *path,
+		       const char *format, unsigned flags, const char *disk)
+{
+	struct chain_ids ids = {.n = 0, .ova_disk = disk};
+
+	mimg_err_clear();
+	if (!imgp || !path)
+		return mimg_err(-EINVAL, "mimg_open_ova_disk: no path");
+	if (flags & ~MIMG_OPEN_ALL_FLAGS)
+		return mimg_err(-EINVAL, "mimg_open_ova_disk: unknown flags "
+				"0x%x", flags & ~MIMG_OPEN_ALL_FLAGS);
 	return open_node(imgp, path, format, flags, NULL, 0, &ids, NULL);
 }
 

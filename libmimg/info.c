@@ -88,6 +88,22 @@ static void order_members(struct mimg_value *info)
 	}
 }
 
+/* The OVF's virtual system. */
+static bool add_ovf_system(struct mimg_value *a, const struct mimg_ovf *ovf)
+{
+	struct mimg_value *vs;
+	if (!ovf->system_id && !ovf->system_name)
+		return true;
+	return (vs = mimg_value_add(a, "ovf-system", MIMG_VALUE_OBJECT)) &&
+	       (!ovf->system_id ||
+		mimg_value_add_str(vs, "id", ovf->system_id)) &&
+	       (!ovf->system_name ||
+		mimg_value_add_str(vs, "name", ovf->system_name)) &&
+	       (!ovf->cpus || mimg_value_add_uint(vs, "cpus", ovf->cpus)) &&
+	       (!ovf->memory ||
+		mimg_value_add_uint(vs, "memory", ovf->memory));
+}
+
 /* An OVA's descriptor and its disks, last in A (pointers into A's members
  * do not survive another addition). */
 static bool add_ovf_disks(struct mimg_value *a,
@@ -103,10 +119,15 @@ static bool add_ovf_disks(struct mimg_value *a,
 		    !mimg_value_add_str(d, "id", disk->id) ||
 		    !mimg_value_add_str(d, "file", disk->href) ||
 		    (disk->known_capacity &&
-		     !mimg_value_add_uint(d, "capacity", disk->capacity)))
+		     !mimg_value_add_uint(d, "capacity", disk->capacity)) ||
+		    (disk->format &&
+		     !mimg_value_add_str(d, "format", disk->format)) ||
+		    (disk->known_populated &&
+		     !mimg_value_add_uint(d, "populated-size",
+					  disk->populated)))
 			return false;
 	}
-	return true;
+	return add_ovf_system(a, o->ovf);
 }
 
 /* "archive": what the image was unpacked from (not a qemu-img member). */
@@ -125,6 +146,14 @@ static int add_archive(struct mimg *img, struct mimg_value *info)
 		ok = mimg_value_add_str(a, "tar-member", o->member) != NULL;
 	ok = ok && mimg_value_add_uint(a, "size", o->archive_size);
 	ok = ok && mimg_value_add_uint(a, "unpacked-size", o->unpacked_size);
+	ok = ok && mimg_value_add_bool(a, "streamed", o->streamed);
+	if (ok && o->manifest)
+		ok = mimg_value_add_str(a, "manifest", o->manifest) &&
+		     mimg_value_add_uint(a, "manifest-checked",
+					 (uint64_t)o->manifest_checked);
+	if (ok && o->ovf)
+		ok = mimg_value_add_uint(a, "ovf-disk",
+					 (uint64_t)o->ovf_disk) != NULL;
 	if (ok && o->ovf)
 		ok = add_ovf_disks(a, o);
 	return ok ? 0 : mimg_err(-ENOMEM, "out of memory");

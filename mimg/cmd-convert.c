@@ -67,6 +67,9 @@ static void convert_help(void)
 	       "  --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]\n"
 	       "                    a secret (LUKS passphrase)\n"
 	       "  --image-opts      FILE is driver=FMT,file.filename=PATH,key-secret=ID\n"
+	       "  --ova-disk N|NAME the disk of an OVA SRC to convert: index "
+	       "from 0, file\n"
+	       "                    name or disk id (default 0)\n"
 	       "  -h, --help        this help\n");
 }
 
@@ -105,6 +108,7 @@ struct convert_args {
 	const char *srcs[MAX_SOURCES];
 	int nsrc;
 	const char *backing, *backing_fmt;
+	const char *ova_disk;
 	char *opts_text;
 	unsigned src_flags, dst_flags;
 	bool quiet, progress, bitmaps;
@@ -247,8 +251,14 @@ static int open_sources(struct convert_args *a, struct mimg **srcs,
 {
 	uint64_t total = 0;
 	for (int i = 0; i < a->nsrc; i++) {
-		if (cli_open(&srcs[i], a->srcs[i], a->src_fmt,
-			     a->src_flags) < 0)
+		/* convert reads its sources in order: archives may stream */
+		unsigned flags = a->src_flags | MIMG_OPEN_SEQUENTIAL;
+		if ((a->ova_disk
+			     ? mimg_open_ova_disk(&srcs[i], a->srcs[i],
+						  a->src_fmt, flags,
+						  a->ova_disk)
+			     : cli_open(&srcs[i], a->srcs[i], a->src_fmt,
+					flags)) < 0)
 			return -1;
 		if (a->snapshot &&
 		    mimg_select_snapshot(srcs[i], a->snapshot) < 0)
@@ -395,7 +405,7 @@ static int check_combinations(const struct convert_args *a,
 int cmd_convert(int argc, char **argv)
 {
 	enum { OPT_TARGET_IS_ZERO = 256, OPT_UNTRUSTED, OPT_SALVAGE,
-	       OPT_BITMAPS, OPT_LEVEL };
+	       OPT_BITMAPS, OPT_LEVEL, OPT_OVA_DISK };
 	static const struct option longopts[] = {
 		{"target-is-zero", no_argument, NULL, OPT_TARGET_IS_ZERO},
 		{"salvage", no_argument, NULL, OPT_SALVAGE},
@@ -403,6 +413,7 @@ int cmd_convert(int argc, char **argv)
 		{"untrusted", no_argument, NULL, OPT_UNTRUSTED},
 		{"object", required_argument, NULL, OPT_OBJECT},
 		{"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
+		{"ova-disk", required_argument, NULL, OPT_OVA_DISK},
 		{"force-share", no_argument, NULL, 'U'},
 		{"compression-level", required_argument, NULL, OPT_LEVEL},
 		{"help", no_argument, NULL, 'h'},
@@ -506,6 +517,7 @@ int cmd_convert(int argc, char **argv)
 				return EXIT_ERR;
 			break;
 		case OPT_IMAGE_OPTS: image_opts = true; break;
+		case OPT_OVA_DISK: a.ova_disk = optarg; break;
 		case 'h':
 			free(opts_text);
 			convert_help();

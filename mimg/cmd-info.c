@@ -29,6 +29,9 @@ static void info_help(void)
 	       "  --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]\n"
 	       "                    a secret (LUKS passphrase)\n"
 	       "  --image-opts      FILE is driver=FMT,file.filename=PATH,key-secret=ID\n"
+	       "  --ova-disk N|NAME   the disk of an OVA to describe: index "
+	       "from 0, file\n"
+	       "                      name or disk id (default 0)\n"
 	       "  -h, --help          this help\n");
 }
 
@@ -40,6 +43,9 @@ struct chain {
 	ino_t ino[MIMG_MAX_CHAIN_DEPTH + 1];
 	int n;
 };
+
+/* --ova-disk: which disk of an OVA the top image is. */
+static const char *ova_disk;
 
 static void chain_free(struct chain *c)
 {
@@ -77,8 +83,13 @@ static int collect_chain(struct chain *c, const char *path, const char *fmt,
 					   MIMG_MAX_CHAIN_DEPTH);
 			goto out;
 		}
-		if (cli_open_header(&img, cur, curfmt,
-				    flags | MIMG_OPEN_NO_BACKING) < 0 ||
+		int r = ova_disk && c->n == 0
+			? mimg_open_ova_disk(&img, cur, curfmt,
+					     flags | MIMG_OPEN_NO_BACKING,
+					     ova_disk)
+			: cli_open_header(&img, cur, curfmt,
+					  flags | MIMG_OPEN_NO_BACKING);
+		if (r < 0 ||
 		    mimg_info(img, &c->info[c->n]) < 0) {
 			status = cli_error("%s", cli_errmsg());
 			mimg_close(img);
@@ -155,7 +166,7 @@ static int print_chain(const char *path, const char *fmt, unsigned flags,
 
 int cmd_info(int argc, char **argv)
 {
-	enum { OPT_OUTPUT = 256, OPT_CHAIN, OPT_UNTRUSTED };
+	enum { OPT_OUTPUT = 256, OPT_CHAIN, OPT_UNTRUSTED, OPT_OVA_DISK };
 	static const struct option longopts[] = {
 		{"format", required_argument, NULL, 'f'},
 		{"output", required_argument, NULL, OPT_OUTPUT},
@@ -164,6 +175,7 @@ int cmd_info(int argc, char **argv)
 		{"untrusted", no_argument, NULL, OPT_UNTRUSTED},
 		{"object", required_argument, NULL, OPT_OBJECT},
 		{"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
+		{"ova-disk", required_argument, NULL, OPT_OVA_DISK},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -189,6 +201,7 @@ int cmd_info(int argc, char **argv)
 				return EXIT_ERR;
 			break;
 		case OPT_IMAGE_OPTS: image_opts = true; break;
+		case OPT_OVA_DISK: ova_disk = optarg; break;
 		case 'h': info_help(); return EXIT_OK;
 		default: return cli_usage_error("info", "invalid option");
 		}

@@ -91,6 +91,12 @@ static const char *get_str(const struct mimg_value *obj, const char *key)
 	return v && v->type == MIMG_VALUE_STRING ? v->v.s : NULL;
 }
 
+static bool get_bool(const struct mimg_value *obj, const char *key)
+{
+	const struct mimg_value *v = mimg_value_get(obj, key);
+	return v && v->type == MIMG_VALUE_BOOL && v->v.b;
+}
+
 static void print_snapshots(FILE *out, const struct mimg_value *snaps)
 {
 	fprintf(out, "Snapshot list:\n");
@@ -125,6 +131,22 @@ static void print_snapshots(FILE *out, const struct mimg_value *snaps)
 void cli_print_snapshots(FILE *out, const struct mimg_value *snaps)
 {
 	print_snapshots(out, snaps);
+/* "OVF system: 'name' (id), 2 CPUs, 1 GiB memory" */
+static void print_ovf_system(FILE *out, const struct mimg_value *vs)
+{
+	char mem[32];
+	if (!vs)
+		return;
+	fprintf(out, "OVF system: '%s' (%s)",
+		get_str(vs, "name") ? get_str(vs, "name") : "",
+		get_str(vs, "id") ? get_str(vs, "id") : "");
+	if (mimg_value_get(vs, "cpus"))
+		fprintf(out, ", %" PRIu64 " CPUs", get_u64(vs, "cpus"));
+	if (mimg_value_get(vs, "memory")) {
+		cli_format_size(mem, sizeof(mem), get_u64(vs, "memory"));
+		fprintf(out, ", %s memory", mem);
+	}
+	fputc('\n', out);
 }
 
 /* "OVF disks (x.ovf):" then one line per disk, the first being the one
@@ -142,9 +164,20 @@ static void print_ovf_disks(FILE *out, const struct mimg_value *a)
 		if (mimg_value_get(d, "capacity"))
 			cli_format_size(cap, sizeof(cap),
 					get_u64(d, "capacity"));
-		fprintf(out, "    %s: '%s', %s%s\n", get_str(d, "id"),
-			get_str(d, "file"), cap, i == 0 ? " (this image)" : "");
+		fprintf(out, "    %s: '%s', %s", get_str(d, "id"),
+			get_str(d, "file"), cap);
+		if (mimg_value_get(d, "populated-size")) {
+			cli_format_size(cap, sizeof(cap),
+					get_u64(d, "populated-size"));
+			fprintf(out, ", %s populated", cap);
+		}
+		if (get_str(d, "format") && strrchr(get_str(d, "format"), '#'))
+			fprintf(out, ", %s",
+				strrchr(get_str(d, "format"), '#') + 1);
+		fprintf(out, "%s\n",
+			i == get_u64(a, "ovf-disk") ? " (this image)" : "");
 	}
+	print_ovf_system(out, mimg_value_get(a, "ovf-system"));
 }
 
 /* "archive: gzip-compressed tar, member 'disk.raw' (63.7 KiB)" */
@@ -158,8 +191,13 @@ static void print_archive(FILE *out, const struct mimg_value *a)
 		comp && member ? "-compressed " : "", member ? "tar" : "");
 	if (member)
 		fprintf(out, ", member '%s'", member);
-	fprintf(out, " (%s)\n", size);
+	fprintf(out, " (%s), %s\n", size,
+		get_bool(a, "streamed") ? "streamed in one pass"
+					: "unpacked into a temporary file");
 	print_ovf_disks(out, a);
+	if (get_str(a, "manifest"))
+		fprintf(out, "manifest: %s, %" PRIu64 " members checked\n",
+			get_str(a, "manifest"), get_u64(a, "manifest-checked"));
 }
 
 void cli_print_info_human(FILE *out, const struct mimg_value *info)

@@ -93,9 +93,12 @@ enum {
 	MIMG_OPEN_EXIT_SAFE = 1u << 8,
 	/* Read a compressed file or tar as the bytes it is (see mimg_open). */
 	MIMG_OPEN_NO_ARCHIVE = 1u << 9,
+	/* The caller reads in ascending order (convert): a raw image in a
+	 * compressed file or tar is streamed instead of unpacked. */
+	MIMG_OPEN_SEQUENTIAL = 1u << 10,
 };
 /* Every MIMG_OPEN_* bit; mimg_open refuses others with -EINVAL. */
-#define MIMG_OPEN_ALL_FLAGS 0x3ffu
+#define MIMG_OPEN_ALL_FLAGS 0x7ffu
 
 /* Maximum backing-chain depth followed before giving up (-ELOOP). */
 #define MIMG_MAX_CHAIN_DEPTH 64
@@ -126,6 +129,11 @@ enum {
  * read so far (-EFBIG, decompression bombs).  Names inside the unpacked
  * image (backing files, extents) resolve relative to the archive's
  * directory.  mimg_info says where the image came from ("archive").
+ * With MIMG_OPEN_SEQUENTIAL, a raw image whose size the archive declares
+ * (an xz index, a zstd frame header, a tar header) is instead read in one
+ * pass with no temporary file ("streamed" in mimg_info): reads must then
+ * go forward (at most 32 MiB behind the furthest one, else -ESPIPE), and
+ * data shorter or longer than declared fails the read that reaches it.
  *
  * Errors: -ENOENT/-EACCES (host), -EINVAL (corrupt or bad field, corrupt
  * compressed data, a tar without a single disk image), -ENOTSUP (feature
@@ -135,6 +143,19 @@ enum {
  */
 MIMG_API int mimg_open(struct mimg **imgp, const char *path,
 		       const char *format, unsigned flags);
+
+/*
+ * As mimg_open, for an OVA: open the disk DISK of its OVF descriptor, an
+ * index into its DiskSection counted from 0 ("1") or a disk's file name
+ * or id; NULL opens the first.  An OVA's manifest (.mf: SHA1, SHA256 or
+ * SHA512 lines), wherever it is in the archive, must match the
+ * descriptor and the disk read (mimg_info: "manifest-checked").
+ * Errors: as mimg_open; -ENOENT when the OVF has no such disk.
+ * Thread-safety: as mimg_open.
+ */
+MIMG_API int mimg_open_ova_disk(struct mimg **imgp, const char *path,
+				const char *format, unsigned flags,
+				const char *disk);
 
 /* How much an image opened from memory with MIMG_OPEN_RDWR may grow. */
 #define MIMG_MEMORY_GROWTH ((size_t)64 << 20)

@@ -31,7 +31,8 @@ ovf() {
 	cat > "$1" <<EOX
 <?xml version="1.0" encoding="UTF-8"?>
 <Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1"
-    xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1">
+    xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1"
+    xmlns:rasd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData">
   <References>
     <File ovf:href="vm-d2.vmdk" ovf:id="file2"/>
     <File ovf:href="${2:-vm-d1.vmdk}" ovf:id="file1"/>
@@ -39,17 +40,46 @@ ovf() {
   <DiskSection>
     <Info>Virtual disk information</Info>
     <Disk ovf:capacity="64" ovf:capacityAllocationUnits="byte * 2^20"
-        ovf:diskId="vmdisk1" ovf:fileRef="file1"
+        ovf:diskId="vmdisk1" ovf:fileRef="file1" ovf:populatedSize="1114112"
         ovf:format="http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"/>
     <Disk ovf:capacity="1048576" ovf:diskId="vmdisk2" ovf:fileRef="file2"/>
   </DiskSection>
-  <VirtualSystem ovf:id="vm"><Info>A VM</Info></VirtualSystem>
+  <VirtualSystem ovf:id="vm">
+    <Info>A VM</Info>
+    <Name>test vm</Name>
+    <VirtualHardwareSection>
+      <Info>Virtual hardware requirements</Info>
+      <Item>
+        <rasd:AllocationUnits>hertz * 10^6</rasd:AllocationUnits>
+        <rasd:ElementName>2 virtual CPU(s)</rasd:ElementName>
+        <rasd:InstanceID>1</rasd:InstanceID>
+        <rasd:ResourceType>3</rasd:ResourceType>
+        <rasd:VirtualQuantity>2</rasd:VirtualQuantity>
+      </Item>
+      <Item>
+        <rasd:AllocationUnits>byte * 2^20</rasd:AllocationUnits>
+        <rasd:ElementName>1024MB of memory</rasd:ElementName>
+        <rasd:InstanceID>2</rasd:InstanceID>
+        <rasd:ResourceType>4</rasd:ResourceType>
+        <rasd:VirtualQuantity>1024</rasd:VirtualQuantity>
+      </Item>
+    </VirtualHardwareSection>
+  </VirtualSystem>
 </Envelope>
 EOX
 }
 
 ovf vm.ovf
-printf 'SHA256(vm.ovf)= 0\n' > vm.mf
+# mf ALG FILE...: manifest lines as ovftool and VirtualBox write them
+mf() {
+	alg=$1
+	shift
+	for f in "$@"; do
+		d=$("$(echo "$alg" | tr A-Z a-z)sum" "$f")
+		echo "$alg($f)= ${d%% *}"
+	done
+}
+{ mf SHA256 vm.ovf; mf SHA512 vm-d1.vmdk; mf SHA1 vm-d2.vmdk; } > vm.mf
 tar cf vm.ova vm.ovf vm-d2.vmdk vm.mf vm-d1.vmdk
 "$MIMG" info --output=json vm.ova > info.json || fail "info vm.ova"
 check_eq "$(json_get info.json archive.unpacked-size)" \
@@ -60,6 +90,9 @@ tar cf vm2.ova vm.ovf vm-d1.vmdk big.bin vm-d2.vmdk
 "$MIMG" info --output=json vm2.ova > info2.json || fail "info vm2.ova"
 check_eq "$(json_get info2.json archive.unpacked-size)" \
 	"$(stat -c %s vm-d1.vmdk)" "unpacked size, disk not last"
+check_eq "$(json_get info.json archive.manifest)" vm.mf "manifest"
+check_eq "$(json_get info.json archive.manifest-checked)" 2 \
+	"manifest: the OVF and the disk read were checked"
 check_eq "$(json_get info.json format)" vmdk "format"
 check_eq "$(json_get info.json virtual-size)" 67108864 "virtual size"
 check_eq "$(json_get info.json archive.ovf)" vm.ovf "ovf member"
@@ -69,7 +102,17 @@ check_eq "$(json_get info.json archive.ovf-disks.0.capacity)" 67108864 \
 	"disk 1 capacity"
 check_eq "$(json_get info.json archive.ovf-disks.1.file)" vm-d2.vmdk \
 	"disk 2"
+check_eq "$(json_get info.json archive.ovf-disks.0.populated-size)" 1114112 \
+	"disk 1 populated size"
+check_eq "$(json_get info.json archive.ovf-system.cpus)" 2 "CPUs"
+check_eq "$(json_get info.json archive.ovf-system.memory)" 1073741824 \
+	"memory"
+check_eq "$(json_get info.json archive.ovf-system.name)" "test vm" "name"
 "$MIMG" info vm.ova > info.txt || fail "human info"
+grep -q "^OVF system: 'test vm' (vm), 2 CPUs, 1 GiB memory" info.txt ||
+	fail "system line: $(cat info.txt)"
+grep -q "vmdisk1: 'vm-d1.vmdk', 64 MiB, 1.06 MiB populated, streamOptimized (this image)" \
+	info.txt || fail "disk 1 line: $(cat info.txt)"
 grep -q "^OVF disks (vm.ovf):" info.txt || fail "no OVF disk list"
 grep -q "vmdisk2: 'vm-d2.vmdk', 1 MiB" info.txt ||
 	fail "disk 2 line: $(cat info.txt)"
@@ -78,6 +121,45 @@ qemu-img compare -q -f raw -F raw d1.raw out.raw ||
 	fail "converted OVA differs from its first disk"
 gzip -c vm.ova > vm.ova.gz
 "$MIMG" compare vm.ova.gz d1.raw >/dev/null || fail "compare gzipped OVA"
+[ -z "$(ls -A tmp)" ] || fail "files left in TMPDIR"
+
+# --ova-disk: by index from 0, file name or disk id
+for sel in 1 vm-d2.vmdk vmdisk2; do
+	rm -f out2.raw
+	"$MIMG" convert --ova-disk "$sel" -O raw vm.ova out2.raw ||
+		fail "convert --ova-disk $sel"
+	qemu-img compare -q -f raw -F raw d2.raw out2.raw ||
+		fail "--ova-disk $sel: content differs from disk 2"
+done
+"$MIMG" info --ova-disk 1 --output=json vm.ova > info3.json
+check_eq "$(json_get info3.json virtual-size)" 1048576 "disk 2 size"
+check_eq "$(json_get info3.json archive.ovf-disk)" 1 "disk 2 index"
+"$MIMG" info --ova-disk vmdisk2 vm.ova | grep -q "vm-d2.vmdk', 1 MiB (this image)" ||
+	fail "human info does not mark disk 2"
+"$MIMG" info --ova-disk 2 vm.ova 2>err.txt >/dev/null &&
+	fail "disk 2 (of 0 and 1) accepted"
+grep -q "OVA disk 2 asked for, the OVF lists 2 (counted from 0)" err.txt ||
+	fail "--ova-disk 2: $(cat err.txt)"
+"$MIMG" info --ova-disk nope vm.ova 2>err.txt >/dev/null &&
+	fail "disk 'nope' accepted"
+grep -q "no disk with file name or id 'nope'" err.txt ||
+	fail "--ova-disk nope: $(cat err.txt)"
+
+# A manifest after the disks (VirtualBox's order) that does not match
+{ mf SHA256 vm.ovf; mf SHA1 vm-d2.vmdk; } > bad.mf
+echo "SHA256(vm-d1.vmdk)= $(sha256sum vm-d2.vmdk | cut -c1-64)" >> bad.mf
+mv bad.mf vm.mf
+tar cf badmf.ova vm.ovf vm-d1.vmdk vm-d2.vmdk vm.mf
+"$MIMG" convert -O raw badmf.ova bad.raw 2>err.txt &&
+	fail "an OVA whose manifest does not match was converted"
+grep -q "the SHA256 digest of 'vm-d1.vmdk' does not match the manifest" \
+	err.txt || fail "manifest mismatch: $(cat err.txt)"
+"$MIMG" convert --ova-disk 1 -O raw badmf.ova good.raw ||
+	fail "disk 2 matches its manifest line"
+printf 'MD5(vm.ovf)= 00\n' > vm.mf
+tar cf md5.ova vm.ovf vm.mf vm-d1.vmdk
+"$MIMG" info md5.ova 2>err.txt >/dev/null && fail "MD5 manifest accepted"
+grep -q "manifest line 1 is not" err.txt || fail "md5: $(cat err.txt)"
 [ -z "$(ls -A tmp)" ] || fail "files left in TMPDIR"
 
 refused() { # OVA PATTERN

@@ -1,0 +1,199 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * A read-only host file over decompressed data read in one pass, with no
+ * temporary file: what a consumer reading in order (convert) needs from a
+ * raw image inside an archive.  The most recent STREAM_RING bytes are
+ * kept, so that a few readers working on neighbouring windows at once are
+ * all served; a read of data already dropped is an error that says the
+ * image needs random access.  The data must be exactly the size declared
+ * (tar header, xz index, zstd frame header): shorter or longer is an
+ * error, seen by the read that reaches the end.
+ */
+#include <archive.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "file-archive.h"
+#include "file-impl.h"
+
+struct stream_file {
+	struct mimg_file f;
+	pthread_mutex_t lock;
+	struct mimg_stream_in in;
+	uint8_t *ring;
+	uint64_t base, pos;	/* the ring holds [base, pos) */
+	bool ended;		/* the end was reached and checked */
+	int err;		/* a failed decode fails every later read */
+};
+
+static struct stream_file *stream_of(struct mimg_file *f)
+{
+	return (struct stream_file *)f;
+}
+
+/* Decode into the ring until it holds END (<= size). */
+static int stream_fill(struct stream_file *s, uint64_t end)
+{
+	while (s->pos < end) {
+		size_t at = (size_t)(s->pos % MIMG_STREAM_RING);
+		size_t room = MIMG_STREAM_RING - at;
+		if (room > end - s->pos)
+			room = (size_t)(end - s->pos);
+		la_ssize_t n = archive_read_data(s->in.a, s->ring + at, room);
+		if (n < 0)
+			return mimg_err(-EIO, "%s: unpacking: %s", s->f.path,
+					archive_error_string(s->in.a)
+						? archive_error_string(s->in.a)
+						: "unknown error");
+		if (n == 0)
+			return mimg_err(-EIO, "%s: the unpacked image ends "
+					"after %llu bytes, but its archive "
+					"declares %llu", s->f.path,
+					(unsigned long long)s->pos,
+					(unsigned long long)s->in.size);
+		int r = s->in.data(s->in.opaque, s->ring + at, (size_t)n);
+		if (r < 0)
+			return r;
+		s->pos += (uint64_t)n;
+		if (s->pos - s->base > MIMG_STREAM_RING)
+			s->base = s->pos - MIMG_STREAM_RING;
+	}
+	if (s->pos == s->in.size && !s->ended) {
+		int r = s->in.end(s->in.opaque);
+		if (r < 0)
+			return r;
+		s->ended = true;
+	}
+	return 0;
+}
+
+static void ring_copy(struct stream_file *s, uint8_t *dst, uint64_t off,
+		      size_t n)
+{
+	while (n) {
+		size_t at = (size_t)(off % MIMG_STREAM_RING);
+		size_t k = MIMG_STREAM_RING - at < n ? MIMG_STREAM_RING - at
+						     : n;
+		memcpy(dst, s->ring + at, k);
+		dst += k;
+		off += k;
+		n -= k;
+	}
+}
+
+static int stream_read_locked(struct stream_file *s, uint8_t *buf,
+			      size_t len, uint64_t off)
+{
+	size_t have = 0;
+	if (off < s->in.size)
+		have = s->in.size - off < len ? (size_t)(s->in.size - off)
+					      : len;
+	memset(buf + have, 0, len - have);
+	if (!have)
+		return 0;
+	if (have > MIMG_STREAM_RING)
+		return mimg_err(-EINVAL, "%s: a read of %zu bytes is larger "
+				"than a streamed image serves at once (%u)",
+				s->f.path, have, MIMG_STREAM_RING);
+	if (off < s->base)
+		return mimg_err(-ESPIPE, "%s: streamed image read at offset "
+				"%llu, before the %llu bytes still held; this "
+				"use needs random access (open it without "
+				"MIMG_OPEN_SEQUENTIAL)", s->f.path,
+				(unsigned long long)off,
+				(unsigned long long)s->base);
+	int r = stream_fill(s, off + have);
+	if (r < 0)
+		return r;
+	ring_copy(s, buf, off, have);
+	return 0;
+}
+
+static int stream_preadv(struct mimg_file *f, const struct iovec *iov,
+			 int iovcnt, uint64_t off)
+{
+	struct stream_file *s = stream_of(f);
+	int r = 0;
+	pthread_mutex_lock(&s->lock);
+	for (int i = 0; i < iovcnt && r == 0; i++) {
+		if (s->err) {
+			r = mimg_err(s->err, "%s: an earlier read of the "
+				     "streamed image failed", f->path);
+			break;
+		}
+		r = stream_read_locked(s, iov[i].iov_base, iov[i].iov_len,
+				       off);
+		if (r < 0 && r != -ESPIPE && r != -EINVAL)
+			s->err = r;
+		off += iov[i].iov_len;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+static int stream_size(struct mimg_file *f, uint64_t *sizep)
+{
+	*sizep = stream_of(f)->in.size;
+	return 0;
+}
+
+/* The host storage behind the image is its archive's. */
+static int stream_allocated(struct mimg_file *f, uint64_t *bytesp)
+{
+	return mimg_file_allocated(stream_of(f)->in.archive, bytesp);
+}
+
+static int stream_close(struct mimg_file *f)
+{
+	struct stream_file *s = stream_of(f);
+	archive_read_free(s->in.a);
+	s->in.release(s->in.opaque);
+	mimg_file_close(s->in.archive);
+	pthread_mutex_destroy(&s->lock);
+	free(s->ring);
+	free(s);
+	return 0;
+}
+
+static const struct mimg_file_ops stream_ops = {
+	.preadv = stream_preadv,
+	.size = stream_size,
+	.allocated = stream_allocated,
+	.close = stream_close,
+};
+
+int mimg__stream_open(struct mimg_file **fp, const char *name,
+		      const struct mimg_stream_in *in, const uint8_t *head,
+		      size_t n)
+{
+	struct stream_file *s = calloc(1, sizeof(*s));
+	int r;
+
+	*fp = NULL;
+	if (!s || !(s->ring = malloc(MIMG_STREAM_RING))) {
+		free(s);
+		return mimg_err(-ENOMEM, "%s: out of memory", name);
+	}
+	if (n > MIMG_STREAM_RING || n > in->size) {
+		free(s->ring);
+		free(s);
+		return mimg_err(-EINVAL, "%s: %zu bytes do not start a "
+				"stream of %llu", name, n,
+				(unsigned long long)in->size);
+	}
+	if ((r = mimg__file_init(&s->f, &stream_ops, name, 0)) < 0) {
+		free(s->ring);
+		free(s);
+		return r;
+	}
+	pthread_mutex_init(&s->lock, NULL);
+	memcpy(s->ring, head, n);
+	s->pos = n;
+	s->in = *in;
+	*fp = &s->f;
+	return 0;
+}

@@ -1,0 +1,89 @@
+#!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
+# convert streams a raw image out of an xz or zstd file or a tar with no
+# temporary file (it works with $TMPDIR missing), writes no zero block,
+# and checks the data against the size the archive declares: a tar
+# member cut short, a zstd file with a second frame, or a tar with
+# another file after the image are errors.  Images that need random
+# access are still unpacked into $TMPDIR, and nothing is left there,
+# killed by a signal or not.
+. "$TESTLIB"
+need qemu-img qemu-io python3 tar xz zstd gzip
+
+# 24 MiB: data, a zero-filled megabyte, data at the end.
+qemu-img create -q -f raw disk.raw 24M
+qemu-io -f raw -c "write -P 0xab 1M 3M" -c "write -P 0 8M 1M" \
+	-c "write -P 0x5c 23M 1M" disk.raw >/dev/null || fail "qemu-io"
+xz -q -k -T2 disk.raw
+zstd -q -k disk.raw
+gzip -q -k disk.raw
+tar czf disk.tgz disk.raw
+qemu-img convert -f raw -O qcow2 disk.raw disk.qcow2
+xz -q -k disk.qcow2
+
+for f in disk.raw.xz disk.raw.zst disk.tgz; do
+	rm -f out.raw out.qcow2
+	TMPDIR=$T/missing "$MIMG" convert -O raw "$f" out.raw ||
+		fail "convert $f without a temporary directory"
+	qemu-img compare -q -f raw -F raw disk.raw out.raw ||
+		fail "$f: streamed content differs"
+	# 4 MiB of data, written as data; the zero megabyte is a hole
+	check_eq "$(($(stat -c %b out.raw) * 512 / 1048576))" 4 \
+		"$f: allocated MiB of the raw output"
+	TMPDIR=$T/missing "$MIMG" convert -O qcow2 -c "$f" out.qcow2 ||
+		fail "convert -c $f"
+	qemu-img compare -q -f raw -F qcow2 disk.raw out.qcow2 ||
+		fail "$f: streamed qcow2 differs"
+done
+# -m above what the stream keeps is lowered, not an error
+TMPDIR=$T/missing "$MIMG" convert -m 64 -O raw disk.raw.xz m64.raw ||
+	fail "convert -m 64"
+qemu-img compare -q -f raw -F raw disk.raw m64.raw || fail "-m 64 differs"
+
+# gzip declares no usable size and qcow2 needs random access: unpacked
+for f in disk.raw.gz disk.qcow2.xz; do
+	TMPDIR=$T/missing "$MIMG" convert -O raw "$f" o.raw 2>err.txt &&
+		fail "$f was not unpacked into TMPDIR"
+	grep -q "cannot create a temporary file" err.txt ||
+		fail "$f: $(cat err.txt)"
+	"$MIMG" info --output=json "$f" > info.json
+	check_eq "$(json_get info.json archive.streamed)" false \
+		"$f: streamed"
+done
+
+refused() {
+	if "$MIMG" convert -O raw "$1" bad.raw 2>err.txt; then
+		fail "$1 was converted"
+	fi
+	grep -q "$2" err.txt || fail "$1: message lacks '$2': $(cat err.txt)"
+}
+# a tar header that says 8 GiB over 24 MiB of data
+tar cf liar.tar disk.raw
+python3 - <<'PY'
+b = bytearray(open("liar.tar", "rb").read())
+h = b[:512]
+h[124:136] = b"%011o\0" % ((1 << 33) - 1)
+h[148:156] = b" " * 8
+h[148:156] = b"%06o\0 " % sum(h)
+b[:512] = h
+open("liar.tar", "wb").write(b)
+PY
+refused liar.tar "Truncated tar archive"
+cat disk.raw.zst disk.raw.zst > twice.zst
+refused twice.zst "holds more data than the 25165824 bytes"
+echo readme > README
+tar cf after.tar disk.raw README
+refused after.tar "another file, 'README', after the image"
+head -c $(($(stat -c %s disk.raw.xz) / 2)) disk.raw.xz > cut.xz
+refused cut.xz "unpacking"
+
+# Spooling: a signal leaves nothing behind (the file has no name).
+mkdir tmp
+dd if=/dev/urandom bs=1M count=48 status=none | gzip -1 > big.gz
+TMPDIR=$T/tmp "$MIMG" convert -O raw big.gz big.raw &
+pid=$!
+sleep 0.3
+kill -TERM $pid 2>/dev/null
+wait $pid
+[ -z "$(ls -A tmp)" ] || fail "left in TMPDIR: $(ls -A tmp)"
+echo "archive-stream: ok"
