@@ -131,6 +131,8 @@ static void print_snapshots(FILE *out, const struct mimg_value *snaps)
 void cli_print_snapshots(FILE *out, const struct mimg_value *snaps)
 {
 	print_snapshots(out, snaps);
+}
+
 /* "OVF system: 'name' (id), 2 CPUs, 1 GiB memory" */
 static void print_ovf_system(FILE *out, const struct mimg_value *vs)
 {
