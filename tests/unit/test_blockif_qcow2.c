@@ -82,14 +82,6 @@ START_TEST(untrusted_refuses_backing)
 }
 END_TEST
 
-static bool have_qcow2(void)
-{
-	for (const char *const *f = mimg_formats(); *f; f++)
-		if (!strcmp(*f, "qcow2"))
-			return true;
-	return false;
-}
-
 int main(void)
 {
 	Suite *s;
@@ -99,7 +91,7 @@ int main(void)
 		fprintf(stderr, "qemu-img not found: skipped\n");
 		return 77;
 	}
-	if (!have_qcow2()) {
+	if (!tu_have_format("qcow2")) {
 		fprintf(stderr, "libmimg has no qcow2 driver: skipped\n");
 		return 77;
 	}

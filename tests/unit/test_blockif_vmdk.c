@@ -48,14 +48,6 @@ START_TEST(stress_vmdk_sparse)
 }
 END_TEST
 
-static bool have_vmdk(void)
-{
-	for (const char *const *f = mimg_formats(); *f; f++)
-		if (!strcmp(*f, "vmdk"))
-			return true;
-	return false;
-}
-
 int main(void)
 {
 	Suite *s;
@@ -65,7 +57,7 @@ int main(void)
 		fprintf(stderr, "qemu-img not found: skipped\n");
 		return 77;
 	}
-	if (!have_vmdk()) {
+	if (!tu_have_format("vmdk")) {
 		fprintf(stderr, "libmimg has no VMDK driver: skipped\n");
 		return 77;
 	}
