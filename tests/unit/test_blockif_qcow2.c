@@ -87,14 +87,8 @@ int main(void)
 	Suite *s;
 	TCase *tc;
 
-	if (!tu_have_program("qemu-img")) {
-		fprintf(stderr, "qemu-img not found: skipped\n");
+	if (!tu_have_qemu_img_and("qcow2"))
 		return 77;
-	}
-	if (!tu_have_format("qcow2")) {
-		fprintf(stderr, "libmimg has no qcow2 driver: skipped\n");
-		return 77;
-	}
 	s = suite_create("blockif_qcow2");
 	tc = tu_tcase(s, "qcow2");
 	tcase_add_test(tc, stress_qcow2_backing);

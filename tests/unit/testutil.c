@@ -103,6 +103,19 @@ bool tu_have_format(const char *name)
 	return false;
 }
 
+bool tu_have_qemu_img_and(const char *format)
+{
+	if (!tu_have_program("qemu-img")) {
+		fprintf(stderr, "qemu-img not found: skipped\n");
+		return false;
+	}
+	if (!tu_have_format(format)) {
+		fprintf(stderr, "libmimg has no %s driver: skipped\n", format);
+		return false;
+	}
+	return true;
+}
+
 int tu_system(const char *fmt, ...)
 {
 	char cmd[8192];

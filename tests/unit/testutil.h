@@ -30,6 +30,9 @@ void tu_make_sparse(const char *path, uint64_t size);
 int tu_have_program(const char *prog);
 /* True when libmimg was built with the driver for format NAME. */
 bool tu_have_format(const char *name);
+/* True when both qemu-img and the driver for FORMAT are there; else says
+ * on stderr which is missing (the test program then exits 77). */
+bool tu_have_qemu_img_and(const char *format);
 /* Report the run as skipped (77) when no test fails: what the test needs
  * (a file system feature) is missing here.  The test returns early. */
 void tu_mark_skipped(void);
