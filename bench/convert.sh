@@ -23,13 +23,9 @@ while getopts s:d:r: o; do
 done
 shift $((OPTIND - 1))
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-MIMG=${MIMG:-$ROOT/build/mimg/mimg}
-command -v qemu-img >/dev/null || { echo "bench: qemu-img is needed" >&2; exit 1; }
-[ -x "$MIMG" ] || { echo "bench: build mimg first ($MIMG)" >&2; exit 1; }
-WORK=${1:-${TMPDIR:-/tmp}/mimg-bench}
-mkdir -p "$WORK"
-cd "$WORK"
+. "$(dirname "$0")/lib.sh"
+bench_need qemu-img
+bench_enter "${1:-}" mimg-bench
 
 if [ ! -f src.raw ] || [ "$(stat -c %s src.raw)" -ne $((size_gib << 30)) ]; then
 	echo "bench: writing src.raw ($size_gib GiB, $data_mib MiB of data)"

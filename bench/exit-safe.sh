@@ -23,15 +23,9 @@ while getopts r:c: o; do
 done
 shift $((OPTIND - 1))
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-MIMG=${MIMG:-$ROOT/build/mimg/mimg}
-for p in qemu-img qemu-io; do
-	command -v "$p" >/dev/null || { echo "bench: $p is needed" >&2; exit 1; }
-done
-[ -x "$MIMG" ] || { echo "bench: build mimg first ($MIMG)" >&2; exit 1; }
-WORK=${1:-${TMPDIR:-/tmp}/mimg-bench-exit-safe}
-mkdir -p "$WORK"
-cd "$WORK"
+. "$(dirname "$0")/lib.sh"
+bench_need qemu-img qemu-io
+bench_enter "${1:-}" mimg-bench-exit-safe
 
 size=2G
 # Each request lands in a cluster not yet allocated (count * stride must

@@ -27,15 +27,9 @@ while getopts r:d:t: o; do
 done
 shift $((OPTIND - 1))
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-MIMG=${MIMG:-$ROOT/build/mimg/mimg}
-for p in qemu-img qemu-io /usr/bin/time; do
-	command -v "$p" >/dev/null || { echo "bench: $p is needed" >&2; exit 1; }
-done
-[ -x "$MIMG" ] || { echo "bench: build mimg first ($MIMG)" >&2; exit 1; }
-WORK=${1:-${TMPDIR:-/tmp}/mimg-bench-io}
-mkdir -p "$WORK"
-cd "$WORK"
+. "$(dirname "$0")/lib.sh"
+bench_need qemu-img qemu-io /usr/bin/time
+bench_enter "${1:-}" mimg-bench-io
 
 size=1G
 stride=$(( (1 << 20) + (64 << 10) ))

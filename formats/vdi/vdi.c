@@ -18,10 +18,10 @@
 #include "checked.h"
 #include "endian.h"
 #include "error.h"
+#include "iov-file.h"
 #include "iov.h"
 #include "vdi.h"
 
-#define IOV_LOCAL 16
 
 static int vdi_probe(const uint8_t *buf, size_t len, const char *filename)
 {
@@ -200,7 +200,6 @@ static int vdi_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
 		      uint64_t off, size_t len)
 {
 	struct vdi *s = img->priv;
-	struct iovec local[IOV_LOCAL], *use;
 	size_t done = 0;
 	int r = 0;
 
@@ -213,13 +212,9 @@ static int vdi_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
 			r = mimg__read_below(img, iov, iovcnt, done,
 					     off + done, n);
 		} else {
-			int cnt = iov_slice(iov, iovcnt, done, n, local,
-					    IOV_LOCAL, &use);
-			if (cnt < 0)
-				return mimg_err(cnt, "out of memory");
-			r = mimg_file_preadv(img->file, use, cnt,
-					     host + (off + done) % VDI_BLOCK_SIZE);
-			iov_slice_free(use, local);
+			r = mimg__file_preadv_slice(img->file, iov, iovcnt,
+						    done, n, host + (off + done) %
+						    VDI_BLOCK_SIZE);
 		}
 		done += n;
 	}
@@ -238,7 +233,6 @@ static int allocate_and_write(struct mimg *img, struct vdi *s,
 	uint64_t host = s->offset_data + (uint64_t)s->next_index *
 						 VDI_BLOCK_SIZE;
 	uint64_t end = host + VDI_BLOCK_SIZE;
-	struct iovec local[IOV_LOCAL], *use;
 	int r;
 
 	if (s->next_index >= s->blocks)
@@ -251,11 +245,8 @@ static int allocate_and_write(struct mimg *img, struct vdi *s,
 	    (r = mimg__file_zero(img->file, host,
 				 min_u64(s->file_size, end) - host)) < 0)
 		return r;
-	int cnt = iov_slice(iov, iovcnt, skip, len, local, IOV_LOCAL, &use);
-	if (cnt < 0)
-		return mimg_err(cnt, "out of memory");
-	r = mimg_file_pwritev(img->file, use, cnt, host + off % VDI_BLOCK_SIZE);
-	iov_slice_free(use, local);
+	r = mimg__file_pwritev_slice(img->file, iov, iovcnt, skip, len,
+				     host + off % VDI_BLOCK_SIZE);
 	if (r < 0)
 		return r;
 	/* The whole block is in the file, as qemu-img leaves it. */
@@ -281,7 +272,6 @@ static int write_chunk(struct mimg *img, struct vdi *s,
 		       const struct iovec *iov, int iovcnt, size_t skip,
 		       uint64_t off, size_t len)
 {
-	struct iovec local[IOV_LOCAL], *use;
 	uint64_t host;
 	int r = lookup(img, s, off, &host);
 
@@ -297,12 +287,8 @@ static int write_chunk(struct mimg *img, struct vdi *s,
 		if (!host || r < 0)
 			return r;
 	}
-	int cnt = iov_slice(iov, iovcnt, skip, len, local, IOV_LOCAL, &use);
-	if (cnt < 0)
-		return mimg_err(cnt, "out of memory");
-	r = mimg_file_pwritev(img->file, use, cnt, host + off % VDI_BLOCK_SIZE);
-	iov_slice_free(use, local);
-	return r;
+	return mimg__file_pwritev_slice(img->file, iov, iovcnt, skip, len,
+					host + off % VDI_BLOCK_SIZE);
 }
 
 static int vdi_pwritev(struct mimg *img, const struct iovec *iov, int iovcnt,

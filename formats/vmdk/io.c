@@ -15,6 +15,7 @@
 #include "error.h"
 #include "file.h"
 #include "image.h"
+#include "iov-file.h"
 #include "iov.h"
 #include "vmdk.h"
 
@@ -75,30 +76,6 @@ static int read_below(struct mimg *img, const struct iovec *iov, int iovcnt,
 	return mimg__read_below(img, iov, iovcnt, skip, off, len);
 }
 
-static int file_preadv_at(struct mimg_file *f, const struct iovec *iov,
-			  int iovcnt, size_t skip, size_t len, uint64_t off)
-{
-	struct iovec st[16], *sub;
-	int n = iov_slice(iov, iovcnt, skip, len, st, 16, &sub);
-	if (n < 0)
-		return mimg_err(n, "out of memory");
-	int r = mimg_file_preadv(f, sub, n, off);
-	iov_slice_free(sub, st);
-	return r;
-}
-
-static int file_pwritev_at(struct mimg_file *f, const struct iovec *iov,
-			   int iovcnt, size_t skip, size_t len, uint64_t off)
-{
-	struct iovec st[16], *sub;
-	int n = iov_slice(iov, iovcnt, skip, len, st, 16, &sub);
-	if (n < 0)
-		return mimg_err(n, "out of memory");
-	int r = mimg_file_pwritev(f, sub, n, off);
-	iov_slice_free(sub, st);
-	return r;
-}
-
 /* Largest buffer used to build a partially written grain. */
 #define COW_PIECE (1u << 20)
 /* Larger grains (legal up to 1 GiB) are not written: one small write
@@ -155,8 +132,9 @@ static int read_sparse(struct mimg *img, struct vmdk_extent *e,
 				r = read_below(img, iov, iovcnt, skip,
 					       e->start + eoff, chunk);
 			else
-				r = file_preadv_at(e->file, iov, iovcnt, skip,
-						   chunk, host + in);
+				r = mimg__file_preadv_slice(e->file, iov,
+							    iovcnt, skip, chunk,
+							    host + in);
 			if (r < 0)
 				return r;
 		}
@@ -189,8 +167,9 @@ int vmdk_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
 			if (e->access == VMDK_NOACCESS)
 				iov_memset(iov, iovcnt, done, 0, n);
 			else
-				r = file_preadv_at(e->file, iov, iovcnt, done,
-						   n, e->flat_offset + eoff);
+				r = mimg__file_preadv_slice(
+					e->file, iov, iovcnt, done, n,
+					e->flat_offset + eoff);
 			break;
 		case VMDK_EXT_SPARSE:
 		case VMDK_EXT_VMFSSPARSE:	/* mapped to SPARSE at open */
@@ -338,7 +317,8 @@ static ssize_t alloc_write(struct mimg *img, struct vmdk_extent *e,
 
 	if (k > 1 || (in == 0 && len >= gb)) {
 		done = (ssize_t)(k * gb);
-		r = file_pwritev_at(e->file, iov, iovcnt, skip, k * gb, host);
+		r = mimg__file_pwritev_slice(e->file, iov, iovcnt, skip,
+					     k * gb, host);
 	} else {
 		done = (ssize_t)min_u64(len, gb - in);
 		r = write_cow_grain(img, e, st, grain, host, iov, iovcnt, skip,
@@ -430,8 +410,9 @@ static int write_sparse(struct mimg *img, struct vmdk_extent *e,
 			}
 			r = guard_data_write(e, host + in, chunk);
 			if (r == 0)
-				r = file_pwritev_at(e->file, iov, iovcnt, skip,
-						    chunk, host + in);
+				r = mimg__file_pwritev_slice(e->file, iov,
+							     iovcnt, skip,
+							     chunk, host + in);
 		} else {
 			ssize_t n = alloc_write(img, e, iov, iovcnt, skip,
 						eoff, len);
@@ -483,8 +464,9 @@ int vmdk_pwritev(struct mimg *img, const struct iovec *iov, int iovcnt,
 		if (e->type == VMDK_EXT_SPARSE)
 			r = write_sparse(img, e, iov, iovcnt, done, eoff, n);
 		else
-			r = file_pwritev_at(e->file, iov, iovcnt, done, n,
-					    e->flat_offset + eoff);
+			r = mimg__file_pwritev_slice(e->file, iov, iovcnt,
+						     done, n,
+						     e->flat_offset + eoff);
 		if (r < 0)
 			return r;
 		done += n;
@@ -558,8 +540,9 @@ int vmdk_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
 			if (gb)
 				r = write_sparse(img, e, &v, 1, 0, eoff, (size_t)m);
 			else
-				r = file_pwritev_at(e->file, &v, 1, 0, (size_t)m,
-						    e->flat_offset + eoff);
+				r = mimg__file_pwritev_slice(
+					e->file, &v, 1, 0, (size_t)m,
+					e->flat_offset + eoff);
 			n = m;
 		}
 		if (r < 0)

@@ -19,10 +19,10 @@
 #include "checked.h"
 #include "endian.h"
 #include "error.h"
+#include "iov-file.h"
 #include "iov.h"
 #include "vpc.h"
 
-#define IOV_LOCAL 16
 
 uint32_t vpc_checksum(const uint8_t *buf, size_t len, size_t ck_off)
 {
@@ -289,7 +289,6 @@ static int vpc_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
 		      uint64_t off, size_t len)
 {
 	struct vpc *s = img->priv;
-	struct iovec local[IOV_LOCAL], *use;
 	size_t done = 0;
 	int r = 0;
 
@@ -302,13 +301,9 @@ static int vpc_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
 			r = mimg__read_below(img, iov, iovcnt, done,
 					     off + done, n);
 		} else {
-			int cnt = iov_slice(iov, iovcnt, done, n, local,
-					    IOV_LOCAL, &use);
-			if (cnt < 0)
-				return mimg_err(cnt, "out of memory");
-			r = mimg_file_preadv(img->file, use, cnt,
-					     host + (off + done) % s->block_size);
-			iov_slice_free(use, local);
+			r = mimg__file_preadv_slice(img->file, iov, iovcnt,
+						    done, n, host + (off + done) %
+						    s->block_size);
 		}
 		done += n;
 	}
@@ -327,7 +322,6 @@ static int allocate_and_write(struct mimg *img, struct vpc *s,
 	uint64_t start = s->next_free, data = start + s->bitmap_size;
 	uint64_t end = data + s->block_size;
 	uint64_t sector = start / VPC_SECTOR;
-	struct iovec local[IOV_LOCAL], *use;
 	uint8_t *bitmap;
 	int r;
 
@@ -355,11 +349,8 @@ static int allocate_and_write(struct mimg *img, struct vpc *s,
 	free(bitmap);
 	if (r < 0)
 		return r;
-	int cnt = iov_slice(iov, iovcnt, skip, len, local, IOV_LOCAL, &use);
-	if (cnt < 0)
-		return mimg_err(cnt, "out of memory");
-	r = mimg_file_pwritev(img->file, use, cnt, data + off % s->block_size);
-	iov_slice_free(use, local);
+	r = mimg__file_pwritev_slice(img->file, iov, iovcnt, skip, len,
+				     data + off % s->block_size);
 	if (r < 0)
 		return r;
 	s->next_free = end;
@@ -375,7 +366,6 @@ static int write_chunk(struct mimg *img, struct vpc *s,
 		       const struct iovec *iov, int iovcnt, size_t skip,
 		       uint64_t off, size_t len)
 {
-	struct iovec local[IOV_LOCAL], *use;
 	uint64_t host = lookup(s, off);
 	int r;
 
@@ -388,12 +378,8 @@ static int write_chunk(struct mimg *img, struct vpc *s,
 		if (!host || r < 0)
 			return r;
 	}
-	int cnt = iov_slice(iov, iovcnt, skip, len, local, IOV_LOCAL, &use);
-	if (cnt < 0)
-		return mimg_err(cnt, "out of memory");
-	r = mimg_file_pwritev(img->file, use, cnt, host + off % s->block_size);
-	iov_slice_free(use, local);
-	return r;
+	return mimg__file_pwritev_slice(img->file, iov, iovcnt, skip, len,
+					host + off % s->block_size);
 }
 
 static int vpc_pwritev(struct mimg *img, const struct iovec *iov, int iovcnt,

@@ -32,6 +32,21 @@ for k in sys.argv[2].split("."):
 print(json.dumps(v) if isinstance(v,(dict,list,bool)) or v is None else v)' "$1" "$2"
 }
 
+# qio_fmt FMT IMG CMD...: run qemu-io commands on IMG, an image of FMT, in
+# one process; fail unless all of them succeed.
+qio_fmt() {
+	_fmt=$1 _img=$2
+	shift 2
+	_args=
+	for _c in "$@"; do
+		_args="$_args -c \"$_c\""
+	done
+	eval "qemu-io -f $_fmt $_args \"$_img\"" >qio.out 2>&1 ||
+		{ cat qio.out >&2; fail "qemu-io on $_img: $*"; }
+	! grep -qi 'error\|failed' qio.out ||
+		{ cat qio.out >&2; fail "qemu-io on $_img reported an error: $*"; }
+}
+
 # qemu_img_luks ARGS...: qemu-img with ARGS, tried again when its PBKDF2
 # benchmark gives up on a busy machine ("Unable to get accurate CPU
 # usage"), which small iter-time values make likely.

@@ -8,14 +8,7 @@ need qemu-img qemu-io python3 cmp
 qio() {
 	_img=$1 _fmt=$2
 	shift 2
-	_args=
-	for _c in "$@"; do
-		_args="$_args -c \"$_c\""
-	done
-	eval "qemu-io -f $_fmt $_args \"$_img\"" >qio.out 2>&1 ||
-		{ cat qio.out >&2; fail "qemu-io on $_img: $*"; }
-	! grep -qi 'error\|failed' qio.out ||
-		{ cat qio.out >&2; fail "qemu-io on $_img reported an error: $*"; }
+	qio_fmt "$_fmt" "$_img" "$@"
 }
 
 # qemu_clean IMG: qemu-img check must find nothing at all.

@@ -8,14 +8,7 @@ need qemu-img qemu-io python3 cmp
 qio() {
 	_img=$1
 	shift
-	_args=
-	for _c in "$@"; do
-		_args="$_args -c \"$_c\""
-	done
-	eval "qemu-io -f vmdk $_args \"$_img\"" >qio.out 2>&1 ||
-		{ cat qio.out >&2; fail "qemu-io on $_img: $*"; }
-	! grep -qi 'error\|failed' qio.out ||
-		{ cat qio.out >&2; fail "qemu-io on $_img reported an error: $*"; }
+	qio_fmt vmdk "$_img" "$@"
 }
 
 # same_content IMG [what]: mimg reads IMG (through its delta links) as the

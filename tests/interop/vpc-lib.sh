@@ -10,14 +10,7 @@ need qemu-img qemu-io python3 cmp
 qio() {
 	_img=$1
 	shift
-	_args=
-	for _c in "$@"; do
-		_args="$_args -c \"$_c\""
-	done
-	eval "qemu-io -f $FMT $_args \"$_img\"" >qio.out 2>&1 ||
-		{ cat qio.out >&2; fail "qemu-io on $_img: $*"; }
-	! grep -qi 'error\|failed' qio.out ||
-		{ cat qio.out >&2; fail "qemu-io on $_img reported an error: $*"; }
+	qio_fmt "$FMT" "$_img" "$@"
 }
 
 # make_raw FILE SIZE_KIB: random data, zero runs written as data, holes,

@@ -23,10 +23,7 @@
 
 static bool have_qcow2(void)
 {
-	for (const char *const *f = mimg_formats(); *f; f++)
-		if (strcmp(*f, "qcow2") == 0)
-			return tu_have_program("qemu-img");
-	return false;
+	return tu_have_format("qcow2") && tu_have_program("qemu-img");
 }
 
 #define NEED_QCOW2()                                                        \

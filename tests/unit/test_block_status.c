@@ -18,14 +18,6 @@
 #define KIB 1024u
 #define MIB (1024u * 1024u)
 
-static bool have_format(const char *name)
-{
-	for (const char *const *f = mimg_formats(); *f; f++)
-		if (strcmp(*f, name) == 0)
-			return true;
-	return false;
-}
-
 /* An 8 MiB file with data at 1M+64K, 3M..4M and the last 4K. */
 static void make_layout(const char *path)
 {
@@ -192,7 +184,7 @@ END_TEST
 
 START_TEST(chain_through_qcow2_overlay)
 {
-	if (!have_format("qcow2") || !tu_have_program("qemu-img") ||
+	if (!tu_have_format("qcow2") || !tu_have_program("qemu-img") ||
 	    !tu_have_program("qemu-io")) {
 		printf("chain block status: needs the qcow2 driver and "
 		       "qemu-img/qemu-io; skipped\n");

@@ -82,27 +82,13 @@ START_TEST(untrusted_refuses_backing)
 }
 END_TEST
 
-static bool have_qcow2(void)
-{
-	for (const char *const *f = mimg_formats(); *f; f++)
-		if (!strcmp(*f, "qcow2"))
-			return true;
-	return false;
-}
-
 int main(void)
 {
 	Suite *s;
 	TCase *tc;
 
-	if (!tu_have_program("qemu-img")) {
-		fprintf(stderr, "qemu-img not found: skipped\n");
+	if (!tu_have_qemu_img_and("qcow2"))
 		return 77;
-	}
-	if (!have_qcow2()) {
-		fprintf(stderr, "libmimg has no qcow2 driver: skipped\n");
-		return 77;
-	}
 	s = suite_create("blockif_qcow2");
 	tc = tu_tcase(s, "qcow2");
 	tcase_add_test(tc, stress_qcow2_backing);

@@ -48,27 +48,13 @@ START_TEST(stress_vmdk_sparse)
 }
 END_TEST
 
-static bool have_vmdk(void)
-{
-	for (const char *const *f = mimg_formats(); *f; f++)
-		if (!strcmp(*f, "vmdk"))
-			return true;
-	return false;
-}
-
 int main(void)
 {
 	Suite *s;
 	TCase *tc;
 
-	if (!tu_have_program("qemu-img")) {
-		fprintf(stderr, "qemu-img not found: skipped\n");
+	if (!tu_have_qemu_img_and("vmdk"))
 		return 77;
-	}
-	if (!have_vmdk()) {
-		fprintf(stderr, "libmimg has no VMDK driver: skipped\n");
-		return 77;
-	}
 	s = suite_create("blockif_vmdk");
 	tc = tu_tcase(s, "vmdk");
 	tcase_add_test(tc, stress_vmdk_sparse);

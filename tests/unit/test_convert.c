@@ -419,19 +419,11 @@ START_TEST(work_proportional_to_data)
 }
 END_TEST
 
-static bool have_format(const char *name)
-{
-	for (const char *const *f = mimg_formats(); *f; f++)
-		if (strcmp(*f, name) == 0)
-			return true;
-	return false;
-}
-
 START_TEST(into_clustered_target)
 {
 	/* windows start and end on the target's clusters: check a qcow2
 	 * target with small clusters against qemu-img */
-	if (!have_format("qcow2") || !tu_have_program("qemu-img")) {
+	if (!tu_have_format("qcow2") || !tu_have_program("qemu-img")) {
 		printf("into_clustered_target: needs the qcow2 driver and "
 		       "qemu-img; skipped\n");
 		return;

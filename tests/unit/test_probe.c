@@ -14,14 +14,6 @@
 #include "mimg.h"
 #include "testutil.h"
 
-static bool have_format(const char *name)
-{
-	for (const char *const *f = mimg_formats(); *f; f++)
-		if (strcmp(*f, name) == 0)
-			return true;
-	return false;
-}
-
 /* A minimal qcow2 v3 header start: magic "QFI\xfb" and version 3. */
 static const uint8_t qcow2_magic_v3[8] = {'Q', 'F', 'I', 0xfb, 0, 0, 0, 3};
 
@@ -29,7 +21,7 @@ START_TEST(formats_list)
 {
 	const char *const *f = mimg_formats();
 	ck_assert_ptr_nonnull(f);
-	ck_assert(have_format("raw"));
+	ck_assert(tu_have_format("raw"));
 	size_t n = 0;
 	for (; f[n]; n++)
 		ck_assert_str_ne(f[n], "");
@@ -94,7 +86,7 @@ END_TEST
 START_TEST(qcow2_made_by_qemu_probes_as_qcow2)
 {
 	struct mimg *img;
-	if (!have_format("qcow2") || !tu_have_program("qemu-img")) {
+	if (!tu_have_format("qcow2") || !tu_have_program("qemu-img")) {
 		printf("qcow2 probing: no qcow2 driver or qemu-img; skipped\n");
 		return;
 	}
@@ -116,7 +108,7 @@ START_TEST(probed_raw_refuses_format_header)
 {
 	struct mimg *img;
 	uint8_t sector[512];
-	if (!have_format("qcow2")) {
+	if (!tu_have_format("qcow2")) {
 		printf("probed-raw guard: no qcow2 driver to escalate to; "
 		       "skipped\n");
 		return;
@@ -172,7 +164,7 @@ END_TEST
 START_TEST(probed_raw_refuses_header_by_discard)
 {
 	struct mimg *img;
-	if (!have_format("qcow2")) {
+	if (!tu_have_format("qcow2")) {
 		printf("probed-raw discard guard: no qcow2 driver; skipped\n");
 		return;
 	}
@@ -227,7 +219,7 @@ static void *write_half(void *p)
 START_TEST(probed_raw_concurrent_halves)
 {
 	struct mimg *img;
-	if (!have_format("qcow2")) {
+	if (!tu_have_format("qcow2")) {
 		printf("probed-raw race: no qcow2 driver; skipped\n");
 		return;
 	}
@@ -257,7 +249,7 @@ END_TEST
 START_TEST(probed_raw_refuses_vmdk_magic)
 {
 	struct mimg *img;
-	if (!have_format("vmdk")) {
+	if (!tu_have_format("vmdk")) {
 		printf("probed-raw guard (vmdk): no vmdk driver; skipped\n");
 		return;
 	}

@@ -12,6 +12,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "mimg.h"
+
 static char tmpdir[4096];
 static char olddir[4096];
 
@@ -91,6 +93,27 @@ int tu_have_program(const char *prog)
 		return 1;
 	tu_mark_skipped();
 	return 0;
+}
+
+bool tu_have_format(const char *name)
+{
+	for (const char *const *f = mimg_formats(); *f; f++)
+		if (strcmp(*f, name) == 0)
+			return true;
+	return false;
+}
+
+bool tu_have_qemu_img_and(const char *format)
+{
+	if (!tu_have_program("qemu-img")) {
+		fprintf(stderr, "qemu-img not found: skipped\n");
+		return false;
+	}
+	if (!tu_have_format(format)) {
+		fprintf(stderr, "libmimg has no %s driver: skipped\n", format);
+		return false;
+	}
+	return true;
 }
 
 int tu_system(const char *fmt, ...)

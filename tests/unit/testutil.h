@@ -7,6 +7,7 @@
 #define MIMG_TESTUTIL_H
 
 #include <check.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +28,11 @@ void tu_make_sparse(const char *path, uint64_t size);
 /* True when PROG is found in PATH.  When it is not, the test is expected
  * to return early, and tu_run_suite() reports the run as skipped (77). */
 int tu_have_program(const char *prog);
+/* True when libmimg was built with the driver for format NAME. */
+bool tu_have_format(const char *name);
+/* True when both qemu-img and the driver for FORMAT are there; else says
+ * on stderr which is missing (the test program then exits 77). */
+bool tu_have_qemu_img_and(const char *format);
 /* Report the run as skipped (77) when no test fails: what the test needs
  * (a file system feature) is missing here.  The test returns early. */
 void tu_mark_skipped(void);
