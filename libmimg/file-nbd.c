@@ -171,7 +171,8 @@ static int conn_usable(struct nbd_file *n, struct nbd_conn *c)
 	if (!c->broken)
 		return 0;
 	return mimg_err(-EIO, "%s: the connection to the NBD server was "
-			"abandoned after a request timed out", n->f.path);
+			"abandoned after a request timed out or left it in "
+			"an unknown state", n->f.path);
 }
 
 /* Issue one command on C and wait for it. */
