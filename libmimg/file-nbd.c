@@ -44,6 +44,8 @@ struct nbd_file {
 	uint32_t max_io;
 	int timeout_ms;
 	bool can_flush, can_zero, can_extents;
+	bool no_flush;		/* MIMG_FILE_NO_FLUSH (cache=unsafe) */
+	uint32_t write_flags;	/* FUA for MIMG_FILE_SYNC */
 	int nconn;
 	unsigned next;		/* round-robin start for conn_get */
 	struct nbd_conn conn[NBD_MAX_CONN];
@@ -169,7 +171,8 @@ static int conn_usable(struct nbd_file *n, struct nbd_conn *c)
 	if (!c->broken)
 		return 0;
 	return mimg_err(-EIO, "%s: the connection to the NBD server was "
-			"abandoned after a request timed out", n->f.path);
+			"abandoned after a request timed out or left it in "
+			"an unknown state", n->f.path);
 }
 
 /* Issue one command on C and wait for it. */
@@ -215,7 +218,8 @@ static int transfer(struct nbd_file *n, const struct iovec *iov, int iovcnt,
 			}
 			int64_t ck = write
 				? nbd_aio_pwrite(c->h, p, len, off,
-						 NBD_NULL_COMPLETION, 0)
+						 NBD_NULL_COMPLETION,
+						 n->write_flags)
 				: nbd_aio_pread(c->h, p, len, off,
 						NBD_NULL_COMPLETION, 0);
 			if (ck == -1) {
@@ -269,7 +273,7 @@ static int nf_pwritev(struct mimg_file *f, const struct iovec *iov,
 static int nf_flush(struct mimg_file *f)
 {
 	struct nbd_file *n = nbd_of(f);
-	if (!n->can_flush)
+	if (!n->can_flush || n->no_flush)
 		return 0;
 	/* Without multi-conn there is one connection; with it, a flush on
 	 * one covers the writes completed on all. */
@@ -324,7 +328,8 @@ static int nf_zero(struct mimg_file *f, uint64_t off, uint64_t len,
 		uint64_t chunk = len < NBD_MAX_ZERO ? len : NBD_MAX_ZERO;
 		r = run_one(n, c,
 			    nbd_aio_zero(c->h, chunk, off, NBD_NULL_COMPLETION,
-					 may_unmap ? 0 : LIBNBD_CMD_FLAG_NO_HOLE),
+					 n->write_flags |
+					 (may_unmap ? 0 : LIBNBD_CMD_FLAG_NO_HOLE)),
 			    "zero", off, chunk);
 		off += chunk;
 		len -= chunk;
@@ -539,6 +544,9 @@ int mimg_file_open_nbd(struct mimg_file **fp, const char *uri,
 	n->nconn = 1;
 	if ((r = describe_export(n, h, rw)) < 0)
 		goto fail_conn;
+	n->no_flush = flags & MIMG_FILE_NO_FLUSH;
+	if ((flags & MIMG_FILE_SYNC) && nbd_can_fua(h) == 1)
+		n->write_flags = LIBNBD_CMD_FLAG_FUA;
 	if (n->can_extents)
 		n->f.caps |= MIMG_FILE_CAN_SEEK_DATA;
 	if (n->can_zero)

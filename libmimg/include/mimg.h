@@ -135,6 +135,15 @@ enum {
  * go forward (at most 32 MiB behind the furthest one, else -ESPIPE), and
  * data shorter or longer than declared fails the read that reaches it.
  *
+ * NBD: a PATH of nbd://HOST[:PORT]/EXPORT, nbd+unix:///EXPORT?socket=SOCK,
+ * nbds:// or nbds+unix:// (libnbd URIs, TLS for nbds) opens the export
+ * as the image's file, when built with libnbd (-ENOTSUP otherwise).  The
+ * export has a fixed size (reads past it are zeroes, writes past it
+ * -ENOSPC), holes come from its base:allocation block status, and a
+ * relative backing name inside it is refused (-EPERM).  Requests without
+ * an answer within $MIMG_NBD_TIMEOUT seconds (default 60) fail with
+ * -ETIMEDOUT; a lost connection fails every later request.
+ *
  * Errors: -ENOENT/-EACCES (host), -EINVAL (corrupt or bad field, corrupt
  * compressed data, a tar without a single disk image), -ENOTSUP (feature
  * not supported), -ELOOP, -EPERM (untrusted policy, hostile archive

@@ -131,4 +131,28 @@ nbd_mimg u2 file=disk.qcow2 untrusted=true
 qemu-img compare -q -f raw -F qcow2 "$URI" disk.qcow2 ||
 	fail "untrusted=true on a self-contained image"
 nbd_stop u2
+# password=+FILE: an encrypted image is served decrypted; without the
+# password nbdkit refuses to start.
+case " $formats " in
+*" luks "*)
+	printf 'nbd-secret' >pass.txt
+	qemu-img create -q -f luks --object secret,id=s,file=pass.txt \
+		-o key-secret=s,iter-time=10 disk.luks 4M ||
+		fail "qemu-img create luks"
+	qemu-io --object secret,id=s,file=pass.txt \
+		--image-opts driver=luks,key-secret=s,file.filename=disk.luks \
+		-c 'write -P 0x77 64k 1M' >/dev/null || fail "qemu-io luks"
+	qemu-img convert --object secret,id=s,file=pass.txt \
+		--image-opts driver=luks,key-secret=s,file.filename=disk.luks \
+		-O raw luks.raw || fail "qemu-img convert luks"
+	nbd_mimg l file=disk.luks password=+pass.txt readonly=true
+	qemu-img compare -q -f raw -F raw "$URI" luks.raw ||
+		fail "LUKS image served with password="
+	nbd_stop l
+	nbdkit -U "$T/l2.sock" --pidfile "$T/l2.pid" -f "$NBDKIT_MIMG_PLUGIN" \
+		file=disk.luks 2>l2.err &&
+		fail "an encrypted image was served without its password"
+	grep -q "password" l2.err || { cat l2.err >&2; fail "no password: no reason given"; }
+	;;
+esac
 echo "ok"
