@@ -45,7 +45,9 @@ static void bench_help(void)
 	       "                      the file before it completes "
 	       "(MIMG_OPEN_EXIT_SAFE)\n"
 	       "  -i AIO, -n, -U      accepted for compatibility, ignored\n"
-	       "  -q                  quiet\n");
+	       "  -q                  quiet\n"
+	       "  --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]\n"
+	       "                      a secret (LUKS passphrase)\n");
 }
 
 struct bench {
@@ -231,6 +233,7 @@ int cmd_bench(int argc, char **argv)
 	bool exit_safe = false;
 	static const struct option longopts[] = {
 		{"help", no_argument, NULL, 'h'},
+		{"object", required_argument, NULL, OPT_OBJECT},
 		{"format", required_argument, NULL, 'f'},
 		{"flush-interval", required_argument, NULL, OPT_FLUSH},
 		{"no-drain", no_argument, NULL, OPT_NO_DRAIN},
@@ -257,6 +260,10 @@ int cmd_bench(int argc, char **argv)
 				NULL)) != -1) {
 		switch (c) {
 		case 'h': bench_help(); return EXIT_OK;
+		case OPT_OBJECT:
+			if (cli_object_add(optarg) < 0)
+				return EXIT_ERR;
+			break;
 		case 'c':
 			if (!parse_uint("request count", optarg, INT_MAX, false,
 					&b.count))
@@ -345,9 +352,9 @@ int cmd_bench(int argc, char **argv)
 	if (exit_safe && b.write)
 		flags |= MIMG_OPEN_EXIT_SAFE;
 	const char *file = argv[optind];
-	int r = mimg_open(&b.img, file, fmt, flags);
+	int r = cli_open(&b.img, file, fmt, flags);
 	if (r < 0)
-		return cli_error("%s", mimg_errmsg());
+		return cli_error("%s", cli_errmsg());
 	uint64_t size = mimg_size(b.img);
 	b.wrap = size;
 	if (b.offset + b.bufsize > size && b.count > 0) {

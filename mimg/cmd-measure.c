@@ -36,6 +36,8 @@ static void measure_help(void)
 	       "  -f FMT            FILE's format (default: probe)\n"
 	       "  -l SNAPSHOT       measure FILE's internal snapshot SNAPSHOT\n"
 	       "  --output FMT      human (default) or json\n"
+	       "  --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]\n"
+	       "                    a secret (LUKS passphrase)\n"
 	       "  -h, --help        this help\n");
 }
 
@@ -461,6 +463,7 @@ static int parse_args(int argc, char **argv, struct measure_args *a)
 	enum { OPT_OUTPUT = 256, OPT_SIZE };
 	static const struct option longopts[] = {
 		{"help", no_argument, NULL, 'h'},
+		{"object", required_argument, NULL, OPT_OBJECT},
 		{"output", required_argument, NULL, OPT_OUTPUT},
 		{"size", required_argument, NULL, OPT_SIZE},
 		{"force-share", no_argument, NULL, 'U'},
@@ -485,6 +488,10 @@ static int parse_args(int argc, char **argv, struct measure_args *a)
 			break;
 		case OPT_SIZE: a->size_text = optarg; break;
 		case 'h': measure_help(); return -1;
+		case OPT_OBJECT:
+			if (cli_object_add(optarg) < 0)
+				return EXIT_ERR;
+			break;
 		case ':':
 			return cli_usage_error("measure", "option requires an "
 					       "argument -- '%c'", optopt);
@@ -535,8 +542,8 @@ int cmd_measure(int argc, char **argv)
 	if (parse_target(a.out_fmt, a.opts_text, &t) != 0)
 		goto out;
 	if (a.file) {
-		if (mimg_open(&img, a.file, a.in_fmt, 0) < 0) {
-			cli_error("%s", mimg_errmsg());
+		if (cli_open(&img, a.file, a.in_fmt, 0) < 0) {
+			cli_error("%s", cli_errmsg());
 			goto out;
 		}
 		if (a.snapshot && mimg_select_snapshot(img, a.snapshot) < 0) {

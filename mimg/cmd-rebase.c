@@ -43,6 +43,8 @@ static void rebase_help(void)
 	       "  -T CACHE      cache mode of the backing files\n"
 	       "  -p            show progress\n"
 	       "  -q            quiet\n"
+	       "  --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]\n"
+	       "                    a secret (LUKS passphrase)\n"
 	       "  -h, --help    this help\n");
 }
 
@@ -208,8 +210,8 @@ static int run_rebase(struct rebase *rb)
 	unsigned flags = MIMG_OPEN_RDWR | rb->flags;
 	if (rb->unsafe)
 		flags |= MIMG_OPEN_NO_BACKING;
-	if (mimg_open(&rb->img, rb->file, rb->fmt, flags) < 0)
-		return cli_error("%s", mimg_errmsg());
+	if (cli_open(&rb->img, rb->file, rb->fmt, flags) < 0)
+		return cli_error("%s", cli_errmsg());
 	/* Refuse before copying anything what would fail at the end. */
 	if (strcmp(mimg_format(rb->img), "qcow2") != 0)
 		return cli_error("Could not change the backing file to '%s': "
@@ -234,6 +236,7 @@ int cmd_rebase(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{"help", no_argument, NULL, 'h'},
+		{"object", required_argument, NULL, OPT_OBJECT},
 		{"force-share", no_argument, NULL, 'U'},
 		{NULL, 0, NULL, 0},
 	};
@@ -260,6 +263,10 @@ int cmd_rebase(int argc, char **argv)
 				return EXIT_ERR;
 			break;
 		case 'h': rebase_help(); return EXIT_OK;
+		case OPT_OBJECT:
+			if (cli_object_add(optarg) < 0)
+				return EXIT_ERR;
+			break;
 		case ':':
 			return cli_usage_error("rebase", "option requires an "
 					       "argument -- '%c'", optopt);

@@ -22,6 +22,8 @@ static void resize_help(void)
 	       "the new space\n"
 	       "  --shrink              allow making the image smaller\n"
 	       "  -q                    quiet\n"
+	       "  --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]\n"
+	       "                    a secret (LUKS passphrase)\n"
 	       "  -h, --help            this help\n");
 }
 
@@ -36,6 +38,7 @@ int cmd_resize(int argc, char **argv)
 		{"preallocation", required_argument, NULL, OPT_PREALLOC},
 		{"shrink", no_argument, NULL, OPT_SHRINK},
 		{"help", no_argument, NULL, 'h'},
+		{"object", required_argument, NULL, OPT_OBJECT},
 		{NULL, 0, NULL, 0},
 	};
 	enum mimg_prealloc prealloc = MIMG_PREALLOC_OFF;
@@ -72,6 +75,10 @@ int cmd_resize(int argc, char **argv)
 			break;
 		}
 		case 'h': resize_help(); return EXIT_OK;
+		case OPT_OBJECT:
+			if (cli_object_add(optarg) < 0)
+				return EXIT_ERR;
+			break;
 		default: return cli_usage_error("resize", "invalid option");
 		}
 	}
@@ -85,8 +92,8 @@ int cmd_resize(int argc, char **argv)
 				 "M, G, T, P or E suffixes for kilobytes, "
 				 "megabytes, gigabytes, terabytes, petabytes "
 				 "and exabytes.");
-	if (mimg_open(&img, argv[optind], fmt, MIMG_OPEN_RDWR) < 0)
-		return cli_error("%s", mimg_errmsg());
+	if (cli_open(&img, argv[optind], fmt, MIMG_OPEN_RDWR) < 0)
+		return cli_error("%s", cli_errmsg());
 	uint64_t cur = mimg_size(img);
 	static const char need_shrink[] =
 		"Use the --shrink option to perform a shrink operation.";

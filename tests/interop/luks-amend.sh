@@ -60,4 +60,15 @@ fi
 qemu-io --object secret,id=s0,data=old-pass --image-opts \
 	driver=luks,file.filename=r.luks,key-secret=s0 -c 'read 0 4k' >/dev/null 2>&1 &&
 	fail "luks: old passphrase still opens"
-echo "key slots added and erased on qcow2 and raw LUKS"
+# Every command that opens an image takes the secret with --object.
+"$MIMG" resize $NEW e.qcow2 32M >/dev/null || fail "resize --object"
+check_eq "$(qemu-img info --output=json $NEW --image-opts \
+	driver=qcow2,file.filename=e.qcow2,encrypt.key-secret=s1 |
+	python3 -c 'import json,sys; print(json.load(sys.stdin)["virtual-size"])')" \
+	33554432 "size after resize --object"
+"$MIMG" measure $NEW -O raw e.qcow2 >/dev/null || fail "measure --object"
+"$MIMG" bench -q -c 16 $NEW e.qcow2 || fail "bench --object"
+"$MIMG" rebase -u -b "" $NEW e.qcow2 || fail "rebase --object"
+qemu-img check -q $NEW --image-opts driver=qcow2,file.filename=e.qcow2,encrypt.key-secret=s1 ||
+	fail "qemu-img check after resize/rebase"
+echo "key slots added and erased on qcow2 and raw LUKS; --object on every command"
