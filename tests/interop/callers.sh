@@ -82,8 +82,7 @@ scenario() {
 	scenarios=$((scenarios + 1))
 	for side in ref mimg; do
 		rm -rf "$WORK/$side"
-		mkdir -p "$WORK/$side"
-		(cd "$WORK/$side" && make_inputs)
+		cp -a "$WORK/inputs" "$WORK/$side"
 	done
 	(cd "$WORK/ref" && "$QEMU_IMG" "$@" >out.txt 2>err.txt; echo $? >rc)
 	(cd "$WORK/mimg" && "$MIMG_AS_QEMU" "$@" >out.txt 2>err.txt; echo $? >rc)
@@ -112,6 +111,10 @@ mimg:     $b"
 			disagree "$name ($caller): $f content differs from qemu-img's"
 	done
 }
+
+# The inputs are made once and copied for each run.
+mkdir "$WORK/inputs"
+(cd "$WORK/inputs" && make_inputs)
 
 # Nova: nova/privsep/qemu.py unprivileged_convert_image (-t none where the
 # instance directory takes O_DIRECT, else writeback; -c when compressing).
