@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -492,11 +493,23 @@ static int conv_setup(struct conv *c, struct mimg *src, struct mimg *dst,
 	return 0;
 }
 
-/* Every online CPU decompresses or compresses (at least DEFAULT_PARALLEL
+/* CPUs this process may run on: its affinity mask (taskset, cpusets,
+ * containers) where the system has one, else every online CPU. */
+static long usable_cpus(void)
+{
+#ifdef CPU_COUNT
+	cpu_set_t set;
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+		return CPU_COUNT(&set);
+#endif
+	return sysconf(_SC_NPROCESSORS_ONLN);
+}
+
+/* Every usable CPU decompresses or compresses (at least DEFAULT_PARALLEL
  * requests in flight for plain copies). */
 static int default_parallel(void)
 {
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	long n = usable_cpus();
 	if (n <= DEFAULT_PARALLEL)
 		return DEFAULT_PARALLEL;
 	return n > DEFAULT_PARALLEL_MAX ? DEFAULT_PARALLEL_MAX : (int)n;
