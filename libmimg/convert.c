@@ -29,7 +29,31 @@
 #define DEFAULT_PARALLEL 8	/* enough requests in flight for I/O */
 #define DEFAULT_PARALLEL_MAX 32	/* one per CPU up to this, by default */
 #define MAX_PARALLEL 64
+/* Compressed jobs that may wait for their turn to be written while their
+ * workers go on compressing: two per worker, at most MAX_PARKED (each
+ * holds up to a window of output). */
+#define PARKED_PER_WORKER 2
+#define MAX_PARKED 32
+#define MAX_IN_FLIGHT (MAX_PARALLEL + MAX_PARKED + 1)
+#define JOB_PARKED 2		/* run_job: written later, by another worker */
 #define MAX_SPARSE (16u << 20)	/* largest -S, as qemu-img */
+
+struct cunit {
+	ssize_t clen;		/* compressed length; -1: zero, skip */
+	uint8_t *out;		/* the bytes to store (compressed or not) */
+};
+
+/* A compressed job that has finished compressing before its turn to be
+ * written came: its output waits here, and whichever worker writes the
+ * job before it writes this one too, so that no worker sits idle
+ * behind a slower one. */
+struct parked {
+	bool full;
+	uint64_t off, len;
+	uint64_t n;		/* units */
+	uint8_t *data;		/* the units' bytes, back to back */
+	struct cunit *units;	/* .out points into data */
+};
 
 struct conv {
 	struct mimg *src, *dst;
@@ -45,10 +69,13 @@ struct conv {
 
 	pthread_mutex_t lock;
 	/* Job SEQ waits for its turn to write on turn[SEQ % nslots]: jobs
-	 * in flight are fewer than the workers, so their slots differ and
-	 * finishing a job wakes exactly the next one. */
-	pthread_cond_t turn[MAX_PARALLEL];
+	 * in flight (one per worker plus the parked ones) are fewer than
+	 * the slots, so their slots differ and finishing a job wakes
+	 * exactly the next one. */
+	pthread_cond_t turn[MAX_IN_FLIGHT];
 	int nslots;
+	struct parked *parked;	/* nparked slots, by seq % nparked */
+	uint64_t nparked;
 	uint64_t next_off;	/* first byte not yet claimed */
 	uint64_t next_seq;	/* sequence number of the next claimed job */
 	uint64_t write_seq;	/* job allowed to write next (ordered) */
@@ -184,18 +211,6 @@ static int wait_turn(struct conv *c, uint64_t seq)
 	return err;
 }
 
-static void finish_turn(struct conv *c, const struct job *j)
-{
-	pthread_mutex_lock(&c->lock);
-	if (c->ordered) {
-		c->write_seq = j->seq + 1;
-		pthread_cond_signal(&c->turn[c->write_seq %
-					     (uint64_t)c->nslots]);
-	}
-	conv_progress(c, j->len);
-	pthread_mutex_unlock(&c->lock);
-}
-
 /* Zero or write [off, off+len) of DST from BUF. */
 static int put_run(struct conv *c, const uint8_t *buf, uint64_t off,
 		   uint64_t len, bool zero)
@@ -250,11 +265,120 @@ static int write_plain(struct conv *c, const uint8_t *buf, uint64_t off,
 			: 0;
 }
 
-struct cunit {
-	ssize_t clen;		/* compressed length; -1: zero, skip */
-	uint8_t *out;
-};
+/* Store the N units of the job at OFF, in its turn. */
+static int write_units(struct conv *c, uint64_t off, const struct cunit *units,
+		       uint64_t n)
+{
+	const struct mimg_driver *d = c->dst->drv;
+	int r = 0;
 
+	for (uint64_t i = 0; i < n && r >= 0; i++) {
+		uint64_t uoff = off + i * c->unit + c->doff;
+		if (units[i].clen == -1)
+			continue;
+		if (units[i].clen == -3)
+			r = put_run(c, NULL, uoff - c->doff,
+				    min_u64(c->unit, c->size - (uoff - c->doff)),
+				    true);
+		else if (units[i].clen == -2)
+			r = d->write_compressed(c->dst, uoff, units[i].out,
+						c->unit, false);
+		else
+			r = d->write_compressed(c->dst, uoff, units[i].out,
+						(size_t)units[i].clen, true);
+	}
+	return r < 0 ? r : 0;
+}
+
+static uint64_t unit_bytes(const struct conv *c, const struct cunit *u)
+{
+	return u->clen >= 0 ? (uint64_t)u->clen : u->clen == -2 ? c->unit : 0;
+}
+
+/* Park job J's compressed units when its turn has not come and a slot is
+ * free: 1 when parked (the units are copied; the worker's buffers are its
+ * own again), 0 when the worker must write them itself. */
+static int park_job(struct conv *c, const struct job *j,
+		    const struct cunit *units, uint64_t n)
+{
+	if (!c->nparked)
+		return 0;
+	pthread_mutex_lock(&c->lock);
+	bool in_turn = c->write_seq == j->seq;
+	pthread_mutex_unlock(&c->lock);
+	if (in_turn)
+		return 0;
+	uint64_t bytes = 0;
+	for (uint64_t i = 0; i < n; i++)
+		bytes += unit_bytes(c, &units[i]);
+	uint8_t *data = malloc(bytes ? bytes : 1);
+	struct cunit *copy = malloc(n * sizeof(*copy));
+	if (!data || !copy) {
+		free(data);
+		free(copy);
+		return 0; /* no memory to spare: write it in turn */
+	}
+	uint64_t pos = 0;
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t len = unit_bytes(c, &units[i]);
+		copy[i].clen = units[i].clen;
+		copy[i].out = data + pos;
+		if (len)
+			memcpy(data + pos, units[i].out, len);
+		pos += len;
+	}
+	pthread_mutex_lock(&c->lock);
+	struct parked *p = &c->parked[j->seq % c->nparked];
+	bool park = c->write_seq != j->seq && !c->err &&
+		    j->seq - c->write_seq < c->nparked && !p->full;
+	if (park)
+		*p = (struct parked){ .full = true, .off = j->off,
+				      .len = j->len, .n = n, .data = data,
+				      .units = copy };
+	pthread_mutex_unlock(&c->lock);
+	if (!park) {
+		free(data);
+		free(copy);
+	}
+	return park;
+}
+
+/* Job J is written: write the parked jobs that follow it while they are
+ * there, then pass the turn on.  Finding no parked successor and passing
+ * the turn happen under one lock, so that a job is either parked before
+ * (and written here) or finds its turn come. */
+static int finish_turn(struct conv *c, const struct job *j)
+{
+	uint64_t seq = j->seq, len = j->len;
+
+	for (;;) {
+		pthread_mutex_lock(&c->lock);
+		conv_progress(c, len);
+		struct parked *p = c->nparked
+				   ? &c->parked[(seq + 1) % c->nparked] : NULL;
+		if (!p || !p->full || c->err) {
+			if (c->ordered) {
+				c->write_seq = seq + 1;
+				pthread_cond_signal(&c->turn[c->write_seq %
+						(uint64_t)c->nslots]);
+			}
+			pthread_mutex_unlock(&c->lock);
+			return 0;
+		}
+		struct parked next = *p;
+		p->full = false;
+		pthread_mutex_unlock(&c->lock);
+		int r = write_units(c, next.off, next.units, next.n);
+		free(next.data);
+		free(next.units);
+		if (r < 0)
+			return r;
+		seq++;
+		len = next.len;
+	}
+}
+
+/* Compress job J and write it in its turn, or park it (JOB_PARKED). */
 static int write_compressed_job(struct conv *c, const struct job *j,
 				uint8_t *buf, uint8_t *cbuf, size_t cstride,
 				struct cunit *units)
@@ -273,32 +397,18 @@ static int write_compressed_job(struct conv *c, const struct job *j,
 		}
 		units[i].clen = d->compress(c->dst, in, c->unit, units[i].out,
 					    cstride);
-		if (units[i].clen == -ENOSPC)
+		if (units[i].clen == -ENOSPC) {
 			units[i].clen = -2; /* store uncompressed */
-		else if (units[i].clen < 0)
+			units[i].out = in;
+		} else if (units[i].clen < 0) {
 			return (int)units[i].clen;
+		}
 	}
+	if (park_job(c, j, units, n))
+		return JOB_PARKED;
 	if ((r = wait_turn(c, j->seq)) != 0)
 		return r;
-	for (uint64_t i = 0; i < n; i++) {
-		uint64_t uoff = j->off + i * c->unit + c->doff;
-		if (units[i].clen == -1)
-			continue;
-		if (units[i].clen == -3)
-			r = put_run(c, NULL, uoff - c->doff,
-				    min_u64(c->unit, c->size - (uoff - c->doff)),
-				    true);
-		else if (units[i].clen == -2)
-			r = d->write_compressed(c->dst, uoff,
-						buf + i * c->unit, c->unit,
-						false);
-		else
-			r = d->write_compressed(c->dst, uoff, units[i].out,
-						(size_t)units[i].clen, true);
-		if (r < 0)
-			return r;
-	}
-	return 0;
+	return write_units(c, j->off, units, n);
 }
 
 /* Read the source; with --salvage, a failing read is retried a sector
@@ -398,13 +508,18 @@ static void *worker(void *arg)
 		if (!have)
 			break;
 		int r = run_job(c, &j, buf, cbuf, cstride, units);
+		if (r == JOB_PARKED)
+			continue;
 		if (r < 0) {
 			conv_fail(c, r);
 			break;
 		}
 		if (r > 0) /* another worker failed */
 			break;
-		finish_turn(c, &j);
+		if ((r = finish_turn(c, &j)) < 0) {
+			conv_fail(c, r);
+			break;
+		}
 	}
 out:
 	free(buf);
@@ -537,9 +652,19 @@ int mimg_convert(struct mimg *src, struct mimg *dst,
 	if (src->archive && src->archive->streamed &&
 	    nthreads > (int)(MIMG_STREAM_RING / WINDOW / 2))
 		nthreads = (int)(MIMG_STREAM_RING / WINDOW / 2);
+	/* Parking lets a streamed source's readers drift apart further
+	 * than its ring allows: not there. */
+	if (c.unit && c.ordered && !(src->archive && src->archive->streamed)) {
+		c.nparked = (uint64_t)nthreads * PARKED_PER_WORKER;
+		if (c.nparked > MAX_PARKED)
+			c.nparked = MAX_PARKED;
+		c.parked = calloc(c.nparked, sizeof(*c.parked));
+		if (!c.parked)
+			c.nparked = 0;
+	}
 	pthread_mutex_init(&c.lock, NULL);
-	c.nslots = nthreads;
-	for (int i = 0; i < nthreads; i++)
+	c.nslots = nthreads + (int)c.nparked + 1;
+	for (int i = 0; i < c.nslots; i++)
 		pthread_cond_init(&c.turn[i], NULL);
 	for (int i = 0; i < nthreads; i++) {
 		if (pthread_create(&tids[i], NULL, worker, &c) != 0)
@@ -554,8 +679,14 @@ int mimg_convert(struct mimg *src, struct mimg *dst,
 		pthread_join(tids[i], NULL);
 	if (!c.err && opts->progress)
 		opts->progress(opts->opaque, c.size, c.size);
-	for (int i = 0; i < nthreads; i++)
+	for (int i = 0; i < c.nslots; i++)
 		pthread_cond_destroy(&c.turn[i]);
+	for (uint64_t i = 0; i < c.nparked; i++) /* left by a failure */
+		if (c.parked[i].full) {
+			free(c.parked[i].data);
+			free(c.parked[i].units);
+		}
+	free(c.parked);
 	pthread_mutex_destroy(&c.lock);
 	if (c.err)
 		return mimg_err(c.err, "%s", c.errmsg);
