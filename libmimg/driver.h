@@ -228,6 +228,12 @@ int mimg__secret_normalize(const struct mimg_secret *in,
 extern const struct mimg_driver *const mimg_drivers[];
 
 const struct mimg_driver *mimg__find_driver(const char *name);
+/* Open an image of FORMAT over FILE, which it owns from then on (closed
+ * on failure too); NAME names it in messages.  Like an image in memory,
+ * it has no directory: it may name no other file. */
+int mimg__open_on_file(struct mimg **imgp, const char *name,
+		       const char *format, unsigned flags,
+		       struct mimg_file *file);
 
 /*
  * Fill [off, off+len) of IOV (whose first byte corresponds to image offset

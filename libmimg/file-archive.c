@@ -246,8 +246,7 @@ static const char *spool_dir(void)
 	return d && *d ? d : "/tmp";
 }
 
-/* An anonymous file in DIR: gone when closed, whatever happens. */
-static int anonymous_file(const char *dir)
+int mimg__anonymous_file(const char *dir)
 {
 	int fd;
 #ifdef O_TMPFILE
@@ -274,7 +273,7 @@ static int spool_create(struct spool *sp)
 
 	if (sp->fd >= 0)
 		return 0;
-	if ((sp->fd = anonymous_file(sp->dir)) < 0)
+	if ((sp->fd = mimg__anonymous_file(sp->dir)) < 0)
 		return mimg_err_errno(sp->fd, "%s: cannot create a temporary "
 				      "file in %s to unpack into", sp->name,
 				      sp->dir);

@@ -6,10 +6,12 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -273,6 +275,41 @@ static int open_sources(struct convert_args *a, struct mimg **srcs,
 	return 0;
 }
 
+/* -O ova: every source a disk of one appliance (mimg_ova_write). */
+static int run_convert_ova(struct convert_args *a, struct mimg **srcs,
+			   const struct mimg_opt *opts, int nopts)
+{
+	struct cli_outfiles out;
+	struct cli_progress prog;
+	int fd, r;
+
+	if (a->copts.existing_target || a->backing)
+		return cli_error("-n and -B do not apply to -O ova");
+	if (cli_outfiles_before(&out, a->dst, NULL) < 0) {
+		cli_outfiles_end(&out, false);
+		return cli_error("out of memory");
+	}
+	cli_outfiles_block(&out);
+	if ((fd = open(a->dst, O_WRONLY | O_CREAT | O_CLOEXEC, 0666)) >= 0)
+		close(fd);
+	if (cli_outfiles_after(&out) < 0 || fd < 0) {
+		if (fd < 0)
+			cli_error("%s: %s", a->dst, strerror(errno));
+		cli_outfiles_end(&out, true);
+		return EXIT_ERR;
+	}
+	cli_progress_init(&prog, a->progress && !a->quiet);
+	a->copts.progress = cli_progress_cb;
+	a->copts.opaque = &prog;
+	r = mimg_ova_write(a->dst, srcs, (size_t)a->nsrc, opts,
+			   (size_t)nopts, &a->copts);
+	cli_progress_end(&prog);
+	if (r < 0)
+		cli_error("%s", cli_errmsg());
+	cli_outfiles_end(&out, r < 0);
+	return r < 0 ? EXIT_ERR : EXIT_OK;
+}
+
 static int run_convert(struct convert_args *a)
 {
 	struct mimg *srcs[MAX_SOURCES] = {NULL}, *dst = NULL;
@@ -301,6 +338,10 @@ static int run_convert(struct convert_args *a)
 	for (int i = 0; i < a->nsrc; i++)
 		if (target_is_source(srcs[i], a->dst))
 			goto out;
+	if (strcmp(a->dst_fmt, "ova") == 0) {
+		status = run_convert_ova(a, srcs, opts, nopts);
+		goto out;
+	}
 	if (!a->copts.existing_target) {
 		/* Whatever this creates goes again if the conversion fails
 		 * or is interrupted; an existing target is never removed. */
