@@ -714,6 +714,23 @@ MIMG_API int mimg_convert(struct mimg *src, struct mimg *dst,
  * mimg_create, -EINVAL for options or a disk count out of range.
  * Thread-safety: the sources are read as mimg_convert reads them.
  */
+/*
+ * Write the content of the N images SRCS, one after the other, as a raw
+ * image compressed with CODEC ("xz", "zstd" or "gzip") into PATH
+ * (created or truncated): one xz stream, zstd frame (with a checksum)
+ * or gzip member that declares the size it unpacks to, so that readers
+ * can stream it.  xz and zstd compress with a thread per online CPU (xz
+ * then writes independent blocks, which decoders can also share out).
+ * From COPTS (may be NULL) only compression_level (xz and gzip 1-9,
+ * zstd 1-19, 0 the codec's default) and progress are used.  On failure
+ * PATH may hold a partial file, which the caller removes.
+ * Errors: -EINVAL (codec or level), those of reading SRCS, host errors.
+ * Thread-safety: SRCS are read by the calling thread only.
+ */
+MIMG_API int mimg_convert_packed(struct mimg *const *srcs, size_t n,
+				 const char *path, const char *codec,
+				 const struct mimg_convert_opts *copts);
+
 MIMG_API int mimg_ova_write(const char *path, struct mimg *const *srcs,
 			    size_t n, const struct mimg_opt *opts,
 			    size_t nopts,
