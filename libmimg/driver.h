@@ -110,6 +110,9 @@ int mimg__opts_validate(const struct mimg_optdesc *schema,
 			const struct mimg_optdesc *create_only,
 			const struct mimg_opt *opts, size_t nopts,
 			struct mimg_optval *vals);
+/* The options of mimg_ova_write (formats/ova.c). */
+extern const struct mimg_optdesc mimg__ova_create_opts[];
+
 /* Number of entries of SCHEMA. */
 size_t mimg__opts_count(const struct mimg_optdesc *schema);
 

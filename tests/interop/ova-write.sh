@@ -154,6 +154,14 @@ PY
 tar xOf ide.ova ide-disk1.vmdk | grep -aq 'ddb.adapterType = "ide"' ||
 	fail "IDE disk's adapter"
 
+# -o help lists the appliance's options
+"$MIMG" convert -O ova -o help d1.raw help.ova > help.txt ||
+	fail "-o help"
+for o in controller cpus memory name network; do
+	grep -q "^  $o=" help.txt || fail "-o help lacks $o: $(cat help.txt)"
+done
+[ ! -e help.ova ] || fail "-o help wrote the output"
+
 refused() { # WHY ARGS...: convert fails, says WHY, leaves no output
 	why=$1
 	shift
