@@ -7,10 +7,10 @@
 # capacities, hardware and references agree with the members (rasd
 # elements in the CIM schema's order); qemu-img checks each extracted
 # streamOptimized VMDK and finds the source's content in it; OpenStack's
-# format inspectors, where they can be had, accept the disks.  mimg
-# reads its own OVA back.  Bad options and a failed conversion leave
-# nothing behind.  (The DMTF schema itself, ovftool, VirtualBox and
-# virt-v2v are not available to the tests.)
+# format inspectors, and virt-v2v --print-source, where they can be had,
+# accept the disks and the appliance.  mimg reads its own OVA back.  Bad
+# options and a failed conversion leave nothing behind.  (The DMTF schema
+# itself, ovftool and VirtualBox are not available to the tests.)
 here=$(cd "$(dirname "$0")" && pwd)
 . "$TESTLIB"
 need qemu-img qemu-io python3 tar sha256sum
@@ -128,6 +128,19 @@ while read -r name src_; do
 		"vmdk 67108864 SAFE vmdk 3072000 SAFE " "$name inspector"
 	echo "$name inspector accepts the OVA's disks"
 done < inspectors.txt
+
+# virt-v2v, where it is installed (libguestfs; not in scripts/setup.sh for
+# its size), parses the OVA and checks its manifest as it would import it
+if command -v virt-v2v >/dev/null; then
+	LIBGUESTFS_BACKEND=direct virt-v2v -i ova app.ova --print-source \
+		> v2v.txt 2>&1 || fail "virt-v2v: $(cat v2v.txt)"
+	for want in "source name: Web & DB <1>" "memory: 3221225472 (bytes)" \
+		"nr vCPUs: 4" '0 \[scsi\]' '1 \[scsi\]' \
+		'Bridge "VM Network" \[e1000\]'; do
+		grep -q "$want" v2v.txt || fail "virt-v2v: no '$want': $(cat v2v.txt)"
+	done
+	echo "virt-v2v reads the OVA"
+fi
 
 # IDE, no network, the name from the file name
 "$MIMG" convert -q -O ova -o controller=ide,network= d2.raw d2.raw d2.raw \
