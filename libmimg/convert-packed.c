@@ -86,10 +86,10 @@ static int archive_start(struct packed_out *o, const char *codec, int level,
 		r = archive_write_set_filter_option(o->a, NULL,
 						    "compression-level", text);
 	}
+	/* a libarchive or liblzma without threads says so: one thread */
 	if (r == ARCHIVE_OK && xz && threads() > 1) {
 		snprintf(text, sizeof(text), "%d", threads());
-		r = archive_write_set_filter_option(o->a, "xz", "threads",
-						    text);
+		archive_write_set_filter_option(o->a, "xz", "threads", text);
 	}
 	if (r == ARCHIVE_OK)
 		r = archive_write_open2(o->a, o, NULL, out_write, NULL, NULL);
