@@ -4,20 +4,24 @@
 # same job, on the same file in the same run: a pipe from xz when
 # qemu-img accepts one, else decompressing to a file first and
 # converting that (timed together, the temporary file counted in "tmp").
-# Prints seconds, peak RSS (KiB, /usr/bin/time -f %M) and the ratio
-# mimg / qemu-img (below 1.00 = mimg faster).
-#   bench/archive.sh [-s MiB] [-d MiB] [WORKDIR]
+# The two run in alternation ROUNDS times (default 3); prints the median
+# wall seconds, CPU seconds (user + system, every process) and peak RSS
+# (KiB, /usr/bin/time -f %M) of each, and the ratios mimg / qemu-img
+# (below 1.00 = mimg faster).  On a shared, loaded machine compare CPU
+# time: wall time there measures the other users.
+#   bench/archive.sh [-s MiB] [-d MiB] [-n ROUNDS] [WORKDIR]
 # The source is a raw disk of SIZE MiB (default 2048) holding DATA MiB
 # (default 512) of half random, half text data in 4 MiB pieces, the rest
-# zeroes, compressed with xz -T0.
+# zeroes, compressed with xz -T0 (independent blocks, as xz -T writes).
 set -eu
 
-size_mib=2048 data_mib=512
-while getopts s:d: o; do
+size_mib=2048 data_mib=512 rounds=3
+while getopts s:d:n: o; do
 	case $o in
 	s) size_mib=$OPTARG ;;
 	d) data_mib=$OPTARG ;;
-	*) echo "usage: $0 [-s MiB] [-d MiB] [WORKDIR]" >&2; exit 2 ;;
+	n) rounds=$OPTARG ;;
+	*) echo "usage: $0 [-s MiB] [-d MiB] [-n ROUNDS] [WORKDIR]" >&2; exit 2 ;;
 	esac
 done
 shift $((OPTIND - 1))
@@ -50,30 +54,45 @@ PY
 	xz -T0 -3 src.raw
 fi
 
-# run NAME CMD...: seconds and peak RSS of CMD into NAME.t
+# run NAME CMD...: wall seconds, CPU seconds and peak RSS of CMD,
+# appended to NAME.t
 run() {
 	name=$1
 	shift
-	/usr/bin/time -f "%e %M" -o "$name.t" "$@"
+	/usr/bin/time -f "%e %U %S %M" -o "$name.t1" "$@"
+	awk '{ printf "%s %.2f %s\n", $1, $2 + $3, $4 }' "$name.t1" >> "$name.t"
 }
 
-rm -f m.qcow2 q.qcow2 tmp.raw
-run mimg "$MIMG" convert -O qcow2 src.raw.xz m.qcow2
-if run qemu sh -c 'xz -dc src.raw.xz | qemu-img convert -f raw -O qcow2 /dev/stdin q.qcow2' 2>qerr.txt &&
-	qemu-img compare -q q.qcow2 m.qcow2 2>/dev/null; then
-	how="xz -dc | qemu-img convert /dev/stdin"
-	tmp=0
+qemu_pipe='xz -dc src.raw.xz | qemu-img convert -f raw -O qcow2 /dev/stdin q.qcow2'
+qemu_file='xz -dc src.raw.xz > tmp.raw && qemu-img convert -f raw -O qcow2 tmp.raw q.qcow2'
+unpacked=$(xz -l --robot src.raw.xz | awk '$1 == "totals" { print $5 }')
+rm -f q.qcow2
+if sh -c "$qemu_pipe" 2>qerr.txt &&
+	qemu-img info q.qcow2 2>/dev/null | grep -q "($unpacked bytes)"; then
+	how="xz -dc | qemu-img convert /dev/stdin" qemu=$qemu_pipe tmp=0
 else
-	rm -f q.qcow2
-	how="xz -dc > tmp.raw; qemu-img convert tmp.raw"
-	run qemu sh -c 'xz -dc src.raw.xz > tmp.raw && qemu-img convert -f raw -O qcow2 tmp.raw q.qcow2'
-	tmp=$(stat -c %s tmp.raw)
-	rm -f tmp.raw
+	how="xz -dc > tmp.raw; qemu-img convert tmp.raw" qemu=$qemu_file
+	tmp=$unpacked
 fi
-qemu-img compare -q m.qcow2 q.qcow2 || { echo "bench: outputs differ" >&2; exit 1; }
-read -r ms mk < mimg.t
-read -r qs qk < qemu.t
-echo "qemu-img side: $how (temporary file: $tmp bytes)"
-printf '%-10s %8s %12s\n' tool seconds "peak RSS KiB"
-printf '%-10s %8s %12s\n' mimg "$ms" "$mk" qemu-img "$qs" "$qk"
-python3 -c 'import sys; m, q = map(float, sys.argv[1:]); print("ratio mimg/qemu-img: %.2f" % (m / q))' "$ms" "$qs"
+rm -f mimg.t qemu.t
+for i in $(seq "$rounds"); do
+	rm -f m.qcow2 q.qcow2 tmp.raw
+	run mimg "$MIMG" convert -O qcow2 src.raw.xz m.qcow2
+	run qemu sh -c "$qemu"
+	rm -f tmp.raw
+	qemu-img compare -q m.qcow2 q.qcow2 ||
+		{ echo "bench: outputs differ" >&2; exit 1; }
+done
+# median of column COL of FILE
+median() {
+	sort -n -k"$2" "$1" | awk -v c="$2" '{ v[NR] = $c }
+		END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+echo "qemu-img side: $how (temporary file: $tmp bytes); $rounds rounds, medians"
+printf '%-10s %8s %8s %12s\n' tool wall-s cpu-s "peak RSS KiB"
+for t in mimg qemu; do
+	printf '%-10s %8s %8s %12s\n' "$t" "$(median $t.t 1)" "$(median $t.t 2)" \
+		"$(median $t.t 3)"
+done
+python3 -c 'import sys; m, q, mc, qc = map(float, sys.argv[1:]); print("ratio mimg/qemu-img: wall %.2f, cpu %.2f" % (m / q, mc / qc))' \
+	"$(median mimg.t 1)" "$(median qemu.t 1)" "$(median mimg.t 2)" "$(median qemu.t 2)"

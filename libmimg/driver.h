@@ -110,6 +110,9 @@ int mimg__opts_validate(const struct mimg_optdesc *schema,
 			const struct mimg_optdesc *create_only,
 			const struct mimg_opt *opts, size_t nopts,
 			struct mimg_optval *vals);
+/* The options of mimg_ova_write (formats/ova.c). */
+extern const struct mimg_optdesc mimg__ova_create_opts[];
+
 /* Number of entries of SCHEMA. */
 size_t mimg__opts_count(const struct mimg_optdesc *schema);
 
@@ -228,6 +231,12 @@ int mimg__secret_normalize(const struct mimg_secret *in,
 extern const struct mimg_driver *const mimg_drivers[];
 
 const struct mimg_driver *mimg__find_driver(const char *name);
+/* Open an image of FORMAT over FILE, which it owns from then on (closed
+ * on failure too); NAME names it in messages.  Like an image in memory,
+ * it has no directory: it may name no other file. */
+int mimg__open_on_file(struct mimg **imgp, const char *name,
+		       const char *format, unsigned flags,
+		       struct mimg_file *file);
 
 /*
  * Fill [off, off+len) of IOV (whose first byte corresponds to image offset

@@ -236,6 +236,8 @@ struct spool {
 	struct mimg_digests ovf_md, disk_md;
 	char *ovf_raw, *disk_raw;
 	struct mimg_manifest *mf;
+	char **names;		/* the tar's file members so far */
+	int nnames;
 };
 
 static const char *spool_dir(void)
@@ -244,8 +246,7 @@ static const char *spool_dir(void)
 	return d && *d ? d : "/tmp";
 }
 
-/* An anonymous file in DIR: gone when closed, whatever happens. */
-static int anonymous_file(const char *dir)
+int mimg__anonymous_file(const char *dir)
 {
 	int fd;
 #ifdef O_TMPFILE
@@ -272,7 +273,7 @@ static int spool_create(struct spool *sp)
 
 	if (sp->fd >= 0)
 		return 0;
-	if ((sp->fd = anonymous_file(sp->dir)) < 0)
+	if ((sp->fd = mimg__anonymous_file(sp->dir)) < 0)
 		return mimg_err_errno(sp->fd, "%s: cannot create a temporary "
 				      "file in %s to unpack into", sp->name,
 				      sp->dir);
@@ -470,6 +471,29 @@ static int check_member(const char *aname, struct archive_entry *e,
 	return 0;
 }
 
+/* A tar holding two files of one name is refused: extracted, the last
+ * wins; read in order, the first would, and a manifest or the OVF could
+ * vouch for a member that is not the one used. */
+static int note_name(struct spool *sp, const char *name, const char *shown)
+{
+	for (int i = 0; i < sp->nnames; i++)
+		if (strcmp(sp->names[i], name) == 0)
+			return mimg_err(-EPERM, "%s: the archive holds two "
+					"members named '%s'; refused", sp->name,
+					shown);
+	if (!sp->names &&
+	    !(sp->names = calloc(MIMG_ARCHIVE_MAX_MEMBERS,
+				 sizeof(*sp->names))))
+		return mimg_err(-ENOMEM, "out of memory");
+	if (sp->nnames >= MIMG_ARCHIVE_MAX_MEMBERS)
+		return mimg_err(-E2BIG, "%s: archive has more than %d "
+				"members", sp->name, MIMG_ARCHIVE_MAX_MEMBERS);
+	if (!(sp->names[sp->nnames] = strdup(name)))
+		return mimg_err(-ENOMEM, "out of memory");
+	sp->nnames++;
+	return 0;
+}
+
 /* Members seen, for the message when none or several are disk images. */
 struct member_list {
 	char text[MEMBERS_LISTED * (NAME_MAX_SHOWN + 16)];
@@ -556,6 +580,31 @@ static int select_disk(struct spool *sp, struct mimg_archive_origin *o)
 			"or id '%.200s'", sp->name, want);
 }
 
+/* An href names a member of the archive: a relative name without '..'
+ * and without a URL scheme ("http:", "file:"), never fetched or opened;
+ * anything else is refused rather than looked for. */
+static int check_href(struct spool *sp, const char *href)
+{
+	const char *colon = strchr(href, ':');
+	const char *why = NULL;
+	if (!*href)
+		why = "is empty";
+	else if (unsafe_name(href))
+		why = "is absolute or has a '..' component";
+	else if (colon && strspn(href, "abcdefghijklmnopqrstuvwxyz"
+				 "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.") ==
+				  (size_t)(colon - href))
+		why = "is a URL";
+	if (!why)
+		return 0;
+	char *shown = shown_name(href);
+	int r = mimg_err(-EPERM, "%s: the OVF's disk file '%s' %s; an OVA's "
+			 "disks must be members of the archive", sp->name,
+			 shown ? shown : "", why);
+	free(shown);
+	return r;
+}
+
 /* Read the OVF descriptor member of an OVA (whole, bounded), parse it
  * into o->ovf and pick the disk.  -ENOTSUP without an XML parser. */
 static int read_ovf(struct spool *sp, struct archive *a,
@@ -573,7 +622,9 @@ static int read_ovf(struct spool *sp, struct archive *a,
 		r = mimg__ovf_parse(xml, len, sp->name, &o->ovf);
 	}
 	free(xml);
-	return r < 0 ? r : select_disk(sp, o);
+	if (r == 0)
+		r = select_disk(sp, o);
+	return r < 0 ? r : check_href(sp, o->ovf->disks[o->ovf_disk].href);
 }
 
 /* An OVA's manifest, checked once the archive has been read. */
@@ -802,7 +853,8 @@ static int unpack_tar(struct spool *sp, struct archive *a, bool filtered,
 		if (!shown)
 			return mimg_err(-ENOMEM, "out of memory");
 		if ((r = check_member(sp->name, e, shown, name ? name : "")) < 0 ||
-		    archive_entry_filetype(e) == AE_IFDIR) {
+		    archive_entry_filetype(e) == AE_IFDIR ||
+		    (r = note_name(sp, name ? name : "", shown)) < 0) {
 			free(shown);
 			if (r < 0)
 				return r;
@@ -936,6 +988,9 @@ out:
 	mimg__digests_free(&sp.ovf_md);
 	mimg__digests_free(&sp.disk_md);
 	mimg__manifest_free(sp.mf);
+	for (int i = 0; i < sp.nnames; i++)
+		free(sp.names[i]);
+	free(sp.names);
 	if ((r < 0 || sp.streamed) && sp.fd >= 0)
 		close(sp.fd);
 	*fdp = r < 0 || sp.streamed ? -1 : sp.fd;

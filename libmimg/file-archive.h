@@ -146,5 +146,10 @@ int mimg__stream_open(struct mimg_file **fp, const char *name,
 		      size_t n);
 void mimg__archive_origin_free(struct mimg_archive_origin *o);
 
+/* An anonymous read-write file in DIR, gone when closed whatever
+ * happens (O_TMPFILE, else a name unlinked at once): a descriptor or a
+ * negative errno. */
+int mimg__anonymous_file(const char *dir);
+
 
 #endif

@@ -332,6 +332,14 @@ int mimg_open_ova_disk(struct mimg **imgp, const char *path,
 	return open_node(imgp, path, format, flags, NULL, 0, &ids, NULL);
 }
 
+int mimg__open_on_file(struct mimg **imgp, const char *name,
+		       const char *format, unsigned flags,
+		       struct mimg_file *file)
+{
+	struct chain_ids ids = {.n = 0};
+	return open_node(imgp, name, format, flags, NULL, 0, &ids, file);
+}
+
 int mimg_open_memory(struct mimg **imgp, const void *buf, size_t len,
 		     const char *format, unsigned flags)
 {

@@ -180,6 +180,11 @@ static int schema_for(const char *format, unsigned which,
 	const struct mimg_driver *drv;
 	if (!format)
 		return mimg_err(-EINVAL, "No format given");
+	/* an appliance is written (mimg_ova_write), never opened */
+	if (strcmp(format, "ova") == 0 && !(which & MIMG_OPTS_AMEND)) {
+		*sp = mimg__ova_create_opts;
+		return 0;
+	}
 	if (!(drv = mimg__find_driver(format)))
 		return mimg_err(-EINVAL, "Unknown file format '%s'", format);
 	if (which & MIMG_OPTS_AMEND) {
@@ -238,6 +243,8 @@ int mimg_format_opt_info(const char *format, unsigned which, size_t index,
 				"size");
 	if ((r = schema_for(format, which, &schema)) < 0)
 		return r;
+	if (schema == mimg__ova_create_opts)
+		which &= ~(unsigned)MIMG_OPTS_FILE;
 	size_t n = collect(schema, which, list, sizeof(list) / sizeof(*list));
 	if (index >= n)
 		return -ENOENT;

@@ -6,10 +6,12 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -28,7 +30,10 @@ static void convert_help(void)
 	       "DST; several\nsources are copied one after the other.\n"
 	       "\n"
 	       "  -f FMT            source format (default: probe)\n"
-	       "  -O FMT            output format (default raw)\n"
+	       "  -O FMT            output format (default raw; ova: an "
+	       "appliance, each SRC\n"
+	       "                    a disk, -o name=,cpus=,memory=,"
+	       "controller=,network=)\n"
 	       "  -o OPTS           output format options (as for create)\n"
 	       "  -c                compress the output (qcow2, vmdk)\n"
 	       "  -p                show progress on a terminal\n"
@@ -70,6 +75,10 @@ static void convert_help(void)
 	       "  --ova-disk N|NAME the disk of an OVA SRC to convert: index "
 	       "from 0, file\n"
 	       "                    name or disk id (default 0)\n"
+	       "  --output-compression xz|zstd|gzip|none\n"
+	       "                    write raw output compressed (default: "
+	       "by DST's name,\n"
+	       "                    .xz, .zst or .gz)\n"
 	       "  -h, --help        this help\n");
 }
 
@@ -109,6 +118,7 @@ struct convert_args {
 	int nsrc;
 	const char *backing, *backing_fmt;
 	const char *ova_disk;
+	const char *packed;	/* compressed raw output: xz, zstd, gzip */
 	char *opts_text;
 	unsigned src_flags, dst_flags;
 	bool quiet, progress, bitmaps;
@@ -273,6 +283,47 @@ static int open_sources(struct convert_args *a, struct mimg **srcs,
 	return 0;
 }
 
+/* -O ova (every source a disk of one appliance, mimg_ova_write) and
+ * compressed raw output (mimg_convert_packed): files written whole. */
+static int run_convert_whole(struct convert_args *a, struct mimg **srcs,
+			     const struct mimg_opt *opts, int nopts)
+{
+	struct cli_outfiles out;
+	struct cli_progress prog;
+	int fd, r;
+
+	if (a->copts.existing_target || a->backing)
+		return cli_error("-n and -B do not apply to %s output",
+				 a->packed ? a->packed : a->dst_fmt);
+	if (a->packed && nopts)
+		return cli_error("-o does not apply to %s output", a->packed);
+	if (cli_outfiles_before(&out, a->dst, NULL) < 0) {
+		cli_outfiles_end(&out, false);
+		return cli_error("out of memory");
+	}
+	cli_outfiles_block(&out);
+	if ((fd = open(a->dst, O_WRONLY | O_CREAT | O_CLOEXEC, 0666)) >= 0)
+		close(fd);
+	if (cli_outfiles_after(&out) < 0 || fd < 0) {
+		if (fd < 0)
+			cli_error("%s: %s", a->dst, strerror(errno));
+		cli_outfiles_end(&out, true);
+		return EXIT_ERR;
+	}
+	cli_progress_init(&prog, a->progress && !a->quiet);
+	a->copts.progress = cli_progress_cb;
+	a->copts.opaque = &prog;
+	r = a->packed ? mimg_convert_packed(srcs, (size_t)a->nsrc, a->dst,
+					    a->packed, &a->copts)
+		      : mimg_ova_write(a->dst, srcs, (size_t)a->nsrc, opts,
+				       (size_t)nopts, &a->copts);
+	cli_progress_end(&prog);
+	if (r < 0)
+		cli_error("%s", cli_errmsg());
+	cli_outfiles_end(&out, r < 0);
+	return r < 0 ? EXIT_ERR : EXIT_OK;
+}
+
 static int run_convert(struct convert_args *a)
 {
 	struct mimg *srcs[MAX_SOURCES] = {NULL}, *dst = NULL;
@@ -301,6 +352,10 @@ static int run_convert(struct convert_args *a)
 	for (int i = 0; i < a->nsrc; i++)
 		if (target_is_source(srcs[i], a->dst))
 			goto out;
+	if (a->packed || strcmp(a->dst_fmt, "ova") == 0) {
+		status = run_convert_whole(a, srcs, opts, nopts);
+		goto out;
+	}
 	if (!a->copts.existing_target) {
 		/* Whatever this creates goes again if the conversion fails
 		 * or is interrupted; an existing target is never removed. */
@@ -368,6 +423,37 @@ out:
 	return status;
 }
 
+/* Raw output is compressed when asked (--output-compression) or when
+ * the target's name ends in .xz, .zst or .gz. */
+static int packed_output(struct convert_args *a)
+{
+	static const char *const names[][2] = {
+		{".xz", "xz"}, {".zst", "zstd"}, {".gz", "gzip"},
+	};
+	size_t n = strlen(a->dst);
+	if (a->packed) {
+		if (strcmp(a->packed, "none") == 0) {
+			a->packed = NULL;
+			return EXIT_OK;
+		}
+		if (strcmp(a->packed, "xz") && strcmp(a->packed, "zstd") &&
+		    strcmp(a->packed, "gzip"))
+			return cli_error("--output-compression: '%s' is not "
+					 "xz, zstd, gzip or none", a->packed);
+		if (strcmp(a->dst_fmt, "raw") != 0)
+			return cli_error("--output-compression needs -O raw");
+		return EXIT_OK;
+	}
+	if (strcmp(a->dst_fmt, "raw") != 0)
+		return EXIT_OK;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		size_t m = strlen(names[i][0]);
+		if (n > m && strcmp(a->dst + n - m, names[i][0]) == 0)
+			a->packed = names[i][1];
+	}
+	return EXIT_OK;
+}
+
 /* qemu-img's refusals of option combinations, in its order. */
 static int check_combinations(const struct convert_args *a,
 			      bool explicit_sparse)
@@ -405,7 +491,7 @@ static int check_combinations(const struct convert_args *a,
 int cmd_convert(int argc, char **argv)
 {
 	enum { OPT_TARGET_IS_ZERO = 256, OPT_UNTRUSTED, OPT_SALVAGE,
-	       OPT_BITMAPS, OPT_LEVEL, OPT_OVA_DISK };
+	       OPT_BITMAPS, OPT_LEVEL, OPT_OVA_DISK, OPT_PACK };
 	static const struct option longopts[] = {
 		{"target-is-zero", no_argument, NULL, OPT_TARGET_IS_ZERO},
 		{"salvage", no_argument, NULL, OPT_SALVAGE},
@@ -414,6 +500,7 @@ int cmd_convert(int argc, char **argv)
 		{"object", required_argument, NULL, OPT_OBJECT},
 		{"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
 		{"ova-disk", required_argument, NULL, OPT_OVA_DISK},
+		{"output-compression", required_argument, NULL, OPT_PACK},
 		{"force-share", no_argument, NULL, 'U'},
 		{"compression-level", required_argument, NULL, OPT_LEVEL},
 		{"help", no_argument, NULL, 'h'},
@@ -518,6 +605,7 @@ int cmd_convert(int argc, char **argv)
 			break;
 		case OPT_IMAGE_OPTS: image_opts = true; break;
 		case OPT_OVA_DISK: a.ova_disk = optarg; break;
+		case OPT_PACK: a.packed = optarg; break;
 		case 'h':
 			free(opts_text);
 			convert_help();
@@ -571,6 +659,12 @@ int cmd_convert(int argc, char **argv)
 	}
 	a.dst = argv[argc - 1];
 	a.opts_text = opts_text;
+	if (packed_output(&a) != EXIT_OK) {
+		free(opts_text);
+		free(src_path);
+		free(src_fmt_alloc);
+		return EXIT_ERR;
+	}
 	if (check_combinations(&a, explicit_sparse) != EXIT_OK) {
 		free(opts_text);
 		free(src_path);

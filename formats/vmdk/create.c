@@ -319,6 +319,39 @@ static int create_sparse_file(const char *path, uint64_t sectors,
 	return r < 0 ? r : r2;
 }
 
+int vmdk_create_stream_on(struct mimg_file *f, const char *name,
+			  uint64_t size, const char *adapter)
+{
+	uint64_t sectors = div_round_up_u64(size, VMDK_SECTOR);
+	struct vmdk_desc_extent ext = {
+		.access = VMDK_RW, .type = VMDK_EXT_SPARSE,
+		.sectors = sectors, .filename = (char *)name,
+	};
+	struct vmdk_desc_params dp = {
+		.cid = vmdk_random_cid(), .parent_cid = 0xffffffffu,
+		.create_type = "streamOptimized", .adapter_type = adapter,
+		.hwversion = "4", .toolsversion = "2147483647",
+		.total_sectors = sectors, .vmware_fields = true,
+		.ext = &ext, .n_ext = 1,
+	};
+	struct vmdk_sparse_params p = {
+		.capacity = sectors, .stream = true,
+	};
+	int r;
+
+	if (sectors == 0 || sectors > VMDK_MAX_SECTORS)
+		return mimg_err(-EINVAL, "%s: vmdk: invalid size %" PRIu64,
+				name, size);
+	if (strpbrk(name, "\"\r\n"))
+		return mimg_err(-EINVAL, "%s: vmdk: the name cannot be written "
+				"in a descriptor (quote or line break)", name);
+	if (!(p.desc = vmdk_desc_format(&dp)))
+		return mimg_err(-ENOMEM, "out of memory");
+	r = vmdk_write_new_sparse(f, name, &p);
+	free((char *)p.desc);
+	return r;
+}
+
 int vmdk_create(const char *path, uint64_t size, const struct mimg_opt *opts,
 		size_t nopts, struct mimg *backing)
 {

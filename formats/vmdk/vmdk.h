@@ -270,6 +270,11 @@ struct vmdk_sparse_params {
 };
 int vmdk_write_new_sparse(struct mimg_file *f, const char *path,
 			  const struct vmdk_sparse_params *p);
+/* An empty streamOptimized image of SIZE bytes on the empty file F, its
+ * embedded descriptor naming NAME as its extent, ADAPTER its
+ * ddb.adapterType (the image inside an OVA). */
+int vmdk_create_stream_on(struct mimg_file *f, const char *name,
+			  uint64_t size, const char *adapter);
 /* Fill a 512-byte header. */
 void vmdk_fill_header(uint8_t *h, uint32_t version, uint32_t flags,
 		      uint64_t capacity, uint64_t grain_sectors,

@@ -693,6 +693,49 @@ struct mimg_convert_opts {
 MIMG_API int mimg_convert(struct mimg *src, struct mimg *dst,
 			  const struct mimg_convert_opts *opts);
 
+/*
+ * Write an OVF 1.0 appliance (OVA) at PATH (created or truncated) holding
+ * the N (1 to 15; with controller=ide 1 to 4) images SRCS as
+ * streamOptimized VMDK disks: a tar of NAME.ovf, NAME.mf (SHA256 of the
+ * others) and NAME-disk1.vmdk ..., in that order, NAME being the
+ * virtual machine's name with characters other than [A-Za-z0-9._-]
+ * replaced by '_'.  The descriptor has References (with sizes), a
+ * DiskSection (capacity, populatedSize), a NetworkSection and a
+ * VirtualSystem whose VirtualHardwareSection (vmx-07) has the CPUs,
+ * memory, one controller with the disks and an E1000 adapter.  OPTS:
+ * "name" (default PATH's file name without .ova), "cpus" (default 1),
+ * "memory" (whole MiB, default 1G), "controller" (scsi: LSI Logic, the
+ * default; ide), "network" (default "VM Network"; empty: no adapter and
+ * no NetworkSection).  Each disk is first converted (COPTS as for
+ * mimg_convert, may be NULL; progress covers all disks) into an
+ * anonymous file in PATH's directory, which then needs room for the
+ * compressed disks twice.  On failure PATH may hold a partial file,
+ * which the caller removes.  Errors: those of mimg_convert and
+ * mimg_create, -EINVAL for options or a disk count out of range.
+ * Thread-safety: the sources are read as mimg_convert reads them.
+ */
+/*
+ * Write the content of the N images SRCS, one after the other, as a raw
+ * image compressed with CODEC ("xz", "zstd" or "gzip") into PATH
+ * (created or truncated): one xz stream, zstd frame (with a checksum)
+ * or gzip member that declares the size it unpacks to, so that readers
+ * can stream it.  xz and zstd compress with a thread per online CPU (xz
+ * then writes independent blocks, which decoders can also share out).
+ * From COPTS (may be NULL) only compression_level (xz and gzip 1-9,
+ * zstd 1-19, 0 the codec's default) and progress are used.  On failure
+ * PATH may hold a partial file, which the caller removes.
+ * Errors: -EINVAL (codec or level), those of reading SRCS, host errors.
+ * Thread-safety: SRCS are read by the calling thread only.
+ */
+MIMG_API int mimg_convert_packed(struct mimg *const *srcs, size_t n,
+				 const char *path, const char *codec,
+				 const struct mimg_convert_opts *copts);
+
+MIMG_API int mimg_ova_write(const char *path, struct mimg *const *srcs,
+			    size_t n, const struct mimg_opt *opts,
+			    size_t nopts,
+			    const struct mimg_convert_opts *copts);
+
 /* ---------------------------------------------------------------------- */
 /* Sizes                                                                   */
 

@@ -4,7 +4,9 @@
 # disks made by qemu-img): info lists the OVF's disks and opens the first
 # one the OVF names, whatever the member order; convert gives its content
 # (qemu-img compare against the original).  Hostile descriptors (DTD and
-# entities, UTF-16, a disk member that is missing) are refused.
+# entities, UTF-16, a disk member that is missing, hrefs that are
+# absolute, escape with '..' or are URLs) and two members of one name
+# are refused.
 . "$TESTLIB"
 need qemu-img qemu-io python3 tar gzip
 if [ -z "${MIMG_HAVE_LIBXML2:-}" ]; then
@@ -171,9 +173,42 @@ refused() { # OVA PATTERN
 ovf missing.ovf nothere.vmdk
 tar cf missing.ova missing.ovf vm-d1.vmdk vm-d2.vmdk
 refused missing.ova "'nothere.vmdk', which the archive does not hold"
-ovf escape.ovf ../vm-d1.vmdk
-tar cf escape.ova escape.ovf vm-d1.vmdk vm-d2.vmdk
-refused escape.ova "does not hold"
+# Disk hrefs that are not members: refused by what they are, nothing
+# outside the archive is opened (a sentinel file by absolute path, the
+# same by '..', a URL), with strace where it can trace.
+mkdir sub
+echo "sentinel, never to be read" > sentinel.txt
+for href in ../vm-d1.vmdk "$T/sentinel.txt" ../sentinel.txt \
+	"http://127.0.0.1:9/vm-d1.vmdk" "file:///etc/passwd" /etc/passwd; do
+	ovf sub/escape.ovf "$href"
+	(cd sub && cp ../vm-d1.vmdk ../vm-d2.vmdk . &&
+		tar cf ../escape.ova escape.ovf vm-d1.vmdk vm-d2.vmdk)
+	case $href in
+	*://*) why="is a URL" ;;
+	*) why="is absolute or has a '..' component" ;;
+	esac
+	refused escape.ova "disk file '$href' $why"
+	"$MIMG" convert -O raw escape.ova esc.raw 2>/dev/null &&
+		fail "href $href: converted"
+	[ ! -e esc.raw ] || fail "href $href: left an output"
+done
+if strace -f -o /dev/null true 2>/dev/null; then
+	strace -f -e trace=open,openat,openat2,connect,socket -o trace.txt \
+		"$MIMG" info escape.ova >/dev/null 2>&1
+	grep -q escape.ova trace.txt || fail "strace saw nothing"
+	! grep -E "passwd|sentinel|connect\(|socket\(" trace.txt ||
+		fail "something outside the archive was opened"
+fi
+# Two members of one name: whichever is used, the other could be the one
+# a manifest or an extractor vouches for.
+(cd sub && head -c 1M /dev/urandom > vm-d1.vmdk && cp ../vm.ovf . &&
+	tar cf ../dup.ova vm.ovf vm-d1.vmdk && cd .. &&
+	tar rf dup.ova vm-d1.vmdk)
+refused dup.ova "two members named 'vm-d1.vmdk'"
+tar cf dup2.ova --hard-dereference vm.ovf vm-d1.vmdk vm-d2.vmdk vm-d2.vmdk
+refused dup2.ova "two members named 'vm-d2.vmdk'"
+tar cf dup.tar --hard-dereference d1.raw d1.raw
+refused dup.tar "two members named 'd1.raw'"
 cat > laughs.ovf <<'EOX'
 <?xml version="1.0"?>
 <!DOCTYPE Envelope [

@@ -12,92 +12,13 @@
 here=$(cd "$(dirname "$0")" && pwd)
 . "$TESTLIB"
 . "$here/vmdk-lib.sh"
-
-# Debian's Python has the distribution's modules (oslo_log, oslo_utils).
-PY=python3
-[ -x /usr/bin/python3 ] && PY=/usr/bin/python3
-
-cache=${MIMG_INSPECTOR_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/mimg-inspectors}
-
-# Unpack FILE (a path inside the package) of Debian package PKG into the
-# cache; prints its path.
-from_deb() {
-	_pkg=$1 _file=$2
-	if [ -s "$cache/$_pkg/$_file" ]; then
-		echo "$cache/$_pkg/$_file"
-		return 0
-	fi
-	command -v apt-get >/dev/null 2>&1 && command -v dpkg >/dev/null 2>&1 ||
-		return 1
-	mkdir -p "$cache" 2>/dev/null || return 1
-	_dl=$(mktemp -d "$cache/dl-XXXXXX") || return 1
-	chmod 777 "$_dl" 2>/dev/null	# apt downloads as _apt
-	if (cd "$_dl" && apt-get -q download "$_pkg" >/dev/null 2>&1) &&
-	   dpkg -x "$_dl"/*.deb "$_dl/x" 2>/dev/null &&
-	   [ -s "$_dl/x/$_file" ]; then
-		mkdir -p "$cache/$_pkg/$(dirname "$_file")" &&
-			mv "$_dl/x/$_file" "$cache/$_pkg/$_file"
-	fi
-	rm -rf "$_dl"
-	[ -s "$cache/$_pkg/$_file" ] && echo "$cache/$_pkg/$_file"
-}
-
-# Each inspector is a line "NAME SOURCE": SOURCE is a file path or the
-# module name oslo_utils.imageutils.format_inspector.
-: >inspectors.txt
-add() {
-	# Only an inspector whose imports resolve is usable.
-	"$PY" - "$2" >/dev/null 2>&1 <<'PY' && echo "$1 $2" >>inspectors.txt
-import importlib, importlib.util, sys
-src = sys.argv[1]
-if src.endswith('.py'):
-    spec = importlib.util.spec_from_file_location('format_inspector', src)
-    spec.loader.exec_module(importlib.util.module_from_spec(spec))
-else:
-    importlib.import_module(src)
-PY
-}
-[ -n "${MIMG_FORMAT_INSPECTOR:-}" ] && add env "$MIMG_FORMAT_INSPECTOR"
-add oslo.utils oslo_utils.imageutils.format_inspector
-dp=/usr/lib/python3/dist-packages
-for spec in "nova python3-nova nova/image/format_inspector.py" \
-	    "glance python3-glance glance/common/format_inspector.py"; do
-	set -- $spec
-	if [ -s "$dp/$3" ]; then
-		add "$1" "$dp/$3"
-	elif f=$(from_deb "$2" "usr/lib/python3/dist-packages/$3"); then
-		add "$1" "$f"
-	fi
-done
+. "$here/inspector-lib.sh"
+find_inspectors
 if [ ! -s inspectors.txt ]; then
 	echo "SKIP: no OpenStack format inspector (oslo.utils, or Nova's or" \
 	     "Glance's with oslo.log and oslo.utils)"
 	exit 77
 fi
-
-# inspect SOURCE IMG...: one line per image: "FORMAT VIRTUAL_SIZE SAFE"
-# or "FORMAT VIRTUAL_SIZE UNSAFE: reason".  Older inspectors return the
-# safety verdict, newer ones raise.
-cat >run_inspector.py <<'PY'
-import importlib, importlib.util, logging, sys
-logging.disable(logging.CRITICAL)
-src = sys.argv[1]
-if src.endswith('.py'):
-    spec = importlib.util.spec_from_file_location('format_inspector', src)
-    fi = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fi)
-else:
-    fi = importlib.import_module(src)
-for path in sys.argv[2:]:
-    insp = fi.detect_file_format(path)
-    name = getattr(insp, 'NAME', None) or str(insp)
-    try:
-        ok = insp.safety_check()
-        verdict = 'SAFE' if ok is None or ok is True else 'UNSAFE: False'
-    except Exception as e:
-        verdict = 'UNSAFE: %s' % e
-    print(name, insp.virtual_size, verdict)
-PY
 
 make_raw src.raw 5
 size=$(stat -c %s src.raw)
