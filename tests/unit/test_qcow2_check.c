@@ -13,15 +13,6 @@
 #include "mimg.h"
 #include "testutil.h"
 
-#define SKIP_WITHOUT_QEMU()                                                \
-	do {                                                               \
-		if (!tu_have_program("qemu-img") ||                        \
-		    !tu_have_program("qemu-io")) {                         \
-			fprintf(stderr, "qemu-img/qemu-io missing: skip\n"); \
-			return;                                            \
-		}                                                          \
-	} while (0)
-
 /* Default layout of a fresh 64 KiB-cluster image after one write at 0:
  * header, refcount table, refcount block, L1, L2, data. */
 #define RB_OFF 0x20000
@@ -66,7 +57,7 @@ static int run_check(unsigned open_flags, unsigned flags,
 
 START_TEST(check_clean_matches_qemu)
 {
-	SKIP_WITHOUT_QEMU();
+	TU_SKIP_WITHOUT_QEMU();
 	make_image("");
 	ck_assert_int_eq(tu_system("qemu-io -c 'write -c -P 3 2M 64k' t.qcow2 "
 				   ">/dev/null && qemu-img snapshot -c s "
@@ -94,7 +85,7 @@ END_TEST
 
 START_TEST(leak_found_and_repaired)
 {
-	SKIP_WITHOUT_QEMU();
+	TU_SKIP_WITHOUT_QEMU();
 	make_image("");
 	put_be64("t.qcow2", L2_OFF, 0); /* drop guest cluster 0 */
 	ck_assert_int_eq(tu_system("qemu-img check -q t.qcow2"), 3);
@@ -117,7 +108,7 @@ END_TEST
 
 START_TEST(refcount_error_repaired)
 {
-	SKIP_WITHOUT_QEMU();
+	TU_SKIP_WITHOUT_QEMU();
 	make_image("");
 	put_be16("t.qcow2", RB_OFF + 2 * DATA_CLUSTER, 0);
 	ck_assert_int_eq(tu_system("qemu-img check -q t.qcow2 2>/dev/null"),
@@ -151,7 +142,7 @@ END_TEST
 
 START_TEST(copied_flag_error_repaired)
 {
-	SKIP_WITHOUT_QEMU();
+	TU_SKIP_WITHOUT_QEMU();
 	make_image("");
 	/* Clear OFLAG_COPIED on the L2 entry of guest cluster 0. */
 	put_be64("t.qcow2", L2_OFF, (uint64_t)DATA_CLUSTER << 16);
@@ -176,7 +167,7 @@ END_TEST
  * the cluster must fail rather than return the header as data. */
 START_TEST(extl2_allocated_without_host)
 {
-	SKIP_WITHOUT_QEMU();
+	TU_SKIP_WITHOUT_QEMU();
 	make_image("-o extended_l2=on");
 	/* Entry 2 (guest cluster 2, unallocated): bitmap bit 0 set. */
 	put_be64("t.qcow2", L2_OFF + 2 * 16 + 8, 1);
@@ -196,7 +187,7 @@ END_TEST
 
 START_TEST(dirty_image_rebuilt_on_open)
 {
-	SKIP_WITHOUT_QEMU();
+	TU_SKIP_WITHOUT_QEMU();
 	make_image("-o lazy_refcounts=on");
 	/* Dirty bit set and a refcount lost, as after a crash with lazy
 	 * refcounts. */
@@ -235,7 +226,7 @@ END_TEST
  * repairs it and clears the flag. */
 START_TEST(overlap_marks_corrupt_until_repaired)
 {
-	SKIP_WITHOUT_QEMU();
+	TU_SKIP_WITHOUT_QEMU();
 	make_image("");
 	put_be16("t.qcow2", RB_OFF + 2 * 3, 0); /* L1 table: cluster 3 */
 	struct mimg *img;
@@ -266,7 +257,7 @@ END_TEST
 
 START_TEST(repair_needs_writable_image)
 {
-	SKIP_WITHOUT_QEMU();
+	TU_SKIP_WITHOUT_QEMU();
 	make_image("");
 	struct mimg_check_result res;
 	ck_assert_int_eq(run_check(0, MIMG_CHECK_REPAIR_LEAKS, &res), -EROFS);

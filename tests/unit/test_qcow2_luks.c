@@ -61,13 +61,6 @@ static void read_at(const char *path, void *buf, size_t len, uint64_t off)
 	close(fd);
 }
 
-static uint64_t file_size(const char *path)
-{
-	struct stat st;
-	ck_assert_int_eq(stat(path, &st), 0);
-	return (uint64_t)st.st_size;
-}
-
 static void fill_random(uint8_t *p, size_t n, unsigned seed)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -288,7 +281,7 @@ START_TEST(truncated_ciphertext)
 	memset(b, 0x42, sizeof(b));
 	ck_assert_int_eq(mimg_pwrite(img, b, sizeof(b), 3 * MIB), 4096);
 	ck_assert_int_eq(mimg_close(img), 0);
-	uint64_t size = file_size("t.qcow2");
+	uint64_t size = tu_file_size("t.qcow2");
 	/* cut inside the data cluster, the file's last */
 	ck_assert_int_eq(truncate("t.qcow2", (off_t)(size - 65536 + 2048)), 0);
 	img = open_enc("t.qcow2", 0);

@@ -145,7 +145,7 @@ END_TEST
  * snapshot's content intact. */
 START_TEST(random_ops_with_snapshot)
 {
-	if (!tu_have_program("qemu-img") || !tu_have_program("qemu-io"))
+	if (!tu_have_qemu())
 		return;
 	static const struct variant v = { "", false, true };
 	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 t.qcow2 4M && "

@@ -12,15 +12,6 @@
 #include "mimg.h"
 #include "testutil.h"
 
-#define SKIP_WITHOUT_QEMU()                                                \
-	do {                                                               \
-		if (!tu_have_program("qemu-img") ||                        \
-		    !tu_have_program("qemu-io")) {                         \
-			fprintf(stderr, "qemu-img/qemu-io missing: skip\n"); \
-			return;                                            \
-		}                                                          \
-	} while (0)
-
 static uint8_t *slurp(const char *path, size_t *len)
 {
 	FILE *f = fopen(path, "rb");
@@ -86,7 +77,7 @@ static const char *patterns =
 
 START_TEST(read_default)
 {
-	SKIP_WITHOUT_QEMU();
+	TU_SKIP_WITHOUT_QEMU();
 	make("", "4M");
 	io(patterns);
 	compare_with_qemu("t.qcow2");
@@ -95,7 +86,7 @@ END_TEST
 
 START_TEST(read_v2)
 {
-	SKIP_WITHOUT_QEMU();
+	TU_SKIP_WITHOUT_QEMU();
 	make("compat=0.10", "4M");
 	io(patterns);
 	compare_with_qemu("t.qcow2");
@@ -106,7 +97,7 @@ static const char *const cluster_sizes[] = { "512", "4k", "64k", "2M" };
 
 START_TEST(read_cluster_sizes)
 {
-	SKIP_WITHOUT_QEMU();
+	TU_SKIP_WITHOUT_QEMU();
 	char o[64];
 	snprintf(o, sizeof(o), "cluster_size=%s", cluster_sizes[_i]);
 	make(o, "5M");
@@ -119,7 +110,7 @@ static const char *const refbits[] = { "1", "2", "4", "8", "32", "64" };
 
 START_TEST(read_refcount_bits)
 {
-	SKIP_WITHOUT_QEMU();
+	TU_SKIP_WITHOUT_QEMU();
 	char o[64];
 	snprintf(o, sizeof(o), "refcount_bits=%s", refbits[_i]);
 	make(o, "4M");
@@ -131,7 +122,7 @@ END_TEST
 
 START_TEST(read_compressed_zlib_zstd)
 {
-	SKIP_WITHOUT_QEMU();
+	TU_SKIP_WITHOUT_QEMU();
 	make("compression_type=zlib", "4M");
 	io("-c 'write -c -P 0x44 0 64k' -c 'write -c -P 0x45 128k 64k' "
 	   "-c 'write -P 9 140k 1k'");
@@ -156,7 +147,7 @@ END_TEST
 
 START_TEST(read_extended_l2_subclusters)
 {
-	SKIP_WITHOUT_QEMU();
+	TU_SKIP_WITHOUT_QEMU();
 	ck_assert_int_eq(tu_system("qemu-img create -q -f raw b.raw 4M && "
 				   "qemu-io -f raw -c 'write -P 0x77 0 4M' "
 				   "b.raw >/dev/null"),
@@ -194,7 +185,7 @@ END_TEST
 
 START_TEST(read_backing_chain)
 {
-	SKIP_WITHOUT_QEMU();
+	TU_SKIP_WITHOUT_QEMU();
 	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 base.qcow2 4M "
 				   "&& qemu-io -c 'write -P 0x31 0 4M' "
 				   "base.qcow2 >/dev/null"),
@@ -217,7 +208,7 @@ END_TEST
 
 START_TEST(read_data_file)
 {
-	SKIP_WITHOUT_QEMU();
+	TU_SKIP_WITHOUT_QEMU();
 	make("data_file=t.data", "4M");
 	io(patterns);
 	compare_with_qemu("t.qcow2");
@@ -230,7 +221,7 @@ END_TEST
 
 START_TEST(read_zero_flag_preallocated)
 {
-	SKIP_WITHOUT_QEMU();
+	TU_SKIP_WITHOUT_QEMU();
 	make("preallocation=metadata", "2M");
 	io("-c 'write -P 0x21 0 1M' -c 'write -z 128k 128k'");
 	compare_with_qemu("t.qcow2");
@@ -239,7 +230,7 @@ END_TEST
 
 START_TEST(refuses_data_file_outside_directory)
 {
-	SKIP_WITHOUT_QEMU();
+	TU_SKIP_WITHOUT_QEMU();
 	ck_assert_int_eq(tu_system("mkdir sub && qemu-img create -q -f qcow2 "
 				   "-o data_file=%s/outside.data sub/t.qcow2 "
 				   "1M",

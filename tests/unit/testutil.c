@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -114,6 +115,31 @@ bool tu_have_qemu_img_and(const char *format)
 		return false;
 	}
 	return true;
+}
+
+bool tu_have_qemu(void)
+{
+	if (tu_have_program("qemu-img") && tu_have_program("qemu-io"))
+		return true;
+	fprintf(stderr, "qemu-img or qemu-io not found: skipped\n");
+	return false;
+}
+
+static struct stat stat_of(const char *path)
+{
+	struct stat st;
+	ck_assert_msg(stat(path, &st) == 0, "stat %s", path);
+	return st;
+}
+
+uint64_t tu_file_size(const char *path)
+{
+	return (uint64_t)stat_of(path).st_size;
+}
+
+uint64_t tu_allocated(const char *path)
+{
+	return (uint64_t)stat_of(path).st_blocks * 512;
 }
 
 int tu_system(const char *fmt, ...)

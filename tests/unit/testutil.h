@@ -11,6 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Entries of array A, as the int tcase_add_loop_test takes. */
+#define TU_NELEM(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
 /* Create a fresh temporary directory and chdir into it (use as a Check
  * checked fixture); tu_leave_tmpdir removes it recursively. */
 void tu_enter_tmpdir(void);
@@ -33,9 +36,22 @@ bool tu_have_format(const char *name);
 /* True when both qemu-img and the driver for FORMAT are there; else says
  * on stderr which is missing (the test program then exits 77). */
 bool tu_have_qemu_img_and(const char *format);
+/* True when qemu-img and qemu-io are both there; else says so on stderr
+ * (the run is then reported as skipped). */
+bool tu_have_qemu(void);
+/* Return from the calling test when qemu-img or qemu-io is missing. */
+#define TU_SKIP_WITHOUT_QEMU()                                             \
+	do {                                                               \
+		if (!tu_have_qemu())                                       \
+			return;                                            \
+	} while (0)
 /* Report the run as skipped (77) when no test fails: what the test needs
  * (a file system feature) is missing here.  The test returns early. */
 void tu_mark_skipped(void);
+/* Size of PATH, and the bytes the file system allocates to it; the
+ * test fails when PATH cannot be stat'ed. */
+uint64_t tu_file_size(const char *path);
+uint64_t tu_allocated(const char *path);
 /* Run a shell command; returns its exit status (or -1). */
 int tu_system(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
