@@ -31,12 +31,7 @@ static struct mimg *open_img(const char *path, unsigned flags)
 
 static void create(const char *path, uint64_t size, const char *opts)
 {
-	struct mimg_opt *o = NULL;
-	int n = opts ? mimg_opts_parse(opts, &o) : 0;
-	ck_assert_int_ge(n, 0);
-	int r = mimg_create(path, "vmdk", size, o, (size_t)n);
-	ck_assert_msg(r == 0, "create %s: %s", path, mimg_errmsg());
-	mimg_opts_free(o, (size_t)n);
+	tu_create(path, "vmdk", size, opts, NULL);
 }
 
 static void verify(struct mimg *img, const uint8_t *model, uint64_t size)

@@ -37,12 +37,7 @@ static const struct format formats[] = {
 static struct mimg *create_open(const struct format *f, const char *opts,
 				uint64_t size)
 {
-	struct mimg_opt *o = NULL;
-	int n = mimg_opts_parse(opts, &o);
-	ck_assert_int_ge(n, 0);
-	ck_assert_msg(mimg_create(f->file, f->name, size, o, (size_t)n) == 0,
-		      "%s", mimg_errmsg());
-	mimg_opts_free(o, (size_t)n);
+	tu_create(f->file, f->name, size, opts, NULL);
 	struct mimg *img;
 	ck_assert_msg(mimg_open(&img, f->file, f->name, MIMG_OPEN_RDWR) == 0,
 		      "%s", mimg_errmsg());

@@ -142,6 +142,25 @@ uint64_t tu_allocated(const char *path)
 	return (uint64_t)stat_of(path).st_blocks * 512;
 }
 
+struct mimg_secret tu_secret(const char *pass)
+{
+	struct mimg_secret s = { .size = sizeof(s), .data = pass,
+				 .len = strlen(pass) };
+	return s;
+}
+
+void tu_create(const char *path, const char *format, uint64_t size,
+	       const char *opts, const struct mimg_secret *s)
+{
+	struct mimg_opt *o = NULL;
+	int n = opts ? mimg_opts_parse(opts, &o) : 0;
+	ck_assert_msg(n >= 0, "parse %s: %s", opts, mimg_errmsg());
+	int r = mimg_create_secret(path, format, size, o, (size_t)n, s);
+	ck_assert_msg(r == 0, "create %s (%s): %s", path, opts ? opts : "",
+		      mimg_errmsg());
+	mimg_opts_free(o, (size_t)n);
+}
+
 int tu_system(const char *fmt, ...)
 {
 	char cmd[8192];
@@ -162,6 +181,17 @@ TCase *tu_tcase(Suite *s, const char *name)
 	tcase_set_timeout(tc, 120);
 	suite_add_tcase(s, tc);
 	return tc;
+}
+
+void tu_add_cases(Suite *s, const struct tu_case *cases, int n,
+		  double timeout)
+{
+	for (int i = 0; i < n; i++) {
+		TCase *tc = tu_tcase(s, cases[i].name);
+		if (timeout > 0)
+			tcase_set_timeout(tc, timeout);
+		tcase_add_test(tc, cases[i].test);
+	}
 }
 
 int tu_run_suite(Suite *s)

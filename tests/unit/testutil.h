@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mimg.h"
+
 /* Entries of array A, as the int tcase_add_loop_test takes. */
 #define TU_NELEM(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
@@ -52,6 +54,13 @@ void tu_mark_skipped(void);
  * test fails when PATH cannot be stat'ed. */
 uint64_t tu_file_size(const char *path);
 uint64_t tu_allocated(const char *path);
+/* A secret holding the passphrase PASS. */
+struct mimg_secret tu_secret(const char *pass);
+/* Create PATH (FORMAT, SIZE bytes) from qemu-img style option text OPTS
+ * (NULL: none) with secret S (NULL: none); the test fails, naming OPTS
+ * and mimg's message, when it cannot. */
+void tu_create(const char *path, const char *format, uint64_t size,
+	       const char *opts, const struct mimg_secret *s);
 /* Run a shell command; returns its exit status (or -1). */
 int tu_system(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -61,5 +70,15 @@ int tu_run_suite(Suite *s);
 
 /* Add a TCase named NAME to S with the temporary-directory fixture. */
 TCase *tu_tcase(Suite *s, const char *name);
+
+/* A test in a test case of its own, so that CK_RUN_CASE=<name> runs it
+ * alone and it gets its own timeout. */
+struct tu_case {
+	const char *name;
+	const TTest *test;
+};
+/* Add the N CASES to S, each with TIMEOUT seconds (0: Check's default). */
+void tu_add_cases(Suite *s, const struct tu_case *cases, int n,
+		  double timeout);
 
 #endif
