@@ -181,19 +181,6 @@ END_TEST
 /* ---------------------------------------------------------------------- */
 /* Hostile headers                                                         */
 
-static uint8_t *read_all(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	ck_assert_ptr_nonnull(f);
-	fseek(f, 0, SEEK_END);
-	*len = (size_t)ftell(f);
-	rewind(f);
-	uint8_t *b = malloc(*len);
-	ck_assert_uint_eq(fread(b, 1, *len, f), *len);
-	fclose(f);
-	return b;
-}
-
 /* Apply PATCH to a fresh image's header, open it (read-write, with the
  * right secret) and expect ERR with WANT in the message; the file must
  * not change. */
@@ -212,12 +199,12 @@ static void expect_refused(void (*patch)(uint8_t *hdr), int err,
 	rewind(f);
 	ck_assert_uint_eq(fwrite(hdr, 1, sizeof(hdr), f), sizeof(hdr));
 	fclose(f);
-	uint8_t *before = read_all("h.luks", &n1);
+	uint8_t *before = tu_read_file("h.luks", &n1);
 	int r = mimg_open_secret(&img, "h.luks", "luks", MIMG_OPEN_RDWR, &s);
 	ck_assert_msg(r == err, "got %d (%s), want %d", r, mimg_errmsg(), err);
 	ck_assert_msg(strstr(mimg_errmsg(), want), "message '%s' lacks '%s'",
 		      mimg_errmsg(), want);
-	uint8_t *after = read_all("h.luks", &n2);
+	uint8_t *after = tu_read_file("h.luks", &n2);
 	ck_assert_uint_eq(n1, n2);
 	ck_assert(memcmp(before, after, n1) == 0);
 	free(before);

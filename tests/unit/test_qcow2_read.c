@@ -12,21 +12,6 @@
 #include "mimg.h"
 #include "testutil.h"
 
-static uint8_t *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	ck_assert_msg(f != NULL, "open %s", path);
-	fseek(f, 0, SEEK_END);
-	long n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	uint8_t *b = malloc((size_t)n + 1);
-	ck_assert(b != NULL);
-	ck_assert_int_eq(fread(b, 1, (size_t)n, f), (size_t)n);
-	fclose(f);
-	*len = (size_t)n;
-	return b;
-}
-
 /* Read IMAGE fully through libmimg and compare with qemu-img's raw
  * conversion; also read in odd-sized pieces. */
 static void compare_with_qemu(const char *image)
@@ -35,7 +20,7 @@ static void compare_with_qemu(const char *image)
 	ck_assert_int_eq(tu_system("qemu-img convert -O raw %s ref.raw",
 				   image),
 			 0);
-	uint8_t *ref = slurp("ref.raw", &rlen);
+	uint8_t *ref = tu_read_file("ref.raw", &rlen);
 	struct mimg *img;
 	int r = mimg_open(&img, image, NULL, 0);
 	ck_assert_msg(r == 0, "open: %s", mimg_errmsg());

@@ -117,6 +117,22 @@ bool tu_have_qemu_img_and(const char *format)
 	return true;
 }
 
+uint8_t *tu_read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	ck_assert_msg(f != NULL, "open %s", path);
+	fseek(f, 0, SEEK_END);
+	long n = ftell(f);
+	ck_assert_msg(n >= 0, "size of %s", path);
+	rewind(f);
+	uint8_t *b = malloc((size_t)n + 1);
+	ck_assert_ptr_nonnull(b);
+	ck_assert_uint_eq(fread(b, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	*len = (size_t)n;
+	return b;
+}
+
 bool tu_have_qemu(void)
 {
 	if (tu_have_program("qemu-img") && tu_have_program("qemu-io"))

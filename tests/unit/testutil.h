@@ -50,6 +50,9 @@ bool tu_have_qemu(void);
 /* Report the run as skipped (77) when no test fails: what the test needs
  * (a file system feature) is missing here.  The test returns early. */
 void tu_mark_skipped(void);
+/* The whole of PATH, malloc'ed (one byte more, so it is never empty);
+ * *LEN receives its length.  The test fails when PATH cannot be read. */
+uint8_t *tu_read_file(const char *path, size_t *len);
 /* Size of PATH, and the bytes the file system allocates to it; the
  * test fails when PATH cannot be stat'ed. */
 uint64_t tu_file_size(const char *path);
