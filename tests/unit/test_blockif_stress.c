@@ -306,14 +306,3 @@ void stress_blockif(struct blockif_ctxt *bc, uint8_t *shadow, uint64_t size,
 		      mismatches);
 	verify_all(bc, shadow, size);
 }
-
-void stress_verify_with_qemu(const char *image, const char *format,
-			     const uint8_t *shadow, uint64_t size)
-{
-	ck_assert_int_eq(tu_system("qemu-img check -q %s", image), 0);
-	tu_write_file("expect.raw", shadow, size, 0);
-	ck_assert_int_eq(tu_system("qemu-img compare -q -f %s -F raw %s "
-				   "expect.raw",
-				   format, image),
-			 0);
-}

@@ -23,9 +23,4 @@
 void stress_blockif(struct blockif_ctxt *bc, uint8_t *shadow, uint64_t size,
 		    unsigned nthreads, unsigned nops, uint64_t seed);
 
-/* After a stress run: qemu-img check finds IMAGE (of FORMAT) clean and
- * reads it as SHADOW's SIZE bytes (written to expect.raw for that). */
-void stress_verify_with_qemu(const char *image, const char *format,
-			     const uint8_t *shadow, uint64_t size);
-
 #endif

@@ -39,7 +39,7 @@ START_TEST(stress_vmdk_sparse)
 	stress_blockif(bc, shadow, DISK_SIZE, 4, 1500, 13);
 	ck_assert_int_eq(blockif_close(bc), 0);
 
-	stress_verify_with_qemu("disk.vmdk", "vmdk", shadow, DISK_SIZE);
+	tu_qemu_reads("disk.vmdk", "vmdk", shadow, DISK_SIZE);
 	free(shadow);
 }
 END_TEST

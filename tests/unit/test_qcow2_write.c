@@ -92,12 +92,7 @@ static void verify_read(struct mimg *img, const struct model *m)
  * qemu's reading must equal the model. */
 static void verify_with_qemu(const char *path, const struct model *m)
 {
-	tu_write_file("model.raw", m->data, m->size, 0);
-	ck_assert_int_eq(tu_system("qemu-img check %s", path), 0);
-	ck_assert_int_eq(tu_system("qemu-img compare -q -f raw -F qcow2 "
-				   "model.raw %s",
-				   path),
-			 0);
+	tu_qemu_reads(path, "qcow2", m->data, m->size);
 }
 
 /* The image reads as the model, closes cleanly, and qemu agrees. */

@@ -177,6 +177,18 @@ void tu_create(const char *path, const char *format, uint64_t size,
 	mimg_opts_free(o, (size_t)n);
 }
 
+void tu_qemu_reads(const char *image, const char *format,
+		   const uint8_t *model, uint64_t size)
+{
+	tu_write_file("model.raw", model, size, 0);
+	ck_assert_msg(tu_system("qemu-img check -q '%s'", image) == 0,
+		      "qemu-img check %s", image);
+	ck_assert_msg(tu_system("qemu-img compare -q -f raw -F %s model.raw "
+				"'%s'",
+				format, image) == 0,
+		      "qemu-img reads %s differently", image);
+}
+
 int tu_system(const char *fmt, ...)
 {
 	char cmd[8192];

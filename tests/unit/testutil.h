@@ -64,6 +64,10 @@ struct mimg_secret tu_secret(const char *pass);
  * and mimg's message, when it cannot. */
 void tu_create(const char *path, const char *format, uint64_t size,
 	       const char *opts, const struct mimg_secret *s);
+/* qemu-img as the oracle: it finds IMAGE (of FORMAT) clean, and reads it
+ * as the SIZE bytes of MODEL (written to model.raw to compare). */
+void tu_qemu_reads(const char *image, const char *format,
+		   const uint8_t *model, uint64_t size);
 /* Run a shell command; returns its exit status (or -1). */
 int tu_system(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
