@@ -27,9 +27,16 @@ int mimg__bt_lookup(struct mimg *img, const struct mimg_blocktable *bt,
 	return r;
 }
 
-int mimg__bt_preadv(struct mimg *img, const struct mimg_blocktable *bt,
-		    const struct iovec *iov, int iovcnt, uint64_t off,
-		    size_t len)
+/* What a request does in one block: LEN bytes of IOV from byte SKIP at
+ * guest offset OFF, all within OFF's block, whose data a lookup just
+ * found at HOST (0: not allocated). */
+typedef int (*block_io_fn)(struct mimg *img, const struct mimg_blocktable *bt,
+			   const struct iovec *iov, int iovcnt, size_t skip,
+			   uint64_t off, size_t len, uint64_t host);
+
+static int for_each_block(struct mimg *img, const struct mimg_blocktable *bt,
+			  const struct iovec *iov, int iovcnt, uint64_t off,
+			  size_t len, block_io_fn fn)
 {
 	size_t done = 0;
 	int r = 0;
@@ -37,32 +44,32 @@ int mimg__bt_preadv(struct mimg *img, const struct mimg_blocktable *bt,
 	while (done < len && r == 0) {
 		uint64_t at = off + done, host;
 		size_t n = mimg__bt_in_block(bt, at, len - done);
-		if ((r = mimg__bt_lookup(img, bt, at, &host)) < 0)
-			break;
-		if (!host)
-			r = mimg__read_below(img, iov, iovcnt, done, at, n);
-		else
-			r = mimg__file_preadv_slice(img->file, iov, iovcnt,
-						    done, n, host + at %
-						    bt->block_size);
+		if ((r = mimg__bt_lookup(img, bt, at, &host)) == 0)
+			r = fn(img, bt, iov, iovcnt, done, at, n, host);
 		done += n;
 	}
 	return r;
 }
 
-/* Write LEN bytes (LEN within one block) of IOV from byte SKIP at OFF.
- * The lookup is repeated under the lock before allocating: another
+/* Unallocated blocks read from below (backing file or zeroes). */
+static int read_in_block(struct mimg *img, const struct mimg_blocktable *bt,
+			 const struct iovec *iov, int iovcnt, size_t skip,
+			 uint64_t off, size_t len, uint64_t host)
+{
+	if (!host)
+		return mimg__read_below(img, iov, iovcnt, skip, off, len);
+	return mimg__file_preadv_slice(img->file, iov, iovcnt, skip, len,
+				       host + off % bt->block_size);
+}
+
+/* The lookup is repeated under the lock before allocating: another
  * writer may have allocated the block in between. */
 static int write_in_block(struct mimg *img, const struct mimg_blocktable *bt,
 			  const struct iovec *iov, int iovcnt, size_t skip,
-			  uint64_t off, size_t len)
+			  uint64_t off, size_t len, uint64_t host)
 {
-	uint64_t host;
-	int r = mimg__bt_lookup(img, bt, off, &host);
-
-	if (r < 0)
-		return r;
 	if (!host) {
+		int r;
 		pthread_mutex_lock(bt->lock);
 		r = bt->lookup(img, off, &host);
 		if (r == 0 && !host)
@@ -75,19 +82,18 @@ static int write_in_block(struct mimg *img, const struct mimg_blocktable *bt,
 					host + off % bt->block_size);
 }
 
+int mimg__bt_preadv(struct mimg *img, const struct mimg_blocktable *bt,
+		    const struct iovec *iov, int iovcnt, uint64_t off,
+		    size_t len)
+{
+	return for_each_block(img, bt, iov, iovcnt, off, len, read_in_block);
+}
+
 int mimg__bt_pwritev(struct mimg *img, const struct mimg_blocktable *bt,
 		     const struct iovec *iov, int iovcnt, uint64_t off,
 		     size_t len)
 {
-	size_t done = 0;
-	int r = 0;
-
-	while (done < len && r == 0) {
-		size_t n = mimg__bt_in_block(bt, off + done, len - done);
-		r = write_in_block(img, bt, iov, iovcnt, done, off + done, n);
-		done += n;
-	}
-	return r;
+	return for_each_block(img, bt, iov, iovcnt, off, len, write_in_block);
 }
 
 int mimg__bt_zero_allocated(struct mimg *img,
