@@ -77,16 +77,23 @@ same_read() {
 		fail "mimg reads $2 differently from qemu-img: $(cmp same.q.raw same.m.raw 2>&1 | head -1) ${3:-}"
 }
 
-# same_info_json IMG [info args]: mimg info --output json prints what
-# qemu-img info does, with the same keys in the same order (actual-size
-# aside: it is sampled at another moment).
-same_info_json() {
+# info_both IMG [info args]: info.q.json and info.m.json, what qemu-img
+# info and mimg info print of IMG as JSON.
+info_both() {
 	_img=$1
 	shift
 	qemu-img info --output=json "$@" "$_img" >info.q.json ||
 		fail "qemu-img info $_img"
 	"$MIMG" info --output json "$@" "$_img" >info.m.json ||
 		fail "mimg info $_img"
+}
+
+# same_info_json IMG [info args]: mimg info --output json prints what
+# qemu-img info does, with the same keys in the same order (actual-size
+# aside: it is sampled at another moment).
+same_info_json() {
+	_img=$1
+	info_both "$@"
 	python3 - info.q.json info.m.json <<'PY' || fail "info JSON of $_img differs"
 import json, sys
 q = json.load(open(sys.argv[1]))

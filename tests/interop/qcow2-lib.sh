@@ -29,11 +29,8 @@ same_content() {
 # than a page (it is sampled at a different moment).
 same_info() {
 	_img=$1
+	info_both "$@"
 	shift
-	qemu-img info --output=json "$@" "$_img" >info.q.json ||
-		fail "qemu-img info $_img"
-	"$MIMG" info --output json "$@" "$_img" >info.m.json ||
-		fail "mimg info $_img"
 	python3 - info.q.json info.m.json "$_img $*" <<'PY' || fail "info JSON of $_img differs"
 import json, sys
 q = json.load(open(sys.argv[1]))
