@@ -23,10 +23,15 @@
 #define LIBDEFLATE_MAX_LEVEL 12
 #define QCOW2_WINDOW_BITS 12	/* qemu inflates with -12 */
 
+/* A zlib stream created on first use and reset for each call after. */
+struct zstream {
+	z_stream zs;
+	bool init;
+	int level;	/* deflate: the level it is set to */
+};
+
 struct codec_ctx {
-	z_stream inf_raw, inf_zlib, def_raw, def_zlib;
-	bool inf_raw_init, inf_zlib_init, def_raw_init, def_zlib_init;
-	int def_raw_level, def_zlib_level;
+	struct zstream inf_raw, inf_zlib, def_raw, def_zlib;
 	ZSTD_CCtx *zc;
 	ZSTD_DCtx *zd;
 #ifdef MIMG_HAVE_LIBDEFLATE
@@ -38,19 +43,21 @@ struct codec_ctx {
 static pthread_key_t ctx_key;
 static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
 
+static void zstream_end(struct zstream *s, int (*end)(z_streamp))
+{
+	if (s->init)
+		end(&s->zs);
+}
+
 static void ctx_free(void *p)
 {
 	struct codec_ctx *c = p;
 	if (!c)
 		return;
-	if (c->inf_raw_init)
-		inflateEnd(&c->inf_raw);
-	if (c->inf_zlib_init)
-		inflateEnd(&c->inf_zlib);
-	if (c->def_raw_init)
-		deflateEnd(&c->def_raw);
-	if (c->def_zlib_init)
-		deflateEnd(&c->def_zlib);
+	zstream_end(&c->inf_raw, inflateEnd);
+	zstream_end(&c->inf_zlib, inflateEnd);
+	zstream_end(&c->def_raw, deflateEnd);
+	zstream_end(&c->def_zlib, deflateEnd);
 	ZSTD_freeCCtx(c->zc);
 	ZSTD_freeDCtx(c->zd);
 #ifdef MIMG_HAVE_LIBDEFLATE
@@ -80,6 +87,18 @@ static struct codec_ctx *thread_ctx(void)
 	return c;
 }
 
+/* The calling thread's contexts, with the libdeflate decoder made where
+ * the build has it; NULL when out of memory. */
+static struct codec_ctx *decode_ctx(void)
+{
+	struct codec_ctx *c = thread_ctx();
+#ifdef MIMG_HAVE_LIBDEFLATE
+	if (c && !c->ld && !(c->ld = libdeflate_alloc_decompressor()))
+		return NULL;
+#endif
+	return c;
+}
+
 static int clamp_level(int level, int def, int max)
 {
 	if (level <= 0)
@@ -96,87 +115,74 @@ const char *codec_deflate_backend(void)
 #endif
 }
 
-/* Reset (or create) inflate stream ZS for WBITS. */
-static int inflate_ready(z_stream *zs, bool *init, int wbits)
+/* Inflate IN into OUT (OUTCAP bytes) with stream S for WBITS (window
+ * and wrapper) in one Z_FINISH call: *ZRET receives zlib's verdict and
+ * *OUTLEN the bytes produced, which the caller judges.  0, or -EIO or
+ * -ENOMEM when the stream cannot be set up. */
+static int zlib_inflate(struct zstream *s, int wbits, const void *in,
+			size_t inlen, void *out, size_t outcap,
+			size_t *outlen, int *zret)
 {
-	if (*init)
-		return inflateReset(zs) == Z_OK ? 0 : -EIO;
-	memset(zs, 0, sizeof(*zs));
-	if (inflateInit2(zs, wbits) != Z_OK)
-		return -ENOMEM;
-	*init = true;
+	if (s->init) {
+		if (inflateReset(&s->zs) != Z_OK)
+			return -EIO;
+	} else {
+		memset(&s->zs, 0, sizeof(s->zs));
+		if (inflateInit2(&s->zs, wbits) != Z_OK)
+			return -ENOMEM;
+		s->init = true;
+	}
+	s->zs.next_in = (Bytef *)(uintptr_t)in;
+	s->zs.avail_in = (uInt)inlen;
+	s->zs.next_out = out;
+	s->zs.avail_out = (uInt)outcap;
+	*zret = inflate(&s->zs, Z_FINISH);
+	*outlen = outcap - s->zs.avail_out;
 	return 0;
-}
-
-static int zlib_inflate_raw(struct codec_ctx *c, const void *in, size_t inlen,
-			    void *out, size_t outlen)
-{
-	int r = inflate_ready(&c->inf_raw, &c->inf_raw_init,
-			      -QCOW2_WINDOW_BITS);
-	if (r < 0)
-		return r;
-	c->inf_raw.next_in = (Bytef *)(uintptr_t)in;
-	c->inf_raw.avail_in = (uInt)inlen;
-	c->inf_raw.next_out = out;
-	c->inf_raw.avail_out = (uInt)outlen;
-	int ret = inflate(&c->inf_raw, Z_FINISH);
-	/* The stored length is only sector-exact: the stream may be cut
-	 * short once the cluster is full. */
-	if ((ret == Z_STREAM_END || ret == Z_BUF_ERROR) &&
-	    c->inf_raw.avail_out == 0)
-		return 0;
-	return -EIO;
 }
 
 int codec_inflate_raw(const void *in, size_t inlen, void *out, size_t outlen)
 {
-	struct codec_ctx *c = thread_ctx();
+	struct codec_ctx *c = decode_ctx();
 	if (!c)
 		return -ENOMEM;
 #ifdef MIMG_HAVE_LIBDEFLATE
-	if (!c->ld && !(c->ld = libdeflate_alloc_decompressor()))
-		return -ENOMEM;
 	size_t used;
 	if (libdeflate_deflate_decompress_ex(c->ld, in, inlen, out, outlen,
 					     &used, NULL) == LIBDEFLATE_SUCCESS)
 		return 0;
 	/* Streams cut short or running past the cluster: zlib decides. */
 #endif
-	return zlib_inflate_raw(c, in, inlen, out, outlen);
-}
-
-static int zlib_inflate_zlib(struct codec_ctx *c, const void *in,
-			     size_t inlen, void *out, size_t outcap,
-			     size_t *outlen)
-{
-	int r = inflate_ready(&c->inf_zlib, &c->inf_zlib_init, MAX_WBITS);
+	size_t n;
+	int zret, r = zlib_inflate(&c->inf_raw, -QCOW2_WINDOW_BITS, in, inlen,
+				   out, outlen, &n, &zret);
 	if (r < 0)
 		return r;
-	c->inf_zlib.next_in = (Bytef *)(uintptr_t)in;
-	c->inf_zlib.avail_in = (uInt)inlen;
-	c->inf_zlib.next_out = out;
-	c->inf_zlib.avail_out = (uInt)outcap;
-	int ret = inflate(&c->inf_zlib, Z_FINISH);
-	*outlen = outcap - c->inf_zlib.avail_out;
-	return ret == Z_STREAM_END ? 0 : -EIO;
+	/* The stored length is only sector-exact: the stream may be cut
+	 * short once the cluster is full. */
+	return (zret == Z_STREAM_END || zret == Z_BUF_ERROR) && n == outlen
+		       ? 0
+		       : -EIO;
 }
 
 int codec_inflate_zlib(const void *in, size_t inlen, void *out,
 		       size_t outcap, size_t *outlen)
 {
-	struct codec_ctx *c = thread_ctx();
+	struct codec_ctx *c = decode_ctx();
 	*outlen = 0;
 	if (!c)
 		return -ENOMEM;
 #ifdef MIMG_HAVE_LIBDEFLATE
-	if (!c->ld && !(c->ld = libdeflate_alloc_decompressor()))
-		return -ENOMEM;
 	size_t used;
 	if (libdeflate_zlib_decompress_ex(c->ld, in, inlen, out, outcap,
 					  &used, outlen) == LIBDEFLATE_SUCCESS)
 		return 0;
 #endif
-	return zlib_inflate_zlib(c, in, inlen, out, outcap, outlen);
+	int zret, r = zlib_inflate(&c->inf_zlib, MAX_WBITS, in, inlen, out,
+				   outcap, outlen, &zret);
+	if (r < 0)
+		return r;
+	return zret == Z_STREAM_END ? 0 : -EIO;
 }
 
 static int zstd_stream_decompress(struct codec_ctx *c, const void *in,
@@ -219,27 +225,28 @@ int codec_zstd_decompress(const void *in, size_t inlen, void *out,
 	return zstd_stream_decompress(c, in, inlen, out, outlen);
 }
 
-/* Deflate IN with ZS at LEVEL (WBITS: window and wrapper), creating the
- * stream on first use. */
-static ssize_t zlib_deflate(z_stream *zs, bool *init, int *cur_level,
-			    int level, int wbits, const void *in, size_t inlen,
-			    void *out, size_t outcap)
+/* Deflate IN with stream S at LEVEL (WBITS: window and wrapper),
+ * creating the stream on first use. */
+static ssize_t zlib_deflate(struct zstream *s, int level, int wbits,
+			    const void *in, size_t inlen, void *out,
+			    size_t outcap)
 {
-	if (!*init) {
+	z_stream *zs = &s->zs;
+	if (!s->init) {
 		memset(zs, 0, sizeof(*zs));
 		if (deflateInit2(zs, level, Z_DEFLATED, wbits, 9,
 				 Z_DEFAULT_STRATEGY) != Z_OK)
 			return -ENOMEM;
-		*init = true;
-		*cur_level = level;
+		s->init = true;
+		s->level = level;
 	} else if (deflateReset(zs) != Z_OK) {
 		return -EIO;
 	}
-	if (level != *cur_level) {
+	if (level != s->level) {
 		/* Nothing is compressed yet: this only switches tables. */
 		if (deflateParams(zs, level, Z_DEFAULT_STRATEGY) != Z_OK)
 			return -EIO;
-		*cur_level = level;
+		s->level = level;
 	}
 	zs->next_in = (Bytef *)(uintptr_t)in;
 	zs->avail_in = (uInt)inlen;
@@ -257,8 +264,8 @@ ssize_t codec_deflate_raw4k(int level, const void *in, size_t inlen,
 	if (!c)
 		return -ENOMEM;
 	level = clamp_level(level, DEFLATE_DEFAULT_LEVEL, ZLIB_MAX_LEVEL);
-	return zlib_deflate(&c->def_raw, &c->def_raw_init, &c->def_raw_level,
-			    level, -QCOW2_WINDOW_BITS, in, inlen, out, outcap);
+	return zlib_deflate(&c->def_raw, level, -QCOW2_WINDOW_BITS, in, inlen,
+			    out, outcap);
 }
 
 ssize_t codec_deflate_zlib(int level, const void *in, size_t inlen,
@@ -277,9 +284,8 @@ ssize_t codec_deflate_zlib(int level, const void *in, size_t inlen,
 	return n ? (ssize_t)n : -ENOSPC;
 #else
 	level = clamp_level(level, DEFLATE_DEFAULT_LEVEL, ZLIB_MAX_LEVEL);
-	return zlib_deflate(&c->def_zlib, &c->def_zlib_init,
-			    &c->def_zlib_level, level, MAX_WBITS, in, inlen,
-			    out, outcap);
+	return zlib_deflate(&c->def_zlib, level, MAX_WBITS, in, inlen, out,
+			    outcap);
 #endif
 }
 

@@ -57,6 +57,10 @@ int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Usage error: message plus the "Try 'mimg CMD --help'" hint. */
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* getopt_long's failure C (':' for a missing argument, '?' for an
+ * unknown option, with an optstring starting with ':') as qemu-img words
+ * it, as a usage error of CMD; returns EXIT_ERR. */
+int cli_bad_option(const char *cmd, int c, char **argv);
 
 /* qemu-img's cache modes (-t/-T) as MIMG_OPEN_* flags; prints the error
  * and returns EXIT_ERR for an unknown mode. */

@@ -138,17 +138,8 @@ int cmd_amend(int argc, char **argv)
 				goto out;
 			break;
 		case 'h': amend_help(); status = EXIT_OK; goto out;
-		case ':':
-			cli_usage_error("amend", "option requires an argument "
-					"-- '%c'", optopt);
-			goto out;
 		default:
-			if (optopt)
-				cli_usage_error("amend", "invalid option -- '%c'",
-						optopt);
-			else
-				cli_usage_error("amend", "unrecognized option "
-						"'%s'", argv[optind - 1]);
+			cli_bad_option("amend", c, argv);
 			goto out;
 		}
 	}

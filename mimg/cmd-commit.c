@@ -221,15 +221,7 @@ int cmd_commit(int argc, char **argv)
 				return EXIT_ERR;
 			break;
 		case 'h': commit_help(); return EXIT_OK;
-		case ':':
-			return cli_usage_error("commit", "option requires an "
-					       "argument -- '%c'", optopt);
-		default:
-			if (optopt)
-				return cli_usage_error("commit", "invalid option "
-						       "-- '%c'", optopt);
-			return cli_usage_error("commit", "unrecognized option "
-					       "'%s'", argv[optind - 1]);
+		default: return cli_bad_option("commit", opt, argv);
 		}
 	}
 	if (argc - optind != 1)

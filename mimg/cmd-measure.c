@@ -492,15 +492,7 @@ static int parse_args(int argc, char **argv, struct measure_args *a)
 			if (cli_object_add(optarg) < 0)
 				return EXIT_ERR;
 			break;
-		case ':':
-			return cli_usage_error("measure", "option requires an "
-					       "argument -- '%c'", optopt);
-		default:
-			if (optopt)
-				return cli_usage_error("measure", "invalid option "
-						       "-- '%c'", optopt);
-			return cli_usage_error("measure", "unrecognized option "
-					       "'%s'", argv[optind - 1]);
+		default: return cli_bad_option("measure", c, argv);
 		}
 	}
 	if (argc - optind > 1)

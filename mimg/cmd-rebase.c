@@ -267,15 +267,7 @@ int cmd_rebase(int argc, char **argv)
 			if (cli_object_add(optarg) < 0)
 				return EXIT_ERR;
 			break;
-		case ':':
-			return cli_usage_error("rebase", "option requires an "
-					       "argument -- '%c'", optopt);
-		default:
-			if (optopt)
-				return cli_usage_error("rebase", "invalid option "
-						       "-- '%c'", optopt);
-			return cli_usage_error("rebase", "unrecognized option "
-					       "'%s'", argv[optind - 1]);
+		default: return cli_bad_option("rebase", c, argv);
 		}
 	}
 	if (argc - optind != 1)

@@ -3,6 +3,7 @@
  *
  * mimg: inspect, create, convert and check virtual disk images.
  */
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +87,17 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 	fprintf(stderr, "\nTry '%s %s%s--help' for more information\n",
 		cli_prog, cmd ? cmd : "", cmd ? " " : "");
 	return EXIT_ERR;
+}
+
+int cli_bad_option(const char *cmd, int c, char **argv)
+{
+	if (c == ':')
+		return cli_usage_error(cmd, "option requires an argument -- "
+				       "'%c'", optopt);
+	if (optopt)
+		return cli_usage_error(cmd, "invalid option -- '%c'", optopt);
+	return cli_usage_error(cmd, "unrecognized option '%s'",
+			       argv[optind - 1]);
 }
 
 bool cli_parse_output(const char *arg, enum output_format *out)

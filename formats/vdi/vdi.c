@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blocktable.h"
 #include "checked.h"
 #include "endian.h"
 #include "error.h"
@@ -131,44 +132,12 @@ static int load_bmap(struct mimg *img, struct vdi *s)
 	return 0;
 }
 
-static void vdi_close(struct mimg *img)
-{
-	struct vdi *s = img->priv;
-	free(s->bmap);
-	pthread_mutex_destroy(&s->lock);
-}
-
-static int vdi_open(struct mimg *img, unsigned flags)
-{
-	struct vdi *s = img->priv;
-	int r;
-	(void)flags;
-
-	pthread_mutex_init(&s->lock, NULL);
-	if ((r = mimg_file_size(img->file, &s->file_size)) < 0 ||
-	    (r = mimg_file_pread_exact(img->file, s->header, VDI_HEADER_SIZE, 0,
-				       "vdi header")) < 0)
-		goto fail;
-	s->offset_bmap = ld_le32(s->header + VDI_H_OFFSET_BMAP);
-	s->offset_data = ld_le32(s->header + VDI_H_OFFSET_DATA);
-	s->blocks = ld_le32(s->header + VDI_H_BLOCKS);
-	s->is_static = ld_le32(s->header + VDI_H_IMAGE_TYPE) == VDI_TYPE_STATIC;
-	if ((r = validate_header(img, s)) < 0 ||
-	    (r = check_layout(img, s)) < 0 || (r = load_bmap(img, s)) < 0)
-		goto fail;
-	img->cluster_size = VDI_BLOCK_SIZE;
-	return 0;
-fail:
-	vdi_close(img);
-	return r;
-}
-
 /* Host offset of guest offset OFF's block into *HOST (0 when not
  * allocated).  Entries past the image's blocks are refused: they would
- * point anywhere in a huge sparse range. */
-static int block_host(struct mimg *img, struct vdi *s, uint64_t off,
-		      uint64_t *host)
+ * point anywhere in a huge sparse range.  Called with the lock held. */
+static int block_host(struct mimg *img, uint64_t off, uint64_t *host)
 {
+	struct vdi *s = img->priv;
 	uint32_t idx = (uint32_t)(off / VDI_BLOCK_SIZE), e = s->bmap[idx];
 	*host = 0;
 	if (e >= VDI_DISCARDED)
@@ -181,54 +150,15 @@ static int block_host(struct mimg *img, struct vdi *s, uint64_t off,
 	return 0;
 }
 
-static int lookup(struct mimg *img, struct vdi *s, uint64_t off,
-		  uint64_t *host)
-{
-	pthread_mutex_lock(&s->lock);
-	int r = block_host(img, s, off, host);
-	pthread_mutex_unlock(&s->lock);
-	return r;
-}
-
-static size_t in_block(uint64_t off, size_t len)
-{
-	uint64_t left = VDI_BLOCK_SIZE - off % VDI_BLOCK_SIZE;
-	return left < len ? (size_t)left : len;
-}
-
-static int vdi_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
-		      uint64_t off, size_t len)
-{
-	struct vdi *s = img->priv;
-	size_t done = 0;
-	int r = 0;
-
-	while (done < len && r == 0) {
-		size_t n = in_block(off + done, len - done);
-		uint64_t host;
-		if ((r = lookup(img, s, off + done, &host)) < 0)
-			break;
-		if (!host) {
-			r = mimg__read_below(img, iov, iovcnt, done,
-					     off + done, n);
-		} else {
-			r = mimg__file_preadv_slice(img->file, iov, iovcnt,
-						    done, n, host + (off + done) %
-						    VDI_BLOCK_SIZE);
-		}
-		done += n;
-	}
-	return r;
-}
-
 /*
  * Allocate the block holding OFF and write the LEN bytes of IOV (from
  * byte SKIP) into it, in crash-safe order.  Called with the lock held.
  */
-static int allocate_and_write(struct mimg *img, struct vdi *s,
-			      const struct iovec *iov, int iovcnt,
-			      size_t skip, uint64_t off, size_t len)
+static int allocate_and_write(struct mimg *img, const struct iovec *iov,
+			      int iovcnt, size_t skip, uint64_t off,
+			      size_t len)
 {
+	struct vdi *s = img->priv;
 	uint32_t idx = (uint32_t)(off / VDI_BLOCK_SIZE);
 	uint64_t host = s->offset_data + (uint64_t)s->next_index *
 						 VDI_BLOCK_SIZE;
@@ -241,9 +171,7 @@ static int allocate_and_write(struct mimg *img, struct vdi *s,
 				s->blocks);
 	/* Bytes already in the file there (not in an image qemu-img or
 	 * mimg wrote) must not show through. */
-	if (s->file_size > host &&
-	    (r = mimg__file_zero(img->file, host,
-				 min_u64(s->file_size, end) - host)) < 0)
+	if ((r = mimg__bt_clear_stale(img, s->file_size, host, end)) < 0)
 		return r;
 	r = mimg__file_pwritev_slice(img->file, iov, iovcnt, skip, len,
 				     host + off % VDI_BLOCK_SIZE);
@@ -268,42 +196,54 @@ static int allocate_and_write(struct mimg *img, struct vdi *s,
 	return 0;
 }
 
-static int write_chunk(struct mimg *img, struct vdi *s,
-		       const struct iovec *iov, int iovcnt, size_t skip,
-		       uint64_t off, size_t len)
+static void vdi_close(struct mimg *img)
 {
-	uint64_t host;
-	int r = lookup(img, s, off, &host);
+	struct vdi *s = img->priv;
+	free(s->bmap);
+	pthread_mutex_destroy(&s->lock);
+}
 
-	if (r < 0)
-		return r;
-	if (!host) {
-		pthread_mutex_lock(&s->lock);
-		r = block_host(img, s, off, &host);
-		if (r == 0 && !host)
-			r = allocate_and_write(img, s, iov, iovcnt, skip, off,
-					       len);
-		pthread_mutex_unlock(&s->lock);
-		if (!host || r < 0)
-			return r;
-	}
-	return mimg__file_pwritev_slice(img->file, iov, iovcnt, skip, len,
-					host + off % VDI_BLOCK_SIZE);
+static int vdi_open(struct mimg *img, unsigned flags)
+{
+	struct vdi *s = img->priv;
+	int r;
+	(void)flags;
+
+	pthread_mutex_init(&s->lock, NULL);
+	s->bt = (struct mimg_blocktable){ .lock = &s->lock,
+					  .block_size = VDI_BLOCK_SIZE,
+					  .lookup = block_host,
+					  .allocate = allocate_and_write };
+	if ((r = mimg_file_size(img->file, &s->file_size)) < 0 ||
+	    (r = mimg_file_pread_exact(img->file, s->header, VDI_HEADER_SIZE, 0,
+				       "vdi header")) < 0)
+		goto fail;
+	s->offset_bmap = ld_le32(s->header + VDI_H_OFFSET_BMAP);
+	s->offset_data = ld_le32(s->header + VDI_H_OFFSET_DATA);
+	s->blocks = ld_le32(s->header + VDI_H_BLOCKS);
+	s->is_static = ld_le32(s->header + VDI_H_IMAGE_TYPE) == VDI_TYPE_STATIC;
+	if ((r = validate_header(img, s)) < 0 ||
+	    (r = check_layout(img, s)) < 0 || (r = load_bmap(img, s)) < 0)
+		goto fail;
+	img->cluster_size = VDI_BLOCK_SIZE;
+	return 0;
+fail:
+	vdi_close(img);
+	return r;
+}
+
+static int vdi_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
+		      uint64_t off, size_t len)
+{
+	struct vdi *s = img->priv;
+	return mimg__bt_preadv(img, &s->bt, iov, iovcnt, off, len);
 }
 
 static int vdi_pwritev(struct mimg *img, const struct iovec *iov, int iovcnt,
 		       uint64_t off, size_t len)
 {
 	struct vdi *s = img->priv;
-	size_t done = 0;
-	int r = 0;
-
-	while (done < len && r == 0) {
-		size_t n = in_block(off + done, len - done);
-		r = write_chunk(img, s, iov, iovcnt, done, off + done, n);
-		done += n;
-	}
-	return r;
+	return mimg__bt_pwritev(img, &s->bt, iov, iovcnt, off, len);
 }
 
 static int vdi_flush(struct mimg *img)
@@ -318,19 +258,7 @@ static int vdi_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
 {
 	struct vdi *s = img->priv;
 	(void)flags;
-	while (len) {
-		uint64_t n = min_u64(len, VDI_BLOCK_SIZE - off % VDI_BLOCK_SIZE);
-		uint64_t host;
-		int r = lookup(img, s, off, &host);
-		if (r == 0 && host)
-			r = mimg__file_zero(img->file,
-					    host + off % VDI_BLOCK_SIZE, n);
-		if (r < 0)
-			return r;
-		off += n;
-		len -= n;
-	}
-	return 0;
+	return mimg__bt_zero_allocated(img, &s->bt, off, len);
 }
 
 static int vdi_block_status(struct mimg *img, uint64_t off, uint64_t len,
@@ -339,10 +267,11 @@ static int vdi_block_status(struct mimg *img, uint64_t off, uint64_t len,
 {
 	struct vdi *s = img->priv;
 	uint64_t host;
-	int r = lookup(img, s, off, &host);
+	int r = mimg__bt_lookup(img, &s->bt, off, &host);
 	if (r < 0)
 		return r;
-	*pnum = in_block(off, (size_t)min_u64(len, VDI_BLOCK_SIZE));
+	*pnum = mimg__bt_in_block(&s->bt, off,
+				  (size_t)min_u64(len, VDI_BLOCK_SIZE));
 	if (!host) {
 		/* qemu-img map shows unallocated blocks as present zeroes */
 		*status = MIMG_BS_ZERO | MIMG_BS_ALLOCATED;

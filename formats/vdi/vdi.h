@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "blocktable.h"
 #include "image.h"
 
 #define VDI_HEADER_SIZE 512
@@ -60,6 +61,7 @@ struct vdi {
 	uint64_t offset_bmap, offset_data;
 	uint32_t next_index;	/* data-area index of the next new block */
 	uint64_t file_size;
+	struct mimg_blocktable bt;	/* I/O through the block map */
 };
 
 extern const struct mimg_optdesc vdi_create_opts[];

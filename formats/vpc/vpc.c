@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blocktable.h"
 #include "checked.h"
 #include "endian.h"
 #include "error.h"
@@ -212,6 +213,74 @@ static int load_bat(struct mimg *img, struct vpc *s)
 	return 0;
 }
 
+/* Host offset of guest offset OFF's block, or 0 when unallocated.
+ * Called with the lock held. */
+static uint64_t block_host(struct vpc *s, uint64_t off)
+{
+	uint32_t e = s->bat[off / s->block_size];
+	if (e == VPC_BAT_UNUSED)
+		return 0;
+	return (uint64_t)e * VPC_SECTOR + s->bitmap_size;
+}
+
+/* The block table's lookup: never fails, the BAT was checked at open. */
+static int bt_lookup(struct mimg *img, uint64_t off, uint64_t *host)
+{
+	*host = block_host(img->priv, off);
+	return 0;
+}
+
+/*
+ * Allocate the block holding OFF and write the LEN bytes of IOV (from
+ * byte SKIP) into it, in crash-safe order.  Called with the lock held.
+ */
+static int allocate_and_write(struct mimg *img, const struct iovec *iov,
+			      int iovcnt, size_t skip, uint64_t off,
+			      size_t len)
+{
+	struct vpc *s = img->priv;
+	uint64_t idx = off / s->block_size;
+	uint64_t start = s->next_free, data = start + s->bitmap_size;
+	uint64_t end = data + s->block_size;
+	uint64_t sector = start / VPC_SECTOR;
+	uint8_t *bitmap;
+	int r;
+
+	if (sector >= VPC_BAT_UNUSED || end + VPC_FOOTER_SIZE > INT64_MAX)
+		return mimg_err(-EFBIG, "%s: vpc: the file cannot grow past "
+				"2 TiB of blocks", img->filename);
+	/* Whatever lies past the old footer (nothing, normally) must not
+	 * show through the parts of the block this write does not cover. */
+	if ((r = mimg__bt_clear_stale(img, s->file_size, data, end)) < 0)
+		return r;
+	/* The footer moves first, so that the file always ends with one;
+	 * the bitmap then overwrites the old footer. */
+	if ((r = mimg_file_pwrite(img->file, s->footer, VPC_FOOTER_SIZE,
+				  end)) < 0)
+		return r;
+	s->file_size = max_u64(s->file_size, end + VPC_FOOTER_SIZE);
+	/* Every sector is marked present, as qemu-img does: sectors never
+	 * written read as the zeroes the block was created with. */
+	if (!(bitmap = malloc(s->bitmap_size)))
+		return mimg_err(-ENOMEM, "out of memory");
+	memset(bitmap, 0xff, s->bitmap_size);
+	r = mimg_file_pwrite(img->file, bitmap, s->bitmap_size, start);
+	free(bitmap);
+	if (r < 0)
+		return r;
+	r = mimg__file_pwritev_slice(img->file, iov, iovcnt, skip, len,
+				     data + off % s->block_size);
+	if (r < 0)
+		return r;
+	s->next_free = end;
+	uint8_t be[4];
+	st_be32(be, (uint32_t)sector);
+	if ((r = mimg_file_pwrite(img->file, be, 4, s->bat_offset + idx * 4)) < 0)
+		return r;
+	s->bat[idx] = (uint32_t)sector;
+	return 0;
+}
+
 static void vpc_close(struct mimg *img)
 {
 	struct vpc *s = img->priv;
@@ -254,6 +323,10 @@ static int vpc_open(struct mimg *img, unsigned flags)
 	}
 	if ((r = read_dyn_header(img, s, h)) < 0 || (r = load_bat(img, s)) < 0)
 		goto fail;
+	s->bt = (struct mimg_blocktable){ .lock = &s->lock,
+					  .block_size = s->block_size,
+					  .lookup = bt_lookup,
+					  .allocate = allocate_and_write };
 	img->cluster_size = s->block_size;
 	return 0;
 fail:
@@ -261,142 +334,22 @@ fail:
 	return r;
 }
 
-/* Host offset of guest offset OFF's block, or 0 when unallocated. */
-static uint64_t block_host(struct vpc *s, uint64_t off)
-{
-	uint32_t e = s->bat[off / s->block_size];
-	if (e == VPC_BAT_UNUSED)
-		return 0;
-	return (uint64_t)e * VPC_SECTOR + s->bitmap_size;
-}
-
-static uint64_t lookup(struct vpc *s, uint64_t off)
-{
-	pthread_mutex_lock(&s->lock);
-	uint64_t host = block_host(s, off);
-	pthread_mutex_unlock(&s->lock);
-	return host;
-}
-
-/* Bytes from OFF to the end of its block, capped at LEN. */
-static size_t in_block(struct vpc *s, uint64_t off, size_t len)
-{
-	uint64_t left = s->block_size - off % s->block_size;
-	return left < len ? (size_t)left : len;
-}
-
 static int vpc_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
 		      uint64_t off, size_t len)
 {
 	struct vpc *s = img->priv;
-	size_t done = 0;
-	int r = 0;
-
 	if (s->fixed)
 		return mimg_file_preadv(img->file, iov, iovcnt, off);
-	while (done < len && r == 0) {
-		size_t n = in_block(s, off + done, len - done);
-		uint64_t host = lookup(s, off + done);
-		if (!host) {
-			r = mimg__read_below(img, iov, iovcnt, done,
-					     off + done, n);
-		} else {
-			r = mimg__file_preadv_slice(img->file, iov, iovcnt,
-						    done, n, host + (off + done) %
-						    s->block_size);
-		}
-		done += n;
-	}
-	return r;
-}
-
-/*
- * Allocate the block holding OFF and write the LEN bytes of IOV (from
- * byte SKIP) into it, in crash-safe order.  Called with the lock held.
- */
-static int allocate_and_write(struct mimg *img, struct vpc *s,
-			      const struct iovec *iov, int iovcnt,
-			      size_t skip, uint64_t off, size_t len)
-{
-	uint64_t idx = off / s->block_size;
-	uint64_t start = s->next_free, data = start + s->bitmap_size;
-	uint64_t end = data + s->block_size;
-	uint64_t sector = start / VPC_SECTOR;
-	uint8_t *bitmap;
-	int r;
-
-	if (sector >= VPC_BAT_UNUSED || end + VPC_FOOTER_SIZE > INT64_MAX)
-		return mimg_err(-EFBIG, "%s: vpc: the file cannot grow past "
-				"2 TiB of blocks", img->filename);
-	/* Whatever lies past the old footer (nothing, normally) must not
-	 * show through the parts of the block this write does not cover. */
-	if (s->file_size > data &&
-	    (r = mimg__file_zero(img->file, data,
-				 min_u64(s->file_size, end) - data)) < 0)
-		return r;
-	/* The footer moves first, so that the file always ends with one;
-	 * the bitmap then overwrites the old footer. */
-	if ((r = mimg_file_pwrite(img->file, s->footer, VPC_FOOTER_SIZE,
-				  end)) < 0)
-		return r;
-	s->file_size = max_u64(s->file_size, end + VPC_FOOTER_SIZE);
-	/* Every sector is marked present, as qemu-img does: sectors never
-	 * written read as the zeroes the block was created with. */
-	if (!(bitmap = malloc(s->bitmap_size)))
-		return mimg_err(-ENOMEM, "out of memory");
-	memset(bitmap, 0xff, s->bitmap_size);
-	r = mimg_file_pwrite(img->file, bitmap, s->bitmap_size, start);
-	free(bitmap);
-	if (r < 0)
-		return r;
-	r = mimg__file_pwritev_slice(img->file, iov, iovcnt, skip, len,
-				     data + off % s->block_size);
-	if (r < 0)
-		return r;
-	s->next_free = end;
-	uint8_t be[4];
-	st_be32(be, (uint32_t)sector);
-	if ((r = mimg_file_pwrite(img->file, be, 4, s->bat_offset + idx * 4)) < 0)
-		return r;
-	s->bat[idx] = (uint32_t)sector;
-	return 0;
-}
-
-static int write_chunk(struct mimg *img, struct vpc *s,
-		       const struct iovec *iov, int iovcnt, size_t skip,
-		       uint64_t off, size_t len)
-{
-	uint64_t host = lookup(s, off);
-	int r;
-
-	if (!host) {
-		pthread_mutex_lock(&s->lock);
-		host = block_host(s, off);
-		r = host ? 0 : allocate_and_write(img, s, iov, iovcnt, skip,
-						  off, len);
-		pthread_mutex_unlock(&s->lock);
-		if (!host || r < 0)
-			return r;
-	}
-	return mimg__file_pwritev_slice(img->file, iov, iovcnt, skip, len,
-					host + off % s->block_size);
+	return mimg__bt_preadv(img, &s->bt, iov, iovcnt, off, len);
 }
 
 static int vpc_pwritev(struct mimg *img, const struct iovec *iov, int iovcnt,
 		       uint64_t off, size_t len)
 {
 	struct vpc *s = img->priv;
-	size_t done = 0;
-	int r = 0;
-
 	if (s->fixed)
 		return mimg_file_pwritev(img->file, iov, iovcnt, off);
-	while (done < len && r == 0) {
-		size_t n = in_block(s, off + done, len - done);
-		r = write_chunk(img, s, iov, iovcnt, done, off + done, n);
-		done += n;
-	}
-	return r;
+	return mimg__bt_pwritev(img, &s->bt, iov, iovcnt, off, len);
 }
 
 static int vpc_flush(struct mimg *img)
@@ -413,18 +366,7 @@ static int vpc_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
 	(void)flags;
 	if (s->fixed)
 		return mimg__file_zero(img->file, off, len);
-	while (len) {
-		uint64_t n = min_u64(len, s->block_size - off % s->block_size);
-		uint64_t host = lookup(s, off);
-		int r = host ? mimg__file_zero(img->file,
-					       host + off % s->block_size, n)
-			     : 0;
-		if (r < 0)
-			return r;
-		off += n;
-		len -= n;
-	}
-	return 0;
+	return mimg__bt_zero_allocated(img, &s->bt, off, len);
 }
 
 static int vpc_block_status(struct mimg *img, uint64_t off, uint64_t len,

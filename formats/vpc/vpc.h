@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "blocktable.h"
 #include "image.h"
 
 #define VPC_FOOTER_SIZE 512
@@ -77,6 +78,7 @@ struct vpc {
 	uint64_t meta_end;	/* end of the header, dynamic header and BAT */
 	uint64_t next_free;	/* where the next block (and the footer) go */
 	uint64_t file_size;
+	struct mimg_blocktable bt;	/* dynamic: I/O through the BAT */
 };
 
 /* One's complement of the byte sum, with the LEN-byte structure's own

@@ -6,7 +6,7 @@
 # qemu-img info describes the same way.
 . "$TESTLIB"
 need qemu-img qemu-io
-"$MIMG" --help | grep -q '^Formats:.*qcow2' || { echo "SKIP: no qcow2"; exit 77; }
+need_format qcow2
 
 io() { qemu-io -f qcow2 "$@" > /dev/null || fail "qemu-io $*"; }
 cases=0

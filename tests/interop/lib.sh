@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: BSD-2-Clause
 # Shared helpers for interop tests.  Source with: . "$TESTLIB"
 # Provides: $MIMG, a fresh $T temp dir (removed on exit), need TOOL...,
-# fail MSG, check_eq A B MSG, qemu_img.
+# need_format FMT, fail MSG, check_eq A B MSG, json_get, qio_fmt,
+# qemu_img_luks, same_read, same_info_json and LUKS_COMBOS.
 set -u
 : "${MIMG:?MIMG must point to the mimg binary}"
 T=$(mktemp -d "${TMPDIR:-/tmp}/mimg-interop-XXXXXX")
@@ -13,6 +14,11 @@ need() {
 	for p in "$@"; do
 		command -v "$p" >/dev/null 2>&1 || { echo "SKIP: $p not installed"; exit 77; }
 	done
+}
+
+# Skip (exit 77) unless mimg was built with the driver for FMT.
+need_format() {
+	"$MIMG" --help | grep -q "^Formats:.*$1" || { echo "SKIP: no $1"; exit 77; }
 }
 
 fail() {
@@ -58,3 +64,57 @@ qemu_img_luks() {
 	cat qerr.txt >&2
 	return 1
 }
+
+# same_read FMT IMG [what]: mimg reads IMG, an image of FMT (through its
+# backing chain), as the same bytes as qemu-img does.
+same_read() {
+	rm -f same.q.raw same.m.raw
+	qemu-img convert -f "$1" -O raw "$2" same.q.raw ||
+		fail "qemu-img convert $2 ${3:-}"
+	"$MIMG" convert -f "$1" -O raw "$2" same.m.raw ||
+		fail "mimg convert $2 to raw ${3:-}"
+	cmp same.q.raw same.m.raw >/dev/null ||
+		fail "mimg reads $2 differently from qemu-img: $(cmp same.q.raw same.m.raw 2>&1 | head -1) ${3:-}"
+}
+
+# info_both IMG [info args]: info.q.json and info.m.json, what qemu-img
+# info and mimg info print of IMG as JSON.
+info_both() {
+	_img=$1
+	shift
+	qemu-img info --output=json "$@" "$_img" >info.q.json ||
+		fail "qemu-img info $_img"
+	"$MIMG" info --output json "$@" "$_img" >info.m.json ||
+		fail "mimg info $_img"
+}
+
+# same_info_json IMG [info args]: mimg info --output json prints what
+# qemu-img info does, with the same keys in the same order (actual-size
+# aside: it is sampled at another moment).
+same_info_json() {
+	_img=$1
+	info_both "$@"
+	python3 - info.q.json info.m.json <<'PY' || fail "info JSON of $_img differs"
+import json, sys
+q = json.load(open(sys.argv[1]))
+m = json.load(open(sys.argv[2]))
+for d in (q, m):
+    d.pop('actual-size', None)
+if q != m or list(q) != list(m):
+    print('qemu:', json.dumps(q, indent=1))
+    print('mimg:', json.dumps(m, indent=1))
+    sys.exit(1)
+PY
+}
+
+# The AES cipher, mode, IV generator and hash combinations qemu-img
+# creates, as LUKS create options (prefix "encrypt." for qcow2).
+LUKS_COMBOS="cipher-alg=aes-256
+cipher-alg=aes-128
+cipher-alg=aes-192
+cipher-alg=aes-256,cipher-mode=cbc,ivgen-alg=plain64
+cipher-alg=aes-128,cipher-mode=cbc,ivgen-alg=plain
+cipher-alg=aes-256,cipher-mode=cbc,ivgen-alg=essiv
+cipher-alg=aes-128,cipher-mode=xts,ivgen-alg=essiv,ivgen-hash-alg=sha256
+cipher-alg=aes-256,ivgen-alg=plain,hash-alg=sha1
+cipher-alg=aes-256,hash-alg=sha512"

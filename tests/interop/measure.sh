@@ -6,7 +6,7 @@
 # metadata, persistent bitmaps.
 . "$TESTLIB"
 need qemu-img qemu-io python3
-"$MIMG" --help | grep -q '^Formats:.*qcow2' || { echo "SKIP: no qcow2"; exit 77; }
+need_format qcow2
 
 io() { qemu-io -f qcow2 "$@" > /dev/null || fail "qemu-io $*"; }
 

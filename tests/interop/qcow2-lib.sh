@@ -18,17 +18,10 @@ qemu_clean() {
 	[ $_st = 0 ] || { cat check.out >&2; fail "qemu-img check $1 (exit $_st) ${2:-}"; }
 }
 
-# same_content IMG [FMT]: mimg reads IMG (through its backing chain) as
-# the same bytes as qemu-img does.
+# same_content IMG [FMT [what]]: mimg reads IMG (through its backing
+# chain) as the same bytes as qemu-img does.
 same_content() {
-	_fmt=${2:-qcow2}
-	rm -f same.q.raw same.m.raw
-	qemu-img convert -f "$_fmt" -O raw "$1" same.q.raw ||
-		fail "qemu-img convert $1"
-	"$MIMG" convert -f "$_fmt" -O raw "$1" same.m.raw ||
-		fail "mimg convert $1 to raw ${3:-}"
-	cmp same.q.raw same.m.raw >/dev/null ||
-		fail "mimg reads $1 differently from qemu-img: $(cmp same.q.raw same.m.raw 2>&1 | head -1) ${3:-}"
+	same_read "${2:-qcow2}" "$1" "${3:-}"
 }
 
 # same_info IMG [extra args]: every key qemu-img info prints (JSON) is
@@ -36,11 +29,8 @@ same_content() {
 # than a page (it is sampled at a different moment).
 same_info() {
 	_img=$1
+	info_both "$@"
 	shift
-	qemu-img info --output=json "$@" "$_img" >info.q.json ||
-		fail "qemu-img info $_img"
-	"$MIMG" info --output json "$@" "$_img" >info.m.json ||
-		fail "mimg info $_img"
 	python3 - info.q.json info.m.json "$_img $*" <<'PY' || fail "info JSON of $_img differs"
 import json, sys
 q = json.load(open(sys.argv[1]))

@@ -39,16 +39,8 @@ with open("src.raw", "r+b") as f:
         f.seek(off); f.write(os.urandom(n))
 PY
 
-for combo in \
-	"cipher-alg=aes-256" \
-	"cipher-alg=aes-128" \
-	"cipher-alg=aes-192" \
-	"cipher-alg=aes-256,cipher-mode=cbc,ivgen-alg=plain64" \
-	"cipher-alg=aes-128,cipher-mode=cbc,ivgen-alg=plain" \
-	"cipher-alg=aes-256,cipher-mode=cbc,ivgen-alg=essiv" \
-	"cipher-alg=aes-128,cipher-mode=xts,ivgen-alg=essiv,ivgen-hash-alg=sha256" \
-	"cipher-alg=aes-256,ivgen-alg=plain,hash-alg=sha1" \
-	"cipher-alg=aes-256,hash-alg=sha512"; do
+# shellcheck disable=SC2086 # one combination a line
+for combo in $LUKS_COMBOS; do
 	e=$(echo "$combo" | sed 's/\([a-z-]*=\)/encrypt.\1/g')
 	# qemu-img writes, mimg reads
 	rm -f q.qcow2 q.raw m.raw

@@ -5,19 +5,12 @@
 # and cuts the file exactly as qemu-img does (the files come out the same
 # byte for byte), snapshots keep what they had, and the refusals (no
 # --shrink, preallocation, sizes that are not sectors) read the same.
+here=$(cd "$(dirname "$0")" && pwd)
 . "$TESTLIB"
+. "$here/qcow2-lib.sh"
 need qemu-img qemu-io python3
-"$MIMG" --help | grep -q '^Formats:.*qcow2' || { echo "SKIP: no qcow2"; exit 77; }
+need_format qcow2
 
-qio() {
-	img=$1
-	shift
-	for c in "$@"; do
-		set -- "$@" -c "$c"
-		shift
-	done
-	qemu-io -f qcow2 "$@" "$img" > /dev/null || fail "qemu-io $* $img"
-}
 
 # same OPTS ARGS...: resize copies of one image with both tools.
 same() {
@@ -43,7 +36,7 @@ for opts in cluster_size=64k compat=0.10 cluster_size=4k refcount_bits=1 \
 	extended_l2=on lazy_refcounts=on; do
 	rm -f img.qcow2
 	qemu-img create -q -f qcow2 -o "$opts" img.qcow2 256M
-	qio img.qcow2 "write -P 1 0 1M" "write -P 2 60M 64k" \
+	qio img.qcow2 qcow2 "write -P 1 0 1M" "write -P 2 60M 64k" \
 		"write -P 3 63M 1536k" "write -c -P 4 150M 64k" \
 		"write -P 5 252M 4M"
 	same "$opts" --shrink 64M
@@ -63,7 +56,7 @@ done
 # A snapshot keeps the clusters the active image drops.
 rm -f img.qcow2
 qemu-img create -q -f qcow2 img.qcow2 256M
-qio img.qcow2 "write -P 1 0 1M" "write -P 2 200M 1M"
+qio img.qcow2 qcow2 "write -P 1 0 1M" "write -P 2 200M 1M"
 qemu-img snapshot -c s img.qcow2
 qemu-img convert -O raw img.qcow2 s.raw
 same snapshot --shrink 100M
@@ -76,16 +69,16 @@ qemu-img compare -q -f raw s.raw m.qcow2 || fail "content after apply"
 # A backing file shows through the dropped range, as with qemu-img.
 rm -f base.qcow2 img.qcow2
 qemu-img create -q -f qcow2 base.qcow2 8M
-qio base.qcow2 "write -P 7 0 8M"
+qio base.qcow2 qcow2 "write -P 7 0 8M"
 qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 img.qcow2
-qio img.qcow2 "write -P 8 0 8M"
+qio img.qcow2 qcow2 "write -P 8 0 8M"
 same backing --shrink 3M
 same backing --shrink 3200k
 
 # An external data file is cut too.
 rm -f img.qcow2 img.raw q.raw m.raw
 qemu-img create -q -f qcow2 -o data_file=img.raw img.qcow2 16M
-qio img.qcow2 "write -P 9 0 16M"
+qio img.qcow2 qcow2 "write -P 9 0 16M"
 cp img.raw q.raw
 cp img.raw m.raw
 cp img.qcow2 q.qcow2

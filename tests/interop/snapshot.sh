@@ -7,19 +7,12 @@
 # intact (a crafted one always, one saved by qemu itself when
 # qemu-system-x86_64 is there); options, messages and exit codes as
 # qemu-img's.
+here=$(cd "$(dirname "$0")" && pwd)
 . "$TESTLIB"
+. "$here/qcow2-lib.sh"
 need qemu-img qemu-io python3
-"$MIMG" --help | grep -q '^Formats:.*qcow2' || { echo "SKIP: no qcow2"; exit 77; }
+need_format qcow2
 
-qio() {
-	img=$1
-	shift
-	for c in "$@"; do
-		set -- "$@" -c "$c"
-		shift
-	done
-	qemu-io -f qcow2 "$@" "$img" > /dev/null || fail "qemu-io $* $img"
-}
 
 # nodate IMG: IMG.nd is IMG with every snapshot's date zeroed.
 nodate() {
@@ -78,15 +71,15 @@ ops() {
 	tool=$1 img=$2
 	qemu-img create -q -f qcow2 -o "$3" "$img" 8M ||
 		fail "create $3"
-	qio "$img" "write -P 1 0 1M" "write -c -P 2 4M 64k"
+	qio "$img" qcow2 "write -P 1 0 1M" "write -c -P 2 4M 64k"
 	"$tool" snapshot -c s1 "$img" || fail "$tool -c s1 ($3)"
-	qio "$img" "write -P 3 512k 1M" "write -z 6M 64k"
+	qio "$img" qcow2 "write -P 3 512k 1M" "write -z 6M 64k"
 	"$tool" snapshot -c s2 "$img" || fail "$tool -c s2 ($3)"
-	qio "$img" "write -P 4 7M 64k" "discard 4M 64k"
+	qio "$img" qcow2 "write -P 4 7M 64k" "discard 4M 64k"
 	"$tool" snapshot -c s3 "$img" || fail "$tool -c s3 ($3)"
 	"$tool" snapshot -a s1 "$img" || fail "$tool -a s1 ($3)"
 	"$tool" snapshot -d s2 "$img" || fail "$tool -d s2 ($3)"
-	qio "$img" "write -P 5 0 64k"
+	qio "$img" qcow2 "write -P 5 0 64k"
 	"$tool" snapshot -a 3 "$img" || fail "$tool -a 3 ($3)"
 	"$tool" snapshot -d s1 "$img" || fail "$tool -d s1 ($3)"
 	"$tool" snapshot -c "" "$img" || fail "$tool -c '' ($3)"
@@ -120,7 +113,7 @@ done
 # compressed clusters.
 rm -f w.qcow2
 qemu-img create -q -f qcow2 w.qcow2 4M
-qio w.qcow2 "write -P 0x11 0 1M" "write -c -P 0x55 2M 64k" "write -P 9 3M 1M"
+qio w.qcow2 qcow2 "write -P 0x11 0 1M" "write -c -P 0x55 2M 64k" "write -P 9 3M 1M"
 "$MIMG" snapshot -c before w.qcow2 || fail "snapshot before writes"
 qemu-img convert -O raw w.qcow2 before.raw
 cp w.qcow2 wq.qcow2
@@ -128,7 +121,7 @@ cp w.qcow2 wq.qcow2
 	fail "mimg partial write"
 "$MIMG" bench -q -w -c 1 -o 2101248 -s 512 --pattern=0x44 -f qcow2 w.qcow2 ||
 	fail "mimg partial write into a compressed cluster"
-qio wq.qcow2 "write -P 0x33 4608 3000" "write -P 0x44 2101248 512"
+qio wq.qcow2 qcow2 "write -P 0x33 4608 3000" "write -P 0x44 2101248 512"
 qemu-img compare -q wq.qcow2 w.qcow2 || fail "partial writes after a snapshot"
 qemu-img convert -l before -O raw w.qcow2 snap.raw
 cmp -s before.raw snap.raw || fail "partial writes changed the snapshot"
@@ -148,10 +141,10 @@ qemu-img check -q w.qcow2 || fail "check after delete"
 for tool in qemu-img "$MIMG"; do
 	rm -f z.qcow2
 	qemu-img create -q -f qcow2 z.qcow2 8M
-	qio z.qcow2 "write -P 1 0 1M" "write -P 2 7M 1M"
+	qio z.qcow2 qcow2 "write -P 1 0 1M" "write -P 2 7M 1M"
 	"$tool" snapshot -c small z.qcow2 || fail "$tool -c small"
 	qemu-img resize -q z.qcow2 16M
-	qio z.qcow2 "write -P 3 12M 1M"
+	qio z.qcow2 qcow2 "write -P 3 12M 1M"
 	"$tool" snapshot -a small z.qcow2 || fail "$tool -a after growing"
 	qemu-img resize -q --shrink z.qcow2 4M
 	"$tool" snapshot -a small z.qcow2 || fail "$tool -a after shrinking"
@@ -168,7 +161,7 @@ check_eq "$(qemu-img info "z.$(basename "$MIMG").qcow2" | grep '^virtual size')"
 # to 64 MiB, and the snapshot's VM state size and disk size set.
 rm -f v.qcow2
 qemu-img create -q -f qcow2 v.qcow2 1G
-qio v.qcow2 "write -P 0x11 0 1M" "write -P 0x7e 512M 100k"
+qio v.qcow2 qcow2 "write -P 0x11 0 1M" "write -P 0x7e 512M 100k"
 qemu-img snapshot -c vm v.qcow2
 qemu-img resize -q --shrink v.qcow2 64M
 python3 - v.qcow2 <<'PY'
@@ -183,7 +176,7 @@ qemu-img check -q v.qcow2 || fail "crafted VM state image"
 qemu-img snapshot -l v.qcow2 | grep -q ' vm  *100 KiB ' ||
 	fail "crafted VM state not listed"
 want=$(vmstate v.qcow2 vm)
-qio v.qcow2 "write -P 0x22 0 64k"
+qio v.qcow2 qcow2 "write -P 0x22 0 64k"
 "$MIMG" snapshot -c disk v.qcow2 || fail "-c next to a VM state"
 "$MIMG" snapshot -a vm v.qcow2 || fail "-a of a snapshot with VM state"
 qemu-img check -q v.qcow2 || fail "check after -a with VM state"
@@ -209,11 +202,11 @@ qemu_vm() {
 if command -v qemu-system-x86_64 > /dev/null 2>&1; then
 	rm -f s.qcow2
 	qemu-img create -q -f qcow2 s.qcow2 64M
-	qio s.qcow2 "write -P 1 0 1M"
+	qio s.qcow2 qcow2 "write -P 1 0 1M"
 	qemu_vm s.qcow2 "savevm vm1" || fail "qemu savevm: $(cat vm.out)"
 	want=$(vmstate s.qcow2 vm1)
 	"$MIMG" snapshot -c other s.qcow2 || fail "-c next to qemu's VM state"
-	qio s.qcow2 "write -P 2 0 64k"
+	qio s.qcow2 qcow2 "write -P 2 0 64k"
 	"$MIMG" snapshot -a vm1 s.qcow2 || fail "-a of qemu's savevm snapshot"
 	"$MIMG" snapshot -d other s.qcow2 || fail "-d next to qemu's VM state"
 	qemu-img check -q s.qcow2 || fail "check after mimg on a savevm image"

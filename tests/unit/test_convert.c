@@ -24,20 +24,6 @@
 #define MIB (1024ull * 1024ull)
 #define GIB (1024ull * MIB)
 
-static uint64_t allocated(const char *path)
-{
-	struct stat st;
-	ck_assert_int_eq(stat(path, &st), 0);
-	return (uint64_t)st.st_blocks * 512;
-}
-
-static uint64_t file_size(const char *path)
-{
-	struct stat st;
-	ck_assert_int_eq(stat(path, &st), 0);
-	return (uint64_t)st.st_size;
-}
-
 /* Compare two files byte for byte, chunk by chunk. */
 static void assert_same_content(const char *a, const char *b, uint64_t len)
 {
@@ -106,13 +92,13 @@ START_TEST(sparse_source_stays_sparse)
 	make_source("src.img");
 	ck_assert_msg(convert_files("src.img", "dst.img", true, NULL) == 0,
 		      "%s", mimg_errmsg());
-	ck_assert_uint_eq(file_size("dst.img"), SRC_SIZE);
+	ck_assert_uint_eq(tu_file_size("dst.img"), SRC_SIZE);
 	assert_same_content("src.img", "dst.img", SRC_SIZE);
 	/* only the nonzero data is allocated (zero blocks inside data and
 	 * the allocated zero run are not written) */
-	ck_assert_uint_ge(allocated("dst.img"), SRC_NONZERO);
-	ck_assert_uint_le(allocated("dst.img"), SRC_NONZERO + 256 * KIB);
-	ck_assert_uint_lt(allocated("dst.img"), allocated("src.img"));
+	ck_assert_uint_ge(tu_allocated("dst.img"), SRC_NONZERO);
+	ck_assert_uint_le(tu_allocated("dst.img"), SRC_NONZERO + 256 * KIB);
+	ck_assert_uint_lt(tu_allocated("dst.img"), tu_allocated("src.img"));
 }
 END_TEST
 
@@ -124,12 +110,12 @@ START_TEST(sparse_granularity)
 	struct mimg_convert_opts o = {.sparse_size = MIB};
 	ck_assert_int_eq(convert_files("src.img", "dst.img", true, &o), 0);
 	assert_same_content("src.img", "dst.img", SRC_SIZE);
-	ck_assert_uint_ge(allocated("dst.img"), SRC_NONZERO + 64 * KIB);
+	ck_assert_uint_ge(tu_allocated("dst.img"), SRC_NONZERO + 64 * KIB);
 	/* any multiple of 512 up to 16 MiB, as qemu-img -S */
 	o.sparse_size = 1536;
 	ck_assert_int_eq(convert_files("src.img", "d1536.img", true, &o), 0);
 	assert_same_content("src.img", "d1536.img", SRC_SIZE);
-	ck_assert_uint_le(allocated("d1536.img"), SRC_NONZERO + 256 * KIB);
+	ck_assert_uint_le(tu_allocated("d1536.img"), SRC_NONZERO + 256 * KIB);
 	o.sparse_size = 16 * MIB;
 	ck_assert_int_eq(convert_files("src.img", "d16m.img", true, &o), 0);
 	assert_same_content("src.img", "d16m.img", SRC_SIZE);
@@ -143,14 +129,14 @@ START_TEST(sparse_granularity)
 	ck_assert_int_eq(convert_files("small.img", "dsmall.img", true, &o),
 			 0);
 	assert_same_content("small.img", "dsmall.img", 8 * MIB);
-	ck_assert_uint_le(allocated("dsmall.img"), 4096);
+	ck_assert_uint_le(tu_allocated("dsmall.img"), 4096);
 	/* an allocated zero run shorter than the granularity is skipped */
 	memset(data, 0, sizeof(data));
 	tu_write_file("small.img", data, sizeof(data), 6 * MIB);
 	o.sparse_size = 4 * MIB;
 	ck_assert_int_eq(convert_files("small.img", "dz.img", true, &o), 0);
 	assert_same_content("small.img", "dz.img", 8 * MIB);
-	ck_assert_uint_le(allocated("dz.img"), 4096);
+	ck_assert_uint_le(tu_allocated("dz.img"), 4096);
 
 	o.sparse_size = 3000;
 	ck_assert_int_eq(convert_files("src.img", "bad.img", true, &o),
@@ -167,7 +153,7 @@ START_TEST(no_sparse_allocates_everything)
 	struct mimg_convert_opts o = {.sparse_size = MIMG_CONVERT_NO_SPARSE};
 	ck_assert_int_eq(convert_files("src.img", "dst.img", true, &o), 0);
 	assert_same_content("src.img", "dst.img", SRC_SIZE);
-	ck_assert_uint_ge(allocated("dst.img"), SRC_SIZE);
+	ck_assert_uint_ge(tu_allocated("dst.img"), SRC_SIZE);
 }
 END_TEST
 
@@ -188,7 +174,7 @@ START_TEST(existing_target_is_overwritten)
 	ck_assert_int_eq(convert_files("src.img", "dst.img", false, &o), 0);
 	assert_same_content("src.img", "dst.img", SRC_SIZE);
 	/* zeroes are written efficiently: holes punched, not data */
-	ck_assert_uint_le(allocated("dst.img"), SRC_NONZERO + 256 * KIB);
+	ck_assert_uint_le(tu_allocated("dst.img"), SRC_NONZERO + 256 * KIB);
 }
 END_TEST
 
@@ -201,7 +187,7 @@ START_TEST(existing_target_is_zero)
 				      .target_is_zero = 1};
 	ck_assert_int_eq(convert_files("src.img", "dst.img", false, &o), 0);
 	assert_same_content("src.img", "dst.img", SRC_SIZE);
-	ck_assert_uint_le(allocated("dst.img"), SRC_NONZERO + 256 * KIB);
+	ck_assert_uint_le(tu_allocated("dst.img"), SRC_NONZERO + 256 * KIB);
 
 	/* over garbage the flag is taken at its word: the data lands, the
 	 * zero ranges are not touched */
@@ -286,12 +272,12 @@ START_TEST(odd_sizes)
 	tu_write_file("src.img", buf, size, 0);
 	free(buf);
 	ck_assert_int_eq(convert_files("src.img", "dst.img", true, NULL), 0);
-	ck_assert_uint_eq(file_size("dst.img"), 5 * MIB + 1536);
+	ck_assert_uint_eq(tu_file_size("dst.img"), 5 * MIB + 1536);
 	assert_same_content("src.img", "dst.img", size);
 	/* an empty source */
 	tu_make_sparse("empty.img", 0);
 	ck_assert_int_eq(convert_files("empty.img", "e2.img", true, NULL), 0);
-	ck_assert_uint_eq(file_size("e2.img"), 0);
+	ck_assert_uint_eq(tu_file_size("e2.img"), 0);
 }
 END_TEST
 
@@ -354,9 +340,9 @@ START_TEST(bounded_memory_on_large_sparse)
 	ck_assert_msg(ru.ru_maxrss < 256 * 1024, "peak RSS %ld KiB",
 		      ru.ru_maxrss);
 	ck_assert_uint_eq(p.last, 4 * GIB);
-	ck_assert_uint_eq(file_size("out.img"), 4 * GIB);
-	ck_assert_uint_le(allocated("out.img"), 64 * MIB + MIB);
-	ck_assert_uint_ge(allocated("out.img"), 64 * MIB);
+	ck_assert_uint_eq(tu_file_size("out.img"), 4 * GIB);
+	ck_assert_uint_le(tu_allocated("out.img"), 64 * MIB + MIB);
+	ck_assert_uint_ge(tu_allocated("out.img"), 64 * MIB);
 	/* spot-check the pieces */
 	int fd = open("out.img", O_RDONLY);
 	uint8_t *got = malloc(4 * MIB), *want = malloc(4 * MIB);
@@ -409,8 +395,8 @@ START_TEST(work_proportional_to_data)
 	ck_assert_msg(r == 0, "%s", mimg_errmsg());
 	ck_assert_uint_le(w.ops, 8);
 	ck_assert_uint_eq(w.bytes, 4096 + 65536 + 4096);
-	ck_assert_uint_eq(file_size("out.img"), 1ull << 40);
-	ck_assert_uint_le(allocated("out.img"), 4096 + 65536 + 4096 + 65536);
+	ck_assert_uint_eq(tu_file_size("out.img"), 1ull << 40);
+	ck_assert_uint_le(tu_allocated("out.img"), 4096 + 65536 + 4096 + 65536);
 	int fd = open("out.img", O_RDONLY);
 	uint8_t got[65536];
 	ck_assert_int_eq(pread(fd, got, 65536, (off_t)(300 * GIB)), 65536);
@@ -444,7 +430,7 @@ START_TEST(into_clustered_target)
 				   "src.img dst.qcow2"), 0);
 	ck_assert_int_eq(tu_system("qemu-img check -q dst.qcow2"), 0);
 	/* data only: well under the source's allocation */
-	ck_assert_uint_lt(allocated("dst.qcow2"), allocated("src.img"));
+	ck_assert_uint_lt(tu_allocated("dst.qcow2"), tu_allocated("src.img"));
 }
 END_TEST
 
@@ -479,7 +465,7 @@ START_TEST(sources_concatenated)
 	ck_assert_int_eq(pread(fd, back, 3000, SRC_SIZE), 3000);
 	close(fd);
 	ck_assert(memcmp(back, tail, 3000) == 0);
-	ck_assert_uint_ge(file_size("dst.img"), SRC_SIZE + 3000);
+	ck_assert_uint_ge(tu_file_size("dst.img"), SRC_SIZE + 3000);
 	free(tail);
 }
 END_TEST
@@ -492,7 +478,7 @@ START_TEST(copy_offload_same_content)
 	ck_assert_msg(convert_files("src.img", "dst.img", true, &o) == 0,
 		      "%s", mimg_errmsg());
 	assert_same_content("src.img", "dst.img", SRC_SIZE);
-	ck_assert_uint_lt(allocated("dst.img"), SRC_SIZE);
+	ck_assert_uint_lt(tu_allocated("dst.img"), SRC_SIZE);
 }
 END_TEST
 

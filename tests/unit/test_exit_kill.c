@@ -331,7 +331,7 @@ END_TEST
 
 int main(void)
 {
-	if (!tu_have_program("qemu-img") || !tu_have_program("qemu-io"))
+	if (!tu_have_qemu())
 		return 77; /* the oracle is missing: skipped */
 	signal(SIGPIPE, SIG_IGN);
 	Suite *s = suite_create("exit_kill");

@@ -36,13 +36,6 @@ static bool direct_supported(void)
 	return false;
 }
 
-static uint64_t file_size(const char *path)
-{
-	struct stat st;
-	ck_assert_int_eq(stat(path, &st), 0);
-	return (uint64_t)st.st_size;
-}
-
 /* Unaligned writes and reads through unaligned memory match a model. */
 START_TEST(unaligned_transfers_match_model)
 {
@@ -77,7 +70,7 @@ START_TEST(unaligned_transfers_match_model)
 	ck_assert_int_eq(mimg_file_pwrite(f, mem + 3, 1000, end + 11), 0);
 	memcpy(model + end + 11, mem + 3, 1000);
 	ck_assert_int_eq(mimg_file_size(f, &end), 0);
-	ck_assert_uint_eq(end, file_size("d.img"));
+	ck_assert_uint_eq(end, tu_file_size("d.img"));
 	for (uint64_t off = 0; off < FILE_SIZE; off += 65536 + 13) {
 		uint32_t len = off + 65536 + 13 > FILE_SIZE ?
 				       (uint32_t)(FILE_SIZE - off) : 65536 + 13;
@@ -101,12 +94,12 @@ START_TEST(odd_sizes_are_kept)
 					MIMG_FILE_CREATE | MIMG_FILE_DIRECT), 0);
 	tu_fill_random(buf, sizeof(buf), 3);
 	ck_assert_int_eq(mimg_file_pwrite(f, buf, 343, 0), 0);
-	ck_assert_uint_eq(file_size("s.img"), 343);
+	ck_assert_uint_eq(tu_file_size("s.img"), 343);
 	ck_assert_int_eq(mimg_file_pwrite(f, buf, 700, 5000), 0);
-	ck_assert_uint_eq(file_size("s.img"), 5700);
+	ck_assert_uint_eq(tu_file_size("s.img"), 5700);
 	/* a write inside the file leaves its size alone */
 	ck_assert_int_eq(mimg_file_pwrite(f, buf, 10, 100), 0);
-	ck_assert_uint_eq(file_size("s.img"), 5700);
+	ck_assert_uint_eq(tu_file_size("s.img"), 5700);
 	/* reads past the end are zeroes */
 	memset(back, 0xaa, sizeof(back));
 	ck_assert_int_eq(mimg_file_pread(f, back, 800, 5000), 0);

@@ -20,31 +20,19 @@
 #define MIB (1024 * 1024)
 #define PASS "correct horse"
 
-static struct mimg_secret secret(const char *pass)
-{
-	struct mimg_secret s = {.size = sizeof(s), .data = pass,
-				.len = strlen(pass)};
-	return s;
-}
-
 static void create_luks(const char *path, uint64_t size, const char *extra)
 {
 	char text[256];
-	struct mimg_opt *opts;
-	struct mimg_secret s = secret(PASS);
+	struct mimg_secret s = tu_secret(PASS);
 	snprintf(text, sizeof(text), "key-secret=sec0,iter-time=5%s%s",
 		 extra ? "," : "", extra ? extra : "");
-	int n = mimg_opts_parse(text, &opts);
-	ck_assert_int_ge(n, 0);
-	int r = mimg_create_secret(path, "luks", size, opts, (size_t)n, &s);
-	ck_assert_msg(r == 0, "create %s: %s", text, mimg_errmsg());
-	mimg_opts_free(opts, (size_t)n);
+	tu_create(path, "luks", size, text, &s);
 }
 
 static struct mimg *open_luks(const char *path, unsigned flags)
 {
 	struct mimg *img;
-	struct mimg_secret s = secret(PASS);
+	struct mimg_secret s = tu_secret(PASS);
 	int r = mimg_open_secret(&img, path, NULL, flags, &s);
 	ck_assert_msg(r == 0, "open: %s", mimg_errmsg());
 	ck_assert_str_eq(mimg_format(img), "luks");
@@ -113,7 +101,7 @@ END_TEST
 
 START_TEST(create_refusals)
 {
-	struct mimg_secret s = secret(PASS);
+	struct mimg_secret s = tu_secret(PASS);
 	struct mimg_opt serpent[] = {{"cipher-alg", "serpent-256"}};
 	struct mimg_opt twofish[] = {{"cipher-alg", "twofish-128"}};
 	struct mimg_opt sha1essiv[] = {{"ivgen-alg", "essiv"},
@@ -137,7 +125,7 @@ END_TEST
 START_TEST(wrong_passphrase)
 {
 	struct mimg *img;
-	struct mimg_secret s = secret("wrong");
+	struct mimg_secret s = tu_secret("wrong");
 	create_luks("t.luks", MIB, NULL);
 	ck_assert_int_eq(mimg_open_secret(&img, "t.luks", NULL, 0, &s),
 			 -EACCES);
@@ -177,7 +165,7 @@ END_TEST
 START_TEST(secret_struct_size)
 {
 	struct mimg *img;
-	struct mimg_secret s = secret(PASS);
+	struct mimg_secret s = tu_secret(PASS);
 	create_luks("t.luks", MIB, NULL);
 	s.size = 4;
 	ck_assert_int_eq(mimg_open_secret(&img, "t.luks", NULL, 0, &s),
@@ -193,19 +181,6 @@ END_TEST
 /* ---------------------------------------------------------------------- */
 /* Hostile headers                                                         */
 
-static uint8_t *read_all(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	ck_assert_ptr_nonnull(f);
-	fseek(f, 0, SEEK_END);
-	*len = (size_t)ftell(f);
-	rewind(f);
-	uint8_t *b = malloc(*len);
-	ck_assert_uint_eq(fread(b, 1, *len, f), *len);
-	fclose(f);
-	return b;
-}
-
 /* Apply PATCH to a fresh image's header, open it (read-write, with the
  * right secret) and expect ERR with WANT in the message; the file must
  * not change. */
@@ -215,7 +190,7 @@ static void expect_refused(void (*patch)(uint8_t *hdr), int err,
 	uint8_t hdr[592];
 	size_t n1, n2;
 	struct mimg *img = NULL;
-	struct mimg_secret s = secret(PASS);
+	struct mimg_secret s = tu_secret(PASS);
 
 	create_luks("h.luks", MIB, NULL);
 	FILE *f = fopen("h.luks", "r+b");
@@ -224,12 +199,12 @@ static void expect_refused(void (*patch)(uint8_t *hdr), int err,
 	rewind(f);
 	ck_assert_uint_eq(fwrite(hdr, 1, sizeof(hdr), f), sizeof(hdr));
 	fclose(f);
-	uint8_t *before = read_all("h.luks", &n1);
+	uint8_t *before = tu_read_file("h.luks", &n1);
 	int r = mimg_open_secret(&img, "h.luks", "luks", MIMG_OPEN_RDWR, &s);
 	ck_assert_msg(r == err, "got %d (%s), want %d", r, mimg_errmsg(), err);
 	ck_assert_msg(strstr(mimg_errmsg(), want), "message '%s' lacks '%s'",
 		      mimg_errmsg(), want);
-	uint8_t *after = read_all("h.luks", &n2);
+	uint8_t *after = tu_read_file("h.luks", &n2);
 	ck_assert_uint_eq(n1, n2);
 	ck_assert(memcmp(before, after, n1) == 0);
 	free(before);
@@ -298,7 +273,7 @@ END_TEST
 START_TEST(iteration_cap_option)
 {
 	struct mimg *img;
-	struct mimg_secret s = secret(PASS);
+	struct mimg_secret s = tu_secret(PASS);
 	create_luks("t.luks", MIB, NULL);
 	s.max_pbkdf2_iters = 999;
 	ck_assert_int_eq(mimg_open_secret(&img, "t.luks", NULL, 0, &s),
@@ -313,7 +288,7 @@ END_TEST
 START_TEST(truncated_file)
 {
 	struct mimg *img;
-	struct mimg_secret s = secret(PASS);
+	struct mimg_secret s = tu_secret(PASS);
 	uint8_t hdr[592];
 	create_luks("t.luks", MIB, NULL);
 	FILE *f = fopen("t.luks", "rb");

@@ -20,13 +20,6 @@
 
 #define SIZE (1u << 20)
 
-static struct mimg_secret secret(const char *pass)
-{
-	struct mimg_secret s = {.size = sizeof(s), .data = pass,
-				.len = strlen(pass)};
-	return s;
-}
-
 static const char *const fmts[] = {"luks", "qcow2"};
 
 static const char *make(int which)
@@ -36,7 +29,7 @@ static const char *make(int which)
 	struct mimg_opt qo[] = {{"encrypt.format", "luks"},
 				{"encrypt.key-secret", "s"},
 				{"encrypt.iter-time", "5"}};
-	struct mimg_secret s = secret("first");
+	struct mimg_secret s = tu_secret("first");
 	struct mimg *img;
 	uint8_t buf[4096];
 	ck_assert_int_eq(mimg_create_secret(path, fmts[which], SIZE,
@@ -62,7 +55,7 @@ static bool all_a5(const uint8_t *p, size_t n)
 /* Whether PASS opens PATH, and then reads the data written by make(). */
 static bool opens(const char *path, const char *pass)
 {
-	struct mimg_secret s = secret(pass);
+	struct mimg_secret s = tu_secret(pass);
 	struct mimg *img;
 	uint8_t buf[4096];
 	int r = mimg_open_secret(&img, path, NULL, 0, &s);
@@ -85,7 +78,7 @@ static int change(struct mimg *img, int which,
 
 static struct mimg *open_rw(const char *path, const char *pass)
 {
-	struct mimg_secret s = secret(pass);
+	struct mimg_secret s = tu_secret(pass);
 	struct mimg *img;
 	ck_assert_int_eq(mimg_open_secret(&img, path, NULL, MIMG_OPEN_RDWR,
 					  &s),
@@ -153,7 +146,7 @@ START_TEST(add_and_erase)
 	ck_assert(opens(path, "more"));
 
 	/* read-only images are not changed */
-	struct mimg_secret s = secret("third");
+	struct mimg_secret s = tu_secret("third");
 	ck_assert_int_eq(mimg_open_secret(&img, path, NULL, 0, &s), 0);
 	ck_assert_int_eq(change(img, which, &add, NULL), -EROFS);
 	mimg_close(img);

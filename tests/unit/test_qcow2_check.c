@@ -13,15 +13,6 @@
 #include "mimg.h"
 #include "testutil.h"
 
-#define SKIP_WITHOUT_QEMU()                                                \
-	do {                                                               \
-		if (!tu_have_program("qemu-img") ||                        \
-		    !tu_have_program("qemu-io")) {                         \
-			fprintf(stderr, "qemu-img/qemu-io missing: skip\n"); \
-			return;                                            \
-		}                                                          \
-	} while (0)
-
 /* Default layout of a fresh 64 KiB-cluster image after one write at 0:
  * header, refcount table, refcount block, L1, L2, data. */
 #define RB_OFF 0x20000
@@ -64,9 +55,25 @@ static int run_check(unsigned open_flags, unsigned flags,
 	return r;
 }
 
+/* Repair with FLAGS (MIMG_CHECK_REPAIR_*) through a read-write open. */
+static void repair(unsigned flags, struct mimg_check_result *res)
+{
+	ck_assert_int_eq(run_check(MIMG_OPEN_RDWR | MIMG_OPEN_CHECK, flags,
+				   res),
+			 0);
+}
+
+/* qemu-img check -q of t.qcow2 exits with STATUS (0 clean, 2 errors,
+ * 3 leaks only). */
+static void qemu_check_exits(int status)
+{
+	ck_assert_int_eq(tu_system("qemu-img check -q t.qcow2 2>/dev/null"),
+			 status);
+}
+
 START_TEST(check_clean_matches_qemu)
 {
-	SKIP_WITHOUT_QEMU();
+	TU_SKIP_WITHOUT_QEMU();
 	make_image("");
 	ck_assert_int_eq(tu_system("qemu-io -c 'write -c -P 3 2M 64k' t.qcow2 "
 				   ">/dev/null && qemu-img snapshot -c s "
@@ -94,10 +101,10 @@ END_TEST
 
 START_TEST(leak_found_and_repaired)
 {
-	SKIP_WITHOUT_QEMU();
+	TU_SKIP_WITHOUT_QEMU();
 	make_image("");
 	put_be64("t.qcow2", L2_OFF, 0); /* drop guest cluster 0 */
-	ck_assert_int_eq(tu_system("qemu-img check -q t.qcow2"), 3);
+	qemu_check_exits(3);
 	struct mimg_check_result res;
 	ck_assert_int_eq(run_check(0, 0, &res), 0);
 	ck_assert_uint_eq(res.leaks, 1);
@@ -105,43 +112,34 @@ START_TEST(leak_found_and_repaired)
 	ck_assert(res.messages && strstr(res.messages[0], "Leaked cluster 5"));
 	mimg_check_result_free(&res);
 
-	ck_assert_int_eq(run_check(MIMG_OPEN_RDWR | MIMG_OPEN_CHECK,
-				   MIMG_CHECK_REPAIR_LEAKS, &res),
-			 0);
+	repair(MIMG_CHECK_REPAIR_LEAKS, &res);
 	ck_assert_uint_eq(res.leaks_fixed, 1);
 	ck_assert_uint_eq(res.leaks, 0);
 	mimg_check_result_free(&res);
-	ck_assert_int_eq(tu_system("qemu-img check -q t.qcow2"), 0);
+	qemu_check_exits(0);
 }
 END_TEST
 
 START_TEST(refcount_error_repaired)
 {
-	SKIP_WITHOUT_QEMU();
+	TU_SKIP_WITHOUT_QEMU();
 	make_image("");
 	put_be16("t.qcow2", RB_OFF + 2 * DATA_CLUSTER, 0);
-	ck_assert_int_eq(tu_system("qemu-img check -q t.qcow2 2>/dev/null"),
-			 2);
+	qemu_check_exits(2);
 	struct mimg_check_result res;
 	ck_assert_int_eq(run_check(0, 0, &res), 0);
 	ck_assert_uint_ge(res.corruptions, 1);
 	mimg_check_result_free(&res);
 	/* Leak repair alone does not fix an error. */
-	ck_assert_int_eq(run_check(MIMG_OPEN_RDWR | MIMG_OPEN_CHECK,
-				   MIMG_CHECK_REPAIR_LEAKS, &res),
-			 0);
+	repair(MIMG_CHECK_REPAIR_LEAKS, &res);
 	ck_assert_uint_ge(res.corruptions, 1);
 	mimg_check_result_free(&res);
 
-	ck_assert_int_eq(run_check(MIMG_OPEN_RDWR | MIMG_OPEN_CHECK,
-				   MIMG_CHECK_REPAIR_LEAKS |
-					   MIMG_CHECK_REPAIR_ERRORS,
-				   &res),
-			 0);
+	repair(MIMG_CHECK_REPAIR_LEAKS | MIMG_CHECK_REPAIR_ERRORS, &res);
 	ck_assert_uint_eq(res.corruptions, 0);
 	ck_assert_uint_ge(res.corruptions_fixed, 1);
 	mimg_check_result_free(&res);
-	ck_assert_int_eq(tu_system("qemu-img check -q t.qcow2"), 0);
+	qemu_check_exits(0);
 	ck_assert_int_eq(tu_system("qemu-io -c 'read -P 0x11 0 64k' "
 				   "-c 'read -P 0x12 1M 128k' t.qcow2 | "
 				   "grep -c '^read' | grep -q 2"),
@@ -151,23 +149,20 @@ END_TEST
 
 START_TEST(copied_flag_error_repaired)
 {
-	SKIP_WITHOUT_QEMU();
+	TU_SKIP_WITHOUT_QEMU();
 	make_image("");
 	/* Clear OFLAG_COPIED on the L2 entry of guest cluster 0. */
 	put_be64("t.qcow2", L2_OFF, (uint64_t)DATA_CLUSTER << 16);
-	ck_assert_int_eq(tu_system("qemu-img check -q t.qcow2 2>/dev/null"),
-			 2);
+	qemu_check_exits(2);
 	struct mimg_check_result res;
 	ck_assert_int_eq(run_check(0, 0, &res), 0);
 	ck_assert_uint_eq(res.corruptions, 1);
 	mimg_check_result_free(&res);
-	ck_assert_int_eq(run_check(MIMG_OPEN_RDWR | MIMG_OPEN_CHECK,
-				   MIMG_CHECK_REPAIR_ERRORS, &res),
-			 0);
+	repair(MIMG_CHECK_REPAIR_ERRORS, &res);
 	ck_assert_uint_eq(res.corruptions, 0);
 	ck_assert_uint_eq(res.corruptions_fixed, 1);
 	mimg_check_result_free(&res);
-	ck_assert_int_eq(tu_system("qemu-img check -q t.qcow2"), 0);
+	qemu_check_exits(0);
 }
 END_TEST
 
@@ -176,12 +171,11 @@ END_TEST
  * the cluster must fail rather than return the header as data. */
 START_TEST(extl2_allocated_without_host)
 {
-	SKIP_WITHOUT_QEMU();
+	TU_SKIP_WITHOUT_QEMU();
 	make_image("-o extended_l2=on");
 	/* Entry 2 (guest cluster 2, unallocated): bitmap bit 0 set. */
 	put_be64("t.qcow2", L2_OFF + 2 * 16 + 8, 1);
-	ck_assert_int_eq(tu_system("qemu-img check -q t.qcow2 2>/dev/null"),
-			 2);
+	qemu_check_exits(2);
 	struct mimg_check_result res;
 	ck_assert_int_eq(run_check(0, 0, &res), 0);
 	ck_assert_uint_eq(res.corruptions, 1);
@@ -196,7 +190,7 @@ END_TEST
 
 START_TEST(dirty_image_rebuilt_on_open)
 {
-	SKIP_WITHOUT_QEMU();
+	TU_SKIP_WITHOUT_QEMU();
 	make_image("-o lazy_refcounts=on");
 	/* Dirty bit set and a refcount lost, as after a crash with lazy
 	 * refcounts. */
@@ -219,7 +213,7 @@ START_TEST(dirty_image_rebuilt_on_open)
 	ck_assert_int_eq(mimg_pwrite(img, b, sizeof(b), 3 << 20),
 			 (ssize_t)sizeof(b));
 	ck_assert_int_eq(mimg_close(img), 0);
-	ck_assert_int_eq(tu_system("qemu-img check -q t.qcow2"), 0);
+	qemu_check_exits(0);
 	ck_assert_int_eq(tu_system("qemu-img info t.qcow2 | grep -q "
 				   "'lazy refcounts: true'"),
 			 0);
@@ -235,7 +229,7 @@ END_TEST
  * repairs it and clears the flag. */
 START_TEST(overlap_marks_corrupt_until_repaired)
 {
-	SKIP_WITHOUT_QEMU();
+	TU_SKIP_WITHOUT_QEMU();
 	make_image("");
 	put_be16("t.qcow2", RB_OFF + 2 * 3, 0); /* L1 table: cluster 3 */
 	struct mimg *img;
@@ -248,25 +242,21 @@ START_TEST(overlap_marks_corrupt_until_repaired)
 			 -EACCES);
 
 	struct mimg_check_result res;
-	ck_assert_int_eq(run_check(MIMG_OPEN_RDWR | MIMG_OPEN_CHECK,
-				   MIMG_CHECK_REPAIR_LEAKS |
-					   MIMG_CHECK_REPAIR_ERRORS,
-				   &res),
-			 0);
+	repair(MIMG_CHECK_REPAIR_LEAKS | MIMG_CHECK_REPAIR_ERRORS, &res);
 	ck_assert_uint_eq(res.corruptions, 0);
 	mimg_check_result_free(&res);
-	ck_assert_int_eq(tu_system("qemu-img check -q t.qcow2"), 0);
+	qemu_check_exits(0);
 	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL, MIMG_OPEN_RDWR), 0);
 	ck_assert_int_eq(mimg_pwrite(img, b, sizeof(b), 3 << 20),
 			 (ssize_t)sizeof(b));
 	ck_assert_int_eq(mimg_close(img), 0);
-	ck_assert_int_eq(tu_system("qemu-img check -q t.qcow2"), 0);
+	qemu_check_exits(0);
 }
 END_TEST
 
 START_TEST(repair_needs_writable_image)
 {
-	SKIP_WITHOUT_QEMU();
+	TU_SKIP_WITHOUT_QEMU();
 	make_image("");
 	struct mimg_check_result res;
 	ck_assert_int_eq(run_check(0, MIMG_CHECK_REPAIR_LEAKS, &res), -EROFS);

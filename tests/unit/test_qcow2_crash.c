@@ -789,17 +789,12 @@ END_TEST
 
 int main(void)
 {
-	if (!tu_have_program("qemu-img")) {
-		fprintf(stderr, "SKIP: qemu-img not installed\n");
+	if (!tu_have_qemu_img_and("qcow2"))
 		return 77;
-	}
 	Suite *s = suite_create("qcow2_crash");
 	/* One case per variant: each gets its own timeout and can be run
 	 * alone with CK_RUN_CASE=<name>. */
-	const struct {
-		const char *name;
-		const TTest *test;
-	} cases[] = {
+	const struct tu_case cases[] = {
 		{ "refcount64", crash_small_clusters_wide_refcounts },
 		{ "compat010", crash_compat_010 },
 		{ "extended_l2", crash_extended_l2 },
@@ -807,10 +802,6 @@ int main(void)
 		{ "lazy", crash_lazy_refcounts },
 		{ "convert_compressed", crash_convert_compressed },
 	};
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		TCase *tc = tu_tcase(s, cases[i].name);
-		tcase_set_timeout(tc, 180);
-		tcase_add_test(tc, cases[i].test);
-	}
+	tu_add_cases(s, cases, TU_NELEM(cases), 180);
 	return tu_run_suite(s);
 }

@@ -63,8 +63,7 @@ END_TEST
 
 START_TEST(info_snapshots_and_backing)
 {
-	if (!tu_have_program("qemu-img") || !tu_have_program("qemu-io") ||
-	    !tu_have_program("python3"))
+	if (!tu_have_qemu() || !tu_have_program("python3"))
 		return;
 	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 b.qcow2 2M && "
 				   "qemu-img create -q -f qcow2 -b b.qcow2 "

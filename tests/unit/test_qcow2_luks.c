@@ -22,32 +22,20 @@
 #define MIB (1024 * 1024)
 #define PASS "open sesame"
 
-static struct mimg_secret secret(const char *pass)
-{
-	struct mimg_secret s = {.size = sizeof(s), .data = pass,
-				.len = strlen(pass)};
-	return s;
-}
-
 static void create_enc(const char *path, uint64_t size, const char *extra)
 {
 	char text[256];
-	struct mimg_opt *opts;
-	struct mimg_secret s = secret(PASS);
+	struct mimg_secret s = tu_secret(PASS);
 	snprintf(text, sizeof(text), "encrypt.format=luks,encrypt.key-secret="
 		 "s,encrypt.iter-time=5%s%s", extra ? "," : "",
 		 extra ? extra : "");
-	int n = mimg_opts_parse(text, &opts);
-	ck_assert_int_ge(n, 0);
-	int r = mimg_create_secret(path, "qcow2", size, opts, (size_t)n, &s);
-	ck_assert_msg(r == 0, "create %s: %s", text, mimg_errmsg());
-	mimg_opts_free(opts, (size_t)n);
+	tu_create(path, "qcow2", size, text, &s);
 }
 
 static struct mimg *open_enc(const char *path, unsigned flags)
 {
 	struct mimg *img;
-	struct mimg_secret s = secret(PASS);
+	struct mimg_secret s = tu_secret(PASS);
 	int r = mimg_open_secret(&img, path, NULL, flags, &s);
 	ck_assert_msg(r == 0, "open: %s", mimg_errmsg());
 	return img;
@@ -59,13 +47,6 @@ static void read_at(const char *path, void *buf, size_t len, uint64_t off)
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(pread(fd, buf, len, (off_t)off), (ssize_t)len);
 	close(fd);
-}
-
-static uint64_t file_size(const char *path)
-{
-	struct stat st;
-	ck_assert_int_eq(stat(path, &st), 0);
-	return (uint64_t)st.st_size;
 }
 
 static void fill_random(uint8_t *p, size_t n, unsigned seed)
@@ -181,7 +162,7 @@ END_TEST
 START_TEST(secrets)
 {
 	struct mimg *img;
-	struct mimg_secret bad = secret("not it");
+	struct mimg_secret bad = tu_secret("not it");
 	uint8_t b[512];
 	create_enc("s.qcow2", MIB, "encrypt.cipher-alg=aes-128,"
 		   "encrypt.cipher-mode=cbc,encrypt.ivgen-alg=essiv");
@@ -194,7 +175,7 @@ START_TEST(secrets)
 	ck_assert(strstr(mimg_errmsg(), "encrypt.key-secret") != NULL);
 	mimg_close(img);
 	/* a secret without encrypt.format, encryption without a secret */
-	struct mimg_secret s = secret(PASS);
+	struct mimg_secret s = tu_secret(PASS);
 	ck_assert_int_eq(mimg_create_secret("p.qcow2", "qcow2", MIB, NULL, 0,
 					    &s),
 			 -EINVAL);
@@ -237,7 +218,7 @@ static void put32(const char *path, uint64_t off, uint32_t v)
 static void expect_refused(const char *path, int err, const char *word)
 {
 	struct mimg *img = NULL;
-	struct mimg_secret s = secret(PASS);
+	struct mimg_secret s = tu_secret(PASS);
 	int r = mimg_open_secret(&img, path, NULL, 0, &s);
 	ck_assert_msg(r == err, "got %d (%s), want %d", r, mimg_errmsg(),
 		      err);
@@ -288,7 +269,7 @@ START_TEST(truncated_ciphertext)
 	memset(b, 0x42, sizeof(b));
 	ck_assert_int_eq(mimg_pwrite(img, b, sizeof(b), 3 * MIB), 4096);
 	ck_assert_int_eq(mimg_close(img), 0);
-	uint64_t size = file_size("t.qcow2");
+	uint64_t size = tu_file_size("t.qcow2");
 	/* cut inside the data cluster, the file's last */
 	ck_assert_int_eq(truncate("t.qcow2", (off_t)(size - 65536 + 2048)), 0);
 	img = open_enc("t.qcow2", 0);

@@ -12,30 +12,6 @@
 #include "mimg.h"
 #include "testutil.h"
 
-#define SKIP_WITHOUT_QEMU()                                                \
-	do {                                                               \
-		if (!tu_have_program("qemu-img") ||                        \
-		    !tu_have_program("qemu-io")) {                         \
-			fprintf(stderr, "qemu-img/qemu-io missing: skip\n"); \
-			return;                                            \
-		}                                                          \
-	} while (0)
-
-static uint8_t *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	ck_assert_msg(f != NULL, "open %s", path);
-	fseek(f, 0, SEEK_END);
-	long n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	uint8_t *b = malloc((size_t)n + 1);
-	ck_assert(b != NULL);
-	ck_assert_int_eq(fread(b, 1, (size_t)n, f), (size_t)n);
-	fclose(f);
-	*len = (size_t)n;
-	return b;
-}
-
 /* Read IMAGE fully through libmimg and compare with qemu-img's raw
  * conversion; also read in odd-sized pieces. */
 static void compare_with_qemu(const char *image)
@@ -44,7 +20,7 @@ static void compare_with_qemu(const char *image)
 	ck_assert_int_eq(tu_system("qemu-img convert -O raw %s ref.raw",
 				   image),
 			 0);
-	uint8_t *ref = slurp("ref.raw", &rlen);
+	uint8_t *ref = tu_read_file("ref.raw", &rlen);
 	struct mimg *img;
 	int r = mimg_open(&img, image, NULL, 0);
 	ck_assert_msg(r == 0, "open: %s", mimg_errmsg());
@@ -86,7 +62,7 @@ static const char *patterns =
 
 START_TEST(read_default)
 {
-	SKIP_WITHOUT_QEMU();
+	TU_SKIP_WITHOUT_QEMU();
 	make("", "4M");
 	io(patterns);
 	compare_with_qemu("t.qcow2");
@@ -95,7 +71,7 @@ END_TEST
 
 START_TEST(read_v2)
 {
-	SKIP_WITHOUT_QEMU();
+	TU_SKIP_WITHOUT_QEMU();
 	make("compat=0.10", "4M");
 	io(patterns);
 	compare_with_qemu("t.qcow2");
@@ -106,7 +82,7 @@ static const char *const cluster_sizes[] = { "512", "4k", "64k", "2M" };
 
 START_TEST(read_cluster_sizes)
 {
-	SKIP_WITHOUT_QEMU();
+	TU_SKIP_WITHOUT_QEMU();
 	char o[64];
 	snprintf(o, sizeof(o), "cluster_size=%s", cluster_sizes[_i]);
 	make(o, "5M");
@@ -119,7 +95,7 @@ static const char *const refbits[] = { "1", "2", "4", "8", "32", "64" };
 
 START_TEST(read_refcount_bits)
 {
-	SKIP_WITHOUT_QEMU();
+	TU_SKIP_WITHOUT_QEMU();
 	char o[64];
 	snprintf(o, sizeof(o), "refcount_bits=%s", refbits[_i]);
 	make(o, "4M");
@@ -131,7 +107,7 @@ END_TEST
 
 START_TEST(read_compressed_zlib_zstd)
 {
-	SKIP_WITHOUT_QEMU();
+	TU_SKIP_WITHOUT_QEMU();
 	make("compression_type=zlib", "4M");
 	io("-c 'write -c -P 0x44 0 64k' -c 'write -c -P 0x45 128k 64k' "
 	   "-c 'write -P 9 140k 1k'");
@@ -156,7 +132,7 @@ END_TEST
 
 START_TEST(read_extended_l2_subclusters)
 {
-	SKIP_WITHOUT_QEMU();
+	TU_SKIP_WITHOUT_QEMU();
 	ck_assert_int_eq(tu_system("qemu-img create -q -f raw b.raw 4M && "
 				   "qemu-io -f raw -c 'write -P 0x77 0 4M' "
 				   "b.raw >/dev/null"),
@@ -194,7 +170,7 @@ END_TEST
 
 START_TEST(read_backing_chain)
 {
-	SKIP_WITHOUT_QEMU();
+	TU_SKIP_WITHOUT_QEMU();
 	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 base.qcow2 4M "
 				   "&& qemu-io -c 'write -P 0x31 0 4M' "
 				   "base.qcow2 >/dev/null"),
@@ -217,7 +193,7 @@ END_TEST
 
 START_TEST(read_data_file)
 {
-	SKIP_WITHOUT_QEMU();
+	TU_SKIP_WITHOUT_QEMU();
 	make("data_file=t.data", "4M");
 	io(patterns);
 	compare_with_qemu("t.qcow2");
@@ -230,7 +206,7 @@ END_TEST
 
 START_TEST(read_zero_flag_preallocated)
 {
-	SKIP_WITHOUT_QEMU();
+	TU_SKIP_WITHOUT_QEMU();
 	make("preallocation=metadata", "2M");
 	io("-c 'write -P 0x21 0 1M' -c 'write -z 128k 128k'");
 	compare_with_qemu("t.qcow2");
@@ -239,7 +215,7 @@ END_TEST
 
 START_TEST(refuses_data_file_outside_directory)
 {
-	SKIP_WITHOUT_QEMU();
+	TU_SKIP_WITHOUT_QEMU();
 	ck_assert_int_eq(tu_system("mkdir sub && qemu-img create -q -f qcow2 "
 				   "-o data_file=%s/outside.data sub/t.qcow2 "
 				   "1M",

@@ -210,7 +210,7 @@ END_TEST
 
 int main(void)
 {
-	if (!tu_have_program("qemu-img") || !tu_have_program("qemu-io"))
+	if (!tu_have_qemu())
 		return 77; /* the oracle is missing: skipped */
 	Suite *s = suite_create("qcow2_snapshot_powercut");
 	TCase *tc = tu_tcase(s, "snapshot");

@@ -429,23 +429,17 @@ END_TEST
 
 int main(void)
 {
-	if (!tu_have_program("qemu-img")) {
-		fprintf(stderr, "SKIP: qemu-img not installed\n");
+	if (!tu_have_qemu_img_and("qcow2"))
 		return 77;
-	}
 	Suite *s = suite_create("qcow2_stress");
 	/* One case per configuration (CK_RUN_CASE=<name> runs one). */
-	const struct {
-		const char *name;
-		const TTest *test;
-	} cases[] = {
+	const struct tu_case cases[] = {
 		{ "cow", stress_cow_over_backing },
 		{ "small_lazy", stress_small_clusters_lazy },
 		{ "extended_l2", stress_extended_l2 },
 		{ "compat010", stress_compat_010 },
 		{ "compressed", stress_compressed_clusters },
 	};
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		tcase_add_test(tu_tcase(s, cases[i].name), cases[i].test);
+	tu_add_cases(s, cases, TU_NELEM(cases), 0);
 	return tu_run_suite(s);
 }

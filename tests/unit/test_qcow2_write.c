@@ -14,15 +14,6 @@
 #include "mimg.h"
 #include "testutil.h"
 
-#define SKIP_WITHOUT_QEMU()                                                \
-	do {                                                               \
-		if (!tu_have_program("qemu-img") ||                        \
-		    !tu_have_program("qemu-io")) {                         \
-			fprintf(stderr, "qemu-img/qemu-io missing: skip\n"); \
-			return;                                            \
-		}                                                          \
-	} while (0)
-
 struct model {
 	uint8_t *data;
 	size_t size;
@@ -62,6 +53,28 @@ static void do_write(struct mimg *img, struct model *m, uint64_t off,
 	free(b);
 }
 
+/* One pseudo-random write: LEN bytes from SEED at OFF. */
+struct wr {
+	uint64_t off;
+	size_t len;
+	uint64_t seed;
+};
+
+static void do_writes(struct mimg *img, struct model *m, const struct wr *w,
+		      int n)
+{
+	for (int i = 0; i < n; i++)
+		do_write(img, m, w[i].off, w[i].len, w[i].seed);
+}
+
+/* Zero [OFF, OFF+LEN) in the image and the model. */
+static void do_zero(struct mimg *img, struct model *m, uint64_t off,
+		    size_t len, unsigned flags)
+{
+	ck_assert_int_eq(mimg_pwrite_zeroes(img, off, len, flags), 0);
+	memset(m->data + off, 0, len);
+}
+
 static void verify_read(struct mimg *img, const struct model *m)
 {
 	uint8_t *b = malloc(m->size);
@@ -79,29 +92,33 @@ static void verify_read(struct mimg *img, const struct model *m)
  * qemu's reading must equal the model. */
 static void verify_with_qemu(const char *path, const struct model *m)
 {
-	tu_write_file("model.raw", m->data, m->size, 0);
-	ck_assert_int_eq(tu_system("qemu-img check %s", path), 0);
-	ck_assert_int_eq(tu_system("qemu-img compare -q -f raw -F qcow2 "
-				   "model.raw %s",
-				   path),
-			 0);
+	tu_qemu_reads(path, "qcow2", m->data, m->size);
+}
+
+/* The image reads as the model, closes cleanly, and qemu agrees. */
+static void close_and_verify(struct mimg *img, struct model *m)
+{
+	verify_read(img, m);
+	ck_assert_int_eq(mimg_close(img), 0);
+	verify_with_qemu("t.qcow2", m);
 }
 
 START_TEST(write_allocating_unaligned)
 {
-	SKIP_WITHOUT_QEMU();
+	TU_SKIP_WITHOUT_QEMU();
 	struct model m;
 	ck_assert_int_eq(mimg_create("t.qcow2", "qcow2", 8 << 20, NULL, 0), 0);
 	model_init(&m, 8 << 20, NULL);
 	struct mimg *img = open_rw("t.qcow2");
-	do_write(img, &m, 0, 100000, 1);
-	do_write(img, &m, 777, 3, 2);
-	do_write(img, &m, 3 << 20, 2 << 20, 3);
-	do_write(img, &m, (8 << 20) - 5000, 5000, 4);
-	do_write(img, &m, 65536 * 5 + 100, 65536 * 3, 5);
-	verify_read(img, &m);
-	ck_assert_int_eq(mimg_close(img), 0);
-	verify_with_qemu("t.qcow2", &m);
+	static const struct wr w[] = {
+		{ 0, 100000, 1 },
+		{ 777, 3, 2 },
+		{ 3 << 20, 2 << 20, 3 },
+		{ (8 << 20) - 5000, 5000, 4 },
+		{ 65536 * 5 + 100, 65536 * 3, 5 },
+	};
+	do_writes(img, &m, w, TU_NELEM(w));
+	close_and_verify(img, &m);
 	free(m.data);
 }
 END_TEST
@@ -110,7 +127,7 @@ END_TEST
  * only of the subcluster with extended L2) from the backing file. */
 START_TEST(write_cow_from_backing)
 {
-	SKIP_WITHOUT_QEMU();
+	TU_SKIP_WITHOUT_QEMU();
 	const char *ext = _i ? "extended_l2=on," : "";
 	ck_assert_int_eq(tu_system("qemu-img create -q -f raw b.raw 4M && "
 				   "qemu-io -f raw -c 'write -P 0x5a 0 4M' "
@@ -124,10 +141,13 @@ START_TEST(write_cow_from_backing)
 	struct model m;
 	model_init(&m, 4 << 20, "b.raw");
 	struct mimg *img = open_rw("t.qcow2");
-	do_write(img, &m, 2048, 2048, 1);
-	do_write(img, &m, 70000, 10, 2);
-	do_write(img, &m, 65536 * 10 - 100, 300, 3);
-	do_write(img, &m, 1 << 20, 65536 * 4 + 1, 4);
+	static const struct wr w[] = {
+		{ 2048, 2048, 1 },
+		{ 70000, 10, 2 },
+		{ 65536 * 10 - 100, 300, 3 },
+		{ 1 << 20, 65536 * 4 + 1, 4 },
+	};
+	do_writes(img, &m, w, TU_NELEM(w));
 	verify_read(img, &m);
 	if (_i) {
 		/* Only the written subcluster is allocated. */
@@ -146,16 +166,14 @@ START_TEST(write_cow_from_backing)
 	}
 	/* A second write into the same cluster. */
 	do_write(img, &m, 10000, 5000, 5);
-	verify_read(img, &m);
-	ck_assert_int_eq(mimg_close(img), 0);
-	verify_with_qemu("t.qcow2", &m);
+	close_and_verify(img, &m);
 	free(m.data);
 }
 END_TEST
 
 START_TEST(write_over_compressed_clusters)
 {
-	SKIP_WITHOUT_QEMU();
+	TU_SKIP_WITHOUT_QEMU();
 	const char *ct = _i ? "zstd" : "zlib";
 	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 -o "
 				   "compression_type=%s t.qcow2 1M && "
@@ -172,19 +190,20 @@ START_TEST(write_over_compressed_clusters)
 	memset(m.data + 131072, 0x63, 65536);
 	struct mimg *img = open_rw("t.qcow2");
 	verify_read(img, &m);
-	do_write(img, &m, 100, 1000, 1);
-	do_write(img, &m, 65536, 65536, 2);
-	do_write(img, &m, 131072 + 65000, 1000, 3);
-	verify_read(img, &m);
-	ck_assert_int_eq(mimg_close(img), 0);
-	verify_with_qemu("t.qcow2", &m);
+	static const struct wr w[] = {
+		{ 100, 1000, 1 },
+		{ 65536, 65536, 2 },
+		{ 131072 + 65000, 1000, 3 },
+	};
+	do_writes(img, &m, w, TU_NELEM(w));
+	close_and_verify(img, &m);
 	free(m.data);
 }
 END_TEST
 
 START_TEST(zeroes_and_discard)
 {
-	SKIP_WITHOUT_QEMU();
+	TU_SKIP_WITHOUT_QEMU();
 	static const char *const variants[] = { "compat=1.1", "compat=0.10",
 						"extended_l2=on" };
 	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 -o %s t.qcow2 "
@@ -195,12 +214,8 @@ START_TEST(zeroes_and_discard)
 	model_init(&m, 2 << 20, NULL);
 	struct mimg *img = open_rw("t.qcow2");
 	do_write(img, &m, 0, 2 << 20, 1);
-	ck_assert_int_eq(mimg_pwrite_zeroes(img, 65536, 131072, 0), 0);
-	memset(m.data + 65536, 0, 131072);
-	ck_assert_int_eq(mimg_pwrite_zeroes(img, 300000, 200000,
-					    MIMG_ZERO_MAY_UNMAP),
-			 0);
-	memset(m.data + 300000, 0, 200000);
+	do_zero(img, &m, 65536, 131072, 0);
+	do_zero(img, &m, 300000, 200000, MIMG_ZERO_MAY_UNMAP);
 	ck_assert_int_eq(mimg_discard(img, 1 << 20, 262144), 0);
 	memset(m.data + (1 << 20), 0, 262144);
 	verify_read(img, &m);
@@ -213,9 +228,7 @@ START_TEST(zeroes_and_discard)
 	/* Write again into zeroed and discarded clusters. */
 	do_write(img, &m, 65536 + 10, 20, 2);
 	do_write(img, &m, (1 << 20) + 5, 70000, 3);
-	verify_read(img, &m);
-	ck_assert_int_eq(mimg_close(img), 0);
-	verify_with_qemu("t.qcow2", &m);
+	close_and_verify(img, &m);
 	free(m.data);
 }
 END_TEST
@@ -223,7 +236,7 @@ END_TEST
 /* 512-byte clusters: the refcount table must grow many times. */
 START_TEST(refcount_table_growth)
 {
-	SKIP_WITHOUT_QEMU();
+	TU_SKIP_WITHOUT_QEMU();
 	static const char *const rb[] = { "16", "1", "64" };
 	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 -o "
 				   "cluster_size=512,refcount_bits=%s t.qcow2 "
@@ -236,16 +249,14 @@ START_TEST(refcount_table_growth)
 	for (int i = 0; i < 40; i++)
 		do_write(img, &m, (uint64_t)i * 400000 % (15 << 20),
 			 60000 + (size_t)i * 13, (uint64_t)i + 10);
-	verify_read(img, &m);
-	ck_assert_int_eq(mimg_close(img), 0);
-	verify_with_qemu("t.qcow2", &m);
+	close_and_verify(img, &m);
 	free(m.data);
 }
 END_TEST
 
 START_TEST(truncate_grows_l1)
 {
-	SKIP_WITHOUT_QEMU();
+	TU_SKIP_WITHOUT_QEMU();
 	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 -o "
 				   "cluster_size=512 t.qcow2 1M"),
 			 0);
@@ -272,9 +283,7 @@ START_TEST(truncate_grows_l1)
 			 0);
 	ck_assert(st & MIMG_BS_ALLOCATED);
 	do_write(img, &m, (72 << 20) - 700, 700, 4);
-	verify_read(img, &m);
-	ck_assert_int_eq(mimg_close(img), 0);
-	verify_with_qemu("t.qcow2", &m);
+	close_and_verify(img, &m);
 	free(m.data);
 }
 END_TEST
@@ -283,7 +292,7 @@ END_TEST
  * snapshot keeps its content. */
 START_TEST(write_shared_with_snapshot)
 {
-	SKIP_WITHOUT_QEMU();
+	TU_SKIP_WITHOUT_QEMU();
 	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 t.qcow2 1M && "
 				   "qemu-io -c 'write -P 0x41 0 1M' t.qcow2 "
 				   ">/dev/null && qemu-img snapshot -c s1 "
@@ -295,11 +304,8 @@ START_TEST(write_shared_with_snapshot)
 	struct mimg *img = open_rw("t.qcow2");
 	do_write(img, &m, 1000, 3000, 1);
 	do_write(img, &m, 500000, 200000, 2);
-	ck_assert_int_eq(mimg_pwrite_zeroes(img, 917504, 65536, 0), 0);
-	memset(m.data + 917504, 0, 65536);
-	verify_read(img, &m);
-	ck_assert_int_eq(mimg_close(img), 0);
-	verify_with_qemu("t.qcow2", &m);
+	do_zero(img, &m, 917504, 65536, 0);
+	close_and_verify(img, &m);
 
 	/* The snapshot still reads as before, through libmimg too. */
 	ck_assert_int_eq(tu_system("qemu-img convert -l s1 -O raw t.qcow2 "
@@ -318,7 +324,7 @@ END_TEST
 
 START_TEST(write_data_file)
 {
-	SKIP_WITHOUT_QEMU();
+	TU_SKIP_WITHOUT_QEMU();
 	static const char *const o[] = { "data_file=t.data",
 					 "data_file=t.data,data_file_raw=on" };
 	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 -o %s t.qcow2 "
@@ -327,15 +333,11 @@ START_TEST(write_data_file)
 			 0);
 	struct model m;
 	model_init(&m, 2 << 20, NULL);
-	struct mimg *img;
-	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL, MIMG_OPEN_RDWR), 0);
+	struct mimg *img = open_rw("t.qcow2");
 	do_write(img, &m, 0, 3000, 1);
 	do_write(img, &m, 100000, 300000, 2);
-	ck_assert_int_eq(mimg_pwrite_zeroes(img, 131072, 65536, 0), 0);
-	memset(m.data + 131072, 0, 65536);
-	verify_read(img, &m);
-	ck_assert_int_eq(mimg_close(img), 0);
-	verify_with_qemu("t.qcow2", &m);
+	do_zero(img, &m, 131072, 65536, 0);
+	close_and_verify(img, &m);
 	if (_i) {
 		/* The raw data file holds the guest disk as is. */
 		ck_assert_int_eq(tu_system("cmp -s -n 2097152 t.data "
@@ -372,7 +374,7 @@ static void *worker_main(void *p)
 
 START_TEST(concurrent_writers)
 {
-	SKIP_WITHOUT_QEMU();
+	TU_SKIP_WITHOUT_QEMU();
 	ck_assert_int_eq(tu_system("qemu-img create -q -f raw b.raw 20M && "
 				   "qemu-io -f raw -c 'write -P 0x5a 0 20M' "
 				   "b.raw >/dev/null && qemu-img create -q "
@@ -389,9 +391,7 @@ START_TEST(concurrent_writers)
 	}
 	for (int i = 0; i < 8; i++)
 		pthread_join(th[i], NULL);
-	verify_read(img, &m);
-	ck_assert_int_eq(mimg_close(img), 0);
-	verify_with_qemu("t.qcow2", &m);
+	close_and_verify(img, &m);
 	free(m.data);
 }
 END_TEST

@@ -28,20 +28,6 @@ static struct mimg *open_rw(const char *path)
 	return img;
 }
 
-static uint64_t allocated(const char *path)
-{
-	struct stat st;
-	ck_assert_int_eq(stat(path, &st), 0);
-	return (uint64_t)st.st_blocks * 512;
-}
-
-static uint64_t file_size(const char *path)
-{
-	struct stat st;
-	ck_assert_int_eq(stat(path, &st), 0);
-	return (uint64_t)st.st_size;
-}
-
 /* Read the whole file with plain read() into a new buffer. */
 static uint8_t *slurp(const char *path, size_t len)
 {
@@ -139,7 +125,7 @@ START_TEST(reads_past_end_are_short)
 	ck_assert_int_eq(mimg_pwrite(img, data, 24, 1000), 24);
 	ck_assert_int_eq(mimg_pwrite(img, data, 1, 1024), -ENOSPC);
 	ck_assert_int_eq(mimg_close(img), 0);
-	ck_assert_uint_eq(file_size("a.img"), 1024);
+	ck_assert_uint_eq(tu_file_size("a.img"), 1024);
 }
 END_TEST
 
@@ -158,7 +144,7 @@ START_TEST(writes_past_end_fail)
 	ck_assert_int_eq(mimg_pwrite(img, buf, 0, 65536), 0);
 	ck_assert_int_eq(mimg_close(img), 0);
 	/* the image did not grow */
-	ck_assert_uint_eq(file_size("a.img"), 65536);
+	ck_assert_uint_eq(tu_file_size("a.img"), 65536);
 }
 END_TEST
 
@@ -178,8 +164,8 @@ START_TEST(read_only_refuses_writes)
 	ck_assert_int_eq(mimg_truncate(img, 4096, MIMG_PREALLOC_OFF), -EROFS);
 	ck_assert_int_eq(mimg_flush(img), 0);
 	ck_assert_int_eq(mimg_close(img), 0);
-	ck_assert_uint_eq(file_size("a.img"), 65536);
-	ck_assert_uint_eq(allocated("a.img"), 0);
+	ck_assert_uint_eq(tu_file_size("a.img"), 65536);
+	ck_assert_uint_eq(tu_allocated("a.img"), 0);
 }
 END_TEST
 
@@ -202,8 +188,8 @@ START_TEST(write_zeroes)
 	ck_assert(all_zero(f + MIB, MIB));
 	ck_assert_mem_eq(f + 2 * MIB, buf + 2 * MIB, 2 * MIB);
 	/* MAY_UNMAP on a regular file frees the space */
-	ck_assert_uint_le(allocated("a.img"), 3 * MIB + 65536);
-	ck_assert_uint_eq(file_size("a.img"), 4 * MIB);
+	ck_assert_uint_le(tu_allocated("a.img"), 3 * MIB + 65536);
+	ck_assert_uint_eq(tu_file_size("a.img"), 4 * MIB);
 	free(f);
 	free(buf);
 }
@@ -216,7 +202,7 @@ START_TEST(discard_keeps_size_reads_zeroes)
 	tu_write_file("a.img", buf, 2 * MIB, 0);
 	struct mimg *img = open_rw("a.img");
 	ck_assert(mimg_can_discard(img));
-	uint64_t before = allocated("a.img");
+	uint64_t before = tu_allocated("a.img");
 	ck_assert_int_eq(mimg_discard(img, 512 * 1024, 1 * MIB), 0);
 	ck_assert_uint_eq(mimg_size(img), 2 * MIB);
 	ck_assert_int_eq(mimg_pread(img, got, 2 * MIB, 0), (ssize_t)(2 * MIB));
@@ -224,8 +210,8 @@ START_TEST(discard_keeps_size_reads_zeroes)
 	ck_assert(all_zero(got + 512 * 1024, MIB));
 	ck_assert_mem_eq(got + 1536 * 1024, buf + 1536 * 1024, 512 * 1024);
 	ck_assert_int_eq(mimg_close(img), 0);
-	ck_assert_uint_eq(file_size("a.img"), 2 * MIB);
-	ck_assert_uint_le(allocated("a.img"), before - MIB);
+	ck_assert_uint_eq(tu_file_size("a.img"), 2 * MIB);
+	ck_assert_uint_le(tu_allocated("a.img"), before - MIB);
 	free(buf);
 	free(got);
 }
@@ -241,8 +227,8 @@ START_TEST(truncate_modes)
 	/* off: grows sparse, the new range reads as zeroes */
 	ck_assert_int_eq(mimg_truncate(img, 8 * MIB, MIMG_PREALLOC_OFF), 0);
 	ck_assert_uint_eq(mimg_size(img), 8 * MIB);
-	ck_assert_uint_eq(file_size("a.img"), 8 * MIB);
-	ck_assert_uint_le(allocated("a.img"), 65536);
+	ck_assert_uint_eq(tu_file_size("a.img"), 8 * MIB);
+	ck_assert_uint_le(tu_allocated("a.img"), 65536);
 	uint8_t got[4096];
 	ck_assert_int_eq(mimg_pread(img, got, 4096, 8 * MIB - 4096), 4096);
 	ck_assert(all_zero(got, 4096));
@@ -251,14 +237,14 @@ START_TEST(truncate_modes)
 
 	/* falloc: the new range is reserved */
 	ck_assert_int_eq(mimg_truncate(img, 12 * MIB, MIMG_PREALLOC_FALLOC), 0);
-	ck_assert_uint_eq(file_size("a.img"), 12 * MIB);
-	ck_assert_uint_ge(allocated("a.img"), 4 * MIB);
-	ck_assert_uint_le(allocated("a.img"), 4 * MIB + 65536);
+	ck_assert_uint_eq(tu_file_size("a.img"), 12 * MIB);
+	ck_assert_uint_ge(tu_allocated("a.img"), 4 * MIB);
+	ck_assert_uint_le(tu_allocated("a.img"), 4 * MIB + 65536);
 
 	/* full: the new range is written */
 	ck_assert_int_eq(mimg_truncate(img, 16 * MIB, MIMG_PREALLOC_FULL), 0);
-	ck_assert_uint_eq(file_size("a.img"), 16 * MIB);
-	ck_assert_uint_ge(allocated("a.img"), 8 * MIB);
+	ck_assert_uint_eq(tu_file_size("a.img"), 16 * MIB);
+	ck_assert_uint_ge(tu_allocated("a.img"), 8 * MIB);
 	ck_assert_int_eq(mimg_pread(img, got, 4096, 14 * MIB), 4096);
 	ck_assert(all_zero(got, 4096));
 
@@ -270,7 +256,7 @@ START_TEST(truncate_modes)
 	/* shrinking drops the tail, whatever the mode */
 	ck_assert_int_eq(mimg_truncate(img, 2048, MIMG_PREALLOC_FULL), 0);
 	ck_assert_uint_eq(mimg_size(img), 2048);
-	ck_assert_uint_eq(file_size("a.img"), 2048);
+	ck_assert_uint_eq(tu_file_size("a.img"), 2048);
 	ck_assert_int_eq(mimg_pread(img, got, 4096, 0), 2048);
 	ck_assert_mem_eq(got, data, 2048);
 	ck_assert_int_eq(mimg_pwrite(img, data, 1, 2048), -ENOSPC);
@@ -289,16 +275,16 @@ START_TEST(create_preallocation)
 	struct mimg_opt bogus = {"preallocation", "sometimes"};
 
 	ck_assert_int_eq(mimg_create("off.img", "raw", 3 * MIB, &off, 1), 0);
-	ck_assert_uint_eq(file_size("off.img"), 3 * MIB);
-	ck_assert_uint_eq(allocated("off.img"), 0);
+	ck_assert_uint_eq(tu_file_size("off.img"), 3 * MIB);
+	ck_assert_uint_eq(tu_allocated("off.img"), 0);
 
 	ck_assert_int_eq(mimg_create("falloc.img", "raw", 3 * MIB, &fal, 1), 0);
-	ck_assert_uint_eq(file_size("falloc.img"), 3 * MIB);
-	ck_assert_uint_ge(allocated("falloc.img"), 3 * MIB);
+	ck_assert_uint_eq(tu_file_size("falloc.img"), 3 * MIB);
+	ck_assert_uint_ge(tu_allocated("falloc.img"), 3 * MIB);
 
 	ck_assert_int_eq(mimg_create("full.img", "raw", 3 * MIB, &full, 1), 0);
-	ck_assert_uint_eq(file_size("full.img"), 3 * MIB);
-	ck_assert_uint_ge(allocated("full.img"), 3 * MIB);
+	ck_assert_uint_eq(tu_file_size("full.img"), 3 * MIB);
+	ck_assert_uint_ge(tu_allocated("full.img"), 3 * MIB);
 	uint8_t *f = slurp("full.img", 3 * MIB);
 	ck_assert(all_zero(f, 3 * MIB));
 	free(f);
@@ -314,7 +300,7 @@ START_TEST(create_preallocation)
 	memset(junk, 0x77, sizeof(junk));
 	tu_write_file("old.img", junk, sizeof(junk), 0);
 	ck_assert_int_eq(mimg_create("old.img", "raw", 4096, NULL, 0), 0);
-	ck_assert_uint_eq(file_size("old.img"), 4096);
+	ck_assert_uint_eq(tu_file_size("old.img"), 4096);
 	f = slurp("old.img", 4096);
 	ck_assert(all_zero(f, 4096));
 	free(f);
@@ -362,7 +348,7 @@ START_TEST(info_of_raw)
 	ck_assert_str_eq(mimg_value_get(info, "filename")->v.s, "a.img");
 	ck_assert_str_eq(mimg_value_get(info, "format")->v.s, "raw");
 	ck_assert_uint_eq(mimg_value_get(info, "actual-size")->v.u,
-			  allocated("a.img"));
+			  tu_allocated("a.img"));
 	ck_assert_int_eq(mimg_value_get(info, "dirty-flag")->v.b, false);
 	ck_assert_ptr_null(mimg_value_get(info, "cluster-size"));
 	ck_assert_ptr_null(mimg_value_get(info, "backing-filename"));
@@ -374,7 +360,7 @@ START_TEST(info_of_raw)
 		 "    \"format\": \"raw\",\n"
 		 "    \"actual-size\": %llu,\n"
 		 "    \"dirty-flag\": false\n}",
-		 (unsigned long long)allocated("a.img"));
+		 (unsigned long long)tu_allocated("a.img"));
 	ck_assert_str_eq(json, want);
 	free(json);
 	mimg_value_free(info);

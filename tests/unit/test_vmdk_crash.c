@@ -20,7 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "file.h"
+#include "faultcut.h"
 #include "mimg.h"
 #include "testutil.h"
 
@@ -44,22 +44,6 @@ static const struct op workload[] = {
 	{ OP_WRITE, 21 * G + 7, 3 },		/* into a zeroed grain */
 };
 #define NOPS (sizeof(workload) / sizeof(workload[0]))
-
-static long ops_left;	/* write-type operations still allowed; <0: all */
-static long ops_seen;
-
-static int hook(void *opaque, enum mimg_file_op op, const char *path,
-		uint64_t off, uint64_t len)
-{
-	(void)opaque; (void)op; (void)path; (void)off; (void)len;
-	ops_seen++;
-	if (ops_left < 0)
-		return 0;
-	if (ops_left == 0)
-		return -EIO;
-	ops_left--;
-	return 0;
-}
 
 /* states[i]: the content after the first i operations. */
 static uint8_t *states[NOPS + 1];
@@ -169,26 +153,23 @@ static void crash_variant(const char *opts)
 
 	/* Count the operations of an uncut run. */
 	make_top(opts);
-	ops_left = -1;
-	ops_seen = 0;
-	mimg_file_set_fault_hook(hook, NULL);
+	fc_begin(-1);
 	ck_assert_int_eq(mimg_open(&img, "top.vmdk", NULL, MIMG_OPEN_RDWR), 0);
 	ck_assert_uint_eq(run_workload(img, &flushed), NOPS);
 	ck_assert_int_eq(mimg_close(img), 0);
-	long total = ops_seen;
-	mimg_file_set_fault_hook(NULL, NULL);
+	long total = fc_seen();
+	fc_end();
 	verify_cut(-1, NOPS);
 	ck_assert_int_gt(total, 10);
 
 	for (long cut = 0; cut < total; cut++) {
 		make_top(opts);
-		ops_left = cut;
-		mimg_file_set_fault_hook(hook, NULL);
+		fc_begin(cut);
 		if (mimg_open(&img, "top.vmdk", NULL, MIMG_OPEN_RDWR) == 0) {
 			run_workload(img, &flushed);
 			mimg_close(img);
 		}
-		mimg_file_set_fault_hook(NULL, NULL);
+		fc_end();
 		verify_cut(cut, flushed);
 	}
 	for (size_t i = 0; i <= NOPS; i++)

@@ -20,13 +20,6 @@
 #define GRAIN 65536u
 #define NGRAINS 16u
 
-static uint64_t allocated_bytes(const char *path)
-{
-	struct stat st;
-	ck_assert_int_eq(stat(path, &st), 0);
-	return (uint64_t)st.st_blocks * 512;
-}
-
 /* Fill grains [0, NGRAINS) with pattern bytes (grain I holds I+1). */
 static void fill(const char *path)
 {
@@ -78,10 +71,10 @@ START_TEST(discard_frees_grains)
 {
 	ck_assert_int_eq(tu_system("qemu-img create -q -f vmdk t.vmdk 4M"), 0);
 	fill("t.vmdk");
-	uint64_t before = allocated_bytes("t.vmdk");
+	uint64_t before = tu_allocated("t.vmdk");
 	discard("t.vmdk");
 	/* Seven grains go; a grain need not start on a file-system block. */
-	uint64_t after = allocated_bytes("t.vmdk");
+	uint64_t after = tu_allocated("t.vmdk");
 	ck_assert_msg(before - after >= 6 * GRAIN, "allocation %llu -> %llu: "
 		      "the discarded grains were not punched",
 		      (unsigned long long)before, (unsigned long long)after);
@@ -141,7 +134,7 @@ END_TEST
 
 int main(void)
 {
-	if (!tu_have_program("qemu-img") || !tu_have_program("qemu-io"))
+	if (!tu_have_qemu())
 		return 77; /* the oracle is missing: skipped */
 	Suite *s = suite_create("vmdk_discard");
 	TCase *tc = tu_tcase(s, "discard");

@@ -31,12 +31,7 @@ static struct mimg *open_img(const char *path, unsigned flags)
 
 static void create(const char *path, uint64_t size, const char *opts)
 {
-	struct mimg_opt *o = NULL;
-	int n = opts ? mimg_opts_parse(opts, &o) : 0;
-	ck_assert_int_ge(n, 0);
-	int r = mimg_create(path, "vmdk", size, o, (size_t)n);
-	ck_assert_msg(r == 0, "create %s: %s", path, mimg_errmsg());
-	mimg_opts_free(o, (size_t)n);
+	tu_create(path, "vmdk", size, opts, NULL);
 }
 
 static void verify(struct mimg *img, const uint8_t *model, uint64_t size)
@@ -63,12 +58,8 @@ static void check_clean(struct mimg *img)
  * reads as the model. */
 static void qemu_agrees(const char *path, const uint8_t *model, uint64_t size)
 {
-	if (!tu_have_program("qemu-img"))
-		return;
-	tu_write_file("model.raw", model, size, 0);
-	ck_assert_int_eq(tu_system("qemu-img check -q '%s'", path), 0);
-	ck_assert_int_eq(tu_system("qemu-img compare -q -f raw -F vmdk "
-				   "model.raw '%s'", path), 0);
+	if (tu_have_program("qemu-img"))
+		tu_qemu_reads(path, "vmdk", model, size);
 }
 
 static uint64_t rng_next(uint64_t *s)
@@ -191,22 +182,41 @@ START_TEST(test_zero_extent_and_noaccess)
 }
 END_TEST
 
+/* base.vmdk of SIZE bytes holding pseudo-random data from SEED, which is
+ * returned (malloc'ed) as the model of the disk. */
+static uint8_t *make_base(uint64_t size, uint64_t seed)
+{
+	uint8_t *model = malloc(size);
+	tu_fill_random(model, size, seed);
+	create("base.vmdk", size, NULL);
+	struct mimg *b = open_img("base.vmdk", MIMG_OPEN_RDWR);
+	ck_assert_int_eq(mimg_pwrite(b, model, size, 0), (ssize_t)size);
+	ck_assert_int_eq(mimg_close(b), 0);
+	return model;
+}
+
+/* Close T, then top.vmdk opened again reads as MODEL and checks clean. */
+static void close_reopen_verify(struct mimg *t, const uint8_t *model,
+				uint64_t size)
+{
+	ck_assert_int_eq(mimg_close(t), 0);
+	t = open_img("top.vmdk", 0);
+	verify(t, model, size);
+	check_clean(t);
+	mimg_close(t);
+}
+
 /* Partial writes into a delta link copy the rest of the grain from the
  * parent; whole-grain zeroes become zeroed-grain entries. */
 START_TEST(test_delta_cow_and_zeroes)
 {
 	const uint64_t size = 2 * MIB;
-	uint8_t *model = malloc(size);
-	tu_fill_random(model, size, 11);
-	create("base.vmdk", size, NULL);
-	struct mimg *b = open_img("base.vmdk", MIMG_OPEN_RDWR);
-	ck_assert_int_eq(mimg_pwrite(b, model, size, 0), (ssize_t)size);
-	ck_assert_int_eq(mimg_close(b), 0);
+	uint8_t *model = make_base(size, 11);
 
 	struct mimg_opt o[] = { { "backing_file", "base.vmdk" },
 				{ "backing_fmt", "vmdk" },
 				{ "zeroed_grain", "on" } };
-	b = open_img("base.vmdk", 0);
+	struct mimg *b = open_img("base.vmdk", 0);
 	ck_assert_msg(mimg_create("top.vmdk", "vmdk", size, o, 3) == 0, "%s",
 		      mimg_errmsg());
 	mimg_close(b);
@@ -233,12 +243,7 @@ START_TEST(test_delta_cow_and_zeroes)
 			  MIMG_BS_ZERO | MIMG_BS_ALLOCATED);
 	ck_assert_int_eq(mimg_block_status(t, 0, 65536, &pnum, &st, NULL), 0);
 	ck_assert_uint_eq(st & MIMG_BS_ALLOCATED, 0);
-	ck_assert_int_eq(mimg_close(t), 0);
-
-	t = open_img("top.vmdk", 0);
-	verify(t, model, size);
-	check_clean(t);
-	mimg_close(t);
+	close_reopen_verify(t, model, size);
 	qemu_agrees("top.vmdk", model, size);
 	free(model);
 }
@@ -249,13 +254,8 @@ END_TEST
 START_TEST(test_big_grain_cow)
 {
 	const uint64_t size = 8 * MIB;
-	uint8_t *model = malloc(size);
-	tu_fill_random(model, size, 21);
+	uint8_t *model = make_base(size, 21);
 	tu_write_file("base.raw", model, size, 0);
-	create("base.vmdk", size, NULL);
-	struct mimg *b = open_img("base.vmdk", MIMG_OPEN_RDWR);
-	ck_assert_int_eq(mimg_pwrite(b, model, size, 0), (ssize_t)size);
-	ck_assert_int_eq(mimg_close(b), 0);
 	create("top.vmdk", size, "backing_file=base.vmdk,backing_fmt=vmdk");
 	/* 8192-sector grains: one grain table still covers the image. */
 	uint8_t g[8] = { 0x00, 0x20, 0, 0, 0, 0, 0, 0 };
@@ -269,11 +269,7 @@ START_TEST(test_big_grain_cow)
 			 (ssize_t)(3 * MIB));
 	memcpy(model + 1536 * 1024 + 7, buf, 3 * MIB);
 	verify(t, model, size);
-	ck_assert_int_eq(mimg_close(t), 0);
-	t = open_img("top.vmdk", 0);
-	verify(t, model, size);
-	check_clean(t);
-	mimg_close(t);
+	close_reopen_verify(t, model, size);
 	free(buf);
 	free(model);
 }

@@ -219,28 +219,45 @@ static void write_text(const char *path, const char *text)
 	fclose(f);
 }
 
+/* Descriptors that must not open, with the error and a word of its
+ * message. */
+static const struct bad_descriptor {
+	const char *name, *text, *word;
+	int err;
+} bad_descriptors[] = {
+	{ "huge.vmdk", "# Disk DescriptorFile\nCID=1\n"
+	  "RW 18014398509481983 ZERO\nRW 18014398509481983 ZERO\n",
+	  "too large", -EINVAL },
+	{ "abs.vmdk", "# Disk DescriptorFile\nRW 8 FLAT \"/etc/passwd\" 0\n",
+	  "outside", -EPERM },
+	{ "up.vmdk", "# Disk DescriptorFile\n"
+	  "RW 8 FLAT \"../x/../../etc/passwd\" 0\n", "outside", -EPERM },
+	{ "missing.vmdk", "# Disk DescriptorFile\nRW 8 FLAT \"nope.img\" 0\n",
+	  "extent", -ENOENT },
+	{ "json.vmdk", "# Disk DescriptorFile\nRW 8 FLAT \"json:{}\" 0\n",
+	  "json", -EPERM },
+};
+
 START_TEST(test_absurd_and_escaping_extents)
 {
-	write_text("huge.vmdk", "# Disk DescriptorFile\nCID=1\n"
-		   "RW 18014398509481983 ZERO\nRW 18014398509481983 ZERO\n");
-	ck_assert_int_eq(open_err("huge.vmdk", 0, "too large"), -EINVAL);
-	write_text("abs.vmdk", "# Disk DescriptorFile\n"
-		   "RW 8 FLAT \"/etc/passwd\" 0\n");
-	ck_assert_int_eq(open_err("abs.vmdk", 0, "outside"), -EPERM);
-	write_text("up.vmdk", "# Disk DescriptorFile\n"
-		   "RW 8 FLAT \"../x/../../etc/passwd\" 0\n");
-	ck_assert_int_eq(open_err("up.vmdk", 0, "outside"), -EPERM);
+	const struct bad_descriptor *d = &bad_descriptors[_i];
+	write_text(d->name, d->text);
+	ck_assert_int_eq(open_err(d->name, 0, d->word), d->err);
+}
+END_TEST
+
+START_TEST(test_flat_extent_trust)
+{
 	tu_make_sparse("ok.img", 4096);
 	write_text("ok.vmdk", "# Disk DescriptorFile\nRW 8 FLAT \"ok.img\" 0\n");
 	ck_assert_int_eq(open_err("ok.vmdk", 0, ""), 0);
 	ck_assert_int_eq(open_err("ok.vmdk", MIMG_OPEN_UNTRUSTED, "untrusted"),
 			 -EPERM);
-	write_text("missing.vmdk", "# Disk DescriptorFile\n"
-		   "RW 8 FLAT \"nope.img\" 0\n");
-	ck_assert_int_eq(open_err("missing.vmdk", 0, "extent"), -ENOENT);
-	write_text("json.vmdk", "# Disk DescriptorFile\n"
-		   "RW 8 FLAT \"json:{}\" 0\n");
-	ck_assert_int_eq(open_err("json.vmdk", 0, "json"), -EPERM);
+}
+END_TEST
+
+START_TEST(test_huge_descriptor)
+{
 	/* A descriptor of more than 1 MiB is not a descriptor. */
 	char *big = malloc(2 << 20);
 	memset(big, '#', 2 << 20);
@@ -384,7 +401,10 @@ int main(void)
 	tcase_add_test(tc, test_overlapping_grains_and_copy_mismatch);
 	tcase_add_test(tc, test_bad_header_fields);
 	tcase_add_test(tc, test_truncated_header);
-	tcase_add_test(tc, test_absurd_and_escaping_extents);
+	tcase_add_loop_test(tc, test_absurd_and_escaping_extents, 0,
+			    TU_NELEM(bad_descriptors));
+	tcase_add_test(tc, test_flat_extent_trust);
+	tcase_add_test(tc, test_huge_descriptor);
 	tcase_add_test(tc, test_extent_larger_than_capacity);
 	tcase_add_test(tc, test_directory_budget);
 	tcase_add_test(tc, test_unallocated_grain_tables);

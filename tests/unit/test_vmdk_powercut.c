@@ -130,7 +130,7 @@ END_TEST
 
 int main(void)
 {
-	if (!tu_have_program("qemu-img") || !tu_have_program("qemu-io"))
+	if (!tu_have_qemu())
 		return 77; /* the oracle is missing: skipped */
 	Suite *s = suite_create("vmdk_powercut");
 	TCase *tc = tu_tcase(s, "powercut");

@@ -93,6 +93,26 @@ static void verify(const char *path, const uint8_t *want, uint64_t size)
 	free(buf);
 }
 
+/* The stream ending at END closes with an end-of-stream marker (a
+ * zero sector). */
+static void assert_eos(const uint8_t *end)
+{
+	for (int i = 0; i < 512; i++)
+		ck_assert_uint_eq(end[-512 + i], 0);
+}
+
+/* Where qemu-img is there, it finds s.vmdk clean and reads it as
+ * src.raw. */
+static void qemu_reads_source(void)
+{
+	if (!tu_have_program("qemu-img"))
+		return;
+	ck_assert_int_eq(tu_system("qemu-img check -q s.vmdk"), 0);
+	ck_assert_int_eq(tu_system("qemu-img compare -q -f raw src.raw "
+				   "s.vmdk"),
+			 0);
+}
+
 START_TEST(test_convert_layout_and_read)
 {
 	const uint64_t size = 3 * 1024 * 1024 + 4608;
@@ -103,13 +123,9 @@ START_TEST(test_convert_layout_and_read)
 	/* The header names the grain directory (sector 21, after the
 	 * descriptor), which points at tables preallocated before the
 	 * grains; the stream ends with an end-of-stream marker. */
-	struct stat st;
-	ck_assert_int_eq(stat("s.vmdk", &st), 0);
-	uint8_t *f = malloc((size_t)st.st_size);
-	int fd = open("s.vmdk", O_RDONLY);
-	ck_assert_int_eq(read(fd, f, (size_t)st.st_size), st.st_size);
-	close(fd);
-	ck_assert_uint_eq(st.st_size % 512, 0);
+	size_t fsize;
+	uint8_t *f = tu_read_file("s.vmdk", &fsize);
+	ck_assert_uint_eq(fsize % 512, 0);
 	ck_assert_int_eq(memcmp(f, "KDMV", 4), 0);
 	ck_assert_uint_eq(le32(f + 4), 3);
 	ck_assert_uint_eq(le32(f + 8), 0x30001);
@@ -121,9 +137,8 @@ START_TEST(test_convert_layout_and_read)
 	ck_assert_uint_eq(f[77], 1);
 	ck_assert_uint_eq(le32(f + 21 * 512), 22);	/* the one GT */
 	ck_assert_uint_eq(le32(f + 22 * 512), 128);	/* grain 0 */
-	const uint8_t *end = f + st.st_size;
-	for (int i = 0; i < 512; i++)
-		ck_assert_uint_eq(end[-512 + i], 0);		/* EOS */
+	const uint8_t *end = f + fsize;
+	assert_eos(end);
 	/* The first grain's marker holds LBA 0 and the compressed size. */
 	ck_assert_uint_eq(le64(f + 65536), 0);
 	ck_assert_uint_gt(le32(f + 65536 + 8), 0);
@@ -133,11 +148,7 @@ START_TEST(test_convert_layout_and_read)
 				     "ddb.adapterType = \"lsilogic\"", 28));
 	free(f);
 
-	if (tu_have_program("qemu-img")) {
-		ck_assert_int_eq(tu_system("qemu-img check -q s.vmdk"), 0);
-		ck_assert_int_eq(tu_system("qemu-img compare -q -f raw "
-					   "src.raw s.vmdk"), 0);
-	}
+	qemu_reads_source();
 	free(src);
 }
 END_TEST
@@ -165,9 +176,8 @@ START_TEST(test_cut_short)
 	const uint64_t size = 1 << 20;
 	uint8_t *src = make_source(size), *buf = malloc(size);
 	convert_to_stream("s.vmdk", size);
-	struct stat st;
-	ck_assert_int_eq(stat("s.vmdk", &st), 0);
-	ck_assert_int_eq(truncate("s.vmdk", st.st_size / 2), 0);
+	ck_assert_int_eq(truncate("s.vmdk",
+				  (off_t)(tu_file_size("s.vmdk") / 2)), 0);
 	struct mimg *img;
 	ck_assert_int_eq(mimg_open(&img, "s.vmdk", NULL, 0), 0);
 	ck_assert_int_lt(mimg_pread(img, buf, size, 0), 0);
@@ -229,27 +239,18 @@ START_TEST(test_footer_layout_kept)
 	mimg_close(s);
 	verify("s.vmdk", src, size);
 
-	struct stat st;
-	ck_assert_int_eq(stat("s.vmdk", &st), 0);
-	uint8_t *f = malloc((size_t)st.st_size);
-	int fd = open("s.vmdk", O_RDONLY);
-	ck_assert_int_eq(read(fd, f, (size_t)st.st_size), st.st_size);
-	close(fd);
+	size_t fsize;
+	uint8_t *f = tu_read_file("s.vmdk", &fsize);
 	ck_assert_uint_eq(le64(f + 56), ~0ull);
-	const uint8_t *end = f + st.st_size;
+	const uint8_t *end = f + fsize;
 	ck_assert_uint_eq(le32(end - 1536 + 12), 3);	/* footer marker */
 	ck_assert_int_eq(memcmp(end - 1024, "KDMV", 4), 0);
 	uint64_t gd = le64(end - 1024 + 56);
-	ck_assert_uint_lt(gd * 512, (uint64_t)st.st_size);
+	ck_assert_uint_lt(gd * 512, (uint64_t)fsize);
 	ck_assert_uint_eq(le32(f + (gd - 1) * 512 + 12), 2);	/* GD marker */
-	for (int i = 0; i < 512; i++)
-		ck_assert_uint_eq(end[-512 + i], 0);		/* EOS */
+	assert_eos(end);
 	free(f);
-	if (tu_have_program("qemu-img")) {
-		ck_assert_int_eq(tu_system("qemu-img check -q s.vmdk"), 0);
-		ck_assert_int_eq(tu_system("qemu-img compare -q -f raw "
-					   "src.raw s.vmdk"), 0);
-	}
+	qemu_reads_source();
 	free(src);
 }
 END_TEST

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "file.h"
+#include "faultcut.h"
 #include "mimg.h"
 #include "testutil.h"
 
@@ -37,12 +37,7 @@ static const struct format formats[] = {
 static struct mimg *create_open(const struct format *f, const char *opts,
 				uint64_t size)
 {
-	struct mimg_opt *o = NULL;
-	int n = mimg_opts_parse(opts, &o);
-	ck_assert_int_ge(n, 0);
-	ck_assert_msg(mimg_create(f->file, f->name, size, o, (size_t)n) == 0,
-		      "%s", mimg_errmsg());
-	mimg_opts_free(o, (size_t)n);
+	tu_create(f->file, f->name, size, opts, NULL);
 	struct mimg *img;
 	ck_assert_msg(mimg_open(&img, f->file, f->name, MIMG_OPEN_RDWR) == 0,
 		      "%s", mimg_errmsg());
@@ -178,20 +173,6 @@ static const struct op workload[] = {
 #define NOPS (sizeof(workload) / sizeof(workload[0]))
 #define CSIZE (8u * MIB)
 
-static long ops_left;
-
-static int hook(void *opaque, enum mimg_file_op op, const char *path,
-		uint64_t off, uint64_t len)
-{
-	(void)opaque; (void)op; (void)path; (void)off; (void)len;
-	if (ops_left < 0)
-		return 0;
-	if (ops_left == 0)
-		return -EIO;
-	ops_left--;
-	return 0;
-}
-
 START_TEST(crash_at_every_write)
 {
 	const struct format *f = &formats[_i];
@@ -204,12 +185,12 @@ START_TEST(crash_at_every_write)
 		tu_fill_random(states[i + 1] + workload[i].off,
 			       workload[i].len, i + 1);
 	}
-	mimg_file_set_fault_hook(hook, NULL);
+	fc_begin(-1);
 	bool completed = false;
 	for (long k = 0; !completed; k++) {
-		ops_left = -1;
+		fc_allow(-1);
 		struct mimg *img = create_open(f, "", CSIZE);
-		ops_left = k;
+		fc_allow(k);
 		completed = true;
 		for (size_t i = 0; i < NOPS; i++) {
 			const struct op *o = &workload[i];
@@ -220,7 +201,7 @@ START_TEST(crash_at_every_write)
 			}
 		}
 		mimg_close(img);
-		ops_left = -1;
+		fc_allow(-1);
 		ck_assert_msg(mimg_open(&img, f->file, NULL, 0) == 0,
 			      "k=%ld: %s", k, mimg_errmsg());
 		assert_clean(img);
@@ -240,7 +221,7 @@ START_TEST(crash_at_every_write)
 						   f->file), 0);
 		ck_assert_int_lt(k, 1000);
 	}
-	mimg_file_set_fault_hook(NULL, NULL);
+	fc_end();
 	for (size_t i = 0; i <= NOPS; i++)
 		free(states[i]);
 	free(buf);

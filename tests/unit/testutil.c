@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -116,6 +117,78 @@ bool tu_have_qemu_img_and(const char *format)
 	return true;
 }
 
+uint8_t *tu_read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	ck_assert_msg(f != NULL, "open %s", path);
+	fseek(f, 0, SEEK_END);
+	long n = ftell(f);
+	ck_assert_msg(n >= 0, "size of %s", path);
+	rewind(f);
+	uint8_t *b = malloc((size_t)n + 1);
+	ck_assert_ptr_nonnull(b);
+	ck_assert_uint_eq(fread(b, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	*len = (size_t)n;
+	return b;
+}
+
+bool tu_have_qemu(void)
+{
+	if (tu_have_program("qemu-img") && tu_have_program("qemu-io"))
+		return true;
+	fprintf(stderr, "qemu-img or qemu-io not found: skipped\n");
+	return false;
+}
+
+static struct stat stat_of(const char *path)
+{
+	struct stat st;
+	ck_assert_msg(stat(path, &st) == 0, "stat %s", path);
+	return st;
+}
+
+uint64_t tu_file_size(const char *path)
+{
+	return (uint64_t)stat_of(path).st_size;
+}
+
+uint64_t tu_allocated(const char *path)
+{
+	return (uint64_t)stat_of(path).st_blocks * 512;
+}
+
+struct mimg_secret tu_secret(const char *pass)
+{
+	struct mimg_secret s = { .size = sizeof(s), .data = pass,
+				 .len = strlen(pass) };
+	return s;
+}
+
+void tu_create(const char *path, const char *format, uint64_t size,
+	       const char *opts, const struct mimg_secret *s)
+{
+	struct mimg_opt *o = NULL;
+	int n = opts ? mimg_opts_parse(opts, &o) : 0;
+	ck_assert_msg(n >= 0, "parse %s: %s", opts, mimg_errmsg());
+	int r = mimg_create_secret(path, format, size, o, (size_t)n, s);
+	ck_assert_msg(r == 0, "create %s (%s): %s", path, opts ? opts : "",
+		      mimg_errmsg());
+	mimg_opts_free(o, (size_t)n);
+}
+
+void tu_qemu_reads(const char *image, const char *format,
+		   const uint8_t *model, uint64_t size)
+{
+	tu_write_file("model.raw", model, size, 0);
+	ck_assert_msg(tu_system("qemu-img check -q '%s'", image) == 0,
+		      "qemu-img check %s", image);
+	ck_assert_msg(tu_system("qemu-img compare -q -f raw -F %s model.raw "
+				"'%s'",
+				format, image) == 0,
+		      "qemu-img reads %s differently", image);
+}
+
 int tu_system(const char *fmt, ...)
 {
 	char cmd[8192];
@@ -136,6 +209,17 @@ TCase *tu_tcase(Suite *s, const char *name)
 	tcase_set_timeout(tc, 120);
 	suite_add_tcase(s, tc);
 	return tc;
+}
+
+void tu_add_cases(Suite *s, const struct tu_case *cases, int n,
+		  double timeout)
+{
+	for (int i = 0; i < n; i++) {
+		TCase *tc = tu_tcase(s, cases[i].name);
+		if (timeout > 0)
+			tcase_set_timeout(tc, timeout);
+		tcase_add_test(tc, cases[i].test);
+	}
 }
 
 int tu_run_suite(Suite *s)

@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * Block-by-block reads, writes with allocation and zeroing for formats
+ * that map each fixed-size block through one table entry.
+ */
+#include "blocktable.h"
+
+#include "checked.h"
+#include "driver.h"
+#include "image.h"
+#include "iov-file.h"
+
+size_t mimg__bt_in_block(const struct mimg_blocktable *bt, uint64_t off,
+			 size_t len)
+{
+	uint64_t left = bt->block_size - off % bt->block_size;
+	return left < len ? (size_t)left : len;
+}
+
+int mimg__bt_lookup(struct mimg *img, const struct mimg_blocktable *bt,
+		    uint64_t off, uint64_t *host)
+{
+	pthread_mutex_lock(bt->lock);
+	int r = bt->lookup(img, off, host);
+	pthread_mutex_unlock(bt->lock);
+	return r;
+}
+
+/* What a request does in one block: LEN bytes of IOV from byte SKIP at
+ * guest offset OFF, all within OFF's block, whose data a lookup just
+ * found at HOST (0: not allocated). */
+typedef int (*block_io_fn)(struct mimg *img, const struct mimg_blocktable *bt,
+			   const struct iovec *iov, int iovcnt, size_t skip,
+			   uint64_t off, size_t len, uint64_t host);
+
+static int for_each_block(struct mimg *img, const struct mimg_blocktable *bt,
+			  const struct iovec *iov, int iovcnt, uint64_t off,
+			  size_t len, block_io_fn fn)
+{
+	size_t done = 0;
+	int r = 0;
+
+	while (done < len && r == 0) {
+		uint64_t at = off + done, host;
+		size_t n = mimg__bt_in_block(bt, at, len - done);
+		if ((r = mimg__bt_lookup(img, bt, at, &host)) == 0)
+			r = fn(img, bt, iov, iovcnt, done, at, n, host);
+		done += n;
+	}
+	return r;
+}
+
+/* Unallocated blocks read from below (backing file or zeroes). */
+static int read_in_block(struct mimg *img, const struct mimg_blocktable *bt,
+			 const struct iovec *iov, int iovcnt, size_t skip,
+			 uint64_t off, size_t len, uint64_t host)
+{
+	if (!host)
+		return mimg__read_below(img, iov, iovcnt, skip, off, len);
+	return mimg__file_preadv_slice(img->file, iov, iovcnt, skip, len,
+				       host + off % bt->block_size);
+}
+
+/* The lookup is repeated under the lock before allocating: another
+ * writer may have allocated the block in between. */
+static int write_in_block(struct mimg *img, const struct mimg_blocktable *bt,
+			  const struct iovec *iov, int iovcnt, size_t skip,
+			  uint64_t off, size_t len, uint64_t host)
+{
+	if (!host) {
+		int r;
+		pthread_mutex_lock(bt->lock);
+		r = bt->lookup(img, off, &host);
+		if (r == 0 && !host)
+			r = bt->allocate(img, iov, iovcnt, skip, off, len);
+		pthread_mutex_unlock(bt->lock);
+		if (!host || r < 0)
+			return r;
+	}
+	return mimg__file_pwritev_slice(img->file, iov, iovcnt, skip, len,
+					host + off % bt->block_size);
+}
+
+int mimg__bt_preadv(struct mimg *img, const struct mimg_blocktable *bt,
+		    const struct iovec *iov, int iovcnt, uint64_t off,
+		    size_t len)
+{
+	return for_each_block(img, bt, iov, iovcnt, off, len, read_in_block);
+}
+
+int mimg__bt_pwritev(struct mimg *img, const struct mimg_blocktable *bt,
+		     const struct iovec *iov, int iovcnt, uint64_t off,
+		     size_t len)
+{
+	return for_each_block(img, bt, iov, iovcnt, off, len, write_in_block);
+}
+
+int mimg__bt_zero_allocated(struct mimg *img,
+			    const struct mimg_blocktable *bt, uint64_t off,
+			    uint64_t len)
+{
+	while (len) {
+		uint64_t n = min_u64(len, bt->block_size -
+					  off % bt->block_size);
+		uint64_t host;
+		int r = mimg__bt_lookup(img, bt, off, &host);
+		if (r == 0 && host)
+			r = mimg__file_zero(img->file,
+					    host + off % bt->block_size, n);
+		if (r < 0)
+			return r;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int mimg__bt_clear_stale(struct mimg *img, uint64_t file_size,
+			 uint64_t start, uint64_t end)
+{
+	if (file_size <= start)
+		return 0;
+	return mimg__file_zero(img->file, start,
+			       min_u64(file_size, end) - start);
+}

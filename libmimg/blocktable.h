@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * I/O for a "block-table image": a disk cut into equal blocks, each
+ * either unallocated or stored whole at a host offset that a table of
+ * entries gives (VDI's block map, VHD's BAT).  The format says how an
+ * entry is read and how a new block is allocated; this layer walks a
+ * request block by block, reads unallocated blocks from below, and
+ * allocates a block on its first write under the metadata lock.
+ */
+#ifndef MIMG_BLOCKTABLE_H
+#define MIMG_BLOCKTABLE_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+struct mimg;
+
+struct mimg_blocktable {
+	pthread_mutex_t *lock;	/* guards the format's table */
+	uint64_t block_size;
+	/* Host offset of the start of the data of the block holding guest
+	 * offset OFF into *HOST, 0 when not allocated.  Called with the
+	 * lock held.  0 or a negative errno (with the error set). */
+	int (*lookup)(struct mimg *img, uint64_t off, uint64_t *host);
+	/* Allocate the block holding OFF and write the LEN bytes of IOV
+	 * from byte SKIP at their place in it, in the format's crash-safe
+	 * order.  Called with the lock held, only for a block LOOKUP found
+	 * unallocated.  0 or a negative errno (with the error set). */
+	int (*allocate)(struct mimg *img, const struct iovec *iov,
+			int iovcnt, size_t skip, uint64_t off, size_t len);
+};
+
+/* Bytes from OFF to the end of its block, capped at LEN. */
+size_t mimg__bt_in_block(const struct mimg_blocktable *bt, uint64_t off,
+			 size_t len);
+/* LOOKUP of the block holding OFF, taking the lock. */
+int mimg__bt_lookup(struct mimg *img, const struct mimg_blocktable *bt,
+		    uint64_t off, uint64_t *host);
+
+/* The driver's preadv, pwritev and pwrite_zeroes over the table: zeroing
+ * leaves unallocated blocks unallocated (they read as zeroes). */
+int mimg__bt_preadv(struct mimg *img, const struct mimg_blocktable *bt,
+		    const struct iovec *iov, int iovcnt, uint64_t off,
+		    size_t len);
+int mimg__bt_pwritev(struct mimg *img, const struct mimg_blocktable *bt,
+		     const struct iovec *iov, int iovcnt, uint64_t off,
+		     size_t len);
+int mimg__bt_zero_allocated(struct mimg *img,
+			    const struct mimg_blocktable *bt, uint64_t off,
+			    uint64_t len);
+
+/* Zero whatever the file already holds in [START, END) before a new
+ * block is placed there: bytes past the end of the image's data (left by
+ * another tool) must not show through the parts of the block a first
+ * write does not cover.  FILE_SIZE is the file's current size. */
+int mimg__bt_clear_stale(struct mimg *img, uint64_t file_size,
+			 uint64_t start, uint64_t end);
+
+#endif
