@@ -228,7 +228,8 @@ static int check_bitmaps(struct convert_args *a, struct mimg *src)
 	struct mimg_value *info;
 	const struct mimg_value *list = bitmap_list(src, &info);
 	int status = EXIT_OK;
-	for (size_t i = 0; list && i < list->v.list.n; i++) {
+	/* qemu-img walks its bitmaps last to first */
+	for (size_t i = list ? list->v.list.n : 0; i-- > 0;) {
 		const struct mimg_value *bm = &list->v.list.items[i];
 		const struct mimg_value *name = mimg_value_get(bm, "name");
 		if (!has_flag(bm, "in-use") || a->skip_broken || !name)
@@ -249,19 +250,23 @@ static int copy_bitmaps(struct mimg *src, struct mimg *dst)
 	struct mimg_value *info;
 	const struct mimg_value *list = bitmap_list(src, &info);
 	int r = 0;
+	/* warned about last to first, as qemu-img walks them */
+	for (size_t i = list ? list->v.list.n : 0; i-- > 0;) {
+		const struct mimg_value *bm = &list->v.list.items[i];
+		const struct mimg_value *name = mimg_value_get(bm, "name");
+		if (name && name->type == MIMG_VALUE_STRING &&
+		    has_flag(bm, "in-use"))
+			fprintf(stderr, "%s: warning: Skipping inconsistent "
+				"bitmap '%s'\n", cli_prog, name->v.s);
+	}
 	for (size_t i = 0; list && i < list->v.list.n && r == 0; i++) {
 		const struct mimg_value *bm = &list->v.list.items[i];
 		const struct mimg_value *name = mimg_value_get(bm, "name");
 		const struct mimg_value *gran = mimg_value_get(bm,
 							      "granularity");
 		if (!name || name->type != MIMG_VALUE_STRING || !gran ||
-		    gran->type != MIMG_VALUE_UINT)
+		    gran->type != MIMG_VALUE_UINT || has_flag(bm, "in-use"))
 			continue;
-		if (has_flag(bm, "in-use")) {
-			fprintf(stderr, "%s: warning: Skipping inconsistent "
-				"bitmap '%s'\n", cli_prog, name->v.s);
-			continue;
-		}
 		r = mimg_bitmap_add(dst, name->v.s, gran->v.u,
 				    has_flag(bm, "auto") ? 0
 							 : MIMG_BITMAP_DISABLED);
