@@ -37,12 +37,16 @@ int qcow2_bitmaps_track(struct qcow2 *s)
 {
 	bool marked = false;
 	int r = 0;
+	/* Everything is read and checked before the first write. */
+	for (uint32_t i = 0; i < s->nb_bitmaps && r == 0; i++) {
+		struct qcow2_bitmap *b = &s->bitmaps[i];
+		if ((b->flags & QCOW2_BM_AUTO) && usable(b))
+			r = qcow2_bitmap_load(s, b);
+	}
 	for (uint32_t i = 0; i < s->nb_bitmaps && r == 0; i++) {
 		struct qcow2_bitmap *b = &s->bitmaps[i];
 		if (!(b->flags & QCOW2_BM_AUTO) || !usable(b))
 			continue;
-		if ((r = qcow2_bitmap_load(s, b)) < 0)
-			break;
 		if ((r = write_flags(s, b, b->flags | QCOW2_BM_IN_USE)) < 0)
 			break;
 		b->tracked = true;

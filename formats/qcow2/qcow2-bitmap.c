@@ -134,6 +134,9 @@ int qcow2_read_bitmaps(struct qcow2 *s)
 		s->nb_bitmaps = 0;
 	}
 	if (!s->has_bitmaps_ext || s->nb_bitmaps == 0) {
+		/* An empty directory is no directory: none of its fields
+		 * are used (nor freed). */
+		s->has_bitmaps_ext = false;
 		s->nb_bitmaps = 0;
 		s->bitmaps_loaded = true;
 		return 0;

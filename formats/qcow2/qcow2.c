@@ -133,12 +133,12 @@ static int qcow2_open(struct mimg *img, unsigned flags)
 	if (!img->read_only) {
 		if ((r = clear_autoclear(s)) < 0)
 			goto fail;
-		if (!(flags & MIMG_OPEN_CHECK) &&
-		    (r = qcow2_bitmaps_track(s)) < 0)
-			goto fail;
 		if ((s->incompat & QCOW2_INCOMPAT_DIRTY) &&
 		    !(flags & MIMG_OPEN_CHECK) &&
 		    (r = qcow2_rebuild_dirty(s)) < 0)
+			goto fail;
+		if (!(flags & MIMG_OPEN_CHECK) &&
+		    (r = qcow2_bitmaps_track(s)) < 0)
 			goto fail;
 	}
 	return 0;
