@@ -87,6 +87,9 @@ static int check_new(struct qcow2 *s, const char *name, uint64_t gran,
 				"in '%s': Maximum number of persistent bitmaps "
 				"is already reached", name, path);
 	uint64_t bytes = qcow2_bitmap_bytes(s, *gbits);
+	if (bytes == 0)
+		return mimg_err(-EINVAL, "Can't make bitmap '%s' persistent in "
+				"'%s': the image is empty", name, path);
 	if (div_round_up_u64(bytes, s->cluster_size) * s->cluster_size >
 	    (512ull << 20))
 		return mimg_err(-EFBIG, "Can't make bitmap '%s' persistent in "

@@ -126,6 +126,10 @@ static int write_content(struct qcow2 *s, const struct qcow2_bitmap *b,
 	uint64_t cs = s->cluster_size;
 	uint32_t n = (uint32_t)div_round_up_u64(b->nbytes, cs);
 	uint64_t tbytes = (uint64_t)n * 8;
+	if (n == 0)
+		return mimg_err(-EINVAL, "%s: qcow2: bitmap '%s' cannot be "
+				"stored: the image is empty", qcow2_path(s),
+				b->name);
 	uint8_t *tab = calloc(1, div_round_up_u64(tbytes, cs) * cs);
 	uint8_t *buf = malloc(cs);
 	int r = tab && buf ? 0 : mimg_err(-ENOMEM, "out of memory");

@@ -129,7 +129,6 @@ int qcow2_make_empty(struct mimg *img)
 	int r = qcow2_refuse_if_corrupt(s);
 	if (r < 0)
 		return r;
-	qcow2_bitmaps_dirty(s, 0, img->size);
 	if (can_reset(s, l1_clusters)) {
 		pthread_mutex_lock(&s->lock);
 		r = reset_locked(s, l1_clusters);
