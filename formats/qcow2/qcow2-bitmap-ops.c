@@ -127,7 +127,14 @@ int qcow2_bitmap_add(struct mimg *img, const char *name, uint64_t gran,
 	s->nb_bitmaps++;
 	s->bitmaps_loaded = true;
 	update_tracking(s);
-	return store(s);
+	if ((r = store(s)) < 0) {
+		/* Not stored: it does not exist. */
+		s->nb_bitmaps--;
+		free(b->name);
+		free(b->bits);
+		update_tracking(s);
+	}
+	return r;
 }
 
 int qcow2_bitmap_remove(struct mimg *img, const char *name)

@@ -93,7 +93,8 @@ int qcow2_bitmap_load(struct qcow2 *s, struct qcow2_bitmap *b)
 		uint64_t pos = (uint64_t)i * cs;
 		size_t len = (size_t)min_u64(cs, nbytes - pos);
 		uint64_t off = t[i] & QCOW2_OFFSET_MASK;
-		if (off)
+		/* Guest data must never land on bitmap data either. */
+		if (off && (r = qcow2_meta_add(s, off, cs)) == 0)
 			r = mimg_file_pread_exact(s->file, bits + pos, len, off,
 						  "bitmap data");
 		else

@@ -231,7 +231,7 @@ int qcow2_bitmap_refs(struct qcow2 *s,
 	for (uint32_t i = 0; i < s->nb_bitmaps; i++) {
 		const struct qcow2_bitmap *b = &s->bitmaps[i];
 		uint64_t bytes = (uint64_t)b->table_size * 8;
-		if (!bytes)
+		if (!bytes || !b->table_offset)
 			continue;
 		inc(opaque, b->table_offset, bytes);
 		uint8_t *t = malloc(bytes);
