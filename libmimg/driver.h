@@ -208,6 +208,23 @@ struct mimg_driver {
 	 * content from the backing file (qemu's make_empty). */
 	int (*make_empty)(struct mimg *img);
 
+	/* Optional: called by mimg_close before the final flush of a
+	 * writable image (persistent bitmaps are stored there); its error
+	 * is mimg_close's. */
+	int (*close_prepare)(struct mimg *img);
+	/* Optional persistent dirty bitmaps (see mimg_bitmap_add and the
+	 * others; the core checks the arguments and that IMG is writable
+	 * for the changes; messages are qemu's). */
+	int (*bitmap_add)(struct mimg *img, const char *name,
+			  uint64_t granularity, bool enabled);
+	int (*bitmap_remove)(struct mimg *img, const char *name);
+	int (*bitmap_clear)(struct mimg *img, const char *name);
+	int (*bitmap_enable)(struct mimg *img, const char *name, bool enable);
+	int (*bitmap_merge)(struct mimg *img, const char *name,
+			    struct mimg *src, const char *src_name);
+	int (*bitmap_status)(struct mimg *img, const char *name, uint64_t off,
+			     uint64_t len, uint64_t *pnum, bool *dirty);
+
 	/* Option schemas (NULL: the format takes none).  create() receives
 	 * options the core has checked against create_opts. */
 	const struct mimg_optdesc *create_opts;

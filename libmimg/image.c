@@ -370,8 +370,12 @@ int mimg_close(struct mimg *img)
 	int r = 0;
 	if (!img)
 		return 0;
-	if (!img->read_only && img->drv->flush)
-		r = img->drv->flush(img);
+	if (!img->read_only && img->drv->close_prepare)
+		r = img->drv->close_prepare(img);
+	if (!img->read_only && img->drv->flush) {
+		int rf = img->drv->flush(img);
+		r = r ? r : rf;
+	}
 	img->drv->close(img);
 	int rb = mimg_close(img->backing);
 	int rf = mimg_file_close(img->file);

@@ -38,6 +38,7 @@ int cmd_measure(int argc, char **argv);
 int cmd_dd(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
 int cmd_amend(int argc, char **argv);
+int cmd_bitmap(int argc, char **argv);
 
 /* Print FMT's options for "-o help" as qemu-img does (WHICH:
  * MIMG_OPTS_*); returns the exit status. */

@@ -23,8 +23,9 @@ static void convert_help(void)
 	       "[--target-is-zero]\n"
 	       "                    [-B backing [-F fmt]] [-C] [--salvage] "
 	       "[--bitmaps]\n"
-	       "                    [--untrusted] [--compression-level N] "
-	       "SRC [SRC...] DST\n"
+	       "                    [--skip-broken-bitmaps] [--untrusted] "
+	       "[--compression-level N]\n"
+	       "                    SRC [SRC...] DST\n"
 	       "\n"
 	       "Copy the content of SRC (through its backing chain) into "
 	       "DST; several\nsources are copied one after the other.\n"
@@ -62,6 +63,8 @@ static void convert_help(void)
 	       "  --salvage         unreadable sectors become zeroes, with a "
 	       "warning\n"
 	       "  --bitmaps         copy SRC's persistent bitmaps (qcow2)\n"
+	       "  --skip-broken-bitmaps  with --bitmaps, skip bitmaps in use "
+	       "(inconsistent)\n"
 	       "  --untrusted       refuse sources that refer to other "
 	       "files\n"
 	       "  --compression-level N\n"
@@ -121,7 +124,7 @@ struct convert_args {
 	const char *packed;	/* compressed raw output: xz, zstd, gzip */
 	char *opts_text;
 	unsigned src_flags, dst_flags;
-	bool quiet, progress, bitmaps;
+	bool quiet, progress, bitmaps, skip_broken;
 	struct mimg_convert_opts copts;
 };
 
@@ -198,35 +201,90 @@ static bool target_is_source(struct mimg *src, const char *dst)
 	return false;
 }
 
-/* The number of persistent bitmaps IMG's info lists. */
-static size_t bitmap_count(struct mimg *img)
+/* The persistent bitmaps IMG's info lists (an array), in *INFOP (to
+ * free), or NULL. */
+static const struct mimg_value *bitmap_list(struct mimg *img,
+					    struct mimg_value **infop)
 {
-	struct mimg_value *info = NULL;
 	const struct mimg_value *fs, *data, *bm;
-	size_t n = 0;
-	if (mimg_info(img, &info) < 0)
-		return 0;
-	if ((fs = mimg_value_get(info, "format-specific")) &&
+	*infop = NULL;
+	if (mimg_info(img, infop) < 0)
+		return NULL;
+	if ((fs = mimg_value_get(*infop, "format-specific")) &&
 	    (data = mimg_value_get(fs, "data")) &&
 	    (bm = mimg_value_get(data, "bitmaps")) &&
 	    bm->type == MIMG_VALUE_ARRAY)
-		n = bm->v.list.n;
-	mimg_value_free(info);
-	return n;
+		return bm;
+	return NULL;
 }
 
-/* --bitmaps: qemu-img's refusals; copying the bitmaps themselves is not
- * implemented, so a source that has some is refused too. */
+static bool has_flag(const struct mimg_value *bm, const char *flag)
+{
+	const struct mimg_value *fl = mimg_value_get(bm, "flags");
+	for (size_t i = 0; fl && fl->type == MIMG_VALUE_ARRAY &&
+			   i < fl->v.list.n; i++)
+		if (fl->v.list.items[i].type == MIMG_VALUE_STRING &&
+		    strcmp(fl->v.list.items[i].v.s, flag) == 0)
+			return true;
+	return false;
+}
+
+/* --bitmaps: qemu-img's refusals before anything is written. */
 static int check_bitmaps(struct convert_args *a, struct mimg *src)
 {
 	if (strcmp(a->dst_fmt, "qcow2") != 0)
 		return cli_error("Format driver '%s' does not support bitmaps",
 				 a->dst_fmt);
-	size_t n = bitmap_count(src);
-	if (n)
-		return cli_error("%s: copying persistent bitmaps (%zu) is not "
-				 "supported", a->srcs[0], n);
-	return 0;
+	struct mimg_value *info;
+	const struct mimg_value *list = bitmap_list(src, &info);
+	int status = EXIT_OK;
+	/* qemu-img walks its bitmaps last to first */
+	for (size_t i = list ? list->v.list.n : 0; i-- > 0;) {
+		const struct mimg_value *bm = &list->v.list.items[i];
+		const struct mimg_value *name = mimg_value_get(bm, "name");
+		if (!has_flag(bm, "in-use") || a->skip_broken || !name)
+			continue;
+		cli_error("Cannot copy inconsistent bitmap '%s'", name->v.s);
+		fprintf(stderr, "Try --skip-broken-bitmaps, or use 'qemu-img "
+			"bitmap --remove' to delete it\n");
+		status = EXIT_ERR;
+		break;
+	}
+	mimg_value_free(info);
+	return status;
+}
+
+/* Copy SRC's bitmaps into DST after the data, as qemu-img does. */
+static int copy_bitmaps(struct mimg *src, struct mimg *dst)
+{
+	struct mimg_value *info;
+	const struct mimg_value *list = bitmap_list(src, &info);
+	int r = 0;
+	/* warned about last to first, as qemu-img walks them */
+	for (size_t i = list ? list->v.list.n : 0; i-- > 0;) {
+		const struct mimg_value *bm = &list->v.list.items[i];
+		const struct mimg_value *name = mimg_value_get(bm, "name");
+		if (name && name->type == MIMG_VALUE_STRING &&
+		    has_flag(bm, "in-use"))
+			fprintf(stderr, "%s: warning: Skipping inconsistent "
+				"bitmap '%s'\n", cli_prog, name->v.s);
+	}
+	for (size_t i = 0; list && i < list->v.list.n && r == 0; i++) {
+		const struct mimg_value *bm = &list->v.list.items[i];
+		const struct mimg_value *name = mimg_value_get(bm, "name");
+		const struct mimg_value *gran = mimg_value_get(bm,
+							      "granularity");
+		if (!name || name->type != MIMG_VALUE_STRING || !gran ||
+		    gran->type != MIMG_VALUE_UINT || has_flag(bm, "in-use"))
+			continue;
+		r = mimg_bitmap_add(dst, name->v.s, gran->v.u,
+				    has_flag(bm, "auto") ? 0
+							 : MIMG_BITMAP_DISABLED);
+		if (r == 0)
+			r = mimg_bitmap_merge(dst, name->v.s, src, name->v.s);
+	}
+	mimg_value_free(info);
+	return r;
 }
 
 /* The -o text with -B's backing_file/backing_fmt appended (malloc'ed). */
@@ -402,6 +460,8 @@ static int run_convert(struct convert_args *a)
 		mp.base += mimg_size(srcs[i]);
 	}
 	cli_progress_end(&prog);
+	if (r == 0 && a->bitmaps)
+		r = copy_bitmaps(srcs[0], dst);
 	if (r < 0)
 		goto err;
 	r = mimg_close(dst);
@@ -470,6 +530,9 @@ static int check_combinations(const struct convert_args *a,
 	if (a->copts.copy_offload && a->copts.salvage)
 		return cli_error("Cannot use copy offloading in salvaging "
 				 "mode");
+	if (a->skip_broken && !a->bitmaps)
+		return cli_error("Use of --skip-broken-bitmaps requires "
+				 "--bitmaps");
 	if (a->bitmaps && a->nsrc > 1)
 		return cli_error("Copying bitmaps only possible with single "
 				 "source");
@@ -491,11 +554,12 @@ static int check_combinations(const struct convert_args *a,
 int cmd_convert(int argc, char **argv)
 {
 	enum { OPT_TARGET_IS_ZERO = 256, OPT_UNTRUSTED, OPT_SALVAGE,
-	       OPT_BITMAPS, OPT_LEVEL, OPT_OVA_DISK, OPT_PACK };
+	       OPT_BITMAPS, OPT_LEVEL, OPT_OVA_DISK, OPT_PACK, OPT_SKIP_BROKEN };
 	static const struct option longopts[] = {
 		{"target-is-zero", no_argument, NULL, OPT_TARGET_IS_ZERO},
 		{"salvage", no_argument, NULL, OPT_SALVAGE},
 		{"bitmaps", no_argument, NULL, OPT_BITMAPS},
+		{"skip-broken-bitmaps", no_argument, NULL, OPT_SKIP_BROKEN},
 		{"untrusted", no_argument, NULL, OPT_UNTRUSTED},
 		{"object", required_argument, NULL, OPT_OBJECT},
 		{"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
@@ -597,6 +661,7 @@ int cmd_convert(int argc, char **argv)
 		case 'C': a.copts.copy_offload = 1; break;
 		case OPT_SALVAGE: a.copts.salvage = 1; break;
 		case OPT_BITMAPS: a.bitmaps = true; break;
+		case OPT_SKIP_BROKEN: a.skip_broken = true; break;
 		case OPT_TARGET_IS_ZERO: a.copts.target_is_zero = 1; break;
 		case OPT_UNTRUSTED: a.src_flags |= MIMG_OPEN_UNTRUSTED; break;
 		case OPT_OBJECT:

@@ -23,6 +23,10 @@ static const struct command {
 	 "bench [-c count] [-d depth] [-f fmt] [--flush-interval=N] "
 	 "[--no-drain] [-o offset] [--pattern=byte] [-q] [-s buffer_size] "
 	 "[-S step_size] [-t cache] [-w] FILE"},
+	{"bitmap", cmd_bitmap,
+	 "bitmap (--merge SOURCE | --add | --remove | --clear | --enable | "
+	 "--disable)... [-b SOURCE_FILE [-F SOURCE_FMT]] [-g GRANULARITY] "
+	 "[--object objectdef] [--image-opts | -f fmt] FILE BITMAP"},
 	{"check", cmd_check,
 	 "check [-f fmt] [-r leaks|all] [--output human|json] [-q] FILE"},
 	{"checksum", cmd_checksum,
@@ -35,7 +39,8 @@ static const struct command {
 	{"convert", cmd_convert,
 	 "convert [-f fmt] [-O fmt] [-o opts] [-c] [-p] [-q] [-n] [-S size] "
 	 "[-m N] [-W] [-t cache] [-T cache] [-l snapshot] [-B backing "
-	 "[-F fmt]] [-C] [--salvage] [--bitmaps] [--target-is-zero] "
+	 "[-F fmt]] [-C] [--salvage] [--bitmaps [--skip-broken-bitmaps]] "
+	 "[--target-is-zero] "
 	 "SRC [SRC...] DST"},
 	{"dd", cmd_dd,
 	 "dd [-f fmt] [-O fmt] [bs=N] [count=N] [skip=N] if=INPUT "

@@ -73,6 +73,7 @@ int qcow2_write_compressed(struct mimg *img, uint64_t off, const void *data,
 		struct iovec v = { (void *)data, len };
 		return qcow2_pwritev(img, &v, 1, off, len);
 	}
+	qcow2_bitmaps_dirty(s, off, len);
 	if (s->data_file_name || s->crypt_method ||
 	    (off & (s->cluster_size - 1)) || len == 0 ||
 	    len >= s->cluster_size)

@@ -702,14 +702,18 @@ static int build_header(struct qcow2 *s, const uint8_t *old, uint8_t *out)
 	if (!rest)
 		return mimg_err(-ENOMEM, "out of memory");
 	r = keep_extensions(s, old, old_len, ext_end, rest, &rpos, cs, &bm);
-	if (r == 0 && bm && s->nb_bitmaps) {
-		uint32_t blen = ld_be32(old + bm + 4);
-		if (pos + 8 + ((blen + 7u) & ~7u) > cs)
+	(void)bm; /* the bitmaps extension is written from S */
+	if (r == 0 && s->has_bitmaps_ext && s->nb_bitmaps) {
+		uint8_t ext[24] = { 0 };
+		st_be32(ext, s->nb_bitmaps);
+		st_be64(ext + 8, s->bm_dir_size);
+		st_be64(ext + 16, s->bm_dir_offset);
+		if (pos + 8 + sizeof(ext) > cs)
 			r = mimg_err(-ENOSPC, "%s: qcow2: the header does not "
 				     "fit in one cluster", qcow2_path(s));
 		else
 			pos = qcow2_put_extension(out, pos, QCOW2_EXT_BITMAPS,
-						  old + bm + 8, blen);
+						  ext, sizeof(ext));
 	}
 	if (r == 0 && pos + rpos + 8 + s->backing_len > cs)
 		r = mimg_err(-ENOSPC, "%s: qcow2: the header does not fit in "

@@ -108,7 +108,7 @@ int qcow2_meta_build(struct qcow2 *s)
 				   (uint64_t)s->snaps[i].l1_size * 8);
 	if (r == 0 && s->crypt_method == 2 && s->has_crypt_ext)
 		r = qcow2_meta_add(s, s->crypt_hdr_off, s->crypt_hdr_len);
-	if (r == 0 && s->bitmaps_loaded) {
+	if (r == 0 && s->bitmaps_loaded && s->nb_bitmaps) {
 		r = qcow2_meta_add(s, s->bm_dir_offset, s->bm_dir_size);
 		for (uint32_t i = 0; i < s->nb_bitmaps && r == 0; i++)
 			r = qcow2_meta_add(s, s->bitmaps[i].table_offset,

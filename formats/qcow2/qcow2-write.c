@@ -507,6 +507,7 @@ int qcow2_pwritev(struct mimg *img, const struct iovec *iov, int iovcnt,
 		  uint64_t off, size_t len)
 {
 	struct qcow2 *s = qcow2_of(img);
+	qcow2_bitmaps_dirty(s, off, len);
 	if (s->crypt_method) {
 		int r = qcow2_crypt_need_key(s);
 		if (r < 0)
@@ -627,6 +628,7 @@ int qcow2_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
 	struct qcow2 *s = qcow2_of(img);
 	bool unmap = flags & MIMG_ZERO_MAY_UNMAP;
 	uint64_t cs = s->cluster_size;
+	qcow2_bitmaps_dirty(s, off, len);
 	/* A raw data file must hold the guest's bytes itself. */
 	if ((s->version < 3 && img->backing_name) || s->data_raw)
 		return -ENOTSUP;
@@ -654,6 +656,7 @@ int qcow2_discard(struct mimg *img, uint64_t off, uint64_t len)
 {
 	struct qcow2 *s = qcow2_of(img);
 	uint64_t cs = s->cluster_size, a, b = align_down_u64(off + len, cs);
+	qcow2_bitmaps_dirty(s, off, len);
 	if (!ck_align_up_u64(off, cs, &a) || a >= b)
 		return 0;
 	if (s->data_raw) {
@@ -708,10 +711,21 @@ int qcow2_truncate(struct mimg *img, uint64_t size,
 	if (size < img->size && prealloc != MIMG_PREALLOC_OFF)
 		return mimg_err(-EINVAL, "%s: qcow2: Preallocation can't be "
 				"used for shrinking an image", qcow2_path(s));
-	if (size < img->size)
-		return qcow2_shrink(img, size);
 	pthread_mutex_lock(&s->lock);
-	int r = qcow2_resize_l1(s, qcow2_l1_needed(s, size));
+	int r = qcow2_bitmaps_load_all(s);
+	pthread_mutex_unlock(&s->lock);
+	if (r < 0)
+		return r;
+	if (size < img->size) {
+		if ((r = qcow2_shrink(img, size)) < 0)
+			return r;
+		pthread_mutex_lock(&s->lock);
+		r = qcow2_bitmaps_resize(s);
+		pthread_mutex_unlock(&s->lock);
+		return r;
+	}
+	pthread_mutex_lock(&s->lock);
+	r = qcow2_resize_l1(s, qcow2_l1_needed(s, size));
 	/* A larger size must not be durable before the L1 that covers it. */
 	if (r == 0)
 		r = mimg_file_flush(s->file);
@@ -724,6 +738,8 @@ int qcow2_truncate(struct mimg *img, uint64_t size,
 	uint64_t old_size = img->size;
 	if (r == 0)
 		img->size = size;
+	if (r == 0)
+		r = qcow2_bitmaps_resize(s);
 	pthread_mutex_unlock(&s->lock);
 	/* The new range reads as zeroes even where a longer backing file
 	 * has data, as with qemu. */

@@ -50,20 +50,15 @@ static unsigned cache_entries(uint32_t cluster_size, uint32_t budget,
 	return (unsigned)n;
 }
 
-/* Modifying the image invalidates what we do not maintain: bitmaps are
- * flagged in use (or, when their directory could not be read, the
- * autoclear bit goes); unknown autoclear bits are cleared, as the spec
- * asks. */
+/* Unknown autoclear bits are cleared before the image is modified, as
+ * the spec asks; the bitmaps are kept up to date (qcow2-bitmap-track.c)
+ * and keep theirs. */
 static int clear_autoclear(struct qcow2 *s)
 {
 	uint64_t keep = s->autoclear & QCOW2_AUTOCLEAR_DATA_FILE_RAW;
 	uint8_t b[8];
-	if ((s->autoclear & QCOW2_AUTOCLEAR_BITMAPS) && s->bitmaps_loaded) {
-		int r = qcow2_mark_bitmaps_in_use(s);
-		if (r < 0)
-			return r;
+	if (s->has_bitmaps_ext && s->nb_bitmaps)
 		keep |= QCOW2_AUTOCLEAR_BITMAPS;
-	}
 	if (s->version < 3 || s->autoclear == keep)
 		return 0;
 	st_be64(b, keep);
@@ -142,6 +137,9 @@ static int qcow2_open(struct mimg *img, unsigned flags)
 		    !(flags & MIMG_OPEN_CHECK) &&
 		    (r = qcow2_rebuild_dirty(s)) < 0)
 			goto fail;
+		if (!(flags & MIMG_OPEN_CHECK) &&
+		    (r = qcow2_bitmaps_track(s)) < 0)
+			goto fail;
 	}
 	return 0;
 fail:
@@ -185,4 +183,11 @@ const struct mimg_driver mimg_qcow2_driver = {
 	.make_empty = qcow2_make_empty,
 	.amend_opts = qcow2_amend_opts,
 	.amend = qcow2_amend,
+	.close_prepare = qcow2_bitmaps_close,
+	.bitmap_add = qcow2_bitmap_add,
+	.bitmap_remove = qcow2_bitmap_remove,
+	.bitmap_clear = qcow2_bitmap_clear,
+	.bitmap_enable = qcow2_bitmap_enable,
+	.bitmap_merge = qcow2_bitmap_merge,
+	.bitmap_status = qcow2_bitmap_status,
 };

@@ -125,14 +125,28 @@ struct qcow2_pending_free {
 	bool discard;
 };
 
-/* One persistent dirty bitmap (listed by info, referenced in check). */
+/* One persistent dirty bitmap (qcow2-bitmap*.c).  FLAGS are the flags
+ * the bitmap has once stored: a tracked bitmap is in use on disk while
+ * the image is open for writing, and stored without the flag at close. */
 struct qcow2_bitmap {
 	char *name;
 	uint32_t flags;
+	uint8_t type;
 	unsigned granularity_bits;
-	uint64_t table_offset;
+	uint64_t table_offset;	/* 0: not stored yet */
 	uint32_t table_size;
 	uint64_t dir_pos; /* of the flags field inside the directory */
+	uint32_t extra_len;
+	uint8_t *extra;		/* extra data, kept as it is */
+	uint8_t *bits;		/* the content, once loaded (else NULL) */
+	uint64_t nbytes;	/* bytes of BITS */
+	bool changed;		/* BITS differ from what is stored */
+	bool tracked;		/* writes set bits (enabled, consistent) */
+};
+/* A bitmap table the stored directory refers to. */
+struct qcow2_bm_table {
+	uint64_t off;
+	uint32_t size;
 };
 
 /* Sorted cluster indexes of metadata not described by header fields
@@ -169,6 +183,9 @@ struct qcow2 {
 	uint64_t bm_dir_offset, bm_dir_size;
 	struct qcow2_bitmap *bitmaps; /* valid when bitmaps_loaded */
 	bool bitmaps_loaded;
+	bool bm_tracking;	/* some bitmap is tracked */
+	struct qcow2_bm_table *bm_stored; /* tables of the stored directory */
+	uint32_t nb_bm_stored;
 	unsigned l2e_size;	/* 8 or 16 */
 	unsigned l2_bits;	/* log2 of entries per L2 table */
 	uint32_t l2_entries;
@@ -416,16 +433,53 @@ int qcow2_shrink(struct mimg *img, uint64_t size);
 /* Drop every mapping of the active image (qemu's make_empty). */
 int qcow2_make_empty(struct mimg *img);
 
-/* qcow2-bitmap.c */
+/* qcow2-bitmap.c: the directory */
+#define QCOW2_BM_IN_USE 1u
+#define QCOW2_BM_AUTO 2u
+#define QCOW2_BM_EXTRA_COMPAT 4u
+#define QCOW2_BM_MAX_NAME 1023u
+#define QCOW2_BM_MAX_COUNT 65535u
 int qcow2_read_bitmaps(struct qcow2 *s);
+/* Record the current tables as those of the stored directory. */
+int qcow2_bitmaps_note_stored(struct qcow2 *s);
 void qcow2_free_bitmaps(struct qcow2 *s);
-/* Before the first modification: flag every bitmap inconsistent. */
-int qcow2_mark_bitmaps_in_use(struct qcow2 *s);
 int qcow2_info_bitmaps(struct qcow2 *s, struct mimg_value *data);
 /* Call INC for every cluster range the bitmaps use. */
 int qcow2_bitmap_refs(struct qcow2 *s,
 		      void (*inc)(void *opaque, uint64_t off, uint64_t len),
 		      void *opaque);
+/* qcow2-bitmap-store.c: contents (under s->lock) */
+/* Bytes of content of a bitmap of 2^GBITS granularity. */
+uint64_t qcow2_bitmap_bytes(const struct qcow2 *s, unsigned gbits);
+/* Read B's content into B->bits (validating its table). */
+int qcow2_bitmap_load(struct qcow2 *s, struct qcow2_bitmap *b);
+/* Write the changed contents and a new directory, switch the header to
+ * it and free what the old one used.  FINAL: tracked bitmaps are stored
+ * consistent (not in use). */
+int qcow2_bitmaps_store(struct qcow2 *s, bool final);
+/* qcow2-bitmap-track.c */
+/* After open for writing: load the enabled bitmaps and flag them in use
+ * on disk until they are stored at close. */
+int qcow2_bitmaps_track(struct qcow2 *s);
+/* Set bits FIRST..LAST (inclusive) of B's loaded content; thread-safe. */
+void qcow2_bitmap_set(struct qcow2_bitmap *b, uint64_t first, uint64_t last);
+/* Set the bits of every tracked bitmap over [OFF, OFF+LEN). */
+void qcow2_bitmaps_dirty(struct qcow2 *s, uint64_t off, uint64_t len);
+/* Before a resize: read every bitmap; after it: fit them to the new
+ * size and store them. */
+int qcow2_bitmaps_load_all(struct qcow2 *s);
+int qcow2_bitmaps_resize(struct qcow2 *s);
+int qcow2_bitmaps_close(struct mimg *img);
+/* qcow2-bitmap-ops.c: driver operations */
+int qcow2_bitmap_add(struct mimg *img, const char *name, uint64_t gran,
+		     bool enabled);
+int qcow2_bitmap_remove(struct mimg *img, const char *name);
+int qcow2_bitmap_clear(struct mimg *img, const char *name);
+int qcow2_bitmap_enable(struct mimg *img, const char *name, bool enable);
+int qcow2_bitmap_merge(struct mimg *img, const char *name, struct mimg *src,
+		       const char *src_name);
+int qcow2_bitmap_status(struct mimg *img, const char *name, uint64_t off,
+			uint64_t len, uint64_t *pnum, bool *dirty);
 
 /* qcow2-crypt.c */
 struct luks1_create_params;

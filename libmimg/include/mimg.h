@@ -524,6 +524,57 @@ MIMG_API int mimg_snapshot_apply(struct mimg *img, const char *name);
 MIMG_API int mimg_snapshot_delete(struct mimg *img, const char *name);
 
 /*
+ * Persistent dirty bitmaps (qcow2 version 3), as qemu-img bitmap handles
+ * them.  A bitmap has a NAME (1 to 1023 bytes, unique in the image) and a
+ * granularity: each bit covers that many bytes of the guest disk, and a
+ * set bit means the range was written while the bitmap was enabled.
+ * While IMG is open read-write, every write, zeroing and discard sets the
+ * bits of its range in the enabled bitmaps; they are flagged in use on
+ * disk until mimg_close stores them (a crash in between leaves them in
+ * use: inconsistent, as qemu leaves them).  List them with mimg_info
+ * ("format-specific" "data" "bitmaps": name, granularity, flags "auto"
+ * when enabled and "in-use" when inconsistent).
+ *
+ * mimg_bitmap_add: a new, empty bitmap; GRANULARITY 0 picks qemu's
+ * default (the cluster size, within 4 KiB..64 KiB), else a power of two
+ * from 512 to 2 GiB; MIMG_BITMAP_DISABLED adds it disabled.
+ * mimg_bitmap_remove: delete it.  mimg_bitmap_clear: make it all clean.
+ * mimg_bitmap_enable: ENABLE true starts recording writes, false stops.
+ * mimg_bitmap_merge: set in NAME every range that SRC_NAME of SRC (NULL:
+ * IMG itself) has dirty; granularities may differ.
+ * Each change is on disk when the call returns; a crash part-way leaves
+ * the bitmaps as they were before the call, or leaked clusters at worst.
+ * mimg_bitmap_status: *PNUM gets the length (> 0, <= LEN) of the run at
+ * OFF that is all dirty or all clean, *DIRTY which; [OFF, OFF+LEN) must
+ * lie within the image.  IMG may be read-only.
+ * Messages are qemu-img's ("Dirty bitmap 'x' not found").
+ * Errors: -EROFS (changes to a read-only IMG), -ENOENT (no such bitmap,
+ * or the format has none), -EEXIST (add: the name is taken), -EINVAL
+ * (empty or long name, bad granularity, bad range), -ENOTSUP (add: the
+ * format or a qcow2 version 2 image cannot store bitmaps), -EBUSY (the
+ * bitmap is inconsistent: only remove works on it), -ENOSPC (65535
+ * bitmaps already), -EFBIG (the bitmap would take more than 512 MiB),
+ * -ENOMEM, host I/O errors, -EINVAL for a damaged bitmap table.
+ * Not concurrent with any other call on IMG (mimg_bitmap_status may run
+ * beside other reads).
+ */
+enum {
+	MIMG_BITMAP_DISABLED = 1u << 0, /* mimg_bitmap_add: not recording */
+};
+#define MIMG_BITMAP_ALL_FLAGS 0x1u
+MIMG_API int mimg_bitmap_add(struct mimg *img, const char *name,
+			     uint64_t granularity, unsigned flags);
+MIMG_API int mimg_bitmap_remove(struct mimg *img, const char *name);
+MIMG_API int mimg_bitmap_clear(struct mimg *img, const char *name);
+MIMG_API int mimg_bitmap_enable(struct mimg *img, const char *name,
+				bool enable);
+MIMG_API int mimg_bitmap_merge(struct mimg *img, const char *name,
+			       struct mimg *src, const char *src_name);
+MIMG_API int mimg_bitmap_status(struct mimg *img, const char *name,
+				uint64_t off, uint64_t len, uint64_t *pnum,
+				bool *dirty);
+
+/*
  * Drop everything IMG's own layer maps, keeping its file (and inode),
  * size, backing file and options, so that it reads what its backing file
  * holds (qemu-img commit does this to the committed overlay).  A qcow2

@@ -1,7 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: BSD-2-Clause
 # "-o help" (and "-o ?") of create, convert and amend print each format's
-# options as qemu-img 7.2 prints them, byte for byte; with a file name,
+# options as qemu-img 7.2 prints them, byte for byte (measure refuses
+# them, as qemu-img 7.2 measure does); with a file name,
 # qemu-img adds the host file's options: mimg lists the ones it has
 # (preallocation) and the rest must be exactly qemu-img's lines.  Bad
 # option values are refused with qemu-img's message and status.
@@ -79,6 +80,13 @@ same_err amend -f vmdk -o help
 same_err amend -f nosuch -o help
 same_err amend -o help
 same_err create -f nosuch -o help
+# qemu-img 7.2 measure has no option listing: "-o help" is refused
+for o in help '?'; do
+	same_err measure -O qcow2 -o "$o" --size 1G
+	same_err measure -O raw -o "$o" --size 1G
+done
+same_err measure -o help --size 1G
+same_err measure -O qcow2 -o help
 for o in foo=1 cluster_size=abc cluster_size=-1 cluster_size= \
 	cluster_size=99999999999999999999 lazy_refcounts=maybe \
 	lazy_refcounts=1 refcount_bits=x refcount_bits=1k refcount_bits= \
