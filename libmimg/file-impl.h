@@ -23,6 +23,13 @@ struct mimg_file_ops {
 	int (*allocated)(struct mimg_file *f, uint64_t *bytesp);
 	int (*truncate)(struct mimg_file *f, uint64_t size);
 	/* Optional. */
+	/* A write durable on return without waiting for other writes;
+	 * without it file.c writes and flushes. */
+	int (*pwritev_dsync)(struct mimg_file *f, const struct iovec *iov,
+			     int iovcnt, uint64_t off);
+	/* Bytes written since the last flush began, as far as known: what
+	 * a flush would wait for. */
+	uint64_t (*unflushed)(struct mimg_file *f);
 	int (*allocate)(struct mimg_file *f, uint64_t off, uint64_t len);
 	int (*punch)(struct mimg_file *f, uint64_t off, uint64_t len);
 	int (*zero)(struct mimg_file *f, uint64_t off, uint64_t len,

@@ -29,6 +29,9 @@ struct posix_file {
 	struct mimg_file f;
 	int fd;
 	bool no_flush;
+	bool no_rwf_dsync; /* the kernel refused pwritev2's RWF_DSYNC */
+	uint64_t unflushed; /* bytes written through the page cache since
+			     * the last flush began */
 	/* O_DIRECT: transfers must start and end on REQ_ALIGN bytes of the
 	 * file and use memory aligned to MEM_ALIGN; others are bounced. */
 	bool direct;
@@ -106,12 +109,27 @@ static void iov_zero_rest(struct iovec *iov, int cnt)
 		memset(iov[i].iov_base, 0, iov[i].iov_len);
 }
 
+/* pwritev, or pwritev2 with the per-write flags RWF where there are. */
+static ssize_t write_some(int fd, const struct iovec *iov, int cnt,
+			  uint64_t off, int rwf)
+{
+#ifdef RWF_DSYNC
+	if (rwf)
+		return pwritev2(fd, iov, cnt, (off_t)off, rwf);
+#else
+	(void)rwf;
+#endif
+	return pwritev(fd, iov, cnt, (off_t)off);
+}
+
 /*
  * Move all of IOV to or from the file at OFF, retrying short transfers
  * and EINTR.  A read that meets the end of the file zero-fills the rest.
+ * RWF: per-write flags (pwritev2) for writes; -ENOTSUP, without a
+ * message, when the kernel has none.
  */
-static int transfer(struct posix_file *p, const struct iovec *iov, int iovcnt,
-		    uint64_t off, bool write)
+static int transfer_rwf(struct posix_file *p, const struct iovec *iov,
+			int iovcnt, uint64_t off, bool write, int rwf)
 {
 	struct iovec storage[IOV_STACK];
 	struct iovec *copy, *cur;
@@ -130,11 +148,15 @@ static int transfer(struct posix_file *p, const struct iovec *iov, int iovcnt,
 			continue;
 		}
 		int n_iov = cnt > IOV_MAX ? IOV_MAX : cnt;
-		ssize_t n = write ? pwritev(p->fd, cur, n_iov, (off_t)off)
+		ssize_t n = write ? write_some(p->fd, cur, n_iov, off, rwf)
 				  : preadv(p->fd, cur, n_iov, (off_t)off);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
+			if (rwf && (errno == EOPNOTSUPP || errno == ENOSYS)) {
+				r = -ENOTSUP; /* the caller does without */
+				break;
+			}
 			r = mimg_err_errno(-errno, "%s: %s at offset %llu",
 					   p->f.path, write ? "write" : "read",
 					   (unsigned long long)off);
@@ -165,6 +187,12 @@ static int transfer(struct posix_file *p, const struct iovec *iov, int iovcnt,
 	if (copy != storage)
 		free(copy);
 	return r;
+}
+
+static int transfer(struct posix_file *p, const struct iovec *iov, int iovcnt,
+		    uint64_t off, bool write)
+{
+	return transfer_rwf(p, iov, iovcnt, off, write, 0);
 }
 
 /* True when IOV at OFF can go to an O_DIRECT descriptor as it is. */
@@ -322,8 +350,11 @@ static int posix_pwritev(struct mimg_file *f, const struct iovec *iov,
 {
 	struct posix_file *p = posix_of(f);
 	int r;
-	if (!p->direct)
+	if (!p->direct) {
+		__atomic_add_fetch(&p->unflushed, iov_total(iov, iovcnt),
+				   __ATOMIC_RELAXED);
 		return transfer(p, iov, iovcnt, off, true);
+	}
 	if (!direct_aligned(p, iov, iovcnt, off))
 		return direct_bounce_write(p, iov, iovcnt, off);
 	pthread_rwlock_rdlock(&p->rmw_lock);
@@ -337,9 +368,40 @@ static int posix_flush(struct mimg_file *f)
 	struct posix_file *p = posix_of(f);
 	if (p->no_flush)
 		return 0;
+	/* Writes from now on may miss this flush. */
+	__atomic_store_n(&p->unflushed, 0, __ATOMIC_RELAXED);
 	if (fdatasync(p->fd) != 0)
 		return mimg_err_errno(-errno, "%s: flush", f->path);
 	return 0;
+}
+
+static uint64_t posix_unflushed(struct mimg_file *f)
+{
+	return __atomic_load_n(&posix_of(f)->unflushed, __ATOMIC_RELAXED);
+}
+
+/* fdatasync writes back every dirty page of the file, an O_DSYNC write
+ * only its own: a metadata write made durable this way costs the same
+ * however much data the guest wrote before it.  Direct writes leave no
+ * dirty pages, so a flush after them is as cheap. */
+static int posix_pwritev_dsync(struct mimg_file *f, const struct iovec *iov,
+			       int iovcnt, uint64_t off)
+{
+	struct posix_file *p = posix_of(f);
+	int r;
+	if (p->no_flush)
+		return posix_pwritev(f, iov, iovcnt, off);
+#ifdef RWF_DSYNC
+	if (!p->direct && !__atomic_load_n(&p->no_rwf_dsync, __ATOMIC_RELAXED)) {
+		r = transfer_rwf(p, iov, iovcnt, off, true, RWF_DSYNC);
+		if (r != -ENOTSUP)
+			return r;
+		__atomic_store_n(&p->no_rwf_dsync, true, __ATOMIC_RELAXED);
+	}
+#endif
+	if ((r = posix_pwritev(f, iov, iovcnt, off)) < 0)
+		return r;
+	return posix_flush(f);
 }
 
 static int posix_size(struct mimg_file *f, uint64_t *sizep)
@@ -533,6 +595,8 @@ static int posix_copy_range(struct mimg_file *src, uint64_t soff,
 			return mimg_file_zero_range(dst, doff, len, false) == 0
 				       ? 0 : -ENOTSUP;
 		first = false;
+		__atomic_add_fetch(&d->unflushed, (uint64_t)got,
+				   __ATOMIC_RELAXED);
 		soff += (uint64_t)got;
 		doff += (uint64_t)got;
 		len -= (uint64_t)got;
@@ -560,6 +624,8 @@ static const struct mimg_file_ops posix_ops = {
 	.preadv = posix_preadv,
 	.pwritev = posix_pwritev,
 	.flush = posix_flush,
+	.pwritev_dsync = posix_pwritev_dsync,
+	.unflushed = posix_unflushed,
 	.size = posix_size,
 	.allocated = posix_allocated,
 	.truncate = posix_truncate,

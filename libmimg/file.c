@@ -155,6 +155,42 @@ int mimg_file_pwrite(struct mimg_file *f, const void *buf, size_t len,
 	return mimg_file_pwritev(f, &iov, 1, off);
 }
 
+int mimg_file_pwrite_dsync(struct mimg_file *f, const void *buf, size_t len,
+			   uint64_t off)
+{
+	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+	int r = fault_check(f, MIMG_FILE_OP_WRITE_DSYNC, off, len);
+	if (r < 0 || (r = check_writable(f)) < 0)
+		return r;
+	if (len == 0)
+		return 0;
+	if (f->ops->pwritev_dsync)
+		return f->ops->pwritev_dsync(f, &iov, 1, off);
+	if ((r = f->ops->pwritev(f, &iov, 1, off)) < 0)
+		return r;
+	return f->ops->flush(f);
+}
+
+/* Unflushed bytes per extra piece below which one flush costs less than
+ * an O_DSYNC write per piece (each is a device cache flush). */
+#define DURABLE_FLUSH_BYTES (1u << 20)
+
+int mimg_file_pwrite_durable(struct mimg_file *f,
+			     const struct mimg_file_write *w, int n)
+{
+	bool each = f->ops->pwritev_dsync && f->ops->unflushed &&
+		    f->ops->unflushed(f) >
+			    (uint64_t)(n - 1) * DURABLE_FLUSH_BYTES;
+	int r = 0;
+	for (int i = 0; i < n && r == 0; i++)
+		r = each ? mimg_file_pwrite_dsync(f, w[i].buf, w[i].len,
+						  w[i].off)
+			 : mimg_file_pwrite(f, w[i].buf, w[i].len, w[i].off);
+	if (r == 0 && !each)
+		r = mimg_file_flush(f);
+	return r;
+}
+
 int mimg_file_copy_range(struct mimg_file *src, uint64_t soff,
 			 struct mimg_file *dst, uint64_t doff, uint64_t len)
 {

@@ -78,6 +78,24 @@ int mimg_file_pwritev(struct mimg_file *f, const struct iovec *iov,
 int mimg_file_pwrite(struct mimg_file *f, const void *buf, size_t len,
 		     uint64_t off);
 int mimg_file_flush(struct mimg_file *f);
+/* A write that is durable when it returns, with what reading it back
+ * takes (the file's size when it grew): O_DSYNC for this one write.  It
+ * does not wait for other unflushed writes, so its cost does not grow
+ * with the data written before it (a flush's does).  Files that cannot
+ * do this write and flush. */
+int mimg_file_pwrite_dsync(struct mimg_file *f, const void *buf, size_t len,
+			   uint64_t off);
+/* A piece of a durable write group. */
+struct mimg_file_write {
+	const void *buf;
+	size_t len;
+	uint64_t off;
+};
+/* Write the N pieces of W in order, all durable when this returns (with
+ * the file's size): each O_DSYNC when much was written since the last
+ * flush, else with one flush after them, whichever costs less. */
+int mimg_file_pwrite_durable(struct mimg_file *f,
+			     const struct mimg_file_write *w, int n);
 int mimg_file_size(struct mimg_file *f, uint64_t *sizep);
 /* Bytes of host storage in use (st_blocks * 512). */
 int mimg_file_allocated(struct mimg_file *f, uint64_t *bytesp);
@@ -118,6 +136,7 @@ enum mimg_file_op {
 	MIMG_FILE_OP_TRUNCATE,
 	MIMG_FILE_OP_ALLOCATE,
 	MIMG_FILE_OP_DISCARD,
+	MIMG_FILE_OP_WRITE_DSYNC, /* mimg_file_pwrite_dsync */
 };
 typedef int (*mimg_file_fault_hook)(void *opaque, enum mimg_file_op op,
 				    const char *path, uint64_t off,

@@ -42,7 +42,8 @@ static bool conflicts(const struct blockif_elem *earlier,
 	return earlier->start < later->end && later->start < earlier->end;
 }
 
-static void ready_push(struct blockif_ctxt *bc, struct blockif_elem *be)
+/* Queue BE for the workers; the caller wakes one. */
+static void ready_add(struct blockif_ctxt *bc, struct blockif_elem *be)
 {
 	be->state = BST_READY;
 	be->link = NULL;
@@ -51,6 +52,11 @@ static void ready_push(struct blockif_ctxt *bc, struct blockif_elem *be)
 	else
 		bc->ready_head = be;
 	bc->ready_tail = be;
+}
+
+static void ready_push(struct blockif_ctxt *bc, struct blockif_elem *be)
+{
+	ready_add(bc, be);
 	pthread_cond_signal(&bc->work_cond);
 }
 
@@ -171,6 +177,7 @@ static int enqueue(struct blockif_ctxt *bc, struct blockif_req *br,
 {
 	struct blockif_elem *be;
 	uint64_t start, end;
+	bool ready;
 
 	/* A NULL context or request cannot be answered through a callback. */
 	if (!bc || !br)
@@ -201,11 +208,16 @@ static int enqueue(struct blockif_ctxt *bc, struct blockif_req *br,
 	else
 		bc->active_head = be;
 	bc->active_tail = be;
-	if (be->deps == 0)
-		ready_push(bc, be);
+	ready = be->deps == 0;
+	if (ready)
+		ready_add(bc, be);
 	else
 		be->state = BST_WAITING;
 	pthread_mutex_unlock(&bc->mtx);
+	/* After unlocking, so the woken worker does not block at once on
+	 * the mutex still held here. */
+	if (ready)
+		pthread_cond_signal(&bc->work_cond);
 	return 0;
 }
 

@@ -332,10 +332,16 @@ static void finish(struct vblk_req *r, uint8_t status)
 		__atomic_fetch_sub(&d->inflight, 1, __ATOMIC_SEQ_CST);
 		wake = __atomic_exchange_n(&d->stalled, 0, __ATOMIC_SEQ_CST);
 	}
+	pthread_mutex_unlock(&q->lock);
+	/* Outside the lock: the driver answers the interrupt with its next
+	 * request at once, and taking that one takes the lock.  This
+	 * request still counts in q->inflight, so the queue cannot stop
+	 * (and its notify go away) meanwhile. */
 	if (notify && q->notify)
 		q->notify(q->opaque, q->index);
 	if (wake && d->wake)
 		d->wake(d->wake_opaque);
+	pthread_mutex_lock(&q->lock);
 	if (--q->inflight == 0)
 		pthread_cond_broadcast(&q->idle);
 	pthread_mutex_unlock(&q->lock);

@@ -14,7 +14,7 @@
  * would cost one fdatasync each, so clusters are taken from a
  * reservation instead: a run at the end of the allocator's search whose
  * refcounts are set, whose host range reads as zeroes (past the old end
- * of the file or punched) and which one flush made durable up front.  A
+ * of the file or punched) and which were made durable up front.  A
  * write into such a cluster whose copy-on-write parts are zeroes needs no
  * flush at all: if its data is lost, the cluster reads as the zeroes it
  * held.  Every other allocating write (copy-on-write of real data, a
@@ -35,9 +35,11 @@
 #include "qcow2.h"
 
 /* Reservation sizes: grows fourfold while allocations keep coming, from
- * 16 clusters to 64 MiB, and starts small again after each flush.  Each
- * refill costs one flush, so a guest filling its disk pays a few dozen
- * flushes per GiB; a process killed before a flush leaks at most one
+ * 16 clusters to 64 MiB, and starts small again after each flush.  A
+ * refill at the end of the file costs two small O_DSYNC writes (or one
+ * flush when little was written since the last), one that reuses freed
+ * clusters a flush, so a guest filling its disk pays a few dozen of them
+ * per GiB; a process killed before a flush leaks at most one
  * reservation (clusters with a refcount but no data: sparse, and
  * `check -r leaks` gives them back). */
 #define RESV_MIN_CLUSTERS 16u
@@ -71,6 +73,19 @@ int qcow2_resv_release(struct qcow2 *s)
 	return resv_drop(s);
 }
 
+/* A run past the end of the file: its refcounts and a file size that
+ * covers it (a zero sector written at the run's end, so a lost data
+ * write reads as zeroes, never past the end) are made durable without a
+ * flush that would wait for all the guest data written before. */
+static int resv_make_durable(struct qcow2 *s, uint64_t off, uint64_t n)
+{
+	static const uint8_t zero[512];
+	struct mimg_file_write w = {
+		zero, sizeof(zero), off + (n << s->cluster_bits) - sizeof(zero)
+	};
+	return qcow2_refcount_durable(s, off >> s->cluster_bits, n, &w);
+}
+
 static int resv_fill(struct qcow2 *s, uint64_t n)
 {
 	uint64_t cs = s->cluster_size;
@@ -86,15 +101,18 @@ static int resv_fill(struct qcow2 *s, uint64_t n)
 		return r;
 	uint64_t end = off + want * cs;
 	bool zeroed = true;
-	if (off < size) /* reused clusters hold old bytes */
+	if (off < size) {
+		/* Reused clusters hold old bytes; only a flush makes the
+		 * punch durable. */
 		zeroed = mimg_file_punch_hole(s->file, off,
 					      min_u64(size, end) - off) == 0;
-	/* The file covers the whole run before any L2 entry points into
-	 * it, so a lost data write reads as zeroes, never past the end. */
-	if (r == 0 && end > size)
-		r = mimg_file_truncate(s->file, end);
-	if (r == 0)
-		r = mimg_file_flush(s->file);
+		if (end > size)
+			r = mimg_file_truncate(s->file, end);
+		if (r == 0)
+			r = mimg_file_flush(s->file);
+	} else {
+		r = resv_make_durable(s, off, want);
+	}
 	if (r < 0) {
 		(void)qcow2_free_range(s, off, want * cs, false);
 		return r;

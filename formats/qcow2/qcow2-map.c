@@ -143,10 +143,10 @@ int qcow2_get_l2(struct qcow2 *s, uint64_t gcluster, bool alloc,
 		goto out;
 	if ((r = qcow2_meta_add(s, noff, s->cluster_size)) < 0)
 		goto out;
-	if ((r = mimg_file_pwrite(s->file, tab, s->cluster_size, noff)) < 0)
-		goto out;
 	/* The table and its refcount are durable before L1 points at it. */
-	if ((r = mimg_file_flush(s->file)) < 0)
+	struct mimg_file_write w = { tab, s->cluster_size, noff };
+	if ((r = qcow2_refcount_durable(s, noff >> s->cluster_bits, 1,
+					&w)) < 0)
 		goto out;
 	s->l1[l1i] = noff | QCOW2_OFLAG_COPIED;
 	if ((r = write_l1_entry(s, (uint32_t)l1i)) < 0) {

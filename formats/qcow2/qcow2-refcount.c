@@ -268,6 +268,41 @@ int qcow2_refcount_writeback(struct qcow2 *s)
 	return qcow2_cache_writeback(&s->rbc, s->file);
 }
 
+int qcow2_refcount_durable(struct qcow2 *s, uint64_t first, uint64_t n,
+			   const struct mimg_file_write *with)
+{
+	/* A run shorter than a refcount block's reach spans two blocks at
+	 * most (qcow2_alloc_clusters keeps runs that short). */
+	struct mimg_file_write w[3];
+	uint64_t c = first, end = first + n;
+	int k = 0;
+	if (with)
+		w[k++] = *with;
+	while (c < end) {
+		uint64_t rt = c >> s->rb_bits, off = 0;
+		uint64_t stop = min_u64(end, (rt + 1) << s->rb_bits);
+		uint32_t lo, hi, unused;
+		uint8_t *b;
+		int r = block_offset(s, rt, &off);
+		if (r < 0)
+			return r;
+		if (!off || k == 3)
+			return mimg_err(-EIO, "%s: qcow2: refcounts of clusters "
+					"%llu+%llu are not in one or two blocks",
+					qcow2_path(s), (unsigned long long)first,
+					(unsigned long long)n);
+		if ((r = qcow2_cache_get(&s->rbc, s->file, off,
+					 "refcount block", &b)) < 0)
+			return r;
+		rb_span(s, (uint32_t)(c & (s->rb_entries - 1)), &lo, &unused);
+		rb_span(s, (uint32_t)((stop - 1) & (s->rb_entries - 1)),
+			&unused, &hi);
+		w[k++] = (struct mimg_file_write){ b + lo, hi - lo, off + lo };
+		c = stop;
+	}
+	return mimg_file_pwrite_durable(s->file, w, k);
+}
+
 int qcow2_set_refcount(struct qcow2 *s, uint64_t cluster, uint64_t rc)
 {
 	int r = set_refcount_nowb(s, cluster, rc);

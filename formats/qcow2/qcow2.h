@@ -343,6 +343,11 @@ int qcow2_alloc_bytes(struct qcow2 *s, uint64_t len, uint64_t *offp);
 int qcow2_free_range(struct qcow2 *s, uint64_t off, uint64_t len,
 		     bool discard);
 int qcow2_refcount_writeback(struct qcow2 *s);
+/* Write WITH (when not NULL) and the refcounts of clusters [FIRST,
+ * FIRST+N) again, durable on return (mimg_file_pwrite_durable): no
+ * flush that would wait for much data written before. */
+int qcow2_refcount_durable(struct qcow2 *s, uint64_t first, uint64_t n,
+			   const struct mimg_file_write *with);
 /* Add ADDEND to the refcount of CLUSTER (written back later, or when the
  * cache needs room); *RCP gets the new refcount.  -EINVAL past the
  * maximum (as qemu), -EIO below zero. */

@@ -265,8 +265,8 @@ cache:
 /*
  * Power-cut ordering: a grain table entry is written right after its
  * grain, without a flush in between, so either may reach the disk first.
- * Grains and tables are therefore placed only below a file size that a
- * flush made durable: should the entry survive and the grain not, the
+ * Grains and tables are therefore placed only below a file size made
+ * durable beforehand: should the entry survive and the grain not, the
  * grain reads as the zeroes it replaced.  (Where that is not the same --
  * a partial grain whose other bytes came from the parent -- the writer
  * waits for vmdk_sparse_barrier() first.)  The file is cut back to its
@@ -282,9 +282,12 @@ int vmdk_sparse_reserve(struct vmdk_sparse *sp, uint64_t bytes)
 	end = max_u64(need, sp->file_end + RESERVE_STEP);
 	end = min_u64(end, (uint64_t)UINT32_MAX * VMDK_SECTOR);
 	end = max_u64(end, need);
-	int r = mimg_file_truncate(sp->file, end);
-	if (r == 0)
-		r = mimg_file_flush(sp->file);
+	/* A zero sector written durably at the new end makes the size
+	 * durable without a flush that would wait for all the grains
+	 * written before. */
+	static const uint8_t zero[VMDK_SECTOR];
+	struct mimg_file_write w = { zero, sizeof(zero), end - VMDK_SECTOR };
+	int r = mimg_file_pwrite_durable(sp->file, &w, 1);
 	if (r == 0)
 		sp->durable_end = end;
 	return r;

@@ -65,12 +65,40 @@ static void make_crash_image(uint64_t seed)
 	fclose(dur);
 }
 
+/* An O_DSYNC write is durable once done: its bytes, taken from the image
+ * at the next operation (single-threaded workloads: it is done by then),
+ * go to durable.img, so reverting other writes never undoes it. */
+static struct rec dsync_pending;
+static bool have_dsync;
+
+static void settle_dsync(void)
+{
+	if (!have_dsync)
+		return;
+	have_dsync = false;
+	ck_assert_int_eq(tu_system("dd if=%s of=durable.img bs=64K skip=%llu "
+				   "seek=%llu count=%llu conv=notrunc "
+				   "iflag=skip_bytes,count_bytes "
+				   "oflag=seek_bytes status=none",
+				   image,
+				   (unsigned long long)dsync_pending.off,
+				   (unsigned long long)dsync_pending.off,
+				   (unsigned long long)dsync_pending.len),
+			 0);
+}
+
 static int hook(void *opaque, enum mimg_file_op op, const char *path,
 		uint64_t off, uint64_t len)
 {
 	(void)opaque;
 	if (crashed || !strstr(path, image))
 		return 0;
+	settle_dsync();
+	if (op == MIMG_FILE_OP_WRITE_DSYNC) {
+		dsync_pending = (struct rec){ off, len };
+		have_dsync = true;
+		return 0;
+	}
 	if (op == MIMG_FILE_OP_FLUSH) {
 		if (flushes++ == crash_at_flush) {
 			/* Crash just before this flush completes. */
@@ -95,6 +123,7 @@ void pc_begin(const char *img, int at_flush)
 	flushes = 0;
 	crash_at_flush = at_flush;
 	crashed = false;
+	have_dsync = false;
 	mimg_file_set_fault_hook(hook, NULL);
 }
 
@@ -105,8 +134,10 @@ bool pc_crashed(void)
 
 void pc_end(void)
 {
-	if (!crashed)
+	if (!crashed) {
+		settle_dsync();
 		make_crash_image(99);
+	}
 	crashed = true;
 	mimg_file_set_fault_hook(NULL, NULL);
 }

@@ -3,7 +3,8 @@
  *
  * Power-cut model shared by the qcow2 and VMDK power-cut tests: after a
  * flush everything written before it is durable; writes since the last
- * flush may each be lost or kept, in any combination (disks reorder).
+ * flush may each be lost or kept, in any combination (disks reorder);
+ * an O_DSYNC write (mimg_file_pwrite_dsync) is kept, with the file size.
  * The host-file fault hook copies the image at every flush and records
  * the later writes; at the chosen flush (or at the end) crash.img is made
  * from the image with a random subset of those writes reverted to the

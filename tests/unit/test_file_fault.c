@@ -202,6 +202,62 @@ START_TEST(convert_write_fault_propagates)
 }
 END_TEST
 
+/* Counts every operation by kind. */
+static int count_hook(void *opaque, enum mimg_file_op op, const char *path,
+		      uint64_t off, uint64_t len)
+{
+	int *counts = opaque;
+	(void)path, (void)off, (void)len;
+	counts[op]++;
+	return 0;
+}
+
+/* A durable group: one flush after plain writes while little is
+ * unflushed, O_DSYNC writes (no flush) once much is; the bytes land
+ * either way, and a failed O_DSYNC write reports the file. */
+START_TEST(durable_write_group)
+{
+	static uint8_t big[4 * MIB];
+	const char a[] = "first piece", b[] = "second piece";
+	struct mimg_file_write w[2] = {
+		{ a, sizeof(a), 4096 }, { b, sizeof(b), 3 * MIB + 17 }
+	};
+	int counts[MIMG_FILE_OP_WRITE_DSYNC + 1] = { 0 };
+	char got[32];
+	struct mimg_file *f;
+
+	ck_assert_int_eq(mimg_file_open(&f, "d.img", MIMG_FILE_RDWR |
+					MIMG_FILE_CREATE), 0);
+	mimg_file_set_fault_hook(count_hook, counts);
+	ck_assert_int_eq(mimg_file_pwrite_durable(f, w, 2), 0);
+	ck_assert_int_eq(counts[MIMG_FILE_OP_WRITE], 2);
+	ck_assert_int_eq(counts[MIMG_FILE_OP_FLUSH], 1);
+	ck_assert_int_eq(counts[MIMG_FILE_OP_WRITE_DSYNC], 0);
+
+	memset(counts, 0, sizeof(counts));
+	ck_assert_int_eq(mimg_file_pwrite(f, big, sizeof(big), 8 * MIB), 0);
+	ck_assert_int_eq(mimg_file_pwrite_durable(f, w, 2), 0);
+	ck_assert_int_eq(counts[MIMG_FILE_OP_WRITE], 1);
+	ck_assert_int_eq(counts[MIMG_FILE_OP_FLUSH], 0);
+	ck_assert_int_eq(counts[MIMG_FILE_OP_WRITE_DSYNC], 2);
+	mimg_file_set_fault_hook(NULL, NULL);
+	ck_assert_int_eq(mimg_file_pread(f, got, sizeof(a), 4096), 0);
+	ck_assert_mem_eq(got, a, sizeof(a));
+	ck_assert_int_eq(mimg_file_pread(f, got, sizeof(b), 3 * MIB + 17), 0);
+	ck_assert_mem_eq(got, b, sizeof(b));
+
+	struct fault flt = {.op = MIMG_FILE_OP_WRITE_DSYNC, .fail_at = 1,
+			    .err = -EIO};
+	mimg_file_set_fault_hook(hook, &flt);
+	mimg_err_clear();
+	ck_assert_int_eq(mimg_file_pwrite_durable(f, w, 2), -EIO);
+	ck_assert_int_eq(flt.failed, 1);
+	assert_msg_has("d.img");
+	mimg_file_set_fault_hook(NULL, NULL);
+	ck_assert_int_eq(mimg_file_close(f), 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("file_fault");
@@ -212,5 +268,6 @@ int main(void)
 	tcase_add_test(tc, flush_fault_reaches_close);
 	tcase_add_test(tc, space_operations_fault);
 	tcase_add_test(tc, convert_write_fault_propagates);
+	tcase_add_test(tc, durable_write_group);
 	return tu_run_suite(s);
 }
