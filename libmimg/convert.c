@@ -103,17 +103,40 @@ static void conv_warn(struct conv *c, const char *fmt, ...)
  * Claim the next job under c->lock.  Leading runs that need no write are
  * consumed here; returns false when nothing is left (or after an error).
  */
+static int src_status(struct conv *c, uint64_t off, uint64_t *pnum,
+		      unsigned *st)
+{
+	return c->top_only ? mimg_block_status(c->src, off, c->size - off,
+					       pnum, st, NULL)
+			   : mimg_block_status_chain(c->src, off,
+						     c->size - off, pnum, st,
+						     NULL);
+}
+
+/*
+ * A zero run too short to skip is read with the data after it, in one
+ * window: cut at the run's end, the window would cost one more read
+ * request for a cluster (a round trip when the source is remote).
+ */
+static uint64_t with_following_data(struct conv *c, uint64_t off,
+				    uint64_t pnum)
+{
+	uint64_t more;
+	unsigned st;
+	if (off + pnum >= c->size ||
+	    src_status(c, off + pnum, &more, &st) < 0) {
+		mimg_err_clear();
+		return pnum;
+	}
+	return st & MIMG_BS_DATA ? pnum + more : pnum;
+}
+
 static bool claim_job(struct conv *c, struct job *j)
 {
 	while (!c->err && c->next_off < c->size) {
 		uint64_t off = c->next_off, pnum;
 		unsigned st;
-		int r = c->top_only ? mimg_block_status(c->src, off,
-							c->size - off, &pnum,
-							&st, NULL)
-				    : mimg_block_status_chain(c->src, off,
-							      c->size - off,
-							      &pnum, &st, NULL);
+		int r = src_status(c, off, &pnum, &st);
 		if (r < 0 && c->opts->salvage) {
 			/* read it as data: the read says what is lost */
 			conv_warn(c, "error while reading block status at "
@@ -153,6 +176,8 @@ static bool claim_job(struct conv *c, struct job *j)
 					c->next_off = off + j->len;
 					return true;
 				}
+			} else {
+				pnum = with_following_data(c, off, pnum);
 			}
 		}
 		/* A data window: this run (in whole target clusters), up to

@@ -31,6 +31,27 @@
 #define NBD_MAX_IO (32u << 20)	 /* largest read or write request */
 #define NBD_MAX_ZERO (1u << 30)	 /* largest zero or block-status request */
 #define NBD_DEFAULT_TIMEOUT 60	 /* seconds */
+#define NBD_EXTENT_CACHE 256	 /* extents kept from a block-status reply */
+
+/* Extents of the base:allocation context: [off, end) in N pieces. */
+struct extent_list {
+	uint64_t off, end;
+	int n;
+	uint32_t len[NBD_EXTENT_CACHE];
+	bool zero[NBD_EXTENT_CACHE];
+};
+
+/*
+ * The last reply, so that a caller walking the export (convert asks at
+ * every window) costs one round trip per reply rather than one per
+ * question.  Any write through this file drops it; GEN tells a reply
+ * that raced with a write not to be kept.
+ */
+struct extent_cache {
+	pthread_mutex_t lock;
+	uint64_t gen;
+	struct extent_list l;	/* l.end == l.off: nothing */
+};
 
 struct nbd_conn {
 	pthread_mutex_t lock;
@@ -46,6 +67,7 @@ struct nbd_file {
 	bool can_flush, can_zero, can_extents;
 	bool no_flush;		/* MIMG_FILE_NO_FLUSH (cache=unsafe) */
 	uint32_t write_flags;	/* FUA for MIMG_FILE_SYNC */
+	struct extent_cache extents;
 	int nconn;
 	unsigned next;		/* round-robin start for conn_get */
 	struct nbd_conn conn[NBD_MAX_CONN];
@@ -241,6 +263,16 @@ static int transfer(struct nbd_file *n, const struct iovec *iov, int iovcnt,
 	return r;
 }
 
+/* Called before and after every write: a reply that saw the export
+ * before the write is stale after it. */
+static void cache_drop(struct extent_cache *ec)
+{
+	pthread_mutex_lock(&ec->lock);
+	ec->gen++;
+	ec->l.end = ec->l.off;
+	pthread_mutex_unlock(&ec->lock);
+}
+
 static int nf_preadv(struct mimg_file *f, const struct iovec *iov,
 		      int iovcnt, uint64_t off)
 {
@@ -267,7 +299,12 @@ static int nf_pwritev(struct mimg_file *f, const struct iovec *iov,
 	for (int i = 0; i < iovcnt; i++)
 		len += iov[i].iov_len;
 	int r = check_inside(n, off, len, "write");
-	return r < 0 ? r : transfer(n, iov, iovcnt, off, true);
+	if (r < 0)
+		return r;
+	cache_drop(&n->extents);
+	r = transfer(n, iov, iovcnt, off, true);
+	cache_drop(&n->extents);
+	return r;
 }
 
 static int nf_flush(struct mimg_file *f)
@@ -322,6 +359,7 @@ static int nf_zero(struct mimg_file *f, uint64_t off, uint64_t len,
 		return -ENOTSUP;
 	if ((r = check_inside(n, off, len, "zero")) < 0)
 		return r;
+	cache_drop(&n->extents);
 	c = conn_get(n);
 	r = conn_usable(n, c);
 	while (len && r == 0) {
@@ -335,6 +373,7 @@ static int nf_zero(struct mimg_file *f, uint64_t off, uint64_t len,
 		len -= chunk;
 	}
 	conn_put(c);
+	cache_drop(&n->extents);
 	return r;
 }
 
@@ -347,39 +386,104 @@ static int nf_punch(struct mimg_file *f, uint64_t off, uint64_t len)
 	return r;
 }
 
-/* The first run of the base:allocation reply that shares the first
- * extent's "reads as zeroes". */
-struct extent_run {
-	bool seen, zero, empty;
-	uint64_t len;
+/* A reply being taken apart: extents from l.off up to LIMIT. */
+struct extent_reply {
+	bool seen;
+	const char *bad;	/* why the reply cannot be used */
+	uint64_t limit;
+	struct extent_list l;
 };
 
+/* Keep the extents that lie inside the export; a zero-length extent is
+ * a protocol violation (the reply would describe nothing). */
 static int extent_cb(void *opaque, const char *context, uint64_t off,
 		     uint32_t *entries, size_t nr, int *error)
 {
-	struct extent_run *x = opaque;
-	(void)off; (void)error;
+	struct extent_reply *x = opaque;
+	struct extent_list *l = &x->l;
+	(void)error;
 	if (x->seen || strcmp(context, LIBNBD_CONTEXT_BASE_ALLOCATION) != 0)
 		return 0;
 	x->seen = true;
-	if (nr < 2 || entries[0] == 0) {
-		x->empty = true;
+	if (off != l->off) {
+		x->bad = "extents for another offset";
 		return 0;
 	}
-	x->zero = entries[1] & LIBNBD_STATE_ZERO;
-	for (size_t i = 0; i + 1 < nr && entries[i]; i += 2) {
-		if (!(entries[i + 1] & LIBNBD_STATE_ZERO) != !x->zero)
-			break;
-		x->len += entries[i];
+	if (nr < 2) {
+		x->bad = "no extents";
+		return 0;
+	}
+	l->end = off;
+	for (size_t i = 0; i + 1 < nr && l->n < NBD_EXTENT_CACHE &&
+			   l->end < x->limit; i += 2) {
+		uint32_t len = entries[i];
+		if (len == 0) {
+			x->bad = "an empty extent";
+			return 0;
+		}
+		/* The last extent may run past the request (the protocol
+		 * allows it) or past the export (it does not): either way
+		 * only what lies inside is used. */
+		if (len > x->limit - l->end)
+			len = (uint32_t)(x->limit - l->end);
+		l->len[l->n] = len;
+		l->zero[l->n] = entries[i + 1] & LIBNBD_STATE_ZERO;
+		l->n++;
+		l->end += len;
 	}
 	return 0;
+}
+
+/* The run at OFF (at most LEN bytes) if L describes OFF. */
+static bool list_run(const struct extent_list *l, uint64_t off,
+		     uint64_t len, bool *is_data, uint64_t *pnum)
+{
+	if (off < l->off || off >= l->end)
+		return false;
+	uint64_t pos = l->off;
+	int i = 0;
+	while (pos + l->len[i] <= off)
+		pos += l->len[i++];
+	bool zero = l->zero[i];
+	uint64_t run = pos + l->len[i] - off;
+	while (++i < l->n && l->zero[i] == zero)
+		run += l->len[i];
+	*is_data = !zero;
+	*pnum = run < len ? run : len;
+	return true;
+}
+
+static bool cache_lookup(struct extent_cache *ec, uint64_t off,
+			 uint64_t len, bool *is_data, uint64_t *pnum)
+{
+	pthread_mutex_lock(&ec->lock);
+	bool hit = list_run(&ec->l, off, len, is_data, pnum);
+	pthread_mutex_unlock(&ec->lock);
+	return hit;
+}
+
+static void cache_store(struct extent_cache *ec, uint64_t gen,
+			const struct extent_list *l)
+{
+	pthread_mutex_lock(&ec->lock);
+	if (ec->gen == gen)
+		ec->l = *l;
+	pthread_mutex_unlock(&ec->lock);
+}
+
+static uint64_t cache_gen(struct extent_cache *ec)
+{
+	pthread_mutex_lock(&ec->lock);
+	uint64_t gen = ec->gen;
+	pthread_mutex_unlock(&ec->lock);
+	return gen;
 }
 
 static int nf_extent(struct mimg_file *f, uint64_t off, uint64_t len,
 		      bool *is_data, uint64_t *pnum)
 {
 	struct nbd_file *n = nbd_of(f);
-	struct extent_run x = {.seen = false};
+	struct extent_reply *x;
 	struct nbd_conn *c;
 	int r;
 
@@ -389,30 +493,40 @@ static int nf_extent(struct mimg_file *f, uint64_t off, uint64_t len,
 		*is_data = false;
 		return 0;
 	}
+	if (cache_lookup(&n->extents, off, len, is_data, pnum))
+		return 0;
 	uint64_t ask = len < n->size - off ? len : n->size - off;
 	if (ask > NBD_MAX_ZERO)
 		ask = NBD_MAX_ZERO;
+	if (!(x = calloc(1, sizeof(*x))))
+		return mimg_err(-ENOMEM, "out of memory");
+	x->l.off = off;
+	x->limit = n->size;
+	uint64_t gen = cache_gen(&n->extents);
 	c = conn_get(n);
 	r = conn_usable(n, c);
 	if (r == 0) {
 		nbd_extent_callback cb = {.callback = extent_cb,
-					  .user_data = &x};
+					  .user_data = x};
 		r = run_one(n, c,
 			    nbd_aio_block_status(c->h, ask, off, cb,
 						 NBD_NULL_COMPLETION, 0),
 			    "block status", off, ask);
 	}
 	conn_put(c);
-	if (r < 0)
-		return r;
-	if (!x.seen || x.empty)
-		return mimg_err(-EIO, "%s: the NBD server returned %s for "
-				"block status at offset %llu", f->path,
-				x.seen ? "an empty extent" : "no extents",
-				(unsigned long long)off);
-	*is_data = !x.zero;
-	*pnum = x.len < ask ? x.len : ask;
-	return 0;
+	if (r == 0 && (!x->seen || x->bad))
+		r = mimg_err(-EIO, "%s: the NBD server returned %s for "
+			     "block status at offset %llu", f->path,
+			     x->seen ? x->bad : "no extents",
+			     (unsigned long long)off);
+	if (r == 0) {
+		/* The first extent is not empty and lies inside the
+		 * export, so the reply describes OFF. */
+		cache_store(&n->extents, gen, &x->l);
+		list_run(&x->l, off, ask, is_data, pnum);
+	}
+	free(x);
+	return r;
 }
 
 /* Disconnect politely when the connection still works, briefly. */
@@ -436,6 +550,7 @@ static int nf_close(struct mimg_file *f)
 	struct nbd_file *n = nbd_of(f);
 	for (int i = 0; i < n->nconn; i++)
 		conn_close(n, &n->conn[i]);
+	pthread_mutex_destroy(&n->extents.lock);
 	free(n);
 	return 0;
 }
@@ -532,8 +647,10 @@ int mimg_file_open_nbd(struct mimg_file **fp, const char *uri,
 	if (!(n = calloc(1, sizeof(*n))))
 		return mimg_err(-ENOMEM, "%s: out of memory", uri);
 	n->timeout_ms = timeout_ms();
+	pthread_mutex_init(&n->extents.lock, NULL);
 	if ((r = mimg__file_init(&n->f, &nbd_ops, uri,
 				 rw ? MIMG_FILE_CAN_WRITE : 0)) < 0) {
+		pthread_mutex_destroy(&n->extents.lock);
 		free(n);
 		return r;
 	}
@@ -565,6 +682,7 @@ int mimg_file_open_nbd(struct mimg_file **fp, const char *uri,
 fail_conn:
 	conn_close(n, &n->conn[0]);
 fail:
+	pthread_mutex_destroy(&n->extents.lock);
 	free(n->f.path);
 	free(n);
 	return r;
