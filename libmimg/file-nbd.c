@@ -7,15 +7,16 @@
  * Every request runs libnbd's asynchronous API under a deadline, so a
  * server that stops answering gives -ETIMEDOUT instead of a hang; a
  * connection that timed out is abandoned (never polled again, so libnbd
- * never writes into a buffer its caller has since reused).  Servers that
- * advertise multi-conn get a few connections, used by concurrent callers;
- * others get one.  The export is a fixed-size device: reads past its end
+ * never writes into a buffer its caller has since reused).  Concurrent
+ * callers share one connection, their requests in flight together (more
+ * where asked for and the server offers multi-conn).  The export is a fixed-size device: reads past its end
  * are zeroes (a short file), writes past it fail.  Holes come from the
  * base:allocation context: only ranges the server says read as zeroes are
  * reported as holes, since an NBD "hole" alone may hold anything.
  */
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +27,7 @@
 #include "error.h"
 #include "file-impl.h"
 
-#define NBD_MAX_CONN 4
+#define NBD_MAX_CONN 8
 #define NBD_MAX_INFLIGHT 16	 /* commands in flight per call */
 #define NBD_MAX_IO (32u << 20)	 /* largest read or write request */
 #define NBD_MAX_ZERO (1u << 30)	 /* largest zero or block-status request */
@@ -53,10 +54,20 @@ struct extent_cache {
 	struct extent_list l;	/* l.end == l.off: nothing */
 };
 
+/*
+ * Callers share a connection: each issues its commands and waits for
+ * them, and one waiter at a time polls the socket for all (POLLING),
+ * the others sleep on POLLED until a poll step ends.  libnbd's handle
+ * lock is not held across our poll(2), so commands can be issued while
+ * replies are awaited, and the server sees them all in flight.
+ */
 struct nbd_conn {
 	pthread_mutex_t lock;
+	pthread_cond_t polled;
 	struct nbd_handle *h;
-	bool broken;		/* timed out: never polled again */
+	bool polling;		/* a waiter is in poll_step */
+	bool broken;		/* abandoned: never polled again */
+	int users;		/* callers between conn_get and conn_put */
 };
 
 struct nbd_file {
@@ -101,24 +112,28 @@ static int nbd_error(const char *path, const char *fmt_what, uint64_t len,
 	return mimg_err(-e, "%s: %s", path, msg ? msg : strerror(e));
 }
 
-/* A free connection, or the next one in turn to wait for. */
+/* The connection with the fewest callers. */
 static struct nbd_conn *conn_get(struct nbd_file *n)
 {
 	unsigned start = __atomic_fetch_add(&n->next, 1, __ATOMIC_RELAXED);
+	struct nbd_conn *best = NULL;
+	int least = INT_MAX;
 	for (int i = 0; i < n->nconn; i++) {
 		struct nbd_conn *c = &n->conn[(start + (unsigned)i) %
 					      (unsigned)n->nconn];
-		if (pthread_mutex_trylock(&c->lock) == 0)
-			return c;
+		int users = __atomic_load_n(&c->users, __ATOMIC_RELAXED);
+		if (users < least) {
+			best = c;
+			least = users;
+		}
 	}
-	struct nbd_conn *c = &n->conn[start % (unsigned)n->nconn];
-	pthread_mutex_lock(&c->lock);
-	return c;
+	__atomic_fetch_add(&best->users, 1, __ATOMIC_RELAXED);
+	return best;
 }
 
 static void conn_put(struct nbd_conn *c)
 {
-	pthread_mutex_unlock(&c->lock);
+	__atomic_fetch_sub(&c->users, 1, __ATOMIC_RELAXED);
 }
 
 /* One request in flight: what to say about it when it fails. */
@@ -138,63 +153,140 @@ static int cmd_failed(struct nbd_file *n, struct nbd_conn *c,
 	return e;
 }
 
+static int conn_abandoned(struct nbd_file *n)
+{
+	return mimg_err(-EIO, "%s: the connection to the NBD server was "
+			"abandoned after a request timed out or left it in "
+			"an unknown state", n->f.path);
+}
+
+/* Mark C abandoned (under c->lock) and wait until nobody polls it: then
+ * libnbd touches no caller's buffer any more. */
+static void conn_abandon(struct nbd_conn *c)
+{
+	c->broken = true;
+	while (c->polling)
+		pthread_cond_wait(&c->polled, &c->lock);
+}
+
+static int conn_usable(struct nbd_file *n, struct nbd_conn *c)
+{
+	pthread_mutex_lock(&c->lock);
+	bool broken = c->broken;
+	pthread_mutex_unlock(&c->lock);
+	return broken ? conn_abandoned(n) : 0;
+}
+
+/* Sleep on POLLED for at most MS milliseconds. */
+static void wait_polled(struct nbd_conn *c, int64_t ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += (time_t)(ms / 1000);
+	ts.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_cond_timedwait(&c->polled, &c->lock, &ts);
+}
+
+/*
+ * One step of the state machine: wait for the socket as libnbd asks,
+ * at most MS milliseconds (short, so that a command issued meanwhile
+ * that needs to write is noticed soon), and let libnbd move on.
+ * Returns -1 when libnbd fails.
+ */
+static int poll_step(struct nbd_handle *h, int ms)
+{
+	int fd = nbd_aio_get_fd(h);
+	unsigned dir = nbd_aio_get_direction(h);
+	struct pollfd p = {.fd = fd, .events = 0};
+	if (fd < 0)
+		return -1;
+	if (dir & LIBNBD_AIO_DIRECTION_READ)
+		p.events |= POLLIN;
+	if (dir & LIBNBD_AIO_DIRECTION_WRITE)
+		p.events |= POLLOUT;
+	int r = poll(&p, 1, ms);
+	if (r < 0)
+		return errno == EINTR ? 0 : -1;
+	if (r == 0)
+		return 0;
+	if (p.revents & (POLLIN | POLLHUP | POLLERR))
+		return nbd_aio_notify_read(h);
+	if (p.revents & POLLOUT)
+		return nbd_aio_notify_write(h);
+	return 0;
+}
+
+#define NBD_POLL_STEP_MS 100
+
 /*
  * Wait for the CMDS on connection C to complete, all of them (their
  * buffers belong to the caller), within the timeout.  Returns 0 or the
  * first failure.  A connection that times out or fails in a way that
- * leaves commands pending is marked broken and never polled again.
+ * leaves commands pending is abandoned: never polled again.
  */
 static int wait_all(struct nbd_file *n, struct nbd_conn *c,
 		    const struct nbd_cmd *cmds, int ncmds)
 {
 	int64_t deadline = now_ms() + n->timeout_ms;
-	int r = 0;
+	int r = 0, i = 0;
 
-	for (int i = 0; i < ncmds; i++) {
+	pthread_mutex_lock(&c->lock);
+	while (i < ncmds) {
 		const struct nbd_cmd *cmd = &cmds[i];
-		int done;
-		while ((done = nbd_aio_command_completed(c->h,
-							 cmd->cookie)) == 0) {
-			int64_t left = deadline - now_ms();
-			if (left <= 0) {
-				c->broken = true;
-				return mimg_err(-ETIMEDOUT, "%s: %s of %llu "
-						"bytes at offset %llu: no answer "
-						"from the NBD server in %d s",
-						n->f.path, cmd->what,
-						(unsigned long long)cmd->len,
-						(unsigned long long)cmd->off,
-						n->timeout_ms / 1000);
-			}
-			if (nbd_poll(c->h, left > INT_MAX ? INT_MAX
-							  : (int)left) != -1)
-				continue;
-			/* A dead connection retires its commands with an
-			 * error; one that does not is unusable. */
-			if ((done = nbd_aio_command_completed(
-				     c->h, cmd->cookie)) == 0) {
-				c->broken = true;
-				int e = cmd_failed(n, c, cmd);
-				return r ? r : e;
-			}
+		int done = nbd_aio_command_completed(c->h, cmd->cookie);
+		if (done != 0) {
+			if (done == -1 && r == 0)
+				r = cmd_failed(n, c, cmd);
+			i++;
+			continue;
+		}
+		int64_t left = deadline - now_ms();
+		if (c->broken) {
+			r = r ? r : conn_abandoned(n);
 			break;
 		}
-		if (done == -1) {
-			int e = cmd_failed(n, c, cmd);
-			if (r == 0)
-				r = e;
+		if (left <= 0) {
+			conn_abandon(c);
+			r = mimg_err(-ETIMEDOUT, "%s: %s of %llu bytes at "
+				     "offset %llu: no answer from the NBD "
+				     "server in %d s", n->f.path, cmd->what,
+				     (unsigned long long)cmd->len,
+				     (unsigned long long)cmd->off,
+				     n->timeout_ms / 1000);
+			break;
 		}
+		if (c->polling) {
+			wait_polled(c, left);
+			continue;
+		}
+		c->polling = true;
+		pthread_mutex_unlock(&c->lock);
+		int pr = poll_step(c->h, left < NBD_POLL_STEP_MS
+					 ? (int)left : NBD_POLL_STEP_MS);
+		pthread_mutex_lock(&c->lock);
+		c->polling = false;
+		pthread_cond_broadcast(&c->polled);
+		if (pr != -1)
+			continue;
+		/* A dead connection retires its commands with an error;
+		 * one that does not is unusable. */
+		if ((done = nbd_aio_command_completed(c->h,
+						      cmd->cookie)) == 0) {
+			int e = cmd_failed(n, c, cmd);
+			conn_abandon(c);
+			r = r ? r : e;
+			break;
+		}
+		if (done == -1 && r == 0)
+			r = cmd_failed(n, c, cmd);
+		i++;
 	}
+	pthread_mutex_unlock(&c->lock);
 	return r;
-}
-
-static int conn_usable(struct nbd_file *n, struct nbd_conn *c)
-{
-	if (!c->broken)
-		return 0;
-	return mimg_err(-EIO, "%s: the connection to the NBD server was "
-			"abandoned after a request timed out or left it in "
-			"an unknown state", n->f.path);
 }
 
 /* Issue one command on C and wait for it. */
@@ -254,7 +346,7 @@ static int transfer(struct nbd_file *n, const struct iovec *iov, int iovcnt,
 			left -= len;
 		}
 	}
-	if (ncmds && !c->broken) {
+	if (ncmds) {
 		int rw = wait_all(n, c, cmds, ncmds);
 		if (r == 0)
 			r = rw;
@@ -529,6 +621,16 @@ static int nf_extent(struct mimg_file *f, uint64_t off, uint64_t len,
 	return r;
 }
 
+static void conn_init(struct nbd_conn *c)
+{
+	pthread_condattr_t a;
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->polled, &a);
+	pthread_condattr_destroy(&a);
+	pthread_mutex_init(&c->lock, NULL);
+}
+
 /* Disconnect politely when the connection still works, briefly. */
 static void conn_close(struct nbd_file *n, struct nbd_conn *c)
 {
@@ -543,6 +645,7 @@ static void conn_close(struct nbd_file *n, struct nbd_conn *c)
 	(void)n;
 	nbd_close(c->h);
 	pthread_mutex_destroy(&c->lock);
+	pthread_cond_destroy(&c->polled);
 }
 
 static int nf_close(struct mimg_file *f)
@@ -577,6 +680,18 @@ static int timeout_ms(void)
 	if (!s || *end || end == s || v <= 0 || v > 86400)
 		v = NBD_DEFAULT_TIMEOUT;
 	return (int)v * 1000;
+}
+
+/* Connections to open: one (its requests are pipelined), or up to
+ * $MIMG_NBD_CONNECTIONS where the server offers multi-conn. */
+static int max_connections(void)
+{
+	const char *s = getenv("MIMG_NBD_CONNECTIONS");
+	char *end;
+	long v = s ? strtol(s, &end, 10) : 0;
+	if (!s || *end || end == s || v <= 0)
+		return 1;
+	return v > NBD_MAX_CONN ? NBD_MAX_CONN : (int)v;
 }
 
 /* Connect H to URI and finish the handshake within TIMEOUT ms. */
@@ -657,7 +772,7 @@ int mimg_file_open_nbd(struct mimg_file **fp, const char *uri,
 	if ((r = connect_one(&h, uri, n->timeout_ms)) < 0)
 		goto fail;
 	n->conn[0].h = h;
-	pthread_mutex_init(&n->conn[0].lock, NULL);
+	conn_init(&n->conn[0]);
 	n->nconn = 1;
 	if ((r = describe_export(n, h, rw)) < 0)
 		goto fail_conn;
@@ -668,11 +783,14 @@ int mimg_file_open_nbd(struct mimg_file **fp, const char *uri,
 		n->f.caps |= MIMG_FILE_CAN_SEEK_DATA;
 	if (n->can_zero)
 		n->f.caps |= rw ? MIMG_FILE_CAN_ZERO | MIMG_FILE_CAN_PUNCH : 0;
-	/* Servers that promise a consistent view across connections get
-	 * a few more; one that then refuses just leaves fewer. */
-	while (nbd_can_multi_conn(h) == 1 && n->nconn < NBD_MAX_CONN &&
+	/* One connection with many requests in flight moved data faster
+	 * than several against nbdkit; more can be asked for where the
+	 * server promises a consistent view across connections.  One
+	 * that then refuses just leaves fewer. */
+	int want = max_connections();
+	while (nbd_can_multi_conn(h) == 1 && n->nconn < want &&
 	       connect_one(&n->conn[n->nconn].h, uri, n->timeout_ms) == 0) {
-		pthread_mutex_init(&n->conn[n->nconn].lock, NULL);
+		conn_init(&n->conn[n->nconn]);
 		n->nconn++;
 	}
 	mimg_err_clear();
