@@ -114,21 +114,29 @@ static int src_status(struct conv *c, uint64_t off, uint64_t *pnum,
 }
 
 /*
- * A zero run too short to skip is read with the data after it, in one
- * window: cut at the run's end, the window would cost one more read
- * request for a cluster (a round trip when the source is remote).
+ * The data window at OFF, whose first run is PNUM bytes, goes on over
+ * the data runs that follow up to WEND: formats report runs that end
+ * where nothing needs to (compressed clusters one at a time, a zero run
+ * too short to skip), and every window is a read request of its own, a
+ * round trip when the source is remote.  It stops before a run that
+ * reads as zeroes or is not the source's, which may need no read.
  */
 static uint64_t with_following_data(struct conv *c, uint64_t off,
-				    uint64_t pnum)
+				    uint64_t pnum, uint64_t wend)
 {
-	uint64_t more;
-	unsigned st;
-	if (off + pnum >= c->size ||
-	    src_status(c, off + pnum, &more, &st) < 0) {
-		mimg_err_clear();
-		return pnum;
+	uint64_t end = off + pnum;
+	while (end < wend && end < c->size) {
+		uint64_t more;
+		unsigned st;
+		if (src_status(c, end, &more, &st) < 0) {
+			mimg_err_clear(); /* met again when claimed */
+			break;
+		}
+		if (!(st & MIMG_BS_DATA) || more == 0)
+			break;
+		end += more;
 	}
-	return st & MIMG_BS_DATA ? pnum + more : pnum;
+	return end - off;
 }
 
 static bool claim_job(struct conv *c, struct job *j)
@@ -176,14 +184,13 @@ static bool claim_job(struct conv *c, struct job *j)
 					c->next_off = off + j->len;
 					return true;
 				}
-			} else {
-				pnum = with_following_data(c, off, pnum);
 			}
 		}
 		/* A data window: this run (in whole target clusters), up to
 		 * the next WINDOW boundary.  Not beyond the run: the next
 		 * one may be a hole that needs neither reading nor writing. */
 		uint64_t wend = align_down_u64(off, WINDOW) + WINDOW, rend;
+		pnum = with_following_data(c, off, pnum, wend);
 		if (!ck_align_up_u64(off + pnum, c->align, &rend))
 			rend = c->size;
 		j->off = off;

@@ -141,6 +141,17 @@ conns=$(grep -c ' Connect ' "$T/w4.log")
 [ "$conns" -eq 4 ] || fail "MIMG_NBD_CONNECTIONS=4 opened $conns connections"
 nbd_stop p
 
+# Compressed clusters stored one after the other are read together: far
+# fewer requests than the 256 clusters.
+qemu-img convert -c -f raw -O qcow2 wide.raw wide-c.qcow2
+nbd_start c --filter=log file wide-c.qcow2 logfile="$T/c.log"
+"$MIMG" convert -O raw "$URI" out.raw || fail "convert of a compressed qcow2"
+nbd_stop c
+cmp out.raw wide.raw || fail "compressed qcow2 over NBD read wrong"
+reads=$(grep -c ' Read id=.*\.\.\.$' "$T/c.log")
+[ "$reads" -le 64 ] ||
+	fail "compressed qcow2 over NBD: $reads read requests for 256 clusters"
+
 # convert -n -O qcow2 into a qcow2 that lives in an export.  An export
 # cannot grow: the file has room for the clusters after its end.
 qemu-img create -q -f qcow2 dst.qcow2 64M
