@@ -131,17 +131,48 @@ static void conv_warn(struct conv *c, const char *fmt, ...)
  * Claim the next job under c->lock.  Leading runs that need no write are
  * consumed here; returns false when nothing is left (or after an error).
  */
+static int src_status(struct conv *c, uint64_t off, uint64_t *pnum,
+		      unsigned *st)
+{
+	return c->top_only ? mimg_block_status(c->src, off, c->size - off,
+					       pnum, st, NULL)
+			   : mimg_block_status_chain(c->src, off,
+						     c->size - off, pnum, st,
+						     NULL);
+}
+
+/*
+ * The data window at OFF, whose first run is PNUM bytes, goes on over
+ * the data runs that follow up to WEND: formats report runs that end
+ * where nothing needs to (compressed clusters one at a time, a zero run
+ * too short to skip), and every window is a read request of its own, a
+ * round trip when the source is remote.  It stops before a run that
+ * reads as zeroes or is not the source's, which may need no read.
+ */
+static uint64_t with_following_data(struct conv *c, uint64_t off,
+				    uint64_t pnum, uint64_t wend)
+{
+	uint64_t end = off + pnum;
+	while (end < wend && end < c->size) {
+		uint64_t more;
+		unsigned st;
+		if (src_status(c, end, &more, &st) < 0) {
+			mimg_err_clear(); /* met again when claimed */
+			break;
+		}
+		if (!(st & MIMG_BS_DATA) || more == 0)
+			break;
+		end += more;
+	}
+	return end - off;
+}
+
 static bool claim_job(struct conv *c, struct job *j)
 {
 	while (!c->err && c->next_off < c->size) {
 		uint64_t off = c->next_off, pnum;
 		unsigned st;
-		int r = c->top_only ? mimg_block_status(c->src, off,
-							c->size - off, &pnum,
-							&st, NULL)
-				    : mimg_block_status_chain(c->src, off,
-							      c->size - off,
-							      &pnum, &st, NULL);
+		int r = src_status(c, off, &pnum, &st);
 		if (r < 0 && c->opts->salvage) {
 			/* read it as data: the read says what is lost */
 			conv_warn(c, "error while reading block status at "
@@ -187,6 +218,7 @@ static bool claim_job(struct conv *c, struct job *j)
 		 * the next WINDOW boundary.  Not beyond the run: the next
 		 * one may be a hole that needs neither reading nor writing. */
 		uint64_t wend = align_down_u64(off, WINDOW) + WINDOW, rend;
+		pnum = with_following_data(c, off, pnum, wend);
 		if (!ck_align_up_u64(off + pnum, c->align, &rend))
 			rend = c->size;
 		j->off = off;

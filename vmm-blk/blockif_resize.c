@@ -110,12 +110,15 @@ static void *watch_main(void *arg)
 	return NULL;
 }
 
-/* Watch a writable raw image's file (resizing needs write access). */
+/* Watch a writable raw image's file (resizing needs write access).  An
+ * NBD export (a URI) has no file here, and its size is fixed while it is
+ * connected. */
 static int start_watcher(struct blockif_ctxt *bc)
 {
 	int err;
 
-	if (bc->ro || strcmp(mimg_format(bc->img), "raw") != 0)
+	if (bc->ro || strcmp(mimg_format(bc->img), "raw") != 0 ||
+	    strstr(mimg_filename(bc->img), "://"))
 		return 0;
 	bc->watch_path = realpath(mimg_filename(bc->img), NULL);
 	if (!bc->watch_path)

@@ -59,6 +59,10 @@ int vmmblk_reread_size(struct blockif_ctxt *bc, const char **why)
 		       "formats through the control socket";
 		return -ENOTSUP;
 	}
+	if (strstr(mimg_filename(bc->img), "://")) {
+		*why = "an NBD export's size is fixed while it is connected";
+		return -ENOTSUP;
+	}
 	now = file_size(mimg_filename(bc->img));
 	if (now < 0) {
 		*why = strerror((int)-now);

@@ -41,6 +41,80 @@ static int read_compressed(struct qcow2 *s, uint64_t host_off,
 	return 0;
 }
 
+#define CRUN_MAX 32		   /* compressed clusters read together */
+#define CRUN_SPAN (2u << 20)	   /* at most this many stored bytes */
+
+/*
+ * Whole compressed clusters from guest offset POS (the first mapped as
+ * FIRST), decoded into the iovec at SKIP, up to LEFT bytes.  Clusters
+ * stored back to back (as qemu-img convert -c and mimg write them) are
+ * fetched with one read: one round trip instead of one per cluster when
+ * the file is remote.  *DONEP gets the bytes decoded.
+ */
+static int read_compressed_run(struct qcow2 *s, const struct iovec *iov,
+			       int iovcnt, size_t skip, uint64_t pos,
+			       size_t left, const struct qcow2_map *first,
+			       size_t *donep)
+{
+	uint64_t cs = s->cluster_size, start = first->host_off;
+	uint64_t end = start + first->csize, host[CRUN_MAX], csize[CRUN_MAX];
+	int n = 1, r = 0;
+
+	host[0] = first->host_off;
+	csize[0] = first->csize;
+	while (n < CRUN_MAX && (uint64_t)(n + 1) * cs <= left) {
+		struct qcow2_map m;
+		if (map_locked(s, pos + n * cs, cs, &m) < 0) {
+			mimg_err_clear(); /* read where it is met */
+			break;
+		}
+		/* Next to (or overlapping, sectors rounded up) the run. */
+		if (m.kind != QCOW2_COMPRESSED || m.host_off < start ||
+		    m.host_off > end + 512 ||
+		    max_u64(end, m.host_off + m.csize) - start > CRUN_SPAN)
+			break;
+		host[n] = m.host_off;
+		csize[n++] = m.csize;
+		end = max_u64(end, m.host_off + m.csize);
+	}
+	uint8_t *in = n > 1 ? malloc(end - start) : NULL;
+	uint8_t *cbuf = NULL;
+	if (!in) { /* one cluster, or no memory for many */
+		*donep = cs;
+		uint8_t *direct = iov_flat(iov, iovcnt, skip, cs);
+		if (direct)
+			return read_compressed(s, host[0], csize[0], direct);
+		if (!(cbuf = malloc(cs)))
+			return mimg_err(-ENOMEM, "out of memory");
+		r = read_compressed(s, host[0], csize[0], cbuf);
+		if (r == 0)
+			iov_from_buf(iov, iovcnt, skip, cbuf, cs);
+		free(cbuf);
+		return r;
+	}
+	r = mimg_file_pread(s->file, in, end - start, start);
+	for (int i = 0; i < n && r == 0; i++) {
+		size_t at = skip + (size_t)i * cs;
+		uint8_t *out = iov_flat(iov, iovcnt, at, cs);
+		if (!out && !cbuf && !(cbuf = malloc(cs))) {
+			r = mimg_err(-ENOMEM, "out of memory");
+			break;
+		}
+		r = qcow2_decompress(s, in + (host[i] - start), csize[i],
+				     out ? out : cbuf, cs);
+		if (r < 0)
+			r = mimg_err_prefix(r, "%s: qcow2: compressed cluster "
+					    "at 0x%llx", qcow2_path(s),
+					    (unsigned long long)host[i]);
+		else if (!out)
+			iov_from_buf(iov, iovcnt, at, cbuf, cs);
+	}
+	free(cbuf);
+	free(in);
+	*donep = (size_t)n * cs;
+	return r;
+}
+
 /* Ciphertext at HOST_OFF (guest offset GUEST) decrypted into the
  * iovec, a bounded piece at a time. */
 static int read_encrypted(struct qcow2 *s, const struct iovec *iov,
@@ -96,7 +170,6 @@ static int read_aligned(struct mimg *img, const struct iovec *iov,
 	while (done < len) {
 		struct qcow2_map m;
 		uint64_t pos = off + done;
-		uint8_t *direct;
 		if ((r = map_locked(s, pos, len - done, &m)) < 0)
 			break;
 		size_t n = (size_t)m.len;
@@ -111,11 +184,12 @@ static int read_aligned(struct mimg *img, const struct iovec *iov,
 			r = read_data(s, iov, iovcnt, done, n, m.host_off, pos);
 			break;
 		case QCOW2_COMPRESSED:
-			/* A whole cluster decodes in place. */
-			if (n == s->cluster_size &&
-			    (direct = iov_flat(iov, iovcnt, done, n))) {
-				r = read_compressed(s, m.host_off, m.csize,
-						    direct);
+			/* Whole clusters decode in place, several read at
+			 * once where they are stored together. */
+			if (n == s->cluster_size) {
+				r = read_compressed_run(s, iov, iovcnt, done,
+							pos, len - done, &m,
+							&n);
 				break;
 			}
 			if (!cbuf && !(cbuf = malloc(s->cluster_size))) {

@@ -109,6 +109,49 @@ zeroed=$(bytes_of "$T/w.log" Zero)
 [ "$zeroed" -ge $((62 << 20)) ] ||
 	fail "convert -n into NBD zeroed only $zeroed bytes"
 
+# Requests from concurrent callers are in flight together on the one
+# connection: with reads delayed, the log shows a read starting before
+# the one before it has returned.  More connections where asked for.
+qemu-img create -q -f raw wide.raw 64M
+qemu-io -f raw -c 'write -P 0x74 0 16M' wide.raw >/dev/null
+nbd_start p --filter=log --filter=delay file wide.raw \
+	logfile="$T/p.log" delay-read=100ms
+"$MIMG" convert -O raw "$URI" out.raw || fail "convert with delayed reads"
+cmp out.raw wide.raw || fail "convert with delayed reads read wrong"
+python3 - "$T/p.log" <<'PY' || fail "reads were not in flight together"
+import re, sys
+busy = peak = 0
+for line in open(sys.argv[1]):
+    if re.search(r' Read id=\d+ .*\.\.\.$', line):
+        busy += 1
+        peak = max(peak, busy)
+    elif ' ...Read id=' in line:
+        busy -= 1
+conns = sum(' Connect ' in l for l in open(sys.argv[1]))
+sys.exit(0 if peak >= 4 and conns == 1 else "peak %d, %d connections" % (peak, conns))
+PY
+: >"$T/p.log"
+python3 -c 'import os; open("dst.raw","wb").write(os.urandom(64 << 20))'
+nbd_start w --filter=log file dst.raw logfile="$T/w4.log"
+MIMG_NBD_CONNECTIONS=4 "$MIMG" convert -n -O raw wide.raw "$URI" ||
+	fail "convert -n over 4 connections"
+nbd_stop w wait
+cmp dst.raw wide.raw || fail "convert -n over 4 connections wrote wrong"
+conns=$(grep -c ' Connect ' "$T/w4.log")
+[ "$conns" -eq 4 ] || fail "MIMG_NBD_CONNECTIONS=4 opened $conns connections"
+nbd_stop p
+
+# Compressed clusters stored one after the other are read together: far
+# fewer requests than the 256 clusters.
+qemu-img convert -c -f raw -O qcow2 wide.raw wide-c.qcow2
+nbd_start c --filter=log file wide-c.qcow2 logfile="$T/c.log"
+"$MIMG" convert -O raw "$URI" out.raw || fail "convert of a compressed qcow2"
+nbd_stop c
+cmp out.raw wide.raw || fail "compressed qcow2 over NBD read wrong"
+reads=$(grep -c ' Read id=.*\.\.\.$' "$T/c.log")
+[ "$reads" -le 64 ] ||
+	fail "compressed qcow2 over NBD: $reads read requests for 256 clusters"
+
 # convert -n -O qcow2 into a qcow2 that lives in an export.  An export
 # cannot grow: the file has room for the clusters after its end.
 qemu-img create -q -f qcow2 dst.qcow2 64M

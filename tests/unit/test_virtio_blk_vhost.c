@@ -212,6 +212,9 @@ static uint64_t send_state_acked(uint32_t req, uint32_t index, uint32_t num)
 	return send_acked(req, st, 8, NULL, 0);
 }
 
+/* What the daemon serves: disk.raw, or an NBD URI serving it. */
+static const char *image = "disk.raw";
+
 /* Run the daemon on socket FD (inherited) with option EXTRA if any. */
 static void spawn_daemon(int fd, const char *extra, const char *extra_arg)
 {
@@ -238,7 +241,7 @@ static void spawn_daemon(int fd, const char *extra, const char *extra_arg)
 			argv[n++] = extra;
 		if (extra_arg)
 			argv[n++] = extra_arg;
-		argv[n++] = "disk.raw";
+		argv[n++] = image;
 		argv[n] = NULL;
 		execv(exe, (char *const *)argv);
 		_exit(127);
@@ -661,6 +664,81 @@ START_TEST(negotiate_and_serve)
 	free(file);
 }
 END_TEST
+
+#ifdef HAVE_NBD
+/* nbdkit serving disk.raw on a Unix socket, dying with this process if
+ * a test fails; sets IMAGE to its URI. */
+static pid_t start_nbdkit(char *uri, size_t urilen)
+{
+	char *argv[] = {"nbdkit", "-f", "--exit-with-parent", "-U", "nbd.sock",
+			"file", "disk.raw", NULL};
+	struct stat st;
+	pid_t pid = fork();
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	for (int i = 0; i < 400 && stat("nbd.sock", &st) != 0; i++)
+		usleep(50 * 1000);
+	ck_assert_msg(stat("nbd.sock", &st) == 0, "nbdkit did not start");
+	snprintf(uri, urilen, "nbd+unix:///?socket=%s/nbd.sock", tu_tmpdir());
+	image = uri;
+	return pid;
+}
+
+/* An image whose bytes live behind NBD: served, written through to the
+ * export, flushed at exit; and a daemon that cannot reach its server
+ * says so and exits 1. */
+START_TEST(serves_nbd_export)
+{
+	char uri[600];
+	uint8_t *file;
+	pid_t nbdkit;
+
+	if (!tu_have_program("nbdkit")) {
+		fprintf(stderr, "nbdkit not found: NBD test skipped\n");
+		return;
+	}
+	nbdkit = start_nbdkit(uri, sizeof(uri));
+	start_daemon(NULL);
+	bring_up();
+	ck_assert_uint_eq(run(VBLK_T_IN, 16, 8192, true), VBLK_S_OK);
+	ck_assert(memcmp(mem + OFF_DATA, disk + 16 * 512, 8192) == 0);
+	tu_fill_random(mem + OFF_DATA, 8192, 77);
+	memcpy(disk + 64 * 512, mem + OFF_DATA, 8192);
+	ck_assert_uint_eq(run(VBLK_T_OUT, 64, 8192, false), VBLK_S_OK);
+	ck_assert_uint_eq(run(VBLK_T_FLUSH, 0, 0, false), VBLK_S_OK);
+	/* SIGHUP cannot take a new size from an export: still served. */
+	ck_assert_int_eq(kill(daemon_pid, SIGHUP), 0);
+	ck_assert_uint_eq(run(VBLK_T_IN, 64, 8192, true), VBLK_S_OK);
+	ck_assert(memcmp(mem + OFF_DATA, disk + 64 * 512, 8192) == 0);
+	ck_assert_uint_eq(run(VBLK_T_IN, DISK_SIZE / 512, 512, true),
+			  VBLK_S_IOERR);
+	ck_assert_int_eq(stop_daemon(), 0);
+	ck_assert_int_eq(kill(nbdkit, SIGTERM), 0);
+	ck_assert_int_eq(waitpid(nbdkit, NULL, 0), nbdkit);
+
+	file = malloc(DISK_SIZE);
+	ck_assert_ptr_nonnull(file);
+	{
+		FILE *f = fopen("disk.raw", "rb");
+
+		ck_assert_ptr_nonnull(f);
+		ck_assert_uint_eq(fread(file, 1, DISK_SIZE, f), DISK_SIZE);
+		fclose(f);
+	}
+	ck_assert(memcmp(file, disk, DISK_SIZE) == 0);
+	free(file);
+
+	/* The server is gone: no device, a message naming the URI. */
+	start_daemon(NULL);
+	ck_assert_int_eq(stop_daemon(), 1);
+	image = "disk.raw";
+}
+END_TEST
+#endif
 
 START_TEST(malformed_messages)
 {
@@ -1177,5 +1255,8 @@ int main(void)
 	tcase_add_test(tc, online_resize);
 	tcase_add_test(tc, resize_announced_to_next_frontend);
 	tcase_add_loop_test(tc, completed_writes_survive_kill, 0, 2);
+#ifdef HAVE_NBD
+	tcase_add_test(tc, serves_nbd_export);
+#endif
 	return tu_run_suite(s);
 }
