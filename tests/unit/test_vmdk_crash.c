@@ -180,7 +180,7 @@ static void crash_variant(const char *opts)
 	verify_cut(-1, NOPS);
 	ck_assert_int_gt(total, 10);
 
-	for (long cut = 0; cut < total; cut++) {
+	for (long cut = 0; cut < total; cut += tu_scaled_step()) {
 		make_top(opts);
 		ops_left = cut;
 		mimg_file_set_fault_hook(hook, NULL);
