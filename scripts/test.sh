@@ -57,9 +57,12 @@ if [ -n "$ci" ]; then
 	(
 		sanitizer_env
 		export MIMG_TEST_SCALE=25
+		# Everything is slower under the sanitizers: Check's and
+		# meson's timeouts are doubled.
+		export CK_TIMEOUT_MULTIPLIER=2
 		meson test -C "$BUILD_DIR" --setup fuzz --num-processes 2 \
-			--print-errorlogs --suite unit --suite fuzz \
-			--suite fuzz-run
+			--timeout-multiplier 2 --print-errorlogs \
+			--suite unit --suite fuzz --suite fuzz-run
 	) || status=$?
 	logs="$logs $BUILD_DIR/meson-logs/testlog-fuzz.json"
 	grep -h '^fuzz_.*executions' "$BUILD_DIR/meson-logs/testlog-fuzz.txt" ||
