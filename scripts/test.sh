@@ -40,6 +40,9 @@ elif [ $# -eq 0 ]; then
 fi
 
 install_packages
+# The interop tests start python3 hundreds of times: find it once.
+MIMG_PYTHON3=$(python3 -c 'import sys; print(sys.executable)')
+export MIMG_PYTHON3
 # shellcheck disable=SC2086
 build $opts
 
