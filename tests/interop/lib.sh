@@ -8,17 +8,6 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/mimg-interop-XXXXXX")
 trap 'rm -rf "$T"' EXIT
 cd "$T" || exit 1
 
-# python3 as found once (its sys.executable, or MIMG_PYTHON3), not looked
-# up again at each of a test's many starts: a version manager's shim
-# first in PATH (pyenv) costs ten times the interpreter's own start.
-if [ -z "${MIMG_PYTHON3:-}" ]; then
-	MIMG_PYTHON3=$(python3 -c 'import sys; print(sys.executable)' \
-		2>/dev/null) || MIMG_PYTHON3=
-fi
-if [ -n "$MIMG_PYTHON3" ]; then
-	python3() { "$MIMG_PYTHON3" "$@"; }
-fi
-
 # Skip (exit 77) unless every named program exists.
 need() {
 	for p in "$@"; do
