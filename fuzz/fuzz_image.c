@@ -14,15 +14,13 @@
 #include "fuzz_util.h"
 #include "mimg.h"
 
-static uint8_t iobuf[65536];
-
 static void read_pass(const char *path, const char *format)
 {
 	struct mimg *img = NULL;
 	if (mimg_open(&img, path, format, 0) != 0)
 		return;
 	uint64_t size = mimg_size(img);
-	fuzz_read_range(img, 0, sizeof(iobuf));
+	fuzz_read_range(img, 0, 65536);
 	fuzz_read_range(img, size / 3 + 1, 3000);
 	if (size > 4096)
 		fuzz_read_range(img, size - 4096, 4096);

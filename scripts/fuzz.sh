@@ -21,7 +21,7 @@ command -v clang >/dev/null || { echo "fuzz: clang is needed" >&2; exit 1; }
 
 if [ ! -f "$BUILD_DIR/build.ninja" ]; then
 	CC=clang meson setup "$BUILD_DIR" "$ROOT" -Dfuzzers=true \
-		-Dtests=false -Db_lundef=false >/dev/null
+		-Dtests=false -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
 fi
 ninja -C "$BUILD_DIR" >/dev/null
 

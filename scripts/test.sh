@@ -1,21 +1,32 @@
 #!/bin/sh
 # SPDX-License-Identifier: BSD-2-Clause
 # Install what is missing, build with warnings as errors, run every test
-# (unit, fuzz corpus replay, interop against qemu-img, end-to-end) and
-# print the totals as "N passed, N failed, N skipped".
+# and print the totals as "N passed, N failed, N skipped".
 #   scripts/test.sh [--sanitize | --tsan] [meson test args...]
+# With no argument (what CI runs), two builds: the plain one runs the
+# interop tests against qemu-img, the end-to-end and install tests and the
+# tests of suite "plain" (CPU budgets, and the long tests in full); a
+# clang build with ASan+UBSan and libFuzzer coverage (-Dfuzzers=true) runs
+# every unit test (the long ones at MIMG_TEST_SCALE=25 percent of their
+# iterations) and the fuzz corpus replay, then each fuzz target for 30 s,
+# two at a time: a fuzz run that finds a crash is a failed test.
 # --sanitize builds with ASan+UBSan and runs everything; --tsan builds with
-# ThreadSanitizer and runs the tests of concurrent I/O (suite "threads").
+# ThreadSanitizer and runs the tests of concurrent I/O (suite "threads");
+# other arguments go to `meson test` on the plain build.
 set -eu
 . "$(dirname "$0")/setup.sh"
 
 opts="-Dwerror=true -Dtests=true"
+sanitizer_env() {
+	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+}
+ci=
 if [ "${1:-}" = "--sanitize" ]; then
 	shift
 	BUILD_DIR=$ROOT/build-sanitize
 	opts="$opts -Db_sanitize=address,undefined -Db_lundef=false"
-	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
-	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+	sanitizer_env
 elif [ "${1:-}" = "--tsan" ]; then
 	shift
 	BUILD_DIR=$ROOT/build-tsan
@@ -24,27 +35,64 @@ elif [ "${1:-}" = "--tsan" ]; then
 	opts="$opts -Db_sanitize=thread -Db_lundef=false -Dc_args=-Wno-tsan"
 	export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 	set -- --suite threads "$@"
+elif [ $# -eq 0 ]; then
+	ci=1
 fi
 
 install_packages
 # shellcheck disable=SC2086
 build $opts
+# The interop tests start python3 hundreds of times: the interpreter
+# itself comes first in PATH, not a version manager's shim (pyenv's shell
+# scripts cost ten times the interpreter's own start).
+mkdir -p "$BUILD_DIR/python3-bin"
+ln -sf "$(python3 -c 'import sys; print(sys.executable)')" \
+	"$BUILD_DIR/python3-bin/python3"
+PATH=$BUILD_DIR/python3-bin:$PATH
+export PATH
 
 status=0
-meson test -C "$BUILD_DIR" --num-processes 2 --print-errorlogs "$@" ||
-	status=$?
+logs=$BUILD_DIR/meson-logs/testlog.json
+if [ -n "$ci" ]; then
+	plain=$BUILD_DIR
+	BUILD_DIR=$ROOT/build-asan
+	# The nbdkit plugin is tested by the interop tests only.
+	CC=clang build $opts -Dfuzzers=true -Db_sanitize=address,undefined \
+		-Db_lundef=false -Dnbdkit=disabled
+	meson test -C "$plain" --num-processes 2 --print-errorlogs \
+		--suite interop --suite e2e --suite install --suite plain ||
+		status=$?
+	(
+		sanitizer_env
+		export MIMG_TEST_SCALE=25
+		# Everything is slower under the sanitizers: Check's and
+		# meson's timeouts are doubled.
+		export CK_TIMEOUT_MULTIPLIER=2
+		meson test -C "$BUILD_DIR" --setup fuzz --num-processes 2 \
+			--timeout-multiplier 2 --print-errorlogs \
+			--suite unit --suite fuzz --suite fuzz-run
+	) || status=$?
+	logs="$logs $BUILD_DIR/meson-logs/testlog-fuzz.json"
+	grep -h '^fuzz_.*executions' "$BUILD_DIR/meson-logs/testlog-fuzz.txt" ||
+		true
+else
+	meson test -C "$BUILD_DIR" --num-processes 2 --print-errorlogs "$@" ||
+		status=$?
+fi
 
-python3 - "$BUILD_DIR/meson-logs/testlog.json" <<'PY'
+# shellcheck disable=SC2086
+python3 - $logs <<'PY'
 import json, sys
 passed = failed = skipped = 0
-for line in open(sys.argv[1]):
-    r = json.loads(line)["result"]
-    if r in ("OK", "EXPECTEDFAIL"):
-        passed += 1
-    elif r == "SKIP":
-        skipped += 1
-    else:
-        failed += 1
+for log in sys.argv[1:]:
+    for line in open(log):
+        r = json.loads(line)["result"]
+        if r in ("OK", "EXPECTEDFAIL"):
+            passed += 1
+        elif r == "SKIP":
+            skipped += 1
+        else:
+            failed += 1
 print(f"{passed} passed, {failed} failed, {skipped} skipped")
 PY
 exit $status

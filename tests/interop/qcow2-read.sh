@@ -8,22 +8,22 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$TESTLIB"
 . "$here/qcow2-lib.sh"
 
-# The writes every image gets; sizes chosen so that with every cluster
-# size some are partial clusters, some span clusters.
-common_writes() {
-	qio "$1" qcow2 "write -P 0x11 0 64k" "write -P 0x22 100k 3k" \
+# The writes every image gets, in one qemu-io; sizes chosen so that with
+# every cluster size some are partial clusters, some span clusters.
+# image_writes IMG CLUSTER_SIZE COMPRESSED: with COMPRESSED=yes, compressed
+# clusters first: qemu compresses only into clusters that are not
+# allocated yet (and they need whole clusters).
+image_writes() {
+	_img=$1 _cs=$2 _compressed=$3
+	set --
+	[ "$_compressed" = yes ] && set -- "write -c -P 0x77 0 $_cs" \
+		"write -c -P 0x78 $((_cs * 4)) $((_cs * 2))" \
+		"write -P 0x79 $((_cs * 4 + 7)) 100"
+	qio "$_img" qcow2 "$@" "write -P 0x11 0 64k" "write -P 0x22 100k 3k" \
 		"write -P 0x33 1M 512" "write -z 1M 256k" \
 		"write -P 0x44 2M 1M" "discard 2M 256k" \
 		"write -z -u 3M 128k" "write -P 0x55 4095k 1k" \
 		"write -P 0x66 511 1025"
-}
-
-# Compressed writes need whole clusters.
-compressed_writes() {
-	_cs=$2
-	qio "$1" qcow2 "write -c -P 0x77 0 $_cs" \
-		"write -c -P 0x78 $((_cs * 4)) $((_cs * 2))" \
-		"write -P 0x79 $((_cs * 4 + 7)) 100"
 }
 
 n=0
@@ -61,15 +61,18 @@ do
 	case $opts in *2M*) size=16M ;; esac
 	qemu-img create -q -f qcow2 -o "$opts" img.qcow2 $size ||
 		fail "qemu-img create -o $opts"
-	cs=$(qemu-img info --output=json img.qcow2 |
-		python3 -c 'import json,sys; print(json.load(sys.stdin)["cluster-size"])')
-	# Compressed clusters first: qemu compresses only into clusters that
-	# are not allocated yet, and never with a data file.
+	cs=65536
 	case $opts in
-	data_file* | *preallocation*) ;;
-	*) compressed_writes img.qcow2 "$cs" ;;
+	*cluster_size=512*) cs=512 ;;
+	*cluster_size=4k*) cs=4096 ;;
+	*cluster_size=16k*) cs=16384 ;;
+	*cluster_size=2M*) cs=2097152 ;;
 	esac
-	common_writes img.qcow2
+	# qemu never compresses with a data file.
+	case $opts in
+	data_file* | *preallocation*) image_writes img.qcow2 "$cs" no ;;
+	*) image_writes img.qcow2 "$cs" yes ;;
+	esac
 	same_content img.qcow2 qcow2 "($opts)"
 	same_info img.qcow2
 	same_check img.qcow2 "($opts)"

@@ -97,7 +97,12 @@ do
 	qemu_clean c.qcow2 "(mimg convert -o $opts)"
 	qemu-img compare -f raw -F qcow2 pat.raw c.qcow2 >cmp.out 2>&1 ||
 		{ cat cmp.out >&2; fail "convert -o $opts: content differs"; }
-	same_content c.qcow2 qcow2 "(mimg convert -o $opts)"
+	# qemu-img reads pat.raw from it: so must mimg.
+	rm -f c.raw
+	"$MIMG" convert -f qcow2 -O raw c.qcow2 c.raw ||
+		fail "mimg convert c.qcow2 (-o $opts) to raw"
+	cmp pat.raw c.raw >/dev/null ||
+		fail "mimg reads c.qcow2 (-o $opts) differently from qemu-img"
 	same_info c.qcow2
 	same_check c.qcow2 "(mimg convert -o $opts)"
 

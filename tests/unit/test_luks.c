@@ -89,8 +89,8 @@ START_TEST(roundtrip_every_combination)
 		"cipher-alg=aes-128,cipher-mode=cbc,ivgen-alg=plain",
 		"cipher-alg=aes-192,cipher-mode=cbc,ivgen-alg=plain64",
 		"cipher-mode=cbc,ivgen-alg=essiv",
-		"cipher-alg=aes-128,cipher-mode=xts,ivgen-alg=essiv,"
-		"ivgen-hash-alg=sha256",
+		("cipher-alg=aes-128,cipher-mode=xts,ivgen-alg=essiv,"
+		 "ivgen-hash-alg=sha256"),
 		"hash-alg=sha1",
 		"hash-alg=sha512",
 	};

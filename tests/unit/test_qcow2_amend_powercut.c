@@ -76,7 +76,8 @@ static const struct {
 START_TEST(power_cut)
 {
 	static const int cuts[] = {1, 2, 3, 4, 6, 9};
-	for (size_t k = 0; k < sizeof(cuts) / sizeof(cuts[0]); k++)
+	for (size_t k = 0; k < sizeof(cuts) / sizeof(cuts[0]);
+	     k += (size_t)tu_scaled_step())
 		amend_with_cut(cases[_i].create, cases[_i].amend, cuts[k]);
 	/* and without a cut: every step done */
 	amend_with_cut(cases[_i].create, cases[_i].amend, 1000);

@@ -612,13 +612,13 @@ static void run_variant(const struct variant *var)
 	model_free(m);
 	ck_assert_uint_gt(total, 10);
 	const char *env = getenv("MIMG_CRASH_CUTS");
-	int cuts = env ? atoi(env) : var->cuts;
+	int cuts = env ? atoi(env) : tu_scaled(var->cuts);
 	/* Every operation of the growth, at most 16 of them. */
 	unsigned long grow_begin = grow_ops_begin, grow_n = 0;
 	if (cuts > 0 && grow_ops_end > grow_ops_begin)
 		grow_n = grow_ops_end - grow_ops_begin;
-	if (grow_n > 16)
-		grow_n = 16;
+	if (grow_n > (unsigned long)tu_scaled(16))
+		grow_n = (unsigned long)tu_scaled(16);
 	fprintf(stderr, "%s: %lu write-type operations, %d cut points "
 		"+ %lu in the growth of the image\n", var->name, total, cuts,
 		grow_n);
@@ -744,7 +744,7 @@ START_TEST(crash_convert_compressed)
 	ck_assert_msg(ret == 0, "convert -c: %s", mimg_errmsg());
 	ck_assert_int_eq(qemu_img_check().status, 0);
 	const char *env = getenv("MIMG_CRASH_CUTS");
-	int cuts = env ? atoi(env) : 16;
+	int cuts = env ? atoi(env) : tu_scaled(16);
 	fprintf(stderr, "convert -c: %lu write-type operations, %d cut "
 		"points\n", total, cuts);
 	for (int i = 0; i < cuts; i++) {

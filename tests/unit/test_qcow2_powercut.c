@@ -75,14 +75,14 @@ static const char *const layouts[] = { "", "cluster_size=512",
 
 START_TEST(power_cut)
 {
-	for (int at = 1; at < 16; at += 2)
+	for (int at = 1; at < 16; at += 2 * tu_scaled_step())
 		run_case(layouts[_i], true, 0, at);
 }
 END_TEST
 
 START_TEST(power_cut_exit_safe)
 {
-	for (int at = 1; at < 16; at += 2) {
+	for (int at = 1; at < 16; at += 2 * tu_scaled_step()) {
 		if (at % 4 == 1)
 			run_case(layouts[_i], true, MIMG_OPEN_EXIT_SAFE, at);
 		run_case(layouts[_i], false, MIMG_OPEN_EXIT_SAFE, at);

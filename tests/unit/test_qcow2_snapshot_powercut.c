@@ -108,7 +108,7 @@ static const char *const layouts[] = { "", "cluster_size=512",
 
 START_TEST(power_cut_snapshots)
 {
-	for (int at = 1 + _i * 3; at < 60; at += 16)
+	for (int at = 1 + _i * 3; at < 60; at += 16 * tu_scaled_step())
 		snapshot_case(layouts[_i], at);
 }
 END_TEST
@@ -151,7 +151,7 @@ static void empty_case(const char *opts, int at_flush)
 
 START_TEST(power_cut_make_empty)
 {
-	for (int at = 1 + _i % 4; at < 10; at += 4)
+	for (int at = 1 + _i % 4; at < 10; at += 4 * tu_scaled_step())
 		empty_case(layouts[_i], at);
 }
 END_TEST

@@ -162,7 +162,7 @@ static void crash_variant(const char *opts)
 	verify_cut(-1, NOPS);
 	ck_assert_int_gt(total, 10);
 
-	for (long cut = 0; cut < total; cut++) {
+	for (long cut = 0; cut < total; cut += tu_scaled_step()) {
 		make_top(opts);
 		fc_begin(cut);
 		if (mimg_open(&img, "top.vmdk", NULL, MIMG_OPEN_RDWR) == 0) {

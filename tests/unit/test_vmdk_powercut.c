@@ -120,7 +120,7 @@ static const char *const layouts[] = { "", "zeroed_grain=on" };
 
 START_TEST(power_cut)
 {
-	for (int at = 1; at < 16; at += 2) {
+	for (int at = 1; at < 16; at += 2 * tu_scaled_step()) {
 		run_case(layouts[_i], false, at);
 		if (at % 4 == 1)
 			run_case(layouts[_i], true, at);

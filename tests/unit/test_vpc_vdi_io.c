@@ -185,9 +185,10 @@ START_TEST(crash_at_every_write)
 		tu_fill_random(states[i + 1] + workload[i].off,
 			       workload[i].len, i + 1);
 	}
+	bool qemu = tu_have_program("qemu-img");
 	fc_begin(-1);
 	bool completed = false;
-	for (long k = 0; !completed; k++) {
+	for (long k = 0; !completed; k += tu_scaled_step()) {
 		fc_allow(-1);
 		struct mimg *img = create_open(f, "", CSIZE);
 		fc_allow(k);
@@ -216,7 +217,7 @@ START_TEST(crash_at_every_write)
 		}
 		free(got);
 		ck_assert_int_eq(mimg_close(img), 0);
-		if (tu_have_program("qemu-img") && k % 5 == 0)
+		if (qemu && k % 5 == 0)
 			ck_assert_int_eq(tu_system("qemu-img info %s >/dev/null",
 						   f->file), 0);
 		ck_assert_int_lt(k, 1000);

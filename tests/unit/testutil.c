@@ -222,6 +222,21 @@ void tu_add_cases(Suite *s, const struct tu_case *cases, int n,
 	}
 }
 
+int tu_scaled(int n)
+{
+	const char *env = getenv("MIMG_TEST_SCALE");
+	long pct = env && *env ? strtol(env, NULL, 10) : 100;
+	if (pct <= 0 || pct >= 100)
+		return n;
+	long scaled = (long)n * pct / 100;
+	return scaled > 0 ? (int)scaled : 1;
+}
+
+int tu_scaled_step(void)
+{
+	return 100 / tu_scaled(100);
+}
+
 int tu_run_suite(Suite *s)
 {
 	char mark[512];

@@ -71,6 +71,14 @@ void tu_qemu_reads(const char *image, const char *format,
 /* Run a shell command; returns its exit status (or -1). */
 int tu_system(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* N scaled by MIMG_TEST_SCALE (a percentage, default 100), at least 1:
+ * the iteration count of a long loop, cut down where every iteration is
+ * slower (under the sanitizers), never in the plain build. */
+int tu_scaled(int n);
+/* The step of a loop over cut points under MIMG_TEST_SCALE: 1 by
+ * default, 4 at 25 percent. */
+int tu_scaled_step(void);
+
 /* Run SUITE with Check and return the process exit status: 1 when a test
  * failed, 77 when none failed but some found an oracle missing. */
 int tu_run_suite(Suite *s);
