@@ -1,6 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: BSD-2-Clause
-# mimg as an NBD client (libnbd): info, map, compare and convert read
+# mimg as an NBD client (libnbd): info, map, compare, checksum and convert read
 # exports served by nbdkit's file plugin (the image format inside is
 # probed, as qemu-img does) and by nbdkit-mimg-plugin; holes of the source
 # are skipped through NBD block status (nbdkit's log filter shows what was
@@ -51,6 +51,11 @@ for spec in src.qcow2:qcow2 src.vmdk:vmdk; do
 	qemu-img info --output json "$URI" >q.json || fail "qemu-img info $img over NBD"
 	check_eq "$(json_get q.json format)" "$fmt" "qemu-img: format of $img over NBD"
 	"$MIMG" compare "$URI" src.raw >/dev/null || fail "mimg compare $img over NBD"
+	# the same digest as the file's, and as the raw image's
+	"$MIMG" checksum "$URI" >sum.nbd || fail "mimg checksum $img over NBD"
+	"$MIMG" checksum -f raw src.raw >sum.raw
+	check_eq "$(cut -d' ' -f1 sum.nbd)" "$(cut -d' ' -f1 sum.raw)" \
+		"checksum of $img over NBD"
 	"$MIMG" map --output json "$URI" >map.nbd || fail "mimg map $img over NBD"
 	"$MIMG" map --output json "$img" >map.local
 	python3 - map.nbd map.local <<'PY' || fail "map of $img over NBD differs from the file's"
