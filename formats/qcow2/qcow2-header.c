@@ -683,6 +683,8 @@ static int build_header(struct qcow2 *s, const uint8_t *old, uint8_t *out)
 		need += 8 + ((strlen(bfmt) + 7) & ~(size_t)7);
 	if (s->data_file_name)
 		need += 8 + ((strlen(s->data_file_name) + 7) & ~(size_t)7);
+	if (s->crypt_method == 2)
+		need += 8 + 16;
 	if (s->version >= 3 && cs > 4096)
 		need += qcow2_feature_table_size();
 	if (need > cs)
@@ -695,6 +697,14 @@ static int build_header(struct qcow2 *s, const uint8_t *old, uint8_t *out)
 		pos = qcow2_put_extension(out, pos, QCOW2_EXT_DATA_FILE,
 					  s->data_file_name,
 					  (uint32_t)strlen(s->data_file_name));
+	if (s->crypt_method == 2) {
+		/* where the LUKS header is: without it the image is lost */
+		uint8_t ext[16];
+		st_be64(ext, s->crypt_hdr_off);
+		st_be64(ext + 8, s->crypt_hdr_len);
+		pos = qcow2_put_extension(out, pos, QCOW2_EXT_CRYPTO, ext,
+					  sizeof(ext));
+	}
 	if (s->version >= 3 && cs > 4096)
 		pos = qcow2_put_feature_table(out, pos);
 	uint8_t *rest = calloc(1, cs);
