@@ -182,18 +182,20 @@ static void print_ovf_disks(FILE *out, const struct mimg_value *a)
 	print_ovf_system(out, mimg_value_get(a, "ovf-system"));
 }
 
-/* "archive: gzip-compressed tar, member 'disk.raw' (63.7 KiB)" */
+/* "archive: gzip-compressed tar (63.7 KiB), member 'disk.raw', ...": the
+ * size is the archive file's. */
 static void print_archive(FILE *out, const struct mimg_value *a)
 {
 	const char *comp = get_str(a, "compression");
 	const char *member = get_str(a, "tar-member");
 	char size[32];
 	cli_format_size(size, sizeof(size), get_u64(a, "size"));
-	fprintf(out, "archive: %s%s%s", comp ? comp : "",
-		comp && member ? "-compressed " : "", member ? "tar" : "");
+	fprintf(out, "archive: %s%s%s (%s)", comp ? comp : "",
+		comp && member ? "-compressed " : "", member ? "tar" : "",
+		size);
 	if (member)
 		fprintf(out, ", member '%s'", member);
-	fprintf(out, " (%s), %s\n", size,
+	fprintf(out, ", %s\n",
 		get_bool(a, "streamed") ? "streamed in one pass"
 					: "unpacked into a temporary file");
 	print_ovf_disks(out, a);
