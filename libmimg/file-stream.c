@@ -13,12 +13,14 @@
 #include <archive.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
 #include "file-archive.h"
 #include "file-impl.h"
+#include "mimg.h"
 
 struct stream_file {
 	struct mimg_file f;
@@ -28,6 +30,7 @@ struct stream_file {
 	uint64_t base, pos;	/* the ring holds [base, pos) */
 	bool ended;		/* the end was reached and checked */
 	int err;		/* a failed decode fails every later read */
+	char errmsg[512];	/* with its message, whichever reader asks */
 };
 
 static struct stream_file *stream_of(struct mimg_file *f)
@@ -121,14 +124,16 @@ static int stream_preadv(struct mimg_file *f, const struct iovec *iov,
 	pthread_mutex_lock(&s->lock);
 	for (int i = 0; i < iovcnt && r == 0; i++) {
 		if (s->err) {
-			r = mimg_err(s->err, "%s: an earlier read of the "
-				     "streamed image failed", f->path);
+			r = mimg_err(s->err, "%s", s->errmsg);
 			break;
 		}
 		r = stream_read_locked(s, iov[i].iov_base, iov[i].iov_len,
 				       off);
-		if (r < 0 && r != -ESPIPE && r != -EINVAL)
+		if (r < 0 && r != -ESPIPE && r != -EINVAL) {
 			s->err = r;
+			snprintf(s->errmsg, sizeof(s->errmsg), "%s",
+				 mimg_errmsg());
+		}
 		off += iov[i].iov_len;
 	}
 	pthread_mutex_unlock(&s->lock);
