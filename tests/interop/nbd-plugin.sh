@@ -6,6 +6,7 @@
 # qemu-nbd's on the same image; writes through the plugin (qemu-io with
 # FUA, zeroes and discards, nbdcopy over several connections) leave an
 # image that qemu-img check finds clean and that holds what was written.
+# nbdkit's cow filter and TLS stack on the plugin.
 . "$TESTLIB"
 . "$(dirname "$TESTLIB")/nbd-lib.sh"
 need_plugin
@@ -131,6 +132,29 @@ nbd_mimg u2 file=disk.qcow2 untrusted=true
 qemu-img compare -q -f raw -F qcow2 "$URI" disk.qcow2 ||
 	fail "untrusted=true on a self-contained image"
 nbd_stop u2
+# nbdkit's filters stack on the plugin: cow keeps the client's writes
+# in memory and leaves the image alone; TLS (a pre-shared key) serves it
+# to a client that authenticates, here nbdcopy.
+cp disk.qcow2 cow.before
+nbd_start c --filter=cow "$NBDKIT_MIMG_PLUGIN" file=disk.qcow2
+qemu-io -f raw -c "write -P 0x5c 0 64k" -c "read -P 0x5c 0 64k" "$URI" |
+	grep -q '^read 65536' || fail "cow filter over the plugin"
+nbd_stop c wait
+cmp disk.qcow2 cow.before || fail "cow filter: the image changed"
+printf 'alice:%s\n' "$(python3 -c 'import os; print(os.urandom(32).hex())')" >keys.psk
+if nbdkit -U "$T/t.sock" --pidfile "$T/t.pid" --tls=require \
+	--tls-psk="$T/keys.psk" "$NBDKIT_MIMG_PLUGIN" file=disk.qcow2 2>t.log &&
+	wait_for "$T/t.pid"; then
+	NBD_SERVERS="$NBD_SERVERS t"
+	nbdcopy "nbds+unix://alice@/?socket=$T/t.sock&tls-psk-file=$T/keys.psk" \
+		tls.raw || fail "nbdcopy over TLS from the plugin"
+	qemu-img compare -q -f raw -F qcow2 tls.raw disk.qcow2 ||
+		fail "content read over TLS from the plugin"
+	nbd_stop t
+else
+	echo "nbdkit without TLS: the plugin over TLS not tested"
+fi
+
 # password=+FILE: an encrypted image is served decrypted; without the
 # password nbdkit refuses to start.
 case " $formats " in
