@@ -159,7 +159,7 @@ done
 sec="--object secret,id=s0,data=pw"
 enc="driver=qcow2,file.filename=e.qcow2,encrypt.key-secret=s0"
 # shellcheck disable=SC2086
-qemu-img create -q -f qcow2 $sec -o encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10 e.qcow2 16M
+qemu_img_luks create -q -f qcow2 $sec -o encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10 e.qcow2 16M
 # shellcheck disable=SC2086
 qemu-io $sec --image-opts -c 'write -P 0x33 0 64k' "$enc" >/dev/null ||
 	fail "write into the encrypted image"

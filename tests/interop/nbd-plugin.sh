@@ -160,7 +160,7 @@ fi
 case " $formats " in
 *" luks "*)
 	printf 'nbd-secret' >pass.txt
-	qemu-img create -q -f luks --object secret,id=s,file=pass.txt \
+	qemu_img_luks create -q -f luks --object secret,id=s,file=pass.txt \
 		-o key-secret=s,iter-time=10 disk.luks 4M ||
 		fail "qemu-img create luks"
 	qemu-io --object secret,id=s,file=pass.txt \
