@@ -227,10 +227,19 @@ static double now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-int cmd_bench(int argc, char **argv)
+/* What the command line asks for, beside what struct bench holds. */
+struct bench_args {
+	uint64_t depth, step;
+	const char *fmt, *cache, *file;
+	bool quiet, exit_safe;
+};
+
+/* Parse the options into B and A.  Returns -1 when they are good, else
+ * the exit status (help printed, or the error already reported). */
+static int parse_bench_args(int argc, char **argv, struct bench *b,
+			    struct bench_args *a)
 {
 	enum { OPT_FLUSH = 256, OPT_NO_DRAIN, OPT_PATTERN, OPT_EXIT_SAFE };
-	bool exit_safe = false;
 	static const struct option longopts[] = {
 		{"help", no_argument, NULL, 'h'},
 		{"object", required_argument, NULL, OPT_OBJECT},
@@ -242,18 +251,8 @@ int cmd_bench(int argc, char **argv)
 		{"force-share", no_argument, NULL, 'U'},
 		{NULL, 0, NULL, 0},
 	};
-	struct bench b = {
-		.count = 75000,
-		.bufsize = 4096,
-		.drain = true,
-		.lock = PTHREAD_MUTEX_INITIALIZER,
-		.cond = PTHREAD_COND_INITIALIZER,
-	};
-	uint64_t depth = 64, v, step = 0;
-	const char *fmt = NULL, *cache = "writeback";
-	bool quiet = false;
-	unsigned flags = 0;
-	int c, ret = EXIT_ERR;
+	uint64_t v = 0;
+	int c;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "hc:d:f:ni:o:qs:S:t:wU", longopts,
@@ -266,17 +265,18 @@ int cmd_bench(int argc, char **argv)
 			break;
 		case 'c':
 			if (!parse_uint("request count", optarg, INT_MAX, false,
-					&b.count))
+					&b->count))
 				return EXIT_ERR;
 			break;
 		case 'd':
 			if (!parse_uint("queue depth", optarg, 1024, false,
-					&depth) || depth == 0)
-				return depth == 0 ? cli_error("Invalid queue "
-							      "depth specified")
-						  : EXIT_ERR;
+					&a->depth))
+				return EXIT_ERR;
+			if (a->depth == 0)
+				return cli_error("Invalid queue depth "
+						 "specified");
 			break;
-		case 'f': fmt = optarg; break;
+		case 'f': a->fmt = optarg; break;
 		case 'n': break; /* native AIO: every request is a thread here */
 		case 'i':
 			if (strcmp(optarg, "threads") != 0 &&
@@ -287,90 +287,162 @@ int cmd_bench(int argc, char **argv)
 			break;
 		case 'o':
 			if (!parse_uint("offset", optarg, INT64_MAX, true,
-					&b.offset))
+					&b->offset))
 				return EXIT_ERR;
 			break;
-		case 'q': quiet = true; break;
+		case 'q': a->quiet = true; break;
 		case 's':
 			if (!parse_uint("buffer size", optarg, INT_MAX, true,
-					&v) || v == 0)
-				return v == 0 ? cli_error("Invalid buffer size "
-							  "specified")
-					      : EXIT_ERR;
-			b.bufsize = (size_t)v;
+					&v))
+				return EXIT_ERR;
+			if (v == 0)
+				return cli_error("Invalid buffer size "
+						 "specified");
+			b->bufsize = (size_t)v;
 			break;
 		case 'S':
 			if (!parse_uint("step size", optarg, INT_MAX, true,
-					&step))
+					&a->step))
 				return EXIT_ERR;
 			break;
-		case 't': cache = optarg; break;
-		case 'w': b.write = true; break;
+		case 't': a->cache = optarg; break;
+		case 'w': b->write = true; break;
 		case 'U': break; /* no image locking to override */
 		case OPT_FLUSH:
 			if (!parse_uint("flush interval", optarg, INT_MAX,
-					false, &b.flush_interval))
+					false, &b->flush_interval))
 				return EXIT_ERR;
 			break;
-		case OPT_NO_DRAIN: b.drain = false; break;
-		case OPT_EXIT_SAFE: exit_safe = true; break;
+		case OPT_NO_DRAIN: b->drain = false; break;
+		case OPT_EXIT_SAFE: a->exit_safe = true; break;
 		case OPT_PATTERN:
 			if (!parse_uint("pattern byte", optarg, 0xff, false,
 					&v))
 				return EXIT_ERR;
-			b.pattern = (int)v;
+			b->pattern = (int)v;
 			break;
 		default: return cli_usage_error("bench", "invalid option");
 		}
 	}
 	if (argc - optind != 1)
 		return cli_usage_error("bench", "Expecting one image file name");
-	if (b.flush_interval && b.flush_interval < depth && b.drain)
+	a->file = argv[optind];
+	return -1;
+}
+
+/* Check the combination of options; returns -1 when it is usable, else
+ * the exit status after reporting why not. */
+static int validate_bench_args(struct bench *b, struct bench_args *a)
+{
+	if (b->flush_interval && b->flush_interval < a->depth && b->drain)
 		return cli_error("Flush interval can't be smaller than depth");
-	if (b.flush_interval && !b.write)
+	if (b->flush_interval && !b->write)
 		return cli_error("--flush-interval is only available in write "
 				 "tests");
-	if (!b.drain && !b.flush_interval)
+	if (!b->drain && !b->flush_interval)
 		return cli_error("--no-drain requires --flush-interval");
-	b.step = step ? step : b.bufsize;
+	b->step = a->step ? a->step : b->bufsize;
+	return -1;
+}
 
-	if (strcmp(cache, "unsafe") == 0)
-		flags = MIMG_OPEN_NO_FLUSH;
-	else if (strcmp(cache, "writeback") == 0)
-		flags = 0;
-	else if (strcmp(cache, "none") == 0)
-		flags = MIMG_OPEN_DIRECT;
-	else if (strcmp(cache, "writethrough") == 0)
-		flags = MIMG_OPEN_SYNC;
-	else if (strcmp(cache, "directsync") == 0)
-		flags = MIMG_OPEN_DIRECT | MIMG_OPEN_SYNC;
-	else
-		return cli_error("Invalid cache mode: %s", cache);
+/* The open flags of qemu-img's cache mode NAME in *FLAGS; false for a
+ * name it does not know. */
+static bool cache_mode_flags(const char *name, unsigned *flags)
+{
+	static const struct { const char *name; unsigned flags; } modes[] = {
+		{"unsafe", MIMG_OPEN_NO_FLUSH},
+		{"writeback", 0},
+		{"none", MIMG_OPEN_DIRECT},
+		{"writethrough", MIMG_OPEN_SYNC},
+		{"directsync", MIMG_OPEN_DIRECT | MIMG_OPEN_SYNC},
+	};
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+		if (strcmp(name, modes[i].name) == 0) {
+			*flags = modes[i].flags;
+			return true;
+		}
+	return false;
+}
+
+/* Run DEPTH workers over B's requests; returns 0 or -1 with the failure
+ * in b->errmsg.  *ELAPSED gets the seconds they took. */
+static int run_workers(struct bench *b, uint64_t depth, double *elapsed)
+{
+	pthread_t *threads = calloc(depth, sizeof(*threads));
+	if (!threads) {
+		snprintf(b->errmsg, sizeof(b->errmsg),
+			 "Out of memory for %" PRIu64 " threads", depth);
+		return -1;
+	}
+	double start = now();
+	uint64_t started = 0;
+	for (; started < depth; started++) {
+		int r = pthread_create(&threads[started], NULL, worker, b);
+		if (r != 0) {
+			pthread_mutex_lock(&b->lock);
+			if (b->err == 0) {
+				b->err = -r;
+				__atomic_store_n(&b->stop, true,
+						 __ATOMIC_RELAXED);
+				snprintf(b->errmsg, sizeof(b->errmsg),
+					 "Could not start thread: %s",
+					 strerror(r));
+			}
+			pthread_cond_broadcast(&b->cond);
+			pthread_mutex_unlock(&b->lock);
+			break;
+		}
+	}
+	for (uint64_t t = 0; t < started; t++)
+		pthread_join(threads[t], NULL);
+	*elapsed = now() - start;
+	free(threads);
+	return b->err != 0 ? -1 : 0;
+}
+
+int cmd_bench(int argc, char **argv)
+{
+	struct bench b = {
+		.count = 75000,
+		.bufsize = 4096,
+		.drain = true,
+		.lock = PTHREAD_MUTEX_INITIALIZER,
+		.cond = PTHREAD_COND_INITIALIZER,
+	};
+	struct bench_args a = { .depth = 64, .cache = "writeback" };
+	unsigned flags = 0;
+	int ret = EXIT_ERR;
+
+	if ((ret = parse_bench_args(argc, argv, &b, &a)) >= 0 ||
+	    (ret = validate_bench_args(&b, &a)) >= 0)
+		return ret;
+	if (!cache_mode_flags(a.cache, &flags))
+		return cli_error("Invalid cache mode: %s", a.cache);
 	if (b.write)
 		flags |= MIMG_OPEN_RDWR;
-
-	if (exit_safe && b.write)
+	if (a.exit_safe && b.write)
 		flags |= MIMG_OPEN_EXIT_SAFE;
-	const char *file = argv[optind];
-	int r = cli_open(&b.img, file, fmt, flags);
+
+	int r = cli_open(&b.img, a.file, a.fmt, flags);
 	if (r < 0)
 		return cli_error("%s", cli_errmsg());
+	ret = EXIT_ERR;
 	uint64_t size = mimg_size(b.img);
 	b.wrap = size;
 	if (b.offset + b.bufsize > size && b.count > 0) {
 		cli_error("Offset %" PRIu64 " plus buffer size %zu is past the "
 			  "end of '%s' (%" PRIu64 " bytes)", b.offset,
-			  b.bufsize, file, size);
+			  b.bufsize, a.file, size);
 		goto out;
 	}
-	if (depth > b.count && b.count > 0)
-		depth = b.count; /* idle threads would only cost start-up */
+	if (a.depth > b.count && b.count > 0)
+		a.depth = b.count; /* idle threads would only cost start-up */
 
-	if (!quiet) {
+	if (!a.quiet) {
 		printf("Sending %" PRIu64 " %s requests, %zu bytes each, %" PRIu64
 		       " in parallel (starting at offset %" PRIu64
 		       ", step size %" PRIu64 ")\n",
-		       b.count, b.write ? "write" : "read", b.bufsize, depth,
+		       b.count, b.write ? "write" : "read", b.bufsize, a.depth,
 		       b.offset, b.step);
 		if (b.flush_interval)
 			printf("Sending flush every %" PRIu64 " requests\n",
@@ -378,45 +450,18 @@ int cmd_bench(int argc, char **argv)
 		fflush(stdout);
 	}
 
-	pthread_t *threads = calloc(depth, sizeof(*threads));
-	if (!threads) {
-		cli_error("Out of memory for %" PRIu64 " threads", depth);
-		goto out;
-	}
-	double start = now();
-	uint64_t started = 0;
-	for (; started < depth; started++) {
-		r = pthread_create(&threads[started], NULL, worker, &b);
-		if (r != 0) {
-			pthread_mutex_lock(&b.lock);
-			if (b.err == 0) {
-				b.err = -r;
-				__atomic_store_n(&b.stop, true,
-						 __ATOMIC_RELAXED);
-				snprintf(b.errmsg, sizeof(b.errmsg),
-					 "Could not start thread: %s",
-					 strerror(r));
-			}
-			pthread_cond_broadcast(&b.cond);
-			pthread_mutex_unlock(&b.lock);
-			break;
-		}
-	}
-	for (uint64_t t = 0; t < started; t++)
-		pthread_join(threads[t], NULL);
-	double elapsed = now() - start;
-	free(threads);
-
-	if (b.err != 0) {
+	double elapsed;
+	if (run_workers(&b, a.depth, &elapsed) < 0) {
 		cli_error("%s", b.errmsg);
 		goto out;
 	}
-	if (!quiet)
+	if (!a.quiet)
 		printf("Run completed in %3.3f seconds.\n", elapsed);
 	ret = EXIT_OK;
 out:
 	r = mimg_close(b.img);
 	if (r < 0 && ret == EXIT_OK)
-		ret = cli_error("Closing '%s' failed: %s", file, mimg_errmsg());
+		ret = cli_error("Closing '%s' failed: %s", a.file,
+				mimg_errmsg());
 	return ret;
 }

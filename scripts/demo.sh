@@ -4,7 +4,8 @@
 # sample: make a sparse 1 GiB disk with mixed data, convert it between every
 # available format (plain and compressed), show `info`, and verify that
 # every round trip gives back the same bytes.
-#   scripts/demo.sh [WORKDIR]
+#   scripts/demo.sh [WORKDIR]   (WORKDIR is kept; without it a temporary
+#                               directory is used and removed)
 set -eu
 . "$(dirname "$0")/setup.sh"
 
@@ -12,8 +13,16 @@ install_packages
 build -Dtests=false
 MIMG=$BUILD_DIR/mimg/mimg
 
-WORK=${1:-$(mktemp -d "${TMPDIR:-/tmp}/mimg-demo-XXXXXX")}
-mkdir -p "$WORK"
+# A working directory of our own is removed at the end; one the user
+# named is kept with the images in it.
+if [ $# -ge 1 ]; then
+	WORK=$1
+	mkdir -p "$WORK"
+else
+	WORK=$(mktemp -d "${TMPDIR:-/tmp}/mimg-demo-XXXXXX")
+	trap 'cd / && rm -rf "$WORK"' EXIT
+	trap 'exit 130' INT TERM
+fi
 cd "$WORK"
 echo "== working in $WORK"
 
