@@ -57,6 +57,41 @@ static int push_opt(struct mimg_opt **opts, int *n, const char *key,
 	return 0;
 }
 
+/* "-o size=..." gives the size too, as in qemu-img: take every such
+ * option out of OPTS (*NOPTS of them), the last one's value into
+ * *SIZE_COPY (NULL when there is none), which the caller frees. */
+static void take_size_opt(struct mimg_opt *opts, int *nopts,
+			 char **size_copy)
+{
+	int kept = 0;
+
+	*size_copy = NULL;
+	for (int i = 0; i < *nopts; i++) {
+		if (strcmp(opts[i].key, "size") != 0) {
+			opts[kept++] = opts[i];
+			continue;
+		}
+		free(*size_copy);
+		*size_copy = (char *)opts[i].value;
+		free((char *)opts[i].key);
+	}
+	*nopts = kept;
+}
+
+/* The line qemu-img prints for a created image: the size first, as it
+ * prints it for raw images, then the options. */
+static void print_formatting(const char *file, const char *fmt,
+			     bool have_size, uint64_t size,
+			     const struct mimg_opt *opts, int nopts)
+{
+	printf("Formatting '%s', fmt=%s", file, fmt);
+	if (have_size)
+		printf(" size=%" PRIu64, size);
+	for (int i = 0; i < nopts; i++)
+		printf(" %s=%s", opts[i].key, opts[i].value);
+	printf("\n");
+}
+
 int cmd_create(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -134,42 +169,22 @@ int cmd_create(int argc, char **argv)
 	}
 	have_size = argc - optind == 2;
 	size_text = have_size ? argv[optind + 1] : NULL;
-	/* "-o size=..." gives the size too, as in qemu-img; it is taken out
-	 * of the format options (the last one wins). */
-	for (int i = 0; i < nopts; i++) {
-		if (strcmp(opts[i].key, "size") != 0)
-			continue;
-		if (have_size) {
-			cli_error("%s: The image size must be specified only "
-				  "once", argv[optind]);
-			goto out;
-		}
-		free(size_copy);
-		if (!(size_copy = strdup(opts[i].value))) {
-			cli_error("out of memory");
-			goto out;
-		}
+	take_size_opt(opts, &nopts, &size_copy);
+	if (size_copy && have_size) {
+		cli_error("%s: The image size must be specified only once",
+			  argv[optind]);
+		goto out;
 	}
-	if (size_copy) {
-		int kept = 0;
-		for (int i = 0; i < nopts; i++) {
-			if (strcmp(opts[i].key, "size") == 0) {
-				free((char *)opts[i].key);
-				free((char *)opts[i].value);
-			} else {
-				opts[kept++] = opts[i];
-			}
-		}
-		nopts = kept;
-		size_text = size_copy;
-		have_size = true;
-	}
-	if (size_copy && mimg_parse_size(size_text, &size) < 0) {
+	if (size_copy && mimg_parse_size(size_copy, &size) < 0) {
 		cli_error("%s: Parameter 'size' expects a non-negative number "
 			  "below 2^64\nOptional suffix k, M, G, T, P or E "
 			  "means kilo-, mega-, giga-, tera-, peta-\nand "
 			  "exabytes, respectively.", argv[optind]);
 		goto out;
+	}
+	if (size_copy) {
+		size_text = size_copy;
+		have_size = true;
 	}
 	if (have_size && mimg_parse_size(size_text, &size) < 0) {
 		cli_error("Invalid image size specified. You may use k, M, "
@@ -189,15 +204,9 @@ int cmd_create(int argc, char **argv)
 		       unsafe ? MIMG_CREATE_UNSAFE_BACKING : 0);
 	if (r < 0)
 		goto err_msg;
-	if (!quiet) {
-		/* size first, as qemu-img prints it for raw images */
-		printf("Formatting '%s', fmt=%s", argv[optind], fmt);
-		if (have_size)
-			printf(" size=%" PRIu64, size);
-		for (int i = 0; i < nopts; i++)
-			printf(" %s=%s", opts[i].key, opts[i].value);
-		printf("\n");
-	}
+	if (!quiet)
+		print_formatting(argv[optind], fmt, have_size, size, opts,
+				 nopts);
 	status = EXIT_OK;
 	goto out;
 err_msg:
