@@ -207,25 +207,148 @@ static void compare_copies(struct checker *c, struct vmdk_sparse *sp,
 	}
 }
 
+/* What a walk over one sparse extent's grain tables keeps. */
+struct grain_walk {
+	struct vmdk_sparse *sp;
+	uint64_t fsize;		/* host file size */
+	uint64_t meta_end;	/* grains must start at or after this */
+	uint64_t total;		/* grains in the capacity */
+	uint64_t prev_host;	/* the last grain's offset, for fragmentation */
+	struct alloc_rec *recs;	/* every grain's host range, for overlaps */
+	size_t nrec, caprec;
+	bool overlap_ok;	/* recs holds every grain */
+};
+
+/* Host bytes the grain at HOST takes: a whole grain, or for compressed
+ * grains the marker and the data it declares (one sector when that
+ * cannot be read). */
+static uint64_t grain_host_len(const struct vmdk_sparse *sp, uint64_t host,
+			       uint64_t fsize)
+{
+	uint8_t m[12];
+
+	if (!sp->compressed)
+		return sp->grain_bytes;
+	if (sp->markers && host + 12 <= fsize &&
+	    mimg_file_pread(sp->file, m, 12, host) == 0)
+		return 12 + (uint64_t)ld_le32(m + 8);
+	return VMDK_SECTOR;
+}
+
+/* Remember the range of a grain for the overlap check, while memory for
+ * it is allowed. */
+static void record_grain(struct checker *c, struct grain_walk *w,
+			 uint64_t host, uint64_t len)
+{
+	if (!w->overlap_ok)
+		return;
+	if (w->nrec == w->caprec) {
+		size_t nc = w->caprec ? w->caprec * 2 : 1024;
+		struct alloc_rec *n;
+		if (nc > MAX_OVERLAP_GRAINS ||
+		    !(n = realloc(w->recs, nc * sizeof(*n)))) {
+			w->overlap_ok = false;
+			report(c, "%s: too many grains to check for overlaps",
+			       w->sp->path);
+			c->res->check_errors++;
+			return;
+		}
+		w->recs = n;
+		w->caprec = nc;
+	}
+	w->recs[w->nrec].host = host;
+	w->recs[w->nrec].len = len;
+	w->nrec++;
+}
+
+/* Check grain GRAIN, whose grain-table entry is V. */
+static void check_grain(struct checker *c, struct grain_walk *w,
+			uint64_t grain, uint32_t v)
+{
+	struct vmdk_sparse *sp = w->sp;
+	struct mimg_check_result *res = c->res;
+
+	if (v == 0 || grain >= w->total ||
+	    (v == VMDK_GTE_ZERO && sp->zero_grain))
+		return;
+	uint64_t host = (uint64_t)v * VMDK_SECTOR;
+	uint64_t len = grain_host_len(sp, host, w->fsize);
+	res->allocated_clusters++;
+	if (sp->compressed)
+		res->compressed_clusters++;
+	if (!ck_range_within(host, len, w->fsize)) {
+		report(c, "ERROR: %s: grain %" PRIu64 " at offset 0x%" PRIx64
+		       " points after EOF", sp->path, grain, host);
+		res->corruptions++;
+		return;
+	}
+	if (host < w->meta_end) {
+		report(c, "ERROR: %s: grain %" PRIu64 " at offset 0x%" PRIx64
+		       " overlaps the metadata", sp->path, grain, host);
+		res->corruptions++;
+		return;
+	}
+	if (w->prev_host && host != w->prev_host + len)
+		res->fragmented_clusters++;
+	w->prev_host = host;
+	record_grain(c, w, host, len);
+}
+
+/* Report every pair of recorded grains whose host ranges overlap. */
+static void check_overlaps(struct checker *c, struct grain_walk *w)
+{
+	if (!w->overlap_ok || w->nrec < 2)
+		return;
+	qsort(w->recs, w->nrec, sizeof(*w->recs), cmp_rec);
+	for (size_t i = 1; i < w->nrec; i++) {
+		const struct alloc_rec *p = &w->recs[i - 1], *q = &w->recs[i];
+		if (q->host < p->host + p->len) {
+			report(c, "ERROR: %s: grains at offsets 0x%" PRIx64
+			       " and 0x%" PRIx64 " overlap", w->sp->path,
+			       p->host, q->host);
+			c->res->corruptions++;
+		}
+	}
+}
+
+/* Read grain table GDI (and its redundant copy) into GT and RGT; false
+ * when the primary could not be read (reported). */
+static bool read_grain_tables(struct checker *c, struct vmdk_sparse *sp,
+			      uint64_t gdi, uint32_t *gt, uint32_t *rgt)
+{
+	if (vmdk_sparse_read_gt(sp, sp->gd, gdi, gt) < 0) {
+		report(c, "ERROR: %s: grain table %" PRIu64 ": %s", sp->path,
+		       gdi, mimg_errmsg());
+		c->res->corruptions++;
+		return false;
+	}
+	if (!sp->rgd)
+		return true;
+	if (vmdk_sparse_read_gt(sp, sp->rgd, gdi, rgt) < 0) {
+		report(c, "ERROR: %s: redundant grain table %" PRIu64 ": %s",
+		       sp->path, gdi, mimg_errmsg());
+		c->res->corruptions++;
+	} else {
+		compare_copies(c, sp, gdi, gt, rgt);
+	}
+	return true;
+}
+
 static int check_sparse(struct checker *c, struct vmdk_extent *e)
 {
 	struct vmdk_sparse *sp = e->sp;
-	struct mimg_check_result *res = c->res;
-	uint64_t fsize, meta_end, total;
+	struct grain_walk w = { .sp = sp, .overlap_ok = true };
 	uint32_t *gt = NULL, *rgt = NULL;
-	struct alloc_rec *recs = NULL;
-	size_t nrec = 0, caprec = 0;
-	bool overlap_ok = true;
-	uint64_t prev_host = 0;
 	int r;
 
-	r = mimg_file_size(sp->file, &fsize);
+	r = mimg_file_size(sp->file, &w.fsize);
 	if (r < 0)
 		return r;
-	if (sp->gd_at_end || !ck_mul_u64(sp->overhead, VMDK_SECTOR, &meta_end))
-		meta_end = VMDK_SECTOR;
-	total = div_round_up_u64(sp->capacity, sp->grain_sectors);
-	res->total_clusters += total;
+	if (sp->gd_at_end || !ck_mul_u64(sp->overhead, VMDK_SECTOR,
+					 &w.meta_end))
+		w.meta_end = VMDK_SECTOR;
+	w.total = div_round_up_u64(sp->capacity, sp->grain_sectors);
+	c->res->total_clusters += w.total;
 	gt = malloc(sp->gt_bytes);
 	rgt = malloc(sp->gt_bytes);
 	if (!gt || !rgt) {
@@ -233,98 +356,17 @@ static int check_sparse(struct checker *c, struct vmdk_extent *e)
 		goto out;
 	}
 	for (uint64_t gdi = 0; gdi < sp->gd_entries; gdi++) {
-		r = vmdk_sparse_read_gt(sp, sp->gd, gdi, gt);
-		if (r < 0) {
-			report(c, "ERROR: %s: grain table %" PRIu64 ": %s",
-			       sp->path, gdi, mimg_errmsg());
-			res->corruptions++;
+		if (!read_grain_tables(c, sp, gdi, gt, rgt))
 			continue;
-		}
-		if (sp->rgd) {
-			r = vmdk_sparse_read_gt(sp, sp->rgd, gdi, rgt);
-			if (r < 0) {
-				report(c, "ERROR: %s: redundant grain table %"
-				       PRIu64 ": %s", sp->path, gdi,
-				       mimg_errmsg());
-				res->corruptions++;
-			} else {
-				compare_copies(c, sp, gdi, gt, rgt);
-			}
-		}
-		for (uint32_t i = 0; i < sp->gt_entries; i++) {
-			uint64_t grain = gdi * sp->gt_entries + i;
-			uint32_t v = gt[i];
-			if (v == 0 || grain >= total)
-				continue;
-			if (v == VMDK_GTE_ZERO && sp->zero_grain)
-				continue;
-			uint64_t host = (uint64_t)v * VMDK_SECTOR;
-			uint64_t len = sp->grain_bytes;
-			res->allocated_clusters++;
-			if (sp->compressed) {
-				res->compressed_clusters++;
-				len = VMDK_SECTOR;
-				if (sp->markers && host + 12 <= fsize) {
-					uint8_t m[12];
-					if (mimg_file_pread(sp->file, m, 12,
-							    host) == 0)
-						len = 12 + (uint64_t)ld_le32(m + 8);
-				}
-			}
-			if (!ck_range_within(host, len, fsize)) {
-				report(c, "ERROR: %s: grain %" PRIu64 " at "
-				       "offset 0x%" PRIx64 " points after EOF",
-				       sp->path, grain, host);
-				res->corruptions++;
-				continue;
-			}
-			if (host < meta_end) {
-				report(c, "ERROR: %s: grain %" PRIu64 " at "
-				       "offset 0x%" PRIx64 " overlaps the "
-				       "metadata", sp->path, grain, host);
-				res->corruptions++;
-				continue;
-			}
-			if (prev_host && host != prev_host + len)
-				res->fragmented_clusters++;
-			prev_host = host;
-			if (!overlap_ok)
-				continue;
-			if (nrec == caprec) {
-				size_t nc = caprec ? caprec * 2 : 1024;
-				struct alloc_rec *n;
-				if (nc > MAX_OVERLAP_GRAINS ||
-				    !(n = realloc(recs, nc * sizeof(*n)))) {
-					overlap_ok = false;
-					report(c, "%s: too many grains to check "
-					       "for overlaps", sp->path);
-					res->check_errors++;
-					continue;
-				}
-				recs = n;
-				caprec = nc;
-			}
-			recs[nrec].host = host;
-			recs[nrec].len = len;
-			nrec++;
-		}
+		for (uint32_t i = 0; i < sp->gt_entries; i++)
+			check_grain(c, &w, gdi * sp->gt_entries + i, gt[i]);
 	}
-	if (overlap_ok && nrec > 1) {
-		qsort(recs, nrec, sizeof(*recs), cmp_rec);
-		for (size_t i = 1; i < nrec; i++)
-			if (recs[i].host < recs[i - 1].host + recs[i - 1].len) {
-				report(c, "ERROR: %s: grains at offsets 0x%"
-				       PRIx64 " and 0x%" PRIx64 " overlap",
-				       sp->path, recs[i - 1].host,
-				       recs[i].host);
-				res->corruptions++;
-			}
-	}
+	check_overlaps(c, &w);
 	r = 0;
 out:
 	free(gt);
 	free(rgt);
-	free(recs);
+	free(w.recs);
 	return r;
 }
 
