@@ -255,7 +255,7 @@ static int parse_bench_args(int argc, char **argv, struct bench *b,
 	int c;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "hc:d:f:ni:o:qs:S:t:wU", longopts,
+	while ((c = getopt_long(argc, argv, ":hc:d:f:ni:o:qs:S:t:wU", longopts,
 				NULL)) != -1) {
 		switch (c) {
 		case 'h': bench_help(); return EXIT_OK;
@@ -321,7 +321,7 @@ static int parse_bench_args(int argc, char **argv, struct bench *b,
 				return EXIT_ERR;
 			b->pattern = (int)v;
 			break;
-		default: return cli_usage_error("bench", "invalid option");
+		default: return cli_bad_option("bench", c, argv);
 		}
 	}
 	if (argc - optind != 1)

@@ -143,7 +143,7 @@ int cmd_check(int argc, char **argv)
 	int c, r;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "f:r:qUh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":f:r:qUh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f': fmt = optarg; break;
 		case 'r':
@@ -168,7 +168,7 @@ int cmd_check(int argc, char **argv)
 				return EXIT_ERR;
 			break;
 		case 'h': check_help(); return EXIT_OK;
-		default: return cli_usage_error("check", "invalid option");
+		default: return cli_bad_option("check", c, argv);
 		}
 	}
 	if (optind != argc - 1)

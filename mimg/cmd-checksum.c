@@ -85,7 +85,7 @@ int cmd_checksum(int argc, char **argv)
 	int c, r;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "f:a:T:pUh", longopts, NULL)) !=
+	while ((c = getopt_long(argc, argv, ":f:a:T:pUh", longopts, NULL)) !=
 	       -1) {
 		switch (c) {
 		case 'f': fmt = optarg; break;
@@ -111,7 +111,7 @@ int cmd_checksum(int argc, char **argv)
 				return EXIT_ERR;
 			break;
 		case 'h': checksum_help(); return EXIT_OK;
-		default: return cli_usage_error("checksum", "invalid option");
+		default: return cli_bad_option("checksum", c, argv);
 		}
 	}
 	if (optind != argc - 1)

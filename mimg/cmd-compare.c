@@ -146,7 +146,7 @@ int cmd_compare(int argc, char **argv)
 	int opt, status = CMP_ERROR;
 
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "f:F:pqsUh", longopts, NULL)) !=
+	while ((opt = getopt_long(argc, argv, ":f:F:pqsUh", longopts, NULL)) !=
 	       -1) {
 		switch (opt) {
 		case 'f': fa = optarg; break;
@@ -160,15 +160,13 @@ int cmd_compare(int argc, char **argv)
 				return CMP_ERROR;
 			break;
 		case 'h': compare_help(); return CMP_SAME;
-		default:
-			cli_usage_error("compare", "invalid option");
-			return CMP_ERROR;
+		/* usage errors exit 1, not CMP_ERROR, as in qemu-img */
+		default: return cli_bad_option("compare", opt, argv);
 		}
 	}
-	if (argc - optind != 2) {
-		cli_usage_error("compare", "Expecting two image file names");
-		return CMP_ERROR;
-	}
+	if (argc - optind != 2)
+		return cli_usage_error("compare",
+				       "Expecting two image file names");
 	if (cli_open(&c.a, argv[optind], fa, 0) < 0 ||
 	    cli_open(&c.b, argv[optind + 1], fb, 0) < 0) {
 		cmp_error();

@@ -578,7 +578,7 @@ int cmd_convert(int argc, char **argv)
 	uint64_t v;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "f:O:o:cpqnS:m:Wt:T:l:UhB:F:C",
+	while ((c = getopt_long(argc, argv, ":f:O:o:cpqnS:m:Wt:T:l:UhB:F:C",
 				longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f': a.src_fmt = optarg; break;
@@ -677,7 +677,7 @@ int cmd_convert(int argc, char **argv)
 			return EXIT_OK;
 		default:
 			free(opts_text);
-			return cli_usage_error("convert", "invalid option");
+			return cli_bad_option("convert", c, argv);
 		}
 	}
 	if (opts_text && mimg_opts_has_help(opts_text)) {

@@ -108,7 +108,7 @@ int cmd_create(int argc, char **argv)
 	char *size_copy = NULL;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "f:o:b:F:quh", longopts, NULL)) !=
+	while ((c = getopt_long(argc, argv, ":f:o:b:F:quh", longopts, NULL)) !=
 	       -1) {
 		switch (c) {
 		case 'f': fmt = optarg; break;
@@ -142,7 +142,7 @@ int cmd_create(int argc, char **argv)
 		case 'u': unsafe = true; break;
 		case 'h': create_help(); return EXIT_OK;
 		default:
-			cli_usage_error("create", "invalid option");
+			cli_bad_option("create", c, argv);
 			goto out;
 		}
 	}

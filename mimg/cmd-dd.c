@@ -200,7 +200,7 @@ int cmd_dd(int argc, char **argv)
 	int c, status;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "hf:O:U", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":hf:O:U", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f': a.fmt = optarg; break;
 		case 'O': a.out_fmt = optarg; break;
@@ -211,7 +211,7 @@ int cmd_dd(int argc, char **argv)
 			break;
 		case OPT_IMAGE_OPTS: image_opts = true; break;
 		case 'h': dd_help(); return EXIT_OK;
-		default: return cli_usage_error("dd", "invalid option");
+		default: return cli_bad_option("dd", c, argv);
 		}
 	}
 	for (int i = optind; i < argc; i++)

@@ -186,7 +186,7 @@ int cmd_info(int argc, char **argv)
 	int c;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "f:hU", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":f:hU", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f': fmt = optarg; break;
 		case 'U': break;
@@ -203,7 +203,7 @@ int cmd_info(int argc, char **argv)
 		case OPT_IMAGE_OPTS: image_opts = true; break;
 		case OPT_OVA_DISK: ova_disk = optarg; break;
 		case 'h': info_help(); return EXIT_OK;
-		default: return cli_usage_error("info", "invalid option");
+		default: return cli_bad_option("info", c, argv);
 		}
 	}
 	if (optind != argc - 1)

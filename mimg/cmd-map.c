@@ -124,7 +124,7 @@ int cmd_map(int argc, char **argv)
 	int c, r;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "f:s:l:Uh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":f:s:l:Uh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f': fmt = optarg; break;
 		case 's':
@@ -146,7 +146,7 @@ int cmd_map(int argc, char **argv)
 				return EXIT_ERR;
 			break;
 		case 'h': map_help(); return EXIT_OK;
-		default: return cli_usage_error("map", "invalid option");
+		default: return cli_bad_option("map", c, argv);
 		}
 	}
 	if (optind != argc - 1)

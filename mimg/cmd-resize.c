@@ -57,7 +57,7 @@ int cmd_resize(int argc, char **argv)
 	}
 	argc--;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "f:qh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":f:qh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f': fmt = optarg; break;
 		case 'q': quiet = true; break;
@@ -79,7 +79,7 @@ int cmd_resize(int argc, char **argv)
 			if (cli_object_add(optarg) < 0)
 				return EXIT_ERR;
 			break;
-		default: return cli_usage_error("resize", "invalid option");
+		default: return cli_bad_option("resize", c, argv);
 		}
 	}
 	if (argc - optind != 1 || !arg)

@@ -96,13 +96,12 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 
 int cli_bad_option(const char *cmd, int c, char **argv)
 {
+	/* qemu-img's words, naming the argument getopt stopped in */
+	const char *arg = optind > 0 ? argv[optind - 1] : "";
 	if (c == ':')
-		return cli_usage_error(cmd, "option requires an argument -- "
-				       "'%c'", optopt);
-	if (optopt)
-		return cli_usage_error(cmd, "invalid option -- '%c'", optopt);
-	return cli_usage_error(cmd, "unrecognized option '%s'",
-			       argv[optind - 1]);
+		return cli_usage_error(cmd, "missing argument for option "
+				       "'%s'", arg);
+	return cli_usage_error(cmd, "unrecognized option '%s'", arg);
 }
 
 bool cli_parse_output(const char *arg, enum output_format *out)

@@ -139,6 +139,20 @@ grep -q "missing.img" m.err || fail "the message names the file"
 "$MIMG" 2>/dev/null
 check_eq "$?" 1 "no arguments"
 
+# An unknown option is worded as qemu-img words it, in every command
+# (but measure, where qemu-img prints its help and exits 0).
+for c in amend bench bitmap check commit compare convert create dd info map \
+	rebase resize snapshot; do
+	for o in --no-such-option -Z; do
+		qemu-img $c $o r.img 2>q.err >/dev/null
+		qs=$?
+		"$MIMG" $c $o r.img 2>m.err >/dev/null
+		check_eq "$?" "$qs" "$c $o: exit status"
+		check_eq "$(head -1 m.err)" "$(head -1 q.err | sed 's/^qemu-img:/mimg:/')" \
+			"$c $o: message"
+	done
+done
+
 # --help and --version succeed and print to stdout
 for c in "" info create convert check; do
 	# shellcheck disable=SC2086
