@@ -27,7 +27,12 @@
 # commit e4452d45ec5a, pci_nvme.c of commit 3890cae0e411 of the
 # fel1x-developer/freebsd-src mirror.  Those models call
 # blockif_add_boot_device(), blockif_register_resize_callback() and, under
-# BHYVE_SNAPSHOT, blockif_pause/resume().  See doc/bhyve.md.
+# BHYVE_SNAPSHOT, blockif_pause/resume().  Also passing: the FreeBSD 14
+# generation of pci_virtio_block.c and pci_ahci.c (init without a vmctx
+# argument, const device tables, no blockif_add_boot_device()) of
+# opnsense/src commit 598754d632c2, with pci_nvme.c and the headers of the
+# 15-CURRENT set; no complete 14.x release tree has been checked.  See
+# doc/bhyve.md.
 #
 # Nothing is downloaded.  MIMG_BUILD_DIR (default: ./build) is a meson
 # build of mimg; the work directory is $BHYVE_CHECK_DIR or a temporary one
