@@ -3,22 +3,13 @@
  *
  * One blockif request run to its completion (see blockif_run.h).
  */
-#include <pthread.h>
-#include <stdbool.h>
 #include <string.h>
 
 #include "blockif_run.h"
 
-struct completion {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool done;
-	int err;
-};
-
-static void completed(struct blockif_req *br, int err)
+void blockif_completed(struct blockif_req *br, int err)
 {
-	struct completion *c = br->br_param;
+	struct blockif_completion *c = br->br_param;
 
 	pthread_mutex_lock(&c->lock);
 	c->err = err;
@@ -27,12 +18,21 @@ static void completed(struct blockif_req *br, int err)
 	pthread_mutex_unlock(&c->lock);
 }
 
+int blockif_completion_wait(struct blockif_completion *c)
+{
+	pthread_mutex_lock(&c->lock);
+	while (!c->done)
+		pthread_cond_wait(&c->cond, &c->lock);
+	c->done = false;
+	pthread_mutex_unlock(&c->lock);
+	return c->err;
+}
+
 int blockif_run(int (*op)(struct blockif_ctxt *, struct blockif_req *),
 		struct blockif_ctxt *bc, void *buf, size_t len, uint64_t off,
 		int *err)
 {
-	struct completion c = { PTHREAD_MUTEX_INITIALIZER,
-				PTHREAD_COND_INITIALIZER, false, 0 };
+	struct blockif_completion c = BLOCKIF_COMPLETION_INIT;
 	struct blockif_req br;
 	int r;
 
@@ -44,14 +44,10 @@ int blockif_run(int (*op)(struct blockif_ctxt *, struct blockif_req *),
 	}
 	br.br_offset = (off_t)off;
 	br.br_resid = (ssize_t)len;
-	br.br_callback = completed;
+	br.br_callback = blockif_completed;
 	br.br_param = &c;
 	if ((r = op(bc, &br)) != 0)
 		return r;
-	pthread_mutex_lock(&c.lock);
-	while (!c.done)
-		pthread_cond_wait(&c.cond, &c.lock);
-	pthread_mutex_unlock(&c.lock);
-	*err = c.err;
+	*err = blockif_completion_wait(&c);
 	return 0;
 }

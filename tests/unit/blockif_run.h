@@ -7,10 +7,27 @@
 #ifndef TEST_BLOCKIF_RUN_H
 #define TEST_BLOCKIF_RUN_H
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "vmm-blk/block_if.h"
+
+/* A request's completion to wait for: blockif_completed as br_callback,
+ * the struct as br_param. */
+struct blockif_completion {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
+	int err;
+};
+#define BLOCKIF_COMPLETION_INIT                                            \
+	{ PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0 }
+void blockif_completed(struct blockif_req *br, int err);
+/* Wait for the completion and return its error (0 or an errno value);
+ * C is ready for the next request. */
+int blockif_completion_wait(struct blockif_completion *c);
 
 /* Submit with OP (blockif_read, blockif_write, blockif_flush, ...) a
  * request of LEN bytes at OFF over BUF (LEN 0: no data).  Returns what OP

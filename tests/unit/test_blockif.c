@@ -18,6 +18,7 @@
 
 #include "blockif_park.h"
 #include "mimg.h"
+#include "blockif_run.h"
 #include "testutil.h"
 #include "test_blockif_stress.h"
 #include "vmm-blk/block_if.h"
@@ -42,23 +43,9 @@ static struct blockif_ctxt *open_ok(const char *opts)
 /* A request and a way to wait for it. */
 struct waiter {
 	struct blockif_req br;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool done;
-	int err;
+	struct blockif_completion done;
 	uint8_t buf[65536];
 };
-
-static void waiter_done(struct blockif_req *br, int err)
-{
-	struct waiter *w = br->br_param;
-
-	pthread_mutex_lock(&w->lock);
-	w->done = true;
-	w->err = err;
-	pthread_cond_signal(&w->cond);
-	pthread_mutex_unlock(&w->lock);
-}
 
 static struct waiter *waiter_new(uint64_t off, size_t len)
 {
@@ -66,10 +53,9 @@ static struct waiter *waiter_new(uint64_t off, size_t len)
 
 	ck_assert_ptr_nonnull(w);
 	ck_assert_uint_le(len, sizeof(w->buf));
-	pthread_mutex_init(&w->lock, NULL);
-	pthread_cond_init(&w->cond, NULL);
-	w->br.br_callback = waiter_done;
-	w->br.br_param = w;
+	w->done = (struct blockif_completion)BLOCKIF_COMPLETION_INIT;
+	w->br.br_callback = blockif_completed;
+	w->br.br_param = &w->done;
 	w->br.br_offset = (off_t)off;
 	w->br.br_resid = (ssize_t)len;
 	w->br.br_iovcnt = 1;
@@ -80,12 +66,7 @@ static struct waiter *waiter_new(uint64_t off, size_t len)
 
 static int waiter_wait(struct waiter *w)
 {
-	pthread_mutex_lock(&w->lock);
-	while (!w->done)
-		pthread_cond_wait(&w->cond, &w->lock);
-	w->done = false;
-	pthread_mutex_unlock(&w->lock);
-	return w->err;
+	return blockif_completion_wait(&w->done);
 }
 
 /* Submit W's request with OP (blockif_read, _write, ...), which queues
