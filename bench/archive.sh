@@ -15,25 +15,12 @@
 # zeroes, compressed with xz -T0 (independent blocks, as xz -T writes).
 set -eu
 
+. "$(dirname "$0")/lib.sh"
 size_mib=2048 data_mib=512 rounds=3
-while getopts s:d:n: o; do
-	case $o in
-	s) size_mib=$OPTARG ;;
-	d) data_mib=$OPTARG ;;
-	n) rounds=$OPTARG ;;
-	*) echo "usage: $0 [-s MiB] [-d MiB] [-n ROUNDS] [WORKDIR]" >&2; exit 2 ;;
-	esac
-done
-shift $((OPTIND - 1))
-
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-MIMG=${MIMG:-$ROOT/build/mimg/mimg}
-for t in qemu-img xz python3 /usr/bin/time; do
-	command -v "$t" >/dev/null || { echo "bench: $t is needed" >&2; exit 1; }
-done
-WORK=${1:-${TMPDIR:-/tmp}/mimg-bench-archive}
-mkdir -p "$WORK"
-cd "$WORK"
+bench_options "[-s MiB] [-d MiB] [-n ROUNDS]" s=size_mib d=data_mib \
+	n=rounds -- "$@"
+bench_need qemu-img xz python3 /usr/bin/time
+bench_enter "$BENCH_DIR" mimg-bench-archive
 
 if [ ! -f src.raw.xz ]; then
 	echo "bench: writing src.raw.xz ($size_mib MiB, $data_mib MiB of data)"
@@ -59,8 +46,8 @@ fi
 run() {
 	name=$1
 	shift
-	/usr/bin/time -f "%e %U %S %M" -o "$name.t1" "$@"
-	awk '{ printf "%s %.2f %s\n", $1, $2 + $3, $4 }' "$name.t1" >> "$name.t"
+	bench_time "$@"
+	echo "$w $c $r" >>"$name.t"
 }
 
 qemu_pipe='xz -dc src.raw.xz | qemu-img convert -f raw -O qcow2 /dev/stdin q.qcow2'
@@ -94,5 +81,6 @@ for t in mimg qemu; do
 	printf '%-10s %8s %8s %12s\n' "$t" "$(median $t.t 1)" "$(median $t.t 2)" \
 		"$(median $t.t 3)"
 done
-python3 -c 'import sys; m, q, mc, qc = map(float, sys.argv[1:]); print("ratio mimg/qemu-img: wall %.2f, cpu %.2f" % (m / q, mc / qc))' \
-	"$(median mimg.t 1)" "$(median qemu.t 1)" "$(median mimg.t 2)" "$(median qemu.t 2)"
+echo "ratio mimg/qemu-img:" \
+	"wall $(bench_ratio "$(median mimg.t 1)" "$(median qemu.t 1)")," \
+	"cpu $(bench_ratio "$(median mimg.t 2)" "$(median qemu.t 2)")"

@@ -12,20 +12,12 @@
 # On a busy machine compare the CPU columns: wall time follows the load.
 set -eu
 
-size_gib=4 data_mib=768 runs=2
-while getopts s:d:r: o; do
-	case $o in
-	s) size_gib=$OPTARG ;;
-	d) data_mib=$OPTARG ;;
-	r) runs=$OPTARG ;;
-	*) echo "usage: $0 [-s GiB] [-d MiB] [-r runs] [WORKDIR]" >&2; exit 2 ;;
-	esac
-done
-shift $((OPTIND - 1))
-
 . "$(dirname "$0")/lib.sh"
-bench_need qemu-img
-bench_enter "${1:-}" mimg-bench
+size_gib=4 data_mib=768 runs=2
+bench_options "[-s GiB] [-d MiB] [-r runs]" s=size_gib d=data_mib r=runs \
+	-- "$@"
+bench_need qemu-img bc /usr/bin/time
+bench_enter "$BENCH_DIR" mimg-bench
 
 if [ ! -f src.raw ] || [ "$(stat -c %s src.raw)" -ne $((size_gib << 30)) ]; then
 	echo "bench: writing src.raw ($size_gib GiB, $data_mib MiB of data)"
@@ -67,21 +59,6 @@ fi
 
 have() { "$MIMG" --help | sed -n 's/^Formats: //p' | tr ' ' '\n' | grep -qx "$1"; }
 
-command -v bc >/dev/null || { echo "bench: bc is needed (apt-get install bc)" >&2; exit 1; }
-[ -x /usr/bin/time ] || { echo "bench: /usr/bin/time is needed (apt-get install time)" >&2; exit 1; }
-
-# measure CMD...: sets w (wall seconds), c (user + system CPU seconds,
-# steadier than wall time on a shared machine) and r (peak RSS, KiB).
-measure() {
-	/usr/bin/time -f '%e %U %S %M' -o time.out "$@" >/dev/null 2>&1 ||
-		{ echo "bench: failed: $*" >&2; exit 1; }
-	read -r w u sy r < time.out
-	c=$(echo "$u + $sy" | bc -l)
-}
-min() { # min A B (B may be empty)
-	if [ -z "$2" ] || [ "$(echo "$1 < $2" | bc -l)" = 1 ]; then echo "$1"; else echo "$2"; fi
-}
-max() { if [ -z "$2" ] || [ "$1" -gt "$2" ]; then echo "$1"; else echo "$2"; fi; }
 mib() { echo "$(stat -c '%b * %B' "$1") / 1048576" | bc -l; } # allocated
 
 printf '%-30s %8s %8s %6s %7s %7s %6s %9s %9s %7s\n' conversion qemu-img mimg ratio \
@@ -96,10 +73,10 @@ bench() { # bench NAME SRC_FMT SRC DST_FMT [convert options...]
 	# The best of RUNS counts, for wall and CPU time each.
 	while [ $i -lt "$runs" ]; do
 		rm -f "out-q.$dfmt" "out-m.$dfmt"
-		measure qemu-img convert -f "$sfmt" -O "$dfmt" "$@" "$src" "out-q.$dfmt"
-		tq=$(min "$w" "$tq") cq=$(min "$c" "$cq")
-		measure "$MIMG" convert -f "$sfmt" -O "$dfmt" "$@" "$src" "out-m.$dfmt"
-		tm=$(min "$w" "$tm") cm=$(min "$c" "$cm") rm=$(max "$r" "$rm")
+		bench_time qemu-img convert -f "$sfmt" -O "$dfmt" "$@" "$src" "out-q.$dfmt"
+		tq=$(bench_min "$w" "$tq") cq=$(bench_min "$c" "$cq")
+		bench_time "$MIMG" convert -f "$sfmt" -O "$dfmt" "$@" "$src" "out-m.$dfmt"
+		tm=$(bench_min "$w" "$tm") cm=$(bench_min "$c" "$cm") rm=$(bench_max "$r" "$rm")
 		i=$((i + 1))
 	done
 	if ! qemu-img compare -q -f "$dfmt" -F "$dfmt" "out-q.$dfmt" "out-m.$dfmt"; then
@@ -107,8 +84,8 @@ bench() { # bench NAME SRC_FMT SRC DST_FMT [convert options...]
 		exit 1
 	fi
 	printf '%-30s %7.2fs %7.2fs %6.2f %6.2fs %6.2fs %6.2f %9.1f %9.1f %6dM\n' \
-		"$name" "$tq" "$tm" "$(echo "$tm / $tq" | bc -l)" "$cq" "$cm" \
-		"$(echo "$cm / $cq" | bc -l)" "$(mib "out-q.$dfmt")" \
+		"$name" "$tq" "$tm" "$(bench_ratio "$tm" "$tq")" "$cq" "$cm" \
+		"$(bench_ratio "$cm" "$cq")" "$(mib "out-q.$dfmt")" \
 		"$(mib "out-m.$dfmt")" $((rm / 1024))
 	rm -f "out-q.$dfmt" "out-m.$dfmt"
 }
@@ -125,13 +102,13 @@ scaling() {
 		t="" i=0
 		while [ $i -lt "$runs" ]; do
 			rm -f "out-m.$dfmt"
-			measure "$MIMG" convert -m "$m" -f "$sfmt" -O "$dfmt" "$@" "$src" "out-m.$dfmt"
-			t=$(min "$w" "$t")
+			bench_time "$MIMG" convert -m "$m" -f "$sfmt" -O "$dfmt" "$@" "$src" "out-m.$dfmt"
+			t=$(bench_min "$w" "$t")
 			i=$((i + 1))
 		done
 		[ -n "$t1" ] || t1=$t
 		printf '%-30s -m %-3d %7.2fs  speedup %5.2f  (linear %d)\n' \
-			"$name" "$m" "$t" "$(echo "$t1 / $t" | bc -l)" "$m"
+			"$name" "$m" "$t" "$(bench_ratio "$t1" "$t")" "$m"
 	done
 	rm -f "out-m.$dfmt"
 }
@@ -164,4 +141,4 @@ if have qcow2; then
 	scaling "raw -> qcow2 -c (zlib)" raw src.raw qcow2 -c
 fi
 have vmdk && scaling "raw -> vmdk streamOptimized" raw src.raw vmdk -o subformat=streamOptimized
-rm -f time.out
+rm -f bench.out

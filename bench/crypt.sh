@@ -13,23 +13,11 @@
 # (PBKDF2 is not what is measured).
 set -eu
 
+. "$(dirname "$0")/lib.sh"
 data_mib=1024 runs=2
-while getopts d:r: o; do
-	case $o in
-	d) data_mib=$OPTARG ;;
-	r) runs=$OPTARG ;;
-	*) echo "usage: $0 [-d MiB] [-r runs] [WORKDIR]" >&2; exit 2 ;;
-	esac
-done
-shift $((OPTIND - 1))
-
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-MIMG=${MIMG:-$ROOT/build/mimg/mimg}
-command -v qemu-img >/dev/null || { echo "bench: qemu-img is needed" >&2; exit 1; }
-[ -x "$MIMG" ] || { echo "bench: build mimg first ($MIMG)" >&2; exit 1; }
-WORK=${1:-${TMPDIR:-/tmp}/mimg-bench-crypt}
-mkdir -p "$WORK"
-cd "$WORK"
+bench_options "[-d MiB] [-r runs]" d=data_mib r=runs -- "$@"
+bench_need qemu-img sha256sum bc /usr/bin/time
+bench_enter "$BENCH_DIR" mimg-bench-crypt
 
 if [ ! -f src.raw ] || [ "$(du -m src.raw | cut -f1)" -lt "$data_mib" ]; then
 	echo "bench: writing src.raw (2 GiB, $data_mib MiB of data)"
@@ -48,30 +36,26 @@ fi
 
 OBJ="--object secret,id=s,data=bench-passphrase"
 QOPTS="encrypt.format=luks,encrypt.key-secret=s,encrypt.iter-time=10"
-now() { date +%s.%N; }
-elapsed() { # elapsed CMD... -> seconds taken
-	t0=$(now)
-	"$@" >/dev/null 2>&1 || { echo "bench: failed: $*" >&2; exit 1; }
-	t1=$(now)
-	echo "$t1 - $t0" | bc -l
-}
-min() {
-	if [ -z "$2" ] || [ "$(echo "$1 < $2" | bc -l)" = 1 ]; then echo "$1"; else echo "$2"; fi
+# enc_m, enc_q, dec_m, dec_q: print the seconds each tool takes to
+# encrypt and to decrypt.
+enc_m() {
+	rm -f m.qcow2
+	bench_elapsed "$MIMG" convert $OBJ -O qcow2 -o "$QOPTS" src.raw m.qcow2
 }
 # qemu-img's PBKDF2 benchmark gives up on a busy machine: try again.
-qemu_img() {
+enc_q() {
 	for _t in 1 2 3 4 5; do
-		qemu-img "$@" 2>qerr.txt && return 0
-		grep -q "accurate CPU usage" qerr.txt || break
+		rm -f q.qcow2
+		(bench_elapsed qemu-img convert $OBJ -O qcow2 -o "$QOPTS" \
+			src.raw q.qcow2) 2>qerr.txt && return 0
+		grep -q "accurate CPU usage" bench.out || break
 	done
 	cat qerr.txt >&2
 	return 1
 }
-enc_m() { rm -f m.qcow2; "$MIMG" convert $OBJ -O qcow2 -o "$QOPTS" src.raw m.qcow2; }
-enc_q() { rm -f q.qcow2; qemu_img convert $OBJ -O qcow2 -o "$QOPTS" src.raw q.qcow2; }
-dec_m() { "$MIMG" convert $OBJ -O raw m.qcow2 m.raw; }
+dec_m() { bench_elapsed "$MIMG" convert $OBJ -O raw m.qcow2 m.raw; }
 dec_q() {
-	qemu-img convert $OBJ --image-opts \
+	bench_elapsed qemu-img convert $OBJ --image-opts \
 		"driver=qcow2,file.filename=q.qcow2,encrypt.key-secret=s" \
 		-O raw q.raw
 }
@@ -79,8 +63,8 @@ dec_q() {
 tm1= tq1= tm2= tq2=
 i=0
 while [ $i -lt "$runs" ]; do
-	tm1=$(min "$(elapsed enc_m)" "$tm1"); tq1=$(min "$(elapsed enc_q)" "$tq1")
-	tm2=$(min "$(elapsed dec_m)" "$tm2"); tq2=$(min "$(elapsed dec_q)" "$tq2")
+	tm1=$(bench_min "$(enc_m)" "$tm1"); tq1=$(bench_min "$(enc_q)" "$tq1")
+	tm2=$(bench_min "$(dec_m)" "$tm2"); tq2=$(bench_min "$(dec_q)" "$tq2")
 	i=$((i + 1))
 done
 cmp m.raw q.raw || { echo "bench: the decrypted images differ" >&2; exit 1; }
@@ -89,18 +73,18 @@ cmp src.raw m.raw || { echo "bench: the round trip changed the data" >&2; exit 1
 ts=; tc=; te=
 i=0
 while [ $i -lt "$runs" ]; do
-	ts=$(min "$(elapsed sha256sum src.raw)" "$ts")
-	tc=$(min "$(elapsed "$MIMG" checksum src.raw)" "$tc")
-	te=$(min "$(elapsed "$MIMG" checksum $OBJ m.qcow2)" "$te")
+	ts=$(bench_min "$(bench_elapsed sha256sum src.raw)" "$ts")
+	tc=$(bench_min "$(bench_elapsed "$MIMG" checksum src.raw)" "$tc")
+	te=$(bench_min "$(bench_elapsed "$MIMG" checksum $OBJ m.qcow2)" "$te")
 	i=$((i + 1))
 done
 gbs() { printf '%.2f' "$(echo "$1 / $2 / 1000000000" | bc -l)"; }
 virt=$((2 << 30)) data=$((data_mib << 20))
 printf '%-34s %9s %9s %7s\n' step mimg qemu-img ratio
 printf '%-34s %8.2fs %8.2fs %7.2f\n' "raw -> LUKS qcow2 ($data_mib MiB data)" \
-	"$tm1" "$tq1" "$(echo "$tm1 / $tq1" | bc -l)"
+	"$tm1" "$tq1" "$(bench_ratio "$tm1" "$tq1")"
 printf '%-34s %8.2fs %8.2fs %7.2f\n' "LUKS qcow2 -> raw" \
-	"$tm2" "$tq2" "$(echo "$tm2 / $tq2" | bc -l)"
+	"$tm2" "$tq2" "$(bench_ratio "$tm2" "$tq2")"
 echo
 printf '%-34s %8.2fs  %s GB/s of guest data (%s GB/s of data)\n' \
 	"sha256sum src.raw (2 GiB)" "$ts" "$(gbs $virt "$ts")" "$(gbs $data "$ts")"

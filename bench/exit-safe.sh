@@ -13,19 +13,11 @@
 #   bench/exit-safe.sh [-r runs] [-c count] [WORKDIR]
 set -eu
 
-runs=3 count=1500
-while getopts r:c: o; do
-	case $o in
-	r) runs=$OPTARG ;;
-	c) count=$OPTARG ;;
-	*) echo "usage: $0 [-r runs] [-c count] [WORKDIR]" >&2; exit 2 ;;
-	esac
-done
-shift $((OPTIND - 1))
-
 . "$(dirname "$0")/lib.sh"
-bench_need qemu-img qemu-io
-bench_enter "${1:-}" mimg-bench-exit-safe
+runs=3 count=1500
+bench_options "[-r runs] [-c count]" r=runs c=count -- "$@"
+bench_need qemu-img qemu-io /usr/bin/time
+bench_enter "$BENCH_DIR" mimg-bench-exit-safe
 
 size=2G
 # Each request lands in a cluster not yet allocated (count * stride must
@@ -41,19 +33,18 @@ fi
 
 # iops TOOL EXTRA LAYOUT BS DEPTH: one run, prints requests per second.
 iops() {
-	rm -f t.qcow2
+	rm -f t.qcow2 bench.out
 	case $3 in
 	fresh) qemu-img create -q -f qcow2 t.qcow2 $size ;;
 	cow) qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 t.qcow2 ;;
 	esac
 	# shellcheck disable=SC2086
-	s=$("$1" bench $2 -w -f qcow2 -c "$count" -s "$4" -S $stride -d "$5" \
-		t.qcow2 | sed -n 's/^Run completed in \([0-9.]*\) seconds.*/\1/p')
+	bench_time "$1" bench $2 -w -f qcow2 -c "$count" -s "$4" -S $stride \
+		-d "$5" t.qcow2
+	s=$(sed -n 's/^Run completed in \([0-9.]*\) seconds.*/\1/p' bench.out)
 	[ -n "$s" ] || { echo "bench: $1 printed no result" >&2; exit 1; }
 	awk -v c="$count" -v s="$s" 'BEGIN { printf "%.0f\n", c / s }'
 }
-
-max() { awk -v a="$1" -v b="$2" 'BEGIN { print (b == "" || a > b) ? a : b }'; }
 
 printf "%-6s %5s %3s %10s %10s %12s %6s\n" layout bs qd "qemu-img" "mimg" \
 	"mimg exit" ratio
@@ -62,9 +53,9 @@ for layout in fresh cow; do
 		for qd in 1 4; do
 			q= m= e= i=0
 			while [ $i -lt "$runs" ]; do
-				q=$(max "$(iops qemu-img "" $layout $bs $qd)" "$q")
-				m=$(max "$(iops "$MIMG" "" $layout $bs $qd)" "$m")
-				e=$(max "$(iops "$MIMG" --exit-safe $layout $bs $qd)" "$e")
+				q=$(bench_max "$(iops qemu-img "" $layout $bs $qd)" "$q")
+				m=$(bench_max "$(iops "$MIMG" "" $layout $bs $qd)" "$m")
+				e=$(bench_max "$(iops "$MIMG" --exit-safe $layout $bs $qd)" "$e")
 				i=$((i + 1))
 			done
 			awk -v l=$layout -v b=$bs -v d=$qd -v q="$q" -v m="$m" \
@@ -73,4 +64,4 @@ for layout in fresh cow; do
 		done
 	done
 done
-rm -f t.qcow2
+rm -f t.qcow2 bench.out

@@ -16,20 +16,12 @@
 # CPU time matters most on a loaded machine: wall time is noisy there.
 set -eu
 
-runs=3 depth=16 cache=writeback
-while getopts r:d:t: o; do
-	case $o in
-	r) runs=$OPTARG ;;
-	d) depth=$OPTARG ;;
-	t) cache=$OPTARG ;;
-	*) echo "usage: $0 [-r runs] [-d depth] [-t cache] [WORKDIR]" >&2; exit 2 ;;
-	esac
-done
-shift $((OPTIND - 1))
-
 . "$(dirname "$0")/lib.sh"
+runs=3 depth=16 cache=writeback
+bench_options "[-r runs] [-d depth] [-t cache]" r=runs d=depth t=cache \
+	-- "$@"
 bench_need qemu-img qemu-io /usr/bin/time
-bench_enter "${1:-}" mimg-bench-io
+bench_enter "$BENCH_DIR" mimg-bench-io
 
 size=1G
 stride=$(( (1 << 20) + (64 << 10) ))
@@ -70,15 +62,11 @@ args() {
 run() {
 	prepare "$2"
 	# shellcheck disable=SC2046
-	/usr/bin/time -f "cpu %U %S" -o time.out "$1" bench -f qcow2 -t "$cache" \
-		$(args "$2") >bench.out
+	bench_time "$1" bench -f qcow2 -t "$cache" $(args "$2")
 	wall=$(sed -n 's/^Run completed in \([0-9.]*\) seconds.*/\1/p' bench.out)
-	cpu=$(awk '/^cpu/ { print $2 + $3 }' time.out)
 	[ -n "$wall" ] || { echo "bench: $1 printed no result:" >&2; cat bench.out >&2; exit 1; }
-	echo "$wall $cpu"
+	echo "$wall $c"
 }
-
-min() { awk -v a="$1" -v b="$2" 'BEGIN { print (b == "" || a < b) ? a : b }'; }
 
 printf "%-13s %9s %9s %6s   %8s %8s %6s\n" workload "qemu s" "mimg s" ratio \
 	"qemu cpu" "mimg cpu" ratio
@@ -86,12 +74,12 @@ for w in alloc-write backing-read overwrite seq-write seq-read; do
 	qw= mw= qc= mc=
 	i=0
 	while [ $i -lt "$runs" ]; do
-		set -- $(run qemu-img $w); qw=$(min "$1" "$qw"); qc=$(min "$2" "$qc")
-		set -- $(run "$MIMG" $w); mw=$(min "$1" "$mw"); mc=$(min "$2" "$mc")
+		set -- $(run qemu-img $w); qw=$(bench_min "$1" "$qw"); qc=$(bench_min "$2" "$qc")
+		set -- $(run "$MIMG" $w); mw=$(bench_min "$1" "$mw"); mc=$(bench_min "$2" "$mc")
 		i=$((i + 1))
 	done
 	awk -v w=$w -v qw="$qw" -v mw="$mw" -v qc="$qc" -v mc="$mc" 'BEGIN {
 		printf "%-13s %9.3f %9.3f %6.2f   %8.2f %8.2f %6.2f\n", w, qw, mw,
 			(qw > 0 ? mw / qw : 0), qc, mc, (qc > 0 ? mc / qc : 0) }'
 done
-rm -f t.qcow2 bench.out time.out
+rm -f t.qcow2 bench.out

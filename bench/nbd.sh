@@ -15,29 +15,14 @@
 # tool, alternating, and the best time counts.
 set -eu
 
+. "$(dirname "$0")/lib.sh"
 size_gib=1 data_mib=256 runs=2
-while getopts s:d:r: o; do
-	case $o in
-	s) size_gib=$OPTARG ;;
-	d) data_mib=$OPTARG ;;
-	r) runs=$OPTARG ;;
-	*) echo "usage: $0 [-s GiB] [-d MiB] [-r runs] [WORKDIR]" >&2; exit 2 ;;
-	esac
-done
-shift $((OPTIND - 1))
-
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-MIMG=${MIMG:-$ROOT/build/mimg/mimg}
+bench_options "[-s GiB] [-d MiB] [-r runs]" s=size_gib d=data_mib r=runs \
+	-- "$@"
 PLUGIN=${NBDKIT_MIMG_PLUGIN:-$ROOT/build/vmm-blk/nbdkit/nbdkit-mimg-plugin.so}
-for p in qemu-img qemu-nbd nbdkit nbdcopy bc python3; do
-	command -v $p >/dev/null || { echo "bench: $p is needed" >&2; exit 1; }
-done
-[ -x "$MIMG" ] || { echo "bench: build mimg first ($MIMG)" >&2; exit 1; }
+bench_need qemu-img qemu-nbd nbdkit nbdcopy python3 /usr/bin/time
 [ -f "$PLUGIN" ] || { echo "bench: build nbdkit-mimg-plugin first ($PLUGIN)" >&2; exit 1; }
-WORK=${1:-${TMPDIR:-/tmp}/mimg-bench-nbd}
-mkdir -p "$WORK"
-cd "$WORK"
-WORK=$(pwd)
+bench_enter "$BENCH_DIR" mimg-bench-nbd
 
 servers=
 cleanup() {
@@ -71,17 +56,6 @@ PY
 fi
 [ -f src.qcow2 ] || qemu-img convert -f raw -O qcow2 src.raw src.qcow2
 
-now() { date +%s.%N; }
-elapsed() { # elapsed CMD... -> seconds taken
-	t0=$(now)
-	"$@" >/dev/null 2>&1 || { echo "bench: failed: $*" >&2; exit 1; }
-	t1=$(now)
-	echo "$t1 - $t0" | bc -l
-}
-min() { # min A B (B may be empty)
-	if [ -z "$2" ] || [ "$(echo "$1 < $2" | bc -l)" = 1 ]; then echo "$1"; else echo "$2"; fi
-}
-
 # serve NAME CMD...: start a server on $WORK/NAME.sock; sets URI.
 serve() {
 	name=$1
@@ -109,14 +83,14 @@ bench_convert() { # NAME FILE FMT
 	i=0
 	while [ $i -lt "$runs" ]; do
 		rm -f out-q.qcow2 out-m.qcow2
-		tq=$(min "$(elapsed qemu-img convert -f "$3" -O qcow2 "$URI" out-q.qcow2)" "$tq")
-		tm=$(min "$(elapsed "$MIMG" convert -f "$3" -O qcow2 "$URI" out-m.qcow2)" "$tm")
+		tq=$(bench_min "$(bench_elapsed qemu-img convert -f "$3" -O qcow2 "$URI" out-q.qcow2)" "$tq")
+		tm=$(bench_min "$(bench_elapsed "$MIMG" convert -f "$3" -O qcow2 "$URI" out-m.qcow2)" "$tm")
 		i=$((i + 1))
 	done
 	unserve src
 	qemu-img compare -q out-q.qcow2 out-m.qcow2 ||
 		{ echo "bench: $1: outputs differ" >&2; exit 1; }
-	printf '%-44s %8.2fs %8.2fs %7.2f\n' "$1" "$tq" "$tm" "$(echo "$tm / $tq" | bc -l)"
+	printf '%-44s %8.2fs %8.2fs %7.2f\n' "$1" "$tq" "$tm" "$(bench_ratio "$tm" "$tq")"
 	rm -f out-q.qcow2 out-m.qcow2
 }
 bench_convert "raw export -> local qcow2" src.raw raw
@@ -128,12 +102,12 @@ i=0
 while [ $i -lt "$runs" ]; do
 	serve q qemu-nbd --fork -r -e 16 -f qcow2 -k "$WORK/q.sock" \
 		--pid-file "$WORK/q.pid" "$WORK/src.qcow2"
-	tq=$(min "$(elapsed nbdcopy "$URI" null:)" "$tq")
+	tq=$(bench_min "$(bench_elapsed nbdcopy "$URI" null:)" "$tq")
 	unserve q
 	serve m nbdkit -U "$WORK/m.sock" --pidfile "$WORK/m.pid" "$PLUGIN" \
 		file="$WORK/src.qcow2" readonly=true
-	tm=$(min "$(elapsed nbdcopy "$URI" null:)" "$tm")
+	tm=$(bench_min "$(bench_elapsed nbdcopy "$URI" null:)" "$tm")
 	unserve m
 	i=$((i + 1))
 done
-printf '%-44s %8.2fs %8.2fs %7.2f\n' "$data_mib MiB of data in $size_gib GiB" "$tq" "$tm" "$(echo "$tq / $tm" | bc -l)"
+printf '%-44s %8.2fs %8.2fs %7.2f\n' "$data_mib MiB of data in $size_gib GiB" "$tq" "$tm" "$(bench_ratio "$tq" "$tm")"

@@ -147,8 +147,16 @@ static size_t bounce_size(size_t len)
 					      2 * SECTOR);
 }
 
-static int luks_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
-		       uint64_t off, size_t len)
+/* One step of a request: N bytes at guest offset POS, DONE bytes into
+ * the request's IOV, through the bounce buffer BUF. */
+typedef int (*luks_step_fn)(struct mimg *img, const struct iovec *iov,
+			    int iovcnt, size_t done, uint64_t pos, size_t n,
+			    uint8_t *buf);
+
+/* Run a request of LEN bytes at OFF in steps of at most one bounce
+ * buffer, which is wiped after (it held plaintext). */
+static int luks_request(struct mimg *img, const struct iovec *iov,
+			int iovcnt, uint64_t off, size_t len, luks_step_fn step)
 {
 	size_t done = 0, bsize = bounce_size(len);
 	uint8_t *buf;
@@ -160,19 +168,33 @@ static int luks_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
 		return mimg_err(-ENOMEM, "out of memory");
 	while (done < len && r == 0) {
 		uint64_t pos = off + done;
-		uint64_t start = align_down_u64(pos, SECTOR);
-		size_t skip = (size_t)(pos - start);
+		size_t skip = (size_t)(pos % SECTOR);
 		size_t n = min_u64(len - done, bsize - skip);
-		size_t span = (size_t)div_round_up_u64(skip + n, SECTOR) *
-			      SECTOR;
-		r = read_sectors(img, buf, start, span);
-		if (r == 0)
-			iov_from_buf(iov, iovcnt, done, buf + skip, n);
+		r = step(img, iov, iovcnt, done, pos, n, buf);
 		done += n;
 	}
 	OPENSSL_cleanse(buf, bsize);
 	free(buf);
 	return r;
+}
+
+/* Read the sectors that cover one step and copy out its bytes. */
+static int read_step(struct mimg *img, const struct iovec *iov, int iovcnt,
+		     size_t done, uint64_t pos, size_t n, uint8_t *buf)
+{
+	uint64_t start = align_down_u64(pos, SECTOR);
+	size_t skip = (size_t)(pos - start);
+	size_t span = (size_t)div_round_up_u64(skip + n, SECTOR) * SECTOR;
+	int r = read_sectors(img, buf, start, span);
+	if (r == 0)
+		iov_from_buf(iov, iovcnt, done, buf + skip, n);
+	return r;
+}
+
+static int luks_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
+		       uint64_t off, size_t len)
+{
+	return luks_request(img, iov, iovcnt, off, len, read_step);
 }
 
 /* Write the part of one step that covers whole or partial sectors. */
@@ -208,24 +230,7 @@ static int write_step(struct mimg *img, const struct iovec *iov, int iovcnt,
 static int luks_pwritev(struct mimg *img, const struct iovec *iov,
 			int iovcnt, uint64_t off, size_t len)
 {
-	size_t done = 0, bsize = bounce_size(len);
-	uint8_t *buf;
-	int r;
-
-	if ((r = need_key(img)) < 0)
-		return r;
-	if (!(buf = malloc(bsize)))
-		return mimg_err(-ENOMEM, "out of memory");
-	while (done < len && r == 0) {
-		uint64_t pos = off + done;
-		size_t skip = (size_t)(pos % SECTOR);
-		size_t n = min_u64(len - done, bsize - skip);
-		r = write_step(img, iov, iovcnt, done, pos, n, buf);
-		done += n;
-	}
-	OPENSSL_cleanse(buf, bsize);
-	free(buf);
-	return r;
+	return luks_request(img, iov, iovcnt, off, len, write_step);
 }
 
 static int luks_flush(struct mimg *img)

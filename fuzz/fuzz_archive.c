@@ -48,11 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint64_t vsize = mimg_size(img);
 	for (uint64_t off = 0; off < vsize && off < READ_MAX; off += 65536)
 		fuzz_read_range(img, off, 65536);
-	struct mimg_value *info = NULL;
-	if (mimg_info(img, &info) == 0) {
-		free(mimg_value_to_json(info));
-		mimg_value_free(info);
-	}
+	fuzz_describe(img);
 	mimg_close(img);
 	return 0;
 }

@@ -19,20 +19,10 @@ static void read_pass(const char *path, const char *format)
 	struct mimg *img = NULL;
 	if (mimg_open(&img, path, format, 0) != 0)
 		return;
-	uint64_t size = mimg_size(img);
-	fuzz_read_range(img, 0, 65536);
-	fuzz_read_range(img, size / 3 + 1, 3000);
-	if (size > 4096)
-		fuzz_read_range(img, size - 4096, 4096);
+	fuzz_read_spread(img);
 	fuzz_walk_block_status(img);
-	struct mimg_value *info = NULL;
-	if (mimg_info(img, &info) == 0) {
-		free(mimg_value_to_json(info));
-		mimg_value_free(info);
-	}
-	struct mimg_check_result res;
-	if (mimg_check(img, 0, &res) == 0)
-		mimg_check_result_free(&res);
+	fuzz_describe(img);
+	fuzz_check(img, 0);
 	mimg_close(img);
 }
 

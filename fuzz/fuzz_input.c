@@ -5,21 +5,27 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "fuzz_input.h"
 
+/* The files of one target: its input, and what goes with it. */
+#define FUZZ_FILES 4
+
 static char fuzz_dir[4096];
-static char fuzz_path[4200];
+static char fuzz_paths[FUZZ_FILES][4200];
 
 static void remove_fuzz_files(void)
 {
-	unlink(fuzz_path);
+	for (int i = 0; i < FUZZ_FILES; i++)
+		if (fuzz_paths[i][0])
+			unlink(fuzz_paths[i]);
 	rmdir(fuzz_dir);
 }
 
-const char *fuzz_input_write(const uint8_t *data, size_t size,
-			     const char *name)
+/* The path of NAME in the directory (made on the first call), or NULL. */
+static char *fuzz_path(const char *name)
 {
 	if (!fuzz_dir[0]) {
 		const char *base = getenv("TMPDIR");
@@ -29,12 +35,26 @@ const char *fuzz_input_write(const uint8_t *data, size_t size,
 			fuzz_dir[0] = 0;
 			return NULL;
 		}
-		snprintf(fuzz_path, sizeof(fuzz_path), "%s/%s", fuzz_dir,
-			 name);
 		atexit(remove_fuzz_files);
 	}
-	int fd = open(fuzz_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-		      0600);
+	char want[sizeof(fuzz_paths[0])];
+	snprintf(want, sizeof(want), "%s/%s", fuzz_dir, name);
+	for (int i = 0; i < FUZZ_FILES; i++) {
+		if (!fuzz_paths[i][0])
+			memcpy(fuzz_paths[i], want, sizeof(want));
+		if (strcmp(fuzz_paths[i], want) == 0)
+			return fuzz_paths[i];
+	}
+	return NULL;
+}
+
+const char *fuzz_input_write(const uint8_t *data, size_t size,
+			     const char *name)
+{
+	const char *path = fuzz_path(name);
+	if (!path)
+		return NULL;
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return NULL;
 	size_t done = 0;
@@ -49,5 +69,5 @@ const char *fuzz_input_write(const uint8_t *data, size_t size,
 		done += (size_t)n;
 	}
 	close(fd);
-	return fuzz_path;
+	return path;
 }

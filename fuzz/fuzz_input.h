@@ -10,8 +10,8 @@
 #include <stdint.h>
 
 /* Write DATA into NAME inside a private temporary directory (made on the
- * first call, removed at exit) and return its path, or NULL on failure.
- * NAME must be the same on every call. */
+ * first call, removed at exit with what it holds) and return its path,
+ * or NULL on failure.  A target uses at most four names. */
 const char *fuzz_input_write(const uint8_t *data, size_t size,
 			     const char *name);
 

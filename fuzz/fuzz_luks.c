@@ -34,21 +34,12 @@ static struct mimg_secret fuzz_secret(void)
 	return s;
 }
 
-static void describe(struct mimg *img)
-{
-	struct mimg_value *info = NULL;
-	if (mimg_info(img, &info) == 0) {
-		free(mimg_value_to_json(info));
-		mimg_value_free(info);
-	}
-}
-
 static void header_pass(const char *path)
 {
 	struct mimg *img = NULL;
 	if (mimg_open(&img, path, "luks", 0) != 0)
 		return;
-	describe(img);
+	fuzz_describe(img);
 	fuzz_read_range(img, 0, 512); /* must fail cleanly: no key */
 	mimg_close(img);
 }
@@ -67,7 +58,7 @@ static void read_pass(const char *path)
 		fuzz_read_range(img, size - 4096, 4096);
 	if (size)
 		mimg_block_status(img, 0, size, &pnum, &status, &host);
-	describe(img);
+	fuzz_describe(img);
 	mimg_close(img);
 }
 

@@ -37,11 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (vsize > 4096)
 		fuzz_read_range(img, vsize - 4096, 4096);
 	fuzz_walk_block_status(img);
-	struct mimg_value *info = NULL;
-	if (mimg_info(img, &info) == 0) {
-		free(mimg_value_to_json(info));
-		mimg_value_free(info);
-	}
+	fuzz_describe(img);
 	mimg_close(img);
 	return 0;
 }

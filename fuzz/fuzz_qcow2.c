@@ -37,23 +37,6 @@ static int open_input(struct mimg **img, unsigned flags)
 
 static uint8_t iobuf[65536];
 
-static void read_some(struct mimg *img)
-{
-	uint64_t size = mimg_size(img);
-	fuzz_read_range(img, 0, sizeof(iobuf));
-	fuzz_read_range(img, size / 3 + 1, 3000);
-	if (size > 4096)
-		fuzz_read_range(img, size - 4096, 4096);
-}
-
-static void run_check(struct mimg *img, unsigned flags)
-{
-	struct mimg_check_result res;
-	memset(&res, 0, sizeof(res));
-	if (mimg_check(img, flags, &res) == 0)
-		mimg_check_result_free(&res);
-}
-
 /* Copies the first snapshot's id out of the info tree, if there is one. */
 static int first_snapshot_id(const struct mimg_value *info, char *id,
 			     size_t idlen)
@@ -74,7 +57,7 @@ static void read_only_pass(void)
 	struct mimg *img = NULL;
 	if (open_input(&img, MIMG_OPEN_NO_BACKING) != 0)
 		return;
-	read_some(img);
+	fuzz_read_spread(img);
 	fuzz_walk_block_status(img);
 	char snap[256] = "";
 	struct mimg_value *info = NULL;
@@ -84,9 +67,9 @@ static void read_only_pass(void)
 			snap[0] = 0;
 		mimg_value_free(info);
 	}
-	run_check(img, 0);
+	fuzz_check(img, 0);
 	if (snap[0] && mimg_select_snapshot(img, snap) == 0) {
-		read_some(img);
+		fuzz_read_spread(img);
 		fuzz_walk_block_status(img);
 	}
 	mimg_close(img);
@@ -98,7 +81,7 @@ static void repair_pass(void)
 	if (open_input(&img, MIMG_OPEN_RDWR | MIMG_OPEN_UNTRUSTED |
 				     MIMG_OPEN_CHECK) != 0)
 		return;
-	run_check(img, MIMG_CHECK_REPAIR_LEAKS | MIMG_CHECK_REPAIR_ERRORS);
+	fuzz_check(img, MIMG_CHECK_REPAIR_LEAKS | MIMG_CHECK_REPAIR_ERRORS);
 	mimg_close(img);
 }
 
@@ -124,8 +107,8 @@ static void write_pass(void)
 	if (size > (1u << 20))
 		mimg_pwrite(img, iobuf, 4096, size / 2 & ~4095ull);
 	mimg_flush(img);
-	read_some(img);
-	run_check(img, 0);
+	fuzz_read_spread(img);
+	fuzz_check(img, 0);
 	mimg_close(img);
 }
 

@@ -3,6 +3,9 @@
  *
  * Bounded steps shared by the fuzz targets (see fuzz_util.h).
  */
+#include <stdlib.h>
+#include <string.h>
+
 #include "fuzz_util.h"
 #include "mimg.h"
 
@@ -19,6 +22,15 @@ void fuzz_read_range(struct mimg *img, uint64_t off, size_t len)
 	mimg_pread(img, buf, len, off);
 }
 
+void fuzz_read_spread(struct mimg *img)
+{
+	uint64_t size = mimg_size(img);
+	fuzz_read_range(img, 0, 65536);
+	fuzz_read_range(img, size / 3 + 1, 3000);
+	if (size > 4096)
+		fuzz_read_range(img, size - 4096, 4096);
+}
+
 void fuzz_walk_block_status(struct mimg *img)
 {
 	uint64_t size = mimg_size(img), off = 0;
@@ -30,4 +42,21 @@ void fuzz_walk_block_status(struct mimg *img)
 			break;
 		off += pnum;
 	}
+}
+
+void fuzz_describe(struct mimg *img)
+{
+	struct mimg_value *info = NULL;
+	if (mimg_info(img, &info) == 0) {
+		free(mimg_value_to_json(info));
+		mimg_value_free(info);
+	}
+}
+
+void fuzz_check(struct mimg *img, unsigned flags)
+{
+	struct mimg_check_result res;
+	memset(&res, 0, sizeof(res));
+	if (mimg_check(img, flags, &res) == 0)
+		mimg_check_result_free(&res);
 }

@@ -21,59 +21,26 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fuzz_input.h"
+#include "fuzz_util.h"
 #include "mimg.h"
 #include "../formats/vmdk/vmdk.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static char dir[4096], input_path[4200], desc_path[4200];
+static const char *input_path, *desc_path;
 
-static void cleanup(void)
-{
-	unlink(input_path);
-	unlink(desc_path);
-	rmdir(dir);
-}
-
-static int put_file(const char *path, const void *data, size_t size)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	const uint8_t *p = data;
-	if (fd < 0)
-		return -1;
-	while (size) {
-		ssize_t n = write(fd, p, size);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			close(fd);
-			return -1;
-		}
-		p += n;
-		size -= (size_t)n;
-	}
-	return close(fd);
-}
-
+/* A fixed descriptor whose one SPARSE extent is the input. */
 static int setup(void)
 {
-	if (dir[0])
-		return 0;
-	const char *base = getenv("TMPDIR");
-	snprintf(dir, sizeof(dir), "%s/mimg-fuzz-vmdk-XXXXXX",
-		 base && *base ? base : "/tmp");
-	if (!mkdtemp(dir)) {
-		dir[0] = 0;
-		return -1;
-	}
-	snprintf(input_path, sizeof(input_path), "%s/in.vmdk", dir);
-	snprintf(desc_path, sizeof(desc_path), "%s/desc.vmdk", dir);
-	atexit(cleanup);
 	static const char desc[] =
 		"# Disk DescriptorFile\nversion=1\nCID=1\nparentCID=ffffffff\n"
 		"createType=\"twoGbMaxExtentSparse\"\n# Extent description\n"
 		"RW 2048 SPARSE \"in.vmdk\"\nRW 64 ZERO\n";
-	return put_file(desc_path, desc, sizeof(desc) - 1);
+	if (!desc_path)
+		desc_path = fuzz_input_write((const uint8_t *)desc,
+					     sizeof(desc) - 1, "desc.vmdk");
+	return desc_path ? 0 : -1;
 }
 
 static uint8_t buf[1 << 17];
@@ -90,27 +57,14 @@ static void read_at(struct mimg *img, uint64_t off, size_t len)
 
 static void exercise_reads(struct mimg *img)
 {
-	uint64_t size = mimg_size(img), off = 0;
+	uint64_t size = mimg_size(img);
 	read_at(img, 0, sizeof(buf));
 	read_at(img, size / 2 + 511, 70000);
 	if (size > 65536)
 		read_at(img, size - 65536, 65536);
-	for (int i = 0; i < 200 && off < size; i++) {
-		uint64_t pnum = 0;
-		unsigned st;
-		if (mimg_block_status(img, off, size - off, &pnum, &st, NULL) ||
-		    !pnum)
-			break;
-		off += pnum;
-	}
-	struct mimg_value *info = NULL;
-	if (mimg_info(img, &info) == 0) {
-		free(mimg_value_to_json(info));
-		mimg_value_free(info);
-	}
-	struct mimg_check_result res;
-	if (mimg_check(img, 0, &res) == 0)
-		mimg_check_result_free(&res);
+	fuzz_walk_block_status(img);
+	fuzz_describe(img);
+	fuzz_check(img, 0);
 }
 
 static void read_pass(const char *path, unsigned flags)
@@ -151,7 +105,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct vmdk_desc d;
 	if (vmdk_desc_parse((const char *)data, size, "fuzz", &d, false) == 0)
 		vmdk_desc_free(&d);
-	if (setup() != 0 || put_file(input_path, data, size) != 0)
+	if (setup() != 0)
+		return 0;
+	input_path = fuzz_input_write(data, size, "in.vmdk");
+	if (!input_path)
 		return 0;
 	read_pass(input_path, MIMG_OPEN_UNTRUSTED);
 	read_pass(desc_path, 0);

@@ -61,31 +61,35 @@ struct mimg_value *mimg_value_add(struct mimg_value *c, const char *key,
 	return nv;
 }
 
+/* Add a scalar under KEY: VAL's type and value. */
+static struct mimg_value *add_scalar(struct mimg_value *c, const char *key,
+				     struct mimg_value val)
+{
+	struct mimg_value *v = mimg_value_add(c, key, val.type);
+	if (v)
+		v->v = val.v;
+	return v;
+}
+
 struct mimg_value *mimg_value_add_bool(struct mimg_value *c, const char *key,
 				       bool b)
 {
-	struct mimg_value *v = mimg_value_add(c, key, MIMG_VALUE_BOOL);
-	if (v)
-		v->v.b = b;
-	return v;
+	return add_scalar(c, key, (struct mimg_value){ .type = MIMG_VALUE_BOOL,
+						       .v.b = b });
 }
 
 struct mimg_value *mimg_value_add_int(struct mimg_value *c, const char *key,
 				      int64_t i)
 {
-	struct mimg_value *v = mimg_value_add(c, key, MIMG_VALUE_INT);
-	if (v)
-		v->v.i = i;
-	return v;
+	return add_scalar(c, key, (struct mimg_value){ .type = MIMG_VALUE_INT,
+						       .v.i = i });
 }
 
 struct mimg_value *mimg_value_add_uint(struct mimg_value *c, const char *key,
 				       uint64_t u)
 {
-	struct mimg_value *v = mimg_value_add(c, key, MIMG_VALUE_UINT);
-	if (v)
-		v->v.u = u;
-	return v;
+	return add_scalar(c, key, (struct mimg_value){ .type = MIMG_VALUE_UINT,
+						       .v.u = u });
 }
 
 struct mimg_value *mimg_value_add_str(struct mimg_value *c, const char *key,
@@ -94,12 +98,11 @@ struct mimg_value *mimg_value_add_str(struct mimg_value *c, const char *key,
 	char *copy = strdup(s ? s : "");
 	if (!copy)
 		return NULL;
-	struct mimg_value *v = mimg_value_add(c, key, MIMG_VALUE_STRING);
-	if (!v) {
+	struct mimg_value *v = add_scalar(
+		c, key,
+		(struct mimg_value){ .type = MIMG_VALUE_STRING, .v.s = copy });
+	if (!v)
 		free(copy);
-		return NULL;
-	}
-	v->v.s = copy;
 	return v;
 }
 

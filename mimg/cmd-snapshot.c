@@ -97,13 +97,23 @@ static int run(struct mimg *img, enum action action, const char *name)
 	return EXIT_ERR;
 }
 
-static int set_action(enum action *cur, enum action want, const char **namep,
+/* Record the action option OPT (-l, -a, -c or -d) asks for, naming the
+ * snapshot ARG; one only, as in qemu-img. */
+static int set_action(enum action *cur, int opt, const char **namep,
 		      const char *arg)
 {
+	static const struct {
+		int opt;
+		enum action action;
+	} actions[] = {
+		{ 'l', LIST }, { 'a', APPLY }, { 'c', CREATE }, { 'd', DELETE },
+	};
 	if (*cur != NONE)
 		return cli_usage_error("snapshot", "Cannot mix '-l', '-a', "
 				       "'-c', '-d'");
-	*cur = want;
+	for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++)
+		if (actions[i].opt == opt)
+			*cur = actions[i].action;
 	*namep = arg;
 	return 0;
 }
@@ -129,19 +139,11 @@ int cmd_snapshot(int argc, char **argv)
 				NULL)) != -1) {
 		switch (c) {
 		case 'l':
-			if (set_action(&action, LIST, &name, NULL))
-				return EXIT_ERR;
-			break;
 		case 'a':
-			if (set_action(&action, APPLY, &name, optarg))
-				return EXIT_ERR;
-			break;
 		case 'c':
-			if (set_action(&action, CREATE, &name, optarg))
-				return EXIT_ERR;
-			break;
 		case 'd':
-			if (set_action(&action, DELETE, &name, optarg))
+			if (set_action(&action, c, &name,
+				       c == 'l' ? NULL : optarg))
 				return EXIT_ERR;
 			break;
 		case 'f': fmt = optarg; break;

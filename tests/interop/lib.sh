@@ -2,7 +2,7 @@
 # Shared helpers for interop tests.  Source with: . "$TESTLIB"
 # Provides: $MIMG, a fresh $T temp dir (removed on exit), need TOOL...,
 # need_format FMT, fail MSG, check_eq A B MSG, json_get, qio_fmt,
-# qemu_img_luks, same_read, same_info_json and LUKS_COMBOS.
+# qemu_img_luks, secret_refused, same_read, same_info_json and LUKS_COMBOS.
 set -u
 : "${MIMG:?MIMG must point to the mimg binary}"
 T=$(mktemp -d "${TMPDIR:-/tmp}/mimg-interop-XXXXXX")
@@ -63,6 +63,22 @@ qemu_img_luks() {
 	done
 	cat qerr.txt >&2
 	return 1
+}
+
+# secret_refused IMG: reading IMG, an encrypted image, with a wrong
+# passphrase fails with qemu-img's message, which does not show it; with
+# no secret it fails naming key-secret and creates no target.
+secret_refused() {
+	"$MIMG" convert --object secret,id=x,data=WRONG "$1" bad.raw 2>err.txt &&
+		fail "wrong passphrase accepted"
+	grep -q "Invalid password, cannot unlock any keyslot" err.txt ||
+		fail "wrong passphrase message: $(cat err.txt)"
+	grep -q WRONG err.txt && fail "the passphrase was printed"
+	rm -f none.raw
+	"$MIMG" convert "$1" none.raw 2>err.txt && fail "read without a secret"
+	grep -q "key-secret" err.txt || fail "no-secret message: $(cat err.txt)"
+	[ -e none.raw ] && fail "convert without a secret created its target"
+	return 0
 }
 
 # same_read FMT IMG [what]: mimg reads IMG, an image of FMT (through its

@@ -13,22 +13,23 @@ fmts=$("$MIMG" --help | sed -n 's/^Formats: //p')
 # Lines of A missing from B, and B's lines not in A, sorted.
 only_in() { sort "$1" > s1; sort "$2" > s2; comm -23 s1 s2; }
 
+# same_help ARGS...: qemu-img ARGS and mimg ARGS both succeed and print
+# the same, byte for byte.
+same_help() {
+	qemu-img "$@" > q.txt 2>&1 || fail "qemu-img $*"
+	"$MIMG" "$@" > m.txt 2>&1 || fail "mimg $*: $(cat m.txt)"
+	cmp -s q.txt m.txt || fail "$*:
+$(diff q.txt m.txt)"
+}
+
 n=0
 for f in raw qcow2 vmdk vpc vdi luks; do
 	case " $fmts " in *" $f "*) ;; *) continue ;; esac
 	for o in help '?' 'help,size=1M'; do
-		qemu-img create -f "$f" -o "$o" > q.txt 2>&1 ||
-			fail "qemu-img create -f $f -o $o"
-		"$MIMG" create -f "$f" -o "$o" > m.txt 2>&1 ||
-			fail "mimg create -f $f -o $o: $(cat m.txt)"
-		cmp -s q.txt m.txt || fail "create -f $f -o $o:
-$(diff q.txt m.txt)"
+		same_help create -f "$f" -o "$o"
 		n=$((n + 1))
 	done
-	qemu-img convert -O "$f" -o help > q.txt 2>&1
-	"$MIMG" convert -O "$f" -o help > m.txt 2>&1
-	cmp -s q.txt m.txt || fail "convert -O $f -o help:
-$(diff q.txt m.txt)"
+	same_help convert -O "$f" -o help
 	# With a file name: the host file's options join the list.
 	qemu-img create -f "$f" -o help x.img > q.txt 2>&1
 	"$MIMG" create -f "$f" -o help x.img > m.txt 2>&1
@@ -50,11 +51,7 @@ done
 # amend
 for f in qcow2 luks; do
 	for o in help '?'; do
-		qemu-img amend -f "$f" -o "$o" > q.txt 2>&1
-		"$MIMG" amend -f "$f" -o "$o" > m.txt 2>&1 ||
-			fail "amend -f $f -o $o: $(cat m.txt)"
-		cmp -s q.txt m.txt || fail "amend -f $f -o $o:
-$(diff q.txt m.txt)"
+		same_help amend -f "$f" -o "$o"
 		n=$((n + 1))
 	done
 done

@@ -4,6 +4,19 @@
 
 need qemu-img qemu-io python3 cmp
 
+# The creation options (qemu-img create -o) the qcow2 tests cover: each
+# version, cluster size, refcount width, compression type, extended L2,
+# an external data file (@DATA@: its name) and each preallocation.
+QCOW2_VARIANTS="compat=0.10 compat=1.1 compat=0.10,cluster_size=512
+cluster_size=512 cluster_size=4k cluster_size=2M refcount_bits=1 refcount_bits=2
+refcount_bits=4 refcount_bits=8 refcount_bits=32
+refcount_bits=64,cluster_size=512 lazy_refcounts=on
+compression_type=zlib compression_type=zstd extended_l2=on
+extended_l2=on,cluster_size=16k extended_l2=on,cluster_size=2M
+data_file=@DATA@ data_file=@DATA@,data_file_raw=on
+preallocation=metadata preallocation=falloc preallocation=full
+extended_l2=on,preallocation=metadata"
+
 # qio IMG FMT CMD...: run qemu-io commands on IMG in one process.
 qio() {
 	_img=$1 _fmt=$2

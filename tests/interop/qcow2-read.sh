@@ -27,35 +27,11 @@ image_writes() {
 }
 
 n=0
-for opts in \
-	compat=0.10 \
-	compat=1.1 \
-	compat=0.10,cluster_size=512 \
-	cluster_size=512 \
-	cluster_size=4k \
-	cluster_size=64k \
-	cluster_size=2M \
-	refcount_bits=1 \
-	refcount_bits=2 \
-	refcount_bits=4 \
-	refcount_bits=8 \
-	refcount_bits=32 \
-	refcount_bits=64,cluster_size=512 \
-	lazy_refcounts=on \
-	compression_type=zlib \
-	compression_type=zstd \
-	compression_type=zstd,cluster_size=4k \
-	extended_l2=on \
-	extended_l2=on,cluster_size=16k \
-	extended_l2=on,cluster_size=2M \
-	data_file=data.bin \
-	data_file=data.bin,data_file_raw=on \
-	preallocation=metadata \
-	preallocation=falloc \
-	preallocation=full \
-	extended_l2=on,preallocation=metadata
+for opts in $QCOW2_VARIANTS cluster_size=64k \
+	compression_type=zstd,cluster_size=4k
 do
 	n=$((n + 1))
+	opts=$(echo "$opts" | sed 's/@DATA@/data.bin/')
 	rm -f img.qcow2 ov.qcow2 data.bin
 	size=4M
 	case $opts in *2M*) size=16M ;; esac

@@ -8,7 +8,6 @@
 here=$(cd "$(dirname "$0")" && pwd)
 . "$TESTLIB"
 . "$here/qcow2-lib.sh"
-need qemu-img qemu-io python3
 need_format qcow2
 
 

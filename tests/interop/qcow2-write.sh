@@ -33,34 +33,7 @@ PY
 }
 
 n=0
-for opts in \
-	"" \
-	compat=0.10 \
-	compat=1.1 \
-	compat=0.10,cluster_size=512 \
-	cluster_size=512 \
-	cluster_size=4k \
-	cluster_size=2M \
-	refcount_bits=1 \
-	refcount_bits=2 \
-	refcount_bits=4 \
-	refcount_bits=8 \
-	refcount_bits=32 \
-	refcount_bits=64 \
-	refcount_bits=64,cluster_size=512 \
-	lazy_refcounts=on \
-	compression_type=zlib \
-	compression_type=zstd \
-	extended_l2=on \
-	extended_l2=on,cluster_size=16k \
-	extended_l2=on,cluster_size=2M \
-	data_file=@DATA@ \
-	data_file=@DATA@,data_file_raw=on \
-	preallocation=off \
-	preallocation=metadata \
-	preallocation=falloc \
-	preallocation=full \
-	extended_l2=on,preallocation=metadata \
+for opts in "" $QCOW2_VARIANTS refcount_bits=64 preallocation=off \
 	cluster_size=512,preallocation=metadata
 do
 	n=$((n + 1))

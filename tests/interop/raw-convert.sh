@@ -115,20 +115,13 @@ for p in falloc full; do
 done
 
 # sources in other formats, made by qemu-img
-case " $formats " in *" qcow2 "*)
-	qemu-img convert -f raw -O qcow2 src.img src.qcow2
-	"$MIMG" convert -O raw src.qcow2 fromq.img || fail "qcow2 -> raw"
-	qemu-img compare -q -f raw -F raw src.img fromq.img ||
-		fail "qcow2 -> raw content"
-	[ "$(alloc fromq.img)" -le "$(alloc q.img)" ] ||
-		fail "qcow2 -> raw allocation"
-	;;
-esac
-case " $formats " in *" vmdk "*)
-	qemu-img convert -f raw -O vmdk src.img src.vmdk
-	"$MIMG" convert -O raw src.vmdk fromv.img || fail "vmdk -> raw"
-	qemu-img compare -q -f raw -F raw src.img fromv.img ||
-		fail "vmdk -> raw content"
-	;;
-esac
+for f in qcow2 vmdk; do
+	case " $formats " in *" $f "*) ;; *) continue ;; esac
+	qemu-img convert -f raw -O "$f" src.img "src.$f"
+	"$MIMG" convert -O raw "src.$f" "from-$f.img" || fail "$f -> raw"
+	qemu-img compare -q -f raw -F raw src.img "from-$f.img" ||
+		fail "$f -> raw content"
+	[ "$(alloc "from-$f.img")" -le "$(alloc q.img)" ] ||
+		fail "$f -> raw allocation"
+done
 echo "raw-convert: ok"

@@ -10,7 +10,6 @@
 here=$(cd "$(dirname "$0")" && pwd)
 . "$TESTLIB"
 . "$here/qcow2-lib.sh"
-need qemu-img qemu-io python3
 need_format qcow2
 
 

@@ -4,6 +4,14 @@
 
 need qemu-img qemu-io python3 cmp
 
+# The creation options (qemu-img create -o) the VMDK tests cover: each
+# subformat qemu-img creates but streamOptimized, zeroed grains, version 6
+# and the descriptor's hardware fields.
+VMDK_VARIANTS="subformat=monolithicSparse subformat=monolithicFlat
+subformat=twoGbMaxExtentSparse subformat=twoGbMaxExtentFlat zeroed_grain=on
+compat6=on hwversion=7,adapter_type=lsilogic
+adapter_type=buslogic,toolsversion=1234 adapter_type=legacyESX"
+
 # qio IMG CMD...: qemu-io commands on a VMDK in one process.
 qio() {
 	_img=$1

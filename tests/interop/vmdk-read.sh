@@ -9,16 +9,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/vmdk-lib.sh"
 
 n=0
-for opts in \
-	subformat=monolithicSparse \
-	subformat=monolithicFlat \
-	subformat=twoGbMaxExtentSparse \
-	subformat=twoGbMaxExtentFlat \
-	zeroed_grain=on \
-	compat6=on \
-	hwversion=7,adapter_type=lsilogic \
-	adapter_type=buslogic,toolsversion=1234 \
-	adapter_type=legacyESX
+for opts in $VMDK_VARIANTS
 do
 	n=$((n + 1))
 	rm -f img*.vmdk

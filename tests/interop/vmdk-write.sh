@@ -11,12 +11,14 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 make_raw src.raw 4
 
-# same_file QEMU_FILE MIMG_FILE: equal except for the random CID and the
-# image's own name (m.vmdk for q.vmdk) in the descriptor.
-same_file() {
-	python3 - "$1" "$2" <<'PY'
+# same_vmdk WHAT QEMU_FILE MIMG_FILE: equal except for the random CID and
+# the image's own name (m.vmdk for q.vmdk) in the descriptor.  WHAT is
+# "file": the whole file; or "desc": the descriptor (the header and the
+# embedded descriptor, or a descriptor file and its size: NUL padding).
+same_vmdk() {
+	python3 - "$@" <<'PY'
 import re, sys
-def norm(path, me):
+def norm(what, path, me):
     d = open(path, 'rb').read()
     def text(t):
         t = re.sub(rb'(?m)^CID=[0-9a-f]+', b'CID=x', t.rstrip(b'\0'))
@@ -25,45 +27,17 @@ def norm(path, me):
         return t
     if d[:4] == b'KDMV':
         # header, descriptor area (sectors 1-20), the rest
-        return d[:512], text(d[512:21 * 512]), d[21 * 512:]
-    return (text(d),)
-if norm(sys.argv[1], b'q') != norm(sys.argv[2], b'm'):
-    sys.exit(1)
-PY
-}
-
-# same_desc QEMU_FILE MIMG_FILE: the descriptors (a descriptor file, or
-# the header and embedded descriptor) are equal except for the CID and the
-# image's name, and descriptor files have the same size (NUL padding).
-same_desc() {
-	python3 - "$1" "$2" <<'PY'
-import re, sys
-def norm(path, me):
-    d = open(path, 'rb').read()
-    def text(t):
-        t = re.sub(rb'(?m)^CID=[0-9a-f]+', b'CID=x', t.rstrip(b'\0'))
-        for sep in (b'.', b'-'):
-            t = t.replace(b'"' + me + sep, b'"NAME' + sep)
-        return t
-    if d[:4] == b'KDMV':
-        return d[:512], text(d[512:21 * 512])
-    return text(d), len(d)
-if norm(sys.argv[1], b'q') != norm(sys.argv[2], b'm'):
+        parts = d[:512], text(d[512:21 * 512]), d[21 * 512:]
+        return parts if what == 'file' else parts[:2]
+    return (text(d),) if what == 'file' else (text(d), len(d))
+what = sys.argv[1]
+if norm(what, sys.argv[2], b'q') != norm(what, sys.argv[3], b'm'):
     sys.exit(1)
 PY
 }
 
 n=0
-for opts in \
-	subformat=monolithicSparse \
-	subformat=monolithicFlat \
-	subformat=twoGbMaxExtentSparse \
-	subformat=twoGbMaxExtentFlat \
-	zeroed_grain=on \
-	compat6=on \
-	hwversion=7,adapter_type=lsilogic \
-	adapter_type=buslogic,toolsversion=1234 \
-	adapter_type=legacyESX \
+for opts in $VMDK_VARIANTS \
 	subformat=monolithicFlat,preallocation=falloc
 do
 	n=$((n + 1))
@@ -75,7 +49,7 @@ do
 	rm -f q*.vmdk
 	qemu-img convert -f raw -O vmdk -o "$opts" src.raw q.vmdk ||
 		fail "qemu-img convert -o $opts"
-	same_desc q.vmdk m.vmdk ||
+	same_vmdk desc q.vmdk m.vmdk ||
 		fail "convert: descriptor of m.vmdk differs from qemu-img's ($opts)"
 
 	# create: the same files as qemu-img's.
@@ -95,7 +69,7 @@ do
 				fail "$m has $ms bytes, qemu's $q $qs ($opts)"
 			continue
 		fi
-		same_file "$q" "$m" ||
+		same_vmdk file "$q" "$m" ||
 			fail "$m differs from qemu-img's $q ($opts)"
 	done
 	[ "$(ls m*.vmdk | wc -l)" = "$(ls q*.vmdk | wc -l)" ] ||

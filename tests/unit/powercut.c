@@ -166,3 +166,22 @@ void pc_end(void)
 	crashed = true;
 	mimg_file_set_fault_hook(NULL, NULL);
 }
+
+bool pc_run(const char *path, unsigned flags, int at_flush,
+	    void (*work)(struct mimg *img, void *arg), void *arg)
+{
+	struct mimg *img;
+	ck_assert_int_eq(mimg_open(&img, path, NULL, MIMG_OPEN_RDWR | flags),
+			 0);
+	pc_begin(path, at_flush);
+	work(img, arg);
+	mimg_close(img);
+	bool cut = pc_crashed();
+	pc_end();
+	return cut;
+}
+
+int pc_qemu_check(void)
+{
+	return tu_system("qemu-img check -q crash.img >/dev/null 2>&1");
+}

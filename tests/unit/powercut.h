@@ -24,4 +24,13 @@ bool pc_crashed(void);
  * image as the disk would after the power cut. */
 void pc_end(void);
 
+struct mimg;
+/* The whole run: open PATH read-write (and FLAGS), run WORK(img, ARG)
+ * with the cut just before flush number AT_FLUSH, close the image and
+ * make crash.img.  Returns whether the cut came before the close. */
+bool pc_run(const char *path, unsigned flags, int at_flush,
+	    void (*work)(struct mimg *img, void *arg), void *arg);
+/* qemu-img check's exit status on crash.img: 0 clean, 3 leaks only. */
+int pc_qemu_check(void);
+
 #endif

@@ -160,11 +160,10 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("archive_write");
-	TCase *tc = tu_tcase(s, "archive_write");
+	TCase *tc = tu_tcase_of(s, "archive_write",
+				TU_TESTS(ova_arguments, packed_arguments,
+					 ova_write_faults,
+					 packed_write_faults));
 	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, ova_arguments);
-	tcase_add_test(tc, packed_arguments);
-	tcase_add_test(tc, ova_write_faults);
-	tcase_add_test(tc, packed_write_faults);
 	return tu_run_suite(s);
 }

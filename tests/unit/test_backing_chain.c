@@ -438,19 +438,16 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("backing_chain");
-	TCase *tc = tu_tcase(s, "resolve_ref");
-	tcase_add_test(tc, resolve_relative_to_image_dir);
-	tcase_add_test(tc, resolve_contained_refuses_escapes);
-	tcase_add_test(tc, resolve_contained_refuses_symlink_escape);
-	tcase_add_test(tc, resolve_untrusted_refuses_everything);
-	tcase_add_test(tc, resolve_json_never_interpreted);
-	tc = tu_tcase(s, "chains");
-	tcase_add_test(tc, chain_relative_to_overlay_dir);
-	tcase_add_test(tc, chain_missing_backing_named);
-	tcase_add_test(tc, chain_loops_detected);
-	tcase_add_test(tc, chain_depth_capped);
-	tcase_add_test(tc, chain_untrusted_refused);
-	tcase_add_test(tc, chain_json_backing_refused);
-	tcase_add_test(tc, create_with_backing);
+	tu_tcase_of(s, "resolve_ref",
+		    TU_TESTS(resolve_relative_to_image_dir,
+			     resolve_contained_refuses_escapes,
+			     resolve_contained_refuses_symlink_escape,
+			     resolve_untrusted_refuses_everything,
+			     resolve_json_never_interpreted));
+	tu_tcase_of(s, "chains",
+		    TU_TESTS(chain_relative_to_overlay_dir,
+			     chain_missing_backing_named, chain_loops_detected,
+			     chain_depth_capped, chain_untrusted_refused,
+			     chain_json_backing_refused, create_with_backing));
 	return tu_run_suite(s);
 }

@@ -254,12 +254,10 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("block_status");
-	TCase *tc = tu_tcase(s, "block_status");
-	tcase_add_test(tc, raw_runs_match_seek_data);
-	tcase_add_test(tc, raw_runs_capped_and_ranges);
-	tcase_add_test(tc, raw_discard_and_write_change_status);
-	tcase_add_test(tc, chain_on_single_raw);
-	tcase_add_test(tc, chain_through_qcow2_overlay);
-	return tu_run_suite(s);
+	return tu_main("block_status", "block_status",
+		       TU_TESTS(raw_runs_match_seek_data,
+				raw_runs_capped_and_ranges,
+				raw_discard_and_write_change_status,
+				chain_on_single_raw,
+				chain_through_qcow2_overlay));
 }

@@ -18,6 +18,7 @@
 
 #include "blockif_park.h"
 #include "mimg.h"
+#include "blockif_run.h"
 #include "testutil.h"
 #include "test_blockif_stress.h"
 #include "vmm-blk/block_if.h"
@@ -28,10 +29,7 @@ static uint8_t *disk;
 
 static void make_disk(void)
 {
-	disk = malloc(DISK_SIZE);
-	ck_assert_ptr_nonnull(disk);
-	tu_fill_random(disk, DISK_SIZE, 1);
-	tu_write_file("disk.raw", disk, DISK_SIZE, 0);
+	disk = tu_random_file("disk.raw", DISK_SIZE, 1);
 }
 
 static struct blockif_ctxt *open_ok(const char *opts)
@@ -45,23 +43,9 @@ static struct blockif_ctxt *open_ok(const char *opts)
 /* A request and a way to wait for it. */
 struct waiter {
 	struct blockif_req br;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool done;
-	int err;
+	struct blockif_completion done;
 	uint8_t buf[65536];
 };
-
-static void waiter_done(struct blockif_req *br, int err)
-{
-	struct waiter *w = br->br_param;
-
-	pthread_mutex_lock(&w->lock);
-	w->done = true;
-	w->err = err;
-	pthread_cond_signal(&w->cond);
-	pthread_mutex_unlock(&w->lock);
-}
 
 static struct waiter *waiter_new(uint64_t off, size_t len)
 {
@@ -69,10 +53,9 @@ static struct waiter *waiter_new(uint64_t off, size_t len)
 
 	ck_assert_ptr_nonnull(w);
 	ck_assert_uint_le(len, sizeof(w->buf));
-	pthread_mutex_init(&w->lock, NULL);
-	pthread_cond_init(&w->cond, NULL);
-	w->br.br_callback = waiter_done;
-	w->br.br_param = w;
+	w->done = (struct blockif_completion)BLOCKIF_COMPLETION_INIT;
+	w->br.br_callback = blockif_completed;
+	w->br.br_param = &w->done;
 	w->br.br_offset = (off_t)off;
 	w->br.br_resid = (ssize_t)len;
 	w->br.br_iovcnt = 1;
@@ -83,12 +66,16 @@ static struct waiter *waiter_new(uint64_t off, size_t len)
 
 static int waiter_wait(struct waiter *w)
 {
-	pthread_mutex_lock(&w->lock);
-	while (!w->done)
-		pthread_cond_wait(&w->cond, &w->lock);
-	w->done = false;
-	pthread_mutex_unlock(&w->lock);
-	return w->err;
+	return blockif_completion_wait(&w->done);
+}
+
+/* Submit W's request with OP (blockif_read, _write, ...), which queues
+ * it; returns the error its completion reports. */
+static int complete(int (*op)(struct blockif_ctxt *, struct blockif_req *),
+		    struct blockif_ctxt *bc, struct waiter *w)
+{
+	ck_assert_int_eq(op(bc, &w->br), 0);
+	return waiter_wait(w);
 }
 
 START_TEST(open_options)
@@ -175,20 +162,16 @@ START_TEST(read_write_resid)
 
 	make_disk();
 	bc = open_ok("disk.raw,format=raw");
-	ck_assert_int_eq(blockif_read(bc, &w->br), 0);
-	ck_assert_int_eq(waiter_wait(w), 0);
+	ck_assert_int_eq(complete(blockif_read, bc, w), 0);
 	ck_assert_int_eq(w->br.br_resid, 0);
 	ck_assert(memcmp(w->buf, disk + 4096, 8192) == 0);
 
 	memset(w->buf, 0x3c, 8192);
 	w->br.br_resid = 8192;
-	ck_assert_int_eq(blockif_write(bc, &w->br), 0);
-	ck_assert_int_eq(waiter_wait(w), 0);
-	ck_assert_int_eq(blockif_flush(bc, &w->br), 0);
-	ck_assert_int_eq(waiter_wait(w), 0);
+	ck_assert_int_eq(complete(blockif_write, bc, w), 0);
+	ck_assert_int_eq(complete(blockif_flush, bc, w), 0);
 	memset(w->buf, 0, 8192);
-	ck_assert_int_eq(blockif_read(bc, &w->br), 0);
-	ck_assert_int_eq(waiter_wait(w), 0);
+	ck_assert_int_eq(complete(blockif_read, bc, w), 0);
 	for (int i = 0; i < 8192; i++)
 		ck_assert_uint_eq(w->buf[i], 0x3c);
 
@@ -197,40 +180,32 @@ START_TEST(read_write_resid)
 	memset(w->buf, 0x5a, 8192);
 	w->br.br_offset = DISK_SIZE - 4096;
 	w->br.br_resid = 8192;
-	ck_assert_int_eq(blockif_read(bc, &w->br), 0);
-	ck_assert_int_eq(waiter_wait(w), 0);
+	ck_assert_int_eq(complete(blockif_read, bc, w), 0);
 	ck_assert_int_eq(w->br.br_resid, 4096);
 	ck_assert(memcmp(w->buf, disk + DISK_SIZE - 4096, 4096) == 0);
 	ck_assert_uint_eq(w->buf[4096], 0x5a);
 	w->br.br_resid = 8192;
-	ck_assert_int_eq(blockif_write(bc, &w->br), 0);
-	ck_assert_int_eq(waiter_wait(w), 0);
+	ck_assert_int_eq(complete(blockif_write, bc, w), 0);
 	ck_assert_int_eq(w->br.br_resid, 4096);
 	ck_assert_int_eq(blockif_size(bc), DISK_SIZE);
 	/* At the end nothing moves; a write past it is EIO. */
 	w->br.br_offset = DISK_SIZE;
 	w->br.br_resid = 8192;
-	ck_assert_int_eq(blockif_read(bc, &w->br), 0);
-	ck_assert_int_eq(waiter_wait(w), 0);
+	ck_assert_int_eq(complete(blockif_read, bc, w), 0);
 	ck_assert_int_eq(w->br.br_resid, 8192);
-	ck_assert_int_eq(blockif_write(bc, &w->br), 0);
-	ck_assert_int_eq(waiter_wait(w), 0);
+	ck_assert_int_eq(complete(blockif_write, bc, w), 0);
 	ck_assert_int_eq(w->br.br_resid, 8192);
 	w->br.br_offset = DISK_SIZE + 512;
-	ck_assert_int_eq(blockif_read(bc, &w->br), 0);
-	ck_assert_int_eq(waiter_wait(w), 0);
-	ck_assert_int_eq(blockif_write(bc, &w->br), 0);
-	ck_assert_int_eq(waiter_wait(w), EIO);
+	ck_assert_int_eq(complete(blockif_read, bc, w), 0);
+	ck_assert_int_eq(complete(blockif_write, bc, w), EIO);
 	/* Malformed requests are queued like any other and fail through
 	 * the callback: bhyve's models only expect 0 or E2BIG back. */
 	w->br.br_offset = 0;
 	w->br.br_iovcnt = -1;
-	ck_assert_int_eq(blockif_read(bc, &w->br), 0);
-	ck_assert_int_eq(waiter_wait(w), EINVAL);
+	ck_assert_int_eq(complete(blockif_read, bc, w), EINVAL);
 	w->br.br_iovcnt = 1;
 	w->br.br_offset = -512;
-	ck_assert_int_eq(blockif_write(bc, &w->br), 0);
-	ck_assert_int_eq(waiter_wait(w), EINVAL);
+	ck_assert_int_eq(complete(blockif_write, bc, w), EINVAL);
 	w->br.br_offset = 0;
 	w->br.br_resid = -1;
 	ck_assert_int_eq(blockif_delete(bc, &w->br), 0);
@@ -249,11 +224,9 @@ START_TEST(read_only_and_delete)
 
 	make_disk();
 	bc = open_ok("disk.raw,format=raw,ro");
-	ck_assert_int_eq(blockif_write(bc, &w->br), 0);
-	ck_assert_int_eq(waiter_wait(w), EROFS);
+	ck_assert_int_eq(complete(blockif_write, bc, w), EROFS);
 	w->br.br_resid = 4096;
-	ck_assert_int_eq(blockif_delete(bc, &w->br), 0);
-	ck_assert_int_eq(waiter_wait(w), EOPNOTSUPP);
+	ck_assert_int_eq(complete(blockif_delete, bc, w), EOPNOTSUPP);
 	ck_assert_int_eq(blockif_write_zeroes(bc, &w->br, 0), 0);
 	ck_assert_int_eq(waiter_wait(w), EROFS);
 	ck_assert_int_eq(blockif_close(bc), 0);
@@ -261,8 +234,7 @@ START_TEST(read_only_and_delete)
 	bc = open_ok("disk.raw,format=raw,nodelete");
 	ck_assert_int_eq(blockif_candelete(bc), 0);
 	w->br.br_resid = 4096;
-	ck_assert_int_eq(blockif_delete(bc, &w->br), 0);
-	ck_assert_int_eq(waiter_wait(w), EOPNOTSUPP);
+	ck_assert_int_eq(complete(blockif_delete, bc, w), EOPNOTSUPP);
 	ck_assert_int_eq(blockif_close(bc), 0);
 
 	bc = open_ok("disk.raw,format=raw");
@@ -275,23 +247,20 @@ START_TEST(read_only_and_delete)
 		/* Discarded raw ranges read back as zeroes. */
 		w->br.br_offset = 1 << 20;
 		w->br.br_resid = 1 << 16;
-		ck_assert_int_eq(blockif_delete(bc, &w->br), 0);
-		ck_assert_int_eq(waiter_wait(w), 0);
+		ck_assert_int_eq(complete(blockif_delete, bc, w), 0);
 	}
 	w->br.br_offset = 65536;
 	w->br.br_resid = 8192;
 	w->br.br_iov[0].iov_len = 8192;
 	memset(w->buf, 0xff, 8192);
-	ck_assert_int_eq(blockif_read(bc, &w->br), 0);
-	ck_assert_int_eq(waiter_wait(w), 0);
+	ck_assert_int_eq(complete(blockif_read, bc, w), 0);
 	for (int i = 0; i < 8192; i++)
 		ck_assert_uint_eq(w->buf[i], 0);
 	if (blockif_candelete(bc)) {
 		w->br.br_offset = 1 << 20;
 		w->br.br_resid = 8192;
 		memset(w->buf, 0xff, 8192);
-		ck_assert_int_eq(blockif_read(bc, &w->br), 0);
-		ck_assert_int_eq(waiter_wait(w), 0);
+		ck_assert_int_eq(complete(blockif_read, bc, w), 0);
 		for (int i = 0; i < 8192; i++)
 			ck_assert_uint_eq(w->buf[i], 0);
 	}
@@ -436,20 +405,15 @@ END_TEST
 
 START_TEST(stress_raw)
 {
-	struct blockif_ctxt *bc;
 	uint8_t *shadow;
 
 	make_disk();
 	shadow = malloc(DISK_SIZE);
 	ck_assert_ptr_nonnull(shadow);
 	memcpy(shadow, disk, DISK_SIZE);
-	bc = open_ok("disk.raw,format=raw");
-	stress_blockif(bc, shadow, DISK_SIZE, 4, 3000, 7);
-	ck_assert_int_eq(blockif_close(bc), 0);
+	stress_open("disk.raw,format=raw", shadow, DISK_SIZE, 4, 3000, 7);
 	/* The file holds exactly what the shadow says. */
-	bc = open_ok("disk.raw,format=raw,ro");
-	stress_blockif(bc, shadow, DISK_SIZE, 1, 0, 8);
-	ck_assert_int_eq(blockif_close(bc), 0);
+	stress_open("disk.raw,format=raw,ro", shadow, DISK_SIZE, 1, 0, 8);
 	free(shadow);
 	free(disk);
 }
@@ -474,7 +438,6 @@ START_TEST(encrypted_keyfile)
 	ck_assert_ptr_nonnull(shadow);
 	for (int i = 0; i < 2; i++) {
 		char opts[128];
-		struct blockif_ctxt *bc;
 		bool q = i == 0;
 		const char *f = q ? "e.qcow2" : "e.luks";
 
@@ -495,14 +458,9 @@ START_TEST(encrypted_keyfile)
 			mimg_close(img);
 		}
 		snprintf(opts, sizeof(opts), "%s,keyfile=key.txt", f);
-		bc = open_ok(opts);
-		ck_assert_int_eq(blockif_size(bc), DISK_SIZE);
-		stress_blockif(bc, shadow, DISK_SIZE, 4, 2000, 11);
-		ck_assert_int_eq(blockif_close(bc), 0);
+		stress_open(opts, shadow, DISK_SIZE, 4, 2000, 11);
 		snprintf(opts, sizeof(opts), "%s,ro,keyfile=key.txt", f);
-		bc = open_ok(opts);
-		stress_blockif(bc, shadow, DISK_SIZE, 1, 0, 12);
-		ck_assert_int_eq(blockif_close(bc), 0);
+		stress_open(opts, shadow, DISK_SIZE, 1, 0, 12);
 		/* no key, a wrong key, a missing key file */
 		ck_assert_ptr_null(blockif_open(f, "test"));
 		snprintf(opts, sizeof(opts), "%s,keyfile=bad.txt", f);
@@ -516,17 +474,10 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("blockif");
-	TCase *tc = tu_tcase(s, "blockif");
-
-	tcase_add_test(tc, open_options);
-	tcase_add_test(tc, chs_large);
-	tcase_add_test(tc, read_write_resid);
-	tcase_add_test(tc, read_only_and_delete);
-	tcase_add_test(tc, queue_full_and_cancel);
-	tcase_add_test(tc, overlapping_requests_keep_order);
-	tcase_add_test(tc, close_drains_queue);
-	tcase_add_test(tc, stress_raw);
-	tcase_add_test(tc, encrypted_keyfile);
-	return tu_run_suite(s);
+	return tu_main("blockif", "blockif",
+		       TU_TESTS(open_options, chs_large, read_write_resid,
+				read_only_and_delete, queue_full_and_cancel,
+				overlapping_requests_keep_order,
+				close_drains_queue, stress_raw,
+				encrypted_keyfile));
 }

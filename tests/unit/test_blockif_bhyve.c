@@ -41,10 +41,7 @@ static uint8_t *disk;
 
 static void make_disk(void)
 {
-	disk = malloc(DISK_SIZE);
-	ck_assert_ptr_nonnull(disk);
-	tu_fill_random(disk, DISK_SIZE, 21);
-	tu_write_file("disk.raw", disk, DISK_SIZE, 0);
+	disk = tu_random_file("disk.raw", DISK_SIZE, 21);
 }
 
 /* Guest memory: pages the models point their iovecs into. */
@@ -411,15 +408,8 @@ START_TEST(ahci_model)
 		ck_assert_int_eq(aior->callbacks, 4);
 		aior->trim = false;
 		for (int r = 0; r < 4; r++) {
-			FILE *f = fopen("disk.raw", "rb");
-
-			ck_assert_ptr_nonnull(f);
-			ck_assert_int_eq(fseek(f, (8 << 20) + (r << 20),
-					       SEEK_SET),
-					 0);
-			ck_assert_uint_eq(fread(buf, 1, sizeof(buf), f),
-					  sizeof(buf));
-			fclose(f);
+			tu_read_at("disk.raw", buf, sizeof(buf),
+				   (8 << 20) + (r << 20));
 			ck_assert(memcmp(buf, zero, sizeof(buf)) == 0);
 		}
 	}
@@ -722,12 +712,9 @@ START_TEST(nvme_model)
 	ck_assert_int_eq(nvme_wait(req), 0);
 	{
 		uint8_t *back = malloc(2 << 20);
-		FILE *f = fopen("disk.raw", "rb");
 
-		ck_assert(back && f);
-		ck_assert_int_eq(fseek(f, 8 << 20, SEEK_SET), 0);
-		ck_assert_uint_eq(fread(back, 1, 2 << 20, f), 2 << 20);
-		fclose(f);
+		ck_assert_ptr_nonnull(back);
+		tu_read_at("disk.raw", back, 2 << 20, 8 << 20);
 		ck_assert(memcmp(back, disk + (slba << 9), 2 << 20) == 0);
 		free(back);
 	}
@@ -780,12 +767,7 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("blockif_bhyve");
-	TCase *tc = tu_tcase(s, "models");
-
-	tcase_add_test(tc, virtio_blk_model);
-	tcase_add_test(tc, ahci_model);
-	tcase_add_test(tc, ahci_identify_geometry);
-	tcase_add_test(tc, nvme_model);
-	return tu_run_suite(s);
+	return tu_main("blockif_bhyve", "models",
+		       TU_TESTS(virtio_blk_model, ahci_model,
+				ahci_identify_geometry, nvme_model));
 }

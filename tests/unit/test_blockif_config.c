@@ -32,10 +32,7 @@ static uint8_t *disk;
 
 static void make_disk(void)
 {
-	disk = malloc(DISK_SIZE);
-	ck_assert_ptr_nonnull(disk);
-	tu_fill_random(disk, DISK_SIZE, 7);
-	tu_write_file("disk.raw", disk, DISK_SIZE, 0);
+	disk = tu_random_file("disk.raw", DISK_SIZE, 7);
 }
 
 /* blockif_open of a node built from a legacy option string. */
@@ -576,17 +573,9 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("blockif_config");
-	TCase *tc = tu_tcase(s, "bhyve");
-
-	tcase_add_test(tc, config_keys);
-	tcase_add_test(tc, legacy_config_string);
-	tcase_add_test(tc, sectorsize_grammar);
-	tcase_add_test(tc, default_physical_sector);
-	tcase_add_test(tc, chs_table);
-	tcase_add_test(tc, many_segments);
-	tcase_add_test(tc, resize_callback);
-	tcase_add_test(tc, pause_and_resume);
-	tcase_add_test(tc, nocache_every_format);
-	return tu_run_suite(s);
+	return tu_main("blockif_config", "bhyve",
+		       TU_TESTS(config_keys, legacy_config_string,
+				sectorsize_grammar, default_physical_sector,
+				chs_table, many_segments, resize_callback,
+				pause_and_resume, nocache_every_format));
 }

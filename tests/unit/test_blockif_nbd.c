@@ -22,6 +22,7 @@
 
 #include <mimg.h>
 
+#include "blockif_run.h"
 #include "testutil.h"
 #include "test_blockif_stress.h"
 #include "vmm-blk/block_if.h"
@@ -61,15 +62,10 @@ static void stop_nbdkit(pid_t pid)
 
 START_TEST(stress_qcow2_over_nbd)
 {
-	uint8_t *shadow = malloc(DISK_SIZE);
-	struct blockif_ctxt *bc;
+	uint8_t *shadow = stress_base_raw(DISK_SIZE, DISK_SIZE / 2, 5);
 	char uri[600];
 	pid_t pid;
 
-	ck_assert_ptr_nonnull(shadow);
-	memset(shadow, 0, DISK_SIZE);
-	tu_fill_random(shadow, DISK_SIZE / 2, 5);
-	tu_write_file("base.raw", shadow, DISK_SIZE, 0);
 	ck_assert_int_eq(tu_system("qemu-img convert -q -f raw -O qcow2 "
 				   "base.raw base.qcow2"),
 			 0);
@@ -81,11 +77,7 @@ START_TEST(stress_qcow2_over_nbd)
 				   tu_tmpdir()),
 			 0);
 	pid = start_nbdkit("overlay.qcow2", uri, sizeof(uri));
-	bc = blockif_open_optstr(uri, "nbd");
-	ck_assert_msg(bc != NULL, "blockif_open(%s) failed", uri);
-	ck_assert_int_eq(blockif_size(bc), DISK_SIZE);
-	stress_blockif(bc, shadow, DISK_SIZE, 4, 600, 21);
-	ck_assert_int_eq(blockif_close(bc), 0);
+	stress_open(uri, shadow, DISK_SIZE, 4, 600, 21);
 	stop_nbdkit(pid);
 
 	tu_qemu_reads("overlay.qcow2", "qcow2", shadow, DISK_SIZE);
@@ -93,32 +85,12 @@ START_TEST(stress_qcow2_over_nbd)
 }
 END_TEST
 
-/* One request's completion. */
-struct done {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool done;
-	int err;
-};
-
-static void req_done(struct blockif_req *br, int err)
-{
-	struct done *d = br->br_param;
-	pthread_mutex_lock(&d->lock);
-	d->done = true;
-	d->err = err;
-	pthread_cond_signal(&d->cond);
-	pthread_mutex_unlock(&d->lock);
-}
-
 /* The server going away fails requests with an error, not a hang. */
 START_TEST(server_gone_fails_requests)
 {
-	struct done d = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
-			 false, 0};
 	struct blockif_ctxt *bc;
-	struct blockif_req br;
 	char uri[600], buf[4096];
+	int err;
 	pid_t pid;
 
 	tu_make_sparse("disk.raw", 1 << 20);
@@ -128,36 +100,21 @@ START_TEST(server_gone_fails_requests)
 	ck_assert_int_eq(kill(pid, SIGKILL), 0);
 	ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
 
-	memset(&br, 0, sizeof(br));
-	br.br_callback = req_done;
-	br.br_param = &d;
-	br.br_offset = 0;
-	br.br_resid = sizeof(buf);
-	br.br_iovcnt = 1;
-	br.br_iov[0].iov_base = buf;
-	br.br_iov[0].iov_len = sizeof(buf);
-	ck_assert_int_eq(blockif_read(bc, &br), 0);
-	pthread_mutex_lock(&d.lock);
-	while (!d.done)
-		pthread_cond_wait(&d.cond, &d.lock);
-	pthread_mutex_unlock(&d.lock);
-	ck_assert_int_ne(d.err, 0);
+	ck_assert_int_eq(blockif_run(blockif_read, bc, buf, sizeof(buf), 0,
+				     &err),
+			 0);
+	ck_assert_int_ne(err, 0);
 	blockif_close(bc);
 }
 END_TEST
 
 int main(void)
 {
-	Suite *s;
-	TCase *tc;
-
 	if (!tu_have_program("nbdkit") || !tu_have_program("qemu-img")) {
 		fprintf(stderr, "nbdkit or qemu-img not found: skipped\n");
 		return 77;
 	}
-	s = suite_create("blockif_nbd");
-	tc = tu_tcase(s, "nbd");
-	tcase_add_test(tc, stress_qcow2_over_nbd);
-	tcase_add_test(tc, server_gone_fails_requests);
-	return tu_run_suite(s);
+	return tu_main("blockif_nbd", "nbd",
+		       TU_TESTS(stress_qcow2_over_nbd,
+				server_gone_fails_requests));
 }

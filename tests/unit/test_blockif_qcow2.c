@@ -19,21 +19,11 @@
 
 #define DISK_SIZE (8u << 20)
 
-static void write_shadow(const char *path, const uint8_t *shadow)
-{
-	tu_write_file(path, shadow, DISK_SIZE, 0);
-}
-
 START_TEST(stress_qcow2_backing)
 {
-	uint8_t *shadow = malloc(DISK_SIZE);
-	struct blockif_ctxt *bc;
-
-	ck_assert_ptr_nonnull(shadow);
 	/* Base: data in the first half, a hole in the second. */
-	memset(shadow, 0, DISK_SIZE);
-	tu_fill_random(shadow, DISK_SIZE / 2, 3);
-	write_shadow("base.raw", shadow);
+	uint8_t *shadow = stress_base_raw(DISK_SIZE, DISK_SIZE / 2, 3);
+
 	ck_assert_int_eq(tu_system("qemu-img convert -q -f raw -O qcow2 "
 				   "base.raw base.qcow2"),
 			 0);
@@ -41,11 +31,7 @@ START_TEST(stress_qcow2_backing)
 				   "-F qcow2 -o cluster_size=4096 "
 				   "overlay.qcow2"),
 			 0);
-	bc = blockif_open_optstr("overlay.qcow2", "overlay");
-	ck_assert_ptr_nonnull(bc);
-	ck_assert_int_eq(blockif_size(bc), DISK_SIZE);
-	stress_blockif(bc, shadow, DISK_SIZE, 4, 1500, 11);
-	ck_assert_int_eq(blockif_close(bc), 0);
+	stress_open("overlay.qcow2", shadow, DISK_SIZE, 4, 1500, 11);
 
 	tu_qemu_reads("overlay.qcow2", "qcow2", shadow, DISK_SIZE);
 	/* The backing file was only read. */
@@ -80,14 +66,9 @@ END_TEST
 
 int main(void)
 {
-	Suite *s;
-	TCase *tc;
-
 	if (!tu_have_qemu_img_and("qcow2"))
 		return 77;
-	s = suite_create("blockif_qcow2");
-	tc = tu_tcase(s, "qcow2");
-	tcase_add_test(tc, stress_qcow2_backing);
-	tcase_add_test(tc, untrusted_refuses_backing);
-	return tu_run_suite(s);
+	return tu_main("blockif_qcow2", "qcow2",
+		       TU_TESTS(stress_qcow2_backing,
+				untrusted_refuses_backing));
 }

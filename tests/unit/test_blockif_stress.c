@@ -306,3 +306,24 @@ void stress_blockif(struct blockif_ctxt *bc, uint8_t *shadow, uint64_t size,
 		      mismatches);
 	verify_all(bc, shadow, size);
 }
+
+void stress_open(const char *optstr, uint8_t *shadow, uint64_t size,
+		 unsigned nthreads, unsigned nops, uint64_t seed)
+{
+	struct blockif_ctxt *bc = blockif_open_optstr(optstr, "stress");
+
+	ck_assert_msg(bc != NULL, "blockif_open(%s) failed", optstr);
+	ck_assert_int_eq(blockif_size(bc), size);
+	stress_blockif(bc, shadow, size, nthreads, nops, seed);
+	ck_assert_int_eq(blockif_close(bc), 0);
+}
+
+uint8_t *stress_base_raw(uint64_t size, uint64_t data, uint64_t seed)
+{
+	uint8_t *shadow = calloc(1, size);
+
+	ck_assert_ptr_nonnull(shadow);
+	tu_fill_random(shadow, data, seed);
+	tu_write_file("base.raw", shadow, size, 0);
+	return shadow;
+}

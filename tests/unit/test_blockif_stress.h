@@ -23,4 +23,13 @@
 void stress_blockif(struct blockif_ctxt *bc, uint8_t *shadow, uint64_t size,
 		    unsigned nthreads, unsigned nops, uint64_t seed);
 
+/* Open OPTSTR (blockif_open_optstr), check that it is SIZE bytes, run
+ * stress_blockif on it with NTHREADS, NOPS and SEED, and close it. */
+void stress_open(const char *optstr, uint8_t *shadow, uint64_t size,
+		 unsigned nthreads, unsigned nops, uint64_t seed);
+
+/* A disk's content, SIZE bytes (free() it): random data from SEED in the
+ * first DATA bytes, zeroes after; written to base.raw too. */
+uint8_t *stress_base_raw(uint64_t size, uint64_t data, uint64_t seed);
+
 #endif

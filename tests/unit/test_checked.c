@@ -116,14 +116,8 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("checked");
-	TCase *tc = tu_tcase(s, "checked");
-	tcase_add_test(tc, add_overflow);
-	tcase_add_test(tc, mul_overflow);
-	tcase_add_test(tc, sub_underflow);
-	tcase_add_test(tc, range_within);
-	tcase_add_test(tc, pow2_and_alignment);
-	tcase_add_test(tc, align_up);
-	tcase_add_test(tc, div_min_max);
-	return tu_run_suite(s);
+	return tu_main("checked", "checked",
+		       TU_TESTS(add_overflow, mul_overflow, sub_underflow,
+				range_within, pow2_and_alignment, align_up,
+				div_min_max));
 }

@@ -200,11 +200,7 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("codec");
-	TCase *tc = tu_tcase(s, "codec");
-	tcase_add_test(tc, raw4k_round_trip);
-	tcase_add_test(tc, raw_cluster_rules);
-	tcase_add_test(tc, zlib_grains);
-	tcase_add_test(tc, convert_level_option);
-	return tu_run_suite(s);
+	return tu_main("codec", "codec",
+		       TU_TESTS(raw4k_round_trip, raw_cluster_rules,
+				zlib_grains, convert_level_option));
 }

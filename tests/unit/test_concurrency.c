@@ -234,10 +234,8 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("concurrency");
-	TCase *tc = tu_tcase(s, "concurrency");
-	tcase_add_test(tc, random_verified_io_one_handle);
-	tcase_add_test(tc, random_verified_io_probed_handle);
-	tcase_add_test(tc, formats_from_many_threads);
-	return tu_run_suite(s);
+	return tu_main("concurrency", "concurrency",
+		       TU_TESTS(random_verified_io_one_handle,
+				random_verified_io_probed_handle,
+				formats_from_many_threads));
 }

@@ -484,22 +484,16 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("convert");
-	TCase *tc = tu_tcase(s, "convert");
-	tcase_add_test(tc, sparse_source_stays_sparse);
-	tcase_add_test(tc, sparse_granularity);
-	tcase_add_test(tc, no_sparse_allocates_everything);
-	tcase_add_test(tc, existing_target_is_overwritten);
-	tcase_add_test(tc, existing_target_is_zero);
-	tcase_add_test(tc, larger_target_keeps_tail);
-	tcase_add_test(tc, target_checks);
-	tcase_add_test(tc, parallel_and_out_of_order_agree);
-	tcase_add_test(tc, odd_sizes);
-	tcase_add_test(tc, progress_monotonic);
-	tcase_add_test(tc, bounded_memory_on_large_sparse);
-	tcase_add_test(tc, work_proportional_to_data);
-	tcase_add_test(tc, into_clustered_target);
-	tcase_add_test(tc, sources_concatenated);
-	tcase_add_test(tc, copy_offload_same_content);
-	return tu_run_suite(s);
+	return tu_main("convert", "convert",
+		       TU_TESTS(sparse_source_stays_sparse, sparse_granularity,
+				no_sparse_allocates_everything,
+				existing_target_is_overwritten,
+				existing_target_is_zero,
+				larger_target_keeps_tail, target_checks,
+				parallel_and_out_of_order_agree, odd_sizes,
+				progress_monotonic,
+				bounded_memory_on_large_sparse,
+				work_proportional_to_data,
+				into_clustered_target, sources_concatenated,
+				copy_offload_same_content));
 }

@@ -103,12 +103,8 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("endian");
-	TCase *tc = tu_tcase(s, "endian");
-	tcase_add_test(tc, big_endian_loads);
-	tcase_add_test(tc, little_endian_loads);
-	tcase_add_test(tc, high_bits_do_not_sign_extend);
-	tcase_add_test(tc, stores_byte_order);
-	tcase_add_test(tc, round_trips);
-	return tu_run_suite(s);
+	return tu_main("endian", "endian",
+		       TU_TESTS(big_endian_loads, little_endian_loads,
+				high_bits_do_not_sign_extend, stores_byte_order,
+				round_trips));
 }

@@ -202,16 +202,10 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("errors");
-	TCase *tc = tu_tcase(s, "errors");
-	tcase_add_test(tc, missing_file_named);
-	tcase_add_test(tc, directory_refused);
-	tcase_add_test(tc, unknown_format_named);
-	tcase_add_test(tc, permission_denied_named);
-	tcase_add_test(tc, io_errors_named);
-	tcase_add_test(tc, successful_open_starts_clean);
-	tcase_add_test(tc, internal_helpers);
-	tcase_add_test(tc, long_messages_truncated);
-	tcase_add_test(tc, message_is_thread_local);
-	return tu_run_suite(s);
+	return tu_main("errors", "errors",
+		       TU_TESTS(missing_file_named, directory_refused,
+				unknown_format_named, permission_denied_named,
+				io_errors_named, successful_open_starts_clean,
+				internal_helpers, long_messages_truncated,
+				message_is_thread_local));
 }

@@ -21,6 +21,7 @@
 
 #include <mimg.h>
 
+#include "blockif_run.h"
 #include "testutil.h"
 #include "vmm-blk/block_if.h"
 
@@ -53,23 +54,6 @@ struct child {
 	atomic_uint next;
 };
 
-struct done_wait {
-	pthread_mutex_t m;
-	pthread_cond_t c;
-	int err;
-	bool done;
-};
-
-static void blockif_done(struct blockif_req *br, int err)
-{
-	struct done_wait *w = br->br_param;
-	pthread_mutex_lock(&w->m);
-	w->err = err;
-	w->done = true;
-	pthread_cond_signal(&w->c);
-	pthread_mutex_unlock(&w->m);
-}
-
 /* Write slot K and wait for its completion. */
 static int write_slot(struct child *c, unsigned k, uint8_t *buf)
 {
@@ -79,25 +63,9 @@ static int write_slot(struct child *c, unsigned k, uint8_t *buf)
 		ssize_t n = mimg_pwrite(c->img, buf, len, slot_off(k));
 		return n < 0 ? (int)n : 0;
 	}
-	struct done_wait w = { PTHREAD_MUTEX_INITIALIZER,
-			       PTHREAD_COND_INITIALIZER, 0, false };
-	struct blockif_req br;
-	memset(&br, 0, sizeof(br));
-	br.br_iovcnt = 1;
-	br.br_iov[0].iov_base = buf;
-	br.br_iov[0].iov_len = len;
-	br.br_offset = (off_t)slot_off(k);
-	br.br_resid = (ssize_t)len;
-	br.br_callback = blockif_done;
-	br.br_param = &w;
-	int r = blockif_write(c->bc, &br);
-	if (r != 0)
-		return -r;
-	pthread_mutex_lock(&w.m);
-	while (!w.done)
-		pthread_cond_wait(&w.c, &w.m);
-	pthread_mutex_unlock(&w.m);
-	return -w.err;
+	int err;
+	int r = blockif_run(blockif_write, c->bc, buf, len, slot_off(k), &err);
+	return r ? -r : -err;
 }
 
 static void *writer(void *arg)
@@ -141,23 +109,11 @@ static void child_main(const char *path, enum path via, int fd,
 		writer(&c);
 		if (via == VIA_LIBRARY && mimg_flush(c.img) < 0)
 			_exit(3);
-		if (via == VIA_BLOCKIF) {
-			struct done_wait w = { PTHREAD_MUTEX_INITIALIZER,
-					       PTHREAD_COND_INITIALIZER, 0,
-					       false };
-			struct blockif_req br;
-			memset(&br, 0, sizeof(br));
-			br.br_callback = blockif_done;
-			br.br_param = &w;
-			if (blockif_flush(c.bc, &br) != 0)
-				_exit(3);
-			pthread_mutex_lock(&w.m);
-			while (!w.done)
-				pthread_cond_wait(&w.c, &w.m);
-			pthread_mutex_unlock(&w.m);
-			if (w.err)
-				_exit(3);
-		}
+		int err;
+		if (via == VIA_BLOCKIF &&
+		    (blockif_run(blockif_flush, c.bc, NULL, 0, 0, &err) != 0 ||
+		     err))
+			_exit(3);
 		unsigned all = UINT32_MAX;
 		if (write(fd, &all, sizeof(all)) != sizeof(all))
 			_exit(4);
@@ -334,11 +290,10 @@ int main(void)
 	if (!tu_have_qemu())
 		return 77; /* the oracle is missing: skipped */
 	signal(SIGPIPE, SIG_IGN);
-	Suite *s = suite_create("exit_kill");
-	TCase *tc = tu_tcase(s, "kill");
-	tcase_add_loop_test(tc, kill_library, 0, NCASES);
-	tcase_add_loop_test(tc, kill_blockif, 0, NCASES);
-	tcase_add_loop_test(tc, flush_then_kill_library, 0, NCASES);
-	tcase_add_loop_test(tc, flush_then_kill_blockif, 0, NCASES);
-	return tu_run_suite(s);
+	return tu_main_loops("exit_kill", "kill",
+			     NULL, 0,
+			     TU_LOOPS({ kill_library, NCASES },
+				      { kill_blockif, NCASES },
+				      { flush_then_kill_library, NCASES },
+				      { flush_then_kill_blockif, NCASES }));
 }

@@ -203,12 +203,9 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("file_direct");
-	TCase *tc = tu_tcase(s, "direct");
-
-	tcase_add_test(tc, unaligned_transfers_match_model);
-	tcase_add_test(tc, odd_sizes_are_kept);
-	tcase_add_test(tc, partial_block_writes_are_serialised);
-	tcase_add_loop_test(tc, every_format_direct, 0, 5);
-	return tu_run_suite(s);
+	return tu_main_loops("file_direct", "direct",
+			     TU_TESTS(unaligned_transfers_match_model,
+				      odd_sizes_are_kept,
+				      partial_block_writes_are_serialised),
+			     TU_LOOPS({ every_format_direct, 5 }));
 }

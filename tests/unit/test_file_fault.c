@@ -261,13 +261,13 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("file_fault");
-	TCase *tc = tu_tcase(s, "file_fault");
+	TCase *tc = tu_tcase_of(s, "file_fault",
+				TU_TESTS(nth_write_fails,
+					 positive_hook_value_is_eio,
+					 flush_fault_reaches_close,
+					 space_operations_fault,
+					 convert_write_fault_propagates,
+					 durable_write_group));
 	tcase_add_checked_fixture(tc, NULL, teardown_hook);
-	tcase_add_test(tc, nth_write_fails);
-	tcase_add_test(tc, positive_hook_value_is_eio);
-	tcase_add_test(tc, flush_fault_reaches_close);
-	tcase_add_test(tc, space_operations_fault);
-	tcase_add_test(tc, convert_write_fault_propagates);
-	tcase_add_test(tc, durable_write_group);
 	return tu_run_suite(s);
 }

@@ -397,18 +397,16 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("file_source");
-	TCase *tc = tu_tcase(s, "posix");
+	TCase *tc = tu_tcase_of(s, "posix",
+				TU_TESTS(zero_range_works,
+					 zero_range_reports_real_errors,
+					 zero_range_unsupported_is_remembered));
 	tcase_add_checked_fixture(tc, setup_fs, teardown_fs);
-	tcase_add_test(tc, zero_range_works);
-	tcase_add_test(tc, zero_range_reports_real_errors);
-	tcase_add_test(tc, zero_range_unsupported_is_remembered);
-	tc = tu_tcase(s, "memory");
-	tcase_add_test(tc, memory_file_io);
-	tcase_add_test(tc, memory_file_read_only);
-	tcase_add_test(tc, image_from_memory);
-	tcase_add_test(tc, memory_image_names_no_files);
-	tc = tu_tcase(s, "archive");
-	tcase_add_test(tc, tar_is_unpacked_read_only);
-	tcase_add_test(tc, plain_files_are_not_archives);
+	tu_tcase_of(s, "memory",
+		    TU_TESTS(memory_file_io, memory_file_read_only,
+			     image_from_memory, memory_image_names_no_files));
+	tu_tcase_of(s, "archive",
+		    TU_TESTS(tar_is_unpacked_read_only,
+			     plain_files_are_not_archives));
 	return tu_run_suite(s);
 }

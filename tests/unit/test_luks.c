@@ -31,10 +31,7 @@ static void create_luks(const char *path, uint64_t size, const char *extra)
 
 static struct mimg *open_luks(const char *path, unsigned flags)
 {
-	struct mimg *img;
-	struct mimg_secret s = tu_secret(PASS);
-	int r = mimg_open_secret(&img, path, NULL, flags, &s);
-	ck_assert_msg(r == 0, "open: %s", mimg_errmsg());
+	struct mimg *img = tu_open_secret(path, flags, PASS);
 	ck_assert_str_eq(mimg_format(img), "luks");
 	return img;
 }
@@ -291,9 +288,7 @@ START_TEST(truncated_file)
 	struct mimg_secret s = tu_secret(PASS);
 	uint8_t hdr[592];
 	create_luks("t.luks", MIB, NULL);
-	FILE *f = fopen("t.luks", "rb");
-	ck_assert_uint_eq(fread(hdr, 1, sizeof(hdr), f), sizeof(hdr));
-	fclose(f);
+	tu_read_at("t.luks", hdr, sizeof(hdr), 0);
 	tu_write_file("short.luks", hdr, 300, 0);
 	ck_assert_int_lt(mimg_open_secret(&img, "short.luks", "luks", 0, &s),
 			 0);
@@ -352,17 +347,10 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("luks");
-	TCase *tc = tu_tcase(s, "luks");
-	tcase_add_test(tc, roundtrip_default);
-	tcase_add_test(tc, roundtrip_every_combination);
-	tcase_add_test(tc, create_refusals);
-	tcase_add_test(tc, wrong_passphrase);
-	tcase_add_test(tc, no_secret_info_only);
-	tcase_add_test(tc, secret_struct_size);
-	tcase_add_test(tc, hostile_headers);
-	tcase_add_test(tc, iteration_cap_option);
-	tcase_add_test(tc, truncated_file);
-	tcase_add_test(tc, concurrent_io);
-	return tu_run_suite(s);
+	return tu_main("luks", "luks",
+		       TU_TESTS(roundtrip_default, roundtrip_every_combination,
+				create_refusals, wrong_passphrase,
+				no_secret_info_only, secret_struct_size,
+				hostile_headers, iteration_cap_option,
+				truncated_file, concurrent_io));
 }

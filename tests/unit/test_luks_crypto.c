@@ -254,15 +254,10 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("luks_crypto");
-	TCase *tc = tu_tcase(s, "crypto");
-	tcase_add_test(tc, pbkdf2_sha1_rfc6070);
-	tcase_add_test(tc, pbkdf2_sha256);
-	tcase_add_test(tc, pbkdf2_refuses_bad_input);
-	tcase_add_test(tc, xts_aes128_ieee1619_vector4);
-	tcase_add_test(tc, xts_aes192_by_hand);
-	tcase_add_test(tc, ivgens);
-	tcase_add_test(tc, essiv_needs_aes_sized_digest);
-	tcase_add_test(tc, af_split_merge);
-	return tu_run_suite(s);
+	return tu_main("luks_crypto", "crypto",
+		       TU_TESTS(pbkdf2_sha1_rfc6070, pbkdf2_sha256,
+				pbkdf2_refuses_bad_input,
+				xts_aes128_ieee1619_vector4, xts_aes192_by_hand,
+				ivgens, essiv_needs_aes_sized_digest,
+				af_split_merge));
 }

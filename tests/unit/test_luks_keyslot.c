@@ -217,9 +217,7 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("luks_keyslot");
-	TCase *tc = tu_tcase(s, "keyslot");
-	tcase_add_loop_test(tc, add_and_erase, 0, 2);
-	tcase_add_test(tc, oracles);
-	return tu_run_suite(s);
+	return tu_main_loops("luks_keyslot", "keyslot",
+			     TU_TESTS(oracles),
+			     TU_LOOPS({ add_and_erase, 2 }));
 }

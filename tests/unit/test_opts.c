@@ -177,72 +177,52 @@ static struct mimg_opt *parse(const char *text, int n)
 	return o;
 }
 
-START_TEST(opts_basic)
-{
-	struct mimg_opt *o = parse("a=b,c=d", 2);
-	ck_assert_str_eq(o[0].key, "a");
-	ck_assert_str_eq(o[0].value, "b");
-	ck_assert_str_eq(o[1].key, "c");
-	ck_assert_str_eq(o[1].value, "d");
-	mimg_opts_free(o, 2);
-
-	o = parse("cluster_size=64k,compat=1.1,preallocation=off", 3);
-	ck_assert_str_eq(o[0].value, "64k");
-	ck_assert_str_eq(o[1].value, "1.1");
-	mimg_opts_free(o, 3);
-
-	o = parse("", 0);
-	mimg_opts_free(o, 0);
+/* Option texts and the options they parse into: N of them, each key and
+ * value as KV lists them (NULL: not checked). */
+static const struct {
+	const char *text;
+	int n;
+	const char *kv[6];
+} parses[] = {
+	{ "a=b,c=d", 2, { "a", "b", "c", "d" } },
+	{ "cluster_size=64k,compat=1.1,preallocation=off", 3,
+	  { NULL, "64k", NULL, "1.1" } },
+	{ "", 0, { NULL } },
 	/* an escaped comma may end a value */
-	o = parse("a=1,,", 1);
-	ck_assert_str_eq(o[0].value, "1,");
-	mimg_opts_free(o, 1);
+	{ "a=1,,", 1, { NULL, "1," } },
 	/* the value may contain '=' */
-	o = parse("backing_file=x=y.img", 1);
-	ck_assert_str_eq(o[0].key, "backing_file");
-	ck_assert_str_eq(o[0].value, "x=y.img");
-	mimg_opts_free(o, 1);
-	o = parse("k=", 1);
-	ck_assert_str_eq(o[0].value, "");
-	mimg_opts_free(o, 1);
+	{ "backing_file=x=y.img", 1, { "backing_file", "x=y.img" } },
+	{ "k=", 1, { NULL, "" } },
+	{ "backing_file=a,,b.img,backing_fmt=raw", 2,
+	  { "backing_file", "a,b.img", "backing_fmt", "raw" } },
+	{ "x=,,,,,y=1", 2, { NULL, ",,", "y" } },
+	/* a bare key is "on" */
+	{ "lazy_refcounts,a=b", 2, { "lazy_refcounts", "on", "a" } },
+	{ "a=b,flag", 2, { NULL, NULL, "flag", "on" } },
+};
+
+START_TEST(opts_parsed)
+{
+	struct mimg_opt *o = parse(parses[_i].text, parses[_i].n);
+	for (int k = 0; k < 2 * parses[_i].n && k < 6; k++) {
+		const char *want = parses[_i].kv[k];
+		if (want)
+			ck_assert_str_eq(k % 2 ? o[k / 2].value : o[k / 2].key,
+					 want);
+	}
+	mimg_opts_free(o, (size_t)parses[_i].n);
 	mimg_opts_free(NULL, 0);
 }
 END_TEST
 
-START_TEST(opts_comma_escape)
+START_TEST(escaped_comma_reaches_create)
 {
-	struct mimg_opt *o = parse("backing_file=a,,b.img,backing_fmt=raw", 2);
-	ck_assert_str_eq(o[0].key, "backing_file");
-	ck_assert_str_eq(o[0].value, "a,b.img");
-	ck_assert_str_eq(o[1].key, "backing_fmt");
-	ck_assert_str_eq(o[1].value, "raw");
-	mimg_opts_free(o, 2);
-
-	o = parse("x=,,,,,y=1", 2);
-	ck_assert_str_eq(o[0].value, ",,");
-	ck_assert_str_eq(o[1].key, "y");
-	mimg_opts_free(o, 2);
-
-	o = parse("preallocation=off,,x", 1);
+	struct mimg_opt *o = parse("preallocation=off,,x", 1);
 	ck_assert_str_eq(o[0].value, "off,x");
 	/* refused like qemu-img: "invalid parameter value: off,x" */
 	ck_assert_int_eq(mimg_create("a.img", "raw", 4096, o, 1), -EINVAL);
 	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "off,x"));
 	mimg_opts_free(o, 1);
-}
-END_TEST
-
-START_TEST(opts_bare_key)
-{
-	struct mimg_opt *o = parse("lazy_refcounts,a=b", 2);
-	ck_assert_str_eq(o[0].key, "lazy_refcounts");
-	ck_assert_str_eq(o[0].value, "on");
-	ck_assert_str_eq(o[1].key, "a");
-	mimg_opts_free(o, 2);
-	o = parse("a=b,flag", 2);
-	ck_assert_str_eq(o[1].key, "flag");
-	ck_assert_str_eq(o[1].value, "on");
-	mimg_opts_free(o, 2);
 }
 END_TEST
 
@@ -334,19 +314,16 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("opts");
-	TCase *tc = tu_tcase(s, "sizes");
+	TCase *tc = tu_tcase_of(s, "sizes",
+				TU_TESTS(size_fraction_ignores_locale,
+					 size_errors,
+					 create_rounds_to_sectors));
 	tcase_add_loop_test(tc, size_accepted, 0, TU_NELEM(good_sizes));
-	tcase_add_test(tc, size_fraction_ignores_locale);
 	tcase_add_loop_test(tc, size_refused, 0, TU_NELEM(bad_sizes));
-	tcase_add_test(tc, size_errors);
-	tcase_add_test(tc, create_rounds_to_sectors);
-	tc = tu_tcase(s, "options");
-	tcase_add_test(tc, opts_basic);
-	tcase_add_test(tc, opts_comma_escape);
-	tcase_add_test(tc, opts_bare_key);
-	tcase_add_test(tc, opts_empty_name_refused);
-	tcase_add_test(tc, opts_last_wins);
-	tcase_add_test(tc, opts_unknown_refused);
-	tcase_add_test(tc, opt_helpers);
+	tc = tu_tcase_of(s, "options",
+			 TU_TESTS(escaped_comma_reaches_create,
+				  opts_empty_name_refused, opts_last_wins,
+				  opts_unknown_refused, opt_helpers));
+	tcase_add_loop_test(tc, opts_parsed, 0, TU_NELEM(parses));
 	return tu_run_suite(s);
 }

@@ -279,15 +279,10 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("optschema");
-	TCase *tc = tu_tcase(s, "validate");
-	tcase_add_test(tc, defaults_and_types);
-	tcase_add_test(tc, booleans_as_qemu);
-	tcase_add_test(tc, numbers_and_sizes);
-	tcase_add_test(tc, enums_and_strings);
-	tcase_add_test(tc, unknown_and_repeated_keys);
-	tcase_add_test(tc, comma_escapes);
-	tc = tu_tcase(s, "listing");
-	tcase_add_test(tc, listings);
-	tcase_add_test(tc, driver_tables_sound);
+	tu_tcase_of(s, "validate",
+		    TU_TESTS(defaults_and_types, booleans_as_qemu,
+			     numbers_and_sizes, enums_and_strings,
+			     unknown_and_repeated_keys, comma_escapes));
+	tu_tcase_of(s, "listing", TU_TESTS(listings, driver_tables_sound));
 	return tu_run_suite(s);
 }

@@ -263,15 +263,12 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("probe");
-	TCase *tc = tu_tcase(s, "probe");
-	tcase_add_test(tc, formats_list);
-	tcase_add_test(tc, anything_else_is_raw);
-	tcase_add_test(tc, explicit_format_wins);
-	tcase_add_test(tc, qcow2_made_by_qemu_probes_as_qcow2);
-	tcase_add_test(tc, probed_raw_refuses_format_header);
-	tcase_add_test(tc, probed_raw_refuses_header_by_discard);
-	tcase_add_test(tc, probed_raw_concurrent_halves);
-	tcase_add_test(tc, probed_raw_refuses_vmdk_magic);
-	return tu_run_suite(s);
+	return tu_main("probe", "probe",
+		       TU_TESTS(formats_list, anything_else_is_raw,
+				explicit_format_wins,
+				qcow2_made_by_qemu_probes_as_qcow2,
+				probed_raw_refuses_format_header,
+				probed_raw_refuses_header_by_discard,
+				probed_raw_concurrent_halves,
+				probed_raw_refuses_vmdk_magic));
 }

@@ -129,12 +129,8 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("probe_unsupported");
-	TCase *tc = tu_tcase(s, "probe_unsupported");
-	tcase_add_loop_test(tc, refused_by_name, 0,
-			    (int)(sizeof(headers) / sizeof(headers[0])));
-	tcase_add_test(tc, bochs_and_cloop);
-	tcase_add_test(tc, raw_by_qemu_rules);
-	tcase_add_test(tc, probed_raw_refuses_unsupported_header);
-	return tu_run_suite(s);
+	return tu_main_loops("probe_unsupported", "probe_unsupported",
+			     TU_TESTS(bochs_and_cloop, raw_by_qemu_rules,
+				      probed_raw_refuses_unsupported_header),
+			     TU_LOOPS({ refused_by_name, TU_NELEM(headers) }));
 }

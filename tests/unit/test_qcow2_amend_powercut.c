@@ -51,7 +51,7 @@ static void amend_with_cut(const char *create_opts, const char *amend,
 	pc_end();
 	mimg_opts_free(o, (size_t)n);
 	ck_assert_msg(cut || r == 0, "%s: %s", amend, mimg_errmsg());
-	int st = tu_system("qemu-img check -q crash.img >/dev/null 2>&1");
+	int st = pc_qemu_check();
 	ck_assert_msg(st == 0 || st == 3, "%s on %s, cut at flush %d: "
 		      "qemu-img check exit %d", amend, create_opts, at_flush,
 		      st);
@@ -121,9 +121,7 @@ int main(void)
 {
 	if (!tu_have_qemu())
 		return 77; /* the oracle is missing: skipped */
-	Suite *s = suite_create("qcow2_amend_powercut");
-	TCase *tc = tu_tcase(s, "amend");
-	tcase_add_test(tc, calling_rules);
-	tcase_add_loop_test(tc, power_cut, 0, NCASES);
-	return tu_run_suite(s);
+	return tu_main_loops("qcow2_amend_powercut", "amend",
+			     TU_TESTS(calling_rules),
+			     TU_LOOPS({ power_cut, NCASES }));
 }

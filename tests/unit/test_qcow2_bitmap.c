@@ -22,11 +22,7 @@
 static uint64_t get_be(const char *path, uint64_t off, unsigned n)
 {
 	uint8_t b[8];
-	FILE *f = fopen(path, "rb");
-	ck_assert_ptr_nonnull(f);
-	ck_assert_int_eq(fseek(f, (long)off, SEEK_SET), 0);
-	ck_assert_uint_eq(fread(b, 1, n, f), n);
-	fclose(f);
+	tu_read_at(path, b, n, off);
 	uint64_t v = 0;
 	for (unsigned i = 0; i < n; i++)
 		v = v << 8 | b[i];
@@ -75,29 +71,6 @@ static void image_with_bitmap(void)
 	ck_assert_int_eq(mimg_close(img), 0);
 }
 
-/* The dirty runs of bitmap NAME: "off+len," for each. */
-static int dirty_runs(struct mimg *img, const char *name, char *out,
-		      size_t cap)
-{
-	uint64_t off = 0, size = mimg_size(img);
-	out[0] = 0;
-	while (off < size) {
-		uint64_t pnum;
-		bool dirty;
-		int r = mimg_bitmap_status(img, name, off, size - off, &pnum,
-					   &dirty);
-		if (r < 0)
-			return r;
-		ck_assert_uint_gt(pnum, 0);
-		if (dirty)
-			snprintf(out + strlen(out), cap - strlen(out),
-				 "%llu+%llu,", (unsigned long long)off,
-				 (unsigned long long)pnum);
-		off += pnum;
-	}
-	return 0;
-}
-
 START_TEST(writes_are_recorded)
 {
 	ck_assert_int_eq(mimg_create("t.qcow2", "qcow2", SIZE, NULL, 0), 0);
@@ -115,11 +88,11 @@ START_TEST(writes_are_recorded)
 
 	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL, 0), 0);
 	char runs[512];
-	ck_assert_int_eq(dirty_runs(img, "fine", runs, sizeof(runs)), 0);
+	ck_assert_int_eq(tu_dirty_runs(img, "fine", runs, sizeof(runs)), 0);
 	ck_assert_str_eq(runs, "69632+1536,3145728+131072,5242880+65536,");
-	ck_assert_int_eq(dirty_runs(img, "coarse", runs, sizeof(runs)), 0);
+	ck_assert_int_eq(tu_dirty_runs(img, "coarse", runs, sizeof(runs)), 0);
 	ck_assert_str_eq(runs, "65536+65536,3145728+131072,5242880+65536,");
-	ck_assert_int_eq(dirty_runs(img, "off", runs, sizeof(runs)), 0);
+	ck_assert_int_eq(tu_dirty_runs(img, "off", runs, sizeof(runs)), 0);
 	ck_assert_str_eq(runs, "");
 	struct mimg_check_result res = { 0 };
 	ck_assert_int_eq(mimg_check(img, 0, &res), 0);
@@ -135,11 +108,11 @@ START_TEST(writes_are_recorded)
 	ck_assert_int_eq(mimg_bitmap_remove(img, "coarse"), 0);
 	ck_assert_int_eq(mimg_close(img), 0);
 	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL, 0), 0);
-	ck_assert_int_eq(dirty_runs(img, "fine", runs, sizeof(runs)), 0);
+	ck_assert_int_eq(tu_dirty_runs(img, "fine", runs, sizeof(runs)), 0);
 	ck_assert_str_eq(runs, "");
-	ck_assert_int_eq(dirty_runs(img, "off", runs, sizeof(runs)), 0);
+	ck_assert_int_eq(tu_dirty_runs(img, "off", runs, sizeof(runs)), 0);
 	ck_assert_str_eq(runs, "65536+65536,3145728+131072,5242880+65536,");
-	ck_assert_int_eq(dirty_runs(img, "coarse", runs, sizeof(runs)),
+	ck_assert_int_eq(tu_dirty_runs(img, "coarse", runs, sizeof(runs)),
 			 -ENOENT);
 	res = (struct mimg_check_result){ 0 };
 	ck_assert_int_eq(mimg_check(img, 0, &res), 0);
@@ -327,18 +300,12 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("qcow2_bitmap");
-	TCase *tc = tu_tcase(s, "bitmap");
 	if (!tu_have_format("qcow2"))
 		return 77;
-	tcase_add_test(tc, writes_are_recorded);
-	tcase_add_test(tc, death_leaves_in_use);
-	tcase_add_test(tc, refusals);
-	tcase_add_test(tc, table_past_end_of_file);
-	tcase_add_test(tc, table_entry_past_end_of_file);
-	tcase_add_test(tc, huge_granularity);
-	tcase_add_test(tc, table_size_disagrees);
-	tcase_add_test(tc, bad_names_and_flags);
-	tcase_add_test(tc, directory_bounds);
-	return tu_run_suite(s);
+	return tu_main("qcow2_bitmap", "bitmap",
+		       TU_TESTS(writes_are_recorded, death_leaves_in_use,
+				refusals, table_past_end_of_file,
+				table_entry_past_end_of_file, huge_granularity,
+				table_size_disagrees, bad_names_and_flags,
+				directory_bounds));
 }

@@ -58,27 +58,6 @@ static void workload(struct mimg *img)
 	write_some(img, 4, NWRITES);
 }
 
-/* The bitmap NAME of IMG: 0 and its dirty runs, or -EBUSY (in use). */
-static int runs(struct mimg *img, const char *name, char *out, size_t cap)
-{
-	uint64_t off = 0;
-	out[0] = 0;
-	while (off < IMG_SIZE) {
-		uint64_t pnum;
-		bool dirty;
-		int r = mimg_bitmap_status(img, name, off, IMG_SIZE - off,
-					   &pnum, &dirty);
-		if (r < 0)
-			return r;
-		if (dirty)
-			snprintf(out + strlen(out), cap - strlen(out),
-				 "%llu+%llu,", (unsigned long long)off,
-				 (unsigned long long)pnum);
-		off += pnum;
-	}
-	return 0;
-}
-
 static bool all_dirty(struct mimg *img, const char *name, uint64_t off,
 		      uint64_t len)
 {
@@ -98,13 +77,13 @@ static bool all_dirty(struct mimg *img, const char *name, uint64_t off,
 
 static void check_crash(int at, const char *disabled_before)
 {
-	int st = tu_system("qemu-img check -q crash.img >/dev/null 2>&1");
+	int st = pc_qemu_check();
 	ck_assert_msg(st == 0 || st == 3, "cut at flush %d: qemu-img check "
 		      "exit %d", at, st);
 	struct mimg *img;
 	ck_assert_int_eq(mimg_open(&img, "crash.img", "qcow2", 0), 0);
 	char buf[4096];
-	int r = runs(img, "b", buf, sizeof(buf));
+	int r = tu_dirty_runs(img, "b", buf, sizeof(buf));
 	ck_assert_msg(r == 0 || r == -EBUSY, "cut at %d: b: %s", at,
 		      mimg_errmsg());
 	if (r == 0) {
@@ -118,7 +97,7 @@ static void check_crash(int at, const char *disabled_before)
 					   "crash.img ] > /dev/null"),
 				 0);
 	}
-	ck_assert_int_eq(runs(img, "d", buf, sizeof(buf)), 0);
+	ck_assert_int_eq(tu_dirty_runs(img, "d", buf, sizeof(buf)), 0);
 	ck_assert_str_eq(buf, disabled_before);
 	mimg_close(img);
 }
@@ -143,7 +122,7 @@ START_TEST(power_cut_bitmaps)
 	struct mimg *img;
 	char before[256];
 	ck_assert_int_eq(mimg_open(&img, "t.qcow2", "qcow2", 0), 0);
-	ck_assert_int_eq(runs(img, "d", before, sizeof(before)), 0);
+	ck_assert_int_eq(tu_dirty_runs(img, "d", before, sizeof(before)), 0);
 	ck_assert_str_eq(before, "2097152+131072,");
 	mimg_close(img);
 	for (int at = _i; at < 40; at += 3) {
@@ -165,10 +144,9 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("qcow2_bitmap_powercut");
-	TCase *tc = tu_tcase(s, "powercut");
 	if (!tu_have_format("qcow2"))
 		return 77;
-	tcase_add_loop_test(tc, power_cut_bitmaps, 0, 3);
-	return tu_run_suite(s);
+	return tu_main_loops("qcow2_bitmap_powercut", "powercut",
+			     NULL, 0,
+			     TU_LOOPS({ power_cut_bitmaps, 3 }));
 }

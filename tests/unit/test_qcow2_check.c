@@ -266,15 +266,13 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("qcow2_check");
-	TCase *tc = tu_tcase(s, "check");
-	tcase_add_test(tc, check_clean_matches_qemu);
-	tcase_add_test(tc, leak_found_and_repaired);
-	tcase_add_test(tc, refcount_error_repaired);
-	tcase_add_test(tc, copied_flag_error_repaired);
-	tcase_add_test(tc, dirty_image_rebuilt_on_open);
-	tcase_add_test(tc, extl2_allocated_without_host);
-	tcase_add_test(tc, overlap_marks_corrupt_until_repaired);
-	tcase_add_test(tc, repair_needs_writable_image);
-	return tu_run_suite(s);
+	return tu_main("qcow2_check", "check",
+		       TU_TESTS(check_clean_matches_qemu,
+				leak_found_and_repaired,
+				refcount_error_repaired,
+				copied_flag_error_repaired,
+				dirty_image_rebuilt_on_open,
+				extl2_allocated_without_host,
+				overlap_marks_corrupt_until_repaired,
+				repair_needs_writable_image));
 }

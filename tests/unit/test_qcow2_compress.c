@@ -59,9 +59,8 @@ START_TEST(convert_compressed)
 
 	/* Reading back through libmimg. */
 	uint8_t *a = malloc(SIZE), *b = malloc(SIZE);
-	FILE *f = fopen("src.raw", "rb");
-	ck_assert_int_eq(fread(a, 1, SIZE, f), SIZE);
-	fclose(f);
+	ck_assert(a && b);
+	tu_read_at("src.raw", a, SIZE, 0);
 	ck_assert_int_eq(mimg_open(&dst, "t.qcow2", NULL, 0), 0);
 	ck_assert_int_eq(mimg_pread(dst, b, SIZE, 0), (ssize_t)SIZE);
 	ck_assert(memcmp(a, b, SIZE) == 0);
@@ -130,10 +129,8 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("qcow2_compress");
-	TCase *tc = tu_tcase(s, "compress");
-	tcase_add_loop_test(tc, convert_compressed, 0, 2);
-	tcase_add_test(tc, compress_callbacks);
-	tcase_add_test(tc, zstd_frame_must_end_at_cluster);
-	return tu_run_suite(s);
+	return tu_main_loops("qcow2_compress", "compress",
+			     TU_TESTS(compress_callbacks,
+				      zstd_frame_must_end_at_cluster),
+			     TU_LOOPS({ convert_compressed, 2 }));
 }

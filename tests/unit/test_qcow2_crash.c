@@ -47,6 +47,7 @@
 #define V_ZERO UINT32_MAX
 
 struct variant {
+	const char *tcase; /* its test case (CK_RUN_CASE) */
 	const char *name;
 	const char *opts; /* creation options besides the backing file */
 	uint32_t cluster_size;
@@ -651,46 +652,25 @@ static void run_variant(const struct variant *var)
 	mimg_file_set_fault_hook(NULL, NULL);
 }
 
-/* refcount_bits=64 with 512-byte clusters: one refcount block covers 32
- * KiB and the initial one-cluster table 2 MiB, so the 3 MiB fill grows
- * the table. */
-START_TEST(crash_small_clusters_wide_refcounts)
-{
-	static const struct variant v = {
-		"cluster 512, refcount_bits 64",
-		"cluster_size=512,refcount_bits=64", 512, true, 48,
-	};
-	run_variant(&v);
-}
-END_TEST
+static const struct variant variants[] = {
+	/* refcount_bits=64 with 512-byte clusters: one refcount block covers
+	 * 32 KiB and the initial one-cluster table 2 MiB, so the 3 MiB fill
+	 * grows the table. */
+	{ "refcount64", "cluster 512, refcount_bits 64",
+	  "cluster_size=512,refcount_bits=64", 512, true, 48, false },
+	{ "compat010", "compat 0.10, cluster 512",
+	  "compat=0.10,cluster_size=512", 512, false, 24, false },
+	{ "extended_l2", "extended_l2, cluster 16k",
+	  "extended_l2=on,cluster_size=16384", 16384, false, 24, false },
+	{ "refcount1", "refcount_bits 1, cluster 1k",
+	  "refcount_bits=1,cluster_size=1k", 1024, false, 16, false },
+	{ "lazy", "lazy refcounts, cluster 512",
+	  "lazy_refcounts=on,cluster_size=512", 512, false, 16, true },
+};
 
-START_TEST(crash_compat_010)
+START_TEST(crash_variant)
 {
-	static const struct variant v = {
-		"compat 0.10, cluster 512", "compat=0.10,cluster_size=512", 512,
-		false, 24,
-	};
-	run_variant(&v);
-}
-END_TEST
-
-START_TEST(crash_extended_l2)
-{
-	static const struct variant v = {
-		"extended_l2, cluster 16k",
-		"extended_l2=on,cluster_size=16384", 16384, false, 24,
-	};
-	run_variant(&v);
-}
-END_TEST
-
-START_TEST(crash_refcount_bits_1)
-{
-	static const struct variant v = {
-		"refcount_bits 1, cluster 1k", "refcount_bits=1,cluster_size=1k",
-		1024, false, 16,
-	};
-	run_variant(&v);
+	run_variant(&variants[_i]);
 }
 END_TEST
 
@@ -777,16 +757,6 @@ START_TEST(crash_convert_compressed)
 }
 END_TEST
 
-START_TEST(crash_lazy_refcounts)
-{
-	static const struct variant v = {
-		"lazy refcounts, cluster 512",
-		"lazy_refcounts=on,cluster_size=512", 512, false, 16, true,
-	};
-	run_variant(&v);
-}
-END_TEST
-
 int main(void)
 {
 	if (!tu_have_qemu_img_and("qcow2"))
@@ -794,14 +764,8 @@ int main(void)
 	Suite *s = suite_create("qcow2_crash");
 	/* One case per variant: each gets its own timeout and can be run
 	 * alone with CK_RUN_CASE=<name>. */
-	const struct tu_case cases[] = {
-		{ "refcount64", crash_small_clusters_wide_refcounts },
-		{ "compat010", crash_compat_010 },
-		{ "extended_l2", crash_extended_l2 },
-		{ "refcount1", crash_refcount_bits_1 },
-		{ "lazy", crash_lazy_refcounts },
-		{ "convert_compressed", crash_convert_compressed },
-	};
-	tu_add_cases(s, cases, TU_NELEM(cases), 180);
+	for (int i = 0; i < TU_NELEM(variants); i++)
+		tu_case(s, variants[i].tcase, crash_variant, i, 180);
+	tu_case(s, "convert_compressed", crash_convert_compressed, 0, 180);
 	return tu_run_suite(s);
 }

@@ -178,16 +178,13 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("qcow2_header");
-	TCase *tc = tu_tcase(s, "header");
-	tcase_add_test(tc, fresh_image_opens);
-	tcase_add_loop_test(tc, bad_header_field, 0, TU_NELEM(bad_fields));
-	tcase_add_test(tc, encrypted_refused);
-	tcase_add_test(tc, unknown_incompatible_named);
-	tcase_add_test(tc, corrupt_bit_read_only);
-	tcase_add_test(tc, snapshot_table_bounds);
-	tcase_add_test(tc, untrusted_refuses_backing);
-	tcase_add_loop_test(tc, create_rejects_bad_options, 0,
-			    TU_NELEM(bad_creates));
-	return tu_run_suite(s);
+	return tu_main_loops("qcow2_header", "header",
+			     TU_TESTS(fresh_image_opens, encrypted_refused,
+				      unknown_incompatible_named,
+				      corrupt_bit_read_only,
+				      snapshot_table_bounds,
+				      untrusted_refuses_backing),
+			     TU_LOOPS({ bad_header_field, TU_NELEM(bad_fields) },
+				      { create_rejects_bad_options,
+					TU_NELEM(bad_creates) }));
 }

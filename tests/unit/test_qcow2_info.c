@@ -78,10 +78,7 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("qcow2_info");
-	TCase *tc = tu_tcase(s, "info");
-	tcase_add_loop_test(tc, info_matches_qemu, 0,
-			    sizeof(variants) / sizeof(variants[0]));
-	tcase_add_test(tc, info_snapshots_and_backing);
-	return tu_run_suite(s);
+	return tu_main_loops("qcow2_info", "info",
+			     TU_TESTS(info_snapshots_and_backing),
+			     TU_LOOPS({ info_matches_qemu, TU_NELEM(variants) }));
 }

@@ -32,15 +32,6 @@ static void create_enc(const char *path, uint64_t size, const char *extra)
 	tu_create(path, "qcow2", size, text, &s);
 }
 
-static struct mimg *open_enc(const char *path, unsigned flags)
-{
-	struct mimg *img;
-	struct mimg_secret s = tu_secret(PASS);
-	int r = mimg_open_secret(&img, path, NULL, flags, &s);
-	ck_assert_msg(r == 0, "open: %s", mimg_errmsg());
-	return img;
-}
-
 static void read_at(const char *path, void *buf, size_t len, uint64_t off)
 {
 	int fd = open(path, O_RDONLY);
@@ -60,7 +51,7 @@ static void fill_random(uint8_t *p, size_t n, unsigned seed)
 static void check_content(const char *path, const uint8_t *want,
 			  size_t size)
 {
-	struct mimg *img = open_enc(path, 0);
+	struct mimg *img = tu_open_secret(path, 0, PASS);
 	uint8_t *got = malloc(size);
 	ck_assert_int_eq(mimg_pread(img, got, size, 0), (ssize_t)size);
 	if (memcmp(got, want, size) != 0) {
@@ -93,7 +84,7 @@ START_TEST(unaligned_writes_over_backing)
 	fill_random(shadow, size, 7);
 	tu_write_file("base.raw", shadow, size, 0);
 	create_enc("e.qcow2", size, "backing_file=base.raw,backing_fmt=raw");
-	img = open_enc("e.qcow2", MIMG_OPEN_RDWR);
+	img = tu_open_secret("e.qcow2", MIMG_OPEN_RDWR, PASS);
 	for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++) {
 		fill_random(buf, w[i].len, (unsigned)i + 100);
 		ck_assert_int_eq(mimg_pwrite(img, buf, w[i].len, w[i].off),
@@ -138,7 +129,7 @@ START_TEST(concurrent_writers_share_sectors)
 	struct writer w[4];
 	uint8_t *want = calloc(1, size);
 	create_enc("c.qcow2", size, NULL);
-	struct mimg *img = open_enc("c.qcow2", MIMG_OPEN_RDWR);
+	struct mimg *img = tu_open_secret("c.qcow2", MIMG_OPEN_RDWR, PASS);
 	for (int i = 0; i < 4; i++) {
 		w[i] = (struct writer){.img = img, .id = i};
 		ck_assert_int_eq(pthread_create(&t[i], NULL, writer_main, &w[i]),
@@ -265,14 +256,14 @@ START_TEST(truncated_ciphertext)
 {
 	uint8_t b[4096];
 	create_enc("t.qcow2", 4 * MIB, NULL);
-	struct mimg *img = open_enc("t.qcow2", MIMG_OPEN_RDWR);
+	struct mimg *img = tu_open_secret("t.qcow2", MIMG_OPEN_RDWR, PASS);
 	memset(b, 0x42, sizeof(b));
 	ck_assert_int_eq(mimg_pwrite(img, b, sizeof(b), 3 * MIB), 4096);
 	ck_assert_int_eq(mimg_close(img), 0);
 	uint64_t size = tu_file_size("t.qcow2");
 	/* cut inside the data cluster, the file's last */
 	ck_assert_int_eq(truncate("t.qcow2", (off_t)(size - 65536 + 2048)), 0);
-	img = open_enc("t.qcow2", 0);
+	img = tu_open_secret("t.qcow2", 0, PASS);
 	ck_assert_int_eq(mimg_pread(img, b, sizeof(b), 3 * MIB), -EIO);
 	ck_assert(strstr(mimg_errmsg(), "encrypted data cluster") != NULL);
 	mimg_close(img);
@@ -281,12 +272,8 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("qcow2_luks");
-	TCase *tc = tu_tcase(s, "qcow2_luks");
-	tcase_add_test(tc, unaligned_writes_over_backing);
-	tcase_add_test(tc, concurrent_writers_share_sectors);
-	tcase_add_test(tc, secrets);
-	tcase_add_test(tc, hostile_headers);
-	tcase_add_test(tc, truncated_ciphertext);
-	return tu_run_suite(s);
+	return tu_main("qcow2_luks", "qcow2_luks",
+		       TU_TESTS(unaligned_writes_over_backing,
+				concurrent_writers_share_sectors, secrets,
+				hostile_headers, truncated_ciphertext));
 }

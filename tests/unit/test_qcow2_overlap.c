@@ -19,6 +19,7 @@
 
 #include <mimg.h>
 
+#include "blockif_run.h"
 #include "testutil.h"
 #include "vmm-blk/block_if.h"
 
@@ -197,23 +198,6 @@ START_TEST(cli_bench_write_refused)
 }
 END_TEST
 
-struct done {
-	pthread_mutex_t m;
-	pthread_cond_t c;
-	int err;
-	bool fired;
-};
-
-static void on_done(struct blockif_req *br, int err)
-{
-	struct done *d = br->br_param;
-	pthread_mutex_lock(&d->m);
-	d->err = err;
-	d->fired = true;
-	pthread_cond_signal(&d->c);
-	pthread_mutex_unlock(&d->m);
-}
-
 START_TEST(blockif_write_refused)
 {
 	struct layout l = make_image();
@@ -225,23 +209,9 @@ START_TEST(blockif_write_refused)
 	ck_assert_ptr_nonnull(bc);
 	uint8_t *b = malloc(CS);
 	memset(b, 0xcc, CS);
-	struct done d = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
-			  0, false };
-	struct blockif_req br;
-	memset(&br, 0, sizeof(br));
-	br.br_iovcnt = 1;
-	br.br_iov[0].iov_base = b;
-	br.br_iov[0].iov_len = CS;
-	br.br_offset = 0;
-	br.br_resid = CS;
-	br.br_callback = on_done;
-	br.br_param = &d;
-	ck_assert_int_eq(blockif_write(bc, &br), 0);
-	pthread_mutex_lock(&d.m);
-	while (!d.fired)
-		pthread_cond_wait(&d.c, &d.m);
-	pthread_mutex_unlock(&d.m);
-	ck_assert_int_eq(d.err, EIO);
+	int err;
+	ck_assert_int_eq(blockif_run(blockif_write, bc, b, CS, 0, &err), 0);
+	ck_assert_int_eq(err, EIO);
 	blockif_close(bc);
 	uint8_t *after = read_cluster(l.l1);
 	ck_assert_int_eq(memcmp(before, after, CS), 0);
@@ -256,11 +226,9 @@ int main(void)
 {
 	if (!tu_have_qemu())
 		return 77; /* the oracle is missing: skipped */
-	Suite *s = suite_create("qcow2_overlap");
-	TCase *tc = tu_tcase(s, "overlap");
-	tcase_add_loop_test(tc, entry_points_at_metadata, 0, 8);
-	tcase_add_loop_test(tc, l2_with_refcount_zero, 0, 2);
-	tcase_add_test(tc, cli_bench_write_refused);
-	tcase_add_test(tc, blockif_write_refused);
-	return tu_run_suite(s);
+	return tu_main_loops("qcow2_overlap", "overlap",
+			     TU_TESTS(cli_bench_write_refused,
+				      blockif_write_refused),
+			     TU_LOOPS({ entry_points_at_metadata, 8 },
+				      { l2_with_refcount_zero, 2 }));
 }

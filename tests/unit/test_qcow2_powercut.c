@@ -19,8 +19,9 @@
 #define IMG_SIZE (8u << 20)
 /* Allocating writes, COW over a backing file, overwrites of compressed
  * clusters, zeroes and discards, with flushes in between. */
-static void workload(struct mimg *img)
+static void workload(struct mimg *img, void *arg)
 {
+	(void)arg;
 	uint8_t *b = malloc(300000);
 	for (int i = 0; i < 60 && !pc_crashed(); i++) {
 		uint64_t off = ((uint64_t)i * 1234567) % (IMG_SIZE - 300000);
@@ -54,14 +55,8 @@ static void run_case(const char *opts, bool backing, unsigned flags,
 				   "'write -c -P 1 0 1M' t.qcow2 >/dev/null",
 				   *o ? "-o " : "", o),
 			 0);
-	struct mimg *img;
-	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL,
-				   MIMG_OPEN_RDWR | flags), 0);
-	pc_begin("t.qcow2", at_flush);
-	workload(img);
-	mimg_close(img);
-	pc_end();
-	int st = tu_system("qemu-img check -q crash.img >/dev/null 2>&1");
+	pc_run("t.qcow2", flags, at_flush, workload, NULL);
+	int st = pc_qemu_check();
 	ck_assert_msg(st == 0 || st == 3,
 		      "%s%s%s, crash at flush %d: qemu-img check exit %d",
 		      opts, backing ? " backing" : "",
@@ -94,9 +89,8 @@ int main(void)
 {
 	if (!tu_have_qemu())
 		return 77; /* the oracle is missing: skipped */
-	Suite *s = suite_create("qcow2_powercut");
-	TCase *tc = tu_tcase(s, "powercut");
-	tcase_add_loop_test(tc, power_cut, 0, NLAYOUTS);
-	tcase_add_loop_test(tc, power_cut_exit_safe, 0, NLAYOUTS);
-	return tu_run_suite(s);
+	return tu_main_loops("qcow2_powercut", "powercut",
+			     NULL, 0,
+			     TU_LOOPS({ power_cut, NLAYOUTS },
+				      { power_cut_exit_safe, NLAYOUTS }));
 }

@@ -152,9 +152,8 @@ START_TEST(random_ops_with_snapshot)
 				   "t.qcow2 s1.raw"),
 			 0);
 	uint8_t *m = malloc(SZ), *b = malloc(SZ);
-	FILE *f = fopen("s1.raw", "rb");
-	ck_assert_int_eq(fread(m, 1, SZ, f), SZ);
-	fclose(f);
+	ck_assert(m && b);
+	tu_read_at("s1.raw", m, SZ, 0);
 	rnd_state = 12345;
 	struct mimg *img;
 	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL, MIMG_OPEN_RDWR), 0);
@@ -172,10 +171,7 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("qcow2_random");
-	TCase *tc = tu_tcase(s, "random");
-	tcase_add_loop_test(tc, random_ops, 0,
-			    sizeof(variants) / sizeof(variants[0]));
-	tcase_add_test(tc, random_ops_with_snapshot);
-	return tu_run_suite(s);
+	return tu_main_loops("qcow2_random", "random",
+			     TU_TESTS(random_ops_with_snapshot),
+			     TU_LOOPS({ random_ops, TU_NELEM(variants) }));
 }

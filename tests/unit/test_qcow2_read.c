@@ -232,17 +232,13 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("qcow2_read");
-	TCase *tc = tu_tcase(s, "read");
-	tcase_add_test(tc, read_default);
-	tcase_add_test(tc, read_v2);
-	tcase_add_loop_test(tc, read_cluster_sizes, 0, 4);
-	tcase_add_loop_test(tc, read_refcount_bits, 0, 6);
-	tcase_add_test(tc, read_compressed_zlib_zstd);
-	tcase_add_test(tc, read_extended_l2_subclusters);
-	tcase_add_test(tc, read_backing_chain);
-	tcase_add_test(tc, read_data_file);
-	tcase_add_test(tc, read_zero_flag_preallocated);
-	tcase_add_test(tc, refuses_data_file_outside_directory);
-	return tu_run_suite(s);
+	return tu_main_loops("qcow2_read", "read",
+			     TU_TESTS(read_default, read_v2,
+				      read_compressed_zlib_zstd,
+				      read_extended_l2_subclusters,
+				      read_backing_chain, read_data_file,
+				      read_zero_flag_preallocated,
+				      refuses_data_file_outside_directory),
+			     TU_LOOPS({ read_cluster_sizes, 4 },
+				      { read_refcount_bits, 6 }));
 }

@@ -41,8 +41,9 @@ static void write_some(struct mimg *img, int seed)
 }
 
 /* Snapshots taken, applied and deleted between writes, then a shrink. */
-static void snapshot_workload(struct mimg *img)
+static void snapshot_workload(struct mimg *img, void *arg)
 {
+	(void)arg;
 	write_some(img, 1);
 	if (!pc_crashed())
 		(void)mimg_snapshot_create(img, "a");
@@ -91,13 +92,8 @@ static void check_crash(const char *opts, int at_flush)
 
 static void snapshot_case(const char *opts, int at_flush)
 {
-	struct mimg *img;
 	make_image(opts);
-	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL, MIMG_OPEN_RDWR), 0);
-	pc_begin("t.qcow2", at_flush);
-	snapshot_workload(img);
-	mimg_close(img);
-	pc_end();
+	pc_run("t.qcow2", 0, at_flush, snapshot_workload, NULL);
 	check_crash(opts, at_flush);
 }
 
@@ -113,6 +109,12 @@ START_TEST(power_cut_snapshots)
 }
 END_TEST
 
+static void make_empty(struct mimg *img, void *arg)
+{
+	(void)arg;
+	(void)mimg_make_empty(img);
+}
+
 /* Emptying: the result reads as before or as the backing file. */
 static void empty_case(const char *opts, int at_flush)
 {
@@ -126,19 +128,13 @@ static void empty_case(const char *opts, int at_flush)
 				   "&& qemu-img convert -O raw t.qcow2 old.raw",
 				   *opts ? "," : "", opts),
 			 0);
-	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL,
-				   MIMG_OPEN_RDWR | MIMG_OPEN_NO_BACKING),
-			 0);
-	pc_begin("t.qcow2", at_flush);
-	(void)mimg_make_empty(img);
-	mimg_close(img);
-	pc_end();
+	pc_run("t.qcow2", MIMG_OPEN_NO_BACKING, at_flush, make_empty, NULL);
 	/* The next read-write open repairs a dirty image. */
 	ck_assert_int_eq(mimg_open(&img, "crash.img", "qcow2",
 				   MIMG_OPEN_RDWR | MIMG_OPEN_NO_BACKING),
 			 0);
 	ck_assert_int_eq(mimg_close(img), 0);
-	int st = tu_system("qemu-img check -q crash.img >/dev/null 2>&1");
+	int st = pc_qemu_check();
 	ck_assert_msg(st == 0 || st == 3,
 		      "%s, cut at flush %d: qemu-img check exit %d", opts,
 		      at_flush, st);
@@ -212,10 +208,8 @@ int main(void)
 {
 	if (!tu_have_qemu())
 		return 77; /* the oracle is missing: skipped */
-	Suite *s = suite_create("qcow2_snapshot_powercut");
-	TCase *tc = tu_tcase(s, "snapshot");
-	tcase_add_test(tc, snapshot_keeps_content);
-	tcase_add_loop_test(tc, power_cut_snapshots, 0, NLAYOUTS);
-	tcase_add_loop_test(tc, power_cut_make_empty, 0, NLAYOUTS);
-	return tu_run_suite(s);
+	return tu_main_loops("qcow2_snapshot_powercut", "snapshot",
+			     TU_TESTS(snapshot_keeps_content),
+			     TU_LOOPS({ power_cut_snapshots, NLAYOUTS },
+				      { power_cut_make_empty, NLAYOUTS }));
 }

@@ -30,6 +30,7 @@
 #define V_UNKNOWN (UINT32_MAX - 1)
 
 struct stress_cfg {
+	const char *tcase; /* its test case (CK_RUN_CASE) */
 	const char *name;
 	const char *opts;
 	uint64_t size;
@@ -369,61 +370,32 @@ static void run_stress(const struct stress_cfg *cfg)
 	free(st.cur);
 }
 
-/* Stripes of 4 KiB in 64 KiB clusters over a qcow2 backing file: sixteen
- * writers can copy-on-write the same cluster at once. */
-START_TEST(stress_cow_over_backing)
-{
-	static const struct stress_cfg cfg = {
-		"64k clusters over backing", "cluster_size=65536", 16u << 20,
-		8u << 20, false, 4096, 3000,
-	};
-	run_stress(&cfg);
-}
-END_TEST
+static const struct stress_cfg configs[] = {
+	/* Stripes of 4 KiB in 64 KiB clusters over a qcow2 backing file:
+	 * sixteen writers can copy-on-write the same cluster at once. */
+	{ "cow", "64k clusters over backing", "cluster_size=65536", 16u << 20,
+	  8u << 20, false, 4096, 3000 },
+	/* Many small clusters: allocation, L2 and refcount block allocation
+	 * contend all the time; lazy refcounts must still close clean. */
+	{ "small_lazy", "4k clusters, lazy refcounts",
+	  "cluster_size=4096,lazy_refcounts=on", 8u << 20, 0, false, 1024,
+	  3000 },
+	/* Subclusters: threads own single subclusters of shared clusters. */
+	{ "extended_l2", "extended L2, 32k clusters",
+	  "extended_l2=on,cluster_size=32768", 8u << 20, 4u << 20, false,
+	  1024, 3000 },
+	{ "compat010", "compat 0.10, 8k clusters",
+	  "compat=0.10,cluster_size=8192", 8u << 20, 4u << 20, false, 2048,
+	  2000 },
+	/* Threads overwrite parts of compressed clusters that other threads
+	 * are reading and overwriting too. */
+	{ "compressed", "compressed 16k clusters", "cluster_size=16384",
+	  8u << 20, 8u << 20, true, 2048, 2000 },
+};
 
-/* Many small clusters: allocation, L2 and refcount block allocation
- * contend all the time; lazy refcounts must still close clean. */
-START_TEST(stress_small_clusters_lazy)
+START_TEST(stress_config)
 {
-	static const struct stress_cfg cfg = {
-		"4k clusters, lazy refcounts",
-		"cluster_size=4096,lazy_refcounts=on", 8u << 20, 0, false, 1024,
-		3000,
-	};
-	run_stress(&cfg);
-}
-END_TEST
-
-/* Subclusters: threads own single subclusters of shared clusters. */
-START_TEST(stress_extended_l2)
-{
-	static const struct stress_cfg cfg = {
-		"extended L2, 32k clusters", "extended_l2=on,cluster_size=32768",
-		8u << 20, 4u << 20, false, 1024, 3000,
-	};
-	run_stress(&cfg);
-}
-END_TEST
-
-/* Threads overwrite parts of compressed clusters that other threads are
- * reading and overwriting too. */
-START_TEST(stress_compressed_clusters)
-{
-	static const struct stress_cfg cfg = {
-		"compressed 16k clusters", "cluster_size=16384", 8u << 20,
-		8u << 20, true, 2048, 2000,
-	};
-	run_stress(&cfg);
-}
-END_TEST
-
-START_TEST(stress_compat_010)
-{
-	static const struct stress_cfg cfg = {
-		"compat 0.10, 8k clusters", "compat=0.10,cluster_size=8192",
-		8u << 20, 4u << 20, false, 2048, 2000,
-	};
-	run_stress(&cfg);
+	run_stress(&configs[_i]);
 }
 END_TEST
 
@@ -433,13 +405,7 @@ int main(void)
 		return 77;
 	Suite *s = suite_create("qcow2_stress");
 	/* One case per configuration (CK_RUN_CASE=<name> runs one). */
-	const struct tu_case cases[] = {
-		{ "cow", stress_cow_over_backing },
-		{ "small_lazy", stress_small_clusters_lazy },
-		{ "extended_l2", stress_extended_l2 },
-		{ "compat010", stress_compat_010 },
-		{ "compressed", stress_compressed_clusters },
-	};
-	tu_add_cases(s, cases, TU_NELEM(cases), 0);
+	for (int i = 0; i < TU_NELEM(configs); i++)
+		tu_case(s, configs[i].tcase, stress_config, i, 0);
 	return tu_run_suite(s);
 }

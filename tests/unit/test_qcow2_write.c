@@ -398,16 +398,14 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("qcow2_write");
-	TCase *tc = tu_tcase(s, "write");
-	tcase_add_test(tc, write_allocating_unaligned);
-	tcase_add_loop_test(tc, write_cow_from_backing, 0, 2);
-	tcase_add_loop_test(tc, write_over_compressed_clusters, 0, 2);
-	tcase_add_loop_test(tc, zeroes_and_discard, 0, 3);
-	tcase_add_loop_test(tc, refcount_table_growth, 0, 3);
-	tcase_add_test(tc, truncate_grows_l1);
-	tcase_add_test(tc, write_shared_with_snapshot);
-	tcase_add_loop_test(tc, write_data_file, 0, 2);
-	tcase_add_test(tc, concurrent_writers);
-	return tu_run_suite(s);
+	return tu_main_loops("qcow2_write", "write",
+			     TU_TESTS(write_allocating_unaligned,
+				      truncate_grows_l1,
+				      write_shared_with_snapshot,
+				      concurrent_writers),
+			     TU_LOOPS({ write_cow_from_backing, 2 },
+				      { write_over_compressed_clusters, 2 },
+				      { zeroes_and_discard, 3 },
+				      { refcount_table_growth, 3 },
+				      { write_data_file, 2 }));
 }

@@ -515,19 +515,11 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("raw_io");
-	TCase *tc = tu_tcase(s, "raw_io");
-	tcase_add_test(tc, many_iovecs_round_trip);
-	tcase_add_test(tc, reads_past_end_are_short);
-	tcase_add_test(tc, writes_past_end_fail);
-	tcase_add_test(tc, read_only_refuses_writes);
-	tcase_add_test(tc, write_zeroes);
-	tcase_add_test(tc, discard_keeps_size_reads_zeroes);
-	tcase_add_test(tc, truncate_modes);
-	tcase_add_test(tc, create_preallocation);
-	tcase_add_test(tc, properties);
-	tcase_add_test(tc, info_of_raw);
-	tcase_add_test(tc, scatter_gather_helpers);
-	tcase_add_test(tc, host_file_layer);
-	return tu_run_suite(s);
+	return tu_main("raw_io", "raw_io",
+		       TU_TESTS(many_iovecs_round_trip,
+				reads_past_end_are_short, writes_past_end_fail,
+				read_only_refuses_writes, write_zeroes,
+				discard_keeps_size_reads_zeroes, truncate_modes,
+				create_preallocation, properties, info_of_raw,
+				scatter_gather_helpers, host_file_layer));
 }

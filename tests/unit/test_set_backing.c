@@ -154,10 +154,7 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("set_backing");
-	TCase *tc = tu_tcase(s, "set_backing");
-	tcase_add_test(tc, set_change_remove);
-	tcase_add_test(tc, errors);
-	tcase_add_test(tc, create_unsafe_backing);
-	return tu_run_suite(s);
+	return tu_main("set_backing", "set_backing",
+		       TU_TESTS(set_change_remove, errors,
+				create_unsafe_backing));
 }

@@ -222,17 +222,10 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("value");
-	TCase *tc = tu_tcase(s, "value");
-	tcase_add_test(tc, image_info_layout);
-	tcase_add_test(tc, nested_containers);
-	tcase_add_test(tc, empty_containers);
-	tcase_add_test(tc, numbers);
-	tcase_add_test(tc, string_escapes_ascii);
-	tcase_add_test(tc, string_escapes_utf8);
-	tcase_add_test(tc, string_escapes_invalid_utf8);
-	tcase_add_test(tc, keys_are_escaped);
-	tcase_add_test(tc, get_find_remove);
-	tcase_add_test(tc, null_string_is_empty);
-	return tu_run_suite(s);
+	return tu_main("value", "value",
+		       TU_TESTS(image_info_layout, nested_containers,
+				empty_containers, numbers, string_escapes_ascii,
+				string_escapes_utf8,
+				string_escapes_invalid_utf8, keys_are_escaped,
+				get_find_remove, null_string_is_empty));
 }

@@ -176,14 +176,9 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("vdi_malformed");
-	TCase *tc = tu_tcase(s, "vdi_malformed");
-	tcase_add_loop_test(tc, bad_field, 0,
-			    (int)(sizeof(fields) / sizeof(fields[0])));
-	tcase_add_test(tc, disk_size_huge);
-	tcase_add_test(tc, entry_past_blocks);
-	tcase_add_test(tc, entry_used_twice);
-	tcase_add_test(tc, allocated_count);
-	tcase_add_test(tc, truncated);
-	return tu_run_suite(s);
+	return tu_main_loops("vdi_malformed", "vdi_malformed",
+			     TU_TESTS(disk_size_huge, entry_past_blocks,
+				      entry_used_twice, allocated_count,
+				      truncated),
+			     TU_LOOPS({ bad_field, TU_NELEM(fields) }));
 }

@@ -230,18 +230,26 @@ static TCase *tcase(Suite *s, const char *name)
 	return tc;
 }
 
-/* Queue a three-descriptor request (header, data, status) at head 0 and
- * process it; returns the status byte once it completed. */
-static uint8_t run3(uint32_t type, uint64_t sector, uint64_t data,
-		    uint32_t len, bool data_writable)
+/* A three-descriptor request (header, data, status) in descriptors 0, 1
+ * and 2, its status byte preset to 0xee. */
+static void put3(uint32_t type, uint64_t sector, uint64_t data, uint32_t len,
+		 bool data_writable)
 {
-	uint16_t want = (uint16_t)(used_idx() + 1);
-
 	put_hdr(GPA_HDR, type, sector);
 	*gp(GPA_STATUS) = 0xee;
 	put_desc(0, GPA_HDR, 16, F_NEXT, 1);
 	put_desc(1, data, len, F_NEXT | (data_writable ? F_WRITE : 0), 2);
 	put_desc(2, GPA_STATUS, 1, F_WRITE, 0);
+}
+
+/* Queue put3's request at head 0 and process it; returns the status
+ * byte once it completed. */
+static uint8_t run3(uint32_t type, uint64_t sector, uint64_t data,
+		    uint32_t len, bool data_writable)
+{
+	uint16_t want = (uint16_t)(used_idx() + 1);
+
+	put3(type, sector, data, len, data_writable);
 	make_avail(0);
 	ck_assert_int_ge(vblk_queue_process(dev, 0), 1);
 	wait_used(want);
@@ -277,11 +285,9 @@ static void assert_filled(uint64_t gpa, size_t len, uint8_t v)
 static void assert_disk_unchanged(void)
 {
 	uint8_t *now = malloc(DISK_SIZE);
-	FILE *f = fopen("disk.raw", "rb");
 
-	ck_assert(now && f);
-	ck_assert_uint_eq(fread(now, 1, DISK_SIZE, f), DISK_SIZE);
-	fclose(f);
+	ck_assert_ptr_nonnull(now);
+	tu_read_at("disk.raw", now, DISK_SIZE, 0);
 	ck_assert(memcmp(now, disk, DISK_SIZE) == 0);
 	free(now);
 }
@@ -528,10 +534,7 @@ END_TEST
 START_TEST(descriptor_outside_memory)
 {
 	start_queue(base_features);
-	put_hdr(GPA_HDR, VBLK_T_IN, 0);
-	put_desc(0, GPA_HDR, 16, F_NEXT, 1);
-	put_desc(1, 0x50000000ull, 512, F_NEXT | F_WRITE, 2);
-	put_desc(2, GPA_STATUS, 1, F_WRITE, 0);
+	put3(VBLK_T_IN, 0, 0x50000000ull, 512, true);
 	expect_broken();
 }
 END_TEST
@@ -540,10 +543,7 @@ START_TEST(descriptor_past_region_end)
 {
 	/* Region C is followed by nothing: a buffer running off its end. */
 	start_queue(base_features);
-	put_hdr(GPA_HDR, VBLK_T_IN, 0);
-	put_desc(0, GPA_HDR, 16, F_NEXT, 1);
-	put_desc(1, REGION_C + REGION_C_SIZE - 256, 512, F_NEXT | F_WRITE, 2);
-	put_desc(2, GPA_STATUS, 1, F_WRITE, 0);
+	put3(VBLK_T_IN, 0, REGION_C + REGION_C_SIZE - 256, 512, true);
 	expect_broken();
 	assert_filled(REGION_C + REGION_C_SIZE - 256, 256, 0xa5);
 }
@@ -552,10 +552,7 @@ END_TEST
 START_TEST(descriptor_wrapping_address)
 {
 	start_queue(base_features);
-	put_hdr(GPA_HDR, VBLK_T_IN, 0);
-	put_desc(0, GPA_HDR, 16, F_NEXT, 1);
-	put_desc(1, UINT64_MAX - 100, 512, F_NEXT | F_WRITE, 2);
-	put_desc(2, GPA_STATUS, 1, F_WRITE, 0);
+	put3(VBLK_T_IN, 0, UINT64_MAX - 100, 512, true);
 	expect_broken();
 }
 END_TEST
@@ -774,12 +771,11 @@ START_TEST(no_interrupt_flag)
 }
 END_TEST
 
-START_TEST(many_in_flight)
+/* N reads of different sectors (8i) made available at once, chains at
+ * descriptors 3i..3i+2, their headers in the indirect area. */
+static void make_reads(unsigned n)
 {
-	/* Five reads of different sectors in flight at once, chains at
-	 * descriptors 3i..3i+2. */
-	start_queue(base_features);
-	for (unsigned i = 0; i < 5; i++) {
+	for (unsigned i = 0; i < n; i++) {
 		unsigned d = 3 * i;
 		uint64_t hdr = GPA_INDIRECT + 64 * i;
 
@@ -791,13 +787,27 @@ START_TEST(many_in_flight)
 		*gp(hdr + 32) = 0xee;
 		make_avail((uint16_t)d);
 	}
-	ck_assert_int_eq(vblk_queue_process(dev, 0), 5);
-	wait_used(5);
-	for (unsigned i = 0; i < 5; i++) {
+}
+
+/* The N reads make_reads made completed and read the disk. */
+static void check_reads(unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
 		ck_assert_uint_eq(*gp(GPA_INDIRECT + 64 * i + 32), VBLK_S_OK);
 		ck_assert(memcmp(gp(GPA_DATA + 4096 * i), disk + 4096 * i,
 				 4096) == 0);
 	}
+}
+
+START_TEST(many_in_flight)
+{
+	/* Five reads of different sectors in flight at once, chains at
+	 * descriptors 3i..3i+2. */
+	start_queue(base_features);
+	make_reads(5);
+	ck_assert_int_eq(vblk_queue_process(dev, 0), 5);
+	wait_used(5);
+	check_reads(5);
 }
 END_TEST
 
@@ -845,17 +855,7 @@ START_TEST(stall_and_wake)
 	vblk_dev_set_wake(dev, on_wake, NULL);
 	start_queue(base_features);
 	park_workers(bc);
-	for (unsigned i = 0; i < 5; i++) {
-		unsigned d = 3 * i;
-		uint64_t hdr = GPA_INDIRECT + 64 * i;
-
-		put_hdr(hdr, VBLK_T_IN, 8 * i);
-		put_desc(d, hdr, 16, F_NEXT, (uint16_t)(d + 1));
-		put_desc(d + 1, GPA_DATA + 4096 * i, 4096, F_NEXT | F_WRITE,
-			 (uint16_t)(d + 2));
-		put_desc(d + 2, hdr + 32, 1, F_WRITE, 0);
-		make_avail((uint16_t)d);
-	}
+	make_reads(5);
 	/* Two go to blockif, then the device waits for room. */
 	ck_assert_int_eq(vblk_queue_process(dev, 0), -EAGAIN);
 	ck_assert_int_eq(vblk_queue_process(dev, 0), -EAGAIN);
@@ -870,11 +870,7 @@ START_TEST(stall_and_wake)
 	} while (r == -EAGAIN);
 	vblk_queue_drain(dev, 0);
 	ck_assert_uint_eq(used_idx(), 5);
-	for (unsigned i = 0; i < 5; i++) {
-		ck_assert_uint_eq(*gp(GPA_INDIRECT + 64 * i + 32), VBLK_S_OK);
-		ck_assert(memcmp(gp(GPA_DATA + 4096 * i), disk + 4096 * i,
-				 4096) == 0);
-	}
+	check_reads(5);
 }
 END_TEST
 

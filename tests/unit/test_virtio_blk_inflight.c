@@ -154,21 +154,11 @@ static int start(uint8_t *track, uint16_t last_avail)
 	return vblk_queue_start(dev, 0, &ring, last_avail, on_notify, NULL);
 }
 
-static void read_sector(uint64_t sector, uint8_t *buf)
-{
-	FILE *f = fopen("disk.raw", "rb");
-
-	ck_assert_ptr_nonnull(f);
-	ck_assert_int_eq(fseek(f, (long)(sector * 512), SEEK_SET), 0);
-	ck_assert_uint_eq(fread(buf, 1, 512, f), 512);
-	fclose(f);
-}
-
 static void assert_sector(uint64_t sector, uint8_t fill)
 {
 	uint8_t buf[512];
 
-	read_sector(sector, buf);
+	tu_read_at("disk.raw", buf, 512, sector * 512);
 	for (unsigned i = 0; i < 512; i++)
 		ck_assert_uint_eq(buf[i], fill);
 }
@@ -281,7 +271,7 @@ START_TEST(recovery)
 	{
 		uint8_t buf[512];
 
-		read_sector(7, buf);
+		tu_read_at("disk.raw", buf, 512, 7 * 512);
 		ck_assert(memcmp(buf, disk + 7 * 512, 512) == 0);
 	}
 	/* New requests continue the counter and the ring. */

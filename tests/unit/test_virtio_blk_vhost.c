@@ -567,16 +567,6 @@ static void kick(void)
 	ck_assert_int_eq(write(kick_fd, &one, 8), 8);
 }
 
-static void read_disk_file(uint8_t *buf, size_t off, size_t len)
-{
-	FILE *f = fopen("disk.raw", "rb");
-
-	ck_assert_ptr_nonnull(f);
-	ck_assert_int_eq(fseek(f, (long)off, SEEK_SET), 0);
-	ck_assert_uint_eq(fread(buf, 1, len, f), len);
-	fclose(f);
-}
-
 /* SIGTERM: the daemon ends cleanly (exit 0). */
 static void terminate_daemon(void)
 {
@@ -653,13 +643,7 @@ START_TEST(negotiate_and_serve)
 	ck_assert_int_eq(stop_daemon(), 0);
 	file = malloc(DISK_SIZE);
 	ck_assert_ptr_nonnull(file);
-	{
-		FILE *f = fopen("disk.raw", "rb");
-
-		ck_assert_ptr_nonnull(f);
-		ck_assert_uint_eq(fread(file, 1, DISK_SIZE, f), DISK_SIZE);
-		fclose(f);
-	}
+	tu_read_at("disk.raw", file, DISK_SIZE, 0);
 	ck_assert(memcmp(file, disk, DISK_SIZE) == 0);
 	free(file);
 }
@@ -722,13 +706,7 @@ START_TEST(serves_nbd_export)
 
 	file = malloc(DISK_SIZE);
 	ck_assert_ptr_nonnull(file);
-	{
-		FILE *f = fopen("disk.raw", "rb");
-
-		ck_assert_ptr_nonnull(f);
-		ck_assert_uint_eq(fread(file, 1, DISK_SIZE, f), DISK_SIZE);
-		fclose(f);
-	}
+	tu_read_at("disk.raw", file, DISK_SIZE, 0);
 	ck_assert(memcmp(file, disk, DISK_SIZE) == 0);
 	free(file);
 
@@ -865,7 +843,7 @@ START_TEST(serves_next_frontend)
 	send_msg(GET_QUEUE_NUM, 0, NULL, 0, NULL, 0);
 	ck_assert_uint_eq(recv_u64(GET_QUEUE_NUM), 2);
 	terminate_daemon();
-	read_disk_file(buf, 8192, 4096);
+	tu_read_at("disk.raw", buf, 4096, 8192);
 	ck_assert(memcmp(buf, disk + 8192, 4096) == 0);
 }
 END_TEST
@@ -956,9 +934,9 @@ START_TEST(inflight_resubmitted_after_kill)
 	ck_assert_uint_eq(run(VBLK_T_IN, 0, 4096, true), VBLK_S_OK);
 	ck_assert(memcmp(mem + OFF_DATA, p1, 4096) == 0);
 	terminate_daemon();
-	read_disk_file(buf, 0, 4096);
+	tu_read_at("disk.raw", buf, 4096, 0);
 	ck_assert(memcmp(buf, p1, 4096) == 0);
-	read_disk_file(buf, 64 * 512, 4096);
+	tu_read_at("disk.raw", buf, 4096, 64 * 512);
 	ck_assert(memcmp(buf, disk + 64 * 512, 4096) == 0);
 }
 END_TEST
@@ -1218,10 +1196,7 @@ START_TEST(completed_writes_survive_kill)
 				   "out.img",
 				   fmt),
 			 0);
-	FILE *f = fopen("out.img", "rb");
-	ck_assert_ptr_nonnull(f);
-	ck_assert_uint_eq(fread(got, 1, DISK_SIZE, f), DISK_SIZE);
-	fclose(f);
+	tu_read_at("out.img", got, DISK_SIZE, 0);
 	ck_assert_msg(memcmp(want, got, DISK_SIZE) == 0,
 		      "%s: a completed write is missing after kill -9", fmt);
 out:

@@ -185,9 +185,9 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("vmdk_crash");
-	TCase *tc = tu_tcase(s, "crash");
+	TCase *tc = tu_tcase_of(s, "crash",
+				TU_TESTS(test_crash_sparse,
+					 test_crash_zeroed_grain));
 	tcase_set_timeout(tc, 300);
-	tcase_add_test(tc, test_crash_sparse);
-	tcase_add_test(tc, test_crash_zeroed_grain);
 	return tu_run_suite(s);
 }

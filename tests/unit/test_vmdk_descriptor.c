@@ -190,15 +190,9 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("vmdk_descriptor");
-	TCase *tc = tu_tcase(s, "descriptor");
-	tcase_add_test(tc, test_qemu_style);
-	tcase_add_test(tc, test_vmware_variants);
-	tcase_add_test(tc, test_embedded_nul_ends_text);
-	tcase_add_test(tc, test_malformed);
-	tcase_add_test(tc, test_too_many_extents);
-	tcase_add_test(tc, test_set_cid);
-	tcase_add_test(tc, test_format_roundtrip);
-	tcase_add_test(tc, test_random_cid);
-	return tu_run_suite(s);
+	return tu_main("vmdk_descriptor", "descriptor",
+		       TU_TESTS(test_qemu_style, test_vmware_variants,
+				test_embedded_nul_ends_text, test_malformed,
+				test_too_many_extents, test_set_cid,
+				test_format_roundtrip, test_random_cid));
 }

@@ -136,11 +136,8 @@ int main(void)
 {
 	if (!tu_have_qemu())
 		return 77; /* the oracle is missing: skipped */
-	Suite *s = suite_create("vmdk_discard");
-	TCase *tc = tu_tcase(s, "discard");
-	tcase_add_test(tc, discard_frees_grains);
-	tcase_add_test(tc, discard_over_parent_reads_zeroes);
-	tcase_add_test(tc, split_extents);
-	tcase_add_test(tc, blockif_offers_delete);
-	return tu_run_suite(s);
+	return tu_main("vmdk_discard", "discard",
+		       TU_TESTS(discard_frees_grains,
+				discard_over_parent_reads_zeroes, split_extents,
+				blockif_offers_delete));
 }

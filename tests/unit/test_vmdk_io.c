@@ -85,21 +85,29 @@ static void random_writes(struct mimg *img, uint8_t *model, uint64_t size,
 	free(buf);
 }
 
+/* NOPS random writes (SEED) to PATH, SIZE bytes, kept in MODEL too: the
+ * image reads as MODEL before and after reopening, and checks clean. */
+static void writes_verified(const char *path, uint8_t *model, uint64_t size,
+			    int nops, uint64_t seed)
+{
+	struct mimg *img = open_img(path, MIMG_OPEN_RDWR);
+	ck_assert_uint_eq(mimg_size(img), size);
+	random_writes(img, model, size, nops, seed);
+	verify(img, model, size);
+	ck_assert_int_eq(mimg_close(img), 0);
+
+	img = open_img(path, 0);
+	verify(img, model, size);
+	check_clean(img);
+	mimg_close(img);
+}
+
 static void roundtrip(const char *opts)
 {
 	const uint64_t size = 6 * MIB + 512;
 	uint8_t *model = calloc(1, size);
 	create("d.vmdk", size, opts);
-	struct mimg *img = open_img("d.vmdk", MIMG_OPEN_RDWR);
-	ck_assert_uint_eq(mimg_size(img), size);
-	random_writes(img, model, size, 120, 42);
-	verify(img, model, size);
-	ck_assert_int_eq(mimg_close(img), 0);
-
-	img = open_img("d.vmdk", 0);
-	verify(img, model, size);
-	check_clean(img);
-	mimg_close(img);
+	writes_verified("d.vmdk", model, size, 120, 42);
 	qemu_agrees("d.vmdk", model, size);
 	free(model);
 }
@@ -133,20 +141,11 @@ START_TEST(test_multi_extent)
 		"RW 2048 SPARSE \"s1.vmdk\"\r\n"
 		"RW 2048 VMFS \"flat file.img\"\r\n");
 	fclose(f);
-	struct mimg *img = open_img("multi.vmdk", MIMG_OPEN_RDWR);
-	ck_assert_uint_eq(mimg_size(img), size);
-	random_writes(img, model, size, 60, 7);
-	verify(img, model, size);
-	ck_assert_int_eq(mimg_close(img), 0);
-	img = open_img("multi.vmdk", 0);
-	verify(img, model, size);
-	check_clean(img);
-	mimg_close(img);
+	writes_verified("multi.vmdk", model, size, 60, 7);
 	/* The first extent starts 1 MiB into the flat file. */
 	uint8_t *flat = malloc(MIB);
-	int fd = open("flat file.img", O_RDONLY);
-	ck_assert_int_eq(pread(fd, flat, MIB, MIB), (ssize_t)MIB);
-	close(fd);
+	ck_assert_ptr_nonnull(flat);
+	tu_read_at("flat file.img", flat, MIB, MIB);
 	ck_assert_int_eq(memcmp(flat, model, MIB), 0);
 	free(flat);
 	qemu_agrees("multi.vmdk", model, size);
@@ -351,18 +350,13 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("vmdk_io");
-	TCase *tc = tu_tcase(s, "io");
-	tcase_add_test(tc, test_write_monolithic_sparse);
-	tcase_add_test(tc, test_write_zeroed_grain);
-	tcase_add_test(tc, test_write_flat);
-	tcase_add_test(tc, test_write_split_sparse);
-	tcase_add_test(tc, test_write_split_flat);
-	tcase_add_test(tc, test_multi_extent);
-	tcase_add_test(tc, test_zero_extent_and_noaccess);
-	tcase_add_test(tc, test_delta_cow_and_zeroes);
-	tcase_add_test(tc, test_big_grain_cow);
-	tcase_add_test(tc, test_concurrent_allocation);
-	tcase_add_test(tc, test_cid_changes_on_write);
-	return tu_run_suite(s);
+	return tu_main("vmdk_io", "io",
+		       TU_TESTS(test_write_monolithic_sparse,
+				test_write_zeroed_grain, test_write_flat,
+				test_write_split_sparse, test_write_split_flat,
+				test_multi_extent,
+				test_zero_extent_and_noaccess,
+				test_delta_cow_and_zeroes, test_big_grain_cow,
+				test_concurrent_allocation,
+				test_cid_changes_on_write));
 }

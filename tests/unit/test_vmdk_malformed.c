@@ -392,23 +392,21 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("vmdk_malformed");
-	TCase *tc = tu_tcase(s, "malformed");
-	tcase_add_test(tc, test_primary_gd_damaged_uses_redundant);
-	tcase_add_test(tc, test_both_gds_damaged);
-	tcase_add_test(tc, test_truncated_grain_tables);
-	tcase_add_test(tc, test_gte_past_eof);
-	tcase_add_test(tc, test_overlapping_grains_and_copy_mismatch);
-	tcase_add_test(tc, test_bad_header_fields);
-	tcase_add_test(tc, test_truncated_header);
-	tcase_add_loop_test(tc, test_absurd_and_escaping_extents, 0,
-			    TU_NELEM(bad_descriptors));
-	tcase_add_test(tc, test_flat_extent_trust);
-	tcase_add_test(tc, test_huge_descriptor);
-	tcase_add_test(tc, test_extent_larger_than_capacity);
-	tcase_add_test(tc, test_directory_budget);
-	tcase_add_test(tc, test_unallocated_grain_tables);
-	tcase_add_test(tc, test_delta_link_loops);
-	tcase_add_test(tc, test_parent_cid_mismatch);
-	return tu_run_suite(s);
+	return tu_main_loops("vmdk_malformed", "malformed",
+			     TU_TESTS(test_primary_gd_damaged_uses_redundant,
+				      test_both_gds_damaged,
+				      test_truncated_grain_tables,
+				      test_gte_past_eof,
+				      test_overlapping_grains_and_copy_mismatch,
+				      test_bad_header_fields,
+				      test_truncated_header,
+				      test_flat_extent_trust,
+				      test_huge_descriptor,
+				      test_extent_larger_than_capacity,
+				      test_directory_budget,
+				      test_unallocated_grain_tables,
+				      test_delta_link_loops,
+				      test_parent_cid_mismatch),
+			     TU_LOOPS({ test_absurd_and_escaping_extents,
+					TU_NELEM(bad_descriptors) }));
 }

@@ -89,8 +89,6 @@ int main(void)
 {
 	if (!tu_have_qemu())
 		return 77; /* the oracle is missing: skipped */
-	Suite *s = suite_create("vmdk_overlap");
-	TCase *tc = tu_tcase(s, "overlap");
-	tcase_add_test(tc, entries_into_metadata);
-	return tu_run_suite(s);
+	return tu_main("vmdk_overlap", "overlap",
+		       TU_TESTS(entries_into_metadata));
 }

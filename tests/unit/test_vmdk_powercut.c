@@ -27,8 +27,9 @@ static void touch(uint64_t off, uint64_t len)
 	memset(touched + off, 1, len);
 }
 
-static void workload(struct mimg *img)
+static void workload(struct mimg *img, void *arg)
 {
+	(void)arg;
 	uint8_t *b = malloc(300000);
 	memset(touched, 0, sizeof(touched));
 	for (int i = 0; i < 60 && !pc_crashed(); i++) {
@@ -57,11 +58,9 @@ static void workload(struct mimg *img)
  * allocated (copying the rest from the parent) just before the cut. */
 static void check_untouched(bool parent)
 {
-	FILE *f = fopen("crash.raw", "rb");
 	uint8_t *b = malloc(IMG_SIZE);
-	ck_assert_ptr_nonnull(f);
-	ck_assert_uint_eq(fread(b, 1, IMG_SIZE, f), IMG_SIZE);
-	fclose(f);
+	ck_assert_ptr_nonnull(b);
+	tu_read_at("crash.raw", b, IMG_SIZE, 0);
 	for (uint64_t i = 0; i < IMG_SIZE; i++)
 		if (!touched[i] && b[i] != (parent ? 0x5a : 0))
 			ck_abort_msg("byte %llu, never written, reads 0x%02x "
@@ -95,14 +94,8 @@ static void run_case(const char *opts, bool parent, int at_flush)
 				   *opts ? "-o " : "", opts,
 				   parent ? "-b b.vmdk -F vmdk" : ""),
 			 0);
-	struct mimg *img;
-	ck_assert_int_eq(mimg_open(&img, "t.vmdk", NULL,
-				   MIMG_OPEN_RDWR | MIMG_OPEN_EXIT_SAFE), 0);
-	pc_begin("t.vmdk", at_flush);
-	workload(img);
-	mimg_close(img);
-	pc_end();
-	int st = tu_system("qemu-img check -q crash.img >/dev/null 2>&1");
+	pc_run("t.vmdk", MIMG_OPEN_EXIT_SAFE, at_flush, workload, NULL);
+	int st = pc_qemu_check();
 	ck_assert_msg(st == 0 || st == 3,
 		      "%s%s, crash at flush %d: qemu-img check exit %d", opts,
 		      parent ? " parent" : "", at_flush, st);
@@ -132,8 +125,7 @@ int main(void)
 {
 	if (!tu_have_qemu())
 		return 77; /* the oracle is missing: skipped */
-	Suite *s = suite_create("vmdk_powercut");
-	TCase *tc = tu_tcase(s, "powercut");
-	tcase_add_loop_test(tc, power_cut, 0, NLAYOUTS);
-	return tu_run_suite(s);
+	return tu_main_loops("vmdk_powercut", "powercut",
+			     NULL, 0,
+			     TU_LOOPS({ power_cut, NLAYOUTS }));
 }

@@ -368,14 +368,10 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("vmdk_stream");
-	TCase *tc = tu_tcase(s, "stream");
-	tcase_add_test(tc, test_convert_layout_and_read);
-	tcase_add_test(tc, test_empty_stream);
-	tcase_add_test(tc, test_cut_short);
-	tcase_add_test(tc, test_footer_layout_kept);
-	tcase_add_test(tc, test_sequential_writes_and_refusals);
-	tcase_add_test(tc, test_compressed_without_markers);
-	tcase_add_test(tc, test_bad_marker_size);
-	return tu_run_suite(s);
+	return tu_main("vmdk_stream", "stream",
+		       TU_TESTS(test_convert_layout_and_read, test_empty_stream,
+				test_cut_short, test_footer_layout_kept,
+				test_sequential_writes_and_refusals,
+				test_compressed_without_markers,
+				test_bad_marker_size));
 }

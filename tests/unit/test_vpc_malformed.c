@@ -51,9 +51,7 @@ static void patch_be64(uint64_t off, uint64_t v)
 static void fix_footer_checksum(void)
 {
 	uint8_t f[512];
-	FILE *fp = fopen(FILE_NAME, "rb");
-	ck_assert_int_eq(fread(f, 1, 512, fp), 512);
-	fclose(fp);
+	tu_read_at(FILE_NAME, f, 512, 0);
 	uint32_t sum = 0;
 	for (int i = 0; i < 512; i++)
 		if (i < 64 || i >= 68)
@@ -229,11 +227,8 @@ START_TEST(overlapping_blocks_found_by_check)
 	ck_assert_int_eq(mimg_pwrite(img, "more", 4, 2u << 20), 4);
 	ck_assert_int_eq(mimg_close(img), 0);
 	/* entry 1 := entry 0 + 1 sector */
-	FILE *fp = fopen(FILE_NAME, "rb");
 	uint8_t e[4];
-	fseek(fp, 1536, SEEK_SET);
-	ck_assert_int_eq(fread(e, 1, 4, fp), 4);
-	fclose(fp);
+	tu_read_at(FILE_NAME, e, 4, 1536);
 	patch_be32(1536 + 4, ld_be32(e) + 1);
 	ck_assert_int_eq(mimg_open(&img, FILE_NAME, NULL, 0), 0);
 	struct mimg_check_result res;
@@ -248,19 +243,11 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("vpc_malformed");
-	TCase *tc = tu_tcase(s, "vpc_malformed");
-	tcase_add_test(tc, footer_checksum);
-	tcase_add_test(tc, block_size_not_power_of_two);
-	tcase_add_test(tc, bat_past_end);
-	tcase_add_test(tc, bat_too_small);
-	tcase_add_test(tc, bat_entry_into_metadata);
-	tcase_add_test(tc, bat_entry_past_end);
-	tcase_add_test(tc, dynamic_header);
-	tcase_add_test(tc, disk_types);
-	tcase_add_test(tc, size_too_large);
-	tcase_add_test(tc, no_footer);
-	tcase_add_test(tc, fixed_larger_than_file);
-	tcase_add_test(tc, overlapping_blocks_found_by_check);
-	return tu_run_suite(s);
+	return tu_main("vpc_malformed", "vpc_malformed",
+		       TU_TESTS(footer_checksum, block_size_not_power_of_two,
+				bat_past_end, bat_too_small,
+				bat_entry_into_metadata, bat_entry_past_end,
+				dynamic_header, disk_types, size_too_large,
+				no_footer, fixed_larger_than_file,
+				overlapping_blocks_found_by_check));
 }

@@ -231,11 +231,10 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("vpc_vdi_io");
-	TCase *tc = tu_tcase(s, "vpc_vdi_io");
-	tcase_add_loop_test(tc, random_writes_sparse, 0, NFORMATS);
-	tcase_add_loop_test(tc, random_writes_preallocated, 0, NFORMATS);
-	tcase_add_loop_test(tc, concurrent_allocation, 0, NFORMATS);
-	tcase_add_loop_test(tc, crash_at_every_write, 0, NFORMATS);
-	return tu_run_suite(s);
+	return tu_main_loops("vpc_vdi_io", "vpc_vdi_io",
+			     NULL, 0,
+			     TU_LOOPS({ random_writes_sparse, NFORMATS },
+				      { random_writes_preallocated, NFORMATS },
+				      { concurrent_allocation, NFORMATS },
+				      { crash_at_every_write, NFORMATS }));
 }

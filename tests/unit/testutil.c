@@ -68,6 +68,23 @@ void tu_write_file(const char *path, const void *buf, size_t len,
 	close(fd);
 }
 
+uint8_t *tu_random_file(const char *path, size_t len, uint64_t seed)
+{
+	uint8_t *buf = malloc(len);
+	ck_assert_ptr_nonnull(buf);
+	tu_fill_random(buf, len, seed);
+	tu_write_file(path, buf, len, 0);
+	return buf;
+}
+
+void tu_read_at(const char *path, void *buf, size_t len, uint64_t off)
+{
+	int fd = open(path, O_RDONLY);
+	ck_assert_msg(fd >= 0, "open %s", path);
+	ck_assert_int_eq(pread(fd, buf, len, (off_t)off), (ssize_t)len);
+	close(fd);
+}
+
 void tu_make_sparse(const char *path, uint64_t size)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -202,6 +219,38 @@ int tu_system(const char *fmt, ...)
 	return WEXITSTATUS(st);
 }
 
+int tu_dirty_runs(struct mimg *img, const char *name, char *out,
+		  size_t cap)
+{
+	uint64_t off = 0, size = mimg_size(img);
+	out[0] = 0;
+	while (off < size) {
+		uint64_t pnum;
+		bool dirty;
+		int r = mimg_bitmap_status(img, name, off, size - off, &pnum,
+					   &dirty);
+		if (r < 0)
+			return r;
+		ck_assert_uint_gt(pnum, 0);
+		if (dirty)
+			snprintf(out + strlen(out), cap - strlen(out),
+				 "%llu+%llu,", (unsigned long long)off,
+				 (unsigned long long)pnum);
+		off += pnum;
+	}
+	return 0;
+}
+
+struct mimg *tu_open_secret(const char *path, unsigned flags,
+			    const char *pass)
+{
+	struct mimg *img;
+	struct mimg_secret s = tu_secret(pass);
+	int r = mimg_open_secret(&img, path, NULL, flags, &s);
+	ck_assert_msg(r == 0, "open %s: %s", path, mimg_errmsg());
+	return img;
+}
+
 TCase *tu_tcase(Suite *s, const char *name)
 {
 	TCase *tc = tcase_create(name);
@@ -211,15 +260,40 @@ TCase *tu_tcase(Suite *s, const char *name)
 	return tc;
 }
 
-void tu_add_cases(Suite *s, const struct tu_case *cases, int n,
-		  double timeout)
+TCase *tu_tcase_of(Suite *s, const char *name, const TTest *const *tests,
+		   int n)
 {
-	for (int i = 0; i < n; i++) {
-		TCase *tc = tu_tcase(s, cases[i].name);
-		if (timeout > 0)
-			tcase_set_timeout(tc, timeout);
-		tcase_add_test(tc, cases[i].test);
-	}
+	TCase *tc = tu_tcase(s, name);
+	for (int i = 0; i < n; i++)
+		tcase_add_test(tc, tests[i]);
+	return tc;
+}
+
+int tu_main(const char *suite, const char *tcase, const TTest *const *tests,
+	    int n)
+{
+	return tu_main_loops(suite, tcase, tests, n, NULL, 0);
+}
+
+int tu_main_loops(const char *suite, const char *tcase,
+		  const TTest *const *tests, int n,
+		  const struct tu_loop *loops, int nloops)
+{
+	Suite *s = suite_create(suite);
+	TCase *tc = tu_tcase_of(s, tcase, tests, n);
+	for (int i = 0; i < nloops; i++)
+		tcase_add_loop_test(tc, loops[i].test, 0, loops[i].n);
+	return tu_run_suite(s);
+}
+
+TCase *tu_case(Suite *s, const char *name, const TTest *test, int i,
+	       double timeout)
+{
+	TCase *tc = tu_tcase(s, name);
+	if (timeout > 0)
+		tcase_set_timeout(tc, timeout);
+	tcase_add_loop_test(tc, test, i, i + 1);
+	return tc;
 }
 
 int tu_scaled(int n)

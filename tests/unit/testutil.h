@@ -28,6 +28,12 @@ void tu_fill_random(void *buf, size_t len, uint64_t seed);
 /* Write LEN bytes of BUF at OFF to PATH (creating it); abort on error. */
 void tu_write_file(const char *path, const void *buf, size_t len,
 		   uint64_t off);
+/* LEN bytes from tu_fill_random (SEED), written to PATH as well;
+ * free() them. */
+uint8_t *tu_random_file(const char *path, size_t len, uint64_t seed);
+/* Read LEN bytes at OFF of PATH into BUF; the test fails on a short
+ * read. */
+void tu_read_at(const char *path, void *buf, size_t len, uint64_t off);
 /* Create PATH as a sparse file of SIZE bytes. */
 void tu_make_sparse(const char *path, uint64_t size);
 /* True when PROG is found in PATH.  When it is not, the test is expected
@@ -59,6 +65,10 @@ uint64_t tu_file_size(const char *path);
 uint64_t tu_allocated(const char *path);
 /* A secret holding the passphrase PASS. */
 struct mimg_secret tu_secret(const char *pass);
+/* Open PATH (any format) with FLAGS and the passphrase PASS; the test
+ * fails, naming mimg's message, when it cannot. */
+struct mimg *tu_open_secret(const char *path, unsigned flags,
+			    const char *pass);
 /* Create PATH (FORMAT, SIZE bytes) from qemu-img style option text OPTS
  * (NULL: none) with secret S (NULL: none); the test fails, naming OPTS
  * and mimg's message, when it cannot. */
@@ -68,6 +78,11 @@ void tu_create(const char *path, const char *format, uint64_t size,
  * as the SIZE bytes of MODEL (written to model.raw to compare). */
 void tu_qemu_reads(const char *image, const char *format,
 		   const uint8_t *model, uint64_t size);
+/* The dirty runs of bitmap NAME of IMG as text, "off+len," for each, in
+ * OUT (CAP bytes); returns 0, or mimg_bitmap_status's error (-EBUSY: the
+ * bitmap is in use). */
+int tu_dirty_runs(struct mimg *img, const char *name, char *out,
+		  size_t cap);
 /* Run a shell command; returns its exit status (or -1). */
 int tu_system(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -86,14 +101,37 @@ int tu_run_suite(Suite *s);
 /* Add a TCase named NAME to S with the temporary-directory fixture. */
 TCase *tu_tcase(Suite *s, const char *name);
 
-/* A test in a test case of its own, so that CK_RUN_CASE=<name> runs it
- * alone and it gets its own timeout. */
-struct tu_case {
-	const char *name;
+/* The tests one test case runs, as the arguments TESTS, N of
+ * tu_tcase_of and tu_main: the names START_TEST defines, in order. */
+#define TU_TESTS(...)                                                      \
+	(const TTest *const[]){ __VA_ARGS__ },                             \
+		TU_NELEM(((const TTest *const[]){ __VA_ARGS__ }))
+/* tu_tcase, holding the N TESTS. */
+TCase *tu_tcase_of(Suite *s, const char *name, const TTest *const *tests,
+		   int n);
+/* main() of a program of one test case: suite SUITE whose test case
+ * TCASE holds the N TESTS, run by tu_run_suite. */
+int tu_main(const char *suite, const char *tcase, const TTest *const *tests,
+	    int n);
+/* A loop test: run for each _i in [0, N). */
+struct tu_loop {
 	const TTest *test;
+	int n;
 };
-/* Add the N CASES to S, each with TIMEOUT seconds (0: Check's default). */
-void tu_add_cases(Suite *s, const struct tu_case *cases, int n,
-		  double timeout);
+/* The loop tests of a test case, as the arguments LOOPS, NLOOPS of
+ * tu_main_loops: { test, n } each. */
+#define TU_LOOPS(...)                                                      \
+	(const struct tu_loop[]){ __VA_ARGS__ },                           \
+		TU_NELEM(((const struct tu_loop[]){ __VA_ARGS__ }))
+/* tu_main whose test case also holds the NLOOPS LOOPS (TESTS may be
+ * NULL, N 0). */
+int tu_main_loops(const char *suite, const char *tcase,
+		  const TTest *const *tests, int n,
+		  const struct tu_loop *loops, int nloops);
+
+/* A test case NAME holding TEST, run for _i = I only: CK_RUN_CASE=NAME
+ * runs it alone, and it has its own TIMEOUT seconds (0: tu_tcase's). */
+TCase *tu_case(Suite *s, const char *name, const TTest *test, int i,
+	       double timeout);
 
 #endif
