@@ -9,8 +9,8 @@
  * the refcount decrements of clusters the write replaced.
  *
  * In exit-safe mode (qcow2-exitsafe.c) the L2 entry is written before
- * the write returns instead, from a flushed reservation or after a group
- * flush.
+ * the write returns instead, from a flushed reservation, after an
+ * O_DSYNC write of the copied cluster or after a group flush.
  *
  * A write registers the guest clusters it covers as in flight; writes,
  * zeroings and discards of overlapping clusters wait for it.  The metadata
