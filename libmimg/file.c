@@ -155,20 +155,27 @@ int mimg_file_pwrite(struct mimg_file *f, const void *buf, size_t len,
 	return mimg_file_pwritev(f, &iov, 1, off);
 }
 
-int mimg_file_pwrite_dsync(struct mimg_file *f, const void *buf, size_t len,
-			   uint64_t off)
+int mimg_file_pwritev_dsync(struct mimg_file *f, const struct iovec *iov,
+			    int iovcnt, uint64_t off)
 {
-	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+	size_t len = iov_total(iov, iovcnt);
 	int r = fault_check(f, MIMG_FILE_OP_WRITE_DSYNC, off, len);
 	if (r < 0 || (r = check_writable(f)) < 0)
 		return r;
 	if (len == 0)
 		return 0;
 	if (f->ops->pwritev_dsync)
-		return f->ops->pwritev_dsync(f, &iov, 1, off);
-	if ((r = f->ops->pwritev(f, &iov, 1, off)) < 0)
+		return f->ops->pwritev_dsync(f, iov, iovcnt, off);
+	if ((r = f->ops->pwritev(f, iov, iovcnt, off)) < 0)
 		return r;
 	return f->ops->flush(f);
+}
+
+int mimg_file_pwrite_dsync(struct mimg_file *f, const void *buf, size_t len,
+			   uint64_t off)
+{
+	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+	return mimg_file_pwritev_dsync(f, &iov, 1, off);
 }
 
 /* Unflushed bytes per extra piece below which one flush costs less than

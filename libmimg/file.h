@@ -85,6 +85,8 @@ int mimg_file_flush(struct mimg_file *f);
  * do this write and flush. */
 int mimg_file_pwrite_dsync(struct mimg_file *f, const void *buf, size_t len,
 			   uint64_t off);
+int mimg_file_pwritev_dsync(struct mimg_file *f, const struct iovec *iov,
+			    int iovcnt, uint64_t off);
 /* A piece of a durable write group. */
 struct mimg_file_write {
 	const void *buf;

@@ -172,8 +172,13 @@ static void req_range(struct blockif_req *br, enum blockif_op op,
 	*end = *start + len;
 }
 
+static void run_elem(struct blockif_ctxt *bc, struct blockif_elem *be);
+
+/* Queue BR; with HERE, perform it in this thread instead when nothing
+ * else is unfinished (nothing it could conflict with or overtake) and
+ * the workers may start requests. */
 static int enqueue(struct blockif_ctxt *bc, struct blockif_req *br,
-		   enum blockif_op op, bool unmap)
+		   enum blockif_op op, bool unmap, bool here)
 {
 	struct blockif_elem *be;
 	uint64_t start, end;
@@ -208,6 +213,11 @@ static int enqueue(struct blockif_ctxt *bc, struct blockif_req *br,
 	else
 		bc->active_head = be;
 	bc->active_tail = be;
+	if (here && bc->active_head == be && !bc->paused && !bc->closing) {
+		run_elem(bc, be);
+		pthread_mutex_unlock(&bc->mtx);
+		return 0;
+	}
 	ready = be->deps == 0;
 	if (ready)
 		ready_add(bc, be);
@@ -340,6 +350,31 @@ static int perform(struct blockif_ctxt *bc, struct blockif_elem *be)
 	return EINVAL;
 }
 
+/* Perform BE, call its callback and free it.  Called with the mutex
+ * held, which is dropped meanwhile. */
+static void run_elem(struct blockif_ctxt *bc, struct blockif_elem *be)
+{
+	struct blockif_req *br = be->req;
+	int err;
+
+	be->state = BST_BUSY;
+	bc->nbusy++;
+	pthread_mutex_unlock(&bc->mtx);
+
+	err = perform(bc, be);
+
+	pthread_mutex_lock(&bc->mtx);
+	be->state = BST_DONE;
+	bc->nbusy--;
+	elem_unlink(bc, be);
+	/* Wakes cancel (waiting for the transfer) and pause. */
+	pthread_cond_broadcast(&bc->done_cond);
+	pthread_mutex_unlock(&bc->mtx);
+	br->br_callback(br, err);
+	pthread_mutex_lock(&bc->mtx);
+	elem_free(bc, be);
+}
+
 static void *worker_main(void *arg)
 {
 	struct blockif_ctxt *bc = arg;
@@ -347,8 +382,6 @@ static void *worker_main(void *arg)
 	pthread_mutex_lock(&bc->mtx);
 	for (;;) {
 		struct blockif_elem *be = bc->paused ? NULL : ready_pop(bc);
-		struct blockif_req *br;
-		int err;
 
 		if (!be) {
 			if (bc->closing && !bc->active_head)
@@ -356,23 +389,7 @@ static void *worker_main(void *arg)
 			pthread_cond_wait(&bc->work_cond, &bc->mtx);
 			continue;
 		}
-		be->state = BST_BUSY;
-		bc->nbusy++;
-		br = be->req;
-		pthread_mutex_unlock(&bc->mtx);
-
-		err = perform(bc, be);
-
-		pthread_mutex_lock(&bc->mtx);
-		be->state = BST_DONE;
-		bc->nbusy--;
-		elem_unlink(bc, be);
-		/* Wakes cancel (waiting for the transfer) and pause. */
-		pthread_cond_broadcast(&bc->done_cond);
-		pthread_mutex_unlock(&bc->mtx);
-		br->br_callback(br, err);
-		pthread_mutex_lock(&bc->mtx);
-		elem_free(bc, be);
+		run_elem(bc, be);
 	}
 	/* Wake the other workers so they see the queue is drained. */
 	pthread_cond_broadcast(&bc->work_cond);
@@ -407,28 +424,38 @@ int blockif_start(struct blockif_ctxt *bc)
 
 int blockif_read(struct blockif_ctxt *bc, struct blockif_req *breq)
 {
-	return enqueue(bc, breq, BOP_READ, false);
+	return enqueue(bc, breq, BOP_READ, false, false);
 }
 
 int blockif_write(struct blockif_ctxt *bc, struct blockif_req *breq)
 {
-	return enqueue(bc, breq, BOP_WRITE, false);
+	return enqueue(bc, breq, BOP_WRITE, false, false);
+}
+
+int blockif_read_here(struct blockif_ctxt *bc, struct blockif_req *breq)
+{
+	return enqueue(bc, breq, BOP_READ, false, true);
+}
+
+int blockif_write_here(struct blockif_ctxt *bc, struct blockif_req *breq)
+{
+	return enqueue(bc, breq, BOP_WRITE, false, true);
 }
 
 int blockif_flush(struct blockif_ctxt *bc, struct blockif_req *breq)
 {
-	return enqueue(bc, breq, BOP_FLUSH, false);
+	return enqueue(bc, breq, BOP_FLUSH, false, false);
 }
 
 int blockif_delete(struct blockif_ctxt *bc, struct blockif_req *breq)
 {
-	return enqueue(bc, breq, BOP_DELETE, false);
+	return enqueue(bc, breq, BOP_DELETE, false, false);
 }
 
 int blockif_write_zeroes(struct blockif_ctxt *bc, struct blockif_req *breq,
 			 int unmap)
 {
-	return enqueue(bc, breq, BOP_ZEROES, unmap != 0);
+	return enqueue(bc, breq, BOP_ZEROES, unmap != 0, false);
 }
 
 /* The element holding BREQ in one of the states in MASK, or NULL. */

@@ -346,6 +346,9 @@ int main(int argc, char **argv)
 		return 1;
 	dp.serial = o.serial;
 	dp.num_queues = o.num_queues;
+	/* One thread serves every ring: a lone request may as well be
+	 * performed there as wait for a worker's wake-up. */
+	dp.lone_here = true;
 	dev = vblk_dev_new(bc, &dp);
 	if (!dev) {
 		perror("vmm-blk: device");

@@ -39,6 +39,7 @@ struct vblk_queue {
 	const char *error;
 	struct vq_ring ring;
 	struct vq_chain chain; /* scratch for the processing thread */
+	bool here;	       /* perform the request being taken inline */
 	struct vblk_req *reqs; /* one per descriptor head */
 	unsigned nreqs;
 	void (*notify)(void *opaque, unsigned q);
@@ -67,6 +68,9 @@ struct vblk_dev {
 	int slots;	/* blockif queue size */
 	int inflight;	/* requests inside blockif (atomic) */
 	int stalled;	/* a queue waits for room in blockif (atomic) */
+	bool lone_here; /* vblk_dev_params.lone_here */
+	unsigned lone;	/* requests in a row taken with nothing else in
+			 * flight (processing thread only) */
 	void (*wake)(void *opaque);
 	void *wake_opaque;
 	unsigned nqueues;
@@ -169,6 +173,7 @@ struct vblk_dev *vblk_dev_new(struct blockif_ctxt *bc,
 	d->ro = blockif_is_ro(bc);
 	d->candelete = blockif_candelete(bc);
 	d->slots = blockif_queuesz(bc);
+	d->lone_here = p && p->lone_here;
 	if (p && p->max_inflight && p->max_inflight < (unsigned)d->slots)
 		d->slots = (int)p->max_inflight;
 	if (p && p->serial) {
@@ -308,6 +313,18 @@ size_t vblk_vring_used_bytes(unsigned size)
 /* ---------------------------------------------------------------------- */
 /* Completion                                                              */
 
+/* The device whose vblk_queue_process runs on this thread, if any. */
+static _Thread_local struct vblk_dev *processing;
+
+/* Does any started queue of D hold requests not yet taken? */
+static bool any_pending(struct vblk_dev *d)
+{
+	for (unsigned i = 0; i < d->nqueues; i++)
+		if (d->queues[i].started && vq_pending(&d->queues[i].ring))
+			return true;
+	return false;
+}
+
 /* Answer R with STATUS: write the status byte, return the chain on the
  * used ring and interrupt the driver if it wants that.  Runs on a blockif
  * worker or the processing thread. */
@@ -319,6 +336,12 @@ static void finish(struct vblk_req *r, uint8_t status)
 	uint16_t head = r->head;
 	bool counted = r->counted, notify, wake = false;
 
+	/* Answered on the processing thread (performed inline): a request
+	 * that arrived before the driver could see this answer was sent
+	 * while this one was in flight, so the driver keeps several in
+	 * flight; the next ones go to the workers. */
+	if (processing == d && any_pending(d))
+		d->lone = 0;
 	__atomic_store_n(r->status, status, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&q->lock);
 	/* The driver may reuse HEAD as soon as it sees the used entry. */
@@ -436,10 +459,12 @@ static int submit(struct vblk_req *r, enum submit_op op)
 	__atomic_fetch_add(&d->inflight, 1, __ATOMIC_SEQ_CST);
 	switch (op) {
 	case SUBMIT_READ:
-		err = blockif_read(d->bc, &r->br);
+		err = r->q->here ? blockif_read_here(d->bc, &r->br)
+				 : blockif_read(d->bc, &r->br);
 		break;
 	case SUBMIT_WRITE:
-		err = blockif_write(d->bc, &r->br);
+		err = r->q->here ? blockif_write_here(d->bc, &r->br)
+				 : blockif_write(d->bc, &r->br);
 		break;
 	case SUBMIT_FLUSH:
 		err = blockif_flush(d->bc, &r->br);
@@ -756,16 +781,38 @@ static bool has_room(struct vblk_dev *d)
 	return __atomic_load_n(&d->inflight, __ATOMIC_SEQ_CST) < d->slots;
 }
 
-int vblk_queue_process(struct vblk_dev *d, unsigned qi)
+/* Requests in a row that must find nothing else in flight before the
+ * next such one is performed inline. */
+#define LONE_STREAK 4
+
+/* Before handing the chain just taken from Q to blockif: should it be
+ * performed in this thread?  Only when it is alone (nothing in blockif,
+ * nothing more in the rings) and the requests before it were too. */
+static void choose_here(struct vblk_dev *d, struct vblk_queue *q)
 {
-	struct vblk_queue *q = get_queue(d, qi);
+	bool alone;
+
+	q->here = false;
+	if (!d->lone_here)
+		return;
+	alone = __atomic_load_n(&d->inflight, __ATOMIC_SEQ_CST) == 0 &&
+		!any_pending(d);
+	if (!alone) {
+		d->lone = 0;
+		return;
+	}
+	if (d->lone < LONE_STREAK) {
+		d->lone++;
+		return;
+	}
+	q->here = true;
+}
+
+static int process(struct vblk_dev *d, struct vblk_queue *q)
+{
 	const char *why = NULL;
 	int n = 0, r;
 
-	if (!q || !q->started)
-		return -EINVAL;
-	if (q->broken)
-		return -EIO;
 	while (q->retake_pos < q->nretake) {
 		if (!has_room(d))
 			return -EAGAIN;
@@ -798,7 +845,9 @@ int vblk_queue_process(struct vblk_dev *d, unsigned qi)
 				continue;
 			return n;
 		}
+		choose_here(d, q);
 		r = handle_chain(q, &q->chain, false);
+		q->here = false;
 		if (r == -EAGAIN) {
 			vq_unpop(&q->ring);
 			__atomic_store_n(&d->stalled, 1, __ATOMIC_SEQ_CST);
@@ -808,6 +857,21 @@ int vblk_queue_process(struct vblk_dev *d, unsigned qi)
 			return r;
 		n++;
 	}
+}
+
+int vblk_queue_process(struct vblk_dev *d, unsigned qi)
+{
+	struct vblk_queue *q = get_queue(d, qi);
+	int r;
+
+	if (!q || !q->started)
+		return -EINVAL;
+	if (q->broken)
+		return -EIO;
+	processing = d;
+	r = process(d, q);
+	processing = NULL;
+	return r;
 }
 
 void vblk_queue_drain(struct vblk_dev *d, unsigned qi)

@@ -201,6 +201,11 @@ int vq_read_chain(struct vq_ring *r, const struct vblk_mem *mem,
 	return walk(r, mem, c, head, why);
 }
 
+bool vq_pending(struct vq_ring *r)
+{
+	return load16(avail_idx_p(r)) != r->last_avail;
+}
+
 void vq_unpop(struct vq_ring *r)
 {
 	r->last_avail--;

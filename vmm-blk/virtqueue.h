@@ -52,6 +52,8 @@ void vq_unpop(struct vq_ring *r);
 /* After vq_pop returned 0: ask for a kick on the next buffer (event
  * index) and return true when buffers arrived meanwhile. */
 bool vq_arm_kick(struct vq_ring *r);
+/* Does the available ring hold chains not yet taken? */
+bool vq_pending(struct vq_ring *r);
 /* Put HEAD with LEN written bytes on the used ring and publish it; return
  * true when the driver wants an interrupt for it. */
 bool vq_push_used(struct vq_ring *r, uint16_t head, uint32_t len);

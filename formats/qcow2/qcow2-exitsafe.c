@@ -19,8 +19,10 @@
  * flush at all: if its data is lost, the cluster reads as the zeroes it
  * held.  Every other allocating write (copy-on-write of real data, a
  * reused cluster that could not be punched, a zero-flagged cluster, an
- * external data file) waits for a group flush shared with the writers
- * around it before its L2 entry is written.
+ * external data file) writes the cluster's new bytes O_DSYNC before its
+ * L2 entry is written, so it never waits for the rest of the image's
+ * unflushed data; encrypted images wait for a group flush shared with
+ * the writers around it instead.
  *
  * Commit and publish happen in one hold of s->lock, so every modified L2
  * table in the cache is published before the lock is released and a

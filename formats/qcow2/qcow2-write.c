@@ -9,8 +9,8 @@
  * the refcount decrements of clusters the write replaced.
  *
  * In exit-safe mode (qcow2-exitsafe.c) the L2 entry is written before
- * the write returns instead, from a flushed reservation or after a group
- * flush.
+ * the write returns instead, from a flushed reservation, after an
+ * O_DSYNC write of the copied cluster or after a group flush.
  *
  * A write registers the guest clusters it covers as in flight; writes,
  * zeroings and discards of overlapping clusters wait for it.  The metadata
@@ -174,11 +174,45 @@ static int write_cow(struct qcow2 *s, uint8_t *buf, size_t len,
 	return mimg_file_pwrite(s->data, buf, len, host);
 }
 
+/* The copied head, the guest's bytes and the copied tail as one O_DSYNC
+ * write at HOST: durable when this returns, without waiting for the rest
+ * of the image's unflushed data as a flush would. */
+static int write_run_dsync(struct qcow2 *s, const uint8_t *head,
+			   size_t hlen, const struct iovec *iov, int iovcnt,
+			   size_t skip, size_t len, const uint8_t *tail,
+			   size_t tlen, uint64_t host)
+{
+	struct iovec st[16], *v, *all;
+	int n = iov_slice(iov, iovcnt, skip, len, st, 16, &v), k = 0;
+	if (n < 0)
+		return mimg_err(n, "out of memory");
+	all = malloc(((size_t)n + 2) * sizeof(*all));
+	if (!all) {
+		iov_slice_free(v, st);
+		return mimg_err(-ENOMEM, "out of memory");
+	}
+	if (hlen)
+		all[k++] = (struct iovec){ (void *)head, hlen };
+	memcpy(all + k, v, (size_t)n * sizeof(*v));
+	k += n;
+	if (tlen)
+		all[k++] = (struct iovec){ (void *)tail, tlen };
+	int r = mimg_file_pwritev_dsync(s->data, all, k, host);
+	free(all);
+	iov_slice_free(v, st);
+	return r;
+}
+
 /* Write [pos, end) of a run that needs COW and/or new clusters; *COPIED
- * tells whether old content other than zeroes was copied. */
+ * tells whether old content other than zeroes was copied.  With DSYNC
+ * (exit-safe mode), when the run's bytes must be durable before its L2
+ * entries are written -- old content was copied, or MUST_SYNC because
+ * the host range may not read as zeroes -- they are written so and
+ * *SYNCED is set. */
 static int write_run(struct qcow2 *s, struct run *run,
 		     const struct iovec *iov, int iovcnt, size_t skip,
-		     uint64_t pos, uint64_t end, bool *copied)
+		     uint64_t pos, uint64_t end, bool dsync, bool must_sync,
+		     bool *copied, bool *synced)
 {
 	uint64_t cs = s->cluster_size, sc = 1ull << s->sc_bits;
 	uint64_t c0 = run->g0 << s->cluster_bits;
@@ -223,6 +257,13 @@ static int write_run(struct qcow2 *s, struct run *run,
 			    0)
 		goto out;
 	uint64_t host = run->host0 + (run->h - c0);
+	if (dsync && (must_sync || (hlen && !buf_is_zero(head, hlen)) ||
+		      (tlen && !buf_is_zero(tail, tlen)))) {
+		*copied = *synced = true;
+		r = write_run_dsync(s, head, hlen, iov, iovcnt, skip,
+				    (size_t)(end - pos), tail, tlen, host);
+		goto out;
+	}
 	if (hlen && (r = write_cow(s, head, hlen, host, copied)) < 0)
 		goto out;
 	if ((r = write_data(s, iov, iovcnt, skip, (size_t)(end - pos),
@@ -316,7 +357,7 @@ static ssize_t write_piece(struct qcow2 *s, const struct iovec *iov,
 	uint8_t *l2;
 	uint32_t idx;
 	ssize_t ret;
-	bool zeroed = false, copied = false;
+	bool zeroed = false, copied = false, synced = false;
 	int r;
 
 	pthread_mutex_lock(&s->lock);
@@ -415,11 +456,14 @@ static ssize_t write_piece(struct qcow2 *s, const struct iovec *iov,
 			goto fail;
 	}
 	pthread_mutex_unlock(&s->lock);
-	r = write_run(s, &run, iov, iovcnt, skip, pos, run_end, &copied);
-	pthread_mutex_lock(&s->lock);
 	/* Exit-safe: the entry is published below, so what it exposes
-	 * beyond the guest's own new bytes must be durable first. */
-	if (r == 0 && s->exit_safe && (copied || !zeroed))
+	 * beyond the guest's own new bytes must be durable first: the run
+	 * itself written O_DSYNC, or (encrypted) a flush. */
+	r = write_run(s, &run, iov, iovcnt, skip, pos, run_end,
+		      s->exit_safe && !s->crypt_method, !zeroed, &copied,
+		      &synced);
+	pthread_mutex_lock(&s->lock);
+	if (r == 0 && s->exit_safe && !synced && (copied || !zeroed))
 		r = qcow2_data_barrier(s);
 	if (r == 0)
 		r = commit_run(s, &run);

@@ -86,9 +86,10 @@ enum {
 	 * are in the host file (written, not necessarily durable), so the
 	 * process may exit or be killed without losing it.  mimg_flush is
 	 * still what makes completed writes survive a power cut, and a
-	 * power cut still never corrupts the image.  Costs a group flush
-	 * on writes that copy old data into a new cluster (writes into
-	 * empty clusters usually cost none).  Without it, qcow2 keeps L2
+	 * power cut still never corrupts the image.  Writes that copy old
+	 * data into a new cluster write that cluster O_DSYNC (encrypted
+	 * images: a group flush); writes into empty clusters usually cost
+	 * nothing more.  Without it, qcow2 keeps L2
 	 * updates in memory until mimg_flush or mimg_close. */
 	MIMG_OPEN_EXIT_SAFE = 1u << 8,
 	/* Read a compressed file or tar as the bytes it is (see mimg_open). */

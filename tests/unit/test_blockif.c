@@ -379,6 +379,56 @@ START_TEST(overlapping_requests_keep_order)
 }
 END_TEST
 
+static bool waiter_done_now(struct waiter *w)
+{
+	bool done;
+
+	pthread_mutex_lock(&w->lock);
+	done = w->done;
+	pthread_mutex_unlock(&w->lock);
+	return done;
+}
+
+/* blockif_read_here / blockif_write_here run in the caller when nothing
+ * else is unfinished, even with every worker busy in a callback; behind
+ * an unfinished request they are queued like blockif_read / write. */
+START_TEST(here_requests)
+{
+	struct blockif_ctxt *bc;
+	struct waiter *w[4];
+
+	make_disk();
+	bc = open_ok("disk.raw,format=raw");
+	ck_assert_int_ge(park_workers(bc), 1);
+	w[0] = waiter_new(4096, 8192);
+	memset(w[0]->buf, 0x5a, 8192);
+	ck_assert_int_eq(blockif_write_here(bc, &w[0]->br), 0);
+	ck_assert(waiter_done_now(w[0]));
+	ck_assert_int_eq(waiter_wait(w[0]), 0);
+	ck_assert_int_eq(w[0]->br.br_resid, 0);
+	w[1] = waiter_new(4096, 8192);
+	ck_assert_int_eq(blockif_read_here(bc, &w[1]->br), 0);
+	ck_assert(waiter_done_now(w[1]));
+	ck_assert_int_eq(waiter_wait(w[1]), 0);
+	ck_assert(memcmp(w[1]->buf, w[0]->buf, 8192) == 0);
+	/* No worker can start W2, so W3 waits behind it. */
+	w[2] = waiter_new(1 << 20, 4096);
+	w[3] = waiter_new(2 << 20, 4096);
+	ck_assert_int_eq(blockif_read(bc, &w[2]->br), 0);
+	ck_assert_int_eq(blockif_read_here(bc, &w[3]->br), 0);
+	ck_assert(!waiter_done_now(w[3]));
+	release_workers();
+	ck_assert_int_eq(waiter_wait(w[2]), 0);
+	ck_assert_int_eq(waiter_wait(w[3]), 0);
+	ck_assert(memcmp(w[2]->buf, disk + (1 << 20), 4096) == 0);
+	ck_assert(memcmp(w[3]->buf, disk + (2 << 20), 4096) == 0);
+	ck_assert_int_eq(blockif_close(bc), 0);
+	for (int i = 0; i < 4; i++)
+		free(w[i]);
+	free(disk);
+}
+END_TEST
+
 START_TEST(close_drains_queue)
 {
 	struct blockif_ctxt *bc;
@@ -478,6 +528,7 @@ int main(void)
 		       TU_TESTS(open_options, chs_large, read_write_resid,
 				read_only_and_delete, queue_full_and_cancel,
 				overlapping_requests_keep_order,
+				here_requests,
 				close_drains_queue, stress_raw,
 				encrypted_keyfile));
 }

@@ -258,6 +258,91 @@ START_TEST(durable_write_group)
 }
 END_TEST
 
+/* Records the operations on the image t.qcow2 (the O_DSYNC ones'
+ * ranges too). */
+struct op_log {
+	int counts[MIMG_FILE_OP_WRITE_DSYNC + 1];
+	uint64_t dsync_off, dsync_len;
+};
+
+static int log_hook(void *opaque, enum mimg_file_op op, const char *path,
+		    uint64_t off, uint64_t len)
+{
+	struct op_log *l = opaque;
+	if (!strstr(path, "t.qcow2"))
+		return 0;
+	l->counts[op]++;
+	if (op == MIMG_FILE_OP_WRITE_DSYNC) {
+		l->dsync_off = off;
+		l->dsync_len = len;
+	}
+	return 0;
+}
+
+/* Several segments written O_DSYNC: one operation, the bytes in order. */
+START_TEST(dsync_segments)
+{
+	char a[] = "one", b[] = "two", c[] = "three", got[16];
+	struct iovec v[3] = { { a, 3 }, { b, 3 }, { c, 5 } };
+	struct op_log l = { { 0 } };
+	struct mimg_file *f;
+
+	ck_assert_int_eq(mimg_file_open(&f, "t.qcow2", MIMG_FILE_RDWR |
+					MIMG_FILE_CREATE), 0);
+	mimg_file_set_fault_hook(log_hook, &l);
+	ck_assert_int_eq(mimg_file_pwritev_dsync(f, v, 3, 100), 0);
+	mimg_file_set_fault_hook(NULL, NULL);
+	ck_assert_int_eq(l.counts[MIMG_FILE_OP_WRITE_DSYNC], 1);
+	ck_assert_int_eq(l.counts[MIMG_FILE_OP_WRITE], 0);
+	ck_assert_uint_eq(l.dsync_off, 100);
+	ck_assert_uint_eq(l.dsync_len, 11);
+	ck_assert_int_eq(mimg_file_pread(f, got, 11, 100), 0);
+	ck_assert_mem_eq(got, "onetwothree", 11);
+	ck_assert_int_eq(mimg_file_close(f), 0);
+}
+END_TEST
+
+/* Exit-safe copy-on-write over a backing file: the new cluster (the
+ * copied head and tail around the guest's bytes) is made durable by one
+ * O_DSYNC write before its L2 entry is written, with no flush of the
+ * whole image. */
+START_TEST(exit_safe_cow_is_one_dsync_write)
+{
+	uint8_t *base = malloc(MIB), *buf = malloc(64 * 1024);
+	struct mimg_opt o[2] = { { "backing_file", "b.raw" },
+				 { "backing_fmt", "raw" } };
+	struct op_log l = { { 0 } };
+	struct mimg *img;
+
+	ck_assert(base && buf);
+	tu_fill_random(base, MIB, 3);
+	tu_write_file("b.raw", base, MIB, 0);
+	ck_assert_int_eq(mimg_create("t.qcow2", "qcow2", MIB, o, 2), 0);
+	ck_assert_int_eq(mimg_open(&img, "t.qcow2", "qcow2", MIMG_OPEN_RDWR |
+				   MIMG_OPEN_EXIT_SAFE), 0);
+	/* A whole cluster first: the reservation and the L2 table. */
+	memset(buf, 0x11, 65536);
+	ck_assert_int_eq(mimg_pwrite(img, buf, 65536, 0), 65536);
+	memset(buf, 0x22, 4096);
+	mimg_file_set_fault_hook(log_hook, &l);
+	ck_assert_int_eq(mimg_pwrite(img, buf, 4096, 65536 + 8192), 4096);
+	mimg_file_set_fault_hook(NULL, NULL);
+	ck_assert_int_eq(l.counts[MIMG_FILE_OP_WRITE_DSYNC], 1);
+	ck_assert_uint_eq(l.dsync_len, 65536);
+	ck_assert_uint_eq(l.dsync_off % 65536, 0);
+	ck_assert_int_eq(l.counts[MIMG_FILE_OP_FLUSH], 0);
+	ck_assert_int_ge(l.counts[MIMG_FILE_OP_WRITE], 1); /* the L2 entry */
+	ck_assert_int_eq(mimg_pread(img, buf, 65536, 65536), 65536);
+	ck_assert_mem_eq(buf, base + 65536, 8192);
+	for (int i = 8192; i < 8192 + 4096; i++)
+		ck_assert_uint_eq(buf[i], 0x22);
+	ck_assert_mem_eq(buf + 12288, base + 65536 + 12288, 65536 - 12288);
+	ck_assert_int_eq(mimg_close(img), 0);
+	free(base);
+	free(buf);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("file_fault");
@@ -267,6 +352,8 @@ int main(void)
 					 flush_fault_reaches_close,
 					 space_operations_fault,
 					 convert_write_fault_propagates,
+					 dsync_segments,
+					 exit_safe_cow_is_one_dsync_write,
 					 durable_write_group));
 	tcase_add_checked_fixture(tc, NULL, teardown_hook);
 	return tu_run_suite(s);

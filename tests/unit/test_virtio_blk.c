@@ -55,13 +55,27 @@ static uint16_t avail_idx;
 static pthread_mutex_t notify_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned notifies;
 
+static pthread_t notify_thread; /* of the last notify */
+
 static void on_notify(void *opaque, unsigned q)
 {
 	(void)opaque;
 	(void)q;
 	pthread_mutex_lock(&notify_lock);
 	notifies++;
+	notify_thread = pthread_self();
 	pthread_mutex_unlock(&notify_lock);
+}
+
+/* Was the last answer sent from this thread? */
+static bool notified_here(void)
+{
+	bool here;
+
+	pthread_mutex_lock(&notify_lock);
+	here = pthread_equal(notify_thread, pthread_self());
+	pthread_mutex_unlock(&notify_lock);
+	return here;
 }
 
 static unsigned notify_count(void)
@@ -811,6 +825,77 @@ START_TEST(many_in_flight)
 }
 END_TEST
 
+/* Read (or write) 4 KiB at SECTOR through head 0, processed alone;
+ * returns whether it was answered inside vblk_queue_process, on this
+ * thread. */
+static bool lone_request(uint32_t type, uint64_t sector)
+{
+	uint16_t want = (uint16_t)(used_idx() + 1);
+	bool here;
+
+	put_hdr(GPA_HDR, type, sector);
+	*gp(GPA_STATUS) = 0xee;
+	put_desc(0, GPA_HDR, 16, F_NEXT, 1);
+	put_desc(1, GPA_DATA, 4096,
+		 F_NEXT | (type == VBLK_T_IN ? F_WRITE : 0), 2);
+	put_desc(2, GPA_STATUS, 1, F_WRITE, 0);
+	make_avail(0);
+	ck_assert_int_eq(vblk_queue_process(dev, 0), 1);
+	/* Answered already when inline; the driver is interrupted (no
+	 * event index) from the thread that answered. */
+	here = used_idx() == want;
+	wait_used(want);
+	ck_assert_uint_eq(*gp(GPA_STATUS), VBLK_S_OK);
+	return here && notified_here();
+}
+
+/* lone_here: once a few requests in a row were alone, the next lone
+ * reads and writes are performed inline; two taken together go to the
+ * workers and start the count again. */
+START_TEST(lone_requests_inline)
+{
+	struct vblk_dev_params p = {.num_queues = 1, .lone_here = true};
+	unsigned i, inline_from = 0;
+	uint16_t before;
+
+	vblk_dev_free(dev);
+	dev = vblk_dev_new(bc, &p);
+	ck_assert_ptr_nonnull(dev);
+	start_queue(base_features);
+	for (i = 0; i < 16 && !inline_from; i++)
+		if (lone_request(VBLK_T_IN, 8 * i))
+			inline_from = i;
+	ck_assert_msg(inline_from >= 1, "no lone request ran inline");
+	for (i = 0; i < 4; i++) {
+		tu_fill_random(gp(GPA_DATA), 4096, 100 + i);
+		ck_assert(lone_request(VBLK_T_OUT, 8 * i));
+		memset(gp(GPA_DATA), 0, 4096);
+		ck_assert(lone_request(VBLK_T_IN, 8 * i));
+		tu_fill_random(disk + 4096 * i, 4096, 100 + i);
+		ck_assert(memcmp(gp(GPA_DATA), disk + 4096 * i, 4096) == 0);
+	}
+	/* Two at once, at descriptors 3 and 6. */
+	for (i = 0; i < 2; i++) {
+		unsigned d = 3 + 3 * i;
+		uint64_t hdr = GPA_INDIRECT + 64 * i;
+
+		put_hdr(hdr, VBLK_T_IN, 64 + 8 * i);
+		put_desc(d, hdr, 16, F_NEXT, (uint16_t)(d + 1));
+		put_desc(d + 1, GPA_DATA2 + 4096 * i, 4096, F_NEXT | F_WRITE,
+			 (uint16_t)(d + 2));
+		put_desc(d + 2, hdr + 32, 1, F_WRITE, 0);
+		make_avail((uint16_t)d);
+	}
+	before = used_idx();
+	ck_assert_int_eq(vblk_queue_process(dev, 0), 2);
+	wait_used((uint16_t)(before + 2));
+	for (i = 0; i < 2; i++)
+		ck_assert(memcmp(gp(GPA_DATA2 + 4096 * i),
+				 disk + 4096 * (8 + i), 4096) == 0);
+	ck_assert(!lone_request(VBLK_T_IN, 0));
+}
+END_TEST
+
 /* The device's wake-ups: it ran out of room and blockif has some now. */
 static pthread_mutex_t wake_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake_cond = PTHREAD_COND_INITIALIZER;
@@ -918,6 +1003,7 @@ int main(void)
 	tcase_add_test(tc, buffer_across_regions);
 	tcase_add_test(tc, read_only_device);
 	tcase_add_test(tc, many_in_flight);
+	tcase_add_test(tc, lone_requests_inline);
 	tcase_add_test(tc, queue_api_errors);
 	tcase_add_test(tc, stall_and_wake);
 

@@ -204,6 +204,14 @@ static inline struct blockif_ctxt *blockif_open(const char *optstr,
  * image may deallocate the range.  EROFS when read-only. */
 int blockif_write_zeroes(struct blockif_ctxt *bc, struct blockif_req *breq,
 			 int unmap);
+/* blockif_read / blockif_write, except that when no other request is
+ * queued or running (and blockif is not paused) the request is performed
+ * in the calling thread: its callback has run, in the caller's context,
+ * when this returns 0.  A lone request so skips the hand-over to a worker
+ * thread and back; a caller that expects more requests soon should use
+ * blockif_read / blockif_write, which run them in parallel. */
+int blockif_read_here(struct blockif_ctxt *bc, struct blockif_req *breq);
+int blockif_write_here(struct blockif_ctxt *bc, struct blockif_req *breq);
 /* Allocation granularity of the image (cluster/grain size) or 0. */
 int blockif_cluster_size(struct blockif_ctxt *bc);
 /* Change the image's virtual size to SIZE bytes (growing reads as zeroes)

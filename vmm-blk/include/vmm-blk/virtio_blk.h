@@ -18,7 +18,7 @@
  * Threads: vblk_queue_process/start/stop and vblk_dev_set_mem for one
  * device are called from one thread at a time (the transport's).
  * Completions run on blockif's worker threads and call the notify and wake
- * callbacks from there.
+ * callbacks from there (or from the transport's thread, see lone_here).
  */
 #ifndef VMMBLK_VIRTIO_BLK_H
 #define VMMBLK_VIRTIO_BLK_H
@@ -91,6 +91,13 @@ struct vblk_dev_params {
 	/* Requests handed to blockif at once, all queues together; 0 or
 	 * more than blockif_queuesz() means blockif_queuesz(). */
 	unsigned max_inflight;
+	/* A driver that keeps one request in flight at a time (queue depth
+	 * 1) waits for each hand-over to a blockif worker and back: with
+	 * this set, once several requests in a row found nothing else in
+	 * flight, reads and writes that do are performed inside
+	 * vblk_queue_process (blockif_read_here).  The first request that
+	 * arrives meanwhile turns it off until the device is idle again. */
+	bool lone_here;
 };
 
 struct vblk_dev;
