@@ -383,9 +383,9 @@ static bool waiter_done_now(struct waiter *w)
 {
 	bool done;
 
-	pthread_mutex_lock(&w->lock);
-	done = w->done;
-	pthread_mutex_unlock(&w->lock);
+	pthread_mutex_lock(&w->done.lock);
+	done = w->done.done;
+	pthread_mutex_unlock(&w->done.lock);
 	return done;
 }
 
