@@ -21,6 +21,11 @@
 #define DEFLATE_DEFAULT_LEVEL 6	/* zlib's Z_DEFAULT_COMPRESSION, qemu's */
 #define ZLIB_MAX_LEVEL 9
 #define LIBDEFLATE_MAX_LEVEL 12
+/* libdeflate's level 6 searches less than zlib's: on repetitive text its
+ * output is about 9% larger, on binaries equal.  Its level 7 is no larger
+ * than zlib's 6 on either (smaller by 1% on binaries) and still costs
+ * less CPU, so the default stays what qemu-img writes at most. */
+#define LIBDEFLATE_DEFAULT_LEVEL 7
 #define QCOW2_WINDOW_BITS 12	/* qemu inflates with -12 */
 
 /* A zlib stream created on first use and reset for each call after. */
@@ -275,7 +280,8 @@ ssize_t codec_deflate_zlib(int level, const void *in, size_t inlen,
 	if (!c)
 		return -ENOMEM;
 #ifdef MIMG_HAVE_LIBDEFLATE
-	level = clamp_level(level, DEFLATE_DEFAULT_LEVEL, LIBDEFLATE_MAX_LEVEL);
+	level = clamp_level(level, LIBDEFLATE_DEFAULT_LEVEL,
+			    LIBDEFLATE_MAX_LEVEL);
 	if (!c->lc[level] &&
 	    !(c->lc[level] = libdeflate_alloc_compressor(level)))
 		return -ENOMEM;

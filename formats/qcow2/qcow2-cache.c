@@ -150,6 +150,8 @@ int qcow2_cache_writeback(struct qcow2_cache *c, struct mimg_file *f)
 		int r = mimg_file_pwrite(f, e->data + e->dirty_lo,
 					 e->dirty_hi - e->dirty_lo,
 					 e->offset + e->dirty_lo);
+		if (r < 0 && c->keep_on_error)
+			return r;
 		if (r < 0) {
 			/* Forget the entry: the disk copy is authoritative
 			 * and memory must not pretend otherwise. */

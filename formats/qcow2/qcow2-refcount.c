@@ -364,7 +364,11 @@ static int alloc_fresh_region(struct qcow2 *s, uint64_t n, uint64_t *offp)
 	}
 }
 
-int qcow2_alloc_clusters(struct qcow2 *s, uint64_t n, uint64_t *offp)
+/* Allocate N clusters; their refcounts are written before returning
+ * unless DEFER (then the next metadata sync writes them, before any L2
+ * table). */
+static int alloc_run(struct qcow2 *s, uint64_t n, uint64_t *offp,
+		     bool defer)
 {
 	uint64_t limit = QCOW2_OFFSET_MASK >> s->cluster_bits;
 	int r;
@@ -414,11 +418,29 @@ restart:;
 	for (uint64_t i = 0; i < n; i++)
 		if ((r = set_refcount_nowb(s, start + i, 1)) < 0)
 			return r;
-	if ((r = qcow2_refcount_writeback(s)) < 0)
+	if (!defer && (r = qcow2_refcount_writeback(s)) < 0)
 		return r;
 	s->free_hint = first_free == start ? start + n : first_free;
 	*offp = start << s->cluster_bits;
 	return 0;
+}
+
+int qcow2_alloc_clusters(struct qcow2 *s, uint64_t n, uint64_t *offp)
+{
+	return alloc_run(s, n, offp, false);
+}
+
+int qcow2_alloc_data_clusters(struct qcow2 *s, uint64_t n, uint64_t *offp)
+{
+	return alloc_run(s, n, offp, !s->exit_safe);
+}
+
+/* Refcounts of guest data clusters: written now in exit-safe mode (a
+ * group flush, not a metadata sync, orders them before the L2 entry),
+ * else left to the next metadata sync. */
+static int data_refcount_writeback(struct qcow2 *s)
+{
+	return s->exit_safe ? qcow2_refcount_writeback(s) : 0;
 }
 
 int qcow2_alloc_bytes(struct qcow2 *s, uint64_t len, uint64_t *offp)
@@ -437,7 +459,8 @@ int qcow2_alloc_bytes(struct qcow2 *s, uint64_t len, uint64_t *offp)
 		if (rc == 0 || rc >= s->refcount_max)
 			goto fresh;
 		if (len <= room) {
-			if ((r = qcow2_set_refcount(s, cur, rc + 1)) < 0)
+			if ((r = set_refcount_nowb(s, cur, rc + 1)) < 0 ||
+			    (r = data_refcount_writeback(s)) < 0)
 				return r;
 			*offp = fb;
 			s->free_byte = fb + len;
@@ -454,7 +477,7 @@ int qcow2_alloc_bytes(struct qcow2 *s, uint64_t len, uint64_t *offp)
 		if (next_rc == 0) {
 			if ((r = set_refcount_nowb(s, cur + 1, 1)) < 0 ||
 			    (r = set_refcount_nowb(s, cur, rc + 1)) < 0 ||
-			    (r = qcow2_refcount_writeback(s)) < 0)
+			    (r = data_refcount_writeback(s)) < 0)
 				return r;
 			*offp = fb;
 			s->free_byte = fb + len;
@@ -463,7 +486,7 @@ int qcow2_alloc_bytes(struct qcow2 *s, uint64_t len, uint64_t *offp)
 	}
 fresh:;
 	uint64_t off = 0;
-	if ((r = qcow2_alloc_clusters(s, 1, &off)) < 0)
+	if ((r = qcow2_alloc_data_clusters(s, 1, &off)) < 0)
 		return r;
 	*offp = off;
 	s->free_byte = off + len;
@@ -551,6 +574,10 @@ int qcow2_refcount_init(struct qcow2 *s)
 	int r = qcow2_cache_init(&s->rbc, n, s->cluster_size);
 	s->rbc.make_room = rbc_make_room;
 	s->rbc.opaque = s;
+	/* Increments left for the metadata sync count clusters that L2
+	 * entries in the cache already use: losing them would let the
+	 * allocator hand those clusters out twice. */
+	s->rbc.keep_on_error = true;
 	return r;
 }
 

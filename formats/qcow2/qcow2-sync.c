@@ -2,12 +2,14 @@
  * Copyright (c) 2026 The mimg authors
  *
  * Ordering of metadata on disk, so that a power cut at any point leaks
- * clusters at worst.  Refcount increments are written when clusters are
- * allocated; guest data follows; modified L2 entries stay in the cache
- * and reach the disk only after a flush has made the data and refcounts
- * durable.  References that an L2 update dropped are released only after
- * a second flush has made that update durable.  This runs on mimg_flush,
- * when the L2 cache is full of modified tables, and before a check.
+ * clusters at worst.  Refcount increments of guest data clusters stay
+ * in the cache with the L2 entries that use them (other allocations write
+ * theirs at once); guest data follows; the sync writes the refcounts,
+ * and the modified L2 entries reach the disk only after a flush has made
+ * the data and refcounts durable.  References that an L2 update dropped
+ * are released only after a second flush has made that update durable.
+ * This runs on mimg_flush, when the L2 cache is full of modified tables,
+ * and before a check.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -29,6 +31,10 @@ int qcow2_metadata_sync(struct qcow2 *s)
 {
 	bool dirty = qcow2_cache_has_dirty(&s->l2c);
 	int r;
+	/* Refcounts of newly allocated data clusters wait in the cache
+	 * (qcow2_alloc_data_clusters): they go first. */
+	if ((r = qcow2_refcount_writeback(s)) < 0)
+		return r;
 	if (!dirty && !s->npending)
 		return 0;
 	if (s->data != s->file && (r = mimg_file_flush(s->data)) < 0)

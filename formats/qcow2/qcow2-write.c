@@ -2,11 +2,12 @@
  * Copyright (c) 2026 The mimg authors
  *
  * qcow2 writes.  Order on disk for an allocating write, so that a crash
- * at any point leaks clusters at worst: refcount blocks (in the
- * allocator), then guest data including copy-on-write of the untouched
- * parts, then -- after a flush, see qcow2-sync.c -- the L2 entry (a new
- * L2 table is flushed before its L1 entry), and only after another flush
- * the refcount decrements of clusters the write replaced.
+ * at any point leaks clusters at worst: guest data including
+ * copy-on-write of the untouched parts, then at the next metadata sync
+ * (qcow2-sync.c) the refcounts the allocator left in the cache, a flush,
+ * the L2 entry (a new L2 table is durable before its L1 entry), and only
+ * after another flush the refcount decrements of clusters the write
+ * replaced.
  *
  * In exit-safe mode (qcow2-exitsafe.c) the L2 entry is written before
  * the write returns instead, from a flushed reservation, after an
@@ -445,7 +446,7 @@ static ssize_t write_piece(struct qcow2 *s, const struct iovec *iov,
 		else if (s->exit_safe)
 			r = qcow2_resv_take(s, run.n, &run.host0, &zeroed);
 		else
-			r = qcow2_alloc_clusters(s, run.n, &run.host0);
+			r = qcow2_alloc_data_clusters(s, run.n, &run.host0);
 		if (r < 0)
 			goto fail;
 	} else {

@@ -116,6 +116,10 @@ struct qcow2_cache {
 	/* Called when every entry is dirty, to write them back. */
 	int (*make_room)(void *opaque);
 	void *opaque;
+	/* A failed write-back keeps the entry dirty (memory is what the
+	 * disk must become: refcounts of clusters already in use) instead
+	 * of forgetting it. */
+	bool keep_on_error;
 };
 
 /* A cluster range whose reference is dropped once the metadata that
@@ -336,7 +340,13 @@ int qcow2_set_refcount(struct qcow2 *s, uint64_t cluster, uint64_t rc);
 /* Allocate N contiguous clusters with refcount 1; *OFFP is the host
  * offset.  Refcount blocks are on disk when this returns. */
 int qcow2_alloc_clusters(struct qcow2 *s, uint64_t n, uint64_t *offp);
-/* Allocate LEN bytes (<= one cluster) for compressed data. */
+/* The same for guest data whose L2 entries wait in the cache for the
+ * next metadata sync: outside exit-safe mode the refcounts wait too, and
+ * that sync writes them before its first flush (one write per refcount
+ * block instead of one per allocating request). */
+int qcow2_alloc_data_clusters(struct qcow2 *s, uint64_t n, uint64_t *offp);
+/* Allocate LEN bytes (<= one cluster) for compressed data (refcounts as
+ * qcow2_alloc_data_clusters). */
 int qcow2_alloc_bytes(struct qcow2 *s, uint64_t len, uint64_t *offp);
 /* Drop one reference to each cluster overlapping [OFF, OFF+LEN);
  * clusters reaching zero are punched out of the file when DISCARD. */
