@@ -19,6 +19,8 @@
  *    marker follows the grains it lists and must list exactly them, the
  *    directory must name those tables, and the footer must repeat the
  *    header, in the last sectors of the file.
+ * Without an end-of-stream marker (qemu-img 7.2 writes none), the end of
+ * the file ends a stream whose directory is at the front.
  * Grains must come in ascending order, each once, within the capacity;
  * anything else is an error naming the marker.  Memory stays bounded:
  * the grains whose bytes the stream may still hold, one grain table, and
@@ -235,9 +237,8 @@ static int take_grain(struct vmdk_sparse *sp, struct vmdk_sread *sr,
 				PRIu64 ": grains out of order or repeated; "
 				"unpack the image to read it", sp->path, off, g,
 				sr->min_grain - 1);
-	if (clen > VMDK_MAX_COMPRESSED_GRAIN ||
-	    !ck_align_up_u64(off + 12 + clen, VMDK_SECTOR, &end) ||
-	    end > sr->size)
+	if (clen > VMDK_MAX_COMPRESSED_GRAIN || 12 + clen > sr->size - off ||
+	    !ck_align_up_u64(off + 12 + clen, VMDK_SECTOR, &end))
 		return mimg_err(-EINVAL, "%s: vmdk: grain marker at offset %"
 				PRIu64 " has compressed size %" PRIu32 " past "
 				"the end of the file (truncated?)", sp->path,
@@ -266,7 +267,7 @@ static int take_grain(struct vmdk_sparse *sp, struct vmdk_sread *sr,
 	sr->next.off = off;
 	sr->have_next = true;
 	sr->min_grain = g + 1;
-	sr->pos = end;
+	sr->pos = min_u64(end, sr->size);
 	return 0;
 }
 
@@ -398,6 +399,9 @@ static int drain(struct vmdk_sparse *sp, uint64_t from)
 	int r = 0;
 	if (!buf)
 		return mimg_err(-ENOMEM, "out of memory");
+	/* The last byte at least: the read that reaches the end checks it. */
+	if (sp->file_end)
+		from = min_u64(from, sp->file_end - 1);
 	while (r == 0 && from < sp->file_end) {
 		size_t k = (size_t)min_u64(sp->file_end - from, DRAIN_CHUNK);
 		r = mimg_file_pread_exact(sp->file, buf, k, from,
@@ -447,6 +451,10 @@ static int next_marker(struct vmdk_sparse *sp, struct vmdk_sread *sr)
 	uint64_t off = sr->pos, data, end;
 	int r;
 
+	/* qemu-img writes no end-of-stream marker: with the directory at
+	 * the front, the end of the file is the end of the stream. */
+	if (!sr->footer && off == sr->size)
+		return take_eos(sp, sr, off);
 	if (off > sr->size || sr->size - off < VMDK_SECTOR)
 		return mimg_err(-EINVAL, "%s: vmdk: the stream ends at offset %"
 				PRIu64 " without an end-of-stream marker "

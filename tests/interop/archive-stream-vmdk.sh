@@ -22,8 +22,14 @@ layout footer front.vmdk footer.vmdk || fail "footer layout"
 qemu-img compare -q -f raw -F vmdk disk.raw footer.vmdk ||
 	fail "qemu-img reads the footer layout differently"
 qemu-img convert -f vmdk -O raw front.vmdk qemu.raw
+# qemu-img ends the file after the last grain, without an end marker,
+# when no padding follows it
+cp front.vmdk noeos.vmdk
+layout edit noeos.vmdk noeos || fail "noeos"
+qemu-img compare -q -f raw -F vmdk disk.raw noeos.vmdk ||
+	fail "qemu-img reads the stream without end marker differently"
 
-for v in front footer; do
+for v in front footer noeos; do
 	xz -q -k $v.vmdk
 	zstd -q -k $v.vmdk
 	tar cf $v.tar $v.vmdk
@@ -74,7 +80,11 @@ damaged front gte "are not the grains the grain tables list"
 damaged footer gtfooter "where the markers before it give"
 head -c $(($(stat -c %s front.vmdk.xz) / 2)) front.vmdk.xz > cut.xz
 refused cut.xz "unpacking"
-# cut inside a tar, which declares the cut size: the markers run past it
+# cut inside a tar, which declares the cut size: the markers run past it,
+# or (qemu-img writes no end-of-stream marker) the tables list more
+head -c $(($(stat -c %s front.vmdk) / 1024 * 512)) front.vmdk > short.vmdk
+tar cf short.tar short.vmdk
+refused short.tar "are not the grains the grain tables list"
 for cut in 1024 4096; do
 	head -c $(($(stat -c %s footer.vmdk) - cut)) footer.vmdk > short.vmdk
 	tar cf short.tar short.vmdk

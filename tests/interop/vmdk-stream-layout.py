@@ -6,7 +6,7 @@
 # (the header naming the directory) and the end-of-stream marker.  With
 # "edit", damage a stream in place instead:
 #   vmdk-stream-layout.py footer SRC DST
-#   vmdk-stream-layout.py edit FILE swap|lba|gte|gtfooter
+#   vmdk-stream-layout.py edit FILE noeos|swap|lba|gte|gtfooter
 import struct
 import sys
 
@@ -77,7 +77,10 @@ def edit(path, how):
     b = bytearray(open(path, "rb").read())
     gs = struct.unpack_from("<Q", b, 20)[0]
     g = grains_of(b)
-    if how == "swap":
+    if how == "noeos":
+        # as qemu-img 7.2 leaves it when the last grain ends the file
+        del b[g[-1][1] + (len(g[-1][2]) + 511) // 512 * 512:]
+    elif how == "swap":
         # the second grain's marker says the first's LBA: out of order
         struct.pack_into("<Q", b, g[1][1], g[0][0] * gs)
     elif how == "lba":
