@@ -1,6 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: BSD-2-Clause
-# mimg convert image.raw.xz -O qcow2 against what qemu-img needs for the
+# mimg convert image.raw.xz -O qcow2, and the same disk as a
+# streamOptimized image.vmdk.xz, against what qemu-img needs for the
 # same job, on the same file in the same run: a pipe from xz when
 # qemu-img accepts one, else decompressing to a file first and
 # converting that (timed together, the temporary file counted in "tmp").
@@ -50,37 +51,60 @@ run() {
 	echo "$w $c $r" >>"$name.t"
 }
 
+if [ ! -f src.vmdk.xz ]; then
+	echo "bench: writing src.vmdk.xz (streamOptimized, the same disk)"
+	xz -dc src.raw.xz > tmp.raw
+	qemu-img convert -f raw -O vmdk -o subformat=streamOptimized tmp.raw \
+		src.vmdk
+	rm -f tmp.raw
+	xz -T0 -3 src.vmdk
+fi
+
+# median of column COL of FILE
+median() {
+	sort -n -k"$2" "$1" | awk -v c="$2" '{ v[NR] = $c }
+		END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# row SRC QEMU-CMD TMP-BYTES HOW: mimg convert -O qcow2 SRC against
+# QEMU-CMD (writing q.qcow2), ROUNDS times in alternation.
+row() {
+	src=$1 qemu=$2 tmp=$3 how=$4
+	rm -f mimg.t qemu.t
+	for i in $(seq "$rounds"); do
+		rm -f m.qcow2 q.qcow2 tmp.raw tmp.vmdk
+		run mimg "$MIMG" convert -O qcow2 "$src" m.qcow2
+		run qemu sh -c "$qemu"
+		rm -f tmp.raw tmp.vmdk
+		qemu-img compare -q m.qcow2 q.qcow2 ||
+			{ echo "bench: outputs differ" >&2; exit 1; }
+	done
+	echo
+	echo "$src; qemu-img side: $how (temporary file: $tmp bytes);" \
+		"$rounds rounds, medians"
+	printf '%-10s %8s %8s %12s\n' tool wall-s cpu-s "peak RSS KiB"
+	for t in mimg qemu; do
+		printf '%-10s %8s %8s %12s\n' "$t" "$(median $t.t 1)" \
+			"$(median $t.t 2)" "$(median $t.t 3)"
+	done
+	echo "ratio mimg/qemu-img:" \
+		"wall $(bench_ratio "$(median mimg.t 1)" "$(median qemu.t 1)")," \
+		"cpu $(bench_ratio "$(median mimg.t 2)" "$(median qemu.t 2)")"
+}
+
 qemu_pipe='xz -dc src.raw.xz | qemu-img convert -f raw -O qcow2 /dev/stdin q.qcow2'
 qemu_file='xz -dc src.raw.xz > tmp.raw && qemu-img convert -f raw -O qcow2 tmp.raw q.qcow2'
 unpacked=$(xz -l --robot src.raw.xz | awk '$1 == "totals" { print $5 }')
 rm -f q.qcow2
 if sh -c "$qemu_pipe" 2>qerr.txt &&
 	qemu-img info q.qcow2 2>/dev/null | grep -q "($unpacked bytes)"; then
-	how="xz -dc | qemu-img convert /dev/stdin" qemu=$qemu_pipe tmp=0
+	row src.raw.xz "$qemu_pipe" 0 "xz -dc | qemu-img convert /dev/stdin"
 else
-	how="xz -dc > tmp.raw; qemu-img convert tmp.raw" qemu=$qemu_file
-	tmp=$unpacked
+	row src.raw.xz "$qemu_file" "$unpacked" \
+		"xz -dc > tmp.raw; qemu-img convert tmp.raw"
 fi
-rm -f mimg.t qemu.t
-for i in $(seq "$rounds"); do
-	rm -f m.qcow2 q.qcow2 tmp.raw
-	run mimg "$MIMG" convert -O qcow2 src.raw.xz m.qcow2
-	run qemu sh -c "$qemu"
-	rm -f tmp.raw
-	qemu-img compare -q m.qcow2 q.qcow2 ||
-		{ echo "bench: outputs differ" >&2; exit 1; }
-done
-# median of column COL of FILE
-median() {
-	sort -n -k"$2" "$1" | awk -v c="$2" '{ v[NR] = $c }
-		END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-echo "qemu-img side: $how (temporary file: $tmp bytes); $rounds rounds, medians"
-printf '%-10s %8s %8s %12s\n' tool wall-s cpu-s "peak RSS KiB"
-for t in mimg qemu; do
-	printf '%-10s %8s %8s %12s\n' "$t" "$(median $t.t 1)" "$(median $t.t 2)" \
-		"$(median $t.t 3)"
-done
-echo "ratio mimg/qemu-img:" \
-	"wall $(bench_ratio "$(median mimg.t 1)" "$(median qemu.t 1)")," \
-	"cpu $(bench_ratio "$(median mimg.t 2)" "$(median qemu.t 2)")"
+# qemu-img reads VMDK with random access only: unpacked to a file first.
+vunpacked=$(xz -l --robot src.vmdk.xz | awk '$1 == "totals" { print $5 }')
+row src.vmdk.xz \
+	'xz -dc src.vmdk.xz > tmp.vmdk && qemu-img convert -f vmdk -O qcow2 tmp.vmdk q.qcow2' \
+	"$vunpacked" "xz -dc > tmp.vmdk; qemu-img convert tmp.vmdk"

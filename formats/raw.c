@@ -14,6 +14,13 @@
 
 #define FILL_CHUNK (1u << 20)
 
+static bool raw_one_pass(const uint8_t *buf, size_t len)
+{
+	(void)buf;
+	(void)len;
+	return true;
+}
+
 static int raw_probe(const uint8_t *buf, size_t len, const char *filename)
 {
 	(void)buf; (void)len; (void)filename;
@@ -178,6 +185,7 @@ static bool raw_has_zero_init(struct mimg *img)
 const struct mimg_driver mimg_raw_driver = {
 	.name = "raw",
 	.probe = raw_probe,
+	.one_pass = raw_one_pass,
 	.open = raw_open,
 	.close = raw_close,
 	.create = raw_create,

@@ -123,6 +123,10 @@ struct mimg_driver {
 	/* Score 0-100 of how likely BUF (the first LEN bytes of the file,
 	 * LEN may be short for small files) is in this format.  raw is 1. */
 	int (*probe)(const uint8_t *buf, size_t len, const char *filename);
+	/* Optional: true when an image starting with BUF (its first LEN
+	 * bytes, up to 4096) can be opened over a file read once, forward only
+	 * (mimg_file_is_stream), and read in order. */
+	bool (*one_pass)(const uint8_t *buf, size_t len);
 
 	/* Parse the image.  img->file is open (read-write when
 	 * img->read_only is false); set img->size, and where applicable

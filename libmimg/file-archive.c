@@ -669,6 +669,7 @@ struct stream_state {
 	char *name;
 	uint64_t expanded;
 	bool tar;
+	bool disk;	/* in a format other than raw */
 };
 
 static int stream_data(void *opaque, const uint8_t *buf, size_t n)
@@ -679,9 +680,27 @@ static int stream_data(void *opaque, const uint8_t *buf, size_t n)
 	return ratio_check(st->name, st->expanded, st->src->pos);
 }
 
+/* Whether the tar member being read is a disk image in a format other
+ * than raw (its first bytes probed). */
+static int member_is_disk(struct stream_state *st)
+{
+	uint8_t head[PROBE_LEN];
+	la_ssize_t n = archive_read_data(st->a, head, sizeof(head));
+	if (n < 0)
+		return archive_fail(st->a, st->name, "unpacking");
+	st->expanded += (uint64_t)n;
+	int r = ratio_check(st->name, st->expanded, st->src->pos);
+	if (r < 0)
+		return r;
+	const struct mimg_driver *drv = mimg__probe(head, (size_t)n, NULL,
+						    NULL);
+	return drv && strcmp(drv->name, "raw") != 0;
+}
+
 /* After a tar member: the rest of the archive must be harmless and hold
- * no other file (the spooled reading would have had to choose between
- * them). */
+ * no file the spooled reading would have had to choose instead: no other
+ * file after a raw image, no other disk image after one in another
+ * format. */
 static int stream_tar_rest(struct stream_state *st)
 {
 	struct archive_entry *e;
@@ -701,11 +720,12 @@ static int stream_tar_rest(struct stream_state *st)
 		if (!shown)
 			return mimg_err(-ENOMEM, "out of memory");
 		r = check_member(st->name, e, shown, name ? name : "");
-		if (r == 0 && archive_entry_filetype(e) == AE_IFREG)
+		if (r == 0 && archive_entry_filetype(e) == AE_IFREG &&
+		    (!st->disk || (r = member_is_disk(st)) == 1))
 			r = mimg_err(-EINVAL, "%s: the archive holds another "
-				     "file, '%s', after the image read; "
+				     "%s, '%s', after the image read; "
 				     "extract the one to use", st->name,
-				     shown);
+				     st->disk ? "disk image" : "file", shown);
 		free(shown);
 		if (r < 0)
 			return r;
@@ -737,8 +757,9 @@ static void stream_release(void *opaque)
 }
 
 /* Hand the current entry, whose first N bytes are in sp->buf, to a
- * stream when the consumer reads in order, the image is raw (the only
- * format here read in one pass) and its SIZE is declared (KNOWN).
+ * stream when the consumer reads in order, the image's format can be
+ * read in one pass (raw, streamOptimized VMDK) and its SIZE is declared
+ * (KNOWN).
  * Returns 1 when it did, 0 when the entry is to be spooled. */
 static int maybe_stream(struct spool *sp, struct archive *a, la_ssize_t n,
 			bool known, uint64_t size, bool tar, bool ova)
@@ -751,14 +772,16 @@ static int maybe_stream(struct spool *sp, struct archive *a, la_ssize_t n,
 	if (ova || !sp->sequential || !known || (uint64_t)n > size ||
 	    (size_t)n > MIMG_STREAM_RING)
 		return 0;
-	/* In a plain tar, a small first file is more likely a README than
-	 * the disk: spooled, the rules for choosing among members apply. */
-	if (tar && size < STREAM_TAR_MIN)
-		return 0;
 	size_t plen = (size_t)n < PROBE_LEN ? (size_t)n : PROBE_LEN;
 	const struct mimg_driver *drv = mimg__probe(sp->buf, plen, NULL,
 						    NULL);
-	if (drv && strcmp(drv->name, "raw") != 0)
+	bool disk = drv && strcmp(drv->name, "raw") != 0;
+	if (drv && (!drv->one_pass || !drv->one_pass(sp->buf, plen)))
+		return 0;
+	/* In a plain tar, a small raw first file is more likely a README
+	 * than the disk: spooled, the rules for choosing among members
+	 * apply. */
+	if (tar && !disk && size < STREAM_TAR_MIN)
 		return 0;
 	if (!(st = calloc(1, sizeof(*st))) ||
 	    !(st->name = strdup(sp->name))) {
@@ -769,6 +792,7 @@ static int maybe_stream(struct spool *sp, struct archive *a, la_ssize_t n,
 	st->a = a;
 	st->expanded = sp->expanded;
 	st->tar = tar;
+	st->disk = disk;
 	struct mimg_stream_in in = {
 		.a = a, .archive = sp->archive, .opaque = st,
 		.data = stream_data, .end = stream_end,

@@ -105,8 +105,10 @@ struct mimg_archive_origin {
 };
 
 /*
- * With SEQUENTIAL, a raw image whose size the archive declares is not
- * unpacked: *FP becomes a file reading it in one pass (file-stream.c).
+ * With SEQUENTIAL, an image whose format reads in one pass (raw,
+ * streamOptimized VMDK: the driver's one_pass) and whose size the
+ * archive declares is not unpacked: *FP becomes a file reading it in one
+ * pass (file-stream.c).
  * If *FP holds a compressed stream (gzip, bzip2, xz, zstd, lz4) or a tar
  * archive, possibly compressed, unpack its disk image into an anonymous
  * sparse file under $TMPDIR (or /tmp) and replace *FP with that file,

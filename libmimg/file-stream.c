@@ -171,6 +171,11 @@ static const struct mimg_file_ops stream_ops = {
 	.close = stream_close,
 };
 
+bool mimg_file_is_stream(const struct mimg_file *f)
+{
+	return f && f->ops == &stream_ops;
+}
+
 int mimg__stream_open(struct mimg_file **fp, const char *name,
 		      const struct mimg_stream_in *in, const uint8_t *head,
 		      size_t n)

@@ -66,6 +66,8 @@ int mimg_file_close(struct mimg_file *f);
 const char *mimg_file_path(const struct mimg_file *f);
 unsigned mimg_file_caps(const struct mimg_file *f);
 bool mimg_file_is_regular(const struct mimg_file *f);
+/* True for a file read in one pass, forward only (file-stream.c). */
+bool mimg_file_is_stream(const struct mimg_file *f);
 
 int mimg_file_preadv(struct mimg_file *f, const struct iovec *iov, int iovcnt,
 		     uint64_t off);

@@ -115,8 +115,8 @@ static int read_footer(struct vmdk_sparse *sp, uint64_t file_size,
 	return 0;
 }
 
-static int load_gd(struct vmdk_sparse *sp, uint64_t sector, uint32_t **out,
-		   const char *what)
+int vmdk_sparse_load_gd(struct vmdk_sparse *sp, uint64_t sector,
+			uint32_t **out, const char *what)
 {
 	uint64_t off, bytes = sp->gd_entries * 4;
 	uint32_t *gd;
@@ -204,8 +204,17 @@ int vmdk_sparse_open(struct vmdk_sparse *sp, struct mimg_file *file,
 	if (ld_le32(h) == VMDK_COWD_MAGIC) {
 		r = parse_cowd(sp, h);
 		if (r == 0)
-			r = load_gd(sp, sp->gd_sector, &sp->gd,
-				    "grain directory");
+			r = vmdk_sparse_load_gd(sp, sp->gd_sector, &sp->gd,
+						"grain directory");
+		goto cache;
+	}
+	if (mimg_file_is_stream(file)) {
+		/* Read in one pass: the markers, checked against the
+		 * tables as they come. */
+		if ((r = parse_header(sp, h, file_size)) < 0)
+			return r;
+		memcpy(sp->header, h, sizeof(h));
+		r = vmdk_sread_open(sp);
 		goto cache;
 	}
 	if (ld_le32(h) == VMDK_MAGIC && ld_le64(h + 56) == VMDK_GD_AT_END) {
@@ -224,10 +233,11 @@ int vmdk_sparse_open(struct vmdk_sparse *sp, struct mimg_file *file,
 				"directory offset", path);
 
 	bool has_rgd = (sp->flags & VMDK_FLAG_RGD) && sp->rgd_sector != 0;
-	int rp = load_gd(sp, sp->gd_sector, &sp->gd, "grain directory");
+	int rp = vmdk_sparse_load_gd(sp, sp->gd_sector, &sp->gd,
+				     "grain directory");
 	if (has_rgd) {
-		int rr = load_gd(sp, sp->rgd_sector, &sp->rgd,
-				 "redundant grain directory");
+		int rr = vmdk_sparse_load_gd(sp, sp->rgd_sector, &sp->rgd,
+					     "redundant grain directory");
 		if (rp < 0 && rr == 0) {
 			/* The primary is damaged: read through the copy. */
 			sp->gd = sp->rgd;
@@ -314,6 +324,7 @@ void vmdk_sparse_close(struct vmdk_sparse *sp)
 	free(sp->gd);
 	free(sp->rgd);
 	free(sp->gt_sorted);
+	vmdk_sread_free(sp->sr);
 }
 
 int vmdk_sparse_read_gt(struct vmdk_sparse *sp, const uint32_t *gd,
@@ -382,6 +393,8 @@ int vmdk_sparse_lookup_locked(struct vmdk_sparse *sp, uint64_t grain,
 	uint64_t end;
 	int r = 0;
 
+	if (sp->sr)
+		return vmdk_sread_lookup(sp, grain, state, host_off);
 	*state = VMDK_GRAIN_UNALLOC;
 	*host_off = 0;
 	if (gdi >= sp->gd_entries)

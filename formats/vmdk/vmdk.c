@@ -36,6 +36,20 @@ static int vmdk_probe(const uint8_t *buf, size_t len, const char *filename)
 	return 0;
 }
 
+/* A streamOptimized extent (grains behind markers) with its grain
+ * directory before the grains or at the end is read in file order. */
+static bool vmdk_one_pass(const uint8_t *buf, size_t len)
+{
+	if (len < VMDK_SECTOR || ld_le32(buf) != VMDK_MAGIC)
+		return false;
+	uint32_t flags = ld_le32(buf + 8);
+	uint64_t gd = ld_le64(buf + 56), overhead = ld_le64(buf + 64);
+	bool compressed = (flags & VMDK_FLAG_COMPRESSED) ||
+			  ld_le16(buf + 77) == 1;
+	return compressed && (flags & VMDK_FLAG_MARKERS) &&
+	       (gd == VMDK_GD_AT_END || gd < overhead);
+}
+
 /* The descriptor embedded in a sparse file. */
 static int read_embedded_desc(struct vmdk_state *s, struct vmdk_sparse *sp)
 {
@@ -372,6 +386,7 @@ const struct mimg_driver mimg_vmdk_driver = {
 	.name = "vmdk",
 	.priv_size = sizeof(struct vmdk_state),
 	.probe = vmdk_probe,
+	.one_pass = vmdk_one_pass,
 	.open = vmdk_open,
 	.close = vmdk_close,
 	.create = vmdk_create,

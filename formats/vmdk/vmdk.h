@@ -127,6 +127,8 @@ struct vmdk_inflight {
 	struct vmdk_inflight *next;
 };
 
+struct vmdk_sread;
+
 struct vmdk_sparse {
 	struct mimg_file *file;
 	const char *path;	/* for messages */
@@ -167,6 +169,7 @@ struct vmdk_sparse {
 	uint32_t *gt_sorted;
 	size_t n_gt_sorted;
 	bool gt_sorted_valid;
+	struct vmdk_sread *sr;	/* read in one pass (stream-read.c) */
 };
 
 /* Parse and validate the 512-byte sparse header at the start of FILE,
@@ -202,6 +205,10 @@ int vmdk_sparse_read_compressed(struct vmdk_sparse *sp, uint64_t grain,
  * holds sp->lock.  Allocates missing grain tables at the end of the file. */
 int vmdk_sparse_set_gtes(struct vmdk_sparse *sp, uint64_t first, uint64_t n,
 			 uint32_t host_sector, bool same_value);
+/* Load the grain directory at SECTOR into *OUT (host order), checking
+ * that its tables lie within the file; WHAT names it in messages. */
+int vmdk_sparse_load_gd(struct vmdk_sparse *sp, uint64_t sector,
+			uint32_t **out, const char *what);
 /* Read one whole grain table (GD index GDI) from the given directory
  * into OUT (gt_entries entries, host order); zeroes when unallocated. */
 int vmdk_sparse_read_gt(struct vmdk_sparse *sp, const uint32_t *gd,
@@ -294,6 +301,15 @@ int vmdk_write_compressed(struct mimg *img, uint64_t off, const void *data,
 bool vmdk_stream_only(struct mimg *img);
 int vmdk_stream_pwritev(struct mimg *img, const struct iovec *iov,
 			int iovcnt, uint64_t off, size_t len);
+
+/* stream-read.c: a streamOptimized extent over a file read in one pass
+ * (mimg_file_is_stream), its header parsed into SP. */
+int vmdk_sread_open(struct vmdk_sparse *sp);
+void vmdk_sread_free(struct vmdk_sread *sr);
+/* vmdk_sparse_lookup_locked for such an extent: grains are looked up
+ * going forward (at most the stream's memory behind, else -ESPIPE). */
+int vmdk_sread_lookup(struct vmdk_sparse *sp, uint64_t grain,
+		      enum vmdk_grain_state *state, uint64_t *host_off);
 
 /* info.c */
 int vmdk_info(struct mimg *img, struct mimg_value *info);

@@ -130,11 +130,15 @@ enum {
  * read so far (-EFBIG, decompression bombs).  Names inside the unpacked
  * image (backing files, extents) resolve relative to the archive's
  * directory.  mimg_info says where the image came from ("archive").
- * With MIMG_OPEN_SEQUENTIAL, a raw image whose size the archive declares
- * (an xz index, a zstd frame header, a tar header) is instead read in one
- * pass with no temporary file ("streamed" in mimg_info): reads must then
- * go forward (at most 32 MiB behind the furthest one, else -ESPIPE), and
- * data shorter or longer than declared fails the read that reaches it.
+ * With MIMG_OPEN_SEQUENTIAL, a raw or streamOptimized VMDK image whose
+ * size the archive declares (an xz index, a zstd frame header, a tar
+ * header) and that is not in an OVA is instead read in one pass with no
+ * temporary file ("streamed" in mimg_info): reads must then go forward
+ * (at most 32 MiB of the file behind the furthest one, else -ESPIPE),
+ * and data shorter or longer than declared fails the read that reaches
+ * it.  A streamed VMDK's grains must come in ascending order and be the
+ * ones its grain tables list (-EINVAL otherwise, from the read that
+ * meets the difference, the end of the stream at the latest).
  *
  * NBD: a PATH of nbd://HOST[:PORT]/EXPORT, nbd+unix:///EXPORT?socket=SOCK,
  * nbds:// or nbds+unix:// (libnbd URIs, TLS for nbds) opens the export

@@ -1,0 +1,93 @@
+#!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
+# convert streams a streamOptimized VMDK out of an xz or zstd file or a
+# tar with no temporary file (it works with $TMPDIR missing), in both
+# layouts: the grain directory at the front as qemu-img writes it, and
+# VMware's footer layout.  The result equals qemu-img's conversion of the
+# unpacked file and zero runs stay holes.  Grains out of order, past the
+# capacity, or not the ones the grain tables list, and streams cut short,
+# are errors, never other data.  A gzip file (no declared size) is still
+# unpacked into $TMPDIR.
+. "$TESTLIB"
+need qemu-img qemu-io python3 tar xz zstd gzip
+layout() { python3 "$(dirname "$0")/vmdk-stream-layout.py" "$@"; }
+
+# 80 MiB, three grain tables' worth: 5 MiB of data in three places.
+qemu-img create -q -f raw disk.raw 80M
+qemu-io -f raw -c "write -P 0xab 1M 3M" -c "write -P 0x5c 40M 1M" \
+	-c "write -P 0x77 79M 1M" disk.raw >/dev/null || fail "qemu-io"
+qemu-img convert -f raw -O vmdk -o subformat=streamOptimized disk.raw \
+	front.vmdk || fail "qemu-img streamOptimized"
+layout footer front.vmdk footer.vmdk || fail "footer layout"
+qemu-img compare -q -f raw -F vmdk disk.raw footer.vmdk ||
+	fail "qemu-img reads the footer layout differently"
+qemu-img convert -f vmdk -O raw front.vmdk qemu.raw
+# qemu-img ends the file after the last grain, without an end marker,
+# when no padding follows it
+cp front.vmdk noeos.vmdk
+layout edit noeos.vmdk noeos || fail "noeos"
+qemu-img compare -q -f raw -F vmdk disk.raw noeos.vmdk ||
+	fail "qemu-img reads the stream without end marker differently"
+
+for v in front footer noeos; do
+	xz -q -k $v.vmdk
+	zstd -q -k $v.vmdk
+	tar cf $v.tar $v.vmdk
+	tar czf $v.tgz $v.vmdk
+	for f in $v.vmdk.xz $v.vmdk.zst $v.tar $v.tgz; do
+		rm -f out.raw out.qcow2
+		TMPDIR=$T/missing "$MIMG" convert -O raw "$f" out.raw ||
+			fail "convert $f without a temporary directory"
+		qemu-img compare -q -f raw -F raw qemu.raw out.raw ||
+			fail "$f: streamed content differs from qemu-img's"
+		# 5 MiB of data, written as data; the rest holes
+		check_eq "$(($(stat -c %b out.raw) * 512 / 1048576))" 5 \
+			"$f: allocated MiB of the raw output"
+		TMPDIR=$T/missing "$MIMG" convert -O qcow2 "$f" out.qcow2 ||
+			fail "convert -O qcow2 $f"
+		qemu-img compare -q -f raw -F qcow2 disk.raw out.qcow2 ||
+			fail "$f: streamed qcow2 differs"
+		check_eq "$(qemu-img map --output=json out.qcow2 |
+			grep -c '"data": true')" 3 "$f: data runs in the qcow2"
+	done
+done
+
+# No declared size: unpacked, as before.
+gzip -q -k front.vmdk
+TMPDIR=$T/missing "$MIMG" convert -O raw front.vmdk.gz o.raw 2>err.txt &&
+	fail "front.vmdk.gz was not unpacked into TMPDIR"
+grep -q "cannot create a temporary file" err.txt || fail "$(cat err.txt)"
+"$MIMG" convert -O raw front.vmdk.gz o.raw || fail "convert front.vmdk.gz"
+qemu-img compare -q -f raw -F raw qemu.raw o.raw || fail "gzip differs"
+
+refused() { # FILE PATTERN
+	rm -f bad.raw
+	if TMPDIR=$T/missing "$MIMG" convert -O raw "$1" bad.raw 2>err.txt
+	then
+		fail "$1 was converted"
+	fi
+	grep -q "$2" err.txt || fail "$1: message lacks '$2': $(cat err.txt)"
+}
+damaged() { # LAYOUT EDIT PATTERN
+	cp $1.vmdk $2.vmdk
+	layout edit $2.vmdk $2 || fail "edit $2"
+	xz -q -f $2.vmdk
+	refused $2.vmdk.xz "$3"
+}
+damaged front swap "grains out of order or repeated"
+damaged front lba "past the capacity"
+damaged front gte "are not the grains the grain tables list"
+damaged footer gtfooter "where the markers before it give"
+head -c $(($(stat -c %s front.vmdk.xz) / 2)) front.vmdk.xz > cut.xz
+refused cut.xz "unpacking"
+# cut inside a tar, which declares the cut size: the markers run past it,
+# or (qemu-img writes no end-of-stream marker) the tables list more
+head -c $(($(stat -c %s front.vmdk) / 1024 * 512)) front.vmdk > short.vmdk
+tar cf short.tar short.vmdk
+refused short.tar "are not the grains the grain tables list"
+for cut in 1024 4096; do
+	head -c $(($(stat -c %s footer.vmdk) - cut)) footer.vmdk > short.vmdk
+	tar cf short.tar short.vmdk
+	refused short.tar "(truncated?)"
+done
+echo "archive-stream-vmdk: ok"
