@@ -10,7 +10,7 @@
 # made while the plain tests run, runs every unit test (the long ones at
 # MIMG_TEST_SCALE=25 percent of their iterations) and the fuzz corpus
 # replay, then each fuzz target for 30 s, two at a time: a fuzz run that
-# finds a crash is a failed test.  About 15 minutes on two cores.
+# finds a crash is a failed test.  Sized for 15 minutes on two idle cores.
 # --plain runs every test in the plain build alone (no clang needed);
 # --sanitize builds with ASan+UBSan and runs everything; --tsan builds with
 # ThreadSanitizer and runs the tests of concurrent I/O (suite "threads").
