@@ -2,19 +2,20 @@
 # SPDX-License-Identifier: BSD-2-Clause
 # Install what is missing, build with warnings as errors, run every test
 # and print the totals as "N passed, N failed, N skipped".
-#   scripts/test.sh [--full | --sanitize | --tsan] [meson test args...]
-# With no argument (what CI runs), the plain build runs every test.
-# --full makes two builds: the plain one runs the interop tests against
-# qemu-img, the end-to-end and install tests and the tests of suite
-# "plain" (CPU budgets, and the long tests in full); a clang build with
-# ASan+UBSan and libFuzzer coverage (-Dfuzzers=true) runs every unit test
-# (the long ones at MIMG_TEST_SCALE=25 percent of their iterations) and
-# the fuzz corpus replay, then each fuzz target for 30 s, two at a time:
-# a fuzz run that finds a crash is a failed test.  It takes about half
-# again as long as the plain run.
+#   scripts/test.sh [--plain | --sanitize | --tsan] [meson test args...]
+# With no argument (what CI runs), two builds: the plain one runs the
+# interop tests against qemu-img, the end-to-end and install tests and the
+# tests of suite "plain" (CPU budgets, and the long tests in full); a
+# clang build with ASan+UBSan and libFuzzer coverage (-Dfuzzers=true),
+# made while the plain tests run, runs every unit test (the long ones at
+# MIMG_TEST_SCALE=25 percent of their iterations) and the fuzz corpus
+# replay, then each fuzz target for 30 s, two at a time: a fuzz run that
+# finds a crash is a failed test.  Sized for 15 minutes on two idle cores.
+# --plain runs every test in the plain build alone (no clang needed);
 # --sanitize builds with ASan+UBSan and runs everything; --tsan builds with
-# ThreadSanitizer and runs the tests of concurrent I/O (suite "threads");
-# other arguments go to `meson test` on the plain build.
+# ThreadSanitizer and runs the tests of concurrent I/O (suite "threads").
+# Other arguments go to `meson test` on the plain build, which then runs
+# alone.
 set -eu
 . "$(dirname "$0")/setup.sh"
 
@@ -23,8 +24,13 @@ sanitizer_env() {
 	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 }
-ci=
-if [ "${1:-}" = "--sanitize" ]; then
+ci=1
+[ $# -eq 0 ] || ci=
+if [ "${1:-}" = "--plain" ] || [ "${1:-}" = "--full" ]; then
+	# --full: what the default run was called before it became the default
+	[ "$1" = "--full" ] && ci=1
+	shift
+elif [ "${1:-}" = "--sanitize" ]; then
 	shift
 	BUILD_DIR=$ROOT/build-sanitize
 	opts="$opts -Db_sanitize=address,undefined -Db_lundef=false"
@@ -37,13 +43,10 @@ elif [ "${1:-}" = "--tsan" ]; then
 	opts="$opts -Db_sanitize=thread -Db_lundef=false -Dc_args=-Wno-tsan"
 	export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 	set -- --suite threads "$@"
-elif [ "${1:-}" = "--full" ]; then
-	shift
-	ci=1
 fi
 
-# the sanitized fuzzing build of --full is clang's
-[ -z "$ci" ] || PACKAGES="$PACKAGES clang libclang-rt-dev"
+# the sanitized fuzzing build is clang's
+[ -z "$ci" ] || PACKAGES="$PACKAGES $SANITIZER_PACKAGES"
 install_packages
 # shellcheck disable=SC2086
 build $opts
@@ -56,30 +59,50 @@ ln -sf "$(python3 -c 'import sys; print(sys.executable)')" \
 PATH=$BUILD_DIR/python3-bin:$PATH
 export PATH
 
+# asan_build [meson options...]: configure and build $asan with clang at
+# the lowest CPU priority.
+asan_build() {
+	if [ -f "$asan/build.ninja" ]; then
+		nice -n 19 meson configure "$asan" "$@"
+	else
+		CC=clang nice -n 19 meson setup "$asan" "$ROOT" "$@"
+	fi && nice -n 19 ninja -C "$asan"
+}
+
 status=0
 logs=$BUILD_DIR/meson-logs/testlog.json
 if [ -n "$ci" ]; then
 	plain=$BUILD_DIR
-	BUILD_DIR=$ROOT/build-asan
-	# The nbdkit plugin is tested by the interop tests only.
-	CC=clang build $opts -Dfuzzers=true -Db_sanitize=address,undefined \
-		-Db_lundef=false -Dnbdkit=disabled
+	asan=$ROOT/build-asan
+	# The sanitized build is made at the lowest priority while the plain
+	# tests run: it takes the CPU they leave idle (waiting on qemu-img,
+	# the serial guest test, the last long test).
+	# shellcheck disable=SC2086
+	asan_build $opts -Dfuzzers=true -Db_sanitize=address,undefined \
+		-Db_lundef=false >"$plain/asan-build.log" 2>&1 &
+	asan_pid=$!
 	meson test -C "$plain" --num-processes 2 --print-errorlogs \
 		--suite interop --suite e2e --suite install --suite plain ||
 		status=$?
-	(
-		sanitizer_env
-		export MIMG_TEST_SCALE=25
-		# Everything is slower under the sanitizers: Check's and
-		# meson's timeouts are doubled.
-		export CK_TIMEOUT_MULTIPLIER=2
-		meson test -C "$BUILD_DIR" --setup fuzz --num-processes 2 \
-			--timeout-multiplier 2 --print-errorlogs \
-			--suite unit --suite fuzz --suite fuzz-run
-	) || status=$?
-	logs="$logs $BUILD_DIR/meson-logs/testlog-fuzz.json"
-	grep -h '^fuzz_.*executions' "$BUILD_DIR/meson-logs/testlog-fuzz.txt" ||
-		true
+	if wait "$asan_pid"; then
+		(
+			sanitizer_env
+			export MIMG_TEST_SCALE=25
+			# Everything is slower under the sanitizers: Check's
+			# and meson's timeouts are doubled.
+			export CK_TIMEOUT_MULTIPLIER=2
+			meson test -C "$asan" --setup fuzz --num-processes 2 \
+				--timeout-multiplier 2 --print-errorlogs \
+				--suite unit --suite fuzz --suite fuzz-run
+		) || status=$?
+		logs="$logs $asan/meson-logs/testlog-fuzz.json"
+		grep -h '^fuzz_.*executions' \
+			"$asan/meson-logs/testlog-fuzz.txt" || true
+	else
+		cat "$plain/asan-build.log" >&2
+		echo "test: the sanitized build failed" >&2
+		status=1
+	fi
 else
 	meson test -C "$BUILD_DIR" --num-processes 2 --print-errorlogs "$@" ||
 		status=$?

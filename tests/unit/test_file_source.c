@@ -82,7 +82,8 @@ static void assert_zero(struct mimg_file *f, uint64_t off, size_t len)
 	ck_assert_uint_le(len, sizeof(buf));
 	ck_assert_int_eq(mimg_file_pread(f, buf, len, off), 0);
 	for (size_t i = 0; i < len; i++)
-		ck_assert_msg(buf[i] == 0, "byte %zu is %u", i, buf[i]);
+		if (buf[i] != 0) /* a passing check costs a write(2) */
+			ck_abort_msg("byte %zu is %u", i, buf[i]);
 }
 
 START_TEST(zero_range_works)

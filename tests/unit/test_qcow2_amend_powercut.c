@@ -11,15 +11,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mimg.h"
 #include "powercut.h"
 #include "testutil.h"
 
 /* t.qcow2 (and orig.qcow2, a copy) with data, zero, compressed and
- * discarded clusters, a backing file and an internal snapshot. */
+ * discarded clusters, a backing file and an internal snapshot.  A test
+ * makes it with qemu-img and qemu-io once (most of its CPU time when made
+ * for each cut point), with the same CREATE_OPTS, and copies it after. */
 static void make_image(const char *create_opts)
 {
+	if (access("orig.qcow2", F_OK) == 0) {
+		ck_assert_int_eq(tu_system("cp orig.qcow2 t.qcow2"), 0);
+		return;
+	}
 	ck_assert_int_eq(
 		tu_system("qemu-img create -q -f qcow2 b.qcow2 4M && "
 			  "qemu-io -c 'write -P 0x5a 0 4M' b.qcow2 >/dev/null "

@@ -158,8 +158,9 @@ static void read_at(struct mimg *img, uint64_t off, size_t len, uint8_t v)
 	ck_assert_ptr_nonnull(b);
 	ck_assert_int_eq(mimg_pread(img, b, len, off), (ssize_t)len);
 	for (size_t i = 0; i < len; i++)
-		ck_assert_msg(b[i] == v, "byte %zu at %llu is %u, not %u", i,
-			      (unsigned long long)off, b[i], v);
+		if (b[i] != v) /* a passing check costs a write(2) */
+			ck_abort_msg("byte %zu at %llu is %u, not %u", i,
+				     (unsigned long long)off, b[i], v);
 	free(b);
 }
 

@@ -124,8 +124,9 @@ static void verify_cut(long cut, size_t flushed)
 		bool ok = false;
 		for (size_t k = flushed; k <= NOPS && !ok; k++)
 			ok = memcmp(got + s, states[k] + s, 512) == 0;
-		ck_assert_msg(ok, "cut %ld: sector at %llu holds no valid "
-			      "state", cut, (unsigned long long)s);
+		if (!ok) /* a passing check costs a write(2) */
+			ck_abort_msg("cut %ld: sector at %llu holds no valid "
+				     "state", cut, (unsigned long long)s);
 	}
 	if (tu_have_program("qemu-img")) {
 		tu_write_file("got.raw", got, SIZE, 0);

@@ -59,8 +59,9 @@ static void verify_content(const char *path)
 		ck_assert_uint_eq(fread(b, 1, GRAIN, f), GRAIN);
 		uint8_t want = (i >= 3 && i < 10) ? 0 : (uint8_t)(i + 1);
 		for (unsigned j = 0; j < GRAIN; j++)
-			ck_assert_msg(b[j] == want, "grain %u byte %u: %u, "
-				      "want %u", i, j, b[j], want);
+			if (b[j] != want) /* a passing check costs a write(2) */
+				ck_abort_msg("grain %u byte %u: %u, want %u",
+					     i, j, b[j], want);
 	}
 	free(b);
 	fclose(f);

@@ -374,4 +374,7 @@ static struct nbdkit_plugin plugin = {
 	.errno_is_preserved = 0,
 };
 
+/* The entry point nbdkit looks up, which the macro below defines without
+ * a prototype (an error with clang's -Wmissing-prototypes). */
+struct nbdkit_plugin *plugin_init(void);
 NBDKIT_REGISTER_PLUGIN(plugin)
