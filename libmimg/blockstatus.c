@@ -48,11 +48,14 @@ int mimg_block_status(struct mimg *img, uint64_t off, uint64_t len,
 }
 
 int mimg_block_status_chain(struct mimg *img, uint64_t off, uint64_t len,
-			    uint64_t *pnum, unsigned *status, int *depth)
+			    uint64_t *pnum, unsigned *status, int *depth,
+			    uint64_t *host_off)
 {
 	int d = 0;
 	uint64_t n = len;
 
+	if (host_off)
+		*host_off = 0;
 	for (struct mimg *cur = img; cur; cur = cur->backing, d++) {
 		if (off >= cur->size) {
 			/* A shorter backing file: its tail reads as zeroes. */
@@ -62,9 +65,9 @@ int mimg_block_status_chain(struct mimg *img, uint64_t off, uint64_t len,
 				*depth = d;
 			return 0;
 		}
-		uint64_t p;
+		uint64_t p, host;
 		unsigned st;
-		int r = mimg_block_status(cur, off, n, &p, &st, NULL);
+		int r = mimg_block_status(cur, off, n, &p, &st, &host);
 		if (r < 0)
 			return r;
 		n = p;
@@ -75,6 +78,12 @@ int mimg_block_status_chain(struct mimg *img, uint64_t off, uint64_t len,
 					MIMG_BS_COMPRESSED);
 			if (depth)
 				*depth = d;
+			/* OFFSET_VALID only for callers that take the
+			 * offset: the others compare whole statuses. */
+			if (host_off && (st & MIMG_BS_OFFSET_VALID)) {
+				*status |= MIMG_BS_OFFSET_VALID;
+				*host_off = host;
+			}
 			return 0;
 		}
 	}

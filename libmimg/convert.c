@@ -138,7 +138,7 @@ static int src_status(struct conv *c, uint64_t off, uint64_t *pnum,
 					       pnum, st, NULL)
 			   : mimg_block_status_chain(c->src, off,
 						     c->size - off, pnum, st,
-						     NULL);
+						     NULL, NULL);
 }
 
 /*
@@ -673,6 +673,8 @@ int mimg_convert(struct mimg *src, struct mimg *dst,
 	memset(&c, 0, sizeof(c));
 	if (!opts)
 		opts = &defaults;
+	if ((r = mimg__check_overlap(src, dst)) < 0)
+		return r;
 	if ((r = conv_setup(&c, src, dst, opts)) < 0)
 		return r;
 	dst->compress_level = opts->compression_level;

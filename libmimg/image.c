@@ -88,6 +88,7 @@ static void free_image(struct mimg *img)
 	free(img->backing_name);
 	free(img->backing_fmt);
 	free(img->backing_path);
+	free(img->extra_ids);
 	mimg__archive_origin_free(img->archive);
 	free(img);
 }
@@ -450,5 +451,20 @@ int mimg__open_extra_file(struct mimg *img, const char *path, bool create,
 	unsigned fflags = host_file_flags(img->top->flags, img->read_only);
 	if (create)
 		fflags |= MIMG_FILE_CREATE | MIMG_FILE_RDWR;
-	return mimg_file_open(fp, path, fflags);
+	int r = mimg_file_open(fp, path, fflags);
+	struct stat st;
+	if (r < 0 || stat(path, &st) != 0)
+		return r;
+	struct mimg_file_id *ids = realloc(img->extra_ids,
+					   (img->n_extra_ids + 1) *
+					   sizeof(*ids));
+	if (!ids) {
+		mimg_file_close(*fp);
+		*fp = NULL;
+		return mimg_err(-ENOMEM, "out of memory");
+	}
+	ids[img->n_extra_ids++] = (struct mimg_file_id){st.st_dev,
+							st.st_ino};
+	img->extra_ids = ids;
+	return 0;
 }

@@ -7,9 +7,16 @@
 #define MIMG_IMAGE_H
 
 #include <pthread.h>
+#include <sys/types.h>
 
 #include "driver.h"
 #include "file.h"
+
+/* A host file by identity, to tell whether two names are one file. */
+struct mimg_file_id {
+	dev_t dev;
+	ino_t ino;
+};
 
 struct mimg {
 	const struct mimg_driver *drv;
@@ -49,6 +56,15 @@ struct mimg {
 	/* The secrets of the mimg_amend_secrets call in progress. */
 	const struct mimg_named_secret *amend_secrets;
 	size_t amend_nsecrets;
+	/* The other files the driver opened for this layer (extents, data
+	 * file): what mimg_reads_file compares a target with. */
+	struct mimg_file_id *extra_ids;
+	size_t n_extra_ids;
 };
+
+/* -EBUSY with a message when DST's own files (its file, extents, data
+ * file) are files SRC reads: writing DST would change what SRC reads
+ * (overlap.c). */
+int mimg__check_overlap(const struct mimg *src, const struct mimg *dst);
 
 #endif

@@ -69,7 +69,7 @@ static int zero_run(struct mimg *img, uint64_t off, uint64_t len,
 	}
 	if (len > mimg_size(img) - off)
 		len = mimg_size(img) - off;
-	int r = mimg_block_status_chain(img, off, len, &pnum, &st, NULL);
+	int r = mimg_block_status_chain(img, off, len, &pnum, &st, NULL, NULL);
 	if (r < 0)
 		return r;
 	*run = (st & MIMG_BS_ZERO) ? pnum : 0;

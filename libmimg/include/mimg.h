@@ -489,11 +489,19 @@ MIMG_API int mimg_block_status(struct mimg *img, uint64_t off, uint64_t len,
  * Status of [OFF, OFF+LEN) through the whole backing chain: DATA or ZERO
  * describe what a read returns; ALLOCATED is set when some layer defines
  * the run.  *DEPTH (may be NULL) is the index of the defining layer
- * (0 = IMG).
+ * (0 = IMG; its image is mimg_backing() followed DEPTH times).  HOST_OFF
+ * may be NULL; otherwise OFFSET_VALID is set when *HOST_OFF is the run's
+ * offset in that layer's file (COMPRESSED: where the compressed data
+ * starts), as mimg_block_status reports it for that layer.  A
+ * run past the end of a shorter backing file reads as zeroes: ZERO only,
+ * DEPTH that layer.
+ * Errors: -EINVAL (OFF at or past the end of IMG, LEN 0), those of
+ * mimg_block_status.  Thread-safe, as mimg_block_status.
  */
 MIMG_API int mimg_block_status_chain(struct mimg *img, uint64_t off,
 				     uint64_t len, uint64_t *pnum,
-				     unsigned *status, int *depth);
+				     unsigned *status, int *depth,
+				     uint64_t *host_off);
 
 /* Make a read-only IMG read the content of its internal snapshot NAME
  * (matched against the snapshot's id, then its name), as qemu-img
@@ -689,6 +697,21 @@ MIMG_API int mimg_check(struct mimg *img, unsigned flags,
 			struct mimg_check_result *res);
 MIMG_API void mimg_check_result_free(struct mimg_check_result *res);
 
+/*
+ * RES as qemu-img's ImageCheck value tree (what qemu-img check
+ * --output=json prints): "filename" and "format" (FILENAME and FORMAT, as
+ * the caller names them), "check-errors", and the counters
+ * "image-end-offset", "total-clusters", "allocated-clusters",
+ * "fragmented-clusters", "compressed-clusters", "corruptions",
+ * "corruptions-fixed", "leaks", "leaks-fixed" where they are not zero, in
+ * qemu-img 7.2's order.  The caller frees *REPORTP with mimg_value_free().
+ * Errors: -EINVAL (RES, FILENAME or FORMAT NULL), -ENOMEM.
+ * Thread-safe (reads RES only).
+ */
+MIMG_API int mimg_check_report(const struct mimg_check_result *res,
+			       const char *filename, const char *format,
+			       struct mimg_value **reportp);
+
 /* ---------------------------------------------------------------------- */
 /* Convert                                                                 */
 
@@ -743,6 +766,19 @@ struct mimg_convert_opts {
  * OPTS may be NULL for defaults. */
 MIMG_API int mimg_convert(struct mimg *src, struct mimg *dst,
 			  const struct mimg_convert_opts *opts);
+
+/*
+ * Whether writing PATH would change what IMG reads: 0 when PATH does not
+ * exist or is none of the files IMG reads; -EBUSY, with a message naming
+ * the relation ("Refusing to write to 'PATH': it is the source image
+ * ..."), when it is IMG's file, a file of its backing chain, or another
+ * file a layer reads (a VMDK extent, a qcow2 data file); the files are
+ * compared by identity (device and inode), not by name.  For callers
+ * about to create (truncate) PATH as a target; mimg_convert makes the
+ * same check on DST's files (-EBUSY).
+ * Errors: -EINVAL (IMG or PATH NULL), -EBUSY.  Thread-safe.
+ */
+MIMG_API int mimg_reads_file(const struct mimg *img, const char *path);
 
 /*
  * Write an OVF 1.0 appliance (OVA) at PATH (created or truncated) holding

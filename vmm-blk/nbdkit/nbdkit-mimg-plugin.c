@@ -312,7 +312,7 @@ static int mimg_plugin_extents(void *handle, uint32_t count, uint64_t offset,
 		uint64_t pnum;
 		unsigned status;
 		int r = mimg_block_status_chain(img, offset, end - offset,
-						&pnum, &status, NULL);
+						&pnum, &status, NULL, NULL);
 		if (r < 0)
 			return fail(r);
 		if (pnum == 0 || pnum > end - offset) {
