@@ -30,7 +30,7 @@ static void read_pass(const char *path, const char *format)
 		free(mimg_value_to_json(info));
 		mimg_value_free(info);
 	}
-	struct mimg_check_result res;
+	struct mimg_check_result res = {.size = sizeof(res)};
 	if (mimg_check(img, 0, &res) == 0)
 		mimg_check_result_free(&res);
 	mimg_close(img);

@@ -48,8 +48,7 @@ static void read_some(struct mimg *img)
 
 static void run_check(struct mimg *img, unsigned flags)
 {
-	struct mimg_check_result res;
-	memset(&res, 0, sizeof(res));
+	struct mimg_check_result res = {.size = sizeof(res)};
 	if (mimg_check(img, flags, &res) == 0)
 		mimg_check_result_free(&res);
 }

@@ -13,10 +13,12 @@
 #include "image.h"
 #include "value.h"
 
-int mimg_check(struct mimg *img, unsigned flags,
-	       struct mimg_check_result *res)
+/* The first published layout of struct mimg_check_result. */
+#define CHECK_RESULT_MIN_SIZE sizeof(struct mimg_check_result)
+
+static int check_layer(struct mimg *img, unsigned flags,
+		       struct mimg_check_result *res)
 {
-	memset(res, 0, sizeof(*res));
 	if (!img->drv->check) {
 		res->supported = false;
 		return 0;
@@ -32,6 +34,28 @@ int mimg_check(struct mimg *img, unsigned flags,
 		return 0;
 	}
 	return r;
+}
+
+int mimg_check(struct mimg *img, unsigned flags,
+	       struct mimg_check_result *res)
+{
+	struct mimg_check_result r = {.size = sizeof(r)};
+
+	if (!res || res->size < CHECK_RESULT_MIN_SIZE ||
+	    res->size > sizeof(r))
+		return mimg_err(-EINVAL, "struct mimg_check_result: size %zu "
+				"(this library takes %zu)",
+				res ? res->size : 0, sizeof(r));
+	size_t size = res->size;
+	memset(res, 0, size);
+	res->size = size;
+	if (flags & ~MIMG_CHECK_ALL_FLAGS)
+		return mimg_err(-EINVAL, "mimg_check: unknown flags %#x",
+				flags & ~MIMG_CHECK_ALL_FLAGS);
+	int ret = check_layer(img, flags, &r);
+	memcpy(res, &r, size);
+	res->size = size;
+	return ret;
 }
 
 void mimg_check_result_free(struct mimg_check_result *res)

@@ -20,6 +20,7 @@
 #include <zstd.h>
 
 #include "error.h"
+#include "image.h"
 #include "file.h"
 #include "mimg.h"
 
@@ -196,12 +197,16 @@ int mimg_convert_packed(struct mimg *const *srcs, size_t n, const char *path,
 			const struct mimg_convert_opts *copts)
 {
 	struct packed_out o = {.path = path};
+	struct mimg_convert_opts co;
 	uint64_t total = 0, done = 0;
 	uint8_t *buf = NULL;
-	int level = copts ? copts->compression_level : 0;
 	int r;
 
 	mimg_err_clear();
+	if ((r = mimg__convert_opts_get(copts, &co)) < 0)
+		return r;
+	copts = &co;
+	int level = copts->compression_level;
 	if (!path || !codec || (n && !srcs))
 		return mimg_err(-EINVAL, "mimg_convert_packed: no path, codec "
 				"or sources");

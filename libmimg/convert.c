@@ -662,17 +662,36 @@ static int default_parallel(void)
 	return n > DEFAULT_PARALLEL_MAX ? DEFAULT_PARALLEL_MAX : (int)n;
 }
 
-int mimg_convert(struct mimg *src, struct mimg *dst,
-		 const struct mimg_convert_opts *opts)
+/* The first published layout of struct mimg_convert_opts: smaller sizes
+ * were never valid. */
+#define CONVERT_OPTS_MIN_SIZE sizeof(struct mimg_convert_opts)
+
+int mimg__convert_opts_get(const struct mimg_convert_opts *opts,
+			   struct mimg_convert_opts *o)
 {
-	static const struct mimg_convert_opts defaults;
+	memset(o, 0, sizeof(*o));
+	o->size = sizeof(*o);
+	if (!opts)
+		return 0;
+	if (opts->size < CONVERT_OPTS_MIN_SIZE || opts->size > sizeof(*o))
+		return mimg_err(-EINVAL, "struct mimg_convert_opts: size %zu "
+				"(this library takes %zu)", opts->size,
+				sizeof(*o));
+	memcpy(o, opts, opts->size);
+	return 0;
+}
+
+int mimg_convert(struct mimg *src, struct mimg *dst,
+		 const struct mimg_convert_opts *copts)
+{
+	struct mimg_convert_opts local, *opts = &local;
 	struct conv c;
 	pthread_t tids[MAX_PARALLEL];
 	int nthreads, started = 0, r;
 
 	memset(&c, 0, sizeof(c));
-	if (!opts)
-		opts = &defaults;
+	if ((r = mimg__convert_opts_get(copts, &local)) < 0)
+		return r;
 	if ((r = mimg__check_overlap(src, dst)) < 0)
 		return r;
 	if ((r = conv_setup(&c, src, dst, opts)) < 0)

@@ -67,4 +67,9 @@ struct mimg {
  * (overlap.c). */
 int mimg__check_overlap(const struct mimg *src, const struct mimg *dst);
 
+/* The caller's convert OPTS (NULL: the defaults) in *O, the library's
+ * layout; -EINVAL for a SIZE this library does not know (convert.c). */
+int mimg__convert_opts_get(const struct mimg_convert_opts *opts,
+			   struct mimg_convert_opts *o);
+
 #endif

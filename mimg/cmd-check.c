@@ -109,7 +109,7 @@ int cmd_check(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	enum output_format output = OUTPUT_HUMAN;
-	struct mimg_check_result res;
+	struct mimg_check_result res = {.size = sizeof(res)};
 	const char *fmt = NULL;
 	unsigned repair = 0, flags = 0;
 	bool quiet = false;

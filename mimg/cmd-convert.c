@@ -527,7 +527,8 @@ int cmd_convert(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	struct convert_args a = {.dst_fmt = "raw",
-				 .dst_flags = MIMG_OPEN_NO_FLUSH};
+				 .dst_flags = MIMG_OPEN_NO_FLUSH,
+				 .copts = {.size = sizeof(a.copts)}};
 	char *opts_text = NULL, *src_path = NULL, *src_fmt_alloc = NULL;
 	bool image_opts = false, explicit_sparse = false;
 	int c, status;
@@ -552,10 +553,10 @@ int cmd_convert(int argc, char **argv)
 			opts_text = t;
 			break;
 		}
-		case 'c': a.copts.compress = 1; break;
+		case 'c': a.copts.compress = true; break;
 		case 'p': a.progress = true; break;
 		case 'q': a.quiet = true; break;
-		case 'n': a.copts.existing_target = 1; break;
+		case 'n': a.copts.existing_target = true; break;
 		case 'S':
 			if (mimg_parse_size(optarg, &v) < 0 || v % 512 ||
 			    v > (16u << 20)) {
@@ -582,7 +583,7 @@ int cmd_convert(int argc, char **argv)
 			a.copts.parallel = (int)n;
 			break;
 		}
-		case 'W': a.copts.out_of_order = 1; break;
+		case 'W': a.copts.out_of_order = true; break;
 		case OPT_LEVEL: {
 			char *end;
 			long n = strtol(optarg, &end, 10);
@@ -614,11 +615,11 @@ int cmd_convert(int argc, char **argv)
 		case 'U': break;
 		case 'B': a.backing = optarg; break;
 		case 'F': a.backing_fmt = optarg; break;
-		case 'C': a.copts.copy_offload = 1; break;
-		case OPT_SALVAGE: a.copts.salvage = 1; break;
+		case 'C': a.copts.copy_offload = true; break;
+		case OPT_SALVAGE: a.copts.salvage = true; break;
 		case OPT_BITMAPS: a.bitmaps = true; break;
 		case OPT_SKIP_BROKEN: a.skip_broken = true; break;
-		case OPT_TARGET_IS_ZERO: a.copts.target_is_zero = 1; break;
+		case OPT_TARGET_IS_ZERO: a.copts.target_is_zero = true; break;
 		case OPT_UNTRUSTED: a.src_flags |= MIMG_OPEN_UNTRUSTED; break;
 		case OPT_OBJECT:
 			if (cli_object_add(optarg) < 0)

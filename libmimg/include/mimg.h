@@ -672,8 +672,13 @@ enum {
 	MIMG_CHECK_REPAIR_LEAKS = 1u << 0,
 	MIMG_CHECK_REPAIR_ERRORS = 1u << 1,
 };
+#define MIMG_CHECK_ALL_FLAGS 0x3u
 
+/* Filled by mimg_check.  The caller sets SIZE to sizeof(struct
+ * mimg_check_result) before the call (e.g. "struct mimg_check_result r =
+ * {.size = sizeof r};"): fields may be added at the end. */
 struct mimg_check_result {
+	size_t size;
 	uint64_t corruptions;	     /* remaining after repair */
 	uint64_t leaks;
 	uint64_t check_errors;	     /* e.g. I/O errors while checking */
@@ -692,7 +697,11 @@ struct mimg_check_result {
 
 /* Check IMG's metadata; with repair FLAGS the image must be open read-write
  * (with MIMG_OPEN_CHECK).  Returns 0 when the check ran (whatever it found)
- * or a negative errno when it could not run. */
+ * or a negative errno when it could not run: -EINVAL (unknown FLAGS, a
+ * RES->size this library does not know), -EROFS (repair on a read-only
+ * IMG), -ENOMEM, host I/O errors.  RES is filled (SIZE kept) in every
+ * case and freed with mimg_check_result_free.  Not concurrent with any
+ * other call on IMG. */
 MIMG_API int mimg_check(struct mimg *img, unsigned flags,
 			struct mimg_check_result *res);
 MIMG_API void mimg_check_result_free(struct mimg_check_result *res);
@@ -715,16 +724,21 @@ MIMG_API int mimg_check_report(const struct mimg_check_result *res,
 /* ---------------------------------------------------------------------- */
 /* Convert                                                                 */
 
+/* Options of mimg_convert.  The caller sets SIZE to sizeof(struct
+ * mimg_convert_opts) (e.g. "struct mimg_convert_opts o = {.size = sizeof
+ * o};") and leaves what it does not set zero: fields may be added at the
+ * end. */
 struct mimg_convert_opts {
+	size_t size;
 	/* Zero runs at least this long (bytes, aligned to it) found inside
 	 * data are not written (qemu-img -S).  0 means the default, 4096;
 	 * MIMG_CONVERT_NO_SPARSE writes every byte, zeroes included, so the
 	 * target ends up fully allocated (qemu-img -S 0). */
 	uint64_t sparse_size;
-	int compress;		/* write compressed clusters (-c) */
-	int existing_target;	/* -n: DST was not created for this */
-	int target_is_zero;	/* --target-is-zero: DST reads as zeroes */
-	int out_of_order;	/* -W: writes may complete out of order */
+	bool compress;		/* write compressed clusters (-c) */
+	bool existing_target;	/* -n: DST was not created for this */
+	bool target_is_zero;	/* --target-is-zero: DST reads as zeroes */
+	bool out_of_order;	/* -W: writes may complete out of order */
 	int parallel;		/* -m: requests in flight, 0 = default (one
 				 * per online CPU, at least 8, at most 32) */
 	/* Called with bytes done and total, from one thread at a time
@@ -732,20 +746,19 @@ struct mimg_convert_opts {
 	 * step and once at the end. */
 	void (*progress)(void *opaque, uint64_t done, uint64_t total);
 	void *opaque;
-	/* Fields below were added later; zero keeps the earlier behaviour. */
 	/* SRC's byte 0 goes to this offset of DST (several sources
 	 * concatenated into one image, each after the one before). */
 	uint64_t dst_offset;
 	/* DST's backing file holds what SRC's backing chain holds (qemu-img
 	 * convert -B): only what SRC's top layer defines is written, its
 	 * zeroes as zeroes; the rest is left to DST's backing file. */
-	int target_has_backing;
+	bool target_has_backing;
 	/* --salvage: 512-byte sectors that cannot be read become zeroes,
 	 * each reported through WARN, instead of failing the conversion. */
-	int salvage;
+	bool salvage;
 	/* -C: move data with copy_file_range(2) where SRC and DST are raw
 	 * images over host files; elsewhere the data is copied as usual. */
-	int copy_offload;
+	bool copy_offload;
 	/* Called with a message for every salvaged read error (may be
 	 * NULL), from one thread at a time, with OPAQUE. */
 	void (*warn)(void *opaque, const char *msg);

@@ -127,7 +127,7 @@ static double cpu_seconds(void)
 static void library_all(const char *path)
 {
 	double start = cpu_seconds(), used;
-	struct mimg_check_result res;
+	struct mimg_check_result res = {.size = sizeof(res)};
 	struct mimg_value *info;
 	struct mimg *img, *out;
 	uint64_t size, off = 0;

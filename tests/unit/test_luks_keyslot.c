@@ -152,7 +152,7 @@ START_TEST(add_and_erase)
 	mimg_close(img);
 	/* qcow2's check still finds the header's clusters referenced */
 	if (which) {
-		struct mimg_check_result res = {0};
+		struct mimg_check_result res = {.size = sizeof(res)};
 		ck_assert_int_eq(mimg_open_secret(&img, path, NULL, 0, &s), 0);
 		ck_assert_int_ge(mimg_check(img, 0, &res), 0);
 		ck_assert_uint_eq(res.corruptions, 0);

@@ -69,7 +69,7 @@ END_TEST
 
 START_TEST(check_report_is_qemu_image_check)
 {
-	struct mimg_check_result res;
+	struct mimg_check_result res = {.size = sizeof(res)};
 	struct mimg_value *v;
 	memset(&res, 0, sizeof(res));
 	res.corruptions = 2;
@@ -147,6 +147,38 @@ START_TEST(convert_refuses_target_the_source_reads)
 }
 END_TEST
 
+START_TEST(caller_structs_carry_their_size)
+{
+	struct mimg *src, *dst;
+	tu_create("src.raw", "raw", MIB, NULL, NULL);
+	tu_create("dst.raw", "raw", MIB, NULL, NULL);
+	ck_assert_int_eq(mimg_open(&src, "src.raw", "raw", 0), 0);
+	ck_assert_int_eq(mimg_open(&dst, "dst.raw", "raw", MIMG_OPEN_RDWR),
+			 0);
+	struct mimg_convert_opts o = {.size = 0};
+	ck_assert_int_eq(mimg_convert(src, dst, &o), -EINVAL);
+	o.size = sizeof(o) + 8; /* a newer header's, unknown here */
+	ck_assert_int_eq(mimg_convert(src, dst, &o), -EINVAL);
+	ck_assert_int_eq(mimg_convert_packed(&src, 1, "x.zst", "zstd", &o),
+			 -EINVAL);
+	o.size = sizeof(o);
+	ck_assert_int_eq(mimg_convert(src, dst, &o), 0);
+
+	struct mimg_check_result res = {.size = 0};
+	ck_assert_int_eq(mimg_check(src, 0, &res), -EINVAL);
+	res.size = sizeof(res) + 8;
+	ck_assert_int_eq(mimg_check(src, 0, &res), -EINVAL);
+	res.size = sizeof(res);
+	ck_assert_int_eq(mimg_check(src, 1u << 7, &res), -EINVAL);
+	ck_assert_int_eq(mimg_check(src, 0, &res), 0);
+	ck_assert_uint_eq(res.size, sizeof(res));
+	ck_assert(!res.supported); /* raw has no check */
+	mimg_check_result_free(&res);
+	ck_assert_int_eq(mimg_close(dst), 0);
+	ck_assert_int_eq(mimg_close(src), 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("public_api");
@@ -156,5 +188,6 @@ int main(void)
 	tcase_add_test(tc, reads_file_compares_identity);
 	tcase_add_test(tc, reads_file_sees_backing_and_extents);
 	tcase_add_test(tc, convert_refuses_target_the_source_reads);
+	tcase_add_test(tc, caller_structs_carry_their_size);
 	return tu_run_suite(s);
 }

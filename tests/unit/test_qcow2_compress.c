@@ -42,7 +42,7 @@ START_TEST(convert_compressed)
 	struct mimg *src, *dst;
 	ck_assert_int_eq(mimg_open(&src, "src.raw", "raw", 0), 0);
 	ck_assert_int_eq(mimg_open(&dst, "t.qcow2", NULL, MIMG_OPEN_RDWR), 0);
-	struct mimg_convert_opts co = { .compress = 1 };
+	struct mimg_convert_opts co = { .size = sizeof(co), .compress = 1 };
 	int r = mimg_convert(src, dst, &co);
 	ck_assert_msg(r == 0, "%s", mimg_errmsg());
 	mimg_close(src);

@@ -527,8 +527,7 @@ static void verify_cut(const struct variant *var, const struct model *m,
 	struct mimg *img = NULL;
 	ck_assert_int_eq(mimg_open(&img, img_path, "qcow2", MIMG_OPEN_CHECK),
 			 0);
-	struct mimg_check_result res;
-	memset(&res, 0, sizeof(res));
+	struct mimg_check_result res = {.size = sizeof(res)};
 	ck_assert_msg(mimg_check(img, 0, &res) == 0, "check: %s",
 		      mimg_errmsg());
 	ck_assert_uint_eq(res.corruptions, 0);
@@ -543,7 +542,7 @@ static void verify_cut(const struct variant *var, const struct model *m,
 		ck_assert_int_eq(mimg_open(&img, img_path, "qcow2",
 					   MIMG_OPEN_RDWR | MIMG_OPEN_CHECK),
 				 0);
-		memset(&res, 0, sizeof(res));
+		res = (struct mimg_check_result){.size = sizeof(res)};
 		ck_assert_msg(mimg_check(img, MIMG_CHECK_REPAIR_LEAKS, &res) ==
 				      0, "repair: %s", mimg_errmsg());
 		ck_assert_uint_eq(res.leaks, 0);
@@ -712,6 +711,7 @@ static unsigned long convert_once(unsigned long allowed, int *retp)
 			 0);
 	struct mimg_convert_opts co;
 	memset(&co, 0, sizeof(co));
+	co.size = sizeof(co);
 	co.compress = 1;
 	atomic_store(&ops_seen, 0);
 	ops_allowed = allowed;

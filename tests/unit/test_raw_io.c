@@ -325,7 +325,7 @@ START_TEST(properties)
 	ck_assert_int_eq(mimg_close(img), 0);
 	ck_assert_int_eq(mimg_open(&img, "a.img", NULL, 0), 0);
 	ck_assert_int_eq(mimg_select_snapshot(img, "x"), -ENOTSUP);
-	struct mimg_check_result res;
+	struct mimg_check_result res = {.size = sizeof(res)};
 	ck_assert_int_eq(mimg_check(img, 0, &res), 0);
 	ck_assert(!res.supported);
 	mimg_check_result_free(&res);

@@ -113,7 +113,7 @@ START_TEST(entry_past_blocks)
 	unsigned st;
 	ck_assert_int_eq(mimg_block_status(img, 2 * MIB, MIB, &pnum, &st,
 					   NULL), -EIO);
-	struct mimg_check_result res;
+	struct mimg_check_result res = {.size = sizeof(res)};
 	ck_assert_int_eq(mimg_check(img, 0, &res), 0);
 	ck_assert_uint_ge(res.corruptions, 1);
 	ck_assert_ptr_nonnull(strstr(res.messages[0], "too large"));
@@ -128,7 +128,7 @@ START_TEST(entry_used_twice)
 	make_image();
 	patch_le32(512 + 3 * 4, 0); /* block 3 shares block 0's data */
 	ck_assert_int_eq(mimg_open(&img, FILE_NAME, NULL, 0), 0);
-	struct mimg_check_result res;
+	struct mimg_check_result res = {.size = sizeof(res)};
 	ck_assert_int_eq(mimg_check(img, 0, &res), 0);
 	ck_assert_uint_eq(res.corruptions, 2); /* and the count mismatch */
 	ck_assert_ptr_nonnull(strstr(res.messages[0], "also used by"));
@@ -140,7 +140,7 @@ END_TEST
 START_TEST(allocated_count)
 {
 	struct mimg *img;
-	struct mimg_check_result res;
+	struct mimg_check_result res = {.size = sizeof(res)};
 	make_image();
 	patch_le32(0x184, 1); /* two in the map */
 	ck_assert_int_eq(mimg_open(&img, FILE_NAME, NULL, MIMG_OPEN_RDWR), 0);

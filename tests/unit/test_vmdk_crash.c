@@ -114,7 +114,7 @@ static void verify_cut(long cut, size_t flushed)
 	ck_assert_msg(mimg_open(&img, "top.vmdk", NULL, 0) == 0,
 		      "cut %ld: open: %s", cut, mimg_errmsg());
 	ck_assert_int_eq(mimg_pread(img, got, SIZE, 0), (ssize_t)SIZE);
-	struct mimg_check_result res;
+	struct mimg_check_result res = {.size = sizeof(res)};
 	ck_assert_int_eq(mimg_check(img, 0, &res), 0);
 	ck_assert_msg(res.corruptions == 0, "cut %ld: %s", cut,
 		      res.messages ? res.messages[0] : "corrupt");

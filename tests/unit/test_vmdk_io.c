@@ -47,7 +47,7 @@ static void verify(struct mimg *img, const uint8_t *model, uint64_t size)
 
 static void check_clean(struct mimg *img)
 {
-	struct mimg_check_result res;
+	struct mimg_check_result res = {.size = sizeof(res)};
 	ck_assert_int_eq(mimg_check(img, 0, &res), 0);
 	ck_assert_msg(res.corruptions == 0, "%s",
 		      res.messages ? res.messages[0] : "corruptions");

@@ -67,7 +67,7 @@ static int open_err(const char *path, unsigned flags, const char *needle)
 
 static struct mimg_check_result run_check(struct mimg *img)
 {
-	struct mimg_check_result res;
+	struct mimg_check_result res = {.size = sizeof(res)};
 	ck_assert_int_eq(mimg_check(img, 0, &res), 0);
 	return res;
 }

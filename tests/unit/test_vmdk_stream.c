@@ -85,7 +85,7 @@ static void verify(const char *path, const uint8_t *want, uint64_t size)
 	ck_assert_uint_eq(mimg_size(img), size);
 	ck_assert_int_eq(mimg_pread(img, buf, size, 0), (ssize_t)size);
 	ck_assert_int_eq(memcmp(buf, want, size), 0);
-	struct mimg_check_result res;
+	struct mimg_check_result res = {.size = sizeof(res)};
 	ck_assert_int_eq(mimg_check(img, 0, &res), 0);
 	ck_assert_uint_eq(res.corruptions, 0);
 	mimg_check_result_free(&res);
@@ -181,7 +181,7 @@ START_TEST(test_cut_short)
 	struct mimg *img;
 	ck_assert_int_eq(mimg_open(&img, "s.vmdk", NULL, 0), 0);
 	ck_assert_int_lt(mimg_pread(img, buf, size, 0), 0);
-	struct mimg_check_result res;
+	struct mimg_check_result res = {.size = sizeof(res)};
 	ck_assert_int_eq(mimg_check(img, 0, &res), 0);
 	ck_assert_uint_gt(res.corruptions, 0);
 	mimg_check_result_free(&res);
@@ -232,7 +232,7 @@ START_TEST(test_footer_layout_kept)
 	struct mimg *s, *d;
 	ck_assert_int_eq(mimg_open(&s, "src.raw", "raw", 0), 0);
 	ck_assert_int_eq(mimg_open(&d, "s.vmdk", "vmdk", MIMG_OPEN_RDWR), 0);
-	struct mimg_convert_opts co = { .existing_target = 1,
+	struct mimg_convert_opts co = { .size = sizeof(co), .existing_target = 1,
 					 .target_is_zero = 1 };
 	ck_assert_msg(mimg_convert(s, d, &co) == 0, "%s", mimg_errmsg());
 	ck_assert_int_eq(mimg_close(d), 0);

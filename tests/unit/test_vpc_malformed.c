@@ -236,7 +236,7 @@ START_TEST(overlapping_blocks_found_by_check)
 	fclose(fp);
 	patch_be32(1536 + 4, ld_be32(e) + 1);
 	ck_assert_int_eq(mimg_open(&img, FILE_NAME, NULL, 0), 0);
-	struct mimg_check_result res;
+	struct mimg_check_result res = {.size = sizeof(res)};
 	ck_assert_int_eq(mimg_check(img, 0, &res), 0);
 	ck_assert_uint_ge(res.corruptions, 1);
 	ck_assert_ptr_nonnull(res.messages);

@@ -46,7 +46,7 @@ static struct mimg *create_open(const struct format *f, const char *opts,
 
 static void assert_clean(struct mimg *img)
 {
-	struct mimg_check_result res;
+	struct mimg_check_result res = {.size = sizeof(res)};
 	ck_assert_msg(mimg_check(img, 0, &res) == 0, "%s", mimg_errmsg());
 	ck_assert_msg(res.corruptions == 0, "%s",
 		      res.messages ? res.messages[0] : "corrupt");
@@ -148,7 +148,7 @@ START_TEST(concurrent_allocation)
 		for (size_t i = 0; i < PIECE; i++)
 			ck_assert_uint_eq(buf[i], (uint8_t)(off / PIECE + 1));
 	}
-	struct mimg_check_result res;
+	struct mimg_check_result res = {.size = sizeof(res)};
 	ck_assert_int_eq(mimg_check(img, 0, &res), 0);
 	ck_assert_uint_eq(res.corruptions, 0);
 	if (res.total_clusters)
