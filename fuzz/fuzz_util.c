@@ -16,7 +16,7 @@ void fuzz_read_range(struct mimg *img, uint64_t off, size_t len)
 		len = (size_t)(size - off);
 	if (len > sizeof(buf))
 		len = sizeof(buf);
-	mimg_pread(img, buf, len, off);
+	mimg_pread(img, buf, len, off, 0);
 }
 
 void fuzz_walk_block_status(struct mimg *img)

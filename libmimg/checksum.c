@@ -117,7 +117,7 @@ static int hash_slice(struct ck_worker *w, uint64_t g)
 	struct ck *ck = w->ck;
 	uint64_t a = (g * CK_STREAMS + (uint64_t)w->id * ck->per) * CK_BLOCK;
 	uint64_t e = min_u64(a + (uint64_t)ck->per * CK_BLOCK, ck->size);
-	ssize_t n = mimg_pread(ck->img, w->buf, (size_t)(e - a), a);
+	ssize_t n = mimg_pread(ck->img, w->buf, (size_t)(e - a), a, 0);
 	if (n < 0)
 		return (int)n;
 	for (unsigned i = 0; i < ck->per && a + (uint64_t)i * CK_BLOCK < e;

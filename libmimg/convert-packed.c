@@ -179,7 +179,7 @@ static int feed_image(struct packed_out *o, struct mimg *src, uint8_t *buf,
 		if (st & MIMG_BS_ZERO) {
 			memset(buf, 0, (size_t)pnum);
 		} else {
-			ssize_t got = mimg_pread(src, buf, (size_t)pnum, off);
+			ssize_t got = mimg_pread(src, buf, (size_t)pnum, off, 0);
 			if (got < 0)
 				return (int)got;
 		}

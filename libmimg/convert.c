@@ -255,7 +255,7 @@ static int put_run(struct conv *c, const uint8_t *buf, uint64_t off,
 					  c->top_only ? 0
 						      : MIMG_ZERO_MAY_UNMAP);
 	}
-	ssize_t r = mimg_pwrite(c->dst, buf, (size_t)len, off + c->doff);
+	ssize_t r = mimg_pwrite(c->dst, buf, (size_t)len, off + c->doff, 0);
 	return r < 0 ? (int)r : 0;
 }
 
@@ -448,12 +448,12 @@ static int write_compressed_job(struct conv *c, const struct job *j,
 static ssize_t read_src(struct conv *c, uint8_t *buf, uint64_t len,
 			uint64_t off)
 {
-	ssize_t got = mimg_pread(c->src, buf, (size_t)len, off);
+	ssize_t got = mimg_pread(c->src, buf, (size_t)len, off, 0);
 	if (got >= 0 || !c->opts->salvage)
 		return got;
 	for (uint64_t pos = 0; pos < len; pos += 512) {
 		size_t n = (size_t)min_u64(512, len - pos);
-		ssize_t r = mimg_pread(c->src, buf + pos, n, off + pos);
+		ssize_t r = mimg_pread(c->src, buf + pos, n, off + pos, 0);
 		if (r < 0) {
 			pthread_mutex_lock(&c->lock);
 			conv_warn(c, "error while reading offset %llu: %s",

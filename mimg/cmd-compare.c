@@ -67,8 +67,8 @@ static int compare_common(struct cmp *c, uint64_t len)
 		}
 		if (n > CMP_CHUNK)
 			n = CMP_CHUNK;
-		if (mimg_pread(c->a, c->ba, n, off) < 0 ||
-		    mimg_pread(c->b, c->bb, n, off) < 0)
+		if (mimg_pread(c->a, c->ba, n, off, 0) < 0 ||
+		    mimg_pread(c->b, c->bb, n, off, 0) < 0)
 			return cmp_error();
 		int64_t d = first_diff(c->ba, c->bb, n, off);
 		if (d >= 0) {
@@ -96,7 +96,7 @@ static int compare_tail(struct cmp *c, struct mimg *big, uint64_t from)
 		if (!(st & MIMG_BS_ZERO)) {
 			if (n > CMP_CHUNK)
 				n = CMP_CHUNK;
-			if (mimg_pread(big, c->ba, n, off) < 0)
+			if (mimg_pread(big, c->ba, n, off, 0) < 0)
 				return cmp_error();
 			memset(c->bb, 0, n);
 			int64_t d = first_diff(c->ba, c->bb, n, off);

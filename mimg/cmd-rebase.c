@@ -85,7 +85,7 @@ static int read_layer(struct mimg *img, uint8_t *buf, size_t len,
 	if (img && off < mimg_size(img)) {
 		uint64_t avail = mimg_size(img) - off;
 		size_t want = avail < len ? (size_t)avail : len;
-		ssize_t n = mimg_pread(img, buf, want, off);
+		ssize_t n = mimg_pread(img, buf, want, off, 0);
 		if (n < 0)
 			return (int)n;
 		have = (size_t)n;
@@ -120,7 +120,7 @@ static int copy_differences(struct rebase *rb, uint64_t off, size_t len)
 			i += step;
 		}
 		if (mimg_pwrite(rb->img, rb->obuf + start, i - start,
-				off + start) < 0)
+				off + start, 0) < 0)
 			return cli_error("error while writing to '%s': %s",
 					 rb->file, mimg_errmsg());
 	}

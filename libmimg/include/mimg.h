@@ -421,36 +421,62 @@ MIMG_API bool mimg_can_discard(const struct mimg *img);
 /* ---------------------------------------------------------------------- */
 /* I/O (thread-safe on one handle)                                         */
 
-/* Read LEN bytes at OFF; ranges not allocated in this layer come from the
- * backing chain or read as zeroes.  Returns the number of bytes read
- * (short only at end of image) or a negative errno. */
-MIMG_API ssize_t mimg_preadv(struct mimg *img, const struct iovec *iov,
-			     int iovcnt, uint64_t off);
-MIMG_API ssize_t mimg_pread(struct mimg *img, void *buf, size_t len,
-			    uint64_t off);
-
-/* Write; the range must lie within the image (-ENOSPC otherwise).
- * Read-only images give -EROFS. */
-MIMG_API ssize_t mimg_pwritev(struct mimg *img, const struct iovec *iov,
-			      int iovcnt, uint64_t off);
-MIMG_API ssize_t mimg_pwrite(struct mimg *img, const void *buf, size_t len,
-			     uint64_t off);
-
+/* Flags of the I/O calls.  Each call refuses bits it does not take with
+ * -EINVAL (MIMG_*_ALL_FLAGS), so that flags can be added. */
 enum {
 	/* mimg_pwrite_zeroes may deallocate (punch holes / unmap). */
 	MIMG_ZERO_MAY_UNMAP = 1u << 0,
+	/* Force unit access: the write (pwrite, zeroes, discard) is durable
+	 * when the call returns, as if mimg_flush followed it (with
+	 * MIMG_OPEN_NO_FLUSH: written, not durable). */
+	MIMG_IO_FUA = 1u << 1,
 };
+#define MIMG_READ_ALL_FLAGS 0x0u	/* mimg_preadv, mimg_pread */
+#define MIMG_WRITE_ALL_FLAGS 0x2u	/* mimg_pwritev, mimg_pwrite, discard */
+#define MIMG_ZERO_ALL_FLAGS 0x3u	/* mimg_pwrite_zeroes */
+
+/* Read LEN bytes at OFF; ranges not allocated in this layer come from the
+ * backing chain or read as zeroes.  Returns the number of bytes read
+ * (short only at end of image: 0 at or past it) or a negative errno:
+ * -EINVAL (FLAGS), -EACCES (encrypted image opened without its secret),
+ * -EIO (corrupt metadata or data), -ENOMEM, host I/O errors.  FLAGS: none
+ * yet (0).  Thread-safe: concurrent with every I/O call on IMG. */
+MIMG_API ssize_t mimg_preadv(struct mimg *img, const struct iovec *iov,
+			     int iovcnt, uint64_t off, unsigned flags);
+/* mimg_preadv into one buffer. */
+MIMG_API ssize_t mimg_pread(struct mimg *img, void *buf, size_t len,
+			    uint64_t off, unsigned flags);
+
+/* Write; the range must lie within the image.  Returns the byte count or
+ * -EINVAL (FLAGS), -EROFS (read-only image), -ENOSPC (past the end of
+ * the image, or the host is full), -EPERM (a header written into an
+ * image only probed as raw), -EACCES (locked encrypted image), -EIO
+ * (corrupt image), -ENOMEM, host I/O errors.  FLAGS: MIMG_IO_FUA.
+ * Thread-safe: concurrent with every I/O call on IMG; overlapping
+ * concurrent writes leave one of them, sector by sector. */
+MIMG_API ssize_t mimg_pwritev(struct mimg *img, const struct iovec *iov,
+			      int iovcnt, uint64_t off, unsigned flags);
+/* mimg_pwritev from one buffer. */
+MIMG_API ssize_t mimg_pwrite(struct mimg *img, const void *buf, size_t len,
+			     uint64_t off, unsigned flags);
+
 /* Make LEN bytes at OFF read as zeroes, efficiently where the format
- * allows (falls back to writing zeroes). */
+ * allows (falls back to writing zeroes).  FLAGS: MIMG_ZERO_MAY_UNMAP,
+ * MIMG_IO_FUA.  Errors and thread-safety as mimg_pwritev. */
 MIMG_API int mimg_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
 				unsigned flags);
 
 /* Hint that LEN bytes at OFF are no longer needed.  Afterwards the range
  * reads as zeroes or as the backing file's data, format-dependent (as
- * qemu's discard).  Formats without support return 0 and do nothing. */
-MIMG_API int mimg_discard(struct mimg *img, uint64_t off, uint64_t len);
+ * qemu's discard).  Formats without support return 0 and do nothing.
+ * FLAGS: MIMG_IO_FUA.  Errors and thread-safety as mimg_pwritev. */
+MIMG_API int mimg_discard(struct mimg *img, uint64_t off, uint64_t len,
+			  unsigned flags);
 
-/* Make all completed writes durable. */
+/* Make all completed writes durable (metadata included).  Returns 0 (also
+ * on read-only images) or host I/O errors (-EIO, -ENOSPC).  Thread-safe:
+ * concurrent with every I/O call on IMG; covers the writes completed
+ * before it was called. */
 MIMG_API int mimg_flush(struct mimg *img);
 
 enum mimg_prealloc {

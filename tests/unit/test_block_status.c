@@ -140,7 +140,7 @@ START_TEST(raw_discard_and_write_change_status)
 			 0);
 	ck_assert_uint_eq(pnum, 2 * MIB);
 	ck_assert(st & MIMG_BS_DATA);
-	ck_assert_int_eq(mimg_discard(img, MIB, 512 * KIB), 0);
+	ck_assert_int_eq(mimg_discard(img, MIB, 512 * KIB, 0), 0);
 	ck_assert_int_eq(mimg_block_status(img, 0, 2 * MIB, &pnum, &st, NULL),
 			 0);
 	ck_assert_uint_eq(pnum, MIB);

@@ -160,8 +160,8 @@ static off_t convert_at_level(int level, const char *name)
 	ck_assert_int_eq(mimg_close(dst), 0);
 	ck_assert_int_eq(mimg_open(&dst, name, NULL, 0), 0);
 	uint8_t *a = malloc(8u << 20), *b = malloc(8u << 20);
-	ck_assert_int_eq(mimg_pread(src, a, 8u << 20, 0), 8 << 20);
-	ck_assert_int_eq(mimg_pread(dst, b, 8u << 20, 0), 8 << 20);
+	ck_assert_int_eq(mimg_pread(src, a, 8u << 20, 0, 0), 8 << 20);
+	ck_assert_int_eq(mimg_pread(dst, b, 8u << 20, 0, 0), 8 << 20);
 	ck_assert_int_eq(memcmp(a, b, 8u << 20), 0);
 	free(a);
 	free(b);

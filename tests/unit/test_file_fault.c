@@ -71,7 +71,7 @@ START_TEST(nth_write_fails)
 	for (int i = 1; i <= 5; i++) {
 		memset(buf, i, sizeof(buf));
 		ssize_t r = mimg_pwrite(img, buf, sizeof(buf),
-					(uint64_t)i * 8192);
+					(uint64_t)i * 8192, 0);
 		if (i == 3) {
 			ck_assert_int_eq(r, -ENOSPC);
 			assert_msg_has("a.img");
@@ -104,7 +104,7 @@ START_TEST(positive_hook_value_is_eio)
 	struct mimg *img;
 	ck_assert_int_eq(mimg_open(&img, "a.img", "raw", MIMG_OPEN_RDWR), 0);
 	mimg_file_set_fault_hook(hook, &f);
-	ck_assert_int_eq(mimg_pwrite(img, "x", 1, 0), -EIO);
+	ck_assert_int_eq(mimg_pwrite(img, "x", 1, 0, 0), -EIO);
 	mimg_file_set_fault_hook(NULL, NULL);
 	ck_assert_int_eq(mimg_close(img), 0);
 }
@@ -160,7 +160,7 @@ START_TEST(space_operations_fault)
 	struct fault d = {.op = MIMG_FILE_OP_DISCARD, .fail_at = 1,
 			  .err = -EIO};
 	mimg_file_set_fault_hook(hook, &d);
-	ck_assert_int_eq(mimg_discard(img, 0, 65536), -EIO);
+	ck_assert_int_eq(mimg_discard(img, 0, 65536, 0), -EIO);
 	ck_assert_int_eq(d.failed, 1);
 	mimg_file_set_fault_hook(NULL, NULL);
 	ck_assert_int_eq(mimg_close(img), 0);

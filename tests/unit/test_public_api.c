@@ -29,7 +29,7 @@ static struct mimg *open_overlay(void)
 		  "backing_file=base.raw,backing_fmt=raw", NULL);
 	ck_assert_int_eq(mimg_open(&img, "top.qcow2", NULL, MIMG_OPEN_RDWR),
 			 0);
-	ck_assert_int_eq(mimg_pwrite(img, buf, sizeof(buf), 64 * KIB),
+	ck_assert_int_eq(mimg_pwrite(img, buf, sizeof(buf), 64 * KIB, 0),
 			 (ssize_t)sizeof(buf));
 	return img;
 }
@@ -179,6 +179,41 @@ START_TEST(caller_structs_carry_their_size)
 }
 END_TEST
 
+START_TEST(io_flags_are_checked)
+{
+	struct mimg *img;
+	uint8_t buf[4096];
+	memset(buf, 0xa5, sizeof(buf));
+	tu_create("f.raw", "raw", MIB, NULL, NULL);
+	ck_assert_int_eq(mimg_open(&img, "f.raw", "raw", MIMG_OPEN_RDWR), 0);
+	ck_assert_int_eq(mimg_pread(img, buf, sizeof(buf), 0, MIMG_IO_FUA),
+			 -EINVAL);
+	ck_assert_int_eq(mimg_pwrite(img, buf, sizeof(buf), 0, 1u << 9),
+			 -EINVAL);
+	ck_assert_int_eq(mimg_pwrite(img, buf, sizeof(buf), 0,
+				     MIMG_ZERO_MAY_UNMAP), -EINVAL);
+	ck_assert_int_eq(mimg_pwrite_zeroes(img, 0, 4096, 1u << 9), -EINVAL);
+	ck_assert_int_eq(mimg_discard(img, 0, 4096, MIMG_ZERO_MAY_UNMAP),
+			 -EINVAL);
+	/* nothing was written by the refused calls */
+	uint8_t back[4096];
+	ck_assert_int_eq(mimg_pread(img, back, sizeof(back), 0, 0),
+			 (ssize_t)sizeof(back));
+	ck_assert_uint_eq(back[0], 0);
+	ck_assert_int_eq(mimg_pwrite(img, buf, sizeof(buf), 0, MIMG_IO_FUA),
+			 (ssize_t)sizeof(buf));
+	ck_assert_int_eq(mimg_pwrite_zeroes(img, 0, 512, MIMG_IO_FUA |
+					    MIMG_ZERO_MAY_UNMAP), 0);
+	ck_assert_int_eq(mimg_discard(img, 8192, 4096, MIMG_IO_FUA), 0);
+	ck_assert_int_eq(mimg_close(img), 0);
+	size_t len;
+	uint8_t *file = tu_read_file("f.raw", &len);
+	ck_assert_uint_eq(file[0], 0);
+	ck_assert_uint_eq(file[512], 0xa5);
+	free(file);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("public_api");
@@ -189,5 +224,6 @@ int main(void)
 	tcase_add_test(tc, reads_file_sees_backing_and_extents);
 	tcase_add_test(tc, convert_refuses_target_the_source_reads);
 	tcase_add_test(tc, caller_structs_carry_their_size);
+	tcase_add_test(tc, io_flags_are_checked);
 	return tu_run_suite(s);
 }

@@ -184,7 +184,7 @@ START_TEST(extl2_allocated_without_host)
 	struct mimg *img;
 	uint8_t b[512];
 	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL, 0), 0);
-	ck_assert_int_lt(mimg_pread(img, b, sizeof(b), 2 * 65536), 0);
+	ck_assert_int_lt(mimg_pread(img, b, sizeof(b), 2 * 65536, 0), 0);
 	mimg_close(img);
 }
 END_TEST
@@ -211,7 +211,7 @@ START_TEST(dirty_image_rebuilt_on_open)
 	ck_assert_msg(r == 0, "%s", mimg_errmsg());
 	uint8_t b[4096];
 	memset(b, 0x55, sizeof(b));
-	ck_assert_int_eq(mimg_pwrite(img, b, sizeof(b), 3 << 20),
+	ck_assert_int_eq(mimg_pwrite(img, b, sizeof(b), 3 << 20, 0),
 			 (ssize_t)sizeof(b));
 	ck_assert_int_eq(mimg_close(img), 0);
 	qemu_check_exits(0);
@@ -236,7 +236,7 @@ START_TEST(overlap_marks_corrupt_until_repaired)
 	struct mimg *img;
 	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL, MIMG_OPEN_RDWR), 0);
 	uint8_t b[512] = { 1 };
-	ck_assert_int_eq(mimg_pwrite(img, b, sizeof(b), 3 << 20), -EIO);
+	ck_assert_int_eq(mimg_pwrite(img, b, sizeof(b), 3 << 20, 0), -EIO);
 	ck_assert(strstr(mimg_errmsg(), "L1 table") != NULL);
 	mimg_close(img);
 	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL, MIMG_OPEN_RDWR),
@@ -248,7 +248,7 @@ START_TEST(overlap_marks_corrupt_until_repaired)
 	mimg_check_result_free(&res);
 	qemu_check_exits(0);
 	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL, MIMG_OPEN_RDWR), 0);
-	ck_assert_int_eq(mimg_pwrite(img, b, sizeof(b), 3 << 20),
+	ck_assert_int_eq(mimg_pwrite(img, b, sizeof(b), 3 << 20, 0),
 			 (ssize_t)sizeof(b));
 	ck_assert_int_eq(mimg_close(img), 0);
 	qemu_check_exits(0);

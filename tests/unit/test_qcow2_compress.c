@@ -63,7 +63,7 @@ START_TEST(convert_compressed)
 	ck_assert_int_eq(fread(a, 1, SIZE, f), SIZE);
 	fclose(f);
 	ck_assert_int_eq(mimg_open(&dst, "t.qcow2", NULL, 0), 0);
-	ck_assert_int_eq(mimg_pread(dst, b, SIZE, 0), (ssize_t)SIZE);
+	ck_assert_int_eq(mimg_pread(dst, b, SIZE, 0, 0), (ssize_t)SIZE);
 	ck_assert(memcmp(a, b, SIZE) == 0);
 	mimg_close(dst);
 	free(a);
@@ -88,7 +88,7 @@ START_TEST(compress_callbacks)
 						    true),
 			 0);
 	uint8_t *back = malloc(65536);
-	ck_assert_int_eq(mimg_pread(img, back, 65536, 65536), 65536);
+	ck_assert_int_eq(mimg_pread(img, back, 65536, 65536, 0), 65536);
 	ck_assert(memcmp(back, in, 65536) == 0);
 	ck_assert_int_eq(mimg_close(img), 0);
 	free(in);

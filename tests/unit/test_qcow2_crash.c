@@ -201,7 +201,7 @@ static int wl_write(struct workload *w, uint64_t off, uint64_t len)
 	uint32_t v = w->m->next_version++;
 	fill_range(off, len, v, w->buf);
 	model_log(w->m, off, len, v);
-	ssize_t n = mimg_pwrite(w->img, w->buf, len, off);
+	ssize_t n = mimg_pwrite(w->img, w->buf, len, off, 0);
 	if (n != (ssize_t)len)
 		return n < 0 ? (int)n : -EIO;
 	model_apply(w->m, off, len, v);
@@ -223,7 +223,7 @@ static int wl_zero(struct workload *w, uint64_t off, uint64_t len,
 static int wl_discard(struct workload *w, uint64_t off, uint64_t len)
 {
 	model_log(w->m, off, len, V_ZERO);
-	int ret = mimg_discard(w->img, off, len);
+	int ret = mimg_discard(w->img, off, len, 0);
 	if (ret == 0)
 		model_apply(w->m, off, len, V_ZERO);
 	return ret;
@@ -444,7 +444,7 @@ static uint8_t *mimg_read_all(unsigned flags, uint64_t size)
 	ck_assert_uint_eq(mimg_size(img), size);
 	uint8_t *buf = calloc(1, IMG_SIZE);
 	ck_assert_ptr_nonnull(buf);
-	ck_assert_int_eq(mimg_pread(img, buf, size, 0), (ssize_t)size);
+	ck_assert_int_eq(mimg_pread(img, buf, size, 0, 0), (ssize_t)size);
 	ck_assert_int_eq(mimg_close(img), 0);
 	return buf;
 }
