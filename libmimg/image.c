@@ -79,6 +79,21 @@ static unsigned host_file_flags(unsigned flags, bool read_only)
 	return f;
 }
 
+/* Writers first: with readers first, a truncate beside steady I/O (a
+ * hypervisor's workers) would wait for a pause that never comes.  No I/O
+ * call takes the lock twice, which writer preference would deadlock. */
+static void init_resize_lock(struct mimg *img)
+{
+	pthread_rwlockattr_t attr;
+	pthread_rwlockattr_init(&attr);
+#ifdef __GLIBC__
+	pthread_rwlockattr_setkind_np(&attr,
+			PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+#endif
+	pthread_rwlock_init(&img->resize_lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+}
+
 static void free_image(struct mimg *img)
 {
 	if (!img)
@@ -90,6 +105,7 @@ static void free_image(struct mimg *img)
 	free(img->backing_path);
 	free(img->extra_ids);
 	mimg__archive_origin_free(img->archive);
+	pthread_rwlock_destroy(&img->resize_lock);
 	free(img);
 }
 
@@ -196,6 +212,7 @@ static int open_node(struct mimg **imgp, const char *path,
 		mimg_file_close(file);
 		return mimg_err(-ENOMEM, "out of memory");
 	}
+	init_resize_lock(img);
 	img->file = file;
 	img->in_memory = file != NULL;
 	img->flags = flags;
@@ -388,7 +405,10 @@ int mimg_close(struct mimg *img)
 
 uint64_t mimg_size(const struct mimg *img)
 {
-	return img->size;
+	mimg__io_enter(img);
+	uint64_t size = img->size;
+	mimg__io_leave(img);
+	return size;
 }
 
 const char *mimg_format(const struct mimg *img)

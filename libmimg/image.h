@@ -56,11 +56,26 @@ struct mimg {
 	/* The secrets of the mimg_amend_secrets call in progress. */
 	const struct mimg_named_secret *amend_secrets;
 	size_t amend_nsecrets;
+	/* Held shared by every I/O call (and mimg_size), exclusive by
+	 * mimg_truncate: a resize waits for the I/O in flight, and no I/O
+	 * sees the size or the metadata half-changed. */
+	pthread_rwlock_t resize_lock;
 	/* The other files the driver opened for this layer (extents, data
 	 * file): what mimg_reads_file compares a target with. */
 	struct mimg_file_id *extra_ids;
 	size_t n_extra_ids;
 };
+
+/* Enter and leave an I/O call on IMG (its resize lock, shared). */
+static inline void mimg__io_enter(const struct mimg *img)
+{
+	pthread_rwlock_rdlock((pthread_rwlock_t *)&img->resize_lock);
+}
+
+static inline void mimg__io_leave(const struct mimg *img)
+{
+	pthread_rwlock_unlock((pthread_rwlock_t *)&img->resize_lock);
+}
 
 /* -EBUSY with a message when DST's own files (its file, extents, data
  * file) are files SRC reads: writing DST would change what SRC reads

@@ -37,8 +37,8 @@ static int finish_fua(struct mimg *img, int r, unsigned flags)
 	return f < 0 ? f : r;
 }
 
-ssize_t mimg_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
-		    uint64_t off, unsigned flags)
+static ssize_t do_preadv(struct mimg *img, const struct iovec *iov,
+			 int iovcnt, uint64_t off, unsigned flags)
 {
 	size_t len = iov_total(iov, iovcnt);
 	struct iovec local[IOV_LOCAL], *use;
@@ -56,6 +56,15 @@ ssize_t mimg_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
 	r = img->drv->preadv(img, use, n, off, len);
 	iov_slice_free(use, local);
 	return r < 0 ? r : (ssize_t)len;
+}
+
+ssize_t mimg_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
+		    uint64_t off, unsigned flags)
+{
+	mimg__io_enter(img);
+	ssize_t r = do_preadv(img, iov, iovcnt, off, flags);
+	mimg__io_leave(img);
+	return r;
 }
 
 ssize_t mimg_pread(struct mimg *img, void *buf, size_t len, uint64_t off,
@@ -92,7 +101,8 @@ static int guard_probed_raw(struct mimg *img, const struct iovec *iov,
 	uint8_t sector[SECTOR];
 	if (!img->probed_raw || off >= SECTOR || len == 0)
 		return 0;
-	ssize_t r = mimg_pread(img, sector, SECTOR, 0, 0);
+	struct iovec iov0 = {.iov_base = sector, .iov_len = SECTOR};
+	ssize_t r = do_preadv(img, &iov0, 1, 0, 0);
 	if (r < 0)
 		return (int)r;
 	if ((size_t)r < SECTOR)
@@ -138,8 +148,8 @@ static void unlock_sector0(bool locked)
 		pthread_mutex_unlock(&sector0_lock);
 }
 
-ssize_t mimg_pwritev(struct mimg *img, const struct iovec *iov, int iovcnt,
-		     uint64_t off, unsigned flags)
+static ssize_t do_pwritev(struct mimg *img, const struct iovec *iov,
+			  int iovcnt, uint64_t off, unsigned flags)
 {
 	size_t len = iov_total(iov, iovcnt);
 	int r = check_flags("mimg_pwritev", flags, MIMG_WRITE_ALL_FLAGS);
@@ -156,6 +166,15 @@ ssize_t mimg_pwritev(struct mimg *img, const struct iovec *iov, int iovcnt,
 	unlock_sector0(locked);
 	r = finish_fua(img, r, flags);
 	return r < 0 ? r : (ssize_t)len;
+}
+
+ssize_t mimg_pwritev(struct mimg *img, const struct iovec *iov, int iovcnt,
+		     uint64_t off, unsigned flags)
+{
+	mimg__io_enter(img);
+	ssize_t r = do_pwritev(img, iov, iovcnt, off, flags);
+	mimg__io_leave(img);
+	return r;
 }
 
 ssize_t mimg_pwrite(struct mimg *img, const void *buf, size_t len,
@@ -186,8 +205,8 @@ static int write_zero_buffers(struct mimg *img, uint64_t off, uint64_t len)
 	return r;
 }
 
-int mimg_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
-		       unsigned flags)
+static int do_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
+			    unsigned flags)
 {
 	int r = check_flags("mimg_pwrite_zeroes", flags, MIMG_ZERO_ALL_FLAGS);
 	if (r == 0)
@@ -209,8 +228,17 @@ out:
 	return finish_fua(img, r, flags);
 }
 
-int mimg_discard(struct mimg *img, uint64_t off, uint64_t len,
-		 unsigned flags)
+int mimg_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
+		       unsigned flags)
+{
+	mimg__io_enter(img);
+	int r = do_pwrite_zeroes(img, off, len, flags);
+	mimg__io_leave(img);
+	return r;
+}
+
+static int do_discard(struct mimg *img, uint64_t off, uint64_t len,
+		      unsigned flags)
 {
 	int r = check_flags("mimg_discard", flags, MIMG_WRITE_ALL_FLAGS);
 	if (r == 0)
@@ -232,11 +260,23 @@ int mimg_discard(struct mimg *img, uint64_t off, uint64_t len,
 	return finish_fua(img, r, flags);
 }
 
+int mimg_discard(struct mimg *img, uint64_t off, uint64_t len,
+		 unsigned flags)
+{
+	mimg__io_enter(img);
+	int r = do_discard(img, off, len, flags);
+	mimg__io_leave(img);
+	return r;
+}
+
 int mimg_flush(struct mimg *img)
 {
 	if (img->read_only || !img->drv->flush)
 		return 0;
-	return img->drv->flush(img);
+	mimg__io_enter(img);
+	int r = img->drv->flush(img);
+	mimg__io_leave(img);
+	return r;
 }
 
 int mimg_truncate(struct mimg *img, uint64_t size, enum mimg_prealloc prealloc)
@@ -250,7 +290,12 @@ int mimg_truncate(struct mimg *img, uint64_t size, enum mimg_prealloc prealloc)
 	if (!img->drv->truncate)
 		return mimg_err(-ENOTSUP, "%s: format %s cannot be resized",
 				img->filename, img->drv->name);
-	return img->drv->truncate(img, size, prealloc);
+	/* Exclusive: waits for the I/O in flight on IMG and holds back new
+	 * I/O until the size and the metadata agree again. */
+	pthread_rwlock_wrlock(&img->resize_lock);
+	int r = img->drv->truncate(img, size, prealloc);
+	pthread_rwlock_unlock(&img->resize_lock);
+	return r;
 }
 
 int mimg__read_below(struct mimg *img, const struct iovec *iov, int iovcnt,

@@ -383,6 +383,10 @@ MIMG_API const char *const *mimg_formats(void);
 /* ---------------------------------------------------------------------- */
 /* Properties                                                              */
 
+/* The getters below cannot fail.  Each is thread-safe; the values are
+ * fixed while IMG is open, except mimg_size, which changes with
+ * mimg_truncate (and amend or snapshot apply) and returns the size before
+ * or after a concurrent mimg_truncate, never a torn value. */
 MIMG_API uint64_t mimg_size(const struct mimg *img);
 MIMG_API const char *mimg_format(const struct mimg *img);
 MIMG_API const char *mimg_filename(const struct mimg *img);
@@ -485,7 +489,23 @@ enum mimg_prealloc {
 	MIMG_PREALLOC_FALLOC,
 	MIMG_PREALLOC_FULL,
 };
-/* Change the virtual size.  Growing reads the new range as zeroes. */
+/*
+ * Change the virtual size.  Growing reads the new range as zeroes;
+ * shrinking drops the tail (-ENOTSUP where the format cannot shrink).
+ * Concurrent I/O: mimg_truncate may run beside the I/O calls on IMG
+ * (mimg_preadv ... mimg_block_status_chain, mimg_flush) and mimg_size:
+ * it waits for the calls in flight to finish and holds new ones back
+ * until it is done, so each of them sees the old size and content or the
+ * new ones, never a mix, and mimg_size returns the old size or the new
+ * one.  A read racing with a shrink may therefore end short (at the new
+ * end) and a write past the new end fails with -ENOSPC.  It is not
+ * concurrent with the other calls on IMG (amend, snapshots, bitmaps,
+ * mimg_info, mimg_check, mimg_convert, mimg_close).
+ * Errors: -EROFS, -EFBIG (SIZE above INT64_MAX or the format's limit),
+ * -ENOTSUP (the format cannot be resized, shrunk or preallocated that
+ * way), -EINVAL (PREALLOC), -ENOSPC, -EIO (corrupt image), host I/O
+ * errors.
+ */
 MIMG_API int mimg_truncate(struct mimg *img, uint64_t size,
 			   enum mimg_prealloc prealloc);
 
@@ -521,8 +541,8 @@ MIMG_API int mimg_block_status(struct mimg *img, uint64_t off, uint64_t len,
  * starts), as mimg_block_status reports it for that layer.  A
  * run past the end of a shorter backing file reads as zeroes: ZERO only,
  * DEPTH that layer.
- * Errors: -EINVAL (OFF at or past the end of IMG, LEN 0), those of
- * mimg_block_status.  Thread-safe, as mimg_block_status.
+ * Errors: those of mimg_block_status for each layer.  Thread-safe, as
+ * mimg_block_status.
  */
 MIMG_API int mimg_block_status_chain(struct mimg *img, uint64_t off,
 				     uint64_t len, uint64_t *pnum,
