@@ -52,7 +52,7 @@ MIMG_API int mimg_version_number(void);
 
 /* Message describing the last failure on this thread, naming the file,
  * field and value involved.  Never NULL; valid until the next libmimg call
- * on this thread. */
+ * on this thread.  Cannot fail; thread-safe (each thread has its own). */
 MIMG_API const char *mimg_errmsg(void);
 
 /* ---------------------------------------------------------------------- */
@@ -221,8 +221,10 @@ MIMG_API int mimg_open_secret(struct mimg **imgp, const char *path,
 			      const struct mimg_secret *secret);
 
 /* Flush (when writable) and close the image and its backing chain.
- * Returns the flush error, if any; the handle is freed in every case.
- * mimg_close(NULL) returns 0. */
+ * Returns the flush error, if any (host I/O errors, -EIO); the handle is
+ * freed in every case.  mimg_close(NULL) returns 0.  Not concurrent with
+ * any other call on IMG; closing different handles concurrently is
+ * safe. */
 MIMG_API int mimg_close(struct mimg *img);
 
 /* ---------------------------------------------------------------------- */
@@ -241,6 +243,10 @@ struct mimg_opt {
  * "backing_fmt", "subformat").  SIZE may be 0 when backing_file is given:
  * the backing file's size is used.  Unknown options give -EINVAL naming
  * the option.
+ * Errors: -EINVAL (unknown format, option or value), -ENOTSUP (an option
+ * value the format cannot do), -ENOENT/-EACCES (host, backing file),
+ * -EFBIG (SIZE too large for the format), -ENOSPC, host I/O errors.
+ * Thread-safe for different PATHs.
  */
 MIMG_API int mimg_create(const char *path, const char *format, uint64_t size,
 			 const struct mimg_opt *opts, size_t nopts);
@@ -280,8 +286,9 @@ MIMG_API int mimg_create_secret(const char *path, const char *format,
 				const struct mimg_secret *secret);
 
 /* Parse "a=b,c=d" (qemu-img's -o syntax; ",," is a literal comma) into a
- * newly allocated array.  Free with mimg_opts_free().  Returns the number of
- * options or a negative errno. */
+ * newly allocated array.  Free with mimg_opts_free() (which cannot fail).
+ * Returns the number of options or a negative errno: -EINVAL (an invalid
+ * option list), -ENOMEM.  Both are thread-safe. */
 MIMG_API int mimg_opts_parse(const char *text, struct mimg_opt **optsp);
 MIMG_API void mimg_opts_free(struct mimg_opt *opts, size_t nopts);
 
@@ -363,7 +370,8 @@ MIMG_API int mimg_amend(struct mimg *img, const struct mimg_opt *opts,
  * secret opens (the last active slot only with MIMG_AMEND_FORCE).
  * Extra errors: -ENOENT (no secret with an id named), -EACCES (the old
  * secret opens no slot), -EBUSY (the slot is active, or the last one
- * would go), -ENOSPC (no free slot).
+ * would go), -ENOSPC (no free slot).  Not concurrent with any other call
+ * on IMG, as mimg_amend.
  */
 struct mimg_named_secret {
 	const char *id;
@@ -377,7 +385,8 @@ MIMG_API int mimg_amend_secrets(struct mimg *img, const struct mimg_opt *opts,
 						 uint64_t total),
 				void *opaque);
 
-/* Names of the available drivers, NULL-terminated, static. */
+/* Names of the available drivers, NULL-terminated, static.  Cannot fail;
+ * thread-safe. */
 MIMG_API const char *const *mimg_formats(void);
 
 /* ---------------------------------------------------------------------- */
@@ -391,7 +400,8 @@ MIMG_API uint64_t mimg_size(const struct mimg *img);
 MIMG_API const char *mimg_format(const struct mimg *img);
 MIMG_API const char *mimg_filename(const struct mimg *img);
 MIMG_API bool mimg_is_read_only(const struct mimg *img);
-/* The opened backing image, or NULL.  Owned by IMG. */
+/* The opened backing image, or NULL.  Owned by IMG.  Cannot fail;
+ * thread-safe. */
 MIMG_API struct mimg *mimg_backing(const struct mimg *img);
 /*
  * Record NAME as IMG's backing file and FMT as its format, in IMG's
@@ -409,17 +419,19 @@ MIMG_API struct mimg *mimg_backing(const struct mimg *img);
  */
 MIMG_API int mimg_set_backing(struct mimg *img, const char *name,
 			      const char *fmt);
-/* Allocation granularity (cluster/grain size), or 0 when not meaningful. */
+/* Allocation granularity (cluster/grain size), or 0 when not meaningful.
+ * Cannot fail; thread-safe. */
 MIMG_API uint32_t mimg_cluster_size(const struct mimg *img);
 /* True when freshly created images of this one's kind read as zeroes
  * everywhere and the image has no backing file (convert then skips
- * writing zeroes). */
+ * writing zeroes).  Cannot fail; thread-safe. */
 MIMG_API bool mimg_has_zero_init(const struct mimg *img);
 /* True when IMG is encrypted and was opened without its secret: it can
  * be described (mimg_info) but its reads and writes fail with -EACCES.
  * Cannot fail; thread-safe. */
 MIMG_API bool mimg_needs_secret(const struct mimg *img);
-/* True when mimg_discard() can free host space. */
+/* True when mimg_discard() can free host space.  Cannot fail;
+ * thread-safe. */
 MIMG_API bool mimg_can_discard(const struct mimg *img);
 
 /* ---------------------------------------------------------------------- */
@@ -447,7 +459,8 @@ enum {
  * yet (0).  Thread-safe: concurrent with every I/O call on IMG. */
 MIMG_API ssize_t mimg_preadv(struct mimg *img, const struct iovec *iov,
 			     int iovcnt, uint64_t off, unsigned flags);
-/* mimg_preadv into one buffer. */
+/* mimg_preadv into one buffer: the same errors (Errors: as mimg_preadv)
+ * and thread-safety. */
 MIMG_API ssize_t mimg_pread(struct mimg *img, void *buf, size_t len,
 			    uint64_t off, unsigned flags);
 
@@ -460,20 +473,22 @@ MIMG_API ssize_t mimg_pread(struct mimg *img, void *buf, size_t len,
  * concurrent writes leave one of them, sector by sector. */
 MIMG_API ssize_t mimg_pwritev(struct mimg *img, const struct iovec *iov,
 			      int iovcnt, uint64_t off, unsigned flags);
-/* mimg_pwritev from one buffer. */
+/* mimg_pwritev from one buffer: the same errors (Errors: as mimg_pwritev)
+ * and thread-safety. */
 MIMG_API ssize_t mimg_pwrite(struct mimg *img, const void *buf, size_t len,
 			     uint64_t off, unsigned flags);
 
 /* Make LEN bytes at OFF read as zeroes, efficiently where the format
  * allows (falls back to writing zeroes).  FLAGS: MIMG_ZERO_MAY_UNMAP,
- * MIMG_IO_FUA.  Errors and thread-safety as mimg_pwritev. */
+ * MIMG_IO_FUA.  Errors (-EINVAL, -EROFS, -ENOSPC, -EPERM, -EIO, host
+ * I/O errors) and thread-safety as mimg_pwritev. */
 MIMG_API int mimg_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
 				unsigned flags);
 
 /* Hint that LEN bytes at OFF are no longer needed.  Afterwards the range
  * reads as zeroes or as the backing file's data, format-dependent (as
  * qemu's discard).  Formats without support return 0 and do nothing.
- * FLAGS: MIMG_IO_FUA.  Errors and thread-safety as mimg_pwritev. */
+ * FLAGS: MIMG_IO_FUA.  Errors: as mimg_pwritev; its thread-safety too. */
 MIMG_API int mimg_discard(struct mimg *img, uint64_t off, uint64_t len,
 			  unsigned flags);
 
@@ -525,7 +540,9 @@ enum {
  * length (>0, <=LEN) of the run starting at OFF that shares *STATUS.  A run
  * not ALLOCATED in this layer has its content defined by the backing chain
  * (or reads as zeroes when there is none: then ZERO is also set).
- * HOST_OFF may be NULL.  Returns 0 or a negative errno.
+ * HOST_OFF may be NULL.  Returns 0 or a negative errno: -EINVAL (OFF at
+ * or past the end of IMG, LEN 0), -EIO (corrupt metadata), host I/O
+ * errors.  Thread-safe: concurrent with every I/O call on IMG.
  */
 MIMG_API int mimg_block_status(struct mimg *img, uint64_t off, uint64_t len,
 			       uint64_t *pnum, unsigned *status,
@@ -552,7 +569,8 @@ MIMG_API int mimg_block_status_chain(struct mimg *img, uint64_t off,
 /* Make a read-only IMG read the content of its internal snapshot NAME
  * (matched against the snapshot's id, then its name), as qemu-img
  * convert -l does.  -ENOENT when there is no such snapshot, -ENOTSUP for
- * formats without snapshots, -EBUSY when IMG is writable. */
+ * formats without snapshots, -EBUSY when IMG is writable, -EIO for a
+ * damaged snapshot table.  Not concurrent with any other call on IMG. */
 MIMG_API int mimg_select_snapshot(struct mimg *img, const char *name);
 
 /*
@@ -694,12 +712,17 @@ struct mimg_value {
 	} v;
 };
 
-/* Member KEY of object OBJ, or NULL. */
+/* Member KEY of object OBJ, or NULL (also when OBJ is not an object);
+ * mimg_value_free frees a tree (NULL is fine); these two cannot fail.
+ * mimg_value_to_json returns NULL only when out of memory.  Values are
+ * plain data: thread-safe as long as no thread frees a tree others
+ * read. */
 MIMG_API const struct mimg_value *mimg_value_get(const struct mimg_value *obj,
 						 const char *key);
 MIMG_API void mimg_value_free(struct mimg_value *v);
 /* Render as JSON, indented by 4 spaces per level as qemu-img prints it.
- * Returns a malloc'ed string or NULL (-ENOMEM). */
+ * Returns a malloc'ed string or NULL (-ENOMEM).  Thread-safe, as reading
+ * the tree is. */
 MIMG_API char *mimg_value_to_json(const struct mimg_value *v);
 
 /*
@@ -708,6 +731,9 @@ MIMG_API char *mimg_value_to_json(const struct mimg_value *v);
  * "cluster-size", "backing-filename", "full-backing-filename",
  * "backing-filename-format", "snapshots", "format-specific" {type, data}.
  * The caller frees *INFOP with mimg_value_free().
+ * Errors: -ENOMEM, -EIO (corrupt metadata), host I/O errors.  Reads
+ * metadata only; not concurrent with calls that change IMG's metadata
+ * (amend, snapshots, bitmaps, mimg_truncate), concurrent with I/O.
  */
 MIMG_API int mimg_info(struct mimg *img, struct mimg_value **infop);
 
@@ -822,7 +848,13 @@ struct mimg_convert_opts {
  * be open read-write and at least as large.  Work is proportional to the
  * allocated data; unallocated and zero ranges are skipped on targets that
  * read as zeroes.  Peak memory is bounded (a few MiB per parallel request).
- * OPTS may be NULL for defaults. */
+ * OPTS may be NULL for defaults.
+ * Errors: -EINVAL (OPTS->size, sparse size or compression level), -EROFS
+ * (DST read-only), -ENOSPC (DST too small, or the host is full), -EBUSY
+ * (DST is a file SRC reads), -ENOMEM, and the read errors of SRC and
+ * write errors of DST.  Reads SRC and writes DST from several threads;
+ * neither may be resized, closed or changed otherwise meanwhile (other
+ * reads of SRC may run beside it). */
 MIMG_API int mimg_convert(struct mimg *src, struct mimg *dst,
 			  const struct mimg_convert_opts *opts);
 
@@ -887,7 +919,8 @@ MIMG_API int mimg_ova_write(const char *path, struct mimg *const *srcs,
 
 /* Parse a size with an optional suffix: b (bytes), k/K, M, G, T, P, E
  * (powers of 1024; no suffix means bytes; fractional values like "1.5G"
- * are accepted as qemu-img accepts them).  Returns 0 or -EINVAL/-ERANGE. */
+ * are accepted as qemu-img accepts them).  Returns 0 or -EINVAL/-ERANGE.
+ * Thread-safe. */
 MIMG_API int mimg_parse_size(const char *text, uint64_t *sizep);
 
 #ifdef __cplusplus
