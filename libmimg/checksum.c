@@ -299,6 +299,11 @@ int mimg_checksum(struct mimg *img, const struct mimg_checksum_opts *opts,
 					 sizeof(opts->opaque))
 		return mimg_err(-EINVAL, "struct mimg_checksum_opts: size %zu "
 				"is too small", opts->size);
+	/* a newer header's options would be ignored here */
+	if (opts && opts->size > sizeof(*opts))
+		return mimg_err(-EINVAL, "struct mimg_checksum_opts: size %zu "
+				"is unknown (at most %zu)", opts->size,
+				sizeof(*opts));
 	if ((r = setup(&ck, img, opts)) < 0)
 		return r;
 	for (; made < ck.threads; made++)

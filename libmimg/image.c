@@ -294,6 +294,11 @@ int mimg__secret_normalize(const struct mimg_secret *in,
 	if (in->size < need)
 		return mimg_err(-EINVAL, "struct mimg_secret: size %zu is too "
 				"small (at least %zu)", in->size, need);
+	/* a newer header's fields would be ignored here */
+	if (in->size > sizeof(*out))
+		return mimg_err(-EINVAL, "struct mimg_secret: size %zu is "
+				"unknown (at most %zu)", in->size,
+				sizeof(*out));
 	if (!in->data && in->len)
 		return mimg_err(-EINVAL, "struct mimg_secret: no data");
 	memset(out, 0, sizeof(*out));

@@ -666,7 +666,7 @@ MIMG_API int mimg_make_empty(struct mimg *img);
  * exactly; it is blkhash's construction).  Ranges block status reports
  * as zero are not read.  OPTS may be NULL (SHA-256, 4 threads).  MD
  * receives the digest (MIMG_CHECKSUM_MAX bytes room), *MDLEN its length.
- * Errors: -EINVAL (unknown algorithm, OPTS->size too small), read errors
+ * Errors: -EINVAL (unknown algorithm, OPTS->size unknown), read errors
  * of IMG, -ENOMEM.  Reads IMG concurrently; IMG must not be written
  * meanwhile.
  */

@@ -174,6 +174,18 @@ START_TEST(caller_structs_carry_their_size)
 	ck_assert_uint_eq(res.size, sizeof(res));
 	ck_assert(!res.supported); /* raw has no check */
 	mimg_check_result_free(&res);
+
+	unsigned char md[MIMG_CHECKSUM_MAX];
+	unsigned mdlen;
+	struct mimg_checksum_opts co = {.size = sizeof(co) + 8};
+	ck_assert_int_eq(mimg_checksum(src, &co, md, &mdlen), -EINVAL);
+	co.size = sizeof(co);
+	ck_assert_int_eq(mimg_checksum(src, &co, md, &mdlen), 0);
+	struct mimg *again;
+	struct mimg_secret sec = {.size = sizeof(sec) + 8, .data = "x",
+				  .len = 1};
+	ck_assert_int_eq(mimg_open_secret(&again, "src.raw", "raw", 0, &sec),
+			 -EINVAL);
 	ck_assert_int_eq(mimg_close(dst), 0);
 	ck_assert_int_eq(mimg_close(src), 0);
 }
