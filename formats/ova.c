@@ -27,6 +27,7 @@
 #include "error.h"
 #include "file-archive.h"
 #include "file.h"
+#include "image.h"
 #include "vmdk/vmdk.h"
 
 #define COPY_CHUNK (1u << 20)
@@ -200,7 +201,7 @@ static int count_populated(struct ova_disk *d)
 static int convert_disk(struct ova_job *j, struct mimg *src,
 			struct ova_disk *d, const char *dir)
 {
-	struct mimg_convert_opts o = {0};
+	struct mimg_convert_opts o = {.size = sizeof(o)};
 	struct mimg_file *f;
 	struct mimg *img;
 	struct stat st;
@@ -612,9 +613,14 @@ int mimg_ova_write(const char *path, struct mimg *const *srcs, size_t n,
 	uint8_t *buf = NULL;
 	int r;
 
+	struct mimg_convert_opts co;
+
 	mimg_err_clear();
 	if (!path || (n && !srcs))
 		return mimg_err(-EINVAL, "mimg_ova_write: no path or sources");
+	if ((r = mimg__convert_opts_get(copts, &co)) < 0)
+		return r;
+	j.copts = &co;
 	if ((r = parse_opts(&j, opts, nopts, &name)) < 0)
 		goto out;
 	if (n == 0 || n > (j.ide ? MAX_IDE_DISKS : MAX_SCSI_DISKS)) {

@@ -37,9 +37,9 @@ static void write_one(struct mimg *img, uint64_t off, size_t len, int v)
 	if (len > size - off)
 		len = (size_t)(size - off);
 	memset(want, v, len);
-	if (mimg_pwrite(img, want, len, off) != (ssize_t)len)
+	if (mimg_pwrite(img, want, len, off, 0) != (ssize_t)len)
 		return;
-	if (mimg_pread(img, got, len, off) != (ssize_t)len)
+	if (mimg_pread(img, got, len, off, 0) != (ssize_t)len)
 		return;
 	if (memcmp(want, got, len) != 0) {
 		fprintf(stderr, "written data does not read back at %llu\n",

@@ -71,11 +71,11 @@ static void write_pass(const char *path)
 	uint64_t size = mimg_size(img);
 	memset(iobuf, 0xa5, sizeof(iobuf));
 	if (size >= 4096)
-		mimg_pwrite(img, iobuf, 4096, 0);
+		mimg_pwrite(img, iobuf, 4096, 0, 0);
 	if (size > 2000)
-		mimg_pwrite(img, iobuf, 1000, size / 2);
+		mimg_pwrite(img, iobuf, 1000, size / 2, 0);
 	if (size > 600)
-		mimg_pwrite(img, iobuf, 100, size - 300);
+		mimg_pwrite(img, iobuf, 100, size - 300, 0);
 	mimg_flush(img);
 	fuzz_read_range(img, 0, 8192);
 	mimg_close(img);

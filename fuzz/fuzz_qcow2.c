@@ -98,14 +98,14 @@ static void write_pass(void)
 	/* A whole cluster, an unaligned write straddling a cluster boundary
 	 * (copy-on-write of both neighbours), zeroes and a discard. */
 	if (size >= cs)
-		mimg_pwrite(img, iobuf, cs, 0);
+		mimg_pwrite(img, iobuf, cs, 0, 0);
 	if (size > 2 * (uint64_t)cs + 700) {
-		mimg_pwrite(img, iobuf, 700, (uint64_t)cs * 2 - 300);
+		mimg_pwrite(img, iobuf, 700, (uint64_t)cs * 2 - 300, 0);
 		mimg_pwrite_zeroes(img, cs, cs, MIMG_ZERO_MAY_UNMAP);
-		mimg_discard(img, 0, cs);
+		mimg_discard(img, 0, cs, 0);
 	}
 	if (size > (1u << 20))
-		mimg_pwrite(img, iobuf, 4096, size / 2 & ~4095ull);
+		mimg_pwrite(img, iobuf, 4096, size / 2 & ~4095ull, 0);
 	mimg_flush(img);
 	fuzz_read_spread(img);
 	fuzz_check(img, 0);

@@ -19,7 +19,7 @@ void fuzz_read_range(struct mimg *img, uint64_t off, size_t len)
 		len = (size_t)(size - off);
 	if (len > sizeof(buf))
 		len = sizeof(buf);
-	mimg_pread(img, buf, len, off);
+	mimg_pread(img, buf, len, off, 0);
 }
 
 void fuzz_read_spread(struct mimg *img)
@@ -55,8 +55,7 @@ void fuzz_describe(struct mimg *img)
 
 void fuzz_check(struct mimg *img, unsigned flags)
 {
-	struct mimg_check_result res;
-	memset(&res, 0, sizeof(res));
+	struct mimg_check_result res = {.size = sizeof(res)};
 	if (mimg_check(img, flags, &res) == 0)
 		mimg_check_result_free(&res);
 }

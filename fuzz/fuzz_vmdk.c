@@ -52,7 +52,7 @@ static void read_at(struct mimg *img, uint64_t off, size_t len)
 		return;
 	if (len > size - off)
 		len = (size_t)(size - off);
-	mimg_pread(img, buf, len < sizeof(buf) ? len : sizeof(buf), off);
+	mimg_pread(img, buf, len < sizeof(buf) ? len : sizeof(buf), off, 0);
 }
 
 static void exercise_reads(struct mimg *img)
@@ -88,13 +88,13 @@ static void write_pass(void)
 		g = 4096;
 	memset(buf, 0x5a, sizeof(buf));
 	if (size >= g)
-		mimg_pwrite(img, buf, g, 0);
+		mimg_pwrite(img, buf, g, 0, 0);
 	if (size > 3 * (uint64_t)g) {
-		mimg_pwrite(img, buf, 1000, 2 * (uint64_t)g - 500);
+		mimg_pwrite(img, buf, 1000, 2 * (uint64_t)g - 500, 0);
 		mimg_pwrite_zeroes(img, g, g, 0);
 	}
 	if (size > (1u << 20))
-		mimg_pwrite(img, buf, 8192, (size / 3) & ~511ull);
+		mimg_pwrite(img, buf, 8192, (size / 3) & ~511ull, 0);
 	mimg_flush(img);
 	exercise_reads(img);
 	mimg_close(img);

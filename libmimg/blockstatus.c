@@ -8,8 +8,9 @@
 #include "error.h"
 #include "image.h"
 
-int mimg_block_status(struct mimg *img, uint64_t off, uint64_t len,
-		      uint64_t *pnum, unsigned *status, uint64_t *host_off)
+/* Block status of IMG, whose resize lock the caller holds. */
+static int layer_status(struct mimg *img, uint64_t off, uint64_t len,
+			uint64_t *pnum, unsigned *status, uint64_t *host_off)
 {
 	uint64_t dummy_host;
 	int r;
@@ -47,32 +48,67 @@ int mimg_block_status(struct mimg *img, uint64_t off, uint64_t len,
 	return 0;
 }
 
-int mimg_block_status_chain(struct mimg *img, uint64_t off, uint64_t len,
-			    uint64_t *pnum, unsigned *status, int *depth)
+int mimg_block_status(struct mimg *img, uint64_t off, uint64_t len,
+		      uint64_t *pnum, unsigned *status, uint64_t *host_off)
 {
-	int d = 0;
-	uint64_t n = len;
+	mimg__io_enter(img);
+	int r = layer_status(img, off, len, pnum, status, host_off);
+	mimg__io_leave(img);
+	return r;
+}
 
+/* One layer's part of the chain's status: *DONE set when CUR defines the
+ * run (or is the last layer), else *N shortened to the run CUR leaves to
+ * the layer below.  The caller holds CUR's resize lock. */
+static int chain_layer(struct mimg *cur, uint64_t off, uint64_t *n,
+		       unsigned *status, uint64_t *host_off, bool *done)
+{
+	uint64_t p, host;
+	unsigned st;
+
+	*done = true;
+	if (off >= cur->size) {
+		/* A shorter backing file: its tail reads as zeroes. */
+		*status = MIMG_BS_ZERO;
+		return 0;
+	}
+	int r = layer_status(cur, off, *n, &p, &st, &host);
+	if (r < 0)
+		return r;
+	*n = p;
+	if (!(st & MIMG_BS_ALLOCATED) && cur->backing) {
+		*done = false;
+		return 0;
+	}
+	*status = st & (MIMG_BS_DATA | MIMG_BS_ZERO | MIMG_BS_ALLOCATED |
+			MIMG_BS_COMPRESSED);
+	/* OFFSET_VALID only for callers that take the offset: the others
+	 * compare whole statuses. */
+	if (host_off && (st & MIMG_BS_OFFSET_VALID)) {
+		*status |= MIMG_BS_OFFSET_VALID;
+		*host_off = host;
+	}
+	return 0;
+}
+
+int mimg_block_status_chain(struct mimg *img, uint64_t off, uint64_t len,
+			    uint64_t *pnum, unsigned *status, int *depth,
+			    uint64_t *host_off)
+{
+	uint64_t n = len;
+	int d = 0;
+
+	if (host_off)
+		*host_off = 0;
 	for (struct mimg *cur = img; cur; cur = cur->backing, d++) {
-		if (off >= cur->size) {
-			/* A shorter backing file: its tail reads as zeroes. */
-			*pnum = n;
-			*status = MIMG_BS_ZERO;
-			if (depth)
-				*depth = d;
-			return 0;
-		}
-		uint64_t p;
-		unsigned st;
-		int r = mimg_block_status(cur, off, n, &p, &st, NULL);
+		bool done;
+		mimg__io_enter(cur);
+		int r = chain_layer(cur, off, &n, status, host_off, &done);
+		mimg__io_leave(cur);
 		if (r < 0)
 			return r;
-		n = p;
-		if ((st & MIMG_BS_ALLOCATED) || !cur->backing) {
+		if (done) {
 			*pnum = n;
-			*status = st & (MIMG_BS_DATA | MIMG_BS_ZERO |
-					MIMG_BS_ALLOCATED |
-					MIMG_BS_COMPRESSED);
 			if (depth)
 				*depth = d;
 			return 0;

@@ -11,11 +11,14 @@
 
 #include "error.h"
 #include "image.h"
+#include "value.h"
 
-int mimg_check(struct mimg *img, unsigned flags,
-	       struct mimg_check_result *res)
+/* The first published layout of struct mimg_check_result. */
+#define CHECK_RESULT_MIN_SIZE sizeof(struct mimg_check_result)
+
+static int check_layer(struct mimg *img, unsigned flags,
+		       struct mimg_check_result *res)
 {
-	memset(res, 0, sizeof(*res));
 	if (!img->drv->check) {
 		res->supported = false;
 		return 0;
@@ -31,6 +34,28 @@ int mimg_check(struct mimg *img, unsigned flags,
 		return 0;
 	}
 	return r;
+}
+
+int mimg_check(struct mimg *img, unsigned flags,
+	       struct mimg_check_result *res)
+{
+	struct mimg_check_result r = {.size = sizeof(r)};
+
+	if (!res || res->size < CHECK_RESULT_MIN_SIZE ||
+	    res->size > sizeof(r))
+		return mimg_err(-EINVAL, "struct mimg_check_result: size %zu "
+				"(this library takes %zu)",
+				res ? res->size : 0, sizeof(r));
+	size_t size = res->size;
+	memset(res, 0, size);
+	res->size = size;
+	if (flags & ~MIMG_CHECK_ALL_FLAGS)
+		return mimg_err(-EINVAL, "mimg_check: unknown flags %#x",
+				flags & ~MIMG_CHECK_ALL_FLAGS);
+	int ret = check_layer(img, flags, &r);
+	memcpy(res, &r, size);
+	res->size = size;
+	return ret;
 }
 
 void mimg_check_result_free(struct mimg_check_result *res)
@@ -69,4 +94,49 @@ void mimg__check_report(struct mimg_check_result *res, const char *fmt, ...)
 	if (!(m[n] = strdup(buf)))
 		return;
 	m[n + 1] = NULL;
+}
+
+/* Add KEY = V to O when V is not zero; false on -ENOMEM. */
+static bool add_nonzero(struct mimg_value *o, const char *key, uint64_t v)
+{
+	return !v || mimg_value_add_uint(o, key, v) != NULL;
+}
+
+/*
+ * Members come in the order qemu-img prints them (its dictionary's order,
+ * observed from qemu-img 7.2), and counters are left out when zero, as
+ * qemu-img leaves them out, except check-errors.
+ */
+int mimg_check_report(const struct mimg_check_result *res,
+		      const char *filename, const char *format,
+		      struct mimg_value **reportp)
+{
+	*reportp = NULL;
+	if (!res || !filename || !format)
+		return mimg_err(-EINVAL, "check report: no result, file name "
+				"or format");
+	struct mimg_value *o = mimg_value_new_object();
+	bool ok = o != NULL;
+	ok = ok && add_nonzero(o, "image-end-offset", res->image_end_offset);
+	ok = ok && add_nonzero(o, "compressed-clusters",
+			       res->compressed_clusters);
+	ok = ok && add_nonzero(o, "total-clusters", res->total_clusters);
+	ok = ok && add_nonzero(o, "corruptions", res->corruptions);
+	ok = ok && add_nonzero(o, "corruptions-fixed",
+			       res->corruptions_fixed);
+	ok = ok && mimg_value_add_uint(o, "check-errors", res->check_errors);
+	ok = ok && add_nonzero(o, "leaks", res->leaks);
+	ok = ok && add_nonzero(o, "leaks-fixed", res->leaks_fixed);
+	ok = ok && add_nonzero(o, "allocated-clusters",
+			       res->allocated_clusters);
+	ok = ok && mimg_value_add_str(o, "filename", filename) &&
+	     mimg_value_add_str(o, "format", format);
+	ok = ok && add_nonzero(o, "fragmented-clusters",
+			       res->fragmented_clusters);
+	if (!ok) {
+		mimg_value_free(o);
+		return mimg_err(-ENOMEM, "check report: out of memory");
+	}
+	*reportp = o;
+	return 0;
 }

@@ -117,7 +117,7 @@ static int hash_slice(struct ck_worker *w, uint64_t g)
 	struct ck *ck = w->ck;
 	uint64_t a = (g * CK_STREAMS + (uint64_t)w->id * ck->per) * CK_BLOCK;
 	uint64_t e = min_u64(a + (uint64_t)ck->per * CK_BLOCK, ck->size);
-	ssize_t n = mimg_pread(ck->img, w->buf, (size_t)(e - a), a);
+	ssize_t n = mimg_pread(ck->img, w->buf, (size_t)(e - a), a, 0);
 	if (n < 0)
 		return (int)n;
 	for (unsigned i = 0; i < ck->per && a + (uint64_t)i * CK_BLOCK < e;
@@ -176,7 +176,7 @@ static int run_worker(struct ck_worker *w)
 		if (a >= ck->size)
 			break;
 		r = mimg_block_status_chain(ck->img, a, ck->size - a, &pnum,
-					    &st, NULL);
+					    &st, NULL, NULL);
 		if (r < 0)
 			return r;
 		if (st & MIMG_BS_ZERO) {
@@ -299,6 +299,11 @@ int mimg_checksum(struct mimg *img, const struct mimg_checksum_opts *opts,
 					 sizeof(opts->opaque))
 		return mimg_err(-EINVAL, "struct mimg_checksum_opts: size %zu "
 				"is too small", opts->size);
+	/* a newer header's options would be ignored here */
+	if (opts && opts->size > sizeof(*opts))
+		return mimg_err(-EINVAL, "struct mimg_checksum_opts: size %zu "
+				"is unknown (at most %zu)", opts->size,
+				sizeof(*opts));
 	if ((r = setup(&ck, img, opts)) < 0)
 		return r;
 	for (; made < ck.threads; made++)

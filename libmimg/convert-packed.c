@@ -20,6 +20,7 @@
 #include <zstd.h>
 
 #include "error.h"
+#include "image.h"
 #include "file.h"
 #include "mimg.h"
 
@@ -172,13 +173,13 @@ static int feed_image(struct packed_out *o, struct mimg *src, uint8_t *buf,
 						       : READ_CHUNK;
 		unsigned st;
 		int r = mimg_block_status_chain(src, off, len, &pnum, &st,
-						NULL);
+						NULL, NULL);
 		if (r < 0)
 			return r;
 		if (st & MIMG_BS_ZERO) {
 			memset(buf, 0, (size_t)pnum);
 		} else {
-			ssize_t got = mimg_pread(src, buf, (size_t)pnum, off);
+			ssize_t got = mimg_pread(src, buf, (size_t)pnum, off, 0);
 			if (got < 0)
 				return (int)got;
 		}
@@ -196,12 +197,16 @@ int mimg_convert_packed(struct mimg *const *srcs, size_t n, const char *path,
 			const struct mimg_convert_opts *copts)
 {
 	struct packed_out o = {.path = path};
+	struct mimg_convert_opts co;
 	uint64_t total = 0, done = 0;
 	uint8_t *buf = NULL;
-	int level = copts ? copts->compression_level : 0;
 	int r;
 
 	mimg_err_clear();
+	if ((r = mimg__convert_opts_get(copts, &co)) < 0)
+		return r;
+	copts = &co;
+	int level = copts->compression_level;
 	if (!path || !codec || (n && !srcs))
 		return mimg_err(-EINVAL, "mimg_convert_packed: no path, codec "
 				"or sources");

@@ -138,7 +138,7 @@ static int src_status(struct conv *c, uint64_t off, uint64_t *pnum,
 					       pnum, st, NULL)
 			   : mimg_block_status_chain(c->src, off,
 						     c->size - off, pnum, st,
-						     NULL);
+						     NULL, NULL);
 }
 
 /*
@@ -255,7 +255,7 @@ static int put_run(struct conv *c, const uint8_t *buf, uint64_t off,
 					  c->top_only ? 0
 						      : MIMG_ZERO_MAY_UNMAP);
 	}
-	ssize_t r = mimg_pwrite(c->dst, buf, (size_t)len, off + c->doff);
+	ssize_t r = mimg_pwrite(c->dst, buf, (size_t)len, off + c->doff, 0);
 	return r < 0 ? (int)r : 0;
 }
 
@@ -448,12 +448,12 @@ static int write_compressed_job(struct conv *c, const struct job *j,
 static ssize_t read_src(struct conv *c, uint8_t *buf, uint64_t len,
 			uint64_t off)
 {
-	ssize_t got = mimg_pread(c->src, buf, (size_t)len, off);
+	ssize_t got = mimg_pread(c->src, buf, (size_t)len, off, 0);
 	if (got >= 0 || !c->opts->salvage)
 		return got;
 	for (uint64_t pos = 0; pos < len; pos += 512) {
 		size_t n = (size_t)min_u64(512, len - pos);
-		ssize_t r = mimg_pread(c->src, buf + pos, n, off + pos);
+		ssize_t r = mimg_pread(c->src, buf + pos, n, off + pos, 0);
 		if (r < 0) {
 			pthread_mutex_lock(&c->lock);
 			conv_warn(c, "error while reading offset %llu: %s",
@@ -662,17 +662,38 @@ static int default_parallel(void)
 	return n > DEFAULT_PARALLEL_MAX ? DEFAULT_PARALLEL_MAX : (int)n;
 }
 
-int mimg_convert(struct mimg *src, struct mimg *dst,
-		 const struct mimg_convert_opts *opts)
+/* The first published layout of struct mimg_convert_opts: smaller sizes
+ * were never valid. */
+#define CONVERT_OPTS_MIN_SIZE sizeof(struct mimg_convert_opts)
+
+int mimg__convert_opts_get(const struct mimg_convert_opts *opts,
+			   struct mimg_convert_opts *o)
 {
-	static const struct mimg_convert_opts defaults;
+	memset(o, 0, sizeof(*o));
+	o->size = sizeof(*o);
+	if (!opts)
+		return 0;
+	if (opts->size < CONVERT_OPTS_MIN_SIZE || opts->size > sizeof(*o))
+		return mimg_err(-EINVAL, "struct mimg_convert_opts: size %zu "
+				"(this library takes %zu)", opts->size,
+				sizeof(*o));
+	memcpy(o, opts, opts->size);
+	return 0;
+}
+
+int mimg_convert(struct mimg *src, struct mimg *dst,
+		 const struct mimg_convert_opts *copts)
+{
+	struct mimg_convert_opts local, *opts = &local;
 	struct conv c;
 	pthread_t tids[MAX_PARALLEL];
 	int nthreads, started = 0, r;
 
 	memset(&c, 0, sizeof(c));
-	if (!opts)
-		opts = &defaults;
+	if ((r = mimg__convert_opts_get(copts, &local)) < 0)
+		return r;
+	if ((r = mimg__check_overlap(src, dst)) < 0)
+		return r;
 	if ((r = conv_setup(&c, src, dst, opts)) < 0)
 		return r;
 	dst->compress_level = opts->compression_level;

@@ -79,6 +79,21 @@ static unsigned host_file_flags(unsigned flags, bool read_only)
 	return f;
 }
 
+/* Writers first: with readers first, a truncate beside steady I/O (a
+ * hypervisor's workers) would wait for a pause that never comes.  No I/O
+ * call takes the lock twice, which writer preference would deadlock. */
+static void init_resize_lock(struct mimg *img)
+{
+	pthread_rwlockattr_t attr;
+	pthread_rwlockattr_init(&attr);
+#ifdef __GLIBC__
+	pthread_rwlockattr_setkind_np(&attr,
+			PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+#endif
+	pthread_rwlock_init(&img->resize_lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+}
+
 static void free_image(struct mimg *img)
 {
 	if (!img)
@@ -88,7 +103,9 @@ static void free_image(struct mimg *img)
 	free(img->backing_name);
 	free(img->backing_fmt);
 	free(img->backing_path);
+	free(img->extra_ids);
 	mimg__archive_origin_free(img->archive);
+	pthread_rwlock_destroy(&img->resize_lock);
 	free(img);
 }
 
@@ -195,6 +212,7 @@ static int open_node(struct mimg **imgp, const char *path,
 		mimg_file_close(file);
 		return mimg_err(-ENOMEM, "out of memory");
 	}
+	init_resize_lock(img);
 	img->file = file;
 	img->in_memory = file != NULL;
 	img->flags = flags;
@@ -276,6 +294,11 @@ int mimg__secret_normalize(const struct mimg_secret *in,
 	if (in->size < need)
 		return mimg_err(-EINVAL, "struct mimg_secret: size %zu is too "
 				"small (at least %zu)", in->size, need);
+	/* a newer header's fields would be ignored here */
+	if (in->size > sizeof(*out))
+		return mimg_err(-EINVAL, "struct mimg_secret: size %zu is "
+				"unknown (at most %zu)", in->size,
+				sizeof(*out));
 	if (!in->data && in->len)
 		return mimg_err(-EINVAL, "struct mimg_secret: no data");
 	memset(out, 0, sizeof(*out));
@@ -387,7 +410,10 @@ int mimg_close(struct mimg *img)
 
 uint64_t mimg_size(const struct mimg *img)
 {
-	return img->size;
+	mimg__io_enter(img);
+	uint64_t size = img->size;
+	mimg__io_leave(img);
+	return size;
 }
 
 const char *mimg_format(const struct mimg *img)
@@ -450,5 +476,20 @@ int mimg__open_extra_file(struct mimg *img, const char *path, bool create,
 	unsigned fflags = host_file_flags(img->top->flags, img->read_only);
 	if (create)
 		fflags |= MIMG_FILE_CREATE | MIMG_FILE_RDWR;
-	return mimg_file_open(fp, path, fflags);
+	int r = mimg_file_open(fp, path, fflags);
+	struct stat st;
+	if (r < 0 || stat(path, &st) != 0)
+		return r;
+	struct mimg_file_id *ids = realloc(img->extra_ids,
+					   (img->n_extra_ids + 1) *
+					   sizeof(*ids));
+	if (!ids) {
+		mimg_file_close(*fp);
+		*fp = NULL;
+		return mimg_err(-ENOMEM, "out of memory");
+	}
+	ids[img->n_extra_ids++] = (struct mimg_file_id){st.st_dev,
+							st.st_ino};
+	img->extra_ids = ids;
+	return 0;
 }

@@ -7,9 +7,16 @@
 #define MIMG_IMAGE_H
 
 #include <pthread.h>
+#include <sys/types.h>
 
 #include "driver.h"
 #include "file.h"
+
+/* A host file by identity, to tell whether two names are one file. */
+struct mimg_file_id {
+	dev_t dev;
+	ino_t ino;
+};
 
 struct mimg {
 	const struct mimg_driver *drv;
@@ -49,6 +56,35 @@ struct mimg {
 	/* The secrets of the mimg_amend_secrets call in progress. */
 	const struct mimg_named_secret *amend_secrets;
 	size_t amend_nsecrets;
+	/* Held shared by every I/O call (and mimg_size), exclusive by
+	 * mimg_truncate: a resize waits for the I/O in flight, and no I/O
+	 * sees the size or the metadata half-changed. */
+	pthread_rwlock_t resize_lock;
+	/* The other files the driver opened for this layer (extents, data
+	 * file): what mimg_reads_file compares a target with. */
+	struct mimg_file_id *extra_ids;
+	size_t n_extra_ids;
 };
+
+/* Enter and leave an I/O call on IMG (its resize lock, shared). */
+static inline void mimg__io_enter(const struct mimg *img)
+{
+	pthread_rwlock_rdlock((pthread_rwlock_t *)&img->resize_lock);
+}
+
+static inline void mimg__io_leave(const struct mimg *img)
+{
+	pthread_rwlock_unlock((pthread_rwlock_t *)&img->resize_lock);
+}
+
+/* -EBUSY with a message when DST's own files (its file, extents, data
+ * file) are files SRC reads: writing DST would change what SRC reads
+ * (overlap.c). */
+int mimg__check_overlap(const struct mimg *src, const struct mimg *dst);
+
+/* The caller's convert OPTS (NULL: the defaults) in *O, the library's
+ * layout; -EINVAL for a SIZE this library does not know (convert.c). */
+int mimg__convert_opts_get(const struct mimg_convert_opts *opts,
+			   struct mimg_convert_opts *o);
 
 #endif

@@ -19,13 +19,33 @@
 #define ZERO_CHUNK (1u << 20)
 #define IOV_LOCAL 16
 
-ssize_t mimg_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
-		    uint64_t off)
+/* -EINVAL naming CALL when FLAGS has bits outside ALLOWED. */
+static int check_flags(const char *call, unsigned flags, unsigned allowed)
+{
+	if (flags & ~allowed)
+		return mimg_err(-EINVAL, "%s: unknown flags %#x", call,
+				flags & ~allowed);
+	return 0;
+}
+
+/* MIMG_IO_FUA: what the write R did is made durable before returning. */
+static int finish_fua(struct mimg *img, int r, unsigned flags)
+{
+	if (r < 0 || !(flags & MIMG_IO_FUA))
+		return r;
+	int f = img->drv->flush ? img->drv->flush(img) : 0;
+	return f < 0 ? f : r;
+}
+
+static ssize_t do_preadv(struct mimg *img, const struct iovec *iov,
+			 int iovcnt, uint64_t off, unsigned flags)
 {
 	size_t len = iov_total(iov, iovcnt);
 	struct iovec local[IOV_LOCAL], *use;
 	int n, r;
 
+	if ((r = check_flags("mimg_preadv", flags, MIMG_READ_ALL_FLAGS)) < 0)
+		return r;
 	if (off >= img->size || len == 0)
 		return 0;
 	if (len > img->size - off)
@@ -38,10 +58,20 @@ ssize_t mimg_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
 	return r < 0 ? r : (ssize_t)len;
 }
 
-ssize_t mimg_pread(struct mimg *img, void *buf, size_t len, uint64_t off)
+ssize_t mimg_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
+		    uint64_t off, unsigned flags)
+{
+	mimg__io_enter(img);
+	ssize_t r = do_preadv(img, iov, iovcnt, off, flags);
+	mimg__io_leave(img);
+	return r;
+}
+
+ssize_t mimg_pread(struct mimg *img, void *buf, size_t len, uint64_t off,
+		   unsigned flags)
 {
 	struct iovec iov = {.iov_base = buf, .iov_len = len};
-	return mimg_preadv(img, &iov, 1, off);
+	return mimg_preadv(img, &iov, 1, off, flags);
 }
 
 static int check_writable(struct mimg *img, uint64_t off, uint64_t len)
@@ -71,7 +101,8 @@ static int guard_probed_raw(struct mimg *img, const struct iovec *iov,
 	uint8_t sector[SECTOR];
 	if (!img->probed_raw || off >= SECTOR || len == 0)
 		return 0;
-	ssize_t r = mimg_pread(img, sector, SECTOR, 0);
+	struct iovec iov0 = {.iov_base = sector, .iov_len = SECTOR};
+	ssize_t r = do_preadv(img, &iov0, 1, 0, 0);
 	if (r < 0)
 		return (int)r;
 	if ((size_t)r < SECTOR)
@@ -117,11 +148,13 @@ static void unlock_sector0(bool locked)
 		pthread_mutex_unlock(&sector0_lock);
 }
 
-ssize_t mimg_pwritev(struct mimg *img, const struct iovec *iov, int iovcnt,
-		     uint64_t off)
+static ssize_t do_pwritev(struct mimg *img, const struct iovec *iov,
+			  int iovcnt, uint64_t off, unsigned flags)
 {
 	size_t len = iov_total(iov, iovcnt);
-	int r = check_writable(img, off, len);
+	int r = check_flags("mimg_pwritev", flags, MIMG_WRITE_ALL_FLAGS);
+	if (r == 0)
+		r = check_writable(img, off, len);
 	if (r < 0)
 		return r;
 	if (len == 0)
@@ -131,14 +164,24 @@ ssize_t mimg_pwritev(struct mimg *img, const struct iovec *iov, int iovcnt,
 	if (r == 0)
 		r = img->drv->pwritev(img, iov, iovcnt, off, len);
 	unlock_sector0(locked);
+	r = finish_fua(img, r, flags);
 	return r < 0 ? r : (ssize_t)len;
 }
 
+ssize_t mimg_pwritev(struct mimg *img, const struct iovec *iov, int iovcnt,
+		     uint64_t off, unsigned flags)
+{
+	mimg__io_enter(img);
+	ssize_t r = do_pwritev(img, iov, iovcnt, off, flags);
+	mimg__io_leave(img);
+	return r;
+}
+
 ssize_t mimg_pwrite(struct mimg *img, const void *buf, size_t len,
-		    uint64_t off)
+		    uint64_t off, unsigned flags)
 {
 	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
-	return mimg_pwritev(img, &iov, 1, off);
+	return mimg_pwritev(img, &iov, 1, off, flags);
 }
 
 /* Emulated write-zeroes: plain writes from one zeroed buffer. */
@@ -162,29 +205,44 @@ static int write_zero_buffers(struct mimg *img, uint64_t off, uint64_t len)
 	return r;
 }
 
-int mimg_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
-		       unsigned flags)
+static int do_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
+			    unsigned flags)
 {
-	int r = check_writable(img, off, len);
+	int r = check_flags("mimg_pwrite_zeroes", flags, MIMG_ZERO_ALL_FLAGS);
+	if (r == 0)
+		r = check_writable(img, off, len);
 	if (r < 0 || len == 0)
 		return r;
 	bool locked = lock_sector0(img, off, len);
 	if ((r = guard_probed_raw(img, NULL, 0, off, len)) < 0)
 		goto out;
 	if (img->drv->pwrite_zeroes) {
-		r = img->drv->pwrite_zeroes(img, off, len, flags);
+		r = img->drv->pwrite_zeroes(img, off, len,
+					    flags & MIMG_ZERO_MAY_UNMAP);
 		if (r != -ENOTSUP)
 			goto out;
 	}
 	r = write_zero_buffers(img, off, len);
 out:
 	unlock_sector0(locked);
+	return finish_fua(img, r, flags);
+}
+
+int mimg_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
+		       unsigned flags)
+{
+	mimg__io_enter(img);
+	int r = do_pwrite_zeroes(img, off, len, flags);
+	mimg__io_leave(img);
 	return r;
 }
 
-int mimg_discard(struct mimg *img, uint64_t off, uint64_t len)
+static int do_discard(struct mimg *img, uint64_t off, uint64_t len,
+		      unsigned flags)
 {
-	int r = check_writable(img, off, len);
+	int r = check_flags("mimg_discard", flags, MIMG_WRITE_ALL_FLAGS);
+	if (r == 0)
+		r = check_writable(img, off, len);
 	if (r < 0 || len == 0)
 		return r;
 	if (!img->drv->discard)
@@ -199,6 +257,15 @@ int mimg_discard(struct mimg *img, uint64_t off, uint64_t len)
 			r = 0;
 	}
 	unlock_sector0(locked);
+	return finish_fua(img, r, flags);
+}
+
+int mimg_discard(struct mimg *img, uint64_t off, uint64_t len,
+		 unsigned flags)
+{
+	mimg__io_enter(img);
+	int r = do_discard(img, off, len, flags);
+	mimg__io_leave(img);
 	return r;
 }
 
@@ -206,7 +273,10 @@ int mimg_flush(struct mimg *img)
 {
 	if (img->read_only || !img->drv->flush)
 		return 0;
-	return img->drv->flush(img);
+	mimg__io_enter(img);
+	int r = img->drv->flush(img);
+	mimg__io_leave(img);
+	return r;
 }
 
 int mimg_truncate(struct mimg *img, uint64_t size, enum mimg_prealloc prealloc)
@@ -220,7 +290,12 @@ int mimg_truncate(struct mimg *img, uint64_t size, enum mimg_prealloc prealloc)
 	if (!img->drv->truncate)
 		return mimg_err(-ENOTSUP, "%s: format %s cannot be resized",
 				img->filename, img->drv->name);
-	return img->drv->truncate(img, size, prealloc);
+	/* Exclusive: waits for the I/O in flight on IMG and holds back new
+	 * I/O until the size and the metadata agree again. */
+	pthread_rwlock_wrlock(&img->resize_lock);
+	int r = img->drv->truncate(img, size, prealloc);
+	pthread_rwlock_unlock(&img->resize_lock);
+	return r;
 }
 
 int mimg__read_below(struct mimg *img, const struct iovec *iov, int iovcnt,

@@ -130,8 +130,8 @@ static void run_unlocked(struct bench *b, void *buf)
 		if (i >= b->count)
 			break;
 		uint64_t off = request_offset(b, i);
-		ssize_t r = b->write ? mimg_pwrite(b->img, buf, b->bufsize, off)
-				     : mimg_pread(b->img, buf, b->bufsize, off);
+		ssize_t r = b->write ? mimg_pwrite(b->img, buf, b->bufsize, off, 0)
+				     : mimg_pread(b->img, buf, b->bufsize, off, 0);
 		if (r < 0) {
 			pthread_mutex_lock(&b->lock);
 			fail(b, (int)r, "Failed request");
@@ -180,8 +180,8 @@ static void *worker(void *opaque)
 		pthread_mutex_unlock(&b->lock);
 
 		uint64_t off = request_offset(b, i);
-		ssize_t r = b->write ? mimg_pwrite(b->img, buf, b->bufsize, off)
-				     : mimg_pread(b->img, buf, b->bufsize, off);
+		ssize_t r = b->write ? mimg_pwrite(b->img, buf, b->bufsize, off, 0)
+				     : mimg_pread(b->img, buf, b->bufsize, off, 0);
 
 		pthread_mutex_lock(&b->lock);
 		b->inflight--;

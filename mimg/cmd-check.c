@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "value.h"
 
 static void check_help(void)
 {
@@ -81,39 +80,14 @@ static void print_human(const char *file, const struct mimg_check_result *r,
 	(void)file;
 }
 
-/* Add KEY = V to O when V is not zero; false on -ENOMEM. */
-static bool add_nonzero(struct mimg_value *o, const char *key, uint64_t v)
-{
-	return !v || mimg_value_add_uint(o, key, v) != NULL;
-}
-
-/*
- * qemu-img's ImageCheck as JSON.  Members come in the order qemu-img
- * prints them (its dictionary's order, observed from qemu-img 7.2), and
- * counters are left out when zero, as qemu-img leaves them out, except
- * check-errors.
- */
+/* qemu-img's ImageCheck as JSON. */
 static int print_json(const char *file, const char *format,
 		      const struct mimg_check_result *r)
 {
-	struct mimg_value *o = mimg_value_new_object();
-	bool ok = o != NULL;
-	ok = ok && add_nonzero(o, "image-end-offset", r->image_end_offset);
-	ok = ok && add_nonzero(o, "compressed-clusters",
-			       r->compressed_clusters);
-	ok = ok && add_nonzero(o, "total-clusters", r->total_clusters);
-	ok = ok && add_nonzero(o, "corruptions", r->corruptions);
-	ok = ok && add_nonzero(o, "corruptions-fixed", r->corruptions_fixed);
-	ok = ok && mimg_value_add_uint(o, "check-errors", r->check_errors);
-	ok = ok && add_nonzero(o, "leaks", r->leaks);
-	ok = ok && add_nonzero(o, "leaks-fixed", r->leaks_fixed);
-	ok = ok && add_nonzero(o, "allocated-clusters",
-			       r->allocated_clusters);
-	ok = ok && mimg_value_add_str(o, "filename", file) &&
-	     mimg_value_add_str(o, "format", format);
-	ok = ok && add_nonzero(o, "fragmented-clusters",
-			       r->fragmented_clusters);
-	char *json = ok ? mimg_value_to_json(o) : NULL;
+	struct mimg_value *o;
+	if (mimg_check_report(r, file, format, &o) < 0)
+		return cli_error("%s", mimg_errmsg());
+	char *json = mimg_value_to_json(o);
 	mimg_value_free(o);
 	if (!json)
 		return cli_error("out of memory");
@@ -135,7 +109,7 @@ int cmd_check(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	enum output_format output = OUTPUT_HUMAN;
-	struct mimg_check_result res;
+	struct mimg_check_result res = {.size = sizeof(res)};
 	const char *fmt = NULL;
 	unsigned repair = 0, flags = 0;
 	bool quiet = false;

@@ -96,12 +96,12 @@ static int copy_run(struct commit *c, uint64_t off, uint64_t len,
 	}
 	while (len) {
 		size_t n = len < COMMIT_CHUNK ? (size_t)len : COMMIT_CHUNK;
-		ssize_t got = mimg_pread(c->top, c->buf, n, off);
+		ssize_t got = mimg_pread(c->top, c->buf, n, off, 0);
 		if (got < 0)
 			return -1;
 		if ((size_t)got < n)
 			memset(c->buf + got, 0, n - (size_t)got);
-		if (mimg_pwrite(c->base, c->buf, n, off) < 0)
+		if (mimg_pwrite(c->base, c->buf, n, off, 0) < 0)
 			return -1;
 		off += n;
 		len -= n;
@@ -129,7 +129,7 @@ static int commit_data(struct commit *c)
 		unsigned st;
 		int depth;
 		if (mimg_block_status_chain(c->top, off, size - off, &pnum, &st,
-					    &depth) < 0 ||
+					    &depth, NULL) < 0 ||
 		    ((st & MIMG_BS_ALLOCATED) && depth < c->base_depth &&
 		     copy_run(c, off, pnum, st) < 0)) {
 			r = cli_error("Block job failed: %s", mimg_errmsg());

@@ -49,9 +49,9 @@ static int compare_common(struct cmp *c, uint64_t len)
 		uint64_t na, nb, n;
 		unsigned sa, sb;
 		if (mimg_block_status_chain(c->a, off, len - off, &na, &sa,
-					    NULL) < 0 ||
+					    NULL, NULL) < 0 ||
 		    mimg_block_status_chain(c->b, off, len - off, &nb, &sb,
-					    NULL) < 0)
+					    NULL, NULL) < 0)
 			return cmp_error();
 		n = na < nb ? na : nb;
 		if (c->strict && (sa & MIMG_BS_ALLOCATED) !=
@@ -67,8 +67,8 @@ static int compare_common(struct cmp *c, uint64_t len)
 		}
 		if (n > CMP_CHUNK)
 			n = CMP_CHUNK;
-		if (mimg_pread(c->a, c->ba, n, off) < 0 ||
-		    mimg_pread(c->b, c->bb, n, off) < 0)
+		if (mimg_pread(c->a, c->ba, n, off, 0) < 0 ||
+		    mimg_pread(c->b, c->bb, n, off, 0) < 0)
 			return cmp_error();
 		int64_t d = first_diff(c->ba, c->bb, n, off);
 		if (d >= 0) {
@@ -91,12 +91,12 @@ static int compare_tail(struct cmp *c, struct mimg *big, uint64_t from)
 		uint64_t n;
 		unsigned st;
 		if (mimg_block_status_chain(big, off, end - off, &n, &st,
-					    NULL) < 0)
+					    NULL, NULL) < 0)
 			return cmp_error();
 		if (!(st & MIMG_BS_ZERO)) {
 			if (n > CMP_CHUNK)
 				n = CMP_CHUNK;
-			if (mimg_pread(big, c->ba, n, off) < 0)
+			if (mimg_pread(big, c->ba, n, off, 0) < 0)
 				return cmp_error();
 			memset(c->bb, 0, n);
 			int64_t d = first_diff(c->ba, c->bb, n, off);

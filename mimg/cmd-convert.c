@@ -4,7 +4,6 @@
  * mimg convert: copy an image's content into a new (or existing) image of
  * any format.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -147,58 +146,15 @@ static void salvage_warn(void *opaque, const char *msg)
 	fprintf(stderr, "%s: warning: %s\n", cli_prog, msg);
 }
 
-/* True when some file this process has open is TS: the source's other
- * files (VMDK extents, qcow2 data files) are all open once it is. */
-static bool file_is_open(const struct stat *ts)
-{
-	static const char *const fd_dirs[] = {"/proc/self/fd", "/dev/fd"};
-	for (size_t d = 0; d < 2; d++) {
-		DIR *dir = opendir(fd_dirs[d]);
-		struct dirent *e;
-		struct stat st;
-		bool found = false;
-		if (!dir)
-			continue;
-		while (!found && (e = readdir(dir)) != NULL) {
-			char *end;
-			long fd = strtol(e->d_name, &end, 10);
-			if (*end || end == e->d_name || fd == dirfd(dir))
-				continue;
-			found = fstat((int)fd, &st) == 0 &&
-				st.st_dev == ts->st_dev &&
-				st.st_ino == ts->st_ino;
-		}
-		closedir(dir);
-		return found;
-	}
-	return false;
-}
-
 /* A target that is the source, an image of its backing chain or a file
  * the source reads would be truncated while it is read (qemu-img refuses
  * it through its image locks).  Returns true when DST is such a file. */
 static bool target_is_source(struct mimg *src, const char *dst)
 {
-	struct stat ts, ss;
-	if (stat(dst, &ts) != 0)
+	if (mimg_reads_file(src, dst) == 0)
 		return false;
-	for (struct mimg *i = src; i; i = mimg_backing(i)) {
-		if (stat(mimg_filename(i), &ss) == 0 &&
-		    ss.st_dev == ts.st_dev && ss.st_ino == ts.st_ino) {
-			cli_error("Refusing to write to '%s': it is %s '%s'",
-				  dst, i == src ? "the source image"
-						: "in the backing chain of",
-				  i == src ? mimg_filename(i)
-					   : mimg_filename(src));
-			return true;
-		}
-	}
-	if ((S_ISREG(ts.st_mode) || S_ISBLK(ts.st_mode)) && file_is_open(&ts)) {
-		cli_error("Refusing to write to '%s': it is a file that '%s' "
-			  "reads", dst, mimg_filename(src));
-		return true;
-	}
-	return false;
+	cli_error("%s", mimg_errmsg());
+	return true;
 }
 
 /* The persistent bitmaps IMG's info lists (an array), in *INFOP (to
@@ -571,7 +527,8 @@ int cmd_convert(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	struct convert_args a = {.dst_fmt = "raw",
-				 .dst_flags = MIMG_OPEN_NO_FLUSH};
+				 .dst_flags = MIMG_OPEN_NO_FLUSH,
+				 .copts = {.size = sizeof(a.copts)}};
 	char *opts_text = NULL, *src_path = NULL, *src_fmt_alloc = NULL;
 	bool image_opts = false, explicit_sparse = false;
 	int c, status;
@@ -596,10 +553,10 @@ int cmd_convert(int argc, char **argv)
 			opts_text = t;
 			break;
 		}
-		case 'c': a.copts.compress = 1; break;
+		case 'c': a.copts.compress = true; break;
 		case 'p': a.progress = true; break;
 		case 'q': a.quiet = true; break;
-		case 'n': a.copts.existing_target = 1; break;
+		case 'n': a.copts.existing_target = true; break;
 		case 'S':
 			if (mimg_parse_size(optarg, &v) < 0 || v % 512 ||
 			    v > (16u << 20)) {
@@ -626,7 +583,7 @@ int cmd_convert(int argc, char **argv)
 			a.copts.parallel = (int)n;
 			break;
 		}
-		case 'W': a.copts.out_of_order = 1; break;
+		case 'W': a.copts.out_of_order = true; break;
 		case OPT_LEVEL: {
 			char *end;
 			long n = strtol(optarg, &end, 10);
@@ -658,11 +615,11 @@ int cmd_convert(int argc, char **argv)
 		case 'U': break;
 		case 'B': a.backing = optarg; break;
 		case 'F': a.backing_fmt = optarg; break;
-		case 'C': a.copts.copy_offload = 1; break;
-		case OPT_SALVAGE: a.copts.salvage = 1; break;
+		case 'C': a.copts.copy_offload = true; break;
+		case OPT_SALVAGE: a.copts.salvage = true; break;
 		case OPT_BITMAPS: a.bitmaps = true; break;
 		case OPT_SKIP_BROKEN: a.skip_broken = true; break;
-		case OPT_TARGET_IS_ZERO: a.copts.target_is_zero = 1; break;
+		case OPT_TARGET_IS_ZERO: a.copts.target_is_zero = true; break;
 		case OPT_UNTRUSTED: a.src_flags |= MIMG_OPEN_UNTRUSTED; break;
 		case OPT_OBJECT:
 			if (cli_object_add(optarg) < 0)

@@ -138,9 +138,9 @@ static int dd_copy(struct mimg *in, struct mimg *out, uint64_t start,
 		return cli_error("out of memory");
 	for (uint64_t pos = start; pos < end && r == 0;) {
 		size_t n = end - pos < DD_CHUNK ? (size_t)(end - pos) : DD_CHUNK;
-		ssize_t got = mimg_pread(in, buf, n, pos);
+		ssize_t got = mimg_pread(in, buf, n, pos, 0);
 		if (got >= 0 && !(skip_zero && all_zero(buf, n)))
-			got = mimg_pwrite(out, buf, n, pos - start);
+			got = mimg_pwrite(out, buf, n, pos - start, 0);
 		if (got < 0)
 			r = cli_error("%s", mimg_errmsg());
 		pos += n;

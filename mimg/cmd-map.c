@@ -18,43 +18,40 @@ struct map_entry {
 	const char *file;
 };
 
+/* The layer DEPTH images below TOP. */
+static struct mimg *layer_at(struct mimg *top, int depth)
+{
+	struct mimg *img = top;
+	while (depth-- > 0 && mimg_backing(img))
+		img = mimg_backing(img);
+	return img;
+}
+
 /* Status of [off, off+len) through the chain, with the defining layer's
  * host offset. */
 static int chain_entry(struct mimg *top, uint64_t off, uint64_t len,
 		       struct map_entry *e)
 {
-	int depth = 0;
-	for (struct mimg *img = top; img; img = mimg_backing(img), depth++) {
-		uint64_t pnum, host;
-		unsigned st;
-		bool last = !mimg_backing(img);
-		if (off >= mimg_size(img)) { /* shorter backing: zeroes */
-			*e = (struct map_entry){.start = off, .length = len,
-						.depth = depth, .zero = true,
-						.file = mimg_filename(img)};
-			return 0;
-		}
-		int r = mimg_block_status(img, off, len, &pnum, &st, &host);
-		if (r < 0)
-			return r;
-		len = pnum;
-		if ((st & MIMG_BS_ALLOCATED) || last) {
-			*e = (struct map_entry){
-				.start = off,
-				.length = len,
-				.depth = depth,
-				.present = st & MIMG_BS_ALLOCATED,
-				.zero = st & MIMG_BS_ZERO,
-				.data = st & MIMG_BS_DATA,
-				.has_offset = (st & MIMG_BS_OFFSET_VALID) &&
-					      !(st & MIMG_BS_COMPRESSED),
-				.offset = host,
-				.file = mimg_filename(img),
-			};
-			return 0;
-		}
-	}
-	return -1;
+	uint64_t pnum, host;
+	unsigned st;
+	int depth;
+	int r = mimg_block_status_chain(top, off, len, &pnum, &st, &depth,
+					&host);
+	if (r < 0)
+		return r;
+	*e = (struct map_entry){
+		.start = off,
+		.length = pnum,
+		.depth = depth,
+		.present = st & MIMG_BS_ALLOCATED,
+		.zero = st & MIMG_BS_ZERO,
+		.data = st & MIMG_BS_DATA,
+		.has_offset = (st & MIMG_BS_OFFSET_VALID) &&
+			      !(st & MIMG_BS_COMPRESSED),
+		.offset = host,
+		.file = mimg_filename(layer_at(top, depth)),
+	};
+	return 0;
 }
 
 /* Can E extend P (same kind, contiguous host offsets)? */

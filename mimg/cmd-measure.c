@@ -311,7 +311,7 @@ static int data_bytes(struct mimg *img, uint64_t cs, uint64_t *out)
 	while (off < size) {
 		bool zero = false;
 		if (mimg_block_status_chain(img, off, size - off, &pnum, &st,
-					    &depth) < 0) {
+					    &depth, NULL) < 0) {
 			r = cli_error("%s", mimg_errmsg());
 			break;
 		}

@@ -69,7 +69,7 @@ static int zero_run(struct mimg *img, uint64_t off, uint64_t len,
 	}
 	if (len > mimg_size(img) - off)
 		len = mimg_size(img) - off;
-	int r = mimg_block_status_chain(img, off, len, &pnum, &st, NULL);
+	int r = mimg_block_status_chain(img, off, len, &pnum, &st, NULL, NULL);
 	if (r < 0)
 		return r;
 	*run = (st & MIMG_BS_ZERO) ? pnum : 0;
@@ -85,7 +85,7 @@ static int read_layer(struct mimg *img, uint8_t *buf, size_t len,
 	if (img && off < mimg_size(img)) {
 		uint64_t avail = mimg_size(img) - off;
 		size_t want = avail < len ? (size_t)avail : len;
-		ssize_t n = mimg_pread(img, buf, want, off);
+		ssize_t n = mimg_pread(img, buf, want, off, 0);
 		if (n < 0)
 			return (int)n;
 		have = (size_t)n;
@@ -120,7 +120,7 @@ static int copy_differences(struct rebase *rb, uint64_t off, size_t len)
 			i += step;
 		}
 		if (mimg_pwrite(rb->img, rb->obuf + start, i - start,
-				off + start) < 0)
+				off + start, 0) < 0)
 			return cli_error("error while writing to '%s': %s",
 					 rb->file, mimg_errmsg());
 	}

@@ -258,8 +258,8 @@ static ssize_t transfer(struct blockif_ctxt *bc, struct blockif_req *br,
 	if (!iov_total(br, &total))
 		return -EINVAL;
 	if (total <= len)
-		return write ? mimg_pwritev(bc->img, iov, br->br_iovcnt, off)
-			     : mimg_preadv(bc->img, iov, br->br_iovcnt, off);
+		return write ? mimg_pwritev(bc->img, iov, br->br_iovcnt, off, 0)
+			     : mimg_preadv(bc->img, iov, br->br_iovcnt, off, 0);
 	/* Crossing the end of the disk (rare): a trimmed copy. */
 	for (uint64_t sum = 0; sum < len; n++)
 		sum += iov[n].iov_len;
@@ -271,8 +271,8 @@ static ssize_t transfer(struct blockif_ctxt *bc, struct blockif_req *br,
 	for (int i = 0; i < n - 1; i++)
 		total += cut[i].iov_len;
 	cut[n - 1].iov_len = (size_t)(len - total);
-	r = write ? mimg_pwritev(bc->img, cut, n, off)
-		  : mimg_preadv(bc->img, cut, n, off);
+	r = write ? mimg_pwritev(bc->img, cut, n, off, 0)
+		  : mimg_preadv(bc->img, cut, n, off, 0);
 	free(cut);
 	return r;
 }
@@ -321,7 +321,7 @@ static int perform_range(struct blockif_ctxt *bc, struct blockif_elem *be)
 		return EINVAL;
 	if (be->start < end) {
 		if (be->op == BOP_DELETE)
-			r = mimg_discard(bc->img, be->start, end - be->start);
+			r = mimg_discard(bc->img, be->start, end - be->start, 0);
 		else
 			r = mimg_pwrite_zeroes(bc->img, be->start,
 					       end - be->start,

@@ -52,7 +52,7 @@ MIMG_API int mimg_version_number(void);
 
 /* Message describing the last failure on this thread, naming the file,
  * field and value involved.  Never NULL; valid until the next libmimg call
- * on this thread. */
+ * on this thread.  Cannot fail; thread-safe (each thread has its own). */
 MIMG_API const char *mimg_errmsg(void);
 
 /* ---------------------------------------------------------------------- */
@@ -226,8 +226,10 @@ MIMG_API int mimg_open_secret(struct mimg **imgp, const char *path,
 			      const struct mimg_secret *secret);
 
 /* Flush (when writable) and close the image and its backing chain.
- * Returns the flush error, if any; the handle is freed in every case.
- * mimg_close(NULL) returns 0. */
+ * Returns the flush error, if any (host I/O errors, -EIO); the handle is
+ * freed in every case.  mimg_close(NULL) returns 0.  Not concurrent with
+ * any other call on IMG; closing different handles concurrently is
+ * safe. */
 MIMG_API int mimg_close(struct mimg *img);
 
 /* ---------------------------------------------------------------------- */
@@ -246,6 +248,10 @@ struct mimg_opt {
  * "backing_fmt", "subformat").  SIZE may be 0 when backing_file is given:
  * the backing file's size is used.  Unknown options give -EINVAL naming
  * the option.
+ * Errors: -EINVAL (unknown format, option or value), -ENOTSUP (an option
+ * value the format cannot do), -ENOENT/-EACCES (host, backing file),
+ * -EFBIG (SIZE too large for the format), -ENOSPC, host I/O errors.
+ * Thread-safe for different PATHs.
  */
 MIMG_API int mimg_create(const char *path, const char *format, uint64_t size,
 			 const struct mimg_opt *opts, size_t nopts);
@@ -285,8 +291,9 @@ MIMG_API int mimg_create_secret(const char *path, const char *format,
 				const struct mimg_secret *secret);
 
 /* Parse "a=b,c=d" (qemu-img's -o syntax; ",," is a literal comma) into a
- * newly allocated array.  Free with mimg_opts_free().  Returns the number of
- * options or a negative errno. */
+ * newly allocated array.  Free with mimg_opts_free() (which cannot fail).
+ * Returns the number of options or a negative errno: -EINVAL (an invalid
+ * option list), -ENOMEM.  Both are thread-safe. */
 MIMG_API int mimg_opts_parse(const char *text, struct mimg_opt **optsp);
 MIMG_API void mimg_opts_free(struct mimg_opt *opts, size_t nopts);
 
@@ -368,7 +375,8 @@ MIMG_API int mimg_amend(struct mimg *img, const struct mimg_opt *opts,
  * secret opens (the last active slot only with MIMG_AMEND_FORCE).
  * Extra errors: -ENOENT (no secret with an id named), -EACCES (the old
  * secret opens no slot), -EBUSY (the slot is active, or the last one
- * would go), -ENOSPC (no free slot).
+ * would go), -ENOSPC (no free slot).  Not concurrent with any other call
+ * on IMG, as mimg_amend.
  */
 struct mimg_named_secret {
 	const char *id;
@@ -382,17 +390,23 @@ MIMG_API int mimg_amend_secrets(struct mimg *img, const struct mimg_opt *opts,
 						 uint64_t total),
 				void *opaque);
 
-/* Names of the available drivers, NULL-terminated, static. */
+/* Names of the available drivers, NULL-terminated, static.  Cannot fail;
+ * thread-safe. */
 MIMG_API const char *const *mimg_formats(void);
 
 /* ---------------------------------------------------------------------- */
 /* Properties                                                              */
 
+/* The getters below cannot fail.  Each is thread-safe; the values are
+ * fixed while IMG is open, except mimg_size, which changes with
+ * mimg_truncate (and amend or snapshot apply) and returns the size before
+ * or after a concurrent mimg_truncate, never a torn value. */
 MIMG_API uint64_t mimg_size(const struct mimg *img);
 MIMG_API const char *mimg_format(const struct mimg *img);
 MIMG_API const char *mimg_filename(const struct mimg *img);
 MIMG_API bool mimg_is_read_only(const struct mimg *img);
-/* The opened backing image, or NULL.  Owned by IMG. */
+/* The opened backing image, or NULL.  Owned by IMG.  Cannot fail;
+ * thread-safe. */
 MIMG_API struct mimg *mimg_backing(const struct mimg *img);
 /*
  * Record NAME as IMG's backing file and FMT as its format, in IMG's
@@ -410,52 +424,83 @@ MIMG_API struct mimg *mimg_backing(const struct mimg *img);
  */
 MIMG_API int mimg_set_backing(struct mimg *img, const char *name,
 			      const char *fmt);
-/* Allocation granularity (cluster/grain size), or 0 when not meaningful. */
+/* Allocation granularity (cluster/grain size), or 0 when not meaningful.
+ * Cannot fail; thread-safe. */
 MIMG_API uint32_t mimg_cluster_size(const struct mimg *img);
 /* True when freshly created images of this one's kind read as zeroes
  * everywhere and the image has no backing file (convert then skips
- * writing zeroes). */
+ * writing zeroes).  Cannot fail; thread-safe. */
 MIMG_API bool mimg_has_zero_init(const struct mimg *img);
 /* True when IMG is encrypted and was opened without its secret: it can
  * be described (mimg_info) but its reads and writes fail with -EACCES.
  * Cannot fail; thread-safe. */
 MIMG_API bool mimg_needs_secret(const struct mimg *img);
-/* True when mimg_discard() can free host space. */
+/* True when mimg_discard() can free host space.  Cannot fail;
+ * thread-safe. */
 MIMG_API bool mimg_can_discard(const struct mimg *img);
 
 /* ---------------------------------------------------------------------- */
 /* I/O (thread-safe on one handle)                                         */
 
-/* Read LEN bytes at OFF; ranges not allocated in this layer come from the
- * backing chain or read as zeroes.  Returns the number of bytes read
- * (short only at end of image) or a negative errno. */
-MIMG_API ssize_t mimg_preadv(struct mimg *img, const struct iovec *iov,
-			     int iovcnt, uint64_t off);
-MIMG_API ssize_t mimg_pread(struct mimg *img, void *buf, size_t len,
-			    uint64_t off);
-
-/* Write; the range must lie within the image (-ENOSPC otherwise).
- * Read-only images give -EROFS. */
-MIMG_API ssize_t mimg_pwritev(struct mimg *img, const struct iovec *iov,
-			      int iovcnt, uint64_t off);
-MIMG_API ssize_t mimg_pwrite(struct mimg *img, const void *buf, size_t len,
-			     uint64_t off);
-
+/* Flags of the I/O calls.  Each call refuses bits it does not take with
+ * -EINVAL (MIMG_*_ALL_FLAGS), so that flags can be added. */
 enum {
 	/* mimg_pwrite_zeroes may deallocate (punch holes / unmap). */
 	MIMG_ZERO_MAY_UNMAP = 1u << 0,
+	/* Force unit access: the write (pwrite, zeroes, discard) is durable
+	 * when the call returns, as if mimg_flush followed it (with
+	 * MIMG_OPEN_NO_FLUSH: written, not durable). */
+	MIMG_IO_FUA = 1u << 1,
 };
+#define MIMG_READ_ALL_FLAGS 0x0u	/* mimg_preadv, mimg_pread */
+#define MIMG_WRITE_ALL_FLAGS 0x2u	/* mimg_pwritev, mimg_pwrite, discard */
+#define MIMG_ZERO_ALL_FLAGS 0x3u	/* mimg_pwrite_zeroes */
+
+/* Read LEN bytes at OFF; ranges not allocated in this layer come from the
+ * backing chain or read as zeroes.  Returns the number of bytes read
+ * (short only at end of image: 0 at or past it) or a negative errno:
+ * -EINVAL (FLAGS), -EACCES (encrypted image opened without its secret),
+ * -EIO (corrupt metadata or data), -ENOMEM, host I/O errors.  FLAGS: none
+ * yet (0).  Thread-safe: concurrent with every I/O call on IMG. */
+MIMG_API ssize_t mimg_preadv(struct mimg *img, const struct iovec *iov,
+			     int iovcnt, uint64_t off, unsigned flags);
+/* mimg_preadv into one buffer: the same errors (Errors: as mimg_preadv)
+ * and thread-safety. */
+MIMG_API ssize_t mimg_pread(struct mimg *img, void *buf, size_t len,
+			    uint64_t off, unsigned flags);
+
+/* Write; the range must lie within the image.  Returns the byte count or
+ * -EINVAL (FLAGS), -EROFS (read-only image), -ENOSPC (past the end of
+ * the image, or the host is full), -EPERM (a header written into an
+ * image only probed as raw), -EACCES (locked encrypted image), -EIO
+ * (corrupt image), -ENOMEM, host I/O errors.  FLAGS: MIMG_IO_FUA.
+ * Thread-safe: concurrent with every I/O call on IMG; overlapping
+ * concurrent writes leave one of them, sector by sector. */
+MIMG_API ssize_t mimg_pwritev(struct mimg *img, const struct iovec *iov,
+			      int iovcnt, uint64_t off, unsigned flags);
+/* mimg_pwritev from one buffer: the same errors (Errors: as mimg_pwritev)
+ * and thread-safety. */
+MIMG_API ssize_t mimg_pwrite(struct mimg *img, const void *buf, size_t len,
+			     uint64_t off, unsigned flags);
+
 /* Make LEN bytes at OFF read as zeroes, efficiently where the format
- * allows (falls back to writing zeroes). */
+ * allows (falls back to writing zeroes).  FLAGS: MIMG_ZERO_MAY_UNMAP,
+ * MIMG_IO_FUA.  Errors (-EINVAL, -EROFS, -ENOSPC, -EPERM, -EIO, host
+ * I/O errors) and thread-safety as mimg_pwritev. */
 MIMG_API int mimg_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
 				unsigned flags);
 
 /* Hint that LEN bytes at OFF are no longer needed.  Afterwards the range
  * reads as zeroes or as the backing file's data, format-dependent (as
- * qemu's discard).  Formats without support return 0 and do nothing. */
-MIMG_API int mimg_discard(struct mimg *img, uint64_t off, uint64_t len);
+ * qemu's discard).  Formats without support return 0 and do nothing.
+ * FLAGS: MIMG_IO_FUA.  Errors: as mimg_pwritev; its thread-safety too. */
+MIMG_API int mimg_discard(struct mimg *img, uint64_t off, uint64_t len,
+			  unsigned flags);
 
-/* Make all completed writes durable. */
+/* Make all completed writes durable (metadata included).  Returns 0 (also
+ * on read-only images) or host I/O errors (-EIO, -ENOSPC).  Thread-safe:
+ * concurrent with every I/O call on IMG; covers the writes completed
+ * before it was called. */
 MIMG_API int mimg_flush(struct mimg *img);
 
 enum mimg_prealloc {
@@ -464,7 +509,23 @@ enum mimg_prealloc {
 	MIMG_PREALLOC_FALLOC,
 	MIMG_PREALLOC_FULL,
 };
-/* Change the virtual size.  Growing reads the new range as zeroes. */
+/*
+ * Change the virtual size.  Growing reads the new range as zeroes;
+ * shrinking drops the tail (-ENOTSUP where the format cannot shrink).
+ * Concurrent I/O: mimg_truncate may run beside the I/O calls on IMG
+ * (mimg_preadv ... mimg_block_status_chain, mimg_flush) and mimg_size:
+ * it waits for the calls in flight to finish and holds new ones back
+ * until it is done, so each of them sees the old size and content or the
+ * new ones, never a mix, and mimg_size returns the old size or the new
+ * one.  A read racing with a shrink may therefore end short (at the new
+ * end) and a write past the new end fails with -ENOSPC.  It is not
+ * concurrent with the other calls on IMG (amend, snapshots, bitmaps,
+ * mimg_info, mimg_check, mimg_convert, mimg_close).
+ * Errors: -EROFS, -EFBIG (SIZE above INT64_MAX or the format's limit),
+ * -ENOTSUP (the format cannot be resized, shrunk or preallocated that
+ * way), -EINVAL (PREALLOC), -ENOSPC, -EIO (corrupt image), host I/O
+ * errors.
+ */
 MIMG_API int mimg_truncate(struct mimg *img, uint64_t size,
 			   enum mimg_prealloc prealloc);
 
@@ -484,7 +545,9 @@ enum {
  * length (>0, <=LEN) of the run starting at OFF that shares *STATUS.  A run
  * not ALLOCATED in this layer has its content defined by the backing chain
  * (or reads as zeroes when there is none: then ZERO is also set).
- * HOST_OFF may be NULL.  Returns 0 or a negative errno.
+ * HOST_OFF may be NULL.  Returns 0 or a negative errno: -EINVAL (OFF at
+ * or past the end of IMG, LEN 0), -EIO (corrupt metadata), host I/O
+ * errors.  Thread-safe: concurrent with every I/O call on IMG.
  */
 MIMG_API int mimg_block_status(struct mimg *img, uint64_t off, uint64_t len,
 			       uint64_t *pnum, unsigned *status,
@@ -494,16 +557,25 @@ MIMG_API int mimg_block_status(struct mimg *img, uint64_t off, uint64_t len,
  * Status of [OFF, OFF+LEN) through the whole backing chain: DATA or ZERO
  * describe what a read returns; ALLOCATED is set when some layer defines
  * the run.  *DEPTH (may be NULL) is the index of the defining layer
- * (0 = IMG).
+ * (0 = IMG; its image is mimg_backing() followed DEPTH times).  HOST_OFF
+ * may be NULL; otherwise OFFSET_VALID is set when *HOST_OFF is the run's
+ * offset in that layer's file (COMPRESSED: where the compressed data
+ * starts), as mimg_block_status reports it for that layer.  A
+ * run past the end of a shorter backing file reads as zeroes: ZERO only,
+ * DEPTH that layer.
+ * Errors: those of mimg_block_status for each layer.  Thread-safe, as
+ * mimg_block_status.
  */
 MIMG_API int mimg_block_status_chain(struct mimg *img, uint64_t off,
 				     uint64_t len, uint64_t *pnum,
-				     unsigned *status, int *depth);
+				     unsigned *status, int *depth,
+				     uint64_t *host_off);
 
 /* Make a read-only IMG read the content of its internal snapshot NAME
  * (matched against the snapshot's id, then its name), as qemu-img
  * convert -l does.  -ENOENT when there is no such snapshot, -ENOTSUP for
- * formats without snapshots, -EBUSY when IMG is writable. */
+ * formats without snapshots, -EBUSY when IMG is writable, -EIO for a
+ * damaged snapshot table.  Not concurrent with any other call on IMG. */
 MIMG_API int mimg_select_snapshot(struct mimg *img, const char *name);
 
 /*
@@ -599,7 +671,7 @@ MIMG_API int mimg_make_empty(struct mimg *img);
  * exactly; it is blkhash's construction).  Ranges block status reports
  * as zero are not read.  OPTS may be NULL (SHA-256, 4 threads).  MD
  * receives the digest (MIMG_CHECKSUM_MAX bytes room), *MDLEN its length.
- * Errors: -EINVAL (unknown algorithm, OPTS->size too small), read errors
+ * Errors: -EINVAL (unknown algorithm, OPTS->size unknown), read errors
  * of IMG, -ENOMEM.  Reads IMG concurrently; IMG must not be written
  * meanwhile.
  */
@@ -645,12 +717,17 @@ struct mimg_value {
 	} v;
 };
 
-/* Member KEY of object OBJ, or NULL. */
+/* Member KEY of object OBJ, or NULL (also when OBJ is not an object);
+ * mimg_value_free frees a tree (NULL is fine); these two cannot fail.
+ * mimg_value_to_json returns NULL only when out of memory.  Values are
+ * plain data: thread-safe as long as no thread frees a tree others
+ * read. */
 MIMG_API const struct mimg_value *mimg_value_get(const struct mimg_value *obj,
 						 const char *key);
 MIMG_API void mimg_value_free(struct mimg_value *v);
 /* Render as JSON, indented by 4 spaces per level as qemu-img prints it.
- * Returns a malloc'ed string or NULL (-ENOMEM). */
+ * Returns a malloc'ed string or NULL (-ENOMEM).  Thread-safe, as reading
+ * the tree is. */
 MIMG_API char *mimg_value_to_json(const struct mimg_value *v);
 
 /*
@@ -659,6 +736,9 @@ MIMG_API char *mimg_value_to_json(const struct mimg_value *v);
  * "cluster-size", "backing-filename", "full-backing-filename",
  * "backing-filename-format", "snapshots", "format-specific" {type, data}.
  * The caller frees *INFOP with mimg_value_free().
+ * Errors: -ENOMEM, -EIO (corrupt metadata), host I/O errors.  Reads
+ * metadata only; not concurrent with calls that change IMG's metadata
+ * (amend, snapshots, bitmaps, mimg_truncate), concurrent with I/O.
  */
 MIMG_API int mimg_info(struct mimg *img, struct mimg_value **infop);
 
@@ -669,8 +749,13 @@ enum {
 	MIMG_CHECK_REPAIR_LEAKS = 1u << 0,
 	MIMG_CHECK_REPAIR_ERRORS = 1u << 1,
 };
+#define MIMG_CHECK_ALL_FLAGS 0x3u
 
+/* Filled by mimg_check.  The caller sets SIZE to sizeof(struct
+ * mimg_check_result) before the call (e.g. "struct mimg_check_result r =
+ * {.size = sizeof r};"): fields may be added at the end. */
 struct mimg_check_result {
+	size_t size;
 	uint64_t corruptions;	     /* remaining after repair */
 	uint64_t leaks;
 	uint64_t check_errors;	     /* e.g. I/O errors while checking */
@@ -689,24 +774,48 @@ struct mimg_check_result {
 
 /* Check IMG's metadata; with repair FLAGS the image must be open read-write
  * (with MIMG_OPEN_CHECK).  Returns 0 when the check ran (whatever it found)
- * or a negative errno when it could not run. */
+ * or a negative errno when it could not run: -EINVAL (unknown FLAGS, a
+ * RES->size this library does not know), -EROFS (repair on a read-only
+ * IMG), -ENOMEM, host I/O errors.  RES is filled (SIZE kept) in every
+ * case and freed with mimg_check_result_free.  Not concurrent with any
+ * other call on IMG. */
 MIMG_API int mimg_check(struct mimg *img, unsigned flags,
 			struct mimg_check_result *res);
 MIMG_API void mimg_check_result_free(struct mimg_check_result *res);
 
+/*
+ * RES as qemu-img's ImageCheck value tree (what qemu-img check
+ * --output=json prints): "filename" and "format" (FILENAME and FORMAT, as
+ * the caller names them), "check-errors", and the counters
+ * "image-end-offset", "total-clusters", "allocated-clusters",
+ * "fragmented-clusters", "compressed-clusters", "corruptions",
+ * "corruptions-fixed", "leaks", "leaks-fixed" where they are not zero, in
+ * qemu-img 7.2's order.  The caller frees *REPORTP with mimg_value_free().
+ * Errors: -EINVAL (RES, FILENAME or FORMAT NULL), -ENOMEM.
+ * Thread-safe (reads RES only).
+ */
+MIMG_API int mimg_check_report(const struct mimg_check_result *res,
+			       const char *filename, const char *format,
+			       struct mimg_value **reportp);
+
 /* ---------------------------------------------------------------------- */
 /* Convert                                                                 */
 
+/* Options of mimg_convert.  The caller sets SIZE to sizeof(struct
+ * mimg_convert_opts) (e.g. "struct mimg_convert_opts o = {.size = sizeof
+ * o};") and leaves what it does not set zero: fields may be added at the
+ * end. */
 struct mimg_convert_opts {
+	size_t size;
 	/* Zero runs at least this long (bytes, aligned to it) found inside
 	 * data are not written (qemu-img -S).  0 means the default, 4096;
 	 * MIMG_CONVERT_NO_SPARSE writes every byte, zeroes included, so the
 	 * target ends up fully allocated (qemu-img -S 0). */
 	uint64_t sparse_size;
-	int compress;		/* write compressed clusters (-c) */
-	int existing_target;	/* -n: DST was not created for this */
-	int target_is_zero;	/* --target-is-zero: DST reads as zeroes */
-	int out_of_order;	/* -W: writes may complete out of order */
+	bool compress;		/* write compressed clusters (-c) */
+	bool existing_target;	/* -n: DST was not created for this */
+	bool target_is_zero;	/* --target-is-zero: DST reads as zeroes */
+	bool out_of_order;	/* -W: writes may complete out of order */
 	int parallel;		/* -m: requests in flight, 0 = default (one
 				 * per online CPU, at least 8, at most 32) */
 	/* Called with bytes done and total, from one thread at a time
@@ -714,20 +823,19 @@ struct mimg_convert_opts {
 	 * step and once at the end. */
 	void (*progress)(void *opaque, uint64_t done, uint64_t total);
 	void *opaque;
-	/* Fields below were added later; zero keeps the earlier behaviour. */
 	/* SRC's byte 0 goes to this offset of DST (several sources
 	 * concatenated into one image, each after the one before). */
 	uint64_t dst_offset;
 	/* DST's backing file holds what SRC's backing chain holds (qemu-img
 	 * convert -B): only what SRC's top layer defines is written, its
 	 * zeroes as zeroes; the rest is left to DST's backing file. */
-	int target_has_backing;
+	bool target_has_backing;
 	/* --salvage: 512-byte sectors that cannot be read become zeroes,
 	 * each reported through WARN, instead of failing the conversion. */
-	int salvage;
+	bool salvage;
 	/* -C: move data with copy_file_range(2) where SRC and DST are raw
 	 * images over host files; elsewhere the data is copied as usual. */
-	int copy_offload;
+	bool copy_offload;
 	/* Called with a message for every salvaged read error (may be
 	 * NULL), from one thread at a time, with OPAQUE. */
 	void (*warn)(void *opaque, const char *msg);
@@ -745,9 +853,28 @@ struct mimg_convert_opts {
  * be open read-write and at least as large.  Work is proportional to the
  * allocated data; unallocated and zero ranges are skipped on targets that
  * read as zeroes.  Peak memory is bounded (a few MiB per parallel request).
- * OPTS may be NULL for defaults. */
+ * OPTS may be NULL for defaults.
+ * Errors: -EINVAL (OPTS->size, sparse size or compression level), -EROFS
+ * (DST read-only), -ENOSPC (DST too small, or the host is full), -EBUSY
+ * (DST is a file SRC reads), -ENOMEM, and the read errors of SRC and
+ * write errors of DST.  Reads SRC and writes DST from several threads;
+ * neither may be resized, closed or changed otherwise meanwhile (other
+ * reads of SRC may run beside it). */
 MIMG_API int mimg_convert(struct mimg *src, struct mimg *dst,
 			  const struct mimg_convert_opts *opts);
+
+/*
+ * Whether writing PATH would change what IMG reads: 0 when PATH does not
+ * exist or is none of the files IMG reads; -EBUSY, with a message naming
+ * the relation ("Refusing to write to 'PATH': it is the source image
+ * ..."), when it is IMG's file, a file of its backing chain, or another
+ * file a layer reads (a VMDK extent, a qcow2 data file); the files are
+ * compared by identity (device and inode), not by name.  For callers
+ * about to create (truncate) PATH as a target; mimg_convert makes the
+ * same check on DST's files (-EBUSY).
+ * Errors: -EINVAL (IMG or PATH NULL), -EBUSY.  Thread-safe.
+ */
+MIMG_API int mimg_reads_file(const struct mimg *img, const char *path);
 
 /*
  * Write an OVF 1.0 appliance (OVA) at PATH (created or truncated) holding
@@ -797,7 +924,8 @@ MIMG_API int mimg_ova_write(const char *path, struct mimg *const *srcs,
 
 /* Parse a size with an optional suffix: b (bytes), k/K, M, G, T, P, E
  * (powers of 1024; no suffix means bytes; fractional values like "1.5G"
- * are accepted as qemu-img accepts them).  Returns 0 or -EINVAL/-ERANGE. */
+ * are accepted as qemu-img accepts them).  Returns 0 or -EINVAL/-ERANGE.
+ * Thread-safe. */
 MIMG_API int mimg_parse_size(const char *text, uint64_t *sizep);
 
 #ifdef __cplusplus

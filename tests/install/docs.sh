@@ -4,7 +4,9 @@
 # `mimg COMMAND --help` lists appears in mimg(1) for that command (its
 # synopsis or its section, or among the options common to all commands),
 # every option of `vmm-blk --help` in vmm-blk(8), and every function the
-# shared library exports in libmimg(3).
+# shared library exports or mimg.h declares (MIMG_API) in libmimg(3); and
+# the comment over each function in mimg.h states its errors (or that it
+# cannot fail) and its thread-safety.
 #   BUILD_ROOT=build SOURCE_ROOT=. tests/install/docs.sh
 set -eu
 : "${BUILD_ROOT:?}" "${SOURCE_ROOT:?}"
@@ -14,10 +16,11 @@ lib=$(find "$BUILD_ROOT" -maxdepth 1 -type f -name 'libmimg.so.*.*' | head -1)
 [ -n "$lib" ] || { echo "FAIL: no libmimg.so in $BUILD_ROOT" >&2; exit 1; }
 vmmblk=$BUILD_ROOT/vmm-blk/vmm-blk
 [ -x "$vmmblk" ] || vmmblk=
-exec python3 - "$BUILD_ROOT/mimg/mimg" "$vmmblk" "$lib" "$SOURCE_ROOT/doc" <<'PY'
+exec python3 - "$BUILD_ROOT/mimg/mimg" "$vmmblk" "$lib" "$SOURCE_ROOT/doc" \
+	"$SOURCE_ROOT/libmimg/include/mimg.h" <<'PY'
 import re, subprocess, sys
 
-mimg, vmmblk, lib, doc = sys.argv[1:]
+mimg, vmmblk, lib, doc, header = sys.argv[1:]
 problems = []
 
 def help_options(argv):
@@ -75,8 +78,31 @@ for sym in exported:
     if not re.search(r"\b" + sym + r"\b", page3):
         problems.append(f"libmimg.3 lacks {sym} (exported by libmimg)")
 
+# The header is the documentation: the comment block that starts at the
+# beginning of a line above each prototype (one block may cover a group)
+# names its errors and its thread-safety.
+hdr = open(header).read()
+declared = []
+for m in re.finditer(r"MIMG_API\s+[^;]*?\b(mimg_\w+)\s*\(", hdr):
+    name = m.group(1)
+    declared.append(name)
+    start = hdr.rfind("\n/*", 0, m.start())
+    comment = hdr[start:hdr.find("*/", start)] if start >= 0 else ""
+    if not re.search(r"Errors?:|[Cc]annot fail|-E[A-Z0-9]+|negative errno", comment):
+        problems.append(f"mimg.h: {name} does not document its errors")
+    if not re.search(r"[Tt]hread|concurrent", comment):
+        problems.append(f"mimg.h: {name} does not document its thread-safety")
+    if not re.search(r"\b" + name + r"\b", page3):
+        problems.append(f"libmimg.3 lacks {name} (declared in mimg.h)")
+if not declared:
+    problems.append("mimg.h declares no MIMG_API functions")
+for sym in exported:
+    if sym not in declared:
+        problems.append(f"libmimg exports {sym}, which mimg.h does not declare")
+
 for p in problems:
     print("FAIL:", p, file=sys.stderr)
-print(f"{len(commands)} commands, {len(exported)} library functions checked")
+print(f"{len(commands)} commands, {len(exported)} exported and "
+      f"{len(declared)} declared library functions checked")
 sys.exit(1 if problems else 0)
 PY

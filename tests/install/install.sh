@@ -53,6 +53,11 @@ export LD_LIBRARY_PATH="$root$libdir"
 bindir=$(dirname "$(cd "$root" && find . -path '*/bin/mimg' | head -1)")
 mimg=$root${bindir#.}/mimg
 "$mimg" create -f qcow2 "$T/disk.qcow2" 1M >/dev/null || fail "installed mimg"
+# mimg is a client of the shared library, not a copy of it.
+if command -v readelf >/dev/null; then
+	readelf -d "$mimg" | grep -q 'NEEDED.*\[libmimg\.so\.0\]' ||
+		fail "installed mimg does not link libmimg.so.0"
+fi
 out=$("$T/example" "$T/disk.qcow2") || fail "README example failed: $out"
 [ "$out" = "qcow2, 1048576 bytes" ] || fail "README example printed '$out'"
 vmmblk=$(cd "$root" && find . -path '*bin/vmm-blk' | head -1)

@@ -82,7 +82,7 @@ END_TEST
 START_TEST(packed_arguments)
 {
 	struct mimg *src = source();
-	struct mimg_convert_opts o = {.compression_level = 20};
+	struct mimg_convert_opts o = {.size = sizeof(o), .compression_level = 20};
 	ck_assert_int_eq(mimg_convert_packed(&src, 1, "a.bz2", "bzip2", NULL),
 			 -EINVAL);
 	ck_assert_int_eq(mimg_convert_packed(&src, 1, "a.xz", "xz", &o),

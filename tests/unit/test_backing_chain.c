@@ -224,17 +224,17 @@ START_TEST(chain_relative_to_overlay_dir)
 	ck_assert_ptr_null(mimg_backing(b));
 
 	uint8_t buf[4096];
-	ck_assert_int_eq(mimg_pread(img, buf, 4096, 4096), 4096);
+	ck_assert_int_eq(mimg_pread(img, buf, 4096, 4096, 0), 4096);
 	for (int i = 0; i < 4096; i++)
 		ck_assert_uint_eq(buf[i], 0x5B);
 	/* past the backing file's end the overlay reads zeroes */
-	ck_assert_int_eq(mimg_pread(img, buf, 4096, MIB + 8192), 4096);
+	ck_assert_int_eq(mimg_pread(img, buf, 4096, MIB + 8192, 0), 4096);
 	for (int i = 0; i < 4096; i++)
 		ck_assert_uint_eq(buf[i], 0);
 	/* a write goes to the overlay only */
 	memset(buf, 0xC3, sizeof(buf));
-	ck_assert_int_eq(mimg_pwrite(img, buf, 512, 0), 512);
-	ck_assert_int_eq(mimg_pread(img, buf, 4096, 0), 4096);
+	ck_assert_int_eq(mimg_pwrite(img, buf, 512, 0, 0), 512);
+	ck_assert_int_eq(mimg_pread(img, buf, 4096, 0, 0), 4096);
 	ck_assert_uint_eq(buf[0], 0xC3);
 	ck_assert_uint_eq(buf[511], 0xC3);
 	ck_assert_uint_eq(buf[512], 0x5B);
@@ -246,11 +246,11 @@ START_TEST(chain_relative_to_overlay_dir)
 	ck_assert_int_eq(mimg_open(&img, "sub/top.qcow2", NULL,
 				   MIMG_OPEN_NO_BACKING), 0);
 	ck_assert_ptr_null(mimg_backing(img));
-	ck_assert_int_eq(mimg_pread(img, buf, 4096, 512 * 1024), 4096);
+	ck_assert_int_eq(mimg_pread(img, buf, 4096, 512 * 1024, 0), 4096);
 	for (int i = 0; i < 4096; i++)
 		ck_assert_uint_eq(buf[i], 0);
 	/* the cluster the write allocated holds the copied-up base data */
-	ck_assert_int_eq(mimg_pread(img, buf, 4096, 8192), 4096);
+	ck_assert_int_eq(mimg_pread(img, buf, 4096, 8192, 0), 4096);
 	ck_assert_uint_eq(buf[0], 0x5B);
 	ck_assert_int_eq(mimg_close(img), 0);
 
@@ -331,7 +331,7 @@ START_TEST(chain_depth_capped)
 		depth++;
 	ck_assert_int_eq(depth, MIMG_MAX_CHAIN_DEPTH);
 	uint8_t buf[512];
-	ck_assert_int_eq(mimg_pread(img, buf, 512, 1024), 512);
+	ck_assert_int_eq(mimg_pread(img, buf, 512, 1024, 0), 512);
 	ck_assert_uint_eq(buf[0], 0x42);
 	ck_assert_uint_eq(buf[511], 0x42);
 	ck_assert_int_eq(mimg_close(img), 0);
@@ -423,7 +423,7 @@ START_TEST(create_with_backing)
 	ck_assert_int_eq(st.st_size, 3 * MIB);
 	ck_assert_int_eq(mimg_open(&img, "d/base.raw", "raw", 0), 0);
 	uint8_t b;
-	ck_assert_int_eq(mimg_pread(img, &b, 1, 2 * MIB), 1);
+	ck_assert_int_eq(mimg_pread(img, &b, 1, 2 * MIB, 0), 1);
 	ck_assert_uint_eq(b, 0x11);
 	ck_assert_int_eq(mimg_close(img), 0);
 	/* and the backing file must exist */

@@ -140,7 +140,7 @@ START_TEST(raw_discard_and_write_change_status)
 			 0);
 	ck_assert_uint_eq(pnum, 2 * MIB);
 	ck_assert(st & MIMG_BS_DATA);
-	ck_assert_int_eq(mimg_discard(img, MIB, 512 * KIB), 0);
+	ck_assert_int_eq(mimg_discard(img, MIB, 512 * KIB, 0), 0);
 	ck_assert_int_eq(mimg_block_status(img, 0, 2 * MIB, &pnum, &st, NULL),
 			 0);
 	ck_assert_uint_eq(pnum, MIB);
@@ -166,7 +166,7 @@ START_TEST(chain_on_single_raw)
 						   &p1, &s1, NULL), 0);
 		ck_assert_int_eq(mimg_block_status_chain(img, off,
 							 8 * MIB - off, &p2,
-							 &s2, &depth), 0);
+							 &s2, &depth, NULL), 0);
 		ck_assert_uint_eq(p1, p2);
 		ck_assert_int_eq(depth, 0);
 		ck_assert_uint_eq(s1 & (MIMG_BS_DATA | MIMG_BS_ZERO |
@@ -176,7 +176,7 @@ START_TEST(chain_on_single_raw)
 	}
 	uint64_t p;
 	unsigned s;
-	ck_assert_int_eq(mimg_block_status_chain(img, 0, 4096, &p, &s, NULL),
+	ck_assert_int_eq(mimg_block_status_chain(img, 0, 4096, &p, &s, NULL, NULL),
 			 0);
 	ck_assert_int_eq(mimg_close(img), 0);
 }
@@ -228,7 +228,7 @@ START_TEST(chain_through_qcow2_overlay)
 			int d = -1;
 			ck_assert_int_eq(mimg_block_status_chain(img, off,
 								 end - off,
-								 &p, &s, &d),
+								 &p, &s, &d, NULL),
 					 0);
 			ck_assert_msg(s == want[i].status && d == want[i].depth,
 				      "at %llu: status %#x depth %d, want %#x "

@@ -503,7 +503,7 @@ START_TEST(encrypted_keyfile)
 			ck_assert_int_eq(mimg_open_secret(&img, f, NULL, 0,
 							  &sec),
 					 0);
-			ck_assert_int_eq(mimg_pread(img, shadow, DISK_SIZE, 0),
+			ck_assert_int_eq(mimg_pread(img, shadow, DISK_SIZE, 0, 0),
 					 DISK_SIZE);
 			mimg_close(img);
 		}

@@ -127,7 +127,7 @@ static double cpu_seconds(void)
 static void library_all(const char *path)
 {
 	double start = cpu_seconds(), used;
-	struct mimg_check_result res;
+	struct mimg_check_result res = {.size = sizeof(res)};
 	struct mimg_value *info;
 	struct mimg *img, *out;
 	uint64_t size, off = 0;
@@ -147,7 +147,7 @@ static void library_all(const char *path)
 		int depth;
 
 		if (mimg_block_status_chain(img, off, size - off, &pnum,
-					    &status, &depth) != 0 ||
+					    &status, &depth, NULL) != 0 ||
 		    pnum == 0)
 			break;
 		off += pnum;

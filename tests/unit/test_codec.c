@@ -153,15 +153,15 @@ static off_t convert_at_level(int level, const char *name)
 	ck_assert_int_eq(mimg_create(name, "qcow2", 8u << 20, NULL, 0), 0);
 	ck_assert_int_eq(mimg_open(&src, "src.raw", "raw", 0), 0);
 	ck_assert_int_eq(mimg_open(&dst, name, NULL, MIMG_OPEN_RDWR), 0);
-	struct mimg_convert_opts co = { .compress = 1,
+	struct mimg_convert_opts co = { .size = sizeof(co), .compress = 1,
 					.compression_level = level };
 	int r = mimg_convert(src, dst, &co);
 	ck_assert_msg(r == 0, "%s", mimg_errmsg());
 	ck_assert_int_eq(mimg_close(dst), 0);
 	ck_assert_int_eq(mimg_open(&dst, name, NULL, 0), 0);
 	uint8_t *a = malloc(8u << 20), *b = malloc(8u << 20);
-	ck_assert_int_eq(mimg_pread(src, a, 8u << 20, 0), 8 << 20);
-	ck_assert_int_eq(mimg_pread(dst, b, 8u << 20, 0), 8 << 20);
+	ck_assert_int_eq(mimg_pread(src, a, 8u << 20, 0, 0), 8 << 20);
+	ck_assert_int_eq(mimg_pread(dst, b, 8u << 20, 0, 0), 8 << 20);
 	ck_assert_int_eq(memcmp(a, b, 8u << 20), 0);
 	free(a);
 	free(b);
@@ -188,7 +188,7 @@ START_TEST(convert_level_option)
 	ck_assert_int_eq(mimg_open(&src, "src.raw", "raw", 0), 0);
 	ck_assert_int_eq(mimg_open(&dst, "bad.qcow2", NULL, MIMG_OPEN_RDWR),
 			 0);
-	struct mimg_convert_opts co = { .compress = 1,
+	struct mimg_convert_opts co = { .size = sizeof(co), .compress = 1,
 					.compression_level = 23 };
 	ck_assert_int_eq(mimg_convert(src, dst, &co), -EINVAL);
 	co.compression_level = -1;

@@ -85,7 +85,7 @@ static void *work(void *arg)
 		if (kind < 4) { /* write own region */
 			tu_fill_random(buf, len, next_rand(&rng));
 			n = split_iov(iov, buf, len, &rng);
-			r = mimg_pwritev(w->img, iov, n, base + off);
+			r = mimg_pwritev(w->img, iov, n, base + off, 0);
 			if (r != (ssize_t)len)
 				FAIL(w, "thread %d: write %zu at %llu: %zd "
 				     "(%s)", w->id, len,
@@ -94,7 +94,7 @@ static void *work(void *arg)
 			memcpy(w->shadow + off, buf, len);
 		} else if (kind < 7) { /* verified read of own region */
 			n = split_iov(iov, check, len, &rng);
-			r = mimg_preadv(w->img, iov, n, base + off);
+			r = mimg_preadv(w->img, iov, n, base + off, 0);
 			if (r != (ssize_t)len)
 				FAIL(w, "thread %d: read returned %zd", w->id,
 				     r);
@@ -106,7 +106,7 @@ static void *work(void *arg)
 			uint64_t other = next_rand(&rng) % NTHREADS;
 			n = split_iov(iov, check, len, &rng);
 			r = mimg_preadv(w->img, iov, n,
-					other * REGION + off);
+					other * REGION + off, 0);
 			if (r != (ssize_t)len)
 				FAIL(w, "thread %d: read of region %llu "
 				     "returned %zd", w->id,

@@ -107,7 +107,7 @@ START_TEST(sparse_granularity)
 	make_source("src.img");
 	/* -S 1M: the 64K zero hole inside data is written this time, the
 	 * 512K zero run (aligned to nothing larger) is too */
-	struct mimg_convert_opts o = {.sparse_size = MIB};
+	struct mimg_convert_opts o = {.size = sizeof(o), .sparse_size = MIB};
 	ck_assert_int_eq(convert_files("src.img", "dst.img", true, &o), 0);
 	assert_same_content("src.img", "dst.img", SRC_SIZE);
 	ck_assert_uint_ge(tu_allocated("dst.img"), SRC_NONZERO + 64 * KIB);
@@ -150,7 +150,7 @@ END_TEST
 START_TEST(no_sparse_allocates_everything)
 {
 	make_source("src.img");
-	struct mimg_convert_opts o = {.sparse_size = MIMG_CONVERT_NO_SPARSE};
+	struct mimg_convert_opts o = {.size = sizeof(o), .sparse_size = MIMG_CONVERT_NO_SPARSE};
 	ck_assert_int_eq(convert_files("src.img", "dst.img", true, &o), 0);
 	assert_same_content("src.img", "dst.img", SRC_SIZE);
 	ck_assert_uint_ge(tu_allocated("dst.img"), SRC_SIZE);
@@ -170,7 +170,7 @@ START_TEST(existing_target_is_overwritten)
 {
 	make_source("src.img");
 	make_garbage("dst.img", SRC_SIZE);
-	struct mimg_convert_opts o = {.existing_target = 1};
+	struct mimg_convert_opts o = {.size = sizeof(o), .existing_target = 1};
 	ck_assert_int_eq(convert_files("src.img", "dst.img", false, &o), 0);
 	assert_same_content("src.img", "dst.img", SRC_SIZE);
 	/* zeroes are written efficiently: holes punched, not data */
@@ -183,7 +183,7 @@ START_TEST(existing_target_is_zero)
 	make_source("src.img");
 	/* a target that really reads as zeroes: only data is written */
 	tu_make_sparse("dst.img", SRC_SIZE);
-	struct mimg_convert_opts o = {.existing_target = 1,
+	struct mimg_convert_opts o = {.size = sizeof(o), .existing_target = 1,
 				      .target_is_zero = 1};
 	ck_assert_int_eq(convert_files("src.img", "dst.img", false, &o), 0);
 	assert_same_content("src.img", "dst.img", SRC_SIZE);
@@ -211,7 +211,7 @@ START_TEST(larger_target_keeps_tail)
 {
 	make_source("src.img");
 	make_garbage("dst.img", SRC_SIZE + MIB);
-	struct mimg_convert_opts o = {.existing_target = 1};
+	struct mimg_convert_opts o = {.size = sizeof(o), .existing_target = 1};
 	ck_assert_int_eq(convert_files("src.img", "dst.img", false, &o), 0);
 	assert_same_content("src.img", "dst.img", SRC_SIZE);
 	int fd = open("dst.img", O_RDONLY);
@@ -240,7 +240,7 @@ START_TEST(target_checks)
 	ck_assert_int_eq(mimg_close(d), 0);
 	/* raw cannot take compressed output */
 	ck_assert_int_eq(mimg_open(&d, "ro.img", "raw", MIMG_OPEN_RDWR), 0);
-	struct mimg_convert_opts o = {.compress = 1};
+	struct mimg_convert_opts o = {.size = sizeof(o), .compress = 1};
 	ck_assert_int_eq(mimg_convert(s, d, &o), -ENOTSUP);
 	ck_assert_int_eq(mimg_close(d), 0);
 	ck_assert_int_eq(mimg_close(s), 0);
@@ -250,9 +250,9 @@ END_TEST
 START_TEST(parallel_and_out_of_order_agree)
 {
 	make_source("src.img");
-	struct mimg_convert_opts o1 = {.parallel = 1};
-	struct mimg_convert_opts ow = {.parallel = 64, .out_of_order = 1};
-	struct mimg_convert_opts big = {.parallel = 1000};
+	struct mimg_convert_opts o1 = {.size = sizeof(o1), .parallel = 1};
+	struct mimg_convert_opts ow = {.size = sizeof(ow), .parallel = 64, .out_of_order = 1};
+	struct mimg_convert_opts big = {.size = sizeof(big), .parallel = 1000};
 	ck_assert_int_eq(convert_files("src.img", "d1.img", true, &o1), 0);
 	ck_assert_int_eq(convert_files("src.img", "dw.img", true, &ow), 0);
 	ck_assert_int_eq(convert_files("src.img", "db.img", true, &big), 0);
@@ -302,7 +302,7 @@ START_TEST(progress_monotonic)
 {
 	make_source("src.img");
 	struct prog p = {0};
-	struct mimg_convert_opts o = {.progress = on_progress, .opaque = &p};
+	struct mimg_convert_opts o = {.size = sizeof(o), .progress = on_progress, .opaque = &p};
 	ck_assert_int_eq(convert_files("src.img", "dst.img", true, &o), 0);
 	ck_assert(!p.backwards);
 	ck_assert(!p.over);
@@ -332,7 +332,7 @@ START_TEST(bounded_memory_on_large_sparse)
 	}
 	free(buf);
 	struct prog p = {0};
-	struct mimg_convert_opts o = {.progress = on_progress, .opaque = &p};
+	struct mimg_convert_opts o = {.size = sizeof(o), .progress = on_progress, .opaque = &p};
 	ck_assert_msg(convert_files("big.img", "out.img", true, &o) == 0, "%s",
 		      mimg_errmsg());
 	struct rusage ru;
@@ -422,7 +422,7 @@ START_TEST(into_clustered_target)
 	ck_assert_int_eq(mimg_open(&s, "src.img", NULL, 0), 0);
 	ck_assert_int_eq(mimg_open(&d, "dst.qcow2", "qcow2", MIMG_OPEN_RDWR),
 			 0);
-	struct mimg_convert_opts co = {.sparse_size = 64 * KIB};
+	struct mimg_convert_opts co = {.size = sizeof(co), .sparse_size = 64 * KIB};
 	ck_assert_msg(mimg_convert(s, d, &co) == 0, "%s", mimg_errmsg());
 	ck_assert_int_eq(mimg_close(d), 0);
 	ck_assert_int_eq(mimg_close(s), 0);
@@ -448,7 +448,7 @@ START_TEST(sources_concatenated)
 	ck_assert_int_eq(mimg_open(&a, "src.img", "raw", 0), 0);
 	ck_assert_int_eq(mimg_open(&b, "small.img", "raw", 0), 0);
 	ck_assert_int_eq(mimg_open(&d, "dst.img", "raw", MIMG_OPEN_RDWR), 0);
-	struct mimg_convert_opts o = {.dst_offset = 0};
+	struct mimg_convert_opts o = {.size = sizeof(o), .dst_offset = 0};
 	ck_assert_msg(mimg_convert(a, d, &o) == 0, "%s", mimg_errmsg());
 	o.dst_offset = SRC_SIZE;
 	ck_assert_msg(mimg_convert(b, d, &o) == 0, "%s", mimg_errmsg());
@@ -474,7 +474,7 @@ END_TEST
 START_TEST(copy_offload_same_content)
 {
 	make_source("src.img");
-	struct mimg_convert_opts o = {.copy_offload = 1};
+	struct mimg_convert_opts o = {.size = sizeof(o), .copy_offload = 1};
 	ck_assert_msg(convert_files("src.img", "dst.img", true, &o) == 0,
 		      "%s", mimg_errmsg());
 	assert_same_content("src.img", "dst.img", SRC_SIZE);

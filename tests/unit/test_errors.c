@@ -82,14 +82,14 @@ START_TEST(io_errors_named)
 	char buf[512] = {0};
 	tu_make_sparse("a.img", 4096);
 	ck_assert_int_eq(mimg_open(&img, "a.img", "raw", 0), 0);
-	ck_assert_int_eq(mimg_pwrite(img, buf, sizeof(buf), 0), -EROFS);
+	ck_assert_int_eq(mimg_pwrite(img, buf, sizeof(buf), 0, 0), -EROFS);
 	assert_msg_has("a.img");
 	ck_assert_int_eq(mimg_truncate(img, 8192, MIMG_PREALLOC_OFF), -EROFS);
 	assert_msg_has("a.img");
 	ck_assert_int_eq(mimg_close(img), 0);
 
 	ck_assert_int_eq(mimg_open(&img, "a.img", "raw", MIMG_OPEN_RDWR), 0);
-	ck_assert_int_eq(mimg_pwrite(img, buf, sizeof(buf), 4000), -ENOSPC);
+	ck_assert_int_eq(mimg_pwrite(img, buf, sizeof(buf), 4000, 0), -ENOSPC);
 	assert_msg_has("a.img");
 	assert_msg_has("4000");
 	ck_assert_int_eq(mimg_close(img), 0);

@@ -60,7 +60,7 @@ static int write_slot(struct child *c, unsigned k, uint8_t *buf)
 	size_t len = slot_len(k);
 	tu_fill_random(buf, len, k + 1);
 	if (c->via == VIA_LIBRARY) {
-		ssize_t n = mimg_pwrite(c->img, buf, len, slot_off(k));
+		ssize_t n = mimg_pwrite(c->img, buf, len, slot_off(k), 0);
 		return n < 0 ? (int)n : 0;
 	}
 	int err;

@@ -183,17 +183,17 @@ START_TEST(every_format_direct)
 	ck_assert_int_eq(mimg_create(path, fmt, 8 << 20, NULL, 0), 0);
 	ck_assert_msg(mimg_open(&img, path, fmt, MIMG_OPEN_RDWR |
 				MIMG_OPEN_DIRECT) == 0, "%s", mimg_errmsg());
-	ck_assert_int_eq(mimg_pwrite(img, pat, 200000, 4096 * 3 + 17), 200000);
-	ck_assert_int_eq(mimg_pwrite(img, pat + 5, 512, 1 << 20), 512);
+	ck_assert_int_eq(mimg_pwrite(img, pat, 200000, 4096 * 3 + 17, 0), 200000);
+	ck_assert_int_eq(mimg_pwrite(img, pat + 5, 512, 1 << 20, 0), 512);
 	ck_assert_int_eq(mimg_flush(img), 0);
-	ck_assert_int_eq(mimg_pread(img, back + 1, 200000, 4096 * 3 + 17),
+	ck_assert_int_eq(mimg_pread(img, back + 1, 200000, 4096 * 3 + 17, 0),
 			 200000);
 	ck_assert(memcmp(back + 1, pat, 200000) == 0);
 	ck_assert_int_eq(mimg_close(img), 0);
 	ck_assert_int_eq(mimg_open(&img, path, fmt, 0), 0);
-	ck_assert_int_eq(mimg_pread(img, back, 200000, 4096 * 3 + 17), 200000);
+	ck_assert_int_eq(mimg_pread(img, back, 200000, 4096 * 3 + 17, 0), 200000);
 	ck_assert(memcmp(back, pat, 200000) == 0);
-	ck_assert_int_eq(mimg_pread(img, back, 512, 1 << 20), 512);
+	ck_assert_int_eq(mimg_pread(img, back, 512, 1 << 20, 0), 512);
 	ck_assert(memcmp(back, pat + 5, 512) == 0);
 	ck_assert_int_eq(mimg_close(img), 0);
 	free(pat);

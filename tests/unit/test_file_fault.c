@@ -71,7 +71,7 @@ START_TEST(nth_write_fails)
 	for (int i = 1; i <= 5; i++) {
 		memset(buf, i, sizeof(buf));
 		ssize_t r = mimg_pwrite(img, buf, sizeof(buf),
-					(uint64_t)i * 8192);
+					(uint64_t)i * 8192, 0);
 		if (i == 3) {
 			ck_assert_int_eq(r, -ENOSPC);
 			assert_msg_has("a.img");
@@ -104,7 +104,7 @@ START_TEST(positive_hook_value_is_eio)
 	struct mimg *img;
 	ck_assert_int_eq(mimg_open(&img, "a.img", "raw", MIMG_OPEN_RDWR), 0);
 	mimg_file_set_fault_hook(hook, &f);
-	ck_assert_int_eq(mimg_pwrite(img, "x", 1, 0), -EIO);
+	ck_assert_int_eq(mimg_pwrite(img, "x", 1, 0, 0), -EIO);
 	mimg_file_set_fault_hook(NULL, NULL);
 	ck_assert_int_eq(mimg_close(img), 0);
 }
@@ -160,7 +160,7 @@ START_TEST(space_operations_fault)
 	struct fault d = {.op = MIMG_FILE_OP_DISCARD, .fail_at = 1,
 			  .err = -EIO};
 	mimg_file_set_fault_hook(hook, &d);
-	ck_assert_int_eq(mimg_discard(img, 0, 65536), -EIO);
+	ck_assert_int_eq(mimg_discard(img, 0, 65536, 0), -EIO);
 	ck_assert_int_eq(d.failed, 1);
 	mimg_file_set_fault_hook(NULL, NULL);
 	ck_assert_int_eq(mimg_close(img), 0);
@@ -322,17 +322,17 @@ START_TEST(exit_safe_cow_is_one_dsync_write)
 				   MIMG_OPEN_EXIT_SAFE), 0);
 	/* A whole cluster first: the reservation and the L2 table. */
 	memset(buf, 0x11, 65536);
-	ck_assert_int_eq(mimg_pwrite(img, buf, 65536, 0), 65536);
+	ck_assert_int_eq(mimg_pwrite(img, buf, 65536, 0, 0), 65536);
 	memset(buf, 0x22, 4096);
 	mimg_file_set_fault_hook(log_hook, &l);
-	ck_assert_int_eq(mimg_pwrite(img, buf, 4096, 65536 + 8192), 4096);
+	ck_assert_int_eq(mimg_pwrite(img, buf, 4096, 65536 + 8192, 0), 4096);
 	mimg_file_set_fault_hook(NULL, NULL);
 	ck_assert_int_eq(l.counts[MIMG_FILE_OP_WRITE_DSYNC], 1);
 	ck_assert_uint_eq(l.dsync_len, 65536);
 	ck_assert_uint_eq(l.dsync_off % 65536, 0);
 	ck_assert_int_eq(l.counts[MIMG_FILE_OP_FLUSH], 0);
 	ck_assert_int_ge(l.counts[MIMG_FILE_OP_WRITE], 1); /* the L2 entry */
-	ck_assert_int_eq(mimg_pread(img, buf, 65536, 65536), 65536);
+	ck_assert_int_eq(mimg_pread(img, buf, 65536, 65536, 0), 65536);
 	ck_assert_mem_eq(buf, base + 65536, 8192);
 	for (int i = 8192; i < 8192 + 4096; i++)
 		ck_assert_uint_eq(buf[i], 0x22);

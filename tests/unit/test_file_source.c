@@ -236,7 +236,7 @@ START_TEST(image_from_memory)
 	tu_fill_random(data, sizeof(data), 3);
 	ck_assert_int_eq(mimg_create("a.qcow2", "qcow2", 1 << 20, NULL, 0), 0);
 	ck_assert_int_eq(mimg_open(&img, "a.qcow2", NULL, MIMG_OPEN_RDWR), 0);
-	ck_assert_int_eq(mimg_pwrite(img, data, sizeof(data), 4096),
+	ck_assert_int_eq(mimg_pwrite(img, data, sizeof(data), 4096, 0),
 			 (ssize_t)sizeof(data));
 	ck_assert_int_eq(mimg_close(img), 0);
 
@@ -244,10 +244,10 @@ START_TEST(image_from_memory)
 	ck_assert_int_eq(mimg_open_memory(&img, file, len, NULL, 0), 0);
 	ck_assert_str_eq(mimg_format(img), "qcow2");
 	ck_assert_str_eq(mimg_filename(img), "(memory)");
-	ck_assert_int_eq(mimg_pread(img, back, sizeof(back), 4096),
+	ck_assert_int_eq(mimg_pread(img, back, sizeof(back), 4096, 0),
 			 (ssize_t)sizeof(back));
 	ck_assert_int_eq(memcmp(back, data, sizeof(data)), 0);
-	ck_assert_int_eq(mimg_pwrite(img, data, 512, 0), -EROFS);
+	ck_assert_int_eq(mimg_pwrite(img, data, 512, 0, 0), -EROFS);
 	ck_assert_int_eq(mimg_close(img), 0);
 
 	/* writable: allocating writes grow the copy, never the caller's */
@@ -255,9 +255,9 @@ START_TEST(image_from_memory)
 	memcpy(copy, file, len);
 	ck_assert_int_eq(mimg_open_memory(&img, copy, len, "qcow2",
 					  MIMG_OPEN_RDWR), 0);
-	ck_assert_int_eq(mimg_pwrite(img, data, sizeof(data), 512 << 10),
+	ck_assert_int_eq(mimg_pwrite(img, data, sizeof(data), 512 << 10, 0),
 			 (ssize_t)sizeof(data));
-	ck_assert_int_eq(mimg_pread(img, back, sizeof(back), 512 << 10),
+	ck_assert_int_eq(mimg_pread(img, back, sizeof(back), 512 << 10, 0),
 			 (ssize_t)sizeof(back));
 	ck_assert_int_eq(memcmp(back, data, sizeof(data)), 0);
 	ck_assert_int_eq(mimg_close(img), 0);
@@ -335,7 +335,7 @@ START_TEST(tar_is_unpacked_read_only)
 	ck_assert_int_eq(mimg_open(&img, "a.tar", NULL, 0), 0);
 	ck_assert_str_eq(mimg_format(img), "raw");
 	ck_assert_uint_eq(mimg_size(img), sizeof(data));
-	ck_assert_int_eq(mimg_pread(img, back, sizeof(back), 0),
+	ck_assert_int_eq(mimg_pread(img, back, sizeof(back), 0, 0),
 			 (ssize_t)sizeof(back));
 	ck_assert_int_eq(memcmp(back, data, sizeof(data)), 0);
 	ck_assert_int_eq(mimg_info(img, &info), 0);

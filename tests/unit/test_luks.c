@@ -51,21 +51,21 @@ static void rw_roundtrip(const char *extra)
 	img = open_luks("t.luks", MIMG_OPEN_RDWR);
 	ck_assert_uint_eq(mimg_size(img), size);
 	/* a fresh LUKS image reads as noise, not zeroes: start known */
-	ck_assert_int_eq(mimg_pwrite(img, shadow, size, 0), (ssize_t)size);
+	ck_assert_int_eq(mimg_pwrite(img, shadow, size, 0, 0), (ssize_t)size);
 	for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++) {
 		uint64_t off = w[i].off;
 		size_t len = w[i].len;
 		if (off + len > size)
 			len = size - off;
 		tu_fill_random(shadow + off, len, i + 1);
-		ck_assert_int_eq(mimg_pwrite(img, shadow + off, len, off),
+		ck_assert_int_eq(mimg_pwrite(img, shadow + off, len, off, 0),
 				 (ssize_t)len);
 	}
 	ck_assert_int_eq(mimg_close(img), 0);
 	img = open_luks("t.luks", 0);
-	ck_assert_int_eq(mimg_pread(img, buf, size, 0), (ssize_t)size);
+	ck_assert_int_eq(mimg_pread(img, buf, size, 0, 0), (ssize_t)size);
 	ck_assert(memcmp(buf, shadow, size) == 0);
-	ck_assert_int_eq(mimg_pread(img, buf, 777, 12345), 777);
+	ck_assert_int_eq(mimg_pread(img, buf, 777, 12345, 0), 777);
 	ck_assert(memcmp(buf, shadow + 12345, 777) == 0);
 	mimg_close(img);
 	free(shadow);
@@ -154,7 +154,7 @@ START_TEST(no_secret_info_only)
 	ck_assert_ptr_null(strstr(json, PASS));
 	free(json);
 	mimg_value_free(info);
-	ck_assert_int_eq(mimg_pread(img, buf, sizeof(buf), 0), -EACCES);
+	ck_assert_int_eq(mimg_pread(img, buf, sizeof(buf), 0, 0), -EACCES);
 	mimg_close(img);
 }
 END_TEST
@@ -317,8 +317,8 @@ static void *worker_run(void *arg)
 	for (int round = 0; round < 4; round++) {
 		uint64_t off = (uint64_t)w->id * REGION;
 		tu_fill_random(buf, REGION, (uint64_t)w->id * 100 + round);
-		if (mimg_pwrite(w->img, buf, REGION, off) != REGION ||
-		    mimg_pread(w->img, back, REGION, off) != REGION ||
+		if (mimg_pwrite(w->img, buf, REGION, off, 0) != REGION ||
+		    mimg_pread(w->img, back, REGION, off, 0) != REGION ||
 		    memcmp(buf, back, REGION) != 0)
 			w->errors++;
 	}

@@ -39,7 +39,7 @@ static const char *make(int which)
 					  &s),
 			 0);
 	memset(buf, 0xa5, sizeof(buf));
-	ck_assert_int_eq(mimg_pwrite(img, buf, sizeof(buf), 8192), 4096);
+	ck_assert_int_eq(mimg_pwrite(img, buf, sizeof(buf), 8192, 0), 4096);
 	ck_assert_int_eq(mimg_close(img), 0);
 	return path;
 }
@@ -63,7 +63,7 @@ static bool opens(const char *path, const char *pass)
 		ck_assert_int_eq(r, -EACCES);
 		return false;
 	}
-	ck_assert_int_eq(mimg_pread(img, buf, sizeof(buf), 8192), 4096);
+	ck_assert_int_eq(mimg_pread(img, buf, sizeof(buf), 8192, 0), 4096);
 	ck_assert(all_a5(buf, sizeof(buf)));
 	mimg_close(img);
 	return true;
@@ -152,7 +152,7 @@ START_TEST(add_and_erase)
 	mimg_close(img);
 	/* qcow2's check still finds the header's clusters referenced */
 	if (which) {
-		struct mimg_check_result res = {0};
+		struct mimg_check_result res = {.size = sizeof(res)};
 		ck_assert_int_eq(mimg_open_secret(&img, path, NULL, 0, &s), 0);
 		ck_assert_int_ge(mimg_check(img, 0, &res), 0);
 		ck_assert_uint_eq(res.corruptions, 0);

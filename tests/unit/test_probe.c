@@ -75,7 +75,7 @@ START_TEST(explicit_format_wins)
 	ck_assert_str_eq(mimg_format(img), "raw");
 	ck_assert_uint_eq(mimg_size(img), 4096);
 	uint8_t got[8];
-	ck_assert_int_eq(mimg_pread(img, got, 8, 0), 8);
+	ck_assert_int_eq(mimg_pread(img, got, 8, 0, 0), 8);
 	ck_assert_mem_eq(got, qcow2_magic_v3, 8);
 	ck_assert_int_eq(mimg_close(img), 0);
 	ck_assert_int_eq(mimg_open(&img, "looks-like-qcow2.img", "nope", 0),
@@ -121,32 +121,32 @@ START_TEST(probed_raw_refuses_format_header)
 	/* a whole-sector write carrying a qcow2 header */
 	memset(sector, 0, sizeof(sector));
 	memcpy(sector, qcow2_magic_v3, sizeof(qcow2_magic_v3));
-	ck_assert_int_eq(mimg_pwrite(img, sector, sizeof(sector), 0), -EPERM);
+	ck_assert_int_eq(mimg_pwrite(img, sector, sizeof(sector), 0, 0), -EPERM);
 	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "guest.img"));
 	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "qcow2"));
 
 	/* the header assembled from two writes: the version first (harmless
 	 * alone), then the magic through a multi-iovec write */
-	ck_assert_int_eq(mimg_pwrite(img, qcow2_magic_v3 + 4, 4, 4), 4);
+	ck_assert_int_eq(mimg_pwrite(img, qcow2_magic_v3 + 4, 4, 4, 0), 4);
 	struct iovec iov[2] = {
 		{.iov_base = (void *)qcow2_magic_v3, .iov_len = 2},
 		{.iov_base = (void *)(qcow2_magic_v3 + 2), .iov_len = 2},
 	};
-	ck_assert_int_eq(mimg_pwritev(img, iov, 2, 0), -EPERM);
+	ck_assert_int_eq(mimg_pwritev(img, iov, 2, 0, 0), -EPERM);
 
 	/* nothing of the refused writes reached the file */
 	uint8_t got[8];
-	ck_assert_int_eq(mimg_pread(img, got, 8, 0), 8);
+	ck_assert_int_eq(mimg_pread(img, got, 8, 0, 0), 8);
 	const uint8_t want[8] = {0, 0, 0, 0, 0, 0, 0, 3};
 	ck_assert_mem_eq(got, want, 8);
 
 	/* the same bytes beyond sector 0 are just data */
-	ck_assert_int_eq(mimg_pwrite(img, sector, sizeof(sector), 512), 512);
-	ck_assert_int_eq(mimg_pwrite(img, sector, sizeof(sector), 4096),
+	ck_assert_int_eq(mimg_pwrite(img, sector, sizeof(sector), 512, 0), 512);
+	ck_assert_int_eq(mimg_pwrite(img, sector, sizeof(sector), 4096, 0),
 			 512);
 	/* and ordinary data in sector 0 is fine */
 	memset(sector, 0xAB, sizeof(sector));
-	ck_assert_int_eq(mimg_pwrite(img, sector, sizeof(sector), 0), 512);
+	ck_assert_int_eq(mimg_pwrite(img, sector, sizeof(sector), 0, 0), 512);
 	/* zeroing sector 0 cannot create a header */
 	ck_assert_int_eq(mimg_pwrite_zeroes(img, 0, 512, 0), 0);
 	ck_assert_int_eq(mimg_close(img), 0);
@@ -156,7 +156,7 @@ START_TEST(probed_raw_refuses_format_header)
 			 0);
 	memset(sector, 0, sizeof(sector));
 	memcpy(sector, qcow2_magic_v3, sizeof(qcow2_magic_v3));
-	ck_assert_int_eq(mimg_pwrite(img, sector, sizeof(sector), 0), 512);
+	ck_assert_int_eq(mimg_pwrite(img, sector, sizeof(sector), 0, 0), 512);
 	ck_assert_int_eq(mimg_close(img), 0);
 }
 END_TEST
@@ -177,16 +177,16 @@ START_TEST(probed_raw_refuses_header_by_discard)
 	tu_make_sparse("guest.img", 1 << 20);
 	ck_assert_int_eq(mimg_open(&img, "guest.img", NULL, MIMG_OPEN_RDWR),
 			 0);
-	ck_assert_int_eq(mimg_pwrite(img, future, 8, 0), -EPERM);
-	ck_assert_int_eq(mimg_pwrite(img, v0, 8, 0), 8);
-	ck_assert_int_eq(mimg_discard(img, 4, 1), 0);
+	ck_assert_int_eq(mimg_pwrite(img, future, 8, 0, 0), -EPERM);
+	ck_assert_int_eq(mimg_pwrite(img, v0, 8, 0, 0), 8);
+	ck_assert_int_eq(mimg_discard(img, 4, 1, 0), 0);
 	ck_assert_int_eq(mimg_pwrite_zeroes(img, 4, 4, MIMG_ZERO_MAY_UNMAP),
 			 0);
 	uint8_t got[8];
-	ck_assert_int_eq(mimg_pread(img, got, 8, 0), 8);
+	ck_assert_int_eq(mimg_pread(img, got, 8, 0, 0), 8);
 	ck_assert_mem_eq(got, v0, 8);
 	/* discarding all of it is fine */
-	ck_assert_int_eq(mimg_discard(img, 0, 4096), 0);
+	ck_assert_int_eq(mimg_discard(img, 0, 4096, 0), 0);
 	ck_assert_int_eq(mimg_close(img), 0);
 
 	/* and a file with that future header is refused, naming it */
@@ -212,7 +212,7 @@ static void *write_half(void *p)
 {
 	struct half *h = p;
 	pthread_barrier_wait(h->go);
-	h->r = mimg_pwrite(h->img, h->bytes, 4, h->off);
+	h->r = mimg_pwrite(h->img, h->bytes, 4, h->off, 0);
 	return NULL;
 }
 
@@ -256,7 +256,7 @@ START_TEST(probed_raw_refuses_vmdk_magic)
 	tu_make_sparse("guest.img", 65536);
 	ck_assert_int_eq(mimg_open(&img, "guest.img", NULL, MIMG_OPEN_RDWR),
 			 0);
-	ck_assert_int_eq(mimg_pwrite(img, "KDMV", 4, 0), -EPERM);
+	ck_assert_int_eq(mimg_pwrite(img, "KDMV", 4, 0, 0), -EPERM);
 	ck_assert_int_eq(mimg_close(img), 0);
 }
 END_TEST

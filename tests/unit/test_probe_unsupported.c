@@ -115,13 +115,13 @@ START_TEST(probed_raw_refuses_unsupported_header)
 		if (strcmp(headers[i].format, "dmg") == 0)
 			continue; /* a name, not content */
 		memcpy(sector, headers[i].bytes, headers[i].len);
-		ck_assert_int_eq(mimg_pwrite(img, sector, 512, 0), -EPERM);
+		ck_assert_int_eq(mimg_pwrite(img, sector, 512, 0, 0), -EPERM);
 		ck_assert_ptr_nonnull(strstr(mimg_errmsg(),
 					     headers[i].format));
 		memset(sector, 0, sizeof(sector));
 	}
 	uint8_t got[512];
-	ck_assert_int_eq(mimg_pread(img, got, 512, 0), 512);
+	ck_assert_int_eq(mimg_pread(img, got, 512, 0, 0), 512);
 	ck_assert_mem_eq(got, sector, 512);
 	ck_assert_int_eq(mimg_close(img), 0);
 }

@@ -80,7 +80,7 @@ static void write_clusters(struct mimg *img, uint8_t *model, int first,
 	for (int i = first; i < first + n; i++) {
 		uint64_t off = (uint64_t)i * 2 * CS;
 		tu_fill_random(b, CS, 1000 + (uint64_t)i);
-		ssize_t r = mimg_pwrite(img, b, CS, off);
+		ssize_t r = mimg_pwrite(img, b, CS, off, 0);
 		ck_assert_msg(r == (ssize_t)CS, "write %d: %s", i,
 			      mimg_errmsg());
 		memcpy(model + off, b, CS);
@@ -90,8 +90,7 @@ static void write_clusters(struct mimg *img, uint8_t *model, int first,
 
 static void check_clean(struct mimg *img, const uint8_t *model)
 {
-	struct mimg_check_result res;
-	memset(&res, 0, sizeof(res));
+	struct mimg_check_result res = {.size = sizeof(res)};
 	ck_assert_int_eq(mimg_check(img, 0, &res), 0);
 	ck_assert_msg(res.corruptions == 0 && res.leaks == 0,
 		      "check: %llu corruptions, %llu leaks",
@@ -100,7 +99,7 @@ static void check_clean(struct mimg *img, const uint8_t *model)
 	mimg_check_result_free(&res);
 	uint8_t *got = malloc(IMG_SIZE);
 	ck_assert_ptr_nonnull(got);
-	ck_assert_int_eq(mimg_pread(img, got, IMG_SIZE, 0), IMG_SIZE);
+	ck_assert_int_eq(mimg_pread(img, got, IMG_SIZE, 0, 0), IMG_SIZE);
 	ck_assert_msg(memcmp(got, model, IMG_SIZE) == 0,
 		      "the image does not read back what was written");
 	free(got);

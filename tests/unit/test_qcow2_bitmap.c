@@ -66,7 +66,7 @@ static void image_with_bitmap(void)
 	struct mimg *img = open_rw();
 	ck_assert_int_eq(mimg_bitmap_add(img, "b", 512, 0), 0);
 	char buf[4096] = { 1 };
-	ck_assert_int_eq(mimg_pwrite(img, buf, sizeof(buf), 1 << 20),
+	ck_assert_int_eq(mimg_pwrite(img, buf, sizeof(buf), 1 << 20, 0),
 			 (ssize_t)sizeof(buf));
 	ck_assert_int_eq(mimg_close(img), 0);
 }
@@ -81,9 +81,9 @@ START_TEST(writes_are_recorded)
 			 0);
 	char buf[1000];
 	memset(buf, 7, sizeof(buf));
-	ck_assert_int_eq(mimg_pwrite(img, buf, 1000, 70000), 1000);
+	ck_assert_int_eq(mimg_pwrite(img, buf, 1000, 70000, 0), 1000);
 	ck_assert_int_eq(mimg_pwrite_zeroes(img, 3 << 20, 131072, 0), 0);
-	ck_assert_int_eq(mimg_discard(img, 5 << 20, 65536), 0);
+	ck_assert_int_eq(mimg_discard(img, 5 << 20, 65536, 0), 0);
 	ck_assert_int_eq(mimg_close(img), 0);
 
 	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL, 0), 0);
@@ -94,7 +94,7 @@ START_TEST(writes_are_recorded)
 	ck_assert_str_eq(runs, "65536+65536,3145728+131072,5242880+65536,");
 	ck_assert_int_eq(tu_dirty_runs(img, "off", runs, sizeof(runs)), 0);
 	ck_assert_str_eq(runs, "");
-	struct mimg_check_result res = { 0 };
+	struct mimg_check_result res = {.size = sizeof(res)};
 	ck_assert_int_eq(mimg_check(img, 0, &res), 0);
 	ck_assert_uint_eq(res.corruptions + res.leaks, 0);
 	mimg_check_result_free(&res);
@@ -114,7 +114,7 @@ START_TEST(writes_are_recorded)
 	ck_assert_str_eq(runs, "65536+65536,3145728+131072,5242880+65536,");
 	ck_assert_int_eq(tu_dirty_runs(img, "coarse", runs, sizeof(runs)),
 			 -ENOENT);
-	res = (struct mimg_check_result){ 0 };
+	res = (struct mimg_check_result){.size = sizeof(res)};
 	ck_assert_int_eq(mimg_check(img, 0, &res), 0);
 	ck_assert_uint_eq(res.corruptions + res.leaks, 0);
 	mimg_check_result_free(&res);
@@ -131,7 +131,7 @@ START_TEST(death_leaves_in_use)
 		struct mimg *img = NULL;
 		char buf[512] = { 0 };
 		if (mimg_open(&img, "t.qcow2", "qcow2", MIMG_OPEN_RDWR) < 0 ||
-		    mimg_pwrite(img, buf, 512, 0) != 512)
+		    mimg_pwrite(img, buf, 512, 0, 0) != 512)
 			_exit(1);
 		_exit(0); /* no close */
 	}

@@ -36,7 +36,7 @@ static void write_some(struct mimg *img, int from, int to)
 	ck_assert_ptr_nonnull(b);
 	for (int i = from; i < to && !pc_crashed(); i++) {
 		tu_fill_random(b, w_len(i), (uint64_t)i);
-		(void)mimg_pwrite(img, b, w_len(i), w_off(i));
+		(void)mimg_pwrite(img, b, w_len(i), w_off(i), 0);
 		if (i % 2)
 			(void)mimg_flush(img);
 	}

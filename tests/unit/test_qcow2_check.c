@@ -50,6 +50,7 @@ static int run_check(unsigned open_flags, unsigned flags,
 	int r = mimg_open(&img, "t.qcow2", NULL, open_flags);
 	ck_assert_msg(r == 0, "open: %s", mimg_errmsg());
 	memset(res, 0, sizeof(*res));
+	res->size = sizeof(*res);
 	r = mimg_check(img, flags, res);
 	ck_assert_int_eq(mimg_close(img), 0);
 	return r;
@@ -80,7 +81,7 @@ START_TEST(check_clean_matches_qemu)
 				   "t.qcow2 && qemu-io -c 'write -P 4 0 4k' "
 				   "t.qcow2 >/dev/null"),
 			 0);
-	struct mimg_check_result res;
+	struct mimg_check_result res = {.size = sizeof(res)};
 	ck_assert_int_eq(run_check(0, 0, &res), 0);
 	ck_assert(res.supported);
 	ck_assert_uint_eq(res.corruptions, 0);
@@ -105,7 +106,7 @@ START_TEST(leak_found_and_repaired)
 	make_image("");
 	put_be64("t.qcow2", L2_OFF, 0); /* drop guest cluster 0 */
 	qemu_check_exits(3);
-	struct mimg_check_result res;
+	struct mimg_check_result res = {.size = sizeof(res)};
 	ck_assert_int_eq(run_check(0, 0, &res), 0);
 	ck_assert_uint_eq(res.leaks, 1);
 	ck_assert_uint_eq(res.corruptions, 0);
@@ -126,7 +127,7 @@ START_TEST(refcount_error_repaired)
 	make_image("");
 	put_be16("t.qcow2", RB_OFF + 2 * DATA_CLUSTER, 0);
 	qemu_check_exits(2);
-	struct mimg_check_result res;
+	struct mimg_check_result res = {.size = sizeof(res)};
 	ck_assert_int_eq(run_check(0, 0, &res), 0);
 	ck_assert_uint_ge(res.corruptions, 1);
 	mimg_check_result_free(&res);
@@ -154,7 +155,7 @@ START_TEST(copied_flag_error_repaired)
 	/* Clear OFLAG_COPIED on the L2 entry of guest cluster 0. */
 	put_be64("t.qcow2", L2_OFF, (uint64_t)DATA_CLUSTER << 16);
 	qemu_check_exits(2);
-	struct mimg_check_result res;
+	struct mimg_check_result res = {.size = sizeof(res)};
 	ck_assert_int_eq(run_check(0, 0, &res), 0);
 	ck_assert_uint_eq(res.corruptions, 1);
 	mimg_check_result_free(&res);
@@ -176,14 +177,14 @@ START_TEST(extl2_allocated_without_host)
 	/* Entry 2 (guest cluster 2, unallocated): bitmap bit 0 set. */
 	put_be64("t.qcow2", L2_OFF + 2 * 16 + 8, 1);
 	qemu_check_exits(2);
-	struct mimg_check_result res;
+	struct mimg_check_result res = {.size = sizeof(res)};
 	ck_assert_int_eq(run_check(0, 0, &res), 0);
 	ck_assert_uint_eq(res.corruptions, 1);
 	mimg_check_result_free(&res);
 	struct mimg *img;
 	uint8_t b[512];
 	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL, 0), 0);
-	ck_assert_int_lt(mimg_pread(img, b, sizeof(b), 2 * 65536), 0);
+	ck_assert_int_lt(mimg_pread(img, b, sizeof(b), 2 * 65536, 0), 0);
 	mimg_close(img);
 }
 END_TEST
@@ -210,7 +211,7 @@ START_TEST(dirty_image_rebuilt_on_open)
 	ck_assert_msg(r == 0, "%s", mimg_errmsg());
 	uint8_t b[4096];
 	memset(b, 0x55, sizeof(b));
-	ck_assert_int_eq(mimg_pwrite(img, b, sizeof(b), 3 << 20),
+	ck_assert_int_eq(mimg_pwrite(img, b, sizeof(b), 3 << 20, 0),
 			 (ssize_t)sizeof(b));
 	ck_assert_int_eq(mimg_close(img), 0);
 	qemu_check_exits(0);
@@ -235,19 +236,19 @@ START_TEST(overlap_marks_corrupt_until_repaired)
 	struct mimg *img;
 	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL, MIMG_OPEN_RDWR), 0);
 	uint8_t b[512] = { 1 };
-	ck_assert_int_eq(mimg_pwrite(img, b, sizeof(b), 3 << 20), -EIO);
+	ck_assert_int_eq(mimg_pwrite(img, b, sizeof(b), 3 << 20, 0), -EIO);
 	ck_assert(strstr(mimg_errmsg(), "L1 table") != NULL);
 	mimg_close(img);
 	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL, MIMG_OPEN_RDWR),
 			 -EACCES);
 
-	struct mimg_check_result res;
+	struct mimg_check_result res = {.size = sizeof(res)};
 	repair(MIMG_CHECK_REPAIR_LEAKS | MIMG_CHECK_REPAIR_ERRORS, &res);
 	ck_assert_uint_eq(res.corruptions, 0);
 	mimg_check_result_free(&res);
 	qemu_check_exits(0);
 	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL, MIMG_OPEN_RDWR), 0);
-	ck_assert_int_eq(mimg_pwrite(img, b, sizeof(b), 3 << 20),
+	ck_assert_int_eq(mimg_pwrite(img, b, sizeof(b), 3 << 20, 0),
 			 (ssize_t)sizeof(b));
 	ck_assert_int_eq(mimg_close(img), 0);
 	qemu_check_exits(0);
@@ -258,7 +259,7 @@ START_TEST(repair_needs_writable_image)
 {
 	TU_SKIP_WITHOUT_QEMU();
 	make_image("");
-	struct mimg_check_result res;
+	struct mimg_check_result res = {.size = sizeof(res)};
 	ck_assert_int_eq(run_check(0, MIMG_CHECK_REPAIR_LEAKS, &res), -EROFS);
 	mimg_check_result_free(&res);
 }

@@ -42,7 +42,7 @@ START_TEST(convert_compressed)
 	struct mimg *src, *dst;
 	ck_assert_int_eq(mimg_open(&src, "src.raw", "raw", 0), 0);
 	ck_assert_int_eq(mimg_open(&dst, "t.qcow2", NULL, MIMG_OPEN_RDWR), 0);
-	struct mimg_convert_opts co = { .compress = 1 };
+	struct mimg_convert_opts co = { .size = sizeof(co), .compress = 1 };
 	int r = mimg_convert(src, dst, &co);
 	ck_assert_msg(r == 0, "%s", mimg_errmsg());
 	mimg_close(src);
@@ -62,7 +62,7 @@ START_TEST(convert_compressed)
 	ck_assert(a && b);
 	tu_read_at("src.raw", a, SIZE, 0);
 	ck_assert_int_eq(mimg_open(&dst, "t.qcow2", NULL, 0), 0);
-	ck_assert_int_eq(mimg_pread(dst, b, SIZE, 0), (ssize_t)SIZE);
+	ck_assert_int_eq(mimg_pread(dst, b, SIZE, 0, 0), (ssize_t)SIZE);
 	ck_assert(memcmp(a, b, SIZE) == 0);
 	mimg_close(dst);
 	free(a);
@@ -87,7 +87,7 @@ START_TEST(compress_callbacks)
 						    true),
 			 0);
 	uint8_t *back = malloc(65536);
-	ck_assert_int_eq(mimg_pread(img, back, 65536, 65536), 65536);
+	ck_assert_int_eq(mimg_pread(img, back, 65536, 65536, 0), 65536);
 	ck_assert(memcmp(back, in, 65536) == 0);
 	ck_assert_int_eq(mimg_close(img), 0);
 	free(in);

@@ -202,7 +202,7 @@ static int wl_write(struct workload *w, uint64_t off, uint64_t len)
 	uint32_t v = w->m->next_version++;
 	fill_range(off, len, v, w->buf);
 	model_log(w->m, off, len, v);
-	ssize_t n = mimg_pwrite(w->img, w->buf, len, off);
+	ssize_t n = mimg_pwrite(w->img, w->buf, len, off, 0);
 	if (n != (ssize_t)len)
 		return n < 0 ? (int)n : -EIO;
 	model_apply(w->m, off, len, v);
@@ -224,7 +224,7 @@ static int wl_zero(struct workload *w, uint64_t off, uint64_t len,
 static int wl_discard(struct workload *w, uint64_t off, uint64_t len)
 {
 	model_log(w->m, off, len, V_ZERO);
-	int ret = mimg_discard(w->img, off, len);
+	int ret = mimg_discard(w->img, off, len, 0);
 	if (ret == 0)
 		model_apply(w->m, off, len, V_ZERO);
 	return ret;
@@ -445,7 +445,7 @@ static uint8_t *mimg_read_all(unsigned flags, uint64_t size)
 	ck_assert_uint_eq(mimg_size(img), size);
 	uint8_t *buf = calloc(1, IMG_SIZE);
 	ck_assert_ptr_nonnull(buf);
-	ck_assert_int_eq(mimg_pread(img, buf, size, 0), (ssize_t)size);
+	ck_assert_int_eq(mimg_pread(img, buf, size, 0, 0), (ssize_t)size);
 	ck_assert_int_eq(mimg_close(img), 0);
 	return buf;
 }
@@ -528,8 +528,7 @@ static void verify_cut(const struct variant *var, const struct model *m,
 	struct mimg *img = NULL;
 	ck_assert_int_eq(mimg_open(&img, img_path, "qcow2", MIMG_OPEN_CHECK),
 			 0);
-	struct mimg_check_result res;
-	memset(&res, 0, sizeof(res));
+	struct mimg_check_result res = {.size = sizeof(res)};
 	ck_assert_msg(mimg_check(img, 0, &res) == 0, "check: %s",
 		      mimg_errmsg());
 	ck_assert_uint_eq(res.corruptions, 0);
@@ -544,7 +543,7 @@ static void verify_cut(const struct variant *var, const struct model *m,
 		ck_assert_int_eq(mimg_open(&img, img_path, "qcow2",
 					   MIMG_OPEN_RDWR | MIMG_OPEN_CHECK),
 				 0);
-		memset(&res, 0, sizeof(res));
+		res = (struct mimg_check_result){.size = sizeof(res)};
 		ck_assert_msg(mimg_check(img, MIMG_CHECK_REPAIR_LEAKS, &res) ==
 				      0, "repair: %s", mimg_errmsg());
 		ck_assert_uint_eq(res.leaks, 0);
@@ -692,6 +691,7 @@ static unsigned long convert_once(unsigned long allowed, int *retp)
 			 0);
 	struct mimg_convert_opts co;
 	memset(&co, 0, sizeof(co));
+	co.size = sizeof(co);
 	co.compress = 1;
 	atomic_store(&ops_seen, 0);
 	ops_allowed = allowed;

@@ -98,7 +98,7 @@ START_TEST(encrypted_refused)
 	char buf[512];
 	ck_assert_int_eq(mimg_open(&img, "t.qcow2", "qcow2", 0), 0);
 	ck_assert(mimg_needs_secret(img));
-	ck_assert_int_eq(mimg_pread(img, buf, sizeof(buf), 0), -EACCES);
+	ck_assert_int_eq(mimg_pread(img, buf, sizeof(buf), 0, 0), -EACCES);
 	mimg_close(img);
 	expect_open_error(MIMG_OPEN_RDWR, -EROFS, "can only be read");
 }

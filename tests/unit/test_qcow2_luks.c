@@ -53,7 +53,7 @@ static void check_content(const char *path, const uint8_t *want,
 {
 	struct mimg *img = tu_open_secret(path, 0, PASS);
 	uint8_t *got = malloc(size);
-	ck_assert_int_eq(mimg_pread(img, got, size, 0), (ssize_t)size);
+	ck_assert_int_eq(mimg_pread(img, got, size, 0, 0), (ssize_t)size);
 	if (memcmp(got, want, size) != 0) {
 		size_t i = 0;
 		while (got[i] == want[i])
@@ -62,7 +62,7 @@ static void check_content(const char *path, const uint8_t *want,
 	}
 	/* and in unaligned pieces */
 	for (size_t off = 3; off + 777 < size; off += 65536 + 333) {
-		ck_assert_int_eq(mimg_pread(img, got, 777, off), 777);
+		ck_assert_int_eq(mimg_pread(img, got, 777, off, 0), 777);
 		ck_assert(memcmp(got, want + off, 777) == 0);
 	}
 	free(got);
@@ -87,7 +87,7 @@ START_TEST(unaligned_writes_over_backing)
 	img = tu_open_secret("e.qcow2", MIMG_OPEN_RDWR, PASS);
 	for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++) {
 		fill_random(buf, w[i].len, (unsigned)i + 100);
-		ck_assert_int_eq(mimg_pwrite(img, buf, w[i].len, w[i].off),
+		ck_assert_int_eq(mimg_pwrite(img, buf, w[i].len, w[i].off, 0),
 				 (ssize_t)w[i].len);
 		memcpy(shadow + w[i].off, buf, w[i].len);
 	}
@@ -116,7 +116,7 @@ static void *writer_main(void *arg)
 	for (uint64_t k = 0; k < 2 * MIB / 512; k++) {
 		memset(b, (int)(0x10 * (w->id + 1) + (k & 15)), sizeof(b));
 		if (mimg_pwrite(w->img, b, sizeof(b),
-				k * 512 + (uint64_t)w->id * 128) != 128)
+				k * 512 + (uint64_t)w->id * 128, 0) != 128)
 			return (void *)1;
 	}
 	return NULL;
@@ -162,7 +162,7 @@ START_TEST(secrets)
 	ck_assert(strstr(mimg_errmsg(), "Invalid password") != NULL);
 	ck_assert_int_eq(mimg_open(&img, "s.qcow2", NULL, 0), 0);
 	ck_assert(mimg_needs_secret(img));
-	ck_assert_int_eq(mimg_pread(img, b, sizeof(b), 0), -EACCES);
+	ck_assert_int_eq(mimg_pread(img, b, sizeof(b), 0, 0), -EACCES);
 	ck_assert(strstr(mimg_errmsg(), "encrypt.key-secret") != NULL);
 	mimg_close(img);
 	/* a secret without encrypt.format, encryption without a secret */
@@ -258,13 +258,13 @@ START_TEST(truncated_ciphertext)
 	create_enc("t.qcow2", 4 * MIB, NULL);
 	struct mimg *img = tu_open_secret("t.qcow2", MIMG_OPEN_RDWR, PASS);
 	memset(b, 0x42, sizeof(b));
-	ck_assert_int_eq(mimg_pwrite(img, b, sizeof(b), 3 * MIB), 4096);
+	ck_assert_int_eq(mimg_pwrite(img, b, sizeof(b), 3 * MIB, 0), 4096);
 	ck_assert_int_eq(mimg_close(img), 0);
 	uint64_t size = tu_file_size("t.qcow2");
 	/* cut inside the data cluster, the file's last */
 	ck_assert_int_eq(truncate("t.qcow2", (off_t)(size - 65536 + 2048)), 0);
 	img = tu_open_secret("t.qcow2", 0, PASS);
-	ck_assert_int_eq(mimg_pread(img, b, sizeof(b), 3 * MIB), -EIO);
+	ck_assert_int_eq(mimg_pread(img, b, sizeof(b), 3 * MIB, 0), -EIO);
 	ck_assert(strstr(mimg_errmsg(), "encrypted data cluster") != NULL);
 	mimg_close(img);
 }

@@ -112,10 +112,10 @@ static void library_write_refused(uint64_t target, unsigned flags)
 				   MIMG_OPEN_RDWR | flags), 0);
 	uint8_t *b = malloc(CS);
 	memset(b, 0xcc, CS);
-	ck_assert_int_eq(mimg_pwrite(img, b, CS, 0), -EIO);
+	ck_assert_int_eq(mimg_pwrite(img, b, CS, 0, 0), -EIO);
 	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "overlaps"));
 	/* Writes elsewhere are refused too, until the image is repaired. */
-	ck_assert_int_eq(mimg_pwrite(img, b, 4096, 1 << 20), -EIO);
+	ck_assert_int_eq(mimg_pwrite(img, b, 4096, 1 << 20, 0), -EIO);
 	mimg_close(img);
 	uint8_t *after = read_cluster(target);
 	ck_assert_msg(memcmp(before, after, CS) == 0,
@@ -156,7 +156,7 @@ START_TEST(l2_with_refcount_zero)
 	 * then every write succeeds elsewhere). */
 	ssize_t r = 0;
 	for (int i = 1; i < 64 && r >= 0; i++)
-		r = mimg_pwrite(img, b, CS, (uint64_t)i * CS);
+		r = mimg_pwrite(img, b, CS, (uint64_t)i * CS, 0);
 	mimg_close(img);
 	uint8_t *after = read_cluster(l.l2);
 	/* The table never received guest bytes and never points at itself. */

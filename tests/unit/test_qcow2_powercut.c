@@ -28,9 +28,9 @@ static void workload(struct mimg *img, void *arg)
 		uint64_t off = ((uint64_t)i * 1234567) % (IMG_SIZE - 300000);
 		size_t len = 1000 + (size_t)(i * 4099) % 200000;
 		tu_fill_random(b, len, (uint64_t)i);
-		(void)mimg_pwrite(img, b, len, off);
+		(void)mimg_pwrite(img, b, len, off, 0);
 		if (i % 7 == 3)
-			(void)mimg_discard(img, off & ~0xffffull, 131072);
+			(void)mimg_discard(img, off & ~0xffffull, 131072, 0);
 		if (i % 5 == 1)
 			(void)mimg_pwrite_zeroes(img, off, 70000,
 						 MIMG_ZERO_MAY_UNMAP);

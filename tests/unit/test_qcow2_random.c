@@ -63,7 +63,7 @@ static void one_op(struct mimg *img, uint8_t *m, uint8_t *b, int i,
 		len = SZ - off;
 	if (op < 6) {
 		tu_fill_random(b, len, rnd());
-		ck_assert_msg(mimg_pwrite(img, b, len, off) == (ssize_t)len,
+		ck_assert_msg(mimg_pwrite(img, b, len, off, 0) == (ssize_t)len,
 			      "op %d write: %s", i, mimg_errmsg());
 		memcpy(m + off, b, len);
 	} else if (op == 6) {
@@ -74,7 +74,7 @@ static void one_op(struct mimg *img, uint8_t *m, uint8_t *b, int i,
 	} else if (op == 7) {
 		/* v3 discards read as zeroes; whole clusters only. */
 		uint64_t a = (off + cs - 1) / cs * cs, e = (off + len) / cs * cs;
-		ck_assert_int_eq(mimg_discard(img, off, len), 0);
+		ck_assert_int_eq(mimg_discard(img, off, len, 0), 0);
 		if (a < e)
 			memset(m + a, 0, e - a);
 	} else if (op == 8 && v->compressed) {
@@ -95,7 +95,7 @@ static void one_op(struct mimg *img, uint8_t *m, uint8_t *b, int i,
 		}
 		free(out);
 	} else {
-		ck_assert_int_eq(mimg_pread(img, b, len, off), (ssize_t)len);
+		ck_assert_int_eq(mimg_pread(img, b, len, off, 0), (ssize_t)len);
 		ck_assert_msg(memcmp(b, m + off, len) == 0,
 			      "op %d: read %llu+%llu differs", i,
 			      (unsigned long long)off,
@@ -128,7 +128,7 @@ START_TEST(random_ops)
 	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL, MIMG_OPEN_RDWR), 0);
 	for (int i = 0; i < NOPS; i++)
 		one_op(img, m, b, i, v);
-	ck_assert_int_eq(mimg_pread(img, b, SZ, 0), (ssize_t)SZ);
+	ck_assert_int_eq(mimg_pread(img, b, SZ, 0, 0), (ssize_t)SZ);
 	ck_assert(memcmp(b, m, SZ) == 0);
 	ck_assert_int_eq(mimg_close(img), 0);
 	tu_qemu_reads("t.qcow2", "qcow2", m, SZ);

@@ -26,14 +26,14 @@ static void compare_with_qemu(const char *image)
 	ck_assert_msg(r == 0, "open: %s", mimg_errmsg());
 	ck_assert_uint_eq(mimg_size(img), rlen);
 	uint8_t *buf = malloc(rlen + 1);
-	ck_assert_int_eq(mimg_pread(img, buf, rlen, 0), (ssize_t)rlen);
+	ck_assert_int_eq(mimg_pread(img, buf, rlen, 0, 0), (ssize_t)rlen);
 	ck_assert_msg(memcmp(buf, ref, rlen) == 0, "%s differs", image);
 	/* Unaligned pieces crossing cluster and subcluster edges. */
 	size_t step = 12345;
 	for (size_t off = 0; off < rlen; off += step) {
 		size_t n = rlen - off < step ? rlen - off : step;
 		memset(buf, 0xaa, n);
-		ck_assert_int_eq(mimg_pread(img, buf, n, off), (ssize_t)n);
+		ck_assert_int_eq(mimg_pread(img, buf, n, off, 0), (ssize_t)n);
 		ck_assert_msg(memcmp(buf, ref + off, n) == 0,
 			      "%s differs at %zu", image, off);
 	}

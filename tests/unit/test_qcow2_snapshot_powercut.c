@@ -33,7 +33,7 @@ static void write_some(struct mimg *img, int seed)
 			       (IMG_SIZE - 200000);
 		size_t len = 1000 + (size_t)((i + seed) * 4099) % 190000;
 		tu_fill_random(b, len, (uint64_t)(i + seed));
-		(void)mimg_pwrite(img, b, len, off);
+		(void)mimg_pwrite(img, b, len, off, 0);
 		if (i % 3 == 2)
 			(void)mimg_flush(img);
 	}
@@ -156,7 +156,7 @@ static void read_at(struct mimg *img, uint64_t off, size_t len, uint8_t v)
 {
 	uint8_t *b = malloc(len);
 	ck_assert_ptr_nonnull(b);
-	ck_assert_int_eq(mimg_pread(img, b, len, off), (ssize_t)len);
+	ck_assert_int_eq(mimg_pread(img, b, len, off, 0), (ssize_t)len);
 	for (size_t i = 0; i < len; i++)
 		if (b[i] != v) /* a passing check costs a write(2) */
 			ck_abort_msg("byte %zu at %llu is %u, not %u", i,
@@ -169,7 +169,7 @@ static void fill_at(struct mimg *img, uint64_t off, size_t len, uint8_t v)
 	uint8_t *b = malloc(len);
 	ck_assert_ptr_nonnull(b);
 	memset(b, v, len);
-	ck_assert_int_eq(mimg_pwrite(img, b, len, off), (ssize_t)len);
+	ck_assert_int_eq(mimg_pwrite(img, b, len, off, 0), (ssize_t)len);
 	free(b);
 }
 

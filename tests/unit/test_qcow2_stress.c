@@ -159,7 +159,7 @@ static int do_write(struct thread_ctx *t)
 	pick_own_range(t, &off, &len);
 	uint32_t v = ((uint32_t)t->id << 24) | (t->next_version++ & 0xffffff);
 	fill_range(t->st->cfg, off, len, v, t->buf);
-	ssize_t n = mimg_pwrite(t->st->img, t->buf, len, off);
+	ssize_t n = mimg_pwrite(t->st->img, t->buf, len, off, 0);
 	if (n != (ssize_t)len)
 		return thread_fail(t, "write", off, len, (long)n);
 	for (uint64_t u = off / UNIT; u < (off + len) / UNIT; u++)
@@ -180,7 +180,7 @@ static int do_read(struct thread_ctx *t)
 	} else {
 		pick_own_range(t, &off, &len);
 	}
-	ssize_t n = mimg_pread(t->st->img, t->buf, len, off);
+	ssize_t n = mimg_pread(t->st->img, t->buf, len, off, 0);
 	if (n != (ssize_t)len)
 		return thread_fail(t, "read", off, len, (long)n);
 	return verify(t, off, len);
@@ -203,7 +203,7 @@ static int do_discard(struct thread_ctx *t)
 {
 	uint64_t off, len;
 	pick_own_range(t, &off, &len);
-	int ret = mimg_discard(t->st->img, off, len);
+	int ret = mimg_discard(t->st->img, off, len, 0);
 	if (ret != 0)
 		return thread_fail(t, "discard", off, len, ret);
 	for (uint64_t u = off / UNIT; u < (off + len) / UNIT; u++)
@@ -362,7 +362,7 @@ static void run_stress(const struct stress_cfg *cfg)
 	struct mimg *img = NULL;
 	ck_assert_int_eq(mimg_open(&img, "stress.qcow2", "qcow2", 0), 0);
 	memset(buf, 0xee, cfg->size);
-	ck_assert_int_eq(mimg_pread(img, buf, cfg->size, 0),
+	ck_assert_int_eq(mimg_pread(img, buf, cfg->size, 0, 0),
 			 (ssize_t)cfg->size);
 	mimg_close(img);
 	verify_all(&st, buf, "mimg after reopening");

@@ -46,7 +46,7 @@ static void do_write(struct mimg *img, struct model *m, uint64_t off,
 {
 	uint8_t *b = malloc(len);
 	tu_fill_random(b, len, seed);
-	ssize_t r = mimg_pwrite(img, b, len, off);
+	ssize_t r = mimg_pwrite(img, b, len, off, 0);
 	ck_assert_msg(r == (ssize_t)len, "write %llu+%zu: %zd %s",
 		      (unsigned long long)off, len, r, mimg_errmsg());
 	memcpy(m->data + off, b, len);
@@ -78,7 +78,7 @@ static void do_zero(struct mimg *img, struct model *m, uint64_t off,
 static void verify_read(struct mimg *img, const struct model *m)
 {
 	uint8_t *b = malloc(m->size);
-	ck_assert_int_eq(mimg_pread(img, b, m->size, 0), (ssize_t)m->size);
+	ck_assert_int_eq(mimg_pread(img, b, m->size, 0, 0), (ssize_t)m->size);
 	if (memcmp(b, m->data, m->size) != 0) {
 		size_t i = 0;
 		while (b[i] == m->data[i])
@@ -216,7 +216,7 @@ START_TEST(zeroes_and_discard)
 	do_write(img, &m, 0, 2 << 20, 1);
 	do_zero(img, &m, 65536, 131072, 0);
 	do_zero(img, &m, 300000, 200000, MIMG_ZERO_MAY_UNMAP);
-	ck_assert_int_eq(mimg_discard(img, 1 << 20, 262144), 0);
+	ck_assert_int_eq(mimg_discard(img, 1 << 20, 262144, 0), 0);
 	memset(m.data + (1 << 20), 0, 262144);
 	verify_read(img, &m);
 	uint64_t pnum;
@@ -273,7 +273,7 @@ START_TEST(truncate_grows_l1)
 	 * zeroes and is allocated. */
 	free(m.data);
 	model_init(&m, 72 << 20, NULL);
-	ck_assert_int_eq(mimg_pread(img, m.data, 64 << 20, 0), 64 << 20);
+	ck_assert_int_eq(mimg_pread(img, m.data, 64 << 20, 0, 0), 64 << 20);
 	ck_assert_int_eq(mimg_truncate(img, 72 << 20, MIMG_PREALLOC_METADATA),
 			 0);
 	uint64_t pnum;
@@ -364,7 +364,7 @@ static void *worker_main(void *p)
 		size_t len = 98304;
 		uint8_t *b = malloc(len);
 		tu_fill_random(b, len, off);
-		if (mimg_pwrite(w->img, b, len, off) != (ssize_t)len)
+		if (mimg_pwrite(w->img, b, len, off, 0) != (ssize_t)len)
 			abort();
 		memcpy(w->m->data + off, b, len);
 		free(b);

@@ -76,9 +76,9 @@ START_TEST(many_iovecs_round_trip)
 
 	tu_make_sparse("a.img", 1 * MIB);
 	struct mimg *img = open_rw("a.img");
-	ck_assert_int_eq(mimg_pwritev(img, iov, N, 12345), (ssize_t)total);
+	ck_assert_int_eq(mimg_pwritev(img, iov, N, 12345, 0), (ssize_t)total);
 	memset(dst, 0, total);
-	ck_assert_int_eq(mimg_preadv(img, riov, N, 12345), (ssize_t)total);
+	ck_assert_int_eq(mimg_preadv(img, riov, N, 12345, 0), (ssize_t)total);
 	ck_assert_mem_eq(dst, src, total);
 	ck_assert_int_eq(mimg_close(img), 0);
 
@@ -103,18 +103,18 @@ START_TEST(reads_past_end_are_short)
 	 * reads as zeroes to its end */
 	ck_assert_uint_eq(mimg_size(img), 1024);
 	memset(buf, 0xEE, sizeof(buf));
-	ck_assert_int_eq(mimg_pread(img, buf, sizeof(buf), 900), 124);
+	ck_assert_int_eq(mimg_pread(img, buf, sizeof(buf), 900, 0), 124);
 	ck_assert_mem_eq(buf, data + 900, 100);
 	for (int i = 100; i < 124; i++)
 		ck_assert_uint_eq(buf[i], 0);
 	ck_assert_uint_eq(buf[124], 0xEE); /* the rest is not touched */
-	ck_assert_int_eq(mimg_pread(img, buf, 10, 1024), 0);
-	ck_assert_int_eq(mimg_pread(img, buf, 10, UINT64_MAX - 2), 0);
-	ck_assert_int_eq(mimg_pread(img, buf, 0, 0), 0);
+	ck_assert_int_eq(mimg_pread(img, buf, 10, 1024, 0), 0);
+	ck_assert_int_eq(mimg_pread(img, buf, 10, UINT64_MAX - 2, 0), 0);
+	ck_assert_int_eq(mimg_pread(img, buf, 0, 0, 0), 0);
 	/* a short read split over iovecs */
 	struct iovec iov[3] = {{buf, 50}, {buf + 50, 100}, {buf + 150, 100}};
 	memset(buf, 0xEE, sizeof(buf));
-	ck_assert_int_eq(mimg_preadv(img, iov, 3, 880), 144);
+	ck_assert_int_eq(mimg_preadv(img, iov, 3, 880, 0), 144);
 	ck_assert_mem_eq(buf, data + 880, 120);
 	ck_assert_uint_eq(buf[143], 0);
 	ck_assert_uint_eq(buf[144], 0xEE);
@@ -122,8 +122,8 @@ START_TEST(reads_past_end_are_short)
 
 	/* writing the rest of the last sector extends the file to it */
 	img = open_rw("a.img");
-	ck_assert_int_eq(mimg_pwrite(img, data, 24, 1000), 24);
-	ck_assert_int_eq(mimg_pwrite(img, data, 1, 1024), -ENOSPC);
+	ck_assert_int_eq(mimg_pwrite(img, data, 24, 1000, 0), 24);
+	ck_assert_int_eq(mimg_pwrite(img, data, 1, 1024, 0), -ENOSPC);
 	ck_assert_int_eq(mimg_close(img), 0);
 	ck_assert_uint_eq(tu_file_size("a.img"), 1024);
 }
@@ -135,13 +135,13 @@ START_TEST(writes_past_end_fail)
 	memset(buf, 0x5A, sizeof(buf));
 	tu_make_sparse("a.img", 65536);
 	struct mimg *img = open_rw("a.img");
-	ck_assert_int_eq(mimg_pwrite(img, buf, 1024, 65536 - 1024), 1024);
-	ck_assert_int_eq(mimg_pwrite(img, buf, 1024, 65536 - 1023), -ENOSPC);
-	ck_assert_int_eq(mimg_pwrite(img, buf, 1, 65536), -ENOSPC);
-	ck_assert_int_eq(mimg_pwrite(img, buf, 2, UINT64_MAX), -ENOSPC);
+	ck_assert_int_eq(mimg_pwrite(img, buf, 1024, 65536 - 1024, 0), 1024);
+	ck_assert_int_eq(mimg_pwrite(img, buf, 1024, 65536 - 1023, 0), -ENOSPC);
+	ck_assert_int_eq(mimg_pwrite(img, buf, 1, 65536, 0), -ENOSPC);
+	ck_assert_int_eq(mimg_pwrite(img, buf, 2, UINT64_MAX, 0), -ENOSPC);
 	ck_assert_int_eq(mimg_pwrite_zeroes(img, 65000, 1000, 0), -ENOSPC);
-	ck_assert_int_eq(mimg_discard(img, 65000, 1000), -ENOSPC);
-	ck_assert_int_eq(mimg_pwrite(img, buf, 0, 65536), 0);
+	ck_assert_int_eq(mimg_discard(img, 65000, 1000, 0), -ENOSPC);
+	ck_assert_int_eq(mimg_pwrite(img, buf, 0, 65536, 0), 0);
 	ck_assert_int_eq(mimg_close(img), 0);
 	/* the image did not grow */
 	ck_assert_uint_eq(tu_file_size("a.img"), 65536);
@@ -156,11 +156,11 @@ START_TEST(read_only_refuses_writes)
 	ck_assert_int_eq(mimg_open(&img, "a.img", NULL, 0), 0);
 	ck_assert(mimg_is_read_only(img));
 	ck_assert(!mimg_can_discard(img));
-	ck_assert_int_eq(mimg_pwrite(img, buf, sizeof(buf), 0), -EROFS);
+	ck_assert_int_eq(mimg_pwrite(img, buf, sizeof(buf), 0, 0), -EROFS);
 	struct iovec iov = {buf, 512};
-	ck_assert_int_eq(mimg_pwritev(img, &iov, 1, 512), -EROFS);
+	ck_assert_int_eq(mimg_pwritev(img, &iov, 1, 512, 0), -EROFS);
 	ck_assert_int_eq(mimg_pwrite_zeroes(img, 0, 512, 0), -EROFS);
-	ck_assert_int_eq(mimg_discard(img, 0, 512), -EROFS);
+	ck_assert_int_eq(mimg_discard(img, 0, 512, 0), -EROFS);
 	ck_assert_int_eq(mimg_truncate(img, 4096, MIMG_PREALLOC_OFF), -EROFS);
 	ck_assert_int_eq(mimg_flush(img), 0);
 	ck_assert_int_eq(mimg_close(img), 0);
@@ -203,9 +203,9 @@ START_TEST(discard_keeps_size_reads_zeroes)
 	struct mimg *img = open_rw("a.img");
 	ck_assert(mimg_can_discard(img));
 	uint64_t before = tu_allocated("a.img");
-	ck_assert_int_eq(mimg_discard(img, 512 * 1024, 1 * MIB), 0);
+	ck_assert_int_eq(mimg_discard(img, 512 * 1024, 1 * MIB, 0), 0);
 	ck_assert_uint_eq(mimg_size(img), 2 * MIB);
-	ck_assert_int_eq(mimg_pread(img, got, 2 * MIB, 0), (ssize_t)(2 * MIB));
+	ck_assert_int_eq(mimg_pread(img, got, 2 * MIB, 0, 0), (ssize_t)(2 * MIB));
 	ck_assert_mem_eq(got, buf, 512 * 1024);
 	ck_assert(all_zero(got + 512 * 1024, MIB));
 	ck_assert_mem_eq(got + 1536 * 1024, buf + 1536 * 1024, 512 * 1024);
@@ -230,9 +230,9 @@ START_TEST(truncate_modes)
 	ck_assert_uint_eq(tu_file_size("a.img"), 8 * MIB);
 	ck_assert_uint_le(tu_allocated("a.img"), 65536);
 	uint8_t got[4096];
-	ck_assert_int_eq(mimg_pread(img, got, 4096, 8 * MIB - 4096), 4096);
+	ck_assert_int_eq(mimg_pread(img, got, 4096, 8 * MIB - 4096, 0), 4096);
 	ck_assert(all_zero(got, 4096));
-	ck_assert_int_eq(mimg_pread(img, got, 4096, 0), 4096);
+	ck_assert_int_eq(mimg_pread(img, got, 4096, 0, 0), 4096);
 	ck_assert_mem_eq(got, data, 4096);
 
 	/* falloc: the new range is reserved */
@@ -245,7 +245,7 @@ START_TEST(truncate_modes)
 	ck_assert_int_eq(mimg_truncate(img, 16 * MIB, MIMG_PREALLOC_FULL), 0);
 	ck_assert_uint_eq(tu_file_size("a.img"), 16 * MIB);
 	ck_assert_uint_ge(tu_allocated("a.img"), 8 * MIB);
-	ck_assert_int_eq(mimg_pread(img, got, 4096, 14 * MIB), 4096);
+	ck_assert_int_eq(mimg_pread(img, got, 4096, 14 * MIB, 0), 4096);
 	ck_assert(all_zero(got, 4096));
 
 	/* metadata makes no sense for raw */
@@ -257,9 +257,9 @@ START_TEST(truncate_modes)
 	ck_assert_int_eq(mimg_truncate(img, 2048, MIMG_PREALLOC_FULL), 0);
 	ck_assert_uint_eq(mimg_size(img), 2048);
 	ck_assert_uint_eq(tu_file_size("a.img"), 2048);
-	ck_assert_int_eq(mimg_pread(img, got, 4096, 0), 2048);
+	ck_assert_int_eq(mimg_pread(img, got, 4096, 0, 0), 2048);
 	ck_assert_mem_eq(got, data, 2048);
-	ck_assert_int_eq(mimg_pwrite(img, data, 1, 2048), -ENOSPC);
+	ck_assert_int_eq(mimg_pwrite(img, data, 1, 2048, 0), -ENOSPC);
 	ck_assert_int_eq(mimg_truncate(img, 1ull << 63, MIMG_PREALLOC_OFF),
 			 -EFBIG);
 	ck_assert_int_eq(mimg_close(img), 0);
@@ -325,7 +325,7 @@ START_TEST(properties)
 	ck_assert_int_eq(mimg_close(img), 0);
 	ck_assert_int_eq(mimg_open(&img, "a.img", NULL, 0), 0);
 	ck_assert_int_eq(mimg_select_snapshot(img, "x"), -ENOTSUP);
-	struct mimg_check_result res;
+	struct mimg_check_result res = {.size = sizeof(res)};
 	ck_assert_int_eq(mimg_check(img, 0, &res), 0);
 	ck_assert(!res.supported);
 	mimg_check_result_free(&res);

@@ -62,7 +62,7 @@ START_TEST(set_change_remove)
 	make("t.qcow2", 4 << 20);
 	struct mimg *img = open_rw("t.qcow2");
 	tu_fill_random(buf, sizeof(buf), 7);
-	ck_assert_int_eq(mimg_pwrite(img, buf, sizeof(buf), 65536), 4096);
+	ck_assert_int_eq(mimg_pwrite(img, buf, sizeof(buf), 65536, 0), 4096);
 	ck_assert_int_eq(mimg_set_backing(img, "a.qcow2", "qcow2"), 0);
 	ck_assert_int_eq(mimg_close(img), 0);
 	expect_backing("t.qcow2", "a.qcow2", "qcow2");
@@ -85,7 +85,7 @@ START_TEST(set_change_remove)
 
 	/* The data is untouched. */
 	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL, 0), 0);
-	ck_assert_int_eq(mimg_pread(img, back, sizeof(back), 65536), 4096);
+	ck_assert_int_eq(mimg_pread(img, back, sizeof(back), 65536, 0), 4096);
 	ck_assert_mem_eq(buf, back, sizeof(buf));
 	mimg_close(img);
 	if (!tu_have_program("qemu-img"))

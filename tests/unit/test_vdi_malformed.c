@@ -24,8 +24,8 @@ static void make_image(void)
 	struct mimg *img;
 	ck_assert_int_eq(mimg_create(FILE_NAME, "vdi", 5 * MIB, NULL, 0), 0);
 	ck_assert_int_eq(mimg_open(&img, FILE_NAME, "vdi", MIMG_OPEN_RDWR), 0);
-	ck_assert_int_eq(mimg_pwrite(img, "data", 4, 0), 4);
-	ck_assert_int_eq(mimg_pwrite(img, "more", 4, 2 * MIB), 4);
+	ck_assert_int_eq(mimg_pwrite(img, "data", 4, 0, 0), 4);
+	ck_assert_int_eq(mimg_pwrite(img, "more", 4, 2 * MIB, 0), 4);
 	ck_assert_int_eq(mimg_close(img), 0);
 }
 
@@ -105,15 +105,15 @@ START_TEST(entry_past_blocks)
 	make_image();
 	patch_le32(512 + 2 * 4, 0x3ffffff0); /* block 2 */
 	ck_assert_int_eq(mimg_open(&img, FILE_NAME, NULL, MIMG_OPEN_RDWR), 0);
-	ck_assert_int_eq(mimg_pread(img, buf, 4, 0), 4);
-	ck_assert_int_eq(mimg_pread(img, buf, 4, 2 * MIB), -EIO);
+	ck_assert_int_eq(mimg_pread(img, buf, 4, 0, 0), 4);
+	ck_assert_int_eq(mimg_pread(img, buf, 4, 2 * MIB, 0), -EIO);
 	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "block map entry 2"));
-	ck_assert_int_eq(mimg_pwrite(img, buf, 4, 2 * MIB), -EIO);
+	ck_assert_int_eq(mimg_pwrite(img, buf, 4, 2 * MIB, 0), -EIO);
 	uint64_t pnum;
 	unsigned st;
 	ck_assert_int_eq(mimg_block_status(img, 2 * MIB, MIB, &pnum, &st,
 					   NULL), -EIO);
-	struct mimg_check_result res;
+	struct mimg_check_result res = {.size = sizeof(res)};
 	ck_assert_int_eq(mimg_check(img, 0, &res), 0);
 	ck_assert_uint_ge(res.corruptions, 1);
 	ck_assert_ptr_nonnull(strstr(res.messages[0], "too large"));
@@ -128,7 +128,7 @@ START_TEST(entry_used_twice)
 	make_image();
 	patch_le32(512 + 3 * 4, 0); /* block 3 shares block 0's data */
 	ck_assert_int_eq(mimg_open(&img, FILE_NAME, NULL, 0), 0);
-	struct mimg_check_result res;
+	struct mimg_check_result res = {.size = sizeof(res)};
 	ck_assert_int_eq(mimg_check(img, 0, &res), 0);
 	ck_assert_uint_eq(res.corruptions, 2); /* and the count mismatch */
 	ck_assert_ptr_nonnull(strstr(res.messages[0], "also used by"));
@@ -140,7 +140,7 @@ END_TEST
 START_TEST(allocated_count)
 {
 	struct mimg *img;
-	struct mimg_check_result res;
+	struct mimg_check_result res = {.size = sizeof(res)};
 	make_image();
 	patch_le32(0x184, 1); /* two in the map */
 	ck_assert_int_eq(mimg_open(&img, FILE_NAME, NULL, MIMG_OPEN_RDWR), 0);
@@ -148,9 +148,9 @@ START_TEST(allocated_count)
 	ck_assert_uint_eq(res.corruptions, 1);
 	mimg_check_result_free(&res);
 	/* a new block still goes after both blocks in use */
-	ck_assert_int_eq(mimg_pwrite(img, "new!", 4, 4 * MIB), 4);
+	ck_assert_int_eq(mimg_pwrite(img, "new!", 4, 4 * MIB, 0), 4);
 	uint8_t b[4];
-	ck_assert_int_eq(mimg_pread(img, b, 4, 2 * MIB), 4);
+	ck_assert_int_eq(mimg_pread(img, b, 4, 2 * MIB, 0), 4);
 	ck_assert_mem_eq(b, "more", 4);
 	ck_assert_int_eq(mimg_close(img), 0);
 

@@ -79,7 +79,7 @@ static size_t run_workload(struct mimg *img, size_t *flushed)
 		int r;
 		if (o->kind == OP_WRITE) {
 			tu_fill_random(buf, o->len, i + 100);
-			r = mimg_pwrite(img, buf, o->len, o->off) ==
+			r = mimg_pwrite(img, buf, o->len, o->off, 0) ==
 			    (ssize_t)o->len ? 0 : -EIO;
 		} else if (o->kind == OP_ZERO) {
 			r = mimg_pwrite_zeroes(img, o->off, o->len, 0);
@@ -113,8 +113,8 @@ static void verify_cut(long cut, size_t flushed)
 	uint8_t *got = malloc(SIZE);
 	ck_assert_msg(mimg_open(&img, "top.vmdk", NULL, 0) == 0,
 		      "cut %ld: open: %s", cut, mimg_errmsg());
-	ck_assert_int_eq(mimg_pread(img, got, SIZE, 0), (ssize_t)SIZE);
-	struct mimg_check_result res;
+	ck_assert_int_eq(mimg_pread(img, got, SIZE, 0, 0), (ssize_t)SIZE);
+	struct mimg_check_result res = {.size = sizeof(res)};
 	ck_assert_int_eq(mimg_check(img, 0, &res), 0);
 	ck_assert_msg(res.corruptions == 0, "cut %ld: %s", cut,
 		      res.messages ? res.messages[0] : "corrupt");
@@ -148,7 +148,7 @@ static void crash_variant(const char *opts)
 	tu_fill_random(base, SIZE, 1);
 	ck_assert_int_eq(mimg_create("base.vmdk", "vmdk", SIZE, NULL, 0), 0);
 	ck_assert_int_eq(mimg_open(&img, "base.vmdk", NULL, MIMG_OPEN_RDWR), 0);
-	ck_assert_int_eq(mimg_pwrite(img, base, SIZE, 0), (ssize_t)SIZE);
+	ck_assert_int_eq(mimg_pwrite(img, base, SIZE, 0, 0), (ssize_t)SIZE);
 	ck_assert_int_eq(mimg_close(img), 0);
 	build_states(base);
 

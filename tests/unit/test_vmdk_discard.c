@@ -28,7 +28,7 @@ static void fill(const char *path)
 	ck_assert_int_eq(mimg_open(&img, path, "vmdk", MIMG_OPEN_RDWR), 0);
 	for (unsigned i = 0; i < NGRAINS; i++) {
 		memset(b, (int)(i + 1), GRAIN);
-		ck_assert_int_eq(mimg_pwrite(img, b, GRAIN, (uint64_t)i * GRAIN),
+		ck_assert_int_eq(mimg_pwrite(img, b, GRAIN, (uint64_t)i * GRAIN, 0),
 				 GRAIN);
 	}
 	ck_assert_int_eq(mimg_close(img), 0);
@@ -42,7 +42,7 @@ static void discard(const char *path)
 	struct mimg *img;
 	ck_assert_int_eq(mimg_open(&img, path, "vmdk", MIMG_OPEN_RDWR), 0);
 	ck_assert(mimg_can_discard(img));
-	ck_assert_int_eq(mimg_discard(img, 5 * GRAIN / 2, 15 * GRAIN / 2), 0);
+	ck_assert_int_eq(mimg_discard(img, 5 * GRAIN / 2, 15 * GRAIN / 2, 0), 0);
 	ck_assert_int_eq(mimg_close(img), 0);
 }
 

@@ -37,7 +37,7 @@ static void create(const char *path, uint64_t size, const char *opts)
 static void verify(struct mimg *img, const uint8_t *model, uint64_t size)
 {
 	uint8_t *buf = malloc(size);
-	ck_assert_int_eq(mimg_pread(img, buf, size, 0), (ssize_t)size);
+	ck_assert_int_eq(mimg_pread(img, buf, size, 0, 0), (ssize_t)size);
 	for (uint64_t i = 0; i < size; i++)
 		if (buf[i] != model[i])
 			ck_abort_msg("byte %llu: got %u want %u",
@@ -47,7 +47,7 @@ static void verify(struct mimg *img, const uint8_t *model, uint64_t size)
 
 static void check_clean(struct mimg *img)
 {
-	struct mimg_check_result res;
+	struct mimg_check_result res = {.size = sizeof(res)};
 	ck_assert_int_eq(mimg_check(img, 0, &res), 0);
 	ck_assert_msg(res.corruptions == 0, "%s",
 		      res.messages ? res.messages[0] : "corruptions");
@@ -79,7 +79,7 @@ static void random_writes(struct mimg *img, uint8_t *model, uint64_t size,
 		uint64_t len = 1 + rng_next(&s) % (i % 3 ? 4096 : 300 * 1024);
 		uint64_t off = rng_next(&s) % (size - len);
 		tu_fill_random(buf, len, rng_next(&s));
-		ck_assert_int_eq(mimg_pwrite(img, buf, len, off), (ssize_t)len);
+		ck_assert_int_eq(mimg_pwrite(img, buf, len, off, 0), (ssize_t)len);
 		memcpy(model + off, buf, len);
 	}
 	free(buf);
@@ -164,13 +164,13 @@ START_TEST(test_zero_extent_and_noaccess)
 	tu_write_file("data.img", data, sizeof(data), 0);
 	struct mimg *img = open_img("z.vmdk", MIMG_OPEN_RDWR);
 	uint8_t buf[128 * 512];
-	ck_assert_int_eq(mimg_pread(img, buf, sizeof(buf), 0),
+	ck_assert_int_eq(mimg_pread(img, buf, sizeof(buf), 0, 0),
 			 (ssize_t)sizeof(buf));
 	for (size_t i = 0; i < 100 * 512; i++)
 		ck_assert_uint_eq(buf[i], 0);
 	ck_assert_int_eq(memcmp(buf + 100 * 512, data, sizeof(data)), 0);
-	ck_assert_int_lt(mimg_pwrite(img, buf, 512, 0), 0);
-	ck_assert_int_eq(mimg_pwrite(img, buf, 512, 100 * 512), -EROFS);
+	ck_assert_int_lt(mimg_pwrite(img, buf, 512, 0, 0), 0);
+	ck_assert_int_eq(mimg_pwrite(img, buf, 512, 100 * 512, 0), -EROFS);
 	uint64_t pnum;
 	unsigned st;
 	ck_assert_int_eq(mimg_block_status(img, 0, 128 * 512, &pnum, &st, NULL), 0);
@@ -189,7 +189,7 @@ static uint8_t *make_base(uint64_t size, uint64_t seed)
 	tu_fill_random(model, size, seed);
 	create("base.vmdk", size, NULL);
 	struct mimg *b = open_img("base.vmdk", MIMG_OPEN_RDWR);
-	ck_assert_int_eq(mimg_pwrite(b, model, size, 0), (ssize_t)size);
+	ck_assert_int_eq(mimg_pwrite(b, model, size, 0, 0), (ssize_t)size);
 	ck_assert_int_eq(mimg_close(b), 0);
 	return model;
 }
@@ -225,7 +225,7 @@ START_TEST(test_delta_cow_and_zeroes)
 	verify(t, model, size);
 	uint8_t buf[100];
 	memset(buf, 0xab, sizeof(buf));
-	ck_assert_int_eq(mimg_pwrite(t, buf, sizeof(buf), 65536 + 1000), 100);
+	ck_assert_int_eq(mimg_pwrite(t, buf, sizeof(buf), 65536 + 1000, 0), 100);
 	memcpy(model + 65536 + 1000, buf, sizeof(buf));
 	ck_assert_int_eq(mimg_pwrite_zeroes(t, 4 * 65536, 2 * 65536, 0), 0);
 	memset(model + 4 * 65536, 0, 2 * 65536);
@@ -264,7 +264,7 @@ START_TEST(test_big_grain_cow)
 	ck_assert_uint_eq(mimg_cluster_size(t), 4 * MIB);
 	uint8_t *buf = malloc(3 * MIB);
 	tu_fill_random(buf, 3 * MIB, 22);
-	ck_assert_int_eq(mimg_pwrite(t, buf, 3 * MIB, 1536 * 1024 + 7),
+	ck_assert_int_eq(mimg_pwrite(t, buf, 3 * MIB, 1536 * 1024 + 7, 0),
 			 (ssize_t)(3 * MIB));
 	memcpy(model + 1536 * 1024 + 7, buf, 3 * MIB);
 	verify(t, model, size);
@@ -290,7 +290,7 @@ static void *stripe_writer(void *arg)
 	for (uint64_t off = (uint64_t)c->id * 4096; off < c->size;
 	     off += (uint64_t)c->n * 4096) {
 		tu_fill_random(buf, sizeof(buf), off + 1);
-		if (mimg_pwrite(c->img, buf, sizeof(buf), off) != 4096)
+		if (mimg_pwrite(c->img, buf, sizeof(buf), off, 0) != 4096)
 			return (void *)1;
 		memcpy(c->model + off, buf, sizeof(buf));
 	}
@@ -337,7 +337,7 @@ START_TEST(test_cid_changes_on_write)
 	uint64_t cid = mimg_value_get(d, "cid")->v.u;
 	mimg_value_free(info);
 	uint8_t b[512] = { 1 };
-	ck_assert_int_eq(mimg_pwrite(img, b, 512, 0), 512);
+	ck_assert_int_eq(mimg_pwrite(img, b, 512, 0, 0), 512);
 	ck_assert_int_eq(mimg_close(img), 0);
 	img = open_img("cid.vmdk", 0);
 	ck_assert_int_eq(mimg_info(img, &info), 0);

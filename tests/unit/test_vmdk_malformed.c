@@ -47,8 +47,8 @@ static void make_image(void)
 	ck_assert_int_eq(mimg_open(&img, "d.vmdk", NULL, MIMG_OPEN_RDWR), 0);
 	tu_fill_random(grain0, sizeof(grain0), 1);
 	tu_fill_random(grain3, sizeof(grain3), 2);
-	ck_assert_int_eq(mimg_pwrite(img, grain0, 65536, 0), 65536);
-	ck_assert_int_eq(mimg_pwrite(img, grain3, 65536, 3 * 65536), 65536);
+	ck_assert_int_eq(mimg_pwrite(img, grain0, 65536, 0, 0), 65536);
+	ck_assert_int_eq(mimg_pwrite(img, grain3, 65536, 3 * 65536, 0), 65536);
 	ck_assert_int_eq(mimg_close(img), 0);
 }
 
@@ -67,7 +67,7 @@ static int open_err(const char *path, unsigned flags, const char *needle)
 
 static struct mimg_check_result run_check(struct mimg *img)
 {
-	struct mimg_check_result res;
+	struct mimg_check_result res = {.size = sizeof(res)};
 	ck_assert_int_eq(mimg_check(img, 0, &res), 0);
 	return res;
 }
@@ -87,13 +87,13 @@ START_TEST(test_primary_gd_damaged_uses_redundant)
 	make_image();
 	put_le32("d.vmdk", GD_SECTOR * SECTOR, 0x7fffffff);
 	ck_assert_int_eq(mimg_open(&img, "d.vmdk", NULL, MIMG_OPEN_RDWR), 0);
-	ck_assert_int_eq(mimg_pread(img, buf, 65536, 3 * 65536), 65536);
+	ck_assert_int_eq(mimg_pread(img, buf, 65536, 3 * 65536, 0), 65536);
 	ck_assert_int_eq(memcmp(buf, grain3, 65536), 0);
 	struct mimg_check_result res = run_check(img);
 	ck_assert_uint_ge(res.corruptions, 1);
 	ck_assert(has_message(&res, "redundant"));
 	mimg_check_result_free(&res);
-	ck_assert_int_eq(mimg_pwrite(img, buf, 512, 0), -EIO);
+	ck_assert_int_eq(mimg_pwrite(img, buf, 512, 0, 0), -EIO);
 	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "damaged"));
 	mimg_close(img);
 }
@@ -125,8 +125,8 @@ START_TEST(test_gte_past_eof)
 	put_le32("d.vmdk", GT_SECTOR * SECTOR + 3 * 4, 0x100000);
 	put_le32("d.vmdk", RGT_SECTOR * SECTOR + 3 * 4, 0x100000);
 	ck_assert_int_eq(mimg_open(&img, "d.vmdk", NULL, 0), 0);
-	ck_assert_int_eq(mimg_pread(img, buf, sizeof(buf), 0), 4096);
-	ck_assert_int_eq(mimg_pread(img, buf, sizeof(buf), 3 * 65536), -EINVAL);
+	ck_assert_int_eq(mimg_pread(img, buf, sizeof(buf), 0, 0), 4096);
+	ck_assert_int_eq(mimg_pread(img, buf, sizeof(buf), 3 * 65536, 0), -EINVAL);
 	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "past the end"));
 	struct mimg_check_result res = run_check(img);
 	ck_assert_uint_eq(res.corruptions, 1);
@@ -280,10 +280,10 @@ START_TEST(test_extent_larger_than_capacity)
 	ck_assert_int_eq(mimg_open(&img, "big.vmdk", NULL, MIMG_OPEN_RDWR), 0);
 	ck_assert_uint_eq(mimg_size(img), 2 << 20);
 	memset(b, 0x77, sizeof(b));
-	ck_assert_int_eq(mimg_pwrite(img, b, sizeof(b), 1 << 20), -ENOSPC);
+	ck_assert_int_eq(mimg_pwrite(img, b, sizeof(b), 1 << 20, 0), -ENOSPC);
 	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "capacity"));
-	ck_assert_int_eq(mimg_pwrite(img, b, sizeof(b), 0), 4096);
-	ck_assert_int_eq(mimg_pread(img, b, sizeof(b), (2 << 20) - 4096), 4096);
+	ck_assert_int_eq(mimg_pwrite(img, b, sizeof(b), 0, 0), 4096);
+	ck_assert_int_eq(mimg_pread(img, b, sizeof(b), (2 << 20) - 4096, 0), 4096);
 	for (size_t i = 0; i < sizeof(b); i++)
 		ck_assert_uint_eq(b[i], 0);
 	mimg_close(img);
@@ -333,11 +333,11 @@ START_TEST(test_unallocated_grain_tables)
 	tu_fill_random(buf, sizeof(buf), 5);
 	/* Straddles the boundary between the two tables (32 MiB). */
 	uint64_t off = (32 << 20) - 65536 - 100;
-	ck_assert_int_eq(mimg_pwrite(img, buf, sizeof(buf), off),
+	ck_assert_int_eq(mimg_pwrite(img, buf, sizeof(buf), off, 0),
 			 (ssize_t)sizeof(buf));
 	ck_assert_int_eq(mimg_close(img), 0);
 	ck_assert_int_eq(mimg_open(&img, "d.vmdk", NULL, 0), 0);
-	ck_assert_int_eq(mimg_pread(img, got, sizeof(got), off),
+	ck_assert_int_eq(mimg_pread(img, got, sizeof(got), off, 0),
 			 (ssize_t)sizeof(got));
 	ck_assert_int_eq(memcmp(got, buf, sizeof(buf)), 0);
 	struct mimg_check_result res = run_check(img);
@@ -377,14 +377,14 @@ START_TEST(test_parent_cid_mismatch)
 				{ "backing_fmt", "vmdk" } };
 	ck_assert_int_eq(mimg_create("top.vmdk", "vmdk", 0, o, 2), 0);
 	ck_assert_int_eq(mimg_open(&img, "top.vmdk", NULL, 0), 0);
-	ck_assert_int_eq(mimg_pread(img, buf, 512, 0), 512);
+	ck_assert_int_eq(mimg_pread(img, buf, 512, 0, 0), 512);
 	mimg_close(img);
 	/* Modifying the parent gives it a new CID. */
 	ck_assert_int_eq(mimg_open(&img, "base.vmdk", NULL, MIMG_OPEN_RDWR), 0);
-	ck_assert_int_eq(mimg_pwrite(img, buf, 512, 0), 512);
+	ck_assert_int_eq(mimg_pwrite(img, buf, 512, 0, 0), 512);
 	ck_assert_int_eq(mimg_close(img), 0);
 	ck_assert_int_eq(mimg_open(&img, "top.vmdk", NULL, 0), 0);
-	ck_assert_int_eq(mimg_pread(img, buf, 512, 0), -EINVAL);
+	ck_assert_int_eq(mimg_pread(img, buf, 512, 0, 0), -EINVAL);
 	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "parentCID"));
 	mimg_close(img);
 }

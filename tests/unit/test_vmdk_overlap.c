@@ -64,12 +64,12 @@ START_TEST(entries_into_metadata)
 	uint8_t *b = malloc(65536);
 	memset(b, 0xcc, 65536);
 	for (int g = 1; g <= 2; g++) {
-		ck_assert_int_eq(mimg_pwrite(img, b, 4096, (uint64_t)g * 65536),
+		ck_assert_int_eq(mimg_pwrite(img, b, 4096, (uint64_t)g * 65536, 0),
 				 -EIO);
 		ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "metadata"));
 	}
 	/* Discarding them drops the entries but punches nothing. */
-	ck_assert_int_eq(mimg_discard(img, 65536, 2 * 65536), 0);
+	ck_assert_int_eq(mimg_discard(img, 65536, 2 * 65536, 0), 0);
 	ck_assert_int_eq(mimg_close(img), 0);
 
 	uint8_t *after = snapshot_head();

@@ -37,10 +37,10 @@ static void workload(struct mimg *img, void *arg)
 		size_t len = 1000 + (size_t)(i * 4099) % 200000;
 		tu_fill_random(b, len, (uint64_t)i);
 		touch(off, len);
-		(void)mimg_pwrite(img, b, len, off);
+		(void)mimg_pwrite(img, b, len, off, 0);
 		if (i % 7 == 3) {
 			touch(off & ~0xffffull, 131072);
-			(void)mimg_discard(img, off & ~0xffffull, 131072);
+			(void)mimg_discard(img, off & ~0xffffull, 131072, 0);
 		}
 		if (i % 5 == 1) {
 			touch(off, 70000);
@@ -76,7 +76,7 @@ static void mimg_reads_all(void)
 	uint8_t *b = malloc(1 << 20);
 	ck_assert_int_eq(mimg_open(&img, "crash.img", NULL, 0), 0);
 	for (uint64_t off = 0; off < IMG_SIZE; off += 1 << 20)
-		ck_assert_msg(mimg_pread(img, b, 1 << 20, off) == 1 << 20,
+		ck_assert_msg(mimg_pread(img, b, 1 << 20, off, 0) == 1 << 20,
 			      "%s", mimg_errmsg());
 	mimg_close(img);
 	free(b);

@@ -83,9 +83,9 @@ static void verify(const char *path, const uint8_t *want, uint64_t size)
 	uint8_t *buf = malloc(size);
 	ck_assert_int_eq(mimg_open(&img, path, NULL, 0), 0);
 	ck_assert_uint_eq(mimg_size(img), size);
-	ck_assert_int_eq(mimg_pread(img, buf, size, 0), (ssize_t)size);
+	ck_assert_int_eq(mimg_pread(img, buf, size, 0, 0), (ssize_t)size);
 	ck_assert_int_eq(memcmp(buf, want, size), 0);
-	struct mimg_check_result res;
+	struct mimg_check_result res = {.size = sizeof(res)};
 	ck_assert_int_eq(mimg_check(img, 0, &res), 0);
 	ck_assert_uint_eq(res.corruptions, 0);
 	mimg_check_result_free(&res);
@@ -180,8 +180,8 @@ START_TEST(test_cut_short)
 				  (off_t)(tu_file_size("s.vmdk") / 2)), 0);
 	struct mimg *img;
 	ck_assert_int_eq(mimg_open(&img, "s.vmdk", NULL, 0), 0);
-	ck_assert_int_lt(mimg_pread(img, buf, size, 0), 0);
-	struct mimg_check_result res;
+	ck_assert_int_lt(mimg_pread(img, buf, size, 0, 0), 0);
+	struct mimg_check_result res = {.size = sizeof(res)};
 	ck_assert_int_eq(mimg_check(img, 0, &res), 0);
 	ck_assert_uint_gt(res.corruptions, 0);
 	mimg_check_result_free(&res);
@@ -232,7 +232,7 @@ START_TEST(test_footer_layout_kept)
 	struct mimg *s, *d;
 	ck_assert_int_eq(mimg_open(&s, "src.raw", "raw", 0), 0);
 	ck_assert_int_eq(mimg_open(&d, "s.vmdk", "vmdk", MIMG_OPEN_RDWR), 0);
-	struct mimg_convert_opts co = { .existing_target = 1,
+	struct mimg_convert_opts co = { .size = sizeof(co), .existing_target = 1,
 					 .target_is_zero = 1 };
 	ck_assert_msg(mimg_convert(s, d, &co) == 0, "%s", mimg_errmsg());
 	ck_assert_int_eq(mimg_close(d), 0);
@@ -272,11 +272,11 @@ START_TEST(test_sequential_writes_and_refusals)
 	};
 	for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++) {
 		tu_fill_random(chunk, w[i].len, i + 1);
-		ck_assert_int_eq(mimg_pwrite(img, chunk, w[i].len, w[i].off),
+		ck_assert_int_eq(mimg_pwrite(img, chunk, w[i].len, w[i].off, 0),
 				 (ssize_t)w[i].len);
 		memcpy(want + w[i].off, chunk, w[i].len);
 		if (i == 2) {
-			ck_assert_int_eq(mimg_pwrite(img, b, 512, 0), -EINVAL);
+			ck_assert_int_eq(mimg_pwrite(img, b, 512, 0, 0), -EINVAL);
 			ck_assert_ptr_nonnull(strstr(mimg_errmsg(),
 						     "sequentially"));
 		}
@@ -290,7 +290,7 @@ START_TEST(test_sequential_writes_and_refusals)
 					   "want.raw e.vmdk"), 0);
 	}
 	ck_assert_int_eq(mimg_open(&img, "e.vmdk", NULL, MIMG_OPEN_RDWR), 0);
-	ck_assert_int_eq(mimg_pwrite(img, b, 512, 0), -ENOTSUP);
+	ck_assert_int_eq(mimg_pwrite(img, b, 512, 0, 0), -ENOTSUP);
 	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "compressed"));
 	mimg_close(img);
 	verify("e.vmdk", want, size);
@@ -339,11 +339,11 @@ START_TEST(test_compressed_without_markers)
 	struct mimg *img;
 	make_unmarked(pattern);
 	ck_assert_int_eq(mimg_open(&img, "u.vmdk", NULL, 0), 0);
-	ck_assert_int_eq(mimg_pread(img, buf, 2 * GRAIN, 0), 2 * GRAIN);
+	ck_assert_int_eq(mimg_pread(img, buf, 2 * GRAIN, 0, 0), 2 * GRAIN);
 	ck_assert_int_eq(memcmp(buf, pattern, GRAIN), 0);
 	for (size_t i = GRAIN; i < 2 * GRAIN; i++)
 		ck_assert_uint_eq(buf[i], 0);
-	ck_assert_int_eq(mimg_pread(img, buf, 512, 2 * GRAIN), -EINVAL);
+	ck_assert_int_eq(mimg_pread(img, buf, 512, 2 * GRAIN, 0), -EINVAL);
 	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "corrupt"));
 	mimg_close(img);
 }
@@ -359,7 +359,7 @@ START_TEST(test_bad_marker_size)
 	tu_write_file("s.vmdk", m, 4, 65536 + 8);
 	struct mimg *img;
 	ck_assert_int_eq(mimg_open(&img, "s.vmdk", NULL, 0), 0);
-	ck_assert_int_eq(mimg_pread(img, b, sizeof(b), 0), -EINVAL);
+	ck_assert_int_eq(mimg_pread(img, b, sizeof(b), 0, 0), -EINVAL);
 	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "compressed size"));
 	mimg_close(img);
 	free(src);

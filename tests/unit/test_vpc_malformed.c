@@ -23,7 +23,7 @@ static void make_image(void)
 	struct mimg *img;
 	ck_assert_int_eq(mimg_create(FILE_NAME, "vpc", 5u << 20, NULL, 0), 0);
 	ck_assert_int_eq(mimg_open(&img, FILE_NAME, "vpc", MIMG_OPEN_RDWR), 0);
-	ck_assert_int_eq(mimg_pwrite(img, "data", 4, 0), 4);
+	ck_assert_int_eq(mimg_pwrite(img, "data", 4, 0, 0), 4);
 	ck_assert_int_eq(mimg_close(img), 0);
 }
 
@@ -213,7 +213,7 @@ START_TEST(fixed_larger_than_file)
 	/* read-only, the missing tail reads as zeroes */
 	ck_assert_int_eq(mimg_open(&img, FILE_NAME, "vpc", 0), 0);
 	uint8_t b[512];
-	ck_assert_int_eq(mimg_pread(img, b, 512, 50u << 20), 512);
+	ck_assert_int_eq(mimg_pread(img, b, 512, 50u << 20, 0), 512);
 	ck_assert_uint_eq(b[0], 0);
 	ck_assert_int_eq(mimg_close(img), 0);
 }
@@ -224,14 +224,14 @@ START_TEST(overlapping_blocks_found_by_check)
 	struct mimg *img;
 	make_image();
 	ck_assert_int_eq(mimg_open(&img, FILE_NAME, "vpc", MIMG_OPEN_RDWR), 0);
-	ck_assert_int_eq(mimg_pwrite(img, "more", 4, 2u << 20), 4);
+	ck_assert_int_eq(mimg_pwrite(img, "more", 4, 2u << 20, 0), 4);
 	ck_assert_int_eq(mimg_close(img), 0);
 	/* entry 1 := entry 0 + 1 sector */
 	uint8_t e[4];
 	tu_read_at(FILE_NAME, e, 4, 1536);
 	patch_be32(1536 + 4, ld_be32(e) + 1);
 	ck_assert_int_eq(mimg_open(&img, FILE_NAME, NULL, 0), 0);
-	struct mimg_check_result res;
+	struct mimg_check_result res = {.size = sizeof(res)};
 	ck_assert_int_eq(mimg_check(img, 0, &res), 0);
 	ck_assert_uint_ge(res.corruptions, 1);
 	ck_assert_ptr_nonnull(res.messages);

@@ -46,7 +46,7 @@ static struct mimg *create_open(const struct format *f, const char *opts,
 
 static void assert_clean(struct mimg *img)
 {
-	struct mimg_check_result res;
+	struct mimg_check_result res = {.size = sizeof(res)};
 	ck_assert_msg(mimg_check(img, 0, &res) == 0, "%s", mimg_errmsg());
 	ck_assert_msg(res.corruptions == 0, "%s",
 		      res.messages ? res.messages[0] : "corrupt");
@@ -67,7 +67,7 @@ static void random_writes(const struct format *f, const char *opts)
 		if (len > size - off)
 			len = (size_t)(size - off);
 		tu_fill_random(buf, len, seed);
-		ck_assert_int_eq(mimg_pwrite(img, buf, len, off), (ssize_t)len);
+		ck_assert_int_eq(mimg_pwrite(img, buf, len, off, 0), (ssize_t)len);
 		memcpy(ref + off, buf, len);
 	}
 	ck_assert_int_eq(mimg_pwrite_zeroes(img, MIB + 5, 2 * MIB, 0), 0);
@@ -76,7 +76,7 @@ static void random_writes(const struct format *f, const char *opts)
 
 	ck_assert_int_eq(mimg_open(&img, f->file, NULL, 0), 0);
 	uint8_t *got = malloc(size);
-	ck_assert_int_eq(mimg_pread(img, got, size, 0), (ssize_t)size);
+	ck_assert_int_eq(mimg_pread(img, got, size, 0, 0), (ssize_t)size);
 	ck_assert(memcmp(got, ref, size) == 0);
 	assert_clean(img);
 	ck_assert_int_eq(mimg_close(img), 0);
@@ -119,7 +119,7 @@ static void *write_pieces(void *p)
 	for (uint64_t off = (uint64_t)w->id * PIECE; off + PIECE <= SIZE;
 	     off += THREADS * PIECE) {
 		memset(buf, (int)(off / PIECE) + 1, PIECE);
-		if (mimg_pwrite(w->img, buf, PIECE, off) != PIECE)
+		if (mimg_pwrite(w->img, buf, PIECE, off, 0) != PIECE)
 			return (void *)1;
 	}
 	return NULL;
@@ -144,14 +144,14 @@ START_TEST(concurrent_allocation)
 	ck_assert_int_eq(mimg_open(&img, f->file, NULL, 0), 0);
 	uint8_t buf[PIECE], want[PIECE];
 	for (uint64_t off = 0; off + PIECE <= SIZE; off += PIECE) {
-		ck_assert_int_eq(mimg_pread(img, buf, PIECE, off), PIECE);
+		ck_assert_int_eq(mimg_pread(img, buf, PIECE, off, 0), PIECE);
 		/* one check a piece: a passing check costs a write(2) */
 		memset(want, (int)(off / PIECE) + 1, PIECE);
 		ck_assert_msg(memcmp(buf, want, PIECE) == 0,
 			      "the piece at %llu lost its bytes",
 			      (unsigned long long)off);
 	}
-	struct mimg_check_result res;
+	struct mimg_check_result res = {.size = sizeof(res)};
 	ck_assert_int_eq(mimg_check(img, 0, &res), 0);
 	ck_assert_uint_eq(res.corruptions, 0);
 	if (res.total_clusters)
@@ -199,7 +199,7 @@ START_TEST(crash_at_every_write)
 		for (size_t i = 0; i < NOPS; i++) {
 			const struct op *o = &workload[i];
 			memcpy(buf, states[i + 1] + o->off, o->len);
-			if (mimg_pwrite(img, buf, o->len, o->off) < 0) {
+			if (mimg_pwrite(img, buf, o->len, o->off, 0) < 0) {
 				completed = false;
 				break;
 			}
@@ -210,7 +210,7 @@ START_TEST(crash_at_every_write)
 			      "k=%ld: %s", k, mimg_errmsg());
 		assert_clean(img);
 		uint8_t *got = malloc(CSIZE);
-		ck_assert_int_eq(mimg_pread(img, got, CSIZE, 0), CSIZE);
+		ck_assert_int_eq(mimg_pread(img, got, CSIZE, 0, 0), CSIZE);
 		for (uint64_t s = 0; s < CSIZE; s += 512) {
 			bool any = false;
 			for (size_t j = 0; j <= NOPS && !any; j++)

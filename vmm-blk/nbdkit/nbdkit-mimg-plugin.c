@@ -243,7 +243,7 @@ static int mimg_plugin_pread(void *handle, void *buf, uint32_t count,
 			     uint64_t offset, uint32_t flags)
 {
 	(void)handle; (void)flags;
-	ssize_t r = mimg_pread(img, buf, count, offset);
+	ssize_t r = mimg_pread(img, buf, count, offset, 0);
 	if (r < 0)
 		return fail((int)r);
 	if ((size_t)r != count) {
@@ -259,7 +259,7 @@ static int mimg_plugin_pwrite(void *handle, const void *buf, uint32_t count,
 			      uint64_t offset, uint32_t flags)
 {
 	(void)handle; (void)flags;
-	ssize_t r = mimg_pwrite(img, buf, count, offset);
+	ssize_t r = mimg_pwrite(img, buf, count, offset, 0);
 	return r < 0 ? fail((int)r) : 0;
 }
 
@@ -274,7 +274,7 @@ static int mimg_plugin_trim(void *handle, uint32_t count, uint64_t offset,
 			    uint32_t flags)
 {
 	(void)handle; (void)flags;
-	int r = mimg_discard(img, offset, count);
+	int r = mimg_discard(img, offset, count, 0);
 	return r < 0 ? fail(r) : 0;
 }
 
@@ -312,7 +312,7 @@ static int mimg_plugin_extents(void *handle, uint32_t count, uint64_t offset,
 		uint64_t pnum;
 		unsigned status;
 		int r = mimg_block_status_chain(img, offset, end - offset,
-						&pnum, &status, NULL);
+						&pnum, &status, NULL, NULL);
 		if (r < 0)
 			return fail(r);
 		if (pnum == 0 || pnum > end - offset) {
