@@ -2,18 +2,20 @@
 # SPDX-License-Identifier: BSD-2-Clause
 # Install what is missing, build with warnings as errors, run every test
 # and print the totals as "N passed, N failed, N skipped".
-#   scripts/test.sh [--plain | --sanitize | --tsan] [meson test args...]
-# With no argument (what CI runs), two builds: the plain one runs the
-# interop tests against qemu-img, the end-to-end and install tests and the
-# tests of suite "plain" (CPU budgets, and the long tests in full); a
-# clang build with ASan+UBSan and libFuzzer coverage (-Dfuzzers=true),
-# made while the plain tests run, runs every unit test (the long ones at
-# MIMG_TEST_SCALE=25 percent of their iterations) and the fuzz corpus
-# replay, then each fuzz target for 30 s, two at a time: a fuzz run that
-# finds a crash is a failed test.  Sized for 15 minutes on two idle cores.
-# --plain runs every test in the plain build alone (no clang needed);
-# --sanitize builds with ASan+UBSan and runs everything; --tsan builds with
-# ThreadSanitizer and runs the tests of concurrent I/O (suite "threads").
+#   scripts/test.sh [--full | --plain | --sanitize | --tsan] [meson test args...]
+# With no argument (what CI runs), one plain build runs every test: unit,
+# interop against qemu-img, end-to-end, install and the fuzz corpus replay.
+# --full makes two builds: the plain one runs the interop tests, the
+# end-to-end and install tests and the tests of suite "plain" (CPU
+# budgets, and the long tests in full); a clang build with ASan+UBSan and
+# libFuzzer coverage (-Dfuzzers=true), made while the plain tests run,
+# runs every unit test (the long ones at MIMG_TEST_SCALE=25 percent of
+# their iterations) and the fuzz corpus replay, then each fuzz target for
+# 30 s, two at a time: a fuzz run that finds a crash is a failed test.
+# It takes about 19 minutes on two idle cores, the plain run about 12.
+# --plain is the default run by name; --sanitize builds with ASan+UBSan and
+# runs everything; --tsan builds with ThreadSanitizer and runs the tests of
+# concurrent I/O (suite "threads").
 # Other arguments go to `meson test` on the plain build, which then runs
 # alone.
 set -eu
@@ -24,11 +26,9 @@ sanitizer_env() {
 	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 }
-ci=1
-[ $# -eq 0 ] || ci=
+full=
 if [ "${1:-}" = "--plain" ] || [ "${1:-}" = "--full" ]; then
-	# --full: what the default run was called before it became the default
-	[ "$1" = "--full" ] && ci=1
+	[ "$1" = "--full" ] && full=1
 	shift
 elif [ "${1:-}" = "--sanitize" ]; then
 	shift
@@ -46,7 +46,7 @@ elif [ "${1:-}" = "--tsan" ]; then
 fi
 
 # the sanitized fuzzing build is clang's
-[ -z "$ci" ] || PACKAGES="$PACKAGES $SANITIZER_PACKAGES"
+[ -z "$full" ] || PACKAGES="$PACKAGES $SANITIZER_PACKAGES"
 install_packages
 # shellcheck disable=SC2086
 build $opts
@@ -71,7 +71,7 @@ asan_build() {
 
 status=0
 logs=$BUILD_DIR/meson-logs/testlog.json
-if [ -n "$ci" ]; then
+if [ -n "$full" ]; then
 	plain=$BUILD_DIR
 	asan=$ROOT/build-asan
 	# The sanitized build is made at the lowest priority while the plain
