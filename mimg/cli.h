@@ -6,6 +6,7 @@
 #ifndef MIMG_CLI_H
 #define MIMG_CLI_H
 
+#include <getopt.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -74,6 +75,46 @@ enum output_format { OUTPUT_HUMAN, OUTPUT_JSON };
 /* Parse --output's argument; false if invalid (message printed). */
 bool cli_parse_output(const char *arg, enum output_format *out);
 
+/* The options commands share (args.c).  Every command takes --help and
+ * --object; these bits name the other shared long options it takes. */
+enum {
+	CLI_FORMAT = 1u << 0,      /* --format, as -f */
+	CLI_OUTPUT = 1u << 1,      /* --output human|json */
+	CLI_FORCE_SHARE = 1u << 2, /* --force-share, as -U */
+	CLI_IMAGE_OPTS = 1u << 3,  /* --image-opts */
+	CLI_UNTRUSTED = 1u << 4,   /* --untrusted */
+};
+struct cli_args {
+	/* Set by the command. */
+	const char *cmd;   /* for usage errors */
+	void (*help)(void);
+	unsigned longopts; /* CLI_* */
+	int object_error;  /* exit status when --object fails (0: EXIT_ERR) */
+	/* The shared options given. */
+	const char *fmt;
+	bool quiet, progress, force_share, image_opts;
+	unsigned open_flags; /* MIMG_OPEN_UNTRUSTED */
+	enum output_format output;
+	/* The status to exit with after CLI_ARGS_STOP. */
+	int status;
+	struct option table[24];
+};
+enum { CLI_ARGS_STOP = -2 };
+/* getopt_long over SHORTOPTS (starting with ':') and LONGOPTS (the
+ * command's own long options, NULL for none) plus the shared ones, taking
+ * the shared options (-f, -p, -q, -U and -h where SHORTOPTS has them)
+ * itself.
+ * Returns the next option for the command, -1 after the last, or
+ * CLI_ARGS_STOP when the command must return A->status now: EXIT_OK after
+ * its help was printed, else after a message. */
+int cli_getopt(struct cli_args *a, int argc, char **argv,
+	       const char *shortopts, const struct option *longopts);
+/* Append TEXT to the -o list *ACC (malloc'ed; several -o add up, as in
+ * qemu-img); EXIT_ERR with a message printed when out of memory. */
+int cli_append_opts(char **acc, const char *text);
+/* The snapshot "-l snapshot.name=X", "-l snapshot.id=X" or "-l X" names. */
+const char *cli_snapshot_arg(const char *arg);
+
 /* qemu's size_to_str: "1 GiB", "196 KiB", "0.977 KiB". */
 void cli_format_size(char *buf, size_t len, uint64_t bytes);
 
@@ -86,7 +127,7 @@ void cli_dump_value(FILE *out, const struct mimg_value *v, int indent);
 
 /* Secrets (secret.c).  --object is OPT_OBJECT in every command that
  * opens or creates images; --image-opts is OPT_IMAGE_OPTS. */
-enum { OPT_OBJECT = 0x1000, OPT_IMAGE_OPTS };
+enum { OPT_OBJECT = 0x1000, OPT_IMAGE_OPTS, OPT_OUTPUT, OPT_UNTRUSTED };
 /* Add "secret,id=ID,data=...|file=PATH[,format=raw|base64]"; -1 with a
  * message printed when it is invalid. */
 int cli_object_add(const char *spec);

@@ -87,62 +87,40 @@ static int run_amend(const struct amend_args *a)
 	return EXIT_OK;
 }
 
-/* Append TEXT to the accumulated -o list (several -o add up). */
-static int add_opts(char **acc, const char *text)
-{
-	size_t n = (*acc ? strlen(*acc) + 1 : 0) + strlen(text) + 1;
-	char *t = malloc(n);
-	if (!t)
-		return -1;
-	snprintf(t, n, "%s%s%s", *acc ? *acc : "", *acc ? "," : "", text);
-	free(*acc);
-	*acc = t;
-	return 0;
-}
-
 int cmd_amend(int argc, char **argv)
 {
 	enum { OPT_FORCE = 0x2000 };
 	static const struct option longopts[] = {
-		{"help", no_argument, NULL, 'h'},
-		{"object", required_argument, NULL, OPT_OBJECT},
-		{"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
 		{"force", no_argument, NULL, OPT_FORCE},
 		{NULL, 0, NULL, 0},
 	};
+	struct cli_args ca = {.cmd = "amend", .help = amend_help,
+			      .longopts = CLI_IMAGE_OPTS};
 	struct amend_args a = {.fmt = NULL};
 	char *path = NULL, *ifmt = NULL;
 	int c, status = EXIT_ERR;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, ":ho:f:t:pq", longopts, NULL)) !=
-	       -1) {
+	while ((c = cli_getopt(&ca, argc, argv, ":ho:f:t:pq", longopts)) >= 0) {
 		switch (c) {
 		case 'o':
-			if (add_opts(&a.opts_text, optarg) < 0) {
-				cli_error("out of memory");
+			if (cli_append_opts(&a.opts_text, optarg) != 0)
 				goto out;
-			}
 			break;
-		case 'f': a.fmt = optarg; break;
 		case 't':
 			if (cli_cache_flags(optarg, &a.flags) != 0)
 				goto out;
 			break;
-		case 'p': a.progress = true; break;
-		case 'q': a.quiet = true; break;
 		case OPT_FORCE: a.force = true; break;
-		case OPT_IMAGE_OPTS: a.image_opts = true; break;
-		case OPT_OBJECT:
-			if (cli_object_add(optarg) < 0)
-				goto out;
-			break;
-		case 'h': amend_help(); status = EXIT_OK; goto out;
-		default:
-			cli_bad_option("amend", c, argv);
-			goto out;
 		}
 	}
+	if (c == CLI_ARGS_STOP) {
+		status = ca.status;
+		goto out;
+	}
+	a.fmt = ca.fmt;
+	a.progress = ca.progress;
+	a.quiet = ca.quiet;
+	a.image_opts = ca.image_opts;
 	if (!a.opts_text) {
 		cli_usage_error("amend", "Must specify options (-o)");
 		goto out;

@@ -241,42 +241,49 @@ static int parse_bench_args(int argc, char **argv, struct bench *b,
 {
 	enum { OPT_FLUSH = 256, OPT_NO_DRAIN, OPT_PATTERN, OPT_EXIT_SAFE };
 	static const struct option longopts[] = {
-		{"help", no_argument, NULL, 'h'},
-		{"object", required_argument, NULL, OPT_OBJECT},
-		{"format", required_argument, NULL, 'f'},
 		{"flush-interval", required_argument, NULL, OPT_FLUSH},
 		{"no-drain", no_argument, NULL, OPT_NO_DRAIN},
 		{"exit-safe", no_argument, NULL, OPT_EXIT_SAFE},
 		{"pattern", required_argument, NULL, OPT_PATTERN},
-		{"force-share", no_argument, NULL, 'U'},
 		{NULL, 0, NULL, 0},
 	};
+	/* The numeric options, as their errors name them; sized ones take
+	 * a size suffix. */
+	static const struct {
+		int opt;
+		const char *what;
+		uint64_t max;
+		bool sized;
+	} numbers[] = {
+		{'c', "request count", INT_MAX, false},
+		{'d', "queue depth", 1024, false},
+		{'o', "offset", INT64_MAX, true},
+		{'s', "buffer size", INT_MAX, true},
+		{'S', "step size", INT_MAX, true},
+		{OPT_FLUSH, "flush interval", INT_MAX, false},
+		{OPT_PATTERN, "pattern byte", 0xff, false},
+	};
+	struct cli_args ca = {.cmd = "bench", .help = bench_help,
+			      .longopts = CLI_FORMAT | CLI_FORCE_SHARE};
 	uint64_t v = 0;
 	int c;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, ":hc:d:f:ni:o:qs:S:t:wU", longopts,
-				NULL)) != -1) {
+	while ((c = cli_getopt(&ca, argc, argv, ":hc:d:f:ni:o:qs:S:t:wU",
+			       longopts)) >= 0) {
+		size_t n = sizeof(numbers) / sizeof(numbers[0]);
+		for (size_t i = 0; i < n; i++)
+			if (numbers[i].opt == c &&
+			    !parse_uint(numbers[i].what, optarg, numbers[i].max,
+					numbers[i].sized, &v))
+				return EXIT_ERR;
 		switch (c) {
-		case 'h': bench_help(); return EXIT_OK;
-		case OPT_OBJECT:
-			if (cli_object_add(optarg) < 0)
-				return EXIT_ERR;
-			break;
-		case 'c':
-			if (!parse_uint("request count", optarg, INT_MAX, false,
-					&b->count))
-				return EXIT_ERR;
-			break;
+		case 'c': b->count = v; break;
 		case 'd':
-			if (!parse_uint("queue depth", optarg, 1024, false,
-					&a->depth))
-				return EXIT_ERR;
-			if (a->depth == 0)
+			if (v == 0)
 				return cli_error("Invalid queue depth "
 						 "specified");
+			a->depth = v;
 			break;
-		case 'f': a->fmt = optarg; break;
 		case 'n': break; /* native AIO: every request is a thread here */
 		case 'i':
 			if (strcmp(optarg, "threads") != 0 &&
@@ -285,45 +292,26 @@ static int parse_bench_args(int argc, char **argv, struct bench *b,
 				return cli_error("Invalid aio option: %s",
 						 optarg);
 			break;
-		case 'o':
-			if (!parse_uint("offset", optarg, INT64_MAX, true,
-					&b->offset))
-				return EXIT_ERR;
-			break;
-		case 'q': a->quiet = true; break;
+		case 'o': b->offset = v; break;
 		case 's':
-			if (!parse_uint("buffer size", optarg, INT_MAX, true,
-					&v))
-				return EXIT_ERR;
 			if (v == 0)
 				return cli_error("Invalid buffer size "
 						 "specified");
 			b->bufsize = (size_t)v;
 			break;
-		case 'S':
-			if (!parse_uint("step size", optarg, INT_MAX, true,
-					&a->step))
-				return EXIT_ERR;
-			break;
+		case 'S': a->step = v; break;
 		case 't': a->cache = optarg; break;
 		case 'w': b->write = true; break;
-		case 'U': break; /* no image locking to override */
-		case OPT_FLUSH:
-			if (!parse_uint("flush interval", optarg, INT_MAX,
-					false, &b->flush_interval))
-				return EXIT_ERR;
-			break;
+		case OPT_FLUSH: b->flush_interval = v; break;
 		case OPT_NO_DRAIN: b->drain = false; break;
 		case OPT_EXIT_SAFE: a->exit_safe = true; break;
-		case OPT_PATTERN:
-			if (!parse_uint("pattern byte", optarg, 0xff, false,
-					&v))
-				return EXIT_ERR;
-			b->pattern = (int)v;
-			break;
-		default: return cli_bad_option("bench", c, argv);
+		case OPT_PATTERN: b->pattern = (int)v; break;
 		}
 	}
+	if (c == CLI_ARGS_STOP)
+		return ca.status;
+	a->fmt = ca.fmt;
+	a->quiet = ca.quiet;
 	if (argc - optind != 1)
 		return cli_usage_error("bench", "Expecting one image file name");
 	a->file = argv[optind];

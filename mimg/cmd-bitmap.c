@@ -127,6 +127,7 @@ static int check_args(const struct bitmap_args *a, int argc)
 
 static int parse_args(int argc, char **argv, struct bitmap_args *a)
 {
+	/* The actions, in enum op's order. */
 	enum { OPT_ADD = 0x2000, OPT_REMOVE, OPT_CLEAR, OPT_ENABLE,
 	       OPT_DISABLE, OPT_MERGE };
 	static const struct option longopts[] = {
@@ -136,26 +137,24 @@ static int parse_args(int argc, char **argv, struct bitmap_args *a)
 		{"enable", no_argument, NULL, OPT_ENABLE},
 		{"disable", no_argument, NULL, OPT_DISABLE},
 		{"merge", required_argument, NULL, OPT_MERGE},
-		{"format", required_argument, NULL, 'f'},
-		{"object", required_argument, NULL, OPT_OBJECT},
-		{"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
-		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
+	struct cli_args ca = {.cmd = "bitmap", .help = bitmap_help,
+			      .longopts = CLI_FORMAT | CLI_IMAGE_OPTS};
 	int c;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, ":b:f:F:g:h", longopts, NULL)) !=
-	       -1) {
-		int r = 0;
+	while ((c = cli_getopt(&ca, argc, argv, ":b:f:F:g:h", longopts)) >= 0) {
 		switch (c) {
-		case OPT_ADD: r = push(a, OP_ADD, NULL); break;
-		case OPT_REMOVE: r = push(a, OP_REMOVE, NULL); break;
-		case OPT_CLEAR: r = push(a, OP_CLEAR, NULL); break;
-		case OPT_ENABLE: r = push(a, OP_ENABLE, NULL); break;
-		case OPT_DISABLE: r = push(a, OP_DISABLE, NULL); break;
-		case OPT_MERGE: r = push(a, OP_MERGE, optarg); break;
+		case OPT_ADD:
+		case OPT_REMOVE:
+		case OPT_CLEAR:
+		case OPT_ENABLE:
+		case OPT_DISABLE:
+		case OPT_MERGE:
+			if (push(a, (enum op)(c - OPT_ADD),
+				 c == OPT_MERGE ? optarg : NULL))
+				return EXIT_ERR;
+			break;
 		case 'b': a->src_file = optarg; break;
-		case 'f': a->fmt = optarg; break;
 		case 'F': a->src_fmt = optarg; break;
 		case 'g':
 			if (mimg_parse_size(optarg, &a->granularity) < 0) {
@@ -167,21 +166,12 @@ static int parse_args(int argc, char **argv, struct bitmap_args *a)
 						 "petabytes and exabytes.");
 			}
 			break;
-		case OPT_OBJECT:
-			r = cli_object_add(optarg) < 0 ? EXIT_ERR : 0;
-			break;
-		case OPT_IMAGE_OPTS: a->image_opts = true; break;
-		case 'h': bitmap_help(); return -1;
-		case ':':
-			return cli_usage_error("bitmap", "missing argument for "
-					       "option '%s'", argv[optind - 1]);
-		default:
-			return cli_usage_error("bitmap", "unrecognized option "
-					       "'%s'", argv[optind - 1]);
 		}
-		if (r)
-			return EXIT_ERR;
 	}
+	if (c == CLI_ARGS_STOP) /* -1: exit 0 after the help */
+		return ca.status == EXIT_OK ? -1 : ca.status;
+	a->fmt = ca.fmt;
+	a->image_opts = ca.image_opts;
 	return check_args(a, argc);
 }
 

@@ -98,28 +98,20 @@ static int print_json(const char *file, const char *format,
 
 int cmd_check(int argc, char **argv)
 {
-	enum { OPT_OUTPUT = 256 };
 	static const struct option longopts[] = {
-		{"format", required_argument, NULL, 'f'},
-		{"output", required_argument, NULL, OPT_OUTPUT},
 		{"repair", required_argument, NULL, 'r'},
-		{"force-share", no_argument, NULL, 'U'},
-		{"object", required_argument, NULL, OPT_OBJECT},
-		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	enum output_format output = OUTPUT_HUMAN;
+	struct cli_args ca = {.cmd = "check", .help = check_help,
+			      .longopts = CLI_FORMAT | CLI_OUTPUT |
+					  CLI_FORCE_SHARE};
 	struct mimg_check_result res = {.size = sizeof(res)};
-	const char *fmt = NULL;
 	unsigned repair = 0, flags = 0;
-	bool quiet = false;
 	struct mimg *img;
 	int c, r;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, ":f:r:qUh", longopts, NULL)) != -1) {
+	while ((c = cli_getopt(&ca, argc, argv, ":f:r:qUh", longopts)) >= 0) {
 		switch (c) {
-		case 'f': fmt = optarg; break;
 		case 'r':
 			if (strcmp(optarg, "leaks") == 0)
 				repair = MIMG_CHECK_REPAIR_LEAKS;
@@ -131,25 +123,15 @@ int cmd_check(int argc, char **argv)
 						       "option for -r: %s",
 						       optarg);
 			break;
-		case 'q': quiet = true; break;
-		case 'U': break;
-		case OPT_OBJECT:
-			if (cli_object_add(optarg) < 0)
-				return EXIT_ERR;
-			break;
-		case OPT_OUTPUT:
-			if (!cli_parse_output(optarg, &output))
-				return EXIT_ERR;
-			break;
-		case 'h': check_help(); return EXIT_OK;
-		default: return cli_bad_option("check", c, argv);
 		}
 	}
+	if (c == CLI_ARGS_STOP)
+		return ca.status;
 	if (optind != argc - 1)
 		return cli_usage_error("check", "Expecting one image file name");
 	flags = MIMG_OPEN_NO_BACKING | MIMG_OPEN_CHECK |
 		(repair ? MIMG_OPEN_RDWR : 0);
-	if ((r = cli_open(&img, argv[optind], fmt, flags)) < 0)
+	if ((r = cli_open(&img, argv[optind], ca.fmt, flags)) < 0)
 		return cli_error("%s", cli_errmsg());
 	r = mimg_check(img, repair, &res);
 	if (r < 0) {
@@ -162,10 +144,10 @@ int cmd_check(int argc, char **argv)
 		cli_error("This image format does not support checks");
 		return EXIT_CHECK_UNSUPPORTED;
 	}
-	if (output == OUTPUT_JSON)
+	if (ca.output == OUTPUT_JSON)
 		print_json(argv[optind], mimg_format(img), &res);
 	else
-		print_human(argv[optind], &res, quiet);
+		print_human(argv[optind], &res, ca.quiet);
 	int status = exit_status(&res);
 	mimg_check_result_free(&res);
 	if ((r = mimg_close(img)) < 0) {

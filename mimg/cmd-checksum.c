@@ -60,23 +60,16 @@ static void print_json(const char *alg, const char *hex, const char *path)
 
 int cmd_checksum(int argc, char **argv)
 {
-	enum { OPT_OUTPUT = 256 };
 	static const struct option longopts[] = {
-		{"format", required_argument, NULL, 'f'},
-		{"output", required_argument, NULL, OPT_OUTPUT},
 		{"algorithm", required_argument, NULL, 'a'},
 		{"threads", required_argument, NULL, 'T'},
-		{"force-share", no_argument, NULL, 'U'},
-		{"object", required_argument, NULL, OPT_OBJECT},
-		{"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
-		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	enum output_format output = OUTPUT_HUMAN;
+	struct cli_args ca = {.cmd = "checksum", .help = checksum_help,
+			      .longopts = CLI_FORMAT | CLI_OUTPUT |
+					  CLI_FORCE_SHARE | CLI_IMAGE_OPTS};
 	struct mimg_checksum_opts o = {.size = sizeof(o)};
-	const char *fmt = NULL;
 	char *path = NULL, *ifmt = NULL;
-	bool image_opts = false, prog_on = false;
 	struct cli_progress prog;
 	unsigned char md[MIMG_CHECKSUM_MAX];
 	char hex[2 * MIMG_CHECKSUM_MAX + 1];
@@ -84,11 +77,8 @@ int cmd_checksum(int argc, char **argv)
 	struct mimg *img;
 	int c, r;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, ":f:a:T:pUh", longopts, NULL)) !=
-	       -1) {
+	while ((c = cli_getopt(&ca, argc, argv, ":f:a:T:pUh", longopts)) >= 0) {
 		switch (c) {
-		case 'f': fmt = optarg; break;
 		case 'a': o.algorithm = optarg; break;
 		case 'T': {
 			char *end;
@@ -99,36 +89,25 @@ int cmd_checksum(int argc, char **argv)
 			o.threads = (unsigned)n;
 			break;
 		}
-		case 'p': prog_on = true; break;
-		case 'U': break;
-		case OPT_OBJECT:
-			if (cli_object_add(optarg) < 0)
-				return EXIT_ERR;
-			break;
-		case OPT_IMAGE_OPTS: image_opts = true; break;
-		case OPT_OUTPUT:
-			if (!cli_parse_output(optarg, &output))
-				return EXIT_ERR;
-			break;
-		case 'h': checksum_help(); return EXIT_OK;
-		default: return cli_bad_option("checksum", c, argv);
 		}
 	}
+	if (c == CLI_ARGS_STOP)
+		return ca.status;
 	if (optind != argc - 1)
 		return cli_usage_error("checksum",
 				       "Expecting one image file name");
-	if (image_opts) {
+	if (ca.image_opts) {
 		if (cli_image_opts(argv[optind], &path, &ifmt) < 0)
 			return EXIT_ERR;
-		fmt = ifmt;
+		ca.fmt = ifmt;
 	}
-	r = cli_open(&img, path ? path : argv[optind], fmt, 0);
+	r = cli_open(&img, path ? path : argv[optind], ca.fmt, 0);
 	free(ifmt);
 	if (r < 0) {
 		free(path);
 		return cli_error("%s", cli_errmsg());
 	}
-	cli_progress_init(&prog, prog_on);
+	cli_progress_init(&prog, ca.progress);
 	o.progress = cli_progress_cb;
 	o.opaque = &prog;
 	r = mimg_checksum(img, &o, md, &mdlen);
@@ -141,7 +120,7 @@ int cmd_checksum(int argc, char **argv)
 	}
 	for (unsigned i = 0; i < mdlen; i++)
 		snprintf(hex + 2 * i, 3, "%02x", md[i]);
-	if (output == OUTPUT_JSON)
+	if (ca.output == OUTPUT_JSON)
 		print_json(o.algorithm ? o.algorithm : "sha256", hex,
 			   path ? path : argv[optind]);
 	else

@@ -189,24 +189,16 @@ static int run_commit(struct commit *c)
 
 int cmd_commit(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"help", no_argument, NULL, 'h'},
-		{"object", required_argument, NULL, OPT_OBJECT},
-		{NULL, 0, NULL, 0},
-	};
+	struct cli_args ca = {.cmd = "commit", .help = commit_help};
 	struct commit c = {.file = NULL};
 	int opt, status = EXIT_ERR;
 	uint64_t rate;
 
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, ":hf:t:b:dpqr:", longopts,
-				  NULL)) != -1) {
+	while ((opt = cli_getopt(&ca, argc, argv, ":hf:t:b:dpqr:", NULL)) >=
+	       0) {
 		switch (opt) {
-		case 'f': c.fmt = optarg; break;
 		case 'b': c.base_name = optarg; break;
 		case 'd': c.keep = true; break;
-		case 'p': c.progress = true; break;
-		case 'q': c.quiet = true; break;
 		case 't':
 			if (cli_cache_flags(optarg, &c.base_flags) != 0)
 				return EXIT_ERR;
@@ -216,14 +208,13 @@ int cmd_commit(int argc, char **argv)
 				return cli_error("Invalid rate limit "
 						 "specified");
 			break;
-		case OPT_OBJECT:
-			if (cli_object_add(optarg) < 0)
-				return EXIT_ERR;
-			break;
-		case 'h': commit_help(); return EXIT_OK;
-		default: return cli_bad_option("commit", opt, argv);
 		}
 	}
+	if (opt == CLI_ARGS_STOP)
+		return ca.status;
+	c.fmt = ca.fmt;
+	c.progress = ca.progress;
+	c.quiet = ca.quiet;
 	if (argc - optind != 1)
 		return cli_usage_error("commit", "Expecting one image file "
 				       "name");

@@ -134,40 +134,28 @@ static void compare_help(void)
 
 int cmd_compare(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"force-share", no_argument, NULL, 'U'},
-		{"object", required_argument, NULL, OPT_OBJECT},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
-	const char *fa = NULL, *fb = NULL;
+	/* A failed --object exits 2 as other errors, a usage error 1: as
+	 * qemu-img does. */
+	struct cli_args ca = {.cmd = "compare", .help = compare_help,
+			      .longopts = CLI_FORCE_SHARE,
+			      .object_error = CMP_ERROR};
+	const char *fb = NULL;
 	struct cmp c = {0};
-	bool progress = false;
 	int opt, status = CMP_ERROR;
 
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, ":f:F:pqsUh", longopts, NULL)) !=
-	       -1) {
+	while ((opt = cli_getopt(&ca, argc, argv, ":f:F:pqsUh", NULL)) >= 0) {
 		switch (opt) {
-		case 'f': fa = optarg; break;
 		case 'F': fb = optarg; break;
-		case 'p': progress = true; break;
-		case 'q': c.quiet = true; break;
 		case 's': c.strict = true; break;
-		case 'U': break;
-		case OPT_OBJECT:
-			if (cli_object_add(optarg) < 0)
-				return CMP_ERROR;
-			break;
-		case 'h': compare_help(); return CMP_SAME;
-		/* usage errors exit 1, not CMP_ERROR, as in qemu-img */
-		default: return cli_bad_option("compare", opt, argv);
 		}
 	}
+	if (opt == CLI_ARGS_STOP)
+		return ca.status;
+	c.quiet = ca.quiet;
 	if (argc - optind != 2)
 		return cli_usage_error("compare",
 				       "Expecting two image file names");
-	if (cli_open(&c.a, argv[optind], fa, 0) < 0 ||
+	if (cli_open(&c.a, argv[optind], ca.fmt, 0) < 0 ||
 	    cli_open(&c.b, argv[optind + 1], fb, 0) < 0) {
 		cmp_error();
 		goto out;
@@ -189,7 +177,7 @@ int cmd_compare(int argc, char **argv)
 		if (!c.quiet)
 			printf("Warning: Image size mismatch!\n");
 	}
-	cli_progress_init(&c.prog, progress && !c.quiet);
+	cli_progress_init(&c.prog, ca.progress && !c.quiet);
 	status = compare_common(&c, sa < sb ? sa : sb);
 	if (status == CMP_SAME && sa != sb)
 		status = compare_tail(&c, sa > sb ? c.a : c.b,

@@ -102,16 +102,6 @@ static int cache_flags(const char *mode, unsigned *flags)
 	return 0;
 }
 
-/* "-l snapshot.name=X", "-l snapshot.id=X" or "-l X". */
-static const char *snapshot_arg(const char *arg)
-{
-	if (strncmp(arg, "snapshot.name=", 14) == 0)
-		return arg + 14;
-	if (strncmp(arg, "snapshot.id=", 12) == 0)
-		return arg + 12;
-	return arg;
-}
-
 #define MAX_SOURCES 64
 
 struct convert_args {
@@ -509,53 +499,40 @@ static int check_combinations(const struct convert_args *a,
 
 int cmd_convert(int argc, char **argv)
 {
-	enum { OPT_TARGET_IS_ZERO = 256, OPT_UNTRUSTED, OPT_SALVAGE,
-	       OPT_BITMAPS, OPT_LEVEL, OPT_OVA_DISK, OPT_PACK, OPT_SKIP_BROKEN };
+	enum { OPT_TARGET_IS_ZERO = 256, OPT_SALVAGE, OPT_BITMAPS, OPT_LEVEL,
+	       OPT_OVA_DISK, OPT_PACK, OPT_SKIP_BROKEN };
 	static const struct option longopts[] = {
 		{"target-is-zero", no_argument, NULL, OPT_TARGET_IS_ZERO},
 		{"salvage", no_argument, NULL, OPT_SALVAGE},
 		{"bitmaps", no_argument, NULL, OPT_BITMAPS},
 		{"skip-broken-bitmaps", no_argument, NULL, OPT_SKIP_BROKEN},
-		{"untrusted", no_argument, NULL, OPT_UNTRUSTED},
-		{"object", required_argument, NULL, OPT_OBJECT},
-		{"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
 		{"ova-disk", required_argument, NULL, OPT_OVA_DISK},
 		{"output-compression", required_argument, NULL, OPT_PACK},
-		{"force-share", no_argument, NULL, 'U'},
 		{"compression-level", required_argument, NULL, OPT_LEVEL},
-		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
+	struct cli_args ca = {.cmd = "convert", .help = convert_help,
+			      .longopts = CLI_FORCE_SHARE | CLI_IMAGE_OPTS |
+					  CLI_UNTRUSTED};
 	struct convert_args a = {.dst_fmt = "raw",
 				 .dst_flags = MIMG_OPEN_NO_FLUSH,
 				 .copts = {.size = sizeof(a.copts)}};
 	char *opts_text = NULL, *src_path = NULL, *src_fmt_alloc = NULL;
-	bool image_opts = false, explicit_sparse = false;
+	bool explicit_sparse = false;
 	int c, status;
 	uint64_t v;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, ":f:O:o:cpqnS:m:Wt:T:l:UhB:F:C",
-				longopts, NULL)) != -1) {
+	while ((c = cli_getopt(&ca, argc, argv, ":f:O:o:cpqnS:m:Wt:T:l:UhB:F:C",
+			       longopts)) >= 0) {
 		switch (c) {
-		case 'f': a.src_fmt = optarg; break;
 		case 'O': a.dst_fmt = optarg; break;
-		case 'o': {
-			/* Several -o accumulate, as in qemu-img. */
-			size_t n = (opts_text ? strlen(opts_text) + 1 : 0) +
-				   strlen(optarg) + 1;
-			char *t = malloc(n);
-			if (!t)
-				return cli_error("out of memory");
-			snprintf(t, n, "%s%s%s", opts_text ? opts_text : "",
-				 opts_text ? "," : "", optarg);
-			free(opts_text);
-			opts_text = t;
+		case 'o':
+			if (cli_append_opts(&opts_text, optarg) != 0) {
+				free(opts_text);
+				return EXIT_ERR;
+			}
 			break;
-		}
 		case 'c': a.copts.compress = true; break;
-		case 'p': a.progress = true; break;
-		case 'q': a.quiet = true; break;
 		case 'n': a.copts.existing_target = true; break;
 		case 'S':
 			if (mimg_parse_size(optarg, &v) < 0 || v % 512 ||
@@ -611,8 +588,7 @@ int cmd_convert(int argc, char **argv)
 			a.src_flags |= f & MIMG_OPEN_DIRECT;
 			break;
 		}
-		case 'l': a.snapshot = snapshot_arg(optarg); break;
-		case 'U': break;
+		case 'l': a.snapshot = cli_snapshot_arg(optarg); break;
 		case 'B': a.backing = optarg; break;
 		case 'F': a.backing_fmt = optarg; break;
 		case 'C': a.copts.copy_offload = true; break;
@@ -620,23 +596,18 @@ int cmd_convert(int argc, char **argv)
 		case OPT_BITMAPS: a.bitmaps = true; break;
 		case OPT_SKIP_BROKEN: a.skip_broken = true; break;
 		case OPT_TARGET_IS_ZERO: a.copts.target_is_zero = true; break;
-		case OPT_UNTRUSTED: a.src_flags |= MIMG_OPEN_UNTRUSTED; break;
-		case OPT_OBJECT:
-			if (cli_object_add(optarg) < 0)
-				return EXIT_ERR;
-			break;
-		case OPT_IMAGE_OPTS: image_opts = true; break;
 		case OPT_OVA_DISK: a.ova_disk = optarg; break;
 		case OPT_PACK: a.packed = optarg; break;
-		case 'h':
-			free(opts_text);
-			convert_help();
-			return EXIT_OK;
-		default:
-			free(opts_text);
-			return cli_bad_option("convert", c, argv);
 		}
 	}
+	if (c == CLI_ARGS_STOP) {
+		free(opts_text);
+		return ca.status;
+	}
+	a.src_fmt = ca.fmt;
+	a.quiet = ca.quiet;
+	a.progress = ca.progress;
+	a.src_flags |= ca.open_flags;
 	if (opts_text && mimg_opts_has_help(opts_text)) {
 		free(opts_text);
 		return cli_opts_help(a.dst_fmt, argc - optind >= 2
@@ -664,7 +635,7 @@ int cmd_convert(int argc, char **argv)
 	a.nsrc = argc - optind - 1;
 	for (int i = 0; i < a.nsrc; i++)
 		a.srcs[i] = argv[optind + i];
-	if (image_opts) {
+	if (ca.image_opts) {
 		char *ifmt;
 		if (a.nsrc > 1) {
 			free(opts_text);

@@ -94,24 +94,17 @@ static void print_formatting(const char *file, const char *fmt,
 
 int cmd_create(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"object", required_argument, NULL, OPT_OBJECT},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
-	const char *fmt = "raw", *backing = NULL, *backing_fmt = NULL;
+	struct cli_args ca = {.cmd = "create", .help = create_help};
+	const char *fmt, *backing = NULL, *backing_fmt = NULL;
 	struct mimg_opt *opts = NULL;
 	int nopts = 0, c, r, status = EXIT_ERR;
 	uint64_t size = 0;
-	bool quiet = false, have_size, unsafe = false, help = false;
+	bool have_size, unsafe = false, help = false;
 	const char *size_text;
 	char *size_copy = NULL;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, ":f:o:b:F:quh", longopts, NULL)) !=
-	       -1) {
+	while ((c = cli_getopt(&ca, argc, argv, ":f:o:b:F:quh", NULL)) >= 0) {
 		switch (c) {
-		case 'f': fmt = optarg; break;
 		case 'o': {
 			struct mimg_opt *more;
 			int n;
@@ -133,19 +126,15 @@ int cmd_create(int argc, char **argv)
 			break;
 		}
 		case 'b': backing = optarg; break;
-		case OPT_OBJECT:
-			if (cli_object_add(optarg) < 0)
-				return EXIT_ERR;
-			break;
 		case 'F': backing_fmt = optarg; break;
-		case 'q': quiet = true; break;
 		case 'u': unsafe = true; break;
-		case 'h': create_help(); return EXIT_OK;
-		default:
-			cli_bad_option("create", c, argv);
-			goto out;
 		}
 	}
+	if (c == CLI_ARGS_STOP) {
+		status = ca.status;
+		goto out;
+	}
+	fmt = ca.fmt ? ca.fmt : "raw";
 	if (help) {
 		/* With a file name, the host file's options too (qemu-img). */
 		status = cli_opts_help(fmt, optind < argc ? MIMG_OPTS_FILE
@@ -204,7 +193,7 @@ int cmd_create(int argc, char **argv)
 		       unsafe ? MIMG_CREATE_UNSAFE_BACKING : 0);
 	if (r < 0)
 		goto err_msg;
-	if (!quiet)
+	if (!ca.quiet)
 		print_formatting(argv[optind], fmt, have_size, size, opts,
 				 nopts);
 	status = EXIT_OK;

@@ -187,39 +187,24 @@ out:
 
 int cmd_dd(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"object", required_argument, NULL, OPT_OBJECT},
-		{"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
-		{"force-share", no_argument, NULL, 'U'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
+	struct cli_args ca = {.cmd = "dd", .help = dd_help,
+			      .longopts = CLI_FORCE_SHARE | CLI_IMAGE_OPTS};
 	struct dd_args a = {.out_fmt = "raw", .bs = 512};
 	char *path = NULL, *ifmt = NULL;
-	bool image_opts = false;
 	int c, status;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, ":hf:O:U", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'f': a.fmt = optarg; break;
-		case 'O': a.out_fmt = optarg; break;
-		case 'U': break;
-		case OPT_OBJECT:
-			if (cli_object_add(optarg) < 0)
-				return EXIT_ERR;
-			break;
-		case OPT_IMAGE_OPTS: image_opts = true; break;
-		case 'h': dd_help(); return EXIT_OK;
-		default: return cli_bad_option("dd", c, argv);
-		}
-	}
+	while ((c = cli_getopt(&ca, argc, argv, ":hf:O:U", NULL)) >= 0)
+		if (c == 'O')
+			a.out_fmt = optarg;
+	if (c == CLI_ARGS_STOP)
+		return ca.status;
+	a.fmt = ca.fmt;
 	for (int i = optind; i < argc; i++)
 		if (dd_operand(&a, argv[i]) != EXIT_OK)
 			return EXIT_ERR;
 	if (!a.in || !a.out)
 		return cli_error("Must specify both input and output files");
-	if (image_opts) {
+	if (ca.image_opts) {
 		if (cli_image_opts(a.in, &path, &ifmt) < 0)
 			return EXIT_ERR;
 		a.in = path;

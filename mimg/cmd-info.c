@@ -166,54 +166,36 @@ static int print_chain(const char *path, const char *fmt, unsigned flags,
 
 int cmd_info(int argc, char **argv)
 {
-	enum { OPT_OUTPUT = 256, OPT_CHAIN, OPT_UNTRUSTED, OPT_OVA_DISK };
+	enum { OPT_CHAIN = 256, OPT_OVA_DISK };
 	static const struct option longopts[] = {
-		{"format", required_argument, NULL, 'f'},
-		{"output", required_argument, NULL, OPT_OUTPUT},
 		{"backing-chain", no_argument, NULL, OPT_CHAIN},
-		{"force-share", no_argument, NULL, 'U'},
-		{"untrusted", no_argument, NULL, OPT_UNTRUSTED},
-		{"object", required_argument, NULL, OPT_OBJECT},
-		{"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
 		{"ova-disk", required_argument, NULL, OPT_OVA_DISK},
-		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	enum output_format output = OUTPUT_HUMAN;
-	const char *fmt = NULL;
-	bool chain = false, image_opts = false;
-	unsigned flags = 0;
+	struct cli_args ca = {.cmd = "info", .help = info_help,
+			      .longopts = CLI_FORMAT | CLI_OUTPUT |
+					  CLI_FORCE_SHARE | CLI_UNTRUSTED |
+					  CLI_IMAGE_OPTS};
+	bool chain = false;
 	int c;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, ":f:hU", longopts, NULL)) != -1) {
+	while ((c = cli_getopt(&ca, argc, argv, ":f:hU", longopts)) >= 0) {
 		switch (c) {
-		case 'f': fmt = optarg; break;
-		case 'U': break;
-		case OPT_OUTPUT:
-			if (!cli_parse_output(optarg, &output))
-				return EXIT_ERR;
-			break;
 		case OPT_CHAIN: chain = true; break;
-		case OPT_UNTRUSTED: flags |= MIMG_OPEN_UNTRUSTED; break;
-		case OPT_OBJECT:
-			if (cli_object_add(optarg) < 0)
-				return EXIT_ERR;
-			break;
-		case OPT_IMAGE_OPTS: image_opts = true; break;
 		case OPT_OVA_DISK: ova_disk = optarg; break;
-		case 'h': info_help(); return EXIT_OK;
-		default: return cli_bad_option("info", c, argv);
 		}
 	}
+	if (c == CLI_ARGS_STOP)
+		return ca.status;
 	if (optind != argc - 1)
 		return cli_usage_error("info", "Expecting one image file name");
-	if (!image_opts)
-		return print_chain(argv[optind], fmt, flags, chain, output);
+	if (!ca.image_opts)
+		return print_chain(argv[optind], ca.fmt, ca.open_flags, chain,
+				   ca.output);
 	char *path, *ifmt;
 	if (cli_image_opts(argv[optind], &path, &ifmt) < 0)
 		return EXIT_ERR;
-	int status = print_chain(path, ifmt, flags, chain, output);
+	int status = print_chain(path, ifmt, ca.open_flags, chain, ca.output);
 	free(path);
 	free(ifmt);
 	return status;

@@ -103,27 +103,20 @@ static void map_help(void)
 
 int cmd_map(int argc, char **argv)
 {
-	enum { OPT_OUTPUT = 256 };
 	static const struct option longopts[] = {
-		{"format", required_argument, NULL, 'f'},
-		{"output", required_argument, NULL, OPT_OUTPUT},
 		{"start-offset", required_argument, NULL, 's'},
 		{"max-length", required_argument, NULL, 'l'},
-		{"force-share", no_argument, NULL, 'U'},
-		{"object", required_argument, NULL, OPT_OBJECT},
-		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	enum output_format output = OUTPUT_HUMAN;
-	const char *fmt = NULL;
+	struct cli_args ca = {.cmd = "map", .help = map_help,
+			      .longopts = CLI_FORMAT | CLI_OUTPUT |
+					  CLI_FORCE_SHARE};
 	uint64_t start = 0, maxlen = UINT64_MAX;
 	struct mimg *img;
 	int c, r;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, ":f:s:l:Uh", longopts, NULL)) != -1) {
+	while ((c = cli_getopt(&ca, argc, argv, ":f:s:l:Uh", longopts)) >= 0) {
 		switch (c) {
-		case 'f': fmt = optarg; break;
 		case 's':
 			if (mimg_parse_size(optarg, &start) < 0)
 				return cli_error("Invalid start offset '%s'",
@@ -133,22 +126,13 @@ int cmd_map(int argc, char **argv)
 			if (mimg_parse_size(optarg, &maxlen) < 0)
 				return cli_error("Invalid length '%s'", optarg);
 			break;
-		case 'U': break;
-		case OPT_OBJECT:
-			if (cli_object_add(optarg) < 0)
-				return EXIT_ERR;
-			break;
-		case OPT_OUTPUT:
-			if (!cli_parse_output(optarg, &output))
-				return EXIT_ERR;
-			break;
-		case 'h': map_help(); return EXIT_OK;
-		default: return cli_bad_option("map", c, argv);
 		}
 	}
+	if (c == CLI_ARGS_STOP)
+		return ca.status;
 	if (optind != argc - 1)
 		return cli_usage_error("map", "Expecting one image file name");
-	if ((r = cli_open(&img, argv[optind], fmt, 0)) < 0)
+	if ((r = cli_open(&img, argv[optind], ca.fmt, 0)) < 0)
 		return cli_error("%s", cli_errmsg());
 
 	uint64_t end = mimg_size(img);
@@ -156,7 +140,7 @@ int cmd_map(int argc, char **argv)
 		end = start + maxlen;
 	struct map_entry cur = {0}, e;
 	bool have = false, first = true;
-	if (output == OUTPUT_HUMAN)
+	if (ca.output == OUTPUT_HUMAN)
 		printf("%-16s%-16s%-16s%s\n", "Offset", "Length", "Mapped to",
 		       "File");
 	for (uint64_t off = start; off < end; off += e.length) {
@@ -170,15 +154,15 @@ int cmd_map(int argc, char **argv)
 			continue;
 		}
 		if (have) {
-			print_entry(&cur, output, first);
+			print_entry(&cur, ca.output, first);
 			first = false;
 		}
 		cur = e;
 		have = true;
 	}
 	if (have)
-		print_entry(&cur, output, first);
-	if (output == OUTPUT_JSON)
+		print_entry(&cur, ca.output, first);
+	if (ca.output == OUTPUT_JSON)
 		printf(have ? "]\n" : "[]\n");
 	mimg_close(img);
 	return EXIT_OK;

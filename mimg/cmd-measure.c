@@ -429,72 +429,38 @@ static void print_measure(const struct measure *m, enum output_format of)
 		printf("bitmaps size: %" PRIu64 "\n", m->bitmaps);
 }
 
-/* "-l snapshot.name=X", "-l snapshot.id=X" or "-l X". */
-static const char *snapshot_name(const char *arg)
-{
-	if (strncmp(arg, "snapshot.name=", 14) == 0)
-		return arg + 14;
-	if (strncmp(arg, "snapshot.id=", 12) == 0)
-		return arg + 12;
-	return arg;
-}
-
 struct measure_args {
 	const char *out_fmt, *in_fmt, *snapshot, *size_text, *file;
 	char *opts_text;
 	enum output_format of;
 };
 
-static int add_opts(struct measure_args *a, const char *text)
-{
-	size_t old = a->opts_text ? strlen(a->opts_text) : 0;
-	char *t = realloc(a->opts_text, old + strlen(text) + 2);
-	if (!t)
-		return cli_error("out of memory");
-	if (old)
-		t[old++] = ',';
-	strcpy(t + old, text);
-	a->opts_text = t;
-	return 0;
-}
-
 static int parse_args(int argc, char **argv, struct measure_args *a)
 {
-	enum { OPT_OUTPUT = 256, OPT_SIZE };
+	enum { OPT_SIZE = 256 };
 	static const struct option longopts[] = {
-		{"help", no_argument, NULL, 'h'},
-		{"object", required_argument, NULL, OPT_OBJECT},
-		{"output", required_argument, NULL, OPT_OUTPUT},
 		{"size", required_argument, NULL, OPT_SIZE},
-		{"force-share", no_argument, NULL, 'U'},
 		{NULL, 0, NULL, 0},
 	};
+	struct cli_args ca = {.cmd = "measure", .help = measure_help,
+			      .longopts = CLI_OUTPUT | CLI_FORCE_SHARE};
 	int c;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, ":hf:O:o:l:U", longopts, NULL)) !=
-	       -1) {
+	while ((c = cli_getopt(&ca, argc, argv, ":hf:O:o:l:U", longopts)) >=
+	       0) {
 		switch (c) {
-		case 'f': a->in_fmt = optarg; break;
 		case 'O': a->out_fmt = optarg; break;
 		case 'o':
-			if (add_opts(a, optarg) != 0)
+			if (cli_append_opts(&a->opts_text, optarg) != 0)
 				return EXIT_ERR;
 			break;
-		case 'l': a->snapshot = snapshot_name(optarg); break;
-		case 'U': break;
-		case OPT_OUTPUT:
-			if (!cli_parse_output(optarg, &a->of))
-				return EXIT_ERR;
-			break;
+		case 'l': a->snapshot = cli_snapshot_arg(optarg); break;
 		case OPT_SIZE: a->size_text = optarg; break;
-		case 'h': measure_help(); return -1;
-		case OPT_OBJECT:
-			if (cli_object_add(optarg) < 0)
-				return EXIT_ERR;
-			break;
-		default: return cli_bad_option("measure", c, argv);
 		}
 	}
+	if (c == CLI_ARGS_STOP) /* -1: exit 0 after the help */
+		return ca.status == EXIT_OK ? -1 : ca.status;
+	a->in_fmt = ca.fmt;
+	a->of = ca.output;
 	if (argc - optind > 1)
 		return cli_error("At most one filename argument is allowed.");
 	a->file = optind < argc ? argv[optind] : NULL;

@@ -234,26 +234,17 @@ static int run_rebase(struct rebase *rb)
 
 int cmd_rebase(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"help", no_argument, NULL, 'h'},
-		{"object", required_argument, NULL, OPT_OBJECT},
-		{"force-share", no_argument, NULL, 'U'},
-		{NULL, 0, NULL, 0},
-	};
+	struct cli_args ca = {.cmd = "rebase", .help = rebase_help,
+			      .longopts = CLI_FORCE_SHARE};
 	struct rebase rb = {.new_name = NULL};
 	int c, status = EXIT_ERR;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, ":hf:F:b:upqt:T:U", longopts,
-				NULL)) != -1) {
+	while ((c = cli_getopt(&ca, argc, argv, ":hf:F:b:upqt:T:U", NULL)) >=
+	       0) {
 		switch (c) {
-		case 'f': rb.fmt = optarg; break;
 		case 'F': rb.new_fmt = *optarg ? optarg : NULL; break;
 		case 'b': rb.new_name = optarg; break;
 		case 'u': rb.unsafe = true; break;
-		case 'p': rb.progress = true; break;
-		case 'q': rb.quiet = true; break;
-		case 'U': break; /* nothing is locked: sharing is the default */
 		case 't':
 			if (cli_cache_flags(optarg, &rb.flags) != 0)
 				return EXIT_ERR;
@@ -262,14 +253,13 @@ int cmd_rebase(int argc, char **argv)
 			if (cli_cache_flags(optarg, &rb.src_flags) != 0)
 				return EXIT_ERR;
 			break;
-		case 'h': rebase_help(); return EXIT_OK;
-		case OPT_OBJECT:
-			if (cli_object_add(optarg) < 0)
-				return EXIT_ERR;
-			break;
-		default: return cli_bad_option("rebase", c, argv);
 		}
 	}
+	if (c == CLI_ARGS_STOP)
+		return ca.status;
+	rb.fmt = ca.fmt;
+	rb.progress = ca.progress;
+	rb.quiet = ca.quiet;
 	if (argc - optind != 1)
 		return cli_usage_error("rebase", "Expecting one image file "
 				       "name");

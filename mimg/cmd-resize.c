@@ -37,13 +37,13 @@ int cmd_resize(int argc, char **argv)
 		{"format", required_argument, NULL, 'f'},
 		{"preallocation", required_argument, NULL, OPT_PREALLOC},
 		{"shrink", no_argument, NULL, OPT_SHRINK},
-		{"help", no_argument, NULL, 'h'},
-		{"object", required_argument, NULL, OPT_OBJECT},
 		{NULL, 0, NULL, 0},
 	};
+	struct cli_args ca = {.cmd = "resize", .help = resize_help,
+			      .longopts = CLI_FORMAT};
 	enum mimg_prealloc prealloc = MIMG_PREALLOC_OFF;
-	const char *fmt = NULL, *arg;
-	bool shrink = false, quiet = false;
+	const char *arg;
+	bool shrink = false;
 	uint64_t delta, size;
 	struct mimg *img;
 	int c, sign = 0;
@@ -56,11 +56,8 @@ int cmd_resize(int argc, char **argv)
 		return EXIT_OK;
 	}
 	argc--;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, ":f:qh", longopts, NULL)) != -1) {
+	while ((c = cli_getopt(&ca, argc, argv, ":f:qh", longopts)) >= 0) {
 		switch (c) {
-		case 'f': fmt = optarg; break;
-		case 'q': quiet = true; break;
 		case OPT_SHRINK: shrink = true; break;
 		case OPT_PREALLOC: {
 			bool ok = false;
@@ -74,14 +71,10 @@ int cmd_resize(int argc, char **argv)
 						 "'%s'", optarg);
 			break;
 		}
-		case 'h': resize_help(); return EXIT_OK;
-		case OPT_OBJECT:
-			if (cli_object_add(optarg) < 0)
-				return EXIT_ERR;
-			break;
-		default: return cli_bad_option("resize", c, argv);
 		}
 	}
+	if (c == CLI_ARGS_STOP)
+		return ca.status;
 	if (argc - optind != 1 || !arg)
 		return cli_usage_error("resize", "Expecting image file name "
 				       "and size");
@@ -92,7 +85,7 @@ int cmd_resize(int argc, char **argv)
 				 "M, G, T, P or E suffixes for kilobytes, "
 				 "megabytes, gigabytes, terabytes, petabytes "
 				 "and exabytes.");
-	if (cli_open(&img, argv[optind], fmt, MIMG_OPEN_RDWR) < 0)
+	if (cli_open(&img, argv[optind], ca.fmt, MIMG_OPEN_RDWR) < 0)
 		return cli_error("%s", cli_errmsg());
 	uint64_t cur = mimg_size(img);
 	static const char need_shrink[] =
@@ -128,7 +121,7 @@ int cmd_resize(int argc, char **argv)
 	}
 	if (mimg_close(img) < 0)
 		return cli_error("%s", mimg_errmsg());
-	if (!quiet)
+	if (!ca.quiet)
 		printf("Image resized.\n");
 	return EXIT_OK;
 }

@@ -120,61 +120,33 @@ static int set_action(enum action *cur, int opt, const char **namep,
 
 int cmd_snapshot(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"format", required_argument, NULL, 'f'},
-		{"force-share", no_argument, NULL, 'U'},
-		{"object", required_argument, NULL, OPT_OBJECT},
-		{"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
+	struct cli_args ca = {.cmd = "snapshot", .help = snapshot_help,
+			      .longopts = CLI_FORMAT | CLI_FORCE_SHARE |
+					  CLI_IMAGE_OPTS};
 	enum action action = NONE;
-	const char *fmt = NULL, *name = NULL;
-	bool force_share = false, image_opts = false;
+	const char *name = NULL;
 	struct mimg *img = NULL;
 	int c;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, ":la:c:d:f:Uqh", longopts,
-				NULL)) != -1) {
-		switch (c) {
-		case 'l':
-		case 'a':
-		case 'c':
-		case 'd':
-			if (set_action(&action, c, &name,
-				       c == 'l' ? NULL : optarg))
-				return EXIT_ERR;
-			break;
-		case 'f': fmt = optarg; break;
-		case 'U': force_share = true; break;
-		case 'q': break; /* nothing is printed but the list */
-		case OPT_OBJECT:
-			if (cli_object_add(optarg) < 0)
-				return EXIT_ERR;
-			break;
-		case OPT_IMAGE_OPTS: image_opts = true; break;
-		case 'h': snapshot_help(); return EXIT_OK;
-		case ':':
-			return cli_usage_error("snapshot", "missing argument for "
-					       "option '%s'", argv[optind - 1]);
-		default:
-			return cli_usage_error("snapshot", "unrecognized option "
-					       "'%s'", argv[optind - 1]);
-		}
-	}
+	/* -q: nothing is printed but the list */
+	while ((c = cli_getopt(&ca, argc, argv, ":la:c:d:f:Uqh", NULL)) >= 0)
+		if (set_action(&action, c, &name, c == 'l' ? NULL : optarg))
+			return EXIT_ERR;
+	if (c == CLI_ARGS_STOP)
+		return ca.status;
 	if (optind != argc - 1)
 		return cli_usage_error("snapshot", "Expecting one image file "
 				       "name");
 	char *path = argv[optind], *ipath = NULL, *ifmt = NULL;
-	if (image_opts) {
+	const char *fmt = ca.fmt;
+	if (ca.image_opts) {
 		if (cli_image_opts(path, &ipath, &ifmt) < 0)
 			return EXIT_ERR;
 		path = ipath;
 		fmt = ifmt;
 	}
 	int status;
-	if (force_share && action != LIST) {
+	if (ca.force_share && action != LIST) {
 		status = cli_error("Could not open '%s': force-share=on can "
 				   "only be used with read-only images", path);
 	} else if (cli_open(&img, path, fmt,
