@@ -84,24 +84,6 @@ static void convert_help(void)
 	       "  -h, --help        this help\n");
 }
 
-/* qemu-img's cache modes as open flags. */
-static int cache_flags(const char *mode, unsigned *flags)
-{
-	if (strcmp(mode, "unsafe") == 0)
-		*flags = MIMG_OPEN_NO_FLUSH;
-	else if (strcmp(mode, "writeback") == 0)
-		*flags = 0;
-	else if (strcmp(mode, "none") == 0)
-		*flags = MIMG_OPEN_DIRECT;
-	else if (strcmp(mode, "writethrough") == 0)
-		*flags = MIMG_OPEN_SYNC;
-	else if (strcmp(mode, "directsync") == 0)
-		*flags = MIMG_OPEN_DIRECT | MIMG_OPEN_SYNC;
-	else
-		return cli_error("Invalid cache option: %s", mode);
-	return 0;
-}
-
 #define MAX_SOURCES 64
 
 struct convert_args {
@@ -574,14 +556,14 @@ int cmd_convert(int argc, char **argv)
 			break;
 		}
 		case 't':
-			if (cache_flags(optarg, &a.dst_flags) != 0) {
+			if (cli_cache_flags(optarg, &a.dst_flags) != 0) {
 				free(opts_text);
 				return EXIT_ERR;
 			}
 			break;
 		case 'T': {
 			unsigned f;
-			if (cache_flags(optarg, &f) != 0) {
+			if (cli_cache_flags(optarg, &f) != 0) {
 				free(opts_text);
 				return EXIT_ERR;
 			}
