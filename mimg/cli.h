@@ -97,16 +97,15 @@ struct cli_args {
 	enum output_format output;
 	/* The status to exit with after CLI_ARGS_STOP. */
 	int status;
-	struct option table[24];
+	struct option table[24]; /* cli_getopt's: the command's and shared */
 };
 enum { CLI_ARGS_STOP = -2 };
 /* getopt_long over SHORTOPTS (starting with ':') and LONGOPTS (the
  * command's own long options, NULL for none) plus the shared ones, taking
  * the shared options (-f, -p, -q, -U and -h where SHORTOPTS has them)
- * itself.
- * Returns the next option for the command, -1 after the last, or
- * CLI_ARGS_STOP when the command must return A->status now: EXIT_OK after
- * its help was printed, else after a message. */
+ * itself.  Returns the next option for the command, -1 after the last,
+ * or CLI_ARGS_STOP when the command must return A->status now: EXIT_OK
+ * after its help was printed, else after a message. */
 int cli_getopt(struct cli_args *a, int argc, char **argv,
 	       const char *shortopts, const struct option *longopts);
 /* Append TEXT to the -o list *ACC (malloc'ed; several -o add up, as in
