@@ -67,6 +67,8 @@ int cli_bad_option(const char *cmd, int c, char **argv);
 /* qemu-img's cache modes (-t/-T) as MIMG_OPEN_* flags; prints the error
  * and returns EXIT_ERR for an unknown mode. */
 int cli_cache_flags(const char *mode, unsigned *flags);
+/* The same without the message: false for an unknown mode. */
+bool cli_cache_mode(const char *mode, unsigned *flags);
 /* NAME as a path: relative names are taken relative to IMAGE's directory,
  * as backing file names are.  malloc'ed; NULL when out of memory. */
 char *cli_relative_to(const char *image, const char *name);

@@ -333,25 +333,6 @@ static int validate_bench_args(struct bench *b, struct bench_args *a)
 	return -1;
 }
 
-/* The open flags of qemu-img's cache mode NAME in *FLAGS; false for a
- * name it does not know. */
-static bool cache_mode_flags(const char *name, unsigned *flags)
-{
-	static const struct { const char *name; unsigned flags; } modes[] = {
-		{"unsafe", MIMG_OPEN_NO_FLUSH},
-		{"writeback", 0},
-		{"none", MIMG_OPEN_DIRECT},
-		{"writethrough", MIMG_OPEN_SYNC},
-		{"directsync", MIMG_OPEN_DIRECT | MIMG_OPEN_SYNC},
-	};
-	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
-		if (strcmp(name, modes[i].name) == 0) {
-			*flags = modes[i].flags;
-			return true;
-		}
-	return false;
-}
-
 /* Run DEPTH workers over B's requests; returns 0 or -1 with the failure
  * in b->errmsg.  *ELAPSED gets the seconds they took. */
 static int run_workers(struct bench *b, uint64_t depth, double *elapsed)
@@ -404,7 +385,7 @@ int cmd_bench(int argc, char **argv)
 	if ((ret = parse_bench_args(argc, argv, &b, &a)) >= 0 ||
 	    (ret = validate_bench_args(&b, &a)) >= 0)
 		return ret;
-	if (!cache_mode_flags(a.cache, &flags))
+	if (!cli_cache_mode(a.cache, &flags))
 		return cli_error("Invalid cache mode: %s", a.cache);
 	if (b.write)
 		flags |= MIMG_OPEN_RDWR;

@@ -141,7 +141,7 @@ static void usage(FILE *out)
 		"are refused.\n", cli_prog);
 }
 
-int cli_cache_flags(const char *mode, unsigned *flags)
+bool cli_cache_mode(const char *mode, unsigned *flags)
 {
 	if (strcmp(mode, "unsafe") == 0)
 		*flags = MIMG_OPEN_NO_FLUSH;
@@ -154,6 +154,13 @@ int cli_cache_flags(const char *mode, unsigned *flags)
 	else if (strcmp(mode, "directsync") == 0)
 		*flags = MIMG_OPEN_DIRECT | MIMG_OPEN_SYNC;
 	else
+		return false;
+	return true;
+}
+
+int cli_cache_flags(const char *mode, unsigned *flags)
+{
+	if (!cli_cache_mode(mode, flags))
 		return cli_error("Invalid cache option: %s", mode);
 	return 0;
 }
