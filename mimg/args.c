@@ -45,6 +45,24 @@ static void build_table(struct cli_args *a, const struct option *own)
 	a->table[n] = (struct option){NULL, 0, NULL, 0};
 }
 
+/* The exit status of a command that fails before opening an image. */
+static int fail_status(const struct cli_args *a)
+{
+	return a->fail_status ? a->fail_status : EXIT_ERR;
+}
+
+/* Shared options that exclude each other, refused as qemu-img does when
+ * it opens the image. */
+static bool options_agree(struct cli_args *a)
+{
+	if (a->image_opts && a->fmt) {
+		cli_error("--image-opts and --format are mutually exclusive");
+		a->status = fail_status(a);
+		return false;
+	}
+	return true;
+}
+
 /* Take C when it is shared: 0 when taken, 1 when it is the command's,
  * -1 when the command must stop with a->status. */
 static int take_common(struct cli_args *a, int c, char **argv)
@@ -66,7 +84,7 @@ static int take_common(struct cli_args *a, int c, char **argv)
 	case OPT_OBJECT:
 		if (cli_object_add(optarg) == 0)
 			return 0;
-		a->status = a->object_error ? a->object_error : EXIT_ERR;
+		a->status = fail_status(a);
 		return -1;
 	case 'h':
 		a->help();
@@ -91,7 +109,7 @@ int cli_getopt(struct cli_args *a, int argc, char **argv,
 	for (;;) {
 		int c = getopt_long(argc, argv, shortopts, a->table, NULL);
 		if (c == -1)
-			return -1;
+			return options_agree(a) ? -1 : CLI_ARGS_STOP;
 		int r = take_common(a, c, argv);
 		if (r > 0)
 			return c;

@@ -91,7 +91,7 @@ struct cli_args {
 	const char *cmd;   /* for usage errors */
 	void (*help)(void);
 	unsigned longopts; /* CLI_* */
-	int object_error;  /* exit status when --object fails (0: EXIT_ERR) */
+	int fail_status;   /* exit status of a bad --object (0: EXIT_ERR) */
 	/* The shared options given. */
 	const char *fmt;
 	bool quiet, progress, force_share, image_opts;

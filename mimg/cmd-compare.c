@@ -138,7 +138,7 @@ int cmd_compare(int argc, char **argv)
 	 * qemu-img does. */
 	struct cli_args ca = {.cmd = "compare", .help = compare_help,
 			      .longopts = CLI_FORCE_SHARE,
-			      .object_error = CMP_ERROR};
+			      .fail_status = CMP_ERROR};
 	const char *fb = NULL;
 	struct cmp c = {0};
 	int opt, status = CMP_ERROR;

@@ -75,6 +75,20 @@ same_status "check: raw, explicit format" 1 check -f raw r.img
 same_status "check: missing file" 1 check missing.img
 same_status "check: bad -r" 2 check -r sometimes r.img
 
+# --image-opts names the driver itself: -f beside it is refused by every
+# command that opens an image, with its own error status (compare: 2)
+io=driver=raw,file.filename=r.img
+for c in info amend\ -o\ size=1M bitmap\ --add\ b; do
+	# shellcheck disable=SC2086 # the command and its options
+	same_status "$c: --image-opts with -f" 1 $c --image-opts -f raw "$io"
+	grep -q 'image-opts and --format are mutually exclusive' m.err ||
+		fail "$c: --image-opts with -f: $(cat m.err)"
+done
+same_status "convert: --image-opts with -f" 1 \
+	convert --image-opts -f raw "$io" y.img
+same_status "dd: --image-opts with -f" 1 \
+	dd --image-opts -f raw if="$io" of=y.img
+
 # converting an image onto itself (or onto a file of its backing chain)
 # would truncate what is being read: qemu-img refuses (image locks), so
 # must mimg, leaving the file intact
