@@ -83,11 +83,7 @@ static void credit_give(void)
 static uint64_t next_rand(uint64_t *s)
 {
 	/* splitmix64 */
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
+	return tu_mix64(*s += 0x9e3779b97f4a7c15ull);
 }
 
 static void on_done(struct blockif_req *br, int err)

@@ -287,13 +287,11 @@ END_TEST
 
 int main(void)
 {
-	if (!tu_have_qemu())
-		return 77; /* the oracle is missing: skipped */
 	signal(SIGPIPE, SIG_IGN);
-	return tu_main_loops("exit_kill", "kill",
-			     NULL, 0,
-			     TU_LOOPS({ kill_library, NCASES },
-				      { kill_blockif, NCASES },
-				      { flush_then_kill_library, NCASES },
-				      { flush_then_kill_blockif, NCASES }));
+	return tu_main_qemu("exit_kill", "kill",
+			    NULL, 0,
+			    TU_LOOPS({ kill_library, NCASES },
+				     { kill_blockif, NCASES },
+				     { flush_then_kill_library, NCASES },
+				     { flush_then_kill_blockif, NCASES }));
 }

@@ -345,16 +345,16 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("file_fault");
-	TCase *tc = tu_tcase_of(s, "file_fault",
-				TU_TESTS(nth_write_fails,
-					 positive_hook_value_is_eio,
-					 flush_fault_reaches_close,
-					 space_operations_fault,
-					 convert_write_fault_propagates,
-					 dsync_segments,
-					 exit_safe_cow_is_one_dsync_write,
-					 durable_write_group));
-	tcase_add_checked_fixture(tc, NULL, teardown_hook);
-	return tu_run_suite(s);
+	return tu_main_cases(
+		"file_fault",
+		TU_TCASES({ "file_fault",
+			    TU_TESTS(nth_write_fails,
+				     positive_hook_value_is_eio,
+				     flush_fault_reaches_close,
+				     space_operations_fault,
+				     convert_write_fault_propagates,
+				     dsync_segments,
+				     exit_safe_cow_is_one_dsync_write,
+				     durable_write_group),
+			    NULL, 0, NULL, teardown_hook }));
 }

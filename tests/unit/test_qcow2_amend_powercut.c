@@ -126,9 +126,7 @@ END_TEST
 
 int main(void)
 {
-	if (!tu_have_qemu())
-		return 77; /* the oracle is missing: skipped */
-	return tu_main_loops("qcow2_amend_powercut", "amend",
-			     TU_TESTS(calling_rules),
-			     TU_LOOPS({ power_cut, NCASES }));
+	return tu_main_qemu("qcow2_amend_powercut", "amend",
+			    TU_TESTS(calling_rules),
+			    TU_LOOPS({ power_cut, NCASES }));
 }

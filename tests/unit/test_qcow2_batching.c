@@ -161,9 +161,7 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("qcow2_batching");
-	TCase *tc = tu_tcase(s, "batching");
-	tcase_add_test(tc, refcounts_written_per_sync);
-	tcase_add_test(tc, failed_refcount_writeback_keeps_counts);
-	return tu_run_suite(s);
+	return tu_main("qcow2_batching", "batching",
+		       TU_TESTS(refcounts_written_per_sync,
+				failed_refcount_writeback_keeps_counts));
 }

@@ -224,11 +224,9 @@ END_TEST
 
 int main(void)
 {
-	if (!tu_have_qemu())
-		return 77; /* the oracle is missing: skipped */
-	return tu_main_loops("qcow2_overlap", "overlap",
-			     TU_TESTS(cli_bench_write_refused,
-				      blockif_write_refused),
-			     TU_LOOPS({ entry_points_at_metadata, 8 },
-				      { l2_with_refcount_zero, 2 }));
+	return tu_main_qemu("qcow2_overlap", "overlap",
+			    TU_TESTS(cli_bench_write_refused,
+				     blockif_write_refused),
+			    TU_LOOPS({ entry_points_at_metadata, 8 },
+				     { l2_with_refcount_zero, 2 }));
 }

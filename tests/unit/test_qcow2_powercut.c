@@ -101,10 +101,8 @@ END_TEST
 
 int main(void)
 {
-	if (!tu_have_qemu())
-		return 77; /* the oracle is missing: skipped */
-	return tu_main_loops("qcow2_powercut", "powercut",
-			     NULL, 0,
-			     TU_LOOPS({ power_cut, NLAYOUTS },
-				      { power_cut_exit_safe, NLAYOUTS }));
+	return tu_main_qemu("qcow2_powercut", "powercut",
+			    NULL, 0,
+			    TU_LOOPS({ power_cut, NLAYOUTS },
+				     { power_cut_exit_safe, NLAYOUTS }));
 }

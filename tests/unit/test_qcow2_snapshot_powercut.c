@@ -207,10 +207,8 @@ END_TEST
 
 int main(void)
 {
-	if (!tu_have_qemu())
-		return 77; /* the oracle is missing: skipped */
-	return tu_main_loops("qcow2_snapshot_powercut", "snapshot",
-			     TU_TESTS(snapshot_keeps_content),
-			     TU_LOOPS({ power_cut_snapshots, NLAYOUTS },
-				      { power_cut_make_empty, NLAYOUTS }));
+	return tu_main_qemu("qcow2_snapshot_powercut", "snapshot",
+			    TU_TESTS(snapshot_keeps_content),
+			    TU_LOOPS({ power_cut_snapshots, NLAYOUTS },
+				     { power_cut_make_empty, NLAYOUTS }));
 }

@@ -59,15 +59,6 @@ struct thread_ctx {
 	uint8_t want[MAXIO];
 };
 
-static uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ull;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebull;
-	return x ^ (x >> 31);
-}
-
 static void unit_content(const struct stress_cfg *cfg, uint64_t u,
 			 uint32_t v, uint8_t out[UNIT])
 {
@@ -81,7 +72,8 @@ static void unit_content(const struct stress_cfg *cfg, uint64_t u,
 		memcpy(out + 8, "initial!", 8);
 		return;
 	}
-	uint64_t a = mix64(u * 0x9e3779b97f4a7c15ull ^ v), b = mix64(a ^ u);
+	uint64_t a = tu_mix64(u * 0x9e3779b97f4a7c15ull ^ v);
+	uint64_t b = tu_mix64(a ^ u);
 	memcpy(out, &a, 8);
 	memcpy(out + 8, &b, 8);
 }
@@ -328,7 +320,7 @@ static void run_stress(const struct stress_cfg *cfg)
 		ck_assert_ptr_nonnull(ctx[i]);
 		ctx[i]->st = &st;
 		ctx[i]->id = i;
-		ctx[i]->rng = mix64(0x57e55 + (uint64_t)i);
+		ctx[i]->rng = tu_mix64(0x57e55 + (uint64_t)i);
 		ctx[i]->next_version = 1;
 		ck_assert_int_eq(pthread_create(&tid[i], NULL, stress_thread,
 						ctx[i]), 0);
@@ -405,7 +397,6 @@ int main(void)
 		return 77;
 	Suite *s = suite_create("qcow2_stress");
 	/* One case per configuration (CK_RUN_CASE=<name> runs one). */
-	for (int i = 0; i < TU_NELEM(configs); i++)
-		tu_case(s, configs[i].tcase, stress_config, i, 0);
+	TU_TABLE_CASES(s, configs, stress_config, 0);
 	return tu_run_suite(s);
 }

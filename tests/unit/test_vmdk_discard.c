@@ -135,10 +135,9 @@ END_TEST
 
 int main(void)
 {
-	if (!tu_have_qemu())
-		return 77; /* the oracle is missing: skipped */
-	return tu_main("vmdk_discard", "discard",
-		       TU_TESTS(discard_frees_grains,
-				discard_over_parent_reads_zeroes, split_extents,
-				blockif_offers_delete));
+	return tu_main_qemu("vmdk_discard", "discard",
+			    TU_TESTS(discard_frees_grains,
+				     discard_over_parent_reads_zeroes,
+				     split_extents, blockif_offers_delete),
+			    NULL, 0);
 }

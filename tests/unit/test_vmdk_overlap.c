@@ -87,8 +87,7 @@ END_TEST
 
 int main(void)
 {
-	if (!tu_have_qemu())
-		return 77; /* the oracle is missing: skipped */
-	return tu_main("vmdk_overlap", "overlap",
-		       TU_TESTS(entries_into_metadata));
+	return tu_main_qemu("vmdk_overlap", "overlap",
+			    TU_TESTS(entries_into_metadata),
+			    NULL, 0);
 }

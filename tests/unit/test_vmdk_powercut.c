@@ -123,9 +123,7 @@ END_TEST
 
 int main(void)
 {
-	if (!tu_have_qemu())
-		return 77; /* the oracle is missing: skipped */
-	return tu_main_loops("vmdk_powercut", "powercut",
-			     NULL, 0,
-			     TU_LOOPS({ power_cut, NLAYOUTS }));
+	return tu_main_qemu("vmdk_powercut", "powercut",
+			    NULL, 0,
+			    TU_LOOPS({ power_cut, NLAYOUTS }));
 }

@@ -59,6 +59,15 @@ void tu_fill_random(void *buf, size_t len, uint64_t seed)
 	}
 }
 
+uint64_t tu_mix64(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ull;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
 void tu_write_file(const char *path, const void *buf, size_t len,
 		   uint64_t off)
 {
@@ -279,10 +288,34 @@ int tu_main_loops(const char *suite, const char *tcase,
 		  const TTest *const *tests, int n,
 		  const struct tu_loop *loops, int nloops)
 {
+	const struct tu_tcase_def def = { tcase, tests, n, loops, nloops,
+					  NULL, NULL };
+	return tu_main_cases(suite, &def, 1);
+}
+
+int tu_main_qemu(const char *suite, const char *tcase,
+		 const TTest *const *tests, int n,
+		 const struct tu_loop *loops, int nloops)
+{
+	if (!tu_have_qemu())
+		return 77; /* the oracle is missing: skipped */
+	return tu_main_loops(suite, tcase, tests, n, loops, nloops);
+}
+
+int tu_main_cases(const char *suite, const struct tu_tcase_def *defs,
+		  int ndefs)
+{
 	Suite *s = suite_create(suite);
-	TCase *tc = tu_tcase_of(s, tcase, tests, n);
-	for (int i = 0; i < nloops; i++)
-		tcase_add_loop_test(tc, loops[i].test, 0, loops[i].n);
+	for (int d = 0; d < ndefs; d++) {
+		TCase *tc = tu_tcase_of(s, defs[d].name, defs[d].tests,
+					defs[d].n);
+		for (int i = 0; i < defs[d].nloops; i++)
+			tcase_add_loop_test(tc, defs[d].loops[i].test, 0,
+					    defs[d].loops[i].n);
+		if (defs[d].setup || defs[d].teardown)
+			tcase_add_checked_fixture(tc, defs[d].setup,
+						  defs[d].teardown);
+	}
 	return tu_run_suite(s);
 }
 

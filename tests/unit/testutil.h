@@ -25,6 +25,9 @@ const char *tu_tmpdir(void);
 
 /* Fill BUF with deterministic pseudo-random bytes from SEED. */
 void tu_fill_random(void *buf, size_t len, uint64_t seed);
+/* X with its bits mixed (the finalizer of splitmix64): the content or
+ * the next random number of a test, different for every X. */
+uint64_t tu_mix64(uint64_t x);
 /* Write LEN bytes of BUF at OFF to PATH (creating it); abort on error. */
 void tu_write_file(const char *path, const void *buf, size_t len,
 		   uint64_t off);
@@ -129,9 +132,44 @@ int tu_main_loops(const char *suite, const char *tcase,
 		  const TTest *const *tests, int n,
 		  const struct tu_loop *loops, int nloops);
 
+/* tu_main_loops, when qemu-img and qemu-io are both there (tu_have_qemu):
+ * the main() of a program whose every test checks against them; else
+ * 77 (skipped). */
+int tu_main_qemu(const char *suite, const char *tcase,
+		 const TTest *const *tests, int n,
+		 const struct tu_loop *loops, int nloops);
+
+/* One test case of a program: NAME holding the N TESTS and the NLOOPS
+ * LOOPS, with the checked fixture SETUP, TEARDOWN (NULL: none) beside
+ * the temporary directory's. */
+struct tu_tcase_def {
+	const char *name;
+	const TTest *const *tests;
+	int n;
+	const struct tu_loop *loops;
+	int nloops;
+	SFun setup, teardown;
+};
+/* The test cases of a program, as the arguments DEFS, NDEFS of
+ * tu_main_cases: { name, TU_TESTS(...), TU_LOOPS(...) } each (or
+ * { name, TU_TESTS(...), NULL, 0, setup, teardown }). */
+#define TU_TCASES(...)                                                     \
+	(const struct tu_tcase_def[]){ __VA_ARGS__ },                      \
+		TU_NELEM(((const struct tu_tcase_def[]){ __VA_ARGS__ }))
+/* main() of a program of several test cases: suite SUITE holding the
+ * NDEFS test cases DEFS, run by tu_run_suite. */
+int tu_main_cases(const char *suite, const struct tu_tcase_def *defs,
+		  int ndefs);
+
 /* A test case NAME holding TEST, run for _i = I only: CK_RUN_CASE=NAME
  * runs it alone, and it has its own TIMEOUT seconds (0: tu_tcase's). */
 TCase *tu_case(Suite *s, const char *name, const TTest *test, int i,
 	       double timeout);
+
+/* A tu_case for each entry of the array TABLE, named by the entry's
+ * member tcase: TEST runs for the entry's index, with TIMEOUT. */
+#define TU_TABLE_CASES(s, table, test, timeout)                            \
+	for (int tu_i_ = 0; tu_i_ < TU_NELEM(table); tu_i_++)              \
+		tu_case(s, (table)[tu_i_].tcase, test, tu_i_, timeout)
 
 #endif
