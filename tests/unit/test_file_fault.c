@@ -179,10 +179,7 @@ END_TEST
 START_TEST(convert_write_fault_propagates)
 {
 	/* 8 MiB of data: many windows, several workers */
-	uint8_t *buf = malloc(8 * MIB);
-	tu_fill_random(buf, 8 * MIB, 8);
-	tu_write_file("src.img", buf, 8 * MIB, 0);
-	free(buf);
+	free(tu_random_file("src.img", 8 * MIB, 8));
 	ck_assert_int_eq(mimg_create("dst.img", "raw", 8 * MIB, NULL, 0), 0);
 	struct mimg *s, *d;
 	ck_assert_int_eq(mimg_open(&s, "src.img", NULL, 0), 0);

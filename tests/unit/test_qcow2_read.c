@@ -118,14 +118,9 @@ START_TEST(read_compressed_zlib_zstd)
 	compare_with_qemu("t.qcow2");
 
 	struct mimg *img;
-	uint64_t pnum;
-	unsigned st;
 	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL, 0), 0);
-	ck_assert_int_eq(mimg_block_status(img, 0, 1 << 20, &pnum, &st, NULL),
-			 0);
-	ck_assert_uint_eq(pnum, 65536);
-	ck_assert(st & MIMG_BS_COMPRESSED);
-	ck_assert(st & MIMG_BS_DATA);
+	tu_assert_status(img, 0, 1 << 20, 65536,
+			 MIMG_BS_COMPRESSED | MIMG_BS_DATA, 0);
 	mimg_close(img);
 }
 END_TEST
@@ -148,22 +143,10 @@ START_TEST(read_extended_l2_subclusters)
 	compare_with_qemu("t.qcow2");
 
 	struct mimg *img;
-	uint64_t pnum;
-	unsigned st;
 	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL, 0), 0);
-	ck_assert_int_eq(mimg_block_status(img, 0, 65536, &pnum, &st, NULL), 0);
-	ck_assert_uint_eq(pnum, 2048);
-	ck_assert(!(st & MIMG_BS_ALLOCATED));
-	ck_assert_int_eq(mimg_block_status(img, 2048, 65536, &pnum, &st,
-					   NULL),
-			 0);
-	ck_assert_uint_eq(pnum, 2048);
-	ck_assert(st & MIMG_BS_DATA);
-	ck_assert_int_eq(mimg_block_status(img, 8192, 65536, &pnum, &st,
-					   NULL),
-			 0);
-	ck_assert_uint_eq(pnum, 4096);
-	ck_assert(st & MIMG_BS_ZERO);
+	tu_assert_status(img, 0, 65536, 2048, 0, MIMG_BS_ALLOCATED);
+	tu_assert_status(img, 2048, 65536, 2048, MIMG_BS_DATA, 0);
+	tu_assert_status(img, 8192, 65536, 4096, MIMG_BS_ZERO, 0);
 	mimg_close(img);
 }
 END_TEST

@@ -151,18 +151,8 @@ START_TEST(write_cow_from_backing)
 	verify_read(img, &m);
 	if (_i) {
 		/* Only the written subcluster is allocated. */
-		uint64_t pnum;
-		unsigned st;
-		ck_assert_int_eq(mimg_block_status(img, 0, 65536, &pnum, &st,
-						   NULL),
-				 0);
-		ck_assert_uint_eq(pnum, 2048);
-		ck_assert(!(st & MIMG_BS_ALLOCATED));
-		ck_assert_int_eq(mimg_block_status(img, 2048, 65536, &pnum,
-						   &st, NULL),
-				 0);
-		ck_assert_uint_eq(pnum, 2048);
-		ck_assert(st & MIMG_BS_ALLOCATED);
+		tu_assert_status(img, 0, 65536, 2048, 0, MIMG_BS_ALLOCATED);
+		tu_assert_status(img, 2048, 65536, 2048, MIMG_BS_ALLOCATED, 0);
 	}
 	/* A second write into the same cluster. */
 	do_write(img, &m, 10000, 5000, 5);
@@ -219,12 +209,7 @@ START_TEST(zeroes_and_discard)
 	ck_assert_int_eq(mimg_discard(img, 1 << 20, 262144, 0), 0);
 	memset(m.data + (1 << 20), 0, 262144);
 	verify_read(img, &m);
-	uint64_t pnum;
-	unsigned st;
-	ck_assert_int_eq(mimg_block_status(img, 65536, 131072, &pnum, &st,
-					   NULL),
-			 0);
-	ck_assert(st & MIMG_BS_ZERO);
+	tu_assert_status(img, 65536, 131072, 0, MIMG_BS_ZERO, 0);
 	/* Write again into zeroed and discarded clusters. */
 	do_write(img, &m, 65536 + 10, 20, 2);
 	do_write(img, &m, (1 << 20) + 5, 70000, 3);
@@ -276,12 +261,7 @@ START_TEST(truncate_grows_l1)
 	ck_assert_int_eq(mimg_pread(img, m.data, 64 << 20, 0, 0), 64 << 20);
 	ck_assert_int_eq(mimg_truncate(img, 72 << 20, MIMG_PREALLOC_METADATA),
 			 0);
-	uint64_t pnum;
-	unsigned st;
-	ck_assert_int_eq(mimg_block_status(img, 70 << 20, 1 << 20, &pnum, &st,
-					   NULL),
-			 0);
-	ck_assert(st & MIMG_BS_ALLOCATED);
+	tu_assert_status(img, 70 << 20, 1 << 20, 0, MIMG_BS_ALLOCATED, 0);
 	do_write(img, &m, (72 << 20) - 700, 700, 4);
 	close_and_verify(img, &m);
 	free(m.data);

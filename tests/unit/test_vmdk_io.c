@@ -171,12 +171,8 @@ START_TEST(test_zero_extent_and_noaccess)
 	ck_assert_int_eq(memcmp(buf + 100 * 512, data, sizeof(data)), 0);
 	ck_assert_int_lt(mimg_pwrite(img, buf, 512, 0, 0), 0);
 	ck_assert_int_eq(mimg_pwrite(img, buf, 512, 100 * 512, 0), -EROFS);
-	uint64_t pnum;
-	unsigned st;
-	ck_assert_int_eq(mimg_block_status(img, 0, 128 * 512, &pnum, &st, NULL), 0);
-	ck_assert_uint_eq(pnum, 100 * 512);
-	ck_assert_uint_eq(st & (MIMG_BS_ZERO | MIMG_BS_ALLOCATED),
-			  MIMG_BS_ZERO | MIMG_BS_ALLOCATED);
+	tu_assert_status(img, 0, 128 * 512, 100 * 512,
+			 MIMG_BS_ZERO | MIMG_BS_ALLOCATED, 0);
 	mimg_close(img);
 }
 END_TEST
@@ -233,15 +229,9 @@ START_TEST(test_delta_cow_and_zeroes)
 	memset(model + 10 * 65536 + 5, 0, 100);
 	verify(t, model, size);
 
-	uint64_t pnum;
-	unsigned st;
-	ck_assert_int_eq(mimg_block_status(t, 4 * 65536, 4 * 65536, &pnum, &st,
-					   NULL), 0);
-	ck_assert_uint_eq(pnum, 2 * 65536);
-	ck_assert_uint_eq(st & (MIMG_BS_ZERO | MIMG_BS_ALLOCATED | MIMG_BS_DATA),
-			  MIMG_BS_ZERO | MIMG_BS_ALLOCATED);
-	ck_assert_int_eq(mimg_block_status(t, 0, 65536, &pnum, &st, NULL), 0);
-	ck_assert_uint_eq(st & MIMG_BS_ALLOCATED, 0);
+	tu_assert_status(t, 4 * 65536, 4 * 65536, 2 * 65536,
+			 MIMG_BS_ZERO | MIMG_BS_ALLOCATED, MIMG_BS_DATA);
+	tu_assert_status(t, 0, 65536, 0, 0, MIMG_BS_ALLOCATED);
 	close_reopen_verify(t, model, size);
 	qemu_agrees("top.vmdk", model, size);
 	free(model);

@@ -250,6 +250,23 @@ int tu_dirty_runs(struct mimg *img, const char *name, char *out,
 	return 0;
 }
 
+void tu_assert_status(struct mimg *img, uint64_t off, uint64_t len,
+		      uint64_t pnum, unsigned has, unsigned lacks)
+{
+	uint64_t got;
+	unsigned st;
+	int r = mimg_block_status(img, off, len, &got, &st, NULL);
+	ck_assert_msg(r == 0, "block status at %llu: %s",
+		      (unsigned long long)off, mimg_errmsg());
+	ck_assert_msg(pnum == 0 || got == pnum,
+		      "block status at %llu: run of %llu bytes, want %llu",
+		      (unsigned long long)off, (unsigned long long)got,
+		      (unsigned long long)pnum);
+	ck_assert_msg((st & has) == has && !(st & lacks),
+		      "block status at %llu: 0x%x, want 0x%x set, 0x%x clear",
+		      (unsigned long long)off, st, has, lacks);
+}
+
 struct mimg *tu_open_secret(const char *path, unsigned flags,
 			    const char *pass)
 {

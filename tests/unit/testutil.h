@@ -86,6 +86,11 @@ void tu_qemu_reads(const char *image, const char *format,
  * bitmap is in use). */
 int tu_dirty_runs(struct mimg *img, const char *name, char *out,
 		  size_t cap);
+/* mimg_block_status of IMG at OFF, for at most LEN bytes, succeeds with
+ * a run of PNUM bytes (0: of any length) whose status has every flag of
+ * HAS set and every flag of LACKS clear. */
+void tu_assert_status(struct mimg *img, uint64_t off, uint64_t len,
+		      uint64_t pnum, unsigned has, unsigned lacks);
 /* Run a shell command; returns its exit status (or -1). */
 int tu_system(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
