@@ -90,13 +90,7 @@ static void write_clusters(struct mimg *img, uint8_t *model, int first,
 
 static void check_clean(struct mimg *img, const uint8_t *model)
 {
-	struct mimg_check_result res = {.size = sizeof(res)};
-	ck_assert_int_eq(mimg_check(img, 0, &res), 0);
-	ck_assert_msg(res.corruptions == 0 && res.leaks == 0,
-		      "check: %llu corruptions, %llu leaks",
-		      (unsigned long long)res.corruptions,
-		      (unsigned long long)res.leaks);
-	mimg_check_result_free(&res);
+	tu_assert_check(img, 0, 0, 0, NULL);
 	uint8_t *got = malloc(IMG_SIZE);
 	ck_assert_ptr_nonnull(got);
 	ck_assert_int_eq(mimg_pread(img, got, IMG_SIZE, 0, 0), IMG_SIZE);

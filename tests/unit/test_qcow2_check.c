@@ -56,12 +56,39 @@ static int run_check(unsigned open_flags, unsigned flags,
 	return r;
 }
 
-/* Repair with FLAGS (MIMG_CHECK_REPAIR_*) through a read-write open. */
-static void repair(unsigned flags, struct mimg_check_result *res)
+/* The check of t.qcow2 (read-only) finds CORRUPTIONS and LEAKS, and its
+ * first message holds MSG (as tu_assert_check). */
+static void check_finds(long corruptions, long leaks, const char *msg)
 {
+	struct mimg *img;
+	int r = mimg_open(&img, "t.qcow2", NULL, 0);
+	ck_assert_msg(r == 0, "open: %s", mimg_errmsg());
+	tu_assert_check(img, 0, corruptions, leaks, msg);
+	ck_assert_int_eq(mimg_close(img), 0);
+}
+
+/* Repair with FLAGS (MIMG_CHECK_REPAIR_*) through a read-write open: it
+ * leaves CORRUPTIONS, having fixed CORRUPTIONS_FIXED, and leaves LEAKS,
+ * having fixed LEAKS_FIXED (numbers, TU_ANY or TU_SOME). */
+static void repair(unsigned flags, long corruptions, long corruptions_fixed,
+		   long leaks, long leaks_fixed)
+{
+	struct mimg_check_result res;
 	ck_assert_int_eq(run_check(MIMG_OPEN_RDWR | MIMG_OPEN_CHECK, flags,
-				   res),
+				   &res),
 			 0);
+	ck_assert_msg(tu_count_is(res.corruptions, corruptions) &&
+			      tu_count_is(res.corruptions_fixed,
+					  corruptions_fixed) &&
+			      tu_count_is(res.leaks, leaks) &&
+			      tu_count_is(res.leaks_fixed, leaks_fixed),
+		      "repair 0x%x: %llu corruptions (%llu fixed), %llu leaks "
+		      "(%llu fixed)",
+		      flags, (unsigned long long)res.corruptions,
+		      (unsigned long long)res.corruptions_fixed,
+		      (unsigned long long)res.leaks,
+		      (unsigned long long)res.leaks_fixed);
+	mimg_check_result_free(&res);
 }
 
 /* qemu-img check -q of t.qcow2 exits with STATUS (0 clean, 2 errors,
@@ -106,17 +133,8 @@ START_TEST(leak_found_and_repaired)
 	make_image("");
 	put_be64("t.qcow2", L2_OFF, 0); /* drop guest cluster 0 */
 	qemu_check_exits(3);
-	struct mimg_check_result res = {.size = sizeof(res)};
-	ck_assert_int_eq(run_check(0, 0, &res), 0);
-	ck_assert_uint_eq(res.leaks, 1);
-	ck_assert_uint_eq(res.corruptions, 0);
-	ck_assert(res.messages && strstr(res.messages[0], "Leaked cluster 5"));
-	mimg_check_result_free(&res);
-
-	repair(MIMG_CHECK_REPAIR_LEAKS, &res);
-	ck_assert_uint_eq(res.leaks_fixed, 1);
-	ck_assert_uint_eq(res.leaks, 0);
-	mimg_check_result_free(&res);
+	check_finds(0, 1, "Leaked cluster 5");
+	repair(MIMG_CHECK_REPAIR_LEAKS, TU_ANY, TU_ANY, 0, 1);
 	qemu_check_exits(0);
 }
 END_TEST
@@ -127,19 +145,11 @@ START_TEST(refcount_error_repaired)
 	make_image("");
 	put_be16("t.qcow2", RB_OFF + 2 * DATA_CLUSTER, 0);
 	qemu_check_exits(2);
-	struct mimg_check_result res = {.size = sizeof(res)};
-	ck_assert_int_eq(run_check(0, 0, &res), 0);
-	ck_assert_uint_ge(res.corruptions, 1);
-	mimg_check_result_free(&res);
+	check_finds(TU_SOME, TU_ANY, NULL);
 	/* Leak repair alone does not fix an error. */
-	repair(MIMG_CHECK_REPAIR_LEAKS, &res);
-	ck_assert_uint_ge(res.corruptions, 1);
-	mimg_check_result_free(&res);
-
-	repair(MIMG_CHECK_REPAIR_LEAKS | MIMG_CHECK_REPAIR_ERRORS, &res);
-	ck_assert_uint_eq(res.corruptions, 0);
-	ck_assert_uint_ge(res.corruptions_fixed, 1);
-	mimg_check_result_free(&res);
+	repair(MIMG_CHECK_REPAIR_LEAKS, TU_SOME, TU_ANY, TU_ANY, TU_ANY);
+	repair(MIMG_CHECK_REPAIR_LEAKS | MIMG_CHECK_REPAIR_ERRORS, 0, TU_SOME,
+	       TU_ANY, TU_ANY);
 	qemu_check_exits(0);
 	ck_assert_int_eq(tu_system("qemu-io -c 'read -P 0x11 0 64k' "
 				   "-c 'read -P 0x12 1M 128k' t.qcow2 | "
@@ -155,14 +165,8 @@ START_TEST(copied_flag_error_repaired)
 	/* Clear OFLAG_COPIED on the L2 entry of guest cluster 0. */
 	put_be64("t.qcow2", L2_OFF, (uint64_t)DATA_CLUSTER << 16);
 	qemu_check_exits(2);
-	struct mimg_check_result res = {.size = sizeof(res)};
-	ck_assert_int_eq(run_check(0, 0, &res), 0);
-	ck_assert_uint_eq(res.corruptions, 1);
-	mimg_check_result_free(&res);
-	repair(MIMG_CHECK_REPAIR_ERRORS, &res);
-	ck_assert_uint_eq(res.corruptions, 0);
-	ck_assert_uint_eq(res.corruptions_fixed, 1);
-	mimg_check_result_free(&res);
+	check_finds(1, TU_ANY, NULL);
+	repair(MIMG_CHECK_REPAIR_ERRORS, 0, 1, TU_ANY, TU_ANY);
 	qemu_check_exits(0);
 }
 END_TEST
@@ -177,10 +181,7 @@ START_TEST(extl2_allocated_without_host)
 	/* Entry 2 (guest cluster 2, unallocated): bitmap bit 0 set. */
 	put_be64("t.qcow2", L2_OFF + 2 * 16 + 8, 1);
 	qemu_check_exits(2);
-	struct mimg_check_result res = {.size = sizeof(res)};
-	ck_assert_int_eq(run_check(0, 0, &res), 0);
-	ck_assert_uint_eq(res.corruptions, 1);
-	mimg_check_result_free(&res);
+	check_finds(1, TU_ANY, NULL);
 	struct mimg *img;
 	uint8_t b[512];
 	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL, 0), 0);
@@ -242,10 +243,8 @@ START_TEST(overlap_marks_corrupt_until_repaired)
 	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL, MIMG_OPEN_RDWR),
 			 -EACCES);
 
-	struct mimg_check_result res = {.size = sizeof(res)};
-	repair(MIMG_CHECK_REPAIR_LEAKS | MIMG_CHECK_REPAIR_ERRORS, &res);
-	ck_assert_uint_eq(res.corruptions, 0);
-	mimg_check_result_free(&res);
+	repair(MIMG_CHECK_REPAIR_LEAKS | MIMG_CHECK_REPAIR_ERRORS, 0, TU_ANY,
+	       TU_ANY, TU_ANY);
 	qemu_check_exits(0);
 	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL, MIMG_OPEN_RDWR), 0);
 	ck_assert_int_eq(mimg_pwrite(img, b, sizeof(b), 3 << 20, 0),

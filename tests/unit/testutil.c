@@ -267,6 +267,33 @@ void tu_assert_status(struct mimg *img, uint64_t off, uint64_t len,
 		      (unsigned long long)off, st, has, lacks);
 }
 
+bool tu_count_is(uint64_t got, long want)
+{
+	if (want == TU_ANY)
+		return true;
+	if (want == TU_SOME)
+		return got > 0;
+	return got == (uint64_t)want;
+}
+
+void tu_assert_check(struct mimg *img, unsigned flags, long corruptions,
+		     long leaks, const char *msg)
+{
+	struct mimg_check_result res = {.size = sizeof(res)};
+	int r = mimg_check(img, flags, &res);
+	ck_assert_msg(r == 0, "check: %s", mimg_errmsg());
+	const char *first = res.messages ? res.messages[0] : "(no message)";
+	ck_assert_msg(tu_count_is(res.corruptions, corruptions) &&
+			      tu_count_is(res.leaks, leaks),
+		      "check: %llu corruptions, %llu leaks, want %ld, %ld "
+		      "(-1: any, -2: some): %s",
+		      (unsigned long long)res.corruptions,
+		      (unsigned long long)res.leaks, corruptions, leaks, first);
+	ck_assert_msg(!msg || (res.messages && strstr(res.messages[0], msg)),
+		      "check: first message '%s' lacks '%s'", first, msg);
+	mimg_check_result_free(&res);
+}
+
 struct mimg *tu_open_secret(const char *path, unsigned flags,
 			    const char *pass)
 {

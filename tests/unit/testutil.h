@@ -91,6 +91,16 @@ int tu_dirty_runs(struct mimg *img, const char *name, char *out,
  * HAS set and every flag of LACKS clear. */
 void tu_assert_status(struct mimg *img, uint64_t off, uint64_t len,
 		      uint64_t pnum, unsigned has, unsigned lacks);
+/* Counts tu_assert_check accepts beside an exact number. */
+#define TU_ANY (-1)  /* any number */
+#define TU_SOME (-2) /* at least one */
+/* True when the count GOT is WANT (a number, TU_ANY or TU_SOME). */
+bool tu_count_is(uint64_t got, long want);
+/* mimg_check of IMG with FLAGS succeeds and counts CORRUPTIONS
+ * corruptions and LEAKS leaks (a number, TU_ANY or TU_SOME); its first
+ * message holds MSG (NULL: not looked at). */
+void tu_assert_check(struct mimg *img, unsigned flags, long corruptions,
+		     long leaks, const char *msg);
 /* Run a shell command; returns its exit status (or -1). */
 int tu_system(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
