@@ -103,13 +103,28 @@ static void close_and_verify(struct mimg *img, struct model *m)
 	verify_with_qemu("t.qcow2", m);
 }
 
+/* close_and_verify, then free the model. */
+static void finish(struct mimg *img, struct model *m)
+{
+	close_and_verify(img, m);
+	free(m->data);
+}
+
+/* t.qcow2 open read-write, and M its model of SIZE bytes (from the raw
+ * file FROM_RAW, or zeroes). */
+static struct mimg *open_modelled(struct model *m, size_t size,
+				  const char *from_raw)
+{
+	model_init(m, size, from_raw);
+	return open_rw("t.qcow2");
+}
+
 START_TEST(write_allocating_unaligned)
 {
 	TU_SKIP_WITHOUT_QEMU();
 	struct model m;
 	ck_assert_int_eq(mimg_create("t.qcow2", "qcow2", 8 << 20, NULL, 0), 0);
-	model_init(&m, 8 << 20, NULL);
-	struct mimg *img = open_rw("t.qcow2");
+	struct mimg *img = open_modelled(&m, 8 << 20, NULL);
 	static const struct wr w[] = {
 		{ 0, 100000, 1 },
 		{ 777, 3, 2 },
@@ -118,8 +133,7 @@ START_TEST(write_allocating_unaligned)
 		{ 65536 * 5 + 100, 65536 * 3, 5 },
 	};
 	do_writes(img, &m, w, TU_NELEM(w));
-	close_and_verify(img, &m);
-	free(m.data);
+	finish(img, &m);
 }
 END_TEST
 
@@ -139,8 +153,7 @@ START_TEST(write_cow_from_backing)
 				   ext),
 			 0);
 	struct model m;
-	model_init(&m, 4 << 20, "b.raw");
-	struct mimg *img = open_rw("t.qcow2");
+	struct mimg *img = open_modelled(&m, 4 << 20, "b.raw");
 	static const struct wr w[] = {
 		{ 2048, 2048, 1 },
 		{ 70000, 10, 2 },
@@ -156,8 +169,7 @@ START_TEST(write_cow_from_backing)
 	}
 	/* A second write into the same cluster. */
 	do_write(img, &m, 10000, 5000, 5);
-	close_and_verify(img, &m);
-	free(m.data);
+	finish(img, &m);
 }
 END_TEST
 
@@ -174,11 +186,10 @@ START_TEST(write_over_compressed_clusters)
 				   ct),
 			 0);
 	struct model m;
-	model_init(&m, 1 << 20, NULL);
+	struct mimg *img = open_modelled(&m, 1 << 20, NULL);
 	memset(m.data, 0x61, 65536);
 	memset(m.data + 65536, 0x62, 65536);
 	memset(m.data + 131072, 0x63, 65536);
-	struct mimg *img = open_rw("t.qcow2");
 	verify_read(img, &m);
 	static const struct wr w[] = {
 		{ 100, 1000, 1 },
@@ -186,8 +197,7 @@ START_TEST(write_over_compressed_clusters)
 		{ 131072 + 65000, 1000, 3 },
 	};
 	do_writes(img, &m, w, TU_NELEM(w));
-	close_and_verify(img, &m);
-	free(m.data);
+	finish(img, &m);
 }
 END_TEST
 
@@ -201,8 +211,7 @@ START_TEST(zeroes_and_discard)
 				   variants[_i]),
 			 0);
 	struct model m;
-	model_init(&m, 2 << 20, NULL);
-	struct mimg *img = open_rw("t.qcow2");
+	struct mimg *img = open_modelled(&m, 2 << 20, NULL);
 	do_write(img, &m, 0, 2 << 20, 1);
 	do_zero(img, &m, 65536, 131072, 0);
 	do_zero(img, &m, 300000, 200000, MIMG_ZERO_MAY_UNMAP);
@@ -213,8 +222,7 @@ START_TEST(zeroes_and_discard)
 	/* Write again into zeroed and discarded clusters. */
 	do_write(img, &m, 65536 + 10, 20, 2);
 	do_write(img, &m, (1 << 20) + 5, 70000, 3);
-	close_and_verify(img, &m);
-	free(m.data);
+	finish(img, &m);
 }
 END_TEST
 
@@ -229,13 +237,11 @@ START_TEST(refcount_table_growth)
 				   rb[_i]),
 			 0);
 	struct model m;
-	model_init(&m, 16 << 20, NULL);
-	struct mimg *img = open_rw("t.qcow2");
+	struct mimg *img = open_modelled(&m, 16 << 20, NULL);
 	for (int i = 0; i < 40; i++)
 		do_write(img, &m, (uint64_t)i * 400000 % (15 << 20),
 			 60000 + (size_t)i * 13, (uint64_t)i + 10);
-	close_and_verify(img, &m);
-	free(m.data);
+	finish(img, &m);
 }
 END_TEST
 
@@ -246,8 +252,7 @@ START_TEST(truncate_grows_l1)
 				   "cluster_size=512 t.qcow2 1M"),
 			 0);
 	struct model m;
-	model_init(&m, 64 << 20, NULL);
-	struct mimg *img = open_rw("t.qcow2");
+	struct mimg *img = open_modelled(&m, 64 << 20, NULL);
 	do_write(img, &m, 1000, 5000, 1);
 	ck_assert_int_eq(mimg_truncate(img, 64 << 20, MIMG_PREALLOC_OFF), 0);
 	ck_assert_uint_eq(mimg_size(img), 64 << 20);
@@ -263,8 +268,7 @@ START_TEST(truncate_grows_l1)
 			 0);
 	tu_assert_status(img, 70 << 20, 1 << 20, 0, MIMG_BS_ALLOCATED, 0);
 	do_write(img, &m, (72 << 20) - 700, 700, 4);
-	close_and_verify(img, &m);
-	free(m.data);
+	finish(img, &m);
 }
 END_TEST
 
@@ -279,9 +283,8 @@ START_TEST(write_shared_with_snapshot)
 				   "t.qcow2"),
 			 0);
 	struct model m;
-	model_init(&m, 1 << 20, NULL);
+	struct mimg *img = open_modelled(&m, 1 << 20, NULL);
 	memset(m.data, 0x41, 1 << 20);
-	struct mimg *img = open_rw("t.qcow2");
 	do_write(img, &m, 1000, 3000, 1);
 	do_write(img, &m, 500000, 200000, 2);
 	do_zero(img, &m, 917504, 65536, 0);
@@ -312,8 +315,7 @@ START_TEST(write_data_file)
 				   o[_i]),
 			 0);
 	struct model m;
-	model_init(&m, 2 << 20, NULL);
-	struct mimg *img = open_rw("t.qcow2");
+	struct mimg *img = open_modelled(&m, 2 << 20, NULL);
 	do_write(img, &m, 0, 3000, 1);
 	do_write(img, &m, 100000, 300000, 2);
 	do_zero(img, &m, 131072, 65536, 0);
@@ -361,8 +363,7 @@ START_TEST(concurrent_writers)
 				   "-f qcow2 -b b.raw -F raw t.qcow2"),
 			 0);
 	struct model m;
-	model_init(&m, 20 << 20, "b.raw");
-	struct mimg *img = open_rw("t.qcow2");
+	struct mimg *img = open_modelled(&m, 20 << 20, "b.raw");
 	pthread_t th[8];
 	struct worker w[8];
 	for (int i = 0; i < 8; i++) {
@@ -371,8 +372,7 @@ START_TEST(concurrent_writers)
 	}
 	for (int i = 0; i < 8; i++)
 		pthread_join(th[i], NULL);
-	close_and_verify(img, &m);
-	free(m.data);
+	finish(img, &m);
 }
 END_TEST
 
