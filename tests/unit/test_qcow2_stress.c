@@ -145,6 +145,18 @@ static int verify(struct thread_ctx *t, uint64_t off, uint64_t len)
 	return 0;
 }
 
+/* WHAT over [OFF, OFF+LEN) returned RET (WANT on success): the units
+ * there now hold version V, or the thread fails. */
+static int record(struct thread_ctx *t, const char *what, uint64_t off,
+		  uint64_t len, long ret, long want, uint32_t v)
+{
+	if (ret != want)
+		return thread_fail(t, what, off, len, ret);
+	for (uint64_t u = off / UNIT; u < (off + len) / UNIT; u++)
+		t->st->cur[u] = v;
+	return 0;
+}
+
 static int do_write(struct thread_ctx *t)
 {
 	uint64_t off, len;
@@ -152,11 +164,7 @@ static int do_write(struct thread_ctx *t)
 	uint32_t v = ((uint32_t)t->id << 24) | (t->next_version++ & 0xffffff);
 	fill_range(t->st->cfg, off, len, v, t->buf);
 	ssize_t n = mimg_pwrite(t->st->img, t->buf, len, off, 0);
-	if (n != (ssize_t)len)
-		return thread_fail(t, "write", off, len, (long)n);
-	for (uint64_t u = off / UNIT; u < (off + len) / UNIT; u++)
-		t->st->cur[u] = v;
-	return 0;
+	return record(t, "write", off, len, (long)n, (long)len, v);
 }
 
 static int do_read(struct thread_ctx *t)
@@ -184,11 +192,7 @@ static int do_zero(struct thread_ctx *t)
 	pick_own_range(t, &off, &len);
 	unsigned flags = t_rand(t) % 2 ? MIMG_ZERO_MAY_UNMAP : 0;
 	int ret = mimg_pwrite_zeroes(t->st->img, off, len, flags);
-	if (ret != 0)
-		return thread_fail(t, "write zeroes", off, len, ret);
-	for (uint64_t u = off / UNIT; u < (off + len) / UNIT; u++)
-		t->st->cur[u] = V_ZERO;
-	return 0;
+	return record(t, "write zeroes", off, len, ret, 0, V_ZERO);
 }
 
 static int do_discard(struct thread_ctx *t)
@@ -196,11 +200,7 @@ static int do_discard(struct thread_ctx *t)
 	uint64_t off, len;
 	pick_own_range(t, &off, &len);
 	int ret = mimg_discard(t->st->img, off, len, 0);
-	if (ret != 0)
-		return thread_fail(t, "discard", off, len, ret);
-	for (uint64_t u = off / UNIT; u < (off + len) / UNIT; u++)
-		t->st->cur[u] = V_UNKNOWN;
-	return 0;
+	return record(t, "discard", off, len, ret, 0, V_UNKNOWN);
 }
 
 static int do_block_status(struct thread_ctx *t)
