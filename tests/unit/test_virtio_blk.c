@@ -78,14 +78,20 @@ static bool notified_here(void)
 	return here;
 }
 
-static unsigned notify_count(void)
+/* *V, read under LOCK. */
+static unsigned read_locked(pthread_mutex_t *lock, const unsigned *v)
 {
 	unsigned n;
 
-	pthread_mutex_lock(&notify_lock);
-	n = notifies;
-	pthread_mutex_unlock(&notify_lock);
+	pthread_mutex_lock(lock);
+	n = *v;
+	pthread_mutex_unlock(lock);
 	return n;
+}
+
+static unsigned notify_count(void)
+{
+	return read_locked(&notify_lock, &notifies);
 }
 
 static uint8_t *gp(uint64_t gpa)
@@ -899,7 +905,7 @@ END_TEST
 /* The device's wake-ups: it ran out of room and blockif has some now. */
 static pthread_mutex_t wake_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake_cond = PTHREAD_COND_INITIALIZER;
-static int wakes;
+static unsigned wakes;
 
 static void on_wake(void *opaque)
 {
@@ -919,14 +925,9 @@ static void wait_wake(void)
 	pthread_mutex_unlock(&wake_lock);
 }
 
-static int wake_count(void)
+static unsigned wake_count(void)
 {
-	int n;
-
-	pthread_mutex_lock(&wake_lock);
-	n = wakes;
-	pthread_mutex_unlock(&wake_lock);
-	return n;
+	return read_locked(&wake_lock, &wakes);
 }
 
 START_TEST(stall_and_wake)
@@ -945,7 +946,7 @@ START_TEST(stall_and_wake)
 	ck_assert_int_eq(vblk_queue_process(dev, 0), -EAGAIN);
 	ck_assert_int_eq(vblk_queue_process(dev, 0), -EAGAIN);
 	ck_assert_uint_eq(used_idx(), 0);
-	ck_assert_int_eq(wake_count(), 0);
+	ck_assert_uint_eq(wake_count(), 0);
 	release_workers();
 	/* Each wake-up lets the transport take more. */
 	do {
