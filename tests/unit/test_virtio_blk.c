@@ -21,6 +21,7 @@
 
 #include "blockif_park.h"
 #include "testutil.h"
+#include "virtq_driver.h"
 #include "vmm-blk/block_if.h"
 #include "vmm-blk/virtio_blk.h"
 
@@ -127,12 +128,7 @@ static uint32_t get32(uint64_t gpa)
 static void put_desc_at(uint64_t table, unsigned i, uint64_t addr,
 			uint32_t len, uint16_t flags, uint16_t next)
 {
-	uint8_t *d = gp(table + 16 * i);
-
-	memcpy(d, &addr, 8);
-	memcpy(d + 8, &len, 4);
-	memcpy(d + 12, &flags, 2);
-	memcpy(d + 14, &next, 2);
+	vq_put_desc(gp(table), i, addr, len, flags, next);
 }
 
 static void put_desc(unsigned i, uint64_t addr, uint32_t len, uint16_t flags,
@@ -143,19 +139,12 @@ static void put_desc(unsigned i, uint64_t addr, uint32_t len, uint16_t flags,
 
 static void put_hdr(uint64_t gpa, uint32_t type, uint64_t sector)
 {
-	uint8_t *h = gp(gpa);
-
-	memset(h, 0, 16);
-	memcpy(h, &type, 4);
-	memcpy(h + 8, &sector, 8);
+	vq_put_blk_hdr(gp(gpa), type, sector);
 }
 
 static void make_avail(uint16_t head)
 {
-	put16(GPA_AVAIL + 4 + 2 * (avail_idx % QSZ), head);
-	avail_idx++;
-	__atomic_store_n((uint16_t *)gp(GPA_AVAIL + 2), avail_idx,
-			 __ATOMIC_RELEASE);
+	vq_make_avail(gp(GPA_AVAIL), QSZ, &avail_idx, head);
 }
 
 static uint16_t used_idx(void)
