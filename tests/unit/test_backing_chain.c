@@ -208,8 +208,8 @@ START_TEST(chain_relative_to_overlay_dir)
 	NEED_QCOW2();
 	ck_assert_int_eq(mkdir("sub", 0755), 0);
 	make_base("sub/base.raw", 1 * MIB, 0x5B);
-	ck_assert_int_eq(tu_system("cd sub && qemu-img create -q -f qcow2 "
-				   "-b base.raw -F raw top.qcow2 2M"), 0);
+	tu_sh("cd sub && qemu-img create -q -f qcow2 -b base.raw -F raw "
+	      "top.qcow2 2M");
 	/* opened from another directory: the name is relative to sub/ */
 	struct mimg *img;
 	ck_assert_int_eq(mimg_open(&img, "sub/top.qcow2", NULL,
@@ -268,8 +268,7 @@ END_TEST
 START_TEST(chain_missing_backing_named)
 {
 	NEED_QCOW2();
-	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 -u "
-				   "-b gone.raw -F raw top.qcow2 1M"), 0);
+	tu_sh("qemu-img create -q -f qcow2 -u -b gone.raw -F raw top.qcow2 1M");
 	struct mimg *img;
 	ck_assert_int_eq(mimg_open(&img, "top.qcow2", NULL, 0), -ENOENT);
 	assert_msg_has("top.qcow2");
@@ -285,27 +284,24 @@ START_TEST(chain_loops_detected)
 	NEED_QCOW2();
 	struct mimg *img;
 	/* a.qcow2 -> a.qcow2 */
-	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 a.qcow2 1M && "
-				   "qemu-img rebase -u -b a.qcow2 -F qcow2 "
-				   "a.qcow2"), 0);
+	tu_sh("qemu-img create -q -f qcow2 a.qcow2 1M && qemu-img rebase -u -b "
+	      "a.qcow2 -F qcow2 a.qcow2");
 	ck_assert_int_eq(mimg_open(&img, "a.qcow2", NULL, 0), -ELOOP);
 	assert_msg_has("a.qcow2");
 	/* b -> c -> d -> b, with d naming b through another spelling */
 	ck_assert_int_eq(mkdir("x", 0755), 0);
-	ck_assert_int_eq(tu_system(
-		"qemu-img create -q -f qcow2 -u -b c.qcow2 -F qcow2 b.qcow2 1M "
-		"&& qemu-img create -q -f qcow2 -u -b x/d.qcow2 -F qcow2 "
-		"c.qcow2 1M && qemu-img create -q -f qcow2 -u -b ../b.qcow2 "
-		"-F qcow2 x/d.qcow2 1M"), 0);
+	tu_sh("qemu-img create -q -f qcow2 -u -b c.qcow2 -F qcow2 b.qcow2 1M "
+	      "&& qemu-img create -q -f qcow2 -u -b x/d.qcow2 -F qcow2 c.qcow2 "
+	      "1M && qemu-img create -q -f qcow2 -u -b ../b.qcow2 -F qcow2 "
+	      "x/d.qcow2 1M");
 	ck_assert_int_eq(mimg_open(&img, "b.qcow2", NULL, 0), -ELOOP);
 	ck_assert_int_eq(mimg_open(&img, "c.qcow2", NULL, 0), -ELOOP);
 	ck_assert_int_eq(mimg_open(&img, "b.qcow2", NULL,
 				   MIMG_OPEN_NO_BACKING), 0);
 	ck_assert_int_eq(mimg_close(img), 0);
 	/* through a hard link the same file is still the same file */
-	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 -u -b "
-				   "e-link.qcow2 -F qcow2 e.qcow2 1M && "
-				   "ln e.qcow2 e-link.qcow2"), 0);
+	tu_sh("qemu-img create -q -f qcow2 -u -b e-link.qcow2 -F qcow2 e.qcow2 "
+	      "1M && ln e.qcow2 e-link.qcow2");
 	ck_assert_int_eq(mimg_open(&img, "e.qcow2", NULL, 0), -ELOOP);
 }
 END_TEST
@@ -315,11 +311,10 @@ START_TEST(chain_depth_capped)
 	NEED_QCOW2();
 	/* l0.raw <- l1 <- ... <- l65: 66 images, 65 backing links */
 	make_base("l0.raw", 65536, 0x42);
-	ck_assert_int_eq(tu_system(
-		"set -e; qemu-img create -q -f qcow2 -u -b l0.raw -F raw "
-		"l1.qcow2 64k; i=2; while [ $i -le 65 ]; do qemu-img create "
-		"-q -f qcow2 -u -b l$((i-1)).qcow2 -F qcow2 l$i.qcow2 64k; "
-		"i=$((i+1)); done"), 0);
+	tu_sh("set -e; qemu-img create -q -f qcow2 -u -b l0.raw -F raw "
+	      "l1.qcow2 64k; i=2; while [ $i -le 65 ]; do qemu-img create -q "
+	      "-f qcow2 -u -b l$((i-1)).qcow2 -F qcow2 l$i.qcow2 64k; "
+	      "i=$((i+1)); done");
 	struct mimg *img;
 	char name[32];
 	/* 64 backing links: the deepest allowed */
@@ -348,8 +343,7 @@ START_TEST(chain_untrusted_refused)
 {
 	NEED_QCOW2();
 	make_base("base.raw", 65536, 1);
-	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 -b base.raw "
-				   "-F raw top.qcow2 1M"), 0);
+	tu_sh("qemu-img create -q -f qcow2 -b base.raw -F raw top.qcow2 1M");
 	struct mimg *img;
 	ck_assert_int_eq(mimg_open(&img, "top.qcow2", NULL,
 				   MIMG_OPEN_UNTRUSTED), -EPERM);
@@ -363,8 +357,7 @@ START_TEST(chain_untrusted_refused)
 			 -EPERM);
 	assert_msg_has("untrusted");
 	/* self-contained images are fine in untrusted mode */
-	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 plain.qcow2 "
-				   "1M"), 0);
+	tu_sh("qemu-img create -q -f qcow2 plain.qcow2 1M");
 	ck_assert_int_eq(mimg_open(&img, "plain.qcow2", NULL,
 				   MIMG_OPEN_UNTRUSTED), 0);
 	ck_assert_int_eq(mimg_close(img), 0);
@@ -378,10 +371,9 @@ START_TEST(chain_json_backing_refused)
 {
 	NEED_QCOW2();
 	make_base("base.raw", 65536, 1);
-	ck_assert_int_eq(tu_system(
-		"qemu-img create -q -f qcow2 -u -b 'json:{\"driver\":\"raw\","
-		"\"file\":{\"driver\":\"file\",\"filename\":\"base.raw\"}}' "
-		"-F raw top.qcow2 1M"), 0);
+	tu_sh("qemu-img create -q -f qcow2 -u -b 'json:{\"driver\":\"raw\","
+	      "\"file\":{\"driver\":\"file\",\"filename\":\"base.raw\"}}' "
+	      "-F raw top.qcow2 1M");
 	struct mimg *img;
 	ck_assert_int_eq(mimg_open(&img, "top.qcow2", NULL, 0), -EPERM);
 	assert_msg_has("json:");

@@ -177,11 +177,9 @@ START_TEST(chain_through_qcow2_overlay)
 	tu_make_sparse("base.raw", 4 * MIB);
 	tu_write_file("base.raw", buf, 2 * MIB, 0);
 	free(buf);
-	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 -b base.raw "
-				   "-F raw top.qcow2 6M"), 0);
-	ck_assert_int_eq(tu_system("qemu-io -f qcow2 -c 'write -P 0x11 512k "
-				   "64k' -c 'write -P 0x22 5M 64k' top.qcow2 "
-				   ">/dev/null"), 0);
+	tu_sh("qemu-img create -q -f qcow2 -b base.raw -F raw top.qcow2 6M");
+	tu_sh("qemu-io -f qcow2 -c 'write -P 0x11 512k 64k' -c "
+	      "'write -P 0x22 5M 64k' top.qcow2 >/dev/null");
 	struct mimg *img;
 	ck_assert_int_eq(mimg_open(&img, "top.qcow2", NULL, 0), 0);
 	ck_assert_ptr_nonnull(mimg_backing(img));

@@ -68,12 +68,10 @@ START_TEST(stress_qcow2_over_nbd)
 	pid_t pid;
 
 	/* A relative backing name has no directory behind NBD. */
-	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 -b %s/base.qcow2 "
-				   "-F qcow2 -o cluster_size=4096 "
-				   "overlay.qcow2 && truncate -s 32M "
-				   "overlay.qcow2",
-				   tu_tmpdir()),
-			 0);
+	tu_sh("qemu-img create -q -f qcow2 -b %s/base.qcow2 -F qcow2 -o "
+	      "cluster_size=4096 overlay.qcow2 && truncate -s 32M "
+	      "overlay.qcow2",
+	      tu_tmpdir());
 	pid = start_nbdkit("overlay.qcow2", uri, sizeof(uri));
 	stress_open(uri, shadow, DISK_SIZE, 4, 600, 21);
 	stop_nbdkit(pid);

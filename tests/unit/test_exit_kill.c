@@ -172,8 +172,7 @@ static void run_and_kill(const char *path, enum path via, bool *done,
 /* qemu-img reads the image back; every completed slot must match. */
 static void verify(const char *path, const bool *done)
 {
-	ck_assert_int_eq(tu_system("qemu-img convert -U -O raw %s out.raw",
-				   path), 0);
+	tu_sh("qemu-img convert -U -O raw %s out.raw", path);
 	FILE *f = fopen("out.raw", "rb");
 	ck_assert_ptr_nonnull(f);
 	uint8_t *want = malloc(65536), *got = malloc(65536);
@@ -217,14 +216,10 @@ static void make_image(const struct fmt_case *fc, char *path, size_t n)
 {
 	snprintf(path, n, "%s/t.img", tu_tmpdir());
 	if (fc->backing)
-		ck_assert_int_eq(tu_system("qemu-img create -q -f raw base.raw "
-					   "%dM && qemu-io -f raw -c 'write "
-					   "-P 0x5a 0 %dM' base.raw >/dev/null",
-					   IMG_MB, IMG_MB),
-				 0);
-	ck_assert_int_eq(tu_system("qemu-img create -q %s %s %dM", fc->create,
-				   path, IMG_MB),
-			 0);
+		tu_sh("qemu-img create -q -f raw base.raw %dM && qemu-io -f "
+		      "raw -c 'write -P 0x5a 0 %dM' base.raw >/dev/null",
+		      IMG_MB, IMG_MB);
+	tu_sh("qemu-img create -q %s %s %dM", fc->create, path, IMG_MB);
 }
 
 static int check_status(const char *path)

@@ -176,23 +176,18 @@ START_TEST(oracles)
 		ck_assert_int_eq(change(img, which, &del, NULL), 0);
 		ck_assert_int_eq(mimg_close(img), 0);
 	}
-	ck_assert_int_eq(tu_system("cryptsetup luksDump k.luks | "
-				   "grep -q '^Key Slot 1: ENABLED'"), 0);
-	ck_assert_int_eq(tu_system("printf second | cryptsetup luksOpen "
-				   "--test-passphrase --key-file=- k.luks"),
-			 0);
+	tu_sh("cryptsetup luksDump k.luks | grep -q '^Key Slot 1: ENABLED'");
+	tu_sh("printf second | cryptsetup luksOpen --test-passphrase "
+	      "--key-file=- k.luks");
 	ck_assert_int_ne(tu_system("printf first | cryptsetup luksOpen "
 				   "--test-passphrase --key-file=- k.luks "
 				   "2>/dev/null"),
 			 0);
-	ck_assert_int_eq(tu_system("qemu-img convert --object secret,id=s,"
-				   "data=second --image-opts driver=qcow2,"
-				   "file.filename=k.qcow2,encrypt.key-secret=s "
-				   "-O raw out.raw && qemu-img check -q --object "
-				   "secret,id=s,data=second --image-opts "
-				   "driver=qcow2,file.filename=k.qcow2,"
-				   "encrypt.key-secret=s"),
-			 0);
+	tu_sh("qemu-img convert --object secret,id=s,data=second --image-opts "
+	      "driver=qcow2,file.filename=k.qcow2,encrypt.key-secret=s -O raw "
+	      "out.raw && qemu-img check -q --object secret,id=s,data=second "
+	      "--image-opts "
+	      "driver=qcow2,file.filename=k.qcow2,encrypt.key-secret=s");
 	ck_assert_int_ne(tu_system("qemu-img info --object secret,id=s,"
 				   "data=first --image-opts driver=qcow2,"
 				   "file.filename=k.qcow2,encrypt.key-secret=s "

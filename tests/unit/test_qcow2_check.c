@@ -35,12 +35,10 @@ static void put_be64(const char *path, uint64_t off, uint64_t v)
 
 static void make_image(const char *opts)
 {
-	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 %s t.qcow2 "
-				   "4M && qemu-io -c 'write -P 0x11 0 64k' "
-				   "-c 'write -P 0x12 1M 128k' t.qcow2 "
-				   ">/dev/null",
-				   opts),
-			 0);
+	tu_sh("qemu-img create -q -f qcow2 %s t.qcow2 4M && qemu-io -c "
+	      "'write -P 0x11 0 64k' -c 'write -P 0x12 1M 128k' t.qcow2 "
+	      ">/dev/null",
+	      opts);
 }
 
 static int run_check(unsigned open_flags, unsigned flags,
@@ -103,11 +101,9 @@ START_TEST(check_clean_matches_qemu)
 {
 	TU_SKIP_WITHOUT_QEMU();
 	make_image("");
-	ck_assert_int_eq(tu_system("qemu-io -c 'write -c -P 3 2M 64k' t.qcow2 "
-				   ">/dev/null && qemu-img snapshot -c s "
-				   "t.qcow2 && qemu-io -c 'write -P 4 0 4k' "
-				   "t.qcow2 >/dev/null"),
-			 0);
+	tu_sh("qemu-io -c 'write -c -P 3 2M 64k' t.qcow2 >/dev/null && "
+	      "qemu-img snapshot -c s t.qcow2 && qemu-io -c 'write -P 4 0 4k' "
+	      "t.qcow2 >/dev/null");
 	struct mimg_check_result res = {.size = sizeof(res)};
 	ck_assert_int_eq(run_check(0, 0, &res), 0);
 	ck_assert(res.supported);
@@ -122,7 +118,7 @@ START_TEST(check_clean_matches_qemu)
 		 "qemu-img check --output=json t.qcow2 | grep -q "
 		 "'\"image-end-offset\": %llu,'",
 		 (unsigned long long)res.image_end_offset);
-	ck_assert_int_eq(tu_system("%s", cmd), 0);
+	tu_sh("%s", cmd);
 	mimg_check_result_free(&res);
 }
 END_TEST
@@ -151,10 +147,8 @@ START_TEST(refcount_error_repaired)
 	repair(MIMG_CHECK_REPAIR_LEAKS | MIMG_CHECK_REPAIR_ERRORS, 0, TU_SOME,
 	       TU_ANY, TU_ANY);
 	qemu_check_exits(0);
-	ck_assert_int_eq(tu_system("qemu-io -c 'read -P 0x11 0 64k' "
-				   "-c 'read -P 0x12 1M 128k' t.qcow2 | "
-				   "grep -c '^read' | grep -q 2"),
-			 0);
+	tu_sh("qemu-io -c 'read -P 0x11 0 64k' -c 'read -P 0x12 1M 128k' "
+	      "t.qcow2 | grep -c '^read' | grep -q 2");
 }
 END_TEST
 
@@ -216,13 +210,9 @@ START_TEST(dirty_image_rebuilt_on_open)
 			 (ssize_t)sizeof(b));
 	ck_assert_int_eq(mimg_close(img), 0);
 	qemu_check_exits(0);
-	ck_assert_int_eq(tu_system("qemu-img info t.qcow2 | grep -q "
-				   "'lazy refcounts: true'"),
-			 0);
-	ck_assert_int_eq(tu_system("qemu-io -c 'read -P 0x11 0 64k' "
-				   "-c 'read -P 0x55 3M 4k' t.qcow2 | "
-				   "grep -c '^read' | grep -q 2"),
-			 0);
+	tu_sh("qemu-img info t.qcow2 | grep -q 'lazy refcounts: true'");
+	tu_sh("qemu-io -c 'read -P 0x11 0 64k' -c 'read -P 0x55 3M 4k' t.qcow2 "
+	      "| grep -c '^read' | grep -q 2");
 }
 END_TEST
 

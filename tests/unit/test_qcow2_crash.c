@@ -414,8 +414,7 @@ static void dump_check_output(void)
  * is its virtual size (a cut may have lost the growth). */
 static uint8_t *qemu_read_all(uint64_t *sizep)
 {
-	ck_assert_int_eq(tu_system("qemu-img convert -f qcow2 -O raw '%s' "
-				   "qemu.raw", img_path), 0);
+	tu_sh("qemu-img convert -f qcow2 -O raw '%s' qemu.raw", img_path);
 	uint8_t *buf = calloc(1, IMG_SIZE);
 	ck_assert_ptr_nonnull(buf);
 	int fd = open("qemu.raw", O_RDONLY);

@@ -17,9 +17,7 @@
 static void compare_with_qemu(const char *image)
 {
 	size_t rlen;
-	ck_assert_int_eq(tu_system("qemu-img convert -O raw %s ref.raw",
-				   image),
-			 0);
+	tu_sh("qemu-img convert -O raw %s ref.raw", image);
 	uint8_t *ref = tu_read_file("ref.raw", &rlen);
 	struct mimg *img;
 	int r = mimg_open(&img, image, NULL, 0);
@@ -44,15 +42,13 @@ static void compare_with_qemu(const char *image)
 
 static void make(const char *opts, const char *size)
 {
-	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 %s%s t.qcow2 "
-				   "%s",
-				   *opts ? "-o " : "", opts, size),
-			 0);
+	tu_sh("qemu-img create -q -f qcow2 %s%s t.qcow2 %s", *opts ? "-o " : "",
+	      opts, size);
 }
 
 static void io(const char *cmds)
 {
-	ck_assert_int_eq(tu_system("qemu-io %s t.qcow2 >/dev/null", cmds), 0);
+	tu_sh("qemu-io %s t.qcow2 >/dev/null", cmds);
 }
 
 static const char *patterns =
@@ -101,7 +97,7 @@ START_TEST(read_refcount_bits)
 	make(o, "4M");
 	io(patterns);
 	compare_with_qemu("t.qcow2");
-	ck_assert_int_eq(tu_system("qemu-img check -q t.qcow2"), 0);
+	tu_sh("qemu-img check -q t.qcow2");
 }
 END_TEST
 
@@ -112,7 +108,7 @@ START_TEST(read_compressed_zlib_zstd)
 	io("-c 'write -c -P 0x44 0 64k' -c 'write -c -P 0x45 128k 64k' "
 	   "-c 'write -P 9 140k 1k'");
 	compare_with_qemu("t.qcow2");
-	ck_assert_int_eq(tu_system("rm t.qcow2"), 0);
+	tu_sh("rm t.qcow2");
 	make("compression_type=zstd", "4M");
 	io("-c 'write -c -P 0x44 0 64k' -c 'write -c -P 0x46 192k 64k'");
 	compare_with_qemu("t.qcow2");
@@ -128,10 +124,8 @@ END_TEST
 START_TEST(read_extended_l2_subclusters)
 {
 	TU_SKIP_WITHOUT_QEMU();
-	ck_assert_int_eq(tu_system("qemu-img create -q -f raw b.raw 4M && "
-				   "qemu-io -f raw -c 'write -P 0x77 0 4M' "
-				   "b.raw >/dev/null"),
-			 0);
+	tu_sh("qemu-img create -q -f raw b.raw 4M && qemu-io -f raw -c "
+	      "'write -P 0x77 0 4M' b.raw >/dev/null");
 	make("extended_l2=on,cluster_size=64k,backing_file=b.raw,"
 	     "backing_fmt=raw",
 	     "4M");
@@ -154,10 +148,8 @@ END_TEST
 START_TEST(read_backing_chain)
 {
 	TU_SKIP_WITHOUT_QEMU();
-	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 base.qcow2 4M "
-				   "&& qemu-io -c 'write -P 0x31 0 4M' "
-				   "base.qcow2 >/dev/null"),
-			 0);
+	tu_sh("qemu-img create -q -f qcow2 base.qcow2 4M && qemu-io -c "
+	      "'write -P 0x31 0 4M' base.qcow2 >/dev/null");
 	make("backing_file=base.qcow2,backing_fmt=qcow2", "6M");
 	io("-c 'write -P 0x32 100k 10k' -c 'write -z 1M 64k' "
 	   "-c 'write -P 0x33 5M 4k'");
@@ -180,7 +172,7 @@ START_TEST(read_data_file)
 	make("data_file=t.data", "4M");
 	io(patterns);
 	compare_with_qemu("t.qcow2");
-	ck_assert_int_eq(tu_system("rm -f t.qcow2 t.data"), 0);
+	tu_sh("rm -f t.qcow2 t.data");
 	make("data_file=t.data,data_file_raw=on", "4M");
 	io(patterns);
 	compare_with_qemu("t.qcow2");
@@ -199,11 +191,9 @@ END_TEST
 START_TEST(refuses_data_file_outside_directory)
 {
 	TU_SKIP_WITHOUT_QEMU();
-	ck_assert_int_eq(tu_system("mkdir sub && qemu-img create -q -f qcow2 "
-				   "-o data_file=%s/outside.data sub/t.qcow2 "
-				   "1M",
-				   tu_tmpdir()),
-			 0);
+	tu_sh("mkdir sub && qemu-img create -q -f qcow2 -o "
+	      "data_file=%s/outside.data sub/t.qcow2 1M",
+	      tu_tmpdir());
 	struct mimg *img;
 	int r = mimg_open(&img, "sub/t.qcow2", NULL, 0);
 	ck_assert_int_eq(r, -EPERM);

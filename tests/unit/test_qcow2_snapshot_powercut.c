@@ -67,11 +67,9 @@ static void snapshot_workload(struct mimg *img, void *arg)
 
 static void make_image(const char *opts)
 {
-	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 %s%s t.qcow2 "
-				   "8M && qemu-io -c 'write -c -P 1 0 1M' "
-				   "t.qcow2 >/dev/null",
-				   *opts ? "-o " : "", opts),
-			 0);
+	tu_sh("qemu-img create -q -f qcow2 %s%s t.qcow2 8M && qemu-io -c "
+	      "'write -c -P 1 0 1M' t.qcow2 >/dev/null",
+	      *opts ? "-o " : "", opts);
 }
 
 /* qemu-img check of crash.img: clean, leaks, or flags missing only
@@ -119,15 +117,12 @@ static void make_empty(struct mimg *img, void *arg)
 static void empty_case(const char *opts, int at_flush)
 {
 	struct mimg *img;
-	ck_assert_int_eq(tu_system("qemu-img create -q -f raw b.raw 8M && "
-				   "qemu-io -f raw -c 'write -P 0x5a 0 8M' "
-				   "b.raw >/dev/null && qemu-img create -q -f "
-				   "qcow2 -o backing_file=b.raw,backing_fmt=raw"
-				   "%s%s t.qcow2 && qemu-io -c 'write -P 2 1M 3M' "
-				   "-c 'write -c -P 3 6M 64k' t.qcow2 >/dev/null "
-				   "&& qemu-img convert -O raw t.qcow2 old.raw",
-				   *opts ? "," : "", opts),
-			 0);
+	tu_sh("qemu-img create -q -f raw b.raw 8M && qemu-io -f raw -c "
+	      "'write -P 0x5a 0 8M' b.raw >/dev/null && qemu-img create -q -f "
+	      "qcow2 -o backing_file=b.raw,backing_fmt=raw%s%s t.qcow2 && "
+	      "qemu-io -c 'write -P 2 1M 3M' -c 'write -c -P 3 6M 64k' t.qcow2 "
+	      ">/dev/null && qemu-img convert -O raw t.qcow2 old.raw",
+	      *opts ? "," : "", opts);
 	pc_run("t.qcow2", MIMG_OPEN_NO_BACKING, at_flush, make_empty, NULL);
 	/* The next read-write open repairs a dirty image. */
 	ck_assert_int_eq(mimg_open(&img, "crash.img", "qcow2",
@@ -191,13 +186,13 @@ START_TEST(snapshot_keeps_content)
 	ck_assert_int_eq(mimg_snapshot_delete(img, "1"), -ENOENT);
 	ck_assert_int_eq(mimg_snapshot_delete(img, "one"), 0);
 	ck_assert_int_eq(mimg_close(img), 0);
-	ck_assert_int_eq(tu_system("qemu-img check -q t.qcow2"), 0);
+	tu_sh("qemu-img check -q t.qcow2");
 
 	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL, 0), 0);
 	ck_assert_int_eq(mimg_snapshot_create(img, "ro"), -EROFS);
 	ck_assert_int_eq(mimg_make_empty(img), -EROFS);
 	mimg_close(img);
-	ck_assert_int_eq(tu_system("qemu-img create -q -f raw r.raw 1M"), 0);
+	tu_sh("qemu-img create -q -f raw r.raw 1M");
 	ck_assert_int_eq(mimg_open(&img, "r.raw", "raw", MIMG_OPEN_RDWR), 0);
 	ck_assert_int_eq(mimg_snapshot_create(img, "x"), -ENOTSUP);
 	ck_assert_int_eq(mimg_make_empty(img), -ENOTSUP);

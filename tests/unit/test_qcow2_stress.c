@@ -252,17 +252,15 @@ static void make_backing(const struct stress_cfg *cfg)
 	free(buf);
 	if (cfg->start_compressed) {
 		/* Every cluster compressed: writes must rewrite them. */
-		ck_assert_int_eq(tu_system("qemu-img convert -c -f raw -O qcow2 "
-					   "-o '%s' base.raw stress.qcow2",
-					   cfg->opts), 0);
-		ck_assert_int_eq(tu_system("qemu-img check --output=json "
-					   "stress.qcow2 | grep -q "
-					   "'\"compressed-clusters\"'"), 0);
+		tu_sh("qemu-img convert -c -f raw -O qcow2 -o '%s' base.raw "
+		      "stress.qcow2",
+		      cfg->opts);
+		tu_sh("qemu-img check --output=json stress.qcow2 | grep -q "
+		      "'\"compressed-clusters\"'");
 		return;
 	}
 	/* qcow2 backing made by qemu: the chain mixes writers too. */
-	ck_assert_int_eq(tu_system("qemu-img convert -f raw -O qcow2 base.raw "
-				   "base.qcow2"), 0);
+	tu_sh("qemu-img convert -f raw -O qcow2 base.raw base.qcow2");
 }
 
 static void create_image(const struct stress_cfg *cfg)
@@ -341,8 +339,7 @@ static void run_stress(const struct stress_cfg *cfg)
 	ck_assert_msg(status == 0, "%s: qemu-img check exit %d", cfg->name,
 		      status);
 
-	ck_assert_int_eq(tu_system("qemu-img convert -f qcow2 -O raw "
-				   "stress.qcow2 qemu.raw"), 0);
+	tu_sh("qemu-img convert -f qcow2 -O raw stress.qcow2 qemu.raw");
 	uint8_t *buf = malloc(cfg->size);
 	ck_assert_ptr_nonnull(buf);
 	int fd = open("qemu.raw", O_RDONLY);

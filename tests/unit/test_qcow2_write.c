@@ -143,15 +143,11 @@ START_TEST(write_cow_from_backing)
 {
 	TU_SKIP_WITHOUT_QEMU();
 	const char *ext = _i ? "extended_l2=on," : "";
-	ck_assert_int_eq(tu_system("qemu-img create -q -f raw b.raw 4M && "
-				   "qemu-io -f raw -c 'write -P 0x5a 0 4M' "
-				   "b.raw >/dev/null"),
-			 0);
-	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 -o "
-				   "%sbacking_file=b.raw,backing_fmt=raw "
-				   "t.qcow2",
-				   ext),
-			 0);
+	tu_sh("qemu-img create -q -f raw b.raw 4M && qemu-io -f raw -c "
+	      "'write -P 0x5a 0 4M' b.raw >/dev/null");
+	tu_sh("qemu-img create -q -f qcow2 -o "
+	      "%sbacking_file=b.raw,backing_fmt=raw t.qcow2",
+	      ext);
 	struct model m;
 	struct mimg *img = open_modelled(&m, 4 << 20, "b.raw");
 	static const struct wr w[] = {
@@ -177,14 +173,11 @@ START_TEST(write_over_compressed_clusters)
 {
 	TU_SKIP_WITHOUT_QEMU();
 	const char *ct = _i ? "zstd" : "zlib";
-	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 -o "
-				   "compression_type=%s t.qcow2 1M && "
-				   "qemu-io -c 'write -c -P 0x61 0 64k' "
-				   "-c 'write -c -P 0x62 64k 64k' "
-				   "-c 'write -c -P 0x63 128k 64k' t.qcow2 "
-				   ">/dev/null",
-				   ct),
-			 0);
+	tu_sh("qemu-img create -q -f qcow2 -o compression_type=%s t.qcow2 1M "
+	      "&& qemu-io -c 'write -c -P 0x61 0 64k' -c "
+	      "'write -c -P 0x62 64k 64k' -c 'write -c -P 0x63 128k 64k' "
+	      "t.qcow2 >/dev/null",
+	      ct);
 	struct model m;
 	struct mimg *img = open_modelled(&m, 1 << 20, NULL);
 	memset(m.data, 0x61, 65536);
@@ -206,10 +199,7 @@ START_TEST(zeroes_and_discard)
 	TU_SKIP_WITHOUT_QEMU();
 	static const char *const variants[] = { "compat=1.1", "compat=0.10",
 						"extended_l2=on" };
-	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 -o %s t.qcow2 "
-				   "2M",
-				   variants[_i]),
-			 0);
+	tu_sh("qemu-img create -q -f qcow2 -o %s t.qcow2 2M", variants[_i]);
 	struct model m;
 	struct mimg *img = open_modelled(&m, 2 << 20, NULL);
 	do_write(img, &m, 0, 2 << 20, 1);
@@ -231,11 +221,9 @@ START_TEST(refcount_table_growth)
 {
 	TU_SKIP_WITHOUT_QEMU();
 	static const char *const rb[] = { "16", "1", "64" };
-	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 -o "
-				   "cluster_size=512,refcount_bits=%s t.qcow2 "
-				   "16M",
-				   rb[_i]),
-			 0);
+	tu_sh("qemu-img create -q -f qcow2 -o "
+	      "cluster_size=512,refcount_bits=%s t.qcow2 16M",
+	      rb[_i]);
 	struct model m;
 	struct mimg *img = open_modelled(&m, 16 << 20, NULL);
 	for (int i = 0; i < 40; i++)
@@ -248,9 +236,7 @@ END_TEST
 START_TEST(truncate_grows_l1)
 {
 	TU_SKIP_WITHOUT_QEMU();
-	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 -o "
-				   "cluster_size=512 t.qcow2 1M"),
-			 0);
+	tu_sh("qemu-img create -q -f qcow2 -o cluster_size=512 t.qcow2 1M");
 	struct model m;
 	struct mimg *img = open_modelled(&m, 64 << 20, NULL);
 	do_write(img, &m, 1000, 5000, 1);
@@ -277,11 +263,9 @@ END_TEST
 START_TEST(write_shared_with_snapshot)
 {
 	TU_SKIP_WITHOUT_QEMU();
-	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 t.qcow2 1M && "
-				   "qemu-io -c 'write -P 0x41 0 1M' t.qcow2 "
-				   ">/dev/null && qemu-img snapshot -c s1 "
-				   "t.qcow2"),
-			 0);
+	tu_sh("qemu-img create -q -f qcow2 t.qcow2 1M && qemu-io -c "
+	      "'write -P 0x41 0 1M' t.qcow2 >/dev/null && qemu-img snapshot -c "
+	      "s1 t.qcow2");
 	struct model m;
 	struct mimg *img = open_modelled(&m, 1 << 20, NULL);
 	memset(m.data, 0x41, 1 << 20);
@@ -291,11 +275,8 @@ START_TEST(write_shared_with_snapshot)
 	close_and_verify(img, &m);
 
 	/* The snapshot still reads as before, through libmimg too. */
-	ck_assert_int_eq(tu_system("qemu-img convert -l s1 -O raw t.qcow2 "
-				   "s1.raw && qemu-io -f raw -c "
-				   "'read -P 0x41 0 1M' s1.raw | grep -q "
-				   "'read 1048576'"),
-			 0);
+	tu_sh("qemu-img convert -l s1 -O raw t.qcow2 s1.raw && qemu-io -f raw "
+	      "-c 'read -P 0x41 0 1M' s1.raw | grep -q 'read 1048576'");
 	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL, 0), 0);
 	ck_assert_int_eq(mimg_select_snapshot(img, "s1"), 0);
 	memset(m.data, 0x41, 1 << 20);
@@ -310,10 +291,7 @@ START_TEST(write_data_file)
 	TU_SKIP_WITHOUT_QEMU();
 	static const char *const o[] = { "data_file=t.data",
 					 "data_file=t.data,data_file_raw=on" };
-	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 -o %s t.qcow2 "
-				   "2M",
-				   o[_i]),
-			 0);
+	tu_sh("qemu-img create -q -f qcow2 -o %s t.qcow2 2M", o[_i]);
 	struct model m;
 	struct mimg *img = open_modelled(&m, 2 << 20, NULL);
 	do_write(img, &m, 0, 3000, 1);
@@ -322,9 +300,7 @@ START_TEST(write_data_file)
 	close_and_verify(img, &m);
 	if (_i) {
 		/* The raw data file holds the guest disk as is. */
-		ck_assert_int_eq(tu_system("cmp -s -n 2097152 t.data "
-					   "model.raw"),
-				 0);
+		tu_sh("cmp -s -n 2097152 t.data model.raw");
 	}
 	free(m.data);
 }
@@ -357,11 +333,9 @@ static void *worker_main(void *p)
 START_TEST(concurrent_writers)
 {
 	TU_SKIP_WITHOUT_QEMU();
-	ck_assert_int_eq(tu_system("qemu-img create -q -f raw b.raw 20M && "
-				   "qemu-io -f raw -c 'write -P 0x5a 0 20M' "
-				   "b.raw >/dev/null && qemu-img create -q "
-				   "-f qcow2 -b b.raw -F raw t.qcow2"),
-			 0);
+	tu_sh("qemu-img create -q -f raw b.raw 20M && qemu-io -f raw -c "
+	      "'write -P 0x5a 0 20M' b.raw >/dev/null && qemu-img create -q -f "
+	      "qcow2 -b b.raw -F raw t.qcow2");
 	struct model m;
 	struct mimg *img = open_modelled(&m, 20 << 20, "b.raw");
 	pthread_t th[8];

@@ -1148,10 +1148,8 @@ START_TEST(completed_writes_survive_kill)
 
 	if (!tu_have_program("qemu-img"))
 		goto out;
-	ck_assert_int_eq(tu_system("rm -f disk.raw && qemu-img create -q -f %s "
-				   "disk.raw %u",
-				   fmt, DISK_SIZE),
-			 0);
+	tu_sh("rm -f disk.raw && qemu-img create -q -f %s disk.raw %u", fmt,
+	      DISK_SIZE);
 	memset(want, 0, DISK_SIZE);
 	start_daemon(NULL);
 	bring_up();
@@ -1182,10 +1180,7 @@ START_TEST(completed_writes_survive_kill)
 	status = tu_system("qemu-img check -q -f %s disk.raw", fmt);
 	ck_assert_msg(status == 0 || status == 3, "%s: qemu-img check exit %d "
 		      "after the kill", fmt, status);
-	ck_assert_int_eq(tu_system("qemu-img convert -f %s -O raw disk.raw "
-				   "out.img",
-				   fmt),
-			 0);
+	tu_sh("qemu-img convert -f %s -O raw disk.raw out.img", fmt);
 	tu_read_at("out.img", got, DISK_SIZE, 0);
 	ck_assert_msg(memcmp(want, got, DISK_SIZE) == 0,
 		      "%s: a completed write is missing after kill -9", fmt);

@@ -215,6 +215,14 @@ void tu_qemu_reads(const char *image, const char *format,
 		      "qemu-img reads %s differently", image);
 }
 
+static int run_shell(const char *cmd)
+{
+	int st = system(cmd);
+	if (st == -1 || !WIFEXITED(st))
+		return -1;
+	return WEXITSTATUS(st);
+}
+
 int tu_system(const char *fmt, ...)
 {
 	char cmd[8192];
@@ -222,10 +230,18 @@ int tu_system(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(cmd, sizeof(cmd), fmt, ap);
 	va_end(ap);
-	int st = system(cmd);
-	if (st == -1 || !WIFEXITED(st))
-		return -1;
-	return WEXITSTATUS(st);
+	return run_shell(cmd);
+}
+
+void tu_sh(const char *fmt, ...)
+{
+	char cmd[8192];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	int st = run_shell(cmd);
+	ck_assert_msg(st == 0, "exit %d: %s", st, cmd);
 }
 
 int tu_dirty_runs(struct mimg *img, const char *name, char *out,

@@ -103,6 +103,8 @@ void tu_assert_check(struct mimg *img, unsigned flags, long corruptions,
 		     long leaks, const char *msg);
 /* Run a shell command; returns its exit status (or -1). */
 int tu_system(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Run a shell command; the test fails, naming it, unless it exits 0. */
+void tu_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* N scaled by MIMG_TEST_SCALE (a percentage, default 100), at least 1:
  * the iteration count of a long loop, cut down where every iteration is
