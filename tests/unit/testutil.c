@@ -215,33 +215,24 @@ void tu_qemu_reads(const char *image, const char *format,
 		      "qemu-img reads %s differently", image);
 }
 
-static int run_shell(const char *cmd)
+/* The command tu_system ran last in this thread, for tu_sh_done. */
+static _Thread_local char last_cmd[8192];
+
+int tu_system(const char *fmt, ...)
 {
-	int st = system(cmd);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(last_cmd, sizeof(last_cmd), fmt, ap);
+	va_end(ap);
+	int st = system(last_cmd);
 	if (st == -1 || !WIFEXITED(st))
 		return -1;
 	return WEXITSTATUS(st);
 }
 
-int tu_system(const char *fmt, ...)
+void tu_sh_done(int status)
 {
-	char cmd[8192];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	return run_shell(cmd);
-}
-
-void tu_sh(const char *fmt, ...)
-{
-	char cmd[8192];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	int st = run_shell(cmd);
-	ck_assert_msg(st == 0, "exit %d: %s", st, cmd);
+	ck_assert_msg(status == 0, "exit %d: %s", status, last_cmd);
 }
 
 int tu_dirty_runs(struct mimg *img, const char *name, char *out,

@@ -103,8 +103,12 @@ void tu_assert_check(struct mimg *img, unsigned flags, long corruptions,
 		     long leaks, const char *msg);
 /* Run a shell command; returns its exit status (or -1). */
 int tu_system(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Run a shell command; the test fails, naming it, unless it exits 0. */
-void tu_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Run a shell command (as tu_system); the test fails, naming it, unless
+ * it exits 0. */
+#define tu_sh(...) tu_sh_done(tu_system(__VA_ARGS__))
+/* The test fails unless STATUS, that of the command tu_system ran last
+ * in this thread, is 0. */
+void tu_sh_done(int status);
 
 /* N scaled by MIMG_TEST_SCALE (a percentage, default 100), at least 1:
  * the iteration count of a long loop, cut down where every iteration is
