@@ -36,8 +36,7 @@ static struct mimg *open_overlay(void)
 
 START_TEST(chain_status_has_depth_and_host_offset)
 {
-	if (!tu_have_format("qcow2"))
-		return;
+	TU_SKIP_WITHOUT_FORMAT("qcow2");
 	struct mimg *img = open_overlay();
 	uint64_t pnum, host = 1;
 	unsigned st;
@@ -112,8 +111,8 @@ END_TEST
 
 START_TEST(reads_file_sees_backing_and_extents)
 {
-	if (!tu_have_format("qcow2") || !tu_have_format("vmdk"))
-		return;
+	TU_SKIP_WITHOUT_FORMAT("qcow2");
+	TU_SKIP_WITHOUT_FORMAT("vmdk");
 	struct mimg *img = open_overlay();
 	ck_assert_int_eq(mimg_reads_file(img, "base.raw"), -EBUSY);
 	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "backing chain"));

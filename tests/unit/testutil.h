@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "mimg.h"
 
@@ -44,6 +45,16 @@ void tu_make_sparse(const char *path, uint64_t size);
 int tu_have_program(const char *prog);
 /* True when libmimg was built with the driver for format NAME. */
 bool tu_have_format(const char *name);
+/* Return from the calling test, saying so, when libmimg has no driver
+ * for format NAME (a build without it, not a missing oracle). */
+#define TU_SKIP_WITHOUT_FORMAT(name)                                       \
+	do {                                                               \
+		if (!tu_have_format(name)) {                               \
+			printf("%s: no %s driver; skipped\n", __func__,    \
+			       name);                                      \
+			return;                                            \
+		}                                                          \
+	} while (0)
 /* True when both qemu-img and the driver for FORMAT are there; else says
  * on stderr which is missing (the test program then exits 77). */
 bool tu_have_qemu_img_and(const char *format);
