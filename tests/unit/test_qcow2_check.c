@@ -99,7 +99,6 @@ static void qemu_check_exits(int status)
 
 START_TEST(check_clean_matches_qemu)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	make_image("");
 	tu_sh("qemu-io -c 'write -c -P 3 2M 64k' t.qcow2 >/dev/null && "
 	      "qemu-img snapshot -c s t.qcow2 && qemu-io -c 'write -P 4 0 4k' "
@@ -125,7 +124,6 @@ END_TEST
 
 START_TEST(leak_found_and_repaired)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	make_image("");
 	put_be64("t.qcow2", L2_OFF, 0); /* drop guest cluster 0 */
 	qemu_check_exits(3);
@@ -137,7 +135,6 @@ END_TEST
 
 START_TEST(refcount_error_repaired)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	make_image("");
 	put_be16("t.qcow2", RB_OFF + 2 * DATA_CLUSTER, 0);
 	qemu_check_exits(2);
@@ -154,7 +151,6 @@ END_TEST
 
 START_TEST(copied_flag_error_repaired)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	make_image("");
 	/* Clear OFLAG_COPIED on the L2 entry of guest cluster 0. */
 	put_be64("t.qcow2", L2_OFF, (uint64_t)DATA_CLUSTER << 16);
@@ -170,7 +166,6 @@ END_TEST
  * the cluster must fail rather than return the header as data. */
 START_TEST(extl2_allocated_without_host)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	make_image("-o extended_l2=on");
 	/* Entry 2 (guest cluster 2, unallocated): bitmap bit 0 set. */
 	put_be64("t.qcow2", L2_OFF + 2 * 16 + 8, 1);
@@ -186,7 +181,6 @@ END_TEST
 
 START_TEST(dirty_image_rebuilt_on_open)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	make_image("-o lazy_refcounts=on");
 	/* Dirty bit set and a refcount lost, as after a crash with lazy
 	 * refcounts. */
@@ -221,7 +215,6 @@ END_TEST
  * repairs it and clears the flag. */
 START_TEST(overlap_marks_corrupt_until_repaired)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	make_image("");
 	put_be16("t.qcow2", RB_OFF + 2 * 3, 0); /* L1 table: cluster 3 */
 	struct mimg *img;
@@ -246,7 +239,6 @@ END_TEST
 
 START_TEST(repair_needs_writable_image)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	make_image("");
 	struct mimg_check_result res = {.size = sizeof(res)};
 	ck_assert_int_eq(run_check(0, MIMG_CHECK_REPAIR_LEAKS, &res), -EROFS);
@@ -256,13 +248,14 @@ END_TEST
 
 int main(void)
 {
-	return tu_main("qcow2_check", "check",
-		       TU_TESTS(check_clean_matches_qemu,
-				leak_found_and_repaired,
-				refcount_error_repaired,
-				copied_flag_error_repaired,
-				dirty_image_rebuilt_on_open,
-				extl2_allocated_without_host,
-				overlap_marks_corrupt_until_repaired,
-				repair_needs_writable_image));
+	return tu_main_qemu("qcow2_check", "check",
+			    TU_TESTS(check_clean_matches_qemu,
+				     leak_found_and_repaired,
+				     refcount_error_repaired,
+				     copied_flag_error_repaired,
+				     dirty_image_rebuilt_on_open,
+				     extl2_allocated_without_host,
+				     overlap_marks_corrupt_until_repaired,
+				     repair_needs_writable_image),
+			    NULL, 0);
 }

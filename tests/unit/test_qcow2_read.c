@@ -58,7 +58,6 @@ static const char *patterns =
 
 START_TEST(read_default)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	make("", "4M");
 	io(patterns);
 	compare_with_qemu("t.qcow2");
@@ -67,7 +66,6 @@ END_TEST
 
 START_TEST(read_v2)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	make("compat=0.10", "4M");
 	io(patterns);
 	compare_with_qemu("t.qcow2");
@@ -78,7 +76,6 @@ static const char *const cluster_sizes[] = { "512", "4k", "64k", "2M" };
 
 START_TEST(read_cluster_sizes)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	char o[64];
 	snprintf(o, sizeof(o), "cluster_size=%s", cluster_sizes[_i]);
 	make(o, "5M");
@@ -91,7 +88,6 @@ static const char *const refbits[] = { "1", "2", "4", "8", "32", "64" };
 
 START_TEST(read_refcount_bits)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	char o[64];
 	snprintf(o, sizeof(o), "refcount_bits=%s", refbits[_i]);
 	make(o, "4M");
@@ -103,7 +99,6 @@ END_TEST
 
 START_TEST(read_compressed_zlib_zstd)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	make("compression_type=zlib", "4M");
 	io("-c 'write -c -P 0x44 0 64k' -c 'write -c -P 0x45 128k 64k' "
 	   "-c 'write -P 9 140k 1k'");
@@ -123,7 +118,6 @@ END_TEST
 
 START_TEST(read_extended_l2_subclusters)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	tu_sh("qemu-img create -q -f raw b.raw 4M && qemu-io -f raw -c "
 	      "'write -P 0x77 0 4M' b.raw >/dev/null");
 	make("extended_l2=on,cluster_size=64k,backing_file=b.raw,"
@@ -147,7 +141,6 @@ END_TEST
 
 START_TEST(read_backing_chain)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	tu_sh("qemu-img create -q -f qcow2 base.qcow2 4M && qemu-io -c "
 	      "'write -P 0x31 0 4M' base.qcow2 >/dev/null");
 	make("backing_file=base.qcow2,backing_fmt=qcow2", "6M");
@@ -168,7 +161,6 @@ END_TEST
 
 START_TEST(read_data_file)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	make("data_file=t.data", "4M");
 	io(patterns);
 	compare_with_qemu("t.qcow2");
@@ -181,7 +173,6 @@ END_TEST
 
 START_TEST(read_zero_flag_preallocated)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	make("preallocation=metadata", "2M");
 	io("-c 'write -P 0x21 0 1M' -c 'write -z 128k 128k'");
 	compare_with_qemu("t.qcow2");
@@ -190,7 +181,6 @@ END_TEST
 
 START_TEST(refuses_data_file_outside_directory)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	tu_sh("mkdir sub && qemu-img create -q -f qcow2 -o "
 	      "data_file=%s/outside.data sub/t.qcow2 1M",
 	      tu_tmpdir());
@@ -205,13 +195,13 @@ END_TEST
 
 int main(void)
 {
-	return tu_main_loops("qcow2_read", "read",
-			     TU_TESTS(read_default, read_v2,
-				      read_compressed_zlib_zstd,
-				      read_extended_l2_subclusters,
-				      read_backing_chain, read_data_file,
-				      read_zero_flag_preallocated,
-				      refuses_data_file_outside_directory),
-			     TU_LOOPS({ read_cluster_sizes, 4 },
-				      { read_refcount_bits, 6 }));
+	return tu_main_qemu("qcow2_read", "read",
+			    TU_TESTS(read_default, read_v2,
+				     read_compressed_zlib_zstd,
+				     read_extended_l2_subclusters,
+				     read_backing_chain, read_data_file,
+				     read_zero_flag_preallocated,
+				     refuses_data_file_outside_directory),
+			    TU_LOOPS({ read_cluster_sizes, 4 },
+				     { read_refcount_bits, 6 }));
 }

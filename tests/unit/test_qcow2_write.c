@@ -121,7 +121,6 @@ static struct mimg *open_modelled(struct model *m, size_t size,
 
 START_TEST(write_allocating_unaligned)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	struct model m;
 	ck_assert_int_eq(mimg_create("t.qcow2", "qcow2", 8 << 20, NULL, 0), 0);
 	struct mimg *img = open_modelled(&m, 8 << 20, NULL);
@@ -141,7 +140,6 @@ END_TEST
  * only of the subcluster with extended L2) from the backing file. */
 START_TEST(write_cow_from_backing)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	const char *ext = _i ? "extended_l2=on," : "";
 	tu_sh("qemu-img create -q -f raw b.raw 4M && qemu-io -f raw -c "
 	      "'write -P 0x5a 0 4M' b.raw >/dev/null");
@@ -171,7 +169,6 @@ END_TEST
 
 START_TEST(write_over_compressed_clusters)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	const char *ct = _i ? "zstd" : "zlib";
 	tu_sh("qemu-img create -q -f qcow2 -o compression_type=%s t.qcow2 1M "
 	      "&& qemu-io -c 'write -c -P 0x61 0 64k' -c "
@@ -196,7 +193,6 @@ END_TEST
 
 START_TEST(zeroes_and_discard)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	static const char *const variants[] = { "compat=1.1", "compat=0.10",
 						"extended_l2=on" };
 	tu_sh("qemu-img create -q -f qcow2 -o %s t.qcow2 2M", variants[_i]);
@@ -219,7 +215,6 @@ END_TEST
 /* 512-byte clusters: the refcount table must grow many times. */
 START_TEST(refcount_table_growth)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	static const char *const rb[] = { "16", "1", "64" };
 	tu_sh("qemu-img create -q -f qcow2 -o "
 	      "cluster_size=512,refcount_bits=%s t.qcow2 16M",
@@ -235,7 +230,6 @@ END_TEST
 
 START_TEST(truncate_grows_l1)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	tu_sh("qemu-img create -q -f qcow2 -o cluster_size=512 t.qcow2 1M");
 	struct model m;
 	struct mimg *img = open_modelled(&m, 64 << 20, NULL);
@@ -262,7 +256,6 @@ END_TEST
  * snapshot keeps its content. */
 START_TEST(write_shared_with_snapshot)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	tu_sh("qemu-img create -q -f qcow2 t.qcow2 1M && qemu-io -c "
 	      "'write -P 0x41 0 1M' t.qcow2 >/dev/null && qemu-img snapshot -c "
 	      "s1 t.qcow2");
@@ -288,7 +281,6 @@ END_TEST
 
 START_TEST(write_data_file)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	static const char *const o[] = { "data_file=t.data",
 					 "data_file=t.data,data_file_raw=on" };
 	tu_sh("qemu-img create -q -f qcow2 -o %s t.qcow2 2M", o[_i]);
@@ -332,7 +324,6 @@ static void *worker_main(void *p)
 
 START_TEST(concurrent_writers)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	tu_sh("qemu-img create -q -f raw b.raw 20M && qemu-io -f raw -c "
 	      "'write -P 0x5a 0 20M' b.raw >/dev/null && qemu-img create -q -f "
 	      "qcow2 -b b.raw -F raw t.qcow2");
@@ -352,14 +343,14 @@ END_TEST
 
 int main(void)
 {
-	return tu_main_loops("qcow2_write", "write",
-			     TU_TESTS(write_allocating_unaligned,
-				      truncate_grows_l1,
-				      write_shared_with_snapshot,
-				      concurrent_writers),
-			     TU_LOOPS({ write_cow_from_backing, 2 },
-				      { write_over_compressed_clusters, 2 },
-				      { zeroes_and_discard, 3 },
-				      { refcount_table_growth, 3 },
-				      { write_data_file, 2 }));
+	return tu_main_qemu("qcow2_write", "write",
+			    TU_TESTS(write_allocating_unaligned,
+				     truncate_grows_l1,
+				     write_shared_with_snapshot,
+				     concurrent_writers),
+			    TU_LOOPS({ write_cow_from_backing, 2 },
+				     { write_over_compressed_clusters, 2 },
+				     { zeroes_and_discard, 3 },
+				     { refcount_table_growth, 3 },
+				     { write_data_file, 2 }));
 }
