@@ -40,28 +40,45 @@ static void write_some(struct mimg *img, int seed)
 	free(b);
 }
 
-/* Snapshots taken, applied and deleted between writes, then a shrink. */
+/* Snapshots taken, applied and deleted between writes, then a shrink:
+ * each step writes (from seed WRITES; 0: none), then does OP. */
+enum snap_op { SNAP_CREATE, SNAP_APPLY, SNAP_DELETE, SHRINK };
+static const struct snap_step {
+	int writes;
+	enum snap_op op;
+	const char *name;
+} workload[] = {
+	{ 1, SNAP_CREATE, "a" },  { 20, SNAP_CREATE, "b" },
+	{ 40, SNAP_APPLY, "a" },  { 60, SNAP_DELETE, "b" },
+	{ 0, SHRINK, NULL },      { 0, SNAP_APPLY, "a" },
+	{ 0, SNAP_DELETE, "a" },
+};
+
 static void snapshot_workload(struct mimg *img, void *arg)
 {
 	(void)arg;
-	write_some(img, 1);
-	if (!pc_crashed())
-		(void)mimg_snapshot_create(img, "a");
-	write_some(img, 20);
-	if (!pc_crashed())
-		(void)mimg_snapshot_create(img, "b");
-	write_some(img, 40);
-	if (!pc_crashed())
-		(void)mimg_snapshot_apply(img, "a");
-	write_some(img, 60);
-	if (!pc_crashed())
-		(void)mimg_snapshot_delete(img, "b");
-	if (!pc_crashed())
-		(void)mimg_truncate(img, IMG_SIZE / 2, MIMG_PREALLOC_OFF);
-	if (!pc_crashed())
-		(void)mimg_snapshot_apply(img, "a");
-	if (!pc_crashed())
-		(void)mimg_snapshot_delete(img, "a");
+	for (int i = 0; i < TU_NELEM(workload); i++) {
+		const struct snap_step *st = &workload[i];
+		if (st->writes)
+			write_some(img, st->writes);
+		if (pc_crashed())
+			continue;
+		switch (st->op) {
+		case SNAP_CREATE:
+			(void)mimg_snapshot_create(img, st->name);
+			break;
+		case SNAP_APPLY:
+			(void)mimg_snapshot_apply(img, st->name);
+			break;
+		case SNAP_DELETE:
+			(void)mimg_snapshot_delete(img, st->name);
+			break;
+		case SHRINK:
+			(void)mimg_truncate(img, IMG_SIZE / 2,
+					    MIMG_PREALLOC_OFF);
+			break;
+		}
+	}
 	(void)mimg_flush(img);
 }
 
