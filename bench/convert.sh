@@ -19,43 +19,34 @@ bench_options "[-s GiB] [-d MiB] [-r runs]" s=size_gib d=data_mib r=runs \
 bench_need qemu-img bc /usr/bin/time
 bench_enter "$BENCH_DIR" mimg-bench
 
-if [ ! -f src.raw ] || [ "$(stat -c %s src.raw)" -ne $((size_gib << 30)) ]; then
-	echo "bench: writing src.raw ($size_gib GiB, $data_mib MiB of data)"
-	python3 - src.raw "$size_gib" "$data_mib" <<'PY'
-import os, random, sys
-path, gib, mib = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-rng = random.Random(42)
-size = gib << 30
+bench_source src.raw "$size_gib" "$data_mib" 42 <<'PY' || :
 words = b"the quick brown fox jumps over lazy dogs while mimg converts disk images".split()
 text = b" ".join(rng.choice(words) for _ in range(300000))[: 1 << 20]
-with open(path, "wb") as f:
-    f.truncate(size)
-    left = mib << 20
-    kinds = ["random", "text", "zero"]
-    slot = size // ((mib // 4) + 1)
-    pos = 0
-    i = 0
-    while left > 0:
-        n = min(left, rng.randint(1, 8) << 20)
-        off = (pos + rng.randrange(0, max(1, slot - n))) & ~0xFFFF
-        f.seek(off)
-        kind = kinds[i % 3]
-        for _ in range(n >> 20):
-            if kind == "random":
-                f.write(os.urandom(1 << 20))
-            elif kind == "text":
-                t = rng.randrange(1 << 20)
-                f.write(text[t:] + text[:t])   # 1 MiB, rotated
-            else:
-                f.write(bytes(1 << 20))
-        left -= n
-        pos = min(off + n, size - (8 << 20))
-        pos += slot // 2
-        if pos >= size - (8 << 20):
-            pos = 0
-        i += 1
+left = mib << 20
+kinds = ["random", "text", "zero"]
+slot = size // ((mib // 4) + 1)
+pos = 0
+i = 0
+while left > 0:
+    n = min(left, rng.randint(1, 8) << 20)
+    off = (pos + rng.randrange(0, max(1, slot - n))) & ~0xFFFF
+    f.seek(off)
+    kind = kinds[i % 3]
+    for _ in range(n >> 20):
+        if kind == "random":
+            f.write(os.urandom(1 << 20))
+        elif kind == "text":
+            t = rng.randrange(1 << 20)
+            f.write(text[t:] + text[:t])   # 1 MiB, rotated
+        else:
+            f.write(bytes(1 << 20))
+    left -= n
+    pos = min(off + n, size - (8 << 20))
+    pos += slot // 2
+    if pos >= size - (8 << 20):
+        pos = 0
+    i += 1
 PY
-fi
 
 have() { "$MIMG" --help | sed -n 's/^Formats: //p' | tr ' ' '\n' | grep -qx "$1"; }
 

@@ -51,6 +51,26 @@ bench_enter() {
 	WORK=$(pwd)
 }
 
+# bench_source PATH GIB MIB SEED: unless PATH already is a raw disk of
+# GIB GiB, make it one (sparse) and put MIB MiB of data in it with the
+# Python code on stdin, which finds the file open in f, its size in size,
+# MIB in mib and a random.Random(SEED) in rng.  True when PATH was
+# written (what was made from it before is stale).
+bench_source() {
+	if [ -f "$1" ] && [ "$(stat -c %s "$1")" -eq $(($2 << 30)) ]; then
+		return 1
+	fi
+	echo "bench: writing $1 ($2 GiB, $3 MiB of data)"
+	python3 -c 'import os, random, sys
+path, gib, mib = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rng = random.Random(int(sys.argv[4]))
+size = gib << 30
+with open(path, "wb") as f:
+    f.truncate(size)
+    exec(sys.stdin.read())' "$@" ||
+		{ echo "bench: cannot write $1" >&2; exit 1; }
+}
+
 # bench_time CMD...: run CMD, its output in bench.out, and stop the bench
 # when it fails.  Sets w (wall seconds), c (user + system CPU seconds of
 # CMD and its children, steadier than wall time on a shared machine) and

@@ -32,25 +32,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [ ! -f src.raw ] || [ "$(stat -c %s src.raw)" -ne $((size_gib << 30)) ]; then
-	echo "bench: writing src.raw ($size_gib GiB, $data_mib MiB of data)"
-	python3 - src.raw "$size_gib" "$data_mib" <<'PY'
-import os, random, sys
-path, gib, mib = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-rng = random.Random(7)
-size = gib << 30
-with open(path, "wb") as f:
-    f.truncate(size)
-    left, pieces = mib, []
-    while left > 0:
-        n = min(left, rng.randint(1, 4))
-        pieces.append(n)
-        left -= n
-    slot = size // len(pieces)
-    for i, n in enumerate(pieces):
-        f.seek(i * slot + rng.randrange(0, slot - (n << 20) + 1) // 65536 * 65536)
-        for _ in range(n):
-            f.write(os.urandom(1 << 20))
+if bench_source src.raw "$size_gib" "$data_mib" 7 <<'PY'; then
+left, pieces = mib, []
+while left > 0:
+    n = min(left, rng.randint(1, 4))
+    pieces.append(n)
+    left -= n
+slot = size // len(pieces)
+for i, n in enumerate(pieces):
+    f.seek(i * slot + rng.randrange(0, slot - (n << 20) + 1) // 65536 * 65536)
+    for _ in range(n):
+        f.write(os.urandom(1 << 20))
 PY
 	rm -f src.qcow2
 fi

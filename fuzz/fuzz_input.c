@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: BSD-2-Clause
  * Copyright (c) 2026 The mimg authors
  */
-#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +8,7 @@
 #include <unistd.h>
 
 #include "fuzz_input.h"
+#include "fuzz_io.h"
 
 /* The files of one target: its input, and what goes with it. */
 #define FUZZ_FILES 4
@@ -57,17 +57,8 @@ const char *fuzz_input_write(const uint8_t *data, size_t size,
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return NULL;
-	size_t done = 0;
-	while (done < size) {
-		ssize_t n = write(fd, data + done, size - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			close(fd);
-			return NULL;
-		}
-		done += (size_t)n;
-	}
+	/* write(2) only reads DATA: dropping const is safe. */
+	int r = fuzz_io_all(fd, (uint8_t *)(uintptr_t)data, size, true);
 	close(fd);
-	return path;
+	return r == 0 ? path : NULL;
 }

@@ -19,6 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fuzz_io.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv) __attribute__((weak));
 
@@ -51,18 +53,11 @@ static int read_whole_file(const char *path, uint8_t **bufp, size_t *lenp)
 		close(fd);
 		return -1;
 	}
-	size_t done = 0;
-	while (done < len) {
-		ssize_t n = read(fd, buf + done, len - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			fprintf(stderr, "replay: %s: short read\n", path);
-			free(buf);
-			close(fd);
-			return -1;
-		}
-		done += (size_t)n;
+	if (fuzz_io_all(fd, buf, len, false) != 0) {
+		fprintf(stderr, "replay: %s: short read\n", path);
+		free(buf);
+		close(fd);
+		return -1;
 	}
 	close(fd);
 	*bufp = buf;

@@ -134,3 +134,23 @@ cipher-alg=aes-256,cipher-mode=cbc,ivgen-alg=essiv
 cipher-alg=aes-128,cipher-mode=xts,ivgen-alg=essiv,ivgen-hash-alg=sha256
 cipher-alg=aes-256,ivgen-alg=plain,hash-alg=sha1
 cipher-alg=aes-256,hash-alg=sha512"
+
+# streams ARCHIVE RAW MIB [qcow2 options]: mimg converts ARCHIVE to raw
+# and to qcow2 (with the options) with $TMPDIR missing, so streamed with
+# no temporary file; both read as RAW, and the raw output allocates MIB
+# MiB: data is written as data, zero runs stay holes.
+streams() {
+	_a=$1 _raw=$2 _mib=$3
+	shift 3
+	rm -f out.raw out.qcow2
+	TMPDIR=$T/missing "$MIMG" convert -O raw "$_a" out.raw ||
+		fail "convert $_a without a temporary directory"
+	qemu-img compare -q -f raw -F raw "$_raw" out.raw ||
+		fail "$_a: streamed content differs from $_raw"
+	check_eq "$(($(stat -c %b out.raw) * 512 / 1048576))" "$_mib" \
+		"$_a: allocated MiB of the raw output"
+	TMPDIR=$T/missing "$MIMG" convert -O qcow2 "$@" "$_a" out.qcow2 ||
+		fail "convert -O qcow2 $* $_a"
+	qemu-img compare -q -f raw -F qcow2 "$_raw" out.qcow2 ||
+		fail "$_a: streamed qcow2 differs from $_raw"
+}

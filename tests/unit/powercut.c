@@ -101,15 +101,12 @@ static void settle_dsync(void)
 	if (!have_dsync)
 		return;
 	have_dsync = false;
-	ck_assert_int_eq(tu_system("dd if=%s of=durable.img bs=64K skip=%llu "
-				   "seek=%llu count=%llu conv=notrunc "
-				   "iflag=skip_bytes,count_bytes "
-				   "oflag=seek_bytes status=none",
-				   image,
-				   (unsigned long long)dsync_pending.off,
-				   (unsigned long long)dsync_pending.off,
-				   (unsigned long long)dsync_pending.len),
-			 0);
+	tu_sh("dd if=%s of=durable.img bs=64K skip=%llu seek=%llu count=%llu "
+	      "conv=notrunc iflag=skip_bytes,count_bytes oflag=seek_bytes "
+	      "status=none",
+	      image, (unsigned long long)dsync_pending.off,
+	      (unsigned long long)dsync_pending.off,
+	      (unsigned long long)dsync_pending.len);
 }
 
 static int hook(void *opaque, enum mimg_file_op op, const char *path,

@@ -63,6 +63,15 @@ static char *resolve_ok(const struct mimg *m, const char *name,
 	return out;
 }
 
+/* NAME, referred to by M (CONTAINED as for resolve_ok), is WANT. */
+static void expect_resolved(const struct mimg *m, const char *name,
+			    bool contained, const char *want)
+{
+	char *p = resolve_ok(m, name, contained);
+	ck_assert_str_eq(p, want);
+	free(p);
+}
+
 static int resolve_err(const struct mimg *m, const char *name,
 		       bool contained)
 {
@@ -73,34 +82,29 @@ static int resolve_err(const struct mimg *m, const char *name,
 	return r;
 }
 
+/* PATH opens with FLAGS (and closes cleanly). */
+static void expect_opens(const char *path, unsigned flags)
+{
+	struct mimg *img;
+	int r = mimg_open(&img, path, NULL, flags);
+	ck_assert_msg(r == 0, "open %s: %s", path, mimg_errmsg());
+	ck_assert_int_eq(mimg_close(img), 0);
+}
+
 START_TEST(resolve_relative_to_image_dir)
 {
 	struct mimg m = fake("dir/sub/top.img", 0);
-	char *p = resolve_ok(&m, "base.img", false);
-	ck_assert_str_eq(p, "dir/sub/base.img");
-	free(p);
-	p = resolve_ok(&m, "x/y.img", true);
-	ck_assert_str_eq(p, "dir/sub/x/y.img");
-	free(p);
+	expect_resolved(&m, "base.img", false, "dir/sub/base.img");
+	expect_resolved(&m, "x/y.img", true, "dir/sub/x/y.img");
 	/* backing files may leave the directory, as in qemu-img */
-	p = resolve_ok(&m, "../base.img", false);
-	ck_assert_str_eq(p, "dir/sub/../base.img");
-	free(p);
-	p = resolve_ok(&m, "/abs/base.img", false);
-	ck_assert_str_eq(p, "/abs/base.img");
-	free(p);
+	expect_resolved(&m, "../base.img", false, "dir/sub/../base.img");
+	expect_resolved(&m, "/abs/base.img", false, "/abs/base.img");
 	struct mimg bare = fake("top.img", 0);
-	p = resolve_ok(&bare, "base.img", true);
-	ck_assert_str_eq(p, "base.img");
-	free(p);
+	expect_resolved(&bare, "base.img", true, "base.img");
 	struct mimg abs = fake("/images/top.img", 0);
-	p = resolve_ok(&abs, "base.img", false);
-	ck_assert_str_eq(p, "/images/base.img");
-	free(p);
+	expect_resolved(&abs, "base.img", false, "/images/base.img");
 	/* a name that merely starts with dots is not an escape */
-	p = resolve_ok(&m, "..data", true);
-	ck_assert_str_eq(p, "dir/sub/..data");
-	free(p);
+	expect_resolved(&m, "..data", true, "dir/sub/..data");
 }
 END_TEST
 
@@ -119,12 +123,8 @@ START_TEST(resolve_contained_refuses_escapes)
 
 	/* allowed explicitly */
 	struct mimg ext = fake("dir/top.vmdk", MIMG_OPEN_ALLOW_EXTERNAL);
-	char *p = resolve_ok(&ext, "/etc/passwd", true);
-	ck_assert_str_eq(p, "/etc/passwd");
-	free(p);
-	p = resolve_ok(&ext, "../secret", true);
-	ck_assert_str_eq(p, "dir/../secret");
-	free(p);
+	expect_resolved(&ext, "/etc/passwd", true, "/etc/passwd");
+	expect_resolved(&ext, "../secret", true, "dir/../secret");
 }
 END_TEST
 
@@ -141,20 +141,14 @@ START_TEST(resolve_contained_refuses_symlink_escape)
 	ck_assert_int_eq(resolve_err(&m, "out/secret", true), -EPERM);
 	assert_msg_has("symbolic link");
 	/* a link that stays inside is fine */
-	char *p = resolve_ok(&m, "alias.raw", true);
-	ck_assert_str_eq(p, "img/alias.raw");
-	free(p);
+	expect_resolved(&m, "alias.raw", true, "img/alias.raw");
 	/* a name that does not exist yet cannot be checked: it is the
 	 * open that fails later */
-	p = resolve_ok(&m, "new.raw", true);
-	free(p);
+	free(resolve_ok(&m, "new.raw", true));
 	struct mimg ext = fake("img/disk.vmdk", MIMG_OPEN_ALLOW_EXTERNAL);
-	p = resolve_ok(&ext, "out/secret", true);
-	ck_assert_str_eq(p, "img/out/secret");
-	free(p);
+	expect_resolved(&ext, "out/secret", true, "img/out/secret");
 	/* backing files (not contained) follow links as qemu-img does */
-	p = resolve_ok(&m, "out/secret", false);
-	free(p);
+	free(resolve_ok(&m, "out/secret", false));
 }
 END_TEST
 
@@ -177,8 +171,7 @@ START_TEST(resolve_untrusted_refuses_everything)
 	ck_assert_int_eq(resolve_err(&below, "base.img", false), -EPERM);
 	struct mimg trusting = fake("dir/top.img", MIMG_OPEN_ALLOW_EXTERNAL);
 	below.top = &trusting;
-	char *p = resolve_ok(&below, "/abs/base.img", true);
-	free(p);
+	free(resolve_ok(&below, "/abs/base.img", true));
 }
 END_TEST
 
@@ -208,8 +201,8 @@ START_TEST(chain_relative_to_overlay_dir)
 	NEED_QCOW2();
 	ck_assert_int_eq(mkdir("sub", 0755), 0);
 	make_base("sub/base.raw", 1 * MIB, 0x5B);
-	ck_assert_int_eq(tu_system("cd sub && qemu-img create -q -f qcow2 "
-				   "-b base.raw -F raw top.qcow2 2M"), 0);
+	tu_sh("cd sub && qemu-img create -q -f qcow2 -b base.raw -F raw "
+	      "top.qcow2 2M");
 	/* opened from another directory: the name is relative to sub/ */
 	struct mimg *img;
 	ck_assert_int_eq(mimg_open(&img, "sub/top.qcow2", NULL,
@@ -268,15 +261,12 @@ END_TEST
 START_TEST(chain_missing_backing_named)
 {
 	NEED_QCOW2();
-	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 -u "
-				   "-b gone.raw -F raw top.qcow2 1M"), 0);
+	tu_sh("qemu-img create -q -f qcow2 -u -b gone.raw -F raw top.qcow2 1M");
 	struct mimg *img;
 	ck_assert_int_eq(mimg_open(&img, "top.qcow2", NULL, 0), -ENOENT);
 	assert_msg_has("top.qcow2");
 	assert_msg_has("gone.raw");
-	ck_assert_int_eq(mimg_open(&img, "top.qcow2", NULL,
-				   MIMG_OPEN_NO_BACKING), 0);
-	ck_assert_int_eq(mimg_close(img), 0);
+	expect_opens("top.qcow2", MIMG_OPEN_NO_BACKING);
 }
 END_TEST
 
@@ -285,27 +275,22 @@ START_TEST(chain_loops_detected)
 	NEED_QCOW2();
 	struct mimg *img;
 	/* a.qcow2 -> a.qcow2 */
-	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 a.qcow2 1M && "
-				   "qemu-img rebase -u -b a.qcow2 -F qcow2 "
-				   "a.qcow2"), 0);
+	tu_sh("qemu-img create -q -f qcow2 a.qcow2 1M && qemu-img rebase -u -b "
+	      "a.qcow2 -F qcow2 a.qcow2");
 	ck_assert_int_eq(mimg_open(&img, "a.qcow2", NULL, 0), -ELOOP);
 	assert_msg_has("a.qcow2");
 	/* b -> c -> d -> b, with d naming b through another spelling */
 	ck_assert_int_eq(mkdir("x", 0755), 0);
-	ck_assert_int_eq(tu_system(
-		"qemu-img create -q -f qcow2 -u -b c.qcow2 -F qcow2 b.qcow2 1M "
-		"&& qemu-img create -q -f qcow2 -u -b x/d.qcow2 -F qcow2 "
-		"c.qcow2 1M && qemu-img create -q -f qcow2 -u -b ../b.qcow2 "
-		"-F qcow2 x/d.qcow2 1M"), 0);
+	tu_sh("qemu-img create -q -f qcow2 -u -b c.qcow2 -F qcow2 b.qcow2 1M "
+	      "&& qemu-img create -q -f qcow2 -u -b x/d.qcow2 -F qcow2 c.qcow2 "
+	      "1M && qemu-img create -q -f qcow2 -u -b ../b.qcow2 -F qcow2 "
+	      "x/d.qcow2 1M");
 	ck_assert_int_eq(mimg_open(&img, "b.qcow2", NULL, 0), -ELOOP);
 	ck_assert_int_eq(mimg_open(&img, "c.qcow2", NULL, 0), -ELOOP);
-	ck_assert_int_eq(mimg_open(&img, "b.qcow2", NULL,
-				   MIMG_OPEN_NO_BACKING), 0);
-	ck_assert_int_eq(mimg_close(img), 0);
+	expect_opens("b.qcow2", MIMG_OPEN_NO_BACKING);
 	/* through a hard link the same file is still the same file */
-	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 -u -b "
-				   "e-link.qcow2 -F qcow2 e.qcow2 1M && "
-				   "ln e.qcow2 e-link.qcow2"), 0);
+	tu_sh("qemu-img create -q -f qcow2 -u -b e-link.qcow2 -F qcow2 e.qcow2 "
+	      "1M && ln e.qcow2 e-link.qcow2");
 	ck_assert_int_eq(mimg_open(&img, "e.qcow2", NULL, 0), -ELOOP);
 }
 END_TEST
@@ -315,11 +300,10 @@ START_TEST(chain_depth_capped)
 	NEED_QCOW2();
 	/* l0.raw <- l1 <- ... <- l65: 66 images, 65 backing links */
 	make_base("l0.raw", 65536, 0x42);
-	ck_assert_int_eq(tu_system(
-		"set -e; qemu-img create -q -f qcow2 -u -b l0.raw -F raw "
-		"l1.qcow2 64k; i=2; while [ $i -le 65 ]; do qemu-img create "
-		"-q -f qcow2 -u -b l$((i-1)).qcow2 -F qcow2 l$i.qcow2 64k; "
-		"i=$((i+1)); done"), 0);
+	tu_sh("set -e; qemu-img create -q -f qcow2 -u -b l0.raw -F raw "
+	      "l1.qcow2 64k; i=2; while [ $i -le 65 ]; do qemu-img create -q "
+	      "-f qcow2 -u -b l$((i-1)).qcow2 -F qcow2 l$i.qcow2 64k; "
+	      "i=$((i+1)); done");
 	struct mimg *img;
 	char name[32];
 	/* 64 backing links: the deepest allowed */
@@ -348,8 +332,7 @@ START_TEST(chain_untrusted_refused)
 {
 	NEED_QCOW2();
 	make_base("base.raw", 65536, 1);
-	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 -b base.raw "
-				   "-F raw top.qcow2 1M"), 0);
+	tu_sh("qemu-img create -q -f qcow2 -b base.raw -F raw top.qcow2 1M");
 	struct mimg *img;
 	ck_assert_int_eq(mimg_open(&img, "top.qcow2", NULL,
 				   MIMG_OPEN_UNTRUSTED), -EPERM);
@@ -363,14 +346,9 @@ START_TEST(chain_untrusted_refused)
 			 -EPERM);
 	assert_msg_has("untrusted");
 	/* self-contained images are fine in untrusted mode */
-	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 plain.qcow2 "
-				   "1M"), 0);
-	ck_assert_int_eq(mimg_open(&img, "plain.qcow2", NULL,
-				   MIMG_OPEN_UNTRUSTED), 0);
-	ck_assert_int_eq(mimg_close(img), 0);
-	ck_assert_int_eq(mimg_open(&img, "base.raw", NULL,
-				   MIMG_OPEN_UNTRUSTED), 0);
-	ck_assert_int_eq(mimg_close(img), 0);
+	tu_sh("qemu-img create -q -f qcow2 plain.qcow2 1M");
+	expect_opens("plain.qcow2", MIMG_OPEN_UNTRUSTED);
+	expect_opens("base.raw", MIMG_OPEN_UNTRUSTED);
 }
 END_TEST
 
@@ -378,10 +356,9 @@ START_TEST(chain_json_backing_refused)
 {
 	NEED_QCOW2();
 	make_base("base.raw", 65536, 1);
-	ck_assert_int_eq(tu_system(
-		"qemu-img create -q -f qcow2 -u -b 'json:{\"driver\":\"raw\","
-		"\"file\":{\"driver\":\"file\",\"filename\":\"base.raw\"}}' "
-		"-F raw top.qcow2 1M"), 0);
+	tu_sh("qemu-img create -q -f qcow2 -u -b 'json:{\"driver\":\"raw\","
+	      "\"file\":{\"driver\":\"file\",\"filename\":\"base.raw\"}}' "
+	      "-F raw top.qcow2 1M");
 	struct mimg *img;
 	ck_assert_int_eq(mimg_open(&img, "top.qcow2", NULL, 0), -EPERM);
 	assert_msg_has("json:");

@@ -103,18 +103,11 @@ START_TEST(raw_runs_capped_and_ranges)
 	unsigned st;
 	ck_assert_int_eq(mimg_open(&img, "a.img", NULL, 0), 0);
 	/* a run is capped at the requested length */
-	ck_assert_int_eq(mimg_block_status(img, 0, 4096, &pnum, &st, NULL), 0);
-	ck_assert_uint_eq(pnum, 4096);
-	ck_assert(st & MIMG_BS_ZERO);
-	ck_assert_int_eq(mimg_block_status(img, 3 * MIB + 512, 1000, &pnum,
-					   &st, NULL), 0);
-	ck_assert_uint_eq(pnum, 1000);
-	ck_assert(st & MIMG_BS_DATA);
+	tu_assert_status(img, 0, 4096, 4096, MIMG_BS_ZERO, 0);
+	tu_assert_status(img, 3 * MIB + 512, 1000, 1000, MIMG_BS_DATA, 0);
 	/* and clamped at the end of the image */
-	ck_assert_int_eq(mimg_block_status(img, 8 * MIB - 4096, UINT64_MAX,
-					   &pnum, &st, NULL), 0);
-	ck_assert_uint_eq(pnum, 4096);
-	ck_assert(st & MIMG_BS_DATA);
+	tu_assert_status(img, 8 * MIB - 4096, UINT64_MAX, 4096, MIMG_BS_DATA,
+			 0);
 	/* nothing at or past the end, nor empty ranges */
 	ck_assert_int_eq(mimg_block_status(img, 8 * MIB, 1, &pnum, &st, NULL),
 			 -EINVAL);
@@ -128,26 +121,13 @@ END_TEST
 
 START_TEST(raw_discard_and_write_change_status)
 {
-	uint8_t *buf = malloc(2 * MIB);
-	tu_fill_random(buf, 2 * MIB, 2);
-	tu_write_file("a.img", buf, 2 * MIB, 0);
-	free(buf);
+	free(tu_random_file("a.img", 2 * MIB, 2));
 	struct mimg *img;
-	uint64_t pnum;
-	unsigned st;
 	ck_assert_int_eq(mimg_open(&img, "a.img", "raw", MIMG_OPEN_RDWR), 0);
-	ck_assert_int_eq(mimg_block_status(img, 0, 2 * MIB, &pnum, &st, NULL),
-			 0);
-	ck_assert_uint_eq(pnum, 2 * MIB);
-	ck_assert(st & MIMG_BS_DATA);
+	tu_assert_status(img, 0, 2 * MIB, 2 * MIB, MIMG_BS_DATA, 0);
 	ck_assert_int_eq(mimg_discard(img, MIB, 512 * KIB, 0), 0);
-	ck_assert_int_eq(mimg_block_status(img, 0, 2 * MIB, &pnum, &st, NULL),
-			 0);
-	ck_assert_uint_eq(pnum, MIB);
-	ck_assert_int_eq(mimg_block_status(img, MIB, MIB, &pnum, &st, NULL),
-			 0);
-	ck_assert_uint_eq(pnum, 512 * KIB);
-	ck_assert(st & MIMG_BS_ZERO);
+	tu_assert_status(img, 0, 2 * MIB, MIB, 0, 0);
+	tu_assert_status(img, MIB, MIB, 512 * KIB, MIMG_BS_ZERO, 0);
 	ck_assert_int_eq(mimg_close(img), 0);
 }
 END_TEST
@@ -197,11 +177,9 @@ START_TEST(chain_through_qcow2_overlay)
 	tu_make_sparse("base.raw", 4 * MIB);
 	tu_write_file("base.raw", buf, 2 * MIB, 0);
 	free(buf);
-	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 -b base.raw "
-				   "-F raw top.qcow2 6M"), 0);
-	ck_assert_int_eq(tu_system("qemu-io -f qcow2 -c 'write -P 0x11 512k "
-				   "64k' -c 'write -P 0x22 5M 64k' top.qcow2 "
-				   ">/dev/null"), 0);
+	tu_sh("qemu-img create -q -f qcow2 -b base.raw -F raw top.qcow2 6M");
+	tu_sh("qemu-io -f qcow2 -c 'write -P 0x11 512k 64k' -c "
+	      "'write -P 0x22 5M 64k' top.qcow2 >/dev/null");
 	struct mimg *img;
 	ck_assert_int_eq(mimg_open(&img, "top.qcow2", NULL, 0), 0);
 	ck_assert_ptr_nonnull(mimg_backing(img));
@@ -238,16 +216,9 @@ START_TEST(chain_through_qcow2_overlay)
 		}
 	}
 	/* the overlay alone: only its two clusters are allocated */
-	uint64_t p;
-	unsigned s;
-	ck_assert_int_eq(mimg_block_status(img, 0, 6 * MIB, &p, &s, NULL), 0);
-	ck_assert_uint_eq(p, 512 * KIB);
-	ck_assert(!(s & MIMG_BS_ALLOCATED));
-	ck_assert_int_eq(mimg_block_status(img, 512 * KIB, 6 * MIB, &p, &s,
-					   NULL), 0);
-	ck_assert_uint_eq(p, 64 * KIB);
-	ck_assert(s & MIMG_BS_ALLOCATED);
-	ck_assert(s & MIMG_BS_DATA);
+	tu_assert_status(img, 0, 6 * MIB, 512 * KIB, 0, MIMG_BS_ALLOCATED);
+	tu_assert_status(img, 512 * KIB, 6 * MIB, 64 * KIB,
+			 MIMG_BS_ALLOCATED | MIMG_BS_DATA, 0);
 	ck_assert_int_eq(mimg_close(img), 0);
 }
 END_TEST

@@ -40,6 +40,13 @@ static struct blockif_ctxt *open_ok(const char *opts)
 	return bc;
 }
 
+/* A fresh disk.raw (make_disk) opened with OPTS. */
+static struct blockif_ctxt *open_disk(const char *opts)
+{
+	make_disk();
+	return open_ok(opts);
+}
+
 /* A request and a way to wait for it. */
 struct waiter {
 	struct blockif_req br;
@@ -78,6 +85,15 @@ static int complete(int (*op)(struct blockif_ctxt *, struct blockif_req *),
 	return waiter_wait(w);
 }
 
+/* Close BC, then free the N waiters W and the disk's content. */
+static void close_disk(struct blockif_ctxt *bc, struct waiter **w, int n)
+{
+	ck_assert_int_eq(blockif_close(bc), 0);
+	for (int i = 0; i < n; i++)
+		free(w[i]);
+	free(disk);
+}
+
 START_TEST(open_options)
 {
 	struct blockif_ctxt *bc;
@@ -85,8 +101,7 @@ START_TEST(open_options)
 	uint16_t c;
 	uint8_t h, s;
 
-	make_disk();
-	bc = open_ok("disk.raw");
+	bc = open_disk("disk.raw");
 	ck_assert_int_eq(blockif_size(bc), DISK_SIZE);
 	ck_assert_int_eq(blockif_sectsz(bc), 512);
 	ck_assert_int_eq(blockif_is_ro(bc), 0);
@@ -131,27 +146,27 @@ START_TEST(open_options)
 }
 END_TEST
 
-START_TEST(chs_large)
+/* A raw disk of SIZE bytes has the geometry C/H/S. */
+static void assert_chs(uint64_t size, uint16_t c, uint8_t h, uint8_t s)
 {
 	struct blockif_ctxt *bc;
-	uint16_t c;
-	uint8_t h, s;
+	uint16_t gc;
+	uint8_t gh, gs;
 
-	tu_make_sparse("big.raw", 1ull << 30);
+	tu_make_sparse("big.raw", size);
 	bc = open_ok("big.raw,format=raw");
-	blockif_chs(bc, &c, &h, &s);
-	ck_assert_uint_eq(c, 2080);
-	ck_assert_uint_eq(h, 16);
-	ck_assert_uint_eq(s, 63);
+	blockif_chs(bc, &gc, &gh, &gs);
+	ck_assert_uint_eq(gc, c);
+	ck_assert_uint_eq(gh, h);
+	ck_assert_uint_eq(gs, s);
 	ck_assert_int_eq(blockif_close(bc), 0);
+}
+
+START_TEST(chs_large)
+{
+	assert_chs(1ull << 30, 2080, 16, 63);
 	/* Past the CHS limit everything saturates. */
-	tu_make_sparse("huge.raw", 1ull << 40);
-	bc = open_ok("huge.raw,format=raw");
-	blockif_chs(bc, &c, &h, &s);
-	ck_assert_uint_eq(c, 65535);
-	ck_assert_uint_eq(h, 16);
-	ck_assert_uint_eq(s, 255);
-	ck_assert_int_eq(blockif_close(bc), 0);
+	assert_chs(1ull << 40, 65535, 16, 255);
 }
 END_TEST
 
@@ -160,8 +175,7 @@ START_TEST(read_write_resid)
 	struct blockif_ctxt *bc;
 	struct waiter *w = waiter_new(4096, 8192);
 
-	make_disk();
-	bc = open_ok("disk.raw,format=raw");
+	bc = open_disk("disk.raw,format=raw");
 	ck_assert_int_eq(complete(blockif_read, bc, w), 0);
 	ck_assert_int_eq(w->br.br_resid, 0);
 	ck_assert(memcmp(w->buf, disk + 4096, 8192) == 0);
@@ -211,9 +225,7 @@ START_TEST(read_write_resid)
 	ck_assert_int_eq(blockif_delete(bc, &w->br), 0);
 	ck_assert_int_eq(waiter_wait(w), blockif_candelete(bc) ? EINVAL
 							       : EOPNOTSUPP);
-	ck_assert_int_eq(blockif_close(bc), 0);
-	free(w);
-	free(disk);
+	close_disk(bc, &w, 1);
 }
 END_TEST
 
@@ -222,8 +234,7 @@ START_TEST(read_only_and_delete)
 	struct blockif_ctxt *bc;
 	struct waiter *w = waiter_new(0, 4096);
 
-	make_disk();
-	bc = open_ok("disk.raw,format=raw,ro");
+	bc = open_disk("disk.raw,format=raw,ro");
 	ck_assert_int_eq(complete(blockif_write, bc, w), EROFS);
 	w->br.br_resid = 4096;
 	ck_assert_int_eq(complete(blockif_delete, bc, w), EOPNOTSUPP);
@@ -264,9 +275,7 @@ START_TEST(read_only_and_delete)
 		for (int i = 0; i < 8192; i++)
 			ck_assert_uint_eq(w->buf[i], 0);
 	}
-	ck_assert_int_eq(blockif_close(bc), 0);
-	free(w);
-	free(disk);
+	close_disk(bc, &w, 1);
 }
 END_TEST
 
@@ -278,6 +287,18 @@ static void count_cb(struct blockif_req *br, int err)
 		__atomic_fetch_add(&counted_calls, 1, __ATOMIC_SEQ_CST);
 }
 
+/* REQ moves the LEN bytes of BUF at OFF; count_cb counts it. */
+static void counted_req(struct blockif_req *req, uint8_t *buf, size_t len,
+			off_t off)
+{
+	req->br_callback = count_cb;
+	req->br_iovcnt = 1;
+	req->br_iov[0].iov_base = buf;
+	req->br_iov[0].iov_len = len;
+	req->br_offset = off;
+	req->br_resid = (ssize_t)len;
+}
+
 START_TEST(queue_full_and_cancel)
 {
 	struct blockif_ctxt *bc;
@@ -285,8 +306,7 @@ START_TEST(queue_full_and_cancel)
 	uint8_t *bufs;
 	int qsz, workers, slots, n;
 
-	make_disk();
-	bc = open_ok("disk.raw,format=raw");
+	bc = open_disk("disk.raw,format=raw");
 	/* bhyve's numbers: BLOCKIF_RING_MAX + 8 slots, one less reported. */
 	qsz = blockif_queuesz(bc);
 	ck_assert_int_eq(qsz, BLOCKIF_RING_MAX + 7);
@@ -299,14 +319,9 @@ START_TEST(queue_full_and_cancel)
 	workers = park_workers(bc);
 	ck_assert_int_ge(workers, 1);
 	counted_calls = 0;
-	for (int i = 0; i <= slots; i++) {
-		reqs[i].br_callback = count_cb;
-		reqs[i].br_iovcnt = 1;
-		reqs[i].br_iov[0].iov_base = bufs + 512 * (size_t)i;
-		reqs[i].br_iov[0].iov_len = 512;
-		reqs[i].br_offset = 512 * (i % 64);
-		reqs[i].br_resid = 512;
-	}
+	for (int i = 0; i <= slots; i++)
+		counted_req(&reqs[i], bufs + 512 * (size_t)i, 512,
+			    512 * (i % 64));
 	/* The parked flushes hold WORKERS slots. */
 	n = slots - workers;
 	for (int i = 0; i < n; i++)
@@ -335,8 +350,7 @@ START_TEST(overlapping_requests_keep_order)
 	struct blockif_ctxt *bc;
 	struct waiter *w[6];
 
-	make_disk();
-	bc = open_ok("disk.raw,format=raw");
+	bc = open_disk("disk.raw,format=raw");
 	park_workers(bc);
 	/* With every worker parked, queue write A, write B, zero C, read:
 	 * once released, they run in parallel except where they overlap. */
@@ -372,10 +386,7 @@ START_TEST(overlapping_requests_keep_order)
 				     w[3]->buf[i], want);
 	}
 	ck_assert(memcmp(w[4]->buf, disk + (1 << 20), 16384) == 0);
-	ck_assert_int_eq(blockif_close(bc), 0);
-	for (int i = 0; i < 6; i++)
-		free(w[i]);
-	free(disk);
+	close_disk(bc, w, 6);
 }
 END_TEST
 
@@ -397,8 +408,7 @@ START_TEST(here_requests)
 	struct blockif_ctxt *bc;
 	struct waiter *w[4];
 
-	make_disk();
-	bc = open_ok("disk.raw,format=raw");
+	bc = open_disk("disk.raw,format=raw");
 	ck_assert_int_ge(park_workers(bc), 1);
 	w[0] = waiter_new(4096, 8192);
 	memset(w[0]->buf, 0x5a, 8192);
@@ -422,10 +432,7 @@ START_TEST(here_requests)
 	ck_assert_int_eq(waiter_wait(w[3]), 0);
 	ck_assert(memcmp(w[2]->buf, disk + (1 << 20), 4096) == 0);
 	ck_assert(memcmp(w[3]->buf, disk + (2 << 20), 4096) == 0);
-	ck_assert_int_eq(blockif_close(bc), 0);
-	for (int i = 0; i < 4; i++)
-		free(w[i]);
-	free(disk);
+	close_disk(bc, w, 4);
 }
 END_TEST
 
@@ -435,16 +442,10 @@ START_TEST(close_drains_queue)
 	static struct blockif_req reqs[BLOCKIF_RING_MAX];
 	static uint8_t buf[BLOCKIF_RING_MAX][4096];
 
-	make_disk();
-	bc = open_ok("disk.raw,format=raw");
+	bc = open_disk("disk.raw,format=raw");
 	counted_calls = 0;
 	for (int i = 0; i < BLOCKIF_RING_MAX; i++) {
-		reqs[i].br_callback = count_cb;
-		reqs[i].br_iovcnt = 1;
-		reqs[i].br_iov[0].iov_base = buf[i];
-		reqs[i].br_iov[0].iov_len = sizeof(buf[i]);
-		reqs[i].br_offset = 4096 * i;
-		reqs[i].br_resid = sizeof(buf[i]);
+		counted_req(&reqs[i], buf[i], sizeof(buf[i]), 4096 * i);
 		ck_assert_int_eq(blockif_read(bc, &reqs[i]), 0);
 	}
 	ck_assert_int_eq(blockif_close(bc), 0);

@@ -62,20 +62,16 @@ static void stop_nbdkit(pid_t pid)
 
 START_TEST(stress_qcow2_over_nbd)
 {
-	uint8_t *shadow = stress_base_raw(DISK_SIZE, DISK_SIZE / 2, 5);
+	uint8_t *shadow = stress_base_image("-O qcow2", "base.qcow2",
+					    DISK_SIZE, DISK_SIZE / 2, 5);
 	char uri[600];
 	pid_t pid;
 
-	ck_assert_int_eq(tu_system("qemu-img convert -q -f raw -O qcow2 "
-				   "base.raw base.qcow2"),
-			 0);
 	/* A relative backing name has no directory behind NBD. */
-	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 -b %s/base.qcow2 "
-				   "-F qcow2 -o cluster_size=4096 "
-				   "overlay.qcow2 && truncate -s 32M "
-				   "overlay.qcow2",
-				   tu_tmpdir()),
-			 0);
+	tu_sh("qemu-img create -q -f qcow2 -b %s/base.qcow2 -F qcow2 -o "
+	      "cluster_size=4096 overlay.qcow2 && truncate -s 32M "
+	      "overlay.qcow2",
+	      tu_tmpdir());
 	pid = start_nbdkit("overlay.qcow2", uri, sizeof(uri));
 	stress_open(uri, shadow, DISK_SIZE, 4, 600, 21);
 	stop_nbdkit(pid);

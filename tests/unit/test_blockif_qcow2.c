@@ -22,22 +22,15 @@
 START_TEST(stress_qcow2_backing)
 {
 	/* Base: data in the first half, a hole in the second. */
-	uint8_t *shadow = stress_base_raw(DISK_SIZE, DISK_SIZE / 2, 3);
+	uint8_t *shadow = stress_base_image("-O qcow2", "base.qcow2",
+					    DISK_SIZE, DISK_SIZE / 2, 3);
 
-	ck_assert_int_eq(tu_system("qemu-img convert -q -f raw -O qcow2 "
-				   "base.raw base.qcow2"),
-			 0);
-	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 -b base.qcow2 "
-				   "-F qcow2 -o cluster_size=4096 "
-				   "overlay.qcow2"),
-			 0);
-	stress_open("overlay.qcow2", shadow, DISK_SIZE, 4, 1500, 11);
-
-	tu_qemu_reads("overlay.qcow2", "qcow2", shadow, DISK_SIZE);
+	tu_sh("qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 -o "
+	      "cluster_size=4096 overlay.qcow2");
+	stress_open_qemu_reads("overlay.qcow2", "overlay.qcow2", "qcow2",
+			       shadow, DISK_SIZE, 1500, 11);
 	/* The backing file was only read. */
-	ck_assert_int_eq(tu_system("qemu-img compare -q -f qcow2 -F raw "
-				   "base.qcow2 base.raw"),
-			 0);
+	tu_sh("qemu-img compare -q -f qcow2 -F raw base.qcow2 base.raw");
 	free(shadow);
 }
 END_TEST
@@ -47,12 +40,9 @@ START_TEST(untrusted_refuses_backing)
 	struct blockif_ctxt *bc;
 
 	tu_make_sparse("base.raw", 1 << 20);
-	ck_assert_int_eq(tu_system("qemu-img convert -q -f raw -O qcow2 "
-				   "base.raw base.qcow2"),
-			 0);
-	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 -b base.qcow2 "
-				   "-F qcow2 overlay.qcow2"),
-			 0);
+	tu_sh("qemu-img convert -q -f raw -O qcow2 base.raw base.qcow2");
+	tu_sh("qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 "
+	      "overlay.qcow2");
 	/* An uploaded image must not pull in other host files. */
 	ck_assert_ptr_null(blockif_open_optstr("overlay.qcow2,untrusted", "t"));
 	bc = blockif_open_optstr("base.qcow2,untrusted", "t");

@@ -83,11 +83,7 @@ static void credit_give(void)
 static uint64_t next_rand(uint64_t *s)
 {
 	/* splitmix64 */
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
+	return tu_mix64(*s += 0x9e3779b97f4a7c15ull);
 }
 
 static void on_done(struct blockif_req *br, int err)
@@ -326,4 +322,23 @@ uint8_t *stress_base_raw(uint64_t size, uint64_t data, uint64_t seed)
 	tu_fill_random(shadow, data, seed);
 	tu_write_file("base.raw", shadow, size, 0);
 	return shadow;
+}
+
+uint8_t *stress_base_image(const char *args, const char *image,
+			   uint64_t size, uint64_t data, uint64_t seed)
+{
+	uint8_t *shadow = stress_base_raw(size, data, seed);
+
+	ck_assert_msg(tu_system("qemu-img convert -q -f raw %s base.raw %s",
+				args, image) == 0,
+		      "qemu-img convert %s base.raw %s", args, image);
+	return shadow;
+}
+
+void stress_open_qemu_reads(const char *optstr, const char *image,
+			    const char *format, uint8_t *shadow,
+			    uint64_t size, unsigned nops, uint64_t seed)
+{
+	stress_open(optstr, shadow, size, 4, nops, seed);
+	tu_qemu_reads(image, format, shadow, size);
 }

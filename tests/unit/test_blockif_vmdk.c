@@ -22,15 +22,13 @@
 START_TEST(stress_vmdk_sparse)
 {
 	/* Data in the first quarter, the rest unallocated. */
-	uint8_t *shadow = stress_base_raw(DISK_SIZE, DISK_SIZE / 4, 4);
+	uint8_t *shadow = stress_base_image("-O vmdk -o "
+					    "subformat=monolithicSparse",
+					    "disk.vmdk", DISK_SIZE,
+					    DISK_SIZE / 4, 4);
 
-	ck_assert_int_eq(tu_system("qemu-img convert -q -f raw -O vmdk "
-				   "-o subformat=monolithicSparse base.raw "
-				   "disk.vmdk"),
-			 0);
-	stress_open("disk.vmdk,format=vmdk", shadow, DISK_SIZE, 4, 1500, 13);
-
-	tu_qemu_reads("disk.vmdk", "vmdk", shadow, DISK_SIZE);
+	stress_open_qemu_reads("disk.vmdk,format=vmdk", "disk.vmdk", "vmdk",
+			       shadow, DISK_SIZE, 1500, 13);
 	free(shadow);
 }
 END_TEST

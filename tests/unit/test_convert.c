@@ -87,6 +87,17 @@ static int convert_files(const char *src, const char *dst, bool create,
 	return r;
 }
 
+/* Convert SRC (SIZE bytes) into a new DST with sparse_size SPARSE (-S):
+ * DST reads the same. */
+static void convert_sparse(const char *src, const char *dst, uint64_t size,
+			   uint64_t sparse)
+{
+	struct mimg_convert_opts o = {.size = sizeof(o), .sparse_size = sparse};
+	ck_assert_msg(convert_files(src, dst, true, &o) == 0, "-S %llu: %s",
+		      (unsigned long long)sparse, mimg_errmsg());
+	assert_same_content(src, dst, size);
+}
+
 START_TEST(sparse_source_stays_sparse)
 {
 	make_source("src.img");
@@ -107,38 +118,27 @@ START_TEST(sparse_granularity)
 	make_source("src.img");
 	/* -S 1M: the 64K zero hole inside data is written this time, the
 	 * 512K zero run (aligned to nothing larger) is too */
-	struct mimg_convert_opts o = {.size = sizeof(o), .sparse_size = MIB};
-	ck_assert_int_eq(convert_files("src.img", "dst.img", true, &o), 0);
-	assert_same_content("src.img", "dst.img", SRC_SIZE);
+	convert_sparse("src.img", "dst.img", SRC_SIZE, MIB);
 	ck_assert_uint_ge(tu_allocated("dst.img"), SRC_NONZERO + 64 * KIB);
 	/* any multiple of 512 up to 16 MiB, as qemu-img -S */
-	o.sparse_size = 1536;
-	ck_assert_int_eq(convert_files("src.img", "d1536.img", true, &o), 0);
-	assert_same_content("src.img", "d1536.img", SRC_SIZE);
+	convert_sparse("src.img", "d1536.img", SRC_SIZE, 1536);
 	ck_assert_uint_le(tu_allocated("d1536.img"), SRC_NONZERO + 256 * KIB);
-	o.sparse_size = 16 * MIB;
-	ck_assert_int_eq(convert_files("src.img", "d16m.img", true, &o), 0);
-	assert_same_content("src.img", "d16m.img", SRC_SIZE);
+	convert_sparse("src.img", "d16m.img", SRC_SIZE, 16 * MIB);
 	/* a small extent next to holes is written alone, not widened to
 	 * the granularity */
 	uint8_t data[4096];
 	tu_fill_random(data, sizeof(data), 3);
 	tu_make_sparse("small.img", 8 * MIB);
 	tu_write_file("small.img", data, sizeof(data), 3 * MIB + 4096);
-	o.sparse_size = 64 * KIB;
-	ck_assert_int_eq(convert_files("small.img", "dsmall.img", true, &o),
-			 0);
-	assert_same_content("small.img", "dsmall.img", 8 * MIB);
+	convert_sparse("small.img", "dsmall.img", 8 * MIB, 64 * KIB);
 	ck_assert_uint_le(tu_allocated("dsmall.img"), 4096);
 	/* an allocated zero run shorter than the granularity is skipped */
 	memset(data, 0, sizeof(data));
 	tu_write_file("small.img", data, sizeof(data), 6 * MIB);
-	o.sparse_size = 4 * MIB;
-	ck_assert_int_eq(convert_files("small.img", "dz.img", true, &o), 0);
-	assert_same_content("small.img", "dz.img", 8 * MIB);
+	convert_sparse("small.img", "dz.img", 8 * MIB, 4 * MIB);
 	ck_assert_uint_le(tu_allocated("dz.img"), 4096);
 
-	o.sparse_size = 3000;
+	struct mimg_convert_opts o = {.size = sizeof(o), .sparse_size = 3000};
 	ck_assert_int_eq(convert_files("src.img", "bad.img", true, &o),
 			 -EINVAL);
 	o.sparse_size = 16 * MIB + 512;
@@ -150,9 +150,7 @@ END_TEST
 START_TEST(no_sparse_allocates_everything)
 {
 	make_source("src.img");
-	struct mimg_convert_opts o = {.size = sizeof(o), .sparse_size = MIMG_CONVERT_NO_SPARSE};
-	ck_assert_int_eq(convert_files("src.img", "dst.img", true, &o), 0);
-	assert_same_content("src.img", "dst.img", SRC_SIZE);
+	convert_sparse("src.img", "dst.img", SRC_SIZE, MIMG_CONVERT_NO_SPARSE);
 	ck_assert_uint_ge(tu_allocated("dst.img"), SRC_SIZE);
 }
 END_TEST
@@ -426,9 +424,8 @@ START_TEST(into_clustered_target)
 	ck_assert_msg(mimg_convert(s, d, &co) == 0, "%s", mimg_errmsg());
 	ck_assert_int_eq(mimg_close(d), 0);
 	ck_assert_int_eq(mimg_close(s), 0);
-	ck_assert_int_eq(tu_system("qemu-img compare -q -f raw -F qcow2 "
-				   "src.img dst.qcow2"), 0);
-	ck_assert_int_eq(tu_system("qemu-img check -q dst.qcow2"), 0);
+	tu_sh("qemu-img compare -q -f raw -F qcow2 src.img dst.qcow2");
+	tu_sh("qemu-img check -q dst.qcow2");
 	/* data only: well under the source's allocation */
 	ck_assert_uint_lt(tu_allocated("dst.qcow2"), tu_allocated("src.img"));
 }

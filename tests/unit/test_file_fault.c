@@ -179,10 +179,7 @@ END_TEST
 START_TEST(convert_write_fault_propagates)
 {
 	/* 8 MiB of data: many windows, several workers */
-	uint8_t *buf = malloc(8 * MIB);
-	tu_fill_random(buf, 8 * MIB, 8);
-	tu_write_file("src.img", buf, 8 * MIB, 0);
-	free(buf);
+	free(tu_random_file("src.img", 8 * MIB, 8));
 	ck_assert_int_eq(mimg_create("dst.img", "raw", 8 * MIB, NULL, 0), 0);
 	struct mimg *s, *d;
 	ck_assert_int_eq(mimg_open(&s, "src.img", NULL, 0), 0);
@@ -345,16 +342,16 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("file_fault");
-	TCase *tc = tu_tcase_of(s, "file_fault",
-				TU_TESTS(nth_write_fails,
-					 positive_hook_value_is_eio,
-					 flush_fault_reaches_close,
-					 space_operations_fault,
-					 convert_write_fault_propagates,
-					 dsync_segments,
-					 exit_safe_cow_is_one_dsync_write,
-					 durable_write_group));
-	tcase_add_checked_fixture(tc, NULL, teardown_hook);
-	return tu_run_suite(s);
+	return tu_main_cases(
+		"file_fault",
+		TU_TCASES({ "file_fault",
+			    TU_TESTS(nth_write_fails,
+				     positive_hook_value_is_eio,
+				     flush_fault_reaches_close,
+				     space_operations_fault,
+				     convert_write_fault_propagates,
+				     dsync_segments,
+				     exit_safe_cow_is_one_dsync_write,
+				     durable_write_group),
+			    NULL, 0, NULL, teardown_hook }));
 }

@@ -397,17 +397,18 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("file_source");
-	TCase *tc = tu_tcase_of(s, "posix",
-				TU_TESTS(zero_range_works,
-					 zero_range_reports_real_errors,
-					 zero_range_unsupported_is_remembered));
-	tcase_add_checked_fixture(tc, setup_fs, teardown_fs);
-	tu_tcase_of(s, "memory",
-		    TU_TESTS(memory_file_io, memory_file_read_only,
-			     image_from_memory, memory_image_names_no_files));
-	tu_tcase_of(s, "archive",
-		    TU_TESTS(tar_is_unpacked_read_only,
-			     plain_files_are_not_archives));
-	return tu_run_suite(s);
+	return tu_main_cases(
+		"file_source",
+		TU_TCASES({ "posix",
+			    TU_TESTS(zero_range_works,
+				     zero_range_reports_real_errors,
+				     zero_range_unsupported_is_remembered),
+			    NULL, 0, setup_fs, teardown_fs },
+			  { "memory",
+			    TU_TESTS(memory_file_io, memory_file_read_only,
+				     image_from_memory,
+				     memory_image_names_no_files) },
+			  { "archive",
+			    TU_TESTS(tar_is_unpacked_read_only,
+				     plain_files_are_not_archives) }));
 }

@@ -159,31 +159,101 @@ START_TEST(no_secret_info_only)
 }
 END_TEST
 
+/* Opening t.luks with secret S gives ERR (0: it opens), with WANT in the
+ * message (NULL: not looked at). */
+static void expect_open(const struct mimg_secret *s, int err,
+			const char *want)
+{
+	struct mimg *img = NULL;
+	int r = mimg_open_secret(&img, "t.luks", NULL, 0, s);
+	ck_assert_msg(r == err, "got %d (%s), want %d", r, mimg_errmsg(), err);
+	ck_assert_msg(!want || strstr(mimg_errmsg(), want),
+		      "message '%s' lacks '%s'", mimg_errmsg(), want);
+	if (r == 0)
+		mimg_close(img);
+}
+
 START_TEST(secret_struct_size)
 {
-	struct mimg *img;
 	struct mimg_secret s = tu_secret(PASS);
 	create_luks("t.luks", MIB, NULL);
 	s.size = 4;
-	ck_assert_int_eq(mimg_open_secret(&img, "t.luks", NULL, 0, &s),
-			 -EINVAL);
+	expect_open(&s, -EINVAL, NULL);
 	/* an older caller's struct without max_pbkdf2_iters */
 	s.size = offsetof(struct mimg_secret, max_pbkdf2_iters);
 	s.max_pbkdf2_iters = 1; /* not covered by size: ignored */
-	ck_assert_int_eq(mimg_open_secret(&img, "t.luks", NULL, 0, &s), 0);
-	mimg_close(img);
+	expect_open(&s, 0, NULL);
 }
 END_TEST
 
 /* ---------------------------------------------------------------------- */
 /* Hostile headers                                                         */
 
-/* Apply PATCH to a fresh image's header, open it (read-write, with the
- * right secret) and expect ERR with WANT in the message; the file must
- * not change. */
-static void expect_refused(void (*patch)(uint8_t *hdr), int err,
-			   const char *want)
+#define SLOT0 208
+
+/* A change to a fresh image's header: the LEN bytes at OFF become BE
+ * (big-endian, LEN 2 or 4), or BYTES, or (FROM_SLOT0) a copy of key slot
+ * 0; opening the image must then fail with ERR, WANT in the message. */
+struct hostile {
+	unsigned off, len;
+	uint32_t be;
+	const char *bytes;
+	bool from_slot0;
+	int err;
+	const char *want;
+};
+
+static const struct hostile hostile[] = {
+	{ SLOT0 + 4, 4, 20000000, NULL, false, -EINVAL,
+	  "iteration count 20000000" },
+	{ 164, 4, 0xffffffffu, NULL, false, -EINVAL, "above the limit" },
+	{ 164, 4, 0, NULL, false, -EINVAL, "iteration count is 0" },
+	{ SLOT0 + 44, 4, 0x7fffffff, NULL, false, -EINVAL, "stripes" },
+	{ SLOT0 + 40, 4, 0xfffffff0u, NULL, false, -EINVAL,
+	  "key slot 0 material" },
+	{ SLOT0 + 40, 4, 1, NULL, false, -EINVAL, "overlaps the header" },
+	{ SLOT0 + 40, 4, 4000, NULL, false, -EINVAL, "overlaps the payload" },
+	{ 104, 4, 0x10000000, NULL, false, -EINVAL,
+	  "past the end of the file" },
+	{ 104, 4, 1, NULL, false, -EINVAL, "overlaps the header" },
+	{ 104, 4, 100, NULL, false, -EINVAL, "overlaps the payload" },
+	{ 8, 32, 0, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false, -EINVAL,
+	  "cipher name field is not NUL-terminated" },
+	{ 40, 32, 0, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", false, -EINVAL,
+	  "cipher mode field" },
+	{ 72, 32, 0, "ssssssssssssssssssssssssssssssss", false, -EINVAL,
+	  "hash spec field" },
+	{ 108, 4, 0, NULL, false, -EINVAL, "key_bytes 0" },
+	{ 108, 4, 0x40000000, NULL, false, -EINVAL, "key_bytes 1073741824" },
+	{ 108, 4, 40, NULL, false, -ENOTSUP, "key size 40" },
+	{ 8, 8, 0, "serpent", false, -ENOTSUP, "serpent" },
+	{ 72, 6, 0, "md5\0\0\0", false, -ENOTSUP, "md5" },
+	{ 40, 11, 0, "xtsplain64", false, -EINVAL, "cipher mode string" },
+	{ SLOT0, 4, 0x12345678, NULL, false, -EINVAL, "state 0x12345678" },
+	{ 6, 2, 2, NULL, false, -ENOTSUP, "version 2" },
+	/* slot 1 active on top of slot 0's material */
+	{ SLOT0 + 48, 48, 0, NULL, true, -EINVAL,
+	  "overlapping key material" },
+};
+
+static void apply(const struct hostile *c, uint8_t *h)
 {
+	if (c->from_slot0)
+		memcpy(h + c->off, h + SLOT0, c->len);
+	else if (c->bytes)
+		memcpy(h + c->off, c->bytes, c->len);
+	else if (c->len == 2)
+		st_be16(h + c->off, (uint16_t)c->be);
+	else
+		st_be32(h + c->off, c->be);
+}
+
+/* Apply change _I to a fresh image's header, open it (read-write, with
+ * the right secret) and expect its error and message; the file must not
+ * change. */
+START_TEST(hostile_headers)
+{
+	const struct hostile *c = &hostile[_i];
 	uint8_t hdr[592];
 	size_t n1, n2;
 	struct mimg *img = NULL;
@@ -192,76 +262,21 @@ static void expect_refused(void (*patch)(uint8_t *hdr), int err,
 	create_luks("h.luks", MIB, NULL);
 	FILE *f = fopen("h.luks", "r+b");
 	ck_assert_uint_eq(fread(hdr, 1, sizeof(hdr), f), sizeof(hdr));
-	patch(hdr);
+	apply(c, hdr);
 	rewind(f);
 	ck_assert_uint_eq(fwrite(hdr, 1, sizeof(hdr), f), sizeof(hdr));
 	fclose(f);
 	uint8_t *before = tu_read_file("h.luks", &n1);
 	int r = mimg_open_secret(&img, "h.luks", "luks", MIMG_OPEN_RDWR, &s);
-	ck_assert_msg(r == err, "got %d (%s), want %d", r, mimg_errmsg(), err);
-	ck_assert_msg(strstr(mimg_errmsg(), want), "message '%s' lacks '%s'",
-		      mimg_errmsg(), want);
+	ck_assert_msg(r == c->err, "got %d (%s), want %d", r, mimg_errmsg(),
+		      c->err);
+	ck_assert_msg(strstr(mimg_errmsg(), c->want),
+		      "message '%s' lacks '%s'", mimg_errmsg(), c->want);
 	uint8_t *after = tu_read_file("h.luks", &n2);
 	ck_assert_uint_eq(n1, n2);
 	ck_assert(memcmp(before, after, n1) == 0);
 	free(before);
 	free(after);
-}
-
-#define SLOT0 208
-
-static void p_slot_iters(uint8_t *h) { st_be32(h + SLOT0 + 4, 20000000); }
-static void p_mk_iters(uint8_t *h) { st_be32(h + 164, 0xffffffffu); }
-static void p_mk_iters0(uint8_t *h) { st_be32(h + 164, 0); }
-static void p_stripes(uint8_t *h) { st_be32(h + SLOT0 + 44, 0x7fffffff); }
-static void p_keyoff_eof(uint8_t *h) { st_be32(h + SLOT0 + 40, 0xfffffff0u); }
-static void p_keyoff_hdr(uint8_t *h) { st_be32(h + SLOT0 + 40, 1); }
-static void p_keyoff_payload(uint8_t *h) { st_be32(h + SLOT0 + 40, 4000); }
-static void p_payload_eof(uint8_t *h) { st_be32(h + 104, 0x10000000); }
-static void p_payload_hdr(uint8_t *h) { st_be32(h + 104, 1); }
-static void p_payload_keys(uint8_t *h) { st_be32(h + 104, 100); }
-static void p_name_unterm(uint8_t *h) { memset(h + 8, 'a', 32); }
-static void p_mode_unterm(uint8_t *h) { memset(h + 40, 'x', 32); }
-static void p_hash_unterm(uint8_t *h) { memset(h + 72, 's', 32); }
-static void p_key_bytes0(uint8_t *h) { st_be32(h + 108, 0); }
-static void p_key_bytes_big(uint8_t *h) { st_be32(h + 108, 0x40000000); }
-static void p_key_bytes_odd(uint8_t *h) { st_be32(h + 108, 40); }
-static void p_serpent(uint8_t *h) { memcpy(h + 8, "serpent", 8); }
-static void p_hash_md5(uint8_t *h) { memcpy(h + 72, "md5\0\0\0", 6); }
-static void p_mode_bad(uint8_t *h) { memcpy(h + 40, "xtsplain64", 11); }
-static void p_slot_state(uint8_t *h) { st_be32(h + SLOT0, 0x12345678); }
-static void p_version(uint8_t *h) { st_be16(h + 6, 2); }
-static void p_slot_overlap(uint8_t *h)
-{
-	/* slot 1 active on top of slot 0's material */
-	memcpy(h + SLOT0 + 48, h + SLOT0, 48);
-}
-
-START_TEST(hostile_headers)
-{
-	expect_refused(p_slot_iters, -EINVAL, "iteration count 20000000");
-	expect_refused(p_mk_iters, -EINVAL, "above the limit");
-	expect_refused(p_mk_iters0, -EINVAL, "iteration count is 0");
-	expect_refused(p_stripes, -EINVAL, "stripes");
-	expect_refused(p_keyoff_eof, -EINVAL, "key slot 0 material");
-	expect_refused(p_keyoff_hdr, -EINVAL, "overlaps the header");
-	expect_refused(p_keyoff_payload, -EINVAL, "overlaps the payload");
-	expect_refused(p_payload_eof, -EINVAL, "past the end of the file");
-	expect_refused(p_payload_hdr, -EINVAL, "overlaps the header");
-	expect_refused(p_payload_keys, -EINVAL, "overlaps the payload");
-	expect_refused(p_name_unterm, -EINVAL, "cipher name field is not "
-		       "NUL-terminated");
-	expect_refused(p_mode_unterm, -EINVAL, "cipher mode field");
-	expect_refused(p_hash_unterm, -EINVAL, "hash spec field");
-	expect_refused(p_key_bytes0, -EINVAL, "key_bytes 0");
-	expect_refused(p_key_bytes_big, -EINVAL, "key_bytes 1073741824");
-	expect_refused(p_key_bytes_odd, -ENOTSUP, "key size 40");
-	expect_refused(p_serpent, -ENOTSUP, "serpent");
-	expect_refused(p_hash_md5, -ENOTSUP, "md5");
-	expect_refused(p_mode_bad, -EINVAL, "cipher mode string");
-	expect_refused(p_slot_state, -EINVAL, "state 0x12345678");
-	expect_refused(p_version, -ENOTSUP, "version 2");
-	expect_refused(p_slot_overlap, -EINVAL, "overlapping key material");
 }
 END_TEST
 
@@ -269,16 +284,12 @@ END_TEST
  * the default accepts. */
 START_TEST(iteration_cap_option)
 {
-	struct mimg *img;
 	struct mimg_secret s = tu_secret(PASS);
 	create_luks("t.luks", MIB, NULL);
 	s.max_pbkdf2_iters = 999;
-	ck_assert_int_eq(mimg_open_secret(&img, "t.luks", NULL, 0, &s),
-			 -EINVAL);
-	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "above the limit of 999"));
+	expect_open(&s, -EINVAL, "above the limit of 999");
 	s.max_pbkdf2_iters = 0;
-	ck_assert_int_eq(mimg_open_secret(&img, "t.luks", NULL, 0, &s), 0);
-	mimg_close(img);
+	expect_open(&s, 0, NULL);
 }
 END_TEST
 
@@ -347,10 +358,12 @@ END_TEST
 
 int main(void)
 {
-	return tu_main("luks", "luks",
-		       TU_TESTS(roundtrip_default, roundtrip_every_combination,
-				create_refusals, wrong_passphrase,
-				no_secret_info_only, secret_struct_size,
-				hostile_headers, iteration_cap_option,
-				truncated_file, concurrent_io));
+	return tu_main_loops("luks", "luks",
+			     TU_TESTS(roundtrip_default,
+				      roundtrip_every_combination,
+				      create_refusals, wrong_passphrase,
+				      no_secret_info_only, secret_struct_size,
+				      iteration_cap_option, truncated_file,
+				      concurrent_io),
+			     TU_LOOPS({ hostile_headers, TU_NELEM(hostile) }));
 }

@@ -313,17 +313,16 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("opts");
-	TCase *tc = tu_tcase_of(s, "sizes",
-				TU_TESTS(size_fraction_ignores_locale,
-					 size_errors,
-					 create_rounds_to_sectors));
-	tcase_add_loop_test(tc, size_accepted, 0, TU_NELEM(good_sizes));
-	tcase_add_loop_test(tc, size_refused, 0, TU_NELEM(bad_sizes));
-	tc = tu_tcase_of(s, "options",
-			 TU_TESTS(escaped_comma_reaches_create,
-				  opts_empty_name_refused, opts_last_wins,
-				  opts_unknown_refused, opt_helpers));
-	tcase_add_loop_test(tc, opts_parsed, 0, TU_NELEM(parses));
-	return tu_run_suite(s);
+	return tu_main_cases(
+		"opts",
+		TU_TCASES({ "sizes",
+			    TU_TESTS(size_fraction_ignores_locale,
+				     size_errors, create_rounds_to_sectors),
+			    TU_LOOPS({ size_accepted, TU_NELEM(good_sizes) },
+				     { size_refused, TU_NELEM(bad_sizes) }) },
+			  { "options",
+			    TU_TESTS(escaped_comma_reaches_create,
+				     opts_empty_name_refused, opts_last_wins,
+				     opts_unknown_refused, opt_helpers),
+			    TU_LOOPS({ opts_parsed, TU_NELEM(parses) }) }));
 }

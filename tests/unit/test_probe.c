@@ -90,8 +90,7 @@ START_TEST(qcow2_made_by_qemu_probes_as_qcow2)
 		printf("qcow2 probing: no qcow2 driver or qemu-img; skipped\n");
 		return;
 	}
-	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 q.qcow2 1M"),
-			 0);
+	tu_sh("qemu-img create -q -f qcow2 q.qcow2 1M");
 	ck_assert_int_eq(mimg_open(&img, "q.qcow2", NULL, 0), 0);
 	ck_assert_str_eq(mimg_format(img), "qcow2");
 	ck_assert_uint_eq(mimg_size(img), 1 << 20);
@@ -108,11 +107,7 @@ START_TEST(probed_raw_refuses_format_header)
 {
 	struct mimg *img;
 	uint8_t sector[512];
-	if (!tu_have_format("qcow2")) {
-		printf("probed-raw guard: no qcow2 driver to escalate to; "
-		       "skipped\n");
-		return;
-	}
+	TU_SKIP_WITHOUT_FORMAT("qcow2");
 	tu_make_sparse("guest.img", 1 << 20);
 	ck_assert_int_eq(mimg_open(&img, "guest.img", NULL, MIMG_OPEN_RDWR),
 			 0);
@@ -164,10 +159,7 @@ END_TEST
 START_TEST(probed_raw_refuses_header_by_discard)
 {
 	struct mimg *img;
-	if (!tu_have_format("qcow2")) {
-		printf("probed-raw discard guard: no qcow2 driver; skipped\n");
-		return;
-	}
+	TU_SKIP_WITHOUT_FORMAT("qcow2");
 	/* Any qcow2 version from 2 up probes as qcow2 (so that a future
 	 * version is refused by name, as qemu does): such a header is
 	 * refused outright, and since zeroing only lowers the version,
@@ -219,10 +211,7 @@ static void *write_half(void *p)
 START_TEST(probed_raw_concurrent_halves)
 {
 	struct mimg *img;
-	if (!tu_have_format("qcow2")) {
-		printf("probed-raw race: no qcow2 driver; skipped\n");
-		return;
-	}
+	TU_SKIP_WITHOUT_FORMAT("qcow2");
 	tu_make_sparse("guest.img", 1 << 20);
 	ck_assert_int_eq(mimg_open(&img, "guest.img", NULL, MIMG_OPEN_RDWR),
 			 0);
@@ -249,10 +238,7 @@ END_TEST
 START_TEST(probed_raw_refuses_vmdk_magic)
 {
 	struct mimg *img;
-	if (!tu_have_format("vmdk")) {
-		printf("probed-raw guard (vmdk): no vmdk driver; skipped\n");
-		return;
-	}
+	TU_SKIP_WITHOUT_FORMAT("vmdk");
 	tu_make_sparse("guest.img", 65536);
 	ck_assert_int_eq(mimg_open(&img, "guest.img", NULL, MIMG_OPEN_RDWR),
 			 0);

@@ -36,8 +36,7 @@ static struct mimg *open_overlay(void)
 
 START_TEST(chain_status_has_depth_and_host_offset)
 {
-	if (!tu_have_format("qcow2"))
-		return;
+	TU_SKIP_WITHOUT_FORMAT("qcow2");
 	struct mimg *img = open_overlay();
 	uint64_t pnum, host = 1;
 	unsigned st;
@@ -112,8 +111,8 @@ END_TEST
 
 START_TEST(reads_file_sees_backing_and_extents)
 {
-	if (!tu_have_format("qcow2") || !tu_have_format("vmdk"))
-		return;
+	TU_SKIP_WITHOUT_FORMAT("qcow2");
+	TU_SKIP_WITHOUT_FORMAT("vmdk");
 	struct mimg *img = open_overlay();
 	ck_assert_int_eq(mimg_reads_file(img, "base.raw"), -EBUSY);
 	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "backing chain"));
@@ -228,14 +227,12 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("public_api");
-	TCase *tc = tu_tcase(s, "public_api");
-	tcase_add_test(tc, chain_status_has_depth_and_host_offset);
-	tcase_add_test(tc, check_report_is_qemu_image_check);
-	tcase_add_test(tc, reads_file_compares_identity);
-	tcase_add_test(tc, reads_file_sees_backing_and_extents);
-	tcase_add_test(tc, convert_refuses_target_the_source_reads);
-	tcase_add_test(tc, caller_structs_carry_their_size);
-	tcase_add_test(tc, io_flags_are_checked);
-	return tu_run_suite(s);
+	return tu_main("public_api", "public_api",
+		       TU_TESTS(chain_status_has_depth_and_host_offset,
+				check_report_is_qemu_image_check,
+				reads_file_compares_identity,
+				reads_file_sees_backing_and_extents,
+				convert_refuses_target_the_source_reads,
+				caller_structs_carry_their_size,
+				io_flags_are_checked));
 }

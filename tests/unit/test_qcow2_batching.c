@@ -60,13 +60,18 @@ static uint64_t first_refblock(const char *path)
 	return rb;
 }
 
-static struct mimg *create_and_open(struct rb_watch *w)
+/* A new t.qcow2, open read-write with W watching the writes into its
+ * first refcount block; *MODEL receives its content (zeroes). */
+static struct mimg *create_and_watch(struct rb_watch *w, uint8_t **model)
 {
 	struct mimg *img;
 	tu_create("t.qcow2", "qcow2", IMG_SIZE, "cluster_size=65536", NULL);
 	w->rb_off = first_refblock("t.qcow2");
 	int r = mimg_open(&img, "t.qcow2", NULL, MIMG_OPEN_RDWR);
 	ck_assert_msg(r == 0, "open: %s", mimg_errmsg());
+	*model = calloc(1, IMG_SIZE);
+	ck_assert_ptr_nonnull(*model);
+	mimg_file_set_fault_hook(watch_hook, w);
 	return img;
 }
 
@@ -90,13 +95,7 @@ static void write_clusters(struct mimg *img, uint8_t *model, int first,
 
 static void check_clean(struct mimg *img, const uint8_t *model)
 {
-	struct mimg_check_result res = {.size = sizeof(res)};
-	ck_assert_int_eq(mimg_check(img, 0, &res), 0);
-	ck_assert_msg(res.corruptions == 0 && res.leaks == 0,
-		      "check: %llu corruptions, %llu leaks",
-		      (unsigned long long)res.corruptions,
-		      (unsigned long long)res.leaks);
-	mimg_check_result_free(&res);
+	tu_assert_check(img, 0, 0, 0, NULL);
 	uint8_t *got = malloc(IMG_SIZE);
 	ck_assert_ptr_nonnull(got);
 	ck_assert_int_eq(mimg_pread(img, got, IMG_SIZE, 0, 0), IMG_SIZE);
@@ -105,23 +104,25 @@ static void check_clean(struct mimg *img, const uint8_t *model)
 	free(got);
 }
 
-static void finish(struct mimg *img, const uint8_t *model)
+/* Stop watching, close IMG and check that it reads back as MODEL, which
+ * is freed. */
+static void finish(struct mimg *img, uint8_t *model)
 {
+	mimg_file_set_fault_hook(NULL, NULL);
 	ck_assert_int_eq(mimg_close(img), 0);
 	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL, 0), 0);
 	check_clean(img, model);
 	ck_assert_int_eq(mimg_close(img), 0);
 	if (tu_have_program("qemu-img"))
 		tu_qemu_reads("t.qcow2", "qcow2", model, IMG_SIZE);
+	free(model);
 }
 
 START_TEST(refcounts_written_per_sync)
 {
 	struct rb_watch w = { 0 };
-	uint8_t *model = calloc(1, IMG_SIZE);
-	ck_assert_ptr_nonnull(model);
-	struct mimg *img = create_and_open(&w);
-	mimg_file_set_fault_hook(watch_hook, &w);
+	uint8_t *model;
+	struct mimg *img = create_and_watch(&w, &model);
 	write_clusters(img, model, 0, NWRITES);
 	int before_flush = __atomic_load_n(&w.writes, __ATOMIC_SEQ_CST);
 	/* The new L2 table's own refcount is written when it is made; the
@@ -132,19 +133,15 @@ START_TEST(refcounts_written_per_sync)
 	int after_flush = __atomic_load_n(&w.writes, __ATOMIC_SEQ_CST);
 	ck_assert_msg(after_flush == before_flush + 1, "the flush wrote the "
 		      "refcount block %d times", after_flush - before_flush);
-	mimg_file_set_fault_hook(NULL, NULL);
 	finish(img, model);
-	free(model);
 }
 END_TEST
 
 START_TEST(failed_refcount_writeback_keeps_counts)
 {
 	struct rb_watch w = { 0 };
-	uint8_t *model = calloc(1, IMG_SIZE);
-	ck_assert_ptr_nonnull(model);
-	struct mimg *img = create_and_open(&w);
-	mimg_file_set_fault_hook(watch_hook, &w);
+	uint8_t *model;
+	struct mimg *img = create_and_watch(&w, &model);
 	write_clusters(img, model, 0, NWRITES / 2);
 	/* The flush's write of the waiting increments fails once. */
 	w.fail_at = __atomic_load_n(&w.writes, __ATOMIC_SEQ_CST) + 1;
@@ -153,17 +150,13 @@ START_TEST(failed_refcount_writeback_keeps_counts)
 	/* Later allocations must not take the clusters counted above. */
 	write_clusters(img, model, NWRITES / 2, NWRITES / 2);
 	ck_assert_msg(mimg_flush(img) == 0, "flush: %s", mimg_errmsg());
-	mimg_file_set_fault_hook(NULL, NULL);
 	finish(img, model);
-	free(model);
 }
 END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("qcow2_batching");
-	TCase *tc = tu_tcase(s, "batching");
-	tcase_add_test(tc, refcounts_written_per_sync);
-	tcase_add_test(tc, failed_refcount_writeback_keeps_counts);
-	return tu_run_suite(s);
+	return tu_main("qcow2_batching", "batching",
+		       TU_TESTS(refcounts_written_per_sync,
+				failed_refcount_writeback_keeps_counts));
 }

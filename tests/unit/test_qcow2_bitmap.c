@@ -94,10 +94,7 @@ START_TEST(writes_are_recorded)
 	ck_assert_str_eq(runs, "65536+65536,3145728+131072,5242880+65536,");
 	ck_assert_int_eq(tu_dirty_runs(img, "off", runs, sizeof(runs)), 0);
 	ck_assert_str_eq(runs, "");
-	struct mimg_check_result res = {.size = sizeof(res)};
-	ck_assert_int_eq(mimg_check(img, 0, &res), 0);
-	ck_assert_uint_eq(res.corruptions + res.leaks, 0);
-	mimg_check_result_free(&res);
+	tu_assert_check(img, 0, 0, 0, NULL);
 	/* changes need a writable image */
 	ck_assert_int_eq(mimg_bitmap_clear(img, "fine"), -EROFS);
 	mimg_close(img);
@@ -114,10 +111,7 @@ START_TEST(writes_are_recorded)
 	ck_assert_str_eq(runs, "65536+65536,3145728+131072,5242880+65536,");
 	ck_assert_int_eq(tu_dirty_runs(img, "coarse", runs, sizeof(runs)),
 			 -ENOENT);
-	res = (struct mimg_check_result){.size = sizeof(res)};
-	ck_assert_int_eq(mimg_check(img, 0, &res), 0);
-	ck_assert_uint_eq(res.corruptions + res.leaks, 0);
-	mimg_check_result_free(&res);
+	tu_assert_check(img, 0, 0, 0, NULL);
 	mimg_close(img);
 }
 END_TEST
@@ -202,11 +196,19 @@ static void expect_bad(const char *word)
 		      "message '%s' lacks '%s'", mimg_errmsg(), word);
 }
 
+/* Set the N-byte big-endian field at OFF of t.qcow2 to V: the image is
+ * then refused with WORD in the message. */
+static void expect_bad_field(uint64_t off, uint64_t v, unsigned n,
+			     const char *word)
+{
+	put_be("t.qcow2", off, v, n);
+	expect_bad(word);
+}
+
 START_TEST(table_past_end_of_file)
 {
 	image_with_bitmap();
-	put_be("t.qcow2", dir_offset(), 1ull << 40, 8);
-	expect_bad("bitmap_table_offset");
+	expect_bad_field(dir_offset(), 1ull << 40, 8, "bitmap_table_offset");
 }
 END_TEST
 
@@ -246,10 +248,8 @@ START_TEST(table_size_disagrees)
 {
 	image_with_bitmap();
 	uint64_t d = dir_offset();
-	put_be("t.qcow2", d + 8, 0, 4);
-	expect_bad("bitmap_table_size");
-	put_be("t.qcow2", d + 8, 0x8000001u, 4);
-	expect_bad("bitmap_table_size");
+	expect_bad_field(d + 8, 0, 4, "bitmap_table_size");
+	expect_bad_field(d + 8, 0x8000001u, 4, "bitmap_table_size");
 	/* a table of 2 entries for an image that needs 1 */
 	put_be("t.qcow2", d + 8, 2, 4);
 	struct mimg *img = NULL;
@@ -263,16 +263,12 @@ START_TEST(bad_names_and_flags)
 {
 	image_with_bitmap();
 	uint64_t d = dir_offset();
-	put_be("t.qcow2", d + 18, 0, 2);
-	expect_bad("name of 0 bytes");
-	put_be("t.qcow2", d + 18, 0xffff, 2);
-	expect_bad("is invalid");
+	expect_bad_field(d + 18, 0, 2, "name of 0 bytes");
+	expect_bad_field(d + 18, 0xffff, 2, "is invalid");
 	put_be("t.qcow2", d + 18, 1, 2);
-	put_be("t.qcow2", d + 20, 0xffffffffu, 4);
-	expect_bad("is invalid");
+	expect_bad_field(d + 20, 0xffffffffu, 4, "is invalid");
 	put_be("t.qcow2", d + 20, 0, 4);
-	put_be("t.qcow2", d + 12, 0x80000002u, 4);
-	expect_bad("flags");
+	expect_bad_field(d + 12, 0x80000002u, 4, "flags");
 	put_be("t.qcow2", d + 12, 2, 4);
 	tu_write_file("t.qcow2", "\x02", 1, d + 16);
 	expect_bad("type");
@@ -285,16 +281,15 @@ START_TEST(directory_bounds)
 	uint64_t p = get_be("t.qcow2", 100, 4);
 	while (get_be("t.qcow2", p, 4) != 0x23852875u)
 		p += 8 + ((get_be("t.qcow2", p + 4, 4) + 7) & ~7ull);
-	put_be("t.qcow2", p + 8, 70000, 4);	  /* nb_bitmaps */
-	expect_bad("bitmap directory");
-	put_be("t.qcow2", p + 8, 2, 4);		  /* two, only one there */
-	expect_bad("bitmap directory");
+	/* nb_bitmaps; then two, only one there */
+	expect_bad_field(p + 8, 70000, 4, "bitmap directory");
+	expect_bad_field(p + 8, 2, 4, "bitmap directory");
 	put_be("t.qcow2", p + 8, 1, 4);
-	put_be("t.qcow2", p + 16, 1ull << 30, 8); /* dir size */
-	expect_bad("bitmap directory");
+	/* dir size */
+	expect_bad_field(p + 16, 1ull << 30, 8, "bitmap directory");
 	put_be("t.qcow2", p + 16, 32, 8);
-	put_be("t.qcow2", p + 24, 1ull << 40, 8); /* dir offset */
-	expect_bad("bitmap directory");
+	/* dir offset */
+	expect_bad_field(p + 24, 1ull << 40, 8, "bitmap directory");
 }
 END_TEST
 

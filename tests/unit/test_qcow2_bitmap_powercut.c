@@ -92,10 +92,8 @@ static void check_crash(int at, const char *disabled_before)
 			ck_assert_msg(all_dirty(img, "b", w_off(i), w_len(i)),
 				      "cut at %d: write %d clean in b", at,
 				      i);
-		ck_assert_int_eq(tu_system("nbdinfo --map=qemu:dirty-bitmap:b "
-					   "-- [ qemu-nbd -r -B b -f qcow2 "
-					   "crash.img ] > /dev/null"),
-				 0);
+		tu_sh("nbdinfo --map=qemu:dirty-bitmap:b -- [ qemu-nbd -r -B b "
+		      "-f qcow2 crash.img ] > /dev/null");
 	}
 	ck_assert_int_eq(tu_dirty_runs(img, "d", buf, sizeof(buf)), 0);
 	ck_assert_str_eq(buf, disabled_before);
@@ -109,16 +107,11 @@ START_TEST(power_cut_bitmaps)
 		tu_mark_skipped();
 		return;
 	}
-	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 t.qcow2 8M && "
-				   "qemu-img bitmap --add t.qcow2 d && "
-				   "qemu-io -c 'write 2M 100k' t.qcow2 "
-				   ">/dev/null && "
-				   "qemu-img bitmap --disable t.qcow2 d && "
-				   "qemu-img bitmap --add t.qcow2 b && "
-				   "qemu-img bitmap --add -g 512 t.qcow2 fine && "
-				   "qemu-img bitmap --add t.qcow2 gone && "
-				   "cp t.qcow2 base.qcow2"),
-			 0);
+	tu_sh("qemu-img create -q -f qcow2 t.qcow2 8M && qemu-img bitmap --add "
+	      "t.qcow2 d && qemu-io -c 'write 2M 100k' t.qcow2 >/dev/null && "
+	      "qemu-img bitmap --disable t.qcow2 d && qemu-img bitmap --add "
+	      "t.qcow2 b && qemu-img bitmap --add -g 512 t.qcow2 fine && "
+	      "qemu-img bitmap --add t.qcow2 gone && cp t.qcow2 base.qcow2");
 	struct mimg *img;
 	char before[256];
 	ck_assert_int_eq(mimg_open(&img, "t.qcow2", "qcow2", 0), 0);
@@ -126,7 +119,7 @@ START_TEST(power_cut_bitmaps)
 	ck_assert_str_eq(before, "2097152+131072,");
 	mimg_close(img);
 	for (int at = _i; at < 40; at += 3) {
-		ck_assert_int_eq(tu_system("cp base.qcow2 t.qcow2"), 0);
+		tu_sh("cp base.qcow2 t.qcow2");
 		pc_begin("t.qcow2", at);
 		ck_assert_int_eq(mimg_open(&img, "t.qcow2", "qcow2",
 					   MIMG_OPEN_RDWR),

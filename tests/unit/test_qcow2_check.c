@@ -35,12 +35,10 @@ static void put_be64(const char *path, uint64_t off, uint64_t v)
 
 static void make_image(const char *opts)
 {
-	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 %s t.qcow2 "
-				   "4M && qemu-io -c 'write -P 0x11 0 64k' "
-				   "-c 'write -P 0x12 1M 128k' t.qcow2 "
-				   ">/dev/null",
-				   opts),
-			 0);
+	tu_sh("qemu-img create -q -f qcow2 %s t.qcow2 4M && qemu-io -c "
+	      "'write -P 0x11 0 64k' -c 'write -P 0x12 1M 128k' t.qcow2 "
+	      ">/dev/null",
+	      opts);
 }
 
 static int run_check(unsigned open_flags, unsigned flags,
@@ -56,12 +54,39 @@ static int run_check(unsigned open_flags, unsigned flags,
 	return r;
 }
 
-/* Repair with FLAGS (MIMG_CHECK_REPAIR_*) through a read-write open. */
-static void repair(unsigned flags, struct mimg_check_result *res)
+/* The check of t.qcow2 (read-only) finds CORRUPTIONS and LEAKS, and its
+ * first message holds MSG (as tu_assert_check). */
+static void check_finds(long corruptions, long leaks, const char *msg)
 {
+	struct mimg *img;
+	int r = mimg_open(&img, "t.qcow2", NULL, 0);
+	ck_assert_msg(r == 0, "open: %s", mimg_errmsg());
+	tu_assert_check(img, 0, corruptions, leaks, msg);
+	ck_assert_int_eq(mimg_close(img), 0);
+}
+
+/* Repair with FLAGS (MIMG_CHECK_REPAIR_*) through a read-write open: it
+ * leaves CORRUPTIONS, having fixed CORRUPTIONS_FIXED, and leaves LEAKS,
+ * having fixed LEAKS_FIXED (numbers, TU_ANY or TU_SOME). */
+static void repair(unsigned flags, long corruptions, long corruptions_fixed,
+		   long leaks, long leaks_fixed)
+{
+	struct mimg_check_result res;
 	ck_assert_int_eq(run_check(MIMG_OPEN_RDWR | MIMG_OPEN_CHECK, flags,
-				   res),
+				   &res),
 			 0);
+	ck_assert_msg(tu_count_is(res.corruptions, corruptions) &&
+			      tu_count_is(res.corruptions_fixed,
+					  corruptions_fixed) &&
+			      tu_count_is(res.leaks, leaks) &&
+			      tu_count_is(res.leaks_fixed, leaks_fixed),
+		      "repair 0x%x: %llu corruptions (%llu fixed), %llu leaks "
+		      "(%llu fixed)",
+		      flags, (unsigned long long)res.corruptions,
+		      (unsigned long long)res.corruptions_fixed,
+		      (unsigned long long)res.leaks,
+		      (unsigned long long)res.leaks_fixed);
+	mimg_check_result_free(&res);
 }
 
 /* qemu-img check -q of t.qcow2 exits with STATUS (0 clean, 2 errors,
@@ -74,13 +99,10 @@ static void qemu_check_exits(int status)
 
 START_TEST(check_clean_matches_qemu)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	make_image("");
-	ck_assert_int_eq(tu_system("qemu-io -c 'write -c -P 3 2M 64k' t.qcow2 "
-				   ">/dev/null && qemu-img snapshot -c s "
-				   "t.qcow2 && qemu-io -c 'write -P 4 0 4k' "
-				   "t.qcow2 >/dev/null"),
-			 0);
+	tu_sh("qemu-io -c 'write -c -P 3 2M 64k' t.qcow2 >/dev/null && "
+	      "qemu-img snapshot -c s t.qcow2 && qemu-io -c 'write -P 4 0 4k' "
+	      "t.qcow2 >/dev/null");
 	struct mimg_check_result res = {.size = sizeof(res)};
 	ck_assert_int_eq(run_check(0, 0, &res), 0);
 	ck_assert(res.supported);
@@ -95,74 +117,46 @@ START_TEST(check_clean_matches_qemu)
 		 "qemu-img check --output=json t.qcow2 | grep -q "
 		 "'\"image-end-offset\": %llu,'",
 		 (unsigned long long)res.image_end_offset);
-	ck_assert_int_eq(tu_system("%s", cmd), 0);
+	tu_sh("%s", cmd);
 	mimg_check_result_free(&res);
 }
 END_TEST
 
 START_TEST(leak_found_and_repaired)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	make_image("");
 	put_be64("t.qcow2", L2_OFF, 0); /* drop guest cluster 0 */
 	qemu_check_exits(3);
-	struct mimg_check_result res = {.size = sizeof(res)};
-	ck_assert_int_eq(run_check(0, 0, &res), 0);
-	ck_assert_uint_eq(res.leaks, 1);
-	ck_assert_uint_eq(res.corruptions, 0);
-	ck_assert(res.messages && strstr(res.messages[0], "Leaked cluster 5"));
-	mimg_check_result_free(&res);
-
-	repair(MIMG_CHECK_REPAIR_LEAKS, &res);
-	ck_assert_uint_eq(res.leaks_fixed, 1);
-	ck_assert_uint_eq(res.leaks, 0);
-	mimg_check_result_free(&res);
+	check_finds(0, 1, "Leaked cluster 5");
+	repair(MIMG_CHECK_REPAIR_LEAKS, TU_ANY, TU_ANY, 0, 1);
 	qemu_check_exits(0);
 }
 END_TEST
 
 START_TEST(refcount_error_repaired)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	make_image("");
 	put_be16("t.qcow2", RB_OFF + 2 * DATA_CLUSTER, 0);
 	qemu_check_exits(2);
-	struct mimg_check_result res = {.size = sizeof(res)};
-	ck_assert_int_eq(run_check(0, 0, &res), 0);
-	ck_assert_uint_ge(res.corruptions, 1);
-	mimg_check_result_free(&res);
+	check_finds(TU_SOME, TU_ANY, NULL);
 	/* Leak repair alone does not fix an error. */
-	repair(MIMG_CHECK_REPAIR_LEAKS, &res);
-	ck_assert_uint_ge(res.corruptions, 1);
-	mimg_check_result_free(&res);
-
-	repair(MIMG_CHECK_REPAIR_LEAKS | MIMG_CHECK_REPAIR_ERRORS, &res);
-	ck_assert_uint_eq(res.corruptions, 0);
-	ck_assert_uint_ge(res.corruptions_fixed, 1);
-	mimg_check_result_free(&res);
+	repair(MIMG_CHECK_REPAIR_LEAKS, TU_SOME, TU_ANY, TU_ANY, TU_ANY);
+	repair(MIMG_CHECK_REPAIR_LEAKS | MIMG_CHECK_REPAIR_ERRORS, 0, TU_SOME,
+	       TU_ANY, TU_ANY);
 	qemu_check_exits(0);
-	ck_assert_int_eq(tu_system("qemu-io -c 'read -P 0x11 0 64k' "
-				   "-c 'read -P 0x12 1M 128k' t.qcow2 | "
-				   "grep -c '^read' | grep -q 2"),
-			 0);
+	tu_sh("qemu-io -c 'read -P 0x11 0 64k' -c 'read -P 0x12 1M 128k' "
+	      "t.qcow2 | grep -c '^read' | grep -q 2");
 }
 END_TEST
 
 START_TEST(copied_flag_error_repaired)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	make_image("");
 	/* Clear OFLAG_COPIED on the L2 entry of guest cluster 0. */
 	put_be64("t.qcow2", L2_OFF, (uint64_t)DATA_CLUSTER << 16);
 	qemu_check_exits(2);
-	struct mimg_check_result res = {.size = sizeof(res)};
-	ck_assert_int_eq(run_check(0, 0, &res), 0);
-	ck_assert_uint_eq(res.corruptions, 1);
-	mimg_check_result_free(&res);
-	repair(MIMG_CHECK_REPAIR_ERRORS, &res);
-	ck_assert_uint_eq(res.corruptions, 0);
-	ck_assert_uint_eq(res.corruptions_fixed, 1);
-	mimg_check_result_free(&res);
+	check_finds(1, TU_ANY, NULL);
+	repair(MIMG_CHECK_REPAIR_ERRORS, 0, 1, TU_ANY, TU_ANY);
 	qemu_check_exits(0);
 }
 END_TEST
@@ -172,15 +166,11 @@ END_TEST
  * the cluster must fail rather than return the header as data. */
 START_TEST(extl2_allocated_without_host)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	make_image("-o extended_l2=on");
 	/* Entry 2 (guest cluster 2, unallocated): bitmap bit 0 set. */
 	put_be64("t.qcow2", L2_OFF + 2 * 16 + 8, 1);
 	qemu_check_exits(2);
-	struct mimg_check_result res = {.size = sizeof(res)};
-	ck_assert_int_eq(run_check(0, 0, &res), 0);
-	ck_assert_uint_eq(res.corruptions, 1);
-	mimg_check_result_free(&res);
+	check_finds(1, TU_ANY, NULL);
 	struct mimg *img;
 	uint8_t b[512];
 	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL, 0), 0);
@@ -191,7 +181,6 @@ END_TEST
 
 START_TEST(dirty_image_rebuilt_on_open)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	make_image("-o lazy_refcounts=on");
 	/* Dirty bit set and a refcount lost, as after a crash with lazy
 	 * refcounts. */
@@ -215,13 +204,9 @@ START_TEST(dirty_image_rebuilt_on_open)
 			 (ssize_t)sizeof(b));
 	ck_assert_int_eq(mimg_close(img), 0);
 	qemu_check_exits(0);
-	ck_assert_int_eq(tu_system("qemu-img info t.qcow2 | grep -q "
-				   "'lazy refcounts: true'"),
-			 0);
-	ck_assert_int_eq(tu_system("qemu-io -c 'read -P 0x11 0 64k' "
-				   "-c 'read -P 0x55 3M 4k' t.qcow2 | "
-				   "grep -c '^read' | grep -q 2"),
-			 0);
+	tu_sh("qemu-img info t.qcow2 | grep -q 'lazy refcounts: true'");
+	tu_sh("qemu-io -c 'read -P 0x11 0 64k' -c 'read -P 0x55 3M 4k' t.qcow2 "
+	      "| grep -c '^read' | grep -q 2");
 }
 END_TEST
 
@@ -230,7 +215,6 @@ END_TEST
  * repairs it and clears the flag. */
 START_TEST(overlap_marks_corrupt_until_repaired)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	make_image("");
 	put_be16("t.qcow2", RB_OFF + 2 * 3, 0); /* L1 table: cluster 3 */
 	struct mimg *img;
@@ -242,10 +226,8 @@ START_TEST(overlap_marks_corrupt_until_repaired)
 	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL, MIMG_OPEN_RDWR),
 			 -EACCES);
 
-	struct mimg_check_result res = {.size = sizeof(res)};
-	repair(MIMG_CHECK_REPAIR_LEAKS | MIMG_CHECK_REPAIR_ERRORS, &res);
-	ck_assert_uint_eq(res.corruptions, 0);
-	mimg_check_result_free(&res);
+	repair(MIMG_CHECK_REPAIR_LEAKS | MIMG_CHECK_REPAIR_ERRORS, 0, TU_ANY,
+	       TU_ANY, TU_ANY);
 	qemu_check_exits(0);
 	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL, MIMG_OPEN_RDWR), 0);
 	ck_assert_int_eq(mimg_pwrite(img, b, sizeof(b), 3 << 20, 0),
@@ -257,7 +239,6 @@ END_TEST
 
 START_TEST(repair_needs_writable_image)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	make_image("");
 	struct mimg_check_result res = {.size = sizeof(res)};
 	ck_assert_int_eq(run_check(0, MIMG_CHECK_REPAIR_LEAKS, &res), -EROFS);
@@ -267,13 +248,14 @@ END_TEST
 
 int main(void)
 {
-	return tu_main("qcow2_check", "check",
-		       TU_TESTS(check_clean_matches_qemu,
-				leak_found_and_repaired,
-				refcount_error_repaired,
-				copied_flag_error_repaired,
-				dirty_image_rebuilt_on_open,
-				extl2_allocated_without_host,
-				overlap_marks_corrupt_until_repaired,
-				repair_needs_writable_image));
+	return tu_main_qemu("qcow2_check", "check",
+			    TU_TESTS(check_clean_matches_qemu,
+				     leak_found_and_repaired,
+				     refcount_error_repaired,
+				     copied_flag_error_repaired,
+				     dirty_image_rebuilt_on_open,
+				     extl2_allocated_without_host,
+				     overlap_marks_corrupt_until_repaired,
+				     repair_needs_writable_image),
+			    NULL, 0);
 }

@@ -93,15 +93,6 @@ struct model {
 	bool grown_durable;	  /* ... and flushed since */
 };
 
-static uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ull;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebull;
-	return x ^ (x >> 31);
-}
-
 /* Content of unit U at version V.  Version 0 is the initial content: the
  * backing file's data where it reaches, zeroes beyond. */
 static void unit_content(uint64_t u, uint32_t v, uint8_t out[UNIT])
@@ -110,7 +101,8 @@ static void unit_content(uint64_t u, uint32_t v, uint8_t out[UNIT])
 		memset(out, 0, UNIT);
 		return;
 	}
-	uint64_t a = mix64(u * 0x100000001b3ull + v), b = mix64(a + u);
+	uint64_t a = tu_mix64(u * 0x100000001b3ull + v);
+	uint64_t b = tu_mix64(a + u);
 	memcpy(out, &a, 8);
 	memcpy(out + 8, &b, 8);
 }
@@ -422,8 +414,7 @@ static void dump_check_output(void)
  * is its virtual size (a cut may have lost the growth). */
 static uint8_t *qemu_read_all(uint64_t *sizep)
 {
-	ck_assert_int_eq(tu_system("qemu-img convert -f qcow2 -O raw '%s' "
-				   "qemu.raw", img_path), 0);
+	tu_sh("qemu-img convert -f qcow2 -O raw '%s' qemu.raw", img_path);
 	uint8_t *buf = calloc(1, IMG_SIZE);
 	ck_assert_ptr_nonnull(buf);
 	int fd = open("qemu.raw", O_RDONLY);
@@ -636,7 +627,7 @@ static void run_variant(const struct variant *var)
 			cut = (unsigned long)((uint64_t)total * (uint64_t)i /
 					      (uint64_t)cuts);
 		} else {
-			rng = mix64(rng + (uint64_t)i);
+			rng = tu_mix64(rng + (uint64_t)i);
 			cut = (unsigned long)(rng % total);
 		}
 		m = model_new();
@@ -764,8 +755,7 @@ int main(void)
 	Suite *s = suite_create("qcow2_crash");
 	/* One case per variant: each gets its own timeout and can be run
 	 * alone with CK_RUN_CASE=<name>. */
-	for (int i = 0; i < TU_NELEM(variants); i++)
-		tu_case(s, variants[i].tcase, crash_variant, i, 180);
+	TU_TABLE_CASES(s, variants, crash_variant, 180);
 	tu_case(s, "convert_compressed", crash_convert_compressed, 0, 180);
 	return tu_run_suite(s);
 }

@@ -31,9 +31,7 @@ static void compare_info(const char *path)
 	free(json);
 	mimg_value_free(info);
 	mimg_close(img);
-	ck_assert_int_eq(tu_system("qemu-img info --output=json %s > q.json",
-				   path),
-			 0);
+	tu_sh("qemu-img info --output=json %s > q.json", path);
 	tu_write_file("cmp.py", compare_py, strlen(compare_py), 0);
 	ck_assert_msg(tu_system("python3 cmp.py") == 0, "info of %s differs",
 		      path);
@@ -53,10 +51,7 @@ START_TEST(info_matches_qemu)
 {
 	if (!tu_have_program("qemu-img") || !tu_have_program("python3"))
 		return;
-	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 -o %s t.qcow2 "
-				   "3M",
-				   variants[_i]),
-			 0);
+	tu_sh("qemu-img create -q -f qcow2 -o %s t.qcow2 3M", variants[_i]);
 	compare_info("t.qcow2");
 }
 END_TEST
@@ -65,13 +60,10 @@ START_TEST(info_snapshots_and_backing)
 {
 	if (!tu_have_qemu() || !tu_have_program("python3"))
 		return;
-	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 b.qcow2 2M && "
-				   "qemu-img create -q -f qcow2 -b b.qcow2 "
-				   "-F qcow2 t.qcow2 && qemu-io -c 'write 0 "
-				   "1M' t.qcow2 >/dev/null && qemu-img "
-				   "snapshot -c first t.qcow2 && qemu-img "
-				   "snapshot -c second t.qcow2"),
-			 0);
+	tu_sh("qemu-img create -q -f qcow2 b.qcow2 2M && qemu-img create -q -f "
+	      "qcow2 -b b.qcow2 -F qcow2 t.qcow2 && qemu-io -c 'write 0 1M' "
+	      "t.qcow2 >/dev/null && qemu-img snapshot -c first t.qcow2 && "
+	      "qemu-img snapshot -c second t.qcow2");
 	compare_info("t.qcow2");
 }
 END_TEST

@@ -112,16 +112,11 @@ START_TEST(random_ops)
 	if (v->backing) {
 		tu_fill_random(m, SZ, 99);
 		tu_write_file("b.raw", m, SZ, 0);
-		ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 -o "
-					   "%s,backing_file=b.raw,backing_fmt="
-					   "raw t.qcow2 4M",
-					   v->opts),
-				 0);
+		tu_sh("qemu-img create -q -f qcow2 -o "
+		      "%s,backing_file=b.raw,backing_fmt=raw t.qcow2 4M",
+		      v->opts);
 	} else {
-		ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 -o %s "
-					   "t.qcow2 4M",
-					   v->opts),
-				 0);
+		tu_sh("qemu-img create -q -f qcow2 -o %s t.qcow2 4M", v->opts);
 	}
 	rnd_state = 0x9E3779B97F4A7C15ull + (uint64_t)_i;
 	struct mimg *img;
@@ -144,13 +139,10 @@ START_TEST(random_ops_with_snapshot)
 	if (!tu_have_qemu())
 		return;
 	static const struct variant v = { "", false, true };
-	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 t.qcow2 4M && "
-				   "qemu-io -c 'write -P 0x31 0 3M' "
-				   "-c 'write -c -P 7 3M 64k' t.qcow2 "
-				   ">/dev/null && qemu-img snapshot -c s1 "
-				   "t.qcow2 && qemu-img convert -O raw "
-				   "t.qcow2 s1.raw"),
-			 0);
+	tu_sh("qemu-img create -q -f qcow2 t.qcow2 4M && qemu-io -c "
+	      "'write -P 0x31 0 3M' -c 'write -c -P 7 3M 64k' t.qcow2 "
+	      ">/dev/null && qemu-img snapshot -c s1 t.qcow2 && qemu-img "
+	      "convert -O raw t.qcow2 s1.raw");
 	uint8_t *m = malloc(SZ), *b = malloc(SZ);
 	ck_assert(m && b);
 	tu_read_at("s1.raw", m, SZ, 0);
@@ -161,9 +153,8 @@ START_TEST(random_ops_with_snapshot)
 		one_op(img, m, b, i, &v);
 	ck_assert_int_eq(mimg_close(img), 0);
 	tu_qemu_reads("t.qcow2", "qcow2", m, SZ);
-	ck_assert_int_eq(tu_system("qemu-img convert -l s1 -O raw t.qcow2 "
-				   "s1b.raw && cmp -s s1.raw s1b.raw"),
-			 0);
+	tu_sh("qemu-img convert -l s1 -O raw t.qcow2 s1b.raw && cmp -s s1.raw "
+	      "s1b.raw");
 	free(m);
 	free(b);
 }

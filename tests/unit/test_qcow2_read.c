@@ -17,9 +17,7 @@
 static void compare_with_qemu(const char *image)
 {
 	size_t rlen;
-	ck_assert_int_eq(tu_system("qemu-img convert -O raw %s ref.raw",
-				   image),
-			 0);
+	tu_sh("qemu-img convert -O raw %s ref.raw", image);
 	uint8_t *ref = tu_read_file("ref.raw", &rlen);
 	struct mimg *img;
 	int r = mimg_open(&img, image, NULL, 0);
@@ -44,15 +42,13 @@ static void compare_with_qemu(const char *image)
 
 static void make(const char *opts, const char *size)
 {
-	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 %s%s t.qcow2 "
-				   "%s",
-				   *opts ? "-o " : "", opts, size),
-			 0);
+	tu_sh("qemu-img create -q -f qcow2 %s%s t.qcow2 %s", *opts ? "-o " : "",
+	      opts, size);
 }
 
 static void io(const char *cmds)
 {
-	ck_assert_int_eq(tu_system("qemu-io %s t.qcow2 >/dev/null", cmds), 0);
+	tu_sh("qemu-io %s t.qcow2 >/dev/null", cmds);
 }
 
 static const char *patterns =
@@ -62,7 +58,6 @@ static const char *patterns =
 
 START_TEST(read_default)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	make("", "4M");
 	io(patterns);
 	compare_with_qemu("t.qcow2");
@@ -71,7 +66,6 @@ END_TEST
 
 START_TEST(read_v2)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	make("compat=0.10", "4M");
 	io(patterns);
 	compare_with_qemu("t.qcow2");
@@ -82,7 +76,6 @@ static const char *const cluster_sizes[] = { "512", "4k", "64k", "2M" };
 
 START_TEST(read_cluster_sizes)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	char o[64];
 	snprintf(o, sizeof(o), "cluster_size=%s", cluster_sizes[_i]);
 	make(o, "5M");
@@ -95,48 +88,38 @@ static const char *const refbits[] = { "1", "2", "4", "8", "32", "64" };
 
 START_TEST(read_refcount_bits)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	char o[64];
 	snprintf(o, sizeof(o), "refcount_bits=%s", refbits[_i]);
 	make(o, "4M");
 	io(patterns);
 	compare_with_qemu("t.qcow2");
-	ck_assert_int_eq(tu_system("qemu-img check -q t.qcow2"), 0);
+	tu_sh("qemu-img check -q t.qcow2");
 }
 END_TEST
 
 START_TEST(read_compressed_zlib_zstd)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	make("compression_type=zlib", "4M");
 	io("-c 'write -c -P 0x44 0 64k' -c 'write -c -P 0x45 128k 64k' "
 	   "-c 'write -P 9 140k 1k'");
 	compare_with_qemu("t.qcow2");
-	ck_assert_int_eq(tu_system("rm t.qcow2"), 0);
+	tu_sh("rm t.qcow2");
 	make("compression_type=zstd", "4M");
 	io("-c 'write -c -P 0x44 0 64k' -c 'write -c -P 0x46 192k 64k'");
 	compare_with_qemu("t.qcow2");
 
 	struct mimg *img;
-	uint64_t pnum;
-	unsigned st;
 	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL, 0), 0);
-	ck_assert_int_eq(mimg_block_status(img, 0, 1 << 20, &pnum, &st, NULL),
-			 0);
-	ck_assert_uint_eq(pnum, 65536);
-	ck_assert(st & MIMG_BS_COMPRESSED);
-	ck_assert(st & MIMG_BS_DATA);
+	tu_assert_status(img, 0, 1 << 20, 65536,
+			 MIMG_BS_COMPRESSED | MIMG_BS_DATA, 0);
 	mimg_close(img);
 }
 END_TEST
 
 START_TEST(read_extended_l2_subclusters)
 {
-	TU_SKIP_WITHOUT_QEMU();
-	ck_assert_int_eq(tu_system("qemu-img create -q -f raw b.raw 4M && "
-				   "qemu-io -f raw -c 'write -P 0x77 0 4M' "
-				   "b.raw >/dev/null"),
-			 0);
+	tu_sh("qemu-img create -q -f raw b.raw 4M && qemu-io -f raw -c "
+	      "'write -P 0x77 0 4M' b.raw >/dev/null");
 	make("extended_l2=on,cluster_size=64k,backing_file=b.raw,"
 	     "backing_fmt=raw",
 	     "4M");
@@ -148,33 +131,18 @@ START_TEST(read_extended_l2_subclusters)
 	compare_with_qemu("t.qcow2");
 
 	struct mimg *img;
-	uint64_t pnum;
-	unsigned st;
 	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL, 0), 0);
-	ck_assert_int_eq(mimg_block_status(img, 0, 65536, &pnum, &st, NULL), 0);
-	ck_assert_uint_eq(pnum, 2048);
-	ck_assert(!(st & MIMG_BS_ALLOCATED));
-	ck_assert_int_eq(mimg_block_status(img, 2048, 65536, &pnum, &st,
-					   NULL),
-			 0);
-	ck_assert_uint_eq(pnum, 2048);
-	ck_assert(st & MIMG_BS_DATA);
-	ck_assert_int_eq(mimg_block_status(img, 8192, 65536, &pnum, &st,
-					   NULL),
-			 0);
-	ck_assert_uint_eq(pnum, 4096);
-	ck_assert(st & MIMG_BS_ZERO);
+	tu_assert_status(img, 0, 65536, 2048, 0, MIMG_BS_ALLOCATED);
+	tu_assert_status(img, 2048, 65536, 2048, MIMG_BS_DATA, 0);
+	tu_assert_status(img, 8192, 65536, 4096, MIMG_BS_ZERO, 0);
 	mimg_close(img);
 }
 END_TEST
 
 START_TEST(read_backing_chain)
 {
-	TU_SKIP_WITHOUT_QEMU();
-	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 base.qcow2 4M "
-				   "&& qemu-io -c 'write -P 0x31 0 4M' "
-				   "base.qcow2 >/dev/null"),
-			 0);
+	tu_sh("qemu-img create -q -f qcow2 base.qcow2 4M && qemu-io -c "
+	      "'write -P 0x31 0 4M' base.qcow2 >/dev/null");
 	make("backing_file=base.qcow2,backing_fmt=qcow2", "6M");
 	io("-c 'write -P 0x32 100k 10k' -c 'write -z 1M 64k' "
 	   "-c 'write -P 0x33 5M 4k'");
@@ -193,11 +161,10 @@ END_TEST
 
 START_TEST(read_data_file)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	make("data_file=t.data", "4M");
 	io(patterns);
 	compare_with_qemu("t.qcow2");
-	ck_assert_int_eq(tu_system("rm -f t.qcow2 t.data"), 0);
+	tu_sh("rm -f t.qcow2 t.data");
 	make("data_file=t.data,data_file_raw=on", "4M");
 	io(patterns);
 	compare_with_qemu("t.qcow2");
@@ -206,7 +173,6 @@ END_TEST
 
 START_TEST(read_zero_flag_preallocated)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	make("preallocation=metadata", "2M");
 	io("-c 'write -P 0x21 0 1M' -c 'write -z 128k 128k'");
 	compare_with_qemu("t.qcow2");
@@ -215,12 +181,9 @@ END_TEST
 
 START_TEST(refuses_data_file_outside_directory)
 {
-	TU_SKIP_WITHOUT_QEMU();
-	ck_assert_int_eq(tu_system("mkdir sub && qemu-img create -q -f qcow2 "
-				   "-o data_file=%s/outside.data sub/t.qcow2 "
-				   "1M",
-				   tu_tmpdir()),
-			 0);
+	tu_sh("mkdir sub && qemu-img create -q -f qcow2 -o "
+	      "data_file=%s/outside.data sub/t.qcow2 1M",
+	      tu_tmpdir());
 	struct mimg *img;
 	int r = mimg_open(&img, "sub/t.qcow2", NULL, 0);
 	ck_assert_int_eq(r, -EPERM);
@@ -232,13 +195,13 @@ END_TEST
 
 int main(void)
 {
-	return tu_main_loops("qcow2_read", "read",
-			     TU_TESTS(read_default, read_v2,
-				      read_compressed_zlib_zstd,
-				      read_extended_l2_subclusters,
-				      read_backing_chain, read_data_file,
-				      read_zero_flag_preallocated,
-				      refuses_data_file_outside_directory),
-			     TU_LOOPS({ read_cluster_sizes, 4 },
-				      { read_refcount_bits, 6 }));
+	return tu_main_qemu("qcow2_read", "read",
+			    TU_TESTS(read_default, read_v2,
+				     read_compressed_zlib_zstd,
+				     read_extended_l2_subclusters,
+				     read_backing_chain, read_data_file,
+				     read_zero_flag_preallocated,
+				     refuses_data_file_outside_directory),
+			    TU_LOOPS({ read_cluster_sizes, 4 },
+				     { read_refcount_bits, 6 }));
 }

@@ -59,15 +59,6 @@ struct thread_ctx {
 	uint8_t want[MAXIO];
 };
 
-static uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ull;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebull;
-	return x ^ (x >> 31);
-}
-
 static void unit_content(const struct stress_cfg *cfg, uint64_t u,
 			 uint32_t v, uint8_t out[UNIT])
 {
@@ -81,7 +72,8 @@ static void unit_content(const struct stress_cfg *cfg, uint64_t u,
 		memcpy(out + 8, "initial!", 8);
 		return;
 	}
-	uint64_t a = mix64(u * 0x9e3779b97f4a7c15ull ^ v), b = mix64(a ^ u);
+	uint64_t a = tu_mix64(u * 0x9e3779b97f4a7c15ull ^ v);
+	uint64_t b = tu_mix64(a ^ u);
 	memcpy(out, &a, 8);
 	memcpy(out + 8, &b, 8);
 }
@@ -153,6 +145,18 @@ static int verify(struct thread_ctx *t, uint64_t off, uint64_t len)
 	return 0;
 }
 
+/* WHAT over [OFF, OFF+LEN) returned RET (WANT on success): the units
+ * there now hold version V, or the thread fails. */
+static int record(struct thread_ctx *t, const char *what, uint64_t off,
+		  uint64_t len, long ret, long want, uint32_t v)
+{
+	if (ret != want)
+		return thread_fail(t, what, off, len, ret);
+	for (uint64_t u = off / UNIT; u < (off + len) / UNIT; u++)
+		t->st->cur[u] = v;
+	return 0;
+}
+
 static int do_write(struct thread_ctx *t)
 {
 	uint64_t off, len;
@@ -160,11 +164,7 @@ static int do_write(struct thread_ctx *t)
 	uint32_t v = ((uint32_t)t->id << 24) | (t->next_version++ & 0xffffff);
 	fill_range(t->st->cfg, off, len, v, t->buf);
 	ssize_t n = mimg_pwrite(t->st->img, t->buf, len, off, 0);
-	if (n != (ssize_t)len)
-		return thread_fail(t, "write", off, len, (long)n);
-	for (uint64_t u = off / UNIT; u < (off + len) / UNIT; u++)
-		t->st->cur[u] = v;
-	return 0;
+	return record(t, "write", off, len, (long)n, (long)len, v);
 }
 
 static int do_read(struct thread_ctx *t)
@@ -192,11 +192,7 @@ static int do_zero(struct thread_ctx *t)
 	pick_own_range(t, &off, &len);
 	unsigned flags = t_rand(t) % 2 ? MIMG_ZERO_MAY_UNMAP : 0;
 	int ret = mimg_pwrite_zeroes(t->st->img, off, len, flags);
-	if (ret != 0)
-		return thread_fail(t, "write zeroes", off, len, ret);
-	for (uint64_t u = off / UNIT; u < (off + len) / UNIT; u++)
-		t->st->cur[u] = V_ZERO;
-	return 0;
+	return record(t, "write zeroes", off, len, ret, 0, V_ZERO);
 }
 
 static int do_discard(struct thread_ctx *t)
@@ -204,11 +200,7 @@ static int do_discard(struct thread_ctx *t)
 	uint64_t off, len;
 	pick_own_range(t, &off, &len);
 	int ret = mimg_discard(t->st->img, off, len, 0);
-	if (ret != 0)
-		return thread_fail(t, "discard", off, len, ret);
-	for (uint64_t u = off / UNIT; u < (off + len) / UNIT; u++)
-		t->st->cur[u] = V_UNKNOWN;
-	return 0;
+	return record(t, "discard", off, len, ret, 0, V_UNKNOWN);
 }
 
 static int do_block_status(struct thread_ctx *t)
@@ -260,17 +252,15 @@ static void make_backing(const struct stress_cfg *cfg)
 	free(buf);
 	if (cfg->start_compressed) {
 		/* Every cluster compressed: writes must rewrite them. */
-		ck_assert_int_eq(tu_system("qemu-img convert -c -f raw -O qcow2 "
-					   "-o '%s' base.raw stress.qcow2",
-					   cfg->opts), 0);
-		ck_assert_int_eq(tu_system("qemu-img check --output=json "
-					   "stress.qcow2 | grep -q "
-					   "'\"compressed-clusters\"'"), 0);
+		tu_sh("qemu-img convert -c -f raw -O qcow2 -o '%s' base.raw "
+		      "stress.qcow2",
+		      cfg->opts);
+		tu_sh("qemu-img check --output=json stress.qcow2 | grep -q "
+		      "'\"compressed-clusters\"'");
 		return;
 	}
 	/* qcow2 backing made by qemu: the chain mixes writers too. */
-	ck_assert_int_eq(tu_system("qemu-img convert -f raw -O qcow2 base.raw "
-				   "base.qcow2"), 0);
+	tu_sh("qemu-img convert -f raw -O qcow2 base.raw base.qcow2");
 }
 
 static void create_image(const struct stress_cfg *cfg)
@@ -328,7 +318,7 @@ static void run_stress(const struct stress_cfg *cfg)
 		ck_assert_ptr_nonnull(ctx[i]);
 		ctx[i]->st = &st;
 		ctx[i]->id = i;
-		ctx[i]->rng = mix64(0x57e55 + (uint64_t)i);
+		ctx[i]->rng = tu_mix64(0x57e55 + (uint64_t)i);
 		ctx[i]->next_version = 1;
 		ck_assert_int_eq(pthread_create(&tid[i], NULL, stress_thread,
 						ctx[i]), 0);
@@ -349,8 +339,7 @@ static void run_stress(const struct stress_cfg *cfg)
 	ck_assert_msg(status == 0, "%s: qemu-img check exit %d", cfg->name,
 		      status);
 
-	ck_assert_int_eq(tu_system("qemu-img convert -f qcow2 -O raw "
-				   "stress.qcow2 qemu.raw"), 0);
+	tu_sh("qemu-img convert -f qcow2 -O raw stress.qcow2 qemu.raw");
 	uint8_t *buf = malloc(cfg->size);
 	ck_assert_ptr_nonnull(buf);
 	int fd = open("qemu.raw", O_RDONLY);
@@ -405,7 +394,6 @@ int main(void)
 		return 77;
 	Suite *s = suite_create("qcow2_stress");
 	/* One case per configuration (CK_RUN_CASE=<name> runs one). */
-	for (int i = 0; i < TU_NELEM(configs); i++)
-		tu_case(s, configs[i].tcase, stress_config, i, 0);
+	TU_TABLE_CASES(s, configs, stress_config, 0);
 	return tu_run_suite(s);
 }

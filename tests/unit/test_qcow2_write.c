@@ -103,13 +103,27 @@ static void close_and_verify(struct mimg *img, struct model *m)
 	verify_with_qemu("t.qcow2", m);
 }
 
+/* close_and_verify, then free the model. */
+static void finish(struct mimg *img, struct model *m)
+{
+	close_and_verify(img, m);
+	free(m->data);
+}
+
+/* t.qcow2 open read-write, and M its model of SIZE bytes (from the raw
+ * file FROM_RAW, or zeroes). */
+static struct mimg *open_modelled(struct model *m, size_t size,
+				  const char *from_raw)
+{
+	model_init(m, size, from_raw);
+	return open_rw("t.qcow2");
+}
+
 START_TEST(write_allocating_unaligned)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	struct model m;
 	ck_assert_int_eq(mimg_create("t.qcow2", "qcow2", 8 << 20, NULL, 0), 0);
-	model_init(&m, 8 << 20, NULL);
-	struct mimg *img = open_rw("t.qcow2");
+	struct mimg *img = open_modelled(&m, 8 << 20, NULL);
 	static const struct wr w[] = {
 		{ 0, 100000, 1 },
 		{ 777, 3, 2 },
@@ -118,8 +132,7 @@ START_TEST(write_allocating_unaligned)
 		{ 65536 * 5 + 100, 65536 * 3, 5 },
 	};
 	do_writes(img, &m, w, TU_NELEM(w));
-	close_and_verify(img, &m);
-	free(m.data);
+	finish(img, &m);
 }
 END_TEST
 
@@ -127,20 +140,14 @@ END_TEST
  * only of the subcluster with extended L2) from the backing file. */
 START_TEST(write_cow_from_backing)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	const char *ext = _i ? "extended_l2=on," : "";
-	ck_assert_int_eq(tu_system("qemu-img create -q -f raw b.raw 4M && "
-				   "qemu-io -f raw -c 'write -P 0x5a 0 4M' "
-				   "b.raw >/dev/null"),
-			 0);
-	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 -o "
-				   "%sbacking_file=b.raw,backing_fmt=raw "
-				   "t.qcow2",
-				   ext),
-			 0);
+	tu_sh("qemu-img create -q -f raw b.raw 4M && qemu-io -f raw -c "
+	      "'write -P 0x5a 0 4M' b.raw >/dev/null");
+	tu_sh("qemu-img create -q -f qcow2 -o "
+	      "%sbacking_file=b.raw,backing_fmt=raw t.qcow2",
+	      ext);
 	struct model m;
-	model_init(&m, 4 << 20, "b.raw");
-	struct mimg *img = open_rw("t.qcow2");
+	struct mimg *img = open_modelled(&m, 4 << 20, "b.raw");
 	static const struct wr w[] = {
 		{ 2048, 2048, 1 },
 		{ 70000, 10, 2 },
@@ -151,44 +158,28 @@ START_TEST(write_cow_from_backing)
 	verify_read(img, &m);
 	if (_i) {
 		/* Only the written subcluster is allocated. */
-		uint64_t pnum;
-		unsigned st;
-		ck_assert_int_eq(mimg_block_status(img, 0, 65536, &pnum, &st,
-						   NULL),
-				 0);
-		ck_assert_uint_eq(pnum, 2048);
-		ck_assert(!(st & MIMG_BS_ALLOCATED));
-		ck_assert_int_eq(mimg_block_status(img, 2048, 65536, &pnum,
-						   &st, NULL),
-				 0);
-		ck_assert_uint_eq(pnum, 2048);
-		ck_assert(st & MIMG_BS_ALLOCATED);
+		tu_assert_status(img, 0, 65536, 2048, 0, MIMG_BS_ALLOCATED);
+		tu_assert_status(img, 2048, 65536, 2048, MIMG_BS_ALLOCATED, 0);
 	}
 	/* A second write into the same cluster. */
 	do_write(img, &m, 10000, 5000, 5);
-	close_and_verify(img, &m);
-	free(m.data);
+	finish(img, &m);
 }
 END_TEST
 
 START_TEST(write_over_compressed_clusters)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	const char *ct = _i ? "zstd" : "zlib";
-	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 -o "
-				   "compression_type=%s t.qcow2 1M && "
-				   "qemu-io -c 'write -c -P 0x61 0 64k' "
-				   "-c 'write -c -P 0x62 64k 64k' "
-				   "-c 'write -c -P 0x63 128k 64k' t.qcow2 "
-				   ">/dev/null",
-				   ct),
-			 0);
+	tu_sh("qemu-img create -q -f qcow2 -o compression_type=%s t.qcow2 1M "
+	      "&& qemu-io -c 'write -c -P 0x61 0 64k' -c "
+	      "'write -c -P 0x62 64k 64k' -c 'write -c -P 0x63 128k 64k' "
+	      "t.qcow2 >/dev/null",
+	      ct);
 	struct model m;
-	model_init(&m, 1 << 20, NULL);
+	struct mimg *img = open_modelled(&m, 1 << 20, NULL);
 	memset(m.data, 0x61, 65536);
 	memset(m.data + 65536, 0x62, 65536);
 	memset(m.data + 131072, 0x63, 65536);
-	struct mimg *img = open_rw("t.qcow2");
 	verify_read(img, &m);
 	static const struct wr w[] = {
 		{ 100, 1000, 1 },
@@ -196,73 +187,52 @@ START_TEST(write_over_compressed_clusters)
 		{ 131072 + 65000, 1000, 3 },
 	};
 	do_writes(img, &m, w, TU_NELEM(w));
-	close_and_verify(img, &m);
-	free(m.data);
+	finish(img, &m);
 }
 END_TEST
 
 START_TEST(zeroes_and_discard)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	static const char *const variants[] = { "compat=1.1", "compat=0.10",
 						"extended_l2=on" };
-	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 -o %s t.qcow2 "
-				   "2M",
-				   variants[_i]),
-			 0);
+	tu_sh("qemu-img create -q -f qcow2 -o %s t.qcow2 2M", variants[_i]);
 	struct model m;
-	model_init(&m, 2 << 20, NULL);
-	struct mimg *img = open_rw("t.qcow2");
+	struct mimg *img = open_modelled(&m, 2 << 20, NULL);
 	do_write(img, &m, 0, 2 << 20, 1);
 	do_zero(img, &m, 65536, 131072, 0);
 	do_zero(img, &m, 300000, 200000, MIMG_ZERO_MAY_UNMAP);
 	ck_assert_int_eq(mimg_discard(img, 1 << 20, 262144, 0), 0);
 	memset(m.data + (1 << 20), 0, 262144);
 	verify_read(img, &m);
-	uint64_t pnum;
-	unsigned st;
-	ck_assert_int_eq(mimg_block_status(img, 65536, 131072, &pnum, &st,
-					   NULL),
-			 0);
-	ck_assert(st & MIMG_BS_ZERO);
+	tu_assert_status(img, 65536, 131072, 0, MIMG_BS_ZERO, 0);
 	/* Write again into zeroed and discarded clusters. */
 	do_write(img, &m, 65536 + 10, 20, 2);
 	do_write(img, &m, (1 << 20) + 5, 70000, 3);
-	close_and_verify(img, &m);
-	free(m.data);
+	finish(img, &m);
 }
 END_TEST
 
 /* 512-byte clusters: the refcount table must grow many times. */
 START_TEST(refcount_table_growth)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	static const char *const rb[] = { "16", "1", "64" };
-	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 -o "
-				   "cluster_size=512,refcount_bits=%s t.qcow2 "
-				   "16M",
-				   rb[_i]),
-			 0);
+	tu_sh("qemu-img create -q -f qcow2 -o "
+	      "cluster_size=512,refcount_bits=%s t.qcow2 16M",
+	      rb[_i]);
 	struct model m;
-	model_init(&m, 16 << 20, NULL);
-	struct mimg *img = open_rw("t.qcow2");
+	struct mimg *img = open_modelled(&m, 16 << 20, NULL);
 	for (int i = 0; i < 40; i++)
 		do_write(img, &m, (uint64_t)i * 400000 % (15 << 20),
 			 60000 + (size_t)i * 13, (uint64_t)i + 10);
-	close_and_verify(img, &m);
-	free(m.data);
+	finish(img, &m);
 }
 END_TEST
 
 START_TEST(truncate_grows_l1)
 {
-	TU_SKIP_WITHOUT_QEMU();
-	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 -o "
-				   "cluster_size=512 t.qcow2 1M"),
-			 0);
+	tu_sh("qemu-img create -q -f qcow2 -o cluster_size=512 t.qcow2 1M");
 	struct model m;
-	model_init(&m, 64 << 20, NULL);
-	struct mimg *img = open_rw("t.qcow2");
+	struct mimg *img = open_modelled(&m, 64 << 20, NULL);
 	do_write(img, &m, 1000, 5000, 1);
 	ck_assert_int_eq(mimg_truncate(img, 64 << 20, MIMG_PREALLOC_OFF), 0);
 	ck_assert_uint_eq(mimg_size(img), 64 << 20);
@@ -276,15 +246,9 @@ START_TEST(truncate_grows_l1)
 	ck_assert_int_eq(mimg_pread(img, m.data, 64 << 20, 0, 0), 64 << 20);
 	ck_assert_int_eq(mimg_truncate(img, 72 << 20, MIMG_PREALLOC_METADATA),
 			 0);
-	uint64_t pnum;
-	unsigned st;
-	ck_assert_int_eq(mimg_block_status(img, 70 << 20, 1 << 20, &pnum, &st,
-					   NULL),
-			 0);
-	ck_assert(st & MIMG_BS_ALLOCATED);
+	tu_assert_status(img, 70 << 20, 1 << 20, 0, MIMG_BS_ALLOCATED, 0);
 	do_write(img, &m, (72 << 20) - 700, 700, 4);
-	close_and_verify(img, &m);
-	free(m.data);
+	finish(img, &m);
 }
 END_TEST
 
@@ -292,27 +256,20 @@ END_TEST
  * snapshot keeps its content. */
 START_TEST(write_shared_with_snapshot)
 {
-	TU_SKIP_WITHOUT_QEMU();
-	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 t.qcow2 1M && "
-				   "qemu-io -c 'write -P 0x41 0 1M' t.qcow2 "
-				   ">/dev/null && qemu-img snapshot -c s1 "
-				   "t.qcow2"),
-			 0);
+	tu_sh("qemu-img create -q -f qcow2 t.qcow2 1M && qemu-io -c "
+	      "'write -P 0x41 0 1M' t.qcow2 >/dev/null && qemu-img snapshot -c "
+	      "s1 t.qcow2");
 	struct model m;
-	model_init(&m, 1 << 20, NULL);
+	struct mimg *img = open_modelled(&m, 1 << 20, NULL);
 	memset(m.data, 0x41, 1 << 20);
-	struct mimg *img = open_rw("t.qcow2");
 	do_write(img, &m, 1000, 3000, 1);
 	do_write(img, &m, 500000, 200000, 2);
 	do_zero(img, &m, 917504, 65536, 0);
 	close_and_verify(img, &m);
 
 	/* The snapshot still reads as before, through libmimg too. */
-	ck_assert_int_eq(tu_system("qemu-img convert -l s1 -O raw t.qcow2 "
-				   "s1.raw && qemu-io -f raw -c "
-				   "'read -P 0x41 0 1M' s1.raw | grep -q "
-				   "'read 1048576'"),
-			 0);
+	tu_sh("qemu-img convert -l s1 -O raw t.qcow2 s1.raw && qemu-io -f raw "
+	      "-c 'read -P 0x41 0 1M' s1.raw | grep -q 'read 1048576'");
 	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL, 0), 0);
 	ck_assert_int_eq(mimg_select_snapshot(img, "s1"), 0);
 	memset(m.data, 0x41, 1 << 20);
@@ -324,25 +281,18 @@ END_TEST
 
 START_TEST(write_data_file)
 {
-	TU_SKIP_WITHOUT_QEMU();
 	static const char *const o[] = { "data_file=t.data",
 					 "data_file=t.data,data_file_raw=on" };
-	ck_assert_int_eq(tu_system("qemu-img create -q -f qcow2 -o %s t.qcow2 "
-				   "2M",
-				   o[_i]),
-			 0);
+	tu_sh("qemu-img create -q -f qcow2 -o %s t.qcow2 2M", o[_i]);
 	struct model m;
-	model_init(&m, 2 << 20, NULL);
-	struct mimg *img = open_rw("t.qcow2");
+	struct mimg *img = open_modelled(&m, 2 << 20, NULL);
 	do_write(img, &m, 0, 3000, 1);
 	do_write(img, &m, 100000, 300000, 2);
 	do_zero(img, &m, 131072, 65536, 0);
 	close_and_verify(img, &m);
 	if (_i) {
 		/* The raw data file holds the guest disk as is. */
-		ck_assert_int_eq(tu_system("cmp -s -n 2097152 t.data "
-					   "model.raw"),
-				 0);
+		tu_sh("cmp -s -n 2097152 t.data model.raw");
 	}
 	free(m.data);
 }
@@ -374,15 +324,11 @@ static void *worker_main(void *p)
 
 START_TEST(concurrent_writers)
 {
-	TU_SKIP_WITHOUT_QEMU();
-	ck_assert_int_eq(tu_system("qemu-img create -q -f raw b.raw 20M && "
-				   "qemu-io -f raw -c 'write -P 0x5a 0 20M' "
-				   "b.raw >/dev/null && qemu-img create -q "
-				   "-f qcow2 -b b.raw -F raw t.qcow2"),
-			 0);
+	tu_sh("qemu-img create -q -f raw b.raw 20M && qemu-io -f raw -c "
+	      "'write -P 0x5a 0 20M' b.raw >/dev/null && qemu-img create -q -f "
+	      "qcow2 -b b.raw -F raw t.qcow2");
 	struct model m;
-	model_init(&m, 20 << 20, "b.raw");
-	struct mimg *img = open_rw("t.qcow2");
+	struct mimg *img = open_modelled(&m, 20 << 20, "b.raw");
 	pthread_t th[8];
 	struct worker w[8];
 	for (int i = 0; i < 8; i++) {
@@ -391,21 +337,20 @@ START_TEST(concurrent_writers)
 	}
 	for (int i = 0; i < 8; i++)
 		pthread_join(th[i], NULL);
-	close_and_verify(img, &m);
-	free(m.data);
+	finish(img, &m);
 }
 END_TEST
 
 int main(void)
 {
-	return tu_main_loops("qcow2_write", "write",
-			     TU_TESTS(write_allocating_unaligned,
-				      truncate_grows_l1,
-				      write_shared_with_snapshot,
-				      concurrent_writers),
-			     TU_LOOPS({ write_cow_from_backing, 2 },
-				      { write_over_compressed_clusters, 2 },
-				      { zeroes_and_discard, 3 },
-				      { refcount_table_growth, 3 },
-				      { write_data_file, 2 }));
+	return tu_main_qemu("qcow2_write", "write",
+			    TU_TESTS(write_allocating_unaligned,
+				     truncate_grows_l1,
+				     write_shared_with_snapshot,
+				     concurrent_writers),
+			    TU_LOOPS({ write_cow_from_backing, 2 },
+				     { write_over_compressed_clusters, 2 },
+				     { zeroes_and_discard, 3 },
+				     { refcount_table_growth, 3 },
+				     { write_data_file, 2 }));
 }

@@ -90,7 +90,7 @@ START_TEST(set_change_remove)
 	mimg_close(img);
 	if (!tu_have_program("qemu-img"))
 		return;
-	ck_assert_int_eq(tu_system("qemu-img check -q t.qcow2"), 0);
+	tu_sh("qemu-img check -q t.qcow2");
 }
 END_TEST
 

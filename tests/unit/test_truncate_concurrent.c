@@ -122,9 +122,7 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("truncate_concurrent");
-	TCase *tc = tu_tcase(s, "truncate_concurrent");
-	tcase_add_test(tc, raw_truncate_beside_io);
-	tcase_add_test(tc, qcow2_truncate_beside_io);
-	return tu_run_suite(s);
+	return tu_main("truncate_concurrent", "truncate_concurrent",
+		       TU_TESTS(raw_truncate_beside_io,
+				qcow2_truncate_beside_io));
 }

@@ -21,6 +21,7 @@
 
 #include "blockif_park.h"
 #include "testutil.h"
+#include "virtq_driver.h"
 #include "vmm-blk/block_if.h"
 #include "vmm-blk/virtio_blk.h"
 
@@ -78,14 +79,20 @@ static bool notified_here(void)
 	return here;
 }
 
-static unsigned notify_count(void)
+/* *V, read under LOCK. */
+static unsigned read_locked(pthread_mutex_t *lock, const unsigned *v)
 {
 	unsigned n;
 
-	pthread_mutex_lock(&notify_lock);
-	n = notifies;
-	pthread_mutex_unlock(&notify_lock);
+	pthread_mutex_lock(lock);
+	n = *v;
+	pthread_mutex_unlock(lock);
 	return n;
+}
+
+static unsigned notify_count(void)
+{
+	return read_locked(&notify_lock, &notifies);
 }
 
 static uint8_t *gp(uint64_t gpa)
@@ -121,12 +128,7 @@ static uint32_t get32(uint64_t gpa)
 static void put_desc_at(uint64_t table, unsigned i, uint64_t addr,
 			uint32_t len, uint16_t flags, uint16_t next)
 {
-	uint8_t *d = gp(table + 16 * i);
-
-	memcpy(d, &addr, 8);
-	memcpy(d + 8, &len, 4);
-	memcpy(d + 12, &flags, 2);
-	memcpy(d + 14, &next, 2);
+	vq_put_desc(gp(table), i, addr, len, flags, next);
 }
 
 static void put_desc(unsigned i, uint64_t addr, uint32_t len, uint16_t flags,
@@ -137,19 +139,12 @@ static void put_desc(unsigned i, uint64_t addr, uint32_t len, uint16_t flags,
 
 static void put_hdr(uint64_t gpa, uint32_t type, uint64_t sector)
 {
-	uint8_t *h = gp(gpa);
-
-	memset(h, 0, 16);
-	memcpy(h, &type, 4);
-	memcpy(h + 8, &sector, 8);
+	vq_put_blk_hdr(gp(gpa), type, sector);
 }
 
 static void make_avail(uint16_t head)
 {
-	put16(GPA_AVAIL + 4 + 2 * (avail_idx % QSZ), head);
-	avail_idx++;
-	__atomic_store_n((uint16_t *)gp(GPA_AVAIL + 2), avail_idx,
-			 __ATOMIC_RELEASE);
+	vq_make_avail(gp(GPA_AVAIL), QSZ, &avail_idx, head);
 }
 
 static uint16_t used_idx(void)
@@ -899,7 +894,7 @@ END_TEST
 /* The device's wake-ups: it ran out of room and blockif has some now. */
 static pthread_mutex_t wake_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake_cond = PTHREAD_COND_INITIALIZER;
-static int wakes;
+static unsigned wakes;
 
 static void on_wake(void *opaque)
 {
@@ -919,14 +914,9 @@ static void wait_wake(void)
 	pthread_mutex_unlock(&wake_lock);
 }
 
-static int wake_count(void)
+static unsigned wake_count(void)
 {
-	int n;
-
-	pthread_mutex_lock(&wake_lock);
-	n = wakes;
-	pthread_mutex_unlock(&wake_lock);
-	return n;
+	return read_locked(&wake_lock, &wakes);
 }
 
 START_TEST(stall_and_wake)
@@ -945,7 +935,7 @@ START_TEST(stall_and_wake)
 	ck_assert_int_eq(vblk_queue_process(dev, 0), -EAGAIN);
 	ck_assert_int_eq(vblk_queue_process(dev, 0), -EAGAIN);
 	ck_assert_uint_eq(used_idx(), 0);
-	ck_assert_int_eq(wake_count(), 0);
+	ck_assert_uint_eq(wake_count(), 0);
 	release_workers();
 	/* Each wake-up lets the transport take more. */
 	do {

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "testutil.h"
+#include "virtq_driver.h"
 #include "vmm-blk/block_if.h"
 #include "vmm-blk/virtio_blk.h"
 
@@ -106,24 +107,15 @@ static void mark(unsigned head, uint8_t inflight, uint64_t counter)
 static void put_desc(unsigned i, uint32_t addr, uint32_t len, uint16_t flags,
 		     uint16_t next)
 {
-	uint8_t *d = mem + GPA_DESC + 16 * i;
-	uint64_t a = addr;
-
-	memcpy(d, &a, 8);
-	memcpy(d + 8, &len, 4);
-	memcpy(d + 12, &flags, 2);
-	memcpy(d + 14, &next, 2);
+	vq_put_desc(mem + GPA_DESC, i, addr, len, flags, next);
 }
 
 /* A write of 512 bytes of FILL at SECTOR in descriptors HEAD..HEAD+2. */
 static void put_write(uint16_t head, uint64_t sector, uint8_t fill)
 {
 	uint32_t hdr = GPA_HDR + 16 * head, data = GPA_DATA + 512 * head;
-	uint32_t type = VBLK_T_OUT;
 
-	memset(mem + hdr, 0, 16);
-	memcpy(mem + hdr, &type, 4);
-	memcpy(mem + hdr + 8, &sector, 8);
+	vq_put_blk_hdr(mem + hdr, VBLK_T_OUT, sector);
 	memset(mem + data, fill, 512);
 	mem[GPA_STATUS + head] = 0xee;
 	put_desc(head, hdr, 16, 1, head + 1);
@@ -133,10 +125,7 @@ static void put_write(uint16_t head, uint64_t sector, uint8_t fill)
 
 static void make_avail(uint16_t head)
 {
-	memcpy(mem + GPA_AVAIL + 4 + 2 * (avail_idx % QSZ), &head, 2);
-	avail_idx++;
-	__atomic_store_n((uint16_t *)(mem + GPA_AVAIL + 2), avail_idx,
-			 __ATOMIC_RELEASE);
+	vq_make_avail(mem + GPA_AVAIL, QSZ, &avail_idx, head);
 }
 
 static void set_used(uint16_t idx)

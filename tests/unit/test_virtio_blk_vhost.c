@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "testutil.h"
+#include "virtq_driver.h"
 #include "vmm-blk/virtio_blk.h"
 
 #define DISK_SIZE (1u << 20)
@@ -466,13 +467,7 @@ static void bring_up_with(unsigned opts, uint16_t base)
 static void put_desc(unsigned i, uint32_t off, uint32_t len, uint16_t flags,
 		     uint16_t next)
 {
-	uint64_t gpa = GPA_BASE + off;
-	uint8_t *d = mem + OFF_DESC + 16 * i;
-
-	memcpy(d, &gpa, 8);
-	memcpy(d + 8, &len, 4);
-	memcpy(d + 12, &flags, 2);
-	memcpy(d + 14, &next, 2);
+	vq_put_desc(mem + OFF_DESC, i, GPA_BASE + off, len, flags, next);
 }
 
 /* Run one header/data/status request through the daemon. */
@@ -542,9 +537,7 @@ static void put_request(uint16_t head, uint32_t type, uint64_t sector,
 {
 	uint32_t hdr = OFF_HDR + 32 * head;
 
-	memset(mem + hdr, 0, 16);
-	memcpy(mem + hdr, &type, 4);
-	memcpy(mem + hdr + 8, &sector, 8);
+	vq_put_blk_hdr(mem + hdr, type, sector);
 	mem[OFF_STATUS + head] = 0xee;
 	put_desc(head, hdr, 16, 1, head + 1);
 	put_desc(head + 1, data_off, len, writable ? 3 : 1, head + 2);
@@ -554,10 +547,7 @@ static void put_request(uint16_t head, uint32_t type, uint64_t sector,
 /* Make HEAD the next available entry (no kick). */
 static void publish(uint16_t head)
 {
-	memcpy(mem + OFF_AVAIL + 4 + 2 * (avail_idx % QSZ), &head, 2);
-	avail_idx++;
-	__atomic_store_n((uint16_t *)(mem + OFF_AVAIL + 2), avail_idx,
-			 __ATOMIC_RELEASE);
+	vq_make_avail(mem + OFF_AVAIL, QSZ, &avail_idx, head);
 }
 
 static void kick(void)
@@ -1158,10 +1148,8 @@ START_TEST(completed_writes_survive_kill)
 
 	if (!tu_have_program("qemu-img"))
 		goto out;
-	ck_assert_int_eq(tu_system("rm -f disk.raw && qemu-img create -q -f %s "
-				   "disk.raw %u",
-				   fmt, DISK_SIZE),
-			 0);
+	tu_sh("rm -f disk.raw && qemu-img create -q -f %s disk.raw %u", fmt,
+	      DISK_SIZE);
 	memset(want, 0, DISK_SIZE);
 	start_daemon(NULL);
 	bring_up();
@@ -1192,10 +1180,7 @@ START_TEST(completed_writes_survive_kill)
 	status = tu_system("qemu-img check -q -f %s disk.raw", fmt);
 	ck_assert_msg(status == 0 || status == 3, "%s: qemu-img check exit %d "
 		      "after the kill", fmt, status);
-	ck_assert_int_eq(tu_system("qemu-img convert -f %s -O raw disk.raw "
-				   "out.img",
-				   fmt),
-			 0);
+	tu_sh("qemu-img convert -f %s -O raw disk.raw out.img", fmt);
 	tu_read_at("out.img", got, DISK_SIZE, 0);
 	ck_assert_msg(memcmp(want, got, DISK_SIZE) == 0,
 		      "%s: a completed write is missing after kill -9", fmt);

@@ -50,8 +50,7 @@ static void discard(const char *path)
  * written; EXPECT_BELOW is what an untouched grain below would show. */
 static void verify_content(const char *path)
 {
-	ck_assert_int_eq(tu_system("qemu-img convert -O raw %s out.raw", path),
-			 0);
+	tu_sh("qemu-img convert -O raw %s out.raw", path);
 	FILE *f = fopen("out.raw", "rb");
 	uint8_t *b = malloc(GRAIN);
 	ck_assert_ptr_nonnull(f);
@@ -65,12 +64,12 @@ static void verify_content(const char *path)
 	}
 	free(b);
 	fclose(f);
-	ck_assert_int_eq(tu_system("qemu-img check -q %s", path), 0);
+	tu_sh("qemu-img check -q %s", path);
 }
 
 START_TEST(discard_frees_grains)
 {
-	ck_assert_int_eq(tu_system("qemu-img create -q -f vmdk t.vmdk 4M"), 0);
+	tu_sh("qemu-img create -q -f vmdk t.vmdk 4M");
 	fill("t.vmdk");
 	uint64_t before = tu_allocated("t.vmdk");
 	discard("t.vmdk");
@@ -81,28 +80,22 @@ START_TEST(discard_frees_grains)
 		      (unsigned long long)before, (unsigned long long)after);
 	verify_content("t.vmdk");
 	/* qemu-img map: the discarded grains hold no data any more. */
-	ck_assert_int_eq(tu_system("qemu-img map --output=json t.vmdk | grep "
-				   "-q '\"start\": 196608, \"length\": 458752, "
-				   "\"depth\": 0, \"present\": false, \"zero\": "
-				   "true, \"data\": false'"),
-			 0);
+	tu_sh("qemu-img map --output=json t.vmdk | grep -q "
+	      "'\"start\": 196608, \"length\": 458752, \"depth\": 0, "
+	      "\"present\": false, \"zero\": true, \"data\": false'");
 	/* A conversion skips them. */
-	ck_assert_int_eq(tu_system("qemu-img convert -O qcow2 t.vmdk c.qcow2 "
-				   "&& qemu-img map --output=json c.qcow2 | "
-				   "grep -q '\"start\": 196608, \"length\": "
-				   "458752, \"depth\": 0, \"present\": false'"),
-			 0);
+	tu_sh("qemu-img convert -O qcow2 t.vmdk c.qcow2 && qemu-img map "
+	      "--output=json c.qcow2 | grep -q "
+	      "'\"start\": 196608, \"length\": 458752, \"depth\": 0, "
+	      "\"present\": false'");
 }
 END_TEST
 
 START_TEST(discard_over_parent_reads_zeroes)
 {
-	ck_assert_int_eq(tu_system("qemu-img create -q -f vmdk base.vmdk 1M "
-				   "&& qemu-io -f vmdk -c 'write -P 0x5a 0 1M' "
-				   "base.vmdk >/dev/null && qemu-img create -q "
-				   "-f vmdk -o zeroed_grain=on -b base.vmdk -F "
-				   "vmdk t.vmdk 1M"),
-			 0);
+	tu_sh("qemu-img create -q -f vmdk base.vmdk 1M && qemu-io -f vmdk -c "
+	      "'write -P 0x5a 0 1M' base.vmdk >/dev/null && qemu-img create -q "
+	      "-f vmdk -o zeroed_grain=on -b base.vmdk -F vmdk t.vmdk 1M");
 	fill("t.vmdk");
 	discard("t.vmdk");
 	/* Zeroes, not the parent's 0x5a, where the grains were. */
@@ -112,9 +105,8 @@ END_TEST
 
 START_TEST(split_extents)
 {
-	ck_assert_int_eq(tu_system("qemu-img create -q -f vmdk -o "
-				   "subformat=twoGbMaxExtentSparse t.vmdk 1M"),
-			 0);
+	tu_sh("qemu-img create -q -f vmdk -o subformat=twoGbMaxExtentSparse "
+	      "t.vmdk 1M");
 	fill("t.vmdk");
 	discard("t.vmdk");
 	verify_content("t.vmdk");
@@ -123,7 +115,7 @@ END_TEST
 
 START_TEST(blockif_offers_delete)
 {
-	ck_assert_int_eq(tu_system("qemu-img create -q -f vmdk t.vmdk 1M"), 0);
+	tu_sh("qemu-img create -q -f vmdk t.vmdk 1M");
 	char opts[4200];
 	snprintf(opts, sizeof(opts), "%s/t.vmdk", tu_tmpdir());
 	struct blockif_ctxt *bc = blockif_open_optstr(opts, "discard-test");
@@ -135,10 +127,9 @@ END_TEST
 
 int main(void)
 {
-	if (!tu_have_qemu())
-		return 77; /* the oracle is missing: skipped */
-	return tu_main("vmdk_discard", "discard",
-		       TU_TESTS(discard_frees_grains,
-				discard_over_parent_reads_zeroes, split_extents,
-				blockif_offers_delete));
+	return tu_main_qemu("vmdk_discard", "discard",
+			    TU_TESTS(discard_frees_grains,
+				     discard_over_parent_reads_zeroes,
+				     split_extents, blockif_offers_delete),
+			    NULL, 0);
 }

@@ -45,15 +45,6 @@ static void verify(struct mimg *img, const uint8_t *model, uint64_t size)
 	free(buf);
 }
 
-static void check_clean(struct mimg *img)
-{
-	struct mimg_check_result res = {.size = sizeof(res)};
-	ck_assert_int_eq(mimg_check(img, 0, &res), 0);
-	ck_assert_msg(res.corruptions == 0, "%s",
-		      res.messages ? res.messages[0] : "corruptions");
-	mimg_check_result_free(&res);
-}
-
 /* qemu-img as the oracle, when installed: the image is consistent and
  * reads as the model. */
 static void qemu_agrees(const char *path, const uint8_t *model, uint64_t size)
@@ -98,7 +89,7 @@ static void writes_verified(const char *path, uint8_t *model, uint64_t size,
 
 	img = open_img(path, 0);
 	verify(img, model, size);
-	check_clean(img);
+	tu_assert_check(img, 0, 0, TU_ANY, NULL);
 	mimg_close(img);
 }
 
@@ -171,12 +162,8 @@ START_TEST(test_zero_extent_and_noaccess)
 	ck_assert_int_eq(memcmp(buf + 100 * 512, data, sizeof(data)), 0);
 	ck_assert_int_lt(mimg_pwrite(img, buf, 512, 0, 0), 0);
 	ck_assert_int_eq(mimg_pwrite(img, buf, 512, 100 * 512, 0), -EROFS);
-	uint64_t pnum;
-	unsigned st;
-	ck_assert_int_eq(mimg_block_status(img, 0, 128 * 512, &pnum, &st, NULL), 0);
-	ck_assert_uint_eq(pnum, 100 * 512);
-	ck_assert_uint_eq(st & (MIMG_BS_ZERO | MIMG_BS_ALLOCATED),
-			  MIMG_BS_ZERO | MIMG_BS_ALLOCATED);
+	tu_assert_status(img, 0, 128 * 512, 100 * 512,
+			 MIMG_BS_ZERO | MIMG_BS_ALLOCATED, 0);
 	mimg_close(img);
 }
 END_TEST
@@ -201,7 +188,7 @@ static void close_reopen_verify(struct mimg *t, const uint8_t *model,
 	ck_assert_int_eq(mimg_close(t), 0);
 	t = open_img("top.vmdk", 0);
 	verify(t, model, size);
-	check_clean(t);
+	tu_assert_check(t, 0, 0, TU_ANY, NULL);
 	mimg_close(t);
 }
 
@@ -233,15 +220,9 @@ START_TEST(test_delta_cow_and_zeroes)
 	memset(model + 10 * 65536 + 5, 0, 100);
 	verify(t, model, size);
 
-	uint64_t pnum;
-	unsigned st;
-	ck_assert_int_eq(mimg_block_status(t, 4 * 65536, 4 * 65536, &pnum, &st,
-					   NULL), 0);
-	ck_assert_uint_eq(pnum, 2 * 65536);
-	ck_assert_uint_eq(st & (MIMG_BS_ZERO | MIMG_BS_ALLOCATED | MIMG_BS_DATA),
-			  MIMG_BS_ZERO | MIMG_BS_ALLOCATED);
-	ck_assert_int_eq(mimg_block_status(t, 0, 65536, &pnum, &st, NULL), 0);
-	ck_assert_uint_eq(st & MIMG_BS_ALLOCATED, 0);
+	tu_assert_status(t, 4 * 65536, 4 * 65536, 2 * 65536,
+			 MIMG_BS_ZERO | MIMG_BS_ALLOCATED, MIMG_BS_DATA);
+	tu_assert_status(t, 0, 65536, 0, 0, MIMG_BS_ALLOCATED);
 	close_reopen_verify(t, model, size);
 	qemu_agrees("top.vmdk", model, size);
 	free(model);
@@ -317,7 +298,7 @@ START_TEST(test_concurrent_allocation)
 	verify(img, model, size);
 	ck_assert_int_eq(mimg_close(img), 0);
 	img = open_img("c.vmdk", 0);
-	check_clean(img);
+	tu_assert_check(img, 0, 0, TU_ANY, NULL);
 	verify(img, model, size);
 	mimg_close(img);
 	qemu_agrees("c.vmdk", model, size);

@@ -59,6 +59,15 @@ void tu_fill_random(void *buf, size_t len, uint64_t seed)
 	}
 }
 
+uint64_t tu_mix64(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ull;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
 void tu_write_file(const char *path, const void *buf, size_t len,
 		   uint64_t off)
 {
@@ -206,17 +215,24 @@ void tu_qemu_reads(const char *image, const char *format,
 		      "qemu-img reads %s differently", image);
 }
 
+/* The command tu_system ran last in this thread, for tu_sh_done. */
+static _Thread_local char last_cmd[8192];
+
 int tu_system(const char *fmt, ...)
 {
-	char cmd[8192];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	vsnprintf(last_cmd, sizeof(last_cmd), fmt, ap);
 	va_end(ap);
-	int st = system(cmd);
+	int st = system(last_cmd);
 	if (st == -1 || !WIFEXITED(st))
 		return -1;
 	return WEXITSTATUS(st);
+}
+
+void tu_sh_done(int status)
+{
+	ck_assert_msg(status == 0, "exit %d: %s", status, last_cmd);
 }
 
 int tu_dirty_runs(struct mimg *img, const char *name, char *out,
@@ -239,6 +255,50 @@ int tu_dirty_runs(struct mimg *img, const char *name, char *out,
 		off += pnum;
 	}
 	return 0;
+}
+
+void tu_assert_status(struct mimg *img, uint64_t off, uint64_t len,
+		      uint64_t pnum, unsigned has, unsigned lacks)
+{
+	uint64_t got;
+	unsigned st;
+	int r = mimg_block_status(img, off, len, &got, &st, NULL);
+	ck_assert_msg(r == 0, "block status at %llu: %s",
+		      (unsigned long long)off, mimg_errmsg());
+	ck_assert_msg(pnum == 0 || got == pnum,
+		      "block status at %llu: run of %llu bytes, want %llu",
+		      (unsigned long long)off, (unsigned long long)got,
+		      (unsigned long long)pnum);
+	ck_assert_msg((st & has) == has && !(st & lacks),
+		      "block status at %llu: 0x%x, want 0x%x set, 0x%x clear",
+		      (unsigned long long)off, st, has, lacks);
+}
+
+bool tu_count_is(uint64_t got, long want)
+{
+	if (want == TU_ANY)
+		return true;
+	if (want == TU_SOME)
+		return got > 0;
+	return got == (uint64_t)want;
+}
+
+void tu_assert_check(struct mimg *img, unsigned flags, long corruptions,
+		     long leaks, const char *msg)
+{
+	struct mimg_check_result res = {.size = sizeof(res)};
+	int r = mimg_check(img, flags, &res);
+	ck_assert_msg(r == 0, "check: %s", mimg_errmsg());
+	const char *first = res.messages ? res.messages[0] : "(no message)";
+	ck_assert_msg(tu_count_is(res.corruptions, corruptions) &&
+			      tu_count_is(res.leaks, leaks),
+		      "check: %llu corruptions, %llu leaks, want %ld, %ld "
+		      "(-1: any, -2: some): %s",
+		      (unsigned long long)res.corruptions,
+		      (unsigned long long)res.leaks, corruptions, leaks, first);
+	ck_assert_msg(!msg || (res.messages && strstr(res.messages[0], msg)),
+		      "check: first message '%s' lacks '%s'", first, msg);
+	mimg_check_result_free(&res);
 }
 
 struct mimg *tu_open_secret(const char *path, unsigned flags,
@@ -279,10 +339,34 @@ int tu_main_loops(const char *suite, const char *tcase,
 		  const TTest *const *tests, int n,
 		  const struct tu_loop *loops, int nloops)
 {
+	const struct tu_tcase_def def = { tcase, tests, n, loops, nloops,
+					  NULL, NULL };
+	return tu_main_cases(suite, &def, 1);
+}
+
+int tu_main_qemu(const char *suite, const char *tcase,
+		 const TTest *const *tests, int n,
+		 const struct tu_loop *loops, int nloops)
+{
+	if (!tu_have_qemu())
+		return 77; /* the oracle is missing: skipped */
+	return tu_main_loops(suite, tcase, tests, n, loops, nloops);
+}
+
+int tu_main_cases(const char *suite, const struct tu_tcase_def *defs,
+		  int ndefs)
+{
 	Suite *s = suite_create(suite);
-	TCase *tc = tu_tcase_of(s, tcase, tests, n);
-	for (int i = 0; i < nloops; i++)
-		tcase_add_loop_test(tc, loops[i].test, 0, loops[i].n);
+	for (int d = 0; d < ndefs; d++) {
+		TCase *tc = tu_tcase_of(s, defs[d].name, defs[d].tests,
+					defs[d].n);
+		for (int i = 0; i < defs[d].nloops; i++)
+			tcase_add_loop_test(tc, defs[d].loops[i].test, 0,
+					    defs[d].loops[i].n);
+		if (defs[d].setup || defs[d].teardown)
+			tcase_add_checked_fixture(tc, defs[d].setup,
+						  defs[d].teardown);
+	}
 	return tu_run_suite(s);
 }
 

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "mimg.h"
 
@@ -25,6 +26,9 @@ const char *tu_tmpdir(void);
 
 /* Fill BUF with deterministic pseudo-random bytes from SEED. */
 void tu_fill_random(void *buf, size_t len, uint64_t seed);
+/* X with its bits mixed (the finalizer of splitmix64): the content or
+ * the next random number of a test, different for every X. */
+uint64_t tu_mix64(uint64_t x);
 /* Write LEN bytes of BUF at OFF to PATH (creating it); abort on error. */
 void tu_write_file(const char *path, const void *buf, size_t len,
 		   uint64_t off);
@@ -41,6 +45,16 @@ void tu_make_sparse(const char *path, uint64_t size);
 int tu_have_program(const char *prog);
 /* True when libmimg was built with the driver for format NAME. */
 bool tu_have_format(const char *name);
+/* Return from the calling test, saying so, when libmimg has no driver
+ * for format NAME (a build without it, not a missing oracle). */
+#define TU_SKIP_WITHOUT_FORMAT(name)                                       \
+	do {                                                               \
+		if (!tu_have_format(name)) {                               \
+			printf("%s: no %s driver; skipped\n", __func__,    \
+			       name);                                      \
+			return;                                            \
+		}                                                          \
+	} while (0)
 /* True when both qemu-img and the driver for FORMAT are there; else says
  * on stderr which is missing (the test program then exits 77). */
 bool tu_have_qemu_img_and(const char *format);
@@ -83,8 +97,29 @@ void tu_qemu_reads(const char *image, const char *format,
  * bitmap is in use). */
 int tu_dirty_runs(struct mimg *img, const char *name, char *out,
 		  size_t cap);
+/* mimg_block_status of IMG at OFF, for at most LEN bytes, succeeds with
+ * a run of PNUM bytes (0: of any length) whose status has every flag of
+ * HAS set and every flag of LACKS clear. */
+void tu_assert_status(struct mimg *img, uint64_t off, uint64_t len,
+		      uint64_t pnum, unsigned has, unsigned lacks);
+/* Counts tu_assert_check accepts beside an exact number. */
+#define TU_ANY (-1)  /* any number */
+#define TU_SOME (-2) /* at least one */
+/* True when the count GOT is WANT (a number, TU_ANY or TU_SOME). */
+bool tu_count_is(uint64_t got, long want);
+/* mimg_check of IMG with FLAGS succeeds and counts CORRUPTIONS
+ * corruptions and LEAKS leaks (a number, TU_ANY or TU_SOME); its first
+ * message holds MSG (NULL: not looked at). */
+void tu_assert_check(struct mimg *img, unsigned flags, long corruptions,
+		     long leaks, const char *msg);
 /* Run a shell command; returns its exit status (or -1). */
 int tu_system(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Run a shell command (as tu_system); the test fails, naming it, unless
+ * it exits 0. */
+#define tu_sh(...) tu_sh_done(tu_system(__VA_ARGS__))
+/* The test fails unless STATUS, that of the command tu_system ran last
+ * in this thread, is 0. */
+void tu_sh_done(int status);
 
 /* N scaled by MIMG_TEST_SCALE (a percentage, default 100), at least 1:
  * the iteration count of a long loop, cut down where every iteration is
@@ -129,9 +164,44 @@ int tu_main_loops(const char *suite, const char *tcase,
 		  const TTest *const *tests, int n,
 		  const struct tu_loop *loops, int nloops);
 
+/* tu_main_loops, when qemu-img and qemu-io are both there (tu_have_qemu):
+ * the main() of a program whose every test checks against them; else
+ * 77 (skipped). */
+int tu_main_qemu(const char *suite, const char *tcase,
+		 const TTest *const *tests, int n,
+		 const struct tu_loop *loops, int nloops);
+
+/* One test case of a program: NAME holding the N TESTS and the NLOOPS
+ * LOOPS, with the checked fixture SETUP, TEARDOWN (NULL: none) beside
+ * the temporary directory's. */
+struct tu_tcase_def {
+	const char *name;
+	const TTest *const *tests;
+	int n;
+	const struct tu_loop *loops;
+	int nloops;
+	SFun setup, teardown;
+};
+/* The test cases of a program, as the arguments DEFS, NDEFS of
+ * tu_main_cases: { name, TU_TESTS(...), TU_LOOPS(...) } each (or
+ * { name, TU_TESTS(...), NULL, 0, setup, teardown }). */
+#define TU_TCASES(...)                                                     \
+	(const struct tu_tcase_def[]){ __VA_ARGS__ },                      \
+		TU_NELEM(((const struct tu_tcase_def[]){ __VA_ARGS__ }))
+/* main() of a program of several test cases: suite SUITE holding the
+ * NDEFS test cases DEFS, run by tu_run_suite. */
+int tu_main_cases(const char *suite, const struct tu_tcase_def *defs,
+		  int ndefs);
+
 /* A test case NAME holding TEST, run for _i = I only: CK_RUN_CASE=NAME
  * runs it alone, and it has its own TIMEOUT seconds (0: tu_tcase's). */
 TCase *tu_case(Suite *s, const char *name, const TTest *test, int i,
 	       double timeout);
+
+/* A tu_case for each entry of the array TABLE, named by the entry's
+ * member tcase: TEST runs for the entry's index, with TIMEOUT. */
+#define TU_TABLE_CASES(s, table, test, timeout)                            \
+	for (int tu_i_ = 0; tu_i_ < TU_NELEM(table); tu_i_++)              \
+		tu_case(s, (table)[tu_i_].tcase, test, tu_i_, timeout)
 
 #endif
