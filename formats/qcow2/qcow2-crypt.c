@@ -185,6 +185,16 @@ int qcow2_crypt_need_key(struct qcow2 *s)
 			"this encrypted image)", qcow2_path(s));
 }
 
+int qcow2_crypt_unaligned(struct qcow2 *s, uint64_t off, size_t len)
+{
+	if (!s->crypt_method)
+		return 0;
+	int r = qcow2_crypt_need_key(s);
+	if (r < 0)
+		return r;
+	return (off | len) % MIMG_CRYPTO_SECTOR != 0;
+}
+
 int qcow2_crypt(struct qcow2 *s, bool encrypt, uint64_t host,
 		uint64_t guest, uint8_t *buf, size_t len)
 {

@@ -241,13 +241,11 @@ int qcow2_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
 		 uint64_t off, size_t len)
 {
 	struct qcow2 *s = qcow2_of(img);
-	if (s->crypt_method) {
-		int r = qcow2_crypt_need_key(s);
-		if (r < 0)
-			return r;
-		if ((off | len) % MIMG_CRYPTO_SECTOR)
-			return read_unaligned(img, iov, iovcnt, off, len);
-	}
+	int r = qcow2_crypt_unaligned(s, off, len);
+	if (r < 0)
+		return r;
+	if (r)
+		return read_unaligned(img, iov, iovcnt, off, len);
 	return read_aligned(img, iov, iovcnt, off, len);
 }
 

@@ -553,13 +553,11 @@ int qcow2_pwritev(struct mimg *img, const struct iovec *iov, int iovcnt,
 {
 	struct qcow2 *s = qcow2_of(img);
 	qcow2_bitmaps_dirty(s, off, len);
-	if (s->crypt_method) {
-		int r = qcow2_crypt_need_key(s);
-		if (r < 0)
-			return r;
-		if ((off | len) % MIMG_CRYPTO_SECTOR)
-			return write_unaligned(img, iov, iovcnt, off, len);
-	}
+	int r = qcow2_crypt_unaligned(s, off, len);
+	if (r < 0)
+		return r;
+	if (r)
+		return write_unaligned(img, iov, iovcnt, off, len);
 	return write_aligned(s, iov, iovcnt, off, len);
 }
 

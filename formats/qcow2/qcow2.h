@@ -506,6 +506,10 @@ int qcow2_crypt_open(struct qcow2 *s);
 void qcow2_crypt_close(struct qcow2 *s);
 /* 0 when the key is loaded, else -EACCES naming encrypt.key-secret. */
 int qcow2_crypt_need_key(struct qcow2 *s);
+/* For guest I/O of LEN bytes at OFF: 1 when the image is encrypted and
+ * the range is not whole sectors (it goes through a bounce buffer), 0
+ * when it goes straight, or qcow2_crypt_need_key's error. */
+int qcow2_crypt_unaligned(struct qcow2 *s, uint64_t off, size_t len);
 /* Encrypt or decrypt LEN bytes (whole sectors) of BUF, stored at host
  * offset HOST and seen by the guest at GUEST.  Thread-safe. */
 int qcow2_crypt(struct qcow2 *s, bool encrypt, uint64_t host,
