@@ -256,6 +256,12 @@ static inline struct qcow2 *qcow2_of(struct mimg *img)
 
 /* qcow2-header.c */
 int qcow2_read_header(struct qcow2 *s, unsigned flags);
+/* Read the table of ENTRIES 8-byte big-endian entries at OFF (WHAT names
+ * it in errors) into *TABP in host order, in zeroed memory of whole
+ * clusters holding at least ROOM entries, so the table can grow in
+ * place; the caller frees it. */
+int qcow2_load_table(struct qcow2 *s, uint64_t off, uint64_t entries,
+		     uint64_t room, uint64_t **tabp, const char *what);
 /* Rewrite the 8-byte incompatible-features field. */
 int qcow2_write_incompat(struct qcow2 *s, uint64_t incompat);
 /* Write the L1 offset and size fields together. */
