@@ -65,6 +65,11 @@ struct mimg_optval {
 	  NULL, NULL, MIMG_OPTF_FILE }
 #define MIMG_OPT_SIZE                                                      \
 	{ "size", MIMG_OPTK_SIZE, "Virtual disk size", NULL, NULL, NULL, 0 }
+/* A build-time check that the NULL-terminated option table TAB has as
+ * many entries as the enum that names its indexes counts (N). */
+#define MIMG_OPTS_INDEXED(tab, n)                                          \
+	_Static_assert(sizeof(tab) / sizeof((tab)[0]) == (n) + 1,          \
+		       #tab " and its index names agree")
 
 /* The LUKS key-slot options of amend (qemu-img's texts), named NAME
  * ("keyslot" for luks, "encrypt.keyslot" inside qcow2). */

@@ -208,9 +208,7 @@ const struct mimg_optdesc vmdk_create_opts[] = {
 	  "the zeroed-grain GTE feature", "off", NULL, NULL, 0 },
 	{ NULL, 0, NULL, NULL, NULL, NULL, 0 },
 };
-_Static_assert(sizeof(vmdk_create_opts) / sizeof(vmdk_create_opts[0]) ==
-		       VO_COUNT + 1,
-	       "vmdk_create_opts and its index names agree");
+MIMG_OPTS_INDEXED(vmdk_create_opts, VO_COUNT);
 
 static int parse_opts(const char *path, const struct mimg_opt *opts,
 		      size_t nopts, struct create_opts *o)
