@@ -363,12 +363,7 @@ static int rebuild(struct qcow2 *s, struct checker *c, bool new_order)
 						    (uint32_t)T);
 	if (r < 0)
 		goto out;
-	free(s->reftable);
-	s->reftable = mt;
-	mt = NULL;
-	s->reftable_offset = (start + B) * cs;
-	s->reftable_clusters = (uint32_t)T;
-	s->reftable_size = E;
+	qcow2_use_reftable(s, &mt, (start + B) * cs, (uint32_t)T);
 	qcow2_cache_clear(&s->rbc);
 	s->free_hint = 0;
 	s->free_byte = 0;

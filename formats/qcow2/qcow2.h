@@ -359,6 +359,11 @@ int qcow2_alloc_bytes(struct qcow2 *s, uint64_t len, uint64_t *offp);
 int qcow2_free_range(struct qcow2 *s, uint64_t off, uint64_t len,
 		     bool discard);
 int qcow2_refcount_writeback(struct qcow2 *s);
+/* Use *TAB (CLUSTERS clusters of entries, already on disk at OFF and
+ * named by the header) as the refcount table from now on; the old one
+ * is freed and *TAB becomes NULL. */
+void qcow2_use_reftable(struct qcow2 *s, uint64_t **tab, uint64_t off,
+			uint32_t clusters);
 /* Write WITH (when not NULL) and the refcounts of clusters [FIRST,
  * FIRST+N) again, durable on return (mimg_file_pwrite_durable): no
  * flush that would wait for much data written before. */
