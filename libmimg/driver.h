@@ -301,6 +301,10 @@ int mimg__opt_bool(const char *key, const char *value, bool *out);
 /* Parse a size option with suffixes. */
 int mimg__opt_size(const char *key, const char *value, uint64_t *out);
 int mimg__opt_prealloc(const char *value, enum mimg_prealloc *out);
+/* The same for create's preallocation value V of file PATH (named in the
+ * error): NULL, the option not given, is off. */
+int mimg__opt_prealloc_of(const char *path, const char *v,
+			  enum mimg_prealloc *out);
 
 /* Make [OFF, OFF+LEN) of host file F read as zeroes (zero range where
  * the file supports it, else writes of zeroes). */

@@ -223,6 +223,14 @@ int mimg__opt_prealloc(const char *value, enum mimg_prealloc *out)
 	return mimg_err(-EINVAL, "invalid parameter value: %s", value);
 }
 
+int mimg__opt_prealloc_of(const char *path, const char *v,
+			  enum mimg_prealloc *out)
+{
+	*out = MIMG_PREALLOC_OFF;
+	int r = v ? mimg__opt_prealloc(v, out) : 0;
+	return r < 0 ? mimg_err_prefix(r, "%s", path) : 0;
+}
+
 bool mimg_opts_has_help(const char *text)
 {
 	const char *p = text;

@@ -49,9 +49,9 @@ static int parse_opts(const char *path, const struct mimg_opt *opts,
 				     vals)) < 0)
 		return r;
 	*is_static = vals[2].b;
-	if ((v = vals[0].s) &&
-	    (r = mimg__opt_prealloc(v, pre)) < 0)
-		return mimg_err_prefix(r, "%s", path);
+	v = vals[0].s;
+	if ((r = mimg__opt_prealloc_of(path, v, pre)) < 0)
+		return r;
 	if (*pre == MIMG_PREALLOC_METADATA || *pre == MIMG_PREALLOC_FULL)
 		return mimg_err(-ENOTSUP, "%s: vdi: preallocation mode '%s' "
 				"is not supported (use off or falloc)", path,

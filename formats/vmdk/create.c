@@ -252,10 +252,9 @@ static int parse_opts(const char *path, const struct mimg_opt *opts,
 	if ((v = vals[VO_BACKING_FMT].s) && strcmp(v, "vmdk"))
 		return mimg_err(-EINVAL, "%s: vmdk: backing format must be "
 				"'vmdk', not '%s'", path, v);
-	o->prealloc = MIMG_PREALLOC_OFF;
-	if ((v = vals[VO_PREALLOC].s) &&
-	    (r = mimg__opt_prealloc(v, &o->prealloc)) < 0)
-		return mimg_err_prefix(r, "%s", path);
+	v = vals[VO_PREALLOC].s;
+	if ((r = mimg__opt_prealloc_of(path, v, &o->prealloc)) < 0)
+		return r;
 	bool flat = strstr(o->subformat, "Flat") != NULL;
 	if (o->prealloc == MIMG_PREALLOC_METADATA ||
 	    (!flat && o->prealloc != MIMG_PREALLOC_OFF))

@@ -88,10 +88,9 @@ static int parse_opts(const char *path, const struct mimg_opt *opts,
 		return r;
 	p->force_size = vals[0].b;
 	p->fixed = vals[3].u == 1;
-	p->prealloc = MIMG_PREALLOC_OFF;
-	if ((v = vals[1].s) &&
-	    (r = mimg__opt_prealloc(v, &p->prealloc)) < 0)
-		return mimg_err_prefix(r, "%s", path);
+	v = vals[1].s;
+	if ((r = mimg__opt_prealloc_of(path, v, &p->prealloc)) < 0)
+		return r;
 	if (p->prealloc == MIMG_PREALLOC_METADATA ||
 	    p->prealloc == MIMG_PREALLOC_FULL)
 		return mimg_err(-ENOTSUP, "%s: vpc: preallocation mode '%s' "
