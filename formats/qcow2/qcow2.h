@@ -477,6 +477,10 @@ int qcow2_bitmap_refs(struct qcow2 *s,
 /* qcow2-bitmap-store.c: contents (under s->lock) */
 /* Bytes of content of a bitmap of 2^GBITS granularity. */
 uint64_t qcow2_bitmap_bytes(const struct qcow2 *s, unsigned gbits);
+/* Make BITS (NBYTES bytes, qcow2_bitmap_bytes' count, owned by B from
+ * now on) B's content, the bits past the end of the image cleared. */
+void qcow2_bitmap_set_content(const struct qcow2 *s, struct qcow2_bitmap *b,
+			      uint8_t *bits, uint64_t nbytes);
 /* Read B's content into B->bits (validating its table). */
 int qcow2_bitmap_load(struct qcow2 *s, struct qcow2_bitmap *b);
 /* Write the changed contents and a new directory, switch the header to
