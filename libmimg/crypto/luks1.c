@@ -219,6 +219,28 @@ int luks1_parse(const uint8_t *buf, uint64_t file_size, uint64_t max_iters,
 	return 0;
 }
 
+/* Encrypt (ENCRYPT) or decrypt the LEN bytes of key MATERIAL of slot S
+ * with the key PASS derives for it. */
+static int crypt_material(const struct luks1_header *h,
+			  const struct luks1_slot *s, const void *pass,
+			  size_t passlen, bool encrypt, uint8_t *material,
+			  uint64_t len)
+{
+	uint8_t slotkey[MIMG_CRYPTO_MAX_KEY];
+	struct mimg_sector_cipher sc;
+	int r = mimg_pbkdf2(h->hash, pass, passlen, s->salt, LUKS1_SALT_LEN,
+			    s->iters, slotkey, h->key_bytes);
+	if (r == 0)
+		r = mimg_sector_cipher_init(&sc, h->mode, h->ivgen, h->ivhash,
+					    slotkey, h->key_bytes);
+	if (r == 0) {
+		r = mimg_sector_crypt(&sc, encrypt, 0, material, len);
+		mimg_sector_cipher_wipe(&sc);
+	}
+	OPENSSL_cleanse(slotkey, sizeof(slotkey));
+	return r;
+}
+
 /* Try one slot: 1 when PASS opens it (MK filled), 0 when not. */
 static int try_slot(const struct luks1_header *h, int i, struct mimg_file *f,
 		    uint64_t base, const void *pass, size_t passlen,
@@ -226,8 +248,7 @@ static int try_slot(const struct luks1_header *h, int i, struct mimg_file *f,
 {
 	const struct luks1_slot *s = &h->slots[i];
 	uint64_t len = luks1_material_size(h->key_bytes, s->stripes);
-	uint8_t slotkey[MIMG_CRYPTO_MAX_KEY], digest[LUKS1_DIGEST_LEN];
-	struct mimg_sector_cipher sc;
+	uint8_t digest[LUKS1_DIGEST_LEN];
 	uint8_t *material;
 	int r;
 
@@ -238,16 +259,7 @@ static int try_slot(const struct luks1_header *h, int i, struct mimg_file *f,
 						 MIMG_CRYPTO_SECTOR,
 				  "LUKS key material");
 	if (r == 0)
-		r = mimg_pbkdf2(h->hash, pass, passlen, s->salt,
-				LUKS1_SALT_LEN, s->iters, slotkey,
-				h->key_bytes);
-	if (r == 0)
-		r = mimg_sector_cipher_init(&sc, h->mode, h->ivgen, h->ivhash,
-					    slotkey, h->key_bytes);
-	if (r == 0) {
-		r = mimg_sector_crypt(&sc, false, 0, material, len);
-		mimg_sector_cipher_wipe(&sc);
-	}
+		r = crypt_material(h, s, pass, passlen, false, material, len);
 	if (r == 0)
 		r = mimg_af_merge(h->hash, material, h->key_bytes, s->stripes,
 				  mk);
@@ -259,7 +271,6 @@ static int try_slot(const struct luks1_header *h, int i, struct mimg_file *f,
 		r = CRYPTO_memcmp(digest, h->mk_digest, sizeof(digest)) == 0;
 	OPENSSL_cleanse(material, len);
 	free(material);
-	OPENSSL_cleanse(slotkey, sizeof(slotkey));
 	if (r != 1)
 		OPENSSL_cleanse(mk, h->key_bytes);
 	return r;
@@ -404,24 +415,14 @@ static int seal_slot(struct luks1_header *h, int i,
 {
 	struct luks1_slot *s = &h->slots[i];
 	uint64_t len = luks1_material_size(h->key_bytes, s->stripes);
-	uint8_t slotkey[MIMG_CRYPTO_MAX_KEY];
-	struct mimg_sector_cipher sc;
 	int r;
 
-	if ((r = pick_iters(p, h->key_bytes, 1, &s->iters)) < 0 ||
-	    (r = mimg_pbkdf2(h->hash, pass, passlen, s->salt, LUKS1_SALT_LEN,
-			     s->iters, slotkey, h->key_bytes)) < 0)
+	if ((r = pick_iters(p, h->key_bytes, 1, &s->iters)) < 0)
 		return r;
 	memset(material, 0, len);
 	r = mimg_af_split(h->hash, mk, h->key_bytes, s->stripes, material);
 	if (r == 0)
-		r = mimg_sector_cipher_init(&sc, h->mode, h->ivgen, h->ivhash,
-					    slotkey, h->key_bytes);
-	if (r == 0) {
-		r = mimg_sector_crypt(&sc, true, 0, material, len);
-		mimg_sector_cipher_wipe(&sc);
-	}
-	OPENSSL_cleanse(slotkey, sizeof(slotkey));
+		r = crypt_material(h, s, pass, passlen, true, material, len);
 	return r;
 }
 
