@@ -20,6 +20,8 @@
 #ifndef MIMG_DRIVER_H
 #define MIMG_DRIVER_H
 
+#include <stdarg.h>
+
 #include "mimg.h"
 
 struct mimg_file;
@@ -314,5 +316,8 @@ int mimg__file_zero(struct mimg_file *f, uint64_t off, uint64_t len);
  * do not fit are dropped, the caller's counters still count them). */
 void mimg__check_report(struct mimg_check_result *res, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* The same with a va_list, for a driver's own report function. */
+void mimg__check_vreport(struct mimg_check_result *res, const char *fmt,
+			 va_list ap) __attribute__((format(printf, 2, 0)));
 
 #endif
