@@ -525,6 +525,12 @@ int qcow2_crypt_need_key(struct qcow2 *s);
  * the range is not whole sectors (it goes through a bounce buffer), 0
  * when it goes straight, or qcow2_crypt_need_key's error. */
 int qcow2_crypt_unaligned(struct qcow2 *s, uint64_t off, size_t len);
+/* Move LEN bytes of the iovec, from SKIP, to (WRITE) or from the data
+ * file at HOST, through the cipher when the image is encrypted.  GUEST,
+ * where the guest sees them, is the legacy cipher's IV (only read). */
+int qcow2_data_io(struct qcow2 *s, bool write, const struct iovec *iov,
+		  int iovcnt, size_t skip, size_t len, uint64_t host,
+		  uint64_t guest);
 /* Encrypt or decrypt LEN bytes (whole sectors) of BUF, stored at host
  * offset HOST and seen by the guest at GUEST.  Thread-safe. */
 int qcow2_crypt(struct qcow2 *s, bool encrypt, uint64_t host,
