@@ -352,14 +352,6 @@ static int write_table(struct qcow2 *s, struct qcow2_snapshot *list,
 	return r;
 }
 
-static int find_by_id(const struct qcow2 *s, const char *id)
-{
-	for (uint32_t i = 0; i < s->nb_snapshots; i++)
-		if (strcmp(s->snaps[i].id, id) == 0)
-			return (int)i;
-	return -1;
-}
-
 static int find_by_name(const struct qcow2 *s, const char *name)
 {
 	for (uint32_t i = 0; i < s->nb_snapshots; i++)
@@ -542,12 +534,9 @@ static int apply_locked(struct qcow2 *s, const struct qcow2_snapshot *sn)
 int qcow2_snapshot_apply(struct mimg *img, const char *name)
 {
 	struct qcow2 *s = qcow2_of(img);
-	int i = find_by_id(s, name), r;
+	int i = qcow2_find_snapshot(s, name), r;
 	if (i < 0)
-		i = find_by_name(s, name);
-	if (i < 0)
-		return mimg_err(-ENOENT, "%s: qcow2: no snapshot '%s'",
-				qcow2_path(s), name);
+		return i;
 	if ((r = refuse_data_file(s)) < 0 ||
 	    (r = qcow2_refuse_if_corrupt(s)) < 0)
 		return r;

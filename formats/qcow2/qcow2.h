@@ -443,6 +443,9 @@ void qcow2_inflight_end(struct qcow2 *s, struct qcow2_inflight *r);
 /* qcow2-snapshot.c */
 int qcow2_read_snapshots(struct qcow2 *s);
 void qcow2_free_snapshots(struct qcow2 *s);
+/* The index of the snapshot whose ID, else whose name, is NAME (qemu's
+ * order), or -ENOENT. */
+int qcow2_find_snapshot(const struct qcow2 *s, const char *name);
 int qcow2_select_snapshot(struct mimg *img, const char *name);
 int qcow2_info_snapshots(struct qcow2 *s, struct mimg_value *info);
 
