@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "grow.h"
 #include "strbuf.h"
 
 /* Room for N more bytes and the terminating NUL. */
@@ -16,22 +17,14 @@ static bool reserve(struct strbuf *b, size_t n)
 {
 	if (b->failed)
 		return false;
-	if (n < b->cap - b->len)
-		return true;
-	if (n > SIZE_MAX / 2 - b->len - 1) {
-		b->failed = true;
-		return false;
-	}
-	size_t cap = b->cap ? b->cap * 2 : 256;
-	while (cap - b->len <= n)
-		cap *= 2;
-	char *s = realloc(b->s, cap);
+	char *s = NULL;
+	if (n < SIZE_MAX - b->len)
+		s = mimg__grow(b->s, &b->cap, b->len + n + 1, 1, 256);
 	if (!s) {
 		b->failed = true;
 		return false;
 	}
 	b->s = s;
-	b->cap = cap;
 	return true;
 }
 

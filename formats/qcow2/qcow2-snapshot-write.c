@@ -23,6 +23,7 @@
 #include "checked.h"
 #include "endian.h"
 #include "error.h"
+#include "grow.h"
 #include "qcow2.h"
 
 /* qemu-img keeps names in a 256-byte buffer. */
@@ -36,14 +37,10 @@ struct freed {
 
 static int note_freed(struct freed *f, uint64_t c)
 {
-	if (f->n == f->cap) {
-		size_t cap = f->cap ? f->cap * 2 : 64;
-		uint64_t *p = realloc(f->c, cap * sizeof(*p));
-		if (!p)
-			return mimg_err(-ENOMEM, "out of memory");
-		f->c = p;
-		f->cap = cap;
-	}
+	uint64_t *p = mimg__grow(f->c, &f->cap, f->n + 1, sizeof(*p), 64);
+	if (!p)
+		return -ENOMEM;
+	f->c = p;
 	f->c[f->n++] = c;
 	return 0;
 }

@@ -17,6 +17,7 @@
 
 #include "checked.h"
 #include "error.h"
+#include "grow.h"
 #include "strbuf.h"
 #include "vmdk.h"
 
@@ -188,15 +189,13 @@ static int parse_extent_line(const char *p, const char *end,
 				"%s: vmdk: descriptor has more than %d extents",
 				where, VMDK_MAX_EXTENTS);
 	}
-	if ((d->n_ext & (d->n_ext - 1)) == 0) {
-		size_t cap = d->n_ext ? d->n_ext * 2 : 1;
-		void *n = realloc(d->ext, cap * sizeof(*d->ext));
-		if (!n) {
-			free(e.filename);
-			return mimg_err(-ENOMEM, "out of memory");
-		}
-		d->ext = n;
+	struct vmdk_desc_extent *n = mimg__grow(d->ext, &d->cap_ext,
+						d->n_ext + 1, sizeof(*n), 1);
+	if (!n) {
+		free(e.filename);
+		return -ENOMEM;
 	}
+	d->ext = n;
 	d->ext[d->n_ext++] = e;
 	return 0;
 }

@@ -16,6 +16,7 @@
 #include "endian.h"
 #include "error.h"
 #include "file.h"
+#include "grow.h"
 #include "image.h"
 #include "value.h"
 #include "vmdk.h"
@@ -212,20 +213,18 @@ static void record_grain(struct checker *c, struct grain_walk *w,
 {
 	if (!w->overlap_ok)
 		return;
-	if (w->nrec == w->caprec) {
-		size_t nc = w->caprec ? w->caprec * 2 : 1024;
-		struct alloc_rec *n;
-		if (nc > MAX_OVERLAP_GRAINS ||
-		    !(n = realloc(w->recs, nc * sizeof(*n)))) {
-			w->overlap_ok = false;
-			mimg__check_report(c->res, "%s: too many grains to "
-					   "check for overlaps", w->sp->path);
-			c->res->check_errors++;
-			return;
-		}
-		w->recs = n;
-		w->caprec = nc;
+	struct alloc_rec *n = NULL;
+	if (w->nrec < MAX_OVERLAP_GRAINS)
+		n = mimg__grow(w->recs, &w->caprec, w->nrec + 1, sizeof(*n),
+			       1024);
+	if (!n) {
+		w->overlap_ok = false;
+		mimg__check_report(c->res, "%s: too many grains to check for "
+				   "overlaps", w->sp->path);
+		c->res->check_errors++;
+		return;
 	}
+	w->recs = n;
 	w->recs[w->nrec].host = host;
 	w->recs[w->nrec].len = len;
 	w->nrec++;
