@@ -307,6 +307,10 @@ int mimg__opt_prealloc(const char *value, enum mimg_prealloc *out);
  * error): NULL, the option not given, is off. */
 int mimg__opt_prealloc_of(const char *path, const char *v,
 			  enum mimg_prealloc *out);
+/* The same for formats that take only off and falloc (FMT names the
+ * format in the error). */
+int mimg__opt_prealloc_falloc(const char *path, const char *fmt,
+			      const char *v, enum mimg_prealloc *out);
 
 /* Make [OFF, OFF+LEN) of host file F read as zeroes (zero range where
  * the file supports it, else writes of zeroes). */

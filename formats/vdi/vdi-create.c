@@ -41,7 +41,6 @@ static int parse_opts(const char *path, const struct mimg_opt *opts,
 		      size_t nopts, bool *is_static, enum mimg_prealloc *pre)
 {
 	struct mimg_optval vals[3];
-	const char *v;
 	int r;
 
 	*pre = MIMG_PREALLOC_OFF;
@@ -49,14 +48,7 @@ static int parse_opts(const char *path, const struct mimg_opt *opts,
 				     vals)) < 0)
 		return r;
 	*is_static = vals[2].b;
-	v = vals[0].s;
-	if ((r = mimg__opt_prealloc_of(path, v, pre)) < 0)
-		return r;
-	if (*pre == MIMG_PREALLOC_METADATA || *pre == MIMG_PREALLOC_FULL)
-		return mimg_err(-ENOTSUP, "%s: vdi: preallocation mode '%s' "
-				"is not supported (use off or falloc)", path,
-				v);
-	return 0;
+	return mimg__opt_prealloc_falloc(path, "vdi", vals[0].s, pre);
 }
 
 int vdi_create(const char *path, uint64_t size, const struct mimg_opt *opts,

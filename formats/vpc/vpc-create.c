@@ -80,7 +80,6 @@ static int parse_opts(const char *path, const struct mimg_opt *opts,
 		      size_t nopts, struct vpc_params *p)
 {
 	struct mimg_optval vals[4];
-	const char *v;
 	int r;
 
 	if ((r = mimg__opts_validate(vpc_create_opts, NULL, opts, nopts,
@@ -88,15 +87,8 @@ static int parse_opts(const char *path, const struct mimg_opt *opts,
 		return r;
 	p->force_size = vals[0].b;
 	p->fixed = vals[3].u == 1;
-	v = vals[1].s;
-	if ((r = mimg__opt_prealloc_of(path, v, &p->prealloc)) < 0)
-		return r;
-	if (p->prealloc == MIMG_PREALLOC_METADATA ||
-	    p->prealloc == MIMG_PREALLOC_FULL)
-		return mimg_err(-ENOTSUP, "%s: vpc: preallocation mode '%s' "
-				"is not supported (use off or falloc)", path,
-				v);
-	return 0;
+	return mimg__opt_prealloc_falloc(path, "vpc", vals[1].s,
+					 &p->prealloc);
 }
 
 /* Sectors and geometry for SIZE bytes, as qemu-img computes them. */
