@@ -9,24 +9,12 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
 
 #include "checked.h"
 #include "endian.h"
 #include "error.h"
+#include "uuid.h"
 #include "vdi.h"
-
-static void make_uuid(uint8_t *u)
-{
-	if (getrandom(u, 16, 0) != 16) {
-		uint64_t t = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)u;
-		st_le64(u, t);
-		st_le64(u + 8, ~t);
-	}
-	u[6] = (uint8_t)((u[6] & 0x0f) | 0x40); /* random UUID, version 4 */
-	u[8] = (uint8_t)((u[8] & 0x3f) | 0x80);
-}
 
 /* qemu-img 7.2's vdi create options, sorted by name. */
 const struct mimg_optdesc vdi_create_opts[] = {
@@ -89,8 +77,8 @@ int vdi_create(const char *path, uint64_t size, const struct mimg_opt *opts,
 	st_le32(h + VDI_H_BLOCK_SIZE, VDI_BLOCK_SIZE);
 	st_le32(h + VDI_H_BLOCKS, blocks);
 	st_le32(h + VDI_H_ALLOCATED, is_static ? blocks : 0);
-	make_uuid(h + VDI_H_UUID_IMAGE);
-	make_uuid(h + VDI_H_UUID_SNAP);
+	mimg__uuid_random(h + VDI_H_UUID_IMAGE);
+	mimg__uuid_random(h + VDI_H_UUID_SNAP);
 
 	if (data > UINT32_MAX)
 		return mimg_err(-EFBIG, "%s: vdi: block map too large", path);

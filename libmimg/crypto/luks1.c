@@ -21,6 +21,7 @@
 #include "file.h"
 #include "luks1.h"
 #include "mimg.h"
+#include "uuid.h"
 
 static const uint8_t luks1_magic[6] = {'L', 'U', 'K', 'S', 0xba, 0xbe};
 
@@ -330,20 +331,15 @@ static void encode(const struct luks1_header *h, uint8_t *buf)
 	}
 }
 
-static int make_uuid(char *out)
+static void make_uuid(char *out)
 {
 	uint8_t u[16];
-	int r = mimg_random_bytes(u, sizeof(u));
-	if (r < 0)
-		return r;
-	u[6] = (uint8_t)((u[6] & 0x0f) | 0x40); /* version 4 */
-	u[8] = (uint8_t)((u[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+	mimg__uuid_random(u);
 	snprintf(out, LUKS1_UUID_LEN + 1,
 		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
 		 "%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2], u[3], u[4],
 		 u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13],
 		 u[14], u[15]);
-	return 0;
 }
 
 /* Iterations for ITER_TIME ms, divided by DIV, at least the minimum,
@@ -399,8 +395,8 @@ int luks1_prepare(const struct luks1_create_params *p,
 	}
 	h->payload_offset = LUKS1_KEY_ALIGN_SECTORS +
 			    LUKS1_NUM_SLOTS * area;
-	if ((r = make_uuid(h->uuid)) < 0 ||
-	    (r = mimg_random_bytes(h->mk_salt, LUKS1_SALT_LEN)) < 0 ||
+	make_uuid(h->uuid);
+	if ((r = mimg_random_bytes(h->mk_salt, LUKS1_SALT_LEN)) < 0 ||
 	    (r = mimg_random_bytes(h->slots[0].salt, LUKS1_SALT_LEN)) < 0)
 		return r;
 	h->slots[0].active = true;
