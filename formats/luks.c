@@ -278,9 +278,7 @@ static const struct mimg_optdesc luks_create_opts[] = {
 	MIMG_OPT_SIZE,
 	{ NULL, 0, NULL, NULL, NULL, NULL, 0 },
 };
-_Static_assert(sizeof(luks_create_opts) / sizeof(luks_create_opts[0]) ==
-		       LO_COUNT + 1,
-	       "luks_create_opts and its index names agree");
+MIMG_OPTS_INDEXED(luks_create_opts, LO_COUNT);
 
 /* The key-slot options qemu-img amend takes for luks. */
 static const struct mimg_optdesc luks_amend_opts[] = {

@@ -155,7 +155,6 @@ static int raw_create(const char *path, uint64_t size,
 	struct mimg_optval vals[2];
 	enum mimg_prealloc prealloc = MIMG_PREALLOC_OFF;
 	struct mimg_file *f;
-	const char *v;
 	int r;
 
 	if (backing || mimg__opt(opts, nopts, "backing_file"))
@@ -164,9 +163,8 @@ static int raw_create(const char *path, uint64_t size,
 	if ((r = mimg__opts_validate(raw_create_opts, NULL, opts, nopts,
 				     vals)) < 0)
 		return r;
-	if ((v = vals[0].s) &&
-	    (r = mimg__opt_prealloc(v, &prealloc)) < 0)
-		return mimg_err_prefix(r, "%s", path);
+	if ((r = mimg__opt_prealloc_of(path, vals[0].s, &prealloc)) < 0)
+		return r;
 	if (prealloc == MIMG_PREALLOC_METADATA)
 		return mimg_err(-EINVAL, "%s: Unsupported preallocation mode "
 				"'metadata' for format raw", path);

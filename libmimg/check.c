@@ -70,11 +70,11 @@ void mimg_check_result_free(struct mimg_check_result *res)
 
 #define CHECK_MAX_MESSAGES 1000
 
-void mimg__check_report(struct mimg_check_result *res, const char *fmt, ...)
+void mimg__check_vreport(struct mimg_check_result *res, const char *fmt,
+			 va_list ap)
 {
 	size_t n = 0;
-	char buf[512];
-	va_list ap;
+	char *line;
 
 	if (!res)
 		return;
@@ -82,18 +82,26 @@ void mimg__check_report(struct mimg_check_result *res, const char *fmt, ...)
 		n++;
 	if (n >= CHECK_MAX_MESSAGES)
 		return;
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
 	/* A report that cannot grow still counts the problem: the counters
 	 * are what the exit status comes from. */
+	if (vasprintf(&line, fmt, ap) < 0)
+		return;
 	char **m = realloc(res->messages, (n + 2) * sizeof(*m));
-	if (!m)
+	if (!m) {
+		free(line);
 		return;
+	}
 	res->messages = m;
-	if (!(m[n] = strdup(buf)))
-		return;
+	m[n] = line;
 	m[n + 1] = NULL;
+}
+
+void mimg__check_report(struct mimg_check_result *res, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	mimg__check_vreport(res, fmt, ap);
+	va_end(ap);
 }
 
 /* Add KEY = V to O when V is not zero; false on -ENOMEM. */

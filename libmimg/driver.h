@@ -20,6 +20,8 @@
 #ifndef MIMG_DRIVER_H
 #define MIMG_DRIVER_H
 
+#include <stdarg.h>
+
 #include "mimg.h"
 
 struct mimg_file;
@@ -65,6 +67,11 @@ struct mimg_optval {
 	  NULL, NULL, MIMG_OPTF_FILE }
 #define MIMG_OPT_SIZE                                                      \
 	{ "size", MIMG_OPTK_SIZE, "Virtual disk size", NULL, NULL, NULL, 0 }
+/* A build-time check that the NULL-terminated option table TAB has as
+ * many entries as the enum that names its indexes counts (N). */
+#define MIMG_OPTS_INDEXED(tab, n)                                          \
+	_Static_assert(sizeof(tab) / sizeof((tab)[0]) == (n) + 1,          \
+		       #tab " and its index names agree")
 
 /* The LUKS key-slot options of amend (qemu-img's texts), named NAME
  * ("keyslot" for luks, "encrypt.keyslot" inside qcow2). */
@@ -296,6 +303,14 @@ int mimg__opt_bool(const char *key, const char *value, bool *out);
 /* Parse a size option with suffixes. */
 int mimg__opt_size(const char *key, const char *value, uint64_t *out);
 int mimg__opt_prealloc(const char *value, enum mimg_prealloc *out);
+/* The same for create's preallocation value V of file PATH (named in the
+ * error): NULL, the option not given, is off. */
+int mimg__opt_prealloc_of(const char *path, const char *v,
+			  enum mimg_prealloc *out);
+/* The same for formats that take only off and falloc (FMT names the
+ * format in the error). */
+int mimg__opt_prealloc_falloc(const char *path, const char *fmt,
+			      const char *v, enum mimg_prealloc *out);
 
 /* Make [OFF, OFF+LEN) of host file F read as zeroes (zero range where
  * the file supports it, else writes of zeroes). */
@@ -305,5 +320,8 @@ int mimg__file_zero(struct mimg_file *f, uint64_t off, uint64_t len);
  * do not fit are dropped, the caller's counters still count them). */
 void mimg__check_report(struct mimg_check_result *res, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* The same with a va_list, for a driver's own report function. */
+void mimg__check_vreport(struct mimg_check_result *res, const char *fmt,
+			 va_list ap) __attribute__((format(printf, 2, 0)));
 
 #endif

@@ -74,8 +74,14 @@ ssize_t mimg_pread(struct mimg *img, void *buf, size_t len, uint64_t off,
 	return mimg_preadv(img, &iov, 1, off, flags);
 }
 
-static int check_writable(struct mimg *img, uint64_t off, uint64_t len)
+/* What every change checks first: FLAGS known to CALL (within ALLOWED),
+ * IMG writable and [OFF, OFF+LEN) inside it. */
+static int check_change(struct mimg *img, const char *call, unsigned flags,
+			unsigned allowed, uint64_t off, uint64_t len)
 {
+	int r = check_flags(call, flags, allowed);
+	if (r < 0)
+		return r;
 	if (img->read_only)
 		return mimg_err(-EROFS, "%s: image is open read-only",
 				img->filename);
@@ -93,21 +99,21 @@ static int check_writable(struct mimg *img, uint64_t off, uint64_t len)
  * An image whose format was only guessed as raw must not be turned into
  * something that probes as another format (a guest writing a qcow2 header
  * with a backing file of /etc/shadow): build what sector 0 would hold
- * after the write and probe it, as qemu does.
+ * after the write and probe it, as qemu does.  For changes that reach
+ * sector 0 of such an image (begin_change).
  */
 static int guard_probed_raw(struct mimg *img, const struct iovec *iov,
-			    int iovcnt, uint64_t off, size_t len)
+			    int iovcnt, uint64_t off, uint64_t len)
 {
 	uint8_t sector[SECTOR];
-	if (!img->probed_raw || off >= SECTOR || len == 0)
-		return 0;
 	struct iovec iov0 = {.iov_base = sector, .iov_len = SECTOR};
 	ssize_t r = do_preadv(img, &iov0, 1, 0, 0);
 	if (r < 0)
 		return (int)r;
 	if ((size_t)r < SECTOR)
 		memset(sector + r, 0, SECTOR - (size_t)r);
-	size_t n = SECTOR - (size_t)off < len ? SECTOR - (size_t)off : len;
+	size_t n = SECTOR - (size_t)off < len ? SECTOR - (size_t)off
+					      : (size_t)len;
 	if (iov)
 		iov_to_buf(iov, iovcnt, 0, sector + off, n);
 	else
@@ -134,37 +140,41 @@ static int guard_probed_raw(struct mimg *img, const struct iovec *iov,
  */
 static pthread_mutex_t sector0_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static bool lock_sector0(struct mimg *img, uint64_t off, uint64_t len)
+/* Start a change of [OFF, OFF+LEN) that will hold IOV's bytes (zeroes
+ * when IOV is NULL): takes the sector-0 lock where needed (*LOCKED says
+ * whether; end_change releases it) and checks the probed-raw guard. */
+static int begin_change(struct mimg *img, const struct iovec *iov,
+			int iovcnt, uint64_t off, uint64_t len, bool *locked)
 {
+	*locked = false;
 	if (!img->probed_raw || off >= SECTOR || len == 0)
-		return false;
+		return 0;
 	pthread_mutex_lock(&sector0_lock);
-	return true;
+	*locked = true;
+	return guard_probed_raw(img, iov, iovcnt, off, len);
 }
 
-static void unlock_sector0(bool locked)
+/* Finish the change that returned R: release the sector-0 lock, then
+ * make the change durable when FLAGS ask for it. */
+static int end_change(struct mimg *img, bool locked, int r, unsigned flags)
 {
 	if (locked)
 		pthread_mutex_unlock(&sector0_lock);
+	return finish_fua(img, r, flags);
 }
 
 static ssize_t do_pwritev(struct mimg *img, const struct iovec *iov,
 			  int iovcnt, uint64_t off, unsigned flags)
 {
 	size_t len = iov_total(iov, iovcnt);
-	int r = check_flags("mimg_pwritev", flags, MIMG_WRITE_ALL_FLAGS);
-	if (r == 0)
-		r = check_writable(img, off, len);
-	if (r < 0)
+	bool locked;
+	int r = check_change(img, "mimg_pwritev", flags, MIMG_WRITE_ALL_FLAGS,
+			     off, len);
+	if (r < 0 || len == 0)
 		return r;
-	if (len == 0)
-		return 0;
-	bool locked = lock_sector0(img, off, len);
-	r = guard_probed_raw(img, iov, iovcnt, off, len);
-	if (r == 0)
+	if ((r = begin_change(img, iov, iovcnt, off, len, &locked)) == 0)
 		r = img->drv->pwritev(img, iov, iovcnt, off, len);
-	unlock_sector0(locked);
-	r = finish_fua(img, r, flags);
+	r = end_change(img, locked, r, flags);
 	return r < 0 ? r : (ssize_t)len;
 }
 
@@ -208,24 +218,20 @@ static int write_zero_buffers(struct mimg *img, uint64_t off, uint64_t len)
 static int do_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
 			    unsigned flags)
 {
-	int r = check_flags("mimg_pwrite_zeroes", flags, MIMG_ZERO_ALL_FLAGS);
-	if (r == 0)
-		r = check_writable(img, off, len);
+	bool locked;
+	int r = check_change(img, "mimg_pwrite_zeroes", flags,
+			     MIMG_ZERO_ALL_FLAGS, off, len);
 	if (r < 0 || len == 0)
 		return r;
-	bool locked = lock_sector0(img, off, len);
-	if ((r = guard_probed_raw(img, NULL, 0, off, len)) < 0)
-		goto out;
-	if (img->drv->pwrite_zeroes) {
-		r = img->drv->pwrite_zeroes(img, off, len,
-					    flags & MIMG_ZERO_MAY_UNMAP);
-		if (r != -ENOTSUP)
-			goto out;
+	if ((r = begin_change(img, NULL, 0, off, len, &locked)) == 0) {
+		r = -ENOTSUP;
+		if (img->drv->pwrite_zeroes)
+			r = img->drv->pwrite_zeroes(img, off, len,
+						    flags & MIMG_ZERO_MAY_UNMAP);
+		if (r == -ENOTSUP)
+			r = write_zero_buffers(img, off, len);
 	}
-	r = write_zero_buffers(img, off, len);
-out:
-	unlock_sector0(locked);
-	return finish_fua(img, r, flags);
+	return end_change(img, locked, r, flags);
 }
 
 int mimg_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
@@ -240,24 +246,19 @@ int mimg_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
 static int do_discard(struct mimg *img, uint64_t off, uint64_t len,
 		      unsigned flags)
 {
-	int r = check_flags("mimg_discard", flags, MIMG_WRITE_ALL_FLAGS);
-	if (r == 0)
-		r = check_writable(img, off, len);
-	if (r < 0 || len == 0)
+	bool locked;
+	int r = check_change(img, "mimg_discard", flags, MIMG_WRITE_ALL_FLAGS,
+			     off, len);
+	if (r < 0 || len == 0 || !img->drv->discard)
 		return r;
-	if (!img->drv->discard)
-		return 0;
 	/* A discarded raw range reads as zeroes: zeroing a byte can turn
 	 * sector 0 into a header as well as writing one can. */
-	bool locked = lock_sector0(img, off, len);
-	r = guard_probed_raw(img, NULL, 0, off, len);
-	if (r == 0) {
+	if ((r = begin_change(img, NULL, 0, off, len, &locked)) == 0) {
 		r = img->drv->discard(img, off, len);
 		if (r == -ENOTSUP)
 			r = 0;
 	}
-	unlock_sector0(locked);
-	return finish_fua(img, r, flags);
+	return end_change(img, locked, r, flags);
 }
 
 int mimg_discard(struct mimg *img, uint64_t off, uint64_t len,

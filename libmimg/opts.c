@@ -223,6 +223,26 @@ int mimg__opt_prealloc(const char *value, enum mimg_prealloc *out)
 	return mimg_err(-EINVAL, "invalid parameter value: %s", value);
 }
 
+int mimg__opt_prealloc_of(const char *path, const char *v,
+			  enum mimg_prealloc *out)
+{
+	*out = MIMG_PREALLOC_OFF;
+	int r = v ? mimg__opt_prealloc(v, out) : 0;
+	return r < 0 ? mimg_err_prefix(r, "%s", path) : 0;
+}
+
+int mimg__opt_prealloc_falloc(const char *path, const char *fmt,
+			      const char *v, enum mimg_prealloc *out)
+{
+	int r = mimg__opt_prealloc_of(path, v, out);
+	if (r == 0 && (*out == MIMG_PREALLOC_METADATA ||
+		       *out == MIMG_PREALLOC_FULL))
+		return mimg_err(-ENOTSUP, "%s: %s: preallocation mode '%s' "
+				"is not supported (use off or falloc)", path,
+				fmt, v);
+	return r;
+}
+
 bool mimg_opts_has_help(const char *text)
 {
 	const char *p = text;

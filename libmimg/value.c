@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "strbuf.h"
 #include "value.h"
 
 struct mimg_value *mimg_value_new_object(void)
@@ -134,44 +135,10 @@ void mimg_value_remove(struct mimg_value *c, const char *key)
 	c->v.list.n--;
 }
 
-/* A growing string buffer; on allocation failure it sticks in an error
- * state and the caller gets NULL at the end. */
-struct strbuf {
-	char *s;
-	size_t len, cap;
-	bool failed;
-};
-
-static void sb_add(struct strbuf *b, const char *s, size_t n)
-{
-	if (b->failed)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap * 2 : 256;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		char *ns = realloc(b->s, cap);
-		if (!ns) {
-			b->failed = true;
-			return;
-		}
-		b->s = ns;
-		b->cap = cap;
-	}
-	memcpy(b->s + b->len, s, n);
-	b->len += n;
-	b->s[b->len] = 0;
-}
-
-static void sb_str(struct strbuf *b, const char *s)
-{
-	sb_add(b, s, strlen(s));
-}
-
 static void sb_indent(struct strbuf *b, int level)
 {
 	for (int i = 0; i < level; i++)
-		sb_str(b, "    ");
+		strbuf_str(b, "    ");
 }
 
 static bool is_valid_codepoint(long cp)
@@ -229,18 +196,18 @@ static void sb_json_string(struct strbuf *b, const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s, *next;
 
-	sb_str(b, "\"");
+	strbuf_str(b, "\"");
 	for (; *p; p = next) {
 		char esc[16];
 		long cp = utf8_decode(p, &next);
 		switch (cp) {
-		case '"': sb_str(b, "\\\""); break;
-		case '\\': sb_str(b, "\\\\"); break;
-		case '\n': sb_str(b, "\\n"); break;
-		case '\r': sb_str(b, "\\r"); break;
-		case '\t': sb_str(b, "\\t"); break;
-		case '\b': sb_str(b, "\\b"); break;
-		case '\f': sb_str(b, "\\f"); break;
+		case '"': strbuf_str(b, "\\\""); break;
+		case '\\': strbuf_str(b, "\\\\"); break;
+		case '\n': strbuf_str(b, "\\n"); break;
+		case '\r': strbuf_str(b, "\\r"); break;
+		case '\t': strbuf_str(b, "\\t"); break;
+		case '\b': strbuf_str(b, "\\b"); break;
+		case '\f': strbuf_str(b, "\\f"); break;
 		default:
 			if (cp < 0)
 				cp = 0xFFFD;
@@ -248,17 +215,17 @@ static void sb_json_string(struct strbuf *b, const char *s)
 				snprintf(esc, sizeof(esc), "\\u%04lX\\u%04lX",
 					 0xD800 + ((cp - 0x10000) >> 10),
 					 0xDC00 + ((cp - 0x10000) & 0x3FF));
-				sb_str(b, esc);
+				strbuf_str(b, esc);
 			} else if (cp < 0x20 || cp >= 0x7F) {
 				snprintf(esc, sizeof(esc), "\\u%04lX", cp);
-				sb_str(b, esc);
+				strbuf_str(b, esc);
 			} else {
 				char c = (char)cp;
-				sb_add(b, &c, 1);
+				strbuf_add(b, &c, 1);
 			}
 		}
 	}
-	sb_str(b, "\"");
+	strbuf_str(b, "\"");
 }
 
 static void sb_value(struct strbuf *b, const struct mimg_value *v, int level)
@@ -267,18 +234,18 @@ static void sb_value(struct strbuf *b, const struct mimg_value *v, int level)
 
 	switch (v->type) {
 	case MIMG_VALUE_NULL:
-		sb_str(b, "null");
+		strbuf_str(b, "null");
 		break;
 	case MIMG_VALUE_BOOL:
-		sb_str(b, v->v.b ? "true" : "false");
+		strbuf_str(b, v->v.b ? "true" : "false");
 		break;
 	case MIMG_VALUE_INT:
 		snprintf(num, sizeof(num), "%" PRId64, v->v.i);
-		sb_str(b, num);
+		strbuf_str(b, num);
 		break;
 	case MIMG_VALUE_UINT:
 		snprintf(num, sizeof(num), "%" PRIu64, v->v.u);
-		sb_str(b, num);
+		strbuf_str(b, num);
 		break;
 	case MIMG_VALUE_STRING:
 		sb_json_string(b, v->v.s);
@@ -288,19 +255,19 @@ static void sb_value(struct strbuf *b, const struct mimg_value *v, int level)
 		bool obj = v->type == MIMG_VALUE_OBJECT;
 		/* Even an empty container gets the newline before its
 		 * closing bracket, as in qemu's writer. */
-		sb_str(b, obj ? "{\n" : "[\n");
+		strbuf_str(b, obj ? "{\n" : "[\n");
 		for (size_t i = 0; i < v->v.list.n; i++) {
 			const struct mimg_value *it = &v->v.list.items[i];
 			sb_indent(b, level + 1);
 			if (obj) {
 				sb_json_string(b, it->key ? it->key : "");
-				sb_str(b, ": ");
+				strbuf_str(b, ": ");
 			}
 			sb_value(b, it, level + 1);
-			sb_str(b, i + 1 < v->v.list.n ? ",\n" : "\n");
+			strbuf_str(b, i + 1 < v->v.list.n ? ",\n" : "\n");
 		}
 		sb_indent(b, level);
-		sb_str(b, obj ? "}" : "]");
+		strbuf_str(b, obj ? "}" : "]");
 		break;
 	}
 	}
@@ -310,9 +277,5 @@ char *mimg_value_to_json(const struct mimg_value *v)
 {
 	struct strbuf b = {0};
 	sb_value(&b, v, 0);
-	if (b.failed) {
-		free(b.s);
-		return NULL;
-	}
-	return b.s;
+	return strbuf_finish(&b);
 }

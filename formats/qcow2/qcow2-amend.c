@@ -45,9 +45,7 @@ const struct mimg_optdesc qcow2_amend_opts[] = {
 	MIMG_OPT_SIZE,
 	{ NULL, 0, NULL, NULL, NULL, NULL, 0 },
 };
-_Static_assert(sizeof(qcow2_amend_opts) / sizeof(qcow2_amend_opts[0]) ==
-		       QA_COUNT + 1,
-	       "qcow2_amend_opts and its index names agree");
+MIMG_OPTS_INDEXED(qcow2_amend_opts, QA_COUNT);
 
 /* What the options ask, checked before anything is written. */
 struct amend_plan {

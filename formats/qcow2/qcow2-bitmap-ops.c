@@ -51,6 +51,21 @@ static int load(struct qcow2 *s, struct qcow2_bitmap *b)
 	return r;
 }
 
+/* The bitmap NAME in *OUT, found and usable and, with BITS, with its
+ * bits loaded: 0, or -ENOENT or the error that stopped it. */
+static int find_usable(struct qcow2 *s, const char *name, bool bits,
+		       struct qcow2_bitmap **out)
+{
+	struct qcow2_bitmap *b = find(s, name);
+	int r;
+	if (!b)
+		return -ENOENT;
+	if ((r = check_usable(b)) < 0 || (bits && (r = load(s, b)) < 0))
+		return r;
+	*out = b;
+	return 0;
+}
+
 static void update_tracking(struct qcow2 *s)
 {
 	s->bm_tracking = false;
@@ -156,11 +171,9 @@ int qcow2_bitmap_remove(struct mimg *img, const char *name)
 int qcow2_bitmap_clear(struct mimg *img, const char *name)
 {
 	struct qcow2 *s = qcow2_of(img);
-	struct qcow2_bitmap *b = find(s, name);
-	int r;
-	if (!b)
-		return -ENOENT;
-	if ((r = check_usable(b)) < 0 || (r = load(s, b)) < 0)
+	struct qcow2_bitmap *b;
+	int r = find_usable(s, name, true, &b);
+	if (r < 0)
 		return r;
 	memset(b->bits, 0, b->nbytes);
 	b->changed = true;
@@ -170,13 +183,9 @@ int qcow2_bitmap_clear(struct mimg *img, const char *name)
 int qcow2_bitmap_enable(struct mimg *img, const char *name, bool enable)
 {
 	struct qcow2 *s = qcow2_of(img);
-	struct qcow2_bitmap *b = find(s, name);
-	int r;
-	if (!b)
-		return -ENOENT;
-	if ((r = check_usable(b)) < 0)
-		return r;
-	if (enable && (r = load(s, b)) < 0)
+	struct qcow2_bitmap *b;
+	int r = find_usable(s, name, enable, &b);
+	if (r < 0)
 		return r;
 	if (enable)
 		b->flags |= QCOW2_BM_AUTO;
@@ -191,11 +200,9 @@ int qcow2_bitmap_merge(struct mimg *img, const char *name, struct mimg *src,
 		       const char *src_name)
 {
 	struct qcow2 *s = qcow2_of(img);
-	struct qcow2_bitmap *b = find(s, name);
-	int r;
-	if (!b)
-		return -ENOENT;
-	if ((r = check_usable(b)) < 0 || (r = load(s, b)) < 0)
+	struct qcow2_bitmap *b;
+	int r = find_usable(s, name, true, &b);
+	if (r < 0)
 		return r;
 	uint64_t end = min_u64(mimg_size(src), img->size), off = 0;
 	bool any = false;
@@ -226,11 +233,9 @@ int qcow2_bitmap_status(struct mimg *img, const char *name, uint64_t off,
 			uint64_t len, uint64_t *pnum, bool *dirty)
 {
 	struct qcow2 *s = qcow2_of(img);
-	struct qcow2_bitmap *b = find(s, name);
-	int r;
-	if (!b)
-		return -ENOENT;
-	if ((r = check_usable(b)) < 0 || (r = load(s, b)) < 0)
+	struct qcow2_bitmap *b;
+	int r = find_usable(s, name, true, &b);
+	if (r < 0)
 		return r;
 	unsigned g = b->granularity_bits;
 	uint64_t i = off >> g, last = (off + len - 1) >> g;

@@ -21,10 +21,26 @@
 
 #define BM_ENTRY_RESERVED 0xff000000000001feull
 
+/* Bits of a bitmap of 2^GBITS granularity that cover the image. */
+static uint64_t used_bits(const struct qcow2 *s, unsigned gbits)
+{
+	return s->img->size ? ((s->img->size - 1) >> gbits) + 1 : 0;
+}
+
 uint64_t qcow2_bitmap_bytes(const struct qcow2 *s, unsigned gbits)
 {
-	uint64_t bits = s->img->size ? ((s->img->size - 1) >> gbits) + 1 : 0;
-	return div_round_up_u64(bits, 8);
+	return div_round_up_u64(used_bits(s, gbits), 8);
+}
+
+void qcow2_bitmap_set_content(const struct qcow2 *s, struct qcow2_bitmap *b,
+			      uint8_t *bits, uint64_t nbytes)
+{
+	/* Bits past the end of the image are never dirty. */
+	uint64_t used = used_bits(s, b->granularity_bits);
+	if (used % 8)
+		bits[nbytes - 1] &= (uint8_t)((1u << (used % 8)) - 1);
+	b->bits = bits;
+	b->nbytes = nbytes;
 }
 
 /* The table of B, or NULL with the error set.  Entries are validated. */
@@ -105,13 +121,7 @@ int qcow2_bitmap_load(struct qcow2 *s, struct qcow2_bitmap *b)
 		free(bits);
 		return r;
 	}
-	/* Bits past the end of the image are never dirty. */
-	uint64_t used = s->img->size ? ((s->img->size - 1) >>
-					b->granularity_bits) + 1 : 0;
-	if (used % 8)
-		bits[nbytes - 1] &= (uint8_t)((1u << (used % 8)) - 1);
-	b->bits = bits;
-	b->nbytes = nbytes;
+	qcow2_bitmap_set_content(s, b, bits, nbytes);
 	return 0;
 }
 

@@ -114,12 +114,7 @@ int qcow2_bitmaps_resize(struct qcow2 *s)
 			return mimg_err(-ENOMEM, "out of memory");
 		if (n > b->nbytes)
 			memset(p + b->nbytes, 0, n - b->nbytes);
-		uint64_t used = s->img->size ? ((s->img->size - 1) >>
-						b->granularity_bits) + 1 : 0;
-		if (used % 8)
-			p[n - 1] &= (uint8_t)((1u << (used % 8)) - 1);
-		b->bits = p;
-		b->nbytes = n;
+		qcow2_bitmap_set_content(s, b, p, n);
 		b->changed = true;
 	}
 	return s->nb_bitmaps ? qcow2_bitmaps_store(s, false) : 0;

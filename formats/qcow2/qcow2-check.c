@@ -22,15 +22,11 @@
 #include "error.h"
 #include "qcow2.h"
 
-#define MAX_MESSAGES 1000
-
 struct checker {
 	struct qcow2 *s;
 	uint32_t *refs;
 	uint64_t n;	/* clusters tracked (the file's size) */
 	struct mimg_check_result *res;
-	size_t nmsg, capmsg;
-	bool oom;
 };
 
 static void msg(struct checker *c, const char *fmt, ...)
@@ -38,30 +34,10 @@ static void msg(struct checker *c, const char *fmt, ...)
 
 static void msg(struct checker *c, const char *fmt, ...)
 {
-	if (!c->res || c->nmsg >= MAX_MESSAGES)
-		return;
-	if (c->nmsg + 2 > c->capmsg) {
-		size_t cap = c->capmsg ? c->capmsg * 2 : 16;
-		char **m = realloc(c->res->messages, cap * sizeof(*m));
-		if (!m) {
-			c->oom = true;
-			return;
-		}
-		c->res->messages = m;
-		c->capmsg = cap;
-	}
-	char buf[512];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
+	mimg__check_vreport(c->res, fmt, ap);
 	va_end(ap);
-	char *d = strdup(buf);
-	if (!d) {
-		c->oom = true;
-		return;
-	}
-	c->res->messages[c->nmsg++] = d;
-	c->res->messages[c->nmsg] = NULL;
 }
 
 static void corrupt(struct checker *c)
@@ -272,12 +248,6 @@ static int checker_init(struct checker *c, struct qcow2 *s,
 	memset(c, 0, sizeof(*c));
 	c->s = s;
 	c->res = res;
-	/* Append to messages of an earlier pass (check, repair, recheck). */
-	if (res && res->messages) {
-		while (res->messages[c->nmsg])
-			c->nmsg++;
-		c->capmsg = c->nmsg + 1;
-	}
 	c->n = div_round_up_u64(fsize, s->cluster_size);
 	/* One counter per host cluster: bound the memory (1 GiB). */
 	if (c->n + extra > (1ull << 28))
@@ -363,12 +333,7 @@ static int rebuild(struct qcow2 *s, struct checker *c, bool new_order)
 						    (uint32_t)T);
 	if (r < 0)
 		goto out;
-	free(s->reftable);
-	s->reftable = mt;
-	mt = NULL;
-	s->reftable_offset = (start + B) * cs;
-	s->reftable_clusters = (uint32_t)T;
-	s->reftable_size = E;
+	qcow2_use_reftable(s, &mt, (start + B) * cs, (uint32_t)T);
 	qcow2_cache_clear(&s->rbc);
 	s->free_hint = 0;
 	s->free_byte = 0;
@@ -513,7 +478,7 @@ static int run_check(struct qcow2 *s, struct mimg_check_result *res,
 		return r;
 	res->image_end_offset = highest * s->cluster_size;
 	res->total_clusters = div_round_up_u64(s->img->size, s->cluster_size);
-	return c->oom ? mimg_err(-ENOMEM, "out of memory") : 0;
+	return 0;
 }
 
 static void reset_counts(struct mimg_check_result *res)

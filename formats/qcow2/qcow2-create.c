@@ -89,9 +89,7 @@ const struct mimg_optdesc qcow2_create_opts[] = {
 	MIMG_OPT_SIZE,
 	{ NULL, 0, NULL, NULL, NULL, NULL, 0 },
 };
-_Static_assert(sizeof(qcow2_create_opts) / sizeof(qcow2_create_opts[0]) ==
-		       QC_COUNT + 1,
-	       "qcow2_create_opts and its index names agree");
+MIMG_OPTS_INDEXED(qcow2_create_opts, QC_COUNT);
 
 /* encrypt.format (or the old encryption=on, which meant AES-CBC). */
 static int parse_encrypt(const struct mimg_opt *opts, size_t nopts,

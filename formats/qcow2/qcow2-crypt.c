@@ -27,6 +27,7 @@
 #include "crypto/luks1.h"
 #include "endian.h"
 #include "error.h"
+#include "iov.h"
 #include "qcow2.h"
 #include "value.h"
 
@@ -183,6 +184,69 @@ int qcow2_crypt_need_key(struct qcow2 *s)
 	return mimg_err(-EACCES, "%s: Parameter 'encrypt.key-secret' is "
 			"required for cipher (no secret was given to open "
 			"this encrypted image)", qcow2_path(s));
+}
+
+int qcow2_crypt_unaligned(struct qcow2 *s, uint64_t off, size_t len)
+{
+	if (!s->crypt_method)
+		return 0;
+	int r = qcow2_crypt_need_key(s);
+	if (r < 0)
+		return r;
+	return (off | len) % MIMG_CRYPTO_SECTOR != 0;
+}
+
+/* qcow2_data_io on an encrypted image, a bounded piece at a time. */
+static int crypt_io(struct qcow2 *s, bool write, const struct iovec *iov,
+		    int iovcnt, size_t skip, size_t len, uint64_t host,
+		    uint64_t guest)
+{
+	size_t bsize = (size_t)min_u64(len, CRYPT_CHUNK), done = 0;
+	uint8_t *buf = malloc(bsize);
+	int r = 0;
+	if (!buf)
+		return mimg_err(-ENOMEM, "out of memory");
+	while (done < len && r == 0) {
+		size_t n = (size_t)min_u64(len - done, bsize);
+		uint64_t at = host + done;
+		if (write) {
+			iov_to_buf(iov, iovcnt, skip + done, buf, n);
+			r = qcow2_crypt(s, true, at, guest + done, buf, n);
+			if (r == 0)
+				r = mimg_file_pwrite(s->data, buf, n, at);
+		} else {
+			/* Ciphertext cut short by the file's end would
+			 * decrypt to noise: an error instead of the zeroes a
+			 * hole reads as. */
+			r = mimg_file_pread_exact(s->data, buf, n, at,
+						  "qcow2 encrypted data "
+						  "cluster");
+			if (r == 0)
+				r = qcow2_crypt(s, false, at, guest + done,
+						buf, n);
+			if (r == 0)
+				iov_from_buf(iov, iovcnt, skip + done, buf, n);
+		}
+		done += n;
+	}
+	free(buf);
+	return r;
+}
+
+int qcow2_data_io(struct qcow2 *s, bool write, const struct iovec *iov,
+		  int iovcnt, size_t skip, size_t len, uint64_t host,
+		  uint64_t guest)
+{
+	struct iovec st[16], *v;
+	if (s->crypt_method)
+		return crypt_io(s, write, iov, iovcnt, skip, len, host, guest);
+	int n = iov_slice(iov, iovcnt, skip, len, st, 16, &v);
+	if (n < 0)
+		return mimg_err(n, "out of memory");
+	int r = write ? mimg_file_pwritev(s->data, v, n, host)
+		      : mimg_file_preadv(s->data, v, n, host);
+	iov_slice_free(v, st);
+	return r;
 }
 
 int qcow2_crypt(struct qcow2 *s, bool encrypt, uint64_t host,

@@ -72,11 +72,7 @@ static int write_fresh_layout(struct qcow2 *s, uint64_t l1_clusters)
 		return r;
 	}
 	rt[0] = 2 * cs;
-	free(s->reftable);
-	s->reftable = rt;
-	s->reftable_offset = cs;
-	s->reftable_clusters = 1;
-	s->reftable_size = cs / 8;
+	qcow2_use_reftable(s, &rt, cs, 1);
 	s->l1_offset = 3 * cs;
 	s->l1_alloc = (uint32_t)(l1_clusters * cs / 8);
 	s->free_hint = 0;

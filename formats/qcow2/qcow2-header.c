@@ -125,13 +125,15 @@ static int parse_extensions(struct qcow2 *s, const uint8_t *hdr,
 	return 0;
 }
 
-static int load_table(struct qcow2 *s, uint64_t off, uint64_t entries,
-		      uint64_t **tabp, const char *what)
+int qcow2_load_table(struct qcow2 *s, uint64_t off, uint64_t entries,
+		     uint64_t room, uint64_t **tabp, const char *what)
 {
 	uint64_t bytes = entries * 8;
 	uint64_t alloc_bytes;
-	/* Keep whole clusters in memory so the table can grow in place. */
-	if (!ck_align_up_u64(bytes ? bytes : 8, s->cluster_size,
+	if (room < entries)
+		room = entries;
+	if (room > UINT64_MAX / 8 ||
+	    !ck_align_up_u64(room ? room * 8 : 8, s->cluster_size,
 			     &alloc_bytes))
 		return mimg_err(-EINVAL, "%s: qcow2: %s too large",
 				qcow2_path(s), what);
@@ -387,8 +389,8 @@ int qcow2_read_header(struct qcow2 *s, unsigned flags)
 		}
 	}
 	s->img->cluster_size = s->cluster_size;
-	if ((r = load_table(s, s->l1_offset, s->l1_size, &s->l1,
-			    "L1 table")) < 0)
+	if ((r = qcow2_load_table(s, s->l1_offset, s->l1_size, 0, &s->l1,
+				  "L1 table")) < 0)
 		goto out;
 	s->l1_alloc = (uint32_t)min_u64(
 		div_round_up_u64((uint64_t)s->l1_size * 8, s->cluster_size) *
@@ -396,8 +398,8 @@ int qcow2_read_header(struct qcow2 *s, unsigned flags)
 		QCOW2_MAX_L1_BYTES / 8);
 	if (s->l1_alloc < s->l1_size)
 		s->l1_alloc = s->l1_size;
-	r = load_table(s, s->reftable_offset, s->reftable_size,
-		       &s->reftable, "refcount table");
+	r = qcow2_load_table(s, s->reftable_offset, s->reftable_size, 0,
+			     &s->reftable, "refcount table");
 out:
 	free(h);
 	free(fn);

@@ -23,6 +23,7 @@
 
 #include "checked.h"
 #include "error.h"
+#include "grow.h"
 #include "qcow2.h"
 
 /* Index of the first element >= C. */
@@ -44,14 +45,10 @@ static int add_cluster(struct qcow2_meta_set *m, uint64_t c)
 	size_t i = lower_bound(m, c);
 	if (i < m->n && m->c[i] == c)
 		return 0;
-	if (m->n == m->cap) {
-		size_t cap = m->cap ? m->cap * 2 : 64;
-		uint64_t *p = realloc(m->c, cap * sizeof(*p));
-		if (!p)
-			return mimg_err(-ENOMEM, "out of memory");
-		m->c = p;
-		m->cap = cap;
-	}
+	uint64_t *p = mimg__grow(m->c, &m->cap, m->n + 1, sizeof(*p), 64);
+	if (!p)
+		return -ENOMEM;
+	m->c = p;
 	memmove(&m->c[i + 1], &m->c[i], (m->n - i) * sizeof(*m->c));
 	m->c[i] = c;
 	m->n++;

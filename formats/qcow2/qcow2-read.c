@@ -115,50 +115,6 @@ static int read_compressed_run(struct qcow2 *s, const struct iovec *iov,
 	return r;
 }
 
-/* Ciphertext at HOST_OFF (guest offset GUEST) decrypted into the
- * iovec, a bounded piece at a time. */
-static int read_encrypted(struct qcow2 *s, const struct iovec *iov,
-			  int iovcnt, size_t skip, size_t len,
-			  uint64_t host_off, uint64_t guest)
-{
-	size_t bsize = (size_t)min_u64(len, CRYPT_CHUNK), done = 0;
-	uint8_t *buf = malloc(bsize);
-	int r = 0;
-	if (!buf)
-		return mimg_err(-ENOMEM, "out of memory");
-	while (done < len && r == 0) {
-		size_t n = (size_t)min_u64(len - done, bsize);
-		/* Ciphertext cut short by the file's end would decrypt to
-		 * noise: an error instead of the zeroes a hole reads as. */
-		r = mimg_file_pread_exact(s->data, buf, n, host_off + done,
-					  "qcow2 encrypted data cluster");
-		if (r == 0)
-			r = qcow2_crypt(s, false, host_off + done, guest + done,
-					buf, n);
-		if (r == 0)
-			iov_from_buf(iov, iovcnt, skip + done, buf, n);
-		done += n;
-	}
-	free(buf);
-	return r;
-}
-
-static int read_data(struct qcow2 *s, const struct iovec *iov, int iovcnt,
-		     size_t skip, size_t len, uint64_t host_off,
-		     uint64_t guest)
-{
-	struct iovec st[16], *v;
-	if (s->crypt_method)
-		return read_encrypted(s, iov, iovcnt, skip, len, host_off,
-				      guest);
-	int n = iov_slice(iov, iovcnt, skip, len, st, 16, &v);
-	if (n < 0)
-		return mimg_err(n, "out of memory");
-	int r = mimg_file_preadv(s->data, v, n, host_off);
-	iov_slice_free(v, st);
-	return r;
-}
-
 static int read_aligned(struct mimg *img, const struct iovec *iov,
 			int iovcnt, uint64_t off, size_t len)
 {
@@ -181,7 +137,8 @@ static int read_aligned(struct mimg *img, const struct iovec *iov,
 			iov_memset(iov, iovcnt, done, 0, n);
 			break;
 		case QCOW2_DATA:
-			r = read_data(s, iov, iovcnt, done, n, m.host_off, pos);
+			r = qcow2_data_io(s, false, iov, iovcnt, done, n,
+					  m.host_off, pos);
 			break;
 		case QCOW2_COMPRESSED:
 			/* Whole clusters decode in place, several read at
@@ -241,13 +198,11 @@ int qcow2_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
 		 uint64_t off, size_t len)
 {
 	struct qcow2 *s = qcow2_of(img);
-	if (s->crypt_method) {
-		int r = qcow2_crypt_need_key(s);
-		if (r < 0)
-			return r;
-		if ((off | len) % MIMG_CRYPTO_SECTOR)
-			return read_unaligned(img, iov, iovcnt, off, len);
-	}
+	int r = qcow2_crypt_unaligned(s, off, len);
+	if (r < 0)
+		return r;
+	if (r)
+		return read_unaligned(img, iov, iovcnt, off, len);
 	return read_aligned(img, iov, iovcnt, off, len);
 }
 

@@ -173,12 +173,7 @@ static int grow_reftable(struct qcow2 *s, uint64_t need)
 		goto out;
 	uint64_t old_off = s->reftable_offset;
 	uint64_t old_bytes = (uint64_t)s->reftable_clusters * cs;
-	free(s->reftable);
-	s->reftable = nt;
-	nt = NULL;
-	s->reftable_offset = (S + B) * cs;
-	s->reftable_clusters = (uint32_t)T;
-	s->reftable_size = E;
+	qcow2_use_reftable(s, &nt, (S + B) * cs, (uint32_t)T);
 	r = qcow2_defer_free(s, old_off, old_bytes, false);
 out:
 	free(blk);
@@ -261,6 +256,17 @@ static int set_refcount_nowb(struct qcow2 *s, uint64_t cluster, uint64_t rc)
 	if (rc == 0 && cluster < s->free_hint)
 		s->free_hint = cluster;
 	return 0;
+}
+
+void qcow2_use_reftable(struct qcow2 *s, uint64_t **tab, uint64_t off,
+			uint32_t clusters)
+{
+	free(s->reftable);
+	s->reftable = *tab;
+	*tab = NULL;
+	s->reftable_offset = off;
+	s->reftable_clusters = clusters;
+	s->reftable_size = (uint64_t)clusters * s->cluster_size / 8;
 }
 
 int qcow2_refcount_writeback(struct qcow2 *s)

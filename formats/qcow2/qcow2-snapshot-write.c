@@ -23,6 +23,7 @@
 #include "checked.h"
 #include "endian.h"
 #include "error.h"
+#include "grow.h"
 #include "qcow2.h"
 
 /* qemu-img keeps names in a 256-byte buffer. */
@@ -36,14 +37,10 @@ struct freed {
 
 static int note_freed(struct freed *f, uint64_t c)
 {
-	if (f->n == f->cap) {
-		size_t cap = f->cap ? f->cap * 2 : 64;
-		uint64_t *p = realloc(f->c, cap * sizeof(*p));
-		if (!p)
-			return mimg_err(-ENOMEM, "out of memory");
-		f->c = p;
-		f->cap = cap;
-	}
+	uint64_t *p = mimg__grow(f->c, &f->cap, f->n + 1, sizeof(*p), 64);
+	if (!p)
+		return -ENOMEM;
+	f->c = p;
 	f->c[f->n++] = c;
 	return 0;
 }
@@ -171,6 +168,23 @@ static int update_refs(struct qcow2 *s, uint64_t *l1, uint32_t l1_size,
 	}
 	int w = qcow2_refcount_writeback(s);
 	return r < 0 ? r : w;
+}
+
+/* Drop the references held through L1 (L1_SIZE entries; freed here),
+ * make the drops durable, then punch the clusters they freed. */
+static int unref_l1(struct qcow2 *s, uint64_t *l1, uint32_t l1_size)
+{
+	struct freed f = { NULL, 0, 0 };
+	bool changed = false;
+	int r = update_refs(s, l1, l1_size, -1, &f, &changed);
+	free(l1);
+	if (r == 0)
+		r = mimg_file_flush(s->file);
+	if (r == 0)
+		punch_freed(s, &f);
+	free(f.c);
+	s->free_byte = 0;
+	return r;
 }
 
 static int write_l1(struct qcow2 *s, uint64_t off, const uint64_t *l1,
@@ -335,14 +349,6 @@ static int write_table(struct qcow2 *s, struct qcow2_snapshot *list,
 	return r;
 }
 
-static int find_by_id(const struct qcow2 *s, const char *id)
-{
-	for (uint32_t i = 0; i < s->nb_snapshots; i++)
-		if (strcmp(s->snaps[i].id, id) == 0)
-			return (int)i;
-	return -1;
-}
-
 static int find_by_name(const struct qcow2 *s, const char *name)
 {
 	for (uint32_t i = 0; i < s->nb_snapshots; i++)
@@ -469,25 +475,13 @@ int qcow2_snapshot_create(struct mimg *img, const char *name)
 	return r;
 }
 
+/* Snapshot SN's L1 table with ROOM entries or more (see
+ * qcow2_load_table). */
 static int read_snapshot_l1(struct qcow2 *s, const struct qcow2_snapshot *sn,
-			    uint32_t n, uint64_t **l1p)
+			    uint64_t room, uint64_t **l1p)
 {
-	uint64_t *l1 = calloc((size_t)n + 1, 8);
-	if (!l1)
-		return mimg_err(-ENOMEM, "out of memory");
-	int r = sn->l1_size ? mimg_file_pread_exact(s->file, l1,
-						    (size_t)sn->l1_size * 8,
-						    sn->l1_offset,
-						    "snapshot L1 table") :
-			      0;
-	if (r < 0) {
-		free(l1);
-		return r;
-	}
-	for (uint32_t i = 0; i < sn->l1_size; i++)
-		l1[i] = ld_be64(&l1[i]);
-	*l1p = l1;
-	return 0;
+	return qcow2_load_table(s, sn->l1_offset, sn->l1_size, room, l1p,
+				"snapshot L1 table");
 }
 
 static int apply_locked(struct qcow2 *s, const struct qcow2_snapshot *sn)
@@ -496,18 +490,19 @@ static int apply_locked(struct qcow2 *s, const struct qcow2_snapshot *sn)
 	uint64_t *snl1 = NULL, *old;
 	bool changed = false;
 	int r;
+	/* The snapshot's L1 becomes the active one: it gets room for all
+	 * the entries the active L1's clusters hold. */
 	if ((r = qcow2_resv_release(s)) < 0 ||
 	    (r = qcow2_metadata_sync(s)) < 0 ||
 	    (r = qcow2_resize_l1(s, sn->l1_size)) < 0 ||
 	    (r = clear_active_flags(s)) < 0 ||
-	    (r = read_snapshot_l1(s, sn, s->l1_size, &snl1)) < 0)
+	    (r = read_snapshot_l1(s, sn, s->l1_alloc, &snl1)) < 0)
 		return r;
 	/* References of the snapshot's tables first (its own L1 gets the
 	 * flags they give, as qemu leaves it); the active copy starts
 	 * without flags, the final pass sets them where they are due. */
 	r = update_refs(s, snl1, sn->l1_size, 1, &f, &changed);
 	free(f.c);
-	memset(&f, 0, sizeof(f));
 	if (r < 0)
 		(void)fix_copied_flags(s); /* the active tables stay */
 	if (r == 0 && changed)
@@ -527,15 +522,7 @@ static int apply_locked(struct qcow2 *s, const struct qcow2_snapshot *sn)
 	/* The old tables lose the active L1's reference. */
 	old = s->l1;
 	s->l1 = snl1;
-	changed = false;
-	r = update_refs(s, old, s->l1_size, -1, &f, &changed);
-	free(old);
-	if (r == 0)
-		r = mimg_file_flush(s->file);
-	if (r == 0)
-		punch_freed(s, &f);
-	free(f.c);
-	s->free_byte = 0;
+	r = unref_l1(s, old, s->l1_size);
 	if (r == 0)
 		r = fix_copied_flags(s);
 	return r;
@@ -544,12 +531,9 @@ static int apply_locked(struct qcow2 *s, const struct qcow2_snapshot *sn)
 int qcow2_snapshot_apply(struct mimg *img, const char *name)
 {
 	struct qcow2 *s = qcow2_of(img);
-	int i = find_by_id(s, name), r;
+	int i = qcow2_find_snapshot(s, name), r;
 	if (i < 0)
-		i = find_by_name(s, name);
-	if (i < 0)
-		return mimg_err(-ENOENT, "%s: qcow2: no snapshot '%s'",
-				qcow2_path(s), name);
+		return i;
 	if ((r = refuse_data_file(s)) < 0 ||
 	    (r = qcow2_refuse_if_corrupt(s)) < 0)
 		return r;
@@ -569,9 +553,7 @@ int qcow2_snapshot_apply(struct mimg *img, const char *name)
 static int delete_locked(struct qcow2 *s, uint32_t idx)
 {
 	struct qcow2_snapshot sn = s->snaps[idx];
-	struct freed f = { NULL, 0, 0 };
 	uint64_t *l1 = NULL;
-	bool changed = false;
 	int r;
 	if ((r = qcow2_resv_release(s)) < 0 ||
 	    (r = qcow2_metadata_sync(s)) < 0 ||
@@ -596,14 +578,7 @@ static int delete_locked(struct qcow2 *s, uint32_t idx)
 	free(sn.id);
 	free(sn.name);
 	free(sn.extra_more);
-	r = update_refs(s, l1, sn.l1_size, -1, &f, &changed);
-	free(l1);
-	if (r == 0)
-		r = mimg_file_flush(s->file);
-	if (r == 0)
-		punch_freed(s, &f);
-	free(f.c);
-	s->free_byte = 0;
+	r = unref_l1(s, l1, sn.l1_size);
 	if (r == 0 && sn.l1_size)
 		r = qcow2_free_range(s, sn.l1_offset, (uint64_t)sn.l1_size * 8,
 				     true);

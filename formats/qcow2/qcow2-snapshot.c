@@ -127,34 +127,30 @@ int qcow2_read_snapshots(struct qcow2 *s)
 	return 0;
 }
 
+int qcow2_find_snapshot(const struct qcow2 *s, const char *name)
+{
+	for (uint32_t i = 0; i < s->nb_snapshots; i++)
+		if (strcmp(s->snaps[i].id, name) == 0)
+			return (int)i;
+	for (uint32_t i = 0; i < s->nb_snapshots; i++)
+		if (strcmp(s->snaps[i].name, name) == 0)
+			return (int)i;
+	return mimg_err(-ENOENT, "%s: qcow2: no snapshot '%s'",
+			qcow2_path(s), name);
+}
+
 int qcow2_select_snapshot(struct mimg *img, const char *name)
 {
 	struct qcow2 *s = qcow2_of(img);
-	struct qcow2_snapshot *sn = NULL;
-	for (uint32_t i = 0; i < s->nb_snapshots && !sn; i++)
-		if (strcmp(s->snaps[i].id, name) == 0)
-			sn = &s->snaps[i];
-	for (uint32_t i = 0; i < s->nb_snapshots && !sn; i++)
-		if (strcmp(s->snaps[i].name, name) == 0)
-			sn = &s->snaps[i];
-	if (!sn)
-		return mimg_err(-ENOENT, "%s: qcow2: no snapshot '%s'",
-				qcow2_path(s), name);
-	uint64_t bytes = (uint64_t)sn->l1_size * 8, alloc = 0;
-	ck_align_up_u64(bytes ? bytes : 8, s->cluster_size, &alloc);
-	uint64_t *l1 = calloc(1, alloc);
-	if (!l1)
-		return mimg_err(-ENOMEM, "out of memory");
-	int r = bytes ? mimg_file_pread_exact(s->file, l1, bytes,
-					      sn->l1_offset,
-					      "snapshot L1 table") :
-			0;
-	if (r < 0) {
-		free(l1);
+	int i = qcow2_find_snapshot(s, name);
+	if (i < 0)
+		return i;
+	struct qcow2_snapshot *sn = &s->snaps[i];
+	uint64_t *l1;
+	int r = qcow2_load_table(s, sn->l1_offset, sn->l1_size, 0, &l1,
+				 "snapshot L1 table");
+	if (r < 0)
 		return r;
-	}
-	for (uint32_t i = 0; i < sn->l1_size; i++)
-		l1[i] = ld_be64(&l1[i]);
 	pthread_mutex_lock(&s->lock);
 	if (!s->l1_active)
 		s->l1_active = s->l1;

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 
 #include "error.h"
+#include "grow.h"
 #include "qcow2.h"
 
 #define MAX_PENDING 4096
@@ -66,15 +67,12 @@ int qcow2_defer_free(struct qcow2 *s, uint64_t off, uint64_t len,
 		if (r < 0)
 			return r;
 	}
-	if (s->npending == s->cappending) {
-		size_t cap = s->cappending ? s->cappending * 2 : 64;
-		struct qcow2_pending_free *p = realloc(s->pending,
-						       cap * sizeof(*p));
-		if (!p)
-			return mimg_err(-ENOMEM, "out of memory");
-		s->pending = p;
-		s->cappending = cap;
-	}
+	struct qcow2_pending_free *p = mimg__grow(s->pending, &s->cappending,
+						  s->npending + 1, sizeof(*p),
+						  64);
+	if (!p)
+		return -ENOMEM;
+	s->pending = p;
 	s->pending[s->npending++] = (struct qcow2_pending_free){ off, len,
 								 discard };
 	return 0;

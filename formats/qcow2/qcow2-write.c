@@ -116,42 +116,6 @@ struct run {
 	uint64_t h, t;	/* guest range written: [h, t) incl. COW */
 };
 
-/* The iovec's bytes encrypted for HOST and written there, a bounded
- * piece at a time. */
-static int write_encrypted(struct qcow2 *s, const struct iovec *iov,
-			   int iovcnt, size_t skip, size_t len, uint64_t host)
-{
-	size_t bsize = (size_t)min_u64(len, CRYPT_CHUNK), done = 0;
-	uint8_t *buf = malloc(bsize);
-	int r = 0;
-	if (!buf)
-		return mimg_err(-ENOMEM, "out of memory");
-	while (done < len && r == 0) {
-		size_t n = (size_t)min_u64(len - done, bsize);
-		iov_to_buf(iov, iovcnt, skip + done, buf, n);
-		r = qcow2_crypt(s, true, host + done, 0, buf, n);
-		if (r == 0)
-			r = mimg_file_pwrite(s->data, buf, n, host + done);
-		done += n;
-	}
-	free(buf);
-	return r;
-}
-
-static int write_data(struct qcow2 *s, const struct iovec *iov, int iovcnt,
-		      size_t skip, size_t len, uint64_t host)
-{
-	struct iovec st[16], *v;
-	if (s->crypt_method)
-		return write_encrypted(s, iov, iovcnt, skip, len, host);
-	int n = iov_slice(iov, iovcnt, skip, len, st, 16, &v);
-	if (n < 0)
-		return mimg_err(n, "out of memory");
-	int r = mimg_file_pwritev(s->data, v, n, host);
-	iov_slice_free(v, st);
-	return r;
-}
-
 /* Write the copied-on-write part BUF of a cluster.  Zeroes (the usual
  * case: a small write into an empty cluster) become one fallocate call
  * instead of a data write, as qemu does; the file system falls back to
@@ -267,8 +231,8 @@ static int write_run(struct qcow2 *s, struct run *run,
 	}
 	if (hlen && (r = write_cow(s, head, hlen, host, copied)) < 0)
 		goto out;
-	if ((r = write_data(s, iov, iovcnt, skip, (size_t)(end - pos),
-			    host + hlen)) < 0)
+	if ((r = qcow2_data_io(s, true, iov, iovcnt, skip,
+				 (size_t)(end - pos), host + hlen, 0)) < 0)
 		goto out;
 	if (tlen)
 		r = write_cow(s, tail, tlen, host + hlen + (end - pos),
@@ -397,8 +361,8 @@ static ssize_t write_piece(struct qcow2 *s, const struct iovec *iov,
 					  "a guest data write")) < 0)
 			goto fail;
 		pthread_mutex_unlock(&s->lock);
-		r = write_data(s, iov, iovcnt, skip, (size_t)(run_end - pos),
-			       host);
+		r = qcow2_data_io(s, true, iov, iovcnt, skip,
+				  (size_t)(run_end - pos), host, 0);
 		pthread_mutex_lock(&s->lock);
 		ret = r < 0 ? r : (ssize_t)(run_end - pos);
 		goto done;
@@ -553,13 +517,11 @@ int qcow2_pwritev(struct mimg *img, const struct iovec *iov, int iovcnt,
 {
 	struct qcow2 *s = qcow2_of(img);
 	qcow2_bitmaps_dirty(s, off, len);
-	if (s->crypt_method) {
-		int r = qcow2_crypt_need_key(s);
-		if (r < 0)
-			return r;
-		if ((off | len) % MIMG_CRYPTO_SECTOR)
-			return write_unaligned(img, iov, iovcnt, off, len);
-	}
+	int r = qcow2_crypt_unaligned(s, off, len);
+	if (r < 0)
+		return r;
+	if (r)
+		return write_unaligned(img, iov, iovcnt, off, len);
 	return write_aligned(s, iov, iovcnt, off, len);
 }
 

@@ -256,6 +256,12 @@ static inline struct qcow2 *qcow2_of(struct mimg *img)
 
 /* qcow2-header.c */
 int qcow2_read_header(struct qcow2 *s, unsigned flags);
+/* Read the table of ENTRIES 8-byte big-endian entries at OFF (WHAT names
+ * it in errors) into *TABP in host order, in zeroed memory of whole
+ * clusters holding at least ROOM entries, so the table can grow in
+ * place; the caller frees it. */
+int qcow2_load_table(struct qcow2 *s, uint64_t off, uint64_t entries,
+		     uint64_t room, uint64_t **tabp, const char *what);
 /* Rewrite the 8-byte incompatible-features field. */
 int qcow2_write_incompat(struct qcow2 *s, uint64_t incompat);
 /* Write the L1 offset and size fields together. */
@@ -353,6 +359,11 @@ int qcow2_alloc_bytes(struct qcow2 *s, uint64_t len, uint64_t *offp);
 int qcow2_free_range(struct qcow2 *s, uint64_t off, uint64_t len,
 		     bool discard);
 int qcow2_refcount_writeback(struct qcow2 *s);
+/* Use *TAB (CLUSTERS clusters of entries, already on disk at OFF and
+ * named by the header) as the refcount table from now on; the old one
+ * is freed and *TAB becomes NULL. */
+void qcow2_use_reftable(struct qcow2 *s, uint64_t **tab, uint64_t off,
+			uint32_t clusters);
 /* Write WITH (when not NULL) and the refcounts of clusters [FIRST,
  * FIRST+N) again, durable on return (mimg_file_pwrite_durable): no
  * flush that would wait for much data written before. */
@@ -432,6 +443,9 @@ void qcow2_inflight_end(struct qcow2 *s, struct qcow2_inflight *r);
 /* qcow2-snapshot.c */
 int qcow2_read_snapshots(struct qcow2 *s);
 void qcow2_free_snapshots(struct qcow2 *s);
+/* The index of the snapshot whose ID, else whose name, is NAME (qemu's
+ * order), or -ENOENT. */
+int qcow2_find_snapshot(const struct qcow2 *s, const char *name);
 int qcow2_select_snapshot(struct mimg *img, const char *name);
 int qcow2_info_snapshots(struct qcow2 *s, struct mimg_value *info);
 
@@ -466,6 +480,10 @@ int qcow2_bitmap_refs(struct qcow2 *s,
 /* qcow2-bitmap-store.c: contents (under s->lock) */
 /* Bytes of content of a bitmap of 2^GBITS granularity. */
 uint64_t qcow2_bitmap_bytes(const struct qcow2 *s, unsigned gbits);
+/* Make BITS (NBYTES bytes, qcow2_bitmap_bytes' count, owned by B from
+ * now on) B's content, the bits past the end of the image cleared. */
+void qcow2_bitmap_set_content(const struct qcow2 *s, struct qcow2_bitmap *b,
+			      uint8_t *bits, uint64_t nbytes);
 /* Read B's content into B->bits (validating its table). */
 int qcow2_bitmap_load(struct qcow2 *s, struct qcow2_bitmap *b);
 /* Write the changed contents and a new directory, switch the header to
@@ -506,6 +524,16 @@ int qcow2_crypt_open(struct qcow2 *s);
 void qcow2_crypt_close(struct qcow2 *s);
 /* 0 when the key is loaded, else -EACCES naming encrypt.key-secret. */
 int qcow2_crypt_need_key(struct qcow2 *s);
+/* For guest I/O of LEN bytes at OFF: 1 when the image is encrypted and
+ * the range is not whole sectors (it goes through a bounce buffer), 0
+ * when it goes straight, or qcow2_crypt_need_key's error. */
+int qcow2_crypt_unaligned(struct qcow2 *s, uint64_t off, size_t len);
+/* Move LEN bytes of the iovec, from SKIP, to (WRITE) or from the data
+ * file at HOST, through the cipher when the image is encrypted.  GUEST,
+ * where the guest sees them, is the legacy cipher's IV (only read). */
+int qcow2_data_io(struct qcow2 *s, bool write, const struct iovec *iov,
+		  int iovcnt, size_t skip, size_t len, uint64_t host,
+		  uint64_t guest);
 /* Encrypt or decrypt LEN bytes (whole sectors) of BUF, stored at host
  * offset HOST and seen by the guest at GUEST.  Thread-safe. */
 int qcow2_crypt(struct qcow2 *s, bool encrypt, uint64_t host,

@@ -9,24 +9,12 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
 
 #include "checked.h"
 #include "endian.h"
 #include "error.h"
+#include "uuid.h"
 #include "vdi.h"
-
-static void make_uuid(uint8_t *u)
-{
-	if (getrandom(u, 16, 0) != 16) {
-		uint64_t t = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)u;
-		st_le64(u, t);
-		st_le64(u + 8, ~t);
-	}
-	u[6] = (uint8_t)((u[6] & 0x0f) | 0x40); /* random UUID, version 4 */
-	u[8] = (uint8_t)((u[8] & 0x3f) | 0x80);
-}
 
 /* qemu-img 7.2's vdi create options, sorted by name. */
 const struct mimg_optdesc vdi_create_opts[] = {
@@ -41,7 +29,6 @@ static int parse_opts(const char *path, const struct mimg_opt *opts,
 		      size_t nopts, bool *is_static, enum mimg_prealloc *pre)
 {
 	struct mimg_optval vals[3];
-	const char *v;
 	int r;
 
 	*pre = MIMG_PREALLOC_OFF;
@@ -49,14 +36,7 @@ static int parse_opts(const char *path, const struct mimg_opt *opts,
 				     vals)) < 0)
 		return r;
 	*is_static = vals[2].b;
-	if ((v = vals[0].s) &&
-	    (r = mimg__opt_prealloc(v, pre)) < 0)
-		return mimg_err_prefix(r, "%s", path);
-	if (*pre == MIMG_PREALLOC_METADATA || *pre == MIMG_PREALLOC_FULL)
-		return mimg_err(-ENOTSUP, "%s: vdi: preallocation mode '%s' "
-				"is not supported (use off or falloc)", path,
-				v);
-	return 0;
+	return mimg__opt_prealloc_falloc(path, "vdi", vals[0].s, pre);
 }
 
 int vdi_create(const char *path, uint64_t size, const struct mimg_opt *opts,
@@ -97,8 +77,8 @@ int vdi_create(const char *path, uint64_t size, const struct mimg_opt *opts,
 	st_le32(h + VDI_H_BLOCK_SIZE, VDI_BLOCK_SIZE);
 	st_le32(h + VDI_H_BLOCKS, blocks);
 	st_le32(h + VDI_H_ALLOCATED, is_static ? blocks : 0);
-	make_uuid(h + VDI_H_UUID_IMAGE);
-	make_uuid(h + VDI_H_UUID_SNAP);
+	mimg__uuid_random(h + VDI_H_UUID_IMAGE);
+	mimg__uuid_random(h + VDI_H_UUID_SNAP);
 
 	if (data > UINT32_MAX)
 		return mimg_err(-EFBIG, "%s: vdi: block map too large", path);

@@ -86,57 +86,44 @@ int vmdk_write_new_sparse(struct mimg_file *f, const char *path,
 		desc_sectors = div_round_up_u64(dlen + 1, VMDK_SECTOR);
 	uint64_t rgd = 1 + desc_sectors;
 
+	uint64_t tables = gd_sectors + gt_sectors * gt_count, gd, overhead;
+	uint32_t version, flags = VMDK_FLAG_NL_DETECT;
 	if (p->stream) {
 		/* qemu-img's and open-vmdk's layout: the header names the
 		 * directory, which points at every table, all preallocated
 		 * (zeroes) before the grains; an end-of-stream marker. */
-		uint64_t gd = rgd, overhead;
-		ck_align_up_u64(gd + gd_sectors + gt_sectors * gt_count,
-				GRAIN_SECTORS, &overhead);
-		if (overhead > UINT32_MAX)
-			return mimg_err(-EFBIG, "%s: vmdk: image too large",
-					path);
-		vmdk_fill_header(h, 3, VMDK_FLAG_NL_DETECT |
-				 VMDK_FLAG_COMPRESSED | VMDK_FLAG_MARKERS,
-				 p->capacity, GRAIN_SECTORS, 1, desc_sectors,
-				 GT_ENTRIES, 0, gd, overhead);
-		uint8_t eos[VMDK_SECTOR] = { 0 };
-		r = mimg_file_truncate(f, overhead * VMDK_SECTOR);
-		if (r == 0)
-			r = mimg_file_pwrite(f, h, sizeof(h), 0);
-		if (r == 0)
-			r = write_u32_table(f, gd, gt_count, gd + gd_sectors,
-					    gt_sectors);
-		if (r == 0)
-			r = mimg_file_pwrite(f, eos, sizeof(eos),
-					     overhead * VMDK_SECTOR);
-		if (r < 0)
-			return r;
+		version = 3;
+		flags |= VMDK_FLAG_COMPRESSED | VMDK_FLAG_MARKERS;
+		gd = rgd;
+		rgd = 0;
 	} else {
-		uint64_t tables = gd_sectors + gt_sectors * gt_count;
-		uint64_t gd = rgd + tables, overhead;
-		uint32_t flags = VMDK_FLAG_NL_DETECT | VMDK_FLAG_RGD;
+		version = p->zeroed_grain ? 2 : 1;
+		flags |= VMDK_FLAG_RGD;
 		if (p->zeroed_grain)
 			flags |= VMDK_FLAG_ZERO_GRAIN;
-		ck_align_up_u64(gd + tables, GRAIN_SECTORS, &overhead);
-		if (overhead > UINT32_MAX)
-			return mimg_err(-EFBIG, "%s: vmdk: image too large",
-					path);
-		vmdk_fill_header(h, p->zeroed_grain ? 2 : 1, flags,
-				 p->capacity, GRAIN_SECTORS, 1, desc_sectors,
-				 GT_ENTRIES, rgd, gd, overhead);
-		r = mimg_file_truncate(f, overhead * VMDK_SECTOR);
-		if (r == 0)
-			r = mimg_file_pwrite(f, h, sizeof(h), 0);
-		if (r == 0)
-			r = write_u32_table(f, rgd, gt_count, rgd + gd_sectors,
-					    gt_sectors);
-		if (r == 0)
-			r = write_u32_table(f, gd, gt_count, gd + gd_sectors,
-					    gt_sectors);
-		if (r < 0)
-			return r;
+		gd = rgd + tables;
 	}
+	ck_align_up_u64(gd + tables, GRAIN_SECTORS, &overhead);
+	if (overhead > UINT32_MAX)
+		return mimg_err(-EFBIG, "%s: vmdk: image too large", path);
+	vmdk_fill_header(h, version, flags, p->capacity, GRAIN_SECTORS, 1,
+			 desc_sectors, GT_ENTRIES, rgd, gd, overhead);
+	r = mimg_file_truncate(f, overhead * VMDK_SECTOR);
+	if (r == 0)
+		r = mimg_file_pwrite(f, h, sizeof(h), 0);
+	if (r == 0 && rgd)
+		r = write_u32_table(f, rgd, gt_count, rgd + gd_sectors,
+				    gt_sectors);
+	if (r == 0)
+		r = write_u32_table(f, gd, gt_count, gd + gd_sectors,
+				    gt_sectors);
+	if (r == 0 && p->stream) {
+		uint8_t eos[VMDK_SECTOR] = { 0 };
+		r = mimg_file_pwrite(f, eos, sizeof(eos),
+				     overhead * VMDK_SECTOR);
+	}
+	if (r < 0)
+		return r;
 	if (dlen)
 		r = mimg_file_pwrite(f, p->desc, dlen, VMDK_SECTOR);
 	return r;
@@ -208,9 +195,7 @@ const struct mimg_optdesc vmdk_create_opts[] = {
 	  "the zeroed-grain GTE feature", "off", NULL, NULL, 0 },
 	{ NULL, 0, NULL, NULL, NULL, NULL, 0 },
 };
-_Static_assert(sizeof(vmdk_create_opts) / sizeof(vmdk_create_opts[0]) ==
-		       VO_COUNT + 1,
-	       "vmdk_create_opts and its index names agree");
+MIMG_OPTS_INDEXED(vmdk_create_opts, VO_COUNT);
 
 static int parse_opts(const char *path, const struct mimg_opt *opts,
 		      size_t nopts, struct create_opts *o)
@@ -254,10 +239,9 @@ static int parse_opts(const char *path, const struct mimg_opt *opts,
 	if ((v = vals[VO_BACKING_FMT].s) && strcmp(v, "vmdk"))
 		return mimg_err(-EINVAL, "%s: vmdk: backing format must be "
 				"'vmdk', not '%s'", path, v);
-	o->prealloc = MIMG_PREALLOC_OFF;
-	if ((v = vals[VO_PREALLOC].s) &&
-	    (r = mimg__opt_prealloc(v, &o->prealloc)) < 0)
-		return mimg_err_prefix(r, "%s", path);
+	v = vals[VO_PREALLOC].s;
+	if ((r = mimg__opt_prealloc_of(path, v, &o->prealloc)) < 0)
+		return r;
 	bool flat = strstr(o->subformat, "Flat") != NULL;
 	if (o->prealloc == MIMG_PREALLOC_METADATA ||
 	    (!flat && o->prealloc != MIMG_PREALLOC_OFF))

@@ -10,7 +10,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +17,8 @@
 
 #include "checked.h"
 #include "error.h"
+#include "grow.h"
+#include "strbuf.h"
 #include "vmdk.h"
 
 const char *vmdk_ext_type_name(enum vmdk_ext_type t)
@@ -188,15 +189,13 @@ static int parse_extent_line(const char *p, const char *end,
 				"%s: vmdk: descriptor has more than %d extents",
 				where, VMDK_MAX_EXTENTS);
 	}
-	if ((d->n_ext & (d->n_ext - 1)) == 0) {
-		size_t cap = d->n_ext ? d->n_ext * 2 : 1;
-		void *n = realloc(d->ext, cap * sizeof(*d->ext));
-		if (!n) {
-			free(e.filename);
-			return mimg_err(-ENOMEM, "out of memory");
-		}
-		d->ext = n;
+	struct vmdk_desc_extent *n = mimg__grow(d->ext, &d->cap_ext,
+						d->n_ext + 1, sizeof(*n), 1);
+	if (!n) {
+		free(e.filename);
+		return -ENOMEM;
 	}
+	d->ext = n;
 	d->ext[d->n_ext++] = e;
 	return 0;
 }
@@ -347,50 +346,9 @@ uint32_t vmdk_random_cid(void)
 	return v;
 }
 
-/* Append formatted text to a growing buffer; false on -ENOMEM. */
-struct sbuf {
-	char *s;
-	size_t len, cap;
-	bool oom;
-};
-
-static void sb_printf(struct sbuf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void sb_printf(struct sbuf *b, const char *fmt, ...)
-{
-	va_list ap;
-	if (b->oom)
-		return;
-	for (;;) {
-		size_t room = b->cap - b->len;
-		va_start(ap, fmt);
-		int n = vsnprintf(b->s ? b->s + b->len : NULL, room, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			b->oom = true;
-			return;
-		}
-		if ((size_t)n < room) {
-			b->len += (size_t)n;
-			return;
-		}
-		size_t cap = b->cap ? b->cap * 2 : 1024;
-		while (cap - b->len <= (size_t)n)
-			cap *= 2;
-		char *s = realloc(b->s, cap);
-		if (!s) {
-			b->oom = true;
-			return;
-		}
-		b->s = s;
-		b->cap = cap;
-	}
-}
-
 char *vmdk_desc_format(const struct vmdk_desc_params *p)
 {
-	struct sbuf b = { 0 };
+	struct strbuf b = { 0 };
 	uint32_t heads = strcmp(p->adapter_type, "ide") == 0 ? 16 : 255;
 	uint64_t cyl = p->total_sectors / (heads * 63u);
 
@@ -399,50 +357,47 @@ char *vmdk_desc_format(const struct vmdk_desc_params *p)
 	if (p->vmware_fields && cyl > 65535)
 		cyl = 65535;
 
-	sb_printf(&b, "# Disk DescriptorFile\nversion=1\n");
+	strbuf_printf(&b, "# Disk DescriptorFile\nversion=1\n");
 	if (p->vmware_fields)
-		sb_printf(&b, "encoding=\"UTF-8\"\n");
-	sb_printf(&b, "CID=%08" PRIx32 "\nparentCID=%08" PRIx32 "\n",
-		  p->cid, p->parent_cid);
-	sb_printf(&b, "createType=\"%s\"\n", p->create_type);
+		strbuf_printf(&b, "encoding=\"UTF-8\"\n");
+	strbuf_printf(&b, "CID=%08" PRIx32 "\nparentCID=%08" PRIx32 "\n",
+		      p->cid, p->parent_cid);
+	strbuf_printf(&b, "createType=\"%s\"\n", p->create_type);
 	if (p->parent_hint)
-		sb_printf(&b, "parentFileNameHint=\"%s\"\n", p->parent_hint);
-	sb_printf(&b, "\n# Extent description\n");
+		strbuf_printf(&b, "parentFileNameHint=\"%s\"\n",
+			      p->parent_hint);
+	strbuf_printf(&b, "\n# Extent description\n");
 	for (size_t i = 0; i < p->n_ext; i++) {
 		const struct vmdk_desc_extent *e = &p->ext[i];
-		sb_printf(&b, "%s %" PRIu64 " %s",
-			  e->access == VMDK_RW ? "RW" :
-			  e->access == VMDK_RDONLY ? "RDONLY" : "NOACCESS",
-			  e->sectors, vmdk_ext_type_name(e->type));
+		strbuf_printf(&b, "%s %" PRIu64 " %s",
+			      e->access == VMDK_RW ? "RW" :
+			      e->access == VMDK_RDONLY ? "RDONLY" : "NOACCESS",
+			      e->sectors, vmdk_ext_type_name(e->type));
 		if (e->type != VMDK_EXT_ZERO)
-			sb_printf(&b, " \"%s\"", e->filename);
+			strbuf_printf(&b, " \"%s\"", e->filename);
 		if (e->type == VMDK_EXT_FLAT)
-			sb_printf(&b, " %" PRIu64, e->offset);
-		sb_printf(&b, "\n");
+			strbuf_printf(&b, " %" PRIu64, e->offset);
+		strbuf_printf(&b, "\n");
 	}
-	sb_printf(&b, "\n# The Disk Data Base\n#DDB\n\n");
-	sb_printf(&b, "ddb.virtualHWVersion = \"%s\"\n", p->hwversion);
-	sb_printf(&b, "ddb.geometry.cylinders = \"%" PRIu64 "\"\n", cyl);
-	sb_printf(&b, "ddb.geometry.heads = \"%" PRIu32 "\"\n", heads);
-	sb_printf(&b, "ddb.geometry.sectors = \"63\"\n");
-	sb_printf(&b, "ddb.adapterType = \"%s\"\n", p->adapter_type);
+	strbuf_printf(&b, "\n# The Disk Data Base\n#DDB\n\n");
+	strbuf_printf(&b, "ddb.virtualHWVersion = \"%s\"\n", p->hwversion);
+	strbuf_printf(&b, "ddb.geometry.cylinders = \"%" PRIu64 "\"\n", cyl);
+	strbuf_printf(&b, "ddb.geometry.heads = \"%" PRIu32 "\"\n", heads);
+	strbuf_printf(&b, "ddb.geometry.sectors = \"63\"\n");
+	strbuf_printf(&b, "ddb.adapterType = \"%s\"\n", p->adapter_type);
 	if (p->vmware_fields) {
 		uint32_t l[4];
 		for (int i = 0; i < 3; i++)
 			l[i] = vmdk_random_cid();
 		/* VMware ends the long content ID with the CID. */
 		l[3] = p->cid;
-		sb_printf(&b, "ddb.longContentID = \"%08" PRIx32 "%08" PRIx32
-			  "%08" PRIx32 "%08" PRIx32 "\"\n", l[0], l[1], l[2],
-			  l[3]);
+		strbuf_printf(&b, "ddb.longContentID = \"%08" PRIx32
+			      "%08" PRIx32 "%08" PRIx32 "%08" PRIx32 "\"\n",
+			      l[0], l[1], l[2], l[3]);
 		/* 4: tools not installed by VMware (open-vm-tools or none),
 		 * the value VMware's own stream exports carry. */
-		sb_printf(&b, "ddb.toolsInstallType = \"4\"\n");
+		strbuf_printf(&b, "ddb.toolsInstallType = \"4\"\n");
 	}
-	sb_printf(&b, "ddb.toolsVersion = \"%s\"\n", p->toolsversion);
-	if (b.oom) {
-		free(b.s);
-		return NULL;
-	}
-	return b.s;
+	strbuf_printf(&b, "ddb.toolsVersion = \"%s\"\n", p->toolsversion);
+	return strbuf_finish(&b);
 }

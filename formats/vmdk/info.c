@@ -8,7 +8,6 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +16,7 @@
 #include "endian.h"
 #include "error.h"
 #include "file.h"
+#include "grow.h"
 #include "image.h"
 #include "value.h"
 #include "vmdk.h"
@@ -126,43 +126,12 @@ int vmdk_info(struct mimg *img, struct mimg_value *info)
 
 /* ------------------------------------------------------------------ */
 
-#define MAX_MESSAGES 1000
 #define MAX_OVERLAP_GRAINS (4u << 20)	/* 64 MiB of records: 256 GiB of data */
 
 struct checker {
 	struct mimg_check_result *res;
 	bool repair_leaks;
-	size_t nmsg;
-	bool oom;
 };
-
-static void report(struct checker *c, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void report(struct checker *c, const char *fmt, ...)
-{
-	va_list ap;
-	char *m;
-
-	if (c->nmsg >= MAX_MESSAGES || c->oom)
-		return;
-	va_start(ap, fmt);
-	int n = vasprintf(&m, fmt, ap);
-	va_end(ap);
-	if (n < 0) {
-		c->oom = true;
-		return;
-	}
-	char **nm = realloc(c->res->messages, (c->nmsg + 2) * sizeof(*nm));
-	if (!nm) {
-		free(m);
-		c->oom = true;
-		return;
-	}
-	nm[c->nmsg++] = m;
-	nm[c->nmsg] = NULL;
-	c->res->messages = nm;
-}
 
 struct alloc_rec {
 	uint64_t host;
@@ -192,17 +161,19 @@ static void compare_copies(struct checker *c, struct vmdk_sparse *sp,
 			if (mimg_file_pwrite(sp->file, v, 4,
 					     (uint64_t)sp->rgd[gdi] * VMDK_SECTOR +
 					     (uint64_t)i * 4) == 0) {
-				report(c, "Repairing grain %" PRIu64 " in the "
-				       "redundant grain table of %s", grain,
-				       sp->path);
+				mimg__check_report(c->res, "Repairing grain %"
+						   PRIu64 " in the redundant "
+						   "grain table of %s", grain,
+						   sp->path);
 				c->res->leaks_fixed++;
 				continue;
 			}
 		}
-		report(c, "Leaked grain: %s: grain %" PRIu64 " is %" PRIu32
-		       " in the redundant grain table but %" PRIu32 " in the "
-		       "grain table (interrupted update)", sp->path, grain,
-		       rgt[i], gt[i]);
+		mimg__check_report(c->res, "Leaked grain: %s: grain %" PRIu64
+				   " is %" PRIu32 " in the redundant grain "
+				   "table but %" PRIu32 " in the grain table "
+				   "(interrupted update)", sp->path, grain,
+				   rgt[i], gt[i]);
 		c->res->leaks++;
 	}
 }
@@ -242,20 +213,18 @@ static void record_grain(struct checker *c, struct grain_walk *w,
 {
 	if (!w->overlap_ok)
 		return;
-	if (w->nrec == w->caprec) {
-		size_t nc = w->caprec ? w->caprec * 2 : 1024;
-		struct alloc_rec *n;
-		if (nc > MAX_OVERLAP_GRAINS ||
-		    !(n = realloc(w->recs, nc * sizeof(*n)))) {
-			w->overlap_ok = false;
-			report(c, "%s: too many grains to check for overlaps",
-			       w->sp->path);
-			c->res->check_errors++;
-			return;
-		}
-		w->recs = n;
-		w->caprec = nc;
+	struct alloc_rec *n = NULL;
+	if (w->nrec < MAX_OVERLAP_GRAINS)
+		n = mimg__grow(w->recs, &w->caprec, w->nrec + 1, sizeof(*n),
+			       1024);
+	if (!n) {
+		w->overlap_ok = false;
+		mimg__check_report(c->res, "%s: too many grains to check for "
+				   "overlaps", w->sp->path);
+		c->res->check_errors++;
+		return;
 	}
+	w->recs = n;
 	w->recs[w->nrec].host = host;
 	w->recs[w->nrec].len = len;
 	w->nrec++;
@@ -277,14 +246,16 @@ static void check_grain(struct checker *c, struct grain_walk *w,
 	if (sp->compressed)
 		res->compressed_clusters++;
 	if (!ck_range_within(host, len, w->fsize)) {
-		report(c, "ERROR: %s: grain %" PRIu64 " at offset 0x%" PRIx64
-		       " points after EOF", sp->path, grain, host);
+		mimg__check_report(c->res, "ERROR: %s: grain %" PRIu64
+				   " at offset 0x%" PRIx64 " points after EOF",
+				   sp->path, grain, host);
 		res->corruptions++;
 		return;
 	}
 	if (host < w->meta_end) {
-		report(c, "ERROR: %s: grain %" PRIu64 " at offset 0x%" PRIx64
-		       " overlaps the metadata", sp->path, grain, host);
+		mimg__check_report(c->res, "ERROR: %s: grain %" PRIu64
+				   " at offset 0x%" PRIx64 " overlaps the "
+				   "metadata", sp->path, grain, host);
 		res->corruptions++;
 		return;
 	}
@@ -303,9 +274,10 @@ static void check_overlaps(struct checker *c, struct grain_walk *w)
 	for (size_t i = 1; i < w->nrec; i++) {
 		const struct alloc_rec *p = &w->recs[i - 1], *q = &w->recs[i];
 		if (q->host < p->host + p->len) {
-			report(c, "ERROR: %s: grains at offsets 0x%" PRIx64
-			       " and 0x%" PRIx64 " overlap", w->sp->path,
-			       p->host, q->host);
+			mimg__check_report(c->res, "ERROR: %s: grains at "
+					   "offsets 0x%" PRIx64 " and 0x%"
+					   PRIx64 " overlap", w->sp->path,
+					   p->host, q->host);
 			c->res->corruptions++;
 		}
 	}
@@ -317,16 +289,17 @@ static bool read_grain_tables(struct checker *c, struct vmdk_sparse *sp,
 			      uint64_t gdi, uint32_t *gt, uint32_t *rgt)
 {
 	if (vmdk_sparse_read_gt(sp, sp->gd, gdi, gt) < 0) {
-		report(c, "ERROR: %s: grain table %" PRIu64 ": %s", sp->path,
-		       gdi, mimg_errmsg());
+		mimg__check_report(c->res, "ERROR: %s: grain table %" PRIu64
+				   ": %s", sp->path, gdi, mimg_errmsg());
 		c->res->corruptions++;
 		return false;
 	}
 	if (!sp->rgd)
 		return true;
 	if (vmdk_sparse_read_gt(sp, sp->rgd, gdi, rgt) < 0) {
-		report(c, "ERROR: %s: redundant grain table %" PRIu64 ": %s",
-		       sp->path, gdi, mimg_errmsg());
+		mimg__check_report(c->res, "ERROR: %s: redundant grain "
+				   "table %" PRIu64 ": %s", sp->path, gdi,
+				   mimg_errmsg());
 		c->res->corruptions++;
 	} else {
 		compare_copies(c, sp, gdi, gt, rgt);
@@ -383,15 +356,15 @@ int vmdk_check(struct mimg *img, unsigned flags,
 		if (!e->sp)
 			continue;
 		if (e->sp->primary_damaged) {
-			report(&c, "ERROR: %s: the grain directory is damaged; "
-			       "the redundant copy is in use", e->sp->path);
+			mimg__check_report(res, "ERROR: %s: the grain "
+					   "directory is damaged; the "
+					   "redundant copy is in use",
+					   e->sp->path);
 			res->corruptions++;
 		}
 		r = check_sparse(&c, e);
 		if (r < 0)
 			return r;
 	}
-	if (c.oom)
-		return mimg_err(-ENOMEM, "out of memory");
 	return 0;
 }

@@ -82,21 +82,50 @@ static int read_below(struct mimg *img, const struct iovec *iov, int iovcnt,
  * would cost a huge copy. */
 #define MAX_WRITABLE_GRAIN (16u << 20)
 
+/*
+ * The grain at extent offset EOFF: its state *ST and host offset *HOST,
+ * and in *CHUNK the bytes from EOFF (at most LEN) to the end of the run
+ * of grains that follow it in the same state (and on the host, for
+ * data).  The run is that grain alone for compressed data, and for any
+ * state but data with ONLY_DATA.
+ */
+static int grain_run(struct vmdk_sparse *sp, uint64_t eoff, size_t len,
+		     bool only_data, enum vmdk_grain_state *st,
+		     uint64_t *host, size_t *chunk)
+{
+	uint64_t gb = sp->grain_bytes, grain = eoff / gb, in = eoff % gb;
+	size_t n = (size_t)min_u64(len, gb - in);
+	int r = vmdk_sparse_lookup(sp, grain, st, host);
+	if (r < 0)
+		return r;
+	bool alone = *st == VMDK_GRAIN_DATA ? sp->compressed : only_data;
+	while (!alone && n < len) {
+		enum vmdk_grain_state st2;
+		uint64_t host2;
+		if ((r = vmdk_sparse_lookup(sp, ++grain, &st2, &host2)) < 0)
+			return r;
+		if (st2 != *st ||
+		    (st2 == VMDK_GRAIN_DATA && host2 != *host + in + n))
+			break;
+		n = (size_t)min_u64(len, n + gb);
+	}
+	*chunk = n;
+	return 0;
+}
+
 static int read_sparse(struct mimg *img, struct vmdk_extent *e,
 		       const struct iovec *iov, int iovcnt, size_t skip,
 		       uint64_t eoff, size_t len)
 {
 	struct vmdk_sparse *sp = e->sp;
-	uint64_t gb = sp->grain_bytes;
 	int r;
 
 	while (len) {
-		uint64_t grain = eoff / gb, in = eoff % gb;
-		size_t chunk = (size_t)min_u64(len, gb - in);
-		enum vmdk_grain_state st, st2;
-		uint64_t host, host2;
+		uint64_t in = eoff % sp->grain_bytes, host;
+		enum vmdk_grain_state st;
+		size_t chunk;
 
-		r = vmdk_sparse_lookup(sp, grain, &st, &host);
+		r = grain_run(sp, eoff, len, false, &st, &host, &chunk);
 		if (r < 0)
 			return r;
 		if (st == VMDK_GRAIN_DATA && sp->compressed) {
@@ -106,38 +135,23 @@ static int read_sparse(struct mimg *img, struct vmdk_extent *e,
 			void *tmp = dst ? NULL : malloc(chunk);
 			if (!dst && !tmp)
 				return mimg_err(-ENOMEM, "out of memory");
+			uint64_t grain = eoff / sp->grain_bytes;
 			r = vmdk_sparse_read_compressed(sp, grain, host, in,
 							dst ? dst : tmp, chunk);
 			if (r == 0 && tmp)
 				iov_from_buf(iov, iovcnt, skip, tmp, chunk);
 			free(tmp);
-			if (r < 0)
-				return r;
+		} else if (st == VMDK_GRAIN_ZERO) {
+			iov_memset(iov, iovcnt, skip, 0, chunk);
+		} else if (st == VMDK_GRAIN_UNALLOC) {
+			r = read_below(img, iov, iovcnt, skip, e->start + eoff,
+				       chunk);
 		} else {
-			/* Extend over following grains in the same state. */
-			while (chunk < len) {
-				r = vmdk_sparse_lookup(sp, grain + 1, &st2,
-						       &host2);
-				if (r < 0)
-					return r;
-				if (st2 != st || (st == VMDK_GRAIN_DATA &&
-						  host2 != host + in + chunk))
-					break;
-				chunk = (size_t)min_u64(len, chunk + gb);
-				grain++;
-			}
-			if (st == VMDK_GRAIN_ZERO)
-				iov_memset(iov, iovcnt, skip, 0, chunk);
-			else if (st == VMDK_GRAIN_UNALLOC)
-				r = read_below(img, iov, iovcnt, skip,
-					       e->start + eoff, chunk);
-			else
-				r = mimg__file_preadv_slice(e->file, iov,
-							    iovcnt, skip, chunk,
-							    host + in);
-			if (r < 0)
-				return r;
+			r = mimg__file_preadv_slice(e->file, iov, iovcnt, skip,
+						    chunk, host + in);
 		}
+		if (r < 0)
+			return r;
 		skip += chunk;
 		eoff += chunk;
 		len -= chunk;
@@ -378,7 +392,6 @@ static int write_sparse(struct mimg *img, struct vmdk_extent *e,
 			uint64_t eoff, size_t len)
 {
 	struct vmdk_sparse *sp = e->sp;
-	uint64_t gb = sp->grain_bytes;
 	int r = sparse_writable(img, e);
 
 	/* The descriptor may claim more sectors than the extent holds. */
@@ -388,26 +401,14 @@ static int write_sparse(struct mimg *img, struct vmdk_extent *e,
 				" sectors", sp->path, eoff, sp->capacity);
 
 	while (r == 0 && len) {
-		uint64_t grain = eoff / gb, in = eoff % gb;
-		size_t chunk = (size_t)min_u64(len, gb - in);
-		enum vmdk_grain_state st, st2;
-		uint64_t host, host2;
+		uint64_t in = eoff % sp->grain_bytes, host;
+		enum vmdk_grain_state st;
+		size_t chunk;
 
-		r = vmdk_sparse_lookup(sp, grain, &st, &host);
+		r = grain_run(sp, eoff, len, true, &st, &host, &chunk);
 		if (r < 0)
 			break;
 		if (st == VMDK_GRAIN_DATA) {
-			while (chunk < len) {
-				r = vmdk_sparse_lookup(sp, grain + 1, &st2,
-						       &host2);
-				if (r < 0)
-					return r;
-				if (st2 != VMDK_GRAIN_DATA ||
-				    host2 != host + in + chunk)
-					break;
-				chunk = (size_t)min_u64(len, chunk + gb);
-				grain++;
-			}
 			r = guard_data_write(e, host + in, chunk);
 			if (r == 0)
 				r = mimg__file_pwritev_slice(e->file, iov,

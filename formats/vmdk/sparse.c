@@ -548,36 +548,32 @@ static int append_gt(struct vmdk_sparse *sp, uint32_t *s)
 	return 0;
 }
 
-static int ensure_gt(struct vmdk_sparse *sp, uint64_t gdi)
+/* A new grain table for entry GDI of the directory DIR (on disk at
+ * sector DIR_SECTOR): appended, then the entry pointed at it. */
+static int add_gt(struct vmdk_sparse *sp, uint32_t *dir, uint64_t dir_sector,
+		  uint64_t gdi)
 {
 	uint32_t s;
+	int r = append_gt(sp, &s);
+	if (r == 0)
+		r = write_le32s(sp, &s, 1, dir_sector * VMDK_SECTOR + gdi * 4);
+	if (r < 0)
+		return r;
+	dir[gdi] = s;
+	/* A cached all-zero table for this index stays valid. */
+	sp->gt_sorted_valid = false;
+	return 0;
+}
+
+static int ensure_gt(struct vmdk_sparse *sp, uint64_t gdi)
+{
 	int r;
 
-	if (sp->gd[gdi] && (!sp->rgd || sp->rgd[gdi]))
-		return 0;
-	if (sp->rgd && !sp->rgd[gdi]) {
-		r = append_gt(sp, &s);
-		if (r < 0)
-			return r;
-		r = write_le32s(sp, &s, 1, sp->rgd_sector * VMDK_SECTOR +
-				gdi * 4);
-		if (r < 0)
-			return r;
-		sp->rgd[gdi] = s;
-		sp->gt_sorted_valid = false;
-	}
-	if (!sp->gd[gdi]) {
-		r = append_gt(sp, &s);
-		if (r < 0)
-			return r;
-		r = write_le32s(sp, &s, 1, sp->gd_sector * VMDK_SECTOR +
-				gdi * 4);
-		if (r < 0)
-			return r;
-		sp->gd[gdi] = s;
-		/* A cached all-zero table for this index stays valid. */
-		sp->gt_sorted_valid = false;
-	}
+	if (sp->rgd && !sp->rgd[gdi] &&
+	    (r = add_gt(sp, sp->rgd, sp->rgd_sector, gdi)) < 0)
+		return r;
+	if (!sp->gd[gdi])
+		return add_gt(sp, sp->gd, sp->gd_sector, gdi);
 	return 0;
 }
 

@@ -80,7 +80,7 @@ struct vmdk_desc {
 	char *create_type;	/* NULL when absent */
 	char *parent_hint;	/* parentFileNameHint, NULL when absent */
 	struct vmdk_desc_extent *ext;
-	size_t n_ext;
+	size_t n_ext, cap_ext;
 };
 
 /* Parse descriptor TEXT (LEN bytes, may contain a NUL that ends it).

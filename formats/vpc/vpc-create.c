@@ -12,12 +12,12 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "checked.h"
 #include "endian.h"
 #include "error.h"
+#include "uuid.h"
 #include "vpc.h"
 
 #define VPC_BLOCK_SIZE (2u << 20)
@@ -80,7 +80,6 @@ static int parse_opts(const char *path, const struct mimg_opt *opts,
 		      size_t nopts, struct vpc_params *p)
 {
 	struct mimg_optval vals[4];
-	const char *v;
 	int r;
 
 	if ((r = mimg__opts_validate(vpc_create_opts, NULL, opts, nopts,
@@ -88,16 +87,8 @@ static int parse_opts(const char *path, const struct mimg_opt *opts,
 		return r;
 	p->force_size = vals[0].b;
 	p->fixed = vals[3].u == 1;
-	p->prealloc = MIMG_PREALLOC_OFF;
-	if ((v = vals[1].s) &&
-	    (r = mimg__opt_prealloc(v, &p->prealloc)) < 0)
-		return mimg_err_prefix(r, "%s", path);
-	if (p->prealloc == MIMG_PREALLOC_METADATA ||
-	    p->prealloc == MIMG_PREALLOC_FULL)
-		return mimg_err(-ENOTSUP, "%s: vpc: preallocation mode '%s' "
-				"is not supported (use off or falloc)", path,
-				v);
-	return 0;
+	return mimg__opt_prealloc_falloc(path, "vpc", vals[1].s,
+					 &p->prealloc);
 }
 
 /* Sectors and geometry for SIZE bytes, as qemu-img computes them. */
@@ -153,14 +144,7 @@ static void make_footer(uint8_t *f, uint64_t bytes, bool fixed, bool force,
 	f[VPC_F_HEADS] = h;
 	f[VPC_F_SECS] = spt;
 	st_be32(f + VPC_F_TYPE, fixed ? VPC_FIXED : VPC_DYNAMIC);
-	uint8_t *u = f + VPC_F_UUID;
-	if (getrandom(u, 16, 0) != 16) {
-		uint64_t t = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)f;
-		st_be64(u, t);
-		st_be64(u + 8, ~t);
-	}
-	u[6] = (uint8_t)((u[6] & 0x0f) | 0x40); /* random UUID, version 4 */
-	u[8] = (uint8_t)((u[8] & 0x3f) | 0x80);
+	mimg__uuid_random(f + VPC_F_UUID);
 	st_be32(f + VPC_F_CHECKSUM,
 		vpc_checksum(f, VPC_FOOTER_SIZE, VPC_F_CHECKSUM));
 }

@@ -21,6 +21,7 @@
 #include "file.h"
 #include "luks1.h"
 #include "mimg.h"
+#include "uuid.h"
 
 static const uint8_t luks1_magic[6] = {'L', 'U', 'K', 'S', 0xba, 0xbe};
 
@@ -219,6 +220,28 @@ int luks1_parse(const uint8_t *buf, uint64_t file_size, uint64_t max_iters,
 	return 0;
 }
 
+/* Encrypt (ENCRYPT) or decrypt the LEN bytes of key MATERIAL of slot S
+ * with the key PASS derives for it. */
+static int crypt_material(const struct luks1_header *h,
+			  const struct luks1_slot *s, const void *pass,
+			  size_t passlen, bool encrypt, uint8_t *material,
+			  uint64_t len)
+{
+	uint8_t slotkey[MIMG_CRYPTO_MAX_KEY];
+	struct mimg_sector_cipher sc;
+	int r = mimg_pbkdf2(h->hash, pass, passlen, s->salt, LUKS1_SALT_LEN,
+			    s->iters, slotkey, h->key_bytes);
+	if (r == 0)
+		r = mimg_sector_cipher_init(&sc, h->mode, h->ivgen, h->ivhash,
+					    slotkey, h->key_bytes);
+	if (r == 0) {
+		r = mimg_sector_crypt(&sc, encrypt, 0, material, len);
+		mimg_sector_cipher_wipe(&sc);
+	}
+	OPENSSL_cleanse(slotkey, sizeof(slotkey));
+	return r;
+}
+
 /* Try one slot: 1 when PASS opens it (MK filled), 0 when not. */
 static int try_slot(const struct luks1_header *h, int i, struct mimg_file *f,
 		    uint64_t base, const void *pass, size_t passlen,
@@ -226,8 +249,7 @@ static int try_slot(const struct luks1_header *h, int i, struct mimg_file *f,
 {
 	const struct luks1_slot *s = &h->slots[i];
 	uint64_t len = luks1_material_size(h->key_bytes, s->stripes);
-	uint8_t slotkey[MIMG_CRYPTO_MAX_KEY], digest[LUKS1_DIGEST_LEN];
-	struct mimg_sector_cipher sc;
+	uint8_t digest[LUKS1_DIGEST_LEN];
 	uint8_t *material;
 	int r;
 
@@ -238,16 +260,7 @@ static int try_slot(const struct luks1_header *h, int i, struct mimg_file *f,
 						 MIMG_CRYPTO_SECTOR,
 				  "LUKS key material");
 	if (r == 0)
-		r = mimg_pbkdf2(h->hash, pass, passlen, s->salt,
-				LUKS1_SALT_LEN, s->iters, slotkey,
-				h->key_bytes);
-	if (r == 0)
-		r = mimg_sector_cipher_init(&sc, h->mode, h->ivgen, h->ivhash,
-					    slotkey, h->key_bytes);
-	if (r == 0) {
-		r = mimg_sector_crypt(&sc, false, 0, material, len);
-		mimg_sector_cipher_wipe(&sc);
-	}
+		r = crypt_material(h, s, pass, passlen, false, material, len);
 	if (r == 0)
 		r = mimg_af_merge(h->hash, material, h->key_bytes, s->stripes,
 				  mk);
@@ -259,7 +272,6 @@ static int try_slot(const struct luks1_header *h, int i, struct mimg_file *f,
 		r = CRYPTO_memcmp(digest, h->mk_digest, sizeof(digest)) == 0;
 	OPENSSL_cleanse(material, len);
 	free(material);
-	OPENSSL_cleanse(slotkey, sizeof(slotkey));
 	if (r != 1)
 		OPENSSL_cleanse(mk, h->key_bytes);
 	return r;
@@ -319,20 +331,15 @@ static void encode(const struct luks1_header *h, uint8_t *buf)
 	}
 }
 
-static int make_uuid(char *out)
+static void make_uuid(char *out)
 {
 	uint8_t u[16];
-	int r = mimg_random_bytes(u, sizeof(u));
-	if (r < 0)
-		return r;
-	u[6] = (uint8_t)((u[6] & 0x0f) | 0x40); /* version 4 */
-	u[8] = (uint8_t)((u[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+	mimg__uuid_random(u);
 	snprintf(out, LUKS1_UUID_LEN + 1,
 		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
 		 "%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2], u[3], u[4],
 		 u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13],
 		 u[14], u[15]);
-	return 0;
 }
 
 /* Iterations for ITER_TIME ms, divided by DIV, at least the minimum,
@@ -388,8 +395,8 @@ int luks1_prepare(const struct luks1_create_params *p,
 	}
 	h->payload_offset = LUKS1_KEY_ALIGN_SECTORS +
 			    LUKS1_NUM_SLOTS * area;
-	if ((r = make_uuid(h->uuid)) < 0 ||
-	    (r = mimg_random_bytes(h->mk_salt, LUKS1_SALT_LEN)) < 0 ||
+	make_uuid(h->uuid);
+	if ((r = mimg_random_bytes(h->mk_salt, LUKS1_SALT_LEN)) < 0 ||
 	    (r = mimg_random_bytes(h->slots[0].salt, LUKS1_SALT_LEN)) < 0)
 		return r;
 	h->slots[0].active = true;
@@ -404,24 +411,14 @@ static int seal_slot(struct luks1_header *h, int i,
 {
 	struct luks1_slot *s = &h->slots[i];
 	uint64_t len = luks1_material_size(h->key_bytes, s->stripes);
-	uint8_t slotkey[MIMG_CRYPTO_MAX_KEY];
-	struct mimg_sector_cipher sc;
 	int r;
 
-	if ((r = pick_iters(p, h->key_bytes, 1, &s->iters)) < 0 ||
-	    (r = mimg_pbkdf2(h->hash, pass, passlen, s->salt, LUKS1_SALT_LEN,
-			     s->iters, slotkey, h->key_bytes)) < 0)
+	if ((r = pick_iters(p, h->key_bytes, 1, &s->iters)) < 0)
 		return r;
 	memset(material, 0, len);
 	r = mimg_af_split(h->hash, mk, h->key_bytes, s->stripes, material);
 	if (r == 0)
-		r = mimg_sector_cipher_init(&sc, h->mode, h->ivgen, h->ivhash,
-					    slotkey, h->key_bytes);
-	if (r == 0) {
-		r = mimg_sector_crypt(&sc, true, 0, material, len);
-		mimg_sector_cipher_wipe(&sc);
-	}
-	OPENSSL_cleanse(slotkey, sizeof(slotkey));
+		r = crypt_material(h, s, pass, passlen, true, material, len);
 	return r;
 }
 
