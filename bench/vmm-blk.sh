@@ -79,6 +79,12 @@ run() {
 }
 wc=/sys/block/vda/queue/write_cache
 echo "BENCH-CACHE device=\$(cat \$wc | tr ' ' _)"
+# How the guest cuts large requests for this device.
+qdir=/sys/block/vda/queue
+echo "BENCH-QUEUE max_segments=\$(cat \$qdir/max_segments)" \
+	"max_segment_size=\$(cat \$qdir/max_segment_size)" \
+	"max_sectors_kb=\$(cat \$qdir/max_sectors_kb)" \
+	"nr_hw_queues=\$(ls /sys/block/vda/mq | wc -l)"
 # Same requests to both backends: see BENCH_FLUSH above.
 [ "$flush" = 1 ] || echo "write through" >\$wc || guest_fail "setting \$wc"
 run read 1M $secs $span 1 | sed 's/mode=read/mode=bread/'
@@ -115,6 +121,7 @@ run_one() {
 		exit 1
 	fi
 	echo "  $1: $(grep -a '^BENCH-CACHE' "$d/console.log" | tr -d '\r' | sed 's/^BENCH-CACHE //')"
+	echo "  $1: $(grep -a '^BENCH-QUEUE' "$d/console.log" | tr -d '\r' | sed 's/^BENCH-QUEUE //')"
 	grep -a '^BENCH ' "$d/console.log" | tr -d '\r' | sed "s/^BENCH /$1 /" >"$d/bench"
 	sed 's/^/  /' "$d/bench"
 	cat "$d/bench" >>"$T/results"
