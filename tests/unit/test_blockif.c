@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -429,6 +430,112 @@ START_TEST(here_requests)
 }
 END_TEST
 
+/* A 1 MiB request in 128 segments of 8 KiB, over BUF, with a callback
+ * that counts its calls. */
+struct big_req {
+	struct blockif_completion done; /* first: br_param is both */
+	struct blockif_req br;
+	int calls;
+};
+
+static void big_cb(struct blockif_req *br, int err)
+{
+	struct big_req *b = br->br_param;
+
+	__atomic_fetch_add(&b->calls, 1, __ATOMIC_SEQ_CST);
+	blockif_completed(br, err);
+}
+
+static void big_init(struct big_req *b, uint8_t *buf, uint64_t off)
+{
+	memset(b, 0, sizeof(*b));
+	b->done = (struct blockif_completion)BLOCKIF_COMPLETION_INIT;
+	b->br.br_callback = big_cb;
+	b->br.br_param = b;
+	b->br.br_offset = (off_t)off;
+	b->br.br_resid = 1 << 20;
+	b->br.br_iovcnt = BLOCKIF_IOV_MAX;
+	for (int i = 0; i < BLOCKIF_IOV_MAX; i++) {
+		b->br.br_iov[i].iov_base = buf + i * 8192;
+		b->br.br_iov[i].iov_len = 8192;
+	}
+}
+
+static bool big_done_now(struct big_req *b)
+{
+	bool done;
+
+	pthread_mutex_lock(&b->done.lock);
+	done = b->done.done;
+	pthread_mutex_unlock(&b->done.lock);
+	return done;
+}
+
+/* Large reads and writes are performed in parts by several threads: the
+ * request completes once, after its last part, with the error of any
+ * part. */
+START_TEST(large_requests_in_parts)
+{
+	struct blockif_ctxt *bc;
+	struct big_req b;
+	uint8_t *buf = malloc(1 << 20), *file;
+	uint8_t *hole;
+	size_t flen;
+
+	ck_assert_ptr_nonnull(buf);
+	make_disk();
+	bc = open_ok("disk.raw,format=raw");
+	/* Every worker held: performed here, the first part is written
+	 * and the others wait, so the request is not complete. */
+	ck_assert_int_ge(park_workers(bc), 1);
+	memset(buf, 0x6b, 1 << 20);
+	big_init(&b, buf, 1 << 20);
+	ck_assert_int_eq(blockif_write_here(bc, &b.br), 0);
+	ck_assert(!big_done_now(&b));
+	ck_assert_int_eq(__atomic_load_n(&b.calls, __ATOMIC_SEQ_CST), 0);
+	file = tu_read_file("disk.raw", &flen);
+	ck_assert_uint_eq(flen, DISK_SIZE);
+	ck_assert_uint_eq(file[1 << 20], 0x6b);
+	ck_assert_uint_eq(file[(2 << 20) - 1], disk[(2 << 20) - 1]);
+	free(file);
+	release_workers();
+	ck_assert_int_eq(blockif_completion_wait(&b.done), 0);
+	ck_assert_int_eq(b.calls, 1);
+	ck_assert_int_eq(b.br.br_resid, 0);
+	memset(disk + (1 << 20), 0x6b, 1 << 20);
+	file = tu_read_file("disk.raw", &flen);
+	ck_assert(memcmp(file, disk, DISK_SIZE) == 0);
+	free(file);
+
+	/* Read back by the workers. */
+	memset(buf, 0, 1 << 20);
+	big_init(&b, buf, 512 << 10);
+	ck_assert_int_eq(blockif_read(bc, &b.br), 0);
+	ck_assert_int_eq(blockif_completion_wait(&b.done), 0);
+	ck_assert_int_eq(b.calls, 1);
+	ck_assert_int_eq(b.br.br_resid, 0);
+	ck_assert(memcmp(buf, disk + (512 << 10), 1 << 20) == 0);
+
+	/* One segment of the last part cannot be written to: the request
+	 * fails, once, with that part's error. */
+	hole = mmap(NULL, 8192, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ck_assert_ptr_ne(hole, MAP_FAILED);
+	for (int here = 0; here < 2; here++) {
+		big_init(&b, buf, 0);
+		b.br.br_iov[BLOCKIF_IOV_MAX - 3].iov_base = hole;
+		ck_assert_int_eq(here ? blockif_read_here(bc, &b.br)
+				      : blockif_read(bc, &b.br),
+				 0);
+		ck_assert_int_eq(blockif_completion_wait(&b.done), EFAULT);
+		ck_assert_int_eq(b.calls, 1);
+	}
+	munmap(hole, 8192);
+	ck_assert_int_eq(blockif_close(bc), 0);
+	free(buf);
+	free(disk);
+}
+END_TEST
+
 START_TEST(close_drains_queue)
 {
 	struct blockif_ctxt *bc;
@@ -528,7 +635,7 @@ int main(void)
 		       TU_TESTS(open_options, chs_large, read_write_resid,
 				read_only_and_delete, queue_full_and_cancel,
 				overlapping_requests_keep_order,
-				here_requests,
+				here_requests, large_requests_in_parts,
 				close_drains_queue, stress_raw,
 				encrypted_keyfile));
 }
