@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <mimg.h>
 
@@ -196,8 +197,8 @@ static uint64_t disk_size(struct blockif_ctxt *bc);
 /*
  * Cut BE (its range and request set) into parts for the workers: a read or
  * write inside the disk of at least two BLOCKIF_PART_MIN, into as many
- * parts of about equal size as that allows (at most BLOCKIF_MAX_PARTS and
- * the workers), each ending at a segment boundary so that it is a slice
+ * parts of about equal size as that allows (at most bc->maxparts), each
+ * ending at a segment boundary so that it is a slice
  * of the request's own segments.  One part when the segments do not allow
  * a cut.  Requests crossing the end of the disk are not cut (rare; their
  * trimming stays in one place).
@@ -210,11 +211,9 @@ static void plan_parts(struct blockif_ctxt *bc, struct blockif_elem *be)
 
 	be->part_iov[0] = 0;
 	be->part_off[0] = 0;
-	want = (int)(len / BLOCKIF_PART_MIN < BLOCKIF_MAX_PARTS
+	want = (int)(len / BLOCKIF_PART_MIN < (uint64_t)bc->maxparts
 			     ? len / BLOCKIF_PART_MIN
-			     : BLOCKIF_MAX_PARTS);
-	if (want > bc->nthreads)
-		want = bc->nthreads;
+			     : (uint64_t)bc->maxparts);
 	if ((be->op != BOP_READ && be->op != BOP_WRITE) || want < 2 ||
 	    be->end > disk_size(bc))
 		want = 1;
@@ -239,6 +238,42 @@ static void plan_parts(struct blockif_ctxt *bc, struct blockif_elem *be)
 	be->moved = 0;
 }
 
+/* Wake a worker for each of N parts. */
+static void wake_workers(struct blockif_ctxt *bc, int n)
+{
+	for (int i = 0; i < n; i++)
+		pthread_cond_signal(&bc->work_cond);
+}
+
+/*
+ * Perform BE, alone in blockif, in this thread.  A request in parts is
+ * queued for the workers as well, and this thread performs its parts in
+ * turn until none is left to take: the workers that get a CPU meanwhile
+ * take the others, and on a busy machine, where they would be late, this
+ * thread does not wait for them.  Called with the mutex held.
+ */
+static void run_here(struct blockif_ctxt *bc, struct blockif_elem *be)
+{
+	struct blockif_req *br = be->req;
+	int part = 0;
+
+	if (be->nparts == 1) {
+		run_elem(bc, be, 0);
+		return;
+	}
+	ready_add(bc, be);
+	wake_workers(bc, be->nparts - 1);
+	ready_take(bc, &part);
+	for (;;) {
+		run_elem(bc, be, part);
+		/* BE is freed once its last part is done; while parts of
+		 * it are left to take, it is still at the head. */
+		if (bc->ready_head != be || be->req != br)
+			break;
+		ready_take(bc, &part);
+	}
+}
+
 /* Queue BR; with HERE, perform it in this thread instead when nothing
  * else is unfinished (nothing it could conflict with or overtake) and
  * the workers may start requests. */
@@ -247,7 +282,8 @@ static int enqueue(struct blockif_ctxt *bc, struct blockif_req *br,
 {
 	struct blockif_elem *be;
 	uint64_t start, end;
-	bool ready, parts;
+	bool ready;
+	int parts;
 
 	/* A NULL context or request cannot be answered through a callback. */
 	if (!bc || !br)
@@ -280,21 +316,12 @@ static int enqueue(struct blockif_ctxt *bc, struct blockif_req *br,
 		bc->active_head = be;
 	bc->active_tail = be;
 	if (here && bc->active_head == be && !bc->paused && !bc->closing) {
-		int part = 0;
-
-		/* A request in parts: the workers take the others while
-		 * this thread performs the first. */
-		if (be->nparts > 1) {
-			ready_add(bc, be);
-			pthread_cond_broadcast(&bc->work_cond);
-			ready_take(bc, &part);
-		}
-		run_elem(bc, be, part);
+		run_here(bc, be);
 		pthread_mutex_unlock(&bc->mtx);
 		return 0;
 	}
 	ready = be->deps == 0;
-	parts = be->nparts > 1;
+	parts = be->nparts;
 	if (ready)
 		ready_add(bc, be);
 	else
@@ -302,10 +329,8 @@ static int enqueue(struct blockif_ctxt *bc, struct blockif_req *br,
 	pthread_mutex_unlock(&bc->mtx);
 	/* After unlocking, so the woken worker does not block at once on
 	 * the mutex still held here. */
-	if (ready && parts)
-		pthread_cond_broadcast(&bc->work_cond);
-	else if (ready)
-		pthread_cond_signal(&bc->work_cond);
+	if (ready)
+		wake_workers(bc, parts);
 	return 0;
 }
 
@@ -526,6 +551,7 @@ static void *worker_main(void *arg)
 
 int blockif_start(struct blockif_ctxt *bc)
 {
+	long ncpu;
 	int err;
 
 	pthread_mutex_init(&bc->mtx, NULL);
@@ -538,6 +564,11 @@ int blockif_start(struct blockif_ctxt *bc)
 		bc->elems[i].link = bc->free_list;
 		bc->free_list = &bc->elems[i];
 	}
+	/* Parts run in parallel only with CPUs to run them on. */
+	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	bc->maxparts = ncpu < 1 ? 1
+		       : ncpu < BLOCKIF_MAX_PARTS ? (int)ncpu
+						  : BLOCKIF_MAX_PARTS;
 	for (bc->nthreads = 0; bc->nthreads < BLOCKIF_NUMTHR; bc->nthreads++) {
 		err = pthread_create(&bc->threads[bc->nthreads], NULL,
 				     worker_main, bc);
@@ -546,6 +577,8 @@ int blockif_start(struct blockif_ctxt *bc)
 	}
 	if (bc->nthreads == 0)
 		return err;
+	if (bc->maxparts > bc->nthreads)
+		bc->maxparts = bc->nthreads;
 	return 0;
 }
 

@@ -19,8 +19,9 @@ struct mimg;
 #define BLOCKIF_MAXREQ (BLOCKIF_RING_MAX + BLOCKIF_NUMTHR)
 
 /* A read or write of at least two BLOCKIF_PART_MIN is cut, at segment
- * boundaries, into up to BLOCKIF_MAX_PARTS parts that workers perform in
- * parallel; the request completes when its last part does. */
+ * boundaries, into up to BLOCKIF_MAX_PARTS parts (no more than there are
+ * CPUs) that workers perform in parallel; the request completes when its
+ * last part does. */
 #define BLOCKIF_PART_MIN (128u << 10)
 #define BLOCKIF_MAX_PARTS 4
 
@@ -87,6 +88,7 @@ struct blockif_ctxt {
 	struct blockif_elem *ready_head, *ready_tail;
 	struct blockif_elem *free_list;
 	int nthreads;
+	int maxparts; /* parts a request may be cut into (plan_parts) */
 	pthread_t threads[BLOCKIF_NUMTHR];
 	struct blockif_elem elems[BLOCKIF_MAXREQ];
 };

@@ -211,8 +211,8 @@ int blockif_write_zeroes(struct blockif_ctxt *bc, struct blockif_req *breq,
  * thread and back; a caller that expects more requests soon should use
  * blockif_read / blockif_write, which run them in parallel.  A request of
  * 256 KiB or more, which blockif performs in parts on several threads,
- * has its first part performed in the caller and the others by workers;
- * its callback runs in the thread that finishes last. */
+ * has its parts performed by the caller in turn while workers take the
+ * others; its callback runs in the thread that finishes the last one. */
 int blockif_read_here(struct blockif_ctxt *bc, struct blockif_req *breq);
 int blockif_write_here(struct blockif_ctxt *bc, struct blockif_req *breq);
 /* Allocation granularity of the image (cluster/grain size) or 0. */
