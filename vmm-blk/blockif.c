@@ -14,9 +14,10 @@
  * its element, in state BST_DONE, until its callback returns: bhyve counts
  * its slots that way, and blockif_cancel answers EBUSY for it meanwhile.
  *
- * A large read or write is cut into parts (see BLOCKIF_PART_MIN) that
- * several workers take from the head of the ready FIFO and perform at
- * once, as a guest's large transfer would otherwise run on one thread.
+ * A large write (with nocache, a large read too) is cut into parts (see
+ * BLOCKIF_PART_MIN) that several workers take from the head of the ready
+ * FIFO and perform at once, as a guest's large transfer would otherwise
+ * run on one thread.
  * The request stays on the active list until its last part is done, and
  * only then does its callback run, with the first error of any part, so
  * ordering, flushes and cancel see one request as before.
@@ -195,8 +196,9 @@ static void run_elem(struct blockif_ctxt *bc, struct blockif_elem *be,
 static uint64_t disk_size(struct blockif_ctxt *bc);
 
 /*
- * Cut BE (its range and request set) into parts for the workers: a read or
- * write inside the disk of at least two BLOCKIF_PART_MIN, into as many
+ * Cut BE (its range and request set) into parts for the workers: a write
+ * (and with split_reads a read) inside the disk of at least two
+ * BLOCKIF_PART_MIN, into as many
  * parts of about equal size as that allows (at most bc->maxparts), each
  * ending at a segment boundary so that it is a slice
  * of the request's own segments.  One part when the segments do not allow
@@ -214,14 +216,17 @@ static void plan_parts(struct blockif_ctxt *bc, struct blockif_elem *be)
 	want = (int)(len / BLOCKIF_PART_MIN < (uint64_t)bc->maxparts
 			     ? len / BLOCKIF_PART_MIN
 			     : (uint64_t)bc->maxparts);
-	if ((be->op != BOP_READ && be->op != BOP_WRITE) || want < 2 ||
-	    be->end > disk_size(bc))
+	if (!(be->op == BOP_WRITE || (be->op == BOP_READ && bc->split_reads)) ||
+	    want < 2 || be->end > disk_size(bc))
 		want = 1;
-	/* Cut after the segment that reaches the next 1/want of the bytes;
-	 * every part keeps at least one byte. */
+	/* Cut after the segment that reaches the next 1/want of the bytes,
+	 * where a cluster starts (parts that allocate the same cluster would
+	 * each copy its backing data or wait for each other); every part
+	 * keeps at least one byte. */
 	for (int i = 0; i < cnt - 1 && n + 1 < want; i++) {
 		sum += iov[i].iov_len;
 		if (sum >= len / (uint64_t)want * (uint64_t)(n + 1) &&
+		    (be->start + sum) % bc->part_align == 0 &&
 		    sum > be->part_off[n] && sum < len) {
 			n++;
 			be->part_iov[n] = i + 1;
@@ -551,6 +556,7 @@ static void *worker_main(void *arg)
 
 int blockif_start(struct blockif_ctxt *bc)
 {
+	uint32_t cluster;
 	long ncpu;
 	int err;
 
@@ -569,6 +575,11 @@ int blockif_start(struct blockif_ctxt *bc)
 	bc->maxparts = ncpu < 1 ? 1
 		       : ncpu < BLOCKIF_MAX_PARTS ? (int)ncpu
 						  : BLOCKIF_MAX_PARTS;
+	cluster = mimg_cluster_size(bc->img);
+	bc->part_align = cluster && !(cluster & (cluster - 1)) &&
+					 cluster <= BLOCKIF_PART_MIN
+				 ? cluster
+				 : 1;
 	for (bc->nthreads = 0; bc->nthreads < BLOCKIF_NUMTHR; bc->nthreads++) {
 		err = pthread_create(&bc->threads[bc->nthreads], NULL,
 				     worker_main, bc);
@@ -579,6 +590,7 @@ int blockif_start(struct blockif_ctxt *bc)
 		return err;
 	if (bc->maxparts > bc->nthreads)
 		bc->maxparts = bc->nthreads;
+
 	return 0;
 }
 

@@ -18,8 +18,8 @@ struct mimg;
 #define BLOCKIF_NUMTHR 8
 #define BLOCKIF_MAXREQ (BLOCKIF_RING_MAX + BLOCKIF_NUMTHR)
 
-/* A read or write of at least two BLOCKIF_PART_MIN is cut, at segment
- * boundaries, into up to BLOCKIF_MAX_PARTS parts (no more than there are
+/* A write (with split_reads a read) of at least two BLOCKIF_PART_MIN is
+ * cut, at segment boundaries, into up to BLOCKIF_MAX_PARTS parts (no more than there are
  * CPUs) that workers perform in parallel; the request completes when its
  * last part does. */
 #define BLOCKIF_PART_MIN (128u << 10)
@@ -89,6 +89,8 @@ struct blockif_ctxt {
 	struct blockif_elem *free_list;
 	int nthreads;
 	int maxparts; /* parts a request may be cut into (plan_parts) */
+	bool split_reads;    /* reads are cut too (nocache) */
+	uint64_t part_align; /* parts start on multiples of this, or 1 */
 	pthread_t threads[BLOCKIF_NUMTHR];
 	struct blockif_elem elems[BLOCKIF_MAXREQ];
 };
