@@ -272,8 +272,9 @@ static void run_here(struct blockif_ctxt *bc, struct blockif_elem *be)
 	for (;;) {
 		run_elem(bc, be, part);
 		/* BE is freed once its last part is done; while parts of
-		 * it are left to take, it is still at the head. */
-		if (bc->ready_head != be || be->req != br)
+		 * it are left to take, it is still at the head.  Paused,
+		 * the rest waits for the workers' resumption. */
+		if (bc->ready_head != be || be->req != br || bc->paused)
 			break;
 		ready_take(bc, &part);
 	}
