@@ -22,7 +22,10 @@
 # Environment: VMM_BLK (default BUILDDIR/vmm-blk/vmm-blk), BENCH_BACKENDS
 # ("qsd vmm-blk"), BENCH_ROUNDS (1), BENCH_SECS (10), BENCH_SPAN (256M),
 # BENCH_SIZE (1G, the virtual disk size), BENCH_QD (4), BENCH_FLUSH (0),
-# E2E_SMP (2), E2E_ACCEL (tcg; kvm where nested KVM works).
+# E2E_SMP (2), E2E_ACCEL (tcg; kvm where nested KVM works), BENCH_BASE (the
+# path of another vmm-blk build, run as a third backend "base" in the same
+# rounds, so a change is measured against the build before it under the
+# same load).
 # Under TCG the guest's CPU is slow, so absolute numbers are low; the ratio
 # is what is compared.
 #
@@ -40,6 +43,11 @@ top=$(cd "$here/.." && pwd)
 builddir=${1:-$top/build}
 VMM_BLK=${VMM_BLK:-$builddir/vmm-blk/vmm-blk}
 backends=${BENCH_BACKENDS:-qsd vmm-blk}
+base=${BENCH_BASE:-}
+if [ -n "$base" ]; then
+	[ -x "$base" ] || { echo "BENCH_BASE $base is not executable" >&2; exit 1; }
+	backends="$backends base"
+fi
 rounds=${BENCH_ROUNDS:-1}
 secs=${BENCH_SECS:-10}
 span=${BENCH_SPAN:-256M}
@@ -79,6 +87,12 @@ run() {
 }
 wc=/sys/block/vda/queue/write_cache
 echo "BENCH-CACHE device=\$(cat \$wc | tr ' ' _)"
+# How the guest cuts large requests for this device.
+qdir=/sys/block/vda/queue
+echo "BENCH-QUEUE max_segments=\$(cat \$qdir/max_segments)" \
+	"max_segment_size=\$(cat \$qdir/max_segment_size)" \
+	"max_sectors_kb=\$(cat \$qdir/max_sectors_kb)" \
+	"nr_hw_queues=\$(ls /sys/block/vda/mq | wc -l)"
 # Same requests to both backends: see BENCH_FLUSH above.
 [ "$flush" = 1 ] || echo "write through" >\$wc || guest_fail "setting \$wc"
 run read 1M $secs $span 1 | sed 's/mode=read/mode=bread/'
@@ -104,8 +118,11 @@ run_one() {
 	mkdir -p "$d"
 	qemu-img create -q -f qcow2 -b "$T/base.qcow2" -F qcow2 "$d/disk.qcow2" "$size" ||
 		exit 1
-	e2e_backend_start "$1" "$d/sock" qcow2 "$d/disk.qcow2" "$qd" "$d/backend.log" ||
+	kind=$1 saved=$VMM_BLK
+	[ "$1" = base ] && kind=vmm-blk VMM_BLK=$base
+	e2e_backend_start "$kind" "$d/sock" qcow2 "$d/disk.qcow2" "$qd" "$d/backend.log" ||
 		exit 1
+	VMM_BLK=$saved
 	e2e_boot "$d/console.log" "$T/initrd" "$d/sock" "$qd"
 	rc=$?
 	e2e_backend_stop || rc=1
@@ -115,6 +132,7 @@ run_one() {
 		exit 1
 	fi
 	echo "  $1: $(grep -a '^BENCH-CACHE' "$d/console.log" | tr -d '\r' | sed 's/^BENCH-CACHE //')"
+	echo "  $1: $(grep -a '^BENCH-QUEUE' "$d/console.log" | tr -d '\r' | sed 's/^BENCH-QUEUE //')"
 	grep -a '^BENCH ' "$d/console.log" | tr -d '\r' | sed "s/^BENCH /$1 /" >"$d/bench"
 	sed 's/^/  /' "$d/bench"
 	cat "$d/bench" >>"$T/results"
@@ -156,13 +174,20 @@ for line in open(sys.argv[1]):
         best[key] = val
 modes = ["bread", "fill", "write", "read", "randread1", "randread", "randwrite"]
 seq = {"bread", "fill", "write", "read"}
-print("%-10s %-6s %12s %12s %7s" % ("test", "unit", "qsd", "vmm-blk", "ratio"))
+has_base = any(k[0] == "base" for k in best)
+head = ("test", "unit", "qsd", "vmm-blk", "ratio")
+if has_base:
+    head += ("base", "ratio")
+print(("%-10s %-6s %12s %12s %7s" + " %12s %7s" * has_base) % head)
 for m in modes:
     unit = "MB/s" if m in seq else "IOPS"
     i = 1 if m in seq else 0
     q = best.get(("qsd", m))
-    v = best.get(("vmm-blk", m))
     fmt = lambda x: "-" if x is None else "%.1f" % x[i]
-    ratio = "%.2f" % (v[i] / q[i]) if q and v and q[i] > 0 else "-"
-    print("%-10s %-6s %12s %12s %7s" % (m, unit, fmt(q), fmt(v), ratio))
+    ratio = lambda v: "%.2f" % (v[i] / q[i]) if q and v and q[i] > 0 else "-"
+    row = (m, unit, fmt(q))
+    for b in ("vmm-blk", "base")[:1 + has_base]:
+        v = best.get((b, m))
+        row += (fmt(v), ratio(v))
+    print(("%-10s %-6s %12s %12s %7s" + " %12s %7s" * has_base) % row)
 EOF

@@ -13,12 +13,21 @@
  * leaves the active list (releasing the ones that waited for it) but keeps
  * its element, in state BST_DONE, until its callback returns: bhyve counts
  * its slots that way, and blockif_cancel answers EBUSY for it meanwhile.
+ *
+ * A large write (with nocache, a large read too) is cut into parts (see
+ * BLOCKIF_PART_MIN) that several workers take from the head of the ready
+ * FIFO and perform at once, as a guest's large transfer would otherwise
+ * run on one thread.
+ * The request stays on the active list until its last part is done, and
+ * only then does its callback run, with the first error of any part, so
+ * ordering, flushes and cancel see one request as before.
  */
 #include <errno.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <mimg.h>
 
@@ -60,11 +69,16 @@ static void ready_push(struct blockif_ctxt *bc, struct blockif_elem *be)
 	pthread_cond_signal(&bc->work_cond);
 }
 
-static struct blockif_elem *ready_pop(struct blockif_ctxt *bc)
+/* Take the next part of the request at the head of the ready FIFO into
+ * *PART; the request leaves the FIFO with its last part. */
+static struct blockif_elem *ready_take(struct blockif_ctxt *bc, int *part)
 {
 	struct blockif_elem *be = bc->ready_head;
 
-	if (be) {
+	if (!be)
+		return NULL;
+	*part = be->next_part++;
+	if (be->next_part >= be->nparts) {
 		bc->ready_head = be->link;
 		if (!bc->ready_head)
 			bc->ready_tail = NULL;
@@ -132,19 +146,24 @@ static struct iovec *req_iov(struct blockif_req *br)
 					offsetof(struct blockif_req, br_iov));
 }
 
-/* Total length of BR's segments; false when it does not fit in ssize_t. */
-static bool iov_total(struct blockif_req *br, uint64_t *lenp)
+/* Total length of IOV[0..CNT); false when it does not fit in ssize_t. */
+static bool iov_sum(const struct iovec *iov, int cnt, uint64_t *lenp)
 {
-	const struct iovec *iov = req_iov(br);
 	uint64_t n = 0;
 
-	for (int i = 0; i < br->br_iovcnt; i++) {
+	for (int i = 0; i < cnt; i++) {
 		if (iov[i].iov_len > (uint64_t)SSIZE_MAX - n)
 			return false;
 		n += iov[i].iov_len;
 	}
 	*lenp = n;
 	return true;
+}
+
+/* Total length of BR's segments; false when it does not fit in ssize_t. */
+static bool iov_total(struct blockif_req *br, uint64_t *lenp)
+{
+	return iov_sum(req_iov(br), br->br_iovcnt, lenp);
 }
 
 /* The byte range BR covers, for ordering.  A malformed request (negative
@@ -172,7 +191,94 @@ static void req_range(struct blockif_req *br, enum blockif_op op,
 	*end = *start + len;
 }
 
-static void run_elem(struct blockif_ctxt *bc, struct blockif_elem *be);
+static void run_elem(struct blockif_ctxt *bc, struct blockif_elem *be,
+		     int part);
+static uint64_t disk_size(struct blockif_ctxt *bc);
+
+/*
+ * Cut BE (its range and request set) into parts for the workers: a write
+ * (and with split_reads a read) inside the disk of at least two
+ * BLOCKIF_PART_MIN, into as many
+ * parts of about equal size as that allows (at most bc->maxparts), each
+ * ending at a segment boundary so that it is a slice
+ * of the request's own segments.  One part when the segments do not allow
+ * a cut.  Requests crossing the end of the disk are not cut (rare; their
+ * trimming stays in one place).
+ */
+static void plan_parts(struct blockif_ctxt *bc, struct blockif_elem *be)
+{
+	const struct iovec *iov = req_iov(be->req);
+	int cnt = be->req->br_iovcnt, want, n = 0;
+	uint64_t len = be->end - be->start, sum = 0;
+
+	be->part_iov[0] = 0;
+	be->part_off[0] = 0;
+	want = (int)(len / BLOCKIF_PART_MIN < (uint64_t)bc->maxparts
+			     ? len / BLOCKIF_PART_MIN
+			     : (uint64_t)bc->maxparts);
+	if (!(be->op == BOP_WRITE || (be->op == BOP_READ && bc->split_reads)) ||
+	    want < 2 || be->end > disk_size(bc))
+		want = 1;
+	/* Cut after the segment that reaches the next 1/want of the bytes,
+	 * where a cluster starts (parts that allocate the same cluster would
+	 * each copy its backing data or wait for each other); every part
+	 * keeps at least one byte. */
+	for (int i = 0; i < cnt - 1 && n + 1 < want; i++) {
+		sum += iov[i].iov_len;
+		if (sum >= len / (uint64_t)want * (uint64_t)(n + 1) &&
+		    (be->start + sum) % bc->part_align == 0 &&
+		    sum > be->part_off[n] && sum < len) {
+			n++;
+			be->part_iov[n] = i + 1;
+			be->part_off[n] = sum;
+		}
+	}
+	n++;
+	be->part_iov[n] = cnt;
+	be->part_off[n] = len;
+	be->nparts = n;
+	be->next_part = 0;
+	be->parts_left = n;
+	be->part_err = 0;
+	be->moved = 0;
+}
+
+/* Wake a worker for each of N parts. */
+static void wake_workers(struct blockif_ctxt *bc, int n)
+{
+	for (int i = 0; i < n; i++)
+		pthread_cond_signal(&bc->work_cond);
+}
+
+/*
+ * Perform BE, alone in blockif, in this thread.  A request in parts is
+ * queued for the workers as well, and this thread performs its parts in
+ * turn until none is left to take: the workers that get a CPU meanwhile
+ * take the others, and on a busy machine, where they would be late, this
+ * thread does not wait for them.  Called with the mutex held.
+ */
+static void run_here(struct blockif_ctxt *bc, struct blockif_elem *be)
+{
+	struct blockif_req *br = be->req;
+	int part = 0;
+
+	if (be->nparts == 1) {
+		run_elem(bc, be, 0);
+		return;
+	}
+	ready_add(bc, be);
+	wake_workers(bc, be->nparts - 1);
+	ready_take(bc, &part);
+	for (;;) {
+		run_elem(bc, be, part);
+		/* BE is freed once its last part is done; while parts of
+		 * it are left to take, it is still at the head.  Paused,
+		 * the rest waits for the workers' resumption. */
+		if (bc->ready_head != be || be->req != br || bc->paused)
+			break;
+		ready_take(bc, &part);
+	}
+}
 
 /* Queue BR; with HERE, perform it in this thread instead when nothing
  * else is unfinished (nothing it could conflict with or overtake) and
@@ -183,6 +289,7 @@ static int enqueue(struct blockif_ctxt *bc, struct blockif_req *br,
 	struct blockif_elem *be;
 	uint64_t start, end;
 	bool ready;
+	int parts;
 
 	/* A NULL context or request cannot be answered through a callback. */
 	if (!bc || !br)
@@ -203,6 +310,7 @@ static int enqueue(struct blockif_ctxt *bc, struct blockif_req *br,
 	be->start = start;
 	be->end = end;
 	be->deps = 0;
+	plan_parts(bc, be);
 	for (struct blockif_elem *t = bc->active_head; t; t = t->next)
 		if (conflicts(t, be))
 			be->deps++;
@@ -214,11 +322,12 @@ static int enqueue(struct blockif_ctxt *bc, struct blockif_req *br,
 		bc->active_head = be;
 	bc->active_tail = be;
 	if (here && bc->active_head == be && !bc->paused && !bc->closing) {
-		run_elem(bc, be);
+		run_here(bc, be);
 		pthread_mutex_unlock(&bc->mtx);
 		return 0;
 	}
 	ready = be->deps == 0;
+	parts = be->nparts;
 	if (ready)
 		ready_add(bc, be);
 	else
@@ -227,7 +336,7 @@ static int enqueue(struct blockif_ctxt *bc, struct blockif_req *br,
 	/* After unlocking, so the woken worker does not block at once on
 	 * the mutex still held here. */
 	if (ready)
-		pthread_cond_signal(&bc->work_cond);
+		wake_workers(bc, parts);
 	return 0;
 }
 
@@ -246,20 +355,20 @@ static int errno_of(long r)
 	return r < 0 ? (int)-r : 0;
 }
 
-/* Transfer BR's segments, cut to the first LEN bytes, at OFF. */
-static ssize_t transfer(struct blockif_ctxt *bc, struct blockif_req *br,
+/* Transfer segments IOV[0..CNT), cut to the first LEN bytes, at OFF. */
+static ssize_t transfer(struct blockif_ctxt *bc, struct iovec *iov, int cnt,
 			bool write, uint64_t off, uint64_t len)
 {
-	struct iovec *iov = req_iov(br), *cut;
+	struct iovec *cut;
 	uint64_t total;
 	int n = 0;
 	ssize_t r;
 
-	if (!iov_total(br, &total))
+	if (!iov_sum(iov, cnt, &total))
 		return -EINVAL;
 	if (total <= len)
-		return write ? mimg_pwritev(bc->img, iov, br->br_iovcnt, off, 0)
-			     : mimg_preadv(bc->img, iov, br->br_iovcnt, off, 0);
+		return write ? mimg_pwritev(bc->img, iov, cnt, off, 0)
+			     : mimg_preadv(bc->img, iov, cnt, off, 0);
 	/* Crossing the end of the disk (rare): a trimmed copy. */
 	for (uint64_t sum = 0; sum < len; n++)
 		sum += iov[n].iov_len;
@@ -278,29 +387,60 @@ static ssize_t transfer(struct blockif_ctxt *bc, struct blockif_req *br,
 }
 
 /*
- * A read or write, as bhyve over a disk device: the part inside the disk
- * is transferred, br_resid drops by what was; a read from at or past the
- * end transfers nothing, a write from past the end is EIO.
+ * Transfer segments IOV[0..CNT), LEN bytes, at OFF as bhyve over a disk
+ * device: the part inside the disk is transferred (*MOVED bytes); a read
+ * from at or past the end transfers nothing, a write from past the end
+ * is EIO.
  */
+static int transfer_span(struct blockif_ctxt *bc, bool write,
+			 struct iovec *iov, int cnt, uint64_t off,
+			 uint64_t len, uint64_t *moved)
+{
+	uint64_t size = disk_size(bc);
+	ssize_t n;
+
+	*moved = 0;
+	if (write && bc->ro)
+		return EROFS;
+	if (off >= size)
+		return write && off > size ? EIO : 0;
+	n = transfer(bc, iov, cnt, write, off,
+		     len < size - off ? len : size - off);
+	if (n < 0)
+		return (int)-n;
+	*moved = (uint64_t)n;
+	return 0;
+}
+
+/* A read or write in one piece; br_resid drops by what was transferred. */
 static int perform_rw(struct blockif_ctxt *bc, struct blockif_elem *be)
 {
 	struct blockif_req *br = be->req;
 	bool write = be->op == BOP_WRITE;
-	uint64_t len, size = disk_size(bc), off;
-	ssize_t n;
+	uint64_t len, moved;
+	int err;
 
 	if (write && bc->ro)
 		return EROFS;
 	if (br->br_offset < 0 || br->br_iovcnt < 0 || !iov_total(br, &len))
 		return EINVAL;
-	off = (uint64_t)br->br_offset;
-	if (off >= size)
-		return write && off > size ? EIO : 0;
-	n = transfer(bc, br, write, off, len < size - off ? len : size - off);
-	if (n < 0)
-		return (int)-n;
-	br->br_resid -= n;
-	return 0;
+	err = transfer_span(bc, write, req_iov(br), br->br_iovcnt,
+			    (uint64_t)br->br_offset, len, &moved);
+	if (err == 0)
+		br->br_resid -= (ssize_t)moved;
+	return err;
+}
+
+/* Part PART of a read or write cut by plan_parts (*MOVED bytes). */
+static int perform_part(struct blockif_ctxt *bc, struct blockif_elem *be,
+			int part, uint64_t *moved)
+{
+	int first = be->part_iov[part];
+
+	return transfer_span(bc, be->op == BOP_WRITE, req_iov(be->req) + first,
+			     be->part_iov[part + 1] - first,
+			     be->start + be->part_off[part],
+			     be->part_off[part + 1] - be->part_off[part], moved);
 }
 
 /* Delete or zero [br_offset, br_offset + br_resid), cut at the end. */
@@ -350,22 +490,38 @@ static int perform(struct blockif_ctxt *bc, struct blockif_elem *be)
 	return EINVAL;
 }
 
-/* Perform BE, call its callback and free it.  Called with the mutex
- * held, which is dropped meanwhile. */
-static void run_elem(struct blockif_ctxt *bc, struct blockif_elem *be)
+/* Perform part PART of BE; after its last part, call its callback and
+ * free it.  Called with the mutex held, which is dropped meanwhile. */
+static void run_elem(struct blockif_ctxt *bc, struct blockif_elem *be,
+		     int part)
 {
 	struct blockif_req *br = be->req;
+	uint64_t moved = 0;
 	int err;
 
 	be->state = BST_BUSY;
 	bc->nbusy++;
 	pthread_mutex_unlock(&bc->mtx);
 
-	err = perform(bc, be);
+	err = be->nparts > 1 ? perform_part(bc, be, part, &moved)
+			     : perform(bc, be);
 
 	pthread_mutex_lock(&bc->mtx);
-	be->state = BST_DONE;
 	bc->nbusy--;
+	if (be->nparts > 1) {
+		if (err && !be->part_err)
+			be->part_err = err;
+		be->moved += moved;
+		if (--be->parts_left > 0) {
+			/* Wakes pause, which waits for running parts. */
+			pthread_cond_broadcast(&bc->done_cond);
+			return;
+		}
+		err = be->part_err;
+		if (err == 0)
+			br->br_resid -= (ssize_t)be->moved;
+	}
+	be->state = BST_DONE;
 	elem_unlink(bc, be);
 	/* Wakes cancel (waiting for the transfer) and pause. */
 	pthread_cond_broadcast(&bc->done_cond);
@@ -381,7 +537,9 @@ static void *worker_main(void *arg)
 
 	pthread_mutex_lock(&bc->mtx);
 	for (;;) {
-		struct blockif_elem *be = bc->paused ? NULL : ready_pop(bc);
+		int part = 0;
+		struct blockif_elem *be = bc->paused ? NULL
+						     : ready_take(bc, &part);
 
 		if (!be) {
 			if (bc->closing && !bc->active_head)
@@ -389,7 +547,7 @@ static void *worker_main(void *arg)
 			pthread_cond_wait(&bc->work_cond, &bc->mtx);
 			continue;
 		}
-		run_elem(bc, be);
+		run_elem(bc, be, part);
 	}
 	/* Wake the other workers so they see the queue is drained. */
 	pthread_cond_broadcast(&bc->work_cond);
@@ -399,6 +557,8 @@ static void *worker_main(void *arg)
 
 int blockif_start(struct blockif_ctxt *bc)
 {
+	uint32_t cluster;
+	long ncpu;
 	int err;
 
 	pthread_mutex_init(&bc->mtx, NULL);
@@ -411,6 +571,16 @@ int blockif_start(struct blockif_ctxt *bc)
 		bc->elems[i].link = bc->free_list;
 		bc->free_list = &bc->elems[i];
 	}
+	/* Parts run in parallel only with CPUs to run them on. */
+	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	bc->maxparts = ncpu < 1 ? 1
+		       : ncpu < BLOCKIF_MAX_PARTS ? (int)ncpu
+						  : BLOCKIF_MAX_PARTS;
+	cluster = mimg_cluster_size(bc->img);
+	bc->part_align = cluster && !(cluster & (cluster - 1)) &&
+					 cluster <= BLOCKIF_PART_MIN
+				 ? cluster
+				 : 1;
 	for (bc->nthreads = 0; bc->nthreads < BLOCKIF_NUMTHR; bc->nthreads++) {
 		err = pthread_create(&bc->threads[bc->nthreads], NULL,
 				     worker_main, bc);
@@ -419,6 +589,9 @@ int blockif_start(struct blockif_ctxt *bc)
 	}
 	if (bc->nthreads == 0)
 		return err;
+	if (bc->maxparts > bc->nthreads)
+		bc->maxparts = bc->nthreads;
+
 	return 0;
 }
 

@@ -18,6 +18,13 @@ struct mimg;
 #define BLOCKIF_NUMTHR 8
 #define BLOCKIF_MAXREQ (BLOCKIF_RING_MAX + BLOCKIF_NUMTHR)
 
+/* A write (with split_reads a read) of at least two BLOCKIF_PART_MIN is
+ * cut, at segment boundaries, into up to BLOCKIF_MAX_PARTS parts (no more than there are
+ * CPUs) that workers perform in parallel; the request completes when its
+ * last part does. */
+#define BLOCKIF_PART_MIN (128u << 10)
+#define BLOCKIF_MAX_PARTS 4
+
 enum blockif_op {
 	BOP_READ,
 	BOP_WRITE,
@@ -41,6 +48,15 @@ struct blockif_elem {
 	bool unmap;
 	uint64_t start, end; /* byte range; flush has none */
 	int deps;	     /* earlier unfinished requests it must wait for */
+	/* Parts (1: not cut): part I is segments [part_iov[I],
+	 * part_iov[I + 1]) at bytes [part_off[I], part_off[I + 1]) of the
+	 * request.  Parts are taken in order; the request stays at the head
+	 * of the ready FIFO until its last part is taken. */
+	int nparts, next_part, parts_left;
+	int part_err;	     /* first error of a part */
+	uint64_t moved;	     /* bytes the finished parts transferred */
+	int part_iov[BLOCKIF_MAX_PARTS + 1];
+	uint64_t part_off[BLOCKIF_MAX_PARTS + 1];
 	/* All unfinished requests in submission order. */
 	struct blockif_elem *prev, *next;
 	/* Ready FIFO or free list. */
@@ -67,11 +83,14 @@ struct blockif_ctxt {
 	pthread_cond_t done_cond; /* some request finished */
 	bool closing;
 	bool paused;  /* blockif_pause: workers start nothing */
-	int nbusy;    /* requests being performed */
+	int nbusy;    /* requests (parts) being performed */
 	struct blockif_elem *active_head, *active_tail;
 	struct blockif_elem *ready_head, *ready_tail;
 	struct blockif_elem *free_list;
 	int nthreads;
+	int maxparts; /* parts a request may be cut into (plan_parts) */
+	bool split_reads;    /* reads are cut too (nocache) */
+	uint64_t part_align; /* parts start on multiples of this, or 1 */
 	pthread_t threads[BLOCKIF_NUMTHR];
 	struct blockif_elem elems[BLOCKIF_MAXREQ];
 };

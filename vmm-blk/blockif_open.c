@@ -313,6 +313,9 @@ struct blockif_ctxt *blockif_open_opts(struct blockif_opts *o,
 		bc->psectsz = default_psectsz(o->path, 512);
 	}
 	bc->psectoff = 0;
+	/* Cached reads are memory copies, which more threads speed up only
+	 * on idle CPUs; with O_DIRECT they wait for the device. */
+	bc->split_reads = o->nocache;
 	err = 0;
 	if (bc->size > (uint64_t)INT64_MAX) {
 		blockif_warn(ident, "image size %llu is too large",

@@ -8,11 +8,13 @@
  */
 #define VMMBLK_BLOCKIF_LEGACY_API 1
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -436,6 +438,143 @@ START_TEST(here_requests)
 }
 END_TEST
 
+/* A 1 MiB request in 128 segments of 8 KiB, over BUF, with a callback
+ * that counts its calls and, with CHECK, compares what the image file
+ * holds at that moment with BUF. */
+struct big_req {
+	struct blockif_completion done; /* first: br_param is both */
+	struct blockif_req br;
+	const uint8_t *check;
+	int fd;
+	int calls;
+	bool differs;
+};
+
+static void big_cb(struct blockif_req *br, int err)
+{
+	struct big_req *b = br->br_param;
+
+	__atomic_fetch_add(&b->calls, 1, __ATOMIC_SEQ_CST);
+	if (b->check) {
+		uint8_t *now = malloc(1 << 20);
+
+		b->differs = !now ||
+			     pread(b->fd, now, 1 << 20, br->br_offset) !=
+				     1 << 20 ||
+			     memcmp(now, b->check, 1 << 20) != 0;
+		free(now);
+	}
+	blockif_completed(br, err);
+}
+
+static void big_init(struct big_req *b, uint8_t *buf, uint64_t off)
+{
+	memset(b, 0, sizeof(*b));
+	b->done = (struct blockif_completion)BLOCKIF_COMPLETION_INIT;
+	b->br.br_callback = big_cb;
+	b->br.br_param = b;
+	b->br.br_offset = (off_t)off;
+	b->br.br_resid = 1 << 20;
+	b->br.br_iovcnt = BLOCKIF_IOV_MAX;
+	for (int i = 0; i < BLOCKIF_IOV_MAX; i++) {
+		b->br.br_iov[i].iov_base = buf + i * 8192;
+		b->br.br_iov[i].iov_len = 8192;
+	}
+}
+
+/* Large writes (and reads with nocache) are performed in parts by several
+ * threads: the request completes once, after its last part, with the
+ * error of any part. */
+START_TEST(large_requests_in_parts)
+{
+	struct blockif_ctxt *bc;
+	struct big_req b;
+	uint8_t *buf = aligned_alloc(4096, 1 << 20), *file, *hole;
+	int fd;
+	size_t flen;
+
+	ck_assert_ptr_nonnull(buf);
+	make_disk();
+	fd = open("disk.raw", O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	bc = open_ok("disk.raw,format=raw");
+	/* With every worker held, a request performed here is performed
+	 * whole by the caller, parts and callback. */
+	ck_assert_int_ge(park_workers(bc), 1);
+	memset(buf, 0x6b, 1 << 20);
+	big_init(&b, buf, 1 << 20);
+	b.check = buf;
+	b.fd = fd;
+	ck_assert_int_eq(blockif_write_here(bc, &b.br), 0);
+	ck_assert(b.done.done);
+	ck_assert_int_eq(blockif_completion_wait(&b.done), 0);
+	ck_assert(!b.differs);
+	release_workers();
+	/* Whichever thread finishes the last part, when the callback runs
+	 * every part is in the file. */
+	for (int i = 0; i < 40; i++) {
+		memset(buf, 0x10 + i, 1 << 20);
+		big_init(&b, buf, (uint64_t)(i % 3) << 20);
+		b.check = buf;
+		b.fd = fd;
+		ck_assert_int_eq(i % 2 ? blockif_write_here(bc, &b.br)
+				       : blockif_write(bc, &b.br),
+				 0);
+		ck_assert_int_eq(blockif_completion_wait(&b.done), 0);
+		ck_assert_int_eq(b.calls, 1);
+		ck_assert(!b.differs);
+		ck_assert_int_eq(b.br.br_resid, 0);
+		memcpy(disk + ((i % 3) << 20), buf, 1 << 20);
+	}
+	/* The first segment cannot be read from: the request fails, once,
+	 * with that part's error, and (with the parts performed apart)
+	 * the last part is written all the same. */
+	hole = mmap(NULL, 8192, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ck_assert_ptr_ne(hole, MAP_FAILED);
+	memset(buf, 0xe7, 1 << 20);
+	big_init(&b, buf, 2 << 20);
+	b.br.br_iov[0].iov_base = hole;
+	ck_assert_int_eq(blockif_write(bc, &b.br), 0);
+	ck_assert_int_eq(blockif_completion_wait(&b.done), EFAULT);
+	ck_assert_int_eq(b.calls, 1);
+	file = tu_read_file("disk.raw", &flen);
+	ck_assert_uint_eq(flen, DISK_SIZE);
+	if (sysconf(_SC_NPROCESSORS_ONLN) > 1)
+		ck_assert_uint_eq(file[(3 << 20) - 1], 0xe7);
+	free(file);
+
+	/* With nocache reads are cut as well. */
+	ck_assert_int_eq(blockif_close(bc), 0);
+	bc = open_ok("disk.raw,format=raw,nocache");
+	for (int here = 0; here < 2; here++) {
+		memset(buf, 0, 1 << 20);
+		big_init(&b, buf, 512 << 10);
+		ck_assert_int_eq(here ? blockif_read_here(bc, &b.br)
+				      : blockif_read(bc, &b.br),
+				 0);
+		ck_assert_int_eq(blockif_completion_wait(&b.done), 0);
+		ck_assert_int_eq(b.calls, 1);
+		ck_assert_int_eq(b.br.br_resid, 0);
+		ck_assert(memcmp(buf, disk + (512 << 10), 1 << 20) == 0);
+	}
+	/* A segment of the last part cannot be written to. */
+	for (int here = 0; here < 2; here++) {
+		big_init(&b, buf, 0);
+		b.br.br_iov[BLOCKIF_IOV_MAX - 3].iov_base = hole;
+		ck_assert_int_eq(here ? blockif_read_here(bc, &b.br)
+				      : blockif_read(bc, &b.br),
+				 0);
+		ck_assert_int_eq(blockif_completion_wait(&b.done), EFAULT);
+		ck_assert_int_eq(b.calls, 1);
+	}
+	munmap(hole, 8192);
+	ck_assert_int_eq(blockif_close(bc), 0);
+	close(fd);
+	free(buf);
+	free(disk);
+}
+END_TEST
+
 START_TEST(close_drains_queue)
 {
 	struct blockif_ctxt *bc;
@@ -529,7 +668,7 @@ int main(void)
 		       TU_TESTS(open_options, chs_large, read_write_resid,
 				read_only_and_delete, queue_full_and_cancel,
 				overlapping_requests_keep_order,
-				here_requests,
+				here_requests, large_requests_in_parts,
 				close_drains_queue, stress_raw,
 				encrypted_keyfile));
 }

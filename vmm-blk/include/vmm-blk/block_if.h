@@ -209,7 +209,11 @@ int blockif_write_zeroes(struct blockif_ctxt *bc, struct blockif_req *breq,
  * in the calling thread: its callback has run, in the caller's context,
  * when this returns 0.  A lone request so skips the hand-over to a worker
  * thread and back; a caller that expects more requests soon should use
- * blockif_read / blockif_write, which run them in parallel. */
+ * blockif_read / blockif_write, which run them in parallel.  A write of
+ * 256 KiB or more (a read too, with nocache), which blockif performs in
+ * parts on several threads,
+ * has its parts performed by the caller in turn while workers take the
+ * others; its callback runs in the thread that finishes the last one. */
 int blockif_read_here(struct blockif_ctxt *bc, struct blockif_req *breq);
 int blockif_write_here(struct blockif_ctxt *bc, struct blockif_req *breq);
 /* Allocation granularity of the image (cluster/grain size) or 0. */
