@@ -1,10 +1,10 @@
 #!/bin/sh
 # SPDX-License-Identifier: BSD-2-Clause
 # --image-opts (the image named as driver=FMT,file.filename=PATH) on the
-# commands that take it as qemu-img 7.2 does: check, map, measure and
-# compare print what qemu-img prints and exit as it does; bench runs;
-# resize, commit and rebase leave images qemu-img reads as it reads the
-# ones qemu-img leaves.
+# commands that take it as qemu-img 7.2 does: check, map, measure,
+# compare and snapshot print what qemu-img prints and exit as it does;
+# bench runs; resize, commit and rebase leave images qemu-img reads as it
+# reads the ones qemu-img leaves.
 . "$TESTLIB"
 need qemu-img qemu-io
 need_format qcow2
@@ -53,6 +53,12 @@ same_output "compare: driver=raw" compare --image-opts \
 same_output "compare -s" \
 	compare -s --image-opts "$(opts top.qcow2)" "$(opts same.qcow2)"
 same_output "check: missing file" check --image-opts "$(opts none.qcow2)"
+
+qemu-img snapshot -c snap same.qcow2 || fail "qemu-img snapshot -c"
+same_output "snapshot -l" snapshot -l --image-opts "$(opts same.qcow2)"
+same_output "snapshot -U -c" snapshot -U -c x --image-opts "$(opts same.qcow2)"
+grep -q "Could not open '$(opts same.qcow2)'" m.err ||
+	fail "snapshot -U -c: $(cat m.err)"
 
 "$MIMG" bench -q -c 8 --image-opts "$(opts top.qcow2)" ||
 	fail "bench --image-opts"
