@@ -54,6 +54,28 @@ same_output "compare -s" \
 	compare -s --image-opts "$(opts top.qcow2)" "$(opts same.qcow2)"
 same_output "check: missing file" check --image-opts "$(opts none.qcow2)"
 
+# encrypted images: each option string names its own secret
+if "$MIMG" --help | grep -q '^Formats:.* luks'; then
+	for n in 1 2; do
+		qemu_img_luks create -q -f qcow2 \
+			--object secret,id=s$n,data=pass$n -o encrypt.format=luks \
+			-o encrypt.key-secret=s$n,encrypt.iter-time=10 e$n.qcow2 1M ||
+			fail "create e$n.qcow2"
+	done
+	sec="--object secret,id=s1,data=pass1 --object secret,id=s2,data=pass2"
+	e1="$(opts e1.qcow2),encrypt.key-secret=s1"
+	e2="$(opts e2.qcow2),encrypt.key-secret=s2"
+	# shellcheck disable=SC2086 # the --object options
+	same_output "compare: two secrets" compare $sec --image-opts "$e1" "$e2"
+	# shellcheck disable=SC2086
+	same_output "compare: the wrong secret" compare $sec --image-opts \
+		"$e1" "$(opts e2.qcow2),encrypt.key-secret=s1"
+	# shellcheck disable=SC2086
+	same_output "check: encrypted" check $sec --image-opts "$e2"
+	# shellcheck disable=SC2086
+	same_output "map: encrypted" map --output=json $sec --image-opts "$e2"
+fi
+
 qemu-img snapshot -c snap same.qcow2 || fail "qemu-img snapshot -c"
 same_output "snapshot -l" snapshot -l --image-opts "$(opts same.qcow2)"
 same_output "snapshot -U -c" snapshot -U -c x --image-opts "$(opts same.qcow2)"
