@@ -157,6 +157,12 @@ int cli_create(const char *path, const char *format, uint64_t size,
  * format (NULL when not given); remembers the key-secret for cli_open.
  * -1 with a message printed on error. */
 int cli_image_opts(const char *spec, char **pathp, char **formatp);
+/* Open the image argument ARG of a command: with --image-opts
+ * (A->image_opts) ARG is such an option string, else a file name of
+ * format A->fmt.  cli_open otherwise; the message for a failure is
+ * cli_errmsg(). */
+int cli_open_arg(struct mimg **imgp, const struct cli_args *a,
+		 const char *arg, unsigned flags);
 /* The message for the last failure of cli_open/cli_create (theirs, or
  * libmimg's). */
 const char *cli_errmsg(void);

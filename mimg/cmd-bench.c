@@ -24,13 +24,16 @@ static void bench_help(void)
 	       "[--flush-interval=N] [--no-drain] [--exit-safe]\n"
 	       "                  [-i AIO] [-n] [-o OFFSET] [--pattern=BYTE] "
 	       "[-q] [-s BUFFER_SIZE]\n"
-	       "                  [-S STEP_SIZE] [-t CACHE] [-w] [-U] FILE\n"
+	       "                  [-S STEP_SIZE] [-t CACHE] [-w] [-U]\n"
+	       "                  [--image-opts] FILE\n"
 	       "\n"
 	       "Send COUNT requests (default 75000) of BUFFER_SIZE bytes "
 	       "(default 4096)\nto FILE, DEPTH (default 64) in parallel "
 	       "threads, the first at OFFSET and\neach next one STEP_SIZE "
 	       "(default BUFFER_SIZE) further, wrapping around.\n"
 	       "\n"
+	       "  --image-opts        FILE is driver=FMT,file.filename=PATH,"
+	       "key-secret=ID\n"
 	       "  -w                  write (default: read)\n"
 	       "  --pattern=BYTE      byte written (default 0)\n"
 	       "  -t CACHE            none, writeback (default), writethrough, "
@@ -230,8 +233,9 @@ static double now(void)
 /* What the command line asks for, beside what struct bench holds. */
 struct bench_args {
 	uint64_t depth, step;
-	const char *fmt, *cache, *file;
+	const char *cache, *file;
 	bool quiet, exit_safe;
+	struct cli_args ca; /* FILE's format or --image-opts */
 };
 
 /* Parse the options into B and A.  Returns -1 when they are good, else
@@ -263,12 +267,14 @@ static int parse_bench_args(int argc, char **argv, struct bench *b,
 		{OPT_FLUSH, "flush interval", INT_MAX, false},
 		{OPT_PATTERN, "pattern byte", 0xff, false},
 	};
-	struct cli_args ca = {.cmd = "bench", .help = bench_help,
-			      .longopts = CLI_FORMAT | CLI_FORCE_SHARE};
+	struct cli_args *ca = &a->ca;
 	uint64_t v = 0;
 	int c;
 
-	while ((c = cli_getopt(&ca, argc, argv, ":hc:d:f:ni:o:qs:S:t:wU",
+	*ca = (struct cli_args){.cmd = "bench", .help = bench_help,
+				.longopts = CLI_FORMAT | CLI_FORCE_SHARE |
+					    CLI_IMAGE_OPTS};
+	while ((c = cli_getopt(ca, argc, argv, ":hc:d:f:ni:o:qs:S:t:wU",
 			       longopts)) >= 0) {
 		size_t n = sizeof(numbers) / sizeof(numbers[0]);
 		for (size_t i = 0; i < n; i++)
@@ -309,9 +315,8 @@ static int parse_bench_args(int argc, char **argv, struct bench *b,
 		}
 	}
 	if (c == CLI_ARGS_STOP)
-		return ca.status;
-	a->fmt = ca.fmt;
-	a->quiet = ca.quiet;
+		return ca->status;
+	a->quiet = ca->quiet;
 	if (argc - optind != 1)
 		return cli_usage_error("bench", "Expecting one image file name");
 	a->file = argv[optind];
@@ -392,7 +397,7 @@ int cmd_bench(int argc, char **argv)
 	if (a.exit_safe && b.write)
 		flags |= MIMG_OPEN_EXIT_SAFE;
 
-	int r = cli_open(&b.img, a.file, a.fmt, flags);
+	int r = cli_open_arg(&b.img, &a.ca, a.file, flags);
 	if (r < 0)
 		return cli_error("%s", cli_errmsg());
 	ret = EXIT_ERR;

@@ -14,13 +14,16 @@
 static void check_help(void)
 {
 	printf("Usage: mimg check [-f fmt] [-r leaks|all] [--output "
-	       "human|json] [-q] FILE\n"
+	       "human|json] [-q]\n"
+	       "                  [--image-opts] FILE\n"
 	       "\n"
 	       "Check FILE's metadata for consistency.  Exit status: 0 "
 	       "clean, 1 check\nnot completed, 2 corruptions, 3 leaked "
 	       "clusters, 63 format has no check.\n"
 	       "\n"
 	       "  -f FMT          the image format (default: probe)\n"
+	       "  --image-opts    FILE is driver=FMT,file.filename=PATH,"
+	       "key-secret=ID\n"
 	       "  -r leaks|all    repair leaks, or leaks and corruptions\n"
 	       "  --output FMT    human (default) or json\n"
 	       "  -q              quiet\n"
@@ -104,7 +107,7 @@ int cmd_check(int argc, char **argv)
 	};
 	struct cli_args ca = {.cmd = "check", .help = check_help,
 			      .longopts = CLI_FORMAT | CLI_OUTPUT |
-					  CLI_FORCE_SHARE};
+					  CLI_FORCE_SHARE | CLI_IMAGE_OPTS};
 	struct mimg_check_result res = {.size = sizeof(res)};
 	unsigned repair = 0, flags = 0;
 	struct mimg *img;
@@ -131,7 +134,7 @@ int cmd_check(int argc, char **argv)
 		return cli_usage_error("check", "Expecting one image file name");
 	flags = MIMG_OPEN_NO_BACKING | MIMG_OPEN_CHECK |
 		(repair ? MIMG_OPEN_RDWR : 0);
-	if ((r = cli_open(&img, argv[optind], ca.fmt, flags)) < 0)
+	if ((r = cli_open_arg(&img, &ca, argv[optind], flags)) < 0)
 		return cli_error("%s", cli_errmsg());
 	r = mimg_check(img, repair, &res);
 	if (r < 0) {

@@ -18,13 +18,16 @@
 static void commit_help(void)
 {
 	printf("Usage: mimg commit [-f fmt] [-t cache] [-b base] [-r rate] "
-	       "[-d] [-p] [-q] FILE\n"
+	       "[-d] [-p] [-q]\n"
+	       "                   [--image-opts] FILE\n"
 	       "\n"
 	       "Write the data FILE and the images between it and BASE "
 	       "define into BASE\n(default: FILE's backing file), then empty "
 	       "FILE so it reads all of it\nfrom there.\n"
 	       "\n"
 	       "  -f FMT        FILE's format (default: probe)\n"
+	       "  --image-opts  FILE is driver=FMT,file.filename=PATH,"
+	       "key-secret=ID\n"
 	       "  -b BASE       the image of FILE's backing chain to commit "
 	       "into; FILE is\n"
 	       "                then left as it is\n"
@@ -189,8 +192,10 @@ static int run_commit(struct commit *c)
 
 int cmd_commit(int argc, char **argv)
 {
-	struct cli_args ca = {.cmd = "commit", .help = commit_help};
+	struct cli_args ca = {.cmd = "commit", .help = commit_help,
+			      .longopts = CLI_IMAGE_OPTS};
 	struct commit c = {.file = NULL};
+	char *path = NULL, *ifmt = NULL;
 	int opt, status = EXIT_ERR;
 	uint64_t rate;
 
@@ -219,6 +224,14 @@ int cmd_commit(int argc, char **argv)
 		return cli_usage_error("commit", "Expecting one image file "
 				       "name");
 	c.file = argv[optind];
+	/* FILE is opened again to empty it, and -b is relative to it: keep
+	 * the path the option string names. */
+	if (ca.image_opts) {
+		if (cli_image_opts(c.file, &path, &ifmt) < 0)
+			return EXIT_ERR;
+		c.file = path;
+		c.fmt = ifmt;
+	}
 	if (run_commit(&c) == 0)
 		status = EXIT_OK;
 	free(c.buf);
@@ -232,5 +245,7 @@ int cmd_commit(int argc, char **argv)
 		status = EXIT_ERR;
 	if (status == EXIT_OK && !c.quiet)
 		printf("Image committed.\n");
+	free(path);
+	free(ifmt);
 	return status;
 }

@@ -114,8 +114,9 @@ static int compare_tail(struct cmp *c, struct mimg *big, uint64_t from)
 
 static void compare_help(void)
 {
-	printf("Usage: mimg compare [-f fmt] [-F fmt] [-p] [-q] [-s] FILE1 "
-	       "FILE2\n"
+	printf("Usage: mimg compare [-f fmt] [-F fmt] [-p] [-q] [-s] "
+	       "[--image-opts]\n"
+	       "                    FILE1 FILE2\n"
 	       "\n"
 	       "Compare what two images read (backing chains included).  "
 	       "Exit status:\n0 identical, 1 different, 2 error.  Images of "
@@ -124,6 +125,9 @@ static void compare_help(void)
 	       "\n"
 	       "  -f FMT    format of FILE1 (default: probe)\n"
 	       "  -F FMT    format of FILE2 (default: probe)\n"
+	       "  --image-opts\n"
+	       "            FILE1 and FILE2 are driver=FMT,file.filename=PATH,"
+	       "key-secret=ID\n"
 	       "  -s        strict: sizes and allocation must match too\n"
 	       "  -p        progress on a terminal\n"
 	       "  -q        quiet\n"
@@ -137,7 +141,7 @@ int cmd_compare(int argc, char **argv)
 	/* A failed --object exits 2 as other errors, a usage error 1: as
 	 * qemu-img does. */
 	struct cli_args ca = {.cmd = "compare", .help = compare_help,
-			      .longopts = CLI_FORCE_SHARE,
+			      .longopts = CLI_FORCE_SHARE | CLI_IMAGE_OPTS,
 			      .fail_status = CMP_ERROR};
 	const char *fb = NULL;
 	struct cmp c = {0};
@@ -155,8 +159,12 @@ int cmd_compare(int argc, char **argv)
 	if (argc - optind != 2)
 		return cli_usage_error("compare",
 				       "Expecting two image file names");
-	if (cli_open(&c.a, argv[optind], ca.fmt, 0) < 0 ||
-	    cli_open(&c.b, argv[optind + 1], fb, 0) < 0) {
+	/* FILE2 with -F, or as FILE1 an option string (where -F is
+	 * refused). */
+	struct cli_args cb = ca;
+	cb.fmt = fb;
+	if (cli_open_arg(&c.a, &ca, argv[optind], 0) < 0 ||
+	    cli_open_arg(&c.b, &cb, argv[optind + 1], 0) < 0) {
 		cmp_error();
 		goto out;
 	}

@@ -86,12 +86,15 @@ static void print_entry(const struct map_entry *e, enum output_format out,
 static void map_help(void)
 {
 	printf("Usage: mimg map [-f fmt] [--output human|json] "
-	       "[--start-offset OFF] [--max-length LEN] FILE\n"
+	       "[--start-offset OFF] [--max-length LEN]\n"
+	       "                [--image-opts] FILE\n"
 	       "\n"
 	       "Print which ranges of FILE hold data, read as zeroes or "
 	       "come from the\nbacking chain (depth), with host offsets.\n"
 	       "\n"
 	       "  -f FMT              the image format (default: probe)\n"
+	       "  --image-opts        FILE is driver=FMT,file.filename=PATH,"
+	       "key-secret=ID\n"
 	       "  --output FMT        human (default: data ranges only) or "
 	       "json\n"
 	       "  -s, --start-offset  first byte to map\n"
@@ -110,7 +113,7 @@ int cmd_map(int argc, char **argv)
 	};
 	struct cli_args ca = {.cmd = "map", .help = map_help,
 			      .longopts = CLI_FORMAT | CLI_OUTPUT |
-					  CLI_FORCE_SHARE};
+					  CLI_FORCE_SHARE | CLI_IMAGE_OPTS};
 	uint64_t start = 0, maxlen = UINT64_MAX;
 	struct mimg *img;
 	int c, r;
@@ -132,7 +135,7 @@ int cmd_map(int argc, char **argv)
 		return ca.status;
 	if (optind != argc - 1)
 		return cli_usage_error("map", "Expecting one image file name");
-	if ((r = cli_open(&img, argv[optind], ca.fmt, 0)) < 0)
+	if ((r = cli_open_arg(&img, &ca, argv[optind], 0)) < 0)
 		return cli_error("%s", cli_errmsg());
 
 	uint64_t end = mimg_size(img);

@@ -22,7 +22,9 @@
 static void measure_help(void)
 {
 	printf("Usage: mimg measure [--output human|json] [-O fmt] [-o opts] "
-	       "[--size N | [-f fmt] [-l snapshot] FILE]\n"
+	       "[--size N |\n"
+	       "                    [--image-opts | -f fmt] [-l snapshot] "
+	       "FILE]\n"
 	       "\n"
 	       "Print the size a new image of format FMT (raw or qcow2) needs: "
 	       "for N bytes\nof virtual size, or to hold FILE's content.\n"
@@ -34,6 +36,8 @@ static void measure_help(void)
 	       "preallocation, backing_file)\n"
 	       "  --size N          virtual size (suffixes k, M, G, T, P, E)\n"
 	       "  -f FMT            FILE's format (default: probe)\n"
+	       "  --image-opts      FILE is driver=FMT,file.filename=PATH,"
+	       "key-secret=ID\n"
 	       "  -l SNAPSHOT       measure FILE's internal snapshot SNAPSHOT\n"
 	       "  --output FMT      human (default) or json\n"
 	       "  --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]\n"
@@ -430,9 +434,9 @@ static void print_measure(const struct measure *m, enum output_format of)
 }
 
 struct measure_args {
-	const char *out_fmt, *in_fmt, *snapshot, *size_text, *file;
+	const char *out_fmt, *snapshot, *size_text, *file;
 	char *opts_text;
-	enum output_format of;
+	struct cli_args ca; /* FILE's format or --image-opts */
 };
 
 static int parse_args(int argc, char **argv, struct measure_args *a)
@@ -442,10 +446,12 @@ static int parse_args(int argc, char **argv, struct measure_args *a)
 		{"size", required_argument, NULL, OPT_SIZE},
 		{NULL, 0, NULL, 0},
 	};
-	struct cli_args ca = {.cmd = "measure", .help = measure_help,
-			      .longopts = CLI_OUTPUT | CLI_FORCE_SHARE};
+	struct cli_args *ca = &a->ca;
 	int c;
-	while ((c = cli_getopt(&ca, argc, argv, ":hf:O:o:l:U", longopts)) >=
+	*ca = (struct cli_args){.cmd = "measure", .help = measure_help,
+				.longopts = CLI_OUTPUT | CLI_FORCE_SHARE |
+					    CLI_IMAGE_OPTS};
+	while ((c = cli_getopt(ca, argc, argv, ":hf:O:o:l:U", longopts)) >=
 	       0) {
 		switch (c) {
 		case 'O': a->out_fmt = optarg; break;
@@ -458,9 +464,7 @@ static int parse_args(int argc, char **argv, struct measure_args *a)
 		}
 	}
 	if (c == CLI_ARGS_STOP) /* -1: exit 0 after the help */
-		return ca.status == EXIT_OK ? -1 : ca.status;
-	a->in_fmt = ca.fmt;
-	a->of = ca.output;
+		return ca->status == EXIT_OK ? -1 : ca->status;
 	if (argc - optind > 1)
 		return cli_error("At most one filename argument is allowed.");
 	a->file = optind < argc ? argv[optind] : NULL;
@@ -470,7 +474,7 @@ static int parse_args(int argc, char **argv, struct measure_args *a)
 	if (!a->file && !a->size_text)
 		return cli_error("Either --size N or one filename must be "
 				 "specified.");
-	if (!a->file && (a->in_fmt || a->snapshot))
+	if (!a->file && (ca->fmt || ca->image_opts || a->snapshot))
 		return cli_error("--image-opts, -f, and -l require a filename "
 				 "argument.");
 	return 0;
@@ -478,7 +482,7 @@ static int parse_args(int argc, char **argv, struct measure_args *a)
 
 int cmd_measure(int argc, char **argv)
 {
-	struct measure_args a = {.out_fmt = "raw", .of = OUTPUT_HUMAN};
+	struct measure_args a = {.out_fmt = "raw"};
 	struct target t;
 	struct measure m = {0};
 	struct mimg *img = NULL;
@@ -500,7 +504,7 @@ int cmd_measure(int argc, char **argv)
 	if (parse_target(a.out_fmt, a.opts_text, &t) != 0)
 		goto out;
 	if (a.file) {
-		if (cli_open(&img, a.file, a.in_fmt, 0) < 0) {
+		if (cli_open_arg(&img, &a.ca, a.file, 0) < 0) {
 			cli_error("%s", cli_errmsg());
 			goto out;
 		}
@@ -510,7 +514,7 @@ int cmd_measure(int argc, char **argv)
 		}
 	}
 	if (measure(&t, img, size, &m) == 0) {
-		print_measure(&m, a.of);
+		print_measure(&m, a.ca.output);
 		status = EXIT_OK;
 	}
 out:

@@ -21,7 +21,9 @@
 static void rebase_help(void)
 {
 	printf("Usage: mimg rebase [-f fmt] [-t cache] [-T src_cache] [-p] "
-	       "[-q] [-u] -b BACKING [-F backing_fmt] FILE\n"
+	       "[-q] [-u]\n"
+	       "                   -b BACKING [-F backing_fmt] [--image-opts] "
+	       "FILE\n"
 	       "\n"
 	       "Make BACKING the backing file of FILE (\"\" for none).  "
 	       "Without -u, the\nranges FILE does not allocate whose content "
@@ -29,6 +31,9 @@ static void rebase_help(void)
 	       "copied into FILE, so its content stays\nthe same.\n"
 	       "\n"
 	       "  -f FMT        FILE's format (default: probe)\n"
+	       "  --image-opts  FILE is driver=FMT,file.filename=PATH,"
+	       "key-secret=ID\n"
+	       "                (BACKING stays a file name)\n"
 	       "  -b BACKING    the new backing file, relative to FILE's "
 	       "directory; \"\" makes\n"
 	       "                FILE standalone\n"
@@ -235,8 +240,9 @@ static int run_rebase(struct rebase *rb)
 int cmd_rebase(int argc, char **argv)
 {
 	struct cli_args ca = {.cmd = "rebase", .help = rebase_help,
-			      .longopts = CLI_FORCE_SHARE};
+			      .longopts = CLI_FORCE_SHARE | CLI_IMAGE_OPTS};
 	struct rebase rb = {.new_name = NULL};
+	char *path = NULL, *ifmt = NULL;
 	int c, status = EXIT_ERR;
 
 	while ((c = cli_getopt(&ca, argc, argv, ":hf:F:b:upqt:T:U", NULL)) >=
@@ -271,6 +277,14 @@ int cmd_rebase(int argc, char **argv)
 	if (!*rb.new_name)
 		rb.new_fmt = NULL; /* no backing file: no format either */
 	rb.file = argv[optind];
+	/* -b is relative to FILE's directory: keep the path the option
+	 * string names. */
+	if (ca.image_opts) {
+		if (cli_image_opts(rb.file, &path, &ifmt) < 0)
+			return EXIT_ERR;
+		rb.file = path;
+		rb.fmt = ifmt;
+	}
 	rb.src_flags &= ~(unsigned)MIMG_OPEN_NO_FLUSH;
 	if (run_rebase(&rb) == 0)
 		status = EXIT_OK;
@@ -279,5 +293,7 @@ int cmd_rebase(int argc, char **argv)
 	mimg_close(rb.new);
 	if (rb.img && mimg_close(rb.img) < 0 && status == EXIT_OK)
 		status = cli_error("%s", mimg_errmsg());
+	free(path);
+	free(ifmt);
 	return status;
 }

@@ -11,13 +11,16 @@
 static void resize_help(void)
 {
 	printf("Usage: mimg resize [-f fmt] [--preallocation MODE] [--shrink] "
-	       "[-q] FILE [+|-]SIZE\n"
+	       "[-q]\n"
+	       "                   [--image-opts] FILE [+|-]SIZE\n"
 	       "\n"
 	       "Set FILE's virtual size to SIZE, or grow/shrink it by SIZE.  "
 	       "Shrinking\ndeletes the data past the new end and needs "
 	       "--shrink.\n"
 	       "\n"
 	       "  -f FMT                the image format (default: probe)\n"
+	       "  --image-opts          FILE is driver=FMT,file.filename=PATH,"
+	       "key-secret=ID\n"
 	       "  --preallocation MODE  off, metadata, falloc or full for "
 	       "the new space\n"
 	       "  --shrink              allow making the image smaller\n"
@@ -40,7 +43,7 @@ int cmd_resize(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	struct cli_args ca = {.cmd = "resize", .help = resize_help,
-			      .longopts = CLI_FORMAT};
+			      .longopts = CLI_FORMAT | CLI_IMAGE_OPTS};
 	enum mimg_prealloc prealloc = MIMG_PREALLOC_OFF;
 	const char *arg;
 	bool shrink = false;
@@ -85,7 +88,7 @@ int cmd_resize(int argc, char **argv)
 				 "M, G, T, P or E suffixes for kilobytes, "
 				 "megabytes, gigabytes, terabytes, petabytes "
 				 "and exabytes.");
-	if (cli_open(&img, argv[optind], ca.fmt, MIMG_OPEN_RDWR) < 0)
+	if (cli_open_arg(&img, &ca, argv[optind], MIMG_OPEN_RDWR) < 0)
 		return cli_error("%s", cli_errmsg());
 	uint64_t cur = mimg_size(img);
 	static const char need_shrink[] =

@@ -137,27 +137,18 @@ int cmd_snapshot(int argc, char **argv)
 	if (optind != argc - 1)
 		return cli_usage_error("snapshot", "Expecting one image file "
 				       "name");
-	char *path = argv[optind], *ipath = NULL, *ifmt = NULL;
-	const char *fmt = ca.fmt;
-	if (ca.image_opts) {
-		if (cli_image_opts(path, &ipath, &ifmt) < 0)
-			return EXIT_ERR;
-		path = ipath;
-		fmt = ifmt;
-	}
 	int status;
 	if (ca.force_share && action != LIST) {
 		status = cli_error("Could not open '%s': force-share=on can "
-				   "only be used with read-only images", path);
-	} else if (cli_open(&img, path, fmt,
-			    action == LIST ? 0 : MIMG_OPEN_RDWR) < 0) {
+				   "only be used with read-only images",
+				   argv[optind]);
+	} else if (cli_open_arg(&img, &ca, argv[optind],
+				action == LIST ? 0 : MIMG_OPEN_RDWR) < 0) {
 		status = cli_error("%s", cli_errmsg());
 	} else {
 		status = run(img, action, name);
 		if (mimg_close(img) < 0 && status == EXIT_OK)
 			status = cli_error("%s", mimg_errmsg());
 	}
-	free(ipath);
-	free(ifmt);
 	return status;
 }

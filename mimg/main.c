@@ -22,20 +22,22 @@ static const struct command {
 	{"bench", cmd_bench,
 	 "bench [-c count] [-d depth] [-f fmt] [--flush-interval=N] "
 	 "[--no-drain] [-o offset] [--pattern=byte] [-q] [-s buffer_size] "
-	 "[-S step_size] [-t cache] [-w] FILE"},
+	 "[-S step_size] [-t cache] [-w] [--image-opts] FILE"},
 	{"bitmap", cmd_bitmap,
 	 "bitmap (--merge SOURCE | --add | --remove | --clear | --enable | "
 	 "--disable)... [-b SOURCE_FILE [-F SOURCE_FMT]] [-g GRANULARITY] "
 	 "[--object objectdef] [--image-opts | -f fmt] FILE BITMAP"},
 	{"check", cmd_check,
-	 "check [-f fmt] [-r leaks|all] [--output human|json] [-q] FILE"},
+	 "check [-f fmt] [-r leaks|all] [--output human|json] [-q] "
+	 "[--image-opts] FILE"},
 	{"checksum", cmd_checksum,
 	 "checksum [-f fmt] [--output human|json] [-p] [-a algorithm] FILE"},
 	{"commit", cmd_commit,
 	 "commit [-f fmt] [-t cache] [-b base] [-r rate] [-d] [-p] [-q] "
-	 "FILE"},
+	 "[--image-opts] FILE"},
 	{"compare", cmd_compare,
-	 "compare [-f fmt] [-F fmt] [-p] [-q] [-s] FILE1 FILE2"},
+	 "compare [-f fmt] [-F fmt] [-p] [-q] [-s] [--image-opts] "
+	 "FILE1 FILE2"},
 	{"convert", cmd_convert,
 	 "convert [-f fmt] [-O fmt] [-o opts] [-c] [-p] [-q] [-n] [-S size] "
 	 "[-m N] [-W] [-t cache] [-T cache] [-l snapshot] [-B backing "
@@ -50,16 +52,17 @@ static const struct command {
 	{"info", cmd_info,
 	 "info [-f fmt] [--output human|json] [--backing-chain] FILE"},
 	{"map", cmd_map,
-	 "map [-f fmt] [--output human|json] [-s offset] [-l length] FILE"},
+	 "map [-f fmt] [--output human|json] [-s offset] [-l length] "
+	 "[--image-opts] FILE"},
 	{"measure", cmd_measure,
 	 "measure [--output human|json] [-O fmt] [-o opts] "
-	 "[--size N | [-f fmt] [-l snapshot] FILE]"},
+	 "[--size N | [--image-opts | -f fmt] [-l snapshot] FILE]"},
 	{"rebase", cmd_rebase,
 	 "rebase [-f fmt] [-t cache] [-T src_cache] [-p] [-q] [-u] "
-	 "-b backing_file [-F backing_fmt] FILE"},
+	 "-b backing_file [-F backing_fmt] [--image-opts] FILE"},
 	{"resize", cmd_resize,
-	 "resize [-f fmt] [--preallocation mode] [--shrink] [-q] FILE "
-	 "[+|-]SIZE"},
+	 "resize [-f fmt] [--preallocation mode] [--shrink] [-q] "
+	 "[--image-opts] FILE [+|-]SIZE"},
 	{"snapshot", cmd_snapshot,
 	 "snapshot [-f fmt] [-U] [-q] [-l | -a snapshot | -c snapshot | "
 	 "-d snapshot] FILE"},

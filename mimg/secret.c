@@ -339,13 +339,18 @@ int cli_create(const char *path, const char *format, uint64_t size,
 	return mimg_create_secret(path, format, size, opts, nopts, &sec);
 }
 
-int cli_image_opts(const char *spec, char **pathp, char **formatp)
+/* cli_image_opts without the message: it is left for cli_errmsg. */
+static int parse_image_opts(const char *spec, char **pathp, char **formatp)
 {
 	struct mimg_opt *opts = NULL;
 	int n = mimg_opts_parse(spec, &opts), r = 0;
 	*pathp = *formatp = NULL;
-	if (n < 0)
-		return cli_error("--image-opts: %s", mimg_errmsg()), -1;
+	own_error[0] = 0;
+	if (n < 0) {
+		snprintf(own_error, sizeof(own_error), "--image-opts: %s",
+			 mimg_errmsg());
+		return -1;
+	}
 	for (int i = 0; i < n && r == 0; i++) {
 		const char *k = opts[i].key, *v = opts[i].value;
 		char **slot = strcmp(k, "driver") == 0 ? formatp
@@ -355,19 +360,21 @@ int cli_image_opts(const char *spec, char **pathp, char **formatp)
 					strcmp(k, "encrypt.key-secret") == 0
 				      ? &chosen_id : NULL;
 		if (!slot) {
-			cli_error("--image-opts: unsupported option '%s'", k);
+			snprintf(own_error, sizeof(own_error),
+				 "--image-opts: unsupported option '%s'", k);
 			r = -1;
 			break;
 		}
 		free(*slot);
 		if (!(*slot = strdup(v))) {
-			cli_error("out of memory");
+			snprintf(own_error, sizeof(own_error), "out of memory");
 			r = -1;
 		}
 	}
 	mimg_opts_free(opts, n > 0 ? (size_t)n : 0);
 	if (r == 0 && !*pathp) {
-		cli_error("--image-opts: file.filename is missing");
+		snprintf(own_error, sizeof(own_error),
+			 "--image-opts: file.filename is missing");
 		r = -1;
 	}
 	if (r < 0) {
@@ -375,6 +382,37 @@ int cli_image_opts(const char *spec, char **pathp, char **formatp)
 		free(*formatp);
 		*pathp = *formatp = NULL;
 	}
+	return r;
+}
+
+int cli_image_opts(const char *spec, char **pathp, char **formatp)
+{
+	if (parse_image_opts(spec, pathp, formatp) < 0)
+		return cli_error("%s", own_error), -1;
+	return 0;
+}
+
+int cli_open_arg(struct mimg **imgp, const struct cli_args *a,
+		 const char *arg, unsigned flags)
+{
+	char *path, *format;
+	*imgp = NULL;
+	if (!a->image_opts)
+		return cli_open(imgp, arg, a->fmt, flags);
+	if (a->fmt) {
+		/* compare's -F: cli_getopt refuses -f itself. */
+		snprintf(own_error, sizeof(own_error),
+			 "--image-opts and --format are mutually exclusive");
+		return -EINVAL;
+	}
+	/* Each option string names its own secret, if any. */
+	free(chosen_id);
+	chosen_id = NULL;
+	if (parse_image_opts(arg, &path, &format) < 0)
+		return -EINVAL;
+	int r = cli_open(imgp, path, format, flags);
+	free(path);
+	free(format);
 	return r;
 }
 

@@ -78,7 +78,8 @@ same_status "check: bad -r" 2 check -r sometimes r.img
 # --image-opts names the driver itself: -f beside it is refused by every
 # command that opens an image, with its own error status (compare: 2)
 io=driver=raw,file.filename=r.img
-for c in info amend\ -o\ size=1M bitmap\ --add\ b; do
+for c in info amend\ -o\ size=1M bitmap\ --add\ b check map \
+	measure\ -O\ qcow2 bench\ -c\ 1 commit rebase\ -u; do
 	# shellcheck disable=SC2086 # the command and its options
 	same_status "$c: --image-opts with -f" 1 $c --image-opts -f raw "$io"
 	grep -q 'image-opts and --format are mutually exclusive' m.err ||
@@ -88,6 +89,15 @@ same_status "convert: --image-opts with -f" 1 \
 	convert --image-opts -f raw "$io" y.img
 same_status "dd: --image-opts with -f" 1 \
 	dd --image-opts -f raw if="$io" of=y.img
+# the image is not last: resize's size, compare's second image
+for c in "resize --image-opts -f raw $io 2M" \
+	"compare --image-opts -f raw $io $io" \
+	"compare --image-opts -F raw $io $io"; do
+	# shellcheck disable=SC2086 # the command and its arguments
+	same_status "$c" 1 $c
+	grep -q 'image-opts and --format are mutually exclusive' m.err ||
+		fail "$c: $(cat m.err)"
+done
 
 # converting an image onto itself (or onto a file of its backing chain)
 # would truncate what is being read: qemu-img refuses (image locks), so

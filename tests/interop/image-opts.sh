@@ -1,0 +1,140 @@
+#!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
+# --image-opts (the image named as driver=FMT,file.filename=PATH) on the
+# commands that take it as qemu-img 7.2 does: check, map, measure,
+# compare and snapshot print what qemu-img prints and exit as it does;
+# bench runs; resize, commit and rebase leave images qemu-img reads as it
+# reads the ones qemu-img leaves.
+. "$TESTLIB"
+need qemu-img qemu-io
+need_format qcow2
+
+opts() { echo "driver=qcow2,file.filename=$1"; }
+
+# same_output DESC ARGS...: qemu-img ARGS and mimg ARGS print the same
+# on stdout and exit with the same status.
+same_output() {
+	desc=$1
+	shift
+	qemu-img "$@" >q.out 2>q.err
+	qs=$?
+	"$MIMG" "$@" >m.out 2>m.err
+	ms=$?
+	check_eq "$ms" "$qs" "$desc: exit status ($(head -1 m.err))"
+	cmp -s q.out m.out ||
+		{ diff q.out m.out >&2; fail "$desc: output differs"; }
+}
+
+qemu-img create -q -f qcow2 base.qcow2 4M
+qio_fmt qcow2 base.qcow2 'write -P 0x11 0 1M' 'write -z 2M 64k'
+qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 top.qcow2
+qio_fmt qcow2 top.qcow2 'write -P 0x22 512k 1M'
+cp top.qcow2 same.qcow2
+qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 other.qcow2
+qio_fmt qcow2 other.qcow2 'write -P 0x33 3M 4k'
+
+for out in human json; do
+	same_output "check --output=$out" \
+		check --output=$out --image-opts "$(opts top.qcow2)"
+	same_output "map --output=$out" \
+		map --output=$out --image-opts "$(opts top.qcow2)"
+	same_output "measure --output=$out" measure --output=$out \
+		-O qcow2 --image-opts "$(opts top.qcow2)"
+done
+same_output "map --start-offset" map -s 1M -l 1M \
+	--image-opts "$(opts top.qcow2)"
+same_output "measure -O raw" measure -O raw --image-opts "$(opts top.qcow2)"
+same_output "compare: identical" \
+	compare --image-opts "$(opts top.qcow2)" "$(opts same.qcow2)"
+same_output "compare: different" \
+	compare --image-opts "$(opts top.qcow2)" "$(opts other.qcow2)"
+same_output "compare: driver=raw" compare --image-opts \
+	"driver=raw,file.filename=top.qcow2" "driver=raw,file.filename=same.qcow2"
+same_output "compare -s" \
+	compare -s --image-opts "$(opts top.qcow2)" "$(opts same.qcow2)"
+same_output "check: missing file" check --image-opts "$(opts none.qcow2)"
+
+# encrypted images: each option string names its own secret
+if "$MIMG" --help | grep -q '^Formats:.* luks'; then
+	for n in 1 2; do
+		qemu_img_luks create -q -f qcow2 \
+			--object secret,id=s$n,data=pass$n -o encrypt.format=luks \
+			-o encrypt.key-secret=s$n,encrypt.iter-time=10 e$n.qcow2 1M ||
+			fail "create e$n.qcow2"
+	done
+	sec="--object secret,id=s1,data=pass1 --object secret,id=s2,data=pass2"
+	e1="$(opts e1.qcow2),encrypt.key-secret=s1"
+	e2="$(opts e2.qcow2),encrypt.key-secret=s2"
+	# shellcheck disable=SC2086 # the --object options
+	same_output "compare: two secrets" compare $sec --image-opts "$e1" "$e2"
+	# shellcheck disable=SC2086
+	same_output "compare: the wrong secret" compare $sec --image-opts \
+		"$e1" "$(opts e2.qcow2),encrypt.key-secret=s1"
+	# shellcheck disable=SC2086
+	same_output "check: encrypted" check $sec --image-opts "$e2"
+	# shellcheck disable=SC2086
+	same_output "map: encrypted" map --output=json $sec --image-opts "$e2"
+fi
+
+qemu-img snapshot -c snap same.qcow2 || fail "qemu-img snapshot -c"
+same_output "snapshot -l" snapshot -l --image-opts "$(opts same.qcow2)"
+same_output "snapshot -U -c" snapshot -U -c x --image-opts "$(opts same.qcow2)"
+grep -q "Could not open '$(opts same.qcow2)'" m.err ||
+	fail "snapshot -U -c: $(cat m.err)"
+
+"$MIMG" bench -q -c 8 --image-opts "$(opts top.qcow2)" ||
+	fail "bench --image-opts"
+# writing through driver=raw
+"$MIMG" bench -q -c 8 -w --image-opts "driver=raw,file.filename=raw.img" \
+	2>/dev/null && fail "bench --image-opts on a missing file"
+truncate -s 64k raw.img
+"$MIMG" bench -q -c 8 -w --pattern=0x44 \
+	--image-opts "driver=raw,file.filename=raw.img" ||
+	fail "bench -w --image-opts"
+qio_fmt raw raw.img 'read -P 0x44 0 4k'
+
+# resize: the same virtual size as qemu-img's resize of a copy
+for to in 8M +1M; do
+	cp base.qcow2 q.qcow2
+	cp base.qcow2 m.qcow2
+	qemu-img resize -q --image-opts "$(opts q.qcow2)" $to ||
+		fail "qemu-img resize $to"
+	"$MIMG" resize -q --image-opts "$(opts m.qcow2)" $to ||
+		fail "mimg resize --image-opts $to"
+	check_eq "$(qemu-img info m.qcow2 | grep '^virtual size')" \
+		"$(qemu-img info q.qcow2 | grep '^virtual size')" "resize $to"
+	qemu-img check -q m.qcow2 || fail "resize $to: check"
+done
+
+# commit: the base then reads as the overlay did
+mkdir q m
+for d in q m; do cp base.qcow2 top.qcow2 $d/; done
+qemu-img commit -q --image-opts "$(opts q/top.qcow2)" || fail "qemu-img commit"
+"$MIMG" commit -q --image-opts "$(opts m/top.qcow2)" ||
+	fail "mimg commit --image-opts"
+qemu-img compare -q -f qcow2 -F qcow2 m/base.qcow2 top.qcow2 ||
+	fail "commit: the base does not read as the overlay did"
+qemu-img compare -q -f qcow2 -F qcow2 m/base.qcow2 q/base.qcow2 ||
+	fail "commit: mimg's base differs from qemu-img's"
+qemu-img check -q m/base.qcow2 || fail "commit: check"
+
+# rebase: -b is a file name (relative to the image's directory), not an
+# option string
+rm -rf q m
+mkdir q m
+for d in q m; do
+	cp base.qcow2 top.qcow2 $d/
+	qemu-img create -q -f qcow2 $d/new.qcow2 4M
+done
+qemu-img rebase -q -b new.qcow2 -F qcow2 --image-opts "$(opts q/top.qcow2)" ||
+	fail "qemu-img rebase"
+"$MIMG" rebase -q -b new.qcow2 -F qcow2 --image-opts "$(opts m/top.qcow2)" ||
+	fail "mimg rebase --image-opts"
+check_eq "$(cd m && qemu-img info top.qcow2 | grep '^backing')" \
+	"$(cd q && qemu-img info top.qcow2 | grep '^backing')" \
+	"rebase: backing file"
+qemu-img compare -q m/top.qcow2 top.qcow2 ||
+	fail "rebase: the image reads differently"
+same_output "rebase: -b as an option string" rebase -q \
+	-b "$(opts new.qcow2)" -F qcow2 --image-opts "$(opts top.qcow2)"
+echo "ok"
