@@ -182,14 +182,16 @@ int cmd_compare(int argc, char **argv)
 			status = CMP_DIFFERENT;
 			goto out;
 		}
-		if (!c.quiet)
-			printf("Warning: Image size mismatch!\n");
 	}
 	cli_progress_init(&c.prog, ca.progress && !c.quiet);
 	status = compare_common(&c, sa < sb ? sa : sb);
-	if (status == CMP_SAME && sa != sb)
+	/* As qemu-img: the warning only once the shared part matched. */
+	if (status == CMP_SAME && sa != sb) {
+		if (!c.quiet)
+			printf("Warning: Image size mismatch!\n");
 		status = compare_tail(&c, sa > sb ? c.a : c.b,
 				      sa < sb ? sa : sb);
+	}
 	cli_progress_end(&c.prog);
 	if (status == CMP_SAME && !c.quiet)
 		printf("Images are identical.\n");

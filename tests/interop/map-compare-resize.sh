@@ -54,6 +54,15 @@ cp a.raw c.raw && truncate -s 70M c.raw
 "$MIMG" compare -q a.raw c.raw || fail "zero tail should compare equal"
 "$MIMG" compare -q -s a.raw c.raw && fail "strict mode must see the size"
 "$MIMG" compare -q a.raw missing.raw 2>/dev/null; check_eq $? 2 "compare error status"
+# sizes differ: the warning only once the shared part matched
+for pair in "a.raw c.raw" "b.raw c.raw"; do
+	# shellcheck disable=SC2086 # two file names
+	qemu-img compare $pair > q.out; qs=$?
+	# shellcheck disable=SC2086
+	"$MIMG" compare $pair > m.out; ms=$?
+	check_eq "$ms" "$qs" "compare $pair: exit status"
+	check_eq "$(cat m.out)" "$(cat q.out)" "compare $pair: output"
+done
 
 # resize: grow, shrink needs --shrink, relative sizes.
 qemu-img create -q -f raw r.raw 1M
