@@ -220,24 +220,16 @@ static int recv_msg(int fd, struct vu_msg *m)
 	return err;
 }
 
-/* Send a message on socket SOCK, with descriptor FD when FD >= 0. */
-static int send_msg(int sock, uint32_t request, uint32_t flags,
-		    const void *payload, uint32_t size, int fd, int sflags)
+int vu_send(int sock, const void *buf, size_t len, int fd, int sflags)
 {
-	uint8_t buf[VU_HDR_SIZE + VU_MAX_PAYLOAD];
 	union {
 		char buf[CMSG_SPACE(sizeof(int))];
 		struct cmsghdr align;
 	} ctl;
-	size_t len = VU_HDR_SIZE + size, off = 0;
+	size_t off = 0;
 
-	memcpy(buf, &request, 4);
-	memcpy(buf + 4, &flags, 4);
-	memcpy(buf + 8, &size, 4);
-	if (size) /* bodiless messages pass no payload */
-		memcpy(buf + VU_HDR_SIZE, payload, size);
 	while (off < len) {
-		struct iovec iov = {buf + off, len - off};
+		struct iovec iov = {(uint8_t *)buf + off, len - off};
 		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
 		ssize_t n;
 
@@ -262,6 +254,20 @@ static int send_msg(int sock, uint32_t request, uint32_t flags,
 		off += (size_t)n;
 	}
 	return 0;
+}
+
+/* Send a message on socket SOCK, with descriptor FD when FD >= 0. */
+static int send_msg(int sock, uint32_t request, uint32_t flags,
+		    const void *payload, uint32_t size, int fd, int sflags)
+{
+	uint8_t buf[VU_HDR_SIZE + VU_MAX_PAYLOAD];
+
+	memcpy(buf, &request, 4);
+	memcpy(buf + 4, &flags, 4);
+	memcpy(buf + 8, &size, 4);
+	if (size) /* bodiless messages pass no payload */
+		memcpy(buf + VU_HDR_SIZE, payload, size);
+	return vu_send(sock, buf, VU_HDR_SIZE + (size_t)size, fd, sflags);
 }
 
 static int send_reply_fd(struct vu_server *s, const struct vu_msg *req,

@@ -102,6 +102,10 @@ int vu_server_run(struct vu_server *s, int lfd, int conn);
  */
 int vu_server_change_disk(struct vu_server *s, int (*change)(void *opaque),
 			  void *opaque);
+/* Send LEN bytes of BUF on socket SOCK, all of them (retrying short
+ * sends and EINTR), with descriptor FD attached when FD >= 0; SFLAGS are
+ * more sendmsg flags.  Returns 0 or a negative errno. */
+int vu_send(int sock, const void *buf, size_t len, int fd, int sflags);
 /* Unmap guest memory and close descriptors. */
 void vu_server_fini(struct vu_server *s);
 
