@@ -132,8 +132,18 @@ struct mimg_stream_in {
 	int (*data)(void *opaque, const uint8_t *buf, size_t n);
 	int (*end)(void *opaque);
 	void (*release)(void *opaque);
+	/* Optional: pass over the rest of the data without reading it;
+	 * 1 when it did, 0 when the data must be read. */
+	int (*skip)(void *opaque);
 	uint64_t size;
 };
+
+/* Read the rest of the streamed image F, and the rest of its archive,
+ * without keeping the data: what a reader that only describes the image
+ * does so that the whole archive is checked, as when it is unpacked.
+ * F's data can no longer be read.  0 or a negative errno with a
+ * message. */
+int mimg__stream_drain(struct mimg_file *f);
 
 /* The size the compressed FILE declares it unpacks to, when FILTERS is
  * "xz" (its index, one stream) or "zstd" (its first frame header). */

@@ -140,6 +140,30 @@ static int stream_preadv(struct mimg_file *f, const struct iovec *iov,
 	return r;
 }
 
+int mimg__stream_drain(struct mimg_file *f)
+{
+	struct stream_file *s = stream_of(f);
+	int r = 0;
+	pthread_mutex_lock(&s->lock);
+	if (s->err) {
+		r = mimg_err(s->err, "%s", s->errmsg);
+	} else if (!s->ended && s->in.skip &&
+		   (r = s->in.skip(s->in.opaque)) == 1) {
+		/* Nothing of the data is held any more. */
+		s->base = s->pos = s->in.size;
+		r = s->in.end(s->in.opaque);
+		s->ended = r == 0;
+	} else if (r == 0) {
+		r = stream_fill(s, s->in.size);
+	}
+	if (r < 0) {
+		s->err = r;
+		snprintf(s->errmsg, sizeof(s->errmsg), "%s", mimg_errmsg());
+	}
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
 static int stream_size(struct mimg_file *f, uint64_t *sizep)
 {
 	*sizep = stream_of(f)->in.size;

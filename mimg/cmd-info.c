@@ -182,7 +182,9 @@ int cmd_info(int argc, char **argv)
 	enum output_format output = OUTPUT_HUMAN;
 	const char *fmt = NULL;
 	bool chain = false, image_opts = false;
-	unsigned flags = 0;
+	/* An image convert would stream is described without a temporary
+	 * file, its archive still read and checked whole. */
+	unsigned flags = MIMG_OPEN_INSPECT;
 	int c;
 
 	optind = 1;

@@ -4,9 +4,10 @@
 # temporary file (it works with $TMPDIR missing), writes no zero block,
 # and checks the data against the size the archive declares: a tar
 # member cut short, a zstd file with a second frame, or a tar with
-# another file after the image are errors.  Images that need random
-# access are still unpacked into $TMPDIR, and nothing is left there,
-# killed by a signal or not.
+# another file after the image are errors (for info too, which streams
+# what convert streams).  Images that need random access are still
+# unpacked into $TMPDIR, and nothing is left there, killed by a signal
+# or not.
 . "$TESTLIB"
 need qemu-img qemu-io python3 tar xz zstd gzip
 
@@ -34,6 +35,11 @@ for f in disk.raw.xz disk.raw.zst disk.tgz; do
 		fail "convert -c $f"
 	qemu-img compare -q -f raw -F qcow2 disk.raw out.qcow2 ||
 		fail "$f: streamed qcow2 differs"
+	TMPDIR=$T/missing "$MIMG" info --output=json "$f" > info.json ||
+		fail "info $f without a temporary directory"
+	check_eq "$(json_get info.json archive.streamed)" true "$f: streamed"
+	check_eq "$(json_get info.json virtual-size)" 25165824 \
+		"$f: virtual-size"
 done
 # -m above what the stream keeps is lowered, not an error
 TMPDIR=$T/missing "$MIMG" convert -m 64 -O raw disk.raw.xz m64.raw ||
@@ -74,6 +80,9 @@ refused twice.zst "holds more data than the 25165824 bytes"
 echo readme > README
 tar cf after.tar disk.raw README
 refused after.tar "another file, 'README', after the image"
+for f in liar.tar twice.zst after.tar; do
+	"$MIMG" info "$f" >/dev/null 2>err.txt && fail "info accepted $f"
+done
 head -c $(($(stat -c %s disk.raw.xz) / 2)) disk.raw.xz > cut.xz
 refused cut.xz "unpacking"
 
