@@ -237,6 +237,7 @@ struct spool {
 	bool sequential;	/* a raw image may be streamed */
 	bool streamed;		/* the reader and source now belong to it */
 	bool filtered;		/* the archive is compressed */
+	const char *filters;	/* "xz", "gzip", "xz,gzip"... */
 	struct mimg_file *archive;	/* the archive file */
 	struct mimg_file *stream;	/* the image's file when streamed */
 	const char *name;	/* the archive, for messages */
@@ -677,10 +678,14 @@ static int check_manifest(struct spool *sp, struct mimg_archive_origin *o)
 	return 0;
 }
 
-/* What a streamed image's reader needs beyond libarchive's state. */
+/* What a streamed image's reader needs: libarchive's reader, or
+ * liblzma's for an .xz file. */
 struct stream_state {
 	struct source *src;
 	struct archive *a;
+#ifdef MIMG_HAVE_LIBLZMA
+	struct mimg_xz *xz;
+#endif
 	char *name;
 	uint64_t expanded;
 	bool tar;
@@ -689,12 +694,38 @@ struct stream_state {
 	struct member_names names;	/* the members before and after */
 };
 
+/* Bytes of the archive file decoded so far. */
+static uint64_t stream_consumed(const struct stream_state *st)
+{
+#ifdef MIMG_HAVE_LIBLZMA
+	if (st->xz)
+		return mimg__xz_consumed(st->xz);
+#endif
+	return st->src->pos;
+}
+
+static ssize_t stream_read(void *opaque, uint8_t *buf, size_t n)
+{
+	struct stream_state *st = opaque;
+#ifdef MIMG_HAVE_LIBLZMA
+	if (st->xz)
+		return mimg__xz_read(st->xz, buf, n);
+#endif
+	la_ssize_t k = archive_read_data(st->a, buf, n);
+	if (k < 0)
+		return mimg_err(-EIO, "%s: unpacking: %s", st->name,
+				archive_error_string(st->a)
+					? archive_error_string(st->a)
+					: "unknown error");
+	return (ssize_t)k;
+}
+
 static int stream_data(void *opaque, const uint8_t *buf, size_t n)
 {
 	struct stream_state *st = opaque;
 	(void)buf;
 	st->expanded += n;
-	return ratio_check(st->name, st->expanded, st->src->pos);
+	return ratio_check(st->name, st->expanded, stream_consumed(st));
 }
 
 /* Whether the tar member being read is a disk image in a format other
@@ -782,9 +813,9 @@ static int stream_end(void *opaque)
 	uint8_t byte;
 	if (st->tar)
 		return stream_tar_rest(st);
-	la_ssize_t n = archive_read_data(st->a, &byte, 1);
+	ssize_t n = stream_read(st, &byte, 1);
 	if (n < 0)
-		return archive_fail(st->a, st->name, "unpacking");
+		return (int)n;
 	if (n > 0)
 		return mimg_err(-EINVAL, "%s: holds more data than the %llu "
 				"bytes its header declares", st->name,
@@ -807,10 +838,58 @@ static int stream_skip(void *opaque)
 static void stream_release(void *opaque)
 {
 	struct stream_state *st = opaque;
+	archive_read_free(st->a);
+#ifdef MIMG_HAVE_LIBLZMA
+	mimg__xz_close(st->xz);
+#endif
 	names_free(&st->names);
 	free(st->name);
 	free(st->src);
 	free(st);
+}
+
+/* A stream not handed over: the reader stays the caller's. */
+static void stream_release_early(struct stream_state *st)
+{
+#ifdef MIMG_HAVE_LIBLZMA
+	mimg__xz_close(st->xz);
+#endif
+	free(st->name);
+	free(st);
+}
+
+/* An .xz file is decoded by liblzma directly from here on: its first N
+ * bytes, decoded by libarchive into sp->buf, are decoded again and must
+ * be the same. */
+static int maybe_xz(struct spool *sp, struct stream_state *st, la_ssize_t n)
+{
+#ifdef MIMG_HAVE_LIBLZMA
+	size_t want = (size_t)n, got = 0;
+	uint8_t *head;
+	ssize_t k = 1;
+	int r;
+	if (strcmp(sp->filters, "xz") != 0)
+		return 0;
+	if ((r = mimg__xz_open(&st->xz, sp->archive, sp->name)) < 0)
+		return r;
+	if (!(head = malloc(want ? want : 1)))
+		return mimg_err(-ENOMEM, "%s: out of memory", sp->name);
+	while (got < want &&
+	       (k = mimg__xz_read(st->xz, head + got, want - got)) > 0)
+		got += (size_t)k;
+	if (k < 0)
+		r = (int)k;
+	else if (got < want || memcmp(head, sp->buf, want) != 0)
+		r = mimg_err(-EIO, "%s: liblzma and libarchive decode the "
+			     "first %zu bytes differently", sp->name, want);
+	free(head);
+	return r;
+#else
+	(void)sp;
+	(void)st;
+	(void)n;
+	return 0;
+#endif
 }
 
 /* Hand the current entry, whose first N bytes are in sp->buf, to a
@@ -851,18 +930,27 @@ static int maybe_stream(struct spool *sp, struct archive *a, la_ssize_t n,
 	st->tar = tar;
 	st->filtered = sp->filtered;
 	st->disk = disk;
+	if (!tar && (r = maybe_xz(sp, st, n)) < 0) {
+		stream_release_early(st);
+		return r;
+	}
 	struct mimg_stream_in in = {
-		.a = a, .archive = sp->archive, .opaque = st,
+		.archive = sp->archive, .opaque = st, .read = stream_read,
 		.data = stream_data, .end = stream_end,
 		.release = stream_release, .skip = stream_skip, .size = size,
 	};
 	if ((r = mimg__stream_open(&sp->stream, sp->name, &in, sp->buf,
 				   (size_t)n)) < 0) {
-		free(st->name);
-		free(st);
+		stream_release_early(st);
 		return r;
 	}
 	sp->streamed = true;
+#ifdef MIMG_HAVE_LIBLZMA
+	if (st->xz) {
+		archive_read_free(st->a);
+		st->a = NULL;
+	}
+#endif
 	st->names = sp->names;
 	sp->names = (struct member_names){.n = 0};
 	return 1;
@@ -1042,7 +1130,8 @@ static int unpack(struct source *s, const char *name,
 {
 	struct spool sp = {.fd = -1, .name = name, .src = s, .archive = s->f,
 			   .sequential = sequential, .ova_disk = ova_disk,
-			   .filtered = o->filters[0] != 0};
+			   .filtered = o->filters[0] != 0,
+			   .filters = o->filters};
 	struct archive *a = NULL;
 	int r;
 

@@ -75,6 +75,36 @@ b[:512] = h
 open("liar.tar", "wb").write(b)
 PY
 refused liar.tar "Truncated tar archive"
+# xz files of many blocks, one corrupt in the middle, one with bytes
+# after its stream, one whose block asks for a 4 GiB dictionary (liblzma
+# decodes streamed .xz files with its memory capped at 1 GiB)
+xz -q -c -T2 --block-size=1MiB disk.raw > blocks.xz
+rm -f out.raw
+TMPDIR=$T/missing "$MIMG" convert -O raw blocks.xz out.raw ||
+	fail "convert blocks.xz"
+qemu-img compare -q -f raw -F raw disk.raw out.raw || fail "blocks.xz differs"
+python3 - <<'PY'
+import lzma, zlib
+b = bytearray(open("blocks.xz", "rb").read())
+mid = len(b) // 2
+b[mid:mid + 8] = bytes(x ^ 0x5a for x in b[mid:mid + 8])
+open("corrupt.xz", "wb").write(b)
+one = bytearray(lzma.compress(open("disk.raw", "rb").read()[:4 << 20],
+                              format=lzma.FORMAT_XZ))
+hsize = (one[12] + 1) * 4
+assert one[13] & 3 == 0 and one[14] == 0x21 and one[15] == 1
+one[16] = 40  # dictionary size code 40: 4 GiB - 1
+one[12 + hsize - 4:12 + hsize] = zlib.crc32(one[12:12 + hsize - 4]).to_bytes(4, "little")
+open("bigdict.xz", "wb").write(one)
+PY
+refused corrupt.xz "unpacking"
+cp disk.raw.xz trail.xz
+printf 'trailing' >> trail.xz
+refused trail.xz "unpacking"
+# (libarchive, without liblzma, sets no such cap)
+if [ -n "${MIMG_HAVE_LIBLZMA:-}" ]; then
+	refused bigdict.xz "more than the 1073741824 bytes of memory allowed"
+fi
 cat disk.raw.zst disk.raw.zst > twice.zst
 refused twice.zst "holds more data than the 25165824 bytes"
 echo readme > README
