@@ -6,7 +6,9 @@
  * streamed (the size an xz index or zstd frame header declares, the
  * forward-only reader, the checks at the end of the data).  Byte 0:
  * bit 0 streams, bit 1 also parses the declared size of the data as xz
- * and as zstd directly.  The rest is the archive.
+ * and as zstd directly, bit 2 opens it as info does (MIMG_OPEN_INSPECT:
+ * streamed and the rest of the archive read at once).  The rest is the
+ * archive.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -40,6 +42,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	if (data[0] & 1)
 		flags |= MIMG_OPEN_SEQUENTIAL;
+	if (data[0] & 4)
+		flags |= MIMG_OPEN_INSPECT;
 	if (data[0] & 2)
 		declared_sizes(data + 1, size - 1);
 	if (mimg_open_memory(&img, data + 1, size - 1, NULL, flags) != 0)

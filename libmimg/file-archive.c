@@ -216,11 +216,28 @@ static int detect(struct source *s, const char *name, char *filters,
 	return filters[0] || *tar;
 }
 
+/* The names of a tar's file members so far. */
+struct member_names {
+	char **v;
+	int n;
+};
+
+static void names_free(struct member_names *m)
+{
+	for (int i = 0; i < m->n; i++)
+		free(m->v[i]);
+	free(m->v);
+	m->v = NULL;
+	m->n = 0;
+}
+
 /* The temporary file being filled, or the stream handed the image. */
 struct spool {
 	int fd;			/* -1 until the image is known to need it */
 	bool sequential;	/* a raw image may be streamed */
 	bool streamed;		/* the reader and source now belong to it */
+	bool filtered;		/* the archive is compressed */
+	const char *filters;	/* "xz", "gzip", "xz,gzip"... */
 	struct mimg_file *archive;	/* the archive file */
 	struct mimg_file *stream;	/* the image's file when streamed */
 	const char *name;	/* the archive, for messages */
@@ -236,8 +253,7 @@ struct spool {
 	struct mimg_digests ovf_md, disk_md;
 	char *ovf_raw, *disk_raw;
 	struct mimg_manifest *mf;
-	char **names;		/* the tar's file members so far */
-	int nnames;
+	struct member_names names;
 };
 
 static const char *spool_dir(void)
@@ -474,23 +490,23 @@ static int check_member(const char *aname, struct archive_entry *e,
 /* A tar holding two files of one name is refused: extracted, the last
  * wins; read in order, the first would, and a manifest or the OVF could
  * vouch for a member that is not the one used. */
-static int note_name(struct spool *sp, const char *name, const char *shown)
+static int note_name(struct member_names *m, const char *aname,
+		     const char *name, const char *shown)
 {
-	for (int i = 0; i < sp->nnames; i++)
-		if (strcmp(sp->names[i], name) == 0)
+	for (int i = 0; i < m->n; i++)
+		if (strcmp(m->v[i], name) == 0)
 			return mimg_err(-EPERM, "%s: the archive holds two "
-					"members named '%s'; refused", sp->name,
+					"members named '%s'; refused", aname,
 					shown);
-	if (!sp->names &&
-	    !(sp->names = calloc(MIMG_ARCHIVE_MAX_MEMBERS,
-				 sizeof(*sp->names))))
+	if (!m->v && !(m->v = calloc(MIMG_ARCHIVE_MAX_MEMBERS,
+				     sizeof(*m->v))))
 		return mimg_err(-ENOMEM, "out of memory");
-	if (sp->nnames >= MIMG_ARCHIVE_MAX_MEMBERS)
+	if (m->n >= MIMG_ARCHIVE_MAX_MEMBERS)
 		return mimg_err(-E2BIG, "%s: archive has more than %d "
-				"members", sp->name, MIMG_ARCHIVE_MAX_MEMBERS);
-	if (!(sp->names[sp->nnames] = strdup(name)))
+				"members", aname, MIMG_ARCHIVE_MAX_MEMBERS);
+	if (!(m->v[m->n] = strdup(name)))
 		return mimg_err(-ENOMEM, "out of memory");
-	sp->nnames++;
+	m->n++;
 	return 0;
 }
 
@@ -662,22 +678,54 @@ static int check_manifest(struct spool *sp, struct mimg_archive_origin *o)
 	return 0;
 }
 
-/* What a streamed image's reader needs beyond libarchive's state. */
+/* What a streamed image's reader needs: libarchive's reader, or
+ * liblzma's for an .xz file. */
 struct stream_state {
 	struct source *src;
 	struct archive *a;
+#ifdef MIMG_HAVE_LIBLZMA
+	struct mimg_xz *xz;
+#endif
 	char *name;
 	uint64_t expanded;
 	bool tar;
+	bool filtered;	/* compressed: skipped data is decoded and counted */
 	bool disk;	/* in a format other than raw */
+	struct member_names names;	/* the members before and after */
 };
+
+/* Bytes of the archive file decoded so far. */
+static uint64_t stream_consumed(const struct stream_state *st)
+{
+#ifdef MIMG_HAVE_LIBLZMA
+	if (st->xz)
+		return mimg__xz_consumed(st->xz);
+#endif
+	return st->src->pos;
+}
+
+static ssize_t stream_read(void *opaque, uint8_t *buf, size_t n)
+{
+	struct stream_state *st = opaque;
+#ifdef MIMG_HAVE_LIBLZMA
+	if (st->xz)
+		return mimg__xz_read(st->xz, buf, n);
+#endif
+	la_ssize_t k = archive_read_data(st->a, buf, n);
+	if (k < 0)
+		return mimg_err(-EIO, "%s: unpacking: %s", st->name,
+				archive_error_string(st->a)
+					? archive_error_string(st->a)
+					: "unknown error");
+	return (ssize_t)k;
+}
 
 static int stream_data(void *opaque, const uint8_t *buf, size_t n)
 {
 	struct stream_state *st = opaque;
 	(void)buf;
 	st->expanded += n;
-	return ratio_check(st->name, st->expanded, st->src->pos);
+	return ratio_check(st->name, st->expanded, stream_consumed(st));
 }
 
 /* Whether the tar member being read is a disk image in a format other
@@ -697,10 +745,33 @@ static int member_is_disk(struct stream_state *st)
 	return drv && strcmp(drv->name, "raw") != 0;
 }
 
-/* After a tar member: the rest of the archive must be harmless and hold
- * no file the spooled reading would have had to choose instead: no other
- * file after a raw image, no other disk image after one in another
- * format. */
+/* The rest of the current tar member, unread.  Decompressed data is
+ * counted as it is decoded, so that what it expands to stays bounded. */
+static int stream_drop(struct stream_state *st)
+{
+	const void *buf;
+	size_t n;
+	la_int64_t off;
+	int r;
+
+	if (!st->filtered)
+		return archive_read_data_skip(st->a) == ARCHIVE_OK
+			       ? 0 : archive_fail(st->a, st->name, "reading");
+	while ((r = archive_read_data_block(st->a, &buf, &n, &off)) ==
+	       ARCHIVE_OK) {
+		int e = stream_data(st, buf, n);
+		if (e < 0)
+			return e;
+	}
+	return r == ARCHIVE_EOF ? 0 : archive_fail(st->a, st->name,
+						     "unpacking");
+}
+
+/* After a tar member: the rest of the archive must be harmless, as the
+ * spooled reading checks it (links, names, two members of one name),
+ * and hold no file the spooled reading would have had to choose
+ * instead: no other file after a raw image, no other disk image after
+ * one in another format. */
 static int stream_tar_rest(struct stream_state *st)
 {
 	struct archive_entry *e;
@@ -721,11 +792,15 @@ static int stream_tar_rest(struct stream_state *st)
 			return mimg_err(-ENOMEM, "out of memory");
 		r = check_member(st->name, e, shown, name ? name : "");
 		if (r == 0 && archive_entry_filetype(e) == AE_IFREG &&
+		    (r = note_name(&st->names, st->name, name ? name : "",
+				   shown)) == 0 &&
 		    (!st->disk || (r = member_is_disk(st)) == 1))
 			r = mimg_err(-EINVAL, "%s: the archive holds another "
 				     "%s, '%s', after the image read; "
 				     "extract the one to use", st->name,
 				     st->disk ? "disk image" : "file", shown);
+		if (r == 0 && archive_entry_filetype(e) == AE_IFREG)
+			r = stream_drop(st);
 		free(shown);
 		if (r < 0)
 			return r;
@@ -738,9 +813,9 @@ static int stream_end(void *opaque)
 	uint8_t byte;
 	if (st->tar)
 		return stream_tar_rest(st);
-	la_ssize_t n = archive_read_data(st->a, &byte, 1);
+	ssize_t n = stream_read(st, &byte, 1);
 	if (n < 0)
-		return archive_fail(st->a, st->name, "unpacking");
+		return (int)n;
 	if (n > 0)
 		return mimg_err(-EINVAL, "%s: holds more data than the %llu "
 				"bytes its header declares", st->name,
@@ -748,12 +823,73 @@ static int stream_end(void *opaque)
 	return 0;
 }
 
+/* In a tar that is not compressed, the rest of the member is passed
+ * over; its size is checked against the archive's as it is. */
+static int stream_skip(void *opaque)
+{
+	struct stream_state *st = opaque;
+	if (!st->tar || st->filtered)
+		return 0;
+	if (archive_read_data_skip(st->a) != ARCHIVE_OK)
+		return archive_fail(st->a, st->name, "reading");
+	return 1;
+}
+
 static void stream_release(void *opaque)
 {
 	struct stream_state *st = opaque;
+	archive_read_free(st->a);
+#ifdef MIMG_HAVE_LIBLZMA
+	mimg__xz_close(st->xz);
+#endif
+	names_free(&st->names);
 	free(st->name);
 	free(st->src);
 	free(st);
+}
+
+/* A stream not handed over: the reader stays the caller's. */
+static void stream_release_early(struct stream_state *st)
+{
+#ifdef MIMG_HAVE_LIBLZMA
+	mimg__xz_close(st->xz);
+#endif
+	free(st->name);
+	free(st);
+}
+
+/* An .xz file is decoded by liblzma directly from here on: its first N
+ * bytes, decoded by libarchive into sp->buf, are decoded again and must
+ * be the same. */
+static int maybe_xz(struct spool *sp, struct stream_state *st, la_ssize_t n)
+{
+#ifdef MIMG_HAVE_LIBLZMA
+	size_t want = (size_t)n, got = 0;
+	uint8_t *head;
+	ssize_t k = 1;
+	int r;
+	if (strcmp(sp->filters, "xz") != 0)
+		return 0;
+	if ((r = mimg__xz_open(&st->xz, sp->archive, sp->name)) < 0)
+		return r;
+	if (!(head = malloc(want ? want : 1)))
+		return mimg_err(-ENOMEM, "%s: out of memory", sp->name);
+	while (got < want &&
+	       (k = mimg__xz_read(st->xz, head + got, want - got)) > 0)
+		got += (size_t)k;
+	if (k < 0)
+		r = (int)k;
+	else if (got < want || memcmp(head, sp->buf, want) != 0)
+		r = mimg_err(-EIO, "%s: liblzma and libarchive decode the "
+			     "first %zu bytes differently", sp->name, want);
+	free(head);
+	return r;
+#else
+	(void)sp;
+	(void)st;
+	(void)n;
+	return 0;
+#endif
 }
 
 /* Hand the current entry, whose first N bytes are in sp->buf, to a
@@ -792,19 +928,31 @@ static int maybe_stream(struct spool *sp, struct archive *a, la_ssize_t n,
 	st->a = a;
 	st->expanded = sp->expanded;
 	st->tar = tar;
+	st->filtered = sp->filtered;
 	st->disk = disk;
+	if (!tar && (r = maybe_xz(sp, st, n)) < 0) {
+		stream_release_early(st);
+		return r;
+	}
 	struct mimg_stream_in in = {
-		.a = a, .archive = sp->archive, .opaque = st,
+		.archive = sp->archive, .opaque = st, .read = stream_read,
 		.data = stream_data, .end = stream_end,
-		.release = stream_release, .size = size,
+		.release = stream_release, .skip = stream_skip, .size = size,
 	};
 	if ((r = mimg__stream_open(&sp->stream, sp->name, &in, sp->buf,
 				   (size_t)n)) < 0) {
-		free(st->name);
-		free(st);
+		stream_release_early(st);
 		return r;
 	}
 	sp->streamed = true;
+#ifdef MIMG_HAVE_LIBLZMA
+	if (st->xz) {
+		archive_read_free(st->a);
+		st->a = NULL;
+	}
+#endif
+	st->names = sp->names;
+	sp->names = (struct member_names){.n = 0};
 	return 1;
 }
 
@@ -878,7 +1026,8 @@ static int unpack_tar(struct spool *sp, struct archive *a, bool filtered,
 			return mimg_err(-ENOMEM, "out of memory");
 		if ((r = check_member(sp->name, e, shown, name ? name : "")) < 0 ||
 		    archive_entry_filetype(e) == AE_IFDIR ||
-		    (r = note_name(sp, name ? name : "", shown)) < 0) {
+		    (r = note_name(&sp->names, sp->name, name ? name : "",
+				   shown)) < 0) {
 			free(shown);
 			if (r < 0)
 				return r;
@@ -980,7 +1129,9 @@ static int unpack(struct source *s, const char *name,
 		  struct mimg_file **streamp)
 {
 	struct spool sp = {.fd = -1, .name = name, .src = s, .archive = s->f,
-			   .sequential = sequential, .ova_disk = ova_disk};
+			   .sequential = sequential, .ova_disk = ova_disk,
+			   .filtered = o->filters[0] != 0,
+			   .filters = o->filters};
 	struct archive *a = NULL;
 	int r;
 
@@ -1012,9 +1163,7 @@ out:
 	mimg__digests_free(&sp.ovf_md);
 	mimg__digests_free(&sp.disk_md);
 	mimg__manifest_free(sp.mf);
-	for (int i = 0; i < sp.nnames; i++)
-		free(sp.names[i]);
-	free(sp.names);
+	names_free(&sp.names);
 	if ((r < 0 || sp.streamed) && sp.fd >= 0)
 		close(sp.fd);
 	*fdp = r < 0 || sp.streamed ? -1 : sp.fd;

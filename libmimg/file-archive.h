@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "file.h"
 
@@ -126,14 +127,41 @@ int mimg__archive_unpack(struct mimg_file **fp,
  * declared size has been read (checks that need the rest of the
  * archive); both return 0 or a negative errno with a message. */
 struct mimg_stream_in {
-	struct archive *a;
 	struct mimg_file *archive;
 	void *opaque;
+	/* Up to N decoded bytes into BUF: a count, 0 at the end of the
+	 * data, or a negative errno with a message. */
+	ssize_t (*read)(void *opaque, uint8_t *buf, size_t n);
 	int (*data)(void *opaque, const uint8_t *buf, size_t n);
 	int (*end)(void *opaque);
 	void (*release)(void *opaque);
+	/* Optional: pass over the rest of the data without reading it;
+	 * 1 when it did, 0 when the data must be read. */
+	int (*skip)(void *opaque);
 	uint64_t size;
 };
+
+#ifdef MIMG_HAVE_LIBLZMA
+/* The xz file F (NAME in messages) decoded from its start with liblzma
+ * (file-xz.c), its memory capped: all its streams, nothing after
+ * them. */
+struct mimg_xz;
+int mimg__xz_open(struct mimg_xz **xp, struct mimg_file *f,
+		  const char *name);
+/* Up to N decoded bytes into BUF: a count, 0 at the end of the file, or
+ * a negative errno with a message. */
+ssize_t mimg__xz_read(struct mimg_xz *x, uint8_t *buf, size_t n);
+/* Bytes of the file decoded so far. */
+uint64_t mimg__xz_consumed(const struct mimg_xz *x);
+void mimg__xz_close(struct mimg_xz *x);
+#endif
+
+/* Read the rest of the streamed image F, and the rest of its archive,
+ * without keeping the data: what a reader that only describes the image
+ * does so that the whole archive is checked, as when it is unpacked.
+ * F's data can no longer be read.  0 or a negative errno with a
+ * message. */
+int mimg__stream_drain(struct mimg_file *f);
 
 /* The size the compressed FILE declares it unpacks to, when FILTERS is
  * "xz" (its index, one stream) or "zstd" (its first frame header). */

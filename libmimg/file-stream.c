@@ -10,7 +10,6 @@
  * (tar header, xz index, zstd frame header): shorter or longer is an
  * error, seen by the read that reaches the end.
  */
-#include <archive.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -46,12 +45,9 @@ static int stream_fill(struct stream_file *s, uint64_t end)
 		size_t room = MIMG_STREAM_RING - at;
 		if (room > end - s->pos)
 			room = (size_t)(end - s->pos);
-		la_ssize_t n = archive_read_data(s->in.a, s->ring + at, room);
+		ssize_t n = s->in.read(s->in.opaque, s->ring + at, room);
 		if (n < 0)
-			return mimg_err(-EIO, "%s: unpacking: %s", s->f.path,
-					archive_error_string(s->in.a)
-						? archive_error_string(s->in.a)
-						: "unknown error");
+			return (int)n;
 		if (n == 0)
 			return mimg_err(-EIO, "%s: the unpacked image ends "
 					"after %llu bytes, but its archive "
@@ -140,6 +136,30 @@ static int stream_preadv(struct mimg_file *f, const struct iovec *iov,
 	return r;
 }
 
+int mimg__stream_drain(struct mimg_file *f)
+{
+	struct stream_file *s = stream_of(f);
+	int r = 0;
+	pthread_mutex_lock(&s->lock);
+	if (s->err) {
+		r = mimg_err(s->err, "%s", s->errmsg);
+	} else if (!s->ended && s->in.skip &&
+		   (r = s->in.skip(s->in.opaque)) == 1) {
+		/* Nothing of the data is held any more. */
+		s->base = s->pos = s->in.size;
+		r = s->in.end(s->in.opaque);
+		s->ended = r == 0;
+	} else if (r == 0) {
+		r = stream_fill(s, s->in.size);
+	}
+	if (r < 0) {
+		s->err = r;
+		snprintf(s->errmsg, sizeof(s->errmsg), "%s", mimg_errmsg());
+	}
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
 static int stream_size(struct mimg_file *f, uint64_t *sizep)
 {
 	*sizep = stream_of(f)->in.size;
@@ -155,7 +175,6 @@ static int stream_allocated(struct mimg_file *f, uint64_t *bytesp)
 static int stream_close(struct mimg_file *f)
 {
 	struct stream_file *s = stream_of(f);
-	archive_read_free(s->in.a);
 	s->in.release(s->in.opaque);
 	mimg_file_close(s->in.archive);
 	pthread_mutex_destroy(&s->lock);

@@ -143,16 +143,17 @@ static int open_backing(struct mimg *img, struct chain_ids *ids)
 static int unpack_archive(struct mimg *img, const char *path, unsigned flags,
 			  const char *ova_disk)
 {
+	bool sequential = flags & (MIMG_OPEN_SEQUENTIAL | MIMG_OPEN_INSPECT);
 	struct mimg_file *plain;
 	int r;
 
 	if (!(flags & MIMG_OPEN_DIRECT) || img->in_memory || img->remote)
 		return mimg__archive_unpack(&img->file, &img->archive,
-					    flags & MIMG_OPEN_SEQUENTIAL, ova_disk);
+					    sequential, ova_disk);
 	if ((r = mimg_file_open(&plain, path, 0)) < 0)
 		return r;
-	r = mimg__archive_unpack(&plain, &img->archive,
-				 flags & MIMG_OPEN_SEQUENTIAL, ova_disk);
+	r = mimg__archive_unpack(&plain, &img->archive, sequential,
+				 ova_disk);
 	if (r == 1) {
 		mimg_file_close(img->file);
 		img->file = plain;
@@ -260,6 +261,13 @@ static int open_node(struct mimg **imgp, const char *path,
 	img->secret = NULL;
 	if (r < 0)
 		goto fail;
+	/* Described without unpacking, the archive is still checked
+	 * whole. */
+	if ((flags & MIMG_OPEN_INSPECT) && mimg_file_is_stream(img->file) &&
+	    (r = mimg__stream_drain(img->file)) < 0) {
+		drv->close(img);
+		goto fail;
+	}
 
 	/* Untrusted means the image may not refer to other files at all,
 	 * even when the caller would not open them (info, check). */

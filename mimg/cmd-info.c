@@ -172,10 +172,13 @@ int cmd_info(int argc, char **argv)
 		{"ova-disk", required_argument, NULL, OPT_OVA_DISK},
 		{NULL, 0, NULL, 0},
 	};
+	/* An image convert would stream is described without a temporary
+	 * file, its archive still read and checked whole. */
 	struct cli_args ca = {.cmd = "info", .help = info_help,
 			      .longopts = CLI_FORMAT | CLI_OUTPUT |
 					  CLI_FORCE_SHARE | CLI_UNTRUSTED |
-					  CLI_IMAGE_OPTS};
+					  CLI_IMAGE_OPTS,
+			      .open_flags = MIMG_OPEN_INSPECT};
 	bool chain = false;
 	int c;
 

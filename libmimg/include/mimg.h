@@ -97,9 +97,13 @@ enum {
 	/* The caller reads in ascending order (convert): a raw image in a
 	 * compressed file or tar is streamed instead of unpacked. */
 	MIMG_OPEN_SEQUENTIAL = 1u << 10,
+	/* Only to describe the image (info): what SEQUENTIAL would stream
+	 * is streamed, and the rest of its archive read and checked before
+	 * mimg_open returns; the image's data can then not be read. */
+	MIMG_OPEN_INSPECT = 1u << 11,
 };
 /* Every MIMG_OPEN_* bit; mimg_open refuses others with -EINVAL. */
-#define MIMG_OPEN_ALL_FLAGS 0x7ffu
+#define MIMG_OPEN_ALL_FLAGS 0xfffu
 
 /* Maximum backing-chain depth followed before giving up (-ELOOP). */
 #define MIMG_MAX_CHAIN_DEPTH 64

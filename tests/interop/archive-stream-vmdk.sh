@@ -7,7 +7,8 @@
 # unpacked file and zero runs stay holes.  Grains out of order, past the
 # capacity, or not the ones the grain tables list, and streams cut short,
 # are errors, never other data.  A gzip file (no declared size) is still
-# unpacked into $TMPDIR.
+# unpacked into $TMPDIR.  info says which, and reads the rest of a tar
+# as when it is unpacked: hostile members after the image are refused.
 . "$TESTLIB"
 need qemu-img qemu-io python3 tar xz zstd gzip
 layout() { python3 "$(dirname "$0")/vmdk-stream-layout.py" "$@"; }
@@ -41,6 +42,19 @@ for v in front footer noeos; do
 		streams "$f" qemu.raw 5
 		check_eq "$(qemu-img map --output=json out.qcow2 |
 			grep -c '"data": true')" 3 "$f: data runs in the qcow2"
+		# info streams it too, the whole archive still read
+		TMPDIR=$T/missing "$MIMG" info --output=json "$f" \
+			>info.json || fail "info $f without a temporary directory"
+		check_eq "$(json_get info.json archive.streamed)" true \
+			"$f: info's archive.streamed"
+		check_eq "$(json_get info.json virtual-size)" 83886080 \
+			"$f: info's virtual-size"
+		check_eq "$(json_get info.json format-specific.data.create-type)" \
+			streamOptimized "$f: info's create-type"
+		TMPDIR=$T/missing "$MIMG" info "$f" >info.txt ||
+			fail "info $f"
+		grep -q "^archive: .*, streamed in one pass$" info.txt ||
+			fail "$f: info says $(grep archive: info.txt)"
 	done
 done
 
@@ -51,6 +65,10 @@ TMPDIR=$T/missing "$MIMG" convert -O raw front.vmdk.gz o.raw 2>err.txt &&
 grep -q "cannot create a temporary file" err.txt || fail "$(cat err.txt)"
 "$MIMG" convert -O raw front.vmdk.gz o.raw || fail "convert front.vmdk.gz"
 qemu-img compare -q -f raw -F raw qemu.raw o.raw || fail "gzip differs"
+"$MIMG" info --output=json front.vmdk.gz > info.json || fail "info gz"
+check_eq "$(json_get info.json archive.streamed)" false "gz: streamed"
+"$MIMG" info front.vmdk.gz | grep -q "unpacked into a temporary file$" ||
+	fail "gz: info does not say it unpacked"
 
 refused() { # FILE PATTERN
 	rm -f bad.raw
@@ -60,6 +78,72 @@ refused() { # FILE PATTERN
 	fi
 	grep -q "$2" err.txt || fail "$1: message lacks '$2': $(cat err.txt)"
 }
+# info_refused FILE PATTERN: info fails too, with or without $TMPDIR
+info_refused() {
+	refused "$1" "$2"
+	for tmp in $T/missing $T; do
+		if TMPDIR=$tmp "$MIMG" info "$1" >/dev/null 2>err.txt; then
+			fail "info accepted $1"
+		fi
+		grep -q "$2" err.txt ||
+			fail "info $1: message lacks '$2': $(cat err.txt)"
+	done
+}
+
+# Members after (or before) a streamed image are checked as when the
+# tar is unpacked: two of one name, links, names that escape, and a
+# size past the data are refused by info as by convert.
+mktar() { # TAR SPEC...: file:NAME:PATH, sym:NAME:TARGET, liar:NAME:PATH
+	python3 - "$@" <<'PY'
+import sys, tarfile
+mode = "w:gz" if sys.argv[1].endswith(".tgz") else "w"
+with tarfile.open(sys.argv[1], mode, format=tarfile.GNU_FORMAT) as t:
+    for spec in sys.argv[2:]:
+        kind, name, arg = spec.split(":", 2)
+        i = tarfile.TarInfo(name)
+        if kind == "sym":
+            i.type, i.linkname = tarfile.SYMTYPE, arg
+            t.addfile(i)
+            continue
+        data = open(arg, "rb").read()
+        i.size = len(data)
+        if kind == "liar":  # header claims more than the archive holds
+            i.size = len(data) + (1 << 30)
+            t.fileobj.write(i.tobuf(tarfile.GNU_FORMAT, t.encoding,
+                                    t.errors))
+            t.fileobj.write(data + bytes(-len(data) % 512))
+            t.offset += 512 + len(data) + (-len(data) % 512)
+            continue
+        with open(arg, "rb") as f:
+            t.addfile(i, f)
+PY
+}
+echo readme > README
+for ext in tar tgz; do
+	mktar dupafter.$ext file:front.vmdk:front.vmdk file:README:README \
+		file:README:README
+	info_refused dupafter.$ext "two members named 'README'"
+	# (a small file first is unpacked, which needs $TMPDIR)
+	mktar dupbefore.$ext file:README:README file:front.vmdk:front.vmdk \
+		file:README:README
+	TMPDIR=$T "$MIMG" info dupbefore.$ext >/dev/null 2>err.txt &&
+		fail "info accepted dupbefore.$ext"
+	grep -q "two members named 'README'" err.txt ||
+		fail "dupbefore.$ext: $(cat err.txt)"
+	mktar dupimage.$ext file:front.vmdk:front.vmdk \
+		file:front.vmdk:front.vmdk
+	info_refused dupimage.$ext "two members named 'front.vmdk'"
+	mktar symafter.$ext file:front.vmdk:front.vmdk sym:x:/etc/passwd
+	info_refused symafter.$ext "is a link"
+	mktar dotdot.$ext file:front.vmdk:front.vmdk file:../x:README
+	info_refused dotdot.$ext "absolute or has a '\.\.'"
+	mktar liar.$ext file:front.vmdk:front.vmdk liar:README:README
+	info_refused liar.$ext "runcated"
+done
+mktar ok.tar file:front.vmdk:front.vmdk file:README:README
+TMPDIR=$T/missing "$MIMG" info ok.tar >/dev/null ||
+	fail "info refuses a README after the image"
+
 damaged() { # LAYOUT EDIT PATTERN
 	cp $1.vmdk $2.vmdk
 	layout edit $2.vmdk $2 || fail "edit $2"

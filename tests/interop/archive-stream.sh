@@ -4,9 +4,10 @@
 # temporary file (it works with $TMPDIR missing), writes no zero block,
 # and checks the data against the size the archive declares: a tar
 # member cut short, a zstd file with a second frame, or a tar with
-# another file after the image are errors.  Images that need random
-# access are still unpacked into $TMPDIR, and nothing is left there,
-# killed by a signal or not.
+# another file after the image are errors (for info too, which streams
+# what convert streams).  Images that need random access are still
+# unpacked into $TMPDIR, and nothing is left there, killed by a signal
+# or not.
 . "$TESTLIB"
 need qemu-img qemu-io python3 tar xz zstd gzip
 
@@ -24,6 +25,11 @@ xz -q -k disk.qcow2
 # 4 MiB of data; the zero megabyte is a hole
 for f in disk.raw.xz disk.raw.zst disk.tgz; do
 	streams "$f" disk.raw 4 -c
+	TMPDIR=$T/missing "$MIMG" info --output=json "$f" > info.json ||
+		fail "info $f without a temporary directory"
+	check_eq "$(json_get info.json archive.streamed)" true "$f: streamed"
+	check_eq "$(json_get info.json virtual-size)" 25165824 \
+		"$f: virtual-size"
 done
 # -m above what the stream keeps is lowered, not an error
 TMPDIR=$T/missing "$MIMG" convert -m 64 -O raw disk.raw.xz m64.raw ||
@@ -59,11 +65,44 @@ b[:512] = h
 open("liar.tar", "wb").write(b)
 PY
 refused liar.tar "Truncated tar archive"
+# xz files of many blocks, one corrupt in the middle, one with bytes
+# after its stream, one whose block asks for a 4 GiB dictionary (liblzma
+# decodes streamed .xz files with its memory capped at 1 GiB)
+xz -q -c -T2 --block-size=1MiB disk.raw > blocks.xz
+rm -f out.raw
+TMPDIR=$T/missing "$MIMG" convert -O raw blocks.xz out.raw ||
+	fail "convert blocks.xz"
+qemu-img compare -q -f raw -F raw disk.raw out.raw || fail "blocks.xz differs"
+python3 - <<'PY'
+import lzma, zlib
+b = bytearray(open("blocks.xz", "rb").read())
+mid = len(b) // 2
+b[mid:mid + 8] = bytes(x ^ 0x5a for x in b[mid:mid + 8])
+open("corrupt.xz", "wb").write(b)
+one = bytearray(lzma.compress(open("disk.raw", "rb").read()[:4 << 20],
+                              format=lzma.FORMAT_XZ))
+hsize = (one[12] + 1) * 4
+assert one[13] & 3 == 0 and one[14] == 0x21 and one[15] == 1
+one[16] = 40  # dictionary size code 40: 4 GiB - 1
+one[12 + hsize - 4:12 + hsize] = zlib.crc32(one[12:12 + hsize - 4]).to_bytes(4, "little")
+open("bigdict.xz", "wb").write(one)
+PY
+refused corrupt.xz "unpacking"
+cp disk.raw.xz trail.xz
+printf 'trailing' >> trail.xz
+refused trail.xz "unpacking"
+# (libarchive, without liblzma, sets no such cap)
+if [ -n "${MIMG_HAVE_LIBLZMA:-}" ]; then
+	refused bigdict.xz "more than the 1073741824 bytes of memory allowed"
+fi
 cat disk.raw.zst disk.raw.zst > twice.zst
 refused twice.zst "holds more data than the 25165824 bytes"
 echo readme > README
 tar cf after.tar disk.raw README
 refused after.tar "another file, 'README', after the image"
+for f in liar.tar twice.zst after.tar; do
+	"$MIMG" info "$f" >/dev/null 2>err.txt && fail "info accepted $f"
+done
 head -c $(($(stat -c %s disk.raw.xz) / 2)) disk.raw.xz > cut.xz
 refused cut.xz "unpacking"
 

@@ -149,7 +149,12 @@ mktar abs.tgz "file:/tmp/abs.raw:disk.raw"
 expect_refused abs.tgz "absolute"
 cp disk.raw other.raw
 tar czf two.tgz disk.raw other.raw
-expect_refused two.tgz "'disk.raw' (raw), 'other.raw' (raw)"
+# (a raw first file of 1 MiB or more is streamed, by info too)
+expect_refused two.tgz "another file, 'other.raw', after the image"
+head -c 512k disk.raw > small.raw
+cp small.raw other.raw
+tar czf twosmall.tgz small.raw other.raw
+expect_refused twosmall.tgz "'small.raw' (raw), 'other.raw' (raw)"
 cp disk.qcow2 other.qcow2
 tar czf twoq.tgz disk.qcow2 README other.qcow2
 expect_refused twoq.tgz "several disk images"
