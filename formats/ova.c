@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "archive-sink.h"
 #include "driver.h"
 #include "error.h"
 #include "file-archive.h"
@@ -476,31 +477,9 @@ static char *manifest_text(const struct ova_job *j, const char *ovf_name,
 	return text;
 }
 
-/* The output, written in order through the host-file layer. */
-struct sink {
-	struct mimg_file *f;
-	uint64_t pos;
-};
-
-static la_ssize_t sink_write(struct archive *a, void *opaque,
-			     const void *buf, size_t n)
-{
-	struct sink *s = opaque;
-	int r = mimg_file_pwrite(s->f, buf, n, s->pos);
-	if (r < 0) {
-		archive_set_error(a, -r, "%s", mimg_errmsg());
-		return -1;
-	}
-	s->pos += n;
-	return (la_ssize_t)n;
-}
-
 static int tar_fail(struct archive *a, const char *path)
 {
-	const char *msg = archive_error_string(a);
-	int e = archive_errno(a);
-	return mimg_err(e > 0 ? -e : -EIO, "%s: writing the OVA: %s", path,
-			msg ? msg : "unknown error");
+	return mimg__archive_write_fail(a, path, "writing the OVA");
 }
 
 static int tar_header(struct archive *a, const char *path, const char *name,
@@ -554,7 +533,7 @@ static int write_tar(struct ova_job *j, struct mimg_file *out, uint8_t *buf)
 {
 	char ovf_name[BASE_MAX + 8], mf_name[BASE_MAX + 8];
 	uint8_t ovf_md[SHA256_LEN];
-	struct sink sink = {.f = out};
+	struct mimg_sink sink = {.f = out};
 	size_t olen = 0, mlen = 0;
 	char *ovf = NULL, *mf = NULL;
 	time_t now = time(NULL);
@@ -571,8 +550,8 @@ static int write_tar(struct ova_job *j, struct mimg_file *out, uint8_t *buf)
 		goto out;
 	}
 	if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
-	    archive_write_open2(a, &sink, NULL, sink_write, NULL, NULL) !=
-		    ARCHIVE_OK) {
+	    archive_write_open2(a, &sink, NULL, mimg__sink_archive_write,
+				NULL, NULL) != ARCHIVE_OK) {
 		r = tar_fail(a, j->path);
 		goto out;
 	}

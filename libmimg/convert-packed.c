@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "archive-sink.h"
 #include "error.h"
 #include "image.h"
 #include "file.h"
@@ -28,8 +29,7 @@
 
 /* Where compressed bytes go: the output file, in order. */
 struct packed_out {
-	struct mimg_file *f;
-	uint64_t pos;
+	struct mimg_sink out;
 	const char *path;
 	/* one of these */
 	struct archive *a;
@@ -44,25 +44,9 @@ static int threads(void)
 	return n < 1 ? 1 : n > 64 ? 64 : (int)n;
 }
 
-static la_ssize_t out_write(struct archive *a, void *opaque, const void *buf,
-			    size_t n)
-{
-	struct packed_out *o = opaque;
-	int r = mimg_file_pwrite(o->f, buf, n, o->pos);
-	if (r < 0) {
-		archive_set_error(a, -r, "%s", mimg_errmsg());
-		return -1;
-	}
-	o->pos += n;
-	return (la_ssize_t)n;
-}
-
 static int archive_fail(struct packed_out *o)
 {
-	const char *msg = archive_error_string(o->a);
-	int e = archive_errno(o->a);
-	return mimg_err(e > 0 ? -e : -EIO, "%s: compressing: %s", o->path,
-			msg ? msg : "unknown error");
+	return mimg__archive_write_fail(o->a, o->path, "compressing");
 }
 
 /* xz or gzip: libarchive's "raw" format is the one entry's bytes. */
@@ -93,7 +77,8 @@ static int archive_start(struct packed_out *o, const char *codec, int level,
 		archive_write_set_filter_option(o->a, "xz", "threads", text);
 	}
 	if (r == ARCHIVE_OK)
-		r = archive_write_open2(o->a, o, NULL, out_write, NULL, NULL);
+		r = archive_write_open2(o->a, &o->out, NULL, mimg__sink_archive_write,
+					NULL, NULL);
 	archive_entry_set_pathname(e, "data");
 	archive_entry_set_filetype(e, AE_IFREG);
 	archive_entry_set_size(e, (la_int64_t)total);
@@ -137,12 +122,10 @@ static int zstd_feed(struct packed_out *o, const void *buf, size_t n,
 		rc = ZSTD_compressStream2(o->z, &out, &in, end);
 		if (ZSTD_isError(rc))
 			return zstd_fail(o, rc);
-		if (out.pos) {
-			int r = mimg_file_pwrite(o->f, o->zbuf, out.pos, o->pos);
-			if (r < 0)
-				return r;
-			o->pos += out.pos;
-		}
+		int r = out.pos ? mimg__sink_append(&o->out, o->zbuf, out.pos)
+				: 0;
+		if (r < 0)
+			return r;
 	} while (end == ZSTD_e_end ? rc != 0 : in.pos < in.size);
 	return 0;
 }
@@ -226,7 +209,7 @@ int mimg_convert_packed(struct mimg *const *srcs, size_t n, const char *path,
 	}
 	if (!(buf = malloc(READ_CHUNK)))
 		return mimg_err(-ENOMEM, "out of memory");
-	if ((r = mimg_file_open(&o.f, path, MIMG_FILE_RDWR |
+	if ((r = mimg_file_open(&o.out.f, path, MIMG_FILE_RDWR |
 				MIMG_FILE_CREATE)) < 0)
 		goto out;
 	r = strcmp(codec, "zstd") == 0 ? zstd_start(&o, level, total)
@@ -236,14 +219,14 @@ int mimg_convert_packed(struct mimg *const *srcs, size_t n, const char *path,
 	if (r == 0)
 		r = finish(&o);
 	if (r == 0)
-		r = mimg_file_truncate(o.f, o.pos);
+		r = mimg_file_truncate(o.out.f, o.out.pos);
 out:
 	if (o.a)
 		archive_write_free(o.a);
 	ZSTD_freeCCtx(o.z);
 	free(o.zbuf);
-	if (o.f) {
-		int r2 = mimg_file_close(o.f);
+	if (o.out.f) {
+		int r2 = mimg_file_close(o.out.f);
 		if (r == 0)
 			r = r2;
 	}
