@@ -58,9 +58,21 @@ static int parse_size(const char *s, uint64_t *out)
 	if (errno || end == s)
 		return -1;
 	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
+	case 'k':
+	case 'K':
+		v <<= 10;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		v <<= 20;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		v <<= 30;
+		end++;
+		break;
 	default: break;
 	}
 	if (*end)
@@ -71,9 +83,15 @@ static int parse_size(const char *s, uint64_t *out)
 
 static int parse_mode(const char *s, enum mode *m)
 {
-	static const struct { const char *name; enum mode m; } modes[] = {
-		{ "fill", FILL }, { "read", SEQ_READ }, { "write", SEQ_WRITE },
-		{ "randread", RAND_READ }, { "randwrite", RAND_WRITE },
+	static const struct {
+		const char *name;
+		enum mode m;
+	} modes[] = {
+		{"fill", FILL},
+		{"read", SEQ_READ},
+		{"write", SEQ_WRITE},
+		{"randread", RAND_READ},
+		{"randwrite", RAND_WRITE},
 	};
 
 	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
@@ -104,10 +122,8 @@ static uint64_t pick_block(uint64_t *seed)
 		b = atomic_fetch_add(&next_block, 1);
 		return b < nblocks ? b : UINT64_MAX;
 	case SEQ_READ:
-	case SEQ_WRITE:
-		return atomic_fetch_add(&next_block, 1) % nblocks;
-	default:
-		return rnd(seed) % nblocks;
+	case SEQ_WRITE: return atomic_fetch_add(&next_block, 1) % nblocks;
+	default: return rnd(seed) % nblocks;
 	}
 }
 
@@ -138,7 +154,8 @@ static void *worker(void *arg)
 		else
 			n = pread(fd, buf, bs, (off_t)(b * bs));
 		if (n != (ssize_t)bs) {
-			fprintf(stderr, "%s: %s at %llu: %s\n", dev, writing ? "write" : "read",
+			fprintf(stderr, "%s: %s at %llu: %s\n", dev,
+				writing ? "write" : "read",
 				(unsigned long long)(b * bs),
 				n < 0 ? strerror(errno) : "short transfer");
 			atomic_store(&failed, 1);
@@ -157,21 +174,26 @@ int main(int argc, char **argv)
 	uint64_t threads;
 	double t0, t_sync, elapsed;
 
-	if (argc != 7 || parse_mode(argv[2], &mode) || parse_size(argv[3], &bs) ||
-	    parse_size(argv[5], &span) || parse_size(argv[6], &threads)) {
-		fprintf(stderr, "usage: %s DEV fill|read|write|randread|randwrite BS SECONDS SPAN THREADS\n",
+	if (argc != 7 || parse_mode(argv[2], &mode) ||
+	    parse_size(argv[3], &bs) || parse_size(argv[5], &span) ||
+	    parse_size(argv[6], &threads)) {
+		fprintf(stderr,
+			"usage: %s DEV fill|read|write|randread|randwrite BS SECONDS SPAN THREADS\n",
 			argv[0]);
 		return 2;
 	}
 	dev = argv[1];
 	seconds = atof(argv[4]);
-	if (bs == 0 || bs % 512 || span < bs || threads < 1 || threads > MAX_THREADS ||
-	    seconds <= 0) {
-		fprintf(stderr, "%s: bad BS, SPAN, SECONDS or THREADS\n", argv[0]);
+	if (bs == 0 || bs % 512 || span < bs || threads < 1 ||
+	    threads > MAX_THREADS || seconds <= 0) {
+		fprintf(stderr, "%s: bad BS, SPAN, SECONDS or THREADS\n",
+			argv[0]);
 		return 2;
 	}
 	nblocks = span / bs;
-	fd = open(dev, (mode == SEQ_READ || mode == RAND_READ ? O_RDONLY : O_RDWR) | O_DIRECT);
+	fd = open(dev,
+		  (mode == SEQ_READ || mode == RAND_READ ? O_RDONLY : O_RDWR) |
+			  O_DIRECT);
 	if (fd < 0) {
 		fprintf(stderr, "%s: %s\n", dev, strerror(errno));
 		return 1;
@@ -179,14 +201,16 @@ int main(int argc, char **argv)
 
 	t0 = now();
 	for (uint64_t i = 0; i < threads; i++) {
-		if (pthread_create(&th[i], NULL, worker, (void *)(uintptr_t)i)) {
+		if (pthread_create(&th[i], NULL, worker,
+				   (void *)(uintptr_t)i)) {
 			fprintf(stderr, "pthread_create failed\n");
 			return 1;
 		}
 	}
 	if (mode != FILL) {
-		struct timespec ts = { (time_t)seconds,
-				       (long)((seconds - (double)(time_t)seconds) * 1e9) };
+		struct timespec ts =
+			{(time_t)seconds,
+			 (long)((seconds - (double)(time_t)seconds) * 1e9)};
 		while (nanosleep(&ts, &ts) && errno == EINTR)
 			;
 		atomic_store(&stop, 1);
@@ -208,7 +232,7 @@ int main(int argc, char **argv)
 	       "iops=%.0f MBps=%.1f\n",
 	       argv[2], (unsigned long long)bs, (unsigned long long)threads,
 	       (unsigned long long)ops, (unsigned long long)(ops * bs), elapsed,
-	       elapsed - (t_sync - t0),
-	       (double)ops / elapsed, (double)(ops * bs) / elapsed / 1048576.0);
+	       elapsed - (t_sync - t0), (double)ops / elapsed,
+	       (double)(ops * bs) / elapsed / 1048576.0);
 	return 0;
 }

@@ -45,8 +45,8 @@ static int luks_probe(const uint8_t *buf, size_t len, const char *filename)
 {
 	static const uint8_t magic[6] = {'L', 'U', 'K', 'S', 0xba, 0xbe};
 	(void)filename;
-	if (len >= 8 && memcmp(buf, magic, sizeof(magic)) == 0 &&
-	    buf[6] == 0 && buf[7] == 1)
+	if (len >= 8 && memcmp(buf, magic, sizeof(magic)) == 0 && buf[6] == 0 &&
+	    buf[7] == 1)
 		return 100;
 	return 0;
 }
@@ -81,8 +81,8 @@ static int luks_open(struct mimg *img, unsigned flags)
 	    (r = mimg_file_pread_exact(img->file, buf, sizeof(buf), 0,
 				       "LUKS header")) < 0)
 		return r;
-	if ((r = luks1_parse(buf, fsize, max_iters, img->filename,
-			     &s->hdr)) < 0)
+	if ((r = luks1_parse(buf, fsize, max_iters, img->filename, &s->hdr)) <
+	    0)
 		return r;
 	s->payload = (uint64_t)s->hdr.payload_offset * SECTOR;
 	img->size = align_down_u64(fsize - s->payload, SECTOR);
@@ -113,9 +113,11 @@ static int need_key(struct mimg *img)
 	struct luks_state *s = img->priv;
 	if (s->unlocked)
 		return 0;
-	return mimg_err(-EACCES, "%s: Parameter 'key-secret' is required for "
+	return mimg_err(-EACCES,
+			"%s: Parameter 'key-secret' is required for "
 			"cipher (no secret was given to open this encrypted "
-			"image)", img->filename);
+			"image)",
+			img->filename);
 }
 
 /* Read and decrypt whole sectors [start, start+len) of the guest. */
@@ -143,8 +145,7 @@ static int write_sectors(struct mimg *img, uint8_t *buf, uint64_t start,
  * partial sector at each end, at most CHUNK. */
 static size_t bounce_size(size_t len)
 {
-	return (size_t)min_u64(CHUNK, align_down_u64(len, SECTOR) +
-					      2 * SECTOR);
+	return (size_t)min_u64(CHUNK, align_down_u64(len, SECTOR) + 2 * SECTOR);
 }
 
 /* One step of a request: N bytes at guest offset POS, DONE bytes into
@@ -155,8 +156,8 @@ typedef int (*luks_step_fn)(struct mimg *img, const struct iovec *iov,
 
 /* Run a request of LEN bytes at OFF in steps of at most one bounce
  * buffer, which is wiped after (it held plaintext). */
-static int luks_request(struct mimg *img, const struct iovec *iov,
-			int iovcnt, uint64_t off, size_t len, luks_step_fn step)
+static int luks_request(struct mimg *img, const struct iovec *iov, int iovcnt,
+			uint64_t off, size_t len, luks_step_fn step)
 {
 	size_t done = 0, bsize = bounce_size(len);
 	uint8_t *buf;
@@ -215,8 +216,7 @@ static int write_step(struct mimg *img, const struct iovec *iov, int iovcnt,
 	pthread_mutex_lock(&s->rmw_lock);
 	if (skip != 0)
 		r = read_sectors(img, buf, start, SECTOR);
-	if (r == 0 && (skip + n) % SECTOR != 0 &&
-	    (span > SECTOR || skip == 0))
+	if (r == 0 && (skip + n) % SECTOR != 0 && (span > SECTOR || skip == 0))
 		r = read_sectors(img, buf + span - SECTOR,
 				 start + span - SECTOR, SECTOR);
 	if (r == 0) {
@@ -227,8 +227,8 @@ static int write_step(struct mimg *img, const struct iovec *iov, int iovcnt,
 	return r;
 }
 
-static int luks_pwritev(struct mimg *img, const struct iovec *iov,
-			int iovcnt, uint64_t off, size_t len)
+static int luks_pwritev(struct mimg *img, const struct iovec *iov, int iovcnt,
+			uint64_t off, size_t len)
 {
 	return luks_request(img, iov, iovcnt, off, len, write_step);
 }
@@ -245,7 +245,8 @@ static int luks_block_status(struct mimg *img, uint64_t off, uint64_t len,
 	/* Every sector is ciphertext: even a hole in the host file decrypts
 	 * to noise, so all of it is data.  No host offset: the bytes there
 	 * are not the guest's (qemu-img map prints none either). */
-	(void)img; (void)off;
+	(void)img;
+	(void)off;
 	*pnum = len;
 	*status = MIMG_BS_DATA | MIMG_BS_ALLOCATED;
 	if (host_off)
@@ -258,25 +259,34 @@ static int luks_block_status(struct mimg *img, uint64_t off, uint64_t len,
 
 /* qemu-img 7.2's luks create options, its help texts, sorted by name. */
 enum {
-	LO_CIPHER_ALG, LO_CIPHER_MODE, LO_HASH_ALG, LO_ITER_TIME, LO_IVGEN_ALG,
-	LO_IVGEN_HASH_ALG, LO_KEY_SECRET, LO_SIZE, LO_COUNT
+	LO_CIPHER_ALG,
+	LO_CIPHER_MODE,
+	LO_HASH_ALG,
+	LO_ITER_TIME,
+	LO_IVGEN_ALG,
+	LO_IVGEN_HASH_ALG,
+	LO_KEY_SECRET,
+	LO_SIZE,
+	LO_COUNT
 };
 static const struct mimg_optdesc luks_create_opts[] = {
-	{ "cipher-alg", MIMG_OPTK_STRING,
-	  "Name of encryption cipher algorithm", NULL, NULL, NULL, 0 },
-	{ "cipher-mode", MIMG_OPTK_STRING, "Name of encryption cipher mode",
-	  NULL, NULL, NULL, 0 },
-	{ "hash-alg", MIMG_OPTK_STRING, "Name of encryption hash algorithm",
-	  NULL, NULL, NULL, 0 },
+	{"cipher-alg", MIMG_OPTK_STRING, "Name of encryption cipher algorithm",
+	 NULL, NULL, NULL, 0},
+	{"cipher-mode", MIMG_OPTK_STRING, "Name of encryption cipher mode",
+	 NULL, NULL, NULL, 0},
+	{"hash-alg", MIMG_OPTK_STRING, "Name of encryption hash algorithm",
+	 NULL, NULL, NULL, 0},
 	MIMG_OPT_LUKS_ITER_TIME("iter-time"),
-	{ "ivgen-alg", MIMG_OPTK_STRING, "Name of IV generator algorithm",
-	  NULL, NULL, NULL, 0 },
-	{ "ivgen-hash-alg", MIMG_OPTK_STRING,
-	  "Name of IV generator hash algorithm", NULL, NULL, NULL, 0 },
-	{ "key-secret", MIMG_OPTK_STRING, "ID of the secret that provides the "
-	  "keyslot passphrase", NULL, NULL, NULL, 0 },
+	{"ivgen-alg", MIMG_OPTK_STRING, "Name of IV generator algorithm", NULL,
+	 NULL, NULL, 0},
+	{"ivgen-hash-alg", MIMG_OPTK_STRING,
+	 "Name of IV generator hash algorithm", NULL, NULL, NULL, 0},
+	{"key-secret", MIMG_OPTK_STRING,
+	 "ID of the secret that provides the "
+	 "keyslot passphrase",
+	 NULL, NULL, NULL, 0},
 	MIMG_OPT_SIZE,
-	{ NULL, 0, NULL, NULL, NULL, NULL, 0 },
+	{NULL, 0, NULL, NULL, NULL, NULL, 0},
 };
 MIMG_OPTS_INDEXED(luks_create_opts, LO_COUNT);
 
@@ -287,7 +297,7 @@ static const struct mimg_optdesc luks_amend_opts[] = {
 	MIMG_OPT_LUKS_NEW_SECRET("new-secret"),
 	MIMG_OPT_LUKS_OLD_SECRET("old-secret"),
 	MIMG_OPT_LUKS_STATE("state"),
-	{ NULL, 0, NULL, NULL, NULL, NULL, 0 },
+	{NULL, 0, NULL, NULL, NULL, NULL, 0},
 };
 
 static int parse_create_opts(const char *path, const struct mimg_opt *opts,
@@ -313,17 +323,19 @@ static int luks_create_secret(const char *path, uint64_t size,
 	int r;
 
 	if (backing || mimg__opt(opts, nopts, "backing_file"))
-		return mimg_err(-ENOTSUP, "%s: Backing file not supported for "
-				"file format 'luks'", path);
+		return mimg_err(-ENOTSUP,
+				"%s: Backing file not supported for "
+				"file format 'luks'",
+				path);
 	if ((r = parse_create_opts(path, opts, nopts, &p)) < 0)
 		return r;
 	p.max_iters = secret->max_pbkdf2_iters;
-	if ((r = mimg_file_open(&f, path,
-				MIMG_FILE_RDWR | MIMG_FILE_CREATE)) < 0)
+	if ((r = mimg_file_open(&f, path, MIMG_FILE_RDWR | MIMG_FILE_CREATE)) <
+	    0)
 		return r;
 	r = luks1_prepare(&p, &h);
-	if (r == 0 && !ck_add_u64((uint64_t)h.payload_offset * SECTOR, size,
-				  &total))
+	if (r == 0 &&
+	    !ck_add_u64((uint64_t)h.payload_offset * SECTOR, size, &total))
 		r = mimg_err(-EFBIG, "%s: image size %llu is too large", path,
 			     (unsigned long long)size);
 	if (r == 0)
@@ -340,9 +352,14 @@ static int luks_create(const char *path, uint64_t size,
 		       const struct mimg_opt *opts, size_t nopts,
 		       struct mimg *backing)
 {
-	(void)size; (void)opts; (void)nopts; (void)backing;
-	return mimg_err(-EINVAL, "%s: Parameter 'key-secret' is required for "
-			"cipher", path);
+	(void)size;
+	(void)opts;
+	(void)nopts;
+	(void)backing;
+	return mimg_err(-EINVAL,
+			"%s: Parameter 'key-secret' is required for "
+			"cipher",
+			path);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -356,8 +373,11 @@ static int luks_amend(struct mimg *img, const struct mimg_optval *v,
 		      void *opaque)
 {
 	struct mimg_keyslot_change c = {
-		.iter_time = &v[0], .keyslot = &v[1], .new_secret = &v[2],
-		.old_secret = &v[3], .state = &v[4],
+		.iter_time = &v[0],
+		.keyslot = &v[1],
+		.new_secret = &v[2],
+		.old_secret = &v[3],
+		.state = &v[4],
 		.force = (flags & MIMG_AMEND_FORCE) != 0,
 	};
 	(void)progress;

@@ -33,43 +33,48 @@
 
 #define COPY_CHUNK (1u << 20)
 #define BASE_MAX 64
-#define MAX_SCSI_DISKS 15	/* unit 7 is the controller's own */
-#define MAX_IDE_DISKS 4		/* two channels of two */
+#define MAX_SCSI_DISKS 15 /* unit 7 is the controller's own */
+#define MAX_IDE_DISKS 4	  /* two channels of two */
 #define SHA256_LEN 32
 
 enum { OO_CONTROLLER, OO_CPUS, OO_MEMORY, OO_NAME, OO_NETWORK, OO_COUNT };
-static const char *const controllers[] = { "scsi", "ide", NULL };
+static const char *const controllers[] = {"scsi", "ide", NULL};
 const struct mimg_optdesc mimg__ova_create_opts[] = {
-	{ "controller", MIMG_OPTK_ENUM, "Disk controller: scsi (LSI Logic, "
-	  "up to 15 disks) or ide (up to 4)", "scsi", controllers,
-	  "controller", 0 },
-	{ "cpus", MIMG_OPTK_NUMBER, "Virtual CPUs", "1", NULL, NULL, 0 },
-	{ "memory", MIMG_OPTK_SIZE, "Memory size (whole MiB)", "1G", NULL,
-	  NULL, 0 },
-	{ "name", MIMG_OPTK_STRING, "Virtual machine name (default: the "
-	  "file name without .ova)", NULL, NULL, NULL, 0 },
-	{ "network", MIMG_OPTK_STRING, "Network of the machine's E1000 "
-	  "adapter; empty for no adapter", "VM Network", NULL, NULL, 0 },
-	{ NULL, 0, NULL, NULL, NULL, NULL, 0 },
+	{"controller", MIMG_OPTK_ENUM,
+	 "Disk controller: scsi (LSI Logic, "
+	 "up to 15 disks) or ide (up to 4)",
+	 "scsi", controllers, "controller", 0},
+	{"cpus", MIMG_OPTK_NUMBER, "Virtual CPUs", "1", NULL, NULL, 0},
+	{"memory", MIMG_OPTK_SIZE, "Memory size (whole MiB)", "1G", NULL, NULL,
+	 0},
+	{"name", MIMG_OPTK_STRING,
+	 "Virtual machine name (default: the "
+	 "file name without .ova)",
+	 NULL, NULL, NULL, 0},
+	{"network", MIMG_OPTK_STRING,
+	 "Network of the machine's E1000 "
+	 "adapter; empty for no adapter",
+	 "VM Network", NULL, NULL, 0},
+	{NULL, 0, NULL, NULL, NULL, NULL, 0},
 };
 
 /* One disk on its way into the appliance. */
 struct ova_disk {
-	int fd;			/* the anonymous VMDK file */
+	int fd; /* the anonymous VMDK file */
 	char member[BASE_MAX + 32];
-	uint64_t capacity;	/* bytes (whole sectors) */
-	uint64_t populated;	/* bytes of grains holding data */
+	uint64_t capacity;  /* bytes (whole sectors) */
+	uint64_t populated; /* bytes of grains holding data */
 	uint64_t file_size;
 	uint8_t sha256[SHA256_LEN];
 };
 
 struct ova_job {
 	const char *path;
-	const char *name;	/* the virtual system's */
-	char base[BASE_MAX + 1];	/* member names start with it */
+	const char *name;	 /* the virtual system's */
+	char base[BASE_MAX + 1]; /* member names start with it */
 	bool ide;
 	uint64_t cpus, memory_mib;
-	const char *network;	/* NULL: no adapter */
+	const char *network; /* NULL: no adapter */
 	struct ova_disk *disks;
 	size_t n;
 	/* progress over all disks */
@@ -83,9 +88,11 @@ static bool printable_utf8(const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	while (*p) {
-		int more = *p < 0x80 ? 0 : (*p & 0xe0) == 0xc0 ? 1
-				: (*p & 0xf0) == 0xe0 ? 2
-				: (*p & 0xf8) == 0xf0 ? 3 : -1;
+		int more = *p < 0x80		 ? 0
+			   : (*p & 0xe0) == 0xc0 ? 1
+			   : (*p & 0xf0) == 0xe0 ? 2
+			   : (*p & 0xf8) == 0xf0 ? 3
+						 : -1;
 		if (more < 0 || (*p < 0x20) || *p == 0x7f || (*p == 0xc0) ||
 		    *p == 0xc1 || *p > 0xf4)
 			return false;
@@ -103,7 +110,8 @@ static void member_base(const char *name, char *out)
 {
 	size_t n = 0;
 	for (const char *c = name; *c && n < BASE_MAX; c++) {
-		bool ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		bool ok = (*c >= 'a' && *c <= 'z') ||
+			  (*c >= 'A' && *c <= 'Z') ||
 			  (*c >= '0' && *c <= '9') || *c == '_' ||
 			  (n > 0 && (*c == '.' || *c == '-'));
 		out[n++] = ok ? *c : '_';
@@ -136,22 +144,26 @@ static int parse_opts(struct ova_job *j, const struct mimg_opt *opts,
 	j->ide = v[OO_CONTROLLER].u == 1;
 	j->cpus = v[OO_CPUS].u;
 	if (j->cpus < 1 || j->cpus > 768)
-		return mimg_err(-EINVAL, "%s: ova: cpus=%" PRIu64 " is not "
-				"between 1 and 768", j->path, j->cpus);
+		return mimg_err(-EINVAL,
+				"%s: ova: cpus=%" PRIu64 " is not "
+				"between 1 and 768",
+				j->path, j->cpus);
 	if (v[OO_MEMORY].u < (1u << 20) || v[OO_MEMORY].u % (1u << 20) ||
 	    v[OO_MEMORY].u > ((uint64_t)1 << 50))
-		return mimg_err(-EINVAL, "%s: ova: memory=%" PRIu64 " is not a "
+		return mimg_err(-EINVAL,
+				"%s: ova: memory=%" PRIu64 " is not a "
 				"whole number of MiB between 1 MiB and 1 PiB",
 				j->path, v[OO_MEMORY].u);
 	j->memory_mib = v[OO_MEMORY].u >> 20;
 	j->network = v[OO_NETWORK].s && *v[OO_NETWORK].s ? v[OO_NETWORK].s
-							   : NULL;
+							 : NULL;
 	*namep = v[OO_NAME].s ? strdup(v[OO_NAME].s) : default_name(j->path);
 	if (!*namep)
 		return mimg_err(-ENOMEM, "out of memory");
 	if (!**namep || !printable_utf8(*namep) ||
 	    (j->network && !printable_utf8(j->network)))
-		return mimg_err(-EINVAL, "%s: ova: the name and network must be "
+		return mimg_err(-EINVAL,
+				"%s: ova: the name and network must be "
 				"UTF-8 text without control characters",
 				j->path);
 	j->name = *namep;
@@ -167,8 +179,7 @@ static void progress_cb(void *opaque, uint64_t done, uint64_t total)
 }
 
 /* The dup of D's file, as a host file named by its member. */
-static int disk_file(struct ova_disk *d, unsigned flags,
-		     struct mimg_file **fp)
+static int disk_file(struct ova_disk *d, unsigned flags, struct mimg_file **fp)
 {
 	int fd = dup(d->fd);
 	if (fd < 0)
@@ -186,8 +197,7 @@ static int count_populated(struct ova_disk *d)
 	    (r = mimg__open_on_file(&img, d->member, "vmdk", 0, f)) < 0)
 		return r;
 	d->populated = 0;
-	for (uint64_t off = 0, pnum; off < d->capacity && r == 0;
-	     off += pnum) {
+	for (uint64_t off = 0, pnum; off < d->capacity && r == 0; off += pnum) {
 		unsigned st;
 		r = mimg_block_status(img, off, d->capacity - off, &pnum, &st,
 				      NULL);
@@ -199,8 +209,8 @@ static int count_populated(struct ova_disk *d)
 }
 
 /* Convert SRC into a new streamOptimized VMDK in D's anonymous file. */
-static int convert_disk(struct ova_job *j, struct mimg *src,
-			struct ova_disk *d, const char *dir)
+static int convert_disk(struct ova_job *j, struct mimg *src, struct ova_disk *d,
+			const char *dir)
 {
 	struct mimg_convert_opts o = {.size = sizeof(o)};
 	struct mimg_file *f;
@@ -219,9 +229,10 @@ static int convert_disk(struct ova_job *j, struct mimg *src,
 		o.opaque = j;
 	}
 	if ((d->fd = mimg__anonymous_file(dir)) < 0)
-		return mimg_err_errno(d->fd, "%s: cannot create a temporary "
-				      "file in %s for %s", j->path, dir,
-				      d->member);
+		return mimg_err_errno(d->fd,
+				      "%s: cannot create a temporary "
+				      "file in %s for %s",
+				      j->path, dir, d->member);
 	d->capacity = (mimg_size(src) + 511) & ~(uint64_t)511;
 	if ((r = disk_file(d, MIMG_FILE_RDWR, &f)) < 0)
 		return r;
@@ -256,11 +267,14 @@ static int hash_disk(struct ova_disk *d, uint8_t *buf)
 	}
 	for (uint64_t off = 0; off < d->file_size && r == 0;) {
 		size_t n = d->file_size - off < COPY_CHUNK
-				   ? (size_t)(d->file_size - off) : COPY_CHUNK;
+				   ? (size_t)(d->file_size - off)
+				   : COPY_CHUNK;
 		ssize_t got = pread(d->fd, buf, n, (off_t)off);
 		if (got <= 0)
-			r = mimg_err_errno(got < 0 ? -errno : -EIO, "%s: "
-					   "reading it back", d->member);
+			r = mimg_err_errno(got < 0 ? -errno : -EIO,
+					   "%s: "
+					   "reading it back",
+					   d->member);
 		else {
 			EVP_DigestUpdate(ctx, buf, (size_t)got);
 			off += (uint64_t)got;
@@ -301,12 +315,14 @@ static void put_hardware(FILE *m, const struct ova_job *j)
 	      "        <vssd:ElementName>Virtual Hardware Family"
 	      "</vssd:ElementName>\n"
 	      "        <vssd:InstanceID>0</vssd:InstanceID>\n"
-	      "        <vssd:VirtualSystemIdentifier>", m);
+	      "        <vssd:VirtualSystemIdentifier>",
+	      m);
 	put_escaped(m, j->name);
 	fputs("</vssd:VirtualSystemIdentifier>\n"
 	      "        <vssd:VirtualSystemType>vmx-07"
 	      "</vssd:VirtualSystemType>\n"
-	      "      </System>\n", m);
+	      "      </System>\n",
+	      m);
 	snprintf(b, sizeof(b),
 		 "        <rasd:AllocationUnits>hertz * 10^6"
 		 "</rasd:AllocationUnits>\n"
@@ -317,7 +333,8 @@ static void put_hardware(FILE *m, const struct ova_job *j)
 		 "        <rasd:InstanceID>1</rasd:InstanceID>\n"
 		 "        <rasd:ResourceType>3</rasd:ResourceType>\n"
 		 "        <rasd:VirtualQuantity>%" PRIu64
-		 "</rasd:VirtualQuantity>\n", j->cpus, j->cpus);
+		 "</rasd:VirtualQuantity>\n",
+		 j->cpus, j->cpus);
 	put_item(m, b);
 	snprintf(b, sizeof(b),
 		 "        <rasd:AllocationUnits>byte * 2^20"
@@ -328,7 +345,8 @@ static void put_hardware(FILE *m, const struct ova_job *j)
 		 "        <rasd:InstanceID>2</rasd:InstanceID>\n"
 		 "        <rasd:ResourceType>4</rasd:ResourceType>\n"
 		 "        <rasd:VirtualQuantity>%" PRIu64
-		 "</rasd:VirtualQuantity>\n", j->memory_mib, j->memory_mib);
+		 "</rasd:VirtualQuantity>\n",
+		 j->memory_mib, j->memory_mib);
 	put_item(m, b);
 	/* controllers: instance 3 (and 4, IDE's second channel) */
 	int nctl = j->ide ? (j->n > 2 ? 2 : 1) : 1;
@@ -342,10 +360,11 @@ static void put_hardware(FILE *m, const struct ova_job *j)
 			 "        <rasd:InstanceID>%d</rasd:InstanceID>\n"
 			 "%s"
 			 "        <rasd:ResourceType>%d</rasd:ResourceType>\n",
-			 c, j->ide ? "IDE" : "SCSI", j->ide ? "IDE" : "SCSI",
-			 c, 3 + c,
-			 j->ide ? "" : "        <rasd:ResourceSubType>lsilogic"
-				       "</rasd:ResourceSubType>\n",
+			 c, j->ide ? "IDE" : "SCSI", j->ide ? "IDE" : "SCSI", c,
+			 3 + c,
+			 j->ide ? ""
+				: "        <rasd:ResourceSubType>lsilogic"
+				  "</rasd:ResourceSubType>\n",
 			 j->ide ? 5 : 6);
 		put_item(m, b);
 	}
@@ -371,18 +390,22 @@ static void put_hardware(FILE *m, const struct ova_job *j)
 		      "        <rasd:AddressOnParent>7</rasd:AddressOnParent>\n"
 		      "        <rasd:AutomaticAllocation>true"
 		      "</rasd:AutomaticAllocation>\n"
-		      "        <rasd:Connection>", m);
+		      "        <rasd:Connection>",
+		      m);
 		put_escaped(m, j->network);
 		fputs("</rasd:Connection>\n"
 		      "        <rasd:Description>E1000 ethernet adapter"
 		      "</rasd:Description>\n"
 		      "        <rasd:ElementName>Network adapter 1"
-		      "</rasd:ElementName>\n", m);
-		fprintf(m, "        <rasd:InstanceID>%d</rasd:InstanceID>\n"
+		      "</rasd:ElementName>\n",
+		      m);
+		fprintf(m,
+			"        <rasd:InstanceID>%d</rasd:InstanceID>\n"
 			"        <rasd:ResourceSubType>E1000"
 			"</rasd:ResourceSubType>\n"
 			"        <rasd:ResourceType>10</rasd:ResourceType>\n"
-			"      </Item>\n", id);
+			"      </Item>\n",
+			id);
 	}
 	fputs("    </VirtualHardwareSection>\n", m);
 }
@@ -403,16 +426,20 @@ static char *ovf_text(const struct ova_job *j, size_t *lenp)
 	      " xmlns:vssd=\"http://schemas.dmtf.org/wbem/wscim/1/cim-schema/"
 	      "2/CIM_VirtualSystemSettingData\""
 	      " xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\">\n"
-	      "  <References>\n", m);
+	      "  <References>\n",
+	      m);
 	for (size_t i = 0; i < j->n; i++)
-		fprintf(m, "    <File ovf:href=\"%s\" ovf:id=\"file%zu\" "
-			"ovf:size=\"%" PRIu64 "\"/>\n", j->disks[i].member,
-			i + 1, j->disks[i].file_size);
+		fprintf(m,
+			"    <File ovf:href=\"%s\" ovf:id=\"file%zu\" "
+			"ovf:size=\"%" PRIu64 "\"/>\n",
+			j->disks[i].member, i + 1, j->disks[i].file_size);
 	fputs("  </References>\n"
 	      "  <DiskSection>\n"
-	      "    <Info>Virtual disk information</Info>\n", m);
+	      "    <Info>Virtual disk information</Info>\n",
+	      m);
 	for (size_t i = 0; i < j->n; i++)
-		fprintf(m, "    <Disk ovf:capacity=\"%" PRIu64 "\" "
+		fprintf(m,
+			"    <Disk ovf:capacity=\"%" PRIu64 "\" "
 			"ovf:capacityAllocationUnits=\"byte\" "
 			"ovf:diskId=\"vmdisk%zu\" ovf:fileRef=\"file%zu\" "
 			"ovf:format=\"http://www.vmware.com/interfaces/"
@@ -424,12 +451,14 @@ static char *ovf_text(const struct ova_job *j, size_t *lenp)
 	if (j->network) {
 		fputs("  <NetworkSection>\n"
 		      "    <Info>The list of logical networks</Info>\n"
-		      "    <Network ovf:name=\"", m);
+		      "    <Network ovf:name=\"",
+		      m);
 		put_escaped(m, j->network);
 		fputs("\">\n      <Description>The ", m);
 		put_escaped(m, j->network);
 		fputs(" network</Description>\n    </Network>\n"
-		      "  </NetworkSection>\n", m);
+		      "  </NetworkSection>\n",
+		      m);
 	}
 	fputs("  <VirtualSystem ovf:id=\"", m);
 	put_escaped(m, j->name);
@@ -440,7 +469,8 @@ static char *ovf_text(const struct ova_job *j, size_t *lenp)
 	      "      <Info>The kind of installed guest operating system"
 	      "</Info>\n"
 	      "      <Description>Other 64-Bit</Description>\n"
-	      "    </OperatingSystemSection>\n", m);
+	      "    </OperatingSystemSection>\n",
+	      m);
 	put_hardware(m, j);
 	fputs("  </VirtualSystem>\n</Envelope>\n", m);
 	if (fclose(m) != 0) {
@@ -502,7 +532,8 @@ static int tar_data(struct archive *a, const char *path, const void *buf,
 		    size_t n)
 {
 	return archive_write_data(a, buf, n) == (la_ssize_t)n
-		       ? 0 : tar_fail(a, path);
+		       ? 0
+		       : tar_fail(a, path);
 }
 
 static int tar_member(struct archive *a, const char *path, const char *name,
@@ -518,11 +549,14 @@ static int tar_disk(struct archive *a, const char *path,
 	int r = tar_header(a, path, d->member, d->file_size, now);
 	for (uint64_t off = 0; off < d->file_size && r == 0;) {
 		size_t n = d->file_size - off < COPY_CHUNK
-				   ? (size_t)(d->file_size - off) : COPY_CHUNK;
+				   ? (size_t)(d->file_size - off)
+				   : COPY_CHUNK;
 		ssize_t got = pread(d->fd, buf, n, (off_t)off);
 		if (got <= 0)
-			return mimg_err_errno(got < 0 ? -errno : -EIO, "%s: "
-					      "reading it back", d->member);
+			return mimg_err_errno(got < 0 ? -errno : -EIO,
+					      "%s: "
+					      "reading it back",
+					      d->member);
 		r = tar_data(a, path, buf, (size_t)got);
 		off += (uint64_t)got;
 	}
@@ -550,8 +584,8 @@ static int write_tar(struct ova_job *j, struct mimg_file *out, uint8_t *buf)
 		goto out;
 	}
 	if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
-	    archive_write_open2(a, &sink, NULL, mimg__sink_archive_write,
-				NULL, NULL) != ARCHIVE_OK) {
+	    archive_write_open2(a, &sink, NULL, mimg__sink_archive_write, NULL,
+				NULL) != ARCHIVE_OK) {
 		r = tar_fail(a, j->path);
 		goto out;
 	}
@@ -603,8 +637,10 @@ int mimg_ova_write(const char *path, struct mimg *const *srcs, size_t n,
 	if ((r = parse_opts(&j, opts, nopts, &name)) < 0)
 		goto out;
 	if (n == 0 || n > (j.ide ? MAX_IDE_DISKS : MAX_SCSI_DISKS)) {
-		r = mimg_err(-EINVAL, "%s: ova: %zu disks; one %s controller "
-			     "takes 1 to %d", path, n, j.ide ? "IDE" : "SCSI",
+		r = mimg_err(-EINVAL,
+			     "%s: ova: %zu disks; one %s controller "
+			     "takes 1 to %d",
+			     path, n, j.ide ? "IDE" : "SCSI",
 			     j.ide ? MAX_IDE_DISKS : MAX_SCSI_DISKS);
 		goto out;
 	}
@@ -619,8 +655,8 @@ int mimg_ova_write(const char *path, struct mimg *const *srcs, size_t n,
 			 "%s-disk%zu.vmdk", j.base, i + 1);
 		j.total += mimg_size(srcs[i]);
 	}
-	if ((r = mimg_file_open(&out, path, MIMG_FILE_RDWR |
-				MIMG_FILE_CREATE)) < 0)
+	if ((r = mimg_file_open(&out, path,
+				MIMG_FILE_RDWR | MIMG_FILE_CREATE)) < 0)
 		goto out;
 	for (size_t i = 0; i < n && r == 0; i++)
 		r = convert_disk(&j, srcs[i], &j.disks[i], dir);

@@ -23,7 +23,9 @@ static bool raw_one_pass(const uint8_t *buf, size_t len)
 
 static int raw_probe(const uint8_t *buf, size_t len, const char *filename)
 {
-	(void)buf; (void)len; (void)filename;
+	(void)buf;
+	(void)len;
+	(void)filename;
 	return 1; /* anything is a raw image; the weakest guess */
 }
 
@@ -120,7 +122,8 @@ static int raw_resize_file(struct mimg_file *f, uint64_t old, uint64_t new,
 {
 	int r;
 	if (prealloc == MIMG_PREALLOC_METADATA)
-		return mimg_err(-ENOTSUP, "%s: unsupported preallocation mode "
+		return mimg_err(-ENOTSUP,
+				"%s: unsupported preallocation mode "
 				"'metadata' for raw images",
 				mimg_file_path(f));
 	if (new <= old || prealloc == MIMG_PREALLOC_OFF)
@@ -145,7 +148,7 @@ static int raw_truncate(struct mimg *img, uint64_t size,
 static const struct mimg_optdesc raw_create_opts[] = {
 	MIMG_OPT_FILE_PREALLOC,
 	MIMG_OPT_SIZE,
-	{ NULL, 0, NULL, NULL, NULL, NULL, 0 },
+	{NULL, 0, NULL, NULL, NULL, NULL, 0},
 };
 
 static int raw_create(const char *path, uint64_t size,
@@ -158,17 +161,22 @@ static int raw_create(const char *path, uint64_t size,
 	int r;
 
 	if (backing || mimg__opt(opts, nopts, "backing_file"))
-		return mimg_err(-ENOTSUP, "%s: Backing file not supported for "
-				"file format 'raw'", path);
+		return mimg_err(-ENOTSUP,
+				"%s: Backing file not supported for "
+				"file format 'raw'",
+				path);
 	if ((r = mimg__opts_validate(raw_create_opts, NULL, opts, nopts,
 				     vals)) < 0)
 		return r;
 	if ((r = mimg__opt_prealloc_of(path, vals[0].s, &prealloc)) < 0)
 		return r;
 	if (prealloc == MIMG_PREALLOC_METADATA)
-		return mimg_err(-EINVAL, "%s: Unsupported preallocation mode "
-				"'metadata' for format raw", path);
-	if ((r = mimg_file_open(&f, path, MIMG_FILE_RDWR | MIMG_FILE_CREATE)) < 0)
+		return mimg_err(-EINVAL,
+				"%s: Unsupported preallocation mode "
+				"'metadata' for format raw",
+				path);
+	if ((r = mimg_file_open(&f, path, MIMG_FILE_RDWR | MIMG_FILE_CREATE)) <
+	    0)
 		return r;
 	r = raw_resize_file(f, 0, size, prealloc);
 	int rc = mimg_file_close(f);

@@ -26,8 +26,7 @@ struct vblk_dev *fuzz_device(uint64_t disk_size, unsigned num_queues)
 {
 	char path[] = "/tmp/fuzz-vmm-blk-XXXXXX";
 	char opts[64];
-	struct vblk_dev_params p = {.serial = "fuzz",
-				    .num_queues = num_queues};
+	struct vblk_dev_params p = {.serial = "fuzz", .num_queues = num_queues};
 	int fd;
 
 	if (dev)

@@ -48,8 +48,7 @@ static char *fuzz_path(const char *name)
 	return NULL;
 }
 
-const char *fuzz_input_write(const uint8_t *data, size_t size,
-			     const char *name)
+const char *fuzz_input_write(const uint8_t *data, size_t size, const char *name)
 {
 	const char *path = fuzz_path(name);
 	if (!path)

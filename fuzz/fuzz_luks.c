@@ -28,7 +28,8 @@ static uint8_t iobuf[65536];
 
 static struct mimg_secret fuzz_secret(void)
 {
-	struct mimg_secret s = {.size = sizeof(s), .data = FUZZ_PASS,
+	struct mimg_secret s = {.size = sizeof(s),
+				.data = FUZZ_PASS,
 				.len = strlen(FUZZ_PASS),
 				.max_pbkdf2_iters = FUZZ_MAX_ITERS};
 	return s;

@@ -24,8 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct mimg *img = NULL;
-	int ret = mimg_open_memory(&img, data, size, NULL,
-				   MIMG_OPEN_UNTRUSTED);
+	int ret = mimg_open_memory(&img, data, size, NULL, MIMG_OPEN_UNTRUSTED);
 	if (ret == -EPERM)
 		ret = mimg_open_memory(&img, data, size, NULL,
 				       MIMG_OPEN_NO_BACKING);

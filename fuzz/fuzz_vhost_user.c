@@ -71,8 +71,8 @@ static int make_fd(uint8_t kind, const uint8_t *fill, size_t fill_len)
 	if (fd < 0)
 		return -1;
 	if (ftruncate(fd, (off_t)len) < 0 ||
-	    (fill_len && pwrite(fd, fill, fill_len < len ? fill_len : len, 0) <
-				 0)) {
+	    (fill_len &&
+	     pwrite(fd, fill, fill_len < len ? fill_len : len, 0) < 0)) {
 		close(fd);
 		return -1;
 	}

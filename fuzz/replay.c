@@ -41,8 +41,10 @@ static int read_whole_file(const char *path, uint8_t **bufp, size_t *lenp)
 	struct stat st;
 	if (fstat(fd, &st) != 0 || st.st_size < 0 ||
 	    (uint64_t)st.st_size > REPLAY_MAX_INPUT) {
-		fprintf(stderr, "replay: %s: cannot stat or larger than %u "
-			"bytes\n", path, REPLAY_MAX_INPUT);
+		fprintf(stderr,
+			"replay: %s: cannot stat or larger than %u "
+			"bytes\n",
+			path, REPLAY_MAX_INPUT);
 		close(fd);
 		return -1;
 	}

@@ -40,8 +40,10 @@ int mimg__keyslot_amend(struct mimg *img, const struct mimg_keyslot_change *c,
 	lc.activate = c->state->u == 0;
 	if (c->keyslot->set) {
 		if (c->keyslot->u >= LUKS1_NUM_SLOTS)
-			return mimg_err(-EINVAL, "%s: Invalid keyslot %llu: "
-					"there are %d", img->filename,
+			return mimg_err(-EINVAL,
+					"%s: Invalid keyslot %llu: "
+					"there are %d",
+					img->filename,
 					(unsigned long long)c->keyslot->u,
 					LUKS1_NUM_SLOTS);
 		lc.slot = (int)c->keyslot->u;
@@ -62,14 +64,20 @@ int mimg__keyslot_amend(struct mimg *img, const struct mimg_keyslot_change *c,
 		lc.old_len = sec->len;
 	}
 	if (lc.activate && !lc.new_pass)
-		return mimg_err(-EINVAL, "%s: 'new-secret' is required to "
-				"activate a keyslot", img->filename);
+		return mimg_err(-EINVAL,
+				"%s: 'new-secret' is required to "
+				"activate a keyslot",
+				img->filename);
 	if (!lc.activate && lc.new_pass)
-		return mimg_err(-EINVAL, "%s: 'new-secret' must not be given "
-				"when erasing keyslots", img->filename);
+		return mimg_err(-EINVAL,
+				"%s: 'new-secret' must not be given "
+				"when erasing keyslots",
+				img->filename);
 	if (!lc.activate && !lc.old_pass && lc.slot < 0)
-		return mimg_err(-EINVAL, "%s: 'keyslot' or 'old-secret' is "
-				"required to erase keyslots", img->filename);
+		return mimg_err(-EINVAL,
+				"%s: 'keyslot' or 'old-secret' is "
+				"required to erase keyslots",
+				img->filename);
 	if (c->iter_time->set)
 		lc.iter_time_ms = c->iter_time->u;
 	return apply(img, &lc, NULL);
@@ -111,11 +119,15 @@ int mimg_amend(struct mimg *img, const struct mimg_opt *opts, size_t nopts,
 				flags);
 	drv = img->drv;
 	if (!drv->amend || !drv->amend_opts)
-		return mimg_err(-ENOTSUP, "Format driver '%s' does not support "
-				"option amendment", drv->name);
+		return mimg_err(-ENOTSUP,
+				"Format driver '%s' does not support "
+				"option amendment",
+				drv->name);
 	if (img->read_only)
-		return mimg_err(-EROFS, "%s: cannot amend an image opened "
-				"read-only", img->filename);
+		return mimg_err(-EROFS,
+				"%s: cannot amend an image opened "
+				"read-only",
+				img->filename);
 	size_t n = mimg__opts_count(drv->amend_opts);
 	if (!(vals = calloc(n + 1, sizeof(*vals))))
 		return mimg_err(-ENOMEM, "out of memory");

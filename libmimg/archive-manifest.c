@@ -16,7 +16,9 @@
 #include "file-archive.h"
 
 static const char *const alg_names[MIMG_DIGEST_ALGS] = {
-	"SHA1", "SHA256", "SHA512",
+	"SHA1",
+	"SHA256",
+	"SHA512",
 };
 
 static const EVP_MD *alg_md(int i)
@@ -126,7 +128,8 @@ int mimg__manifest_parse(const uint8_t *text, size_t len, const char *aname,
 	int lineno = 0;
 
 	*mp = NULL;
-	if (!m || !(m->entries = calloc(MIMG_MANIFEST_MAX, sizeof(*m->entries)))) {
+	if (!m ||
+	    !(m->entries = calloc(MIMG_MANIFEST_MAX, sizeof(*m->entries)))) {
 		free(m);
 		return mimg_err(-ENOMEM, "out of memory");
 	}
@@ -135,14 +138,14 @@ int mimg__manifest_parse(const uint8_t *text, size_t len, const char *aname,
 		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
 		lineno++;
 		if (n && !(n == 1 && *p == '\r')) {
-			if (m->n >= MIMG_MANIFEST_MAX ||
-			    memchr(p, 0, n) ||
+			if (m->n >= MIMG_MANIFEST_MAX || memchr(p, 0, n) ||
 			    !parse_line(p, n, &m->entries[m->n])) {
 				mimg__manifest_free(m);
-				return mimg_err(-EINVAL, "%s: manifest line %d "
+				return mimg_err(-EINVAL,
+						"%s: manifest line %d "
 						"is not 'SHA1|SHA256|SHA512"
-						"(file)= digest'", aname,
-						lineno);
+						"(file)= digest'",
+						aname, lineno);
 			}
 			m->n++;
 		}
@@ -163,7 +166,8 @@ int mimg__manifest_check(const struct mimg_manifest *m, const char *member,
 			continue;
 		if (!d->done || d->len[e->alg] != e->len ||
 		    memcmp(d->md[e->alg], e->md, e->len) != 0)
-			return mimg_err(-EINVAL, "%s: the %s digest of '%s' "
+			return mimg_err(-EINVAL,
+					"%s: the %s digest of '%s' "
 					"does not match the manifest's",
 					aname, alg_names[e->alg], shown);
 		listed = 1;

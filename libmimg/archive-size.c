@@ -81,8 +81,9 @@ static bool xz_size(struct mimg_file *f, uint64_t fsize, uint64_t *sizep)
 	if (isize > XZ_MAX_INDEX || isize > end - XZ_HEADER - XZ_FOOTER)
 		return false;
 	uint8_t *idx = malloc((size_t)isize);
-	bool ok = idx && mimg_file_pread(f, idx, (size_t)isize,
-					 end - XZ_FOOTER - isize) == 0 &&
+	bool ok = idx &&
+		  mimg_file_pread(f, idx, (size_t)isize,
+				  end - XZ_FOOTER - isize) == 0 &&
 		  xz_index_sum(idx, (size_t)isize, sizep, &blocks);
 	free(idx);
 	/* One stream only: its parts must make up the whole file. */

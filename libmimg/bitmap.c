@@ -20,8 +20,10 @@ static int prepare(struct mimg *img, const char *name, const void *op)
 		return mimg_err(-EINVAL, "%s: no bitmap name given",
 				img->filename);
 	if (img->read_only)
-		return mimg_err(-EROFS, "%s: cannot change the bitmaps of an "
-				"image opened read-only", img->filename);
+		return mimg_err(-EROFS,
+				"%s: cannot change the bitmaps of an "
+				"image opened read-only",
+				img->filename);
 	if (!op)
 		return mimg_err(-ENOENT, "Dirty bitmap '%s' not found", name);
 	return 0;
@@ -38,8 +40,10 @@ int mimg_bitmap_add(struct mimg *img, const char *name, uint64_t granularity,
 		return mimg_err(-EINVAL, "Bitmap name cannot be empty");
 	int r = prepare(img, name, img->drv->bitmap_add);
 	if (r == -ENOENT)
-		return mimg_err(-ENOTSUP, "Can't store persistent bitmaps to "
-				"%s: Operation not supported", img->filename);
+		return mimg_err(-ENOTSUP,
+				"Can't store persistent bitmaps to "
+				"%s: Operation not supported",
+				img->filename);
 	if (r < 0)
 		return r;
 	return img->drv->bitmap_add(img, name, granularity,
@@ -83,9 +87,10 @@ int mimg_bitmap_status(struct mimg *img, const char *name, uint64_t off,
 	if (!name || !pnum || !dirty)
 		return mimg_err(-EINVAL, "mimg_bitmap_status: NULL argument");
 	if (len == 0 || off > img->size || len > img->size - off)
-		return mimg_err(-EINVAL, "%s: bitmap range %llu+%llu is not "
-				"within the image", img->filename,
-				(unsigned long long)off,
+		return mimg_err(-EINVAL,
+				"%s: bitmap range %llu+%llu is not "
+				"within the image",
+				img->filename, (unsigned long long)off,
 				(unsigned long long)len);
 	if (!img->drv->bitmap_status)
 		return mimg_err(-ENOENT, "Dirty bitmap '%s' not found", name);

@@ -21,9 +21,10 @@ static int layer_status(struct mimg *img, uint64_t off, uint64_t len,
 	*status = 0;
 	*host_off = 0;
 	if (off >= img->size || len == 0)
-		return mimg_err(-EINVAL, "%s: block status at %llu is past the "
-				"end of the image", img->filename,
-				(unsigned long long)off);
+		return mimg_err(-EINVAL,
+				"%s: block status at %llu is past the "
+				"end of the image",
+				img->filename, (unsigned long long)off);
 	if (len > img->size - off)
 		len = img->size - off;
 	if (!img->drv->block_status) {
@@ -35,7 +36,8 @@ static int layer_status(struct mimg *img, uint64_t off, uint64_t len,
 	if (r < 0)
 		return r;
 	if (*pnum == 0 || *pnum > len)
-		return mimg_err(-EIO, "%s: driver %s reported a block status "
+		return mimg_err(-EIO,
+				"%s: driver %s reported a block status "
 				"run of %llu bytes for %llu requested",
 				img->filename, img->drv->name,
 				(unsigned long long)*pnum,
@@ -114,6 +116,5 @@ int mimg_block_status_chain(struct mimg *img, uint64_t off, uint64_t len,
 			return 0;
 		}
 	}
-	return mimg_err(-EIO, "%s: block status found no layer",
-			img->filename);
+	return mimg_err(-EIO, "%s: block status found no layer", img->filename);
 }

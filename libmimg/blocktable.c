@@ -96,13 +96,12 @@ int mimg__bt_pwritev(struct mimg *img, const struct mimg_blocktable *bt,
 	return for_each_block(img, bt, iov, iovcnt, off, len, write_in_block);
 }
 
-int mimg__bt_zero_allocated(struct mimg *img,
-			    const struct mimg_blocktable *bt, uint64_t off,
-			    uint64_t len)
+int mimg__bt_zero_allocated(struct mimg *img, const struct mimg_blocktable *bt,
+			    uint64_t off, uint64_t len)
 {
 	while (len) {
-		uint64_t n = min_u64(len, bt->block_size -
-					  off % bt->block_size);
+		uint64_t n = min_u64(len,
+				     bt->block_size - off % bt->block_size);
 		uint64_t host;
 		int r = mimg__bt_lookup(img, bt, off, &host);
 		if (r == 0 && host)
@@ -116,8 +115,8 @@ int mimg__bt_zero_allocated(struct mimg *img,
 	return 0;
 }
 
-int mimg__bt_clear_stale(struct mimg *img, uint64_t file_size,
-			 uint64_t start, uint64_t end)
+int mimg__bt_clear_stale(struct mimg *img, uint64_t file_size, uint64_t start,
+			 uint64_t end)
 {
 	if (file_size <= start)
 		return 0;

@@ -19,7 +19,7 @@
 struct mimg;
 
 struct mimg_blocktable {
-	pthread_mutex_t *lock;	/* guards the format's table */
+	pthread_mutex_t *lock; /* guards the format's table */
 	uint64_t block_size;
 	/* Host offset of the start of the data of the block holding guest
 	 * offset OFF into *HOST, 0 when not allocated.  Called with the
@@ -29,8 +29,8 @@ struct mimg_blocktable {
 	 * from byte SKIP at their place in it, in the format's crash-safe
 	 * order.  Called with the lock held, only for a block LOOKUP found
 	 * unallocated.  0 or a negative errno (with the error set). */
-	int (*allocate)(struct mimg *img, const struct iovec *iov,
-			int iovcnt, size_t skip, uint64_t off, size_t len);
+	int (*allocate)(struct mimg *img, const struct iovec *iov, int iovcnt,
+			size_t skip, uint64_t off, size_t len);
 };
 
 /* Bytes from OFF to the end of its block, capped at LEN. */
@@ -48,15 +48,14 @@ int mimg__bt_preadv(struct mimg *img, const struct mimg_blocktable *bt,
 int mimg__bt_pwritev(struct mimg *img, const struct mimg_blocktable *bt,
 		     const struct iovec *iov, int iovcnt, uint64_t off,
 		     size_t len);
-int mimg__bt_zero_allocated(struct mimg *img,
-			    const struct mimg_blocktable *bt, uint64_t off,
-			    uint64_t len);
+int mimg__bt_zero_allocated(struct mimg *img, const struct mimg_blocktable *bt,
+			    uint64_t off, uint64_t len);
 
 /* Zero whatever the file already holds in [START, END) before a new
  * block is placed there: bytes past the end of the image's data (left by
  * another tool) must not show through the parts of the block a first
  * write does not cover.  FILE_SIZE is the file's current size. */
-int mimg__bt_clear_stale(struct mimg *img, uint64_t file_size,
-			 uint64_t start, uint64_t end);
+int mimg__bt_clear_stale(struct mimg *img, uint64_t file_size, uint64_t start,
+			 uint64_t end);
 
 #endif

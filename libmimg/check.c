@@ -25,8 +25,10 @@ static int check_layer(struct mimg *img, unsigned flags,
 	}
 	if ((flags & (MIMG_CHECK_REPAIR_LEAKS | MIMG_CHECK_REPAIR_ERRORS)) &&
 	    img->read_only)
-		return mimg_err(-EROFS, "%s: repair needs the image open "
-				"read-write", img->filename);
+		return mimg_err(-EROFS,
+				"%s: repair needs the image open "
+				"read-write",
+				img->filename);
 	res->supported = true;
 	int r = img->drv->check(img, flags, res);
 	if (r == -ENOTSUP) {
@@ -36,14 +38,13 @@ static int check_layer(struct mimg *img, unsigned flags,
 	return r;
 }
 
-int mimg_check(struct mimg *img, unsigned flags,
-	       struct mimg_check_result *res)
+int mimg_check(struct mimg *img, unsigned flags, struct mimg_check_result *res)
 {
 	struct mimg_check_result r = {.size = sizeof(r)};
 
-	if (!res || res->size < CHECK_RESULT_MIN_SIZE ||
-	    res->size > sizeof(r))
-		return mimg_err(-EINVAL, "struct mimg_check_result: size %zu "
+	if (!res || res->size < CHECK_RESULT_MIN_SIZE || res->size > sizeof(r))
+		return mimg_err(-EINVAL,
+				"struct mimg_check_result: size %zu "
 				"(this library takes %zu)",
 				res ? res->size : 0, sizeof(r));
 	size_t size = res->size;
@@ -115,32 +116,30 @@ static bool add_nonzero(struct mimg_value *o, const char *key, uint64_t v)
  * observed from qemu-img 7.2), and counters are left out when zero, as
  * qemu-img leaves them out, except check-errors.
  */
-int mimg_check_report(const struct mimg_check_result *res,
-		      const char *filename, const char *format,
-		      struct mimg_value **reportp)
+int mimg_check_report(const struct mimg_check_result *res, const char *filename,
+		      const char *format, struct mimg_value **reportp)
 {
 	*reportp = NULL;
 	if (!res || !filename || !format)
 		return mimg_err(-EINVAL, "check report: no result, file name "
-				"or format");
+					 "or format");
 	struct mimg_value *o = mimg_value_new_object();
 	bool ok = o != NULL;
 	ok = ok && add_nonzero(o, "image-end-offset", res->image_end_offset);
-	ok = ok && add_nonzero(o, "compressed-clusters",
-			       res->compressed_clusters);
+	ok = ok &&
+	     add_nonzero(o, "compressed-clusters", res->compressed_clusters);
 	ok = ok && add_nonzero(o, "total-clusters", res->total_clusters);
 	ok = ok && add_nonzero(o, "corruptions", res->corruptions);
-	ok = ok && add_nonzero(o, "corruptions-fixed",
-			       res->corruptions_fixed);
+	ok = ok && add_nonzero(o, "corruptions-fixed", res->corruptions_fixed);
 	ok = ok && mimg_value_add_uint(o, "check-errors", res->check_errors);
 	ok = ok && add_nonzero(o, "leaks", res->leaks);
 	ok = ok && add_nonzero(o, "leaks-fixed", res->leaks_fixed);
-	ok = ok && add_nonzero(o, "allocated-clusters",
-			       res->allocated_clusters);
+	ok = ok &&
+	     add_nonzero(o, "allocated-clusters", res->allocated_clusters);
 	ok = ok && mimg_value_add_str(o, "filename", filename) &&
 	     mimg_value_add_str(o, "format", format);
-	ok = ok && add_nonzero(o, "fragmented-clusters",
-			       res->fragmented_clusters);
+	ok = ok &&
+	     add_nonzero(o, "fragmented-clusters", res->fragmented_clusters);
 	if (!ok) {
 		mimg_value_free(o);
 		return mimg_err(-ENOMEM, "check report: out of memory");

@@ -45,7 +45,7 @@ struct ck {
 	unsigned md_len;
 	unsigned threads, per; /* streams per thread */
 	uint8_t zmd[EVP_MAX_MD_SIZE];
-	uint8_t *zrep;	/* ZREP copies of Z */
+	uint8_t *zrep; /* ZREP copies of Z */
 	uint64_t size;
 	/* progress */
 	pthread_mutex_t lock;
@@ -89,9 +89,9 @@ static int add_block(struct ck_worker *w, unsigned s, const uint8_t *p,
 	uint8_t md[EVP_MAX_MD_SIZE];
 	unsigned mdl;
 	if (len == CK_BLOCK && buf_is_zero(p, len))
-		return EVP_DigestUpdate(w->stream[s], ck->zmd, ck->md_len) ?
-			       0 :
-			       digest_error("hash");
+		return EVP_DigestUpdate(w->stream[s], ck->zmd, ck->md_len)
+			       ? 0
+			       : digest_error("hash");
 	if (!EVP_DigestInit_ex(w->block, ck->md, NULL) ||
 	    !EVP_DigestUpdate(w->block, p, len) ||
 	    !EVP_DigestFinal_ex(w->block, md, &mdl) ||
@@ -143,9 +143,9 @@ static int skip_zero_groups(struct ck_worker *w, uint64_t g, uint64_t zend,
 	uint64_t slice_len = (uint64_t)ck->per * CK_BLOCK;
 	/* groups whose slice ends at or before ZEND, and whole (the image's
 	 * last slice may be short: it is read) */
-	uint64_t last = zend >= slice0 + slice_len ?
-				(zend - slice0 - slice_len) / gbytes :
-				0;
+	uint64_t last = zend >= slice0 + slice_len
+				? (zend - slice0 - slice_len) / gbytes
+				: 0;
 	uint64_t full_end = ck->size / gbytes; /* groups wholly inside */
 	if (zend < slice0 + slice_len || last < g || g >= full_end) {
 		*nextp = g;
@@ -247,8 +247,10 @@ static int setup(struct ck *ck, struct mimg *img,
 	if (!(ck->md = EVP_get_digestbyname(name)) ||
 	    EVP_MD_get_size(ck->md) <= 0 ||
 	    (EVP_MD_get_flags(ck->md) & EVP_MD_FLAG_XOF))
-		return mimg_err(-EINVAL, "checksum: unknown digest algorithm "
-				"'%s'", name);
+		return mimg_err(-EINVAL,
+				"checksum: unknown digest algorithm "
+				"'%s'",
+				name);
 	ck->md_len = (unsigned)EVP_MD_get_size(ck->md);
 	ck->threads = pick_threads(o);
 	ck->per = CK_STREAMS / ck->threads;
@@ -297,13 +299,16 @@ int mimg_checksum(struct mimg *img, const struct mimg_checksum_opts *opts,
 	mimg_err_clear();
 	if (opts && opts->size < offsetof(struct mimg_checksum_opts, opaque) +
 					 sizeof(opts->opaque))
-		return mimg_err(-EINVAL, "struct mimg_checksum_opts: size %zu "
-				"is too small", opts->size);
+		return mimg_err(-EINVAL,
+				"struct mimg_checksum_opts: size %zu "
+				"is too small",
+				opts->size);
 	/* a newer header's options would be ignored here */
 	if (opts && opts->size > sizeof(*opts))
-		return mimg_err(-EINVAL, "struct mimg_checksum_opts: size %zu "
-				"is unknown (at most %zu)", opts->size,
-				sizeof(*opts));
+		return mimg_err(-EINVAL,
+				"struct mimg_checksum_opts: size %zu "
+				"is unknown (at most %zu)",
+				opts->size, sizeof(*opts));
 	if ((r = setup(&ck, img, opts)) < 0)
 		return r;
 	for (; made < ck.threads; made++)
@@ -314,7 +319,8 @@ int mimg_checksum(struct mimg *img, const struct mimg_checksum_opts *opts,
 	for (; started < ck.threads; started++)
 		if (pthread_create(&w[started].thread, NULL, worker_main,
 				   &w[started]) != 0) {
-			r = mimg_err(-EAGAIN, "checksum: cannot start a thread");
+			r = mimg_err(-EAGAIN,
+				     "checksum: cannot start a thread");
 			break;
 		}
 	for (unsigned t = 0; t < started; t++) {

@@ -18,7 +18,7 @@
 
 #include "codec.h"
 
-#define DEFLATE_DEFAULT_LEVEL 6	/* zlib's Z_DEFAULT_COMPRESSION, qemu's */
+#define DEFLATE_DEFAULT_LEVEL 6 /* zlib's Z_DEFAULT_COMPRESSION, qemu's */
 #define ZLIB_MAX_LEVEL 9
 #define LIBDEFLATE_MAX_LEVEL 12
 /* libdeflate's level 6 searches less than zlib's: on repetitive text its
@@ -26,13 +26,13 @@
  * than zlib's 6 on either (smaller by 1% on binaries) and still costs
  * less CPU, so the default stays what qemu-img writes at most. */
 #define LIBDEFLATE_DEFAULT_LEVEL 7
-#define QCOW2_WINDOW_BITS 12	/* qemu inflates with -12 */
+#define QCOW2_WINDOW_BITS 12 /* qemu inflates with -12 */
 
 /* A zlib stream created on first use and reset for each call after. */
 struct zstream {
 	z_stream zs;
 	bool init;
-	int level;	/* deflate: the level it is set to */
+	int level; /* deflate: the level it is set to */
 };
 
 struct codec_ctx {
@@ -125,8 +125,8 @@ const char *codec_deflate_backend(void)
  * *OUTLEN the bytes produced, which the caller judges.  0, or -EIO or
  * -ENOMEM when the stream cannot be set up. */
 static int zlib_inflate(struct zstream *s, int wbits, const void *in,
-			size_t inlen, void *out, size_t outcap,
-			size_t *outlen, int *zret)
+			size_t inlen, void *out, size_t outcap, size_t *outlen,
+			int *zret)
 {
 	if (s->init) {
 		if (inflateReset(&s->zs) != Z_OK)
@@ -156,7 +156,7 @@ int codec_inflate_raw(const void *in, size_t inlen, void *out, size_t outlen)
 	if (libdeflate_deflate_decompress_ex(c->ld, in, inlen, out, outlen,
 					     &used, NULL) == LIBDEFLATE_SUCCESS)
 		return 0;
-	/* Streams cut short or running past the cluster: zlib decides. */
+		/* Streams cut short or running past the cluster: zlib decides. */
 #endif
 	size_t n;
 	int zret, r = zlib_inflate(&c->inf_raw, -QCOW2_WINDOW_BITS, in, inlen,
@@ -170,8 +170,8 @@ int codec_inflate_raw(const void *in, size_t inlen, void *out, size_t outlen)
 		       : -EIO;
 }
 
-int codec_inflate_zlib(const void *in, size_t inlen, void *out,
-		       size_t outcap, size_t *outlen)
+int codec_inflate_zlib(const void *in, size_t inlen, void *out, size_t outcap,
+		       size_t *outlen)
 {
 	struct codec_ctx *c = decode_ctx();
 	*outlen = 0;
@@ -179,8 +179,8 @@ int codec_inflate_zlib(const void *in, size_t inlen, void *out,
 		return -ENOMEM;
 #ifdef MIMG_HAVE_LIBDEFLATE
 	size_t used;
-	if (libdeflate_zlib_decompress_ex(c->ld, in, inlen, out, outcap,
-					  &used, outlen) == LIBDEFLATE_SUCCESS)
+	if (libdeflate_zlib_decompress_ex(c->ld, in, inlen, out, outcap, &used,
+					  outlen) == LIBDEFLATE_SUCCESS)
 		return 0;
 #endif
 	int zret, r = zlib_inflate(&c->inf_zlib, MAX_WBITS, in, inlen, out,
@@ -194,8 +194,8 @@ static int zstd_stream_decompress(struct codec_ctx *c, const void *in,
 				  size_t inlen, void *out, size_t outlen)
 {
 	ZSTD_DCtx_reset(c->zd, ZSTD_reset_session_only);
-	ZSTD_inBuffer ib = { in, inlen, 0 };
-	ZSTD_outBuffer ob = { out, outlen, 0 };
+	ZSTD_inBuffer ib = {in, inlen, 0};
+	ZSTD_outBuffer ob = {out, outlen, 0};
 	size_t ret = 1;
 	while (ob.pos < ob.size) {
 		size_t last = ib.pos + ob.pos;
@@ -262,8 +262,8 @@ static ssize_t zlib_deflate(struct zstream *s, int level, int wbits,
 	return (ssize_t)(outcap - zs->avail_out);
 }
 
-ssize_t codec_deflate_raw4k(int level, const void *in, size_t inlen,
-			    void *out, size_t outcap)
+ssize_t codec_deflate_raw4k(int level, const void *in, size_t inlen, void *out,
+			    size_t outcap)
 {
 	struct codec_ctx *c = thread_ctx();
 	if (!c)
@@ -273,8 +273,8 @@ ssize_t codec_deflate_raw4k(int level, const void *in, size_t inlen,
 			    out, outcap);
 }
 
-ssize_t codec_deflate_zlib(int level, const void *in, size_t inlen,
-			   void *out, size_t outcap)
+ssize_t codec_deflate_zlib(int level, const void *in, size_t inlen, void *out,
+			   size_t outcap)
 {
 	struct codec_ctx *c = thread_ctx();
 	if (!c)
@@ -295,8 +295,8 @@ ssize_t codec_deflate_zlib(int level, const void *in, size_t inlen,
 #endif
 }
 
-ssize_t codec_zstd_compress(int level, const void *in, size_t inlen,
-			    void *out, size_t outcap)
+ssize_t codec_zstd_compress(int level, const void *in, size_t inlen, void *out,
+			    size_t outcap)
 {
 	struct codec_ctx *c = thread_ctx();
 	if (!c)

@@ -37,18 +37,18 @@ int codec_zstd_decompress(const void *in, size_t inlen, void *out,
 
 /* Inflate a zlib stream that ends within OUTCAP bytes; *OUTLEN receives
  * its length.  0, -EIO (damaged, or longer than OUTCAP) or -ENOMEM. */
-int codec_inflate_zlib(const void *in, size_t inlen, void *out,
-		       size_t outcap, size_t *outlen);
+int codec_inflate_zlib(const void *in, size_t inlen, void *out, size_t outcap,
+		       size_t *outlen);
 
 /* Compress IN into OUT (OUTCAP bytes) as raw deflate with a 4 KiB window
  * (qcow2), a zlib stream (VMDK) or a zstd frame.  Returns the length,
  * -ENOSPC when it does not fit, or -ENOMEM. */
-ssize_t codec_deflate_raw4k(int level, const void *in, size_t inlen,
-			    void *out, size_t outcap);
-ssize_t codec_deflate_zlib(int level, const void *in, size_t inlen,
-			   void *out, size_t outcap);
-ssize_t codec_zstd_compress(int level, const void *in, size_t inlen,
-			    void *out, size_t outcap);
+ssize_t codec_deflate_raw4k(int level, const void *in, size_t inlen, void *out,
+			    size_t outcap);
+ssize_t codec_deflate_zlib(int level, const void *in, size_t inlen, void *out,
+			   size_t outcap);
+ssize_t codec_zstd_compress(int level, const void *in, size_t inlen, void *out,
+			    size_t outcap);
 
 /* "libdeflate" or "zlib": what decodes deflate in this build. */
 const char *codec_deflate_backend(void);

@@ -77,8 +77,8 @@ static int archive_start(struct packed_out *o, const char *codec, int level,
 		archive_write_set_filter_option(o->a, "xz", "threads", text);
 	}
 	if (r == ARCHIVE_OK)
-		r = archive_write_open2(o->a, &o->out, NULL, mimg__sink_archive_write,
-					NULL, NULL);
+		r = archive_write_open2(o->a, &o->out, NULL,
+					mimg__sink_archive_write, NULL, NULL);
 	archive_entry_set_pathname(e, "data");
 	archive_entry_set_filetype(e, AE_IFREG);
 	archive_entry_set_size(e, (la_int64_t)total);
@@ -101,7 +101,8 @@ static int zstd_start(struct packed_out *o, int level, uint64_t total)
 	if (!(o->z = ZSTD_createCCtx()) || !(o->zbuf = malloc(o->zcap)))
 		return mimg_err(-ENOMEM, "out of memory");
 	if (ZSTD_isError(rc = ZSTD_CCtx_setParameter(o->z,
-			ZSTD_c_compressionLevel, level ? level : 3)) ||
+						     ZSTD_c_compressionLevel,
+						     level ? level : 3)) ||
 	    ZSTD_isError(rc = ZSTD_CCtx_setParameter(o->z, ZSTD_c_checksumFlag,
 						     1)) ||
 	    ZSTD_isError(rc = ZSTD_CCtx_setPledgedSrcSize(o->z, total)))
@@ -135,7 +136,8 @@ static int feed(struct packed_out *o, const void *buf, size_t n)
 	if (o->z)
 		return zstd_feed(o, buf, n, ZSTD_e_continue);
 	return archive_write_data(o->a, buf, n) == (la_ssize_t)n
-		       ? 0 : archive_fail(o);
+		       ? 0
+		       : archive_fail(o);
 }
 
 static int finish(struct packed_out *o)
@@ -155,14 +157,15 @@ static int feed_image(struct packed_out *o, struct mimg *src, uint8_t *buf,
 		uint64_t len = size - off < READ_CHUNK ? size - off
 						       : READ_CHUNK;
 		unsigned st;
-		int r = mimg_block_status_chain(src, off, len, &pnum, &st,
-						NULL, NULL);
+		int r = mimg_block_status_chain(src, off, len, &pnum, &st, NULL,
+						NULL);
 		if (r < 0)
 			return r;
 		if (st & MIMG_BS_ZERO) {
 			memset(buf, 0, (size_t)pnum);
 		} else {
-			ssize_t got = mimg_pread(src, buf, (size_t)pnum, off, 0);
+			ssize_t got = mimg_pread(src, buf, (size_t)pnum, off,
+						 0);
 			if (got < 0)
 				return (int)got;
 		}
@@ -192,25 +195,27 @@ int mimg_convert_packed(struct mimg *const *srcs, size_t n, const char *path,
 	int level = copts->compression_level;
 	if (!path || !codec || (n && !srcs))
 		return mimg_err(-EINVAL, "mimg_convert_packed: no path, codec "
-				"or sources");
+					 "or sources");
 	if (strcmp(codec, "xz") && strcmp(codec, "zstd") &&
 	    strcmp(codec, "gzip"))
-		return mimg_err(-EINVAL, "%s: unknown compression '%.32s' "
-				"(xz, zstd or gzip)", path, codec);
+		return mimg_err(-EINVAL,
+				"%s: unknown compression '%.32s' "
+				"(xz, zstd or gzip)",
+				path, codec);
 	if (level < 0 || level > (strcmp(codec, "zstd") == 0 ? 19 : 9))
 		return mimg_err(-EINVAL, "%s: %s takes levels 1 to %d, not %d",
-				path, codec, strcmp(codec, "zstd") == 0 ? 19 : 9,
-				level);
+				path, codec,
+				strcmp(codec, "zstd") == 0 ? 19 : 9, level);
 	for (size_t i = 0; i < n; i++) {
 		if (total + mimg_size(srcs[i]) < total)
 			return mimg_err(-EFBIG, "the sources are too large "
-					"together");
+						"together");
 		total += mimg_size(srcs[i]);
 	}
 	if (!(buf = malloc(READ_CHUNK)))
 		return mimg_err(-ENOMEM, "out of memory");
-	if ((r = mimg_file_open(&o.out.f, path, MIMG_FILE_RDWR |
-				MIMG_FILE_CREATE)) < 0)
+	if ((r = mimg_file_open(&o.out.f, path,
+				MIMG_FILE_RDWR | MIMG_FILE_CREATE)) < 0)
 		goto out;
 	r = strcmp(codec, "zstd") == 0 ? zstd_start(&o, level, total)
 				       : archive_start(&o, codec, level, total);

@@ -24,10 +24,10 @@
 #include "image.h"
 #include "iov.h"
 
-#define WINDOW (2u << 20)	/* bytes read per job */
+#define WINDOW (2u << 20)	  /* bytes read per job */
 #define ZERO_JOB_MAX (1ull << 30) /* largest write-zeroes request */
-#define DEFAULT_PARALLEL 8	/* enough requests in flight for I/O */
-#define DEFAULT_PARALLEL_MAX 32	/* one per CPU up to this, by default */
+#define DEFAULT_PARALLEL 8	  /* enough requests in flight for I/O */
+#define DEFAULT_PARALLEL_MAX 32	  /* one per CPU up to this, by default */
 #define MAX_PARALLEL 64
 /* Compressed jobs that may wait for their turn to be written while their
  * workers go on compressing: two per worker, at most MAX_PARKED (each
@@ -35,12 +35,12 @@
 #define PARKED_PER_WORKER 2
 #define MAX_PARKED 32
 #define MAX_IN_FLIGHT (MAX_PARALLEL + MAX_PARKED + 1)
-#define JOB_PARKED 2		/* run_job: written later, by another worker */
-#define MAX_SPARSE (16u << 20)	/* largest -S, as qemu-img */
+#define JOB_PARKED 2	       /* run_job: written later, by another worker */
+#define MAX_SPARSE (16u << 20) /* largest -S, as qemu-img */
 
 struct cunit {
-	ssize_t clen;		/* compressed length; -1: zero, skip */
-	uint8_t *out;		/* the bytes to store (compressed or not) */
+	ssize_t clen; /* compressed length; -1: zero, skip */
+	uint8_t *out; /* the bytes to store (compressed or not) */
 };
 
 /* A compressed job that has finished compressing before its turn to be
@@ -50,22 +50,22 @@ struct cunit {
 struct parked {
 	bool full;
 	uint64_t off, len;
-	uint64_t n;		/* units */
-	uint8_t *data;		/* the units' bytes, back to back */
-	struct cunit *units;	/* .out points into data */
+	uint64_t n;	     /* units */
+	uint8_t *data;	     /* the units' bytes, back to back */
+	struct cunit *units; /* .out points into data */
 };
 
 struct conv {
 	struct mimg *src, *dst;
-	uint64_t size;		/* bytes to convert (source size) */
-	uint64_t sparse;	/* zero-detection granularity, 0 = off */
-	uint64_t align;		/* window alignment (target cluster) */
-	uint32_t unit;		/* compressed write unit, 0 = plain */
-	bool target_zero;	/* target reads as zeroes already */
+	uint64_t size;	  /* bytes to convert (source size) */
+	uint64_t sparse;  /* zero-detection granularity, 0 = off */
+	uint64_t align;	  /* window alignment (target cluster) */
+	uint32_t unit;	  /* compressed write unit, 0 = plain */
+	bool target_zero; /* target reads as zeroes already */
 	bool ordered;
-	bool top_only;		/* -B: copy what SRC's top layer defines */
-	bool offload;		/* -C, while copy_file_range works */
-	uint64_t doff;		/* where SRC's byte 0 goes in DST */
+	bool top_only; /* -B: copy what SRC's top layer defines */
+	bool offload;  /* -C, while copy_file_range works */
+	uint64_t doff; /* where SRC's byte 0 goes in DST */
 
 	pthread_mutex_t lock;
 	/* Job SEQ waits for its turn to write on turn[SEQ % nslots]: jobs
@@ -74,12 +74,12 @@ struct conv {
 	 * exactly the next one. */
 	pthread_cond_t turn[MAX_IN_FLIGHT];
 	int nslots;
-	struct parked *parked;	/* nparked slots, by seq % nparked */
+	struct parked *parked; /* nparked slots, by seq % nparked */
 	uint64_t nparked;
-	uint64_t next_off;	/* first byte not yet claimed */
-	uint64_t next_seq;	/* sequence number of the next claimed job */
-	uint64_t write_seq;	/* job allowed to write next (ordered) */
-	uint64_t done;		/* bytes finished, for progress */
+	uint64_t next_off;  /* first byte not yet claimed */
+	uint64_t next_seq;  /* sequence number of the next claimed job */
+	uint64_t write_seq; /* job allowed to write next (ordered) */
+	uint64_t done;	    /* bytes finished, for progress */
 	int err;
 	char errmsg[1024];
 	const struct mimg_convert_opts *opts;
@@ -87,7 +87,7 @@ struct conv {
 
 struct job {
 	uint64_t off, len, seq;
-	bool zero;		/* make the range read as zeroes */
+	bool zero; /* make the range read as zeroes */
 };
 
 /* Record the first failure with its message (messages are thread-local,
@@ -134,11 +134,10 @@ static void conv_warn(struct conv *c, const char *fmt, ...)
 static int src_status(struct conv *c, uint64_t off, uint64_t *pnum,
 		      unsigned *st)
 {
-	return c->top_only ? mimg_block_status(c->src, off, c->size - off,
-					       pnum, st, NULL)
-			   : mimg_block_status_chain(c->src, off,
-						     c->size - off, pnum, st,
-						     NULL, NULL);
+	return c->top_only ? mimg_block_status(c->src, off, c->size - off, pnum,
+					       st, NULL)
+			   : mimg_block_status_chain(c->src, off, c->size - off,
+						     pnum, st, NULL, NULL);
 }
 
 /*
@@ -149,8 +148,8 @@ static int src_status(struct conv *c, uint64_t off, uint64_t *pnum,
  * round trip when the source is remote.  It stops before a run that
  * reads as zeroes or is not the source's, which may need no read.
  */
-static uint64_t with_following_data(struct conv *c, uint64_t off,
-				    uint64_t pnum, uint64_t wend)
+static uint64_t with_following_data(struct conv *c, uint64_t off, uint64_t pnum,
+				    uint64_t wend)
 {
 	uint64_t end = off + pnum;
 	while (end < wend && end < c->size) {
@@ -175,14 +174,16 @@ static bool claim_job(struct conv *c, struct job *j)
 		int r = src_status(c, off, &pnum, &st);
 		if (r < 0 && c->opts->salvage) {
 			/* read it as data: the read says what is lost */
-			conv_warn(c, "error while reading block status at "
-				  "offset %llu: %s", (unsigned long long)off,
-				  strerror(-r));
+			conv_warn(c,
+				  "error while reading block status at "
+				  "offset %llu: %s",
+				  (unsigned long long)off, strerror(-r));
 			st = MIMG_BS_DATA;
 			pnum = min_u64(512, c->size - off);
 		} else if (r < 0) {
 			c->err = r;
-			strncpy(c->errmsg, mimg_errmsg(), sizeof(c->errmsg) - 1);
+			strncpy(c->errmsg, mimg_errmsg(),
+				sizeof(c->errmsg) - 1);
 			return false;
 		}
 		if (c->top_only && !(st & (MIMG_BS_DATA | MIMG_BS_ZERO))) {
@@ -206,7 +207,8 @@ static bool claim_job(struct conv *c, struct job *j)
 				}
 				if (!c->unit || c->top_only) {
 					j->off = off;
-					j->len = min_u64(end - off, ZERO_JOB_MAX);
+					j->len = min_u64(end - off,
+							 ZERO_JOB_MAX);
 					j->zero = true;
 					j->seq = c->next_seq++;
 					c->next_off = off + j->len;
@@ -275,7 +277,8 @@ static int write_plain(struct conv *c, const uint8_t *buf, uint64_t off,
 	while (pos < len) {
 		/* Chunks end on absolute multiples of the granularity. */
 		uint64_t cend = min_u64((off + pos) / c->sparse * c->sparse +
-						c->sparse - off, len);
+						c->sparse - off,
+					len);
 		bool z = buf_is_zero(buf + pos, (size_t)(cend - pos)) &&
 			 cend - pos == c->sparse;
 		if (!have_run) {
@@ -310,7 +313,8 @@ static int write_units(struct conv *c, uint64_t off, const struct cunit *units,
 			continue;
 		if (units[i].clen == -3)
 			r = put_run(c, NULL, uoff - c->doff,
-				    min_u64(c->unit, c->size - (uoff - c->doff)),
+				    min_u64(c->unit,
+					    c->size - (uoff - c->doff)),
 				    true);
 		else if (units[i].clen == -2)
 			r = d->write_compressed(c->dst, uoff, units[i].out,
@@ -364,9 +368,12 @@ static int park_job(struct conv *c, const struct job *j,
 	bool park = c->write_seq != j->seq && !c->err &&
 		    j->seq - c->write_seq < c->nparked && !p->full;
 	if (park)
-		*p = (struct parked){ .full = true, .off = j->off,
-				      .len = j->len, .n = n, .data = data,
-				      .units = copy };
+		*p = (struct parked){.full = true,
+				     .off = j->off,
+				     .len = j->len,
+				     .n = n,
+				     .data = data,
+				     .units = copy};
 	pthread_mutex_unlock(&c->lock);
 	if (!park) {
 		free(data);
@@ -387,12 +394,14 @@ static int finish_turn(struct conv *c, const struct job *j)
 		pthread_mutex_lock(&c->lock);
 		conv_progress(c, len);
 		struct parked *p = c->nparked
-				   ? &c->parked[(seq + 1) % c->nparked] : NULL;
+					   ? &c->parked[(seq + 1) % c->nparked]
+					   : NULL;
 		if (!p || !p->full || c->err) {
 			if (c->ordered) {
 				c->write_seq = seq + 1;
-				pthread_cond_signal(&c->turn[c->write_seq %
-						(uint64_t)c->nslots]);
+				pthread_cond_signal(
+					&c->turn[c->write_seq %
+						 (uint64_t)c->nslots]);
 			}
 			pthread_mutex_unlock(&c->lock);
 			return 0;
@@ -569,26 +578,28 @@ static int conv_setup(struct conv *c, struct mimg *src, struct mimg *dst,
 	if (dst->read_only)
 		return mimg_err(-EROFS, "%s: target is open read-only",
 				dst->filename);
-	if (dst->size < o->dst_offset ||
-	    dst->size - o->dst_offset < src->size)
-		return mimg_err(-ENOSPC, "%s: target (%llu bytes) is smaller "
-				"than the source %s (%llu bytes) at offset %llu",
-				dst->filename, (unsigned long long)dst->size,
-				src->filename, (unsigned long long)src->size,
-				(unsigned long long)o->dst_offset);
+	if (dst->size < o->dst_offset || dst->size - o->dst_offset < src->size)
+		return mimg_err(
+			-ENOSPC,
+			"%s: target (%llu bytes) is smaller "
+			"than the source %s (%llu bytes) at offset %llu",
+			dst->filename, (unsigned long long)dst->size,
+			src->filename, (unsigned long long)src->size,
+			(unsigned long long)o->dst_offset);
 	c->src = src;
 	c->dst = dst;
 	c->opts = o;
 	c->size = src->size;
 	c->sparse = o->sparse_size == MIMG_CONVERT_NO_SPARSE ? 0
-		    : o->sparse_size ? o->sparse_size
+		    : o->sparse_size			     ? o->sparse_size
 				     : MIMG_CONVERT_DEFAULT_SPARSE;
 	/* qemu-img's rule: multiples of 512 up to 16 MiB.  Runs longer
 	 * than a window are only found as unallocated or zero ranges. */
 	if (c->sparse && (c->sparse % 512 || c->sparse > MAX_SPARSE))
-		return mimg_err(-EINVAL, "sparse size %llu must be a multiple "
-				"of 512 up to %u", (unsigned long long)c->sparse,
-				MAX_SPARSE);
+		return mimg_err(-EINVAL,
+				"sparse size %llu must be a multiple "
+				"of 512 up to %u",
+				(unsigned long long)c->sparse, MAX_SPARSE);
 	c->doff = o->dst_offset;
 	c->top_only = o->target_has_backing;
 	c->target_zero = !c->top_only &&
@@ -599,36 +610,43 @@ static int conv_setup(struct conv *c, struct mimg *src, struct mimg *dst,
 		     strcmp(src->drv->name, "raw") == 0 &&
 		     strcmp(d->name, "raw") == 0;
 	c->ordered = !o->out_of_order || o->compress || stream;
-	if (o->compression_level < 0 ||
-	    o->compression_level > CODEC_LEVEL_MAX)
-		return mimg_err(-EINVAL, "compression level %d is not "
-				"between 1 and %d", o->compression_level,
-				CODEC_LEVEL_MAX);
+	if (o->compression_level < 0 || o->compression_level > CODEC_LEVEL_MAX)
+		return mimg_err(-EINVAL,
+				"compression level %d is not "
+				"between 1 and %d",
+				o->compression_level, CODEC_LEVEL_MAX);
 	if (o->compress || stream) {
 		if (!d->compress_unit || !d->compress || !d->write_compressed)
-			return mimg_err(-ENOTSUP, "%s: format %s does not "
+			return mimg_err(-ENOTSUP,
+					"%s: format %s does not "
 					"support compressed writes",
 					dst->filename, d->name);
 		/* qemu-img's words for an image of such a format that has
 		 * no compressed unit (flat VMDK extents). */
 		if (!(c->unit = d->compress_unit(dst)))
-			return mimg_err(-ENOTSUP, "%s: invalid cluster size: "
+			return mimg_err(-ENOTSUP,
+					"%s: invalid cluster size: "
 					"this %s image cannot be written "
-					"compressed", dst->filename, d->name);
+					"compressed",
+					dst->filename, d->name);
 		if (!is_pow2_u64(c->unit) || c->unit > WINDOW)
-			return mimg_err(-EINVAL, "%s: compressed unit %u is "
-					"not usable", dst->filename, c->unit);
+			return mimg_err(-EINVAL,
+					"%s: compressed unit %u is "
+					"not usable",
+					dst->filename, c->unit);
 		if (!c->target_zero && !(c->top_only && !o->existing_target))
-			return mimg_err(-ENOTSUP, "%s: compressed or stream "
+			return mimg_err(-ENOTSUP,
+					"%s: compressed or stream "
 					"output needs a fresh target",
 					dst->filename);
 		if (!c->sparse) /* zero units are still never stored */
 			c->sparse = c->unit;
 		if (c->doff % c->unit)
-			return mimg_err(-EINVAL, "%s: compressed output needs "
+			return mimg_err(-EINVAL,
+					"%s: compressed output needs "
 					"every source but the last to end on "
-					"a %u-byte boundary", dst->filename,
-					c->unit);
+					"a %u-byte boundary",
+					dst->filename, c->unit);
 	}
 	/* Windows start on target clusters (and compressed units); the
 	 * sparse granularity needs no alignment of its own: write_plain
@@ -674,9 +692,10 @@ int mimg__convert_opts_get(const struct mimg_convert_opts *opts,
 	if (!opts)
 		return 0;
 	if (opts->size < CONVERT_OPTS_MIN_SIZE || opts->size > sizeof(*o))
-		return mimg_err(-EINVAL, "struct mimg_convert_opts: size %zu "
-				"(this library takes %zu)", opts->size,
-				sizeof(*o));
+		return mimg_err(-EINVAL,
+				"struct mimg_convert_opts: size %zu "
+				"(this library takes %zu)",
+				opts->size, sizeof(*o));
 	memcpy(o, opts, opts->size);
 	return 0;
 }

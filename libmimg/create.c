@@ -63,13 +63,15 @@ static int check_create_opts(const struct mimg_driver *drv, const char *path,
 	for (size_t i = 0; i < nopts; i++)
 		if (!strcmp(opts[i].key, "backing_file")) {
 			size_t k = 0;
-			while (k < n && strcmp(drv->create_opts[k].name,
-					       "backing_file"))
+			while (k < n &&
+			       strcmp(drv->create_opts[k].name, "backing_file"))
 				k++;
 			if (k == n)
-				return mimg_err(-ENOTSUP, "%s: Backing file not "
+				return mimg_err(-ENOTSUP,
+						"%s: Backing file not "
 						"supported for file format "
-						"'%s'", path, drv->name);
+						"'%s'",
+						path, drv->name);
 		}
 	if (!(vals = calloc(n + 1, sizeof(*vals))))
 		return mimg_err(-ENOMEM, "out of memory");
@@ -99,19 +101,25 @@ static int create_image(const char *path, const char *format, uint64_t size,
 	if (!format)
 		return mimg_err(-EINVAL, "No format given for '%s'", path);
 	if (mimg_file_is_nbd_uri(path))
-		return mimg_err(-ENOTSUP, "%s: images cannot be created on an "
+		return mimg_err(-ENOTSUP,
+				"%s: images cannot be created on an "
 				"NBD export; write into it as an existing "
-				"image (convert -n)", path);
+				"image (convert -n)",
+				path);
 	if (!(drv = mimg__find_driver(format)))
 		return mimg_err(-EINVAL, "Unknown file format '%s'", format);
 	if (!drv->create)
-		return mimg_err(-ENOTSUP, "Format '%s' does not support image "
-				"creation", format);
+		return mimg_err(-ENOTSUP,
+				"Format '%s' does not support image "
+				"creation",
+				format);
 	if ((r = check_create_opts(drv, path, opts, nopts)) < 0)
 		return r;
 	if (secret && !drv->create_secret)
-		return mimg_err(-ENOTSUP, "Format '%s' does not take a "
-				"secret", format);
+		return mimg_err(-ENOTSUP,
+				"Format '%s' does not take a "
+				"secret",
+				format);
 	if (size > (uint64_t)INT64_MAX)
 		return mimg_err(-EFBIG, "Image size must be less than 8 EiB!");
 
@@ -119,28 +127,36 @@ static int create_image(const char *path, const char *format, uint64_t size,
 	bfmt = mimg__opt(opts, nopts, "backing_fmt");
 	if (bname && *bname && (flags & MIMG_CREATE_UNSAFE_BACKING)) {
 		if (size == 0)
-			return mimg_err(-EINVAL, "%s: Image creation needs a "
-					"size parameter", path);
+			return mimg_err(-EINVAL,
+					"%s: Image creation needs a "
+					"size parameter",
+					path);
 		if (!bfmt)
-			return mimg_err(-EINVAL, "%s: Backing file specified "
-					"without backing format", path);
+			return mimg_err(-EINVAL,
+					"%s: Backing file specified "
+					"without backing format",
+					path);
 	} else if (bname && *bname) {
 		r = open_backing_for_create(path, bname, bfmt, &backing);
 		if (r < 0)
 			return r;
 		if (path_in_chain(path, backing)) {
-			r = mimg_err(-EINVAL, "%s: Error: Trying to create an "
+			r = mimg_err(-EINVAL,
+				     "%s: Error: Trying to create an "
 				     "image with the same filename as the "
-				     "backing file", path);
+				     "backing file",
+				     path);
 			mimg_close(backing);
 			return r;
 		}
 		if (!bfmt) {
 			/* Like qemu-img 7.2: a probed backing format is a
 			 * security hazard, so it must be given. */
-			r = mimg_err(-EINVAL, "%s: Backing file specified "
+			r = mimg_err(-EINVAL,
+				     "%s: Backing file specified "
 				     "without backing format\nDetected format "
-				     "of %s.", path, mimg_format(backing));
+				     "of %s.",
+				     path, mimg_format(backing));
 			mimg_close(backing);
 			return r;
 		}
@@ -150,8 +166,7 @@ static int create_image(const char *path, const char *format, uint64_t size,
 	/* Sizes are whole 512-byte sectors, as qemu-img rounds them. */
 	if (size % 512)
 		size += 512 - size % 512;
-	r = secret ? drv->create_secret(path, size, opts, nopts, backing,
-					&sec)
+	r = secret ? drv->create_secret(path, size, opts, nopts, backing, &sec)
 		   : drv->create(path, size, opts, nopts, backing);
 	mimg_close(backing);
 	return r;
@@ -164,8 +179,7 @@ int mimg_create(const char *path, const char *format, uint64_t size,
 }
 
 int mimg_create_flags(const char *path, const char *format, uint64_t size,
-		      const struct mimg_opt *opts, size_t nopts,
-		      unsigned flags)
+		      const struct mimg_opt *opts, size_t nopts, unsigned flags)
 {
 	return create_image(path, format, size, opts, nopts, flags, NULL);
 }

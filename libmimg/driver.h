@@ -33,7 +33,7 @@ enum mimg_optkind {
 	MIMG_OPTK_SIZE,	  /* a size with suffixes */
 	MIMG_OPTK_NUMBER, /* an unsigned number (decimal, 0x hex, octal) */
 	MIMG_OPTK_STRING,
-	MIMG_OPTK_ENUM,	  /* a string out of .values */
+	MIMG_OPTK_ENUM, /* a string out of .values */
 };
 
 /* Listed only when the host file's options are asked for (qemu-img
@@ -44,10 +44,10 @@ struct mimg_optdesc {
 	const char *name;
 	enum mimg_optkind kind;
 	const char *help;
-	const char *def;	/* default as text, NULL: none */
+	const char *def;	   /* default as text, NULL: none */
 	const char *const *values; /* ENUM: NULL-terminated */
-	const char *enum_name;	/* ENUM: the name qemu-img's refusal uses */
-	unsigned flags;		/* MIMG_OPTF_* */
+	const char *enum_name;	   /* ENUM: the name qemu-img's refusal uses */
+	unsigned flags;		   /* MIMG_OPTF_* */
 };
 
 /* A parsed option value, indexed like the schema it was checked
@@ -61,43 +61,67 @@ struct mimg_optval {
 };
 
 /* The host file's own create option, for drivers that honour it. */
-#define MIMG_OPT_FILE_PREALLOC                                             \
-	{ "preallocation", MIMG_OPTK_STRING,                               \
-	  "Preallocation mode (allowed values: off, falloc, full)", NULL,  \
-	  NULL, NULL, MIMG_OPTF_FILE }
-#define MIMG_OPT_SIZE                                                      \
-	{ "size", MIMG_OPTK_SIZE, "Virtual disk size", NULL, NULL, NULL, 0 }
+#define MIMG_OPT_FILE_PREALLOC                                                    \
+	{                                                                         \
+		"preallocation", MIMG_OPTK_STRING,                                \
+			"Preallocation mode (allowed values: off, falloc, full)", \
+			NULL, NULL, NULL, MIMG_OPTF_FILE                          \
+	}
+#define MIMG_OPT_SIZE                                                          \
+	{                                                                      \
+		"size", MIMG_OPTK_SIZE, "Virtual disk size", NULL, NULL, NULL, \
+			0                                                      \
+	}
 /* A build-time check that the NULL-terminated option table TAB has as
  * many entries as the enum that names its indexes counts (N). */
-#define MIMG_OPTS_INDEXED(tab, n)                                          \
-	_Static_assert(sizeof(tab) / sizeof((tab)[0]) == (n) + 1,          \
+#define MIMG_OPTS_INDEXED(tab, n)                                              \
+	_Static_assert(sizeof(tab) / sizeof((tab)[0]) == (n) + 1,              \
 		       #tab " and its index names agree")
 
 /* The LUKS key-slot options of amend (qemu-img's texts), named NAME
  * ("keyslot" for luks, "encrypt.keyslot" inside qcow2). */
 extern const char *const mimg__keyslot_states[];
-#define MIMG_OPT_LUKS_ITER_TIME(name)                                      \
-	{ name, MIMG_OPTK_NUMBER, "Time to spend in PBKDF in milliseconds", \
-	  NULL, NULL, NULL, 0 }
-#define MIMG_OPT_LUKS_KEYSLOT(name)                                        \
-	{ name, MIMG_OPTK_NUMBER, "Select a single keyslot to modify "      \
-	  "explicitly", NULL, NULL, NULL, 0 }
-#define MIMG_OPT_LUKS_NEW_SECRET(name)                                     \
-	{ name, MIMG_OPTK_STRING, "New secret to set in the matching "      \
-	  "keyslots. Empty string to erase", NULL, NULL, NULL, 0 }
-#define MIMG_OPT_LUKS_OLD_SECRET(name)                                     \
-	{ name, MIMG_OPTK_STRING, "Select all keyslots that match this "    \
-	  "password", NULL, NULL, NULL, 0 }
-#define MIMG_OPT_LUKS_STATE(name)                                          \
-	{ name, MIMG_OPTK_ENUM, "Select new state of affected keyslots "    \
-	  "(active/inactive)", NULL, mimg__keyslot_states, "state", 0 }
+#define MIMG_OPT_LUKS_ITER_TIME(name)                                          \
+	{                                                                      \
+		name, MIMG_OPTK_NUMBER,                                        \
+			"Time to spend in PBKDF in milliseconds", NULL, NULL,  \
+			NULL, 0                                                \
+	}
+#define MIMG_OPT_LUKS_KEYSLOT(name)                                            \
+	{                                                                      \
+		name, MIMG_OPTK_NUMBER,                                        \
+			"Select a single keyslot to modify "                   \
+			"explicitly",                                          \
+			NULL, NULL, NULL, 0                                    \
+	}
+#define MIMG_OPT_LUKS_NEW_SECRET(name)                                         \
+	{                                                                      \
+		name, MIMG_OPTK_STRING,                                        \
+			"New secret to set in the matching "                   \
+			"keyslots. Empty string to erase",                     \
+			NULL, NULL, NULL, 0                                    \
+	}
+#define MIMG_OPT_LUKS_OLD_SECRET(name)                                         \
+	{                                                                      \
+		name, MIMG_OPTK_STRING,                                        \
+			"Select all keyslots that match this "                 \
+			"password",                                            \
+			NULL, NULL, NULL, 0                                    \
+	}
+#define MIMG_OPT_LUKS_STATE(name)                                              \
+	{                                                                      \
+		name, MIMG_OPTK_ENUM,                                          \
+			"Select new state of affected keyslots "               \
+			"(active/inactive)",                                   \
+			NULL, mimg__keyslot_states, "state", 0                 \
+	}
 
 /* A key-slot change asked through amend (the five options above, in
  * that order, as parsed). */
 struct mimg_keyslot_change {
-	const struct mimg_optval *iter_time, *keyslot, *new_secret,
-		*old_secret, *state;
-	bool force;	/* MIMG_AMEND_FORCE: the last slot may go */
+	const struct mimg_optval *iter_time, *keyslot, *new_secret, *old_secret,
+		*state;
+	bool force; /* MIMG_AMEND_FORCE: the last slot may go */
 };
 /* Apply C (secrets named by id, resolved among the secrets of the
  * mimg_amend_secrets call) to IMG's LUKS header through APPLY: the raw
@@ -207,8 +231,7 @@ struct mimg_driver {
 	 * as the image's backing file in its metadata, nothing else.  The
 	 * core checks the image is writable and updates backing_name and
 	 * backing_fmt afterwards. */
-	int (*set_backing)(struct mimg *img, const char *name,
-			   const char *fmt);
+	int (*set_backing)(struct mimg *img, const char *name, const char *fmt);
 	/* Optional internal snapshots (the core checks the image is
 	 * writable): create one named NAME; apply the one whose id, else
 	 * name, is NAME; delete the first one named NAME. */
@@ -262,9 +285,8 @@ const struct mimg_driver *mimg__find_driver(const char *name);
 /* Open an image of FORMAT over FILE, which it owns from then on (closed
  * on failure too); NAME names it in messages.  Like an image in memory,
  * it has no directory: it may name no other file. */
-int mimg__open_on_file(struct mimg **imgp, const char *name,
-		       const char *format, unsigned flags,
-		       struct mimg_file *file);
+int mimg__open_on_file(struct mimg **imgp, const char *name, const char *format,
+		       unsigned flags, struct mimg_file *file);
 
 /*
  * Fill [off, off+len) of IOV (whose first byte corresponds to image offset
@@ -275,8 +297,7 @@ int mimg__open_on_file(struct mimg **imgp, const char *name,
 int mimg__read_below(struct mimg *img, const struct iovec *iov, int iovcnt,
 		     size_t iov_skip, uint64_t off, size_t len);
 /* Same into a flat buffer. */
-int mimg__read_below_buf(struct mimg *img, void *buf, uint64_t off,
-			 size_t len);
+int mimg__read_below_buf(struct mimg *img, void *buf, uint64_t off, size_t len);
 
 /*
  * Resolve NAME, a path found inside an image (backing file, extent, data
@@ -287,8 +308,8 @@ int mimg__read_below_buf(struct mimg *img, void *buf, uint64_t off,
  * reference for messages ("extent", "data file").  Returns a malloc'ed
  * path in *OUT.
  */
-int mimg__resolve_ref(const struct mimg *img, const char *name,
-		      bool contained, const char *what, char **out);
+int mimg__resolve_ref(const struct mimg *img, const char *name, bool contained,
+		      const char *what, char **out);
 
 /* Open an additional host file for IMG (VMDK extents, qcow2 data file),
  * with IMG's access mode and cache flags. */
@@ -309,8 +330,8 @@ int mimg__opt_prealloc_of(const char *path, const char *v,
 			  enum mimg_prealloc *out);
 /* The same for formats that take only off and falloc (FMT names the
  * format in the error). */
-int mimg__opt_prealloc_falloc(const char *path, const char *fmt,
-			      const char *v, enum mimg_prealloc *out);
+int mimg__opt_prealloc_falloc(const char *path, const char *fmt, const char *v,
+			      enum mimg_prealloc *out);
 
 /* Make [OFF, OFF+LEN) of host file F read as zeroes (zero range where
  * the file supports it, else writes of zeroes). */

@@ -81,10 +81,8 @@ static la_int64_t source_skip(struct archive *a, void *opaque,
  * would run an external program on the input instead (ARCHIVE_WARN). */
 typedef int (*filter_support_fn)(struct archive *);
 static const filter_support_fn filter_support[] = {
-	archive_read_support_filter_gzip,
-	archive_read_support_filter_bzip2,
-	archive_read_support_filter_xz,
-	archive_read_support_filter_zstd,
+	archive_read_support_filter_gzip, archive_read_support_filter_bzip2,
+	archive_read_support_filter_xz,	  archive_read_support_filter_zstd,
 	archive_read_support_filter_lz4,
 };
 #define NFILTERS (sizeof(filter_support) / sizeof(filter_support[0]))
@@ -142,8 +140,7 @@ static void describe_filters(struct archive *a, char *out, size_t len)
 }
 
 /* The error of A as a negative errno with a message naming NAME. */
-static int archive_fail(struct archive *a, const char *name,
-			const char *what)
+static int archive_fail(struct archive *a, const char *name, const char *what)
 {
 	const char *msg = archive_error_string(a);
 	int e = archive_errno(a);
@@ -233,20 +230,20 @@ static void names_free(struct member_names *m)
 
 /* The temporary file being filled, or the stream handed the image. */
 struct spool {
-	int fd;			/* -1 until the image is known to need it */
-	bool sequential;	/* a raw image may be streamed */
-	bool streamed;		/* the reader and source now belong to it */
-	bool filtered;		/* the archive is compressed */
-	const char *filters;	/* "xz", "gzip", "xz,gzip"... */
-	struct mimg_file *archive;	/* the archive file */
-	struct mimg_file *stream;	/* the image's file when streamed */
-	const char *name;	/* the archive, for messages */
+	int fd;			   /* -1 until the image is known to need it */
+	bool sequential;	   /* a raw image may be streamed */
+	bool streamed;		   /* the reader and source now belong to it */
+	bool filtered;		   /* the archive is compressed */
+	const char *filters;	   /* "xz", "gzip", "xz,gzip"... */
+	struct mimg_file *archive; /* the archive file */
+	struct mimg_file *stream;  /* the image's file when streamed */
+	const char *name;	   /* the archive, for messages */
 	const char *dir;
 	struct source *src;
-	uint64_t budget;	/* data bytes that may be written */
-	uint64_t written, end;	/* data bytes written, logical size */
-	uint64_t expanded;	/* bytes unpacked, all members */
-	uint8_t *buf;		/* SPOOL_CHUNK */
+	uint64_t budget;       /* data bytes that may be written */
+	uint64_t written, end; /* data bytes written, logical size */
+	uint64_t expanded;     /* bytes unpacked, all members */
+	uint8_t *buf;	       /* SPOOL_CHUNK */
 	/* An OVA: the disk asked for, digests of the members read, their
 	 * names as stored, and the manifest. */
 	const char *ova_disk;
@@ -267,8 +264,8 @@ int mimg__anonymous_file(const char *dir)
 	int fd;
 #ifdef O_TMPFILE
 	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR &&
-			errno != EINVAL))
+	if (fd >= 0 ||
+	    (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
 		return fd >= 0 ? fd : -errno;
 #endif
 	char path[PATH_MAX];
@@ -290,16 +287,18 @@ static int spool_create(struct spool *sp)
 	if (sp->fd >= 0)
 		return 0;
 	if ((sp->fd = mimg__anonymous_file(sp->dir)) < 0)
-		return mimg_err_errno(sp->fd, "%s: cannot create a temporary "
-				      "file in %s to unpack into", sp->name,
-				      sp->dir);
+		return mimg_err_errno(sp->fd,
+				      "%s: cannot create a temporary "
+				      "file in %s to unpack into",
+				      sp->name, sp->dir);
 	if (fstatvfs(sp->fd, &vfs) != 0)
 		return mimg_err_errno(-errno, "%s: statvfs", sp->dir);
 	avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
 	if (avail <= MIMG_ARCHIVE_SPOOL_RESERVE)
-		return mimg_err(-ENOSPC, "%s: only %llu bytes free in %s to "
-				"unpack into", sp->name,
-				(unsigned long long)avail, sp->dir);
+		return mimg_err(-ENOSPC,
+				"%s: only %llu bytes free in %s to "
+				"unpack into",
+				sp->name, (unsigned long long)avail, sp->dir);
 	sp->budget = avail - MIMG_ARCHIVE_SPOOL_RESERVE;
 	return 0;
 }
@@ -328,13 +327,14 @@ static bool is_zero(const uint8_t *p, size_t n)
 	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
 }
 
-static int write_all(struct spool *sp, const uint8_t *p, size_t n,
-		     uint64_t off)
+static int write_all(struct spool *sp, const uint8_t *p, size_t n, uint64_t off)
 {
 	if (n > sp->budget - sp->written)
-		return mimg_err(-ENOSPC, "%s: the unpacked image needs more "
-				"than the %llu bytes free in %s", sp->name,
-				(unsigned long long)sp->budget, sp->dir);
+		return mimg_err(-ENOSPC,
+				"%s: the unpacked image needs more "
+				"than the %llu bytes free in %s",
+				sp->name, (unsigned long long)sp->budget,
+				sp->dir);
 	sp->written += n;
 	while (n) {
 		ssize_t w = pwrite(sp->fd, p, n, (off_t)off);
@@ -343,7 +343,8 @@ static int write_all(struct spool *sp, const uint8_t *p, size_t n,
 		if (w <= 0)
 			return mimg_err_errno(w < 0 ? -errno : -EIO,
 					      "%s: writing the unpacked image "
-					      "to %s", sp->name, sp->dir);
+					      "to %s",
+					      sp->name, sp->dir);
 		p += w;
 		n -= (size_t)w;
 		off += (uint64_t)w;
@@ -379,15 +380,15 @@ static int spool_write(struct spool *sp, const uint8_t *buf, size_t len,
 }
 
 /* EXPANDED bytes unpacked from the first CONSUMED of the archive. */
-static int ratio_check(const char *name, uint64_t expanded,
-		       uint64_t consumed)
+static int ratio_check(const char *name, uint64_t expanded, uint64_t consumed)
 {
 	if (expanded > MIMG_ARCHIVE_RATIO_FREE &&
 	    expanded / MIMG_ARCHIVE_MAX_RATIO > consumed)
-		return mimg_err(-EFBIG, "%s: %llu bytes unpack to more than "
+		return mimg_err(-EFBIG,
+				"%s: %llu bytes unpack to more than "
 				"%llu; more than %d times their size is "
-				"refused as a decompression bomb", name,
-				(unsigned long long)consumed,
+				"refused as a decompression bomb",
+				name, (unsigned long long)consumed,
 				(unsigned long long)expanded,
 				MIMG_ARCHIVE_MAX_RATIO);
 	return 0;
@@ -430,7 +431,8 @@ static int drop_entry(struct spool *sp, struct archive *a, bool filtered)
 	la_ssize_t n;
 	if (!filtered)
 		return archive_read_data_skip(a) == ARCHIVE_OK
-			       ? 0 : archive_fail(a, sp->name, "reading");
+			       ? 0
+			       : archive_fail(a, sp->name, "reading");
 	while ((n = next_chunk(sp, a)) > 0)
 		;
 	return (int)n;
@@ -474,16 +476,20 @@ static int check_member(const char *aname, struct archive_entry *e,
 {
 	mode_t t = archive_entry_filetype(e);
 	if (archive_entry_hardlink(e) || t == AE_IFLNK)
-		return mimg_err(-EPERM, "%s: archive member '%s' is a link; "
-				"archives with links are refused", aname,
-				shown);
+		return mimg_err(-EPERM,
+				"%s: archive member '%s' is a link; "
+				"archives with links are refused",
+				aname, shown);
 	if (unsafe_name(name))
-		return mimg_err(-EPERM, "%s: archive member name '%s' is "
+		return mimg_err(-EPERM,
+				"%s: archive member name '%s' is "
 				"absolute or has a '..' component; refused",
 				aname, shown);
 	if (t != AE_IFREG && t != AE_IFDIR)
-		return mimg_err(-EPERM, "%s: archive member '%s' is not a "
-				"regular file; refused", aname, shown);
+		return mimg_err(-EPERM,
+				"%s: archive member '%s' is not a "
+				"regular file; refused",
+				aname, shown);
 	return 0;
 }
 
@@ -495,15 +501,17 @@ static int note_name(struct member_names *m, const char *aname,
 {
 	for (int i = 0; i < m->n; i++)
 		if (strcmp(m->v[i], name) == 0)
-			return mimg_err(-EPERM, "%s: the archive holds two "
-					"members named '%s'; refused", aname,
-					shown);
-	if (!m->v && !(m->v = calloc(MIMG_ARCHIVE_MAX_MEMBERS,
-				     sizeof(*m->v))))
+			return mimg_err(-EPERM,
+					"%s: the archive holds two "
+					"members named '%s'; refused",
+					aname, shown);
+	if (!m->v && !(m->v = calloc(MIMG_ARCHIVE_MAX_MEMBERS, sizeof(*m->v))))
 		return mimg_err(-ENOMEM, "out of memory");
 	if (m->n >= MIMG_ARCHIVE_MAX_MEMBERS)
-		return mimg_err(-E2BIG, "%s: archive has more than %d "
-				"members", aname, MIMG_ARCHIVE_MAX_MEMBERS);
+		return mimg_err(-E2BIG,
+				"%s: archive has more than %d "
+				"members",
+				aname, MIMG_ARCHIVE_MAX_MEMBERS);
 	if (!(m->v[m->n] = strdup(name)))
 		return mimg_err(-ENOMEM, "out of memory");
 	m->n++;
@@ -582,9 +590,10 @@ static int select_disk(struct spool *sp, struct mimg_archive_origin *o)
 			o->ovf_disk = (int)i;
 			return 0;
 		}
-		return mimg_err(-ENOENT, "%s: OVA disk %lu asked for, the OVF "
-				"lists %d (counted from 0)", sp->name, i,
-				o->ovf->ndisks);
+		return mimg_err(-ENOENT,
+				"%s: OVA disk %lu asked for, the OVF "
+				"lists %d (counted from 0)",
+				sp->name, i, o->ovf->ndisks);
 	}
 	for (int k = 0; k < o->ovf->ndisks; k++)
 		if (strcmp(o->ovf->disks[k].href, want) == 0 ||
@@ -592,8 +601,10 @@ static int select_disk(struct spool *sp, struct mimg_archive_origin *o)
 			o->ovf_disk = k;
 			return 0;
 		}
-	return mimg_err(-ENOENT, "%s: the OVF lists no disk with file name "
-			"or id '%.200s'", sp->name, want);
+	return mimg_err(-ENOENT,
+			"%s: the OVF lists no disk with file name "
+			"or id '%.200s'",
+			sp->name, want);
 }
 
 /* An href names a member of the archive: a relative name without '..'
@@ -607,16 +618,18 @@ static int check_href(struct spool *sp, const char *href)
 		why = "is empty";
 	else if (unsafe_name(href))
 		why = "is absolute or has a '..' component";
-	else if (colon && strspn(href, "abcdefghijklmnopqrstuvwxyz"
-				 "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.") ==
-				  (size_t)(colon - href))
+	else if (colon &&
+		 strspn(href, "abcdefghijklmnopqrstuvwxyz"
+			      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.") ==
+			 (size_t)(colon - href))
 		why = "is a URL";
 	if (!why)
 		return 0;
 	char *shown = shown_name(href);
-	int r = mimg_err(-EPERM, "%s: the OVF's disk file '%s' %s; an OVA's "
-			 "disks must be members of the archive", sp->name,
-			 shown ? shown : "", why);
+	int r = mimg_err(-EPERM,
+			 "%s: the OVF's disk file '%s' %s; an OVA's "
+			 "disks must be members of the archive",
+			 sp->name, shown ? shown : "", why);
 	free(shown);
 	return r;
 }
@@ -652,8 +665,7 @@ static int read_manifest(struct spool *sp, struct archive *a)
 	if (sp->mf)
 		return mimg_err(-EINVAL, "%s: the OVA has two manifests",
 				sp->name);
-	r = read_small(sp, a, MIMG_MANIFEST_MAX_SIZE, "manifest", &text,
-		       &len);
+	r = read_small(sp, a, MIMG_MANIFEST_MAX_SIZE, "manifest", &text, &len);
 	if (r == 0)
 		r = mimg__manifest_parse(text, len, sp->name, &sp->mf);
 	free(text);
@@ -689,9 +701,9 @@ struct stream_state {
 	char *name;
 	uint64_t expanded;
 	bool tar;
-	bool filtered;	/* compressed: skipped data is decoded and counted */
-	bool disk;	/* in a format other than raw */
-	struct member_names names;	/* the members before and after */
+	bool filtered; /* compressed: skipped data is decoded and counted */
+	bool disk;     /* in a format other than raw */
+	struct member_names names; /* the members before and after */
 };
 
 /* Bytes of the archive file decoded so far. */
@@ -756,15 +768,16 @@ static int stream_drop(struct stream_state *st)
 
 	if (!st->filtered)
 		return archive_read_data_skip(st->a) == ARCHIVE_OK
-			       ? 0 : archive_fail(st->a, st->name, "reading");
+			       ? 0
+			       : archive_fail(st->a, st->name, "reading");
 	while ((r = archive_read_data_block(st->a, &buf, &n, &off)) ==
 	       ARCHIVE_OK) {
 		int e = stream_data(st, buf, n);
 		if (e < 0)
 			return e;
 	}
-	return r == ARCHIVE_EOF ? 0 : archive_fail(st->a, st->name,
-						     "unpacking");
+	return r == ARCHIVE_EOF ? 0
+				: archive_fail(st->a, st->name, "unpacking");
 }
 
 /* After a tar member: the rest of the archive must be harmless, as the
@@ -780,12 +793,14 @@ static int stream_tar_rest(struct stream_state *st)
 		if (r == ARCHIVE_EOF)
 			return 0;
 		if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
-			return archive_fail(st->a, st->name, "reading the tar "
+			return archive_fail(st->a, st->name,
+					    "reading the tar "
 					    "archive");
 		if (count >= MIMG_ARCHIVE_MAX_MEMBERS)
-			return mimg_err(-E2BIG, "%s: archive has more than %d "
-					"members", st->name,
-					MIMG_ARCHIVE_MAX_MEMBERS);
+			return mimg_err(-E2BIG,
+					"%s: archive has more than %d "
+					"members",
+					st->name, MIMG_ARCHIVE_MAX_MEMBERS);
 		const char *name = archive_entry_pathname(e);
 		char *shown = shown_name(name ? name : "");
 		if (!shown)
@@ -795,10 +810,12 @@ static int stream_tar_rest(struct stream_state *st)
 		    (r = note_name(&st->names, st->name, name ? name : "",
 				   shown)) == 0 &&
 		    (!st->disk || (r = member_is_disk(st)) == 1))
-			r = mimg_err(-EINVAL, "%s: the archive holds another "
+			r = mimg_err(-EINVAL,
+				     "%s: the archive holds another "
 				     "%s, '%s', after the image read; "
-				     "extract the one to use", st->name,
-				     st->disk ? "disk image" : "file", shown);
+				     "extract the one to use",
+				     st->name, st->disk ? "disk image" : "file",
+				     shown);
 		if (r == 0 && archive_entry_filetype(e) == AE_IFREG)
 			r = stream_drop(st);
 		free(shown);
@@ -817,9 +834,10 @@ static int stream_end(void *opaque)
 	if (n < 0)
 		return (int)n;
 	if (n > 0)
-		return mimg_err(-EINVAL, "%s: holds more data than the %llu "
-				"bytes its header declares", st->name,
-				(unsigned long long)st->expanded);
+		return mimg_err(-EINVAL,
+				"%s: holds more data than the %llu "
+				"bytes its header declares",
+				st->name, (unsigned long long)st->expanded);
 	return 0;
 }
 
@@ -880,8 +898,10 @@ static int maybe_xz(struct spool *sp, struct stream_state *st, la_ssize_t n)
 	if (k < 0)
 		r = (int)k;
 	else if (got < want || memcmp(head, sp->buf, want) != 0)
-		r = mimg_err(-EIO, "%s: liblzma and libarchive decode the "
-			     "first %zu bytes differently", sp->name, want);
+		r = mimg_err(-EIO,
+			     "%s: liblzma and libarchive decode the "
+			     "first %zu bytes differently",
+			     sp->name, want);
 	free(head);
 	return r;
 #else
@@ -909,8 +929,7 @@ static int maybe_stream(struct spool *sp, struct archive *a, la_ssize_t n,
 	    (size_t)n > MIMG_STREAM_RING)
 		return 0;
 	size_t plen = (size_t)n < PROBE_LEN ? (size_t)n : PROBE_LEN;
-	const struct mimg_driver *drv = mimg__probe(sp->buf, plen, NULL,
-						    NULL);
+	const struct mimg_driver *drv = mimg__probe(sp->buf, plen, NULL, NULL);
 	bool disk = drv && strcmp(drv->name, "raw") != 0;
 	if (drv && (!drv->one_pass || !drv->one_pass(sp->buf, plen)))
 		return 0;
@@ -919,8 +938,7 @@ static int maybe_stream(struct spool *sp, struct archive *a, la_ssize_t n,
 	 * apply. */
 	if (tar && !disk && size < STREAM_TAR_MIN)
 		return 0;
-	if (!(st = calloc(1, sizeof(*st))) ||
-	    !(st->name = strdup(sp->name))) {
+	if (!(st = calloc(1, sizeof(*st))) || !(st->name = strdup(sp->name))) {
 		free(st);
 		return mimg_err(-ENOMEM, "%s: out of memory", sp->name);
 	}
@@ -935,9 +953,14 @@ static int maybe_stream(struct spool *sp, struct archive *a, la_ssize_t n,
 		return r;
 	}
 	struct mimg_stream_in in = {
-		.archive = sp->archive, .opaque = st, .read = stream_read,
-		.data = stream_data, .end = stream_end,
-		.release = stream_release, .skip = stream_skip, .size = size,
+		.archive = sp->archive,
+		.opaque = st,
+		.read = stream_read,
+		.data = stream_data,
+		.end = stream_end,
+		.release = stream_release,
+		.skip = stream_skip,
+		.size = size,
 	};
 	if ((r = mimg__stream_open(&sp->stream, sp->name, &in, sp->buf,
 				   (size_t)n)) < 0) {
@@ -1014,17 +1037,20 @@ static int unpack_tar(struct spool *sp, struct archive *a, bool filtered,
 		if (r == ARCHIVE_EOF)
 			break;
 		if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
-			return archive_fail(a, sp->name, "reading the tar "
+			return archive_fail(a, sp->name,
+					    "reading the tar "
 					    "archive");
 		if (count >= MIMG_ARCHIVE_MAX_MEMBERS)
-			return mimg_err(-E2BIG, "%s: archive has more than %d "
-					"members", sp->name,
-					MIMG_ARCHIVE_MAX_MEMBERS);
+			return mimg_err(-E2BIG,
+					"%s: archive has more than %d "
+					"members",
+					sp->name, MIMG_ARCHIVE_MAX_MEMBERS);
 		const char *name = archive_entry_pathname(e);
 		char *shown = shown_name(name ? name : "");
 		if (!shown)
 			return mimg_err(-ENOMEM, "out of memory");
-		if ((r = check_member(sp->name, e, shown, name ? name : "")) < 0 ||
+		if ((r = check_member(sp->name, e, shown, name ? name : "")) <
+			    0 ||
 		    archive_entry_filetype(e) == AE_IFDIR ||
 		    (r = note_name(&sp->names, sp->name, name ? name : "",
 				   shown)) < 0) {
@@ -1043,7 +1069,7 @@ static int unpack_tar(struct spool *sp, struct archive *a, bool filtered,
 				sp->ovf_raw = strdup(name);
 				if (!sp->ovf_raw)
 					return mimg_err(-ENOMEM, "out of "
-							"memory");
+								 "memory");
 			} else {
 				free(shown);
 			}
@@ -1065,8 +1091,8 @@ static int unpack_tar(struct spool *sp, struct archive *a, bool filtered,
 			return (int)n;
 		}
 		size_t plen = (size_t)n < PROBE_LEN ? (size_t)n : PROBE_LEN;
-		const struct mimg_driver *drv = mimg__probe(sp->buf, plen,
-							    NULL, NULL);
+		const struct mimg_driver *drv = mimg__probe(sp->buf, plen, NULL,
+							    NULL);
 		bool disk = drv && strcmp(drv->name, "raw") != 0;
 		list_member(&list, shown, disk ? drv->name : "raw");
 		files++;
@@ -1084,9 +1110,10 @@ static int unpack_tar(struct spool *sp, struct archive *a, bool filtered,
 	}
 	if (o->ovf && !o->member) {
 		char *shown = shown_name(o->ovf->disks[o->ovf_disk].href);
-		r = mimg_err(-EINVAL, "%s: the OVF's disk is in '%s', "
-			     "which the archive does not hold", sp->name,
-			     shown ? shown : "");
+		r = mimg_err(-EINVAL,
+			     "%s: the OVF's disk is in '%s', "
+			     "which the archive does not hold",
+			     sp->name, shown ? shown : "");
 		free(shown);
 		return r;
 	}
@@ -1097,11 +1124,14 @@ static int unpack_tar(struct spool *sp, struct archive *a, bool filtered,
 	if (files == 0)
 		return mimg_err(-EINVAL, "%s: the archive holds no file",
 				sp->name);
-	return mimg_err(-EINVAL, "%s: the archive holds %d files and %s: "
-			"%s%s; extract the one to use", sp->name, files,
-			disks ? "several disk images" : "none in a format "
-			"other than raw", list.text,
-			list.n > MEMBERS_LISTED ? ", ..." : "");
+	return mimg_err(-EINVAL,
+			"%s: the archive holds %d files and %s: "
+			"%s%s; extract the one to use",
+			sp->name, files,
+			disks ? "several disk images"
+			      : "none in a format "
+				"other than raw",
+			list.text, list.n > MEMBERS_LISTED ? ", ..." : "");
 }
 
 static int unpack_stream(struct spool *sp, struct archive *a,
@@ -1125,11 +1155,14 @@ static int unpack_stream(struct spool *sp, struct archive *a,
  * to a stream (*STREAMP). */
 static int unpack(struct source *s, const char *name,
 		  struct mimg_archive_origin *o, bool sequential,
-		  const char *ova_disk, int *fdp,
-		  struct mimg_file **streamp)
+		  const char *ova_disk, int *fdp, struct mimg_file **streamp)
 {
-	struct spool sp = {.fd = -1, .name = name, .src = s, .archive = s->f,
-			   .sequential = sequential, .ova_disk = ova_disk,
+	struct spool sp = {.fd = -1,
+			   .name = name,
+			   .src = s,
+			   .archive = s->f,
+			   .sequential = sequential,
+			   .ova_disk = ova_disk,
 			   .filtered = o->filters[0] != 0,
 			   .filters = o->filters};
 	struct archive *a = NULL;
@@ -1183,8 +1216,8 @@ void mimg__archive_origin_free(struct mimg_archive_origin *o)
 }
 
 int mimg__archive_unpack(struct mimg_file **fp,
-			 struct mimg_archive_origin **originp,
-			 bool sequential, const char *ova_disk)
+			 struct mimg_archive_origin **originp, bool sequential,
+			 const char *ova_disk)
 {
 	const char *name = mimg_file_path(*fp);
 	struct mimg_archive_origin *o = NULL;
@@ -1199,9 +1232,9 @@ int mimg__archive_unpack(struct mimg_file **fp,
 	}
 	s->f = *fp;
 	if ((r = mimg_file_size(*fp, &s->size)) < 0 ||
-	    (r = detect(s, name, o->filters, sizeof(o->filters), &o->tar)) <= 0 ||
-	    (r = unpack(s, name, o, sequential, ova_disk, &fd,
-			       &unpacked)) < 0)
+	    (r = detect(s, name, o->filters, sizeof(o->filters), &o->tar)) <=
+		    0 ||
+	    (r = unpack(s, name, o, sequential, ova_disk, &fd, &unpacked)) < 0)
 		goto out;
 	o->archive_size = s->size;
 	if (mimg_file_allocated(*fp, &o->archive_allocated) < 0)

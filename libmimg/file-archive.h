@@ -30,11 +30,11 @@ struct archive;
 /* The disks an OVF descriptor lists, in its order. */
 struct mimg_ovf_disk {
 	char *id;
-	char *href;		/* the archive member that holds it */
-	uint64_t capacity;	/* bytes, when known_capacity */
+	char *href;	   /* the archive member that holds it */
+	uint64_t capacity; /* bytes, when known_capacity */
 	bool known_capacity;
-	char *format;		/* the format URI, or NULL */
-	uint64_t populated;	/* populatedSize, when known_populated */
+	char *format;	    /* the format URI, or NULL */
+	uint64_t populated; /* populatedSize, when known_populated */
 	bool known_populated;
 };
 struct mimg_ovf {
@@ -71,7 +71,7 @@ void mimg__digests_free(struct mimg_digests *d);
 
 struct mimg_manifest_entry {
 	char *name;
-	int alg;		/* index: SHA1, SHA256, SHA512 */
+	int alg; /* index: SHA1, SHA256, SHA512 */
 	uint8_t md[64];
 	unsigned len;
 };
@@ -91,18 +91,19 @@ int mimg__manifest_check(const struct mimg_manifest *m, const char *member,
 
 /* Where an unpacked image came from. */
 struct mimg_archive_origin {
-	char filters[64];  /* "xz", "gzip", "xz,bzip2" (outermost first), or "" */
+	char filters
+		[64]; /* "xz", "gzip", "xz,bzip2" (outermost first), or "" */
 	bool tar;
-	char *member;	   /* tar member name (control bytes replaced), or NULL */
-	char *ovf_name;	   /* an OVA's descriptor member, or NULL */
-	struct mimg_ovf *ovf;	 /* its disks */
-	int ovf_disk;		 /* the one opened (index into ovf->disks) */
-	char *manifest;		 /* the .mf member, or NULL */
-	int manifest_checked;	 /* members whose digests matched it */
-	uint64_t archive_size;	 /* bytes of the archive file */
-	uint64_t archive_allocated;	/* its host storage, or 0 if unknown */
-	uint64_t unpacked_size;	 /* bytes of the unpacked image */
-	bool streamed;		 /* read in one pass, no temporary file */
+	char *member;	/* tar member name (control bytes replaced), or NULL */
+	char *ovf_name; /* an OVA's descriptor member, or NULL */
+	struct mimg_ovf *ovf;	    /* its disks */
+	int ovf_disk;		    /* the one opened (index into ovf->disks) */
+	char *manifest;		    /* the .mf member, or NULL */
+	int manifest_checked;	    /* members whose digests matched it */
+	uint64_t archive_size;	    /* bytes of the archive file */
+	uint64_t archive_allocated; /* its host storage, or 0 if unknown */
+	uint64_t unpacked_size;	    /* bytes of the unpacked image */
+	bool streamed;		    /* read in one pass, no temporary file */
 };
 
 /*
@@ -118,8 +119,8 @@ struct mimg_archive_origin {
  * or a negative errno with a message (*FP left open).
  */
 int mimg__archive_unpack(struct mimg_file **fp,
-			 struct mimg_archive_origin **originp,
-			 bool sequential, const char *ova_disk);
+			 struct mimg_archive_origin **originp, bool sequential,
+			 const char *ova_disk);
 
 /* What a streamed image reads from: a libarchive reader positioned in
  * the image's data, and the archive file and reader state it needs.
@@ -146,8 +147,7 @@ struct mimg_stream_in {
  * (file-xz.c), its memory capped: all its streams, nothing after
  * them. */
 struct mimg_xz;
-int mimg__xz_open(struct mimg_xz **xp, struct mimg_file *f,
-		  const char *name);
+int mimg__xz_open(struct mimg_xz **xp, struct mimg_file *f, const char *name);
 /* Up to N decoded bytes into BUF: a count, 0 at the end of the file, or
  * a negative errno with a message. */
 ssize_t mimg__xz_read(struct mimg_xz *x, uint8_t *buf, size_t n);
@@ -180,6 +180,5 @@ void mimg__archive_origin_free(struct mimg_archive_origin *o);
  * happens (O_TMPFILE, else a name unlinked at once): a descriptor or a
  * negative errno. */
 int mimg__anonymous_file(const char *dir);
-
 
 #endif

@@ -14,10 +14,10 @@
 
 struct mimg_file_ops {
 	/* Full transfers: a read past the end zero-fills, returns 0. */
-	int (*preadv)(struct mimg_file *f, const struct iovec *iov,
-		      int iovcnt, uint64_t off);
-	int (*pwritev)(struct mimg_file *f, const struct iovec *iov,
-		       int iovcnt, uint64_t off);
+	int (*preadv)(struct mimg_file *f, const struct iovec *iov, int iovcnt,
+		      uint64_t off);
+	int (*pwritev)(struct mimg_file *f, const struct iovec *iov, int iovcnt,
+		       uint64_t off);
 	int (*flush)(struct mimg_file *f);
 	int (*size)(struct mimg_file *f, uint64_t *sizep);
 	int (*allocated)(struct mimg_file *f, uint64_t *bytesp);
@@ -46,8 +46,8 @@ struct mimg_file_ops {
 /* The common part, first member of every implementation's struct. */
 struct mimg_file {
 	const struct mimg_file_ops *ops;
-	char *path;	/* for messages */
-	unsigned caps;	/* MIMG_FILE_CAN_*; bits only ever cleared, atomically */
+	char *path;    /* for messages */
+	unsigned caps; /* MIMG_FILE_CAN_*; bits only ever cleared, atomically */
 };
 
 /* Set up the common part of a freshly allocated file (path copied). */

@@ -51,16 +51,18 @@ static int memory_grow(struct memory_file *m, uint64_t end)
 	if (end <= m->len)
 		return 0;
 	if (end > m->max)
-		return mimg_err(-ENOSPC, "%s: in-memory file cannot grow to "
-				"%llu bytes (limit %zu)", m->f.path,
-				(unsigned long long)end, m->max);
+		return mimg_err(-ENOSPC,
+				"%s: in-memory file cannot grow to "
+				"%llu bytes (limit %zu)",
+				m->f.path, (unsigned long long)end, m->max);
 	if (end > m->cap) {
 		size_t cap = m->cap ? m->cap : 4096;
 		while (cap < end)
 			cap = cap > m->max / 2 ? m->max : cap * 2;
 		uint8_t *b = realloc(m->buf, cap);
 		if (!b)
-			return mimg_err(-ENOMEM, "%s: out of memory", m->f.path);
+			return mimg_err(-ENOMEM, "%s: out of memory",
+					m->f.path);
 		m->buf = b;
 		m->cap = cap;
 	}
@@ -162,14 +164,13 @@ static const struct mimg_file_ops memory_ops = {
 	.close = memory_close,
 };
 
-int mimg_file_open_memory(struct mimg_file **fp, const void *buf,
-			  size_t len, size_t max_size, const char *name,
-			  unsigned flags)
+int mimg_file_open_memory(struct mimg_file **fp, const void *buf, size_t len,
+			  size_t max_size, const char *name, unsigned flags)
 {
 	struct memory_file *m;
 	bool rw = flags & (MIMG_FILE_RDWR | MIMG_FILE_CREATE);
 	unsigned caps = rw ? MIMG_FILE_CAN_WRITE | MIMG_FILE_CAN_PUNCH |
-				     MIMG_FILE_CAN_ZERO | MIMG_FILE_REGULAR
+					MIMG_FILE_CAN_ZERO | MIMG_FILE_REGULAR
 			   : MIMG_FILE_REGULAR;
 
 	*fp = NULL;

@@ -28,11 +28,11 @@
 #include "file-impl.h"
 
 #define NBD_MAX_CONN 8
-#define NBD_MAX_INFLIGHT 16	 /* commands in flight per call */
-#define NBD_MAX_IO (32u << 20)	 /* largest read or write request */
-#define NBD_MAX_ZERO (1u << 30)	 /* largest zero or block-status request */
-#define NBD_DEFAULT_TIMEOUT 60	 /* seconds */
-#define NBD_EXTENT_CACHE 256	 /* extents kept from a block-status reply */
+#define NBD_MAX_INFLIGHT 16	/* commands in flight per call */
+#define NBD_MAX_IO (32u << 20)	/* largest read or write request */
+#define NBD_MAX_ZERO (1u << 30) /* largest zero or block-status request */
+#define NBD_DEFAULT_TIMEOUT 60	/* seconds */
+#define NBD_EXTENT_CACHE 256	/* extents kept from a block-status reply */
 
 /* Extents of the base:allocation context: [off, end) in N pieces. */
 struct extent_list {
@@ -51,7 +51,7 @@ struct extent_list {
 struct extent_cache {
 	pthread_mutex_t lock;
 	uint64_t gen;
-	struct extent_list l;	/* l.end == l.off: nothing */
+	struct extent_list l; /* l.end == l.off: nothing */
 };
 
 /*
@@ -65,9 +65,9 @@ struct nbd_conn {
 	pthread_mutex_t lock;
 	pthread_cond_t polled;
 	struct nbd_handle *h;
-	bool polling;		/* a waiter is in poll_step */
-	bool broken;		/* abandoned: never polled again */
-	int users;		/* callers between conn_get and conn_put */
+	bool polling; /* a waiter is in poll_step */
+	bool broken;  /* abandoned: never polled again */
+	int users;    /* callers between conn_get and conn_put */
 };
 
 struct nbd_file {
@@ -76,11 +76,11 @@ struct nbd_file {
 	uint32_t max_io;
 	int timeout_ms;
 	bool can_flush, can_zero, can_extents;
-	bool no_flush;		/* MIMG_FILE_NO_FLUSH (cache=unsafe) */
-	uint32_t write_flags;	/* FUA for MIMG_FILE_SYNC */
+	bool no_flush;	      /* MIMG_FILE_NO_FLUSH (cache=unsafe) */
+	uint32_t write_flags; /* FUA for MIMG_FILE_SYNC */
 	struct extent_cache extents;
 	int nconn;
-	unsigned next;		/* round-robin start for conn_get */
+	unsigned next; /* round-robin start for conn_get */
 	struct nbd_conn conn[NBD_MAX_CONN];
 };
 
@@ -119,8 +119,8 @@ static struct nbd_conn *conn_get(struct nbd_file *n)
 	struct nbd_conn *best = NULL;
 	int least = INT_MAX;
 	for (int i = 0; i < n->nconn; i++) {
-		struct nbd_conn *c = &n->conn[(start + (unsigned)i) %
-					      (unsigned)n->nconn];
+		struct nbd_conn *c =
+			&n->conn[(start + (unsigned)i) % (unsigned)n->nconn];
 		int users = __atomic_load_n(&c->users, __ATOMIC_RELAXED);
 		if (users < least) {
 			best = c;
@@ -155,9 +155,11 @@ static int cmd_failed(struct nbd_file *n, struct nbd_conn *c,
 
 static int conn_abandoned(struct nbd_file *n)
 {
-	return mimg_err(-EIO, "%s: the connection to the NBD server was "
+	return mimg_err(-EIO,
+			"%s: the connection to the NBD server was "
 			"abandoned after a request timed out or left it in "
-			"an unknown state", n->f.path);
+			"an unknown state",
+			n->f.path);
 }
 
 /* Mark C abandoned (under c->lock) and wait until nobody polls it: then
@@ -251,9 +253,11 @@ static int wait_all(struct nbd_file *n, struct nbd_conn *c,
 		}
 		if (left <= 0) {
 			conn_abandon(c);
-			r = mimg_err(-ETIMEDOUT, "%s: %s of %llu bytes at "
+			r = mimg_err(-ETIMEDOUT,
+				     "%s: %s of %llu bytes at "
 				     "offset %llu: no answer from the NBD "
-				     "server in %d s", n->f.path, cmd->what,
+				     "server in %d s",
+				     n->f.path, cmd->what,
 				     (unsigned long long)cmd->len,
 				     (unsigned long long)cmd->off,
 				     n->timeout_ms / 1000);
@@ -266,7 +270,8 @@ static int wait_all(struct nbd_file *n, struct nbd_conn *c,
 		c->polling = true;
 		pthread_mutex_unlock(&c->lock);
 		int pr = poll_step(c->h, left < NBD_POLL_STEP_MS
-					 ? (int)left : NBD_POLL_STEP_MS);
+						 ? (int)left
+						 : NBD_POLL_STEP_MS);
 		pthread_mutex_lock(&c->lock);
 		c->polling = false;
 		pthread_cond_broadcast(&c->polled);
@@ -274,8 +279,8 @@ static int wait_all(struct nbd_file *n, struct nbd_conn *c,
 			continue;
 		/* A dead connection retires its commands with an error;
 		 * one that does not is unusable. */
-		if ((done = nbd_aio_command_completed(c->h,
-						      cmd->cookie)) == 0) {
+		if ((done = nbd_aio_command_completed(c->h, cmd->cookie)) ==
+		    0) {
 			int e = cmd_failed(n, c, cmd);
 			conn_abandon(c);
 			r = r ? r : e;
@@ -330,12 +335,12 @@ static int transfer(struct nbd_file *n, const struct iovec *iov, int iovcnt,
 				if (r < 0)
 					break;
 			}
-			int64_t ck = write
-				? nbd_aio_pwrite(c->h, p, len, off,
-						 NBD_NULL_COMPLETION,
-						 n->write_flags)
-				: nbd_aio_pread(c->h, p, len, off,
-						NBD_NULL_COMPLETION, 0);
+			int64_t ck = write ? nbd_aio_pwrite(c->h, p, len, off,
+							    NBD_NULL_COMPLETION,
+							    n->write_flags)
+					   : nbd_aio_pread(c->h, p, len, off,
+							   NBD_NULL_COMPLETION,
+							   0);
 			if (ck == -1) {
 				r = nbd_error(n->f.path, what, len, off);
 				break;
@@ -365,8 +370,8 @@ static void cache_drop(struct extent_cache *ec)
 	pthread_mutex_unlock(&ec->lock);
 }
 
-static int nf_preadv(struct mimg_file *f, const struct iovec *iov,
-		      int iovcnt, uint64_t off)
+static int nf_preadv(struct mimg_file *f, const struct iovec *iov, int iovcnt,
+		     uint64_t off)
 {
 	return transfer(nbd_of(f), iov, iovcnt, off, false);
 }
@@ -377,14 +382,15 @@ static int check_inside(struct nbd_file *n, uint64_t off, uint64_t len,
 {
 	if (off <= n->size && len <= n->size - off)
 		return 0;
-	return mimg_err(-ENOSPC, "%s: %s of %llu bytes at offset %llu is past "
-			"the end of the NBD export (%llu bytes)", n->f.path,
-			what, (unsigned long long)len, (unsigned long long)off,
-			(unsigned long long)n->size);
+	return mimg_err(-ENOSPC,
+			"%s: %s of %llu bytes at offset %llu is past "
+			"the end of the NBD export (%llu bytes)",
+			n->f.path, what, (unsigned long long)len,
+			(unsigned long long)off, (unsigned long long)n->size);
 }
 
-static int nf_pwritev(struct mimg_file *f, const struct iovec *iov,
-		       int iovcnt, uint64_t off)
+static int nf_pwritev(struct mimg_file *f, const struct iovec *iov, int iovcnt,
+		      uint64_t off)
 {
 	struct nbd_file *n = nbd_of(f);
 	uint64_t len = 0;
@@ -424,7 +430,8 @@ static int nf_size(struct mimg_file *f, uint64_t *sizep)
 /* Host storage in use is not something NBD tells. */
 static int nf_allocated(struct mimg_file *f, uint64_t *bytesp)
 {
-	(void)f; (void)bytesp;
+	(void)f;
+	(void)bytesp;
 	return -ENOTSUP;
 }
 
@@ -441,7 +448,7 @@ static int nf_truncate(struct mimg_file *f, uint64_t size)
 /* NBD_CMD_WRITE_ZEROES over [off, off+len); trim is not used for
  * discards because it does not promise that the range reads as zeroes. */
 static int nf_zero(struct mimg_file *f, uint64_t off, uint64_t len,
-		    bool may_unmap)
+		   bool may_unmap)
 {
 	struct nbd_file *n = nbd_of(f);
 	struct nbd_conn *c;
@@ -456,11 +463,14 @@ static int nf_zero(struct mimg_file *f, uint64_t off, uint64_t len,
 	r = conn_usable(n, c);
 	while (len && r == 0) {
 		uint64_t chunk = len < NBD_MAX_ZERO ? len : NBD_MAX_ZERO;
-		r = run_one(n, c,
-			    nbd_aio_zero(c->h, chunk, off, NBD_NULL_COMPLETION,
-					 n->write_flags |
-					 (may_unmap ? 0 : LIBNBD_CMD_FLAG_NO_HOLE)),
-			    "zero", off, chunk);
+		r = run_one(
+			n, c,
+			nbd_aio_zero(
+				c->h, chunk, off, NBD_NULL_COMPLETION,
+				n->write_flags |
+					(may_unmap ? 0
+						   : LIBNBD_CMD_FLAG_NO_HOLE)),
+			"zero", off, chunk);
 		off += chunk;
 		len -= chunk;
 	}
@@ -481,7 +491,7 @@ static int nf_punch(struct mimg_file *f, uint64_t off, uint64_t len)
 /* A reply being taken apart: extents from l.off up to LIMIT. */
 struct extent_reply {
 	bool seen;
-	const char *bad;	/* why the reply cannot be used */
+	const char *bad; /* why the reply cannot be used */
 	uint64_t limit;
 	struct extent_list l;
 };
@@ -506,8 +516,9 @@ static int extent_cb(void *opaque, const char *context, uint64_t off,
 		return 0;
 	}
 	l->end = off;
-	for (size_t i = 0; i + 1 < nr && l->n < NBD_EXTENT_CACHE &&
-			   l->end < x->limit; i += 2) {
+	for (size_t i = 0;
+	     i + 1 < nr && l->n < NBD_EXTENT_CACHE && l->end < x->limit;
+	     i += 2) {
 		uint32_t len = entries[i];
 		if (len == 0) {
 			x->bad = "an empty extent";
@@ -527,8 +538,8 @@ static int extent_cb(void *opaque, const char *context, uint64_t off,
 }
 
 /* The run at OFF (at most LEN bytes) if L describes OFF. */
-static bool list_run(const struct extent_list *l, uint64_t off,
-		     uint64_t len, bool *is_data, uint64_t *pnum)
+static bool list_run(const struct extent_list *l, uint64_t off, uint64_t len,
+		     bool *is_data, uint64_t *pnum)
 {
 	if (off < l->off || off >= l->end)
 		return false;
@@ -545,8 +556,8 @@ static bool list_run(const struct extent_list *l, uint64_t off,
 	return true;
 }
 
-static bool cache_lookup(struct extent_cache *ec, uint64_t off,
-			 uint64_t len, bool *is_data, uint64_t *pnum)
+static bool cache_lookup(struct extent_cache *ec, uint64_t off, uint64_t len,
+			 bool *is_data, uint64_t *pnum)
 {
 	pthread_mutex_lock(&ec->lock);
 	bool hit = list_run(&ec->l, off, len, is_data, pnum);
@@ -572,7 +583,7 @@ static uint64_t cache_gen(struct extent_cache *ec)
 }
 
 static int nf_extent(struct mimg_file *f, uint64_t off, uint64_t len,
-		      bool *is_data, uint64_t *pnum)
+		     bool *is_data, uint64_t *pnum)
 {
 	struct nbd_file *n = nbd_of(f);
 	struct extent_reply *x;
@@ -607,9 +618,10 @@ static int nf_extent(struct mimg_file *f, uint64_t off, uint64_t len,
 	}
 	conn_put(c);
 	if (r == 0 && (!x->seen || x->bad))
-		r = mimg_err(-EIO, "%s: the NBD server returned %s for "
-			     "block status at offset %llu", f->path,
-			     x->seen ? x->bad : "no extents",
+		r = mimg_err(-EIO,
+			     "%s: the NBD server returned %s for "
+			     "block status at offset %llu",
+			     f->path, x->seen ? x->bad : "no extents",
 			     (unsigned long long)off);
 	if (r == 0) {
 		/* The first extent is not empty and lies inside the
@@ -715,8 +727,10 @@ static int connect_one(struct nbd_handle **hp, const char *uri, int timeout)
 		int64_t left = deadline - now_ms();
 		if (left <= 0) {
 			nbd_close(h);
-			return mimg_err(-ETIMEDOUT, "%s: no answer from the NBD "
-					"server in %d s", uri, timeout / 1000);
+			return mimg_err(-ETIMEDOUT,
+					"%s: no answer from the NBD "
+					"server in %d s",
+					uri, timeout / 1000);
 		}
 		if (nbd_poll(h, left > INT_MAX ? INT_MAX : (int)left) == -1)
 			break;
@@ -731,8 +745,7 @@ static int connect_one(struct nbd_handle **hp, const char *uri, int timeout)
 }
 
 /* What the first connection tells about the export. */
-static int describe_export(struct nbd_file *n, struct nbd_handle *h,
-			   bool rw)
+static int describe_export(struct nbd_file *n, struct nbd_handle *h, bool rw)
 {
 	int64_t size = nbd_get_size(h);
 	int64_t max = nbd_get_block_size(h, LIBNBD_SIZE_MAXIMUM);
@@ -745,13 +758,12 @@ static int describe_export(struct nbd_file *n, struct nbd_handle *h,
 	n->max_io = max > 0 && max < NBD_MAX_IO ? (uint32_t)max : NBD_MAX_IO;
 	n->can_flush = nbd_can_flush(h) == 1;
 	n->can_zero = nbd_can_zero(h) == 1;
-	n->can_extents = nbd_can_meta_context(
-				 h, LIBNBD_CONTEXT_BASE_ALLOCATION) == 1;
+	n->can_extents =
+		nbd_can_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) == 1;
 	return 0;
 }
 
-int mimg_file_open_nbd(struct mimg_file **fp, const char *uri,
-		       unsigned flags)
+int mimg_file_open_nbd(struct mimg_file **fp, const char *uri, unsigned flags)
 {
 	bool rw = flags & (MIMG_FILE_RDWR | MIMG_FILE_CREATE);
 	struct nbd_handle *h;

@@ -69,8 +69,7 @@ static const char *attr(const xmlNode *n, const char *name)
 
 /* capacity * allocation units ("byte", "byte * 2^30"): false when the
  * units are anything else or it overflows. */
-static bool parse_capacity(const char *cap, const char *units,
-			   uint64_t *bytes)
+static bool parse_capacity(const char *cap, const char *units, uint64_t *bytes)
 {
 	char *end;
 	unsigned shift = 0;
@@ -95,8 +94,8 @@ static bool parse_capacity(const char *cap, const char *units,
 	return true;
 }
 
-static int add_disk(struct mimg_ovf *ovf, const xmlNode *refs,
-		    const xmlNode *d, const char *name)
+static int add_disk(struct mimg_ovf *ovf, const xmlNode *refs, const xmlNode *d,
+		    const char *name)
 {
 	const char *id = attr(d, "diskId"), *ref = attr(d, "fileRef");
 	const char *href = NULL;
@@ -106,14 +105,17 @@ static int add_disk(struct mimg_ovf *ovf, const xmlNode *refs,
 		return mimg_err(-E2BIG, "%s: OVF has more than %d disks", name,
 				MIMG_OVF_MAX_DISKS);
 	if (!id || !ref)
-		return mimg_err(-EINVAL, "%s: OVF Disk %d lacks diskId or "
-				"fileRef", name, ovf->ndisks + 1);
+		return mimg_err(-EINVAL,
+				"%s: OVF Disk %d lacks diskId or "
+				"fileRef",
+				name, ovf->ndisks + 1);
 	for (const xmlNode *f = refs ? refs->children : NULL; f; f = f->next)
 		if (is_element(f, "File") && attr(f, "id") &&
 		    strcmp(attr(f, "id"), ref) == 0)
 			href = attr(f, "href");
 	if (!href)
-		return mimg_err(-EINVAL, "%s: OVF disk '%.64s' refers to file "
+		return mimg_err(-EINVAL,
+				"%s: OVF disk '%.64s' refers to file "
 				"'%.64s', which References does not list",
 				name, id, ref);
 	disk = &ovf->disks[ovf->ndisks];
@@ -208,8 +210,10 @@ int mimg__ovf_parse(const uint8_t *xml, size_t len, const char *name,
 
 	*ovfp = NULL;
 	if (len > MIMG_OVF_MAX_SIZE)
-		return mimg_err(-EFBIG, "%s: OVF descriptor of %zu bytes is "
-				"larger than %d", name, len, MIMG_OVF_MAX_SIZE);
+		return mimg_err(-EFBIG,
+				"%s: OVF descriptor of %zu bytes is "
+				"larger than %d",
+				name, len, MIMG_OVF_MAX_SIZE);
 	/* UTF-8 only (forced below), so that the DTD test sees the text as
 	 * the parser will: other encodings have NUL bytes or no '<' first. */
 	size_t i = len >= 3 && memcmp(xml, "\xef\xbb\xbf", 3) == 0 ? 3 : 0;
@@ -219,21 +223,27 @@ int mimg__ovf_parse(const uint8_t *xml, size_t len, const char *name,
 		return mimg_err(-EINVAL, "%s: OVF descriptor is not UTF-8 XML",
 				name);
 	if (memmem(xml, len, "<!DOCTYPE", 9) || memmem(xml, len, "<!ENTITY", 8))
-		return mimg_err(-EPERM, "%s: OVF descriptor has a DTD or "
-				"entities; refused", name);
+		return mimg_err(-EPERM,
+				"%s: OVF descriptor has a DTD or "
+				"entities; refused",
+				name);
 	pthread_once(&xml_once, init_xml);
 	doc = xmlReadMemory((const char *)xml, (int)len, NULL, "UTF-8",
 			    XML_PARSE_NONET | XML_PARSE_NOERROR |
 				    XML_PARSE_NOWARNING);
 	if (!doc)
-		return mimg_err(-EINVAL, "%s: OVF descriptor is not "
-				"well-formed XML", name);
+		return mimg_err(-EINVAL,
+				"%s: OVF descriptor is not "
+				"well-formed XML",
+				name);
 	const xmlNode *root = xmlDocGetRootElement(doc);
 	if (doc->intSubset || doc->extSubset || !root ||
 	    !is_element(root, "Envelope")) {
 		xmlFreeDoc(doc);
-		return mimg_err(-EINVAL, "%s: OVF descriptor has no Envelope "
-				"(or has a DTD)", name);
+		return mimg_err(-EINVAL,
+				"%s: OVF descriptor has no Envelope "
+				"(or has a DTD)",
+				name);
 	}
 	if (!(ovf = calloc(1, sizeof(*ovf)))) {
 		xmlFreeDoc(doc);
@@ -252,7 +262,9 @@ int mimg__ovf_parse(const uint8_t *xml, size_t len, const char *name,
 int mimg__ovf_parse(const uint8_t *xml, size_t len, const char *name,
 		    struct mimg_ovf **ovfp)
 {
-	(void)xml; (void)len; (void)name;
+	(void)xml;
+	(void)len;
+	(void)name;
 	*ovfp = NULL;
 	return -ENOTSUP;
 }

@@ -29,7 +29,7 @@ struct posix_file {
 	struct mimg_file f;
 	int fd;
 	bool no_flush;
-	bool no_rwf_dsync; /* the kernel refused pwritev2's RWF_DSYNC */
+	bool no_rwf_dsync;  /* the kernel refused pwritev2's RWF_DSYNC */
 	uint64_t unflushed; /* bytes written through the page cache since
 			     * the last flush began */
 	/* O_DIRECT: transfers must start and end on REQ_ALIGN bytes of the
@@ -167,14 +167,14 @@ static int transfer_rwf(struct posix_file *p, const struct iovec *iov,
 				iov_zero_rest(cur, cnt);
 				break;
 			}
-			r = mimg_err(-EIO, "%s: write at offset %llu made no "
-				     "progress", p->f.path,
-				     (unsigned long long)off);
+			r = mimg_err(-EIO,
+				     "%s: write at offset %llu made no "
+				     "progress",
+				     p->f.path, (unsigned long long)off);
 			break;
 		}
 		off += (uint64_t)n;
-		if (p->direct && !write &&
-		    (size_t)n < iov_total(cur, n_iov)) {
+		if (p->direct && !write && (size_t)n < iov_total(cur, n_iov)) {
 			/* O_DIRECT reads stop short only at the end of the
 			 * file; asking again from an unaligned offset could
 			 * be refused. */
@@ -196,8 +196,8 @@ static int transfer(struct posix_file *p, const struct iovec *iov, int iovcnt,
 }
 
 /* True when IOV at OFF can go to an O_DIRECT descriptor as it is. */
-static bool direct_aligned(const struct posix_file *p,
-			   const struct iovec *iov, int cnt, uint64_t off)
+static bool direct_aligned(const struct posix_file *p, const struct iovec *iov,
+			   int cnt, uint64_t off)
 {
 	uint64_t rmask = p->req_align - 1, mmask = p->mem_align - 1;
 	if (off & rmask)
@@ -223,7 +223,7 @@ static void *bounce_alloc(struct posix_file *p, size_t len)
 {
 	void *buf = NULL;
 	size_t a = p->mem_align > sizeof(void *) ? p->mem_align
-						  : sizeof(void *);
+						 : sizeof(void *);
 	if (posix_memalign(&buf, a, len) != 0)
 		buf = NULL;
 	return buf;
@@ -275,8 +275,8 @@ static int direct_write_piece(struct posix_file *p, uint8_t *buf,
 	if (a0 < o && (r = transfer_flat(p, buf, ra, a0, false)) < 0)
 		return r;
 	if (o + n < a1 && (a1 - a0 > ra || a0 == o) &&
-	    (r = transfer_flat(p, buf + (a1 - a0 - ra), ra, a1 - ra,
-			       false)) < 0)
+	    (r = transfer_flat(p, buf + (a1 - a0 - ra), ra, a1 - ra, false)) <
+		    0)
 		return r;
 	iov_to_buf(iov, cnt, done, buf + (o - a0), n);
 	return transfer_flat(p, buf, (size_t)(a1 - a0), a0, true);
@@ -288,12 +288,11 @@ static int direct_trim(struct posix_file *p, uint64_t old_size, uint64_t end,
 		       uint64_t padded_end)
 {
 	uint64_t want = end > old_size ? end : old_size;
-	if (padded_end <= want ||
-	    !(mimg_file_caps(&p->f) & MIMG_FILE_REGULAR))
+	if (padded_end <= want || !(mimg_file_caps(&p->f) & MIMG_FILE_REGULAR))
 		return 0;
 	if (ftruncate(p->fd, (off_t)want) != 0)
-		return mimg_err_errno(-errno, "%s: truncate to %llu",
-				      p->f.path, (unsigned long long)want);
+		return mimg_err_errno(-errno, "%s: truncate to %llu", p->f.path,
+				      (unsigned long long)want);
 	return 0;
 }
 
@@ -392,7 +391,8 @@ static int posix_pwritev_dsync(struct mimg_file *f, const struct iovec *iov,
 	if (p->no_flush)
 		return posix_pwritev(f, iov, iovcnt, off);
 #ifdef RWF_DSYNC
-	if (!p->direct && !__atomic_load_n(&p->no_rwf_dsync, __ATOMIC_RELAXED)) {
+	if (!p->direct &&
+	    !__atomic_load_n(&p->no_rwf_dsync, __ATOMIC_RELAXED)) {
 		r = transfer_rwf(p, iov, iovcnt, off, true, RWF_DSYNC);
 		if (r != -ENOTSUP)
 			return r;
@@ -531,12 +531,15 @@ static int posix_zero(struct mimg_file *f, uint64_t off, uint64_t len,
 		return r < 0 ? r : 0;
 #endif
 #ifdef FALLOC_FL_ZERO_RANGE
-	if ((r = space_op(f, FALLOC_FL_ZERO_RANGE, MIMG_FILE_CAN_ZERO,
-			  "zero", off, len)) != 0)
+	if ((r = space_op(f, FALLOC_FL_ZERO_RANGE, MIMG_FILE_CAN_ZERO, "zero",
+			  off, len)) != 0)
 		return r < 0 ? r : 0;
 #endif
 #endif
-	(void)f; (void)off; (void)len; (void)may_unmap;
+	(void)f;
+	(void)off;
+	(void)len;
+	(void)may_unmap;
 	return -ENOTSUP;
 }
 
@@ -561,7 +564,11 @@ static int posix_extent(struct mimg_file *f, uint64_t off, uint64_t len,
 		return 0;
 	*pnum = (uint64_t)h - off < len ? (uint64_t)h - off : len;
 #else
-	(void)f; (void)off; (void)len; (void)is_data; (void)pnum;
+	(void)f;
+	(void)off;
+	(void)len;
+	(void)is_data;
+	(void)pnum;
 #endif
 	return 0;
 }
@@ -588,12 +595,15 @@ static int posix_copy_range(struct mimg_file *src, uint64_t soff,
 		if (got < 0 && first && no_copy_range(errno))
 			return -ENOTSUP;
 		if (got < 0)
-			return mimg_err_errno(-errno, "%s: copy to %s at offset "
-					      "%llu", src->path, dst->path,
+			return mimg_err_errno(-errno,
+					      "%s: copy to %s at offset "
+					      "%llu",
+					      src->path, dst->path,
 					      (unsigned long long)doff);
 		if (got == 0) /* the source ends: the rest reads as zeroes */
 			return mimg_file_zero_range(dst, doff, len, false) == 0
-				       ? 0 : -ENOTSUP;
+				       ? 0
+				       : -ENOTSUP;
 		first = false;
 		__atomic_add_fetch(&d->unflushed, (uint64_t)got,
 				   __ATOMIC_RELAXED);
@@ -603,7 +613,11 @@ static int posix_copy_range(struct mimg_file *src, uint64_t soff,
 	}
 	return 0;
 #else
-	(void)src; (void)soff; (void)dst; (void)doff; (void)len;
+	(void)src;
+	(void)soff;
+	(void)dst;
+	(void)doff;
+	(void)len;
 	return -ENOTSUP;
 #endif
 }
@@ -687,8 +701,10 @@ static int direct_probe_alignment(struct posix_file *p, const struct stat *st)
 		}
 	free(buf);
 	if (!p->req_align || !p->mem_align)
-		return mimg_err(-EINVAL, "%s: Could not find working O_DIRECT "
-				"alignment", p->f.path);
+		return mimg_err(-EINVAL,
+				"%s: Could not find working O_DIRECT "
+				"alignment",
+				p->f.path);
 	return 0;
 }
 

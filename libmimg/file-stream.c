@@ -26,10 +26,10 @@ struct stream_file {
 	pthread_mutex_t lock;
 	struct mimg_stream_in in;
 	uint8_t *ring;
-	uint64_t base, pos;	/* the ring holds [base, pos) */
-	bool ended;		/* the end was reached and checked */
-	int err;		/* a failed decode fails every later read */
-	char errmsg[512];	/* with its message, whichever reader asks */
+	uint64_t base, pos; /* the ring holds [base, pos) */
+	bool ended;	    /* the end was reached and checked */
+	int err;	    /* a failed decode fails every later read */
+	char errmsg[512];   /* with its message, whichever reader asks */
 };
 
 static struct stream_file *stream_of(struct mimg_file *f)
@@ -49,10 +49,11 @@ static int stream_fill(struct stream_file *s, uint64_t end)
 		if (n < 0)
 			return (int)n;
 		if (n == 0)
-			return mimg_err(-EIO, "%s: the unpacked image ends "
+			return mimg_err(-EIO,
+					"%s: the unpacked image ends "
 					"after %llu bytes, but its archive "
-					"declares %llu", s->f.path,
-					(unsigned long long)s->pos,
+					"declares %llu",
+					s->f.path, (unsigned long long)s->pos,
 					(unsigned long long)s->in.size);
 		int r = s->in.data(s->in.opaque, s->ring + at, (size_t)n);
 		if (r < 0)
@@ -84,8 +85,8 @@ static void ring_copy(struct stream_file *s, uint8_t *dst, uint64_t off,
 	}
 }
 
-static int stream_read_locked(struct stream_file *s, uint8_t *buf,
-			      size_t len, uint64_t off)
+static int stream_read_locked(struct stream_file *s, uint8_t *buf, size_t len,
+			      uint64_t off)
 {
 	size_t have = 0;
 	if (off < s->in.size)
@@ -95,15 +96,17 @@ static int stream_read_locked(struct stream_file *s, uint8_t *buf,
 	if (!have)
 		return 0;
 	if (have > MIMG_STREAM_RING)
-		return mimg_err(-EINVAL, "%s: a read of %zu bytes is larger "
+		return mimg_err(-EINVAL,
+				"%s: a read of %zu bytes is larger "
 				"than a streamed image serves at once (%u)",
 				s->f.path, have, MIMG_STREAM_RING);
 	if (off < s->base)
-		return mimg_err(-ESPIPE, "%s: streamed image read at offset "
+		return mimg_err(-ESPIPE,
+				"%s: streamed image read at offset "
 				"%llu, before the %llu bytes still held; this "
 				"use needs random access (open it without "
-				"MIMG_OPEN_SEQUENTIAL)", s->f.path,
-				(unsigned long long)off,
+				"MIMG_OPEN_SEQUENTIAL)",
+				s->f.path, (unsigned long long)off,
 				(unsigned long long)s->base);
 	int r = stream_fill(s, off + have);
 	if (r < 0)
@@ -123,8 +126,7 @@ static int stream_preadv(struct mimg_file *f, const struct iovec *iov,
 			r = mimg_err(s->err, "%s", s->errmsg);
 			break;
 		}
-		r = stream_read_locked(s, iov[i].iov_base, iov[i].iov_len,
-				       off);
+		r = stream_read_locked(s, iov[i].iov_base, iov[i].iov_len, off);
 		if (r < 0 && r != -ESPIPE && r != -EINVAL) {
 			s->err = r;
 			snprintf(s->errmsg, sizeof(s->errmsg), "%s",
@@ -210,9 +212,10 @@ int mimg__stream_open(struct mimg_file **fp, const char *name,
 	if (n > MIMG_STREAM_RING || n > in->size) {
 		free(s->ring);
 		free(s);
-		return mimg_err(-EINVAL, "%s: %zu bytes do not start a "
-				"stream of %llu", name, n,
-				(unsigned long long)in->size);
+		return mimg_err(-EINVAL,
+				"%s: %zu bytes do not start a "
+				"stream of %llu",
+				name, n, (unsigned long long)in->size);
 	}
 	if ((r = mimg__file_init(&s->f, &stream_ops, name, 0)) < 0) {
 		free(s->ring);

@@ -30,7 +30,7 @@ struct mimg_xz {
 	lzma_stream s;
 	struct mimg_file *f;
 	char *name;
-	uint64_t size, pos;	/* of the file; the next byte to read */
+	uint64_t size, pos; /* of the file; the next byte to read */
 	bool ended;
 	uint8_t in[XZ_IN_CHUNK];
 };
@@ -54,16 +54,18 @@ static int xz_fail(struct mimg_xz *x, lzma_ret r)
 	if (r == LZMA_MEM_ERROR)
 		return mimg_err(-ENOMEM, "%s: out of memory", x->name);
 	if (r == LZMA_MEMLIMIT_ERROR)
-		return mimg_err(-EFBIG, "%s: unpacking (xz data): its "
+		return mimg_err(-EFBIG,
+				"%s: unpacking (xz data): its "
 				"decoding needs more than the %llu bytes of "
-				"memory allowed; refused", x->name,
-				(unsigned long long)XZ_MEMLIMIT);
-	return mimg_err(-EINVAL, "%s: unpacking (xz data, truncated or "
-			"corrupt?): %s", x->name, lzma_what(r));
+				"memory allowed; refused",
+				x->name, (unsigned long long)XZ_MEMLIMIT);
+	return mimg_err(-EINVAL,
+			"%s: unpacking (xz data, truncated or "
+			"corrupt?): %s",
+			x->name, lzma_what(r));
 }
 
-int mimg__xz_open(struct mimg_xz **xp, struct mimg_file *f,
-		  const char *name)
+int mimg__xz_open(struct mimg_xz **xp, struct mimg_file *f, const char *name)
 {
 	struct mimg_xz *x = calloc(1, sizeof(*x));
 	lzma_stream init = LZMA_STREAM_INIT;
@@ -98,7 +100,8 @@ ssize_t mimg__xz_read(struct mimg_xz *x, uint8_t *buf, size_t n)
 	while (!x->ended && x->s.avail_out == n && n) {
 		if (x->s.avail_in == 0 && x->pos < x->size) {
 			size_t k = x->size - x->pos < XZ_IN_CHUNK
-				? (size_t)(x->size - x->pos) : XZ_IN_CHUNK;
+					   ? (size_t)(x->size - x->pos)
+					   : XZ_IN_CHUNK;
 			int r = mimg_file_pread(x->f, x->in, k, x->pos);
 			if (r < 0)
 				return r;
@@ -106,8 +109,8 @@ ssize_t mimg__xz_read(struct mimg_xz *x, uint8_t *buf, size_t n)
 			x->s.avail_in = k;
 			x->pos += k;
 		}
-		lzma_ret lr = lzma_code(&x->s, x->pos == x->size
-						       ? LZMA_FINISH : LZMA_RUN);
+		lzma_ret lr = lzma_code(&x->s, x->pos == x->size ? LZMA_FINISH
+								 : LZMA_RUN);
 		if (lr == LZMA_STREAM_END)
 			x->ended = true;
 		else if (lr != LZMA_OK)

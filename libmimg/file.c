@@ -23,11 +23,11 @@ void mimg_file_set_fault_hook(mimg_file_fault_hook hook, void *opaque)
 	__atomic_store_n(&fault_hook, hook, __ATOMIC_SEQ_CST);
 }
 
-static int fault_check(struct mimg_file *f, enum mimg_file_op op,
-		       uint64_t off, uint64_t len)
+static int fault_check(struct mimg_file *f, enum mimg_file_op op, uint64_t off,
+		       uint64_t len)
 {
 	mimg_file_fault_hook hook = __atomic_load_n(&fault_hook,
-						   __ATOMIC_SEQ_CST);
+						    __ATOMIC_SEQ_CST);
 	if (!hook)
 		return 0;
 	int r = hook(fault_opaque, op, f->path, off, len);
@@ -69,13 +69,14 @@ bool mimg_file_is_nbd_uri(const char *path)
 }
 
 #ifndef MIMG_HAVE_LIBNBD
-int mimg_file_open_nbd(struct mimg_file **fp, const char *uri,
-		       unsigned flags)
+int mimg_file_open_nbd(struct mimg_file **fp, const char *uri, unsigned flags)
 {
 	(void)flags;
 	*fp = NULL;
-	return mimg_err(-ENOTSUP, "%s: NBD exports cannot be opened: mimg "
-			"was built without libnbd", uri);
+	return mimg_err(-ENOTSUP,
+			"%s: NBD exports cannot be opened: mimg "
+			"was built without libnbd",
+			uri);
 }
 #endif
 
@@ -136,11 +137,10 @@ int mimg_file_pread_exact(struct mimg_file *f, void *buf, size_t len,
 	return mimg_file_pread(f, buf, len, off);
 }
 
-int mimg_file_pwritev(struct mimg_file *f, const struct iovec *iov,
-		      int iovcnt, uint64_t off)
+int mimg_file_pwritev(struct mimg_file *f, const struct iovec *iov, int iovcnt,
+		      uint64_t off)
 {
-	int r = fault_check(f, MIMG_FILE_OP_WRITE, off,
-			    iov_total(iov, iovcnt));
+	int r = fault_check(f, MIMG_FILE_OP_WRITE, off, iov_total(iov, iovcnt));
 	if (r < 0 || (r = check_writable(f)) < 0)
 		return r;
 	if (iovcnt <= 0)
@@ -246,8 +246,10 @@ int mimg_file_allocate(struct mimg_file *f, uint64_t off, uint64_t len)
 	if (r < 0 || (r = check_writable(f)) < 0)
 		return r;
 	if (!f->ops->allocate)
-		return mimg_err(-ENOTSUP, "%s: preallocation is not supported "
-				"here", f->path);
+		return mimg_err(-ENOTSUP,
+				"%s: preallocation is not supported "
+				"here",
+				f->path);
 	return f->ops->allocate(f, off, len);
 }
 

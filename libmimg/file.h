@@ -24,7 +24,7 @@ struct mimg_file;
 
 enum {
 	MIMG_FILE_RDWR = 1u << 0,
-	MIMG_FILE_CREATE = 1u << 1,   /* create or truncate */
+	MIMG_FILE_CREATE = 1u << 1, /* create or truncate */
 	MIMG_FILE_DIRECT = 1u << 2,
 	MIMG_FILE_SYNC = 1u << 3,
 	MIMG_FILE_NO_FLUSH = 1u << 4, /* flush is a no-op (cache=unsafe) */
@@ -36,8 +36,8 @@ enum {
 	MIMG_FILE_CAN_WRITE = 1u << 0,
 	MIMG_FILE_CAN_SEEK_DATA = 1u << 1, /* extent() knows holes */
 	MIMG_FILE_CAN_PUNCH = 1u << 2,
-	MIMG_FILE_CAN_ZERO = 1u << 3,	   /* zero_range() may work */
-	MIMG_FILE_REGULAR = 1u << 4,	   /* grows on write, starts as zeroes */
+	MIMG_FILE_CAN_ZERO = 1u << 3, /* zero_range() may work */
+	MIMG_FILE_REGULAR = 1u << 4,  /* grows on write, starts as zeroes */
 };
 
 /* A regular file or block device at PATH. */
@@ -50,9 +50,8 @@ int mimg_file_open_fd(struct mimg_file **fp, int fd, const char *name,
 		      unsigned flags);
 /* A file over a private copy of LEN bytes at BUF.  With MIMG_FILE_RDWR it
  * is writable and grows up to MAX_SIZE bytes (writes past give -ENOSPC). */
-int mimg_file_open_memory(struct mimg_file **fp, const void *buf,
-			  size_t len, size_t max_size, const char *name,
-			  unsigned flags);
+int mimg_file_open_memory(struct mimg_file **fp, const void *buf, size_t len,
+			  size_t max_size, const char *name, unsigned flags);
 /* True when PATH is an NBD URI: nbd://, nbds://, nbd+unix://, nbds+unix://. */
 bool mimg_file_is_nbd_uri(const char *path);
 /* The NBD export named by URI (file-nbd.c): a fixed-size device that
@@ -60,8 +59,7 @@ bool mimg_file_is_nbd_uri(const char *path);
  * answer within $MIMG_NBD_TIMEOUT seconds (default 60) fail with
  * -ETIMEDOUT.  FLAGS: MIMG_FILE_RDWR (or CREATE) for writes.  -ENOTSUP
  * when built without libnbd. */
-int mimg_file_open_nbd(struct mimg_file **fp, const char *uri,
-		       unsigned flags);
+int mimg_file_open_nbd(struct mimg_file **fp, const char *uri, unsigned flags);
 int mimg_file_close(struct mimg_file *f);
 const char *mimg_file_path(const struct mimg_file *f);
 unsigned mimg_file_caps(const struct mimg_file *f);
@@ -75,8 +73,8 @@ int mimg_file_pread(struct mimg_file *f, void *buf, size_t len, uint64_t off);
 /* -EIO with a message when the file ends before OFF+LEN. */
 int mimg_file_pread_exact(struct mimg_file *f, void *buf, size_t len,
 			  uint64_t off, const char *what);
-int mimg_file_pwritev(struct mimg_file *f, const struct iovec *iov,
-		      int iovcnt, uint64_t off);
+int mimg_file_pwritev(struct mimg_file *f, const struct iovec *iov, int iovcnt,
+		      uint64_t off);
 int mimg_file_pwrite(struct mimg_file *f, const void *buf, size_t len,
 		     uint64_t off);
 int mimg_file_flush(struct mimg_file *f);
@@ -150,8 +148,7 @@ void mimg_file_set_fault_hook(mimg_file_fault_hook hook, void *opaque);
 /* For tests: replace the fallocate(2) call of posix files (NULL restores
  * it), to play file systems that refuse or fail space operations.  The
  * function returns 0 or -1 with errno set.  Process-wide. */
-typedef int (*mimg_file_fallocate_fn)(int fd, int mode, off_t off,
-				      off_t len);
+typedef int (*mimg_file_fallocate_fn)(int fd, int mode, off_t off, off_t len);
 void mimg_file_set_fallocate(mimg_file_fallocate_fn fn);
 
 #endif

@@ -18,9 +18,9 @@
 #include "file.h"
 
 struct mimg_group_sync {
-	uint64_t started;	/* flushes begun */
-	uint64_t finished;	/* flushes whose result is known */
-	int err;		/* first failure, sticky */
+	uint64_t started;  /* flushes begun */
+	uint64_t finished; /* flushes whose result is known */
+	int err;	   /* first failure, sticky */
 	bool running;
 };
 

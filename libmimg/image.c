@@ -43,8 +43,7 @@ static void fill_format_names(void)
 {
 	size_t n = 0;
 	for (const struct mimg_driver *const *d = mimg_drivers;
-	     *d && n + 1 < sizeof(format_names) / sizeof(format_names[0]);
-	     d++)
+	     *d && n + 1 < sizeof(format_names) / sizeof(format_names[0]); d++)
 		format_names[n++] = (*d)->name;
 	format_names[n] = NULL;
 }
@@ -87,8 +86,8 @@ static void init_resize_lock(struct mimg *img)
 	pthread_rwlockattr_t attr;
 	pthread_rwlockattr_init(&attr);
 #ifdef __GLIBC__
-	pthread_rwlockattr_setkind_np(&attr,
-			PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlockattr_setkind_np(
+		&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 #endif
 	pthread_rwlock_init(&img->resize_lock, &attr);
 	pthread_rwlockattr_destroy(&attr);
@@ -109,22 +108,21 @@ static void free_image(struct mimg *img)
 	free(img);
 }
 
-static int open_node(struct mimg **imgp, const char *path,
-		     const char *format, unsigned flags, struct mimg *top,
-		     int depth, struct chain_ids *ids, struct mimg_file *file);
+static int open_node(struct mimg **imgp, const char *path, const char *format,
+		     unsigned flags, struct mimg *top, int depth,
+		     struct chain_ids *ids, struct mimg_file *file);
 
 static int open_backing(struct mimg *img, struct chain_ids *ids)
 {
-	int r = mimg__resolve_ref(img, img->backing_name, false,
-				  "backing file", &img->backing_path);
+	int r = mimg__resolve_ref(img, img->backing_name, false, "backing file",
+				  &img->backing_path);
 	if (r < 0)
 		return r;
 	if (img->depth + 1 > MIMG_MAX_CHAIN_DEPTH)
 		return mimg_err(-ELOOP,
 				"%s: backing chain is deeper than %d images",
 				img->top->filename, MIMG_MAX_CHAIN_DEPTH);
-	unsigned bflags = img->top->flags &
-			  ~(MIMG_OPEN_RDWR | MIMG_OPEN_CHECK);
+	unsigned bflags = img->top->flags & ~(MIMG_OPEN_RDWR | MIMG_OPEN_CHECK);
 	r = open_node(&img->backing, img->backing_path, img->backing_fmt,
 		      bflags, img->top, img->depth + 1, ids, NULL);
 	/* Only the top image adds its name: one prefix per level would push
@@ -152,8 +150,7 @@ static int unpack_archive(struct mimg *img, const char *path, unsigned flags,
 					    sequential, ova_disk);
 	if ((r = mimg_file_open(&plain, path, 0)) < 0)
 		return r;
-	r = mimg__archive_unpack(&plain, &img->archive, sequential,
-				 ova_disk);
+	r = mimg__archive_unpack(&plain, &img->archive, sequential, ova_disk);
 	if (r == 1) {
 		mimg_file_close(img->file);
 		img->file = plain;
@@ -165,8 +162,7 @@ static int unpack_archive(struct mimg *img, const char *path, unsigned flags,
 
 /* The top image's name may be an NBD URI; names found inside images are
  * always files. */
-static int open_host_file(struct mimg *img, const char *path,
-			  unsigned fflags)
+static int open_host_file(struct mimg *img, const char *path, unsigned fflags)
 {
 	if (img->depth == 0 && mimg_file_is_nbd_uri(path)) {
 		img->remote = true;
@@ -177,9 +173,9 @@ static int open_host_file(struct mimg *img, const char *path,
 
 /* Open one node of a chain from PATH, or from FILE when given (then the
  * node owns it, PATH only names it). */
-static int open_node(struct mimg **imgp, const char *path,
-		     const char *format, unsigned flags, struct mimg *top,
-		     int depth, struct chain_ids *ids, struct mimg_file *file)
+static int open_node(struct mimg **imgp, const char *path, const char *format,
+		     unsigned flags, struct mimg *top, int depth,
+		     struct chain_ids *ids, struct mimg_file *file)
 {
 	const struct mimg_driver *drv = NULL;
 	struct mimg *img;
@@ -199,7 +195,8 @@ static int open_node(struct mimg **imgp, const char *path,
 			    ids->ino[i] == st.st_ino)
 				return mimg_err(-ELOOP,
 						"%s: backing chain loops back "
-						"to this file", path);
+						"to this file",
+						path);
 		if (ids->n <= MIMG_MAX_CHAIN_DEPTH) {
 			ids->dev[ids->n] = st.st_dev;
 			ids->ino[ids->n] = st.st_ino;
@@ -240,9 +237,10 @@ static int open_node(struct mimg **imgp, const char *path,
 		const char *unsupported;
 		drv = mimg__probe(buf, n, path, &unsupported);
 		if (!drv && unsupported) {
-			r = mimg_err(-ENOTSUP, "%s: image is in %s format, "
-				     "which is not supported", path,
-				     unsupported);
+			r = mimg_err(-ENOTSUP,
+				     "%s: image is in %s format, "
+				     "which is not supported",
+				     path, unsupported);
 			goto fail;
 		}
 		if (!drv) {
@@ -275,7 +273,8 @@ static int open_node(struct mimg **imgp, const char *path,
 		r = mimg_err(-EPERM,
 			     "%s: refers to backing file '%s'; images that "
 			     "refer to other files are refused in untrusted "
-			     "mode", path, img->backing_name);
+			     "mode",
+			     path, img->backing_name);
 		drv->close(img);
 		goto fail;
 	}
@@ -300,13 +299,16 @@ int mimg__secret_normalize(const struct mimg_secret *in,
 {
 	size_t need = offsetof(struct mimg_secret, len) + sizeof(in->len);
 	if (in->size < need)
-		return mimg_err(-EINVAL, "struct mimg_secret: size %zu is too "
-				"small (at least %zu)", in->size, need);
+		return mimg_err(-EINVAL,
+				"struct mimg_secret: size %zu is too "
+				"small (at least %zu)",
+				in->size, need);
 	/* a newer header's fields would be ignored here */
 	if (in->size > sizeof(*out))
-		return mimg_err(-EINVAL, "struct mimg_secret: size %zu is "
-				"unknown (at most %zu)", in->size,
-				sizeof(*out));
+		return mimg_err(-EINVAL,
+				"struct mimg_secret: size %zu is "
+				"unknown (at most %zu)",
+				in->size, sizeof(*out));
 	if (!in->data && in->len)
 		return mimg_err(-EINVAL, "struct mimg_secret: no data");
 	memset(out, 0, sizeof(*out));
@@ -327,9 +329,8 @@ int mimg_open(struct mimg **imgp, const char *path, const char *format,
 	return mimg_open_secret(imgp, path, format, flags, NULL);
 }
 
-int mimg_open_secret(struct mimg **imgp, const char *path,
-		     const char *format, unsigned flags,
-		     const struct mimg_secret *secret)
+int mimg_open_secret(struct mimg **imgp, const char *path, const char *format,
+		     unsigned flags, const struct mimg_secret *secret)
 {
 	struct chain_ids ids = {.n = 0};
 	struct mimg_secret sec;
@@ -349,8 +350,8 @@ int mimg_open_secret(struct mimg **imgp, const char *path,
 	return open_node(imgp, path, format, flags, NULL, 0, &ids, NULL);
 }
 
-int mimg_open_ova_disk(struct mimg **imgp, const char *path,
-		       const char *format, unsigned flags, const char *disk)
+int mimg_open_ova_disk(struct mimg **imgp, const char *path, const char *format,
+		       unsigned flags, const char *disk)
 {
 	struct chain_ids ids = {.n = 0, .ova_disk = disk};
 
@@ -358,14 +359,15 @@ int mimg_open_ova_disk(struct mimg **imgp, const char *path,
 	if (!imgp || !path)
 		return mimg_err(-EINVAL, "mimg_open_ova_disk: no path");
 	if (flags & ~MIMG_OPEN_ALL_FLAGS)
-		return mimg_err(-EINVAL, "mimg_open_ova_disk: unknown flags "
-				"0x%x", flags & ~MIMG_OPEN_ALL_FLAGS);
+		return mimg_err(-EINVAL,
+				"mimg_open_ova_disk: unknown flags "
+				"0x%x",
+				flags & ~MIMG_OPEN_ALL_FLAGS);
 	return open_node(imgp, path, format, flags, NULL, 0, &ids, NULL);
 }
 
-int mimg__open_on_file(struct mimg **imgp, const char *name,
-		       const char *format, unsigned flags,
-		       struct mimg_file *file)
+int mimg__open_on_file(struct mimg **imgp, const char *name, const char *format,
+		       unsigned flags, struct mimg_file *file)
 {
 	struct chain_ids ids = {.n = 0};
 	return open_node(imgp, name, format, flags, NULL, 0, &ids, file);
@@ -378,14 +380,16 @@ int mimg_open_memory(struct mimg **imgp, const void *buf, size_t len,
 	struct chain_ids ids = {.n = 0};
 	struct mimg_file *f;
 	size_t max = len + MIMG_MEMORY_GROWTH < len ? SIZE_MAX
-						      : len + MIMG_MEMORY_GROWTH;
+						    : len + MIMG_MEMORY_GROWTH;
 	int r;
 
 	if (!imgp || (!buf && len))
 		return mimg_err(-EINVAL, "mimg_open_memory: no buffer");
 	if (flags & ~MIMG_OPEN_ALL_FLAGS)
-		return mimg_err(-EINVAL, "mimg_open_memory: unknown flags "
-				"0x%x", flags & ~MIMG_OPEN_ALL_FLAGS);
+		return mimg_err(-EINVAL,
+				"mimg_open_memory: unknown flags "
+				"0x%x",
+				flags & ~MIMG_OPEN_ALL_FLAGS);
 	*imgp = NULL;
 	mimg_err_clear();
 	r = mimg_file_open_memory(&f, buf, len, max, name,
@@ -470,11 +474,15 @@ bool mimg_can_discard(const struct mimg *img)
 int mimg_select_snapshot(struct mimg *img, const char *name)
 {
 	if (!img->read_only)
-		return mimg_err(-EBUSY, "%s: snapshots can only be read from "
-				"an image opened read-only", img->filename);
+		return mimg_err(-EBUSY,
+				"%s: snapshots can only be read from "
+				"an image opened read-only",
+				img->filename);
 	if (!img->drv->select_snapshot)
-		return mimg_err(-ENOTSUP, "%s: format %s has no internal "
-				"snapshots", img->filename, img->drv->name);
+		return mimg_err(-ENOTSUP,
+				"%s: format %s has no internal "
+				"snapshots",
+				img->filename, img->drv->name);
 	return img->drv->select_snapshot(img, name);
 }
 
@@ -488,16 +496,14 @@ int mimg__open_extra_file(struct mimg *img, const char *path, bool create,
 	struct stat st;
 	if (r < 0 || stat(path, &st) != 0)
 		return r;
-	struct mimg_file_id *ids = realloc(img->extra_ids,
-					   (img->n_extra_ids + 1) *
-					   sizeof(*ids));
+	struct mimg_file_id *ids = realloc(img->extra_ids, (img->n_extra_ids +
+							    1) * sizeof(*ids));
 	if (!ids) {
 		mimg_file_close(*fp);
 		*fp = NULL;
 		return mimg_err(-ENOMEM, "out of memory");
 	}
-	ids[img->n_extra_ids++] = (struct mimg_file_id){st.st_dev,
-							st.st_ino};
+	ids[img->n_extra_ids++] = (struct mimg_file_id){st.st_dev, st.st_ino};
 	img->extra_ids = ids;
 	return 0;
 }

@@ -20,15 +20,15 @@ struct mimg_file_id {
 
 struct mimg {
 	const struct mimg_driver *drv;
-	void *priv;		 /* drv->priv_size bytes, zeroed */
-	struct mimg_file *file;	 /* the image's own host file */
-	char *filename;		 /* as given to mimg_open */
-	unsigned flags;		 /* MIMG_OPEN_* */
+	void *priv;		/* drv->priv_size bytes, zeroed */
+	struct mimg_file *file; /* the image's own host file */
+	char *filename;		/* as given to mimg_open */
+	unsigned flags;		/* MIMG_OPEN_* */
 	bool read_only;
 	/* Format was probed as raw: writes must not change what sector 0
 	 * probes as (qemu's rule against format escalation). */
 	bool probed_raw;
-	int depth;		 /* 0 for the top image */
+	int depth; /* 0 for the top image */
 	/* Opened from memory: no directory, so no other file may be named. */
 	bool in_memory;
 	/* The host file is an NBD export: no directory either. */
@@ -38,15 +38,15 @@ struct mimg {
 
 	/* Set by the driver's open(). */
 	uint64_t size;
-	uint32_t cluster_size;	 /* 0 if not meaningful */
-	char *backing_name;	 /* as stored in the image, or NULL */
-	char *backing_fmt;	 /* stored backing format, or NULL */
-	bool locked;		 /* encrypted, opened without its key */
+	uint32_t cluster_size; /* 0 if not meaningful */
+	char *backing_name;    /* as stored in the image, or NULL */
+	char *backing_fmt;     /* stored backing format, or NULL */
+	bool locked;	       /* encrypted, opened without its key */
 
 	/* Set by the core. */
-	struct mimg *backing;	 /* opened backing image, or NULL */
-	char *backing_path;	 /* backing_name resolved */
-	struct mimg *top;	 /* the chain's top image (flags, policy) */
+	struct mimg *backing; /* opened backing image, or NULL */
+	char *backing_path;   /* backing_name resolved */
+	struct mimg *top;     /* the chain's top image (flags, policy) */
 	/* Level for the driver's compress() (codec.h), 0 = default; set
 	 * by mimg_convert before its workers start. */
 	int compress_level;

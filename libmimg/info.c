@@ -41,9 +41,9 @@ static int add_common(struct mimg *img, struct mimg_value *info)
 		 * opened; with the untrusted policy refusing it, omit it. */
 		if (mimg__resolve_ref(img, img->backing_name, false,
 				      "backing file", &full) == 0) {
-			ok = ok && mimg_value_add_str(info,
-						      "full-backing-filename",
-						      full);
+			ok = ok &&
+			     mimg_value_add_str(info, "full-backing-filename",
+						full);
 			free(full);
 		}
 		ok = ok && mimg_value_add_str(info, "backing-filename",
@@ -60,10 +60,19 @@ static int add_common(struct mimg *img, struct mimg_value *info)
  * listed keep their relative order after the listed ones.
  */
 static const char *const member_order[] = {
-	"backing-filename-format", "snapshots", "virtual-size", "filename",
-	"cluster-size", "format", "actual-size", "format-specific",
-	"full-backing-filename", "encrypted", "backing-filename",
-	"dirty-flag", NULL,
+	"backing-filename-format",
+	"snapshots",
+	"virtual-size",
+	"filename",
+	"cluster-size",
+	"format",
+	"actual-size",
+	"format-specific",
+	"full-backing-filename",
+	"encrypted",
+	"backing-filename",
+	"dirty-flag",
+	NULL,
 };
 
 static size_t member_rank(const struct mimg_value *v)
@@ -100,8 +109,7 @@ static bool add_ovf_system(struct mimg_value *a, const struct mimg_ovf *ovf)
 	       (!ovf->system_name ||
 		mimg_value_add_str(vs, "name", ovf->system_name)) &&
 	       (!ovf->cpus || mimg_value_add_uint(vs, "cpus", ovf->cpus)) &&
-	       (!ovf->memory ||
-		mimg_value_add_uint(vs, "memory", ovf->memory));
+	       (!ovf->memory || mimg_value_add_uint(vs, "memory", ovf->memory));
 }
 
 /* An OVA's descriptor and its disks, last in A (pointers into A's members

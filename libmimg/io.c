@@ -37,8 +37,8 @@ static int finish_fua(struct mimg *img, int r, unsigned flags)
 	return f < 0 ? f : r;
 }
 
-static ssize_t do_preadv(struct mimg *img, const struct iovec *iov,
-			 int iovcnt, uint64_t off, unsigned flags)
+static ssize_t do_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
+			 uint64_t off, unsigned flags)
 {
 	size_t len = iov_total(iov, iovcnt);
 	struct iovec local[IOV_LOCAL], *use;
@@ -86,12 +86,12 @@ static int check_change(struct mimg *img, const char *call, unsigned flags,
 		return mimg_err(-EROFS, "%s: image is open read-only",
 				img->filename);
 	if (!ck_range_within(off, len, img->size))
-		return mimg_err(-ENOSPC,
-				"%s: write of %llu bytes at offset %llu is past "
-				"the end of the image (%llu bytes)",
-				img->filename, (unsigned long long)len,
-				(unsigned long long)off,
-				(unsigned long long)img->size);
+		return mimg_err(
+			-ENOSPC,
+			"%s: write of %llu bytes at offset %llu is past "
+			"the end of the image (%llu bytes)",
+			img->filename, (unsigned long long)len,
+			(unsigned long long)off, (unsigned long long)img->size);
 	return 0;
 }
 
@@ -119,8 +119,8 @@ static int guard_probed_raw(struct mimg *img, const struct iovec *iov,
 	else
 		memset(sector + off, 0, n);
 	const char *other;
-	const struct mimg_driver *d = mimg__probe(sector, SECTOR,
-						  img->filename, &other);
+	const struct mimg_driver *d = mimg__probe(sector, SECTOR, img->filename,
+						  &other);
 	if (d && strcmp(d->name, "raw") != 0)
 		other = d->name;
 	if (other)
@@ -143,8 +143,8 @@ static pthread_mutex_t sector0_lock = PTHREAD_MUTEX_INITIALIZER;
 /* Start a change of [OFF, OFF+LEN) that will hold IOV's bytes (zeroes
  * when IOV is NULL): takes the sector-0 lock where needed (*LOCKED says
  * whether; end_change releases it) and checks the probed-raw guard. */
-static int begin_change(struct mimg *img, const struct iovec *iov,
-			int iovcnt, uint64_t off, uint64_t len, bool *locked)
+static int begin_change(struct mimg *img, const struct iovec *iov, int iovcnt,
+			uint64_t off, uint64_t len, bool *locked)
 {
 	*locked = false;
 	if (!img->probed_raw || off >= SECTOR || len == 0)
@@ -163,8 +163,8 @@ static int end_change(struct mimg *img, bool locked, int r, unsigned flags)
 	return finish_fua(img, r, flags);
 }
 
-static ssize_t do_pwritev(struct mimg *img, const struct iovec *iov,
-			  int iovcnt, uint64_t off, unsigned flags)
+static ssize_t do_pwritev(struct mimg *img, const struct iovec *iov, int iovcnt,
+			  uint64_t off, unsigned flags)
 {
 	size_t len = iov_total(iov, iovcnt);
 	bool locked;
@@ -187,8 +187,8 @@ ssize_t mimg_pwritev(struct mimg *img, const struct iovec *iov, int iovcnt,
 	return r;
 }
 
-ssize_t mimg_pwrite(struct mimg *img, const void *buf, size_t len,
-		    uint64_t off, unsigned flags)
+ssize_t mimg_pwrite(struct mimg *img, const void *buf, size_t len, uint64_t off,
+		    unsigned flags)
 {
 	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
 	return mimg_pwritev(img, &iov, 1, off, flags);
@@ -226,8 +226,8 @@ static int do_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
 	if ((r = begin_change(img, NULL, 0, off, len, &locked)) == 0) {
 		r = -ENOTSUP;
 		if (img->drv->pwrite_zeroes)
-			r = img->drv->pwrite_zeroes(img, off, len,
-						    flags & MIMG_ZERO_MAY_UNMAP);
+			r = img->drv->pwrite_zeroes(
+				img, off, len, flags & MIMG_ZERO_MAY_UNMAP);
 		if (r == -ENOTSUP)
 			r = write_zero_buffers(img, off, len);
 	}
@@ -261,8 +261,7 @@ static int do_discard(struct mimg *img, uint64_t off, uint64_t len,
 	return end_change(img, locked, r, flags);
 }
 
-int mimg_discard(struct mimg *img, uint64_t off, uint64_t len,
-		 unsigned flags)
+int mimg_discard(struct mimg *img, uint64_t off, uint64_t len, unsigned flags)
 {
 	mimg__io_enter(img);
 	int r = do_discard(img, off, len, flags);
@@ -326,8 +325,7 @@ int mimg__read_below(struct mimg *img, const struct iovec *iov, int iovcnt,
 	return 0;
 }
 
-int mimg__read_below_buf(struct mimg *img, void *buf, uint64_t off,
-			 size_t len)
+int mimg__read_below_buf(struct mimg *img, void *buf, uint64_t off, size_t len)
 {
 	struct iovec iov = {.iov_base = buf, .iov_len = len};
 	return mimg__read_below(img, &iov, 1, 0, off, len);

@@ -71,24 +71,24 @@ void iov_slice_free(struct iovec *iov, struct iovec *storage)
 }
 
 /* Walk bytes [SKIP, SKIP+LEN) of IOV calling FN on each piece. */
-#define IOV_WALK(iov, cnt, skip, len, BODY)                                  \
-	do {                                                                 \
-		size_t s_ = (skip), l_ = (len), done_ = 0;                   \
-		for (int i_ = 0; i_ < (cnt) && l_; i_++) {                   \
-			if (s_ >= (iov)[i_].iov_len) {                       \
-				s_ -= (iov)[i_].iov_len;                     \
-				continue;                                    \
-			}                                                    \
-			char *p_ = (char *)(iov)[i_].iov_base + s_;          \
-			size_t n_ = (iov)[i_].iov_len - s_;                  \
-			if (n_ > l_)                                         \
-				n_ = l_;                                     \
-			BODY;                                                \
-			done_ += n_;                                         \
-			l_ -= n_;                                            \
-			s_ = 0;                                              \
-		}                                                            \
-		(void)done_; /* not every BODY uses it */                   \
+#define IOV_WALK(iov, cnt, skip, len, BODY)                                    \
+	do {                                                                   \
+		size_t s_ = (skip), l_ = (len), done_ = 0;                     \
+		for (int i_ = 0; i_ < (cnt) && l_; i_++) {                     \
+			if (s_ >= (iov)[i_].iov_len) {                         \
+				s_ -= (iov)[i_].iov_len;                       \
+				continue;                                      \
+			}                                                      \
+			char *p_ = (char *)(iov)[i_].iov_base + s_;            \
+			size_t n_ = (iov)[i_].iov_len - s_;                    \
+			if (n_ > l_)                                           \
+				n_ = l_;                                       \
+			BODY;                                                  \
+			done_ += n_;                                           \
+			l_ -= n_;                                              \
+			s_ = 0;                                                \
+		}                                                              \
+		(void)done_; /* not every BODY uses it */                      \
 	} while (0)
 
 void iov_memset(const struct iovec *iov, int cnt, size_t skip, int c,
@@ -100,8 +100,7 @@ void iov_memset(const struct iovec *iov, int cnt, size_t skip, int c,
 void iov_to_buf(const struct iovec *iov, int cnt, size_t skip, void *buf,
 		size_t len)
 {
-	IOV_WALK(iov, cnt, skip, len,
-		 memcpy((char *)buf + done_, p_, n_));
+	IOV_WALK(iov, cnt, skip, len, memcpy((char *)buf + done_, p_, n_));
 }
 
 void iov_from_buf(const struct iovec *iov, int cnt, size_t skip,

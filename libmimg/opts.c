@@ -86,8 +86,10 @@ int mimg_parse_size(const char *text, uint64_t *sizep)
 		v += (uint64_t)(extra + 0.5);
 	}
 	if (v > (uint64_t)INT64_MAX)
-		return mimg_err(-ERANGE, "Size '%s' is too large (limit is "
-				"8 EiB)", text);
+		return mimg_err(-ERANGE,
+				"Size '%s' is too large (limit is "
+				"8 EiB)",
+				text);
 	*sizep = v;
 	return 0;
 }
@@ -157,8 +159,10 @@ int mimg_opts_parse(const char *text, struct mimg_opt **optsp)
 		}
 		if (!*opts[n - 1].key) {
 			mimg_opts_free(opts, n);
-			return mimg_err(-EINVAL, "Invalid option list '%s': "
-					"empty option name", text);
+			return mimg_err(-EINVAL,
+					"Invalid option list '%s': "
+					"empty option name",
+					text);
 		}
 		if (*p == ',' && !*++p) {
 			/* a trailing separator, refused as qemu-img does */
@@ -198,8 +202,10 @@ int mimg__opt_bool(const char *key, const char *value, bool *out)
 			return 0;
 		}
 	}
-	return mimg_err(-EINVAL, "Parameter '%s' expects 'on' or 'off', got "
-			"'%s'", key, value);
+	return mimg_err(-EINVAL,
+			"Parameter '%s' expects 'on' or 'off', got "
+			"'%s'",
+			key, value);
 }
 
 int mimg__opt_size(const char *key, const char *value, uint64_t *out)
@@ -231,15 +237,16 @@ int mimg__opt_prealloc_of(const char *path, const char *v,
 	return r < 0 ? mimg_err_prefix(r, "%s", path) : 0;
 }
 
-int mimg__opt_prealloc_falloc(const char *path, const char *fmt,
-			      const char *v, enum mimg_prealloc *out)
+int mimg__opt_prealloc_falloc(const char *path, const char *fmt, const char *v,
+			      enum mimg_prealloc *out)
 {
 	int r = mimg__opt_prealloc_of(path, v, out);
-	if (r == 0 && (*out == MIMG_PREALLOC_METADATA ||
-		       *out == MIMG_PREALLOC_FULL))
-		return mimg_err(-ENOTSUP, "%s: %s: preallocation mode '%s' "
-				"is not supported (use off or falloc)", path,
-				fmt, v);
+	if (r == 0 &&
+	    (*out == MIMG_PREALLOC_METADATA || *out == MIMG_PREALLOC_FULL))
+		return mimg_err(-ENOTSUP,
+				"%s: %s: preallocation mode '%s' "
+				"is not supported (use off or falloc)",
+				path, fmt, v);
 	return r;
 }
 

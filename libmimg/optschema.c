@@ -61,14 +61,18 @@ static int parse_number(const char *key, const char *v, uint64_t *out)
 	while (isspace((unsigned char)*p))
 		p++;
 	if (!*p)
-		return mimg_err(-EINVAL, "Parameter '%s' expects a number", key);
+		return mimg_err(-EINVAL, "Parameter '%s' expects a number",
+				key);
 	errno = 0;
 	unsigned long long n = strtoull(p, &end, 0);
 	if (*end || end == p)
-		return mimg_err(-EINVAL, "Parameter '%s' expects a number", key);
+		return mimg_err(-EINVAL, "Parameter '%s' expects a number",
+				key);
 	if (errno == ERANGE)
-		return mimg_err(-ERANGE, "Value '%s' is out of range for "
-				"parameter '%s'", v, key);
+		return mimg_err(-ERANGE,
+				"Value '%s' is out of range for "
+				"parameter '%s'",
+				v, key);
 	*out = n;
 	return 0;
 }
@@ -77,13 +81,17 @@ static int parse_size(const char *key, const char *v, uint64_t *out)
 {
 	int r = mimg_parse_size(v, out);
 	if (r == -ERANGE)
-		return mimg_err(-ERANGE, "Value '%s' is out of range for "
-				"parameter '%s'", v, key);
+		return mimg_err(-ERANGE,
+				"Value '%s' is out of range for "
+				"parameter '%s'",
+				v, key);
 	if (r < 0)
-		return mimg_err(-EINVAL, "Parameter '%s' expects a non-negative "
+		return mimg_err(-EINVAL,
+				"Parameter '%s' expects a non-negative "
 				"number below 2^64\nOptional suffix k, M, G, "
 				"T, P or E means kilo-, mega-, giga-, tera-, "
-				"peta-\nand exabytes, respectively.", key);
+				"peta-\nand exabytes, respectively.",
+				key);
 	return 0;
 }
 
@@ -131,11 +139,12 @@ int mimg__opts_validate(const struct mimg_optdesc *schema,
 		if (find_desc(schema, opts[i].key, NULL))
 			continue;
 		if (find_desc(create_only, opts[i].key, NULL))
-			return mimg_err(-EINVAL, "Invalid parameter '%s'\nThis "
+			return mimg_err(-EINVAL,
+					"Invalid parameter '%s'\nThis "
 					"option is only supported for image "
-					"creation", opts[i].key);
-		return mimg_err(-EINVAL, "Invalid parameter '%s'",
-				opts[i].key);
+					"creation",
+					opts[i].key);
+		return mimg_err(-EINVAL, "Invalid parameter '%s'", opts[i].key);
 	}
 	/* The last of repeated keys wins, as in qemu; earlier ones are
 	 * still checked, as qemu parses each. */
@@ -171,7 +180,7 @@ static const char *kind_text(enum mimg_optkind k)
 static const struct mimg_optdesc file_opts[] = {
 	MIMG_OPT_FILE_PREALLOC,
 	MIMG_OPT_SIZE,
-	{ NULL, 0, NULL, NULL, NULL, NULL, 0 },
+	{NULL, 0, NULL, NULL, NULL, NULL, 0},
 };
 
 static int schema_for(const char *format, unsigned which,
@@ -189,8 +198,10 @@ static int schema_for(const char *format, unsigned which,
 		return mimg_err(-EINVAL, "Unknown file format '%s'", format);
 	if (which & MIMG_OPTS_AMEND) {
 		if (!drv->amend_opts)
-			return mimg_err(-ENOTSUP, "Format driver '%s' does not "
-					"support option amendment", format);
+			return mimg_err(-ENOTSUP,
+					"Format driver '%s' does not "
+					"support option amendment",
+					format);
 		*sp = drv->amend_opts;
 	} else {
 		*sp = drv->create_opts;
@@ -220,8 +231,8 @@ static size_t collect(const struct mimg_optdesc *schema, unsigned which,
 				out[n++] = &file_opts[i];
 	/* insertion sort: the tables are short */
 	for (size_t i = 1; i < n; i++)
-		for (size_t j = i; j > 0 && strcmp(out[j - 1]->name,
-						   out[j]->name) > 0; j--) {
+		for (size_t j = i;
+		     j > 0 && strcmp(out[j - 1]->name, out[j]->name) > 0; j--) {
 			const struct mimg_optdesc *t = out[j];
 			out[j] = out[j - 1];
 			out[j - 1] = t;
@@ -236,11 +247,13 @@ int mimg_format_opt_info(const char *format, unsigned which, size_t index,
 	int r;
 	mimg_err_clear();
 	if (which & ~(unsigned)MIMG_OPTS_ALL_FLAGS)
-		return mimg_err(-EINVAL, "mimg_format_opt_info: unknown flags "
-				"0x%x", which);
+		return mimg_err(-EINVAL,
+				"mimg_format_opt_info: unknown flags "
+				"0x%x",
+				which);
 	if (!info || info->size < sizeof(size_t))
 		return mimg_err(-EINVAL, "mimg_format_opt_info: bad info "
-				"size");
+					 "size");
 	if ((r = schema_for(format, which, &schema)) < 0)
 		return r;
 	if (schema == mimg__ova_create_opts)

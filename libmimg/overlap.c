@@ -52,12 +52,14 @@ static int refuse(const struct mimg *src, const char *target,
 		  const struct mimg *l, bool own)
 {
 	if (!own)
-		return mimg_err(-EBUSY, "Refusing to write to '%s': it is a "
-				"file that '%s' reads", target,
-				src->filename);
+		return mimg_err(-EBUSY,
+				"Refusing to write to '%s': it is a "
+				"file that '%s' reads",
+				target, src->filename);
 	return mimg_err(-EBUSY, "Refusing to write to '%s': it is %s '%s'",
-			target, l == src ? "the source image"
-					 : "in the backing chain of",
+			target,
+			l == src ? "the source image"
+				 : "in the backing chain of",
 			src->filename);
 }
 

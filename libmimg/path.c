@@ -58,8 +58,8 @@ static bool really_contained(const char *dir, const char *path)
 	return strncmp(rpath, rdir, n) == 0 && rpath[n] == '/';
 }
 
-int mimg__resolve_ref(const struct mimg *img, const char *name,
-		      bool contained, const char *what, char **out)
+int mimg__resolve_ref(const struct mimg *img, const char *name, bool contained,
+		      const char *what, char **out)
 {
 	const struct mimg *top = img->top ? img->top : img;
 	const char *file = img->filename;
@@ -71,22 +71,25 @@ int mimg__resolve_ref(const struct mimg *img, const char *name,
 	if (top->in_memory)
 		return mimg_err(-EPERM,
 				"%s: refers to %s '%s'; an image in memory may "
-				"not refer to other files", file, what, name);
+				"not refer to other files",
+				file, what, name);
 	if (top->flags & MIMG_OPEN_UNTRUSTED)
 		return mimg_err(-EPERM,
 				"%s: refers to %s '%s'; images that refer to "
 				"other files are refused in untrusted mode",
 				file, what, name);
 	if (img->remote && name[0] != '/' && strncmp(name, "file:/", 6) != 0)
-		return mimg_err(-EPERM,
-				"%s: refers to %s '%s' by a relative name, which "
-				"has no directory to resolve in on an NBD export",
-				file, what, name);
+		return mimg_err(
+			-EPERM,
+			"%s: refers to %s '%s' by a relative name, which "
+			"has no directory to resolve in on an NBD export",
+			file, what, name);
 	if (strncmp(name, "json:", 5) == 0)
-		return mimg_err(-EPERM,
-				"%s: %s name '%s' uses the json: pseudo-protocol, "
-				"which is never interpreted",
-				file, what, name);
+		return mimg_err(
+			-EPERM,
+			"%s: %s name '%s' uses the json: pseudo-protocol, "
+			"which is never interpreted",
+			file, what, name);
 	/* qemu writes "-b file:NAME" into the image as given and reads it
 	 * as the plain file NAME. */
 	if (strncmp(name, "file:", 5) == 0 && name[5])
@@ -96,7 +99,8 @@ int mimg__resolve_ref(const struct mimg *img, const char *name,
 			return mimg_err(-EPERM,
 					"%s: %s '%s' is outside the image's "
 					"directory (allow external files to "
-					"open it)", file, what, name);
+					"open it)",
+					file, what, name);
 	}
 	dir = dir_of(file);
 	if (!dir)
@@ -119,8 +123,8 @@ int mimg__resolve_ref(const struct mimg *img, const char *name,
 		free(path);
 		return mimg_err(-EPERM,
 				"%s: %s '%s' resolves outside the image's "
-				"directory through a symbolic link", file, what,
-				name);
+				"directory through a symbolic link",
+				file, what, name);
 	}
 	free(dir);
 	*out = path;

@@ -63,9 +63,9 @@ static int probe_bochs(const uint8_t *hdr, const char *filename)
 	(void)filename;
 	uint32_t version = ld_le32(hdr + 64);
 	return str_at(hdr, "Bochs Virtual HD Image") &&
-		       str_at(hdr + 32, "Redolog") &&
-		       str_at(hdr + 48, "Growing") &&
-		       (version == 0x00020000 || version == 0x00010000)
+			       str_at(hdr + 32, "Redolog") &&
+			       str_at(hdr + 48, "Growing") &&
+			       (version == 0x00020000 || version == 0x00010000)
 		       ? 100
 		       : 0;
 }
@@ -90,12 +90,9 @@ static int probe_dmg(const uint8_t *hdr, const char *filename)
 }
 
 static const struct unsupported_format unsupported[] = {
-	{"vhdx", probe_vhdx},
-	{"qed", probe_qed},
-	{"qcow", probe_qcow},
-	{"parallels", probe_parallels},
-	{"bochs", probe_bochs},
-	{"cloop", probe_cloop},
+	{"vhdx", probe_vhdx},	{"qed", probe_qed},
+	{"qcow", probe_qcow},	{"parallels", probe_parallels},
+	{"bochs", probe_bochs}, {"cloop", probe_cloop},
 	{"dmg", probe_dmg},
 };
 

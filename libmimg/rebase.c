@@ -23,17 +23,24 @@ int mimg_set_backing(struct mimg *img, const char *name, const char *fmt)
 	if (fmt && !*fmt)
 		fmt = NULL;
 	if (!name && fmt)
-		return mimg_err(-EINVAL, "%s: a backing format needs a backing "
-				"file", img->filename);
+		return mimg_err(-EINVAL,
+				"%s: a backing format needs a backing "
+				"file",
+				img->filename);
 	if (name && strncmp(name, "json:", 5) == 0)
-		return mimg_err(-EINVAL, "%s: backing file name '%s' uses the "
+		return mimg_err(-EINVAL,
+				"%s: backing file name '%s' uses the "
 				"json: pseudo-protocol, which is never "
-				"interpreted", img->filename, name);
+				"interpreted",
+				img->filename, name);
 	if (img->read_only)
-		return mimg_err(-EROFS, "%s: cannot change the backing file of "
-				"an image opened read-only", img->filename);
+		return mimg_err(-EROFS,
+				"%s: cannot change the backing file of "
+				"an image opened read-only",
+				img->filename);
 	if (!img->drv->set_backing)
-		return mimg_err(-ENOTSUP, "Operation not supported for format "
+		return mimg_err(-ENOTSUP,
+				"Operation not supported for format "
 				"'%s' (changing the backing file of %s)",
 				img->drv->name, img->filename);
 	if ((name && !(n = strdup(name))) || (fmt && !(f = strdup(fmt)))) {

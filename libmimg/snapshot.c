@@ -14,14 +14,15 @@
 static int writable(struct mimg *img, const char *what)
 {
 	if (img->read_only)
-		return mimg_err(-EROFS, "%s: cannot %s an image opened "
-				"read-only", img->filename, what);
+		return mimg_err(-EROFS,
+				"%s: cannot %s an image opened "
+				"read-only",
+				img->filename, what);
 	return 0;
 }
 
 static int snapshot_op(struct mimg *img, const char *name,
-		       int (*op)(struct mimg *, const char *),
-		       const char *what)
+		       int (*op)(struct mimg *, const char *), const char *what)
 {
 	mimg_err_clear();
 	if (!name)
@@ -31,8 +32,10 @@ static int snapshot_op(struct mimg *img, const char *name,
 	if (r < 0)
 		return r;
 	if (!op)
-		return mimg_err(-ENOTSUP, "%s: format %s has no internal "
-				"snapshots", img->filename, img->drv->name);
+		return mimg_err(-ENOTSUP,
+				"%s: format %s has no internal "
+				"snapshots",
+				img->filename, img->drv->name);
 	return op(img, name);
 }
 

@@ -48,8 +48,7 @@ struct mimg_value *mimg_value_add(struct mimg_value *c, const char *key,
 
 	if (key && !(k = strdup(key)))
 		return NULL;
-	items = realloc(c->v.list.items,
-			(c->v.list.n + 1) * sizeof(*items));
+	items = realloc(c->v.list.items, (c->v.list.n + 1) * sizeof(*items));
 	if (!items) {
 		free(k);
 		return NULL;
@@ -75,22 +74,25 @@ static struct mimg_value *add_scalar(struct mimg_value *c, const char *key,
 struct mimg_value *mimg_value_add_bool(struct mimg_value *c, const char *key,
 				       bool b)
 {
-	return add_scalar(c, key, (struct mimg_value){ .type = MIMG_VALUE_BOOL,
-						       .v.b = b });
+	return add_scalar(c, key,
+			  (struct mimg_value){.type = MIMG_VALUE_BOOL,
+					      .v.b = b});
 }
 
 struct mimg_value *mimg_value_add_int(struct mimg_value *c, const char *key,
 				      int64_t i)
 {
-	return add_scalar(c, key, (struct mimg_value){ .type = MIMG_VALUE_INT,
-						       .v.i = i });
+	return add_scalar(c, key,
+			  (struct mimg_value){.type = MIMG_VALUE_INT,
+					      .v.i = i});
 }
 
 struct mimg_value *mimg_value_add_uint(struct mimg_value *c, const char *key,
 				       uint64_t u)
 {
-	return add_scalar(c, key, (struct mimg_value){ .type = MIMG_VALUE_UINT,
-						       .v.u = u });
+	return add_scalar(c, key,
+			  (struct mimg_value){.type = MIMG_VALUE_UINT,
+					      .v.u = u});
 }
 
 struct mimg_value *mimg_value_add_str(struct mimg_value *c, const char *key,
@@ -99,9 +101,10 @@ struct mimg_value *mimg_value_add_str(struct mimg_value *c, const char *key,
 	char *copy = strdup(s ? s : "");
 	if (!copy)
 		return NULL;
-	struct mimg_value *v = add_scalar(
-		c, key,
-		(struct mimg_value){ .type = MIMG_VALUE_STRING, .v.s = copy });
+	struct mimg_value *v =
+		add_scalar(c, key,
+			   (struct mimg_value){.type = MIMG_VALUE_STRING,
+					       .v.s = copy});
 	if (!v)
 		free(copy);
 	return v;
@@ -233,12 +236,8 @@ static void sb_value(struct strbuf *b, const struct mimg_value *v, int level)
 	char num[32];
 
 	switch (v->type) {
-	case MIMG_VALUE_NULL:
-		strbuf_str(b, "null");
-		break;
-	case MIMG_VALUE_BOOL:
-		strbuf_str(b, v->v.b ? "true" : "false");
-		break;
+	case MIMG_VALUE_NULL: strbuf_str(b, "null"); break;
+	case MIMG_VALUE_BOOL: strbuf_str(b, v->v.b ? "true" : "false"); break;
 	case MIMG_VALUE_INT:
 		snprintf(num, sizeof(num), "%" PRId64, v->v.i);
 		strbuf_str(b, num);
@@ -247,9 +246,7 @@ static void sb_value(struct strbuf *b, const struct mimg_value *v, int level)
 		snprintf(num, sizeof(num), "%" PRIu64, v->v.u);
 		strbuf_str(b, num);
 		break;
-	case MIMG_VALUE_STRING:
-		sb_json_string(b, v->v.s);
-		break;
+	case MIMG_VALUE_STRING: sb_json_string(b, v->v.s); break;
 	case MIMG_VALUE_OBJECT:
 	case MIMG_VALUE_ARRAY: {
 		bool obj = v->type == MIMG_VALUE_OBJECT;

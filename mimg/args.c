@@ -91,16 +91,13 @@ static int take_common(struct cli_args *a, int c, char **argv)
 		a->status = EXIT_OK;
 		return -1;
 	case ':':
-	case '?':
-		a->status = cli_bad_option(a->cmd, c, argv);
-		return -1;
-	default:
-		return 1;
+	case '?': a->status = cli_bad_option(a->cmd, c, argv); return -1;
+	default: return 1;
 	}
 }
 
-int cli_getopt(struct cli_args *a, int argc, char **argv,
-	       const char *shortopts, const struct option *longopts)
+int cli_getopt(struct cli_args *a, int argc, char **argv, const char *shortopts,
+	       const struct option *longopts)
 {
 	if (!a->table[0].name) {
 		build_table(a, longopts);

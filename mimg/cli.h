@@ -80,15 +80,15 @@ bool cli_parse_output(const char *arg, enum output_format *out);
 /* The options commands share (args.c).  Every command takes --help and
  * --object; these bits name the other shared long options it takes. */
 enum {
-	CLI_FORMAT = 1u << 0,      /* --format, as -f */
-	CLI_OUTPUT = 1u << 1,      /* --output human|json */
+	CLI_FORMAT = 1u << 0,	   /* --format, as -f */
+	CLI_OUTPUT = 1u << 1,	   /* --output human|json */
 	CLI_FORCE_SHARE = 1u << 2, /* --force-share, as -U */
 	CLI_IMAGE_OPTS = 1u << 3,  /* --image-opts */
 	CLI_UNTRUSTED = 1u << 4,   /* --untrusted */
 };
 struct cli_args {
 	/* Set by the command. */
-	const char *cmd;   /* for usage errors */
+	const char *cmd; /* for usage errors */
 	void (*help)(void);
 	unsigned longopts; /* CLI_* */
 	int fail_status;   /* exit status of a bad --object (0: EXIT_ERR) */
@@ -108,8 +108,8 @@ enum { CLI_ARGS_STOP = -2 };
  * itself.  Returns the next option for the command, -1 after the last,
  * or CLI_ARGS_STOP when the command must return A->status now: EXIT_OK
  * after its help was printed, else after a message. */
-int cli_getopt(struct cli_args *a, int argc, char **argv,
-	       const char *shortopts, const struct option *longopts);
+int cli_getopt(struct cli_args *a, int argc, char **argv, const char *shortopts,
+	       const struct option *longopts);
 /* Append TEXT to the -o list *ACC (malloc'ed; several -o add up, as in
  * qemu-img); EXIT_ERR with a message printed when out of memory. */
 int cli_append_opts(char **acc, const char *text);
@@ -161,8 +161,8 @@ int cli_image_opts(const char *spec, char **pathp, char **formatp);
  * (A->image_opts) ARG is such an option string, else a file name of
  * format A->fmt.  cli_open otherwise; the message for a failure is
  * cli_errmsg(). */
-int cli_open_arg(struct mimg **imgp, const struct cli_args *a,
-		 const char *arg, unsigned flags);
+int cli_open_arg(struct mimg **imgp, const struct cli_args *a, const char *arg,
+		 unsigned flags);
 /* The message for the last failure of cli_open/cli_create (theirs, or
  * libmimg's). */
 const char *cli_errmsg(void);

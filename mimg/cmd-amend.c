@@ -94,7 +94,8 @@ int cmd_amend(int argc, char **argv)
 		{"force", no_argument, NULL, OPT_FORCE},
 		{NULL, 0, NULL, 0},
 	};
-	struct cli_args ca = {.cmd = "amend", .help = amend_help,
+	struct cli_args ca = {.cmd = "amend",
+			      .help = amend_help,
 			      .longopts = CLI_IMAGE_OPTS};
 	struct amend_args a = {.fmt = NULL};
 	char *path = NULL, *ifmt = NULL;

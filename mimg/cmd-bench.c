@@ -64,11 +64,11 @@ struct bench {
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	uint64_t next;	   /* index of the next request to send */
+	uint64_t next; /* index of the next request to send */
 	uint64_t inflight;
-	bool flushing;	   /* a draining flush is under way */
-	int err;	   /* first failure, stops everyone */
-	bool stop;	   /* err is set (read without the lock) */
+	bool flushing; /* a draining flush is under way */
+	int err;       /* first failure, stops everyone */
+	bool stop;     /* err is set (read without the lock) */
 	char errmsg[512];
 };
 
@@ -133,8 +133,9 @@ static void run_unlocked(struct bench *b, void *buf)
 		if (i >= b->count)
 			break;
 		uint64_t off = request_offset(b, i);
-		ssize_t r = b->write ? mimg_pwrite(b->img, buf, b->bufsize, off, 0)
-				     : mimg_pread(b->img, buf, b->bufsize, off, 0);
+		ssize_t r =
+			b->write ? mimg_pwrite(b->img, buf, b->bufsize, off, 0)
+				 : mimg_pread(b->img, buf, b->bufsize, off, 0);
 		if (r < 0) {
 			pthread_mutex_lock(&b->lock);
 			fail(b, (int)r, "Failed request");
@@ -183,8 +184,9 @@ static void *worker(void *opaque)
 		pthread_mutex_unlock(&b->lock);
 
 		uint64_t off = request_offset(b, i);
-		ssize_t r = b->write ? mimg_pwrite(b->img, buf, b->bufsize, off, 0)
-				     : mimg_pread(b->img, buf, b->bufsize, off, 0);
+		ssize_t r =
+			b->write ? mimg_pwrite(b->img, buf, b->bufsize, off, 0)
+				 : mimg_pread(b->img, buf, b->bufsize, off, 0);
 
 		pthread_mutex_lock(&b->lock);
 		b->inflight--;
@@ -207,7 +209,8 @@ static bool parse_uint(const char *what, const char *arg, uint64_t max,
 	if (sized) {
 		if (mimg_parse_size(arg, &v) < 0 || v > max) {
 			cli_error("Invalid %s specified. Must be between 0 and "
-				  "%" PRIu64 ".", what, max);
+				  "%" PRIu64 ".",
+				  what, max);
 			return false;
 		}
 	} else {
@@ -271,7 +274,8 @@ static int parse_bench_args(int argc, char **argv, struct bench *b,
 	uint64_t v = 0;
 	int c;
 
-	*ca = (struct cli_args){.cmd = "bench", .help = bench_help,
+	*ca = (struct cli_args){.cmd = "bench",
+				.help = bench_help,
 				.longopts = CLI_FORMAT | CLI_FORCE_SHARE |
 					    CLI_IMAGE_OPTS};
 	while ((c = cli_getopt(ca, argc, argv, ":hc:d:f:ni:o:qs:S:t:wU",
@@ -290,7 +294,8 @@ static int parse_bench_args(int argc, char **argv, struct bench *b,
 						 "specified");
 			a->depth = v;
 			break;
-		case 'n': break; /* native AIO: every request is a thread here */
+		case 'n':
+			break; /* native AIO: every request is a thread here */
 		case 'i':
 			if (strcmp(optarg, "threads") != 0 &&
 			    strcmp(optarg, "native") != 0 &&
@@ -318,7 +323,8 @@ static int parse_bench_args(int argc, char **argv, struct bench *b,
 		return ca->status;
 	a->quiet = ca->quiet;
 	if (argc - optind != 1)
-		return cli_usage_error("bench", "Expecting one image file name");
+		return cli_usage_error("bench",
+				       "Expecting one image file name");
 	a->file = argv[optind];
 	return -1;
 }
@@ -383,7 +389,7 @@ int cmd_bench(int argc, char **argv)
 		.lock = PTHREAD_MUTEX_INITIALIZER,
 		.cond = PTHREAD_COND_INITIALIZER,
 	};
-	struct bench_args a = { .depth = 64, .cache = "writeback" };
+	struct bench_args a = {.depth = 64, .cache = "writeback"};
 	unsigned flags = 0;
 	int ret = EXIT_ERR;
 
@@ -405,15 +411,16 @@ int cmd_bench(int argc, char **argv)
 	b.wrap = size;
 	if (b.offset + b.bufsize > size && b.count > 0) {
 		cli_error("Offset %" PRIu64 " plus buffer size %zu is past the "
-			  "end of '%s' (%" PRIu64 " bytes)", b.offset,
-			  b.bufsize, a.file, size);
+			  "end of '%s' (%" PRIu64 " bytes)",
+			  b.offset, b.bufsize, a.file, size);
 		goto out;
 	}
 	if (a.depth > b.count && b.count > 0)
 		a.depth = b.count; /* idle threads would only cost start-up */
 
 	if (!a.quiet) {
-		printf("Sending %" PRIu64 " %s requests, %zu bytes each, %" PRIu64
+		printf("Sending %" PRIu64
+		       " %s requests, %zu bytes each, %" PRIu64
 		       " in parallel (starting at offset %" PRIu64
 		       ", step size %" PRIu64 ")\n",
 		       b.count, b.write ? "write" : "read", b.bufsize, a.depth,

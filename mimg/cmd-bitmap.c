@@ -46,8 +46,8 @@ static void bitmap_help(void)
 }
 
 enum op { OP_ADD, OP_REMOVE, OP_CLEAR, OP_ENABLE, OP_DISABLE, OP_MERGE };
-static const char *const op_names[] = { "add", "remove", "clear", "enable",
-					"disable", "merge" };
+static const char *const op_names[] = {"add",	 "remove",  "clear",
+				       "enable", "disable", "merge"};
 
 struct action {
 	enum op op;
@@ -68,7 +68,7 @@ static int push(struct bitmap_args *a, enum op op, const char *src)
 	if (!p)
 		return cli_error("out of memory");
 	a->actions = p;
-	p[a->n++] = (struct action){ op, src };
+	p[a->n++] = (struct action){op, src};
 	a->add |= op == OP_ADD;
 	a->merge |= op == OP_MERGE;
 	return 0;
@@ -80,22 +80,14 @@ static int run_action(struct mimg *img, struct mimg *src,
 {
 	int r = 0;
 	switch (act->op) {
-	case OP_ADD:
-		r = mimg_bitmap_add(img, name, granularity, 0);
-		break;
-	case OP_REMOVE:
-		r = mimg_bitmap_remove(img, name);
-		break;
-	case OP_CLEAR:
-		r = mimg_bitmap_clear(img, name);
-		break;
+	case OP_ADD: r = mimg_bitmap_add(img, name, granularity, 0); break;
+	case OP_REMOVE: r = mimg_bitmap_remove(img, name); break;
+	case OP_CLEAR: r = mimg_bitmap_clear(img, name); break;
 	case OP_ENABLE:
 	case OP_DISABLE:
 		r = mimg_bitmap_enable(img, name, act->op == OP_ENABLE);
 		break;
-	case OP_MERGE:
-		r = mimg_bitmap_merge(img, name, src, act->src);
-		break;
+	case OP_MERGE: r = mimg_bitmap_merge(img, name, src, act->src); break;
 	}
 	if (r == 0)
 		return EXIT_OK;
@@ -103,7 +95,7 @@ static int run_action(struct mimg *img, struct mimg *src,
 		  name, mimg_errmsg());
 	if (r == -EBUSY)
 		fprintf(stderr, "Try block-dirty-bitmap-remove to delete this "
-			"bitmap from disk\n");
+				"bitmap from disk\n");
 	return EXIT_ERR;
 }
 
@@ -111,8 +103,9 @@ static int run_action(struct mimg *img, struct mimg *src,
 static int check_args(const struct bitmap_args *a, int argc)
 {
 	if (a->n == 0)
-		return cli_error("Need at least one of --add, --remove, --clear, "
-				 "--enable, --disable, or --merge");
+		return cli_error(
+			"Need at least one of --add, --remove, --clear, "
+			"--enable, --disable, or --merge");
 	if (a->granularity && !a->add)
 		return cli_error("granularity only supported with --add");
 	if (a->src_fmt && !a->src_file)
@@ -128,8 +121,14 @@ static int check_args(const struct bitmap_args *a, int argc)
 static int parse_args(int argc, char **argv, struct bitmap_args *a)
 {
 	/* The actions, in enum op's order. */
-	enum { OPT_ADD = 0x2000, OPT_REMOVE, OPT_CLEAR, OPT_ENABLE,
-	       OPT_DISABLE, OPT_MERGE };
+	enum {
+		OPT_ADD = 0x2000,
+		OPT_REMOVE,
+		OPT_CLEAR,
+		OPT_ENABLE,
+		OPT_DISABLE,
+		OPT_MERGE
+	};
 	static const struct option longopts[] = {
 		{"add", no_argument, NULL, OPT_ADD},
 		{"remove", no_argument, NULL, OPT_REMOVE},
@@ -139,7 +138,8 @@ static int parse_args(int argc, char **argv, struct bitmap_args *a)
 		{"merge", required_argument, NULL, OPT_MERGE},
 		{NULL, 0, NULL, 0},
 	};
-	struct cli_args ca = {.cmd = "bitmap", .help = bitmap_help,
+	struct cli_args ca = {.cmd = "bitmap",
+			      .help = bitmap_help,
 			      .longopts = CLI_FORMAT | CLI_IMAGE_OPTS};
 	int c;
 	while ((c = cli_getopt(&ca, argc, argv, ":b:f:F:g:h", longopts)) >= 0) {
@@ -175,8 +175,8 @@ static int parse_args(int argc, char **argv, struct bitmap_args *a)
 	return check_args(a, argc);
 }
 
-static int run(const struct bitmap_args *a, const char *path,
-	       const char *fmt, const char *name)
+static int run(const struct bitmap_args *a, const char *path, const char *fmt,
+	       const char *name)
 {
 	struct mimg *img = NULL, *src = NULL;
 	int status = EXIT_OK;
@@ -198,7 +198,7 @@ static int run(const struct bitmap_args *a, const char *path,
 
 int cmd_bitmap(int argc, char **argv)
 {
-	struct bitmap_args a = { 0 };
+	struct bitmap_args a = {0};
 	int status = parse_args(argc, argv, &a);
 	if (status != EXIT_OK) {
 		free(a.actions);

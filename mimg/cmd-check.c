@@ -62,14 +62,18 @@ static void print_human(const char *file, const struct mimg_check_result *r,
 		if (r->corruptions)
 			printf("\n%" PRIu64 " errors were found on the image.\n"
 			       "Data may be corrupted, or further writes to the "
-			       "image may corrupt it.\n", r->corruptions);
+			       "image may corrupt it.\n",
+			       r->corruptions);
 		if (r->leaks)
-			printf("\n%" PRIu64 " leaked clusters were found on the "
+			printf("\n%" PRIu64
+			       " leaked clusters were found on the "
 			       "image.\nThis means waste of disk space, but no "
-			       "harm to data.\n", r->leaks);
+			       "harm to data.\n",
+			       r->leaks);
 		if (r->check_errors)
 			printf("\n%" PRIu64 " internal errors have occurred "
-			       "during the check.\n", r->check_errors);
+			       "during the check.\n",
+			       r->check_errors);
 	}
 	if (r->total_clusters && r->allocated_clusters)
 		printf("%" PRIu64 "/%" PRIu64 " = %0.2f%% allocated, %0.2f%% "
@@ -105,7 +109,8 @@ int cmd_check(int argc, char **argv)
 		{"repair", required_argument, NULL, 'r'},
 		{NULL, 0, NULL, 0},
 	};
-	struct cli_args ca = {.cmd = "check", .help = check_help,
+	struct cli_args ca = {.cmd = "check",
+			      .help = check_help,
 			      .longopts = CLI_FORMAT | CLI_OUTPUT |
 					  CLI_FORCE_SHARE | CLI_IMAGE_OPTS};
 	struct mimg_check_result res = {.size = sizeof(res)};
@@ -122,7 +127,8 @@ int cmd_check(int argc, char **argv)
 				repair = MIMG_CHECK_REPAIR_LEAKS |
 					 MIMG_CHECK_REPAIR_ERRORS;
 			else
-				return cli_usage_error("check", "Invalid "
+				return cli_usage_error("check",
+						       "Invalid "
 						       "option for -r: %s",
 						       optarg);
 			break;
@@ -131,7 +137,8 @@ int cmd_check(int argc, char **argv)
 	if (c == CLI_ARGS_STOP)
 		return ca.status;
 	if (optind != argc - 1)
-		return cli_usage_error("check", "Expecting one image file name");
+		return cli_usage_error("check",
+				       "Expecting one image file name");
 	flags = MIMG_OPEN_NO_BACKING | MIMG_OPEN_CHECK |
 		(repair ? MIMG_OPEN_RDWR : 0);
 	if ((r = cli_open_arg(&img, &ca, argv[optind], flags)) < 0)

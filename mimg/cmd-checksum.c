@@ -65,7 +65,8 @@ int cmd_checksum(int argc, char **argv)
 		{"threads", required_argument, NULL, 'T'},
 		{NULL, 0, NULL, 0},
 	};
-	struct cli_args ca = {.cmd = "checksum", .help = checksum_help,
+	struct cli_args ca = {.cmd = "checksum",
+			      .help = checksum_help,
 			      .longopts = CLI_FORMAT | CLI_OUTPUT |
 					  CLI_FORCE_SHARE | CLI_IMAGE_OPTS};
 	struct mimg_checksum_opts o = {.size = sizeof(o)};
@@ -85,7 +86,8 @@ int cmd_checksum(int argc, char **argv)
 			unsigned long n = strtoul(optarg, &end, 10);
 			if (*end || n == 0 || n > 16)
 				return cli_error("Invalid thread count '%s' "
-						 "(1 to 16)", optarg);
+						 "(1 to 16)",
+						 optarg);
 			o.threads = (unsigned)n;
 			break;
 		}

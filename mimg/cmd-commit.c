@@ -88,12 +88,11 @@ static int find_base(struct commit *c, struct mimg **nodep)
 			 c->base_name, c->file);
 }
 
-static int copy_run(struct commit *c, uint64_t off, uint64_t len,
-		    unsigned st)
+static int copy_run(struct commit *c, uint64_t off, uint64_t len, unsigned st)
 {
 	if (st & MIMG_BS_ZERO) {
-		if (mimg_pwrite_zeroes(c->base, off, len,
-				       MIMG_ZERO_MAY_UNMAP) < 0)
+		if (mimg_pwrite_zeroes(c->base, off, len, MIMG_ZERO_MAY_UNMAP) <
+		    0)
 			return -1;
 		return 0;
 	}
@@ -122,8 +121,8 @@ static int commit_data(struct commit *c)
 	if (mimg_size(c->base) < size &&
 	    mimg_truncate(c->base, size, MIMG_PREALLOC_OFF) < 0)
 		return cli_error("Top image %s is larger than its base image; "
-				 "could not grow the base: %s", c->file,
-				 mimg_errmsg());
+				 "could not grow the base: %s",
+				 c->file, mimg_errmsg());
 	if (!(c->buf = malloc(COMMIT_CHUNK)))
 		return cli_error("out of memory");
 	cli_progress_init(&prog, c->progress && !c->quiet);
@@ -151,8 +150,8 @@ static int commit_data(struct commit *c)
 static int empty_top(const char *path, const char *fmt)
 {
 	struct mimg *img;
-	if (mimg_open(&img, path, fmt,
-		      MIMG_OPEN_RDWR | MIMG_OPEN_NO_BACKING) < 0)
+	if (mimg_open(&img, path, fmt, MIMG_OPEN_RDWR | MIMG_OPEN_NO_BACKING) <
+	    0)
 		return cli_error("%s", mimg_errmsg());
 	int r = mimg_make_empty(img);
 	if (r < 0 && r != -ENOTSUP) {
@@ -192,7 +191,8 @@ static int run_commit(struct commit *c)
 
 int cmd_commit(int argc, char **argv)
 {
-	struct cli_args ca = {.cmd = "commit", .help = commit_help,
+	struct cli_args ca = {.cmd = "commit",
+			      .help = commit_help,
 			      .longopts = CLI_IMAGE_OPTS};
 	struct commit c = {.file = NULL};
 	char *path = NULL, *ifmt = NULL;
@@ -222,7 +222,7 @@ int cmd_commit(int argc, char **argv)
 	c.quiet = ca.quiet;
 	if (argc - optind != 1)
 		return cli_usage_error("commit", "Expecting one image file "
-				       "name");
+						 "name");
 	c.file = argv[optind];
 	/* FILE is opened again to empty it, and -b is relative to it: keep
 	 * the path the option string names. */

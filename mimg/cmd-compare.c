@@ -54,11 +54,12 @@ static int compare_common(struct cmp *c, uint64_t len)
 					    NULL, NULL) < 0)
 			return cmp_error();
 		n = na < nb ? na : nb;
-		if (c->strict && (sa & MIMG_BS_ALLOCATED) !=
-				 (sb & MIMG_BS_ALLOCATED)) {
+		if (c->strict &&
+		    (sa & MIMG_BS_ALLOCATED) != (sb & MIMG_BS_ALLOCATED)) {
 			if (!c->quiet)
 				printf("Strict mode: Offset %" PRIu64
-				       " block status mismatch!\n", off);
+				       " block status mismatch!\n",
+				       off);
 			return CMP_DIFFERENT;
 		}
 		if ((sa & MIMG_BS_ZERO) && (sb & MIMG_BS_ZERO)) {
@@ -74,7 +75,8 @@ static int compare_common(struct cmp *c, uint64_t len)
 		if (d >= 0) {
 			if (!c->quiet)
 				printf("Content mismatch at offset %" PRId64
-				       "!\n", d);
+				       "!\n",
+				       d);
 			return CMP_DIFFERENT;
 		}
 		off += n;
@@ -90,8 +92,8 @@ static int compare_tail(struct cmp *c, struct mimg *big, uint64_t from)
 	while (off < end) {
 		uint64_t n;
 		unsigned st;
-		if (mimg_block_status_chain(big, off, end - off, &n, &st,
-					    NULL, NULL) < 0)
+		if (mimg_block_status_chain(big, off, end - off, &n, &st, NULL,
+					    NULL) < 0)
 			return cmp_error();
 		if (!(st & MIMG_BS_ZERO)) {
 			if (n > CMP_CHUNK)
@@ -103,7 +105,8 @@ static int compare_tail(struct cmp *c, struct mimg *big, uint64_t from)
 			if (d >= 0) {
 				if (!c->quiet)
 					printf("Content mismatch at offset "
-					       "%" PRId64 "!\n", d);
+					       "%" PRId64 "!\n",
+					       d);
 				return CMP_DIFFERENT;
 			}
 		}
@@ -140,7 +143,8 @@ int cmd_compare(int argc, char **argv)
 {
 	/* A failed --object exits 2 as other errors, a usage error 1: as
 	 * qemu-img does. */
-	struct cli_args ca = {.cmd = "compare", .help = compare_help,
+	struct cli_args ca = {.cmd = "compare",
+			      .help = compare_help,
 			      .longopts = CLI_FORCE_SHARE | CLI_IMAGE_OPTS,
 			      .fail_status = CMP_ERROR};
 	const char *fb = NULL;

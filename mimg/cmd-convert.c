@@ -92,7 +92,7 @@ struct convert_args {
 	int nsrc;
 	const char *backing, *backing_fmt;
 	const char *ova_disk;
-	const char *packed;	/* compressed raw output: xz, zstd, gzip */
+	const char *packed; /* compressed raw output: xz, zstd, gzip */
 	char *opts_text;
 	unsigned src_flags, dst_flags;
 	bool quiet, progress, bitmaps, skip_broken;
@@ -149,8 +149,8 @@ static const struct mimg_value *bitmap_list(struct mimg *img,
 static bool has_flag(const struct mimg_value *bm, const char *flag)
 {
 	const struct mimg_value *fl = mimg_value_get(bm, "flags");
-	for (size_t i = 0; fl && fl->type == MIMG_VALUE_ARRAY &&
-			   i < fl->v.list.n; i++)
+	for (size_t i = 0;
+	     fl && fl->type == MIMG_VALUE_ARRAY && i < fl->v.list.n; i++)
 		if (fl->v.list.items[i].type == MIMG_VALUE_STRING &&
 		    strcmp(fl->v.list.items[i].v.s, flag) == 0)
 			return true;
@@ -174,7 +174,7 @@ static int check_bitmaps(struct convert_args *a, struct mimg *src)
 			continue;
 		cli_error("Cannot copy inconsistent bitmap '%s'", name->v.s);
 		fprintf(stderr, "Try --skip-broken-bitmaps, or use 'qemu-img "
-			"bitmap --remove' to delete it\n");
+				"bitmap --remove' to delete it\n");
 		status = EXIT_ERR;
 		break;
 	}
@@ -194,20 +194,23 @@ static int copy_bitmaps(struct mimg *src, struct mimg *dst)
 		const struct mimg_value *name = mimg_value_get(bm, "name");
 		if (name && name->type == MIMG_VALUE_STRING &&
 		    has_flag(bm, "in-use"))
-			fprintf(stderr, "%s: warning: Skipping inconsistent "
-				"bitmap '%s'\n", cli_prog, name->v.s);
+			fprintf(stderr,
+				"%s: warning: Skipping inconsistent "
+				"bitmap '%s'\n",
+				cli_prog, name->v.s);
 	}
 	for (size_t i = 0; list && i < list->v.list.n && r == 0; i++) {
 		const struct mimg_value *bm = &list->v.list.items[i];
 		const struct mimg_value *name = mimg_value_get(bm, "name");
 		const struct mimg_value *gran = mimg_value_get(bm,
-							      "granularity");
+							       "granularity");
 		if (!name || name->type != MIMG_VALUE_STRING || !gran ||
 		    gran->type != MIMG_VALUE_UINT || has_flag(bm, "in-use"))
 			continue;
 		r = mimg_bitmap_add(dst, name->v.s, gran->v.u,
-				    has_flag(bm, "auto") ? 0
-							 : MIMG_BITMAP_DISABLED);
+				    has_flag(bm, "auto")
+					    ? 0
+					    : MIMG_BITMAP_DISABLED);
 		if (r == 0)
 			r = mimg_bitmap_merge(dst, name->v.s, src, name->v.s);
 	}
@@ -249,12 +252,11 @@ static int open_sources(struct convert_args *a, struct mimg **srcs,
 	for (int i = 0; i < a->nsrc; i++) {
 		/* convert reads its sources in order: archives may stream */
 		unsigned flags = a->src_flags | MIMG_OPEN_SEQUENTIAL;
-		if ((a->ova_disk
-			     ? mimg_open_ova_disk(&srcs[i], a->srcs[i],
-						  a->src_fmt, flags,
-						  a->ova_disk)
-			     : cli_open(&srcs[i], a->srcs[i], a->src_fmt,
-					flags)) < 0)
+		if ((a->ova_disk ? mimg_open_ova_disk(&srcs[i], a->srcs[i],
+						      a->src_fmt, flags,
+						      a->ova_disk)
+				 : cli_open(&srcs[i], a->srcs[i], a->src_fmt,
+					    flags)) < 0)
 			return -1;
 		if (a->snapshot &&
 		    mimg_select_snapshot(srcs[i], a->snapshot) < 0)
@@ -262,7 +264,8 @@ static int open_sources(struct convert_args *a, struct mimg **srcs,
 		uint64_t sz = mimg_size(srcs[i]);
 		if (total + sz < total)
 			return cli_error("the sources are too large "
-					 "together"), -2;
+					 "together"),
+			       -2;
 		total += sz;
 	}
 	*totalp = total;
@@ -416,7 +419,9 @@ out:
 static int packed_output(struct convert_args *a)
 {
 	static const char *const names[][2] = {
-		{".xz", "xz"}, {".zst", "zstd"}, {".gz", "gzip"},
+		{".xz", "xz"},
+		{".zst", "zstd"},
+		{".gz", "gzip"},
 	};
 	size_t n = strlen(a->dst);
 	if (a->packed) {
@@ -427,7 +432,8 @@ static int packed_output(struct convert_args *a)
 		if (strcmp(a->packed, "xz") && strcmp(a->packed, "zstd") &&
 		    strcmp(a->packed, "gzip"))
 			return cli_error("--output-compression: '%s' is not "
-					 "xz, zstd, gzip or none", a->packed);
+					 "xz, zstd, gzip or none",
+					 a->packed);
 		if (strcmp(a->dst_fmt, "raw") != 0)
 			return cli_error("--output-compression needs -O raw");
 		return EXIT_OK;
@@ -473,16 +479,24 @@ static int check_combinations(const struct convert_args *a,
 		return cli_error("Use of backing file requires explicit "
 				 "backing format");
 	if (a->backing_fmt && !a->backing)
-		return cli_error("%s: error while converting %s: Backing format "
-				 "cannot be used without backing file",
-				 a->dst, a->dst_fmt);
+		return cli_error(
+			"%s: error while converting %s: Backing format "
+			"cannot be used without backing file",
+			a->dst, a->dst_fmt);
 	return EXIT_OK;
 }
 
 int cmd_convert(int argc, char **argv)
 {
-	enum { OPT_TARGET_IS_ZERO = 256, OPT_SALVAGE, OPT_BITMAPS, OPT_LEVEL,
-	       OPT_OVA_DISK, OPT_PACK, OPT_SKIP_BROKEN };
+	enum {
+		OPT_TARGET_IS_ZERO = 256,
+		OPT_SALVAGE,
+		OPT_BITMAPS,
+		OPT_LEVEL,
+		OPT_OVA_DISK,
+		OPT_PACK,
+		OPT_SKIP_BROKEN
+	};
 	static const struct option longopts[] = {
 		{"target-is-zero", no_argument, NULL, OPT_TARGET_IS_ZERO},
 		{"salvage", no_argument, NULL, OPT_SALVAGE},
@@ -493,7 +507,8 @@ int cmd_convert(int argc, char **argv)
 		{"compression-level", required_argument, NULL, OPT_LEVEL},
 		{NULL, 0, NULL, 0},
 	};
-	struct cli_args ca = {.cmd = "convert", .help = convert_help,
+	struct cli_args ca = {.cmd = "convert",
+			      .help = convert_help,
 			      .longopts = CLI_FORCE_SHARE | CLI_IMAGE_OPTS |
 					  CLI_UNTRUSTED};
 	struct convert_args a = {.dst_fmt = "raw",
@@ -520,12 +535,13 @@ int cmd_convert(int argc, char **argv)
 			if (mimg_parse_size(optarg, &v) < 0 || v % 512 ||
 			    v > (16u << 20)) {
 				free(opts_text);
-				return cli_error("Invalid buffer size for sparse "
-						 "output specified. Valid sizes "
-						 "are multiples of 512 up to "
-						 "16777216. Select 0 to disable "
-						 "sparse detection (fully "
-						 "allocates output).");
+				return cli_error(
+					"Invalid buffer size for sparse "
+					"output specified. Valid sizes "
+					"are multiples of 512 up to "
+					"16777216. Select 0 to disable "
+					"sparse detection (fully "
+					"allocates output).");
 			}
 			a.copts.sparse_size = v ? v : MIMG_CONVERT_NO_SPARSE;
 			explicit_sparse = true;
@@ -535,9 +551,10 @@ int cmd_convert(int argc, char **argv)
 			long n = strtol(optarg, &end, 10);
 			if (*end || n < 1 || n > 64) {
 				free(opts_text);
-				return cli_error("Invalid number of coroutines. "
-						 "Allowed number of coroutines "
-						 "is between 1 and 64");
+				return cli_error(
+					"Invalid number of coroutines. "
+					"Allowed number of coroutines "
+					"is between 1 and 64");
 			}
 			a.copts.parallel = (int)n;
 			break;
@@ -550,7 +567,8 @@ int cmd_convert(int argc, char **argv)
 				free(opts_text);
 				return cli_error("Invalid compression level "
 						 "'%s': 1 to 22 (deflate "
-						 "up to 12)", optarg);
+						 "up to 12)",
+						 optarg);
 			}
 			a.copts.compression_level = (int)n;
 			break;
@@ -598,11 +616,12 @@ int cmd_convert(int argc, char **argv)
 	}
 	if (argc - optind < 2 || argc - optind - 1 > MAX_SOURCES) {
 		free(opts_text);
-		return cli_usage_error("convert", argc - optind < 2
-						   ? "Expecting a source and "
-						     "a target file name"
-						   : "At most %d sources can be "
-						     "converted into one",
+		return cli_usage_error("convert",
+				       argc - optind < 2
+					       ? "Expecting a source and "
+						 "a target file name"
+					       : "At most %d sources can be "
+						 "converted into one",
 				       MAX_SOURCES);
 	}
 	if (a.copts.target_is_zero && !a.copts.existing_target) {

@@ -60,8 +60,7 @@ static int push_opt(struct mimg_opt **opts, int *n, const char *key,
 /* "-o size=..." gives the size too, as in qemu-img: take every such
  * option out of OPTS (*NOPTS of them), the last one's value into
  * *SIZE_COPY (NULL when there is none), which the caller frees. */
-static void take_size_opt(struct mimg_opt *opts, int *nopts,
-			 char **size_copy)
+static void take_size_opt(struct mimg_opt *opts, int *nopts, char **size_copy)
 {
 	int kept = 0;
 
@@ -80,9 +79,9 @@ static void take_size_opt(struct mimg_opt *opts, int *nopts,
 
 /* The line qemu-img prints for a created image: the size first, as it
  * prints it for raw images, then the options. */
-static void print_formatting(const char *file, const char *fmt,
-			     bool have_size, uint64_t size,
-			     const struct mimg_opt *opts, int nopts)
+static void print_formatting(const char *file, const char *fmt, bool have_size,
+			     uint64_t size, const struct mimg_opt *opts,
+			     int nopts)
 {
 	printf("Formatting '%s', fmt=%s", file, fmt);
 	if (have_size)
@@ -168,7 +167,8 @@ int cmd_create(int argc, char **argv)
 		cli_error("%s: Parameter 'size' expects a non-negative number "
 			  "below 2^64\nOptional suffix k, M, G, T, P or E "
 			  "means kilo-, mega-, giga-, tera-, peta-\nand "
-			  "exabytes, respectively.", argv[optind]);
+			  "exabytes, respectively.",
+			  argv[optind]);
 		goto out;
 	}
 	if (size_copy) {

@@ -49,7 +49,8 @@ static int invalid_number(const char *what)
 {
 	return cli_error("Invalid %s specified. You may use k, M, G, T, P or "
 			 "E suffixes for\n%s: kilobytes, megabytes, gigabytes, "
-			 "terabytes, petabytes and exabytes.", what, cli_prog);
+			 "terabytes, petabytes and exabytes.",
+			 what, cli_prog);
 }
 
 /* One KEY=VALUE operand into A; EXIT_ERR with the message printed. */
@@ -71,7 +72,8 @@ static int dd_operand(struct dd_args *a, const char *arg)
 			return invalid_number("bs");
 		if (v == 0 || v > INT_MAX)
 			return cli_error("Invalid bs specified. Must be "
-					 "between 1 and %d.", INT_MAX);
+					 "between 1 and %d.",
+					 INT_MAX);
 		a->bs = v;
 	} else if (klen == 5 && strncmp(arg, "count", 5) == 0) {
 		if (mimg_parse_size(val, &v) < 0)
@@ -110,8 +112,8 @@ static void dd_range(const struct dd_args *a, uint64_t in_size,
 	if (a->have_count && a->count <= INT64_MAX / a->bs &&
 	    a->count * a->bs < end)
 		end = a->count * a->bs;
-	if (a->have_skip && (a->skip > INT64_MAX / a->bs ||
-			     a->skip * a->bs > end)) {
+	if (a->have_skip &&
+	    (a->skip > INT64_MAX / a->bs || a->skip * a->bs > end)) {
 		cli_error("%s: cannot skip to specified offset", a->in);
 		start = end;
 	} else {
@@ -137,7 +139,8 @@ static int dd_copy(struct mimg *in, struct mimg *out, uint64_t start,
 	if (!buf)
 		return cli_error("out of memory");
 	for (uint64_t pos = start; pos < end && r == 0;) {
-		size_t n = end - pos < DD_CHUNK ? (size_t)(end - pos) : DD_CHUNK;
+		size_t n = end - pos < DD_CHUNK ? (size_t)(end - pos)
+						: DD_CHUNK;
 		ssize_t got = mimg_pread(in, buf, n, pos, 0);
 		if (got >= 0 && !(skip_zero && all_zero(buf, n)))
 			got = mimg_pwrite(out, buf, n, pos - start, 0);
@@ -187,7 +190,8 @@ out:
 
 int cmd_dd(int argc, char **argv)
 {
-	struct cli_args ca = {.cmd = "dd", .help = dd_help,
+	struct cli_args ca = {.cmd = "dd",
+			      .help = dd_help,
 			      .longopts = CLI_FORCE_SHARE | CLI_IMAGE_OPTS};
 	struct dd_args a = {.out_fmt = "raw", .bs = 512};
 	char *path = NULL, *ifmt = NULL;

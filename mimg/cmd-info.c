@@ -71,26 +71,28 @@ static int collect_chain(struct chain *c, const char *path, const char *fmt,
 			for (int i = 0; i < c->n; i++)
 				if (c->dev[i] == st.st_dev &&
 				    c->ino[i] == st.st_ino) {
-					status = cli_error("Backing file '%s' "
-							   "creates an infinite "
-							   "loop.", cur);
+					status =
+						cli_error("Backing file '%s' "
+							  "creates an infinite "
+							  "loop.",
+							  cur);
 					goto out;
 				}
 		}
 		if (c->n > MIMG_MAX_CHAIN_DEPTH) {
 			status = cli_error("%s: backing chain is deeper than "
-					   "%d images", path,
-					   MIMG_MAX_CHAIN_DEPTH);
+					   "%d images",
+					   path, MIMG_MAX_CHAIN_DEPTH);
 			goto out;
 		}
 		int r = ova_disk && c->n == 0
-			? mimg_open_ova_disk(&img, cur, curfmt,
-					     flags | MIMG_OPEN_NO_BACKING,
-					     ova_disk)
-			: cli_open_header(&img, cur, curfmt,
-					  flags | MIMG_OPEN_NO_BACKING);
-		if (r < 0 ||
-		    mimg_info(img, &c->info[c->n]) < 0) {
+				? mimg_open_ova_disk(
+					  &img, cur, curfmt,
+					  flags | MIMG_OPEN_NO_BACKING,
+					  ova_disk)
+				: cli_open_header(&img, cur, curfmt,
+						  flags | MIMG_OPEN_NO_BACKING);
+		if (r < 0 || mimg_info(img, &c->info[c->n]) < 0) {
 			status = cli_error("%s", cli_errmsg());
 			mimg_close(img);
 			goto out;
@@ -174,7 +176,8 @@ int cmd_info(int argc, char **argv)
 	};
 	/* An image convert would stream is described without a temporary
 	 * file, its archive still read and checked whole. */
-	struct cli_args ca = {.cmd = "info", .help = info_help,
+	struct cli_args ca = {.cmd = "info",
+			      .help = info_help,
 			      .longopts = CLI_FORMAT | CLI_OUTPUT |
 					  CLI_FORCE_SHARE | CLI_UNTRUSTED |
 					  CLI_IMAGE_OPTS,

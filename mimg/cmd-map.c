@@ -111,7 +111,8 @@ int cmd_map(int argc, char **argv)
 		{"max-length", required_argument, NULL, 'l'},
 		{NULL, 0, NULL, 0},
 	};
-	struct cli_args ca = {.cmd = "map", .help = map_help,
+	struct cli_args ca = {.cmd = "map",
+			      .help = map_help,
 			      .longopts = CLI_FORMAT | CLI_OUTPUT |
 					  CLI_FORCE_SHARE | CLI_IMAGE_OPTS};
 	uint64_t start = 0, maxlen = UINT64_MAX;

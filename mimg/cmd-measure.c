@@ -92,7 +92,9 @@ static int qcow2_opt(struct target *t, const char *key, const char *v,
 {
 	if (strcmp(key, "cluster_size") == 0) {
 		if (mimg_parse_size(v, &t->cluster_size) < 0)
-			return bad_value(key, "a non-negative number below 2^64\n"
+			return bad_value(
+				key,
+				"a non-negative number below 2^64\n"
 				"Optional suffix k, M, G, T, P or E means kilo-, "
 				"mega-, giga-, tera-, peta-\nand exabytes, "
 				"respectively.");
@@ -114,10 +116,10 @@ static int qcow2_opt(struct target *t, const char *key, const char *v,
 		*refbits = strtoull(v, &end, 10);
 		if (*end || end == v)
 			return bad_value(key, "a number");
-		if (!*refbits || *refbits > 64 ||
-		    (*refbits & (*refbits - 1)))
-			return cli_error("Refcount width must be a power of two "
-					 "and may not exceed 64 bits");
+		if (!*refbits || *refbits > 64 || (*refbits & (*refbits - 1)))
+			return cli_error(
+				"Refcount width must be a power of two "
+				"and may not exceed 64 bits");
 	} else if (strcmp(key, "extended_l2") == 0) {
 		return parse_bool_opt(key, v, &t->extended_l2);
 	} else if (strcmp(key, "preallocation") == 0) {
@@ -133,8 +135,9 @@ static int qcow2_opt(struct target *t, const char *key, const char *v,
 		bool b;
 		return parse_bool_opt(key, v, &b);
 	} else if (strcmp(key, "size") && strcmp(key, "backing_fmt") &&
-		   strcmp(key, "compression_type") && strcmp(key, "encryption") &&
-		   strcmp(key, "data_file") && strcmp(key, "data_file_raw")) {
+		   strcmp(key, "compression_type") &&
+		   strcmp(key, "encryption") && strcmp(key, "data_file") &&
+		   strcmp(key, "data_file_raw")) {
 		cli_error("Invalid parameter '%s'", key);
 		return cli_error("Invalid options for file format 'qcow2'");
 	}
@@ -166,9 +169,8 @@ static int parse_target(const char *fmt, const char *text, struct target *t)
 		const char *k = opts[i].key, *v = opts[i].value;
 		if (t->qcow2)
 			r = qcow2_opt(t, k, v, &have_cs, &refbits);
-		else if (strcmp(k, "preallocation") == 0 &&
-			 strcmp(v, "off") && strcmp(v, "falloc") &&
-			 strcmp(v, "full"))
+		else if (strcmp(k, "preallocation") == 0 && strcmp(v, "off") &&
+			 strcmp(v, "falloc") && strcmp(v, "full"))
 			r = cli_error("invalid parameter value: %s", v);
 		else if (strcmp(k, "preallocation") && strcmp(k, "size")) {
 			cli_error("Invalid parameter '%s'", k);
@@ -243,7 +245,7 @@ static void layer_probe(struct mimg *img, struct layer *l)
 		return;
 	uint64_t real = (uint64_t)st.st_blocks * 512 / cs;
 	uint64_t threshold = real * 10 / 9 > real + 2 ? real * 10 / 9
-						       : real + 2;
+						      : real + 2;
 	l->file_size = (uint64_t)st.st_size;
 	l->holes_are_zero = div_up(l->file_size, cs) >= threshold;
 }
@@ -356,8 +358,7 @@ static bool bitmaps_size(struct mimg *img, uint64_t cs, uint64_t *out)
 	uint64_t total = 0, dir = 0;
 	bool ok = false;
 
-	if (strcmp(mimg_format(img), "qcow2") != 0 ||
-	    mimg_info(img, &info) < 0)
+	if (strcmp(mimg_format(img), "qcow2") != 0 || mimg_info(img, &info) < 0)
 		goto out;
 	compat = fs_data(info, "compat");
 	if (!compat || compat->type != MIMG_VALUE_STRING ||
@@ -365,11 +366,12 @@ static bool bitmaps_size(struct mimg *img, uint64_t cs, uint64_t *out)
 		goto out;
 	ok = true;
 	bms = fs_data(info, "bitmaps");
-	for (size_t i = 0; bms && bms->type == MIMG_VALUE_ARRAY &&
-			   i < bms->v.list.n; i++) {
+	for (size_t i = 0;
+	     bms && bms->type == MIMG_VALUE_ARRAY && i < bms->v.list.n; i++) {
 		const struct mimg_value *b = &bms->v.list.items[i];
 		const struct mimg_value *name = mimg_value_get(b, "name");
-		const struct mimg_value *gran = mimg_value_get(b, "granularity");
+		const struct mimg_value *gran = mimg_value_get(b,
+							       "granularity");
 		if (!name || name->type != MIMG_VALUE_STRING || !gran ||
 		    gran->type != MIMG_VALUE_UINT || !gran->v.u)
 			continue;
@@ -389,8 +391,8 @@ static int measure(const struct target *t, struct mimg *img, uint64_t size,
 		   struct measure *m)
 {
 	if (!t->qcow2) {
-		m->required = m->fully_allocated =
-			img ? mimg_size(img) : round_up(size, 512);
+		m->required = m->fully_allocated = img ? mimg_size(img)
+						       : round_up(size, 512);
 		return 0;
 	}
 	uint64_t cs = t->cluster_size, l2e = t->extended_l2 ? 16 : 8;
@@ -428,7 +430,8 @@ static void print_measure(const struct measure *m, enum output_format of)
 		return;
 	}
 	printf("required size: %" PRIu64 "\nfully allocated size: %" PRIu64
-	       "\n", m->required, m->fully_allocated);
+	       "\n",
+	       m->required, m->fully_allocated);
 	if (m->has_bitmaps)
 		printf("bitmaps size: %" PRIu64 "\n", m->bitmaps);
 }
@@ -448,11 +451,11 @@ static int parse_args(int argc, char **argv, struct measure_args *a)
 	};
 	struct cli_args *ca = &a->ca;
 	int c;
-	*ca = (struct cli_args){.cmd = "measure", .help = measure_help,
+	*ca = (struct cli_args){.cmd = "measure",
+				.help = measure_help,
 				.longopts = CLI_OUTPUT | CLI_FORCE_SHARE |
 					    CLI_IMAGE_OPTS};
-	while ((c = cli_getopt(ca, argc, argv, ":hf:O:o:l:U", longopts)) >=
-	       0) {
+	while ((c = cli_getopt(ca, argc, argv, ":hf:O:o:l:U", longopts)) >= 0) {
 		switch (c) {
 		case 'O': a->out_fmt = optarg; break;
 		case 'o':

@@ -63,8 +63,7 @@ struct rebase {
 
 /* Length of the run at OFF (at most LEN) that reads as zeroes in IMG's
  * chain (NULL: no image, all zeroes), or 0 when OFF holds data. */
-static int zero_run(struct mimg *img, uint64_t off, uint64_t len,
-		    uint64_t *run)
+static int zero_run(struct mimg *img, uint64_t off, uint64_t len, uint64_t *run)
 {
 	uint64_t pnum;
 	unsigned st;
@@ -83,8 +82,7 @@ static int zero_run(struct mimg *img, uint64_t off, uint64_t len,
 
 /* Read LEN bytes at OFF of IMG's chain into BUF; past IMG's end (or
  * without an image) the content is zeroes. */
-static int read_layer(struct mimg *img, uint8_t *buf, size_t len,
-		      uint64_t off)
+static int read_layer(struct mimg *img, uint8_t *buf, size_t len, uint64_t off)
 {
 	size_t have = 0;
 	if (img && off < mimg_size(img)) {
@@ -107,8 +105,8 @@ static int copy_differences(struct rebase *rb, uint64_t off, size_t len)
 	if ((r = read_layer(rb->old, rb->obuf, len, off)) < 0 ||
 	    (r = read_layer(rb->new, rb->nbuf, len, off)) < 0)
 		return cli_error("error while reading image data at offset "
-				 "%llu: %s", (unsigned long long)off,
-				 mimg_errmsg());
+				 "%llu: %s",
+				 (unsigned long long)off, mimg_errmsg());
 	size_t i = 0;
 	while (i < len) {
 		size_t step = len - i < REBASE_SECTOR ? len - i : REBASE_SECTOR;
@@ -200,7 +198,8 @@ static int open_new_backing(struct rebase *rb)
 	    a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
 		free(path);
 		return cli_error("Could not open new backing file '%s': it is "
-				 "the image itself", rb->new_name);
+				 "the image itself",
+				 rb->new_name);
 	}
 	int r = mimg_open(&rb->new, path, rb->new_fmt, rb->src_flags);
 	free(path);
@@ -220,7 +219,8 @@ static int run_rebase(struct rebase *rb)
 	/* Refuse before copying anything what would fail at the end. */
 	if (strcmp(mimg_format(rb->img), "qcow2") != 0)
 		return cli_error("Could not change the backing file to '%s': "
-				 "Operation not supported", rb->new_name);
+				 "Operation not supported",
+				 rb->new_name);
 	if (*rb->new_name && !rb->new_fmt)
 		return cli_error("Could not change the backing file to '%s': "
 				 "backing format must be specified",
@@ -233,13 +233,15 @@ static int run_rebase(struct rebase *rb)
 	}
 	if (mimg_set_backing(rb->img, rb->new_name, rb->new_fmt) < 0)
 		return cli_error("Could not change the backing file to '%s': "
-				 "%s", rb->new_name, mimg_errmsg());
+				 "%s",
+				 rb->new_name, mimg_errmsg());
 	return 0;
 }
 
 int cmd_rebase(int argc, char **argv)
 {
-	struct cli_args ca = {.cmd = "rebase", .help = rebase_help,
+	struct cli_args ca = {.cmd = "rebase",
+			      .help = rebase_help,
 			      .longopts = CLI_FORCE_SHARE | CLI_IMAGE_OPTS};
 	struct rebase rb = {.new_name = NULL};
 	char *path = NULL, *ifmt = NULL;
@@ -268,9 +270,10 @@ int cmd_rebase(int argc, char **argv)
 	rb.quiet = ca.quiet;
 	if (argc - optind != 1)
 		return cli_usage_error("rebase", "Expecting one image file "
-				       "name");
+						 "name");
 	if (!rb.unsafe && !rb.new_name)
-		return cli_usage_error("rebase", "Must specify backing file "
+		return cli_usage_error("rebase",
+				       "Must specify backing file "
 				       "(-b) or use unsafe mode (-u)");
 	if (!rb.new_name)
 		rb.new_name = "";

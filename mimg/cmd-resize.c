@@ -42,7 +42,8 @@ int cmd_resize(int argc, char **argv)
 		{"shrink", no_argument, NULL, OPT_SHRINK},
 		{NULL, 0, NULL, 0},
 	};
-	struct cli_args ca = {.cmd = "resize", .help = resize_help,
+	struct cli_args ca = {.cmd = "resize",
+			      .help = resize_help,
 			      .longopts = CLI_FORMAT | CLI_IMAGE_OPTS};
 	enum mimg_prealloc prealloc = MIMG_PREALLOC_OFF;
 	const char *arg;
@@ -71,7 +72,8 @@ int cmd_resize(int argc, char **argv)
 				}
 			if (!ok)
 				return cli_error("Invalid preallocation mode "
-						 "'%s'", optarg);
+						 "'%s'",
+						 optarg);
 			break;
 		}
 		}
@@ -80,7 +82,7 @@ int cmd_resize(int argc, char **argv)
 		return ca.status;
 	if (argc - optind != 1 || !arg)
 		return cli_usage_error("resize", "Expecting image file name "
-				       "and size");
+						 "and size");
 	if (*arg == '+' || *arg == '-')
 		sign = *arg++ == '+' ? 1 : -1;
 	if (mimg_parse_size(arg, &delta) < 0)
@@ -111,10 +113,11 @@ int cmd_resize(int argc, char **argv)
 		mimg_close(img);
 		cli_error("%s", err);
 		if (err == need_shrink)
-			cli_error("warning: Shrinking an image will delete all "
-				  "data beyond the shrunken image's end. Before "
-				  "performing such an operation, make sure there "
-				  "is no important data there.");
+			cli_error(
+				"warning: Shrinking an image will delete all "
+				"data beyond the shrunken image's end. Before "
+				"performing such an operation, make sure there "
+				"is no important data there.");
 		return EXIT_ERR;
 	}
 	if (size != cur && mimg_truncate(img, size, prealloc) < 0) {

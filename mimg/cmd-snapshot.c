@@ -59,16 +59,15 @@ static int run(struct mimg *img, enum action action, const char *name)
 {
 	int r;
 	switch (action) {
-	case NONE:
-		return EXIT_OK;
-	case LIST:
-		return list(img);
+	case NONE: return EXIT_OK;
+	case LIST: return list(img);
 	case CREATE:
 		if ((r = mimg_snapshot_create(img, name)) < 0) {
 			if (r != -ENOTSUP)
 				cli_error("%s", mimg_errmsg());
 			return cli_error("Could not create snapshot '%s': %d "
-					 "(%s)", name, r, strerror(-r));
+					 "(%s)",
+					 name, r, strerror(-r));
 		}
 		return EXIT_OK;
 	case APPLY:
@@ -79,16 +78,18 @@ static int run(struct mimg *img, enum action action, const char *name)
 		if (r < 0) {
 			if (r != -ENOENT)
 				cli_error("%s", mimg_errmsg());
-			return cli_error("Could not apply snapshot '%s': Failed "
-					 "to load snapshot: %s", name,
-					 strerror(-r));
+			return cli_error(
+				"Could not apply snapshot '%s': Failed "
+				"to load snapshot: %s",
+				name, strerror(-r));
 		}
 		return EXIT_OK;
 	case DELETE:
 		r = mimg_snapshot_delete(img, name);
 		if (r == -ENOENT || r == -ENOTSUP)
 			return cli_error("Could not delete snapshot '%s': "
-					 "snapshot not found", name);
+					 "snapshot not found",
+					 name);
 		if (r < 0)
 			return cli_error("Could not delete snapshot '%s': %s",
 					 name, mimg_errmsg());
@@ -106,11 +107,14 @@ static int set_action(enum action *cur, int opt, const char **namep,
 		int opt;
 		enum action action;
 	} actions[] = {
-		{ 'l', LIST }, { 'a', APPLY }, { 'c', CREATE }, { 'd', DELETE },
+		{'l', LIST},
+		{'a', APPLY},
+		{'c', CREATE},
+		{'d', DELETE},
 	};
 	if (*cur != NONE)
 		return cli_usage_error("snapshot", "Cannot mix '-l', '-a', "
-				       "'-c', '-d'");
+						   "'-c', '-d'");
 	for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++)
 		if (actions[i].opt == opt)
 			*cur = actions[i].action;
@@ -120,7 +124,8 @@ static int set_action(enum action *cur, int opt, const char **namep,
 
 int cmd_snapshot(int argc, char **argv)
 {
-	struct cli_args ca = {.cmd = "snapshot", .help = snapshot_help,
+	struct cli_args ca = {.cmd = "snapshot",
+			      .help = snapshot_help,
 			      .longopts = CLI_FORMAT | CLI_FORCE_SHARE |
 					  CLI_IMAGE_OPTS};
 	enum action action = NONE;
@@ -136,7 +141,7 @@ int cmd_snapshot(int argc, char **argv)
 		return ca.status;
 	if (optind != argc - 1)
 		return cli_usage_error("snapshot", "Expecting one image file "
-				       "name");
+						   "name");
 	int status;
 	if (ca.force_share && action != LIST) {
 		status = cli_error("Could not open '%s': force-share=on can "

@@ -102,8 +102,10 @@ int cli_bad_option(const char *cmd, int c, char **argv)
 	/* qemu-img's words, naming the argument getopt stopped in */
 	const char *arg = optind > 0 ? argv[optind - 1] : "";
 	if (c == ':')
-		return cli_usage_error(cmd, "missing argument for option "
-				       "'%s'", arg);
+		return cli_usage_error(cmd,
+				       "missing argument for option "
+				       "'%s'",
+				       arg);
 	return cli_usage_error(cmd, "unrecognized option '%s'", arg);
 }
 
@@ -141,7 +143,8 @@ static void usage(FILE *out)
 		"(powers of 1024).\n"
 		"Run '%s COMMAND --help' for a command's options.\n"
 		"Image names may carry a \"file:\" prefix; \"json:\" names "
-		"are refused.\n", cli_prog);
+		"are refused.\n",
+		cli_prog);
 }
 
 bool cli_cache_mode(const char *mode, unsigned *flags)
@@ -200,7 +203,8 @@ static bool normalize_image_names(int argc, char **argv)
 		} else if (strncmp(argv[i], "json:", 5) == 0) {
 			cli_error("Could not open '%s': json: pseudo-protocol "
 				  "image names are not supported; give the "
-				  "image's file name", argv[i]);
+				  "image's file name",
+				  argv[i]);
 			return false;
 		}
 	}
@@ -218,8 +222,8 @@ static void set_personality(const char *argv0)
 static void print_version(void)
 {
 	if (cli_qemu_personality())
-		printf("qemu-img version %s (mimg %s)\n",
-		       CLI_QEMU_IMG_VERSION, mimg_version());
+		printf("qemu-img version %s (mimg %s)\n", CLI_QEMU_IMG_VERSION,
+		       mimg_version());
 	else
 		printf("mimg version %s\n", mimg_version());
 	printf("Copyright (c) 2026 The mimg authors; BSD-2-Clause\n");

@@ -34,8 +34,8 @@ int cli_opts_help(const char *fmt, unsigned which)
 		printf("Supported options:\n");
 	else
 		printf("Supported %s options:\n", fmt);
-	for (size_t i = 0; r == 0; r = mimg_format_opt_info(fmt, which, ++i,
-							    &o))
+	for (size_t i = 0; r == 0;
+	     r = mimg_format_opt_info(fmt, which, ++i, &o))
 		print_opt(&o);
 	if (!(which & (MIMG_OPTS_AMEND | MIMG_OPTS_FILE)))
 		printf("\nThe protocol level may support further options.\n"

@@ -21,7 +21,7 @@
 
 #include "cli.h"
 
-static const int cleanup_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGPIPE };
+static const int cleanup_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGPIPE};
 #define NSIG_CLEANUP (sizeof(cleanup_signals) / sizeof(cleanup_signals[0]))
 
 /* The armed set, for the signal handler. */
@@ -154,8 +154,8 @@ static int add_created(struct cli_outfiles *o, char *path)
 		return 0;
 	}
 	char **nv = realloc(o->created, (o->n_created + 1) * sizeof(*nv));
-	struct cli_file_id *ni = realloc(o->ids, (o->n_created + 1) *
-					 sizeof(*ni));
+	struct cli_file_id *ni = realloc(o->ids,
+					 (o->n_created + 1) * sizeof(*ni));
 	if (nv)
 		o->created = nv;
 	if (ni)
@@ -192,8 +192,7 @@ static int find_created(struct cli_outfiles *o)
 	if (o->listed)
 		return 0;
 	o->listed = true;
-	if (!o->unknown &&
-	    list_names(o->dir, o->stem, &after, &n_after) == 0) {
+	if (!o->unknown && list_names(o->dir, o->stem, &after, &n_after) == 0) {
 		for (size_t i = 0; i < n_after && r == 0; i++)
 			if (!has_name(o->before, o->n_before, after[i]))
 				r = add_created(o, path_join(o->dir, after[i]));

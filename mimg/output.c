@@ -214,7 +214,8 @@ void cli_print_info_human(FILE *out, const struct mimg_value *info)
 	if (mimg_value_get(info, "actual-size"))
 		cli_format_size(dsize, sizeof(dsize),
 				get_u64(info, "actual-size"));
-	fprintf(out, "image: %s\nfile format: %s\n"
+	fprintf(out,
+		"image: %s\nfile format: %s\n"
 		"virtual size: %s (%" PRIu64 " bytes)\ndisk size: %s\n",
 		get_str(info, "filename"), get_str(info, "format"), vsize,
 		get_u64(info, "virtual-size"), dsize);

@@ -27,8 +27,7 @@ void cli_progress_cb(void *opaque, uint64_t done, uint64_t total)
 		return;
 	p->last_permille = permille;
 	int width = 40, filled = permille * width / 1000;
-	fprintf(stderr, "\r    (%3d.%d/100%%) [", permille / 10,
-		permille % 10);
+	fprintf(stderr, "\r    (%3d.%d/100%%) [", permille / 10, permille % 10);
 	for (int i = 0; i < width; i++)
 		fputc(i < filled ? '#' : ' ', stderr);
 	fputc(']', stderr);

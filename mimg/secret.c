@@ -45,11 +45,16 @@ static void wipe_secrets(void)
 
 static int b64_value(int c)
 {
-	if (c >= 'A' && c <= 'Z') return c - 'A';
-	if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-	if (c >= '0' && c <= '9') return c - '0' + 52;
-	if (c == '+') return 62;
-	if (c == '/') return 63;
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
 	return -1;
 }
 
@@ -81,15 +86,15 @@ static long b64_decode(unsigned char *text, size_t len)
 	return (long)out;
 }
 
-static int read_secret_file(const char *path, unsigned char **data,
-			    size_t *len)
+static int read_secret_file(const char *path, unsigned char **data, size_t *len)
 {
 	FILE *f = fopen(path, "rb");
 	unsigned char *buf;
 	size_t n;
 	if (!f)
 		return cli_error("Unable to read %s: %s", path,
-				 strerror(errno)), -1;
+				 strerror(errno)),
+		       -1;
 	if (!(buf = malloc(MAX_SECRET_FILE + 1))) {
 		fclose(f);
 		return cli_error("out of memory"), -1;
@@ -99,8 +104,9 @@ static int read_secret_file(const char *path, unsigned char **data,
 	if (n > MAX_SECRET_FILE) {
 		explicit_bzero(buf, n);
 		free(buf);
-		return cli_error("Secret file %s is larger than %u bytes",
-				 path, MAX_SECRET_FILE), -1;
+		return cli_error("Secret file %s is larger than %u bytes", path,
+				 MAX_SECRET_FILE),
+		       -1;
 	}
 	*data = buf;
 	*len = n;
@@ -131,17 +137,18 @@ int cli_object_add(const char *spec)
 	}
 	if (strncmp(spec, "secret,", 7) != 0)
 		return cli_error("--object: only 'secret' objects are "
-				 "supported"), -1;
+				 "supported"),
+		       -1;
 	if ((n = mimg_opts_parse(spec + 7, &opts)) < 0)
 		return cli_error("--object: %s", mimg_errmsg()), -1;
 	for (int i = 0; i < n; i++) {
 		const char *k = opts[i].key, *v = opts[i].value;
-		char **slot = strcmp(k, "id") == 0 ? &id
-			      : strcmp(k, "data") == 0 ? &data
-			      : strcmp(k, "file") == 0 ? &file
-			      : strcmp(k, "format") == 0 ? &format
+		char **slot = strcmp(k, "id") == 0		   ? &id
+			      : strcmp(k, "data") == 0		   ? &data
+			      : strcmp(k, "file") == 0		   ? &file
+			      : strcmp(k, "format") == 0	   ? &format
 			      : strcmp(k, "max-pbkdf2-iters") == 0 ? &iters
-								  : NULL;
+								   : NULL;
 		if (!slot) {
 			cli_error("--object secret: unknown property '%s'", k);
 			goto out;
@@ -161,7 +168,8 @@ int cli_object_add(const char *spec)
 	if (format && strcmp(format, "raw") != 0 &&
 	    strcmp(format, "base64") != 0) {
 		cli_error("--object secret: Invalid parameter '%s' for "
-			  "format", format);
+			  "format",
+			  format);
 		goto out;
 	}
 	if (iters) {
@@ -170,14 +178,16 @@ int cli_object_add(const char *spec)
 		s.max_iters = strtoull(iters, &end, 10);
 		if (errno || end == iters || *end || s.max_iters == 0) {
 			cli_error("--object secret: Invalid parameter '%s' "
-				  "for max-pbkdf2-iters", iters);
+				  "for max-pbkdf2-iters",
+				  iters);
 			goto out;
 		}
 	}
 	for (int i = 0; i < nsecrets; i++)
 		if (strcmp(secrets[i].id, id) == 0) {
 			cli_error("attempt to add duplicate property '%s' to "
-				  "object", id);
+				  "object",
+				  id);
 			goto out;
 		}
 	if (nsecrets == MAX_SECRETS) {
@@ -195,7 +205,8 @@ int cli_object_add(const char *spec)
 		long dn = b64_decode(s.data, s.len);
 		if (dn < 0) {
 			cli_error("--object secret '%s': the data is not "
-				  "valid base64", id);
+				  "valid base64",
+				  id);
 			goto out;
 		}
 		s.len = (size_t)dn;
@@ -273,9 +284,8 @@ static int open_secret(const char *id, struct mimg_secret *out, bool *have)
 	return 0;
 }
 
-static int open_image(struct mimg **imgp, const char *path,
-		      const char *format, unsigned flags, const char *id,
-		      bool header_only)
+static int open_image(struct mimg **imgp, const char *path, const char *format,
+		      unsigned flags, const char *id, bool header_only)
 {
 	struct mimg_secret sec;
 	bool have;
@@ -289,8 +299,10 @@ static int open_image(struct mimg **imgp, const char *path,
 		return r;
 	/* Fail before any work (a convert would create its target first),
 	 * as qemu-img does. */
-	snprintf(own_error, sizeof(own_error), "%s: Parameter 'key-secret' "
-		 "is required for cipher (give --object secret,...)", path);
+	snprintf(own_error, sizeof(own_error),
+		 "%s: Parameter 'key-secret' "
+		 "is required for cipher (give --object secret,...)",
+		 path);
 	mimg_close(*imgp);
 	*imgp = NULL;
 	return -EACCES;
@@ -334,8 +346,10 @@ int cli_create(const char *path, const char *format, uint64_t size,
 	const struct cli_secret *s = find_secret(id);
 	if (!s)
 		return no_secret(id);
-	struct mimg_secret sec = {.size = sizeof(sec), .data = s->data,
-				  .len = s->len, .max_pbkdf2_iters = s->max_iters};
+	struct mimg_secret sec = {.size = sizeof(sec),
+				  .data = s->data,
+				  .len = s->len,
+				  .max_pbkdf2_iters = s->max_iters};
 	return mimg_create_secret(path, format, size, opts, nopts, &sec);
 }
 
@@ -355,10 +369,13 @@ static int parse_image_opts(const char *spec, char **pathp, char **formatp)
 		const char *k = opts[i].key, *v = opts[i].value;
 		char **slot = strcmp(k, "driver") == 0 ? formatp
 			      : strcmp(k, "file.filename") == 0 ||
-					strcmp(k, "filename") == 0 ? pathp
+					      strcmp(k, "filename") == 0
+				      ? pathp
 			      : strcmp(k, "key-secret") == 0 ||
-					strcmp(k, "encrypt.key-secret") == 0
-				      ? &chosen_id : NULL;
+					      strcmp(k, "encrypt.key-secret") ==
+						      0
+				      ? &chosen_id
+				      : NULL;
 		if (!slot) {
 			snprintf(own_error, sizeof(own_error),
 				 "--image-opts: unsupported option '%s'", k);
@@ -392,8 +409,8 @@ int cli_image_opts(const char *spec, char **pathp, char **formatp)
 	return 0;
 }
 
-int cli_open_arg(struct mimg **imgp, const struct cli_args *a,
-		 const char *arg, unsigned flags)
+int cli_open_arg(struct mimg **imgp, const struct cli_args *a, const char *arg,
+		 unsigned flags)
 {
 	char *path, *format;
 	*imgp = NULL;

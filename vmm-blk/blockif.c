@@ -392,9 +392,8 @@ static ssize_t transfer(struct blockif_ctxt *bc, struct iovec *iov, int cnt,
  * from at or past the end transfers nothing, a write from past the end
  * is EIO.
  */
-static int transfer_span(struct blockif_ctxt *bc, bool write,
-			 struct iovec *iov, int cnt, uint64_t off,
-			 uint64_t len, uint64_t *moved)
+static int transfer_span(struct blockif_ctxt *bc, bool write, struct iovec *iov,
+			 int cnt, uint64_t off, uint64_t len, uint64_t *moved)
 {
 	uint64_t size = disk_size(bc);
 	ssize_t n;
@@ -440,7 +439,8 @@ static int perform_part(struct blockif_ctxt *bc, struct blockif_elem *be,
 	return transfer_span(bc, be->op == BOP_WRITE, req_iov(be->req) + first,
 			     be->part_iov[part + 1] - first,
 			     be->start + be->part_off[part],
-			     be->part_off[part + 1] - be->part_off[part], moved);
+			     be->part_off[part + 1] - be->part_off[part],
+			     moved);
 }
 
 /* Delete or zero [br_offset, br_offset + br_resid), cut at the end. */
@@ -461,7 +461,8 @@ static int perform_range(struct blockif_ctxt *bc, struct blockif_elem *be)
 		return EINVAL;
 	if (be->start < end) {
 		if (be->op == BOP_DELETE)
-			r = mimg_discard(bc->img, be->start, end - be->start, 0);
+			r = mimg_discard(bc->img, be->start, end - be->start,
+					 0);
 		else
 			r = mimg_pwrite_zeroes(bc->img, be->start,
 					       end - be->start,
@@ -478,22 +479,18 @@ static int perform_range(struct blockif_ctxt *bc, struct blockif_elem *be)
 static int perform(struct blockif_ctxt *bc, struct blockif_elem *be)
 {
 	switch (be->op) {
-	case BOP_FLUSH:
-		return errno_of(mimg_flush(bc->img));
+	case BOP_FLUSH: return errno_of(mimg_flush(bc->img));
 	case BOP_READ:
-	case BOP_WRITE:
-		return perform_rw(bc, be);
+	case BOP_WRITE: return perform_rw(bc, be);
 	case BOP_DELETE:
-	case BOP_ZEROES:
-		return perform_range(bc, be);
+	case BOP_ZEROES: return perform_range(bc, be);
 	}
 	return EINVAL;
 }
 
 /* Perform part PART of BE; after its last part, call its callback and
  * free it.  Called with the mutex held, which is dropped meanwhile. */
-static void run_elem(struct blockif_ctxt *bc, struct blockif_elem *be,
-		     int part)
+static void run_elem(struct blockif_ctxt *bc, struct blockif_elem *be, int part)
 {
 	struct blockif_req *br = be->req;
 	uint64_t moved = 0;
@@ -573,7 +570,7 @@ int blockif_start(struct blockif_ctxt *bc)
 	}
 	/* Parts run in parallel only with CPUs to run them on. */
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	bc->maxparts = ncpu < 1 ? 1
+	bc->maxparts = ncpu < 1			  ? 1
 		       : ncpu < BLOCKIF_MAX_PARTS ? (int)ncpu
 						  : BLOCKIF_MAX_PARTS;
 	cluster = mimg_cluster_size(bc->img);

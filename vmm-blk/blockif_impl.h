@@ -53,8 +53,8 @@ struct blockif_elem {
 	 * request.  Parts are taken in order; the request stays at the head
 	 * of the ready FIFO until its last part is taken. */
 	int nparts, next_part, parts_left;
-	int part_err;	     /* first error of a part */
-	uint64_t moved;	     /* bytes the finished parts transferred */
+	int part_err;	/* first error of a part */
+	uint64_t moved; /* bytes the finished parts transferred */
 	int part_iov[BLOCKIF_MAX_PARTS + 1];
 	uint64_t part_off[BLOCKIF_MAX_PARTS + 1];
 	/* All unfinished requests in submission order. */
@@ -82,13 +82,13 @@ struct blockif_ctxt {
 	pthread_cond_t work_cond; /* ready work or closing */
 	pthread_cond_t done_cond; /* some request finished */
 	bool closing;
-	bool paused;  /* blockif_pause: workers start nothing */
-	int nbusy;    /* requests (parts) being performed */
+	bool paused; /* blockif_pause: workers start nothing */
+	int nbusy;   /* requests (parts) being performed */
 	struct blockif_elem *active_head, *active_tail;
 	struct blockif_elem *ready_head, *ready_tail;
 	struct blockif_elem *free_list;
 	int nthreads;
-	int maxparts; /* parts a request may be cut into (plan_parts) */
+	int maxparts;	     /* parts a request may be cut into (plan_parts) */
 	bool split_reads;    /* reads are cut too (nocache) */
 	uint64_t part_align; /* parts start on multiples of this, or 1 */
 	pthread_t threads[BLOCKIF_NUMTHR];
@@ -106,7 +106,7 @@ struct blockif_opts {
 	const char *keyfile;
 	int sectsz, psectsz; /* 0: defaults */
 	bool has_bootindex;
-	int bootindex;	     /* with has_bootindex; negative: none */
+	int bootindex; /* with has_bootindex; negative: none */
 };
 
 /* blockif_open with the options already parsed (for callers that have

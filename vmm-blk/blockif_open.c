@@ -74,8 +74,10 @@ int blockif_parse_sectorsize(const char *val, struct blockif_opts *o,
 		return 0;
 	}
 	if (!is_pow2(l) || !is_pow2(p) || l < 512 || l > p) {
-		blockif_warn(ident, "invalid sector size %d/%d (powers of two, "
-			     "512 <= logical <= physical)", l, p);
+		blockif_warn(ident,
+			     "invalid sector size %d/%d (powers of two, "
+			     "512 <= logical <= physical)",
+			     l, p);
 		return -1;
 	}
 	o->sectsz = l;
@@ -195,7 +197,8 @@ fail:
 static int open_with_key(struct mimg **imgp, const struct blockif_opts *o,
 			 unsigned flags, const uint8_t *key, size_t keylen)
 {
-	struct mimg_secret sec = {.size = sizeof(sec), .data = key,
+	struct mimg_secret sec = {.size = sizeof(sec),
+				  .data = key,
 				  .len = keylen};
 	return mimg_open_secret(imgp, o->path, o->format, flags,
 				key ? &sec : NULL);
@@ -266,8 +269,10 @@ static struct mimg *open_image(struct blockif_opts *o, const char *ident)
 
 	if (r == 0 && mimg_needs_secret(img)) {
 		/* It could be described but not served. */
-		blockif_warn(ident, "%s is encrypted: give keyfile=PATH with "
-			     "its passphrase", o->path);
+		blockif_warn(ident,
+			     "%s is encrypted: give keyfile=PATH with "
+			     "its passphrase",
+			     o->path);
 		mimg_close(img);
 		errno = EACCES;
 		return NULL;
@@ -336,8 +341,7 @@ struct blockif_ctxt *blockif_open_opts(struct blockif_opts *o,
 	return bc;
 }
 
-struct blockif_ctxt *blockif_open_optstr(const char *optstr,
-					 const char *ident)
+struct blockif_ctxt *blockif_open_optstr(const char *optstr, const char *ident)
 {
 	struct blockif_opts o = {.sectsz = 0};
 	struct blockif_ctxt *bc;

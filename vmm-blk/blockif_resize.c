@@ -96,7 +96,8 @@ static void *watch_main(void *arg)
 		    (uint64_t)st.st_size != blockif_disk_size(bc))
 			cb = set_size(bc, (uint64_t)st.st_size, &cb_arg, &err);
 		if (err) {
-			blockif_warn(bc->ident, "following the resized file: %s",
+			blockif_warn(bc->ident,
+				     "following the resized file: %s",
 				     mimg_errmsg());
 			failed = st.st_size;
 		}

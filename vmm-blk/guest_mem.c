@@ -22,8 +22,7 @@ static const struct vblk_mem_region *find_region(const struct vblk_mem *mem,
 	return NULL;
 }
 
-void *vblk_mem_translate(const struct vblk_mem *mem, uint64_t gpa,
-			 uint64_t len)
+void *vblk_mem_translate(const struct vblk_mem *mem, uint64_t gpa, uint64_t len)
 {
 	const struct vblk_mem_region *r = find_region(mem, gpa);
 	uint64_t off;

@@ -68,7 +68,8 @@ void vqi_unmark(uint8_t *reg, uint16_t head)
 
 void vqi_used_begin(uint8_t *reg, uint16_t head)
 {
-	store_u16(desc_at(reg, head) + DESC_NEXT, load_u16(reg + OFF_LAST_BATCH));
+	store_u16(desc_at(reg, head) + DESC_NEXT,
+		  load_u16(reg + OFF_LAST_BATCH));
 	store_u16(reg + OFF_LAST_BATCH, head);
 }
 
@@ -81,8 +82,7 @@ void vqi_used_end(uint8_t *reg, uint16_t head, uint16_t used_idx)
 
 /* The used ring moved past the region's used_idx: the process died
  * between publishing a batch and clearing its entries.  Clear them. */
-static void settle_last_batch(uint8_t *reg, unsigned qsize,
-			      uint16_t ring_used)
+static void settle_last_batch(uint8_t *reg, unsigned qsize, uint16_t ring_used)
 {
 	uint16_t n = (uint16_t)(ring_used - load_u16(reg + OFF_USED_IDX));
 	uint16_t head = load_u16(reg + OFF_LAST_BATCH);

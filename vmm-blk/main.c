@@ -107,8 +107,16 @@ static int parse_uint(const char *s, unsigned max, unsigned *out)
 /* Returns -1 to exit 0 (help, capabilities), 1 on a usage error, else 0. */
 static int parse_args(int argc, char **argv, struct options *o)
 {
-	enum { OPT_FD = 256, OPT_SERIAL, OPT_NQ, OPT_BLK, OPT_CAPS,
-	       OPT_UNTRUSTED, OPT_CONTROL, OPT_KEYFILE };
+	enum {
+		OPT_FD = 256,
+		OPT_SERIAL,
+		OPT_NQ,
+		OPT_BLK,
+		OPT_CAPS,
+		OPT_UNTRUSTED,
+		OPT_CONTROL,
+		OPT_KEYFILE
+	};
 	static const struct option longopts[] = {
 		{"socket", required_argument, NULL, 's'},
 		{"socket-path", required_argument, NULL, 's'},
@@ -142,9 +150,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 	while ((c = getopt_long(argc, argv, "s:f:rvhV", longopts, NULL)) !=
 	       -1) {
 		switch (c) {
-		case 's':
-			o->socket_path = optarg;
-			break;
+		case 's': o->socket_path = optarg; break;
 		case OPT_FD:
 			if (parse_uint(optarg, INT_MAX, &v) < 0) {
 				fprintf(stderr, "vmm-blk: invalid --fd '%s'\n",
@@ -153,15 +159,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 			}
 			o->fd = (int)v;
 			break;
-		case OPT_CONTROL:
-			o->control_path = optarg;
-			break;
-		case 'f':
-			o->format = optarg;
-			break;
-		case 'r':
-			o->read_only = true;
-			break;
+		case OPT_CONTROL: o->control_path = optarg; break;
+		case 'f': o->format = optarg; break;
+		case 'r': o->read_only = true; break;
 		case OPT_SERIAL:
 			if (strlen(optarg) > VBLK_ID_BYTES) {
 				fprintf(stderr,
@@ -183,33 +183,22 @@ static int parse_args(int argc, char **argv, struct options *o)
 			}
 			o->num_queues = v;
 			break;
-		case OPT_BLK:
-			o->image = optarg;
-			break;
-		case OPT_UNTRUSTED:
-			o->untrusted = true;
-			break;
-		case OPT_KEYFILE:
-			o->key_file = optarg;
-			break;
-		case 'v':
-			o->verbose = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return -1;
+		case OPT_BLK: o->image = optarg; break;
+		case OPT_UNTRUSTED: o->untrusted = true; break;
+		case OPT_KEYFILE: o->key_file = optarg; break;
+		case 'v': o->verbose = true; break;
+		case 'h': usage(stdout); return -1;
 		case 'V':
 			printf("vmm-blk %s (libmimg %s)\n", MIMG_VERSION_STRING,
 			       mimg_version());
 			return -1;
-		default:
-			usage(stderr);
-			return 1;
+		default: usage(stderr); return 1;
 		}
 	}
 	if (optind < argc) {
 		if (o->image || optind + 1 < argc) {
-			fprintf(stderr, "vmm-blk: exactly one image expected\n");
+			fprintf(stderr,
+				"vmm-blk: exactly one image expected\n");
 			return 1;
 		}
 		o->image = argv[optind];
@@ -272,8 +261,7 @@ static int signal_ready(void *opaque)
 	return 0;
 }
 
-static int serve(const struct options *o, struct vmmblk_daemon *d,
-		 int sig_fd)
+static int serve(const struct options *o, struct vmmblk_daemon *d, int sig_fd)
 {
 	struct vu_server *srv = malloc(sizeof(*srv));
 	struct signal_watch sw = {d, sig_fd};

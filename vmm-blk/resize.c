@@ -15,8 +15,7 @@
 
 /* blockif_resize() changes the image and the size blockif serves with
  * no request running. */
-static int serve_size(struct blockif_ctxt *bc, uint64_t size,
-		      const char **why)
+static int serve_size(struct blockif_ctxt *bc, uint64_t size, const char **why)
 {
 	int err = blockif_resize(bc, (off_t)size);
 	if (err)

@@ -64,10 +64,10 @@ enum vu_backend_request {
 #define VU_PF_INFLIGHT_SHMFD 12
 #define VU_PF_RESET_DEVICE 13
 #define VU_PF_STATUS 16
-#define VU_PROTOCOL_FEATURES                                              \
-	(1ull << VU_PF_MQ | 1ull << VU_PF_REPLY_ACK |                      \
-	 1ull << VU_PF_BACKEND_REQ | 1ull << VU_PF_CONFIG |                \
-	 1ull << VU_PF_INFLIGHT_SHMFD | 1ull << VU_PF_RESET_DEVICE |        \
+#define VU_PROTOCOL_FEATURES                                                   \
+	(1ull << VU_PF_MQ | 1ull << VU_PF_REPLY_ACK |                          \
+	 1ull << VU_PF_BACKEND_REQ | 1ull << VU_PF_CONFIG |                    \
+	 1ull << VU_PF_INFLIGHT_SHMFD | 1ull << VU_PF_RESET_DEVICE |           \
 	 1ull << VU_PF_STATUS)
 /* virtio device status: the device needs a reset (a queue broke). */
 #define VU_STATUS_NEEDS_RESET 0x40u
@@ -283,8 +283,7 @@ static int send_reply(struct vu_server *s, const struct vu_msg *req,
 	return send_reply_fd(s, req, payload, size, -1);
 }
 
-static int reply_u64(struct vu_server *s, const struct vu_msg *req,
-		     uint64_t v)
+static int reply_u64(struct vu_server *s, const struct vu_msg *req, uint64_t v)
 {
 	return send_reply(s, req, &v, sizeof(v));
 }
@@ -370,8 +369,9 @@ static void *inflight_region(struct vu_server *s, const struct vu_queue *q)
 	if (!in->map || q->index >= in->nqueues)
 		return NULL;
 	if (q->size != in->qsize) {
-		vu_log(s, "queue %u: %u entries, the inflight area is for %u; "
-			  "its requests are not tracked",
+		vu_log(s,
+		       "queue %u: %u entries, the inflight area is for %u; "
+		       "its requests are not tracked",
 		       q->index, q->size, in->qsize);
 		return NULL;
 	}
@@ -388,8 +388,8 @@ static int start_queue(struct vu_server *s, struct vu_queue *q)
 		return 0;
 	ring.size = q->size;
 	ring.desc = uva_to_host(s, q->desc_uva, vblk_vring_desc_bytes(q->size));
-	ring.avail =
-		uva_to_host(s, q->avail_uva, vblk_vring_avail_bytes(q->size));
+	ring.avail = uva_to_host(s, q->avail_uva,
+				 vblk_vring_avail_bytes(q->size));
 	ring.used = uva_to_host(s, q->used_uva, vblk_vring_used_bytes(q->size));
 	if (!ring.desc || !ring.avail || !ring.used) {
 		vu_log(s, "queue %u: ring addresses outside the memory table",
@@ -397,8 +397,8 @@ static int start_queue(struct vu_server *s, struct vu_queue *q)
 		return -EFAULT;
 	}
 	vblk_queue_set_inflight(s->dev, q->index, inflight_region(s, q));
-	int r = vblk_queue_start(s->dev, q->index, &ring, q->base,
-				 notify_call, q);
+	int r = vblk_queue_start(s->dev, q->index, &ring, q->base, notify_call,
+				 q);
 	if (r < 0) {
 		vu_log(s, "queue %u: cannot start: %s", q->index, strerror(-r));
 		return r;
@@ -406,8 +406,9 @@ static int start_queue(struct vu_server *s, struct vu_queue *q)
 	q->running = true;
 	q->reported = false;
 	if (vblk_queue_retaken(s->dev, q->index))
-		vu_log(s, "queue %u: resubmitting %u requests left in flight "
-			  "by the previous back-end",
+		vu_log(s,
+		       "queue %u: resubmitting %u requests left in flight "
+		       "by the previous back-end",
 		       q->index, vblk_queue_retaken(s->dev, q->index));
 	if (s->config_pending)
 		notify_config_change(s);
@@ -458,8 +459,9 @@ static int set_mem_table(struct vu_server *s, struct vu_msg *m)
 	memcpy(&n, m->payload, 4);
 	if (n == 0 || n > VU_MAX_REGIONS || m->size != 8 + 32 * n ||
 	    m->nfds != n) {
-		vu_log(s, "SET_MEM_TABLE: %u regions with %u descriptors in "
-			  "%u bytes",
+		vu_log(s,
+		       "SET_MEM_TABLE: %u regions with %u descriptors in "
+		       "%u bytes",
 		       n, m->nfds, m->size);
 		return -EINVAL;
 	}
@@ -503,8 +505,9 @@ static int set_mem_table(struct vu_server *s, struct vu_msg *m)
 			      MAP_SHARED, m->fds[i], 0);
 		if (r->map == MAP_FAILED) {
 			err = -errno;
-			vu_log(s, "SET_MEM_TABLE: cannot map region %u (%zu "
-				  "bytes): %s",
+			vu_log(s,
+			       "SET_MEM_TABLE: cannot map region %u (%zu "
+			       "bytes): %s",
 			       i, r->map_len, strerror(errno));
 			break;
 		}
@@ -575,9 +578,7 @@ static int set_vring_fd(struct vu_server *s, struct vu_msg *m)
 			return -ENOTSUP;
 		}
 		return start_queue(s, q);
-	case VU_SET_VRING_CALL:
-		set_call_fd(q, fd);
-		return 0;
+	case VU_SET_VRING_CALL: set_call_fd(q, fd); return 0;
 	default: /* SET_VRING_ERR: errors are reported on stderr instead */
 		if (fd >= 0)
 			close(fd);
@@ -649,16 +650,16 @@ static int get_inflight_fd(struct vu_server *s, struct vu_msg *m)
 
 	need = inflight_desc(s, m, &size, &offset, &nq, &qsize);
 	if (need == 0)
-		vu_log(s, "GET_INFLIGHT_FD: %u queues of %u entries are not "
-			  "supported",
+		vu_log(s,
+		       "GET_INFLIGHT_FD: %u queues of %u entries are not "
+		       "supported",
 		       nq, qsize);
 	else
 		fd = memfd_create("vmm-blk-inflight",
 				  MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (fd >= 0 &&
-	    (ftruncate(fd, (off_t)need) < 0 ||
-	     fcntl(fd, F_ADD_SEALS,
-		   F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)) {
+	if (fd >= 0 && (ftruncate(fd, (off_t)need) < 0 ||
+			fcntl(fd, F_ADD_SEALS,
+			      F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)) {
 		vu_log(s, "GET_INFLIGHT_FD: %s", strerror(errno));
 		close(fd);
 		fd = -1;
@@ -689,10 +690,11 @@ static int set_inflight_fd(struct vu_server *s, struct vu_msg *m)
 	if (fd < 0 || need == 0 || size < need || offset % 64 ||
 	    offset > SIZE_MAX - size || fstat(fd, &st) < 0 ||
 	    (S_ISREG(st.st_mode) && (uint64_t)st.st_size < offset + size)) {
-		vu_log(s, "SET_INFLIGHT_FD: unusable area (%llu bytes at %llu "
-			  "for %u queues of %u entries)",
-		       (unsigned long long)size, (unsigned long long)offset,
-		       nq, qsize);
+		vu_log(s,
+		       "SET_INFLIGHT_FD: unusable area (%llu bytes at %llu "
+		       "for %u queues of %u entries)",
+		       (unsigned long long)size, (unsigned long long)offset, nq,
+		       qsize);
 		if (fd >= 0)
 			close(fd);
 		return -EINVAL;
@@ -789,8 +791,8 @@ static void notify_config_change(struct vu_server *s)
 	if (s->backend_fd < 0 ||
 	    !(s->protocol_features & (1ull << VU_PF_CONFIG)))
 		return;
-	r = send_msg(s->backend_fd, VU_BACKEND_CONFIG_CHANGE, VU_VERSION,
-		     NULL, 0, -1, MSG_DONTWAIT);
+	r = send_msg(s->backend_fd, VU_BACKEND_CONFIG_CHANGE, VU_VERSION, NULL,
+		     0, -1, MSG_DONTWAIT);
 	if (r < 0)
 		vu_log(s, "cannot send the config change message: %s",
 		       strerror(-r));
@@ -840,7 +842,8 @@ static int dispatch(struct vu_server *s, struct vu_msg *m, bool *replied)
 			return -EINVAL;
 		s->features = payload_u64(m);
 		return vblk_dev_set_features(
-			s->dev, s->features & ~(1ull << VU_F_PROTOCOL_FEATURES));
+			s->dev,
+			s->features & ~(1ull << VU_F_PROTOCOL_FEATURES));
 	case VU_GET_PROTOCOL_FEATURES:
 		*replied = true;
 		return reply_u64(s, m, VU_PROTOCOL_FEATURES);
@@ -849,8 +852,7 @@ static int dispatch(struct vu_server *s, struct vu_msg *m, bool *replied)
 			return -EINVAL;
 		s->protocol_features = payload_u64(m) & VU_PROTOCOL_FEATURES;
 		return 0;
-	case VU_SET_OWNER:
-		return 0;
+	case VU_SET_OWNER: return 0;
 	case VU_RESET_OWNER:
 		/* Deprecated; the spec suggests disabling all rings. */
 		for (unsigned i = 0; i < s->nqueues; i++)
@@ -859,8 +861,7 @@ static int dispatch(struct vu_server *s, struct vu_msg *m, bool *replied)
 	case VU_GET_QUEUE_NUM:
 		*replied = true;
 		return reply_u64(s, m, s->nqueues);
-	case VU_SET_MEM_TABLE:
-		return set_mem_table(s, m);
+	case VU_SET_MEM_TABLE: return set_mem_table(s, m);
 	case VU_SET_VRING_NUM:
 	case VU_SET_VRING_BASE:
 	case VU_SET_VRING_ENABLE:
@@ -900,28 +901,18 @@ static int dispatch(struct vu_server *s, struct vu_msg *m, bool *replied)
 			return send_reply(s, m, out, sizeof(out));
 		}
 		return 0;
-	case VU_SET_VRING_ADDR:
-		return set_vring_addr(s, m);
+	case VU_SET_VRING_ADDR: return set_vring_addr(s, m);
 	case VU_SET_VRING_KICK:
 	case VU_SET_VRING_CALL:
-	case VU_SET_VRING_ERR:
-		return set_vring_fd(s, m);
-	case VU_GET_CONFIG:
-		*replied = true;
-		return get_config(s, m);
+	case VU_SET_VRING_ERR: return set_vring_fd(s, m);
+	case VU_GET_CONFIG: *replied = true; return get_config(s, m);
 	case VU_SET_CONFIG:
 		/* No writable fields (no CONFIG_WCE). */
 		return -EPERM;
-	case VU_SET_SLAVE_REQ_FD:
-		return set_backend_fd(s, m);
-	case VU_GET_INFLIGHT_FD:
-		*replied = true;
-		return get_inflight_fd(s, m);
-	case VU_SET_INFLIGHT_FD:
-		return set_inflight_fd(s, m);
-	case VU_RESET_DEVICE:
-		reset_device(s);
-		return 0;
+	case VU_SET_SLAVE_REQ_FD: return set_backend_fd(s, m);
+	case VU_GET_INFLIGHT_FD: *replied = true; return get_inflight_fd(s, m);
+	case VU_SET_INFLIGHT_FD: return set_inflight_fd(s, m);
+	case VU_RESET_DEVICE: reset_device(s); return 0;
 	case VU_SET_STATUS:
 		if (m->size < 8 || payload_u64(m) > UINT8_MAX)
 			return -EINVAL;
@@ -1023,8 +1014,7 @@ static int accept_frontend(struct vu_server *s, int lfd)
 	int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 
 	if (c < 0) {
-		if (errno == EINTR || errno == EAGAIN ||
-		    errno == ECONNABORTED)
+		if (errno == EINTR || errno == EAGAIN || errno == ECONNABORTED)
 			return 0;
 		int err = errno;
 

@@ -19,8 +19,8 @@
 
 struct vu_region {
 	uint64_t gpa, size, uva, mmap_offset;
-	void *map;	 /* mmap'ed from offset 0 */
-	size_t map_len;	 /* size + mmap_offset */
+	void *map;	/* mmap'ed from offset 0 */
+	size_t map_len; /* size + mmap_offset */
 };
 
 struct vu_queue {
@@ -31,16 +31,16 @@ struct vu_queue {
 	bool addr_set;
 	uint16_t base;
 	int kick_fd;
-	bool enabled; /* SET_VRING_ENABLE */
-	bool running; /* started in the engine */
-	bool reported;	/* the queue's failure was logged */
+	bool enabled;  /* SET_VRING_ENABLE */
+	bool running;  /* started in the engine */
+	bool reported; /* the queue's failure was logged */
 	pthread_mutex_t call_lock;
 	int call_fd;
 };
 
 /* The inflight area (VHOST_USER_SET_INFLIGHT_FD): one region per queue. */
 struct vu_inflight {
-	void *map;	/* mmap'ed from offset 0, or NULL */
+	void *map; /* mmap'ed from offset 0, or NULL */
 	size_t map_len;
 	uint8_t *base; /* queue 0's region */
 	unsigned nqueues, qsize;

@@ -28,8 +28,8 @@ struct vblk_req {
 	uint8_t *status;
 	uint32_t used_len; /* bytes written to the driver on success */
 	uint16_t head;
-	bool busy;	   /* between vq_pop and the used ring (atomic) */
-	bool counted;	   /* holds one of blockif's queue slots */
+	bool busy;    /* between vq_pop and the used ring (atomic) */
+	bool counted; /* holds one of blockif's queue slots */
 };
 
 struct vblk_queue {
@@ -240,8 +240,7 @@ unsigned vblk_dev_num_queues(const struct vblk_dev *d)
 	return d->nqueues;
 }
 
-int vblk_dev_config(const struct vblk_dev *d, void *buf, size_t off,
-		    size_t len)
+int vblk_dev_config(const struct vblk_dev *d, void *buf, size_t off, size_t len)
 {
 	if (off > 256 || len > 256 - off)
 		return -EINVAL;
@@ -386,8 +385,8 @@ static void req_done(struct blockif_req *br, int err)
 
 /* Copy LEN bytes starting OFF bytes into IOV into BUF; false when the
  * segments hold fewer. */
-static bool iov_read(const struct iovec *iov, unsigned n, size_t off,
-		     void *buf, size_t len)
+static bool iov_read(const struct iovec *iov, unsigned n, size_t off, void *buf,
+		     size_t len)
 {
 	uint8_t *out = buf;
 
@@ -446,8 +445,14 @@ static bool range_ok(const struct vblk_dev *d, uint64_t sector, uint64_t len)
 	       len % d->sectsz == 0;
 }
 
-enum submit_op { SUBMIT_READ, SUBMIT_WRITE, SUBMIT_FLUSH, SUBMIT_DELETE,
-		 SUBMIT_ZEROES, SUBMIT_ZEROES_UNMAP };
+enum submit_op {
+	SUBMIT_READ,
+	SUBMIT_WRITE,
+	SUBMIT_FLUSH,
+	SUBMIT_DELETE,
+	SUBMIT_ZEROES,
+	SUBMIT_ZEROES_UNMAP
+};
 
 /* Hand R to blockif.  -EAGAIN when blockif is full (R is untouched). */
 static int submit(struct vblk_req *r, enum submit_op op)
@@ -466,12 +471,8 @@ static int submit(struct vblk_req *r, enum submit_op op)
 		err = r->q->here ? blockif_write_here(d->bc, &r->br)
 				 : blockif_write(d->bc, &r->br);
 		break;
-	case SUBMIT_FLUSH:
-		err = blockif_flush(d->bc, &r->br);
-		break;
-	case SUBMIT_DELETE:
-		err = blockif_delete(d->bc, &r->br);
-		break;
+	case SUBMIT_FLUSH: err = blockif_flush(d->bc, &r->br); break;
+	case SUBMIT_DELETE: err = blockif_delete(d->bc, &r->br); break;
 	case SUBMIT_ZEROES:
 	case SUBMIT_ZEROES_UNMAP:
 		err = blockif_write_zeroes(d->bc, &r->br,
@@ -623,27 +624,17 @@ static int handle_chain(struct vblk_queue *q, const struct vq_chain *c,
 	type = get_le32(hdr) & ~VBLK_T_BARRIER;
 	sector = get_le64(hdr + 8);
 	switch (type) {
-	case VBLK_T_IN:
-		err = do_read(r, c, sector);
-		break;
-	case VBLK_T_OUT:
-		err = do_write(r, c, sector);
-		break;
+	case VBLK_T_IN: err = do_read(r, c, sector); break;
+	case VBLK_T_OUT: err = do_write(r, c, sector); break;
 	case VBLK_T_FLUSH:
 		r->br.br_iovcnt = 0;
 		r->br.br_offset = 0;
 		r->br.br_resid = 0;
 		err = submit(r, SUBMIT_FLUSH);
 		break;
-	case VBLK_T_GET_ID:
-		err = do_get_id(r, c);
-		break;
-	case VBLK_T_DISCARD:
-		err = do_zero_range(r, c, true);
-		break;
-	case VBLK_T_WRITE_ZEROES:
-		err = do_zero_range(r, c, false);
-		break;
+	case VBLK_T_GET_ID: err = do_get_id(r, c); break;
+	case VBLK_T_DISCARD: err = do_zero_range(r, c, true); break;
+	case VBLK_T_WRITE_ZEROES: err = do_zero_range(r, c, false); break;
 	default:
 		finish(r, VBLK_S_UNSUPP);
 		err = 0;
@@ -750,8 +741,8 @@ int vblk_queue_start(struct vblk_dev *d, unsigned qi,
 	q->ring.event_idx = d->acked & (1ull << VBLK_F_RING_EVENT_IDX);
 	q->ring.indirect = d->acked & (1ull << VBLK_F_RING_INDIRECT_DESC);
 	q->ring.last_avail = last_avail;
-	q->ring.used_idx = vq_le16(
-		__atomic_load_n((uint16_t *)q->ring.used + 1, __ATOMIC_ACQUIRE));
+	q->ring.used_idx = vq_le16(__atomic_load_n((uint16_t *)q->ring.used + 1,
+						   __ATOMIC_ACQUIRE));
 	q->nretake = q->retake_pos = 0;
 	if (q->track) {
 		int n = recover_inflight(q, size);

@@ -88,8 +88,8 @@ static int add_segment(const struct vblk_mem *mem, struct vq_chain *c,
 	if (c->writable_seen)
 		c->misordered = true;
 	c->out_len += d->len;
-	return vblk_mem_map(mem, d->addr, d->len, c->out, &c->nout,
-			    VQ_MAX_IOV, &c->overflow);
+	return vblk_mem_map(mem, d->addr, d->len, c->out, &c->nout, VQ_MAX_IOV,
+			    &c->overflow);
 }
 
 /* The status byte is the last byte of the final descriptor, which must be

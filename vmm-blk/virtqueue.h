@@ -20,8 +20,8 @@
 struct vq_ring {
 	unsigned size;
 	uint8_t *desc, *avail, *used;
-	bool event_idx; /* VIRTIO_RING_F_EVENT_IDX negotiated */
-	bool indirect;	/* VIRTIO_RING_F_INDIRECT_DESC negotiated */
+	bool event_idx;	     /* VIRTIO_RING_F_EVENT_IDX negotiated */
+	bool indirect;	     /* VIRTIO_RING_F_INDIRECT_DESC negotiated */
 	uint16_t last_avail; /* next avail entry to take */
 	uint16_t used_idx;   /* next used entry to fill */
 };
@@ -33,7 +33,7 @@ struct vq_chain {
 	struct iovec out[VQ_MAX_IOV]; /* device-readable, in order */
 	struct iovec in[VQ_MAX_IOV];  /* device-writable, status excluded */
 	uint64_t out_len, in_len;     /* bytes in each direction */
-	bool overflow;	 /* more segments than the arrays hold */
+	bool overflow;		      /* more segments than the arrays hold */
 	bool misordered; /* a readable descriptor after a writable one */
 	bool writable_seen;
 	uint8_t *status; /* last byte of a writable final descriptor */

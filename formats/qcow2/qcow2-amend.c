@@ -20,9 +20,19 @@
 #include "crypto/luks1.h"
 
 enum {
-	QA_BACKING_FILE, QA_BACKING_FMT, QA_COMPAT, QA_DATA_FILE,
-	QA_DATA_FILE_RAW, QA_ENC_ITER_TIME, QA_ENC_KEYSLOT, QA_ENC_NEW_SECRET,
-	QA_ENC_OLD_SECRET, QA_ENC_STATE, QA_LAZY, QA_REFCOUNT_BITS, QA_SIZE,
+	QA_BACKING_FILE,
+	QA_BACKING_FMT,
+	QA_COMPAT,
+	QA_DATA_FILE,
+	QA_DATA_FILE_RAW,
+	QA_ENC_ITER_TIME,
+	QA_ENC_KEYSLOT,
+	QA_ENC_NEW_SECRET,
+	QA_ENC_OLD_SECRET,
+	QA_ENC_STATE,
+	QA_LAZY,
+	QA_REFCOUNT_BITS,
+	QA_SIZE,
 	QA_COUNT
 };
 
@@ -30,9 +40,8 @@ enum {
 const struct mimg_optdesc qcow2_amend_opts[] = {
 	QCOW2_OPT_BACKING_FILE,
 	QCOW2_OPT_BACKING_FMT,
-	{ "compat", MIMG_OPTK_STRING,
-	  "Compatibility level (v2 [0.10] or v3 [1.1])", NULL, NULL, NULL,
-	  0 },
+	{"compat", MIMG_OPTK_STRING,
+	 "Compatibility level (v2 [0.10] or v3 [1.1])", NULL, NULL, NULL, 0},
 	QCOW2_OPT_DATA_FILE,
 	QCOW2_OPT_DATA_FILE_RAW,
 	MIMG_OPT_LUKS_ITER_TIME("encrypt.iter-time"),
@@ -43,7 +52,7 @@ const struct mimg_optdesc qcow2_amend_opts[] = {
 	QCOW2_OPT_LAZY_REFCOUNTS,
 	QCOW2_OPT_REFCOUNT_BITS,
 	MIMG_OPT_SIZE,
-	{ NULL, 0, NULL, NULL, NULL, NULL, 0 },
+	{NULL, 0, NULL, NULL, NULL, NULL, 0},
 };
 MIMG_OPTS_INDEXED(qcow2_amend_opts, QA_COUNT);
 
@@ -52,8 +61,8 @@ struct amend_plan {
 	uint32_t version;
 	bool lazy;
 	unsigned refcount_order;
-	uint64_t new_size;	/* 0: unchanged */
-	const char *data_file;	/* NULL: unchanged */
+	uint64_t new_size;     /* 0: unchanged */
+	const char *data_file; /* NULL: unchanged */
 	bool clear_data_raw;
 };
 
@@ -77,34 +86,40 @@ static int plan_amend(struct qcow2 *s, const struct mimg_optval *v,
 		else if (!strcmp(c, "1.1") || !strcmp(c, "v3"))
 			p->version = 3;
 		else
-			return mimg_err(-EINVAL, "Unknown compatibility level "
-					"%s", c);
+			return mimg_err(-EINVAL,
+					"Unknown compatibility level "
+					"%s",
+					c);
 	}
 	if (v[QA_SIZE].set)
 		p->new_size = v[QA_SIZE].u;
 	/* Key slots change in qcow2_amend, through mimg__keyslot_amend. */
 	for (int i = QA_ENC_ITER_TIME; i <= QA_ENC_STATE; i++)
 		if (v[i].set && s->crypt_method != 2)
-			return mimg_err(-EINVAL, "Can't amend encryption "
+			return mimg_err(-EINVAL,
+					"Can't amend encryption "
 					"options - encryption not present");
 	if (v[QA_LAZY].set)
 		p->lazy = v[QA_LAZY].b;
 	if (v[QA_REFCOUNT_BITS].set) {
 		uint64_t bits = v[QA_REFCOUNT_BITS].u;
 		if (bits == 0 || bits > 64 || !is_pow2_u64(bits))
-			return mimg_err(-EINVAL, "Refcount width must be a power "
+			return mimg_err(-EINVAL,
+					"Refcount width must be a power "
 					"of two and may not exceed 64 bits");
 		p->refcount_order = (unsigned)__builtin_ctzll(bits);
 	}
 	if (v[QA_DATA_FILE].set) {
 		if (!s->data_file_name)
-			return mimg_err(-EINVAL, "data-file can only be set for "
+			return mimg_err(-EINVAL,
+					"data-file can only be set for "
 					"images that use an external data "
 					"file");
 		/* qemu would drop the name and leave an image that needs
 		 * it given at every open. */
 		if (!*v[QA_DATA_FILE].s)
-			return mimg_err(-EINVAL, "%s: qcow2: the data file "
+			return mimg_err(-EINVAL,
+					"%s: qcow2: the data file "
 					"name cannot be removed",
 					qcow2_path(s));
 		p->data_file = v[QA_DATA_FILE].s;
@@ -112,22 +127,24 @@ static int plan_amend(struct qcow2 *s, const struct mimg_optval *v,
 	if (v[QA_DATA_FILE_RAW].set) {
 		if (v[QA_DATA_FILE_RAW].b && !s->data_raw)
 			return mimg_err(-EINVAL, "data-file-raw cannot be set "
-					"on existing images");
+						 "on existing images");
 		p->clear_data_raw = !v[QA_DATA_FILE_RAW].b;
 	}
 	if ((v[QA_BACKING_FILE].set || v[QA_BACKING_FMT].set) &&
 	    (!same_text(v[QA_BACKING_FILE].s, img->backing_name) ||
 	     !same_text(v[QA_BACKING_FMT].s, img->backing_fmt)))
 		return mimg_err(-EINVAL, "Cannot amend the backing file\nYou "
-				"can use 'qemu-img rebase' instead.");
+					 "can use 'qemu-img rebase' instead.");
 	if (p->refcount_order != s->refcount_order && p->version < 3 &&
 	    p->refcount_order != 4)
-		return mimg_err(-EINVAL, "Refcount widths other than 16 bits "
+		return mimg_err(-EINVAL,
+				"Refcount widths other than 16 bits "
 				"require compatibility level 1.1 or above (use "
 				"compat=1.1 or greater)");
 	if (p->lazy && !(s->compat & QCOW2_COMPAT_LAZY_REFCOUNTS) &&
 	    p->version < 3)
-		return mimg_err(-EINVAL, "Lazy refcounts only supported with "
+		return mimg_err(-EINVAL,
+				"Lazy refcounts only supported with "
 				"compatibility level 1.1 and above (use "
 				"compat=1.1 or greater)");
 	return 0;
@@ -149,10 +166,10 @@ static int walk_entries(struct qcow2 *s, const uint64_t *l1, uint32_t size,
 		if (!off)
 			continue;
 		if (!is_aligned_u64(off, s->cluster_size))
-			return mimg_err(-EINVAL, "%s: qcow2: L2 table offset "
+			return mimg_err(-EINVAL,
+					"%s: qcow2: L2 table offset "
 					"0x%llx is not cluster-aligned",
-					qcow2_path(s),
-					(unsigned long long)off);
+					qcow2_path(s), (unsigned long long)off);
 		if ((r = qcow2_cache_get(&s->l2c, s->file, off, "L2 table",
 					 &l2)) < 0)
 			return r;
@@ -170,8 +187,10 @@ static int load_snapshot_l1(struct qcow2 *s, uint32_t i, uint64_t **l1p)
 	uint64_t *l1;
 	int r;
 	if ((uint64_t)n * 8 > QCOW2_MAX_L1_BYTES)
-		return mimg_err(-EINVAL, "%s: qcow2: snapshot L1 size %u too "
-				"large", qcow2_path(s), n);
+		return mimg_err(-EINVAL,
+				"%s: qcow2: snapshot L1 size %u too "
+				"large",
+				qcow2_path(s), n);
 	if (!(l1 = calloc(n ? n : 1, 8)))
 		return mimg_err(-ENOMEM, "out of memory");
 	r = mimg_file_pread(s->file, l1, (size_t)n * 8, s->snaps[i].l1_offset);
@@ -236,9 +255,10 @@ static int expand_l2(struct qcow2 *s, uint64_t off)
 	uint8_t *l2;
 	int r;
 	if (!is_aligned_u64(off, cs))
-		return mimg_err(-EINVAL, "%s: qcow2: L2 table offset 0x%llx is "
-				"not cluster-aligned", qcow2_path(s),
-				(unsigned long long)off);
+		return mimg_err(-EINVAL,
+				"%s: qcow2: L2 table offset 0x%llx is "
+				"not cluster-aligned",
+				qcow2_path(s), (unsigned long long)off);
 	if ((r = qcow2_get_refcount(s, off / cs, &l2rc)) < 0)
 		return r;
 	for (uint32_t j = 0; j < s->l2_entries; j++) {
@@ -316,7 +336,8 @@ static int upgrade(struct qcow2 *s)
 {
 	for (uint32_t i = 0; i < s->nb_snapshots; i++)
 		if (s->snaps[i].disk_size == UINT64_MAX)
-			return mimg_err(-ENOTSUP, "%s: qcow2: upgrading an image "
+			return mimg_err(-ENOTSUP,
+					"%s: qcow2: upgrading an image "
 					"whose internal snapshots lack the "
 					"version 3 fields is not supported",
 					qcow2_path(s));
@@ -344,20 +365,21 @@ static int downgrade(struct qcow2 *s)
 	int r;
 	if (s->refcount_order != 4)
 		return mimg_err(-ENOTSUP, "compat=0.10 requires "
-				"refcount_bits=16");
+					  "refcount_bits=16");
 	if (s->data_file_name)
 		return mimg_err(-ENOTSUP, "Cannot downgrade an image with a "
-				"data file");
+					  "data file");
 	for (uint32_t i = 0; i < s->nb_snapshots; i++)
 		if (s->snaps[i].vm_state_size > UINT32_MAX ||
 		    s->snaps[i].disk_size != img->size)
 			return mimg_err(-ENOTSUP, "Internal snapshots prevent "
-					"downgrade of image");
+						  "downgrade of image");
 	if ((r = make_clean(s)) < 0)
 		return r;
 	uint64_t bad = s->incompat & ~QCOW2_INCOMPAT_COMPRESSION;
 	if (bad)
-		return mimg_err(-ENOTSUP, "Cannot downgrade an image with "
+		return mimg_err(-ENOTSUP,
+				"Cannot downgrade an image with "
 				"incompatible features 0x%llx set",
 				(unsigned long long)bad);
 	s->compat = 0;
@@ -368,7 +390,8 @@ static int downgrade(struct qcow2 *s)
 		if ((r = any_entry(s, is_compressed)) < 0)
 			return r;
 		if (r > 0)
-			return mimg_err(-ENOTSUP, "Cannot downgrade an image "
+			return mimg_err(-ENOTSUP,
+					"Cannot downgrade an image "
 					"with zstd compression type and "
 					"existing compressed clusters");
 		s->incompat &= ~QCOW2_INCOMPAT_COMPRESSION;
@@ -476,15 +499,15 @@ static int refuse_if_inconsistent(struct mimg *img)
 	uint64_t bad = res.corruptions + res.check_errors;
 	mimg_check_result_free(&res);
 	if (bad)
-		return mimg_err(-EINVAL, "%s: qcow2: the image has %llu "
+		return mimg_err(-EINVAL,
+				"%s: qcow2: the image has %llu "
 				"errors; repair it (check -r all) before "
-				"changing its structure", img->filename,
-				(unsigned long long)bad);
+				"changing its structure",
+				img->filename, (unsigned long long)bad);
 	return 0;
 }
 
-int qcow2_amend(struct mimg *img, const struct mimg_optval *v,
-		unsigned flags,
+int qcow2_amend(struct mimg *img, const struct mimg_optval *v, unsigned flags,
 		void (*progress)(void *opaque, uint64_t done, uint64_t total),
 		void *opaque)
 {
@@ -514,8 +537,7 @@ int qcow2_amend(struct mimg *img, const struct mimg_optval *v,
 				return r;
 			break;
 		}
-	if ((p.version < s->version ||
-	     p.refcount_order != s->refcount_order) &&
+	if ((p.version < s->version || p.refcount_order != s->refcount_order) &&
 	    (r = refuse_if_inconsistent(img)) < 0)
 		return r;
 	st.total = (p.version != s->version) +

@@ -27,11 +27,13 @@ static struct qcow2_bitmap *find(struct qcow2 *s, const char *name)
 /* B exists and may be read and changed (not inconsistent). */
 static int check_usable(const struct qcow2_bitmap *b)
 {
-	if (!b->tracked && ((b->flags & QCOW2_BM_IN_USE) ||
-			    (b->extra_len &&
-			     !(b->flags & QCOW2_BM_EXTRA_COMPAT))))
-		return mimg_err(-EBUSY, "Bitmap '%s' is inconsistent and "
-				"cannot be used", b->name);
+	if (!b->tracked &&
+	    ((b->flags & QCOW2_BM_IN_USE) ||
+	     (b->extra_len && !(b->flags & QCOW2_BM_EXTRA_COMPAT))))
+		return mimg_err(-EBUSY,
+				"Bitmap '%s' is inconsistent and "
+				"cannot be used",
+				b->name);
 	return 0;
 }
 
@@ -81,7 +83,7 @@ static int check_new(struct qcow2 *s, const char *name, uint64_t gran,
 		gran = min_u64(max_u64(s->cluster_size, 4096), 65536);
 	if (gran < 512 || !is_pow2_u64(gran) || gran > (1ull << 31))
 		return mimg_err(-EINVAL, "Granularity must be power of 2 and "
-				"at least 512");
+					 "at least 512");
 	*gbits = 0;
 	while ((1ull << *gbits) < gran)
 		(*gbits)++;
@@ -90,26 +92,36 @@ static int check_new(struct qcow2 *s, const char *name, uint64_t gran,
 			return mimg_err(-EEXIST, "Bitmap already exists: %s",
 					name);
 	if (strlen(name) > QCOW2_BM_MAX_NAME)
-		return mimg_err(-EINVAL, "Can't make bitmap '%s' persistent in "
+		return mimg_err(-EINVAL,
+				"Can't make bitmap '%s' persistent in "
 				"'%s': Name length exceeds maximum (%u "
-				"characters)", name, path, QCOW2_BM_MAX_NAME);
+				"characters)",
+				name, path, QCOW2_BM_MAX_NAME);
 	if (s->version < 3)
-		return mimg_err(-ENOTSUP, "Can't make bitmap '%s' persistent "
+		return mimg_err(-ENOTSUP,
+				"Can't make bitmap '%s' persistent "
 				"in '%s': Cannot store dirty bitmaps in qcow2 "
-				"v2 files", name, path);
+				"v2 files",
+				name, path);
 	if (s->nb_bitmaps >= QCOW2_BM_MAX_COUNT)
-		return mimg_err(-ENOSPC, "Can't make bitmap '%s' persistent "
+		return mimg_err(-ENOSPC,
+				"Can't make bitmap '%s' persistent "
 				"in '%s': Maximum number of persistent bitmaps "
-				"is already reached", name, path);
+				"is already reached",
+				name, path);
 	uint64_t bytes = qcow2_bitmap_bytes(s, *gbits);
 	if (bytes == 0)
-		return mimg_err(-EINVAL, "Can't make bitmap '%s' persistent in "
-				"'%s': the image is empty", name, path);
+		return mimg_err(-EINVAL,
+				"Can't make bitmap '%s' persistent in "
+				"'%s': the image is empty",
+				name, path);
 	if (div_round_up_u64(bytes, s->cluster_size) * s->cluster_size >
 	    (512ull << 20))
-		return mimg_err(-EFBIG, "Can't make bitmap '%s' persistent in "
+		return mimg_err(-EFBIG,
+				"Can't make bitmap '%s' persistent in "
 				"'%s': Too much space will be occupied by the "
-				"bitmap. Use larger granularity", name, path);
+				"bitmap. Use larger granularity",
+				name, path);
 	return 0;
 }
 
@@ -121,8 +133,8 @@ int qcow2_bitmap_add(struct mimg *img, const char *name, uint64_t gran,
 	int r = check_new(s, name, gran, &gbits);
 	if (r < 0)
 		return r;
-	struct qcow2_bitmap *arr = realloc(s->bitmaps, (s->nb_bitmaps + 1) *
-						       sizeof(*arr));
+	struct qcow2_bitmap *arr = realloc(s->bitmaps,
+					   (s->nb_bitmaps + 1) * sizeof(*arr));
 	if (!arr)
 		return mimg_err(-ENOMEM, "out of memory");
 	s->bitmaps = arr;

@@ -62,10 +62,11 @@ static uint64_t *read_table(struct qcow2 *s, const struct qcow2_bitmap *b,
 		    is_aligned_u64(off, s->cluster_size) &&
 		    ck_range_within(off, s->cluster_size, file_size))
 			continue;
-		r = mimg_err(-EINVAL, "%s: qcow2: bitmap '%s': table entry "
+		r = mimg_err(-EINVAL,
+			     "%s: qcow2: bitmap '%s': table entry "
 			     "%zu (0x%llx) is invalid or points past the end "
-			     "of the file", qcow2_path(s), b->name, i,
-			     (unsigned long long)e);
+			     "of the file",
+			     qcow2_path(s), b->name, i, (unsigned long long)e);
 	}
 	free(raw);
 	if (r < 0) {
@@ -88,9 +89,11 @@ int qcow2_bitmap_load(struct qcow2 *s, struct qcow2_bitmap *b)
 		return b->bits ? 0 : mimg_err(-ENOMEM, "out of memory");
 	}
 	if (div_round_up_u64(nbytes, cs) != b->table_size)
-		return mimg_err(-EINVAL, "%s: qcow2: bitmap '%s' has a table "
+		return mimg_err(-EINVAL,
+				"%s: qcow2: bitmap '%s' has a table "
 				"of %u entries, but the image's size needs "
-				"%llu", qcow2_path(s), b->name, b->table_size,
+				"%llu",
+				qcow2_path(s), b->name, b->table_size,
 				(unsigned long long)div_round_up_u64(nbytes,
 								     cs));
 	uint64_t file_size;
@@ -138,9 +141,10 @@ static int write_content(struct qcow2 *s, const struct qcow2_bitmap *b,
 	uint32_t n = (uint32_t)div_round_up_u64(b->nbytes, cs);
 	uint64_t tbytes = (uint64_t)n * 8;
 	if (n == 0)
-		return mimg_err(-EINVAL, "%s: qcow2: bitmap '%s' cannot be "
-				"stored: the image is empty", qcow2_path(s),
-				b->name);
+		return mimg_err(-EINVAL,
+				"%s: qcow2: bitmap '%s' cannot be "
+				"stored: the image is empty",
+				qcow2_path(s), b->name);
 	uint8_t *tab = calloc(1, div_round_up_u64(tbytes, cs) * cs);
 	uint8_t *buf = malloc(cs);
 	int r = tab && buf ? 0 : mimg_err(-ENOMEM, "out of memory");
@@ -171,8 +175,9 @@ static int write_content(struct qcow2 *s, const struct qcow2_bitmap *b,
 static int free_table(struct qcow2 *s, uint64_t off, uint32_t size)
 {
 	uint64_t file_size;
-	struct qcow2_bitmap b = { .name = "(replaced)", .table_offset = off,
-				  .table_size = size };
+	struct qcow2_bitmap b = {.name = "(replaced)",
+				 .table_offset = off,
+				 .table_size = size};
 	int r = mimg_file_size(s->file, &file_size);
 	if (r < 0)
 		return r;
@@ -252,8 +257,7 @@ static int switch_header(struct qcow2 *s, uint32_t n, uint64_t doff,
 	return r;
 }
 
-static int free_replaced(struct qcow2 *s, uint64_t old_doff,
-			 uint64_t old_dsize)
+static int free_replaced(struct qcow2 *s, uint64_t old_doff, uint64_t old_dsize)
 {
 	int r = 0;
 	if (old_dsize)
@@ -286,7 +290,8 @@ int qcow2_bitmaps_store(struct qcow2 *s, bool final)
 		dsize += entry_size(b);
 	}
 	if (r == 0 && n) {
-		uint64_t cs = s->cluster_size, ncl = div_round_up_u64(dsize, cs);
+		uint64_t cs = s->cluster_size,
+			 ncl = div_round_up_u64(dsize, cs);
 		if (!(dir = calloc(1, ncl * cs)))
 			r = mimg_err(-ENOMEM, "out of memory");
 		if (r == 0)

@@ -84,7 +84,8 @@ void qcow2_bitmaps_dirty(struct qcow2 *s, uint64_t off, uint64_t len)
 		struct qcow2_bitmap *b = &s->bitmaps[i];
 		if (b->tracked && b->bits)
 			qcow2_bitmap_set(b, off >> b->granularity_bits,
-					 (off + len - 1) >> b->granularity_bits);
+					 (off + len - 1) >>
+						 b->granularity_bits);
 	}
 }
 
@@ -93,7 +94,8 @@ int qcow2_bitmaps_load_all(struct qcow2 *s)
 	for (uint32_t i = 0; i < s->nb_bitmaps; i++) {
 		struct qcow2_bitmap *b = &s->bitmaps[i];
 		if (b->extra_len && !(b->flags & QCOW2_BM_EXTRA_COMPAT))
-			return mimg_err(-ENOTSUP, "%s: qcow2: bitmap '%s' has "
+			return mimg_err(-ENOTSUP,
+					"%s: qcow2: bitmap '%s' has "
 					"extra data this version does not "
 					"know; the image cannot be resized",
 					qcow2_path(s), b->name);

@@ -62,7 +62,8 @@ static int check_entry(struct qcow2 *s, const struct qcow2_bitmap *b,
 		bad = "bitmap_table_offset";
 	if (!bad)
 		return 0;
-	return mimg_err(-EINVAL, "%s: qcow2: bitmap directory entry %u ('%s') "
+	return mimg_err(-EINVAL,
+			"%s: qcow2: bitmap directory entry %u ('%s') "
 			"has an invalid %s (granularity_bits %u, table of %u "
 			"entries at 0x%llx, flags 0x%x, type %u)",
 			qcow2_path(s), i, b->name, bad, b->granularity_bits,
@@ -76,8 +77,10 @@ static int parse_entry(struct qcow2 *s, const uint8_t *dir, uint64_t size,
 {
 	const char *path = qcow2_path(s);
 	if (size - *off < 24)
-		return mimg_err(-EINVAL, "%s: qcow2: bitmap directory entry %u "
-				"runs past the directory", path, i);
+		return mimg_err(-EINVAL,
+				"%s: qcow2: bitmap directory entry %u "
+				"runs past the directory",
+				path, i);
 	const uint8_t *e = dir + *off;
 	b->table_offset = ld_be64(e);
 	b->table_size = ld_be32(e + 8);
@@ -89,11 +92,12 @@ static int parse_entry(struct qcow2 *s, const uint8_t *dir, uint64_t size,
 	b->extra_len = ld_be32(e + 20);
 	uint64_t len = 24ull + b->extra_len + name_len, alen;
 	ck_align_up_u64(len, 8, &alen);
-	if (name_len == 0 || name_len > QCOW2_BM_MAX_NAME ||
-	    alen > size - *off)
-		return mimg_err(-EINVAL, "%s: qcow2: bitmap directory entry %u "
+	if (name_len == 0 || name_len > QCOW2_BM_MAX_NAME || alen > size - *off)
+		return mimg_err(-EINVAL,
+				"%s: qcow2: bitmap directory entry %u "
 				"(name of %u bytes, %u bytes of extra data) "
-				"is invalid", path, i, name_len, b->extra_len);
+				"is invalid",
+				path, i, name_len, b->extra_len);
 	b->name = strndup((const char *)e + 24 + b->extra_len, name_len);
 	if (b->extra_len)
 		b->extra = malloc(b->extra_len);
@@ -110,8 +114,7 @@ static int parse_entry(struct qcow2 *s, const uint8_t *dir, uint64_t size,
 int qcow2_bitmaps_note_stored(struct qcow2 *s)
 {
 	struct qcow2_bm_table *t = NULL;
-	if (s->nb_bitmaps &&
-	    !(t = calloc(s->nb_bitmaps, sizeof(*t))))
+	if (s->nb_bitmaps && !(t = calloc(s->nb_bitmaps, sizeof(*t))))
 		return mimg_err(-ENOMEM, "out of memory");
 	for (uint32_t i = 0; i < s->nb_bitmaps; i++) {
 		t[i].off = s->bitmaps[i].table_offset;
@@ -150,7 +153,8 @@ int qcow2_read_bitmaps(struct qcow2 *s)
 	    s->bm_dir_size < 24ull * s->nb_bitmaps ||
 	    !is_aligned_u64(s->bm_dir_offset, s->cluster_size) ||
 	    !ck_range_within(s->bm_dir_offset, s->bm_dir_size, file_size))
-		return mimg_err(-EINVAL, "%s: qcow2: bitmap directory (%u "
+		return mimg_err(-EINVAL,
+				"%s: qcow2: bitmap directory (%u "
 				"bitmaps, %llu bytes at 0x%llx) is invalid",
 				path, s->nb_bitmaps,
 				(unsigned long long)s->bm_dir_size,
@@ -162,8 +166,8 @@ int qcow2_read_bitmaps(struct qcow2 *s)
 		goto out;
 	}
 	if ((r = mimg_file_pread_exact(s->file, dir, s->bm_dir_size,
-				       s->bm_dir_offset,
-				       "bitmap directory")) < 0)
+				       s->bm_dir_offset, "bitmap directory")) <
+	    0)
 		goto out;
 	uint64_t off = 0;
 	for (uint32_t i = 0; i < s->nb_bitmaps && r == 0; i++) {
@@ -172,14 +176,16 @@ int qcow2_read_bitmaps(struct qcow2 *s)
 			r = check_entry(s, &s->bitmaps[i], i, file_size);
 		for (uint32_t j = 0; j < i && r == 0; j++)
 			if (strcmp(s->bitmaps[j].name, s->bitmaps[i].name) == 0)
-				r = mimg_err(-EINVAL, "%s: qcow2: two bitmaps "
-					     "are named '%s'", path,
-					     s->bitmaps[i].name);
+				r = mimg_err(-EINVAL,
+					     "%s: qcow2: two bitmaps "
+					     "are named '%s'",
+					     path, s->bitmaps[i].name);
 	}
 	if (r == 0 && off != s->bm_dir_size)
-		r = mimg_err(-EINVAL, "%s: qcow2: bitmap directory of %llu "
-			     "bytes holds %llu bytes of entries", path,
-			     (unsigned long long)s->bm_dir_size,
+		r = mimg_err(-EINVAL,
+			     "%s: qcow2: bitmap directory of %llu "
+			     "bytes holds %llu bytes of entries",
+			     path, (unsigned long long)s->bm_dir_size,
 			     (unsigned long long)off);
 	if (r == 0)
 		r = qcow2_bitmaps_note_stored(s);
@@ -205,8 +211,8 @@ int qcow2_info_bitmaps(struct qcow2 *s, struct mimg_value *data)
 		struct mimg_value *o = mimg_value_add(arr, NULL,
 						      MIMG_VALUE_OBJECT);
 		struct mimg_value *fl = o ? mimg_value_add(o, "flags",
-							   MIMG_VALUE_ARRAY) :
-					    NULL;
+							   MIMG_VALUE_ARRAY)
+					  : NULL;
 		bool ok = fl != NULL;
 		if (ok && (b->flags & QCOW2_BM_IN_USE))
 			ok = mimg_value_add_str(fl, NULL, "in-use");
@@ -237,8 +243,8 @@ int qcow2_bitmap_refs(struct qcow2 *s,
 		uint8_t *t = malloc(bytes);
 		if (!t)
 			return mimg_err(-ENOMEM, "out of memory");
-		int r = mimg_file_pread_exact(s->file, t, bytes, b->table_offset,
-					      "bitmap table");
+		int r = mimg_file_pread_exact(s->file, t, bytes,
+					      b->table_offset, "bitmap table");
 		for (uint32_t j = 0; r == 0 && j < b->table_size; j++) {
 			uint64_t off = ld_be64(t + 8 * (size_t)j) &
 				       QCOW2_OFFSET_MASK;

@@ -36,8 +36,7 @@ void qcow2_cache_free(struct qcow2_cache *c)
 	c->e = NULL;
 }
 
-static struct qcow2_cache_entry *lookup(struct qcow2_cache *c,
-					uint64_t offset)
+static struct qcow2_cache_entry *lookup(struct qcow2_cache *c, uint64_t offset)
 {
 	for (unsigned i = 0; i < c->n; i++)
 		if (c->e[i].offset == offset && c->e[i].data)
@@ -71,7 +70,7 @@ static int prepare_slot(struct qcow2_cache *c, struct qcow2_cache_entry **ep)
 	}
 	if (!e)
 		return mimg_err(-EIO, "qcow2: metadata cache full of unwritten "
-				"tables");
+				      "tables");
 	if (!e->data && !(e->data = malloc(c->size)))
 		return mimg_err(-ENOMEM, "out of memory for a qcow2 cache");
 	e->offset = 0;
@@ -79,8 +78,8 @@ static int prepare_slot(struct qcow2_cache *c, struct qcow2_cache_entry **ep)
 	return 0;
 }
 
-int qcow2_cache_get(struct qcow2_cache *c, struct mimg_file *f,
-		    uint64_t offset, const char *what, uint8_t **datap)
+int qcow2_cache_get(struct qcow2_cache *c, struct mimg_file *f, uint64_t offset,
+		    const char *what, uint8_t **datap)
 {
 	struct qcow2_cache_entry *e = lookup(c, offset);
 	if (!e) {

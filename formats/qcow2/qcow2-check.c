@@ -25,12 +25,11 @@
 struct checker {
 	struct qcow2 *s;
 	uint32_t *refs;
-	uint64_t n;	/* clusters tracked (the file's size) */
+	uint64_t n; /* clusters tracked (the file's size) */
 	struct mimg_check_result *res;
 };
 
-static void msg(struct checker *c, const char *fmt, ...)
-	MIMG_PRINTF(2, 3);
+static void msg(struct checker *c, const char *fmt, ...) MIMG_PRINTF(2, 3);
 
 static void msg(struct checker *c, const char *fmt, ...)
 {
@@ -47,8 +46,7 @@ static void corrupt(struct checker *c)
 }
 
 /* Count one reference to every cluster overlapping [OFF, OFF+LEN). */
-static void inc(struct checker *c, uint64_t off, uint64_t len,
-		const char *what)
+static void inc(struct checker *c, uint64_t off, uint64_t len, const char *what)
 {
 	struct qcow2 *s = c->s;
 	if (len == 0)
@@ -56,8 +54,10 @@ static void inc(struct checker *c, uint64_t off, uint64_t len,
 	uint64_t first = off >> s->cluster_bits;
 	uint64_t last = (off + len - 1) >> s->cluster_bits;
 	if (off + len < off || last >= c->n) {
-		msg(c, "ERROR %s at offset 0x%llx is beyond the end of the "
-		    "image file", what, (unsigned long long)off);
+		msg(c,
+		    "ERROR %s at offset 0x%llx is beyond the end of the "
+		    "image file",
+		    what, (unsigned long long)off);
 		corrupt(c);
 		return;
 	}
@@ -85,9 +85,10 @@ static int walk_l2(struct checker *c, uint64_t l2_off, bool active)
 		if (!e && !bm)
 			continue;
 		if (qcow2_validate_l2_entry(s, i, e, bm) < 0) {
-			msg(c, "ERROR invalid L2 entry 0x%llx in table at "
-			    "0x%llx", (unsigned long long)e,
-			    (unsigned long long)l2_off);
+			msg(c,
+			    "ERROR invalid L2 entry 0x%llx in table at "
+			    "0x%llx",
+			    (unsigned long long)e, (unsigned long long)l2_off);
 			corrupt(c);
 			continue;
 		}
@@ -170,8 +171,8 @@ static uint64_t snapshot_table_size(struct qcow2 *s)
 		/* Entry sizes are re-read cheaply from the parsed table:
 		 * 40 + extra + id + name, padded to 8. */
 		uint8_t h[40];
-		if (mimg_file_pread(s->file, h, 40, s->snapshots_offset + total) <
-		    0)
+		if (mimg_file_pread(s->file, h, 40,
+				    s->snapshots_offset + total) < 0)
 			break;
 		uint64_t sz = 40ull + ld_be32(h + 36) + ld_be16(h + 12) +
 			      ld_be16(h + 14);
@@ -219,15 +220,15 @@ static int compute(struct checker *c, bool with_refcount_structs)
 	if (!with_refcount_structs)
 		return 0;
 	inc(c, s->reftable_offset,
-	    (uint64_t)s->reftable_clusters * s->cluster_size,
-	    "refcount table");
+	    (uint64_t)s->reftable_clusters * s->cluster_size, "refcount table");
 	for (uint64_t i = 0; i < s->reftable_size; i++) {
 		uint64_t e = s->reftable[i];
 		if (!e)
 			continue;
 		if ((e & ~QCOW2_OFFSET_MASK) ||
 		    !is_aligned_u64(e, s->cluster_size)) {
-			msg(c, "ERROR refcount block %llu is not "
+			msg(c,
+			    "ERROR refcount block %llu is not "
 			    "cluster-aligned; refcount table entry corrupted",
 			    (unsigned long long)i);
 			corrupt(c);
@@ -251,9 +252,10 @@ static int checker_init(struct checker *c, struct qcow2 *s,
 	c->n = div_round_up_u64(fsize, s->cluster_size);
 	/* One counter per host cluster: bound the memory (1 GiB). */
 	if (c->n + extra > (1ull << 28))
-		return mimg_err(-ENOMEM, "%s: qcow2: %llu clusters are too many "
-				"to check in memory", qcow2_path(s),
-				(unsigned long long)c->n);
+		return mimg_err(-ENOMEM,
+				"%s: qcow2: %llu clusters are too many "
+				"to check in memory",
+				qcow2_path(s), (unsigned long long)c->n);
 	c->refs = calloc(c->n + extra + 1, sizeof(uint32_t));
 	if (!c->refs)
 		return mimg_err(-ENOMEM, "out of memory for %llu refcounts",
@@ -280,8 +282,10 @@ static int rebuild(struct qcow2 *s, struct checker *c, bool new_order)
 	}
 	E = T * per;
 	if (T * cs > QCOW2_MAX_REFTABLE_BYTES)
-		return mimg_err(-EFBIG, "%s: qcow2: rebuilt refcount table "
-				"would exceed 8 MiB", qcow2_path(s));
+		return mimg_err(-EFBIG,
+				"%s: qcow2: rebuilt refcount table "
+				"would exceed 8 MiB",
+				qcow2_path(s));
 	uint32_t *refs = realloc(c->refs, (start + B + T) * sizeof(uint32_t));
 	if (!refs)
 		return mimg_err(-ENOMEM, "out of memory");
@@ -313,12 +317,11 @@ static int rebuild(struct qcow2 *s, struct checker *c, bool new_order)
 			case 5: st_be32(blk + k * 4, (uint32_t)v); break;
 			case 4: st_be16(blk + k * 2, (uint16_t)v); break;
 			case 3: blk[k] = (uint8_t)v; break;
-			default:
-				blk[bit / 8] |= (uint8_t)(v << (bit % 8));
+			default: blk[bit / 8] |= (uint8_t)(v << (bit % 8));
 			}
 		}
-		if ((r = mimg_file_pwrite(s->file, blk, cs,
-					  (start + j) * cs)) < 0)
+		if ((r = mimg_file_pwrite(s->file, blk, cs, (start + j) * cs)) <
+		    0)
 			goto out;
 		mt[j] = (start + j) * cs;
 		st_be64(tab + j * 8, mt[j]);
@@ -369,9 +372,11 @@ static int compare(struct checker *c, bool fix_leaks, bool *need_rebuild,
 		if (stored > want && fix_leaks) {
 			if ((r = qcow2_set_refcount(s, i, want)) < 0)
 				return r;
-			msg(c, "Repairing cluster %llu refcount=%llu "
-			    "reference=%llu", (unsigned long long)i,
-			    (unsigned long long)stored, (unsigned long long)want);
+			msg(c,
+			    "Repairing cluster %llu refcount=%llu "
+			    "reference=%llu",
+			    (unsigned long long)i, (unsigned long long)stored,
+			    (unsigned long long)want);
 			c->res->leaks_fixed++;
 			continue;
 		}
@@ -400,23 +405,26 @@ static int check_copied(struct checker *c, bool fix)
 		if (!off || !is_aligned_u64(off, s->cluster_size) ||
 		    (off >> s->cluster_bits) >= c->n)
 			continue;
-		if ((r = qcow2_get_refcount(s, off >> s->cluster_bits, &rc)) < 0)
+		if ((r = qcow2_get_refcount(s, off >> s->cluster_bits, &rc)) <
+		    0)
 			return r;
 		if ((rc == 1) != !!(e & QCOW2_OFLAG_COPIED)) {
 			if (fix && rc) {
 				uint8_t b[8];
-				l1[i] = rc == 1 ? (e | QCOW2_OFLAG_COPIED) :
-						  (e & ~QCOW2_OFLAG_COPIED);
+				l1[i] = rc == 1 ? (e | QCOW2_OFLAG_COPIED)
+						: (e & ~QCOW2_OFLAG_COPIED);
 				st_be64(b, l1[i]);
 				if ((r = mimg_file_pwrite(s->file, b, 8,
-							  s->l1_offset + i * 8ull)) <
+							  s->l1_offset +
+								  i * 8ull)) <
 				    0)
 					return r;
 				c->res->corruptions_fixed++;
 			} else {
-				msg(c, "ERROR OFLAG_COPIED L2 cluster: l1_index=%u "
-				    "l1_entry=%llx refcount=%llu", i,
-				    (unsigned long long)e,
+				msg(c,
+				    "ERROR OFLAG_COPIED L2 cluster: l1_index=%u "
+				    "l1_entry=%llx refcount=%llu",
+				    i, (unsigned long long)e,
 				    (unsigned long long)rc);
 				c->res->corruptions++;
 			}
@@ -440,14 +448,16 @@ static int check_copied(struct checker *c, bool fix)
 			if ((rc == 1) == !!(le & QCOW2_OFLAG_COPIED))
 				continue;
 			if (fix && rc) {
-				uint64_t ne = rc == 1 ? (le | QCOW2_OFLAG_COPIED) :
-							(le & ~QCOW2_OFLAG_COPIED);
+				uint64_t ne =
+					rc == 1 ? (le | QCOW2_OFLAG_COPIED)
+						: (le & ~QCOW2_OFLAG_COPIED);
 				qcow2_set_l2(s, l2, j, ne,
 					     qcow2_l2_bitmap(s, l2, j));
 				dirty = true;
 				c->res->corruptions_fixed++;
 			} else {
-				msg(c, "ERROR OFLAG_COPIED data cluster: "
+				msg(c,
+				    "ERROR OFLAG_COPIED data cluster: "
 				    "l2_entry=%llx refcount=%llu",
 				    (unsigned long long)le,
 				    (unsigned long long)rc);
@@ -534,18 +544,20 @@ int qcow2_change_refcount_order(struct qcow2 *s, unsigned order)
 	uint64_t max = order == 6 ? UINT64_MAX : (1ull << (1u << order)) - 1;
 	for (uint64_t i = 0; i < c.n; i++)
 		if (c.refs[i] > max) {
-			r = mimg_err(-EINVAL, "Cannot decrease refcount entry "
-				     "width to %u bits: Cluster at offset %#llx "
-				     "has a refcount of %llu", 1u << order,
-				     (unsigned long long)(i * s->cluster_size),
-				     (unsigned long long)c.refs[i]);
+			r = mimg_err(
+				-EINVAL,
+				"Cannot decrease refcount entry "
+				"width to %u bits: Cluster at offset %#llx "
+				"has a refcount of %llu",
+				1u << order,
+				(unsigned long long)(i * s->cluster_size),
+				(unsigned long long)c.refs[i]);
 			goto out;
 		}
 	if ((r = qcow2_refcount_writeback(s)) < 0)
 		goto out;
 	set_refcount_order(s, order);
-	if ((r = rebuild(s, &c, true)) < 0 &&
-	    s->reftable_offset == old_table) {
+	if ((r = rebuild(s, &c, true)) < 0 && s->reftable_offset == old_table) {
 		/* The header still names the old structure. */
 		set_refcount_order(s, old);
 		qcow2_cache_clear(&s->rbc);
@@ -555,14 +567,13 @@ out:
 	return r;
 }
 
-int qcow2_check(struct mimg *img, unsigned flags,
-		struct mimg_check_result *res)
+int qcow2_check(struct mimg *img, unsigned flags, struct mimg_check_result *res)
 {
 	struct qcow2 *s = qcow2_of(img);
 	bool fix_leaks = flags & MIMG_CHECK_REPAIR_LEAKS;
 	bool fix_errors = flags & MIMG_CHECK_REPAIR_ERRORS;
 	bool need_rebuild = false;
-	struct checker c = { 0 };
+	struct checker c = {0};
 	int r;
 	if ((fix_leaks || fix_errors) && img->read_only)
 		return mimg_err(-EROFS, "%s: cannot repair a read-only image",
@@ -584,8 +595,8 @@ int qcow2_check(struct mimg *img, unsigned flags,
 			free(c.refs);
 			res->leaks_fixed = leaks_fixed;
 			if (before > res->corruptions)
-				res->corruptions_fixed +=
-					before - res->corruptions;
+				res->corruptions_fixed += before -
+							  res->corruptions;
 		}
 	}
 	uint64_t flags_bits = QCOW2_INCOMPAT_DIRTY | QCOW2_INCOMPAT_CORRUPT;
@@ -610,7 +621,8 @@ int qcow2_rebuild_dirty(struct qcow2 *s)
 	pthread_mutex_lock(&s->lock);
 	int r = rebuild_from_metadata(s);
 	if (r == 0)
-		r = qcow2_write_incompat(s, s->incompat & ~QCOW2_INCOMPAT_DIRTY);
+		r = qcow2_write_incompat(s,
+					 s->incompat & ~QCOW2_INCOMPAT_DIRTY);
 	if (r == 0)
 		r = mimg_file_flush(s->file);
 	pthread_mutex_unlock(&s->lock);

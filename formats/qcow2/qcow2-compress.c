@@ -20,15 +20,16 @@
 int qcow2_decompress(struct qcow2 *s, const uint8_t *in, size_t inlen,
 		     uint8_t *out, size_t outlen)
 {
-	int r = s->compression == QCOW2_COMPRESS_ZSTD ?
-			codec_zstd_decompress(in, inlen, out, outlen) :
-			codec_inflate_raw(in, inlen, out, outlen);
+	int r = s->compression == QCOW2_COMPRESS_ZSTD
+			? codec_zstd_decompress(in, inlen, out, outlen)
+			: codec_inflate_raw(in, inlen, out, outlen);
 	if (r == -EIO)
-		return mimg_err(-EIO, "%s data does not decompress to one "
+		return mimg_err(-EIO,
+				"%s data does not decompress to one "
 				"cluster",
-				s->compression == QCOW2_COMPRESS_ZSTD ?
-					"zstd" :
-					"deflate");
+				s->compression == QCOW2_COMPRESS_ZSTD
+					? "zstd"
+					: "deflate");
 	if (r < 0)
 		return mimg_err(r, "out of memory for decompression");
 	return 0;
@@ -58,8 +59,8 @@ ssize_t qcow2_compress(struct mimg *img, const void *in, size_t inlen,
 	/* Only worth it when it saves at least a byte of the cluster. */
 	if (outcap > s->cluster_size - 1)
 		outcap = s->cluster_size - 1;
-	ssize_t n = qcow2_compress_buf(s->compression, img->compress_level,
-				       in, inlen, out, outcap);
+	ssize_t n = qcow2_compress_buf(s->compression, img->compress_level, in,
+				       inlen, out, outcap);
 	if (n == -ENOSPC || (n >= 0 && (size_t)n >= inlen))
 		return -ENOSPC;
 	return n;
@@ -70,16 +71,16 @@ int qcow2_write_compressed(struct mimg *img, uint64_t off, const void *data,
 {
 	struct qcow2 *s = qcow2_of(img);
 	if (!compressed) {
-		struct iovec v = { (void *)data, len };
+		struct iovec v = {(void *)data, len};
 		return qcow2_pwritev(img, &v, 1, off, len);
 	}
 	qcow2_bitmaps_dirty(s, off, len);
 	if (s->data_file_name || s->crypt_method ||
-	    (off & (s->cluster_size - 1)) || len == 0 ||
-	    len >= s->cluster_size)
-		return mimg_err(-EINVAL, "%s: qcow2: bad compressed write at "
-				"%llu (%zu bytes)", qcow2_path(s),
-				(unsigned long long)off, len);
+	    (off & (s->cluster_size - 1)) || len == 0 || len >= s->cluster_size)
+		return mimg_err(-EINVAL,
+				"%s: qcow2: bad compressed write at "
+				"%llu (%zu bytes)",
+				qcow2_path(s), (unsigned long long)off, len);
 
 	uint64_t gcl = off >> s->cluster_bits, host;
 	struct qcow2_inflight inf;
@@ -106,7 +107,8 @@ int qcow2_write_compressed(struct mimg *img, uint64_t off, const void *data,
 		uint64_t old = qcow2_l2_entry(s, l2, idx);
 		uint64_t extra = ((host + len - 1) >> 9) - (host >> 9);
 		if (old & (QCOW2_OFLAG_COMPRESSED | QCOW2_OFFSET_MASK)) {
-			uint64_t go = old & QCOW2_OFFSET_MASK, gl = s->cluster_size;
+			uint64_t go = old & QCOW2_OFFSET_MASK,
+				 gl = s->cluster_size;
 			if (old & QCOW2_OFLAG_COMPRESSED)
 				qcow2_compressed_extent(s, old, &go, &gl);
 			if ((r = qcow2_meta_guard(s, go, gl,

@@ -28,72 +28,83 @@ struct create_opts {
 	bool data_file_raw;
 	const char *backing_file;
 	const char *backing_fmt;
-	bool encrypt;		/* encrypt.format=luks */
+	bool encrypt;		       /* encrypt.format=luks */
 	uint64_t crypt_off, crypt_len; /* its header, once allocated */
 };
 
-static const char *const compat_values[] = {"0.10", "v2", "1.1", "v3",
-					    NULL};
+static const char *const compat_values[] = {"0.10", "v2", "1.1", "v3", NULL};
 static const char *const compression_values[] = {"zlib", "zstd", NULL};
 static const char *const prealloc_values[] = {"off", "metadata", "falloc",
 					      "full", NULL};
 
 /* qemu-img 7.2's qcow2 create options, its help texts, sorted by name. */
 enum {
-	QC_BACKING_FILE, QC_BACKING_FMT, QC_CLUSTER_SIZE, QC_COMPAT,
-	QC_COMPRESSION, QC_DATA_FILE, QC_DATA_FILE_RAW, QC_ENC_FIRST,
-	QC_ENC_LAST = QC_ENC_FIRST + 7, QC_ENCRYPTION, QC_EXTENDED_L2,
-	QC_LAZY, QC_PREALLOC, QC_REFCOUNT_BITS, QC_SIZE, QC_COUNT
+	QC_BACKING_FILE,
+	QC_BACKING_FMT,
+	QC_CLUSTER_SIZE,
+	QC_COMPAT,
+	QC_COMPRESSION,
+	QC_DATA_FILE,
+	QC_DATA_FILE_RAW,
+	QC_ENC_FIRST,
+	QC_ENC_LAST = QC_ENC_FIRST + 7,
+	QC_ENCRYPTION,
+	QC_EXTENDED_L2,
+	QC_LAZY,
+	QC_PREALLOC,
+	QC_REFCOUNT_BITS,
+	QC_SIZE,
+	QC_COUNT
 };
 const struct mimg_optdesc qcow2_create_opts[] = {
 	QCOW2_OPT_BACKING_FILE,
 	QCOW2_OPT_BACKING_FMT,
-	{ "cluster_size", MIMG_OPTK_SIZE, "qcow2 cluster size", "65536",
-	  NULL, NULL, 0 },
-	{ "compat", MIMG_OPTK_ENUM,
-	  "Compatibility level (v2 [0.10] or v3 [1.1])", "1.1",
-	  compat_values, "version", 0 },
-	{ "compression_type", MIMG_OPTK_ENUM,
-	  "Compression method used for image cluster compression", "zlib",
-	  compression_values, "compression-type", 0 },
+	{"cluster_size", MIMG_OPTK_SIZE, "qcow2 cluster size", "65536", NULL,
+	 NULL, 0},
+	{"compat", MIMG_OPTK_ENUM,
+	 "Compatibility level (v2 [0.10] or v3 [1.1])", "1.1", compat_values,
+	 "version", 0},
+	{"compression_type", MIMG_OPTK_ENUM,
+	 "Compression method used for image cluster compression", "zlib",
+	 compression_values, "compression-type", 0},
 	QCOW2_OPT_DATA_FILE,
 	QCOW2_OPT_DATA_FILE_RAW,
-	{ "encrypt.cipher-alg", MIMG_OPTK_STRING,
-	  "Name of encryption cipher algorithm", NULL, NULL, NULL, 0 },
-	{ "encrypt.cipher-mode", MIMG_OPTK_STRING,
-	  "Name of encryption cipher mode", NULL, NULL, NULL, 0 },
-	{ "encrypt.format", MIMG_OPTK_STRING,
-	  "Encrypt the image, format choices: 'aes', 'luks'", NULL, NULL,
-	  NULL, 0 },
-	{ "encrypt.hash-alg", MIMG_OPTK_STRING,
-	  "Name of encryption hash algorithm", NULL, NULL, NULL, 0 },
-	{ "encrypt.iter-time", MIMG_OPTK_NUMBER,
-	  "Time to spend in PBKDF in milliseconds", NULL, NULL, NULL, 0 },
-	{ "encrypt.ivgen-alg", MIMG_OPTK_STRING,
-	  "Name of IV generator algorithm", NULL, NULL, NULL, 0 },
-	{ "encrypt.ivgen-hash-alg", MIMG_OPTK_STRING,
-	  "Name of IV generator hash algorithm", NULL, NULL, NULL, 0 },
-	{ "encrypt.key-secret", MIMG_OPTK_STRING,
-	  "ID of secret providing qcow AES key or LUKS passphrase", NULL,
-	  NULL, NULL, 0 },
-	{ "encryption", MIMG_OPTK_BOOL,
-	  "Encrypt the image with format 'aes'. (Deprecated in favor of "
-	  "encrypt.format=aes)", NULL, NULL, NULL, 0 },
-	{ "extended_l2", MIMG_OPTK_BOOL, "Extended L2 tables", "off", NULL,
-	  NULL, 0 },
+	{"encrypt.cipher-alg", MIMG_OPTK_STRING,
+	 "Name of encryption cipher algorithm", NULL, NULL, NULL, 0},
+	{"encrypt.cipher-mode", MIMG_OPTK_STRING,
+	 "Name of encryption cipher mode", NULL, NULL, NULL, 0},
+	{"encrypt.format", MIMG_OPTK_STRING,
+	 "Encrypt the image, format choices: 'aes', 'luks'", NULL, NULL, NULL,
+	 0},
+	{"encrypt.hash-alg", MIMG_OPTK_STRING,
+	 "Name of encryption hash algorithm", NULL, NULL, NULL, 0},
+	{"encrypt.iter-time", MIMG_OPTK_NUMBER,
+	 "Time to spend in PBKDF in milliseconds", NULL, NULL, NULL, 0},
+	{"encrypt.ivgen-alg", MIMG_OPTK_STRING,
+	 "Name of IV generator algorithm", NULL, NULL, NULL, 0},
+	{"encrypt.ivgen-hash-alg", MIMG_OPTK_STRING,
+	 "Name of IV generator hash algorithm", NULL, NULL, NULL, 0},
+	{"encrypt.key-secret", MIMG_OPTK_STRING,
+	 "ID of secret providing qcow AES key or LUKS passphrase", NULL, NULL,
+	 NULL, 0},
+	{"encryption", MIMG_OPTK_BOOL,
+	 "Encrypt the image with format 'aes'. (Deprecated in favor of "
+	 "encrypt.format=aes)",
+	 NULL, NULL, NULL, 0},
+	{"extended_l2", MIMG_OPTK_BOOL, "Extended L2 tables", "off", NULL, NULL,
+	 0},
 	QCOW2_OPT_LAZY_REFCOUNTS,
-	{ "preallocation", MIMG_OPTK_ENUM,
-	  "Preallocation mode (allowed values: off, metadata, falloc, full)",
-	  "off", prealloc_values, NULL, 0 },
+	{"preallocation", MIMG_OPTK_ENUM,
+	 "Preallocation mode (allowed values: off, metadata, falloc, full)",
+	 "off", prealloc_values, NULL, 0},
 	QCOW2_OPT_REFCOUNT_BITS,
 	MIMG_OPT_SIZE,
-	{ NULL, 0, NULL, NULL, NULL, NULL, 0 },
+	{NULL, 0, NULL, NULL, NULL, NULL, 0},
 };
 MIMG_OPTS_INDEXED(qcow2_create_opts, QC_COUNT);
 
 /* encrypt.format (or the old encryption=on, which meant AES-CBC). */
-static int parse_encrypt(const struct mimg_opt *opts, size_t nopts,
-			 bool *luks)
+static int parse_encrypt(const struct mimg_opt *opts, size_t nopts, bool *luks)
 {
 	const char *v = mimg__opt(opts, nopts, "encrypt.format");
 	bool aes = false;
@@ -106,49 +117,52 @@ static int parse_encrypt(const struct mimg_opt *opts, size_t nopts,
 	if (v && strcmp(v, "luks") == 0 && !aes)
 		*luks = true;
 	else if (aes || (v && strcmp(v, "aes") == 0))
-		return mimg_err(-ENOTSUP, "qcow2: AES-CBC encryption "
+		return mimg_err(-ENOTSUP,
+				"qcow2: AES-CBC encryption "
 				"(encrypt.format=aes, encryption=on) is not "
 				"created, only read: use encrypt.format=luks");
 	else if (v)
-		return mimg_err(-EINVAL, "qcow2: Invalid parameter '%s' "
-				"for encrypt.format (luks)", v);
+		return mimg_err(-EINVAL,
+				"qcow2: Invalid parameter '%s' "
+				"for encrypt.format (luks)",
+				v);
 	if (!*luks)
 		for (size_t i = 0; i < nopts; i++)
 			if (strncmp(opts[i].key, "encrypt.", 8) == 0 &&
 			    strcmp(opts[i].key, "encrypt.key-secret") != 0)
-				return mimg_err(-EINVAL, "qcow2: %s needs "
+				return mimg_err(-EINVAL,
+						"qcow2: %s needs "
 						"encrypt.format=luks",
 						opts[i].key);
 	return 0;
 }
 
-static int parse_opts(const struct mimg_opt *opts,
-		      size_t nopts, struct create_opts *o)
+static int parse_opts(const struct mimg_opt *opts, size_t nopts,
+		      struct create_opts *o)
 {
 	struct mimg_optval v[QC_COUNT];
 	int r;
 	memset(o, 0, sizeof(*o));
-	if ((r = mimg__opts_validate(qcow2_create_opts, NULL, opts, nopts,
-				     v)) < 0)
+	if ((r = mimg__opts_validate(qcow2_create_opts, NULL, opts, nopts, v)) <
+	    0)
 		return r;
 	if ((r = parse_encrypt(opts, nopts, &o->encrypt)) < 0)
 		return r;
 	o->version = v[QC_COMPAT].u < 2 ? 2 : 3;
 	o->cluster_size = (uint32_t)v[QC_CLUSTER_SIZE].u;
-	if (!is_pow2_u64(v[QC_CLUSTER_SIZE].u) ||
-	    v[QC_CLUSTER_SIZE].u < 512 || v[QC_CLUSTER_SIZE].u > (2u << 20))
+	if (!is_pow2_u64(v[QC_CLUSTER_SIZE].u) || v[QC_CLUSTER_SIZE].u < 512 ||
+	    v[QC_CLUSTER_SIZE].u > (2u << 20))
 		return mimg_err(-EINVAL, "Cluster size must be a power "
-				"of two between 512 and 2048k");
+					 "of two between 512 and 2048k");
 	o->prealloc = (enum mimg_prealloc)v[QC_PREALLOC].u;
 	o->lazy = v[QC_LAZY].b;
-	if (!is_pow2_u64(v[QC_REFCOUNT_BITS].u) ||
-	    v[QC_REFCOUNT_BITS].u > 64)
+	if (!is_pow2_u64(v[QC_REFCOUNT_BITS].u) || v[QC_REFCOUNT_BITS].u > 64)
 		return mimg_err(-EINVAL, "Refcount width must be a "
-				"power of two and may not exceed 64 "
-				"bits");
+					 "power of two and may not exceed 64 "
+					 "bits");
 	o->refcount_bits = (unsigned)v[QC_REFCOUNT_BITS].u;
 	o->compression = v[QC_COMPRESSION].u ? QCOW2_COMPRESS_ZSTD
-					      : QCOW2_COMPRESS_ZLIB;
+					     : QCOW2_COMPRESS_ZLIB;
 	o->extended_l2 = v[QC_EXTENDED_L2].b;
 	if (v[QC_DATA_FILE].s && *v[QC_DATA_FILE].s)
 		o->data_file = v[QC_DATA_FILE].s;
@@ -161,51 +175,59 @@ static int parse_opts(const struct mimg_opt *opts,
 	/* Combinations qemu refuses, with its wording. */
 	if (o->version < 3) {
 		if (o->lazy)
-			return mimg_err(-EINVAL, "Lazy refcounts only supported "
+			return mimg_err(-EINVAL,
+					"Lazy refcounts only supported "
 					"with compatibility level 1.1 and "
 					"above (use version=v3 or greater)");
 		if (o->refcount_bits != 16)
-			return mimg_err(-EINVAL, "Different refcount widths "
+			return mimg_err(-EINVAL,
+					"Different refcount widths "
 					"than 16 bits require compatibility "
 					"level 1.1 or above (use version=v3 "
 					"or greater)");
 		if (o->data_file)
-			return mimg_err(-EINVAL, "External data files are only "
+			return mimg_err(-EINVAL,
+					"External data files are only "
 					"supported with compatibility level "
 					"1.1 and above (use version=v3 or "
 					"greater)");
 		if (o->compression != QCOW2_COMPRESS_ZLIB)
-			return mimg_err(-EINVAL, "Non-zlib compression type is "
+			return mimg_err(-EINVAL,
+					"Non-zlib compression type is "
 					"only supported with compatibility "
 					"level 1.1 and above (use version=v3 "
 					"or greater)");
 		if (o->extended_l2)
-			return mimg_err(-EINVAL, "Extended L2 entries are only "
+			return mimg_err(-EINVAL,
+					"Extended L2 entries are only "
 					"supported with compatibility level "
 					"1.1 and above (use version=v3 or "
 					"greater)");
 	}
 	if (o->encrypt && o->data_file_raw)
 		return mimg_err(-ENOTSUP, "qcow2: data_file_raw cannot hold "
-				"an encrypted image's data");
+					  "an encrypted image's data");
 	if (o->encrypt && o->prealloc != MIMG_PREALLOC_OFF)
 		return mimg_err(-ENOTSUP, "qcow2: preallocation is not "
-				"supported for encrypted images");
+					  "supported for encrypted images");
 	if (o->data_file_raw && !o->data_file)
 		return mimg_err(-EINVAL, "data-file-raw requires data-file");
 	if (o->data_file_raw && o->backing_file)
-		return mimg_err(-EINVAL, "Backing file and data-file-raw cannot "
+		return mimg_err(-EINVAL,
+				"Backing file and data-file-raw cannot "
 				"be used at the same time");
 	if (o->extended_l2 && o->cluster_size < 16384)
-		return mimg_err(-EINVAL, "Extended L2 entries are only "
+		return mimg_err(-EINVAL,
+				"Extended L2 entries are only "
 				"supported with cluster sizes of at least "
 				"16384 bytes");
 	if (o->backing_file && !o->backing_fmt)
 		return mimg_err(-EINVAL, "Backing file specified without "
-				"backing format");
+					 "backing format");
 	if (o->backing_file && o->prealloc != MIMG_PREALLOC_OFF &&
 	    !o->extended_l2)
-		return mimg_err(-EINVAL, "Backing file and preallocation can "
+		return mimg_err(-EINVAL,
+				"Backing file and preallocation can "
 				"only be used at the same time if extended_l2 "
 				"is on");
 	return 0;
@@ -222,7 +244,7 @@ static int build_header(const char *path, const struct create_opts *o,
 	st_be32(h + 4, o->version);
 	st_be32(h + 20, cbits);
 	st_be64(h + 24, size);
-	st_be64(h + 48, cs);	    /* refcount table in cluster 1 */
+	st_be64(h + 48, cs); /* refcount table in cluster 1 */
 	st_be32(h + 56, 1);
 	size_t off = QCOW2_V2_HEADER_LEN;
 	if (o->version >= 3) {
@@ -269,16 +291,20 @@ static int build_header(const char *path, const struct create_opts *o,
 	if (o->backing_file) {
 		size_t bl = strlen(o->backing_file);
 		if (bl > QCOW2_MAX_BACKING_NAME || off + bl > cs)
-			return mimg_err(-EINVAL, "%s: qcow2: backing file name "
-					"too long for the header", path);
+			return mimg_err(-EINVAL,
+					"%s: qcow2: backing file name "
+					"too long for the header",
+					path);
 		memcpy(h + off, o->backing_file, bl);
 		st_be64(h + 8, off);
 		st_be32(h + 16, (uint32_t)bl);
 		off += bl;
 	}
 	if (off > cs)
-		return mimg_err(-EINVAL, "%s: qcow2: header does not fit in "
-				"one cluster of %u bytes", path, cs);
+		return mimg_err(-EINVAL,
+				"%s: qcow2: header does not fit in "
+				"one cluster of %u bytes",
+				path, cs);
 	return 0;
 }
 
@@ -308,8 +334,8 @@ static int write_initial(const char *path, const struct create_opts *o,
 		}
 		}
 	}
-	if ((r = mimg_file_open(&f, path,
-				MIMG_FILE_RDWR | MIMG_FILE_CREATE)) < 0)
+	if ((r = mimg_file_open(&f, path, MIMG_FILE_RDWR | MIMG_FILE_CREATE)) <
+	    0)
 		goto out;
 	r = mimg_file_pwrite(f, buf, 3ull * cs, 0);
 	if (r == 0)
@@ -388,8 +414,9 @@ int qcow2_preallocate(struct mimg *img, uint64_t from, enum mimg_prealloc mode)
 	for (uint64_t g = from / cs; g < nclusters && r == 0;) {
 		uint8_t *l2;
 		uint32_t idx;
-		uint64_t span = min_u64(nclusters - g, s->l2_entries -
-						       (g & (s->l2_entries - 1)));
+		uint64_t span = min_u64(nclusters - g,
+					s->l2_entries -
+						(g & (s->l2_entries - 1)));
 		if ((r = qcow2_get_l2(s, g, true, &l2, &idx)) < 0)
 			break;
 		/* The run of unallocated entries starting at G. */
@@ -478,11 +505,15 @@ static int create_image(const char *path, uint64_t size,
 	if ((r = parse_opts(opts, nopts, &o)) < 0)
 		return mimg_err_prefix(r, "%s", path);
 	if (o.encrypt && !secret)
-		return mimg_err(-EINVAL, "%s: Parameter 'encrypt.key-secret' is "
-				"required for cipher", path);
+		return mimg_err(-EINVAL,
+				"%s: Parameter 'encrypt.key-secret' is "
+				"required for cipher",
+				path);
 	if (!o.encrypt && secret)
-		return mimg_err(-EINVAL, "%s: qcow2: a secret was given "
-				"without encrypt.format=luks", path);
+		return mimg_err(-EINVAL,
+				"%s: qcow2: a secret was given "
+				"without encrypt.format=luks",
+				path);
 	if (o.encrypt) {
 		if ((r = luks1_create_opts(path, opts, nopts, "encrypt.",
 					   &cp)) < 0)
@@ -518,9 +549,8 @@ static int create_image(const char *path, uint64_t size,
 	return r < 0 ? r : rc;
 }
 
-int qcow2_create(const char *path, uint64_t size,
-		 const struct mimg_opt *opts, size_t nopts,
-		 struct mimg *backing)
+int qcow2_create(const char *path, uint64_t size, const struct mimg_opt *opts,
+		 size_t nopts, struct mimg *backing)
 {
 	(void)backing;
 	return create_image(path, size, opts, nopts, NULL);
@@ -528,8 +558,7 @@ int qcow2_create(const char *path, uint64_t size,
 
 int qcow2_create_secret(const char *path, uint64_t size,
 			const struct mimg_opt *opts, size_t nopts,
-			struct mimg *backing,
-			const struct mimg_secret *secret)
+			struct mimg *backing, const struct mimg_secret *secret)
 {
 	(void)backing;
 	return create_image(path, size, opts, nopts, secret);

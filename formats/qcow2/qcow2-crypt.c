@@ -41,7 +41,8 @@ extern const struct mimg_driver mimg_qcow2_driver;
 int qcow2_crypt_ext(struct qcow2 *s, const uint8_t *p, uint32_t len)
 {
 	if (len != 16)
-		return mimg_err(-EINVAL, "%s: qcow2: encryption header "
+		return mimg_err(-EINVAL,
+				"%s: qcow2: encryption header "
 				"extension is %u bytes (expected 16)",
 				qcow2_path(s), len);
 	s->crypt_hdr_off = ld_be64(p);
@@ -59,33 +60,37 @@ static int read_luks_header(struct qcow2 *s, uint64_t max_iters)
 	int r;
 
 	if (!s->has_crypt_ext)
-		return mimg_err(-EINVAL, "%s: qcow2: LUKS encryption "
+		return mimg_err(-EINVAL,
+				"%s: qcow2: LUKS encryption "
 				"(crypt_method 2) without the encryption "
-				"header extension", path);
+				"header extension",
+				path);
 	if ((r = mimg_file_size(s->file, &fsize)) < 0)
 		return r;
 	if (s->crypt_hdr_off == 0 ||
 	    !is_aligned_u64(s->crypt_hdr_off, s->cluster_size))
-		return mimg_err(-EINVAL, "%s: qcow2: encryption header offset "
+		return mimg_err(-EINVAL,
+				"%s: qcow2: encryption header offset "
 				"0x%llx is not a cluster boundary after the "
-				"header", path,
-				(unsigned long long)s->crypt_hdr_off);
+				"header",
+				path, (unsigned long long)s->crypt_hdr_off);
 	if (s->crypt_hdr_len < LUKS1_HEADER_SIZE ||
 	    s->crypt_hdr_len > MAX_CRYPT_HDR)
-		return mimg_err(-EINVAL, "%s: qcow2: encryption header length "
-				"%llu is out of range (%u to %u bytes)", path,
-				(unsigned long long)s->crypt_hdr_len,
+		return mimg_err(-EINVAL,
+				"%s: qcow2: encryption header length "
+				"%llu is out of range (%u to %u bytes)",
+				path, (unsigned long long)s->crypt_hdr_len,
 				LUKS1_HEADER_SIZE, MAX_CRYPT_HDR);
 	if (!ck_range_within(s->crypt_hdr_off, s->crypt_hdr_len, fsize))
-		return mimg_err(-EINVAL, "%s: qcow2: encryption header at "
+		return mimg_err(-EINVAL,
+				"%s: qcow2: encryption header at "
 				"0x%llx (%llu bytes) lies past the end of the "
-				"file (%llu bytes)", path,
-				(unsigned long long)s->crypt_hdr_off,
+				"file (%llu bytes)",
+				path, (unsigned long long)s->crypt_hdr_off,
 				(unsigned long long)s->crypt_hdr_len,
 				(unsigned long long)fsize);
 	if ((r = mimg_file_pread_exact(s->file, buf, sizeof(buf),
-				       s->crypt_hdr_off,
-				       "LUKS header")) < 0)
+				       s->crypt_hdr_off, "LUKS header")) < 0)
 		return r;
 	if (!(s->luks = calloc(1, sizeof(*s->luks))))
 		return mimg_err(-ENOMEM, "out of memory");
@@ -93,8 +98,10 @@ static int read_luks_header(struct qcow2 *s, uint64_t max_iters)
 	 * its length is the "file" the LUKS layer checks against. */
 	r = luks1_parse(buf, s->crypt_hdr_len, max_iters, path, s->luks);
 	if (r < 0)
-		return mimg_err_prefix(r, "%s: qcow2: encryption header at "
-				       "0x%llx (%llu bytes)", path,
+		return mimg_err_prefix(r,
+				       "%s: qcow2: encryption header at "
+				       "0x%llx (%llu bytes)",
+				       path,
 				       (unsigned long long)s->crypt_hdr_off,
 				       (unsigned long long)s->crypt_hdr_len);
 	return 0;
@@ -119,8 +126,8 @@ static int unlock_aes(struct qcow2 *s, const struct mimg_secret *sec)
 	uint8_t key[AES_LEGACY_KEY] = {0};
 	memcpy(key, sec->data, min_u64(sec->len, sizeof(key)));
 	int r = mimg_sector_cipher_init(&s->cipher, MIMG_CIPHER_CBC,
-					MIMG_IVGEN_PLAIN64, MIMG_HASH_NONE,
-					key, sizeof(key));
+					MIMG_IVGEN_PLAIN64, MIMG_HASH_NONE, key,
+					sizeof(key));
 	OPENSSL_cleanse(key, sizeof(key));
 	return r;
 }
@@ -133,22 +140,27 @@ int qcow2_crypt_open(struct qcow2 *s)
 	int r;
 
 	if (s->has_crypt_ext && s->crypt_method != 2)
-		return mimg_err(-EINVAL, "%s: qcow2: encryption header "
+		return mimg_err(-EINVAL,
+				"%s: qcow2: encryption header "
 				"extension without LUKS encryption "
-				"(crypt_method %u)", path, s->crypt_method);
+				"(crypt_method %u)",
+				path, s->crypt_method);
 	if (s->crypt_method == 0)
 		return 0;
 	if (img->size % SECTOR)
-		return mimg_err(-EINVAL, "%s: qcow2: encrypted image size %llu "
-				"is not a multiple of %u", path,
-				(unsigned long long)img->size, SECTOR);
+		return mimg_err(-EINVAL,
+				"%s: qcow2: encrypted image size %llu "
+				"is not a multiple of %u",
+				path, (unsigned long long)img->size, SECTOR);
 	if (s->crypt_method == 1 && !img->read_only)
-		return mimg_err(-EROFS, "%s: qcow2: AES-CBC encrypted images "
+		return mimg_err(-EROFS,
+				"%s: qcow2: AES-CBC encrypted images "
 				"(crypt_method 1) can only be read; convert "
-				"them to LUKS encryption", path);
+				"them to LUKS encryption",
+				path);
 	if (s->crypt_method == 2 &&
-	    (r = read_luks_header(s, sec ? sec->max_pbkdf2_iters :
-					   MIMG_MAX_PBKDF2_ITERS_DEFAULT)) < 0)
+	    (r = read_luks_header(s, sec ? sec->max_pbkdf2_iters
+					 : MIMG_MAX_PBKDF2_ITERS_DEFAULT)) < 0)
 		return r;
 	if (pthread_mutex_init(&s->crypt_rmw, NULL) != 0)
 		return mimg_err(-ENOMEM, "mutex init failed");
@@ -181,9 +193,11 @@ int qcow2_crypt_need_key(struct qcow2 *s)
 {
 	if (s->crypt_ready)
 		return 0;
-	return mimg_err(-EACCES, "%s: Parameter 'encrypt.key-secret' is "
+	return mimg_err(-EACCES,
+			"%s: Parameter 'encrypt.key-secret' is "
 			"required for cipher (no secret was given to open "
-			"this encrypted image)", qcow2_path(s));
+			"this encrypted image)",
+			qcow2_path(s));
 }
 
 int qcow2_crypt_unaligned(struct qcow2 *s, uint64_t off, size_t len)
@@ -222,8 +236,8 @@ static int crypt_io(struct qcow2 *s, bool write, const struct iovec *iov,
 						  "qcow2 encrypted data "
 						  "cluster");
 			if (r == 0)
-				r = qcow2_crypt(s, false, at, guest + done,
-						buf, n);
+				r = qcow2_crypt(s, false, at, guest + done, buf,
+						n);
 			if (r == 0)
 				iov_from_buf(iov, iovcnt, skip + done, buf, n);
 		}
@@ -249,8 +263,8 @@ int qcow2_data_io(struct qcow2 *s, bool write, const struct iovec *iov,
 	return r;
 }
 
-int qcow2_crypt(struct qcow2 *s, bool encrypt, uint64_t host,
-		uint64_t guest, uint8_t *buf, size_t len)
+int qcow2_crypt(struct qcow2 *s, bool encrypt, uint64_t host, uint64_t guest,
+		uint8_t *buf, size_t len)
 {
 	/* LUKS takes the IV from where the sector is stored, the legacy
 	 * format from where the guest sees it. */
@@ -258,7 +272,8 @@ int qcow2_crypt(struct qcow2 *s, bool encrypt, uint64_t host,
 	if (!s->crypt_ready)
 		return qcow2_crypt_need_key(s);
 	if (pos % SECTOR || len % SECTOR)
-		return mimg_err(-EINVAL, "%s: qcow2: encrypted I/O at 0x%llx "
+		return mimg_err(-EINVAL,
+				"%s: qcow2: encrypted I/O at 0x%llx "
 				"(%zu bytes) is not in whole sectors",
 				qcow2_path(s), (unsigned long long)pos, len);
 	return mimg_sector_crypt(&s->cipher, encrypt, pos / SECTOR, buf, len);
@@ -323,8 +338,8 @@ int qcow2_crypt_refs(struct qcow2 *s,
 	return 0;
 }
 
-int qcow2_keyslot_change(struct mimg *img,
-			 const struct luks1_keyslot_change *c, int *slotp)
+int qcow2_keyslot_change(struct mimg *img, const struct luks1_keyslot_change *c,
+			 int *slotp)
 {
 	struct qcow2 *s = qcow2_of(img);
 	if (img->drv != &mimg_qcow2_driver || s->crypt_method != 2)
@@ -336,7 +351,7 @@ int qcow2_keyslot_change(struct mimg *img,
 	/* The header's clusters are metadata: no guest write lands there,
 	 * so the header is rewritten in place. */
 	return luks1_keyslot_change(s->file, s->crypt_hdr_off, img->filename,
-				    s->luks, s->crypt_ready ? s->cipher.key
-							    : NULL,
-				    c, slotp);
+				    s->luks,
+				    s->crypt_ready ? s->cipher.key : NULL, c,
+				    slotp);
 }

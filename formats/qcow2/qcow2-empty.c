@@ -41,9 +41,8 @@ static int write_zeroes(struct qcow2 *s, uint64_t off, uint64_t len)
 
 static bool can_reset(const struct qcow2 *s, uint64_t l1_clusters)
 {
-	return s->version >= 3 && s->nb_snapshots == 0 &&
-	       s->nb_bitmaps == 0 && !s->data_file_name &&
-	       3 + l1_clusters <= s->rb_entries;
+	return s->version >= 3 && s->nb_snapshots == 0 && s->nb_bitmaps == 0 &&
+	       !s->data_file_name && 3 + l1_clusters <= s->rb_entries;
 }
 
 /* Point the header at an empty refcount table (cluster 1) whose first
@@ -87,8 +86,8 @@ static int reset_locked(struct qcow2 *s, uint64_t l1_clusters)
 	if ((r = qcow2_resv_release(s)) < 0 ||
 	    (r = qcow2_metadata_sync(s)) < 0 ||
 	    (r = qcow2_refcount_writeback(s)) < 0 ||
-	    (r = qcow2_write_incompat(s, s->incompat |
-						 QCOW2_INCOMPAT_DIRTY)) < 0 ||
+	    (r = qcow2_write_incompat(s, s->incompat | QCOW2_INCOMPAT_DIRTY)) <
+		    0 ||
 	    (r = mimg_file_flush(s->file)) < 0)
 		return r;
 	qcow2_cache_clear(&s->l2c);
@@ -105,8 +104,8 @@ static int reset_locked(struct qcow2 *s, uint64_t l1_clusters)
 			return r;
 	if ((r = qcow2_refcount_writeback(s)) < 0 ||
 	    (r = mimg_file_flush(s->file)) < 0 ||
-	    (r = qcow2_write_incompat(s, s->incompat &
-						 ~QCOW2_INCOMPAT_DIRTY)) < 0 ||
+	    (r = qcow2_write_incompat(s, s->incompat & ~QCOW2_INCOMPAT_DIRTY)) <
+		    0 ||
 	    (r = mimg_file_flush(s->file)) < 0)
 		return r;
 	(void)mimg_file_truncate(s->file, (3 + l1_clusters) * cs);

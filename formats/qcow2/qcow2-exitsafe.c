@@ -82,9 +82,9 @@ int qcow2_resv_release(struct qcow2 *s)
 static int resv_make_durable(struct qcow2 *s, uint64_t off, uint64_t n)
 {
 	static const uint8_t zero[512];
-	struct mimg_file_write w = {
-		zero, sizeof(zero), off + (n << s->cluster_bits) - sizeof(zero)
-	};
+	struct mimg_file_write w = {zero, sizeof(zero),
+				    off + (n << s->cluster_bits) -
+					    sizeof(zero)};
 	return qcow2_refcount_durable(s, off >> s->cluster_bits, n, &w);
 }
 
@@ -126,13 +126,11 @@ static int resv_fill(struct qcow2 *s, uint64_t n)
 	return 0;
 }
 
-int qcow2_resv_take(struct qcow2 *s, uint64_t n, uint64_t *offp,
-		    bool *zeroedp)
+int qcow2_resv_take(struct qcow2 *s, uint64_t n, uint64_t *offp, bool *zeroedp)
 {
 	int r;
 	if (s->resv_end - s->resv_next < n) {
-		if ((r = resv_drop(s)) < 0 ||
-		    (r = resv_fill(s, n)) < 0)
+		if ((r = resv_drop(s)) < 0 || (r = resv_fill(s, n)) < 0)
 			return r;
 	}
 	*offp = s->resv_next << s->cluster_bits;
@@ -143,8 +141,8 @@ int qcow2_resv_take(struct qcow2 *s, uint64_t n, uint64_t *offp,
 
 int qcow2_data_barrier(struct qcow2 *s)
 {
-	struct mimg_file *files[2] = { s->data != s->file ? s->data : NULL,
-				       s->file };
+	struct mimg_file *files[2] = {s->data != s->file ? s->data : NULL,
+				      s->file};
 	return mimg_group_sync(&s->gsync, &s->lock, &s->cond, files, 2);
 }
 

@@ -35,8 +35,7 @@ static void report_unknown_incompat(struct qcow2 *s, uint64_t bits,
 			continue;
 		int n = snprintf(msg + used, sizeof(msg) - used, "%s%s%s",
 				 used ? ", " : "",
-				 fn->name[b][0] ? fn->name[b] : "unknown",
-				 "");
+				 fn->name[b][0] ? fn->name[b] : "unknown", "");
 		if (n < 0 || (size_t)n >= sizeof(msg) - used)
 			break;
 		used += (size_t)n;
@@ -45,13 +44,14 @@ static void report_unknown_incompat(struct qcow2 *s, uint64_t bits,
 			break;
 		used += (size_t)n;
 	}
-	mimg_err(-ENOTSUP, "%s: qcow2: unsupported incompatible feature(s): "
-		 "%s", qcow2_path(s), msg);
+	mimg_err(-ENOTSUP,
+		 "%s: qcow2: unsupported incompatible feature(s): "
+		 "%s",
+		 qcow2_path(s), msg);
 }
 
-static int parse_extensions(struct qcow2 *s, const uint8_t *hdr,
-			    uint64_t start, uint64_t end,
-			    struct feature_names *fn)
+static int parse_extensions(struct qcow2 *s, const uint8_t *hdr, uint64_t start,
+			    uint64_t end, struct feature_names *fn)
 {
 	const char *path = qcow2_path(s);
 	uint64_t off = start;
@@ -63,16 +63,20 @@ static int parse_extensions(struct qcow2 *s, const uint8_t *hdr,
 		if (type == QCOW2_EXT_END)
 			return 0;
 		if (len > end - off)
-			return mimg_err(-EINVAL, "%s: qcow2: header extension "
+			return mimg_err(-EINVAL,
+					"%s: qcow2: header extension "
 					"0x%x length %u runs past the header "
-					"area", path, type, len);
+					"area",
+					path, type, len);
 		const uint8_t *p = hdr + off;
 		switch (type) {
 		case QCOW2_EXT_BACKING_FMT:
 			if (len > QCOW2_MAX_BACKING_NAME || len == 0)
-				return mimg_err(-EINVAL, "%s: qcow2: backing "
+				return mimg_err(-EINVAL,
+						"%s: qcow2: backing "
 						"format extension length %u "
-						"invalid", path, len);
+						"invalid",
+						path, len);
 			free(s->img->backing_fmt);
 			s->img->backing_fmt = strndup((const char *)p, len);
 			if (!s->img->backing_fmt)
@@ -89,7 +93,8 @@ static int parse_extensions(struct qcow2 *s, const uint8_t *hdr,
 			break;
 		case QCOW2_EXT_DATA_FILE:
 			if (len == 0 || len > 4096)
-				return mimg_err(-EINVAL, "%s: qcow2: data file "
+				return mimg_err(-EINVAL,
+						"%s: qcow2: data file "
 						"name length %u invalid",
 						path, len);
 			free(s->data_file_name);
@@ -99,9 +104,11 @@ static int parse_extensions(struct qcow2 *s, const uint8_t *hdr,
 			break;
 		case QCOW2_EXT_BITMAPS:
 			if (len < 24)
-				return mimg_err(-EINVAL, "%s: qcow2: bitmaps "
-						"extension too short (%u bytes)",
-						path, len);
+				return mimg_err(
+					-EINVAL,
+					"%s: qcow2: bitmaps "
+					"extension too short (%u bytes)",
+					path, len);
 			s->has_bitmaps_ext = true;
 			s->nb_bitmaps = ld_be32(p);
 			s->bm_dir_size = ld_be64(p + 8);
@@ -113,8 +120,7 @@ static int parse_extensions(struct qcow2 *s, const uint8_t *hdr,
 				return r;
 			break;
 		}
-		default:
-			break; /* unknown extensions are ignored, as qemu */
+		default: break; /* unknown extensions are ignored, as qemu */
 		}
 		uint64_t adv;
 		if (!ck_align_up_u64(len, 8, &adv))
@@ -158,14 +164,16 @@ static int check_offset(struct qcow2 *s, uint64_t off, uint64_t bytes,
 			uint64_t file_size, const char *what)
 {
 	if (!is_aligned_u64(off, s->cluster_size))
-		return mimg_err(-EINVAL, "%s: qcow2: %s offset 0x%llx is not "
-				"aligned to a cluster", qcow2_path(s), what,
-				(unsigned long long)off);
+		return mimg_err(-EINVAL,
+				"%s: qcow2: %s offset 0x%llx is not "
+				"aligned to a cluster",
+				qcow2_path(s), what, (unsigned long long)off);
 	if (!ck_range_within(off, bytes, file_size))
-		return mimg_err(-EINVAL, "%s: qcow2: %s at 0x%llx (%llu "
+		return mimg_err(-EINVAL,
+				"%s: qcow2: %s at 0x%llx (%llu "
 				"bytes) lies past the end of the file "
-				"(%llu bytes)", qcow2_path(s), what,
-				(unsigned long long)off,
+				"(%llu bytes)",
+				qcow2_path(s), what, (unsigned long long)off,
 				(unsigned long long)bytes,
 				(unsigned long long)file_size);
 	return 0;
@@ -194,14 +202,18 @@ static int parse_fields(struct qcow2 *s, const uint8_t *h, unsigned flags,
 	s->backing_len = ld_be32(h + 16);
 	s->cluster_bits = ld_be32(h + 20);
 	if (s->cluster_bits < 9 || s->cluster_bits > 21)
-		return mimg_err(-EINVAL, "%s: qcow2: cluster_bits %u out of "
-				"range 9..21", path, s->cluster_bits);
+		return mimg_err(-EINVAL,
+				"%s: qcow2: cluster_bits %u out of "
+				"range 9..21",
+				path, s->cluster_bits);
 	s->cluster_size = 1u << s->cluster_bits;
 	img->size = ld_be64(h + 24);
 	s->crypt_method = ld_be32(h + 32);
 	if (s->crypt_method > 2)
-		return mimg_err(-ENOTSUP, "%s: qcow2: unsupported encryption "
-				"method %u", path, s->crypt_method);
+		return mimg_err(-ENOTSUP,
+				"%s: qcow2: unsupported encryption "
+				"method %u",
+				path, s->crypt_method);
 	s->l1_size = ld_be32(h + 36);
 	s->l1_offset = ld_be64(h + 40);
 	s->reftable_offset = ld_be64(h + 48);
@@ -220,37 +232,45 @@ static int parse_fields(struct qcow2 *s, const uint8_t *h, unsigned flags,
 		s->header_length = ld_be32(h + 100);
 		if (s->header_length < QCOW2_V3_HEADER_LEN ||
 		    s->header_length > s->cluster_size)
-			return mimg_err(-EINVAL, "%s: qcow2: header_length %u "
-					"invalid", path, s->header_length);
+			return mimg_err(-EINVAL,
+					"%s: qcow2: header_length %u "
+					"invalid",
+					path, s->header_length);
 		if (s->refcount_order > 6)
-			return mimg_err(-EINVAL, "%s: qcow2: refcount_order "
-					"%u out of range 0..6", path,
-					s->refcount_order);
+			return mimg_err(-EINVAL,
+					"%s: qcow2: refcount_order "
+					"%u out of range 0..6",
+					path, s->refcount_order);
 	}
 	s->refcount_bits = 1u << s->refcount_order;
-	s->refcount_max = s->refcount_bits == 64 ?
-				  UINT64_MAX :
-				  (1ull << s->refcount_bits) - 1;
+	s->refcount_max = s->refcount_bits == 64
+				  ? UINT64_MAX
+				  : (1ull << s->refcount_bits) - 1;
 	s->compression = QCOW2_COMPRESS_ZLIB;
 	if (s->incompat & QCOW2_INCOMPAT_COMPRESSION) {
 		if (s->header_length < 105)
-			return mimg_err(-EINVAL, "%s: qcow2: compression type "
+			return mimg_err(-EINVAL,
+					"%s: qcow2: compression type "
 					"bit set but header_length %u has no "
-					"compression_type field", path,
-					s->header_length);
+					"compression_type field",
+					path, s->header_length);
 		uint8_t ct = h[104];
 		if (ct != QCOW2_COMPRESS_ZLIB && ct != QCOW2_COMPRESS_ZSTD)
-			return mimg_err(-ENOTSUP, "%s: qcow2: unknown "
-					"compression type %u", path, ct);
+			return mimg_err(-ENOTSUP,
+					"%s: qcow2: unknown "
+					"compression type %u",
+					path, ct);
 		s->compression = ct;
 	} else if (s->header_length >= 105 && h[104] != 0) {
-		return mimg_err(-EINVAL, "%s: qcow2: compression_type %u "
+		return mimg_err(-EINVAL,
+				"%s: qcow2: compression_type %u "
 				"without the compression type feature bit",
 				path, h[104]);
 	}
 	s->extended_l2 = (s->incompat & QCOW2_INCOMPAT_EXTL2) != 0;
 	if (s->extended_l2 && s->cluster_bits < 14)
-		return mimg_err(-EINVAL, "%s: qcow2: extended L2 entries need "
+		return mimg_err(-EINVAL,
+				"%s: qcow2: extended L2 entries need "
 				"a cluster size of at least 16 KiB (have %u)",
 				path, s->cluster_size);
 	s->l2e_size = s->extended_l2 ? 16 : 8;
@@ -266,35 +286,40 @@ static int parse_fields(struct qcow2 *s, const uint8_t *h, unsigned flags,
 	/* Tables. */
 	uint64_t l1_bytes = (uint64_t)s->l1_size * 8;
 	if (l1_bytes > QCOW2_MAX_L1_BYTES)
-		return mimg_err(-EFBIG, "%s: qcow2: L1 size %u exceeds the "
-				"32 MiB limit", path, s->l1_size);
+		return mimg_err(-EFBIG,
+				"%s: qcow2: L1 size %u exceeds the "
+				"32 MiB limit",
+				path, s->l1_size);
 	if (img->size > (uint64_t)INT64_MAX)
-		return mimg_err(-EINVAL, "%s: qcow2: virtual size %llu too "
-				"large", path, (unsigned long long)img->size);
+		return mimg_err(-EINVAL,
+				"%s: qcow2: virtual size %llu too "
+				"large",
+				path, (unsigned long long)img->size);
 	if (qcow2_l1_needed(s, img->size) > s->l1_size)
-		return mimg_err(-EINVAL, "%s: qcow2: L1 table (%u entries) is "
-				"too small for the virtual size %llu", path,
-				s->l1_size, (unsigned long long)img->size);
+		return mimg_err(-EINVAL,
+				"%s: qcow2: L1 table (%u entries) is "
+				"too small for the virtual size %llu",
+				path, s->l1_size,
+				(unsigned long long)img->size);
 	int r;
-	if (s->l1_size &&
-	    (r = check_offset(s, s->l1_offset, l1_bytes, file_size,
-			      "L1 table")) < 0)
+	if (s->l1_size && (r = check_offset(s, s->l1_offset, l1_bytes,
+					    file_size, "L1 table")) < 0)
 		return r;
-	uint64_t rt_bytes = (uint64_t)s->reftable_clusters
-			    << s->cluster_bits;
-	if (s->reftable_clusters == 0 ||
-	    rt_bytes > QCOW2_MAX_REFTABLE_BYTES)
-		return mimg_err(-EINVAL, "%s: qcow2: refcount table of %u "
-				"clusters is out of range (max 8 MiB)", path,
-				s->reftable_clusters);
+	uint64_t rt_bytes = (uint64_t)s->reftable_clusters << s->cluster_bits;
+	if (s->reftable_clusters == 0 || rt_bytes > QCOW2_MAX_REFTABLE_BYTES)
+		return mimg_err(-EINVAL,
+				"%s: qcow2: refcount table of %u "
+				"clusters is out of range (max 8 MiB)",
+				path, s->reftable_clusters);
 	if ((r = check_offset(s, s->reftable_offset, rt_bytes, file_size,
 			      "refcount table")) < 0)
 		return r;
 	s->reftable_size = rt_bytes / 8;
 	if (s->nb_snapshots > QCOW2_MAX_SNAPSHOTS)
-		return mimg_err(-EINVAL, "%s: qcow2: %u snapshots exceed the "
-				"limit of %u", path, s->nb_snapshots,
-				QCOW2_MAX_SNAPSHOTS);
+		return mimg_err(-EINVAL,
+				"%s: qcow2: %u snapshots exceed the "
+				"limit of %u",
+				path, s->nb_snapshots, QCOW2_MAX_SNAPSHOTS);
 	if (s->nb_snapshots &&
 	    (r = check_offset(s, s->snapshots_offset, 40, file_size,
 			      "snapshot table")) < 0)
@@ -305,9 +330,11 @@ static int parse_fields(struct qcow2 *s, const uint8_t *h, unsigned flags,
 		    s->backing_len > QCOW2_MAX_BACKING_NAME ||
 		    !ck_range_within(s->backing_off, s->backing_len,
 				     s->cluster_size))
-			return mimg_err(-EINVAL, "%s: qcow2: backing file name "
+			return mimg_err(-EINVAL,
+					"%s: qcow2: backing file name "
 					"at 0x%llx (%u bytes) is outside the "
-					"first cluster", path,
+					"first cluster",
+					path,
 					(unsigned long long)s->backing_off,
 					s->backing_len);
 	}
@@ -326,15 +353,18 @@ static int check_features(struct qcow2 *s, unsigned flags,
 	}
 	if ((s->incompat & QCOW2_INCOMPAT_CORRUPT) && !s->img->read_only &&
 	    !(flags & MIMG_OPEN_CHECK))
-		return mimg_err(-EACCES, "%s: qcow2: image is marked corrupt; "
-				"it can only be opened read-only", path);
+		return mimg_err(-EACCES,
+				"%s: qcow2: image is marked corrupt; "
+				"it can only be opened read-only",
+				path);
 	if (s->incompat & QCOW2_INCOMPAT_DATA_FILE) {
 		if (!s->data_file_name)
-			return mimg_err(-EINVAL, "%s: qcow2: image uses an "
+			return mimg_err(-EINVAL,
+					"%s: qcow2: image uses an "
 					"external data file but names none",
 					path);
-		s->data_raw = (s->autoclear &
-			       QCOW2_AUTOCLEAR_DATA_FILE_RAW) != 0;
+		s->data_raw = (s->autoclear & QCOW2_AUTOCLEAR_DATA_FILE_RAW) !=
+			      0;
 	} else if (s->data_file_name) {
 		/* qemu ignores a data file name without the feature bit. */
 		free(s->data_file_name);
@@ -352,9 +382,10 @@ int qcow2_read_header(struct qcow2 *s, unsigned flags)
 	if (r < 0)
 		return r;
 	if (file_size < QCOW2_V2_HEADER_LEN)
-		return mimg_err(-EINVAL, "%s: qcow2: file too short for a "
-				"header (%llu bytes)", qcow2_path(s),
-				(unsigned long long)file_size);
+		return mimg_err(-EINVAL,
+				"%s: qcow2: file too short for a "
+				"header (%llu bytes)",
+				qcow2_path(s), (unsigned long long)file_size);
 	/* The header and its extensions live in the first cluster; read
 	 * the largest possible first cluster. */
 	size_t hlen = (size_t)min_u64(file_size, 1u << 21);
@@ -374,15 +405,13 @@ int qcow2_read_header(struct qcow2 *s, unsigned flags)
 	    (r = parse_extensions(s, h, s->header_length, ext_end, fn)) < 0)
 		goto out;
 	if (s->version == 2 &&
-	    (r = parse_extensions(s, h, QCOW2_V2_HEADER_LEN, ext_end, fn)) <
-		    0)
+	    (r = parse_extensions(s, h, QCOW2_V2_HEADER_LEN, ext_end, fn)) < 0)
 		goto out;
 	if ((r = check_features(s, flags, fn)) < 0)
 		goto out;
 	if (s->backing_off) {
-		s->img->backing_name =
-			strndup((const char *)h + s->backing_off,
-				s->backing_len);
+		s->img->backing_name = strndup((const char *)h + s->backing_off,
+					       s->backing_len);
 		if (!s->img->backing_name) {
 			r = mimg_err(-ENOMEM, "out of memory");
 			goto out;
@@ -392,10 +421,11 @@ int qcow2_read_header(struct qcow2 *s, unsigned flags)
 	if ((r = qcow2_load_table(s, s->l1_offset, s->l1_size, 0, &s->l1,
 				  "L1 table")) < 0)
 		goto out;
-	s->l1_alloc = (uint32_t)min_u64(
-		div_round_up_u64((uint64_t)s->l1_size * 8, s->cluster_size) *
-			s->cluster_size / 8,
-		QCOW2_MAX_L1_BYTES / 8);
+	s->l1_alloc = (uint32_t)min_u64(div_round_up_u64((uint64_t)s->l1_size *
+								 8,
+							 s->cluster_size) *
+						s->cluster_size / 8,
+					QCOW2_MAX_L1_BYTES / 8);
 	if (s->l1_alloc < s->l1_size)
 		s->l1_alloc = s->l1_size;
 	r = qcow2_load_table(s, s->reftable_offset, s->reftable_size, 0,
@@ -406,8 +436,7 @@ out:
 	return r;
 }
 
-static int write_be(struct qcow2 *s, uint64_t off, const void *buf,
-		    size_t len)
+static int write_be(struct qcow2 *s, uint64_t off, const void *buf, size_t len)
 {
 	int r = mimg_file_pwrite(s->file, buf, len, off);
 	if (r < 0)
@@ -445,8 +474,7 @@ int qcow2_write_reftable_fields(struct qcow2 *s, uint64_t off,
 	return write_be(s, 48, b, 12);
 }
 
-int qcow2_write_reftable_order(struct qcow2 *s, uint64_t off,
-			       uint32_t clusters)
+int qcow2_write_reftable_order(struct qcow2 *s, uint64_t off, uint32_t clusters)
 {
 	uint8_t b[52];
 	int r = mimg_file_pread(s->file, b, sizeof(b), 48);
@@ -475,9 +503,11 @@ static int copy_other_extensions(struct qcow2 *s, const uint8_t *hdr,
 		if (type == QCOW2_EXT_END)
 			return 0;
 		if (!ck_align_up_u64(len, 8, &adv) || adv > end - off - 8)
-			return mimg_err(-EINVAL, "%s: qcow2: header extension "
+			return mimg_err(-EINVAL,
+					"%s: qcow2: header extension "
 					"0x%x length %u runs past the header "
-					"area", qcow2_path(s), type, len);
+					"area",
+					qcow2_path(s), type, len);
 		if (type != QCOW2_EXT_BACKING_FMT) {
 			memcpy(out + *pos, hdr + off, 8 + adv);
 			*pos += 8 + adv;
@@ -502,14 +532,14 @@ static const struct {
 	uint8_t type, bit;
 	const char *name;
 } feature_names[] = {
-	{ 0, 0, "dirty bit" },
-	{ 0, 1, "corrupt bit" },
-	{ 0, 2, "external data file" },
-	{ 0, 3, "compression type" },
-	{ 0, 4, "extended L2 entries" },
-	{ 1, 0, "lazy refcounts" },
-	{ 2, 0, "bitmaps" },
-	{ 2, 1, "raw external data" },
+	{0, 0, "dirty bit"},
+	{0, 1, "corrupt bit"},
+	{0, 2, "external data file"},
+	{0, 3, "compression type"},
+	{0, 4, "extended L2 entries"},
+	{1, 0, "lazy refcounts"},
+	{2, 0, "bitmaps"},
+	{2, 1, "raw external data"},
 };
 #define N_FEATURE_NAMES (sizeof(feature_names) / sizeof(feature_names[0]))
 
@@ -546,9 +576,10 @@ int qcow2_set_backing(struct mimg *img, const char *name, const char *fmt)
 	int r;
 
 	if (nlen > QCOW2_MAX_BACKING_NAME || flen > QCOW2_MAX_BACKING_NAME)
-		return mimg_err(-EINVAL, "%s: qcow2: backing file name or "
-				"format longer than %u bytes", qcow2_path(s),
-				QCOW2_MAX_BACKING_NAME);
+		return mimg_err(-EINVAL,
+				"%s: qcow2: backing file name or "
+				"format longer than %u bytes",
+				qcow2_path(s), QCOW2_MAX_BACKING_NAME);
 	if (!(old = calloc(1, csize)) || !(out = calloc(1, csize))) {
 		free(old);
 		return mimg_err(-ENOMEM, "out of memory");
@@ -564,26 +595,27 @@ int qcow2_set_backing(struct mimg *img, const char *name, const char *fmt)
 	if (s->backing_off && s->backing_off < ext_end)
 		ext_end = s->backing_off;
 	if (start > ext_end) {
-		r = mimg_err(-EINVAL, "%s: qcow2: header length %llu beyond "
-			     "the header area", qcow2_path(s),
-			     (unsigned long long)start);
+		r = mimg_err(-EINVAL,
+			     "%s: qcow2: header length %llu beyond "
+			     "the header area",
+			     qcow2_path(s), (unsigned long long)start);
 		goto out;
 	}
 	memcpy(out, old, start);
 	uint64_t pos = start;
-	if ((r = copy_other_extensions(s, old, start, ext_end, out, &pos)) <
-	    0)
+	if ((r = copy_other_extensions(s, old, start, ext_end, out, &pos)) < 0)
 		goto out;
 	/* Room for the new backing format, the end marker and the name. */
 	if (pos + 8 + ((flen + 7) & ~(size_t)7) + 8 + nlen > csize) {
-		r = mimg_err(-ENOSPC, "%s: qcow2: backing file name '%s' does "
-			     "not fit in the header cluster", qcow2_path(s),
-			     name);
+		r = mimg_err(-ENOSPC,
+			     "%s: qcow2: backing file name '%s' does "
+			     "not fit in the header cluster",
+			     qcow2_path(s), name);
 		goto out;
 	}
 	if (nlen && flen)
 		pos = qcow2_put_extension(out, pos, QCOW2_EXT_BACKING_FMT, fmt,
-				    (uint32_t)flen);
+					  (uint32_t)flen);
 	pos = qcow2_put_extension(out, pos, QCOW2_EXT_END, "", 0);
 	st_be64(out + 8, nlen ? pos : 0);
 	st_be32(out + 16, (uint32_t)nlen);
@@ -608,9 +640,9 @@ out:
  * rewrite does not produce itself (unknown ones and the bitmaps
  * directory) into OUT at *POS, in their order; *BITMAPS gets the
  * bitmaps extension's position in OLD (0: none). */
-static int keep_extensions(struct qcow2 *s, const uint8_t *old,
-			   uint64_t start, uint64_t end, uint8_t *out,
-			   uint64_t *pos, uint64_t cap, uint64_t *bitmaps)
+static int keep_extensions(struct qcow2 *s, const uint8_t *old, uint64_t start,
+			   uint64_t end, uint8_t *out, uint64_t *pos,
+			   uint64_t cap, uint64_t *bitmaps)
 {
 	*bitmaps = 0;
 	for (uint64_t off = start; off + 8 <= end;) {
@@ -620,21 +652,21 @@ static int keep_extensions(struct qcow2 *s, const uint8_t *old,
 		if (type == QCOW2_EXT_END)
 			break;
 		if (!ck_align_up_u64(len, 8, &adv) || adv > end - off - 8)
-			return mimg_err(-EINVAL, "%s: qcow2: header extension "
+			return mimg_err(-EINVAL,
+					"%s: qcow2: header extension "
 					"0x%x length %u runs past the header "
-					"area", qcow2_path(s), type, len);
+					"area",
+					qcow2_path(s), type, len);
 		switch (type) {
 		case QCOW2_EXT_BACKING_FMT:
 		case QCOW2_EXT_FEATURES:
 		case QCOW2_EXT_DATA_FILE:
-		case QCOW2_EXT_CRYPTO:
-			break;
-		case QCOW2_EXT_BITMAPS:
-			*bitmaps = off;
-			break;
+		case QCOW2_EXT_CRYPTO: break;
+		case QCOW2_EXT_BITMAPS: *bitmaps = off; break;
 		default:
 			if (*pos + 8 + adv > cap)
-				return mimg_err(-ENOSPC, "%s: qcow2: header "
+				return mimg_err(-ENOSPC,
+						"%s: qcow2: header "
 						"extensions do not fit in the "
 						"header cluster",
 						qcow2_path(s));
@@ -659,9 +691,10 @@ static int build_header(struct qcow2 *s, const uint8_t *old, uint8_t *out)
 	if (s->backing_off && s->backing_off < ext_end)
 		ext_end = s->backing_off;
 	if (old_len > ext_end)
-		return mimg_err(-EINVAL, "%s: qcow2: header length %llu beyond "
-				"the header area", qcow2_path(s),
-				(unsigned long long)old_len);
+		return mimg_err(-EINVAL,
+				"%s: qcow2: header length %llu beyond "
+				"the header area",
+				qcow2_path(s), (unsigned long long)old_len);
 	memcpy(out, old, QCOW2_V2_HEADER_LEN);
 	st_be32(out + 4, s->version);
 	pos = QCOW2_V2_HEADER_LEN;
@@ -690,8 +723,10 @@ static int build_header(struct qcow2 *s, const uint8_t *old, uint8_t *out)
 	if (s->version >= 3 && cs > 4096)
 		need += qcow2_feature_table_size();
 	if (need > cs)
-		return mimg_err(-ENOSPC, "%s: qcow2: the header does not fit in "
-				"one cluster", qcow2_path(s));
+		return mimg_err(-ENOSPC,
+				"%s: qcow2: the header does not fit in "
+				"one cluster",
+				qcow2_path(s));
 	if (s->backing_len && bfmt)
 		pos = qcow2_put_extension(out, pos, QCOW2_EXT_BACKING_FMT, bfmt,
 					  (uint32_t)strlen(bfmt));
@@ -716,20 +751,24 @@ static int build_header(struct qcow2 *s, const uint8_t *old, uint8_t *out)
 	r = keep_extensions(s, old, old_len, ext_end, rest, &rpos, cs, &bm);
 	(void)bm; /* the bitmaps extension is written from S */
 	if (r == 0 && s->has_bitmaps_ext && s->nb_bitmaps) {
-		uint8_t ext[24] = { 0 };
+		uint8_t ext[24] = {0};
 		st_be32(ext, s->nb_bitmaps);
 		st_be64(ext + 8, s->bm_dir_size);
 		st_be64(ext + 16, s->bm_dir_offset);
 		if (pos + 8 + sizeof(ext) > cs)
-			r = mimg_err(-ENOSPC, "%s: qcow2: the header does not "
-				     "fit in one cluster", qcow2_path(s));
+			r = mimg_err(-ENOSPC,
+				     "%s: qcow2: the header does not "
+				     "fit in one cluster",
+				     qcow2_path(s));
 		else
 			pos = qcow2_put_extension(out, pos, QCOW2_EXT_BITMAPS,
 						  ext, sizeof(ext));
 	}
 	if (r == 0 && pos + rpos + 8 + s->backing_len > cs)
-		r = mimg_err(-ENOSPC, "%s: qcow2: the header does not fit in "
-			     "one cluster", qcow2_path(s));
+		r = mimg_err(-ENOSPC,
+			     "%s: qcow2: the header does not fit in "
+			     "one cluster",
+			     qcow2_path(s));
 	if (r == 0) {
 		memcpy(out + pos, rest, rpos);
 		pos = qcow2_put_extension(out, pos + rpos, QCOW2_EXT_END, "",
@@ -737,8 +776,7 @@ static int build_header(struct qcow2 *s, const uint8_t *old, uint8_t *out)
 		st_be64(out + 8, s->backing_len ? pos : 0);
 		st_be32(out + 16, s->backing_len);
 		if (s->backing_len)
-			memcpy(out + pos, old + s->backing_off,
-			       s->backing_len);
+			memcpy(out + pos, old + s->backing_off, s->backing_len);
 	}
 	free(rest);
 	return r;
@@ -755,12 +793,14 @@ int qcow2_rewrite_header(struct qcow2 *s)
 		goto out;
 	}
 	if ((r = mimg_file_size(s->file, &fsize)) < 0 ||
-	    (r = mimg_file_pread(s->file, old, (size_t)min_u64(fsize, cs),
-				 0)) < 0)
+	    (r = mimg_file_pread(s->file, old, (size_t)min_u64(fsize, cs), 0)) <
+		    0)
 		goto out;
 	if ((uint64_t)s->backing_off + s->backing_len > cs) {
-		r = mimg_err(-EINVAL, "%s: qcow2: backing file name outside the "
-			     "header cluster", qcow2_path(s));
+		r = mimg_err(-EINVAL,
+			     "%s: qcow2: backing file name outside the "
+			     "header cluster",
+			     qcow2_path(s));
 		goto out;
 	}
 	if ((r = build_header(s, old, out)) < 0)

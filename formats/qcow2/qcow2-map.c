@@ -12,20 +12,18 @@
 #include "error.h"
 #include "qcow2.h"
 
-uint64_t qcow2_l2_entry(const struct qcow2 *s, const uint8_t *l2,
-			uint32_t idx)
+uint64_t qcow2_l2_entry(const struct qcow2 *s, const uint8_t *l2, uint32_t idx)
 {
 	return ld_be64(l2 + (size_t)idx * s->l2e_size);
 }
 
-uint64_t qcow2_l2_bitmap(const struct qcow2 *s, const uint8_t *l2,
-			 uint32_t idx)
+uint64_t qcow2_l2_bitmap(const struct qcow2 *s, const uint8_t *l2, uint32_t idx)
 {
 	return s->extended_l2 ? ld_be64(l2 + (size_t)idx * 16 + 8) : 0;
 }
 
-void qcow2_set_l2(struct qcow2 *s, uint8_t *l2, uint32_t idx,
-		  uint64_t entry, uint64_t bitmap)
+void qcow2_set_l2(struct qcow2 *s, uint8_t *l2, uint32_t idx, uint64_t entry,
+		  uint64_t bitmap)
 {
 	uint32_t lo = idx * s->l2e_size;
 	st_be64(l2 + lo, entry);
@@ -43,49 +41,54 @@ void qcow2_compressed_extent(const struct qcow2 *s, uint64_t entry,
 	*len = sectors * 512 - (o & 511);
 }
 
-int qcow2_validate_l2_entry(struct qcow2 *s, uint64_t gcluster,
-			    uint64_t entry, uint64_t bitmap)
+int qcow2_validate_l2_entry(struct qcow2 *s, uint64_t gcluster, uint64_t entry,
+			    uint64_t bitmap)
 {
 	const char *path = qcow2_path(s);
 	if (entry & QCOW2_OFLAG_COMPRESSED) {
 		if (s->data_file_name)
-			return mimg_err(-EINVAL, "%s: qcow2: compressed cluster "
+			return mimg_err(-EINVAL,
+					"%s: qcow2: compressed cluster "
 					"in an image with an external data "
-					"file (guest cluster %llu)", path,
-					(unsigned long long)gcluster);
+					"file (guest cluster %llu)",
+					path, (unsigned long long)gcluster);
 		if (s->extended_l2 && bitmap)
-			return mimg_err(-EINVAL, "%s: qcow2: compressed cluster "
+			return mimg_err(-EINVAL,
+					"%s: qcow2: compressed cluster "
 					"%llu has a non-zero subcluster bitmap",
 					path, (unsigned long long)gcluster);
 		return 0;
 	}
 	if (entry & QCOW2_L2_RESERVED)
-		return mimg_err(-EINVAL, "%s: qcow2: L2 entry 0x%llx of guest "
-				"cluster %llu has reserved bits set", path,
-				(unsigned long long)entry,
+		return mimg_err(-EINVAL,
+				"%s: qcow2: L2 entry 0x%llx of guest "
+				"cluster %llu has reserved bits set",
+				path, (unsigned long long)entry,
 				(unsigned long long)gcluster);
 	uint64_t host = entry & QCOW2_OFFSET_MASK;
 	if (!is_aligned_u64(host, s->cluster_size))
-		return mimg_err(-EINVAL, "%s: qcow2: data cluster offset "
+		return mimg_err(-EINVAL,
+				"%s: qcow2: data cluster offset "
 				"0x%llx of guest cluster %llu is not "
-				"cluster-aligned", path,
-				(unsigned long long)host,
+				"cluster-aligned",
+				path, (unsigned long long)host,
 				(unsigned long long)gcluster);
-	if (s->extended_l2 &&
-	    ((bitmap & QCOW2_BITMAP_ALLOC) & (bitmap >> 32)))
-		return mimg_err(-EINVAL, "%s: qcow2: guest cluster %llu has "
+	if (s->extended_l2 && ((bitmap & QCOW2_BITMAP_ALLOC) & (bitmap >> 32)))
+		return mimg_err(-EINVAL,
+				"%s: qcow2: guest cluster %llu has "
 				"subclusters both allocated and zero "
-				"(bitmap 0x%llx)", path,
-				(unsigned long long)gcluster,
+				"(bitmap 0x%llx)",
+				path, (unsigned long long)gcluster,
 				(unsigned long long)bitmap);
 	/* Allocated subclusters need a host cluster to live in (qemu calls
 	 * such an entry invalid; read as data it would expose the header). */
 	if (s->extended_l2 && (bitmap & QCOW2_BITMAP_ALLOC) && !host &&
 	    !(s->data_file_name && (entry & QCOW2_OFLAG_COPIED)))
-		return mimg_err(-EINVAL, "%s: qcow2: guest cluster %llu has "
+		return mimg_err(-EINVAL,
+				"%s: qcow2: guest cluster %llu has "
 				"allocated subclusters (bitmap 0x%llx) but no "
-				"host cluster", path,
-				(unsigned long long)gcluster,
+				"host cluster",
+				path, (unsigned long long)gcluster,
 				(unsigned long long)bitmap);
 	return 0;
 }
@@ -93,9 +96,9 @@ int qcow2_validate_l2_entry(struct qcow2 *s, uint64_t gcluster,
 static int load_l2(struct qcow2 *s, uint64_t l1e, uint8_t **l2p)
 {
 	uint64_t off = l1e & QCOW2_OFFSET_MASK;
-	if (!is_aligned_u64(off, s->cluster_size) ||
-	    (l1e & QCOW2_L1_RESERVED))
-		return mimg_err(-EINVAL, "%s: qcow2: L1 entry 0x%llx is "
+	if (!is_aligned_u64(off, s->cluster_size) || (l1e & QCOW2_L1_RESERVED))
+		return mimg_err(-EINVAL,
+				"%s: qcow2: L1 entry 0x%llx is "
 				"invalid (unaligned or reserved bits)",
 				qcow2_path(s), (unsigned long long)l1e);
 	return qcow2_cache_get(&s->l2c, s->file, off, "L2 table", l2p);
@@ -108,8 +111,8 @@ static int write_l1_entry(struct qcow2 *s, uint32_t i)
 	return mimg_file_pwrite(s->file, b, 8, s->l1_offset + (uint64_t)i * 8);
 }
 
-int qcow2_get_l2(struct qcow2 *s, uint64_t gcluster, bool alloc,
-		 uint8_t **l2p, uint32_t *idxp)
+int qcow2_get_l2(struct qcow2 *s, uint64_t gcluster, bool alloc, uint8_t **l2p,
+		 uint32_t *idxp)
 {
 	uint64_t l1i = gcluster >> s->l2_bits;
 	int r;
@@ -117,8 +120,10 @@ int qcow2_get_l2(struct qcow2 *s, uint64_t gcluster, bool alloc,
 	*idxp = (uint32_t)(gcluster & (s->l2_entries - 1));
 	if (l1i >= s->l1_size) {
 		if (alloc)
-			return mimg_err(-EINVAL, "%s: qcow2: guest cluster %llu "
-					"beyond the L1 table", qcow2_path(s),
+			return mimg_err(-EINVAL,
+					"%s: qcow2: guest cluster %llu "
+					"beyond the L1 table",
+					qcow2_path(s),
 					(unsigned long long)gcluster);
 		return 0;
 	}
@@ -144,9 +149,8 @@ int qcow2_get_l2(struct qcow2 *s, uint64_t gcluster, bool alloc,
 	if ((r = qcow2_meta_add(s, noff, s->cluster_size)) < 0)
 		goto out;
 	/* The table and its refcount are durable before L1 points at it. */
-	struct mimg_file_write w = { tab, s->cluster_size, noff };
-	if ((r = qcow2_refcount_durable(s, noff >> s->cluster_bits, 1,
-					&w)) < 0)
+	struct mimg_file_write w = {tab, s->cluster_size, noff};
+	if ((r = qcow2_refcount_durable(s, noff >> s->cluster_bits, 1, &w)) < 0)
 		goto out;
 	s->l1[l1i] = noff | QCOW2_OFLAG_COPIED;
 	if ((r = write_l1_entry(s, (uint32_t)l1i)) < 0) {
@@ -191,14 +195,14 @@ static int unit_kind(struct qcow2 *s, uint64_t gcluster, uint64_t e,
 		*kind = has_host ? QCOW2_DATA : QCOW2_UNALLOCATED;
 	}
 	if (*kind == QCOW2_DATA && !has_host)
-		return mimg_err(-EINVAL, "%s: qcow2: guest cluster %llu is "
-				"allocated at host offset 0", qcow2_path(s),
-				(unsigned long long)gcluster);
+		return mimg_err(-EINVAL,
+				"%s: qcow2: guest cluster %llu is "
+				"allocated at host offset 0",
+				qcow2_path(s), (unsigned long long)gcluster);
 	return 0;
 }
 
-int qcow2_map(struct qcow2 *s, uint64_t off, uint64_t len,
-	      struct qcow2_map *m)
+int qcow2_map(struct qcow2 *s, uint64_t off, uint64_t len, struct qcow2_map *m)
 {
 	uint64_t gcl = off >> s->cluster_bits;
 	uint64_t l2_span = (uint64_t)s->l2_entries << s->cluster_bits;
@@ -251,7 +255,8 @@ int qcow2_map(struct qcow2 *s, uint64_t off, uint64_t len,
 				m->csize = clen;
 				m->cluster_guest = c << s->cluster_bits;
 				/* One compressed cluster per mapping. */
-				m->len = min_u64(end, (c + 1) << s->cluster_bits) -
+				m->len = min_u64(end,
+						 (c + 1) << s->cluster_bits) -
 					 off;
 				return 0;
 			}
@@ -278,8 +283,10 @@ int qcow2_resize_l1(struct qcow2 *s, uint64_t new_size)
 	if (new_size <= s->l1_size)
 		return 0;
 	if (new_size * 8 > QCOW2_MAX_L1_BYTES)
-		return mimg_err(-EFBIG, "%s: qcow2: L1 table would exceed 32 "
-				"MiB", qcow2_path(s));
+		return mimg_err(-EFBIG,
+				"%s: qcow2: L1 table would exceed 32 "
+				"MiB",
+				qcow2_path(s));
 	uint64_t cs = s->cluster_size;
 	uint64_t nclusters = div_round_up_u64(new_size * 8, cs);
 	if (new_size <= s->l1_alloc) {

@@ -92,7 +92,8 @@ int qcow2_meta_build(struct qcow2 *s)
 	s->meta_tracked = true;
 	for (uint64_t i = 0; i < s->reftable_size && r == 0; i++)
 		if (s->reftable[i] & QCOW2_OFFSET_MASK)
-			r = qcow2_meta_add(s, s->reftable[i] & QCOW2_OFFSET_MASK,
+			r = qcow2_meta_add(s,
+					   s->reftable[i] & QCOW2_OFFSET_MASK,
 					   s->cluster_size);
 	for (uint32_t i = 0; i < s->l1_size && r == 0; i++)
 		if (s->l1[i] & QCOW2_OFFSET_MASK)
@@ -126,10 +127,10 @@ static const char *overlap_what(const struct qcow2 *s, uint64_t off,
 		uint64_t off, len;
 		const char *what;
 	} fixed[] = {
-		{ 0, cs, "the header" },
-		{ s->l1_offset, (uint64_t)s->l1_size * 8, "the active L1 table" },
-		{ s->reftable_offset, (uint64_t)s->reftable_clusters * cs,
-		  "the refcount table" },
+		{0, cs, "the header"},
+		{s->l1_offset, (uint64_t)s->l1_size * 8, "the active L1 table"},
+		{s->reftable_offset, (uint64_t)s->reftable_clusters * cs,
+		 "the refcount table"},
 	};
 	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
 		if (fixed[i].len && off < fixed[i].off + fixed[i].len &&
@@ -153,7 +154,8 @@ int qcow2_meta_guard(struct qcow2 *s, uint64_t off, uint64_t len,
 	 * written again; until then this handle refuses writes too. */
 	s->incompat |= QCOW2_INCOMPAT_CORRUPT;
 	(void)qcow2_write_incompat(s, s->incompat);
-	return mimg_err(-EIO, "%s: qcow2: preventing %s at host offset 0x%llx "
+	return mimg_err(-EIO,
+			"%s: qcow2: preventing %s at host offset 0x%llx "
 			"(%llu bytes): it overlaps %s; the image is now "
 			"marked corrupt (repair with check -r all)",
 			qcow2_path(s), action, (unsigned long long)off,
@@ -164,7 +166,8 @@ int qcow2_refuse_if_corrupt(struct qcow2 *s)
 {
 	if (!(s->incompat & QCOW2_INCOMPAT_CORRUPT) || !s->meta_tracked)
 		return 0;
-	return mimg_err(-EIO, "%s: qcow2: the image was marked corrupt; "
+	return mimg_err(-EIO,
+			"%s: qcow2: the image was marked corrupt; "
 			"refusing to write (repair with check -r all)",
 			qcow2_path(s));
 }

@@ -24,8 +24,8 @@ static int map_locked(struct qcow2 *s, uint64_t off, uint64_t len,
 
 /* Decompress the cluster stored at HOST_OFF (CSIZE bytes) into OUT (one
  * cluster). */
-static int read_compressed(struct qcow2 *s, uint64_t host_off,
-			   uint64_t csize, uint8_t *out)
+static int read_compressed(struct qcow2 *s, uint64_t host_off, uint64_t csize,
+			   uint8_t *out)
 {
 	uint8_t *in = malloc(csize);
 	if (!in)
@@ -35,14 +35,16 @@ static int read_compressed(struct qcow2 *s, uint64_t host_off,
 		r = qcow2_decompress(s, in, csize, out, s->cluster_size);
 	free(in);
 	if (r < 0)
-		return mimg_err_prefix(r, "%s: qcow2: compressed cluster at "
-				       "0x%llx", qcow2_path(s),
+		return mimg_err_prefix(r,
+				       "%s: qcow2: compressed cluster at "
+				       "0x%llx",
+				       qcow2_path(s),
 				       (unsigned long long)host_off);
 	return 0;
 }
 
-#define CRUN_MAX 32		   /* compressed clusters read together */
-#define CRUN_SPAN (2u << 20)	   /* at most this many stored bytes */
+#define CRUN_MAX 32	     /* compressed clusters read together */
+#define CRUN_SPAN (2u << 20) /* at most this many stored bytes */
 
 /*
  * Whole compressed clusters from guest offset POS (the first mapped as
@@ -103,8 +105,10 @@ static int read_compressed_run(struct qcow2 *s, const struct iovec *iov,
 		r = qcow2_decompress(s, in + (host[i] - start), csize[i],
 				     out ? out : cbuf, cs);
 		if (r < 0)
-			r = mimg_err_prefix(r, "%s: qcow2: compressed cluster "
-					    "at 0x%llx", qcow2_path(s),
+			r = mimg_err_prefix(r,
+					    "%s: qcow2: compressed cluster "
+					    "at 0x%llx",
+					    qcow2_path(s),
 					    (unsigned long long)host[i]);
 		else if (!out)
 			iov_from_buf(iov, iovcnt, at, cbuf, cs);
@@ -115,8 +119,8 @@ static int read_compressed_run(struct qcow2 *s, const struct iovec *iov,
 	return r;
 }
 
-static int read_aligned(struct mimg *img, const struct iovec *iov,
-			int iovcnt, uint64_t off, size_t len)
+static int read_aligned(struct mimg *img, const struct iovec *iov, int iovcnt,
+			uint64_t off, size_t len)
 {
 	struct qcow2 *s = qcow2_of(img);
 	uint8_t *cbuf = NULL;
@@ -133,9 +137,7 @@ static int read_aligned(struct mimg *img, const struct iovec *iov,
 		case QCOW2_UNALLOCATED:
 			r = mimg__read_below(img, iov, iovcnt, done, pos, n);
 			break;
-		case QCOW2_ZERO:
-			iov_memset(iov, iovcnt, done, 0, n);
-			break;
+		case QCOW2_ZERO: iov_memset(iov, iovcnt, done, 0, n); break;
 		case QCOW2_DATA:
 			r = qcow2_data_io(s, false, iov, iovcnt, done, n,
 					  m.host_off, pos);
@@ -168,8 +170,8 @@ static int read_aligned(struct mimg *img, const struct iovec *iov,
 }
 
 /* An encrypted image read in whole sectors through a bounce buffer. */
-static int read_unaligned(struct mimg *img, const struct iovec *iov,
-			  int iovcnt, uint64_t off, size_t len)
+static int read_unaligned(struct mimg *img, const struct iovec *iov, int iovcnt,
+			  uint64_t off, size_t len)
 {
 	size_t done = 0;
 	uint8_t *buf = malloc(CRYPT_CHUNK);
@@ -184,7 +186,7 @@ static int read_unaligned(struct mimg *img, const struct iovec *iov,
 		size_t span = (size_t)div_round_up_u64(skip + n,
 						       MIMG_CRYPTO_SECTOR) *
 			      MIMG_CRYPTO_SECTOR;
-		struct iovec v = { buf, span };
+		struct iovec v = {buf, span};
 		r = read_aligned(img, &v, 1, start, span);
 		if (r == 0)
 			iov_from_buf(iov, iovcnt, done, buf + skip, n);
@@ -226,8 +228,8 @@ int qcow2_read_with_entry(struct qcow2 *s, uint64_t off, size_t len,
 		return r;
 	}
 	uint64_t host = entry & QCOW2_OFFSET_MASK;
-	bool has_host = host || (s->data_file_name &&
-				 (entry & QCOW2_OFLAG_COPIED));
+	bool has_host = host ||
+			(s->data_file_name && (entry & QCOW2_OFLAG_COPIED));
 	uint64_t unit = 1ull << s->sc_bits;
 	size_t done = 0;
 	while (done < len) {
@@ -237,9 +239,9 @@ int qcow2_read_with_entry(struct qcow2 *s, uint64_t off, size_t len,
 					   len - done);
 		enum qcow2_kind k;
 		if (s->extended_l2)
-			k = (bitmap >> (32 + sc)) & 1 ? QCOW2_ZERO :
-			    (bitmap >> sc) & 1	      ? QCOW2_DATA :
-							QCOW2_UNALLOCATED;
+			k = (bitmap >> (32 + sc)) & 1 ? QCOW2_ZERO
+			    : (bitmap >> sc) & 1      ? QCOW2_DATA
+						      : QCOW2_UNALLOCATED;
 		else if (s->version >= 3 && (entry & QCOW2_OFLAG_ZERO))
 			k = QCOW2_ZERO;
 		else
@@ -290,9 +292,7 @@ int qcow2_block_status(struct mimg *img, uint64_t off, uint64_t len,
 	case QCOW2_UNALLOCATED:
 		*status = img->backing ? 0 : MIMG_BS_ZERO;
 		break;
-	case QCOW2_ZERO:
-		*status = MIMG_BS_ZERO | MIMG_BS_ALLOCATED;
-		break;
+	case QCOW2_ZERO: *status = MIMG_BS_ZERO | MIMG_BS_ALLOCATED; break;
 	case QCOW2_DATA:
 		*status = MIMG_BS_DATA | MIMG_BS_ALLOCATED;
 		/* Encrypted host bytes are not the guest's: no offset, as
@@ -303,8 +303,7 @@ int qcow2_block_status(struct mimg *img, uint64_t off, uint64_t len,
 			*host_off = m.host_off;
 		break;
 	case QCOW2_COMPRESSED:
-		*status = MIMG_BS_DATA | MIMG_BS_ALLOCATED |
-			  MIMG_BS_COMPRESSED;
+		*status = MIMG_BS_DATA | MIMG_BS_ALLOCATED | MIMG_BS_COMPRESSED;
 		break;
 	}
 	return 0;

@@ -18,14 +18,10 @@
 static uint64_t rb_get(const struct qcow2 *s, const uint8_t *b, uint32_t i)
 {
 	switch (s->refcount_order) {
-	case 3:
-		return b[i];
-	case 4:
-		return ld_be16(b + 2 * (size_t)i);
-	case 5:
-		return ld_be32(b + 4 * (size_t)i);
-	case 6:
-		return ld_be64(b + 8 * (size_t)i);
+	case 3: return b[i];
+	case 4: return ld_be16(b + 2 * (size_t)i);
+	case 5: return ld_be32(b + 4 * (size_t)i);
+	case 6: return ld_be64(b + 8 * (size_t)i);
 	default: {
 		unsigned bits = s->refcount_bits, per = 8 / bits;
 		return (b[i / per] >> ((i % per) * bits)) & s->refcount_max;
@@ -33,22 +29,13 @@ static uint64_t rb_get(const struct qcow2 *s, const uint8_t *b, uint32_t i)
 	}
 }
 
-static void rb_set(const struct qcow2 *s, uint8_t *b, uint32_t i,
-		   uint64_t v)
+static void rb_set(const struct qcow2 *s, uint8_t *b, uint32_t i, uint64_t v)
 {
 	switch (s->refcount_order) {
-	case 3:
-		b[i] = (uint8_t)v;
-		break;
-	case 4:
-		st_be16(b + 2 * (size_t)i, (uint16_t)v);
-		break;
-	case 5:
-		st_be32(b + 4 * (size_t)i, (uint32_t)v);
-		break;
-	case 6:
-		st_be64(b + 8 * (size_t)i, v);
-		break;
+	case 3: b[i] = (uint8_t)v; break;
+	case 4: st_be16(b + 2 * (size_t)i, (uint16_t)v); break;
+	case 5: st_be32(b + 4 * (size_t)i, (uint32_t)v); break;
+	case 6: st_be64(b + 8 * (size_t)i, v); break;
 	default: {
 		unsigned bits = s->refcount_bits, per = 8 / bits;
 		unsigned sh = (i % per) * bits;
@@ -72,7 +59,8 @@ static int block_offset(struct qcow2 *s, uint64_t rt_index, uint64_t *offp)
 	uint64_t e = rt_index < s->reftable_size ? s->reftable[rt_index] : 0;
 	uint64_t off = e & QCOW2_OFFSET_MASK;
 	if (e && (e != off || !is_aligned_u64(off, s->cluster_size)))
-		return mimg_err(-EINVAL, "%s: qcow2: refcount table entry %llu "
+		return mimg_err(-EINVAL,
+				"%s: qcow2: refcount table entry %llu "
 				"(0x%llx) is not a cluster-aligned offset",
 				qcow2_path(s), (unsigned long long)rt_index,
 				(unsigned long long)e);
@@ -128,8 +116,10 @@ static int grow_reftable(struct qcow2 *s, uint64_t need)
 		T = div_round_up_u64(E, per_cluster);
 		E = T * per_cluster;
 		if (T * cs > QCOW2_MAX_REFTABLE_BYTES)
-			return mimg_err(-EFBIG, "%s: qcow2: refcount table "
-					"would exceed 8 MiB", qcow2_path(s));
+			return mimg_err(-EFBIG,
+					"%s: qcow2: refcount table "
+					"would exceed 8 MiB",
+					qcow2_path(s));
 		if (B * s->rb_entries >= B + T)
 			break;
 		B++;
@@ -168,8 +158,7 @@ static int grow_reftable(struct qcow2 *s, uint64_t need)
 		goto out;
 	if ((r = mimg_file_flush(s->file)) < 0)
 		goto out;
-	if ((r = qcow2_write_reftable_fields(s, (S + B) * cs,
-					     (uint32_t)T)) < 0)
+	if ((r = qcow2_write_reftable_fields(s, (S + B) * cs, (uint32_t)T)) < 0)
 		goto out;
 	uint64_t old_off = s->reftable_offset;
 	uint64_t old_bytes = (uint64_t)s->reftable_clusters * cs;
@@ -246,8 +235,8 @@ static int set_refcount_nowb(struct qcow2 *s, uint64_t cluster, uint64_t rc)
 		return r;
 	if ((r = block_offset(s, cluster >> s->rb_bits, &off)) < 0)
 		return r;
-	if ((r = qcow2_cache_get(&s->rbc, s->file, off, "refcount block",
-				 &b)) < 0)
+	if ((r = qcow2_cache_get(&s->rbc, s->file, off, "refcount block", &b)) <
+	    0)
 		return r;
 	uint32_t i = (uint32_t)(cluster & (s->rb_entries - 1)), lo, hi;
 	rb_set(s, b, i, rc);
@@ -293,17 +282,19 @@ int qcow2_refcount_durable(struct qcow2 *s, uint64_t first, uint64_t n,
 		if (r < 0)
 			return r;
 		if (!off || k == 3)
-			return mimg_err(-EIO, "%s: qcow2: refcounts of clusters "
-					"%llu+%llu are not in one or two blocks",
-					qcow2_path(s), (unsigned long long)first,
-					(unsigned long long)n);
+			return mimg_err(
+				-EIO,
+				"%s: qcow2: refcounts of clusters "
+				"%llu+%llu are not in one or two blocks",
+				qcow2_path(s), (unsigned long long)first,
+				(unsigned long long)n);
 		if ((r = qcow2_cache_get(&s->rbc, s->file, off,
 					 "refcount block", &b)) < 0)
 			return r;
 		rb_span(s, (uint32_t)(c & (s->rb_entries - 1)), &lo, &unused);
 		rb_span(s, (uint32_t)((stop - 1) & (s->rb_entries - 1)),
 			&unused, &hi);
-		w[k++] = (struct mimg_file_write){ b + lo, hi - lo, off + lo };
+		w[k++] = (struct mimg_file_write){b + lo, hi - lo, off + lo};
 		c = stop;
 	}
 	return mimg_file_pwrite_durable(s->file, w, k);
@@ -373,8 +364,7 @@ static int alloc_fresh_region(struct qcow2 *s, uint64_t n, uint64_t *offp)
 /* Allocate N clusters; their refcounts are written before returning
  * unless DEFER (then the next metadata sync writes them, before any L2
  * table). */
-static int alloc_run(struct qcow2 *s, uint64_t n, uint64_t *offp,
-		     bool defer)
+static int alloc_run(struct qcow2 *s, uint64_t n, uint64_t *offp, bool defer)
 {
 	uint64_t limit = QCOW2_OFFSET_MASK >> s->cluster_bits;
 	int r;
@@ -386,7 +376,8 @@ restart:;
 	while (run < n) {
 		uint64_t rc;
 		if (c + n > limit)
-			return mimg_err(-ENOSPC, "%s: qcow2: no host offset "
+			return mimg_err(-ENOSPC,
+					"%s: qcow2: no host offset "
 					"left for %llu clusters",
 					qcow2_path(s), (unsigned long long)n);
 		if ((r = qcow2_get_refcount(s, c, &rc)) < 0)
@@ -499,8 +490,7 @@ fresh:;
 	return 0;
 }
 
-int qcow2_free_range(struct qcow2 *s, uint64_t off, uint64_t len,
-		     bool discard)
+int qcow2_free_range(struct qcow2 *s, uint64_t off, uint64_t len, bool discard)
 {
 	if (len == 0)
 		return 0;
@@ -512,11 +502,12 @@ int qcow2_free_range(struct qcow2 *s, uint64_t off, uint64_t len,
 		if ((r = qcow2_get_refcount(s, c, &rc)) < 0)
 			return r;
 		if (rc == 0)
-			return mimg_err(-EIO, "%s: qcow2: freeing cluster at "
-					"0x%llx whose refcount is already 0",
-					qcow2_path(s),
-					(unsigned long long)(c
-							     << s->cluster_bits));
+			return mimg_err(
+				-EIO,
+				"%s: qcow2: freeing cluster at "
+				"0x%llx whose refcount is already 0",
+				qcow2_path(s),
+				(unsigned long long)(c << s->cluster_bits));
 		if ((r = set_refcount_nowb(s, c, rc - 1)) < 0)
 			return r;
 		if (rc == 1)
@@ -531,7 +522,8 @@ int qcow2_free_range(struct qcow2 *s, uint64_t off, uint64_t len,
 		uint64_t rc;
 		qcow2_cache_drop(&s->l2c, c << s->cluster_bits);
 		if (discard && qcow2_get_refcount(s, c, &rc) == 0 && rc == 0)
-			(void)mimg_file_punch_hole(s->file, c << s->cluster_bits,
+			(void)mimg_file_punch_hole(s->file,
+						   c << s->cluster_bits,
 						   s->cluster_size);
 	}
 	return 0;
@@ -544,15 +536,18 @@ int qcow2_refcount_add(struct qcow2 *s, uint64_t cluster, int addend,
 	int r = qcow2_get_refcount(s, cluster, &rc);
 	if (r < 0)
 		return r;
-	if (addend < 0 && rc < (uint64_t)-(int64_t)addend)
-		return mimg_err(-EIO, "%s: qcow2: refcount of cluster at "
+	if (addend < 0 && rc < (uint64_t) - (int64_t)addend)
+		return mimg_err(-EIO,
+				"%s: qcow2: refcount of cluster at "
 				"0x%llx would drop below 0",
 				qcow2_path(s),
 				(unsigned long long)(cluster
 						     << s->cluster_bits));
 	if (addend > 0 && s->refcount_max - rc < (uint64_t)addend)
-		return mimg_err(-EINVAL, "%s: qcow2: refcount of cluster at "
-				"0x%llx would exceed %llu", qcow2_path(s),
+		return mimg_err(-EINVAL,
+				"%s: qcow2: refcount of cluster at "
+				"0x%llx would exceed %llu",
+				qcow2_path(s),
 				(unsigned long long)(cluster
 						     << s->cluster_bits),
 				(unsigned long long)s->refcount_max);
@@ -589,8 +584,8 @@ int qcow2_refcount_init(struct qcow2 *s)
 
 /* Whether refcount block B (at cluster BLOCK_C, for reftable index I)
  * counts nothing but, perhaps, itself. */
-static bool block_unused(const struct qcow2 *s, const uint8_t *b,
-			 uint64_t i, uint64_t block_c)
+static bool block_unused(const struct qcow2 *s, const uint8_t *b, uint64_t i,
+			 uint64_t block_c)
 {
 	bool self = (block_c >> s->rb_bits) == i;
 	uint32_t own = (uint32_t)(block_c & (s->rb_entries - 1));
@@ -624,8 +619,8 @@ int qcow2_shrink_reftable(struct qcow2 *s)
 		if (!drop[i])
 			st_be64(raw + i * 8, s->reftable[i]);
 	}
-	if ((r = mimg_file_pwrite(s->file, raw, n * 8,
-				  s->reftable_offset)) < 0 ||
+	if ((r = mimg_file_pwrite(s->file, raw, n * 8, s->reftable_offset)) <
+		    0 ||
 	    (r = mimg_file_flush(s->file)) < 0)
 		goto out;
 	/* The table no longer names the blocks: release them. */

@@ -54,8 +54,10 @@ static int truncate_tail(struct qcow2 *s)
 			break;
 	}
 	if (c == UINT64_MAX)
-		return mimg_err(-EIO, "%s: qcow2: there are no references in "
-				"the refcount table", qcow2_path(s));
+		return mimg_err(-EIO,
+				"%s: qcow2: there are no references in "
+				"the refcount table",
+				qcow2_path(s));
 	uint64_t end = (c + 1) << s->cluster_bits;
 	/* As with qemu, a file that cannot be cut stays longer. */
 	if (end < fsize)

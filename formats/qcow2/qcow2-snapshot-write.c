@@ -60,8 +60,8 @@ static void punch_freed(struct qcow2 *s, struct freed *f)
 	memset(f, 0, sizeof(*f));
 }
 
-static int ref_cluster(struct qcow2 *s, uint64_t c, int addend,
-		       struct freed *f, uint64_t *rcp)
+static int ref_cluster(struct qcow2 *s, uint64_t c, int addend, struct freed *f,
+		       uint64_t *rcp)
 {
 	int r = qcow2_refcount_add(s, c, addend, rcp);
 	if (r == 0 && addend < 0 && *rcp == 0) {
@@ -107,15 +107,17 @@ static int update_l2(struct qcow2 *s, uint64_t l2_off, int addend,
 		} else if (e & QCOW2_OFFSET_MASK) {
 			uint64_t host = e & QCOW2_OFFSET_MASK;
 			if (!is_aligned_u64(host, s->cluster_size))
-				return mimg_err(-EIO, "%s: qcow2: L2 table at "
+				return mimg_err(-EIO,
+						"%s: qcow2: L2 table at "
 						"0x%llx maps a cluster at the "
 						"unaligned offset 0x%llx",
 						qcow2_path(s),
 						(unsigned long long)l2_off,
 						(unsigned long long)host);
 			r = addend ? ref_cluster(s, host >> s->cluster_bits,
-						 addend, f, &rc) :
-				     qcow2_get_refcount(s, host >> s->cluster_bits,
+						 addend, f, &rc)
+				   : qcow2_get_refcount(s,
+							host >> s->cluster_bits,
 							&rc);
 		}
 		if (r < 0)
@@ -146,14 +148,16 @@ static int update_refs(struct qcow2 *s, uint64_t *l1, uint32_t l1_size,
 			continue;
 		if (!is_aligned_u64(off, s->cluster_size) ||
 		    (e & QCOW2_L1_RESERVED))
-			return mimg_err(-EIO, "%s: qcow2: L1 entry %u (0x%llx) "
-					"is invalid", qcow2_path(s), i,
+			return mimg_err(-EIO,
+					"%s: qcow2: L1 entry %u (0x%llx) "
+					"is invalid",
+					qcow2_path(s), i,
 					(unsigned long long)e);
 		if ((r = update_l2(s, off, addend, f)) < 0)
 			break;
 		r = addend ? ref_cluster(s, off >> s->cluster_bits, addend, f,
-					 &rc) :
-			     qcow2_get_refcount(s, off >> s->cluster_bits, &rc);
+					 &rc)
+			   : qcow2_get_refcount(s, off >> s->cluster_bits, &rc);
 		if (r < 0)
 			break;
 		/* A freed table's pending flag changes must never land on
@@ -174,7 +178,7 @@ static int update_refs(struct qcow2 *s, uint64_t *l1, uint32_t l1_size,
  * make the drops durable, then punch the clusters they freed. */
 static int unref_l1(struct qcow2 *s, uint64_t *l1, uint32_t l1_size)
 {
-	struct freed f = { NULL, 0, 0 };
+	struct freed f = {NULL, 0, 0};
 	bool changed = false;
 	int r = update_refs(s, l1, l1_size, -1, &f, &changed);
 	free(l1);
@@ -218,8 +222,10 @@ static int clear_active_flags(struct qcow2 *s)
 			continue;
 		if (!is_aligned_u64(off, s->cluster_size) ||
 		    (s->l1[i] & QCOW2_L1_RESERVED))
-			return mimg_err(-EIO, "%s: qcow2: L1 entry %u (0x%llx) "
-					"is invalid", qcow2_path(s), i,
+			return mimg_err(-EIO,
+					"%s: qcow2: L1 entry %u (0x%llx) "
+					"is invalid",
+					qcow2_path(s), i,
 					(unsigned long long)s->l1[i]);
 		if ((r = qcow2_cache_get(&s->l2c, s->file, off, "L2 table",
 					 &l2)) < 0)
@@ -246,7 +252,7 @@ static int clear_active_flags(struct qcow2 *s)
  * dropped (qemu's walk with addend 0), L2 tables before L1. */
 static int fix_copied_flags(struct qcow2 *s)
 {
-	struct freed f = { NULL, 0, 0 };
+	struct freed f = {NULL, 0, 0};
 	bool changed = false;
 	int r = update_refs(s, s->l1, s->l1_size, 0, &f, &changed);
 	free(f.c);
@@ -277,12 +283,13 @@ static void put_entry(const struct qcow2 *s, const struct qcow2_snapshot *sn,
 	st_be64(p + 24, sn->vm_clock_nsec);
 	/* A VM state too large for the old field reads as none to older
 	 * readers instead of a truncated one. */
-	st_be32(p + 32, sn->vm_state_size <= UINT32_MAX ?
-				(uint32_t)sn->vm_state_size : 0);
+	st_be32(p + 32, sn->vm_state_size <= UINT32_MAX
+				? (uint32_t)sn->vm_state_size
+				: 0);
 	st_be32(p + 36, extra);
 	st_be64(p + 40, sn->vm_state_size);
-	st_be64(p + 48, sn->disk_size != UINT64_MAX ? sn->disk_size :
-						      s->img->size);
+	st_be64(p + 48,
+		sn->disk_size != UINT64_MAX ? sn->disk_size : s->img->size);
 	st_be64(p + 56, sn->has_icount ? sn->icount : UINT64_MAX);
 	if (sn->extra_len > 24)
 		memcpy(p + 64, sn->extra_more, sn->extra_len - 24);
@@ -294,8 +301,7 @@ static void put_entry(const struct qcow2 *s, const struct qcow2_snapshot *sn,
  * switch the header to it in one write and free the old table.  On
  * success LIST becomes the image's list (the old array is freed, the
  * entries it shares with LIST are not). */
-static int write_table(struct qcow2 *s, struct qcow2_snapshot *list,
-		       uint32_t n)
+static int write_table(struct qcow2 *s, struct qcow2_snapshot *list, uint32_t n)
 {
 	uint64_t size = 0, off = 0;
 	for (uint32_t i = 0; i < n; i++) {
@@ -370,7 +376,8 @@ static int rebuild_meta(struct qcow2 *s)
 static int refuse_data_file(struct qcow2 *s)
 {
 	if (s->data_file_name)
-		return mimg_err(-ENOTSUP, "%s: qcow2: internal snapshots are "
+		return mimg_err(-ENOTSUP,
+				"%s: qcow2: internal snapshots are "
 				"not supported with an external data file",
 				qcow2_path(s));
 	return 0;
@@ -391,12 +398,11 @@ static void next_id(const struct qcow2 *s, char *buf, size_t len)
 
 static int create_locked(struct qcow2 *s, struct qcow2_snapshot *sn)
 {
-	struct freed f = { NULL, 0, 0 };
+	struct freed f = {NULL, 0, 0};
 	uint64_t l1_bytes = (uint64_t)s->l1_size * 8;
 	bool changed = false;
 	int r;
-	if ((r = qcow2_resv_release(s)) < 0 ||
-	    (r = qcow2_metadata_sync(s)) < 0)
+	if ((r = qcow2_resv_release(s)) < 0 || (r = qcow2_metadata_sync(s)) < 0)
 		return r;
 	sn->l1_size = s->l1_size;
 	sn->l1_offset = 0;
@@ -408,8 +414,8 @@ static int create_locked(struct qcow2 *s, struct qcow2_snapshot *sn)
 			return r;
 	}
 	r = clear_active_flags(s);
-	if (r == 0 && (r = update_refs(s, s->l1, s->l1_size, 1, &f,
-				      &changed)) < 0)
+	if (r == 0 &&
+	    (r = update_refs(s, s->l1, s->l1_size, 1, &f, &changed)) < 0)
 		(void)fix_copied_flags(s); /* the flags the refcounts give */
 	free(f.c);
 	if (r == 0)
@@ -445,8 +451,10 @@ int qcow2_snapshot_create(struct mimg *img, const char *name)
 	if ((r = refuse_data_file(s)) < 0)
 		return r;
 	if (s->nb_snapshots >= QCOW2_MAX_SNAPSHOTS)
-		return mimg_err(-EFBIG, "%s: qcow2: the image already has %u "
-				"snapshots", qcow2_path(s), s->nb_snapshots);
+		return mimg_err(-EFBIG,
+				"%s: qcow2: the image already has %u "
+				"snapshots",
+				qcow2_path(s), s->nb_snapshots);
 	memset(&sn, 0, sizeof(sn));
 	clock_gettime(CLOCK_REALTIME, &ts);
 	next_id(s, id, sizeof(id));
@@ -486,7 +494,7 @@ static int read_snapshot_l1(struct qcow2 *s, const struct qcow2_snapshot *sn,
 
 static int apply_locked(struct qcow2 *s, const struct qcow2_snapshot *sn)
 {
-	struct freed f = { NULL, 0, 0 };
+	struct freed f = {NULL, 0, 0};
 	uint64_t *snl1 = NULL, *old;
 	bool changed = false;
 	int r;

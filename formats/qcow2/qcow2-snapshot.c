@@ -30,15 +30,14 @@ void qcow2_free_snapshots(struct qcow2 *s)
 	s->snaps = NULL;
 }
 
-static int read_string(struct qcow2 *s, uint64_t off, uint16_t len,
-		       char **out)
+static int read_string(struct qcow2 *s, uint64_t off, uint16_t len, char **out)
 {
 	char *p = malloc((size_t)len + 1);
 	if (!p)
 		return mimg_err(-ENOMEM, "out of memory");
 	int r = len ? mimg_file_pread_exact(s->file, p, len, off,
-					    "snapshot table") :
-		      0;
+					    "snapshot table")
+		    : 0;
 	if (r < 0) {
 		free(p);
 		return r;
@@ -73,15 +72,16 @@ int qcow2_read_snapshots(struct qcow2 *s)
 		sn->vm_state_size = ld_be32(h + 32);
 		uint32_t extra_len = ld_be32(h + 36);
 		if (extra_len > SNAP_MAX_EXTRA)
-			return mimg_err(-EINVAL, "%s: qcow2: snapshot %u has "
+			return mimg_err(-EINVAL,
+					"%s: qcow2: snapshot %u has "
 					"%u bytes of extra data (max %u)",
 					path, i, extra_len, SNAP_MAX_EXTRA);
 		sn->disk_size = UINT64_MAX;
 		memset(extra, 0, sizeof(extra));
 		uint32_t want = extra_len < 24 ? extra_len : 24;
-		if (want && (r = mimg_file_pread_exact(s->file, extra, want,
-						       off + 40,
-						       "snapshot table")) < 0)
+		if (want &&
+		    (r = mimg_file_pread_exact(s->file, extra, want, off + 40,
+					       "snapshot table")) < 0)
 			return r;
 		if (extra_len >= 8)
 			sn->vm_state_size = ld_be64(extra);
@@ -99,8 +99,7 @@ int qcow2_read_snapshots(struct qcow2 *s)
 			if (!sn->extra_more)
 				return mimg_err(-ENOMEM, "out of memory");
 			if ((r = mimg_file_pread_exact(s->file, sn->extra_more,
-						       extra_len - 24,
-						       off + 64,
+						       extra_len - 24, off + 64,
 						       "snapshot table")) < 0)
 				return r;
 		}
@@ -112,13 +111,17 @@ int qcow2_read_snapshots(struct qcow2 *s)
 		ck_align_up_u64(sz, 8, &asz);
 		total += asz;
 		if (total > SNAP_MAX_TABLE)
-			return mimg_err(-EINVAL, "%s: qcow2: snapshot table "
-					"exceeds 64 MiB", path);
+			return mimg_err(-EINVAL,
+					"%s: qcow2: snapshot table "
+					"exceeds 64 MiB",
+					path);
 		if (!is_aligned_u64(sn->l1_offset, s->cluster_size) ||
 		    (uint64_t)sn->l1_size * 8 > QCOW2_MAX_L1_BYTES)
-			return mimg_err(-EINVAL, "%s: qcow2: snapshot %s has an "
+			return mimg_err(-EINVAL,
+					"%s: qcow2: snapshot %s has an "
 					"invalid L1 table (offset 0x%llx, %u "
-					"entries)", path, sn->id,
+					"entries)",
+					path, sn->id,
 					(unsigned long long)sn->l1_offset,
 					sn->l1_size);
 		off += asz;
@@ -135,8 +138,8 @@ int qcow2_find_snapshot(const struct qcow2 *s, const char *name)
 	for (uint32_t i = 0; i < s->nb_snapshots; i++)
 		if (strcmp(s->snaps[i].name, name) == 0)
 			return (int)i;
-	return mimg_err(-ENOENT, "%s: qcow2: no snapshot '%s'",
-			qcow2_path(s), name);
+	return mimg_err(-ENOENT, "%s: qcow2: no snapshot '%s'", qcow2_path(s),
+			name);
 }
 
 int qcow2_select_snapshot(struct mimg *img, const char *name)
@@ -180,16 +183,18 @@ int qcow2_info_snapshots(struct qcow2 *s, struct mimg_value *info)
 		bool ok = o != NULL;
 		if (ok && sn->has_icount)
 			ok = mimg_value_add_uint(o, "icount", sn->icount);
-		ok = ok && mimg_value_add_uint(o, "vm-clock-nsec",
-					       sn->vm_clock_nsec % 1000000000ull);
+		ok = ok &&
+		     mimg_value_add_uint(o, "vm-clock-nsec",
+					 sn->vm_clock_nsec % 1000000000ull);
 		ok = ok && mimg_value_add_str(o, "name", sn->name);
 		ok = ok && mimg_value_add_uint(o, "date-sec", sn->date_sec);
 		ok = ok && mimg_value_add_uint(o, "date-nsec", sn->date_nsec);
-		ok = ok && mimg_value_add_uint(o, "vm-clock-sec",
-					       sn->vm_clock_nsec / 1000000000ull);
+		ok = ok &&
+		     mimg_value_add_uint(o, "vm-clock-sec",
+					 sn->vm_clock_nsec / 1000000000ull);
 		ok = ok && mimg_value_add_str(o, "id", sn->id);
-		ok = ok && mimg_value_add_uint(o, "vm-state-size",
-					       sn->vm_state_size);
+		ok = ok &&
+		     mimg_value_add_uint(o, "vm-state-size", sn->vm_state_size);
 		if (!ok)
 			return mimg_err(-ENOMEM, "out of memory");
 	}

@@ -59,8 +59,7 @@ int qcow2_metadata_sync(struct qcow2 *s)
 	return r;
 }
 
-int qcow2_defer_free(struct qcow2 *s, uint64_t off, uint64_t len,
-		     bool discard)
+int qcow2_defer_free(struct qcow2 *s, uint64_t off, uint64_t len, bool discard)
 {
 	if (s->npending >= MAX_PENDING) {
 		int r = qcow2_metadata_sync(s);
@@ -73,8 +72,8 @@ int qcow2_defer_free(struct qcow2 *s, uint64_t off, uint64_t len,
 	if (!p)
 		return -ENOMEM;
 	s->pending = p;
-	s->pending[s->npending++] = (struct qcow2_pending_free){ off, len,
-								 discard };
+	s->pending[s->npending++] = (struct qcow2_pending_free){off, len,
+								discard};
 	return 0;
 }
 

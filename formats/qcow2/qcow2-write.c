@@ -93,8 +93,8 @@ static int classify(struct qcow2 *s, uint64_t gcl, uint64_t e, uint64_t bm,
 		uint64_t t = sc_bits_for(s, a, b);
 		*k = (bm & t) == t ? W_INPLACE : W_FIXUP;
 	} else {
-		*k = (s->version >= 3 && (e & QCOW2_OFLAG_ZERO)) ? W_FIXUP :
-								   W_INPLACE;
+		*k = (s->version >= 3 && (e & QCOW2_OFLAG_ZERO)) ? W_FIXUP
+								 : W_INPLACE;
 	}
 	return 0;
 }
@@ -108,11 +108,11 @@ static bool partial_ok(const struct qcow2 *s, uint64_t e)
 }
 
 struct run {
-	uint64_t g0;	/* first guest cluster */
-	uint64_t n;	/* clusters */
+	uint64_t g0; /* first guest cluster */
+	uint64_t n;  /* clusters */
 	enum wkind kind;
 	uint64_t *old_e, *old_bm;
-	uint64_t host0;	/* host offset of the first cluster */
+	uint64_t host0; /* host offset of the first cluster */
 	uint64_t h, t;	/* guest range written: [h, t) incl. COW */
 };
 
@@ -120,8 +120,8 @@ struct run {
  * case: a small write into an empty cluster) become one fallocate call
  * instead of a data write, as qemu does; the file system falls back to
  * writing them where it cannot.  *COPIED is set when BUF held data. */
-static int write_cow(struct qcow2 *s, uint8_t *buf, size_t len,
-		     uint64_t host, bool *copied)
+static int write_cow(struct qcow2 *s, uint8_t *buf, size_t len, uint64_t host,
+		     bool *copied)
 {
 	if (s->crypt_method) {
 		/* Even zeroes are ciphertext on disk. */
@@ -142,10 +142,10 @@ static int write_cow(struct qcow2 *s, uint8_t *buf, size_t len,
 /* The copied head, the guest's bytes and the copied tail as one O_DSYNC
  * write at HOST: durable when this returns, without waiting for the rest
  * of the image's unflushed data as a flush would. */
-static int write_run_dsync(struct qcow2 *s, const uint8_t *head,
-			   size_t hlen, const struct iovec *iov, int iovcnt,
-			   size_t skip, size_t len, const uint8_t *tail,
-			   size_t tlen, uint64_t host)
+static int write_run_dsync(struct qcow2 *s, const uint8_t *head, size_t hlen,
+			   const struct iovec *iov, int iovcnt, size_t skip,
+			   size_t len, const uint8_t *tail, size_t tlen,
+			   uint64_t host)
 {
 	struct iovec st[16], *v, *all;
 	int n = iov_slice(iov, iovcnt, skip, len, st, 16, &v), k = 0;
@@ -157,11 +157,11 @@ static int write_run_dsync(struct qcow2 *s, const uint8_t *head,
 		return mimg_err(-ENOMEM, "out of memory");
 	}
 	if (hlen)
-		all[k++] = (struct iovec){ (void *)head, hlen };
+		all[k++] = (struct iovec){(void *)head, hlen};
 	memcpy(all + k, v, (size_t)n * sizeof(*v));
 	k += n;
 	if (tlen)
-		all[k++] = (struct iovec){ (void *)tail, tlen };
+		all[k++] = (struct iovec){(void *)tail, tlen};
 	int r = mimg_file_pwritev_dsync(s->data, all, k, host);
 	free(all);
 	iov_slice_free(v, st);
@@ -174,10 +174,9 @@ static int write_run_dsync(struct qcow2 *s, const uint8_t *head,
  * entries are written -- old content was copied, or MUST_SYNC because
  * the host range may not read as zeroes -- they are written so and
  * *SYNCED is set. */
-static int write_run(struct qcow2 *s, struct run *run,
-		     const struct iovec *iov, int iovcnt, size_t skip,
-		     uint64_t pos, uint64_t end, bool dsync, bool must_sync,
-		     bool *copied, bool *synced)
+static int write_run(struct qcow2 *s, struct run *run, const struct iovec *iov,
+		     int iovcnt, size_t skip, uint64_t pos, uint64_t end,
+		     bool dsync, bool must_sync, bool *copied, bool *synced)
 {
 	uint64_t cs = s->cluster_size, sc = 1ull << s->sc_bits;
 	uint64_t c0 = run->g0 << s->cluster_bits;
@@ -211,15 +210,15 @@ static int write_run(struct qcow2 *s, struct run *run,
 	if (run->t > cl + cs)
 		run->t = cl + cs;
 	size_t hlen = (size_t)(pos - run->h), tlen = (size_t)(run->t - end);
-	if ((hlen && !(head = malloc(hlen))) || (tlen && !(tail = malloc(tlen)))) {
+	if ((hlen && !(head = malloc(hlen))) ||
+	    (tlen && !(tail = malloc(tlen)))) {
 		r = mimg_err(-ENOMEM, "out of memory");
 		goto out;
 	}
-	if (hlen && (r = qcow2_read_with_entry(s, run->h, hlen, e0, b0,
-					       head)) < 0)
+	if (hlen &&
+	    (r = qcow2_read_with_entry(s, run->h, hlen, e0, b0, head)) < 0)
 		goto out;
-	if (tlen && (r = qcow2_read_with_entry(s, end, tlen, el, bl, tail)) <
-			    0)
+	if (tlen && (r = qcow2_read_with_entry(s, end, tlen, el, bl, tail)) < 0)
 		goto out;
 	uint64_t host = run->host0 + (run->h - c0);
 	if (dsync && (must_sync || (hlen && !buf_is_zero(head, hlen)) ||
@@ -231,12 +230,11 @@ static int write_run(struct qcow2 *s, struct run *run,
 	}
 	if (hlen && (r = write_cow(s, head, hlen, host, copied)) < 0)
 		goto out;
-	if ((r = qcow2_data_io(s, true, iov, iovcnt, skip,
-				 (size_t)(end - pos), host + hlen, 0)) < 0)
+	if ((r = qcow2_data_io(s, true, iov, iovcnt, skip, (size_t)(end - pos),
+			       host + hlen, 0)) < 0)
 		goto out;
 	if (tlen)
-		r = write_cow(s, tail, tlen, host + hlen + (end - pos),
-			      copied);
+		r = write_cow(s, tail, tlen, host + hlen + (end - pos), copied);
 out:
 	free(head);
 	free(tail);
@@ -279,8 +277,8 @@ static int commit_run(struct qcow2 *s, struct run *run)
 			if (run->kind == W_FIXUP)
 				nbm = (ob | bits) & ~(bits << 32);
 			else if (partial_ok(s, oe))
-				nbm = bits | (ob & ~(bits << 32) &
-					      QCOW2_BITMAP_ZERO);
+				nbm = bits |
+				      (ob & ~(bits << 32) & QCOW2_BITMAP_ZERO);
 			else
 				nbm = QCOW2_BITMAP_ALLOC;
 		}
@@ -308,14 +306,13 @@ static int commit_run(struct qcow2 *s, struct run *run)
 }
 
 /* Handle the first piece of [pos, pos+len); returns bytes done. */
-static ssize_t write_piece(struct qcow2 *s, const struct iovec *iov,
-			   int iovcnt, size_t skip, uint64_t pos,
-			   uint64_t len)
+static ssize_t write_piece(struct qcow2 *s, const struct iovec *iov, int iovcnt,
+			   size_t skip, uint64_t pos, uint64_t len)
 {
 	uint64_t cs = s->cluster_size;
 	uint64_t l2_span = (uint64_t)s->l2_entries << s->cluster_bits;
-	uint64_t end = min_u64(pos + len, align_down_u64(pos, l2_span) +
-						  l2_span);
+	uint64_t end = min_u64(pos + len,
+			       align_down_u64(pos, l2_span) + l2_span);
 	uint64_t g0 = pos >> s->cluster_bits, gl = (end - 1) >> s->cluster_bits;
 	struct qcow2_inflight inf;
 	uint64_t *olds = NULL;
@@ -330,13 +327,12 @@ static ssize_t write_piece(struct qcow2 *s, const struct iovec *iov,
 	if ((r = qcow2_refuse_if_corrupt(s)) < 0 ||
 	    (r = qcow2_get_l2(s, g0, false, &l2, &idx)) < 0)
 		goto fail;
-	struct run run = { .g0 = g0, .n = 0 };
+	struct run run = {.g0 = g0, .n = 0};
 	uint64_t e = l2 ? qcow2_l2_entry(s, l2, idx) : 0;
 	uint64_t bm = l2 ? qcow2_l2_bitmap(s, l2, idx) : 0;
 	uint64_t c0 = g0 << s->cluster_bits;
 	uint64_t run_end = min_u64(end, c0 + cs);
-	if ((r = classify(s, g0, e, bm, pos - c0, run_end - c0, &run.kind)) <
-	    0)
+	if ((r = classify(s, g0, e, bm, pos - c0, run_end - c0, &run.kind)) < 0)
 		goto fail;
 
 	if (run.kind == W_INPLACE) {
@@ -348,8 +344,8 @@ static ssize_t write_piece(struct qcow2 *s, const struct iovec *iov,
 			uint64_t gb = qcow2_l2_bitmap(s, l2, i);
 			uint64_t gc = g << s->cluster_bits;
 			enum wkind k;
-			if (classify(s, g, ge, gb, 0, min_u64(end, gc + cs) - gc,
-				     &k) < 0 ||
+			if (classify(s, g, ge, gb, 0,
+				     min_u64(end, gc + cs) - gc, &k) < 0 ||
 			    k != W_INPLACE ||
 			    (ge & QCOW2_OFFSET_MASK) != next_host)
 				break;
@@ -389,8 +385,8 @@ static ssize_t write_piece(struct qcow2 *s, const struct iovec *iov,
 			uint64_t gb = l2 ? qcow2_l2_bitmap(s, l2, i) : 0;
 			uint64_t gc = g << s->cluster_bits;
 			enum wkind k;
-			if (classify(s, g, ge, gb, 0, min_u64(end, gc + cs) - gc,
-				     &k) < 0 ||
+			if (classify(s, g, ge, gb, 0,
+				     min_u64(end, gc + cs) - gc, &k) < 0 ||
 			    k != W_NEW)
 				break;
 			run.old_e[run.n] = ge;
@@ -447,8 +443,8 @@ done:
 	return ret;
 }
 
-static int write_aligned(struct qcow2 *s, const struct iovec *iov,
-			 int iovcnt, uint64_t off, size_t len)
+static int write_aligned(struct qcow2 *s, const struct iovec *iov, int iovcnt,
+			 uint64_t off, size_t len)
 {
 	size_t done = 0;
 	while (done < len) {
@@ -471,7 +467,7 @@ static int write_partial_sector(struct mimg *img, const struct iovec *iov,
 {
 	struct qcow2 *s = qcow2_of(img);
 	uint8_t buf[MIMG_CRYPTO_SECTOR];
-	struct iovec v = { buf, sizeof(buf) };
+	struct iovec v = {buf, sizeof(buf)};
 	pthread_mutex_lock(&s->crypt_rmw);
 	int r = qcow2_preadv(img, &v, 1, sector_off, sizeof(buf));
 	if (r == 0) {
@@ -530,7 +526,7 @@ static int write_zero_buf(struct mimg *img, uint64_t off, uint64_t len)
 	static const uint8_t zeroes[65536];
 	while (len) {
 		size_t n = (size_t)min_u64(len, sizeof(zeroes));
-		struct iovec v = { (void *)zeroes, n };
+		struct iovec v = {(void *)zeroes, n};
 		int r = qcow2_pwritev(img, &v, 1, off, n);
 		if (r < 0)
 			return r;
@@ -551,10 +547,10 @@ static void zero_entry(struct qcow2 *s, uint64_t e, uint64_t bm, bool zero,
 		    (s->data_file_name || (e & QCOW2_OFLAG_COPIED));
 	if (s->data_file_name && entry_has_host(s, e))
 		keep = true; /* data file clusters are not refcounted */
-	*free_old = !keep && ((e & QCOW2_OFLAG_COMPRESSED) ||
-			      (e & QCOW2_OFFSET_MASK));
-	uint64_t base = keep ? (e & (QCOW2_OFFSET_MASK | QCOW2_OFLAG_COPIED)) :
-			       0;
+	*free_old = !keep &&
+		    ((e & QCOW2_OFLAG_COMPRESSED) || (e & QCOW2_OFFSET_MASK));
+	uint64_t base = keep ? (e & (QCOW2_OFFSET_MASK | QCOW2_OFLAG_COPIED))
+			     : 0;
 	if (s->extended_l2) {
 		*ne = base;
 		*nbm = zero ? QCOW2_BITMAP_ZERO : 0;
@@ -566,8 +562,8 @@ static void zero_entry(struct qcow2 *s, uint64_t e, uint64_t bm, bool zero,
 }
 
 /* Make whole clusters [g0, g1] zero (or unallocated). */
-static int zero_clusters(struct qcow2 *s, uint64_t g0, uint64_t g1,
-			 bool zero, bool unmap)
+static int zero_clusters(struct qcow2 *s, uint64_t g0, uint64_t g1, bool zero,
+			 bool unmap)
 {
 	struct qcow2_inflight inf;
 	pthread_mutex_lock(&s->lock);
@@ -586,7 +582,7 @@ static int zero_clusters(struct qcow2 *s, uint64_t g0, uint64_t g1,
 		if ((r = qcow2_get_l2(s, g, true, &l2, &idx)) < 0)
 			break;
 		uint64_t nfree = 0, *frees = calloc(span_end - g + 1,
-						      2 * sizeof(uint64_t));
+						    2 * sizeof(uint64_t));
 		if (!frees) {
 			r = mimg_err(-ENOMEM, "out of memory");
 			break;
@@ -610,7 +606,8 @@ static int zero_clusters(struct qcow2 *s, uint64_t g0, uint64_t g1,
 						s, e, &frees[2 * nfree],
 						&frees[2 * nfree + 1]);
 				} else {
-					frees[2 * nfree] = e & QCOW2_OFFSET_MASK;
+					frees[2 * nfree] = e &
+							   QCOW2_OFFSET_MASK;
 					frees[2 * nfree + 1] = s->cluster_size;
 				}
 				nfree++;
@@ -695,29 +692,34 @@ int qcow2_flush(struct mimg *img)
 	return r;
 }
 
-int qcow2_truncate(struct mimg *img, uint64_t size,
-		   enum mimg_prealloc prealloc)
+int qcow2_truncate(struct mimg *img, uint64_t size, enum mimg_prealloc prealloc)
 {
 	struct qcow2 *s = qcow2_of(img);
 	uint8_t b[8];
 	if (prealloc != MIMG_PREALLOC_OFF && s->crypt_method)
-		return mimg_err(-ENOTSUP, "%s: qcow2: preallocation is not "
+		return mimg_err(-ENOTSUP,
+				"%s: qcow2: preallocation is not "
 				"supported for encrypted images",
 				qcow2_path(s));
 	if (prealloc != MIMG_PREALLOC_OFF && s->snapshot_selected >= 0)
 		return mimg_err(-EBUSY, "%s: qcow2: a snapshot is selected",
 				qcow2_path(s));
 	if (size > (uint64_t)INT64_MAX || size % 512)
-		return mimg_err(-EINVAL, "%s: qcow2: new size %llu must be a "
-				"multiple of 512", qcow2_path(s),
-				(unsigned long long)size);
+		return mimg_err(-EINVAL,
+				"%s: qcow2: new size %llu must be a "
+				"multiple of 512",
+				qcow2_path(s), (unsigned long long)size);
 	/* Version 2 snapshots have no size of their own. */
 	if (s->nb_snapshots && s->version < 3)
-		return mimg_err(-ENOTSUP, "%s: qcow2: Can't resize a v2 image "
-				"which has snapshots", qcow2_path(s));
+		return mimg_err(-ENOTSUP,
+				"%s: qcow2: Can't resize a v2 image "
+				"which has snapshots",
+				qcow2_path(s));
 	if (size < img->size && prealloc != MIMG_PREALLOC_OFF)
-		return mimg_err(-EINVAL, "%s: qcow2: Preallocation can't be "
-				"used for shrinking an image", qcow2_path(s));
+		return mimg_err(-EINVAL,
+				"%s: qcow2: Preallocation can't be "
+				"used for shrinking an image",
+				qcow2_path(s));
 	pthread_mutex_lock(&s->lock);
 	int r = qcow2_bitmaps_load_all(s);
 	pthread_mutex_unlock(&s->lock);

@@ -26,8 +26,8 @@ static int qcow2_probe(const uint8_t *buf, size_t len, const char *filename)
 static int open_data_file(struct qcow2 *s)
 {
 	char *path = NULL;
-	int r = mimg__resolve_ref(s->img, s->data_file_name, true,
-				  "data file", &path);
+	int r = mimg__resolve_ref(s->img, s->data_file_name, true, "data file",
+				  &path);
 	if (r < 0)
 		return r;
 	r = mimg__open_extra_file(s->img, path, false, &s->data_own);

@@ -93,8 +93,8 @@ struct qcow2_snapshot {
 	uint64_t disk_size; /* guest size when taken (UINT64_MAX: unknown) */
 	bool has_icount;
 	uint64_t icount;
-	uint32_t extra_len;	/* bytes of extra data on disk */
-	uint8_t *extra_more;	/* extra data past the known 24 bytes */
+	uint32_t extra_len;  /* bytes of extra data on disk */
+	uint8_t *extra_more; /* extra data past the known 24 bytes */
 };
 
 /* A fixed-budget cache of cluster-sized metadata tables (L2 tables or
@@ -137,15 +137,15 @@ struct qcow2_bitmap {
 	uint32_t flags;
 	uint8_t type;
 	unsigned granularity_bits;
-	uint64_t table_offset;	/* 0: not stored yet */
+	uint64_t table_offset; /* 0: not stored yet */
 	uint32_t table_size;
 	uint64_t dir_pos; /* of the flags field inside the directory */
 	uint32_t extra_len;
-	uint8_t *extra;		/* extra data, kept as it is */
-	uint8_t *bits;		/* the content, once loaded (else NULL) */
-	uint64_t nbytes;	/* bytes of BITS */
-	bool changed;		/* BITS differ from what is stored */
-	bool tracked;		/* writes set bits (enabled, consistent) */
+	uint8_t *extra;	 /* extra data, kept as it is */
+	uint8_t *bits;	 /* the content, once loaded (else NULL) */
+	uint64_t nbytes; /* bytes of BITS */
+	bool changed;	 /* BITS differ from what is stored */
+	bool tracked;	 /* writes set bits (enabled, consistent) */
 };
 /* A bitmap table the stored directory refers to. */
 struct qcow2_bm_table {
@@ -166,8 +166,8 @@ struct qcow2_inflight {
 
 struct qcow2 {
 	struct mimg *img;
-	struct mimg_file *file;	/* the qcow2 file (metadata) */
-	struct mimg_file *data;	/* data clusters: file or external */
+	struct mimg_file *file;	    /* the qcow2 file (metadata) */
+	struct mimg_file *data;	    /* data clusters: file or external */
 	struct mimg_file *data_own; /* opened external data file */
 	char *data_file_name;
 	bool data_raw;
@@ -187,40 +187,40 @@ struct qcow2 {
 	uint64_t bm_dir_offset, bm_dir_size;
 	struct qcow2_bitmap *bitmaps; /* valid when bitmaps_loaded */
 	bool bitmaps_loaded;
-	bool bm_tracking;	/* some bitmap is tracked */
+	bool bm_tracking;		  /* some bitmap is tracked */
 	struct qcow2_bm_table *bm_stored; /* tables of the stored directory */
 	uint32_t nb_bm_stored;
-	unsigned l2e_size;	/* 8 or 16 */
-	unsigned l2_bits;	/* log2 of entries per L2 table */
+	unsigned l2e_size; /* 8 or 16 */
+	unsigned l2_bits;  /* log2 of entries per L2 table */
 	uint32_t l2_entries;
-	unsigned sc_bits;	/* log2 of the subcluster size */
-	uint32_t rb_entries;	/* refcounts per refcount block */
+	unsigned sc_bits;    /* log2 of the subcluster size */
+	uint32_t rb_entries; /* refcounts per refcount block */
 	unsigned rb_bits;
-	unsigned csize_shift;	/* compressed descriptor: size field shift */
+	unsigned csize_shift; /* compressed descriptor: size field shift */
 	uint64_t coffset_mask;
 	uint64_t csize_mask;
 
-	uint64_t *l1;		/* host-endian copy of the L1 table */
+	uint64_t *l1; /* host-endian copy of the L1 table */
 	uint32_t l1_size;
 	uint64_t l1_offset;
-	uint32_t l1_alloc;	/* entries that fit in the L1's clusters */
-	uint64_t *l1_active;	/* the image's own L1 when a snapshot is read */
+	uint32_t l1_alloc;   /* entries that fit in the L1's clusters */
+	uint64_t *l1_active; /* the image's own L1 when a snapshot is read */
 
-	uint64_t *reftable;	/* host-endian */
+	uint64_t *reftable; /* host-endian */
 	uint64_t reftable_offset;
 	uint32_t reftable_clusters;
-	uint64_t reftable_size;	/* entries */
+	uint64_t reftable_size; /* entries */
 
 	uint64_t backing_off;
 	uint32_t backing_len;
 	struct qcow2_snapshot *snaps;
 	uint32_t nb_snapshots;
 	uint64_t snapshots_offset;
-	uint64_t snapshots_size;	/* bytes of the snapshot table */
-	int snapshot_selected;	/* index or -1 */
+	uint64_t snapshots_size; /* bytes of the snapshot table */
+	int snapshot_selected;	 /* index or -1 */
 
-	uint64_t free_hint;	/* lowest cluster index that may be free */
-	uint64_t free_byte;	/* next byte for compressed data, 0: none */
+	uint64_t free_hint; /* lowest cluster index that may be free */
+	uint64_t free_byte; /* next byte for compressed data, 0: none */
 
 	struct qcow2_cache l2c, rbc;
 	pthread_mutex_t lock;
@@ -231,19 +231,19 @@ struct qcow2 {
 	size_t npending, cappending;
 	/* Exit-safe mode (qcow2-exitsafe.c). */
 	bool exit_safe;
-	bool resv_zeroed;	/* the reservation reads as zeroes */
+	bool resv_zeroed;	      /* the reservation reads as zeroes */
 	uint64_t resv_next, resv_end; /* reserved clusters [next, end) */
-	unsigned resv_grow;	/* clusters the next reservation takes */
+	unsigned resv_grow;	      /* clusters the next reservation takes */
 	struct mimg_group_sync gsync;
 	/* Metadata that guest data must never overwrite (writable opens). */
 	struct qcow2_meta_set meta;
 	bool meta_tracked;
 	/* Encryption (qcow2-crypt.c). */
-	uint32_t crypt_method;	/* 0 none, 1 AES-CBC (read only), 2 LUKS */
+	uint32_t crypt_method; /* 0 none, 1 AES-CBC (read only), 2 LUKS */
 	bool has_crypt_ext;
 	uint64_t crypt_hdr_off, crypt_hdr_len; /* the LUKS header's area */
 	struct luks1_header *luks;
-	bool crypt_ready;	/* the key is loaded */
+	bool crypt_ready; /* the key is loaded */
 	struct mimg_sector_cipher cipher;
 	pthread_mutex_t crypt_rmw; /* partial-sector read-modify-write */
 	bool crypt_rmw_init;
@@ -293,8 +293,8 @@ int qcow2_set_backing(struct mimg *img, const char *name, const char *fmt);
 int qcow2_cache_init(struct qcow2_cache *c, unsigned n, uint32_t size);
 void qcow2_cache_free(struct qcow2_cache *c);
 /* Load the table at host OFFSET from F (validated by the caller). */
-int qcow2_cache_get(struct qcow2_cache *c, struct mimg_file *f,
-		    uint64_t offset, const char *what, uint8_t **datap);
+int qcow2_cache_get(struct qcow2_cache *c, struct mimg_file *f, uint64_t offset,
+		    const char *what, uint8_t **datap);
 /* Install a freshly created table at OFFSET with contents DATA. */
 int qcow2_cache_put_new(struct qcow2_cache *c, uint64_t offset,
 			const uint8_t *data, uint8_t **datap);
@@ -307,8 +307,7 @@ void qcow2_cache_clear(struct qcow2_cache *c);
 
 /* qcow2-sync.c (under s->lock) */
 /* Drop the reference to [OFF, OFF+LEN) after the next metadata sync. */
-int qcow2_defer_free(struct qcow2 *s, uint64_t off, uint64_t len,
-		     bool discard);
+int qcow2_defer_free(struct qcow2 *s, uint64_t off, uint64_t len, bool discard);
 /* Make modified L2 tables durable in order: data and refcounts first
  * (flush), then the L2 tables (flush), then the deferred frees. */
 int qcow2_metadata_sync(struct qcow2 *s);
@@ -318,8 +317,7 @@ bool qcow2_cache_has_dirty(const struct qcow2_cache *c);
 /* qcow2-exitsafe.c (all under s->lock) */
 /* Take N contiguous clusters from the reservation, refilling it (one
  * flush) when it is short; *ZEROEDP tells whether they read as zeroes. */
-int qcow2_resv_take(struct qcow2 *s, uint64_t n, uint64_t *offp,
-		    bool *zeroedp);
+int qcow2_resv_take(struct qcow2 *s, uint64_t n, uint64_t *offp, bool *zeroedp);
 /* Give the unused reserved clusters back. */
 int qcow2_resv_release(struct qcow2 *s);
 /* Make every write completed so far durable (a group flush; the lock is
@@ -356,8 +354,7 @@ int qcow2_alloc_data_clusters(struct qcow2 *s, uint64_t n, uint64_t *offp);
 int qcow2_alloc_bytes(struct qcow2 *s, uint64_t len, uint64_t *offp);
 /* Drop one reference to each cluster overlapping [OFF, OFF+LEN);
  * clusters reaching zero are punched out of the file when DISCARD. */
-int qcow2_free_range(struct qcow2 *s, uint64_t off, uint64_t len,
-		     bool discard);
+int qcow2_free_range(struct qcow2 *s, uint64_t off, uint64_t len, bool discard);
 int qcow2_refcount_writeback(struct qcow2 *s);
 /* Use *TAB (CLUSTERS clusters of entries, already on disk at OFF and
  * named by the header) as the refcount table from now on; the old one
@@ -382,20 +379,18 @@ int qcow2_refcount_init(struct qcow2 *s);
 
 /* qcow2-map.c (under s->lock) */
 /* Map guest OFF (up to LEN bytes, stopping at the end of the L2 table). */
-int qcow2_map(struct qcow2 *s, uint64_t off, uint64_t len,
-	      struct qcow2_map *m);
+int qcow2_map(struct qcow2 *s, uint64_t off, uint64_t len, struct qcow2_map *m);
 /* Get the L2 table for guest cluster C, allocating it when ALLOC (COPIED
  * set in L1 afterwards).  *L2 is NULL when unallocated and !ALLOC. */
-int qcow2_get_l2(struct qcow2 *s, uint64_t gcluster, bool alloc,
-		 uint8_t **l2p, uint32_t *idxp);
-uint64_t qcow2_l2_entry(const struct qcow2 *s, const uint8_t *l2,
-			uint32_t idx);
+int qcow2_get_l2(struct qcow2 *s, uint64_t gcluster, bool alloc, uint8_t **l2p,
+		 uint32_t *idxp);
+uint64_t qcow2_l2_entry(const struct qcow2 *s, const uint8_t *l2, uint32_t idx);
 uint64_t qcow2_l2_bitmap(const struct qcow2 *s, const uint8_t *l2,
 			 uint32_t idx);
-void qcow2_set_l2(struct qcow2 *s, uint8_t *l2, uint32_t idx,
-		  uint64_t entry, uint64_t bitmap);
-int qcow2_validate_l2_entry(struct qcow2 *s, uint64_t gcluster,
-			    uint64_t entry, uint64_t bitmap);
+void qcow2_set_l2(struct qcow2 *s, uint8_t *l2, uint32_t idx, uint64_t entry,
+		  uint64_t bitmap);
+int qcow2_validate_l2_entry(struct qcow2 *s, uint64_t gcluster, uint64_t entry,
+			    uint64_t bitmap);
 void qcow2_compressed_extent(const struct qcow2 *s, uint64_t entry,
 			     uint64_t *off, uint64_t *len);
 int qcow2_resize_l1(struct qcow2 *s, uint64_t new_size);
@@ -536,8 +531,8 @@ int qcow2_data_io(struct qcow2 *s, bool write, const struct iovec *iov,
 		  uint64_t guest);
 /* Encrypt or decrypt LEN bytes (whole sectors) of BUF, stored at host
  * offset HOST and seen by the guest at GUEST.  Thread-safe. */
-int qcow2_crypt(struct qcow2 *s, bool encrypt, uint64_t host,
-		uint64_t guest, uint8_t *buf, size_t len);
+int qcow2_crypt(struct qcow2 *s, bool encrypt, uint64_t host, uint64_t guest,
+		uint8_t *buf, size_t len);
 int qcow2_crypt_info(struct qcow2 *s, struct mimg_value *data);
 /* Allocate and write a LUKS header for P unlocked by SEC; its area is
  * *OFFP, *LENP bytes (the header is the caller's to point at it). */
@@ -561,24 +556,42 @@ int qcow2_change_refcount_order(struct qcow2 *s, unsigned order);
 int qcow2_rebuild_dirty(struct qcow2 *s);
 
 /* Options that qcow2 create and amend share (qemu-img's help texts). */
-#define QCOW2_OPT_BACKING_FILE                                             \
-	{ "backing_file", MIMG_OPTK_STRING, "File name of a base image",    \
-	  NULL, NULL, NULL, 0 }
-#define QCOW2_OPT_BACKING_FMT                                              \
-	{ "backing_fmt", MIMG_OPTK_STRING, "Image format of the base image", \
-	  NULL, NULL, NULL, 0 }
-#define QCOW2_OPT_DATA_FILE                                                \
-	{ "data_file", MIMG_OPTK_STRING, "File name of an external data "   \
-	  "file", NULL, NULL, NULL, 0 }
-#define QCOW2_OPT_DATA_FILE_RAW                                            \
-	{ "data_file_raw", MIMG_OPTK_BOOL, "The external data file must "   \
-	  "stay valid as a raw image", "off", NULL, NULL, 0 }
-#define QCOW2_OPT_LAZY_REFCOUNTS                                           \
-	{ "lazy_refcounts", MIMG_OPTK_BOOL, "Postpone refcount updates",    \
-	  "off", NULL, NULL, 0 }
-#define QCOW2_OPT_REFCOUNT_BITS                                            \
-	{ "refcount_bits", MIMG_OPTK_NUMBER, "Width of a reference count "  \
-	  "entry in bits", "16", NULL, NULL, 0 }
+#define QCOW2_OPT_BACKING_FILE                                                 \
+	{                                                                      \
+		"backing_file", MIMG_OPTK_STRING, "File name of a base image", \
+			NULL, NULL, NULL, 0                                    \
+	}
+#define QCOW2_OPT_BACKING_FMT                                                  \
+	{                                                                      \
+		"backing_fmt", MIMG_OPTK_STRING,                               \
+			"Image format of the base image", NULL, NULL, NULL, 0  \
+	}
+#define QCOW2_OPT_DATA_FILE                                                    \
+	{                                                                      \
+		"data_file", MIMG_OPTK_STRING,                                 \
+			"File name of an external data "                       \
+			"file",                                                \
+			NULL, NULL, NULL, 0                                    \
+	}
+#define QCOW2_OPT_DATA_FILE_RAW                                                \
+	{                                                                      \
+		"data_file_raw", MIMG_OPTK_BOOL,                               \
+			"The external data file must "                         \
+			"stay valid as a raw image",                           \
+			"off", NULL, NULL, 0                                   \
+	}
+#define QCOW2_OPT_LAZY_REFCOUNTS                                               \
+	{                                                                      \
+		"lazy_refcounts", MIMG_OPTK_BOOL, "Postpone refcount updates", \
+			"off", NULL, NULL, 0                                   \
+	}
+#define QCOW2_OPT_REFCOUNT_BITS                                                \
+	{                                                                      \
+		"refcount_bits", MIMG_OPTK_NUMBER,                             \
+			"Width of a reference count "                          \
+			"entry in bits",                                       \
+			"16", NULL, NULL, 0                                    \
+	}
 
 /* qcow2-amend.c */
 extern const struct mimg_optdesc qcow2_amend_opts[];
@@ -591,15 +604,12 @@ int qcow2_amend(struct mimg *img, const struct mimg_optval *vals,
 extern const struct mimg_optdesc qcow2_create_opts[];
 /* Allocate every unallocated cluster from guest offset FROM to the end
  * (preallocation=metadata|falloc|full); new clusters read as zeroes. */
-int qcow2_preallocate(struct mimg *img, uint64_t from,
-		      enum mimg_prealloc mode);
-int qcow2_create(const char *path, uint64_t size,
-		 const struct mimg_opt *opts, size_t nopts,
-		 struct mimg *backing);
+int qcow2_preallocate(struct mimg *img, uint64_t from, enum mimg_prealloc mode);
+int qcow2_create(const char *path, uint64_t size, const struct mimg_opt *opts,
+		 size_t nopts, struct mimg *backing);
 /* qcow2_create with the secret of encrypt.format=luks. */
 int qcow2_create_secret(const char *path, uint64_t size,
 			const struct mimg_opt *opts, size_t nopts,
-			struct mimg *backing,
-			const struct mimg_secret *secret);
+			struct mimg *backing, const struct mimg_secret *secret);
 
 #endif

@@ -22,8 +22,10 @@ int vdi_check(struct mimg *img, unsigned flags, struct mimg_check_result *res)
 	uint32_t *owner, allocated = 0;
 
 	if (flags & (MIMG_CHECK_REPAIR_LEAKS | MIMG_CHECK_REPAIR_ERRORS))
-		return mimg_err(-ENOTSUP, "%s: vdi: repairing is not "
-				"supported", img->filename);
+		return mimg_err(-ENOTSUP,
+				"%s: vdi: repairing is not "
+				"supported",
+				img->filename);
 	if (!(owner = malloc((s->blocks ? s->blocks : 1) * sizeof(*owner))))
 		return mimg_err(-ENOMEM, "out of memory");
 	memset(owner, 0xff, (s->blocks ? s->blocks : 1) * sizeof(*owner));
@@ -34,15 +36,19 @@ int vdi_check(struct mimg *img, unsigned flags, struct mimg_check_result *res)
 			continue;
 		if (e >= s->blocks) {
 			res->corruptions++;
-			mimg__check_report(res, "ERROR: block index %u too "
-					   "large, is %u", i, e);
+			mimg__check_report(res,
+					   "ERROR: block index %u too "
+					   "large, is %u",
+					   i, e);
 			continue;
 		}
 		allocated++;
 		if (owner[e] != UINT32_MAX) {
 			res->corruptions++;
-			mimg__check_report(res, "ERROR: block index %u also "
-					   "used by %u", owner[e], i);
+			mimg__check_report(res,
+					   "ERROR: block index %u also "
+					   "used by %u",
+					   owner[e], i);
 		} else {
 			owner[e] = i;
 		}
@@ -55,7 +61,8 @@ int vdi_check(struct mimg *img, unsigned flags, struct mimg_check_result *res)
 			res->leaks++;
 		else
 			res->corruptions++;
-		mimg__check_report(res, "%s: allocated blocks mismatch, is %u, "
+		mimg__check_report(res,
+				   "%s: allocated blocks mismatch, is %u, "
 				   "should be %u",
 				   stored > allocated ? "Leak" : "ERROR",
 				   allocated, stored);

@@ -20,9 +20,9 @@
 const struct mimg_optdesc vdi_create_opts[] = {
 	MIMG_OPT_FILE_PREALLOC,
 	MIMG_OPT_SIZE,
-	{ "static", MIMG_OPTK_BOOL, "VDI static (pre-allocated) image", "off",
-	  NULL, NULL, 0 },
-	{ NULL, 0, NULL, NULL, NULL, NULL, 0 },
+	{"static", MIMG_OPTK_BOOL, "VDI static (pre-allocated) image", "off",
+	 NULL, NULL, 0},
+	{NULL, 0, NULL, NULL, NULL, NULL, 0},
 };
 
 static int parse_opts(const char *path, const struct mimg_opt *opts,
@@ -49,14 +49,17 @@ int vdi_create(const char *path, uint64_t size, const struct mimg_opt *opts,
 	int r;
 
 	if (backing || mimg__opt(opts, nopts, "backing_file"))
-		return mimg_err(-ENOTSUP, "%s: Backing file not supported for "
-				"file format 'vdi'", path);
+		return mimg_err(-ENOTSUP,
+				"%s: Backing file not supported for "
+				"file format 'vdi'",
+				path);
 	if ((r = parse_opts(path, opts, nopts, &is_static, &pre)) < 0)
 		return r;
 	if (size > (uint64_t)VDI_BLOCKS_MAX * VDI_BLOCK_SIZE)
-		return mimg_err(-ENOTSUP, "%s: Unsupported VDI image size (size "
-				"is 0x%llx, max supported is 0x%llx)", path,
-				(unsigned long long)size,
+		return mimg_err(-ENOTSUP,
+				"%s: Unsupported VDI image size (size "
+				"is 0x%llx, max supported is 0x%llx)",
+				path, (unsigned long long)size,
 				(unsigned long long)VDI_BLOCKS_MAX *
 					VDI_BLOCK_SIZE);
 	uint32_t blocks = (uint32_t)div_round_up_u64(size, VDI_BLOCK_SIZE);
@@ -93,7 +96,8 @@ int vdi_create(const char *path, uint64_t size, const struct mimg_opt *opts,
 		return r;
 	}
 	if ((r = mimg_file_pwrite(file, h, sizeof(h), 0)) == 0 &&
-	    (r = mimg_file_pwrite(file, map, map_bytes, VDI_HEADER_SIZE)) == 0 &&
+	    (r = mimg_file_pwrite(file, map, map_bytes, VDI_HEADER_SIZE)) ==
+		    0 &&
 	    is_static) {
 		uint64_t end = data + (uint64_t)blocks * VDI_BLOCK_SIZE;
 		r = mimg_file_truncate(file, end);

@@ -23,14 +23,13 @@
 #include "iov.h"
 #include "vdi.h"
 
-
 static int vdi_probe(const uint8_t *buf, size_t len, const char *filename)
 {
 	(void)filename;
 	/* qemu-img probes the signature in a zero-padded buffer of at least
 	 * a header's size */
 	return len >= VDI_H_SIGNATURE + 4 &&
-		       ld_le32(buf + VDI_H_SIGNATURE) == VDI_SIGNATURE
+			       ld_le32(buf + VDI_H_SIGNATURE) == VDI_SIGNATURE
 		       ? 100
 		       : 0;
 }
@@ -68,20 +67,27 @@ static int validate_header(struct mimg *img, struct vdi *s)
 		return mimg_err(-ENOTSUP, "%s: vdi: block size %u is not %u",
 				fn, v, VDI_BLOCK_SIZE);
 	if ((v = ld_le32(h + VDI_H_BLOCK_EXTRA)) != 0)
-		return mimg_err(-ENOTSUP, "%s: vdi: block extra data of %u "
-				"bytes is not supported", fn, v);
+		return mimg_err(-ENOTSUP,
+				"%s: vdi: block extra data of %u "
+				"bytes is not supported",
+				fn, v);
 	if (s->offset_bmap % VDI_SECTOR || s->offset_data % VDI_SECTOR)
-		return mimg_err(-ENOTSUP, "%s: vdi: unaligned block map offset "
-				"0x%llx or data offset 0x%llx", fn,
-				(unsigned long long)s->offset_bmap,
+		return mimg_err(-ENOTSUP,
+				"%s: vdi: unaligned block map offset "
+				"0x%llx or data offset 0x%llx",
+				fn, (unsigned long long)s->offset_bmap,
 				(unsigned long long)s->offset_data);
 	if (!uuid_is_null(h + VDI_H_UUID_LINK) ||
 	    !uuid_is_null(h + VDI_H_UUID_PARENT))
-		return mimg_err(-ENOTSUP, "%s: vdi: differencing images (a "
-				"link or parent UUID) are not supported", fn);
+		return mimg_err(-ENOTSUP,
+				"%s: vdi: differencing images (a "
+				"link or parent UUID) are not supported",
+				fn);
 	if (s->blocks > VDI_BLOCKS_MAX)
-		return mimg_err(-EINVAL, "%s: vdi: too many blocks %u, max is "
-				"%u", fn, s->blocks, VDI_BLOCKS_MAX);
+		return mimg_err(-EINVAL,
+				"%s: vdi: too many blocks %u, max is "
+				"%u",
+				fn, s->blocks, VDI_BLOCKS_MAX);
 	return 0;
 }
 
@@ -94,20 +100,24 @@ static int check_layout(struct mimg *img, struct vdi *s)
 	/* VBoxManage may write a size that is not whole sectors. */
 	if (!ck_align_up_u64(disk, VDI_SECTOR, &img->size) ||
 	    img->size > (uint64_t)s->blocks * VDI_BLOCK_SIZE)
-		return mimg_err(-EINVAL, "%s: vdi: disk size %llu does not fit "
-				"in the %u blocks of the block map", fn,
-				(unsigned long long)disk, s->blocks);
+		return mimg_err(-EINVAL,
+				"%s: vdi: disk size %llu does not fit "
+				"in the %u blocks of the block map",
+				fn, (unsigned long long)disk, s->blocks);
 	/* The map is read whole: it must be in the file, which bounds the
 	 * memory it takes. */
 	if (s->offset_bmap < VDI_HEADER_SIZE ||
 	    !ck_range_within(s->offset_bmap, map_bytes, s->file_size))
-		return mimg_err(-EINVAL, "%s: vdi: block map at 0x%llx with %u "
-				"entries is outside the file", fn,
-				(unsigned long long)s->offset_bmap, s->blocks);
+		return mimg_err(-EINVAL,
+				"%s: vdi: block map at 0x%llx with %u "
+				"entries is outside the file",
+				fn, (unsigned long long)s->offset_bmap,
+				s->blocks);
 	if (s->offset_data < s->offset_bmap + map_bytes)
-		return mimg_err(-EINVAL, "%s: vdi: data offset 0x%llx is "
-				"inside the header or block map", fn,
-				(unsigned long long)s->offset_data);
+		return mimg_err(-EINVAL,
+				"%s: vdi: data offset 0x%llx is "
+				"inside the header or block map",
+				fn, (unsigned long long)s->offset_data);
 	return 0;
 }
 
@@ -143,9 +153,10 @@ static int block_host(struct mimg *img, uint64_t off, uint64_t *host)
 	if (e >= VDI_DISCARDED)
 		return 0;
 	if (e >= s->blocks)
-		return mimg_err(-EIO, "%s: vdi: block map entry %u is %u, past "
-				"the image's %u blocks", img->filename, idx, e,
-				s->blocks);
+		return mimg_err(-EIO,
+				"%s: vdi: block map entry %u is %u, past "
+				"the image's %u blocks",
+				img->filename, idx, e, s->blocks);
 	*host = s->offset_data + (uint64_t)e * VDI_BLOCK_SIZE;
 	return 0;
 }
@@ -155,20 +166,20 @@ static int block_host(struct mimg *img, uint64_t off, uint64_t *host)
  * byte SKIP) into it, in crash-safe order.  Called with the lock held.
  */
 static int allocate_and_write(struct mimg *img, const struct iovec *iov,
-			      int iovcnt, size_t skip, uint64_t off,
-			      size_t len)
+			      int iovcnt, size_t skip, uint64_t off, size_t len)
 {
 	struct vdi *s = img->priv;
 	uint32_t idx = (uint32_t)(off / VDI_BLOCK_SIZE);
-	uint64_t host = s->offset_data + (uint64_t)s->next_index *
-						 VDI_BLOCK_SIZE;
+	uint64_t host = s->offset_data +
+			(uint64_t)s->next_index * VDI_BLOCK_SIZE;
 	uint64_t end = host + VDI_BLOCK_SIZE;
 	int r;
 
 	if (s->next_index >= s->blocks)
-		return mimg_err(-EIO, "%s: vdi: no free block left in the "
-				"data area (%u blocks)", img->filename,
-				s->blocks);
+		return mimg_err(-EIO,
+				"%s: vdi: no free block left in the "
+				"data area (%u blocks)",
+				img->filename, s->blocks);
 	/* Bytes already in the file there (not in an image qemu-img or
 	 * mimg wrote) must not show through. */
 	if ((r = mimg__bt_clear_stale(img, s->file_size, host, end)) < 0)
@@ -210,10 +221,10 @@ static int vdi_open(struct mimg *img, unsigned flags)
 	(void)flags;
 
 	pthread_mutex_init(&s->lock, NULL);
-	s->bt = (struct mimg_blocktable){ .lock = &s->lock,
-					  .block_size = VDI_BLOCK_SIZE,
-					  .lookup = block_host,
-					  .allocate = allocate_and_write };
+	s->bt = (struct mimg_blocktable){.lock = &s->lock,
+					 .block_size = VDI_BLOCK_SIZE,
+					 .lookup = block_host,
+					 .allocate = allocate_and_write};
 	if ((r = mimg_file_size(img->file, &s->file_size)) < 0 ||
 	    (r = mimg_file_pread_exact(img->file, s->header, VDI_HEADER_SIZE, 0,
 				       "vdi header")) < 0)

@@ -53,21 +53,20 @@ enum { VDI_TYPE_DYNAMIC = 1, VDI_TYPE_STATIC = 2 };
 #define VDI_BLOCKS_MAX 0x1fffff80u
 
 struct vdi {
-	pthread_mutex_t lock;	/* bmap, header, next_index, file_size */
+	pthread_mutex_t lock; /* bmap, header, next_index, file_size */
 	uint8_t header[VDI_HEADER_SIZE];
 	bool is_static;
-	uint32_t *bmap;		/* blocks entries, host order */
-	uint32_t blocks;	/* blocks_in_image */
+	uint32_t *bmap;	 /* blocks entries, host order */
+	uint32_t blocks; /* blocks_in_image */
 	uint64_t offset_bmap, offset_data;
-	uint32_t next_index;	/* data-area index of the next new block */
+	uint32_t next_index; /* data-area index of the next new block */
 	uint64_t file_size;
-	struct mimg_blocktable bt;	/* I/O through the block map */
+	struct mimg_blocktable bt; /* I/O through the block map */
 };
 
 extern const struct mimg_optdesc vdi_create_opts[];
 int vdi_create(const char *path, uint64_t size, const struct mimg_opt *opts,
 	       size_t nopts, struct mimg *backing);
-int vdi_check(struct mimg *img, unsigned flags,
-	      struct mimg_check_result *res);
+int vdi_check(struct mimg *img, unsigned flags, struct mimg_check_result *res);
 
 #endif

@@ -25,7 +25,7 @@
 #define GRAIN_SECTORS 128u
 #define GT_ENTRIES 512u
 #define DESC_SECTORS 20u
-#define SPLIT_SECTORS (4194304ull)	/* 2 GiB extents (twoGbMaxExtent) */
+#define SPLIT_SECTORS (4194304ull) /* 2 GiB extents (twoGbMaxExtent) */
 
 void vmdk_fill_header(uint8_t *h, uint32_t version, uint32_t flags,
 		      uint64_t capacity, uint64_t grain_sectors,
@@ -45,7 +45,7 @@ void vmdk_fill_header(uint8_t *h, uint32_t version, uint32_t flags,
 	st_le64(h + 48, rgd_sector);
 	st_le64(h + 56, gd_sector);
 	st_le64(h + 64, overhead);
-	h[72] = 0;		/* uncleanShutdown */
+	h[72] = 0; /* uncleanShutdown */
 	h[73] = '\n';
 	h[74] = ' ';
 	h[75] = '\r';
@@ -53,8 +53,8 @@ void vmdk_fill_header(uint8_t *h, uint32_t version, uint32_t flags,
 	st_le16(h + 77, (flags & VMDK_FLAG_COMPRESSED) ? 1 : 0);
 }
 
-static int write_u32_table(struct mimg_file *f, uint64_t sector,
-			   uint64_t n, uint64_t first, uint64_t step)
+static int write_u32_table(struct mimg_file *f, uint64_t sector, uint64_t n,
+			   uint64_t first, uint64_t step)
 {
 	uint64_t bytes = n * 4;
 	uint32_t *t = malloc(bytes ? bytes : 1);
@@ -72,7 +72,8 @@ int vmdk_write_new_sparse(struct mimg_file *f, const char *path,
 			  const struct vmdk_sparse_params *p)
 {
 	uint64_t gt_count = div_round_up_u64(p->capacity,
-					     (uint64_t)GRAIN_SECTORS * GT_ENTRIES);
+					     (uint64_t)GRAIN_SECTORS *
+						     GT_ENTRIES);
 	uint64_t gt_sectors = GT_ENTRIES * 4 / VMDK_SECTOR;
 	uint64_t gd_sectors = div_round_up_u64(gt_count * 4, VMDK_SECTOR);
 	uint64_t desc_sectors = DESC_SECTORS;
@@ -118,7 +119,7 @@ int vmdk_write_new_sparse(struct mimg_file *f, const char *path,
 		r = write_u32_table(f, gd, gt_count, gd + gd_sectors,
 				    gt_sectors);
 	if (r == 0 && p->stream) {
-		uint8_t eos[VMDK_SECTOR] = { 0 };
+		uint8_t eos[VMDK_SECTOR] = {0};
 		r = mimg_file_pwrite(f, eos, sizeof(eos),
 				     overhead * VMDK_SECTOR);
 	}
@@ -167,33 +168,45 @@ struct create_opts {
 
 /* qemu-img 7.2's vmdk create options, its help texts, sorted by name. */
 enum {
-	VO_ADAPTER, VO_BACKING_FILE, VO_BACKING_FMT, VO_COMPAT6, VO_HWVERSION,
-	VO_PREALLOC, VO_SIZE, VO_SUBFORMAT, VO_TOOLSVERSION, VO_ZEROED_GRAIN,
+	VO_ADAPTER,
+	VO_BACKING_FILE,
+	VO_BACKING_FMT,
+	VO_COMPAT6,
+	VO_HWVERSION,
+	VO_PREALLOC,
+	VO_SIZE,
+	VO_SUBFORMAT,
+	VO_TOOLSVERSION,
+	VO_ZEROED_GRAIN,
 	VO_COUNT
 };
 const struct mimg_optdesc vmdk_create_opts[] = {
-	{ "adapter_type", MIMG_OPTK_STRING, "Virtual adapter type, can be one "
-	  "of ide (default), lsilogic, buslogic or legacyESX", NULL, NULL,
-	  NULL, 0 },
-	{ "backing_file", MIMG_OPTK_STRING, "File name of a base image", NULL,
-	  NULL, NULL, 0 },
-	{ "backing_fmt", MIMG_OPTK_STRING, "Must be 'vmdk' if present", NULL,
-	  NULL, NULL, 0 },
-	{ "compat6", MIMG_OPTK_BOOL, "VMDK version 6 image", "off", NULL, NULL,
-	  0 },
-	{ "hwversion", MIMG_OPTK_STRING, "VMDK hardware version", NULL, NULL,
-	  NULL, 0 },
+	{"adapter_type", MIMG_OPTK_STRING,
+	 "Virtual adapter type, can be one "
+	 "of ide (default), lsilogic, buslogic or legacyESX",
+	 NULL, NULL, NULL, 0},
+	{"backing_file", MIMG_OPTK_STRING, "File name of a base image", NULL,
+	 NULL, NULL, 0},
+	{"backing_fmt", MIMG_OPTK_STRING, "Must be 'vmdk' if present", NULL,
+	 NULL, NULL, 0},
+	{"compat6", MIMG_OPTK_BOOL, "VMDK version 6 image", "off", NULL, NULL,
+	 0},
+	{"hwversion", MIMG_OPTK_STRING, "VMDK hardware version", NULL, NULL,
+	 NULL, 0},
 	MIMG_OPT_FILE_PREALLOC,
 	MIMG_OPT_SIZE,
-	{ "subformat", MIMG_OPTK_STRING, "VMDK flat extent format, can be one "
-	  "of {monolithicSparse (default) | monolithicFlat | "
-	  "twoGbMaxExtentSparse | twoGbMaxExtentFlat | streamOptimized} ",
-	  NULL, NULL, NULL, 0 },
-	{ "toolsversion", MIMG_OPTK_STRING, "VMware guest tools version", NULL,
-	  NULL, NULL, 0 },
-	{ "zeroed_grain", MIMG_OPTK_BOOL, "Enable efficient zero writes using "
-	  "the zeroed-grain GTE feature", "off", NULL, NULL, 0 },
-	{ NULL, 0, NULL, NULL, NULL, NULL, 0 },
+	{"subformat", MIMG_OPTK_STRING,
+	 "VMDK flat extent format, can be one "
+	 "of {monolithicSparse (default) | monolithicFlat | "
+	 "twoGbMaxExtentSparse | twoGbMaxExtentFlat | streamOptimized} ",
+	 NULL, NULL, NULL, 0},
+	{"toolsversion", MIMG_OPTK_STRING, "VMware guest tools version", NULL,
+	 NULL, NULL, 0},
+	{"zeroed_grain", MIMG_OPTK_BOOL,
+	 "Enable efficient zero writes using "
+	 "the zeroed-grain GTE feature",
+	 "off", NULL, NULL, 0},
+	{NULL, 0, NULL, NULL, NULL, NULL, 0},
 };
 MIMG_OPTS_INDEXED(vmdk_create_opts, VO_COUNT);
 
@@ -227,8 +240,10 @@ static int parse_opts(const char *path, const struct mimg_opt *opts,
 	compat6 = vals[VO_COMPAT6].b;
 	o->hwversion = vals[VO_HWVERSION].s;
 	if (o->hwversion && compat6)
-		return mimg_err(-EINVAL, "%s: vmdk: compat6 cannot be enabled "
-				"with hwversion set", path);
+		return mimg_err(-EINVAL,
+				"%s: vmdk: compat6 cannot be enabled "
+				"with hwversion set",
+				path);
 	if (!o->hwversion)
 		o->hwversion = compat6 ? "6" : "4";
 	o->toolsversion = vals[VO_TOOLSVERSION].s;
@@ -237,28 +252,33 @@ static int parse_opts(const char *path, const struct mimg_opt *opts,
 	o->zeroed_grain = vals[VO_ZEROED_GRAIN].b;
 	o->backing_file = vals[VO_BACKING_FILE].s;
 	if ((v = vals[VO_BACKING_FMT].s) && strcmp(v, "vmdk"))
-		return mimg_err(-EINVAL, "%s: vmdk: backing format must be "
-				"'vmdk', not '%s'", path, v);
+		return mimg_err(-EINVAL,
+				"%s: vmdk: backing format must be "
+				"'vmdk', not '%s'",
+				path, v);
 	v = vals[VO_PREALLOC].s;
 	if ((r = mimg__opt_prealloc_of(path, v, &o->prealloc)) < 0)
 		return r;
 	bool flat = strstr(o->subformat, "Flat") != NULL;
 	if (o->prealloc == MIMG_PREALLOC_METADATA ||
 	    (!flat && o->prealloc != MIMG_PREALLOC_OFF))
-		return mimg_err(-ENOTSUP, "%s: vmdk: preallocation=%s is only "
+		return mimg_err(-ENOTSUP,
+				"%s: vmdk: preallocation=%s is only "
 				"supported for flat subformats (falloc, full)",
 				path, v);
 	/* Descriptor values are written inside quotes. */
-	const char *texts[] = { o->hwversion, o->toolsversion,
-				o->backing_file };
+	const char *texts[] = {o->hwversion, o->toolsversion, o->backing_file};
 	for (size_t i = 0; i < 3; i++)
 		if (texts[i] && strpbrk(texts[i], "\"\r\n"))
-			return mimg_err(-EINVAL, "%s: vmdk: option value '%s' "
-					"contains a quote or line break", path,
-					texts[i]);
+			return mimg_err(-EINVAL,
+					"%s: vmdk: option value '%s' "
+					"contains a quote or line break",
+					path, texts[i]);
 	if (flat && o->backing_file)
-		return mimg_err(-EINVAL, "%s: vmdk: flat images cannot have a "
-				"backing file", path);
+		return mimg_err(-EINVAL,
+				"%s: vmdk: flat images cannot have a "
+				"backing file",
+				path);
 	return 0;
 }
 
@@ -272,27 +292,32 @@ static int create_flat_file(const char *path, uint64_t bytes,
 	r = mimg_file_truncate(f, bytes);
 	if (r == 0 && prealloc != MIMG_PREALLOC_OFF) {
 		r = mimg_file_allocate(f, 0, bytes);
-		if (r == -ENOTSUP || (r == 0 && prealloc == MIMG_PREALLOC_FULL)) {
+		if (r == -ENOTSUP ||
+		    (r == 0 && prealloc == MIMG_PREALLOC_FULL)) {
 			/* Write zeroes for real ("full", or no fallocate). */
 			static const uint8_t zero[1 << 16];
 			r = 0;
 			for (uint64_t o = 0; o < bytes && r == 0;
 			     o += sizeof(zero))
-				r = mimg_file_pwrite(f, zero,
-						     (size_t)min_u64(sizeof(zero),
-								     bytes - o), o);
+				r = mimg_file_pwrite(
+					f, zero,
+					(size_t)min_u64(sizeof(zero),
+							bytes - o),
+					o);
 		}
 	}
 	int r2 = mimg_file_close(f);
 	return r < 0 ? r : r2;
 }
 
-static int create_sparse_file(const char *path, uint64_t sectors,
-			      bool stream, bool zeroed, const char *desc)
+static int create_sparse_file(const char *path, uint64_t sectors, bool stream,
+			      bool zeroed, const char *desc)
 {
 	struct mimg_file *f;
 	struct vmdk_sparse_params p = {
-		.capacity = sectors, .stream = stream, .zeroed_grain = zeroed,
+		.capacity = sectors,
+		.stream = stream,
+		.zeroed_grain = zeroed,
 		.desc = desc,
 	};
 	int r = mimg_file_open(&f, path, MIMG_FILE_RDWR | MIMG_FILE_CREATE);
@@ -303,23 +328,31 @@ static int create_sparse_file(const char *path, uint64_t sectors,
 	return r < 0 ? r : r2;
 }
 
-int vmdk_create_stream_on(struct mimg_file *f, const char *name,
-			  uint64_t size, const char *adapter)
+int vmdk_create_stream_on(struct mimg_file *f, const char *name, uint64_t size,
+			  const char *adapter)
 {
 	uint64_t sectors = div_round_up_u64(size, VMDK_SECTOR);
 	struct vmdk_desc_extent ext = {
-		.access = VMDK_RW, .type = VMDK_EXT_SPARSE,
-		.sectors = sectors, .filename = (char *)name,
+		.access = VMDK_RW,
+		.type = VMDK_EXT_SPARSE,
+		.sectors = sectors,
+		.filename = (char *)name,
 	};
 	struct vmdk_desc_params dp = {
-		.cid = vmdk_random_cid(), .parent_cid = 0xffffffffu,
-		.create_type = "streamOptimized", .adapter_type = adapter,
-		.hwversion = "4", .toolsversion = "2147483647",
-		.total_sectors = sectors, .vmware_fields = true,
-		.ext = &ext, .n_ext = 1,
+		.cid = vmdk_random_cid(),
+		.parent_cid = 0xffffffffu,
+		.create_type = "streamOptimized",
+		.adapter_type = adapter,
+		.hwversion = "4",
+		.toolsversion = "2147483647",
+		.total_sectors = sectors,
+		.vmware_fields = true,
+		.ext = &ext,
+		.n_ext = 1,
 	};
 	struct vmdk_sparse_params p = {
-		.capacity = sectors, .stream = true,
+		.capacity = sectors,
+		.stream = true,
 	};
 	int r;
 
@@ -327,8 +360,10 @@ int vmdk_create_stream_on(struct mimg_file *f, const char *name,
 		return mimg_err(-EINVAL, "%s: vmdk: invalid size %" PRIu64,
 				name, size);
 	if (strpbrk(name, "\"\r\n"))
-		return mimg_err(-EINVAL, "%s: vmdk: the name cannot be written "
-				"in a descriptor (quote or line break)", name);
+		return mimg_err(-EINVAL,
+				"%s: vmdk: the name cannot be written "
+				"in a descriptor (quote or line break)",
+				name);
 	if (!(p.desc = vmdk_desc_format(&dp)))
 		return mimg_err(-ENOMEM, "out of memory");
 	r = vmdk_write_new_sparse(f, name, &p);
@@ -353,7 +388,8 @@ int vmdk_create(const char *path, uint64_t size, const struct mimg_opt *opts,
 	const char *base = strrchr(path, '/');
 	base = base ? base + 1 : path;
 	if (strpbrk(base, "\"\r\n"))
-		return mimg_err(-EINVAL, "%s: vmdk: the file name cannot be "
+		return mimg_err(-EINVAL,
+				"%s: vmdk: the file name cannot be "
 				"written in a descriptor (quote or line break)",
 				path);
 	sectors = div_round_up_u64(size, VMDK_SECTOR);
@@ -365,9 +401,10 @@ int vmdk_create(const char *path, uint64_t size, const struct mimg_opt *opts,
 	dp.parent_cid = 0xffffffffu;
 	if (o.backing_file) {
 		if (!backing || backing->drv != &mimg_vmdk_driver)
-			return mimg_err(-EINVAL, "%s: vmdk: backing file %s "
-					"must be a VMDK image", path,
-					o.backing_file);
+			return mimg_err(-EINVAL,
+					"%s: vmdk: backing file %s "
+					"must be a VMDK image",
+					path, o.backing_file);
 		dp.parent_cid = ((struct vmdk_state *)backing->priv)->desc.cid;
 		dp.parent_hint = o.backing_file;
 	}
@@ -421,7 +458,8 @@ int vmdk_create(const char *path, uint64_t size, const struct mimg_opt *opts,
 
 	if (monolithic_sparse) {
 		r = create_sparse_file(path, sectors,
-				       strcmp(o.subformat, "streamOptimized") == 0,
+				       strcmp(o.subformat, "streamOptimized") ==
+					       0,
 				       o.zeroed_grain, desc);
 		goto out;
 	}

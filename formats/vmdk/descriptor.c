@@ -52,8 +52,7 @@ static const char *skip_ws(const char *p, const char *end)
 
 /* Parse an unsigned decimal or hexadecimal number occupying exactly
  * [P, END). */
-static bool parse_u64(const char *p, const char *end, int base,
-		      uint64_t *out)
+static bool parse_u64(const char *p, const char *end, int base, uint64_t *out)
 {
 	uint64_t v = 0;
 	if (p == end)
@@ -68,8 +67,7 @@ static bool parse_u64(const char *p, const char *end, int base,
 			d = (unsigned)(*p - 'A' + 10);
 		else
 			return false;
-		if (!ck_mul_u64(v, (uint64_t)base, &v) ||
-		    !ck_add_u64(v, d, &v))
+		if (!ck_mul_u64(v, (uint64_t)base, &v) || !ck_add_u64(v, d, &v))
 			return false;
 	}
 	*out = v;
@@ -108,11 +106,10 @@ static bool token_is(const char *ts, const char *te, const char *word)
 	return (size_t)(te - ts) == n && memcmp(ts, word, n) == 0;
 }
 
-static int parse_extent_line(const char *p, const char *end,
-			     const char *where, unsigned lineno,
-			     struct vmdk_desc *d)
+static int parse_extent_line(const char *p, const char *end, const char *where,
+			     unsigned lineno, struct vmdk_desc *d)
 {
-	struct vmdk_desc_extent e = { 0 };
+	struct vmdk_desc_extent e = {0};
 	const char *ts, *te;
 
 	next_token(&p, end, &ts, &te);
@@ -128,12 +125,14 @@ static int parse_extent_line(const char *p, const char *end,
 	    e.sectors > VMDK_MAX_SECTORS)
 		return mimg_err(-EINVAL,
 				"%s: vmdk: descriptor line %u: invalid extent "
-				"size '%.*s'", where, lineno,
+				"size '%.*s'",
+				where, lineno,
 				(int)(te - ts > 40 ? 40 : te - ts), ts);
 	if (!next_token(&p, end, &ts, &te))
 		return mimg_err(-EINVAL,
 				"%s: vmdk: descriptor line %u: extent type "
-				"missing", where, lineno);
+				"missing",
+				where, lineno);
 	if (token_is(ts, te, "SPARSE"))
 		e.type = VMDK_EXT_SPARSE;
 	else if (token_is(ts, te, "FLAT"))
@@ -147,7 +146,8 @@ static int parse_extent_line(const char *p, const char *end,
 	else
 		return mimg_err(-ENOTSUP,
 				"%s: vmdk: descriptor line %u: extent type "
-				"'%.*s' is not supported", where, lineno,
+				"'%.*s' is not supported",
+				where, lineno,
 				(int)(te - ts > 40 ? 40 : te - ts), ts);
 
 	if (e.type != VMDK_EXT_ZERO) {
@@ -155,15 +155,16 @@ static int parse_extent_line(const char *p, const char *end,
 		if (p == end || *p != '"')
 			return mimg_err(-EINVAL,
 					"%s: vmdk: descriptor line %u: extent "
-					"file name must be quoted", where,
-					lineno);
+					"file name must be quoted",
+					where, lineno);
 		const char *ns = ++p;
 		while (p < end && *p != '"')
 			p++;
 		if (p == end || p == ns)
 			return mimg_err(-EINVAL,
 					"%s: vmdk: descriptor line %u: bad "
-					"extent file name", where, lineno);
+					"extent file name",
+					where, lineno);
 		e.filename = dup_range(ns, p);
 		if (!e.filename)
 			return mimg_err(-ENOMEM, "out of memory");
@@ -178,7 +179,8 @@ static int parse_extent_line(const char *p, const char *end,
 						"%s: vmdk: descriptor line %u: "
 						"invalid extent offset '%.*s'",
 						where, lineno,
-						(int)(te - ts > 40 ? 40 : te - ts),
+						(int)(te - ts > 40 ? 40
+								   : te - ts),
 						ts);
 			}
 		}
@@ -214,8 +216,9 @@ static int parse_cid(const char *vs, const char *ve, const char *where,
 	if (!parse_u64(vs, ve, 16, &v) || v > 0xffffffffu)
 		return mimg_err(-EINVAL,
 				"%s: vmdk: descriptor %s '%.*s' is not a "
-				"32-bit hexadecimal number", where, key,
-				(int)(ve - vs > 40 ? 40 : ve - vs), vs);
+				"32-bit hexadecimal number",
+				where, key, (int)(ve - vs > 40 ? 40 : ve - vs),
+				vs);
 	*out = (uint32_t)v;
 	return 0;
 }
@@ -255,8 +258,10 @@ int vmdk_desc_parse(const char *text, size_t len, const char *where,
 	memset(d, 0, sizeof(*d));
 	d->parent_cid = 0xffffffffu;
 	if (len > VMDK_MAX_DESC_SIZE)
-		return mimg_err(-EINVAL, "%s: vmdk: descriptor of %zu bytes is "
-				"too large", where, len);
+		return mimg_err(-EINVAL,
+				"%s: vmdk: descriptor of %zu bytes is "
+				"too large",
+				where, len);
 	while (p < end && r == 0) {
 		const char *le = memchr(p, '\n', (size_t)(end - p));
 		const char *next = le ? le + 1 : end;
@@ -273,7 +278,8 @@ int vmdk_desc_parse(const char *text, size_t len, const char *where,
 			    token_is(ts, te, "NOACCESS")) {
 				r = parse_extent_line(s, le, where, lineno, d);
 			} else {
-				const char *eq = memchr(s, '=', (size_t)(le - s));
+				const char *eq = memchr(s, '=',
+							(size_t)(le - s));
 				if (eq)
 					r = parse_keyval(s, le, eq, where, d);
 			}
@@ -348,7 +354,7 @@ uint32_t vmdk_random_cid(void)
 
 char *vmdk_desc_format(const struct vmdk_desc_params *p)
 {
-	struct strbuf b = { 0 };
+	struct strbuf b = {0};
 	uint32_t heads = strcmp(p->adapter_type, "ide") == 0 ? 16 : 255;
 	uint64_t cyl = p->total_sectors / (heads * 63u);
 
@@ -370,8 +376,9 @@ char *vmdk_desc_format(const struct vmdk_desc_params *p)
 	for (size_t i = 0; i < p->n_ext; i++) {
 		const struct vmdk_desc_extent *e = &p->ext[i];
 		strbuf_printf(&b, "%s %" PRIu64 " %s",
-			      e->access == VMDK_RW ? "RW" :
-			      e->access == VMDK_RDONLY ? "RDONLY" : "NOACCESS",
+			      e->access == VMDK_RW	 ? "RW"
+			      : e->access == VMDK_RDONLY ? "RDONLY"
+							 : "NOACCESS",
 			      e->sectors, vmdk_ext_type_name(e->type));
 		if (e->type != VMDK_EXT_ZERO)
 			strbuf_printf(&b, " \"%s\"", e->filename);
@@ -391,8 +398,9 @@ char *vmdk_desc_format(const struct vmdk_desc_params *p)
 			l[i] = vmdk_random_cid();
 		/* VMware ends the long content ID with the CID. */
 		l[3] = p->cid;
-		strbuf_printf(&b, "ddb.longContentID = \"%08" PRIx32
-			      "%08" PRIx32 "%08" PRIx32 "%08" PRIx32 "\"\n",
+		strbuf_printf(&b,
+			      "ddb.longContentID = \"%08" PRIx32 "%08" PRIx32
+			      "%08" PRIx32 "%08" PRIx32 "\"\n",
 			      l[0], l[1], l[2], l[3]);
 		/* 4: tools not installed by VMware (open-vm-tools or none),
 		 * the value VMware's own stream exports carry. */

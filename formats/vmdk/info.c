@@ -35,14 +35,16 @@ static int add_extents(struct vmdk_state *s, struct mimg_value *data)
 		if (ok && e->sp && e->sp->compressed)
 			ok = mimg_value_add_bool(o, "compressed", true);
 		ok = ok && mimg_value_add_uint(o, "virtual-size", e->size);
-		ok = ok && mimg_value_add_str(o, "filename", e->filename ?
-					      e->filename : "");
+		ok = ok && mimg_value_add_str(o, "filename",
+					      e->filename ? e->filename : "");
 		if (ok && e->sp)
 			ok = mimg_value_add_uint(o, "cluster-size",
 						 e->sp->grain_bytes);
 		/* qemu prints "" for a sparse file opened directly. */
-		ok = ok && mimg_value_add_str(o, "format", s->monolithic_sparse ?
-					      "" : e->type_name);
+		ok = ok &&
+		     mimg_value_add_str(o, "format",
+					s->monolithic_sparse ? ""
+							     : e->type_name);
 		if (!ok)
 			return -ENOMEM;
 	}
@@ -89,7 +91,7 @@ static void add_extent_sizes(struct mimg *img, struct mimg_value *info)
 		if (!e->file || e->file == img->file)
 			continue;
 		if (mimg_file_allocated(e->file, &n) < 0)
-			return;	/* unknown: keep the descriptor's */
+			return; /* unknown: keep the descriptor's */
 		sum += n;
 	}
 	v->v.u = sum;
@@ -109,15 +111,15 @@ int vmdk_info(struct mimg *img, struct mimg_value *info)
 	ok = ok && mimg_value_add_uint(data, "cid", s->desc.cid);
 	ok = ok && mimg_value_add_uint(data, "parent-cid", s->desc.parent_cid);
 	/* As qemu: a sparse file with compressed grains is a stream. */
-	const char *ct = s->desc.create_type ? s->desc.create_type :
-			 "monolithicSparse";
+	const char *ct = s->desc.create_type ? s->desc.create_type
+					     : "monolithicSparse";
 	if (s->monolithic_sparse && s->ext[0].sp->compressed)
 		ct = "streamOptimized";
 	ok = ok && mimg_value_add_str(data, "create-type", ct);
 	if (!ok || add_extents(s, data) < 0)
 		return mimg_err(-ENOMEM, "out of memory");
-	static const char *const tail[] = { "full-backing-filename",
-					    "backing-filename", "dirty-flag" };
+	static const char *const tail[] = {"full-backing-filename",
+					   "backing-filename", "dirty-flag"};
 	for (size_t i = 0; i < 3; i++)
 		if (move_to_end(info, tail[i]) < 0)
 			return mimg_err(-ENOMEM, "out of memory");
@@ -126,7 +128,7 @@ int vmdk_info(struct mimg *img, struct mimg_value *info)
 
 /* ------------------------------------------------------------------ */
 
-#define MAX_OVERLAP_GRAINS (4u << 20)	/* 64 MiB of records: 256 GiB of data */
+#define MAX_OVERLAP_GRAINS (4u << 20) /* 64 MiB of records: 256 GiB of data */
 
 struct checker {
 	struct mimg_check_result *res;
@@ -148,7 +150,8 @@ static int cmp_rec(const void *a, const void *b)
  * it ahead of the primary, which is what reads use: the grain it points
  * to is leaked, nothing is damaged. */
 static void compare_copies(struct checker *c, struct vmdk_sparse *sp,
-			   uint64_t gdi, const uint32_t *gt, const uint32_t *rgt)
+			   uint64_t gdi, const uint32_t *gt,
+			   const uint32_t *rgt)
 {
 	for (uint32_t i = 0; i < sp->gt_entries; i++) {
 		if (gt[i] == rgt[i])
@@ -159,21 +162,24 @@ static void compare_copies(struct checker *c, struct vmdk_sparse *sp,
 			uint8_t v[4];
 			st_le32(v, gt[i]);
 			if (mimg_file_pwrite(sp->file, v, 4,
-					     (uint64_t)sp->rgd[gdi] * VMDK_SECTOR +
-					     (uint64_t)i * 4) == 0) {
-				mimg__check_report(c->res, "Repairing grain %"
-						   PRIu64 " in the redundant "
-						   "grain table of %s", grain,
-						   sp->path);
+					     (uint64_t)sp->rgd[gdi] *
+							     VMDK_SECTOR +
+						     (uint64_t)i * 4) == 0) {
+				mimg__check_report(c->res,
+						   "Repairing grain %" PRIu64
+						   " in the redundant "
+						   "grain table of %s",
+						   grain, sp->path);
 				c->res->leaks_fixed++;
 				continue;
 			}
 		}
-		mimg__check_report(c->res, "Leaked grain: %s: grain %" PRIu64
+		mimg__check_report(c->res,
+				   "Leaked grain: %s: grain %" PRIu64
 				   " is %" PRIu32 " in the redundant grain "
 				   "table but %" PRIu32 " in the grain table "
-				   "(interrupted update)", sp->path, grain,
-				   rgt[i], gt[i]);
+				   "(interrupted update)",
+				   sp->path, grain, rgt[i], gt[i]);
 		c->res->leaks++;
 	}
 }
@@ -185,9 +191,9 @@ struct grain_walk {
 	uint64_t meta_end;	/* grains must start at or after this */
 	uint64_t total;		/* grains in the capacity */
 	uint64_t prev_host;	/* the last grain's offset, for fragmentation */
-	struct alloc_rec *recs;	/* every grain's host range, for overlaps */
+	struct alloc_rec *recs; /* every grain's host range, for overlaps */
 	size_t nrec, caprec;
-	bool overlap_ok;	/* recs holds every grain */
+	bool overlap_ok; /* recs holds every grain */
 };
 
 /* Host bytes the grain at HOST takes: a whole grain, or for compressed
@@ -208,8 +214,8 @@ static uint64_t grain_host_len(const struct vmdk_sparse *sp, uint64_t host,
 
 /* Remember the range of a grain for the overlap check, while memory for
  * it is allowed. */
-static void record_grain(struct checker *c, struct grain_walk *w,
-			 uint64_t host, uint64_t len)
+static void record_grain(struct checker *c, struct grain_walk *w, uint64_t host,
+			 uint64_t len)
 {
 	if (!w->overlap_ok)
 		return;
@@ -219,8 +225,10 @@ static void record_grain(struct checker *c, struct grain_walk *w,
 			       1024);
 	if (!n) {
 		w->overlap_ok = false;
-		mimg__check_report(c->res, "%s: too many grains to check for "
-				   "overlaps", w->sp->path);
+		mimg__check_report(c->res,
+				   "%s: too many grains to check for "
+				   "overlaps",
+				   w->sp->path);
 		c->res->check_errors++;
 		return;
 	}
@@ -231,8 +239,8 @@ static void record_grain(struct checker *c, struct grain_walk *w,
 }
 
 /* Check grain GRAIN, whose grain-table entry is V. */
-static void check_grain(struct checker *c, struct grain_walk *w,
-			uint64_t grain, uint32_t v)
+static void check_grain(struct checker *c, struct grain_walk *w, uint64_t grain,
+			uint32_t v)
 {
 	struct vmdk_sparse *sp = w->sp;
 	struct mimg_check_result *res = c->res;
@@ -246,16 +254,19 @@ static void check_grain(struct checker *c, struct grain_walk *w,
 	if (sp->compressed)
 		res->compressed_clusters++;
 	if (!ck_range_within(host, len, w->fsize)) {
-		mimg__check_report(c->res, "ERROR: %s: grain %" PRIu64
+		mimg__check_report(c->res,
+				   "ERROR: %s: grain %" PRIu64
 				   " at offset 0x%" PRIx64 " points after EOF",
 				   sp->path, grain, host);
 		res->corruptions++;
 		return;
 	}
 	if (host < w->meta_end) {
-		mimg__check_report(c->res, "ERROR: %s: grain %" PRIu64
+		mimg__check_report(c->res,
+				   "ERROR: %s: grain %" PRIu64
 				   " at offset 0x%" PRIx64 " overlaps the "
-				   "metadata", sp->path, grain, host);
+				   "metadata",
+				   sp->path, grain, host);
 		res->corruptions++;
 		return;
 	}
@@ -274,10 +285,11 @@ static void check_overlaps(struct checker *c, struct grain_walk *w)
 	for (size_t i = 1; i < w->nrec; i++) {
 		const struct alloc_rec *p = &w->recs[i - 1], *q = &w->recs[i];
 		if (q->host < p->host + p->len) {
-			mimg__check_report(c->res, "ERROR: %s: grains at "
-					   "offsets 0x%" PRIx64 " and 0x%"
-					   PRIx64 " overlap", w->sp->path,
-					   p->host, q->host);
+			mimg__check_report(c->res,
+					   "ERROR: %s: grains at "
+					   "offsets 0x%" PRIx64
+					   " and 0x%" PRIx64 " overlap",
+					   w->sp->path, p->host, q->host);
 			c->res->corruptions++;
 		}
 	}
@@ -289,17 +301,19 @@ static bool read_grain_tables(struct checker *c, struct vmdk_sparse *sp,
 			      uint64_t gdi, uint32_t *gt, uint32_t *rgt)
 {
 	if (vmdk_sparse_read_gt(sp, sp->gd, gdi, gt) < 0) {
-		mimg__check_report(c->res, "ERROR: %s: grain table %" PRIu64
-				   ": %s", sp->path, gdi, mimg_errmsg());
+		mimg__check_report(c->res,
+				   "ERROR: %s: grain table %" PRIu64 ": %s",
+				   sp->path, gdi, mimg_errmsg());
 		c->res->corruptions++;
 		return false;
 	}
 	if (!sp->rgd)
 		return true;
 	if (vmdk_sparse_read_gt(sp, sp->rgd, gdi, rgt) < 0) {
-		mimg__check_report(c->res, "ERROR: %s: redundant grain "
-				   "table %" PRIu64 ": %s", sp->path, gdi,
-				   mimg_errmsg());
+		mimg__check_report(c->res,
+				   "ERROR: %s: redundant grain "
+				   "table %" PRIu64 ": %s",
+				   sp->path, gdi, mimg_errmsg());
 		c->res->corruptions++;
 	} else {
 		compare_copies(c, sp, gdi, gt, rgt);
@@ -310,15 +324,15 @@ static bool read_grain_tables(struct checker *c, struct vmdk_sparse *sp,
 static int check_sparse(struct checker *c, struct vmdk_extent *e)
 {
 	struct vmdk_sparse *sp = e->sp;
-	struct grain_walk w = { .sp = sp, .overlap_ok = true };
+	struct grain_walk w = {.sp = sp, .overlap_ok = true};
 	uint32_t *gt = NULL, *rgt = NULL;
 	int r;
 
 	r = mimg_file_size(sp->file, &w.fsize);
 	if (r < 0)
 		return r;
-	if (sp->gd_at_end || !ck_mul_u64(sp->overhead, VMDK_SECTOR,
-					 &w.meta_end))
+	if (sp->gd_at_end ||
+	    !ck_mul_u64(sp->overhead, VMDK_SECTOR, &w.meta_end))
 		w.meta_end = VMDK_SECTOR;
 	w.total = div_round_up_u64(sp->capacity, sp->grain_sectors);
 	c->res->total_clusters += w.total;
@@ -343,11 +357,10 @@ out:
 	return r;
 }
 
-int vmdk_check(struct mimg *img, unsigned flags,
-	       struct mimg_check_result *res)
+int vmdk_check(struct mimg *img, unsigned flags, struct mimg_check_result *res)
 {
 	struct vmdk_state *s = img->priv;
-	struct checker c = { .res = res };
+	struct checker c = {.res = res};
 	int r;
 
 	c.repair_leaks = (flags & MIMG_CHECK_REPAIR_LEAKS) && !img->read_only;
@@ -356,7 +369,8 @@ int vmdk_check(struct mimg *img, unsigned flags,
 		if (!e->sp)
 			continue;
 		if (e->sp->primary_damaged) {
-			mimg__check_report(res, "ERROR: %s: the grain "
+			mimg__check_report(res,
+					   "ERROR: %s: the grain "
 					   "directory is damaged; the "
 					   "redundant copy is in use",
 					   e->sp->path);

@@ -58,11 +58,13 @@ static int check_parent(struct mimg *img)
 	}
 	if (s->parent_err < 0) {
 		struct vmdk_state *ps = b->priv;
-		return mimg_err(s->parent_err, "%s: vmdk: parentCID %08" PRIx32
+		return mimg_err(s->parent_err,
+				"%s: vmdk: parentCID %08" PRIx32
 				" does not match CID %08" PRIx32 " of parent "
 				"%s (the parent changed after this delta link "
-				"was made)", img->filename, s->desc.parent_cid,
-				ps->desc.cid, b->filename);
+				"was made)",
+				img->filename, s->desc.parent_cid, ps->desc.cid,
+				b->filename);
 	}
 	return 0;
 }
@@ -90,8 +92,8 @@ static int read_below(struct mimg *img, const struct iovec *iov, int iovcnt,
  * state but data with ONLY_DATA.
  */
 static int grain_run(struct vmdk_sparse *sp, uint64_t eoff, size_t len,
-		     bool only_data, enum vmdk_grain_state *st,
-		     uint64_t *host, size_t *chunk)
+		     bool only_data, enum vmdk_grain_state *st, uint64_t *host,
+		     size_t *chunk)
 {
 	uint64_t gb = sp->grain_bytes, grain = eoff / gb, in = eoff % gb;
 	size_t n = (size_t)min_u64(len, gb - in);
@@ -173,20 +175,19 @@ int vmdk_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
 		size_t n = (size_t)min_u64(len - done, e->size - eoff);
 
 		switch (e->type) {
-		case VMDK_EXT_ZERO:
-			iov_memset(iov, iovcnt, done, 0, n);
-			break;
+		case VMDK_EXT_ZERO: iov_memset(iov, iovcnt, done, 0, n); break;
 		case VMDK_EXT_FLAT:
 		case VMDK_EXT_VMFS:
 			if (e->access == VMDK_NOACCESS)
 				iov_memset(iov, iovcnt, done, 0, n);
 			else
-				r = mimg__file_preadv_slice(
-					e->file, iov, iovcnt, done, n,
-					e->flat_offset + eoff);
+				r = mimg__file_preadv_slice(e->file, iov,
+							    iovcnt, done, n,
+							    e->flat_offset +
+								    eoff);
 			break;
 		case VMDK_EXT_SPARSE:
-		case VMDK_EXT_VMFSSPARSE:	/* mapped to SPARSE at open */
+		case VMDK_EXT_VMFSSPARSE: /* mapped to SPARSE at open */
 			r = read_sparse(img, e, iov, iovcnt, done, eoff, n);
 			break;
 		}
@@ -228,7 +229,8 @@ static int write_cow_grain(struct mimg *img, struct vmdk_extent *e,
 		size_t pl = (size_t)min_u64(piece, gb - p);
 		memset(buf, 0, pl);
 		if (st == VMDK_GRAIN_UNALLOC && p < valid) {
-			struct iovec biov = { buf, (size_t)min_u64(pl, valid - p) };
+			struct iovec biov = {buf,
+					     (size_t)min_u64(pl, valid - p)};
 			r = read_below(img, &biov, 1, 0, e->start + gstart + p,
 				       biov.iov_len);
 			if (r == 0 && !buf_is_zero(buf, biov.iov_len))
@@ -260,17 +262,18 @@ static int gt_sectors(struct vmdk_sparse *sp);
 /* A grain table entry must not lead guest data onto the extent's header,
  * descriptor, directories or tables (a crafted image could make the guest
  * rewrite them). */
-static int guard_data_write(struct vmdk_extent *e, uint64_t host,
-			    uint64_t len)
+static int guard_data_write(struct vmdk_extent *e, uint64_t host, uint64_t len)
 {
 	struct vmdk_sparse *sp = e->sp;
 	pthread_mutex_lock(&sp->lock);
 	int r = gt_sectors(sp);
 	if (r == 0 && hits_metadata(sp, host, len))
-		r = mimg_err(-EIO, "%s: vmdk: preventing a guest data write at "
+		r = mimg_err(-EIO,
+			     "%s: vmdk: preventing a guest data write at "
 			     "host offset %" PRIu64 " (%" PRIu64 " bytes): a "
 			     "grain table entry points at the extent's "
-			     "metadata", sp->path, host, len);
+			     "metadata",
+			     sp->path, host, len);
 	pthread_mutex_unlock(&sp->lock);
 	return r;
 }
@@ -316,8 +319,10 @@ static ssize_t alloc_write(struct mimg *img, struct vmdk_extent *e,
 	if (!ck_align_up_u64(sp->file_end, VMDK_SECTOR, &host) ||
 	    (host + k * gb) / VMDK_SECTOR > UINT32_MAX) {
 		pthread_mutex_unlock(&sp->lock);
-		return mimg_err(-EFBIG, "%s: vmdk: extent file too large for "
-				"32-bit sector numbers", sp->path);
+		return mimg_err(-EFBIG,
+				"%s: vmdk: extent file too large for "
+				"32-bit sector numbers",
+				sp->path);
 	}
 	r = vmdk_sparse_reserve(sp, host - sp->file_end + k * gb);
 	if (r < 0) {
@@ -325,14 +330,14 @@ static ssize_t alloc_write(struct mimg *img, struct vmdk_extent *e,
 		return r;
 	}
 	sp->file_end = host + k * gb;
-	me = (struct vmdk_inflight){ grain, k, sp->inflight };
+	me = (struct vmdk_inflight){grain, k, sp->inflight};
 	sp->inflight = &me;
 	pthread_mutex_unlock(&sp->lock);
 
 	if (k > 1 || (in == 0 && len >= gb)) {
 		done = (ssize_t)(k * gb);
-		r = mimg__file_pwritev_slice(e->file, iov, iovcnt, skip,
-					     k * gb, host);
+		r = mimg__file_pwritev_slice(e->file, iov, iovcnt, skip, k * gb,
+					     host);
 	} else {
 		done = (ssize_t)min_u64(len, gb - in);
 		r = write_cow_grain(img, e, st, grain, host, iov, iovcnt, skip,
@@ -362,26 +367,34 @@ static int sparse_writable(struct mimg *img, struct vmdk_extent *e)
 {
 	struct vmdk_sparse *sp = e->sp;
 	if (sp->grain_bytes > MAX_WRITABLE_GRAIN)
-		return mimg_err(-ENOTSUP, "%s: vmdk: grains of %" PRIu64
-				" bytes are too large to write", sp->path,
-				sp->grain_bytes);
+		return mimg_err(-ENOTSUP,
+				"%s: vmdk: grains of %" PRIu64
+				" bytes are too large to write",
+				sp->path, sp->grain_bytes);
 	if (sp->cowd)
-		return mimg_err(-ENOTSUP, "%s: vmdk: VMFSSPARSE (COWD) extents "
-				"are read-only", sp->path);
+		return mimg_err(-ENOTSUP,
+				"%s: vmdk: VMFSSPARSE (COWD) extents "
+				"are read-only",
+				sp->path);
 	if (sp->compressed)
-		return mimg_err(-ENOTSUP, "%s: vmdk: compressed (stream) "
+		return mimg_err(-ENOTSUP,
+				"%s: vmdk: compressed (stream) "
 				"extents cannot be modified in place",
 				sp->path);
 	if (sp->primary_damaged)
-		return mimg_err(-EIO, "%s: vmdk: the grain directory is "
+		return mimg_err(-EIO,
+				"%s: vmdk: the grain directory is "
 				"damaged (reading through the redundant copy); "
-				"refusing to write", sp->path);
+				"refusing to write",
+				sp->path);
 	if (sp->version == 3)
-		return mimg_err(-EROFS, "%s: vmdk: version 3 sparse extents "
+		return mimg_err(-EROFS,
+				"%s: vmdk: version 3 sparse extents "
 				"(changed block tracking) are read-only",
 				sp->path);
 	if (sp->gd_at_end)
-		return mimg_err(-ENOTSUP, "%s: vmdk: extents with the grain "
+		return mimg_err(-ENOTSUP,
+				"%s: vmdk: extents with the grain "
 				"directory at the end cannot be modified",
 				sp->path);
 	return 0;
@@ -396,9 +409,11 @@ static int write_sparse(struct mimg *img, struct vmdk_extent *e,
 
 	/* The descriptor may claim more sectors than the extent holds. */
 	if (r == 0 && !ck_range_within(eoff, len, sp->capacity * VMDK_SECTOR))
-		return mimg_err(-ENOSPC, "%s: vmdk: write at %" PRIu64 " is "
+		return mimg_err(-ENOSPC,
+				"%s: vmdk: write at %" PRIu64 " is "
 				"beyond the extent's capacity of %" PRIu64
-				" sectors", sp->path, eoff, sp->capacity);
+				" sectors",
+				sp->path, eoff, sp->capacity);
 
 	while (r == 0 && len) {
 		uint64_t in = eoff % sp->grain_bytes, host;
@@ -415,11 +430,11 @@ static int write_sparse(struct mimg *img, struct vmdk_extent *e,
 							     iovcnt, skip,
 							     chunk, host + in);
 		} else {
-			ssize_t n = alloc_write(img, e, iov, iovcnt, skip,
-						eoff, len);
+			ssize_t n = alloc_write(img, e, iov, iovcnt, skip, eoff,
+						len);
 			if (n < 0)
 				return (int)n;
-			chunk = (size_t)n;	/* 0: retry as allocated */
+			chunk = (size_t)n; /* 0: retry as allocated */
 		}
 		skip += chunk;
 		eoff += chunk;
@@ -432,12 +447,13 @@ static int extent_writable(struct vmdk_extent *e)
 {
 	if (e->access != VMDK_RW)
 		return mimg_err(e->access == VMDK_RDONLY ? -EROFS : -EACCES,
-				"vmdk: extent '%s' is %s", e->filename ?
-				e->filename : "(zero)",
-				e->access == VMDK_RDONLY ? "read-only" :
-				"not accessible");
+				"vmdk: extent '%s' is %s",
+				e->filename ? e->filename : "(zero)",
+				e->access == VMDK_RDONLY ? "read-only"
+							 : "not accessible");
 	if (e->type == VMDK_EXT_ZERO)
-		return mimg_err(-ENOTSUP, "vmdk: cannot write to a ZERO extent");
+		return mimg_err(-ENOTSUP,
+				"vmdk: cannot write to a ZERO extent");
 	return 0;
 }
 
@@ -465,9 +481,8 @@ int vmdk_pwritev(struct mimg *img, const struct iovec *iov, int iovcnt,
 		if (e->type == VMDK_EXT_SPARSE)
 			r = write_sparse(img, e, iov, iovcnt, done, eoff, n);
 		else
-			r = mimg__file_pwritev_slice(e->file, iov, iovcnt,
-						     done, n,
-						     e->flat_offset + eoff);
+			r = mimg__file_pwritev_slice(e->file, iov, iovcnt, done,
+						     n, e->flat_offset + eoff);
 		if (r < 0)
 			return r;
 		done += n;
@@ -501,8 +516,8 @@ int vmdk_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
 		if (e->type == VMDK_EXT_SPARSE &&
 		    (r = sparse_writable(img, e)) < 0)
 			return r;
-		uint64_t gb = e->type == VMDK_EXT_SPARSE ? e->sp->grain_bytes :
-			      0;
+		uint64_t gb = e->type == VMDK_EXT_SPARSE ? e->sp->grain_bytes
+							 : 0;
 		if (gb && eoff % gb == 0 && n >= gb) {
 			struct vmdk_sparse *sp = e->sp;
 			uint64_t grain = eoff / gb, k = n / gb;
@@ -515,19 +530,24 @@ int vmdk_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
 					continue;
 				if (sp->zero_grain) {
 					pthread_mutex_lock(&sp->lock);
-					r = vmdk_sparse_set_gtes(sp, grain + i, 1,
+					r = vmdk_sparse_set_gtes(sp, grain + i,
+								 1,
 								 VMDK_GTE_ZERO,
 								 true);
 					pthread_mutex_unlock(&sp->lock);
 				} else {
 					for (uint64_t o = 0; o < gb && r == 0;
 					     o += sizeof(zero)) {
-						struct iovec v = {
-							(void *)zero,
-							(size_t)min_u64(sizeof(zero), gb - o)
-						};
-						r = write_sparse(img, e, &v, 1, 0,
-								 (grain + i) * gb + o,
+						struct iovec v =
+							{(void *)zero,
+							 (size_t)min_u64(
+								 sizeof(zero),
+								 gb - o)};
+						r = write_sparse(img, e, &v, 1,
+								 0,
+								 (grain +
+								  i) * gb +
+									 o,
 								 v.iov_len);
 					}
 				}
@@ -537,13 +557,15 @@ int vmdk_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
 			uint64_t m = min_u64(n, sizeof(zero));
 			if (gb)
 				m = min_u64(m, gb - eoff % gb);
-			struct iovec v = { (void *)zero, (size_t)m };
+			struct iovec v = {(void *)zero, (size_t)m};
 			if (gb)
-				r = write_sparse(img, e, &v, 1, 0, eoff, (size_t)m);
+				r = write_sparse(img, e, &v, 1, 0, eoff,
+						 (size_t)m);
 			else
-				r = mimg__file_pwritev_slice(
-					e->file, &v, 1, 0, (size_t)m,
-					e->flat_offset + eoff);
+				r = mimg__file_pwritev_slice(e->file, &v, 1, 0,
+							     (size_t)m,
+							     e->flat_offset +
+								     eoff);
 			n = m;
 		}
 		if (r < 0)
@@ -585,8 +607,7 @@ static int gt_sectors(struct vmdk_sparse *sp)
 	return 0;
 }
 
-static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b,
-			   uint64_t blen)
+static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 {
 	return a < b + blen && b < a + alen;
 }
@@ -615,8 +636,8 @@ static bool hits_metadata(const struct vmdk_sparse *sp, uint64_t host,
 		else
 			hi = mid;
 	}
-	return lo > 0 && (uint64_t)gts[lo - 1] * VMDK_SECTOR + sp->gt_bytes >
-				 host;
+	return lo > 0 &&
+	       (uint64_t)gts[lo - 1] * VMDK_SECTOR + sp->gt_bytes > host;
 }
 
 /* Discard whole grains [FIRST, FIRST+K) of sparse extent E: each becomes
@@ -727,9 +748,9 @@ int vmdk_block_status(struct mimg *img, uint64_t off, uint64_t len,
 			r = vmdk_sparse_lookup(sp, grain + 1, &gs2, &host2);
 			if (r < 0)
 				return r;
-			if (gs2 != gs || (gs == VMDK_GRAIN_DATA &&
-					  (sp->compressed ||
-					   host2 != host + in + run)))
+			if (gs2 != gs ||
+			    (gs == VMDK_GRAIN_DATA &&
+			     (sp->compressed || host2 != host + in + run)))
 				break;
 			run = min_u64(n, run + gb);
 			grain++;

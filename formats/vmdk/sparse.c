@@ -27,15 +27,16 @@
 #include "file.h"
 #include "vmdk.h"
 
-
 static int parse_header(struct vmdk_sparse *sp, const uint8_t *h,
 			uint64_t file_size)
 {
 	const char *path = sp->path;
 
 	if (ld_le32(h) != VMDK_MAGIC)
-		return mimg_err(-EINVAL, "%s: vmdk: not a sparse extent (bad "
-				"magic 0x%08" PRIx32 ")", path, ld_le32(h));
+		return mimg_err(-EINVAL,
+				"%s: vmdk: not a sparse extent (bad "
+				"magic 0x%08" PRIx32 ")",
+				path, ld_le32(h));
 	sp->version = ld_le32(h + 4);
 	sp->flags = ld_le32(h + 8);
 	sp->capacity = ld_le64(h + 12);
@@ -48,18 +49,26 @@ static int parse_header(struct vmdk_sparse *sp, const uint8_t *h,
 	sp->overhead = ld_le64(h + 64);
 
 	if (sp->version < 1 || sp->version > 3)
-		return mimg_err(-ENOTSUP, "%s: vmdk: sparse extent version %"
-				PRIu32 " is not supported", path, sp->version);
+		return mimg_err(-ENOTSUP,
+				"%s: vmdk: sparse extent version %" PRIu32
+				" is not supported",
+				path, sp->version);
 	if (sp->capacity == 0 || sp->capacity > VMDK_MAX_SECTORS)
-		return mimg_err(-EINVAL, "%s: vmdk: invalid capacity %" PRIu64
-				" sectors", path, sp->capacity);
+		return mimg_err(-EINVAL,
+				"%s: vmdk: invalid capacity %" PRIu64
+				" sectors",
+				path, sp->capacity);
 	if (sp->grain_sectors == 0 ||
 	    sp->grain_sectors > VMDK_MAX_GRAIN_SECTORS)
-		return mimg_err(-EINVAL, "%s: vmdk: invalid grain size %"
-				PRIu64 " sectors", path, sp->grain_sectors);
+		return mimg_err(-EINVAL,
+				"%s: vmdk: invalid grain size %" PRIu64
+				" sectors",
+				path, sp->grain_sectors);
 	if (sp->gt_entries == 0 || sp->gt_entries > VMDK_MAX_GT_ENTRIES)
-		return mimg_err(-EINVAL, "%s: vmdk: invalid number of grain "
-				"table entries %" PRIu32, path, sp->gt_entries);
+		return mimg_err(-EINVAL,
+				"%s: vmdk: invalid number of grain "
+				"table entries %" PRIu32,
+				path, sp->gt_entries);
 	sp->grain_bytes = sp->grain_sectors * VMDK_SECTOR;
 	/* qemu goes by the algorithm field, the specification by the flag:
 	 * either makes the grains compressed. */
@@ -69,11 +78,13 @@ static int parse_header(struct vmdk_sparse *sp, const uint8_t *h,
 	sp->zero_grain = sp->flags & VMDK_FLAG_ZERO_GRAIN;
 	if (sp->compressed) {
 		if (alg != 1)
-			return mimg_err(-ENOTSUP, "%s: vmdk: compression "
-					"algorithm %u is not supported", path,
-					alg);
+			return mimg_err(-ENOTSUP,
+					"%s: vmdk: compression "
+					"algorithm %u is not supported",
+					path, alg);
 		if (sp->grain_bytes > VMDK_MAX_COMPRESSED_GRAIN)
-			return mimg_err(-ENOTSUP, "%s: vmdk: compressed grain "
+			return mimg_err(-ENOTSUP,
+					"%s: vmdk: compressed grain "
 					"size %" PRIu64 " bytes is too large",
 					path, sp->grain_bytes);
 	}
@@ -81,22 +92,24 @@ static int parse_header(struct vmdk_sparse *sp, const uint8_t *h,
 	uint64_t span = (uint64_t)sp->gt_entries * sp->grain_sectors;
 	sp->gd_entries = div_round_up_u64(sp->capacity, span);
 	if (sp->gd_entries * 4 > VMDK_MAX_GD_BYTES)
-		return mimg_err(-EINVAL, "%s: vmdk: grain directory of %" PRIu64
-				" entries is too large", path, sp->gd_entries);
+		return mimg_err(-EINVAL,
+				"%s: vmdk: grain directory of %" PRIu64
+				" entries is too large",
+				path, sp->gd_entries);
 	(void)file_size;
 	return 0;
 }
 
 /* The footer of a streamOptimized extent: footer marker, header copy and
  * end-of-stream marker in the last three sectors. */
-static int read_footer(struct vmdk_sparse *sp, uint64_t file_size,
-		       uint8_t *h)
+static int read_footer(struct vmdk_sparse *sp, uint64_t file_size, uint8_t *h)
 {
 	uint8_t buf[3 * VMDK_SECTOR];
 	int r;
 
 	if (file_size < 4 * VMDK_SECTOR)
-		return mimg_err(-EINVAL, "%s: vmdk: grain directory is at the "
+		return mimg_err(-EINVAL,
+				"%s: vmdk: grain directory is at the "
 				"end but the file is too short for a footer",
 				sp->path);
 	r = mimg_file_pread_exact(sp->file, buf, sizeof(buf),
@@ -108,15 +121,17 @@ static int read_footer(struct vmdk_sparse *sp, uint64_t file_size,
 	if (ld_le32(fh) != VMDK_MAGIC || ld_le32(fm + 8) != 0 ||
 	    ld_le32(fm + 12) != VMDK_MARKER_FOOTER || ld_le64(eos) != 0 ||
 	    ld_le32(eos + 8) != 0 || ld_le32(eos + 12) != VMDK_MARKER_EOS)
-		return mimg_err(-EINVAL, "%s: vmdk: streamOptimized footer "
+		return mimg_err(-EINVAL,
+				"%s: vmdk: streamOptimized footer "
 				"not found at the end of the file (incomplete "
-				"or truncated image?)", sp->path);
+				"or truncated image?)",
+				sp->path);
 	memcpy(h, fh, VMDK_SECTOR);
 	return 0;
 }
 
-int vmdk_sparse_load_gd(struct vmdk_sparse *sp, uint64_t sector,
-			uint32_t **out, const char *what)
+int vmdk_sparse_load_gd(struct vmdk_sparse *sp, uint64_t sector, uint32_t **out,
+			const char *what)
 {
 	uint64_t off, bytes = sp->gd_entries * 4;
 	uint32_t *gd;
@@ -125,9 +140,10 @@ int vmdk_sparse_load_gd(struct vmdk_sparse *sp, uint64_t sector,
 	*out = NULL;
 	if (!ck_mul_u64(sector, VMDK_SECTOR, &off) ||
 	    !ck_range_within(off, bytes, sp->file_end))
-		return mimg_err(-EINVAL, "%s: vmdk: %s at sector %" PRIu64
-				" lies past the end of the file", sp->path,
-				what, sector);
+		return mimg_err(-EINVAL,
+				"%s: vmdk: %s at sector %" PRIu64
+				" lies past the end of the file",
+				sp->path, what, sector);
 	gd = malloc(bytes);
 	if (!gd)
 		return mimg_err(-ENOMEM, "out of memory");
@@ -139,12 +155,13 @@ int vmdk_sparse_load_gd(struct vmdk_sparse *sp, uint64_t sector,
 	for (uint64_t i = 0; i < sp->gd_entries; i++) {
 		gd[i] = ld_le32(&gd[i]);
 		uint64_t gt_off = (uint64_t)gd[i] * VMDK_SECTOR;
-		if (gd[i] && !ck_range_within(gt_off, sp->gt_bytes,
-					      sp->file_end)) {
-			r = mimg_err(-EINVAL, "%s: vmdk: %s entry %" PRIu64
+		if (gd[i] &&
+		    !ck_range_within(gt_off, sp->gt_bytes, sp->file_end)) {
+			r = mimg_err(-EINVAL,
+				     "%s: vmdk: %s entry %" PRIu64
 				     " points to grain table at sector %" PRIu32
-				     " past the end of the file", sp->path,
-				     what, i, gd[i]);
+				     " past the end of the file",
+				     sp->path, what, i, gd[i]);
 			free(gd);
 			return r;
 		}
@@ -166,25 +183,31 @@ static int parse_cowd(struct vmdk_sparse *sp, const uint8_t *h)
 	sp->gd_sector = ld_le32(h + 20);
 	sp->gt_entries = VMDK_COWD_GT_ENTRIES;
 	if (sp->version != 1)
-		return mimg_err(-ENOTSUP, "%s: vmdk: COWD extent version %"
-				PRIu32 " is not supported", sp->path,
-				sp->version);
+		return mimg_err(-ENOTSUP,
+				"%s: vmdk: COWD extent version %" PRIu32
+				" is not supported",
+				sp->path, sp->version);
 	if (sp->capacity == 0)
 		return mimg_err(-EINVAL, "%s: vmdk: invalid capacity 0 sectors",
 				sp->path);
 	if (sp->grain_sectors == 0 ||
 	    sp->grain_sectors > VMDK_MAX_GRAIN_SECTORS)
-		return mimg_err(-EINVAL, "%s: vmdk: invalid grain size %"
-				PRIu64 " sectors", sp->path, sp->grain_sectors);
+		return mimg_err(-EINVAL,
+				"%s: vmdk: invalid grain size %" PRIu64
+				" sectors",
+				sp->path, sp->grain_sectors);
 	sp->grain_bytes = sp->grain_sectors * VMDK_SECTOR;
 	sp->gt_bytes = (uint64_t)sp->gt_entries * 4;
-	sp->gd_entries = div_round_up_u64(sp->capacity, (uint64_t)sp->gt_entries *
-					  sp->grain_sectors);
+	sp->gd_entries = div_round_up_u64(sp->capacity,
+					  (uint64_t)sp->gt_entries *
+						  sp->grain_sectors);
 	/* Grains past the directory the header declares are unallocated. */
 	sp->gd_entries = min_u64(sp->gd_entries, gd_n);
 	if (sp->gd_entries == 0)
-		return mimg_err(-EINVAL, "%s: vmdk: COWD grain directory has "
-				"no entries", sp->path);
+		return mimg_err(-EINVAL,
+				"%s: vmdk: COWD grain directory has "
+				"no entries",
+				sp->path);
 	return 0;
 }
 
@@ -229,8 +252,10 @@ int vmdk_sparse_open(struct vmdk_sparse *sp, struct mimg_file *file,
 		return r;
 	memcpy(sp->header, h, sizeof(h));
 	if (sp->gd_sector == VMDK_GD_AT_END)
-		return mimg_err(-EINVAL, "%s: vmdk: footer has no grain "
-				"directory offset", path);
+		return mimg_err(-EINVAL,
+				"%s: vmdk: footer has no grain "
+				"directory offset",
+				path);
 
 	bool has_rgd = (sp->flags & VMDK_FLAG_RGD) && sp->rgd_sector != 0;
 	int rp = vmdk_sparse_load_gd(sp, sp->gd_sector, &sp->gd,
@@ -256,8 +281,9 @@ int vmdk_sparse_open(struct vmdk_sparse *sp, struct mimg_file *file,
 cache:
 	if (r < 0)
 		return r;
-	uint64_t n = (sp->cache_budget ? sp->cache_budget :
-		      VMDK_GT_CACHE_BUDGET) / sp->gt_bytes;
+	uint64_t n = (sp->cache_budget ? sp->cache_budget
+				       : VMDK_GT_CACHE_BUDGET) /
+		     sp->gt_bytes;
 	if (n == 0)
 		n = 1;
 	sp->nslots = (size_t)min_u64(n, sp->gd_entries);
@@ -296,7 +322,7 @@ int vmdk_sparse_reserve(struct vmdk_sparse *sp, uint64_t bytes)
 	 * durable without a flush that would wait for all the grains
 	 * written before. */
 	static const uint8_t zero[VMDK_SECTOR];
-	struct mimg_file_write w = { zero, sizeof(zero), end - VMDK_SECTOR };
+	struct mimg_file_write w = {zero, sizeof(zero), end - VMDK_SECTOR};
 	int r = mimg_file_pwrite_durable(sp->file, &w, 1);
 	if (r == 0)
 		sp->durable_end = end;
@@ -338,10 +364,11 @@ int vmdk_sparse_read_gt(struct vmdk_sparse *sp, const uint32_t *gd,
 		return 0;
 	}
 	if (!ck_range_within(off, sp->gt_bytes, sp->file_end))
-		return mimg_err(-EINVAL, "%s: vmdk: grain table %" PRIu64
+		return mimg_err(-EINVAL,
+				"%s: vmdk: grain table %" PRIu64
 				" at sector %" PRIu32 " is past the end of the "
-				"file (truncated image?)", sp->path, gdi,
-				gd[gdi]);
+				"file (truncated image?)",
+				sp->path, gdi, gd[gdi]);
 	r = mimg_file_pread_exact(sp->file, out, sp->gt_bytes, off,
 				  "vmdk grain table");
 	if (r < 0)
@@ -384,8 +411,7 @@ int vmdk_sparse_lookup(struct vmdk_sparse *sp, uint64_t grain,
 }
 
 int vmdk_sparse_lookup_locked(struct vmdk_sparse *sp, uint64_t grain,
-			      enum vmdk_grain_state *state,
-			      uint64_t *host_off)
+			      enum vmdk_grain_state *state, uint64_t *host_off)
 {
 	uint64_t gdi = grain / sp->gt_entries;
 	uint32_t gti = (uint32_t)(grain % sp->gt_entries);
@@ -418,9 +444,11 @@ int vmdk_sparse_lookup_locked(struct vmdk_sparse *sp, uint64_t grain,
 	if (!sp->compressed && left < need)
 		need = left;
 	if (!ck_range_within(off, need, end))
-		return mimg_err(-EINVAL, "%s: vmdk: grain table entry for "
+		return mimg_err(-EINVAL,
+				"%s: vmdk: grain table entry for "
 				"grain %" PRIu64 " points to sector %" PRIu32
-				" past the end of the file", sp->path, grain, v);
+				" past the end of the file",
+				sp->path, grain, v);
 	*state = VMDK_GRAIN_DATA;
 	*host_off = off;
 	return 0;
@@ -451,10 +479,11 @@ static int inflate_grain(struct vmdk_sparse *sp, uint64_t grain,
 		doff = 12;
 		if (clen == 0 || clen > VMDK_MAX_COMPRESSED_GRAIN ||
 		    avail < 12 || clen > avail - 12)
-			return mimg_err(-EINVAL, "%s: vmdk: grain %" PRIu64
+			return mimg_err(-EINVAL,
+					"%s: vmdk: grain %" PRIu64
 					" at offset %" PRIu64 " has invalid "
-					"compressed size %" PRIu64, sp->path,
-					grain, host_off, clen);
+					"compressed size %" PRIu64,
+					sp->path, grain, host_off, clen);
 	} else {
 		/* No size is stored: read what a grain can take. */
 		clen = min_u64(avail, sp->grain_bytes * 2 + 4096);
@@ -471,17 +500,19 @@ static int inflate_grain(struct vmdk_sparse *sp, uint64_t grain,
 	} else {
 		cbuf = head + doff;
 	}
-	if (r == 0 && codec_inflate_zlib(cbuf, clen, out, sp->grain_bytes, glen))
-		r = mimg_err(-EINVAL, "%s: vmdk: compressed grain %" PRIu64
-			     " at offset %" PRIu64 " is corrupt", sp->path,
-			     grain, host_off);
+	if (r == 0 &&
+	    codec_inflate_zlib(cbuf, clen, out, sp->grain_bytes, glen))
+		r = mimg_err(-EINVAL,
+			     "%s: vmdk: compressed grain %" PRIu64
+			     " at offset %" PRIu64 " is corrupt",
+			     sp->path, grain, host_off);
 	free(big);
 	return r;
 }
 
 int vmdk_sparse_read_compressed(struct vmdk_sparse *sp, uint64_t grain,
-				uint64_t host_off, uint64_t in_off,
-				void *buf, size_t len)
+				uint64_t host_off, uint64_t in_off, void *buf,
+				size_t len)
 {
 	bool whole = in_off == 0 && len == sp->grain_bytes;
 	uint8_t *gbuf = whole ? buf : malloc(sp->grain_bytes);
@@ -495,7 +526,8 @@ int vmdk_sparse_read_compressed(struct vmdk_sparse *sp, uint64_t grain,
 	if (r == 0 && whole) {
 		memset((uint8_t *)buf + glen, 0, len - glen);
 	} else if (r == 0) {
-		size_t n = in_off < glen ? (size_t)min_u64(len, glen - in_off) : 0;
+		size_t n = in_off < glen ? (size_t)min_u64(len, glen - in_off)
+					 : 0;
 		memcpy(buf, gbuf + in_off, n);
 		memset((uint8_t *)buf + n, 0, len - n);
 	}
@@ -530,8 +562,10 @@ static int append_gt(struct vmdk_sparse *sp, uint32_t *s)
 
 	if (!ck_align_up_u64(sp->gt_bytes, VMDK_SECTOR, &len) ||
 	    off / VMDK_SECTOR > UINT32_MAX)
-		return mimg_err(-EFBIG, "%s: vmdk: file too large for 32-bit "
-				"sector numbers", sp->path);
+		return mimg_err(-EFBIG,
+				"%s: vmdk: file too large for 32-bit "
+				"sector numbers",
+				sp->path);
 	/* A directory entry that survives a power cut without its table
 	 * then points at zeroes: an empty table. */
 	if ((r = vmdk_sparse_reserve(sp, len)) < 0)
@@ -590,7 +624,8 @@ int vmdk_sparse_set_gtes(struct vmdk_sparse *sp, uint64_t first, uint64_t n,
 		uint32_t *gt;
 
 		if (gdi >= sp->gd_entries)
-			return mimg_err(-EINVAL, "%s: vmdk: grain %" PRIu64
+			return mimg_err(-EINVAL,
+					"%s: vmdk: grain %" PRIu64
 					" is beyond the extent's capacity",
 					sp->path, first);
 		r = ensure_gt(sp, gdi);
@@ -602,9 +637,13 @@ int vmdk_sparse_set_gtes(struct vmdk_sparse *sp, uint64_t first, uint64_t n,
 		for (uint64_t done = 0; done < k;) {
 			size_t m = (size_t)min_u64(k - done, 512);
 			for (size_t i = 0; i < m; i++) {
-				uint32_t v = same_value ? host_sector :
-					     host_sector + (uint32_t)((done + i) *
-							   sp->grain_sectors);
+				uint32_t v =
+					same_value
+						? host_sector
+						: host_sector +
+							  (uint32_t)((done +
+								      i) *
+								     sp->grain_sectors);
 				vals[i] = v;
 				gt[gti + done + i] = v;
 			}
@@ -612,13 +651,14 @@ int vmdk_sparse_set_gtes(struct vmdk_sparse *sp, uint64_t first, uint64_t n,
 			if (sp->rgd) {
 				r = write_le32s(sp, vals, m,
 						(uint64_t)sp->rgd[gdi] *
-						VMDK_SECTOR + eoff);
+								VMDK_SECTOR +
+							eoff);
 				if (r < 0)
 					return r;
 			}
 			r = write_le32s(sp, vals, m,
 					(uint64_t)sp->gd[gdi] * VMDK_SECTOR +
-					eoff);
+						eoff);
 			if (r < 0)
 				return r;
 			done += m;

@@ -48,18 +48,18 @@
 
 struct grain_at {
 	uint64_t grain;
-	uint64_t off;		/* bytes: the grain's marker */
+	uint64_t off; /* bytes: the grain's marker */
 };
 
 struct vmdk_sread {
-	uint64_t size;		/* bytes of the file */
-	uint64_t pos;		/* the next marker */
-	uint64_t grains;	/* grains in the extent */
-	bool footer;		/* directory at the end */
-	bool eos;		/* end-of-stream marker reached and checked */
-	bool have_next;		/* NEXT parsed, not yet in the index */
+	uint64_t size;	 /* bytes of the file */
+	uint64_t pos;	 /* the next marker */
+	uint64_t grains; /* grains in the extent */
+	bool footer;	 /* directory at the end */
+	bool eos;	 /* end-of-stream marker reached and checked */
+	bool have_next;	 /* NEXT parsed, not yet in the index */
 	struct grain_at next;
-	uint64_t min_grain;	/* the next grain marker must be at least */
+	uint64_t min_grain; /* the next grain marker must be at least */
 	/* The grains last passed, oldest at HEAD: those below FLOOR are
 	 * forgotten. */
 	struct grain_at *idx;
@@ -77,9 +77,9 @@ struct vmdk_sread {
 	uint32_t *empty;
 	size_t n_empty;
 	uint8_t *gt_buf;
-	uint64_t gd_sector;	/* 0 until the directory's marker */
-	uint64_t footer_off;	/* the footer's marker, 0 until seen */
-	int err;		/* a failure fails every later lookup */
+	uint64_t gd_sector;  /* 0 until the directory's marker */
+	uint64_t footer_off; /* the footer's marker, 0 until seen */
+	int err;	     /* a failure fails every later lookup */
 	char errmsg[512];
 };
 
@@ -90,8 +90,7 @@ static int fail(struct vmdk_sread *sr, int r)
 	return r;
 }
 
-static void digest_pair(struct mimg_digests *d, uint64_t grain,
-			uint64_t sector)
+static void digest_pair(struct mimg_digests *d, uint64_t grain, uint64_t sector)
 {
 	uint8_t rec[16];
 	st_le64(rec, grain);
@@ -112,16 +111,19 @@ static int front_tables(struct vmdk_sparse *sp, struct vmdk_sread *sr,
 				     "grain directory")) < 0)
 		return r;
 	if (sp->gd_sector * VMDK_SECTOR + sp->gd_entries * 4 > data_start)
-		return mimg_err(-ENOTSUP, "%s: vmdk: the grain directory at "
+		return mimg_err(-ENOTSUP,
+				"%s: vmdk: the grain directory at "
 				"sector %" PRIu64 " is not before the grains; "
-				"this stream needs random access", sp->path,
-				sp->gd_sector);
+				"this stream needs random access",
+				sp->path, sp->gd_sector);
 	if (!(gt = malloc(sp->gt_bytes)))
 		return mimg_err(-ENOMEM, "out of memory");
 	for (uint64_t i = 0; i < sp->gd_entries && r == 0; i++) {
-		if (sp->gd[i] && (uint64_t)sp->gd[i] * VMDK_SECTOR +
-				 sp->gt_bytes > data_start) {
-			r = mimg_err(-ENOTSUP, "%s: vmdk: grain table %" PRIu64
+		if (sp->gd[i] &&
+		    (uint64_t)sp->gd[i] * VMDK_SECTOR + sp->gt_bytes >
+			    data_start) {
+			r = mimg_err(-ENOTSUP,
+				     "%s: vmdk: grain table %" PRIu64
 				     " at sector %" PRIu32 " is not before the "
 				     "grains; this stream needs random access",
 				     sp->path, i, sp->gd[i]);
@@ -146,12 +148,16 @@ int vmdk_sread_open(struct vmdk_sparse *sp)
 	int r;
 
 	if (!sp->compressed || !sp->markers)
-		return mimg_err(-ENOTSUP, "%s: vmdk: only streamOptimized "
-				"extents are read in one pass", sp->path);
+		return mimg_err(-ENOTSUP,
+				"%s: vmdk: only streamOptimized "
+				"extents are read in one pass",
+				sp->path);
 	if (!ck_mul_u64(sp->overhead, VMDK_SECTOR, &start) || start == 0 ||
 	    start > sp->file_end)
-		return mimg_err(-EINVAL, "%s: vmdk: invalid overhead of %"
-				PRIu64 " sectors", sp->path, sp->overhead);
+		return mimg_err(-EINVAL,
+				"%s: vmdk: invalid overhead of %" PRIu64
+				" sectors",
+				sp->path, sp->overhead);
 	if (!(sr = calloc(1, sizeof(*sr))))
 		return mimg_err(-ENOMEM, "out of memory");
 	sp->sr = sr;
@@ -208,8 +214,8 @@ static const struct grain_at *index_find(const struct vmdk_sread *sr,
 	size_t lo = 0, hi = sr->n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		const struct grain_at *g = &sr->idx[(sr->head + mid) %
-						    INDEX_MAX];
+		const struct grain_at *g =
+			&sr->idx[(sr->head + mid) % INDEX_MAX];
 		if (g->grain == grain)
 			return g;
 		if (g->grain < grain)
@@ -227,36 +233,43 @@ static int take_grain(struct vmdk_sparse *sp, struct vmdk_sread *sr,
 	uint64_t off = sr->pos, g = lba / sp->grain_sectors, end, sector;
 
 	if (lba % sp->grain_sectors || g >= sr->grains)
-		return mimg_err(-EINVAL, "%s: vmdk: grain marker at offset %"
-				PRIu64 " has LBA %" PRIu64 ", %s", sp->path,
-				off, lba, g >= sr->grains ?
-				"past the capacity" : "not at a grain boundary");
+		return mimg_err(-EINVAL,
+				"%s: vmdk: grain marker at offset %" PRIu64
+				" has LBA %" PRIu64 ", %s",
+				sp->path, off, lba,
+				g >= sr->grains ? "past the capacity"
+						: "not at a grain boundary");
 	if (g < sr->min_grain)
-		return mimg_err(-EINVAL, "%s: vmdk: grain marker at offset %"
-				PRIu64 " is for grain %" PRIu64 ", after grain %"
-				PRIu64 ": grains out of order or repeated; "
-				"unpack the image to read it", sp->path, off, g,
-				sr->min_grain - 1);
+		return mimg_err(-EINVAL,
+				"%s: vmdk: grain marker at offset %" PRIu64
+				" is for grain %" PRIu64
+				", after grain %" PRIu64
+				": grains out of order or repeated; "
+				"unpack the image to read it",
+				sp->path, off, g, sr->min_grain - 1);
 	if (clen > VMDK_MAX_COMPRESSED_GRAIN || 12 + clen > sr->size - off ||
 	    !ck_align_up_u64(off + 12 + clen, VMDK_SECTOR, &end))
-		return mimg_err(-EINVAL, "%s: vmdk: grain marker at offset %"
-				PRIu64 " has compressed size %" PRIu32 " past "
-				"the end of the file (truncated?)", sp->path,
-				off, clen);
+		return mimg_err(-EINVAL,
+				"%s: vmdk: grain marker at offset %" PRIu64
+				" has compressed size %" PRIu32 " past "
+				"the end of the file (truncated?)",
+				sp->path, off, clen);
 	sector = off / VMDK_SECTOR;
 	if (sector > UINT32_MAX)
-		return mimg_err(-EINVAL, "%s: vmdk: grain marker at offset %"
-				PRIu64 " is past what a grain table can name",
+		return mimg_err(-EINVAL,
+				"%s: vmdk: grain marker at offset %" PRIu64
+				" is past what a grain table can name",
 				sp->path, off);
 	if (sr->footer) {
 		uint64_t gdi = g / sp->gt_entries;
 		if (sr->pending && gdi != sr->pend_gdi)
-			return mimg_err(-EINVAL, "%s: vmdk: grain %" PRIu64
+			return mimg_err(-EINVAL,
+					"%s: vmdk: grain %" PRIu64
 					" at offset %" PRIu64 " follows grains "
 					"of table %" PRIu64 " before that "
 					"table's marker; unpack the image to "
-					"read it", sp->path, g, off,
-					sr->pend_gdi);
+					"read it",
+					sp->path, g, off, sr->pend_gdi);
 		sr->pending = true;
 		sr->pend_gdi = gdi;
 		sr->pend_gt[g % sp->gt_entries] = (uint32_t)sector;
@@ -284,19 +297,22 @@ static int take_table(struct vmdk_sparse *sp, struct vmdk_sread *sr,
 		uint32_t v = ld_le32(sr->gt_buf + 4 * j);
 		uint32_t want = sr->pending ? sr->pend_gt[j] : 0;
 		if (v != want)
-			return mimg_err(-EINVAL, "%s: vmdk: grain table at "
-					"offset %" PRIu64 " gives sector %"
-					PRIu32 " for entry %" PRIu32 " where "
+			return mimg_err(-EINVAL,
+					"%s: vmdk: grain table at "
+					"offset %" PRIu64
+					" gives sector %" PRIu32
+					" for entry %" PRIu32 " where "
 					"the markers before it give %" PRIu32,
 					sp->path, off, v, j, want);
 	}
 	if (!sr->pending) {
 		if (sr->n_empty == sp->gd_entries)
-			return mimg_err(-EINVAL, "%s: vmdk: more grain tables "
+			return mimg_err(-EINVAL,
+					"%s: vmdk: more grain tables "
 					"than the %" PRIu64 " the directory "
-					"holds", sp->path, sp->gd_entries);
-		if (!sr->empty &&
-		    !(sr->empty = malloc(sp->gd_entries * 4)))
+					"holds",
+					sp->path, sp->gd_entries);
+		if (!sr->empty && !(sr->empty = malloc(sp->gd_entries * 4)))
 			return mimg_err(-ENOMEM, "out of memory");
 		sr->empty[sr->n_empty++] = (uint32_t)sector;
 		return 0;
@@ -312,7 +328,7 @@ static int take_table(struct vmdk_sparse *sp, struct vmdk_sread *sr,
 static bool is_empty_table(const struct vmdk_sread *sr, uint32_t sector)
 {
 	size_t lo = 0, hi = sr->n_empty;
-	while (lo < hi) {	/* ascending: in file order */
+	while (lo < hi) { /* ascending: in file order */
 		size_t mid = lo + (hi - lo) / 2;
 		if (sr->empty[mid] == sector)
 			return true;
@@ -331,28 +347,31 @@ static int take_directory(struct vmdk_sparse *sp, struct vmdk_sread *sr,
 	uint8_t buf[GD_CHUNK];
 
 	if (sr->gd_sector || sr->pending)
-		return mimg_err(-EINVAL, "%s: vmdk: grain directory marker at "
-				"offset %" PRIu64 " %s", sp->path,
-				off - VMDK_SECTOR, sr->gd_sector ?
-				"is the second one" :
-				"follows grains without their table");
+		return mimg_err(-EINVAL,
+				"%s: vmdk: grain directory marker at "
+				"offset %" PRIu64 " %s",
+				sp->path, off - VMDK_SECTOR,
+				sr->gd_sector
+					? "is the second one"
+					: "follows grains without their table");
 	for (uint64_t i = 0; i < sp->gd_entries;) {
 		size_t k = (size_t)min_u64(sp->gd_entries - i, GD_CHUNK / 4);
-		int r = mimg_file_pread_exact(sp->file, buf, k * 4,
-					      off + i * 4, "vmdk grain "
+		int r = mimg_file_pread_exact(sp->file, buf, k * 4, off + i * 4,
+					      "vmdk grain "
 					      "directory");
 		if (r < 0)
 			return r;
 		for (size_t j = 0; j < k; j++, i++) {
 			uint32_t v = ld_le32(buf + 4 * j);
-			if (sr->gt_at[i] ? v == sr->gt_at[i] :
-			    v == 0 || is_empty_table(sr, v))
+			if (sr->gt_at[i] ? v == sr->gt_at[i]
+					 : v == 0 || is_empty_table(sr, v))
 				continue;
-			return mimg_err(-EINVAL, "%s: vmdk: grain directory "
+			return mimg_err(-EINVAL,
+					"%s: vmdk: grain directory "
 					"entry %" PRIu64 " is sector %" PRIu32
 					", not the grain table marked for "
-					"those grains (%" PRIu32 ")", sp->path,
-					i, v, sr->gt_at[i]);
+					"those grains (%" PRIu32 ")",
+					sp->path, i, v, sr->gt_at[i]);
 		}
 	}
 	sr->gd_sector = off / VMDK_SECTOR;
@@ -368,10 +387,13 @@ static int take_footer(struct vmdk_sparse *sp, struct vmdk_sread *sr,
 	int r;
 
 	if (!sr->gd_sector || sr->footer_off)
-		return mimg_err(-EINVAL, "%s: vmdk: footer marker at offset %"
-				PRIu64 " %s", sp->path, off - VMDK_SECTOR,
-				sr->footer_off ? "is the second one" :
-				"comes before the grain directory");
+		return mimg_err(-EINVAL,
+				"%s: vmdk: footer marker at offset %" PRIu64
+				" %s",
+				sp->path, off - VMDK_SECTOR,
+				sr->footer_off
+					? "is the second one"
+					: "comes before the grain directory");
 	if ((r = mimg_file_pread_exact(sp->file, h, sizeof(h), off,
 				       "vmdk footer")) < 0)
 		return r;
@@ -379,14 +401,16 @@ static int take_footer(struct vmdk_sparse *sp, struct vmdk_sread *sr,
 	 * the compression algorithm, is what a reader takes from it. */
 	if (memcmp(h, sp->header, 56) != 0 ||
 	    memcmp(h + 64, sp->header + 64, 15) != 0)
-		return mimg_err(-EINVAL, "%s: vmdk: the footer at offset %"
-				PRIu64 " differs from the header", sp->path,
-				off);
+		return mimg_err(-EINVAL,
+				"%s: vmdk: the footer at offset %" PRIu64
+				" differs from the header",
+				sp->path, off);
 	if (ld_le64(h + 56) != sr->gd_sector)
-		return mimg_err(-EINVAL, "%s: vmdk: the footer names the grain "
+		return mimg_err(-EINVAL,
+				"%s: vmdk: the footer names the grain "
 				"directory at sector %" PRIu64 ", the stream "
-				"has it at sector %" PRIu64, sp->path,
-				ld_le64(h + 56), sr->gd_sector);
+				"has it at sector %" PRIu64,
+				sp->path, ld_le64(h + 56), sr->gd_sector);
 	sr->footer_off = off - VMDK_SECTOR;
 	return 0;
 }
@@ -414,31 +438,37 @@ static int drain(struct vmdk_sparse *sp, uint64_t from)
 
 /* The end-of-stream marker at OFF: everything the tables say must have
  * been seen. */
-static int take_eos(struct vmdk_sparse *sp, struct vmdk_sread *sr,
-		    uint64_t off)
+static int take_eos(struct vmdk_sparse *sp, struct vmdk_sread *sr, uint64_t off)
 {
 	if (sr->footer) {
 		if (sr->pending || !sr->footer_off)
-			return mimg_err(-EINVAL, "%s: vmdk: end-of-stream "
-					"marker at offset %" PRIu64 " before %s",
-					sp->path, off, sr->pending ?
-					"the grain table of the last grains" :
-					"the footer");
+			return mimg_err(
+				-EINVAL,
+				"%s: vmdk: end-of-stream "
+				"marker at offset %" PRIu64 " before %s",
+				sp->path, off,
+				sr->pending
+					? "the grain table of the last grains"
+					: "the footer");
 		if (sr->footer_off + 2 * VMDK_SECTOR != off ||
 		    off + VMDK_SECTOR != sr->size)
-			return mimg_err(-EINVAL, "%s: vmdk: the footer and "
+			return mimg_err(-EINVAL,
+					"%s: vmdk: the footer and "
 					"end-of-stream marker are not the last "
-					"sectors of the file", sp->path);
+					"sectors of the file",
+					sp->path);
 	} else {
 		mimg__digests_final(&sr->markers);
 		mimg__digests_final(&sr->tables);
 		if (memcmp(sr->markers.md, sr->tables.md,
 			   sizeof(sr->markers.md)) != 0)
-			return mimg_err(-EINVAL, "%s: vmdk: the grain markers "
+			return mimg_err(-EINVAL,
+					"%s: vmdk: the grain markers "
 					"are not the grains the grain tables "
 					"list (a table entry without its "
 					"marker, or a marker without its "
-					"entry)", sp->path);
+					"entry)",
+					sp->path);
 	}
 	sr->eos = true;
 	return drain(sp, off);
@@ -456,9 +486,11 @@ static int next_marker(struct vmdk_sparse *sp, struct vmdk_sread *sr)
 	if (!sr->footer && off == sr->size)
 		return take_eos(sp, sr, off);
 	if (off > sr->size || sr->size - off < VMDK_SECTOR)
-		return mimg_err(-EINVAL, "%s: vmdk: the stream ends at offset %"
-				PRIu64 " without an end-of-stream marker "
-				"(truncated?)", sp->path, off);
+		return mimg_err(-EINVAL,
+				"%s: vmdk: the stream ends at offset %" PRIu64
+				" without an end-of-stream marker "
+				"(truncated?)",
+				sp->path, off);
 	if ((r = mimg_file_pread_exact(sp->file, m, sizeof(m), off,
 				       "vmdk marker")) < 0)
 		return r;
@@ -469,28 +501,33 @@ static int next_marker(struct vmdk_sparse *sp, struct vmdk_sread *sr)
 	data = off + VMDK_SECTOR;
 	if (!ck_mul_u64(val, VMDK_SECTOR, &end) ||
 	    !ck_add_u64(end, data, &end) || end > sr->size)
-		return mimg_err(-EINVAL, "%s: vmdk: marker at offset %" PRIu64
+		return mimg_err(-EINVAL,
+				"%s: vmdk: marker at offset %" PRIu64
 				" covers %" PRIu64 " sectors past the end of "
-				"the file (truncated?)", sp->path, off, val);
+				"the file (truncated?)",
+				sp->path, off, val);
 	sr->pos = end;
 	if (type == VMDK_MARKER_EOS && val == 0)
 		return take_eos(sp, sr, off);
 	if (type > VMDK_MARKER_FOOTER || type == VMDK_MARKER_EOS)
-		return mimg_err(-EINVAL, "%s: vmdk: marker at offset %" PRIu64
+		return mimg_err(-EINVAL,
+				"%s: vmdk: marker at offset %" PRIu64
 				" has unknown type %" PRIu32 " (size %" PRIu64
-				")", sp->path, off, type, val);
+				")",
+				sp->path, off, type, val);
 	/* With the directory at the front, the reader never looks at the
 	 * tables that follow grains. */
 	if (!sr->footer)
 		return 0;
-	uint64_t need = type == VMDK_MARKER_GT ? sp->gt_bytes :
-			type == VMDK_MARKER_GD ? sp->gd_entries * 4 :
-			VMDK_SECTOR;
+	uint64_t need = type == VMDK_MARKER_GT	 ? sp->gt_bytes
+			: type == VMDK_MARKER_GD ? sp->gd_entries * 4
+						 : VMDK_SECTOR;
 	if (end - data < need)
-		return mimg_err(-EINVAL, "%s: vmdk: marker at offset %" PRIu64
+		return mimg_err(-EINVAL,
+				"%s: vmdk: marker at offset %" PRIu64
 				" holds %" PRIu64 " bytes, too few for its "
-				"type %" PRIu32, sp->path, off, end - data,
-				type);
+				"type %" PRIu32,
+				sp->path, off, end - data, type);
 	if (type == VMDK_MARKER_GT)
 		return take_table(sp, sr, data);
 	if (type == VMDK_MARKER_GD)
@@ -518,7 +555,8 @@ int vmdk_sread_lookup(struct vmdk_sparse *sp, uint64_t grain,
 		}
 	}
 	if (grain < sr->floor)
-		return mimg_err(-ESPIPE, "%s: vmdk: grain %" PRIu64 " of a "
+		return mimg_err(-ESPIPE,
+				"%s: vmdk: grain %" PRIu64 " of a "
 				"streamed image read after the stream moved "
 				"past it; this use needs random access",
 				sp->path, grain);

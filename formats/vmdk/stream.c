@@ -44,25 +44,25 @@
 
 struct vmdk_stream_writer {
 	struct vmdk_sparse *sp;
-	uint64_t data_start;	/* bytes */
-	uint64_t pos;		/* next file offset */
-	uint64_t next_grain;	/* grains below this are written */
-	bool front;		/* tables preallocated at the front */
-	uint32_t *gd;		/* front: where each table goes */
-	uint32_t *rgd;		/* front: the redundant tables, or NULL */
+	uint64_t data_start; /* bytes */
+	uint64_t pos;	     /* next file offset */
+	uint64_t next_grain; /* grains below this are written */
+	bool front;	     /* tables preallocated at the front */
+	uint32_t *gd;	     /* front: where each table goes */
+	uint32_t *rgd;	     /* front: the redundant tables, or NULL */
 	uint32_t *gt;
 	uint64_t cur_gdi;
 	bool gt_used;
 	bool started;
-	bool dirty;		/* grains written since the last tail */
+	bool dirty; /* grains written since the last tail */
 	int err;
-	uint8_t *obuf;		/* pending output at pos - olen */
+	uint8_t *obuf; /* pending output at pos - olen */
 	size_t olen;
-	uint8_t *cbuf;		/* for grains handed over uncompressed */
+	uint8_t *cbuf; /* for grains handed over uncompressed */
 	/* Plain sequential writes (mimg_pwrite) collect a grain here. */
 	pthread_mutex_t lock;
 	uint8_t *pend;
-	uint64_t pend_grain;	/* NO_GRAIN when empty */
+	uint64_t pend_grain; /* NO_GRAIN when empty */
 };
 
 #define NO_GRAIN UINT64_MAX
@@ -86,15 +86,18 @@ static int emit(struct vmdk_stream_writer *w, const void *a, size_t alen,
 	int r;
 
 	if ((w->pos + padded) / VMDK_SECTOR > UINT32_MAX)
-		return mimg_err(-EFBIG, "%s: vmdk: stream too large for 32-bit "
-				"sector numbers", w->sp->path);
+		return mimg_err(-EFBIG,
+				"%s: vmdk: stream too large for 32-bit "
+				"sector numbers",
+				w->sp->path);
 	if (w->olen + padded > OBUF_SIZE && (r = obuf_flush(w)) < 0)
 		return r;
 	if (padded > OBUF_SIZE) {
 		/* Larger than the buffer: write directly. */
-		uint8_t pad[VMDK_SECTOR] = { 0 };
-		struct iovec v[3] = { { (void *)a, alen }, { (void *)b, blen },
-				      { pad, padded - len } };
+		uint8_t pad[VMDK_SECTOR] = {0};
+		struct iovec v[3] = {{(void *)a, alen},
+				     {(void *)b, blen},
+				     {pad, padded - len}};
 		r = mimg_file_pwritev(w->sp->file, v, 3, w->pos);
 		if (r < 0)
 			return r;
@@ -158,7 +161,7 @@ static int write_gt_in_place(struct vmdk_stream_writer *w)
 	if (r == 0 && w->rgd)
 		r = mimg_file_pwrite(sp->file, le, sp->gt_bytes,
 				     (uint64_t)w->rgd[w->cur_gdi] *
-				     VMDK_SECTOR);
+					     VMDK_SECTOR);
 	free(le);
 	return r;
 }
@@ -185,8 +188,8 @@ static bool tables_before(const struct vmdk_sparse *sp, const uint32_t *gd,
 			  uint64_t data_start)
 {
 	for (uint64_t i = 0; i < sp->gd_entries; i++)
-		if (gd[i] == 0 || (uint64_t)gd[i] * VMDK_SECTOR + sp->gt_bytes >
-				  data_start)
+		if (gd[i] == 0 ||
+		    (uint64_t)gd[i] * VMDK_SECTOR + sp->gt_bytes > data_start)
 			return false;
 	return true;
 }
@@ -221,13 +224,14 @@ static int tables_empty(struct vmdk_sparse *sp)
 		while (i + n < sp->gd_entries &&
 		       (n + 1) * sp->gt_bytes <= max_run &&
 		       (uint64_t)sp->gd[i + n] * VMDK_SECTOR ==
-		       off + n * sp->gt_bytes)
+			       off + n * sp->gt_bytes)
 			n++;
 		if (!ck_range_within(off, n * sp->gt_bytes, sp->file_end))
-			r = mimg_err(-EINVAL, "%s: vmdk: grain table %" PRIu64
+			r = mimg_err(-EINVAL,
+				     "%s: vmdk: grain table %" PRIu64
 				     " at sector %" PRIu32 " is past the end "
-				     "of the file (truncated image?)", sp->path,
-				     i, sp->gd[i]);
+				     "of the file (truncated image?)",
+				     sp->path, i, sp->gd[i]);
 		else if ((r = mimg_file_pread_exact(sp->file, buf,
 						    n * sp->gt_bytes, off,
 						    "vmdk grain table")) == 0)
@@ -248,7 +252,7 @@ int vmdk_stream_start(struct mimg *img)
 	/* Only an image without any grain is rewritten as a stream. */
 	int r = tables_empty(sp);
 	if (r <= 0)
-		return r;	/* not empty: read-only use */
+		return r; /* not empty: read-only use */
 
 	/* Grains go after the header and the descriptor. */
 	uint64_t meta_end = 1, desc_end;
@@ -257,13 +261,15 @@ int vmdk_stream_start(struct mimg *img)
 		meta_end = max_u64(meta_end, desc_end);
 	if (!ck_mul_u64(sp->overhead, VMDK_SECTOR, &start) ||
 	    sp->overhead < meta_end || start > sp->file_end)
-		return mimg_err(-EINVAL, "%s: vmdk: invalid overhead of %"
-				PRIu64 " sectors", sp->path, sp->overhead);
+		return mimg_err(-EINVAL,
+				"%s: vmdk: invalid overhead of %" PRIu64
+				" sectors",
+				sp->path, sp->overhead);
 	/* The header names the directory: its tables must be in place. */
 	bool front = !sp->gd_at_end;
 	if (front && (!tables_before(sp, sp->gd, start) ||
 		      (sp->rgd && !tables_before(sp, sp->rgd, start))))
-		return 0;	/* read-only use */
+		return 0; /* read-only use */
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return mimg_err(-ENOMEM, "out of memory");
@@ -331,8 +337,8 @@ uint32_t vmdk_compress_unit(struct mimg *img)
 	return unit > UINT32_MAX ? 0 : (uint32_t)unit;
 }
 
-static ssize_t deflate_grain(int level, const void *in, size_t inlen,
-			     void *out, size_t outcap)
+static ssize_t deflate_grain(int level, const void *in, size_t inlen, void *out,
+			     size_t outcap)
 {
 	ssize_t n = codec_deflate_zlib(level, in, inlen, out, outcap);
 	if (n == -ENOMEM)
@@ -340,12 +346,12 @@ static ssize_t deflate_grain(int level, const void *in, size_t inlen,
 	return n;
 }
 
-ssize_t vmdk_compress(struct mimg *img, const void *in, size_t inlen,
-		      void *out, size_t outcap)
+ssize_t vmdk_compress(struct mimg *img, const void *in, size_t inlen, void *out,
+		      size_t outcap)
 {
 	struct vmdk_state *s = img->priv;
 	if (!s->sw)
-		return -ENOSPC;		/* plain sparse: store it as it is */
+		return -ENOSPC; /* plain sparse: store it as it is */
 	return deflate_grain(img->compress_level, in, inlen, out, outcap);
 }
 
@@ -365,7 +371,8 @@ static int put_grain(struct mimg *img, struct vmdk_stream_writer *w,
 	grain = off / sp->grain_bytes;
 	if (off % sp->grain_bytes || grain < w->next_grain ||
 	    grain >= div_round_up_u64(sp->capacity, sp->grain_sectors))
-		return mimg_err(-EINVAL, "%s: vmdk: stream write at %" PRIu64
+		return mimg_err(-EINVAL,
+				"%s: vmdk: stream write at %" PRIu64
 				" is not at a new grain in ascending order",
 				img->filename, off);
 	if (!w->started) {
@@ -392,8 +399,10 @@ static int put_grain(struct mimg *img, struct vmdk_stream_writer *w,
 					  w->cbuf, cap);
 		free(g);
 		if (n < 0)
-			return mimg_err((int)n, "%s: vmdk: cannot compress "
-					"grain %" PRIu64, img->filename, grain);
+			return mimg_err((int)n,
+					"%s: vmdk: cannot compress "
+					"grain %" PRIu64,
+					img->filename, grain);
 		data = w->cbuf;
 		len = (size_t)n;
 	}
@@ -444,12 +453,14 @@ int vmdk_write_compressed(struct mimg *img, uint64_t off, const void *data,
 	int r;
 
 	if (!w && !compressed && plain_sparse_unit(s)) {
-		struct iovec v = { (void *)(uintptr_t)data, len };
+		struct iovec v = {(void *)(uintptr_t)data, len};
 		return vmdk_pwritev(img, &v, 1, off, len);
 	}
 	if (!w)
-		return mimg_err(-ENOTSUP, "%s: vmdk: not a fresh "
-				"streamOptimized image", img->filename);
+		return mimg_err(-ENOTSUP,
+				"%s: vmdk: not a fresh "
+				"streamOptimized image",
+				img->filename);
 	pthread_mutex_lock(&w->lock);
 	r = flush_pending(img, w);
 	if (r == 0)
@@ -460,8 +471,8 @@ int vmdk_write_compressed(struct mimg *img, uint64_t off, const void *data,
 
 /* Plain writes into a fresh stream: ascending, any alignment; gaps read
  * as zeroes.  Each grain is compressed when the writes leave it. */
-int vmdk_stream_pwritev(struct mimg *img, const struct iovec *iov,
-			int iovcnt, uint64_t off, size_t len)
+int vmdk_stream_pwritev(struct mimg *img, const struct iovec *iov, int iovcnt,
+			uint64_t off, size_t len)
 {
 	struct vmdk_state *s = img->priv;
 	struct vmdk_stream_writer *w = s->sw;
@@ -479,8 +490,9 @@ int vmdk_stream_pwritev(struct mimg *img, const struct iovec *iov,
 		if (g != w->pend_grain) {
 			if (g < w->next_grain ||
 			    (w->pend_grain != NO_GRAIN && g < w->pend_grain)) {
-				r = mimg_err(-EINVAL, "%s: vmdk: write at %"
-					     PRIu64 " goes back: streamOptimized "
+				r = mimg_err(-EINVAL,
+					     "%s: vmdk: write at %" PRIu64
+					     " goes back: streamOptimized "
 					     "images are written sequentially",
 					     img->filename, off);
 				break;
@@ -518,10 +530,12 @@ static int write_footer_tail(struct vmdk_stream_writer *w)
 			       &gd_sector);
 	w->gd[w->cur_gdi] = saved_gde;
 	/* The header keeps "GD at end"; the footer has the real offset. */
-	vmdk_fill_header(h, 3, VMDK_FLAG_NL_DETECT | VMDK_FLAG_COMPRESSED |
-			 VMDK_FLAG_MARKERS, sp->capacity, sp->grain_sectors,
-			 sp->desc_sector, sp->desc_sectors, sp->gt_entries, 0,
-			 VMDK_GD_AT_END, sp->overhead);
+	vmdk_fill_header(h, 3,
+			 VMDK_FLAG_NL_DETECT | VMDK_FLAG_COMPRESSED |
+				 VMDK_FLAG_MARKERS,
+			 sp->capacity, sp->grain_sectors, sp->desc_sector,
+			 sp->desc_sectors, sp->gt_entries, 0, VMDK_GD_AT_END,
+			 sp->overhead);
 	if (r == 0)
 		r = mimg_file_pwrite(sp->file, h, sizeof(h), 0);
 	st_le64(h + 56, gd_sector);

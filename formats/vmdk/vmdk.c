@@ -27,8 +27,8 @@ static const char desc_magic[] = "# Disk DescriptorFile";
 static int vmdk_probe(const uint8_t *buf, size_t len, const char *filename)
 {
 	(void)filename;
-	if (len >= 4 && (ld_le32(buf) == VMDK_MAGIC ||
-			 ld_le32(buf) == VMDK_COWD_MAGIC))
+	if (len >= 4 &&
+	    (ld_le32(buf) == VMDK_MAGIC || ld_le32(buf) == VMDK_COWD_MAGIC))
 		return 100;
 	if (len >= sizeof(desc_magic) - 1 &&
 	    memcmp(buf, desc_magic, sizeof(desc_magic) - 1) == 0)
@@ -59,15 +59,18 @@ static int read_embedded_desc(struct vmdk_state *s, struct vmdk_sparse *sp)
 	if (sp->desc_sector == 0 || sp->desc_sectors == 0)
 		return 0;
 	if (sp->desc_sectors > VMDK_MAX_DESC_SIZE / VMDK_SECTOR)
-		return mimg_err(-EINVAL, "%s: vmdk: embedded descriptor of %"
-				PRIu64 " sectors is too large", sp->path,
-				sp->desc_sectors);
+		return mimg_err(-EINVAL,
+				"%s: vmdk: embedded descriptor of %" PRIu64
+				" sectors is too large",
+				sp->path, sp->desc_sectors);
 	len = sp->desc_sectors * VMDK_SECTOR;
 	if (!ck_mul_u64(sp->desc_sector, VMDK_SECTOR, &off) ||
 	    !ck_range_within(off, len, sp->file_end))
-		return mimg_err(-EINVAL, "%s: vmdk: embedded descriptor at "
+		return mimg_err(-EINVAL,
+				"%s: vmdk: embedded descriptor at "
 				"sector %" PRIu64 " lies past the end of the "
-				"file", sp->path, sp->desc_sector);
+				"file",
+				sp->path, sp->desc_sector);
 	s->desc_text = malloc(len + 1);
 	if (!s->desc_text)
 		return mimg_err(-ENOMEM, "out of memory");
@@ -157,8 +160,10 @@ static int open_descriptor_file(struct mimg *img, uint64_t file_size)
 	int r;
 
 	if (file_size > VMDK_MAX_DESC_SIZE)
-		return mimg_err(-EINVAL, "%s: vmdk: not a sparse extent, and "
-				"too large (%" PRIu64 " bytes) for a descriptor",
+		return mimg_err(-EINVAL,
+				"%s: vmdk: not a sparse extent, and "
+				"too large (%" PRIu64
+				" bytes) for a descriptor",
 				img->filename, file_size);
 	s->desc_text = malloc(file_size + 1);
 	if (!s->desc_text)
@@ -169,8 +174,8 @@ static int open_descriptor_file(struct mimg *img, uint64_t file_size)
 		return r;
 	s->desc_text[file_size] = 0;
 	s->desc_len = strlen(s->desc_text);
-	r = vmdk_desc_parse(s->desc_text, s->desc_len, img->filename,
-			    &s->desc, true);
+	r = vmdk_desc_parse(s->desc_text, s->desc_len, img->filename, &s->desc,
+			    true);
 	if (r < 0)
 		return r;
 	s->ext = calloc(s->desc.n_ext, sizeof(*s->ext));
@@ -194,17 +199,22 @@ static int open_descriptor_file(struct mimg *img, uint64_t file_size)
 		if (r < 0)
 			return r;
 		if (e->sp) {
-			gd_bytes += e->sp->gd_entries * 4 * (e->sp->rgd ? 2 : 1);
+			gd_bytes += e->sp->gd_entries * 4 *
+				    (e->sp->rgd ? 2 : 1);
 			if (gd_bytes > VMDK_MAX_TOTAL_GD_BYTES)
-				return mimg_err(-EINVAL, "%s: vmdk: the grain "
+				return mimg_err(-EINVAL,
+						"%s: vmdk: the grain "
 						"directories of the extents "
-						"exceed %u MiB", img->filename,
+						"exceed %u MiB",
+						img->filename,
 						VMDK_MAX_TOTAL_GD_BYTES >> 20);
 		}
 		if (!ck_add_u64(pos, e->size, &pos) ||
 		    pos > VMDK_MAX_SECTORS * VMDK_SECTOR)
-			return mimg_err(-EINVAL, "%s: vmdk: total size of the "
-					"extents is too large", img->filename);
+			return mimg_err(-EINVAL,
+					"%s: vmdk: total size of the "
+					"extents is too large",
+					img->filename);
 	}
 	return 0;
 }
@@ -214,7 +224,7 @@ static void vmdk_close(struct mimg *img);
 static int vmdk_open(struct mimg *img, unsigned flags)
 {
 	struct vmdk_state *s = img->priv;
-	uint8_t magic[4] = { 0 };
+	uint8_t magic[4] = {0};
 	uint64_t file_size;
 	int r;
 
@@ -299,7 +309,8 @@ int vmdk_write_descriptor(struct mimg *img, const char *text, size_t len)
 		struct vmdk_sparse *sp = s->ext[0].sp;
 		uint64_t cap = sp->desc_sectors * VMDK_SECTOR;
 		if (len >= cap)
-			return mimg_err(-ENOSPC, "%s: vmdk: descriptor does "
+			return mimg_err(-ENOSPC,
+					"%s: vmdk: descriptor does "
 					"not fit its %" PRIu64 " sectors",
 					img->filename, sp->desc_sectors);
 		char *buf = calloc(1, cap);

@@ -38,18 +38,21 @@ static void check_end_footer(struct mimg *img, struct vpc *s,
 			    size - VPC_FOOTER_SIZE) < 0) {
 		res->check_errors++;
 		mimg__check_report(res, "ERROR cannot read the footer at the "
-				   "end of the file");
+					"end of the file");
 		return;
 	}
 	if (memcmp(end, s->footer, VPC_FOOTER_SIZE) != 0) {
 		res->corruptions++;
-		mimg__check_report(res, "ERROR the footer at offset 0x%llx "
+		mimg__check_report(res,
+				   "ERROR the footer at offset 0x%llx "
 				   "does not match the copy at the start of "
 				   "the file",
-				   (unsigned long long)(size - VPC_FOOTER_SIZE));
+				   (unsigned long long)(size -
+							VPC_FOOTER_SIZE));
 	} else if (size - VPC_FOOTER_SIZE > s->next_free) {
 		res->leaks++;
-		mimg__check_report(res, "Leaked %llu bytes between the last "
+		mimg__check_report(res,
+				   "Leaked %llu bytes between the last "
 				   "block and the footer",
 				   (unsigned long long)(size - VPC_FOOTER_SIZE -
 							s->next_free));
@@ -71,16 +74,18 @@ static int check_blocks(struct vpc *s, struct mimg_check_result *res)
 	pthread_mutex_lock(&s->lock);
 	for (uint32_t i = 0; i < s->nblocks; i++)
 		if (s->bat[i] != VPC_BAT_UNUSED)
-			refs[n++] = (struct block_ref){
-				(uint64_t)s->bat[i] * VPC_SECTOR, i};
+			refs[n++] = (struct block_ref){(uint64_t)s->bat[i] *
+							       VPC_SECTOR,
+						       i};
 	pthread_mutex_unlock(&s->lock);
 	qsort(refs, n, sizeof(*refs), by_start);
 	for (size_t i = 1; i < n; i++) {
 		if (refs[i].start < refs[i - 1].start + span) {
 			res->corruptions++;
-			mimg__check_report(res, "ERROR blocks %u and %u overlap "
-					   "at offset 0x%llx", refs[i - 1].index,
-					   refs[i].index,
+			mimg__check_report(res,
+					   "ERROR blocks %u and %u overlap "
+					   "at offset 0x%llx",
+					   refs[i - 1].index, refs[i].index,
 					   (unsigned long long)refs[i].start);
 		}
 		if (refs[i].index < refs[i - 1].index)
@@ -96,8 +101,10 @@ int vpc_check(struct mimg *img, unsigned flags, struct mimg_check_result *res)
 {
 	struct vpc *s = img->priv;
 	if (flags & (MIMG_CHECK_REPAIR_LEAKS | MIMG_CHECK_REPAIR_ERRORS))
-		return mimg_err(-ENOTSUP, "%s: vpc: repairing is not "
-				"supported", img->filename);
+		return mimg_err(-ENOTSUP,
+				"%s: vpc: repairing is not "
+				"supported",
+				img->filename);
 	if (s->fixed) {
 		res->image_end_offset = img->size + VPC_FOOTER_SIZE;
 		return 0;

@@ -65,15 +65,18 @@ static const char *const subformat_values[] = {"dynamic", "fixed", NULL};
 
 /* qemu-img 7.2's vpc create options, its help texts, sorted by name. */
 const struct mimg_optdesc vpc_create_opts[] = {
-	{ "force_size", MIMG_OPTK_BOOL, "Force disk size calculation to use "
-	  "the actual size specified, rather than using the nearest "
-	  "CHS-based calculation", "off", NULL, NULL, 0 },
+	{"force_size", MIMG_OPTK_BOOL,
+	 "Force disk size calculation to use "
+	 "the actual size specified, rather than using the nearest "
+	 "CHS-based calculation",
+	 "off", NULL, NULL, 0},
 	MIMG_OPT_FILE_PREALLOC,
 	MIMG_OPT_SIZE,
-	{ "subformat", MIMG_OPTK_ENUM, "Type of virtual hard disk format. "
-	  "Supported formats are {dynamic (default) | fixed} ", "dynamic",
-	  subformat_values, NULL, 0 },
-	{ NULL, 0, NULL, NULL, NULL, NULL, 0 },
+	{"subformat", MIMG_OPTK_ENUM,
+	 "Type of virtual hard disk format. "
+	 "Supported formats are {dynamic (default) | fixed} ",
+	 "dynamic", subformat_values, NULL, 0},
+	{NULL, 0, NULL, NULL, NULL, NULL, 0},
 };
 
 static int parse_opts(const char *path, const struct mimg_opt *opts,
@@ -87,8 +90,7 @@ static int parse_opts(const char *path, const struct mimg_opt *opts,
 		return r;
 	p->force_size = vals[0].b;
 	p->fixed = vals[3].u == 1;
-	return mimg__opt_prealloc_falloc(path, "vpc", vals[1].s,
-					 &p->prealloc);
+	return mimg__opt_prealloc_falloc(path, "vpc", vals[1].s, &p->prealloc);
 }
 
 /* Sectors and geometry for SIZE bytes, as qemu-img computes them. */
@@ -116,8 +118,10 @@ static int size_geometry(const char *path, uint64_t size, bool force,
 	}
 	if (chs == VPC_MAX_GEOMETRY) {
 		if (want > VPC_MAX_SECTORS)
-			return mimg_err(-EFBIG, "%s: Disk size is too large, "
-					"max size is 2040 GiB", path);
+			return mimg_err(-EFBIG,
+					"%s: Disk size is too large, "
+					"max size is 2040 GiB",
+					path);
 		*sectors = want;
 	} else {
 		*sectors = chs;
@@ -152,7 +156,8 @@ static void make_footer(uint8_t *f, uint64_t bytes, bool fixed, bool force,
 static int write_dynamic(struct mimg_file *file, const uint8_t *footer,
 			 uint64_t sectors)
 {
-	uint64_t entries = div_round_up_u64(sectors, VPC_BLOCK_SIZE / VPC_SECTOR);
+	uint64_t entries = div_round_up_u64(sectors,
+					    VPC_BLOCK_SIZE / VPC_SECTOR);
 	uint64_t bat_bytes = (entries * 4 + VPC_SECTOR - 1) & ~(uint64_t)511;
 	uint8_t h[VPC_DYN_HEADER_SIZE] = {0};
 	uint8_t *bat;
@@ -201,11 +206,15 @@ int vpc_create(const char *path, uint64_t size, const struct mimg_opt *opts,
 	int r;
 
 	if (backing || mimg__opt(opts, nopts, "backing_file"))
-		return mimg_err(-ENOTSUP, "%s: Backing file not supported for "
-				"file format 'vpc'", path);
+		return mimg_err(-ENOTSUP,
+				"%s: Backing file not supported for "
+				"file format 'vpc'",
+				path);
 	if (size > VPC_MAX_SECTORS * VPC_SECTOR)
-		return mimg_err(-EFBIG, "%s: The image size is too large for "
-				"file format 'vpc'", path);
+		return mimg_err(-EFBIG,
+				"%s: The image size is too large for "
+				"file format 'vpc'",
+				path);
 	if ((r = parse_opts(path, opts, nopts, &p)) < 0 ||
 	    (r = size_geometry(path, size, p.force_size, &sectors, &c, &h,
 			       &spt)) < 0)

@@ -24,7 +24,6 @@
 #include "iov.h"
 #include "vpc.h"
 
-
 uint32_t vpc_checksum(const uint8_t *buf, size_t len, size_t ck_off)
 {
 	uint32_t sum = 0;
@@ -46,7 +45,10 @@ static int vpc_probe(const uint8_t *buf, size_t len, const char *filename)
  * than the CHS geometry (qemu-img's table). */
 static bool sized_by_current_size(const uint8_t *footer)
 {
-	static const char apps[][4] = {"win ", "qem2", "d2v ", "CTXS",
+	static const char apps[][4] = {"win ",
+				       "qem2",
+				       "d2v ",
+				       "CTXS",
 				       {'t', 'a', 'p', 0}};
 	for (size_t i = 0; i < sizeof(apps) / sizeof(apps[0]); i++)
 		if (memcmp(footer + VPC_F_CREATOR_APP, apps[i], 4) == 0)
@@ -63,7 +65,8 @@ static int read_footer(struct mimg *img, struct vpc *s)
 	if (memcmp(f, "conectix", 8) != 0) {
 		/* A fixed disk has its footer only at the end. */
 		if (s->file_size < VPC_FOOTER_SIZE)
-			return mimg_err(-EINVAL, "%s: vpc: file of %llu bytes "
+			return mimg_err(-EINVAL,
+					"%s: vpc: file of %llu bytes "
 					"is too small for a VHD footer",
 					img->filename,
 					(unsigned long long)s->file_size);
@@ -72,14 +75,17 @@ static int read_footer(struct mimg *img, struct vpc *s)
 		if (r < 0)
 			return r;
 		if (memcmp(f, "conectix", 8) != 0)
-			return mimg_err(-EINVAL, "%s: vpc: no VHD footer "
+			return mimg_err(-EINVAL,
+					"%s: vpc: no VHD footer "
 					"(cookie \"conectix\") at the start or "
-					"the end of the file", img->filename);
+					"the end of the file",
+					img->filename);
 	}
 	uint32_t want = ld_be32(f + VPC_F_CHECKSUM);
 	uint32_t got = vpc_checksum(f, VPC_FOOTER_SIZE, VPC_F_CHECKSUM);
 	if (want != got)
-		return mimg_err(-EINVAL, "%s: vpc: footer checksum 0x%08x does "
+		return mimg_err(-EINVAL,
+				"%s: vpc: footer checksum 0x%08x does "
 				"not match its contents (0x%08x)",
 				img->filename, want, got);
 	return 0;
@@ -95,9 +101,12 @@ static int footer_size(struct mimg *img, struct vpc *s)
 	if (sized_by_current_size(f) || chs == VPC_MAX_GEOMETRY)
 		sectors = ld_be64(f + VPC_F_CUR_SIZE) / VPC_SECTOR;
 	if (sectors > (uint64_t)INT64_MAX / VPC_SECTOR)
-		return mimg_err(-EFBIG, "%s: vpc: current size %llu is too "
-				"large", img->filename,
-				(unsigned long long)ld_be64(f + VPC_F_CUR_SIZE));
+		return mimg_err(-EFBIG,
+				"%s: vpc: current size %llu is too "
+				"large",
+				img->filename,
+				(unsigned long long)ld_be64(f +
+							    VPC_F_CUR_SIZE));
 	img->size = sectors * VPC_SECTOR;
 	return 0;
 }
@@ -109,7 +118,8 @@ static int open_fixed(struct mimg *img, struct vpc *s)
 	 * short tail as zeroes, but a write there would hit the footer. */
 	if (!img->read_only &&
 	    !ck_range_within(img->size, VPC_FOOTER_SIZE, s->file_size))
-		return mimg_err(-EINVAL, "%s: vpc: fixed disk of %llu bytes "
+		return mimg_err(-EINVAL,
+				"%s: vpc: fixed disk of %llu bytes "
 				"does not fit in the file (%llu bytes)",
 				img->filename, (unsigned long long)img->size,
 				(unsigned long long)s->file_size);
@@ -120,7 +130,8 @@ static int read_dyn_header(struct mimg *img, struct vpc *s, uint8_t *h)
 {
 	uint64_t off = ld_be64(s->footer + VPC_F_DATA_OFFSET);
 	if (!ck_range_within(off, VPC_DYN_HEADER_SIZE, s->file_size))
-		return mimg_err(-EINVAL, "%s: vpc: dynamic header offset "
+		return mimg_err(-EINVAL,
+				"%s: vpc: dynamic header offset "
 				"0x%llx is past the end of the file",
 				img->filename, (unsigned long long)off);
 	int r = mimg_file_pread_exact(img->file, h, VPC_DYN_HEADER_SIZE, off,
@@ -128,16 +139,18 @@ static int read_dyn_header(struct mimg *img, struct vpc *s, uint8_t *h)
 	if (r < 0)
 		return r;
 	if (memcmp(h, "cxsparse", 8) != 0)
-		return mimg_err(-EINVAL, "%s: vpc: no dynamic header (cookie "
+		return mimg_err(-EINVAL,
+				"%s: vpc: no dynamic header (cookie "
 				"\"cxsparse\") at offset 0x%llx",
 				img->filename, (unsigned long long)off);
 	s->dyn_offset = off;
 	s->meta_end = off + VPC_DYN_HEADER_SIZE;
 	s->block_size = ld_be32(h + VPC_D_BLOCK_SIZE);
 	if (!is_pow2_u64(s->block_size) || s->block_size < VPC_SECTOR)
-		return mimg_err(-EINVAL, "%s: vpc: block size %u is not a "
-				"power of two of at least 512", img->filename,
-				s->block_size);
+		return mimg_err(-EINVAL,
+				"%s: vpc: block size %u is not a "
+				"power of two of at least 512",
+				img->filename, s->block_size);
 	s->bitmap_size = (uint32_t)((s->block_size / (8 * VPC_SECTOR) + 511) &
 				    ~511u);
 	s->max_entries = ld_be32(h + VPC_D_MAX_ENTRIES);
@@ -167,16 +180,20 @@ static int load_bat(struct mimg *img, struct vpc *s)
 	uint64_t bat_bytes = (uint64_t)s->max_entries * 4;
 
 	if (need > s->max_entries)
-		return mimg_err(-EINVAL, "%s: vpc: BAT of %u entries is too "
+		return mimg_err(-EINVAL,
+				"%s: vpc: BAT of %u entries is too "
 				"small for %llu blocks of %u bytes",
 				img->filename, s->max_entries,
 				(unsigned long long)need, s->block_size);
 	if (need > VPC_MAX_BAT_ENTRIES)
-		return mimg_err(-EFBIG, "%s: vpc: %llu blocks are more than "
-				"the supported %u", img->filename,
-				(unsigned long long)need, VPC_MAX_BAT_ENTRIES);
+		return mimg_err(-EFBIG,
+				"%s: vpc: %llu blocks are more than "
+				"the supported %u",
+				img->filename, (unsigned long long)need,
+				VPC_MAX_BAT_ENTRIES);
 	if (!ck_range_within(s->bat_offset, bat_bytes, s->file_size))
-		return mimg_err(-EINVAL, "%s: vpc: BAT at 0x%llx with %u "
+		return mimg_err(-EINVAL,
+				"%s: vpc: BAT at 0x%llx with %u "
 				"entries is past the end of the file",
 				img->filename,
 				(unsigned long long)s->bat_offset,
@@ -200,11 +217,14 @@ static int load_bat(struct mimg *img, struct vpc *s)
 			continue;
 		uint64_t start = (uint64_t)e * VPC_SECTOR;
 		if (overlaps_metadata(s, start, span, bat_bytes))
-			return mimg_err(-EINVAL, "%s: vpc: BAT entry %u points "
+			return mimg_err(-EINVAL,
+					"%s: vpc: BAT entry %u points "
 					"at sector 0x%x, inside the image's "
-					"headers or BAT", img->filename, i, e);
+					"headers or BAT",
+					img->filename, i, e);
 		if (!ck_range_within(start, span, s->file_size))
-			return mimg_err(-EINVAL, "%s: vpc: BAT entry %u points "
+			return mimg_err(-EINVAL,
+					"%s: vpc: BAT entry %u points "
 					"at sector 0x%x, past the end of the "
 					"file (truncated image?)",
 					img->filename, i, e);
@@ -235,8 +255,7 @@ static int bt_lookup(struct mimg *img, uint64_t off, uint64_t *host)
  * byte SKIP) into it, in crash-safe order.  Called with the lock held.
  */
 static int allocate_and_write(struct mimg *img, const struct iovec *iov,
-			      int iovcnt, size_t skip, uint64_t off,
-			      size_t len)
+			      int iovcnt, size_t skip, uint64_t off, size_t len)
 {
 	struct vpc *s = img->priv;
 	uint64_t idx = off / s->block_size;
@@ -247,16 +266,18 @@ static int allocate_and_write(struct mimg *img, const struct iovec *iov,
 	int r;
 
 	if (sector >= VPC_BAT_UNUSED || end + VPC_FOOTER_SIZE > INT64_MAX)
-		return mimg_err(-EFBIG, "%s: vpc: the file cannot grow past "
-				"2 TiB of blocks", img->filename);
+		return mimg_err(-EFBIG,
+				"%s: vpc: the file cannot grow past "
+				"2 TiB of blocks",
+				img->filename);
 	/* Whatever lies past the old footer (nothing, normally) must not
 	 * show through the parts of the block this write does not cover. */
 	if ((r = mimg__bt_clear_stale(img, s->file_size, data, end)) < 0)
 		return r;
 	/* The footer moves first, so that the file always ends with one;
 	 * the bitmap then overwrites the old footer. */
-	if ((r = mimg_file_pwrite(img->file, s->footer, VPC_FOOTER_SIZE,
-				  end)) < 0)
+	if ((r = mimg_file_pwrite(img->file, s->footer, VPC_FOOTER_SIZE, end)) <
+	    0)
 		return r;
 	s->file_size = max_u64(s->file_size, end + VPC_FOOTER_SIZE);
 	/* Every sector is marked present, as qemu-img does: sectors never
@@ -275,7 +296,8 @@ static int allocate_and_write(struct mimg *img, const struct iovec *iov,
 	s->next_free = end;
 	uint8_t be[4];
 	st_be32(be, (uint32_t)sector);
-	if ((r = mimg_file_pwrite(img->file, be, 4, s->bat_offset + idx * 4)) < 0)
+	if ((r = mimg_file_pwrite(img->file, be, 4, s->bat_offset + idx * 4)) <
+	    0)
 		return r;
 	s->bat[idx] = (uint32_t)sector;
 	return 0;
@@ -306,8 +328,10 @@ static int vpc_open(struct mimg *img, unsigned flags)
 		return 0;
 	}
 	if (type == VPC_DIFFERENCING) {
-		r = mimg_err(-ENOTSUP, "%s: vpc: differencing VHD images are "
-			     "not supported", img->filename);
+		r = mimg_err(-ENOTSUP,
+			     "%s: vpc: differencing VHD images are "
+			     "not supported",
+			     img->filename);
 		goto fail;
 	}
 	if (type != VPC_DYNAMIC) {
@@ -316,17 +340,18 @@ static int vpc_open(struct mimg *img, unsigned flags)
 		goto fail;
 	}
 	if (img->size > VPC_MAX_SECTORS * VPC_SECTOR) {
-		r = mimg_err(-EFBIG, "%s: vpc: disk size %llu is larger than "
-			     "2040 GiB", img->filename,
-			     (unsigned long long)img->size);
+		r = mimg_err(-EFBIG,
+			     "%s: vpc: disk size %llu is larger than "
+			     "2040 GiB",
+			     img->filename, (unsigned long long)img->size);
 		goto fail;
 	}
 	if ((r = read_dyn_header(img, s, h)) < 0 || (r = load_bat(img, s)) < 0)
 		goto fail;
-	s->bt = (struct mimg_blocktable){ .lock = &s->lock,
-					  .block_size = s->block_size,
-					  .lookup = bt_lookup,
-					  .allocate = allocate_and_write };
+	s->bt = (struct mimg_blocktable){.lock = &s->lock,
+					 .block_size = s->block_size,
+					 .lookup = bt_lookup,
+					 .allocate = allocate_and_write};
 	img->cluster_size = s->block_size;
 	return 0;
 fail:

@@ -64,21 +64,21 @@ enum { VPC_FIXED = 2, VPC_DYNAMIC = 3, VPC_DIFFERENCING = 4 };
 #define VPC_TIMESTAMP_BASE 946684800 /* 2000-01-01 00:00:00 UTC */
 
 struct vpc {
-	pthread_mutex_t lock;	/* bat, next_free, file_size */
+	pthread_mutex_t lock; /* bat, next_free, file_size */
 	bool fixed;
 	uint8_t footer[VPC_FOOTER_SIZE];
 	/* dynamic */
 	uint64_t dyn_offset;
 	uint64_t bat_offset;
-	uint32_t max_entries;	/* entries on disk */
-	uint32_t nblocks;	/* entries covering the virtual size */
-	uint32_t *bat;		/* nblocks entries, host order */
+	uint32_t max_entries; /* entries on disk */
+	uint32_t nblocks;     /* entries covering the virtual size */
+	uint32_t *bat;	      /* nblocks entries, host order */
 	uint32_t block_size;
 	uint32_t bitmap_size;
-	uint64_t meta_end;	/* end of the header, dynamic header and BAT */
-	uint64_t next_free;	/* where the next block (and the footer) go */
+	uint64_t meta_end;  /* end of the header, dynamic header and BAT */
+	uint64_t next_free; /* where the next block (and the footer) go */
 	uint64_t file_size;
-	struct mimg_blocktable bt;	/* dynamic: I/O through the BAT */
+	struct mimg_blocktable bt; /* dynamic: I/O through the BAT */
 };
 
 /* One's complement of the byte sum, with the LEN-byte structure's own
@@ -91,7 +91,6 @@ void vpc_geometry(uint64_t total_sectors, uint16_t *cyls, uint8_t *heads,
 extern const struct mimg_optdesc vpc_create_opts[];
 int vpc_create(const char *path, uint64_t size, const struct mimg_opt *opts,
 	       size_t nopts, struct mimg *backing);
-int vpc_check(struct mimg *img, unsigned flags,
-	      struct mimg_check_result *res);
+int vpc_check(struct mimg *img, unsigned flags, struct mimg_check_result *res);
 
 #endif

@@ -59,8 +59,10 @@ static int af_chain(enum mimg_hash_alg hash, const uint8_t *striped,
 	if (!md)
 		return mimg_err(-EINVAL, "AF splitter: unknown hash");
 	if (stripes == 0 || keylen == 0)
-		return mimg_err(-EINVAL, "AF splitter: %u stripes of %zu "
-				"bytes", stripes, keylen);
+		return mimg_err(-EINVAL,
+				"AF splitter: %u stripes of %zu "
+				"bytes",
+				stripes, keylen);
 	if (!(ctx = EVP_MD_CTX_new()))
 		return mimg_err(-ENOMEM, "out of memory");
 	memset(d, 0, keylen);

@@ -20,7 +20,7 @@
 #include <openssl/evp.h>
 
 #define MIMG_CRYPTO_SECTOR 512
-#define MIMG_CRYPTO_MAX_KEY 64	 /* AES-256-XTS: two 256-bit keys */
+#define MIMG_CRYPTO_MAX_KEY 64	  /* AES-256-XTS: two 256-bit keys */
 #define MIMG_CRYPTO_MAX_DIGEST 64 /* SHA-512 */
 
 enum mimg_hash_alg {
@@ -36,9 +36,9 @@ enum mimg_cipher_mode {
 };
 
 enum mimg_ivgen_alg {
-	MIMG_IVGEN_PLAIN = 1,	/* little-endian sector number, 32 bits */
-	MIMG_IVGEN_PLAIN64,	/* little-endian sector number, 64 bits */
-	MIMG_IVGEN_ESSIV,	/* sector number encrypted with H(key) */
+	MIMG_IVGEN_PLAIN = 1, /* little-endian sector number, 32 bits */
+	MIMG_IVGEN_PLAIN64,   /* little-endian sector number, 64 bits */
+	MIMG_IVGEN_ESSIV,     /* sector number encrypted with H(key) */
 };
 
 /* Name <-> value ("sha256", "xts", "plain64"); 0 for an unknown name. */
@@ -59,8 +59,8 @@ int mimg_pbkdf2(enum mimg_hash_alg hash, const void *pass, size_t passlen,
 		uint8_t *out, size_t outlen);
 /* Iterations of PBKDF2 with HASH that take about MS milliseconds here
  * for a key of KEYLEN bytes (measured).  At least 1. */
-int mimg_pbkdf2_count_iters(enum mimg_hash_alg hash, size_t keylen,
-			    uint64_t ms, uint64_t *iters);
+int mimg_pbkdf2_count_iters(enum mimg_hash_alg hash, size_t keylen, uint64_t ms,
+			    uint64_t *iters);
 
 /* Cryptographically strong random bytes; -EIO when none are available. */
 int mimg_random_bytes(void *buf, size_t len);

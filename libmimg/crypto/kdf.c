@@ -110,8 +110,10 @@ int mimg_pbkdf2(enum mimg_hash_alg hash, const void *pass, size_t passlen,
 		return mimg_err(-EINVAL, "PBKDF2: unknown hash");
 	if (iters == 0 || iters > INT32_MAX || passlen > INT32_MAX ||
 	    saltlen > INT32_MAX || outlen > INT32_MAX)
-		return mimg_err(-EINVAL, "PBKDF2: iteration count %u or "
-				"length out of range", iters);
+		return mimg_err(-EINVAL,
+				"PBKDF2: iteration count %u or "
+				"length out of range",
+				iters);
 	/* An empty passphrase is valid; libcrypto wants a non-NULL pointer */
 	if (!pass)
 		pass = "";
@@ -129,8 +131,8 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-int mimg_pbkdf2_count_iters(enum mimg_hash_alg hash, size_t keylen,
-			    uint64_t ms, uint64_t *iters)
+int mimg_pbkdf2_count_iters(enum mimg_hash_alg hash, size_t keylen, uint64_t ms,
+			    uint64_t *iters)
 {
 	static const char pass[] = "benchmark passphrase";
 	uint8_t salt[32] = {0}, out[MIMG_CRYPTO_MAX_KEY];
@@ -157,8 +159,9 @@ int mimg_pbkdf2_count_iters(enum mimg_hash_alg hash, size_t keylen,
 	/* n per elapsed ns, scaled to MS milliseconds; saturating */
 	long double v = (long double)n * (long double)ms * 1e6L /
 			(long double)elapsed;
-	*iters = v < 1 ? 1 : v > (long double)UINT64_MAX / 2
-		? UINT64_MAX / 2 : (uint64_t)v;
+	*iters = v < 1				   ? 1
+		 : v > (long double)UINT64_MAX / 2 ? UINT64_MAX / 2
+						   : (uint64_t)v;
 	return 0;
 }
 
@@ -166,6 +169,6 @@ int mimg_random_bytes(void *buf, size_t len)
 {
 	if (len > INT32_MAX || RAND_bytes(buf, (int)len) != 1)
 		return mimg_err(-EIO, "no random bytes available from "
-				"libcrypto");
+				      "libcrypto");
 	return 0;
 }

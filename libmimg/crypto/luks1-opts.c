@@ -27,11 +27,15 @@ static int parse_cipher_alg(const char *path, const char *v, unsigned *bits)
 	else {
 		for (const char *const *o = others; *o; o++)
 			if (strncmp(v, *o, strlen(*o)) == 0)
-				return mimg_err(-ENOTSUP, "%s: cipher '%s' is "
+				return mimg_err(-ENOTSUP,
+						"%s: cipher '%s' is "
 						"not supported (only aes-128, "
-						"aes-192, aes-256)", path, v);
-		return mimg_err(-EINVAL, "%s: Invalid parameter '%s' for "
-				"cipher-alg", path, v);
+						"aes-192, aes-256)",
+						path, v);
+		return mimg_err(-EINVAL,
+				"%s: Invalid parameter '%s' for "
+				"cipher-alg",
+				path, v);
 	}
 	return 0;
 }
@@ -40,8 +44,10 @@ static int parse_hash(const char *path, const char *key, const char *v,
 		      enum mimg_hash_alg *out)
 {
 	if (!(*out = mimg_hash_lookup(v)))
-		return mimg_err(-ENOTSUP, "%s: Hash algorithm %s not supported "
-				"for %s (sha1, sha256, sha512)", path, v, key);
+		return mimg_err(-ENOTSUP,
+				"%s: Hash algorithm %s not supported "
+				"for %s (sha1, sha256, sha512)",
+				path, v, key);
 	return 0;
 }
 
@@ -72,20 +78,23 @@ int luks1_create_opts(const char *path, const struct mimg_opt *opts,
 		return r;
 	if ((v = opt(opts, nopts, prefix, "cipher-mode")) &&
 	    !(p->mode = mimg_cipher_mode_lookup(v)))
-		return mimg_err(-ENOTSUP, "%s: Cipher mode %s not supported "
-				"(xts, cbc)", path, v);
+		return mimg_err(-ENOTSUP,
+				"%s: Cipher mode %s not supported "
+				"(xts, cbc)",
+				path, v);
 	if ((v = opt(opts, nopts, prefix, "ivgen-alg")) &&
 	    !(p->ivgen = mimg_ivgen_lookup(v)))
-		return mimg_err(-ENOTSUP, "%s: IV generator %s not supported "
-				"(plain, plain64, essiv)", path, v);
+		return mimg_err(-ENOTSUP,
+				"%s: IV generator %s not supported "
+				"(plain, plain64, essiv)",
+				path, v);
 	if ((v = opt(opts, nopts, prefix, "hash-alg")) &&
 	    (r = parse_hash(path, "hash-alg", v, &p->hash)) < 0)
 		return r;
 	/* Like qemu: essiv defaults its hash to sha256; a hash given to
 	 * another generator is written and ignored, as dm-crypt does. */
 	if ((v = opt(opts, nopts, prefix, "ivgen-hash-alg"))) {
-		if ((r = parse_hash(path, "ivgen-hash-alg", v,
-				    &p->ivhash)) < 0)
+		if ((r = parse_hash(path, "ivgen-hash-alg", v, &p->ivhash)) < 0)
 			return r;
 	} else if (p->ivgen == MIMG_IVGEN_ESSIV) {
 		p->ivhash = MIMG_HASH_SHA256;
@@ -95,10 +104,11 @@ int luks1_create_opts(const char *path, const struct mimg_opt *opts,
 		errno = 0;
 		unsigned long long ms = strtoull(v, &end, 10);
 		if (errno || end == v || *end || ms == 0 || ms > 3600000)
-			return mimg_err(-EINVAL, "%s: iter-time '%s' must be "
-					"1 to 3600000 milliseconds", path, v);
+			return mimg_err(-EINVAL,
+					"%s: iter-time '%s' must be "
+					"1 to 3600000 milliseconds",
+					path, v);
 		p->iter_time_ms = ms;
 	}
 	return 0;
 }
-

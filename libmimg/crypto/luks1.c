@@ -37,8 +37,10 @@ static int copy_name(const uint8_t *field, char *out, const char *what,
 		     const char *path)
 {
 	if (!memchr(field, 0, LUKS1_NAME_LEN))
-		return mimg_err(-EINVAL, "%s: LUKS %s field is not "
-				"NUL-terminated", path, what);
+		return mimg_err(-EINVAL,
+				"%s: LUKS %s field is not "
+				"NUL-terminated",
+				path, what);
 	memcpy(out, field, LUKS1_NAME_LEN);
 	return 0;
 }
@@ -52,16 +54,22 @@ static int parse_cipher(struct luks1_header *h, const char *path)
 	if (strcmp(h->cipher_name, "aes") != 0) {
 		for (const char *const *o = others; *o; o++)
 			if (strcmp(h->cipher_name, *o) == 0)
-				return mimg_err(-ENOTSUP, "%s: LUKS cipher "
+				return mimg_err(-ENOTSUP,
+						"%s: LUKS cipher "
 						"'%s' is not supported (only "
-						"aes)", path, h->cipher_name);
-		return mimg_err(-ENOTSUP, "%s: LUKS cipher '%.31s' is not "
-				"supported", path, h->cipher_name);
+						"aes)",
+						path, h->cipher_name);
+		return mimg_err(-ENOTSUP,
+				"%s: LUKS cipher '%.31s' is not "
+				"supported",
+				path, h->cipher_name);
 	}
 	memcpy(spec, h->cipher_mode, sizeof(spec));
 	if (!(iv = strchr(spec, '-')))
-		return mimg_err(-EINVAL, "%s: Unexpected cipher mode string "
-				"format '%s'", path, h->cipher_mode);
+		return mimg_err(-EINVAL,
+				"%s: Unexpected cipher mode string "
+				"format '%s'",
+				path, h->cipher_mode);
 	*iv++ = 0;
 	if ((ivhash = strchr(iv, ':')))
 		*ivhash++ = 0;
@@ -73,11 +81,15 @@ static int parse_cipher(struct luks1_header *h, const char *path)
 				path, iv);
 	h->ivhash = MIMG_HASH_NONE;
 	if (ivhash && !(h->ivhash = mimg_hash_lookup(ivhash)))
-		return mimg_err(-ENOTSUP, "%s: Hash algorithm %s not "
-				"supported", path, ivhash);
+		return mimg_err(-ENOTSUP,
+				"%s: Hash algorithm %s not "
+				"supported",
+				path, ivhash);
 	if (!(h->hash = mimg_hash_lookup(h->hash_spec)))
-		return mimg_err(-ENOTSUP, "%s: Hash algorithm %s not "
-				"supported", path, h->hash_spec);
+		return mimg_err(-ENOTSUP,
+				"%s: Hash algorithm %s not "
+				"supported",
+				path, h->hash_spec);
 	if (h->key_bytes == 0 || h->key_bytes > MIMG_CRYPTO_MAX_KEY)
 		return mimg_err(-EINVAL, "%s: LUKS key_bytes %u is invalid",
 				path, h->key_bytes);
@@ -86,7 +98,8 @@ static int parse_cipher(struct luks1_header *h, const char *path)
 	if (r < 0)
 		return r;
 	h->aes_bits = (h->mode == MIMG_CIPHER_XTS ? h->key_bytes / 2
-						  : h->key_bytes) * 8;
+						  : h->key_bytes) *
+		      8;
 	return 0;
 }
 
@@ -97,16 +110,16 @@ static int check_iters(uint32_t iters, uint64_t max, const char *what,
 		return mimg_err(-EINVAL, "%s: LUKS %s iteration count is 0",
 				path, what);
 	if (iters > max)
-		return mimg_err(-EINVAL, "%s: LUKS %s iteration count %u is "
+		return mimg_err(-EINVAL,
+				"%s: LUKS %s iteration count %u is "
 				"above the limit of %llu (raise it to open "
-				"this image)", path, what, iters,
-				(unsigned long long)max);
+				"this image)",
+				path, what, iters, (unsigned long long)max);
 	return 0;
 }
 
-static int check_slot(const struct luks1_header *h, int i,
-		      uint64_t file_size, uint64_t max_iters,
-		      const char *path)
+static int check_slot(const struct luks1_header *h, int i, uint64_t file_size,
+		      uint64_t max_iters, const char *path)
 {
 	const struct luks1_slot *s = &h->slots[i];
 	uint64_t start = (uint64_t)s->key_offset * MIMG_CRYPTO_SECTOR;
@@ -119,22 +132,26 @@ static int check_slot(const struct luks1_header *h, int i,
 	if ((r = check_iters(s->iters, max_iters, what, path)) < 0)
 		return r;
 	if (s->stripes != LUKS1_STRIPES)
-		return mimg_err(-EINVAL, "%s: LUKS key slot %d has %u stripes "
-				"(expected %u)", path, i, s->stripes,
-				LUKS1_STRIPES);
+		return mimg_err(-EINVAL,
+				"%s: LUKS key slot %d has %u stripes "
+				"(expected %u)",
+				path, i, s->stripes, LUKS1_STRIPES);
 	if (s->key_offset < HEADER_SECTORS)
-		return mimg_err(-EINVAL, "%s: LUKS key slot %d material at "
-				"sector %u overlaps the header", path, i,
-				s->key_offset);
+		return mimg_err(-EINVAL,
+				"%s: LUKS key slot %d material at "
+				"sector %u overlaps the header",
+				path, i, s->key_offset);
 	if (start + len > payload)
-		return mimg_err(-EINVAL, "%s: LUKS key slot %d material at "
+		return mimg_err(-EINVAL,
+				"%s: LUKS key slot %d material at "
 				"sector %u overlaps the payload at sector %u",
 				path, i, s->key_offset, h->payload_offset);
 	if (start + len > file_size)
-		return mimg_err(-EINVAL, "%s: LUKS key slot %d material at "
+		return mimg_err(-EINVAL,
+				"%s: LUKS key slot %d material at "
 				"offset %llu is past the end of the file "
-				"(%llu bytes)", path, i,
-				(unsigned long long)start,
+				"(%llu bytes)",
+				path, i, (unsigned long long)start,
 				(unsigned long long)file_size);
 	for (int j = 0; j < i; j++) {
 		const struct luks1_slot *o = &h->slots[j];
@@ -144,9 +161,10 @@ static int check_slot(const struct luks1_header *h, int i,
 		if (start < ostart + luks1_material_size(h->key_bytes,
 							 o->stripes) &&
 		    ostart < start + len)
-			return mimg_err(-EINVAL, "%s: LUKS key slots %d and %d "
-					"have overlapping key material", path,
-					j, i);
+			return mimg_err(-EINVAL,
+					"%s: LUKS key slots %d and %d "
+					"have overlapping key material",
+					path, j, i);
 	}
 	return 0;
 }
@@ -160,8 +178,9 @@ static void parse_fields(const uint8_t *buf, struct luks1_header *h)
 	h->mk_iters = ld_be32(buf + 164);
 	for (int i = 0; i < LUKS1_UUID_LEN; i++) {
 		uint8_t c = buf[168 + i];
-		h->uuid[i] = c == 0 ? 0 : (c < 0x20 || c > 0x7e) ? '?'
-								   : (char)c;
+		h->uuid[i] = c == 0		      ? 0
+			     : (c < 0x20 || c > 0x7e) ? '?'
+						      : (char)c;
 	}
 	h->uuid[LUKS1_UUID_LEN] = 0;
 }
@@ -177,8 +196,10 @@ int luks1_parse(const uint8_t *buf, uint64_t file_size, uint64_t max_iters,
 		return mimg_err(-EINVAL, "%s: Volume is not in LUKS format",
 				path);
 	if (ld_be16(buf + 6) != 1)
-		return mimg_err(-ENOTSUP, "%s: LUKS version %u is not "
-				"supported", path, ld_be16(buf + 6));
+		return mimg_err(-ENOTSUP,
+				"%s: LUKS version %u is not "
+				"supported",
+				path, ld_be16(buf + 6));
 	if ((r = copy_name(buf + 8, h->cipher_name, "cipher name", path)) ||
 	    (r = copy_name(buf + 40, h->cipher_mode, "cipher mode", path)) ||
 	    (r = copy_name(buf + 72, h->hash_spec, "hash spec", path)))
@@ -190,12 +211,15 @@ int luks1_parse(const uint8_t *buf, uint64_t file_size, uint64_t max_iters,
 			     path)) < 0)
 		return r;
 	if (h->payload_offset < HEADER_SECTORS)
-		return mimg_err(-EINVAL, "%s: LUKS payload offset %u sectors "
-				"overlaps the header", path,
-				h->payload_offset);
+		return mimg_err(-EINVAL,
+				"%s: LUKS payload offset %u sectors "
+				"overlaps the header",
+				path, h->payload_offset);
 	if ((uint64_t)h->payload_offset * MIMG_CRYPTO_SECTOR > file_size)
-		return mimg_err(-EINVAL, "%s: LUKS payload offset %llu is "
-				"past the end of the file (%llu bytes)", path,
+		return mimg_err(-EINVAL,
+				"%s: LUKS payload offset %llu is "
+				"past the end of the file (%llu bytes)",
+				path,
 				(unsigned long long)h->payload_offset *
 					MIMG_CRYPTO_SECTOR,
 				(unsigned long long)file_size);
@@ -205,9 +229,10 @@ int luks1_parse(const uint8_t *buf, uint64_t file_size, uint64_t max_iters,
 		state[i] = ld_be32(s);
 		if (state[i] != LUKS1_SLOT_ENABLED &&
 		    state[i] != LUKS1_SLOT_DISABLED)
-			return mimg_err(-EINVAL, "%s: LUKS key slot %d state "
-					"0x%08x is invalid", path, i,
-					state[i]);
+			return mimg_err(-EINVAL,
+					"%s: LUKS key slot %d state "
+					"0x%08x is invalid",
+					path, i, state[i]);
 		slot->active = state[i] == LUKS1_SLOT_ENABLED;
 		slot->iters = ld_be32(s + 4);
 		memcpy(slot->salt, s + 8, LUKS1_SALT_LEN);
@@ -257,7 +282,7 @@ static int try_slot(const struct luks1_header *h, int i, struct mimg_file *f,
 		return mimg_err(-ENOMEM, "out of memory");
 	r = mimg_file_pread_exact(f, material, len,
 				  base + (uint64_t)s->key_offset *
-						 MIMG_CRYPTO_SECTOR,
+						  MIMG_CRYPTO_SECTOR,
 				  "LUKS key material");
 	if (r == 0)
 		r = crypt_material(h, s, pass, passlen, false, material, len);
@@ -291,8 +316,10 @@ int luks1_unlock_slot(const struct luks1_header *h, struct mimg_file *f,
 			return r < 0 ? r : 0;
 		}
 	}
-	return mimg_err(-EACCES, "%s: Invalid password, cannot unlock any "
-			"keyslot", path);
+	return mimg_err(-EACCES,
+			"%s: Invalid password, cannot unlock any "
+			"keyslot",
+			path);
 }
 
 int luks1_unlock(const struct luks1_header *h, struct mimg_file *f,
@@ -337,9 +364,9 @@ static void make_uuid(char *out)
 	mimg__uuid_random(u);
 	snprintf(out, LUKS1_UUID_LEN + 1,
 		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
-		 "%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2], u[3], u[4],
-		 u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13],
-		 u[14], u[15]);
+		 "%02x%02x%02x%02x%02x%02x",
+		 u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9],
+		 u[10], u[11], u[12], u[13], u[14], u[15]);
 }
 
 /* Iterations for ITER_TIME ms, divided by DIV, at least the minimum,
@@ -358,8 +385,7 @@ static int pick_iters(const struct luks1_create_params *p, size_t keylen,
 	return 0;
 }
 
-int luks1_prepare(const struct luks1_create_params *p,
-		  struct luks1_header *h)
+int luks1_prepare(const struct luks1_create_params *p, struct luks1_header *h)
 {
 	uint32_t area;
 	int r;
@@ -381,20 +407,19 @@ int luks1_prepare(const struct luks1_create_params *p,
 	h->ivhash = p->ivhash;
 	h->hash = p->hash;
 	h->key_bytes = p->aes_bits / 8 * (p->mode == MIMG_CIPHER_XTS ? 2 : 1);
-	if ((r = mimg_sector_cipher_check("LUKS", p->mode, p->ivgen,
-					  p->ivhash, h->key_bytes)) < 0)
+	if ((r = mimg_sector_cipher_check("LUKS", p->mode, p->ivgen, p->ivhash,
+					  h->key_bytes)) < 0)
 		return r;
 	area = (uint32_t)(luks1_material_size(h->key_bytes, LUKS1_STRIPES) /
 			  MIMG_CRYPTO_SECTOR);
-	area = (area + LUKS1_KEY_ALIGN_SECTORS - 1) /
-	       LUKS1_KEY_ALIGN_SECTORS * LUKS1_KEY_ALIGN_SECTORS;
+	area = (area + LUKS1_KEY_ALIGN_SECTORS - 1) / LUKS1_KEY_ALIGN_SECTORS *
+	       LUKS1_KEY_ALIGN_SECTORS;
 	for (int i = 0; i < LUKS1_NUM_SLOTS; i++) {
 		h->slots[i].stripes = LUKS1_STRIPES;
 		h->slots[i].key_offset = LUKS1_KEY_ALIGN_SECTORS +
 					 (uint32_t)i * area;
 	}
-	h->payload_offset = LUKS1_KEY_ALIGN_SECTORS +
-			    LUKS1_NUM_SLOTS * area;
+	h->payload_offset = LUKS1_KEY_ALIGN_SECTORS + LUKS1_NUM_SLOTS * area;
 	make_uuid(h->uuid);
 	if ((r = mimg_random_bytes(h->mk_salt, LUKS1_SALT_LEN)) < 0 ||
 	    (r = mimg_random_bytes(h->slots[0].salt, LUKS1_SALT_LEN)) < 0)
@@ -446,7 +471,7 @@ static int write_slot(struct mimg_file *f, uint64_t base,
 	if (r == 0)
 		r = mimg_file_pwrite(f, material, len,
 				     base + (uint64_t)h->slots[i].key_offset *
-						    MIMG_CRYPTO_SECTOR);
+						     MIMG_CRYPTO_SECTOR);
 	OPENSSL_cleanse(material, len);
 	free(material);
 	return r;
@@ -509,25 +534,30 @@ int luks1_slot_add(struct mimg_file *f, uint64_t base, const char *path,
 			if (!h->slots[slot].active)
 				break;
 		if (slot == LUKS1_NUM_SLOTS)
-			return mimg_err(-ENOSPC, "%s: Can't add a keyslot - all "
-					"keyslots are in use", path);
+			return mimg_err(-ENOSPC,
+					"%s: Can't add a keyslot - all "
+					"keyslots are in use",
+					path);
 	} else if (slot >= LUKS1_NUM_SLOTS) {
-		return mimg_err(-EINVAL, "%s: Invalid keyslot %d specified, "
-				"must be between 0 and %d", path, slot,
-				LUKS1_NUM_SLOTS - 1);
+		return mimg_err(-EINVAL,
+				"%s: Invalid keyslot %d specified, "
+				"must be between 0 and %d",
+				path, slot, LUKS1_NUM_SLOTS - 1);
 	} else if (h->slots[slot].active) {
-		return mimg_err(-EBUSY, "%s: Refusing to overwrite active "
-				"keyslot %d - please erase it first", path,
-				slot);
+		return mimg_err(-EBUSY,
+				"%s: Refusing to overwrite active "
+				"keyslot %d - please erase it first",
+				path, slot);
 	}
 	/* The slot's area is the one the header gives it: check that it
 	 * lies between the header and the payload, clear of the others
 	 * (luks1_parse checked only the active ones). */
 	nh.slots[slot].stripes = LUKS1_STRIPES;
 	if (!slot_area_ok(&nh, slot))
-		return mimg_err(-EINVAL, "%s: LUKS key slot %d material at "
-				"sector %u has no room", path, slot,
-				nh.slots[slot].key_offset);
+		return mimg_err(-EINVAL,
+				"%s: LUKS key slot %d material at "
+				"sector %u has no room",
+				path, slot, nh.slots[slot].key_offset);
 	if ((r = mimg_random_bytes(nh.slots[slot].salt, LUKS1_SALT_LEN)) < 0)
 		return r;
 	nh.slots[slot].active = true;
@@ -552,16 +582,20 @@ int luks1_slot_erase(struct mimg_file *f, uint64_t base, const char *path,
 	int active = 0, r;
 
 	if (slot < 0 || slot >= LUKS1_NUM_SLOTS)
-		return mimg_err(-EINVAL, "%s: Invalid keyslot %d specified, "
-				"must be between 0 and %d", path, slot,
-				LUKS1_NUM_SLOTS - 1);
+		return mimg_err(-EINVAL,
+				"%s: Invalid keyslot %d specified, "
+				"must be between 0 and %d",
+				path, slot, LUKS1_NUM_SLOTS - 1);
 	if (!h->slots[slot].active)
-		return mimg_err(-EINVAL, "%s: Given keyslot %d is already "
-				"erased (inactive)", path, slot);
+		return mimg_err(-EINVAL,
+				"%s: Given keyslot %d is already "
+				"erased (inactive)",
+				path, slot);
 	for (int i = 0; i < LUKS1_NUM_SLOTS; i++)
 		active += h->slots[i].active;
 	if (active == 1 && !force)
-		return mimg_err(-EBUSY, "%s: Attempt to erase the only active "
+		return mimg_err(-EBUSY,
+				"%s: Attempt to erase the only active "
 				"keyslot %d which will erase all the data in "
 				"the image irreversibly - refusing operation",
 				path, slot);
@@ -580,8 +614,9 @@ int luks1_slot_erase(struct mimg_file *f, uint64_t base, const char *path,
 	r = mimg_random_bytes(junk, len);
 	if (r == 0)
 		r = mimg_file_pwrite(f, junk, len,
-				     base + (uint64_t)h->slots[slot].key_offset *
-						    MIMG_CRYPTO_SECTOR);
+				     base + (uint64_t)h->slots[slot]
+							     .key_offset *
+						     MIMG_CRYPTO_SECTOR);
 	free(junk);
 	return r;
 }
@@ -617,14 +652,16 @@ int luks1_keyslot_change(struct mimg_file *f, uint64_t base, const char *path,
 		return luks1_slot_erase(f, base, path, h, c->slot, c->force);
 	if (!c->activate) {
 		if (!c->old_pass)
-			return mimg_err(-EINVAL, "%s: erasing key slots needs "
+			return mimg_err(-EINVAL,
+					"%s: erasing key slots needs "
 					"encrypt.keyslot or encrypt.old-secret",
 					path);
 		if ((r = luks1_slots_opened_by(h, f, base, c->old_pass,
 					       c->old_len, &mask)) < 0)
 			return r;
 		if (!mask)
-			return mimg_err(-EACCES, "%s: No keyslots match given "
+			return mimg_err(-EACCES,
+					"%s: No keyslots match given "
 					"(old) password for erase operation",
 					path);
 		for (int i = 0; i < LUKS1_NUM_SLOTS && r == 0; i++)
@@ -634,16 +671,20 @@ int luks1_keyslot_change(struct mimg_file *f, uint64_t base, const char *path,
 		return r;
 	}
 	if (!c->new_pass)
-		return mimg_err(-EINVAL, "%s: adding a key slot needs "
-				"encrypt.new-secret", path);
+		return mimg_err(-EINVAL,
+				"%s: adding a key slot needs "
+				"encrypt.new-secret",
+				path);
 	if (c->old_pass) {
-		if ((r = luks1_unlock(h, f, base, path, c->old_pass,
-				      c->old_len, key)) < 0)
+		if ((r = luks1_unlock(h, f, base, path, c->old_pass, c->old_len,
+				      key)) < 0)
 			return r;
 		mk = key;
 	} else if (!mk) {
-		return mimg_err(-EACCES, "%s: no secret unlocks the master key "
-				"(give encrypt.old-secret)", path);
+		return mimg_err(-EACCES,
+				"%s: no secret unlocks the master key "
+				"(give encrypt.old-secret)",
+				path);
 	}
 	r = luks1_slot_add(f, base, path, h, mk, c->slot, c->new_pass,
 			   c->new_len, c->iter_time_ms, c->max_iters, slotp);

@@ -58,7 +58,8 @@ struct luks1_slot {
 
 struct luks1_header {
 	char cipher_name[LUKS1_NAME_LEN];
-	char cipher_mode[LUKS1_NAME_LEN]; /* "xts-plain64", "cbc-essiv:sha256" */
+	char cipher_mode
+		[LUKS1_NAME_LEN]; /* "xts-plain64", "cbc-essiv:sha256" */
 	char hash_spec[LUKS1_NAME_LEN];
 	uint32_t payload_offset; /* sectors */
 	uint32_t key_bytes;
@@ -69,7 +70,7 @@ struct luks1_header {
 	struct luks1_slot slots[LUKS1_NUM_SLOTS];
 
 	/* Parsed from the names. */
-	unsigned aes_bits;	/* 128, 192, 256 */
+	unsigned aes_bits; /* 128, 192, 256 */
 	enum mimg_cipher_mode mode;
 	enum mimg_ivgen_alg ivgen;
 	enum mimg_hash_alg ivhash; /* MIMG_HASH_NONE unless given */
@@ -125,8 +126,7 @@ int luks1_create_opts(const char *path, const struct mimg_opt *opts,
 /* Lay out a new header for P in *H (names, key slot areas, payload
  * offset, random salts and uuid), nothing written yet: the header and
  * key material need h->payload_offset sectors. */
-int luks1_prepare(const struct luks1_create_params *p,
-		  struct luks1_header *h);
+int luks1_prepare(const struct luks1_create_params *p, struct luks1_header *h);
 /*
  * Make a master key (into MK), its digest, and key slot 0 unlocked by
  * PASS for the header *H from luks1_prepare, and write the header and the
@@ -201,8 +201,8 @@ struct mimg;
  * of another format or without LUKS encryption. */
 int luks_keyslot_change(struct mimg *img, const struct luks1_keyslot_change *c,
 			int *slotp);
-int qcow2_keyslot_change(struct mimg *img,
-			 const struct luks1_keyslot_change *c, int *slotp);
+int qcow2_keyslot_change(struct mimg *img, const struct luks1_keyslot_change *c,
+			 int *slotp);
 
 /* Add the header's members to DATA as qemu-img's info prints them, with
  * "format": FORMAT where FORMAT is not NULL (qcow2's "encrypt").  False

@@ -58,7 +58,8 @@ static int fetch_ciphers(struct mimg_sector_cipher *sc)
 		sc->essiv_cipher = fetch_aes(sc->essiv_key_len * 8, "ECB");
 	if (!sc->data_cipher ||
 	    (sc->ivgen == MIMG_IVGEN_ESSIV && !sc->essiv_cipher))
-		return mimg_err(-ENOTSUP, "libcrypto has no AES cipher for "
+		return mimg_err(-ENOTSUP,
+				"libcrypto has no AES cipher for "
 				"%s with a %zu-byte key",
 				mimg_cipher_mode_name(sc->mode), sc->key_len);
 	return 0;
@@ -72,19 +73,23 @@ int mimg_sector_cipher_check(const char *what, enum mimg_cipher_mode mode,
 	if (mode != MIMG_CIPHER_XTS && mode != MIMG_CIPHER_CBC)
 		return mimg_err(-ENOTSUP, "%s: unsupported cipher mode", what);
 	if ((mode == MIMG_CIPHER_XTS && key_len % 2) || !aes_ecb(aes_len))
-		return mimg_err(-ENOTSUP, "%s: Algorithm aes with key size %zu "
-				"bytes not supported in %s mode", what,
-				key_len, mimg_cipher_mode_name(mode));
+		return mimg_err(-ENOTSUP,
+				"%s: Algorithm aes with key size %zu "
+				"bytes not supported in %s mode",
+				what, key_len, mimg_cipher_mode_name(mode));
 	if (ivgen != MIMG_IVGEN_PLAIN && ivgen != MIMG_IVGEN_PLAIN64 &&
 	    ivgen != MIMG_IVGEN_ESSIV)
 		return mimg_err(-ENOTSUP, "%s: unsupported IV generator", what);
 	if (ivgen == MIMG_IVGEN_ESSIV) {
 		if (ivhash == MIMG_HASH_NONE)
-			return mimg_err(-EINVAL, "%s: Missing IV generator "
-					"hash specification", what);
+			return mimg_err(-EINVAL,
+					"%s: Missing IV generator "
+					"hash specification",
+					what);
 		/* ESSIV's key is a digest: AES needs it 16/24/32 bytes */
 		if (!aes_ecb(mimg_hash_len(ivhash)))
-			return mimg_err(-ENOTSUP, "%s: No AES cipher with key "
+			return mimg_err(-ENOTSUP,
+					"%s: No AES cipher with key "
 					"size %zu available for essiv:%s",
 					what, mimg_hash_len(ivhash),
 					mimg_hash_name(ivhash));
@@ -170,7 +175,7 @@ static int ctx_init(struct crypt_ctx *c, const struct mimg_sector_cipher *sc,
 	if (!ok) {
 		ctx_free(c);
 		return mimg_err(-EIO, "libcrypto could not set up the "
-				"sector cipher");
+				      "sector cipher");
 	}
 	return 0;
 }
@@ -218,8 +223,7 @@ static bool xts_sector_by_hand(const struct crypt_ctx *c, uint8_t *p,
 	}
 	for (int i = 0; ok && i < MIMG_CRYPTO_SECTOR; i++)
 		p[i] ^= tweaks[i];
-	ok = ok && EVP_CipherUpdate(c->data, p, &outl, p,
-				    MIMG_CRYPTO_SECTOR) &&
+	ok = ok && EVP_CipherUpdate(c->data, p, &outl, p, MIMG_CRYPTO_SECTOR) &&
 	     outl == MIMG_CRYPTO_SECTOR;
 	for (int i = 0; ok && i < MIMG_CRYPTO_SECTOR; i++)
 		p[i] ^= tweaks[i];
@@ -237,8 +241,10 @@ int mimg_sector_crypt(const struct mimg_sector_cipher *sc, bool encrypt,
 	int r;
 
 	if (len % MIMG_CRYPTO_SECTOR)
-		return mimg_err(-EINVAL, "sector cipher: length %zu is not "
-				"whole sectors", len);
+		return mimg_err(-EINVAL,
+				"sector cipher: length %zu is not "
+				"whole sectors",
+				len);
 	if ((r = ctx_init(&c, sc, encrypt ? 1 : 0)) < 0)
 		return r;
 	for (size_t off = 0; ok && off < len;

@@ -39,8 +39,8 @@ extern "C" {
 #define MIMG_VERSION_STRING "0.1.0"
 /* One integer that compares as versions do: MAJOR * 10000 + MINOR * 100 +
  * PATCH. */
-#define MIMG_VERSION_NUMBER \
-	(MIMG_VERSION_MAJOR * 10000 + MIMG_VERSION_MINOR * 100 + \
+#define MIMG_VERSION_NUMBER                                                    \
+	(MIMG_VERSION_MAJOR * 10000 + MIMG_VERSION_MINOR * 100 +               \
 	 MIMG_VERSION_PATCH)
 
 /* The library's version as "MAJOR.MINOR.PATCH" (may differ from the header
@@ -61,8 +61,8 @@ MIMG_API const char *mimg_errmsg(void);
 struct mimg; /* an open image: one node of a backing chain */
 
 enum {
-	MIMG_OPEN_RDWR = 1u << 0,	  /* default is read-only */
-	MIMG_OPEN_NO_BACKING = 1u << 1,	  /* do not open backing files */
+	MIMG_OPEN_RDWR = 1u << 0,	/* default is read-only */
+	MIMG_OPEN_NO_BACKING = 1u << 1, /* do not open backing files */
 	/* Refuse any image that refers to another file (backing file,
 	 * VMDK extent in another file, qcow2 external data file).  For
 	 * services that handle uploaded images. */
@@ -74,7 +74,7 @@ enum {
 	 * would refuse (unaligned offsets, lengths or memory) are bounced
 	 * through aligned buffers, partial blocks read-modify-written. */
 	MIMG_OPEN_DIRECT = 1u << 4,
-	MIMG_OPEN_SYNC = 1u << 5,	  /* O_DSYNC on host files */
+	MIMG_OPEN_SYNC = 1u << 5, /* O_DSYNC on host files */
 	/* Open even if the image needs repair (for mimg_check with repair;
 	 * e.g. a dirty qcow2 is not rebuilt on open). */
 	MIMG_OPEN_CHECK = 1u << 6,
@@ -159,8 +159,8 @@ enum {
  * member), -ENOSPC, -E2BIG, -EFBIG (archive limits).
  * Thread-safety: opening different images concurrently is safe.
  */
-MIMG_API int mimg_open(struct mimg **imgp, const char *path,
-		       const char *format, unsigned flags);
+MIMG_API int mimg_open(struct mimg **imgp, const char *path, const char *format,
+		       unsigned flags);
 
 /*
  * As mimg_open, for an OVA: open the disk DISK of its OVF descriptor, an
@@ -190,8 +190,8 @@ MIMG_API int mimg_open_ova_disk(struct mimg **imgp, const char *path,
  * Errors: those of mimg_open, -ENOMEM, -EINVAL (BUF NULL with LEN > 0).
  * Thread-safety: like mimg_open; the handle is as concurrent as any.
  */
-MIMG_API int mimg_open_memory(struct mimg **imgp, const void *buf,
-			      size_t len, const char *format, unsigned flags);
+MIMG_API int mimg_open_memory(struct mimg **imgp, const void *buf, size_t len,
+			      const char *format, unsigned flags);
 /*
  * Key material for encrypted images (LUKS).  The caller allocates this
  * struct and sets SIZE to sizeof(struct mimg_secret) as it was compiled,
@@ -291,8 +291,7 @@ MIMG_API int mimg_create_flags(const char *path, const char *format,
  */
 MIMG_API int mimg_create_secret(const char *path, const char *format,
 				uint64_t size, const struct mimg_opt *opts,
-				size_t nopts,
-				const struct mimg_secret *secret);
+				size_t nopts, const struct mimg_secret *secret);
 
 /* Parse "a=b,c=d" (qemu-img's -o syntax; ",," is a literal comma) into a
  * newly allocated array.  Free with mimg_opts_free() (which cannot fail).
@@ -303,7 +302,7 @@ MIMG_API void mimg_opts_free(struct mimg_opt *opts, size_t nopts);
 
 /* Which options mimg_format_opt_info lists. */
 enum {
-	MIMG_OPTS_CREATE = 0,	  /* the format's create options */
+	MIMG_OPTS_CREATE = 0,	   /* the format's create options */
 	MIMG_OPTS_AMEND = 1u << 0, /* the options mimg_amend takes */
 	/* With the options of the host file too (preallocation), as
 	 * qemu-img lists them when it is given the file name. */
@@ -318,7 +317,7 @@ struct mimg_opt_info {
 	const char *name;
 	const char *type; /* "str", "bool (on/off)", "num" or "size" */
 	const char *help;
-	const char *def;  /* default as text, NULL when none */
+	const char *def; /* default as text, NULL when none */
 };
 
 /*
@@ -456,9 +455,9 @@ enum {
 	 * MIMG_OPEN_NO_FLUSH: written, not durable). */
 	MIMG_IO_FUA = 1u << 1,
 };
-#define MIMG_READ_ALL_FLAGS 0x0u	/* mimg_preadv, mimg_pread */
-#define MIMG_WRITE_ALL_FLAGS 0x2u	/* mimg_pwritev, mimg_pwrite, discard */
-#define MIMG_ZERO_ALL_FLAGS 0x3u	/* mimg_pwrite_zeroes */
+#define MIMG_READ_ALL_FLAGS 0x0u  /* mimg_preadv, mimg_pread */
+#define MIMG_WRITE_ALL_FLAGS 0x2u /* mimg_pwritev, mimg_pwrite, discard */
+#define MIMG_ZERO_ALL_FLAGS 0x3u  /* mimg_pwrite_zeroes */
 
 /* Read LEN bytes at OFF; ranges not allocated in this layer come from the
  * backing chain or read as zeroes.  Returns the number of bytes read
@@ -537,8 +536,8 @@ MIMG_API int mimg_truncate(struct mimg *img, uint64_t size,
 /* Block status                                                            */
 
 enum {
-	MIMG_BS_DATA = 1u << 0,	    /* reads return data from a file */
-	MIMG_BS_ZERO = 1u << 1,	    /* reads return zeroes */
+	MIMG_BS_DATA = 1u << 0,	     /* reads return data from a file */
+	MIMG_BS_ZERO = 1u << 1,	     /* reads return zeroes */
 	MIMG_BS_ALLOCATED = 1u << 2, /* defined by this layer (not backing) */
 	MIMG_BS_OFFSET_VALID = 1u << 3, /* *host_off is the data's offset */
 	MIMG_BS_COMPRESSED = 1u << 4,	/* stored compressed */
@@ -681,9 +680,9 @@ MIMG_API int mimg_make_empty(struct mimg *img);
  */
 #define MIMG_CHECKSUM_MAX 64
 struct mimg_checksum_opts {
-	size_t size;		/* sizeof(struct mimg_checksum_opts) */
-	const char *algorithm;	/* a libcrypto digest name; NULL: sha256 */
-	unsigned threads;	/* 0: 4; rounded down to a power of two <= 16 */
+	size_t size;	       /* sizeof(struct mimg_checksum_opts) */
+	const char *algorithm; /* a libcrypto digest name; NULL: sha256 */
+	unsigned threads;      /* 0: 4; rounded down to a power of two <= 16 */
 	/* Called from the hashing threads, serialized. */
 	void (*progress)(void *opaque, uint64_t done, uint64_t total);
 	void *opaque;
@@ -698,8 +697,8 @@ MIMG_API int mimg_checksum(struct mimg *img,
 enum mimg_value_type {
 	MIMG_VALUE_NULL,
 	MIMG_VALUE_BOOL,
-	MIMG_VALUE_INT,	   /* signed 64-bit */
-	MIMG_VALUE_UINT,   /* unsigned 64-bit */
+	MIMG_VALUE_INT,	 /* signed 64-bit */
+	MIMG_VALUE_UINT, /* unsigned 64-bit */
 	MIMG_VALUE_STRING,
 	MIMG_VALUE_OBJECT, /* ordered members, each with a key */
 	MIMG_VALUE_ARRAY,
@@ -760,13 +759,13 @@ enum {
  * {.size = sizeof r};"): fields may be added at the end. */
 struct mimg_check_result {
 	size_t size;
-	uint64_t corruptions;	     /* remaining after repair */
+	uint64_t corruptions; /* remaining after repair */
 	uint64_t leaks;
-	uint64_t check_errors;	     /* e.g. I/O errors while checking */
+	uint64_t check_errors; /* e.g. I/O errors while checking */
 	uint64_t corruptions_fixed;
 	uint64_t leaks_fixed;
-	uint64_t image_end_offset;   /* 0 when not applicable */
-	uint64_t total_clusters;     /* allocation units, 0 if n/a */
+	uint64_t image_end_offset; /* 0 when not applicable */
+	uint64_t total_clusters;   /* allocation units, 0 if n/a */
 	uint64_t allocated_clusters;
 	uint64_t fragmented_clusters;
 	uint64_t compressed_clusters;
@@ -816,11 +815,11 @@ struct mimg_convert_opts {
 	 * MIMG_CONVERT_NO_SPARSE writes every byte, zeroes included, so the
 	 * target ends up fully allocated (qemu-img -S 0). */
 	uint64_t sparse_size;
-	bool compress;		/* write compressed clusters (-c) */
-	bool existing_target;	/* -n: DST was not created for this */
-	bool target_is_zero;	/* --target-is-zero: DST reads as zeroes */
-	bool out_of_order;	/* -W: writes may complete out of order */
-	int parallel;		/* -m: requests in flight, 0 = default (one
+	bool compress;	      /* write compressed clusters (-c) */
+	bool existing_target; /* -n: DST was not created for this */
+	bool target_is_zero;  /* --target-is-zero: DST reads as zeroes */
+	bool out_of_order;    /* -W: writes may complete out of order */
+	int parallel;	      /* -m: requests in flight, 0 = default (one
 				 * per online CPU, at least 8, at most 32) */
 	/* Called with bytes done and total, from one thread at a time
 	 * (not necessarily the caller's), at least once per MiB-sized
@@ -919,8 +918,7 @@ MIMG_API int mimg_convert_packed(struct mimg *const *srcs, size_t n,
 				 const struct mimg_convert_opts *copts);
 
 MIMG_API int mimg_ova_write(const char *path, struct mimg *const *srcs,
-			    size_t n, const struct mimg_opt *opts,
-			    size_t nopts,
+			    size_t n, const struct mimg_opt *opts, size_t nopts,
 			    const struct mimg_convert_opts *copts);
 
 /* ---------------------------------------------------------------------- */

@@ -51,8 +51,8 @@ static int zeroout(char **argv)
 		return 1;
 	}
 	if (ioctl(fd, BLKZEROOUT, range)) {
-		fprintf(stderr, "%s: BLKZEROOUT %s+%s: %s\n", argv[0], argv[1], argv[2],
-			strerror(errno));
+		fprintf(stderr, "%s: BLKZEROOUT %s+%s: %s\n", argv[0], argv[1],
+			argv[2], strerror(errno));
 		return 1;
 	}
 	return close(fd) ? 1 : 0;
@@ -68,28 +68,32 @@ static int stripe(char **argv)
 	if (parse_u64(argv[2], &off) || parse_u64(argv[3], &index) ||
 	    parse_u64(argv[4], &count) || parse_u64(argv[5], &bs))
 		return 2;
-	if (count == 0 || index >= count || bs == 0 || bs % 512 || bs > (64u << 20)) {
+	if (count == 0 || index >= count || bs == 0 || bs % 512 ||
+	    bs > (64u << 20)) {
 		fprintf(stderr, "guest-io: bad INDEX, COUNT or BS\n");
 		return 2;
 	}
 	in = open(argv[1], O_RDONLY);
 	out = open(argv[0], O_WRONLY | O_DIRECT);
 	if (in < 0 || out < 0 || fstat(in, &st)) {
-		fprintf(stderr, "guest-io: opening %s or %s: %s\n", argv[0], argv[1],
-			strerror(errno));
+		fprintf(stderr, "guest-io: opening %s or %s: %s\n", argv[0],
+			argv[1], strerror(errno));
 		return 1;
 	}
 	if (posix_memalign(&buf, 4096, bs))
 		return 1;
 	for (uint64_t b = index; b * bs < (uint64_t)st.st_size; b += count) {
 		if (pread(in, buf, bs, (off_t)(b * bs)) != (ssize_t)bs) {
-			fprintf(stderr, "guest-io: %s: short read at block %llu\n", argv[1],
-				(unsigned long long)b);
+			fprintf(stderr,
+				"guest-io: %s: short read at block %llu\n",
+				argv[1], (unsigned long long)b);
 			return 1;
 		}
-		if (pwrite(out, buf, bs, (off_t)(off + b * bs)) != (ssize_t)bs) {
-			fprintf(stderr, "guest-io: %s: write at %llu: %s\n", argv[0],
-				(unsigned long long)(off + b * bs), strerror(errno));
+		if (pwrite(out, buf, bs, (off_t)(off + b * bs)) !=
+		    (ssize_t)bs) {
+			fprintf(stderr, "guest-io: %s: write at %llu: %s\n",
+				argv[0], (unsigned long long)(off + b * bs),
+				strerror(errno));
 			return 1;
 		}
 	}
@@ -104,7 +108,8 @@ int main(int argc, char **argv)
 		return zeroout(argv + 2);
 	if (argc == 8 && strcmp(argv[1], "stripe") == 0)
 		return stripe(argv + 2);
-	fprintf(stderr, "usage: guest-io zeroout DEV OFFSET LENGTH\n"
-			"       guest-io stripe DEV FILE OFFSET INDEX COUNT BS\n");
+	fprintf(stderr,
+		"usage: guest-io zeroout DEV OFFSET LENGTH\n"
+		"       guest-io stripe DEV FILE OFFSET INDEX COUNT BS\n");
 	return 2;
 }

@@ -22,8 +22,10 @@ struct blockif_completion {
 	bool done;
 	int err;
 };
-#define BLOCKIF_COMPLETION_INIT                                            \
-	{ PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0 }
+#define BLOCKIF_COMPLETION_INIT                                                \
+	{                                                                      \
+		PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0  \
+	}
 void blockif_completed(struct blockif_req *br, int err);
 /* Wait for the completion and return its error (0 or an errno value);
  * C is ready for the next request. */

@@ -9,7 +9,7 @@
 
 #include "file.h"
 
-static long ops_left;	/* operations still allowed; < 0: all */
+static long ops_left; /* operations still allowed; < 0: all */
 static long ops_seen;
 
 static int cut_hook(void *opaque, enum mimg_file_op op, const char *path,

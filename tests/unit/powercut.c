@@ -40,8 +40,9 @@ static void copy_file(const char *from, const char *to)
 	ssize_t n;
 	while ((n = read(in, buf, sizeof(buf))) > 0) {
 		for (ssize_t i = 0; i < n; i += sizeof(zero)) {
-			size_t len = (size_t)(n - i) < sizeof(zero) ?
-				     (size_t)(n - i) : sizeof(zero);
+			size_t len = (size_t)(n - i) < sizeof(zero)
+					     ? (size_t)(n - i)
+					     : sizeof(zero);
 			if (memcmp(buf + i, zero, len) != 0)
 				ck_assert_int_eq(pwrite(out, buf + i, len,
 							off + i),
@@ -117,7 +118,7 @@ static int hook(void *opaque, enum mimg_file_op op, const char *path,
 		return 0;
 	settle_dsync();
 	if (op == MIMG_FILE_OP_WRITE_DSYNC) {
-		dsync_pending = (struct rec){ off, len };
+		dsync_pending = (struct rec){off, len};
 		have_dsync = true;
 		return 0;
 	}
@@ -133,7 +134,7 @@ static int hook(void *opaque, enum mimg_file_op op, const char *path,
 		return 0;
 	}
 	if (op == MIMG_FILE_OP_WRITE && nrec < MAX_REC)
-		recs[nrec++] = (struct rec){ off, len };
+		recs[nrec++] = (struct rec){off, len};
 	return 0;
 }
 

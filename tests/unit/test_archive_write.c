@@ -82,19 +82,21 @@ END_TEST
 START_TEST(packed_arguments)
 {
 	struct mimg *src = source();
-	struct mimg_convert_opts o = {.size = sizeof(o), .compression_level = 20};
+	struct mimg_convert_opts o = {.size = sizeof(o),
+				      .compression_level = 20};
 	ck_assert_int_eq(mimg_convert_packed(&src, 1, "a.bz2", "bzip2", NULL),
 			 -EINVAL);
 	ck_assert_int_eq(mimg_convert_packed(&src, 1, "a.xz", "xz", &o),
 			 -EINVAL);
 	ck_assert_int_eq(mimg_convert_packed(&src, 1, NULL, "xz", NULL),
 			 -EINVAL);
-	for (const char *const *c = (const char *const[]){"xz", "zstd",
-							   "gzip", NULL};
+	for (const char *const *c =
+		     (const char *const[]){"xz", "zstd", "gzip", NULL};
 	     *c; c++) {
 		struct mimg *back;
 		ck_assert_int_eq(mimg_convert_packed(&src, 1, "a.out", *c,
-						     NULL), 0);
+						     NULL),
+				 0);
 		/* read back through the archive layer */
 		ck_assert_int_eq(mimg_open(&back, "a.out", NULL, 0), 0);
 		ck_assert_uint_eq(mimg_size(back), DISK);

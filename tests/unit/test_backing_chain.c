@@ -26,13 +26,14 @@ static bool have_qcow2(void)
 	return tu_have_format("qcow2") && tu_have_program("qemu-img");
 }
 
-#define NEED_QCOW2()                                                        \
-	do {                                                                \
-		if (!have_qcow2()) {                                        \
-			printf("%s: needs the qcow2 driver and qemu-img; "  \
-			       "skipped\n", __func__);                      \
-			return;                                             \
-		}                                                           \
+#define NEED_QCOW2()                                                           \
+	do {                                                                   \
+		if (!have_qcow2()) {                                           \
+			printf("%s: needs the qcow2 driver and qemu-img; "     \
+			       "skipped\n",                                    \
+			       __func__);                                      \
+			return;                                                \
+		}                                                              \
 	} while (0)
 
 static void assert_msg_has(const char *needle)
@@ -53,8 +54,7 @@ static struct mimg fake(const char *filename, unsigned flags)
 	return m;
 }
 
-static char *resolve_ok(const struct mimg *m, const char *name,
-			bool contained)
+static char *resolve_ok(const struct mimg *m, const char *name, bool contained)
 {
 	char *out = NULL;
 	int r = mimg__resolve_ref(m, name, contained, "extent", &out);
@@ -72,8 +72,7 @@ static void expect_resolved(const struct mimg *m, const char *name,
 	free(p);
 }
 
-static int resolve_err(const struct mimg *m, const char *name,
-		       bool contained)
+static int resolve_err(const struct mimg *m, const char *name, bool contained)
 {
 	char *out = (char *)1;
 	int r = mimg__resolve_ref(m, name, contained, "extent", &out);
@@ -160,8 +159,8 @@ START_TEST(resolve_untrusted_refuses_everything)
 	assert_msg_has("base.img");
 	ck_assert_int_eq(resolve_err(&m, "base.img", true), -EPERM);
 	ck_assert_int_eq(resolve_err(&m, "/abs", false), -EPERM);
-	struct mimg both = fake("dir/top.img", MIMG_OPEN_UNTRUSTED |
-						 MIMG_OPEN_ALLOW_EXTERNAL);
+	struct mimg both = fake("dir/top.img",
+				MIMG_OPEN_UNTRUSTED | MIMG_OPEN_ALLOW_EXTERNAL);
 	ck_assert_int_eq(resolve_err(&both, "base.img", true), -EPERM);
 
 	/* the policy is the chain top's, not the node's own flags */
@@ -178,8 +177,11 @@ END_TEST
 START_TEST(resolve_json_never_interpreted)
 {
 	struct mimg m = fake("top.img", 0);
-	ck_assert_int_eq(resolve_err(&m, "json:{\"file.filename\":\"/etc/"
-					 "passwd\"}", false), -EPERM);
+	ck_assert_int_eq(resolve_err(&m,
+				     "json:{\"file.filename\":\"/etc/"
+				     "passwd\"}",
+				     false),
+			 -EPERM);
 	assert_msg_has("json:");
 	struct mimg ext = fake("top.img", MIMG_OPEN_ALLOW_EXTERNAL);
 	ck_assert_int_eq(resolve_err(&ext, "json:{}", true), -EPERM);
@@ -205,8 +207,8 @@ START_TEST(chain_relative_to_overlay_dir)
 	      "top.qcow2 2M");
 	/* opened from another directory: the name is relative to sub/ */
 	struct mimg *img;
-	ck_assert_int_eq(mimg_open(&img, "sub/top.qcow2", NULL,
-				   MIMG_OPEN_RDWR), 0);
+	ck_assert_int_eq(mimg_open(&img, "sub/top.qcow2", NULL, MIMG_OPEN_RDWR),
+			 0);
 	struct mimg *b = mimg_backing(img);
 	ck_assert_ptr_nonnull(b);
 	ck_assert_str_eq(mimg_filename(b), "sub/base.raw");
@@ -233,11 +235,13 @@ START_TEST(chain_relative_to_overlay_dir)
 	ck_assert_uint_eq(buf[512], 0x5B);
 	ck_assert_int_eq(mimg_close(img), 0);
 	ck_assert_int_eq(tu_system("cmp -n 1048576 sub/base.raw /dev/zero "
-				   ">/dev/null 2>&1"), 1); /* untouched */
+				   ">/dev/null 2>&1"),
+			 1); /* untouched */
 
 	/* without following the backing file, unallocated reads zeroes */
 	ck_assert_int_eq(mimg_open(&img, "sub/top.qcow2", NULL,
-				   MIMG_OPEN_NO_BACKING), 0);
+				   MIMG_OPEN_NO_BACKING),
+			 0);
 	ck_assert_ptr_null(mimg_backing(img));
 	ck_assert_int_eq(mimg_pread(img, buf, 4096, 512 * 1024, 0), 4096);
 	for (int i = 0; i < 4096; i++)
@@ -308,8 +312,7 @@ START_TEST(chain_depth_capped)
 	char name[32];
 	/* 64 backing links: the deepest allowed */
 	snprintf(name, sizeof(name), "l%d.qcow2", MIMG_MAX_CHAIN_DEPTH);
-	ck_assert_msg(mimg_open(&img, name, NULL, 0) == 0, "%s",
-		      mimg_errmsg());
+	ck_assert_msg(mimg_open(&img, name, NULL, 0) == 0, "%s", mimg_errmsg());
 	int depth = 0;
 	for (struct mimg *b = img; mimg_backing(b); b = mimg_backing(b))
 		depth++;
@@ -335,7 +338,8 @@ START_TEST(chain_untrusted_refused)
 	tu_sh("qemu-img create -q -f qcow2 -b base.raw -F raw top.qcow2 1M");
 	struct mimg *img;
 	ck_assert_int_eq(mimg_open(&img, "top.qcow2", NULL,
-				   MIMG_OPEN_UNTRUSTED), -EPERM);
+				   MIMG_OPEN_UNTRUSTED),
+			 -EPERM);
 	assert_msg_has("base.raw");
 	ck_assert_int_eq(mimg_open(&img, "top.qcow2", NULL,
 				   MIMG_OPEN_UNTRUSTED | MIMG_OPEN_RDWR),

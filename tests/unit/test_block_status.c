@@ -66,11 +66,13 @@ START_TEST(raw_runs_match_seek_data)
 		unsigned st;
 		bool want_data;
 		ck_assert_int_eq(mimg_block_status(img, off, 8 * MIB - off,
-						   &pnum, &st, &host), 0);
+						   &pnum, &st, &host),
+				 0);
 		seek_layout(fd, off, 8 * MIB, &want_data, &want_n);
-		ck_assert_msg(pnum == want_n, "run at %llu: %llu bytes, file "
-			      "says %llu", (unsigned long long)off,
-			      (unsigned long long)pnum,
+		ck_assert_msg(pnum == want_n,
+			      "run at %llu: %llu bytes, file "
+			      "says %llu",
+			      (unsigned long long)off, (unsigned long long)pnum,
 			      (unsigned long long)want_n);
 		ck_assert(st & MIMG_BS_ALLOCATED);
 		if (want_data) {
@@ -112,7 +114,8 @@ START_TEST(raw_runs_capped_and_ranges)
 	ck_assert_int_eq(mimg_block_status(img, 8 * MIB, 1, &pnum, &st, NULL),
 			 -EINVAL);
 	ck_assert_int_eq(mimg_block_status(img, UINT64_MAX, 1, &pnum, &st,
-					   NULL), -EINVAL);
+					   NULL),
+			 -EINVAL);
 	ck_assert_int_eq(mimg_block_status(img, 0, 0, &pnum, &st, NULL),
 			 -EINVAL);
 	ck_assert_int_eq(mimg_close(img), 0);
@@ -142,11 +145,13 @@ START_TEST(chain_on_single_raw)
 		uint64_t p1, p2;
 		unsigned s1, s2;
 		int depth = -1;
-		ck_assert_int_eq(mimg_block_status(img, off, 8 * MIB - off,
-						   &p1, &s1, NULL), 0);
+		ck_assert_int_eq(mimg_block_status(img, off, 8 * MIB - off, &p1,
+						   &s1, NULL),
+				 0);
 		ck_assert_int_eq(mimg_block_status_chain(img, off,
 							 8 * MIB - off, &p2,
-							 &s2, &depth, NULL), 0);
+							 &s2, &depth, NULL),
+				 0);
 		ck_assert_uint_eq(p1, p2);
 		ck_assert_int_eq(depth, 0);
 		ck_assert_uint_eq(s1 & (MIMG_BS_DATA | MIMG_BS_ZERO |
@@ -156,7 +161,8 @@ START_TEST(chain_on_single_raw)
 	}
 	uint64_t p;
 	unsigned s;
-	ck_assert_int_eq(mimg_block_status_chain(img, 0, 4096, &p, &s, NULL, NULL),
+	ck_assert_int_eq(mimg_block_status_chain(img, 0, 4096, &p, &s, NULL,
+						 NULL),
 			 0);
 	ck_assert_int_eq(mimg_close(img), 0);
 }
@@ -205,12 +211,13 @@ START_TEST(chain_through_qcow2_overlay)
 			unsigned s;
 			int d = -1;
 			ck_assert_int_eq(mimg_block_status_chain(img, off,
-								 end - off,
-								 &p, &s, &d, NULL),
+								 end - off, &p,
+								 &s, &d, NULL),
 					 0);
 			ck_assert_msg(s == want[i].status && d == want[i].depth,
 				      "at %llu: status %#x depth %d, want %#x "
-				      "depth %d", (unsigned long long)off, s, d,
+				      "depth %d",
+				      (unsigned long long)off, s, d,
 				      want[i].status, want[i].depth);
 			off += p;
 		}

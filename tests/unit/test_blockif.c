@@ -133,12 +133,14 @@ START_TEST(open_options)
 
 	ck_assert_ptr_null(blockif_open_optstr("disk.raw,bogus", "t"));
 	ck_assert_int_eq(errno, EINVAL);
-	ck_assert_ptr_null(blockif_open_optstr("disk.raw,sectorsize=1000", "t"));
-	ck_assert_ptr_null(blockif_open_optstr("disk.raw,sectorsize=4096/512", "t"));
+	ck_assert_ptr_null(
+		blockif_open_optstr("disk.raw,sectorsize=1000", "t"));
+	ck_assert_ptr_null(
+		blockif_open_optstr("disk.raw,sectorsize=4096/512", "t"));
 	ck_assert_ptr_null(blockif_open_optstr("disk.raw,sectorsize=256", "t"));
 	ck_assert_ptr_null(blockif_open_optstr("disk.raw,sectorsize=", "t"));
-	ck_assert_ptr_null(blockif_open_optstr("disk.raw,sectorsize=99999999999999",
-					"t"));
+	ck_assert_ptr_null(
+		blockif_open_optstr("disk.raw,sectorsize=99999999999999", "t"));
 	ck_assert_ptr_null(blockif_open_optstr("disk.raw,format=nosuch", "t"));
 	ck_assert_ptr_null(blockif_open_optstr(",ro", "t"));
 	ck_assert_ptr_null(blockif_open_optstr("missing.raw", "t"));
@@ -225,8 +227,8 @@ START_TEST(read_write_resid)
 	w->br.br_offset = 0;
 	w->br.br_resid = -1;
 	ck_assert_int_eq(blockif_delete(bc, &w->br), 0);
-	ck_assert_int_eq(waiter_wait(w), blockif_candelete(bc) ? EINVAL
-							       : EOPNOTSUPP);
+	ck_assert_int_eq(waiter_wait(w),
+			 blockif_candelete(bc) ? EINVAL : EOPNOTSUPP);
 	close_disk(bc, &w, 1);
 }
 END_TEST
@@ -377,11 +379,11 @@ START_TEST(overlapping_requests_keep_order)
 	for (int i = 0; i < 6; i++)
 		ck_assert_int_eq(waiter_wait(w[i]), 0);
 	for (int i = 0; i < 16384; i++) {
-		uint8_t want = i < 4096		  ? 0xaa
-			       : i < 8192	  ? 0xbb
-			       : i < 8192 + 512	  ? 0
-			       : i < 12288	  ? 0xbb
-					  : 0xaa;
+		uint8_t want = i < 4096		? 0xaa
+			       : i < 8192	? 0xbb
+			       : i < 8192 + 512 ? 0
+			       : i < 12288	? 0xbb
+						: 0xaa;
 
 		if (w[3]->buf[i] != want)
 			ck_abort_msg("byte %d is 0x%02x, want 0x%02x", i,
@@ -615,7 +617,8 @@ START_TEST(encrypted_keyfile)
 {
 	static const char *const fmts[] = {"qcow2", "luks"};
 	static const char pass[] = "blockif secret";
-	struct mimg_secret sec = {.size = sizeof(sec), .data = pass,
+	struct mimg_secret sec = {.size = sizeof(sec),
+				  .data = pass,
 				  .len = sizeof(pass) - 1};
 	struct mimg_opt qo[] = {{"encrypt.format", "luks"},
 				{"encrypt.key-secret", "k"},
@@ -643,7 +646,8 @@ START_TEST(encrypted_keyfile)
 			ck_assert_int_eq(mimg_open_secret(&img, f, NULL, 0,
 							  &sec),
 					 0);
-			ck_assert_int_eq(mimg_pread(img, shadow, DISK_SIZE, 0, 0),
+			ck_assert_int_eq(mimg_pread(img, shadow, DISK_SIZE, 0,
+						    0),
 					 DISK_SIZE);
 			mimg_close(img);
 		}
@@ -667,8 +671,7 @@ int main(void)
 	return tu_main("blockif", "blockif",
 		       TU_TESTS(open_options, chs_large, read_write_resid,
 				read_only_and_delete, queue_full_and_cancel,
-				overlapping_requests_keep_order,
-				here_requests, large_requests_in_parts,
-				close_drains_queue, stress_raw,
-				encrypted_keyfile));
+				overlapping_requests_keep_order, here_requests,
+				large_requests_in_parts, close_drains_queue,
+				stress_raw, encrypted_keyfile));
 }

@@ -118,7 +118,8 @@ START_TEST(virtio_blk_model)
 	ck_assert_ptr_nonnull(sc);
 	make_disk();
 	/* pe_legacy_config, then pe_init. */
-	ck_assert_int_eq(blockif_legacy_config(nvl, "disk.raw,sectorsize=512/"
+	ck_assert_int_eq(blockif_legacy_config(nvl,
+					       "disk.raw,sectorsize=512/"
 					       "4096,bootindex=1,format=raw"),
 			 0);
 	snprintf(bident, sizeof(bident), "%u:%u", fake_pi.slot, fake_pi.func);
@@ -132,8 +133,9 @@ START_TEST(virtio_blk_model)
 	blockif_psectsz(sc->bc, &sts, &sto);
 	sc->capacity = (uint64_t)blockif_size(sc->bc) / 512;
 	sc->blk_size = (uint32_t)sectsz;
-	sc->physical_block_exp =
-		sts > sectsz ? (uint8_t)(ffsll(sts / sectsz) - 1) : 0;
+	sc->physical_block_exp = sts > sectsz
+					 ? (uint8_t)(ffsll(sts / sectsz) - 1)
+					 : 0;
 	ck_assert_uint_eq(sc->capacity, DISK_SIZE / 512);
 	ck_assert_uint_eq(sc->physical_block_exp, 3);
 	pthread_mutex_init(&sc->vsc_mtx, NULL);
@@ -143,8 +145,8 @@ START_TEST(virtio_blk_model)
 		sc->ios[i].io_req.br_param = &sc->ios[i];
 		sc->ios[i].io_sc = sc;
 	}
-	ck_assert_int_eq(blockif_register_resize_callback(sc->bc,
-							  vtblk_resized, sc),
+	ck_assert_int_eq(blockif_register_resize_callback(sc->bc, vtblk_resized,
+							  sc),
 			 0);
 
 	/* The notify path: the device lock is held while the ring is
@@ -505,8 +507,8 @@ END_TEST
 
 #define NVME_MDTS 9
 #define NVME_MAX_IOVEC ((1 << NVME_MDTS) + 1)
-#define MDTS_PAD_SIZE                                                     \
-	(NVME_MAX_IOVEC > BLOCKIF_IOV_MAX ? NVME_MAX_IOVEC - BLOCKIF_IOV_MAX \
+#define MDTS_PAD_SIZE                                                          \
+	(NVME_MAX_IOVEC > BLOCKIF_IOV_MAX ? NVME_MAX_IOVEC - BLOCKIF_IOV_MAX   \
 					  : 0)
 
 struct nvme_ioreq {
@@ -534,8 +536,7 @@ static struct iovec *nvme_segs(struct nvme_ioreq *req)
 
 /* pci_nvme_append_iov_req: contiguous pieces merge, others add a
  * segment; at most NVME_MAX_IOVEC. */
-static int nvme_append_iov(struct nvme_ioreq *req, uint64_t gpaddr,
-			   size_t size)
+static int nvme_append_iov(struct nvme_ioreq *req, uint64_t gpaddr, size_t size)
 {
 	struct iovec *segs = nvme_segs(req);
 	int idx;
@@ -675,7 +676,8 @@ START_TEST(nvme_model)
 	req->io_req.br_callback = nvme_io_done;
 	ck_assert_int_eq(nvme_append_iov(req, 1536, 4096 - 1536), 0);
 	for (int pg = 1; pg < 512; pg++)
-		ck_assert_int_eq(nvme_append_iov(req, 8192 * (uint64_t)pg, 4096),
+		ck_assert_int_eq(nvme_append_iov(req, 8192 * (uint64_t)pg,
+						 4096),
 				 0);
 	ck_assert_int_eq(nvme_append_iov(req, 8192 * 512, 1536), 0);
 	ck_assert_int_eq(req->io_req.br_iovcnt, NVME_MAX_IOVEC);
@@ -695,8 +697,7 @@ START_TEST(nvme_model)
 		for (int i = 0; i < NVME_MAX_IOVEC; i++) {
 			struct iovec *v = &segs[i];
 
-			ck_assert(memcmp(v->iov_base,
-					 disk + (slba << 9) + done,
+			ck_assert(memcmp(v->iov_base, disk + (slba << 9) + done,
 					 v->iov_len) == 0);
 			done += v->iov_len;
 		}

@@ -153,14 +153,13 @@ START_TEST(legacy_config_string)
 	ck_assert_int_eq(blockif_legacy_config(nvl, NULL), 0);
 	ck_assert_ptr_null(get_config_value_node(nvl, "path"));
 	ck_assert_int_eq(blockif_legacy_config(nvl, "/images/a.img,nocache,"
-					       "ro,sectorsize=512/4096,"
-					       "bootindex=2,format=raw"),
+						    "ro,sectorsize=512/4096,"
+						    "bootindex=2,format=raw"),
 			 0);
 	ck_assert_str_eq(get_config_value_node(nvl, "path"), "/images/a.img");
 	ck_assert_str_eq(get_config_value_node(nvl, "nocache"), "true");
 	ck_assert_str_eq(get_config_value_node(nvl, "ro"), "true");
-	ck_assert_str_eq(get_config_value_node(nvl, "sectorsize"),
-			 "512/4096");
+	ck_assert_str_eq(get_config_value_node(nvl, "sectorsize"), "512/4096");
 	ck_assert_str_eq(get_config_value_node(nvl, "bootindex"), "2");
 	ck_assert_str_eq(get_config_value_node(nvl, "format"), "raw");
 	ck_assert_ptr_null(get_config_value_node(nvl, "sync"));
@@ -192,14 +191,14 @@ START_TEST(sectorsize_grammar)
 		{"512", 512, 512},
 		{"4096", 4096, 4096},
 		{"512/4096", 512, 4096},
-		{"4096/131072", 4096, 131072},	/* ZFS-sized physical */
+		{"4096/131072", 4096, 131072}, /* ZFS-sized physical */
 		{"65536/1048576", 65536, 1048576},
-		{"131072", 131072, 131072},	/* no upper bound */
-		{"0", 0, 0},			/* 0: defaults */
-		{"0/4096", 0, 0},		/* P ignored with L = 0 */
-		{" 512", 512, 512},		/* strtol skips blanks */
+		{"131072", 131072, 131072}, /* no upper bound */
+		{"0", 0, 0},		    /* 0: defaults */
+		{"0/4096", 0, 0},	    /* P ignored with L = 0 */
+		{" 512", 512, 512},	    /* strtol skips blanks */
 		{"+512/+4096", 512, 4096},
-		{"4294967808", 512, 512},	/* stored in an int: 2^32 + 512 */
+		{"4294967808", 512, 512}, /* stored in an int: 2^32 + 512 */
 		{"", -1, -1},
 		{"abc", -1, -1},
 		{"512x", -1, -1},
@@ -543,7 +542,8 @@ START_TEST(nocache_every_format)
 		char path[32], opts[64];
 
 		snprintf(path, sizeof(path), "nc.%s", formats[i]);
-		ck_assert_int_eq(mimg_create(path, formats[i], 1 << 20, NULL, 0),
+		ck_assert_int_eq(mimg_create(path, formats[i], 1 << 20, NULL,
+					     0),
 				 0);
 		snprintf(opts, sizeof(opts), "%s,nocache", path);
 		bc = open_legacy(opts);

@@ -35,8 +35,8 @@ extern char **environ;
 static pid_t start_nbdkit(const char *image, char *uri, size_t urilen)
 {
 	char sock[512];
-	char *argv[] = {"nbdkit", "-f", "--exit-with-parent", "-U", sock,
-			"file", (char *)image, NULL};
+	char *argv[] = {"nbdkit", "-f",	  "--exit-with-parent", "-U",
+			sock,	  "file", (char *)image,	NULL};
 	struct stat st;
 	pid_t pid;
 
@@ -62,8 +62,8 @@ static void stop_nbdkit(pid_t pid)
 
 START_TEST(stress_qcow2_over_nbd)
 {
-	uint8_t *shadow = stress_base_image("-O qcow2", "base.qcow2",
-					    DISK_SIZE, DISK_SIZE / 2, 5);
+	uint8_t *shadow = stress_base_image("-O qcow2", "base.qcow2", DISK_SIZE,
+					    DISK_SIZE / 2, 5);
 	char uri[600];
 	pid_t pid;
 

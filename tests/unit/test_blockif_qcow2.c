@@ -22,8 +22,8 @@
 START_TEST(stress_qcow2_backing)
 {
 	/* Base: data in the first half, a hole in the second. */
-	uint8_t *shadow = stress_base_image("-O qcow2", "base.qcow2",
-					    DISK_SIZE, DISK_SIZE / 2, 3);
+	uint8_t *shadow = stress_base_image("-O qcow2", "base.qcow2", DISK_SIZE,
+					    DISK_SIZE / 2, 3);
 
 	tu_sh("qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 -o "
 	      "cluster_size=4096 overlay.qcow2");

@@ -130,7 +130,7 @@ static void set_segments(struct stress_thread *t, struct sreq *r)
 	for (int i = 0; i < n && done < sectors; i++) {
 		size_t take = i == n - 1 ? sectors - done
 					 : 1 + next_rand(&t->rng) %
-						       (sectors - done);
+							   (sectors - done);
 
 		r->br.br_iov[i].iov_base = r->buf + done * SECT;
 		r->br.br_iov[i].iov_len = take * SECT;
@@ -148,19 +148,13 @@ static int submit(struct stress_thread *t, struct sreq *r)
 
 	credit_take();
 	switch (r->op) {
-	case SOP_READ:
-		err = blockif_read(t->bc, &r->br);
-		break;
-	case SOP_WRITE:
-		err = blockif_write(t->bc, &r->br);
-		break;
+	case SOP_READ: err = blockif_read(t->bc, &r->br); break;
+	case SOP_WRITE: err = blockif_write(t->bc, &r->br); break;
 	case SOP_ZEROES:
 		err = blockif_write_zeroes(t->bc, &r->br,
 					   next_rand(&t->rng) & 1);
 		break;
-	default:
-		err = blockif_flush(t->bc, &r->br);
-		break;
+	default: err = blockif_flush(t->bc, &r->br); break;
 	}
 	if (err)
 		credit_give();
@@ -174,10 +168,10 @@ static void *stress_main(void *arg)
 	for (unsigned i = 0; i < t->nops; i++) {
 		struct sreq *r = free_slot(t);
 		uint64_t pick = next_rand(&t->rng) % 100;
-		uint64_t nsect = 1 + next_rand(&t->rng) %
-					     (next_rand(&t->rng) % 16
-						      ? SMALL_SECTORS
-						      : MAX_SECTORS);
+		uint64_t nsect = 1 +
+				 next_rand(&t->rng) % (next_rand(&t->rng) % 16
+							       ? SMALL_SECTORS
+							       : MAX_SECTORS);
 		/* Offsets cluster in a few hot spots so requests overlap. */
 		uint64_t slice_sect = t->len / SECT;
 		uint64_t sect = next_rand(&t->rng) % slice_sect;
@@ -329,8 +323,8 @@ uint8_t *stress_base_raw(uint64_t size, uint64_t data, uint64_t seed)
 	return shadow;
 }
 
-uint8_t *stress_base_image(const char *args, const char *image,
-			   uint64_t size, uint64_t data, uint64_t seed)
+uint8_t *stress_base_image(const char *args, const char *image, uint64_t size,
+			   uint64_t data, uint64_t seed)
 {
 	uint8_t *shadow = stress_base_raw(size, data, seed);
 
@@ -341,8 +335,8 @@ uint8_t *stress_base_image(const char *args, const char *image,
 }
 
 void stress_open_qemu_reads(const char *optstr, const char *image,
-			    const char *format, uint8_t *shadow,
-			    uint64_t size, unsigned nops, uint64_t seed)
+			    const char *format, uint8_t *shadow, uint64_t size,
+			    unsigned nops, uint64_t seed)
 {
 	stress_open(optstr, shadow, size, 4, nops, seed);
 	tu_qemu_reads(image, format, shadow, size);

@@ -34,13 +34,13 @@ uint8_t *stress_base_raw(uint64_t size, uint64_t data, uint64_t seed);
 
 /* stress_base_raw, converted by qemu-img convert -q -f raw ARGS base.raw
  * IMAGE (ARGS: the output format and options). */
-uint8_t *stress_base_image(const char *args, const char *image,
-			   uint64_t size, uint64_t data, uint64_t seed);
+uint8_t *stress_base_image(const char *args, const char *image, uint64_t size,
+			   uint64_t data, uint64_t seed);
 
 /* stress_open, then qemu-img finds IMAGE (of FORMAT) clean and reading
  * as SHADOW (tu_qemu_reads). */
 void stress_open_qemu_reads(const char *optstr, const char *image,
-			    const char *format, uint8_t *shadow,
-			    uint64_t size, unsigned nops, uint64_t seed);
+			    const char *format, uint8_t *shadow, uint64_t size,
+			    unsigned nops, uint64_t seed);
 
 #endif

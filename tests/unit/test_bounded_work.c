@@ -103,7 +103,7 @@ static void run_all_commands(const char *path)
 	const char *const check[] = {"check", path, NULL};
 	const char *const map[] = {"map", "--output=json", path, NULL};
 	const char *const convert[] = {"convert", "--untrusted", "-O", "raw",
-				       path, "bounded.out", NULL};
+				       path,	  "bounded.out", NULL};
 
 	run_bounded(path, info);
 	run_bounded(path, check);
@@ -153,7 +153,8 @@ static void library_all(const char *path)
 		off += pnum;
 	}
 	if (mimg_create("bounded.out", "raw", size, NULL, 0) == 0) {
-		if (mimg_open(&out, "bounded.out", "raw", MIMG_OPEN_RDWR) == 0) {
+		if (mimg_open(&out, "bounded.out", "raw", MIMG_OPEN_RDWR) ==
+		    0) {
 			mimg_convert(img, out, NULL);
 			mimg_close(out);
 		}
@@ -255,13 +256,13 @@ START_TEST(cowd_huge_capacity)
 	static uint8_t f[20480];
 
 	memcpy(f, "COWD", 4);
-	put_le32(f + 4, 1);		/* version */
-	put_le32(f + 8, 3);		/* flags */
-	put_le32(f + 12, 0xfffffff0u);	/* capacity in sectors */
-	put_le32(f + 16, 1);		/* grain: one sector */
-	put_le32(f + 20, 4);		/* directory at sector 4 */
-	put_le32(f + 24, 0x7fffffffu);	/* directory entries */
-	put_le32(f + 2048, 8);		/* table 0 at sector 8 */
+	put_le32(f + 4, 1);	       /* version */
+	put_le32(f + 8, 3);	       /* flags */
+	put_le32(f + 12, 0xfffffff0u); /* capacity in sectors */
+	put_le32(f + 16, 1);	       /* grain: one sector */
+	put_le32(f + 20, 4);	       /* directory at sector 4 */
+	put_le32(f + 24, 0x7fffffffu); /* directory entries */
+	put_le32(f + 2048, 8);	       /* table 0 at sector 8 */
 	for (unsigned i = 0; i < 4; i++)
 		put_le32(f + 4096 + 4 * i, 36 + i);
 	memset(f + 36 * 512, 0xa5, 4 * 512);
@@ -277,19 +278,19 @@ START_TEST(kdmv_huge_capacity)
 	static uint8_t f[65536];
 
 	memcpy(f, "KDMV", 4);
-	put_le32(f + 4, 1);			/* version */
-	put_le32(f + 8, 3);			/* flags */
-	put_le64(f + 12, 1ull << 40);		/* capacity */
-	put_le64(f + 20, 8);			/* grain: 8 sectors */
-	put_le32(f + 44, 512);			/* GT entries */
-	put_le64(f + 48, 2);			/* redundant GD */
-	put_le64(f + 56, 2);			/* GD */
-	put_le64(f + 64, 128);			/* overhead */
+	put_le32(f + 4, 1);	      /* version */
+	put_le32(f + 8, 3);	      /* flags */
+	put_le64(f + 12, 1ull << 40); /* capacity */
+	put_le64(f + 20, 8);	      /* grain: 8 sectors */
+	put_le32(f + 44, 512);	      /* GT entries */
+	put_le64(f + 48, 2);	      /* redundant GD */
+	put_le64(f + 56, 2);	      /* GD */
+	put_le64(f + 64, 128);	      /* overhead */
 	f[73] = '\n';
 	f[74] = ' ';
 	f[75] = '\r';
 	f[76] = '\n';
-	put_le32(f + 1024, 8);			/* GT 0 at sector 8 */
+	put_le32(f + 1024, 8); /* GT 0 at sector 8 */
 	for (unsigned i = 0; i < 4; i++)
 		put_le32(f + 4096 + 4 * i, 16 + 8 * i);
 	memset(f + 16 * 512, 0x5a, 4 * 4096);
@@ -307,15 +308,15 @@ START_TEST(qcow2_huge_size)
 	const uint64_t reft = 5 * 65536, refb = 6 * 65536;
 
 	memcpy(f, "QFI\xfb", 4);
-	put_be32(f + 4, 3);			/* version */
-	put_be32(f + 20, 16);			/* cluster bits */
-	put_be64(f + 24, 1ull << 44);		/* size */
-	put_be32(f + 36, 32768);		/* L1 entries: 256 KiB */
+	put_be32(f + 4, 3);	      /* version */
+	put_be32(f + 20, 16);	      /* cluster bits */
+	put_be64(f + 24, 1ull << 44); /* size */
+	put_be32(f + 36, 32768);      /* L1 entries: 256 KiB */
 	put_be64(f + 40, l1);
-	put_be64(f + 48, reft);			/* refcount table */
-	put_be32(f + 56, 1);			/* its clusters */
-	put_be32(f + 96, 4);			/* refcount order */
-	put_be32(f + 100, 104);			/* header length */
+	put_be64(f + 48, reft); /* refcount table */
+	put_be32(f + 56, 1);	/* its clusters */
+	put_be32(f + 96, 4);	/* refcount order */
+	put_be32(f + 100, 104); /* header length */
 	put_be64(f + reft, refb);
 	for (unsigned i = 0; i < 12; i++)
 		f[refb + 2 * i + 1] = 1;

@@ -78,8 +78,7 @@ START_TEST(pow2_and_alignment)
 	ck_assert(!is_aligned_u64(131073, 65536));
 	ck_assert_uint_eq(align_down_u64(131073, 65536), 131072);
 	ck_assert_uint_eq(align_down_u64(65535, 65536), 0);
-	ck_assert_uint_eq(align_down_u64(UINT64_MAX, 4096),
-			  UINT64_MAX - 4095);
+	ck_assert_uint_eq(align_down_u64(UINT64_MAX, 4096), UINT64_MAX - 4095);
 }
 END_TEST
 

@@ -50,7 +50,7 @@ static int inflate_4k_window(const uint8_t *z, size_t zlen, uint8_t *out,
 	int r = Z_OK;
 	while (r == Z_OK && s.total_out < outlen) {
 		size_t step = outlen - s.total_out < 512 ? outlen - s.total_out
-							  : 512;
+							 : 512;
 		s.next_out = out + s.total_out;
 		s.avail_out = (uInt)step;
 		r = inflate(&s, Z_NO_FLUSH);
@@ -84,8 +84,7 @@ END_TEST
  * or garbage is damaged (EIO). */
 START_TEST(raw_cluster_rules)
 {
-	uint8_t *in = make_data(2 * CS), *z = malloc(4 * CS),
-		*out = malloc(CS);
+	uint8_t *in = make_data(2 * CS), *z = malloc(4 * CS), *out = malloc(CS);
 	ssize_t n = codec_deflate_raw4k(0, in, CS, z, 4 * CS);
 	ck_assert_int_gt(n, 0);
 	memset(z + n, 0x5a, 700); /* rest of the last sectors */
@@ -122,7 +121,8 @@ START_TEST(zlib_grains)
 		ck_assert_int_eq(uncompress(out, &dl, z, (uLong)n), Z_OK);
 		ck_assert_uint_eq(dl, CS);
 		ck_assert_int_eq(codec_inflate_zlib(z, (size_t)n, out, CS,
-						    &len), 0);
+						    &len),
+				 0);
 		ck_assert_uint_eq(len, CS);
 		ck_assert_int_eq(memcmp(in, out, CS), 0);
 	}
@@ -135,8 +135,7 @@ START_TEST(zlib_grains)
 			 -EIO);
 	/* A damaged checksum. */
 	z[n - 1] ^= 1;
-	ck_assert_int_eq(codec_inflate_zlib(z, (size_t)n, out, CS, &len),
-			 -EIO);
+	ck_assert_int_eq(codec_inflate_zlib(z, (size_t)n, out, CS, &len), -EIO);
 	/* Output that does not fit is reported, not truncated. */
 	ck_assert_int_eq(codec_deflate_zlib(0, in, CS, z, 16), -ENOSPC);
 	ck_assert_int_eq(codec_deflate_raw4k(0, in, CS, z, 16), -ENOSPC);
@@ -153,8 +152,9 @@ static off_t convert_at_level(int level, const char *name)
 	ck_assert_int_eq(mimg_create(name, "qcow2", 8u << 20, NULL, 0), 0);
 	ck_assert_int_eq(mimg_open(&src, "src.raw", "raw", 0), 0);
 	ck_assert_int_eq(mimg_open(&dst, name, NULL, MIMG_OPEN_RDWR), 0);
-	struct mimg_convert_opts co = { .size = sizeof(co), .compress = 1,
-					.compression_level = level };
+	struct mimg_convert_opts co = {.size = sizeof(co),
+				       .compress = 1,
+				       .compression_level = level};
 	int r = mimg_convert(src, dst, &co);
 	ck_assert_msg(r == 0, "%s", mimg_errmsg());
 	ck_assert_int_eq(mimg_close(dst), 0);
@@ -186,10 +186,10 @@ START_TEST(convert_level_option)
 	ck_assert_int_eq(mimg_create("bad.qcow2", "qcow2", 8u << 20, NULL, 0),
 			 0);
 	ck_assert_int_eq(mimg_open(&src, "src.raw", "raw", 0), 0);
-	ck_assert_int_eq(mimg_open(&dst, "bad.qcow2", NULL, MIMG_OPEN_RDWR),
-			 0);
-	struct mimg_convert_opts co = { .size = sizeof(co), .compress = 1,
-					.compression_level = 23 };
+	ck_assert_int_eq(mimg_open(&dst, "bad.qcow2", NULL, MIMG_OPEN_RDWR), 0);
+	struct mimg_convert_opts co = {.size = sizeof(co),
+				       .compress = 1,
+				       .compression_level = 23};
 	ck_assert_int_eq(mimg_convert(src, dst, &co), -EINVAL);
 	co.compression_level = -1;
 	ck_assert_int_eq(mimg_convert(src, dst, &co), -EINVAL);

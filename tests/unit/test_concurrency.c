@@ -40,8 +40,7 @@ static uint64_t next_rand(uint64_t *s)
 }
 
 /* Split LEN bytes at BUF into up to MAX_IOV random pieces. */
-static int split_iov(struct iovec *iov, uint8_t *buf, size_t len,
-		     uint64_t *rng)
+static int split_iov(struct iovec *iov, uint8_t *buf, size_t len, uint64_t *rng)
 {
 	int n = 0;
 	while (len && n < MAX_IOV - 1) {
@@ -57,10 +56,10 @@ static int split_iov(struct iovec *iov, uint8_t *buf, size_t len,
 	return n;
 }
 
-#define FAIL(w, ...)                                                        \
-	do {                                                                \
-		snprintf((w)->failure, sizeof((w)->failure), __VA_ARGS__);  \
-		return NULL;                                                \
+#define FAIL(w, ...)                                                           \
+	do {                                                                   \
+		snprintf((w)->failure, sizeof((w)->failure), __VA_ARGS__);     \
+		return NULL;                                                   \
 	} while (0)
 
 static void *work(void *arg)
@@ -87,8 +86,10 @@ static void *work(void *arg)
 			n = split_iov(iov, buf, len, &rng);
 			r = mimg_pwritev(w->img, iov, n, base + off, 0);
 			if (r != (ssize_t)len)
-				FAIL(w, "thread %d: write %zu at %llu: %zd "
-				     "(%s)", w->id, len,
+				FAIL(w,
+				     "thread %d: write %zu at %llu: %zd "
+				     "(%s)",
+				     w->id, len,
 				     (unsigned long long)(base + off), r,
 				     mimg_errmsg());
 			memcpy(w->shadow + off, buf, len);
@@ -99,18 +100,21 @@ static void *work(void *arg)
 				FAIL(w, "thread %d: read returned %zd", w->id,
 				     r);
 			if (memcmp(check, w->shadow + off, len) != 0)
-				FAIL(w, "thread %d: read at %llu (%zu bytes) "
-				     "differs from what was written", w->id,
-				     (unsigned long long)(base + off), len);
+				FAIL(w,
+				     "thread %d: read at %llu (%zu bytes) "
+				     "differs from what was written",
+				     w->id, (unsigned long long)(base + off),
+				     len);
 		} else if (kind == 7) { /* read someone else's region */
 			uint64_t other = next_rand(&rng) % NTHREADS;
 			n = split_iov(iov, check, len, &rng);
-			r = mimg_preadv(w->img, iov, n,
-					other * REGION + off, 0);
+			r = mimg_preadv(w->img, iov, n, other * REGION + off,
+					0);
 			if (r != (ssize_t)len)
-				FAIL(w, "thread %d: read of region %llu "
-				     "returned %zd", w->id,
-				     (unsigned long long)other, r);
+				FAIL(w,
+				     "thread %d: read of region %llu "
+				     "returned %zd",
+				     w->id, (unsigned long long)other, r);
 		} else if (kind == 8) { /* zero a piece */
 			if (mimg_pwrite_zeroes(w->img, base + off, len,
 					       op & 1 ? MIMG_ZERO_MAY_UNMAP
@@ -168,8 +172,8 @@ static void random_io(const char *format)
 	for (int i = 0; i < NTHREADS; i++)
 		w[i].shadow = calloc(1, REGION);
 	struct mimg *img;
-	ck_assert_int_eq(mimg_open(&img, "shared.img", format,
-				   MIMG_OPEN_RDWR), 0);
+	ck_assert_int_eq(mimg_open(&img, "shared.img", format, MIMG_OPEN_RDWR),
+			 0);
 	ck_assert_str_eq(mimg_format(img), "raw");
 	run_threads(img, w, 0);
 	/* a second round on the same handle, starting from the result */
@@ -219,7 +223,8 @@ START_TEST(formats_from_many_threads)
 	void *ret;
 	for (int i = 0; i < NTHREADS; i++)
 		ck_assert_int_eq(pthread_create(&tid[i], NULL, formats_twice,
-						&got[i]), 0);
+						&got[i]),
+				 0);
 	for (int i = 0; i < NTHREADS; i++) {
 		pthread_join(tid[i], &ret);
 		ck_assert_ptr_nonnull(ret);

@@ -181,7 +181,8 @@ START_TEST(existing_target_is_zero)
 	make_source("src.img");
 	/* a target that really reads as zeroes: only data is written */
 	tu_make_sparse("dst.img", SRC_SIZE);
-	struct mimg_convert_opts o = {.size = sizeof(o), .existing_target = 1,
+	struct mimg_convert_opts o = {.size = sizeof(o),
+				      .existing_target = 1,
 				      .target_is_zero = 1};
 	ck_assert_int_eq(convert_files("src.img", "dst.img", false, &o), 0);
 	assert_same_content("src.img", "dst.img", SRC_SIZE);
@@ -249,7 +250,9 @@ START_TEST(parallel_and_out_of_order_agree)
 {
 	make_source("src.img");
 	struct mimg_convert_opts o1 = {.size = sizeof(o1), .parallel = 1};
-	struct mimg_convert_opts ow = {.size = sizeof(ow), .parallel = 64, .out_of_order = 1};
+	struct mimg_convert_opts ow = {.size = sizeof(ow),
+				       .parallel = 64,
+				       .out_of_order = 1};
 	struct mimg_convert_opts big = {.size = sizeof(big), .parallel = 1000};
 	ck_assert_int_eq(convert_files("src.img", "d1.img", true, &o1), 0);
 	ck_assert_int_eq(convert_files("src.img", "dw.img", true, &ow), 0);
@@ -300,7 +303,9 @@ START_TEST(progress_monotonic)
 {
 	make_source("src.img");
 	struct prog p = {0};
-	struct mimg_convert_opts o = {.size = sizeof(o), .progress = on_progress, .opaque = &p};
+	struct mimg_convert_opts o = {.size = sizeof(o),
+				      .progress = on_progress,
+				      .opaque = &p};
 	ck_assert_int_eq(convert_files("src.img", "dst.img", true, &o), 0);
 	ck_assert(!p.backwards);
 	ck_assert(!p.over);
@@ -326,11 +331,14 @@ START_TEST(bounded_memory_on_large_sparse)
 	for (int i = 0; i < 16; i++) {
 		tu_fill_random(buf, 4 * MIB, (uint64_t)i + 100);
 		tu_write_file("big.img", buf, 4 * MIB,
-			      (uint64_t)i * 256 * MIB + (uint64_t)i * 12345 * 4);
+			      (uint64_t)i * 256 * MIB +
+				      (uint64_t)i * 12345 * 4);
 	}
 	free(buf);
 	struct prog p = {0};
-	struct mimg_convert_opts o = {.size = sizeof(o), .progress = on_progress, .opaque = &p};
+	struct mimg_convert_opts o = {.size = sizeof(o),
+				      .progress = on_progress,
+				      .opaque = &p};
 	ck_assert_msg(convert_files("big.img", "out.img", true, &o) == 0, "%s",
 		      mimg_errmsg());
 	struct rusage ru;
@@ -420,7 +428,8 @@ START_TEST(into_clustered_target)
 	ck_assert_int_eq(mimg_open(&s, "src.img", NULL, 0), 0);
 	ck_assert_int_eq(mimg_open(&d, "dst.qcow2", "qcow2", MIMG_OPEN_RDWR),
 			 0);
-	struct mimg_convert_opts co = {.size = sizeof(co), .sparse_size = 64 * KIB};
+	struct mimg_convert_opts co = {.size = sizeof(co),
+				       .sparse_size = 64 * KIB};
 	ck_assert_msg(mimg_convert(s, d, &co) == 0, "%s", mimg_errmsg());
 	ck_assert_int_eq(mimg_close(d), 0);
 	ck_assert_int_eq(mimg_close(s), 0);
@@ -440,7 +449,8 @@ START_TEST(sources_concatenated)
 	tu_fill_random(tail, 3000, 5);
 	tu_write_file("small.img", tail, 3000, 0);
 	ck_assert_int_eq(mimg_create("dst.img", "raw", SRC_SIZE + 3000, NULL,
-				     0), 0);
+				     0),
+			 0);
 	struct mimg *a, *b, *d;
 	ck_assert_int_eq(mimg_open(&a, "src.img", "raw", 0), 0);
 	ck_assert_int_eq(mimg_open(&b, "small.img", "raw", 0), 0);
@@ -472,8 +482,8 @@ START_TEST(copy_offload_same_content)
 {
 	make_source("src.img");
 	struct mimg_convert_opts o = {.size = sizeof(o), .copy_offload = 1};
-	ck_assert_msg(convert_files("src.img", "dst.img", true, &o) == 0,
-		      "%s", mimg_errmsg());
+	ck_assert_msg(convert_files("src.img", "dst.img", true, &o) == 0, "%s",
+		      mimg_errmsg());
 	assert_same_content("src.img", "dst.img", SRC_SIZE);
 	ck_assert_uint_lt(tu_allocated("dst.img"), SRC_SIZE);
 }

@@ -26,8 +26,7 @@ static void assert_msg_has(const char *needle)
 START_TEST(missing_file_named)
 {
 	struct mimg *img = (struct mimg *)1;
-	ck_assert_int_eq(mimg_open(&img, "no-such-disk.img", NULL, 0),
-			 -ENOENT);
+	ck_assert_int_eq(mimg_open(&img, "no-such-disk.img", NULL, 0), -ENOENT);
 	ck_assert_ptr_null(img);
 	assert_msg_has("no-such-disk.img");
 	assert_msg_has(strerror(ENOENT));
@@ -52,8 +51,7 @@ START_TEST(unknown_format_named)
 	tu_make_sparse("a.img", 4096);
 	ck_assert_int_eq(mimg_open(&img, "a.img", "qcow9", 0), -EINVAL);
 	assert_msg_has("qcow9");
-	ck_assert_int_eq(mimg_create("b.img", "qcow9", 4096, NULL, 0),
-			 -EINVAL);
+	ck_assert_int_eq(mimg_create("b.img", "qcow9", 4096, NULL, 0), -EINVAL);
 	assert_msg_has("qcow9");
 	ck_assert_int_eq(mimg_create("b.img", NULL, 4096, NULL, 0), -EINVAL);
 	assert_msg_has("b.img");
@@ -112,7 +110,8 @@ END_TEST
 START_TEST(internal_helpers)
 {
 	ck_assert_int_eq(mimg_err(-EINVAL, "%s: field %s is %d", "x.img",
-				  "l1_size", 7), -EINVAL);
+				  "l1_size", 7),
+			 -EINVAL);
 	ck_assert_str_eq(mimg_errmsg(), "x.img: field l1_size is 7");
 	ck_assert_int_eq(mimg_err_prefix(-EINVAL, "while opening %s", "y"),
 			 -EINVAL);
@@ -176,8 +175,7 @@ START_TEST(message_is_thread_local)
 	pthread_barrier_t barrier;
 	pthread_t t1, t2;
 	struct tl_arg a1 = {.path = "first-missing.img", .barrier = &barrier};
-	struct tl_arg a2 = {.path = "second-missing.img",
-			    .barrier = &barrier};
+	struct tl_arg a2 = {.path = "second-missing.img", .barrier = &barrier};
 
 	/* the main thread's message must survive the others' failures */
 	mimg_err(-EIO, "main thread message");

@@ -158,8 +158,10 @@ static void run_and_kill(const char *path, enum path via, bool *done,
 	ck_assert_int_eq(kill(pid, SIGKILL), 0);
 	int st;
 	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-	ck_assert_msg(WIFSIGNALED(st), "the writer exited with %d before "
-		      "the kill", WEXITSTATUS(st));
+	ck_assert_msg(WIFSIGNALED(st),
+		      "the writer exited with %d before "
+		      "the kill",
+		      WEXITSTATUS(st));
 	/* Slots reported between our last read and the kill completed too. */
 	while (read(p[0], &k, sizeof(k)) == sizeof(k))
 		if (k < NSLOTS)
@@ -186,8 +188,8 @@ static void verify(const char *path, const bool *done)
 		ck_assert_uint_eq(fread(got, 1, len, f), len);
 		ck_assert_msg(memcmp(want, got, len) == 0,
 			      "%s: completed write of slot %u (%zu bytes at "
-			      "%llu) is missing after the kill", path, k, len,
-			      (unsigned long long)slot_off(k));
+			      "%llu) is missing after the kill",
+			      path, k, len, (unsigned long long)slot_off(k));
 		n++;
 	}
 	free(want);
@@ -204,11 +206,11 @@ struct fmt_case {
 };
 
 static const struct fmt_case cases[] = {
-	{ "raw", "-f raw", false, false },
-	{ "qcow2", "-f qcow2", false, true },
-	{ "qcow2-backing", "-f qcow2 -F raw -b base.raw", true, true },
-	{ "qcow2-extl2", "-f qcow2 -o extended_l2=on", false, true },
-	{ "vmdk", "-f vmdk", false, true },
+	{"raw", "-f raw", false, false},
+	{"qcow2", "-f qcow2", false, true},
+	{"qcow2-backing", "-f qcow2 -F raw -b base.raw", true, true},
+	{"qcow2-extl2", "-f qcow2 -o extended_l2=on", false, true},
+	{"vmdk", "-f vmdk", false, true},
 };
 #define NCASES (int)(sizeof(cases) / sizeof(cases[0]))
 
@@ -234,7 +236,7 @@ static void kill_case(int i, enum path via, unsigned flush_at)
 {
 	const struct fmt_case *fc = &cases[i];
 	char path[4096];
-	bool done[NSLOTS] = { false };
+	bool done[NSLOTS] = {false};
 	make_image(fc, path, sizeof(path));
 	run_and_kill(path, via, done, flush_at);
 	if (fc->has_check) {
@@ -273,10 +275,9 @@ END_TEST
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
-	return tu_main_qemu("exit_kill", "kill",
-			    NULL, 0,
-			    TU_LOOPS({ kill_library, NCASES },
-				     { kill_blockif, NCASES },
-				     { flush_then_kill_library, NCASES },
-				     { flush_then_kill_blockif, NCASES }));
+	return tu_main_qemu("exit_kill", "kill", NULL, 0,
+			    TU_LOOPS({kill_library, NCASES},
+				     {kill_blockif, NCASES},
+				     {flush_then_kill_library, NCASES},
+				     {flush_then_kill_blockif, NCASES}));
 }

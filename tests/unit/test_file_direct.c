@@ -46,14 +46,17 @@ START_TEST(unaligned_transfers_match_model)
 	if (!direct_supported())
 		return;
 	ck_assert(model && mem);
-	ck_assert_int_eq(mimg_file_open(&f, "d.img", MIMG_FILE_RDWR |
-					MIMG_FILE_CREATE | MIMG_FILE_DIRECT), 0);
+	ck_assert_int_eq(mimg_file_open(&f, "d.img",
+					MIMG_FILE_RDWR | MIMG_FILE_CREATE |
+						MIMG_FILE_DIRECT),
+			 0);
 	for (int i = 0; i < 150; i++) {
 		uint8_t pat[4];
 		tu_fill_random(pat, sizeof(pat), seed++);
 		uint32_t len = 1 + ((uint32_t)pat[0] << 8 | pat[1]) % 70000;
-		uint64_t off = (((uint64_t)pat[2] << 16 | (uint64_t)pat[3] << 8 |
-				 (uint64_t)i) % (FILE_SIZE - len));
+		uint64_t off = (((uint64_t)pat[2] << 16 |
+				 (uint64_t)pat[3] << 8 | (uint64_t)i) %
+				(FILE_SIZE - len));
 		uint8_t *p = mem + (i % 7);
 		tu_fill_random(p, len, seed++);
 		ck_assert_int_eq(mimg_file_pwrite(f, p, len, off), 0);
@@ -72,8 +75,9 @@ START_TEST(unaligned_transfers_match_model)
 	ck_assert_int_eq(mimg_file_size(f, &end), 0);
 	ck_assert_uint_eq(end, tu_file_size("d.img"));
 	for (uint64_t off = 0; off < FILE_SIZE; off += 65536 + 13) {
-		uint32_t len = off + 65536 + 13 > FILE_SIZE ?
-				       (uint32_t)(FILE_SIZE - off) : 65536 + 13;
+		uint32_t len = off + 65536 + 13 > FILE_SIZE
+				       ? (uint32_t)(FILE_SIZE - off)
+				       : 65536 + 13;
 		ck_assert_int_eq(mimg_file_pread(f, mem + 5, len, off), 0);
 		ck_assert(memcmp(mem + 5, model + off, len) == 0);
 	}
@@ -90,8 +94,10 @@ START_TEST(odd_sizes_are_kept)
 
 	if (!direct_supported())
 		return;
-	ck_assert_int_eq(mimg_file_open(&f, "s.img", MIMG_FILE_RDWR |
-					MIMG_FILE_CREATE | MIMG_FILE_DIRECT), 0);
+	ck_assert_int_eq(mimg_file_open(&f, "s.img",
+					MIMG_FILE_RDWR | MIMG_FILE_CREATE |
+						MIMG_FILE_DIRECT),
+			 0);
 	tu_fill_random(buf, sizeof(buf), 3);
 	ck_assert_int_eq(mimg_file_pwrite(f, buf, 343, 0), 0);
 	ck_assert_uint_eq(tu_file_size("s.img"), 343);
@@ -141,14 +147,17 @@ START_TEST(partial_block_writes_are_serialised)
 
 	if (!direct_supported())
 		return;
-	ck_assert_int_eq(mimg_file_open(&f, "c.img", MIMG_FILE_RDWR |
-					MIMG_FILE_CREATE | MIMG_FILE_DIRECT), 0);
+	ck_assert_int_eq(mimg_file_open(&f, "c.img",
+					MIMG_FILE_RDWR | MIMG_FILE_CREATE |
+						MIMG_FILE_DIRECT),
+			 0);
 	memset(buf, 0, sizeof(buf));
 	ck_assert_int_eq(mimg_file_pwrite(f, buf, sizeof(buf), 0), 0);
 	for (int i = 0; i < RMW_THREADS; i++) {
 		args[i] = (struct rmw_arg){.f = f, .id = i};
 		ck_assert_int_eq(pthread_create(&th[i], NULL, rmw_worker,
-						&args[i]), 0);
+						&args[i]),
+				 0);
 	}
 	for (int i = 0; i < RMW_THREADS; i++) {
 		void *ret;
@@ -181,9 +190,11 @@ START_TEST(every_format_direct)
 	tu_fill_random(pat, 200000, 7 + (uint64_t)_i);
 	snprintf(path, sizeof(path), "e.%s", fmt);
 	ck_assert_int_eq(mimg_create(path, fmt, 8 << 20, NULL, 0), 0);
-	ck_assert_msg(mimg_open(&img, path, fmt, MIMG_OPEN_RDWR |
-				MIMG_OPEN_DIRECT) == 0, "%s", mimg_errmsg());
-	ck_assert_int_eq(mimg_pwrite(img, pat, 200000, 4096 * 3 + 17, 0), 200000);
+	ck_assert_msg(mimg_open(&img, path, fmt,
+				MIMG_OPEN_RDWR | MIMG_OPEN_DIRECT) == 0,
+		      "%s", mimg_errmsg());
+	ck_assert_int_eq(mimg_pwrite(img, pat, 200000, 4096 * 3 + 17, 0),
+			 200000);
 	ck_assert_int_eq(mimg_pwrite(img, pat + 5, 512, 1 << 20, 0), 512);
 	ck_assert_int_eq(mimg_flush(img), 0);
 	ck_assert_int_eq(mimg_pread(img, back + 1, 200000, 4096 * 3 + 17, 0),
@@ -191,7 +202,8 @@ START_TEST(every_format_direct)
 	ck_assert(memcmp(back + 1, pat, 200000) == 0);
 	ck_assert_int_eq(mimg_close(img), 0);
 	ck_assert_int_eq(mimg_open(&img, path, fmt, 0), 0);
-	ck_assert_int_eq(mimg_pread(img, back, 200000, 4096 * 3 + 17, 0), 200000);
+	ck_assert_int_eq(mimg_pread(img, back, 200000, 4096 * 3 + 17, 0),
+			 200000);
 	ck_assert(memcmp(back, pat, 200000) == 0);
 	ck_assert_int_eq(mimg_pread(img, back, 512, 1 << 20, 0), 512);
 	ck_assert(memcmp(back, pat + 5, 512) == 0);
@@ -207,5 +219,5 @@ int main(void)
 			     TU_TESTS(unaligned_transfers_match_model,
 				      odd_sizes_are_kept,
 				      partial_block_writes_are_serialised),
-			     TU_LOOPS({ every_format_direct, 5 }));
+			     TU_LOOPS({every_format_direct, 5}));
 }

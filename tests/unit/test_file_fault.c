@@ -61,7 +61,8 @@ static void assert_msg_has(const char *needle)
 
 START_TEST(nth_write_fails)
 {
-	struct fault f = {.op = MIMG_FILE_OP_WRITE, .fail_at = 3,
+	struct fault f = {.op = MIMG_FILE_OP_WRITE,
+			  .fail_at = 3,
 			  .err = -ENOSPC};
 	uint8_t buf[4096];
 	tu_make_sparse("a.img", MIB);
@@ -112,8 +113,7 @@ END_TEST
 
 START_TEST(flush_fault_reaches_close)
 {
-	struct fault f = {.op = MIMG_FILE_OP_FLUSH, .fail_at = 1,
-			  .err = -EIO};
+	struct fault f = {.op = MIMG_FILE_OP_FLUSH, .fail_at = 1, .err = -EIO};
 	tu_make_sparse("a.img", 4096);
 	struct mimg *img;
 	ck_assert_int_eq(mimg_open(&img, "a.img", "raw", MIMG_OPEN_RDWR), 0);
@@ -141,7 +141,8 @@ START_TEST(space_operations_fault)
 	tu_make_sparse("a.img", MIB);
 	ck_assert_int_eq(mimg_open(&img, "a.img", "raw", MIMG_OPEN_RDWR), 0);
 
-	struct fault t = {.op = MIMG_FILE_OP_TRUNCATE, .fail_at = 1,
+	struct fault t = {.op = MIMG_FILE_OP_TRUNCATE,
+			  .fail_at = 1,
 			  .err = -EIO};
 	mimg_file_set_fault_hook(hook, &t);
 	ck_assert_int_eq(mimg_truncate(img, 2 * MIB, MIMG_PREALLOC_OFF), -EIO);
@@ -151,13 +152,15 @@ START_TEST(space_operations_fault)
 	ck_assert_int_eq(stat("a.img", &st), 0);
 	ck_assert_int_eq(st.st_size, MIB);
 
-	struct fault a = {.op = MIMG_FILE_OP_ALLOCATE, .fail_at = 1,
+	struct fault a = {.op = MIMG_FILE_OP_ALLOCATE,
+			  .fail_at = 1,
 			  .err = -ENOSPC};
 	mimg_file_set_fault_hook(hook, &a);
 	ck_assert_int_eq(mimg_truncate(img, 2 * MIB, MIMG_PREALLOC_FALLOC),
 			 -ENOSPC);
 
-	struct fault d = {.op = MIMG_FILE_OP_DISCARD, .fail_at = 1,
+	struct fault d = {.op = MIMG_FILE_OP_DISCARD,
+			  .fail_at = 1,
 			  .err = -EIO};
 	mimg_file_set_fault_hook(hook, &d);
 	ck_assert_int_eq(mimg_discard(img, 0, 65536, 0), -EIO);
@@ -166,7 +169,8 @@ START_TEST(space_operations_fault)
 	ck_assert_int_eq(mimg_close(img), 0);
 
 	/* creation with preallocation goes through the same layer */
-	struct fault c = {.op = MIMG_FILE_OP_ALLOCATE, .fail_at = 1,
+	struct fault c = {.op = MIMG_FILE_OP_ALLOCATE,
+			  .fail_at = 1,
 			  .err = -ENOSPC};
 	struct mimg_opt o = {"preallocation", "falloc"};
 	mimg_file_set_fault_hook(hook, &c);
@@ -184,7 +188,8 @@ START_TEST(convert_write_fault_propagates)
 	struct mimg *s, *d;
 	ck_assert_int_eq(mimg_open(&s, "src.img", NULL, 0), 0);
 	ck_assert_int_eq(mimg_open(&d, "dst.img", "raw", MIMG_OPEN_RDWR), 0);
-	struct fault f = {.op = MIMG_FILE_OP_WRITE, .fail_at = 2,
+	struct fault f = {.op = MIMG_FILE_OP_WRITE,
+			  .fail_at = 2,
 			  .err = -EDQUOT};
 	mimg_file_set_fault_hook(hook, &f);
 	mimg_err_clear();
@@ -216,15 +221,15 @@ START_TEST(durable_write_group)
 {
 	static uint8_t big[4 * MIB];
 	const char a[] = "first piece", b[] = "second piece";
-	struct mimg_file_write w[2] = {
-		{ a, sizeof(a), 4096 }, { b, sizeof(b), 3 * MIB + 17 }
-	};
-	int counts[MIMG_FILE_OP_WRITE_DSYNC + 1] = { 0 };
+	struct mimg_file_write w[2] = {{a, sizeof(a), 4096},
+				       {b, sizeof(b), 3 * MIB + 17}};
+	int counts[MIMG_FILE_OP_WRITE_DSYNC + 1] = {0};
 	char got[32];
 	struct mimg_file *f;
 
-	ck_assert_int_eq(mimg_file_open(&f, "d.img", MIMG_FILE_RDWR |
-					MIMG_FILE_CREATE), 0);
+	ck_assert_int_eq(mimg_file_open(&f, "d.img",
+					MIMG_FILE_RDWR | MIMG_FILE_CREATE),
+			 0);
 	mimg_file_set_fault_hook(count_hook, counts);
 	ck_assert_int_eq(mimg_file_pwrite_durable(f, w, 2), 0);
 	ck_assert_int_eq(counts[MIMG_FILE_OP_WRITE], 2);
@@ -243,7 +248,8 @@ START_TEST(durable_write_group)
 	ck_assert_int_eq(mimg_file_pread(f, got, sizeof(b), 3 * MIB + 17), 0);
 	ck_assert_mem_eq(got, b, sizeof(b));
 
-	struct fault flt = {.op = MIMG_FILE_OP_WRITE_DSYNC, .fail_at = 1,
+	struct fault flt = {.op = MIMG_FILE_OP_WRITE_DSYNC,
+			    .fail_at = 1,
 			    .err = -EIO};
 	mimg_file_set_fault_hook(hook, &flt);
 	mimg_err_clear();
@@ -280,12 +286,13 @@ static int log_hook(void *opaque, enum mimg_file_op op, const char *path,
 START_TEST(dsync_segments)
 {
 	char a[] = "one", b[] = "two", c[] = "three", got[16];
-	struct iovec v[3] = { { a, 3 }, { b, 3 }, { c, 5 } };
-	struct op_log l = { { 0 } };
+	struct iovec v[3] = {{a, 3}, {b, 3}, {c, 5}};
+	struct op_log l = {{0}};
 	struct mimg_file *f;
 
-	ck_assert_int_eq(mimg_file_open(&f, "t.qcow2", MIMG_FILE_RDWR |
-					MIMG_FILE_CREATE), 0);
+	ck_assert_int_eq(mimg_file_open(&f, "t.qcow2",
+					MIMG_FILE_RDWR | MIMG_FILE_CREATE),
+			 0);
 	mimg_file_set_fault_hook(log_hook, &l);
 	ck_assert_int_eq(mimg_file_pwritev_dsync(f, v, 3, 100), 0);
 	mimg_file_set_fault_hook(NULL, NULL);
@@ -306,17 +313,18 @@ END_TEST
 START_TEST(exit_safe_cow_is_one_dsync_write)
 {
 	uint8_t *base = malloc(MIB), *buf = malloc(64 * 1024);
-	struct mimg_opt o[2] = { { "backing_file", "b.raw" },
-				 { "backing_fmt", "raw" } };
-	struct op_log l = { { 0 } };
+	struct mimg_opt o[2] = {{"backing_file", "b.raw"},
+				{"backing_fmt", "raw"}};
+	struct op_log l = {{0}};
 	struct mimg *img;
 
 	ck_assert(base && buf);
 	tu_fill_random(base, MIB, 3);
 	tu_write_file("b.raw", base, MIB, 0);
 	ck_assert_int_eq(mimg_create("t.qcow2", "qcow2", MIB, o, 2), 0);
-	ck_assert_int_eq(mimg_open(&img, "t.qcow2", "qcow2", MIMG_OPEN_RDWR |
-				   MIMG_OPEN_EXIT_SAFE), 0);
+	ck_assert_int_eq(mimg_open(&img, "t.qcow2", "qcow2",
+				   MIMG_OPEN_RDWR | MIMG_OPEN_EXIT_SAFE),
+			 0);
 	/* A whole cluster first: the reservation and the L2 table. */
 	memset(buf, 0x11, 65536);
 	ck_assert_int_eq(mimg_pwrite(img, buf, 65536, 0, 0), 65536);
@@ -342,16 +350,16 @@ END_TEST
 
 int main(void)
 {
-	return tu_main_cases(
-		"file_fault",
-		TU_TCASES({ "file_fault",
-			    TU_TESTS(nth_write_fails,
-				     positive_hook_value_is_eio,
-				     flush_fault_reaches_close,
-				     space_operations_fault,
-				     convert_write_fault_propagates,
-				     dsync_segments,
-				     exit_safe_cow_is_one_dsync_write,
-				     durable_write_group),
-			    NULL, 0, NULL, teardown_hook }));
+	return tu_main_cases("file_fault",
+			     TU_TCASES(
+				     {"file_fault",
+				      TU_TESTS(nth_write_fails,
+					       positive_hook_value_is_eio,
+					       flush_fault_reaches_close,
+					       space_operations_fault,
+					       convert_write_fault_propagates,
+					       dsync_segments,
+					       exit_safe_cow_is_one_dsync_write,
+					       durable_write_group),
+				      NULL, 0, NULL, teardown_hook}));
 }

@@ -49,7 +49,10 @@ static int fake_fallocate(int fd, int mode, off_t off, off_t len)
 	}
 	return fallocate(fd, mode, off, len);
 #else
-	(void)fd; (void)mode; (void)off; (void)len;
+	(void)fd;
+	(void)mode;
+	(void)off;
+	(void)len;
 	errno = EOPNOTSUPP;
 	return -1;
 #endif
@@ -169,7 +172,8 @@ START_TEST(memory_file_io)
 	uint8_t buf[64];
 	uint64_t size;
 	ck_assert_int_eq(mimg_file_open_memory(&f, text, sizeof(text), 64,
-					       "mem", MIMG_FILE_RDWR), 0);
+					       "mem", MIMG_FILE_RDWR),
+			 0);
 	ck_assert_int_eq(mimg_file_size(f, &size), 0);
 	ck_assert_uint_eq(size, sizeof(text));
 	/* reads past the end zero-fill; exact reads fail */
@@ -202,7 +206,8 @@ START_TEST(memory_file_read_only)
 	struct mimg_file *f;
 	tu_fill_random(data, sizeof(data), 7);
 	ck_assert_int_eq(mimg_file_open_memory(&f, data, sizeof(data), 1024,
-					       "mem", 0), 0);
+					       "mem", 0),
+			 0);
 	memset(data, 0, sizeof(data)); /* the file holds a copy */
 	ck_assert_int_eq(mimg_file_pread(f, buf, sizeof(buf), 0), 0);
 	tu_fill_random(data, sizeof(data), 7);
@@ -254,7 +259,8 @@ START_TEST(image_from_memory)
 	uint8_t *copy = malloc(len);
 	memcpy(copy, file, len);
 	ck_assert_int_eq(mimg_open_memory(&img, copy, len, "qcow2",
-					  MIMG_OPEN_RDWR), 0);
+					  MIMG_OPEN_RDWR),
+			 0);
 	ck_assert_int_eq(mimg_pwrite(img, data, sizeof(data), 512 << 10, 0),
 			 (ssize_t)sizeof(data));
 	ck_assert_int_eq(mimg_pread(img, back, sizeof(back), 512 << 10, 0),
@@ -281,7 +287,8 @@ START_TEST(memory_image_names_no_files)
 	ck_assert_int_eq(mimg_open_memory(&img, file, len, NULL, 0), -EPERM);
 	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "in memory"));
 	ck_assert_int_eq(mimg_open_memory(&img, file, len, NULL,
-					  MIMG_OPEN_NO_BACKING), 0);
+					  MIMG_OPEN_NO_BACKING),
+			 0);
 	ck_assert_ptr_null(mimg_backing(img));
 	ck_assert_int_eq(mimg_close(img), 0);
 
@@ -290,14 +297,15 @@ START_TEST(memory_image_names_no_files)
 		"parentCID=ffffffff\ncreateType=\"monolithicFlat\"\n"
 		"RW 2048 FLAT \"base.qcow2\" 0\n";
 	ck_assert_int_eq(mimg_open_memory(&img, desc, sizeof(desc) - 1, NULL,
-					  MIMG_OPEN_NO_BACKING), -EPERM);
+					  MIMG_OPEN_NO_BACKING),
+			 -EPERM);
 	ck_assert_int_eq(mimg_open_memory(&img, NULL, 1, NULL, 0), -EINVAL);
 }
 END_TEST
 
 /* A one-member ustar archive of LEN bytes of DATA named NAME at PATH. */
-static size_t write_tar(const char *path, const char *name,
-			const uint8_t *data, size_t len)
+static size_t write_tar(const char *path, const char *name, const uint8_t *data,
+			size_t len)
 {
 	static uint8_t tar[65536];
 	size_t padded = (len + 511) / 512 * 512;
@@ -399,16 +407,15 @@ int main(void)
 {
 	return tu_main_cases(
 		"file_source",
-		TU_TCASES({ "posix",
-			    TU_TESTS(zero_range_works,
-				     zero_range_reports_real_errors,
-				     zero_range_unsupported_is_remembered),
-			    NULL, 0, setup_fs, teardown_fs },
-			  { "memory",
-			    TU_TESTS(memory_file_io, memory_file_read_only,
-				     image_from_memory,
-				     memory_image_names_no_files) },
-			  { "archive",
-			    TU_TESTS(tar_is_unpacked_read_only,
-				     plain_files_are_not_archives) }));
+		TU_TCASES({"posix",
+			   TU_TESTS(zero_range_works,
+				    zero_range_reports_real_errors,
+				    zero_range_unsupported_is_remembered),
+			   NULL, 0, setup_fs, teardown_fs},
+			  {"memory",
+			   TU_TESTS(memory_file_io, memory_file_read_only,
+				    image_from_memory,
+				    memory_image_names_no_files)},
+			  {"archive", TU_TESTS(tar_is_unpacked_read_only,
+					       plain_files_are_not_archives)}));
 }

@@ -39,9 +39,16 @@ static struct mimg *open_luks(const char *path, unsigned flags)
 /* Writes at awkward offsets, checked against a shadow copy. */
 static void rw_roundtrip(const char *extra)
 {
-	static const struct { uint64_t off; size_t len; } w[] = {
-		{0, 4096}, {1000, 100}, {511, 5000}, {MIB - 7, 300},
-		{2 * MIB, 2 * MIB + 1000}, {4 * MIB - 512, 512},
+	static const struct {
+		uint64_t off;
+		size_t len;
+	} w[] = {
+		{0, 4096},
+		{1000, 100},
+		{511, 5000},
+		{MIB - 7, 300},
+		{2 * MIB, 2 * MIB + 1000},
+		{4 * MIB - 512, 512},
 	};
 	const size_t size = 4 * MIB;
 	uint8_t *shadow = calloc(1, size), *buf = malloc(size);
@@ -106,13 +113,16 @@ START_TEST(create_refusals)
 	ck_assert_int_lt(mimg_create("a.luks", "luks", MIB, NULL, 0), 0);
 	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "key-secret"));
 	ck_assert_int_eq(mimg_create_secret("a.luks", "luks", MIB, serpent, 1,
-					    &s), -ENOTSUP);
+					    &s),
+			 -ENOTSUP);
 	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "serpent"));
 	ck_assert_int_eq(mimg_create_secret("a.luks", "luks", MIB, twofish, 1,
-					    &s), -ENOTSUP);
+					    &s),
+			 -ENOTSUP);
 	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "twofish"));
-	ck_assert_int_eq(mimg_create_secret("a.luks", "luks", MIB, sha1essiv,
-					    2, &s), -ENOTSUP);
+	ck_assert_int_eq(mimg_create_secret("a.luks", "luks", MIB, sha1essiv, 2,
+					    &s),
+			 -ENOTSUP);
 	/* formats without encryption take no secret */
 	ck_assert_int_eq(mimg_create_secret("a.raw", "raw", MIB, NULL, 0, &s),
 			 -ENOTSUP);
@@ -126,7 +136,8 @@ START_TEST(wrong_passphrase)
 	create_luks("t.luks", MIB, NULL);
 	ck_assert_int_eq(mimg_open_secret(&img, "t.luks", NULL, 0, &s),
 			 -EACCES);
-	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "Invalid password, "
+	ck_assert_ptr_nonnull(strstr(mimg_errmsg(),
+				     "Invalid password, "
 				     "cannot unlock any keyslot"));
 	ck_assert_ptr_null(strstr(mimg_errmsg(), "wrong"));
 }
@@ -161,8 +172,7 @@ END_TEST
 
 /* Opening t.luks with secret S gives ERR (0: it opens), with WANT in the
  * message (NULL: not looked at). */
-static void expect_open(const struct mimg_secret *s, int err,
-			const char *want)
+static void expect_open(const struct mimg_secret *s, int err, const char *want)
 {
 	struct mimg *img = NULL;
 	int r = mimg_open_secret(&img, "t.luks", NULL, 0, s);
@@ -204,36 +214,34 @@ struct hostile {
 };
 
 static const struct hostile hostile[] = {
-	{ SLOT0 + 4, 4, 20000000, NULL, false, -EINVAL,
-	  "iteration count 20000000" },
-	{ 164, 4, 0xffffffffu, NULL, false, -EINVAL, "above the limit" },
-	{ 164, 4, 0, NULL, false, -EINVAL, "iteration count is 0" },
-	{ SLOT0 + 44, 4, 0x7fffffff, NULL, false, -EINVAL, "stripes" },
-	{ SLOT0 + 40, 4, 0xfffffff0u, NULL, false, -EINVAL,
-	  "key slot 0 material" },
-	{ SLOT0 + 40, 4, 1, NULL, false, -EINVAL, "overlaps the header" },
-	{ SLOT0 + 40, 4, 4000, NULL, false, -EINVAL, "overlaps the payload" },
-	{ 104, 4, 0x10000000, NULL, false, -EINVAL,
-	  "past the end of the file" },
-	{ 104, 4, 1, NULL, false, -EINVAL, "overlaps the header" },
-	{ 104, 4, 100, NULL, false, -EINVAL, "overlaps the payload" },
-	{ 8, 32, 0, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false, -EINVAL,
-	  "cipher name field is not NUL-terminated" },
-	{ 40, 32, 0, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", false, -EINVAL,
-	  "cipher mode field" },
-	{ 72, 32, 0, "ssssssssssssssssssssssssssssssss", false, -EINVAL,
-	  "hash spec field" },
-	{ 108, 4, 0, NULL, false, -EINVAL, "key_bytes 0" },
-	{ 108, 4, 0x40000000, NULL, false, -EINVAL, "key_bytes 1073741824" },
-	{ 108, 4, 40, NULL, false, -ENOTSUP, "key size 40" },
-	{ 8, 8, 0, "serpent", false, -ENOTSUP, "serpent" },
-	{ 72, 6, 0, "md5\0\0\0", false, -ENOTSUP, "md5" },
-	{ 40, 11, 0, "xtsplain64", false, -EINVAL, "cipher mode string" },
-	{ SLOT0, 4, 0x12345678, NULL, false, -EINVAL, "state 0x12345678" },
-	{ 6, 2, 2, NULL, false, -ENOTSUP, "version 2" },
+	{SLOT0 + 4, 4, 20000000, NULL, false, -EINVAL,
+	 "iteration count 20000000"},
+	{164, 4, 0xffffffffu, NULL, false, -EINVAL, "above the limit"},
+	{164, 4, 0, NULL, false, -EINVAL, "iteration count is 0"},
+	{SLOT0 + 44, 4, 0x7fffffff, NULL, false, -EINVAL, "stripes"},
+	{SLOT0 + 40, 4, 0xfffffff0u, NULL, false, -EINVAL,
+	 "key slot 0 material"},
+	{SLOT0 + 40, 4, 1, NULL, false, -EINVAL, "overlaps the header"},
+	{SLOT0 + 40, 4, 4000, NULL, false, -EINVAL, "overlaps the payload"},
+	{104, 4, 0x10000000, NULL, false, -EINVAL, "past the end of the file"},
+	{104, 4, 1, NULL, false, -EINVAL, "overlaps the header"},
+	{104, 4, 100, NULL, false, -EINVAL, "overlaps the payload"},
+	{8, 32, 0, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false, -EINVAL,
+	 "cipher name field is not NUL-terminated"},
+	{40, 32, 0, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", false, -EINVAL,
+	 "cipher mode field"},
+	{72, 32, 0, "ssssssssssssssssssssssssssssssss", false, -EINVAL,
+	 "hash spec field"},
+	{108, 4, 0, NULL, false, -EINVAL, "key_bytes 0"},
+	{108, 4, 0x40000000, NULL, false, -EINVAL, "key_bytes 1073741824"},
+	{108, 4, 40, NULL, false, -ENOTSUP, "key size 40"},
+	{8, 8, 0, "serpent", false, -ENOTSUP, "serpent"},
+	{72, 6, 0, "md5\0\0\0", false, -ENOTSUP, "md5"},
+	{40, 11, 0, "xtsplain64", false, -EINVAL, "cipher mode string"},
+	{SLOT0, 4, 0x12345678, NULL, false, -EINVAL, "state 0x12345678"},
+	{6, 2, 2, NULL, false, -ENOTSUP, "version 2"},
 	/* slot 1 active on top of slot 0's material */
-	{ SLOT0 + 48, 48, 0, NULL, true, -EINVAL,
-	  "overlapping key material" },
+	{SLOT0 + 48, 48, 0, NULL, true, -EINVAL, "overlapping key material"},
 };
 
 static void apply(const struct hostile *c, uint8_t *h)
@@ -270,8 +278,8 @@ START_TEST(hostile_headers)
 	int r = mimg_open_secret(&img, "h.luks", "luks", MIMG_OPEN_RDWR, &s);
 	ck_assert_msg(r == c->err, "got %d (%s), want %d", r, mimg_errmsg(),
 		      c->err);
-	ck_assert_msg(strstr(mimg_errmsg(), c->want),
-		      "message '%s' lacks '%s'", mimg_errmsg(), c->want);
+	ck_assert_msg(strstr(mimg_errmsg(), c->want), "message '%s' lacks '%s'",
+		      mimg_errmsg(), c->want);
 	uint8_t *after = tu_read_file("h.luks", &n2);
 	ck_assert_uint_eq(n1, n2);
 	ck_assert(memcmp(before, after, n1) == 0);
@@ -304,8 +312,8 @@ START_TEST(truncated_file)
 	ck_assert_int_lt(mimg_open_secret(&img, "short.luks", "luks", 0, &s),
 			 0);
 	tu_write_file("hdronly.luks", hdr, sizeof(hdr), 0);
-	ck_assert_int_eq(mimg_open_secret(&img, "hdronly.luks", "luks", 0,
-					  &s), -EINVAL);
+	ck_assert_int_eq(mimg_open_secret(&img, "hdronly.luks", "luks", 0, &s),
+			 -EINVAL);
 }
 END_TEST
 
@@ -365,5 +373,5 @@ int main(void)
 				      no_secret_info_only, secret_struct_size,
 				      iteration_cap_option, truncated_file,
 				      concurrent_io),
-			     TU_LOOPS({ hostile_headers, TU_NELEM(hostile) }));
+			     TU_LOOPS({hostile_headers, TU_NELEM(hostile)}));
 }

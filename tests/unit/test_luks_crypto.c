@@ -34,8 +34,9 @@ static void check_pbkdf2(enum mimg_hash_alg hash, const char *pass,
 	size_t len = strlen(hex) / 2;
 	unhex(hex, want, len);
 	ck_assert_int_eq(mimg_pbkdf2(hash, pass, strlen(pass),
-				     (const uint8_t *)salt, strlen(salt),
-				     iters, got, len), 0);
+				     (const uint8_t *)salt, strlen(salt), iters,
+				     got, len),
+			 0);
 	ck_assert_mem_eq(got, want, len);
 }
 
@@ -82,17 +83,14 @@ END_TEST
 /* IEEE 1619-2007 vector 4: data unit 0, plaintext bytes 0..255 twice. */
 START_TEST(xts_aes128_ieee1619_vector4)
 {
-	static const char key_hex[] =
-		"27182818284590452353602874713526"
-		"31415926535897932384626433832795";
-	static const char head_hex[] =
-		"27a7479befa1d476489f308cd4cfa6e2"
-		"a96e4bbe3208ff25287dd3819616e89c"
-		"c78cf7f5e543445f8333d8fa7f560000"
-		"05279fa5d8b5e4ad40e736ddb4d35412";
-	static const char tail_hex[] =
-		"eb4a427d1923ce3ff262735779a418f2"
-		"0a282df920147beabe421ee5319d0568";
+	static const char key_hex[] = "27182818284590452353602874713526"
+				      "31415926535897932384626433832795";
+	static const char head_hex[] = "27a7479befa1d476489f308cd4cfa6e2"
+				       "a96e4bbe3208ff25287dd3819616e89c"
+				       "c78cf7f5e543445f8333d8fa7f560000"
+				       "05279fa5d8b5e4ad40e736ddb4d35412";
+	static const char tail_hex[] = "eb4a427d1923ce3ff262735779a418f2"
+				       "0a282df920147beabe421ee5319d0568";
 	uint8_t key[32], head[64], tail[32], buf[512], plain[512];
 	struct mimg_sector_cipher sc;
 
@@ -104,7 +102,8 @@ START_TEST(xts_aes128_ieee1619_vector4)
 	memcpy(buf, plain, sizeof(buf));
 	ck_assert_int_eq(mimg_sector_cipher_init(&sc, MIMG_CIPHER_XTS,
 						 MIMG_IVGEN_PLAIN64,
-						 MIMG_HASH_NONE, key, 32), 0);
+						 MIMG_HASH_NONE, key, 32),
+			 0);
 	ck_assert_int_eq(mimg_sector_crypt(&sc, true, 0, buf, 512), 0);
 	ck_assert_mem_eq(buf, head, sizeof(head));
 	ck_assert_mem_eq(buf + 512 - 32, tail, sizeof(tail));
@@ -151,7 +150,8 @@ START_TEST(xts_aes192_by_hand)
 	EVP_CIPHER_CTX_free(k2);
 	ck_assert_int_eq(mimg_sector_cipher_init(&sc, MIMG_CIPHER_XTS,
 						 MIMG_IVGEN_PLAIN64,
-						 MIMG_HASH_NONE, key, 48), 0);
+						 MIMG_HASH_NONE, key, 48),
+			 0);
 	uint8_t plain[512];
 	memcpy(plain, buf, sizeof(buf));
 	ck_assert_int_eq(mimg_sector_crypt(&sc, true, 5, buf, 512), 0);
@@ -179,7 +179,8 @@ static void check_cbc_iv(enum mimg_ivgen_alg ivgen, uint64_t sector,
 	ck_assert(EVP_EncryptUpdate(c, x, &outl, x, 16));
 	EVP_CIPHER_CTX_free(c);
 	ck_assert_int_eq(mimg_sector_cipher_init(&sc, MIMG_CIPHER_CBC, ivgen,
-						 MIMG_HASH_SHA256, key, 16), 0);
+						 MIMG_HASH_SHA256, key, 16),
+			 0);
 	ck_assert_int_eq(mimg_sector_crypt(&sc, true, sector, buf, 512), 0);
 	ck_assert_mem_eq(buf, x, 16);
 	mimg_sector_cipher_wipe(&sc);
@@ -195,7 +196,10 @@ START_TEST(ivgens)
 	tu_fill_random(key, sizeof(key), 3);
 	/* plain: the low 32 bits, little-endian */
 	memset(iv, 0, sizeof(iv));
-	iv[0] = 0x55; iv[1] = 0x44; iv[2] = 0x33; iv[3] = 0x22;
+	iv[0] = 0x55;
+	iv[1] = 0x44;
+	iv[2] = 0x33;
+	iv[3] = 0x22;
 	check_cbc_iv(MIMG_IVGEN_PLAIN, sector, iv, key);
 	/* plain64: all 64 bits */
 	iv[4] = 0x11;
@@ -228,8 +232,9 @@ END_TEST
 
 START_TEST(af_split_merge)
 {
-	static const enum mimg_hash_alg hashes[] = {
-		MIMG_HASH_SHA1, MIMG_HASH_SHA256, MIMG_HASH_SHA512};
+	static const enum mimg_hash_alg hashes[] = {MIMG_HASH_SHA1,
+						    MIMG_HASH_SHA256,
+						    MIMG_HASH_SHA512};
 	static const size_t keylens[] = {16, 24, 32, 48, 64};
 	for (size_t h = 0; h < 3; h++)
 		for (size_t k = 0; k < 5; k++) {
@@ -237,15 +242,18 @@ START_TEST(af_split_merge)
 			uint8_t key[64], back[64], *st = malloc(kl * 4000);
 			ck_assert_ptr_nonnull(st);
 			tu_fill_random(key, kl, h * 10 + k);
-			ck_assert_int_eq(mimg_af_split(hashes[h], key, kl,
-						       4000, st), 0);
-			ck_assert_int_eq(mimg_af_merge(hashes[h], st, kl,
-						       4000, back), 0);
+			ck_assert_int_eq(mimg_af_split(hashes[h], key, kl, 4000,
+						       st),
+					 0);
+			ck_assert_int_eq(mimg_af_merge(hashes[h], st, kl, 4000,
+						       back),
+					 0);
 			ck_assert_mem_eq(back, key, kl);
 			/* destroying one stripe destroys the key */
 			st[kl * 1234] ^= 1;
-			ck_assert_int_eq(mimg_af_merge(hashes[h], st, kl,
-						       4000, back), 0);
+			ck_assert_int_eq(mimg_af_merge(hashes[h], st, kl, 4000,
+						       back),
+					 0);
 			ck_assert(memcmp(back, key, kl) != 0);
 			free(st);
 		}

@@ -35,8 +35,7 @@ static const char *make(int which)
 	ck_assert_int_eq(mimg_create_secret(path, fmts[which], SIZE,
 					    which ? qo : lo, which ? 3 : 2, &s),
 			 0);
-	ck_assert_int_eq(mimg_open_secret(&img, path, NULL, MIMG_OPEN_RDWR,
-					  &s),
+	ck_assert_int_eq(mimg_open_secret(&img, path, NULL, MIMG_OPEN_RDWR, &s),
 			 0);
 	memset(buf, 0xa5, sizeof(buf));
 	ck_assert_int_eq(mimg_pwrite(img, buf, sizeof(buf), 8192, 0), 4096);
@@ -80,8 +79,7 @@ static struct mimg *open_rw(const char *path, const char *pass)
 {
 	struct mimg_secret s = tu_secret(pass);
 	struct mimg *img;
-	ck_assert_int_eq(mimg_open_secret(&img, path, NULL, MIMG_OPEN_RDWR,
-					  &s),
+	ck_assert_int_eq(mimg_open_secret(&img, path, NULL, MIMG_OPEN_RDWR, &s),
 			 0);
 	return img;
 }
@@ -91,9 +89,11 @@ START_TEST(add_and_erase)
 	int which = _i, slot = -1;
 	const char *path = make(which);
 	struct mimg *img = open_rw(path, "first");
-	struct luks1_keyslot_change add = {
-		.activate = true, .slot = -1, .new_pass = "second",
-		.new_len = 6, .iter_time_ms = 5};
+	struct luks1_keyslot_change add = {.activate = true,
+					   .slot = -1,
+					   .new_pass = "second",
+					   .new_len = 6,
+					   .iter_time_ms = 5};
 
 	/* with the key the image is open with: the first free slot */
 	ck_assert_int_eq(change(img, which, &add, &slot), 0);
@@ -118,8 +118,10 @@ START_TEST(add_and_erase)
 
 	/* erase by passphrase, then by slot */
 	img = open_rw(path, "third");
-	struct luks1_keyslot_change del = {.activate = false, .slot = -1,
-					   .old_pass = "first", .old_len = 5};
+	struct luks1_keyslot_change del = {.activate = false,
+					   .slot = -1,
+					   .old_pass = "first",
+					   .old_len = 5};
 	ck_assert_int_eq(change(img, which, &del, NULL), 0);
 	ck_assert_int_eq(change(img, which, &del, NULL), -EACCES);
 	del.old_pass = NULL;
@@ -163,9 +165,11 @@ END_TEST
  * image's slots, qemu-img the LUKS qcow2 image's. */
 START_TEST(oracles)
 {
-	struct luks1_keyslot_change add = {
-		.activate = true, .slot = -1, .new_pass = "second",
-		.new_len = 6, .iter_time_ms = 5};
+	struct luks1_keyslot_change add = {.activate = true,
+					   .slot = -1,
+					   .new_pass = "second",
+					   .new_len = 6,
+					   .iter_time_ms = 5};
 	struct luks1_keyslot_change del = {.activate = false, .slot = 0};
 	if (!tu_have_program("cryptsetup") || !tu_have_program("qemu-img"))
 		return;
@@ -188,14 +192,15 @@ START_TEST(oracles)
 	      "out.raw && qemu-img check -q --object secret,id=s,data=second "
 	      "--image-opts "
 	      "driver=qcow2,file.filename=k.qcow2,encrypt.key-secret=s");
-	ck_assert_int_ne(tu_system("qemu-img info --object secret,id=s,"
-				   "data=first --image-opts driver=qcow2,"
-				   "file.filename=k.qcow2,encrypt.key-secret=s "
-				   "-U >/dev/null 2>&1 && qemu-img convert "
-				   "--object secret,id=s,data=first --image-opts "
-				   "driver=qcow2,file.filename=k.qcow2,"
-				   "encrypt.key-secret=s -O raw o2.raw "
-				   "2>/dev/null"),
+	ck_assert_int_ne(tu_system(
+				 "qemu-img info --object secret,id=s,"
+				 "data=first --image-opts driver=qcow2,"
+				 "file.filename=k.qcow2,encrypt.key-secret=s "
+				 "-U >/dev/null 2>&1 && qemu-img convert "
+				 "--object secret,id=s,data=first --image-opts "
+				 "driver=qcow2,file.filename=k.qcow2,"
+				 "encrypt.key-secret=s -O raw o2.raw "
+				 "2>/dev/null"),
 			 0);
 	uint8_t buf[4096];
 	int fd = open("out.raw", O_RDONLY);
@@ -208,7 +213,6 @@ END_TEST
 
 int main(void)
 {
-	return tu_main_loops("luks_keyslot", "keyslot",
-			     TU_TESTS(oracles),
-			     TU_LOOPS({ add_and_erase, 2 }));
+	return tu_main_loops("luks_keyslot", "keyslot", TU_TESTS(oracles),
+			     TU_LOOPS({add_and_erase, 2}));
 }

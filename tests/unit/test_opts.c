@@ -39,35 +39,35 @@ static const struct {
 	const char *text;
 	uint64_t value;
 } good_sizes[] = {
-	{ "0", 0 },
-	{ "100", 100 },
-	{ "5b", 5 },
-	{ "5B", 5 },
-	{ "1k", 1024 },
-	{ "1K", 1024 },
-	{ "3M", 3ull << 20 },
-	{ "3m", 3ull << 20 },
-	{ "20G", 20ull << 30 },
-	{ "2T", 2ull << 40 },
-	{ "1P", 1ull << 50 },
-	{ "7E", 7ull << 60 },
-	{ "9223372036854775807", 9223372036854775807ull },
-	{ "1.5G", 1610612736ull },
-	{ "1.5k", 1536 },
-	{ "0.5k", 512 },
+	{"0", 0},
+	{"100", 100},
+	{"5b", 5},
+	{"5B", 5},
+	{"1k", 1024},
+	{"1K", 1024},
+	{"3M", 3ull << 20},
+	{"3m", 3ull << 20},
+	{"20G", 20ull << 30},
+	{"2T", 2ull << 40},
+	{"1P", 1ull << 50},
+	{"7E", 7ull << 60},
+	{"9223372036854775807", 9223372036854775807ull},
+	{"1.5G", 1610612736ull},
+	{"1.5k", 1536},
+	{"0.5k", 512},
 	/* rounded to the nearest byte like qemu-img: 1433.6 -> 1434 */
-	{ "1.4k", 1434 },
-	{ "1.6k", 1638 },
-	{ "3.3M", 3460301 },
-	{ "1.9999k", 2048 },
-	{ "1.0001k", 1024 },
-	{ "1.k", 1024 },
-	{ "0x1000", 4096 },
-	{ "0X10", 16 },
+	{"1.4k", 1434},
+	{"1.6k", 1638},
+	{"3.3M", 3460301},
+	{"1.9999k", 2048},
+	{"1.0001k", 1024},
+	{"1.k", 1024},
+	{"0x1000", 4096},
+	{"0X10", 16},
 	/* leading blanks are skipped, as qemu-img does */
-	{ " 5", 5 },
-	{ "\t5k", 5120 },
-	{ " 0x10", 16 },
+	{" 5", 5},
+	{"\t5k", 5120},
+	{" 0x10", 16},
 };
 
 START_TEST(size_accepted)
@@ -80,8 +80,8 @@ START_TEST(size_fraction_ignores_locale)
 {
 	/* a library caller may run with a ',' decimal point */
 	const char *const locales[] = {"de_DE.UTF-8", "de_DE.utf8",
-				       "fr_FR.UTF-8", "fr_FR.utf8", "de_DE",
-				       NULL};
+				       "fr_FR.UTF-8", "fr_FR.utf8",
+				       "de_DE",	      NULL};
 	const char *const *l = locales;
 	for (; *l; l++)
 		if (setlocale(LC_NUMERIC, *l))
@@ -102,32 +102,32 @@ static const struct {
 	const char *text;
 	int err;
 } bad_sizes[] = {
-	{ "1x", -EINVAL },
-	{ "", -EINVAL },
-	{ "-5", -EINVAL },
-	{ "k", -EINVAL },
-	{ "5kB", -EINVAL },
-	{ "1e3", -EINVAL },
-	{ "1.5e3k", -EINVAL },
-	{ "1.5", -EINVAL }, /* fractional bytes */
-	{ "1.5b", -EINVAL },
-	{ ".5G", -EINVAL },
-	{ "1..5G", -EINVAL },
-	{ "0x1.5", -EINVAL },
-	{ "00x10", -EINVAL },
-	{ "1 G", -EINVAL },
-	{ "5 ", -EINVAL },
-	{ " -5", -EINVAL },
-	{ " ", -EINVAL },
+	{"1x", -EINVAL},
+	{"", -EINVAL},
+	{"-5", -EINVAL},
+	{"k", -EINVAL},
+	{"5kB", -EINVAL},
+	{"1e3", -EINVAL},
+	{"1.5e3k", -EINVAL},
+	{"1.5", -EINVAL}, /* fractional bytes */
+	{"1.5b", -EINVAL},
+	{".5G", -EINVAL},
+	{"1..5G", -EINVAL},
+	{"0x1.5", -EINVAL},
+	{"00x10", -EINVAL},
+	{"1 G", -EINVAL},
+	{"5 ", -EINVAL},
+	{" -5", -EINVAL},
+	{" ", -EINVAL},
 	/* qemu-img's limit is INT64_MAX */
-	{ "8E", -ERANGE },
-	{ "16E", -ERANGE },
-	{ "9223372036854775808", -ERANGE },
-	{ "18446744073709551615", -ERANGE },
-	{ "18446744073709551616", -ERANGE },
-	{ "99999999999999999999999k", -ERANGE },
-	{ "8192P", -ERANGE },
-	{ "0xffffffffffffffff", -ERANGE },
+	{"8E", -ERANGE},
+	{"16E", -ERANGE},
+	{"9223372036854775808", -ERANGE},
+	{"18446744073709551615", -ERANGE},
+	{"18446744073709551616", -ERANGE},
+	{"99999999999999999999999k", -ERANGE},
+	{"8192P", -ERANGE},
+	{"0xffffffffffffffff", -ERANGE},
 };
 
 START_TEST(size_refused)
@@ -151,10 +151,10 @@ START_TEST(create_rounds_to_sectors)
 		const char *name;
 		uint64_t size, file_size;
 	} c[] = {
-		{ "a.img", 1, 512 },
-		{ "b.img", 513, 1024 },
-		{ "c.img", 1536, 1536 },
-		{ "z.img", 0, 0 },
+		{"a.img", 1, 512},
+		{"b.img", 513, 1024},
+		{"c.img", 1536, 1536},
+		{"z.img", 0, 0},
 	};
 	for (int i = 0; i < TU_NELEM(c); i++) {
 		ck_assert_int_eq(mimg_create(c[i].name, "raw", c[i].size, NULL,
@@ -172,8 +172,8 @@ static struct mimg_opt *parse(const char *text, int n)
 {
 	struct mimg_opt *o = NULL;
 	int r = mimg_opts_parse(text, &o);
-	ck_assert_msg(r == n, "'%s': %d options, expected %d (%s)", text, r,
-		      n, mimg_errmsg());
+	ck_assert_msg(r == n, "'%s': %d options, expected %d (%s)", text, r, n,
+		      mimg_errmsg());
 	return o;
 }
 
@@ -184,21 +184,23 @@ static const struct {
 	int n;
 	const char *kv[6];
 } parses[] = {
-	{ "a=b,c=d", 2, { "a", "b", "c", "d" } },
-	{ "cluster_size=64k,compat=1.1,preallocation=off", 3,
-	  { NULL, "64k", NULL, "1.1" } },
-	{ "", 0, { NULL } },
+	{"a=b,c=d", 2, {"a", "b", "c", "d"}},
+	{"cluster_size=64k,compat=1.1,preallocation=off",
+	 3,
+	 {NULL, "64k", NULL, "1.1"}},
+	{"", 0, {NULL}},
 	/* an escaped comma may end a value */
-	{ "a=1,,", 1, { NULL, "1," } },
+	{"a=1,,", 1, {NULL, "1,"}},
 	/* the value may contain '=' */
-	{ "backing_file=x=y.img", 1, { "backing_file", "x=y.img" } },
-	{ "k=", 1, { NULL, "" } },
-	{ "backing_file=a,,b.img,backing_fmt=raw", 2,
-	  { "backing_file", "a,b.img", "backing_fmt", "raw" } },
-	{ "x=,,,,,y=1", 2, { NULL, ",,", "y" } },
+	{"backing_file=x=y.img", 1, {"backing_file", "x=y.img"}},
+	{"k=", 1, {NULL, ""}},
+	{"backing_file=a,,b.img,backing_fmt=raw",
+	 2,
+	 {"backing_file", "a,b.img", "backing_fmt", "raw"}},
+	{"x=,,,,,y=1", 2, {NULL, ",,", "y"}},
 	/* a bare key is "on" */
-	{ "lazy_refcounts,a=b", 2, { "lazy_refcounts", "on", "a" } },
-	{ "a=b,flag", 2, { NULL, NULL, "flag", "on" } },
+	{"lazy_refcounts,a=b", 2, {"lazy_refcounts", "on", "a"}},
+	{"a=b,flag", 2, {NULL, NULL, "flag", "on"}},
 };
 
 START_TEST(opts_parsed)
@@ -315,14 +317,14 @@ int main(void)
 {
 	return tu_main_cases(
 		"opts",
-		TU_TCASES({ "sizes",
-			    TU_TESTS(size_fraction_ignores_locale,
-				     size_errors, create_rounds_to_sectors),
-			    TU_LOOPS({ size_accepted, TU_NELEM(good_sizes) },
-				     { size_refused, TU_NELEM(bad_sizes) }) },
-			  { "options",
-			    TU_TESTS(escaped_comma_reaches_create,
-				     opts_empty_name_refused, opts_last_wins,
-				     opts_unknown_refused, opt_helpers),
-			    TU_LOOPS({ opts_parsed, TU_NELEM(parses) }) }));
+		TU_TCASES({"sizes",
+			   TU_TESTS(size_fraction_ignores_locale, size_errors,
+				    create_rounds_to_sectors),
+			   TU_LOOPS({size_accepted, TU_NELEM(good_sizes)},
+				    {size_refused, TU_NELEM(bad_sizes)})},
+			  {"options",
+			   TU_TESTS(escaped_comma_reaches_create,
+				    opts_empty_name_refused, opts_last_wins,
+				    opts_unknown_refused, opt_helpers),
+			   TU_LOOPS({opts_parsed, TU_NELEM(parses)})}));
 }

@@ -18,16 +18,16 @@ static const char *const colours[] = {"red", "green", NULL};
 
 enum { T_FLAG, T_LEN, T_NAME, T_NUM, T_PAINT, T_COUNT };
 static const struct mimg_optdesc schema[] = {
-	{ "flag", MIMG_OPTK_BOOL, "A flag", "off", NULL, NULL, 0 },
-	{ "len", MIMG_OPTK_SIZE, "A length", "64k", NULL, NULL, 0 },
-	{ "name", MIMG_OPTK_STRING, "A name", NULL, NULL, NULL, 0 },
-	{ "num", MIMG_OPTK_NUMBER, "A number", "16", NULL, NULL, 0 },
-	{ "paint", MIMG_OPTK_ENUM, "A colour", "red", colours, "colour", 0 },
-	{ NULL, 0, NULL, NULL, NULL, NULL, 0 },
+	{"flag", MIMG_OPTK_BOOL, "A flag", "off", NULL, NULL, 0},
+	{"len", MIMG_OPTK_SIZE, "A length", "64k", NULL, NULL, 0},
+	{"name", MIMG_OPTK_STRING, "A name", NULL, NULL, NULL, 0},
+	{"num", MIMG_OPTK_NUMBER, "A number", "16", NULL, NULL, 0},
+	{"paint", MIMG_OPTK_ENUM, "A colour", "red", colours, "colour", 0},
+	{NULL, 0, NULL, NULL, NULL, NULL, 0},
 };
 static const struct mimg_optdesc create_only[] = {
-	{ "cluster_size", MIMG_OPTK_SIZE, "x", NULL, NULL, NULL, 0 },
-	{ NULL, 0, NULL, NULL, NULL, NULL, 0 },
+	{"cluster_size", MIMG_OPTK_SIZE, "x", NULL, NULL, NULL, 0},
+	{NULL, 0, NULL, NULL, NULL, NULL, 0},
 };
 
 /* Parse TEXT and check it against the schema; VALS is filled. */
@@ -68,7 +68,8 @@ START_TEST(defaults_and_types)
 	ck_assert_uint_eq(v[T_PAINT].u, 0);
 
 	ck_assert_int_eq(check("flag=on,len=1.5M,name=x,num=0x20,paint=green",
-			       v), 0);
+			       v),
+			 0);
 	for (int i = 0; i < T_COUNT; i++)
 		ck_assert(v[i].set);
 	ck_assert(v[T_FLAG].b);
@@ -204,16 +205,15 @@ static int listing(const char *fmt, unsigned which, char *out, size_t cap)
 START_TEST(listings)
 {
 	char buf[2048];
-	ck_assert_int_eq(listing("raw", MIMG_OPTS_CREATE, buf, sizeof(buf)),
-			 1);
+	ck_assert_int_eq(listing("raw", MIMG_OPTS_CREATE, buf, sizeof(buf)), 1);
 	ck_assert_str_eq(buf, "size=size");
 	ck_assert_int_eq(listing("raw", MIMG_OPTS_FILE, buf, sizeof(buf)), 2);
 	ck_assert_str_eq(buf, "preallocation=str,size=size");
 	ck_assert_int_eq(listing("vdi", MIMG_OPTS_FILE, buf, sizeof(buf)), 3);
 	ck_assert_str_eq(buf, "preallocation=str,size=size,"
 			      "static=bool (on/off)");
-	ck_assert_int_eq(listing("qcow2", MIMG_OPTS_CREATE, buf,
-				 sizeof(buf)), 21);
+	ck_assert_int_eq(listing("qcow2", MIMG_OPTS_CREATE, buf, sizeof(buf)),
+			 21);
 	ck_assert_int_eq(listing("qcow2", MIMG_OPTS_AMEND, buf, sizeof(buf)),
 			 13);
 	ck_assert_str_eq(buf, "backing_file=str,backing_fmt=str,compat=str,"
@@ -222,8 +222,7 @@ START_TEST(listings)
 			      "encrypt.new-secret=str,encrypt.old-secret=str,"
 			      "encrypt.state=str,lazy_refcounts=bool (on/off),"
 			      "refcount_bits=num,size=size");
-	ck_assert_int_eq(listing("luks", MIMG_OPTS_AMEND, buf, sizeof(buf)),
-			 5);
+	ck_assert_int_eq(listing("luks", MIMG_OPTS_AMEND, buf, sizeof(buf)), 5);
 	ck_assert_int_eq(listing("vmdk", MIMG_OPTS_AMEND, buf, sizeof(buf)),
 			 -ENOTSUP);
 	ck_assert_str_eq(mimg_errmsg(), "Format driver 'vmdk' does not "
@@ -232,10 +231,12 @@ START_TEST(listings)
 	ck_assert_str_eq(mimg_errmsg(), "Unknown file format 'nosuch'");
 	ck_assert_int_eq(listing("raw", 0x80, buf, sizeof(buf)), -EINVAL);
 	/* a caller built against a smaller struct gets the fields it has */
-	struct { size_t size; const char *name; } small = {sizeof(small),
-							   NULL};
-	ck_assert_int_eq(mimg_format_opt_info(
-				 "raw", 0, 0, (struct mimg_opt_info *)&small),
+	struct {
+		size_t size;
+		const char *name;
+	} small = {sizeof(small), NULL};
+	ck_assert_int_eq(mimg_format_opt_info("raw", 0, 0,
+					      (struct mimg_opt_info *)&small),
 			 0);
 	ck_assert_str_eq(small.name, "size");
 }
@@ -257,8 +258,7 @@ START_TEST(driver_tables_sound)
 					ck_assert_msg(strcmp(s[i - 1].name,
 							     s[i].name) < 0,
 						      "%s: %s before %s",
-						      (*d)->name,
-						      s[i - 1].name,
+						      (*d)->name, s[i - 1].name,
 						      s[i].name);
 				if (s[i].kind == MIMG_OPTK_ENUM)
 					ck_assert_ptr_nonnull(s[i].values);
@@ -267,7 +267,8 @@ START_TEST(driver_tables_sound)
 				continue;
 			struct mimg_optval *v = calloc(n, sizeof(*v));
 			ck_assert_int_eq(mimg__opts_validate(s, NULL, NULL, 0,
-							     v), 0);
+							     v),
+					 0);
 			free(v);
 		}
 		/* amend needs both the schema and the callback */

@@ -109,14 +109,14 @@ START_TEST(probed_raw_refuses_format_header)
 	uint8_t sector[512];
 	TU_SKIP_WITHOUT_FORMAT("qcow2");
 	tu_make_sparse("guest.img", 1 << 20);
-	ck_assert_int_eq(mimg_open(&img, "guest.img", NULL, MIMG_OPEN_RDWR),
-			 0);
+	ck_assert_int_eq(mimg_open(&img, "guest.img", NULL, MIMG_OPEN_RDWR), 0);
 	ck_assert_str_eq(mimg_format(img), "raw");
 
 	/* a whole-sector write carrying a qcow2 header */
 	memset(sector, 0, sizeof(sector));
 	memcpy(sector, qcow2_magic_v3, sizeof(qcow2_magic_v3));
-	ck_assert_int_eq(mimg_pwrite(img, sector, sizeof(sector), 0, 0), -EPERM);
+	ck_assert_int_eq(mimg_pwrite(img, sector, sizeof(sector), 0, 0),
+			 -EPERM);
 	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "guest.img"));
 	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "qcow2"));
 
@@ -167,13 +167,11 @@ START_TEST(probed_raw_refuses_header_by_discard)
 	const uint8_t future[8] = {'Q', 'F', 'I', 0xfb, 1, 0, 0, 3};
 	const uint8_t v0[8] = {'Q', 'F', 'I', 0xfb, 0, 0, 0, 0};
 	tu_make_sparse("guest.img", 1 << 20);
-	ck_assert_int_eq(mimg_open(&img, "guest.img", NULL, MIMG_OPEN_RDWR),
-			 0);
+	ck_assert_int_eq(mimg_open(&img, "guest.img", NULL, MIMG_OPEN_RDWR), 0);
 	ck_assert_int_eq(mimg_pwrite(img, future, 8, 0, 0), -EPERM);
 	ck_assert_int_eq(mimg_pwrite(img, v0, 8, 0, 0), 8);
 	ck_assert_int_eq(mimg_discard(img, 4, 1, 0), 0);
-	ck_assert_int_eq(mimg_pwrite_zeroes(img, 4, 4, MIMG_ZERO_MAY_UNMAP),
-			 0);
+	ck_assert_int_eq(mimg_pwrite_zeroes(img, 4, 4, MIMG_ZERO_MAY_UNMAP), 0);
 	uint8_t got[8];
 	ck_assert_int_eq(mimg_pread(img, got, 8, 0, 0), 8);
 	ck_assert_mem_eq(got, v0, 8);
@@ -213,8 +211,7 @@ START_TEST(probed_raw_concurrent_halves)
 	struct mimg *img;
 	TU_SKIP_WITHOUT_FORMAT("qcow2");
 	tu_make_sparse("guest.img", 1 << 20);
-	ck_assert_int_eq(mimg_open(&img, "guest.img", NULL, MIMG_OPEN_RDWR),
-			 0);
+	ck_assert_int_eq(mimg_open(&img, "guest.img", NULL, MIMG_OPEN_RDWR), 0);
 	for (int round = 0; round < 2000; round++) {
 		pthread_barrier_t go;
 		pthread_t t1, t2;
@@ -227,8 +224,10 @@ START_TEST(probed_raw_concurrent_halves)
 		pthread_join(t1, NULL);
 		pthread_join(t2, NULL);
 		pthread_barrier_destroy(&go);
-		ck_assert_msg(a.r < 0 || b.r < 0, "round %d: both halves of a "
-			      "qcow2 header were written", round);
+		ck_assert_msg(a.r < 0 || b.r < 0,
+			      "round %d: both halves of a "
+			      "qcow2 header were written",
+			      round);
 		ck_assert(a.r == 4 || b.r == 4);
 	}
 	ck_assert_int_eq(mimg_close(img), 0);
@@ -240,8 +239,7 @@ START_TEST(probed_raw_refuses_vmdk_magic)
 	struct mimg *img;
 	TU_SKIP_WITHOUT_FORMAT("vmdk");
 	tu_make_sparse("guest.img", 65536);
-	ck_assert_int_eq(mimg_open(&img, "guest.img", NULL, MIMG_OPEN_RDWR),
-			 0);
+	ck_assert_int_eq(mimg_open(&img, "guest.img", NULL, MIMG_OPEN_RDWR), 0);
 	ck_assert_int_eq(mimg_pwrite(img, "KDMV", 4, 0, 0), -EPERM);
 	ck_assert_int_eq(mimg_close(img), 0);
 }

@@ -36,8 +36,10 @@ START_TEST(refused_by_name)
 	tu_write_file(h->file, h->bytes, h->len, h->off);
 	ck_assert_int_eq(mimg_open(&img, h->file, NULL, 0), -ENOTSUP);
 	char want[128];
-	snprintf(want, sizeof(want), "image is in %s format, which is not "
-		 "supported", h->format);
+	snprintf(want, sizeof(want),
+		 "image is in %s format, which is not "
+		 "supported",
+		 h->format);
 	ck_assert_msg(strstr(mimg_errmsg(), want), "%s: %s", h->file,
 		      mimg_errmsg());
 	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), h->file));
@@ -108,16 +110,14 @@ START_TEST(probed_raw_refuses_unsupported_header)
 	struct mimg *img;
 	uint8_t sector[512] = {0};
 	tu_make_sparse("guest.img", 1 << 20);
-	ck_assert_int_eq(mimg_open(&img, "guest.img", NULL, MIMG_OPEN_RDWR),
-			 0);
+	ck_assert_int_eq(mimg_open(&img, "guest.img", NULL, MIMG_OPEN_RDWR), 0);
 	ck_assert_str_eq(mimg_format(img), "raw");
 	for (size_t i = 0; i < sizeof(headers) / sizeof(headers[0]); i++) {
 		if (strcmp(headers[i].format, "dmg") == 0)
 			continue; /* a name, not content */
 		memcpy(sector, headers[i].bytes, headers[i].len);
 		ck_assert_int_eq(mimg_pwrite(img, sector, 512, 0, 0), -EPERM);
-		ck_assert_ptr_nonnull(strstr(mimg_errmsg(),
-					     headers[i].format));
+		ck_assert_ptr_nonnull(strstr(mimg_errmsg(), headers[i].format));
 		memset(sector, 0, sizeof(sector));
 	}
 	uint8_t got[512];
@@ -132,5 +132,5 @@ int main(void)
 	return tu_main_loops("probe_unsupported", "probe_unsupported",
 			     TU_TESTS(bochs_and_cloop, raw_by_qemu_rules,
 				      probed_raw_refuses_unsupported_header),
-			     TU_LOOPS({ refused_by_name, TU_NELEM(headers) }));
+			     TU_LOOPS({refused_by_name, TU_NELEM(headers)}));
 }

@@ -27,8 +27,7 @@ static struct mimg *open_overlay(void)
 	tu_write_file("base.raw", buf, sizeof(buf), 0);
 	tu_create("top.qcow2", "qcow2", MIB,
 		  "backing_file=base.raw,backing_fmt=raw", NULL);
-	ck_assert_int_eq(mimg_open(&img, "top.qcow2", NULL, MIMG_OPEN_RDWR),
-			 0);
+	ck_assert_int_eq(mimg_open(&img, "top.qcow2", NULL, MIMG_OPEN_RDWR), 0);
 	ck_assert_int_eq(mimg_pwrite(img, buf, sizeof(buf), 64 * KIB, 0),
 			 (ssize_t)sizeof(buf));
 	return img;
@@ -44,7 +43,8 @@ START_TEST(chain_status_has_depth_and_host_offset)
 
 	/* from the backing file: a raw file holds byte N at N */
 	ck_assert_int_eq(mimg_block_status_chain(img, 4096, 4096, &pnum, &st,
-						 &depth, &host), 0);
+						 &depth, &host),
+			 0);
 	ck_assert_int_eq(depth, 1);
 	ck_assert(st & MIMG_BS_OFFSET_VALID);
 	ck_assert(st & MIMG_BS_ALLOCATED);
@@ -52,7 +52,8 @@ START_TEST(chain_status_has_depth_and_host_offset)
 
 	/* from the overlay: a cluster of its own file, past its header */
 	ck_assert_int_eq(mimg_block_status_chain(img, 64 * KIB, 4096, &pnum,
-						 &st, &depth, &host), 0);
+						 &st, &depth, &host),
+			 0);
 	ck_assert_int_eq(depth, 0);
 	ck_assert(st & MIMG_BS_OFFSET_VALID);
 	ck_assert_uint_ge(host, mimg_cluster_size(img));
@@ -60,7 +61,8 @@ START_TEST(chain_status_has_depth_and_host_offset)
 
 	/* callers without HOST_OFF get statuses as before */
 	ck_assert_int_eq(mimg_block_status_chain(img, 64 * KIB, 4096, &pnum,
-						 &st, NULL, NULL), 0);
+						 &st, NULL, NULL),
+			 0);
 	ck_assert(!(st & MIMG_BS_OFFSET_VALID));
 	ck_assert_int_eq(mimg_close(img), 0);
 }
@@ -138,8 +140,7 @@ START_TEST(convert_refuses_target_the_source_reads)
 	ck_assert_int_eq(mimg_convert(src, dst, NULL), -EBUSY);
 	ck_assert_int_eq(mimg_close(dst), 0);
 	tu_create("dst.raw", "raw", MIB, NULL, NULL);
-	ck_assert_int_eq(mimg_open(&dst, "dst.raw", "raw", MIMG_OPEN_RDWR),
-			 0);
+	ck_assert_int_eq(mimg_open(&dst, "dst.raw", "raw", MIMG_OPEN_RDWR), 0);
 	ck_assert_int_eq(mimg_convert(src, dst, NULL), 0);
 	ck_assert_int_eq(mimg_close(dst), 0);
 	ck_assert_int_eq(mimg_close(src), 0);
@@ -152,8 +153,7 @@ START_TEST(caller_structs_carry_their_size)
 	tu_create("src.raw", "raw", MIB, NULL, NULL);
 	tu_create("dst.raw", "raw", MIB, NULL, NULL);
 	ck_assert_int_eq(mimg_open(&src, "src.raw", "raw", 0), 0);
-	ck_assert_int_eq(mimg_open(&dst, "dst.raw", "raw", MIMG_OPEN_RDWR),
-			 0);
+	ck_assert_int_eq(mimg_open(&dst, "dst.raw", "raw", MIMG_OPEN_RDWR), 0);
 	struct mimg_convert_opts o = {.size = 0};
 	ck_assert_int_eq(mimg_convert(src, dst, &o), -EINVAL);
 	o.size = sizeof(o) + 8; /* a newer header's, unknown here */
@@ -181,7 +181,8 @@ START_TEST(caller_structs_carry_their_size)
 	co.size = sizeof(co);
 	ck_assert_int_eq(mimg_checksum(src, &co, md, &mdlen), 0);
 	struct mimg *again;
-	struct mimg_secret sec = {.size = sizeof(sec) + 8, .data = "x",
+	struct mimg_secret sec = {.size = sizeof(sec) + 8,
+				  .data = "x",
 				  .len = 1};
 	ck_assert_int_eq(mimg_open_secret(&again, "src.raw", "raw", 0, &sec),
 			 -EINVAL);
@@ -202,7 +203,8 @@ START_TEST(io_flags_are_checked)
 	ck_assert_int_eq(mimg_pwrite(img, buf, sizeof(buf), 0, 1u << 9),
 			 -EINVAL);
 	ck_assert_int_eq(mimg_pwrite(img, buf, sizeof(buf), 0,
-				     MIMG_ZERO_MAY_UNMAP), -EINVAL);
+				     MIMG_ZERO_MAY_UNMAP),
+			 -EINVAL);
 	ck_assert_int_eq(mimg_pwrite_zeroes(img, 0, 4096, 1u << 9), -EINVAL);
 	ck_assert_int_eq(mimg_discard(img, 0, 4096, MIMG_ZERO_MAY_UNMAP),
 			 -EINVAL);
@@ -213,8 +215,9 @@ START_TEST(io_flags_are_checked)
 	ck_assert_uint_eq(back[0], 0);
 	ck_assert_int_eq(mimg_pwrite(img, buf, sizeof(buf), 0, MIMG_IO_FUA),
 			 (ssize_t)sizeof(buf));
-	ck_assert_int_eq(mimg_pwrite_zeroes(img, 0, 512, MIMG_IO_FUA |
-					    MIMG_ZERO_MAY_UNMAP), 0);
+	ck_assert_int_eq(mimg_pwrite_zeroes(img, 0, 512,
+					    MIMG_IO_FUA | MIMG_ZERO_MAY_UNMAP),
+			 0);
 	ck_assert_int_eq(mimg_discard(img, 8192, 4096, MIMG_IO_FUA), 0);
 	ck_assert_int_eq(mimg_close(img), 0);
 	size_t len;

@@ -59,9 +59,10 @@ static void amend_with_cut(const char *create_opts, const char *amend,
 	mimg_opts_free(o, (size_t)n);
 	ck_assert_msg(cut || r == 0, "%s: %s", amend, mimg_errmsg());
 	int st = pc_qemu_check();
-	ck_assert_msg(st == 0 || st == 3, "%s on %s, cut at flush %d: "
-		      "qemu-img check exit %d", amend, create_opts, at_flush,
-		      st);
+	ck_assert_msg(st == 0 || st == 3,
+		      "%s on %s, cut at flush %d: "
+		      "qemu-img check exit %d",
+		      amend, create_opts, at_flush, st);
 	ck_assert_msg(tu_system("qemu-img compare -q orig.qcow2 crash.img") ==
 			      0,
 		      "%s on %s, cut at flush %d: content changed", amend,
@@ -71,12 +72,12 @@ static void amend_with_cut(const char *create_opts, const char *amend,
 static const struct {
 	const char *create, *amend;
 } cases[] = {
-	{ "", "refcount_bits=2" }, /* the snapshot makes refcounts of 2 */
-	{ "", "refcount_bits=64,lazy_refcounts=on" },
-	{ "cluster_size=4k", "refcount_bits=8" },
-	{ "", "compat=0.10" },
-	{ "lazy_refcounts=on", "lazy_refcounts=off,compat=0.10" },
-	{ "compat=0.10", "compat=1.1,refcount_bits=8" },
+	{"", "refcount_bits=2"}, /* the snapshot makes refcounts of 2 */
+	{"", "refcount_bits=64,lazy_refcounts=on"},
+	{"cluster_size=4k", "refcount_bits=8"},
+	{"", "compat=0.10"},
+	{"lazy_refcounts=on", "lazy_refcounts=off,compat=0.10"},
+	{"compat=0.10", "compat=1.1,refcount_bits=8"},
 };
 #define NCASES (int)(sizeof(cases) / sizeof(cases[0]))
 
@@ -100,8 +101,7 @@ START_TEST(calling_rules)
 	ck_assert_int_eq(mimg_amend(img, &size, 1, 0, NULL, NULL), -EROFS);
 	mimg_close(img);
 	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL, MIMG_OPEN_RDWR), 0);
-	ck_assert_int_eq(mimg_amend(img, &size, 1, 0x80, NULL, NULL),
-			 -EINVAL);
+	ck_assert_int_eq(mimg_amend(img, &size, 1, 0x80, NULL, NULL), -EINVAL);
 	ck_assert_int_eq(mimg_amend(img, &bad, 1, 0, NULL, NULL), -EINVAL);
 	ck_assert_str_eq(mimg_errmsg(), "Invalid parameter 'cluster_size'\n"
 					"This option is only supported for "
@@ -112,7 +112,8 @@ START_TEST(calling_rules)
 	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "Cannot decrease refcount "
 						    "entry width to 1 bits"));
 	ck_assert_int_eq(mimg_amend(img, &size, 1, MIMG_AMEND_FORCE, NULL,
-				    NULL), 0);
+				    NULL),
+			 0);
 	ck_assert_uint_eq(mimg_size(img), 8u << 20);
 	ck_assert_int_eq(mimg_close(img), 0);
 	ck_assert_int_eq(mimg_create("r.img", "raw", 1 << 20, NULL, 0), 0);
@@ -128,5 +129,5 @@ int main(void)
 {
 	return tu_main_qemu("qcow2_amend_powercut", "amend",
 			    TU_TESTS(calling_rules),
-			    TU_LOOPS({ power_cut, NCASES }));
+			    TU_LOOPS({power_cut, NCASES}));
 }

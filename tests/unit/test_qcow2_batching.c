@@ -77,8 +77,7 @@ static struct mimg *create_and_watch(struct rb_watch *w, uint8_t **model)
 
 /* Allocating writes of one cluster each, one cluster apart, so that
  * every one is a request and an allocation of its own. */
-static void write_clusters(struct mimg *img, uint8_t *model, int first,
-			   int n)
+static void write_clusters(struct mimg *img, uint8_t *model, int first, int n)
 {
 	uint8_t *b = malloc(CS);
 	ck_assert_ptr_nonnull(b);
@@ -120,26 +119,30 @@ static void finish(struct mimg *img, uint8_t *model)
 
 START_TEST(refcounts_written_per_sync)
 {
-	struct rb_watch w = { 0 };
+	struct rb_watch w = {0};
 	uint8_t *model;
 	struct mimg *img = create_and_watch(&w, &model);
 	write_clusters(img, model, 0, NWRITES);
 	int before_flush = __atomic_load_n(&w.writes, __ATOMIC_SEQ_CST);
 	/* The new L2 table's own refcount is written when it is made; the
 	 * data clusters' wait for the flush. */
-	ck_assert_msg(before_flush <= 2, "%d writes into the refcount block "
-		      "for %d allocating writes", before_flush, NWRITES);
+	ck_assert_msg(before_flush <= 2,
+		      "%d writes into the refcount block "
+		      "for %d allocating writes",
+		      before_flush, NWRITES);
 	ck_assert_int_eq(mimg_flush(img), 0);
 	int after_flush = __atomic_load_n(&w.writes, __ATOMIC_SEQ_CST);
-	ck_assert_msg(after_flush == before_flush + 1, "the flush wrote the "
-		      "refcount block %d times", after_flush - before_flush);
+	ck_assert_msg(after_flush == before_flush + 1,
+		      "the flush wrote the "
+		      "refcount block %d times",
+		      after_flush - before_flush);
 	finish(img, model);
 }
 END_TEST
 
 START_TEST(failed_refcount_writeback_keeps_counts)
 {
-	struct rb_watch w = { 0 };
+	struct rb_watch w = {0};
 	uint8_t *model;
 	struct mimg *img = create_and_watch(&w, &model);
 	write_clusters(img, model, 0, NWRITES / 2);

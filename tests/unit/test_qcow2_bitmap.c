@@ -65,7 +65,7 @@ static void image_with_bitmap(void)
 	ck_assert_int_eq(mimg_create("t.qcow2", "qcow2", SIZE, NULL, 0), 0);
 	struct mimg *img = open_rw();
 	ck_assert_int_eq(mimg_bitmap_add(img, "b", 512, 0), 0);
-	char buf[4096] = { 1 };
+	char buf[4096] = {1};
 	ck_assert_int_eq(mimg_pwrite(img, buf, sizeof(buf), 1 << 20, 0),
 			 (ssize_t)sizeof(buf));
 	ck_assert_int_eq(mimg_close(img), 0);
@@ -123,7 +123,7 @@ START_TEST(death_leaves_in_use)
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
 		struct mimg *img = NULL;
-		char buf[512] = { 0 };
+		char buf[512] = {0};
 		if (mimg_open(&img, "t.qcow2", "qcow2", MIMG_OPEN_RDWR) < 0 ||
 		    mimg_pwrite(img, buf, 512, 0, 0) != 512)
 			_exit(1);
@@ -172,10 +172,9 @@ START_TEST(refusals)
 			 -EINVAL);
 	ck_assert_int_eq(mimg_close(img), 0);
 
-	struct mimg_opt v2[] = { { "compat", "0.10" } };
+	struct mimg_opt v2[] = {{"compat", "0.10"}};
 	ck_assert_int_eq(mimg_create("v2.qcow2", "qcow2", SIZE, v2, 1), 0);
-	ck_assert_int_eq(mimg_open(&img, "v2.qcow2", NULL, MIMG_OPEN_RDWR),
-			 0);
+	ck_assert_int_eq(mimg_open(&img, "v2.qcow2", NULL, MIMG_OPEN_RDWR), 0);
 	ck_assert_int_eq(mimg_bitmap_add(img, "a", 0, 0), -ENOTSUP);
 	mimg_close(img);
 	ck_assert_int_eq(mimg_create("r.img", "raw", SIZE, NULL, 0), 0);

@@ -78,8 +78,10 @@ static bool all_dirty(struct mimg *img, const char *name, uint64_t off,
 static void check_crash(int at, const char *disabled_before)
 {
 	int st = pc_qemu_check();
-	ck_assert_msg(st == 0 || st == 3, "cut at flush %d: qemu-img check "
-		      "exit %d", at, st);
+	ck_assert_msg(st == 0 || st == 3,
+		      "cut at flush %d: qemu-img check "
+		      "exit %d",
+		      at, st);
 	struct mimg *img;
 	ck_assert_int_eq(mimg_open(&img, "crash.img", "qcow2", 0), 0);
 	char buf[4096];
@@ -90,8 +92,7 @@ static void check_crash(int at, const char *disabled_before)
 		/* consistent: the cut came after the final store */
 		for (int i = 0; i < NWRITES; i++)
 			ck_assert_msg(all_dirty(img, "b", w_off(i), w_len(i)),
-				      "cut at %d: write %d clean in b", at,
-				      i);
+				      "cut at %d: write %d clean in b", at, i);
 		tu_sh("nbdinfo --map=qemu:dirty-bitmap:b -- [ qemu-nbd -r -B b "
 		      "-f qcow2 crash.img ] > /dev/null");
 	}
@@ -139,7 +140,6 @@ int main(void)
 {
 	if (!tu_have_format("qcow2"))
 		return 77;
-	return tu_main_loops("qcow2_bitmap_powercut", "powercut",
-			     NULL, 0,
-			     TU_LOOPS({ power_cut_bitmaps, 3 }));
+	return tu_main_loops("qcow2_bitmap_powercut", "powercut", NULL, 0,
+			     TU_LOOPS({power_cut_bitmaps, 3}));
 }

@@ -21,7 +21,7 @@
 
 static void put_be16(const char *path, uint64_t off, uint16_t v)
 {
-	uint8_t b[2] = { (uint8_t)(v >> 8), (uint8_t)v };
+	uint8_t b[2] = {(uint8_t)(v >> 8), (uint8_t)v};
 	tu_write_file(path, b, 2, off);
 }
 
@@ -219,7 +219,7 @@ START_TEST(overlap_marks_corrupt_until_repaired)
 	put_be16("t.qcow2", RB_OFF + 2 * 3, 0); /* L1 table: cluster 3 */
 	struct mimg *img;
 	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL, MIMG_OPEN_RDWR), 0);
-	uint8_t b[512] = { 1 };
+	uint8_t b[512] = {1};
 	ck_assert_int_eq(mimg_pwrite(img, b, sizeof(b), 3 << 20, 0), -EIO);
 	ck_assert(strstr(mimg_errmsg(), "L1 table") != NULL);
 	mimg_close(img);

@@ -37,12 +37,12 @@ START_TEST(convert_compressed)
 		return;
 	const char *ct = _i ? "zstd" : "zlib";
 	make_source();
-	struct mimg_opt o[] = { { "compression_type", ct } };
+	struct mimg_opt o[] = {{"compression_type", ct}};
 	ck_assert_int_eq(mimg_create("t.qcow2", "qcow2", SIZE, o, 1), 0);
 	struct mimg *src, *dst;
 	ck_assert_int_eq(mimg_open(&src, "src.raw", "raw", 0), 0);
 	ck_assert_int_eq(mimg_open(&dst, "t.qcow2", NULL, MIMG_OPEN_RDWR), 0);
-	struct mimg_convert_opts co = { .size = sizeof(co), .compress = 1 };
+	struct mimg_convert_opts co = {.size = sizeof(co), .compress = 1};
 	int r = mimg_convert(src, dst, &co);
 	ck_assert_msg(r == 0, "%s", mimg_errmsg());
 	mimg_close(src);
@@ -114,8 +114,8 @@ START_TEST(zstd_frame_must_end_at_cluster)
 			ck_assert_int_eq(r, 0);
 			ck_assert_int_eq(memcmp(out, src, CS), 0);
 		} else {
-			ck_assert_msg(r == -EIO, "a %zu-byte frame gave %d", len,
-				      r);
+			ck_assert_msg(r == -EIO, "a %zu-byte frame gave %d",
+				      len, r);
 		}
 	}
 	free(src);
@@ -129,5 +129,5 @@ int main(void)
 	return tu_main_loops("qcow2_compress", "compress",
 			     TU_TESTS(compress_callbacks,
 				      zstd_frame_must_end_at_cluster),
-			     TU_LOOPS({ convert_compressed, 2 }));
+			     TU_LOOPS({convert_compressed, 2}));
 }

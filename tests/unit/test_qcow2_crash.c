@@ -52,7 +52,7 @@ struct variant {
 	const char *opts; /* creation options besides the backing file */
 	uint32_t cluster_size;
 	bool expect_reftable_growth;
-	int cuts;	  /* how many cut points to try */
+	int cuts; /* how many cut points to try */
 	/* Lazy refcounts: refcounts on disk may be stale after a cut until
 	 * the dirty image is opened read-write, which rebuilds them. */
 	bool lazy;
@@ -89,8 +89,8 @@ struct model {
 	struct logged_op *log;	  /* ops issued since the last flush */
 	size_t nlog, caplog;
 	uint32_t next_version;
-	bool grown;		  /* the image was grown to IMG_SIZE */
-	bool grown_durable;	  /* ... and flushed since */
+	bool grown;	    /* the image was grown to IMG_SIZE */
+	bool grown_durable; /* ... and flushed since */
 };
 
 /* Content of unit U at version V.  Version 0 is the initial content: the
@@ -127,19 +127,17 @@ static void model_free(struct model *m)
 	free(m);
 }
 
-static void model_log(struct model *m, uint64_t off, uint64_t len,
-		      uint32_t v)
+static void model_log(struct model *m, uint64_t off, uint64_t len, uint32_t v)
 {
 	if (m->nlog == m->caplog) {
 		m->caplog = m->caplog ? m->caplog * 2 : 256;
 		m->log = realloc(m->log, m->caplog * sizeof(*m->log));
 		ck_assert_ptr_nonnull(m->log);
 	}
-	m->log[m->nlog++] = (struct logged_op){ off, len, v };
+	m->log[m->nlog++] = (struct logged_op){off, len, v};
 }
 
-static void model_apply(struct model *m, uint64_t off, uint64_t len,
-			uint32_t v)
+static void model_apply(struct model *m, uint64_t off, uint64_t len, uint32_t v)
 {
 	for (uint64_t u = off / UNIT; u < (off + len) / UNIT; u++)
 		m->cur[u] = v;
@@ -279,8 +277,8 @@ static int run_workload(struct workload *w)
 	 * copy-on-write of partial clusters. */
 	for (int i = 0; i < 48; i++) {
 		uint64_t len = UNIT * (1 + wl_rand(w) % 100);
-		uint64_t off = UNIT * (wl_rand(w) %
-				       ((BACKING_SIZE + 65536) / UNIT));
+		uint64_t off = UNIT *
+			       (wl_rand(w) % ((BACKING_SIZE + 65536) / UNIT));
 		TRY(wl_write(w, off, len));
 		if (i % 12 == 11)
 			TRY(wl_flush(w));
@@ -303,7 +301,8 @@ static int run_workload(struct workload *w)
 	if (w->can_discard) {
 		for (int i = 0; i < 8; i++) {
 			uint64_t first = BACKING_SIZE / cs;
-			uint64_t c = first + wl_rand(w) % (nclusters - first - 4);
+			uint64_t c = first +
+				     wl_rand(w) % (nclusters - first - 4);
 			TRY(wl_discard(w, c * cs, cs * (1 + wl_rand(w) % 4)));
 		}
 	}
@@ -352,10 +351,9 @@ static void create_image(const struct variant *var)
 	struct mimg_opt all[16];
 	ck_assert_int_lt(n, 14);
 	memcpy(all, opts, (size_t)n * sizeof(*opts));
-	all[n++] = (struct mimg_opt){ "backing_file", base_path };
-	all[n++] = (struct mimg_opt){ "backing_fmt", "raw" };
-	int ret = mimg_create(img_path, "qcow2", IMG_SIZE / 2, all,
-			      (size_t)n);
+	all[n++] = (struct mimg_opt){"backing_file", base_path};
+	all[n++] = (struct mimg_opt){"backing_fmt", "raw"};
+	int ret = mimg_create(img_path, "qcow2", IMG_SIZE / 2, all, (size_t)n);
 	ck_assert_msg(ret == 0, "create %s (%s): %s", img_path, var->opts,
 		      mimg_errmsg());
 	mimg_opts_free(opts, (size_t)(n - 2));
@@ -373,8 +371,8 @@ static uint32_t reftable_clusters(void)
 }
 
 struct qemu_check {
-	int status;	 /* qemu-img check's exit status */
-	long leaks;	 /* -1 when absent from the JSON (= none) */
+	int status; /* qemu-img check's exit status */
+	long leaks; /* -1 when absent from the JSON (= none) */
 	long corruptions;
 };
 
@@ -407,7 +405,8 @@ static struct qemu_check qemu_img_check(void)
 static void dump_check_output(void)
 {
 	tu_system("cat check.json check.err >&2; "
-		  "qemu-img check -f qcow2 '%s' >&2", img_path);
+		  "qemu-img check -f qcow2 '%s' >&2",
+		  img_path);
 }
 
 /* The image's content as qemu reads it, zero-padded to IMG_SIZE; *SIZEP
@@ -479,8 +478,10 @@ static void reopen_to_rebuild(const struct variant *var, unsigned long cut)
 {
 	struct mimg *img = NULL;
 	int ret = mimg_open(&img, img_path, "qcow2", MIMG_OPEN_RDWR);
-	ck_assert_msg(ret == 0, "%s: cut after %lu writes: read-write open "
-		      "of the dirty image: %s", var->name, cut, mimg_errmsg());
+	ck_assert_msg(ret == 0,
+		      "%s: cut after %lu writes: read-write open "
+		      "of the dirty image: %s",
+		      var->name, cut, mimg_errmsg());
 	ck_assert_int_eq(mimg_close(img), 0);
 }
 
@@ -493,27 +494,31 @@ static void verify_cut(const struct variant *var, const struct model *m,
 	if (qc.status != 0 && qc.status != 3) {
 		dump_check_output();
 		ck_abort_msg("%s: cut after %lu writes: qemu-img check exit %d "
-			     "(corruptions %ld)", var->name, cut, qc.status,
-			     qc.corruptions);
+			     "(corruptions %ld)",
+			     var->name, cut, qc.status, qc.corruptions);
 	}
 
 	uint64_t size;
 	uint8_t *qbuf = qemu_read_all(&size);
 	ck_assert_msg(size == IMG_SIZE || !m->grown_durable,
 		      "%s: cut after %lu writes: the flushed growth of the "
-		      "image was lost", var->name, cut);
+		      "image was lost",
+		      var->name, cut);
 	/* (Check logs every assertion, so loops test first.) */
 	for (uint64_t u = 0; u < size / UNIT; u++)
 		if (!unit_acceptable(m, u, qbuf + u * UNIT))
-			ck_abort_msg("%s: cut after %lu writes: bytes at %" PRIu64
-				     " hold neither the flushed data nor a "
-				     "later write", var->name, cut, u * UNIT);
+			ck_abort_msg(
+				"%s: cut after %lu writes: bytes at %" PRIu64
+				" hold neither the flushed data nor a "
+				"later write",
+				var->name, cut, u * UNIT);
 
 	/* mimg must see the same bytes and the same leaks as qemu. */
 	uint8_t *mbuf = mimg_read_all(0, size);
 	ck_assert_msg(memcmp(mbuf, qbuf, IMG_SIZE) == 0,
 		      "%s: cut after %lu writes: mimg reads other data than "
-		      "qemu-img", var->name, cut);
+		      "qemu-img",
+		      var->name, cut);
 	free(mbuf);
 
 	struct mimg *img = NULL;
@@ -525,8 +530,8 @@ static void verify_cut(const struct variant *var, const struct model *m,
 	ck_assert_uint_eq(res.corruptions, 0);
 	ck_assert_msg(res.leaks == (uint64_t)(qc.leaks < 0 ? 0 : qc.leaks),
 		      "%s: cut after %lu writes: mimg check counts %" PRIu64
-		      " leaks, qemu-img %ld", var->name, cut, res.leaks,
-		      qc.leaks);
+		      " leaks, qemu-img %ld",
+		      var->name, cut, res.leaks, qc.leaks);
 	mimg_check_result_free(&res);
 	mimg_close(img);
 
@@ -536,7 +541,8 @@ static void verify_cut(const struct variant *var, const struct model *m,
 				 0);
 		res = (struct mimg_check_result){.size = sizeof(res)};
 		ck_assert_msg(mimg_check(img, MIMG_CHECK_REPAIR_LEAKS, &res) ==
-				      0, "repair: %s", mimg_errmsg());
+				      0,
+			      "repair: %s", mimg_errmsg());
 		ck_assert_uint_eq(res.leaks, 0);
 		ck_assert_uint_eq(res.leaks_fixed, (uint64_t)qc.leaks);
 		mimg_check_result_free(&res);
@@ -552,8 +558,7 @@ static void verify_cut(const struct variant *var, const struct model *m,
 		uint8_t *rbuf = qemu_read_all(&rsize);
 		ck_assert_uint_eq(rsize, size);
 		ck_assert_msg(memcmp(rbuf, qbuf, IMG_SIZE) == 0,
-			      "%s: leak repair changed the content",
-			      var->name);
+			      "%s: leak repair changed the content", var->name);
 		free(rbuf);
 	}
 	free(qbuf);
@@ -583,7 +588,8 @@ static void run_variant(const struct variant *var)
 	if (qc.status != 0) {
 		dump_check_output();
 		ck_abort_msg("%s: qemu-img check exit %d after the uncut "
-			     "workload", var->name, qc.status);
+			     "workload",
+			     var->name, qc.status);
 	}
 	uint64_t size;
 	uint8_t *qbuf = qemu_read_all(&size);
@@ -592,14 +598,16 @@ static void run_variant(const struct variant *var)
 		uint8_t want[UNIT];
 		unit_content(u, m->cur[u], want);
 		if (memcmp(qbuf + u * UNIT, want, UNIT) != 0)
-			ck_abort_msg("%s: uncut workload: wrong data at %" PRIu64,
-				     var->name, u * UNIT);
+			ck_abort_msg(
+				"%s: uncut workload: wrong data at %" PRIu64,
+				var->name, u * UNIT);
 	}
 	free(qbuf);
 	if (var->expect_reftable_growth)
 		ck_assert_msg(reftable_clusters() > rt_before,
 			      "%s: the workload did not grow the refcount "
-			      "table (%u clusters)", var->name, rt_before);
+			      "table (%u clusters)",
+			      var->name, rt_before);
 	model_free(m);
 	ck_assert_uint_gt(total, 10);
 	const char *env = getenv("MIMG_CRASH_CUTS");
@@ -610,9 +618,10 @@ static void run_variant(const struct variant *var)
 		grow_n = grow_ops_end - grow_ops_begin;
 	if (grow_n > (unsigned long)tu_scaled(16))
 		grow_n = (unsigned long)tu_scaled(16);
-	fprintf(stderr, "%s: %lu write-type operations, %d cut points "
-		"+ %lu in the growth of the image\n", var->name, total, cuts,
-		grow_n);
+	fprintf(stderr,
+		"%s: %lu write-type operations, %d cut points "
+		"+ %lu in the growth of the image\n",
+		var->name, total, cuts, grow_n);
 
 	/* Cut points: evenly spread over the stream, plus the first few
 	 * (header and first allocation) and pseudo-random ones. */
@@ -632,10 +641,14 @@ static void run_variant(const struct variant *var)
 		}
 		m = model_new();
 		unsigned long seen = run_once(var, m, cut, &wl_ret);
-		ck_assert_msg(wl_ret != 0, "%s: cut after %lu of %lu writes "
-			      "went unnoticed", var->name, cut, total);
-		ck_assert_msg(seen > cut, "%s: fewer writes (%lu) than the "
-			      "cut (%lu)", var->name, seen, cut);
+		ck_assert_msg(wl_ret != 0,
+			      "%s: cut after %lu of %lu writes "
+			      "went unnoticed",
+			      var->name, cut, total);
+		ck_assert_msg(seen > cut,
+			      "%s: fewer writes (%lu) than the "
+			      "cut (%lu)",
+			      var->name, seen, cut);
 		verify_cut(var, m, cut, i % 4 == 1);
 		model_free(m);
 	}
@@ -646,16 +659,16 @@ static const struct variant variants[] = {
 	/* refcount_bits=64 with 512-byte clusters: one refcount block covers
 	 * 32 KiB and the initial one-cluster table 2 MiB, so the 3 MiB fill
 	 * grows the table. */
-	{ "refcount64", "cluster 512, refcount_bits 64",
-	  "cluster_size=512,refcount_bits=64", 512, true, 48, false },
-	{ "compat010", "compat 0.10, cluster 512",
-	  "compat=0.10,cluster_size=512", 512, false, 24, false },
-	{ "extended_l2", "extended_l2, cluster 16k",
-	  "extended_l2=on,cluster_size=16384", 16384, false, 24, false },
-	{ "refcount1", "refcount_bits 1, cluster 1k",
-	  "refcount_bits=1,cluster_size=1k", 1024, false, 16, false },
-	{ "lazy", "lazy refcounts, cluster 512",
-	  "lazy_refcounts=on,cluster_size=512", 512, false, 16, true },
+	{"refcount64", "cluster 512, refcount_bits 64",
+	 "cluster_size=512,refcount_bits=64", 512, true, 48, false},
+	{"compat010", "compat 0.10, cluster 512",
+	 "compat=0.10,cluster_size=512", 512, false, 24, false},
+	{"extended_l2", "extended_l2, cluster 16k",
+	 "extended_l2=on,cluster_size=16384", 16384, false, 24, false},
+	{"refcount1", "refcount_bits 1, cluster 1k",
+	 "refcount_bits=1,cluster_size=1k", 1024, false, 16, false},
+	{"lazy", "lazy refcounts, cluster 512",
+	 "lazy_refcounts=on,cluster_size=512", 512, false, 16, true},
 };
 
 START_TEST(crash_variant)
@@ -671,15 +684,14 @@ static unsigned long convert_once(unsigned long allowed, int *retp)
 {
 	unlink(img_path);
 	static const struct mimg_opt opts[] = {
-		{ "cluster_size", "4096" },
-		{ "compression_type", "zstd" },
+		{"cluster_size", "4096"},
+		{"compression_type", "zstd"},
 	};
 	ck_assert_int_eq(mimg_create(img_path, "qcow2", IMG_SIZE / 2, opts, 2),
 			 0);
 	struct mimg *src = NULL, *dst = NULL;
 	ck_assert_int_eq(mimg_open(&src, "src.raw", "raw", 0), 0);
-	ck_assert_int_eq(mimg_open(&dst, img_path, "qcow2", MIMG_OPEN_RDWR),
-			 0);
+	ck_assert_int_eq(mimg_open(&dst, img_path, "qcow2", MIMG_OPEN_RDWR), 0);
 	struct mimg_convert_opts co;
 	memset(&co, 0, sizeof(co));
 	co.size = sizeof(co);
@@ -716,20 +728,25 @@ START_TEST(crash_convert_compressed)
 	ck_assert_int_eq(qemu_img_check().status, 0);
 	const char *env = getenv("MIMG_CRASH_CUTS");
 	int cuts = env ? atoi(env) : tu_scaled(16);
-	fprintf(stderr, "convert -c: %lu write-type operations, %d cut "
-		"points\n", total, cuts);
+	fprintf(stderr,
+		"convert -c: %lu write-type operations, %d cut "
+		"points\n",
+		total, cuts);
 	for (int i = 0; i < cuts; i++) {
 		unsigned long cut = (unsigned long)((uint64_t)total *
-						    (uint64_t)i / (uint64_t)cuts);
+						    (uint64_t)i /
+						    (uint64_t)cuts);
 		convert_once(cut, &ret);
-		ck_assert_msg(ret != 0, "convert -c: cut after %lu writes went "
-			      "unnoticed", cut);
+		ck_assert_msg(ret != 0,
+			      "convert -c: cut after %lu writes went "
+			      "unnoticed",
+			      cut);
 		struct qemu_check qc = qemu_img_check();
 		if (qc.status != 0 && qc.status != 3) {
 			dump_check_output();
 			ck_abort_msg("convert -c: cut after %lu of %lu writes: "
-				     "qemu-img check exit %d", cut, total,
-				     qc.status);
+				     "qemu-img check exit %d",
+				     cut, total, qc.status);
 		}
 		uint64_t size;
 		uint8_t *got = qemu_read_all(&size);
@@ -738,9 +755,11 @@ START_TEST(crash_convert_compressed)
 		for (uint64_t off = 0; off < size; off += 4096)
 			if (memcmp(got + off, src + off, 4096) != 0 &&
 			    memcmp(got + off, zero, 4096) != 0)
-				ck_abort_msg("convert -c: cut after %lu writes: "
-					     "cluster at %" PRIu64 " holds neither "
-					     "the source nor zeroes", cut, off);
+				ck_abort_msg(
+					"convert -c: cut after %lu writes: "
+					"cluster at %" PRIu64 " holds neither "
+					"the source nor zeroes",
+					cut, off);
 		free(got);
 	}
 	mimg_file_set_fault_hook(NULL, NULL);

@@ -15,8 +15,8 @@
 
 static void put_be32(const char *path, uint64_t off, uint32_t v)
 {
-	uint8_t b[4] = { (uint8_t)(v >> 24), (uint8_t)(v >> 16),
-			 (uint8_t)(v >> 8), (uint8_t)v };
+	uint8_t b[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16),
+			(uint8_t)(v >> 8), (uint8_t)v};
 	tu_write_file(path, b, 4, off);
 }
 
@@ -57,23 +57,23 @@ END_TEST
 /* One header field set to a bad value: opening names it. */
 static const struct bad_field {
 	uint64_t off;
-	unsigned width;		/* 4 or 8 bytes */
+	unsigned width; /* 4 or 8 bytes */
 	uint64_t value;
 	int err;
-	const char *word;	/* the message names this */
+	const char *word; /* the message names this */
 } bad_fields[] = {
-	{ 4, 4, 4, -ENOTSUP, "version 4" },
-	{ 20, 4, 8, -EINVAL, "cluster_bits 8" },
-	{ 20, 4, 22, -EINVAL, "cluster_bits 22" },
-	{ 24, 8, 1ull << 40, -EINVAL, "L1 table" },	/* too small */
-	{ 36, 4, 0x1000000, -EFBIG, "L1 size" },
-	{ 40, 8, 0x30008, -EINVAL, "not aligned" },	/* L1 offset */
-	{ 56, 4, 1000, -EINVAL, "refcount table" },
-	{ 32, 4, 3, -ENOTSUP, "encryption method 3" },
+	{4, 4, 4, -ENOTSUP, "version 4"},
+	{20, 4, 8, -EINVAL, "cluster_bits 8"},
+	{20, 4, 22, -EINVAL, "cluster_bits 22"},
+	{24, 8, 1ull << 40, -EINVAL, "L1 table"}, /* too small */
+	{36, 4, 0x1000000, -EFBIG, "L1 size"},
+	{40, 8, 0x30008, -EINVAL, "not aligned"}, /* L1 offset */
+	{56, 4, 1000, -EINVAL, "refcount table"},
+	{32, 4, 3, -ENOTSUP, "encryption method 3"},
 	/* LUKS without its header extension */
-	{ 32, 4, 2, -EINVAL, "encryption header extension" },
-	{ 0x74, 4, 0xfffffff0, -EINVAL, "extension" },	/* length */
-	{ 72, 8, 4, -EINVAL, "data file" },	/* bit set, no name */
+	{32, 4, 2, -EINVAL, "encryption header extension"},
+	{0x74, 4, 0xfffffff0, -EINVAL, "extension"}, /* length */
+	{72, 8, 4, -EINVAL, "data file"},	     /* bit set, no name */
 };
 
 START_TEST(bad_header_field)
@@ -108,7 +108,7 @@ START_TEST(unknown_incompatible_named)
 {
 	fresh();
 	/* Rename the table's "bitmaps" entry into an incompatible bit 9. */
-	uint8_t ent[48] = { 0, 9 };
+	uint8_t ent[48] = {0, 9};
 	memcpy(ent + 2, "frobnication", 12);
 	/* Entry 6 of the feature table: 0x78 + 6 * 48. */
 	tu_write_file("t.qcow2", ent, sizeof(ent), 0x78 + 6 * 48);
@@ -141,8 +141,8 @@ START_TEST(untrusted_refuses_backing)
 {
 	fresh();
 	ck_assert_int_eq(mimg_create("b.qcow2", "qcow2", 1 << 20, NULL, 0), 0);
-	struct mimg_opt o[] = { { "backing_file", "b.qcow2" },
-				{ "backing_fmt", "qcow2" } };
+	struct mimg_opt o[] = {{"backing_file", "b.qcow2"},
+			       {"backing_fmt", "qcow2"}};
 	ck_assert_int_eq(mimg_create("o.qcow2", "qcow2", 0, o, 2), 0);
 	struct mimg *img = NULL;
 	ck_assert_int_eq(mimg_open(&img, "o.qcow2", NULL, MIMG_OPEN_UNTRUSTED),
@@ -160,12 +160,12 @@ static const struct bad_create {
 	size_t n;
 	int err;
 } bad_creates[] = {
-	{ { { "cluster_size", "1000" } }, 1, -EINVAL },
-	{ { { "compat", "0.10" }, { "lazy_refcounts", "on" } }, 2, -EINVAL },
-	{ { { "extended_l2", "on" }, { "cluster_size", "4k" } }, 2, -EINVAL },
-	{ { { "refcount_bits", "3" } }, 1, -EINVAL },
-	{ { { "no_such_option", "1" } }, 1, -EINVAL },
-	{ { { "encryption", "on" } }, 1, -ENOTSUP },
+	{{{"cluster_size", "1000"}}, 1, -EINVAL},
+	{{{"compat", "0.10"}, {"lazy_refcounts", "on"}}, 2, -EINVAL},
+	{{{"extended_l2", "on"}, {"cluster_size", "4k"}}, 2, -EINVAL},
+	{{{"refcount_bits", "3"}}, 1, -EINVAL},
+	{{{"no_such_option", "1"}}, 1, -EINVAL},
+	{{{"encryption", "on"}}, 1, -ENOTSUP},
 };
 
 START_TEST(create_rejects_bad_options)
@@ -184,7 +184,7 @@ int main(void)
 				      corrupt_bit_read_only,
 				      snapshot_table_bounds,
 				      untrusted_refuses_backing),
-			     TU_LOOPS({ bad_header_field, TU_NELEM(bad_fields) },
-				      { create_rejects_bad_options,
-					TU_NELEM(bad_creates) }));
+			     TU_LOOPS({bad_header_field, TU_NELEM(bad_fields)},
+				      {create_rejects_bad_options,
+				       TU_NELEM(bad_creates)}));
 }

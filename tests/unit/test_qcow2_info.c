@@ -72,5 +72,5 @@ int main(void)
 {
 	return tu_main_loops("qcow2_info", "info",
 			     TU_TESTS(info_snapshots_and_backing),
-			     TU_LOOPS({ info_matches_qemu, TU_NELEM(variants) }));
+			     TU_LOOPS({info_matches_qemu, TU_NELEM(variants)}));
 }

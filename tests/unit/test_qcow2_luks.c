@@ -26,9 +26,10 @@ static void create_enc(const char *path, uint64_t size, const char *extra)
 {
 	char text[256];
 	struct mimg_secret s = tu_secret(PASS);
-	snprintf(text, sizeof(text), "encrypt.format=luks,encrypt.key-secret="
-		 "s,encrypt.iter-time=5%s%s", extra ? "," : "",
-		 extra ? extra : "");
+	snprintf(text, sizeof(text),
+		 "encrypt.format=luks,encrypt.key-secret="
+		 "s,encrypt.iter-time=5%s%s",
+		 extra ? "," : "", extra ? extra : "");
 	tu_create(path, "qcow2", size, text, &s);
 }
 
@@ -48,8 +49,7 @@ static void fill_random(uint8_t *p, size_t n, unsigned seed)
 	}
 }
 
-static void check_content(const char *path, const uint8_t *want,
-			  size_t size)
+static void check_content(const char *path, const uint8_t *want, size_t size)
 {
 	struct mimg *img = tu_open_secret(path, 0, PASS);
 	uint8_t *got = malloc(size);
@@ -73,9 +73,16 @@ static void check_content(const char *path, const uint8_t *want,
  * every partial cluster copies the rest from below, encrypted. */
 START_TEST(unaligned_writes_over_backing)
 {
-	static const struct { uint64_t off; size_t len; } w[] = {
-		{0, 4096}, {1000, 100}, {511, 5000}, {MIB - 7, 300},
-		{2 * MIB, 2 * MIB + 1000}, {6 * MIB - 512, 512},
+	static const struct {
+		uint64_t off;
+		size_t len;
+	} w[] = {
+		{0, 4096},
+		{1000, 100},
+		{511, 5000},
+		{MIB - 7, 300},
+		{2 * MIB, 2 * MIB + 1000},
+		{6 * MIB - 512, 512},
 		{65536 + 10, 3},
 	};
 	const size_t size = 8 * MIB;
@@ -132,7 +139,8 @@ START_TEST(concurrent_writers_share_sectors)
 	struct mimg *img = tu_open_secret("c.qcow2", MIMG_OPEN_RDWR, PASS);
 	for (int i = 0; i < 4; i++) {
 		w[i] = (struct writer){.img = img, .id = i};
-		ck_assert_int_eq(pthread_create(&t[i], NULL, writer_main, &w[i]),
+		ck_assert_int_eq(pthread_create(&t[i], NULL, writer_main,
+						&w[i]),
 				 0);
 	}
 	for (int i = 0; i < 4; i++) {
@@ -155,7 +163,8 @@ START_TEST(secrets)
 	struct mimg *img;
 	struct mimg_secret bad = tu_secret("not it");
 	uint8_t b[512];
-	create_enc("s.qcow2", MIB, "encrypt.cipher-alg=aes-128,"
+	create_enc("s.qcow2", MIB,
+		   "encrypt.cipher-alg=aes-128,"
 		   "encrypt.cipher-mode=cbc,encrypt.ivgen-alg=essiv");
 	ck_assert_int_eq(mimg_open_secret(&img, "s.qcow2", NULL, 0, &bad),
 			 -EACCES);
@@ -211,8 +220,7 @@ static void expect_refused(const char *path, int err, const char *word)
 	struct mimg *img = NULL;
 	struct mimg_secret s = tu_secret(PASS);
 	int r = mimg_open_secret(&img, path, NULL, 0, &s);
-	ck_assert_msg(r == err, "got %d (%s), want %d", r, mimg_errmsg(),
-		      err);
+	ck_assert_msg(r == err, "got %d (%s), want %d", r, mimg_errmsg(), err);
 	ck_assert_msg(strstr(mimg_errmsg(), word) != NULL,
 		      "message '%s' lacks '%s'", mimg_errmsg(), word);
 }

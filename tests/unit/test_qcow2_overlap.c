@@ -106,7 +106,8 @@ static void library_write_refused(uint64_t target, unsigned flags)
 	uint8_t *before = read_cluster(target);
 	struct mimg *img;
 	ck_assert_int_eq(mimg_open(&img, "a.qcow2", NULL,
-				   MIMG_OPEN_RDWR | flags), 0);
+				   MIMG_OPEN_RDWR | flags),
+			 0);
 	uint8_t *b = malloc(CS);
 	memset(b, 0xcc, CS);
 	ck_assert_int_eq(mimg_pwrite(img, b, CS, 0, 0), -EIO);
@@ -144,8 +145,9 @@ START_TEST(l2_with_refcount_zero)
 	uint8_t *before = read_cluster(l.l2);
 	struct mimg *img;
 	ck_assert_int_eq(mimg_open(&img, "a.qcow2", NULL,
-				   MIMG_OPEN_RDWR | (_i ? MIMG_OPEN_EXIT_SAFE :
-							  0)), 0);
+				   MIMG_OPEN_RDWR |
+					   (_i ? MIMG_OPEN_EXIT_SAFE : 0)),
+			 0);
 	uint8_t *b = malloc(CS);
 	memset(b, 0xcc, CS);
 	/* Allocating writes until the allocator reaches the L2 cluster (a
@@ -224,6 +226,6 @@ int main(void)
 	return tu_main_qemu("qcow2_overlap", "overlap",
 			    TU_TESTS(cli_bench_write_refused,
 				     blockif_write_refused),
-			    TU_LOOPS({ entry_points_at_metadata, 8 },
-				     { l2_with_refcount_zero, 2 }));
+			    TU_LOOPS({entry_points_at_metadata, 8},
+				     {l2_with_refcount_zero, 2}));
 }

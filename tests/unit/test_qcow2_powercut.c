@@ -68,13 +68,13 @@ static void run_case(const char *opts, bool backing, unsigned flags,
 	pc_run("t.qcow2", flags, at_flush, workload, NULL);
 	int st = pc_qemu_check();
 	ck_assert_msg(st == 0 || st == 3,
-		      "%s%s%s, crash at flush %d: qemu-img check exit %d",
-		      opts, backing ? " backing" : "",
-		      flags ? " exit-safe" : "", at_flush, st);
+		      "%s%s%s, crash at flush %d: qemu-img check exit %d", opts,
+		      backing ? " backing" : "", flags ? " exit-safe" : "",
+		      at_flush, st);
 }
 
-static const char *const layouts[] = { "", "cluster_size=512",
-				       "extended_l2=on", "compat=0.10" };
+static const char *const layouts[] = {"", "cluster_size=512", "extended_l2=on",
+				      "compat=0.10"};
 
 #define NLAYOUTS (int)(sizeof(layouts) / sizeof(layouts[0]))
 
@@ -97,8 +97,7 @@ END_TEST
 
 int main(void)
 {
-	return tu_main_qemu("qcow2_powercut", "powercut",
-			    NULL, 0,
-			    TU_LOOPS({ power_cut, NLAYOUTS },
-				     { power_cut_exit_safe, NLAYOUTS }));
+	return tu_main_qemu("qcow2_powercut", "powercut", NULL, 0,
+			    TU_LOOPS({power_cut, NLAYOUTS},
+				     {power_cut_exit_safe, NLAYOUTS}));
 }

@@ -24,19 +24,19 @@ struct variant {
 };
 
 static const struct variant variants[] = {
-	{ "compat=1.1", false, true },
-	{ "compat=1.1", true, true },
-	{ "compat=0.10", false, true },
-	{ "cluster_size=512", true, true },
-	{ "cluster_size=512,refcount_bits=64", false, true },
-	{ "cluster_size=4k,refcount_bits=1", true, true },
-	{ "extended_l2=on", true, true },
-	{ "extended_l2=on,cluster_size=16k", false, true },
-	{ "compression_type=zstd", true, true },
-	{ "data_file=t.data", false, false },
-	{ "data_file=t.data,data_file_raw=on", false, false },
-	{ "cluster_size=2M", true, false },
-	{ "preallocation=metadata,extended_l2=on", true, false },
+	{"compat=1.1", false, true},
+	{"compat=1.1", true, true},
+	{"compat=0.10", false, true},
+	{"cluster_size=512", true, true},
+	{"cluster_size=512,refcount_bits=64", false, true},
+	{"cluster_size=4k,refcount_bits=1", true, true},
+	{"extended_l2=on", true, true},
+	{"extended_l2=on,cluster_size=16k", false, true},
+	{"compression_type=zstd", true, true},
+	{"data_file=t.data", false, false},
+	{"data_file=t.data,data_file_raw=on", false, false},
+	{"cluster_size=2M", true, false},
+	{"preallocation=metadata,extended_l2=on", true, false},
 };
 
 static uint64_t rnd_state;
@@ -73,7 +73,8 @@ static void one_op(struct mimg *img, uint8_t *m, uint8_t *b, int i,
 		memset(m + off, 0, len);
 	} else if (op == 7) {
 		/* v3 discards read as zeroes; whole clusters only. */
-		uint64_t a = (off + cs - 1) / cs * cs, e = (off + len) / cs * cs;
+		uint64_t a = (off + cs - 1) / cs * cs,
+			 e = (off + len) / cs * cs;
 		ck_assert_int_eq(mimg_discard(img, off, len, 0), 0);
 		if (a < e)
 			memset(m + a, 0, e - a);
@@ -89,8 +90,7 @@ static void one_op(struct mimg *img, uint8_t *m, uint8_t *b, int i,
 			ck_assert_msg(img->drv->write_compressed(img, c, out,
 								 (size_t)n,
 								 true) == 0,
-				      "op %d compressed: %s", i,
-				      mimg_errmsg());
+				      "op %d compressed: %s", i, mimg_errmsg());
 			memcpy(m + c, b, cs);
 		}
 		free(out);
@@ -98,8 +98,7 @@ static void one_op(struct mimg *img, uint8_t *m, uint8_t *b, int i,
 		ck_assert_int_eq(mimg_pread(img, b, len, off, 0), (ssize_t)len);
 		ck_assert_msg(memcmp(b, m + off, len) == 0,
 			      "op %d: read %llu+%llu differs", i,
-			      (unsigned long long)off,
-			      (unsigned long long)len);
+			      (unsigned long long)off, (unsigned long long)len);
 	}
 }
 
@@ -138,7 +137,7 @@ START_TEST(random_ops_with_snapshot)
 {
 	if (!tu_have_qemu())
 		return;
-	static const struct variant v = { "", false, true };
+	static const struct variant v = {"", false, true};
 	tu_sh("qemu-img create -q -f qcow2 t.qcow2 4M && qemu-io -c "
 	      "'write -P 0x31 0 3M' -c 'write -c -P 7 3M 64k' t.qcow2 "
 	      ">/dev/null && qemu-img snapshot -c s1 t.qcow2 && qemu-img "
@@ -164,5 +163,5 @@ int main(void)
 {
 	return tu_main_loops("qcow2_random", "random",
 			     TU_TESTS(random_ops_with_snapshot),
-			     TU_LOOPS({ random_ops, TU_NELEM(variants) }));
+			     TU_LOOPS({random_ops, TU_NELEM(variants)}));
 }

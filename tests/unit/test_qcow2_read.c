@@ -72,7 +72,7 @@ START_TEST(read_v2)
 }
 END_TEST
 
-static const char *const cluster_sizes[] = { "512", "4k", "64k", "2M" };
+static const char *const cluster_sizes[] = {"512", "4k", "64k", "2M"};
 
 START_TEST(read_cluster_sizes)
 {
@@ -84,7 +84,7 @@ START_TEST(read_cluster_sizes)
 }
 END_TEST
 
-static const char *const refbits[] = { "1", "2", "4", "8", "32", "64" };
+static const char *const refbits[] = {"1", "2", "4", "8", "32", "64"};
 
 START_TEST(read_refcount_bits)
 {
@@ -202,6 +202,6 @@ int main(void)
 				     read_backing_chain, read_data_file,
 				     read_zero_flag_preallocated,
 				     refuses_data_file_outside_directory),
-			    TU_LOOPS({ read_cluster_sizes, 4 },
-				     { read_refcount_bits, 6 }));
+			    TU_LOOPS({read_cluster_sizes, 4},
+				     {read_refcount_bits, 6}));
 }

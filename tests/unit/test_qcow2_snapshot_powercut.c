@@ -48,10 +48,9 @@ static const struct snap_step {
 	enum snap_op op;
 	const char *name;
 } workload[] = {
-	{ 1, SNAP_CREATE, "a" },  { 20, SNAP_CREATE, "b" },
-	{ 40, SNAP_APPLY, "a" },  { 60, SNAP_DELETE, "b" },
-	{ 0, SHRINK, NULL },      { 0, SNAP_APPLY, "a" },
-	{ 0, SNAP_DELETE, "a" },
+	{1, SNAP_CREATE, "a"},	{20, SNAP_CREATE, "b"}, {40, SNAP_APPLY, "a"},
+	{60, SNAP_DELETE, "b"}, {0, SHRINK, NULL},	{0, SNAP_APPLY, "a"},
+	{0, SNAP_DELETE, "a"},
 };
 
 static void snapshot_workload(struct mimg *img, void *arg)
@@ -99,7 +98,9 @@ static void check_crash(const char *opts, int at_flush)
 			       "OFLAG_COPIED .* refcount=1$' check.txt | grep "
 			       "-q -e '^ERROR' -e '^Warning' && qemu-img "
 			       "check -q -r all crash.img > /dev/null 2>&1 && "
-			       "qemu-img check -q crash.img") == 0 ? 0 : 2;
+			       "qemu-img check -q crash.img") == 0
+			     ? 0
+			     : 2;
 	ck_assert_msg(st == 0 || st == 3,
 		      "%s, cut at flush %d: qemu-img check exit %d", opts,
 		      at_flush, st);
@@ -112,9 +113,8 @@ static void snapshot_case(const char *opts, int at_flush)
 	check_crash(opts, at_flush);
 }
 
-static const char *const layouts[] = { "", "cluster_size=512",
-				       "extended_l2=on", "compat=0.10",
-				       "refcount_bits=2" };
+static const char *const layouts[] = {"", "cluster_size=512", "extended_l2=on",
+				      "compat=0.10", "refcount_bits=2"};
 #define NLAYOUTS (int)(sizeof(layouts) / sizeof(layouts[0]))
 
 START_TEST(power_cut_snapshots)
@@ -153,8 +153,10 @@ static void empty_case(const char *opts, int at_flush)
 	st = tu_system("qemu-img compare -q -f raw -F qcow2 old.raw crash.img"
 		       " || qemu-img compare -q -f raw -F qcow2 b.raw "
 		       "crash.img");
-	ck_assert_msg(st == 0, "%s, cut at flush %d: content is neither the "
-		      "old one nor the backing file's", opts, at_flush);
+	ck_assert_msg(st == 0,
+		      "%s, cut at flush %d: content is neither the "
+		      "old one nor the backing file's",
+		      opts, at_flush);
 }
 
 START_TEST(power_cut_make_empty)
@@ -192,7 +194,7 @@ START_TEST(snapshot_keeps_content)
 	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL, MIMG_OPEN_RDWR), 0);
 	fill_at(img, 2u << 20, 1u << 20, 7);
 	ck_assert_int_eq(mimg_snapshot_create(img, "one"), 0);
-	fill_at(img, 1000, 3000, 8);	      /* into a compressed cluster */
+	fill_at(img, 1000, 3000, 8);		 /* into a compressed cluster */
 	fill_at(img, (2u << 20) + 4096, 512, 9); /* part of a shared one */
 	read_at(img, (2u << 20) + 4096, 512, 9);
 	read_at(img, 2u << 20, 4096, 7);
@@ -221,6 +223,6 @@ int main(void)
 {
 	return tu_main_qemu("qcow2_snapshot_powercut", "snapshot",
 			    TU_TESTS(snapshot_keeps_content),
-			    TU_LOOPS({ power_cut_snapshots, NLAYOUTS },
-				     { power_cut_make_empty, NLAYOUTS }));
+			    TU_LOOPS({power_cut_snapshots, NLAYOUTS},
+				     {power_cut_make_empty, NLAYOUTS}));
 }

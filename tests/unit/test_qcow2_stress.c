@@ -59,8 +59,8 @@ struct thread_ctx {
 	uint8_t want[MAXIO];
 };
 
-static void unit_content(const struct stress_cfg *cfg, uint64_t u,
-			 uint32_t v, uint8_t out[UNIT])
+static void unit_content(const struct stress_cfg *cfg, uint64_t u, uint32_t v,
+			 uint8_t out[UNIT])
 {
 	if (v == V_ZERO || (v == 0 && u * UNIT >= cfg->backing_size)) {
 		memset(out, 0, UNIT);
@@ -78,8 +78,8 @@ static void unit_content(const struct stress_cfg *cfg, uint64_t u,
 	memcpy(out + 8, &b, 8);
 }
 
-static void fill_range(const struct stress_cfg *cfg, uint64_t off,
-		       uint64_t len, uint32_t v, uint8_t *buf)
+static void fill_range(const struct stress_cfg *cfg, uint64_t off, uint64_t len,
+		       uint32_t v, uint8_t *buf)
 {
 	for (uint64_t u = off / UNIT; u < (off + len) / UNIT; u++)
 		unit_content(cfg, u, v, buf + (u * UNIT - off));
@@ -92,8 +92,7 @@ static uint64_t t_rand(struct thread_ctx *t)
 }
 
 /* A random range inside one of this thread's stripes. */
-static void pick_own_range(struct thread_ctx *t, uint64_t *off,
-			   uint64_t *len)
+static void pick_own_range(struct thread_ctx *t, uint64_t *off, uint64_t *len)
 {
 	const struct stress_cfg *cfg = t->st->cfg;
 	uint64_t nstripes = cfg->size / cfg->stripe;
@@ -116,8 +115,8 @@ static bool owns(const struct thread_ctx *t, uint64_t u)
 	return (u * UNIT / t->st->cfg->stripe) % NTHREADS == (uint64_t)t->id;
 }
 
-static int thread_fail(struct thread_ctx *t, const char *what,
-		       uint64_t off, uint64_t len, long ret)
+static int thread_fail(struct thread_ctx *t, const char *what, uint64_t off,
+		       uint64_t len, long ret)
 {
 	snprintf(t->failure, sizeof(t->failure),
 		 "thread %d: %s at %" PRIu64 "+%" PRIu64 ": %ld (%s)", t->id,
@@ -209,11 +208,9 @@ static int do_block_status(struct thread_ctx *t)
 	uint64_t off = UNIT * (t_rand(t) % (cfg->size / UNIT));
 	uint64_t len = cfg->size - off, pnum = 0;
 	unsigned status = 0;
-	int ret = mimg_block_status(t->st->img, off, len, &pnum, &status,
-				    NULL);
+	int ret = mimg_block_status(t->st->img, off, len, &pnum, &status, NULL);
 	if (ret != 0 || pnum == 0 || pnum > len)
-		return thread_fail(t, "block status", off, len,
-				   ret ? ret : -1);
+		return thread_fail(t, "block status", off, len, ret ? ret : -1);
 	return 0;
 }
 
@@ -273,8 +270,8 @@ static void create_image(const struct stress_cfg *cfg)
 	memcpy(all, opts, (size_t)n * sizeof(*opts));
 	size_t nall = (size_t)n;
 	if (cfg->backing_size) {
-		all[nall++] = (struct mimg_opt){ "backing_file", "base.qcow2" };
-		all[nall++] = (struct mimg_opt){ "backing_fmt", "qcow2" };
+		all[nall++] = (struct mimg_opt){"backing_file", "base.qcow2"};
+		all[nall++] = (struct mimg_opt){"backing_fmt", "qcow2"};
 	}
 	int ret = mimg_create("stress.qcow2", "qcow2", cfg->size, all, nall);
 	ck_assert_msg(ret == 0, "create (%s): %s", cfg->opts, mimg_errmsg());
@@ -300,7 +297,7 @@ static void verify_all(const struct stress *st, const uint8_t *buf,
 
 static void run_stress(const struct stress_cfg *cfg)
 {
-	struct stress st = { .cfg = cfg };
+	struct stress st = {.cfg = cfg};
 	st.cur = calloc(cfg->size / UNIT, sizeof(*st.cur));
 	ck_assert_ptr_nonnull(st.cur);
 	if (cfg->backing_size)
@@ -321,7 +318,8 @@ static void run_stress(const struct stress_cfg *cfg)
 		ctx[i]->rng = tu_mix64(0x57e55 + (uint64_t)i);
 		ctx[i]->next_version = 1;
 		ck_assert_int_eq(pthread_create(&tid[i], NULL, stress_thread,
-						ctx[i]), 0);
+						ctx[i]),
+				 0);
 	}
 	for (int i = 0; i < NTHREADS; i++)
 		pthread_join(tid[i], NULL);
@@ -362,24 +360,23 @@ static void run_stress(const struct stress_cfg *cfg)
 static const struct stress_cfg configs[] = {
 	/* Stripes of 4 KiB in 64 KiB clusters over a qcow2 backing file:
 	 * sixteen writers can copy-on-write the same cluster at once. */
-	{ "cow", "64k clusters over backing", "cluster_size=65536", 16u << 20,
-	  8u << 20, false, 4096, 3000 },
+	{"cow", "64k clusters over backing", "cluster_size=65536", 16u << 20,
+	 8u << 20, false, 4096, 3000},
 	/* Many small clusters: allocation, L2 and refcount block allocation
 	 * contend all the time; lazy refcounts must still close clean. */
-	{ "small_lazy", "4k clusters, lazy refcounts",
-	  "cluster_size=4096,lazy_refcounts=on", 8u << 20, 0, false, 1024,
-	  3000 },
+	{"small_lazy", "4k clusters, lazy refcounts",
+	 "cluster_size=4096,lazy_refcounts=on", 8u << 20, 0, false, 1024, 3000},
 	/* Subclusters: threads own single subclusters of shared clusters. */
-	{ "extended_l2", "extended L2, 32k clusters",
-	  "extended_l2=on,cluster_size=32768", 8u << 20, 4u << 20, false,
-	  1024, 3000 },
-	{ "compat010", "compat 0.10, 8k clusters",
-	  "compat=0.10,cluster_size=8192", 8u << 20, 4u << 20, false, 2048,
-	  2000 },
+	{"extended_l2", "extended L2, 32k clusters",
+	 "extended_l2=on,cluster_size=32768", 8u << 20, 4u << 20, false, 1024,
+	 3000},
+	{"compat010", "compat 0.10, 8k clusters",
+	 "compat=0.10,cluster_size=8192", 8u << 20, 4u << 20, false, 2048,
+	 2000},
 	/* Threads overwrite parts of compressed clusters that other threads
 	 * are reading and overwriting too. */
-	{ "compressed", "compressed 16k clusters", "cluster_size=16384",
-	  8u << 20, 8u << 20, true, 2048, 2000 },
+	{"compressed", "compressed 16k clusters", "cluster_size=16384",
+	 8u << 20, 8u << 20, true, 2048, 2000},
 };
 
 START_TEST(stress_config)

@@ -68,8 +68,8 @@ static void do_writes(struct mimg *img, struct model *m, const struct wr *w,
 }
 
 /* Zero [OFF, OFF+LEN) in the image and the model. */
-static void do_zero(struct mimg *img, struct model *m, uint64_t off,
-		    size_t len, unsigned flags)
+static void do_zero(struct mimg *img, struct model *m, uint64_t off, size_t len,
+		    unsigned flags)
 {
 	ck_assert_int_eq(mimg_pwrite_zeroes(img, off, len, flags), 0);
 	memset(m->data + off, 0, len);
@@ -125,11 +125,11 @@ START_TEST(write_allocating_unaligned)
 	ck_assert_int_eq(mimg_create("t.qcow2", "qcow2", 8 << 20, NULL, 0), 0);
 	struct mimg *img = open_modelled(&m, 8 << 20, NULL);
 	static const struct wr w[] = {
-		{ 0, 100000, 1 },
-		{ 777, 3, 2 },
-		{ 3 << 20, 2 << 20, 3 },
-		{ (8 << 20) - 5000, 5000, 4 },
-		{ 65536 * 5 + 100, 65536 * 3, 5 },
+		{0, 100000, 1},
+		{777, 3, 2},
+		{3 << 20, 2 << 20, 3},
+		{(8 << 20) - 5000, 5000, 4},
+		{65536 * 5 + 100, 65536 * 3, 5},
 	};
 	do_writes(img, &m, w, TU_NELEM(w));
 	finish(img, &m);
@@ -149,10 +149,10 @@ START_TEST(write_cow_from_backing)
 	struct model m;
 	struct mimg *img = open_modelled(&m, 4 << 20, "b.raw");
 	static const struct wr w[] = {
-		{ 2048, 2048, 1 },
-		{ 70000, 10, 2 },
-		{ 65536 * 10 - 100, 300, 3 },
-		{ 1 << 20, 65536 * 4 + 1, 4 },
+		{2048, 2048, 1},
+		{70000, 10, 2},
+		{65536 * 10 - 100, 300, 3},
+		{1 << 20, 65536 * 4 + 1, 4},
 	};
 	do_writes(img, &m, w, TU_NELEM(w));
 	verify_read(img, &m);
@@ -182,9 +182,9 @@ START_TEST(write_over_compressed_clusters)
 	memset(m.data + 131072, 0x63, 65536);
 	verify_read(img, &m);
 	static const struct wr w[] = {
-		{ 100, 1000, 1 },
-		{ 65536, 65536, 2 },
-		{ 131072 + 65000, 1000, 3 },
+		{100, 1000, 1},
+		{65536, 65536, 2},
+		{131072 + 65000, 1000, 3},
 	};
 	do_writes(img, &m, w, TU_NELEM(w));
 	finish(img, &m);
@@ -193,8 +193,8 @@ END_TEST
 
 START_TEST(zeroes_and_discard)
 {
-	static const char *const variants[] = { "compat=1.1", "compat=0.10",
-						"extended_l2=on" };
+	static const char *const variants[] = {"compat=1.1", "compat=0.10",
+					       "extended_l2=on"};
 	tu_sh("qemu-img create -q -f qcow2 -o %s t.qcow2 2M", variants[_i]);
 	struct model m;
 	struct mimg *img = open_modelled(&m, 2 << 20, NULL);
@@ -215,7 +215,7 @@ END_TEST
 /* 512-byte clusters: the refcount table must grow many times. */
 START_TEST(refcount_table_growth)
 {
-	static const char *const rb[] = { "16", "1", "64" };
+	static const char *const rb[] = {"16", "1", "64"};
 	tu_sh("qemu-img create -q -f qcow2 -o "
 	      "cluster_size=512,refcount_bits=%s t.qcow2 16M",
 	      rb[_i]);
@@ -281,8 +281,8 @@ END_TEST
 
 START_TEST(write_data_file)
 {
-	static const char *const o[] = { "data_file=t.data",
-					 "data_file=t.data,data_file_raw=on" };
+	static const char *const o[] = {"data_file=t.data",
+					"data_file=t.data,data_file_raw=on"};
 	tu_sh("qemu-img create -q -f qcow2 -o %s t.qcow2 2M", o[_i]);
 	struct model m;
 	struct mimg *img = open_modelled(&m, 2 << 20, NULL);
@@ -332,7 +332,7 @@ START_TEST(concurrent_writers)
 	pthread_t th[8];
 	struct worker w[8];
 	for (int i = 0; i < 8; i++) {
-		w[i] = (struct worker){ img, &m, i };
+		w[i] = (struct worker){img, &m, i};
 		pthread_create(&th[i], NULL, worker_main, &w[i]);
 	}
 	for (int i = 0; i < 8; i++)
@@ -348,9 +348,9 @@ int main(void)
 				     truncate_grows_l1,
 				     write_shared_with_snapshot,
 				     concurrent_writers),
-			    TU_LOOPS({ write_cow_from_backing, 2 },
-				     { write_over_compressed_clusters, 2 },
-				     { zeroes_and_discard, 3 },
-				     { refcount_table_growth, 3 },
-				     { write_data_file, 2 }));
+			    TU_LOOPS({write_cow_from_backing, 2},
+				     {write_over_compressed_clusters, 2},
+				     {zeroes_and_discard, 3},
+				     {refcount_table_growth, 3},
+				     {write_data_file, 2}));
 }

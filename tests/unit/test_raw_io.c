@@ -177,7 +177,8 @@ START_TEST(write_zeroes)
 	struct mimg *img = open_rw("a.img");
 	ck_assert_int_eq(mimg_pwrite_zeroes(img, 100, 1000, 0), 0);
 	ck_assert_int_eq(mimg_pwrite_zeroes(img, 1 * MIB, 1 * MIB,
-					    MIMG_ZERO_MAY_UNMAP), 0);
+					    MIMG_ZERO_MAY_UNMAP),
+			 0);
 	ck_assert_int_eq(mimg_pwrite_zeroes(img, 0, 0, 0), 0);
 	ck_assert_int_eq(mimg_flush(img), 0);
 	ck_assert_int_eq(mimg_close(img), 0);
@@ -205,7 +206,8 @@ START_TEST(discard_keeps_size_reads_zeroes)
 	uint64_t before = tu_allocated("a.img");
 	ck_assert_int_eq(mimg_discard(img, 512 * 1024, 1 * MIB, 0), 0);
 	ck_assert_uint_eq(mimg_size(img), 2 * MIB);
-	ck_assert_int_eq(mimg_pread(img, got, 2 * MIB, 0, 0), (ssize_t)(2 * MIB));
+	ck_assert_int_eq(mimg_pread(img, got, 2 * MIB, 0, 0),
+			 (ssize_t)(2 * MIB));
 	ck_assert_mem_eq(got, buf, 512 * 1024);
 	ck_assert(all_zero(got + 512 * 1024, MIB));
 	ck_assert_mem_eq(got + 1536 * 1024, buf + 1536 * 1024, 512 * 1024);
@@ -450,7 +452,8 @@ START_TEST(host_file_layer)
 	ck_assert_int_eq(mimg_file_open(&f, "d", 0), -EISDIR);
 
 	ck_assert_int_eq(mimg_file_open(&f, "f.img",
-					MIMG_FILE_RDWR | MIMG_FILE_CREATE), 0);
+					MIMG_FILE_RDWR | MIMG_FILE_CREATE),
+			 0);
 	ck_assert(mimg_file_is_regular(f));
 	ck_assert_str_eq(mimg_file_path(f), "f.img");
 	ck_assert_int_eq(mimg_file_truncate(f, 1 * MIB), 0);
@@ -478,7 +481,8 @@ START_TEST(host_file_layer)
 	for (int i = 10; i < 4096; i++)
 		ck_assert_uint_eq(buf[i], 0);
 	ck_assert_int_eq(mimg_file_pread_exact(f, buf, 4096, MIB - 10,
-					       "L2 table"), -EIO);
+					       "L2 table"),
+			 -EIO);
 	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "L2 table"));
 	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "f.img"));
 	ck_assert_int_eq(mimg_file_pread_exact(f, buf, 10, MIB - 10, "x"), 0);

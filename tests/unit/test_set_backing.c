@@ -28,16 +28,15 @@ static struct mimg *open_rw(const char *path)
 }
 
 /* Backing name and format as a fresh open reads them. */
-static void expect_backing(const char *path, const char *name,
-			   const char *fmt)
+static void expect_backing(const char *path, const char *name, const char *fmt)
 {
 	struct mimg *img = NULL;
 	struct mimg_value *info = NULL;
 	ck_assert_int_eq(mimg_open(&img, path, NULL, MIMG_OPEN_NO_BACKING), 0);
 	ck_assert_int_eq(mimg_info(img, &info), 0);
 	const struct mimg_value *n = mimg_value_get(info, "backing-filename");
-	const struct mimg_value *f =
-		mimg_value_get(info, "backing-filename-format");
+	const struct mimg_value *f = mimg_value_get(info,
+						    "backing-filename-format");
 	if (name) {
 		ck_assert_ptr_nonnull(n);
 		ck_assert_str_eq(n->v.s, name);
@@ -114,9 +113,8 @@ START_TEST(errors)
 
 	/* 512-byte clusters: a name that fits the limit but not the header
 	 * cluster is refused, and the header is left as it was. */
-	struct mimg_opt small[] = { { "cluster_size", "512" } };
-	ck_assert_int_eq(mimg_create("s.qcow2", "qcow2", 1 << 20, small, 1),
-			 0);
+	struct mimg_opt small[] = {{"cluster_size", "512"}};
+	ck_assert_int_eq(mimg_create("s.qcow2", "qcow2", 1 << 20, small, 1), 0);
 	img = open_rw("s.qcow2");
 	name[600] = 0;
 	ck_assert_int_eq(mimg_set_backing(img, name, "qcow2"), -ENOSPC);
@@ -132,8 +130,8 @@ END_TEST
 
 START_TEST(create_unsafe_backing)
 {
-	struct mimg_opt o[] = { { "backing_file", "missing.qcow2" },
-				{ "backing_fmt", "qcow2" } };
+	struct mimg_opt o[] = {{"backing_file", "missing.qcow2"},
+			       {"backing_fmt", "qcow2"}};
 	ck_assert_int_eq(mimg_create("t.qcow2", "qcow2", 1 << 20, o, 2),
 			 -ENOENT);
 	ck_assert_int_eq(mimg_create_flags("t.qcow2", "qcow2", 1 << 20, o, 2,
@@ -146,8 +144,8 @@ START_TEST(create_unsafe_backing)
 	ck_assert_int_eq(mimg_create_flags("u.qcow2", "qcow2", 1 << 20, o, 1,
 					   MIMG_CREATE_UNSAFE_BACKING),
 			 -EINVAL);
-	ck_assert_int_eq(mimg_create_flags("u.qcow2", "qcow2", 1 << 20, NULL,
-					   0, 0x80),
+	ck_assert_int_eq(mimg_create_flags("u.qcow2", "qcow2", 1 << 20, NULL, 0,
+					   0x80),
 			 -EINVAL);
 }
 END_TEST

@@ -30,8 +30,7 @@ static void assert_escaped(const char *s, const char *want_quoted)
 	struct mimg_value *o = mimg_value_new_object();
 	ck_assert_ptr_nonnull(mimg_value_add_str(o, "filename", s));
 	char want[256];
-	snprintf(want, sizeof(want), "{\n    \"filename\": %s\n}",
-		 want_quoted);
+	snprintf(want, sizeof(want), "{\n    \"filename\": %s\n}", want_quoted);
 	assert_json(o, want);
 	mimg_value_free(o);
 }
@@ -62,8 +61,7 @@ START_TEST(nested_containers)
 	struct mimg_value *snaps = mimg_value_add(o, "snapshots",
 						  MIMG_VALUE_ARRAY);
 	ck_assert_ptr_nonnull(snaps);
-	struct mimg_value *s1 = mimg_value_add(snaps, NULL,
-					       MIMG_VALUE_OBJECT);
+	struct mimg_value *s1 = mimg_value_add(snaps, NULL, MIMG_VALUE_OBJECT);
 	ck_assert_ptr_nonnull(mimg_value_add_str(s1, "id", "1"));
 	ck_assert_ptr_nonnull(mimg_value_add_int(s1, "vm-clock-sec", -5));
 	struct mimg_value *s2 = mimg_value_add(snaps, NULL, MIMG_VALUE_ARRAY);

@@ -111,8 +111,8 @@ START_TEST(entry_past_blocks)
 	ck_assert_int_eq(mimg_pwrite(img, buf, 4, 2 * MIB, 0), -EIO);
 	uint64_t pnum;
 	unsigned st;
-	ck_assert_int_eq(mimg_block_status(img, 2 * MIB, MIB, &pnum, &st,
-					   NULL), -EIO);
+	ck_assert_int_eq(mimg_block_status(img, 2 * MIB, MIB, &pnum, &st, NULL),
+			 -EIO);
 	tu_assert_check(img, 0, TU_SOME, TU_ANY, "too large");
 	ck_assert_int_eq(mimg_close(img), 0);
 }
@@ -167,5 +167,5 @@ int main(void)
 			     TU_TESTS(disk_size_huge, entry_past_blocks,
 				      entry_used_twice, allocated_count,
 				      truncated),
-			     TU_LOOPS({ bad_field, TU_NELEM(fields) }));
+			     TU_LOOPS({bad_field, TU_NELEM(fields)}));
 }

@@ -27,8 +27,8 @@
 
 #define QSZ 16u
 #define DISK_SIZE (1u << 20)
-#define REGION_A 0x0ull      /* 1 MiB */
-#define REGION_B 0x100000ull /* 1 MiB, adjacent to A */
+#define REGION_A 0x0ull	       /* 1 MiB */
+#define REGION_B 0x100000ull   /* 1 MiB, adjacent to A */
 #define REGION_C 0x10000000ull /* 64 KiB, alone */
 #define REGION_SIZE (1u << 20)
 #define REGION_C_SIZE (64u << 10)
@@ -125,8 +125,8 @@ static uint32_t get32(uint64_t gpa)
 	return v;
 }
 
-static void put_desc_at(uint64_t table, unsigned i, uint64_t addr,
-			uint32_t len, uint16_t flags, uint16_t next)
+static void put_desc_at(uint64_t table, unsigned i, uint64_t addr, uint32_t len,
+			uint16_t flags, uint16_t next)
 {
 	vq_put_desc(gp(table), i, addr, len, flags, next);
 }
@@ -181,12 +181,13 @@ static void start_queue(uint64_t features)
 			 0);
 }
 
-static const uint64_t base_features =
-	1ull << VBLK_F_VERSION_1 | 1ull << VBLK_F_RING_INDIRECT_DESC;
+static const uint64_t base_features = 1ull << VBLK_F_VERSION_1 |
+				      1ull << VBLK_F_RING_INDIRECT_DESC;
 
 static void open_device(const char *opts)
 {
-	struct vblk_dev_params p = {.serial = "mimg-serial-0123", .num_queues = 2};
+	struct vblk_dev_params p = {.serial = "mimg-serial-0123",
+				    .num_queues = 2};
 
 	bc = blockif_open_optstr(opts, "test");
 	ck_assert_ptr_nonnull(bc);
@@ -208,10 +209,12 @@ static void setup(void)
 	memset(gp(GPA_AVAIL), 0, 0x1000);
 	memset(gp(GPA_USED), 0, 0x1000);
 	gmem.nregions = 3;
-	gmem.regions[0] = (struct vblk_mem_region){REGION_A, REGION_SIZE, mem_a};
-	gmem.regions[1] = (struct vblk_mem_region){REGION_B, REGION_SIZE, mem_b};
-	gmem.regions[2] =
-		(struct vblk_mem_region){REGION_C, REGION_C_SIZE, mem_c};
+	gmem.regions[0] = (struct vblk_mem_region){REGION_A, REGION_SIZE,
+						   mem_a};
+	gmem.regions[1] = (struct vblk_mem_region){REGION_B, REGION_SIZE,
+						   mem_b};
+	gmem.regions[2] = (struct vblk_mem_region){REGION_C, REGION_C_SIZE,
+						   mem_c};
 	avail_idx = 0;
 	notifies = 0;
 	tu_fill_random(disk, sizeof(disk), 42);
@@ -253,8 +256,8 @@ static void put3(uint32_t type, uint64_t sector, uint64_t data, uint32_t len,
 
 /* Queue put3's request at head 0 and process it; returns the status
  * byte once it completed. */
-static uint8_t run3(uint32_t type, uint64_t sector, uint64_t data,
-		    uint32_t len, bool data_writable)
+static uint8_t run3(uint32_t type, uint64_t sector, uint64_t data, uint32_t len,
+		    bool data_writable)
 {
 	uint16_t want = (uint16_t)(used_idx() + 1);
 
@@ -331,8 +334,7 @@ START_TEST(config_space)
 	for (int i = 0; i < 8; i++)
 		ck_assert_uint_eq(tail[i], 0);
 	ck_assert_int_eq(vblk_dev_config(dev, tail, 252, 8), -EINVAL);
-	ck_assert_int_eq(vblk_dev_config(dev, tail, SIZE_MAX - 2, 8),
-			 -EINVAL);
+	ck_assert_int_eq(vblk_dev_config(dev, tail, SIZE_MAX - 2, 8), -EINVAL);
 	/* Accepting a feature not offered fails. */
 	ck_assert_int_eq(vblk_dev_set_features(dev, 1ull << 60), -EINVAL);
 }
@@ -356,8 +358,7 @@ START_TEST(read_write_flush)
 			  VBLK_S_OK);
 	ck_assert(memcmp(gp(GPA_DATA), gp(GPA_DATA2), 4096) == 0);
 	/* Legacy barrier bit is ignored. */
-	ck_assert_uint_eq(run3(VBLK_T_IN | 0x80000000u, 0, GPA_DATA, 512,
-			       true),
+	ck_assert_uint_eq(run3(VBLK_T_IN | 0x80000000u, 0, GPA_DATA, 512, true),
 			  VBLK_S_OK);
 }
 END_TEST
@@ -394,23 +395,22 @@ START_TEST(write_zeroes_and_discard)
 	ck_assert_uint_eq(run_zero_range(VBLK_T_WRITE_ZEROES, 64, 16, 1),
 			  VBLK_S_OK);
 	memset(gp(GPA_DATA), 0x5a, 65536);
-	ck_assert_uint_eq(run3(VBLK_T_IN, 0, GPA_DATA, 65536, true),
-			  VBLK_S_OK);
+	ck_assert_uint_eq(run3(VBLK_T_IN, 0, GPA_DATA, 65536, true), VBLK_S_OK);
 	ck_assert(memcmp(gp(GPA_DATA), disk, 16 * 512) == 0);
 	assert_filled(GPA_DATA + 16 * 512, 8 * 512, 0);
-	ck_assert(memcmp(gp(GPA_DATA + 24 * 512), disk + 24 * 512,
-			 40 * 512) == 0);
+	ck_assert(memcmp(gp(GPA_DATA + 24 * 512), disk + 24 * 512, 40 * 512) ==
+		  0);
 	assert_filled(GPA_DATA + 64 * 512, 16 * 512, 0);
-	ck_assert(memcmp(gp(GPA_DATA + 80 * 512), disk + 80 * 512,
-			 48 * 512) == 0);
+	ck_assert(memcmp(gp(GPA_DATA + 80 * 512), disk + 80 * 512, 48 * 512) ==
+		  0);
 	/* Unknown flags, ranges past the end, two segments. */
 	ck_assert_uint_eq(run_zero_range(VBLK_T_WRITE_ZEROES, 0, 8, 6),
 			  VBLK_S_UNSUPP);
 	ck_assert_uint_eq(run_zero_range(VBLK_T_WRITE_ZEROES,
 					 DISK_SIZE / 512 - 4, 8, 0),
 			  VBLK_S_IOERR);
-	ck_assert_uint_eq(run_zero_range(VBLK_T_WRITE_ZEROES, UINT64_MAX / 2,
-					 8, 0),
+	ck_assert_uint_eq(run_zero_range(VBLK_T_WRITE_ZEROES, UINT64_MAX / 2, 8,
+					 0),
 			  VBLK_S_IOERR);
 	ck_assert_uint_eq(run3(VBLK_T_WRITE_ZEROES, 0, GPA_DATA2, 32, false),
 			  VBLK_S_UNSUPP);
@@ -426,8 +426,7 @@ START_TEST(bad_ranges)
 {
 	start_queue(base_features);
 	/* Past the end, straddling the end, not a whole sector. */
-	ck_assert_uint_eq(run3(VBLK_T_IN, DISK_SIZE / 512, GPA_DATA, 512,
-			       true),
+	ck_assert_uint_eq(run3(VBLK_T_IN, DISK_SIZE / 512, GPA_DATA, 512, true),
 			  VBLK_S_IOERR);
 	ck_assert_uint_eq(run3(VBLK_T_IN, DISK_SIZE / 512 - 1, GPA_DATA, 1024,
 			       true),
@@ -831,8 +830,8 @@ static bool lone_request(uint32_t type, uint64_t sector)
 	put_hdr(GPA_HDR, type, sector);
 	*gp(GPA_STATUS) = 0xee;
 	put_desc(0, GPA_HDR, 16, F_NEXT, 1);
-	put_desc(1, GPA_DATA, 4096,
-		 F_NEXT | (type == VBLK_T_IN ? F_WRITE : 0), 2);
+	put_desc(1, GPA_DATA, 4096, F_NEXT | (type == VBLK_T_IN ? F_WRITE : 0),
+		 2);
 	put_desc(2, GPA_STATUS, 1, F_WRITE, 0);
 	make_avail(0);
 	ck_assert_int_eq(vblk_queue_process(dev, 0), 1);
@@ -971,8 +970,8 @@ START_TEST(queue_api_errors)
 			 -EBUSY);
 	ck_assert_int_eq(vblk_dev_set_mem(dev, &gmem), -EBUSY);
 	ck_assert_uint_eq(vblk_queue_stop(dev, 1), 0);
-	ck_assert_ptr_null(vblk_mem_translate(&gmem, REGION_C + REGION_C_SIZE,
-					      1));
+	ck_assert_ptr_null(
+		vblk_mem_translate(&gmem, REGION_C + REGION_C_SIZE, 1));
 	ck_assert_ptr_null(vblk_mem_translate(&gmem, REGION_B - 1, 2));
 	ck_assert_ptr_eq(vblk_mem_translate(&gmem, REGION_B, 16), mem_b);
 }

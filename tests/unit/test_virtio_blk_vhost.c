@@ -87,9 +87,9 @@ static uint8_t *mem;
 static int mem_fd = -1, kick_fd = -1, call_fd = -1;
 static uint8_t disk[DISK_SIZE];
 static uint16_t avail_idx;
-static int listen_fd = -1;	 /* the daemon's listening socket */
-static int inflight_fd = -1;	 /* the inflight area, as QEMU keeps it */
-static uint8_t *inflight;	 /* mapped here */
+static int listen_fd = -1;   /* the daemon's listening socket */
+static int inflight_fd = -1; /* the inflight area, as QEMU keeps it */
+static uint8_t *inflight;    /* mapped here */
 static uint64_t inflight_size;
 static int backend_sock = -1; /* our end of the back-end channel */
 
@@ -122,7 +122,8 @@ static void send_msg(uint32_t req, uint32_t flags, const void *payload,
 		c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
 		memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
 	}
-	ck_assert_int_eq(sendmsg(sock, &mh, MSG_NOSIGNAL), (ssize_t)(12 + size));
+	ck_assert_int_eq(sendmsg(sock, &mh, MSG_NOSIGNAL),
+			 (ssize_t)(12 + size));
 }
 
 static void recv_full(void *buf, size_t len)
@@ -377,7 +378,8 @@ static void set_inflight(void)
 		ck_assert(inflight != MAP_FAILED);
 	}
 	memcpy(desc, &inflight_size, 8);
-	ck_assert_uint_eq(send_acked(SET_INFLIGHT_FD, desc, 24, &inflight_fd, 1),
+	ck_assert_uint_eq(send_acked(SET_INFLIGHT_FD, desc, 24, &inflight_fd,
+				     1),
 			  0);
 }
 
@@ -431,12 +433,12 @@ static void bring_up_with(unsigned opts, uint16_t base)
 	ck_assert_uint_eq(send_acked(SET_OWNER, NULL, 0, NULL, 0), 0);
 	if (opts & UP_INFLIGHT)
 		set_inflight();
-	ck_assert_uint_eq(send_u64_acked(SET_FEATURES,
-					 F_PROTOCOL_FEATURES |
-						 1ull << VBLK_F_VERSION_1 |
-						 1ull << VBLK_F_RING_EVENT_IDX |
-						 1ull << VBLK_F_RING_INDIRECT_DESC),
-			  0);
+	ck_assert_uint_eq(
+		send_u64_acked(SET_FEATURES,
+			       F_PROTOCOL_FEATURES | 1ull << VBLK_F_VERSION_1 |
+				       1ull << VBLK_F_RING_EVENT_IDX |
+				       1ull << VBLK_F_RING_INDIRECT_DESC),
+		0);
 
 	memcpy(region, &n, 4);
 	v = GPA_BASE;
@@ -445,8 +447,7 @@ static void bring_up_with(unsigned opts, uint16_t base)
 	memcpy(region + 16, &v, 8);
 	v = UVA_BASE;
 	memcpy(region + 24, &v, 8);
-	ck_assert_uint_eq(send_acked(SET_MEM_TABLE, region, 40, &mem_fd, 1),
-			  0);
+	ck_assert_uint_eq(send_acked(SET_MEM_TABLE, region, 40, &mem_fd, 1), 0);
 
 	ck_assert_uint_eq(send_state_acked(SET_VRING_NUM, 0, QSZ), 0);
 	ck_assert_uint_eq(send_state_acked(SET_VRING_BASE, 0, base), 0);
@@ -471,12 +472,12 @@ static void put_desc(unsigned i, uint32_t off, uint32_t len, uint16_t flags,
 }
 
 /* Run one header/data/status request through the daemon. */
-static uint8_t run(uint32_t type, uint64_t sector, uint32_t len,
-		   bool writable)
+static uint8_t run(uint32_t type, uint64_t sector, uint32_t len, bool writable)
 {
 	/* Requests that broke a ring never reach the used ring. */
 	uint16_t want = __atomic_load_n((uint16_t *)(mem + OFF_USED + 2),
-					__ATOMIC_ACQUIRE) + 1;
+					__ATOMIC_ACQUIRE) +
+			1;
 	uint64_t one = 1, got;
 	struct pollfd pfd = {.fd = call_fd, .events = POLLIN};
 
@@ -623,7 +624,8 @@ START_TEST(negotiate_and_serve)
 		uint64_t v = 0;
 
 		ck_assert_uint_eq(send_state_acked(SET_VRING_BASE, 0, 4), 0);
-		ck_assert_uint_eq(send_acked(SET_VRING_KICK, &v, 8, &kick_fd, 1),
+		ck_assert_uint_eq(send_acked(SET_VRING_KICK, &v, 8, &kick_fd,
+					     1),
 				  0);
 	}
 	ck_assert_uint_eq(run(VBLK_T_IN, 8, 4096, true), VBLK_S_OK);
@@ -644,8 +646,8 @@ END_TEST
  * a test fails; sets IMAGE to its URI. */
 static pid_t start_nbdkit(char *uri, size_t urilen)
 {
-	char *argv[] = {"nbdkit", "-f", "--exit-with-parent", "-U", "nbd.sock",
-			"file", "disk.raw", NULL};
+	char *argv[] = {"nbdkit",   "-f",   "--exit-with-parent", "-U",
+			"nbd.sock", "file", "disk.raw",		  NULL};
 	struct stat st;
 	pid_t pid = fork();
 
@@ -739,7 +741,8 @@ START_TEST(malformed_messages)
 		memcpy(one + 16, &v, 8);
 		v = UVA_BASE;
 		memcpy(one + 24, &v, 8);
-		ck_assert_uint_ne(send_acked(SET_MEM_TABLE, one, 40, &mem_fd, 1),
+		ck_assert_uint_ne(send_acked(SET_MEM_TABLE, one, 40, &mem_fd,
+					     1),
 				  0);
 	}
 	/* Queue index out of range; bad ring size. */
@@ -764,7 +767,8 @@ START_TEST(malformed_messages)
 	{
 		uint32_t hdr[3] = {GET_FEATURES, 1, 1u << 30};
 
-		ck_assert_int_eq(send(sock, hdr, sizeof(hdr), MSG_NOSIGNAL), 12);
+		ck_assert_int_eq(send(sock, hdr, sizeof(hdr), MSG_NOSIGNAL),
+				 12);
 	}
 	ck_assert_int_eq(stop_daemon(), 1);
 }
@@ -796,7 +800,6 @@ START_TEST(read_only_daemon)
 }
 END_TEST
 
-
 /* A front-end that goes away and comes back (QEMU's reconnect=1, a guest
  * restarted) is served again with the image still open. */
 START_TEST(serves_next_frontend)
@@ -826,7 +829,8 @@ START_TEST(serves_next_frontend)
 	{
 		uint32_t hdr[3] = {GET_FEATURES, 1, 1u << 30};
 
-		ck_assert_int_eq(send(sock, hdr, sizeof(hdr), MSG_NOSIGNAL), 12);
+		ck_assert_int_eq(send(sock, hdr, sizeof(hdr), MSG_NOSIGNAL),
+				 12);
 	}
 	close(sock);
 	connect_frontend();
@@ -873,9 +877,9 @@ START_TEST(inflight_resubmitted_after_kill)
 	bring_up_with(UP_INFLIGHT, 0);
 	ck_assert_uint_eq(run(VBLK_T_IN, 0, 4096, true), VBLK_S_OK);
 	/* The area is in use and nothing is in flight. */
-	ck_assert_uint_eq(inflight_u16(8), 1);	/* version */
+	ck_assert_uint_eq(inflight_u16(8), 1);	  /* version */
 	ck_assert_uint_eq(inflight_u16(10), QSZ); /* desc_num */
-	ck_assert_uint_eq(inflight_u16(14), 1);	/* used_idx */
+	ck_assert_uint_eq(inflight_u16(14), 1);	  /* used_idx */
 	ck_assert_uint_eq(inflight_desc(0)[0], 0);
 	ck_assert_int_eq(kill(daemon_pid, SIGKILL), 0);
 	ck_assert_int_eq(waitpid(daemon_pid, NULL, 0), daemon_pid);
@@ -1141,7 +1145,7 @@ END_TEST
  * reached the used ring, as qemu-img reads it, with no corruption. */
 START_TEST(completed_writes_survive_kill)
 {
-	static const char *const fmts[] = { "qcow2", "vmdk" };
+	static const char *const fmts[] = {"qcow2", "vmdk"};
 	const char *fmt = fmts[_i];
 	uint8_t *want = malloc(DISK_SIZE), *got = malloc(DISK_SIZE);
 	int status;
@@ -1167,8 +1171,7 @@ START_TEST(completed_writes_survive_kill)
 	}
 	tu_fill_random(mem + OFF_DATA, 4096, 77);
 	memcpy(want + 81920, mem + OFF_DATA, 4096);
-	ck_assert_uint_eq(run(VBLK_T_OUT, 81920 / 512, 4096, false),
-			  VBLK_S_OK);
+	ck_assert_uint_eq(run(VBLK_T_OUT, 81920 / 512, 4096, false), VBLK_S_OK);
 
 	ck_assert_int_eq(kill(daemon_pid, SIGKILL), 0);
 	ck_assert_int_eq(waitpid(daemon_pid, &status, 0), daemon_pid);
@@ -1178,8 +1181,10 @@ START_TEST(completed_writes_survive_kill)
 	sock = -1;
 
 	status = tu_system("qemu-img check -q -f %s disk.raw", fmt);
-	ck_assert_msg(status == 0 || status == 3, "%s: qemu-img check exit %d "
-		      "after the kill", fmt, status);
+	ck_assert_msg(status == 0 || status == 3,
+		      "%s: qemu-img check exit %d "
+		      "after the kill",
+		      fmt, status);
 	tu_sh("qemu-img convert -f %s -O raw disk.raw out.img", fmt);
 	tu_read_at("out.img", got, DISK_SIZE, 0);
 	ck_assert_msg(memcmp(want, got, DISK_SIZE) == 0,

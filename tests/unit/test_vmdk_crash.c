@@ -34,14 +34,14 @@ struct op {
 };
 
 static const struct op workload[] = {
-	{ OP_WRITE, 1000, 200 },		/* partial grain: COW */
-	{ OP_WRITE, 3 * G, 3 * G },		/* whole grains */
-	{ OP_WRITE, 3 * G + 5000, 10000 },	/* overwrite in place */
-	{ OP_FLUSH, 0, 0 },
-	{ OP_WRITE, 10 * G - 50, 100 },		/* two partial grains */
-	{ OP_ZERO, 20 * G, 2 * G },
-	{ OP_WRITE, 2u << 20, 1u << 20 },	/* a long run */
-	{ OP_WRITE, 21 * G + 7, 3 },		/* into a zeroed grain */
+	{OP_WRITE, 1000, 200},		 /* partial grain: COW */
+	{OP_WRITE, 3 * G, 3 * G},	 /* whole grains */
+	{OP_WRITE, 3 * G + 5000, 10000}, /* overwrite in place */
+	{OP_FLUSH, 0, 0},
+	{OP_WRITE, 10 * G - 50, 100}, /* two partial grains */
+	{OP_ZERO, 20 * G, 2 * G},
+	{OP_WRITE, 2u << 20, 1u << 20}, /* a long run */
+	{OP_WRITE, 21 * G + 7, 3},	/* into a zeroed grain */
 };
 #define NOPS (sizeof(workload) / sizeof(workload[0]))
 
@@ -80,7 +80,9 @@ static size_t run_workload(struct mimg *img, size_t *flushed)
 		if (o->kind == OP_WRITE) {
 			tu_fill_random(buf, o->len, i + 100);
 			r = mimg_pwrite(img, buf, o->len, o->off, 0) ==
-			    (ssize_t)o->len ? 0 : -EIO;
+					    (ssize_t)o->len
+				    ? 0
+				    : -EIO;
 		} else if (o->kind == OP_ZERO) {
 			r = mimg_pwrite_zeroes(img, o->off, o->len, 0);
 		} else {
@@ -103,7 +105,8 @@ static void make_top(const char *opts)
 		 opts ? "," : "", opts ? opts : "");
 	int n = mimg_opts_parse(o, &kv);
 	ck_assert_int_ge(n, 0);
-	ck_assert_int_eq(mimg_create("top.vmdk", "vmdk", SIZE, kv, (size_t)n), 0);
+	ck_assert_int_eq(mimg_create("top.vmdk", "vmdk", SIZE, kv, (size_t)n),
+			 0);
 	mimg_opts_free(kv, (size_t)n);
 }
 
@@ -126,7 +129,8 @@ static void verify_cut(long cut, size_t flushed)
 			ok = memcmp(got + s, states[k] + s, 512) == 0;
 		if (!ok) /* a passing check costs a write(2) */
 			ck_abort_msg("cut %ld: sector at %llu holds no valid "
-				     "state", cut, (unsigned long long)s);
+				     "state",
+				     cut, (unsigned long long)s);
 	}
 	if (tu_have_program("qemu-img")) {
 		tu_write_file("got.raw", got, SIZE, 0);
@@ -178,9 +182,15 @@ static void crash_variant(const char *opts)
 	free(base);
 }
 
-START_TEST(test_crash_sparse) { crash_variant(NULL); }
+START_TEST(test_crash_sparse)
+{
+	crash_variant(NULL);
+}
 END_TEST
-START_TEST(test_crash_zeroed_grain) { crash_variant("zeroed_grain=on"); }
+START_TEST(test_crash_zeroed_grain)
+{
+	crash_variant("zeroed_grain=on");
+}
 END_TEST
 
 int main(void)

@@ -124,7 +124,8 @@ START_TEST(test_too_many_extents)
 		p += sprintf(p, "RW 1 ZERO\n");
 	struct vmdk_desc d;
 	ck_assert_int_eq(vmdk_desc_parse(t, (size_t)(p - t), "t.vmdk", &d,
-					 true), -EINVAL);
+					 true),
+			 -EINVAL);
 	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "more than"));
 	free(t);
 }
@@ -132,10 +133,12 @@ END_TEST
 
 START_TEST(test_set_cid)
 {
-	const char *t = "version=1\r\nCID=5\r\nparentCID=ffffffff\r\nRW 1 ZERO\r\n";
+	const char *t =
+		"version=1\r\nCID=5\r\nparentCID=ffffffff\r\nRW 1 ZERO\r\n";
 	size_t n;
 	char *o = vmdk_desc_set_cid(t, strlen(t), 0xdeadbeef, &n);
-	ck_assert_str_eq(o, "version=1\r\nCID=deadbeef\r\nparentCID=ffffffff\r\n"
+	ck_assert_str_eq(o,
+			 "version=1\r\nCID=deadbeef\r\nparentCID=ffffffff\r\n"
 			 "RW 1 ZERO\r\n");
 	ck_assert_uint_eq(n, strlen(o));
 	struct vmdk_desc d;
@@ -150,19 +153,27 @@ END_TEST
 START_TEST(test_format_roundtrip)
 {
 	struct vmdk_desc_extent ext[2] = {
-		{ VMDK_RW, VMDK_EXT_FLAT, 4194304, 0, "a b-f001.vmdk" },
-		{ VMDK_RW, VMDK_EXT_SPARSE, 2048, 0, "a b-s002.vmdk" },
+		{VMDK_RW, VMDK_EXT_FLAT, 4194304, 0, "a b-f001.vmdk"},
+		{VMDK_RW, VMDK_EXT_SPARSE, 2048, 0, "a b-s002.vmdk"},
 	};
 	struct vmdk_desc_params p = {
-		.cid = 0x1234, .parent_cid = 0xcafe, .create_type = "custom",
-		.parent_hint = "base.vmdk", .adapter_type = "lsilogic",
-		.hwversion = "7", .toolsversion = "10", .total_sectors = 4196352,
-		.vmware_fields = true, .ext = ext, .n_ext = 2,
+		.cid = 0x1234,
+		.parent_cid = 0xcafe,
+		.create_type = "custom",
+		.parent_hint = "base.vmdk",
+		.adapter_type = "lsilogic",
+		.hwversion = "7",
+		.toolsversion = "10",
+		.total_sectors = 4196352,
+		.vmware_fields = true,
+		.ext = ext,
+		.n_ext = 2,
 	};
 	char *t = vmdk_desc_format(&p);
 	ck_assert_ptr_nonnull(t);
 	ck_assert_ptr_nonnull(strstr(t, "CID=00001234\nparentCID=0000cafe\n"));
-	ck_assert_ptr_nonnull(strstr(t, "RW 4194304 FLAT \"a b-f001.vmdk\" 0\n"));
+	ck_assert_ptr_nonnull(
+		strstr(t, "RW 4194304 FLAT \"a b-f001.vmdk\" 0\n"));
 	ck_assert_ptr_nonnull(strstr(t, "RW 2048 SPARSE \"a b-s002.vmdk\"\n"));
 	ck_assert_ptr_nonnull(strstr(t, "ddb.geometry.heads = \"255\"\n"));
 	ck_assert_ptr_nonnull(strstr(t, "ddb.geometry.cylinders = \"261\"\n"));

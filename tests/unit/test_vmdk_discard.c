@@ -28,7 +28,8 @@ static void fill(const char *path)
 	ck_assert_int_eq(mimg_open(&img, path, "vmdk", MIMG_OPEN_RDWR), 0);
 	for (unsigned i = 0; i < NGRAINS; i++) {
 		memset(b, (int)(i + 1), GRAIN);
-		ck_assert_int_eq(mimg_pwrite(img, b, GRAIN, (uint64_t)i * GRAIN, 0),
+		ck_assert_int_eq(mimg_pwrite(img, b, GRAIN, (uint64_t)i * GRAIN,
+					     0),
 				 GRAIN);
 	}
 	ck_assert_int_eq(mimg_close(img), 0);
@@ -42,7 +43,8 @@ static void discard(const char *path)
 	struct mimg *img;
 	ck_assert_int_eq(mimg_open(&img, path, "vmdk", MIMG_OPEN_RDWR), 0);
 	ck_assert(mimg_can_discard(img));
-	ck_assert_int_eq(mimg_discard(img, 5 * GRAIN / 2, 15 * GRAIN / 2, 0), 0);
+	ck_assert_int_eq(mimg_discard(img, 5 * GRAIN / 2, 15 * GRAIN / 2, 0),
+			 0);
 	ck_assert_int_eq(mimg_close(img), 0);
 }
 
@@ -59,8 +61,8 @@ static void verify_content(const char *path)
 		uint8_t want = (i >= 3 && i < 10) ? 0 : (uint8_t)(i + 1);
 		for (unsigned j = 0; j < GRAIN; j++)
 			if (b[j] != want) /* a passing check costs a write(2) */
-				ck_abort_msg("grain %u byte %u: %u, want %u",
-					     i, j, b[j], want);
+				ck_abort_msg("grain %u byte %u: %u, want %u", i,
+					     j, b[j], want);
 	}
 	free(b);
 	fclose(f);
@@ -75,7 +77,8 @@ START_TEST(discard_frees_grains)
 	discard("t.vmdk");
 	/* Seven grains go; a grain need not start on a file-system block. */
 	uint64_t after = tu_allocated("t.vmdk");
-	ck_assert_msg(before - after >= 6 * GRAIN, "allocation %llu -> %llu: "
+	ck_assert_msg(before - after >= 6 * GRAIN,
+		      "allocation %llu -> %llu: "
 		      "the discarded grains were not punched",
 		      (unsigned long long)before, (unsigned long long)after);
 	verify_content("t.vmdk");

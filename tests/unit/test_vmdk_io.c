@@ -70,7 +70,8 @@ static void random_writes(struct mimg *img, uint8_t *model, uint64_t size,
 		uint64_t len = 1 + rng_next(&s) % (i % 3 ? 4096 : 300 * 1024);
 		uint64_t off = rng_next(&s) % (size - len);
 		tu_fill_random(buf, len, rng_next(&s));
-		ck_assert_int_eq(mimg_pwrite(img, buf, len, off, 0), (ssize_t)len);
+		ck_assert_int_eq(mimg_pwrite(img, buf, len, off, 0),
+				 (ssize_t)len);
 		memcpy(model + off, buf, len);
 	}
 	free(buf);
@@ -103,15 +104,30 @@ static void roundtrip(const char *opts)
 	free(model);
 }
 
-START_TEST(test_write_monolithic_sparse) { roundtrip(NULL); }
+START_TEST(test_write_monolithic_sparse)
+{
+	roundtrip(NULL);
+}
 END_TEST
-START_TEST(test_write_zeroed_grain) { roundtrip("zeroed_grain=on"); }
+START_TEST(test_write_zeroed_grain)
+{
+	roundtrip("zeroed_grain=on");
+}
 END_TEST
-START_TEST(test_write_flat) { roundtrip("subformat=monolithicFlat"); }
+START_TEST(test_write_flat)
+{
+	roundtrip("subformat=monolithicFlat");
+}
 END_TEST
-START_TEST(test_write_split_sparse) { roundtrip("subformat=twoGbMaxExtentSparse"); }
+START_TEST(test_write_split_sparse)
+{
+	roundtrip("subformat=twoGbMaxExtentSparse");
+}
 END_TEST
-START_TEST(test_write_split_flat) { roundtrip("subformat=twoGbMaxExtentFlat"); }
+START_TEST(test_write_split_flat)
+{
+	roundtrip("subformat=twoGbMaxExtentFlat");
+}
 END_TEST
 
 /* A descriptor with several extents of every writable kind: writes and
@@ -124,13 +140,13 @@ START_TEST(test_multi_extent)
 	tu_make_sparse("flat file.img", 3 * MIB);
 	FILE *f = fopen("multi.vmdk", "w");
 	fprintf(f, "# Disk DescriptorFile\r\nversion=1\r\nCID=fffffffe\r\n"
-		"parentCID=ffffffff\r\ncreateType=\"vmfs\"\r\n\r\n"
-		/* qemu 7.2 reads an extent line twice when a blank line
+		   "parentCID=ffffffff\r\ncreateType=\"vmfs\"\r\n\r\n"
+		   /* qemu 7.2 reads an extent line twice when a blank line
 		 * precedes it; VMware writes this comment there. */
-		"# Extent description\r\n"
-		"RW 2048 FLAT \"flat file.img\" 2048\r\n"
-		"RW 2048 SPARSE \"s1.vmdk\"\r\n"
-		"RW 2048 VMFS \"flat file.img\"\r\n");
+		   "# Extent description\r\n"
+		   "RW 2048 FLAT \"flat file.img\" 2048\r\n"
+		   "RW 2048 SPARSE \"s1.vmdk\"\r\n"
+		   "RW 2048 VMFS \"flat file.img\"\r\n");
 	fclose(f);
 	writes_verified("multi.vmdk", model, size, 60, 7);
 	/* The first extent starts 1 MiB into the flat file. */
@@ -148,7 +164,7 @@ START_TEST(test_zero_extent_and_noaccess)
 {
 	FILE *f = fopen("z.vmdk", "w");
 	fprintf(f, "# Disk DescriptorFile\nCID=1\nRW 100 ZERO\n"
-		"RDONLY 28 FLAT \"data.img\" 0\n");
+		   "RDONLY 28 FLAT \"data.img\" 0\n");
 	fclose(f);
 	uint8_t data[28 * 512];
 	tu_fill_random(data, sizeof(data), 3);
@@ -199,9 +215,9 @@ START_TEST(test_delta_cow_and_zeroes)
 	const uint64_t size = 2 * MIB;
 	uint8_t *model = make_base(size, 11);
 
-	struct mimg_opt o[] = { { "backing_file", "base.vmdk" },
-				{ "backing_fmt", "vmdk" },
-				{ "zeroed_grain", "on" } };
+	struct mimg_opt o[] = {{"backing_file", "base.vmdk"},
+			       {"backing_fmt", "vmdk"},
+			       {"zeroed_grain", "on"}};
 	struct mimg *b = open_img("base.vmdk", 0);
 	ck_assert_msg(mimg_create("top.vmdk", "vmdk", size, o, 3) == 0, "%s",
 		      mimg_errmsg());
@@ -212,7 +228,8 @@ START_TEST(test_delta_cow_and_zeroes)
 	verify(t, model, size);
 	uint8_t buf[100];
 	memset(buf, 0xab, sizeof(buf));
-	ck_assert_int_eq(mimg_pwrite(t, buf, sizeof(buf), 65536 + 1000, 0), 100);
+	ck_assert_int_eq(mimg_pwrite(t, buf, sizeof(buf), 65536 + 1000, 0),
+			 100);
 	memcpy(model + 65536 + 1000, buf, sizeof(buf));
 	ck_assert_int_eq(mimg_pwrite_zeroes(t, 4 * 65536, 2 * 65536, 0), 0);
 	memset(model + 4 * 65536, 0, 2 * 65536);
@@ -238,7 +255,7 @@ START_TEST(test_big_grain_cow)
 	tu_write_file("base.raw", model, size, 0);
 	create("top.vmdk", size, "backing_file=base.vmdk,backing_fmt=vmdk");
 	/* 8192-sector grains: one grain table still covers the image. */
-	uint8_t g[8] = { 0x00, 0x20, 0, 0, 0, 0, 0, 0 };
+	uint8_t g[8] = {0x00, 0x20, 0, 0, 0, 0, 0, 0};
 	tu_write_file("top.vmdk", g, sizeof(g), 20);
 
 	struct mimg *t = open_img("top.vmdk", MIMG_OPEN_RDWR);
@@ -287,7 +304,7 @@ START_TEST(test_concurrent_allocation)
 	create("c.vmdk", size, NULL);
 	struct mimg *img = open_img("c.vmdk", MIMG_OPEN_RDWR);
 	for (int i = 0; i < 6; i++) {
-		ctx[i] = (struct stripe_ctx){ img, i, 6, model, size };
+		ctx[i] = (struct stripe_ctx){img, i, 6, model, size};
 		pthread_create(&th[i], NULL, stripe_writer, &ctx[i]);
 	}
 	for (int i = 0; i < 6; i++) {
@@ -313,11 +330,11 @@ START_TEST(test_cid_changes_on_write)
 	struct mimg *img = open_img("cid.vmdk", MIMG_OPEN_RDWR);
 	struct mimg_value *info;
 	ck_assert_int_eq(mimg_info(img, &info), 0);
-	const struct mimg_value *d = mimg_value_get(
-		mimg_value_get(info, "format-specific"), "data");
+	const struct mimg_value *d =
+		mimg_value_get(mimg_value_get(info, "format-specific"), "data");
 	uint64_t cid = mimg_value_get(d, "cid")->v.u;
 	mimg_value_free(info);
-	uint8_t b[512] = { 1 };
+	uint8_t b[512] = {1};
 	ck_assert_int_eq(mimg_pwrite(img, b, 512, 0, 0), 512);
 	ck_assert_int_eq(mimg_close(img), 0);
 	img = open_img("cid.vmdk", 0);

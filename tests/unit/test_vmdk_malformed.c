@@ -26,8 +26,8 @@
 
 static void put_le32(const char *path, uint64_t off, uint32_t v)
 {
-	uint8_t b[4] = { (uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16),
-			 (uint8_t)(v >> 24) };
+	uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16),
+			(uint8_t)(v >> 24)};
 	tu_write_file(path, b, 4, off);
 }
 
@@ -126,7 +126,8 @@ START_TEST(test_gte_past_eof)
 	put_le32("d.vmdk", RGT_SECTOR * SECTOR + 3 * 4, 0x100000);
 	ck_assert_int_eq(mimg_open(&img, "d.vmdk", NULL, 0), 0);
 	ck_assert_int_eq(mimg_pread(img, buf, sizeof(buf), 0, 0), 4096);
-	ck_assert_int_eq(mimg_pread(img, buf, sizeof(buf), 3 * 65536, 0), -EINVAL);
+	ck_assert_int_eq(mimg_pread(img, buf, sizeof(buf), 3 * 65536, 0),
+			 -EINVAL);
 	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "past the end"));
 	struct mimg_check_result res = run_check(img);
 	ck_assert_uint_eq(res.corruptions, 1);
@@ -155,7 +156,8 @@ START_TEST(test_overlapping_grains_and_copy_mismatch)
 	mimg_close(img);
 	/* Repairing leaks brings the redundant table in line. */
 	ck_assert_int_eq(mimg_open(&img, "d.vmdk", NULL,
-				   MIMG_OPEN_RDWR | MIMG_OPEN_CHECK), 0);
+				   MIMG_OPEN_RDWR | MIMG_OPEN_CHECK),
+			 0);
 	ck_assert_int_eq(mimg_check(img, MIMG_CHECK_REPAIR_LEAKS, &res), 0);
 	ck_assert_uint_eq(res.leaks_fixed, 1);
 	ck_assert_uint_eq(res.leaks, 0);
@@ -185,7 +187,7 @@ START_TEST(test_bad_header_fields)
 	put_le64("d.vmdk", 12, 1ull << 62);
 	ck_assert_int_eq(open_err("d.vmdk", 0, "capacity"), -EINVAL);
 	make_image();
-	put_le64("d.vmdk", 12, 1ull << 50);	/* GD would be 2^27 entries */
+	put_le64("d.vmdk", 12, 1ull << 50); /* GD would be 2^27 entries */
 	ck_assert_int_eq(open_err("d.vmdk", 0, "grain directory"), -EINVAL);
 	make_image();
 	put_le64("d.vmdk", 56, ~0ull);
@@ -203,7 +205,7 @@ END_TEST
 
 START_TEST(test_truncated_header)
 {
-	uint8_t h[200] = { 'K', 'D', 'M', 'V', 1 };
+	uint8_t h[200] = {'K', 'D', 'M', 'V', 1};
 	tu_write_file("t.vmdk", h, sizeof(h), 0);
 	ck_assert_int_lt(open_err("t.vmdk", 0, "t.vmdk"), 0);
 }
@@ -222,17 +224,20 @@ static const struct bad_descriptor {
 	const char *name, *text, *word;
 	int err;
 } bad_descriptors[] = {
-	{ "huge.vmdk", "# Disk DescriptorFile\nCID=1\n"
-	  "RW 18014398509481983 ZERO\nRW 18014398509481983 ZERO\n",
-	  "too large", -EINVAL },
-	{ "abs.vmdk", "# Disk DescriptorFile\nRW 8 FLAT \"/etc/passwd\" 0\n",
-	  "outside", -EPERM },
-	{ "up.vmdk", "# Disk DescriptorFile\n"
-	  "RW 8 FLAT \"../x/../../etc/passwd\" 0\n", "outside", -EPERM },
-	{ "missing.vmdk", "# Disk DescriptorFile\nRW 8 FLAT \"nope.img\" 0\n",
-	  "extent", -ENOENT },
-	{ "json.vmdk", "# Disk DescriptorFile\nRW 8 FLAT \"json:{}\" 0\n",
-	  "json", -EPERM },
+	{"huge.vmdk",
+	 "# Disk DescriptorFile\nCID=1\n"
+	 "RW 18014398509481983 ZERO\nRW 18014398509481983 ZERO\n",
+	 "too large", -EINVAL},
+	{"abs.vmdk", "# Disk DescriptorFile\nRW 8 FLAT \"/etc/passwd\" 0\n",
+	 "outside", -EPERM},
+	{"up.vmdk",
+	 "# Disk DescriptorFile\n"
+	 "RW 8 FLAT \"../x/../../etc/passwd\" 0\n",
+	 "outside", -EPERM},
+	{"missing.vmdk", "# Disk DescriptorFile\nRW 8 FLAT \"nope.img\" 0\n",
+	 "extent", -ENOENT},
+	{"json.vmdk", "# Disk DescriptorFile\nRW 8 FLAT \"json:{}\" 0\n",
+	 "json", -EPERM},
 };
 
 START_TEST(test_absurd_and_escaping_extents)
@@ -246,7 +251,8 @@ END_TEST
 START_TEST(test_flat_extent_trust)
 {
 	tu_make_sparse("ok.img", 4096);
-	write_text("ok.vmdk", "# Disk DescriptorFile\nRW 8 FLAT \"ok.img\" 0\n");
+	write_text("ok.vmdk",
+		   "# Disk DescriptorFile\nRW 8 FLAT \"ok.img\" 0\n");
 	ck_assert_int_eq(open_err("ok.vmdk", 0, ""), 0);
 	ck_assert_int_eq(open_err("ok.vmdk", MIMG_OPEN_UNTRUSTED, "untrusted"),
 			 -EPERM);
@@ -272,7 +278,8 @@ START_TEST(test_extent_larger_than_capacity)
 	struct mimg *img;
 	uint8_t b[4096];
 	ck_assert_int_eq(mimg_create("s.vmdk", "vmdk", 1 << 20, NULL, 0), 0);
-	write_text("big.vmdk", "# Disk DescriptorFile\nCID=1\n"
+	write_text("big.vmdk",
+		   "# Disk DescriptorFile\nCID=1\n"
 		   "# Extent description\nRW 4096 SPARSE \"s.vmdk\"\n");
 	ck_assert_int_eq(mimg_open(&img, "big.vmdk", NULL, MIMG_OPEN_RDWR), 0);
 	ck_assert_uint_eq(mimg_size(img), 2 << 20);
@@ -280,7 +287,8 @@ START_TEST(test_extent_larger_than_capacity)
 	ck_assert_int_eq(mimg_pwrite(img, b, sizeof(b), 1 << 20, 0), -ENOSPC);
 	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "capacity"));
 	ck_assert_int_eq(mimg_pwrite(img, b, sizeof(b), 0, 0), 4096);
-	ck_assert_int_eq(mimg_pread(img, b, sizeof(b), (2 << 20) - 4096, 0), 4096);
+	ck_assert_int_eq(mimg_pread(img, b, sizeof(b), (2 << 20) - 4096, 0),
+			 4096);
 	for (size_t i = 0; i < sizeof(b); i++)
 		ck_assert_uint_eq(b[i], 0);
 	mimg_close(img);
@@ -291,15 +299,15 @@ END_TEST
  * directories of an image share a memory budget. */
 START_TEST(test_directory_budget)
 {
-	uint8_t h[512] = { 'K', 'D', 'M', 'V' };
-	h[4] = 1;					/* version */
+	uint8_t h[512] = {'K', 'D', 'M', 'V'};
+	h[4] = 1; /* version */
 	put_le32("big.bin", 0, 0);
 	tu_write_file("big.bin", h, sizeof(h), 0);
-	put_le32("big.bin", 8, 1);			/* flags */
-	put_le64("big.bin", 12, 1ull << 38);		/* capacity */
-	put_le64("big.bin", 20, 128);			/* grain */
-	put_le32("big.bin", 44, 512);			/* GT entries */
-	put_le64("big.bin", 56, 1);			/* GD sector */
+	put_le32("big.bin", 8, 1);	     /* flags */
+	put_le64("big.bin", 12, 1ull << 38); /* capacity */
+	put_le64("big.bin", 20, 128);	     /* grain */
+	put_le32("big.bin", 44, 512);	     /* GT entries */
+	put_le64("big.bin", 56, 1);	     /* GD sector */
 	ck_assert_int_eq(truncate("big.bin", 512 + (16 << 20)), 0);
 	struct mimg *img;
 	ck_assert_int_eq(mimg_open(&img, "big.bin", "vmdk", 0), 0);
@@ -353,13 +361,17 @@ END_TEST
 
 START_TEST(test_delta_link_loops)
 {
-	write_text("a.vmdk", "# Disk DescriptorFile\nCID=1\nparentCID=2\n"
+	write_text("a.vmdk",
+		   "# Disk DescriptorFile\nCID=1\nparentCID=2\n"
 		   "parentFileNameHint=\"b.vmdk\"\n# Extents\nRW 8 ZERO\n");
-	write_text("b.vmdk", "# Disk DescriptorFile\nCID=2\nparentCID=1\n"
+	write_text("b.vmdk",
+		   "# Disk DescriptorFile\nCID=2\nparentCID=1\n"
 		   "parentFileNameHint=\"a.vmdk\"\n# Extents\nRW 8 ZERO\n");
 	ck_assert_int_eq(open_err("a.vmdk", 0, "loop"), -ELOOP);
-	write_text("self.vmdk", "# Disk DescriptorFile\nCID=1\nparentCID=1\n"
-		   "parentFileNameHint=\"./self.vmdk\"\n# Extents\nRW 8 ZERO\n");
+	write_text(
+		"self.vmdk",
+		"# Disk DescriptorFile\nCID=1\nparentCID=1\n"
+		"parentFileNameHint=\"./self.vmdk\"\n# Extents\nRW 8 ZERO\n");
 	ck_assert_int_eq(open_err("self.vmdk", 0, "loop"), -ELOOP);
 }
 END_TEST
@@ -367,10 +379,10 @@ END_TEST
 START_TEST(test_parent_cid_mismatch)
 {
 	struct mimg *img;
-	uint8_t buf[512] = { 0 };
+	uint8_t buf[512] = {0};
 	ck_assert_int_eq(mimg_create("base.vmdk", "vmdk", 1 << 20, NULL, 0), 0);
-	struct mimg_opt o[] = { { "backing_file", "base.vmdk" },
-				{ "backing_fmt", "vmdk" } };
+	struct mimg_opt o[] = {{"backing_file", "base.vmdk"},
+			       {"backing_fmt", "vmdk"}};
 	ck_assert_int_eq(mimg_create("top.vmdk", "vmdk", 0, o, 2), 0);
 	ck_assert_int_eq(mimg_open(&img, "top.vmdk", NULL, 0), 0);
 	ck_assert_int_eq(mimg_pread(img, buf, 512, 0, 0), 512);
@@ -388,21 +400,17 @@ END_TEST
 
 int main(void)
 {
-	return tu_main_loops("vmdk_malformed", "malformed",
-			     TU_TESTS(test_primary_gd_damaged_uses_redundant,
-				      test_both_gds_damaged,
-				      test_truncated_grain_tables,
-				      test_gte_past_eof,
-				      test_overlapping_grains_and_copy_mismatch,
-				      test_bad_header_fields,
-				      test_truncated_header,
-				      test_flat_extent_trust,
-				      test_huge_descriptor,
-				      test_extent_larger_than_capacity,
-				      test_directory_budget,
-				      test_unallocated_grain_tables,
-				      test_delta_link_loops,
-				      test_parent_cid_mismatch),
-			     TU_LOOPS({ test_absurd_and_escaping_extents,
-					TU_NELEM(bad_descriptors) }));
+	return tu_main_loops(
+		"vmdk_malformed", "malformed",
+		TU_TESTS(test_primary_gd_damaged_uses_redundant,
+			 test_both_gds_damaged, test_truncated_grain_tables,
+			 test_gte_past_eof,
+			 test_overlapping_grains_and_copy_mismatch,
+			 test_bad_header_fields, test_truncated_header,
+			 test_flat_extent_trust, test_huge_descriptor,
+			 test_extent_larger_than_capacity,
+			 test_directory_budget, test_unallocated_grain_tables,
+			 test_delta_link_loops, test_parent_cid_mismatch),
+		TU_LOOPS({test_absurd_and_escaping_extents,
+			  TU_NELEM(bad_descriptors)}));
 }

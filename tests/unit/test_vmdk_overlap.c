@@ -29,8 +29,8 @@ static uint64_t le_at(int fd, uint64_t off, int bytes)
 
 static void put_le32(int fd, uint64_t off, uint32_t v)
 {
-	uint8_t b[4] = { (uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16),
-			 (uint8_t)(v >> 24) };
+	uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16),
+			(uint8_t)(v >> 24)};
 	ck_assert_int_eq(pwrite(fd, b, 4, (off_t)off), 4);
 }
 
@@ -50,10 +50,10 @@ START_TEST(entries_into_metadata)
 	      "'write -P 0x5a 0 64k' t.vmdk >/dev/null");
 	int fd = open("t.vmdk", O_RDWR);
 	ck_assert_int_ge(fd, 0);
-	uint64_t gd = le_at(fd, 56, 8);		/* gdOffset, sectors */
-	uint64_t gt = le_at(fd, gd * 512, 4);	/* GD[0] */
-	put_le32(fd, gt * 512 + 4, (uint32_t)gd);	/* grain 1 -> the GD */
-	put_le32(fd, gt * 512 + 8, (uint32_t)gt);	/* grain 2 -> the GT */
+	uint64_t gd = le_at(fd, 56, 8);		  /* gdOffset, sectors */
+	uint64_t gt = le_at(fd, gd * 512, 4);	  /* GD[0] */
+	put_le32(fd, gt * 512 + 4, (uint32_t)gd); /* grain 1 -> the GD */
+	put_le32(fd, gt * 512 + 8, (uint32_t)gt); /* grain 2 -> the GT */
 	close(fd);
 	uint8_t *before = snapshot_head();
 
@@ -62,7 +62,8 @@ START_TEST(entries_into_metadata)
 	uint8_t *b = malloc(65536);
 	memset(b, 0xcc, 65536);
 	for (int g = 1; g <= 2; g++) {
-		ck_assert_int_eq(mimg_pwrite(img, b, 4096, (uint64_t)g * 65536, 0),
+		ck_assert_int_eq(mimg_pwrite(img, b, 4096, (uint64_t)g * 65536,
+					     0),
 				 -EIO);
 		ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "metadata"));
 	}
@@ -86,6 +87,5 @@ END_TEST
 int main(void)
 {
 	return tu_main_qemu("vmdk_overlap", "overlap",
-			    TU_TESTS(entries_into_metadata),
-			    NULL, 0);
+			    TU_TESTS(entries_into_metadata), NULL, 0);
 }

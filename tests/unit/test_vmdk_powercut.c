@@ -104,7 +104,7 @@ static void run_case(const char *opts, bool parent, int at_flush)
 	mimg_reads_all();
 }
 
-static const char *const layouts[] = { "", "zeroed_grain=on" };
+static const char *const layouts[] = {"", "zeroed_grain=on"};
 #define NLAYOUTS (int)(sizeof(layouts) / sizeof(layouts[0]))
 
 START_TEST(power_cut)
@@ -119,7 +119,6 @@ END_TEST
 
 int main(void)
 {
-	return tu_main_qemu("vmdk_powercut", "powercut",
-			    NULL, 0,
-			    TU_LOOPS({ power_cut, NLAYOUTS }));
+	return tu_main_qemu("vmdk_powercut", "powercut", NULL, 0,
+			    TU_LOOPS({power_cut, NLAYOUTS}));
 }

@@ -53,9 +53,9 @@ static uint8_t *make_source(uint64_t size)
 		uint64_t g = off / GRAIN;
 		uint64_t n = size - off < GRAIN ? size - off : GRAIN;
 		if (g % 5 == 2)
-			continue;	/* zero grain: not stored */
+			continue; /* zero grain: not stored */
 		if (g % 3 == 0)
-			memset(d + off, (int)g + 1, n);	/* compressible */
+			memset(d + off, (int)g + 1, n); /* compressible */
 		else
 			tu_fill_random(d + off, n, g);
 	}
@@ -66,8 +66,8 @@ static uint8_t *make_source(uint64_t size)
 static void convert_to_stream(const char *dst, uint64_t size)
 {
 	struct mimg *s, *d;
-	struct mimg_opt o[] = { { "subformat", "streamOptimized" },
-				{ "adapter_type", "lsilogic" } };
+	struct mimg_opt o[] = {{"subformat", "streamOptimized"},
+			       {"adapter_type", "lsilogic"}};
 	ck_assert_int_eq(mimg_create(dst, "vmdk", size, o, 2), 0);
 	ck_assert_int_eq(mimg_open(&s, "src.raw", "raw", 0), 0);
 	ck_assert_int_eq(mimg_open(&d, dst, "vmdk", MIMG_OPEN_RDWR), 0);
@@ -124,23 +124,23 @@ START_TEST(test_convert_layout_and_read)
 	ck_assert_int_eq(memcmp(f, "KDMV", 4), 0);
 	ck_assert_uint_eq(le32(f + 4), 3);
 	ck_assert_uint_eq(le32(f + 8), 0x30001);
-	ck_assert_uint_eq(le64(f + 28), 1);		/* descriptor */
+	ck_assert_uint_eq(le64(f + 28), 1); /* descriptor */
 	ck_assert_uint_eq(le64(f + 36), 20);
-	ck_assert_uint_eq(le64(f + 48), 0);		/* no redundant GD */
+	ck_assert_uint_eq(le64(f + 48), 0); /* no redundant GD */
 	ck_assert_uint_eq(le64(f + 56), 21);
-	ck_assert_uint_eq(le64(f + 64), 128);		/* overhead */
+	ck_assert_uint_eq(le64(f + 64), 128); /* overhead */
 	ck_assert_uint_eq(f[77], 1);
-	ck_assert_uint_eq(le32(f + 21 * 512), 22);	/* the one GT */
-	ck_assert_uint_eq(le32(f + 22 * 512), 128);	/* grain 0 */
+	ck_assert_uint_eq(le32(f + 21 * 512), 22);  /* the one GT */
+	ck_assert_uint_eq(le32(f + 22 * 512), 128); /* grain 0 */
 	const uint8_t *end = f + fsize;
 	assert_eos(end);
 	/* The first grain's marker holds LBA 0 and the compressed size. */
 	ck_assert_uint_eq(le64(f + 65536), 0);
 	ck_assert_uint_gt(le32(f + 65536 + 8), 0);
-	ck_assert_ptr_nonnull(memmem(f + 512, 4096, "ddb.toolsInstallType",
-				     20));
-	ck_assert_ptr_nonnull(memmem(f + 512, 4096,
-				     "ddb.adapterType = \"lsilogic\"", 28));
+	ck_assert_ptr_nonnull(
+		memmem(f + 512, 4096, "ddb.toolsInstallType", 20));
+	ck_assert_ptr_nonnull(
+		memmem(f + 512, 4096, "ddb.adapterType = \"lsilogic\"", 28));
 	free(f);
 
 	qemu_reads_source();
@@ -150,7 +150,7 @@ END_TEST
 
 START_TEST(test_empty_stream)
 {
-	struct mimg_opt o = { "subformat", "streamOptimized" };
+	struct mimg_opt o = {"subformat", "streamOptimized"};
 	ck_assert_int_eq(mimg_create("e.vmdk", "vmdk", 5 << 20, &o, 1), 0);
 	uint8_t *zero = calloc(1, 5 << 20);
 	verify("e.vmdk", zero, 5 << 20);
@@ -172,7 +172,8 @@ START_TEST(test_cut_short)
 	uint8_t *src = make_source(size), *buf = malloc(size);
 	convert_to_stream("s.vmdk", size);
 	ck_assert_int_eq(truncate("s.vmdk",
-				  (off_t)(tu_file_size("s.vmdk") / 2)), 0);
+				  (off_t)(tu_file_size("s.vmdk") / 2)),
+			 0);
 	struct mimg *img;
 	ck_assert_int_eq(mimg_open(&img, "s.vmdk", NULL, 0), 0);
 	ck_assert_int_lt(mimg_pread(img, buf, size, 0, 0), 0);
@@ -188,7 +189,7 @@ END_TEST
  * and an empty GD, the footer and the end-of-stream marker. */
 static void make_footer_layout(const char *path, uint64_t size)
 {
-	struct mimg_opt o = { "subformat", "streamOptimized" };
+	struct mimg_opt o = {"subformat", "streamOptimized"};
 	uint8_t h[512], m[512];
 	ck_assert_int_eq(mimg_create(path, "vmdk", size, &o, 1), 0);
 	int fd = open(path, O_RDWR);
@@ -224,8 +225,9 @@ START_TEST(test_footer_layout_kept)
 	struct mimg *s, *d;
 	ck_assert_int_eq(mimg_open(&s, "src.raw", "raw", 0), 0);
 	ck_assert_int_eq(mimg_open(&d, "s.vmdk", "vmdk", MIMG_OPEN_RDWR), 0);
-	struct mimg_convert_opts co = { .size = sizeof(co), .existing_target = 1,
-					 .target_is_zero = 1 };
+	struct mimg_convert_opts co = {.size = sizeof(co),
+				       .existing_target = 1,
+				       .target_is_zero = 1};
 	ck_assert_msg(mimg_convert(s, d, &co) == 0, "%s", mimg_errmsg());
 	ck_assert_int_eq(mimg_close(d), 0);
 	mimg_close(s);
@@ -235,11 +237,11 @@ START_TEST(test_footer_layout_kept)
 	uint8_t *f = tu_read_file("s.vmdk", &fsize);
 	ck_assert_uint_eq(le64(f + 56), ~0ull);
 	const uint8_t *end = f + fsize;
-	ck_assert_uint_eq(le32(end - 1536 + 12), 3);	/* footer marker */
+	ck_assert_uint_eq(le32(end - 1536 + 12), 3); /* footer marker */
 	ck_assert_int_eq(memcmp(end - 1024, "KDMV", 4), 0);
 	uint64_t gd = le64(end - 1024 + 56);
 	ck_assert_uint_lt(gd * 512, (uint64_t)fsize);
-	ck_assert_uint_eq(le32(f + (gd - 1) * 512 + 12), 2);	/* GD marker */
+	ck_assert_uint_eq(le32(f + (gd - 1) * 512 + 12), 2); /* GD marker */
 	assert_eos(end);
 	free(f);
 	qemu_reads_source();
@@ -252,15 +254,17 @@ END_TEST
 START_TEST(test_sequential_writes_and_refusals)
 {
 	const uint64_t size = (1 << 20) + 1536;
-	uint8_t *want = calloc(1, size), b[512] = { 0 };
+	uint8_t *want = calloc(1, size), b[512] = {0};
 	uint8_t *chunk = malloc(200000);
 	struct mimg *img;
-	struct mimg_opt o = { "subformat", "streamOptimized" };
+	struct mimg_opt o = {"subformat", "streamOptimized"};
 	ck_assert_int_eq(mimg_create("e.vmdk", "vmdk", size, &o, 1), 0);
 	ck_assert_int_eq(mimg_open(&img, "e.vmdk", NULL, MIMG_OPEN_RDWR), 0);
-	static const struct { uint64_t off, len; } w[] = {
-		{ 100, 1000 }, { 1100, 200000 }, { 300000, 7 },
-		{ 400000, 70000 }, { 65536 * 12, 65536 }, { size - 1000, 1000 },
+	static const struct {
+		uint64_t off, len;
+	} w[] = {
+		{100, 1000},	 {1100, 200000},      {300000, 7},
+		{400000, 70000}, {65536 * 12, 65536}, {size - 1000, 1000},
 	};
 	for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++) {
 		tu_fill_random(chunk, w[i].len, i + 1);
@@ -268,9 +272,10 @@ START_TEST(test_sequential_writes_and_refusals)
 				 (ssize_t)w[i].len);
 		memcpy(want + w[i].off, chunk, w[i].len);
 		if (i == 2) {
-			ck_assert_int_eq(mimg_pwrite(img, b, 512, 0, 0), -EINVAL);
-			ck_assert_ptr_nonnull(strstr(mimg_errmsg(),
-						     "sequentially"));
+			ck_assert_int_eq(mimg_pwrite(img, b, 512, 0, 0),
+					 -EINVAL);
+			ck_assert_ptr_nonnull(
+				strstr(mimg_errmsg(), "sequentially"));
 		}
 	}
 	ck_assert_int_eq(mimg_close(img), 0);
@@ -294,17 +299,20 @@ END_TEST
  * zlib stream.  Grain 1 is corrupt. */
 static void make_unmarked(uint8_t *pattern)
 {
-	uint8_t h[512] = { 0 }, z[GRAIN * 2];
+	uint8_t h[512] = {0}, z[GRAIN * 2];
 	uLongf zl = sizeof(z);
 	memcpy(h, "KDMV", 4);
 	st32(h + 4, 1);
 	st32(h + 8, 1u | (1u << 16));
-	st64(h + 12, 384);		/* 3 grains */
+	st64(h + 12, 384); /* 3 grains */
 	st64(h + 20, 128);
 	st32(h + 44, 512);
-	st64(h + 56, 1);		/* GD at sector 1 */
+	st64(h + 56, 1); /* GD at sector 1 */
 	st64(h + 64, 6);
-	h[73] = '\n'; h[74] = ' '; h[75] = '\r'; h[76] = '\n';
+	h[73] = '\n';
+	h[74] = ' ';
+	h[75] = '\r';
+	h[76] = '\n';
 	h[77] = 1;
 	tu_write_file("u.vmdk", h, 512, 0);
 	uint8_t gd[4];

@@ -58,7 +58,8 @@ static void random_writes(const struct format *f, const char *opts)
 		if (len > size - off)
 			len = (size_t)(size - off);
 		tu_fill_random(buf, len, seed);
-		ck_assert_int_eq(mimg_pwrite(img, buf, len, off, 0), (ssize_t)len);
+		ck_assert_int_eq(mimg_pwrite(img, buf, len, off, 0),
+				 (ssize_t)len);
 		memcpy(ref + off, buf, len);
 	}
 	ck_assert_int_eq(mimg_pwrite_zeroes(img, MIB + 5, 2 * MIB, 0), 0);
@@ -158,11 +159,11 @@ struct op {
 };
 
 static const struct op workload[] = {
-	{1000, 200},		  /* a partial new block */
-	{2 * MIB, 2 * MIB},	  /* a whole new block */
-	{2 * MIB + 5000, 10000},  /* in place */
-	{6 * MIB - 50, 100},	  /* two new blocks at once */
-	{700, 3000},		  /* in place again */
+	{1000, 200},		 /* a partial new block */
+	{2 * MIB, 2 * MIB},	 /* a whole new block */
+	{2 * MIB + 5000, 10000}, /* in place */
+	{6 * MIB - 50, 100},	 /* two new blocks at once */
+	{700, 3000},		 /* in place again */
 };
 #define NOPS (sizeof(workload) / sizeof(workload[0]))
 #define CSIZE (8u * MIB)
@@ -176,8 +177,8 @@ START_TEST(crash_at_every_write)
 	for (size_t i = 0; i < NOPS; i++) {
 		states[i + 1] = malloc(CSIZE);
 		memcpy(states[i + 1], states[i], CSIZE);
-		tu_fill_random(states[i + 1] + workload[i].off,
-			       workload[i].len, i + 1);
+		tu_fill_random(states[i + 1] + workload[i].off, workload[i].len,
+			       i + 1);
 	}
 	bool qemu = tu_have_program("qemu-img");
 	fc_begin(-1);
@@ -207,8 +208,9 @@ START_TEST(crash_at_every_write)
 			for (size_t j = 0; j <= NOPS && !any; j++)
 				any = memcmp(got + s, states[j] + s, 512) == 0;
 			if (!any) /* a passing check costs a write(2) */
-				ck_abort_msg("k=%ld: sector %llu holds no state",
-					     k, (unsigned long long)(s / 512));
+				ck_abort_msg(
+					"k=%ld: sector %llu holds no state", k,
+					(unsigned long long)(s / 512));
 		}
 		free(got);
 		ck_assert_int_eq(mimg_close(img), 0);
@@ -225,10 +227,9 @@ END_TEST
 
 int main(void)
 {
-	return tu_main_loops("vpc_vdi_io", "vpc_vdi_io",
-			     NULL, 0,
-			     TU_LOOPS({ random_writes_sparse, NFORMATS },
-				      { random_writes_preallocated, NFORMATS },
-				      { concurrent_allocation, NFORMATS },
-				      { crash_at_every_write, NFORMATS }));
+	return tu_main_loops("vpc_vdi_io", "vpc_vdi_io", NULL, 0,
+			     TU_LOOPS({random_writes_sparse, NFORMATS},
+				      {random_writes_preallocated, NFORMATS},
+				      {concurrent_allocation, NFORMATS},
+				      {crash_at_every_write, NFORMATS}));
 }

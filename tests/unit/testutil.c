@@ -68,8 +68,7 @@ uint64_t tu_mix64(uint64_t x)
 	return x ^ (x >> 31);
 }
 
-void tu_write_file(const char *path, const void *buf, size_t len,
-		   uint64_t off)
+void tu_write_file(const char *path, const void *buf, size_t len, uint64_t off)
 {
 	int fd = open(path, O_WRONLY | O_CREAT, 0644);
 	ck_assert_msg(fd >= 0, "open %s", path);
@@ -186,8 +185,9 @@ uint64_t tu_allocated(const char *path)
 
 struct mimg_secret tu_secret(const char *pass)
 {
-	struct mimg_secret s = { .size = sizeof(s), .data = pass,
-				 .len = strlen(pass) };
+	struct mimg_secret s = {.size = sizeof(s),
+				.data = pass,
+				.len = strlen(pass)};
 	return s;
 }
 
@@ -203,8 +203,8 @@ void tu_create(const char *path, const char *format, uint64_t size,
 	mimg_opts_free(o, (size_t)n);
 }
 
-void tu_qemu_reads(const char *image, const char *format,
-		   const uint8_t *model, uint64_t size)
+void tu_qemu_reads(const char *image, const char *format, const uint8_t *model,
+		   uint64_t size)
 {
 	tu_write_file("model.raw", model, size, 0);
 	ck_assert_msg(tu_system("qemu-img check -q '%s'", image) == 0,
@@ -235,8 +235,7 @@ void tu_sh_done(int status)
 	ck_assert_msg(status == 0, "exit %d: %s", status, last_cmd);
 }
 
-int tu_dirty_runs(struct mimg *img, const char *name, char *out,
-		  size_t cap)
+int tu_dirty_runs(struct mimg *img, const char *name, char *out, size_t cap)
 {
 	uint64_t off = 0, size = mimg_size(img);
 	out[0] = 0;
@@ -301,8 +300,7 @@ void tu_assert_check(struct mimg *img, unsigned flags, long corruptions,
 	mimg_check_result_free(&res);
 }
 
-struct mimg *tu_open_secret(const char *path, unsigned flags,
-			    const char *pass)
+struct mimg *tu_open_secret(const char *path, unsigned flags, const char *pass)
 {
 	struct mimg *img;
 	struct mimg_secret s = tu_secret(pass);
@@ -320,8 +318,7 @@ TCase *tu_tcase(Suite *s, const char *name)
 	return tc;
 }
 
-TCase *tu_tcase_of(Suite *s, const char *name, const TTest *const *tests,
-		   int n)
+TCase *tu_tcase_of(Suite *s, const char *name, const TTest *const *tests, int n)
 {
 	TCase *tc = tu_tcase(s, name);
 	for (int i = 0; i < n; i++)
@@ -336,25 +333,24 @@ int tu_main(const char *suite, const char *tcase, const TTest *const *tests,
 }
 
 int tu_main_loops(const char *suite, const char *tcase,
-		  const TTest *const *tests, int n,
-		  const struct tu_loop *loops, int nloops)
+		  const TTest *const *tests, int n, const struct tu_loop *loops,
+		  int nloops)
 {
-	const struct tu_tcase_def def = { tcase, tests, n, loops, nloops,
-					  NULL, NULL };
+	const struct tu_tcase_def def = {tcase,	 tests, n,   loops,
+					 nloops, NULL,	NULL};
 	return tu_main_cases(suite, &def, 1);
 }
 
 int tu_main_qemu(const char *suite, const char *tcase,
-		 const TTest *const *tests, int n,
-		 const struct tu_loop *loops, int nloops)
+		 const TTest *const *tests, int n, const struct tu_loop *loops,
+		 int nloops)
 {
 	if (!tu_have_qemu())
 		return 77; /* the oracle is missing: skipped */
 	return tu_main_loops(suite, tcase, tests, n, loops, nloops);
 }
 
-int tu_main_cases(const char *suite, const struct tu_tcase_def *defs,
-		  int ndefs)
+int tu_main_cases(const char *suite, const struct tu_tcase_def *defs, int ndefs)
 {
 	Suite *s = suite_create(suite);
 	for (int d = 0; d < ndefs; d++) {

@@ -30,8 +30,7 @@ void tu_fill_random(void *buf, size_t len, uint64_t seed);
  * the next random number of a test, different for every X. */
 uint64_t tu_mix64(uint64_t x);
 /* Write LEN bytes of BUF at OFF to PATH (creating it); abort on error. */
-void tu_write_file(const char *path, const void *buf, size_t len,
-		   uint64_t off);
+void tu_write_file(const char *path, const void *buf, size_t len, uint64_t off);
 /* LEN bytes from tu_fill_random (SEED), written to PATH as well;
  * free() them. */
 uint8_t *tu_random_file(const char *path, size_t len, uint64_t seed);
@@ -47,13 +46,12 @@ int tu_have_program(const char *prog);
 bool tu_have_format(const char *name);
 /* Return from the calling test, saying so, when libmimg has no driver
  * for format NAME (a build without it, not a missing oracle). */
-#define TU_SKIP_WITHOUT_FORMAT(name)                                       \
-	do {                                                               \
-		if (!tu_have_format(name)) {                               \
-			printf("%s: no %s driver; skipped\n", __func__,    \
-			       name);                                      \
-			return;                                            \
-		}                                                          \
+#define TU_SKIP_WITHOUT_FORMAT(name)                                           \
+	do {                                                                   \
+		if (!tu_have_format(name)) {                                   \
+			printf("%s: no %s driver; skipped\n", __func__, name); \
+			return;                                                \
+		}                                                              \
 	} while (0)
 /* True when both qemu-img and the driver for FORMAT are there; else says
  * on stderr which is missing (the test program then exits 77). */
@@ -62,10 +60,10 @@ bool tu_have_qemu_img_and(const char *format);
  * (the run is then reported as skipped). */
 bool tu_have_qemu(void);
 /* Return from the calling test when qemu-img or qemu-io is missing. */
-#define TU_SKIP_WITHOUT_QEMU()                                             \
-	do {                                                               \
-		if (!tu_have_qemu())                                       \
-			return;                                            \
+#define TU_SKIP_WITHOUT_QEMU()                                                 \
+	do {                                                                   \
+		if (!tu_have_qemu())                                           \
+			return;                                                \
 	} while (0)
 /* Report the run as skipped (77) when no test fails: what the test needs
  * (a file system feature) is missing here.  The test returns early. */
@@ -81,8 +79,7 @@ uint64_t tu_allocated(const char *path);
 struct mimg_secret tu_secret(const char *pass);
 /* Open PATH (any format) with FLAGS and the passphrase PASS; the test
  * fails, naming mimg's message, when it cannot. */
-struct mimg *tu_open_secret(const char *path, unsigned flags,
-			    const char *pass);
+struct mimg *tu_open_secret(const char *path, unsigned flags, const char *pass);
 /* Create PATH (FORMAT, SIZE bytes) from qemu-img style option text OPTS
  * (NULL: none) with secret S (NULL: none); the test fails, naming OPTS
  * and mimg's message, when it cannot. */
@@ -90,13 +87,12 @@ void tu_create(const char *path, const char *format, uint64_t size,
 	       const char *opts, const struct mimg_secret *s);
 /* qemu-img as the oracle: it finds IMAGE (of FORMAT) clean, and reads it
  * as the SIZE bytes of MODEL (written to model.raw to compare). */
-void tu_qemu_reads(const char *image, const char *format,
-		   const uint8_t *model, uint64_t size);
+void tu_qemu_reads(const char *image, const char *format, const uint8_t *model,
+		   uint64_t size);
 /* The dirty runs of bitmap NAME of IMG as text, "off+len," for each, in
  * OUT (CAP bytes); returns 0, or mimg_bitmap_status's error (-EBUSY: the
  * bitmap is in use). */
-int tu_dirty_runs(struct mimg *img, const char *name, char *out,
-		  size_t cap);
+int tu_dirty_runs(struct mimg *img, const char *name, char *out, size_t cap);
 /* mimg_block_status of IMG at OFF, for at most LEN bytes, succeeds with
  * a run of PNUM bytes (0: of any length) whose status has every flag of
  * HAS set and every flag of LACKS clear. */
@@ -138,9 +134,9 @@ TCase *tu_tcase(Suite *s, const char *name);
 
 /* The tests one test case runs, as the arguments TESTS, N of
  * tu_tcase_of and tu_main: the names START_TEST defines, in order. */
-#define TU_TESTS(...)                                                      \
-	(const TTest *const[]){ __VA_ARGS__ },                             \
-		TU_NELEM(((const TTest *const[]){ __VA_ARGS__ }))
+#define TU_TESTS(...)                                                          \
+	(const TTest *const[]){__VA_ARGS__},                                   \
+		TU_NELEM(((const TTest *const[]){__VA_ARGS__}))
 /* tu_tcase, holding the N TESTS. */
 TCase *tu_tcase_of(Suite *s, const char *name, const TTest *const *tests,
 		   int n);
@@ -155,21 +151,21 @@ struct tu_loop {
 };
 /* The loop tests of a test case, as the arguments LOOPS, NLOOPS of
  * tu_main_loops: { test, n } each. */
-#define TU_LOOPS(...)                                                      \
-	(const struct tu_loop[]){ __VA_ARGS__ },                           \
-		TU_NELEM(((const struct tu_loop[]){ __VA_ARGS__ }))
+#define TU_LOOPS(...)                                                          \
+	(const struct tu_loop[]){__VA_ARGS__},                                 \
+		TU_NELEM(((const struct tu_loop[]){__VA_ARGS__}))
 /* tu_main whose test case also holds the NLOOPS LOOPS (TESTS may be
  * NULL, N 0). */
 int tu_main_loops(const char *suite, const char *tcase,
-		  const TTest *const *tests, int n,
-		  const struct tu_loop *loops, int nloops);
+		  const TTest *const *tests, int n, const struct tu_loop *loops,
+		  int nloops);
 
 /* tu_main_loops, when qemu-img and qemu-io are both there (tu_have_qemu):
  * the main() of a program whose every test checks against them; else
  * 77 (skipped). */
 int tu_main_qemu(const char *suite, const char *tcase,
-		 const TTest *const *tests, int n,
-		 const struct tu_loop *loops, int nloops);
+		 const TTest *const *tests, int n, const struct tu_loop *loops,
+		 int nloops);
 
 /* One test case of a program: NAME holding the N TESTS and the NLOOPS
  * LOOPS, with the checked fixture SETUP, TEARDOWN (NULL: none) beside
@@ -185,9 +181,9 @@ struct tu_tcase_def {
 /* The test cases of a program, as the arguments DEFS, NDEFS of
  * tu_main_cases: { name, TU_TESTS(...), TU_LOOPS(...) } each (or
  * { name, TU_TESTS(...), NULL, 0, setup, teardown }). */
-#define TU_TCASES(...)                                                     \
-	(const struct tu_tcase_def[]){ __VA_ARGS__ },                      \
-		TU_NELEM(((const struct tu_tcase_def[]){ __VA_ARGS__ }))
+#define TU_TCASES(...)                                                         \
+	(const struct tu_tcase_def[]){__VA_ARGS__},                            \
+		TU_NELEM(((const struct tu_tcase_def[]){__VA_ARGS__}))
 /* main() of a program of several test cases: suite SUITE holding the
  * NDEFS test cases DEFS, run by tu_run_suite. */
 int tu_main_cases(const char *suite, const struct tu_tcase_def *defs,
@@ -200,8 +196,8 @@ TCase *tu_case(Suite *s, const char *name, const TTest *test, int i,
 
 /* A tu_case for each entry of the array TABLE, named by the entry's
  * member tcase: TEST runs for the entry's index, with TIMEOUT. */
-#define TU_TABLE_CASES(s, table, test, timeout)                            \
-	for (int tu_i_ = 0; tu_i_ < TU_NELEM(table); tu_i_++)              \
-		tu_case(s, (table)[tu_i_].tcase, test, tu_i_, timeout)
+#define TU_TABLE_CASES(s, table, test, timeout)                                \
+	for (int tu_i_ = 0; tu_i_ < TU_NELEM(table); tu_i_++)                  \
+	tu_case(s, (table)[tu_i_].tcase, test, tu_i_, timeout)
 
 #endif

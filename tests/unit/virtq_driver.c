@@ -25,8 +25,7 @@ void vq_put_blk_hdr(uint8_t *hdr, uint32_t type, uint64_t sector)
 	memcpy(hdr + 8, &sector, 8);
 }
 
-void vq_make_avail(uint8_t *avail, uint16_t qsz, uint16_t *idx,
-		   uint16_t head)
+void vq_make_avail(uint8_t *avail, uint16_t qsz, uint16_t *idx, uint16_t head)
 {
 	memcpy(avail + 4 + 2 * (*idx % qsz), &head, 2);
 	(*idx)++;

@@ -17,7 +17,6 @@ void vq_put_desc(uint8_t *table, unsigned i, uint64_t addr, uint32_t len,
 void vq_put_blk_hdr(uint8_t *hdr, uint32_t type, uint64_t sector);
 /* HEAD as the next entry of the available ring at AVAIL (QSZ entries):
  * *IDX is advanced and published with release order. */
-void vq_make_avail(uint8_t *avail, uint16_t qsz, uint16_t *idx,
-		   uint16_t head);
+void vq_make_avail(uint8_t *avail, uint16_t qsz, uint16_t *idx, uint16_t head);
 
 #endif

@@ -28,7 +28,7 @@
 #include <mimg.h>
 
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
-#define MAX_EXTENTS 1024	/* extents added per block-status reply */
+#define MAX_EXTENTS 1024 /* extents added per block-status reply */
 
 static char *filename;
 static const char *format;
@@ -36,7 +36,7 @@ static bool cfg_readonly, cfg_untrusted;
 static char *password;
 
 static pthread_mutex_t img_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct mimg *img;	/* opened by the first connection */
+static struct mimg *img; /* opened by the first connection */
 
 /* What one connection may do with the shared image. */
 struct conn {
@@ -109,11 +109,11 @@ static int mimg_plugin_config_complete(void)
 	return 0;
 }
 
-#define mimg_plugin_config_help \
-	"file=<PATH>        (required) The image to serve.\n" \
-	"format=<FMT>       Its format (default: probe).\n" \
-	"readonly=true      Open the image read-only.\n" \
-	"untrusted=true     Refuse images that refer to other files.\n" \
+#define mimg_plugin_config_help                                                \
+	"file=<PATH>        (required) The image to serve.\n"                  \
+	"format=<FMT>       Its format (default: probe).\n"                    \
+	"readonly=true      Open the image read-only.\n"                       \
+	"untrusted=true     Refuse images that refer to other files.\n"        \
 	"password=<SECRET>  Passphrase of an encrypted image (-, +FILE, -FD)."
 
 static int open_image(struct mimg **out, bool rdwr)
@@ -242,7 +242,8 @@ static int fail(int r)
 static int mimg_plugin_pread(void *handle, void *buf, uint32_t count,
 			     uint64_t offset, uint32_t flags)
 {
-	(void)handle; (void)flags;
+	(void)handle;
+	(void)flags;
 	ssize_t r = mimg_pread(img, buf, count, offset, 0);
 	if (r < 0)
 		return fail((int)r);
@@ -258,14 +259,16 @@ static int mimg_plugin_pread(void *handle, void *buf, uint32_t count,
 static int mimg_plugin_pwrite(void *handle, const void *buf, uint32_t count,
 			      uint64_t offset, uint32_t flags)
 {
-	(void)handle; (void)flags;
+	(void)handle;
+	(void)flags;
 	ssize_t r = mimg_pwrite(img, buf, count, offset, 0);
 	return r < 0 ? fail((int)r) : 0;
 }
 
 static int mimg_plugin_flush(void *handle, uint32_t flags)
 {
-	(void)handle; (void)flags;
+	(void)handle;
+	(void)flags;
 	int r = mimg_flush(img);
 	return r < 0 ? fail(r) : 0;
 }
@@ -273,7 +276,8 @@ static int mimg_plugin_flush(void *handle, uint32_t flags)
 static int mimg_plugin_trim(void *handle, uint32_t count, uint64_t offset,
 			    uint32_t flags)
 {
-	(void)handle; (void)flags;
+	(void)handle;
+	(void)flags;
 	int r = mimg_discard(img, offset, count, 0);
 	return r < 0 ? fail(r) : 0;
 }
@@ -288,7 +292,8 @@ static int mimg_plugin_zero(void *handle, uint32_t count, uint64_t offset,
 	}
 	int r = mimg_pwrite_zeroes(img, offset, count,
 				   (flags & NBDKIT_FLAG_MAY_TRIM)
-					   ? MIMG_ZERO_MAY_UNMAP : 0);
+					   ? MIMG_ZERO_MAY_UNMAP
+					   : 0);
 	return r < 0 ? fail(r) : 0;
 }
 
@@ -317,8 +322,8 @@ static int mimg_plugin_extents(void *handle, uint32_t count, uint64_t offset,
 			return fail(r);
 		if (pnum == 0 || pnum > end - offset) {
 			nbdkit_error("%s: block status at offset %llu gave a "
-				     "run of %llu bytes", filename,
-				     (unsigned long long)offset,
+				     "run of %llu bytes",
+				     filename, (unsigned long long)offset,
 				     (unsigned long long)pnum);
 			nbdkit_set_error(EIO);
 			return -1;

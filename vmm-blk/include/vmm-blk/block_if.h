@@ -145,8 +145,7 @@ int blockif_register_resize_callback(struct blockif_ctxt *bc,
 off_t blockif_size(struct blockif_ctxt *bc);
 /* Legacy CHS geometry derived from the size, as bhyve computes it (the
  * VHD specification's algorithm). */
-void blockif_chs(struct blockif_ctxt *bc, uint16_t *c, uint8_t *h,
-		 uint8_t *s);
+void blockif_chs(struct blockif_ctxt *bc, uint16_t *c, uint8_t *h, uint8_t *s);
 /* Logical sector size in bytes. */
 int blockif_sectsz(struct blockif_ctxt *bc);
 /* Physical sector size and the offset of the first aligned sector. */
@@ -190,8 +189,7 @@ void blockif_resume(struct blockif_ctxt *bc);
  *   path[,nocache][,direct][,sync][,ro][,nodelete][,sectorsize=L[/P]]
  *       [,bootindex=N][,format=F][,untrusted]
  * (the keys above).  Needs no config-tree functions. */
-struct blockif_ctxt *blockif_open_optstr(const char *optstr,
-					 const char *ident);
+struct blockif_ctxt *blockif_open_optstr(const char *optstr, const char *ident);
 #ifdef VMMBLK_BLOCKIF_LEGACY_API
 static inline struct blockif_ctxt *blockif_open(const char *optstr,
 						const char *ident)
