@@ -31,8 +31,10 @@
 # generation of pci_virtio_block.c and pci_ahci.c (init without a vmctx
 # argument, const device tables, no blockif_add_boot_device()) of
 # opnsense/src commit 598754d632c2, with pci_nvme.c and the headers of the
-# 15-CURRENT set; no complete 14.x release tree has been checked.  See
-# doc/bhyve.md.
+# 15-CURRENT set; and the three models of a mid-2023 14-CURRENT fork
+# (Beckhoff/freebsd-src 67984384a7e2), its NVMe model given the nvme.h
+# definitions of its generation.  No 14.x release tree has been checked.
+# See doc/bhyve.md.
 #
 # Nothing is downloaded.  MIMG_BUILD_DIR (default: ./build) is a meson
 # build of mimg; the work directory is $BHYVE_CHECK_DIR or a temporary one
