@@ -256,30 +256,44 @@ static int convert_disk(struct ova_job *j, struct mimg *src, struct ova_disk *d,
 	return count_populated(d);
 }
 
-/* SHA256 of D's file, read once before the tar is written. */
-static int hash_disk(struct ova_disk *d, uint8_t *buf)
+/* D's written file, read back in order a COPY_CHUNK into BUF at a
+ * time, each piece handed to EACH(OPAQUE, BUF, LEN).  Returns 0 or the
+ * first error. */
+static int read_disk_back(const struct ova_disk *d, uint8_t *buf,
+			  int (*each)(void *opaque, const uint8_t *p, size_t n),
+			  void *opaque)
 {
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	int r = 0;
-	if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
-		EVP_MD_CTX_free(ctx);
-		return mimg_err(-ENOMEM, "digest: out of memory");
-	}
 	for (uint64_t off = 0; off < d->file_size && r == 0;) {
 		size_t n = d->file_size - off < COPY_CHUNK
 				   ? (size_t)(d->file_size - off)
 				   : COPY_CHUNK;
 		ssize_t got = pread(d->fd, buf, n, (off_t)off);
 		if (got <= 0)
-			r = mimg_err_errno(got < 0 ? -errno : -EIO,
-					   "%s: "
-					   "reading it back",
-					   d->member);
-		else {
-			EVP_DigestUpdate(ctx, buf, (size_t)got);
-			off += (uint64_t)got;
-		}
+			return mimg_err_errno(got < 0 ? -errno : -EIO,
+					      "%s: reading it back", d->member);
+		r = each(opaque, buf, (size_t)got);
+		off += (uint64_t)got;
 	}
+	return r;
+}
+
+static int hash_piece(void *ctx, const uint8_t *p, size_t n)
+{
+	return EVP_DigestUpdate(ctx, p, n)
+		       ? 0
+		       : mimg_err(-ENOMEM, "digest: out of memory");
+}
+
+/* SHA256 of D's file, read once before the tar is written. */
+static int hash_disk(struct ova_disk *d, uint8_t *buf)
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
+		EVP_MD_CTX_free(ctx);
+		return mimg_err(-ENOMEM, "digest: out of memory");
+	}
+	int r = read_disk_back(d, buf, hash_piece, ctx);
 	if (r == 0)
 		EVP_DigestFinal_ex(ctx, d->sha256, NULL);
 	EVP_MD_CTX_free(ctx);
@@ -543,24 +557,24 @@ static int tar_member(struct archive *a, const char *path, const char *name,
 	return r < 0 ? r : tar_data(a, path, text, len);
 }
 
+/* The tar member being written and the archive's path, for tar_piece. */
+struct tar_out {
+	struct archive *a;
+	const char *path;
+};
+
+static int tar_piece(void *opaque, const uint8_t *p, size_t n)
+{
+	struct tar_out *t = opaque;
+	return tar_data(t->a, t->path, p, n);
+}
+
 static int tar_disk(struct archive *a, const char *path,
 		    const struct ova_disk *d, uint8_t *buf, time_t now)
 {
+	struct tar_out t = {a, path};
 	int r = tar_header(a, path, d->member, d->file_size, now);
-	for (uint64_t off = 0; off < d->file_size && r == 0;) {
-		size_t n = d->file_size - off < COPY_CHUNK
-				   ? (size_t)(d->file_size - off)
-				   : COPY_CHUNK;
-		ssize_t got = pread(d->fd, buf, n, (off_t)off);
-		if (got <= 0)
-			return mimg_err_errno(got < 0 ? -errno : -EIO,
-					      "%s: "
-					      "reading it back",
-					      d->member);
-		r = tar_data(a, path, buf, (size_t)got);
-		off += (uint64_t)got;
-	}
-	return r;
+	return r < 0 ? r : read_disk_back(d, buf, tar_piece, &t);
 }
 
 static int write_tar(struct ova_job *j, struct mimg_file *out, uint8_t *buf)

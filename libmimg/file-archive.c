@@ -780,6 +780,35 @@ static int stream_drop(struct stream_state *st)
 				: archive_fail(st->a, st->name, "unpacking");
 }
 
+/* The next member of the tar A (the COUNTth, from 0), checked as every
+ * member is (a known header, not too many members, no link, a safe
+ * name): *EP, its *NAMEP ("" when it has none) and *SHOWNP, its name
+ * made printable (malloc'ed).  Returns 1, 0 at the end of the archive,
+ * or a negative errno naming ANAME. */
+static int next_member(struct archive *a, const char *aname, int count,
+		       struct archive_entry **ep, const char **namep,
+		       char **shownp)
+{
+	int r = archive_read_next_header(a, ep);
+	if (r == ARCHIVE_EOF)
+		return 0;
+	if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
+		return archive_fail(a, aname, "reading the tar archive");
+	if (count >= MIMG_ARCHIVE_MAX_MEMBERS)
+		return mimg_err(-E2BIG, "%s: archive has more than %d members",
+				aname, MIMG_ARCHIVE_MAX_MEMBERS);
+	const char *name = archive_entry_pathname(*ep);
+	*namep = name ? name : "";
+	if (!(*shownp = shown_name(*namep)))
+		return mimg_err(-ENOMEM, "out of memory");
+	if ((r = check_member(aname, *ep, *shownp, *namep)) < 0) {
+		free(*shownp);
+		*shownp = NULL;
+		return r;
+	}
+	return 1;
+}
+
 /* After a tar member: the rest of the archive must be harmless, as the
  * spooled reading checks it (links, names, two members of one name),
  * and hold no file the spooled reading would have had to choose
@@ -789,26 +818,14 @@ static int stream_tar_rest(struct stream_state *st)
 {
 	struct archive_entry *e;
 	for (int count = 0;; count++) {
-		int r = archive_read_next_header(st->a, &e);
-		if (r == ARCHIVE_EOF)
-			return 0;
-		if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
-			return archive_fail(st->a, st->name,
-					    "reading the tar "
-					    "archive");
-		if (count >= MIMG_ARCHIVE_MAX_MEMBERS)
-			return mimg_err(-E2BIG,
-					"%s: archive has more than %d "
-					"members",
-					st->name, MIMG_ARCHIVE_MAX_MEMBERS);
-		const char *name = archive_entry_pathname(e);
-		char *shown = shown_name(name ? name : "");
-		if (!shown)
-			return mimg_err(-ENOMEM, "out of memory");
-		r = check_member(st->name, e, shown, name ? name : "");
-		if (r == 0 && archive_entry_filetype(e) == AE_IFREG &&
-		    (r = note_name(&st->names, st->name, name ? name : "",
-				   shown)) == 0 &&
+		const char *name;
+		char *shown;
+		int r = next_member(st->a, st->name, count, &e, &name, &shown);
+		if (r <= 0)
+			return r;
+		r = 0;
+		if (archive_entry_filetype(e) == AE_IFREG &&
+		    (r = note_name(&st->names, st->name, name, shown)) == 0 &&
 		    (!st->disk || (r = member_is_disk(st)) == 1))
 			r = mimg_err(-EINVAL,
 				     "%s: the archive holds another "
@@ -1033,27 +1050,16 @@ static int unpack_tar(struct spool *sp, struct archive *a, bool filtered,
 	int files = 0, disks = 0, r = 0;
 
 	for (int count = 0;; count++) {
-		r = archive_read_next_header(a, &e);
-		if (r == ARCHIVE_EOF)
+		const char *name;
+		char *shown;
+		r = next_member(a, sp->name, count, &e, &name, &shown);
+		if (r == 0)
 			break;
-		if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
-			return archive_fail(a, sp->name,
-					    "reading the tar "
-					    "archive");
-		if (count >= MIMG_ARCHIVE_MAX_MEMBERS)
-			return mimg_err(-E2BIG,
-					"%s: archive has more than %d "
-					"members",
-					sp->name, MIMG_ARCHIVE_MAX_MEMBERS);
-		const char *name = archive_entry_pathname(e);
-		char *shown = shown_name(name ? name : "");
-		if (!shown)
-			return mimg_err(-ENOMEM, "out of memory");
-		if ((r = check_member(sp->name, e, shown, name ? name : "")) <
-			    0 ||
-		    archive_entry_filetype(e) == AE_IFDIR ||
-		    (r = note_name(&sp->names, sp->name, name ? name : "",
-				   shown)) < 0) {
+		if (r < 0)
+			return r;
+		r = 0;
+		if (archive_entry_filetype(e) == AE_IFDIR ||
+		    (r = note_name(&sp->names, sp->name, name, shown)) < 0) {
 			free(shown);
 			if (r < 0)
 				return r;
@@ -1078,8 +1084,8 @@ static int unpack_tar(struct spool *sp, struct archive *a, bool filtered,
 			continue;
 		}
 		if (o->ovf) {
-			r = take_ovf_member(sp, a, e, filtered, o,
-					    name ? name : "", &shown);
+			r = take_ovf_member(sp, a, e, filtered, o, name,
+					    &shown);
 			free(shown);
 			if (r < 0 || sp->streamed)
 				return r;

@@ -487,34 +487,48 @@ int qcow2_write_reftable_order(struct qcow2 *s, uint64_t off, uint32_t clusters)
 	return write_be(s, 48, b, sizeof(b));
 }
 
+/* The extension of HDR at OFF, before END: its *TYPE and *ADV, its data
+ * length rounded up to 8.  Returns 1, 0 at the end marker or the end of
+ * the area, or -EINVAL when its length runs past END.  The extensions
+ * were validated at open, but the header is re-read by the callers, so
+ * lengths are checked again. */
+static int next_extension(struct qcow2 *s, const uint8_t *hdr, uint64_t off,
+			  uint64_t end, uint32_t *type, uint64_t *adv)
+{
+	if (off + 8 > end)
+		return 0;
+	*type = ld_be32(hdr + off);
+	uint32_t len = ld_be32(hdr + off + 4);
+	if (*type == QCOW2_EXT_END)
+		return 0;
+	if (!ck_align_up_u64(len, 8, adv) || *adv > end - off - 8)
+		return mimg_err(-EINVAL,
+				"%s: qcow2: header extension "
+				"0x%x length %u runs past the header "
+				"area",
+				qcow2_path(s), *type, len);
+	return 1;
+}
+
 /* Copy the extensions of HDR (starting at START, ending before END) into
  * OUT at *POS, leaving out the backing format, and stop at the end
- * marker.  The extensions were validated at open, but the header is
- * re-read here, so lengths are checked again. */
+ * marker. */
 static int copy_other_extensions(struct qcow2 *s, const uint8_t *hdr,
 				 uint64_t start, uint64_t end, uint8_t *out,
 				 uint64_t *pos)
 {
-	uint64_t off = start;
-	while (off + 8 <= end) {
-		uint32_t type = ld_be32(hdr + off);
-		uint32_t len = ld_be32(hdr + off + 4);
-		uint64_t adv;
-		if (type == QCOW2_EXT_END)
-			return 0;
-		if (!ck_align_up_u64(len, 8, &adv) || adv > end - off - 8)
-			return mimg_err(-EINVAL,
-					"%s: qcow2: header extension "
-					"0x%x length %u runs past the header "
-					"area",
-					qcow2_path(s), type, len);
+	uint32_t type;
+	uint64_t adv;
+	int r;
+	for (uint64_t off = start;
+	     (r = next_extension(s, hdr, off, end, &type, &adv)) > 0;
+	     off += 8 + adv) {
 		if (type != QCOW2_EXT_BACKING_FMT) {
 			memcpy(out + *pos, hdr + off, 8 + adv);
 			*pos += 8 + adv;
 		}
-		off += 8 + adv;
 	}
-	return 0;
+	return r;
 }
 
 uint64_t qcow2_put_extension(uint8_t *out, uint64_t pos, uint32_t type,
@@ -644,19 +658,13 @@ static int keep_extensions(struct qcow2 *s, const uint8_t *old, uint64_t start,
 			   uint64_t end, uint8_t *out, uint64_t *pos,
 			   uint64_t cap, uint64_t *bitmaps)
 {
+	uint32_t type;
+	uint64_t adv;
+	int r;
 	*bitmaps = 0;
-	for (uint64_t off = start; off + 8 <= end;) {
-		uint32_t type = ld_be32(old + off);
-		uint32_t len = ld_be32(old + off + 4);
-		uint64_t adv;
-		if (type == QCOW2_EXT_END)
-			break;
-		if (!ck_align_up_u64(len, 8, &adv) || adv > end - off - 8)
-			return mimg_err(-EINVAL,
-					"%s: qcow2: header extension "
-					"0x%x length %u runs past the header "
-					"area",
-					qcow2_path(s), type, len);
+	for (uint64_t off = start;
+	     (r = next_extension(s, old, off, end, &type, &adv)) > 0;
+	     off += 8 + adv) {
 		switch (type) {
 		case QCOW2_EXT_BACKING_FMT:
 		case QCOW2_EXT_FEATURES:
@@ -673,9 +681,8 @@ static int keep_extensions(struct qcow2 *s, const uint8_t *old, uint64_t start,
 			memcpy(out + *pos, old + off, 8 + adv);
 			*pos += 8 + adv;
 		}
-		off += 8 + adv;
 	}
-	return 0;
+	return r;
 }
 
 /* Build the new header cluster OUT from S and the old one OLD. */
