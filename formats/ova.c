@@ -200,7 +200,7 @@ static int count_populated(struct ova_disk *d)
 	for (uint64_t off = 0, pnum; off < d->capacity && r == 0; off += pnum) {
 		unsigned st;
 		r = mimg_block_status(img, off, d->capacity - off, &pnum, &st,
-				      NULL);
+				      NULL, 0);
 		if (r == 0 && (st & MIMG_BS_DATA) && !(st & MIMG_BS_ZERO))
 			d->populated += pnum;
 	}

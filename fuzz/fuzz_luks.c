@@ -58,7 +58,7 @@ static void read_pass(const char *path)
 	if (size > 4096)
 		fuzz_read_range(img, size - 4096, 4096);
 	if (size)
-		mimg_block_status(img, 0, size, &pnum, &status, &host);
+		mimg_block_status(img, 0, size, &pnum, &status, &host, 0);
 	fuzz_describe(img);
 	mimg_close(img);
 }
@@ -77,7 +77,7 @@ static void write_pass(const char *path)
 		mimg_pwrite(img, iobuf, 1000, size / 2, 0);
 	if (size > 600)
 		mimg_pwrite(img, iobuf, 100, size - 300, 0);
-	mimg_flush(img);
+	mimg_flush(img, 0);
 	fuzz_read_range(img, 0, 8192);
 	mimg_close(img);
 }

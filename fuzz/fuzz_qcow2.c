@@ -106,7 +106,7 @@ static void write_pass(void)
 	}
 	if (size > (1u << 20))
 		mimg_pwrite(img, iobuf, 4096, size / 2 & ~4095ull, 0);
-	mimg_flush(img);
+	mimg_flush(img, 0);
 	fuzz_read_spread(img);
 	fuzz_check(img, 0);
 	mimg_close(img);

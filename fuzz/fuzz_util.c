@@ -38,7 +38,7 @@ void fuzz_walk_block_status(struct mimg *img)
 		uint64_t pnum = 0, host = 0;
 		unsigned status = 0;
 		if (mimg_block_status(img, off, size - off, &pnum, &status,
-				      &host) != 0 ||
+				      &host, 0) != 0 ||
 		    pnum == 0)
 			break;
 		off += pnum;

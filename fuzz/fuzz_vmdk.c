@@ -95,7 +95,7 @@ static void write_pass(void)
 	}
 	if (size > (1u << 20))
 		mimg_pwrite(img, buf, 8192, (size / 3) & ~511ull, 0);
-	mimg_flush(img);
+	mimg_flush(img, 0);
 	exercise_reads(img);
 	mimg_close(img);
 }

@@ -51,10 +51,15 @@ static int layer_status(struct mimg *img, uint64_t off, uint64_t len,
 }
 
 int mimg_block_status(struct mimg *img, uint64_t off, uint64_t len,
-		      uint64_t *pnum, unsigned *status, uint64_t *host_off)
+		      uint64_t *pnum, unsigned *status, uint64_t *host_off,
+		      unsigned flags)
 {
+	int r = mimg__check_flags("mimg_block_status", flags,
+				  MIMG_BLOCK_STATUS_ALL_FLAGS);
+	if (r < 0)
+		return r;
 	mimg__io_enter(img);
-	int r = layer_status(img, off, len, pnum, status, host_off);
+	r = layer_status(img, off, len, pnum, status, host_off);
 	mimg__io_leave(img);
 	return r;
 }
@@ -95,17 +100,21 @@ static int chain_layer(struct mimg *cur, uint64_t off, uint64_t *n,
 
 int mimg_block_status_chain(struct mimg *img, uint64_t off, uint64_t len,
 			    uint64_t *pnum, unsigned *status, int *depth,
-			    uint64_t *host_off)
+			    uint64_t *host_off, unsigned flags)
 {
 	uint64_t n = len;
 	int d = 0;
+	int r = mimg__check_flags("mimg_block_status_chain", flags,
+				  MIMG_BLOCK_STATUS_ALL_FLAGS);
+	if (r < 0)
+		return r;
 
 	if (host_off)
 		*host_off = 0;
 	for (struct mimg *cur = img; cur; cur = cur->backing, d++) {
 		bool done;
 		mimg__io_enter(cur);
-		int r = chain_layer(cur, off, &n, status, host_off, &done);
+		r = chain_layer(cur, off, &n, status, host_off, &done);
 		mimg__io_leave(cur);
 		if (r < 0)
 			return r;

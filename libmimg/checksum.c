@@ -176,7 +176,7 @@ static int run_worker(struct ck_worker *w)
 		if (a >= ck->size)
 			break;
 		r = mimg_block_status_chain(ck->img, a, ck->size - a, &pnum,
-					    &st, NULL, NULL);
+					    &st, NULL, NULL, 0);
 		if (r < 0)
 			return r;
 		if (st & MIMG_BS_ZERO) {

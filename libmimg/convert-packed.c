@@ -158,7 +158,7 @@ static int feed_image(struct packed_out *o, struct mimg *src, uint8_t *buf,
 						       : READ_CHUNK;
 		unsigned st;
 		int r = mimg_block_status_chain(src, off, len, &pnum, &st, NULL,
-						NULL);
+						NULL, 0);
 		if (r < 0)
 			return r;
 		if (st & MIMG_BS_ZERO) {

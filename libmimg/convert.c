@@ -135,9 +135,9 @@ static int src_status(struct conv *c, uint64_t off, uint64_t *pnum,
 		      unsigned *st)
 {
 	return c->top_only ? mimg_block_status(c->src, off, c->size - off, pnum,
-					       st, NULL)
+					       st, NULL, 0)
 			   : mimg_block_status_chain(c->src, off, c->size - off,
-						     pnum, st, NULL, NULL);
+						     pnum, st, NULL, NULL, 0);
 }
 
 /*

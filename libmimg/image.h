@@ -66,6 +66,10 @@ struct mimg {
 	size_t n_extra_ids;
 };
 
+/* -EINVAL naming CALL (a public function) when FLAGS has bits outside
+ * ALLOWED, so that flags can be added later. */
+int mimg__check_flags(const char *call, unsigned flags, unsigned allowed);
+
 /* Enter and leave an I/O call on IMG (its resize lock, shared). */
 static inline void mimg__io_enter(const struct mimg *img)
 {

@@ -19,8 +19,7 @@
 #define ZERO_CHUNK (1u << 20)
 #define IOV_LOCAL 16
 
-/* -EINVAL naming CALL when FLAGS has bits outside ALLOWED. */
-static int check_flags(const char *call, unsigned flags, unsigned allowed)
+int mimg__check_flags(const char *call, unsigned flags, unsigned allowed)
 {
 	if (flags & ~allowed)
 		return mimg_err(-EINVAL, "%s: unknown flags %#x", call,
@@ -44,7 +43,8 @@ static ssize_t do_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
 	struct iovec local[IOV_LOCAL], *use;
 	int n, r;
 
-	if ((r = check_flags("mimg_preadv", flags, MIMG_READ_ALL_FLAGS)) < 0)
+	if ((r = mimg__check_flags("mimg_preadv", flags, MIMG_READ_ALL_FLAGS)) <
+	    0)
 		return r;
 	if (off >= img->size || len == 0)
 		return 0;
@@ -79,7 +79,7 @@ ssize_t mimg_pread(struct mimg *img, void *buf, size_t len, uint64_t off,
 static int check_change(struct mimg *img, const char *call, unsigned flags,
 			unsigned allowed, uint64_t off, uint64_t len)
 {
-	int r = check_flags(call, flags, allowed);
+	int r = mimg__check_flags(call, flags, allowed);
 	if (r < 0)
 		return r;
 	if (img->read_only)
@@ -269,12 +269,15 @@ int mimg_discard(struct mimg *img, uint64_t off, uint64_t len, unsigned flags)
 	return r;
 }
 
-int mimg_flush(struct mimg *img)
+int mimg_flush(struct mimg *img, unsigned flags)
 {
+	int r = mimg__check_flags("mimg_flush", flags, MIMG_FLUSH_ALL_FLAGS);
+	if (r < 0)
+		return r;
 	if (img->read_only || !img->drv->flush)
 		return 0;
 	mimg__io_enter(img);
-	int r = img->drv->flush(img);
+	r = img->drv->flush(img);
 	mimg__io_leave(img);
 	return r;
 }

@@ -110,7 +110,7 @@ static void maybe_flush(struct bench *b, uint64_t i)
 			pthread_cond_wait(&b->cond, &b->lock);
 	}
 	pthread_mutex_unlock(&b->lock);
-	int r = mimg_flush(b->img);
+	int r = mimg_flush(b->img, 0);
 	pthread_mutex_lock(&b->lock);
 	if (r < 0)
 		fail(b, r, "Failed flush request");

@@ -131,7 +131,7 @@ static int commit_data(struct commit *c)
 		unsigned st;
 		int depth;
 		if (mimg_block_status_chain(c->top, off, size - off, &pnum, &st,
-					    &depth, NULL) < 0 ||
+					    &depth, NULL, 0) < 0 ||
 		    ((st & MIMG_BS_ALLOCATED) && depth < c->base_depth &&
 		     copy_run(c, off, pnum, st) < 0)) {
 			r = cli_error("Block job failed: %s", mimg_errmsg());

@@ -49,9 +49,9 @@ static int compare_common(struct cmp *c, uint64_t len)
 		uint64_t na, nb, n;
 		unsigned sa, sb;
 		if (mimg_block_status_chain(c->a, off, len - off, &na, &sa,
-					    NULL, NULL) < 0 ||
+					    NULL, NULL, 0) < 0 ||
 		    mimg_block_status_chain(c->b, off, len - off, &nb, &sb,
-					    NULL, NULL) < 0)
+					    NULL, NULL, 0) < 0)
 			return cmp_error();
 		n = na < nb ? na : nb;
 		if (c->strict &&
@@ -93,7 +93,7 @@ static int compare_tail(struct cmp *c, struct mimg *big, uint64_t from)
 		uint64_t n;
 		unsigned st;
 		if (mimg_block_status_chain(big, off, end - off, &n, &st, NULL,
-					    NULL) < 0)
+					    NULL, 0) < 0)
 			return cmp_error();
 		if (!(st & MIMG_BS_ZERO)) {
 			if (n > CMP_CHUNK)

@@ -36,7 +36,7 @@ static int chain_entry(struct mimg *top, uint64_t off, uint64_t len,
 	unsigned st;
 	int depth;
 	int r = mimg_block_status_chain(top, off, len, &pnum, &st, &depth,
-					&host);
+					&host, 0);
 	if (r < 0)
 		return r;
 	*e = (struct map_entry){

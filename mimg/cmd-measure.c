@@ -294,7 +294,7 @@ static int refine_run(struct mimg *top, struct layer *layers, int depth,
 	unsigned st;
 	if (n > *pnum)
 		n = *pnum;
-	if (mimg_block_status(img, off, n, &p, &st, &host) < 0)
+	if (mimg_block_status(img, off, n, &p, &st, &host, 0) < 0)
 		return cli_error("%s", mimg_errmsg());
 	if (!(st & MIMG_BS_OFFSET_VALID) || (st & MIMG_BS_COMPRESSED))
 		return 0;
@@ -317,7 +317,7 @@ static int data_bytes(struct mimg *img, uint64_t cs, uint64_t *out)
 	while (off < size) {
 		bool zero = false;
 		if (mimg_block_status_chain(img, off, size - off, &pnum, &st,
-					    &depth, NULL) < 0) {
+					    &depth, NULL, 0) < 0) {
 			r = cli_error("%s", mimg_errmsg());
 			break;
 		}

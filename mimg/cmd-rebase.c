@@ -73,7 +73,8 @@ static int zero_run(struct mimg *img, uint64_t off, uint64_t len, uint64_t *run)
 	}
 	if (len > mimg_size(img) - off)
 		len = mimg_size(img) - off;
-	int r = mimg_block_status_chain(img, off, len, &pnum, &st, NULL, NULL);
+	int r = mimg_block_status_chain(img, off, len, &pnum, &st, NULL, NULL,
+					0);
 	if (r < 0)
 		return r;
 	*run = (st & MIMG_BS_ZERO) ? pnum : 0;
@@ -169,7 +170,7 @@ static int rebase_data(struct rebase *rb)
 		uint64_t pnum;
 		unsigned st;
 		if (mimg_block_status(rb->img, off, size - off, &pnum, &st,
-				      NULL) < 0) {
+				      NULL, 0) < 0) {
 			cli_progress_end(&prog);
 			return cli_error("error while reading image metadata "
 					 "at offset %llu: %s",

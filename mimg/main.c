@@ -31,7 +31,8 @@ static const struct command {
 	 "check [-f fmt] [-r leaks|all] [--output human|json] [-q] "
 	 "[--image-opts] FILE"},
 	{"checksum", cmd_checksum,
-	 "checksum [-f fmt] [--output human|json] [-p] [-a algorithm] FILE"},
+	 "checksum [-f fmt] [--output human|json] [-p] [-a algorithm] "
+	 "[--image-opts] FILE"},
 	{"commit", cmd_commit,
 	 "commit [-f fmt] [-t cache] [-b base] [-r rate] [-d] [-p] [-q] "
 	 "[--image-opts] FILE"},
@@ -42,15 +43,15 @@ static const struct command {
 	 "convert [-f fmt] [-O fmt] [-o opts] [-c] [-p] [-q] [-n] [-S size] "
 	 "[-m N] [-W] [-t cache] [-T cache] [-l snapshot] [-B backing "
 	 "[-F fmt]] [-C] [--salvage] [--bitmaps [--skip-broken-bitmaps]] "
-	 "[--target-is-zero] "
-	 "SRC [SRC...] DST"},
+	 "[--target-is-zero] [--image-opts] SRC [SRC...] DST"},
 	{"dd", cmd_dd,
-	 "dd [-f fmt] [-O fmt] [bs=N] [count=N] [skip=N] if=INPUT "
-	 "of=OUTPUT"},
+	 "dd [-f fmt] [-O fmt] [bs=N] [count=N] [skip=N] [--image-opts] "
+	 "if=INPUT of=OUTPUT"},
 	{"create", cmd_create,
 	 "create [-f fmt] [-o opts] [-b backing [-F fmt]] [-q] FILE [SIZE]"},
 	{"info", cmd_info,
-	 "info [-f fmt] [--output human|json] [--backing-chain] FILE"},
+	 "info [-f fmt] [--output human|json] [--backing-chain] "
+	 "[--image-opts] FILE"},
 	{"map", cmd_map,
 	 "map [-f fmt] [--output human|json] [-s offset] [-l length] "
 	 "[--image-opts] FILE"},
@@ -65,7 +66,7 @@ static const struct command {
 	 "[--image-opts] FILE [+|-]SIZE"},
 	{"snapshot", cmd_snapshot,
 	 "snapshot [-f fmt] [-U] [-q] [-l | -a snapshot | -c snapshot | "
-	 "-d snapshot] FILE"},
+	 "-d snapshot] [--image-opts] FILE"},
 };
 
 /* "mimg", or "qemu-img" when run through a link of that name: tools that

@@ -479,7 +479,7 @@ static int perform_range(struct blockif_ctxt *bc, struct blockif_elem *be)
 static int perform(struct blockif_ctxt *bc, struct blockif_elem *be)
 {
 	switch (be->op) {
-	case BOP_FLUSH: return errno_of(mimg_flush(bc->img));
+	case BOP_FLUSH: return errno_of(mimg_flush(bc->img, 0));
 	case BOP_READ:
 	case BOP_WRITE: return perform_rw(bc, be);
 	case BOP_DELETE:
@@ -753,7 +753,7 @@ void blockif_pause(struct blockif_ctxt *bc)
 	pthread_mutex_lock(&bc->mtx);
 	blockif_quiesce(bc);
 	pthread_mutex_unlock(&bc->mtx);
-	err = errno_of(mimg_flush(bc->img));
+	err = errno_of(mimg_flush(bc->img, 0));
 	if (err)
 		blockif_warn(bc->ident, "flush while pausing failed: %s",
 			     strerror(err));

@@ -458,6 +458,9 @@ enum {
 #define MIMG_READ_ALL_FLAGS 0x0u  /* mimg_preadv, mimg_pread */
 #define MIMG_WRITE_ALL_FLAGS 0x2u /* mimg_pwritev, mimg_pwrite, discard */
 #define MIMG_ZERO_ALL_FLAGS 0x3u  /* mimg_pwrite_zeroes */
+#define MIMG_FLUSH_ALL_FLAGS 0x0u /* mimg_flush */
+/* mimg_block_status, mimg_block_status_chain */
+#define MIMG_BLOCK_STATUS_ALL_FLAGS 0x0u
 
 /* Read LEN bytes at OFF; ranges not allocated in this layer come from the
  * backing chain or read as zeroes.  Returns the number of bytes read
@@ -501,10 +504,10 @@ MIMG_API int mimg_discard(struct mimg *img, uint64_t off, uint64_t len,
 			  unsigned flags);
 
 /* Make all completed writes durable (metadata included).  Returns 0 (also
- * on read-only images) or host I/O errors (-EIO, -ENOSPC).  Thread-safe:
- * concurrent with every I/O call on IMG; covers the writes completed
- * before it was called. */
-MIMG_API int mimg_flush(struct mimg *img);
+ * on read-only images), -EINVAL (FLAGS) or host I/O errors (-EIO,
+ * -ENOSPC).  FLAGS: none yet (0).  Thread-safe: concurrent with every I/O
+ * call on IMG; covers the writes completed before it was called. */
+MIMG_API int mimg_flush(struct mimg *img, unsigned flags);
 
 enum mimg_prealloc {
 	MIMG_PREALLOC_OFF = 0,
@@ -548,13 +551,14 @@ enum {
  * length (>0, <=LEN) of the run starting at OFF that shares *STATUS.  A run
  * not ALLOCATED in this layer has its content defined by the backing chain
  * (or reads as zeroes when there is none: then ZERO is also set).
- * HOST_OFF may be NULL.  Returns 0 or a negative errno: -EINVAL (OFF at
- * or past the end of IMG, LEN 0), -EIO (corrupt metadata), host I/O
- * errors.  Thread-safe: concurrent with every I/O call on IMG.
+ * HOST_OFF may be NULL.  FLAGS: none yet (0).  Returns 0 or a negative
+ * errno: -EINVAL (OFF at or past the end of IMG, LEN 0, FLAGS), -EIO
+ * (corrupt metadata), host I/O errors.  Thread-safe: concurrent with
+ * every I/O call on IMG.
  */
 MIMG_API int mimg_block_status(struct mimg *img, uint64_t off, uint64_t len,
 			       uint64_t *pnum, unsigned *status,
-			       uint64_t *host_off);
+			       uint64_t *host_off, unsigned flags);
 
 /*
  * Status of [OFF, OFF+LEN) through the whole backing chain: DATA or ZERO
@@ -565,14 +569,14 @@ MIMG_API int mimg_block_status(struct mimg *img, uint64_t off, uint64_t len,
  * offset in that layer's file (COMPRESSED: where the compressed data
  * starts), as mimg_block_status reports it for that layer.  A
  * run past the end of a shorter backing file reads as zeroes: ZERO only,
- * DEPTH that layer.
+ * DEPTH that layer.  FLAGS: as mimg_block_status.
  * Errors: those of mimg_block_status for each layer.  Thread-safe, as
  * mimg_block_status.
  */
 MIMG_API int mimg_block_status_chain(struct mimg *img, uint64_t off,
 				     uint64_t len, uint64_t *pnum,
 				     unsigned *status, int *depth,
-				     uint64_t *host_off);
+				     uint64_t *host_off, unsigned flags);
 
 /* Make a read-only IMG read the content of its internal snapshot NAME
  * (matched against the snapshot's id, then its name), as qemu-img

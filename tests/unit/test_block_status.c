@@ -66,7 +66,7 @@ START_TEST(raw_runs_match_seek_data)
 		unsigned st;
 		bool want_data;
 		ck_assert_int_eq(mimg_block_status(img, off, 8 * MIB - off,
-						   &pnum, &st, &host),
+						   &pnum, &st, &host, 0),
 				 0);
 		seek_layout(fd, off, 8 * MIB, &want_data, &want_n);
 		ck_assert_msg(pnum == want_n,
@@ -111,12 +111,13 @@ START_TEST(raw_runs_capped_and_ranges)
 	tu_assert_status(img, 8 * MIB - 4096, UINT64_MAX, 4096, MIMG_BS_DATA,
 			 0);
 	/* nothing at or past the end, nor empty ranges */
-	ck_assert_int_eq(mimg_block_status(img, 8 * MIB, 1, &pnum, &st, NULL),
+	ck_assert_int_eq(mimg_block_status(img, 8 * MIB, 1, &pnum, &st, NULL,
+					   0),
 			 -EINVAL);
-	ck_assert_int_eq(mimg_block_status(img, UINT64_MAX, 1, &pnum, &st,
-					   NULL),
+	ck_assert_int_eq(mimg_block_status(img, UINT64_MAX, 1, &pnum, &st, NULL,
+					   0),
 			 -EINVAL);
-	ck_assert_int_eq(mimg_block_status(img, 0, 0, &pnum, &st, NULL),
+	ck_assert_int_eq(mimg_block_status(img, 0, 0, &pnum, &st, NULL, 0),
 			 -EINVAL);
 	ck_assert_int_eq(mimg_close(img), 0);
 }
@@ -146,11 +147,11 @@ START_TEST(chain_on_single_raw)
 		unsigned s1, s2;
 		int depth = -1;
 		ck_assert_int_eq(mimg_block_status(img, off, 8 * MIB - off, &p1,
-						   &s1, NULL),
+						   &s1, NULL, 0),
 				 0);
 		ck_assert_int_eq(mimg_block_status_chain(img, off,
 							 8 * MIB - off, &p2,
-							 &s2, &depth, NULL),
+							 &s2, &depth, NULL, 0),
 				 0);
 		ck_assert_uint_eq(p1, p2);
 		ck_assert_int_eq(depth, 0);
@@ -162,7 +163,7 @@ START_TEST(chain_on_single_raw)
 	uint64_t p;
 	unsigned s;
 	ck_assert_int_eq(mimg_block_status_chain(img, 0, 4096, &p, &s, NULL,
-						 NULL),
+						 NULL, 0),
 			 0);
 	ck_assert_int_eq(mimg_close(img), 0);
 }
@@ -212,7 +213,8 @@ START_TEST(chain_through_qcow2_overlay)
 			int d = -1;
 			ck_assert_int_eq(mimg_block_status_chain(img, off,
 								 end - off, &p,
-								 &s, &d, NULL),
+								 &s, &d, NULL,
+								 0),
 					 0);
 			ck_assert_msg(s == want[i].status && d == want[i].depth,
 				      "at %llu: status %#x depth %d, want %#x "

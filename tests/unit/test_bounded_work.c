@@ -147,7 +147,7 @@ static void library_all(const char *path)
 		int depth;
 
 		if (mimg_block_status_chain(img, off, size - off, &pnum,
-					    &status, &depth, NULL) != 0 ||
+					    &status, &depth, NULL, 0) != 0 ||
 		    pnum == 0)
 			break;
 		off += pnum;

@@ -126,12 +126,13 @@ static void *work(void *arg)
 			uint64_t pnum;
 			unsigned st;
 			if (op & 1) {
-				if (mimg_flush(w->img) != 0)
+				if (mimg_flush(w->img, 0) != 0)
 					FAIL(w, "thread %d: flush: %s", w->id,
 					     mimg_errmsg());
 			} else if (mimg_block_status(w->img, off,
 						     NTHREADS * REGION - off,
-						     &pnum, &st, NULL) != 0 ||
+						     &pnum, &st, NULL,
+						     0) != 0 ||
 				   pnum == 0) {
 				FAIL(w, "thread %d: block status: %s", w->id,
 				     mimg_errmsg());

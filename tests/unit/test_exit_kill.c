@@ -107,7 +107,7 @@ static void child_main(const char *path, enum path via, int fd,
 	if (flush_at) {
 		atomic_store(&c.next, NSLOTS - flush_at);
 		writer(&c);
-		if (via == VIA_LIBRARY && mimg_flush(c.img) < 0)
+		if (via == VIA_LIBRARY && mimg_flush(c.img, 0) < 0)
 			_exit(3);
 		int err;
 		if (via == VIA_BLOCKIF &&

@@ -196,7 +196,7 @@ START_TEST(every_format_direct)
 	ck_assert_int_eq(mimg_pwrite(img, pat, 200000, 4096 * 3 + 17, 0),
 			 200000);
 	ck_assert_int_eq(mimg_pwrite(img, pat + 5, 512, 1 << 20, 0), 512);
-	ck_assert_int_eq(mimg_flush(img), 0);
+	ck_assert_int_eq(mimg_flush(img, 0), 0);
 	ck_assert_int_eq(mimg_pread(img, back + 1, 200000, 4096 * 3 + 17, 0),
 			 200000);
 	ck_assert(memcmp(back + 1, pat, 200000) == 0);

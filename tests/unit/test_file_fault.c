@@ -118,9 +118,9 @@ START_TEST(flush_fault_reaches_close)
 	struct mimg *img;
 	ck_assert_int_eq(mimg_open(&img, "a.img", "raw", MIMG_OPEN_RDWR), 0);
 	mimg_file_set_fault_hook(hook, &f);
-	ck_assert_int_eq(mimg_flush(img), -EIO);
+	ck_assert_int_eq(mimg_flush(img, 0), -EIO);
 	assert_msg_has("a.img");
-	ck_assert_int_eq(mimg_flush(img), 0);
+	ck_assert_int_eq(mimg_flush(img, 0), 0);
 	/* close flushes too: fail that one */
 	f.seen = 0;
 	ck_assert_int_eq(mimg_close(img), -EIO);
@@ -129,7 +129,7 @@ START_TEST(flush_fault_reaches_close)
 	f.seen = 0;
 	ck_assert_int_eq(mimg_open(&img, "a.img", "raw", 0), 0);
 	mimg_file_set_fault_hook(hook, &f);
-	ck_assert_int_eq(mimg_flush(img), 0);
+	ck_assert_int_eq(mimg_flush(img, 0), 0);
 	ck_assert_int_eq(mimg_close(img), 0);
 	ck_assert_int_eq(f.seen, 0);
 }

@@ -43,7 +43,7 @@ START_TEST(chain_status_has_depth_and_host_offset)
 
 	/* from the backing file: a raw file holds byte N at N */
 	ck_assert_int_eq(mimg_block_status_chain(img, 4096, 4096, &pnum, &st,
-						 &depth, &host),
+						 &depth, &host, 0),
 			 0);
 	ck_assert_int_eq(depth, 1);
 	ck_assert(st & MIMG_BS_OFFSET_VALID);
@@ -52,7 +52,7 @@ START_TEST(chain_status_has_depth_and_host_offset)
 
 	/* from the overlay: a cluster of its own file, past its header */
 	ck_assert_int_eq(mimg_block_status_chain(img, 64 * KIB, 4096, &pnum,
-						 &st, &depth, &host),
+						 &st, &depth, &host, 0),
 			 0);
 	ck_assert_int_eq(depth, 0);
 	ck_assert(st & MIMG_BS_OFFSET_VALID);
@@ -61,7 +61,7 @@ START_TEST(chain_status_has_depth_and_host_offset)
 
 	/* callers without HOST_OFF get statuses as before */
 	ck_assert_int_eq(mimg_block_status_chain(img, 64 * KIB, 4096, &pnum,
-						 &st, NULL, NULL),
+						 &st, NULL, NULL, 0),
 			 0);
 	ck_assert(!(st & MIMG_BS_OFFSET_VALID));
 	ck_assert_int_eq(mimg_close(img), 0);
@@ -208,6 +208,21 @@ START_TEST(io_flags_are_checked)
 	ck_assert_int_eq(mimg_pwrite_zeroes(img, 0, 4096, 1u << 9), -EINVAL);
 	ck_assert_int_eq(mimg_discard(img, 0, 4096, MIMG_ZERO_MAY_UNMAP),
 			 -EINVAL);
+	ck_assert_int_eq(mimg_flush(img, MIMG_IO_FUA), -EINVAL);
+	uint64_t pnum = 0, host = 0;
+	unsigned st = 0;
+	int depth = -1;
+	ck_assert_int_eq(mimg_block_status(img, 0, 4096, &pnum, &st, &host,
+					   MIMG_IO_FUA),
+			 -EINVAL);
+	ck_assert_int_eq(mimg_block_status_chain(img, 0, 4096, &pnum, &st,
+						 &depth, &host, 1u << 9),
+			 -EINVAL);
+	ck_assert_int_eq(mimg_block_status_chain(img, 0, 4096, &pnum, &st,
+						 &depth, &host, 0),
+			 0);
+	ck_assert_int_eq(depth, 0);
+	ck_assert_uint_eq(pnum, 4096);
 	/* nothing was written by the refused calls */
 	uint8_t back[4096];
 	ck_assert_int_eq(mimg_pread(img, back, sizeof(back), 0, 0),

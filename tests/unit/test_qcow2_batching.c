@@ -130,7 +130,7 @@ START_TEST(refcounts_written_per_sync)
 		      "%d writes into the refcount block "
 		      "for %d allocating writes",
 		      before_flush, NWRITES);
-	ck_assert_int_eq(mimg_flush(img), 0);
+	ck_assert_int_eq(mimg_flush(img, 0), 0);
 	int after_flush = __atomic_load_n(&w.writes, __ATOMIC_SEQ_CST);
 	ck_assert_msg(after_flush == before_flush + 1,
 		      "the flush wrote the "
@@ -148,11 +148,11 @@ START_TEST(failed_refcount_writeback_keeps_counts)
 	write_clusters(img, model, 0, NWRITES / 2);
 	/* The flush's write of the waiting increments fails once. */
 	w.fail_at = __atomic_load_n(&w.writes, __ATOMIC_SEQ_CST) + 1;
-	ck_assert_int_lt(mimg_flush(img), 0);
+	ck_assert_int_lt(mimg_flush(img, 0), 0);
 	ck_assert_int_eq(w.failed, 1);
 	/* Later allocations must not take the clusters counted above. */
 	write_clusters(img, model, NWRITES / 2, NWRITES / 2);
-	ck_assert_msg(mimg_flush(img) == 0, "flush: %s", mimg_errmsg());
+	ck_assert_msg(mimg_flush(img, 0) == 0, "flush: %s", mimg_errmsg());
 	finish(img, model);
 }
 END_TEST

@@ -38,7 +38,7 @@ static void write_some(struct mimg *img, int from, int to)
 		tu_fill_random(b, w_len(i), (uint64_t)i);
 		(void)mimg_pwrite(img, b, w_len(i), w_off(i), 0);
 		if (i % 2)
-			(void)mimg_flush(img);
+			(void)mimg_flush(img, 0);
 	}
 	free(b);
 }

@@ -237,7 +237,7 @@ static int wl_grow(struct workload *w)
 
 static int wl_flush(struct workload *w)
 {
-	int ret = mimg_flush(w->img);
+	int ret = mimg_flush(w->img, 0);
 	if (ret == 0)
 		model_flushed(w->m);
 	return ret;

@@ -35,7 +35,7 @@ static void workload(struct mimg *img, void *arg)
 			(void)mimg_pwrite_zeroes(img, off, 70000,
 						 MIMG_ZERO_MAY_UNMAP);
 		if (i % 4 == 0)
-			(void)mimg_flush(img);
+			(void)mimg_flush(img, 0);
 	}
 	free(b);
 }

@@ -35,7 +35,7 @@ static void write_some(struct mimg *img, int seed)
 		tu_fill_random(b, len, (uint64_t)(i + seed));
 		(void)mimg_pwrite(img, b, len, off, 0);
 		if (i % 3 == 2)
-			(void)mimg_flush(img);
+			(void)mimg_flush(img, 0);
 	}
 	free(b);
 }
@@ -78,7 +78,7 @@ static void snapshot_workload(struct mimg *img, void *arg)
 			break;
 		}
 	}
-	(void)mimg_flush(img);
+	(void)mimg_flush(img, 0);
 }
 
 static void make_image(const char *opts)

@@ -208,7 +208,8 @@ static int do_block_status(struct thread_ctx *t)
 	uint64_t off = UNIT * (t_rand(t) % (cfg->size / UNIT));
 	uint64_t len = cfg->size - off, pnum = 0;
 	unsigned status = 0;
-	int ret = mimg_block_status(t->st->img, off, len, &pnum, &status, NULL);
+	int ret = mimg_block_status(t->st->img, off, len, &pnum, &status, NULL,
+				    0);
 	if (ret != 0 || pnum == 0 || pnum > len)
 		return thread_fail(t, "block status", off, len, ret ? ret : -1);
 	return 0;
@@ -231,7 +232,7 @@ static void *stress_thread(void *arg)
 		else if (r < 95)
 			ret = do_block_status(t);
 		else
-			ret = mimg_flush(t->st->img) == 0
+			ret = mimg_flush(t->st->img, 0) == 0
 				      ? 0
 				      : thread_fail(t, "flush", 0, 0, -1);
 		if (ret != 0)

@@ -162,7 +162,7 @@ START_TEST(read_only_refuses_writes)
 	ck_assert_int_eq(mimg_pwrite_zeroes(img, 0, 512, 0), -EROFS);
 	ck_assert_int_eq(mimg_discard(img, 0, 512, 0), -EROFS);
 	ck_assert_int_eq(mimg_truncate(img, 4096, MIMG_PREALLOC_OFF), -EROFS);
-	ck_assert_int_eq(mimg_flush(img), 0);
+	ck_assert_int_eq(mimg_flush(img, 0), 0);
 	ck_assert_int_eq(mimg_close(img), 0);
 	ck_assert_uint_eq(tu_file_size("a.img"), 65536);
 	ck_assert_uint_eq(tu_allocated("a.img"), 0);
@@ -180,7 +180,7 @@ START_TEST(write_zeroes)
 					    MIMG_ZERO_MAY_UNMAP),
 			 0);
 	ck_assert_int_eq(mimg_pwrite_zeroes(img, 0, 0, 0), 0);
-	ck_assert_int_eq(mimg_flush(img), 0);
+	ck_assert_int_eq(mimg_flush(img, 0), 0);
 	ck_assert_int_eq(mimg_close(img), 0);
 	uint8_t *f = slurp("a.img", 4 * MIB);
 	ck_assert_mem_eq(f, buf, 100);

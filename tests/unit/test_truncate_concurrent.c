@@ -69,9 +69,9 @@ static void *io_worker(void *arg)
 		uint64_t pnum;
 		unsigned st;
 		if (mimg_block_status_chain(sh->img, SMALL - CHUNK, 2 * CHUNK,
-					    &pnum, &st, NULL, NULL) < 0)
+					    &pnum, &st, NULL, NULL, 0) < 0)
 			count_failure(sh);
-		if (i % 64 == 0 && mimg_flush(sh->img) < 0)
+		if (i % 64 == 0 && mimg_flush(sh->img, 0) < 0)
 			count_failure(sh);
 	}
 	return NULL;

@@ -111,7 +111,8 @@ START_TEST(entry_past_blocks)
 	ck_assert_int_eq(mimg_pwrite(img, buf, 4, 2 * MIB, 0), -EIO);
 	uint64_t pnum;
 	unsigned st;
-	ck_assert_int_eq(mimg_block_status(img, 2 * MIB, MIB, &pnum, &st, NULL),
+	ck_assert_int_eq(mimg_block_status(img, 2 * MIB, MIB, &pnum, &st, NULL,
+					   0),
 			 -EIO);
 	tu_assert_check(img, 0, TU_SOME, TU_ANY, "too large");
 	ck_assert_int_eq(mimg_close(img), 0);

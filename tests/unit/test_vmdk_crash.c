@@ -86,7 +86,7 @@ static size_t run_workload(struct mimg *img, size_t *flushed)
 		} else if (o->kind == OP_ZERO) {
 			r = mimg_pwrite_zeroes(img, o->off, o->len, 0);
 		} else {
-			r = mimg_flush(img);
+			r = mimg_flush(img, 0);
 			if (r == 0)
 				*flushed = i + 1;
 		}

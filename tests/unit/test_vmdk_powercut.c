@@ -48,7 +48,7 @@ static void workload(struct mimg *img, void *arg)
 						 MIMG_ZERO_MAY_UNMAP);
 		}
 		if (i % 4 == 0)
-			(void)mimg_flush(img);
+			(void)mimg_flush(img, 0);
 	}
 	free(b);
 }

@@ -261,7 +261,7 @@ void tu_assert_status(struct mimg *img, uint64_t off, uint64_t len,
 {
 	uint64_t got;
 	unsigned st;
-	int r = mimg_block_status(img, off, len, &got, &st, NULL);
+	int r = mimg_block_status(img, off, len, &got, &st, NULL, 0);
 	ck_assert_msg(r == 0, "block status at %llu: %s",
 		      (unsigned long long)off, mimg_errmsg());
 	ck_assert_msg(pnum == 0 || got == pnum,

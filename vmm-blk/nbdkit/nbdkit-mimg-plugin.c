@@ -269,7 +269,7 @@ static int mimg_plugin_flush(void *handle, uint32_t flags)
 {
 	(void)handle;
 	(void)flags;
-	int r = mimg_flush(img);
+	int r = mimg_flush(img, 0);
 	return r < 0 ? fail(r) : 0;
 }
 
@@ -317,7 +317,7 @@ static int mimg_plugin_extents(void *handle, uint32_t count, uint64_t offset,
 		uint64_t pnum;
 		unsigned status;
 		int r = mimg_block_status_chain(img, offset, end - offset,
-						&pnum, &status, NULL, NULL);
+						&pnum, &status, NULL, NULL, 0);
 		if (r < 0)
 			return fail(r);
 		if (pnum == 0 || pnum > end - offset) {
