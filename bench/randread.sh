@@ -1,0 +1,57 @@
+#!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
+# Random 4 KiB reads of a fully allocated qcow2 through libmimg against
+# plain pread(2) of the same data as a raw file: the cost of the format
+# layer on a hypervisor's read path.  Both files are in the page cache
+# (read once before the rounds), so the figure is CPU per request, not
+# the disk.  Prints IOPS per thread count and the ratio to pread (1.00 =
+# as fast as pread; higher is better), best of the rounds.
+#   bench/randread.sh [-r rounds] [-s seconds] [-t "1 2 ..."] [WORKDIR]
+# Also reads the raw file through libmimg (the raw driver's own cost).
+set -eu
+
+. "$(dirname "$0")/lib.sh"
+rounds=3 secs=3 threads="1 $(nproc)"
+bench_options "[-r rounds] [-s seconds] [-t threads]" r=rounds s=secs \
+	t=threads -- "$@"
+bench_need qemu-img qemu-io cc
+bench_enter "$BENCH_DIR" mimg-bench-randread
+
+lib=$(dirname "$MIMG")/..
+cc -O2 -std=c11 -D_GNU_SOURCE -pthread -I"$ROOT/libmimg/include" \
+	-o randread "$ROOT/bench/randread.c" -L"$lib" -lmimg \
+	-Wl,-rpath,"$(cd "$lib" && pwd)" ||
+	{ echo "bench: building randread failed" >&2; exit 1; }
+
+if [ ! -f full.qcow2 ]; then
+	echo "bench: writing full.qcow2 (1 GiB, every cluster allocated)"
+	qemu-img create -q -f qcow2 full.qcow2.tmp 1G
+	qemu-io -f qcow2 -c "write -P 0x33 0 1G" full.qcow2.tmp >/dev/null
+	mv full.qcow2.tmp full.qcow2
+	rm -f full.raw
+fi
+[ -f full.raw ] || qemu-img convert -f qcow2 -O raw full.qcow2 full.raw
+cat full.qcow2 full.raw >/dev/null
+
+# one HOW FILE FORMAT THREADS: the IOPS of one run.
+one() {
+	out=$(./randread "$1" "$2" "$3" 4096 "$4" "$secs") ||
+		{ echo "bench: randread $* failed" >&2; exit 1; }
+	echo "${out##*iops=}"
+}
+
+echo "random 4 KiB reads, page cache warm, ${secs}s x $rounds rounds" \
+	"(alternating), best"
+printf '%-8s %12s %12s %12s %10s %10s\n' threads pread-raw mimg-qcow2 \
+	mimg-raw qcow2/pread raw/pread
+for t in $threads; do
+	p=0 q=0 r=0 i=0
+	while [ "$i" -lt "$rounds" ]; do
+		p=$(bench_max "$(one pread full.raw raw "$t")" "$p")
+		q=$(bench_max "$(one mimg full.qcow2 qcow2 "$t")" "$q")
+		r=$(bench_max "$(one mimg full.raw raw "$t")" "$r")
+		i=$((i + 1))
+	done
+	printf '%-8s %12s %12s %12s %10s %10s\n' "$t" "$p" "$q" "$r" \
+		"$(bench_ratio "$q" "$p")" "$(bench_ratio "$r" "$p")"
+done
