@@ -8,7 +8,11 @@
  * all served; a read of data already dropped is an error that says the
  * image needs random access.  The data must be exactly the size declared
  * (tar header, xz index, zstd frame header): shorter or longer is an
- * error, seen by the read that reaches the end.
+ * error, seen by the read that reaches the end.  Data of no declared size
+ * (open_ended: a gzip file) ends where it ends, within a bound; the file
+ * then takes that size, and what lies past it reads as zeroes, so that
+ * its reader (one that finds the image's size in the image) sees the
+ * end as it gets there.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -48,6 +52,11 @@ static int stream_fill(struct stream_file *s, uint64_t end)
 		ssize_t n = s->in.read(s->in.opaque, s->ring + at, room);
 		if (n < 0)
 			return (int)n;
+		if (n == 0 && s->in.open_ended) {
+			s->in.size = s->pos;
+			s->in.open_ended = false;
+			break;
+		}
 		if (n == 0)
 			return mimg_err(-EIO,
 					"%s: the unpacked image ends "
@@ -63,10 +72,12 @@ static int stream_fill(struct stream_file *s, uint64_t end)
 			s->base = s->pos - MIMG_STREAM_RING;
 	}
 	if (s->pos == s->in.size && !s->ended) {
+		/* Open-ended data that reaches its bound must end there. */
 		int r = s->in.end(s->in.opaque);
 		if (r < 0)
 			return r;
 		s->ended = true;
+		s->in.open_ended = false;
 	}
 	return 0;
 }
@@ -111,6 +122,11 @@ static int stream_read_locked(struct stream_file *s, uint8_t *buf, size_t len,
 	int r = stream_fill(s, off + have);
 	if (r < 0)
 		return r;
+	if (off + have > s->in.size) { /* the data ended sooner */
+		size_t held = off < s->in.size ? (size_t)(s->in.size - off) : 0;
+		memset(buf + held, 0, have - held);
+		have = held;
+	}
 	ring_copy(s, buf, off, have);
 	return 0;
 }
@@ -164,7 +180,10 @@ int mimg__stream_drain(struct mimg_file *f)
 
 static int stream_size(struct mimg_file *f, uint64_t *sizep)
 {
-	*sizep = stream_of(f)->in.size;
+	struct stream_file *s = stream_of(f);
+	pthread_mutex_lock(&s->lock);
+	*sizep = s->in.size;
+	pthread_mutex_unlock(&s->lock);
 	return 0;
 }
 
