@@ -25,6 +25,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "checked.h"
 #include "file-archive.h"
 #include "probe.h"
 #include "driver.h"
@@ -701,8 +702,9 @@ struct stream_state {
 	char *name;
 	uint64_t expanded;
 	bool tar;
-	bool filtered; /* compressed: skipped data is decoded and counted */
-	bool disk;     /* in a format other than raw */
+	bool filtered;	 /* compressed: skipped data is decoded and counted */
+	bool disk;	 /* in a format other than raw */
+	bool open_ended; /* of no declared size */
 	struct member_names names; /* the members before and after */
 };
 
@@ -850,6 +852,11 @@ static int stream_end(void *opaque)
 	ssize_t n = stream_read(st, &byte, 1);
 	if (n < 0)
 		return (int)n;
+	if (n > 0 && st->open_ended)
+		return mimg_err(-EFBIG,
+				"%s: unpacks to more than %llu bytes; "
+				"refused as a decompression bomb",
+				st->name, (unsigned long long)st->expanded);
 	if (n > 0)
 		return mimg_err(-EINVAL,
 				"%s: holds more data than the %llu "
@@ -929,10 +936,26 @@ static int maybe_xz(struct spool *sp, struct stream_state *st, la_ssize_t n)
 #endif
 }
 
+/* The most a compressed file of SIZE bytes may unpack to before the
+ * decompression bomb check refuses it. */
+static uint64_t ratio_bound(uint64_t size)
+{
+	uint64_t bound;
+	if (!ck_mul_u64(size + 1, MIMG_ARCHIVE_MAX_RATIO, &bound) ||
+	    bound > INT64_MAX)
+		return INT64_MAX;
+	return bound > MIMG_ARCHIVE_RATIO_FREE ? bound
+					       : MIMG_ARCHIVE_RATIO_FREE;
+}
+
 /* Hand the current entry, whose first N bytes are in sp->buf, to a
  * stream when the consumer reads in order, the image's format can be
  * read in one pass (raw, streamOptimized VMDK) and its SIZE is declared
- * (KNOWN).
+ * (KNOWN).  A compressed file that declares no size (gzip) is streamed
+ * to the end of its data when the image is in a format other than raw:
+ * such a format's header gives the image's size, a raw image's size is
+ * the data's, which every consumer needs before reading (convert sizes
+ * the target first), so that one is spooled.
  * Returns 1 when it did, 0 when the entry is to be spooled. */
 static int maybe_stream(struct spool *sp, struct archive *a, la_ssize_t n,
 			bool known, uint64_t size, bool tar, bool ova)
@@ -942,13 +965,17 @@ static int maybe_stream(struct spool *sp, struct archive *a, la_ssize_t n,
 
 	/* An OVA's member is checked against its manifest, which may come
 	 * after it: only a spooled member can be refused before use. */
-	if (ova || !sp->sequential || !known || (uint64_t)n > size ||
-	    (size_t)n > MIMG_STREAM_RING)
+	if (ova || !sp->sequential || (size_t)n > MIMG_STREAM_RING)
 		return 0;
 	size_t plen = (size_t)n < PROBE_LEN ? (size_t)n : PROBE_LEN;
 	const struct mimg_driver *drv = mimg__probe(sp->buf, plen, NULL, NULL);
 	bool disk = drv && strcmp(drv->name, "raw") != 0;
 	if (drv && (!drv->one_pass || !drv->one_pass(sp->buf, plen)))
+		return 0;
+	bool open_ended = !known && !tar && disk;
+	if (open_ended)
+		size = ratio_bound(sp->src->size);
+	if ((!known && !open_ended) || (uint64_t)n > size)
 		return 0;
 	/* In a plain tar, a small raw first file is more likely a README
 	 * than the disk: spooled, the rules for choosing among members
@@ -965,6 +992,7 @@ static int maybe_stream(struct spool *sp, struct archive *a, la_ssize_t n,
 	st->tar = tar;
 	st->filtered = sp->filtered;
 	st->disk = disk;
+	st->open_ended = open_ended;
 	if (!tar && (r = maybe_xz(sp, st, n)) < 0) {
 		stream_release_early(st);
 		return r;
@@ -978,6 +1006,7 @@ static int maybe_stream(struct spool *sp, struct archive *a, la_ssize_t n,
 		.release = stream_release,
 		.skip = stream_skip,
 		.size = size,
+		.open_ended = open_ended,
 	};
 	if ((r = mimg__stream_open(&sp->stream, sp->name, &in, sp->buf,
 				   (size_t)n)) < 0) {

@@ -110,7 +110,9 @@ struct mimg_archive_origin {
  * With SEQUENTIAL, an image whose format reads in one pass (raw,
  * streamOptimized VMDK: the driver's one_pass) and whose size the
  * archive declares is not unpacked: *FP becomes a file reading it in one
- * pass (file-stream.c).
+ * pass (file-stream.c).  A format other than raw, whose header gives
+ * the image's size, is streamed from a compressed file that declares
+ * no size (gzip, bzip2) too, its end found as it is read.
  * If *FP holds a compressed stream (gzip, bzip2, xz, zstd, lz4) or a tar
  * archive, possibly compressed, unpack its disk image into an anonymous
  * sparse file under $TMPDIR (or /tmp) and replace *FP with that file,
@@ -140,6 +142,10 @@ struct mimg_stream_in {
 	 * 1 when it did, 0 when the data must be read. */
 	int (*skip)(void *opaque);
 	uint64_t size;
+	/* SIZE is only the most the data may hold (a gzip file declares
+	 * no size): the data ends where READ returns 0, and the file's
+	 * size is SIZE until then. */
+	bool open_ended;
 };
 
 #ifdef MIMG_HAVE_LIBLZMA
@@ -169,7 +175,10 @@ bool mimg__declared_size(struct mimg_file *f, const char *filters,
 			 uint64_t *sizep);
 
 /* A read-only file serving IN's SIZE bytes to readers going forward,
- * the first N of which are at HEAD.  It owns what IN names once this
+ * the first N of which are at HEAD.  With IN's open_ended, a read past
+ * the end found reads as zeroes and the file's size becomes the end:
+ * a reader checks the size again after a read to see where the data
+ * ended.  It owns what IN names once this
  * returns 0; on failure the caller still does. */
 int mimg__stream_open(struct mimg_file **fp, const char *name,
 		      const struct mimg_stream_in *in, const uint8_t *head,

@@ -8,13 +8,18 @@
  * all served; a read of data already dropped is an error that says the
  * image needs random access.  The data must be exactly the size declared
  * (tar header, xz index, zstd frame header): shorter or longer is an
- * error, seen by the read that reaches the end.
+ * error, seen by the read that reaches the end.  Data of no declared size
+ * (open_ended: a gzip file) ends where it ends, within a bound; the file
+ * then takes that size, and what lies past it reads as zeroes, so that
+ * its reader (one that finds the image's size in the image) sees the
+ * end as it gets there.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "error.h"
 #include "file-archive.h"
@@ -32,6 +37,20 @@ struct stream_file {
 	char errmsg[512];   /* with its message, whichever reader asks */
 };
 
+/* The ring, in huge pages where the system has them: filled once, it
+ * would otherwise take a page fault per 4 KiB, which costs more than
+ * copying the data in. */
+static uint8_t *ring_alloc(void)
+{
+	void *p = NULL;
+	if (posix_memalign(&p, 2u << 20, MIMG_STREAM_RING) != 0)
+		return NULL;
+#ifdef MADV_HUGEPAGE
+	(void)madvise(p, MIMG_STREAM_RING, MADV_HUGEPAGE);
+#endif
+	return p;
+}
+
 static struct stream_file *stream_of(struct mimg_file *f)
 {
 	return (struct stream_file *)f;
@@ -48,6 +67,11 @@ static int stream_fill(struct stream_file *s, uint64_t end)
 		ssize_t n = s->in.read(s->in.opaque, s->ring + at, room);
 		if (n < 0)
 			return (int)n;
+		if (n == 0 && s->in.open_ended) {
+			s->in.size = s->pos;
+			s->in.open_ended = false;
+			break;
+		}
 		if (n == 0)
 			return mimg_err(-EIO,
 					"%s: the unpacked image ends "
@@ -63,10 +87,12 @@ static int stream_fill(struct stream_file *s, uint64_t end)
 			s->base = s->pos - MIMG_STREAM_RING;
 	}
 	if (s->pos == s->in.size && !s->ended) {
+		/* Open-ended data that reaches its bound must end there. */
 		int r = s->in.end(s->in.opaque);
 		if (r < 0)
 			return r;
 		s->ended = true;
+		s->in.open_ended = false;
 	}
 	return 0;
 }
@@ -111,6 +137,11 @@ static int stream_read_locked(struct stream_file *s, uint8_t *buf, size_t len,
 	int r = stream_fill(s, off + have);
 	if (r < 0)
 		return r;
+	if (off + have > s->in.size) { /* the data ended sooner */
+		size_t held = off < s->in.size ? (size_t)(s->in.size - off) : 0;
+		memset(buf + held, 0, have - held);
+		have = held;
+	}
 	ring_copy(s, buf, off, have);
 	return 0;
 }
@@ -164,7 +195,10 @@ int mimg__stream_drain(struct mimg_file *f)
 
 static int stream_size(struct mimg_file *f, uint64_t *sizep)
 {
-	*sizep = stream_of(f)->in.size;
+	struct stream_file *s = stream_of(f);
+	pthread_mutex_lock(&s->lock);
+	*sizep = s->in.size;
+	pthread_mutex_unlock(&s->lock);
 	return 0;
 }
 
@@ -205,7 +239,7 @@ int mimg__stream_open(struct mimg_file **fp, const char *name,
 	int r;
 
 	*fp = NULL;
-	if (!s || !(s->ring = malloc(MIMG_STREAM_RING))) {
+	if (!s || !(s->ring = ring_alloc())) {
 		free(s);
 		return mimg_err(-ENOMEM, "%s: out of memory", name);
 	}

@@ -266,6 +266,10 @@ static int open_node(struct mimg **imgp, const char *path, const char *format,
 		drv->close(img);
 		goto fail;
 	}
+	/* Data of no declared size has its size once read whole. */
+	if ((flags & MIMG_OPEN_INSPECT) && mimg_file_is_stream(img->file) &&
+	    img->archive)
+		(void)mimg_file_size(img->file, &img->archive->unpacked_size);
 
 	/* Untrusted means the image may not refer to other files at all,
 	 * even when the caller would not open them (info, check). */

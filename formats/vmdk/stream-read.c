@@ -20,7 +20,15 @@
  *    directory must name those tables, and the footer must repeat the
  *    header, in the last sectors of the file.
  * Without an end-of-stream marker (qemu-img 7.2 writes none), the end of
- * the file ends a stream whose directory is at the front.
+ * the file ends a stream whose directory is at the front.  The file's
+ * size may be learnt only at its end (a gzip file declares none): it is
+ * asked again after each read that may have reached the end.
+ * A table entry of 1 is a zeroed grain when the header's flag says so,
+ * as for any sparse extent: it has no marker.  With the directory at the
+ * front, the tables say which grains are zeroed before the grains come;
+ * at the end, they say it after the grains, which until then read as
+ * unallocated (zeroes too, unless the image has a parent: then it is
+ * refused).
  * Grains must come in ascending order, each once, within the capacity;
  * anything else is an error naming the marker.  Memory stays bounded:
  * the grains whose bytes the stream may still hold, one grain table, and
@@ -42,7 +50,6 @@
 /* A grain marker takes at least a sector: the stream's memory holds at
  * most this many. */
 #define INDEX_MAX (MIMG_STREAM_RING / VMDK_SECTOR)
-#define MARKER_LEN 16u
 #define DRAIN_CHUNK (1u << 20)
 #define GD_CHUNK 4096u
 
@@ -79,7 +86,10 @@ struct vmdk_sread {
 	uint8_t *gt_buf;
 	uint64_t gd_sector;  /* 0 until the directory's marker */
 	uint64_t footer_off; /* the footer's marker, 0 until seen */
-	int err;	     /* a failure fails every later lookup */
+	/* Per grain table, a bitmap of its zeroed grains, or NULL. */
+	uint8_t **zeroed;
+	uint64_t n_zeroed;
+	int err; /* a failure fails every later lookup */
 	char errmsg[512];
 };
 
@@ -88,6 +98,39 @@ static int fail(struct vmdk_sread *sr, int r)
 	sr->err = r;
 	snprintf(sr->errmsg, sizeof(sr->errmsg), "%s", mimg_errmsg());
 	return r;
+}
+
+/* The file's size, which a stream of unknown size learns at its end. */
+static int refresh_size(struct vmdk_sparse *sp, struct vmdk_sread *sr)
+{
+	int r = mimg_file_size(sp->file, &sr->size);
+	if (r == 0)
+		sp->file_end = sr->size;
+	return r;
+}
+
+/* Table GDI's entry J is a zeroed grain. */
+static int mark_zeroed(struct vmdk_sparse *sp, struct vmdk_sread *sr,
+		       uint64_t gdi, uint32_t j)
+{
+	if (!sr->zeroed &&
+	    !(sr->zeroed = calloc(sp->gd_entries, sizeof(*sr->zeroed))))
+		return mimg_err(-ENOMEM, "out of memory");
+	sr->n_zeroed = sp->gd_entries;
+	if (!sr->zeroed[gdi] &&
+	    !(sr->zeroed[gdi] = calloc(1, sp->gt_entries / 8 + 1)))
+		return mimg_err(-ENOMEM, "out of memory");
+	sr->zeroed[gdi][j / 8] |= (uint8_t)(1u << (j % 8));
+	return 0;
+}
+
+static bool is_zeroed(const struct vmdk_sparse *sp, const struct vmdk_sread *sr,
+		      uint64_t grain)
+{
+	uint64_t gdi = grain / sp->gt_entries;
+	uint32_t j = (uint32_t)(grain % sp->gt_entries);
+	return sr->zeroed && gdi < sp->gd_entries && sr->zeroed[gdi] &&
+	       (sr->zeroed[gdi][j / 8] >> (j % 8) & 1);
 }
 
 static void digest_pair(struct mimg_digests *d, uint64_t grain, uint64_t sector)
@@ -131,9 +174,11 @@ static int front_tables(struct vmdk_sparse *sp, struct vmdk_sread *sr,
 		}
 		if ((r = vmdk_sparse_read_gt(sp, sp->gd, i, gt)) < 0)
 			break;
-		for (uint32_t j = 0; j < sp->gt_entries; j++) {
+		for (uint32_t j = 0; j < sp->gt_entries && r == 0; j++) {
 			uint64_t g = i * sp->gt_entries + j;
-			if (gt[j] && g < sr->grains)
+			if (gt[j] == VMDK_GTE_ZERO && sp->zero_grain)
+				r = mark_zeroed(sp, sr, i, j);
+			else if (gt[j] && g < sr->grains)
 				digest_pair(&sr->tables, g, gt[j]);
 		}
 	}
@@ -193,6 +238,10 @@ void vmdk_sread_free(struct vmdk_sread *sr)
 	free(sr->gt_at);
 	free(sr->empty);
 	free(sr->gt_buf);
+	if (sr->zeroed)
+		for (uint64_t i = 0; i < sr->n_zeroed; i++)
+			free(sr->zeroed[i]);
+	free(sr->zeroed);
 	free(sr);
 }
 
@@ -284,6 +333,23 @@ static int take_grain(struct vmdk_sparse *sp, struct vmdk_sread *sr,
 	return 0;
 }
 
+/* Footer layout: entry J of the table at OFF is a zeroed grain, which
+ * read as unallocated until now.  Which table it is comes from the
+ * directory, later; a zeroed grain in an empty table is rare enough
+ * that only tables listing grains note theirs for later reads. */
+static int zeroed_after(struct vmdk_sparse *sp, struct vmdk_sread *sr,
+			uint64_t off, uint32_t j)
+{
+	if (sp->has_parent)
+		return mimg_err(-ENOTSUP,
+				"%s: vmdk: grain table at offset %" PRIu64
+				" marks entry %" PRIu32 " zeroed after its "
+				"grains were read as the parent's; unpack "
+				"the image to read it",
+				sp->path, off, j);
+	return sr->pending ? mark_zeroed(sp, sr, sr->pend_gdi, j) : 0;
+}
+
 /* Footer layout: a grain table marker whose table is at OFF. */
 static int take_table(struct vmdk_sparse *sp, struct vmdk_sread *sr,
 		      uint64_t off)
@@ -296,6 +362,12 @@ static int take_table(struct vmdk_sparse *sp, struct vmdk_sread *sr,
 	for (uint32_t j = 0; j < sp->gt_entries; j++) {
 		uint32_t v = ld_le32(sr->gt_buf + 4 * j);
 		uint32_t want = sr->pending ? sr->pend_gt[j] : 0;
+		if (v == VMDK_GTE_ZERO && want == 0 && sp->zero_grain) {
+			r = zeroed_after(sp, sr, off, j);
+			if (r < 0)
+				return r;
+			continue;
+		}
 		if (v != want)
 			return mimg_err(-EINVAL,
 					"%s: vmdk: grain table at "
@@ -416,21 +488,22 @@ static int take_footer(struct vmdk_sparse *sp, struct vmdk_sread *sr,
 }
 
 /* Read the rest of the file, so that the stream checks its end (size,
- * what follows in a tar). */
-static int drain(struct vmdk_sparse *sp, uint64_t from)
+ * what follows in a tar) and, when it declared none, knows its size. */
+static int drain(struct vmdk_sparse *sp, struct vmdk_sread *sr, uint64_t from)
 {
 	uint8_t *buf = malloc(DRAIN_CHUNK);
 	int r = 0;
 	if (!buf)
 		return mimg_err(-ENOMEM, "out of memory");
 	/* The last byte at least: the read that reaches the end checks it. */
-	if (sp->file_end)
-		from = min_u64(from, sp->file_end - 1);
-	while (r == 0 && from < sp->file_end) {
-		size_t k = (size_t)min_u64(sp->file_end - from, DRAIN_CHUNK);
-		r = mimg_file_pread_exact(sp->file, buf, k, from,
-					  "vmdk stream");
+	if (sr->size)
+		from = min_u64(from, sr->size - 1);
+	while (r == 0 && from < sr->size) {
+		size_t k = (size_t)min_u64(sr->size - from, DRAIN_CHUNK);
+		r = mimg_file_pread(sp->file, buf, k, from);
 		from += k;
+		if (r == 0)
+			r = refresh_size(sp, sr);
 	}
 	free(buf);
 	return r;
@@ -440,6 +513,7 @@ static int drain(struct vmdk_sparse *sp, uint64_t from)
  * been seen. */
 static int take_eos(struct vmdk_sparse *sp, struct vmdk_sread *sr, uint64_t off)
 {
+	int r;
 	if (sr->footer) {
 		if (sr->pending || !sr->footer_off)
 			return mimg_err(
@@ -450,6 +524,9 @@ static int take_eos(struct vmdk_sparse *sp, struct vmdk_sread *sr, uint64_t off)
 				sr->pending
 					? "the grain table of the last grains"
 					: "the footer");
+		/* Where the file ends is known once it is read. */
+		if ((r = drain(sp, sr, off)) < 0)
+			return r;
 		if (sr->footer_off + 2 * VMDK_SECTOR != off ||
 		    off + VMDK_SECTOR != sr->size)
 			return mimg_err(-EINVAL,
@@ -471,16 +548,21 @@ static int take_eos(struct vmdk_sparse *sp, struct vmdk_sread *sr, uint64_t off)
 					sp->path);
 	}
 	sr->eos = true;
-	return drain(sp, off);
+	return sr->footer ? 0 : drain(sp, sr, off);
 }
 
 /* Parse the marker at sr->pos. */
 static int next_marker(struct vmdk_sparse *sp, struct vmdk_sread *sr)
 {
-	uint8_t m[MARKER_LEN];
+	uint8_t m[VMDK_SECTOR];
 	uint64_t off = sr->pos, data, end;
 	int r;
 
+	/* The marker's sector, past the end of the file read as zeroes:
+	 * then the file knows where it ends. */
+	if ((r = mimg_file_pread(sp->file, m, sizeof(m), off)) < 0 ||
+	    (r = refresh_size(sp, sr)) < 0)
+		return r;
 	/* qemu-img writes no end-of-stream marker: with the directory at
 	 * the front, the end of the file is the end of the stream. */
 	if (!sr->footer && off == sr->size)
@@ -491,9 +573,6 @@ static int next_marker(struct vmdk_sparse *sp, struct vmdk_sread *sr)
 				" without an end-of-stream marker "
 				"(truncated?)",
 				sp->path, off);
-	if ((r = mimg_file_pread_exact(sp->file, m, sizeof(m), off,
-				       "vmdk marker")) < 0)
-		return r;
 	uint64_t val = ld_le64(m);
 	uint32_t size = ld_le32(m + 8), type = ld_le32(m + 12);
 	if (size)
@@ -563,6 +642,8 @@ int vmdk_sread_lookup(struct vmdk_sparse *sp, uint64_t grain,
 	if ((g = index_find(sr, grain))) {
 		*state = VMDK_GRAIN_DATA;
 		*host_off = g->off;
+	} else if (is_zeroed(sp, sr, grain)) {
+		*state = VMDK_GRAIN_ZERO;
 	}
 	return 0;
 }

@@ -251,6 +251,9 @@ static int vmdk_open(struct mimg *img, unsigned flags)
 		img->cluster_size = (uint32_t)min_u64(s->ext[0].sp->grain_bytes,
 						      UINT32_MAX);
 	if (s->desc.parent_hint && *s->desc.parent_hint) {
+		for (size_t i = 0; i < s->n_ext; i++)
+			if (s->ext[i].sp)
+				s->ext[i].sp->has_parent = true;
 		img->backing_name = strdup(s->desc.parent_hint);
 		img->backing_fmt = strdup("vmdk");
 		if (!img->backing_name || !img->backing_fmt) {

@@ -152,6 +152,7 @@ struct vmdk_sparse {
 	uint32_t *gd;	     /* the directory in use */
 	uint32_t *rgd;	     /* NULL when none or unusable */
 	bool compressed, markers, zero_grain;
+	bool has_parent;	     /* the image has a parent (delta link) */
 	bool gd_at_end;		     /* footer layout (stream) */
 	bool cowd;		     /* ESX 3 "COWD" extent (read-only) */
 	bool primary_damaged;	     /* fell back to the redundant directory */

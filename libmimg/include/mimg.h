@@ -137,7 +137,9 @@ enum {
  * With MIMG_OPEN_SEQUENTIAL, a raw or streamOptimized VMDK image whose
  * size the archive declares (an xz index, a zstd frame header, a tar
  * header) and that is not in an OVA is instead read in one pass with no
- * temporary file ("streamed" in mimg_info): reads must then go forward
+ * temporary file ("streamed" in mimg_info), and so is a streamOptimized
+ * VMDK from a file that declares no size (gzip, bzip2, lz4), its end
+ * found as it is read: reads must then go forward
  * (at most 32 MiB of the file behind the furthest one, else -ESPIPE),
  * and data shorter or longer than declared fails the read that reaches
  * it.  A streamed VMDK's grains must come in ascending order and be the

@@ -1,14 +1,17 @@
 #!/bin/sh
 # SPDX-License-Identifier: BSD-2-Clause
-# convert streams a streamOptimized VMDK out of an xz or zstd file or a
-# tar with no temporary file (it works with $TMPDIR missing), in both
+# convert streams a streamOptimized VMDK out of an xz, zstd or gzip file
+# or a tar with no temporary file (it works with $TMPDIR missing), in both
 # layouts: the grain directory at the front as qemu-img writes it, and
 # VMware's footer layout.  The result equals qemu-img's conversion of the
 # unpacked file and zero runs stay holes.  Grains out of order, past the
 # capacity, or not the ones the grain tables list, and streams cut short,
-# are errors, never other data.  A gzip file (no declared size) is still
-# unpacked into $TMPDIR.  info says which, and reads the rest of a tar
-# as when it is unpacked: hostile members after the image are refused.
+# are errors, never other data.  A gzip file declares no size: its end is
+# found as it is read, and a gzip file cut short or damaged is refused.
+# Zeroed grains (table entry 1 with the header's flag, which qemu-img
+# reads but never writes) read as zeroes, streamed or not.  info says
+# streamed, and reads the rest of a tar as when it is unpacked: hostile
+# members after the image are refused.
 . "$TESTLIB"
 need qemu-img qemu-io python3 tar xz zstd gzip
 layout() { python3 "$(dirname "$0")/vmdk-stream-layout.py" "$@"; }
@@ -37,7 +40,8 @@ for v in front footer noeos; do
 	zstd -q -k $v.vmdk
 	tar cf $v.tar $v.vmdk
 	tar czf $v.tgz $v.vmdk
-	for f in $v.vmdk.xz $v.vmdk.zst $v.tar $v.tgz; do
+	gzip -q -k $v.vmdk
+	for f in $v.vmdk.xz $v.vmdk.zst $v.tar $v.tgz $v.vmdk.gz; do
 		# 5 MiB of data; the rest holes
 		streams "$f" qemu.raw 5
 		check_eq "$(qemu-img map --output=json out.qcow2 |
@@ -58,17 +62,72 @@ for v in front footer noeos; do
 	done
 done
 
-# No declared size: unpacked, as before.
-gzip -q -k front.vmdk
-TMPDIR=$T/missing "$MIMG" convert -O raw front.vmdk.gz o.raw 2>err.txt &&
-	fail "front.vmdk.gz was not unpacked into TMPDIR"
-grep -q "cannot create a temporary file" err.txt || fail "$(cat err.txt)"
-"$MIMG" convert -O raw front.vmdk.gz o.raw || fail "convert front.vmdk.gz"
-qemu-img compare -q -f raw -F raw qemu.raw o.raw || fail "gzip differs"
-"$MIMG" info --output=json front.vmdk.gz > info.json || fail "info gz"
-check_eq "$(json_get info.json archive.streamed)" false "gz: streamed"
-"$MIMG" info front.vmdk.gz | grep -q "unpacked into a temporary file$" ||
-	fail "gz: info does not say it unpacked"
+# gzip: the size info gives is the data's, found at its end; $TMPDIR, an
+# empty directory here, stays empty.
+mkdir tmp
+for v in front footer noeos; do
+	TMPDIR=$T/tmp "$MIMG" info --output=json $v.vmdk.gz >info.json ||
+		fail "info $v.vmdk.gz"
+	check_eq "$(json_get info.json archive.unpacked-size)" \
+		"$(stat -c %s $v.vmdk)" "$v.vmdk.gz: info's archive.unpacked-size"
+	TMPDIR=$T/tmp "$MIMG" convert -O raw $v.vmdk.gz o.raw ||
+		fail "convert $v.vmdk.gz"
+	check_eq "$(ls -A tmp)" "" "$v.vmdk.gz: files left in TMPDIR"
+done
+
+# bzip2 and lz4 declare no size either; what a file that does not
+# declare its size unpacks to is bounded all the same.
+for c in bzip2 lz4; do
+	command -v $c >/dev/null 2>&1 || continue
+	$c -q -c footer.vmdk >footer.vmdk.$c || fail "$c"
+	TMPDIR=$T/missing "$MIMG" convert -O raw footer.vmdk.$c o.raw ||
+		fail "convert footer.vmdk.$c"
+	qemu-img compare -q -f raw -F raw qemu.raw o.raw ||
+		fail "footer.vmdk.$c differs"
+	if [ $c = bzip2 ]; then
+		{ cat footer.vmdk; head -c 300M /dev/zero; } | bzip2 -9 >bomb.bz2
+		for cmd in "convert -O raw bomb.bz2 o.raw" "info bomb.bz2"; do
+			TMPDIR=$T/missing "$MIMG" $cmd >/dev/null 2>err.txt &&
+				fail "$cmd: accepted"
+			grep -q "refused as a decompression bomb" err.txt ||
+				fail "$cmd: $(cat err.txt)"
+		done
+	fi
+done
+
+# Zeroed grains: 1-2 MiB loses its data, and entries in a hole are
+# marked too.  qemu-img reads them as zeroes; so does mimg, from the file
+# and streamed, in both layouts.
+cp disk.raw zeroed.raw
+qemu-io -f raw -c "write -z 1M 1M" zeroed.raw >/dev/null || fail "qemu-io"
+cp front.vmdk zeroed.vmdk
+layout edit zeroed.vmdk zeroed || fail "zeroed"
+layout footer zeroed.vmdk zfooter.vmdk || fail "zeroed footer layout"
+for v in zeroed zfooter; do
+	qemu-img compare -q -f raw -F vmdk zeroed.raw $v.vmdk ||
+		fail "qemu-img reads $v.vmdk differently"
+	"$MIMG" convert -O raw $v.vmdk o.raw || fail "convert $v.vmdk"
+	qemu-img compare -q -f raw -F raw zeroed.raw o.raw ||
+		fail "$v.vmdk: mimg reads the zeroed grains differently"
+	qemu-img map --output=json $v.vmdk >qemu.map
+	"$MIMG" map --output=json $v.vmdk >mimg.map || fail "map $v.vmdk"
+	cmp -s qemu.map mimg.map || fail "$v.vmdk: map differs from qemu-img's"
+	gzip -q -k $v.vmdk
+	xz -q -k $v.vmdk
+	for f in $v.vmdk.gz $v.vmdk.xz; do
+		streams "$f" zeroed.raw 4
+	done
+done
+# Without the header's flag an entry of 1 is sector 1, which holds no
+# grain: qemu-img fails to read it, mimg refuses it.
+cp front.vmdk noflag.vmdk
+layout edit noflag.vmdk noflag || fail "noflag"
+qemu-img convert -f vmdk -O raw noflag.vmdk o.raw 2>/dev/null &&
+	fail "qemu-img read noflag.vmdk"
+"$MIMG" convert -O raw noflag.vmdk o.raw 2>err.txt &&
+	fail "mimg read noflag.vmdk"
+grep -q "grain 16 at offset 512 has invalid compressed size" err.txt ||
+	fail "noflag.vmdk: $(cat err.txt)"
 
 refused() { # FILE PATTERN
 	rm -f bad.raw
@@ -156,6 +215,22 @@ damaged front gte "are not the grains the grain tables list"
 damaged footer gtfooter "where the markers before it give"
 head -c $(($(stat -c %s front.vmdk.xz) / 2)) front.vmdk.xz > cut.xz
 refused cut.xz "unpacking"
+# gzip cut short, in its data or in its trailer (CRC and size), or with
+# garbage in its data, in both layouts
+gzip -q -k noflag.vmdk
+refused noflag.vmdk.gz "are not the grains the grain tables list"
+for v in front footer; do
+	head -c 600 $v.vmdk.gz > cut.gz
+	info_refused cut.gz "truncated"
+	head -c $(($(stat -c %s $v.vmdk.gz) - 4)) $v.vmdk.gz > cut.gz
+	info_refused cut.gz "truncated"
+	for at in 100 500 900; do
+		cp $v.vmdk.gz bad.gz
+		printf GARBAGEGARBAGE | dd of=bad.gz bs=1 seek=$at \
+			conv=notrunc status=none
+		refused bad.gz "bad.gz: "
+	done
+done
 # cut inside a tar, which declares the cut size: the markers run past it,
 # or (qemu-img writes no end-of-stream marker) the tables list more
 head -c $(($(stat -c %s front.vmdk) / 1024 * 512)) front.vmdk > short.vmdk

@@ -4,9 +4,12 @@
 # directory offset all ones, descriptor, grains, each grain table behind a
 # marker after its grains, the directory behind its marker, the footer
 # (the header naming the directory) and the end-of-stream marker.  With
-# "edit", damage a stream in place instead:
+# "edit", damage a stream in place instead, or ("zeroed") turn grains
+# into zeroed grains (table entry 1, header flag bit 2), which qemu-img
+# never writes: grains 16-31 lose their data, 100-110 (a hole) are marked
+# too; the footer layout keeps the zeroed entries of its source:
 #   vmdk-stream-layout.py footer SRC DST
-#   vmdk-stream-layout.py edit FILE noeos|swap|lba|gte|gtfooter
+#   vmdk-stream-layout.py edit FILE noeos|swap|lba|gte|gtfooter|zeroed|noflag
 import struct
 import sys
 
@@ -27,6 +30,22 @@ def grains_of(b):
         off += (12 + size + 511) // 512 * 512
 
 
+def zeroed_of(b):
+    """Grains whose entry in the front tables is 1."""
+    cap, gs = struct.unpack_from("<QQ", b, 12)
+    nge, gdo = struct.unpack_from("<I", b, 44)[0], struct.unpack_from(
+        "<Q", b, 56)[0]
+    out = set()
+    if gdo == 0xFFFFFFFFFFFFFFFF:
+        return out
+    for i in range(-(-cap // (gs * nge))):
+        gt = struct.unpack_from("<I", b, gdo * 512 + 4 * i)[0]
+        for j in range(nge if gt else 0):
+            if struct.unpack_from("<I", b, gt * 512 + 4 * j)[0] == 1:
+                out.add(i * nge + j)
+    return out
+
+
 def footer(src, dst):
     b = open(src, "rb").read()
     h = bytearray(b[:512])
@@ -38,6 +57,7 @@ def footer(src, dst):
     out += b[descoff * 512:(descoff + descsz) * 512]
     out += bytes(over * 512 - len(out))
     gd = [0] * -(-cap // (gs * nge))
+    zeroed = zeroed_of(b)
 
     def pad():
         out.extend(bytes(-len(out) % 512))
@@ -58,6 +78,9 @@ def footer(src, dst):
             gt = None
         if gt is None:
             gt, cur = [0] * nge, g // nge
+            for z in zeroed:
+                if z // nge == cur:
+                    gt[z % nge] = 1
         gt[g % nge] = len(out) // 512
         out.extend(rec)
         pad()
@@ -98,6 +121,21 @@ def edit(path, how):
         off = g[-1][1] + (len(g[-1][2]) + 511) // 512 * 512
         assert struct.unpack_from("<II", b, off + 8) == (0, 1)
         struct.pack_into("<I", b, off + 512 + 4 * (g[-1][0] % 512), 7)
+    elif how in ("zeroed", "noflag"):
+        # The grain markers of 16-31 become grain table markers covering
+        # the same sectors, which a front-layout reader passes over.
+        if how == "zeroed":
+            flags = struct.unpack_from("<I", b, 8)[0]
+            struct.pack_into("<I", b, 8, flags | 4)
+        gdo = struct.unpack_from("<Q", b, 56)[0]
+        gt0 = struct.unpack_from("<I", b, gdo * 512)[0]
+        for grain, off, rec in g:
+            if 16 <= grain < 32:
+                sectors = (len(rec) + 511) // 512
+                struct.pack_into("<QII", b, off, sectors - 1, 0, 1)
+                struct.pack_into("<I", b, gt0 * 512 + 4 * grain, 1)
+        for grain in range(100, 111):
+            struct.pack_into("<I", b, gt0 * 512 + 4 * grain, 1)
     open(path, "wb").write(b)
 
 
