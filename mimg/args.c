@@ -2,7 +2,7 @@
  * Copyright (c) 2026 The mimg authors
  *
  * Option parsing every command shares: the common options (-f, -p, -q, -U,
- * -h/--help, --object, --image-opts, --output, --untrusted) and the usage
+ * -t, -h/--help, --object, --image-opts, --output, --untrusted) and the usage
  * errors, handled once so that each command's loop holds only its own.
  */
 #include <getopt.h>
@@ -76,6 +76,13 @@ static int take_common(struct cli_args *a, int c, char **argv)
 	case 'U': a->force_share = true; return 0;
 	case OPT_IMAGE_OPTS: a->image_opts = true; return 0;
 	case OPT_UNTRUSTED: a->open_flags |= MIMG_OPEN_UNTRUSTED; return 0;
+	case 't':
+		if (!(a->longopts & CLI_CACHE))
+			return 1;
+		if (cli_cache_flags(optarg, &a->cache_flags) == 0)
+			return 0;
+		a->status = EXIT_ERR;
+		return -1;
 	case OPT_OUTPUT:
 		if (cli_parse_output(optarg, &a->output))
 			return 0;

@@ -243,7 +243,8 @@ int cmd_rebase(int argc, char **argv)
 {
 	struct cli_args ca = {.cmd = "rebase",
 			      .help = rebase_help,
-			      .longopts = CLI_FORCE_SHARE | CLI_IMAGE_OPTS};
+			      .longopts = CLI_FORCE_SHARE | CLI_IMAGE_OPTS |
+					  CLI_CACHE};
 	struct rebase rb = {.new_name = NULL};
 	char *path = NULL, *ifmt = NULL;
 	int c, status = EXIT_ERR;
@@ -254,10 +255,6 @@ int cmd_rebase(int argc, char **argv)
 		case 'F': rb.new_fmt = *optarg ? optarg : NULL; break;
 		case 'b': rb.new_name = optarg; break;
 		case 'u': rb.unsafe = true; break;
-		case 't':
-			if (cli_cache_flags(optarg, &rb.flags) != 0)
-				return EXIT_ERR;
-			break;
 		case 'T':
 			if (cli_cache_flags(optarg, &rb.src_flags) != 0)
 				return EXIT_ERR;
@@ -267,6 +264,7 @@ int cmd_rebase(int argc, char **argv)
 	if (c == CLI_ARGS_STOP)
 		return ca.status;
 	rb.fmt = ca.fmt;
+	rb.flags = ca.cache_flags;
 	rb.progress = ca.progress;
 	rb.quiet = ca.quiet;
 	if (argc - optind != 1)
