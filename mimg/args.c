@@ -122,6 +122,18 @@ int cli_getopt(struct cli_args *a, int argc, char **argv, const char *shortopts,
 	}
 }
 
+const char *cli_one_file(struct cli_args *a, int c, int argc, char **argv)
+{
+	if (c == CLI_ARGS_STOP)
+		return NULL;
+	if (argc - optind != 1) {
+		a->status = cli_usage_error(a->cmd,
+					    "Expecting one image file name");
+		return NULL;
+	}
+	return argv[optind];
+}
+
 int cli_append_opts(char **acc, const char *text)
 {
 	size_t n = (*acc ? strlen(*acc) + 1 : 0) + strlen(text) + 1;

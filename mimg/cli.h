@@ -116,6 +116,11 @@ enum { CLI_ARGS_STOP = -2 };
  * after its help was printed, else after a message. */
 int cli_getopt(struct cli_args *a, int argc, char **argv, const char *shortopts,
 	       const struct option *longopts);
+/* After cli_getopt's last return C: the one file name a command of one
+ * image takes, or NULL when the command must return A->status now (C is
+ * CLI_ARGS_STOP, or there is not exactly one name left: a usage error
+ * "Expecting one image file name" of A->cmd). */
+const char *cli_one_file(struct cli_args *a, int c, int argc, char **argv);
 /* Append TEXT to the -o list *ACC (malloc'ed; several -o add up, as in
  * qemu-img); EXIT_ERR with a message printed when out of memory. */
 int cli_append_opts(char **acc, const char *text);

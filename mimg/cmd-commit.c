@@ -211,16 +211,12 @@ int cmd_commit(int argc, char **argv)
 			break;
 		}
 	}
-	if (opt == CLI_ARGS_STOP)
+	if (!(c.file = cli_one_file(&ca, opt, argc, argv)))
 		return ca.status;
 	c.fmt = ca.fmt;
 	c.base_flags = ca.cache_flags;
 	c.progress = ca.progress;
 	c.quiet = ca.quiet;
-	if (argc - optind != 1)
-		return cli_usage_error("commit", "Expecting one image file "
-						 "name");
-	c.file = argv[optind];
 	/* FILE is opened again to empty it, and -b is relative to it: keep
 	 * the path the option string names. */
 	if (ca.image_opts) {

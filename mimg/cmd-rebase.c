@@ -261,15 +261,12 @@ int cmd_rebase(int argc, char **argv)
 			break;
 		}
 	}
-	if (c == CLI_ARGS_STOP)
+	if (!(rb.file = cli_one_file(&ca, c, argc, argv)))
 		return ca.status;
 	rb.fmt = ca.fmt;
 	rb.flags = ca.cache_flags;
 	rb.progress = ca.progress;
 	rb.quiet = ca.quiet;
-	if (argc - optind != 1)
-		return cli_usage_error("rebase", "Expecting one image file "
-						 "name");
 	if (!rb.unsafe && !rb.new_name)
 		return cli_usage_error("rebase",
 				       "Must specify backing file "
@@ -278,7 +275,6 @@ int cmd_rebase(int argc, char **argv)
 		rb.new_name = "";
 	if (!*rb.new_name)
 		rb.new_fmt = NULL; /* no backing file: no format either */
-	rb.file = argv[optind];
 	/* -b is relative to FILE's directory: keep the path the option
 	 * string names. */
 	if (ca.image_opts) {
