@@ -2,7 +2,7 @@
  * Copyright (c) 2026 The mimg authors
  *
  * Option parsing every command shares: the common options (-f, -p, -q, -U,
- * -h/--help, --object, --image-opts, --output, --untrusted) and the usage
+ * -t, -h/--help, --object, --image-opts, --output, --untrusted) and the usage
  * errors, handled once so that each command's loop holds only its own.
  */
 #include <getopt.h>
@@ -76,6 +76,13 @@ static int take_common(struct cli_args *a, int c, char **argv)
 	case 'U': a->force_share = true; return 0;
 	case OPT_IMAGE_OPTS: a->image_opts = true; return 0;
 	case OPT_UNTRUSTED: a->open_flags |= MIMG_OPEN_UNTRUSTED; return 0;
+	case 't':
+		if (!(a->longopts & CLI_CACHE))
+			return 1;
+		if (cli_cache_flags(optarg, &a->cache_flags) == 0)
+			return 0;
+		a->status = EXIT_ERR;
+		return -1;
 	case OPT_OUTPUT:
 		if (cli_parse_output(optarg, &a->output))
 			return 0;
@@ -113,6 +120,18 @@ int cli_getopt(struct cli_args *a, int argc, char **argv, const char *shortopts,
 		if (r < 0)
 			return CLI_ARGS_STOP;
 	}
+}
+
+const char *cli_one_file(struct cli_args *a, int c, int argc, char **argv)
+{
+	if (c == CLI_ARGS_STOP)
+		return NULL;
+	if (argc - optind != 1) {
+		a->status = cli_usage_error(a->cmd,
+					    "Expecting one image file name");
+		return NULL;
+	}
+	return argv[optind];
 }
 
 int cli_append_opts(char **acc, const char *text)

@@ -85,6 +85,10 @@ enum {
 	CLI_FORCE_SHARE = 1u << 2, /* --force-share, as -U */
 	CLI_IMAGE_OPTS = 1u << 3,  /* --image-opts */
 	CLI_UNTRUSTED = 1u << 4,   /* --untrusted */
+	/* -t CACHE (no long option): the cache mode of the image the
+	 * command writes, into cache_flags (as the command set it when -t
+	 * is not given). */
+	CLI_CACHE = 1u << 5,
 };
 struct cli_args {
 	/* Set by the command. */
@@ -95,7 +99,8 @@ struct cli_args {
 	/* The shared options given. */
 	const char *fmt;
 	bool quiet, progress, force_share, image_opts;
-	unsigned open_flags; /* MIMG_OPEN_UNTRUSTED */
+	unsigned open_flags;  /* MIMG_OPEN_UNTRUSTED */
+	unsigned cache_flags; /* -t with CLI_CACHE: cli_cache_flags' */
 	enum output_format output;
 	/* The status to exit with after CLI_ARGS_STOP. */
 	int status;
@@ -104,12 +109,18 @@ struct cli_args {
 enum { CLI_ARGS_STOP = -2 };
 /* getopt_long over SHORTOPTS (starting with ':') and LONGOPTS (the
  * command's own long options, NULL for none) plus the shared ones, taking
- * the shared options (-f, -p, -q, -U and -h where SHORTOPTS has them)
+ * the shared options (-f, -p, -q, -U and -h where SHORTOPTS has them, -t
+ * with CLI_CACHE)
  * itself.  Returns the next option for the command, -1 after the last,
  * or CLI_ARGS_STOP when the command must return A->status now: EXIT_OK
  * after its help was printed, else after a message. */
 int cli_getopt(struct cli_args *a, int argc, char **argv, const char *shortopts,
 	       const struct option *longopts);
+/* After cli_getopt's last return C: the one file name a command of one
+ * image takes, or NULL when the command must return A->status now (C is
+ * CLI_ARGS_STOP, or there is not exactly one name left: a usage error
+ * "Expecting one image file name" of A->cmd). */
+const char *cli_one_file(struct cli_args *a, int c, int argc, char **argv);
 /* Append TEXT to the -o list *ACC (malloc'ed; several -o add up, as in
  * qemu-img); EXIT_ERR with a message printed when out of memory. */
 int cli_append_opts(char **acc, const char *text);

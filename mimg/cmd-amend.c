@@ -96,7 +96,7 @@ int cmd_amend(int argc, char **argv)
 	};
 	struct cli_args ca = {.cmd = "amend",
 			      .help = amend_help,
-			      .longopts = CLI_IMAGE_OPTS};
+			      .longopts = CLI_IMAGE_OPTS | CLI_CACHE};
 	struct amend_args a = {.fmt = NULL};
 	char *path = NULL, *ifmt = NULL;
 	int c, status = EXIT_ERR;
@@ -107,10 +107,6 @@ int cmd_amend(int argc, char **argv)
 			if (cli_append_opts(&a.opts_text, optarg) != 0)
 				goto out;
 			break;
-		case 't':
-			if (cli_cache_flags(optarg, &a.flags) != 0)
-				goto out;
-			break;
 		case OPT_FORCE: a.force = true; break;
 		}
 	}
@@ -119,6 +115,7 @@ int cmd_amend(int argc, char **argv)
 		goto out;
 	}
 	a.fmt = ca.fmt;
+	a.flags = ca.cache_flags;
 	a.progress = ca.progress;
 	a.quiet = ca.quiet;
 	a.image_opts = ca.image_opts;

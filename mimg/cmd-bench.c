@@ -319,13 +319,9 @@ static int parse_bench_args(int argc, char **argv, struct bench *b,
 		case OPT_PATTERN: b->pattern = (int)v; break;
 		}
 	}
-	if (c == CLI_ARGS_STOP)
+	if (!(a->file = cli_one_file(ca, c, argc, argv)))
 		return ca->status;
 	a->quiet = ca->quiet;
-	if (argc - optind != 1)
-		return cli_usage_error("bench",
-				       "Expecting one image file name");
-	a->file = argv[optind];
 	return -1;
 }
 

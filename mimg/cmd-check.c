@@ -134,11 +134,8 @@ int cmd_check(int argc, char **argv)
 			break;
 		}
 	}
-	if (c == CLI_ARGS_STOP)
+	if (!cli_one_file(&ca, c, argc, argv))
 		return ca.status;
-	if (optind != argc - 1)
-		return cli_usage_error("check",
-				       "Expecting one image file name");
 	flags = MIMG_OPEN_NO_BACKING | MIMG_OPEN_CHECK |
 		(repair ? MIMG_OPEN_RDWR : 0);
 	if ((r = cli_open_arg(&img, &ca, argv[optind], flags)) < 0)

@@ -93,11 +93,8 @@ int cmd_checksum(int argc, char **argv)
 		}
 		}
 	}
-	if (c == CLI_ARGS_STOP)
+	if (!cli_one_file(&ca, c, argc, argv))
 		return ca.status;
-	if (optind != argc - 1)
-		return cli_usage_error("checksum",
-				       "Expecting one image file name");
 	if (ca.image_opts) {
 		if (cli_image_opts(argv[optind], &path, &ifmt) < 0)
 			return EXIT_ERR;

@@ -193,7 +193,7 @@ int cmd_commit(int argc, char **argv)
 {
 	struct cli_args ca = {.cmd = "commit",
 			      .help = commit_help,
-			      .longopts = CLI_IMAGE_OPTS};
+			      .longopts = CLI_IMAGE_OPTS | CLI_CACHE};
 	struct commit c = {.file = NULL};
 	char *path = NULL, *ifmt = NULL;
 	int opt, status = EXIT_ERR;
@@ -204,10 +204,6 @@ int cmd_commit(int argc, char **argv)
 		switch (opt) {
 		case 'b': c.base_name = optarg; break;
 		case 'd': c.keep = true; break;
-		case 't':
-			if (cli_cache_flags(optarg, &c.base_flags) != 0)
-				return EXIT_ERR;
-			break;
 		case 'r':
 			if (mimg_parse_size(optarg, &rate) < 0)
 				return cli_error("Invalid rate limit "
@@ -215,15 +211,12 @@ int cmd_commit(int argc, char **argv)
 			break;
 		}
 	}
-	if (opt == CLI_ARGS_STOP)
+	if (!(c.file = cli_one_file(&ca, opt, argc, argv)))
 		return ca.status;
 	c.fmt = ca.fmt;
+	c.base_flags = ca.cache_flags;
 	c.progress = ca.progress;
 	c.quiet = ca.quiet;
-	if (argc - optind != 1)
-		return cli_usage_error("commit", "Expecting one image file "
-						 "name");
-	c.file = argv[optind];
 	/* FILE is opened again to empty it, and -b is relative to it: keep
 	 * the path the option string names. */
 	if (ca.image_opts) {

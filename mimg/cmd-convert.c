@@ -510,9 +510,10 @@ int cmd_convert(int argc, char **argv)
 	struct cli_args ca = {.cmd = "convert",
 			      .help = convert_help,
 			      .longopts = CLI_FORCE_SHARE | CLI_IMAGE_OPTS |
-					  CLI_UNTRUSTED};
+					  CLI_UNTRUSTED | CLI_CACHE,
+			      /* qemu-img convert's default: unsafe */
+			      .cache_flags = MIMG_OPEN_NO_FLUSH};
 	struct convert_args a = {.dst_fmt = "raw",
-				 .dst_flags = MIMG_OPEN_NO_FLUSH,
 				 .copts = {.size = sizeof(a.copts)}};
 	char *opts_text = NULL, *src_path = NULL, *src_fmt_alloc = NULL;
 	bool explicit_sparse = false;
@@ -573,12 +574,6 @@ int cmd_convert(int argc, char **argv)
 			a.copts.compression_level = (int)n;
 			break;
 		}
-		case 't':
-			if (cli_cache_flags(optarg, &a.dst_flags) != 0) {
-				free(opts_text);
-				return EXIT_ERR;
-			}
-			break;
 		case 'T': {
 			unsigned f;
 			if (cli_cache_flags(optarg, &f) != 0) {
@@ -605,6 +600,7 @@ int cmd_convert(int argc, char **argv)
 		return ca.status;
 	}
 	a.src_fmt = ca.fmt;
+	a.dst_flags = ca.cache_flags;
 	a.quiet = ca.quiet;
 	a.progress = ca.progress;
 	a.src_flags |= ca.open_flags;

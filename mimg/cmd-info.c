@@ -191,10 +191,8 @@ int cmd_info(int argc, char **argv)
 		case OPT_OVA_DISK: ova_disk = optarg; break;
 		}
 	}
-	if (c == CLI_ARGS_STOP)
+	if (!cli_one_file(&ca, c, argc, argv))
 		return ca.status;
-	if (optind != argc - 1)
-		return cli_usage_error("info", "Expecting one image file name");
 	if (!ca.image_opts)
 		return print_chain(argv[optind], ca.fmt, ca.open_flags, chain,
 				   ca.output);

@@ -132,10 +132,8 @@ int cmd_map(int argc, char **argv)
 			break;
 		}
 	}
-	if (c == CLI_ARGS_STOP)
+	if (!cli_one_file(&ca, c, argc, argv))
 		return ca.status;
-	if (optind != argc - 1)
-		return cli_usage_error("map", "Expecting one image file name");
 	if ((r = cli_open_arg(&img, &ca, argv[optind], 0)) < 0)
 		return cli_error("%s", cli_errmsg());
 

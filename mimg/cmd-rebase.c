@@ -243,7 +243,8 @@ int cmd_rebase(int argc, char **argv)
 {
 	struct cli_args ca = {.cmd = "rebase",
 			      .help = rebase_help,
-			      .longopts = CLI_FORCE_SHARE | CLI_IMAGE_OPTS};
+			      .longopts = CLI_FORCE_SHARE | CLI_IMAGE_OPTS |
+					  CLI_CACHE};
 	struct rebase rb = {.new_name = NULL};
 	char *path = NULL, *ifmt = NULL;
 	int c, status = EXIT_ERR;
@@ -254,24 +255,18 @@ int cmd_rebase(int argc, char **argv)
 		case 'F': rb.new_fmt = *optarg ? optarg : NULL; break;
 		case 'b': rb.new_name = optarg; break;
 		case 'u': rb.unsafe = true; break;
-		case 't':
-			if (cli_cache_flags(optarg, &rb.flags) != 0)
-				return EXIT_ERR;
-			break;
 		case 'T':
 			if (cli_cache_flags(optarg, &rb.src_flags) != 0)
 				return EXIT_ERR;
 			break;
 		}
 	}
-	if (c == CLI_ARGS_STOP)
+	if (!(rb.file = cli_one_file(&ca, c, argc, argv)))
 		return ca.status;
 	rb.fmt = ca.fmt;
+	rb.flags = ca.cache_flags;
 	rb.progress = ca.progress;
 	rb.quiet = ca.quiet;
-	if (argc - optind != 1)
-		return cli_usage_error("rebase", "Expecting one image file "
-						 "name");
 	if (!rb.unsafe && !rb.new_name)
 		return cli_usage_error("rebase",
 				       "Must specify backing file "
@@ -280,7 +275,6 @@ int cmd_rebase(int argc, char **argv)
 		rb.new_name = "";
 	if (!*rb.new_name)
 		rb.new_fmt = NULL; /* no backing file: no format either */
-	rb.file = argv[optind];
 	/* -b is relative to FILE's directory: keep the path the option
 	 * string names. */
 	if (ca.image_opts) {

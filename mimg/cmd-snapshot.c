@@ -137,11 +137,8 @@ int cmd_snapshot(int argc, char **argv)
 	while ((c = cli_getopt(&ca, argc, argv, ":la:c:d:f:Uqh", NULL)) >= 0)
 		if (set_action(&action, c, &name, c == 'l' ? NULL : optarg))
 			return EXIT_ERR;
-	if (c == CLI_ARGS_STOP)
+	if (!cli_one_file(&ca, c, argc, argv))
 		return ca.status;
-	if (optind != argc - 1)
-		return cli_usage_error("snapshot", "Expecting one image file "
-						   "name");
 	int status;
 	if (ca.force_share && action != LIST) {
 		status = cli_error("Could not open '%s': force-share=on can "

@@ -64,31 +64,27 @@ bool vq_push_used(struct vq_ring *r, uint16_t head, uint32_t len);
 int vblk_mem_map(const struct vblk_mem *mem, uint64_t gpa, uint64_t len,
 		 struct iovec *iov, unsigned *n, unsigned cap, bool *overflow);
 
+/* V of BITS bits between virtio's little-endian order and the host's
+ * (the same swap both ways). */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define VQ_LE(bits, v) __builtin_bswap##bits(v)
+#else
+#define VQ_LE(bits, v) (v)
+#endif
+
 static inline uint16_t vq_le16(uint16_t v)
 {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-	return __builtin_bswap16(v);
-#else
-	return v;
-#endif
+	return VQ_LE(16, v);
 }
 
 static inline uint32_t vq_le32(uint32_t v)
 {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-	return __builtin_bswap32(v);
-#else
-	return v;
-#endif
+	return VQ_LE(32, v);
 }
 
 static inline uint64_t vq_le64(uint64_t v)
 {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-	return __builtin_bswap64(v);
-#else
-	return v;
-#endif
+	return VQ_LE(64, v);
 }
 
 #endif

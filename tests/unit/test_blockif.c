@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "blockif_assert.h"
 #include "blockif_park.h"
 #include "mimg.h"
 #include "blockif_run.h"
@@ -99,7 +100,6 @@ static void close_disk(struct blockif_ctxt *bc, struct waiter **w, int n)
 START_TEST(open_options)
 {
 	struct blockif_ctxt *bc;
-	int sz, off;
 	uint16_t c;
 	uint8_t h, s;
 
@@ -118,16 +118,11 @@ START_TEST(open_options)
 	bc = open_ok("disk.raw,ro,sectorsize=4096,format=raw");
 	ck_assert_int_eq(blockif_is_ro(bc), 1);
 	ck_assert_int_eq(blockif_candelete(bc), 0);
-	ck_assert_int_eq(blockif_sectsz(bc), 4096);
-	blockif_psectsz(bc, &sz, &off);
-	ck_assert_int_eq(sz, 4096);
-	ck_assert_int_eq(off, 0);
+	blockif_assert_sectors(bc, 4096, 4096, 0);
 	ck_assert_int_eq(blockif_close(bc), 0);
 
 	bc = open_ok("disk.raw,sectorsize=512/4096,nodelete,sync");
-	blockif_psectsz(bc, &sz, &off);
-	ck_assert_int_eq(blockif_sectsz(bc), 512);
-	ck_assert_int_eq(sz, 4096);
+	blockif_assert_sectors(bc, 512, 4096, 0);
 	ck_assert_int_eq(blockif_candelete(bc), 0);
 	ck_assert_int_eq(blockif_close(bc), 0);
 

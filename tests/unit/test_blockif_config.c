@@ -24,6 +24,7 @@
 #include <mimg.h>
 
 #include "bhyve_config.h"
+#include "blockif_assert.h"
 #include "testutil.h"
 
 #define DISK_SIZE (4u << 20)
@@ -85,7 +86,6 @@ START_TEST(config_keys)
 {
 	nvlist_t *nvl = test_nvlist_create();
 	struct blockif_ctxt *bc;
-	int sz, off;
 
 	make_disk();
 	/* Missing path. */
@@ -114,10 +114,7 @@ START_TEST(config_keys)
 	ck_assert_ptr_nonnull(bc);
 	ck_assert_int_eq(blockif_is_ro(bc), 1);
 	ck_assert_int_eq(blockif_candelete(bc), 0);
-	ck_assert_int_eq(blockif_sectsz(bc), 4096);
-	blockif_psectsz(bc, &sz, &off);
-	ck_assert_int_eq(sz, 16384);
-	ck_assert_int_eq(off, 0);
+	blockif_assert_sectors(bc, 4096, 16384, 0);
 	test_boot_calls = 0;
 	test_boot_ret = 0;
 	ck_assert_int_eq(blockif_add_boot_device((struct pci_devinst *)&nvl,
@@ -225,7 +222,6 @@ START_TEST(sectorsize_grammar)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		nvlist_t *nvl = test_nvlist_create();
 		struct blockif_ctxt *bc;
-		int sz, off;
 
 		set_config_value_node(nvl, "path", "disk.raw");
 		set_config_value_node(nvl, "sectorsize", cases[i].val);
@@ -238,11 +234,8 @@ START_TEST(sectorsize_grammar)
 		}
 		ck_assert_msg(bc != NULL, "sectorsize=%s refused",
 			      cases[i].val);
-		blockif_psectsz(bc, &sz, &off);
-		ck_assert_int_eq(blockif_sectsz(bc),
-				 cases[i].l ? cases[i].l : 512);
-		ck_assert_int_eq(sz, cases[i].l ? cases[i].p : def_p);
-		ck_assert_int_eq(off, 0);
+		blockif_assert_sectors(bc, cases[i].l ? cases[i].l : 512,
+				       cases[i].l ? cases[i].p : def_p, 0);
 		ck_assert_int_eq(blockif_close(bc), 0);
 	}
 	free(disk);

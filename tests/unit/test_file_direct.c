@@ -36,6 +36,21 @@ static bool direct_supported(void)
 	return false;
 }
 
+/* PATH created and opened with MIMG_FILE_DIRECT, or NULL (the run then
+ * reported as skipped) where O_DIRECT does not work here. */
+static struct mimg_file *open_direct(const char *path)
+{
+	struct mimg_file *f;
+
+	if (!direct_supported())
+		return NULL;
+	ck_assert_int_eq(mimg_file_open(&f, path,
+					MIMG_FILE_RDWR | MIMG_FILE_CREATE |
+						MIMG_FILE_DIRECT),
+			 0);
+	return f;
+}
+
 /* Unaligned writes and reads through unaligned memory match a model. */
 START_TEST(unaligned_transfers_match_model)
 {
@@ -43,13 +58,9 @@ START_TEST(unaligned_transfers_match_model)
 	uint8_t *model = calloc(1, FILE_SIZE + 2048), *mem = malloc(70000 + 7);
 	uint64_t seed = 1;
 
-	if (!direct_supported())
-		return;
 	ck_assert(model && mem);
-	ck_assert_int_eq(mimg_file_open(&f, "d.img",
-					MIMG_FILE_RDWR | MIMG_FILE_CREATE |
-						MIMG_FILE_DIRECT),
-			 0);
+	if (!(f = open_direct("d.img")))
+		return;
 	for (int i = 0; i < 150; i++) {
 		uint8_t pat[4];
 		tu_fill_random(pat, sizeof(pat), seed++);
@@ -92,12 +103,8 @@ START_TEST(odd_sizes_are_kept)
 	struct mimg_file *f;
 	uint8_t buf[700], back[800];
 
-	if (!direct_supported())
+	if (!(f = open_direct("s.img")))
 		return;
-	ck_assert_int_eq(mimg_file_open(&f, "s.img",
-					MIMG_FILE_RDWR | MIMG_FILE_CREATE |
-						MIMG_FILE_DIRECT),
-			 0);
 	tu_fill_random(buf, sizeof(buf), 3);
 	ck_assert_int_eq(mimg_file_pwrite(f, buf, 343, 0), 0);
 	ck_assert_uint_eq(tu_file_size("s.img"), 343);
@@ -145,12 +152,8 @@ START_TEST(partial_block_writes_are_serialised)
 	struct rmw_arg args[RMW_THREADS];
 	uint8_t buf[8192];
 
-	if (!direct_supported())
+	if (!(f = open_direct("c.img")))
 		return;
-	ck_assert_int_eq(mimg_file_open(&f, "c.img",
-					MIMG_FILE_RDWR | MIMG_FILE_CREATE |
-						MIMG_FILE_DIRECT),
-			 0);
 	memset(buf, 0, sizeof(buf));
 	ck_assert_int_eq(mimg_file_pwrite(f, buf, sizeof(buf), 0), 0);
 	for (int i = 0; i < RMW_THREADS; i++) {

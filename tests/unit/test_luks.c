@@ -39,15 +39,8 @@ static struct mimg *open_luks(const char *path, unsigned flags)
 /* Writes at awkward offsets, checked against a shadow copy. */
 static void rw_roundtrip(const char *extra)
 {
-	static const struct {
-		uint64_t off;
-		size_t len;
-	} w[] = {
-		{0, 4096},
-		{1000, 100},
-		{511, 5000},
-		{MIB - 7, 300},
-		{2 * MIB, 2 * MIB + 1000},
+	static const struct tu_range w[] = {
+		TU_AWKWARD_RANGES,
 		{4 * MIB - 512, 512},
 	};
 	const size_t size = 4 * MIB;
@@ -59,15 +52,7 @@ static void rw_roundtrip(const char *extra)
 	ck_assert_uint_eq(mimg_size(img), size);
 	/* a fresh LUKS image reads as noise, not zeroes: start known */
 	ck_assert_int_eq(mimg_pwrite(img, shadow, size, 0, 0), (ssize_t)size);
-	for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++) {
-		uint64_t off = w[i].off;
-		size_t len = w[i].len;
-		if (off + len > size)
-			len = size - off;
-		tu_fill_random(shadow + off, len, i + 1);
-		ck_assert_int_eq(mimg_pwrite(img, shadow + off, len, off, 0),
-				 (ssize_t)len);
-	}
+	tu_write_ranges(img, shadow, size, w, TU_NELEM(w), 1);
 	ck_assert_int_eq(mimg_close(img), 0);
 	img = open_luks("t.luks", 0);
 	ck_assert_int_eq(mimg_pread(img, buf, size, 0, 0), (ssize_t)size);

@@ -345,18 +345,10 @@ static void make_backing(void)
 
 static void create_image(const struct variant *var)
 {
-	struct mimg_opt *opts = NULL;
-	int n = mimg_opts_parse(var->opts, &opts);
-	ck_assert_msg(n >= 0, "parse %s: %s", var->opts, mimg_errmsg());
-	struct mimg_opt all[16];
-	ck_assert_int_lt(n, 14);
-	memcpy(all, opts, (size_t)n * sizeof(*opts));
-	all[n++] = (struct mimg_opt){"backing_file", base_path};
-	all[n++] = (struct mimg_opt){"backing_fmt", "raw"};
-	int ret = mimg_create(img_path, "qcow2", IMG_SIZE / 2, all, (size_t)n);
-	ck_assert_msg(ret == 0, "create %s (%s): %s", img_path, var->opts,
-		      mimg_errmsg());
-	mimg_opts_free(opts, (size_t)(n - 2));
+	char text[256];
+	snprintf(text, sizeof(text), "%s,backing_file=%s,backing_fmt=raw",
+		 var->opts, base_path);
+	tu_create(img_path, "qcow2", IMG_SIZE / 2, text, NULL);
 }
 
 static uint32_t reftable_clusters(void)

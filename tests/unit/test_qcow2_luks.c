@@ -7,7 +7,6 @@
  * and hostile encryption headers (each a clear error, no crash).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,22 +30,6 @@ static void create_enc(const char *path, uint64_t size, const char *extra)
 		 "s,encrypt.iter-time=5%s%s",
 		 extra ? "," : "", extra ? extra : "");
 	tu_create(path, "qcow2", size, text, &s);
-}
-
-static void read_at(const char *path, void *buf, size_t len, uint64_t off)
-{
-	int fd = open(path, O_RDONLY);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(pread(fd, buf, len, (off_t)off), (ssize_t)len);
-	close(fd);
-}
-
-static void fill_random(uint8_t *p, size_t n, unsigned seed)
-{
-	for (size_t i = 0; i < n; i++) {
-		seed = seed * 1103515245u + 12345u;
-		p[i] = (uint8_t)(seed >> 16);
-	}
 }
 
 static void check_content(const char *path, const uint8_t *want, size_t size)
@@ -73,38 +56,23 @@ static void check_content(const char *path, const uint8_t *want, size_t size)
  * every partial cluster copies the rest from below, encrypted. */
 START_TEST(unaligned_writes_over_backing)
 {
-	static const struct {
-		uint64_t off;
-		size_t len;
-	} w[] = {
-		{0, 4096},
-		{1000, 100},
-		{511, 5000},
-		{MIB - 7, 300},
-		{2 * MIB, 2 * MIB + 1000},
+	static const struct tu_range w[] = {
+		TU_AWKWARD_RANGES,
 		{6 * MIB - 512, 512},
 		{65536 + 10, 3},
 	};
 	const size_t size = 8 * MIB;
-	uint8_t *shadow = malloc(size), *buf = malloc(3 * MIB);
+	uint8_t *shadow = tu_random_file("base.raw", size, 7);
 	struct mimg *img;
-	fill_random(shadow, size, 7);
-	tu_write_file("base.raw", shadow, size, 0);
 	create_enc("e.qcow2", size, "backing_file=base.raw,backing_fmt=raw");
 	img = tu_open_secret("e.qcow2", MIMG_OPEN_RDWR, PASS);
-	for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++) {
-		fill_random(buf, w[i].len, (unsigned)i + 100);
-		ck_assert_int_eq(mimg_pwrite(img, buf, w[i].len, w[i].off, 0),
-				 (ssize_t)w[i].len);
-		memcpy(shadow + w[i].off, buf, w[i].len);
-	}
+	tu_write_ranges(img, shadow, size, w, TU_NELEM(w), 100);
 	/* zeroes over whole and partial clusters */
 	ck_assert_int_eq(mimg_pwrite_zeroes(img, 3 * MIB + 100, MIB, 0), 0);
 	memset(shadow + 3 * MIB + 100, 0, MIB);
 	ck_assert_int_eq(mimg_close(img), 0);
 	check_content("e.qcow2", shadow, size);
 	free(shadow);
-	free(buf);
 }
 END_TEST
 
@@ -189,7 +157,7 @@ END_TEST
 static uint64_t ext_pos(const char *path)
 {
 	uint8_t h[4096];
-	read_at(path, h, sizeof(h), 0);
+	tu_read_at(path, h, sizeof(h), 0);
 	for (size_t off = 112; off + 8 <= sizeof(h);) {
 		uint32_t type = ld_be32(h + off), len = ld_be32(h + off + 4);
 		if (type == 0x0537be77u)
@@ -231,9 +199,9 @@ START_TEST(hostile_headers)
 	create_enc("h.qcow2", MIB, NULL);
 	uint64_t e = ext_pos("h.qcow2");
 	uint8_t eb[16];
-	read_at("h.qcow2", eb, 16, e);
+	tu_read_at("h.qcow2", eb, 16, e);
 	uint64_t hoff = ld_be64(eb), hlen = ld_be64(eb + 8);
-	read_at("h.qcow2", luks, sizeof(luks), hoff);
+	tu_read_at("h.qcow2", luks, sizeof(luks), hoff);
 
 	put64("h.qcow2", e, hoff + 512);
 	expect_refused("h.qcow2", -EINVAL, "not a cluster boundary");

@@ -263,20 +263,12 @@ static void make_backing(const struct stress_cfg *cfg)
 
 static void create_image(const struct stress_cfg *cfg)
 {
-	struct mimg_opt *opts = NULL;
-	int n = mimg_opts_parse(cfg->opts, &opts);
-	ck_assert_msg(n >= 0, "parse %s: %s", cfg->opts, mimg_errmsg());
-	struct mimg_opt all[16];
-	ck_assert_int_lt(n, 14);
-	memcpy(all, opts, (size_t)n * sizeof(*opts));
-	size_t nall = (size_t)n;
-	if (cfg->backing_size) {
-		all[nall++] = (struct mimg_opt){"backing_file", "base.qcow2"};
-		all[nall++] = (struct mimg_opt){"backing_fmt", "qcow2"};
-	}
-	int ret = mimg_create("stress.qcow2", "qcow2", cfg->size, all, nall);
-	ck_assert_msg(ret == 0, "create (%s): %s", cfg->opts, mimg_errmsg());
-	mimg_opts_free(opts, (size_t)n);
+	char text[256];
+	snprintf(text, sizeof(text), "%s%s", cfg->opts,
+		 cfg->backing_size
+			 ? ",backing_file=base.qcow2,backing_fmt=qcow2"
+			 : "");
+	tu_create("stress.qcow2", "qcow2", cfg->size, text, NULL);
 }
 
 /* Every unit's content as READ returned it, against the model. */

@@ -85,6 +85,21 @@ uint8_t *tu_random_file(const char *path, size_t len, uint64_t seed)
 	return buf;
 }
 
+void tu_write_ranges(struct mimg *img, uint8_t *shadow, uint64_t size,
+		     const struct tu_range *r, int n, uint64_t seed)
+{
+	for (int i = 0; i < n; i++) {
+		uint64_t off = r[i].off;
+		size_t len = r[i].len;
+		ck_assert_uint_lt(off, size);
+		if (len > size - off)
+			len = (size_t)(size - off);
+		tu_fill_random(shadow + off, len, seed + (uint64_t)i);
+		ck_assert_int_eq(mimg_pwrite(img, shadow + off, len, off, 0),
+				 (ssize_t)len);
+	}
+}
+
 void tu_read_at(const char *path, void *buf, size_t len, uint64_t off)
 {
 	int fd = open(path, O_RDONLY);

@@ -34,6 +34,25 @@ void tu_write_file(const char *path, const void *buf, size_t len, uint64_t off);
 /* LEN bytes from tu_fill_random (SEED), written to PATH as well;
  * free() them. */
 uint8_t *tu_random_file(const char *path, size_t len, uint64_t seed);
+/* LEN bytes at OFF: a range a test writes or reads. */
+struct tu_range {
+	uint64_t off;
+	size_t len;
+};
+/* Ranges at awkward places for write tests, as the first entries of a
+ * struct tu_range table: a whole 4 KiB block, less than a sector,
+ * unaligned at both ends across sectors, across the 1 MiB boundary, and
+ * two MiB and a bit from 2 MiB on. */
+#define TU_AWKWARD_RANGES                                                      \
+	{0, 4096}, {1000, 100}, {511, 5000}, {(1u << 20) - 7, 300},            \
+	{                                                                      \
+		2u << 20, (2u << 20) + 1000                                    \
+	}
+/* Write each of the N ranges R of IMG, cut at its SIZE bytes, with
+ * tu_fill_random bytes (seed SEED + its index), putting the same bytes
+ * into SHADOW at its offset. */
+void tu_write_ranges(struct mimg *img, uint8_t *shadow, uint64_t size,
+		     const struct tu_range *r, int n, uint64_t seed);
 /* Read LEN bytes at OFF of PATH into BUF; the test fails on a short
  * read. */
 void tu_read_at(const char *path, void *buf, size_t len, uint64_t off);
