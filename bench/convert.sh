@@ -4,22 +4,31 @@
 # same run, and print the ratios (mimg / qemu-img; below 1.00 = mimg faster)
 # of wall and CPU (user + system) time, the output sizes (allocated
 # MiB) and mimg's peak RSS; then mimg's times with 1, 2, 4, 8, 16 workers (as many as exist).
-#   bench/convert.sh [-s GiB] [-d MiB] [-r runs] [WORKDIR]
+#   bench/convert.sh [-s GiB] [-d MiB] [-r runs] [-o OUTDIR] [-t TEXT] [WORKDIR]
 # The source is a sparse raw disk (default 4 GiB) holding (default) 768 MiB
 # of data: one third random, one third text, one third explicit zeroes,
 # in 1-8 MiB pieces spread over the disk.  Each conversion runs RUNS times
 # per tool, alternating between the tools, and the best time counts.
 # On a busy machine compare the CPU columns: wall time follows the load.
+# -o OUTDIR puts the outputs there instead of WORKDIR: on a tmpfs
+# (-o /dev/shm) the rows writing raw images time the conversion, not the
+# page-cache writeback of the disk under WORKDIR, which dominates them
+# otherwise and follows what other processes write.  -t TEXT runs only
+# the conversions whose name contains TEXT (and skips the scaling part).
 set -eu
 
 . "$(dirname "$0")/lib.sh"
-size_gib=4 data_mib=768 runs=2
-bench_options "[-s GiB] [-d MiB] [-r runs]" s=size_gib d=data_mib r=runs \
-	-- "$@"
+size_gib=4 data_mib=768 runs=2 outdir="" only=""
+bench_options "[-s GiB] [-d MiB] [-r runs] [-o OUTDIR] [-t TEXT]" \
+	s=size_gib d=data_mib r=runs o=outdir t=only -- "$@"
+[ -z "$outdir" ] || outdir=$(cd "$outdir" && pwd) ||
+	{ echo "bench: no directory $outdir" >&2; exit 1; }
 bench_need qemu-img bc /usr/bin/time
 bench_enter "$BENCH_DIR" mimg-bench
 
-bench_source src.raw "$size_gib" "$data_mib" 42 <<'PY' || :
+# The images made from src.raw are kept for the next run while it stays.
+stale=false
+bench_source src.raw "$size_gib" "$data_mib" 42 <<'PY' && stale=true
 words = b"the quick brown fox jumps over lazy dogs while mimg converts disk images".split()
 text = b" ".join(rng.choice(words) for _ in range(300000))[: 1 << 20]
 left = mib << 20
@@ -48,6 +57,16 @@ while left > 0:
     i += 1
 PY
 
+# made OUT ARGS...: OUT made from src.raw by qemu-img convert ARGS, unless
+# it is there from a run on the same src.raw.
+made() {
+	out=$1
+	shift
+	[ "$stale" = false ] && [ -f "$out" ] && return 0
+	qemu-img convert "$@" src.raw "$out.tmp"
+	mv "$out.tmp" "$out"
+}
+
 have() { "$MIMG" --help | sed -n 's/^Formats: //p' | tr ' ' '\n' | grep -qx "$1"; }
 
 mib() { echo "$(stat -c '%b * %B' "$1") / 1048576" | bc -l; } # allocated
@@ -57,28 +76,30 @@ printf '%-30s %8s %8s %6s %7s %7s %6s %9s %9s %7s\n' conversion qemu-img mimg ra
 bench() { # bench NAME SRC_FMT SRC DST_FMT [convert options...]
 	name=$1 sfmt=$2 src=$3 dfmt=$4
 	shift 4
+	case $name in *"$only"*) ;; *) return 0 ;; esac
+	q=${outdir:-.}/out-q.$dfmt m=${outdir:-.}/out-m.$dfmt
 	tq="" tm="" cq="" cm="" rm=""
 	i=0
 	# Alternate the tools so that both meet the same machine state
 	# (page cache, writeback); each starts from a missing output file.
 	# The best of RUNS counts, for wall and CPU time each.
 	while [ $i -lt "$runs" ]; do
-		rm -f "out-q.$dfmt" "out-m.$dfmt"
-		bench_time qemu-img convert -f "$sfmt" -O "$dfmt" "$@" "$src" "out-q.$dfmt"
+		rm -f "$q" "$m"
+		bench_time qemu-img convert -f "$sfmt" -O "$dfmt" "$@" "$src" "$q"
 		tq=$(bench_min "$w" "$tq") cq=$(bench_min "$c" "$cq")
-		bench_time "$MIMG" convert -f "$sfmt" -O "$dfmt" "$@" "$src" "out-m.$dfmt"
+		bench_time "$MIMG" convert -f "$sfmt" -O "$dfmt" "$@" "$src" "$m"
 		tm=$(bench_min "$w" "$tm") cm=$(bench_min "$c" "$cm") rm=$(bench_max "$r" "$rm")
 		i=$((i + 1))
 	done
-	if ! qemu-img compare -q -f "$dfmt" -F "$dfmt" "out-q.$dfmt" "out-m.$dfmt"; then
+	if ! qemu-img compare -q -f "$dfmt" -F "$dfmt" "$q" "$m"; then
 		echo "bench: $name: outputs differ" >&2
 		exit 1
 	fi
 	printf '%-30s %7.2fs %7.2fs %6.2f %6.2fs %6.2fs %6.2f %9.1f %9.1f %6dM\n' \
 		"$name" "$tq" "$tm" "$(bench_ratio "$tm" "$tq")" "$cq" "$cm" \
-		"$(bench_ratio "$cm" "$cq")" "$(mib "out-q.$dfmt")" \
-		"$(mib "out-m.$dfmt")" $((rm / 1024))
-	rm -f "out-q.$dfmt" "out-m.$dfmt"
+		"$(bench_ratio "$cm" "$cq")" "$(mib "$q")" \
+		"$(mib "$m")" $((rm / 1024))
+	rm -f "$q" "$m"
 }
 
 # scaling NAME SRC_FMT SRC DST_FMT [convert options...]: mimg alone with
@@ -106,9 +127,9 @@ scaling() {
 
 bench "raw -> raw" raw src.raw raw
 if have qcow2; then
-	qemu-img convert -O qcow2 src.raw src.qcow2
-	qemu-img convert -c -O qcow2 src.raw src-zlib.qcow2
-	qemu-img convert -c -O qcow2 -o compression_type=zstd src.raw src-zstd.qcow2
+	made src.qcow2 -O qcow2
+	made src-zlib.qcow2 -c -O qcow2
+	made src-zstd.qcow2 -c -O qcow2 -o compression_type=zstd
 	bench "raw -> qcow2" raw src.raw qcow2
 	bench "qcow2 -> raw" qcow2 src.qcow2 raw
 	bench "qcow2 -c zlib -> raw" qcow2 src-zlib.qcow2 raw
@@ -117,19 +138,21 @@ if have qcow2; then
 	bench "raw -> qcow2 -c (zstd)" raw src.raw qcow2 -c -o compression_type=zstd
 fi
 if have vmdk; then
-	qemu-img convert -O vmdk src.raw src.vmdk
-	qemu-img convert -O vmdk -o subformat=streamOptimized src.raw src-stream.vmdk
+	made src.vmdk -O vmdk
+	made src-stream.vmdk -O vmdk -o subformat=streamOptimized
 	bench "raw -> vmdk" raw src.raw vmdk
 	bench "vmdk -> raw" vmdk src.vmdk raw
 	have qcow2 && bench "vmdk -> qcow2" vmdk src.vmdk qcow2
 	bench "raw -> vmdk streamOptimized" raw src.raw vmdk -o subformat=streamOptimized
 	bench "streamOptimized -> raw" vmdk src-stream.vmdk raw
 fi
-echo
-echo "mimg with N workers ($(getconf _NPROCESSORS_ONLN) CPUs online):"
-if have qcow2; then
-	scaling "qcow2 -c zlib -> raw" qcow2 src-zlib.qcow2 raw
-	scaling "raw -> qcow2 -c (zlib)" raw src.raw qcow2 -c
+if [ -z "$only" ]; then
+	echo
+	echo "mimg with N workers ($(getconf _NPROCESSORS_ONLN) CPUs online):"
+	if have qcow2; then
+		scaling "qcow2 -c zlib -> raw" qcow2 src-zlib.qcow2 raw
+		scaling "raw -> qcow2 -c (zlib)" raw src.raw qcow2 -c
+	fi
+	have vmdk && scaling "raw -> vmdk streamOptimized" raw src.raw vmdk -o subformat=streamOptimized
 fi
-have vmdk && scaling "raw -> vmdk streamOptimized" raw src.raw vmdk -o subformat=streamOptimized
 rm -f bench.out

@@ -15,8 +15,12 @@
 #ifdef MIMG_HAVE_LIBDEFLATE
 #include <libdeflate.h>
 #endif
+#ifdef MIMG_HAVE_ISAL
+#include <isa-l/igzip_lib.h>
+#endif
 
 #include "codec.h"
+#include "endian.h"
 
 #define DEFLATE_DEFAULT_LEVEL 6 /* zlib's Z_DEFAULT_COMPRESSION, qemu's */
 #define ZLIB_MAX_LEVEL 9
@@ -26,7 +30,8 @@
  * than zlib's 6 on either (smaller by 1% on binaries) and still costs
  * less CPU, so the default stays what qemu-img writes at most. */
 #define LIBDEFLATE_DEFAULT_LEVEL 7
-#define QCOW2_WINDOW_BITS 12 /* qemu inflates with -12 */
+#define QCOW2_WINDOW_BITS 12	/* qemu inflates with -12 */
+#define STORED_BLOCK_MAX 65535u /* bytes in one stored deflate block */
 
 /* A zlib stream created on first use and reset for each call after. */
 struct zstream {
@@ -262,6 +267,100 @@ static ssize_t zlib_deflate(struct zstream *s, int level, int wbits,
 	return (ssize_t)(outcap - zs->avail_out);
 }
 
+#ifdef MIMG_HAVE_ISAL
+/* Whether IN's bytes are about as evenly spread as random data's: the
+ * sum of squared byte counts (collision entropy) at most 7% above what
+ * uniform bytes give, plus room for the sampling noise of small inputs.
+ * Cheap, and true for almost nothing that deflate shrinks. */
+static bool bytes_look_random(const uint8_t *in, size_t len)
+{
+	uint32_t h[4][256] = {{0}};
+	size_t i = 0;
+	for (; i + 4 <= len; i += 4) { /* four tables: no store stalls */
+		h[0][in[i]]++;
+		h[1][in[i + 1]]++;
+		h[2][in[i + 2]]++;
+		h[3][in[i + 3]]++;
+	}
+	for (; i < len; i++)
+		h[0][in[i]]++;
+	uint64_t sq = 0, n = len;
+	for (int b = 0; b < 256; b++) {
+		uint64_t k = (uint64_t)h[0][b] + h[1][b] + h[2][b] + h[3][b];
+		sq += k * k;
+	}
+	return 256 * sq <= n * (n + n / 14 + 512);
+}
+
+/*
+ * Whether deflate with a window of 2^WBITS bytes cannot store IN in
+ * fewer than MAXLEN bytes.  Compressing random data costs zlib as much
+ * as compressing text and gains nothing; ISA-L's fastest level finds
+ * out in a few percent of that time.  It asks only of inputs whose
+ * bytes look random, and says no more than that its own output did not
+ * fit: zlib's may be a little smaller, where both hardly compress.
+ * OUT (MAXLEN bytes) is scratch.
+ */
+static bool deflate_would_not_fit(unsigned wbits, const void *in, size_t len,
+				  void *out, size_t maxlen)
+{
+	if (len < 512 || len > UINT32_MAX || maxlen > UINT32_MAX ||
+	    !bytes_look_random(in, len))
+		return false;
+	struct isal_zstream zs;
+	isal_deflate_stateless_init(&zs);
+	zs.level = 1;
+	zs.hist_bits = (uint16_t)wbits;
+	zs.end_of_stream = 1;
+	zs.flush = NO_FLUSH;
+	zs.next_in = (uint8_t *)(uintptr_t)in;
+	zs.avail_in = (uint32_t)len;
+	zs.next_out = out;
+	zs.avail_out = (uint32_t)maxlen;
+	return isal_deflate_stateless(&zs) == STATELESS_OVERFLOW;
+}
+#else
+static bool deflate_would_not_fit(unsigned wbits, const void *in, size_t len,
+				  void *out, size_t maxlen)
+{
+	(void)wbits, (void)in, (void)len, (void)out, (void)maxlen;
+	return false; /* every input is compressed to find out */
+}
+#endif
+
+/* IN as a zlib stream of stored (uncompressed) deflate blocks, what
+ * zlib itself falls back to for incompressible input, for a fraction of
+ * its work.  The length, or -ENOSPC when OUTCAP is too small. */
+static ssize_t zlib_stored(const void *in, size_t inlen, void *out,
+			   size_t outcap)
+{
+	size_t blocks = inlen ? (inlen + STORED_BLOCK_MAX - 1) /
+					STORED_BLOCK_MAX
+			      : 1;
+	if (inlen > UINT32_MAX || outcap < 2 + 5 * blocks + 4 ||
+	    outcap - (2 + 5 * blocks + 4) < inlen)
+		return -ENOSPC;
+	const uint8_t *p = in;
+	uint8_t *o = out;
+	size_t left = inlen;
+	*o++ = 0x78; /* deflate, 32 KiB window */
+	*o++ = 0x01; /* fastest level; header check bits */
+	do {
+		uint16_t n = (uint16_t)(left < STORED_BLOCK_MAX
+						? left
+						: STORED_BLOCK_MAX);
+		left -= n;
+		*o++ = left == 0; /* BFINAL, BTYPE 00 (stored) */
+		st_le16(o, n);
+		st_le16(o + 2, (uint16_t)~n);
+		memcpy(o + 4, p, n);
+		o += 4 + n;
+		p += n;
+	} while (left);
+	st_be32(o, (uint32_t)adler32(adler32(0, NULL, 0), in, (uInt)inlen));
+	return o + 4 - (uint8_t *)out;
+}
+
 ssize_t codec_deflate_raw4k(int level, const void *in, size_t inlen, void *out,
 			    size_t outcap)
 {
@@ -269,6 +368,8 @@ ssize_t codec_deflate_raw4k(int level, const void *in, size_t inlen, void *out,
 	if (!c)
 		return -ENOMEM;
 	level = clamp_level(level, DEFLATE_DEFAULT_LEVEL, ZLIB_MAX_LEVEL);
+	if (deflate_would_not_fit(QCOW2_WINDOW_BITS, in, inlen, out, outcap))
+		return -ENOSPC;
 	return zlib_deflate(&c->def_raw, level, -QCOW2_WINDOW_BITS, in, inlen,
 			    out, outcap);
 }
@@ -279,6 +380,9 @@ ssize_t codec_deflate_zlib(int level, const void *in, size_t inlen, void *out,
 	struct codec_ctx *c = thread_ctx();
 	if (!c)
 		return -ENOMEM;
+	if (deflate_would_not_fit(MAX_WBITS, in, inlen, out,
+				  outcap < inlen ? outcap : inlen))
+		return zlib_stored(in, inlen, out, outcap);
 #ifdef MIMG_HAVE_LIBDEFLATE
 	level = clamp_level(level, LIBDEFLATE_DEFAULT_LEVEL,
 			    LIBDEFLATE_MAX_LEVEL);

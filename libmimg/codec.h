@@ -12,6 +12,12 @@
  * libdeflate too (a 32 KiB window is fine there); raw deflate for qcow2
  * stays with zlib, whose window can be limited to 4 KiB.
  *
+ * Where the build has ISA-L, input whose bytes look random is first
+ * tried with ISA-L's fastest level (a few percent of zlib's time on such
+ * data): when even that does not fit, raw deflate reports -ENOSPC (the
+ * caller stores the cluster uncompressed, as it would after zlib) and a
+ * zlib stream is made of stored blocks, without running the compressor.
+ *
  * Levels: 0 is the codec's default (the level qemu-img uses: deflate 6,
  * zstd 3); deflate takes 1-12 (10-12 only with libdeflate, zlib caps at
  * 9), zstd 1-22.  Out-of-range levels are clamped.

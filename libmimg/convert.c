@@ -6,7 +6,7 @@
  * target already reads as zeroes, so the work is proportional to the data.
  * Data windows are read (and compressed) in parallel; writes happen in
  * window order unless out-of-order writes are allowed.  Memory is bounded
- * by workers x window size.
+ * by (workers + parked jobs) x window size.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -31,7 +31,7 @@
 #define MAX_PARALLEL 64
 /* Compressed jobs that may wait for their turn to be written while their
  * workers go on compressing: two per worker, at most MAX_PARKED (each
- * holds up to a window of output). */
+ * holds a worker's buffers: a window and its output). */
 #define PARKED_PER_WORKER 2
 #define MAX_PARKED 32
 #define MAX_IN_FLIGHT (MAX_PARALLEL + MAX_PARKED + 1)
@@ -43,16 +43,24 @@ struct cunit {
 	uint8_t *out; /* the bytes to store (compressed or not) */
 };
 
+/* A worker's buffers: the window it read, the units compressed from it
+ * and their descriptors (whose .out points into one of the two). */
+struct bufs {
+	uint8_t *buf, *cbuf;
+	struct cunit *units;
+	struct bufs *next; /* on the spare list */
+};
+
 /* A compressed job that has finished compressing before its turn to be
  * written came: its output waits here, and whichever worker writes the
  * job before it writes this one too, so that no worker sits idle
- * behind a slower one. */
+ * behind a slower one.  The job keeps its worker's buffers, and the
+ * worker goes on with spare ones: parking copies nothing. */
 struct parked {
 	bool full;
 	uint64_t off, len;
-	uint64_t n;	     /* units */
-	uint8_t *data;	     /* the units' bytes, back to back */
-	struct cunit *units; /* .out points into data */
+	uint64_t n; /* units */
+	struct bufs *b;
 };
 
 struct conv {
@@ -76,6 +84,8 @@ struct conv {
 	int nslots;
 	struct parked *parked; /* nparked slots, by seq % nparked */
 	uint64_t nparked;
+	struct bufs *spare; /* buffers parked jobs have handed back */
+	size_t cstride;	    /* bytes for one compressed unit */
 	uint64_t next_off;  /* first byte not yet claimed */
 	uint64_t next_seq;  /* sequence number of the next claimed job */
 	uint64_t write_seq; /* job allowed to write next (ordered) */
@@ -326,59 +336,72 @@ static int write_units(struct conv *c, uint64_t off, const struct cunit *units,
 	return r < 0 ? r : 0;
 }
 
-static uint64_t unit_bytes(const struct conv *c, const struct cunit *u)
+static void bufs_free(struct bufs *b)
 {
-	return u->clen >= 0 ? (uint64_t)u->clen : u->clen == -2 ? c->unit : 0;
+	if (!b)
+		return;
+	free(b->buf);
+	free(b->cbuf);
+	free(b->units);
+	free(b);
 }
 
-/* Park job J's compressed units when its turn has not come and a slot is
- * free: 1 when parked (the units are copied; the worker's buffers are its
- * own again), 0 when the worker must write them itself. */
-static int park_job(struct conv *c, const struct job *j,
-		    const struct cunit *units, uint64_t n)
+/* A worker's buffers; NULL when out of memory. */
+static struct bufs *bufs_new(const struct conv *c)
+{
+	struct bufs *b = calloc(1, sizeof(*b));
+	size_t nunits = c->unit ? WINDOW / c->unit + 1 : 0;
+	if (!b)
+		return NULL;
+	/* page-aligned: O_DIRECT targets take it without a bounce copy */
+	if (posix_memalign((void **)&b->buf, 4096,
+			   WINDOW + (c->unit ? c->unit : 0)) != 0)
+		b->buf = NULL;
+	if (c->unit) {
+		b->cbuf = malloc(nunits * c->cstride);
+		b->units = calloc(nunits, sizeof(*b->units));
+	}
+	if (!b->buf || (c->unit && (!b->cbuf || !b->units))) {
+		bufs_free(b);
+		return NULL;
+	}
+	return b;
+}
+
+/* Park job J, whose N units are in *BS, when its turn has not come and a
+ * slot is free: 1 when parked (*BS is then a spare set of buffers), 0
+ * when the worker must write the units itself. */
+static int park_job(struct conv *c, const struct job *j, struct bufs **bs,
+		    uint64_t n)
 {
 	if (!c->nparked)
 		return 0;
 	pthread_mutex_lock(&c->lock);
 	bool in_turn = c->write_seq == j->seq;
+	struct bufs *spare = in_turn ? NULL : c->spare;
+	if (spare)
+		c->spare = spare->next;
 	pthread_mutex_unlock(&c->lock);
 	if (in_turn)
 		return 0;
-	uint64_t bytes = 0;
-	for (uint64_t i = 0; i < n; i++)
-		bytes += unit_bytes(c, &units[i]);
-	uint8_t *data = malloc(bytes ? bytes : 1);
-	struct cunit *copy = malloc(n * sizeof(*copy));
-	if (!data || !copy) {
-		free(data);
-		free(copy);
+	if (!spare && !(spare = bufs_new(c)))
 		return 0; /* no memory to spare: write it in turn */
-	}
-	uint64_t pos = 0;
-	for (uint64_t i = 0; i < n; i++) {
-		uint64_t len = unit_bytes(c, &units[i]);
-		copy[i].clen = units[i].clen;
-		copy[i].out = data + pos;
-		if (len)
-			memcpy(data + pos, units[i].out, len);
-		pos += len;
-	}
 	pthread_mutex_lock(&c->lock);
 	struct parked *p = &c->parked[j->seq % c->nparked];
 	bool park = c->write_seq != j->seq && !c->err &&
 		    j->seq - c->write_seq < c->nparked && !p->full;
-	if (park)
+	if (park) {
 		*p = (struct parked){.full = true,
 				     .off = j->off,
 				     .len = j->len,
 				     .n = n,
-				     .data = data,
-				     .units = copy};
-	pthread_mutex_unlock(&c->lock);
-	if (!park) {
-		free(data);
-		free(copy);
+				     .b = *bs};
+		*bs = spare;
+	} else {
+		spare->next = c->spare;
+		c->spare = spare;
 	}
+	pthread_mutex_unlock(&c->lock);
 	return park;
 }
 
@@ -409,9 +432,11 @@ static int finish_turn(struct conv *c, const struct job *j)
 		struct parked next = *p;
 		p->full = false;
 		pthread_mutex_unlock(&c->lock);
-		int r = write_units(c, next.off, next.units, next.n);
-		free(next.data);
-		free(next.units);
+		int r = write_units(c, next.off, next.b->units, next.n);
+		pthread_mutex_lock(&c->lock);
+		next.b->next = c->spare;
+		c->spare = next.b;
+		pthread_mutex_unlock(&c->lock);
 		if (r < 0)
 			return r;
 		seq++;
@@ -421,11 +446,13 @@ static int finish_turn(struct conv *c, const struct job *j)
 
 /* Compress job J and write it in its turn, or park it (JOB_PARKED). */
 static int write_compressed_job(struct conv *c, const struct job *j,
-				uint8_t *buf, uint8_t *cbuf, size_t cstride,
-				struct cunit *units)
+				struct bufs **bs)
 {
 	const struct mimg_driver *d = c->dst->drv;
 	uint64_t n = div_round_up_u64(j->len, c->unit);
+	uint8_t *buf = (*bs)->buf, *cbuf = (*bs)->cbuf;
+	struct cunit *units = (*bs)->units;
+	size_t cstride = c->cstride;
 	int r;
 
 	for (uint64_t i = 0; i < n; i++) {
@@ -445,7 +472,7 @@ static int write_compressed_job(struct conv *c, const struct job *j,
 			return (int)units[i].clen;
 		}
 	}
-	if (park_job(c, j, units, n))
+	if (park_job(c, j, bs, n))
 		return JOB_PARKED;
 	if ((r = wait_turn(c, j->seq)) != 0)
 		return r;
@@ -491,9 +518,9 @@ static int offload_job(struct conv *c, const struct job *j)
 	return r;
 }
 
-static int run_job(struct conv *c, const struct job *j, uint8_t *buf,
-		   uint8_t *cbuf, size_t cstride, struct cunit *units)
+static int run_job(struct conv *c, const struct job *j, struct bufs **bs)
 {
+	uint8_t *buf = (*bs)->buf;
 	int r;
 
 	if (j->zero) {
@@ -510,7 +537,7 @@ static int run_job(struct conv *c, const struct job *j, uint8_t *buf,
 		if (got < 0)
 			return (int)got;
 		memset(buf + got, 0, padded - (size_t)got);
-		return write_compressed_job(c, j, buf, cbuf, cstride, units);
+		return write_compressed_job(c, j, bs);
 	}
 	if (__atomic_load_n(&c->offload, __ATOMIC_RELAXED) &&
 	    (r = offload_job(c, j)) != 1)
@@ -526,21 +553,13 @@ static int run_job(struct conv *c, const struct job *j, uint8_t *buf,
 static void *worker(void *arg)
 {
 	struct conv *c = arg;
-	size_t cstride = c->unit ? c->unit + c->unit / 8 + 4096 : 0;
-	size_t nunits = c->unit ? WINDOW / c->unit + 1 : 0;
-	/* page-aligned: O_DIRECT targets take it without a bounce copy */
-	uint8_t *buf = NULL;
-	if (posix_memalign((void **)&buf, 4096,
-			   WINDOW + (c->unit ? c->unit : 0)) != 0)
-		buf = NULL;
-	uint8_t *cbuf = c->unit ? malloc(nunits * cstride) : NULL;
-	struct cunit *units = c->unit ? calloc(nunits, sizeof(*units)) : NULL;
+	struct bufs *bs = bufs_new(c);
 	struct job j;
 
-	if (!buf || (c->unit && (!cbuf || !units))) {
+	if (!bs) {
 		mimg_err(-ENOMEM, "out of memory for conversion buffers");
 		conv_fail(c, -ENOMEM);
-		goto out;
+		return NULL;
 	}
 	for (;;) {
 		pthread_mutex_lock(&c->lock);
@@ -548,7 +567,7 @@ static void *worker(void *arg)
 		pthread_mutex_unlock(&c->lock);
 		if (!have)
 			break;
-		int r = run_job(c, &j, buf, cbuf, cstride, units);
+		int r = run_job(c, &j, &bs);
 		if (r == JOB_PARKED)
 			continue;
 		if (r < 0) {
@@ -562,10 +581,7 @@ static void *worker(void *arg)
 			break;
 		}
 	}
-out:
-	free(buf);
-	free(cbuf);
-	free(units);
+	bufs_free(bs);
 	return NULL;
 }
 
@@ -653,6 +669,7 @@ static int conv_setup(struct conv *c, struct mimg *src, struct mimg *dst,
 	 * checks absolute multiples, and widening zero runs to it would
 	 * write zeroes next to small data extents. */
 	c->align = max_u64(max_u64(dst->cluster_size, c->unit), 1);
+	c->cstride = c->unit ? c->unit + c->unit / 8 + 4096 : 0;
 	if (!is_pow2_u64(c->align) || c->align > WINDOW)
 		c->align = WINDOW;
 	return 0;
@@ -754,10 +771,13 @@ int mimg_convert(struct mimg *src, struct mimg *dst,
 	for (int i = 0; i < c.nslots; i++)
 		pthread_cond_destroy(&c.turn[i]);
 	for (uint64_t i = 0; i < c.nparked; i++) /* left by a failure */
-		if (c.parked[i].full) {
-			free(c.parked[i].data);
-			free(c.parked[i].units);
-		}
+		if (c.parked[i].full)
+			bufs_free(c.parked[i].b);
+	while (c.spare) {
+		struct bufs *b = c.spare;
+		c.spare = b->next;
+		bufs_free(b);
+	}
 	free(c.parked);
 	pthread_mutex_destroy(&c.lock);
 	if (c.err)

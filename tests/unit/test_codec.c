@@ -3,8 +3,8 @@
  *
  * The shared codecs (codec.c): round trips at every level, qcow2's 4 KiB
  * deflate window checked with zlib's own streaming inflate, the streams
- * qemu accepts or refuses for one cluster, zlib-wrapped grains, and the
- * convert option that sets the level.
+ * qemu accepts or refuses for one cluster, zlib-wrapped grains,
+ * incompressible input, and the convert option that sets the level.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -146,6 +146,60 @@ START_TEST(zlib_grains)
 }
 END_TEST
 
+static uint8_t *make_random(size_t len)
+{
+	uint8_t *b = malloc(len);
+	uint64_t x = 88172645463325252ull;
+	for (size_t i = 0; i < len; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		b[i] = (uint8_t)(x >> 32);
+	}
+	return b;
+}
+
+/* Random bytes do not fit a cluster as deflate (stored uncompressed),
+ * and as a zlib grain they come back as a stream zlib reads; random
+ * bytes repeated within 4 KiB still compress. */
+START_TEST(incompressible_input)
+{
+	uint8_t *in = make_random(CS), *z = malloc(2 * CS), *out = malloc(CS);
+	size_t len;
+	ck_assert_int_eq(codec_deflate_raw4k(0, in, CS, z, CS - 1), -ENOSPC);
+	ck_assert_int_eq(codec_deflate_zlib(0, in, CS, z, CS), -ENOSPC);
+	size_t sizes[] = {CS, 1000, 70000};
+	uint8_t *big = make_random(70000);
+	for (size_t k = 0; k < 3; k++) {
+		const uint8_t *src = k == 2 ? big : in;
+		ssize_t n = codec_deflate_zlib(0, src, sizes[k], z, 2 * CS);
+		ck_assert_msg(n > (ssize_t)sizes[k], "%zu bytes gave %zd",
+			      sizes[k], n);
+		uLongf dl = 2 * CS;
+		uint8_t *check = malloc(2 * CS);
+		ck_assert_int_eq(uncompress(check, &dl, z, (uLong)n), Z_OK);
+		ck_assert_uint_eq(dl, sizes[k]);
+		ck_assert_int_eq(memcmp(check, src, sizes[k]), 0);
+		if (sizes[k] <= CS) {
+			ck_assert_int_eq(codec_inflate_zlib(z, (size_t)n, out,
+							    CS, &len),
+					 0);
+			ck_assert_uint_eq(len, sizes[k]);
+		}
+		free(check);
+	}
+	/* Second half: the first's last 2 KiB over and over. */
+	for (size_t i = CS / 2; i < CS; i++)
+		in[i] = in[i - 2048];
+	ssize_t n = codec_deflate_raw4k(0, in, CS, z, CS - 1);
+	ck_assert_msg(n > 0 && n < CS * 3 / 4, "repeats gave %zd", n);
+	ck_assert_int_eq(inflate_4k_window(z, (size_t)n, out, CS), 0);
+	ck_assert_int_eq(memcmp(in, out, CS), 0);
+	free(big);
+	free(in);
+	free(z);
+	free(out);
+}
+END_TEST
+
 static off_t convert_at_level(int level, const char *name)
 {
 	struct mimg *src, *dst;
@@ -202,5 +256,6 @@ int main(void)
 {
 	return tu_main("codec", "codec",
 		       TU_TESTS(raw4k_round_trip, raw_cluster_rules,
-				zlib_grains, convert_level_option));
+				zlib_grains, incompressible_input,
+				convert_level_option));
 }
