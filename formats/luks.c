@@ -322,11 +322,6 @@ static int luks_create_secret(const char *path, uint64_t size,
 	uint64_t total = 0;
 	int r;
 
-	if (backing || mimg__opt(opts, nopts, "backing_file"))
-		return mimg_err(-ENOTSUP,
-				"%s: Backing file not supported for "
-				"file format 'luks'",
-				path);
 	if ((r = parse_create_opts(path, opts, nopts, &p)) < 0)
 		return r;
 	p.max_iters = secret->max_pbkdf2_iters;

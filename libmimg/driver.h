@@ -168,7 +168,9 @@ struct mimg_driver {
 
 	/* Create a new image file at PATH.  BACKING, when the caller asked
 	 * for a backing file, is that file opened read-only (for its size and
-	 * format); SIZE has already been taken from it when 0 was given. */
+	 * format); SIZE has already been taken from it when 0 was given.
+	 * The core refuses a backing file, with qemu-img's message, to a
+	 * format whose create_opts lack backing_file: BACKING is then NULL. */
 	int (*create)(const char *path, uint64_t size,
 		      const struct mimg_opt *opts, size_t nopts,
 		      struct mimg *backing);
