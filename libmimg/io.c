@@ -27,6 +27,16 @@ int mimg__check_flags(const char *call, unsigned flags, unsigned allowed)
 	return 0;
 }
 
+int mimg__check_writable(const struct mimg *img, const char *what)
+{
+	if (img->read_only)
+		return mimg_err(-EROFS,
+				"%s: cannot %s an image opened "
+				"read-only",
+				img->filename, what);
+	return 0;
+}
+
 /* MIMG_IO_FUA: what the write R did is made durable before returning. */
 static int finish_fua(struct mimg *img, int r, unsigned flags)
 {
