@@ -50,9 +50,9 @@ int mimg_check(struct mimg *img, unsigned flags, struct mimg_check_result *res)
 	size_t size = res->size;
 	memset(res, 0, size);
 	res->size = size;
-	if (flags & ~MIMG_CHECK_ALL_FLAGS)
-		return mimg_err(-EINVAL, "mimg_check: unknown flags %#x",
-				flags & ~MIMG_CHECK_ALL_FLAGS);
+	int rc = mimg__check_flags("mimg_check", flags, MIMG_CHECK_ALL_FLAGS);
+	if (rc < 0)
+		return rc;
 	int ret = check_layer(img, flags, &r);
 	memcpy(res, &r, size);
 	res->size = size;
