@@ -373,6 +373,19 @@ static int rebuild_meta(struct qcow2 *s)
 	return qcow2_meta_build(s);
 }
 
+/* Run OP on snapshot IDX under the lock, then rebuild the metadata set
+ * from the tables OP left active. */
+static int change_locked(struct qcow2 *s, int (*op)(struct qcow2 *, uint32_t),
+			 uint32_t idx)
+{
+	pthread_mutex_lock(&s->lock);
+	int r = op(s, idx);
+	if (r == 0)
+		r = rebuild_meta(s);
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
 static int refuse_data_file(struct qcow2 *s)
 {
 	if (s->data_file_name)
@@ -492,8 +505,9 @@ static int read_snapshot_l1(struct qcow2 *s, const struct qcow2_snapshot *sn,
 				"snapshot L1 table");
 }
 
-static int apply_locked(struct qcow2 *s, const struct qcow2_snapshot *sn)
+static int apply_locked(struct qcow2 *s, uint32_t idx)
 {
+	const struct qcow2_snapshot *sn = &s->snaps[idx];
 	struct freed f = {NULL, 0, 0};
 	uint64_t *snl1 = NULL, *old;
 	bool changed = false;
@@ -550,12 +564,7 @@ int qcow2_snapshot_apply(struct mimg *img, const char *name)
 	if (want != UINT64_MAX && want != img->size &&
 	    (r = qcow2_truncate(img, want, MIMG_PREALLOC_OFF)) < 0)
 		return r;
-	pthread_mutex_lock(&s->lock);
-	r = apply_locked(s, &s->snaps[i]);
-	if (r == 0)
-		r = rebuild_meta(s);
-	pthread_mutex_unlock(&s->lock);
-	return r;
+	return change_locked(s, apply_locked, (uint32_t)i);
 }
 
 static int delete_locked(struct qcow2 *s, uint32_t idx)
@@ -604,10 +613,5 @@ int qcow2_snapshot_delete(struct mimg *img, const char *name)
 				qcow2_path(s), name);
 	if ((r = qcow2_refuse_if_corrupt(s)) < 0)
 		return r;
-	pthread_mutex_lock(&s->lock);
-	r = delete_locked(s, (uint32_t)i);
-	if (r == 0)
-		r = rebuild_meta(s);
-	pthread_mutex_unlock(&s->lock);
-	return r;
+	return change_locked(s, delete_locked, (uint32_t)i);
 }
