@@ -321,6 +321,11 @@ int mimg__open_extra_file(struct mimg *img, const char *path, bool create,
 /* Option helpers for create(): look up KEY in OPTS (NULL if absent). */
 const char *mimg__opt(const struct mimg_opt *opts, size_t nopts,
 		      const char *key);
+/* Whether V is one of the four words of YES (*OUT set true) or of NO
+ * (*OUT false), compared with CMP (strcmp or strcasecmp). */
+bool mimg__bool_word(const char *v, const char *const yes[4],
+		     const char *const no[4],
+		     int (*cmp)(const char *, const char *), bool *out);
 /* Parse a boolean option ("on"/"off"/"true"/"false"/"yes"/"no"/1/0). */
 int mimg__opt_bool(const char *key, const char *value, bool *out);
 /* Parse a size option with suffixes. */
