@@ -90,12 +90,7 @@ static int luks_open(struct mimg *img, unsigned flags)
 		return mimg_err(-ENOMEM, "out of memory");
 	s->lock_ready = true;
 	img->locked = !img->secret;
-	if (img->secret && (r = luks_unlock(img, s)) < 0) {
-		pthread_mutex_destroy(&s->rmw_lock);
-		s->lock_ready = false;
-		return r;
-	}
-	return 0;
+	return img->secret ? luks_unlock(img, s) : 0;
 }
 
 static void luks_close(struct mimg *img)

@@ -163,7 +163,9 @@ struct mimg_driver {
 	 * img->read_only is false); set img->size, and where applicable
 	 * img->cluster_size, img->backing_name, img->backing_fmt. */
 	int (*open)(struct mimg *img, unsigned flags);
-	/* Release driver state; the core closes img->file afterwards. */
+	/* Release driver state; the core closes img->file afterwards.  Also
+	 * called when open() failed, on whatever it had set up: open()
+	 * itself only returns the error. */
 	void (*close)(struct mimg *img);
 
 	/* Create a new image file at PATH.  BACKING, when the caller asked

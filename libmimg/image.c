@@ -257,8 +257,10 @@ static int open_node(struct mimg **imgp, const char *path, const char *format,
 	img->secret = ids->secret;
 	r = drv->open(img, flags);
 	img->secret = NULL;
-	if (r < 0)
+	if (r < 0) {
+		drv->close(img);
 		goto fail;
+	}
 	/* Described without unpacking, the archive is still checked
 	 * whole. */
 	if ((flags & MIMG_OPEN_INSPECT) && mimg_file_is_stream(img->file) &&
