@@ -373,13 +373,16 @@ static int rebuild_meta(struct qcow2 *s)
 	return qcow2_meta_build(s);
 }
 
-/* Run OP on snapshot IDX under the lock, then rebuild the metadata set
- * from the tables OP left active. */
+/* Run OP on snapshot IDX under the lock, then give the active tables the
+ * COPIED flags their new refcounts call for and rebuild the metadata set
+ * from them. */
 static int change_locked(struct qcow2 *s, int (*op)(struct qcow2 *, uint32_t),
 			 uint32_t idx)
 {
 	pthread_mutex_lock(&s->lock);
 	int r = op(s, idx);
+	if (r == 0)
+		r = fix_copied_flags(s);
 	if (r == 0)
 		r = rebuild_meta(s);
 	pthread_mutex_unlock(&s->lock);
@@ -544,10 +547,7 @@ static int apply_locked(struct qcow2 *s, uint32_t idx)
 	/* The old tables lose the active L1's reference. */
 	old = s->l1;
 	s->l1 = snl1;
-	r = unref_l1(s, old, s->l1_size);
-	if (r == 0)
-		r = fix_copied_flags(s);
-	return r;
+	return unref_l1(s, old, s->l1_size);
 }
 
 int qcow2_snapshot_apply(struct mimg *img, const char *name)
@@ -599,8 +599,6 @@ static int delete_locked(struct qcow2 *s, uint32_t idx)
 	if (r == 0 && sn.l1_size)
 		r = qcow2_free_range(s, sn.l1_offset, (uint64_t)sn.l1_size * 8,
 				     true);
-	if (r == 0)
-		r = fix_copied_flags(s);
 	return r;
 }
 
