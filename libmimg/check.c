@@ -147,3 +147,23 @@ int mimg_check_report(const struct mimg_check_result *res, const char *filename,
 	*reportp = o;
 	return 0;
 }
+
+static int by_start(const void *a, const void *b)
+{
+	const struct mimg_host_range *x = a, *y = b;
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+void mimg__host_overlaps(struct mimg_host_range *ranges, size_t n,
+			 void (*overlap)(void *opaque,
+					 const struct mimg_host_range *prev,
+					 const struct mimg_host_range *cur),
+			 void *opaque)
+{
+	if (n < 2)
+		return;
+	qsort(ranges, n, sizeof(*ranges), by_start);
+	for (size_t i = 1; i < n; i++)
+		if (ranges[i].start < ranges[i - 1].start + ranges[i - 1].len)
+			overlap(opaque, &ranges[i - 1], &ranges[i]);
+}

@@ -354,4 +354,18 @@ void mimg__check_report(struct mimg_check_result *res, const char *fmt, ...)
 void mimg__check_vreport(struct mimg_check_result *res, const char *fmt,
 			 va_list ap) __attribute__((format(printf, 2, 0)));
 
+/* The host bytes one allocation unit of an image (a grain, a block)
+ * takes, for a check that no two units share bytes. */
+struct mimg_host_range {
+	uint64_t start, len;
+	uint32_t unit; /* the caller's number for the unit */
+};
+/* Sort the N RANGES by start and call OVERLAP for each range that starts
+ * inside the one before it. */
+void mimg__host_overlaps(struct mimg_host_range *ranges, size_t n,
+			 void (*overlap)(void *opaque,
+					 const struct mimg_host_range *prev,
+					 const struct mimg_host_range *cur),
+			 void *opaque);
+
 #endif
