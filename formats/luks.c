@@ -90,12 +90,7 @@ static int luks_open(struct mimg *img, unsigned flags)
 		return mimg_err(-ENOMEM, "out of memory");
 	s->lock_ready = true;
 	img->locked = !img->secret;
-	if (img->secret && (r = luks_unlock(img, s)) < 0) {
-		pthread_mutex_destroy(&s->rmw_lock);
-		s->lock_ready = false;
-		return r;
-	}
-	return 0;
+	return img->secret ? luks_unlock(img, s) : 0;
 }
 
 static void luks_close(struct mimg *img)
@@ -322,11 +317,6 @@ static int luks_create_secret(const char *path, uint64_t size,
 	uint64_t total = 0;
 	int r;
 
-	if (backing || mimg__opt(opts, nopts, "backing_file"))
-		return mimg_err(-ENOTSUP,
-				"%s: Backing file not supported for "
-				"file format 'luks'",
-				path);
 	if ((r = parse_create_opts(path, opts, nopts, &p)) < 0)
 		return r;
 	p.max_iters = secret->max_pbkdf2_iters;

@@ -160,11 +160,6 @@ static int raw_create(const char *path, uint64_t size,
 	struct mimg_file *f;
 	int r;
 
-	if (backing || mimg__opt(opts, nopts, "backing_file"))
-		return mimg_err(-ENOTSUP,
-				"%s: Backing file not supported for "
-				"file format 'raw'",
-				path);
 	if ((r = mimg__opts_validate(raw_create_opts, NULL, opts, nopts,
 				     vals)) < 0)
 		return r;

@@ -123,11 +123,8 @@ int mimg_amend(struct mimg *img, const struct mimg_opt *opts, size_t nopts,
 				"Format driver '%s' does not support "
 				"option amendment",
 				drv->name);
-	if (img->read_only)
-		return mimg_err(-EROFS,
-				"%s: cannot amend an image opened "
-				"read-only",
-				img->filename);
+	if ((r = mimg__check_writable(img, "amend")) < 0)
+		return r;
 	size_t n = mimg__opts_count(drv->amend_opts);
 	if (!(vals = calloc(n + 1, sizeof(*vals))))
 		return mimg_err(-ENOMEM, "out of memory");

@@ -19,11 +19,9 @@ static int prepare(struct mimg *img, const char *name, const void *op)
 	if (!name)
 		return mimg_err(-EINVAL, "%s: no bitmap name given",
 				img->filename);
-	if (img->read_only)
-		return mimg_err(-EROFS,
-				"%s: cannot change the bitmaps of an "
-				"image opened read-only",
-				img->filename);
+	int r = mimg__check_writable(img, "change the bitmaps of");
+	if (r < 0)
+		return r;
 	if (!op)
 		return mimg_err(-ENOENT, "Dirty bitmap '%s' not found", name);
 	return 0;

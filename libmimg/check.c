@@ -50,9 +50,9 @@ int mimg_check(struct mimg *img, unsigned flags, struct mimg_check_result *res)
 	size_t size = res->size;
 	memset(res, 0, size);
 	res->size = size;
-	if (flags & ~MIMG_CHECK_ALL_FLAGS)
-		return mimg_err(-EINVAL, "mimg_check: unknown flags %#x",
-				flags & ~MIMG_CHECK_ALL_FLAGS);
+	int rc = mimg__check_flags("mimg_check", flags, MIMG_CHECK_ALL_FLAGS);
+	if (rc < 0)
+		return rc;
 	int ret = check_layer(img, flags, &r);
 	memcpy(res, &r, size);
 	res->size = size;
@@ -146,4 +146,24 @@ int mimg_check_report(const struct mimg_check_result *res, const char *filename,
 	}
 	*reportp = o;
 	return 0;
+}
+
+static int by_start(const void *a, const void *b)
+{
+	const struct mimg_host_range *x = a, *y = b;
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+void mimg__host_overlaps(struct mimg_host_range *ranges, size_t n,
+			 void (*overlap)(void *opaque,
+					 const struct mimg_host_range *prev,
+					 const struct mimg_host_range *cur),
+			 void *opaque)
+{
+	if (n < 2)
+		return;
+	qsort(ranges, n, sizeof(*ranges), by_start);
+	for (size_t i = 1; i < n; i++)
+		if (ranges[i].start < ranges[i - 1].start + ranges[i - 1].len)
+			overlap(opaque, &ranges[i - 1], &ranges[i]);
 }

@@ -163,12 +163,16 @@ struct mimg_driver {
 	 * img->read_only is false); set img->size, and where applicable
 	 * img->cluster_size, img->backing_name, img->backing_fmt. */
 	int (*open)(struct mimg *img, unsigned flags);
-	/* Release driver state; the core closes img->file afterwards. */
+	/* Release driver state; the core closes img->file afterwards.  Also
+	 * called when open() failed, on whatever it had set up: open()
+	 * itself only returns the error. */
 	void (*close)(struct mimg *img);
 
 	/* Create a new image file at PATH.  BACKING, when the caller asked
 	 * for a backing file, is that file opened read-only (for its size and
-	 * format); SIZE has already been taken from it when 0 was given. */
+	 * format); SIZE has already been taken from it when 0 was given.
+	 * The core refuses a backing file, with qemu-img's message, to a
+	 * format whose create_opts lack backing_file: BACKING is then NULL. */
 	int (*create)(const char *path, uint64_t size,
 		      const struct mimg_opt *opts, size_t nopts,
 		      struct mimg *backing);
@@ -319,6 +323,11 @@ int mimg__open_extra_file(struct mimg *img, const char *path, bool create,
 /* Option helpers for create(): look up KEY in OPTS (NULL if absent). */
 const char *mimg__opt(const struct mimg_opt *opts, size_t nopts,
 		      const char *key);
+/* Whether V is one of the four words of YES (*OUT set true) or of NO
+ * (*OUT false), compared with CMP (strcmp or strcasecmp). */
+bool mimg__bool_word(const char *v, const char *const yes[4],
+		     const char *const no[4],
+		     int (*cmp)(const char *, const char *), bool *out);
 /* Parse a boolean option ("on"/"off"/"true"/"false"/"yes"/"no"/1/0). */
 int mimg__opt_bool(const char *key, const char *value, bool *out);
 /* Parse a size option with suffixes. */
@@ -344,5 +353,19 @@ void mimg__check_report(struct mimg_check_result *res, const char *fmt, ...)
 /* The same with a va_list, for a driver's own report function. */
 void mimg__check_vreport(struct mimg_check_result *res, const char *fmt,
 			 va_list ap) __attribute__((format(printf, 2, 0)));
+
+/* The host bytes one allocation unit of an image (a grain, a block)
+ * takes, for a check that no two units share bytes. */
+struct mimg_host_range {
+	uint64_t start, len;
+	uint32_t unit; /* the caller's number for the unit */
+};
+/* Sort the N RANGES by start and call OVERLAP for each range that starts
+ * inside the one before it. */
+void mimg__host_overlaps(struct mimg_host_range *ranges, size_t n,
+			 void (*overlap)(void *opaque,
+					 const struct mimg_host_range *prev,
+					 const struct mimg_host_range *cur),
+			 void *opaque);
 
 #endif

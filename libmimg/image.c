@@ -257,8 +257,10 @@ static int open_node(struct mimg **imgp, const char *path, const char *format,
 	img->secret = ids->secret;
 	r = drv->open(img, flags);
 	img->secret = NULL;
-	if (r < 0)
+	if (r < 0) {
+		drv->close(img);
 		goto fail;
+	}
 	/* Described without unpacking, the archive is still checked
 	 * whole. */
 	if ((flags & MIMG_OPEN_INSPECT) && mimg_file_is_stream(img->file) &&
@@ -348,9 +350,9 @@ int mimg_open_secret(struct mimg **imgp, const char *path, const char *format,
 	}
 	if (!imgp || !path)
 		return mimg_err(-EINVAL, "mimg_open: no path");
-	if (flags & ~MIMG_OPEN_ALL_FLAGS)
-		return mimg_err(-EINVAL, "mimg_open: unknown flags 0x%x",
-				flags & ~MIMG_OPEN_ALL_FLAGS);
+	if ((r = mimg__check_flags("mimg_open", flags, MIMG_OPEN_ALL_FLAGS)) <
+	    0)
+		return r;
 	return open_node(imgp, path, format, flags, NULL, 0, &ids, NULL);
 }
 
@@ -362,11 +364,10 @@ int mimg_open_ova_disk(struct mimg **imgp, const char *path, const char *format,
 	mimg_err_clear();
 	if (!imgp || !path)
 		return mimg_err(-EINVAL, "mimg_open_ova_disk: no path");
-	if (flags & ~MIMG_OPEN_ALL_FLAGS)
-		return mimg_err(-EINVAL,
-				"mimg_open_ova_disk: unknown flags "
-				"0x%x",
-				flags & ~MIMG_OPEN_ALL_FLAGS);
+	int r = mimg__check_flags("mimg_open_ova_disk", flags,
+				  MIMG_OPEN_ALL_FLAGS);
+	if (r < 0)
+		return r;
 	return open_node(imgp, path, format, flags, NULL, 0, &ids, NULL);
 }
 
@@ -389,11 +390,9 @@ int mimg_open_memory(struct mimg **imgp, const void *buf, size_t len,
 
 	if (!imgp || (!buf && len))
 		return mimg_err(-EINVAL, "mimg_open_memory: no buffer");
-	if (flags & ~MIMG_OPEN_ALL_FLAGS)
-		return mimg_err(-EINVAL,
-				"mimg_open_memory: unknown flags "
-				"0x%x",
-				flags & ~MIMG_OPEN_ALL_FLAGS);
+	if ((r = mimg__check_flags("mimg_open_memory", flags,
+				   MIMG_OPEN_ALL_FLAGS)) < 0)
+		return r;
 	*imgp = NULL;
 	mimg_err_clear();
 	r = mimg_file_open_memory(&f, buf, len, max, name,

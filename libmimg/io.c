@@ -27,6 +27,16 @@ int mimg__check_flags(const char *call, unsigned flags, unsigned allowed)
 	return 0;
 }
 
+int mimg__check_writable(const struct mimg *img, const char *what)
+{
+	if (img->read_only)
+		return mimg_err(-EROFS,
+				"%s: cannot %s an image opened "
+				"read-only",
+				img->filename, what);
+	return 0;
+}
+
 /* MIMG_IO_FUA: what the write R did is made durable before returning. */
 static int finish_fua(struct mimg *img, int r, unsigned flags)
 {
@@ -58,20 +68,50 @@ static ssize_t do_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
 	return r < 0 ? r : (ssize_t)len;
 }
 
+/* The entry points run their do_ function as one I/O of IMG: it waits
+ * for a resize of IMG to finish, and holds the next one back. */
+typedef ssize_t vec_io_fn(struct mimg *img, const struct iovec *iov, int iovcnt,
+			  uint64_t off, unsigned flags);
+typedef int range_io_fn(struct mimg *img, uint64_t off, uint64_t len,
+			unsigned flags);
+
+static ssize_t run_vec_io(vec_io_fn *fn, struct mimg *img,
+			  const struct iovec *iov, int iovcnt, uint64_t off,
+			  unsigned flags)
+{
+	mimg__io_enter(img);
+	ssize_t r = fn(img, iov, iovcnt, off, flags);
+	mimg__io_leave(img);
+	return r;
+}
+
+/* The same over the one flat buffer BUF of LEN bytes. */
+static ssize_t run_buf_io(vec_io_fn *fn, struct mimg *img, const void *buf,
+			  size_t len, uint64_t off, unsigned flags)
+{
+	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+	return run_vec_io(fn, img, &iov, 1, off, flags);
+}
+
+static int run_range_io(range_io_fn *fn, struct mimg *img, uint64_t off,
+			uint64_t len, unsigned flags)
+{
+	mimg__io_enter(img);
+	int r = fn(img, off, len, flags);
+	mimg__io_leave(img);
+	return r;
+}
+
 ssize_t mimg_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
 		    uint64_t off, unsigned flags)
 {
-	mimg__io_enter(img);
-	ssize_t r = do_preadv(img, iov, iovcnt, off, flags);
-	mimg__io_leave(img);
-	return r;
+	return run_vec_io(do_preadv, img, iov, iovcnt, off, flags);
 }
 
 ssize_t mimg_pread(struct mimg *img, void *buf, size_t len, uint64_t off,
 		   unsigned flags)
 {
-	struct iovec iov = {.iov_base = buf, .iov_len = len};
-	return mimg_preadv(img, &iov, 1, off, flags);
+	return run_buf_io(do_preadv, img, buf, len, off, flags);
 }
 
 /* What every change checks first: FLAGS known to CALL (within ALLOWED),
@@ -181,17 +221,13 @@ static ssize_t do_pwritev(struct mimg *img, const struct iovec *iov, int iovcnt,
 ssize_t mimg_pwritev(struct mimg *img, const struct iovec *iov, int iovcnt,
 		     uint64_t off, unsigned flags)
 {
-	mimg__io_enter(img);
-	ssize_t r = do_pwritev(img, iov, iovcnt, off, flags);
-	mimg__io_leave(img);
-	return r;
+	return run_vec_io(do_pwritev, img, iov, iovcnt, off, flags);
 }
 
 ssize_t mimg_pwrite(struct mimg *img, const void *buf, size_t len, uint64_t off,
 		    unsigned flags)
 {
-	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
-	return mimg_pwritev(img, &iov, 1, off, flags);
+	return run_buf_io(do_pwritev, img, buf, len, off, flags);
 }
 
 /* Emulated write-zeroes: plain writes from one zeroed buffer. */
@@ -237,10 +273,7 @@ static int do_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
 int mimg_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
 		       unsigned flags)
 {
-	mimg__io_enter(img);
-	int r = do_pwrite_zeroes(img, off, len, flags);
-	mimg__io_leave(img);
-	return r;
+	return run_range_io(do_pwrite_zeroes, img, off, len, flags);
 }
 
 static int do_discard(struct mimg *img, uint64_t off, uint64_t len,
@@ -263,10 +296,7 @@ static int do_discard(struct mimg *img, uint64_t off, uint64_t len,
 
 int mimg_discard(struct mimg *img, uint64_t off, uint64_t len, unsigned flags)
 {
-	mimg__io_enter(img);
-	int r = do_discard(img, off, len, flags);
-	mimg__io_leave(img);
-	return r;
+	return run_range_io(do_discard, img, off, len, flags);
 }
 
 int mimg_flush(struct mimg *img, unsigned flags)

@@ -188,20 +188,29 @@ const char *mimg__opt(const struct mimg_opt *opts, size_t nopts,
 	return NULL;
 }
 
+bool mimg__bool_word(const char *v, const char *const yes[4],
+		     const char *const no[4],
+		     int (*cmp)(const char *, const char *), bool *out)
+{
+	for (size_t i = 0; i < 4; i++) {
+		if (cmp(v, yes[i]) == 0) {
+			*out = true;
+			return true;
+		}
+		if (cmp(v, no[i]) == 0) {
+			*out = false;
+			return true;
+		}
+	}
+	return false;
+}
+
 int mimg__opt_bool(const char *key, const char *value, bool *out)
 {
 	static const char *const yes[] = {"on", "true", "yes", "1"};
 	static const char *const no[] = {"off", "false", "no", "0"};
-	for (size_t i = 0; i < 4; i++) {
-		if (strcasecmp(value, yes[i]) == 0) {
-			*out = true;
-			return 0;
-		}
-		if (strcasecmp(value, no[i]) == 0) {
-			*out = false;
-			return 0;
-		}
-	}
+	if (mimg__bool_word(value, yes, no, strcasecmp, out))
+		return 0;
 	return mimg_err(-EINVAL,
 			"Parameter '%s' expects 'on' or 'off', got "
 			"'%s'",

@@ -39,16 +39,8 @@ static int parse_bool(const char *key, const char *v, bool *out)
 {
 	static const char *const yes[] = {"on", "yes", "true", "y"};
 	static const char *const no[] = {"off", "no", "false", "n"};
-	for (size_t i = 0; i < 4; i++) {
-		if (strcmp(v, yes[i]) == 0) {
-			*out = true;
-			return 0;
-		}
-		if (strcmp(v, no[i]) == 0) {
-			*out = false;
-			return 0;
-		}
-	}
+	if (mimg__bool_word(v, yes, no, strcmp, out))
+		return 0;
 	return mimg_err(-EINVAL, "Parameter '%s' expects 'on' or 'off'", key);
 }
 

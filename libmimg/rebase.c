@@ -33,11 +33,8 @@ int mimg_set_backing(struct mimg *img, const char *name, const char *fmt)
 				"json: pseudo-protocol, which is never "
 				"interpreted",
 				img->filename, name);
-	if (img->read_only)
-		return mimg_err(-EROFS,
-				"%s: cannot change the backing file of "
-				"an image opened read-only",
-				img->filename);
+	if ((r = mimg__check_writable(img, "change the backing file of")) < 0)
+		return r;
 	if (!img->drv->set_backing)
 		return mimg_err(-ENOTSUP,
 				"Operation not supported for format "

@@ -11,16 +11,6 @@
 #include "error.h"
 #include "image.h"
 
-static int writable(struct mimg *img, const char *what)
-{
-	if (img->read_only)
-		return mimg_err(-EROFS,
-				"%s: cannot %s an image opened "
-				"read-only",
-				img->filename, what);
-	return 0;
-}
-
 static int snapshot_op(struct mimg *img, const char *name,
 		       int (*op)(struct mimg *, const char *), const char *what)
 {
@@ -28,7 +18,7 @@ static int snapshot_op(struct mimg *img, const char *name,
 	if (!name)
 		return mimg_err(-EINVAL, "%s: no snapshot name given",
 				img->filename);
-	int r = writable(img, what);
+	int r = mimg__check_writable(img, what);
 	if (r < 0)
 		return r;
 	if (!op)
@@ -60,7 +50,7 @@ int mimg_snapshot_delete(struct mimg *img, const char *name)
 int mimg_make_empty(struct mimg *img)
 {
 	mimg_err_clear();
-	int r = writable(img, "empty");
+	int r = mimg__check_writable(img, "empty");
 	if (r < 0)
 		return r;
 	if (!img->drv->make_empty)

@@ -78,14 +78,26 @@ static int prepare_slot(struct qcow2_cache *c, struct qcow2_cache_entry **ep)
 	return 0;
 }
 
+/* The entry caching OFFSET in *EP: 0 when it is cached, 1 when *EP is a
+ * free slot for it (its data not loaded yet), or a negative errno. */
+static int entry_or_slot(struct qcow2_cache *c, uint64_t offset,
+			 struct qcow2_cache_entry **ep)
+{
+	*ep = lookup(c, offset);
+	if (*ep)
+		return 0;
+	int r = prepare_slot(c, ep);
+	return r < 0 ? r : 1;
+}
+
 int qcow2_cache_get(struct qcow2_cache *c, struct mimg_file *f, uint64_t offset,
 		    const char *what, uint8_t **datap)
 {
-	struct qcow2_cache_entry *e = lookup(c, offset);
-	if (!e) {
-		int r = prepare_slot(c, &e);
-		if (r < 0)
-			return r;
+	struct qcow2_cache_entry *e;
+	int r = entry_or_slot(c, offset, &e);
+	if (r < 0)
+		return r;
+	if (r) {
 		r = mimg_file_pread_exact(f, e->data, c->size, offset, what);
 		if (r < 0)
 			return r;
@@ -100,12 +112,10 @@ int qcow2_cache_get(struct qcow2_cache *c, struct mimg_file *f, uint64_t offset,
 int qcow2_cache_put_new(struct qcow2_cache *c, uint64_t offset,
 			const uint8_t *data, uint8_t **datap)
 {
-	struct qcow2_cache_entry *e = lookup(c, offset);
-	if (!e) {
-		int r = prepare_slot(c, &e);
-		if (r < 0)
-			return r;
-	}
+	struct qcow2_cache_entry *e;
+	int r = entry_or_slot(c, offset, &e);
+	if (r < 0)
+		return r;
 	memcpy(e->data, data, c->size);
 	e->offset = offset;
 	e->dirty_lo = e->dirty_hi = 0;

@@ -510,23 +510,37 @@ static int next_extension(struct qcow2 *s, const uint8_t *hdr, uint64_t off,
 	return 1;
 }
 
-/* Copy the extensions of HDR (starting at START, ending before END) into
- * OUT at *POS, leaving out the backing format, and stop at the end
- * marker. */
-static int copy_other_extensions(struct qcow2 *s, const uint8_t *hdr,
-				 uint64_t start, uint64_t end, uint8_t *out,
-				 uint64_t *pos)
+/* Whether TYPE is one of SKIP, a list ended by QCOW2_EXT_END. */
+static bool extension_listed(uint32_t type, const uint32_t *skip)
+{
+	for (; *skip != QCOW2_EXT_END; skip++)
+		if (*skip == type)
+			return true;
+	return false;
+}
+
+/* Copy the extensions of OLD between START and END, but those of the
+ * types in SKIP (the ones the caller writes itself), into OUT (CAP
+ * bytes) at *POS, in their order; stop at the end marker. */
+static int copy_extensions(struct qcow2 *s, const uint8_t *old, uint64_t start,
+			   uint64_t end, const uint32_t *skip, uint8_t *out,
+			   uint64_t *pos, uint64_t cap)
 {
 	uint32_t type;
 	uint64_t adv;
 	int r;
 	for (uint64_t off = start;
-	     (r = next_extension(s, hdr, off, end, &type, &adv)) > 0;
+	     (r = next_extension(s, old, off, end, &type, &adv)) > 0;
 	     off += 8 + adv) {
-		if (type != QCOW2_EXT_BACKING_FMT) {
-			memcpy(out + *pos, hdr + off, 8 + adv);
-			*pos += 8 + adv;
-		}
+		if (extension_listed(type, skip))
+			continue;
+		if (*pos + 8 + adv > cap)
+			return mimg_err(-ENOSPC,
+					"%s: qcow2: header extensions do not "
+					"fit in the header cluster",
+					qcow2_path(s));
+		memcpy(out + *pos, old + off, 8 + adv);
+		*pos += 8 + adv;
 	}
 	return r;
 }
@@ -617,7 +631,10 @@ int qcow2_set_backing(struct mimg *img, const char *name, const char *fmt)
 	}
 	memcpy(out, old, start);
 	uint64_t pos = start;
-	if ((r = copy_other_extensions(s, old, start, ext_end, out, &pos)) < 0)
+	static const uint32_t backing_only[] = {QCOW2_EXT_BACKING_FMT,
+						QCOW2_EXT_END};
+	if ((r = copy_extensions(s, old, start, ext_end, backing_only, out,
+				 &pos, csize)) < 0)
 		goto out;
 	/* Room for the new backing format, the end marker and the name. */
 	if (pos + 8 + ((flen + 7) & ~(size_t)7) + 8 + nlen > csize) {
@@ -650,41 +667,6 @@ out:
 	return r;
 }
 
-/* Copy the extensions of OLD between START and END that the header
- * rewrite does not produce itself (unknown ones and the bitmaps
- * directory) into OUT at *POS, in their order; *BITMAPS gets the
- * bitmaps extension's position in OLD (0: none). */
-static int keep_extensions(struct qcow2 *s, const uint8_t *old, uint64_t start,
-			   uint64_t end, uint8_t *out, uint64_t *pos,
-			   uint64_t cap, uint64_t *bitmaps)
-{
-	uint32_t type;
-	uint64_t adv;
-	int r;
-	*bitmaps = 0;
-	for (uint64_t off = start;
-	     (r = next_extension(s, old, off, end, &type, &adv)) > 0;
-	     off += 8 + adv) {
-		switch (type) {
-		case QCOW2_EXT_BACKING_FMT:
-		case QCOW2_EXT_FEATURES:
-		case QCOW2_EXT_DATA_FILE:
-		case QCOW2_EXT_CRYPTO: break;
-		case QCOW2_EXT_BITMAPS: *bitmaps = off; break;
-		default:
-			if (*pos + 8 + adv > cap)
-				return mimg_err(-ENOSPC,
-						"%s: qcow2: header "
-						"extensions do not fit in the "
-						"header cluster",
-						qcow2_path(s));
-			memcpy(out + *pos, old + off, 8 + adv);
-			*pos += 8 + adv;
-		}
-	}
-	return r;
-}
-
 /* Build the new header cluster OUT from S and the old one OLD. */
 static int build_header(struct qcow2 *s, const uint8_t *old, uint8_t *out)
 {
@@ -692,7 +674,7 @@ static int build_header(struct qcow2 *s, const uint8_t *old, uint8_t *out)
 	uint32_t old_version = ld_be32(old + 4);
 	uint64_t old_len = old_version >= 3 ? ld_be32(old + 100)
 					    : QCOW2_V2_HEADER_LEN;
-	uint64_t ext_end = cs, pos, bm = 0;
+	uint64_t ext_end = cs, pos;
 	const char *bfmt = s->img->backing_fmt;
 	int r;
 	if (s->backing_off && s->backing_off < ext_end)
@@ -755,8 +737,15 @@ static int build_header(struct qcow2 *s, const uint8_t *old, uint8_t *out)
 	uint64_t rpos = 0;
 	if (!rest)
 		return mimg_err(-ENOMEM, "out of memory");
-	r = keep_extensions(s, old, old_len, ext_end, rest, &rpos, cs, &bm);
-	(void)bm; /* the bitmaps extension is written from S */
+	/* Unknown extensions are kept; the bitmaps one is written from S. */
+	static const uint32_t rewritten[] = {QCOW2_EXT_BACKING_FMT,
+					     QCOW2_EXT_FEATURES,
+					     QCOW2_EXT_DATA_FILE,
+					     QCOW2_EXT_CRYPTO,
+					     QCOW2_EXT_BITMAPS,
+					     QCOW2_EXT_END};
+	r = copy_extensions(s, old, old_len, ext_end, rewritten, rest, &rpos,
+			    cs);
 	if (r == 0 && s->has_bitmaps_ext && s->nb_bitmaps) {
 		uint8_t ext[24] = {0};
 		st_be32(ext, s->nb_bitmaps);

@@ -373,6 +373,22 @@ static int rebuild_meta(struct qcow2 *s)
 	return qcow2_meta_build(s);
 }
 
+/* Run OP on snapshot IDX under the lock, then give the active tables the
+ * COPIED flags their new refcounts call for and rebuild the metadata set
+ * from them. */
+static int change_locked(struct qcow2 *s, int (*op)(struct qcow2 *, uint32_t),
+			 uint32_t idx)
+{
+	pthread_mutex_lock(&s->lock);
+	int r = op(s, idx);
+	if (r == 0)
+		r = fix_copied_flags(s);
+	if (r == 0)
+		r = rebuild_meta(s);
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
 static int refuse_data_file(struct qcow2 *s)
 {
 	if (s->data_file_name)
@@ -492,8 +508,9 @@ static int read_snapshot_l1(struct qcow2 *s, const struct qcow2_snapshot *sn,
 				"snapshot L1 table");
 }
 
-static int apply_locked(struct qcow2 *s, const struct qcow2_snapshot *sn)
+static int apply_locked(struct qcow2 *s, uint32_t idx)
 {
+	const struct qcow2_snapshot *sn = &s->snaps[idx];
 	struct freed f = {NULL, 0, 0};
 	uint64_t *snl1 = NULL, *old;
 	bool changed = false;
@@ -530,10 +547,7 @@ static int apply_locked(struct qcow2 *s, const struct qcow2_snapshot *sn)
 	/* The old tables lose the active L1's reference. */
 	old = s->l1;
 	s->l1 = snl1;
-	r = unref_l1(s, old, s->l1_size);
-	if (r == 0)
-		r = fix_copied_flags(s);
-	return r;
+	return unref_l1(s, old, s->l1_size);
 }
 
 int qcow2_snapshot_apply(struct mimg *img, const char *name)
@@ -550,12 +564,7 @@ int qcow2_snapshot_apply(struct mimg *img, const char *name)
 	if (want != UINT64_MAX && want != img->size &&
 	    (r = qcow2_truncate(img, want, MIMG_PREALLOC_OFF)) < 0)
 		return r;
-	pthread_mutex_lock(&s->lock);
-	r = apply_locked(s, &s->snaps[i]);
-	if (r == 0)
-		r = rebuild_meta(s);
-	pthread_mutex_unlock(&s->lock);
-	return r;
+	return change_locked(s, apply_locked, (uint32_t)i);
 }
 
 static int delete_locked(struct qcow2 *s, uint32_t idx)
@@ -590,8 +599,6 @@ static int delete_locked(struct qcow2 *s, uint32_t idx)
 	if (r == 0 && sn.l1_size)
 		r = qcow2_free_range(s, sn.l1_offset, (uint64_t)sn.l1_size * 8,
 				     true);
-	if (r == 0)
-		r = fix_copied_flags(s);
 	return r;
 }
 
@@ -604,10 +611,5 @@ int qcow2_snapshot_delete(struct mimg *img, const char *name)
 				qcow2_path(s), name);
 	if ((r = qcow2_refuse_if_corrupt(s)) < 0)
 		return r;
-	pthread_mutex_lock(&s->lock);
-	r = delete_locked(s, (uint32_t)i);
-	if (r == 0)
-		r = rebuild_meta(s);
-	pthread_mutex_unlock(&s->lock);
-	return r;
+	return change_locked(s, delete_locked, (uint32_t)i);
 }

@@ -109,42 +109,39 @@ static int qcow2_open(struct mimg *img, unsigned flags)
 	}
 	s->lock_init = true;
 	if ((r = qcow2_read_header(s, flags)) < 0)
-		goto fail;
+		return r;
 	if ((r = qcow2_crypt_open(s)) < 0)
-		goto fail;
+		return r;
 	s->exit_safe = !img->read_only && (flags & MIMG_OPEN_EXIT_SAFE);
 	if ((r = qcow2_cache_init(&s->l2c,
 				  cache_entries(s->cluster_size, 8u << 20, 128),
 				  s->cluster_size)) < 0)
-		goto fail;
+		return r;
 	s->l2c.make_room = qcow2_sync_make_room;
 	s->l2c.opaque = s;
 	if ((r = qcow2_refcount_init(s)) < 0)
-		goto fail;
+		return r;
 	if ((r = qcow2_read_snapshots(s)) < 0)
-		goto fail;
+		return r;
 	if ((r = qcow2_read_bitmaps(s)) < 0)
-		goto fail;
+		return r;
 	if (s->data_file_name && (r = open_data_file(s)) < 0)
-		goto fail;
+		return r;
 	if (!img->read_only && !(flags & MIMG_OPEN_CHECK) &&
 	    (r = qcow2_meta_build(s)) < 0)
-		goto fail;
+		return r;
 	if (!img->read_only) {
 		if ((r = clear_autoclear(s)) < 0)
-			goto fail;
+			return r;
 		if ((s->incompat & QCOW2_INCOMPAT_DIRTY) &&
 		    !(flags & MIMG_OPEN_CHECK) &&
 		    (r = qcow2_rebuild_dirty(s)) < 0)
-			goto fail;
+			return r;
 		if (!(flags & MIMG_OPEN_CHECK) &&
 		    (r = qcow2_bitmaps_track(s)) < 0)
-			goto fail;
+			return r;
 	}
 	return 0;
-fail:
-	qcow2_close(img);
-	return r;
 }
 
 static bool qcow2_has_zero_init(struct mimg *img)

@@ -48,11 +48,6 @@ int vdi_create(const char *path, uint64_t size, const struct mimg_opt *opts,
 	bool is_static;
 	int r;
 
-	if (backing || mimg__opt(opts, nopts, "backing_file"))
-		return mimg_err(-ENOTSUP,
-				"%s: Backing file not supported for "
-				"file format 'vdi'",
-				path);
 	if ((r = parse_opts(path, opts, nopts, &is_static, &pre)) < 0)
 		return r;
 	if (size > (uint64_t)VDI_BLOCKS_MAX * VDI_BLOCK_SIZE)

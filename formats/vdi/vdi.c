@@ -228,19 +228,16 @@ static int vdi_open(struct mimg *img, unsigned flags)
 	if ((r = mimg_file_size(img->file, &s->file_size)) < 0 ||
 	    (r = mimg_file_pread_exact(img->file, s->header, VDI_HEADER_SIZE, 0,
 				       "vdi header")) < 0)
-		goto fail;
+		return r;
 	s->offset_bmap = ld_le32(s->header + VDI_H_OFFSET_BMAP);
 	s->offset_data = ld_le32(s->header + VDI_H_OFFSET_DATA);
 	s->blocks = ld_le32(s->header + VDI_H_BLOCKS);
 	s->is_static = ld_le32(s->header + VDI_H_IMAGE_TYPE) == VDI_TYPE_STATIC;
 	if ((r = validate_header(img, s)) < 0 ||
 	    (r = check_layout(img, s)) < 0 || (r = load_bmap(img, s)) < 0)
-		goto fail;
+		return r;
 	img->cluster_size = VDI_BLOCK_SIZE;
 	return 0;
-fail:
-	vdi_close(img);
-	return r;
 }
 
 static int vdi_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,

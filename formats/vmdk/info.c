@@ -135,17 +135,6 @@ struct checker {
 	bool repair_leaks;
 };
 
-struct alloc_rec {
-	uint64_t host;
-	uint64_t len;
-};
-
-static int cmp_rec(const void *a, const void *b)
-{
-	const struct alloc_rec *x = a, *y = b;
-	return x->host < y->host ? -1 : x->host > y->host;
-}
-
 /* The redundant table is updated first, so an interrupted update leaves
  * it ahead of the primary, which is what reads use: the grain it points
  * to is leaked, nothing is damaged. */
@@ -187,11 +176,12 @@ static void compare_copies(struct checker *c, struct vmdk_sparse *sp,
 /* What a walk over one sparse extent's grain tables keeps. */
 struct grain_walk {
 	struct vmdk_sparse *sp;
-	uint64_t fsize;		/* host file size */
-	uint64_t meta_end;	/* grains must start at or after this */
-	uint64_t total;		/* grains in the capacity */
-	uint64_t prev_host;	/* the last grain's offset, for fragmentation */
-	struct alloc_rec *recs; /* every grain's host range, for overlaps */
+	struct mimg_check_result *res; /* where overlaps are reported */
+	uint64_t fsize;		       /* host file size */
+	uint64_t meta_end;	       /* grains must start at or after this */
+	uint64_t total;		       /* grains in the capacity */
+	uint64_t prev_host; /* the last grain's offset, for fragmentation */
+	struct mimg_host_range *recs; /* every grain's, for overlaps */
 	size_t nrec, caprec;
 	bool overlap_ok; /* recs holds every grain */
 };
@@ -219,7 +209,7 @@ static void record_grain(struct checker *c, struct grain_walk *w, uint64_t host,
 {
 	if (!w->overlap_ok)
 		return;
-	struct alloc_rec *n = NULL;
+	struct mimg_host_range *n = NULL;
 	if (w->nrec < MAX_OVERLAP_GRAINS)
 		n = mimg__grow(w->recs, &w->caprec, w->nrec + 1, sizeof(*n),
 			       1024);
@@ -233,9 +223,8 @@ static void record_grain(struct checker *c, struct grain_walk *w, uint64_t host,
 		return;
 	}
 	w->recs = n;
-	w->recs[w->nrec].host = host;
-	w->recs[w->nrec].len = len;
-	w->nrec++;
+	w->recs[w->nrec++] = (struct mimg_host_range){.start = host,
+						      .len = len};
 }
 
 /* Check grain GRAIN, whose grain-table entry is V. */
@@ -276,23 +265,15 @@ static void check_grain(struct checker *c, struct grain_walk *w, uint64_t grain,
 	record_grain(c, w, host, len);
 }
 
-/* Report every pair of recorded grains whose host ranges overlap. */
-static void check_overlaps(struct checker *c, struct grain_walk *w)
+static void report_overlap(void *opaque, const struct mimg_host_range *p,
+			   const struct mimg_host_range *q)
 {
-	if (!w->overlap_ok || w->nrec < 2)
-		return;
-	qsort(w->recs, w->nrec, sizeof(*w->recs), cmp_rec);
-	for (size_t i = 1; i < w->nrec; i++) {
-		const struct alloc_rec *p = &w->recs[i - 1], *q = &w->recs[i];
-		if (q->host < p->host + p->len) {
-			mimg__check_report(c->res,
-					   "ERROR: %s: grains at "
-					   "offsets 0x%" PRIx64
-					   " and 0x%" PRIx64 " overlap",
-					   w->sp->path, p->host, q->host);
-			c->res->corruptions++;
-		}
-	}
+	const struct grain_walk *w = opaque;
+	mimg__check_report(w->res,
+			   "ERROR: %s: grains at "
+			   "offsets 0x%" PRIx64 " and 0x%" PRIx64 " overlap",
+			   w->sp->path, p->start, q->start);
+	w->res->corruptions++;
 }
 
 /* Read grain table GDI (and its redundant copy) into GT and RGT; false
@@ -324,7 +305,7 @@ static bool read_grain_tables(struct checker *c, struct vmdk_sparse *sp,
 static int check_sparse(struct checker *c, struct vmdk_extent *e)
 {
 	struct vmdk_sparse *sp = e->sp;
-	struct grain_walk w = {.sp = sp, .overlap_ok = true};
+	struct grain_walk w = {.sp = sp, .res = c->res, .overlap_ok = true};
 	uint32_t *gt = NULL, *rgt = NULL;
 	int r;
 
@@ -348,7 +329,9 @@ static int check_sparse(struct checker *c, struct vmdk_extent *e)
 		for (uint32_t i = 0; i < sp->gt_entries; i++)
 			check_grain(c, &w, gdi * sp->gt_entries + i, gt[i]);
 	}
-	check_overlaps(c, &w);
+	/* Every pair of recorded grains whose host ranges overlap. */
+	if (w.overlap_ok)
+		mimg__host_overlaps(w.recs, w.nrec, report_overlap, &w);
 	r = 0;
 out:
 	free(gt);

@@ -366,37 +366,34 @@ static ssize_t alloc_write(struct mimg *img, struct vmdk_extent *e,
 static int sparse_writable(struct mimg *img, struct vmdk_extent *e)
 {
 	struct vmdk_sparse *sp = e->sp;
+	/* What keeps an extent from being written in place, and why. */
+	const struct {
+		bool refused;
+		int err;
+		const char *why;
+	} rules[] = {
+		{sp->cowd, -ENOTSUP, "VMFSSPARSE (COWD) extents are read-only"},
+		{sp->compressed, -ENOTSUP,
+		 "compressed (stream) extents cannot be modified in place"},
+		{sp->primary_damaged, -EIO,
+		 "the grain directory is damaged (reading through the "
+		 "redundant copy); refusing to write"},
+		{sp->version == 3, -EROFS,
+		 "version 3 sparse extents (changed block tracking) are "
+		 "read-only"},
+		{sp->gd_at_end, -ENOTSUP,
+		 "extents with the grain directory at the end cannot be "
+		 "modified"},
+	};
 	if (sp->grain_bytes > MAX_WRITABLE_GRAIN)
 		return mimg_err(-ENOTSUP,
 				"%s: vmdk: grains of %" PRIu64
 				" bytes are too large to write",
 				sp->path, sp->grain_bytes);
-	if (sp->cowd)
-		return mimg_err(-ENOTSUP,
-				"%s: vmdk: VMFSSPARSE (COWD) extents "
-				"are read-only",
-				sp->path);
-	if (sp->compressed)
-		return mimg_err(-ENOTSUP,
-				"%s: vmdk: compressed (stream) "
-				"extents cannot be modified in place",
-				sp->path);
-	if (sp->primary_damaged)
-		return mimg_err(-EIO,
-				"%s: vmdk: the grain directory is "
-				"damaged (reading through the redundant copy); "
-				"refusing to write",
-				sp->path);
-	if (sp->version == 3)
-		return mimg_err(-EROFS,
-				"%s: vmdk: version 3 sparse extents "
-				"(changed block tracking) are read-only",
-				sp->path);
-	if (sp->gd_at_end)
-		return mimg_err(-ENOTSUP,
-				"%s: vmdk: extents with the grain "
-				"directory at the end cannot be modified",
-				sp->path);
+	for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++)
+		if (rules[i].refused)
+			return mimg_err(rules[i].err, "%s: vmdk: %s", sp->path,
+					rules[i].why);
 	return 0;
 }
 

@@ -27,6 +27,17 @@
 #include "file.h"
 #include "vmdk.h"
 
+/* A header field counting sectors, named FIELD, must be 1..MAX. */
+static int check_sectors(const char *path, const char *field, uint64_t v,
+			 uint64_t max)
+{
+	if (v == 0 || v > max)
+		return mimg_err(-EINVAL,
+				"%s: vmdk: invalid %s %" PRIu64 " sectors",
+				path, field, v);
+	return 0;
+}
+
 static int parse_header(struct vmdk_sparse *sp, const uint8_t *h,
 			uint64_t file_size)
 {
@@ -53,17 +64,12 @@ static int parse_header(struct vmdk_sparse *sp, const uint8_t *h,
 				"%s: vmdk: sparse extent version %" PRIu32
 				" is not supported",
 				path, sp->version);
-	if (sp->capacity == 0 || sp->capacity > VMDK_MAX_SECTORS)
-		return mimg_err(-EINVAL,
-				"%s: vmdk: invalid capacity %" PRIu64
-				" sectors",
-				path, sp->capacity);
-	if (sp->grain_sectors == 0 ||
-	    sp->grain_sectors > VMDK_MAX_GRAIN_SECTORS)
-		return mimg_err(-EINVAL,
-				"%s: vmdk: invalid grain size %" PRIu64
-				" sectors",
-				path, sp->grain_sectors);
+	int r;
+	if ((r = check_sectors(path, "capacity", sp->capacity,
+			       VMDK_MAX_SECTORS)) < 0 ||
+	    (r = check_sectors(path, "grain size", sp->grain_sectors,
+			       VMDK_MAX_GRAIN_SECTORS)) < 0)
+		return r;
 	if (sp->gt_entries == 0 || sp->gt_entries > VMDK_MAX_GT_ENTRIES)
 		return mimg_err(-EINVAL,
 				"%s: vmdk: invalid number of grain "

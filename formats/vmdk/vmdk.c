@@ -219,8 +219,6 @@ static int open_descriptor_file(struct mimg *img, uint64_t file_size)
 	return 0;
 }
 
-static void vmdk_close(struct mimg *img);
-
 static int vmdk_open(struct mimg *img, unsigned flags)
 {
 	struct vmdk_state *s = img->priv;
@@ -241,7 +239,7 @@ static int vmdk_open(struct mimg *img, unsigned flags)
 	else
 		r = open_descriptor_file(img, file_size);
 	if (r < 0)
-		goto fail;
+		return r;
 
 	uint64_t total = 0;
 	for (size_t i = 0; i < s->n_ext; i++)
@@ -257,8 +255,7 @@ static int vmdk_open(struct mimg *img, unsigned flags)
 		img->backing_name = strdup(s->desc.parent_hint);
 		img->backing_fmt = strdup("vmdk");
 		if (!img->backing_name || !img->backing_fmt) {
-			r = mimg_err(-ENOMEM, "out of memory");
-			goto fail;
+			return mimg_err(-ENOMEM, "out of memory");
 		}
 	}
 	/* A stream without grains is written as a stream (vmdk_stream_start
@@ -267,12 +264,9 @@ static int vmdk_open(struct mimg *img, unsigned flags)
 	    s->ext[0].sp->compressed && s->ext[0].sp->markers) {
 		r = vmdk_stream_start(img);
 		if (r < 0)
-			goto fail;
+			return r;
 	}
 	return 0;
-fail:
-	vmdk_close(img);
-	return r;
 }
 
 static void vmdk_close(struct mimg *img)

@@ -14,17 +14,6 @@
 #include "error.h"
 #include "vpc.h"
 
-struct block_ref {
-	uint64_t start;
-	uint32_t index;
-};
-
-static int by_start(const void *a, const void *b)
-{
-	const struct block_ref *x = a, *y = b;
-	return x->start < y->start ? -1 : x->start > y->start;
-}
-
 /* The file must end with a copy of the footer.  Space between the last
  * block and that footer is what an interrupted allocation leaves: a
  * leak, harmless. */
@@ -59,14 +48,24 @@ static void check_end_footer(struct mimg *img, struct vpc *s,
 	}
 }
 
+static void report_overlap(void *opaque, const struct mimg_host_range *p,
+			   const struct mimg_host_range *q)
+{
+	struct mimg_check_result *res = opaque;
+	res->corruptions++;
+	mimg__check_report(res,
+			   "ERROR blocks %u and %u overlap at offset 0x%llx",
+			   p->unit, q->unit, (unsigned long long)q->start);
+}
+
 /* Sort the allocated blocks by position: neighbours must not overlap,
  * and a block that does not follow its predecessor in guest order counts
  * as fragmented. */
 static int check_blocks(struct vpc *s, struct mimg_check_result *res)
 {
 	uint64_t span = (uint64_t)s->bitmap_size + s->block_size;
-	struct block_ref *refs = malloc((s->nblocks ? s->nblocks : 1) *
-					sizeof(*refs));
+	struct mimg_host_range *refs = malloc((s->nblocks ? s->nblocks : 1) *
+					      sizeof(*refs));
 	size_t n = 0;
 
 	if (!refs)
@@ -74,23 +73,15 @@ static int check_blocks(struct vpc *s, struct mimg_check_result *res)
 	pthread_mutex_lock(&s->lock);
 	for (uint32_t i = 0; i < s->nblocks; i++)
 		if (s->bat[i] != VPC_BAT_UNUSED)
-			refs[n++] = (struct block_ref){(uint64_t)s->bat[i] *
-							       VPC_SECTOR,
-						       i};
+			refs[n++] =
+				(struct mimg_host_range){(uint64_t)s->bat[i] *
+								 VPC_SECTOR,
+							 span, i};
 	pthread_mutex_unlock(&s->lock);
-	qsort(refs, n, sizeof(*refs), by_start);
-	for (size_t i = 1; i < n; i++) {
-		if (refs[i].start < refs[i - 1].start + span) {
-			res->corruptions++;
-			mimg__check_report(res,
-					   "ERROR blocks %u and %u overlap "
-					   "at offset 0x%llx",
-					   refs[i - 1].index, refs[i].index,
-					   (unsigned long long)refs[i].start);
-		}
-		if (refs[i].index < refs[i - 1].index)
+	mimg__host_overlaps(refs, n, report_overlap, res);
+	for (size_t i = 1; i < n; i++)
+		if (refs[i].unit < refs[i - 1].unit)
 			res->fragmented_clusters++;
-	}
 	res->total_clusters = s->nblocks;
 	res->allocated_clusters = n;
 	free(refs);

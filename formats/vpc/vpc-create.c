@@ -205,11 +205,6 @@ int vpc_create(const char *path, uint64_t size, const struct mimg_opt *opts,
 	uint8_t h, spt;
 	int r;
 
-	if (backing || mimg__opt(opts, nopts, "backing_file"))
-		return mimg_err(-ENOTSUP,
-				"%s: Backing file not supported for "
-				"file format 'vpc'",
-				path);
 	if (size > VPC_MAX_SECTORS * VPC_SECTOR)
 		return mimg_err(-EFBIG,
 				"%s: The image size is too large for "

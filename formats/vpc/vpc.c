@@ -320,43 +320,37 @@ static int vpc_open(struct mimg *img, unsigned flags)
 	pthread_mutex_init(&s->lock, NULL);
 	if ((r = mimg_file_size(img->file, &s->file_size)) < 0 ||
 	    (r = read_footer(img, s)) < 0 || (r = footer_size(img, s)) < 0)
-		goto fail;
+		return r;
 	uint32_t type = ld_be32(s->footer + VPC_F_TYPE);
 	if (type == VPC_FIXED) {
 		if ((r = open_fixed(img, s)) < 0)
-			goto fail;
+			return r;
 		return 0;
 	}
 	if (type == VPC_DIFFERENCING) {
-		r = mimg_err(-ENOTSUP,
-			     "%s: vpc: differencing VHD images are "
-			     "not supported",
-			     img->filename);
-		goto fail;
+		return mimg_err(-ENOTSUP,
+				"%s: vpc: differencing VHD images are "
+				"not supported",
+				img->filename);
 	}
 	if (type != VPC_DYNAMIC) {
-		r = mimg_err(-EINVAL, "%s: vpc: unknown disk type %u",
-			     img->filename, type);
-		goto fail;
+		return mimg_err(-EINVAL, "%s: vpc: unknown disk type %u",
+				img->filename, type);
 	}
 	if (img->size > VPC_MAX_SECTORS * VPC_SECTOR) {
-		r = mimg_err(-EFBIG,
-			     "%s: vpc: disk size %llu is larger than "
-			     "2040 GiB",
-			     img->filename, (unsigned long long)img->size);
-		goto fail;
+		return mimg_err(-EFBIG,
+				"%s: vpc: disk size %llu is larger than "
+				"2040 GiB",
+				img->filename, (unsigned long long)img->size);
 	}
 	if ((r = read_dyn_header(img, s, h)) < 0 || (r = load_bat(img, s)) < 0)
-		goto fail;
+		return r;
 	s->bt = (struct mimg_blocktable){.lock = &s->lock,
 					 .block_size = s->block_size,
 					 .lookup = bt_lookup,
 					 .allocate = allocate_and_write};
 	img->cluster_size = s->block_size;
 	return 0;
-fail:
-	vpc_close(img);
-	return r;
 }
 
 static int vpc_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
