@@ -17,11 +17,13 @@ bench_options "[-r rounds] [-s seconds] [-t threads]" r=rounds s=secs \
 bench_need qemu-img qemu-io cc
 bench_enter "$BENCH_DIR" mimg-bench-randread
 
+# The guest load generator of bench/vmm-blk.sh, built here with its
+# file: and mimg: targets.
 lib=$(dirname "$MIMG")/..
-cc -O2 -std=c11 -D_GNU_SOURCE -pthread -I"$ROOT/libmimg/include" \
-	-o randread "$ROOT/bench/randread.c" -L"$lib" -lmimg \
-	-Wl,-rpath,"$(cd "$lib" && pwd)" ||
-	{ echo "bench: building randread failed" >&2; exit 1; }
+cc -O2 -std=c11 -D_GNU_SOURCE -pthread -DWITH_LIBMIMG \
+	-I"$ROOT/libmimg/include" -o iops "$ROOT/bench/vmm-blk-iops.c" \
+	-L"$lib" -lmimg -Wl,-rpath,"$(cd "$lib" && pwd)" ||
+	{ echo "bench: building vmm-blk-iops failed" >&2; exit 1; }
 
 if [ ! -f full.qcow2 ]; then
 	echo "bench: writing full.qcow2 (1 GiB, every cluster allocated)"
@@ -33,11 +35,12 @@ fi
 [ -f full.raw ] || qemu-img convert -f qcow2 -O raw full.qcow2 full.raw
 cat full.qcow2 full.raw >/dev/null
 
-# one HOW FILE FORMAT THREADS: the IOPS of one run.
+# one TARGET THREADS: the IOPS of one run on TARGET (a vmm-blk-iops DEV).
 one() {
-	out=$(./randread "$1" "$2" "$3" 4096 "$4" "$secs") ||
-		{ echo "bench: randread $* failed" >&2; exit 1; }
-	echo "${out##*iops=}"
+	out=$(./iops "$1" randread 4096 "$secs" 1G "$2") ||
+		{ echo "bench: vmm-blk-iops $* failed" >&2; exit 1; }
+	v=${out##*iops=}
+	echo "${v%% *}"
 }
 
 echo "random 4 KiB reads, page cache warm, ${secs}s x $rounds rounds" \
@@ -47,9 +50,9 @@ printf '%-8s %12s %12s %12s %10s %10s\n' threads pread-raw mimg-qcow2 \
 for t in $threads; do
 	p=0 q=0 r=0 i=0
 	while [ "$i" -lt "$rounds" ]; do
-		p=$(bench_max "$(one pread full.raw raw "$t")" "$p")
-		q=$(bench_max "$(one mimg full.qcow2 qcow2 "$t")" "$q")
-		r=$(bench_max "$(one mimg full.raw raw "$t")" "$r")
+		p=$(bench_max "$(one file:full.raw "$t")" "$p")
+		q=$(bench_max "$(one mimg:qcow2:full.qcow2 "$t")" "$q")
+		r=$(bench_max "$(one mimg:raw:full.raw "$t")" "$r")
 		i=$((i + 1))
 	done
 	printf '%-8s %12s %12s %12s %10s %10s\n' "$t" "$p" "$q" "$r" \

@@ -12,6 +12,10 @@
  * aligned random offsets below SPAN).  THREADS workers each keep one
  * synchronous O_DIRECT request in flight, so THREADS is the queue depth.
  * Writing modes end with fsync (a virtio-blk FLUSH), included in secs.
+ * bench/randread.sh builds it on the host with -DWITH_LIBMIMG, where DEV
+ * may also be file:PATH (plain pread/pwrite, page cache, no O_DIRECT) or
+ * mimg:FORMAT:PATH (one libmimg handle shared by the threads), to set the
+ * library's cost beside plain file I/O.
  * Prints one line:
  *   BENCH mode=M bs=N threads=N ops=N bytes=N secs=S sync_secs=S iops=X MBps=Y
  */
@@ -26,6 +30,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifdef WITH_LIBMIMG
+#include <mimg.h>
+#endif
+
 #define MAX_THREADS 64
 
 enum mode { FILL, SEQ_READ, SEQ_WRITE, RAND_READ, RAND_WRITE };
@@ -35,6 +43,9 @@ static enum mode mode;
 static uint64_t bs, span, nblocks;
 static double seconds;
 static int fd;
+#ifdef WITH_LIBMIMG
+static struct mimg *img;
+#endif
 static atomic_uint_fast64_t next_block;
 static atomic_uint_fast64_t total_ops;
 static atomic_int stop;
@@ -127,6 +138,89 @@ static uint64_t pick_block(uint64_t *seed)
 	}
 }
 
+/* One BS-sized read or write at OFF: the byte count or -1 / -errno. */
+static ssize_t transfer(int writing, void *buf, uint64_t off)
+{
+#ifdef WITH_LIBMIMG
+	if (img)
+		return writing ? mimg_pwrite(img, buf, bs, off, 0)
+			       : mimg_pread(img, buf, bs, off, 0);
+#endif
+	return writing ? pwrite(fd, buf, bs, (off_t)off)
+		       : pread(fd, buf, bs, (off_t)off);
+}
+
+static const char *error_text(ssize_t n)
+{
+#ifdef WITH_LIBMIMG
+	if (img)
+		return mimg_errmsg();
+#endif
+	(void)n;
+	return strerror(errno);
+}
+
+/* Open DEV for MODE: O_DIRECT on a device, or (host builds) file:PATH
+ * through the page cache, mimg:FORMAT:PATH through libmimg. */
+static int open_target(void)
+{
+	int reading = mode == SEQ_READ || mode == RAND_READ;
+	int flags = (reading ? O_RDONLY : O_RDWR) | O_DIRECT;
+	const char *path = dev;
+
+#ifdef WITH_LIBMIMG
+	if (strncmp(dev, "mimg:", 5) == 0) {
+		char fmt[32];
+		const char *colon = strchr(dev + 5, ':');
+		size_t n = colon ? (size_t)(colon - dev - 5) : 0;
+		if (!colon || n == 0 || n >= sizeof(fmt)) {
+			fprintf(stderr, "%s: expected mimg:FORMAT:PATH\n", dev);
+			return -1;
+		}
+		memcpy(fmt, dev + 5, n);
+		fmt[n] = 0;
+		if (mimg_open(&img, colon + 1, fmt,
+			      reading ? 0 : MIMG_OPEN_RDWR) < 0) {
+			fprintf(stderr, "%s\n", mimg_errmsg());
+			return -1;
+		}
+		return 0;
+	}
+	if (strncmp(dev, "file:", 5) == 0) {
+		path = dev + 5;
+		flags &= ~O_DIRECT;
+	}
+#endif
+	fd = open(path, flags);
+	if (fd < 0) {
+		fprintf(stderr, "%s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Make the writes durable (a FLUSH), then close. */
+static int sync_and_close(int writing)
+{
+	int r = 0;
+#ifdef WITH_LIBMIMG
+	if (img) {
+		if (writing && mimg_flush(img, 0) < 0) {
+			fprintf(stderr, "%s: flush: %s\n", dev, mimg_errmsg());
+			r = -1;
+		}
+		mimg_close(img);
+		return r;
+	}
+#endif
+	if (writing && fsync(fd)) {
+		fprintf(stderr, "%s: fsync: %s\n", dev, strerror(errno));
+		r = -1;
+	}
+	close(fd);
+	return r;
+}
+
 static void *worker(void *arg)
 {
 	uint64_t seed = 0x9E3779B97F4A7C15ULL * ((uintptr_t)arg + 1);
@@ -149,15 +243,12 @@ static void *worker(void *arg)
 
 		if (b == UINT64_MAX)
 			break;
-		if (writing)
-			n = pwrite(fd, buf, bs, (off_t)(b * bs));
-		else
-			n = pread(fd, buf, bs, (off_t)(b * bs));
+		n = transfer(writing, buf, b * bs);
 		if (n != (ssize_t)bs) {
 			fprintf(stderr, "%s: %s at %llu: %s\n", dev,
 				writing ? "write" : "read",
 				(unsigned long long)(b * bs),
-				n < 0 ? strerror(errno) : "short transfer");
+				n < 0 ? error_text(n) : "short transfer");
 			atomic_store(&failed, 1);
 			break;
 		}
@@ -191,13 +282,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	nblocks = span / bs;
-	fd = open(dev,
-		  (mode == SEQ_READ || mode == RAND_READ ? O_RDONLY : O_RDWR) |
-			  O_DIRECT);
-	if (fd < 0) {
-		fprintf(stderr, "%s: %s\n", dev, strerror(errno));
+	if (open_target() < 0)
 		return 1;
-	}
 
 	t0 = now();
 	for (uint64_t i = 0; i < threads; i++) {
@@ -218,12 +304,9 @@ int main(int argc, char **argv)
 	for (uint64_t i = 0; i < threads; i++)
 		pthread_join(th[i], NULL);
 	t_sync = now();
-	if (mode != SEQ_READ && mode != RAND_READ && fsync(fd)) {
-		fprintf(stderr, "%s: fsync: %s\n", dev, strerror(errno));
+	if (sync_and_close(mode != SEQ_READ && mode != RAND_READ) < 0)
 		return 1;
-	}
 	elapsed = now() - t0;
-	close(fd);
 	if (atomic_load(&failed))
 		return 1;
 
