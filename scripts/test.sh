@@ -11,14 +11,14 @@
 # MIMG_TEST_SCALE=25 percent of their iterations) and the fuzz corpus
 # replay, then each fuzz target for 30 s, two at a time: a fuzz run that
 # finds a crash is a failed test.  The work overlaps so that two cores
-# stay busy: the sanitized build is made at the lowest priority while the
-# plain one is made and tested, its tests run at a low priority as soon
-# as it is built, and the fuzz runs start once the plain tests are done.
-# It takes about 13 minutes on two idle cores.
+# stay busy: the plain build makes only what its tests need; the
+# sanitized build is made at the lowest priority while the plain one is
+# made and tested, its tests run at a low priority as soon as it is
+# built, and the fuzz runs start once the plain tests are done.
 # --plain makes the plain build only and runs every test there (about
-# 12 minutes); --sanitize builds with ASan+UBSan and runs everything;
-# --tsan builds with ThreadSanitizer and runs the tests of concurrent I/O
-# (suite "threads").
+# 12 minutes on two idle cores); --sanitize builds with ASan+UBSan and
+# runs everything; --tsan builds with ThreadSanitizer and runs the tests
+# of concurrent I/O (suite "threads").
 # Other arguments go to `meson test` on the plain build, which then runs
 # alone.
 set -eu
