@@ -41,12 +41,17 @@ install_packages() {
 	apt-get install -y -qq --no-install-recommends $missing >/dev/null
 }
 
-# build [meson options...]
-build() {
+# configure [meson options...]
+configure() {
 	if [ -f "$BUILD_DIR/build.ninja" ]; then
 		meson configure "$BUILD_DIR" "$@" >/dev/null
 	else
 		meson setup "$BUILD_DIR" "$ROOT" "$@" >/dev/null
 	fi
+}
+
+# build [meson options...]
+build() {
+	configure "$@"
 	ninja -C "$BUILD_DIR" >/dev/null
 }
