@@ -24,6 +24,8 @@ if [ ! -f "$BUILD_DIR/build.ninja" ]; then
 		-Dtests=false -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
 fi
 ninja -C "$BUILD_DIR" >/dev/null
+# Absolute: each target runs in a work directory of its own.
+BUILD_DIR=$(cd "$BUILD_DIR" && pwd)
 
 # Every target has a corpus directory of its own.
 targets=${*:-$(ls "$ROOT/fuzz/corpus")}
@@ -50,6 +52,10 @@ for t in $targets; do
 		-ignore_crashes=1 -max_len=1048576 -rss_limit_mb=2048 \
 		new "$corpus" >log 2>&1) || true
 	execs=$(sed -n 's/.*#\([0-9]*\).*cov:.*/\1/p' "$work/$t/log" | tail -1)
+	if [ -z "$execs" ]; then
+		echo "fuzz: $t did not run; its log is $work/$t/log" >&2
+		status=1
+	fi
 	if ls "$work/$t"/crash-* "$work/$t"/timeout-* >/dev/null 2>&1; then
 		echo "fuzz: $t found crashes or timeouts in $work/$t" >&2
 		status=1
