@@ -40,12 +40,20 @@
 #define MEMBERS_LISTED 8
 #define STREAM_TAR_MIN (1u << 20)
 
-/* The archive file, read in order through the host-file layer. */
+/* The archive file, read in order through the host-file layer; a gzip
+ * file decoded here (GZ), libarchive seeing its decoded data. */
 struct source {
 	struct mimg_file *f;
+	struct mimg_gzip *gz;
 	uint64_t size, pos;
 	uint8_t buf[SOURCE_CHUNK];
 };
+
+/* Bytes of the archive file decoded so far. */
+static uint64_t source_consumed(const struct source *s)
+{
+	return s->gz ? mimg__gzip_consumed(s->gz) : s->pos;
+}
 
 static la_ssize_t source_read(struct archive *a, void *opaque,
 			      const void **bufp)
@@ -56,6 +64,13 @@ static la_ssize_t source_read(struct archive *a, void *opaque,
 	int r;
 
 	*bufp = s->buf;
+	if (s->gz) {
+		ssize_t k = mimg__gzip_read(s->gz, s->buf, SOURCE_CHUNK);
+		if (k < 0)
+			archive_set_error(a, (int)-k, "gzip data: %s",
+					  mimg__gzip_error(s->gz));
+		return k < 0 ? ARCHIVE_FATAL : (la_ssize_t)k;
+	}
 	if (n == 0)
 		return 0;
 	if ((r = mimg_file_pread(s->f, s->buf, n, s->pos)) < 0) {
@@ -66,11 +81,19 @@ static la_ssize_t source_read(struct archive *a, void *opaque,
 	return (la_ssize_t)n;
 }
 
+static void source_free(struct source *s)
+{
+	if (s)
+		mimg__gzip_close(s->gz);
+	free(s);
+}
+
+/* Decoded gzip data is read to be passed over (0: none skipped). */
 static la_int64_t source_skip(struct archive *a, void *opaque,
 			      la_int64_t request)
 {
 	struct source *s = opaque;
-	uint64_t n = request > 0 ? (uint64_t)request : 0;
+	uint64_t n = request > 0 && !s->gz ? (uint64_t)request : 0;
 	(void)a;
 	if (n > s->size - s->pos)
 		n = s->size - s->pos;
@@ -403,7 +426,7 @@ static la_ssize_t next_chunk(struct spool *sp, struct archive *a)
 	if (n < 0)
 		return archive_fail(a, sp->name, "unpacking");
 	sp->expanded += (uint64_t)n;
-	int r = ratio_check(sp->name, sp->expanded, sp->src->pos);
+	int r = ratio_check(sp->name, sp->expanded, source_consumed(sp->src));
 	return r < 0 ? r : n;
 }
 
@@ -715,7 +738,7 @@ static uint64_t stream_consumed(const struct stream_state *st)
 	if (st->xz)
 		return mimg__xz_consumed(st->xz);
 #endif
-	return st->src->pos;
+	return source_consumed(st->src);
 }
 
 static ssize_t stream_read(void *opaque, uint8_t *buf, size_t n)
@@ -751,7 +774,7 @@ static int member_is_disk(struct stream_state *st)
 	if (n < 0)
 		return archive_fail(st->a, st->name, "unpacking");
 	st->expanded += (uint64_t)n;
-	int r = ratio_check(st->name, st->expanded, st->src->pos);
+	int r = ratio_check(st->name, st->expanded, source_consumed(st->src));
 	if (r < 0)
 		return r;
 	const struct mimg_driver *drv = mimg__probe(head, (size_t)n, NULL,
@@ -886,7 +909,7 @@ static void stream_release(void *opaque)
 #endif
 	names_free(&st->names);
 	free(st->name);
-	free(st->src);
+	source_free(st->src);
 	free(st);
 }
 
@@ -1205,6 +1228,13 @@ static int unpack(struct source *s, const char *name,
 
 	if ((r = spool_open(&sp)) < 0)
 		goto out;
+	if (strncmp(o->filters, "gzip", 4) == 0 &&
+	    (o->filters[4] == 0 || o->filters[4] == ',') &&
+	    (r = mimg__gzip_open(&s->gz, s->f)) < 0) {
+		if (r == -ENOMEM)
+			r = mimg_err(r, "%s: unpacking: out of memory", name);
+		goto out;
+	}
 	if (!(a = reader_open(s, o->tar))) {
 		r = mimg_err(-ENOMEM, "%s: out of memory", name);
 		goto out;
@@ -1287,6 +1317,6 @@ int mimg__archive_unpack(struct mimg_file **fp,
 	r = 1;
 out:
 	mimg__archive_origin_free(o);
-	free(s);
+	source_free(s);
 	return r;
 }

@@ -162,6 +162,19 @@ uint64_t mimg__xz_consumed(const struct mimg_xz *x);
 void mimg__xz_close(struct mimg_xz *x);
 #endif
 
+/* The gzip file F decoded from its start with zlib (file-gzip.c), every
+ * member's CRC-32 and length checked: all its members, nothing but zero
+ * bytes after them.  Open returns 0 or a negative errno. */
+struct mimg_gzip;
+int mimg__gzip_open(struct mimg_gzip **gp, struct mimg_file *f);
+/* Up to N decoded bytes into BUF: a count, 0 at the end of the file, or
+ * a negative errno, with mimg__gzip_error saying why. */
+ssize_t mimg__gzip_read(struct mimg_gzip *g, uint8_t *buf, size_t n);
+const char *mimg__gzip_error(const struct mimg_gzip *g);
+/* Bytes of the file decoded so far. */
+uint64_t mimg__gzip_consumed(const struct mimg_gzip *g);
+void mimg__gzip_close(struct mimg_gzip *g);
+
 /* Read the rest of the streamed image F, and the rest of its archive,
  * without keeping the data: what a reader that only describes the image
  * does so that the whole archive is checked, as when it is unpacked.

@@ -174,6 +174,34 @@ expect_refused trunc2.xz "unpacking"
 # cut inside the first block: libarchive gives up while choosing filters
 head -c 100 disk.tgz > trunc3.tgz
 expect_refused trunc3.tgz "truncated gzip input"
+# gzip: each member's CRC-32 and length are checked.  Stored (level 0)
+# blocks inflate whatever their bytes, so a changed byte in one is found
+# by the trailer alone, in a plain gzip file and in a tar.gz.
+python3 -c 'import gzip, sys, tarfile
+data = bytearray(open("disk.raw", "rb").read())
+def damaged(buf):
+    buf = bytearray(buf)
+    buf[len(buf) // 2] ^= 0x55
+    return bytes(buf)
+open("stored.raw.gz", "wb").write(gzip.compress(bytes(data), 0))
+open("flipped.raw.gz", "wb").write(damaged(gzip.compress(bytes(data), 0)))
+with tarfile.open("stored.tgz", "w:gz", compresslevel=0) as t:
+    t.add("disk.raw")
+open("flipped.tgz", "wb").write(damaged(open("stored.tgz", "rb").read()))'
+check_read stored.raw.gz raw gzip
+check_read stored.tgz raw gzip disk.raw
+expect_refused flipped.raw.gz "gzip data: incorrect data check"
+expect_refused flipped.tgz "gzip data: incorrect data check"
+# members one after another read as one stream, as gzip -d does; zero
+# bytes may pad the end; anything else after the last member is refused
+head -c 5M disk.raw > part1
+tail -c +$((5 * 1048576 + 1)) disk.raw > part2
+{ gzip -c part1; gzip -c part2; } > members.gz
+check_read members.gz raw gzip
+{ cat disk.raw.gzip; head -c 10000 /dev/zero; } > padded.gz
+check_read padded.gz raw gzip
+{ cat disk.raw.gzip; printf garbage; } > trailing.gz
+expect_refused trailing.gz "data after the end of the gzip stream"
 # 128 MiB of zeroes in about a hundred bytes of bzip2, refused once past
 # 64 MiB
 dd if=/dev/zero bs=1M count=128 status=none | bzip2 -9 > bomb.bz2
