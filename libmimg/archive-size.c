@@ -35,15 +35,16 @@ static bool xz_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 }
 
 /* Sum the records of an xz index (IDX, LEN bytes); *BLOCKS gets the
- * bytes the blocks take in the stream. */
+ * bytes the blocks take in the stream, *COUNT their number. */
 static bool xz_index_sum(const uint8_t *idx, size_t len, uint64_t *size,
-			 uint64_t *blocks)
+			 uint64_t *blocks, uint64_t *count)
 {
 	const uint8_t *p = idx + 1, *end = idx + len - 4;
 	uint64_t n, unpadded, unpacked;
 	if (len < 8 || idx[0] != 0 || !xz_varint(&p, end, &n))
 		return false;
 	*size = *blocks = 0;
+	*count = n;
 	for (uint64_t i = 0; i < n; i++) {
 		if (!xz_varint(&p, end, &unpadded) ||
 		    !xz_varint(&p, end, &unpacked) || unpadded > UINT64_MAX / 2)
@@ -60,7 +61,8 @@ static bool xz_index_sum(const uint8_t *idx, size_t len, uint64_t *size,
 	return p == end && ((size_t)(p - idx) & 3) == 0;
 }
 
-static bool xz_size(struct mimg_file *f, uint64_t fsize, uint64_t *sizep)
+static bool xz_size(struct mimg_file *f, uint64_t fsize, uint64_t *sizep,
+		    uint64_t *countp)
 {
 	uint8_t foot[XZ_FOOTER];
 	uint64_t end = fsize, blocks;
@@ -84,7 +86,7 @@ static bool xz_size(struct mimg_file *f, uint64_t fsize, uint64_t *sizep)
 	bool ok = idx &&
 		  mimg_file_pread(f, idx, (size_t)isize,
 				  end - XZ_FOOTER - isize) == 0 &&
-		  xz_index_sum(idx, (size_t)isize, sizep, &blocks);
+		  xz_index_sum(idx, (size_t)isize, sizep, &blocks, countp);
 	free(idx);
 	/* One stream only: its parts must make up the whole file. */
 	return ok && blocks == end - XZ_HEADER - XZ_FOOTER - isize;
@@ -115,9 +117,17 @@ bool mimg__declared_size(struct mimg_file *f, const char *filters,
 	uint64_t fsize;
 	if (mimg_file_size(f, &fsize) < 0)
 		return false;
+	uint64_t count;
 	if (strcmp(filters, "xz") == 0)
-		return xz_size(f, fsize, sizep);
+		return xz_size(f, fsize, sizep, &count);
 	if (strcmp(filters, "zstd") == 0)
 		return zstd_size(f, fsize, sizep);
 	return false;
+}
+
+bool mimg__xz_layout(struct mimg_file *f, uint64_t *sizep, uint64_t *blocksp)
+{
+	uint64_t fsize;
+	return mimg_file_size(f, &fsize) == 0 &&
+	       xz_size(f, fsize, sizep, blocksp);
 }

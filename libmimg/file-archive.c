@@ -40,19 +40,61 @@
 #define MEMBERS_LISTED 8
 #define STREAM_TAR_MIN (1u << 20)
 
-/* The archive file, read in order through the host-file layer; a gzip
- * file decoded here (GZ), libarchive seeing its decoded data. */
+/* The archive file, read in order through the host-file layer.  Its
+ * outermost compression, when gzip or xz, is decoded here and libarchive
+ * sees the decoded data: libarchive's gzip reader checks no CRC, its xz
+ * reader uses one thread. */
 struct source {
 	struct mimg_file *f;
 	struct mimg_gzip *gz;
+#ifdef MIMG_HAVE_LIBLZMA
+	struct mimg_xz *xz;
+#endif
 	uint64_t size, pos;
 	uint8_t buf[SOURCE_CHUNK];
 };
 
+static bool source_decodes(const struct source *s)
+{
+#ifdef MIMG_HAVE_LIBLZMA
+	if (s->xz)
+		return true;
+#endif
+	return s->gz != NULL;
+}
+
 /* Bytes of the archive file decoded so far. */
 static uint64_t source_consumed(const struct source *s)
 {
+#ifdef MIMG_HAVE_LIBLZMA
+	if (s->xz)
+		return mimg__xz_consumed(s->xz);
+#endif
 	return s->gz ? mimg__gzip_consumed(s->gz) : s->pos;
+}
+
+/* N decoded bytes into BUF, fewer only at the end (the spool finds zero
+ * blocks at offsets aligned as the chunks are): a count, or a negative
+ * errno with a message. */
+static ssize_t source_decode(struct source *s, uint8_t *buf, size_t n)
+{
+	size_t got = 0;
+	while (got < n) {
+		ssize_t k;
+#ifdef MIMG_HAVE_LIBLZMA
+		if (s->xz)
+			k = mimg__xz_read(s->xz, buf + got, n - got);
+		else
+#endif
+			k = mimg__gzip_read(s->gz, buf + got, n - got);
+		if (k <= 0) {
+			if (k < 0)
+				return k;
+			break;
+		}
+		got += (size_t)k;
+	}
+	return (ssize_t)got;
 }
 
 static la_ssize_t source_read(struct archive *a, void *opaque,
@@ -64,11 +106,10 @@ static la_ssize_t source_read(struct archive *a, void *opaque,
 	int r;
 
 	*bufp = s->buf;
-	if (s->gz) {
-		ssize_t k = mimg__gzip_read(s->gz, s->buf, SOURCE_CHUNK);
+	if (source_decodes(s)) {
+		ssize_t k = source_decode(s, s->buf, SOURCE_CHUNK);
 		if (k < 0)
-			archive_set_error(a, (int)-k, "gzip data: %s",
-					  mimg__gzip_error(s->gz));
+			archive_set_error(a, (int)-k, "%s", mimg_errmsg());
 		return k < 0 ? ARCHIVE_FATAL : (la_ssize_t)k;
 	}
 	if (n == 0)
@@ -81,24 +122,48 @@ static la_ssize_t source_read(struct archive *a, void *opaque,
 	return (la_ssize_t)n;
 }
 
-static void source_free(struct source *s)
-{
-	if (s)
-		mimg__gzip_close(s->gz);
-	free(s);
-}
-
-/* Decoded gzip data is read to be passed over (0: none skipped). */
+/* Decoded data is read to be passed over (0: none skipped). */
 static la_int64_t source_skip(struct archive *a, void *opaque,
 			      la_int64_t request)
 {
 	struct source *s = opaque;
-	uint64_t n = request > 0 && !s->gz ? (uint64_t)request : 0;
+	uint64_t n = request > 0 && !source_decodes(s) ? (uint64_t)request : 0;
 	(void)a;
 	if (n > s->size - s->pos)
 		n = s->size - s->pos;
 	s->pos += n;
 	return (la_int64_t)n;
+}
+
+/* Decode the outermost of FILTERS here, when it is gzip or xz. */
+static int source_decoder(struct source *s, const char *filters,
+			  const char *name)
+{
+	size_t len = strcspn(filters, ",");
+	if (len == 4 && strncmp(filters, "gzip", 4) == 0)
+		return mimg__gzip_open(&s->gz, s->f, name);
+#ifdef MIMG_HAVE_LIBLZMA
+	if (len == 2 && strncmp(filters, "xz", 2) == 0)
+		return mimg__xz_open(&s->xz, s->f, name);
+#endif
+	return 0;
+}
+
+static void source_decoder_close(struct source *s)
+{
+#ifdef MIMG_HAVE_LIBLZMA
+	mimg__xz_close(s->xz);
+	s->xz = NULL;
+#endif
+	mimg__gzip_close(s->gz);
+	s->gz = NULL;
+}
+
+static void source_free(struct source *s)
+{
+	if (s)
+		source_decoder_close(s);
+	free(s);
 }
 
 /* Only decompressors built into libarchive: asked for one it lacks, it
@@ -171,6 +236,10 @@ static int archive_fail(struct archive *a, const char *name, const char *what)
 	char filters[64];
 	if (e != EIO && e != ENOMEM && e != ENOSPC && e != EFBIG)
 		e = EINVAL;
+	size_t nlen = strlen(name);
+	/* from our own layers (host file, decoders): it names the file */
+	if (msg && strncmp(msg, name, nlen) == 0 && msg[nlen] == ':')
+		return mimg_err(-e, "%s", msg);
 	describe_filters(a, filters, sizeof(filters));
 	return mimg_err(-e, "%s: %s%s%s%s: %s", name, what,
 			filters[0] ? " (" : "", filters,
@@ -422,9 +491,10 @@ static int ratio_check(const char *name, uint64_t expanded, uint64_t consumed)
  * end, or a negative errno. */
 static la_ssize_t next_chunk(struct spool *sp, struct archive *a)
 {
-	la_ssize_t n = archive_read_data(a, sp->buf, SPOOL_CHUNK);
+	la_ssize_t n = a ? archive_read_data(a, sp->buf, SPOOL_CHUNK)
+			 : source_decode(sp->src, sp->buf, SPOOL_CHUNK);
 	if (n < 0)
-		return archive_fail(a, sp->name, "unpacking");
+		return a ? archive_fail(a, sp->name, "unpacking") : (int)n;
 	sp->expanded += (uint64_t)n;
 	int r = ratio_check(sp->name, sp->expanded, source_consumed(sp->src));
 	return r < 0 ? r : n;
@@ -714,14 +784,11 @@ static int check_manifest(struct spool *sp, struct mimg_archive_origin *o)
 	return 0;
 }
 
-/* What a streamed image's reader needs: libarchive's reader, or
- * liblzma's for an .xz file. */
+/* What a streamed image's reader needs: libarchive's reader, or none
+ * when the source decodes a plain compressed file itself. */
 struct stream_state {
 	struct source *src;
 	struct archive *a;
-#ifdef MIMG_HAVE_LIBLZMA
-	struct mimg_xz *xz;
-#endif
 	char *name;
 	uint64_t expanded;
 	bool tar;
@@ -734,26 +801,17 @@ struct stream_state {
 /* Bytes of the archive file decoded so far. */
 static uint64_t stream_consumed(const struct stream_state *st)
 {
-#ifdef MIMG_HAVE_LIBLZMA
-	if (st->xz)
-		return mimg__xz_consumed(st->xz);
-#endif
 	return source_consumed(st->src);
 }
 
 static ssize_t stream_read(void *opaque, uint8_t *buf, size_t n)
 {
 	struct stream_state *st = opaque;
-#ifdef MIMG_HAVE_LIBLZMA
-	if (st->xz)
-		return mimg__xz_read(st->xz, buf, n);
-#endif
+	if (!st->a)
+		return source_decode(st->src, buf, n);
 	la_ssize_t k = archive_read_data(st->a, buf, n);
 	if (k < 0)
-		return mimg_err(-EIO, "%s: unpacking: %s", st->name,
-				archive_error_string(st->a)
-					? archive_error_string(st->a)
-					: "unknown error");
+		return archive_fail(st->a, st->name, "unpacking");
 	return (ssize_t)k;
 }
 
@@ -903,10 +961,8 @@ static int stream_skip(void *opaque)
 static void stream_release(void *opaque)
 {
 	struct stream_state *st = opaque;
-	archive_read_free(st->a);
-#ifdef MIMG_HAVE_LIBLZMA
-	mimg__xz_close(st->xz);
-#endif
+	if (st->a)
+		archive_read_free(st->a);
 	names_free(&st->names);
 	free(st->name);
 	source_free(st->src);
@@ -916,47 +972,8 @@ static void stream_release(void *opaque)
 /* A stream not handed over: the reader stays the caller's. */
 static void stream_release_early(struct stream_state *st)
 {
-#ifdef MIMG_HAVE_LIBLZMA
-	mimg__xz_close(st->xz);
-#endif
 	free(st->name);
 	free(st);
-}
-
-/* An .xz file is decoded by liblzma directly from here on: its first N
- * bytes, decoded by libarchive into sp->buf, are decoded again and must
- * be the same. */
-static int maybe_xz(struct spool *sp, struct stream_state *st, la_ssize_t n)
-{
-#ifdef MIMG_HAVE_LIBLZMA
-	size_t want = (size_t)n, got = 0;
-	uint8_t *head;
-	ssize_t k = 1;
-	int r;
-	if (strcmp(sp->filters, "xz") != 0)
-		return 0;
-	if ((r = mimg__xz_open(&st->xz, sp->archive, sp->name)) < 0)
-		return r;
-	if (!(head = malloc(want ? want : 1)))
-		return mimg_err(-ENOMEM, "%s: out of memory", sp->name);
-	while (got < want &&
-	       (k = mimg__xz_read(st->xz, head + got, want - got)) > 0)
-		got += (size_t)k;
-	if (k < 0)
-		r = (int)k;
-	else if (got < want || memcmp(head, sp->buf, want) != 0)
-		r = mimg_err(-EIO,
-			     "%s: liblzma and libarchive decode the "
-			     "first %zu bytes differently",
-			     sp->name, want);
-	free(head);
-	return r;
-#else
-	(void)sp;
-	(void)st;
-	(void)n;
-	return 0;
-#endif
 }
 
 /* The most a compressed file of SIZE bytes may unpack to before the
@@ -1016,10 +1033,6 @@ static int maybe_stream(struct spool *sp, struct archive *a, la_ssize_t n,
 	st->filtered = sp->filtered;
 	st->disk = disk;
 	st->open_ended = open_ended;
-	if (!tar && (r = maybe_xz(sp, st, n)) < 0) {
-		stream_release_early(st);
-		return r;
-	}
 	struct mimg_stream_in in = {
 		.archive = sp->archive,
 		.opaque = st,
@@ -1037,12 +1050,6 @@ static int maybe_stream(struct spool *sp, struct archive *a, la_ssize_t n,
 		return r;
 	}
 	sp->streamed = true;
-#ifdef MIMG_HAVE_LIBLZMA
-	if (st->xz) {
-		archive_read_free(st->a);
-		st->a = NULL;
-	}
-#endif
 	st->names = sp->names;
 	sp->names = (struct member_names){.n = 0};
 	return 1;
@@ -1197,7 +1204,7 @@ static int unpack_stream(struct spool *sp, struct archive *a,
 {
 	struct archive_entry *e;
 	uint64_t size = 0;
-	if (archive_read_next_header(a, &e) != ARCHIVE_OK)
+	if (a && archive_read_next_header(a, &e) != ARCHIVE_OK)
 		return archive_fail(a, sp->name, "unpacking");
 	la_ssize_t n = next_chunk(sp, a);
 	if (n < 0)
@@ -1228,20 +1235,19 @@ static int unpack(struct source *s, const char *name,
 
 	if ((r = spool_open(&sp)) < 0)
 		goto out;
-	if (strncmp(o->filters, "gzip", 4) == 0 &&
-	    (o->filters[4] == 0 || o->filters[4] == ',') &&
-	    (r = mimg__gzip_open(&s->gz, s->f)) < 0) {
-		if (r == -ENOMEM)
-			r = mimg_err(r, "%s: unpacking: out of memory", name);
+	if ((r = source_decoder(s, o->filters, name)) < 0)
 		goto out;
-	}
-	if (!(a = reader_open(s, o->tar))) {
-		r = mimg_err(-ENOMEM, "%s: out of memory", name);
-		goto out;
-	}
-	if (archive_read_open1(a) != ARCHIVE_OK) {
-		r = archive_fail(a, name, "unpacking");
-		goto out;
+	/* A plain gzip or xz file, one layer, needs no libarchive: the
+	 * source decodes it. */
+	if (o->tar || !source_decodes(s) || strchr(o->filters, ',')) {
+		if (!(a = reader_open(s, o->tar))) {
+			r = mimg_err(-ENOMEM, "%s: out of memory", name);
+			goto out;
+		}
+		if (archive_read_open1(a) != ARCHIVE_OK) {
+			r = archive_fail(a, name, "unpacking");
+			goto out;
+		}
 	}
 	r = o->tar ? unpack_tar(&sp, a, o->filters[0] != 0, o)
 		   : unpack_stream(&sp, a, o);
@@ -1253,7 +1259,7 @@ static int unpack(struct source *s, const char *name,
 	if (sp.streamed)
 		mimg_file_size(sp.stream, &o->unpacked_size);
 out:
-	if (!sp.streamed)
+	if (!sp.streamed && a)
 		archive_read_free(a);
 	free(sp.buf);
 	free(sp.ovf_raw);

@@ -162,15 +162,15 @@ uint64_t mimg__xz_consumed(const struct mimg_xz *x);
 void mimg__xz_close(struct mimg_xz *x);
 #endif
 
-/* The gzip file F decoded from its start with zlib (file-gzip.c), every
- * member's CRC-32 and length checked: all its members, nothing but zero
- * bytes after them.  Open returns 0 or a negative errno. */
+/* The gzip file F (NAME in messages) decoded from its start with zlib
+ * (file-gzip.c), every member's CRC-32 and length checked: all its
+ * members, nothing but zero bytes after them. */
 struct mimg_gzip;
-int mimg__gzip_open(struct mimg_gzip **gp, struct mimg_file *f);
+int mimg__gzip_open(struct mimg_gzip **gp, struct mimg_file *f,
+		    const char *name);
 /* Up to N decoded bytes into BUF: a count, 0 at the end of the file, or
- * a negative errno, with mimg__gzip_error saying why. */
+ * a negative errno with a message. */
 ssize_t mimg__gzip_read(struct mimg_gzip *g, uint8_t *buf, size_t n);
-const char *mimg__gzip_error(const struct mimg_gzip *g);
 /* Bytes of the file decoded so far. */
 uint64_t mimg__gzip_consumed(const struct mimg_gzip *g);
 void mimg__gzip_close(struct mimg_gzip *g);
@@ -186,6 +186,10 @@ int mimg__stream_drain(struct mimg_file *f);
  * "xz" (its index, one stream) or "zstd" (its first frame header). */
 bool mimg__declared_size(struct mimg_file *f, const char *filters,
 			 uint64_t *sizep);
+
+/* The size the xz FILE unpacks to and the number of its blocks, when it
+ * is one stream with a valid index. */
+bool mimg__xz_layout(struct mimg_file *f, uint64_t *sizep, uint64_t *blocksp);
 
 /* A read-only file serving IN's SIZE bytes to readers going forward,
  * the first N of which are at HEAD.  With IN's open_ended, a read past

@@ -18,36 +18,40 @@
 #include "error.h"
 #include "file-archive.h"
 #include "file.h"
-#include "mimg.h"
 
 #define GZIP_IN_CHUNK (256u << 10)
 
 struct mimg_gzip {
 	z_stream z;
 	struct mimg_file *f;
+	char *name;
 	uint64_t size, pos; /* of the file; the next byte to read */
 	bool ended;	    /* the last member's trailer checked */
-	const char *why;
 	uint8_t in[GZIP_IN_CHUNK];
 };
 
-int mimg__gzip_open(struct mimg_gzip **gp, struct mimg_file *f)
+int mimg__gzip_open(struct mimg_gzip **gp, struct mimg_file *f,
+		    const char *name)
 {
 	struct mimg_gzip *g = calloc(1, sizeof(*g));
 	int r;
 
 	*gp = NULL;
-	if (!g)
-		return -ENOMEM;
+	if (!g || !(g->name = strdup(name))) {
+		free(g);
+		return mimg_err(-ENOMEM, "%s: out of memory", name);
+	}
 	g->f = f;
 	if ((r = mimg_file_size(f, &g->size)) < 0) {
+		free(g->name);
 		free(g);
 		return r;
 	}
 	/* 16 + MAX_WBITS: a gzip header and trailer, nothing else. */
 	if (inflateInit2(&g->z, 16 + MAX_WBITS) != Z_OK) {
+		free(g->name);
 		free(g);
-		return -ENOMEM;
+		return mimg_err(-ENOMEM, "%s: out of memory", name);
 	}
 	*gp = g;
 	return 0;
@@ -55,8 +59,9 @@ int mimg__gzip_open(struct mimg_gzip **gp, struct mimg_file *f)
 
 static int gzip_fail(struct mimg_gzip *g, int err, const char *why)
 {
-	g->why = why;
-	return err;
+	if (err == -ENOMEM)
+		return mimg_err(err, "%s: out of memory", g->name);
+	return mimg_err(err, "%s: unpacking: gzip data: %s", g->name, why);
 }
 
 /* More of the file into the input buffer: 1, 0 at its end, or a negative
@@ -71,7 +76,7 @@ static int refill(struct mimg_gzip *g)
 	size_t k = g->size - g->pos < room ? (size_t)(g->size - g->pos) : room;
 	int r = mimg_file_pread(g->f, g->in + g->z.avail_in, k, g->pos);
 	if (r < 0)
-		return gzip_fail(g, r, mimg_errmsg());
+		return r;
 	g->z.next_in = g->in;
 	g->z.avail_in += (uInt)k;
 	g->pos += k;
@@ -131,11 +136,6 @@ ssize_t mimg__gzip_read(struct mimg_gzip *g, uint8_t *buf, size_t n)
 	return (ssize_t)(want - g->z.avail_out);
 }
 
-const char *mimg__gzip_error(const struct mimg_gzip *g)
-{
-	return g->why ? g->why : "unknown error";
-}
-
 uint64_t mimg__gzip_consumed(const struct mimg_gzip *g)
 {
 	return g->pos - g->z.avail_in;
@@ -146,5 +146,6 @@ void mimg__gzip_close(struct mimg_gzip *g)
 	if (!g)
 		return;
 	inflateEnd(&g->z);
+	free(g->name);
 	free(g);
 }
