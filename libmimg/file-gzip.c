@@ -71,7 +71,8 @@ static int refill(struct mimg_gzip *g)
 	if (g->pos == g->size)
 		return 0;
 	/* Bytes not yet consumed move to the front. */
-	memmove(g->in, g->z.next_in, g->z.avail_in);
+	if (g->z.avail_in)
+		memmove(g->in, g->z.next_in, g->z.avail_in);
 	size_t room = GZIP_IN_CHUNK - g->z.avail_in;
 	size_t k = g->size - g->pos < room ? (size_t)(g->size - g->pos) : room;
 	int r = mimg_file_pread(g->f, g->in + g->z.avail_in, k, g->pos);

@@ -37,8 +37,8 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 # edges EXE DIR: coverage of the inputs in DIR ("cov:" of libFuzzer's
 # INITED line).
 edges() {
-	"$1" -runs=0 "$2" 2>&1 | sed -n 's/.*INITED cov: \([0-9]*\).*/\1/p' |
-		tail -1
+	(cd "$work" && "$1" -runs=0 "$2" 2>&1) |
+		sed -n 's/.*INITED cov: \([0-9]*\).*/\1/p' | tail -1
 }
 
 printf "%-12s %12s %10s %10s %8s\n" target executions "edges was" "edges now" "new"
@@ -63,8 +63,9 @@ for t in $targets; do
 	# Keep only inputs that add coverage, named by content.
 	n0=$(ls "$corpus" | wc -l)
 	mkdir -p "$work/$t/merged"
-	"$exe" -merge=1 "$work/$t/merged" "$corpus" "$work/$t/new" \
-		>"$work/$t/merge.log" 2>&1 || true
+	# (in the work directory: inputs that crash are written there)
+	(cd "$work/$t" && "$exe" -merge=1 merged "$corpus" new \
+		>merge.log 2>&1) || true
 	# Only what the committed corpus does not already hold, named by
 	# content.
 	(cd "$corpus" && sha1sum -- * 2>/dev/null | cut -c1-40) | sort \
