@@ -212,5 +212,13 @@ struct cli_progress {
 void cli_progress_init(struct cli_progress *p, bool requested);
 void cli_progress_cb(void *opaque, uint64_t done, uint64_t total);
 void cli_progress_end(struct cli_progress *p);
+/* Walk [0, SIZE) in the runs STEP takes: STEP handles the run at OFF
+ * (LEFT bytes remain) and sets *PNUM to its length (1 to LEFT).  Draws
+ * the progress bar when SHOW.  Returns STEP's first non-zero return (its
+ * message printed by STEP), else 0. */
+int cli_progress_walk(uint64_t size, bool show,
+		      int (*step)(void *opaque, uint64_t off, uint64_t left,
+				  uint64_t *pnum),
+		      void *opaque);
 
 #endif

@@ -111,12 +111,25 @@ static int copy_run(struct commit *c, uint64_t off, uint64_t len, unsigned st)
 	return 0;
 }
 
+/* The run at OFF: copied when a layer above the base defines it. */
+static int commit_step(void *opaque, uint64_t off, uint64_t left,
+		       uint64_t *pnum)
+{
+	struct commit *c = opaque;
+	unsigned st;
+	int depth;
+	if (mimg_block_status_chain(c->top, off, left, pnum, &st, &depth, NULL,
+				    0) < 0 ||
+	    ((st & MIMG_BS_ALLOCATED) && depth < c->base_depth &&
+	     copy_run(c, off, *pnum, st) < 0))
+		return cli_error("Block job failed: %s", mimg_errmsg());
+	return 0;
+}
+
 /* Copy every run some layer above the base defines. */
 static int commit_data(struct commit *c)
 {
-	uint64_t size = mimg_size(c->top), off = 0;
-	struct cli_progress prog;
-	int r = 0;
+	uint64_t size = mimg_size(c->top);
 
 	if (mimg_size(c->base) < size &&
 	    mimg_truncate(c->base, size, MIMG_PREALLOC_OFF) < 0)
@@ -125,23 +138,8 @@ static int commit_data(struct commit *c)
 				 c->file, mimg_errmsg());
 	if (!(c->buf = malloc(COMMIT_CHUNK)))
 		return cli_error("out of memory");
-	cli_progress_init(&prog, c->progress && !c->quiet);
-	while (off < size) {
-		uint64_t pnum;
-		unsigned st;
-		int depth;
-		if (mimg_block_status_chain(c->top, off, size - off, &pnum, &st,
-					    &depth, NULL, 0) < 0 ||
-		    ((st & MIMG_BS_ALLOCATED) && depth < c->base_depth &&
-		     copy_run(c, off, pnum, st) < 0)) {
-			r = cli_error("Block job failed: %s", mimg_errmsg());
-			break;
-		}
-		off += pnum;
-		cli_progress_cb(&prog, off, size);
-	}
-	cli_progress_end(&prog);
-	return r;
+	return cli_progress_walk(size, c->progress && !c->quiet, commit_step,
+				 c);
 }
 
 /* Empty the committed FILE in place, keeping its file and inode, with
