@@ -193,7 +193,6 @@ int cmd_commit(int argc, char **argv)
 			      .help = commit_help,
 			      .longopts = CLI_IMAGE_OPTS | CLI_CACHE};
 	struct commit c = {.file = NULL};
-	char *path = NULL, *ifmt = NULL;
 	int opt, status = EXIT_ERR;
 	uint64_t rate;
 
@@ -217,12 +216,8 @@ int cmd_commit(int argc, char **argv)
 	c.quiet = ca.quiet;
 	/* FILE is opened again to empty it, and -b is relative to it: keep
 	 * the path the option string names. */
-	if (ca.image_opts) {
-		if (cli_image_opts(c.file, &path, &ifmt) < 0)
-			return EXIT_ERR;
-		c.file = path;
-		c.fmt = ifmt;
-	}
+	if (cli_image_arg(&ca, &c.file, &c.fmt) < 0)
+		return EXIT_ERR;
 	if (run_commit(&c) == 0)
 		status = EXIT_OK;
 	free(c.buf);
@@ -236,7 +231,6 @@ int cmd_commit(int argc, char **argv)
 		status = EXIT_ERR;
 	if (status == EXIT_OK && !c.quiet)
 		printf("Image committed.\n");
-	free(path);
-	free(ifmt);
+	cli_args_free(&ca);
 	return status;
 }

@@ -239,7 +239,6 @@ int cmd_rebase(int argc, char **argv)
 			      .longopts = CLI_FORCE_SHARE | CLI_IMAGE_OPTS |
 					  CLI_CACHE};
 	struct rebase rb = {.new_name = NULL};
-	char *path = NULL, *ifmt = NULL;
 	int c, status = EXIT_ERR;
 
 	while ((c = cli_getopt(&ca, argc, argv, ":hf:F:b:upqt:T:U", NULL)) >=
@@ -270,12 +269,8 @@ int cmd_rebase(int argc, char **argv)
 		rb.new_fmt = NULL; /* no backing file: no format either */
 	/* -b is relative to FILE's directory: keep the path the option
 	 * string names. */
-	if (ca.image_opts) {
-		if (cli_image_opts(rb.file, &path, &ifmt) < 0)
-			return EXIT_ERR;
-		rb.file = path;
-		rb.fmt = ifmt;
-	}
+	if (cli_image_arg(&ca, &rb.file, &rb.fmt) < 0)
+		return EXIT_ERR;
 	rb.src_flags &= ~(unsigned)MIMG_OPEN_NO_FLUSH;
 	if (run_rebase(&rb) == 0)
 		status = EXIT_OK;
@@ -284,7 +279,6 @@ int cmd_rebase(int argc, char **argv)
 	mimg_close(rb.new);
 	if (rb.img && mimg_close(rb.img) < 0 && status == EXIT_OK)
 		status = cli_error("%s", mimg_errmsg());
-	free(path);
-	free(ifmt);
+	cli_args_free(&ca);
 	return status;
 }
