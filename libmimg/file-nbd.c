@@ -26,6 +26,7 @@
 
 #include "error.h"
 #include "file-impl.h"
+#include "iov.h"
 
 #define NBD_MAX_CONN 8
 #define NBD_MAX_INFLIGHT 16	/* commands in flight per call */
@@ -393,10 +394,7 @@ static int nf_pwritev(struct mimg_file *f, const struct iovec *iov, int iovcnt,
 		      uint64_t off)
 {
 	struct nbd_file *n = nbd_of(f);
-	uint64_t len = 0;
-	for (int i = 0; i < iovcnt; i++)
-		len += iov[i].iov_len;
-	int r = check_inside(n, off, len, "write");
+	int r = check_inside(n, off, iov_total(iov, iovcnt), "write");
 	if (r < 0)
 		return r;
 	cache_drop(&n->extents);

@@ -104,6 +104,8 @@ struct cli_args {
 	enum output_format output;
 	/* The status to exit with after CLI_ARGS_STOP. */
 	int status;
+	/* cli_image_arg's file name and format (malloc'ed). */
+	char *image_path, *image_fmt;
 	struct option table[24]; /* cli_getopt's: the command's and shared */
 };
 enum { CLI_ARGS_STOP = -2 };
@@ -121,6 +123,15 @@ int cli_getopt(struct cli_args *a, int argc, char **argv, const char *shortopts,
  * CLI_ARGS_STOP, or there is not exactly one name left: a usage error
  * "Expecting one image file name" of A->cmd). */
 const char *cli_one_file(struct cli_args *a, int c, int argc, char **argv);
+/* With --image-opts (A->image_opts), replace the image argument *FILEP,
+ * an option string, by the file name it names and *FMTP by its format;
+ * else change nothing.  For the commands that need the name itself (to
+ * open the image again, or to resolve names relative to it); the others
+ * use cli_open_arg.  Once per A: the strings live in A until
+ * cli_args_free.  -1 with a message printed on error. */
+int cli_image_arg(struct cli_args *a, const char **filep, const char **fmtp);
+/* Free what cli_image_arg kept in A. */
+void cli_args_free(struct cli_args *a);
 /* Append TEXT to the -o list *ACC (malloc'ed; several -o add up, as in
  * qemu-img); EXIT_ERR with a message printed when out of memory. */
 int cli_append_opts(char **acc, const char *text);
@@ -212,5 +223,13 @@ struct cli_progress {
 void cli_progress_init(struct cli_progress *p, bool requested);
 void cli_progress_cb(void *opaque, uint64_t done, uint64_t total);
 void cli_progress_end(struct cli_progress *p);
+/* Walk [0, SIZE) in the runs STEP takes: STEP handles the run at OFF
+ * (LEFT bytes remain) and sets *PNUM to its length (1 to LEFT).  Draws
+ * the progress bar when SHOW.  Returns STEP's first non-zero return (its
+ * message printed by STEP), else 0. */
+int cli_progress_walk(uint64_t size, bool show,
+		      int (*step)(void *opaque, uint64_t off, uint64_t left,
+				  uint64_t *pnum),
+		      void *opaque);
 
 #endif

@@ -38,7 +38,7 @@ struct amend_args {
 	const char *fmt, *file;
 	char *opts_text;
 	unsigned flags;
-	bool progress, quiet, force, image_opts;
+	bool progress, quiet, force;
 };
 
 /* "-o help": the format is -f's or the image's. */
@@ -98,7 +98,6 @@ int cmd_amend(int argc, char **argv)
 			      .help = amend_help,
 			      .longopts = CLI_IMAGE_OPTS | CLI_CACHE};
 	struct amend_args a = {.fmt = NULL};
-	char *path = NULL, *ifmt = NULL;
 	int c, status = EXIT_ERR;
 
 	while ((c = cli_getopt(&ca, argc, argv, ":ho:f:t:pq", longopts)) >= 0) {
@@ -118,19 +117,13 @@ int cmd_amend(int argc, char **argv)
 	a.flags = ca.cache_flags;
 	a.progress = ca.progress;
 	a.quiet = ca.quiet;
-	a.image_opts = ca.image_opts;
 	if (!a.opts_text) {
 		cli_usage_error("amend", "Must specify options (-o)");
 		goto out;
 	}
 	a.file = argc - optind == 1 ? argv[optind] : NULL;
-	if (a.file && a.image_opts) {
-		if (cli_image_opts(a.file, &path, &ifmt) < 0)
-			goto out;
-		a.file = path;
-		if (ifmt)
-			a.fmt = ifmt;
-	}
+	if (a.file && cli_image_arg(&ca, &a.file, &a.fmt) < 0)
+		goto out;
 	if (mimg_opts_has_help(a.opts_text)) {
 		status = amend_list(&a);
 		goto out;
@@ -142,7 +135,6 @@ int cmd_amend(int argc, char **argv)
 	status = run_amend(&a);
 out:
 	free(a.opts_text);
-	free(path);
-	free(ifmt);
+	cli_args_free(&ca);
 	return status;
 }

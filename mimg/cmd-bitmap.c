@@ -57,9 +57,10 @@ struct action {
 struct bitmap_args {
 	struct action *actions;
 	size_t n;
-	const char *fmt, *src_file, *src_fmt;
+	struct cli_args ca; /* -f, --image-opts */
+	const char *src_file, *src_fmt;
 	uint64_t granularity;
-	bool image_opts, add, merge;
+	bool add, merge;
 };
 
 static int push(struct bitmap_args *a, enum op op, const char *src)
@@ -138,11 +139,12 @@ static int parse_args(int argc, char **argv, struct bitmap_args *a)
 		{"merge", required_argument, NULL, OPT_MERGE},
 		{NULL, 0, NULL, 0},
 	};
-	struct cli_args ca = {.cmd = "bitmap",
-			      .help = bitmap_help,
-			      .longopts = CLI_FORMAT | CLI_IMAGE_OPTS};
+	struct cli_args *ca = &a->ca;
+	*ca = (struct cli_args){.cmd = "bitmap",
+				.help = bitmap_help,
+				.longopts = CLI_FORMAT | CLI_IMAGE_OPTS};
 	int c;
-	while ((c = cli_getopt(&ca, argc, argv, ":b:f:F:g:h", longopts)) >= 0) {
+	while ((c = cli_getopt(ca, argc, argv, ":b:f:F:g:h", longopts)) >= 0) {
 		switch (c) {
 		case OPT_ADD:
 		case OPT_REMOVE:
@@ -169,18 +171,15 @@ static int parse_args(int argc, char **argv, struct bitmap_args *a)
 		}
 	}
 	if (c == CLI_ARGS_STOP) /* -1: exit 0 after the help */
-		return ca.status == EXIT_OK ? -1 : ca.status;
-	a->fmt = ca.fmt;
-	a->image_opts = ca.image_opts;
+		return ca->status == EXIT_OK ? -1 : ca->status;
 	return check_args(a, argc);
 }
 
-static int run(const struct bitmap_args *a, const char *path, const char *fmt,
-	       const char *name)
+static int run(const struct bitmap_args *a, const char *arg, const char *name)
 {
 	struct mimg *img = NULL, *src = NULL;
 	int status = EXIT_OK;
-	if (cli_open(&img, path, fmt, MIMG_OPEN_RDWR) < 0)
+	if (cli_open_arg(&img, &a->ca, arg, MIMG_OPEN_RDWR) < 0)
 		return cli_error("%s", cli_errmsg());
 	if (a->src_file && cli_open(&src, a->src_file, a->src_fmt, 0) < 0) {
 		status = cli_error("%s", cli_errmsg());
@@ -204,19 +203,7 @@ int cmd_bitmap(int argc, char **argv)
 		free(a.actions);
 		return status < 0 ? EXIT_OK : status;
 	}
-	char *path = argv[optind], *ipath = NULL, *ifmt = NULL;
-	const char *fmt = a.fmt;
-	if (a.image_opts) {
-		if (cli_image_opts(path, &ipath, &ifmt) < 0) {
-			free(a.actions);
-			return EXIT_ERR;
-		}
-		path = ipath;
-		fmt = ifmt;
-	}
-	status = run(&a, path, fmt, argv[optind + 1]);
-	free(ipath);
-	free(ifmt);
+	status = run(&a, argv[optind], argv[optind + 1]);
 	free(a.actions);
 	return status;
 }

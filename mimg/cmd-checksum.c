@@ -70,7 +70,6 @@ int cmd_checksum(int argc, char **argv)
 			      .longopts = CLI_FORMAT | CLI_OUTPUT |
 					  CLI_FORCE_SHARE | CLI_IMAGE_OPTS};
 	struct mimg_checksum_opts o = {.size = sizeof(o)};
-	char *path = NULL, *ifmt = NULL;
 	struct cli_progress prog;
 	unsigned char md[MIMG_CHECKSUM_MAX];
 	char hex[2 * MIMG_CHECKSUM_MAX + 1];
@@ -95,17 +94,8 @@ int cmd_checksum(int argc, char **argv)
 	}
 	if (!cli_one_file(&ca, c, argc, argv))
 		return ca.status;
-	if (ca.image_opts) {
-		if (cli_image_opts(argv[optind], &path, &ifmt) < 0)
-			return EXIT_ERR;
-		ca.fmt = ifmt;
-	}
-	r = cli_open(&img, path ? path : argv[optind], ca.fmt, 0);
-	free(ifmt);
-	if (r < 0) {
-		free(path);
+	if (cli_open_arg(&img, &ca, argv[optind], 0) < 0)
 		return cli_error("%s", cli_errmsg());
-	}
 	cli_progress_init(&prog, ca.progress);
 	o.progress = cli_progress_cb;
 	o.opaque = &prog;
@@ -114,17 +104,16 @@ int cmd_checksum(int argc, char **argv)
 	if (r < 0) {
 		cli_error("%s", mimg_errmsg());
 		mimg_close(img);
-		free(path);
 		return EXIT_ERR;
 	}
 	for (unsigned i = 0; i < mdlen; i++)
 		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	/* The file name, also when --image-opts named it. */
+	const char *name = mimg_filename(img);
 	if (ca.output == OUTPUT_JSON)
-		print_json(o.algorithm ? o.algorithm : "sha256", hex,
-			   path ? path : argv[optind]);
+		print_json(o.algorithm ? o.algorithm : "sha256", hex, name);
 	else
-		printf("%s  %s\n", hex, path ? path : argv[optind]);
+		printf("%s  %s\n", hex, name);
 	mimg_close(img);
-	free(path);
 	return EXIT_OK;
 }

@@ -111,12 +111,25 @@ static int copy_run(struct commit *c, uint64_t off, uint64_t len, unsigned st)
 	return 0;
 }
 
+/* The run at OFF: copied when a layer above the base defines it. */
+static int commit_step(void *opaque, uint64_t off, uint64_t left,
+		       uint64_t *pnum)
+{
+	struct commit *c = opaque;
+	unsigned st;
+	int depth;
+	if (mimg_block_status_chain(c->top, off, left, pnum, &st, &depth, NULL,
+				    0) < 0 ||
+	    ((st & MIMG_BS_ALLOCATED) && depth < c->base_depth &&
+	     copy_run(c, off, *pnum, st) < 0))
+		return cli_error("Block job failed: %s", mimg_errmsg());
+	return 0;
+}
+
 /* Copy every run some layer above the base defines. */
 static int commit_data(struct commit *c)
 {
-	uint64_t size = mimg_size(c->top), off = 0;
-	struct cli_progress prog;
-	int r = 0;
+	uint64_t size = mimg_size(c->top);
 
 	if (mimg_size(c->base) < size &&
 	    mimg_truncate(c->base, size, MIMG_PREALLOC_OFF) < 0)
@@ -125,23 +138,8 @@ static int commit_data(struct commit *c)
 				 c->file, mimg_errmsg());
 	if (!(c->buf = malloc(COMMIT_CHUNK)))
 		return cli_error("out of memory");
-	cli_progress_init(&prog, c->progress && !c->quiet);
-	while (off < size) {
-		uint64_t pnum;
-		unsigned st;
-		int depth;
-		if (mimg_block_status_chain(c->top, off, size - off, &pnum, &st,
-					    &depth, NULL, 0) < 0 ||
-		    ((st & MIMG_BS_ALLOCATED) && depth < c->base_depth &&
-		     copy_run(c, off, pnum, st) < 0)) {
-			r = cli_error("Block job failed: %s", mimg_errmsg());
-			break;
-		}
-		off += pnum;
-		cli_progress_cb(&prog, off, size);
-	}
-	cli_progress_end(&prog);
-	return r;
+	return cli_progress_walk(size, c->progress && !c->quiet, commit_step,
+				 c);
 }
 
 /* Empty the committed FILE in place, keeping its file and inode, with
@@ -195,7 +193,6 @@ int cmd_commit(int argc, char **argv)
 			      .help = commit_help,
 			      .longopts = CLI_IMAGE_OPTS | CLI_CACHE};
 	struct commit c = {.file = NULL};
-	char *path = NULL, *ifmt = NULL;
 	int opt, status = EXIT_ERR;
 	uint64_t rate;
 
@@ -219,12 +216,8 @@ int cmd_commit(int argc, char **argv)
 	c.quiet = ca.quiet;
 	/* FILE is opened again to empty it, and -b is relative to it: keep
 	 * the path the option string names. */
-	if (ca.image_opts) {
-		if (cli_image_opts(c.file, &path, &ifmt) < 0)
-			return EXIT_ERR;
-		c.file = path;
-		c.fmt = ifmt;
-	}
+	if (cli_image_arg(&ca, &c.file, &c.fmt) < 0)
+		return EXIT_ERR;
 	if (run_commit(&c) == 0)
 		status = EXIT_OK;
 	free(c.buf);
@@ -238,7 +231,6 @@ int cmd_commit(int argc, char **argv)
 		status = EXIT_ERR;
 	if (status == EXIT_OK && !c.quiet)
 		printf("Image committed.\n");
-	free(path);
-	free(ifmt);
+	cli_args_free(&ca);
 	return status;
 }

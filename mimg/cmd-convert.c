@@ -515,7 +515,7 @@ int cmd_convert(int argc, char **argv)
 			      .cache_flags = MIMG_OPEN_NO_FLUSH};
 	struct convert_args a = {.dst_fmt = "raw",
 				 .copts = {.size = sizeof(a.copts)}};
-	char *opts_text = NULL, *src_path = NULL, *src_fmt_alloc = NULL;
+	char *opts_text = NULL;
 	bool explicit_sparse = false;
 	int c, status;
 	uint64_t v;
@@ -632,38 +632,28 @@ int cmd_convert(int argc, char **argv)
 	a.nsrc = argc - optind - 1;
 	for (int i = 0; i < a.nsrc; i++)
 		a.srcs[i] = argv[optind + i];
-	if (ca.image_opts) {
-		char *ifmt;
-		if (a.nsrc > 1) {
-			free(opts_text);
-			return cli_error("--image-opts takes one source");
-		}
-		if (cli_image_opts(argv[optind], &src_path, &ifmt) < 0) {
-			free(opts_text);
-			return EXIT_ERR;
-		}
-		a.srcs[0] = src_path;
-		if (ifmt)
-			a.src_fmt = ifmt;
-		src_fmt_alloc = ifmt;
+	if (ca.image_opts && a.nsrc > 1) {
+		free(opts_text);
+		return cli_error("--image-opts takes one source");
+	}
+	if (cli_image_arg(&ca, &a.srcs[0], &a.src_fmt) < 0) {
+		free(opts_text);
+		return EXIT_ERR;
 	}
 	a.dst = argv[argc - 1];
 	a.opts_text = opts_text;
 	if (packed_output(&a) != EXIT_OK) {
 		free(opts_text);
-		free(src_path);
-		free(src_fmt_alloc);
+		cli_args_free(&ca);
 		return EXIT_ERR;
 	}
 	if (check_combinations(&a, explicit_sparse) != EXIT_OK) {
 		free(opts_text);
-		free(src_path);
-		free(src_fmt_alloc);
+		cli_args_free(&ca);
 		return EXIT_ERR;
 	}
 	status = run_convert(&a);
 	free(opts_text);
-	free(src_path);
-	free(src_fmt_alloc);
+	cli_args_free(&ca);
 	return status;
 }

@@ -194,7 +194,6 @@ int cmd_dd(int argc, char **argv)
 			      .help = dd_help,
 			      .longopts = CLI_FORCE_SHARE | CLI_IMAGE_OPTS};
 	struct dd_args a = {.out_fmt = "raw", .bs = 512};
-	char *path = NULL, *ifmt = NULL;
 	int c, status;
 
 	while ((c = cli_getopt(&ca, argc, argv, ":hf:O:U", NULL)) >= 0)
@@ -208,15 +207,9 @@ int cmd_dd(int argc, char **argv)
 			return EXIT_ERR;
 	if (!a.in || !a.out)
 		return cli_error("Must specify both input and output files");
-	if (ca.image_opts) {
-		if (cli_image_opts(a.in, &path, &ifmt) < 0)
-			return EXIT_ERR;
-		a.in = path;
-		if (ifmt)
-			a.fmt = ifmt;
-	}
+	if (cli_image_arg(&ca, &a.in, &a.fmt) < 0)
+		return EXIT_ERR;
 	status = run_dd(&a);
-	free(path);
-	free(ifmt);
+	cli_args_free(&ca);
 	return status;
 }

@@ -193,14 +193,10 @@ int cmd_info(int argc, char **argv)
 	}
 	if (!cli_one_file(&ca, c, argc, argv))
 		return ca.status;
-	if (!ca.image_opts)
-		return print_chain(argv[optind], ca.fmt, ca.open_flags, chain,
-				   ca.output);
-	char *path, *ifmt;
-	if (cli_image_opts(argv[optind], &path, &ifmt) < 0)
+	const char *file = argv[optind], *fmt = ca.fmt;
+	if (cli_image_arg(&ca, &file, &fmt) < 0)
 		return EXIT_ERR;
-	int status = print_chain(path, ifmt, ca.open_flags, chain, ca.output);
-	free(path);
-	free(ifmt);
+	int status = print_chain(file, fmt, ca.open_flags, chain, ca.output);
+	cli_args_free(&ca);
 	return status;
 }

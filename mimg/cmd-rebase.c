@@ -156,36 +156,29 @@ static int rebase_range(struct rebase *rb, uint64_t off, uint64_t len)
 	return 0;
 }
 
+/* The run at OFF: handled when the image does not allocate it. */
+static int rebase_step(void *opaque, uint64_t off, uint64_t left,
+		       uint64_t *pnum)
+{
+	struct rebase *rb = opaque;
+	unsigned st;
+	if (mimg_block_status(rb->img, off, left, pnum, &st, NULL, 0) < 0)
+		return cli_error("error while reading image metadata at offset "
+				 "%llu: %s",
+				 (unsigned long long)off, mimg_errmsg());
+	if (!(st & MIMG_BS_ALLOCATED) && rebase_range(rb, off, *pnum))
+		return EXIT_ERR;
+	return 0;
+}
+
 static int rebase_data(struct rebase *rb)
 {
-	uint64_t size = mimg_size(rb->img), off = 0;
-	struct cli_progress prog;
-
 	rb->old = mimg_backing(rb->img);
 	if (!(rb->obuf = malloc(REBASE_CHUNK)) ||
 	    !(rb->nbuf = malloc(REBASE_CHUNK)))
 		return cli_error("out of memory");
-	cli_progress_init(&prog, rb->progress && !rb->quiet);
-	while (off < size) {
-		uint64_t pnum;
-		unsigned st;
-		if (mimg_block_status(rb->img, off, size - off, &pnum, &st,
-				      NULL, 0) < 0) {
-			cli_progress_end(&prog);
-			return cli_error("error while reading image metadata "
-					 "at offset %llu: %s",
-					 (unsigned long long)off,
-					 mimg_errmsg());
-		}
-		if (!(st & MIMG_BS_ALLOCATED) && rebase_range(rb, off, pnum)) {
-			cli_progress_end(&prog);
-			return EXIT_ERR;
-		}
-		off += pnum;
-		cli_progress_cb(&prog, off, size);
-	}
-	cli_progress_end(&prog);
-	return 0;
+	return cli_progress_walk(mimg_size(rb->img), rb->progress && !rb->quiet,
+				 rebase_step, rb);
 }
 
 static int open_new_backing(struct rebase *rb)
@@ -246,7 +239,6 @@ int cmd_rebase(int argc, char **argv)
 			      .longopts = CLI_FORCE_SHARE | CLI_IMAGE_OPTS |
 					  CLI_CACHE};
 	struct rebase rb = {.new_name = NULL};
-	char *path = NULL, *ifmt = NULL;
 	int c, status = EXIT_ERR;
 
 	while ((c = cli_getopt(&ca, argc, argv, ":hf:F:b:upqt:T:U", NULL)) >=
@@ -277,12 +269,8 @@ int cmd_rebase(int argc, char **argv)
 		rb.new_fmt = NULL; /* no backing file: no format either */
 	/* -b is relative to FILE's directory: keep the path the option
 	 * string names. */
-	if (ca.image_opts) {
-		if (cli_image_opts(rb.file, &path, &ifmt) < 0)
-			return EXIT_ERR;
-		rb.file = path;
-		rb.fmt = ifmt;
-	}
+	if (cli_image_arg(&ca, &rb.file, &rb.fmt) < 0)
+		return EXIT_ERR;
 	rb.src_flags &= ~(unsigned)MIMG_OPEN_NO_FLUSH;
 	if (run_rebase(&rb) == 0)
 		status = EXIT_OK;
@@ -291,7 +279,6 @@ int cmd_rebase(int argc, char **argv)
 	mimg_close(rb.new);
 	if (rb.img && mimg_close(rb.img) < 0 && status == EXIT_OK)
 		status = cli_error("%s", mimg_errmsg());
-	free(path);
-	free(ifmt);
+	cli_args_free(&ca);
 	return status;
 }

@@ -2,7 +2,7 @@
  * Copyright (c) 2026 The mimg authors
  *
  * The convert progress bar: drawn only on a terminal, redrawn when the
- * shown value changes.
+ * shown value changes; and the walk over an image's runs that draws it.
  */
 #include <stdio.h>
 #include <unistd.h>
@@ -38,4 +38,24 @@ void cli_progress_end(struct cli_progress *p)
 {
 	if (p->enabled)
 		fputc('\n', stderr);
+}
+
+int cli_progress_walk(uint64_t size, bool show,
+		      int (*step)(void *opaque, uint64_t off, uint64_t left,
+				  uint64_t *pnum),
+		      void *opaque)
+{
+	struct cli_progress prog;
+	uint64_t off = 0;
+	int r = 0;
+	cli_progress_init(&prog, show);
+	while (off < size) {
+		uint64_t n;
+		if ((r = step(opaque, off, size - off, &n)) != 0)
+			break;
+		off += n;
+		cli_progress_cb(&prog, off, size);
+	}
+	cli_progress_end(&prog);
+	return r;
 }
