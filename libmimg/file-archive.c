@@ -892,6 +892,22 @@ static int next_member(struct archive *a, const char *aname, int count,
 	return 1;
 }
 
+/* The rest of a compressed tar after its end, decoded and counted, so
+ * that its trailer (CRC-32 and size, xz check and index) is checked. */
+static int stream_source_drain(struct stream_state *st)
+{
+	struct source *s = st->src;
+	ssize_t n;
+	if (!source_decodes(s))
+		return 0;
+	while ((n = source_decode(s, s->buf, SOURCE_CHUNK)) > 0) {
+		int r = stream_data(st, s->buf, (size_t)n);
+		if (r < 0)
+			return r;
+	}
+	return (int)n;
+}
+
 /* After a tar member: the rest of the archive must be harmless, as the
  * spooled reading checks it (links, names, two members of one name),
  * and hold no file the spooled reading would have had to choose
@@ -904,7 +920,9 @@ static int stream_tar_rest(struct stream_state *st)
 		const char *name;
 		char *shown;
 		int r = next_member(st->a, st->name, count, &e, &name, &shown);
-		if (r <= 0)
+		if (r == 0)
+			return stream_source_drain(st);
+		if (r < 0)
 			return r;
 		r = 0;
 		if (archive_entry_filetype(e) == AE_IFREG &&
@@ -1251,6 +1269,15 @@ static int unpack(struct source *s, const char *name,
 	}
 	r = o->tar ? unpack_tar(&sp, a, o->filters[0] != 0, o)
 		   : unpack_stream(&sp, a, o);
+	/* libarchive stops at the tar's end: the rest of the compressed
+	 * data is decoded, so that its trailer (CRC-32, ISIZE, xz index)
+	 * is checked. */
+	if (r == 0 && o->tar && !sp.streamed && source_decodes(s)) {
+		la_ssize_t k;
+		while ((k = next_chunk(&sp, NULL)) > 0)
+			;
+		r = (int)k;
+	}
 	if (r == 0 && !sp.streamed && (r = spool_create(&sp)) == 0 &&
 	    ftruncate(sp.fd, (off_t)sp.end) != 0)
 		r = mimg_err_errno(-errno, "%s: truncate", sp.dir);

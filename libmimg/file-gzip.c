@@ -88,7 +88,7 @@ static int refill(struct mimg_gzip *g)
  * file.  0 when the data goes on, 1 at its end, or a negative errno. */
 static int after_member(struct mimg_gzip *g)
 {
-	int r = 1;
+	int r;
 	if (g->z.avail_in < 2 && (r = refill(g)) < 0)
 		return r;
 	if (g->z.avail_in >= 2 && g->z.next_in[0] == 0x1f &&
@@ -96,13 +96,13 @@ static int after_member(struct mimg_gzip *g)
 		inflateReset(&g->z);
 		return 0;
 	}
-	for (; r > 0; r = refill(g)) {
+	do {
 		for (; g->z.avail_in; g->z.next_in++, g->z.avail_in--)
 			if (g->z.next_in[0] != 0)
 				return gzip_fail(g, -EINVAL,
 						 "data after the end of the "
 						 "gzip stream");
-	}
+	} while ((r = refill(g)) > 0);
 	return r < 0 ? r : 1;
 }
 

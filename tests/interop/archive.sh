@@ -202,6 +202,24 @@ check_read members.gz raw gzip
 check_read padded.gz raw gzip
 { cat disk.raw.gzip; printf garbage; } > trailing.gz
 expect_refused trailing.gz "data after the end of the gzip stream"
+{ cat disk.raw.gzip; printf x; } > trailing1.gz
+expect_refused trailing1.gz "data after the end of the gzip stream"
+# A tar ends before its compressed data does (tar pads to 10 KiB
+# records): the trailer after its end is still checked, spooled or
+# streamed (a streamOptimized VMDK in the tar).
+head -c 60000 /dev/urandom > small.img
+qemu-img convert -f raw -O vmdk -o subformat=streamOptimized small.img \
+	small.vmdk
+for m in small.img small.vmdk; do
+	tar cf small.tar $m
+	gzip -c small.tar > small.tgz
+	python3 -c 'import sys
+b = bytearray(open("small.tgz", "rb").read()); b[-8] ^= 1
+open("badcrc.tgz", "wb").write(b)'
+	expect_refused badcrc.tgz "gzip data: incorrect data check"
+	xz -c small.tar | head -c -20 > cut.txz
+	expect_refused cut.txz "xz data"
+done
 # 128 MiB of zeroes in about a hundred bytes of bzip2, refused once past
 # 64 MiB
 dd if=/dev/zero bs=1M count=128 status=none | bzip2 -9 > bomb.bz2
