@@ -5,8 +5,9 @@
 # (qemu-img compare) and the same holes and data (qemu-img map), for raw
 # and qcow2 sources, qcow2 with compressed clusters and a backing chain,
 # zero blocks written inside data runs, and an unaligned tail.  The same
-# where the copy cannot be made: a target on another file system (when
-# /dev/shm is one) and a source that is no plain file (gzip).  With
+# where the copy cannot or must not be made: a target on another file
+# system (when /dev/shm is one), a source that is no plain file (gzip)
+# and a qcow2 whose data lies in an external data file.  With
 # strace, the copy is seen to be tried.
 . "$TESTLIB"
 need qemu-img qemu-io dd gzip python3
@@ -44,6 +45,10 @@ qio_fmt qcow2 comp.qcow2 "write -c -P 0x5a 12M 64k"
 qemu-img create -q -f qcow2 -b src.qcow2 -F qcow2 top.qcow2 ||
 	fail "qemu-img create top.qcow2"
 qio_fmt qcow2 top.qcow2 "write -P 0x33 2M 192k" "write -z 21M 128k"
+# Data in an external data file: host offsets are offsets in that file.
+qemu-img create -q -f qcow2 -o data_file=ext.data ext.qcow2 "$size" ||
+	fail "qemu-img create ext.qcow2"
+qio_fmt qcow2 ext.qcow2 "write -P 0x44 1M 1M" "write -P 0x45 0 64k"
 
 map() { qemu-img map --output=json -f raw "$1"; }
 
@@ -77,10 +82,21 @@ tried() {
 		fail "$*: no copy_file_range was tried"
 }
 
+not_tried() {
+	if [ -f trace ] && grep -q copy_file_range trace; then
+		fail "$*: a copy was tried"
+	fi
+}
+
 for s in raw:src.raw qcow2:src.qcow2 qcow2:comp.qcow2 qcow2:top.qcow2; do
 	same "${s%%:*}" "${s#*:}" "" "$T"
 	tried "${s#*:}"
 done
+
+# Nothing is copied from a qcow2 image's own file when its data lies in
+# a data file.
+same qcow2 ext.qcow2 "" "$T"
+not_tried ext.qcow2
 
 # Another file system: the copy fails (EXDEV) and the data is written.
 if [ -d /dev/shm ] && [ -w /dev/shm ] &&
@@ -95,7 +111,5 @@ fi
 # A gzip stream is no host file to copy from.
 gzip -c src.raw >src.raw.gz
 same raw src.raw src.raw.gz "$T"
-if [ -f trace ] && grep -q copy_file_range trace; then
-	fail "a copy was tried from a gzip stream"
-fi
+not_tried "a gzip stream"
 exit 0
