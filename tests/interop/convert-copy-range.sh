@@ -52,12 +52,16 @@ qio_fmt qcow2 ext.qcow2 "write -P 0x44 1M 1M" "write -P 0x45 0 64k"
 
 map() { qemu-img map --output=json -f raw "$1"; }
 
+# strace, where it is there and may trace (containers may forbid it).
+traced=false
+strace -qq -o /dev/null true >/dev/null 2>&1 && traced=true
+
 # same FMT SRC [MIMG_SRC] DIR: mimg and qemu-img convert SRC to raw in
 # DIR; the outputs read and map the same (mimg may read MIMG_SRC).
 same() {
 	fmt=$1 src=$2 msrc=${3:-$2} dir=$4
 	rm -f "$dir/m.raw" "$dir/q.raw"
-	if command -v strace >/dev/null 2>&1; then
+	if [ "$traced" = true ]; then
 		strace -f -qq -o trace -e trace=copy_file_range \
 			"$MIMG" convert -f "$fmt" -O raw "$msrc" "$dir/m.raw" ||
 			fail "mimg convert $msrc to $dir"
