@@ -578,8 +578,9 @@ static bool job_in_host(struct conv *c, const struct job *j, struct src_host *h)
 			mimg_err_clear(); /* the job was read: copy it */
 			return false;
 		}
-		if (!(st & MIMG_BS_OFFSET_VALID) || (st & MIMG_BS_COMPRESSED) ||
-		    depth < 0 || depth >= c->nlayers || !c->layer_file[depth])
+		if (!(st & MIMG_BS_OFFSET_VALID) || !(st & MIMG_BS_DATA) ||
+		    (st & (MIMG_BS_COMPRESSED | MIMG_BS_ZERO)) || depth < 0 ||
+		    depth >= c->nlayers || !c->layer_file[depth])
 			return false;
 		if (layer < 0) {
 			layer = depth;
@@ -769,14 +770,16 @@ static bool layer_in_own_file(const struct mimg *l)
  * runs can be copied host file to host file (where the host can share
  * the blocks, nothing is copied at all).  Not with --salvage, which
  * reads through the format to report and replace what fails, nor into
- * a target probed as raw, whose first sector is checked when written. */
+ * a target probed as raw, whose first sector is checked when written.
+ * Only while zero runs of a block or less become holes: a shared copy
+ * keeps the source's holes, which -S 0 or a coarser -S writes out. */
 static void find_copy_sources(struct conv *c)
 {
 	const struct mimg_driver *d = c->dst->drv;
 	struct mimg *l = c->src;
 
-	if (c->unit || c->opts->salvage || strcmp(d->name, "raw") != 0 ||
-	    c->dst->probed_raw || !c->dst->file)
+	if (c->unit || c->opts->salvage || !c->sparse || c->sparse > 4096 ||
+	    strcmp(d->name, "raw") != 0 || c->dst->probed_raw || !c->dst->file)
 		return;
 	for (int i = 0; l && i < MAX_LAYERS; i++, l = l->backing) {
 		c->layer_file[i] = layer_in_own_file(l) ? l->file : NULL;

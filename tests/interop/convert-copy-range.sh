@@ -97,6 +97,19 @@ for s in raw:src.raw qcow2:src.qcow2 qcow2:comp.qcow2 qcow2:top.qcow2; do
 	tried "${s#*:}"
 done
 
+# -S 0 writes the source's holes out as zeroes: no shared copy there.
+for f in raw qcow2; do
+	"$MIMG" convert -S 0 -f $f -O raw src.$f m0.raw || fail "mimg -S 0"
+	qemu-img convert -S 0 -f $f -O raw src.$f q0.raw || fail "qemu-img -S 0"
+	qemu-img compare -q -f raw -F raw q0.raw m0.raw ||
+		fail "-S 0 from $f: content differs"
+	map q0.raw >q.map
+	map m0.raw >m.map
+	cmp -s q.map m.map ||
+		{ diff q.map m.map >&2; fail "-S 0 from $f: map differs"; }
+	rm -f m0.raw q0.raw
+done
+
 # Nothing is copied from a qcow2 image's own file when its data lies in
 # a data file.
 same qcow2 ext.qcow2 "" "$T"
