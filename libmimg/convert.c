@@ -37,6 +37,7 @@
 #define MAX_IN_FLIGHT (MAX_PARALLEL + MAX_PARKED + 1)
 #define JOB_PARKED 2	       /* run_job: written later, by another worker */
 #define MAX_SPARSE (16u << 20) /* largest -S, as qemu-img */
+#define MAX_LAYERS 16	       /* source layers copied from in the host */
 
 struct cunit {
 	ssize_t clen; /* compressed length; -1: zero, skip */
@@ -74,6 +75,13 @@ struct conv {
 	bool top_only; /* -B: copy what SRC's top layer defines */
 	bool offload;  /* -C, while copy_file_range works */
 	uint64_t doff; /* where SRC's byte 0 goes in DST */
+	/* A raw target takes the data runs of plain output straight from
+	 * the source's host files while copy_range holds: layer_file[D]
+	 * is layer D's file where its data lies there at the host offsets
+	 * block status gives (else NULL). */
+	struct mimg_file *layer_file[MAX_LAYERS];
+	int nlayers;
+	bool copy_range;
 
 	pthread_mutex_t lock;
 	/* Job SEQ waits for its turn to write on turn[SEQ % nslots]: jobs
@@ -98,6 +106,13 @@ struct conv {
 struct job {
 	uint64_t off, len, seq;
 	bool zero; /* make the range read as zeroes */
+};
+
+/* Where a job's source bytes lie as one stretch of a host file: guest
+ * offset GUEST is at HOST in FILE. */
+struct src_host {
+	struct mimg_file *file;
+	uint64_t guest, host;
 };
 
 /* Record the first failure with its message (messages are thread-local,
@@ -255,9 +270,25 @@ static int wait_turn(struct conv *c, uint64_t seq)
 	return err;
 }
 
-/* Zero or write [off, off+len) of DST from BUF. */
-static int put_run(struct conv *c, const uint8_t *buf, uint64_t off,
-		   uint64_t len, bool zero)
+/* Copy the LEN source bytes at OFF, which lie in the host file as H
+ * says, to the raw target inside the host (a clone of the blocks where
+ * the file system shares them): 1 when the files cannot, and copying
+ * stops for the rest of the conversion. */
+static int copy_run(struct conv *c, const struct src_host *h, uint64_t off,
+		    uint64_t len)
+{
+	int r = mimg_file_copy_range(h->file, h->host + (off - h->guest),
+				     c->dst->file, off + c->doff, len);
+	if (r != -ENOTSUP)
+		return r;
+	__atomic_store_n(&c->copy_range, false, __ATOMIC_RELAXED);
+	return 1;
+}
+
+/* Zero or write [off, off+len) of DST from BUF; H (may be NULL) says
+ * where those bytes lie in a source host file. */
+static int put_run(struct conv *c, const uint8_t *buf, const struct src_host *h,
+		   uint64_t off, uint64_t len, bool zero)
 {
 	if (zero) {
 		if (c->target_zero)
@@ -267,21 +298,27 @@ static int put_run(struct conv *c, const uint8_t *buf, uint64_t off,
 					  c->top_only ? 0
 						      : MIMG_ZERO_MAY_UNMAP);
 	}
+	if (h && __atomic_load_n(&c->copy_range, __ATOMIC_RELAXED)) {
+		int cr = copy_run(c, h, off, len);
+		if (cr <= 0)
+			return cr;
+	}
 	ssize_t r = mimg_pwrite(c->dst, buf, (size_t)len, off + c->doff, 0);
 	return r < 0 ? (int)r : 0;
 }
 
-/* Write BUF (the source's bytes [off, off+len)), skipping zero runs of at
- * least c->sparse bytes on sparse-aligned boundaries. */
-static int write_plain(struct conv *c, const uint8_t *buf, uint64_t off,
-		       uint64_t len)
+/* Write BUF (the source's bytes [off, off+len), in a host file as H
+ * says where H is not NULL), skipping zero runs of at least c->sparse
+ * bytes on sparse-aligned boundaries. */
+static int write_plain(struct conv *c, const uint8_t *buf,
+		       const struct src_host *h, uint64_t off, uint64_t len)
 {
 	if (!c->sparse)
-		return put_run(c, buf, off, len, false);
+		return put_run(c, buf, h, off, len, false);
 	/* A window shorter than the granularity is skipped when it is all
 	 * zeroes, as qemu-img skips such requests (-S above the window). */
 	if (len < c->sparse && buf_is_zero(buf, (size_t)len))
-		return put_run(c, buf, off, len, true);
+		return put_run(c, buf, h, off, len, true);
 	uint64_t pos = 0, run_start = 0;
 	bool run_zero = false, have_run = false;
 	while (pos < len) {
@@ -296,7 +333,7 @@ static int write_plain(struct conv *c, const uint8_t *buf, uint64_t off,
 			run_zero = z;
 			have_run = true;
 		} else if (z != run_zero) {
-			int r = put_run(c, buf + run_start, off + run_start,
+			int r = put_run(c, buf + run_start, h, off + run_start,
 					pos - run_start, run_zero);
 			if (r < 0)
 				return r;
@@ -305,7 +342,7 @@ static int write_plain(struct conv *c, const uint8_t *buf, uint64_t off,
 		}
 		pos = cend;
 	}
-	return have_run ? put_run(c, buf + run_start, off + run_start,
+	return have_run ? put_run(c, buf + run_start, h, off + run_start,
 				  len - run_start, run_zero)
 			: 0;
 }
@@ -322,7 +359,7 @@ static int write_units(struct conv *c, uint64_t off, const struct cunit *units,
 		if (units[i].clen == -1)
 			continue;
 		if (units[i].clen == -3)
-			r = put_run(c, NULL, uoff - c->doff,
+			r = put_run(c, NULL, NULL, uoff - c->doff,
 				    min_u64(c->unit,
 					    c->size - (uoff - c->doff)),
 				    true);
@@ -518,6 +555,45 @@ static int offload_job(struct conv *c, const struct job *j)
 	return r;
 }
 
+/* Whether job J's source bytes are one stretch of one layer's host file
+ * (its data, not compressed), and where (*H).  The host offsets are the
+ * ones block status gives, which the drivers have checked against the
+ * file; a stretch past the file's end is refused by the copy. */
+static bool job_in_host(struct conv *c, const struct job *j, struct src_host *h)
+{
+	uint64_t pos = j->off, end = j->off + j->len;
+	int layer = -1;
+
+	while (pos < end) {
+		uint64_t pnum, host;
+		unsigned st;
+		int depth = 0;
+		int r = c->top_only
+				? mimg_block_status(c->src, pos, end - pos,
+						    &pnum, &st, &host, 0)
+				: mimg_block_status_chain(c->src, pos,
+							  end - pos, &pnum, &st,
+							  &depth, &host, 0);
+		if (r < 0) {
+			mimg_err_clear(); /* the job was read: copy it */
+			return false;
+		}
+		if (!(st & MIMG_BS_OFFSET_VALID) || !(st & MIMG_BS_DATA) ||
+		    (st & (MIMG_BS_COMPRESSED | MIMG_BS_ZERO)) || depth < 0 ||
+		    depth >= c->nlayers || !c->layer_file[depth])
+			return false;
+		if (layer < 0) {
+			layer = depth;
+			*h = (struct src_host){c->layer_file[depth], j->off,
+					       host};
+		} else if (depth != layer || host != h->host + (pos - j->off)) {
+			return false;
+		}
+		pos += pnum;
+	}
+	return layer >= 0;
+}
+
 static int run_job(struct conv *c, const struct job *j, struct bufs **bs)
 {
 	uint8_t *buf = (*bs)->buf;
@@ -526,7 +602,7 @@ static int run_job(struct conv *c, const struct job *j, struct bufs **bs)
 	if (j->zero) {
 		if ((r = wait_turn(c, j->seq)) != 0)
 			return r;
-		return put_run(c, NULL, j->off, j->len, true);
+		return put_run(c, NULL, NULL, j->off, j->len, true);
 	}
 	if (c->unit) {
 		/* Compressed units are whole: the window starts unit-aligned
@@ -542,12 +618,17 @@ static int run_job(struct conv *c, const struct job *j, struct bufs **bs)
 	if (__atomic_load_n(&c->offload, __ATOMIC_RELAXED) &&
 	    (r = offload_job(c, j)) != 1)
 		return r;
+	/* The bytes are read all the same: which runs read as zeroes
+	 * decides the target's holes. */
 	ssize_t got = read_src(c, buf, j->len, j->off);
 	if (got < 0)
 		return (int)got;
+	struct src_host h;
+	bool in_host = __atomic_load_n(&c->copy_range, __ATOMIC_RELAXED) &&
+		       job_in_host(c, j, &h);
 	if ((r = wait_turn(c, j->seq)) != 0)
 		return r;
-	return write_plain(c, buf, j->off, j->len);
+	return write_plain(c, buf, in_host ? &h : NULL, j->off, j->len);
 }
 
 static void *worker(void *arg)
@@ -675,6 +756,40 @@ static int conv_setup(struct conv *c, struct mimg *src, struct mimg *dst,
 	return 0;
 }
 
+/* Whether layer L reads its data at the host offsets block status gives,
+ * from its own file and nothing else. */
+static bool layer_in_own_file(const struct mimg *l)
+{
+	return (strcmp(l->drv->name, "raw") == 0 ||
+		strcmp(l->drv->name, "qcow2") == 0) &&
+	       l->file && !l->n_extra_ids && !l->archive && !l->in_memory &&
+	       !l->remote;
+}
+
+/* Plain output into a raw target: find the source layers whose data
+ * runs can be copied host file to host file (where the host can share
+ * the blocks, nothing is copied at all).  Not with --salvage, which
+ * reads through the format to report and replace what fails, nor into
+ * a target probed as raw, whose first sector is checked when written.
+ * Only while zero runs of a block or less become holes: a shared copy
+ * keeps the source's holes, which -S 0 or a coarser -S writes out. */
+static void find_copy_sources(struct conv *c)
+{
+	const struct mimg_driver *d = c->dst->drv;
+	struct mimg *l = c->src;
+
+	if (c->unit || c->opts->salvage || !c->sparse || c->sparse > 4096 ||
+	    strcmp(d->name, "raw") != 0 || c->dst->probed_raw || !c->dst->file)
+		return;
+	for (int i = 0; l && i < MAX_LAYERS; i++, l = l->backing) {
+		c->layer_file[i] = layer_in_own_file(l) ? l->file : NULL;
+		c->nlayers = i + 1;
+		if (c->top_only)
+			break;
+	}
+	c->copy_range = true;
+}
+
 /* CPUs this process may run on: its affinity mask (taskset, cpusets,
  * containers) where the system has one, else every online CPU. */
 static long usable_cpus(void)
@@ -733,6 +848,7 @@ int mimg_convert(struct mimg *src, struct mimg *dst,
 	if ((r = conv_setup(&c, src, dst, opts)) < 0)
 		return r;
 	dst->compress_level = opts->compression_level;
+	find_copy_sources(&c);
 	nthreads = opts->parallel > 0 ? opts->parallel : default_parallel();
 	if (nthreads > MAX_PARALLEL)
 		nthreads = MAX_PARALLEL;
