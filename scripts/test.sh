@@ -124,9 +124,13 @@ fi
 # The interop tests start python3 hundreds of times: the interpreter
 # itself comes first in PATH, not a version manager's shim (pyenv's shell
 # scripts cost ten times the interpreter's own start).
+# It is Debian's, the one python3-cryptography and the other packages
+# above are installed for, where there is one: another in PATH may load
+# more modules at each start.
+py=/usr/bin/python3
+[ -x "$py" ] || py=$(python3 -c 'import sys; print(sys.executable)')
 mkdir -p "$BUILD_DIR/python3-bin"
-ln -sf "$(python3 -c 'import sys; print(sys.executable)')" \
-	"$BUILD_DIR/python3-bin/python3"
+ln -sf "$py" "$BUILD_DIR/python3-bin/python3"
 PATH=$BUILD_DIR/python3-bin:$PATH
 export PATH
 
