@@ -3,21 +3,20 @@
 # Install what is missing, build with warnings as errors, run every test
 # and print the totals as "N passed, N failed, N skipped".
 #   scripts/test.sh [--full | --plain | --sanitize | --tsan] [meson test args...]
-# With no argument (what CI runs; --plain says the same), one plain build
-# runs every test: unit, interop against qemu-img, end-to-end, install
-# and the fuzz corpus replay (about 12 minutes on two idle cores).
-# --full makes two builds: the plain one runs the interop tests against
-# qemu-img, the end-to-end and install tests and the tests of suite
-# "plain" (CPU budgets, and the long tests in full); a clang build with
-# ASan+UBSan and libFuzzer coverage (-Dfuzzers=true) runs every unit test
-# (the long ones at MIMG_TEST_SCALE=25 percent of their iterations) and
-# the fuzz corpus replay, then each fuzz target for 30 s, two at a time:
-# a fuzz run that finds a crash is a failed test.  The work overlaps so
-# that two cores stay busy: the plain build makes only what its tests
-# need; the sanitized build is made at the lowest priority while the
-# plain one is made and tested, its tests run at a low priority as soon
-# as it is built, and the fuzz runs start once the plain tests are done
-# (about 18 minutes on two idle cores).
+# With no argument (what CI runs; --full says the same), two builds:
+# the plain one runs the interop tests against qemu-img, the end-to-end
+# and install tests and the tests of suite "plain" (CPU budgets, and the
+# long tests in full); a clang build with ASan+UBSan and libFuzzer
+# coverage (-Dfuzzers=true) runs every unit test (the long ones at
+# MIMG_TEST_SCALE=25 percent of their iterations) and the fuzz corpus
+# replay, then each fuzz target for 30 s, two at a time: a fuzz run that
+# finds a crash is a failed test.  The work overlaps so that two cores
+# stay busy: the plain build makes only what its tests need; the
+# sanitized build is made at the lowest priority while the plain one is
+# made and tested, its tests run at a low priority as soon as it is
+# built, and the fuzz runs start once the plain tests are done.
+# --plain makes the plain build only and runs every test there: unit,
+# interop, end-to-end, install and the fuzz corpus replay.
 # --sanitize builds with ASan+UBSan and runs everything; --tsan builds
 # with ThreadSanitizer and runs the tests of concurrent I/O (suite
 # "threads").
@@ -31,13 +30,13 @@ sanitizer_env() {
 	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 }
-full=
+full=1
 case ${1:-} in
---full)
+--full) shift ;;
+--plain)
 	shift
-	full=1
+	full=
 	;;
---plain) shift ;;
 --sanitize)
 	shift
 	full=
@@ -123,10 +122,14 @@ else
 fi
 # The interop tests start python3 hundreds of times: the interpreter
 # itself comes first in PATH, not a version manager's shim (pyenv's shell
-# scripts cost ten times the interpreter's own start).
+# scripts cost ten times the interpreter's own start).  It is Debian's,
+# the one python3-cryptography and the other packages above are
+# installed for, where there is one: another in PATH may load more
+# modules at each start.
+py=/usr/bin/python3
+[ -x "$py" ] || py=$(python3 -c 'import sys; print(sys.executable)')
 mkdir -p "$BUILD_DIR/python3-bin"
-ln -sf "$(python3 -c 'import sys; print(sys.executable)')" \
-	"$BUILD_DIR/python3-bin/python3"
+ln -sf "$py" "$BUILD_DIR/python3-bin/python3"
 PATH=$BUILD_DIR/python3-bin:$PATH
 export PATH
 

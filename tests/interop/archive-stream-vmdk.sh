@@ -49,12 +49,9 @@ for v in front footer noeos; do
 		# info streams it too, the whole archive still read
 		TMPDIR=$T/missing "$MIMG" info --output=json "$f" \
 			>info.json || fail "info $f without a temporary directory"
-		check_eq "$(json_get info.json archive.streamed)" true \
-			"$f: info's archive.streamed"
-		check_eq "$(json_get info.json virtual-size)" 83886080 \
-			"$f: info's virtual-size"
-		check_eq "$(json_get info.json format-specific.data.create-type)" \
-			streamOptimized "$f: info's create-type"
+		json_eq info.json "$f: info" archive.streamed true \
+			virtual-size 83886080 \
+			format-specific.data.create-type streamOptimized
 		TMPDIR=$T/missing "$MIMG" info "$f" >info.txt ||
 			fail "info $f"
 		grep -q "^archive: .*, streamed in one pass$" info.txt ||

@@ -27,9 +27,8 @@ for f in disk.raw.xz disk.raw.zst disk.tgz; do
 	streams "$f" disk.raw 4 -c
 	TMPDIR=$T/missing "$MIMG" info --output=json "$f" > info.json ||
 		fail "info $f without a temporary directory"
-	check_eq "$(json_get info.json archive.streamed)" true "$f: streamed"
-	check_eq "$(json_get info.json virtual-size)" 25165824 \
-		"$f: virtual-size"
+	json_eq info.json "$f: info" archive.streamed true \
+		virtual-size 25165824
 done
 # -m above what the stream keeps is lowered, not an error
 TMPDIR=$T/missing "$MIMG" convert -m 64 -O raw disk.raw.xz m64.raw ||

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: BSD-2-Clause
 # Shared helpers for interop tests.  Source with: . "$TESTLIB"
 # Provides: $MIMG, a fresh $T temp dir (removed on exit), need TOOL...,
-# need_format FMT, fail MSG, check_eq A B MSG, json_get, qio_fmt,
+# need_format FMT, fail MSG, check_eq A B MSG, json_get, json_eq, qio_fmt,
 # qemu_img_luks, secret_refused, same_read, same_info_json and LUKS_COMBOS.
 set -u
 : "${MIMG:?MIMG must point to the mimg binary}"
@@ -36,6 +36,26 @@ json_get() {
 for k in sys.argv[2].split("."):
     v = v[int(k)] if isinstance(v, list) else v[k]
 print(json.dumps(v) if isinstance(v,(dict,list,bool)) or v is None else v)' "$1" "$2"
+}
+
+# json_eq FILE WHAT KEY VALUE [KEY VALUE...]: each KEY of FILE (as
+# json_get prints it) is VALUE, checked in one python3 run.
+json_eq() {
+	python3 - "$@" <<'PY' || fail "$2: JSON values differ"
+import json, sys
+d = json.load(open(sys.argv[1]))
+bad = 0
+for key, want in zip(sys.argv[3::2], sys.argv[4::2]):
+    v = d
+    for k in key.split("."):
+        v = v[int(k)] if isinstance(v, list) else v[k]
+    got = json.dumps(v) if isinstance(v, (dict, list, bool)) or v is None else str(v)
+    if got != want:
+        print("FAIL: %s: %s: expected '%s', got '%s'" % (sys.argv[2], key, want, got),
+              file=sys.stderr)
+        bad = 1
+sys.exit(bad)
+PY
 }
 
 # qio_fmt FMT IMG CMD...: run qemu-io commands on IMG, an image of FMT, in

@@ -37,20 +37,37 @@ same_content() {
 	same_read "${2:-qcow2}" "$1" "${3:-}"
 }
 
-# same_info IMG [extra args]: every key qemu-img info prints (JSON) is
-# printed by mimg info with the same value; actual-size may differ by less
-# than a page (it is sampled at a different moment).
-same_info() {
-	_img=$1
-	info_both "$@"
-	shift
-	python3 - info.q.json info.m.json "$_img $*" <<'PY' || fail "info JSON of $_img differs"
+# The JSON comparisons of same_info and same_check are queued, with
+# copies of both sides, and made together in one python3 run (its start
+# costs several qemu-img runs): by json_checks, which a test calls before
+# it reports success, or else when it exits with status 0.  A difference
+# fails the test then, naming the image and the key.
+JSON_QUEUE=$T/json.queue
+: >"$JSON_QUEUE"
+_json_n=0
+trap 'json_checks_at_exit' EXIT
+
+# json_queue KIND QEMU_JSON MIMG_JSON WHAT: compare the two later.
+json_queue() {
+	_json_n=$((_json_n + 1))
+	cp "$2" "$T/json.$_json_n.q" && cp "$3" "$T/json.$_json_n.m" ||
+		fail "json_queue $2 $3"
+	printf '%s\t%s\t%s\t%s\n' "$1" "$T/json.$_json_n.q" \
+		"$T/json.$_json_n.m" "$4" >>"$JSON_QUEUE"
+}
+
+# json_checks: make the queued comparisons; fail on any difference.
+#   info: every key qemu-img info prints is printed by mimg info with the
+#         same value; actual-size may differ by less than a page (it is
+#         sampled at a different moment).
+#   check: mimg check's JSON has exactly qemu-img check's keys and values.
+#   fs: two qemu-img info outputs agree on everything but the file name,
+#       the allocation and the data file's name.
+json_checks() {
+	[ -s "$JSON_QUEUE" ] || return 0
+	python3 - "$JSON_QUEUE" <<'PY' || fail "JSON of mimg and qemu-img differs"
 import json, sys
-q = json.load(open(sys.argv[1]))
-m = json.load(open(sys.argv[2]))
-what = sys.argv[3]
-bad = []
-def cmp(a, b, path):
+def cmp_info(a, b, path, bad):
     if isinstance(a, dict):
         if not isinstance(b, dict):
             bad.append('%s: qemu has an object, mimg %r' % (path, b)); return
@@ -61,22 +78,69 @@ def cmp(a, b, path):
                 if abs(a[k] - b[k]) >= 4096:
                     bad.append('%s.actual-size: qemu %r, mimg %r' % (path, a[k], b[k]))
             else:
-                cmp(a[k], b[k], path + '.' + k)
+                cmp_info(a[k], b[k], path + '.' + k, bad)
     elif isinstance(a, list):
         if not isinstance(b, list) or len(a) != len(b):
             bad.append('%s: qemu %r, mimg %r' % (path, a, b)); return
         for i, (x, y) in enumerate(zip(a, b)):
-            cmp(x, y, '%s[%d]' % (path, i))
+            cmp_info(x, y, '%s[%d]' % (path, i), bad)
     elif a != b or type(a) != type(b):
         bad.append('%s: qemu %r, mimg %r' % (path, a, b))
-cmp(q, m, '')
-for b in bad:
-    print('info %s: %s' % (what, b), file=sys.stderr)
-sys.exit(1 if bad else 0)
+def cmp_check(q, m, bad):
+    bad += ['check key %s: qemu %r, mimg %r' % (k, q[k], m.get(k))
+            for k in q if q[k] != m.get(k)]
+    bad += ['check key %s: qemu None, mimg %r' % (k, m[k])
+            for k in m if k not in q]
+def cmp_fs(a, b, bad):
+    for d in (a, b):
+        for k in ('filename', 'actual-size'):
+            d.pop(k, None)
+        fs = d.get('format-specific', {}).get('data', {})
+        if 'data-file' in fs:
+            fs['data-file'] = 'DATA'
+    if a != b:
+        bad.append('mimg: %s\nqemu: %s' % (json.dumps(a, sort_keys=True),
+                                           json.dumps(b, sort_keys=True)))
+failed = 0
+for line in open(sys.argv[1]):
+    kind, qf, mf, what = line.rstrip('\n').split('\t')
+    q, m = json.load(open(qf)), json.load(open(mf))
+    bad = []
+    if kind == 'info':
+        cmp_info(q, m, '', bad)
+    elif kind == 'check':
+        cmp_check(q, m, bad)
+    else:
+        cmp_fs(m, q, bad)
+    for b in bad:
+        print('%s %s: %s' % (kind, what, b), file=sys.stderr)
+    failed += bool(bad)
+sys.exit(1 if failed else 0)
 PY
+	: >"$JSON_QUEUE"
 }
 
-# same_check IMG: mimg check gives qemu-img check's exit status and JSON.
+# At exit, a test that passed so far still makes its queued comparisons.
+json_checks_at_exit() {
+	_st=$?
+	if [ "$_st" = 0 ]; then
+		(json_checks) || _st=1
+	fi
+	rm -rf "$T"
+	exit "$_st"
+}
+
+# same_info IMG [extra args]: every key qemu-img info prints (JSON) is
+# printed by mimg info with the same value (queued for json_checks).
+same_info() {
+	_img=$1
+	info_both "$@"
+	shift
+	json_queue info info.q.json info.m.json "$_img $*"
+}
+
+# same_check IMG: mimg check gives qemu-img check's exit status and JSON
+# (the JSON compared by json_checks).
 same_check() {
 	qemu-img check -f qcow2 --output=json "$1" >check.q.json 2>check.q.err
 	_qs=$?
@@ -87,15 +151,7 @@ same_check() {
 		fail "check $1: qemu-img exits $_qs, mimg $_ms ${2:-}"
 	}
 	[ "$_qs" = 1 ] && return 0
-	python3 - check.q.json check.m.json <<'PY' || fail "check JSON of $1 differs ${2:-}"
-import json, sys
-q = json.load(open(sys.argv[1])); m = json.load(open(sys.argv[2]))
-bad = [(k, q[k], m.get(k)) for k in q if q[k] != m.get(k)]
-bad += [(k, None, m[k]) for k in m if k not in q]
-for k, a, b in bad:
-    print('check key %s: qemu %r, mimg %r' % (k, a, b), file=sys.stderr)
-sys.exit(1 if bad else 0)
-PY
+	json_queue check check.q.json check.m.json "$1 ${2:-}"
 }
 
 # A 4 MiB raw file with data, zero runs and holes, for writing tests.
