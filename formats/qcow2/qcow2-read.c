@@ -176,7 +176,8 @@ static int read_aligned(struct mimg *img, const struct iovec *iov, int iovcnt,
 			break;
 		done += n;
 	}
-	free(cbuf);
+	if (cbuf) /* rare: spare plain reads the call */
+		free(cbuf);
 	return r;
 }
 
