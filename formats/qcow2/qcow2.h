@@ -9,7 +9,9 @@
  * both caches, the allocator and the in-flight list.  Guest data is read
  * and written with the lock released; a write registers the guest
  * clusters it touches as in flight so that overlapping writes, discards
- * and zeroings of the same clusters wait for each other.
+ * and zeroings of the same clusters wait for each other.  Reads map
+ * through cached L2 tables without the lock, as readers of map_readers;
+ * changes of the L1 table or of the L2 cache keep them out meanwhile.
  */
 #ifndef MIMG_QCOW2_H
 #define MIMG_QCOW2_H
