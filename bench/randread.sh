@@ -5,7 +5,9 @@
 # layer on a hypervisor's read path.  Both files are in the page cache
 # (read once before the rounds), so the figure is CPU per request, not
 # the disk.  Prints IOPS per thread count and the ratio to pread (1.00 =
-# as fast as pread; higher is better), best of the rounds.
+# as fast as pread; higher is better), best of the rounds, then the CPU
+# time per request (ns, user and system, least of the rounds), which
+# other work on the machine disturbs less.
 #   bench/randread.sh [-r rounds] [-s seconds] [-t "1 2 ..."] [WORKDIR]
 # Also reads the raw file through libmimg (the raw driver's own cost).
 set -eu
@@ -35,26 +37,31 @@ fi
 [ -f full.raw ] || qemu-img convert -f qcow2 -O raw full.qcow2 full.raw
 cat full.qcow2 full.raw >/dev/null
 
-# one TARGET THREADS: the IOPS of one run on TARGET (a vmm-blk-iops DEV).
+# one TARGET THREADS: the IOPS and the CPU ns per request of one run on
+# TARGET (a vmm-blk-iops DEV).
 one() {
 	out=$(./iops "$1" randread 4096 "$secs" 1G "$2") ||
 		{ echo "bench: vmm-blk-iops $* failed" >&2; exit 1; }
 	v=${out##*iops=}
-	echo "${v%% *}"
+	echo "${v%% *} ${out##*cpu_ns_per_op=}"
 }
 
 echo "random 4 KiB reads, page cache warm, ${secs}s x $rounds rounds" \
 	"(alternating), best"
-printf '%-8s %12s %12s %12s %10s %10s\n' threads pread-raw mimg-qcow2 \
-	mimg-raw qcow2/pread raw/pread
+printf '%-8s %12s %12s %12s %10s %10s %9s %9s %9s\n' threads pread-raw \
+	mimg-qcow2 mimg-raw qcow2/pread raw/pread ns-pread ns-qcow2 ns-raw
 for t in $threads; do
-	p=0 q=0 r=0 i=0
+	p=0 q=0 r=0 pc='' qc='' rc='' i=0
 	while [ "$i" -lt "$rounds" ]; do
-		p=$(bench_max "$(one file:full.raw "$t")" "$p")
-		q=$(bench_max "$(one mimg:qcow2:full.qcow2 "$t")" "$q")
-		r=$(bench_max "$(one mimg:raw:full.raw "$t")" "$r")
+		set -- $(one file:full.raw "$t")
+		p=$(bench_max "$1" "$p") pc=$(bench_min "$2" "$pc")
+		set -- $(one mimg:qcow2:full.qcow2 "$t")
+		q=$(bench_max "$1" "$q") qc=$(bench_min "$2" "$qc")
+		set -- $(one mimg:raw:full.raw "$t")
+		r=$(bench_max "$1" "$r") rc=$(bench_min "$2" "$rc")
 		i=$((i + 1))
 	done
-	printf '%-8s %12s %12s %12s %10s %10s\n' "$t" "$p" "$q" "$r" \
-		"$(bench_ratio "$q" "$p")" "$(bench_ratio "$r" "$p")"
+	printf '%-8s %12s %12s %12s %10s %10s %9s %9s %9s\n' "$t" "$p" "$q" \
+		"$r" "$(bench_ratio "$q" "$p")" "$(bench_ratio "$r" "$p")" \
+		"$pc" "$qc" "$rc"
 done

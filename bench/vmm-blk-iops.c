@@ -18,6 +18,9 @@
  * library's cost beside plain file I/O.
  * Prints one line:
  *   BENCH mode=M bs=N threads=N ops=N bytes=N secs=S sync_secs=S iops=X MBps=Y
+ *     cpu_ns_per_op=C
+ * C: the process's CPU time (user and system) per request, which a
+ * machine busy with other work disturbs less than the rate.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -50,6 +54,17 @@ static atomic_uint_fast64_t next_block;
 static atomic_uint_fast64_t total_ops;
 static atomic_int stop;
 static atomic_int failed;
+
+/* CPU seconds this process has used, user and system. */
+static double cpu_seconds(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru) < 0)
+		return 0;
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
 
 static double now(void)
 {
@@ -263,7 +278,7 @@ int main(int argc, char **argv)
 {
 	pthread_t th[MAX_THREADS];
 	uint64_t threads;
-	double t0, t_sync, elapsed;
+	double t0, t_sync, elapsed, cpu0;
 
 	if (argc != 7 || parse_mode(argv[2], &mode) ||
 	    parse_size(argv[3], &bs) || parse_size(argv[5], &span) ||
@@ -286,6 +301,7 @@ int main(int argc, char **argv)
 		return 1;
 
 	t0 = now();
+	cpu0 = cpu_seconds();
 	for (uint64_t i = 0; i < threads; i++) {
 		if (pthread_create(&th[i], NULL, worker,
 				   (void *)(uintptr_t)i)) {
@@ -311,11 +327,13 @@ int main(int argc, char **argv)
 		return 1;
 
 	uint64_t ops = atomic_load(&total_ops);
+	double cpu = cpu_seconds() - cpu0;
 	printf("BENCH mode=%s bs=%llu threads=%llu ops=%llu bytes=%llu secs=%.3f sync_secs=%.3f "
-	       "iops=%.0f MBps=%.1f\n",
+	       "iops=%.0f MBps=%.1f cpu_ns_per_op=%.0f\n",
 	       argv[2], (unsigned long long)bs, (unsigned long long)threads,
 	       (unsigned long long)ops, (unsigned long long)(ops * bs), elapsed,
 	       elapsed - (t_sync - t0), (double)ops / elapsed,
-	       (double)(ops * bs) / elapsed / 1048576.0);
+	       (double)(ops * bs) / elapsed / 1048576.0,
+	       ops ? cpu * 1e9 / (double)ops : 0.0);
 	return 0;
 }

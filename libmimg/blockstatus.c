@@ -58,9 +58,9 @@ int mimg_block_status(struct mimg *img, uint64_t off, uint64_t len,
 				  MIMG_BLOCK_STATUS_ALL_FLAGS);
 	if (r < 0)
 		return r;
-	mimg__io_enter(img);
+	unsigned slot = mimg__io_enter(img);
 	r = layer_status(img, off, len, pnum, status, host_off);
-	mimg__io_leave(img);
+	mimg__io_leave(img, slot);
 	return r;
 }
 
@@ -113,9 +113,9 @@ int mimg_block_status_chain(struct mimg *img, uint64_t off, uint64_t len,
 		*host_off = 0;
 	for (struct mimg *cur = img; cur; cur = cur->backing, d++) {
 		bool done;
-		mimg__io_enter(cur);
+		unsigned slot = mimg__io_enter(cur);
 		r = chain_layer(cur, off, &n, status, host_off, &done);
-		mimg__io_leave(cur);
+		mimg__io_leave(cur, slot);
 		if (r < 0)
 			return r;
 		if (done) {

@@ -78,21 +78,6 @@ static unsigned host_file_flags(unsigned flags, bool read_only)
 	return f;
 }
 
-/* Writers first: with readers first, a truncate beside steady I/O (a
- * hypervisor's workers) would wait for a pause that never comes.  No I/O
- * call takes the lock twice, which writer preference would deadlock. */
-static void init_resize_lock(struct mimg *img)
-{
-	pthread_rwlockattr_t attr;
-	pthread_rwlockattr_init(&attr);
-#ifdef __GLIBC__
-	pthread_rwlockattr_setkind_np(
-		&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-#endif
-	pthread_rwlock_init(&img->resize_lock, &attr);
-	pthread_rwlockattr_destroy(&attr);
-}
-
 static void free_image(struct mimg *img)
 {
 	if (!img)
@@ -104,7 +89,7 @@ static void free_image(struct mimg *img)
 	free(img->backing_path);
 	free(img->extra_ids);
 	mimg__archive_origin_free(img->archive);
-	pthread_rwlock_destroy(&img->resize_lock);
+	mimg_readers_destroy(&img->resize_lock);
 	free(img);
 }
 
@@ -205,12 +190,14 @@ static int open_node(struct mimg **imgp, const char *path, const char *format,
 	}
 
 	img = calloc(1, sizeof(*img));
-	if (!img || !(img->filename = strdup(path))) {
+	if (!img || !(img->filename = strdup(path)) ||
+	    mimg_readers_init(&img->resize_lock) < 0) {
+		if (img)
+			free(img->filename);
 		free(img);
 		mimg_file_close(file);
 		return mimg_err(-ENOMEM, "out of memory");
 	}
-	init_resize_lock(img);
 	img->file = file;
 	img->in_memory = file != NULL;
 	img->flags = flags;
@@ -425,9 +412,9 @@ int mimg_close(struct mimg *img)
 
 uint64_t mimg_size(const struct mimg *img)
 {
-	mimg__io_enter(img);
+	unsigned slot = mimg__io_enter(img);
 	uint64_t size = img->size;
-	mimg__io_leave(img);
+	mimg__io_leave(img, slot);
 	return size;
 }
 

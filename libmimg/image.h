@@ -11,6 +11,7 @@
 
 #include "driver.h"
 #include "file.h"
+#include "readers.h"
 
 /* A host file by identity, to tell whether two names are one file. */
 struct mimg_file_id {
@@ -56,10 +57,10 @@ struct mimg {
 	/* The secrets of the mimg_amend_secrets call in progress. */
 	const struct mimg_named_secret *amend_secrets;
 	size_t amend_nsecrets;
-	/* Held shared by every I/O call (and mimg_size), exclusive by
-	 * mimg_truncate: a resize waits for the I/O in flight, and no I/O
-	 * sees the size or the metadata half-changed. */
-	pthread_rwlock_t resize_lock;
+	/* Entered as a reader by every I/O call (and mimg_size), locked
+	 * by mimg_truncate: a resize waits for the I/O in flight, and no
+	 * I/O sees the size or the metadata half-changed. */
+	struct mimg_readers resize_lock;
 	/* The other files the driver opened for this layer (extents, data
 	 * file): what mimg_reads_file compares a target with. */
 	struct mimg_file_id *extra_ids;
@@ -73,15 +74,16 @@ int mimg__check_flags(const char *call, unsigned flags, unsigned allowed);
  * WHAT says ("amend": "cannot amend an image opened read-only"). */
 int mimg__check_writable(const struct mimg *img, const char *what);
 
-/* Enter and leave an I/O call on IMG (its resize lock, shared). */
-static inline void mimg__io_enter(const struct mimg *img)
+/* Enter and leave an I/O call on IMG (a reader of its resize lock):
+ * mimg__io_leave takes what mimg__io_enter returned. */
+static inline unsigned mimg__io_enter(const struct mimg *img)
 {
-	pthread_rwlock_rdlock((pthread_rwlock_t *)&img->resize_lock);
+	return mimg_readers_enter((struct mimg_readers *)&img->resize_lock);
 }
 
-static inline void mimg__io_leave(const struct mimg *img)
+static inline void mimg__io_leave(const struct mimg *img, unsigned slot)
 {
-	pthread_rwlock_unlock((pthread_rwlock_t *)&img->resize_lock);
+	mimg_readers_leave((struct mimg_readers *)&img->resize_lock, slot);
 }
 
 /* -EBUSY with a message when DST's own files (its file, extents, data

@@ -79,9 +79,9 @@ static ssize_t run_vec_io(vec_io_fn *fn, struct mimg *img,
 			  const struct iovec *iov, int iovcnt, uint64_t off,
 			  unsigned flags)
 {
-	mimg__io_enter(img);
+	unsigned slot = mimg__io_enter(img);
 	ssize_t r = fn(img, iov, iovcnt, off, flags);
-	mimg__io_leave(img);
+	mimg__io_leave(img, slot);
 	return r;
 }
 
@@ -96,9 +96,9 @@ static ssize_t run_buf_io(vec_io_fn *fn, struct mimg *img, const void *buf,
 static int run_range_io(range_io_fn *fn, struct mimg *img, uint64_t off,
 			uint64_t len, unsigned flags)
 {
-	mimg__io_enter(img);
+	unsigned slot = mimg__io_enter(img);
 	int r = fn(img, off, len, flags);
-	mimg__io_leave(img);
+	mimg__io_leave(img, slot);
 	return r;
 }
 
@@ -306,9 +306,9 @@ int mimg_flush(struct mimg *img, unsigned flags)
 		return r;
 	if (img->read_only || !img->drv->flush)
 		return 0;
-	mimg__io_enter(img);
+	unsigned slot = mimg__io_enter(img);
 	r = img->drv->flush(img);
-	mimg__io_leave(img);
+	mimg__io_leave(img, slot);
 	return r;
 }
 
@@ -325,9 +325,9 @@ int mimg_truncate(struct mimg *img, uint64_t size, enum mimg_prealloc prealloc)
 				img->filename, img->drv->name);
 	/* Exclusive: waits for the I/O in flight on IMG and holds back new
 	 * I/O until the size and the metadata agree again. */
-	pthread_rwlock_wrlock(&img->resize_lock);
+	mimg_readers_write_lock(&img->resize_lock);
 	int r = img->drv->truncate(img, size, prealloc);
-	pthread_rwlock_unlock(&img->resize_lock);
+	mimg_readers_write_unlock(&img->resize_lock);
 	return r;
 }
 

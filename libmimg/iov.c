@@ -22,6 +22,14 @@ int iov_slice(const struct iovec *src, int cnt, size_t skip, size_t len,
 	int first = 0, n = 0;
 	size_t rem;
 
+	/* One buffer, as most requests come: nothing to count. */
+	if (cnt == 1 && len && skip < src->iov_len && nstorage > 0) {
+		size_t take = src->iov_len - skip;
+		storage[0].iov_base = (char *)src->iov_base + skip;
+		storage[0].iov_len = take < len ? take : len;
+		*out = storage;
+		return 1;
+	}
 	while (first < cnt && skip >= src[first].iov_len) {
 		skip -= src[first].iov_len;
 		first++;

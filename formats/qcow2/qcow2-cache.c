@@ -7,6 +7,10 @@
  * so a dirty entry is never evicted silently: eviction takes clean
  * entries, and when all are dirty the owner's make_room writes them back
  * in order first.
+ *
+ * A cache may be read without the lock (qcow2_cache_peek): every change
+ * of an entry's table or contents then runs between the change callbacks,
+ * which keep those readers out; recency is atomic, as they refresh it.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -36,6 +40,31 @@ void qcow2_cache_free(struct qcow2_cache *c)
 	c->e = NULL;
 }
 
+static void change_begin(struct qcow2_cache *c)
+{
+	if (c->change)
+		c->change(c->opaque, true);
+}
+
+static void change_end(struct qcow2_cache *c)
+{
+	if (c->change)
+		c->change(c->opaque, false);
+}
+
+static uint64_t last_use(const struct qcow2_cache_entry *e)
+{
+	return atomic_load_explicit(&e->last_use, memory_order_relaxed);
+}
+
+/* Mark E as used now. */
+static void touch(struct qcow2_cache *c, struct qcow2_cache_entry *e)
+{
+	uint64_t t = atomic_fetch_add_explicit(&c->tick, 1,
+					       memory_order_relaxed);
+	atomic_store_explicit(&e->last_use, t + 1, memory_order_relaxed);
+}
+
 static struct qcow2_cache_entry *lookup(struct qcow2_cache *c, uint64_t offset)
 {
 	for (unsigned i = 0; i < c->n; i++)
@@ -53,7 +82,7 @@ static struct qcow2_cache_entry *victim(struct qcow2_cache *c)
 			continue;
 		if (!e->data || e->offset == 0)
 			return e;
-		if (!best || e->last_use < best->last_use)
+		if (!best || last_use(e) < last_use(best))
 			best = e;
 	}
 	return best;
@@ -90,39 +119,65 @@ static int entry_or_slot(struct qcow2_cache *c, uint64_t offset,
 	return r < 0 ? r : 1;
 }
 
+/* Load the table at OFFSET from F into a free slot (a miss). */
+static int load(struct qcow2_cache *c, struct mimg_file *f, uint64_t offset,
+		const char *what, struct qcow2_cache_entry **ep)
+{
+	change_begin(c);
+	int r = prepare_slot(c, ep);
+	if (r == 0)
+		r = mimg_file_pread_exact(f, (*ep)->data, c->size, offset,
+					  what);
+	if (r == 0) {
+		(*ep)->offset = offset;
+		(*ep)->dirty_lo = (*ep)->dirty_hi = 0;
+	}
+	change_end(c);
+	return r;
+}
+
 int qcow2_cache_get(struct qcow2_cache *c, struct mimg_file *f, uint64_t offset,
 		    const char *what, uint8_t **datap)
 {
-	struct qcow2_cache_entry *e;
-	int r = entry_or_slot(c, offset, &e);
-	if (r < 0)
+	struct qcow2_cache_entry *e = lookup(c, offset);
+	int r;
+	if (!e && (r = load(c, f, offset, what, &e)) < 0)
 		return r;
-	if (r) {
-		r = mimg_file_pread_exact(f, e->data, c->size, offset, what);
-		if (r < 0)
-			return r;
-		e->offset = offset;
-		e->dirty_lo = e->dirty_hi = 0;
-	}
-	e->last_use = ++c->tick;
+	touch(c, e);
 	*datap = e->data;
 	return 0;
+}
+
+uint8_t *qcow2_cache_peek(struct qcow2_cache *c, uint64_t offset)
+{
+	struct qcow2_cache_entry *e = lookup(c, offset);
+	if (!e)
+		return NULL;
+	/* Refresh the recency only when something else was used since:
+	 * readers on many CPUs must not all write the entry each time. */
+	uint64_t t = atomic_load_explicit(&c->tick, memory_order_relaxed);
+	if (last_use(e) != t)
+		atomic_store_explicit(&e->last_use, t, memory_order_relaxed);
+	return e->data;
 }
 
 int qcow2_cache_put_new(struct qcow2_cache *c, uint64_t offset,
 			const uint8_t *data, uint8_t **datap)
 {
 	struct qcow2_cache_entry *e;
+	change_begin(c);
 	int r = entry_or_slot(c, offset, &e);
-	if (r < 0)
-		return r;
-	memcpy(e->data, data, c->size);
-	e->offset = offset;
-	e->dirty_lo = e->dirty_hi = 0;
-	e->last_use = ++c->tick;
-	if (datap)
-		*datap = e->data;
-	return 0;
+	if (r >= 0) {
+		memcpy(e->data, data, c->size);
+		e->offset = offset;
+		e->dirty_lo = e->dirty_hi = 0;
+		touch(c, e);
+		if (datap)
+			*datap = e->data;
+		r = 0;
+	}
+	change_end(c);
+	return r;
 }
 
 void qcow2_cache_mark_dirty(struct qcow2_cache *c, const uint8_t *data,
@@ -164,8 +219,10 @@ int qcow2_cache_writeback(struct qcow2_cache *c, struct mimg_file *f)
 		if (r < 0) {
 			/* Forget the entry: the disk copy is authoritative
 			 * and memory must not pretend otherwise. */
+			change_begin(c);
 			e->offset = 0;
 			e->dirty_lo = e->dirty_hi = 0;
+			change_end(c);
 			return r;
 		}
 		e->dirty_lo = e->dirty_hi = 0;
@@ -177,15 +234,19 @@ void qcow2_cache_drop(struct qcow2_cache *c, uint64_t offset)
 {
 	struct qcow2_cache_entry *e = lookup(c, offset);
 	if (e) {
+		change_begin(c);
 		e->offset = 0;
 		e->dirty_lo = e->dirty_hi = 0;
+		change_end(c);
 	}
 }
 
 void qcow2_cache_clear(struct qcow2_cache *c)
 {
+	change_begin(c);
 	for (unsigned i = 0; i < c->n; i++) {
 		c->e[i].offset = 0;
 		c->e[i].dirty_lo = c->e[i].dirty_hi = 0;
 	}
+	change_end(c);
 }

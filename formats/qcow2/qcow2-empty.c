@@ -95,7 +95,9 @@ static int reset_locked(struct qcow2 *s, uint64_t l1_clusters)
 	/* From here on the refcounts mean nothing until the end. */
 	if ((r = write_zeroes(s, s->l1_offset, l1_clusters * cs)) < 0)
 		return r;
+	qcow2_readers_block(s);
 	memset(s->l1, 0, (size_t)s->l1_size * 8);
+	qcow2_readers_unblock(s);
 	if ((r = write_zeroes(s, cs, (2 + l1_clusters) * cs)) < 0 ||
 	    (r = write_fresh_layout(s, l1_clusters)) < 0)
 		return r;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-2-Clause
  * Copyright (c) 2026 The mimg authors
  *
- * Guest-to-host mapping through the L1 and L2 tables (under s->lock).
+ * Guest-to-host mapping through the L1 and L2 tables (under s->lock, or
+ * for reads of cached tables inside s->map_readers).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -22,13 +23,35 @@ uint64_t qcow2_l2_bitmap(const struct qcow2 *s, const uint8_t *l2, uint32_t idx)
 	return s->extended_l2 ? ld_be64(l2 + (size_t)idx * 16 + 8) : 0;
 }
 
+void qcow2_readers_block(struct qcow2 *s)
+{
+	if (s->readers_blocked++ == 0)
+		mimg_readers_write_lock(&s->map_readers);
+}
+
+void qcow2_readers_unblock(struct qcow2 *s)
+{
+	if (--s->readers_blocked == 0)
+		mimg_readers_write_unlock(&s->map_readers);
+}
+
+void qcow2_l2c_change(void *opaque, bool begin)
+{
+	if (begin)
+		qcow2_readers_block(opaque);
+	else
+		qcow2_readers_unblock(opaque);
+}
+
 void qcow2_set_l2(struct qcow2 *s, uint8_t *l2, uint32_t idx, uint64_t entry,
 		  uint64_t bitmap)
 {
 	uint32_t lo = idx * s->l2e_size;
+	qcow2_readers_block(s);
 	st_be64(l2 + lo, entry);
 	if (s->extended_l2)
 		st_be64(l2 + lo + 8, bitmap);
+	qcow2_readers_unblock(s);
 	qcow2_cache_mark_dirty(&s->l2c, l2, lo, lo + s->l2e_size);
 }
 
@@ -93,7 +116,7 @@ int qcow2_validate_l2_entry(struct qcow2 *s, uint64_t gcluster, uint64_t entry,
 	return 0;
 }
 
-static int load_l2(struct qcow2 *s, uint64_t l1e, uint8_t **l2p)
+static int check_l1_entry(struct qcow2 *s, uint64_t l1e)
 {
 	uint64_t off = l1e & QCOW2_OFFSET_MASK;
 	if (!is_aligned_u64(off, s->cluster_size) || (l1e & QCOW2_L1_RESERVED))
@@ -101,7 +124,24 @@ static int load_l2(struct qcow2 *s, uint64_t l1e, uint8_t **l2p)
 				"%s: qcow2: L1 entry 0x%llx is "
 				"invalid (unaligned or reserved bits)",
 				qcow2_path(s), (unsigned long long)l1e);
-	return qcow2_cache_get(&s->l2c, s->file, off, "L2 table", l2p);
+	return 0;
+}
+
+static int load_l2(struct qcow2 *s, uint64_t l1e, uint8_t **l2p)
+{
+	int r = check_l1_entry(s, l1e);
+	if (r < 0)
+		return r;
+	return qcow2_cache_get(&s->l2c, s->file, l1e & QCOW2_OFFSET_MASK,
+			       "L2 table", l2p);
+}
+
+/* Set L1 entry I to L1E in memory. */
+static void set_l1(struct qcow2 *s, uint64_t i, uint64_t l1e)
+{
+	qcow2_readers_block(s);
+	s->l1[i] = l1e;
+	qcow2_readers_unblock(s);
 }
 
 static int write_l1_entry(struct qcow2 *s, uint32_t i)
@@ -152,9 +192,9 @@ int qcow2_get_l2(struct qcow2 *s, uint64_t gcluster, bool alloc, uint8_t **l2p,
 	struct mimg_file_write w = {tab, s->cluster_size, noff};
 	if ((r = qcow2_refcount_durable(s, noff >> s->cluster_bits, 1, &w)) < 0)
 		goto out;
-	s->l1[l1i] = noff | QCOW2_OFLAG_COPIED;
+	set_l1(s, l1i, noff | QCOW2_OFLAG_COPIED);
 	if ((r = write_l1_entry(s, (uint32_t)l1i)) < 0) {
-		s->l1[l1i] = l1e;
+		set_l1(s, l1i, l1e);
 		goto out;
 	}
 	if (old && (r = qcow2_defer_free(s, old, s->cluster_size, false)) < 0)
@@ -202,19 +242,20 @@ static int unit_kind(struct qcow2 *s, uint64_t gcluster, uint64_t e,
 	return 0;
 }
 
-int qcow2_map(struct qcow2 *s, uint64_t off, uint64_t len, struct qcow2_map *m)
+/* LEN cut at the end of the L2 table that maps OFF. */
+static uint64_t within_l2(const struct qcow2 *s, uint64_t off, uint64_t len)
 {
-	uint64_t gcl = off >> s->cluster_bits;
 	uint64_t l2_span = (uint64_t)s->l2_entries << s->cluster_bits;
-	uint64_t to_l2_end = l2_span - (off & (l2_span - 1));
-	uint8_t *l2;
-	uint32_t idx;
-	int r;
+	return min_u64(len, l2_span - (off & (l2_span - 1)));
+}
 
+/* Map [OFF, OFF+LEN) (within one L2 table) through table L2, NULL when
+ * the table is not allocated. */
+static int map_in_l2(struct qcow2 *s, const uint8_t *l2, uint64_t off,
+		     uint64_t len, struct qcow2_map *m)
+{
+	int r;
 	memset(m, 0, sizeof(*m));
-	len = min_u64(len, to_l2_end);
-	if ((r = qcow2_get_l2(s, gcl, false, &l2, &idx)) < 0)
-		return r;
 	if (!l2) {
 		m->kind = QCOW2_UNALLOCATED;
 		m->len = len;
@@ -277,6 +318,33 @@ int qcow2_map(struct qcow2 *s, uint64_t off, uint64_t len, struct qcow2_map *m)
 	return 0;
 }
 
+int qcow2_map(struct qcow2 *s, uint64_t off, uint64_t len, struct qcow2_map *m)
+{
+	uint8_t *l2;
+	uint32_t idx;
+	int r = qcow2_get_l2(s, off >> s->cluster_bits, false, &l2, &idx);
+	if (r < 0)
+		return r;
+	return map_in_l2(s, l2, off, within_l2(s, off, len), m);
+}
+
+int qcow2_map_cached(struct qcow2 *s, uint64_t off, uint64_t len,
+		     struct qcow2_map *m)
+{
+	uint64_t l1i = off >> (s->cluster_bits + s->l2_bits);
+	uint8_t *l2 = NULL;
+	int r;
+	if (l1i < s->l1_size && (s->l1[l1i] & QCOW2_OFFSET_MASK)) {
+		uint64_t l1e = s->l1[l1i];
+		if ((r = check_l1_entry(s, l1e)) < 0)
+			return r;
+		l2 = qcow2_cache_peek(&s->l2c, l1e & QCOW2_OFFSET_MASK);
+		if (!l2)
+			return 1;
+	}
+	return map_in_l2(s, l2, off, within_l2(s, off, len), m);
+}
+
 int qcow2_resize_l1(struct qcow2 *s, uint64_t new_size)
 {
 	int r;
@@ -304,7 +372,9 @@ int qcow2_resize_l1(struct qcow2 *s, uint64_t new_size)
 		if ((r = qcow2_write_l1_fields(s, s->l1_offset,
 					       (uint32_t)new_size)) < 0)
 			return r;
+		qcow2_readers_block(s);
 		s->l1_size = (uint32_t)new_size;
+		qcow2_readers_unblock(s);
 		return 0;
 	}
 	uint64_t *nl1 = calloc(1, nclusters * cs);
@@ -337,11 +407,13 @@ int qcow2_resize_l1(struct qcow2 *s, uint64_t new_size)
 	uint64_t old_off = s->l1_offset;
 	uint64_t old_bytes = div_round_up_u64((uint64_t)s->l1_size * 8, cs) *
 			     cs;
+	qcow2_readers_block(s);
 	free(s->l1);
 	s->l1 = nl1;
 	s->l1_offset = noff;
 	s->l1_size = (uint32_t)new_size;
 	s->l1_alloc = (uint32_t)(nclusters * cs / 8);
+	qcow2_readers_unblock(s);
 	if (old_bytes && old_off)
 		r = qcow2_defer_free(s, old_off, old_bytes, false);
 	return r;

@@ -32,7 +32,9 @@ static int shrink_l1(struct qcow2 *s, uint64_t n)
 		r = mimg_file_flush(s->file);
 	for (uint64_t i = s->l1_size; r == 0 && i-- > n;) {
 		uint64_t off = s->l1[i] & QCOW2_OFFSET_MASK;
+		qcow2_readers_block(s);
 		s->l1[i] = 0;
+		qcow2_readers_unblock(s);
 		if (off)
 			r = qcow2_free_range(s, off, s->cluster_size, true);
 	}

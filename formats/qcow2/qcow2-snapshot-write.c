@@ -237,7 +237,9 @@ static int clear_active_flags(struct qcow2 *s)
 					     qcow2_l2_bitmap(s, l2, j));
 		}
 		if (s->l1[i] & QCOW2_OFLAG_COPIED) {
+			qcow2_readers_block(s);
 			s->l1[i] &= ~QCOW2_OFLAG_COPIED;
+			qcow2_readers_unblock(s);
 			changed = true;
 		}
 	}
@@ -546,7 +548,9 @@ static int apply_locked(struct qcow2 *s, uint32_t idx)
 	}
 	/* The old tables lose the active L1's reference. */
 	old = s->l1;
+	qcow2_readers_block(s);
 	s->l1 = snl1;
+	qcow2_readers_unblock(s);
 	return unref_l1(s, old, s->l1_size);
 }
 

@@ -587,6 +587,9 @@ static int zero_clusters(struct qcow2 *s, uint64_t g0, uint64_t g1, bool zero,
 			r = mimg_err(-ENOMEM, "out of memory");
 			break;
 		}
+		/* Readers without the lock wait once for the whole table,
+		 * not once per entry. */
+		qcow2_readers_block(s);
 		for (uint64_t c = g; c <= span_end; c++) {
 			uint32_t i = (uint32_t)(c & (s->l2_entries - 1));
 			uint64_t e = qcow2_l2_entry(s, l2, i);
@@ -613,6 +616,7 @@ static int zero_clusters(struct qcow2 *s, uint64_t g0, uint64_t g1, bool zero,
 				nfree++;
 			}
 		}
+		qcow2_readers_unblock(s);
 		for (uint64_t i = 0; r == 0 && i < nfree; i++)
 			r = qcow2_defer_free(s, frees[2 * i], frees[2 * i + 1],
 					     true);

@@ -90,6 +90,7 @@ static void qcow2_close(struct mimg *img)
 		pthread_mutex_destroy(&s->lock);
 		pthread_cond_destroy(&s->cond);
 	}
+	mimg_readers_destroy(&s->map_readers);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -108,6 +109,8 @@ static int qcow2_open(struct mimg *img, unsigned flags)
 		return mimg_err(-ENOMEM, "condvar init failed");
 	}
 	s->lock_init = true;
+	if ((r = mimg_readers_init(&s->map_readers)) < 0)
+		return r;
 	if ((r = qcow2_read_header(s, flags)) < 0)
 		return r;
 	if ((r = qcow2_crypt_open(s)) < 0)
@@ -119,6 +122,7 @@ static int qcow2_open(struct mimg *img, unsigned flags)
 		return r;
 	s->l2c.make_room = qcow2_sync_make_room;
 	s->l2c.opaque = s;
+	s->l2c.change = qcow2_l2c_change;
 	if ((r = qcow2_refcount_init(s)) < 0)
 		return r;
 	if ((r = qcow2_read_snapshots(s)) < 0)

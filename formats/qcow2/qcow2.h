@@ -9,12 +9,15 @@
  * both caches, the allocator and the in-flight list.  Guest data is read
  * and written with the lock released; a write registers the guest
  * clusters it touches as in flight so that overlapping writes, discards
- * and zeroings of the same clusters wait for each other.
+ * and zeroings of the same clusters wait for each other.  Reads map
+ * through cached L2 tables without the lock, as readers of map_readers;
+ * changes of the L1 table or of the L2 cache keep them out meanwhile.
  */
 #ifndef MIMG_QCOW2_H
 #define MIMG_QCOW2_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -103,7 +106,8 @@ struct qcow2_snapshot {
  * refcount blocks at once, L2 tables at the next metadata sync. */
 struct qcow2_cache_entry {
 	uint64_t offset; /* 0: empty */
-	uint64_t last_use;
+	/* Also refreshed by lookups outside the lock (qcow2_cache_peek). */
+	_Atomic uint64_t last_use;
 	uint32_t dirty_lo, dirty_hi;
 	uint8_t *data;
 };
@@ -112,10 +116,14 @@ struct qcow2_cache {
 	struct qcow2_cache_entry *e;
 	unsigned n;
 	uint32_t size; /* bytes per table */
-	uint64_t tick;
+	_Atomic uint64_t tick;
 	/* Called when every entry is dirty, to write them back. */
 	int (*make_room)(void *opaque);
 	void *opaque;
+	/* When set, called with BEGIN true before the cache changes which
+	 * tables it holds or what they say, and with false after: keeps
+	 * out the lookups that run without the lock (qcow2_cache_peek). */
+	void (*change)(void *opaque, bool begin);
 	/* A failed write-back keeps the entry dirty (memory is what the
 	 * disk must become: refcounts of clusters already in use) instead
 	 * of forgetting it. */
@@ -223,6 +231,13 @@ struct qcow2 {
 	uint64_t free_byte; /* next byte for compressed data, 0: none */
 
 	struct qcow2_cache l2c, rbc;
+	/* Reads of allocated data map without the lock: they enter
+	 * map_readers (never waiting) and look at the L1 table and the L2
+	 * cache, which change only while readers are kept out
+	 * (qcow2_readers_block, under s->lock; nested READERS_BLOCKED
+	 * deep). */
+	struct mimg_readers map_readers;
+	unsigned readers_blocked;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct qcow2_inflight *inflight;
@@ -295,6 +310,9 @@ void qcow2_cache_free(struct qcow2_cache *c);
 /* Load the table at host OFFSET from F (validated by the caller). */
 int qcow2_cache_get(struct qcow2_cache *c, struct mimg_file *f, uint64_t offset,
 		    const char *what, uint8_t **datap);
+/* The cached table at OFFSET, or NULL; changes nothing the lock guards,
+ * for lookups outside it (see struct qcow2_cache's change). */
+uint8_t *qcow2_cache_peek(struct qcow2_cache *c, uint64_t offset);
 /* Install a freshly created table at OFFSET with contents DATA. */
 int qcow2_cache_put_new(struct qcow2_cache *c, uint64_t offset,
 			const uint8_t *data, uint8_t **datap);
@@ -380,6 +398,16 @@ int qcow2_refcount_init(struct qcow2 *s);
 /* qcow2-map.c (under s->lock) */
 /* Map guest OFF (up to LEN bytes, stopping at the end of the L2 table). */
 int qcow2_map(struct qcow2 *s, uint64_t off, uint64_t len, struct qcow2_map *m);
+/* The same without the lock, inside map_readers: 1 when the L2 table is
+ * not cached (map under the lock then). */
+int qcow2_map_cached(struct qcow2 *s, uint64_t off, uint64_t len,
+		     struct qcow2_map *m);
+/* Keep the readers that map without the lock out while the L1 table or
+ * the L2 cache changes (under s->lock, or with no I/O running); calls
+ * nest.  The cache's change callback for l2c. */
+void qcow2_readers_block(struct qcow2 *s);
+void qcow2_readers_unblock(struct qcow2 *s);
+void qcow2_l2c_change(void *opaque, bool begin);
 /* Get the L2 table for guest cluster C, allocating it when ALLOC (COPIED
  * set in L1 afterwards).  *L2 is NULL when unallocated and !ALLOC. */
 int qcow2_get_l2(struct qcow2 *s, uint64_t gcluster, bool alloc, uint8_t **l2p,

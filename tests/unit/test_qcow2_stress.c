@@ -370,6 +370,11 @@ static const struct stress_cfg configs[] = {
 	 * are reading and overwriting too. */
 	{"compressed", "compressed 16k clusters", "cluster_size=16384",
 	 8u << 20, 8u << 20, true, 2048, 2000},
+	/* 512-byte clusters: 256 L2 tables, twice what the cache holds,
+	 * so tables are evicted and loaded while other threads map
+	 * through them without the lock. */
+	{"evict", "512-byte clusters, L2 cache evicting", "cluster_size=512",
+	 8u << 20, 4u << 20, false, 256, 2000},
 };
 
 START_TEST(stress_config)
