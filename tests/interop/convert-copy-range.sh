@@ -18,21 +18,13 @@ need_format qcow2
 # data run, a 64 KiB one, holes, and data in the unaligned tail.
 size=$((48 * 1048576 + 1536))
 truncate -s "$size" src.raw
-rnd() { # OFFSET_KIB LEN_KIB
-	dd if=/dev/urandom of=src.raw bs=1k seek="$1" count="$2" \
-		conv=notrunc status=none
-}
-zer() {
-	dd if=/dev/zero of=src.raw bs=1k seek="$1" count="$2" conv=notrunc \
-		status=none
-}
-rnd 0 3072
-zer 1028 4
-zer 2048 64
-rnd 9220 4
-rnd 20480 4096
-zer 22528 4
-rnd 49151 1
+put_random src.raw 0 3072
+put_zero src.raw 1028 4
+put_zero src.raw 2048 64
+put_random src.raw 9220 4
+put_random src.raw 20480 4096
+put_zero src.raw 22528 4
+put_random src.raw 49151 1
 
 # -S 0: the zero blocks are stored as data clusters in the qcow2.
 qemu-img convert -q -S 0 -f raw -O qcow2 src.raw src.qcow2 ||

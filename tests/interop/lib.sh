@@ -58,6 +58,17 @@ sys.exit(bad)
 PY
 }
 
+# put_random FILE OFFSET_KIB LEN_KIB, put_zero FILE OFFSET_KIB LEN_KIB:
+# write random bytes or zeroes into FILE at whole KiB, in place.
+put_random() {
+	dd if=/dev/urandom of="$1" bs=1k seek="$2" count="$3" conv=notrunc \
+		status=none
+}
+put_zero() {
+	dd if=/dev/zero of="$1" bs=1k seek="$2" count="$3" conv=notrunc \
+		status=none
+}
+
 # qio_fmt FMT IMG CMD...: run qemu-io commands on IMG, an image of FMT, in
 # one process; fail unless all of them succeed.
 qio_fmt() {

@@ -13,20 +13,12 @@ formats=$("$MIMG" --help | sed -n 's/^Formats://p')
 # 64 MiB virtual: random data at 1M, 9M+4k, 30M; zeroes written at 20M
 # (allocated but zero) and inside the data at 31M; data in the last KiB.
 truncate -s 64M src.img
-rnd() { # OFFSET_KIB LEN_KIB
-	dd if=/dev/urandom of=src.img bs=1k seek="$1" count="$2" \
-		conv=notrunc status=none
-}
-zer() {
-	dd if=/dev/zero of=src.img bs=1k seek="$1" count="$2" conv=notrunc \
-		status=none
-}
-rnd 1024 512
-rnd 9220 4
-rnd 30720 2048
-zer 20480 1024
-zer 31744 64
-rnd 65535 1
+put_random src.img 1024 512
+put_random src.img 9220 4
+put_random src.img 30720 2048
+put_zero src.img 20480 1024
+put_zero src.img 31744 64
+put_random src.img 65535 1
 
 alloc() { du -k "$1" | cut -f1; }
 
