@@ -1,8 +1,9 @@
 #!/bin/sh
 # SPDX-License-Identifier: BSD-2-Clause
-# mimg convert image.raw.xz -O qcow2, and the same disk as a
-# streamOptimized image.vmdk.xz and image.vmdk.gz (gzip declares no size:
-# mimg streams it all the same), against what qemu-img needs for the
+# mimg convert image.raw.xz -O qcow2, the same disk as image.raw.gz, and
+# as a streamOptimized image.vmdk.xz and image.vmdk.gz (gzip declares no
+# size: mimg streams them all the same, counting the raw one's data
+# first), against what qemu-img needs for the
 # same job, on the same file in the same run: a pipe from xz when
 # qemu-img accepts one, else decompressing to a file first and
 # converting that (timed together, the temporary file counted in "tmp").
@@ -60,6 +61,10 @@ if [ ! -f src.vmdk.xz ]; then
 	rm -f tmp.raw
 	xz -T0 -3 src.vmdk
 fi
+if [ ! -f src.raw.gz ]; then
+	echo "bench: writing src.raw.gz (the same disk)"
+	xz -dc src.raw.xz | gzip > src.raw.gz
+fi
 if [ ! -f src.vmdk.gz ]; then
 	echo "bench: writing src.vmdk.gz (the same streamOptimized image)"
 	xz -dc src.vmdk.xz | gzip > src.vmdk.gz
@@ -97,17 +102,23 @@ row() {
 		"cpu $(bench_ratio "$(median mimg.t 2)" "$(median qemu.t 2)")"
 }
 
-qemu_pipe='xz -dc src.raw.xz | qemu-img convert -f raw -O qcow2 /dev/stdin q.qcow2'
-qemu_file='xz -dc src.raw.xz > tmp.raw && qemu-img convert -f raw -O qcow2 tmp.raw q.qcow2'
+# raw_row SRC DECOMPRESSOR: SRC against DECOMPRESSOR piped into qemu-img
+# where it reads a pipe, else through a temporary file.
+raw_row() {
+	qemu_pipe="$2 -dc $1 | qemu-img convert -f raw -O qcow2 /dev/stdin q.qcow2"
+	qemu_file="$2 -dc $1 > tmp.raw && qemu-img convert -f raw -O qcow2 tmp.raw q.qcow2"
+	rm -f q.qcow2
+	if sh -c "$qemu_pipe" 2>qerr.txt &&
+		qemu-img info q.qcow2 2>/dev/null | grep -q "($unpacked bytes)"; then
+		row "$1" "$qemu_pipe" 0 "$2 -dc | qemu-img convert /dev/stdin"
+	else
+		row "$1" "$qemu_file" "$unpacked" \
+			"$2 -dc > tmp.raw; qemu-img convert tmp.raw"
+	fi
+}
 unpacked=$(xz -l --robot src.raw.xz | awk '$1 == "totals" { print $5 }')
-rm -f q.qcow2
-if sh -c "$qemu_pipe" 2>qerr.txt &&
-	qemu-img info q.qcow2 2>/dev/null | grep -q "($unpacked bytes)"; then
-	row src.raw.xz "$qemu_pipe" 0 "xz -dc | qemu-img convert /dev/stdin"
-else
-	row src.raw.xz "$qemu_file" "$unpacked" \
-		"xz -dc > tmp.raw; qemu-img convert tmp.raw"
-fi
+raw_row src.raw.xz xz
+raw_row src.raw.gz gzip
 # qemu-img reads VMDK with random access only: unpacked to a file first.
 vunpacked=$(xz -l --robot src.vmdk.xz | awk '$1 == "totals" { print $5 }')
 row src.vmdk.xz \

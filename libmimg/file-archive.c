@@ -1006,14 +1006,79 @@ static uint64_t ratio_bound(uint64_t size)
 					       : MIMG_ARCHIVE_RATIO_FREE;
 }
 
+/* The length of the data of the compressed file (no tar) that sp->src
+ * reads, found by decoding it all once with a reader of its own: a raw
+ * image's size is its data's, which every consumer needs before reading
+ * (convert sizes its target first), and which gzip declares only modulo
+ * 2^32, bzip2 and lz4 not at all.  Decoding twice costs CPU where a
+ * spool costs as much disk as the image holds.  1 with *SIZEP set; 0
+ * when the data outgrows what a file of its size may unpack to (the
+ * spool then refuses it as a bomb); or a negative errno with a message
+ * (corrupt data). */
+static int count_decoded(struct spool *sp, uint64_t *sizep)
+{
+	const uint64_t limit = ratio_bound(sp->src->size);
+	struct source *c = calloc(1, sizeof(*c));
+	struct archive *a = NULL;
+	uint64_t total = 0;
+	int r;
+
+	if (!c)
+		return mimg_err(-ENOMEM, "%s: out of memory", sp->name);
+	c->f = sp->src->f;
+	c->size = sp->src->size;
+	if ((r = source_decoder(c, sp->filters, sp->name)) < 0)
+		goto out;
+	if (source_decodes(c) && !strchr(sp->filters, ',')) {
+		ssize_t k = 0;
+		while (total <= limit &&
+		       (k = source_decode(c, c->buf, SOURCE_CHUNK)) > 0)
+			total += (uint64_t)k;
+		r = total > limit ? 0 : (int)k;
+	} else {
+		struct archive_entry *e;
+		const void *block;
+		size_t len;
+		la_int64_t off;
+		if (!(a = reader_open(c, false))) {
+			r = mimg_err(-ENOMEM, "%s: out of memory", sp->name);
+			goto out;
+		}
+		if (archive_read_open1(a) != ARCHIVE_OK ||
+		    archive_read_next_header(a, &e) != ARCHIVE_OK) {
+			r = archive_fail(a, sp->name, "unpacking");
+			goto out;
+		}
+		while (total <= limit &&
+		       (r = archive_read_data_block(a, &block, &len, &off)) ==
+			       ARCHIVE_OK)
+			if (off >= 0 && (uint64_t)off + len > total)
+				total = (uint64_t)off + len;
+		if (total > limit)
+			r = 0;
+		else if (r != ARCHIVE_EOF)
+			r = archive_fail(a, sp->name, "unpacking");
+		else
+			r = 0;
+	}
+	if (r == 0 && total <= limit) {
+		*sizep = total;
+		r = 1;
+	}
+out:
+	if (a)
+		archive_read_free(a);
+	source_free(c);
+	return r;
+}
+
 /* Hand the current entry, whose first N bytes are in sp->buf, to a
  * stream when the consumer reads in order, the image's format can be
  * read in one pass (raw, streamOptimized VMDK) and its SIZE is declared
  * (KNOWN).  A compressed file that declares no size (gzip) is streamed
- * to the end of its data when the image is in a format other than raw:
- * such a format's header gives the image's size, a raw image's size is
- * the data's, which every consumer needs before reading (convert sizes
- * the target first), so that one is spooled.
+ * to the end of its data when the image is in a format other than raw,
+ * whose header gives the image's size; a raw image's size is the
+ * data's, counted first by decoding it once (count_decoded).
  * Returns 1 when it did, 0 when the entry is to be spooled. */
 static int maybe_stream(struct spool *sp, struct archive *a, la_ssize_t n,
 			bool known, uint64_t size, bool tar, bool ova)
@@ -1033,6 +1098,11 @@ static int maybe_stream(struct spool *sp, struct archive *a, la_ssize_t n,
 	bool open_ended = !known && !tar && disk;
 	if (open_ended)
 		size = ratio_bound(sp->src->size);
+	if (!known && !tar && !disk) {
+		if ((r = count_decoded(sp, &size)) < 0)
+			return r;
+		known = r > 0;
+	}
 	if ((!known && !open_ended) || (uint64_t)n > size)
 		return 0;
 	/* In a plain tar, a small raw first file is more likely a README

@@ -1,15 +1,17 @@
 #!/bin/sh
 # SPDX-License-Identifier: BSD-2-Clause
-# convert streams a raw image out of an xz or zstd file or a tar with no
-# temporary file (it works with $TMPDIR missing), writes no zero block,
-# and checks the data against the size the archive declares: a tar
+# convert streams a raw image out of a compressed file (xz, zstd, and
+# gzip, bzip2 and lz4, whose data is counted first as they declare no
+# usable size) or a tar with no temporary file (it works with $TMPDIR
+# missing), writes no zero block, and checks the data against the size
+# the archive declares: a tar
 # member cut short, a zstd file with a second frame, or a tar with
 # another file after the image are errors (for info too, which streams
 # what convert streams).  Images that need random access are still
 # unpacked into $TMPDIR, and nothing is left there, killed by a signal
 # or not.
 . "$TESTLIB"
-need qemu-img qemu-io python3 tar xz zstd gzip
+need qemu-img qemu-io python3 tar xz zstd gzip bzip2 lz4
 
 # 24 MiB: data, a zero-filled megabyte, data at the end.
 qemu-img create -q -f raw disk.raw 24M
@@ -18,12 +20,15 @@ qemu-io -f raw -c "write -P 0xab 1M 3M" -c "write -P 0 8M 1M" \
 xz -q -k -T2 disk.raw
 zstd -q -k disk.raw
 gzip -q -k disk.raw
+bzip2 -q -k disk.raw
+lz4 -q -z disk.raw disk.raw.lz4
 tar czf disk.tgz disk.raw
 qemu-img convert -f raw -O qcow2 disk.raw disk.qcow2
 xz -q -k disk.qcow2
 
 # 4 MiB of data; the zero megabyte is a hole
-for f in disk.raw.xz disk.raw.zst disk.tgz; do
+for f in disk.raw.xz disk.raw.zst disk.tgz disk.raw.gz disk.raw.bz2 \
+	disk.raw.lz4; do
 	streams "$f" disk.raw 4 -c
 	TMPDIR=$T/missing "$MIMG" info --output=json "$f" > info.json ||
 		fail "info $f without a temporary directory"
@@ -35,8 +40,8 @@ TMPDIR=$T/missing "$MIMG" convert -m 64 -O raw disk.raw.xz m64.raw ||
 	fail "convert -m 64"
 qemu-img compare -q -f raw -F raw disk.raw m64.raw || fail "-m 64 differs"
 
-# gzip declares no usable size and qcow2 needs random access: unpacked
-for f in disk.raw.gz disk.qcow2.xz; do
+# qcow2 needs random access: unpacked
+for f in disk.qcow2.xz; do
 	TMPDIR=$T/missing "$MIMG" convert -O raw "$f" o.raw 2>err.txt &&
 		fail "$f was not unpacked into TMPDIR"
 	grep -q "cannot create a temporary file" err.txt ||
@@ -107,8 +112,10 @@ refused cut.xz "unpacking"
 
 # Spooling: a signal leaves nothing behind (the file has no name).
 mkdir tmp
-dd if=/dev/urandom bs=1M count=48 status=none | gzip -1 > big.gz
-TMPDIR=$T/tmp "$MIMG" convert -O raw big.gz big.raw &
+dd if=/dev/urandom bs=1M count=48 status=none > big.raw
+qemu-img convert -f raw -O qcow2 big.raw big.qcow2
+gzip -1 big.qcow2
+TMPDIR=$T/tmp "$MIMG" convert -O raw big.qcow2.gz big.raw &
 pid=$!
 sleep 0.3
 kill -TERM $pid 2>/dev/null
