@@ -196,7 +196,7 @@ static void print_archive(FILE *out, const struct mimg_value *a)
 	if (member)
 		fprintf(out, ", member '%s'", member);
 	fprintf(out, ", %s\n",
-		get_bool(a, "streamed") ? "streamed in one pass"
+		get_bool(a, "streamed") ? "streamed, no temporary file"
 					: "unpacked into a temporary file");
 	print_ovf_disks(out, a);
 	if (get_str(a, "manifest"))

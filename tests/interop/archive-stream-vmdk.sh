@@ -54,7 +54,7 @@ for v in front footer noeos; do
 			format-specific.data.create-type streamOptimized
 		TMPDIR=$T/missing "$MIMG" info "$f" >info.txt ||
 			fail "info $f"
-		grep -q "^archive: .*, streamed in one pass$" info.txt ||
+		grep -q "^archive: .*, streamed, no temporary file$" info.txt ||
 			fail "$f: info says $(grep archive: info.txt)"
 	done
 done
