@@ -22,13 +22,14 @@ zstd -q -k disk.raw
 gzip -q -k disk.raw
 bzip2 -q -k disk.raw
 lz4 -q -z disk.raw disk.raw.lz4
+zstd -q -c <disk.raw >pipe.zst # from a pipe: no content size
 tar czf disk.tgz disk.raw
 qemu-img convert -f raw -O qcow2 disk.raw disk.qcow2
 xz -q -k disk.qcow2
 
 # 4 MiB of data; the zero megabyte is a hole
 for f in disk.raw.xz disk.raw.zst disk.tgz disk.raw.gz disk.raw.bz2 \
-	disk.raw.lz4; do
+	disk.raw.lz4 pipe.zst; do
 	streams "$f" disk.raw 4 -c
 	TMPDIR=$T/missing "$MIMG" info --output=json "$f" > info.json ||
 		fail "info $f without a temporary directory"
