@@ -795,6 +795,10 @@ struct stream_state {
 	bool filtered;	 /* compressed: skipped data is decoded and counted */
 	bool disk;	 /* in a format other than raw */
 	bool open_ended; /* of no declared size */
+	/* Its size was counted by decoding the whole file (count_decoded),
+	 * which checked every byte and trailer: a reader that only
+	 * describes the image need not decode it again (SKIPPED). */
+	bool counted, skipped;
 	struct member_names names; /* the members before and after */
 };
 
@@ -946,6 +950,8 @@ static int stream_end(void *opaque)
 {
 	struct stream_state *st = opaque;
 	uint8_t byte;
+	if (st->skipped)
+		return 0;
 	if (st->tar)
 		return stream_tar_rest(st);
 	ssize_t n = stream_read(st, &byte, 1);
@@ -965,10 +971,13 @@ static int stream_end(void *opaque)
 }
 
 /* In a tar that is not compressed, the rest of the member is passed
- * over; its size is checked against the archive's as it is. */
+ * over; its size is checked against the archive's as it is.  Data whose
+ * size was counted has been checked whole already. */
 static int stream_skip(void *opaque)
 {
 	struct stream_state *st = opaque;
+	if (st->counted)
+		return st->skipped = true;
 	if (!st->tar || st->filtered)
 		return 0;
 	if (archive_read_data_skip(st->a) != ARCHIVE_OK)
@@ -1098,10 +1107,11 @@ static int maybe_stream(struct spool *sp, struct archive *a, la_ssize_t n,
 	bool open_ended = !known && !tar && disk;
 	if (open_ended)
 		size = ratio_bound(sp->src->size);
+	bool counted = false;
 	if (!known && !tar && !disk) {
 		if ((r = count_decoded(sp, &size)) < 0)
 			return r;
-		known = r > 0;
+		known = counted = r > 0;
 	}
 	if ((!known && !open_ended) || (uint64_t)n > size)
 		return 0;
@@ -1121,6 +1131,7 @@ static int maybe_stream(struct spool *sp, struct archive *a, la_ssize_t n,
 	st->filtered = sp->filtered;
 	st->disk = disk;
 	st->open_ended = open_ended;
+	st->counted = counted;
 	struct mimg_stream_in in = {
 		.archive = sp->archive,
 		.opaque = st,
