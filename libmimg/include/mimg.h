@@ -139,7 +139,9 @@ enum {
  * header) and that is not in an OVA is instead read in one pass with no
  * temporary file ("streamed" in mimg_info), and so is a streamOptimized
  * VMDK from a file that declares no size (gzip, bzip2, lz4), its end
- * found as it is read: reads must then go forward
+ * found as it is read, and a raw image from such a file (not a tar),
+ * its size counted first by decoding the file once: reads must then go
+ * forward
  * (at most 32 MiB of the file behind the furthest one, else -ESPIPE),
  * and data shorter or longer than declared fails the read that reaches
  * it.  A streamed VMDK's grains must come in ascending order and be the
