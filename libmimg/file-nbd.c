@@ -22,11 +22,10 @@
 #include <string.h>
 #include <time.h>
 
-#include <libnbd.h>
-
 #include "error.h"
 #include "file-impl.h"
 #include "iov.h"
+#include "nbd-lib.h"
 
 #define NBD_MAX_CONN 8
 #define NBD_MAX_INFLIGHT 16	/* commands in flight per call */
@@ -101,8 +100,8 @@ static int64_t now_ms(void)
 static int nbd_error(const char *path, const char *fmt_what, uint64_t len,
 		     uint64_t off)
 {
-	int e = nbd_get_errno();
-	const char *msg = nbd_get_error();
+	int e = mimg__nbd.nbd_get_errno();
+	const char *msg = mimg__nbd.nbd_get_error();
 	if (e <= 0)
 		e = EIO;
 	if (fmt_what)
@@ -149,7 +148,8 @@ static int cmd_failed(struct nbd_file *n, struct nbd_conn *c,
 		      const struct nbd_cmd *cmd)
 {
 	int e = nbd_error(n->f.path, cmd->what, cmd->len, cmd->off);
-	if (nbd_aio_is_dead(c->h) == 1 || nbd_aio_is_closed(c->h) == 1)
+	if (mimg__nbd.nbd_aio_is_dead(c->h) == 1 ||
+	    mimg__nbd.nbd_aio_is_closed(c->h) == 1)
 		return mimg_err_prefix(e, "connection to the NBD server lost");
 	return e;
 }
@@ -202,8 +202,8 @@ static void wait_polled(struct nbd_conn *c, int64_t ms)
  */
 static int poll_step(struct nbd_handle *h, int ms)
 {
-	int fd = nbd_aio_get_fd(h);
-	unsigned dir = nbd_aio_get_direction(h);
+	int fd = mimg__nbd.nbd_aio_get_fd(h);
+	unsigned dir = mimg__nbd.nbd_aio_get_direction(h);
 	struct pollfd p = {.fd = fd, .events = 0};
 	if (fd < 0)
 		return -1;
@@ -217,9 +217,9 @@ static int poll_step(struct nbd_handle *h, int ms)
 	if (r == 0)
 		return 0;
 	if (p.revents & (POLLIN | POLLHUP | POLLERR))
-		return nbd_aio_notify_read(h);
+		return mimg__nbd.nbd_aio_notify_read(h);
 	if (p.revents & POLLOUT)
-		return nbd_aio_notify_write(h);
+		return mimg__nbd.nbd_aio_notify_write(h);
 	return 0;
 }
 
@@ -240,7 +240,8 @@ static int wait_all(struct nbd_file *n, struct nbd_conn *c,
 	pthread_mutex_lock(&c->lock);
 	while (i < ncmds) {
 		const struct nbd_cmd *cmd = &cmds[i];
-		int done = nbd_aio_command_completed(c->h, cmd->cookie);
+		int done = mimg__nbd.nbd_aio_command_completed(c->h,
+							       cmd->cookie);
 		if (done != 0) {
 			if (done == -1 && r == 0)
 				r = cmd_failed(n, c, cmd);
@@ -280,7 +281,8 @@ static int wait_all(struct nbd_file *n, struct nbd_conn *c,
 			continue;
 		/* A dead connection retires its commands with an error;
 		 * one that does not is unusable. */
-		if ((done = nbd_aio_command_completed(c->h, cmd->cookie)) ==
+		if ((done = mimg__nbd.nbd_aio_command_completed(c->h,
+								cmd->cookie)) ==
 		    0) {
 			int e = cmd_failed(n, c, cmd);
 			conn_abandon(c);
@@ -336,12 +338,13 @@ static int transfer(struct nbd_file *n, const struct iovec *iov, int iovcnt,
 				if (r < 0)
 					break;
 			}
-			int64_t ck = write ? nbd_aio_pwrite(c->h, p, len, off,
-							    NBD_NULL_COMPLETION,
-							    n->write_flags)
-					   : nbd_aio_pread(c->h, p, len, off,
-							   NBD_NULL_COMPLETION,
-							   0);
+			int64_t ck = write ? mimg__nbd.nbd_aio_pwrite(
+						     c->h, p, len, off,
+						     NBD_NULL_COMPLETION,
+						     n->write_flags)
+					   : mimg__nbd.nbd_aio_pread(
+						     c->h, p, len, off,
+						     NBD_NULL_COMPLETION, 0);
 			if (ck == -1) {
 				r = nbd_error(n->f.path, what, len, off);
 				break;
@@ -413,7 +416,9 @@ static int nf_flush(struct mimg_file *f)
 	struct nbd_conn *c = conn_get(n);
 	int r = conn_usable(n, c);
 	if (r == 0)
-		r = run_one(n, c, nbd_aio_flush(c->h, NBD_NULL_COMPLETION, 0),
+		r = run_one(n, c,
+			    mimg__nbd.nbd_aio_flush(c->h, NBD_NULL_COMPLETION,
+						    0),
 			    "flush", 0, 0);
 	conn_put(c);
 	return r;
@@ -463,7 +468,7 @@ static int nf_zero(struct mimg_file *f, uint64_t off, uint64_t len,
 		uint64_t chunk = len < NBD_MAX_ZERO ? len : NBD_MAX_ZERO;
 		r = run_one(
 			n, c,
-			nbd_aio_zero(
+			mimg__nbd.nbd_aio_zero(
 				c->h, chunk, off, NBD_NULL_COMPLETION,
 				n->write_flags |
 					(may_unmap ? 0
@@ -610,8 +615,9 @@ static int nf_extent(struct mimg_file *f, uint64_t off, uint64_t len,
 		nbd_extent_callback cb = {.callback = extent_cb,
 					  .user_data = x};
 		r = run_one(n, c,
-			    nbd_aio_block_status(c->h, ask, off, cb,
-						 NBD_NULL_COMPLETION, 0),
+			    mimg__nbd.nbd_aio_block_status(c->h, ask, off, cb,
+							   NBD_NULL_COMPLETION,
+							   0),
 			    "block status", off, ask);
 	}
 	conn_put(c);
@@ -644,16 +650,17 @@ static void conn_init(struct nbd_conn *c)
 /* Disconnect politely when the connection still works, briefly. */
 static void conn_close(struct nbd_file *n, struct nbd_conn *c)
 {
-	if (!c->broken && nbd_aio_is_ready(c->h) == 1 &&
-	    nbd_aio_disconnect(c->h, 0) == 0) {
+	if (!c->broken && mimg__nbd.nbd_aio_is_ready(c->h) == 1 &&
+	    mimg__nbd.nbd_aio_disconnect(c->h, 0) == 0) {
 		int64_t deadline = now_ms() + 1000;
-		while (nbd_aio_is_closed(c->h) == 0 &&
-		       nbd_aio_is_dead(c->h) == 0 && now_ms() < deadline &&
-		       nbd_poll(c->h, 100) != -1)
+		while (mimg__nbd.nbd_aio_is_closed(c->h) == 0 &&
+		       mimg__nbd.nbd_aio_is_dead(c->h) == 0 &&
+		       now_ms() < deadline &&
+		       mimg__nbd.nbd_poll(c->h, 100) != -1)
 			;
 	}
 	(void)n;
-	nbd_close(c->h);
+	mimg__nbd.nbd_close(c->h);
 	pthread_mutex_destroy(&c->lock);
 	pthread_cond_destroy(&c->polled);
 }
@@ -707,35 +714,37 @@ static int max_connections(void)
 /* Connect H to URI and finish the handshake within TIMEOUT ms. */
 static int connect_one(struct nbd_handle **hp, const char *uri, int timeout)
 {
-	struct nbd_handle *h = nbd_create();
+	struct nbd_handle *h = mimg__nbd.nbd_create();
 	int r;
 
 	*hp = NULL;
 	if (!h)
 		return nbd_error(uri, NULL, 0, 0);
-	if (nbd_set_uri_allow_local_file(h, true) == -1 ||
-	    nbd_add_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) == -1 ||
-	    nbd_aio_connect_uri(h, uri) == -1) {
+	if (mimg__nbd.nbd_set_uri_allow_local_file(h, true) == -1 ||
+	    mimg__nbd.nbd_add_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) ==
+		    -1 ||
+	    mimg__nbd.nbd_aio_connect_uri(h, uri) == -1) {
 		r = nbd_error(uri, NULL, 0, 0);
-		nbd_close(h);
+		mimg__nbd.nbd_close(h);
 		return mimg_err_prefix(r, "Could not connect to NBD server");
 	}
 	int64_t deadline = now_ms() + timeout;
-	while (nbd_aio_is_connecting(h) == 1) {
+	while (mimg__nbd.nbd_aio_is_connecting(h) == 1) {
 		int64_t left = deadline - now_ms();
 		if (left <= 0) {
-			nbd_close(h);
+			mimg__nbd.nbd_close(h);
 			return mimg_err(-ETIMEDOUT,
 					"%s: no answer from the NBD "
 					"server in %d s",
 					uri, timeout / 1000);
 		}
-		if (nbd_poll(h, left > INT_MAX ? INT_MAX : (int)left) == -1)
+		if (mimg__nbd.nbd_poll(h, left > INT_MAX ? INT_MAX
+							 : (int)left) == -1)
 			break;
 	}
-	if (nbd_aio_is_ready(h) != 1) {
+	if (mimg__nbd.nbd_aio_is_ready(h) != 1) {
 		r = nbd_error(uri, NULL, 0, 0);
-		nbd_close(h);
+		mimg__nbd.nbd_close(h);
 		return mimg_err_prefix(r, "Could not connect to NBD server");
 	}
 	*hp = h;
@@ -745,19 +754,19 @@ static int connect_one(struct nbd_handle **hp, const char *uri, int timeout)
 /* What the first connection tells about the export. */
 static int describe_export(struct nbd_file *n, struct nbd_handle *h, bool rw)
 {
-	int64_t size = nbd_get_size(h);
-	int64_t max = nbd_get_block_size(h, LIBNBD_SIZE_MAXIMUM);
+	int64_t size = mimg__nbd.nbd_get_size(h);
+	int64_t max = mimg__nbd.nbd_get_block_size(h, LIBNBD_SIZE_MAXIMUM);
 	if (size < 0)
 		return nbd_error(n->f.path, NULL, 0, 0);
-	if (rw && nbd_is_read_only(h) == 1)
+	if (rw && mimg__nbd.nbd_is_read_only(h) == 1)
 		return mimg_err(-EROFS, "%s: the NBD export is read-only",
 				n->f.path);
 	n->size = (uint64_t)size;
 	n->max_io = max > 0 && max < NBD_MAX_IO ? (uint32_t)max : NBD_MAX_IO;
-	n->can_flush = nbd_can_flush(h) == 1;
-	n->can_zero = nbd_can_zero(h) == 1;
-	n->can_extents =
-		nbd_can_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) == 1;
+	n->can_flush = mimg__nbd.nbd_can_flush(h) == 1;
+	n->can_zero = mimg__nbd.nbd_can_zero(h) == 1;
+	n->can_extents = mimg__nbd.nbd_can_meta_context(
+				 h, LIBNBD_CONTEXT_BASE_ALLOCATION) == 1;
 	return 0;
 }
 
@@ -769,6 +778,8 @@ int mimg_file_open_nbd(struct mimg_file **fp, const char *uri, unsigned flags)
 	int r;
 
 	*fp = NULL;
+	if ((r = mimg__nbd_load(uri)) < 0)
+		return r;
 	if (!(n = calloc(1, sizeof(*n))))
 		return mimg_err(-ENOMEM, "%s: out of memory", uri);
 	n->timeout_ms = timeout_ms();
@@ -787,7 +798,7 @@ int mimg_file_open_nbd(struct mimg_file **fp, const char *uri, unsigned flags)
 	if ((r = describe_export(n, h, rw)) < 0)
 		goto fail_conn;
 	n->no_flush = flags & MIMG_FILE_NO_FLUSH;
-	if ((flags & MIMG_FILE_SYNC) && nbd_can_fua(h) == 1)
+	if ((flags & MIMG_FILE_SYNC) && mimg__nbd.nbd_can_fua(h) == 1)
 		n->write_flags = LIBNBD_CMD_FLAG_FUA;
 	if (n->can_extents)
 		n->f.caps |= MIMG_FILE_CAN_SEEK_DATA;
@@ -798,7 +809,7 @@ int mimg_file_open_nbd(struct mimg_file **fp, const char *uri, unsigned flags)
 	 * server promises a consistent view across connections.  One
 	 * that then refuses just leaves fewer. */
 	int want = max_connections();
-	while (nbd_can_multi_conn(h) == 1 && n->nconn < want &&
+	while (mimg__nbd.nbd_can_multi_conn(h) == 1 && n->nconn < want &&
 	       connect_one(&n->conn[n->nconn].h, uri, n->timeout_ms) == 0) {
 		conn_init(&n->conn[n->nconn]);
 		n->nconn++;
