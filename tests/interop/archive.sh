@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: BSD-2-Clause
 # Images inside compressed files and tar archives: raw and qcow2 images
 # compressed with xz, zstd, gzip, bzip2 and lz4, and a tar.gz holding
-# disk.raw, are read by info, convert, compare, map and check; what
+# disk.raw, are read by info, convert, compare, map, check, measure,
+# checksum and dd; what
 # convert writes is what qemu-img compare calls identical to the
 # original.  Nothing is left in $TMPDIR.  Hostile archives (links, two
 # disk images, ".." names, truncated data, a decompression bomb, too many
@@ -70,6 +71,24 @@ check_read() {
 		"$MIMG" check disk.qcow2 > check.ref
 		cmp -s check.out check.ref || fail "$1: check differs"
 	fi
+	# measure as qemu-img measures the qcow2, or the raw image convert
+	# unpacked; the same checksum as the original; dd copies the content
+	"$MIMG" measure -O qcow2 "$1" > measure.out || fail "measure $1"
+	if [ "$2" = qcow2 ]; then
+		qemu-img measure -O qcow2 disk.qcow2 > measure.ref
+	else
+		qemu-img measure -O qcow2 -f raw out.raw > measure.ref
+	fi
+	cmp -s measure.out measure.ref ||
+		fail "$1: measure differs: $(cat measure.out)"
+	"$MIMG" checksum "$1" > sum.out || fail "checksum $1"
+	"$MIMG" checksum disk.raw > sum.ref
+	check_eq "$(cut -d' ' -f1 sum.out)" "$(cut -d' ' -f1 sum.ref)" \
+		"$1: checksum"
+	rm -f dd.raw
+	"$MIMG" dd -O raw if="$1" of=dd.raw || fail "dd $1"
+	qemu-img compare -q -f raw -F raw disk.raw dd.raw ||
+		fail "$1: dd content differs from the original"
 	left_in_tmp
 }
 
