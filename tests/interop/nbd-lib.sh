@@ -25,6 +25,14 @@ need_plugin() {
 	need nbdkit
 }
 
+# A plugin built with GCC's sanitizers needs their runtime loaded first
+# in nbdkit, which is not built with them: every nbdkit the tests start
+# runs with LD_PRELOAD=$NBDKIT_PRELOAD.
+NBDKIT_PRELOAD=
+[ -z "${NBDKIT_MIMG_PLUGIN:-}" ] ||
+	NBDKIT_PRELOAD=$(ldd "$NBDKIT_MIMG_PLUGIN" 2>/dev/null |
+		awk '$1 ~ /^lib(asan|ubsan)\.so/ { printf "%s%s", s, $3; s = ":" }')
+
 need_libnbd() {
 	[ -n "${MIMG_HAVE_LIBNBD:-}" ] ||
 		{ echo "SKIP: mimg built without libnbd"; exit 77; }
@@ -49,7 +57,8 @@ nbd_start() {
 	_name=$1
 	shift
 	rm -f "$T/$_name.pid" "$T/$_name.sock"
-	nbdkit -U "$T/$_name.sock" --pidfile "$T/$_name.pid" "$@" \
+	LD_PRELOAD=$NBDKIT_PRELOAD \
+		nbdkit -U "$T/$_name.sock" --pidfile "$T/$_name.pid" "$@" \
 		2>>"$T/$_name.log" || { cat "$T/$_name.log" >&2; fail "nbdkit $*"; }
 	wait_for "$T/$_name.pid" || fail "nbdkit $_name did not start"
 	NBD_SERVERS="$NBD_SERVERS $_name"

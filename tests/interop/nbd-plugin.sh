@@ -124,7 +124,7 @@ nbd_stop r wait
 cmp chain/top.qcow2 top.before || fail "nbdkit -r changed the image"
 
 # untrusted=true: an image that names a backing file is refused at start.
-nbdkit -U "$T/u.sock" --pidfile "$T/u.pid" -f "$NBDKIT_MIMG_PLUGIN" \
+LD_PRELOAD=$NBDKIT_PRELOAD nbdkit -U "$T/u.sock" --pidfile "$T/u.pid" -f "$NBDKIT_MIMG_PLUGIN" \
 	file=chain/top.qcow2 untrusted=true 2>u.err &&
 	fail "untrusted=true served an image with a backing file"
 grep -q "untrusted" u.err || { cat u.err >&2; fail "untrusted: no reason given"; }
@@ -142,7 +142,7 @@ qemu-io -f raw -c "write -P 0x5c 0 64k" -c "read -P 0x5c 0 64k" "$URI" |
 nbd_stop c wait
 cmp disk.qcow2 cow.before || fail "cow filter: the image changed"
 printf 'alice:%s\n' "$(python3 -c 'import os; print(os.urandom(32).hex())')" >keys.psk
-if nbdkit -U "$T/t.sock" --pidfile "$T/t.pid" --tls=require \
+if LD_PRELOAD=$NBDKIT_PRELOAD nbdkit -U "$T/t.sock" --pidfile "$T/t.pid" --tls=require \
 	--tls-psk="$T/keys.psk" "$NBDKIT_MIMG_PLUGIN" file=disk.qcow2 2>t.log &&
 	wait_for "$T/t.pid"; then
 	NBD_SERVERS="$NBD_SERVERS t"
@@ -173,7 +173,7 @@ case " $formats " in
 	qemu-img compare -q -f raw -F raw "$URI" luks.raw ||
 		fail "LUKS image served with password="
 	nbd_stop l
-	nbdkit -U "$T/l2.sock" --pidfile "$T/l2.pid" -f "$NBDKIT_MIMG_PLUGIN" \
+	LD_PRELOAD=$NBDKIT_PRELOAD nbdkit -U "$T/l2.sock" --pidfile "$T/l2.pid" -f "$NBDKIT_MIMG_PLUGIN" \
 		file=disk.luks 2>l2.err &&
 		fail "an encrypted image was served without its password"
 	grep -q "password" l2.err || { cat l2.err >&2; fail "no password: no reason given"; }
