@@ -12,6 +12,13 @@
 need_libnbd
 need nbdkit qemu-img qemu-io python3 cmp
 
+# libnbd is loaded when an nbd:// URI is opened, not at every start.
+LD_DEBUG=files "$MIMG" info "$T" 2>ld.txt >/dev/null
+! grep -q "file=libnbd" ld.txt || fail "mimg loads libnbd at start"
+LD_DEBUG=files "$MIMG" info "nbd+unix:///?socket=$T/none.sock" \
+	2>ld.txt >/dev/null
+grep -q "file=libnbd" ld.txt || fail "the loader did not report libnbd"
+
 formats=$("$MIMG" --help | sed -n 's/^Formats://p')
 for f in qcow2 vmdk; do
 	case " $formats " in
