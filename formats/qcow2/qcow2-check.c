@@ -281,11 +281,9 @@ static int rebuild(struct qcow2 *s, struct checker *c, bool new_order)
 		T = nt;
 	}
 	E = T * per;
-	if (T * cs > QCOW2_MAX_REFTABLE_BYTES)
-		return mimg_err(-EFBIG,
-				"%s: qcow2: rebuilt refcount table "
-				"would exceed 8 MiB",
-				qcow2_path(s));
+	int r = qcow2_reftable_fits(s, T, "rebuilt refcount table");
+	if (r < 0)
+		return r;
 	uint32_t *refs = realloc(c->refs, (start + B + T) * sizeof(uint32_t));
 	if (!refs)
 		return mimg_err(-ENOMEM, "out of memory");
@@ -296,7 +294,7 @@ static int rebuild(struct qcow2 *s, struct checker *c, bool new_order)
 	uint8_t *blk = malloc(cs);
 	uint8_t *tab = calloc(1, T * cs);
 	uint64_t *mt = calloc(E, sizeof(uint64_t));
-	int r = 0;
+	r = 0;
 	if (!blk || !tab || !mt) {
 		r = mimg_err(-ENOMEM, "out of memory");
 		goto out;

@@ -103,6 +103,14 @@ static int check_overlap(struct qcow2 *s, uint64_t c, uint64_t n)
 				"free");
 }
 
+int qcow2_reftable_fits(struct qcow2 *s, uint64_t clusters, const char *what)
+{
+	if (clusters > QCOW2_MAX_REFTABLE_BYTES >> s->cluster_bits)
+		return mimg_err(-EFBIG, "%s: qcow2: %s would exceed 8 MiB",
+				qcow2_path(s), what);
+	return 0;
+}
+
 /* Grow the refcount table so that index NEED exists, placing the new
  * refcount blocks and table at the start of the first uncovered range so
  * that they describe themselves.  The header switches to the new table
@@ -115,11 +123,9 @@ static int grow_reftable(struct qcow2 *s, uint64_t need)
 		E = max_u64(need + B, s->reftable_size + s->reftable_size / 2);
 		T = div_round_up_u64(E, per_cluster);
 		E = T * per_cluster;
-		if (T * cs > QCOW2_MAX_REFTABLE_BYTES)
-			return mimg_err(-EFBIG,
-					"%s: qcow2: refcount table "
-					"would exceed 8 MiB",
-					qcow2_path(s));
+		int r = qcow2_reftable_fits(s, T, "refcount table");
+		if (r < 0)
+			return r;
 		if (B * s->rb_entries >= B + T)
 			break;
 		B++;

@@ -392,6 +392,9 @@ int qcow2_refcount_add(struct qcow2 *s, uint64_t cluster, int addend,
 /* Drop the refcount blocks that count nothing but themselves from the
  * refcount table (after a shrink), as qemu does. */
 int qcow2_shrink_reftable(struct qcow2 *s);
+/* 0 when a refcount table of CLUSTERS clusters stays within the 8 MiB
+ * qemu accepts, else -EFBIG with WHAT ("refcount table") in the error. */
+int qcow2_reftable_fits(struct qcow2 *s, uint64_t clusters, const char *what);
 /* Set up the refcount-block cache and the allocator's state. */
 int qcow2_refcount_init(struct qcow2 *s);
 
