@@ -9,8 +9,7 @@
  * manifest, the disks in the order References lists them.  Headers are
  * ustar, pax only for a member too large for ustar (8 GiB).
  */
-#include <archive.h>
-#include <archive_entry.h>
+#include "dynlib.h"
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -529,23 +528,23 @@ static int tar_fail(struct archive *a, const char *path)
 static int tar_header(struct archive *a, const char *path, const char *name,
 		      uint64_t size, time_t now)
 {
-	struct archive_entry *e = archive_entry_new();
+	struct archive_entry *e = mimg__libarchive.archive_entry_new();
 	if (!e)
 		return mimg_err(-ENOMEM, "out of memory");
-	archive_entry_set_pathname(e, name);
-	archive_entry_set_size(e, (la_int64_t)size);
-	archive_entry_set_filetype(e, AE_IFREG);
-	archive_entry_set_perm(e, 0644);
-	archive_entry_set_mtime(e, now, 0);
-	int r = archive_write_header(a, e);
-	archive_entry_free(e);
+	mimg__libarchive.archive_entry_set_pathname(e, name);
+	mimg__libarchive.archive_entry_set_size(e, (la_int64_t)size);
+	mimg__libarchive.archive_entry_set_filetype(e, AE_IFREG);
+	mimg__libarchive.archive_entry_set_perm(e, 0644);
+	mimg__libarchive.archive_entry_set_mtime(e, now, 0);
+	int r = mimg__libarchive.archive_write_header(a, e);
+	mimg__libarchive.archive_entry_free(e);
 	return r == ARCHIVE_OK ? 0 : tar_fail(a, path);
 }
 
 static int tar_data(struct archive *a, const char *path, const void *buf,
 		    size_t n)
 {
-	return archive_write_data(a, buf, n) == (la_ssize_t)n
+	return mimg__libarchive.archive_write_data(a, buf, n) == (la_ssize_t)n
 		       ? 0
 		       : tar_fail(a, path);
 }
@@ -590,16 +589,20 @@ static int write_tar(struct ova_job *j, struct mimg_file *out, uint8_t *buf)
 
 	snprintf(ovf_name, sizeof(ovf_name), "%s.ovf", j->base);
 	snprintf(mf_name, sizeof(mf_name), "%s.mf", j->base);
+	if ((r = mimg__archive_lib_load(j->path)) < 0)
+		return r;
 	if (!(ovf = ovf_text(j, &olen)) ||
 	    !EVP_Digest(ovf, olen, ovf_md, NULL, EVP_sha256(), NULL) ||
 	    !(mf = manifest_text(j, ovf_name, ovf_md, &mlen)) ||
-	    !(a = archive_write_new())) {
+	    !(a = mimg__libarchive.archive_write_new())) {
 		r = mimg_err(-ENOMEM, "out of memory");
 		goto out;
 	}
-	if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
-	    archive_write_open2(a, &sink, NULL, mimg__sink_archive_write, NULL,
-				NULL) != ARCHIVE_OK) {
+	if (mimg__libarchive.archive_write_set_format_pax_restricted(a) !=
+		    ARCHIVE_OK ||
+	    mimg__libarchive.archive_write_open2(a, &sink, NULL,
+						 mimg__sink_archive_write, NULL,
+						 NULL) != ARCHIVE_OK) {
 		r = tar_fail(a, j->path);
 		goto out;
 	}
@@ -608,12 +611,12 @@ static int write_tar(struct ova_job *j, struct mimg_file *out, uint8_t *buf)
 		r = tar_member(a, j->path, mf_name, mf, mlen, now);
 	for (size_t i = 0; i < j->n && r == 0; i++)
 		r = tar_disk(a, j->path, &j->disks[i], buf, now);
-	if (r == 0 && archive_write_close(a) != ARCHIVE_OK)
+	if (r == 0 && mimg__libarchive.archive_write_close(a) != ARCHIVE_OK)
 		r = tar_fail(a, j->path);
 	if (r == 0)
 		r = mimg_file_truncate(out, sink.pos);
 out:
-	archive_write_free(a);
+	mimg__libarchive.archive_write_free(a);
 	free(ovf);
 	free(mf);
 	return r;

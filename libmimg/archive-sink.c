@@ -24,7 +24,7 @@ la_ssize_t mimg__sink_archive_write(struct archive *a, void *sink,
 	int r = mimg__sink_append(sink, buf, n);
 	if (r < 0) {
 		/* libarchive keeps the reason for mimg__archive_write_fail */
-		archive_set_error(a, -r, "%s", mimg_errmsg());
+		mimg__libarchive.archive_set_error(a, -r, "%s", mimg_errmsg());
 		return -1;
 	}
 	return (la_ssize_t)n;
@@ -33,8 +33,8 @@ la_ssize_t mimg__sink_archive_write(struct archive *a, void *sink,
 int mimg__archive_write_fail(struct archive *a, const char *path,
 			     const char *what)
 {
-	const char *msg = archive_error_string(a);
-	int e = archive_errno(a);
+	const char *msg = mimg__libarchive.archive_error_string(a);
+	int e = mimg__libarchive.archive_errno(a);
 	return mimg_err(e > 0 ? -e : -EIO, "%s: %s: %s", path, what,
 			msg ? msg : "unknown error");
 }

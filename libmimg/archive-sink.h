@@ -7,10 +7,10 @@
 #ifndef MIMG_ARCHIVE_SINK_H
 #define MIMG_ARCHIVE_SINK_H
 
-#include <archive.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dynlib.h"
 #include "file.h"
 
 /* The output file and how much has been written to it. */

@@ -10,8 +10,7 @@
  * size it unpacks to (xz index, zstd frame header, gzip ISIZE modulo
  * 2^32), so that readers, mimg among them, can stream it.
  */
-#include <archive.h>
-#include <archive_entry.h>
+#include "dynlib.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,35 +55,44 @@ static int archive_start(struct packed_out *o, const char *codec, int level,
 	struct archive_entry *e;
 	char text[16];
 	bool xz = strcmp(codec, "xz") == 0;
+	int r;
 
-	if (!(o->a = archive_write_new()) || !(e = archive_entry_new()))
+	if ((r = mimg__archive_lib_load(o->path)) < 0)
+		return r;
+	if (!(o->a = mimg__libarchive.archive_write_new()) ||
+	    !(e = mimg__libarchive.archive_entry_new()))
 		return mimg_err(-ENOMEM, "out of memory");
-	int r = xz ? archive_write_add_filter_xz(o->a)
-		   : archive_write_add_filter_gzip(o->a);
+	r = xz ? mimg__libarchive.archive_write_add_filter_xz(o->a)
+	       : mimg__libarchive.archive_write_add_filter_gzip(o->a);
 	if (r == ARCHIVE_OK)
-		r = archive_write_set_format_raw(o->a);
+		r = mimg__libarchive.archive_write_set_format_raw(o->a);
 	/* no padding after the compressed stream */
 	if (r == ARCHIVE_OK)
-		r = archive_write_set_bytes_in_last_block(o->a, 1);
+		r = mimg__libarchive.archive_write_set_bytes_in_last_block(o->a,
+									   1);
 	if (r == ARCHIVE_OK && level) {
 		snprintf(text, sizeof(text), "%d", level);
-		r = archive_write_set_filter_option(o->a, NULL,
-						    "compression-level", text);
+		r = mimg__libarchive.archive_write_set_filter_option(
+			o->a, NULL, "compression-level", text);
 	}
 	/* a libarchive or liblzma without threads says so: one thread */
 	if (r == ARCHIVE_OK && xz && threads() > 1) {
 		snprintf(text, sizeof(text), "%d", threads());
-		archive_write_set_filter_option(o->a, "xz", "threads", text);
+		mimg__libarchive.archive_write_set_filter_option(o->a, "xz",
+								 "threads",
+								 text);
 	}
 	if (r == ARCHIVE_OK)
-		r = archive_write_open2(o->a, &o->out, NULL,
-					mimg__sink_archive_write, NULL, NULL);
-	archive_entry_set_pathname(e, "data");
-	archive_entry_set_filetype(e, AE_IFREG);
-	archive_entry_set_size(e, (la_int64_t)total);
+		r = mimg__libarchive
+			    .archive_write_open2(o->a, &o->out, NULL,
+						 mimg__sink_archive_write, NULL,
+						 NULL);
+	mimg__libarchive.archive_entry_set_pathname(e, "data");
+	mimg__libarchive.archive_entry_set_filetype(e, AE_IFREG);
+	mimg__libarchive.archive_entry_set_size(e, (la_int64_t)total);
 	if (r == ARCHIVE_OK)
-		r = archive_write_header(o->a, e);
-	archive_entry_free(e);
+		r = mimg__libarchive.archive_write_header(o->a, e);
+	mimg__libarchive.archive_entry_free(e);
 	return r == ARCHIVE_OK ? 0 : archive_fail(o);
 }
 
@@ -135,7 +143,8 @@ static int feed(struct packed_out *o, const void *buf, size_t n)
 {
 	if (o->z)
 		return zstd_feed(o, buf, n, ZSTD_e_continue);
-	return archive_write_data(o->a, buf, n) == (la_ssize_t)n
+	return mimg__libarchive.archive_write_data(o->a, buf, n) ==
+			       (la_ssize_t)n
 		       ? 0
 		       : archive_fail(o);
 }
@@ -144,7 +153,9 @@ static int finish(struct packed_out *o)
 {
 	if (o->z)
 		return zstd_feed(o, NULL, 0, ZSTD_e_end);
-	return archive_write_close(o->a) == ARCHIVE_OK ? 0 : archive_fail(o);
+	return mimg__libarchive.archive_write_close(o->a) == ARCHIVE_OK
+		       ? 0
+		       : archive_fail(o);
 }
 
 /* SRC's content in order: zero runs from a zero buffer, the rest read. */
@@ -227,7 +238,7 @@ int mimg_convert_packed(struct mimg *const *srcs, size_t n, const char *path,
 		r = mimg_file_truncate(o.out.f, o.out.pos);
 out:
 	if (o.a)
-		archive_write_free(o.a);
+		mimg__libarchive.archive_write_free(o.a);
 	ZSTD_freeCCtx(o.z);
 	free(o.zbuf);
 	if (o.out.f) {

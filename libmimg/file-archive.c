@@ -12,8 +12,7 @@
  * space of the temporary directory, and what a few bytes may expand to is
  * capped (decompression bombs).
  */
-#include <archive.h>
-#include <archive_entry.h>
+#include "dynlib.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -109,13 +108,14 @@ static la_ssize_t source_read(struct archive *a, void *opaque,
 	if (source_decodes(s)) {
 		ssize_t k = source_decode(s, s->buf, SOURCE_CHUNK);
 		if (k < 0)
-			archive_set_error(a, (int)-k, "%s", mimg_errmsg());
+			mimg__libarchive.archive_set_error(a, (int)-k, "%s",
+							   mimg_errmsg());
 		return k < 0 ? ARCHIVE_FATAL : (la_ssize_t)k;
 	}
 	if (n == 0)
 		return 0;
 	if ((r = mimg_file_pread(s->f, s->buf, n, s->pos)) < 0) {
-		archive_set_error(a, -r, "%s", mimg_errmsg());
+		mimg__libarchive.archive_set_error(a, -r, "%s", mimg_errmsg());
 		return ARCHIVE_FATAL;
 	}
 	s->pos += n;
@@ -167,12 +167,16 @@ static void source_free(struct source *s)
 }
 
 /* Only decompressors built into libarchive: asked for one it lacks, it
- * would run an external program on the input instead (ARCHIVE_WARN). */
+ * would run an external program on the input instead (ARCHIVE_WARN).
+ * The functions are found when libarchive is loaded: the table holds
+ * where their pointers are. */
 typedef int (*filter_support_fn)(struct archive *);
-static const filter_support_fn filter_support[] = {
-	archive_read_support_filter_gzip, archive_read_support_filter_bzip2,
-	archive_read_support_filter_xz,	  archive_read_support_filter_zstd,
-	archive_read_support_filter_lz4,
+static filter_support_fn *const filter_support[] = {
+	&mimg__libarchive.archive_read_support_filter_gzip,
+	&mimg__libarchive.archive_read_support_filter_bzip2,
+	&mimg__libarchive.archive_read_support_filter_xz,
+	&mimg__libarchive.archive_read_support_filter_zstd,
+	&mimg__libarchive.archive_read_support_filter_lz4,
 };
 #define NFILTERS (sizeof(filter_support) / sizeof(filter_support[0]))
 static unsigned builtin_filters;
@@ -181,10 +185,10 @@ static pthread_once_t builtin_once = PTHREAD_ONCE_INIT;
 static void find_builtin_filters(void)
 {
 	for (unsigned i = 0; i < NFILTERS; i++) {
-		struct archive *a = archive_read_new();
-		if (a && filter_support[i](a) == ARCHIVE_OK)
+		struct archive *a = mimg__libarchive.archive_read_new();
+		if (a && (*filter_support[i])(a) == ARCHIVE_OK)
 			builtin_filters |= 1u << i;
-		archive_read_free(a);
+		mimg__libarchive.archive_read_free(a);
 	}
 }
 
@@ -195,19 +199,19 @@ static struct archive *reader_open(struct source *s, bool tar)
 	struct archive *a;
 
 	pthread_once(&builtin_once, find_builtin_filters);
-	if (!(a = archive_read_new()))
+	if (!(a = mimg__libarchive.archive_read_new()))
 		return NULL;
 	for (unsigned i = 0; i < NFILTERS; i++)
 		if (builtin_filters & (1u << i))
-			filter_support[i](a);
+			(*filter_support[i])(a);
 	if (tar)
-		archive_read_support_format_tar(a);
+		mimg__libarchive.archive_read_support_format_tar(a);
 	else
-		archive_read_support_format_raw(a);
+		mimg__libarchive.archive_read_support_format_raw(a);
 	s->pos = 0;
-	archive_read_set_read_callback(a, source_read);
-	archive_read_set_skip_callback(a, source_skip);
-	archive_read_set_callback_data(a, s);
+	mimg__libarchive.archive_read_set_read_callback(a, source_read);
+	mimg__libarchive.archive_read_set_skip_callback(a, source_skip);
+	mimg__libarchive.archive_read_set_callback_data(a, s);
 	return a;
 }
 
@@ -216,9 +220,12 @@ static void describe_filters(struct archive *a, char *out, size_t len)
 {
 	size_t used = 0;
 	out[0] = 0;
-	for (int i = archive_filter_count(a) - 1; i >= 0; i--) {
-		const char *n = archive_filter_name(a, i);
-		if (archive_filter_code(a, i) == ARCHIVE_FILTER_NONE || !n)
+	for (int i = mimg__libarchive.archive_filter_count(a) - 1; i >= 0;
+	     i--) {
+		const char *n = mimg__libarchive.archive_filter_name(a, i);
+		if (mimg__libarchive.archive_filter_code(a, i) ==
+			    ARCHIVE_FILTER_NONE ||
+		    !n)
 			continue;
 		int w = snprintf(out + used, len - used, "%s%s",
 				 used ? "," : "", n);
@@ -231,8 +238,8 @@ static void describe_filters(struct archive *a, char *out, size_t len)
 /* The error of A as a negative errno with a message naming NAME. */
 static int archive_fail(struct archive *a, const char *name, const char *what)
 {
-	const char *msg = archive_error_string(a);
-	int e = archive_errno(a);
+	const char *msg = mimg__libarchive.archive_error_string(a);
+	int e = mimg__libarchive.archive_errno(a);
 	char filters[64];
 	if (e != EIO && e != ENOMEM && e != ENOSPC && e != EFBIG)
 		e = EINVAL;
@@ -268,6 +275,34 @@ static bool is_tar_header(const uint8_t *h, size_t n)
 	return digits && sum == stored;
 }
 
+/* Whether HEAD, the first N bytes of a file, may be what the readers of
+ * reader_open() claim: a magic number of one of the decompressors, or a
+ * tar header.  Anything else is neither, found so without libarchive
+ * (loaded only for what may be packed). */
+static bool maybe_packed(const uint8_t *head, size_t n)
+{
+	static const struct {
+		size_t len;
+		uint8_t magic[6];
+	} magics[] = {
+		{2, {0x1f, 0x8b}},		    /* gzip */
+		{3, {'B', 'Z', 'h'}},		    /* bzip2 */
+		{6, {0xfd, '7', 'z', 'X', 'Z', 0}}, /* xz */
+		{4, {0x28, 0xb5, 0x2f, 0xfd}},	    /* zstd */
+		{4, {0x04, 0x22, 0x4d, 0x18}},	    /* lz4 */
+		{4, {0x02, 0x21, 0x4c, 0x18}},	    /* lz4, legacy */
+	};
+	for (size_t i = 0; i < sizeof(magics) / sizeof(magics[0]); i++)
+		if (n >= magics[i].len &&
+		    memcmp(head, magics[i].magic, magics[i].len) == 0)
+			return true;
+	/* A skippable frame (zstd and lz4): 0x184D2A5? little-endian. */
+	if (n >= 4 && (head[0] & 0xf0) == 0x50 && head[1] == 0x2a &&
+	    head[2] == 0x4d && head[3] == 0x18)
+		return true;
+	return is_tar_header(head, n);
+}
+
 /* 1 when S is compressed or a tar (FILTERS and *TAR say which), 0 when it
  * is neither. */
 static int detect(struct source *s, const char *name, char *filters,
@@ -275,34 +310,43 @@ static int detect(struct source *s, const char *name, char *filters,
 {
 	struct archive_entry *e;
 	uint8_t head[TAR_BLOCK];
-	struct archive *a = reader_open(s, false);
-	la_ssize_t n = 0;
+	struct archive *a;
+	la_ssize_t n = s->size < TAR_BLOCK ? (la_ssize_t)s->size : TAR_BLOCK;
 	int r;
 
-	if (!a)
+	filters[0] = 0;
+	*tar = false;
+	if ((r = mimg_file_pread(s->f, head, (size_t)n, 0)) < 0)
+		return r;
+	if (!maybe_packed(head, (size_t)n))
+		return 0;
+	n = 0;
+	if ((r = mimg__archive_lib_load(name)) < 0)
+		return r;
+	if (!(a = reader_open(s, false)))
 		return mimg_err(-ENOMEM, "%s: out of memory", name);
-	r = archive_read_open1(a);
+	r = mimg__libarchive.archive_read_open1(a);
 	/* A decompressor that fails while being set up takes every filter
 	 * down with it; data no decompressor claims keeps the plain one. */
-	if (r != ARCHIVE_OK && archive_filter_count(a) == 0) {
+	if (r != ARCHIVE_OK && mimg__libarchive.archive_filter_count(a) == 0) {
 		r = archive_fail(a, name, "unpacking compressed data");
-		archive_read_free(a);
+		mimg__libarchive.archive_read_free(a);
 		return r;
 	}
 	if (r == ARCHIVE_OK)
-		r = archive_read_next_header(a, &e);
+		r = mimg__libarchive.archive_read_next_header(a, &e);
 	describe_filters(a, filters, flen);
 	if (r == ARCHIVE_OK)
-		n = archive_read_data(a, head, sizeof(head));
+		n = mimg__libarchive.archive_read_data(a, head, sizeof(head));
 	if (r != ARCHIVE_OK || n < 0) {
 		/* Data no decompressor claims always reads as one raw
 		 * stream: a failure is in compressed data. */
 		r = filters[0] ? archive_fail(a, name, "unpacking") : 0;
-		archive_read_free(a);
+		mimg__libarchive.archive_read_free(a);
 		return r;
 	}
 	*tar = is_tar_header(head, (size_t)n);
-	archive_read_free(a);
+	mimg__libarchive.archive_read_free(a);
 	return filters[0] || *tar;
 }
 
@@ -491,7 +535,8 @@ static int ratio_check(const char *name, uint64_t expanded, uint64_t consumed)
  * end, or a negative errno. */
 static la_ssize_t next_chunk(struct spool *sp, struct archive *a)
 {
-	la_ssize_t n = a ? archive_read_data(a, sp->buf, SPOOL_CHUNK)
+	la_ssize_t n = a ? mimg__libarchive.archive_read_data(a, sp->buf,
+							      SPOOL_CHUNK)
 			 : source_decode(sp->src, sp->buf, SPOOL_CHUNK);
 	if (n < 0)
 		return a ? archive_fail(a, sp->name, "unpacking") : (int)n;
@@ -524,7 +569,7 @@ static int drop_entry(struct spool *sp, struct archive *a, bool filtered)
 {
 	la_ssize_t n;
 	if (!filtered)
-		return archive_read_data_skip(a) == ARCHIVE_OK
+		return mimg__libarchive.archive_read_data_skip(a) == ARCHIVE_OK
 			       ? 0
 			       : archive_fail(a, sp->name, "reading");
 	while ((n = next_chunk(sp, a)) > 0)
@@ -568,8 +613,8 @@ static bool unsafe_name(const char *name)
 static int check_member(const char *aname, struct archive_entry *e,
 			const char *shown, const char *name)
 {
-	mode_t t = archive_entry_filetype(e);
-	if (archive_entry_hardlink(e) || t == AE_IFLNK)
+	mode_t t = mimg__libarchive.archive_entry_filetype(e);
+	if (mimg__libarchive.archive_entry_hardlink(e) || t == AE_IFLNK)
 		return mimg_err(-EPERM,
 				"%s: archive member '%s' is a link; "
 				"archives with links are refused",
@@ -813,7 +858,7 @@ static ssize_t stream_read(void *opaque, uint8_t *buf, size_t n)
 	struct stream_state *st = opaque;
 	if (!st->a)
 		return source_decode(st->src, buf, n);
-	la_ssize_t k = archive_read_data(st->a, buf, n);
+	la_ssize_t k = mimg__libarchive.archive_read_data(st->a, buf, n);
 	if (k < 0)
 		return archive_fail(st->a, st->name, "unpacking");
 	return (ssize_t)k;
@@ -832,7 +877,8 @@ static int stream_data(void *opaque, const uint8_t *buf, size_t n)
 static int member_is_disk(struct stream_state *st)
 {
 	uint8_t head[PROBE_LEN];
-	la_ssize_t n = archive_read_data(st->a, head, sizeof(head));
+	la_ssize_t n = mimg__libarchive.archive_read_data(st->a, head,
+							  sizeof(head));
 	if (n < 0)
 		return archive_fail(st->a, st->name, "unpacking");
 	st->expanded += (uint64_t)n;
@@ -854,10 +900,12 @@ static int stream_drop(struct stream_state *st)
 	int r;
 
 	if (!st->filtered)
-		return archive_read_data_skip(st->a) == ARCHIVE_OK
+		return mimg__libarchive.archive_read_data_skip(st->a) ==
+				       ARCHIVE_OK
 			       ? 0
 			       : archive_fail(st->a, st->name, "reading");
-	while ((r = archive_read_data_block(st->a, &buf, &n, &off)) ==
+	while ((r = mimg__libarchive.archive_read_data_block(st->a, &buf, &n,
+							     &off)) ==
 	       ARCHIVE_OK) {
 		int e = stream_data(st, buf, n);
 		if (e < 0)
@@ -876,7 +924,7 @@ static int next_member(struct archive *a, const char *aname, int count,
 		       struct archive_entry **ep, const char **namep,
 		       char **shownp)
 {
-	int r = archive_read_next_header(a, ep);
+	int r = mimg__libarchive.archive_read_next_header(a, ep);
 	if (r == ARCHIVE_EOF)
 		return 0;
 	if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
@@ -884,7 +932,7 @@ static int next_member(struct archive *a, const char *aname, int count,
 	if (count >= MIMG_ARCHIVE_MAX_MEMBERS)
 		return mimg_err(-E2BIG, "%s: archive has more than %d members",
 				aname, MIMG_ARCHIVE_MAX_MEMBERS);
-	const char *name = archive_entry_pathname(*ep);
+	const char *name = mimg__libarchive.archive_entry_pathname(*ep);
 	*namep = name ? name : "";
 	if (!(*shownp = shown_name(*namep)))
 		return mimg_err(-ENOMEM, "out of memory");
@@ -929,7 +977,7 @@ static int stream_tar_rest(struct stream_state *st)
 		if (r < 0)
 			return r;
 		r = 0;
-		if (archive_entry_filetype(e) == AE_IFREG &&
+		if (mimg__libarchive.archive_entry_filetype(e) == AE_IFREG &&
 		    (r = note_name(&st->names, st->name, name, shown)) == 0 &&
 		    (!st->disk || (r = member_is_disk(st)) == 1))
 			r = mimg_err(-EINVAL,
@@ -938,7 +986,8 @@ static int stream_tar_rest(struct stream_state *st)
 				     "extract the one to use",
 				     st->name, st->disk ? "disk image" : "file",
 				     shown);
-		if (r == 0 && archive_entry_filetype(e) == AE_IFREG)
+		if (r == 0 &&
+		    mimg__libarchive.archive_entry_filetype(e) == AE_IFREG)
 			r = stream_drop(st);
 		free(shown);
 		if (r < 0)
@@ -980,7 +1029,7 @@ static int stream_skip(void *opaque)
 		return st->skipped = true;
 	if (!st->tar || st->filtered)
 		return 0;
-	if (archive_read_data_skip(st->a) != ARCHIVE_OK)
+	if (mimg__libarchive.archive_read_data_skip(st->a) != ARCHIVE_OK)
 		return archive_fail(st->a, st->name, "reading");
 	return 1;
 }
@@ -989,7 +1038,7 @@ static void stream_release(void *opaque)
 {
 	struct stream_state *st = opaque;
 	if (st->a)
-		archive_read_free(st->a);
+		mimg__libarchive.archive_read_free(st->a);
 	names_free(&st->names);
 	free(st->name);
 	source_free(st->src);
@@ -1053,13 +1102,16 @@ static int count_decoded(struct spool *sp, uint64_t *sizep)
 			r = mimg_err(-ENOMEM, "%s: out of memory", sp->name);
 			goto out;
 		}
-		if (archive_read_open1(a) != ARCHIVE_OK ||
-		    archive_read_next_header(a, &e) != ARCHIVE_OK) {
+		if (mimg__libarchive.archive_read_open1(a) != ARCHIVE_OK ||
+		    mimg__libarchive.archive_read_next_header(a, &e) !=
+			    ARCHIVE_OK) {
 			r = archive_fail(a, sp->name, "unpacking");
 			goto out;
 		}
 		while (total <= limit &&
-		       (r = archive_read_data_block(a, &block, &len, &off)) ==
+		       (r = mimg__libarchive.archive_read_data_block(a, &block,
+								     &len,
+								     &off)) ==
 			       ARCHIVE_OK)
 			if (off >= 0 && (uint64_t)off + len > total)
 				total = (uint64_t)off + len;
@@ -1076,7 +1128,7 @@ static int count_decoded(struct spool *sp, uint64_t *sizep)
 	}
 out:
 	if (a)
-		archive_read_free(a);
+		mimg__libarchive.archive_read_free(a);
 	source_free(c);
 	return r;
 }
@@ -1159,14 +1211,16 @@ static int maybe_stream(struct spool *sp, struct archive *a, la_ssize_t n,
 static int take_entry(struct spool *sp, struct archive *a,
 		      struct archive_entry *e, la_ssize_t n, bool ova)
 {
-	int r = maybe_stream(sp, a, n, archive_entry_size_is_set(e),
-			     (uint64_t)archive_entry_size(e), true, ova);
+	int r = maybe_stream(sp, a, n,
+			     mimg__libarchive.archive_entry_size_is_set(e),
+			     (uint64_t)mimg__libarchive.archive_entry_size(e),
+			     true, ova);
 	if (r != 0)
 		return r < 0 ? r : 0;
 	r = spool_entry(sp, a, n);
-	if (r == 0 && archive_entry_size_is_set(e) &&
-	    (uint64_t)archive_entry_size(e) > sp->end)
-		sp->end = (uint64_t)archive_entry_size(e);
+	if (r == 0 && mimg__libarchive.archive_entry_size_is_set(e) &&
+	    (uint64_t)mimg__libarchive.archive_entry_size(e) > sp->end)
+		sp->end = (uint64_t)mimg__libarchive.archive_entry_size(e);
 	return r;
 }
 
@@ -1216,7 +1270,7 @@ static int unpack_tar(struct spool *sp, struct archive *a, bool filtered,
 		if (r < 0)
 			return r;
 		r = 0;
-		if (archive_entry_filetype(e) == AE_IFDIR ||
+		if (mimg__libarchive.archive_entry_filetype(e) == AE_IFDIR ||
 		    (r = note_name(&sp->names, sp->name, name, shown)) < 0) {
 			free(shown);
 			if (r < 0)
@@ -1303,7 +1357,7 @@ static int unpack_stream(struct spool *sp, struct archive *a,
 {
 	struct archive_entry *e;
 	uint64_t size = 0;
-	if (a && archive_read_next_header(a, &e) != ARCHIVE_OK)
+	if (a && mimg__libarchive.archive_read_next_header(a, &e) != ARCHIVE_OK)
 		return archive_fail(a, sp->name, "unpacking");
 	la_ssize_t n = next_chunk(sp, a);
 	if (n < 0)
@@ -1343,7 +1397,7 @@ static int unpack(struct source *s, const char *name,
 			r = mimg_err(-ENOMEM, "%s: out of memory", name);
 			goto out;
 		}
-		if (archive_read_open1(a) != ARCHIVE_OK) {
+		if (mimg__libarchive.archive_read_open1(a) != ARCHIVE_OK) {
 			r = archive_fail(a, name, "unpacking");
 			goto out;
 		}
@@ -1368,7 +1422,7 @@ static int unpack(struct source *s, const char *name,
 		mimg_file_size(sp.stream, &o->unpacked_size);
 out:
 	if (!sp.streamed && a)
-		archive_read_free(a);
+		mimg__libarchive.archive_read_free(a);
 	free(sp.buf);
 	free(sp.ovf_raw);
 	free(sp.disk_raw);

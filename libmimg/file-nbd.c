@@ -25,7 +25,7 @@
 #include "error.h"
 #include "file-impl.h"
 #include "iov.h"
-#include "nbd-lib.h"
+#include "dynlib.h"
 
 #define NBD_MAX_CONN 8
 #define NBD_MAX_INFLIGHT 16	/* commands in flight per call */

@@ -31,17 +31,7 @@ void mimg__ovf_free(struct mimg_ovf *ovf)
 }
 
 #ifdef MIMG_HAVE_LIBXML2
-#include <libxml/parser.h>
-#include <libxml/tree.h>
-#include <pthread.h>
-
-/* libxml2 2.9 must be initialised once before threads use it. */
-static pthread_once_t xml_once = PTHREAD_ONCE_INIT;
-
-static void init_xml(void)
-{
-	xmlInitParser();
-}
+#include "dynlib.h"
 
 static bool is_element(const xmlNode *n, const char *name)
 {
@@ -227,30 +217,32 @@ int mimg__ovf_parse(const uint8_t *xml, size_t len, const char *name,
 				"%s: OVF descriptor has a DTD or "
 				"entities; refused",
 				name);
-	pthread_once(&xml_once, init_xml);
-	doc = xmlReadMemory((const char *)xml, (int)len, NULL, "UTF-8",
-			    XML_PARSE_NONET | XML_PARSE_NOERROR |
-				    XML_PARSE_NOWARNING);
+	if ((r = mimg__xml_lib_load(name)) < 0)
+		return r;
+	doc = mimg__libxml2.xmlReadMemory((const char *)xml, (int)len, NULL,
+					  "UTF-8",
+					  XML_PARSE_NONET | XML_PARSE_NOERROR |
+						  XML_PARSE_NOWARNING);
 	if (!doc)
 		return mimg_err(-EINVAL,
 				"%s: OVF descriptor is not "
 				"well-formed XML",
 				name);
-	const xmlNode *root = xmlDocGetRootElement(doc);
+	const xmlNode *root = mimg__libxml2.xmlDocGetRootElement(doc);
 	if (doc->intSubset || doc->extSubset || !root ||
 	    !is_element(root, "Envelope")) {
-		xmlFreeDoc(doc);
+		mimg__libxml2.xmlFreeDoc(doc);
 		return mimg_err(-EINVAL,
 				"%s: OVF descriptor has no Envelope "
 				"(or has a DTD)",
 				name);
 	}
 	if (!(ovf = calloc(1, sizeof(*ovf)))) {
-		xmlFreeDoc(doc);
+		mimg__libxml2.xmlFreeDoc(doc);
 		return mimg_err(-ENOMEM, "out of memory");
 	}
 	r = read_envelope(root, name, ovf);
-	xmlFreeDoc(doc);
+	mimg__libxml2.xmlFreeDoc(doc);
 	if (r < 0) {
 		mimg__ovf_free(ovf);
 		return r;
