@@ -18,8 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
-
 #include "checked.h"
 #include "crypto/luks1.h"
 #include "error.h"
@@ -61,7 +59,7 @@ static int luks_unlock(struct mimg *img, struct luks_state *s)
 		r = mimg_sector_cipher_init(&s->cipher, s->hdr.mode,
 					    s->hdr.ivgen, s->hdr.ivhash, mk,
 					    s->hdr.key_bytes);
-	OPENSSL_cleanse(mk, sizeof(mk));
+	explicit_bzero(mk, sizeof(mk));
 	if (r == 0)
 		s->unlocked = true;
 	return r;
@@ -100,7 +98,7 @@ static void luks_close(struct mimg *img)
 		pthread_mutex_destroy(&s->rmw_lock);
 	if (s->unlocked)
 		mimg_sector_cipher_wipe(&s->cipher);
-	OPENSSL_cleanse(s, sizeof(*s));
+	explicit_bzero(s, sizeof(*s));
 }
 
 static int need_key(struct mimg *img)
@@ -169,7 +167,7 @@ static int luks_request(struct mimg *img, const struct iovec *iov, int iovcnt,
 		r = step(img, iov, iovcnt, done, pos, n, buf);
 		done += n;
 	}
-	OPENSSL_cleanse(buf, bsize);
+	explicit_bzero(buf, bsize);
 	free(buf);
 	return r;
 }
@@ -332,8 +330,8 @@ static int luks_create_secret(const char *path, uint64_t size,
 		r = mimg_file_truncate(f, total);
 	if (r == 0)
 		r = luks1_format(f, 0, &p, secret->data, secret->len, &h, mk);
-	OPENSSL_cleanse(mk, sizeof(mk));
-	OPENSSL_cleanse(&h, sizeof(h));
+	explicit_bzero(mk, sizeof(mk));
+	explicit_bzero(&h, sizeof(h));
 	int rc = mimg_file_close(f);
 	return r < 0 ? r : rc;
 }

@@ -279,7 +279,7 @@ static int read_disk_back(const struct ova_disk *d, uint8_t *buf,
 
 static int hash_piece(void *ctx, const uint8_t *p, size_t n)
 {
-	return EVP_DigestUpdate(ctx, p, n)
+	return mimg__libcrypto.EVP_DigestUpdate(ctx, p, n)
 		       ? 0
 		       : mimg_err(-ENOMEM, "digest: out of memory");
 }
@@ -287,15 +287,21 @@ static int hash_piece(void *ctx, const uint8_t *p, size_t n)
 /* SHA256 of D's file, read once before the tar is written. */
 static int hash_disk(struct ova_disk *d, uint8_t *buf)
 {
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
-		EVP_MD_CTX_free(ctx);
+	int r = mimg__crypto_lib_load(d->member);
+	if (r < 0)
+		return r;
+	EVP_MD_CTX *ctx = mimg__libcrypto.EVP_MD_CTX_new();
+	if (!ctx ||
+	    !mimg__libcrypto.EVP_DigestInit_ex(ctx,
+					       mimg__libcrypto.EVP_sha256(),
+					       NULL)) {
+		mimg__libcrypto.EVP_MD_CTX_free(ctx);
 		return mimg_err(-ENOMEM, "digest: out of memory");
 	}
-	int r = read_disk_back(d, buf, hash_piece, ctx);
+	r = read_disk_back(d, buf, hash_piece, ctx);
 	if (r == 0)
-		EVP_DigestFinal_ex(ctx, d->sha256, NULL);
-	EVP_MD_CTX_free(ctx);
+		mimg__libcrypto.EVP_DigestFinal_ex(ctx, d->sha256, NULL);
+	mimg__libcrypto.EVP_MD_CTX_free(ctx);
 	return r;
 }
 
@@ -589,10 +595,12 @@ static int write_tar(struct ova_job *j, struct mimg_file *out, uint8_t *buf)
 
 	snprintf(ovf_name, sizeof(ovf_name), "%s.ovf", j->base);
 	snprintf(mf_name, sizeof(mf_name), "%s.mf", j->base);
-	if ((r = mimg__archive_lib_load(j->path)) < 0)
+	if ((r = mimg__archive_lib_load(j->path)) < 0 ||
+	    (r = mimg__crypto_lib_load(j->path)) < 0)
 		return r;
 	if (!(ovf = ovf_text(j, &olen)) ||
-	    !EVP_Digest(ovf, olen, ovf_md, NULL, EVP_sha256(), NULL) ||
+	    !mimg__libcrypto.EVP_Digest(ovf, olen, ovf_md, NULL,
+					mimg__libcrypto.EVP_sha256(), NULL) ||
 	    !(mf = manifest_text(j, ovf_name, ovf_md, &mlen)) ||
 	    !(a = mimg__libarchive.archive_write_new())) {
 		r = mimg_err(-ENOMEM, "out of memory");

@@ -14,6 +14,7 @@
 
 #include "error.h"
 #include "file-archive.h"
+#include "dynlib.h"
 
 static const char *const alg_names[MIMG_DIGEST_ALGS] = {
 	"SHA1",
@@ -23,15 +24,21 @@ static const char *const alg_names[MIMG_DIGEST_ALGS] = {
 
 static const EVP_MD *alg_md(int i)
 {
-	return i == 0 ? EVP_sha1() : i == 1 ? EVP_sha256() : EVP_sha512();
+	return i == 0	? mimg__libcrypto.EVP_sha1()
+	       : i == 1 ? mimg__libcrypto.EVP_sha256()
+			: mimg__libcrypto.EVP_sha512();
 }
 
 int mimg__digests_init(struct mimg_digests *d)
 {
 	memset(d, 0, sizeof(*d));
+	int r = mimg__crypto_lib_load("digest");
+	if (r < 0)
+		return r;
 	for (int i = 0; i < MIMG_DIGEST_ALGS; i++)
-		if (!(d->ctx[i] = EVP_MD_CTX_new()) ||
-		    !EVP_DigestInit_ex(d->ctx[i], alg_md(i), NULL))
+		if (!(d->ctx[i] = mimg__libcrypto.EVP_MD_CTX_new()) ||
+		    !mimg__libcrypto.EVP_DigestInit_ex(d->ctx[i], alg_md(i),
+						       NULL))
 			return mimg_err(-ENOMEM, "digest: out of memory");
 	d->active = true;
 	return 0;
@@ -42,7 +49,7 @@ void mimg__digests_update(struct mimg_digests *d, const void *buf, size_t n)
 	if (!d->active)
 		return;
 	for (int i = 0; i < MIMG_DIGEST_ALGS; i++)
-		EVP_DigestUpdate(d->ctx[i], buf, n);
+		mimg__libcrypto.EVP_DigestUpdate(d->ctx[i], buf, n);
 }
 
 void mimg__digests_final(struct mimg_digests *d)
@@ -50,14 +57,17 @@ void mimg__digests_final(struct mimg_digests *d)
 	if (!d->active || d->done)
 		return;
 	for (int i = 0; i < MIMG_DIGEST_ALGS; i++)
-		EVP_DigestFinal_ex(d->ctx[i], d->md[i], &d->len[i]);
+		mimg__libcrypto.EVP_DigestFinal_ex(d->ctx[i], d->md[i],
+						   &d->len[i]);
 	d->done = true;
 }
 
 void mimg__digests_free(struct mimg_digests *d)
 {
+	/* Contexts exist only once libcrypto is loaded. */
 	for (int i = 0; i < MIMG_DIGEST_ALGS; i++)
-		EVP_MD_CTX_free(d->ctx[i]);
+		if (d->ctx[i])
+			mimg__libcrypto.EVP_MD_CTX_free(d->ctx[i]);
 	memset(d, 0, sizeof(*d));
 }
 

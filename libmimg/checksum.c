@@ -33,6 +33,7 @@
 #include "image.h"
 #include "iov.h"
 #include "mimg.h"
+#include "dynlib.h"
 
 #define CK_BLOCK (64u * 1024)
 #define CK_STREAMS 64u
@@ -75,7 +76,8 @@ static int add_zero_digests(struct ck_worker *w, unsigned s, uint64_t count)
 	struct ck *ck = w->ck;
 	while (count) {
 		uint64_t n = min_u64(count, ZREP);
-		if (!EVP_DigestUpdate(w->stream[s], ck->zrep, n * ck->md_len))
+		if (!mimg__libcrypto.EVP_DigestUpdate(w->stream[s], ck->zrep,
+						      n * ck->md_len))
 			return digest_error("hash");
 		count -= n;
 	}
@@ -89,13 +91,14 @@ static int add_block(struct ck_worker *w, unsigned s, const uint8_t *p,
 	uint8_t md[EVP_MAX_MD_SIZE];
 	unsigned mdl;
 	if (len == CK_BLOCK && buf_is_zero(p, len))
-		return EVP_DigestUpdate(w->stream[s], ck->zmd, ck->md_len)
+		return mimg__libcrypto.EVP_DigestUpdate(w->stream[s], ck->zmd,
+							ck->md_len)
 			       ? 0
 			       : digest_error("hash");
-	if (!EVP_DigestInit_ex(w->block, ck->md, NULL) ||
-	    !EVP_DigestUpdate(w->block, p, len) ||
-	    !EVP_DigestFinal_ex(w->block, md, &mdl) ||
-	    !EVP_DigestUpdate(w->stream[s], md, mdl))
+	if (!mimg__libcrypto.EVP_DigestInit_ex(w->block, ck->md, NULL) ||
+	    !mimg__libcrypto.EVP_DigestUpdate(w->block, p, len) ||
+	    !mimg__libcrypto.EVP_DigestFinal_ex(w->block, md, &mdl) ||
+	    !mimg__libcrypto.EVP_DigestUpdate(w->stream[s], md, mdl))
 		return digest_error("hash");
 	return 0;
 }
@@ -206,8 +209,8 @@ static void *worker_main(void *arg)
 static void worker_free(struct ck_worker *w)
 {
 	for (unsigned s = 0; s < CK_STREAMS; s++)
-		EVP_MD_CTX_free(w->stream[s]);
-	EVP_MD_CTX_free(w->block);
+		mimg__libcrypto.EVP_MD_CTX_free(w->stream[s]);
+	mimg__libcrypto.EVP_MD_CTX_free(w->block);
 	free(w->buf);
 }
 
@@ -217,11 +220,12 @@ static int worker_init(struct ck *ck, struct ck_worker *w, unsigned id)
 	w->ck = ck;
 	w->id = id;
 	if (!(w->buf = malloc((size_t)ck->per * CK_BLOCK)) ||
-	    !(w->block = EVP_MD_CTX_new()))
+	    !(w->block = mimg__libcrypto.EVP_MD_CTX_new()))
 		return mimg_err(-ENOMEM, "out of memory");
 	for (unsigned s = 0; s < ck->per; s++)
-		if (!(w->stream[s] = EVP_MD_CTX_new()) ||
-		    !EVP_DigestInit_ex(w->stream[s], ck->md, NULL))
+		if (!(w->stream[s] = mimg__libcrypto.EVP_MD_CTX_new()) ||
+		    !mimg__libcrypto.EVP_DigestInit_ex(w->stream[s], ck->md,
+						       NULL))
 			return mimg_err(-ENOMEM, "out of memory");
 	return 0;
 }
@@ -244,19 +248,20 @@ static int setup(struct ck *ck, struct mimg *img,
 	ck->img = img;
 	ck->opts = o;
 	ck->size = mimg_size(img);
-	if (!(ck->md = EVP_get_digestbyname(name)) ||
-	    EVP_MD_get_size(ck->md) <= 0 ||
-	    (EVP_MD_get_flags(ck->md) & EVP_MD_FLAG_XOF))
+	if (!(ck->md = mimg__libcrypto.EVP_get_digestbyname(name)) ||
+	    mimg__libcrypto.EVP_MD_get_size(ck->md) <= 0 ||
+	    (mimg__libcrypto.EVP_MD_get_flags(ck->md) & EVP_MD_FLAG_XOF))
 		return mimg_err(-EINVAL,
 				"checksum: unknown digest algorithm "
 				"'%s'",
 				name);
-	ck->md_len = (unsigned)EVP_MD_get_size(ck->md);
+	ck->md_len = (unsigned)mimg__libcrypto.EVP_MD_get_size(ck->md);
 	ck->threads = pick_threads(o);
 	ck->per = CK_STREAMS / ck->threads;
 	if (!(zero = calloc(1, CK_BLOCK)))
 		return mimg_err(-ENOMEM, "out of memory");
-	int ok = EVP_Digest(zero, CK_BLOCK, ck->zmd, NULL, ck->md, NULL);
+	int ok = mimg__libcrypto.EVP_Digest(zero, CK_BLOCK, ck->zmd, NULL,
+					    ck->md, NULL);
 	free(zero);
 	if (!ok)
 		return digest_error("hash");
@@ -275,16 +280,17 @@ static int setup(struct ck *ck, struct mimg *img,
 static int finish(struct ck *ck, struct ck_worker *w, unsigned char *md,
 		  unsigned *mdlen)
 {
-	EVP_MD_CTX *root = EVP_MD_CTX_new();
+	EVP_MD_CTX *root = mimg__libcrypto.EVP_MD_CTX_new();
 	uint8_t r[EVP_MAX_MD_SIZE];
 	unsigned rl;
-	bool ok = root && EVP_DigestInit_ex(root, ck->md, NULL);
+	bool ok = root && mimg__libcrypto.EVP_DigestInit_ex(root, ck->md, NULL);
 	for (unsigned t = 0; ok && t < ck->threads; t++)
 		for (unsigned s = 0; ok && s < ck->per; s++)
-			ok = EVP_DigestFinal_ex(w[t].stream[s], r, &rl) &&
-			     EVP_DigestUpdate(root, r, rl);
-	ok = ok && EVP_DigestFinal_ex(root, md, mdlen);
-	EVP_MD_CTX_free(root);
+			ok = mimg__libcrypto.EVP_DigestFinal_ex(w[t].stream[s],
+								r, &rl) &&
+			     mimg__libcrypto.EVP_DigestUpdate(root, r, rl);
+	ok = ok && mimg__libcrypto.EVP_DigestFinal_ex(root, md, mdlen);
+	mimg__libcrypto.EVP_MD_CTX_free(root);
 	return ok ? 0 : digest_error("hash");
 }
 
@@ -309,7 +315,8 @@ int mimg_checksum(struct mimg *img, const struct mimg_checksum_opts *opts,
 				"struct mimg_checksum_opts: size %zu "
 				"is unknown (at most %zu)",
 				opts->size, sizeof(*opts));
-	if ((r = setup(&ck, img, opts)) < 0)
+	if ((r = mimg__crypto_lib_load("checksum")) < 0 ||
+	    (r = setup(&ck, img, opts)) < 0)
 		return r;
 	for (; made < ck.threads; made++)
 		if ((r = worker_init(&ck, &w[made], made)) < 0) {

@@ -115,6 +115,16 @@ int mimg__archive_lib_load(const char *what)
 	return load_once(&archive, what);
 }
 
+/* OpenSSL's ABI name since 3.0. */
+struct mimg_crypto_lib mimg__libcrypto;
+DYNLIB(crypto, "libcrypto", "encryption and digests", mimg__libcrypto,
+       MIMG_CRYPTO_FUNCTIONS, "libcrypto.so.3");
+
+int mimg__crypto_lib_load(const char *what)
+{
+	return load_once(&crypto, what);
+}
+
 #ifdef MIMG_HAVE_LIBNBD
 struct mimg_nbd_lib mimg__nbd;
 DYNLIB(nbd, "libnbd", "NBD exports", mimg__nbd, MIMG_NBD_FUNCTIONS,

@@ -4,9 +4,9 @@
  * Shared libraries loaded when first needed rather than when a program
  * linking libmimg starts.  Each costs every start its loading and
  * relocation whether it is used or not: libarchive (with the libxml2, ICU
- * and C++ runtime it brings) and libnbd (with GnuTLS and its eight
- * libraries) made up most of the start of the mimg command, which most
- * runs never use.
+ * and C++ runtime it brings), libcrypto and libnbd (with GnuTLS and its
+ * eight libraries) made up most of the start of the mimg command, which
+ * most runs never use.
  *
  * A library is a struct of typed function pointers named as in its own
  * header, filled in by its load function, which every path into the
@@ -78,6 +78,44 @@ extern struct mimg_archive_lib mimg__libarchive;
 /* Load libarchive once (later calls give the first's result): 0, or
  * -ENOTSUP with a message naming WHAT when it cannot be loaded. */
 int mimg__archive_lib_load(const char *what);
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#define MIMG_CRYPTO_FUNCTIONS(X)                                               \
+	X(EVP_CIPHER_CTX_free)                                                 \
+	X(EVP_CIPHER_CTX_new)                                                  \
+	X(EVP_CIPHER_CTX_set_padding)                                          \
+	X(EVP_CIPHER_fetch)                                                    \
+	X(EVP_CIPHER_free)                                                     \
+	X(EVP_CipherInit_ex2)                                                  \
+	X(EVP_CipherUpdate)                                                    \
+	X(EVP_Digest)                                                          \
+	X(EVP_DigestFinal_ex)                                                  \
+	X(EVP_DigestInit_ex)                                                   \
+	X(EVP_DigestUpdate)                                                    \
+	X(EVP_EncryptUpdate)                                                   \
+	X(EVP_MD_CTX_free)                                                     \
+	X(EVP_MD_CTX_new)                                                      \
+	X(EVP_MD_get_flags)                                                    \
+	X(EVP_MD_get_size)                                                     \
+	X(EVP_aes_128_ecb)                                                     \
+	X(EVP_aes_192_ecb)                                                     \
+	X(EVP_aes_256_ecb)                                                     \
+	X(EVP_get_digestbyname)                                                \
+	X(EVP_sha1)                                                            \
+	X(EVP_sha256)                                                          \
+	X(EVP_sha512)                                                          \
+	X(PKCS5_PBKDF2_HMAC)                                                   \
+	X(RAND_bytes)
+
+struct mimg_crypto_lib {
+	MIMG_CRYPTO_FUNCTIONS(MIMG_DYNLIB_POINTER)
+};
+extern struct mimg_crypto_lib mimg__libcrypto;
+
+/* The same for libcrypto. */
+int mimg__crypto_lib_load(const char *what);
 
 #ifdef MIMG_HAVE_LIBNBD
 #include <libnbd.h>

@@ -21,8 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
-
 #include "checked.h"
 #include "crypto/luks1.h"
 #include "endian.h"
@@ -116,7 +114,7 @@ static int unlock_luks(struct qcow2 *s, const struct mimg_secret *sec)
 	if (r == 0)
 		r = mimg_sector_cipher_init(&s->cipher, h->mode, h->ivgen,
 					    h->ivhash, mk, h->key_bytes);
-	OPENSSL_cleanse(mk, sizeof(mk));
+	explicit_bzero(mk, sizeof(mk));
 	return r;
 }
 
@@ -128,7 +126,7 @@ static int unlock_aes(struct qcow2 *s, const struct mimg_secret *sec)
 	int r = mimg_sector_cipher_init(&s->cipher, MIMG_CIPHER_CBC,
 					MIMG_IVGEN_PLAIN64, MIMG_HASH_NONE, key,
 					sizeof(key));
-	OPENSSL_cleanse(key, sizeof(key));
+	explicit_bzero(key, sizeof(key));
 	return r;
 }
 
@@ -181,7 +179,7 @@ void qcow2_crypt_close(struct qcow2 *s)
 	if (s->crypt_rmw_init)
 		pthread_mutex_destroy(&s->crypt_rmw);
 	if (s->luks) {
-		OPENSSL_cleanse(s->luks, sizeof(*s->luks));
+		explicit_bzero(s->luks, sizeof(*s->luks));
 		free(s->luks);
 	}
 	s->luks = NULL;
@@ -320,8 +318,8 @@ int qcow2_crypt_setup(struct mimg *img, const struct luks1_create_params *p,
 					 min_u64(alloc, fsize - off), false);
 	if (r == 0)
 		r = luks1_format(s->file, off, p, sec->data, sec->len, &h, mk);
-	OPENSSL_cleanse(mk, sizeof(mk));
-	OPENSSL_cleanse(&h, sizeof(h));
+	explicit_bzero(mk, sizeof(mk));
+	explicit_bzero(&h, sizeof(h));
 	if (r == 0)
 		r = mimg_file_flush(s->file);
 	*offp = off;

@@ -20,25 +20,26 @@
 #include "crypto.h"
 #include "endian.h"
 #include "error.h"
+#include "dynlib.h"
 
 static int diffuse(EVP_MD_CTX *ctx, const EVP_MD *md, uint8_t *block,
 		   size_t len)
 {
-	size_t dlen = (size_t)EVP_MD_get_size(md);
+	size_t dlen = (size_t)mimg__libcrypto.EVP_MD_get_size(md);
 	uint8_t digest[EVP_MAX_MD_SIZE], idx[4];
 	unsigned int outl;
 
 	for (size_t off = 0, i = 0; off < len; off += dlen, i++) {
 		size_t n = len - off < dlen ? len - off : dlen;
 		st_be32(idx, (uint32_t)i);
-		if (!EVP_DigestInit_ex(ctx, md, NULL) ||
-		    !EVP_DigestUpdate(ctx, idx, sizeof(idx)) ||
-		    !EVP_DigestUpdate(ctx, block + off, n) ||
-		    !EVP_DigestFinal_ex(ctx, digest, &outl))
+		if (!mimg__libcrypto.EVP_DigestInit_ex(ctx, md, NULL) ||
+		    !mimg__libcrypto.EVP_DigestUpdate(ctx, idx, sizeof(idx)) ||
+		    !mimg__libcrypto.EVP_DigestUpdate(ctx, block + off, n) ||
+		    !mimg__libcrypto.EVP_DigestFinal_ex(ctx, digest, &outl))
 			return mimg_err(-EIO, "AF diffuse: hash failed");
 		memcpy(block + off, digest, n);
 	}
-	OPENSSL_cleanse(digest, sizeof(digest));
+	explicit_bzero(digest, sizeof(digest));
 	return 0;
 }
 
@@ -52,9 +53,11 @@ static void xor_into(uint8_t *dst, const uint8_t *src, size_t len)
 static int af_chain(enum mimg_hash_alg hash, const uint8_t *striped,
 		    size_t keylen, uint32_t stripes, uint8_t *d)
 {
+	int r = mimg__crypto_lib_load("AF splitter");
+	if (r < 0)
+		return r;
 	const EVP_MD *md = mimg_hash_md(hash);
 	EVP_MD_CTX *ctx;
-	int r = 0;
 
 	if (!md)
 		return mimg_err(-EINVAL, "AF splitter: unknown hash");
@@ -63,14 +66,14 @@ static int af_chain(enum mimg_hash_alg hash, const uint8_t *striped,
 				"AF splitter: %u stripes of %zu "
 				"bytes",
 				stripes, keylen);
-	if (!(ctx = EVP_MD_CTX_new()))
+	if (!(ctx = mimg__libcrypto.EVP_MD_CTX_new()))
 		return mimg_err(-ENOMEM, "out of memory");
 	memset(d, 0, keylen);
 	for (uint32_t i = 0; i + 1 < stripes && r == 0; i++) {
 		xor_into(d, striped + (size_t)i * keylen, keylen);
 		r = diffuse(ctx, md, d, keylen);
 	}
-	EVP_MD_CTX_free(ctx);
+	mimg__libcrypto.EVP_MD_CTX_free(ctx);
 	return r;
 }
 
@@ -96,7 +99,7 @@ int mimg_af_merge(enum mimg_hash_alg hash, const uint8_t *in, size_t keylen,
 {
 	int r = af_chain(hash, in, keylen, stripes, key);
 	if (r < 0) {
-		OPENSSL_cleanse(key, keylen);
+		explicit_bzero(key, keylen);
 		return r;
 	}
 	xor_into(key, in + (size_t)(stripes - 1) * keylen, keylen);

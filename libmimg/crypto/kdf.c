@@ -13,6 +13,7 @@
 
 #include "crypto.h"
 #include "error.h"
+#include "dynlib.h"
 
 struct name_map {
 	const char *name;
@@ -87,10 +88,12 @@ const char *mimg_ivgen_name(enum mimg_ivgen_alg alg)
 
 const EVP_MD *mimg_hash_md(enum mimg_hash_alg alg)
 {
+	if (mimg__crypto_lib_load("hash") < 0)
+		return NULL;
 	switch (alg) {
-	case MIMG_HASH_SHA1: return EVP_sha1();
-	case MIMG_HASH_SHA256: return EVP_sha256();
-	case MIMG_HASH_SHA512: return EVP_sha512();
+	case MIMG_HASH_SHA1: return mimg__libcrypto.EVP_sha1();
+	case MIMG_HASH_SHA256: return mimg__libcrypto.EVP_sha256();
+	case MIMG_HASH_SHA512: return mimg__libcrypto.EVP_sha512();
 	default: return NULL;
 	}
 }
@@ -98,13 +101,16 @@ const EVP_MD *mimg_hash_md(enum mimg_hash_alg alg)
 size_t mimg_hash_len(enum mimg_hash_alg alg)
 {
 	const EVP_MD *md = mimg_hash_md(alg);
-	return md ? (size_t)EVP_MD_get_size(md) : 0;
+	return md ? (size_t)mimg__libcrypto.EVP_MD_get_size(md) : 0;
 }
 
 int mimg_pbkdf2(enum mimg_hash_alg hash, const void *pass, size_t passlen,
 		const uint8_t *salt, size_t saltlen, uint32_t iters,
 		uint8_t *out, size_t outlen)
 {
+	int r = mimg__crypto_lib_load("PBKDF2");
+	if (r < 0)
+		return r;
 	const EVP_MD *md = mimg_hash_md(hash);
 	if (!md)
 		return mimg_err(-EINVAL, "PBKDF2: unknown hash");
@@ -117,8 +123,9 @@ int mimg_pbkdf2(enum mimg_hash_alg hash, const void *pass, size_t passlen,
 	/* An empty passphrase is valid; libcrypto wants a non-NULL pointer */
 	if (!pass)
 		pass = "";
-	if (!PKCS5_PBKDF2_HMAC(pass, (int)passlen, salt, (int)saltlen,
-			       (int)iters, md, (int)outlen, out))
+	if (!mimg__libcrypto.PKCS5_PBKDF2_HMAC(pass, (int)passlen, salt,
+					       (int)saltlen, (int)iters, md,
+					       (int)outlen, out))
 		return mimg_err(-EIO, "PBKDF2 with %s failed",
 				mimg_hash_name(hash));
 	return 0;
@@ -153,7 +160,7 @@ int mimg_pbkdf2_count_iters(enum mimg_hash_alg hash, size_t keylen, uint64_t ms,
 			break;
 		n *= 2;
 	}
-	OPENSSL_cleanse(out, sizeof(out));
+	explicit_bzero(out, sizeof(out));
 	if (elapsed == 0)
 		elapsed = 1;
 	/* n per elapsed ns, scaled to MS milliseconds; saturating */
@@ -167,7 +174,10 @@ int mimg_pbkdf2_count_iters(enum mimg_hash_alg hash, size_t keylen, uint64_t ms,
 
 int mimg_random_bytes(void *buf, size_t len)
 {
-	if (len > INT32_MAX || RAND_bytes(buf, (int)len) != 1)
+	int r = mimg__crypto_lib_load("random bytes");
+	if (r < 0)
+		return r;
+	if (len > INT32_MAX || mimg__libcrypto.RAND_bytes(buf, (int)len) != 1)
 		return mimg_err(-EIO, "no random bytes available from "
 				      "libcrypto");
 	return 0;

@@ -13,8 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
-
 #include "checked.h"
 #include "endian.h"
 #include "error.h"
@@ -247,6 +245,16 @@ int luks1_parse(const uint8_t *buf, uint64_t file_size, uint64_t max_iters,
 
 /* Encrypt (ENCRYPT) or decrypt the LEN bytes of key MATERIAL of slot S
  * with the key PASS derives for it. */
+/* A == B over N bytes, in a time that does not depend on where they
+ * differ (a digest of a key candidate is compared). */
+static bool same_secret(const uint8_t *a, const uint8_t *b, size_t n)
+{
+	volatile uint8_t diff = 0;
+	for (size_t i = 0; i < n; i++)
+		diff |= a[i] ^ b[i];
+	return diff == 0;
+}
+
 static int crypt_material(const struct luks1_header *h,
 			  const struct luks1_slot *s, const void *pass,
 			  size_t passlen, bool encrypt, uint8_t *material,
@@ -263,7 +271,7 @@ static int crypt_material(const struct luks1_header *h,
 		r = mimg_sector_crypt(&sc, encrypt, 0, material, len);
 		mimg_sector_cipher_wipe(&sc);
 	}
-	OPENSSL_cleanse(slotkey, sizeof(slotkey));
+	explicit_bzero(slotkey, sizeof(slotkey));
 	return r;
 }
 
@@ -294,11 +302,11 @@ static int try_slot(const struct luks1_header *h, int i, struct mimg_file *f,
 				LUKS1_SALT_LEN, h->mk_iters, digest,
 				sizeof(digest));
 	if (r == 0)
-		r = CRYPTO_memcmp(digest, h->mk_digest, sizeof(digest)) == 0;
-	OPENSSL_cleanse(material, len);
+		r = same_secret(digest, h->mk_digest, sizeof(digest));
+	explicit_bzero(material, len);
 	free(material);
 	if (r != 1)
-		OPENSSL_cleanse(mk, h->key_bytes);
+		explicit_bzero(mk, h->key_bytes);
 	return r;
 }
 
@@ -472,7 +480,7 @@ static int write_slot(struct mimg_file *f, uint64_t base,
 		r = mimg_file_pwrite(f, material, len,
 				     base + (uint64_t)h->slots[i].key_offset *
 						     MIMG_CRYPTO_SECTOR);
-	OPENSSL_cleanse(material, len);
+	explicit_bzero(material, len);
 	free(material);
 	return r;
 }
@@ -489,7 +497,7 @@ int luks1_format(struct mimg_file *f, uint64_t base,
 			     LUKS1_DIGEST_LEN)) < 0 ||
 	    (r = write_slot(f, base, h, 0, p, mk, pass, passlen)) < 0 ||
 	    (r = luks1_write_header(f, base, h)) < 0)
-		OPENSSL_cleanse(mk, MIMG_CRYPTO_MAX_KEY);
+		explicit_bzero(mk, MIMG_CRYPTO_MAX_KEY);
 	return r;
 }
 
@@ -636,7 +644,7 @@ int luks1_slots_opened_by(const struct luks1_header *h, struct mimg_file *f,
 		if (r)
 			*maskp |= 1u << i;
 	}
-	OPENSSL_cleanse(mk, sizeof(mk));
+	explicit_bzero(mk, sizeof(mk));
 	return 0;
 }
 
@@ -688,6 +696,6 @@ int luks1_keyslot_change(struct mimg_file *f, uint64_t base, const char *path,
 	}
 	r = luks1_slot_add(f, base, path, h, mk, c->slot, c->new_pass,
 			   c->new_len, c->iter_time_ms, c->max_iters, slotp);
-	OPENSSL_cleanse(key, sizeof(key));
+	explicit_bzero(key, sizeof(key));
 	return r;
 }

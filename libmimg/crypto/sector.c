@@ -22,17 +22,14 @@
 #include "crypto.h"
 #include "endian.h"
 #include "error.h"
+#include "dynlib.h"
 
 #define AES_BLOCK 16
 
-static const EVP_CIPHER *aes_ecb(size_t key_len)
+/* AES-128, -192 or -256. */
+static bool aes_key_len(size_t key_len)
 {
-	switch (key_len) {
-	case 16: return EVP_aes_128_ecb();
-	case 24: return EVP_aes_192_ecb();
-	case 32: return EVP_aes_256_ecb();
-	default: return NULL;
-	}
+	return key_len == 16 || key_len == 24 || key_len == 32;
 }
 
 /* Fetch "AES-<BITS>-<MODE>" from the default library context. */
@@ -40,7 +37,7 @@ static EVP_CIPHER *fetch_aes(size_t bits, const char *mode)
 {
 	char name[32];
 	snprintf(name, sizeof(name), "AES-%zu-%s", bits, mode);
-	return EVP_CIPHER_fetch(NULL, name, NULL);
+	return mimg__libcrypto.EVP_CIPHER_fetch(NULL, name, NULL);
 }
 
 static int fetch_ciphers(struct mimg_sector_cipher *sc)
@@ -70,9 +67,13 @@ int mimg_sector_cipher_check(const char *what, enum mimg_cipher_mode mode,
 			     enum mimg_hash_alg ivhash, size_t key_len)
 {
 	size_t aes_len = mode == MIMG_CIPHER_XTS ? key_len / 2 : key_len;
+	/* Every cipher is checked first: libcrypto is loaded here. */
+	int r = mimg__crypto_lib_load(what);
+	if (r < 0)
+		return r;
 	if (mode != MIMG_CIPHER_XTS && mode != MIMG_CIPHER_CBC)
 		return mimg_err(-ENOTSUP, "%s: unsupported cipher mode", what);
-	if ((mode == MIMG_CIPHER_XTS && key_len % 2) || !aes_ecb(aes_len))
+	if ((mode == MIMG_CIPHER_XTS && key_len % 2) || !aes_key_len(aes_len))
 		return mimg_err(-ENOTSUP,
 				"%s: Algorithm aes with key size %zu "
 				"bytes not supported in %s mode",
@@ -87,7 +88,7 @@ int mimg_sector_cipher_check(const char *what, enum mimg_cipher_mode mode,
 					"hash specification",
 					what);
 		/* ESSIV's key is a digest: AES needs it 16/24/32 bytes */
-		if (!aes_ecb(mimg_hash_len(ivhash)))
+		if (!aes_key_len(mimg_hash_len(ivhash)))
 			return mimg_err(-ENOTSUP,
 					"%s: No AES cipher with key "
 					"size %zu available for essiv:%s",
@@ -115,8 +116,8 @@ int mimg_sector_cipher_init(struct mimg_sector_cipher *sc,
 	memcpy(sc->key, key, key_len);
 	if (ivgen == MIMG_IVGEN_ESSIV) {
 		unsigned int n = 0;
-		if (!EVP_Digest(key, key_len, sc->essiv_key, &n,
-				mimg_hash_md(ivhash), NULL)) {
+		if (!mimg__libcrypto.EVP_Digest(key, key_len, sc->essiv_key, &n,
+						mimg_hash_md(ivhash), NULL)) {
 			mimg_sector_cipher_wipe(sc);
 			return mimg_err(-EIO, "ESSIV: hashing the key failed");
 		}
@@ -131,9 +132,12 @@ int mimg_sector_cipher_init(struct mimg_sector_cipher *sc,
 
 void mimg_sector_cipher_wipe(struct mimg_sector_cipher *sc)
 {
-	EVP_CIPHER_free(sc->data_cipher);
-	EVP_CIPHER_free(sc->essiv_cipher);
-	OPENSSL_cleanse(sc, sizeof(*sc));
+	/* Ciphers are only fetched once libcrypto is loaded. */
+	if (sc->data_cipher)
+		mimg__libcrypto.EVP_CIPHER_free(sc->data_cipher);
+	if (sc->essiv_cipher)
+		mimg__libcrypto.EVP_CIPHER_free(sc->essiv_cipher);
+	explicit_bzero(sc, sizeof(*sc));
 }
 
 /* The contexts one call needs: the data cipher (or, for hand-made XTS,
@@ -146,17 +150,18 @@ struct crypt_ctx {
 
 static void ctx_free(struct crypt_ctx *c)
 {
-	EVP_CIPHER_CTX_free(c->data);
-	EVP_CIPHER_CTX_free(c->tweak);
-	EVP_CIPHER_CTX_free(c->essiv);
+	mimg__libcrypto.EVP_CIPHER_CTX_free(c->data);
+	mimg__libcrypto.EVP_CIPHER_CTX_free(c->tweak);
+	mimg__libcrypto.EVP_CIPHER_CTX_free(c->essiv);
 }
 
 static bool new_ctx(EVP_CIPHER_CTX **ctx, const EVP_CIPHER *cipher,
 		    const uint8_t *key, int enc)
 {
-	return (*ctx = EVP_CIPHER_CTX_new()) &&
-	       EVP_CipherInit_ex2(*ctx, cipher, key, NULL, enc, NULL) &&
-	       EVP_CIPHER_CTX_set_padding(*ctx, 0);
+	return (*ctx = mimg__libcrypto.EVP_CIPHER_CTX_new()) &&
+	       mimg__libcrypto.EVP_CipherInit_ex2(*ctx, cipher, key, NULL, enc,
+						  NULL) &&
+	       mimg__libcrypto.EVP_CIPHER_CTX_set_padding(*ctx, 0);
 }
 
 static int ctx_init(struct crypt_ctx *c, const struct mimg_sector_cipher *sc,
@@ -193,7 +198,8 @@ static bool make_iv(const struct crypt_ctx *c,
 	st_le64(iv, sector);
 	if (sc->ivgen == MIMG_IVGEN_PLAIN64)
 		return true;
-	return EVP_EncryptUpdate(c->essiv, iv, &outl, iv, AES_BLOCK) &&
+	return mimg__libcrypto.EVP_EncryptUpdate(c->essiv, iv, &outl, iv,
+						 AES_BLOCK) &&
 	       outl == AES_BLOCK;
 }
 
@@ -215,7 +221,8 @@ static bool xts_sector_by_hand(const struct crypt_ctx *c, uint8_t *p,
 {
 	uint8_t tweaks[MIMG_CRYPTO_SECTOR], t[AES_BLOCK];
 	int outl;
-	bool ok = EVP_EncryptUpdate(c->tweak, t, &outl, iv, AES_BLOCK) &&
+	bool ok = mimg__libcrypto.EVP_EncryptUpdate(c->tweak, t, &outl, iv,
+						    AES_BLOCK) &&
 		  outl == AES_BLOCK;
 	for (int b = 0; ok && b < MIMG_CRYPTO_SECTOR / AES_BLOCK; b++) {
 		memcpy(tweaks + b * AES_BLOCK, t, AES_BLOCK);
@@ -223,12 +230,14 @@ static bool xts_sector_by_hand(const struct crypt_ctx *c, uint8_t *p,
 	}
 	for (int i = 0; ok && i < MIMG_CRYPTO_SECTOR; i++)
 		p[i] ^= tweaks[i];
-	ok = ok && EVP_CipherUpdate(c->data, p, &outl, p, MIMG_CRYPTO_SECTOR) &&
+	ok = ok &&
+	     mimg__libcrypto.EVP_CipherUpdate(c->data, p, &outl, p,
+					      MIMG_CRYPTO_SECTOR) &&
 	     outl == MIMG_CRYPTO_SECTOR;
 	for (int i = 0; ok && i < MIMG_CRYPTO_SECTOR; i++)
 		p[i] ^= tweaks[i];
-	OPENSSL_cleanse(tweaks, sizeof(tweaks));
-	OPENSSL_cleanse(t, sizeof(t));
+	explicit_bzero(tweaks, sizeof(tweaks));
+	explicit_bzero(t, sizeof(t));
 	return ok;
 }
 
@@ -257,12 +266,13 @@ int mimg_sector_crypt(const struct mimg_sector_cipher *sc, bool encrypt,
 			continue;
 		}
 		ok = ok &&
-		     EVP_CipherInit_ex2(c.data, NULL, NULL, iv, -1, NULL) &&
-		     EVP_CipherUpdate(c.data, p, &outl, p,
-				      MIMG_CRYPTO_SECTOR) &&
+		     mimg__libcrypto.EVP_CipherInit_ex2(c.data, NULL, NULL, iv,
+							-1, NULL) &&
+		     mimg__libcrypto.EVP_CipherUpdate(c.data, p, &outl, p,
+						      MIMG_CRYPTO_SECTOR) &&
 		     outl == MIMG_CRYPTO_SECTOR;
 	}
-	OPENSSL_cleanse(iv, sizeof(iv));
+	explicit_bzero(iv, sizeof(iv));
 	ctx_free(&c);
 	if (!ok)
 		return mimg_err(-EIO, "libcrypto failed to %s sector %llu",
