@@ -22,15 +22,19 @@ qemu-io -f raw -c "write -P 0xab 1M 3M" -c "write -P 0 8M 1M" \
 	>/dev/null || fail "qemu-io"
 qemu-img convert -f raw -O qcow2 disk.raw disk.qcow2 || fail "qemu-img"
 
-# libarchive, and the libxml2 it brings, are loaded when a file may be
-# compressed or a tar, not at every start.
+# libarchive (and the libxml2 it brings) and libcrypto are loaded when a
+# file may be compressed or a tar and when a digest is made, not at every
+# start.
 LD_DEBUG=files "$MIMG" info disk.qcow2 2>ld.txt >/dev/null
-! grep -Eq "file=lib(archive|xml2)" ld.txt ||
-	fail "mimg loads libarchive or libxml2 for a plain qcow2"
+! grep -Eq "file=lib(archive|xml2|crypto)" ld.txt ||
+	fail "mimg loads libarchive, libxml2 or libcrypto for a plain qcow2"
 gzip -k -c disk.qcow2 >ld.qcow2.gz
 LD_DEBUG=files "$MIMG" info ld.qcow2.gz 2>ld.txt >/dev/null ||
 	fail "info ld.qcow2.gz"
 grep -q "file=libarchive" ld.txt || fail "the loader did not report libarchive"
+LD_DEBUG=files "$MIMG" checksum disk.qcow2 2>ld.txt >/dev/null ||
+	fail "checksum disk.qcow2"
+grep -q "file=libcrypto" ld.txt || fail "the loader did not report libcrypto"
 rm ld.qcow2.gz ld.txt
 
 left_in_tmp() {
