@@ -9,7 +9,6 @@
  * manifest, the disks in the order References lists them.  Headers are
  * ustar, pax only for a member too large for ustar (8 GiB).
  */
-#include "dynlib.h"
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -24,6 +23,7 @@
 
 #include "archive-sink.h"
 #include "driver.h"
+#include "dynlib.h"
 #include "error.h"
 #include "file-archive.h"
 #include "file.h"

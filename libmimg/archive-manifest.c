@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dynlib.h"
 #include "error.h"
 #include "file-archive.h"
-#include "dynlib.h"
 
 static const char *const alg_names[MIMG_DIGEST_ALGS] = {
 	"SHA1",

@@ -29,11 +29,11 @@
 #include <openssl/evp.h>
 
 #include "checked.h"
+#include "dynlib.h"
 #include "error.h"
 #include "image.h"
 #include "iov.h"
 #include "mimg.h"
-#include "dynlib.h"
 
 #define CK_BLOCK (64u * 1024)
 #define CK_STREAMS 64u

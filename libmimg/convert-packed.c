@@ -10,7 +10,6 @@
  * size it unpacks to (xz index, zstd frame header, gzip ISIZE modulo
  * 2^32), so that readers, mimg among them, can stream it.
  */
-#include "dynlib.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +18,7 @@
 #include <zstd.h>
 
 #include "archive-sink.h"
+#include "dynlib.h"
 #include "error.h"
 #include "image.h"
 #include "file.h"

@@ -12,7 +12,6 @@
  * space of the temporary directory, and what a few bytes may expand to is
  * capped (decompression bombs).
  */
-#include "dynlib.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -25,6 +24,7 @@
 #include <unistd.h>
 
 #include "checked.h"
+#include "dynlib.h"
 #include "file-archive.h"
 #include "probe.h"
 #include "driver.h"

@@ -22,10 +22,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "dynlib.h"
 #include "error.h"
 #include "file-impl.h"
 #include "iov.h"
-#include "dynlib.h"
 
 #define NBD_MAX_CONN 8
 #define NBD_MAX_INFLIGHT 16	/* commands in flight per call */

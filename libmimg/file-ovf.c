@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dynlib.h"
 #include "error.h"
 #include "file-archive.h"
 
@@ -31,8 +32,6 @@ void mimg__ovf_free(struct mimg_ovf *ovf)
 }
 
 #ifdef MIMG_HAVE_LIBXML2
-#include "dynlib.h"
-
 static bool is_element(const xmlNode *n, const char *name)
 {
 	return n->type == XML_ELEMENT_NODE &&

@@ -14,13 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "crypto.h"
+#include "dynlib.h"
 #include "endian.h"
 #include "error.h"
-#include "dynlib.h"
 
 static int diffuse(EVP_MD_CTX *ctx, const EVP_MD *md, uint8_t *block,
 		   size_t len)

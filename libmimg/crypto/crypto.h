@@ -7,7 +7,7 @@
  *
  * A sector cipher holds only key material; every call that encrypts or
  * decrypts makes its own EVP context, so one cipher may be used from many
- * threads at once.  Key material is wiped with OPENSSL_cleanse when the
+ * threads at once.  Key material is wiped with explicit_bzero when the
  * cipher is released.
  */
 #ifndef MIMG_CRYPTO_H

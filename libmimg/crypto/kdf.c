@@ -12,8 +12,8 @@
 #include <openssl/rand.h>
 
 #include "crypto.h"
-#include "error.h"
 #include "dynlib.h"
+#include "error.h"
 
 struct name_map {
 	const char *name;

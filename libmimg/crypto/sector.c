@@ -16,13 +16,12 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "crypto.h"
+#include "dynlib.h"
 #include "endian.h"
 #include "error.h"
-#include "dynlib.h"
 
 #define AES_BLOCK 16
 

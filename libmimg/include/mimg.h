@@ -203,7 +203,7 @@ MIMG_API int mimg_open_memory(struct mimg **imgp, const void *buf, size_t len,
  * covers and refuses (-EINVAL) a SIZE too small for DATA and LEN.
  * The library copies what it needs while the call runs: the caller may
  * wipe its buffer as soon as the call returns.  Key material kept by an
- * open image is wiped with OPENSSL_cleanse when the image is closed, and
+ * open image is wiped with explicit_bzero when the image is closed, and
  * is never part of a message or of mimg_info's output.
  */
 struct mimg_secret {
