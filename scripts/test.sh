@@ -17,7 +17,7 @@
 # sanitized build is made at the lowest priority while the plain one is
 # made and tested, its tests run at a low priority as soon as it is
 # built, and the fuzz runs start once the plain tests are done.
-# It takes about 18 minutes on 2 cores, over the suite's 15-minute
+# It takes about 17 minutes on 2 cores, over the suite's 15-minute
 # budget, so it is not the default.
 # --sanitize builds with ASan+UBSan and runs everything; --tsan builds
 # with ThreadSanitizer and runs the tests of concurrent I/O (suite
