@@ -4,7 +4,7 @@
 # same run, and print the ratios (mimg / qemu-img; below 1.00 = mimg faster)
 # of wall and CPU (user + system) time, the output sizes (allocated
 # MiB) and mimg's peak RSS; then mimg's times with 1, 2, 4, 8, 16 workers (as many as exist).
-#   bench/convert.sh [-s GiB] [-d MiB] [-r runs] [-o OUTDIR] [-t TEXT] [WORKDIR]
+#   bench/convert.sh [-s GiB] [-d MiB] [-r runs] [-o OUTDIR] [-t TEXT] [-S 1] [WORKDIR]
 # The source is a sparse raw disk (default 4 GiB) holding (default) 768 MiB
 # of data: one third random, one third text, one third explicit zeroes,
 # in 1-8 MiB pieces spread over the disk.  Each conversion runs RUNS times
@@ -15,15 +15,20 @@
 # page-cache writeback of the disk under WORKDIR, which dominates them
 # otherwise and follows what other processes write.  -t TEXT runs only
 # the conversions whose name contains TEXT (and skips the scaling part).
+# -S 1 runs the scaling part alone, with sources made by mimg, so that it
+# needs no qemu-img (a many-core machine without it).
 set -eu
 
 . "$(dirname "$0")/lib.sh"
-size_gib=4 data_mib=768 runs=2 outdir="" only=""
-bench_options "[-s GiB] [-d MiB] [-r runs] [-o OUTDIR] [-t TEXT]" \
-	s=size_gib d=data_mib r=runs o=outdir t=only -- "$@"
+size_gib=4 data_mib=768 runs=2 outdir="" only="" scaling_only=""
+bench_options "[-s GiB] [-d MiB] [-r runs] [-o OUTDIR] [-t TEXT] [-S 1]" \
+	s=size_gib d=data_mib r=runs o=outdir t=only S=scaling_only -- "$@"
 [ -z "$outdir" ] || outdir=$(cd "$outdir" && pwd) ||
 	{ echo "bench: no directory $outdir" >&2; exit 1; }
-bench_need qemu-img bc /usr/bin/time
+# The reference that makes the sources and is timed beside mimg.
+REF=qemu-img
+[ -z "$scaling_only" ] || REF=$MIMG
+bench_need "$REF" bc /usr/bin/time
 bench_enter "$BENCH_DIR" mimg-bench
 
 # The images made from src.raw are kept for the next run while it stays.
@@ -57,13 +62,13 @@ while left > 0:
     i += 1
 PY
 
-# made OUT ARGS...: OUT made from src.raw by qemu-img convert ARGS, unless
-# it is there from a run on the same src.raw.
+# made OUT ARGS...: OUT made from src.raw by qemu-img convert ARGS (mimg
+# with -S), unless it is there from a run on the same src.raw.
 made() {
 	out=$1
 	shift
 	[ "$stale" = false ] && [ -f "$out" ] && return 0
-	qemu-img convert "$@" src.raw "$out.tmp"
+	"$REF" convert "$@" src.raw "$out.tmp"
 	mv "$out.tmp" "$out"
 }
 
@@ -71,12 +76,13 @@ have() { "$MIMG" --help | sed -n 's/^Formats: //p' | tr ' ' '\n' | grep -qx "$1"
 
 mib() { echo "$(stat -c '%b * %B' "$1") / 1048576" | bc -l; } # allocated
 
-printf '%-30s %8s %8s %6s %7s %7s %6s %9s %9s %7s\n' conversion qemu-img mimg ratio \
+[ -n "$scaling_only" ] || printf '%-30s %8s %8s %6s %7s %7s %6s %9s %9s %7s\n' conversion qemu-img mimg ratio \
 	"q-cpu" "m-cpu" "ratio" "q-MiB" "m-MiB" "m-RSS"
 bench() { # bench NAME SRC_FMT SRC DST_FMT [convert options...]
 	name=$1 sfmt=$2 src=$3 dfmt=$4
 	shift 4
 	case $name in *"$only"*) ;; *) return 0 ;; esac
+	[ -z "$scaling_only" ] || return 0
 	q=${outdir:-.}/out-q.$dfmt m=${outdir:-.}/out-m.$dfmt
 	tq="" tm="" cq="" cm="" rm=""
 	i=0
@@ -111,16 +117,19 @@ scaling() {
 	t1=""
 	for m in 1 2 4 8 16; do
 		[ "$m" -le "$cpus" ] || break
-		t="" i=0
+		t="" tc="" i=0
 		while [ $i -lt "$runs" ]; do
 			rm -f "out-m.$dfmt"
 			bench_time "$MIMG" convert -m "$m" -f "$sfmt" -O "$dfmt" "$@" "$src" "out-m.$dfmt"
+			[ -n "$t" ] && [ "$(bench_min "$w" "$t")" = "$t" ] || tc=$c
 			t=$(bench_min "$w" "$t")
 			i=$((i + 1))
 		done
 		[ -n "$t1" ] || t1=$t
-		printf '%-30s -m %-3d %7.2fs  speedup %5.2f  (linear %d)\n' \
-			"$name" "$m" "$t" "$(bench_ratio "$t1" "$t")" "$m"
+		# CPU of the fastest run over its wall time: the cores it kept busy.
+		printf '%-30s -m %-3d %7.2fs  speedup %5.2f  (linear %d, %.2f of it)  cpu %7.2fs  busy %5.2f\n' \
+			"$name" "$m" "$t" "$(bench_ratio "$t1" "$t")" "$m" \
+			"$(bench_ratio "$(bench_ratio "$t1" "$t")" "$m")" "$tc" "$(bench_ratio "$tc" "$t")"
 	done
 	rm -f "out-m.$dfmt"
 }
@@ -146,8 +155,8 @@ if have vmdk; then
 	bench "raw -> vmdk streamOptimized" raw src.raw vmdk -o subformat=streamOptimized
 	bench "streamOptimized -> raw" vmdk src-stream.vmdk raw
 fi
-if [ -z "$only" ]; then
-	echo
+if [ -z "$only" ] || [ -n "$scaling_only" ]; then
+	[ -n "$scaling_only" ] || echo
 	echo "mimg with N workers ($(getconf _NPROCESSORS_ONLN) CPUs online):"
 	if have qcow2; then
 		scaling "qcow2 -c zlib -> raw" qcow2 src-zlib.qcow2 raw
