@@ -85,10 +85,11 @@ qio_fmt() {
 }
 
 # qemu_img_luks ARGS...: qemu-img with ARGS, tried again when its PBKDF2
-# benchmark gives up on a busy machine ("Unable to get accurate CPU
-# usage"), which small iter-time values make likely.
+# benchmark gives up ("Unable to get accurate CPU usage": its first
+# timed round took under a millisecond of thread CPU, which on a fast
+# processor with SHA instructions happens to about a third of the runs).
 qemu_img_luks() {
-	for _try in 1 2 3 4 5; do
+	for _try in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
 		qemu-img "$@" 2>qerr.txt && return 0
 		grep -q "accurate CPU usage" qerr.txt || break
 	done
