@@ -2,25 +2,24 @@
 # SPDX-License-Identifier: BSD-2-Clause
 # Install what is missing, build with warnings as errors, run every test
 # and print the totals as "N passed, N failed, N skipped".
-#   scripts/test.sh [--full | --plain | --sanitize | --tsan] [meson test args...]
-# With no argument (what CI runs; --plain says the same), one plain
-# build runs every test: unit, interop, end-to-end, install and the fuzz
-# corpus replay.
-# --full makes two builds: the plain one runs the interop tests against
-# qemu-img, the end-to-end and install tests and the tests of suite
-# "plain" (CPU budgets, and the long tests in full); a clang build with ASan+UBSan and libFuzzer
-# coverage (-Dfuzzers=true) runs every unit test (the long ones at
-# MIMG_TEST_SCALE=25 percent of their iterations) and the fuzz corpus
+#   scripts/test.sh [--plain | --sanitize | --tsan] [meson test args...]
+# With no argument (what CI runs; --full says the same) it makes two
+# builds: the plain one runs the interop tests against qemu-img, the
+# end-to-end and install tests and the tests of suite "plain" (CPU
+# budgets, and the long tests in full); a clang build with ASan+UBSan and
+# libFuzzer coverage (-Dfuzzers=true) runs every unit test (the long ones
+# at MIMG_TEST_SCALE=25 percent of their iterations) and the fuzz corpus
 # replay, then each fuzz target for 30 s, two at a time: a fuzz run that
 # finds a crash is a failed test.  The work overlaps so that two cores
 # stay busy: the plain build makes only what its tests need; the
 # sanitized build is made at the lowest priority while the plain one is
-# made and tested, its tests run at a low priority as soon as it is
-# built, and the fuzz runs start once the plain tests are done.
-# It takes about 17 minutes on 2 cores, over the suite's 15-minute
-# budget, so it is not the default.
-# --sanitize builds with ASan+UBSan and runs everything; --tsan builds
-# with ThreadSanitizer and runs the tests of concurrent I/O (suite
+# made and tested, and its tests, then the fuzz runs, run at a low
+# priority as soon as it is built, in the CPU the plain tests leave idle
+# while they wait (on qemu-img, fsync, the guest).
+# --plain makes one plain build and runs every test there: unit,
+# interop, end-to-end, install and the fuzz corpus replay (no clang
+# needed).  --sanitize builds with ASan+UBSan and runs everything; --tsan
+# builds with ThreadSanitizer and runs the tests of concurrent I/O (suite
 # "threads").
 # Other arguments go to `meson test` on the plain build, which then runs
 # alone.
@@ -32,13 +31,13 @@ sanitizer_env() {
 	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 }
-full=
+full=1
 case ${1:-} in
---full)
+--full) shift ;;
+--plain)
 	shift
-	full=1
+	full=
 	;;
---plain) shift ;;
 --sanitize)
 	shift
 	full=
@@ -166,8 +165,14 @@ if [ -n "$full" ]; then
 	# tests, whose CPU they fill in.
 	asan_ok=1
 	if wait "$asan_pid"; then
-		asan_test 10 --logbase testlog-unit --suite unit --suite fuzz \
-			>"$asan/unit-tests.log" 2>&1 &
+		(
+			_s=0
+			asan_test 10 --logbase testlog-unit --suite unit \
+				--suite fuzz || _s=$?
+			# The fuzz runs last 30 s each whatever CPU they get.
+			asan_test 10 --setup fuzz --suite fuzz-run || _s=$?
+			exit $_s
+		) >"$asan/unit-tests.log" 2>&1 &
 		unit_pid=$!
 		jobs_left="$plain_pid $unit_pid"
 	else
@@ -175,13 +180,10 @@ if [ -n "$full" ]; then
 	fi
 	wait "$plain_pid" || status=$?
 	if [ -n "$asan_ok" ]; then
-		# The fuzz runs, 30 s each, two at a time, at full priority
-		# once the plain tests leave the CPU to them.
-		asan_test 0 --setup fuzz --suite fuzz-run || status=$?
-		grep -h '^fuzz_.*executions' \
-			"$asan/meson-logs/testlog-fuzz.txt" || true
 		wait "$unit_pid" || status=$?
 		cat "$asan/unit-tests.log"
+		grep -h '^fuzz_.*executions' \
+			"$asan/meson-logs/testlog-fuzz.txt" || true
 		logs="$logs $asan/meson-logs/testlog-unit.json"
 		logs="$logs $asan/meson-logs/testlog-fuzz.json"
 	else
