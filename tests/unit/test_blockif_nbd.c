@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,30 +27,6 @@
 #include "vmm-blk/block_if.h"
 
 #define DISK_SIZE (8u << 20)
-
-extern char **environ;
-
-/* nbdkit in the foreground, dying with this process if a test fails. */
-static pid_t start_nbdkit(const char *image, char *uri, size_t urilen)
-{
-	char sock[512];
-	char *argv[] = {"nbdkit", "-f",	  "--exit-with-parent", "-U",
-			sock,	  "file", (char *)image,	NULL};
-	struct stat st;
-	pid_t pid;
-
-	snprintf(sock, sizeof(sock), "%s/nbd.sock", tu_tmpdir());
-	snprintf(uri, urilen, "nbd+unix:///?socket=%s", sock);
-	ck_assert_int_eq(posix_spawnp(&pid, "nbdkit", NULL, NULL, argv,
-				      environ),
-			 0);
-	for (int i = 0; i < 400 && stat(sock, &st) != 0; i++) {
-		struct timespec ts = {0, 50 * 1000 * 1000};
-		nanosleep(&ts, NULL);
-	}
-	ck_assert_msg(stat(sock, &st) == 0, "nbdkit did not start");
-	return pid;
-}
 
 static void stop_nbdkit(pid_t pid)
 {
@@ -72,7 +47,7 @@ START_TEST(stress_qcow2_over_nbd)
 	      "cluster_size=4096 overlay.qcow2 && truncate -s 32M "
 	      "overlay.qcow2",
 	      tu_tmpdir());
-	pid = start_nbdkit("overlay.qcow2", uri, sizeof(uri));
+	pid = tu_start_nbdkit("overlay.qcow2", uri, sizeof(uri));
 	stress_open(uri, shadow, DISK_SIZE, 4, 600, 21);
 	stop_nbdkit(pid);
 
@@ -90,7 +65,7 @@ START_TEST(server_gone_fails_requests)
 	pid_t pid;
 
 	tu_make_sparse("disk.raw", 1 << 20);
-	pid = start_nbdkit("disk.raw", uri, sizeof(uri));
+	pid = tu_start_nbdkit("disk.raw", uri, sizeof(uri));
 	bc = blockif_open_optstr(uri, "nbd");
 	ck_assert_ptr_nonnull(bc);
 	ck_assert_int_eq(kill(pid, SIGKILL), 0);

@@ -642,24 +642,10 @@ START_TEST(negotiate_and_serve)
 END_TEST
 
 #ifdef HAVE_NBD
-/* nbdkit serving disk.raw on a Unix socket, dying with this process if
- * a test fails; sets IMAGE to its URI. */
+/* nbdkit serving disk.raw; sets IMAGE to its URI. */
 static pid_t start_nbdkit(char *uri, size_t urilen)
 {
-	char *argv[] = {"nbdkit",   "-f",   "--exit-with-parent", "-U",
-			"nbd.sock", "file", "disk.raw",		  NULL};
-	struct stat st;
-	pid_t pid = fork();
-
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		execvp(argv[0], argv);
-		_exit(127);
-	}
-	for (int i = 0; i < 400 && stat("nbd.sock", &st) != 0; i++)
-		usleep(50 * 1000);
-	ck_assert_msg(stat("nbd.sock", &st) == 0, "nbdkit did not start");
-	snprintf(uri, urilen, "nbd+unix:///?socket=%s/nbd.sock", tu_tmpdir());
+	pid_t pid = tu_start_nbdkit("disk.raw", uri, urilen);
 	image = uri;
 	return pid;
 }

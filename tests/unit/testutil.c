@@ -4,11 +4,14 @@
 #include "testutil.h"
 
 #include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -134,6 +137,39 @@ int tu_have_program(const char *prog)
 		return 1;
 	tu_mark_skipped();
 	return 0;
+}
+
+pid_t tu_start_nbdkit(const char *image, char *uri, size_t urilen)
+{
+	extern char **environ;
+	char sock[512], pidfile[512];
+	char *argv[] = {"nbdkit", "-f",	  "--exit-with-parent",
+			"-U",	  sock,	  "--pidfile",
+			pidfile,  "file", (char *)image,
+			NULL};
+	struct stat st;
+	pid_t pid;
+
+	snprintf(sock, sizeof(sock), "%s/nbd.sock", tu_tmpdir());
+	snprintf(pidfile, sizeof(pidfile), "%s/nbdkit.pid", tu_tmpdir());
+	snprintf(uri, urilen, "nbd+unix:///?socket=%s", sock);
+	/* A socket left by a server that was killed would look ready. */
+	unlink(sock);
+	unlink(pidfile);
+	ck_assert_int_eq(posix_spawnp(&pid, "nbdkit", NULL, NULL, argv,
+				      environ),
+			 0);
+	for (int i = 0; i < 2000; i++) {
+		if (stat(pidfile, &st) == 0 && st.st_size > 0)
+			return pid;
+		if (waitpid(pid, NULL, WNOHANG) == pid)
+			ck_abort_msg("nbdkit exited before serving %s", image);
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	kill(pid, SIGKILL);
+	ck_abort_msg("nbdkit did not start serving %s in 20 s", image);
+	return -1;
 }
 
 bool tu_have_format(const char *name)

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "mimg.h"
 
@@ -61,6 +62,11 @@ void tu_make_sparse(const char *path, uint64_t size);
 /* True when PROG is found in PATH.  When it is not, the test is expected
  * to return early, and tu_run_suite() reports the run as skipped (77). */
 int tu_have_program(const char *prog);
+/* nbdkit serving IMAGE (a file) on a Unix socket in the test's
+ * directory, in the foreground and dying with this process; URI receives
+ * its nbd+unix URI.  Returns once nbdkit accepts connections (it writes
+ * its pidfile then), after removing what an earlier server left there. */
+pid_t tu_start_nbdkit(const char *image, char *uri, size_t urilen);
 /* True when libmimg was built with the driver for format NAME. */
 bool tu_have_format(const char *name);
 /* Return from the calling test, saying so, when libmimg has no driver
