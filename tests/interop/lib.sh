@@ -86,12 +86,17 @@ qio_fmt() {
 
 # qemu_img_luks ARGS...: qemu-img with ARGS, tried again when its PBKDF2
 # benchmark gives up ("Unable to get accurate CPU usage": its first
-# timed round took under a millisecond of thread CPU, which on a fast
-# processor with SHA instructions happens to about a third of the runs).
+# timed round read no thread CPU time). Linux advances a running
+# thread's CPU time only at scheduler ticks, so a round shorter than a
+# tick, as it is on a processor with SHA instructions, reads zero unless
+# a tick falls inside it: on a fast machine most tries fail. A failed
+# try costs a few milliseconds, so it is tried for up to two minutes.
 qemu_img_luks() {
-	for _try in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+	_until=$(($(date +%s) + 120))
+	while :; do
 		qemu-img "$@" 2>qerr.txt && return 0
 		grep -q "accurate CPU usage" qerr.txt || break
+		[ "$(date +%s)" -lt "$_until" ] || break
 	done
 	cat qerr.txt >&2
 	return 1
