@@ -74,9 +74,13 @@ asan_build() {
 	fi && exec nice -n 19 ninja -C "$asan"
 }
 
-# Background jobs do not outlive the script when it stops early.
+# Background jobs do not outlive the script when it stops early, also
+# on an interrupt (sh runs the EXIT trap only on an exit; background
+# jobs ignore SIGINT).
 jobs_left=
 trap '[ -z "$jobs_left" ] || kill $jobs_left 2>/dev/null || true' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 asan=$ROOT/build-asan
 if [ -n "$full" ]; then
 	# The sanitized build is made at the lowest priority from the start:
@@ -135,20 +139,20 @@ PATH=$BUILD_DIR/python3-bin:$PATH
 export PATH
 
 # asan_test NICE [meson test args...]: run tests of the sanitized build
-# at CPU priority NICE.  Everything is slower under the sanitizers, and
-# slower again at a low priority beside the plain tests: Check's and
-# meson's timeouts, which only catch hangs, are multiplied by 4.
+# at CPU priority NICE, as a background job that is meson itself (it
+# execs, so stopping the job stops meson).  Everything is slower under
+# the sanitizers, and slower again at a low priority beside the plain
+# tests: Check's and meson's timeouts, which only catch hangs, are
+# multiplied by 4.
 asan_test() {
-	(
-		sanitizer_env
-		export MIMG_TEST_SCALE=25
-		export CK_TIMEOUT_MULTIPLIER=4
-		_nice=$1
-		shift
-		exec nice -n "$_nice" meson test -C "$asan" --no-rebuild \
-			--num-processes 2 --timeout-multiplier 4 \
-			--print-errorlogs "$@"
-	)
+	sanitizer_env
+	export MIMG_TEST_SCALE=25
+	export CK_TIMEOUT_MULTIPLIER=4
+	_nice=$1
+	shift
+	exec nice -n "$_nice" meson test -C "$asan" --no-rebuild \
+		--num-processes 2 --timeout-multiplier 4 \
+		--print-errorlogs "$@"
 }
 
 status=0
@@ -166,11 +170,18 @@ if [ -n "$full" ]; then
 	asan_ok=1
 	if wait "$asan_pid"; then
 		(
+			# Stopping this job stops the meson it waits for.
+			meson_pid=
+			trap '[ -z "$meson_pid" ] || kill $meson_pid 2>/dev/null; exit 143' TERM
 			_s=0
 			asan_test 10 --logbase testlog-unit --suite unit \
-				--suite fuzz || _s=$?
+				--suite fuzz &
+			meson_pid=$!
+			wait $meson_pid || _s=$?
 			# The fuzz runs last 30 s each whatever CPU they get.
-			asan_test 10 --setup fuzz --suite fuzz-run || _s=$?
+			asan_test 10 --setup fuzz --suite fuzz-run &
+			meson_pid=$!
+			wait $meson_pid || _s=$?
 			exit $_s
 		) >"$asan/unit-tests.log" 2>&1 &
 		unit_pid=$!
