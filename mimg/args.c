@@ -79,7 +79,7 @@ static int take_common(struct cli_args *a, int c, char **argv)
 	case 't':
 		if (!(a->longopts & CLI_CACHE))
 			return 1;
-		if (cli_cache_flags(optarg, &a->cache_flags) == 0)
+		if (cli_cache_flags(optarg, &a->cache_flags, false) == 0)
 			return 0;
 		a->status = EXIT_ERR;
 		return -1;

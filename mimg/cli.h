@@ -64,9 +64,9 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
  * it, as a usage error of CMD; returns EXIT_ERR. */
 int cli_bad_option(const char *cmd, int c, char **argv);
 
-/* qemu-img's cache modes (-t/-T) as MIMG_OPEN_* flags; prints the error
- * and returns EXIT_ERR for an unknown mode. */
-int cli_cache_flags(const char *mode, unsigned *flags);
+/* qemu-img's cache modes (-t, or -T for a SOURCE) as MIMG_OPEN_* flags;
+ * prints the error and returns EXIT_ERR for an unknown mode. */
+int cli_cache_flags(const char *mode, unsigned *flags, bool source);
 /* The same without the message: false for an unknown mode. */
 bool cli_cache_mode(const char *mode, unsigned *flags);
 /* NAME as a path: relative names are taken relative to IMAGE's directory,

@@ -393,7 +393,7 @@ int cmd_bench(int argc, char **argv)
 	    (ret = validate_bench_args(&b, &a)) >= 0)
 		return ret;
 	if (!cli_cache_mode(a.cache, &flags))
-		return cli_error("Invalid cache mode: %s", a.cache);
+		return cli_error("Invalid cache mode"); /* qemu-img's words */
 	if (b.write)
 		flags |= MIMG_OPEN_RDWR;
 	if (a.exit_safe && b.write)

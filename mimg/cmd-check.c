@@ -13,7 +13,7 @@
 
 static void check_help(void)
 {
-	printf("Usage: mimg check [-f fmt] [-r leaks|all] [--output "
+	printf("Usage: mimg check [-f fmt] [-r leaks|all] [-T mode] [--output "
 	       "human|json] [-q]\n"
 	       "                  [--image-opts] FILE\n"
 	       "\n"
@@ -25,6 +25,9 @@ static void check_help(void)
 	       "  --image-opts    FILE is driver=FMT,file.filename=PATH,"
 	       "key-secret=ID\n"
 	       "  -r leaks|all    repair leaks, or leaks and corruptions\n"
+	       "  -T MODE         cache mode: writeback (default), none, "
+	       "writethrough,\n"
+	       "                  directsync, unsafe\n"
 	       "  --output FMT    human (default) or json\n"
 	       "  -q              quiet\n"
 	       "  --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]\n"
@@ -114,12 +117,17 @@ int cmd_check(int argc, char **argv)
 			      .longopts = CLI_FORMAT | CLI_OUTPUT |
 					  CLI_FORCE_SHARE | CLI_IMAGE_OPTS};
 	struct mimg_check_result res = {.size = sizeof(res)};
-	unsigned repair = 0, flags = 0;
+	unsigned repair = 0, flags = 0, cache = 0;
 	struct mimg *img;
 	int c, r;
 
-	while ((c = cli_getopt(&ca, argc, argv, ":f:r:qUh", longopts)) >= 0) {
+	while ((c = cli_getopt(&ca, argc, argv, ":f:r:T:qUh", longopts)) >=
+	       0) {
 		switch (c) {
+		case 'T':
+			if (cli_cache_flags(optarg, &cache, true) != 0)
+				return EXIT_ERR;
+			break;
 		case 'r':
 			if (strcmp(optarg, "leaks") == 0)
 				repair = MIMG_CHECK_REPAIR_LEAKS;
@@ -136,7 +144,7 @@ int cmd_check(int argc, char **argv)
 	}
 	if (!cli_one_file(&ca, c, argc, argv))
 		return ca.status;
-	flags = MIMG_OPEN_NO_BACKING | MIMG_OPEN_CHECK |
+	flags = MIMG_OPEN_NO_BACKING | MIMG_OPEN_CHECK | cache |
 		(repair ? MIMG_OPEN_RDWR : 0);
 	if ((r = cli_open_arg(&img, &ca, argv[optind], flags)) < 0)
 		return cli_error("%s", cli_errmsg());

@@ -117,7 +117,7 @@ static int compare_tail(struct cmp *c, struct mimg *big, uint64_t from)
 
 static void compare_help(void)
 {
-	printf("Usage: mimg compare [-f fmt] [-F fmt] [-p] [-q] [-s] "
+	printf("Usage: mimg compare [-f fmt] [-F fmt] [-p] [-q] [-s] [-T mode] "
 	       "[--image-opts]\n"
 	       "                    FILE1 FILE2\n"
 	       "\n"
@@ -132,6 +132,8 @@ static void compare_help(void)
 	       "            FILE1 and FILE2 are driver=FMT,file.filename=PATH,"
 	       "key-secret=ID\n"
 	       "  -s        strict: sizes and allocation must match too\n"
+	       "  -T MODE   cache mode of the reads: writeback (default), "
+	       "none, ...\n"
 	       "  -p        progress on a terminal\n"
 	       "  -q        quiet\n"
 	       "  --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]\n"
@@ -149,12 +151,19 @@ int cmd_compare(int argc, char **argv)
 			      .fail_status = CMP_ERROR};
 	const char *fb = NULL;
 	struct cmp c = {0};
+	unsigned src_flags = 0;
 	int opt, status = CMP_ERROR;
 
-	while ((opt = cli_getopt(&ca, argc, argv, ":f:F:pqsUh", NULL)) >= 0) {
+	while ((opt = cli_getopt(&ca, argc, argv, ":f:F:T:pqsUh", NULL)) >= 0) {
 		switch (opt) {
 		case 'F': fb = optarg; break;
 		case 's': c.strict = true; break;
+		case 'T':
+			if (cli_cache_flags(optarg, &src_flags, true) != 0)
+				return CMP_ERROR;
+			/* only the reads' own mode: no writes to sync */
+			src_flags &= MIMG_OPEN_DIRECT;
+			break;
 		}
 	}
 	if (opt == CLI_ARGS_STOP)
@@ -167,8 +176,8 @@ int cmd_compare(int argc, char **argv)
 	 * refused). */
 	struct cli_args cb = ca;
 	cb.fmt = fb;
-	if (cli_open_arg(&c.a, &ca, argv[optind], 0) < 0 ||
-	    cli_open_arg(&c.b, &cb, argv[optind + 1], 0) < 0) {
+	if (cli_open_arg(&c.a, &ca, argv[optind], src_flags) < 0 ||
+	    cli_open_arg(&c.b, &cb, argv[optind + 1], src_flags) < 0) {
 		cmp_error();
 		goto out;
 	}

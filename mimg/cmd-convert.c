@@ -576,7 +576,7 @@ int cmd_convert(int argc, char **argv)
 		}
 		case 'T': {
 			unsigned f;
-			if (cli_cache_flags(optarg, &f) != 0) {
+			if (cli_cache_flags(optarg, &f, true) != 0) {
 				free(opts_text);
 				return EXIT_ERR;
 			}

@@ -248,7 +248,7 @@ int cmd_rebase(int argc, char **argv)
 		case 'b': rb.new_name = optarg; break;
 		case 'u': rb.unsafe = true; break;
 		case 'T':
-			if (cli_cache_flags(optarg, &rb.src_flags) != 0)
+			if (cli_cache_flags(optarg, &rb.src_flags, true) != 0)
 				return EXIT_ERR;
 			break;
 		}

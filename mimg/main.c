@@ -165,10 +165,11 @@ bool cli_cache_mode(const char *mode, unsigned *flags)
 	return true;
 }
 
-int cli_cache_flags(const char *mode, unsigned *flags)
+int cli_cache_flags(const char *mode, unsigned *flags, bool source)
 {
 	if (!cli_cache_mode(mode, flags))
-		return cli_error("Invalid cache option: %s", mode);
+		return cli_error("Invalid %scache option: %s",
+				 source ? "source " : "", mode);
 	return 0;
 }
 

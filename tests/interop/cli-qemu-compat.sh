@@ -21,7 +21,10 @@ PY
 	fail "-V"
 
 # Error messages: same prefix, hint and exit status as qemu-img.
-for args in "" "nosuchcommand" "info"; do
+truncate -s 1M e.raw
+for args in "" "nosuchcommand" "info" "bench -t bogus e.raw" \
+	"convert -T bogus e.raw n.raw" "compare -T bogus e.raw e.raw" \
+	"check -T bogus e.raw"; do
 	# shellcheck disable=SC2086
 	qemu-img $args > /dev/null 2> q.err; qs=$?
 	# shellcheck disable=SC2086
@@ -31,6 +34,14 @@ for args in "" "nosuchcommand" "info"; do
 	check_eq "$(tail -n 1 m.err)" "$(tail -n 1 q.err)" "hint of '$args'"
 done
 check_eq "$(./qemu-img 2>&1)" "$(qemu-img 2>&1)" "no-argument message"
+# -T (the source's cache mode) is taken where qemu-img takes it.
+for args in "compare -T none e.raw e.raw" "check -T none -f raw e.raw"; do
+	# shellcheck disable=SC2086
+	qemu-img $args > /dev/null 2>&1; qs=$?
+	# shellcheck disable=SC2086
+	./qemu-img $args > /dev/null 2>&1; ms=$?
+	check_eq "$ms" "$qs" "exit status of '$args'"
+done
 
 # file: prefixes name plain files, everywhere an image is named.
 qemu-img create -q -f qcow2 base.qcow2 3M
