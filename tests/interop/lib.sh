@@ -86,11 +86,12 @@ qio_fmt() {
 
 # qemu_img_luks ARGS...: qemu-img with ARGS, tried again when its PBKDF2
 # benchmark gives up ("Unable to get accurate CPU usage": its first
-# timed round read no thread CPU time). Linux advances a running
-# thread's CPU time only at scheduler ticks, so a round shorter than a
-# tick, as it is on a processor with SHA instructions, reads zero unless
-# a tick falls inside it: on a fast machine most tries fail. A failed
-# try costs a few milliseconds, so it is tried for up to two minutes.
+# timed round read no thread CPU time). The thread CPU time getrusage()
+# gives on Linux advances only at scheduler ticks and switches, so a
+# round shorter than a tick, as it is on a processor with SHA
+# instructions, reads zero unless a tick falls inside it: on a fast
+# machine most tries fail. A failed try costs a few milliseconds, so it
+# is tried for up to two minutes.
 qemu_img_luks() {
 	_until=$(($(date +%s) + 120))
 	while :; do
