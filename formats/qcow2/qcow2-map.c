@@ -184,7 +184,7 @@ int qcow2_get_l2(struct qcow2 *s, uint64_t gcluster, bool alloc, uint8_t **l2p,
 			goto out;
 		memcpy(tab, old_tab, s->cluster_size);
 	}
-	if ((r = qcow2_alloc_clusters(s, 1, &noff)) < 0)
+	if ((r = qcow2_alloc_clusters_unwritten(s, 1, &noff)) < 0)
 		goto out;
 	if ((r = qcow2_meta_add(s, noff, s->cluster_size)) < 0)
 		goto out;

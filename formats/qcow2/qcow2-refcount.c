@@ -438,6 +438,12 @@ int qcow2_alloc_data_clusters(struct qcow2 *s, uint64_t n, uint64_t *offp)
 	return alloc_run(s, n, offp, !s->exit_safe);
 }
 
+int qcow2_alloc_clusters_unwritten(struct qcow2 *s, uint64_t n,
+				   uint64_t *offp)
+{
+	return alloc_run(s, n, offp, true);
+}
+
 /* Refcounts of guest data clusters: written now in exit-safe mode (a
  * group flush, not a metadata sync, orders them before the L2 entry),
  * else left to the next metadata sync. */

@@ -367,6 +367,11 @@ int qcow2_alloc_clusters(struct qcow2 *s, uint64_t n, uint64_t *offp);
  * that sync writes them before its first flush (one write per refcount
  * block instead of one per allocating request). */
 int qcow2_alloc_data_clusters(struct qcow2 *s, uint64_t n, uint64_t *offp);
+/* The same for a caller that writes the new refcounts itself, durably
+ * with what they count (qcow2_refcount_durable): they are left in the
+ * cache, not written twice. */
+int qcow2_alloc_clusters_unwritten(struct qcow2 *s, uint64_t n,
+				   uint64_t *offp);
 /* Allocate LEN bytes (<= one cluster) for compressed data (refcounts as
  * qcow2_alloc_data_clusters). */
 int qcow2_alloc_bytes(struct qcow2 *s, uint64_t len, uint64_t *offp);
