@@ -37,7 +37,6 @@ int cmd_resize(int argc, char **argv)
 {
 	enum { OPT_PREALLOC = 256, OPT_SHRINK };
 	static const struct option longopts[] = {
-		{"format", required_argument, NULL, 'f'},
 		{"preallocation", required_argument, NULL, OPT_PREALLOC},
 		{"shrink", no_argument, NULL, OPT_SHRINK},
 		{NULL, 0, NULL, 0},
