@@ -31,12 +31,13 @@ int mimg_bitmap_add(struct mimg *img, const char *name, uint64_t granularity,
 		    unsigned flags)
 {
 	mimg_err_clear();
-	if (flags & ~MIMG_BITMAP_ALL_FLAGS)
-		return mimg_err(-EINVAL, "mimg_bitmap_add: unknown flags 0x%x",
-				flags);
+	int r = mimg__check_flags("mimg_bitmap_add", flags,
+				  MIMG_BITMAP_ALL_FLAGS);
+	if (r < 0)
+		return r;
 	if (name && !*name)
 		return mimg_err(-EINVAL, "Bitmap name cannot be empty");
-	int r = prepare(img, name, img->drv->bitmap_add);
+	r = prepare(img, name, img->drv->bitmap_add);
 	if (r == -ENOENT)
 		return mimg_err(-ENOTSUP,
 				"Can't store persistent bitmaps to "

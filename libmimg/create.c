@@ -93,9 +93,9 @@ static int create_image(const char *path, const char *format, uint64_t size,
 	int r;
 
 	mimg_err_clear();
-	if (flags & ~(unsigned)MIMG_CREATE_ALL_FLAGS)
-		return mimg_err(-EINVAL, "mimg_create: unknown flags 0x%x",
-				flags);
+	if ((r = mimg__check_flags("mimg_create", flags,
+				   MIMG_CREATE_ALL_FLAGS)) < 0)
+		return r;
 	if (secret && (r = mimg__secret_normalize(secret, &sec)) < 0)
 		return r;
 	if (!format)

@@ -3,6 +3,7 @@
  *
  * The thread-local "last error" message behind mimg_errmsg().
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -22,6 +23,14 @@ const char *mimg_errmsg(void)
 void mimg_err_clear(void)
 {
 	errmsg[0] = 0;
+}
+
+int mimg__check_flags(const char *call, unsigned flags, unsigned allowed)
+{
+	if (flags & ~allowed)
+		return mimg_err(-EINVAL, "%s: unknown flags %#x", call,
+				flags & ~allowed);
+	return 0;
 }
 
 int mimg_err(int err, const char *fmt, ...)

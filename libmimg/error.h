@@ -22,5 +22,8 @@ int mimg_err_prefix(int err, const char *fmt, ...) MIMG_PRINTF(2, 3);
  * ("open disk.img: No such file or directory"), return ERR. */
 int mimg_err_errno(int err, const char *fmt, ...) MIMG_PRINTF(2, 3);
 void mimg_err_clear(void);
+/* -EINVAL naming CALL (a public function) when FLAGS has bits outside
+ * ALLOWED, so that flags can be added later. */
+int mimg__check_flags(const char *call, unsigned flags, unsigned allowed);
 
 #endif

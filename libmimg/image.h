@@ -67,9 +67,6 @@ struct mimg {
 	size_t n_extra_ids;
 };
 
-/* -EINVAL naming CALL (a public function) when FLAGS has bits outside
- * ALLOWED, so that flags can be added later. */
-int mimg__check_flags(const char *call, unsigned flags, unsigned allowed);
 /* -EROFS when IMG is open read-only, saying that it cannot be changed as
  * WHAT says ("amend": "cannot amend an image opened read-only"). */
 int mimg__check_writable(const struct mimg *img, const char *what);

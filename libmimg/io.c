@@ -19,14 +19,6 @@
 #define ZERO_CHUNK (1u << 20)
 #define IOV_LOCAL 16
 
-int mimg__check_flags(const char *call, unsigned flags, unsigned allowed)
-{
-	if (flags & ~allowed)
-		return mimg_err(-EINVAL, "%s: unknown flags %#x", call,
-				flags & ~allowed);
-	return 0;
-}
-
 int mimg__check_writable(const struct mimg *img, const char *what)
 {
 	if (img->read_only)

@@ -238,11 +238,9 @@ int mimg_format_opt_info(const char *format, unsigned which, size_t index,
 	const struct mimg_optdesc *schema = NULL, *list[128];
 	int r;
 	mimg_err_clear();
-	if (which & ~(unsigned)MIMG_OPTS_ALL_FLAGS)
-		return mimg_err(-EINVAL,
-				"mimg_format_opt_info: unknown flags "
-				"0x%x",
-				which);
+	if ((r = mimg__check_flags("mimg_format_opt_info", which,
+				   MIMG_OPTS_ALL_FLAGS)) < 0)
+		return r;
 	if (!info || info->size < sizeof(size_t))
 		return mimg_err(-EINVAL, "mimg_format_opt_info: bad info "
 					 "size");

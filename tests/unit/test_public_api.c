@@ -235,6 +235,29 @@ START_TEST(io_flags_are_checked)
 			 0);
 	ck_assert_int_eq(mimg_discard(img, 8192, 4096, MIMG_IO_FUA), 0);
 	ck_assert_int_eq(mimg_close(img), 0);
+	/* The calls that create or change an image name themselves and
+	 * only the unknown bits. */
+	ck_assert_int_eq(mimg_create_flags("n.qcow2", "qcow2", MIB, NULL, 0,
+					   1u << 9),
+			 -EINVAL);
+	ck_assert_str_eq(mimg_errmsg(), "mimg_create: unknown flags 0x200");
+	ck_assert_int_eq(access("n.qcow2", F_OK), -1);
+	struct mimg_opt_info oi = {.size = sizeof(oi)};
+	ck_assert_int_eq(mimg_format_opt_info("qcow2", 1u << 9, 0, &oi),
+			 -EINVAL);
+	ck_assert_str_eq(mimg_errmsg(),
+			 "mimg_format_opt_info: unknown flags 0x200");
+	tu_create("q.qcow2", "qcow2", MIB, NULL, NULL);
+	ck_assert_int_eq(mimg_open(&img, "q.qcow2", "qcow2", MIMG_OPEN_RDWR),
+			 0);
+	ck_assert_int_eq(mimg_amend(img, NULL, 0, 1u << 9, NULL, NULL),
+			 -EINVAL);
+	ck_assert_str_eq(mimg_errmsg(), "mimg_amend: unknown flags 0x200");
+	ck_assert_int_eq(mimg_bitmap_add(img, "b", 65536,
+					 MIMG_BITMAP_DISABLED | 1u << 9),
+			 -EINVAL);
+	ck_assert_str_eq(mimg_errmsg(), "mimg_bitmap_add: unknown flags 0x200");
+	ck_assert_int_eq(mimg_close(img), 0);
 	size_t len;
 	uint8_t *file = tu_read_file("f.raw", &len);
 	ck_assert_uint_eq(file[0], 0);
