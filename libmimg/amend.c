@@ -114,8 +114,8 @@ int mimg_amend(struct mimg *img, const struct mimg_opt *opts, size_t nopts,
 	mimg_err_clear();
 	if (!img)
 		return mimg_err(-EINVAL, "mimg_amend: no image");
-	if ((r = mimg__check_flags("mimg_amend", flags,
-				   MIMG_AMEND_ALL_FLAGS)) < 0)
+	if ((r = mimg__check_flags("mimg_amend", flags, MIMG_AMEND_ALL_FLAGS)) <
+	    0)
 		return r;
 	drv = img->drv;
 	if (!drv->amend || !drv->amend_opts)

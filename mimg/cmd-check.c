@@ -121,8 +121,7 @@ int cmd_check(int argc, char **argv)
 	struct mimg *img;
 	int c, r;
 
-	while ((c = cli_getopt(&ca, argc, argv, ":f:r:T:qUh", longopts)) >=
-	       0) {
+	while ((c = cli_getopt(&ca, argc, argv, ":f:r:T:qUh", longopts)) >= 0) {
 		switch (c) {
 		case 'T':
 			if (cli_cache_flags(optarg, &cache, true) != 0)

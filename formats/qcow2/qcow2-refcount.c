@@ -438,8 +438,7 @@ int qcow2_alloc_data_clusters(struct qcow2 *s, uint64_t n, uint64_t *offp)
 	return alloc_run(s, n, offp, !s->exit_safe);
 }
 
-int qcow2_alloc_clusters_unwritten(struct qcow2 *s, uint64_t n,
-				   uint64_t *offp)
+int qcow2_alloc_clusters_unwritten(struct qcow2 *s, uint64_t n, uint64_t *offp)
 {
 	return alloc_run(s, n, offp, true);
 }

@@ -370,8 +370,7 @@ int qcow2_alloc_data_clusters(struct qcow2 *s, uint64_t n, uint64_t *offp);
 /* The same for a caller that writes the new refcounts itself, durably
  * with what they count (qcow2_refcount_durable): they are left in the
  * cache, not written twice. */
-int qcow2_alloc_clusters_unwritten(struct qcow2 *s, uint64_t n,
-				   uint64_t *offp);
+int qcow2_alloc_clusters_unwritten(struct qcow2 *s, uint64_t n, uint64_t *offp);
 /* Allocate LEN bytes (<= one cluster) for compressed data (refcounts as
  * qcow2_alloc_data_clusters). */
 int qcow2_alloc_bytes(struct qcow2 *s, uint64_t len, uint64_t *offp);

@@ -116,14 +116,16 @@ for v in zeroed zfooter; do
 	done
 done
 # Without the header's flag an entry of 1 is sector 1, which holds no
-# grain: qemu-img fails to read it, mimg refuses it.
+# grain: qemu-img fails to read it, mimg refuses it.  Grains 16-31 and
+# 100-110 have such entries, in different windows of the conversion:
+# whichever worker gets to its grain first names it.
 cp front.vmdk noflag.vmdk
 layout edit noflag.vmdk noflag || fail "noflag"
 qemu-img convert -f vmdk -O raw noflag.vmdk o.raw 2>/dev/null &&
 	fail "qemu-img read noflag.vmdk"
 "$MIMG" convert -O raw noflag.vmdk o.raw 2>err.txt &&
 	fail "mimg read noflag.vmdk"
-grep -q "grain 16 at offset 512 has invalid compressed size" err.txt ||
+grep -Eq "grain (1[6-9]|2[0-9]|3[01]|10[0-9]|110) at offset 512 has invalid compressed size" err.txt ||
 	fail "noflag.vmdk: $(cat err.txt)"
 
 refused() { # FILE PATTERN
