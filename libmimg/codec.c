@@ -109,6 +109,19 @@ static struct codec_ctx *decode_ctx(void)
 	return c;
 }
 
+/* The calling thread's contexts with its zstd encoder (COMPRESS) or
+ * decoder made; NULL when out of memory. */
+static struct codec_ctx *zstd_ctx(bool compress)
+{
+	struct codec_ctx *c = thread_ctx();
+	if (!c)
+		return NULL;
+	if (compress ? !c->zc && !(c->zc = ZSTD_createCCtx())
+		     : !c->zd && !(c->zd = ZSTD_createDCtx()))
+		return NULL;
+	return c;
+}
+
 static int clamp_level(int level, int def, int max)
 {
 	if (level <= 0)
@@ -220,10 +233,8 @@ static int zstd_stream_decompress(struct codec_ctx *c, const void *in,
 int codec_zstd_decompress(const void *in, size_t inlen, void *out,
 			  size_t outlen)
 {
-	struct codec_ctx *c = thread_ctx();
+	struct codec_ctx *c = zstd_ctx(false);
 	if (!c)
-		return -ENOMEM;
-	if (!c->zd && !(c->zd = ZSTD_createDCtx()))
 		return -ENOMEM;
 	/* One call straight into OUT when the frame is whole and exactly
 	 * one cluster; anything else is judged by the streaming decoder,
@@ -402,10 +413,8 @@ ssize_t codec_deflate_zlib(int level, const void *in, size_t inlen, void *out,
 ssize_t codec_zstd_compress(int level, const void *in, size_t inlen, void *out,
 			    size_t outcap)
 {
-	struct codec_ctx *c = thread_ctx();
+	struct codec_ctx *c = zstd_ctx(true);
 	if (!c)
-		return -ENOMEM;
-	if (!c->zc && !(c->zc = ZSTD_createCCtx()))
 		return -ENOMEM;
 	level = clamp_level(level, ZSTD_CLEVEL_DEFAULT, ZSTD_maxCLevel());
 	size_t n = ZSTD_compressCCtx(c->zc, out, outcap, in, inlen, level);
