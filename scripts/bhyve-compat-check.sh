@@ -11,8 +11,9 @@
 # Each model is compiled twice, plain and with BHYVE_SNAPSHOT.
 #
 # Everything bhyve-internal or FreeBSD-specific that the models include is
-# a small stand-in written below (configuration tree, PCI/virtio layers,
-# FreeBSD libc spellings), except FreeBSD headers that are plain
+# a small stand-in: the configuration tree is the unit tests' (tests/unit/
+# bhyve_config_tree.c), the PCI/virtio layers and FreeBSD libc spellings
+# are written below, except FreeBSD headers that are plain
 # definitions, which are taken from the tree itself: sys/sys/ata.h,
 # sys/dev/nvme/nvme.h, sys/net/ieee_oui.h, sys/dev/pci/pcireg.h and
 # usr.sbin/bhyve/ahci.h.  Those eight files are all the tree must hold.
@@ -86,29 +87,8 @@ int fbsdrun_virtio_msix();
 extern char *vmname;
 #endif
 SHIM_EOF
-shim config.h <<'SHIM_EOF'
-/* bhyve's configuration tree (config.h), with its prototypes. */
-#ifndef SHIM_CONFIG_H
-#define SHIM_CONFIG_H
-#include <stdbool.h>
-#include <sys/nv.h>
-const char *get_config_value_node(const nvlist_t *parent, const char *name);
-const char *get_config_value(const char *path);
-nvlist_t *create_config_node(const char *path);
-nvlist_t *find_config_node(const char *path);
-nvlist_t *create_relative_config_node(nvlist_t *parent, const char *path);
-nvlist_t *find_relative_config_node(nvlist_t *parent, const char *path);
-void set_config_value_node(nvlist_t *parent, const char *name, const char *value);
-void set_config_value_node_if_unset(nvlist_t *const parent, const char *const name, const char *const value);
-void set_config_value(const char *path, const char *value);
-bool get_config_bool(const char *path);
-bool get_config_bool_node(const nvlist_t *parent, const char *name);
-bool get_config_bool_default(const char *path, bool def);
-bool get_config_bool_node_default(const nvlist_t *parent, const char *name, bool def);
-void set_config_bool(const char *path, bool value);
-void set_config_bool_node(nvlist_t *parent, const char *name, bool value);
-#endif
-SHIM_EOF
+# bhyve's configuration tree (config.h): the stand-in the unit tests use.
+mkdir -p "$work/shim" && cp "$top/tests/unit/bhyve_config_tree.h" "$work/shim/config.h"
 shim debug.h <<'SHIM_EOF'
 #ifndef SHIM_DEBUG_H
 #define SHIM_DEBUG_H
@@ -456,8 +436,9 @@ void *vm_map_gpa();
 SHIM_EOF
 cat >"$work/stubs.c" <<'SHIM_EOF'
 /* bhyve-internal functions the device models call, for linking them on
- * Linux: a configuration tree that works (blockif reads it) and inert
- * stand-ins for the PCI, virtio, snapshot and VM-memory layers. */
+ * Linux (the configuration tree is tests/unit/bhyve_config_tree.c): the
+ * legacy option parser and inert stand-ins for the PCI, virtio, snapshot
+ * and VM-memory layers. */
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -469,128 +450,6 @@ cat >"$work/stubs.c" <<'SHIM_EOF'
 #include "config.h"
 #include <sys/uio.h>
 
-/* Configuration tree: nodes with string values and child nodes; dotted
- * relative paths. */
-struct nvlist {
-	char *name, *value;
-	struct nvlist *child, *next;
-};
-
-static nvlist_t *child_of(const nvlist_t *n, const char *name, size_t len,
-			  bool create)
-{
-	nvlist_t *c;
-
-	for (c = n->child; c; c = c->next)
-		if (strlen(c->name) == len && !strncmp(c->name, name, len))
-			return c;
-	if (!create)
-		return NULL;
-	c = calloc(1, sizeof(*c));
-	c->name = strndup(name, len);
-	c->next = n->child;
-	((nvlist_t *)n)->child = c;
-	return c;
-}
-
-static nvlist_t *walk(nvlist_t *n, const char *path, bool create)
-{
-	while (n && *path) {
-		size_t len = strcspn(path, ".");
-
-		n = child_of(n, path, len, create);
-		path += len;
-		if (*path == '.')
-			path++;
-	}
-	return n;
-}
-
-static nvlist_t root;
-
-nvlist_t *create_relative_config_node(nvlist_t *parent, const char *path)
-{
-	return walk(parent, path, true);
-}
-nvlist_t *find_relative_config_node(nvlist_t *parent, const char *path)
-{
-	return walk(parent, path, false);
-}
-nvlist_t *create_config_node(const char *path)
-{
-	return walk(&root, path, true);
-}
-nvlist_t *find_config_node(const char *path)
-{
-	return walk(&root, path, false);
-}
-const char *get_config_value_node(const nvlist_t *parent, const char *name)
-{
-	nvlist_t *n = walk((nvlist_t *)parent, name, false);
-
-	return n ? n->value : NULL;
-}
-const char *get_config_value(const char *path)
-{
-	return get_config_value_node(&root, path);
-}
-void set_config_value_node(nvlist_t *parent, const char *name,
-			   const char *value)
-{
-	nvlist_t *n = walk(parent, name, true);
-
-	free(n->value);
-	n->value = strdup(value);
-}
-void set_config_value_node_if_unset(nvlist_t *const parent,
-				    const char *const name,
-				    const char *const value)
-{
-	if (!get_config_value_node(parent, name))
-		set_config_value_node(parent, name, value);
-}
-void set_config_value(const char *path, const char *value)
-{
-	set_config_value_node(&root, path, value);
-}
-static bool parse_bool(const char *v)
-{
-	if (!strcasecmp(v, "true") || !strcasecmp(v, "on") ||
-	    !strcasecmp(v, "yes") || !strcmp(v, "1"))
-		return true;
-	if (!strcasecmp(v, "false") || !strcasecmp(v, "off") ||
-	    !strcasecmp(v, "no") || !strcmp(v, "0"))
-		return false;
-	fprintf(stderr, "invalid boolean %s\n", v);
-	exit(4);
-}
-bool get_config_bool_node_default(const nvlist_t *parent, const char *name,
-				  bool def)
-{
-	const char *v = get_config_value_node(parent, name);
-
-	return v ? parse_bool(v) : def;
-}
-bool get_config_bool_node(const nvlist_t *parent, const char *name)
-{
-	return get_config_bool_node_default(parent, name, false);
-}
-bool get_config_bool_default(const char *path, bool def)
-{
-	return get_config_bool_node_default(&root, path, def);
-}
-bool get_config_bool(const char *path)
-{
-	return get_config_bool_default(path, false);
-}
-void set_config_bool_node(nvlist_t *parent, const char *name, bool value)
-{
-	set_config_value_node(parent, name, value ? "true" : "false");
-}
-void set_config_bool(const char *path, bool value)
-{
-	set_config_bool_node(&root, path, value);
-}
 int pci_parse_legacy_config(nvlist_t *nvl, const char *opt)
 {
 	char *copy, *rest, *name;
@@ -977,9 +836,11 @@ for snap in "" -DBHYVE_SNAPSHOT; do
 	# shellcheck disable=SC2086
 	$CC $cflags -c stubs.c -o stubs.o
 	# shellcheck disable=SC2086
+	$CC $cflags -c "$top/tests/unit/bhyve_config_tree.c" -o config_tree.o
+	# shellcheck disable=SC2086
 	$CC $cflags -c main.c -o main.o
 	# shellcheck disable=SC2086
-	if $CC -o "$exe" main.o stubs.o $objs "$build/vmm-blk/libvmmblk.a" \
+	if $CC -o "$exe" main.o stubs.o config_tree.o $objs "$build/vmm-blk/libvmmblk.a" \
 		"$build/libmimg.a" $libs 2>"$exe.log"; then
 		echo "link $exe with libvmmblk.a and libmimg.a: ok"
 	else
