@@ -82,23 +82,38 @@ static int write_in_block(struct mimg *img, const struct mimg_blocktable *bt,
 					host + off % bt->block_size);
 }
 
+/* A read or write (WRITE) of the request: straight to a flat file, else
+ * block by block. */
+static int request(struct mimg *img, const struct mimg_blocktable *bt,
+		   const struct iovec *iov, int iovcnt, uint64_t off,
+		   size_t len, bool write)
+{
+	if (bt->flat)
+		return write ? mimg_file_pwritev(img->file, iov, iovcnt, off)
+			     : mimg_file_preadv(img->file, iov, iovcnt, off);
+	return for_each_block(img, bt, iov, iovcnt, off, len,
+			      write ? write_in_block : read_in_block);
+}
+
 int mimg__bt_preadv(struct mimg *img, const struct mimg_blocktable *bt,
 		    const struct iovec *iov, int iovcnt, uint64_t off,
 		    size_t len)
 {
-	return for_each_block(img, bt, iov, iovcnt, off, len, read_in_block);
+	return request(img, bt, iov, iovcnt, off, len, false);
 }
 
 int mimg__bt_pwritev(struct mimg *img, const struct mimg_blocktable *bt,
 		     const struct iovec *iov, int iovcnt, uint64_t off,
 		     size_t len)
 {
-	return for_each_block(img, bt, iov, iovcnt, off, len, write_in_block);
+	return request(img, bt, iov, iovcnt, off, len, true);
 }
 
 int mimg__bt_zero_allocated(struct mimg *img, const struct mimg_blocktable *bt,
 			    uint64_t off, uint64_t len)
 {
+	if (bt->flat)
+		return mimg__file_zero(img->file, off, len);
 	while (len) {
 		uint64_t n = min_u64(len,
 				     bt->block_size - off % bt->block_size);

@@ -12,6 +12,7 @@
 #define MIMG_BLOCKTABLE_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -19,6 +20,9 @@
 struct mimg;
 
 struct mimg_blocktable {
+	/* The disk is stored as it is from the start of the file (a fixed
+	 * VHD): requests go straight to the file; nothing else is used. */
+	bool flat;
 	pthread_mutex_t *lock; /* guards the format's table */
 	uint64_t block_size;
 	/* Host offset of the start of the data of the block holding guest
@@ -40,8 +44,9 @@ size_t mimg__bt_in_block(const struct mimg_blocktable *bt, uint64_t off,
 int mimg__bt_lookup(struct mimg *img, const struct mimg_blocktable *bt,
 		    uint64_t off, uint64_t *host);
 
-/* The driver's preadv, pwritev and pwrite_zeroes over the table: zeroing
- * leaves unallocated blocks unallocated (they read as zeroes). */
+/* The driver's preadv, pwritev and pwrite_zeroes over the table (or the
+ * flat file): zeroing leaves unallocated blocks unallocated (they read as
+ * zeroes). */
 int mimg__bt_preadv(struct mimg *img, const struct mimg_blocktable *bt,
 		    const struct iovec *iov, int iovcnt, uint64_t off,
 		    size_t len);

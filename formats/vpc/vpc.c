@@ -114,6 +114,7 @@ static int footer_size(struct mimg *img, struct vpc *s)
 static int open_fixed(struct mimg *img, struct vpc *s)
 {
 	s->fixed = true;
+	s->bt.flat = true;
 	/* The data must end before the footer; a read-only image reads a
 	 * short tail as zeroes, but a write there would hit the footer. */
 	if (!img->read_only &&
@@ -357,8 +358,6 @@ static int vpc_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
 		      uint64_t off, size_t len)
 {
 	struct vpc *s = img->priv;
-	if (s->fixed)
-		return mimg_file_preadv(img->file, iov, iovcnt, off);
 	return mimg__bt_preadv(img, &s->bt, iov, iovcnt, off, len);
 }
 
@@ -366,8 +365,6 @@ static int vpc_pwritev(struct mimg *img, const struct iovec *iov, int iovcnt,
 		       uint64_t off, size_t len)
 {
 	struct vpc *s = img->priv;
-	if (s->fixed)
-		return mimg_file_pwritev(img->file, iov, iovcnt, off);
 	return mimg__bt_pwritev(img, &s->bt, iov, iovcnt, off, len);
 }
 
@@ -383,8 +380,6 @@ static int vpc_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
 {
 	struct vpc *s = img->priv;
 	(void)flags;
-	if (s->fixed)
-		return mimg__file_zero(img->file, off, len);
 	return mimg__bt_zero_allocated(img, &s->bt, off, len);
 }
 
