@@ -154,6 +154,12 @@ static int by_start(const void *a, const void *b)
 	return x->start < y->start ? -1 : x->start > y->start;
 }
 
+/* The end of R, saturated: a crafted range may run past 2^64. */
+static uint64_t range_end(const struct mimg_host_range *r)
+{
+	return r->len > UINT64_MAX - r->start ? UINT64_MAX : r->start + r->len;
+}
+
 void mimg__host_overlaps(struct mimg_host_range *ranges, size_t n,
 			 void (*overlap)(void *opaque,
 					 const struct mimg_host_range *prev,
@@ -163,7 +169,13 @@ void mimg__host_overlaps(struct mimg_host_range *ranges, size_t n,
 	if (n < 2)
 		return;
 	qsort(ranges, n, sizeof(*ranges), by_start);
-	for (size_t i = 1; i < n; i++)
-		if (ranges[i].start < ranges[i - 1].start + ranges[i - 1].len)
-			overlap(opaque, &ranges[i - 1], &ranges[i]);
+	/* Against the range reaching furthest so far, not just the one
+	 * before: a long range can hold several that follow it. */
+	const struct mimg_host_range *far = &ranges[0];
+	for (size_t i = 1; i < n; i++) {
+		if (ranges[i].start < range_end(far))
+			overlap(opaque, far, &ranges[i]);
+		if (range_end(&ranges[i]) > range_end(far))
+			far = &ranges[i];
+	}
 }

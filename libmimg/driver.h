@@ -361,7 +361,7 @@ struct mimg_host_range {
 	uint32_t unit; /* the caller's number for the unit */
 };
 /* Sort the N RANGES by start and call OVERLAP for each range that starts
- * inside the one before it. */
+ * inside an earlier one (PREV: of those, the one reaching furthest). */
 void mimg__host_overlaps(struct mimg_host_range *ranges, size_t n,
 			 void (*overlap)(void *opaque,
 					 const struct mimg_host_range *prev,
