@@ -73,8 +73,17 @@ else
 fi
 trap 'exit 1' INT TERM
 
+# A failure inside a scenario shows the ends of its logs: a rare failure
+# in CI is then diagnosed from its output alone.
 fail() {
 	echo "FAIL: $*" >&2
+	if [ -n "${d:-}" ]; then
+		for _log in "$d"/backend*.log "$d/console.log"; do
+			[ -s "$_log" ] || continue
+			echo "--- last lines of ${_log##*/}:" >&2
+			tail -n 25 "$_log" | tr -d '\r' >&2
+		done
+	fi
 	exit 1
 }
 
