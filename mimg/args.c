@@ -51,18 +51,6 @@ static int fail_status(const struct cli_args *a)
 	return a->fail_status ? a->fail_status : EXIT_ERR;
 }
 
-/* Shared options that exclude each other, refused as qemu-img does when
- * it opens the image. */
-static bool options_agree(struct cli_args *a)
-{
-	if (a->image_opts && a->fmt) {
-		cli_error("--image-opts and --format are mutually exclusive");
-		a->status = fail_status(a);
-		return false;
-	}
-	return true;
-}
-
 /* Take C when it is shared: 0 when taken, 1 when it is the command's,
  * -1 when the command must stop with a->status. */
 static int take_common(struct cli_args *a, int c, char **argv)
@@ -113,7 +101,7 @@ int cli_getopt(struct cli_args *a, int argc, char **argv, const char *shortopts,
 	for (;;) {
 		int c = getopt_long(argc, argv, shortopts, a->table, NULL);
 		if (c == -1)
-			return options_agree(a) ? -1 : CLI_ARGS_STOP;
+			return -1;
 		int r = take_common(a, c, argv);
 		if (r > 0)
 			return c;
@@ -138,6 +126,12 @@ int cli_image_arg(struct cli_args *a, const char **filep, const char **fmtp)
 {
 	if (!a->image_opts)
 		return 0;
+	/* Refused when the image is opened, after the argument count, as
+	 * qemu-img does. */
+	if (a->fmt) {
+		cli_error("--image-opts and --format are mutually exclusive");
+		return -1;
+	}
 	if (cli_image_opts(*filep, &a->image_path, &a->image_fmt) < 0)
 		return -1;
 	*filep = a->image_path;

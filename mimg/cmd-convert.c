@@ -614,8 +614,7 @@ int cmd_convert(int argc, char **argv)
 		free(opts_text);
 		return cli_usage_error("convert",
 				       argc - optind < 2
-					       ? "Expecting a source and "
-						 "a target file name"
+					       ? "Must specify image file name"
 					       : "At most %d sources can be "
 						 "converted into one",
 				       MAX_SOURCES);

@@ -471,15 +471,16 @@ static int parse_args(int argc, char **argv, struct measure_args *a)
 	if (argc - optind > 1)
 		return cli_error("At most one filename argument is allowed.");
 	a->file = optind < argc ? argv[optind] : NULL;
+	/* In qemu-img's order. */
+	if (!a->file && (ca->fmt || ca->image_opts || a->snapshot))
+		return cli_error("--image-opts, -f, and -l require a filename "
+				 "argument.");
 	if (a->file && a->size_text)
 		return cli_error("--size N cannot be used together with a "
 				 "filename.");
 	if (!a->file && !a->size_text)
 		return cli_error("Either --size N or one filename must be "
 				 "specified.");
-	if (!a->file && (ca->fmt || ca->image_opts || a->snapshot))
-		return cli_error("--image-opts, -f, and -l require a filename "
-				 "argument.");
 	return 0;
 }
 

@@ -417,7 +417,8 @@ int cli_open_arg(struct mimg **imgp, const struct cli_args *a, const char *arg,
 	if (!a->image_opts)
 		return cli_open(imgp, arg, a->fmt, flags);
 	if (a->fmt) {
-		/* compare's -F: cli_getopt refuses -f itself. */
+		/* -f, or compare's -F: refused here, when the image is
+		 * opened, as qemu-img does. */
 		snprintf(own_error, sizeof(own_error),
 			 "--image-opts and --format are mutually exclusive");
 		return -EINVAL;

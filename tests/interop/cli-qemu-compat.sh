@@ -34,6 +34,21 @@ for args in "" "nosuchcommand" "info" "bench -t bogus e.raw" \
 	check_eq "$(tail -n 1 m.err)" "$(tail -n 1 q.err)" "hint of '$args'"
 done
 check_eq "$(./qemu-img 2>&1)" "$(qemu-img 2>&1)" "no-argument message"
+# Where several errors apply, the one qemu-img reports first, in its
+# words (--image-opts with -f is refused when the image is opened, after
+# the argument count).
+for args in "compare --image-opts -f raw e.raw" "info --image-opts -f raw" \
+	"info --image-opts -f raw e.raw" "map --image-opts -f raw e.raw e.raw" \
+	"convert e.raw" "convert --image-opts -f raw e.raw n.raw" \
+	"measure -f raw" "measure -f raw --size 1M e.raw"; do
+	# shellcheck disable=SC2086
+	qemu-img $args > /dev/null 2> q.err; qs=$?
+	# shellcheck disable=SC2086
+	./qemu-img $args > /dev/null 2> m.err; ms=$?
+	check_eq "$ms" "$qs" "exit status of '$args'"
+	check_eq "$(head -n 1 m.err)" "$(head -n 1 q.err)" "message of '$args'"
+done
+[ ! -e n.raw ] || fail "convert refusing --image-opts with -f made n.raw"
 # -T (the source's cache mode) is taken where qemu-img takes it.
 for args in "compare -T none e.raw e.raw" "check -T none -f raw e.raw"; do
 	# shellcheck disable=SC2086
