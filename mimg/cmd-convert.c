@@ -610,13 +610,15 @@ int cmd_convert(int argc, char **argv)
 							? MIMG_OPTS_FILE
 							: MIMG_OPTS_CREATE);
 	}
-	if (argc - optind < 2 || argc - optind - 1 > MAX_SOURCES) {
+	if (argc - optind < 2) {
+		free(opts_text);
+		return cli_error("Must specify image file name");
+	}
+	if (argc - optind - 1 > MAX_SOURCES) {
 		free(opts_text);
 		return cli_usage_error("convert",
-				       argc - optind < 2
-					       ? "Must specify image file name"
-					       : "At most %d sources can be "
-						 "converted into one",
+				       "At most %d sources can be converted "
+				       "into one",
 				       MAX_SOURCES);
 	}
 	if (a.copts.target_is_zero && !a.copts.existing_target) {

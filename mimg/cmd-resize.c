@@ -3,6 +3,7 @@
  *
  * mimg resize: change an image's virtual size.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <string.h>
 
@@ -84,11 +85,18 @@ int cmd_resize(int argc, char **argv)
 						 "and size");
 	if (*arg == '+' || *arg == '-')
 		sign = *arg++ == '+' ? 1 : -1;
-	if (mimg_parse_size(arg, &delta) < 0)
-		return cli_error("Invalid image size specified. You may use k, "
-				 "M, G, T, P or E suffixes for kilobytes, "
-				 "megabytes, gigabytes, terabytes, petabytes "
-				 "and exabytes.");
+	/* qemu-img resize's messages (its option parser's, not create's) */
+	int pr = mimg_parse_size(arg, &delta);
+	if (pr == -ERANGE)
+		return cli_error("Value '%s' is out of range for parameter "
+				 "'size'",
+				 arg);
+	if (pr < 0)
+		return cli_error("Parameter 'size' expects a non-negative "
+				 "number below 2^64\n"
+				 "Optional suffix k, M, G, T, P or E means "
+				 "kilo-, mega-, giga-, tera-, peta-\n"
+				 "and exabytes, respectively.");
 	if (cli_open_arg(&img, &ca, argv[optind], MIMG_OPEN_RDWR) < 0)
 		return cli_error("%s", cli_errmsg());
 	uint64_t cur = mimg_size(img);

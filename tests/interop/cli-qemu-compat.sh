@@ -40,13 +40,14 @@ check_eq "$(./qemu-img 2>&1)" "$(qemu-img 2>&1)" "no-argument message"
 for args in "compare --image-opts -f raw e.raw" "info --image-opts -f raw" \
 	"info --image-opts -f raw e.raw" "map --image-opts -f raw e.raw e.raw" \
 	"convert e.raw" "convert --image-opts -f raw e.raw n.raw" \
-	"measure -f raw" "measure -f raw --size 1M e.raw"; do
+	"measure -f raw" "measure -f raw --size 1M e.raw" \
+	"resize -f raw e.raw 1X" "resize -f raw e.raw +99999999999999999999"; do
 	# shellcheck disable=SC2086
 	qemu-img $args > /dev/null 2> q.err; qs=$?
 	# shellcheck disable=SC2086
 	./qemu-img $args > /dev/null 2> m.err; ms=$?
 	check_eq "$ms" "$qs" "exit status of '$args'"
-	check_eq "$(head -n 1 m.err)" "$(head -n 1 q.err)" "message of '$args'"
+	check_eq "$(cat m.err)" "$(cat q.err)" "message of '$args'"
 done
 [ ! -e n.raw ] || fail "convert refusing --image-opts with -f made n.raw"
 # -T (the source's cache mode) is taken where qemu-img takes it.
