@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 
@@ -353,6 +354,53 @@ int cli_create(const char *path, const char *format, uint64_t size,
 	return mimg_create_secret(path, format, size, opts, nopts, &sec);
 }
 
+/* Options of qemu's "file" protocol layer that name what mimg does
+ * anyway, with the values qemu takes: the image is a file or a device
+ * node, opened without locks, and how its I/O is issued is mimg's own
+ * choice.  Other values are refused: mimg cannot honour them (aio=native
+ * also needs cache.direct, which qemu-img checks and mimg does not take
+ * here). */
+static const struct {
+	const char *key, *values[4];
+} protocol_opts[] = {
+	{"file.driver", {"file", "host_device", "host_cdrom", NULL}},
+	{"file.locking", {"off", "auto", "on", NULL}},
+	{"file.aio", {"threads", "io_uring", NULL}},
+};
+
+/* qemu's host_device and host_cdrom drivers open device nodes only. */
+static int check_device_node(const char *driver, const char *path)
+{
+	struct stat st;
+	if (strcmp(driver, "file") == 0 || stat(path, &st) != 0 ||
+	    S_ISBLK(st.st_mode) || S_ISCHR(st.st_mode))
+		return 0;
+	snprintf(own_error, sizeof(own_error),
+		 "'%s' driver requires '%s' to be either a character or block "
+		 "device",
+		 driver, path);
+	return -1;
+}
+
+/* 1 when KEY=VALUE is one of protocol_opts, 0 when KEY is not, -1 (with
+ * the message in own_error) when VALUE is not one it takes. */
+static int protocol_opt(const char *key, const char *value)
+{
+	for (size_t i = 0; i < sizeof(protocol_opts) / sizeof(*protocol_opts);
+	     i++) {
+		if (strcmp(key, protocol_opts[i].key) != 0)
+			continue;
+		for (const char *const *v = protocol_opts[i].values; *v; v++)
+			if (strcmp(value, *v) == 0)
+				return 1;
+		snprintf(own_error, sizeof(own_error),
+			 "--image-opts: unsupported value '%s' for '%s'", value,
+			 key);
+		return -1;
+	}
+	return 0;
+}
+
 /* cli_image_opts without the message: it is left for cli_errmsg. */
 static int parse_image_opts(const char *spec, char **pathp, char **formatp)
 {
@@ -365,8 +413,16 @@ static int parse_image_opts(const char *spec, char **pathp, char **formatp)
 			 mimg_errmsg());
 		return -1;
 	}
+	const char *driver = "file";
 	for (int i = 0; i < n && r == 0; i++) {
 		const char *k = opts[i].key, *v = opts[i].value;
+		int known = protocol_opt(k, v);
+		if (known) {
+			r = known < 0 ? -1 : 0;
+			if (strcmp(k, "file.driver") == 0)
+				driver = v;
+			continue;
+		}
 		char **slot = strcmp(k, "driver") == 0 ? formatp
 			      : strcmp(k, "file.filename") == 0 ||
 					      strcmp(k, "filename") == 0
@@ -388,12 +444,14 @@ static int parse_image_opts(const char *spec, char **pathp, char **formatp)
 			r = -1;
 		}
 	}
-	mimg_opts_free(opts, n > 0 ? (size_t)n : 0);
 	if (r == 0 && !*pathp) {
 		snprintf(own_error, sizeof(own_error),
 			 "--image-opts: file.filename is missing");
 		r = -1;
 	}
+	if (r == 0)
+		r = check_device_node(driver, *pathp);
+	mimg_opts_free(opts, n > 0 ? (size_t)n : 0);
 	if (r < 0) {
 		free(*pathp);
 		free(*formatp);

@@ -77,6 +77,22 @@ if "$MIMG" --help | grep -q '^Formats:.* luks'; then
 fi
 
 qemu-img snapshot -c snap same.qcow2 || fail "qemu-img snapshot -c"
+# qemu's "file" protocol options that name what mimg does anyway
+same_output "file.driver=file" map --output=json --image-opts \
+	"driver=qcow2,file.driver=file,file.filename=top.qcow2"
+same_output "file.locking and file.aio" check --image-opts \
+	"driver=qcow2,file.driver=file,file.locking=off,file.aio=threads,file.filename=top.qcow2"
+same_output "host_device on a plain file" check --image-opts \
+	"driver=qcow2,file.driver=host_device,file.filename=top.qcow2"
+same_output "file.driver=nbd" check --image-opts \
+	"driver=qcow2,file.driver=nbd,file.filename=top.qcow2"
+same_output "file.aio=native without cache.direct" check --image-opts \
+	"driver=qcow2,file.aio=native,file.filename=top.qcow2"
+"$MIMG" check --image-opts \
+	"driver=qcow2,file.driver=host_device,file.filename=top.qcow2" \
+	2>m.err && fail "host_device accepted a plain file"
+grep -q "'host_device' driver requires 'top.qcow2' to be either a character or block device" \
+	m.err || fail "host_device on a plain file: $(cat m.err)"
 same_output "snapshot -l" snapshot -l --image-opts "$(opts same.qcow2)"
 same_output "snapshot -U -c" snapshot -U -c x --image-opts "$(opts same.qcow2)"
 grep -q "Could not open '$(opts same.qcow2)'" m.err ||
