@@ -368,16 +368,22 @@ static const struct {
 	{"file.aio", {"threads", "io_uring", NULL}},
 };
 
-/* qemu's host_device and host_cdrom drivers open device nodes only. */
-static int check_device_node(const char *driver, const char *path)
+/* qemu's "file" driver, when named, opens regular files only, and its
+ * host_device and host_cdrom drivers device nodes only (unnamed, mimg
+ * opens either). */
+static int check_node_kind(const char *driver, const char *path)
 {
 	struct stat st;
-	if (strcmp(driver, "file") == 0 || stat(path, &st) != 0 ||
-	    S_ISBLK(st.st_mode) || S_ISCHR(st.st_mode))
+	if (!driver || stat(path, &st) != 0)
+		return 0;
+	bool file = strcmp(driver, "file") == 0;
+	if (file ? S_ISREG(st.st_mode)
+		 : S_ISBLK(st.st_mode) || S_ISCHR(st.st_mode))
 		return 0;
 	snprintf(own_error, sizeof(own_error),
-		 "'%s' driver requires '%s' to be either a character or block "
-		 "device",
+		 file ? "'%s' driver requires '%s' to be a regular file"
+		      : "'%s' driver requires '%s' to be either a character or "
+			"block device",
 		 driver, path);
 	return -1;
 }
@@ -413,7 +419,7 @@ static int parse_image_opts(const char *spec, char **pathp, char **formatp)
 			 mimg_errmsg());
 		return -1;
 	}
-	const char *driver = "file";
+	const char *driver = NULL;
 	for (int i = 0; i < n && r == 0; i++) {
 		const char *k = opts[i].key, *v = opts[i].value;
 		int known = protocol_opt(k, v);
@@ -450,7 +456,7 @@ static int parse_image_opts(const char *spec, char **pathp, char **formatp)
 		r = -1;
 	}
 	if (r == 0)
-		r = check_device_node(driver, *pathp);
+		r = check_node_kind(driver, *pathp);
 	mimg_opts_free(opts, n > 0 ? (size_t)n : 0);
 	if (r < 0) {
 		free(*pathp);

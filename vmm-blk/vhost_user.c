@@ -315,17 +315,41 @@ static void unmap_regions(struct vu_server *s)
 /* ---------------------------------------------------------------------- */
 /* Queues                                                                  */
 
+/* Signal Q's call eventfd; with call_lock held. */
+static void signal_call(struct vu_queue *q)
+{
+	uint64_t one = 1;
+
+	if (write(q->call_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		vu_log(q->srv, "queue %u: cannot signal the call eventfd: %s",
+		       q->index, strerror(errno));
+}
+
 static void notify_call(void *opaque, unsigned qi)
 {
 	struct vu_queue *q = opaque;
-	uint64_t one = 1;
 
 	(void)qi;
 	pthread_mutex_lock(&q->call_lock);
-	if (q->call_fd >= 0 && write(q->call_fd, &one, sizeof(one)) < 0 &&
-	    errno != EAGAIN)
-		vu_log(q->srv, "queue %u: cannot signal the call eventfd: %s",
-		       q->index, strerror(errno));
+	if (q->call_fd >= 0)
+		signal_call(q);
+	pthread_mutex_unlock(&q->call_lock);
+}
+
+/* A back-end killed between publishing a used entry and signalling the
+ * call eventfd (or one that exits after publishing) leaves the driver
+ * waiting for an interrupt that never comes: with event indexes, later
+ * entries do not interrupt a driver that asked to hear of an earlier one.
+ * So every start of a queue signals it once, now or as soon as its call
+ * eventfd arrives (it may come after the kick); a driver finds nothing
+ * new in a spurious one. */
+static void owe_call(struct vu_queue *q)
+{
+	pthread_mutex_lock(&q->call_lock);
+	if (q->call_fd >= 0)
+		signal_call(q);
+	else
+		q->owe_call = true;
 	pthread_mutex_unlock(&q->call_lock);
 }
 
@@ -405,6 +429,7 @@ static int start_queue(struct vu_server *s, struct vu_queue *q)
 	}
 	q->running = true;
 	q->reported = false;
+	owe_call(q);
 	if (vblk_queue_retaken(s->dev, q->index))
 		vu_log(s,
 		       "queue %u: resubmitting %u requests left in flight "
@@ -437,6 +462,12 @@ static void set_call_fd(struct vu_queue *q, int fd)
 	pthread_mutex_lock(&q->call_lock);
 	old = q->call_fd;
 	q->call_fd = fd;
+	if (fd < 0) {
+		q->owe_call = false;
+	} else if (q->owe_call) {
+		q->owe_call = false;
+		signal_call(q);
+	}
 	pthread_mutex_unlock(&q->call_lock);
 	if (old >= 0)
 		close(old);

@@ -36,6 +36,7 @@ struct vu_queue {
 	bool reported; /* the queue's failure was logged */
 	pthread_mutex_t call_lock;
 	int call_fd;
+	bool owe_call; /* signal call_fd once it is set (under call_lock) */
 };
 
 /* The inflight area (VHOST_USER_SET_INFLIGHT_FD): one region per queue. */

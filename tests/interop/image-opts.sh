@@ -84,6 +84,8 @@ same_output "file.locking and file.aio" check --image-opts \
 	"driver=qcow2,file.driver=file,file.locking=off,file.aio=threads,file.filename=top.qcow2"
 same_output "host_device on a plain file" check --image-opts \
 	"driver=qcow2,file.driver=host_device,file.filename=top.qcow2"
+same_output "file.driver=file on a device node" info --image-opts \
+	"driver=raw,file.driver=file,file.filename=/dev/null"
 same_output "file.driver=nbd" check --image-opts \
 	"driver=qcow2,file.driver=nbd,file.filename=top.qcow2"
 same_output "file.aio=native without cache.direct" check --image-opts \

@@ -921,6 +921,48 @@ START_TEST(inflight_resubmitted_after_kill)
 }
 END_TEST
 
+/* A daemon killed after publishing an answer on the used ring and before
+ * signalling the call eventfd: the driver, which asked to hear of that
+ * entry (used_event), would wait forever, since with event indexes later
+ * answers do not interrupt it.  The next daemon signals each queue once
+ * when it starts. */
+START_TEST(answer_published_before_kill_is_signalled)
+{
+	uint32_t elem[2] = {0, 1};
+	uint64_t got;
+	struct pollfd pfd = {.fd = call_fd, .events = POLLIN};
+
+	start_listening_daemon(NULL, NULL);
+	bring_up_with(UP_INFLIGHT, 0);
+	ck_assert_uint_eq(run(VBLK_T_IN, 0, 4096, true), VBLK_S_OK);
+	ck_assert_int_eq(kill(daemon_pid, SIGKILL), 0);
+	ck_assert_int_eq(waitpid(daemon_pid, NULL, 0), daemon_pid);
+	daemon_pid = -1;
+	close(sock);
+	sock = -1;
+
+	/* The second request, answered and published (used index 2, the
+	 * area agreeing) while the driver waits to hear of entry 1. */
+	put_request(0, VBLK_T_IN, 0, OFF_DATA, 4096, true);
+	publish(0);
+	memcpy(mem + OFF_USED + 4 + 8 * 1, elem, 8);
+	__atomic_store_n((uint16_t *)(mem + OFF_AVAIL + 4 + 2 * QSZ), 1,
+			 __ATOMIC_SEQ_CST);
+	__atomic_store_n((uint16_t *)(mem + OFF_USED + 2), 2, __ATOMIC_RELEASE);
+	memcpy(inflight + 14, &(uint16_t){2}, 2); /* used_idx */
+	while (read(call_fd, &got, 8) == 8)
+		; /* the first daemon's signals */
+
+	start_listening_daemon(NULL, NULL);
+	bring_up_with(UP_INFLIGHT, 2);
+	ck_assert_int_eq(poll(&pfd, 1, 10000), 1);
+	ck_assert_int_eq(read(call_fd, &got, 8), 8);
+	ck_assert_uint_eq(used_idx(), 2); /* nothing was run again */
+	ck_assert_uint_eq(run(VBLK_T_IN, 0, 4096, true), VBLK_S_OK);
+	terminate_daemon();
+}
+END_TEST
+
 /* SET_INFLIGHT_FD refuses an area too small for its description, for
  * more queues than the device has, or without a descriptor. */
 START_TEST(inflight_area_checked)
@@ -1201,6 +1243,7 @@ int main(void)
 	tcase_add_test(tc, read_only_daemon);
 	tcase_add_test(tc, serves_next_frontend);
 	tcase_add_test(tc, inflight_resubmitted_after_kill);
+	tcase_add_test(tc, answer_published_before_kill_is_signalled);
 	tcase_add_test(tc, inflight_area_checked);
 	tcase_add_test(tc, status_and_reset);
 	tcase_add_test(tc, online_resize);
