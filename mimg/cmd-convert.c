@@ -449,12 +449,11 @@ static int packed_output(struct convert_args *a)
 }
 
 /* qemu-img's refusals of option combinations, in its order. */
-static int check_combinations(const struct convert_args *a,
-			      bool explicit_sparse)
+/* Options that exclude each other, refused before the file names are
+ * counted, in qemu-img's order. */
+static int check_options(const struct convert_args *a, bool explicit_sparse,
+			 bool have_opts)
 {
-	if (a->nsrc > 1 && a->snapshot)
-		return cli_error("No support for concatenating multiple "
-				 "snapshot");
 	if (a->copts.copy_offload && a->copts.compress)
 		return cli_error("Cannot enable copy offloading when -c is "
 				 "used");
@@ -464,6 +463,20 @@ static int check_combinations(const struct convert_args *a,
 	if (a->copts.copy_offload && a->copts.salvage)
 		return cli_error("Cannot use copy offloading in salvaging "
 				 "mode");
+	if (a->copts.target_is_zero && !a->copts.existing_target)
+		return cli_error("--target-is-zero requires use of -n flag");
+	if (a->copts.existing_target && have_opts)
+		return cli_error("-o has no effect when skipping image "
+				 "creation");
+	return EXIT_OK;
+}
+
+/* What the sources and the target's options exclude. */
+static int check_combinations(const struct convert_args *a)
+{
+	if (a->nsrc > 1 && a->snapshot)
+		return cli_error("No support for concatenating multiple "
+				 "snapshot");
 	if (a->skip_broken && !a->bitmaps)
 		return cli_error("Use of --skip-broken-bitmaps requires "
 				 "--bitmaps");
@@ -604,6 +617,10 @@ int cmd_convert(int argc, char **argv)
 	a.quiet = ca.quiet;
 	a.progress = ca.progress;
 	a.src_flags |= ca.open_flags;
+	if (check_options(&a, explicit_sparse, opts_text != NULL) != EXIT_OK) {
+		free(opts_text);
+		return EXIT_ERR;
+	}
 	if (opts_text && mimg_opts_has_help(opts_text)) {
 		free(opts_text);
 		return cli_opts_help(a.dst_fmt, argc - optind >= 2
@@ -620,15 +637,6 @@ int cmd_convert(int argc, char **argv)
 				       "At most %d sources can be converted "
 				       "into one",
 				       MAX_SOURCES);
-	}
-	if (a.copts.target_is_zero && !a.copts.existing_target) {
-		free(opts_text);
-		return cli_error("--target-is-zero requires use of -n flag");
-	}
-	if (a.copts.existing_target && opts_text) {
-		free(opts_text);
-		return cli_error("-o has no effect when skipping image "
-				 "creation");
 	}
 	a.nsrc = argc - optind - 1;
 	for (int i = 0; i < a.nsrc; i++)
@@ -648,7 +656,7 @@ int cmd_convert(int argc, char **argv)
 		cli_args_free(&ca);
 		return EXIT_ERR;
 	}
-	if (check_combinations(&a, explicit_sparse) != EXIT_OK) {
+	if (check_combinations(&a) != EXIT_OK) {
 		free(opts_text);
 		cli_args_free(&ca);
 		return EXIT_ERR;

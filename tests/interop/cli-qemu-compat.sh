@@ -40,6 +40,8 @@ check_eq "$(./qemu-img 2>&1)" "$(qemu-img 2>&1)" "no-argument message"
 for args in "compare --image-opts -f raw e.raw" "info --image-opts -f raw" \
 	"info --image-opts -f raw e.raw" "map --image-opts -f raw e.raw e.raw" \
 	"convert e.raw" "convert --image-opts -f raw e.raw n.raw" \
+	"convert -c -C e.raw" "convert --target-is-zero e.raw" \
+	"convert -n -o cluster_size=4k e.raw" \
 	"measure -f raw" "measure -f raw --size 1M e.raw" \
 	"resize -f raw e.raw 1X" "resize -f raw e.raw +99999999999999999999"; do
 	# shellcheck disable=SC2086
