@@ -44,18 +44,32 @@ static nvlist_t *child_of(const nvlist_t *n, const char *name, size_t len,
 	return c;
 }
 
-/* The node at the dotted PATH below N, made on the way when CREATE. */
+static void fail(const char *what, const char *name)
+{
+	fprintf(stderr, "%s %s\n", what, name);
+	exit(4);
+}
+
+/* The node at the dotted PATH below N (the root when NULL), made on the
+ * way when CREATE; NULL for a path with an empty part, as bhyve. */
 static nvlist_t *walk(const nvlist_t *n, const char *path, bool create)
 {
-	while (n && *path) {
+	if (!n)
+		n = &root;
+	if (!*path)
+		return NULL;
+	for (;;) {
 		size_t len = strcspn(path, ".");
 
+		if (len == 0)
+			return NULL;
 		n = child_of(n, path, len, create);
-		path += len;
-		if (*path == '.')
-			path++;
+		if (!n || !path[len])
+			return (nvlist_t *)n;
+		path += len + 1;
+		if (!*path)
+			return NULL;
 	}
-	return (nvlist_t *)n;
 }
 
 nvlist_t *test_nvlist_create(void)
@@ -121,10 +135,17 @@ const char *get_config_value(const char *path)
 void set_config_value_node(nvlist_t *parent, const char *name,
 			   const char *value)
 {
-	nvlist_t *n = walk(parent, name, true);
+	nvlist_t *n;
+	char *copy;
 
+	/* bhyve takes one level here; paths go through the other calls. */
+	if (strchr(name, '.'))
+		fail("Invalid config node name", name);
+	if (!(n = walk(parent, name, true)))
+		fail("Invalid config node name", name);
+	copy = must(strdup(value)); /* VALUE may be the old one */
 	free(n->value);
-	n->value = must(strdup(value));
+	n->value = copy;
 }
 
 void set_config_value_node_if_unset(nvlist_t *const parent,
@@ -137,7 +158,14 @@ void set_config_value_node_if_unset(nvlist_t *const parent,
 
 void set_config_value(const char *path, const char *value)
 {
-	set_config_value_node(&root, path, value);
+	nvlist_t *n = walk(&root, path, true);
+	char *copy;
+
+	if (!n)
+		fail("Invalid config node name", path);
+	copy = must(strdup(value));
+	free(n->value);
+	n->value = copy;
 }
 
 /* bhyve accepts these spellings and exits on anything else. */
@@ -153,6 +181,16 @@ static bool parse_bool(const char *name, const char *v)
 	exit(4);
 }
 
+/* A boolean that must be there: bhyve exits when it is not. */
+static bool required_bool(const nvlist_t *parent, const char *name)
+{
+	const char *v = get_config_value_node(parent, name);
+
+	if (!v)
+		fail("Failed to fetch boolean variable", name);
+	return parse_bool(name, v);
+}
+
 bool get_config_bool_node_default(const nvlist_t *parent, const char *name,
 				  bool def)
 {
@@ -163,7 +201,7 @@ bool get_config_bool_node_default(const nvlist_t *parent, const char *name,
 
 bool get_config_bool_node(const nvlist_t *parent, const char *name)
 {
-	return get_config_bool_node_default(parent, name, false);
+	return required_bool(parent, name);
 }
 
 bool get_config_bool_default(const char *path, bool def)
@@ -173,7 +211,7 @@ bool get_config_bool_default(const char *path, bool def)
 
 bool get_config_bool(const char *path)
 {
-	return get_config_bool_default(path, false);
+	return required_bool(&root, path);
 }
 
 void set_config_bool_node(nvlist_t *parent, const char *name, bool value)
@@ -183,5 +221,5 @@ void set_config_bool_node(nvlist_t *parent, const char *name, bool value)
 
 void set_config_bool(const char *path, bool value)
 {
-	set_config_bool_node(&root, path, value);
+	set_config_value(path, value ? "true" : "false");
 }
