@@ -346,10 +346,13 @@ int vmdk_touch_cid(struct mimg *img)
 	struct vmdk_state *s = img->priv;
 	int r = 0;
 
-	if (__atomic_load_n(&s->cid_updated, __ATOMIC_ACQUIRE) ||
-	    !s->desc_text || s->desc_len == 0)
+	if (__atomic_load_n(&s->cid_updated, __ATOMIC_ACQUIRE))
 		return 0;
 	pthread_mutex_lock(&s->cid_lock);
+	/* The descriptor is read under the lock: the first writer replaces
+	 * it.  Without one there is nothing to renew, ever. */
+	if (!s->desc_text || s->desc_len == 0)
+		__atomic_store_n(&s->cid_updated, true, __ATOMIC_RELEASE);
 	if (!s->cid_updated) {
 		uint32_t cid = vmdk_random_cid();
 		size_t nlen;

@@ -246,7 +246,8 @@ struct vmdk_state {
 	struct vmdk_extent *ext;
 	size_t n_ext;
 	pthread_mutex_t cid_lock;
-	bool cid_updated; /* CID renewed after the first write */
+	bool cid_updated; /* CID renewed after the first write (or there is
+			   * no descriptor to renew it in) */
 	bool parent_checked;
 	int parent_err;
 	struct vmdk_stream_writer *sw; /* fresh streamOptimized write */
