@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "checked.h"
@@ -30,19 +31,21 @@
 #define DEFAULT_PARALLEL_MAX 32	  /* one per CPU up to this, by default */
 #define MAX_PARALLEL 64
 /* Compressed jobs that may wait for their turn to be written while their
- * workers go on compressing: eight per worker, at most MAX_PARKED (each
- * holds a worker's buffers: a window and its output).  Windows of random
- * data, text and zeroes take very different times to compress: with two
- * per worker, two workers waited for their turn about a tenth of the
- * time. */
+ * workers go on compressing: eight per worker, at most MAX_PARKED.
+ * Windows of random data, text and zeroes take very different times to
+ * compress: with two per worker, 16 workers kept 9 cores busy; with
+ * eight, 14 to 15. */
 #define PARKED_PER_WORKER 8
-#define MAX_PARKED 32
-/* Compressing workers and parked jobs together: each holds a window and
- * its compressed output, about 4.3 MiB when the data does not compress
- * (measured: 32 workers and 32 parked jobs peaked at 277 MiB on random
- * data).  48 keep a conversion under 256 MiB whatever -m asks; up to 16
- * workers, all their parked jobs fit. */
+#define MAX_PARKED 128
+/* Memory: a worker's buffers hold a window and its compressed output,
+ * about 4.3 MiB when the data does not compress (measured: 32 workers
+ * holding 32 jobs' buffers peaked at 277 MiB on random data).  Workers
+ * and parked jobs together stay within MAX_BUFFERED_JOBS such sets,
+ * which keeps a conversion under 256 MiB whatever -m asks: a parked job
+ * keeps a copy of its output alone and is counted by its bytes, so a
+ * set's worth holds several parked jobs when the data compresses. */
 #define MAX_BUFFERED_JOBS 48
+#define JOB_BUFFER_BYTES ((size_t)4 << 20)
 #define MAX_IN_FLIGHT (MAX_PARALLEL + MAX_PARKED + 1)
 #define JOB_PARKED 2	       /* run_job: written later, by another worker */
 #define MAX_SPARSE (16u << 20) /* largest -S, as qemu-img */
@@ -58,19 +61,19 @@ struct cunit {
 struct bufs {
 	uint8_t *buf, *cbuf;
 	struct cunit *units;
-	struct bufs *next; /* on the spare list */
 };
 
 /* A compressed job that has finished compressing before its turn to be
- * written came: its output waits here, and whichever worker writes the
- * job before it writes this one too, so that no worker sits idle
- * behind a slower one.  The job keeps its worker's buffers, and the
- * worker goes on with spare ones: parking copies nothing. */
+ * written came: a copy of its output waits here, and whichever worker
+ * writes the job before it writes this one too, so that no worker sits
+ * idle behind a slower one. */
 struct parked {
 	bool full;
 	uint64_t off, len;
-	uint64_t n; /* units */
-	struct bufs *b;
+	uint64_t n;	     /* units */
+	struct cunit *units; /* .out point into data */
+	uint8_t *data;
+	size_t bytes; /* of data */
 };
 
 struct conv {
@@ -101,9 +104,9 @@ struct conv {
 	int nslots;
 	struct parked *parked; /* nparked slots, by seq % nparked */
 	uint64_t nparked;
-	struct bufs *spare; /* buffers parked jobs have handed back */
-	size_t cstride;	    /* bytes for one compressed unit */
-	uint64_t next_off;  /* first byte not yet claimed */
+	size_t parked_bytes, parked_budget; /* held by parked jobs, at most */
+	size_t cstride;			    /* bytes for one compressed unit */
+	uint64_t next_off;		    /* first byte not yet claimed */
 	uint64_t next_seq;  /* sequence number of the next claimed job */
 	uint64_t write_seq; /* job allowed to write next (ordered) */
 	uint64_t done;	    /* bytes finished, for progress */
@@ -414,40 +417,89 @@ static struct bufs *bufs_new(const struct conv *c)
 	return b;
 }
 
-/* Park job J, whose N units are in *BS, when its turn has not come and a
- * slot is free: 1 when parked (*BS is then a spare set of buffers), 0
+/* Pages for a parked job's output, mapped and unmapped whole: from the
+ * heap, blocks freed by the writing thread stayed with the parking one's
+ * arena, and a conversion grew past its bound.  NULL when none are
+ * free. */
+static uint8_t *parked_alloc(size_t bytes)
+{
+	void *p = mmap(NULL, bytes ? bytes : 1, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void parked_free(uint8_t *data, size_t bytes)
+{
+	if (data)
+		munmap(data, bytes ? bytes : 1);
+}
+
+/* Bytes of unit U's output. */
+static size_t unit_bytes(const struct conv *c, const struct cunit *u)
+{
+	return u->clen > 0 ? (size_t)u->clen : u->clen == -2 ? c->unit : 0;
+}
+
+/* May job J, whose output is BYTES long, be parked now?  Under c->lock. */
+static bool parkable(const struct conv *c, const struct job *j, size_t bytes)
+{
+	return c->write_seq != j->seq && !c->err &&
+	       j->seq - c->write_seq < c->nparked &&
+	       !c->parked[j->seq % c->nparked].full &&
+	       c->parked_bytes + bytes <= c->parked_budget;
+}
+
+/* Park job J, whose N units are in B, when its turn has not come and a
+ * slot and the bytes for a copy of its output are free: 1 when parked, 0
  * when the worker must write the units itself. */
-static int park_job(struct conv *c, const struct job *j, struct bufs **bs,
+static int park_job(struct conv *c, const struct job *j, const struct bufs *b,
 		    uint64_t n)
 {
+	size_t bytes = 0, at = 0;
 	if (!c->nparked)
 		return 0;
+	for (uint64_t i = 0; i < n; i++)
+		bytes += unit_bytes(c, &b->units[i]);
 	pthread_mutex_lock(&c->lock);
-	bool in_turn = c->write_seq == j->seq;
-	struct bufs *spare = in_turn ? NULL : c->spare;
-	if (spare)
-		c->spare = spare->next;
+	bool park = parkable(c, j, bytes);
 	pthread_mutex_unlock(&c->lock);
-	if (in_turn)
+	if (!park)
 		return 0;
-	if (!spare && !(spare = bufs_new(c)))
-		return 0; /* no memory to spare: write it in turn */
+	struct cunit *units = malloc(n * sizeof(*units));
+	uint8_t *data = parked_alloc(bytes);
+	if (!units || !data) { /* no memory to spare: write it in turn */
+		free(units);
+		parked_free(data, bytes);
+		return 0;
+	}
+	for (uint64_t i = 0; i < n; i++) {
+		size_t k = unit_bytes(c, &b->units[i]);
+		units[i] = b->units[i];
+		if (k) {
+			memcpy(data + at, b->units[i].out, k);
+			units[i].out = data + at;
+			at += k;
+		}
+	}
+	/* Checked again: the turn may have come while copying. */
 	pthread_mutex_lock(&c->lock);
-	struct parked *p = &c->parked[j->seq % c->nparked];
-	bool park = c->write_seq != j->seq && !c->err &&
-		    j->seq - c->write_seq < c->nparked && !p->full;
+	park = parkable(c, j, bytes);
 	if (park) {
-		*p = (struct parked){.full = true,
-				     .off = j->off,
-				     .len = j->len,
-				     .n = n,
-				     .b = *bs};
-		*bs = spare;
-	} else {
-		spare->next = c->spare;
-		c->spare = spare;
+		c->parked[j->seq % c->nparked] =
+			(struct parked){.full = true,
+					.off = j->off,
+					.len = j->len,
+					.n = n,
+					.units = units,
+					.data = data,
+					.bytes = bytes};
+		c->parked_bytes += bytes;
 	}
 	pthread_mutex_unlock(&c->lock);
+	if (!park) {
+		free(units);
+		parked_free(data, bytes);
+	}
 	return park;
 }
 
@@ -478,10 +530,11 @@ static int finish_turn(struct conv *c, const struct job *j)
 		struct parked next = *p;
 		p->full = false;
 		pthread_mutex_unlock(&c->lock);
-		int r = write_units(c, next.off, next.b->units, next.n);
+		int r = write_units(c, next.off, next.units, next.n);
+		free(next.units);
+		parked_free(next.data, next.bytes);
 		pthread_mutex_lock(&c->lock);
-		next.b->next = c->spare;
-		c->spare = next.b;
+		c->parked_bytes -= next.bytes;
 		pthread_mutex_unlock(&c->lock);
 		if (r < 0)
 			return r;
@@ -518,7 +571,7 @@ static int write_compressed_job(struct conv *c, const struct job *j,
 			return (int)units[i].clen;
 		}
 	}
-	if (park_job(c, j, bs, n))
+	if (park_job(c, j, *bs, n))
 		return JOB_PARKED;
 	if ((r = wait_turn(c, j->seq)) != 0)
 		return r;
@@ -874,8 +927,10 @@ int mimg_convert(struct mimg *src, struct mimg *dst,
 		c.nparked = (uint64_t)nthreads * PARKED_PER_WORKER;
 		if (c.nparked > MAX_PARKED)
 			c.nparked = MAX_PARKED;
-		if (c.nparked > (uint64_t)(MAX_BUFFERED_JOBS - nthreads))
-			c.nparked = (uint64_t)(MAX_BUFFERED_JOBS - nthreads);
+		c.parked_budget = (size_t)(MAX_BUFFERED_JOBS - nthreads) *
+				  JOB_BUFFER_BYTES;
+		if (!c.parked_budget)
+			c.nparked = 0;
 		c.parked = calloc(c.nparked, sizeof(*c.parked));
 		if (!c.parked)
 			c.nparked = 0;
@@ -899,13 +954,11 @@ int mimg_convert(struct mimg *src, struct mimg *dst,
 		opts->progress(opts->opaque, c.size, c.size);
 	for (int i = 0; i < c.nslots; i++)
 		pthread_cond_destroy(&c.turn[i]);
-	for (uint64_t i = 0; i < c.nparked; i++) /* left by a failure */
-		if (c.parked[i].full)
-			bufs_free(c.parked[i].b);
-	while (c.spare) {
-		struct bufs *b = c.spare;
-		c.spare = b->next;
-		bufs_free(b);
+	for (uint64_t i = 0; i < c.nparked; i++) { /* left by a failure */
+		if (c.parked[i].full) {
+			free(c.parked[i].units);
+			parked_free(c.parked[i].data, c.parked[i].bytes);
+		}
 	}
 	free(c.parked);
 	pthread_mutex_destroy(&c.lock);
