@@ -6,7 +6,7 @@
  * target already reads as zeroes, so the work is proportional to the data.
  * Data windows are read (and compressed) in parallel; writes happen in
  * window order unless out-of-order writes are allowed.  Memory is bounded
- * by (workers + parked jobs) x window size.
+ * by the workers' buffers and a byte budget for parked output.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -545,12 +545,12 @@ static int finish_turn(struct conv *c, const struct job *j)
 
 /* Compress job J and write it in its turn, or park it (JOB_PARKED). */
 static int write_compressed_job(struct conv *c, const struct job *j,
-				struct bufs **bs)
+				const struct bufs *bs)
 {
 	const struct mimg_driver *d = c->dst->drv;
 	uint64_t n = div_round_up_u64(j->len, c->unit);
-	uint8_t *buf = (*bs)->buf, *cbuf = (*bs)->cbuf;
-	struct cunit *units = (*bs)->units;
+	uint8_t *buf = bs->buf, *cbuf = bs->cbuf;
+	struct cunit *units = bs->units;
 	size_t cstride = c->cstride;
 	int r;
 
@@ -571,7 +571,7 @@ static int write_compressed_job(struct conv *c, const struct job *j,
 			return (int)units[i].clen;
 		}
 	}
-	if (park_job(c, j, *bs, n))
+	if (park_job(c, j, bs, n))
 		return JOB_PARKED;
 	if ((r = wait_turn(c, j->seq)) != 0)
 		return r;
@@ -656,9 +656,9 @@ static bool job_in_host(struct conv *c, const struct job *j, struct src_host *h)
 	return layer >= 0;
 }
 
-static int run_job(struct conv *c, const struct job *j, struct bufs **bs)
+static int run_job(struct conv *c, const struct job *j, const struct bufs *bs)
 {
-	uint8_t *buf = (*bs)->buf;
+	uint8_t *buf = bs->buf;
 	int r;
 
 	if (j->zero) {
@@ -710,7 +710,7 @@ static void *worker(void *arg)
 		pthread_mutex_unlock(&c->lock);
 		if (!have)
 			break;
-		int r = run_job(c, &j, &bs);
+		int r = run_job(c, &j, bs);
 		if (r == JOB_PARKED)
 			continue;
 		if (r < 0) {
