@@ -226,11 +226,6 @@ static int luks_pwritev(struct mimg *img, const struct iovec *iov, int iovcnt,
 	return luks_request(img, iov, iovcnt, off, len, write_step);
 }
 
-static int luks_flush(struct mimg *img)
-{
-	return mimg_file_flush(img->file);
-}
-
 static int luks_block_status(struct mimg *img, uint64_t off, uint64_t len,
 			     uint64_t *pnum, unsigned *status,
 			     uint64_t *host_off)
@@ -414,7 +409,6 @@ const struct mimg_driver mimg_luks_driver = {
 	.amend = luks_amend,
 	.preadv = luks_preadv,
 	.pwritev = luks_pwritev,
-	.flush = luks_flush,
 	.block_status = luks_block_status,
 	.info = luks_info,
 };

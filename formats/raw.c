@@ -64,11 +64,6 @@ static int raw_pwritev(struct mimg *img, const struct iovec *iov, int iovcnt,
 	return mimg_file_pwritev(img->file, iov, iovcnt, off);
 }
 
-static int raw_flush(struct mimg *img)
-{
-	return mimg_file_flush(img->file);
-}
-
 static int raw_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
 			     unsigned flags)
 {
@@ -192,7 +187,6 @@ const struct mimg_driver mimg_raw_driver = {
 	.create = raw_create,
 	.preadv = raw_preadv,
 	.pwritev = raw_pwritev,
-	.flush = raw_flush,
 	.pwrite_zeroes = raw_pwrite_zeroes,
 	.discard = raw_discard,
 	.block_status = raw_block_status,

@@ -95,23 +95,24 @@ static int request(struct mimg *img, const struct mimg_blocktable *bt,
 			      write ? write_in_block : read_in_block);
 }
 
-int mimg__bt_preadv(struct mimg *img, const struct mimg_blocktable *bt,
-		    const struct iovec *iov, int iovcnt, uint64_t off,
-		    size_t len)
+int mimg__bt_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
+		    uint64_t off, size_t len)
 {
-	return request(img, bt, iov, iovcnt, off, len, false);
+	return request(img, img->blocktable, iov, iovcnt, off, len, false);
 }
 
-int mimg__bt_pwritev(struct mimg *img, const struct mimg_blocktable *bt,
-		     const struct iovec *iov, int iovcnt, uint64_t off,
-		     size_t len)
+int mimg__bt_pwritev(struct mimg *img, const struct iovec *iov, int iovcnt,
+		     uint64_t off, size_t len)
 {
-	return request(img, bt, iov, iovcnt, off, len, true);
+	return request(img, img->blocktable, iov, iovcnt, off, len, true);
 }
 
-int mimg__bt_zero_allocated(struct mimg *img, const struct mimg_blocktable *bt,
-			    uint64_t off, uint64_t len)
+int mimg__bt_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
+			   unsigned flags)
 {
+	const struct mimg_blocktable *bt = img->blocktable;
+
+	(void)flags;
 	if (bt->flat)
 		return mimg__file_zero(img->file, off, len);
 	while (len) {

@@ -44,17 +44,16 @@ size_t mimg__bt_in_block(const struct mimg_blocktable *bt, uint64_t off,
 int mimg__bt_lookup(struct mimg *img, const struct mimg_blocktable *bt,
 		    uint64_t off, uint64_t *host);
 
-/* The driver's preadv, pwritev and pwrite_zeroes over the table (or the
- * flat file): zeroing leaves unallocated blocks unallocated (they read as
- * zeroes). */
-int mimg__bt_preadv(struct mimg *img, const struct mimg_blocktable *bt,
-		    const struct iovec *iov, int iovcnt, uint64_t off,
-		    size_t len);
-int mimg__bt_pwritev(struct mimg *img, const struct mimg_blocktable *bt,
-		     const struct iovec *iov, int iovcnt, uint64_t off,
-		     size_t len);
-int mimg__bt_zero_allocated(struct mimg *img, const struct mimg_blocktable *bt,
-			    uint64_t off, uint64_t len);
+/* The driver ops preadv, pwritev and pwrite_zeroes of an image whose
+ * I/O all goes through the table at img->blocktable (or the flat file):
+ * zeroing leaves unallocated blocks unallocated (they read as zeroes)
+ * and ignores the flags. */
+int mimg__bt_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
+		    uint64_t off, size_t len);
+int mimg__bt_pwritev(struct mimg *img, const struct iovec *iov, int iovcnt,
+		     uint64_t off, size_t len);
+int mimg__bt_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
+			   unsigned flags);
 
 /* Zero whatever the file already holds in [START, END) before a new
  * block is placed there: bytes past the end of the image's data (left by

@@ -190,6 +190,8 @@ struct mimg_driver {
 		      uint64_t off, size_t len);
 	int (*pwritev)(struct mimg *img, const struct iovec *iov, int iovcnt,
 		       uint64_t off, size_t len);
+	/* NULL: the image's data and metadata are all in img->file, and
+	 * flushing it is enough. */
 	int (*flush)(struct mimg *img);
 
 	/* Optional. */

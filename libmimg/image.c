@@ -397,8 +397,8 @@ int mimg_close(struct mimg *img)
 		return 0;
 	if (!img->read_only && img->drv->close_prepare)
 		r = img->drv->close_prepare(img);
-	if (!img->read_only && img->drv->flush) {
-		int rf = img->drv->flush(img);
+	if (!img->read_only) {
+		int rf = mimg__drv_flush(img);
 		r = r ? r : rf;
 	}
 	img->drv->close(img);

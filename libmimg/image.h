@@ -13,6 +13,8 @@
 #include "file.h"
 #include "readers.h"
 
+struct mimg_blocktable;
+
 /* A host file by identity, to tell whether two names are one file. */
 struct mimg_file_id {
 	dev_t dev;
@@ -43,6 +45,9 @@ struct mimg {
 	char *backing_name;    /* as stored in the image, or NULL */
 	char *backing_fmt;     /* stored backing format, or NULL */
 	bool locked;	       /* encrypted, opened without its key */
+	/* The block table a driver built on blocktable.h does its I/O
+	 * through (its ops read it), or NULL. */
+	const struct mimg_blocktable *blocktable;
 
 	/* Set by the core. */
 	struct mimg *backing; /* opened backing image, or NULL */
@@ -70,6 +75,9 @@ struct mimg {
 /* -EROFS when IMG is open read-only, saying that it cannot be changed as
  * WHAT says ("amend": "cannot amend an image opened read-only"). */
 int mimg__check_writable(const struct mimg *img, const char *what);
+
+/* The driver's flush, or its default (flushing the host file). */
+int mimg__drv_flush(struct mimg *img);
 
 /* Enter and leave an I/O call on IMG (a reader of its resize lock):
  * mimg__io_leave takes what mimg__io_enter returned. */

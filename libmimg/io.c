@@ -29,12 +29,18 @@ int mimg__check_writable(const struct mimg *img, const char *what)
 	return 0;
 }
 
+int mimg__drv_flush(struct mimg *img)
+{
+	return img->drv->flush ? img->drv->flush(img)
+			       : mimg_file_flush(img->file);
+}
+
 /* MIMG_IO_FUA: what the write R did is made durable before returning. */
 static int finish_fua(struct mimg *img, int r, unsigned flags)
 {
 	if (r < 0 || !(flags & MIMG_IO_FUA))
 		return r;
-	int f = img->drv->flush ? img->drv->flush(img) : 0;
+	int f = mimg__drv_flush(img);
 	return f < 0 ? f : r;
 }
 
@@ -296,10 +302,10 @@ int mimg_flush(struct mimg *img, unsigned flags)
 	int r = mimg__check_flags("mimg_flush", flags, MIMG_FLUSH_ALL_FLAGS);
 	if (r < 0)
 		return r;
-	if (img->read_only || !img->drv->flush)
+	if (img->read_only)
 		return 0;
 	unsigned slot = mimg__io_enter(img);
-	r = img->drv->flush(img);
+	r = mimg__drv_flush(img);
 	mimg__io_leave(img, slot);
 	return r;
 }

@@ -225,6 +225,7 @@ static int vdi_open(struct mimg *img, unsigned flags)
 					 .block_size = VDI_BLOCK_SIZE,
 					 .lookup = block_host,
 					 .allocate = allocate_and_write};
+	img->blocktable = &s->bt;
 	if ((r = mimg_file_size(img->file, &s->file_size)) < 0 ||
 	    (r = mimg_file_pread_exact(img->file, s->header, VDI_HEADER_SIZE, 0,
 				       "vdi header")) < 0)
@@ -238,35 +239,6 @@ static int vdi_open(struct mimg *img, unsigned flags)
 		return r;
 	img->cluster_size = VDI_BLOCK_SIZE;
 	return 0;
-}
-
-static int vdi_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
-		      uint64_t off, size_t len)
-{
-	struct vdi *s = img->priv;
-	return mimg__bt_preadv(img, &s->bt, iov, iovcnt, off, len);
-}
-
-static int vdi_pwritev(struct mimg *img, const struct iovec *iov, int iovcnt,
-		       uint64_t off, size_t len)
-{
-	struct vdi *s = img->priv;
-	return mimg__bt_pwritev(img, &s->bt, iov, iovcnt, off, len);
-}
-
-static int vdi_flush(struct mimg *img)
-{
-	return mimg_file_flush(img->file);
-}
-
-/* Blocks not allocated already read as zeroes; allocated ones are zeroed
- * in place. */
-static int vdi_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
-			     unsigned flags)
-{
-	struct vdi *s = img->priv;
-	(void)flags;
-	return mimg__bt_zero_allocated(img, &s->bt, off, len);
 }
 
 static int vdi_block_status(struct mimg *img, uint64_t off, uint64_t len,
@@ -315,10 +287,9 @@ const struct mimg_driver mimg_vdi_driver = {
 	.close = vdi_close,
 	.create = vdi_create,
 	.create_opts = vdi_create_opts,
-	.preadv = vdi_preadv,
-	.pwritev = vdi_pwritev,
-	.flush = vdi_flush,
-	.pwrite_zeroes = vdi_pwrite_zeroes,
+	.preadv = mimg__bt_preadv,
+	.pwritev = mimg__bt_pwritev,
+	.pwrite_zeroes = mimg__bt_pwrite_zeroes,
 	.block_status = vdi_block_status,
 	.check = vdi_check,
 	.has_zero_init = vdi_has_zero_init,

@@ -319,15 +319,13 @@ static int vpc_open(struct mimg *img, unsigned flags)
 	(void)flags;
 
 	pthread_mutex_init(&s->lock, NULL);
+	img->blocktable = &s->bt; /* flat or dynamic, set up below */
 	if ((r = mimg_file_size(img->file, &s->file_size)) < 0 ||
 	    (r = read_footer(img, s)) < 0 || (r = footer_size(img, s)) < 0)
 		return r;
 	uint32_t type = ld_be32(s->footer + VPC_F_TYPE);
-	if (type == VPC_FIXED) {
-		if ((r = open_fixed(img, s)) < 0)
-			return r;
-		return 0;
-	}
+	if (type == VPC_FIXED)
+		return open_fixed(img, s);
 	if (type == VPC_DIFFERENCING) {
 		return mimg_err(-ENOTSUP,
 				"%s: vpc: differencing VHD images are "
@@ -352,35 +350,6 @@ static int vpc_open(struct mimg *img, unsigned flags)
 					 .allocate = allocate_and_write};
 	img->cluster_size = s->block_size;
 	return 0;
-}
-
-static int vpc_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
-		      uint64_t off, size_t len)
-{
-	struct vpc *s = img->priv;
-	return mimg__bt_preadv(img, &s->bt, iov, iovcnt, off, len);
-}
-
-static int vpc_pwritev(struct mimg *img, const struct iovec *iov, int iovcnt,
-		       uint64_t off, size_t len)
-{
-	struct vpc *s = img->priv;
-	return mimg__bt_pwritev(img, &s->bt, iov, iovcnt, off, len);
-}
-
-static int vpc_flush(struct mimg *img)
-{
-	return mimg_file_flush(img->file);
-}
-
-/* Unallocated blocks already read as zeroes (there is no backing file);
- * allocated ones are zeroed in place. */
-static int vpc_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
-			     unsigned flags)
-{
-	struct vpc *s = img->priv;
-	(void)flags;
-	return mimg__bt_zero_allocated(img, &s->bt, off, len);
 }
 
 static int vpc_block_status(struct mimg *img, uint64_t off, uint64_t len,
@@ -435,10 +404,9 @@ const struct mimg_driver mimg_vpc_driver = {
 	.close = vpc_close,
 	.create = vpc_create,
 	.create_opts = vpc_create_opts,
-	.preadv = vpc_preadv,
-	.pwritev = vpc_pwritev,
-	.flush = vpc_flush,
-	.pwrite_zeroes = vpc_pwrite_zeroes,
+	.preadv = mimg__bt_preadv,
+	.pwritev = mimg__bt_pwritev,
+	.pwrite_zeroes = mimg__bt_pwrite_zeroes,
 	.block_status = vpc_block_status,
 	.check = vpc_check,
 	.has_zero_init = vpc_has_zero_init,
