@@ -122,23 +122,6 @@ const char *cli_one_file(struct cli_args *a, int c, int argc, char **argv)
 	return argv[optind];
 }
 
-int cli_image_arg(struct cli_args *a, const char **filep, const char **fmtp)
-{
-	if (!a->image_opts)
-		return 0;
-	/* Refused when the image is opened, after the argument count, as
-	 * qemu-img does. */
-	if (a->fmt) {
-		cli_error("--image-opts and --format are mutually exclusive");
-		return -1;
-	}
-	if (cli_image_opts(*filep, &a->image_path, &a->image_fmt) < 0)
-		return -1;
-	*filep = a->image_path;
-	*fmtp = a->image_fmt;
-	return 0;
-}
-
 void cli_args_free(struct cli_args *a)
 {
 	free(a->image_path);

@@ -104,8 +104,11 @@ struct cli_args {
 	enum output_format output;
 	/* The status to exit with after CLI_ARGS_STOP. */
 	int status;
-	/* cli_image_arg's file name and format (malloc'ed). */
+	/* cli_image_arg's file name and format (malloc'ed), and the open
+	 * flags the option string asks for (MIMG_OPEN_DIRECT,
+	 * MIMG_OPEN_NO_FLUSH), for the command to add to its own. */
 	char *image_path, *image_fmt;
+	unsigned image_flags;
 	struct option table[24]; /* cli_getopt's: the command's and shared */
 };
 enum { CLI_ARGS_STOP = -2 };
@@ -124,12 +127,15 @@ int cli_getopt(struct cli_args *a, int argc, char **argv, const char *shortopts,
  * "Expecting one image file name" of A->cmd). */
 const char *cli_one_file(struct cli_args *a, int c, int argc, char **argv);
 /* With --image-opts (A->image_opts), replace the image argument *FILEP,
- * an option string, by the file name it names and *FMTP by its format;
- * else change nothing.  For the commands that need the name itself (to
- * open the image again, or to resolve names relative to it); the others
- * use cli_open_arg.  Once per A: the strings live in A until
- * cli_args_free.  -1 with a message printed on error. */
-int cli_image_arg(struct cli_args *a, const char **filep, const char **fmtp);
+ * an option string, by the file name it names and *FMTP by its format,
+ * and set A->image_flags; else change nothing.  WRITABLE: the command
+ * opens the image read-write (read-only=on and force-share=on refuse
+ * it).  For the commands that need the name itself (to open the image
+ * again, or to resolve names relative to it); the others use
+ * cli_open_arg.  Once per A: the strings live in A until cli_args_free.
+ * -1 with a message printed on error. */
+int cli_image_arg(struct cli_args *a, const char **filep, const char **fmtp,
+		  bool writable);
 /* Free what cli_image_arg kept in A. */
 void cli_args_free(struct cli_args *a);
 /* Append TEXT to the -o list *ACC (malloc'ed; several -o add up, as in
@@ -175,19 +181,21 @@ int cli_open_id(struct mimg **imgp, const char *path, const char *format,
 bool cli_is_key_secret(const char *key);
 int cli_create(const char *path, const char *format, uint64_t size,
 	       const struct mimg_opt *opts, size_t nopts, unsigned flags);
-/* Parse "driver=FMT,file.filename=PATH,key-secret=ID": malloc'ed path and
- * format (NULL when not given); remembers the key-secret for cli_open.
- * -1 with a message printed on error. */
-int cli_image_opts(const char *spec, char **pathp, char **formatp);
-/* Open the image argument ARG of a command: with --image-opts
- * (A->image_opts) ARG is such an option string, else a file name of
- * format A->fmt.  cli_open otherwise; the message for a failure is
- * cli_errmsg(). */
+/* Open the image argument ARG of a command (image-opts.c): with
+ * --image-opts (A->image_opts) ARG is such an option string (its
+ * read-only and force-share checked against FLAGS, its cache flags
+ * added to them), else a file name of format A->fmt.  cli_open
+ * otherwise; the message for a failure is cli_errmsg(). */
 int cli_open_arg(struct mimg **imgp, const struct cli_args *a, const char *arg,
 		 unsigned flags);
 /* The message for the last failure of cli_open/cli_create (theirs, or
  * libmimg's). */
 const char *cli_errmsg(void);
+/* Set the message cli_errmsg gives (printf's FMT), or clear it (NULL). */
+void cli_set_errmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The secret cli_open uses (key-secret=ID of --image-opts), NULL for
+ * none named; -1 with the message set when out of memory. */
+int cli_choose_secret(const char *id);
 
 /* The output files a command creates, removed when it fails or is
  * interrupted (outfiles.c).  Usage: cli_outfiles_before (the directory as

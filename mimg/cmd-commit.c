@@ -46,6 +46,7 @@ static void commit_help(void)
 struct commit {
 	const char *file, *fmt, *base_name;
 	unsigned base_flags;
+	unsigned top_flags; /* --image-opts' cache flags */
 	bool keep, progress, quiet;
 	struct mimg *top, *base; /* base: a writable handle of its own */
 	int base_depth;
@@ -145,11 +146,11 @@ static int commit_data(struct commit *c)
 /* Empty the committed FILE in place, keeping its file and inode, with
  * its format's make_empty as qemu-img does; a format without one (VMDK)
  * keeps its data, which now equals what the base holds. */
-static int empty_top(const char *path, const char *fmt)
+static int empty_top(const char *path, const char *fmt, unsigned flags)
 {
 	struct mimg *img;
-	if (mimg_open(&img, path, fmt, MIMG_OPEN_RDWR | MIMG_OPEN_NO_BACKING) <
-	    0)
+	if (mimg_open(&img, path, fmt,
+		      MIMG_OPEN_RDWR | MIMG_OPEN_NO_BACKING | flags) < 0)
 		return cli_error("%s", mimg_errmsg());
 	int r = mimg_make_empty(img);
 	if (r < 0 && r != -ENOTSUP) {
@@ -167,7 +168,7 @@ static int empty_top(const char *path, const char *fmt)
 static int run_commit(struct commit *c)
 {
 	struct mimg *node = NULL;
-	if (cli_open(&c->top, c->file, c->fmt, 0) < 0)
+	if (cli_open(&c->top, c->file, c->fmt, c->top_flags) < 0)
 		return cli_error("%s", cli_errmsg());
 	if (find_base(c, &node) != 0)
 		return EXIT_ERR;
@@ -216,8 +217,9 @@ int cmd_commit(int argc, char **argv)
 	c.quiet = ca.quiet;
 	/* FILE is opened again to empty it, and -b is relative to it: keep
 	 * the path the option string names. */
-	if (cli_image_arg(&ca, &c.file, &c.fmt) < 0)
+	if (cli_image_arg(&ca, &c.file, &c.fmt, true) < 0)
 		return EXIT_ERR;
+	c.top_flags = ca.image_flags;
 	if (run_commit(&c) == 0)
 		status = EXIT_OK;
 	free(c.buf);
@@ -227,7 +229,7 @@ int cmd_commit(int argc, char **argv)
 	c.top = NULL;
 	/* With -b the overlay is left as it is, as qemu-img leaves it. */
 	if (status == EXIT_OK && !c.keep && !c.base_name &&
-	    empty_top(c.file, c.fmt) != 0)
+	    empty_top(c.file, c.fmt, c.top_flags) != 0)
 		status = EXIT_ERR;
 	if (status == EXIT_OK && !c.quiet)
 		printf("Image committed.\n");

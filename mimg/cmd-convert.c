@@ -645,10 +645,11 @@ int cmd_convert(int argc, char **argv)
 		free(opts_text);
 		return cli_error("--image-opts takes one source");
 	}
-	if (cli_image_arg(&ca, &a.srcs[0], &a.src_fmt) < 0) {
+	if (cli_image_arg(&ca, &a.srcs[0], &a.src_fmt, false) < 0) {
 		free(opts_text);
 		return EXIT_ERR;
 	}
+	a.src_flags |= ca.image_flags;
 	a.dst = argv[argc - 1];
 	a.opts_text = opts_text;
 	if (packed_output(&a) != EXIT_OK) {

@@ -43,6 +43,7 @@ struct dd_args {
 	const char *in, *out, *fmt, *out_fmt;
 	uint64_t bs, count, skip;
 	bool have_count, have_skip;
+	unsigned in_flags; /* --image-opts' cache flags */
 };
 
 static int invalid_number(const char *what)
@@ -158,7 +159,7 @@ static int run_dd(const struct dd_args *a)
 	uint64_t start, end;
 	int status = EXIT_ERR;
 
-	if (cli_open(&in, a->in, a->fmt, 0) < 0) {
+	if (cli_open(&in, a->in, a->fmt, a->in_flags) < 0) {
 		cli_error("%s", cli_errmsg());
 		return EXIT_ERR;
 	}
@@ -207,8 +208,9 @@ int cmd_dd(int argc, char **argv)
 			return EXIT_ERR;
 	if (!a.in || !a.out)
 		return cli_error("Must specify both input and output files");
-	if (cli_image_arg(&ca, &a.in, &a.fmt) < 0)
+	if (cli_image_arg(&ca, &a.in, &a.fmt, false) < 0)
 		return EXIT_ERR;
+	a.in_flags = ca.image_flags;
 	status = run_dd(&a);
 	cli_args_free(&ca);
 	return status;

@@ -194,9 +194,10 @@ int cmd_info(int argc, char **argv)
 	if (!cli_one_file(&ca, c, argc, argv))
 		return ca.status;
 	const char *file = argv[optind], *fmt = ca.fmt;
-	if (cli_image_arg(&ca, &file, &fmt) < 0)
+	if (cli_image_arg(&ca, &file, &fmt, false) < 0)
 		return EXIT_ERR;
-	int status = print_chain(file, fmt, ca.open_flags, chain, ca.output);
+	int status = print_chain(file, fmt, ca.open_flags | ca.image_flags,
+				 chain, ca.output);
 	cli_args_free(&ca);
 	return status;
 }

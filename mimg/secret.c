@@ -10,6 +10,7 @@
  * are never printed and are wiped at exit.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -237,12 +238,35 @@ out:
 	return r;
 }
 
-/* A failure of cli_open/cli_create found here rather than in libmimg. */
-static char own_error[256];
+/* A failure of cli_open/cli_create found here rather than in libmimg
+ * (room for an option string and a path in it). */
+static char own_error[8192];
 
 const char *cli_errmsg(void)
 {
 	return own_error[0] ? own_error : mimg_errmsg();
+}
+
+void cli_set_errmsg(const char *fmt, ...)
+{
+	va_list ap;
+	own_error[0] = 0;
+	if (!fmt)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(own_error, sizeof(own_error), fmt, ap);
+	va_end(ap);
+}
+
+int cli_choose_secret(const char *id)
+{
+	free(chosen_id);
+	chosen_id = NULL;
+	if (id && !(chosen_id = strdup(id))) {
+		cli_set_errmsg("out of memory");
+		return -1;
+	}
+	return 0;
 }
 
 static int no_secret(const char *id)
@@ -352,150 +376,6 @@ int cli_create(const char *path, const char *format, uint64_t size,
 				  .len = s->len,
 				  .max_pbkdf2_iters = s->max_iters};
 	return mimg_create_secret(path, format, size, opts, nopts, &sec);
-}
-
-/* Options of qemu's "file" protocol layer that name what mimg does
- * anyway, with the values qemu takes: the image is a file or a device
- * node, opened without locks, and how its I/O is issued is mimg's own
- * choice.  Other values are refused: mimg cannot honour them (aio=native
- * also needs cache.direct, which qemu-img checks and mimg does not take
- * here). */
-static const struct {
-	const char *key, *values[4];
-} protocol_opts[] = {
-	{"file.driver", {"file", "host_device", "host_cdrom", NULL}},
-	{"file.locking", {"off", "auto", "on", NULL}},
-	{"file.aio", {"threads", "io_uring", NULL}},
-};
-
-/* qemu's "file" driver, when named, opens regular files only, and its
- * host_device and host_cdrom drivers device nodes only (unnamed, mimg
- * opens either). */
-static int check_node_kind(const char *driver, const char *path)
-{
-	struct stat st;
-	if (!driver || stat(path, &st) != 0)
-		return 0;
-	bool file = strcmp(driver, "file") == 0;
-	if (file ? S_ISREG(st.st_mode)
-		 : S_ISBLK(st.st_mode) || S_ISCHR(st.st_mode))
-		return 0;
-	snprintf(own_error, sizeof(own_error),
-		 file ? "'%s' driver requires '%s' to be a regular file"
-		      : "'%s' driver requires '%s' to be either a character or "
-			"block device",
-		 driver, path);
-	return -1;
-}
-
-/* 1 when KEY=VALUE is one of protocol_opts, 0 when KEY is not, -1 (with
- * the message in own_error) when VALUE is not one it takes. */
-static int protocol_opt(const char *key, const char *value)
-{
-	for (size_t i = 0; i < sizeof(protocol_opts) / sizeof(*protocol_opts);
-	     i++) {
-		if (strcmp(key, protocol_opts[i].key) != 0)
-			continue;
-		for (const char *const *v = protocol_opts[i].values; *v; v++)
-			if (strcmp(value, *v) == 0)
-				return 1;
-		snprintf(own_error, sizeof(own_error),
-			 "--image-opts: unsupported value '%s' for '%s'", value,
-			 key);
-		return -1;
-	}
-	return 0;
-}
-
-/* cli_image_opts without the message: it is left for cli_errmsg. */
-static int parse_image_opts(const char *spec, char **pathp, char **formatp)
-{
-	struct mimg_opt *opts = NULL;
-	int n = mimg_opts_parse(spec, &opts), r = 0;
-	*pathp = *formatp = NULL;
-	own_error[0] = 0;
-	if (n < 0) {
-		snprintf(own_error, sizeof(own_error), "--image-opts: %s",
-			 mimg_errmsg());
-		return -1;
-	}
-	const char *driver = NULL;
-	for (int i = 0; i < n && r == 0; i++) {
-		const char *k = opts[i].key, *v = opts[i].value;
-		int known = protocol_opt(k, v);
-		if (known) {
-			r = known < 0 ? -1 : 0;
-			if (strcmp(k, "file.driver") == 0)
-				driver = v;
-			continue;
-		}
-		char **slot = strcmp(k, "driver") == 0 ? formatp
-			      : strcmp(k, "file.filename") == 0 ||
-					      strcmp(k, "filename") == 0
-				      ? pathp
-			      : strcmp(k, "key-secret") == 0 ||
-					      strcmp(k, "encrypt.key-secret") ==
-						      0
-				      ? &chosen_id
-				      : NULL;
-		if (!slot) {
-			snprintf(own_error, sizeof(own_error),
-				 "--image-opts: unsupported option '%s'", k);
-			r = -1;
-			break;
-		}
-		free(*slot);
-		if (!(*slot = strdup(v))) {
-			snprintf(own_error, sizeof(own_error), "out of memory");
-			r = -1;
-		}
-	}
-	if (r == 0 && !*pathp) {
-		snprintf(own_error, sizeof(own_error),
-			 "--image-opts: file.filename is missing");
-		r = -1;
-	}
-	if (r == 0)
-		r = check_node_kind(driver, *pathp);
-	mimg_opts_free(opts, n > 0 ? (size_t)n : 0);
-	if (r < 0) {
-		free(*pathp);
-		free(*formatp);
-		*pathp = *formatp = NULL;
-	}
-	return r;
-}
-
-int cli_image_opts(const char *spec, char **pathp, char **formatp)
-{
-	if (parse_image_opts(spec, pathp, formatp) < 0)
-		return cli_error("%s", own_error), -1;
-	return 0;
-}
-
-int cli_open_arg(struct mimg **imgp, const struct cli_args *a, const char *arg,
-		 unsigned flags)
-{
-	char *path, *format;
-	*imgp = NULL;
-	if (!a->image_opts)
-		return cli_open(imgp, arg, a->fmt, flags);
-	if (a->fmt) {
-		/* -f, or compare's -F: refused here, when the image is
-		 * opened, as qemu-img does. */
-		snprintf(own_error, sizeof(own_error),
-			 "--image-opts and --format are mutually exclusive");
-		return -EINVAL;
-	}
-	/* Each option string names its own secret, if any. */
-	free(chosen_id);
-	chosen_id = NULL;
-	if (parse_image_opts(arg, &path, &format) < 0)
-		return -EINVAL;
-	int r = cli_open(imgp, path, format, flags);
-	free(path);
-	free(format);
-	return r;
 }
 
 size_t cli_named_secrets(struct mimg_named_secret *out, size_t max)

@@ -155,4 +155,50 @@ qemu-img compare -q m/top.qcow2 top.qcow2 ||
 	fail "rebase: the image reads differently"
 same_output "rebase: -b as an option string" rebase -q \
 	-b "$(opts new.qcow2)" -F qcow2 --image-opts "$(opts top.qcow2)"
+# qemu's generic block options: the same exit status and message as
+# qemu-img for every command that opens the image, reading or writing
+# (read-only=on refused by a write, force-share=on needing a read-only
+# image, on/off parsing, node names).  Each run gets a fresh copy.
+same_error() {
+	desc=$1
+	shift
+	cp base.qcow2 g.qcow2
+	qemu-img "$@" >/dev/null 2>q.err
+	qs=$?
+	cp base.qcow2 g.qcow2
+	"$MIMG" "$@" >/dev/null 2>m.err
+	ms=$?
+	check_eq "$ms" "$qs" "$desc: exit status ($(head -1 m.err))"
+	check_eq "$(sed 's/^mimg: //' m.err)" "$(sed 's/^qemu-img: //' q.err)" \
+		"$desc: message"
+}
+g=driver=qcow2,file.filename=g.qcow2
+for o in read-only=on read-only=yes read-only=off force-share=on \
+	force-share=on,read-only=on force-share=on,read-only=off \
+	cache.direct=on cache.no-flush=on auto-read-only=on node-name=n-1.x_ \
+	node-name=1x node-name=abcdefghijabcdefghijabcdefghijab read-only=2 \
+	cache.direct=maybe discard=ignore detect-zeroes=off; do
+	same_error "info $o" info --image-opts "$g,$o"
+	same_error "check $o" check --image-opts "$g,$o"
+	same_error "map $o" map --image-opts "$g,$o"
+	same_error "convert $o" convert -O raw --image-opts "$g,$o" g.raw
+	same_error "resize $o" resize --image-opts "$g,$o" 8M
+	same_error "amend $o" amend -o compat=1.1 --image-opts "$g,$o"
+	same_error "rebase $o" rebase -u -b "" --image-opts "$g,$o"
+	same_error "snapshot -c $o" snapshot -c s --image-opts "$g,$o"
+done
+same_error "-U with force-share=off" info -U --image-opts "$g,force-share=off"
+same_error "-U with read-only=off" map -U --image-opts "$g,read-only=off"
+same_error "-U with force-share=on" check -U --image-opts "$g,force-share=on"
+# taken at qemu's defaults only: other values change what writes allocate
+"$MIMG" info --image-opts "$g,discard=unmap" 2>m.err &&
+	fail "discard=unmap accepted"
+grep -q "unsupported value 'unmap' for 'discard'" m.err ||
+	fail "discard=unmap: $(cat m.err)"
+# cache.direct=on reads and writes what the image holds
+cp base.qcow2 g.qcow2
+"$MIMG" convert -O raw --image-opts "$g,cache.direct=on" g.raw ||
+	fail "convert from cache.direct=on"
+qemu-img compare -q -f qcow2 -F raw base.qcow2 g.raw ||
+	fail "cache.direct=on: the copy differs"
 echo "ok"

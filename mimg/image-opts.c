@@ -1,0 +1,298 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * --image-opts: an image named by a qemu option string,
+ *   driver=FMT,file.filename=PATH[,key-secret=ID][,OPTION=VALUE...]
+ * The options taken are those whose meaning mimg has: the file and its
+ * format, the secret, qemu's generic block options (read-only,
+ * force-share, cache.direct, cache.no-flush; node-name, auto-read-only,
+ * and discard and detect-zeroes at their defaults) and the "file"
+ * protocol options that name what mimg does anyway.  Anything else is
+ * refused rather than ignored: a caller must not believe an option took
+ * effect when it did not.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+
+/* What an option string says besides the file and the format. */
+struct image_opts {
+	char *path, *format;
+	unsigned flags;	 /* MIMG_OPEN_DIRECT, MIMG_OPEN_NO_FLUSH */
+	int read_only;	 /* -1: not given, else 0 or 1 */
+	int force_share; /* -1: not given, else 0 or 1 */
+};
+
+/* Options of qemu's "file" protocol layer that name what mimg does
+ * anyway, with the values qemu takes: the image is a file or a device
+ * node, opened without locks, and how its I/O is issued is mimg's own
+ * choice.  Other values are refused: mimg cannot honour them (aio=native
+ * also needs cache.direct, which qemu-img checks and mimg does not take
+ * here).  discard and detect-zeroes are taken at qemu's defaults only:
+ * other values change what writes allocate. */
+static const struct {
+	const char *key, *values[5];
+} fixed_opts[] = {
+	{"file.driver", {"file", "host_device", "host_cdrom", NULL}},
+	{"file.locking", {"off", "auto", "on", NULL}},
+	{"file.aio", {"threads", "io_uring", NULL}},
+	{"discard", {"ignore", "off", NULL}},
+	{"detect-zeroes", {"off", NULL}},
+};
+
+/* qemu's on/off parameters, as qapi parses them; SPEC, the option
+ * string, for the message. */
+static int parse_bool(const char *spec, const char *key, const char *v,
+		      bool *out)
+{
+	static const char *const yes[] = {"on", "yes", "true", "y"};
+	static const char *const no[] = {"off", "no", "false", "n"};
+	for (size_t i = 0; i < 4; i++) {
+		if (strcmp(v, yes[i]) == 0 || strcmp(v, no[i]) == 0) {
+			*out = strcmp(v, yes[i]) == 0;
+			return 0;
+		}
+	}
+	cli_set_errmsg("Could not open '%s': Parameter '%s' expects 'on' or "
+		       "'off'",
+		       spec, key);
+	return -1;
+}
+
+/* qemu's rule for node names: a letter, then letters, digits, '-', '.'
+ * and '_', fewer than 32 in all.  The name itself is not used. */
+static int check_node_name(const char *spec, const char *v)
+{
+	if (strlen(v) >= 32) {
+		cli_set_errmsg("Could not open '%s': Node name too long", spec);
+		return -1;
+	}
+	bool ok = (*v >= 'a' && *v <= 'z') || (*v >= 'A' && *v <= 'Z');
+	for (const char *p = v; ok && *p; p++)
+		ok = strchr("abcdefghijklmnopqrstuvwxyz"
+			    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._",
+			    *p) != NULL;
+	if (!ok) {
+		cli_set_errmsg("Could not open '%s': Invalid node-name: '%s'",
+			       spec, v);
+		return -1;
+	}
+	return 0;
+}
+
+/* 1 when KEY=VALUE is one of fixed_opts, 0 when KEY is not, -1 (with the
+ * message set) when VALUE is not one it takes. */
+static int fixed_opt(const char *key, const char *value)
+{
+	for (size_t i = 0; i < sizeof(fixed_opts) / sizeof(*fixed_opts); i++) {
+		if (strcmp(key, fixed_opts[i].key) != 0)
+			continue;
+		for (const char *const *v = fixed_opts[i].values; *v; v++)
+			if (strcmp(value, *v) == 0)
+				return 1;
+		cli_set_errmsg("--image-opts: unsupported value '%s' for '%s'",
+			       value, key);
+		return -1;
+	}
+	return 0;
+}
+
+/* The generic block options with an effect: 1 when KEY is one (0 or -1
+ * with the message set in *R), 0 when not. */
+static int generic_opt(const char *spec, const char *key, const char *v,
+		       struct image_opts *io, int *r)
+{
+	bool b;
+	*r = 0;
+	if (strcmp(key, "node-name") == 0) {
+		*r = check_node_name(spec, v);
+		return 1;
+	}
+	if (strcmp(key, "read-only") != 0 && strcmp(key, "force-share") != 0 &&
+	    strcmp(key, "cache.direct") != 0 &&
+	    strcmp(key, "cache.no-flush") != 0 &&
+	    strcmp(key, "auto-read-only") != 0)
+		return 0;
+	if ((*r = parse_bool(spec, key, v, &b)) < 0)
+		return 1;
+	if (strcmp(key, "read-only") == 0) {
+		io->read_only = b;
+	} else if (strcmp(key, "force-share") == 0) {
+		io->force_share = b;
+	} else if (strcmp(key, "cache.direct") == 0) {
+		io->flags = b ? io->flags | MIMG_OPEN_DIRECT
+			      : io->flags & ~(unsigned)MIMG_OPEN_DIRECT;
+	} else if (strcmp(key, "cache.no-flush") == 0) {
+		io->flags = b ? io->flags | MIMG_OPEN_NO_FLUSH
+			      : io->flags & ~(unsigned)MIMG_OPEN_NO_FLUSH;
+	}
+	/* auto-read-only: mimg opens an image as the command needs it; a
+	 * file that cannot be written fails then, as it would in qemu-img
+	 * at the first write. */
+	return 1;
+}
+
+/* qemu's "file" driver, when named, opens regular files only, and its
+ * host_device and host_cdrom drivers device nodes only (unnamed, mimg
+ * opens either). */
+static int check_node_kind(const char *driver, const char *path)
+{
+	struct stat st;
+	if (!driver || stat(path, &st) != 0)
+		return 0;
+	bool file = strcmp(driver, "file") == 0;
+	if (file ? S_ISREG(st.st_mode)
+		 : S_ISBLK(st.st_mode) || S_ISCHR(st.st_mode))
+		return 0;
+	cli_set_errmsg(file ? "'%s' driver requires '%s' to be a regular file"
+			    : "'%s' driver requires '%s' to be either a "
+			      "character or block device",
+		       driver, path);
+	return -1;
+}
+
+static void image_opts_free(struct image_opts *io)
+{
+	free(io->path);
+	free(io->format);
+	io->path = io->format = NULL;
+}
+
+/* Parse SPEC into IO; remembers its key-secret for cli_open.  -1 with the
+ * message set (cli_errmsg) on error. */
+static int parse(const char *spec, struct image_opts *io)
+{
+	struct mimg_opt *opts = NULL;
+	int n = mimg_opts_parse(spec, &opts), r = 0;
+	*io = (struct image_opts){.read_only = -1, .force_share = -1};
+	cli_set_errmsg(NULL);
+	if (n < 0) {
+		cli_set_errmsg("--image-opts: %s", mimg_errmsg());
+		return -1;
+	}
+	const char *driver = NULL;
+	for (int i = 0; i < n && r == 0; i++) {
+		const char *k = opts[i].key, *v = opts[i].value;
+		int known = fixed_opt(k, v);
+		if (known) {
+			r = known < 0 ? -1 : 0;
+			if (strcmp(k, "file.driver") == 0)
+				driver = v;
+			continue;
+		}
+		if (generic_opt(spec, k, v, io, &r))
+			continue;
+		if (cli_is_key_secret(k)) {
+			r = cli_choose_secret(v);
+			continue;
+		}
+		char **slot = strcmp(k, "driver") == 0 ? &io->format
+			      : strcmp(k, "file.filename") == 0 ||
+					      strcmp(k, "filename") == 0
+				      ? &io->path
+				      : NULL;
+		if (!slot) {
+			cli_set_errmsg("--image-opts: unsupported option '%s'",
+				       k);
+			r = -1;
+			break;
+		}
+		free(*slot);
+		if (!(*slot = strdup(v))) {
+			cli_set_errmsg("out of memory");
+			r = -1;
+		}
+	}
+	if (r == 0 && !io->path) {
+		cli_set_errmsg("--image-opts: file.filename is missing");
+		r = -1;
+	}
+	if (r == 0)
+		r = check_node_kind(driver, io->path);
+	mimg_opts_free(opts, n > 0 ? (size_t)n : 0);
+	if (r < 0)
+		image_opts_free(io);
+	return r;
+}
+
+/* Whether IO may be opened as the command needs (WRITABLE), with -U
+ * (FORCE_SHARE) given or not, as qemu-img decides it: -1 with the message
+ * set when not. */
+static int check_access(const struct image_opts *io, const char *spec,
+			bool writable, bool force_share)
+{
+	if (force_share && io->force_share == 0) {
+		cli_set_errmsg("--force-share/-U conflicts with image options");
+		return -1;
+	}
+	bool read_only = io->read_only == 1 ||
+			 (io->read_only == -1 && !writable);
+	if ((force_share || io->force_share == 1) && !read_only) {
+		cli_set_errmsg("Could not open '%s': force-share=on can only "
+			       "be used with read-only images",
+			       spec);
+		return -1;
+	}
+	if (writable && io->read_only == 1) {
+		cli_set_errmsg("Could not open '%s': Block node is read-only",
+			       spec);
+		return -1;
+	}
+	return 0;
+}
+
+int cli_image_arg(struct cli_args *a, const char **filep, const char **fmtp,
+		  bool writable)
+{
+	struct image_opts io;
+	if (!a->image_opts)
+		return 0;
+	/* Refused when the image is opened, after the argument count, as
+	 * qemu-img does. */
+	if (a->fmt) {
+		cli_error("--image-opts and --format are mutually exclusive");
+		return -1;
+	}
+	if (parse(*filep, &io) < 0 ||
+	    check_access(&io, *filep, writable, a->force_share) < 0) {
+		image_opts_free(&io);
+		return cli_error("%s", cli_errmsg()), -1;
+	}
+	a->image_path = io.path;
+	a->image_fmt = io.format;
+	a->image_flags = io.flags;
+	*filep = a->image_path;
+	*fmtp = a->image_fmt;
+	return 0;
+}
+
+int cli_open_arg(struct mimg **imgp, const struct cli_args *a, const char *arg,
+		 unsigned flags)
+{
+	struct image_opts io;
+	*imgp = NULL;
+	if (!a->image_opts)
+		return cli_open(imgp, arg, a->fmt, flags);
+	if (a->fmt) {
+		/* -f, or compare's -F: refused here, when the image is
+		 * opened, as qemu-img does. */
+		cli_set_errmsg("--image-opts and --format are mutually "
+			       "exclusive");
+		return -EINVAL;
+	}
+	/* Each option string names its own secret, if any. */
+	cli_choose_secret(NULL);
+	if (parse(arg, &io) < 0)
+		return -EINVAL;
+	int r = check_access(&io, arg, flags & MIMG_OPEN_RDWR, a->force_share);
+	if (r == 0)
+		r = cli_open(imgp, io.path, io.format, flags | io.flags);
+	else
+		r = -EINVAL;
+	image_opts_free(&io);
+	return r;
+}
