@@ -44,14 +44,14 @@ size_t mimg__bt_in_block(const struct mimg_blocktable *bt, uint64_t off,
 int mimg__bt_lookup(struct mimg *img, const struct mimg_blocktable *bt,
 		    uint64_t off, uint64_t *host);
 
-/* The driver ops preadv, pwritev and pwrite_zeroes of an image whose
- * I/O all goes through the table at img->blocktable (or the flat file):
- * zeroing leaves unallocated blocks unallocated (they read as zeroes)
- * and ignores the flags. */
+/* The driver ops of an image whose I/O all goes through the table at
+ * img->blocktable (or the flat file). */
 int mimg__bt_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
 		    uint64_t off, size_t len);
 int mimg__bt_pwritev(struct mimg *img, const struct iovec *iov, int iovcnt,
 		     uint64_t off, size_t len);
+/* Zeroing leaves unallocated blocks unallocated (they read as zeroes)
+ * and needs no flags. */
 int mimg__bt_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
 			   unsigned flags);
 
