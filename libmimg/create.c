@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "crypto/luks1.h"
 #include "error.h"
 #include "image.h"
 
@@ -189,4 +190,25 @@ int mimg_create_secret(const char *path, const char *format, uint64_t size,
 		       const struct mimg_secret *secret)
 {
 	return create_image(path, format, size, opts, nopts, 0, secret);
+}
+
+int mimg_luks_header_size(const char *format, const struct mimg_opt *opts,
+			  size_t nopts, uint64_t *bytes)
+{
+	struct luks1_create_params p;
+	struct luks1_header h;
+	const char *prefix = strcmp(format, "luks") == 0    ? ""
+			     : strcmp(format, "qcow2") == 0 ? "encrypt."
+							    : NULL;
+	int r;
+
+	if (!prefix)
+		return mimg_err(-ENOTSUP,
+				"%s: the format has no LUKS encryption",
+				format);
+	if ((r = luks1_create_opts(format, opts, nopts, prefix, &p)) < 0 ||
+	    (r = luks1_layout(&p, &h)) < 0)
+		return r;
+	*bytes = (uint64_t)h.payload_offset * MIMG_CRYPTO_SECTOR;
+	return 0;
 }

@@ -5,7 +5,10 @@
  * virtual size or to hold an existing image's content, by qemu-img 7.2's
  * rules (so that numbers that tools allocate volumes by are the same):
  * "required" counts the metadata of a fully allocated image plus the
- * clusters holding data; "fully-allocated" every cluster.
+ * clusters holding data; "fully-allocated" every cluster.  An encrypted
+ * image (luks, or qcow2 with encrypt.format=luks) adds its LUKS header,
+ * whose size the cipher options decide (whole clusters in qcow2); a
+ * LUKS image holds every byte of its data.
  */
 #include <fcntl.h>
 #include <getopt.h>
@@ -26,14 +29,19 @@ static void measure_help(void)
 	       "                    [--image-opts | -f fmt] [-l snapshot] "
 	       "FILE]\n"
 	       "\n"
-	       "Print the size a new image of format FMT (raw or qcow2) needs: "
+	       "Print the size a new image of format FMT (raw, qcow2 or luks) "
+	       "needs: "
 	       "for N bytes\nof virtual size, or to hold FILE's content.\n"
 	       "\n"
 	       "  -O FMT            the new image's format (default raw)\n"
 	       "  -o OPTS           its creation options (cluster_size, "
 	       "compat,\n"
 	       "                    refcount_bits, extended_l2, "
-	       "preallocation, backing_file)\n"
+	       "preallocation, backing_file,\n"
+	       "                    encrypt.format=luks and encrypt.*; "
+	       "luks: key-secret,\n"
+	       "                    cipher-alg, cipher-mode, ivgen-alg, "
+	       "ivgen-hash-alg, hash-alg)\n"
 	       "  --size N          virtual size (suffixes k, M, G, T, P, E)\n"
 	       "  -f FMT            FILE's format (default: probe)\n"
 	       "  --image-opts      FILE is driver=FMT,file.filename=PATH,"
@@ -47,7 +55,9 @@ static void measure_help(void)
 
 /* What the new image is to be, from -O and -o. */
 struct target {
-	bool qcow2;
+	bool qcow2, luks;
+	bool encrypt;	      /* qcow2: encrypt.format=luks */
+	uint64_t luks_header; /* bytes, after parse_target */
 	uint64_t cluster_size;
 	unsigned refcount_order;
 	int version;
@@ -76,6 +86,13 @@ static int bad_value(const char *key, const char *expects)
 	return cli_error("Invalid options for file format 'qcow2'");
 }
 
+/* An option FORMAT does not have: qemu-img's two messages. */
+static int invalid_param(const char *key, const char *format)
+{
+	cli_error("Invalid parameter '%s'", key);
+	return cli_error("Invalid options for file format '%s'", format);
+}
+
 static int parse_bool_opt(const char *key, const char *v, bool *out)
 {
 	if (strcmp(v, "on") == 0 || strcmp(v, "true") == 0)
@@ -84,6 +101,51 @@ static int parse_bool_opt(const char *key, const char *v, bool *out)
 		*out = false;
 	else
 		return bad_value(key, "'on' or 'off'");
+	return 0;
+}
+
+/* The LUKS creation options (qcow2 names them "encrypt." + these). */
+static bool is_luks_opt(const char *key)
+{
+	static const char *const names[] = {"key-secret",     "cipher-alg",
+					    "cipher-mode",    "ivgen-alg",
+					    "ivgen-hash-alg", "hash-alg",
+					    "iter-time",      NULL};
+	for (const char *const *n = names; *n; n++)
+		if (strcmp(key, *n) == 0)
+			return true;
+	return false;
+}
+
+static bool secret_defined(const char *id)
+{
+	struct mimg_named_secret s[16];
+	size_t n = cli_named_secrets(s, 16);
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(s[i].id, id) == 0)
+			return true;
+	return false;
+}
+
+/* The LUKS header of T from OPTS, with qemu-img's checks: the cipher
+ * options first, then the secret the new image would be made with. */
+static int luks_header(struct target *t, const struct mimg_opt *opts,
+		       size_t nopts)
+{
+	const char *key = t->qcow2 ? "encrypt.key-secret" : "key-secret";
+	const char *id = NULL;
+	for (size_t i = 0; i < nopts; i++)
+		if (strcmp(opts[i].key, key) == 0)
+			id = opts[i].value;
+	if (mimg_luks_header_size(t->qcow2 ? "qcow2" : "luks", opts, nopts,
+				  &t->luks_header) < 0)
+		return cli_error("%s", mimg_errmsg());
+	if (!id)
+		return cli_error("Parameter '%s' is required for cipher", key);
+	if (!secret_defined(id))
+		return cli_error("No secret with id '%s'", id);
+	if (t->qcow2)
+		t->luks_header = round_up(t->luks_header, t->cluster_size);
 	return 0;
 }
 
@@ -130,7 +192,10 @@ static int qcow2_opt(struct target *t, const char *key, const char *v,
 	} else if (strcmp(key, "backing_file") == 0) {
 		t->backing = *v != 0;
 	} else if (strcmp(key, "encrypt.format") == 0) {
-		return cli_error("encrypted qcow2 images are not supported");
+		/* qemu-img measures any other value as unencrypted */
+		t->encrypt = strcmp(v, "luks") == 0;
+	} else if (strncmp(key, "encrypt.", 8) == 0 && is_luks_opt(key + 8)) {
+		return 0; /* for mimg_luks_header_size */
 	} else if (strcmp(key, "lazy_refcounts") == 0) {
 		bool b;
 		return parse_bool_opt(key, v, &b);
@@ -138,8 +203,7 @@ static int qcow2_opt(struct target *t, const char *key, const char *v,
 		   strcmp(key, "compression_type") &&
 		   strcmp(key, "encryption") && strcmp(key, "data_file") &&
 		   strcmp(key, "data_file_raw")) {
-		cli_error("Invalid parameter '%s'", key);
-		return cli_error("Invalid options for file format 'qcow2'");
+		return invalid_param(key, "qcow2");
 	}
 	return 0;
 }
@@ -155,6 +219,8 @@ static int parse_target(const char *fmt, const char *text, struct target *t)
 	*t = (struct target){.cluster_size = 65536, .version = 3};
 	if (strcmp(fmt, "qcow2") == 0) {
 		t->qcow2 = true;
+	} else if (strcmp(fmt, "luks") == 0) {
+		t->luks = true;
 	} else if (strcmp(fmt, "raw") != 0) {
 		for (const char *const *f = mimg_formats(); *f; f++)
 			if (strcmp(*f, fmt) == 0)
@@ -169,14 +235,20 @@ static int parse_target(const char *fmt, const char *text, struct target *t)
 		const char *k = opts[i].key, *v = opts[i].value;
 		if (t->qcow2)
 			r = qcow2_opt(t, k, v, &have_cs, &refbits);
+		else if (t->luks &&
+			 (is_luks_opt(k) || strcmp(k, "preallocation") == 0 ||
+			  strcmp(k, "size") == 0))
+			continue; /* qemu-img ignores preallocation here */
+		else if (t->luks)
+			r = invalid_param(k, "luks");
 		else if (strcmp(k, "preallocation") == 0 && strcmp(v, "off") &&
 			 strcmp(v, "falloc") && strcmp(v, "full"))
 			r = cli_error("invalid parameter value: %s", v);
-		else if (strcmp(k, "preallocation") && strcmp(k, "size")) {
-			cli_error("Invalid parameter '%s'", k);
-			r = cli_error("Invalid options for file format 'raw'");
-		}
+		else if (strcmp(k, "preallocation") && strcmp(k, "size"))
+			r = invalid_param(k, "raw");
 	}
+	if (r == 0 && (t->luks || t->encrypt))
+		r = luks_header(t, opts, (size_t)n);
 	mimg_opts_free(opts, n > 0 ? (size_t)n : 0);
 	if (r != 0 || !t->qcow2)
 		return r;
@@ -390,6 +462,12 @@ out:
 static int measure(const struct target *t, struct mimg *img, uint64_t size,
 		   struct measure *m)
 {
+	if (t->luks) {
+		/* every byte of the data, after the header */
+		m->required = m->fully_allocated =
+			t->luks_header + (img ? mimg_size(img) : size);
+		return 0;
+	}
 	if (!t->qcow2) {
 		m->required = m->fully_allocated = img ? mimg_size(img)
 						       : round_up(size, 512);
@@ -410,7 +488,7 @@ static int measure(const struct target *t, struct mimg *img, uint64_t size,
 	}
 	if (t->prealloc_all)
 		req = vsize;
-	m->fully_allocated = qcow2_full_size(vsize, t);
+	m->fully_allocated = t->luks_header + qcow2_full_size(vsize, t);
 	m->required = m->fully_allocated - vsize + req;
 	m->has_bitmaps = t->version >= 3 && img &&
 			 bitmaps_size(img, cs, &m->bitmaps);

@@ -393,7 +393,7 @@ static int pick_iters(const struct luks1_create_params *p, size_t keylen,
 	return 0;
 }
 
-int luks1_prepare(const struct luks1_create_params *p, struct luks1_header *h)
+int luks1_layout(const struct luks1_create_params *p, struct luks1_header *h)
 {
 	uint32_t area;
 	int r;
@@ -428,6 +428,14 @@ int luks1_prepare(const struct luks1_create_params *p, struct luks1_header *h)
 					 (uint32_t)i * area;
 	}
 	h->payload_offset = LUKS1_KEY_ALIGN_SECTORS + LUKS1_NUM_SLOTS * area;
+	return 0;
+}
+
+int luks1_prepare(const struct luks1_create_params *p, struct luks1_header *h)
+{
+	int r = luks1_layout(p, h);
+	if (r < 0)
+		return r;
 	make_uuid(h->uuid);
 	if ((r = mimg_random_bytes(h->mk_salt, LUKS1_SALT_LEN)) < 0 ||
 	    (r = mimg_random_bytes(h->slots[0].salt, LUKS1_SALT_LEN)) < 0)

@@ -124,8 +124,11 @@ int luks1_create_opts(const char *path, const struct mimg_opt *opts,
 		      struct luks1_create_params *p);
 
 /* Lay out a new header for P in *H (names, key slot areas, payload
- * offset, random salts and uuid), nothing written yet: the header and
- * key material need h->payload_offset sectors. */
+ * offset), nothing written yet: the header and key material need
+ * h->payload_offset sectors.  -ENOTSUP for a cipher this layer cannot
+ * run. */
+int luks1_layout(const struct luks1_create_params *p, struct luks1_header *h);
+/* luks1_layout, and the random salts and uuid. */
 int luks1_prepare(const struct luks1_create_params *p, struct luks1_header *h);
 /*
  * Make a master key (into MK), its digest, and key slot 0 unlocked by

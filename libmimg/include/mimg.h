@@ -296,6 +296,19 @@ MIMG_API int mimg_create_flags(const char *path, const char *format,
 MIMG_API int mimg_create_secret(const char *path, const char *format,
 				uint64_t size, const struct mimg_opt *opts,
 				size_t nopts, const struct mimg_secret *secret);
+/*
+ * The bytes the LUKS header and key material of a new image take before
+ * its encrypted data, for FORMAT "luks" (options "cipher-alg" etc., as
+ * mimg_create_secret takes them) or "qcow2" (the same options named
+ * "encrypt.cipher-alg" etc.; qcow2 stores them in whole clusters), into
+ * *BYTES: what sizing a new encrypted image (measure) adds.  Options
+ * other than the cipher's are ignored.  Errors: -EINVAL or -ENOTSUP
+ * (with a message) for cipher options mimg_create_secret refuses,
+ * -ENOTSUP for another format.  Thread-safe.
+ */
+MIMG_API int mimg_luks_header_size(const char *format,
+				   const struct mimg_opt *opts, size_t nopts,
+				   uint64_t *bytes);
 
 /* Parse "a=b,c=d" (qemu-img's -o syntax; ",," is a literal comma) into a
  * newly allocated array.  Free with mimg_opts_free() (which cannot fail).

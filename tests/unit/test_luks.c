@@ -349,6 +349,61 @@ START_TEST(concurrent_io)
 }
 END_TEST
 
+/* mimg_luks_header_size gives the payload offset create writes, for
+ * "luks" and for qcow2's "encrypt." options alike. */
+START_TEST(header_size_matches_create)
+{
+	static const char *const extra[] = {NULL, "cipher-alg=aes-128",
+					    "cipher-alg=aes-192",
+					    "cipher-mode=cbc,ivgen-alg=essiv",
+					    "hash-alg=sha512"};
+	for (size_t i = 0; i < TU_NELEM(extra); i++) {
+		char text[256];
+		struct mimg_opt *o, *qo;
+		uint8_t hdr[112];
+		uint64_t bytes = 0, qbytes = 0;
+		FILE *f;
+
+		create_luks("h.luks", MIB, extra[i]);
+		ck_assert_ptr_nonnull(f = fopen("h.luks", "rb"));
+		ck_assert_uint_eq(fread(hdr, 1, sizeof(hdr), f), sizeof(hdr));
+		fclose(f);
+		snprintf(text, sizeof(text), "%s", extra[i] ? extra[i] : "");
+		int n = mimg_opts_parse(text, &o);
+		ck_assert_int_ge(n, 0);
+		ck_assert_int_eq(mimg_luks_header_size("luks", o, (size_t)n,
+						       &bytes),
+				 0);
+		ck_assert_uint_eq(bytes, (uint64_t)ld_be32(hdr + 104) * 512);
+		/* the same options under qcow2's names */
+		snprintf(text, sizeof(text), "%s%s", extra[i] ? "encrypt." : "",
+			 extra[i] ? extra[i] : "");
+		for (char *c = text; (c = strchr(c, ',')); c++) {
+			memmove(c + 9, c + 1, strlen(c + 1) + 1);
+			memcpy(c + 1, "encrypt.", 8);
+		}
+		int qn = mimg_opts_parse(text, &qo);
+		ck_assert_int_ge(qn, 0);
+		ck_assert_int_eq(mimg_luks_header_size("qcow2", qo, (size_t)qn,
+						       &qbytes),
+				 0);
+		ck_assert_uint_eq(qbytes, bytes);
+		mimg_opts_free(o, (size_t)n);
+		mimg_opts_free(qo, (size_t)qn);
+	}
+	/* the default: aes-256-xts, 64-byte keys, 4000 stripes each */
+	uint64_t bytes;
+	ck_assert_int_eq(mimg_luks_header_size("luks", NULL, 0, &bytes), 0);
+	ck_assert_uint_eq(bytes, 4096 + 8 * 258048);
+	struct mimg_opt bad = {"cipher-alg", "rot13"};
+	ck_assert_int_eq(mimg_luks_header_size("luks", &bad, 1, &bytes),
+			 -EINVAL);
+	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "rot13"));
+	ck_assert_int_eq(mimg_luks_header_size("raw", NULL, 0, &bytes),
+			 -ENOTSUP);
+}
+END_TEST
+
 int main(void)
 {
 	return tu_main_loops("luks", "luks",
@@ -357,6 +412,7 @@ int main(void)
 				      create_refusals, wrong_passphrase,
 				      no_secret_info_only, secret_struct_size,
 				      iteration_cap_option, truncated_file,
-				      concurrent_io),
+				      concurrent_io,
+				      header_size_matches_create),
 			     TU_LOOPS({hostile_headers, TU_NELEM(hostile)}));
 }
