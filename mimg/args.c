@@ -126,7 +126,8 @@ void cli_args_free(struct cli_args *a)
 {
 	free(a->image_path);
 	free(a->image_fmt);
-	a->image_path = a->image_fmt = NULL;
+	free(a->image_secret);
+	a->image_path = a->image_fmt = a->image_secret = NULL;
 }
 
 int cli_append_opts(char **acc, const char *text)

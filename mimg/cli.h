@@ -107,7 +107,7 @@ struct cli_args {
 	/* cli_image_arg's file name and format (malloc'ed), and the open
 	 * flags the option string asks for (MIMG_OPEN_DIRECT,
 	 * MIMG_OPEN_NO_FLUSH), for the command to add to its own. */
-	char *image_path, *image_fmt;
+	char *image_path, *image_fmt, *image_secret;
 	unsigned image_flags;
 	struct option table[24]; /* cli_getopt's: the command's and shared */
 };
@@ -130,12 +130,14 @@ const char *cli_one_file(struct cli_args *a, int c, int argc, char **argv);
  * an option string, by the file name it names and *FMTP by its format,
  * and set A->image_flags; else change nothing.  WRITABLE: the command
  * opens the image read-write (read-only=on and force-share=on refuse
- * it).  For the commands that need the name itself (to open the image
- * again, or to resolve names relative to it); the others use
- * cli_open_arg.  Once per A: the strings live in A until cli_args_free.
- * -1 with a message printed on error. */
+ * it).  The key-secret it names goes to *SECRETP (for cli_open_id), or
+ * when SECRETP is NULL is the one cli_open uses.  For the commands that
+ * need the name itself (to open the image again, or to resolve names
+ * relative to it); the others use cli_open_arg.  Once per A: the
+ * strings live in A until cli_args_free.  -1 with a message printed on
+ * error. */
 int cli_image_arg(struct cli_args *a, const char **filep, const char **fmtp,
-		  bool writable);
+		  bool writable, const char **secretp);
 /* Free what cli_image_arg kept in A. */
 void cli_args_free(struct cli_args *a);
 /* Append TEXT to the -o list *ACC (malloc'ed; several -o add up, as in

@@ -122,7 +122,7 @@ int cmd_amend(int argc, char **argv)
 		goto out;
 	}
 	a.file = argc - optind == 1 ? argv[optind] : NULL;
-	if (a.file && cli_image_arg(&ca, &a.file, &a.fmt, true) < 0)
+	if (a.file && cli_image_arg(&ca, &a.file, &a.fmt, true, NULL) < 0)
 		goto out;
 	a.flags |= ca.image_flags;
 	if (mimg_opts_has_help(a.opts_text)) {

@@ -217,7 +217,7 @@ int cmd_commit(int argc, char **argv)
 	c.quiet = ca.quiet;
 	/* FILE is opened again to empty it, and -b is relative to it: keep
 	 * the path the option string names. */
-	if (cli_image_arg(&ca, &c.file, &c.fmt, true) < 0)
+	if (cli_image_arg(&ca, &c.file, &c.fmt, true, NULL) < 0)
 		return EXIT_ERR;
 	c.top_flags = ca.image_flags;
 	if (run_commit(&c) == 0)

@@ -20,6 +20,8 @@ static void convert_help(void)
 	       "[-n] [-S size]\n"
 	       "                    [-m N] [-W] [-t cache] [-l snapshot] "
 	       "[--target-is-zero]\n"
+	       "                    [--image-opts] [--target-image-opts] "
+	       "[--object spec]\n"
 	       "                    [-B backing [-F fmt]] [-C] [--salvage] "
 	       "[--bitmaps]\n"
 	       "                    [--skip-broken-bitmaps] [--untrusted] "
@@ -53,6 +55,9 @@ static void convert_help(void)
 	       "                    snapshot.name=NAME / snapshot.id=ID)\n"
 	       "  -U                accepted for qemu-img compatibility\n"
 	       "  --target-is-zero  DST reads as zeroes (with -n)\n"
+	       "  --target-image-opts\n"
+	       "                    DST is driver=FMT,file.filename=PATH,"
+	       "key-secret=ID (with -n)\n"
 	       "  -B BACKING        DST is an overlay of BACKING: only what "
 	       "SRC's top layer\n"
 	       "                    defines is written\n"
@@ -96,6 +101,10 @@ struct convert_args {
 	char *opts_text;
 	unsigned src_flags, dst_flags;
 	bool quiet, progress, bitmaps, skip_broken;
+	/* --target-image-opts: DST was an option string (DST_FMT is NULL
+	 * when it names no driver: probed), DST_SECRET its key-secret. */
+	bool target_opts, dst_fmt_given;
+	const char *dst_secret, *dst_spec;
 	struct mimg_convert_opts copts;
 };
 
@@ -160,7 +169,9 @@ static bool has_flag(const struct mimg_value *bm, const char *flag)
 /* --bitmaps: qemu-img's refusals before anything is written. */
 static int check_bitmaps(struct convert_args *a, struct mimg *src)
 {
-	if (strcmp(a->dst_fmt, "qcow2") != 0)
+	/* (a target probed at --target-image-opts is checked when the
+	 * bitmaps are copied) */
+	if (a->dst_fmt && strcmp(a->dst_fmt, "qcow2") != 0)
 		return cli_error("Format driver '%s' does not support bitmaps",
 				 a->dst_fmt);
 	struct mimg_value *info;
@@ -341,7 +352,7 @@ static int run_convert(struct convert_args *a)
 	for (int i = 0; i < a->nsrc; i++)
 		if (target_is_source(srcs[i], a->dst))
 			goto out;
-	if (a->packed || strcmp(a->dst_fmt, "ova") == 0) {
+	if (a->packed || (a->dst_fmt && strcmp(a->dst_fmt, "ova") == 0)) {
 		status = run_convert_whole(a, srcs, opts, nopts);
 		goto out;
 	}
@@ -373,9 +384,15 @@ static int run_convert(struct convert_args *a)
 	for (int i = 0; i < nopts; i++)
 		if (cli_is_key_secret(opts[i].key))
 			dst_secret = opts[i].value;
+	if (a->target_opts)
+		dst_secret = a->dst_secret;
 	r = cli_open_id(&dst, a->dst, a->dst_fmt,
 			MIMG_OPEN_RDWR | MIMG_OPEN_NO_BACKING | a->dst_flags,
 			dst_secret);
+	if (r < 0 && a->target_opts) {
+		cli_error("Could not open '%s': %s", a->dst_spec, cli_errmsg());
+		goto out;
+	}
 	if (r < 0)
 		goto err;
 	cli_progress_init(&prog, a->progress && !a->quiet);
@@ -434,11 +451,11 @@ static int packed_output(struct convert_args *a)
 			return cli_error("--output-compression: '%s' is not "
 					 "xz, zstd, gzip or none",
 					 a->packed);
-		if (strcmp(a->dst_fmt, "raw") != 0)
+		if (!a->dst_fmt || strcmp(a->dst_fmt, "raw") != 0)
 			return cli_error("--output-compression needs -O raw");
 		return EXIT_OK;
 	}
-	if (strcmp(a->dst_fmt, "raw") != 0)
+	if (a->target_opts || strcmp(a->dst_fmt, "raw") != 0)
 		return EXIT_OK;
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		size_t m = strlen(names[i][0]);
@@ -463,6 +480,8 @@ static int check_options(const struct convert_args *a, bool explicit_sparse,
 	if (a->copts.copy_offload && a->copts.salvage)
 		return cli_error("Cannot use copy offloading in salvaging "
 				 "mode");
+	if (a->target_opts && !a->copts.existing_target)
+		return cli_error("--target-image-opts requires use of -n flag");
 	if (a->copts.target_is_zero && !a->copts.existing_target)
 		return cli_error("--target-is-zero requires use of -n flag");
 	if (a->copts.existing_target && have_opts)
@@ -495,7 +514,7 @@ static int check_combinations(const struct convert_args *a)
 		return cli_error(
 			"%s: error while converting %s: Backing format "
 			"cannot be used without backing file",
-			a->dst, a->dst_fmt);
+			a->dst, a->dst_fmt ? a->dst_fmt : "");
 	return EXIT_OK;
 }
 
@@ -508,7 +527,8 @@ int cmd_convert(int argc, char **argv)
 		OPT_LEVEL,
 		OPT_OVA_DISK,
 		OPT_PACK,
-		OPT_SKIP_BROKEN
+		OPT_SKIP_BROKEN,
+		OPT_TARGET_OPTS
 	};
 	static const struct option longopts[] = {
 		{"target-is-zero", no_argument, NULL, OPT_TARGET_IS_ZERO},
@@ -518,6 +538,7 @@ int cmd_convert(int argc, char **argv)
 		{"ova-disk", required_argument, NULL, OPT_OVA_DISK},
 		{"output-compression", required_argument, NULL, OPT_PACK},
 		{"compression-level", required_argument, NULL, OPT_LEVEL},
+		{"target-image-opts", no_argument, NULL, OPT_TARGET_OPTS},
 		{NULL, 0, NULL, 0},
 	};
 	struct cli_args ca = {.cmd = "convert",
@@ -536,7 +557,10 @@ int cmd_convert(int argc, char **argv)
 	while ((c = cli_getopt(&ca, argc, argv, ":f:O:o:cpqnS:m:Wt:T:l:UhB:F:C",
 			       longopts)) >= 0) {
 		switch (c) {
-		case 'O': a.dst_fmt = optarg; break;
+		case 'O':
+			a.dst_fmt = optarg;
+			a.dst_fmt_given = true;
+			break;
 		case 'o':
 			if (cli_append_opts(&opts_text, optarg) != 0) {
 				free(opts_text);
@@ -604,6 +628,7 @@ int cmd_convert(int argc, char **argv)
 		case OPT_BITMAPS: a.bitmaps = true; break;
 		case OPT_SKIP_BROKEN: a.skip_broken = true; break;
 		case OPT_TARGET_IS_ZERO: a.copts.target_is_zero = true; break;
+		case OPT_TARGET_OPTS: a.target_opts = true; break;
 		case OPT_OVA_DISK: a.ova_disk = optarg; break;
 		case OPT_PACK: a.packed = optarg; break;
 		}
@@ -645,25 +670,26 @@ int cmd_convert(int argc, char **argv)
 		free(opts_text);
 		return cli_error("--image-opts takes one source");
 	}
-	if (cli_image_arg(&ca, &a.srcs[0], &a.src_fmt, false) < 0) {
+	if (cli_image_arg(&ca, &a.srcs[0], &a.src_fmt, false, NULL) < 0) {
 		free(opts_text);
 		return EXIT_ERR;
 	}
 	a.src_flags |= ca.image_flags;
-	a.dst = argv[argc - 1];
+	a.dst = a.dst_spec = argv[argc - 1];
 	a.opts_text = opts_text;
-	if (packed_output(&a) != EXIT_OK) {
-		free(opts_text);
-		cli_args_free(&ca);
-		return EXIT_ERR;
-	}
-	if (check_combinations(&a) != EXIT_OK) {
-		free(opts_text);
-		cli_args_free(&ca);
-		return EXIT_ERR;
-	}
-	status = run_convert(&a);
+	/* The target's option string: its secret is its own. */
+	struct cli_args ta = {.image_opts = a.target_opts,
+			      .fmt = a.dst_fmt_given ? a.dst_fmt : NULL};
+	status = EXIT_ERR;
+	if (a.target_opts &&
+	    cli_image_arg(&ta, &a.dst, &a.dst_fmt, true, &a.dst_secret) < 0)
+		goto out;
+	a.dst_flags |= ta.image_flags;
+	if (packed_output(&a) == EXIT_OK && check_combinations(&a) == EXIT_OK)
+		status = run_convert(&a);
+out:
 	free(opts_text);
 	cli_args_free(&ca);
+	cli_args_free(&ta);
 	return status;
 }

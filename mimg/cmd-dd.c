@@ -208,7 +208,7 @@ int cmd_dd(int argc, char **argv)
 			return EXIT_ERR;
 	if (!a.in || !a.out)
 		return cli_error("Must specify both input and output files");
-	if (cli_image_arg(&ca, &a.in, &a.fmt, false) < 0)
+	if (cli_image_arg(&ca, &a.in, &a.fmt, false, NULL) < 0)
 		return EXIT_ERR;
 	a.in_flags = ca.image_flags;
 	status = run_dd(&a);

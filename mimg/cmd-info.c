@@ -194,7 +194,7 @@ int cmd_info(int argc, char **argv)
 	if (!cli_one_file(&ca, c, argc, argv))
 		return ca.status;
 	const char *file = argv[optind], *fmt = ca.fmt;
-	if (cli_image_arg(&ca, &file, &fmt, false) < 0)
+	if (cli_image_arg(&ca, &file, &fmt, false, NULL) < 0)
 		return EXIT_ERR;
 	int status = print_chain(file, fmt, ca.open_flags | ca.image_flags,
 				 chain, ca.output);

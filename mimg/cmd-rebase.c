@@ -269,7 +269,7 @@ int cmd_rebase(int argc, char **argv)
 		rb.new_fmt = NULL; /* no backing file: no format either */
 	/* -b is relative to FILE's directory: keep the path the option
 	 * string names. */
-	if (cli_image_arg(&ca, &rb.file, &rb.fmt, true) < 0)
+	if (cli_image_arg(&ca, &rb.file, &rb.fmt, true, NULL) < 0)
 		return EXIT_ERR;
 	rb.flags |= ca.image_flags;
 	rb.src_flags &= ~(unsigned)MIMG_OPEN_NO_FLUSH;

@@ -22,6 +22,7 @@
 /* What an option string says besides the file and the format. */
 struct image_opts {
 	char *path, *format;
+	char *secret;	 /* key-secret's id, or NULL */
 	unsigned flags;	 /* MIMG_OPEN_DIRECT, MIMG_OPEN_NO_FLUSH */
 	int read_only;	 /* -1: not given, else 0 or 1 */
 	int force_share; /* -1: not given, else 0 or 1 */
@@ -159,11 +160,11 @@ static void image_opts_free(struct image_opts *io)
 {
 	free(io->path);
 	free(io->format);
-	io->path = io->format = NULL;
+	free(io->secret);
+	io->path = io->format = io->secret = NULL;
 }
 
-/* Parse SPEC into IO; remembers its key-secret for cli_open.  -1 with the
- * message set (cli_errmsg) on error. */
+/* Parse SPEC into IO.  -1 with the message set (cli_errmsg) on error. */
 static int parse(const char *spec, struct image_opts *io)
 {
 	struct mimg_opt *opts = NULL;
@@ -186,15 +187,12 @@ static int parse(const char *spec, struct image_opts *io)
 		}
 		if (generic_opt(spec, k, v, io, &r))
 			continue;
-		if (cli_is_key_secret(k)) {
-			r = cli_choose_secret(v);
-			continue;
-		}
 		char **slot = strcmp(k, "driver") == 0 ? &io->format
 			      : strcmp(k, "file.filename") == 0 ||
 					      strcmp(k, "filename") == 0
 				      ? &io->path
-				      : NULL;
+			      : cli_is_key_secret(k) ? &io->secret
+						     : NULL;
 		if (!slot) {
 			cli_set_errmsg("--image-opts: unsupported option '%s'",
 				       k);
@@ -246,7 +244,7 @@ static int check_access(const struct image_opts *io, const char *spec,
 }
 
 int cli_image_arg(struct cli_args *a, const char **filep, const char **fmtp,
-		  bool writable)
+		  bool writable, const char **secretp)
 {
 	struct image_opts io;
 	if (!a->image_opts)
@@ -258,13 +256,17 @@ int cli_image_arg(struct cli_args *a, const char **filep, const char **fmtp,
 		return -1;
 	}
 	if (parse(*filep, &io) < 0 ||
-	    check_access(&io, *filep, writable, a->force_share) < 0) {
+	    check_access(&io, *filep, writable, a->force_share) < 0 ||
+	    (!secretp && cli_choose_secret(io.secret) < 0)) {
 		image_opts_free(&io);
 		return cli_error("%s", cli_errmsg()), -1;
 	}
 	a->image_path = io.path;
 	a->image_fmt = io.format;
+	a->image_secret = io.secret;
 	a->image_flags = io.flags;
+	if (secretp)
+		*secretp = a->image_secret;
 	*filep = a->image_path;
 	*fmtp = a->image_fmt;
 	return 0;
@@ -284,11 +286,12 @@ int cli_open_arg(struct mimg **imgp, const struct cli_args *a, const char *arg,
 			       "exclusive");
 		return -EINVAL;
 	}
-	/* Each option string names its own secret, if any. */
-	cli_choose_secret(NULL);
 	if (parse(arg, &io) < 0)
 		return -EINVAL;
+	/* Each option string names its own secret, if any. */
 	int r = check_access(&io, arg, flags & MIMG_OPEN_RDWR, a->force_share);
+	if (r == 0)
+		r = cli_choose_secret(io.secret);
 	if (r == 0)
 		r = cli_open(imgp, io.path, io.format, flags | io.flags);
 	else

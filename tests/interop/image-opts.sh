@@ -201,4 +201,40 @@ cp base.qcow2 g.qcow2
 	fail "convert from cache.direct=on"
 qemu-img compare -q -f qcow2 -F raw base.qcow2 g.raw ||
 	fail "cache.direct=on: the copy differs"
+# convert --target-image-opts: the target named by an option string (an
+# existing one: -n), its secret its own
+for args in "--target-is-zero" "-o compat=1.1" "-n -o compat=1.1" "-C -c" \
+	"-n -O raw" "-n -c" ""; do
+	# shellcheck disable=SC2086
+	same_error "convert --target-image-opts $args" convert \
+		--target-image-opts $args g.qcow2 driver=raw,file.filename=t.raw
+done
+truncate -s 4M t.raw
+same_error "convert --target-image-opts read-only=on" convert -n \
+	--target-image-opts g.qcow2 driver=raw,file.filename=t.raw,read-only=on
+"$MIMG" convert -n --target-image-opts base.qcow2 \
+	driver=raw,file.filename=t.raw || fail "convert --target-image-opts"
+qemu-img compare -q -f qcow2 -F raw base.qcow2 t.raw ||
+	fail "convert --target-image-opts: the target differs"
+if "$MIMG" --help | grep -q '^Formats:.* luks'; then
+	sec="--object secret,id=s1,data=pass1 --object secret,id=s2,data=pass2"
+	"$MIMG" create --object secret,id=s2,data=pass2 -q -f luks \
+		-o key-secret=s2,iter-time=10 t.luks 1M || fail "create t.luks"
+	# shellcheck disable=SC2086
+	"$MIMG" convert $sec -n --image-opts --target-image-opts \
+		"$(opts e1.qcow2),encrypt.key-secret=s1" \
+		driver=luks,file.filename=t.luks,key-secret=s2 ||
+		fail "convert into a luks target by its option string"
+	# shellcheck disable=SC2086
+	qemu-img compare -q $sec --image-opts \
+		"$(opts e1.qcow2),encrypt.key-secret=s1" \
+		driver=luks,file.filename=t.luks,key-secret=s2 ||
+		fail "convert --target-image-opts: the luks target differs"
+	# shellcheck disable=SC2086
+	"$MIMG" convert $sec -n --target-image-opts base.qcow2 \
+		driver=luks,file.filename=t.luks 2>m.err &&
+		fail "a luks target opened without its secret"
+	grep -q "Could not open 'driver=luks,file.filename=t.luks': .*Parameter 'key-secret' is required" \
+		m.err || fail "a luks target without its secret: $(cat m.err)"
+fi
 echo "ok"
