@@ -30,6 +30,8 @@ static void check_help(void)
 	       "                  directsync, unsafe\n"
 	       "  --output FMT    human (default) or json\n"
 	       "  -q              quiet\n"
+	       "  -U, --force-share  accepted for qemu-img compatibility (mimg "
+	       "takes no locks)\n"
 	       "  --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]\n"
 	       "                    a secret (LUKS passphrase)\n"
 	       "  -h, --help      this help\n");

@@ -136,6 +136,8 @@ static void compare_help(void)
 	       "none, ...\n"
 	       "  -p        progress on a terminal\n"
 	       "  -q        quiet\n"
+	       "  -U, --force-share  accepted for qemu-img compatibility (mimg "
+	       "takes no locks)\n"
 	       "  --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]\n"
 	       "                    a secret (LUKS passphrase)\n"
 	       "  -h        this help\n");

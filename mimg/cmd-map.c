@@ -99,6 +99,8 @@ static void map_help(void)
 	       "json\n"
 	       "  -s, --start-offset  first byte to map\n"
 	       "  -l, --max-length    bytes to map\n"
+	       "  -U, --force-share   accepted for qemu-img compatibility (mimg "
+	       "takes no locks)\n"
 	       "  --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]\n"
 	       "                    a secret (LUKS passphrase)\n"
 	       "  -h, --help          this help\n");

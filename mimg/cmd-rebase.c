@@ -48,6 +48,8 @@ static void rebase_help(void)
 	       "  -T CACHE      cache mode of the backing files\n"
 	       "  -p            show progress\n"
 	       "  -q            quiet\n"
+	       "  -U, --force-share  accepted for qemu-img compatibility (mimg "
+	       "takes no locks)\n"
 	       "  --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]\n"
 	       "                    a secret (LUKS passphrase)\n"
 	       "  -h, --help    this help\n");
