@@ -12,10 +12,12 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "checked.h"
@@ -110,6 +112,9 @@ struct conv {
 	uint64_t next_seq;  /* sequence number of the next claimed job */
 	uint64_t write_seq; /* job allowed to write next (ordered) */
 	uint64_t done;	    /* bytes finished, for progress */
+	/* -r: source data bytes read since START (CLOCK_MONOTONIC). */
+	uint64_t rate_bytes;
+	struct timespec rate_start;
 	int err;
 	char errmsg[1024];
 	const struct mimg_convert_opts *opts;
@@ -578,6 +583,36 @@ static int write_compressed_job(struct conv *c, const struct job *j,
 	return write_units(c, j->off, units, n);
 }
 
+/* -r: wait until reading LEN more bytes of source data keeps to the
+ * rate: each read may start once the bytes read before it have had
+ * their time.  Sleeps outside the lock. */
+static void throttle(struct conv *c, uint64_t len)
+{
+	uint64_t rate = c->opts->rate_limit;
+	if (!rate)
+		return;
+	pthread_mutex_lock(&c->lock);
+	uint64_t before = c->rate_bytes;
+	c->rate_bytes += len;
+	pthread_mutex_unlock(&c->lock);
+	/* Nanoseconds after the start: before / rate seconds, without
+	 * overflow for any 64-bit byte count and rate. */
+	uint64_t secs = before / rate;
+	uint64_t ns = (uint64_t)((double)(before % rate) * 1e9 / (double)rate);
+	struct timespec due = c->rate_start;
+	if (secs > (uint64_t)INT32_MAX)
+		secs = INT32_MAX; /* decades: the same as forever */
+	due.tv_sec += (time_t)secs;
+	due.tv_nsec += (long)ns;
+	if (due.tv_nsec >= 1000000000L) {
+		due.tv_sec++;
+		due.tv_nsec -= 1000000000L;
+	}
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &due, NULL) ==
+	       EINTR)
+		;
+}
+
 /* Read the source; with --salvage, a failing read is retried a sector
  * at a time and what still fails reads as zeroes, with a warning. */
 static ssize_t read_src(struct conv *c, uint8_t *buf, uint64_t len,
@@ -671,12 +706,14 @@ static int run_job(struct conv *c, const struct job *j, const struct bufs *bs)
 		 * (see claim_job) and the image's tail is zero-padded. */
 		size_t padded = (size_t)div_round_up_u64(j->len, c->unit) *
 				c->unit;
+		throttle(c, j->len);
 		ssize_t got = read_src(c, buf, j->len, j->off);
 		if (got < 0)
 			return (int)got;
 		memset(buf + got, 0, padded - (size_t)got);
 		return write_compressed_job(c, j, bs);
 	}
+	throttle(c, j->len);
 	if (__atomic_load_n(&c->offload, __ATOMIC_RELAXED) &&
 	    (r = offload_job(c, j)) != 1)
 		return r;
@@ -748,6 +785,7 @@ static int conv_setup(struct conv *c, struct mimg *src, struct mimg *dst,
 	c->src = src;
 	c->dst = dst;
 	c->opts = o;
+	clock_gettime(CLOCK_MONOTONIC, &c->rate_start);
 	c->size = src->size;
 	c->sparse = o->sparse_size == MIMG_CONVERT_NO_SPARSE ? 0
 		    : o->sparse_size			     ? o->sparse_size
@@ -874,9 +912,9 @@ static int default_parallel(void)
 	return n > DEFAULT_PARALLEL_MAX ? DEFAULT_PARALLEL_MAX : (int)n;
 }
 
-/* The first published layout of struct mimg_convert_opts: smaller sizes
- * were never valid. */
-#define CONVERT_OPTS_MIN_SIZE sizeof(struct mimg_convert_opts)
+/* The first published layout of struct mimg_convert_opts (up to
+ * compression_level): smaller sizes were never valid. */
+#define CONVERT_OPTS_MIN_SIZE offsetof(struct mimg_convert_opts, rate_limit)
 
 int mimg__convert_opts_get(const struct mimg_convert_opts *opts,
 			   struct mimg_convert_opts *o)

@@ -18,15 +18,16 @@ static void convert_help(void)
 {
 	printf("Usage: mimg convert [-f fmt] [-O fmt] [-o opts] [-c] [-p] [-q] "
 	       "[-n] [-S size]\n"
-	       "                    [-m N] [-W] [-t cache] [-l snapshot] "
-	       "[--target-is-zero]\n"
-	       "                    [--image-opts] [--target-image-opts] "
-	       "[--object spec]\n"
-	       "                    [-B backing [-F fmt]] [-C] [--salvage] "
-	       "[--bitmaps]\n"
-	       "                    [--skip-broken-bitmaps] [--untrusted] "
-	       "[--compression-level N]\n"
-	       "                    SRC [SRC...] DST\n"
+	       "                    [-m N] [-W] [-r rate] [-t cache] "
+	       "[-l snapshot]\n"
+	       "                    [--target-is-zero] [--image-opts] "
+	       "[--target-image-opts]\n"
+	       "                    [--object spec] [-B backing [-F fmt]] "
+	       "[-C] [--salvage]\n"
+	       "                    [--bitmaps] [--skip-broken-bitmaps] "
+	       "[--untrusted]\n"
+	       "                    [--compression-level N] "
+	       "SRC [SRC...] DST\n"
 	       "\n"
 	       "Copy the content of SRC (through its backing chain) into "
 	       "DST; several\nsources are copied one after the other.\n"
@@ -46,6 +47,8 @@ static void convert_help(void)
 	       "  -m N              requests in flight (default: one per "
 	       "CPU, at least 8)\n"
 	       "  -W                allow out-of-order writes\n"
+	       "  -r RATE           read the source's data at most RATE "
+	       "bytes a second\n"
 	       "  -t CACHE          output cache mode: unsafe (default), "
 	       "writeback, none,\n"
 	       "                    writethrough, directsync\n"
@@ -554,8 +557,9 @@ int cmd_convert(int argc, char **argv)
 	int c, status;
 	uint64_t v;
 
-	while ((c = cli_getopt(&ca, argc, argv, ":f:O:o:cpqnS:m:Wt:T:l:UhB:F:C",
-			       longopts)) >= 0) {
+	while ((c = cli_getopt(&ca, argc, argv,
+			       ":f:O:o:cpqnS:m:Wt:T:l:UhB:F:Cr:", longopts)) >=
+	       0) {
 		switch (c) {
 		case 'O':
 			a.dst_fmt = optarg;
@@ -583,6 +587,19 @@ int cmd_convert(int argc, char **argv)
 			}
 			a.copts.sparse_size = v ? v : MIMG_CONVERT_NO_SPARSE;
 			explicit_sparse = true;
+			break;
+		case 'r':
+			if (mimg_parse_size(optarg, &v) < 0) {
+				free(opts_text);
+				/* two lines, as qemu-img prints it */
+				cli_error("Invalid rate limit specified. You "
+					  "may use k, M, G, T, P or E suffixes "
+					  "for");
+				return cli_error("kilobytes, megabytes, "
+						 "gigabytes, terabytes, "
+						 "petabytes and exabytes.");
+			}
+			a.copts.rate_limit = v;
 			break;
 		case 'm': {
 			char *end;

@@ -869,6 +869,11 @@ struct mimg_convert_opts {
 	 * 4 KiB-window deflate always caps at 9), zstd 1-22; higher is
 	 * smaller and slower.  Other values give -EINVAL. */
 	int compression_level;
+	/* -r: read SRC's data at most this many bytes a second on average
+	 * (the first window goes at once), 0 = no limit.  Ranges that need
+	 * no read (zeroes, holes) do not count.  Added in 0.1: a caller
+	 * built before sets SIZE to offsetof(..., rate_limit). */
+	uint64_t rate_limit;
 };
 #define MIMG_CONVERT_DEFAULT_SPARSE 4096
 #define MIMG_CONVERT_NO_SPARSE UINT64_MAX

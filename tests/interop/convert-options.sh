@@ -4,8 +4,9 @@
 # several sources concatenated, -B/-F (an overlay holding what the
 # source's top layer defines: same map as qemu-img's), -C (copy offloading,
 # copy_file_range seen with strace when present), --salvage (a damaged
-# compressed cluster: same output and warnings), --bitmaps, and the
-# messages and exit codes of refused combinations.
+# compressed cluster: same output and warnings), --bitmaps, -r (the rate
+# of reading the source's data), and the messages and exit codes of
+# refused combinations.
 . "$TESTLIB"
 need qemu-img qemu-io python3
 
@@ -126,6 +127,22 @@ qemu-img bitmap --add bm.qcow2 b0 || fail "qemu-img bitmap --add"
 	fail "--bitmaps with a bitmap in the source"
 qemu-img info m2.qcow2 | grep -q 'name: b0' || fail "--bitmaps lost b0"
 
+# -r: 8 MiB of data read at 4 MiB/s take at least 1.5 s (the first 2 MiB
+# window goes at once, as qemu-img lets its first slice go); zeroes need
+# no read and do not count.  Only the lower bound is checked.
+qemu-img create -q -f qcow2 r8.qcow2 16M
+qemu-io -c 'write -P 3 0 8M' -c 'write -z 8M 8M' r8.qcow2 >/dev/null ||
+	fail "qemu-io r8"
+t0=$(date +%s%N)
+"$MIMG" convert -r 4M -O raw r8.qcow2 r.raw || fail "convert -r 4M"
+ms=$((($(date +%s%N) - t0) / 1000000))
+[ "$ms" -ge 1450 ] || fail "convert -r 4M of 8 MiB took $ms ms"
+qemu-img compare -q -f qcow2 -F raw r8.qcow2 r.raw || fail "convert -r: content"
+qemu-img create -q -f qcow2 z.qcow2 1G
+qemu-io -c 'write -z 0 1G' z.qcow2 >/dev/null || fail "qemu-io z"
+timeout 60 "$MIMG" convert -r 1k -O raw z.qcow2 z.raw ||
+	fail "convert -r 1k of zeroes did not finish at once"
+
 # Refused combinations: qemu-img's message and exit code.
 while read -r args; do
 	rm -f x.img
@@ -147,5 +164,7 @@ done <<'EOF2'
 -B base.qcow2 -F qcow2 -O qcow2 a.raw ov.qcow2 x.img
 -B base.qcow2 -O qcow2 ov.qcow2 x.img
 -F qcow2 -O qcow2 ov.qcow2 x.img
+-r abc -O raw a.raw x.img
+-r -1 -O raw a.raw x.img
 EOF2
 echo PASS

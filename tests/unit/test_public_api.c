@@ -6,6 +6,7 @@
  * report as a value tree, and the refusal of targets a source reads.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -162,6 +163,12 @@ START_TEST(caller_structs_carry_their_size)
 			 -EINVAL);
 	o.size = sizeof(o);
 	ck_assert_int_eq(mimg_convert(src, dst, &o), 0);
+	/* a caller built before rate_limit was added: taken, no limit */
+	o.rate_limit = 1;
+	o.size = offsetof(struct mimg_convert_opts, rate_limit);
+	ck_assert_int_eq(mimg_convert(src, dst, &o), 0);
+	o.size = offsetof(struct mimg_convert_opts, rate_limit) - 8;
+	ck_assert_int_eq(mimg_convert(src, dst, &o), -EINVAL);
 
 	struct mimg_check_result res = {.size = 0};
 	ck_assert_int_eq(mimg_check(src, 0, &res), -EINVAL);
