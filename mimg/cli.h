@@ -199,6 +199,17 @@ void cli_set_errmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * none named; -1 with the message set when out of memory. */
 int cli_choose_secret(const char *id);
 
+/* -r RATE (ratelimit.c): parse it (EXIT_ERR with qemu-img's message
+ * printed when invalid); pace a single-threaded copy to RATE bytes a
+ * second: cli_rate_wait before each transfer of BYTES (0 = no limit). */
+int cli_parse_rate(const char *arg, uint64_t *rate);
+struct cli_rate {
+	uint64_t rate, bytes;
+	double start; /* seconds, CLOCK_MONOTONIC */
+};
+void cli_rate_init(struct cli_rate *r, uint64_t rate);
+void cli_rate_wait(struct cli_rate *r, uint64_t bytes);
+
 /* The output files a command creates, removed when it fails or is
  * interrupted (outfiles.c).  Usage: cli_outfiles_before (the directory as
  * it was), cli_outfiles_block, create the output, cli_outfiles_after

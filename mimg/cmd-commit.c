@@ -35,7 +35,7 @@ static void commit_help(void)
 	       "  -t CACHE      cache mode of BASE (writeback, unsafe, none, "
 	       "writethrough,\n"
 	       "                directsync)\n"
-	       "  -r RATE       accepted for compatibility, not applied\n"
+	       "  -r RATE       copy at most RATE bytes a second\n"
 	       "  -p            show progress\n"
 	       "  -q            quiet\n"
 	       "  --object secret,id=ID,data=TEXT|file=PATH  passphrase of the\n"
@@ -48,6 +48,7 @@ struct commit {
 	unsigned base_flags;
 	unsigned top_flags; /* --image-opts' cache flags */
 	bool keep, progress, quiet;
+	struct cli_rate rate;	 /* -r: of the data copied */
 	struct mimg *top, *base; /* base: a writable handle of its own */
 	int base_depth;
 	uint8_t *buf;
@@ -99,6 +100,7 @@ static int copy_run(struct commit *c, uint64_t off, uint64_t len, unsigned st)
 	}
 	while (len) {
 		size_t n = len < COMMIT_CHUNK ? (size_t)len : COMMIT_CHUNK;
+		cli_rate_wait(&c->rate, n);
 		ssize_t got = mimg_pread(c->top, c->buf, n, off, 0);
 		if (got < 0)
 			return -1;
@@ -195,7 +197,7 @@ int cmd_commit(int argc, char **argv)
 			      .longopts = CLI_IMAGE_OPTS | CLI_CACHE};
 	struct commit c = {.file = NULL};
 	int opt, status = EXIT_ERR;
-	uint64_t rate;
+	uint64_t rate = 0;
 
 	while ((opt = cli_getopt(&ca, argc, argv, ":hf:t:b:dpqr:", NULL)) >=
 	       0) {
@@ -203,9 +205,8 @@ int cmd_commit(int argc, char **argv)
 		case 'b': c.base_name = optarg; break;
 		case 'd': c.keep = true; break;
 		case 'r':
-			if (mimg_parse_size(optarg, &rate) < 0)
-				return cli_error("Invalid rate limit "
-						 "specified");
+			if (cli_parse_rate(optarg, &rate) != 0)
+				return EXIT_ERR;
 			break;
 		}
 	}
@@ -220,6 +221,7 @@ int cmd_commit(int argc, char **argv)
 	if (cli_image_arg(&ca, &c.file, &c.fmt, true, NULL) < 0)
 		return EXIT_ERR;
 	c.top_flags = ca.image_flags;
+	cli_rate_init(&c.rate, rate);
 	if (run_commit(&c) == 0)
 		status = EXIT_OK;
 	free(c.buf);

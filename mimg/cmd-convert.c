@@ -589,17 +589,10 @@ int cmd_convert(int argc, char **argv)
 			explicit_sparse = true;
 			break;
 		case 'r':
-			if (mimg_parse_size(optarg, &v) < 0) {
+			if (cli_parse_rate(optarg, &a.copts.rate_limit) != 0) {
 				free(opts_text);
-				/* two lines, as qemu-img prints it */
-				cli_error("Invalid rate limit specified. You "
-					  "may use k, M, G, T, P or E suffixes "
-					  "for");
-				return cli_error("kilobytes, megabytes, "
-						 "gigabytes, terabytes, "
-						 "petabytes and exabytes.");
+				return EXIT_ERR;
 			}
-			a.copts.rate_limit = v;
 			break;
 		case 'm': {
 			char *end;

@@ -151,7 +151,8 @@ check_eq "$(cat m.out)" "" "commit -q output"
 
 # Errors: exit status and message as qemu-img's.
 for args in "" "-b missing.qcow2 top.qcow2" "base.qcow2" \
-	    "-t bogus top.qcow2" "top.qcow2 extra" "nosuch.qcow2"; do
+	    "-t bogus top.qcow2" "top.qcow2 extra" "nosuch.qcow2" \
+	    "-r abc top.qcow2" "-r -1 top.qcow2"; do
 	# shellcheck disable=SC2086
 	qemu-img commit $args > /dev/null 2> q.err; qs=$?
 	# shellcheck disable=SC2086
@@ -162,4 +163,16 @@ for args in "" "-b missing.qcow2 top.qcow2" "base.qcow2" \
 		"$(head -n 1 q.err | sed 's/^qemu-img: //')" \
 		"message of commit $args"
 done
+# -r: 8 MiB of data committed at 4 MiB/s take at least 1.5 s (a first
+# 2 MiB chunk goes at once); zeroes do not count.  Only the lower bound
+# is checked; the base then reads as the overlay did.
+qemu-img create -q -f qcow2 rb.qcow2 16M
+qemu-img create -q -f qcow2 -b rb.qcow2 -F qcow2 rt.qcow2
+io -c 'write -P 4 0 8M' -c 'write -z 8M 8M' rt.qcow2
+cp rt.qcow2 rt-copy.qcow2
+t0=$(date +%s%N)
+"$MIMG" commit -q -r 4M rt.qcow2 || fail "commit -r 4M"
+ms=$((($(date +%s%N) - t0) / 1000000))
+[ "$ms" -ge 1450 ] || fail "commit -r 4M of 8 MiB took $ms ms"
+qemu-img compare -q rb.qcow2 rt-copy.qcow2 || fail "commit -r: the base differs"
 exit 0

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * -r RATE (convert, commit): its parsing, with qemu-img's message, and
+ * the pacing of commit's copy, which runs in the command (convert's is
+ * mimg_convert_opts.rate_limit, in the library).
+ */
+#include <errno.h>
+#include <time.h>
+
+#include "cli.h"
+
+int cli_parse_rate(const char *arg, uint64_t *rate)
+{
+	if (mimg_parse_size(arg, rate) == 0)
+		return 0;
+	/* two lines, as qemu-img prints it */
+	cli_error("Invalid rate limit specified. You may use k, M, G, T, P or "
+		  "E suffixes for");
+	return cli_error("kilobytes, megabytes, gigabytes, terabytes, "
+			 "petabytes and exabytes.");
+}
+
+static double now_seconds(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+void cli_rate_init(struct cli_rate *r, uint64_t rate)
+{
+	*r = (struct cli_rate){.rate = rate, .start = now_seconds()};
+}
+
+void cli_rate_wait(struct cli_rate *r, uint64_t bytes)
+{
+	if (!r->rate)
+		return;
+	/* This transfer may start once the bytes before it had their
+	 * time at the rate. */
+	double wait = r->start + (double)r->bytes / (double)r->rate -
+		      now_seconds();
+	r->bytes += bytes;
+	if (wait <= 0)
+		return;
+	struct timespec d = {.tv_sec = (time_t)wait,
+			     .tv_nsec = (long)((wait - (double)(time_t)wait) *
+					       1e9)};
+	while (nanosleep(&d, &d) != 0 && errno == EINTR)
+		;
+}
