@@ -44,6 +44,8 @@ void cli_rate_wait(struct cli_rate *r, uint64_t bytes)
 	r->bytes += bytes;
 	if (wait <= 0)
 		return;
+	if (wait > 1e9)
+		wait = 1e9; /* decades: the same as forever, and a time_t */
 	struct timespec d = {.tv_sec = (time_t)wait,
 			     .tv_nsec = (long)((wait - (double)(time_t)wait) *
 					       1e9)};
