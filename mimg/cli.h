@@ -166,7 +166,8 @@ int cli_object_add(const char *spec);
  * (mimg_amend_secrets); at most MAX.  Valid until exit. */
 size_t cli_named_secrets(struct mimg_named_secret *out, size_t max);
 /* mimg_open with the secret --image-opts named (key-secret=ID) or, when
- * none was named, the only --object secret given. */
+ * none was named, the only --object secret given.  A failure's message
+ * (cli_errmsg) is qemu-img's "Could not open 'PATH': reason". */
 int cli_open(struct mimg **imgp, const char *path, const char *format,
 	     unsigned flags);
 /* cli_open for describing only: an encrypted image opens without its
@@ -176,6 +177,10 @@ int cli_open_header(struct mimg **imgp, const char *path, const char *format,
 /* cli_open with the secret ID (NULL: as cli_open). */
 int cli_open_id(struct mimg **imgp, const char *path, const char *format,
 		unsigned flags, const char *id);
+/* cli_open_id of PATH given on the command line as DISPLAY (an option
+ * string), which its message names. */
+int cli_open_named(struct mimg **imgp, const char *path, const char *format,
+		   unsigned flags, const char *id, const char *display);
 /* mimg_create_flags (FLAGS: MIMG_CREATE_*), or mimg_create_secret when
  * OPTS hold key-secret=ID. */
 /* True for the option naming a creation secret: key-secret (luks) or

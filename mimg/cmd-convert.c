@@ -389,13 +389,9 @@ static int run_convert(struct convert_args *a)
 			dst_secret = opts[i].value;
 	if (a->target_opts)
 		dst_secret = a->dst_secret;
-	r = cli_open_id(&dst, a->dst, a->dst_fmt,
-			MIMG_OPEN_RDWR | MIMG_OPEN_NO_BACKING | a->dst_flags,
-			dst_secret);
-	if (r < 0 && a->target_opts) {
-		cli_error("Could not open '%s': %s", a->dst_spec, cli_errmsg());
-		goto out;
-	}
+	r = cli_open_named(&dst, a->dst, a->dst_fmt,
+			   MIMG_OPEN_RDWR | MIMG_OPEN_NO_BACKING | a->dst_flags,
+			   dst_secret, a->dst_spec);
 	if (r < 0)
 		goto err;
 	cli_progress_init(&prog, a->progress && !a->quiet);

@@ -293,7 +293,8 @@ int cli_open_arg(struct mimg **imgp, const struct cli_args *a, const char *arg,
 	if (r == 0)
 		r = cli_choose_secret(io.secret);
 	if (r == 0)
-		r = cli_open(imgp, io.path, io.format, flags | io.flags);
+		r = cli_open_named(imgp, io.path, io.format, flags | io.flags,
+				   NULL, arg);
 	else
 		r = -EINVAL;
 	image_opts_free(&io);

@@ -309,8 +309,27 @@ static int open_secret(const char *id, struct mimg_secret *out, bool *have)
 	return 0;
 }
 
+/* qemu-img's form of a failure to open PATH, named DISPLAY on the
+ * command line: "Could not open 'DISPLAY': " and the reason, without
+ * the "PATH: " the library starts most of its messages with (its own
+ * "Could not open 'PATH': ..." for a file that cannot be opened stays,
+ * as qemu-img repeats it too). */
+static int open_failed(int r, const char *path, const char *display)
+{
+	char inner[sizeof(own_error)];
+	const char *why = own_error[0] ? own_error : mimg_errmsg();
+	size_t n = strlen(path);
+	if (strncmp(why, path, n) == 0 && strncmp(why + n, ": ", 2) == 0)
+		why += n + 2;
+	snprintf(inner, sizeof(inner), "%s", why);
+	snprintf(own_error, sizeof(own_error), "Could not open '%s': %s",
+		 display, inner);
+	return r;
+}
+
 static int open_image(struct mimg **imgp, const char *path, const char *format,
-		      unsigned flags, const char *id, bool header_only)
+		      unsigned flags, const char *id, bool header_only,
+		      const char *display)
 {
 	struct mimg_secret sec;
 	bool have;
@@ -318,37 +337,43 @@ static int open_image(struct mimg **imgp, const char *path, const char *format,
 	*imgp = NULL;
 	own_error[0] = 0;
 	if ((r = open_secret(id, &sec, &have)) < 0)
-		return r;
+		return open_failed(r, path, display);
 	r = mimg_open_secret(imgp, path, format, flags, have ? &sec : NULL);
-	if (r < 0 || header_only || !mimg_needs_secret(*imgp))
+	if (r < 0)
+		return open_failed(r, path, display);
+	if (header_only || !mimg_needs_secret(*imgp))
 		return r;
 	/* Fail before any work (a convert would create its target first),
 	 * as qemu-img does. */
 	snprintf(own_error, sizeof(own_error),
-		 "%s: Parameter 'key-secret' "
-		 "is required for cipher (give --object secret,...)",
-		 path);
+		 "Parameter 'key-secret' is required for cipher");
 	mimg_close(*imgp);
 	*imgp = NULL;
-	return -EACCES;
+	return open_failed(-EACCES, path, display);
 }
 
 int cli_open(struct mimg **imgp, const char *path, const char *format,
 	     unsigned flags)
 {
-	return open_image(imgp, path, format, flags, NULL, false);
+	return open_image(imgp, path, format, flags, NULL, false, path);
 }
 
 int cli_open_id(struct mimg **imgp, const char *path, const char *format,
 		unsigned flags, const char *id)
 {
-	return open_image(imgp, path, format, flags, id, false);
+	return open_image(imgp, path, format, flags, id, false, path);
+}
+
+int cli_open_named(struct mimg **imgp, const char *path, const char *format,
+		   unsigned flags, const char *id, const char *display)
+{
+	return open_image(imgp, path, format, flags, id, false, display);
 }
 
 int cli_open_header(struct mimg **imgp, const char *path, const char *format,
 		    unsigned flags)
 {
-	return open_image(imgp, path, format, flags, NULL, true);
+	return open_image(imgp, path, format, flags, NULL, true, path);
 }
 
 bool cli_is_key_secret(const char *key)

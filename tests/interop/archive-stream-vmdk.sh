@@ -227,7 +227,7 @@ for v in front footer; do
 		cp $v.vmdk.gz bad.gz
 		printf GARBAGEGARBAGE | dd of=bad.gz bs=1 seek=$at \
 			conv=notrunc status=none
-		refused bad.gz "bad.gz: "
+		refused bad.gz "bad.gz'\\?: "
 	done
 done
 # cut inside a tar, which declares the cut size: the markers run past it,
