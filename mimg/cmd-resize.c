@@ -5,9 +5,30 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+
+/* A size mimg_parse_size finds out of range (past 2^63 - 1) that
+ * qemu-img's parser still takes, being below 2^64: as a signed size it
+ * is not positive. */
+static bool below_2_64(const char *text)
+{
+	static const char suffixes[] = "bBkKmMgGtTpPeE";
+	static const unsigned shifts[] = {0,  0,  10, 10, 20, 20, 30,
+					  30, 40, 40, 50, 50, 60, 60};
+	char *end;
+	long double v = strtold(
+		text,
+		&end); /* exact to 2^64 with x86 or 128-bit long doubles */
+	const char *sfx = *end ? strchr(suffixes, *end) : NULL;
+	if (end == text || (*end && (!sfx || end[1])))
+		return false;
+	if (sfx)
+		v *= (long double)(1ull << shifts[sfx - suffixes]);
+	return v < 18446744073709551616.0L; /* 2^64 */
+}
 
 static void resize_help(void)
 {
@@ -87,11 +108,12 @@ int cmd_resize(int argc, char **argv)
 		sign = *arg++ == '+' ? 1 : -1;
 	/* qemu-img resize's messages (its option parser's, not create's) */
 	int pr = mimg_parse_size(arg, &delta);
-	if (pr == -ERANGE)
+	bool not_positive = pr == -ERANGE && below_2_64(arg);
+	if (pr == -ERANGE && !not_positive)
 		return cli_error("Value '%s' is out of range for parameter "
 				 "'size'",
 				 arg);
-	if (pr < 0)
+	if (pr < 0 && !not_positive)
 		return cli_error("Parameter 'size' expects a non-negative "
 				 "number below 2^64\n"
 				 "Optional suffix k, M, G, T, P or E means "
@@ -108,7 +130,7 @@ int cmd_resize(int argc, char **argv)
 	else
 		size = sign > 0 ? cur + delta : delta;
 	/* qemu-img's checks, in its order. */
-	if (size == 0)
+	if (size == 0 || not_positive)
 		err = "New image size must be positive";
 	else if (prealloc != MIMG_PREALLOC_OFF && size <= cur)
 		err = "Preallocation can only be used for growing images";

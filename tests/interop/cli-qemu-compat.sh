@@ -43,7 +43,10 @@ for args in "compare --image-opts -f raw e.raw" "info --image-opts -f raw" \
 	"convert -c -C e.raw" "convert --target-is-zero e.raw" \
 	"convert -n -o cluster_size=4k e.raw" \
 	"measure -f raw" "measure -f raw --size 1M e.raw" \
-	"resize -f raw e.raw 1X" "resize -f raw e.raw +99999999999999999999"; do
+	"resize -f raw e.raw 1X" "resize -f raw e.raw +99999999999999999999" \
+	"resize -f raw e.raw 8E" "resize -f raw e.raw 15.9e" \
+	"resize -f raw e.raw 18446744073709551615" "resize -f raw e.raw 16E" \
+	"resize -f raw none.raw 8E"; do
 	# shellcheck disable=SC2086
 	qemu-img $args > /dev/null 2> q.err; qs=$?
 	# shellcheck disable=SC2086
