@@ -21,7 +21,8 @@
  * or with libdeflate where built in at its level 7: no larger than zlib's
  * level 6 on text or binaries, and faster) and handed to
  * vmdk_write_compressed() in ascending order; the writer appends them to
- * a buffer flushed in large writes.  A grain table is written as soon as
+ * a buffer written in large writes by a thread of its own (seqout.h), so
+ * that the conversion's ordered part does not wait for the host file.  A grain table is written as soon as
  * the stream moves past it; in the footer layout tables without grains
  * are not written (their directory entry stays 0).
  */
@@ -38,9 +39,15 @@
 #include "file.h"
 #include "image.h"
 #include "iov.h"
+#include "seqout.h"
 #include "vmdk.h"
 
 #define OBUF_SIZE (2u << 20)
+/* The one being filled and up to three written or waiting: writing 2 MiB
+ * into tmpfs took 0.8 ms here, and compressing the input that fills it
+ * (about 4.5 MiB of the bench image) about 37 ms of CPU, 2.3 ms on 16
+ * workers, so the writer keeps up with a few buffers. */
+#define OBUF_COUNT 4
 
 struct vmdk_stream_writer {
 	struct vmdk_sparse *sp;
@@ -56,7 +63,8 @@ struct vmdk_stream_writer {
 	bool started;
 	bool dirty; /* grains written since the last tail */
 	int err;
-	uint8_t *obuf; /* pending output at pos - olen */
+	struct mimg_seqout *out;
+	uint8_t *obuf; /* pending output at pos - olen (out's buffer) */
 	size_t olen;
 	uint8_t *cbuf; /* for grains handed over uncompressed */
 	/* Plain sequential writes (mimg_pwrite) collect a grain here. */
@@ -67,14 +75,21 @@ struct vmdk_stream_writer {
 
 #define NO_GRAIN UINT64_MAX
 
+/* Hand the pending output to the writing thread. */
 static int obuf_flush(struct vmdk_stream_writer *w)
 {
-	if (!w->olen)
-		return 0;
-	int r = mimg_file_pwrite(w->sp->file, w->obuf, w->olen,
-				 w->pos - w->olen);
+	int r = mimg__seqout_submit(w->out, &w->obuf, w->olen,
+				    w->pos - w->olen);
 	w->olen = 0;
 	return r;
+}
+
+/* Everything appended is in the file (before writing elsewhere in it,
+ * or truncating it). */
+static int obuf_sync(struct vmdk_stream_writer *w)
+{
+	int r = obuf_flush(w);
+	return r < 0 ? r : mimg__seqout_drain(w->out);
 }
 
 /* Append LEN bytes (padded with zeroes to a sector) to the output. */
@@ -282,10 +297,11 @@ int vmdk_stream_start(struct mimg *img)
 	w->front = front;
 	w->gd = front ? copy_gd(sp, sp->gd) : calloc(sp->gd_entries, 4);
 	w->gt = calloc(1, sp->gt_bytes);
-	w->obuf = malloc(OBUF_SIZE);
 	if (front && sp->rgd)
 		w->rgd = copy_gd(sp, sp->rgd);
-	if (!w->gd || !w->gt || !w->obuf || (front && sp->rgd && !w->rgd)) {
+	if (!w->gd || !w->gt || (front && sp->rgd && !w->rgd) ||
+	    mimg__seqout_new(sp->file, OBUF_SIZE, OBUF_COUNT, &w->out,
+			     &w->obuf) < 0) {
 		vmdk_stream_free(w);
 		return mimg_err(-ENOMEM, "out of memory");
 	}
@@ -300,7 +316,7 @@ void vmdk_stream_free(struct vmdk_stream_writer *w)
 	free(w->gd);
 	free(w->rgd);
 	free(w->gt);
-	free(w->obuf);
+	mimg__seqout_free(w->out);
 	free(w->cbuf);
 	free(w->pend);
 	pthread_mutex_destroy(&w->lock);
@@ -569,7 +585,7 @@ int vmdk_stream_finish(struct mimg *img)
 		return r;
 	}
 	sp = w->sp;
-	r = obuf_flush(w);
+	r = obuf_sync(w);
 	if (r < 0)
 		goto fail;
 	tail = w->pos;
@@ -580,7 +596,7 @@ int vmdk_stream_finish(struct mimg *img)
 	if (r == 0)
 		r = emit_meta_marker(w, 0, VMDK_MARKER_EOS);
 	if (r == 0)
-		r = obuf_flush(w);
+		r = obuf_sync(w);
 	if (r == 0)
 		r = mimg_file_truncate(sp->file, w->pos);
 	if (r == 0)

@@ -6,7 +6,8 @@
  * preallocated at the front, grain markers, end-of-stream marker), an
  * empty stream in VMware's footer layout filled with that layout, plain
  * sequential writes, reading it back, images cut short, in-place writes
- * refused, compressed grains without markers, corrupt grains.
+ * refused, compressed grains without markers, corrupt grains, and a
+ * write failing in the thread that writes the stream.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "file.h"
 #include "mimg.h"
 #include "testutil.h"
 
@@ -365,6 +367,44 @@ START_TEST(test_bad_marker_size)
 }
 END_TEST
 
+/* Writes of the stream's data (past the 64 KiB of metadata) fail. */
+static int fail_data_writes(void *opaque, enum mimg_file_op op,
+			    const char *path, uint64_t off, uint64_t len)
+{
+	int *hits = opaque;
+	(void)len;
+	if (op != MIMG_FILE_OP_WRITE || strcmp(path, "s.vmdk") != 0 ||
+	    off < 65536)
+		return 0;
+	(*hits)++;
+	return -ENOSPC;
+}
+
+/* The grains are written by a thread of the stream's own: its failure
+ * fails the conversion with its error and message, and nothing waits
+ * for it forever. */
+START_TEST(test_write_error_in_writer_thread)
+{
+	const uint64_t size = 16u << 20; /* output past a 2 MiB buffer */
+	uint8_t *src = make_source(size);
+	struct mimg *s, *d;
+	struct mimg_opt o[] = {{"subformat", "streamOptimized"}};
+	int hits = 0;
+	ck_assert_int_eq(mimg_create("s.vmdk", "vmdk", size, o, 1), 0);
+	ck_assert_int_eq(mimg_open(&s, "src.raw", "raw", 0), 0);
+	ck_assert_int_eq(mimg_open(&d, "s.vmdk", "vmdk", MIMG_OPEN_RDWR), 0);
+	mimg_file_set_fault_hook(fail_data_writes, &hits);
+	int r = mimg_convert(s, d, NULL);
+	ck_assert_int_eq(r, -ENOSPC);
+	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "s.vmdk"));
+	ck_assert_int_eq(mimg_close(d), -ENOSPC);
+	mimg_file_set_fault_hook(NULL, NULL);
+	ck_assert_int_eq(hits, 1); /* nothing written after the failure */
+	mimg_close(s);
+	free(src);
+}
+END_TEST
+
 int main(void)
 {
 	return tu_main("vmdk_stream", "stream",
@@ -372,5 +412,6 @@ int main(void)
 				test_cut_short, test_footer_layout_kept,
 				test_sequential_writes_and_refusals,
 				test_compressed_without_markers,
-				test_bad_marker_size));
+				test_bad_marker_size,
+				test_write_error_in_writer_thread));
 }
