@@ -55,8 +55,18 @@ START_TEST(writers_exclude_readers)
 	ck_assert_int_eq(mimg_readers_init(&sh.lock), 0);
 	for (int i = 0; i < READERS; i++)
 		ck_assert_int_eq(pthread_create(&t[i], NULL, reader, &sh), 0);
-	/* The readers never pause: each write must still get its turn. */
+	/* The readers never pause: each write must still get its turn.
+	 * Writes start once every reader can be reading, and every 100th
+	 * waits for a read between two writes, so that reads happen beside
+	 * the writes however the threads are scheduled (a writer is
+	 * preferred: on a busy machine it could otherwise finish before a
+	 * reader first runs). */
+	while (atomic_load(&sh.reads) < READERS)
+		sched_yield();
 	for (int i = 0; i < WRITES; i++) {
+		unsigned long before = atomic_load(&sh.reads);
+		while (i % 100 == 0 && atomic_load(&sh.reads) == before)
+			sched_yield();
 		mimg_readers_write_lock(&sh.lock);
 		sh.a++;
 		sched_yield(); /* leave the change half done a while */
