@@ -86,13 +86,27 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
+/* Free O's buffers and arrays (its thread not running, or never
+ * started). */
+static void release(struct mimg_seqout *o)
+{
+	for (unsigned i = 0; o->all && i < o->nbufs; i++)
+		free(o->all[i]);
+	free(o->all);
+	free(o->free_bufs);
+	free(o->queue);
+	free(o);
+}
+
 int mimg__seqout_new(struct mimg_file *f, size_t bufsize, unsigned nbufs,
 		     struct mimg_seqout **outp, uint8_t **bufp)
 {
-	struct mimg_seqout *o = calloc(1, sizeof(*o));
 	*outp = NULL;
-	if (!o || nbufs < 2)
-		goto oom;
+	if (nbufs < 2)
+		return mimg_err(-EINVAL, "seqout: %u buffers", nbufs);
+	struct mimg_seqout *o = calloc(1, sizeof(*o));
+	if (!o)
+		return mimg_err(-ENOMEM, "out of memory");
 	o->file = f;
 	o->nbufs = nbufs;
 	o->all = calloc(nbufs, sizeof(*o->all));
@@ -113,15 +127,7 @@ int mimg__seqout_new(struct mimg_file *f, size_t bufsize, unsigned nbufs,
 	*outp = o;
 	return 0;
 oom:
-	if (o && o->all)
-		for (unsigned i = 0; i < nbufs; i++)
-			free(o->all[i]);
-	if (o) {
-		free(o->all);
-		free(o->free_bufs);
-		free(o->queue);
-	}
-	free(o);
+	release(o);
 	return mimg_err(-ENOMEM, "out of memory");
 }
 
@@ -175,12 +181,7 @@ void mimg__seqout_free(struct mimg_seqout *o)
 		pthread_mutex_unlock(&o->lock);
 		pthread_join(o->thread, NULL);
 	}
-	for (unsigned i = 0; i < o->nbufs; i++)
-		free(o->all[i]);
 	pthread_cond_destroy(&o->cond);
 	pthread_mutex_destroy(&o->lock);
-	free(o->all);
-	free(o->free_bufs);
-	free(o->queue);
-	free(o);
+	release(o);
 }
