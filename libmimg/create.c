@@ -197,11 +197,15 @@ int mimg_luks_header_size(const char *format, const struct mimg_opt *opts,
 {
 	struct luks1_create_params p;
 	struct luks1_header h;
-	const char *prefix = strcmp(format, "luks") == 0    ? ""
+	const char *prefix = !format			    ? NULL
+			     : strcmp(format, "luks") == 0  ? ""
 			     : strcmp(format, "qcow2") == 0 ? "encrypt."
 							    : NULL;
 	int r;
 
+	if (!format || !bytes)
+		return mimg_err(-EINVAL, "mimg_luks_header_size: no %s",
+				format ? "result" : "format");
 	if (!prefix)
 		return mimg_err(-ENOTSUP,
 				"%s: the format has no LUKS encryption",

@@ -304,7 +304,8 @@ MIMG_API int mimg_create_secret(const char *path, const char *format,
  * *BYTES: what sizing a new encrypted image (measure) adds.  Options
  * other than the cipher's are ignored.  Errors: -EINVAL or -ENOTSUP
  * (with a message) for cipher options mimg_create_secret refuses,
- * -ENOTSUP for another format.  Thread-safe.
+ * -ENOTSUP for another format, -EINVAL for a NULL FORMAT or BYTES.
+ * Thread-safe.
  */
 MIMG_API int mimg_luks_header_size(const char *format,
 				   const struct mimg_opt *opts, size_t nopts,

@@ -401,6 +401,8 @@ START_TEST(header_size_matches_create)
 	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "rot13"));
 	ck_assert_int_eq(mimg_luks_header_size("raw", NULL, 0, &bytes),
 			 -ENOTSUP);
+	ck_assert_int_eq(mimg_luks_header_size(NULL, NULL, 0, &bytes), -EINVAL);
+	ck_assert_int_eq(mimg_luks_header_size("luks", NULL, 0, NULL), -EINVAL);
 }
 END_TEST
 
