@@ -156,6 +156,15 @@ void cli_print_snapshots(FILE *out, const struct mimg_value *snaps);
 /* qemu's nested "key: value" dump of a value, keys with '-' as ' '. */
 void cli_dump_value(FILE *out, const struct mimg_value *v, int indent);
 
+/* The help lines of shared options that say the same in every command
+ * (concatenated into a command's help text). */
+#define CLI_HELP_OBJECT                                                        \
+	"  --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]\n"    \
+	"                    a secret (LUKS passphrase)\n"
+#define CLI_HELP_FORCE_SHARE                                                    \
+	"  -U, --force-share  accepted for qemu-img compatibility (mimg takes " \
+	"no locks)\n"
+
 /* Secrets (secret.c).  --object is OPT_OBJECT in every command that
  * opens or creates images; --image-opts is OPT_IMAGE_OPTS. */
 enum { OPT_OBJECT = 0x1000, OPT_IMAGE_OPTS, OPT_OUTPUT, OPT_UNTRUSTED };

@@ -24,9 +24,7 @@ static void amend_help(void)
 	       "  -p              show progress\n"
 	       "  -q              quiet\n"
 	       "  -t CACHE        cache mode (writeback, writethrough, "
-	       "unsafe, none, directsync)\n"
-	       "  --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]\n"
-	       "                  a secret (LUKS passphrase)\n"
+	       "unsafe, none, directsync)\n" CLI_HELP_OBJECT
 	       "  --image-opts    FILE is driver=FMT,file.filename=PATH,"
 	       "key-secret=ID\n"
 	       "  --force         allow changes that may lose data (as "

@@ -48,9 +48,7 @@ static void bench_help(void)
 	       "                      the file before it completes "
 	       "(MIMG_OPEN_EXIT_SAFE)\n"
 	       "  -i AIO, -n, -U      accepted for compatibility, ignored\n"
-	       "  -q                  quiet\n"
-	       "  --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]\n"
-	       "                      a secret (LUKS passphrase)\n");
+	       "  -q                  quiet\n" CLI_HELP_OBJECT);
 }
 
 struct bench {

@@ -37,9 +37,7 @@ static void bitmap_help(void)
 	       "  -g GRANULARITY  bytes per bit for --add (power of two, 512 "
 	       "to 2G;\n"
 	       "                  default: the cluster size within 4k..64k)\n"
-	       "  -f FMT          the format of FILE (default: probe)\n"
-	       "  --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]\n"
-	       "                  a secret (LUKS passphrase)\n"
+	       "  -f FMT          the format of FILE (default: probe)\n" CLI_HELP_OBJECT
 	       "  --image-opts    FILE is driver=FMT,file.filename=PATH,"
 	       "key-secret=ID\n"
 	       "  -h, --help      this help\n");

@@ -29,11 +29,7 @@ static void check_help(void)
 	       "writethrough,\n"
 	       "                  directsync, unsafe\n"
 	       "  --output FMT    human (default) or json\n"
-	       "  -q              quiet\n"
-	       "  -U, --force-share  accepted for qemu-img compatibility (mimg "
-	       "takes no locks)\n"
-	       "  --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]\n"
-	       "                    a secret (LUKS passphrase)\n"
+	       "  -q              quiet\n" CLI_HELP_FORCE_SHARE CLI_HELP_OBJECT
 	       "  -h, --help      this help\n");
 }
 

@@ -28,9 +28,7 @@ static void checksum_help(void)
 	       "  -T, --threads N     hashing threads (default 4, at most 16)\n"
 	       "  -p                  show progress\n"
 	       "  --image-opts        FILE is driver=FMT,file.filename=PATH,"
-	       "key-secret=ID\n"
-	       "  --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]\n"
-	       "                      a secret (LUKS passphrase)\n"
+	       "key-secret=ID\n" CLI_HELP_OBJECT
 	       "  -h, --help          this help\n");
 }
 

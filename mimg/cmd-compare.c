@@ -135,11 +135,7 @@ static void compare_help(void)
 	       "  -T MODE   cache mode of the reads: writeback (default), "
 	       "none, ...\n"
 	       "  -p        progress on a terminal\n"
-	       "  -q        quiet\n"
-	       "  -U, --force-share  accepted for qemu-img compatibility (mimg "
-	       "takes no locks)\n"
-	       "  --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]\n"
-	       "                    a secret (LUKS passphrase)\n"
+	       "  -q        quiet\n" CLI_HELP_FORCE_SHARE CLI_HELP_OBJECT
 	       "  -h        this help\n");
 }
 

@@ -78,9 +78,7 @@ static void convert_help(void)
 	       "                    level of compressed output: deflate "
 	       "1-12 (qcow2 zlib\n"
 	       "                    1-9), zstd 1-22; default qemu-img's "
-	       "(deflate 6, zstd 3)\n"
-	       "  --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]\n"
-	       "                    a secret (LUKS passphrase)\n"
+	       "(deflate 6, zstd 3)\n" CLI_HELP_OBJECT
 	       "  --image-opts      FILE is driver=FMT,file.filename=PATH,key-secret=ID\n"
 	       "  --ova-disk N|NAME the disk of an OVA SRC to convert: index "
 	       "from 0, file\n"

@@ -27,9 +27,7 @@ static void create_help(void)
 	       "  -F FMT          backing file format (required with -b)\n"
 	       "  -u              do not open the backing file (SIZE is "
 	       "then required)\n"
-	       "  -q              quiet\n"
-	       "  --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]\n"
-	       "                    a secret (LUKS passphrase)\n"
+	       "  -q              quiet\n" CLI_HELP_OBJECT
 	       "  -h, --help      this help\n"
 	       "\n"
 	       "raw options: preallocation=off|falloc|full\n"

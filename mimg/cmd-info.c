@@ -25,9 +25,7 @@ static void info_help(void)
 	       "chain\n"
 	       "  -U, --force-share   accepted for qemu-img compatibility\n"
 	       "  --untrusted         refuse images that refer to other "
-	       "files\n"
-	       "  --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]\n"
-	       "                    a secret (LUKS passphrase)\n"
+	       "files\n" CLI_HELP_OBJECT
 	       "  --image-opts      FILE is driver=FMT,file.filename=PATH,key-secret=ID\n"
 	       "  --ova-disk N|NAME   the disk of an OVA to describe: index "
 	       "from 0, file\n"

@@ -98,12 +98,8 @@ static void map_help(void)
 	       "  --output FMT        human (default: data ranges only) or "
 	       "json\n"
 	       "  -s, --start-offset  first byte to map\n"
-	       "  -l, --max-length    bytes to map\n"
-	       "  -U, --force-share   accepted for qemu-img compatibility (mimg "
-	       "takes no locks)\n"
-	       "  --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]\n"
-	       "                    a secret (LUKS passphrase)\n"
-	       "  -h, --help          this help\n");
+	       "  -l, --max-length    bytes to map\n" CLI_HELP_FORCE_SHARE
+		       CLI_HELP_OBJECT "  -h, --help          this help\n");
 }
 
 int cmd_map(int argc, char **argv)

@@ -47,9 +47,7 @@ static void measure_help(void)
 	       "  --image-opts      FILE is driver=FMT,file.filename=PATH,"
 	       "key-secret=ID\n"
 	       "  -l SNAPSHOT       measure FILE's internal snapshot SNAPSHOT\n"
-	       "  --output FMT      human (default) or json\n"
-	       "  --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]\n"
-	       "                    a secret (LUKS passphrase)\n"
+	       "  --output FMT      human (default) or json\n" CLI_HELP_OBJECT
 	       "  -h, --help        this help\n");
 }
 

@@ -47,11 +47,7 @@ static void rebase_help(void)
 	       "                directsync)\n"
 	       "  -T CACHE      cache mode of the backing files\n"
 	       "  -p            show progress\n"
-	       "  -q            quiet\n"
-	       "  -U, --force-share  accepted for qemu-img compatibility (mimg "
-	       "takes no locks)\n"
-	       "  --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]\n"
-	       "                    a secret (LUKS passphrase)\n"
+	       "  -q            quiet\n" CLI_HELP_FORCE_SHARE CLI_HELP_OBJECT
 	       "  -h, --help    this help\n");
 }
 

@@ -46,9 +46,7 @@ static void resize_help(void)
 	       "  --preallocation MODE  off, metadata, falloc or full for "
 	       "the new space\n"
 	       "  --shrink              allow making the image smaller\n"
-	       "  -q                    quiet\n"
-	       "  --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]\n"
-	       "                    a secret (LUKS passphrase)\n"
+	       "  -q                    quiet\n" CLI_HELP_OBJECT
 	       "  -h, --help            this help\n");
 }
 

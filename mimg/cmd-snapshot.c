@@ -29,9 +29,7 @@ static void snapshot_help(void)
 	       "  -f FMT          the image format (default: probe)\n"
 	       "  -U, --force-share  accepted with -l for qemu-img "
 	       "compatibility\n"
-	       "  -q              quiet\n"
-	       "  --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]\n"
-	       "                  a secret (LUKS passphrase)\n"
+	       "  -q              quiet\n" CLI_HELP_OBJECT
 	       "  --image-opts    FILE is driver=FMT,file.filename=PATH,"
 	       "key-secret=ID\n"
 	       "  -h, --help      this help\n");
