@@ -102,8 +102,24 @@ static int fixed_opt(const char *key, const char *value)
 	return 0;
 }
 
-/* The generic block options with an effect: 1 when KEY is one (0 or -1
- * with the message set in *R), 0 when not. */
+/* qemu's generic on/off block options: FLAG is the open flag "on" sets;
+ * read-only and force-share are kept apart (check_access), and
+ * auto-read-only is taken and not used: mimg opens an image as the
+ * command needs it, and a file that cannot be written fails then, as it
+ * would in qemu-img at the first write. */
+static const struct {
+	const char *key;
+	unsigned flag;
+} bool_opts[] = {
+	{"read-only", 0},
+	{"force-share", 0},
+	{"auto-read-only", 0},
+	{"cache.direct", MIMG_OPEN_DIRECT},
+	{"cache.no-flush", MIMG_OPEN_NO_FLUSH},
+};
+
+/* The generic block options: 1 when KEY is one (0 or -1 with the
+ * message set in *R), 0 when not. */
 static int generic_opt(const char *spec, const char *key, const char *v,
 		       struct image_opts *io, int *r)
 {
@@ -113,28 +129,21 @@ static int generic_opt(const char *spec, const char *key, const char *v,
 		*r = check_node_name(spec, v);
 		return 1;
 	}
-	if (strcmp(key, "read-only") != 0 && strcmp(key, "force-share") != 0 &&
-	    strcmp(key, "cache.direct") != 0 &&
-	    strcmp(key, "cache.no-flush") != 0 &&
-	    strcmp(key, "auto-read-only") != 0)
-		return 0;
-	if ((*r = parse_bool(spec, key, v, &b)) < 0)
+	for (size_t i = 0; i < sizeof(bool_opts) / sizeof(*bool_opts); i++) {
+		if (strcmp(key, bool_opts[i].key) != 0)
+			continue;
+		if ((*r = parse_bool(spec, key, v, &b)) < 0)
+			return 1;
+		if (bool_opts[i].flag)
+			io->flags = b ? io->flags | bool_opts[i].flag
+				      : io->flags & ~bool_opts[i].flag;
+		else if (strcmp(key, "read-only") == 0)
+			io->read_only = b;
+		else if (strcmp(key, "force-share") == 0)
+			io->force_share = b;
 		return 1;
-	if (strcmp(key, "read-only") == 0) {
-		io->read_only = b;
-	} else if (strcmp(key, "force-share") == 0) {
-		io->force_share = b;
-	} else if (strcmp(key, "cache.direct") == 0) {
-		io->flags = b ? io->flags | MIMG_OPEN_DIRECT
-			      : io->flags & ~(unsigned)MIMG_OPEN_DIRECT;
-	} else if (strcmp(key, "cache.no-flush") == 0) {
-		io->flags = b ? io->flags | MIMG_OPEN_NO_FLUSH
-			      : io->flags & ~(unsigned)MIMG_OPEN_NO_FLUSH;
 	}
-	/* auto-read-only: mimg opens an image as the command needs it; a
-	 * file that cannot be written fails then, as it would in qemu-img
-	 * at the first write. */
-	return 1;
+	return 0;
 }
 
 /* qemu's "file" driver, when named, opens regular files only, and its
