@@ -142,6 +142,19 @@ int cli_append_opts(char **acc, const char *text)
 	return 0;
 }
 
+int cli_parse_onoff(const char *v, bool *out)
+{
+	static const char *const yes[] = {"on", "yes", "true", "y"};
+	static const char *const no[] = {"off", "no", "false", "n"};
+	for (size_t i = 0; i < sizeof(yes) / sizeof(*yes); i++) {
+		if (strcmp(v, yes[i]) == 0 || strcmp(v, no[i]) == 0) {
+			*out = strcmp(v, yes[i]) == 0;
+			return 0;
+		}
+	}
+	return -1;
+}
+
 const char *cli_snapshot_arg(const char *arg)
 {
 	if (strncmp(arg, "snapshot.name=", 14) == 0)

@@ -145,6 +145,10 @@ void cli_args_free(struct cli_args *a);
 int cli_append_opts(char **acc, const char *text);
 /* The snapshot "-l snapshot.name=X", "-l snapshot.id=X" or "-l X" names. */
 const char *cli_snapshot_arg(const char *arg);
+/* qemu's on/off values, as it parses them everywhere: on/yes/true/y and
+ * off/no/false/n into *OUT; -1 for anything else (the caller says so in
+ * its command's words). */
+int cli_parse_onoff(const char *v, bool *out);
 
 /* qemu's size_to_str: "1 GiB", "196 KiB", "0.977 KiB". */
 void cli_format_size(char *buf, size_t len, uint64_t bytes);

@@ -93,13 +93,8 @@ static int invalid_param(const char *key, const char *format)
 
 static int parse_bool_opt(const char *key, const char *v, bool *out)
 {
-	if (strcmp(v, "on") == 0 || strcmp(v, "true") == 0)
-		*out = true;
-	else if (strcmp(v, "off") == 0 || strcmp(v, "false") == 0)
-		*out = false;
-	else
-		return bad_value(key, "'on' or 'off'");
-	return 0;
+	return cli_parse_onoff(v, out) == 0 ? 0
+					    : bad_value(key, "'on' or 'off'");
 }
 
 /* The LUKS creation options (qcow2 names them "encrypt." + these). */

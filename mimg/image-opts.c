@@ -45,19 +45,13 @@ static const struct {
 	{"detect-zeroes", {"off", NULL}},
 };
 
-/* qemu's on/off parameters, as qapi parses them; SPEC, the option
- * string, for the message. */
+/* An on/off parameter of the option string SPEC, with qemu-img's
+ * message for a bad value. */
 static int parse_bool(const char *spec, const char *key, const char *v,
 		      bool *out)
 {
-	static const char *const yes[] = {"on", "yes", "true", "y"};
-	static const char *const no[] = {"off", "no", "false", "n"};
-	for (size_t i = 0; i < 4; i++) {
-		if (strcmp(v, yes[i]) == 0 || strcmp(v, no[i]) == 0) {
-			*out = strcmp(v, yes[i]) == 0;
-			return 0;
-		}
-	}
+	if (cli_parse_onoff(v, out) == 0)
+		return 0;
 	cli_set_errmsg("Could not open '%s': Parameter '%s' expects 'on' or "
 		       "'off'",
 		       spec, key);

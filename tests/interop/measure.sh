@@ -83,6 +83,10 @@ for o in compat=2 cluster_size=abc refcount_bits=abc extended_l2=maybe \
 	 encryption=on lazy_refcounts=on; do
 	same -O qcow2 -o "$o" --size 1G
 done
+# on/off values as qemu parses them (yes/y/no/n/true/false too)
+for v in yes y no n true false; do
+	same -O qcow2 -o extended_l2=$v,lazy_refcounts=$v --size 1G
+done
 same -O qcow2 -o preallocation=bogus --size 1G
 same -O qcow2 -o cluster_size=512 --size 1P
 same -O qcow2 --size 1x
