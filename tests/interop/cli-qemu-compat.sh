@@ -11,6 +11,15 @@ need qemu-img python3
 "$MIMG" --version | head -n 1 | grep -q '^mimg version [0-9.]*$' ||
 	fail "mimg --version first line"
 ln -s "$MIMG" qemu-img
+
+# both ARGS...: run qemu-img and mimg (under qemu-img's name) with ARGS,
+# stderr in q.err and m.err, exit statuses in qs and ms, and check that
+# the statuses are the same.
+both() {
+	qemu-img "$@" > /dev/null 2> q.err; qs=$?
+	./qemu-img "$@" > /dev/null 2> m.err; ms=$?
+	check_eq "$ms" "$qs" "exit status of '$*'"
+}
 line=$(./qemu-img --version | head -n 1)
 python3 - "$line" <<'PY' || fail "qemu-img personality version: $line"
 import re, sys
@@ -26,10 +35,7 @@ for args in "" "nosuchcommand" "info" "bench -t bogus e.raw" \
 	"convert -T bogus e.raw n.raw" "compare -T bogus e.raw e.raw" \
 	"check -T bogus e.raw"; do
 	# shellcheck disable=SC2086
-	qemu-img $args > /dev/null 2> q.err; qs=$?
-	# shellcheck disable=SC2086
-	./qemu-img $args > /dev/null 2> m.err; ms=$?
-	check_eq "$ms" "$qs" "exit status of '$args'"
+	both $args
 	check_eq "$(head -c 10 m.err)" "qemu-img: " "prefix of '$args'"
 	check_eq "$(tail -n 1 m.err)" "$(tail -n 1 q.err)" "hint of '$args'"
 done
@@ -48,20 +54,14 @@ for args in "compare --image-opts -f raw e.raw" "info --image-opts -f raw" \
 	"resize -f raw e.raw 18446744073709551615" "resize -f raw e.raw 16E" \
 	"resize -f raw none.raw 8E"; do
 	# shellcheck disable=SC2086
-	qemu-img $args > /dev/null 2> q.err; qs=$?
-	# shellcheck disable=SC2086
-	./qemu-img $args > /dev/null 2> m.err; ms=$?
-	check_eq "$ms" "$qs" "exit status of '$args'"
+	both $args
 	check_eq "$(cat m.err)" "$(cat q.err)" "message of '$args'"
 done
 [ ! -e n.raw ] || fail "convert refusing --image-opts with -f made n.raw"
 # -T (the source's cache mode) is taken where qemu-img takes it.
 for args in "compare -T none e.raw e.raw" "check -T none -f raw e.raw"; do
 	# shellcheck disable=SC2086
-	qemu-img $args > /dev/null 2>&1; qs=$?
-	# shellcheck disable=SC2086
-	./qemu-img $args > /dev/null 2>&1; ms=$?
-	check_eq "$ms" "$qs" "exit status of '$args'"
+	both $args
 done
 
 # file: prefixes name plain files, everywhere an image is named.
@@ -128,9 +128,6 @@ for args in "info -U fs.qcow2" "info --force-share fs.qcow2" \
 	    "snapshot -U -l fs.qcow2" "snapshot -U -c x fs.qcow2" \
 	    "commit -U fs.qcow2" "resize -U fs.qcow2 2M"; do
 	# shellcheck disable=SC2086
-	qemu-img $args > /dev/null 2>&1; qs=$?
-	# shellcheck disable=SC2086
-	"$MIMG" $args > /dev/null 2>&1; ms=$?
-	check_eq "$ms" "$qs" "exit status of $args"
+	both $args
 done
 exit 0
