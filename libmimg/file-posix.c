@@ -138,21 +138,17 @@ static ssize_t read_some(int fd, const struct iovec *iov, int cnt, uint64_t off)
  * Move all of IOV to or from the file at OFF, retrying short transfers
  * and EINTR.  A read that meets the end of the file zero-fills the rest.
  * RWF: per-write flags (pwritev2) for writes; -ENOTSUP, without a
- * message, when the kernel has none.
+ * message, when the kernel has none.  The caller's array is used as it
+ * is until a transfer stops short: only then is it copied, to be
+ * advanced (most requests complete in one call).
  */
 static int transfer_rwf(struct posix_file *p, const struct iovec *iov,
 			int iovcnt, uint64_t off, bool write, int rwf)
 {
 	struct iovec storage[IOV_STACK];
-	struct iovec *copy, *cur;
+	struct iovec *copy = NULL, *cur = (struct iovec *)iov;
 	int cnt = iovcnt, r = 0;
 
-	if (iovcnt <= 0)
-		return 0;
-	copy = iov_copy(iov, iovcnt, storage);
-	if (!copy)
-		return mimg_err(-ENOMEM, "%s: out of memory", p->f.path);
-	cur = copy;
 	while (cnt > 0) {
 		if (cur->iov_len == 0) {
 			cur++;
@@ -185,8 +181,19 @@ static int transfer_rwf(struct posix_file *p, const struct iovec *iov,
 				     p->f.path, (unsigned long long)off);
 			break;
 		}
+		size_t asked = iov_total(cur, n_iov);
+		if (!copy) {
+			if ((size_t)n == asked && n_iov == cnt)
+				break; /* all of it, the common case */
+			if (!(copy = iov_copy(cur, cnt, storage))) {
+				r = mimg_err(-ENOMEM, "%s: out of memory",
+					     p->f.path);
+				break;
+			}
+			cur = copy;
+		}
 		off += (uint64_t)n;
-		if (p->direct && !write && (size_t)n < iov_total(cur, n_iov)) {
+		if (p->direct && !write && (size_t)n < asked) {
 			/* O_DIRECT reads stop short only at the end of the
 			 * file; asking again from an unaligned offset could
 			 * be refused. */
@@ -196,7 +203,7 @@ static int transfer_rwf(struct posix_file *p, const struct iovec *iov,
 		}
 		iov_advance(&cur, &cnt, (size_t)n);
 	}
-	if (copy != storage)
+	if (copy && copy != storage)
 		free(copy);
 	return r;
 }

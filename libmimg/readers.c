@@ -24,7 +24,11 @@ struct mimg_readers_slot {
 /* Threads take slots in turn: with up to MIMG_READERS_SLOTS threads
  * reading, no two share one. */
 static atomic_uint next_slot;
-static _Thread_local unsigned thread_slot; /* slot + 1, 0: none yet */
+/* Initial-exec: read at a fixed offset from the thread pointer, not
+ * through __tls_get_addr on every request (four bytes of the static TLS
+ * space glibc keeps for libraries loaded later). */
+static _Thread_local unsigned thread_slot
+	__attribute__((tls_model("initial-exec"))); /* slot + 1, 0: none */
 
 static unsigned my_slot(void)
 {
