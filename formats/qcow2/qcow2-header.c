@@ -207,7 +207,9 @@ static int parse_fields(struct qcow2 *s, const uint8_t *h, unsigned flags,
 				"range 9..21",
 				path, s->cluster_bits);
 	s->cluster_size = 1u << s->cluster_bits;
-	img->size = ld_be64(h + 24);
+	/* qemu counts the size in whole sectors and drops an odd tail (no
+	 * tool writes one): reading the same bytes as qemu-img. */
+	img->size = align_down_u64(ld_be64(h + 24), 512);
 	s->crypt_method = ld_be32(h + 32);
 	if (s->crypt_method > 2)
 		return mimg_err(-ENOTSUP,

@@ -1,0 +1,110 @@
+#!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
+# The fuzz corpus read by qemu-img and by mimg.  Where both open a qcow2,
+# VDI, VHD or VMDK image of it and both read the whole of it, they must
+# give the same size and the same bytes.  The corpus holds the odd
+# images no hand-made test has: unusual header fields, short tables,
+# compressed clusters and grains, subclusters, sizes that are not whole
+# sectors.  An image one tool refuses is counted, not judged (mimg is
+# stricter than qemu on purpose: it refuses reserved bits and tables past
+# the end of the file, which qemu reads as zeroes).  Images that name
+# other files (a backing file, a data file, extents) are not read:
+# qemu-img would follow the names.
+# Prints what happened to the images of each format; fails on a
+# disagreement, on a crash of mimg, or when too few images were compared.
+#
+# Internal: "corpus-qemu-agree.sh one FMT FILE" judges one image (run in
+# parallel by the main part) and prints "FMT OUTCOME FILE [DETAIL]".
+set -u
+
+# Images larger than this are opened but not read whole.
+MAX_READ=$((256 << 20))
+
+one() {
+	fmt=$1 src=$2 name=${2##*/}
+	d=$(mktemp -d "$WORK/one-XXXXXX") || exit 1
+	cd "$d" || exit 1
+	cp "$src" img && chmod 600 img
+	timeout 30 qemu-img info -U -f "$fmt" --output=json img >q.json \
+		2>/dev/null
+	qr=$?
+	timeout 30 "$MIMG" info -U -f "$fmt" --output=json img >m.json \
+		2>m.err
+	mr=$?
+	out() { echo "$fmt $1 $name${2:+ $2}"; cd "$WORK" && rm -rf "$d"; }
+	[ "$mr" -ge 128 ] && [ "$mr" -ne 137 ] &&
+		{ out MIMG-CRASH "info: status $mr"; return; }
+	[ "$qr" -ne 0 ] && [ "$mr" -ne 0 ] && { out both-refuse; return; }
+	[ "$qr" -ne 0 ] && { out qemu-refuses; return; }
+	[ "$mr" -ne 0 ] && { out mimg-refuses; return; }
+	vsize() { sed -n 's/^    "virtual-size": \([0-9]*\),*$/\1/p' "$1"; }
+	qs=$(vsize q.json) ms=$(vsize m.json)
+	[ "$qs" = "$ms" ] ||
+		{ out SIZE-DIFFERS "qemu-img $qs, mimg $ms"; return; }
+	if grep -Eq '"(backing-filename|full-backing-filename|data-file)"' \
+		q.json || grep '"filename": ' q.json |
+		grep -vq '"filename": "img"'; then
+		out names-files
+		return
+	fi
+	[ "$qs" -gt "$MAX_READ" ] && { out too-large; return; }
+	timeout 60 qemu-img convert -U -f "$fmt" -O raw img q.raw \
+		2>/dev/null
+	qr=$?
+	timeout 60 "$MIMG" convert -U -f "$fmt" -O raw img m.raw 2>m.err
+	mr=$?
+	[ "$mr" -ge 128 ] && [ "$mr" -ne 137 ] &&
+		{ out MIMG-CRASH "convert: status $mr"; return; }
+	[ "$qr" -ne 0 ] && [ "$mr" -ne 0 ] && { out both-fail-reading; return; }
+	[ "$qr" -ne 0 ] && { out qemu-fails-reading; return; }
+	[ "$mr" -ne 0 ] && { out mimg-fails-reading; return; }
+	if cmp -s q.raw m.raw; then
+		out same
+	else
+		out DATA-DIFFERS "$(cmp q.raw m.raw 2>&1 | head -1)"
+	fi
+}
+
+if [ "${1:-}" = one ]; then
+	one "$2" "$3"
+	exit 0
+fi
+
+here=$(cd "$(dirname "$0")" && pwd)
+. "$TESTLIB"
+need qemu-img cmp timeout xargs
+corpus=$here/../../fuzz/corpus
+[ -d "$corpus/qcow2" ] || fail "no fuzz corpus at $corpus"
+WORK=$T
+export MIMG WORK
+
+# VMDK: the binary sparse extents (their embedded descriptor names the
+# file itself); a text descriptor always names other files.
+mkdir vmdk-sparse
+for f in "$corpus"/vmdk/*; do
+	[ "$(head -c 4 "$f")" = KDMV ] && ln -s "$f" vmdk-sparse/
+done
+
+for fmt in qcow2 vdi vpc vmdk; do
+	dir=$corpus/$fmt
+	[ "$fmt" = vmdk ] && dir=$T/vmdk-sparse
+	need_format "$fmt"
+	ls "$dir" | sed "s|^|$dir/|" |
+		xargs -P "$(nproc)" -n 1 sh "$0" one "$fmt" >>results
+done
+
+echo "outcomes (format, outcome, images):"
+awk '{print $1, $2}' results | sort | uniq -c |
+	awk '{printf "  %-6s %-20s %5d\n", $2, $3, $1}'
+bad=$(grep -E ' (SIZE-DIFFERS|DATA-DIFFERS|MIMG-CRASH) ' results)
+[ -z "$bad" ] || fail "qemu-img and mimg disagree:
+$bad"
+# The comparison means something only over enough images of each format
+# (the corpus has about 160 qcow2, 45 VDI, 20 VHD, 15 VMDK that both
+# read).
+for fmt in qcow2:100 vdi:25 vpc:10 vmdk:8; do
+	n=$(grep -c "^${fmt%%:*} same " results)
+	[ "$n" -ge "${fmt#*:}" ] ||
+		fail "$fmt: only $n images read by both (at least ${fmt#*:})"
+done
+echo "PASS: $(grep -c ' same ' results) images read the same by both"
