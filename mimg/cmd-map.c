@@ -64,8 +64,10 @@ static bool mergeable(const struct map_entry *p, const struct map_entry *e)
 	       strcmp(p->file, e->file) == 0;
 }
 
-static void print_entry(const struct map_entry *e, enum output_format out,
-			bool first)
+/* Print E; qemu-img's error, and -1, for data without a host offset in
+ * human output, which could not say where it is. */
+static int print_entry(const struct map_entry *e, enum output_format out,
+		       bool first)
 {
 	if (out == OUTPUT_JSON) {
 		printf("%s{ \"start\": %" PRIu64 ", \"length\": %" PRIu64
@@ -77,10 +79,19 @@ static void print_entry(const struct map_entry *e, enum output_format out,
 		if (e->has_offset)
 			printf(", \"offset\": %" PRIu64, e->offset);
 		printf("}");
-	} else if (e->data && e->has_offset) {
+		return 0;
+	}
+	if (e->data && !e->has_offset) {
+		cli_error("File contains external, encrypted or compressed "
+			  "clusters.");
+		return -1;
+	}
+	/* Data that reads as zeroes (a hole under a preallocated cluster)
+	 * is left out, as qemu-img leaves it out. */
+	if (e->data && !e->zero)
 		printf("%#-16" PRIx64 "%#-16" PRIx64 "%#-16" PRIx64 "%s\n",
 		       e->start, e->length, e->offset, e->file);
-	}
+	return 0;
 }
 
 static void map_help(void)
@@ -143,7 +154,8 @@ int cmd_map(int argc, char **argv)
 	if (ca.output == OUTPUT_HUMAN)
 		printf("%-16s%-16s%-16s%s\n", "Offset", "Length", "Mapped to",
 		       "File");
-	for (uint64_t off = start; off < end; off += e.length) {
+	uint64_t off;
+	for (off = start; off < end; off += e.length) {
 		if (chain_entry(img, off, end - off, &e) < 0) {
 			cli_error("%s", mimg_errmsg());
 			mimg_close(img);
@@ -154,16 +166,22 @@ int cmd_map(int argc, char **argv)
 			continue;
 		}
 		if (have) {
-			print_entry(&cur, ca.output, first);
+			if (print_entry(&cur, ca.output, first) < 0)
+				break;
 			first = false;
 		}
 		cur = e;
 		have = true;
 	}
-	if (have)
-		print_entry(&cur, ca.output, first);
-	if (ca.output == OUTPUT_JSON)
-		printf(have ? "]\n" : "[]\n");
+	/* Nothing to map (an empty image, a start at or past its end):
+	 * qemu-img prints one empty entry at the start. */
+	if (!have)
+		cur = (struct map_entry){.start = start, .file = ""};
+	int status = EXIT_OK;
+	if (off < end || print_entry(&cur, ca.output, first) < 0)
+		status = EXIT_ERR;
+	else if (ca.output == OUTPUT_JSON)
+		printf("]\n");
 	mimg_close(img);
-	return EXIT_OK;
+	return status;
 }

@@ -10,13 +10,10 @@
  * whose size the cipher options decide (whole clusters in qcow2); a
  * LUKS image holds every byte of its data.
  */
-#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "cli.h"
 
@@ -287,123 +284,29 @@ static uint64_t qcow2_full_size(uint64_t size, const struct target *t)
 	return meta + size;
 }
 
-/* A qcow2 layer whose host file holds much less than its refcounts say
- * was preallocated with metadata: qemu-img then asks the host file which
- * parts of its data clusters are holes, and counts those as zeroes.  The
- * test is qemu's: clusters in use (here: up to the end of the file)
- * against the file's allocated bytes, with a margin of a ninth. */
-struct layer {
-	int fd;
-	bool holes_are_zero;
-	uint64_t file_size;
-};
-
-static void layer_probe(struct mimg *img, struct layer *l)
-{
-	struct stat st;
-	uint64_t cs = mimg_cluster_size(img);
-	l->fd = -1;
-	l->holes_are_zero = false;
-	if (strcmp(mimg_format(img), "qcow2") != 0 || !cs ||
-	    (l->fd = open(mimg_filename(img), O_RDONLY | O_CLOEXEC)) < 0 ||
-	    fstat(l->fd, &st) != 0)
-		return;
-	uint64_t real = (uint64_t)st.st_blocks * 512 / cs;
-	uint64_t threshold = real * 10 / 9 > real + 2 ? real * 10 / 9
-						      : real + 2;
-	l->file_size = (uint64_t)st.st_size;
-	l->holes_are_zero = div_up(l->file_size, cs) >= threshold;
-}
-
-/* Of the data run at host offset HOST (LEN bytes) in layer L: the length
- * of its first part and whether that part is a hole (reads as zeroes). */
-static uint64_t host_run(const struct layer *l, uint64_t host, uint64_t len,
-			 bool *hole)
-{
-	*hole = true;
-	if (host >= l->file_size)
-		return len;
-	off_t data = lseek(l->fd, (off_t)host, SEEK_DATA);
-	if (data < 0) /* a hole up to the end of the file: all zeroes */
-		return len;
-	if ((uint64_t)data > host) {
-		uint64_t n = (uint64_t)data - host;
-		return n < len ? n : len;
-	}
-	*hole = false;
-	off_t end = lseek(l->fd, (off_t)host, SEEK_HOLE);
-	if (end < 0 || (uint64_t)end <= host)
-		return len;
-	uint64_t n = (uint64_t)end - host;
-	return n < len ? n : len;
-}
-
-/* Trim the data run [OFF, OFF+*PNUM) defined by layer DEPTH to what the
- * host file says, when that layer asks for it; *ZERO when it is a hole. */
-static int refine_run(struct mimg *top, struct layer *layers, int depth,
-		      uint64_t off, uint64_t *pnum, bool *zero)
-{
-	struct mimg *img = top;
-	for (int i = 0; i < depth && img; i++)
-		img = mimg_backing(img);
-	*zero = false;
-	if (!img || depth >= MIMG_MAX_CHAIN_DEPTH + 1)
-		return 0;
-	struct layer *l = &layers[depth];
-	if (l->fd == -2)
-		layer_probe(img, l);
-	if (!l->holes_are_zero)
-		return 0;
-	/* One cluster at a time: host offsets are contiguous within it. */
-	uint64_t cs = mimg_cluster_size(img), n = cs - off % cs, p, host;
-	unsigned st;
-	if (n > *pnum)
-		n = *pnum;
-	if (mimg_block_status(img, off, n, &p, &st, &host, 0) < 0)
-		return cli_error("%s", mimg_errmsg());
-	if (!(st & MIMG_BS_OFFSET_VALID) || (st & MIMG_BS_COMPRESSED))
-		return 0;
-	*pnum = host_run(l, host, p, zero);
-	return 0;
-}
-
 /* Bytes of IMG's chain in clusters that hold data, as qemu-img counts
  * them: a data run is extended to its cluster's end, and the part of its
  * first cluster before it is added. */
 static int data_bytes(struct mimg *img, uint64_t cs, uint64_t *out)
 {
-	struct layer layers[MIMG_MAX_CHAIN_DEPTH + 1];
 	uint64_t size = mimg_size(img), off = 0, pnum, req = 0;
 	unsigned st;
-	int depth, r = 0;
+	int depth;
 
-	for (size_t i = 0; i < sizeof(layers) / sizeof(layers[0]); i++)
-		layers[i].fd = -2; /* not probed yet */
 	while (off < size) {
-		bool zero = false;
 		if (mimg_block_status_chain(img, off, size - off, &pnum, &st,
-					    &depth, NULL, 0) < 0) {
-			r = cli_error("%s", mimg_errmsg());
-			break;
-		}
+					    &depth, NULL, 0) < 0)
+			return cli_error("%s", mimg_errmsg());
 		if (!(st & MIMG_BS_ZERO) &&
 		    (st & (MIMG_BS_DATA | MIMG_BS_ALLOCATED)) ==
 			    (MIMG_BS_DATA | MIMG_BS_ALLOCATED)) {
-			if ((r = refine_run(img, layers, depth, off, &pnum,
-					    &zero)) != 0)
-				break;
-			if (!zero) {
-				pnum = round_up(off + pnum, cs) - off;
-				req += off % cs + pnum;
-			}
+			pnum = round_up(off + pnum, cs) - off;
+			req += off % cs + pnum;
 		}
 		off += pnum;
 	}
-	for (size_t i = 0; i < sizeof(layers) / sizeof(layers[0]); i++)
-		if (layers[i].fd >= 0)
-			close(layers[i].fd);
 	*out = req;
-	return r;
+	return 0;
 }
 
 static const struct mimg_value *fs_data(const struct mimg_value *info,

@@ -283,10 +283,13 @@ static int map_in_l2(struct qcow2 *s, const uint8_t *l2, uint64_t off,
 			break; /* report the good prefix first */
 		}
 		uint64_t in_cl = pos & (s->cluster_size - 1);
+		/* A zero cluster may keep its host cluster (preallocated,
+		 * qemu's ZERO_ALLOC): it then has a host offset too. */
+		bool placed = k == QCOW2_DATA || (k == QCOW2_ZERO && host);
 		if (first) {
 			kind0 = k;
 			m->kind = k;
-			if (k == QCOW2_DATA) {
+			if (placed) {
 				m->host_off = host + in_cl;
 				expect_host = m->host_off;
 			} else if (k == QCOW2_COMPRESSED) {
@@ -305,7 +308,9 @@ static int map_in_l2(struct qcow2 *s, const uint8_t *l2, uint64_t off,
 		} else {
 			if (k != kind0)
 				break;
-			if (k == QCOW2_DATA && host + in_cl != expect_host)
+			if (k == QCOW2_ZERO && !host != !m->host_off)
+				break;
+			if (placed && host + in_cl != expect_host)
 				break;
 			if (k == QCOW2_COMPRESSED)
 				break;

@@ -289,6 +289,54 @@ int qcow2_read_with_entry(struct qcow2 *s, uint64_t off, size_t len,
 	return 0;
 }
 
+/* Whether S was preallocated with metadata only: its refcounts claim
+ * clearly more clusters than its file has allocated (qemu's test: by a
+ * ninth, and at least two).  Decided once, at the first block status,
+ * as qemu does; an error means no. */
+static bool metadata_preallocated(struct qcow2 *s)
+{
+	int v = __atomic_load_n(&s->metadata_prealloc, __ATOMIC_ACQUIRE);
+	if (v)
+		return v == 2;
+	pthread_mutex_lock(&s->lock);
+	if (!(v = s->metadata_prealloc)) {
+		uint64_t size, alloc, used = 0;
+		bool yes = false;
+		if (mimg_file_size(s->file, &size) == 0 &&
+		    mimg_file_allocated(s->file, &alloc) == 0) {
+			uint64_t real = alloc >> s->cluster_bits;
+			uint64_t threshold = max_u64(real * 10 / 9, real + 2);
+			uint64_t end = div_round_up_u64(size, s->cluster_size);
+			yes = qcow2_count_referenced(s, end, threshold,
+						     &used) == 0 &&
+			      used >= threshold;
+		}
+		mimg_err_clear();
+		v = yes ? 2 : 1;
+		__atomic_store_n(&s->metadata_prealloc, v, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return v == 2;
+}
+
+/* In a preallocated image, the parts of the data run at HOST (*PNUM
+ * bytes) that are holes in the host file read as zeroes: *STATUS gains
+ * MIMG_BS_ZERO for a hole, *PNUM stops where the file changes between
+ * data and hole.  Only a hint: an error leaves the run as it is. */
+static void host_holes(struct qcow2 *s, uint64_t host, uint64_t *pnum,
+		       unsigned *status)
+{
+	bool data;
+	uint64_t n;
+	if (mimg_file_extent(s->data, host, *pnum, &data, &n) < 0) {
+		mimg_err_clear();
+		return;
+	}
+	if (!data)
+		*status |= MIMG_BS_ZERO;
+	*pnum = n;
+}
+
 int qcow2_block_status(struct mimg *img, uint64_t off, uint64_t len,
 		       uint64_t *pnum, unsigned *status, uint64_t *host_off)
 {
@@ -304,15 +352,20 @@ int qcow2_block_status(struct mimg *img, uint64_t off, uint64_t len,
 	case QCOW2_UNALLOCATED:
 		*status = img->backing ? 0 : MIMG_BS_ZERO;
 		break;
-	case QCOW2_ZERO: *status = MIMG_BS_ZERO | MIMG_BS_ALLOCATED; break;
+	case QCOW2_ZERO:
 	case QCOW2_DATA:
-		*status = MIMG_BS_DATA | MIMG_BS_ALLOCATED;
+		*status = MIMG_BS_ALLOCATED |
+			  (m.kind == QCOW2_ZERO ? MIMG_BS_ZERO : MIMG_BS_DATA);
 		/* Encrypted host bytes are not the guest's: no offset, as
-		 * qemu-img map shows none either. */
-		if (!s->crypt_method)
-			*status |= MIMG_BS_OFFSET_VALID;
-		if (host_off && !s->crypt_method)
+		 * qemu-img map shows none either.  A zero cluster has one
+		 * where it keeps its host cluster. */
+		if (s->crypt_method || (m.kind == QCOW2_ZERO && !m.host_off))
+			break;
+		*status |= MIMG_BS_OFFSET_VALID;
+		if (host_off)
 			*host_off = m.host_off;
+		if (m.kind == QCOW2_DATA && metadata_preallocated(s))
+			host_holes(s, m.host_off, pnum, status);
 		break;
 	case QCOW2_COMPRESSED:
 		*status = MIMG_BS_DATA | MIMG_BS_ALLOCATED | MIMG_BS_COMPRESSED;

@@ -86,6 +86,33 @@ int qcow2_get_refcount(struct qcow2 *s, uint64_t cluster, uint64_t *rc)
 	return 0;
 }
 
+int qcow2_count_referenced(struct qcow2 *s, uint64_t end, uint64_t limit,
+			   uint64_t *count)
+{
+	uint64_t n = 0, c = 0;
+	while (c < end && n < limit) {
+		uint64_t off, block = c >> s->rb_bits;
+		uint64_t next = (block + 1) << s->rb_bits;
+		uint8_t *b;
+		int r = block_offset(s, block, &off);
+		if (r < 0)
+			return r;
+		if (!off) { /* no refcount block: all of its clusters free */
+			c = next;
+			continue;
+		}
+		r = qcow2_cache_get(&s->rbc, s->file, off, "refcount block",
+				    &b);
+		if (r < 0)
+			return r;
+		for (; c < end && c < next && n < limit; c++)
+			n += rb_get(s, b,
+				    (uint32_t)(c & (s->rb_entries - 1))) != 0;
+	}
+	*count = n;
+	return 0;
+}
+
 static int write_table_entry(struct qcow2 *s, uint64_t index)
 {
 	uint8_t b[8];

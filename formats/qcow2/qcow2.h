@@ -79,7 +79,8 @@ enum qcow2_kind {
 struct qcow2_map {
 	enum qcow2_kind kind;
 	uint64_t len;	   /* bytes of the run starting at the asked offset */
-	uint64_t host_off; /* DATA: host offset of the asked byte */
+	uint64_t host_off; /* DATA, ZERO in a host cluster: host offset of
+			    * the asked byte (else 0) */
 	uint64_t csize;	   /* COMPRESSED: stored bytes */
 	uint64_t cluster_guest; /* COMPRESSED: guest offset of the cluster */
 };
@@ -230,6 +231,10 @@ struct qcow2 {
 	uint64_t free_hint; /* lowest cluster index that may be free */
 	uint64_t free_byte; /* next byte for compressed data, 0: none */
 
+	/* Whether the refcounts claim clearly more than the file holds
+	 * (preallocation=metadata): 0 not known yet, 1 no, 2 yes. */
+	int metadata_prealloc;
+
 	struct qcow2_cache l2c, rbc;
 	/* Reads of allocated data map without the lock: they enter
 	 * map_readers (never waiting) and look at the L1 table and the L2
@@ -358,6 +363,9 @@ int qcow2_meta_guard(struct qcow2 *s, uint64_t off, uint64_t len,
 int qcow2_refuse_if_corrupt(struct qcow2 *s);
 /* qcow2-refcount.c (all under s->lock) */
 int qcow2_get_refcount(struct qcow2 *s, uint64_t cluster, uint64_t *rc);
+/* *COUNT: clusters below END with a refcount, counting stops at LIMIT. */
+int qcow2_count_referenced(struct qcow2 *s, uint64_t end, uint64_t limit,
+			   uint64_t *count);
 int qcow2_set_refcount(struct qcow2 *s, uint64_t cluster, uint64_t rc);
 /* Allocate N contiguous clusters with refcount 1; *OFFP is the host
  * offset.  Refcount blocks are on disk when this returns. */

@@ -39,6 +39,60 @@ import json, sys
 q, m = (json.load(open(p)) for p in sys.argv[1:3])
 assert q == m, (q, m)
 PY
+
+	# Both outputs, byte for byte, and the exit status: same_map FILE
+	# [map options].
+	same_map() {
+		f=$1
+		shift
+		for o in json human; do
+			qemu-img map --output=$o "$@" "$f" >q.map 2>q.err
+			qs=$?
+			"$MIMG" map --output=$o "$@" "$f" >m.map 2>m.err
+			ms=$?
+			check_eq "$ms" "$qs" "map --output=$o $* $f: status"
+			cmp -s q.map m.map ||
+				fail "map --output=$o $* $f: $(diff q.map m.map)"
+			check_eq "$(sed 's/^mimg: //' m.err)" \
+				"$(sed 's/^qemu-img: //' q.err)" \
+				"map --output=$o $* $f: message"
+		done
+	}
+	# A zero cluster that keeps its host cluster shows its offset.
+	qemu-img create -q -f qcow2 za.qcow2 1M
+	qemu-io -c 'write -P 1 0 192k' -c 'write -z 64k 64k' za.qcow2 \
+		>/dev/null
+	same_map za.qcow2
+	# The same in subclusters.
+	qemu-img create -q -f qcow2 -o extended_l2=on za2.qcow2 1M
+	qemu-io -c 'write -P 1 0 64k' -c 'write -z 4k 8k' za2.qcow2 >/dev/null
+	same_map za2.qcow2
+	# Preallocated metadata: the data clusters' holes in the host file
+	# read as zeroes (zero and data both true), fresh and written to;
+	# preallocation=falloc and full are data.
+	for p in metadata falloc full; do
+		qemu-img create -q -f qcow2 -o preallocation=$p pre-$p.qcow2 1M
+		same_map pre-$p.qcow2
+	done
+	qemu-io -c 'write -P 1 128k 64k' -c 'write -z 320k 64k' \
+		pre-metadata.qcow2 >/dev/null
+	same_map pre-metadata.qcow2
+	# A hole punched into a data cluster of a small image (whose
+	# refcounts then claim more than its file holds).
+	qemu-img create -q -f qcow2 punched.qcow2 1M
+	qemu-io -c 'write -P 1 0 256k' punched.qcow2 >/dev/null
+	if fallocate -p -o $((0x60000)) -l 64k punched.qcow2 2>/dev/null; then
+		same_map punched.qcow2
+	fi
+	# Human output cannot place compressed data: qemu-img's error.
+	qemu-img create -q -f qcow2 comp.qcow2 1M
+	qemu-io -c 'write -c -P 1 0 64k' comp.qcow2 >/dev/null
+	same_map comp.qcow2
+	# Nothing to map: one empty entry at the start.
+	qemu-img create -q -f qcow2 empty.qcow2 0
+	same_map empty.qcow2
+	same_map za.qcow2 -s 2M
+	same_map za.qcow2 -s 512k -l 0
 fi
 
 # compare: identical, different (offset), size mismatch with zero tail.
