@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: BSD-2-Clause
 # The fuzz corpus read by qemu-img and by mimg.  Where both open a qcow2,
 # VDI, VHD or VMDK image of it and both read the whole of it, they must
-# give the same size and the same bytes.  The corpus holds the odd
-# images no hand-made test has: unusual header fields, short tables,
+# give the same size, the same bytes and the same map (images too large
+# to read whole: the same map).  The corpus holds the odd images no
+# hand-made test has: unusual header fields, short tables,
 # compressed clusters and grains, subclusters, sizes that are not whole
 # sectors.  An image one tool refuses is counted, not judged (mimg is
 # stricter than qemu on purpose: it refuses reserved bits and tables past
@@ -47,7 +48,10 @@ one() {
 		out names-files
 		return
 	fi
-	[ "$qs" -gt "$MAX_READ" ] && { out too-large; return; }
+	if [ "$qs" -gt "$MAX_READ" ]; then
+		same_map && out map-same-too-large
+		return
+	fi
 	timeout 60 qemu-img convert -U -f "$fmt" -O raw img q.raw \
 		2>/dev/null
 	qr=$?
@@ -58,11 +62,29 @@ one() {
 	[ "$qr" -ne 0 ] && [ "$mr" -ne 0 ] && { out both-fail-reading; return; }
 	[ "$qr" -ne 0 ] && { out qemu-fails-reading; return; }
 	[ "$mr" -ne 0 ] && { out mimg-fails-reading; return; }
-	if cmp -s q.raw m.raw; then
-		out same
-	else
-		out DATA-DIFFERS "$(cmp q.raw m.raw 2>&1 | head -1)"
-	fi
+	cmp -s q.raw m.raw ||
+		{ out DATA-DIFFERS "$(cmp q.raw m.raw 2>&1 | head -1)"; return; }
+	same_map && out same
+}
+
+# The same allocation, zeroes and host offsets (and exit status); else
+# prints the outcome and fails (where either tool fails: counted only).
+same_map() {
+	timeout 60 qemu-img map -U -f "$fmt" --output=json img >q.map \
+		2>/dev/null
+	qr=$?
+	timeout 60 "$MIMG" map -U -f "$fmt" --output=json img >m.map \
+		2>/dev/null
+	mr=$?
+	[ "$mr" -ge 128 ] && [ "$mr" -ne 137 ] &&
+		{ out MIMG-CRASH "map: status $mr"; return 1; }
+	[ "$qr" -ne 0 ] && [ "$mr" -ne 0 ] &&
+		{ out both-fail-mapping; return 1; }
+	[ "$qr" -ne 0 ] && { out qemu-fails-mapping; return 1; }
+	[ "$mr" -ne 0 ] && { out mimg-fails-mapping; return 1; }
+	cmp -s q.map m.map && return 0
+	out MAP-DIFFERS "$(diff q.map m.map | sed -n 2p)"
+	return 1
 }
 
 if [ "${1:-}" = one ]; then
@@ -96,7 +118,7 @@ done
 echo "outcomes (format, outcome, images):"
 awk '{print $1, $2}' results | sort | uniq -c |
 	awk '{printf "  %-6s %-20s %5d\n", $2, $3, $1}'
-bad=$(grep -E ' (SIZE-DIFFERS|DATA-DIFFERS|MIMG-CRASH) ' results)
+bad=$(grep -E ' (SIZE|DATA|MAP)-DIFFERS |MIMG-CRASH ' results)
 [ -z "$bad" ] || fail "qemu-img and mimg disagree:
 $bad"
 # The comparison means something only over enough images of each format
