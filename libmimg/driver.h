@@ -202,6 +202,9 @@ struct mimg_driver {
 	int (*block_status)(struct mimg *img, uint64_t off, uint64_t len,
 			    uint64_t *pnum, unsigned *status,
 			    uint64_t *host_off);
+	/* The file block_status's host offset at OFF is in, where that is
+	 * not img->file (an extent, a data file); NULL: img->file. */
+	struct mimg_file *(*host_file)(struct mimg *img, uint64_t off);
 	int (*truncate)(struct mimg *img, uint64_t size,
 			enum mimg_prealloc prealloc);
 	int (*check)(struct mimg *img, unsigned flags,

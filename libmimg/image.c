@@ -428,6 +428,14 @@ const char *mimg_filename(const struct mimg *img)
 	return img->filename;
 }
 
+const char *mimg_host_filename(struct mimg *img, uint64_t off)
+{
+	struct mimg_file *f = img->drv->host_file
+				      ? img->drv->host_file(img, off)
+				      : NULL;
+	return f ? mimg_file_path(f) : img->filename;
+}
+
 bool mimg_is_read_only(const struct mimg *img)
 {
 	return img->read_only;

@@ -49,8 +49,12 @@ static int chain_entry(struct mimg *top, uint64_t off, uint64_t len,
 		.has_offset = (st & MIMG_BS_OFFSET_VALID) &&
 			      !(st & MIMG_BS_COMPRESSED),
 		.offset = host,
-		.file = mimg_filename(layer_at(top, depth)),
+		.file = "",
 	};
+	/* The file the offset is in, where there is one (as qemu-img,
+	 * which also merges runs only within one file). */
+	if (e->has_offset)
+		e->file = mimg_host_filename(layer_at(top, depth), off);
 	return 0;
 }
 

@@ -283,9 +283,12 @@ static int map_in_l2(struct qcow2 *s, const uint8_t *l2, uint64_t off,
 			break; /* report the good prefix first */
 		}
 		uint64_t in_cl = pos & (s->cluster_size - 1);
-		/* A zero cluster may keep its host cluster (preallocated,
-		 * qemu's ZERO_ALLOC): it then has a host offset too. */
-		bool placed = k == QCOW2_DATA || (k == QCOW2_ZERO && host);
+		/* Zero and unallocated (sub)clusters may lie in a host
+		 * cluster (preallocated, or the rest of a cluster with
+		 * extended L2: qemu's ZERO_ALLOC and UNALLOCATED_ALLOC):
+		 * they then have a host offset too. */
+		bool placed = k == QCOW2_DATA ||
+			      (k != QCOW2_COMPRESSED && host != 0);
 		if (first) {
 			kind0 = k;
 			m->kind = k;
@@ -308,7 +311,7 @@ static int map_in_l2(struct qcow2 *s, const uint8_t *l2, uint64_t off,
 		} else {
 			if (k != kind0)
 				break;
-			if (k == QCOW2_ZERO && !host != !m->host_off)
+			if (k != QCOW2_DATA && !host != !m->host_off)
 				break;
 			if (placed && host + in_cl != expect_host)
 				break;

@@ -337,6 +337,12 @@ static void host_holes(struct qcow2 *s, uint64_t host, uint64_t *pnum,
 	*pnum = n;
 }
 
+struct mimg_file *qcow2_host_file(struct mimg *img, uint64_t off)
+{
+	(void)off;
+	return qcow2_of(img)->data_own;
+}
+
 int qcow2_block_status(struct mimg *img, uint64_t off, uint64_t len,
 		       uint64_t *pnum, unsigned *status, uint64_t *host_off)
 {
@@ -350,16 +356,19 @@ int qcow2_block_status(struct mimg *img, uint64_t off, uint64_t len,
 		*host_off = 0;
 	switch (m.kind) {
 	case QCOW2_UNALLOCATED:
-		*status = img->backing ? 0 : MIMG_BS_ZERO;
-		break;
 	case QCOW2_ZERO:
 	case QCOW2_DATA:
-		*status = MIMG_BS_ALLOCATED |
-			  (m.kind == QCOW2_ZERO ? MIMG_BS_ZERO : MIMG_BS_DATA);
+		if (m.kind == QCOW2_UNALLOCATED)
+			*status = img->backing ? 0 : MIMG_BS_ZERO;
+		else
+			*status = MIMG_BS_ALLOCATED |
+				  (m.kind == QCOW2_ZERO ? MIMG_BS_ZERO
+							: MIMG_BS_DATA);
 		/* Encrypted host bytes are not the guest's: no offset, as
-		 * qemu-img map shows none either.  A zero cluster has one
-		 * where it keeps its host cluster. */
-		if (s->crypt_method || (m.kind == QCOW2_ZERO && !m.host_off))
+		 * qemu-img map shows none either.  Zero and unallocated
+		 * (sub)clusters have one where they lie in a host
+		 * cluster. */
+		if (s->crypt_method || (m.kind != QCOW2_DATA && !m.host_off))
 			break;
 		*status |= MIMG_BS_OFFSET_VALID;
 		if (host_off)

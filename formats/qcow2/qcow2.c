@@ -169,6 +169,7 @@ const struct mimg_driver mimg_qcow2_driver = {
 	.pwrite_zeroes = qcow2_pwrite_zeroes,
 	.discard = qcow2_discard,
 	.block_status = qcow2_block_status,
+	.host_file = qcow2_host_file,
 	.truncate = qcow2_truncate,
 	.check = qcow2_check,
 	.info = qcow2_info,

@@ -79,8 +79,8 @@ enum qcow2_kind {
 struct qcow2_map {
 	enum qcow2_kind kind;
 	uint64_t len;	   /* bytes of the run starting at the asked offset */
-	uint64_t host_off; /* DATA, ZERO in a host cluster: host offset of
-			    * the asked byte (else 0) */
+	uint64_t host_off; /* DATA, or another kind in a host cluster: host
+			    * offset of the asked byte (else 0) */
 	uint64_t csize;	   /* COMPRESSED: stored bytes */
 	uint64_t cluster_guest; /* COMPRESSED: guest offset of the cluster */
 };
@@ -444,6 +444,8 @@ int qcow2_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
 		 uint64_t off, size_t len);
 int qcow2_block_status(struct mimg *img, uint64_t off, uint64_t len,
 		       uint64_t *pnum, unsigned *status, uint64_t *host_off);
+/* The external data file, or NULL (the driver's host_file). */
+struct mimg_file *qcow2_host_file(struct mimg *img, uint64_t off);
 /* Read the guest bytes [OFF, OFF+LEN) of one cluster described by the
  * L2 ENTRY/BITMAP (which the caller took under the lock) into BUF. */
 int qcow2_read_with_entry(struct qcow2 *s, uint64_t off, size_t len,

@@ -705,6 +705,14 @@ int vmdk_discard(struct mimg *img, uint64_t off, uint64_t len)
 	return 0;
 }
 
+struct mimg_file *vmdk_host_file(struct mimg *img, uint64_t off)
+{
+	struct vmdk_state *s = img->priv;
+	if (s->sw || !s->n_ext || off >= img->size)
+		return NULL;
+	return find_extent(s, off)->file;
+}
+
 int vmdk_block_status(struct mimg *img, uint64_t off, uint64_t len,
 		      uint64_t *pnum, unsigned *status, uint64_t *host_off)
 {

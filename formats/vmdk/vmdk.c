@@ -408,6 +408,7 @@ const struct mimg_driver mimg_vmdk_driver = {
 	.pwrite_zeroes = vmdk_pwrite_zeroes,
 	.discard = vmdk_discard,
 	.block_status = vmdk_block_status,
+	.host_file = vmdk_host_file,
 	.check = vmdk_check,
 	.info = vmdk_info,
 	.has_zero_init = vmdk_has_zero_init,

@@ -264,6 +264,7 @@ int vmdk_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
 		       unsigned flags);
 int vmdk_block_status(struct mimg *img, uint64_t off, uint64_t len,
 		      uint64_t *pnum, unsigned *status, uint64_t *host_off);
+struct mimg_file *vmdk_host_file(struct mimg *img, uint64_t off);
 int vmdk_flush(struct mimg *img);
 int vmdk_discard(struct mimg *img, uint64_t off, uint64_t len);
 

@@ -426,6 +426,12 @@ MIMG_API uint64_t mimg_size(const struct mimg *img);
 MIMG_API const char *mimg_format(const struct mimg *img);
 MIMG_API const char *mimg_filename(const struct mimg *img);
 MIMG_API bool mimg_is_read_only(const struct mimg *img);
+/* The name of the file holding IMG's data at guest offset OFF where
+ * mimg_block_status gives a host offset there: an extent of a VMDK, the
+ * external data file of a qcow2, else IMG's own file (mimg_filename).
+ * For IMG itself, not its backing chain; valid while IMG is open.
+ * Cannot fail; thread-safe. */
+MIMG_API const char *mimg_host_filename(struct mimg *img, uint64_t off);
 /* The opened backing image, or NULL.  Owned by IMG.  Cannot fail;
  * thread-safe. */
 MIMG_API struct mimg *mimg_backing(const struct mimg *img);

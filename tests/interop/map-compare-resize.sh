@@ -26,6 +26,24 @@ qemu-img map -f raw a.raw > q.txt
 "$MIMG" map -f raw a.raw > m.txt
 cmp -s q.txt m.txt || fail "map human output differs: $(diff q.txt m.txt)"
 
+# Both outputs, byte for byte, and the exit status: same_map FILE
+# [map options].
+same_map() {
+	f=$1
+	shift
+	for o in json human; do
+		qemu-img map --output=$o "$@" "$f" >q.map 2>q.err
+		qs=$?
+		"$MIMG" map --output=$o "$@" "$f" >m.map 2>m.err
+		ms=$?
+		check_eq "$ms" "$qs" "map --output=$o $* $f: status"
+		cmp -s q.map m.map ||
+			fail "map --output=$o $* $f: $(diff q.map m.map)"
+		check_eq "$(sed 's/^mimg: //' m.err)" \
+			"$(sed 's/^qemu-img: //' q.err)" \
+			"map --output=$o $* $f: message"
+	done
+}
 if "$MIMG" --help | grep -q '^Formats:.*qcow2'; then
 	qemu-img create -q -f qcow2 base.qcow2 4M
 	qemu-io -c 'write -P 1 0 64k' -c 'write -z 128k 64k' \
@@ -40,24 +58,6 @@ q, m = (json.load(open(p)) for p in sys.argv[1:3])
 assert q == m, (q, m)
 PY
 
-	# Both outputs, byte for byte, and the exit status: same_map FILE
-	# [map options].
-	same_map() {
-		f=$1
-		shift
-		for o in json human; do
-			qemu-img map --output=$o "$@" "$f" >q.map 2>q.err
-			qs=$?
-			"$MIMG" map --output=$o "$@" "$f" >m.map 2>m.err
-			ms=$?
-			check_eq "$ms" "$qs" "map --output=$o $* $f: status"
-			cmp -s q.map m.map ||
-				fail "map --output=$o $* $f: $(diff q.map m.map)"
-			check_eq "$(sed 's/^mimg: //' m.err)" \
-				"$(sed 's/^qemu-img: //' q.err)" \
-				"map --output=$o $* $f: message"
-		done
-	}
 	# A zero cluster that keeps its host cluster shows its offset.
 	qemu-img create -q -f qcow2 za.qcow2 1M
 	qemu-io -c 'write -P 1 0 192k' -c 'write -z 64k 64k' za.qcow2 \
@@ -93,6 +93,25 @@ PY
 	same_map empty.qcow2
 	same_map za.qcow2 -s 2M
 	same_map za.qcow2 -s 512k -l 0
+	# Human output names the file holding the data: an external data
+	# file (named from the image's own directory, where qemu 7.2 and
+	# mimg find it alike).
+	qemu-img create -q -f qcow2 -o data_file=ext.raw ext.qcow2 1M
+	qemu-io -c 'write -P 1 64k 128k' ext.qcow2 >/dev/null
+	same_map ext.qcow2
+fi
+if "$MIMG" --help | grep -q '^Formats:.*vmdk'; then
+	# ... and the extents of a VMDK, flat and split.
+	mkdir vd
+	qemu-img create -q -f vmdk -o subformat=monolithicFlat vd/flat.vmdk 4M
+	qemu-io -f vmdk -c 'write -P 1 0 1M' vd/flat.vmdk >/dev/null
+	qemu-img create -q -f vmdk -o subformat=twoGbMaxExtentSparse \
+		vd/split.vmdk 3G
+	qemu-io -f vmdk -c 'write -P 1 0 1M' -c 'write -P 2 2100M 1M' \
+		vd/split.vmdk >/dev/null
+	for v in flat split; do
+		same_map vd/$v.vmdk
+	done
 fi
 
 # compare: identical, different (offset), size mismatch with zero tail.

@@ -232,6 +232,33 @@ START_TEST(chain_through_qcow2_overlay)
 }
 END_TEST
 
+/* mimg_host_filename: the file a host offset is in. */
+START_TEST(host_filename_names_the_data_file)
+{
+	struct mimg *img;
+	make_layout("plain.raw");
+	ck_assert_int_eq(mimg_open(&img, "plain.raw", "raw", 0), 0);
+	ck_assert_str_eq(mimg_host_filename(img, MIB), mimg_filename(img));
+	ck_assert_int_eq(mimg_close(img), 0);
+	if (!tu_have_format("qcow2"))
+		return;
+	const struct mimg_opt opts[] = {{"data_file", "ext.data"}};
+	ck_assert_int_eq(mimg_create("ext.qcow2", "qcow2", MIB, opts, 1), 0);
+	ck_assert_int_eq(mimg_open(&img, "ext.qcow2", NULL, MIMG_OPEN_RDWR), 0);
+	uint8_t b[512] = {1};
+	ck_assert_int_eq(mimg_pwrite(img, b, sizeof(b), 0, 0), 512);
+	uint64_t p, host;
+	unsigned st;
+	ck_assert_int_eq(mimg_block_status(img, 0, MIB, &p, &st, &host, 0), 0);
+	ck_assert(st & MIMG_BS_OFFSET_VALID);
+	const char *name = mimg_host_filename(img, 0);
+	ck_assert_msg(strlen(name) >= 8 &&
+			      !strcmp(name + strlen(name) - 8, "ext.data"),
+		      "host file %s", name);
+	ck_assert_int_eq(mimg_close(img), 0);
+}
+END_TEST
+
 int main(void)
 {
 	return tu_main("block_status", "block_status",
@@ -239,5 +266,6 @@ int main(void)
 				raw_runs_capped_and_ranges,
 				raw_discard_and_write_change_status,
 				chain_on_single_raw,
-				chain_through_qcow2_overlay));
+				chain_through_qcow2_overlay,
+				host_filename_names_the_data_file));
 }
