@@ -1,0 +1,122 @@
+#!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
+# Images qemu-img and qemu-io make across their options (qcow2 cluster
+# sizes, extended L2, every preallocation, v2, lazy refcounts, refcount
+# widths, zstd, a backing chain, a snapshot, a bitmap, an external data
+# file; VMDK subformats and options, VDI, VHD, raw), each written with
+# data, zeroes (kept and unmapped), discards and compressed clusters;
+# then info, map, check and measure of each, in both output formats,
+# must print what qemu-img prints, with its exit status and message.
+. "$TESTLIB"
+need qemu-img qemu-io
+
+W='write -P 1 0 1M'
+OPS="$W|write -z 2M 1M|write -P 2 3M 4k|discard 512k 256k|write -z -u 6M 64k"
+# Compressed clusters only into unallocated ones (not preallocated).
+COPS="$OPS|write -c -P 3 4M 2M"
+
+# make FMT NAME CREATE-OPTIONS "OP|OP|..."
+make() {
+	qemu-img create -q -f "$1" ${3:+-o "$3"} "$2" 8M ||
+		fail "qemu-img create -f $1 -o '$3' $2"
+	[ -n "$4" ] || return 0
+	set -f
+	old_ifs=$IFS
+	IFS='|'
+	set -- "$1" "$2" $4
+	IFS=$old_ifs
+	set +f
+	fmt=$1 name=$2
+	shift 2
+	for op in "$@"; do
+		qemu-io -f "$fmt" -c "$op" "$name" >/dev/null ||
+			fail "qemu-io -c '$op' $name"
+	done
+}
+
+images=
+if "$MIMG" --help | grep -q '^Formats:.*qcow2'; then
+	for cs in 512 4k 64k 2M; do
+		for el in off on; do
+			[ $el = on ] && [ $cs != 64k ] && [ $cs != 2M ] &&
+				continue
+			for pre in off metadata falloc full; do
+				n=q-$cs-$el-$pre.qcow2
+				ops=$OPS
+				[ $pre = off ] && ops=$COPS
+				make qcow2 $n \
+					cluster_size=$cs,extended_l2=$el,preallocation=$pre \
+					"$ops"
+				images="$images $n"
+			done
+		done
+	done
+	make qcow2 v2.qcow2 compat=0.10 "$W|write -z 2M 1M|discard 512k 256k"
+	make qcow2 lazy.qcow2 lazy_refcounts=on "$W"
+	make qcow2 rc1.qcow2 refcount_bits=1 "$W|discard 0 64k"
+	make qcow2 rc64.qcow2 refcount_bits=64 "$W"
+	make qcow2 zstd.qcow2 compression_type=zstd "write -c -P 5 0 2M"
+	make qcow2 base.qcow2 "" "$W|write -z 2M 1M"
+	qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 top.qcow2
+	qemu-io -c 'write -P 7 512k 1M' -c 'write -z 4M 64k' \
+		-c 'discard 0 64k' top.qcow2 >/dev/null
+	make qcow2 snap.qcow2 "" "$W"
+	qemu-img snapshot -c s1 snap.qcow2
+	qemu-io -c 'write -P 9 0 64k' snap.qcow2 >/dev/null
+	make qcow2 bitmap.qcow2 "" "$W"
+	qemu-img bitmap --add bitmap.qcow2 b0
+	make qcow2 ext.qcow2 data_file=ext.raw,data_file_raw=on "$W"
+	images="$images v2.qcow2 lazy.qcow2 rc1.qcow2 rc64.qcow2 zstd.qcow2"
+	images="$images base.qcow2 top.qcow2 snap.qcow2 bitmap.qcow2 ext.qcow2"
+fi
+if "$MIMG" --help | grep -q '^Formats:.*vmdk'; then
+	VOPS="$W|write -z 2M 1M|write -P 2 5M 64k"
+	for sf in monolithicSparse monolithicFlat twoGbMaxExtentSparse \
+		twoGbMaxExtentFlat; do
+		for o in "" compat6=on adapter_type=lsilogic hwversion=6; do
+			n=v-$sf-${o%%=*}.vmdk
+			make vmdk "$n" "subformat=$sf${o:+,$o}" "$VOPS"
+			images="$images $n"
+		done
+	done
+	make vmdk v-zeroed.vmdk zeroed_grain=on "$VOPS"
+	make raw src.raw "" "$W|write -P 3 5M 64k"
+	qemu-img convert -O vmdk -o subformat=streamOptimized src.raw \
+		v-stream.vmdk
+	images="$images v-zeroed.vmdk v-stream.vmdk"
+fi
+for f in vdi vpc; do
+	"$MIMG" --help | grep -q "^Formats:.*$f" || continue
+	make $f dyn.$f "" "$W|write -z 2M 1M|write -P 2 5M 64k"
+	images="$images dyn.$f"
+done
+"$MIMG" --help | grep -q '^Formats:.*vdi' &&
+	make vdi static.vdi static=on "$W" && images="$images static.vdi"
+"$MIMG" --help | grep -q '^Formats:.*vpc' &&
+	make vpc fixed.vpc subformat=fixed "$W" && images="$images fixed.vpc"
+make raw plain.raw "" "$W|write -z 2M 1M"
+images="$images plain.raw"
+
+n=0
+for f in $images; do
+	for cmd in "info" "info --output=json" "info --backing-chain" \
+		"map" "map --output=json" "check" "check --output=json" \
+		"measure -O qcow2" "measure -O qcow2 --output=json"; do
+		# mimg's VMDK check also counts grains (total, allocated,
+		# compressed and fragmented), which qemu-img's does not, and
+		# mimg checks VHD images, which qemu-img cannot (status 63).
+		case "$f $cmd" in *.vmdk\ check* | *.vpc\ check*) continue ;; esac
+		# shellcheck disable=SC2086 # the command's words
+		qemu-img $cmd -U "$f" >q.out 2>q.err
+		qs=$?
+		# shellcheck disable=SC2086
+		"$MIMG" $cmd -U "$f" >m.out 2>m.err
+		ms=$?
+		check_eq "$ms" "$qs" "$cmd $f: exit status"
+		cmp -s q.out m.out || fail "$cmd $f: $(diff q.out m.out)"
+		check_eq "$(sed 's/^mimg: //' m.err)" \
+			"$(sed 's/^qemu-img: //' q.err)" "$cmd $f: message"
+		n=$((n + 1))
+	done
+done
+echo "PASS: $n outputs of $(echo $images | wc -w) images as qemu-img's"
