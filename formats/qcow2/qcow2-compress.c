@@ -91,6 +91,11 @@ int qcow2_write_compressed(struct mimg *img, uint64_t off, const void *data,
 	pthread_mutex_lock(&s->lock);
 	qcow2_inflight_begin(s, &inf, gcl, gcl);
 	r = qcow2_refuse_if_corrupt(s);
+	/* A new L2 table goes before the data, as qemu places it: the file
+	 * then ends with the compressed bytes, not a table's full cluster
+	 * (the table is looked up again below: the lock is let go). */
+	if (r == 0)
+		r = qcow2_get_l2(s, gcl, true, &l2, &idx);
 	if (r == 0)
 		r = qcow2_alloc_bytes(s, len, &host);
 	pthread_mutex_unlock(&s->lock);

@@ -68,6 +68,21 @@ static int clear_autoclear(struct qcow2 *s)
 	return r;
 }
 
+/* Before the last flush of a writable image: its bitmaps, and a file
+ * that compressed data left ending inside a sector extended to the
+ * sector's end, as qemu-img convert leaves it (for readers that read
+ * whole sectors). */
+static int qcow2_close_prepare(struct mimg *img)
+{
+	struct qcow2 *s = qcow2_of(img);
+	uint64_t size;
+	int r = qcow2_bitmaps_close(img);
+	if (r == 0 && s->free_byte &&
+	    (r = mimg_file_size(s->file, &size)) == 0 && size % 512)
+		r = mimg_file_truncate(s->file, size + 512 - size % 512);
+	return r;
+}
+
 static void qcow2_close(struct mimg *img)
 {
 	struct qcow2 *s = qcow2_of(img);
@@ -185,7 +200,7 @@ const struct mimg_driver mimg_qcow2_driver = {
 	.make_empty = qcow2_make_empty,
 	.amend_opts = qcow2_amend_opts,
 	.amend = qcow2_amend,
-	.close_prepare = qcow2_bitmaps_close,
+	.close_prepare = qcow2_close_prepare,
 	.bitmap_add = qcow2_bitmap_add,
 	.bitmap_remove = qcow2_bitmap_remove,
 	.bitmap_clear = qcow2_bitmap_clear,

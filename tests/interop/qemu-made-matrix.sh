@@ -6,7 +6,8 @@
 # file; VMDK subformats and options, VDI, VHD, raw), each written with
 # data, zeroes (kept and unmapped), discards and compressed clusters;
 # then info, map, check and measure of each, in both output formats,
-# must print what qemu-img prints, with its exit status and message.
+# must print what qemu-img prints, with its exit status and message, and
+# each qcow2 converted to qcow2 must be the file qemu-img writes.
 . "$TESTLIB"
 need qemu-img qemu-io
 
@@ -119,4 +120,42 @@ for f in $images; do
 		n=$((n + 1))
 	done
 done
-echo "PASS: $n outputs of $(echo $images | wc -w) images as qemu-img's"
+echo "$n outputs of $(echo $images | wc -w) images as qemu-img's"
+
+# convert -O qcow2 of the qcow2 images: the same file, byte for byte,
+# for every uncompressed layout; compressed, no larger than qemu-img's
+# and ending on a whole sector as its does.
+n=0
+for f in $images; do
+	case $f in *.qcow2) ;; *) continue ;; esac
+	[ "$f" = ext.qcow2 ] && continue
+	for o in "" "-o cluster_size=4k" "-o extended_l2=on" \
+		"-o preallocation=metadata" "-S 0" "-o compat=0.10" \
+		"-o refcount_bits=1,lazy_refcounts=on" "-c" \
+		"-c -o compression_type=zstd,cluster_size=4k"; do
+		rm -f q.out.qcow2 m.out.qcow2
+		# shellcheck disable=SC2086 # the options' words
+		qemu-img convert -O qcow2 $o "$f" q.out.qcow2 ||
+			fail "qemu-img convert $o $f"
+		# shellcheck disable=SC2086
+		"$MIMG" convert -O qcow2 $o "$f" m.out.qcow2 ||
+			fail "mimg convert $o $f"
+		n=$((n + 1))
+		case $o in
+		-c*)
+			qemu-img check -q m.out.qcow2 ||
+				fail "convert $o $f: qemu-img check"
+			qemu-img compare -q q.out.qcow2 m.out.qcow2 ||
+				fail "convert $o $f: content"
+			qsz=$(stat -c %s q.out.qcow2) msz=$(stat -c %s m.out.qcow2)
+			[ "$msz" -le "$qsz" ] && [ $((msz % 512)) = 0 ] ||
+				fail "convert $o $f: $msz bytes, qemu-img $qsz"
+			;;
+		*)
+			cmp -s q.out.qcow2 m.out.qcow2 ||
+				fail "convert $o $f: $(cmp q.out.qcow2 m.out.qcow2)"
+			;;
+		esac
+	done
+done
+echo "PASS, and $n conversions to qcow2 as qemu-img's"
