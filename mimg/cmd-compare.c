@@ -41,21 +41,33 @@ static int64_t first_diff(const uint8_t *x, const uint8_t *y, size_t n,
 	return -1;
 }
 
+/* What strict mode compares of a run of STATUS (N bytes at OFF of an
+ * image of SIZE bytes): qemu-img compares its whole status word, which
+ * also tells whether the run reaches the end of the image. */
+static unsigned strict_status(unsigned status, uint64_t off, uint64_t n,
+			      uint64_t size)
+{
+	enum { END_OF_IMAGE = 1u << 31 };
+	return (status & (MIMG_BS_DATA | MIMG_BS_ZERO | MIMG_BS_ALLOCATED |
+			  MIMG_BS_OFFSET_VALID)) |
+	       (off + n == size ? END_OF_IMAGE : 0);
+}
+
 /* Compare [0, len) of both images. */
 static int compare_common(struct cmp *c, uint64_t len)
 {
 	uint64_t off = 0;
 	while (off < len) {
-		uint64_t na, nb, n;
+		uint64_t na, nb, n, ha, hb; /* host offsets: OFFSET_VALID */
 		unsigned sa, sb;
 		if (mimg_block_status_chain(c->a, off, len - off, &na, &sa,
-					    NULL, NULL, 0) < 0 ||
+					    NULL, &ha, 0) < 0 ||
 		    mimg_block_status_chain(c->b, off, len - off, &nb, &sb,
-					    NULL, NULL, 0) < 0)
+					    NULL, &hb, 0) < 0)
 			return cmp_error();
 		n = na < nb ? na : nb;
-		if (c->strict &&
-		    (sa & MIMG_BS_ALLOCATED) != (sb & MIMG_BS_ALLOCATED)) {
+		if (c->strict && strict_status(sa, off, na, len) !=
+					 strict_status(sb, off, nb, len)) {
 			if (!c->quiet)
 				printf("Strict mode: Offset %" PRIu64
 				       " block status mismatch!\n",

@@ -6,7 +6,8 @@
 # file; VMDK subformats and options, VDI, VHD, raw), each written with
 # data, zeroes (kept and unmapped), discards and compressed clusters;
 # then info, map, check and measure of each, in both output formats,
-# must print what qemu-img prints, with its exit status and message, and
+# and compare of pairs, must print what qemu-img prints, with its exit
+# status and message, and
 # each qcow2 converted to qcow2 must be the file qemu-img writes.
 . "$TESTLIB"
 need qemu-img qemu-io
@@ -118,6 +119,26 @@ for f in $images; do
 		check_eq "$(sed 's/^mimg: //' m.err)" \
 			"$(sed 's/^qemu-img: //' q.err)" "$cmd $f: message"
 		n=$((n + 1))
+	done
+done
+
+# compare of each image with the three after it, plain and strict (whose
+# message names the first run whose whole block status differs).
+set -- $images
+for f in $images; do
+	shift
+	for g in $(echo "$@" | cut -d' ' -f1-3); do
+		for s in "" -s; do
+			qemu-img compare $s -U "$f" "$g" >q.out 2>&1
+			qs=$?
+			"$MIMG" compare $s -U "$f" "$g" >m.out 2>&1
+			ms=$?
+			check_eq "$ms" "$qs" "compare $s $f $g: exit status"
+			check_eq "$(sed 's/^mimg: //' m.out)" \
+				"$(sed 's/^qemu-img: //' q.out)" \
+				"compare $s $f $g"
+			n=$((n + 1))
+		done
 	done
 done
 echo "$n outputs of $(echo $images | wc -w) images as qemu-img's"
