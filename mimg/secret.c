@@ -344,9 +344,11 @@ static int open_image(struct mimg **imgp, const char *path, const char *format,
 	if (header_only || !mimg_needs_secret(*imgp))
 		return r;
 	/* Fail before any work (a convert would create its target first),
-	 * as qemu-img does. */
+	 * as qemu-img does, naming the option as the format calls it. */
 	snprintf(own_error, sizeof(own_error),
-		 "Parameter 'key-secret' is required for cipher");
+		 "Parameter '%s' is required for cipher",
+		 strcmp(mimg_format(*imgp), "qcow2") == 0 ? "encrypt.key-secret"
+							  : "key-secret");
 	mimg_close(*imgp);
 	*imgp = NULL;
 	return open_failed(-EACCES, path, display);
