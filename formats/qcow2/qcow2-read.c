@@ -306,7 +306,13 @@ static bool metadata_preallocated(struct qcow2 *s)
 		    mimg_file_allocated(s->file, &alloc) == 0) {
 			uint64_t real = alloc >> s->cluster_bits;
 			uint64_t threshold = max_u64(real * 10 / 9, real + 2);
-			uint64_t end = div_round_up_u64(size, s->cluster_size);
+			/* The scan is bounded: past 2^26 clusters without
+			 * reaching the threshold, the image is taken as not
+			 * preallocated (a sparse file claiming petabytes
+			 * must not cost minutes here). */
+			uint64_t end =
+				min_u64(div_round_up_u64(size, s->cluster_size),
+					1ull << 26);
 			yes = qcow2_count_referenced(s, end, threshold,
 						     &used) == 0 &&
 			      used >= threshold;
