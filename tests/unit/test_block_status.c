@@ -132,6 +132,20 @@ START_TEST(raw_discard_and_write_change_status)
 	ck_assert_int_eq(mimg_discard(img, MIB, 512 * KIB, 0), 0);
 	tu_assert_status(img, 0, 2 * MIB, MIB, 0, 0);
 	tu_assert_status(img, MIB, MIB, 512 * KIB, MIMG_BS_ZERO, 0);
+	/* The data run found last is remembered; what makes holes in it
+	 * (zeroing that may unmap, a truncation) must be seen. */
+	uint64_t tail = MIB + 512 * KIB;
+	tu_assert_status(img, tail, 512 * KIB, 512 * KIB, MIMG_BS_DATA, 0);
+	ck_assert_int_eq(mimg_pwrite_zeroes(img, tail + 64 * KIB, 64 * KIB,
+					    MIMG_ZERO_MAY_UNMAP),
+			 0);
+	tu_assert_status(img, tail, 512 * KIB, 64 * KIB, MIMG_BS_DATA, 0);
+	tu_assert_status(img, tail + 64 * KIB, 448 * KIB, 64 * KIB,
+			 MIMG_BS_ZERO, 0);
+	ck_assert_int_eq(mimg_truncate(img, tail + 32 * KIB, MIMG_PREALLOC_OFF),
+			 0);
+	ck_assert_int_eq(mimg_truncate(img, 2 * MIB, MIMG_PREALLOC_OFF), 0);
+	tu_assert_status(img, tail, 512 * KIB, 32 * KIB, MIMG_BS_DATA, 0);
 	ck_assert_int_eq(mimg_close(img), 0);
 }
 END_TEST
