@@ -63,7 +63,8 @@ static void convert_help(void)
 	       "key-secret=ID (with -n)\n"
 	       "  -B BACKING        DST is an overlay of BACKING: only what "
 	       "SRC's top layer\n"
-	       "                    defines is written\n"
+	       "                    defines is written (-o backing_file=... "
+	       "too)\n"
 	       "  -F FMT            BACKING's format\n"
 	       "  -C                copy offloading (copy_file_range) where "
 	       "possible\n"
@@ -97,6 +98,8 @@ struct convert_args {
 	const char *srcs[MAX_SOURCES];
 	int nsrc;
 	const char *backing, *backing_fmt;
+	/* backing_file and backing_fmt given in -o (malloc'ed). */
+	char *opts_backing, *opts_backing_fmt;
 	const char *ova_disk;
 	const char *packed; /* compressed raw output: xz, zstd, gzip */
 	char *opts_text;
@@ -230,6 +233,38 @@ static int copy_bitmaps(struct mimg *src, struct mimg *dst)
 	return r;
 }
 
+/* The target's backing file as qemu-img takes it: -B, else -o's
+ * backing_file, which makes the target an overlay just as -B does (only
+ * what differs from the backing file is copied). */
+static const char *target_backing(const struct convert_args *a)
+{
+	return a->backing ? a->backing : a->opts_backing;
+}
+
+/* Pick backing_file and backing_fmt out of -o; a text that does not
+ * parse is left to the target's creation to report. */
+static int read_backing_opts(struct convert_args *a)
+{
+	struct mimg_opt *o;
+	int n = a->opts_text ? mimg_opts_parse(a->opts_text, &o) : 0;
+	for (int i = 0; i < n; i++) {
+		char **to = !strcmp(o[i].key, "backing_file") ? &a->opts_backing
+			    : !strcmp(o[i].key, "backing_fmt")
+				    ? &a->opts_backing_fmt
+				    : NULL;
+		if (to && o[i].value) {
+			free(*to);
+			if (!(*to = strdup(o[i].value))) {
+				mimg_opts_free(o, (size_t)n);
+				return cli_error("out of memory");
+			}
+		}
+	}
+	if (n > 0)
+		mimg_opts_free(o, (size_t)n);
+	return EXIT_OK;
+}
+
 /* The -o text with -B's backing_file/backing_fmt appended (malloc'ed). */
 static char *create_options(const struct convert_args *a)
 {
@@ -293,7 +328,7 @@ static int run_convert_whole(struct convert_args *a, struct mimg **srcs,
 	struct cli_progress prog;
 	int fd, r;
 
-	if (a->copts.existing_target || a->backing)
+	if (a->copts.existing_target || target_backing(a))
 		return cli_error("-n and -B do not apply to %s output",
 				 a->packed ? a->packed : a->dst_fmt);
 	if (a->packed && nopts)
@@ -396,7 +431,7 @@ static int run_convert(struct convert_args *a)
 	mp = (struct multi_progress){.bar = &prog, .total = total};
 	a->copts.progress = multi_progress_cb;
 	a->copts.opaque = &mp;
-	a->copts.target_has_backing = a->backing != NULL;
+	a->copts.target_has_backing = target_backing(a) != NULL;
 	if (!a->quiet)
 		a->copts.warn = salvage_warn;
 	for (int i = 0; i < a->nsrc && r >= 0; i++) {
@@ -499,15 +534,20 @@ static int check_combinations(const struct convert_args *a)
 	if (a->bitmaps && a->nsrc > 1)
 		return cli_error("Copying bitmaps only possible with single "
 				 "source");
-	if (a->backing && a->nsrc > 1)
+	const char *backing = target_backing(a);
+	/* qemu-img prints this one and exits with status 0, converting
+	 * nothing; a failure is a failure here. */
+	if (backing && a->copts.target_is_zero)
+		return cli_error("Cannot use --target-is-zero when the "
+				 "destination image has a backing file");
+	if (backing && a->nsrc > 1)
 		return cli_error("Having a backing file for the target makes "
 				 "no sense when concatenating multiple input "
 				 "images");
-	if (a->backing && !a->backing_fmt &&
-	    !(a->opts_text && strstr(a->opts_text, "backing_fmt=")))
+	if (backing && !a->backing_fmt && !a->opts_backing_fmt)
 		return cli_error("Use of backing file requires explicit "
 				 "backing format");
-	if (a->backing_fmt && !a->backing)
+	if (a->backing_fmt && !backing)
 		return cli_error(
 			"%s: error while converting %s: Backing format "
 			"cannot be used without backing file",
@@ -689,10 +729,13 @@ int cmd_convert(int argc, char **argv)
 	    cli_image_arg(&ta, &a.dst, &a.dst_fmt, true, &a.dst_secret) < 0)
 		goto out;
 	a.dst_flags |= ta.image_flags;
-	if (packed_output(&a) == EXIT_OK && check_combinations(&a) == EXIT_OK)
+	if (packed_output(&a) == EXIT_OK && read_backing_opts(&a) == EXIT_OK &&
+	    check_combinations(&a) == EXIT_OK)
 		status = run_convert(&a);
 out:
 	free(opts_text);
+	free(a.opts_backing);
+	free(a.opts_backing_fmt);
 	cli_args_free(&ca);
 	cli_args_free(&ta);
 	return status;

@@ -179,4 +179,36 @@ for f in $images; do
 		esac
 	done
 done
+
+# The target's backing file given in -o, not -B: an overlay just the
+# same (the file qemu-img writes), with qemu-img's errors.
+if [ -f top.qcow2 ]; then
+	for t in qemu-img "$MIMG"; do
+		rm -f o-$n.qcow2
+		"$t" convert -O qcow2 -o backing_file=base.qcow2,backing_fmt=qcow2 \
+			top.qcow2 o-$n.qcow2 || fail "$t convert -o backing_file"
+		n=$((n + 1))
+	done
+	cmp -s o-$((n - 2)).qcow2 o-$((n - 1)).qcow2 ||
+		fail "convert -o backing_file: not qemu-img's file"
+	for args in "-o backing_file=base.qcow2 top.qcow2" \
+		"-o backing_file=base.qcow2,backing_fmt=qcow2 top.qcow2 base.qcow2"; do
+		# shellcheck disable=SC2086 # the arguments' words
+		qemu-img convert -O qcow2 $args err.qcow2 2>q.err
+		qs=$?
+		# shellcheck disable=SC2086
+		"$MIMG" convert -O qcow2 $args err.qcow2 2>m.err
+		check_eq "$?" "$qs" "convert $args: exit status"
+		check_eq "$(sed 's/^mimg: //' m.err)" \
+			"$(sed 's/^qemu-img: //' q.err)" "convert $args"
+	done
+	# qemu-img prints this error but exits with status 0.
+	qemu-img create -q -f qcow2 z.qcow2 8M
+	"$MIMG" convert -n --target-is-zero -B base.qcow2 -F qcow2 top.qcow2 \
+		z.qcow2 2>m.err && fail "--target-is-zero with -B: status 0"
+	qemu-img convert -n --target-is-zero -B base.qcow2 -F qcow2 top.qcow2 \
+		z.qcow2 2>q.err
+	check_eq "$(sed 's/^mimg: //' m.err)" "$(sed 's/^qemu-img: //' q.err)" \
+		"--target-is-zero with a backing file"
+fi
 echo "PASS, and $n conversions to qcow2 as qemu-img's"
