@@ -170,14 +170,32 @@ static bool has_flag(const struct mimg_value *bm, const char *flag)
 	return false;
 }
 
+/* Whether IMG can hold persistent bitmaps: qcow2 from version 3. */
+static bool keeps_bitmaps(struct mimg *img)
+{
+	struct mimg_value *info;
+	if (strcmp(mimg_format(img), "qcow2") != 0 || mimg_info(img, &info) < 0)
+		return false;
+	const struct mimg_value *fs = mimg_value_get(info, "format-specific");
+	const struct mimg_value *d = fs ? mimg_value_get(fs, "data") : NULL;
+	const struct mimg_value *compat = d ? mimg_value_get(d, "compat")
+					    : NULL;
+	bool v3 = compat && compat->type == MIMG_VALUE_STRING &&
+		  strcmp(compat->v.s, "0.10") != 0;
+	mimg_value_free(info);
+	return v3;
+}
+
 /* --bitmaps: qemu-img's refusals before anything is written. */
 static int check_bitmaps(struct convert_args *a, struct mimg *src)
 {
-	/* (a target probed at --target-image-opts is checked when the
-	 * bitmaps are copied) */
+	/* (a qcow2 target, or one probed at --target-image-opts, is checked
+	 * once open: its version decides) */
 	if (a->dst_fmt && strcmp(a->dst_fmt, "qcow2") != 0)
 		return cli_error("Format driver '%s' does not support bitmaps",
 				 a->dst_fmt);
+	if (!keeps_bitmaps(src))
+		return cli_error("Source lacks bitmap support");
 	struct mimg_value *info;
 	const struct mimg_value *list = bitmap_list(src, &info);
 	int status = EXIT_OK;
@@ -427,6 +445,11 @@ static int run_convert(struct convert_args *a)
 			   dst_secret, a->dst_spec);
 	if (r < 0)
 		goto err;
+	if (a->bitmaps && !keeps_bitmaps(dst)) {
+		cli_error("Format driver '%s' does not support bitmaps",
+			  mimg_format(dst));
+		goto out;
+	}
 	cli_progress_init(&prog, a->progress && !a->quiet);
 	mp = (struct multi_progress){.bar = &prog, .total = total};
 	a->copts.progress = multi_progress_cb;

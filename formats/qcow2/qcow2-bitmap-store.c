@@ -133,7 +133,10 @@ static bool all_zero(const uint8_t *p, size_t len)
 	return len == 0 || (p[0] == 0 && memcmp(p, p + 1, len - 1) == 0);
 }
 
-/* Write B's content to fresh clusters: *TOFF gets the table's offset. */
+/* Write B's content to fresh clusters: *TOFF gets the table's offset.
+ * The table, and the directory below, are written as long as they are,
+ * not to their clusters' ends, as qemu writes them: a file that ends
+ * with them ends where they do. */
 static int write_content(struct qcow2 *s, const struct qcow2_bitmap *b,
 			 uint64_t *toff, uint32_t *tsize)
 {
@@ -163,7 +166,7 @@ static int write_content(struct qcow2 *s, const struct qcow2_bitmap *b,
 	uint64_t off = 0, tcl = div_round_up_u64(tbytes, cs);
 	if (r == 0 && (r = qcow2_alloc_clusters(s, tcl, &off)) == 0 &&
 	    (r = qcow2_meta_add(s, off, tbytes)) == 0)
-		r = mimg_file_pwrite(s->file, tab, tcl * cs, off);
+		r = mimg_file_pwrite(s->file, tab, tbytes, off);
 	free(tab);
 	free(buf);
 	*toff = off;
@@ -298,7 +301,7 @@ int qcow2_bitmaps_store(struct qcow2 *s, bool final)
 			put_directory(s, toff, tsize, final, dir);
 		if (r == 0 && (r = qcow2_alloc_clusters(s, ncl, &doff)) == 0 &&
 		    (r = qcow2_meta_add(s, doff, dsize)) == 0)
-			r = mimg_file_pwrite(s->file, dir, ncl * cs, doff);
+			r = mimg_file_pwrite(s->file, dir, dsize, doff);
 	}
 	/* Refcounts and contents on disk before the header uses them. */
 	if (r == 0)

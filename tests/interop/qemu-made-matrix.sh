@@ -152,16 +152,19 @@ for f in $images; do
 	[ "$f" = ext.qcow2 ] && continue
 	for o in "" "-o cluster_size=4k" "-o extended_l2=on" \
 		"-o preallocation=metadata" "-S 0" "-o compat=0.10" \
-		"-o refcount_bits=1,lazy_refcounts=on" "-c" \
+		"-o refcount_bits=1,lazy_refcounts=on" "--bitmaps" "-c" \
 		"-c -o compression_type=zstd,cluster_size=4k"; do
 		rm -f q.out.qcow2 m.out.qcow2
 		# shellcheck disable=SC2086 # the options' words
-		qemu-img convert -O qcow2 $o "$f" q.out.qcow2 ||
-			fail "qemu-img convert $o $f"
+		qemu-img convert -O qcow2 $o "$f" q.out.qcow2 2>q.err
+		qs=$?
 		# shellcheck disable=SC2086
-		"$MIMG" convert -O qcow2 $o "$f" m.out.qcow2 ||
-			fail "mimg convert $o $f"
+		"$MIMG" convert -O qcow2 $o "$f" m.out.qcow2 2>m.err
+		check_eq "$?" "$qs" "convert $o $f: exit status"
+		check_eq "$(sed 's/^mimg: //' m.err)" \
+			"$(sed 's/^qemu-img: //' q.err)" "convert $o $f: message"
 		n=$((n + 1))
+		[ "$qs" = 0 ] || continue # (v2 images have no bitmaps)
 		case $o in
 		-c*)
 			qemu-img check -q m.out.qcow2 ||
