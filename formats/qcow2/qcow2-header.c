@@ -592,92 +592,19 @@ uint64_t qcow2_feature_table_size(void)
 	return 8 + N_FEATURE_NAMES * 48;
 }
 
-/* Rebuild the header cluster with NAME/FMT as the backing file (NULL
- * NAME: none) and write it in one request, as the header is always
- * rewritten, so that a crash leaves either the old or the new header. */
-int qcow2_set_backing(struct mimg *img, const char *name, const char *fmt)
-{
-	struct qcow2 *s = img->priv;
-	size_t csize = s->cluster_size;
-	size_t nlen = name ? strlen(name) : 0, flen = fmt ? strlen(fmt) : 0;
-	uint64_t start = s->version == 3 ? s->header_length
-					 : QCOW2_V2_HEADER_LEN;
-	uint8_t *old = NULL, *out = NULL;
-	int r;
-
-	if (nlen > QCOW2_MAX_BACKING_NAME || flen > QCOW2_MAX_BACKING_NAME)
-		return mimg_err(-EINVAL,
-				"%s: qcow2: backing file name or "
-				"format longer than %u bytes",
-				qcow2_path(s), QCOW2_MAX_BACKING_NAME);
-	if (!(old = calloc(1, csize)) || !(out = calloc(1, csize))) {
-		free(old);
-		return mimg_err(-ENOMEM, "out of memory");
-	}
-	uint64_t file_size;
-	pthread_mutex_lock(&s->lock);
-	if ((r = mimg_file_size(s->file, &file_size)) < 0)
-		goto out;
-	size_t hlen = (size_t)min_u64(file_size, csize);
-	if ((r = mimg_file_pread(s->file, old, hlen, 0)) < 0)
-		goto out;
-	uint64_t ext_end = csize;
-	if (s->backing_off && s->backing_off < ext_end)
-		ext_end = s->backing_off;
-	if (start > ext_end) {
-		r = mimg_err(-EINVAL,
-			     "%s: qcow2: header length %llu beyond "
-			     "the header area",
-			     qcow2_path(s), (unsigned long long)start);
-		goto out;
-	}
-	memcpy(out, old, start);
-	uint64_t pos = start;
-	static const uint32_t backing_only[] = {QCOW2_EXT_BACKING_FMT,
-						QCOW2_EXT_END};
-	if ((r = copy_extensions(s, old, start, ext_end, backing_only, out,
-				 &pos, csize)) < 0)
-		goto out;
-	/* Room for the new backing format, the end marker and the name. */
-	if (pos + 8 + ((flen + 7) & ~(size_t)7) + 8 + nlen > csize) {
-		r = mimg_err(-ENOSPC,
-			     "%s: qcow2: backing file name '%s' does "
-			     "not fit in the header cluster",
-			     qcow2_path(s), name);
-		goto out;
-	}
-	if (nlen && flen)
-		pos = qcow2_put_extension(out, pos, QCOW2_EXT_BACKING_FMT, fmt,
-					  (uint32_t)flen);
-	pos = qcow2_put_extension(out, pos, QCOW2_EXT_END, "", 0);
-	st_be64(out + 8, nlen ? pos : 0);
-	st_be32(out + 16, (uint32_t)nlen);
-	memcpy(out + pos, name ? name : "", nlen);
-	if (pos + nlen > hlen)
-		hlen = (size_t)(pos + nlen);
-	if ((r = mimg_file_pwrite(s->file, out, hlen, 0)) < 0) {
-		r = mimg_err_prefix(r, "%s: qcow2: header update",
-				    qcow2_path(s));
-		goto out;
-	}
-	s->backing_off = nlen ? pos : 0;
-	s->backing_len = (uint32_t)nlen;
-out:
-	pthread_mutex_unlock(&s->lock);
-	free(old);
-	free(out);
-	return r;
-}
-
-/* Build the new header cluster OUT from S and the old one OLD. */
-static int build_header(struct qcow2 *s, const uint8_t *old, uint8_t *out)
+/* Build the new header cluster OUT from S and the old one OLD, with the
+ * backing file NAME (NLEN bytes, none when 0) of format BFMT (NULL:
+ * none), in the order qemu writes: the header, the backing format, the
+ * data file, the LUKS header's place, the feature table, the bitmaps,
+ * unknown extensions, the end, the backing file's name. */
+static int build_header(struct qcow2 *s, const uint8_t *old, uint8_t *out,
+			const char *name, size_t nlen, const char *bfmt)
 {
 	uint64_t cs = s->cluster_size;
 	uint32_t old_version = ld_be32(old + 4);
 	uint64_t old_len = old_version >= 3 ? ld_be32(old + 100)
 					    : QCOW2_V2_HEADER_LEN;
 	uint64_t ext_end = cs, pos;
-	const char *bfmt = s->img->backing_fmt;
 	int r;
 	if (s->backing_off && s->backing_off < ext_end)
 		ext_end = s->backing_off;
@@ -704,8 +631,8 @@ static int build_header(struct qcow2 *s, const uint8_t *old, uint8_t *out)
 		st_be32(out + 100, (uint32_t)pos);
 	}
 	/* Room: each name, the feature table and the end marker. */
-	uint64_t need = pos + 8 + 8 + s->backing_len;
-	if (s->backing_len && bfmt)
+	uint64_t need = pos + 8 + 8 + nlen;
+	if (nlen && bfmt)
 		need += 8 + ((strlen(bfmt) + 7) & ~(size_t)7);
 	if (s->data_file_name)
 		need += 8 + ((strlen(s->data_file_name) + 7) & ~(size_t)7);
@@ -718,7 +645,7 @@ static int build_header(struct qcow2 *s, const uint8_t *old, uint8_t *out)
 				"%s: qcow2: the header does not fit in "
 				"one cluster",
 				qcow2_path(s));
-	if (s->backing_len && bfmt)
+	if (nlen && bfmt)
 		pos = qcow2_put_extension(out, pos, QCOW2_EXT_BACKING_FMT, bfmt,
 					  (uint32_t)strlen(bfmt));
 	if ((s->incompat & QCOW2_INCOMPAT_DATA_FILE) && s->data_file_name)
@@ -762,7 +689,7 @@ static int build_header(struct qcow2 *s, const uint8_t *old, uint8_t *out)
 			pos = qcow2_put_extension(out, pos, QCOW2_EXT_BITMAPS,
 						  ext, sizeof(ext));
 	}
-	if (r == 0 && pos + rpos + 8 + s->backing_len > cs)
+	if (r == 0 && pos + rpos + 8 + nlen > cs)
 		r = mimg_err(-ENOSPC,
 			     "%s: qcow2: the header does not fit in "
 			     "one cluster",
@@ -771,16 +698,19 @@ static int build_header(struct qcow2 *s, const uint8_t *old, uint8_t *out)
 		memcpy(out + pos, rest, rpos);
 		pos = qcow2_put_extension(out, pos + rpos, QCOW2_EXT_END, "",
 					  0);
-		st_be64(out + 8, s->backing_len ? pos : 0);
-		st_be32(out + 16, s->backing_len);
-		if (s->backing_len)
-			memcpy(out + pos, old + s->backing_off, s->backing_len);
+		st_be64(out + 8, nlen ? pos : 0);
+		st_be32(out + 16, (uint32_t)nlen);
+		memcpy(out + pos, name, nlen);
 	}
 	free(rest);
 	return r;
 }
 
-int qcow2_rewrite_header(struct qcow2 *s)
+/* Rewrite the header cluster with NAME/FMT as the backing file, in one
+ * write of the whole cluster as qemu writes it (a crash leaves the old
+ * or the new header).  NAME NULL: the one the header has. */
+static int write_header(struct qcow2 *s, const char *name, size_t nlen,
+			const char *fmt)
 {
 	size_t cs = s->cluster_size;
 	uint8_t *old = calloc(1, cs), *out = calloc(1, cs);
@@ -801,9 +731,12 @@ int qcow2_rewrite_header(struct qcow2 *s)
 			     qcow2_path(s));
 		goto out;
 	}
-	if ((r = build_header(s, old, out)) < 0)
+	if (!name) {
+		name = (const char *)old + s->backing_off;
+		nlen = s->backing_len;
+	}
+	if ((r = build_header(s, old, out, name, nlen, fmt)) < 0)
 		goto out;
-	/* One write of the whole cluster, as qemu writes it. */
 	if ((r = mimg_file_pwrite(s->file, out, cs, 0)) < 0) {
 		r = mimg_err_prefix(r, "%s: qcow2: header update",
 				    qcow2_path(s));
@@ -812,8 +745,31 @@ int qcow2_rewrite_header(struct qcow2 *s)
 	s->header_length = s->version >= 3 ? ld_be32(out + 100)
 					   : QCOW2_V2_HEADER_LEN;
 	s->backing_off = ld_be64(out + 8);
+	s->backing_len = (uint32_t)nlen;
 out:
 	free(old);
 	free(out);
+	return r;
+}
+
+int qcow2_rewrite_header(struct qcow2 *s)
+{
+	return write_header(s, NULL, 0, s->img->backing_fmt);
+}
+
+/* Record NAME/FMT as the backing file (NULL NAME: none), in the header
+ * rewritten whole (write_header). */
+int qcow2_set_backing(struct mimg *img, const char *name, const char *fmt)
+{
+	struct qcow2 *s = img->priv;
+	size_t nlen = name ? strlen(name) : 0, flen = fmt ? strlen(fmt) : 0;
+	if (nlen > QCOW2_MAX_BACKING_NAME || flen > QCOW2_MAX_BACKING_NAME)
+		return mimg_err(-EINVAL,
+				"%s: qcow2: backing file name or "
+				"format longer than %u bytes",
+				qcow2_path(s), QCOW2_MAX_BACKING_NAME);
+	pthread_mutex_lock(&s->lock);
+	int r = write_header(s, name ? name : "", nlen, nlen ? fmt : NULL);
+	pthread_mutex_unlock(&s->lock);
 	return r;
 }

@@ -205,6 +205,20 @@ if [ -f top.qcow2 ]; then
 		check_eq "$(sed 's/^mimg: //' m.err)" \
 			"$(sed 's/^qemu-img: //' q.err)" "convert $args"
 	done
+	# rebase, unsafe and safe: the header (extensions in qemu's order)
+	# and the copied data as qemu-img leaves them.
+	for args in "-u -b snap.qcow2 -F qcow2" "-u -b base.qcow2 -F raw" \
+		"-u -b ''" "-b ''" "-b snap.qcow2 -F qcow2"; do
+		cp top.qcow2 rq.qcow2
+		cp top.qcow2 rm.qcow2
+		eval qemu-img rebase "$args" rq.qcow2 ||
+			fail "qemu-img rebase $args"
+		eval "\"\$MIMG\"" rebase "$args" rm.qcow2 ||
+			fail "mimg rebase $args"
+		cmp -s rq.qcow2 rm.qcow2 ||
+			fail "rebase $args: $(cmp rq.qcow2 rm.qcow2)"
+		n=$((n + 1))
+	done
 	# qemu-img prints this error but exits with status 0.
 	qemu-img create -q -f qcow2 z.qcow2 8M
 	"$MIMG" convert -n --target-is-zero -B base.qcow2 -F qcow2 top.qcow2 \
