@@ -44,19 +44,27 @@ static int exit_status(const struct mimg_check_result *r)
 	return EXIT_OK;
 }
 
-static void print_human(const char *file, const struct mimg_check_result *r,
-			bool quiet)
+/* What a check found, line by line: on stderr, as qemu's drivers print
+ * it while they check, whatever the output format and -q. */
+static void print_messages(const struct mimg_check_result *r)
+{
+	for (char **m = r->messages; m && *m; m++)
+		fprintf(stderr, "%s\n", *m);
+}
+
+/* What a repair fixed (FIRST), then the check of the repaired image (R,
+ * which is FIRST where nothing was repaired). */
+static void print_human(const char *file, const struct mimg_check_result *first,
+			const struct mimg_check_result *r, bool quiet)
 {
 	if (quiet)
 		return;
-	for (char **m = r->messages; m && *m; m++)
-		printf("%s\n", *m);
-	if (r->corruptions_fixed || r->leaks_fixed)
+	if (r != first)
 		printf("The following inconsistencies were found and repaired:"
 		       "\n\n    %" PRIu64 " leaked clusters\n    %" PRIu64
 		       " corruptions\n\nDouble checking the fixed image "
 		       "now...\n",
-		       r->leaks_fixed, r->corruptions_fixed);
+		       first->leaks_fixed, first->corruptions_fixed);
 	if (!r->corruptions && !r->leaks && !r->check_errors) {
 		printf("No errors were found on the image.\n");
 	} else {
@@ -156,12 +164,30 @@ int cmd_check(int argc, char **argv)
 		cli_error("This image format does not support checks");
 		return EXIT_CHECK_UNSUPPORTED;
 	}
+	/* After a repair, qemu-img checks the image again and reports that
+	 * check, with what was repaired. */
+	struct mimg_check_result again = {.size = sizeof(again)}, *final = &res;
+	print_messages(&res);
+	if (res.leaks_fixed || res.corruptions_fixed) {
+		if (mimg_check(img, 0, &again) < 0) {
+			cli_error("%s", mimg_errmsg());
+			mimg_check_result_free(&res);
+			mimg_close(img);
+			return EXIT_ERR;
+		}
+		print_messages(&again);
+		again.leaks_fixed = res.leaks_fixed;
+		again.corruptions_fixed = res.corruptions_fixed;
+		final = &again;
+	}
 	if (ca.output == OUTPUT_JSON)
-		print_json(argv[optind], mimg_format(img), &res);
+		print_json(argv[optind], mimg_format(img), final);
 	else
-		print_human(argv[optind], &res, ca.quiet);
-	int status = exit_status(&res);
+		print_human(argv[optind], &res, final, ca.quiet);
+	int status = exit_status(final);
 	mimg_check_result_free(&res);
+	if (final == &again)
+		mimg_check_result_free(&again);
 	if ((r = mimg_close(img)) < 0) {
 		cli_error("%s", mimg_errmsg());
 		return EXIT_ERR;

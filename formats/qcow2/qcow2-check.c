@@ -347,9 +347,10 @@ out:
 }
 
 /* Compare computed and stored refcounts.  *REBUILD is set when a
- * stored refcount is too small. */
-static int compare(struct checker *c, bool fix_leaks, bool *need_rebuild,
-		   uint64_t *highest)
+ * stored refcount is too small.  QUIET: no messages (a pass that only
+ * repeats what an earlier one said). */
+static int compare(struct checker *c, bool fix_leaks, bool quiet,
+		   bool *need_rebuild, uint64_t *highest)
 {
 	struct qcow2 *s = c->s;
 	int r;
@@ -370,17 +371,21 @@ static int compare(struct checker *c, bool fix_leaks, bool *need_rebuild,
 		if (stored > want && fix_leaks) {
 			if ((r = qcow2_set_refcount(s, i, want)) < 0)
 				return r;
-			msg(c,
-			    "Repairing cluster %llu refcount=%llu "
-			    "reference=%llu",
-			    (unsigned long long)i, (unsigned long long)stored,
-			    (unsigned long long)want);
+			if (!quiet)
+				msg(c,
+				    "Repairing cluster %llu refcount=%llu "
+				    "reference=%llu",
+				    (unsigned long long)i,
+				    (unsigned long long)stored,
+				    (unsigned long long)want);
 			c->res->leaks_fixed++;
 			continue;
 		}
-		msg(c, "%s cluster %llu refcount=%llu reference=%llu",
-		    stored < want ? "ERROR" : "Leaked", (unsigned long long)i,
-		    (unsigned long long)stored, (unsigned long long)want);
+		if (!quiet)
+			msg(c, "%s cluster %llu refcount=%llu reference=%llu",
+			    stored < want ? "ERROR" : "Leaked",
+			    (unsigned long long)i, (unsigned long long)stored,
+			    (unsigned long long)want);
 		if (stored < want) {
 			c->res->corruptions++;
 			*need_rebuild = true;
@@ -478,8 +483,30 @@ static int run_check(struct qcow2 *s, struct mimg_check_result *res,
 		return r;
 	if ((r = compute(c, true)) < 0)
 		return r;
-	if ((r = compare(c, fix_leaks, need_rebuild, &highest)) < 0)
+	/* A repair first compares without fixing, as qemu does: its
+	 * messages tell what was found ("Leaked cluster"), then those of the
+	 * repair follow ("Repairing cluster"), counted once.  Refcounts too
+	 * small need the structure rebuilt: without -r all that is an
+	 * error; with it the caller rebuilds, and the leaks are fixed here
+	 * first without repeating what was said. */
+	uint64_t leaks = res->leaks, corruptions = res->corruptions;
+	uint64_t errors = res->check_errors;
+	if ((r = compare(c, false, false, need_rebuild, &highest)) < 0)
 		return r;
+	if (fix_leaks &&
+	    (res->leaks > leaks || res->corruptions > corruptions)) {
+		if (*need_rebuild && !fix_errors) {
+			msg(c, "ERROR need to rebuild refcount structures");
+			res->check_errors++;
+		} else {
+			res->leaks = leaks;
+			res->corruptions = corruptions;
+			res->check_errors = errors;
+			if ((r = compare(c, true, *need_rebuild, need_rebuild,
+					 &highest)) < 0)
+				return r;
+		}
+	}
 	/* With refcounts about to be rebuilt, only count flag errors now;
 	 * the pass after the rebuild fixes them against the right counts. */
 	if ((r = check_copied(c, fix_errors && !*need_rebuild)) < 0)
@@ -585,6 +612,7 @@ int qcow2_check(struct mimg *img, unsigned flags, struct mimg_check_result *res)
 	free(c.refs);
 	if (r == 0 && need_rebuild && fix_errors) {
 		uint64_t before = res->corruptions;
+		msg(&c, "Rebuilding refcount structure");
 		if ((r = rebuild_from_metadata(s)) == 0) {
 			uint64_t leaks_fixed = res->leaks_fixed;
 			reset_counts(res);

@@ -94,8 +94,20 @@ qemu-img convert -O raw leak.qcow2 before.raw
 "$MIMG" check -f qcow2 -r leaks r1.qcow2 >repair.out 2>&1
 st=$?
 cp leak.qcow2 r1q.qcow2
-qemu-img check -r leaks r1q.qcow2 >/dev/null 2>&1
+qemu-img check -r leaks r1q.qcow2 >repair.q.out 2>&1
 check_eq "$st" "$?" "check -r leaks exit status (mimg vs qemu-img)"
+# qemu-img's whole report: what the check found, what it repaired, and
+# the check of the repaired image (its end offset), in both formats.
+check_eq "$(sed 's/^mimg: //' repair.out)" \
+	"$(sed 's/^qemu-img: //' repair.q.out)" "check -r leaks report"
+for r in leaks all; do
+	cp leak.qcow2 rj.qcow2
+	qemu-img check --output=json -r $r rj.qcow2 >q.json 2>q.err
+	cp leak.qcow2 rj.qcow2
+	"$MIMG" check --output=json -r $r rj.qcow2 >m.json 2>m.err
+	cmp -s q.json m.json || fail "check --output=json -r $r: $(diff q.json m.json)"
+	check_eq "$(cat m.err)" "$(cat q.err)" "check --output=json -r $r messages"
+done
 qemu_clean r1.qcow2 "(after mimg check -r leaks)"
 qemu-img compare -q -f raw before.raw r1.qcow2 || fail "-r leaks changed the content"
 
