@@ -139,10 +139,13 @@ if have qcow2; then
 	made src.qcow2 -O qcow2
 	made src-zlib.qcow2 -c -O qcow2
 	made src-zstd.qcow2 -c -O qcow2 -o compression_type=zstd
+	# preallocated with metadata: data clusters over holes of the file
+	made src-prealloc.qcow2 -O qcow2 -o preallocation=metadata
 	bench "raw -> qcow2" raw src.raw qcow2
 	bench "qcow2 -> raw" qcow2 src.qcow2 raw
 	bench "qcow2 -c zlib -> raw" qcow2 src-zlib.qcow2 raw
 	bench "qcow2 -c zstd -> raw" qcow2 src-zstd.qcow2 raw
+	bench "qcow2 prealloc=metadata -> raw" qcow2 src-prealloc.qcow2 raw
 	bench "raw -> qcow2 -c (zlib)" raw src.raw qcow2 -c
 	bench "raw -> qcow2 -c (zstd)" raw src.raw qcow2 -c -o compression_type=zstd
 fi
