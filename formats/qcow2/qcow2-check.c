@@ -346,12 +346,19 @@ out:
 	return r;
 }
 
-/* Compare computed and stored refcounts.  *REBUILD is set when a
- * stored refcount is too small.  QUIET: no messages (a pass that only
- * repeats what an earlier one said). */
-static int compare(struct checker *c, bool fix_leaks, bool quiet,
+/* What a comparison of refcounts does with what it finds. */
+enum compare_mode {
+	REPORT,		   /* says and counts it */
+	FIX_LEAKS,	   /* repairs leaks, says so; says the rest */
+	FIX_LEAKS_QUIETLY, /* the same without a word: a second pass */
+};
+
+/* Compare computed and stored refcounts; *REBUILD when a stored one is
+ * too small. */
+static int compare(struct checker *c, enum compare_mode mode,
 		   bool *need_rebuild, uint64_t *highest)
 {
+	bool fix_leaks = mode != REPORT, quiet = mode == FIX_LEAKS_QUIETLY;
 	struct qcow2 *s = c->s;
 	int r;
 	*need_rebuild = false;
@@ -491,7 +498,7 @@ static int run_check(struct qcow2 *s, struct mimg_check_result *res,
 	 * first without repeating what was said. */
 	uint64_t leaks = res->leaks, corruptions = res->corruptions;
 	uint64_t errors = res->check_errors;
-	if ((r = compare(c, false, false, need_rebuild, &highest)) < 0)
+	if ((r = compare(c, REPORT, need_rebuild, &highest)) < 0)
 		return r;
 	if (fix_leaks &&
 	    (res->leaks > leaks || res->corruptions > corruptions)) {
@@ -502,8 +509,10 @@ static int run_check(struct qcow2 *s, struct mimg_check_result *res,
 			res->leaks = leaks;
 			res->corruptions = corruptions;
 			res->check_errors = errors;
-			if ((r = compare(c, true, *need_rebuild, need_rebuild,
-					 &highest)) < 0)
+			if ((r = compare(c,
+					 *need_rebuild ? FIX_LEAKS_QUIETLY
+						       : FIX_LEAKS,
+					 need_rebuild, &highest)) < 0)
 				return r;
 		}
 	}

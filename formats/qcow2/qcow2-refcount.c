@@ -205,9 +205,6 @@ out:
 }
 
 /* Make sure the refcount block for RT_INDEX exists.  A new block goes to
- * the first cluster of the range it covers; *CREATED tells the caller that
- * a cluster it may have picked could now be taken. */
-/* Make sure the refcount block for RT_INDEX exists.  A new block goes to
  * cluster AT (inside the range it covers, so it describes itself; by
  * default the range's first cluster); *CREATED tells the caller that a
  * cluster it may have picked could now be taken. */
