@@ -66,6 +66,30 @@ static void inc(struct checker *c, uint64_t off, uint64_t len, const char *what)
 			c->refs[i]++;
 }
 
+/* WHAT at OFF (LEN bytes) could not be read.  Past the end of the file
+ * that is the image's fault, a corruption (qemu, which reads the missing
+ * part as zeroes, finds it corrupt too); otherwise the check's, an error
+ * of the check. */
+static void unreadable_table(struct checker *c, const char *what, uint64_t off,
+			     uint64_t len)
+{
+	uint64_t size;
+	if (mimg_file_size(c->s->file, &size) == 0 &&
+	    (off > size || len > size - off)) {
+		msg(c,
+		    "ERROR %s at offset 0x%llx is beyond the end of the "
+		    "image file",
+		    what, (unsigned long long)off);
+		corrupt(c);
+	} else {
+		msg(c, "ERROR reading %s at 0x%llx", what,
+		    (unsigned long long)off);
+		if (c->res)
+			c->res->check_errors++;
+	}
+	mimg_err_clear();
+}
+
 static int walk_l2(struct checker *c, uint64_t l2_off, bool active)
 {
 	struct qcow2 *s = c->s;
@@ -73,10 +97,7 @@ static int walk_l2(struct checker *c, uint64_t l2_off, bool active)
 	uint64_t next_contig = 0;
 	int r = qcow2_cache_get(&s->l2c, s->file, l2_off, "L2 table", &l2);
 	if (r < 0) {
-		msg(c, "ERROR reading L2 table at 0x%llx",
-		    (unsigned long long)l2_off);
-		if (c->res)
-			c->res->check_errors++;
+		unreadable_table(c, "L2 table", l2_off, s->cluster_size);
 		return 0;
 	}
 	for (uint32_t i = 0; i < s->l2_entries; i++) {
@@ -134,10 +155,8 @@ static int walk_l1(struct checker *c, uint64_t l1_off, uint32_t l1_size,
 			return mimg_err(-ENOMEM, "out of memory");
 		if (mimg_file_pread_exact(s->file, l1, (size_t)l1_size * 8,
 					  l1_off, "snapshot L1 table") < 0) {
-			msg(c, "ERROR reading L1 table at 0x%llx",
-			    (unsigned long long)l1_off);
-			if (c->res)
-				c->res->check_errors++;
+			unreadable_table(c, "L1 table", l1_off,
+					 (uint64_t)l1_size * 8);
 			free(l1);
 			return 0;
 		}

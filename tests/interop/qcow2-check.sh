@@ -82,6 +82,16 @@ qedit corrupt2.qcow2 l2-refcount 0 0
 qedit corrupt2.qcow2 drop-l2 9
 same_check corrupt2.qcow2 "(L2 table refcount zero, and a leak)"
 
+# An L2 table cut by the end of the file: a corruption of the image, as
+# qemu-img counts it (status 2), not a failure of the check (status 1).
+qemu-img create -q -f qcow2 -o cluster_size=4k cut.qcow2 1M
+qemu-io -c 'write -P 1 0 4k' cut.qcow2 >/dev/null
+truncate -s 18432 cut.qcow2 # header, tables, half the L2 table
+qemu-img check cut.qcow2 >/dev/null 2>&1
+qs=$?
+"$MIMG" check cut.qcow2 >/dev/null 2>&1
+check_eq "$?" "$qs" "check of an L2 table cut by the end of the file: status"
+
 # mimg check on what mimg itself wrote.
 make_pattern_raw pat.raw
 "$MIMG" convert -O qcow2 -o cluster_size=512 pat.raw m.qcow2 || fail "convert"
