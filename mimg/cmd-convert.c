@@ -142,17 +142,23 @@ static bool target_is_source(struct mimg *src, const char *dst)
 	return true;
 }
 
-/* The persistent bitmaps IMG's info lists (an array), in *INFOP (to
- * free), or NULL. */
+/* The format-specific data of an image's INFO, or NULL. */
+static const struct mimg_value *format_data(const struct mimg_value *info)
+{
+	const struct mimg_value *fs = mimg_value_get(info, "format-specific");
+	return fs ? mimg_value_get(fs, "data") : NULL;
+}
+
+/* The persistent bitmaps IMG's info lists (an array), or NULL; the info
+ * in *INFOP (to free; NULL when it could not be had). */
 static const struct mimg_value *bitmap_list(struct mimg *img,
 					    struct mimg_value **infop)
 {
-	const struct mimg_value *fs, *data, *bm;
+	const struct mimg_value *data, *bm;
 	*infop = NULL;
 	if (mimg_info(img, infop) < 0)
 		return NULL;
-	if ((fs = mimg_value_get(*infop, "format-specific")) &&
-	    (data = mimg_value_get(fs, "data")) &&
+	if ((data = format_data(*infop)) &&
 	    (bm = mimg_value_get(data, "bitmaps")) &&
 	    bm->type == MIMG_VALUE_ARRAY)
 		return bm;
@@ -170,20 +176,16 @@ static bool has_flag(const struct mimg_value *bm, const char *flag)
 	return false;
 }
 
-/* Whether IMG can hold persistent bitmaps: qcow2 from version 3. */
-static bool keeps_bitmaps(struct mimg *img)
+/* Whether IMG, whose info is INFO, can hold persistent bitmaps: qcow2
+ * from version 3. */
+static bool keeps_bitmaps(struct mimg *img, const struct mimg_value *info)
 {
-	struct mimg_value *info;
-	if (strcmp(mimg_format(img), "qcow2") != 0 || mimg_info(img, &info) < 0)
-		return false;
-	const struct mimg_value *fs = mimg_value_get(info, "format-specific");
-	const struct mimg_value *d = fs ? mimg_value_get(fs, "data") : NULL;
+	const struct mimg_value *d = info ? format_data(info) : NULL;
 	const struct mimg_value *compat = d ? mimg_value_get(d, "compat")
 					    : NULL;
-	bool v3 = compat && compat->type == MIMG_VALUE_STRING &&
-		  strcmp(compat->v.s, "0.10") != 0;
-	mimg_value_free(info);
-	return v3;
+	return strcmp(mimg_format(img), "qcow2") == 0 && compat &&
+	       compat->type == MIMG_VALUE_STRING &&
+	       strcmp(compat->v.s, "0.10") != 0;
 }
 
 /* --bitmaps: qemu-img's refusals before anything is written. */
@@ -194,11 +196,13 @@ static int check_bitmaps(struct convert_args *a, struct mimg *src)
 	if (a->dst_fmt && strcmp(a->dst_fmt, "qcow2") != 0)
 		return cli_error("Format driver '%s' does not support bitmaps",
 				 a->dst_fmt);
-	if (!keeps_bitmaps(src))
-		return cli_error("Source lacks bitmap support");
 	struct mimg_value *info;
 	const struct mimg_value *list = bitmap_list(src, &info);
 	int status = EXIT_OK;
+	if (!keeps_bitmaps(src, info)) {
+		mimg_value_free(info);
+		return cli_error("Source lacks bitmap support");
+	}
 	/* qemu-img walks its bitmaps last to first */
 	for (size_t i = list ? list->v.list.n : 0; i-- > 0;) {
 		const struct mimg_value *bm = &list->v.list.items[i];
@@ -445,10 +449,16 @@ static int run_convert(struct convert_args *a)
 			   dst_secret, a->dst_spec);
 	if (r < 0)
 		goto err;
-	if (a->bitmaps && !keeps_bitmaps(dst)) {
-		cli_error("Format driver '%s' does not support bitmaps",
-			  mimg_format(dst));
-		goto out;
+	if (a->bitmaps) {
+		struct mimg_value *info;
+		bitmap_list(dst, &info);
+		bool keeps = keeps_bitmaps(dst, info);
+		mimg_value_free(info);
+		if (!keeps) {
+			cli_error("Format driver '%s' does not support bitmaps",
+				  mimg_format(dst));
+			goto out;
+		}
 	}
 	cli_progress_init(&prog, a->progress && !a->quiet);
 	mp = (struct multi_progress){.bar = &prog, .total = total};
