@@ -27,6 +27,7 @@ struct checker {
 	uint32_t *refs;
 	uint64_t n; /* clusters tracked (the file's size) */
 	struct mimg_check_result *res;
+	bool rebuild; /* the refcount table itself is damaged */
 };
 
 static void msg(struct checker *c, const char *fmt, ...) MIMG_PRINTF(2, 3);
@@ -210,6 +211,47 @@ static void inc_crypt_cb(void *opaque, uint64_t off, uint64_t len)
 	inc(opaque, off, len, "encryption header");
 }
 
+enum refblock_fault {
+	REFBLOCK_OK,
+	REFBLOCK_RESERVED_BITS,
+	REFBLOCK_UNALIGNED,
+	REFBLOCK_OUTSIDE,
+};
+
+/* What is wrong with refcount table entry E, judged as qemu does: the
+ * low nine bits are reserved, all the others are the offset. */
+static enum refblock_fault refblock_entry_fault(const struct checker *c,
+						uint64_t e)
+{
+	const struct qcow2 *s = c->s;
+	uint64_t off = e & ~0x1ffull;
+	if (e & 0x1ff)
+		return REFBLOCK_RESERVED_BITS;
+	if (!is_aligned_u64(off, s->cluster_size))
+		return REFBLOCK_UNALIGNED;
+	if ((off >> s->cluster_bits) >= c->n)
+		return REFBLOCK_OUTSIDE;
+	return REFBLOCK_OK;
+}
+
+/* The stored refcount of CLUSTER.  A refcount block the table names
+ * wrongly (reported by compute) holds nothing: its clusters count as
+ * zero (qemu reads a block past the end of the file as zeroes, and one
+ * with reserved bits at the offset they mask; neither is trusted here),
+ * so that they show as corruptions and a repair rebuilds the structure. */
+static int stored_refcount(const struct checker *c, uint64_t cluster,
+			   uint64_t *rc)
+{
+	const struct qcow2 *s = c->s;
+	uint64_t i = cluster >> s->rb_bits;
+	if (i < s->reftable_size &&
+	    refblock_entry_fault(c, s->reftable[i]) != REFBLOCK_OK) {
+		*rc = 0;
+		return 0;
+	}
+	return qcow2_get_refcount(c->s, cluster, rc);
+}
+
 /* Compute references into c->refs (which the caller sized). */
 static int compute(struct checker *c, bool with_refcount_structs)
 {
@@ -242,18 +284,37 @@ static int compute(struct checker *c, bool with_refcount_structs)
 	    (uint64_t)s->reftable_clusters * s->cluster_size, "refcount table");
 	for (uint64_t i = 0; i < s->reftable_size; i++) {
 		uint64_t e = s->reftable[i];
-		if (!e)
-			continue;
-		if ((e & ~QCOW2_OFFSET_MASK) ||
-		    !is_aligned_u64(e, s->cluster_size)) {
+		switch (refblock_entry_fault(c, e)) {
+		case REFBLOCK_OK:
+			if (e)
+				inc(c, e, s->cluster_size, "refcount block");
+			break;
+		case REFBLOCK_RESERVED_BITS:
 			msg(c,
-			    "ERROR refcount block %llu is not "
-			    "cluster-aligned; refcount table entry corrupted",
+			    "ERROR refcount table entry %llu has reserved "
+			    "bits set",
 			    (unsigned long long)i);
 			corrupt(c);
-			continue;
+			c->rebuild = true;
+			break;
+		case REFBLOCK_UNALIGNED:
+			msg(c,
+			    "ERROR refcount block %llu is not cluster "
+			    "aligned; refcount table entry corrupted",
+			    (unsigned long long)i);
+			corrupt(c);
+			c->rebuild = true;
+			break;
+		case REFBLOCK_OUTSIDE:
+			/* qemu grows the file to reach the block, which
+			 * then reads as zeroes; a new structure replaces
+			 * it here instead. */
+			msg(c, "ERROR refcount block %llu is outside image",
+			    (unsigned long long)i);
+			corrupt(c);
+			c->rebuild = true;
+			break;
 		}
-		inc(c, e, s->cluster_size, "refcount block");
 	}
 	return 0;
 }
@@ -380,11 +441,11 @@ static int compare(struct checker *c, enum compare_mode mode,
 	bool fix_leaks = mode != REPORT, quiet = mode == FIX_LEAKS_QUIETLY;
 	struct qcow2 *s = c->s;
 	int r;
-	*need_rebuild = false;
+	*need_rebuild = c->rebuild;
 	*highest = 0;
 	for (uint64_t i = 0; i < c->n; i++) {
 		uint64_t stored, want = c->refs[i];
-		if ((r = qcow2_get_refcount(s, i, &stored)) < 0) {
+		if ((r = stored_refcount(c, i, &stored)) < 0) {
 			msg(c, "ERROR cannot get refcount of cluster %llu",
 			    (unsigned long long)i);
 			c->res->check_errors++;
@@ -434,8 +495,7 @@ static int check_copied(struct checker *c, bool fix)
 		if (!off || !is_aligned_u64(off, s->cluster_size) ||
 		    (off >> s->cluster_bits) >= c->n)
 			continue;
-		if ((r = qcow2_get_refcount(s, off >> s->cluster_bits, &rc)) <
-		    0)
+		if ((r = stored_refcount(c, off >> s->cluster_bits, &rc)) < 0)
 			return r;
 		if ((rc == 1) != !!(e & QCOW2_OFLAG_COPIED)) {
 			if (fix && rc) {
@@ -471,8 +531,8 @@ static int check_copied(struct checker *c, bool fix)
 			    !is_aligned_u64(host, s->cluster_size) ||
 			    (host >> s->cluster_bits) >= c->n)
 				continue;
-			if ((r = qcow2_get_refcount(s, host >> s->cluster_bits,
-						    &rc)) < 0)
+			if ((r = stored_refcount(c, host >> s->cluster_bits,
+						 &rc)) < 0)
 				return r;
 			if ((rc == 1) == !!(le & QCOW2_OFLAG_COPIED))
 				continue;
@@ -519,8 +579,8 @@ static int run_check(struct qcow2 *s, struct mimg_check_result *res,
 	uint64_t errors = res->check_errors;
 	if ((r = compare(c, REPORT, need_rebuild, &highest)) < 0)
 		return r;
-	if (fix_leaks &&
-	    (res->leaks > leaks || res->corruptions > corruptions)) {
+	if (fix_leaks && (*need_rebuild || res->leaks > leaks ||
+			  res->corruptions > corruptions)) {
 		if (*need_rebuild && !fix_errors) {
 			msg(c, "ERROR need to rebuild refcount structures");
 			res->check_errors++;
@@ -535,9 +595,11 @@ static int run_check(struct qcow2 *s, struct mimg_check_result *res,
 				return r;
 		}
 	}
-	/* With refcounts about to be rebuilt, only count flag errors now;
-	 * the pass after the rebuild fixes them against the right counts. */
-	if ((r = check_copied(c, fix_errors && !*need_rebuild)) < 0)
+	/* Refcounts about to be rebuilt would make every flag look wrong:
+	 * the pass after the rebuild checks the flags (qemu checks them once,
+	 * after its rebuild). */
+	if (!(fix_errors && *need_rebuild) &&
+	    (r = check_copied(c, fix_errors)) < 0)
 		return r;
 	res->image_end_offset = highest * s->cluster_size;
 	res->total_clusters = div_round_up_u64(s->img->size, s->cluster_size);
