@@ -12,6 +12,7 @@ extern const struct mimg_driver mimg_vmdk_driver;
 extern const struct mimg_driver mimg_luks_driver;
 extern const struct mimg_driver mimg_vpc_driver;
 extern const struct mimg_driver mimg_vdi_driver;
+extern const struct mimg_driver mimg_vhdx_driver;
 
 const struct mimg_driver *const mimg_drivers[] = {
 	&mimg_raw_driver,
@@ -20,5 +21,6 @@ const struct mimg_driver *const mimg_drivers[] = {
 	&mimg_luks_driver,
 	&mimg_vpc_driver,
 	&mimg_vdi_driver,
+	&mimg_vhdx_driver,
 	NULL,
 };

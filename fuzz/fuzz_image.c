@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-2-Clause
  * Copyright (c) 2026 The mimg authors
  *
- * The shared body of the VHD and VDI fuzz targets (see fuzz_image.h).
+ * The shared body of the VHD, VDI and VHDX fuzz targets (see fuzz_image.h).
  * Work is bounded whatever the declared size: a few reads, at most 256
  * block-status runs, three small writes.
  */
@@ -63,12 +63,16 @@ static void write_pass(const char *path, const char *format)
 	read_pass(path, format);
 }
 
+void fuzz_image_run_file(const char *path, const char *format)
+{
+	read_pass(path, format);
+	write_pass(path, format);
+}
+
 void fuzz_image_run(const uint8_t *data, size_t size, const char *format,
 		    const char *name)
 {
 	const char *path = fuzz_input_write(data, size, name);
-	if (!path)
-		return;
-	read_pass(path, format);
-	write_pass(path, format);
+	if (path)
+		fuzz_image_run_file(path, format);
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-2-Clause
  * Copyright (c) 2026 The mimg authors
  *
- * A fuzz pass for simple block-table formats (VHD, VDI): open the input
+ * A fuzz pass for simple block-table formats (VHD, VDI, VHDX): open the input
  * as FORMAT, read, walk block status, build info, check, then write a
  * few ranges into it and read them back.
  */
@@ -15,5 +15,7 @@
  * target).  Aborts when data written is not read back. */
 void fuzz_image_run(const uint8_t *data, size_t size, const char *format,
 		    const char *name);
+/* The same pass over the image already at PATH. */
+void fuzz_image_run_file(const char *path, const char *format);
 
 #endif

@@ -30,12 +30,6 @@ static bool str_at(const uint8_t *p, const char *str)
 	return memcmp(p, str, strlen(str) + 1) == 0;
 }
 
-static int probe_vhdx(const uint8_t *hdr, const char *filename)
-{
-	(void)filename;
-	return memcmp(hdr, "vhdxfile", 8) == 0 ? 100 : 0;
-}
-
 static int probe_qed(const uint8_t *hdr, const char *filename)
 {
 	(void)filename;
@@ -90,9 +84,11 @@ static int probe_dmg(const uint8_t *hdr, const char *filename)
 }
 
 static const struct unsupported_format unsupported[] = {
-	{"vhdx", probe_vhdx},	{"qed", probe_qed},
-	{"qcow", probe_qcow},	{"parallels", probe_parallels},
-	{"bochs", probe_bochs}, {"cloop", probe_cloop},
+	{"qed", probe_qed},
+	{"qcow", probe_qcow},
+	{"parallels", probe_parallels},
+	{"bochs", probe_bochs},
+	{"cloop", probe_cloop},
 	{"dmg", probe_dmg},
 };
 

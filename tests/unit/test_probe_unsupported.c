@@ -21,7 +21,6 @@ struct header {
 /* The smallest headers that probe as each format, as files of exactly
  * those bytes (the rest counts as zeroes, as in qemu-img). */
 static const struct header headers[] = {
-	{"a.vhdx", "vhdx", "vhdxfile", 8, 0},
 	{"a.qed", "qed", "QED\0", 4, 0},
 	{"a.qcow", "qcow", "QFI\xfb\0\0\0\1", 8, 0},
 	{"a.par", "parallels", "WithoutFreeSpace\2\0\0\0", 20, 0},

@@ -1,0 +1,577 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * VHDX parsing: the current header, the region table, the metadata
+ * items and the BAT, each validated before use (the file may be
+ * crafted).  Everything read is bounded by the file: regions, items and
+ * blocks must lie inside it, and the regions must not overlap.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checked.h"
+#include "crc32c.h"
+#include "endian.h"
+#include "error.h"
+#include "vhdx.h"
+
+const uint8_t vhdx_guid_bat[16] = {0x66, 0x77, 0xc2, 0x2d, 0x23, 0xf6,
+				   0x00, 0x42, 0x9d, 0x64, 0x11, 0x5e,
+				   0x9b, 0xfd, 0x4a, 0x08};
+const uint8_t vhdx_guid_metadata[16] = {0x06, 0xa2, 0x7c, 0x8b, 0x90, 0x47,
+					0x9a, 0x4b, 0xb8, 0xfe, 0x57, 0x5f,
+					0x05, 0x0f, 0x88, 0x6e};
+const uint8_t vhdx_guid_file_params[16] = {0x37, 0x67, 0xa1, 0xca, 0x36, 0xfa,
+					   0x43, 0x4d, 0xb3, 0xb6, 0x33, 0xf0,
+					   0xaa, 0x44, 0xe7, 0x6b};
+const uint8_t vhdx_guid_disk_size[16] = {0x24, 0x42, 0xa5, 0x2f, 0x1b, 0xcd,
+					 0x76, 0x48, 0xb2, 0x11, 0x5d, 0xbe,
+					 0xd8, 0x3b, 0xf4, 0xb8};
+const uint8_t vhdx_guid_page83[16] = {0xab, 0x12, 0xca, 0xbe, 0xe6, 0xb2,
+				      0x23, 0x45, 0x93, 0xef, 0xc3, 0x09,
+				      0xe0, 0x00, 0xc7, 0x46};
+const uint8_t vhdx_guid_logical_sector[16] = {0x1d, 0xbf, 0x41, 0x81,
+					      0x6f, 0xa9, 0x09, 0x47,
+					      0xba, 0x47, 0xf2, 0x33,
+					      0xa8, 0xfa, 0xab, 0x5f};
+const uint8_t vhdx_guid_physical_sector[16] = {0xc7, 0x48, 0xa3, 0xcd,
+					       0x5d, 0x44, 0x71, 0x44,
+					       0x9c, 0xc9, 0xe9, 0x88,
+					       0x52, 0x51, 0xc5, 0x56};
+const uint8_t vhdx_guid_parent_locator[16] = {0x2d, 0x5f, 0xd3, 0xa8,
+					      0x0b, 0xb3, 0x4d, 0x45,
+					      0xab, 0xf7, 0xd3, 0xd8,
+					      0x48, 0x34, 0xab, 0x0c};
+
+static bool guid_is_zero(const uint8_t *g)
+{
+	static const uint8_t zero[16];
+	return memcmp(g, zero, 16) == 0;
+}
+
+/* Header at OFF into H: whether it is valid (signature, checksum,
+ * versions). */
+static int read_header(struct mimg *img, uint64_t off, uint8_t *h, bool *valid)
+{
+	int r = mimg_file_pread(img->file, h, VHDX_HEADER_SIZE, off);
+	if (r < 0)
+		return r;
+	*valid = memcmp(h, "head", 4) == 0 &&
+		 ld_le32(h + VHDX_H_CHECKSUM) ==
+			 mimg__crc32c_without(h, VHDX_HEADER_SIZE,
+					      VHDX_H_CHECKSUM) &&
+		 ld_le16(h + VHDX_H_VERSION) == 1 &&
+		 ld_le16(h + VHDX_H_LOG_VERSION) == 0;
+	return 0;
+}
+
+/* The current header: of the two valid ones, the one with the higher
+ * sequence number. */
+static int current_header(struct mimg *img, uint8_t *cur)
+{
+	uint8_t *other = malloc(VHDX_HEADER_SIZE);
+	bool v1, v2;
+	int r;
+	if (!other)
+		return mimg_err(-ENOMEM, "out of memory");
+	if ((r = read_header(img, VHDX_HEADER1_OFFSET, cur, &v1)) < 0 ||
+	    (r = read_header(img, VHDX_HEADER2_OFFSET, other, &v2)) < 0)
+		goto out;
+	if (!v1 && !v2) {
+		r = mimg_err(-EINVAL,
+			     "%s: vhdx: no valid header (signature, CRC-32C "
+			     "and version checked at 0x%x and 0x%x)",
+			     img->filename, VHDX_HEADER1_OFFSET,
+			     VHDX_HEADER2_OFFSET);
+		goto out;
+	}
+	if (v2 && (!v1 || ld_le64(other + VHDX_H_SEQUENCE) >
+				  ld_le64(cur + VHDX_H_SEQUENCE)))
+		memcpy(cur, other, VHDX_HEADER_SIZE);
+out:
+	free(other);
+	return r;
+}
+
+/* A region of LEN bytes at OFF named WHAT: MiB-aligned, after the
+ * header section, inside the file. */
+static int check_region(struct mimg *img, const struct vhdx *s,
+			const char *what, uint64_t off, uint64_t len)
+{
+	if (!is_aligned_u64(off, VHDX_MIB) || !is_aligned_u64(len, VHDX_MIB) ||
+	    off < VHDX_HEADER_SECTION ||
+	    !ck_range_within(off, len, s->file_size))
+		return mimg_err(-EINVAL,
+				"%s: vhdx: %s at 0x%llx (%llu bytes) is not "
+				"MiB-aligned after the header section inside "
+				"the file (%llu bytes)",
+				img->filename, what, (unsigned long long)off,
+				(unsigned long long)len,
+				(unsigned long long)s->file_size);
+	return 0;
+}
+
+static bool overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+	return alen && blen && a < b + blen && b < a + alen;
+}
+
+static int parse_log_fields(struct mimg *img, struct vhdx *s, const uint8_t *h)
+{
+	s->log_offset = ld_le64(h + VHDX_H_LOG_OFFSET);
+	s->log_length = ld_le32(h + VHDX_H_LOG_LENGTH);
+	if (!s->log_length)
+		return 0;
+	return check_region(img, s, "log", s->log_offset, s->log_length);
+}
+
+/* Region table at OFF into T: whether it is valid. */
+static int read_region_table(struct mimg *img, uint64_t off, uint8_t *t,
+			     bool *valid)
+{
+	int r = mimg_file_pread(img->file, t, VHDX_REGION_TABLE_SIZE, off);
+	if (r < 0)
+		return r;
+	*valid = memcmp(t, "regi", 4) == 0 &&
+		 ld_le32(t + 4) ==
+			 mimg__crc32c_without(t, VHDX_REGION_TABLE_SIZE, 4) &&
+		 ld_le32(t + 8) <= VHDX_REGION_MAX_ENTRIES;
+	return 0;
+}
+
+static int parse_regions(struct mimg *img, struct vhdx *s)
+{
+	uint8_t *t = malloc(VHDX_REGION_TABLE_SIZE);
+	bool valid, bat = false, meta = false;
+	int r;
+	if (!t)
+		return mimg_err(-ENOMEM, "out of memory");
+	if ((r = read_region_table(img, VHDX_REGION_TABLE1_OFFSET, t, &valid)) <
+	    0)
+		goto out;
+	if (!valid && (r = read_region_table(img, VHDX_REGION_TABLE2_OFFSET, t,
+					     &valid)) < 0)
+		goto out;
+	if (!valid) {
+		r = mimg_err(-EINVAL,
+			     "%s: vhdx: no valid region table (signature, "
+			     "CRC-32C and entry count checked at 0x%x and "
+			     "0x%x)",
+			     img->filename, VHDX_REGION_TABLE1_OFFSET,
+			     VHDX_REGION_TABLE2_OFFSET);
+		goto out;
+	}
+	uint32_t n = ld_le32(t + 8);
+	for (uint32_t i = 0; i < n; i++) {
+		const uint8_t *e = t + 16 + 32 * (size_t)i;
+		uint64_t off = ld_le64(e + 16);
+		uint64_t len = ld_le32(e + 24);
+		bool required = ld_le32(e + 28) & 1;
+		bool *seen = NULL;
+		const char *what = NULL;
+		if (memcmp(e, vhdx_guid_bat, 16) == 0) {
+			seen = &bat;
+			what = "BAT region";
+			s->bat_offset = off;
+			s->bat_length = len;
+		} else if (memcmp(e, vhdx_guid_metadata, 16) == 0) {
+			seen = &meta;
+			what = "metadata region";
+			s->meta_offset = off;
+			s->meta_length = len;
+		} else if (required) {
+			r = mimg_err(-ENOTSUP,
+				     "%s: vhdx: region table entry %u is a "
+				     "required region of an unknown kind",
+				     img->filename, i);
+			goto out;
+		} else {
+			continue;
+		}
+		if (*seen) {
+			r = mimg_err(-EINVAL,
+				     "%s: vhdx: the region table names the "
+				     "%s twice",
+				     img->filename, what);
+			goto out;
+		}
+		*seen = true;
+		if ((r = check_region(img, s, what, off, len)) < 0)
+			goto out;
+	}
+	if (!bat || !meta) {
+		r = mimg_err(-EINVAL, "%s: vhdx: the region table has no %s",
+			     img->filename,
+			     !bat ? "BAT region" : "metadata region");
+		goto out;
+	}
+	if (overlap(s->bat_offset, s->bat_length, s->meta_offset,
+		    s->meta_length) ||
+	    overlap(s->bat_offset, s->bat_length, s->log_offset,
+		    s->log_length) ||
+	    overlap(s->meta_offset, s->meta_length, s->log_offset,
+		    s->log_length))
+		r = mimg_err(-EINVAL,
+			     "%s: vhdx: the log, BAT and metadata regions "
+			     "overlap",
+			     img->filename);
+out:
+	free(t);
+	return r;
+}
+
+/* One known metadata item: where its value goes. */
+struct meta_item {
+	const uint8_t *guid;
+	const char *name;
+	uint32_t size;
+	uint8_t value[16];
+	bool present;
+};
+
+enum {
+	ITEM_FILE_PARAMS,
+	ITEM_DISK_SIZE,
+	ITEM_PAGE83,
+	ITEM_LOGICAL_SECTOR,
+	ITEM_PHYSICAL_SECTOR,
+	ITEM_PARENT_LOCATOR,
+	ITEM_COUNT
+};
+
+static int read_items(struct mimg *img, struct vhdx *s, struct meta_item *items)
+{
+	uint8_t *t = malloc(VHDX_METADATA_TABLE_SIZE);
+	int r;
+	if (!t)
+		return mimg_err(-ENOMEM, "out of memory");
+	if ((r = mimg_file_pread_exact(img->file, t, VHDX_METADATA_TABLE_SIZE,
+				       s->meta_offset, "vhdx metadata table")) <
+	    0)
+		goto out;
+	uint32_t n = ld_le16(t + 10);
+	if (memcmp(t, "metadata", 8) != 0 || n > VHDX_METADATA_MAX_ENTRIES) {
+		r = mimg_err(-EINVAL,
+			     "%s: vhdx: no metadata table (signature "
+			     "\"metadata\", at most %u entries) at 0x%llx",
+			     img->filename, VHDX_METADATA_MAX_ENTRIES,
+			     (unsigned long long)s->meta_offset);
+		goto out;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		const uint8_t *e = t + 32 + 32 * (size_t)i;
+		uint32_t off = ld_le32(e + 16), len = ld_le32(e + 20);
+		bool required = ld_le32(e + 24) & 4;
+		struct meta_item *it = NULL;
+		for (int k = 0; k < ITEM_COUNT && !it; k++)
+			if (memcmp(e, items[k].guid, 16) == 0)
+				it = &items[k];
+		if (!it) {
+			if (required) {
+				r = mimg_err(-ENOTSUP,
+					     "%s: vhdx: metadata entry %u is "
+					     "a required item of an unknown "
+					     "kind",
+					     img->filename, i);
+				goto out;
+			}
+			continue;
+		}
+		if (it->present) {
+			r = mimg_err(-EINVAL,
+				     "%s: vhdx: the metadata table names the "
+				     "%s twice",
+				     img->filename, it->name);
+			goto out;
+		}
+		it->present = true;
+		if (it == &items[ITEM_PARENT_LOCATOR])
+			continue; /* refused by the caller, unread */
+		if (len != it->size || off < VHDX_METADATA_TABLE_SIZE ||
+		    !ck_range_within(off, len, s->meta_length)) {
+			r = mimg_err(-EINVAL,
+				     "%s: vhdx: metadata item %s at 0x%x "
+				     "(%u bytes) is not %u bytes inside the "
+				     "metadata region",
+				     img->filename, it->name, off, len,
+				     it->size);
+			goto out;
+		}
+		if ((r = mimg_file_pread_exact(img->file, it->value, len,
+					       s->meta_offset + off,
+					       "vhdx metadata item")) < 0)
+			goto out;
+	}
+out:
+	free(t);
+	return r;
+}
+
+static int parse_metadata(struct mimg *img, struct vhdx *s)
+{
+	struct meta_item items[ITEM_COUNT] = {
+		[ITEM_FILE_PARAMS] = {vhdx_guid_file_params,
+				      "file parameters",
+				      8,
+				      {0},
+				      false},
+		[ITEM_DISK_SIZE] = {vhdx_guid_disk_size,
+				    "virtual disk size",
+				    8,
+				    {0},
+				    false},
+		[ITEM_PAGE83] =
+			{vhdx_guid_page83, "page 83 data", 16, {0}, false},
+		[ITEM_LOGICAL_SECTOR] = {vhdx_guid_logical_sector,
+					 "logical sector size",
+					 4,
+					 {0},
+					 false},
+		[ITEM_PHYSICAL_SECTOR] = {vhdx_guid_physical_sector,
+					  "physical sector size",
+					  4,
+					  {0},
+					  false},
+		[ITEM_PARENT_LOCATOR] = {vhdx_guid_parent_locator,
+					 "parent locator",
+					 0,
+					 {0},
+					 false},
+	};
+	int r;
+	if (s->meta_length < VHDX_METADATA_TABLE_SIZE)
+		return mimg_err(-EINVAL,
+				"%s: vhdx: metadata region of %llu bytes "
+				"cannot hold its table",
+				img->filename,
+				(unsigned long long)s->meta_length);
+	if ((r = read_items(img, s, items)) < 0)
+		return r;
+	for (int k = 0; k < ITEM_PARENT_LOCATOR; k++)
+		if (!items[k].present)
+			return mimg_err(-EINVAL,
+					"%s: vhdx: the metadata has no %s",
+					img->filename, items[k].name);
+	uint32_t flags = ld_le32(items[ITEM_FILE_PARAMS].value + 4);
+	if ((flags & VHDX_PARAM_HAS_PARENT) ||
+	    items[ITEM_PARENT_LOCATOR].present)
+		return mimg_err(-ENOTSUP,
+				"%s: vhdx: differencing images (with a parent) "
+				"are not supported",
+				img->filename);
+	s->leave_allocated = flags & VHDX_PARAM_LEAVE_BLOCKS_ALLOCATED;
+	s->block_size = ld_le32(items[ITEM_FILE_PARAMS].value);
+	if (!is_pow2_u64(s->block_size) || s->block_size < VHDX_MIB ||
+	    s->block_size > 256 * VHDX_MIB)
+		return mimg_err(-EINVAL,
+				"%s: vhdx: block size %u is not a power of two "
+				"from 1 MiB to 256 MiB",
+				img->filename, s->block_size);
+	s->logical_sector = ld_le32(items[ITEM_LOGICAL_SECTOR].value);
+	s->physical_sector = ld_le32(items[ITEM_PHYSICAL_SECTOR].value);
+	if ((s->logical_sector != 512 && s->logical_sector != 4096) ||
+	    (s->physical_sector != 512 && s->physical_sector != 4096))
+		return mimg_err(-EINVAL,
+				"%s: vhdx: sector sizes %u (logical) and %u "
+				"(physical) are not 512 or 4096",
+				img->filename, s->logical_sector,
+				s->physical_sector);
+	uint64_t size = ld_le64(items[ITEM_DISK_SIZE].value);
+	if (size > VHDX_MAX_SIZE || !is_aligned_u64(size, s->logical_sector))
+		return mimg_err(-EINVAL,
+				"%s: vhdx: virtual disk size %llu is not a "
+				"multiple of the %u-byte sector up to 64 TiB",
+				img->filename, (unsigned long long)size,
+				s->logical_sector);
+	img->size = size;
+	memcpy(s->disk_id, items[ITEM_PAGE83].value, 16);
+	/* One sector-bitmap block maps 2^23 sectors. */
+	s->chunk_ratio = ((uint64_t)s->logical_sector << 23) / s->block_size;
+	s->nblocks = div_round_up_u64(size, s->block_size);
+	return 0;
+}
+
+/* A payload block at HOST may not meet the header section or a region,
+ * and the part of it the disk uses must be inside the file. */
+static int check_block(struct mimg *img, const struct vhdx *s, uint64_t i,
+		       uint64_t host)
+{
+	uint64_t used = min_u64(s->block_size, img->size - i * s->block_size);
+	if (host < VHDX_HEADER_SECTION ||
+	    overlap(host, s->block_size, s->log_offset, s->log_length) ||
+	    overlap(host, s->block_size, s->bat_offset, s->bat_length) ||
+	    overlap(host, s->block_size, s->meta_offset, s->meta_length))
+		return mimg_err(-EINVAL,
+				"%s: vhdx: BAT entry of block %llu points at "
+				"0x%llx, inside the headers, log, BAT or "
+				"metadata",
+				img->filename, (unsigned long long)i,
+				(unsigned long long)host);
+	if (!ck_range_within(host, used, s->file_size))
+		return mimg_err(-EINVAL,
+				"%s: vhdx: BAT entry of block %llu points at "
+				"0x%llx, past the end of the file (%llu bytes)",
+				img->filename, (unsigned long long)i,
+				(unsigned long long)host,
+				(unsigned long long)s->file_size);
+	return 0;
+}
+
+static int payload_entry(struct mimg *img, struct vhdx *s, uint64_t i,
+			 uint64_t e)
+{
+	uint64_t host = e & ~(VHDX_MIB - 1);
+	switch (e & 7) {
+	case VHDX_BLOCK_NOT_PRESENT:
+	case VHDX_BLOCK_UNDEFINED:
+	case VHDX_BLOCK_ZERO:
+	case VHDX_BLOCK_UNMAPPED: s->block_host[i] = 0; return 0;
+	case VHDX_BLOCK_FULLY_PRESENT:
+		s->block_host[i] = host;
+		return check_block(img, s, i, host);
+	case VHDX_BLOCK_PARTIALLY_PRESENT:
+		return mimg_err(-EINVAL,
+				"%s: vhdx: block %llu is partially present "
+				"in an image without a parent",
+				img->filename, (unsigned long long)i);
+	default:
+		return mimg_err(-EINVAL,
+				"%s: vhdx: BAT entry of block %llu has the "
+				"unknown state %u",
+				img->filename, (unsigned long long)i,
+				(unsigned)(e & 7));
+	}
+}
+
+static int load_bat(struct mimg *img, struct vhdx *s)
+{
+	uint64_t n = s->nblocks;
+	uint64_t entries = n ? n + (n - 1) / s->chunk_ratio : 0;
+	if (n > VHDX_MAX_BLOCKS || entries * 8 > s->bat_length)
+		return mimg_err(-EINVAL,
+				"%s: vhdx: BAT region of %llu bytes is too "
+				"small for %llu blocks of %u bytes",
+				img->filename,
+				(unsigned long long)s->bat_length,
+				(unsigned long long)n, s->block_size);
+	s->block_host = calloc(n ? n : 1, sizeof(*s->block_host));
+	/* Read in pieces: the region is within the file, yet may be large. */
+	enum { CHUNK = 8192 };
+	uint8_t *buf = malloc(CHUNK * 8);
+	int r = 0;
+	if (!s->block_host || !buf) {
+		free(buf);
+		return mimg_err(-ENOMEM, "out of memory for %llu BAT entries",
+				(unsigned long long)entries);
+	}
+	for (uint64_t first = 0; first < entries && r == 0; first += CHUNK) {
+		uint64_t cnt = min_u64(CHUNK, entries - first);
+		if ((r = mimg_file_pread_exact(img->file, buf, cnt * 8,
+					       s->bat_offset + first * 8,
+					       "vhdx BAT")) < 0)
+			break;
+		for (uint64_t k = 0; k < cnt && r == 0; k++) {
+			uint64_t idx = first + k;
+			/* Every (chunk ratio + 1)th entry is a sector bitmap's. */
+			if (idx % (s->chunk_ratio + 1) == s->chunk_ratio)
+				continue;
+			uint64_t block = idx - idx / (s->chunk_ratio + 1);
+			r = payload_entry(img, s, block, ld_le64(buf + k * 8));
+		}
+	}
+	free(buf);
+	return r;
+}
+
+/* Read LEN bytes of the circular log from POS (wrapping at its end). */
+static int read_log(struct mimg *img, const struct vhdx *s, uint64_t pos,
+		    uint8_t *buf, uint64_t len)
+{
+	while (len) {
+		uint64_t n = min_u64(len, s->log_length - pos);
+		int r = mimg_file_pread_exact(img->file, buf, n,
+					      s->log_offset + pos, "vhdx log");
+		if (r < 0)
+			return r;
+		buf += n;
+		len -= n;
+		pos = 0;
+	}
+	return 0;
+}
+
+/* Whether a whole log entry starts at POS: its signature, the header's
+ * log GUID, a length in whole 4 KiB sectors within the log, and its
+ * CRC-32C over all of it. */
+static int log_entry_valid(struct mimg *img, const struct vhdx *s, uint64_t pos,
+			   const uint8_t *guid, uint64_t *budget, bool *valid)
+{
+	uint8_t e[VHDX_LOG_ENTRY_HEADER_SIZE];
+	int r = read_log(img, s, pos, e, sizeof(e));
+	*valid = false;
+	if (r < 0)
+		return r;
+	uint32_t len = ld_le32(e + 8);
+	if (memcmp(e, "loge", 4) != 0 || memcmp(e + 32, guid, 16) != 0 ||
+	    len < 4096 || len % 4096 || len > s->log_length)
+		return 0;
+	if (len > *budget) {
+		*valid = true;
+		return 0;
+	}
+	*budget -= len;
+	uint8_t *all = malloc(len);
+	if (!all)
+		return mimg_err(-ENOMEM, "out of memory");
+	if ((r = read_log(img, s, pos, all, len)) == 0)
+		*valid = ld_le32(all + 4) == mimg__crc32c_without(all, len, 4);
+	free(all);
+	return r;
+}
+
+/* A log holding a valid entry with the header's log GUID carries updates
+ * the writer may not have applied: they would have to be replayed
+ * before the image is read (as qemu-img check -r all does). */
+static int check_log(struct mimg *img, const struct vhdx *s, const uint8_t *h)
+{
+	const uint8_t *guid = h + VHDX_H_LOG_GUID;
+	/* Entries are read whole to check them: the bytes read are capped
+	 * at twice the log, past which a candidate counts as valid (a
+	 * crafted log of overlapping entries would otherwise cost its size
+	 * squared). */
+	uint64_t budget = 2 * s->log_length;
+	if (guid_is_zero(guid))
+		return 0;
+	for (uint64_t pos = 0; pos < s->log_length; pos += 4096) {
+		bool valid;
+		int r = log_entry_valid(img, s, pos, guid, &budget, &valid);
+		if (r < 0)
+			return r;
+		if (valid)
+			return mimg_err(-ENOTSUP,
+					"%s: vhdx: the log holds updates that "
+					"were not replayed (the image was not "
+					"closed cleanly); replaying them is "
+					"not supported",
+					img->filename);
+	}
+	return 0;
+}
+
+int vhdx_parse(struct mimg *img, struct vhdx *s)
+{
+	uint8_t *h = malloc(VHDX_HEADER_SIZE);
+	int r;
+	if (!h)
+		return mimg_err(-ENOMEM, "out of memory");
+	if ((r = mimg_file_size(img->file, &s->file_size)) == 0 &&
+	    (r = current_header(img, h)) == 0 &&
+	    (r = parse_log_fields(img, s, h)) == 0 &&
+	    (r = parse_regions(img, s)) == 0 &&
+	    (r = check_log(img, s, h)) == 0 &&
+	    (r = parse_metadata(img, s)) == 0)
+		r = load_bat(img, s);
+	free(h);
+	return r;
+}

@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * VHDX (Hyper-V's second disk format): shared definitions.
+ *
+ * The file starts with a 1 MiB header section: a file type identifier
+ * ("vhdxfile"), two headers (at 64 and 128 KiB; the valid one with the
+ * higher sequence number is current) and two copies of the region table
+ * (at 192 and 256 KiB).  The region table locates the BAT and the
+ * metadata region; the header locates the log.  The metadata region
+ * holds a table of items (block size, virtual size, sector sizes, disk
+ * id) named by GUID.  The BAT interleaves one sector-bitmap entry after
+ * every "chunk ratio" payload entries; a payload entry gives a block's
+ * state and its offset in MiB.  Headers, region tables and log entries
+ * carry CRC-32C checksums.  Every number is little-endian; GUIDs are
+ * stored as Windows stores them (first three fields little-endian).
+ */
+#ifndef MIMG_VHDX_H
+#define MIMG_VHDX_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "blocktable.h"
+#include "image.h"
+
+#define VHDX_MIB (1ull << 20)
+#define VHDX_HEADER_SECTION VHDX_MIB
+#define VHDX_HEADER_SIZE 4096u
+#define VHDX_HEADER1_OFFSET 0x10000u
+#define VHDX_HEADER2_OFFSET 0x20000u
+#define VHDX_REGION_TABLE_SIZE 0x10000u
+#define VHDX_REGION_TABLE1_OFFSET 0x30000u
+#define VHDX_REGION_TABLE2_OFFSET 0x40000u
+#define VHDX_REGION_MAX_ENTRIES 2047u
+#define VHDX_METADATA_TABLE_SIZE 0x10000u
+#define VHDX_METADATA_MAX_ENTRIES 2047u
+#define VHDX_METADATA_ITEM_MAX VHDX_MIB
+#define VHDX_LOG_ENTRY_HEADER_SIZE 64u
+
+/* Header fields (byte offsets). */
+#define VHDX_H_CHECKSUM 4
+#define VHDX_H_SEQUENCE 8
+#define VHDX_H_FILE_WRITE_GUID 16
+#define VHDX_H_DATA_WRITE_GUID 32
+#define VHDX_H_LOG_GUID 48
+#define VHDX_H_LOG_VERSION 64
+#define VHDX_H_VERSION 66
+#define VHDX_H_LOG_LENGTH 68
+#define VHDX_H_LOG_OFFSET 72
+
+/* Payload block states (the low three bits of a BAT entry). */
+enum {
+	VHDX_BLOCK_NOT_PRESENT = 0,
+	VHDX_BLOCK_UNDEFINED = 1,
+	VHDX_BLOCK_ZERO = 2,
+	VHDX_BLOCK_UNMAPPED = 3,
+	VHDX_BLOCK_FULLY_PRESENT = 6,
+	VHDX_BLOCK_PARTIALLY_PRESENT = 7,
+};
+
+/* File parameters' flags. */
+#define VHDX_PARAM_LEAVE_BLOCKS_ALLOCATED 0x1u
+#define VHDX_PARAM_HAS_PARENT 0x2u
+
+/* Largest virtual disk (64 TiB, the format's limit) and the most
+ * payload blocks that allows (64 TiB in 1 MiB blocks). */
+#define VHDX_MAX_SIZE (64ull << 40)
+#define VHDX_MAX_BLOCKS (1ull << 26)
+
+struct vhdx {
+	pthread_mutex_t lock; /* the block table's; the BAT is read-only */
+	struct mimg_blocktable bt;
+	uint64_t file_size;
+	uint32_t block_size;
+	uint32_t logical_sector;
+	uint32_t physical_sector;
+	uint64_t chunk_ratio; /* payload blocks per sector-bitmap block */
+	uint64_t nblocks;     /* payload blocks of the virtual disk */
+	/* Host offset of each payload block's data; 0: reads as zeroes. */
+	uint64_t *block_host;
+	bool leave_allocated;
+	uint8_t disk_id[16]; /* the page 83 data */
+	uint64_t bat_offset, bat_length;
+	uint64_t meta_offset, meta_length;
+	uint64_t log_offset, log_length;
+};
+
+/* The GUIDs naming regions and metadata items, as stored. */
+extern const uint8_t vhdx_guid_bat[16], vhdx_guid_metadata[16];
+extern const uint8_t vhdx_guid_file_params[16], vhdx_guid_disk_size[16];
+extern const uint8_t vhdx_guid_page83[16], vhdx_guid_logical_sector[16];
+extern const uint8_t vhdx_guid_physical_sector[16];
+extern const uint8_t vhdx_guid_parent_locator[16];
+
+/* Parse the header section, the metadata and the BAT of IMG's file into
+ * S and set img->size (formats/vhdx/vhdx-open.c). */
+int vhdx_parse(struct mimg *img, struct vhdx *s);
+/* Blocks sharing host space are corruptions (vhdx-check.c). */
+int vhdx_check(struct mimg *img, unsigned flags, struct mimg_check_result *res);
+
+#endif

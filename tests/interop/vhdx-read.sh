@@ -1,0 +1,140 @@
+#!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
+# VHDX images made and written by qemu-img/qemu-io (dynamic and fixed,
+# block sizes from 1 to 256 MiB, blocks in the ZERO state or not) read
+# in mimg as in qemu: the same bytes, the same info; mimg's map reports
+# blocks without data as zeroes (qemu-img reports the whole disk as
+# data); damaged or crafted images are refused with a message, as
+# qemu-img refuses them, or read from the intact copy of the header or
+# region table.  The library opens VHDX read-only.
+here=$(cd "$(dirname "$0")" && pwd)
+. "$TESTLIB"
+FMT=vhdx
+. "$here/vpc-lib.sh"
+edit() {
+	python3 "$here/vhdx-edit.py" "$@" || fail "vhdx-edit $*"
+}
+
+for size in 1M 100M; do
+	for opts in "" block_size=1M block_size=32M block_size=256M \
+		block_state_zero=off subformat=fixed; do
+		rm -f q.vhdx
+		qemu-img create -q -f vhdx ${opts:+-o $opts} q.vhdx "$size" ||
+			fail "qemu-img create $opts $size"
+		same_info q.vhdx
+		same_content q.vhdx "($opts $size, empty)"
+		last=$(( $(qemu-img info --output=json q.vhdx |
+			sed -n 's/.*"virtual-size": \([0-9]*\).*/\1/p') - 4096 ))
+		qio q.vhdx "write -P 0xab 100k 64k" "write -P 0xcd 700k 200k" \
+			"write -z 300k 64k" "write -P 0xef $last 4k"
+		same_content q.vhdx "($opts $size)"
+		same_info q.vhdx
+		"$MIMG" check q.vhdx >check.out 2>&1 ||
+			{ cat check.out >&2; fail "mimg check ($opts $size)"; }
+	done
+done
+
+# Past 4 GiB in 1 MiB blocks the BAT holds a sector-bitmap entry after
+# every 4096 block entries.
+rm -f q.vhdx
+qemu-img create -q -f vhdx -o block_size=1M q.vhdx 9G
+qio q.vhdx "write -P 0x31 4095M 2M" "write -P 0x32 8191M 1M" \
+	"write -P 0x33 4G 4k"
+"$MIMG" convert -O raw q.vhdx big.raw || fail "mimg convert of 9 GiB"
+qemu-img compare -f vhdx -F raw q.vhdx big.raw >/dev/null ||
+	fail "mimg reads the 9 GiB image differently"
+rm -f big.raw
+
+# Conversions qemu-img makes, compared with their source.
+make_raw src.raw 20480
+for opts in "" subformat=fixed block_size=1M; do
+	rm -f q.vhdx
+	qemu-img convert -O vhdx ${opts:+-o $opts} src.raw q.vhdx ||
+		fail "qemu-img convert ($opts)"
+	same_content q.vhdx "($opts)"
+	"$MIMG" compare src.raw q.vhdx >/dev/null || fail "mimg compare ($opts)"
+done
+
+# Blocks without data are zeroes to block status: of a 100 MiB image
+# with one 1 MiB block written, map shows 1 MiB of data.
+rm -f q.vhdx
+qemu-img create -q -f vhdx -o block_size=1M q.vhdx 100M
+qio q.vhdx "write -P 0x11 5M 4k"
+"$MIMG" map --output json q.vhdx >map.json || fail "mimg map"
+check_eq "$(python3 -c 'import json,sys
+m = json.load(open(sys.argv[1]))
+print(sum(e["length"] for e in m if e["data"]),
+      sum(e["length"] for e in m if e["zero"]))' map.json)" \
+	"1048576 103809024" "data and zeroes in the map of a sparse image"
+
+# Writing is refused, by name.
+if "$MIMG" resize q.vhdx 200M 2>err; then fail "resize of a VHDX"; fi
+grep -q "read-only" err || fail "resize error: $(cat err)"
+
+# A damaged first header or region table: the other copy is read (qemu
+# reads the second header too); both headers damaged: refused by both.
+cp q.vhdx h1.vhdx
+edit h1.vhdx header-crc 1
+same_content h1.vhdx "(first header damaged)"
+edit h1.vhdx header-crc 2
+if qemu-img info h1.vhdx >/dev/null 2>&1; then fail "qemu-img read h1.vhdx"; fi
+if "$MIMG" info h1.vhdx 2>err; then fail "mimg read two bad headers"; fi
+grep -q "vhdx: no valid header" err || fail "header error: $(cat err)"
+cp q.vhdx r1.vhdx
+edit r1.vhdx region1-crc
+"$MIMG" convert -O raw r1.vhdx r1.raw || fail "read with region table 2"
+qemu-img compare -f vhdx -F raw q.vhdx r1.raw >/dev/null || fail "r1.vhdx content"
+
+# Crafted entries and items: each refused, naming what is wrong.
+refused() { # FILE WHAT-GREP
+	if "$MIMG" convert -O raw "$1" out.raw 2>err; then
+		fail "$1 was read"
+	fi
+	grep -q "$2" err || fail "$1: $(cat err)"
+}
+cp q.vhdx past.vhdx
+edit past.vhdx bat 7 $(( (1 << 40) | 6 ))
+refused past.vhdx "past the end of the file"
+cp q.vhdx over.vhdx
+edit over.vhdx bat 7 $(( (2 << 20) | 6 )) # the BAT region
+refused over.vhdx "inside the headers, log, BAT or metadata"
+cp q.vhdx part.vhdx
+edit part.vhdx bat 9 $(( (8 << 20) | 7 ))
+refused part.vhdx "partially present"
+cp q.vhdx state.vhdx
+edit state.vhdx bat 9 4
+refused state.vhdx "unknown state 4"
+cp q.vhdx parent.vhdx
+edit parent.vhdx param-flags 2
+refused parent.vhdx "differencing images"
+cp q.vhdx bs.vhdx
+edit bs.vhdx block-size $(( 3 << 20 ))
+refused bs.vhdx "block size 3145728"
+for f in past over part parent bs; do
+	if qemu-img convert -O raw $f.vhdx out.raw 2>/dev/null; then
+		fail "qemu-img read $f.vhdx"
+	fi
+done
+# Two blocks in the same place: mimg check finds it (qemu-img does not
+# look).
+cp q.vhdx twice.vhdx
+edit twice.vhdx bat 1 $(python3 -c 'import json,sys
+m = json.load(open(sys.argv[1]))
+print(next(e["offset"] for e in m if e["data"]) | 6)' map.json)
+"$MIMG" check twice.vhdx >check.out 2>&1
+check_eq $? 2 "check of two blocks in one place"
+grep -q "ERROR: block 5 at 0x.* overlaps block 1" check.out ||
+	fail "check output: $(cat check.out)"
+
+# A log entry to replay: refused, as qemu-img refuses it read-only; one
+# with a wrong checksum is no entry, and the image reads.
+cp q.vhdx log.vhdx
+edit log.vhdx log-entry valid
+refused log.vhdx "the log holds updates that were not replayed"
+if qemu-img convert -O raw log.vhdx out.raw 2>/dev/null; then
+	fail "qemu-img read log.vhdx"
+fi
+cp q.vhdx badlog.vhdx
+edit badlog.vhdx log-entry bad
+same_content badlog.vhdx "(a log entry with a wrong checksum)"
+echo ok
