@@ -44,12 +44,6 @@ const uint8_t vhdx_guid_parent_locator[16] = {0x2d, 0x5f, 0xd3, 0xa8,
 					      0xab, 0xf7, 0xd3, 0xd8,
 					      0x48, 0x34, 0xab, 0x0c};
 
-static bool guid_is_zero(const uint8_t *g)
-{
-	static const uint8_t zero[16];
-	return memcmp(g, zero, 16) == 0;
-}
-
 /* Header at OFF into H: whether it is valid (signature, checksum,
  * versions). */
 static int read_header(struct mimg *img, uint64_t off, uint8_t *h, bool *valid)
@@ -484,92 +478,20 @@ static int load_bat(struct mimg *img, struct vhdx *s)
 	return r;
 }
 
-/* Read LEN bytes of the circular log from POS (wrapping at its end). */
-static int read_log(struct mimg *img, const struct vhdx *s, uint64_t pos,
-		    uint8_t *buf, uint64_t len)
-{
-	while (len) {
-		uint64_t n = min_u64(len, s->log_length - pos);
-		int r = mimg_file_pread_exact(img->file, buf, n,
-					      s->log_offset + pos, "vhdx log");
-		if (r < 0)
-			return r;
-		buf += n;
-		len -= n;
-		pos = 0;
-	}
-	return 0;
-}
-
-/* Whether a whole log entry starts at POS: its signature, the header's
- * log GUID, a length in whole 4 KiB sectors within the log, and its
- * CRC-32C over all of it. */
-static int log_entry_valid(struct mimg *img, const struct vhdx *s, uint64_t pos,
-			   const uint8_t *guid, uint64_t *budget, bool *valid)
-{
-	uint8_t e[VHDX_LOG_ENTRY_HEADER_SIZE];
-	int r = read_log(img, s, pos, e, sizeof(e));
-	*valid = false;
-	if (r < 0)
-		return r;
-	uint32_t len = ld_le32(e + 8);
-	if (memcmp(e, "loge", 4) != 0 || memcmp(e + 32, guid, 16) != 0 ||
-	    len < 4096 || len % 4096 || len > s->log_length)
-		return 0;
-	if (len > *budget) {
-		*valid = true;
-		return 0;
-	}
-	*budget -= len;
-	uint8_t *all = malloc(len);
-	if (!all)
-		return mimg_err(-ENOMEM, "out of memory");
-	if ((r = read_log(img, s, pos, all, len)) == 0)
-		*valid = ld_le32(all + 4) == mimg__crc32c_without(all, len, 4);
-	free(all);
-	return r;
-}
-
-/* A log holding a valid entry with the header's log GUID carries updates
- * the writer may not have applied: they would have to be replayed
- * before the image is read (as qemu-img check -r all does). */
-static int check_log(struct mimg *img, const struct vhdx *s, const uint8_t *h)
-{
-	const uint8_t *guid = h + VHDX_H_LOG_GUID;
-	/* Entries are read whole to check them: the bytes read are capped
-	 * at twice the log, past which a candidate counts as valid (a
-	 * crafted log of overlapping entries would otherwise cost its size
-	 * squared). */
-	uint64_t budget = 2 * s->log_length;
-	if (guid_is_zero(guid))
-		return 0;
-	for (uint64_t pos = 0; pos < s->log_length; pos += 4096) {
-		bool valid;
-		int r = log_entry_valid(img, s, pos, guid, &budget, &valid);
-		if (r < 0)
-			return r;
-		if (valid)
-			return mimg_err(-ENOTSUP,
-					"%s: vhdx: the log holds updates that "
-					"were not replayed (the image was not "
-					"closed cleanly); replaying them is "
-					"not supported",
-					img->filename);
-	}
-	return 0;
-}
-
 int vhdx_parse(struct mimg *img, struct vhdx *s)
 {
 	uint8_t *h = malloc(VHDX_HEADER_SIZE);
 	int r;
 	if (!h)
 		return mimg_err(-ENOMEM, "out of memory");
+	/* The log replayed (to a view) first: the regions, metadata and BAT
+	 * are read as its updates left them. */
 	if ((r = mimg_file_size(img->file, &s->file_size)) == 0 &&
 	    (r = current_header(img, h)) == 0 &&
 	    (r = parse_log_fields(img, s, h)) == 0 &&
+	    (r = vhdx_log_view(img, s, h)) == 0 &&
+	    (r = mimg_file_size(img->file, &s->file_size)) == 0 &&
 	    (r = parse_regions(img, s)) == 0 &&
-	    (r = check_log(img, s, h)) == 0 &&
 	    (r = parse_metadata(img, s)) == 0)
 		r = load_bat(img, s);
 	free(h);

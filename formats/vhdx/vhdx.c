@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-2-Clause
  * Copyright (c) 2026 The mimg authors
  *
- * VHDX driver: probing, opening (vhdx-open.c parses), reads through the
+ * VHDX driver: probing, opening (vhdx-open.c parses, vhdx-log.c replays
+ * a log left with updates to a view of the file), reads through the
  * block table and block status.  Images are read-only: writing would
  * have to go through the format's log to keep its crash safety.
  */

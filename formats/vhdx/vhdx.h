@@ -97,6 +97,9 @@ extern const uint8_t vhdx_guid_parent_locator[16];
 /* Parse the header section, the metadata and the BAT of IMG's file into
  * S and set img->size (formats/vhdx/vhdx-open.c). */
 int vhdx_parse(struct mimg *img, struct vhdx *s);
+/* When the log of IMG (header H) holds updates, replace img->file by a
+ * view of it with them made (formats/vhdx/vhdx-log.c). */
+int vhdx_log_view(struct mimg *img, const struct vhdx *s, const uint8_t *h);
 /* Blocks sharing host space are corruptions (vhdx-check.c). */
 int vhdx_check(struct mimg *img, unsigned flags, struct mimg_check_result *res);
 

@@ -7,7 +7,9 @@
 #     param-flags V         set the file parameters' flags word
 #     block-size V          set the file parameters' block size
 #     log-entry valid|bad   give the headers a log GUID and write one log
-#                           entry with it (valid: right CRC-32C; bad: not)
+#                           entry with it, without updates (valid: right
+#                           CRC-32C; bad: not)
+#     log SCENARIO BLOCK    leave updates in the log (see below)
 import struct
 import sys
 
@@ -65,6 +67,72 @@ def meta_item(guid):
     sys.exit("no such metadata item")
 
 
+MIB = 1 << 20
+
+
+def set_log_guid():
+    guid = bytes(range(1, 17))
+    for off in H:
+        h = read(off, 4096)
+        h[48:64] = guid
+        with_crc(h, 4)
+        write(off, h)
+    return guid
+
+
+def log_region():
+    h = read(H[0], 4096)
+    log_len, log_off = struct.unpack("<IQ", h[68:80])
+    return log_off, log_len
+
+
+def bat_index(block):
+    bs = struct.unpack("<I", read(meta_item(PARAMS), 4))[0]
+    lss = struct.unpack("<I", read(meta_item(LOGICAL), 4))[0]
+    ratio = (lss << 23) // bs
+    return block + block // ratio
+
+
+def bat_sector(block):
+    """The file offset of the 4 KiB BAT sector holding BLOCK's entry,
+    and its bytes."""
+    off = regions()[BAT][0] + 8 * bat_index(block)
+    at = off - off % 4096
+    return at, read(at, 4096)
+
+
+def entry(seq, tail, descs, guid, flushed, last):
+    """A log entry: descs are ("data", file offset, 4096 bytes) or
+    ("zero", file offset, length)."""
+    dsec = (len(descs) + 2 + 127) // 128
+    data = [d for d in descs if d[0] == "data"]
+    e = bytearray((dsec + len(data)) * 4096)
+    e[0:4] = b"loge"
+    struct.pack_into("<IIQII", e, 8, len(e), tail, seq, len(descs), 0)
+    e[32:48] = guid
+    struct.pack_into("<QQ", e, 48, flushed, last)
+    k = 0
+    for i, d in enumerate(descs):
+        at = 64 + 32 * i
+        if d[0] == "zero":
+            e[at:at + 4] = b"zero"
+            struct.pack_into("<IQQQ", e, at + 4, 0, d[2], d[1], seq)
+        else:
+            sec = d[2]
+            e[at:at + 4] = b"desc"
+            e[at + 4:at + 8] = sec[4092:4096]
+            e[at + 8:at + 16] = sec[0:8]
+            struct.pack_into("<QQ", e, at + 16, d[1], seq)
+            ds = (dsec + k) * 4096
+            k += 1
+            e[ds:ds + 4] = b"data"
+            struct.pack_into("<I", e, ds + 4, seq >> 32)
+            e[ds + 8:ds + 4092] = sec[8:4092]
+            struct.pack_into("<I", e, ds + 4092, seq & 0xffffffff)
+    with_crc(e, 4)
+    return e
+
+
 if action == "header-crc":
     off = H[int(args[0]) - 1]
     write(off + 4, b"\xde\xad\xbe\xef")
@@ -83,21 +151,60 @@ elif action == "param-flags":
 elif action == "block-size":
     write(meta_item(PARAMS), struct.pack("<I", int(args[0], 0)))
 elif action == "log-entry":
-    guid = bytes(range(1, 17))
-    for off in H:
-        h = read(off, 4096)
-        h[48:64] = guid
-        with_crc(h, 4)
-        write(off, h)
-    h = read(H[0], 4096)
-    log_len, log_off = struct.unpack("<IQ", h[68:80])
-    e = bytearray(4096)
-    e[0:4] = b"loge"
-    struct.pack_into("<IIQII", e, 8, 4096, 0, 1, 0, 0)
-    e[32:48] = guid
-    with_crc(e, 4)
+    guid = set_log_guid()
+    e = entry(1, 0, [], guid, 0, 0)
     if args[0] == "bad":
         e[100] ^= 1
-    write(log_off, e)
+    write(log_region()[0], e)
+elif action == "log":
+    # Updates left in the log, as a writer that did not close the file
+    # leaves them, each kind the format has.  BLOCK's BAT entry is made to
+    # point at a new 1 MiB block of 0x5c bytes appended to the file.
+    scenario, block = args[0], int(args[1])
+    guid = set_log_guid()
+    log_off, log_len = log_region()
+    at, sector = bat_sector(block)
+    f.seek(0, 2)
+    end = f.tell()
+    new = (end + MIB - 1) // MIB * MIB
+    write(new, b"\x5c" * MIB)
+    size = new + MIB
+    updated = bytearray(sector)
+    i = bat_index(block) * 8 - (at - regions()[BAT][0])
+    updated[i:i + 8] = struct.pack("<Q", new | 6)
+    if scenario == "data":
+        write(log_off, entry(5, 0, [("data", at, updated)], guid, size, size))
+    elif scenario == "zero":
+        # the whole BAT sector cleared: its blocks read as zeroes
+        write(log_off, entry(5, 0, [("zero", at, 4096)], guid, size, size))
+    elif scenario == "wrap":
+        # two entries, the first across the end of the log; the second
+        # undoes the first's update of BLOCK and drops block 5
+        first = log_len - 4096
+        e1 = entry(7, first, [("data", at, updated)], guid, size, size)
+        undo = bytearray(sector)
+        j = bat_index(5) * 8 - (at - regions()[BAT][0])
+        undo[j:j + 8] = bytes(8)
+        e2 = entry(8, first, [("data", at, undo)], guid, size, size)
+        log = bytearray(read(log_off, log_len))
+        log[first:] = e1[:4096]
+        log[0:len(e1) - 4096] = e1[4096:]
+        log[len(e1) - 4096:len(e1) - 4096 + len(e2)] = e2
+        write(log_off, log)
+    elif scenario == "stale":
+        # an older sequence after the active one: not replayed
+        undo = bytearray(sector)
+        j = bat_index(5) * 8 - (at - regions()[BAT][0])
+        undo[j:j + 8] = bytes(8)
+        e1 = entry(9, 0, [("data", at, updated)], guid, size, size)
+        e2 = entry(3, 8192 * 4, [("data", at, undo)], guid, size, size)
+        write(log_off, e1)
+        write(log_off + 8192 * 4, e2)
+    elif scenario == "cut":
+        # written for a longer file than there is
+        write(log_off, entry(5, 0, [("data", at, updated)], guid,
+                             size + MIB, size + MIB))
+    else:
+        sys.exit("unknown log scenario")
 else:
     sys.exit("unknown action " + action)

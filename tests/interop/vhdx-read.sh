@@ -6,7 +6,8 @@
 # blocks without data as zeroes (qemu-img reports the whole disk as
 # data); damaged or crafted images are refused with a message, as
 # qemu-img refuses them, or read from the intact copy of the header or
-# region table.  The library opens VHDX read-only.
+# region table; updates left in the log are read as replayed.  The
+# library opens VHDX read-only.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$TESTLIB"
 FMT=vhdx
@@ -126,15 +127,46 @@ check_eq $? 2 "check of two blocks in one place"
 grep -q "ERROR: block 5 at 0x.* overlaps block 1" check.out ||
 	fail "check output: $(cat check.out)"
 
-# A log entry to replay: refused, as qemu-img refuses it read-only; one
-# with a wrong checksum is no entry, and the image reads.
+# Updates left in the log by a writer that did not close the image:
+# qemu-img refuses to read such an image until check -r all has replayed
+# them into it; mimg reads it as replayed, without writing the file.
+# The updates (vhdx-edit.py): a BAT sector rewritten to give block 20 a
+# new block of 0x5c bytes; that sector cleared (block 5 goes); two
+# entries across the end of the log, the second undoing the first and
+# dropping block 5; an older sequence after the active one, ignored.
+byte_at() { # RAW OFFSET
+	od -An -tx1 -j "$2" -N1 "$1" | tr -d ' '
+}
+for sc in data:5c:11 zero:00:00 wrap:00:00 stale:5c:11; do
+	name=${sc%%:*} rest=${sc#*:}
+	cp q.vhdx log.vhdx
+	edit log.vhdx log "$name" 20
+	sum=$(cksum <log.vhdx)
+	if qemu-img convert -O raw log.vhdx out.raw 2>/dev/null; then
+		fail "qemu-img read log.vhdx ($name) without replaying it"
+	fi
+	"$MIMG" convert -O raw log.vhdx m.raw 2>err ||
+		fail "mimg convert ($name): $(cat err)"
+	check_eq "$(cksum <log.vhdx)" "$sum" "the file after reading ($name)"
+	cp log.vhdx replayed.vhdx
+	qemu-img check -q -r all replayed.vhdx || fail "qemu-img check -r all"
+	qemu-img convert -O raw replayed.vhdx q.raw
+	cmp q.raw m.raw >/dev/null ||
+		fail "mimg reads the log's updates ($name) differently"
+	check_eq "$(byte_at m.raw $((20 << 20))) $(byte_at m.raw $((5 << 20)))" \
+		"${rest%%:*} ${rest#*:}" "blocks 20 and 5 after the log ($name)"
+done
+# A log written for a longer file than there is: refused.
 cp q.vhdx log.vhdx
-edit log.vhdx log-entry valid
-refused log.vhdx "the log holds updates that were not replayed"
-if qemu-img convert -O raw log.vhdx out.raw 2>/dev/null; then
-	fail "qemu-img read log.vhdx"
-fi
-cp q.vhdx badlog.vhdx
-edit badlog.vhdx log-entry bad
-same_content badlog.vhdx "(a log entry with a wrong checksum)"
+edit log.vhdx log cut 20
+refused log.vhdx "the log was written for a file of .* it was cut"
+# A log entry with a wrong checksum is no entry; one without updates
+# changes nothing.
+for kind in bad valid; do
+	cp q.vhdx log.vhdx
+	edit log.vhdx log-entry $kind
+	"$MIMG" convert -O raw log.vhdx m.raw || fail "mimg convert ($kind)"
+	qemu-img compare -q -f vhdx -F raw q.vhdx m.raw ||
+		fail "a log entry ($kind) changed the content"
+done
 echo ok

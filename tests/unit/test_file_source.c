@@ -19,6 +19,7 @@
 #endif
 
 #include "error.h"
+#include "file-patched.h"
 #include "file.h"
 #include "mimg.h"
 #include "testutil.h"
@@ -161,6 +162,49 @@ START_TEST(zero_range_unsupported_is_remembered)
 	ck_assert_int_eq(mimg_file_zero_range(g, 0, 4096, false), -ENOTSUP);
 	ck_assert_int_eq(fs.calls_zero, 2);
 	ck_assert_int_eq(mimg_file_close(g), 0);
+	ck_assert_int_eq(mimg_file_close(f), 0);
+}
+END_TEST
+
+/* The patched view: later patches win, zero patches clear, the size
+ * grows to the minimum, the base is never written and closes with it. */
+START_TEST(patched_view_reads_patches_in_order)
+{
+	uint8_t base[64], buf[80], want[80];
+	struct mimg_file *mem, *f;
+	uint64_t size;
+	memset(base, 'b', sizeof(base));
+	ck_assert_int_eq(mimg_file_open_memory(&mem, base, sizeof(base), 64,
+					       "base", 0),
+			 0);
+	ck_assert_int_eq(mimg__patched_open(mem, &f), 0);
+	ck_assert_int_eq(mimg__patched_add(f, 10, 8, "11111111"), 0);
+	ck_assert_int_eq(mimg__patched_add(f, 14, 8, "22222222"), 0);
+	ck_assert_int_eq(mimg__patched_add(f, 30, 40, NULL), 0);
+	ck_assert_int_eq(mimg__patched_add(f, 32, 2, "33"), 0);
+	ck_assert_int_eq(mimg__patched_add(f, 0, 0, NULL), 0);
+	ck_assert_int_eq(mimg__patched_add(f, UINT64_MAX, 2, NULL), -EINVAL);
+	ck_assert_int_eq(mimg_file_size(f, &size), 0);
+	ck_assert_uint_eq(size, 64);
+	mimg__patched_min_size(f, 80);
+	ck_assert_int_eq(mimg_file_size(f, &size), 0);
+	ck_assert_uint_eq(size, 80);
+	memset(want, 'b', 64);
+	memset(want + 64, 0, 16);
+	memcpy(want + 10, "1111", 4);
+	memcpy(want + 14, "22222222", 8);
+	memset(want + 30, 0, 40);
+	memcpy(want + 32, "33", 2);
+	ck_assert_int_eq(mimg_file_pread(f, buf, 80, 0), 0);
+	ck_assert_int_eq(memcmp(buf, want, 80), 0);
+	/* a read in the middle of a patch, and one outside them all */
+	ck_assert_int_eq(mimg_file_pread(f, buf, 3, 15), 0);
+	ck_assert_int_eq(memcmp(buf, "222", 3), 0);
+	ck_assert_int_eq(mimg_file_pread(f, buf, 5, 2), 0);
+	ck_assert_int_eq(memcmp(buf, "bbbbb", 5), 0);
+	ck_assert_int_eq(mimg_file_pwrite(f, "x", 1, 0), -EBADF);
+	ck_assert_int_eq(mimg_file_pread(mem, buf, 64, 0), 0);
+	ck_assert_int_eq(memcmp(buf, base, 64), 0);
 	ck_assert_int_eq(mimg_file_close(f), 0);
 }
 END_TEST
@@ -414,6 +458,7 @@ int main(void)
 			   NULL, 0, setup_fs, teardown_fs},
 			  {"memory",
 			   TU_TESTS(memory_file_io, memory_file_read_only,
+				    patched_view_reads_patches_in_order,
 				    image_from_memory,
 				    memory_image_names_no_files)},
 			  {"archive", TU_TESTS(tar_is_unpacked_read_only,
