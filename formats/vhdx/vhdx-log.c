@@ -220,6 +220,15 @@ int vhdx_log_view(struct mimg *img, const struct vhdx *s, const uint8_t *h)
 	int r = 0;
 	if (!n || memcmp(guid, zero_guid, 16) == 0)
 		return 0;
+	/* The replayed updates are held in memory: at most the log's size,
+	 * 1 MiB as Hyper-V and qemu-img make it. */
+	if (s->log_length > VHDX_MAX_REPLAY_LOG)
+		return mimg_err(-EFBIG,
+				"%s: vhdx: a log of %llu bytes is larger than "
+				"the %u MiB that can be replayed",
+				img->filename,
+				(unsigned long long)s->log_length,
+				(unsigned)(VHDX_MAX_REPLAY_LOG >> 20));
 	struct link *links = calloc(n, sizeof(*links));
 	if (!links)
 		return mimg_err(-ENOMEM, "out of memory");

@@ -38,6 +38,8 @@
 #define VHDX_METADATA_MAX_ENTRIES 2047u
 #define VHDX_METADATA_ITEM_MAX VHDX_MIB
 #define VHDX_LOG_ENTRY_HEADER_SIZE 64u
+/* The largest log whose updates are replayed (in memory). */
+#define VHDX_MAX_REPLAY_LOG (64ull << 20)
 
 /* Header fields (byte offsets). */
 #define VHDX_H_CHECKSUM 4
