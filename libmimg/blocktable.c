@@ -139,3 +139,33 @@ int mimg__bt_clear_stale(struct mimg *img, uint64_t file_size, uint64_t start,
 	return mimg__file_zero(img->file, start,
 			       min_u64(file_size, end) - start);
 }
+
+int mimg__bt_block_status(struct mimg *img, uint64_t off, uint64_t len,
+			  uint64_t *pnum, unsigned *status, uint64_t *host_off)
+{
+	const struct mimg_blocktable *bt = img->blocktable;
+	uint64_t host, n = 0;
+	int r;
+	pthread_mutex_lock(bt->lock);
+	if ((r = bt->lookup(img, off, &host)) < 0)
+		goto out;
+	*host_off = host ? host + off % bt->block_size : 0;
+	/* One run: all unallocated, or allocated and contiguous on disk. */
+	while (n < len) {
+		uint64_t cur = off + n, h;
+		if ((r = bt->lookup(img, cur, &h)) < 0)
+			goto out;
+		if ((h == 0) != (host == 0) ||
+		    (host && h + cur % bt->block_size != *host_off + n))
+			break;
+		n += min_u64(len - n, bt->block_size - cur % bt->block_size);
+	}
+	*pnum = n;
+	/* Unallocated blocks read as zeroes in this layer: qemu-img map
+	 * shows them present, zero and without data. */
+	*status = host ? MIMG_BS_DATA | MIMG_BS_ALLOCATED | MIMG_BS_OFFSET_VALID
+		       : MIMG_BS_ZERO | MIMG_BS_ALLOCATED;
+out:
+	pthread_mutex_unlock(bt->lock);
+	return r;
+}

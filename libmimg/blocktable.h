@@ -50,6 +50,10 @@ int mimg__bt_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
 		    uint64_t off, size_t len);
 int mimg__bt_pwritev(struct mimg *img, const struct iovec *iov, int iovcnt,
 		     uint64_t off, size_t len);
+/* The run at OFF of blocks alike: unallocated (zeroes, the image has no
+ * layer below) or allocated and contiguous in the file. */
+int mimg__bt_block_status(struct mimg *img, uint64_t off, uint64_t len,
+			  uint64_t *pnum, unsigned *status, uint64_t *host_off);
 /* Zeroing leaves unallocated blocks unallocated (they read as zeroes)
  * and needs no flags. */
 int mimg__bt_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,

@@ -284,37 +284,30 @@ static int compute(struct checker *c, bool with_refcount_structs)
 	    (uint64_t)s->reftable_clusters * s->cluster_size, "refcount table");
 	for (uint64_t i = 0; i < s->reftable_size; i++) {
 		uint64_t e = s->reftable[i];
-		switch (refblock_entry_fault(c, e)) {
-		case REFBLOCK_OK:
+		enum refblock_fault f = refblock_entry_fault(c, e);
+		if (f == REFBLOCK_OK) {
 			if (e)
 				inc(c, e, s->cluster_size, "refcount block");
-			break;
-		case REFBLOCK_RESERVED_BITS:
+			continue;
+		}
+		/* qemu's words.  A block outside the file qemu reaches by
+		 * growing the file, where it reads as zeroes; a new
+		 * structure replaces it here instead. */
+		if (f == REFBLOCK_RESERVED_BITS)
 			msg(c,
 			    "ERROR refcount table entry %llu has reserved "
 			    "bits set",
 			    (unsigned long long)i);
-			corrupt(c);
-			c->rebuild = true;
-			break;
-		case REFBLOCK_UNALIGNED:
+		else if (f == REFBLOCK_UNALIGNED)
 			msg(c,
 			    "ERROR refcount block %llu is not cluster "
 			    "aligned; refcount table entry corrupted",
 			    (unsigned long long)i);
-			corrupt(c);
-			c->rebuild = true;
-			break;
-		case REFBLOCK_OUTSIDE:
-			/* qemu grows the file to reach the block, which
-			 * then reads as zeroes; a new structure replaces
-			 * it here instead. */
+		else
 			msg(c, "ERROR refcount block %llu is outside image",
 			    (unsigned long long)i);
-			corrupt(c);
-			c->rebuild = true;
-			break;
-		}
+		corrupt(c);
+		c->rebuild = true;
 	}
 	return 0;
 }

@@ -7,6 +7,8 @@
  * blocks must lie inside it, and the regions must not overlap.
  */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,33 +18,28 @@
 #include "error.h"
 #include "vhdx.h"
 
-const uint8_t vhdx_guid_bat[16] = {0x66, 0x77, 0xc2, 0x2d, 0x23, 0xf6,
-				   0x00, 0x42, 0x9d, 0x64, 0x11, 0x5e,
-				   0x9b, 0xfd, 0x4a, 0x08};
-const uint8_t vhdx_guid_metadata[16] = {0x06, 0xa2, 0x7c, 0x8b, 0x90, 0x47,
-					0x9a, 0x4b, 0xb8, 0xfe, 0x57, 0x5f,
-					0x05, 0x0f, 0x88, 0x6e};
-const uint8_t vhdx_guid_file_params[16] = {0x37, 0x67, 0xa1, 0xca, 0x36, 0xfa,
-					   0x43, 0x4d, 0xb3, 0xb6, 0x33, 0xf0,
-					   0xaa, 0x44, 0xe7, 0x6b};
-const uint8_t vhdx_guid_disk_size[16] = {0x24, 0x42, 0xa5, 0x2f, 0x1b, 0xcd,
-					 0x76, 0x48, 0xb2, 0x11, 0x5d, 0xbe,
-					 0xd8, 0x3b, 0xf4, 0xb8};
-const uint8_t vhdx_guid_page83[16] = {0xab, 0x12, 0xca, 0xbe, 0xe6, 0xb2,
-				      0x23, 0x45, 0x93, 0xef, 0xc3, 0x09,
-				      0xe0, 0x00, 0xc7, 0x46};
-const uint8_t vhdx_guid_logical_sector[16] = {0x1d, 0xbf, 0x41, 0x81,
-					      0x6f, 0xa9, 0x09, 0x47,
-					      0xba, 0x47, 0xf2, 0x33,
-					      0xa8, 0xfa, 0xab, 0x5f};
-const uint8_t vhdx_guid_physical_sector[16] = {0xc7, 0x48, 0xa3, 0xcd,
-					       0x5d, 0x44, 0x71, 0x44,
-					       0x9c, 0xc9, 0xe9, 0x88,
-					       0x52, 0x51, 0xc5, 0x56};
-const uint8_t vhdx_guid_parent_locator[16] = {0x2d, 0x5f, 0xd3, 0xa8,
-					      0x0b, 0xb3, 0x4d, 0x45,
-					      0xab, 0xf7, 0xd3, 0xd8,
-					      0x48, 0x34, 0xab, 0x0c};
+/* The GUIDs naming regions and metadata items, as the format writes
+ * them. */
+#define GUID_BAT "2DC27766-F623-4200-9D64-115E9BFD4A08"
+#define GUID_METADATA "8B7CA206-4790-4B9A-B8FE-575F050F886E"
+#define GUID_FILE_PARAMS "CAA16737-FA36-4D43-B3B6-33F0AA44E76B"
+#define GUID_DISK_SIZE "2FA54224-CD1B-4876-B211-5DBED83BF4B8"
+#define GUID_PAGE83 "BECA12AB-B2E6-4523-93EF-C309E000C746"
+#define GUID_LOGICAL_SECTOR "8141BF1D-A96F-4709-BA47-F233A8FAAB5F"
+#define GUID_PHYSICAL_SECTOR "CDA348C7-445D-4471-9CC9-E9885251C556"
+#define GUID_PARENT_LOCATOR "A8D35F2D-B30B-454D-ABF7-D3D84834AB0C"
+
+/* Whether the 16 bytes at G are the GUID TEXT: stored as Windows stores
+ * them, the first three fields little-endian, the rest in order. */
+static bool guid_is(const uint8_t *g, const char *text)
+{
+	char got[37];
+	snprintf(got, sizeof(got),
+		 "%08" PRIX32 "-%04X-%04X-%02X%02X-%02X%02X%02X%02X%02X%02X",
+		 ld_le32(g), ld_le16(g + 4), ld_le16(g + 6), g[8], g[9], g[10],
+		 g[11], g[12], g[13], g[14], g[15]);
+	return strcmp(got, text) == 0;
+}
 
 /* Header at OFF into H: whether it is valid (signature, checksum,
  * versions). */
@@ -164,12 +161,12 @@ static int parse_regions(struct mimg *img, struct vhdx *s)
 		bool required = ld_le32(e + 28) & 1;
 		bool *seen = NULL;
 		const char *what = NULL;
-		if (memcmp(e, vhdx_guid_bat, 16) == 0) {
+		if (guid_is(e, GUID_BAT)) {
 			seen = &bat;
 			what = "BAT region";
 			s->bat_offset = off;
 			s->bat_length = len;
-		} else if (memcmp(e, vhdx_guid_metadata, 16) == 0) {
+		} else if (guid_is(e, GUID_METADATA)) {
 			seen = &meta;
 			what = "metadata region";
 			s->meta_offset = off;
@@ -217,7 +214,7 @@ out:
 
 /* One known metadata item: where its value goes. */
 struct meta_item {
-	const uint8_t *guid;
+	const char *guid;
 	const char *name;
 	uint32_t size;
 	uint8_t value[16];
@@ -259,7 +256,7 @@ static int read_items(struct mimg *img, struct vhdx *s, struct meta_item *items)
 		bool required = ld_le32(e + 24) & 4;
 		struct meta_item *it = NULL;
 		for (int k = 0; k < ITEM_COUNT && !it; k++)
-			if (memcmp(e, items[k].guid, 16) == 0)
+			if (guid_is(e, items[k].guid))
 				it = &items[k];
 		if (!it) {
 			if (required) {
@@ -305,33 +302,23 @@ out:
 static int parse_metadata(struct mimg *img, struct vhdx *s)
 {
 	struct meta_item items[ITEM_COUNT] = {
-		[ITEM_FILE_PARAMS] = {vhdx_guid_file_params,
-				      "file parameters",
-				      8,
-				      {0},
-				      false},
-		[ITEM_DISK_SIZE] = {vhdx_guid_disk_size,
-				    "virtual disk size",
-				    8,
-				    {0},
-				    false},
-		[ITEM_PAGE83] =
-			{vhdx_guid_page83, "page 83 data", 16, {0}, false},
-		[ITEM_LOGICAL_SECTOR] = {vhdx_guid_logical_sector,
+		[ITEM_FILE_PARAMS] =
+			{GUID_FILE_PARAMS, "file parameters", 8, {0}, false},
+		[ITEM_DISK_SIZE] =
+			{GUID_DISK_SIZE, "virtual disk size", 8, {0}, false},
+		[ITEM_PAGE83] = {GUID_PAGE83, "page 83 data", 16, {0}, false},
+		[ITEM_LOGICAL_SECTOR] = {GUID_LOGICAL_SECTOR,
 					 "logical sector size",
 					 4,
 					 {0},
 					 false},
-		[ITEM_PHYSICAL_SECTOR] = {vhdx_guid_physical_sector,
+		[ITEM_PHYSICAL_SECTOR] = {GUID_PHYSICAL_SECTOR,
 					  "physical sector size",
 					  4,
 					  {0},
 					  false},
-		[ITEM_PARENT_LOCATOR] = {vhdx_guid_parent_locator,
-					 "parent locator",
-					 0,
-					 {0},
-					 false},
+		[ITEM_PARENT_LOCATOR] =
+			{GUID_PARENT_LOCATOR, "parent locator", 0, {0}, false},
 	};
 	int r;
 	if (s->meta_length < VHDX_METADATA_TABLE_SIZE)

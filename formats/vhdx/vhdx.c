@@ -56,29 +56,6 @@ static int vhdx_open(struct mimg *img, unsigned flags)
 	return 0;
 }
 
-static int vhdx_block_status(struct mimg *img, uint64_t off, uint64_t len,
-			     uint64_t *pnum, unsigned *status,
-			     uint64_t *host_off)
-{
-	struct vhdx *s = img->priv;
-	uint64_t host = s->block_host[off / s->block_size], n = 0;
-	*host_off = host ? host + off % s->block_size : 0;
-	/* One run: blocks that read as zeroes, or data contiguous on disk. */
-	while (n < len) {
-		uint64_t cur = off + n;
-		uint64_t h = s->block_host[cur / s->block_size];
-		if ((h == 0) != (host == 0) ||
-		    (host && h + cur % s->block_size != *host_off + n))
-			break;
-		n += min_u64(len - n, s->block_size - cur % s->block_size);
-	}
-	*pnum = n;
-	/* A block without data reads as zeroes: the image has no parent. */
-	*status = host ? MIMG_BS_DATA | MIMG_BS_ALLOCATED | MIMG_BS_OFFSET_VALID
-		       : MIMG_BS_ZERO | MIMG_BS_ALLOCATED;
-	return 0;
-}
-
 const struct mimg_driver mimg_vhdx_driver = {
 	.name = "vhdx",
 	.priv_size = sizeof(struct vhdx),
@@ -86,6 +63,6 @@ const struct mimg_driver mimg_vhdx_driver = {
 	.open = vhdx_open,
 	.close = vhdx_close,
 	.preadv = mimg__bt_preadv,
-	.block_status = vhdx_block_status,
+	.block_status = mimg__bt_block_status,
 	.check = vhdx_check,
 };

@@ -89,13 +89,6 @@ struct vhdx {
 	uint64_t log_offset, log_length;
 };
 
-/* The GUIDs naming regions and metadata items, as stored. */
-extern const uint8_t vhdx_guid_bat[16], vhdx_guid_metadata[16];
-extern const uint8_t vhdx_guid_file_params[16], vhdx_guid_disk_size[16];
-extern const uint8_t vhdx_guid_page83[16], vhdx_guid_logical_sector[16];
-extern const uint8_t vhdx_guid_physical_sector[16];
-extern const uint8_t vhdx_guid_parent_locator[16];
-
 /* Parse the header section, the metadata and the BAT of IMG's file into
  * S and set img->size (formats/vhdx/vhdx-open.c). */
 int vhdx_parse(struct mimg *img, struct vhdx *s);

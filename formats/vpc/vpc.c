@@ -369,25 +369,7 @@ static int vpc_block_status(struct mimg *img, uint64_t off, uint64_t len,
 		*host_off = off;
 		return 0;
 	}
-	pthread_mutex_lock(&s->lock);
-	uint64_t host = block_host(s, off), n = 0;
-	*host_off = host ? host + off % s->block_size : 0;
-	/* One run: all unallocated, or allocated and contiguous on disk. */
-	while (n < len) {
-		uint64_t cur = off + n;
-		uint64_t h = block_host(s, cur);
-		if ((h == 0) != (host == 0) ||
-		    (host && h + cur % s->block_size != *host_off + n))
-			break;
-		n += min_u64(len - n, s->block_size - cur % s->block_size);
-	}
-	pthread_mutex_unlock(&s->lock);
-	*pnum = n;
-	/* Unallocated blocks of a VHD read as zeroes in this layer: qemu-img
-	 * map shows them present, zero and without data. */
-	*status = host ? MIMG_BS_DATA | MIMG_BS_ALLOCATED | MIMG_BS_OFFSET_VALID
-		       : MIMG_BS_ZERO | MIMG_BS_ALLOCATED;
-	return 0;
+	return mimg__bt_block_status(img, off, len, pnum, status, host_off);
 }
 
 static bool vpc_has_zero_init(struct mimg *img)
