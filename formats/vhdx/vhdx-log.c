@@ -237,6 +237,14 @@ int vhdx_log_view(struct mimg *img, const struct vhdx *s, const uint8_t *h)
 			      &links[i]);
 	if (r < 0 || !active_sequence(links, n, &tail, &head))
 		goto out;
+	if (!img->read_only) {
+		r = mimg_err(-ENOTSUP,
+			     "%s: vhdx: the log holds updates not yet made "
+			     "(the image was not closed cleanly); open it "
+			     "read-only to read it as they leave it",
+			     img->filename);
+		goto out;
+	}
 	if ((r = mimg_file_size(img->file, &fsize)) < 0)
 		goto out;
 	if (links[head].flushed > fsize) {

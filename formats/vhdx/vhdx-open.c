@@ -7,8 +7,6 @@
  * blocks must lie inside it, and the regions must not overlap.
  */
 #include <errno.h>
-#include <inttypes.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,29 +15,6 @@
 #include "endian.h"
 #include "error.h"
 #include "vhdx.h"
-
-/* The GUIDs naming regions and metadata items, as the format writes
- * them. */
-#define GUID_BAT "2DC27766-F623-4200-9D64-115E9BFD4A08"
-#define GUID_METADATA "8B7CA206-4790-4B9A-B8FE-575F050F886E"
-#define GUID_FILE_PARAMS "CAA16737-FA36-4D43-B3B6-33F0AA44E76B"
-#define GUID_DISK_SIZE "2FA54224-CD1B-4876-B211-5DBED83BF4B8"
-#define GUID_PAGE83 "BECA12AB-B2E6-4523-93EF-C309E000C746"
-#define GUID_LOGICAL_SECTOR "8141BF1D-A96F-4709-BA47-F233A8FAAB5F"
-#define GUID_PHYSICAL_SECTOR "CDA348C7-445D-4471-9CC9-E9885251C556"
-#define GUID_PARENT_LOCATOR "A8D35F2D-B30B-454D-ABF7-D3D84834AB0C"
-
-/* Whether the 16 bytes at G are the GUID TEXT: stored as Windows stores
- * them, the first three fields little-endian, the rest in order. */
-static bool guid_is(const uint8_t *g, const char *text)
-{
-	char got[37];
-	snprintf(got, sizeof(got),
-		 "%08" PRIX32 "-%04X-%04X-%02X%02X-%02X%02X%02X%02X%02X%02X",
-		 ld_le32(g), ld_le16(g + 4), ld_le16(g + 6), g[8], g[9], g[10],
-		 g[11], g[12], g[13], g[14], g[15]);
-	return strcmp(got, text) == 0;
-}
 
 /* Header at OFF into H: whether it is valid (signature, checksum,
  * versions). */
@@ -59,7 +34,7 @@ static int read_header(struct mimg *img, uint64_t off, uint8_t *h, bool *valid)
 
 /* The current header: of the two valid ones, the one with the higher
  * sequence number. */
-static int current_header(struct mimg *img, uint8_t *cur)
+static int current_header(struct mimg *img, uint8_t *cur, uint64_t *offp)
 {
 	uint8_t *other = malloc(VHDX_HEADER_SIZE);
 	bool v1, v2;
@@ -77,9 +52,12 @@ static int current_header(struct mimg *img, uint8_t *cur)
 			     VHDX_HEADER2_OFFSET);
 		goto out;
 	}
+	*offp = VHDX_HEADER1_OFFSET;
 	if (v2 && (!v1 || ld_le64(other + VHDX_H_SEQUENCE) >
-				  ld_le64(cur + VHDX_H_SEQUENCE)))
+				  ld_le64(cur + VHDX_H_SEQUENCE))) {
 		memcpy(cur, other, VHDX_HEADER_SIZE);
+		*offp = VHDX_HEADER2_OFFSET;
+	}
 out:
 	free(other);
 	return r;
@@ -161,12 +139,12 @@ static int parse_regions(struct mimg *img, struct vhdx *s)
 		bool required = ld_le32(e + 28) & 1;
 		bool *seen = NULL;
 		const char *what = NULL;
-		if (guid_is(e, GUID_BAT)) {
+		if (vhdx_guid_is(e, VHDX_GUID_BAT)) {
 			seen = &bat;
 			what = "BAT region";
 			s->bat_offset = off;
 			s->bat_length = len;
-		} else if (guid_is(e, GUID_METADATA)) {
+		} else if (vhdx_guid_is(e, VHDX_GUID_METADATA)) {
 			seen = &meta;
 			what = "metadata region";
 			s->meta_offset = off;
@@ -256,7 +234,7 @@ static int read_items(struct mimg *img, struct vhdx *s, struct meta_item *items)
 		bool required = ld_le32(e + 24) & 4;
 		struct meta_item *it = NULL;
 		for (int k = 0; k < ITEM_COUNT && !it; k++)
-			if (guid_is(e, items[k].guid))
+			if (vhdx_guid_is(e, items[k].guid))
 				it = &items[k];
 		if (!it) {
 			if (required) {
@@ -302,23 +280,33 @@ out:
 static int parse_metadata(struct mimg *img, struct vhdx *s)
 {
 	struct meta_item items[ITEM_COUNT] = {
-		[ITEM_FILE_PARAMS] =
-			{GUID_FILE_PARAMS, "file parameters", 8, {0}, false},
-		[ITEM_DISK_SIZE] =
-			{GUID_DISK_SIZE, "virtual disk size", 8, {0}, false},
-		[ITEM_PAGE83] = {GUID_PAGE83, "page 83 data", 16, {0}, false},
-		[ITEM_LOGICAL_SECTOR] = {GUID_LOGICAL_SECTOR,
+		[ITEM_FILE_PARAMS] = {VHDX_GUID_FILE_PARAMS,
+				      "file parameters",
+				      8,
+				      {0},
+				      false},
+		[ITEM_DISK_SIZE] = {VHDX_GUID_DISK_SIZE,
+				    "virtual disk size",
+				    8,
+				    {0},
+				    false},
+		[ITEM_PAGE83] =
+			{VHDX_GUID_PAGE83, "page 83 data", 16, {0}, false},
+		[ITEM_LOGICAL_SECTOR] = {VHDX_GUID_LOGICAL_SECTOR,
 					 "logical sector size",
 					 4,
 					 {0},
 					 false},
-		[ITEM_PHYSICAL_SECTOR] = {GUID_PHYSICAL_SECTOR,
+		[ITEM_PHYSICAL_SECTOR] = {VHDX_GUID_PHYSICAL_SECTOR,
 					  "physical sector size",
 					  4,
 					  {0},
 					  false},
-		[ITEM_PARENT_LOCATOR] =
-			{GUID_PARENT_LOCATOR, "parent locator", 0, {0}, false},
+		[ITEM_PARENT_LOCATOR] = {VHDX_GUID_PARENT_LOCATOR,
+					 "parent locator",
+					 0,
+					 {0},
+					 false},
 	};
 	int r;
 	if (s->meta_length < VHDX_METADATA_TABLE_SIZE)
@@ -467,20 +455,17 @@ static int load_bat(struct mimg *img, struct vhdx *s)
 
 int vhdx_parse(struct mimg *img, struct vhdx *s)
 {
-	uint8_t *h = malloc(VHDX_HEADER_SIZE);
+	uint8_t *h = s->header;
 	int r;
-	if (!h)
-		return mimg_err(-ENOMEM, "out of memory");
 	/* The log replayed (to a view) first: the regions, metadata and BAT
 	 * are read as its updates left them. */
 	if ((r = mimg_file_size(img->file, &s->file_size)) == 0 &&
-	    (r = current_header(img, h)) == 0 &&
+	    (r = current_header(img, h, &s->header_off)) == 0 &&
 	    (r = parse_log_fields(img, s, h)) == 0 &&
 	    (r = vhdx_log_view(img, s, h)) == 0 &&
 	    (r = mimg_file_size(img->file, &s->file_size)) == 0 &&
 	    (r = parse_regions(img, s)) == 0 &&
 	    (r = parse_metadata(img, s)) == 0)
 		r = load_bat(img, s);
-	free(h);
 	return r;
 }

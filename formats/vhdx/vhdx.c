@@ -2,15 +2,22 @@
  * Copyright (c) 2026 The mimg authors
  *
  * VHDX driver: probing, opening (vhdx-open.c parses, vhdx-log.c replays
- * a log left with updates to a view of the file), reads through the
- * block table and block status.  Images are read-only: writing would
- * have to go through the format's log to keep its crash safety.
+ * a log left with updates to a view of the file), I/O through the block
+ * table, block allocation and block status.
+ *
+ * A new block goes at the end of the file and its BAT entry, one 8-byte
+ * write, is made after its data: the in-place update the format's log
+ * exists to protect is a single sector here, so the log stays empty.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "checked.h"
+#include "crc32c.h"
+#include "endian.h"
+#include "iov-file.h"
+#include "uuid.h"
 #include "error.h"
 #include "vhdx.h"
 
@@ -28,6 +35,98 @@ static int bt_lookup(struct mimg *img, uint64_t off, uint64_t *host)
 	return 0;
 }
 
+/* Before the first change after opening, the format wants new write
+ * GUIDs in the header: the header is rewritten in the slot that is not
+ * current, then in the other, each with a higher sequence number and
+ * flushed, so that one valid header survives a crash.  Called with the
+ * lock held. */
+static int renew_headers(struct mimg *img, struct vhdx *s)
+{
+	uint8_t *h = s->header;
+	int r = 0;
+	mimg__uuid_random(h + VHDX_H_FILE_WRITE_GUID);
+	mimg__uuid_random(h + VHDX_H_DATA_WRITE_GUID);
+	for (int i = 0; i < 2 && r == 0; i++) {
+		uint64_t slot = s->header_off == VHDX_HEADER1_OFFSET
+					? VHDX_HEADER2_OFFSET
+					: VHDX_HEADER1_OFFSET;
+		st_le64(h + VHDX_H_SEQUENCE, ld_le64(h + VHDX_H_SEQUENCE) + 1);
+		st_le32(h + VHDX_H_CHECKSUM,
+			mimg__crc32c_without(h, VHDX_HEADER_SIZE,
+					     VHDX_H_CHECKSUM));
+		if ((r = mimg_file_pwrite(img->file, h, VHDX_HEADER_SIZE,
+					  slot)) == 0 &&
+		    (r = mimg_file_flush(img->file)) == 0)
+			s->header_off = slot;
+	}
+	if (r == 0)
+		s->headers_renewed = true;
+	return r;
+}
+
+static int before_change(struct mimg *img)
+{
+	struct vhdx *s = img->priv;
+	int r = 0;
+	pthread_mutex_lock(&s->lock);
+	if (!s->headers_renewed)
+		r = renew_headers(img, s);
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+/*
+ * Allocate the block holding OFF at the end of the file (whole MiB) and
+ * write the LEN bytes of IOV (from byte SKIP) into it, then point its
+ * BAT entry there: a crash before the entry leaves an unused block.
+ * Called with the lock held.
+ */
+static int allocate_and_write(struct mimg *img, const struct iovec *iov,
+			      int iovcnt, size_t skip, uint64_t off, size_t len)
+{
+	struct vhdx *s = img->priv;
+	uint64_t block = off / s->block_size;
+	uint64_t start = s->next_free, end = start + s->block_size;
+	uint8_t e[8];
+	int r;
+	if (end > (uint64_t)INT64_MAX)
+		return mimg_err(-EFBIG, "%s: vhdx: the file cannot grow",
+				img->filename);
+	/* The whole block in the file: the parts not written read as
+	 * zeroes, and the file holds every block it names. */
+	if ((r = mimg__bt_clear_stale(img, s->file_size, start, end)) < 0 ||
+	    (s->file_size < end &&
+	     (r = mimg_file_truncate(img->file, end)) < 0))
+		return r;
+	s->file_size = max_u64(s->file_size, end);
+	if ((r = mimg__file_pwritev_slice(img->file, iov, iovcnt, skip, len,
+					  start + off % s->block_size)) < 0)
+		return r;
+	s->next_free = end;
+	st_le64(e, start | VHDX_BLOCK_FULLY_PRESENT);
+	if ((r = mimg_file_pwrite(img->file, e, 8,
+				  s->bat_offset +
+					  8 * (block +
+					       block / s->chunk_ratio))) < 0)
+		return r;
+	s->block_host[block] = start;
+	return 0;
+}
+
+static int vhdx_pwritev(struct mimg *img, const struct iovec *iov, int iovcnt,
+			uint64_t off, size_t len)
+{
+	int r = before_change(img);
+	return r < 0 ? r : mimg__bt_pwritev(img, iov, iovcnt, off, len);
+}
+
+static int vhdx_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
+			      unsigned flags)
+{
+	int r = before_change(img);
+	return r < 0 ? r : mimg__bt_pwrite_zeroes(img, off, len, flags);
+}
+
 static void vhdx_close(struct mimg *img)
 {
 	struct vhdx *s = img->priv;
@@ -41,19 +140,22 @@ static int vhdx_open(struct mimg *img, unsigned flags)
 	int r;
 	(void)flags;
 	pthread_mutex_init(&s->lock, NULL);
-	if (!img->read_only)
-		return mimg_err(-EROFS,
-				"%s: vhdx: images can only be opened "
-				"read-only",
-				img->filename);
 	if ((r = vhdx_parse(img, s)) < 0)
 		return r;
 	s->bt = (struct mimg_blocktable){.lock = &s->lock,
 					 .block_size = s->block_size,
-					 .lookup = bt_lookup};
+					 .lookup = bt_lookup,
+					 .allocate = allocate_and_write};
 	img->blocktable = &s->bt;
 	img->cluster_size = s->block_size;
+	ck_align_up_u64(s->file_size, VHDX_MIB, &s->next_free);
 	return 0;
+}
+
+static bool vhdx_has_zero_init(struct mimg *img)
+{
+	(void)img;
+	return true; /* new blocks are zeroes, and fixed ones holes */
 }
 
 const struct mimg_driver mimg_vhdx_driver = {
@@ -62,7 +164,12 @@ const struct mimg_driver mimg_vhdx_driver = {
 	.probe = vhdx_probe,
 	.open = vhdx_open,
 	.close = vhdx_close,
+	.create = vhdx_create,
+	.create_opts = vhdx_create_opts,
 	.preadv = mimg__bt_preadv,
+	.pwritev = vhdx_pwritev,
+	.pwrite_zeroes = vhdx_pwrite_zeroes,
 	.block_status = mimg__bt_block_status,
 	.check = vhdx_check,
+	.has_zero_init = vhdx_has_zero_init,
 };

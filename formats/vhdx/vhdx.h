@@ -72,9 +72,14 @@ enum {
 #define VHDX_MAX_BLOCKS (1ull << 26)
 
 struct vhdx {
-	pthread_mutex_t lock; /* the block table's; the BAT is read-only */
+	pthread_mutex_t lock; /* the block table's: block_host, the fields
+				 below it that writes change */
 	struct mimg_blocktable bt;
 	uint64_t file_size;
+	uint64_t next_free;		  /* where the next block goes */
+	bool headers_renewed;		  /* this open's write GUIDs are set */
+	uint8_t header[VHDX_HEADER_SIZE]; /* the current header */
+	uint64_t header_off;		  /* and where it is */
 	uint32_t block_size;
 	uint32_t logical_sector;
 	uint32_t physical_sector;
@@ -88,6 +93,25 @@ struct vhdx {
 	uint64_t meta_offset, meta_length;
 	uint64_t log_offset, log_length;
 };
+
+/* The GUIDs naming regions and metadata items. */
+#define VHDX_GUID_BAT "2DC27766-F623-4200-9D64-115E9BFD4A08"
+#define VHDX_GUID_METADATA "8B7CA206-4790-4B9A-B8FE-575F050F886E"
+#define VHDX_GUID_FILE_PARAMS "CAA16737-FA36-4D43-B3B6-33F0AA44E76B"
+#define VHDX_GUID_DISK_SIZE "2FA54224-CD1B-4876-B211-5DBED83BF4B8"
+#define VHDX_GUID_PAGE83 "BECA12AB-B2E6-4523-93EF-C309E000C746"
+#define VHDX_GUID_LOGICAL_SECTOR "8141BF1D-A96F-4709-BA47-F233A8FAAB5F"
+#define VHDX_GUID_PHYSICAL_SECTOR "CDA348C7-445D-4471-9CC9-E9885251C556"
+#define VHDX_GUID_PARENT_LOCATOR "A8D35F2D-B30B-454D-ABF7-D3D84834AB0C"
+
+/* Whether the 16 bytes at G are the GUID TEXT (upper-case canonical
+ * form); store TEXT there (formats/vhdx/vhdx-guid.c). */
+bool vhdx_guid_is(const uint8_t *g, const char *text);
+void vhdx_put_guid(uint8_t *g, const char *text);
+
+extern const struct mimg_optdesc vhdx_create_opts[];
+int vhdx_create(const char *path, uint64_t size, const struct mimg_opt *opts,
+		size_t nopts, struct mimg *backing);
 
 /* Parse the header section, the metadata and the BAT of IMG's file into
  * S and set img->size (formats/vhdx/vhdx-open.c). */

@@ -1,0 +1,89 @@
+#!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
+# VHDX images mimg makes and writes, judged by qemu-img: created with
+# each option (the same file size and info as qemu-img's, a clean
+# check), converted to from raw (qemu-img reads the same bytes), and
+# written into when qemu-img made them (qemu-img reads what was written;
+# the header's write GUIDs are new and both headers valid).  An image
+# with updates left in its log is not opened for writing.
+here=$(cd "$(dirname "$0")" && pwd)
+. "$TESTLIB"
+FMT=vhdx
+. "$here/vpc-lib.sh"
+# qemu_clean_vhdx IMG WHAT: qemu-img check finds nothing wrong.
+qemu_clean_vhdx() {
+	qemu-img check -f vhdx "$1" >check.out 2>&1 ||
+		{ cat check.out >&2; fail "qemu-img check $1 $2"; }
+}
+
+for size in 0 1000 1M 100M 3G; do
+	for opts in "" subformat=fixed block_size=1M block_size=256M \
+		block_state_zero=off log_size=3M block_size=512M; do
+		case $opts:$size in
+		subformat=fixed:3G) continue ;;
+		?*:0) continue ;; # qemu-img fails on some: an empty disk once
+		esac
+		rm -f q.vhdx m.vhdx
+		qemu-img create -q -f vhdx ${opts:+-o $opts} q.vhdx $size ||
+			fail "qemu-img create $opts $size"
+		"$MIMG" create -q -f vhdx ${opts:+-o $opts} m.vhdx $size ||
+			fail "mimg create $opts $size"
+		check_eq "$(stat -c %s m.vhdx)" "$(stat -c %s q.vhdx)" \
+			"file size ($opts $size)"
+		qemu-img info --output=json q.vhdx | grep -v actual-size |
+			sed 's/q\.vhdx/X/' >q.json
+		qemu-img info --output=json m.vhdx | grep -v actual-size |
+			sed 's/m\.vhdx/X/' >m.json
+		cmp -s q.json m.json ||
+			fail "qemu-img info of mimg's image ($opts $size): $(diff q.json m.json)"
+		qemu_clean_vhdx m.vhdx "($opts $size)"
+	done
+done
+for bad in block_size=3M subformat=foo; do
+	qemu-img create -q -f vhdx -o $bad q.vhdx 1G 2>q.err
+	check_eq "$?" 1 "qemu-img create -o $bad"
+	"$MIMG" create -q -f vhdx -o $bad m.vhdx 1G 2>m.err
+	check_eq "$?" 1 "mimg create -o $bad"
+	check_eq "$(sed 's/^mimg: m.vhdx/X/' m.err)" \
+		"$(sed 's/^qemu-img: q.vhdx/X/' q.err)" "error for -o $bad"
+done
+
+# Conversions from raw: qemu-img reads back what was converted.
+make_raw src.raw 40960
+for opts in "" subformat=fixed block_size=1M block_state_zero=off; do
+	rm -f m.vhdx
+	"$MIMG" convert -O vhdx ${opts:+-o $opts} src.raw m.vhdx ||
+		fail "mimg convert -o $opts"
+	qemu_reads m.vhdx src.raw "(convert $opts)"
+	qemu_clean_vhdx m.vhdx "(convert $opts)"
+	same_content m.vhdx "(convert $opts)"
+done
+
+# Writing into images qemu-img made: dynamic (blocks in the ZERO or
+# NOT_PRESENT state, one already written) and fixed.
+for opts in "" block_state_zero=off subformat=fixed; do
+	rm -f q.vhdx
+	qemu-img create -q -f vhdx -o block_size=1M${opts:+,$opts} q.vhdx 40M
+	qio q.vhdx "write -P 0x77 3M 2M"
+	guid=$(od -An -tx1 -j $((0x10010)) -N16 q.vhdx)
+	"$MIMG" convert -n -O vhdx src.raw q.vhdx || fail "convert -n ($opts)"
+	qemu_reads q.vhdx src.raw "(written into, $opts)"
+	qemu_clean_vhdx q.vhdx "(written into, $opts)"
+	[ "$(od -An -tx1 -j $((0x10010)) -N16 q.vhdx)" != "$guid" ] ||
+		fail "the file write GUID did not change ($opts)"
+	check_eq "$(od -An -tx1 -j $((0x10010)) -N16 q.vhdx)" \
+		"$(od -An -tx1 -j $((0x20010)) -N16 q.vhdx)" \
+		"both headers name the new GUID ($opts)"
+done
+
+# Updates left in the log: reading is fine, writing is refused.
+rm -f q.vhdx
+qemu-img create -q -f vhdx -o block_size=1M q.vhdx 100M
+qio q.vhdx "write -P 0x11 5M 4k"
+python3 "$here/vhdx-edit.py" q.vhdx log data 20 || fail "vhdx-edit"
+if "$MIMG" convert -n -O vhdx src.raw q.vhdx 2>err; then
+	fail "wrote into an image with updates in its log"
+fi
+grep -q "the log holds updates not yet made" err || fail "$(cat err)"
+"$MIMG" info q.vhdx >/dev/null || fail "mimg info of the image"
+echo ok
