@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "checked.h"
+#include "driver.h"
 #include "error.h"
 #include "file-impl.h"
 #include "file-patched.h"
@@ -85,7 +86,7 @@ static int patched_close(struct mimg_file *f)
 	for (size_t i = 0; i < pf->n; i++)
 		free(pf->p[i].data);
 	free(pf->p);
-	return mimg_file_close(pf->base);
+	return pf->base ? mimg_file_close(pf->base) : 0;
 }
 
 static const struct mimg_file_ops patched_ops = {
@@ -149,4 +150,40 @@ void mimg__patched_min_size(struct mimg_file *f, uint64_t size)
 {
 	struct patched_file *pf = patched(f);
 	pf->min_size = max_u64(pf->min_size, size);
+}
+
+int mimg__patched_commit(struct mimg_file *f, struct mimg_file **basep)
+{
+	struct patched_file *pf = patched(f);
+	uint64_t size;
+	int r = 0;
+	for (size_t i = 0; i < pf->n && r == 0; i++) {
+		const struct patch *p = &pf->p[i];
+		if (p->data) {
+			r = mimg_file_pwrite(pf->base, p->data, (size_t)p->len,
+					     p->off);
+			continue;
+		}
+		/* Zeroes past the end are there already: a range reaching
+		 * beyond it must not grow the file. */
+		if ((r = mimg_file_size(pf->base, &size)) == 0 && p->off < size)
+			r = mimg__file_zero(pf->base, p->off,
+					    min_u64(p->len, size - p->off));
+	}
+	if (r == 0 && (r = mimg_file_size(pf->base, &size)) == 0 &&
+	    size < pf->min_size)
+		r = mimg_file_truncate(pf->base, pf->min_size);
+	if (r == 0)
+		r = mimg_file_flush(pf->base);
+	if (r < 0)
+		return r;
+	*basep = pf->base;
+	pf->base = NULL;
+	for (size_t i = 0; i < pf->n; i++)
+		free(pf->p[i].data);
+	free(pf->p);
+	pf->p = NULL;
+	pf->n = 0;
+	/* The common part's release, without closing the base. */
+	return mimg_file_close(f);
 }

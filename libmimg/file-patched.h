@@ -23,5 +23,9 @@ int mimg__patched_add(struct mimg_file *f, uint64_t off, uint64_t len,
 		      const void *data);
 /* Make the view at least SIZE bytes long. */
 void mimg__patched_min_size(struct mimg_file *f, uint64_t size);
+/* Make the patches in the base file itself, in order, grow it to the
+ * minimum size and flush it; then release the view (not the base) and
+ * give back the base in *BASEP.  On failure the view stays open. */
+int mimg__patched_commit(struct mimg_file *f, struct mimg_file **basep);
 
 #endif

@@ -10,9 +10,11 @@
  * sequence; a sequence whose last entry (its head) names as its tail an
  * entry of the sequence is valid, and the valid one with the highest
  * head sequence number is the active one, replayed from its tail to its
- * head.  Here the replay is made to a patched view of the file
- * (file-patched.h): the image reads as the writer left it, and the file
- * is not written.
+ * head.  The replay is made to a patched view of the file
+ * (file-patched.h): read-only, the image reads as the writer left it and
+ * the file is not written; opened for writing, the updates are then
+ * written into the file and the log is dropped from the header, as
+ * qemu-img does on opening such an image for writing.
  *
  * An entry: a 64-byte header, descriptors (32 bytes each, the first 126
  * in the header's 4 KiB sector, 128 in each further one), then one 4 KiB
@@ -210,7 +212,7 @@ static bool active_sequence(struct link *links, uint32_t n, uint32_t *tailp,
 	return found;
 }
 
-int vhdx_log_view(struct mimg *img, const struct vhdx *s, const uint8_t *h)
+int vhdx_log_view(struct mimg *img, struct vhdx *s, const uint8_t *h)
 {
 	const uint8_t *guid = h + VHDX_H_LOG_GUID;
 	static const uint8_t zero_guid[16];
@@ -237,14 +239,6 @@ int vhdx_log_view(struct mimg *img, const struct vhdx *s, const uint8_t *h)
 			      &links[i]);
 	if (r < 0 || !active_sequence(links, n, &tail, &head))
 		goto out;
-	if (!img->read_only) {
-		r = mimg_err(-ENOTSUP,
-			     "%s: vhdx: the log holds updates not yet made "
-			     "(the image was not closed cleanly); open it "
-			     "read-only to read it as they leave it",
-			     img->filename);
-		goto out;
-	}
 	if ((r = mimg_file_size(img->file, &fsize)) < 0)
 		goto out;
 	if (links[head].flushed > fsize) {
@@ -266,9 +260,20 @@ int vhdx_log_view(struct mimg *img, const struct vhdx *s, const uint8_t *h)
 				     view)) < 0 ||
 		    k == head)
 			break;
-	if (r == 0)
-		mimg__patched_min_size(view,
-				       min_u64(links[head].last, INT64_MAX));
+	if (r < 0)
+		goto out;
+	mimg__patched_min_size(view, min_u64(links[head].last, INT64_MAX));
+	s->log_pending = true;
+	/* Opened for writing, the updates go into the file, as the format
+	 * wants before anything else is written, and the header forgets
+	 * the log. */
+	if (!img->read_only &&
+	    (r = mimg__patched_commit(view, &img->file)) == 0) {
+		memset(s->header + VHDX_H_LOG_GUID, 0, 16);
+		r = vhdx_renew_headers(img, s);
+		s->log_pending = false;
+		s->log_replayed = r == 0;
+	}
 out:
 	free(links);
 	return r;

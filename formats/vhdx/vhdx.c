@@ -40,7 +40,7 @@ static int bt_lookup(struct mimg *img, uint64_t off, uint64_t *host)
  * current, then in the other, each with a higher sequence number and
  * flushed, so that one valid header survives a crash.  Called with the
  * lock held. */
-static int renew_headers(struct mimg *img, struct vhdx *s)
+int vhdx_renew_headers(struct mimg *img, struct vhdx *s)
 {
 	uint8_t *h = s->header;
 	int r = 0;
@@ -70,7 +70,7 @@ static int before_change(struct mimg *img)
 	int r = 0;
 	pthread_mutex_lock(&s->lock);
 	if (!s->headers_renewed)
-		r = renew_headers(img, s);
+		r = vhdx_renew_headers(img, s);
 	pthread_mutex_unlock(&s->lock);
 	return r;
 }

@@ -76,8 +76,10 @@ struct vhdx {
 				 below it that writes change */
 	struct mimg_blocktable bt;
 	uint64_t file_size;
-	uint64_t next_free;		  /* where the next block goes */
-	bool headers_renewed;		  /* this open's write GUIDs are set */
+	uint64_t next_free;   /* where the next block goes */
+	bool headers_renewed; /* this open's write GUIDs are set */
+	bool log_pending;     /* read through a view with the log's updates */
+	bool log_replayed;    /* the log's updates were written at open */
 	uint8_t header[VHDX_HEADER_SIZE]; /* the current header */
 	uint64_t header_off;		  /* and where it is */
 	uint32_t block_size;
@@ -117,8 +119,12 @@ int vhdx_create(const char *path, uint64_t size, const struct mimg_opt *opts,
  * S and set img->size (formats/vhdx/vhdx-open.c). */
 int vhdx_parse(struct mimg *img, struct vhdx *s);
 /* When the log of IMG (header H) holds updates, replace img->file by a
- * view of it with them made (formats/vhdx/vhdx-log.c). */
-int vhdx_log_view(struct mimg *img, const struct vhdx *s, const uint8_t *h);
+ * view of it with them made, or (opened for writing) make them in the
+ * file (formats/vhdx/vhdx-log.c). */
+int vhdx_log_view(struct mimg *img, struct vhdx *s, const uint8_t *h);
+/* Write s->header, with new write GUIDs, to both header slots in turn
+ * (vhdx.c).  Called with the lock held, or before the image is in use. */
+int vhdx_renew_headers(struct mimg *img, struct vhdx *s);
 /* Blocks sharing host space are corruptions (vhdx-check.c). */
 int vhdx_check(struct mimg *img, unsigned flags, struct mimg_check_result *res);
 

@@ -128,7 +128,8 @@ grep -q "ERROR: block 5 at 0x.* overlaps block 1" check.out ||
 
 # Updates left in the log by a writer that did not close the image:
 # qemu-img refuses to read such an image until check -r all has replayed
-# them into it; mimg reads it as replayed, without writing the file.
+# them into it; mimg reads it as replayed, without writing the file, and
+# its check -r all replays them as qemu-img's does.
 # The updates (vhdx-edit.py): a BAT sector rewritten to give block 20 a
 # new block of 0x5c bytes; that sector cleared (block 5 goes); two
 # entries across the end of the log, the second undoing the first and
@@ -154,6 +155,20 @@ for sc in data:5c:11 zero:00:00 wrap:00:00 stale:5c:11; do
 		fail "mimg reads the log's updates ($name) differently"
 	check_eq "$(byte_at m.raw $((20 << 20))) $(byte_at m.raw $((5 << 20)))" \
 		"${rest%%:*} ${rest#*:}" "blocks 20 and 5 after the log ($name)"
+	# check finds the updates missing from the file; -r all writes them
+	# as qemu-img check -r all does, with its report.
+	"$MIMG" check log.vhdx >check.out 2>&1
+	check_eq "$?" 2 "check of a log image ($name)"
+	grep -qx "ERROR the log holds updates not yet made in the file" \
+		check.out || fail "check of a log image: $(cat check.out)"
+	cp log.vhdx q-repair.vhdx
+	qemu-img check -r all q-repair.vhdx >q.out 2>&1
+	"$MIMG" check -r all log.vhdx >m.out 2>&1 || fail "mimg check -r all"
+	check_eq "$(cat m.out)" "$(cat q.out)" "check -r all report ($name)"
+	qemu-img check log.vhdx >check.out 2>&1 ||
+		fail "qemu-img check after mimg check -r all: $(cat check.out)"
+	qemu-img compare -q log.vhdx q-repair.vhdx ||
+		fail "mimg check -r all left other content ($name)"
 done
 # A log written for a longer file than there is: refused.
 cp q.vhdx log.vhdx

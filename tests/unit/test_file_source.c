@@ -209,6 +209,34 @@ START_TEST(patched_view_reads_patches_in_order)
 }
 END_TEST
 
+/* Committing writes the patches into the base in order, grows it to
+ * the minimum size but not for zeroes past its end, and hands it back. */
+START_TEST(patched_view_commits_into_its_base)
+{
+	uint8_t base[64], buf[100];
+	struct mimg_file *mem, *f, *back;
+	uint64_t size;
+	memset(base, 'b', sizeof(base));
+	ck_assert_int_eq(mimg_file_open_memory(&mem, base, sizeof(base), 4096,
+					       "base", MIMG_FILE_RDWR),
+			 0);
+	ck_assert_int_eq(mimg__patched_open(mem, &f), 0);
+	ck_assert_int_eq(mimg__patched_add(f, 4, 4, "1111"), 0);
+	ck_assert_int_eq(mimg__patched_add(f, 6, 4, NULL), 0);
+	ck_assert_int_eq(mimg__patched_add(f, 60, 1000, NULL), 0);
+	mimg__patched_min_size(f, 100);
+	ck_assert_int_eq(mimg__patched_commit(f, &back), 0);
+	ck_assert_ptr_eq(back, mem);
+	ck_assert_int_eq(mimg_file_size(mem, &size), 0);
+	ck_assert_uint_eq(size, 100);
+	ck_assert_int_eq(mimg_file_pread(mem, buf, 100, 0), 0);
+	ck_assert_int_eq(memcmp(buf, "bbbb11\0\0\0\0bb", 12), 0);
+	for (int i = 60; i < 100; i++)
+		ck_assert_uint_eq(buf[i], 0);
+	ck_assert_int_eq(mimg_file_close(mem), 0);
+}
+END_TEST
+
 START_TEST(memory_file_io)
 {
 	static const char text[] = "hello, memory";
@@ -459,6 +487,7 @@ int main(void)
 			  {"memory",
 			   TU_TESTS(memory_file_io, memory_file_read_only,
 				    patched_view_reads_patches_in_order,
+				    patched_view_commits_into_its_base,
 				    image_from_memory,
 				    memory_image_names_no_files)},
 			  {"archive", TU_TESTS(tar_is_unpacked_read_only,
