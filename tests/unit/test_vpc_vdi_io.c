@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-2-Clause
  * Copyright (c) 2026 The mimg authors
  *
- * VHD and VDI reads and writes through the library: random partial and
+ * VHD, VDI and VHDX reads and writes through the library: random partial and
  * block-crossing writes against a reference buffer (and qemu-img reading
  * the result), writes from many threads at once, and crash safety: with
  * the host-file fault hook letting only the first K write operations
@@ -21,7 +21,7 @@
 #define MIB (1u << 20)
 #define SIZE (10u * MIB)
 
-/* Each test runs for both formats: _i picks one. */
+/* Each test runs for every format: _i picks one. */
 struct format {
 	const char *name, *file;
 	const char *sparse, *full; /* creation options */
@@ -31,8 +31,10 @@ struct format {
 static const struct format formats[] = {
 	{"vpc", "t.vhd", "subformat=dynamic", "subformat=fixed", 2 * MIB},
 	{"vdi", "t.vdi", "static=off", "static=on", MIB},
+	{"vhdx", "t.vhdx", "block_size=1M", "subformat=fixed,block_size=1M",
+	 MIB},
 };
-#define NFORMATS 2
+#define NFORMATS 3
 
 static struct mimg *create_open(const struct format *f, const char *opts,
 				uint64_t size)
