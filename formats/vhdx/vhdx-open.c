@@ -190,15 +190,6 @@ out:
 	return r;
 }
 
-/* One known metadata item: where its value goes. */
-struct meta_item {
-	const char *guid;
-	const char *name;
-	uint32_t size;
-	uint8_t value[16];
-	bool present;
-};
-
 enum {
 	ITEM_FILE_PARAMS,
 	ITEM_DISK_SIZE,
@@ -207,6 +198,27 @@ enum {
 	ITEM_PHYSICAL_SECTOR,
 	ITEM_PARENT_LOCATOR,
 	ITEM_COUNT
+};
+
+/* The metadata items known: GUID, name for messages, size. */
+static const struct {
+	const char *guid, *name;
+	uint32_t size;
+} item_kinds[ITEM_COUNT] = {
+	[ITEM_FILE_PARAMS] = {VHDX_GUID_FILE_PARAMS, "file parameters", 8},
+	[ITEM_DISK_SIZE] = {VHDX_GUID_DISK_SIZE, "virtual disk size", 8},
+	[ITEM_PAGE83] = {VHDX_GUID_PAGE83, "page 83 data", 16},
+	[ITEM_LOGICAL_SECTOR] = {VHDX_GUID_LOGICAL_SECTOR,
+				 "logical sector size", 4},
+	[ITEM_PHYSICAL_SECTOR] = {VHDX_GUID_PHYSICAL_SECTOR,
+				  "physical sector size", 4},
+	[ITEM_PARENT_LOCATOR] = {VHDX_GUID_PARENT_LOCATOR, "parent locator", 0},
+};
+
+/* One known item as found: its value (of its kind's size). */
+struct meta_item {
+	uint8_t value[16];
+	bool present;
 };
 
 static int read_items(struct mimg *img, struct vhdx *s, struct meta_item *items)
@@ -232,10 +244,10 @@ static int read_items(struct mimg *img, struct vhdx *s, struct meta_item *items)
 		const uint8_t *e = t + 32 + 32 * (size_t)i;
 		uint32_t off = ld_le32(e + 16), len = ld_le32(e + 20);
 		bool required = ld_le32(e + 24) & 4;
-		struct meta_item *it = NULL;
-		for (int k = 0; k < ITEM_COUNT && !it; k++)
-			if (vhdx_guid_is(e, items[k].guid))
-				it = &items[k];
+		int k = 0;
+		while (k < ITEM_COUNT && !vhdx_guid_is(e, item_kinds[k].guid))
+			k++;
+		struct meta_item *it = k < ITEM_COUNT ? &items[k] : NULL;
 		if (!it) {
 			if (required) {
 				r = mimg_err(-ENOTSUP,
@@ -251,20 +263,21 @@ static int read_items(struct mimg *img, struct vhdx *s, struct meta_item *items)
 			r = mimg_err(-EINVAL,
 				     "%s: vhdx: the metadata table names the "
 				     "%s twice",
-				     img->filename, it->name);
+				     img->filename, item_kinds[k].name);
 			goto out;
 		}
 		it->present = true;
 		if (it == &items[ITEM_PARENT_LOCATOR])
 			continue; /* refused by the caller, unread */
-		if (len != it->size || off < VHDX_METADATA_TABLE_SIZE ||
+		if (len != item_kinds[k].size ||
+		    off < VHDX_METADATA_TABLE_SIZE ||
 		    !ck_range_within(off, len, s->meta_length)) {
 			r = mimg_err(-EINVAL,
 				     "%s: vhdx: metadata item %s at 0x%x "
 				     "(%u bytes) is not %u bytes inside the "
 				     "metadata region",
-				     img->filename, it->name, off, len,
-				     it->size);
+				     img->filename, item_kinds[k].name, off,
+				     len, item_kinds[k].size);
 			goto out;
 		}
 		if ((r = mimg_file_pread_exact(img->file, it->value, len,
@@ -279,35 +292,7 @@ out:
 
 static int parse_metadata(struct mimg *img, struct vhdx *s)
 {
-	struct meta_item items[ITEM_COUNT] = {
-		[ITEM_FILE_PARAMS] = {VHDX_GUID_FILE_PARAMS,
-				      "file parameters",
-				      8,
-				      {0},
-				      false},
-		[ITEM_DISK_SIZE] = {VHDX_GUID_DISK_SIZE,
-				    "virtual disk size",
-				    8,
-				    {0},
-				    false},
-		[ITEM_PAGE83] =
-			{VHDX_GUID_PAGE83, "page 83 data", 16, {0}, false},
-		[ITEM_LOGICAL_SECTOR] = {VHDX_GUID_LOGICAL_SECTOR,
-					 "logical sector size",
-					 4,
-					 {0},
-					 false},
-		[ITEM_PHYSICAL_SECTOR] = {VHDX_GUID_PHYSICAL_SECTOR,
-					  "physical sector size",
-					  4,
-					  {0},
-					  false},
-		[ITEM_PARENT_LOCATOR] = {VHDX_GUID_PARENT_LOCATOR,
-					 "parent locator",
-					 0,
-					 {0},
-					 false},
-	};
+	struct meta_item items[ITEM_COUNT] = {0};
 	int r;
 	if (s->meta_length < VHDX_METADATA_TABLE_SIZE)
 		return mimg_err(-EINVAL,
@@ -321,7 +306,7 @@ static int parse_metadata(struct mimg *img, struct vhdx *s)
 		if (!items[k].present)
 			return mimg_err(-EINVAL,
 					"%s: vhdx: the metadata has no %s",
-					img->filename, items[k].name);
+					img->filename, item_kinds[k].name);
 	uint32_t flags = ld_le32(items[ITEM_FILE_PARAMS].value + 4);
 	if ((flags & VHDX_PARAM_HAS_PARENT) ||
 	    items[ITEM_PARENT_LOCATOR].present)
