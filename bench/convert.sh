@@ -158,6 +158,12 @@ if have vmdk; then
 	bench "raw -> vmdk streamOptimized" raw src.raw vmdk -o subformat=streamOptimized
 	bench "streamOptimized -> raw" vmdk src-stream.vmdk raw
 fi
+if have vhdx; then
+	made src.vhdx -O vhdx
+	bench "raw -> vhdx" raw src.raw vhdx
+	bench "vhdx -> raw" vhdx src.vhdx raw
+	have qcow2 && bench "vhdx -> qcow2" vhdx src.vhdx qcow2
+fi
 if [ -z "$only" ] || [ -n "$scaling_only" ]; then
 	[ -n "$scaling_only" ] || echo
 	echo "mimg with N workers ($(getconf _NPROCESSORS_ONLN) CPUs online):"

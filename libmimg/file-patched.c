@@ -83,10 +83,12 @@ static int patched_flush(struct mimg_file *f)
 static int patched_close(struct mimg_file *f)
 {
 	struct patched_file *pf = patched(f);
+	struct mimg_file *base = pf->base;
 	for (size_t i = 0; i < pf->n; i++)
 		free(pf->p[i].data);
 	free(pf->p);
-	return pf->base ? mimg_file_close(pf->base) : 0;
+	free(pf);
+	return base ? mimg_file_close(base) : 0;
 }
 
 static const struct mimg_file_ops patched_ops = {
@@ -179,11 +181,6 @@ int mimg__patched_commit(struct mimg_file *f, struct mimg_file **basep)
 		return r;
 	*basep = pf->base;
 	pf->base = NULL;
-	for (size_t i = 0; i < pf->n; i++)
-		free(pf->p[i].data);
-	free(pf->p);
-	pf->p = NULL;
-	pf->n = 0;
-	/* The common part's release, without closing the base. */
+	/* The view's release, without closing the base. */
 	return mimg_file_close(f);
 }

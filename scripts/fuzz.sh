@@ -9,8 +9,10 @@
 # before and after.
 #   scripts/fuzz.sh [SECONDS] [TARGET...]     (default 60, every target)
 # Environment: FUZZ_JOBS (parallel jobs, default: the number of cores),
-# BUILD_DIR (default build-fuzz).  Crashes are left as crash-* files in
-# the work directory and make the script exit 1.
+# BUILD_DIR (default build-fuzz).  Crashes, leaks, timeouts and running
+# out of memory are left as crash-*, leak-*, timeout-* and oom-* files in
+# the work directory and make the script exit 1, as does a corpus that
+# fails when replayed.
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$ROOT/build-fuzz}
@@ -56,10 +58,12 @@ for t in $targets; do
 		echo "fuzz: $t did not run; its log is $work/$t/log" >&2
 		status=1
 	fi
-	if ls "$work/$t"/crash-* "$work/$t"/timeout-* >/dev/null 2>&1; then
-		echo "fuzz: $t found crashes or timeouts in $work/$t" >&2
+	# Any artifact counts, leaks and running out of memory too.
+	for a in crash leak oom timeout; do
+		ls "$work/$t/$a"-* >/dev/null 2>&1 || continue
+		echo "fuzz: $t found a $a in $work/$t" >&2
 		status=1
-	fi
+	done
 	# Keep only inputs that add coverage, named by content.
 	n0=$(ls "$corpus" | wc -l)
 	mkdir -p "$work/$t/merged"
@@ -77,6 +81,11 @@ for t in $targets; do
 			cp "$f" "$corpus/fuzzed-$(echo "$h" | cut -c1-12)"
 	done
 	after=$(edges "$exe" "$corpus")
+	# No count: the corpus itself fails (a crash or leak replaying it).
+	if [ -z "$before" ] || [ -z "$after" ]; then
+		echo "fuzz: $t: replaying the corpus failed" >&2
+		status=1
+	fi
 	printf "%-12s %12s %10s %10s %8s\n" "$t" "${execs:-?}" "${before:-?}" \
 		"${after:-?}" "$(( $(ls "$corpus" | wc -l) - n0 ))"
 done
