@@ -147,6 +147,13 @@ static int apply_entry(struct mimg *img, const struct vhdx *s, uint64_t pos,
 		return mimg_err(-ENOMEM, "out of memory");
 	if ((r = read_log(img, s, pos, e, l->len)) < 0)
 		goto out;
+	/* Read again: it must still be the entry checked. */
+	if (ld_le32(e + 4) != mimg__crc32c_without(e, l->len, 4) ||
+	    !entry_consistent(e, l->len, l->seq)) {
+		r = mimg_err(-EIO, "%s: vhdx: the log changed while read",
+			     img->filename);
+		goto out;
+	}
 	uint32_t count = ld_le32(e + 24), ndata = 0;
 	uint64_t dsec = desc_sectors(count);
 	for (uint32_t i = 0; i < count && r == 0; i++) {
@@ -167,48 +174,60 @@ out:
 	return r;
 }
 
+/* The head each entry's sequence runs to, following the links: each
+ * entry is walked to once more than it is resolved, so the whole is
+ * linear whatever the links (sequences may share their ends). */
+static void resolve_heads(const struct link *links, uint32_t n,
+			  uint32_t *head_of)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		if (!links[i].valid || head_of[i])
+			continue;
+		uint32_t k = i;
+		while (!head_of[k] && links[k].next)
+			k = links[k].next - 1;
+		uint32_t head = head_of[k] ? head_of[k] : k + 1;
+		for (uint32_t j = i; !head_of[j]; j = links[j].next - 1) {
+			head_of[j] = head;
+			if (!links[j].next)
+				break;
+		}
+	}
+}
+
 /* The active sequence among the links: *TAILP and *HEADP, positions in
- * sectors; false when there is none. */
+ * sectors; false when there is none (or no memory to look). */
 static bool active_sequence(struct link *links, uint32_t n, uint32_t *tailp,
 			    uint32_t *headp)
 {
-	bool *linked = calloc(n, sizeof(*linked)), found = false;
+	uint32_t *head_of = calloc(n, sizeof(*head_of));
 	uint64_t best = 0;
-	if (!linked)
+	bool found = false;
+	if (!head_of)
 		return false;
+	/* Sequence numbers rise along the links: they cannot go round. */
 	for (uint32_t i = 0; i < n; i++) {
 		if (!links[i].valid)
 			continue;
 		uint32_t j = (uint32_t)((i + links[i].len / SECTOR) % n);
-		if (links[j].valid && links[j].seq == links[i].seq + 1) {
+		if (links[j].valid && links[j].seq == links[i].seq + 1)
 			links[i].next = j + 1;
-			linked[j] = true;
+	}
+	resolve_heads(links, n, head_of);
+	/* A head whose tail leads to it ends a valid sequence. */
+	for (uint32_t h = 0; h < n; h++) {
+		if (!links[h].valid || links[h].next ||
+		    (found && links[h].seq <= best))
+			continue;
+		uint32_t t = links[h].tail / SECTOR;
+		if (links[t].valid && head_of[t] == h + 1) {
+			found = true;
+			best = links[h].seq;
+			*tailp = t;
+			*headp = h;
 		}
 	}
-	/* Each sequence from its first entry; sequence numbers rise along
-	 * it, so it cannot come round to itself. */
-	for (uint32_t first = 0; first < n; first++) {
-		if (!links[first].valid || linked[first])
-			continue;
-		uint32_t head = first;
-		while (links[head].next)
-			head = links[head].next - 1;
-		if (links[head].seq <= best && found)
-			continue;
-		uint32_t tail = links[head].tail / SECTOR;
-		for (uint32_t k = first;; k = links[k].next - 1) {
-			if (k == tail) {
-				found = true;
-				best = links[head].seq;
-				*tailp = tail;
-				*headp = head;
-				break;
-			}
-			if (!links[k].next)
-				break;
-		}
-	}
-	free(linked);
+	free(head_of);
 	return found;
 }
 
@@ -216,7 +235,7 @@ int vhdx_log_view(struct mimg *img, struct vhdx *s, const uint8_t *h)
 {
 	const uint8_t *guid = h + VHDX_H_LOG_GUID;
 	static const uint8_t zero_guid[16];
-	uint32_t n = (uint32_t)(s->log_length / SECTOR), tail, head;
+	uint32_t n = (uint32_t)(s->log_length / SECTOR), tail = 0, head = 0;
 	uint64_t budget = 4 * s->log_length, fsize;
 	struct mimg_file *view = NULL;
 	int r = 0;
