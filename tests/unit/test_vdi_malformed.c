@@ -43,17 +43,6 @@ static void patch_le64(uint64_t off, uint64_t v)
 	tu_write_file(FILE_NAME, b, 8, off);
 }
 
-static void expect_refused(int err, const char *what)
-{
-	struct mimg *img = NULL;
-	int r = mimg_open(&img, FILE_NAME, "vdi", 0);
-	ck_assert_msg(r == err, "expected %d, got %d (%s)", err, r,
-		      mimg_errmsg());
-	ck_assert_msg(strstr(mimg_errmsg(), what), "'%s' not in '%s'", what,
-		      mimg_errmsg());
-	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), FILE_NAME));
-}
-
 struct field_case {
 	uint32_t off, value;
 	int err;
@@ -86,7 +75,7 @@ START_TEST(bad_field)
 	const struct field_case *c = &fields[_i];
 	make_image();
 	patch_le32(c->off, c->value);
-	expect_refused(c->err, c->what);
+	tu_expect_open_refused(FILE_NAME, "vdi", c->err, c->what);
 }
 END_TEST
 
@@ -94,7 +83,7 @@ START_TEST(disk_size_huge)
 {
 	make_image();
 	patch_le64(0x170, UINT64_MAX);
-	expect_refused(-EINVAL, "does not fit");
+	tu_expect_open_refused(FILE_NAME, "vdi", -EINVAL, "does not fit");
 }
 END_TEST
 

@@ -83,17 +83,6 @@ static void copy_guid(uint64_t from, uint64_t to)
 	free(f);
 }
 
-static void expect_refused(int err, const char *what)
-{
-	struct mimg *img = NULL;
-	int r = mimg_open(&img, FILE_NAME, "vhdx", 0);
-	ck_assert_msg(r == err, "expected %d, got %d (%s)", err, r,
-		      mimg_errmsg());
-	ck_assert_msg(strstr(mimg_errmsg(), what), "'%s' not in '%s'", what,
-		      mimg_errmsg());
-	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), FILE_NAME));
-}
-
 struct field_case {
 	uint64_t off, value;
 	int width, err;
@@ -134,7 +123,7 @@ START_TEST(bad_field)
 	const struct field_case *c = &fields[_i];
 	make_image();
 	patch(c->off, c->value, c->width);
-	expect_refused(c->err, c->what);
+	tu_expect_open_refused(FILE_NAME, "vhdx", c->err, c->what);
 }
 END_TEST
 
@@ -143,17 +132,21 @@ START_TEST(unknown_and_twice)
 	make_image();
 	/* a metadata item of another kind, required */
 	patch(META + 32 + 2 * 32, 0x55, 1);
-	expect_refused(-ENOTSUP, "required item of an unknown kind");
+	tu_expect_open_refused(FILE_NAME, "vhdx", -ENOTSUP,
+			       "required item of an unknown kind");
 	/* the same, not required: left alone, but then the disk id is
 	 * missing */
 	patch(META + 32 + 2 * 32 + 24, 0, 4);
-	expect_refused(-EINVAL, "the metadata has no page 83 data");
+	tu_expect_open_refused(FILE_NAME, "vhdx", -EINVAL,
+			       "the metadata has no page 83 data");
 	make_image();
 	copy_guid(META + 32, META + 64);
-	expect_refused(-EINVAL, "names the file parameters twice");
+	tu_expect_open_refused(FILE_NAME, "vhdx", -EINVAL,
+			       "names the file parameters twice");
 	make_image();
 	copy_guid(REGION1 + 16, REGION1 + 48);
-	expect_refused(-EINVAL, "names the BAT region twice");
+	tu_expect_open_refused(FILE_NAME, "vhdx", -EINVAL,
+			       "names the BAT region twice");
 }
 END_TEST
 
@@ -172,7 +165,7 @@ START_TEST(damaged_copies)
 	ck_assert_int_eq(mimg_close(img), 0);
 	/* both headers: nothing to go by */
 	tu_write_file(FILE_NAME, "\xde\xad", 2, HEADER2 + 4);
-	expect_refused(-EINVAL, "no valid header");
+	tu_expect_open_refused(FILE_NAME, "vhdx", -EINVAL, "no valid header");
 }
 END_TEST
 

@@ -79,6 +79,18 @@ void tu_write_file(const char *path, const void *buf, size_t len, uint64_t off)
 	close(fd);
 }
 
+void tu_expect_open_refused(const char *path, const char *format, int err,
+			    const char *what)
+{
+	struct mimg *img = NULL;
+	int r = mimg_open(&img, path, format, 0);
+	ck_assert_msg(r == err, "expected %d, got %d (%s)", err, r,
+		      mimg_errmsg());
+	ck_assert_msg(strstr(mimg_errmsg(), what), "'%s' not in '%s'", what,
+		      mimg_errmsg());
+	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), path));
+}
+
 uint8_t *tu_random_file(const char *path, size_t len, uint64_t seed)
 {
 	uint8_t *buf = malloc(len);

@@ -32,6 +32,10 @@ void tu_fill_random(void *buf, size_t len, uint64_t seed);
 uint64_t tu_mix64(uint64_t x);
 /* Write LEN bytes of BUF at OFF to PATH (creating it); abort on error. */
 void tu_write_file(const char *path, const void *buf, size_t len, uint64_t off);
+/* Opening PATH as FORMAT (NULL: probed), read-only, fails with ERR and a
+ * message naming PATH and holding WHAT. */
+void tu_expect_open_refused(const char *path, const char *format, int err,
+			    const char *what);
 /* LEN bytes from tu_fill_random (SEED), written to PATH as well;
  * free() them. */
 uint8_t *tu_random_file(const char *path, size_t len, uint64_t seed);
