@@ -1,7 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: BSD-2-Clause
 # nbdkit-mimg-plugin with independent clients: qemu-img, qemu-io, nbdcopy
-# and nbdinfo read raw, qcow2, VMDK and a qcow2 backing chain served by
+# and nbdinfo read raw, qcow2, VMDK, VHDX and a qcow2 backing chain served by
 # the plugin as qemu-img reads the files; the extent map matches
 # qemu-nbd's on the same image; writes through the plugin (qemu-io with
 # FUA, zeroes and discards, nbdcopy over several connections) leave an
@@ -74,6 +74,25 @@ for spec in disk.raw:raw disk.qcow2:qcow2 disk.vmdk:vmdk \
 		{ cat map.diff >&2; fail "extent map of $img differs from qemu-nbd's"; }
 	nbd_stop m
 done
+
+# A VHDX image served read-only and written through the plugin: qemu-img
+# reads what it holds (qemu-nbd reports a VHDX all data, so its extents
+# are not compared).
+qemu-img create -q -f vhdx -o block_size=1M disk.vhdx 16M
+qemu-io -f vhdx -c 'write -P 0x51 2M 1M' disk.vhdx >/dev/null
+nbd_mimg v file=disk.vhdx readonly=true
+qemu-img compare -q -f raw -F vhdx "$URI" disk.vhdx ||
+	fail "qemu-img compare: plugin serving disk.vhdx"
+nbd_stop v
+nbd_mimg v file=disk.vhdx
+qemu-img create -q -f raw vpat.raw 16M
+qemu-io -f raw -c 'write -P 0x52 5M 1536k' -c 'write -P 0x53 2M 4k' \
+	vpat.raw >/dev/null
+nbdcopy vpat.raw "$URI" || fail "nbdcopy into the plugin serving disk.vhdx"
+nbd_stop v
+qemu-img check -q disk.vhdx || fail "qemu-img check disk.vhdx"
+qemu-img compare -q -f vhdx -F raw disk.vhdx vpat.raw ||
+	fail "disk.vhdx after nbdcopy through the plugin"
 
 # Writes through the plugin into the chain's overlay: qemu-io with FUA,
 # write-zeroes and discard, then nbdcopy over several connections.
