@@ -53,6 +53,20 @@ static int current_header(struct mimg *img, uint8_t *cur, uint64_t *offp)
 		goto out;
 	}
 	*offp = VHDX_HEADER1_OFFSET;
+	/* Two valid headers of one sequence number are the same header
+	 * (some writers make them so) or an ambiguity. */
+	if (v1 && v2 &&
+	    ld_le64(other + VHDX_H_SEQUENCE) ==
+		    ld_le64(cur + VHDX_H_SEQUENCE) &&
+	    memcmp(cur, other, VHDX_HEADER_SIZE) != 0) {
+		r = mimg_err(-EINVAL,
+			     "%s: vhdx: the two headers differ but have the "
+			     "same sequence number %llu",
+			     img->filename,
+			     (unsigned long long)ld_le64(cur +
+							 VHDX_H_SEQUENCE));
+		goto out;
+	}
 	if (v2 && (!v1 || ld_le64(other + VHDX_H_SEQUENCE) >
 				  ld_le64(cur + VHDX_H_SEQUENCE))) {
 		memcpy(cur, other, VHDX_HEADER_SIZE);

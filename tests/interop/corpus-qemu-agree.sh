@@ -1,9 +1,11 @@
 #!/bin/sh
 # SPDX-License-Identifier: BSD-2-Clause
 # The fuzz corpus read by qemu-img and by mimg.  Where both open a qcow2,
-# VDI, VHD or VMDK image of it and both read the whole of it, they must
-# give the same size, the same bytes and the same map (images too large
-# to read whole: the same map).  The corpus holds the odd images no
+# VDI, VHD, VMDK or VHDX image of it and both read the whole of it, they
+# must give the same size, the same bytes and the same map (images too
+# large to read whole: the same map).  VHDX inputs are decoded into the
+# images the fuzz target reads; qemu-img maps a VHDX as all data, so its
+# maps are not compared.  The corpus holds the odd images no
 # hand-made test has: unusual header fields, short tables,
 # compressed clusters and grains, subclusters, sizes that are not whole
 # sectors.  An image one tool refuses is counted, not judged (mimg is
@@ -25,7 +27,13 @@ one() {
 	fmt=$1 src=$2 name=${2##*/}
 	d=$(mktemp -d "$WORK/one-XXXXXX") || exit 1
 	cd "$d" || exit 1
-	cp "$src" img && chmod 600 img
+	# A VHDX input describes a sparse file (fuzz/vhdx-seed.py).
+	if [ "$fmt" = vhdx ]; then
+		python3 "$CORPUS/../vhdx-seed.py" -d "$src" img || exit 1
+	else
+		cp "$src" img
+	fi
+	chmod 600 img
 	timeout 30 qemu-img info -U -f "$fmt" --output=json img >q.json \
 		2>/dev/null
 	qr=$?
@@ -49,6 +57,8 @@ one() {
 		return
 	fi
 	if [ "$qs" -gt "$MAX_READ" ]; then
+		# qemu-img maps a VHDX as all data: nothing to compare
+		[ "$fmt" = vhdx ] && { out too-large; return; }
 		same_map && out map-same-too-large
 		return
 	fi
@@ -64,6 +74,7 @@ one() {
 	[ "$mr" -ne 0 ] && { out mimg-fails-reading; return; }
 	cmp -s q.raw m.raw ||
 		{ out DATA-DIFFERS "$(cmp q.raw m.raw 2>&1 | head -1)"; return; }
+	[ "$fmt" = vhdx ] && { out same; return; }
 	same_map && out same
 }
 
@@ -94,11 +105,11 @@ fi
 
 here=$(cd "$(dirname "$0")" && pwd)
 . "$TESTLIB"
-need qemu-img cmp timeout xargs
+need qemu-img cmp timeout xargs python3
 corpus=$here/../../fuzz/corpus
 [ -d "$corpus/qcow2" ] || fail "no fuzz corpus at $corpus"
-WORK=$T
-export MIMG WORK
+WORK=$T CORPUS=$corpus
+export MIMG WORK CORPUS
 
 # VMDK: the binary sparse extents (their embedded descriptor names the
 # file itself); a text descriptor always names other files.
@@ -107,7 +118,7 @@ for f in "$corpus"/vmdk/*; do
 	[ "$(head -c 4 "$f")" = KDMV ] && ln -s "$f" vmdk-sparse/
 done
 
-for fmt in qcow2 vdi vpc vmdk; do
+for fmt in qcow2 vdi vpc vmdk vhdx; do
 	dir=$corpus/$fmt
 	[ "$fmt" = vmdk ] && dir=$T/vmdk-sparse
 	need_format "$fmt"
@@ -122,9 +133,9 @@ bad=$(grep -E ' (SIZE|DATA|MAP)-DIFFERS |MIMG-CRASH ' results)
 [ -z "$bad" ] || fail "qemu-img and mimg disagree:
 $bad"
 # The comparison means something only over enough images of each format
-# (the corpus has about 160 qcow2, 45 VDI, 20 VHD, 15 VMDK that both
-# read).
-for fmt in qcow2:100 vdi:25 vpc:10 vmdk:8; do
+# (the corpus has about 160 qcow2, 45 VDI, 20 VHD, 15 VMDK, 15 VHDX
+# that both read).
+for fmt in qcow2:100 vdi:25 vpc:10 vmdk:8 vhdx:10; do
 	n=$(grep -c "^${fmt%%:*} same " results)
 	[ "$n" -ge "${fmt#*:}" ] ||
 		fail "$fmt: only $n images read by both (at least ${fmt#*:})"

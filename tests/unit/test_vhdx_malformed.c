@@ -169,6 +169,29 @@ START_TEST(damaged_copies)
 }
 END_TEST
 
+/* Two valid headers with one sequence number: the same header twice is
+ * fine, two different ones are refused (which would be current?). */
+START_TEST(headers_of_one_sequence)
+{
+	struct mimg *img;
+	size_t n;
+	make_image();
+	uint8_t *f = tu_read_file(FILE_NAME, &n);
+	uint8_t seq[8];
+	memcpy(seq, f + HEADER1 + 8, 8);
+	free(f);
+	tu_write_file(FILE_NAME, seq, 8, HEADER2 + 8);
+	fix_crc(HEADER2, 4096);
+	ck_assert_int_eq(mimg_open(&img, FILE_NAME, "vhdx", 0), 0);
+	ck_assert_int_eq(mimg_close(img), 0);
+	tu_write_file(FILE_NAME, "\1", 1, HEADER2 + 48); /* a log GUID */
+	fix_crc(HEADER2, 4096);
+	tu_expect_open_refused(FILE_NAME, "vhdx", -EINVAL,
+			       "the two headers differ but have the same "
+			       "sequence number");
+}
+END_TEST
+
 /* Two blocks in one place: reads go on, check reports it. */
 START_TEST(blocks_sharing_space)
 {
@@ -191,5 +214,6 @@ int main(void)
 				       sizeof(fields) / sizeof(fields[0])},
 				      {unknown_and_twice, 1},
 				      {damaged_copies, 1},
+				      {headers_of_one_sequence, 1},
 				      {blocks_sharing_space, 1}));
 }
