@@ -395,9 +395,16 @@ static int payload_entry(struct mimg *img, struct vhdx *s, uint64_t i,
 	case VHDX_BLOCK_UNDEFINED:
 	case VHDX_BLOCK_ZERO:
 	case VHDX_BLOCK_UNMAPPED: s->block_host[i] = 0; return 0;
-	case VHDX_BLOCK_FULLY_PRESENT:
+	case VHDX_BLOCK_FULLY_PRESENT: {
+		int r = check_block(img, s, i, host);
 		s->block_host[i] = host;
-		return check_block(img, s, i, host);
+		/* A last block may reach past the end of the file: new
+		 * blocks go after all of it. */
+		if (r == 0)
+			s->next_free = max_u64(s->next_free,
+					       host + s->block_size);
+		return r;
+	}
 	case VHDX_BLOCK_PARTIALLY_PRESENT:
 		return mimg_err(-EINVAL,
 				"%s: vhdx: block %llu is partially present "

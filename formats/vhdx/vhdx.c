@@ -148,7 +148,10 @@ static int vhdx_open(struct mimg *img, unsigned flags)
 					 .allocate = allocate_and_write};
 	img->blocktable = &s->bt;
 	img->cluster_size = s->block_size;
-	ck_align_up_u64(s->file_size, VHDX_MIB, &s->next_free);
+	/* After the file and every block (within the file, so no overflow;
+	 * load_bat saw the blocks). */
+	ck_align_up_u64(max_u64(s->file_size, s->next_free), VHDX_MIB,
+			&s->next_free);
 	return 0;
 }
 

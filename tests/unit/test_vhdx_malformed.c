@@ -192,6 +192,31 @@ START_TEST(headers_of_one_sequence)
 }
 END_TEST
 
+/* A last block reaching past the end of the file (a fixed image whose
+ * size is not whole blocks): a block allocated later goes after all of
+ * it, not into its tail. */
+START_TEST(new_block_after_a_last_block_past_the_end)
+{
+	struct mimg_opt o[] = {{"subformat", "fixed"}, {"block_size", "8M"}};
+	struct mimg_check_result res = {.size = sizeof(res)};
+	struct mimg *img;
+	char buf[4];
+	ck_assert_int_eq(mimg_create(FILE_NAME, "vhdx", 13 * MIB, o, 2), 0);
+	ck_assert_int_eq(mimg_open(&img, FILE_NAME, "vhdx", MIMG_OPEN_RDWR), 0);
+	ck_assert_int_eq(mimg_pwrite(img, "last", 4, 12 * MIB, 0), 4);
+	ck_assert_int_eq(mimg_close(img), 0);
+	patch(BAT, 0, 8); /* block 0 not present */
+	ck_assert_int_eq(mimg_open(&img, FILE_NAME, "vhdx", MIMG_OPEN_RDWR), 0);
+	ck_assert_int_eq(mimg_pwrite(img, "new!", 4, 0, 0), 4);
+	ck_assert_int_eq(mimg_check(img, 0, &res), 0);
+	ck_assert_uint_eq(res.corruptions, 0);
+	mimg_check_result_free(&res);
+	ck_assert_int_eq(mimg_pread(img, buf, 4, 12 * MIB, 0), 4);
+	ck_assert_int_eq(memcmp(buf, "last", 4), 0);
+	ck_assert_int_eq(mimg_close(img), 0);
+}
+END_TEST
+
 /* Two blocks in one place: reads go on, check reports it. */
 START_TEST(blocks_sharing_space)
 {
@@ -209,11 +234,11 @@ END_TEST
 
 int main(void)
 {
-	return tu_main_loops("vhdx_malformed", "vhdx_malformed", NULL, 0,
-			     TU_LOOPS({bad_field,
-				       sizeof(fields) / sizeof(fields[0])},
-				      {unknown_and_twice, 1},
-				      {damaged_copies, 1},
-				      {headers_of_one_sequence, 1},
-				      {blocks_sharing_space, 1}));
+	return tu_main_loops(
+		"vhdx_malformed", "vhdx_malformed", NULL, 0,
+		TU_LOOPS({bad_field, sizeof(fields) / sizeof(fields[0])},
+			 {unknown_and_twice, 1}, {damaged_copies, 1},
+			 {headers_of_one_sequence, 1},
+			 {new_block_after_a_last_block_past_the_end, 1},
+			 {blocks_sharing_space, 1}));
 }
