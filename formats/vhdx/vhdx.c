@@ -148,8 +148,8 @@ static int vhdx_open(struct mimg *img, unsigned flags)
 					 .allocate = allocate_and_write};
 	img->blocktable = &s->bt;
 	img->cluster_size = s->block_size;
-	/* After the file and every block (within the file, so no overflow;
-	 * load_bat saw the blocks). */
+	/* After the file and every block load_bat saw (each starts inside
+	 * the file: no overflow). */
 	ck_align_up_u64(max_u64(s->file_size, s->next_free), VHDX_MIB,
 			&s->next_free);
 	return 0;
