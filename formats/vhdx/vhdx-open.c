@@ -32,8 +32,8 @@ static int read_header(struct mimg *img, uint64_t off, uint8_t *h, bool *valid)
 	return 0;
 }
 
-/* The current header: of the two valid ones, the one with the higher
- * sequence number. */
+/* The file type identifier, then the current header: of the two valid
+ * ones, the one with the higher sequence number. */
 static int current_header(struct mimg *img, uint8_t *cur, uint64_t *offp)
 {
 	uint8_t *other = malloc(VHDX_HEADER_SIZE);
@@ -41,6 +41,15 @@ static int current_header(struct mimg *img, uint8_t *cur, uint64_t *offp)
 	int r;
 	if (!other)
 		return mimg_err(-ENOMEM, "out of memory");
+	if ((r = mimg_file_pread(img->file, other, 8, 0)) < 0)
+		goto out;
+	if (memcmp(other, "vhdxfile", 8) != 0) {
+		r = mimg_err(-EINVAL,
+			     "%s: vhdx: no file type identifier "
+			     "(\"vhdxfile\") at the start of the file",
+			     img->filename);
+		goto out;
+	}
 	if ((r = read_header(img, VHDX_HEADER1_OFFSET, cur, &v1)) < 0 ||
 	    (r = read_header(img, VHDX_HEADER2_OFFSET, other, &v2)) < 0)
 		goto out;

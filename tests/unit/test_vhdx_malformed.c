@@ -116,6 +116,7 @@ static const struct field_case fields[] = {
 	{HEADER1 + 68, 64 * MIB, 4, -EINVAL, "log at 0x100000"},
 	{HEADER1 + 66, 2, 2, -EINVAL, "no valid header"},
 	{HEADER1, 0, 4, -EINVAL, "no valid header"},
+	{0, 0, 8, -EINVAL, "no file type identifier"},
 };
 
 START_TEST(bad_field)
