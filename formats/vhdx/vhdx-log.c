@@ -272,13 +272,16 @@ int vhdx_log_view(struct mimg *img, struct vhdx *s, const uint8_t *h)
 	}
 	if ((r = mimg__patched_open(img->file, &view)) < 0)
 		goto out;
-	/* The view owns the file from here: the image closes it. */
-	img->file = view;
+	/* The entries are read from the file itself, their updates laid
+	 * over the view. */
 	for (uint32_t k = tail;; k = links[k].next - 1)
 		if ((r = apply_entry(img, s, (uint64_t)k * SECTOR, &links[k],
 				     view)) < 0 ||
 		    k == head)
 			break;
+	/* The view owns the file: the image reads through it and closes
+	 * it, whatever happened. */
+	img->file = view;
 	if (r < 0)
 		goto out;
 	mimg__patched_min_size(view, min_u64(links[head].last, INT64_MAX));
