@@ -46,6 +46,12 @@ sed -n '/^## Using libmimg/,/^## /p' "$SOURCE_ROOT/README.md" |
 grep -q mimg_open "$T/example.c" || fail "no C example found in README.md"
 flags=$(PKG_CONFIG_SYSROOT_DIR=$root PKG_CONFIG_PATH=$root$pcdir \
 	pkg-config --cflags --libs libmimg) || fail "pkg-config libmimg"
+# A library built with the sanitizers needs a program built with them.
+if command -v readelf >/dev/null &&
+	readelf -d "$(ls "$root$libdir"/libmimg.so* | head -1)" |
+	grep -q 'NEEDED.*libasan'; then
+	flags="$flags -fsanitize=address,undefined"
+fi
 # shellcheck disable=SC2086
 cc -o "$T/example" "$T/example.c" $flags || fail "README example does not build"
 
