@@ -2,10 +2,11 @@
 # SPDX-License-Identifier: BSD-2-Clause
 # VHDX images mimg makes and writes, judged by qemu-img: created with
 # each option (the same file size and info as qemu-img's, a clean
-# check), converted to from raw (qemu-img reads the same bytes), and
-# written into when qemu-img made them (qemu-img reads what was written;
-# the header's write GUIDs are new and both headers valid).  Updates
-# left in the log are written into the file first.
+# check), written into by qemu-io (both read the same), converted to
+# from raw (qemu-img reads the same bytes), and written into when
+# qemu-img made them (qemu-img reads what was written; the header's
+# write GUIDs are new and both headers valid).  Updates left in the log
+# are written into the file first.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$TESTLIB"
 FMT=vhdx
@@ -46,6 +47,20 @@ for bad in block_size=3M subformat=foo; do
 	check_eq "$?" 1 "mimg create -o $bad"
 	check_eq "$(sed 's/^mimg: m.vhdx/X/' m.err)" \
 		"$(sed 's/^qemu-img: q.vhdx/X/' q.err)" "error for -o $bad"
+done
+
+# qemu-io writes into images mimg made (dynamic and fixed): both read
+# the result the same, and both checks pass.
+for opts in "" subformat=fixed; do
+	rm -f m.vhdx
+	"$MIMG" create -q -f vhdx -o block_size=1M${opts:+,$opts} m.vhdx 20M ||
+		fail "mimg create ($opts)"
+	qio m.vhdx "write -P 0x61 0 4k" "write -P 0x62 3M 1536k" \
+		"write -P 0x63 19M 1M"
+	same_content m.vhdx "(qemu-io wrote into mimg's image, $opts)"
+	qemu_clean_vhdx m.vhdx "(qemu-io wrote into mimg's image, $opts)"
+	"$MIMG" check m.vhdx >check.out 2>&1 ||
+		{ cat check.out >&2; fail "mimg check after qemu-io ($opts)"; }
 done
 
 # Conversions from raw: qemu-img reads back what was converted.
