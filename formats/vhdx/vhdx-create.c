@@ -111,10 +111,8 @@ static int plan(const char *path, uint64_t size, const struct mimg_opt *opts,
 		return mimg_err(-EINVAL, "%s: Log size %llu is too large", path,
 				(unsigned long long)v[OPT_LOG].u);
 	l->nblocks = div_round_up_u64(l->size, bs);
-	l->chunk_ratio = (512ull << 23) / bs;
-	l->bat_entries = l->nblocks ? l->nblocks +
-					      (l->nblocks - 1) / l->chunk_ratio
-				    : 0;
+	l->chunk_ratio = vhdx_chunk_ratio(512, (uint32_t)bs);
+	l->bat_entries = vhdx_bat_entries(l->nblocks, l->chunk_ratio);
 	l->bat_offset = VHDX_HEADER_SECTION + l->log_length;
 	l->bat_length = div_round_up_u64(l->bat_entries * 8, VHDX_MIB) *
 			VHDX_MIB;
@@ -132,11 +130,6 @@ static int plan(const char *path, uint64_t size, const struct mimg_opt *opts,
 	return 0;
 }
 
-static void put_guid(uint8_t *p)
-{
-	mimg__uuid_random(p);
-}
-
 static void put_header(uint8_t *h, const struct layout *l, uint64_t seq,
 		       const uint8_t *file_guid, const uint8_t *data_guid)
 {
@@ -148,8 +141,7 @@ static void put_header(uint8_t *h, const struct layout *l, uint64_t seq,
 	st_le16(h + VHDX_H_VERSION, 1);
 	st_le32(h + VHDX_H_LOG_LENGTH, (uint32_t)l->log_length);
 	st_le64(h + VHDX_H_LOG_OFFSET, VHDX_HEADER_SECTION);
-	st_le32(h + VHDX_H_CHECKSUM,
-		mimg__crc32c_without(h, VHDX_HEADER_SIZE, VHDX_H_CHECKSUM));
+	vhdx_checksum_set(h, VHDX_HEADER_SIZE);
 }
 
 /* The header section: file identifier, both headers, both region
@@ -161,8 +153,8 @@ static void put_header_section(uint8_t *buf, const struct layout *l)
 	memcpy(buf, "vhdxfile", 8);
 	for (size_t i = 0; i + 1 < sizeof(creator); i++)
 		buf[8 + 2 * i] = (uint8_t)creator[i]; /* UTF-16LE */
-	put_guid(file_guid);
-	put_guid(data_guid);
+	mimg__uuid_random(file_guid);
+	mimg__uuid_random(data_guid);
 	put_header(buf + VHDX_HEADER1_OFFSET, l, 1, file_guid, data_guid);
 	put_header(buf + VHDX_HEADER2_OFFSET, l, 2, file_guid, data_guid);
 	uint8_t *t = buf + VHDX_REGION_TABLE1_OFFSET;
@@ -176,7 +168,7 @@ static void put_header_section(uint8_t *buf, const struct layout *l)
 	st_le64(t + 64, l->meta_offset);
 	st_le32(t + 72, (uint32_t)VHDX_MIB);
 	st_le32(t + 76, 1);
-	st_le32(t + 4, mimg__crc32c_without(t, VHDX_REGION_TABLE_SIZE, 4));
+	vhdx_checksum_set(t, VHDX_REGION_TABLE_SIZE);
 	memcpy(buf + VHDX_REGION_TABLE2_OFFSET, t, VHDX_REGION_TABLE_SIZE);
 }
 
@@ -209,7 +201,7 @@ static void put_metadata(uint8_t *buf, const struct layout *l)
 	st_le32(v, l->block_size);
 	st_le32(v + 4, l->fixed ? VHDX_PARAM_LEAVE_BLOCKS_ALLOCATED : 0);
 	st_le64(v + 8, l->size);
-	put_guid(v + 16);
+	mimg__uuid_random(v + 16);
 	st_le32(v + 32, 512);
 	st_le32(v + 36, 512);
 }
@@ -229,9 +221,9 @@ static int put_bat(struct mimg_file *f, const struct layout *l)
 		memset(buf, 0, cnt * 8);
 		for (uint64_t k = 0; k < cnt; k++) {
 			uint64_t idx = first + k, e;
-			if (idx % (l->chunk_ratio + 1) == l->chunk_ratio)
+			uint64_t block;
+			if (!vhdx_bat_block(idx, l->chunk_ratio, &block))
 				continue; /* a sector bitmap: none */
-			uint64_t block = idx - idx / (l->chunk_ratio + 1);
 			if (l->fixed)
 				e = (l->data_offset +
 				     block * (uint64_t)l->block_size) |

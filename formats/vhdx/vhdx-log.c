@@ -125,8 +125,7 @@ static int read_link(struct mimg *img, const struct vhdx *s, uint64_t pos,
 	if (!e)
 		return mimg_err(-ENOMEM, "out of memory");
 	if ((r = read_log(img, s, pos, e, len)) == 0 &&
-	    ld_le32(e + 4) == mimg__crc32c_without(e, len, 4) &&
-	    entry_consistent(e, len, seq))
+	    vhdx_checksum_ok(e, len) && entry_consistent(e, len, seq))
 		*l = (struct link){.valid = true,
 				   .len = len,
 				   .tail = tail,
@@ -148,7 +147,7 @@ static int apply_entry(struct mimg *img, const struct vhdx *s, uint64_t pos,
 	if ((r = read_log(img, s, pos, e, l->len)) < 0)
 		goto out;
 	/* Read again: it must still be the entry checked. */
-	if (ld_le32(e + 4) != mimg__crc32c_without(e, l->len, 4) ||
+	if (!vhdx_checksum_ok(e, l->len) ||
 	    !entry_consistent(e, l->len, l->seq)) {
 		r = mimg_err(-EIO, "%s: vhdx: the log changed while read",
 			     img->filename);

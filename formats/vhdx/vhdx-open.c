@@ -24,9 +24,7 @@ static int read_header(struct mimg *img, uint64_t off, uint8_t *h, bool *valid)
 	if (r < 0)
 		return r;
 	*valid = memcmp(h, "head", 4) == 0 &&
-		 ld_le32(h + VHDX_H_CHECKSUM) ==
-			 mimg__crc32c_without(h, VHDX_HEADER_SIZE,
-					      VHDX_H_CHECKSUM) &&
+		 vhdx_checksum_ok(h, VHDX_HEADER_SIZE) &&
 		 ld_le16(h + VHDX_H_VERSION) == 1 &&
 		 ld_le16(h + VHDX_H_LOG_VERSION) == 0;
 	return 0;
@@ -126,8 +124,7 @@ static int read_region_table(struct mimg *img, uint64_t off, uint8_t *t,
 	if (r < 0)
 		return r;
 	*valid = memcmp(t, "regi", 4) == 0 &&
-		 ld_le32(t + 4) ==
-			 mimg__crc32c_without(t, VHDX_REGION_TABLE_SIZE, 4) &&
+		 vhdx_checksum_ok(t, VHDX_REGION_TABLE_SIZE) &&
 		 ld_le32(t + 8) <= VHDX_REGION_MAX_ENTRIES;
 	return 0;
 }
@@ -363,8 +360,7 @@ static int parse_metadata(struct mimg *img, struct vhdx *s)
 				s->logical_sector);
 	img->size = size;
 	memcpy(s->disk_id, items[ITEM_PAGE83].value, 16);
-	/* One sector-bitmap block maps 2^23 sectors. */
-	s->chunk_ratio = ((uint64_t)s->logical_sector << 23) / s->block_size;
+	s->chunk_ratio = vhdx_chunk_ratio(s->logical_sector, s->block_size);
 	s->nblocks = div_round_up_u64(size, s->block_size);
 	return 0;
 }
@@ -431,7 +427,7 @@ static int payload_entry(struct mimg *img, struct vhdx *s, uint64_t i,
 static int load_bat(struct mimg *img, struct vhdx *s)
 {
 	uint64_t n = s->nblocks;
-	uint64_t entries = n ? n + (n - 1) / s->chunk_ratio : 0;
+	uint64_t entries = vhdx_bat_entries(n, s->chunk_ratio);
 	if (n > VHDX_MAX_BLOCKS || entries * 8 > s->bat_length)
 		return mimg_err(-EINVAL,
 				"%s: vhdx: BAT region of %llu bytes is too "
@@ -457,10 +453,9 @@ static int load_bat(struct mimg *img, struct vhdx *s)
 			break;
 		for (uint64_t k = 0; k < cnt && r == 0; k++) {
 			uint64_t idx = first + k;
-			/* Every (chunk ratio + 1)th entry is a sector bitmap's. */
-			if (idx % (s->chunk_ratio + 1) == s->chunk_ratio)
-				continue;
-			uint64_t block = idx - idx / (s->chunk_ratio + 1);
+			uint64_t block;
+			if (!vhdx_bat_block(idx, s->chunk_ratio, &block))
+				continue; /* a sector bitmap's */
 			r = payload_entry(img, s, block, ld_le64(buf + k * 8));
 		}
 	}

@@ -51,9 +51,7 @@ int vhdx_renew_headers(struct mimg *img, struct vhdx *s)
 					? VHDX_HEADER2_OFFSET
 					: VHDX_HEADER1_OFFSET;
 		st_le64(h + VHDX_H_SEQUENCE, ld_le64(h + VHDX_H_SEQUENCE) + 1);
-		st_le32(h + VHDX_H_CHECKSUM,
-			mimg__crc32c_without(h, VHDX_HEADER_SIZE,
-					     VHDX_H_CHECKSUM));
+		vhdx_checksum_set(h, VHDX_HEADER_SIZE);
 		if ((r = mimg_file_pwrite(img->file, h, VHDX_HEADER_SIZE,
 					  slot)) == 0 &&
 		    (r = mimg_file_flush(img->file)) == 0)
@@ -106,8 +104,9 @@ static int allocate_and_write(struct mimg *img, const struct iovec *iov,
 	st_le64(e, start | VHDX_BLOCK_FULLY_PRESENT);
 	if ((r = mimg_file_pwrite(img->file, e, 8,
 				  s->bat_offset +
-					  8 * (block +
-					       block / s->chunk_ratio))) < 0)
+					  8 * vhdx_bat_index(block,
+							     s->chunk_ratio))) <
+	    0)
 		return r;
 	s->block_host[block] = start;
 	return 0;

@@ -23,6 +23,8 @@
 #include <stdint.h>
 
 #include "blocktable.h"
+#include "crc32c.h"
+#include "endian.h"
 #include "image.h"
 
 #define VHDX_MIB (1ull << 20)
@@ -95,6 +97,47 @@ struct vhdx {
 	uint64_t meta_offset, meta_length;
 	uint64_t log_offset, log_length;
 };
+
+/* The BAT's layout: after every CHUNK_RATIO payload entries comes one
+ * sector-bitmap entry; a bitmap block maps 2^23 sectors. */
+static inline uint64_t vhdx_chunk_ratio(uint32_t logical_sector,
+					uint32_t block_size)
+{
+	return ((uint64_t)logical_sector << 23) / block_size;
+}
+
+/* Entries of the BAT of NBLOCKS payload blocks (without a parent: no
+ * bitmap entry after the last payload entry). */
+static inline uint64_t vhdx_bat_entries(uint64_t nblocks, uint64_t ratio)
+{
+	return nblocks ? nblocks + (nblocks - 1) / ratio : 0;
+}
+
+/* The BAT entry of payload block BLOCK. */
+static inline uint64_t vhdx_bat_index(uint64_t block, uint64_t ratio)
+{
+	return block + block / ratio;
+}
+
+/* The payload block of BAT entry IDX into *BLOCK; false for a
+ * sector-bitmap entry. */
+static inline bool vhdx_bat_block(uint64_t idx, uint64_t ratio, uint64_t *block)
+{
+	*block = idx - idx / (ratio + 1);
+	return idx % (ratio + 1) != ratio;
+}
+
+/* Headers, region tables and log entries keep their CRC-32C at byte 4,
+ * computed over all LEN bytes with those four taken as zeroes. */
+static inline bool vhdx_checksum_ok(const uint8_t *buf, size_t len)
+{
+	return ld_le32(buf + 4) == mimg__crc32c_without(buf, len, 4);
+}
+
+static inline void vhdx_checksum_set(uint8_t *buf, size_t len)
+{
+	st_le32(buf + 4, mimg__crc32c_without(buf, len, 4));
+}
 
 /* The GUIDs naming regions and metadata items. */
 #define VHDX_GUID_BAT "2DC27766-F623-4200-9D64-115E9BFD4A08"
