@@ -14,9 +14,10 @@
 # (-o /dev/shm) the rows writing raw images time the conversion, not the
 # page-cache writeback of the disk under WORKDIR, which dominates them
 # otherwise and follows what other processes write.  -t TEXT runs only
-# the conversions whose name contains TEXT (and skips the scaling part).
-# -S 1 runs the scaling part alone, with sources made by mimg, so that it
-# needs no qemu-img (a many-core machine without it).
+# the conversions whose name contains TEXT (and skips the scaling part
+# unless -S is given).  -S 1 runs the scaling part alone, with sources
+# made by mimg, so that it needs no qemu-img (a many-core machine without
+# it; bench/bundle.sh carries mimg there).
 set -eu
 
 . "$(dirname "$0")/lib.sh"
@@ -113,14 +114,15 @@ bench() { # bench NAME SRC_FMT SRC DST_FMT [convert options...]
 scaling() {
 	name=$1 sfmt=$2 src=$3 dfmt=$4
 	shift 4
+	case $name in *"$only"*) ;; *) return 0 ;; esac
 	cpus=$(getconf _NPROCESSORS_ONLN)
-	t1=""
+	t1="" out=${outdir:-.}/out-m.$dfmt
 	for m in 1 2 4 8 16; do
 		[ "$m" -le "$cpus" ] || break
 		t="" tc="" i=0
 		while [ $i -lt "$runs" ]; do
-			rm -f "out-m.$dfmt"
-			bench_time "$MIMG" convert -m "$m" -f "$sfmt" -O "$dfmt" "$@" "$src" "out-m.$dfmt"
+			rm -f "$out"
+			bench_time "$MIMG" convert -m "$m" -f "$sfmt" -O "$dfmt" "$@" "$src" "$out"
 			[ -n "$t" ] && [ "$(bench_min "$w" "$t")" = "$t" ] || tc=$c
 			t=$(bench_min "$w" "$t")
 			i=$((i + 1))
@@ -131,7 +133,7 @@ scaling() {
 			"$name" "$m" "$t" "$(bench_ratio "$t1" "$t")" "$m" \
 			"$(bench_ratio "$(bench_ratio "$t1" "$t")" "$m")" "$tc" "$(bench_ratio "$tc" "$t")"
 	done
-	rm -f "out-m.$dfmt"
+	rm -f "$out"
 }
 
 bench "raw -> raw" raw src.raw raw
@@ -167,10 +169,17 @@ fi
 if [ -z "$only" ] || [ -n "$scaling_only" ]; then
 	[ -n "$scaling_only" ] || echo
 	echo "mimg with N workers ($(getconf _NPROCESSORS_ONLN) CPUs online):"
+	# The floor of the rows writing raw: the data copied, no format.
+	scaling "raw -> raw" raw src.raw raw
 	if have qcow2; then
 		scaling "qcow2 -c zlib -> raw" qcow2 src-zlib.qcow2 raw
+		scaling "qcow2 -c zstd -> raw" qcow2 src-zstd.qcow2 raw
 		scaling "raw -> qcow2 -c (zlib)" raw src.raw qcow2 -c
+		scaling "raw -> qcow2 -c (zstd)" raw src.raw qcow2 -c -o compression_type=zstd
 	fi
-	have vmdk && scaling "raw -> vmdk streamOptimized" raw src.raw vmdk -o subformat=streamOptimized
+	if have vmdk; then
+		scaling "raw -> vmdk streamOptimized" raw src.raw vmdk -o subformat=streamOptimized
+		scaling "streamOptimized -> raw" vmdk src-stream.vmdk raw
+	fi
 fi
 rm -f bench.out
