@@ -3,16 +3,20 @@
  *
  * Option schemas: every driver declares its create and amend options in
  * a static table (struct mimg_optdesc); this file checks "-o" options
- * against such a table with qemu-img's wording and lists the tables for
- * "-o help" (mimg_format_opt_info).
+ * against such a table with qemu-img's wording, lists the tables for
+ * "-o help" (mimg_format_opt_info) and says what a created image got as
+ * qemu-img's "Formatting" line does (mimg_create_summary).
  */
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "driver.h"
 #include "error.h"
+#include "strbuf.h"
 
 size_t mimg__opts_count(const struct mimg_optdesc *schema)
 {
@@ -261,5 +265,103 @@ int mimg_format_opt_info(const char *format, unsigned which, size_t index,
 	size_t len = info->size < sizeof(full) ? info->size : sizeof(full);
 	memcpy((char *)info + sizeof(size_t), (char *)&full + sizeof(size_t),
 	       len - sizeof(size_t));
+	return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* What a created image got (the "Formatting" line)                        */
+
+/* The value of KEY as the last of OPTS to give it, NULL when none does. */
+static const char *given(const struct mimg_opt *opts, size_t nopts,
+			 const char *key, size_t keylen)
+{
+	for (size_t i = nopts; i-- > 0;)
+		if (strlen(opts[i].key) == keylen &&
+		    memcmp(opts[i].key, key, keylen) == 0)
+			return opts[i].value;
+	return NULL;
+}
+
+/* Append " name=value" for option NAME (NAMELEN bytes) of SCHEMA, given
+ * or defaulting to DEF (NULL: not listed when not given): sizes and
+ * numbers as VALS parsed them, the rest as given. */
+static void summarise_one(struct strbuf *b, const struct mimg_optdesc *schema,
+			  const struct mimg_optval *vals, const char *name,
+			  size_t namelen, const char *def,
+			  const struct mimg_opt *opts, size_t nopts)
+{
+	const char *v = given(opts, nopts, name, namelen);
+	if (!v && !def)
+		return;
+	strbuf_printf(b, "%s%.*s=", b->len ? " " : "", (int)namelen, name);
+	if (!v) {
+		strbuf_str(b, def);
+		return;
+	}
+	for (size_t i = 0; schema[i].name; i++)
+		if (strlen(schema[i].name) == namelen &&
+		    memcmp(schema[i].name, name, namelen) == 0 &&
+		    (schema[i].kind == MIMG_OPTK_SIZE ||
+		     schema[i].kind == MIMG_OPTK_NUMBER)) {
+			strbuf_printf(b, "%" PRIu64, vals[i].u);
+			return;
+		}
+	strbuf_str(b, v);
+}
+
+int mimg_create_summary(const char *format, uint64_t size,
+			const struct mimg_opt *opts, size_t nopts, char **textp)
+{
+	const struct mimg_optdesc *schema = NULL;
+	struct strbuf b = {0};
+	int r;
+
+	mimg_err_clear();
+	if (!textp || (nopts && !opts))
+		return mimg_err(-EINVAL, "mimg_create_summary: no %s",
+				textp ? "options" : "result pointer");
+	*textp = NULL;
+	if ((r = schema_for(format, MIMG_OPTS_CREATE, &schema)) < 0)
+		return r;
+	struct mimg_optval *vals = calloc(mimg__opts_count(schema) + 1,
+					  sizeof(*vals));
+	if (!vals)
+		return mimg_err(-ENOMEM, "out of memory");
+	if ((r = mimg__opts_validate(schema, NULL, opts, nopts, vals)) < 0) {
+		free(vals);
+		return r;
+	}
+	const struct mimg_driver *drv = mimg__find_driver(format);
+	const char *order = drv ? drv->create_order : NULL;
+	char sizebuf[24];
+	snprintf(sizebuf, sizeof(sizebuf), "%" PRIu64, size);
+	if (!order) { /* the size, then the options as given */
+		strbuf_printf(&b, "size=%s", sizebuf);
+		for (size_t i = 0; i < nopts; i++)
+			if (strcmp(opts[i].key, "size") != 0)
+				summarise_one(&b, schema, vals, opts[i].key,
+					      strlen(opts[i].key), NULL, opts,
+					      i + 1);
+	}
+	/* ORDER's words: "name" or "name=default". */
+	for (const char *w = order; w && *w;) {
+		size_t len = strcspn(w, " ");
+		const char *eq = memchr(w, '=', len);
+		size_t namelen = eq ? (size_t)(eq - w) : len;
+		char def[64] = "";
+		if (eq && len - namelen - 1 < sizeof(def))
+			memcpy(def, eq + 1, len - namelen - 1);
+		if (namelen == 4 && memcmp(w, "size", 4) == 0)
+			strbuf_printf(&b, "%ssize=%s", b.len ? " " : "",
+				      sizebuf);
+		else
+			summarise_one(&b, schema, vals, w, namelen,
+				      eq ? def : NULL, opts, nopts);
+		w += len;
+		w += strspn(w, " ");
+	}
+	free(vals);
+	if (!(*textp = strbuf_finish(&b)))
+		return mimg_err(-ENOMEM, "out of memory");
 	return 0;
 }

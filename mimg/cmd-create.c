@@ -75,18 +75,27 @@ static void take_size_opt(struct mimg_opt *opts, int *nopts, char **size_copy)
 	*nopts = kept;
 }
 
-/* The line qemu-img prints for a created image: the size first, as it
- * prints it for raw images, then the options. */
+/* The line qemu-img prints for a created image.  Without a size given,
+ * the image's own (its backing file's) is listed, as qemu-img lists it. */
 static void print_formatting(const char *file, const char *fmt, bool have_size,
 			     uint64_t size, const struct mimg_opt *opts,
 			     int nopts)
 {
-	printf("Formatting '%s', fmt=%s", file, fmt);
-	if (have_size)
-		printf(" size=%" PRIu64, size);
-	for (int i = 0; i < nopts; i++)
-		printf(" %s=%s", opts[i].key, opts[i].value);
-	printf("\n");
+	char *summary = NULL;
+	struct mimg *img;
+
+	if (!have_size &&
+	    mimg_open(&img, file, fmt, MIMG_OPEN_NO_BACKING) == 0) {
+		size = mimg_size(img);
+		mimg_close(img);
+	}
+	if (mimg_create_summary(fmt, size, opts, (size_t)nopts, &summary) < 0) {
+		/* created, so the options were taken: not expected */
+		cli_error("%s", cli_errmsg());
+		return;
+	}
+	printf("Formatting '%s', fmt=%s %s\n", file, fmt, summary);
+	free(summary);
 }
 
 int cmd_create(int argc, char **argv)

@@ -348,6 +348,21 @@ struct mimg_opt_info {
 MIMG_API int mimg_format_opt_info(const char *format, unsigned which,
 				  size_t index, struct mimg_opt_info *info);
 
+/*
+ * The options an image of FORMAT created with OPTS and SIZE bytes gets,
+ * as qemu-img's "Formatting 'FILE', fmt=FORMAT ..." line lists them
+ * after "fmt=FORMAT ": in qemu-img's order, "name=value" separated by
+ * spaces: each option given (the last of a repeated key) with its value
+ * as given, sizes and numbers in decimal; size=SIZE; and the options
+ * qemu-img lists with their default when not given.  *TEXTP is a new
+ * string for the caller to free.  Returns 0 or a negative errno:
+ * -EINVAL (unknown format, an option FORMAT does not take or a value
+ * that does not parse, with qemu-img's message), -ENOMEM.  Thread-safe.
+ */
+MIMG_API int mimg_create_summary(const char *format, uint64_t size,
+				 const struct mimg_opt *opts, size_t nopts,
+				 char **textp);
+
 /* True when the -o text TEXT asks for the option listing: it holds a
  * bare "help" or "?" (not "help=on"), as qemu-img decides.  Thread-safe,
  * cannot fail. */

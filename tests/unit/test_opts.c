@@ -313,6 +313,62 @@ START_TEST(opt_helpers)
 }
 END_TEST
 
+/* Each driver's create_order names every create option it takes once
+ * and nothing else, so that no option given is left out of the line. */
+START_TEST(create_order_covers_options)
+{
+	for (const struct mimg_driver *const *d = mimg_drivers; *d; d++) {
+		const struct mimg_optdesc *o = (*d)->create_opts;
+		const char *order = (*d)->create_order;
+		if (!o)
+			continue;
+		ck_assert_msg(order, "%s: no create_order", (*d)->name);
+		size_t words = 0;
+		for (const char *w = order; *w; words++) {
+			size_t len = strcspn(w, " "), n = strcspn(w, " =");
+			size_t found = 0;
+			for (size_t i = 0; o[i].name; i++)
+				found += strlen(o[i].name) == n &&
+					 memcmp(o[i].name, w, n) == 0;
+			ck_assert_msg(found == 1, "%s: '%.*s' in create_order",
+				      (*d)->name, (int)n, w);
+			w += len + strspn(w + len, " ");
+		}
+		ck_assert_uint_eq(words, mimg__opts_count(o));
+	}
+}
+END_TEST
+
+/* The line for options given twice, sizes, numbers and defaults; the
+ * expected texts are qemu-img 7.2's. */
+START_TEST(create_summary_as_qemu)
+{
+	struct mimg_opt qo[] = {{"cluster_size", "64k"},
+				{"lazy_refcounts", "yes"},
+				{"cluster_size", "0x20000"},
+				{"backing_fmt", "raw"},
+				{"encrypt.iter-time", "0x20"}};
+	char *t = NULL;
+	ck_assert_int_eq(mimg_create_summary("qcow2", 1048576, qo, 5, &t), 0);
+	ck_assert_str_eq(t, "encrypt.iter-time=32 cluster_size=131072 "
+			    "extended_l2=off compression_type=zlib "
+			    "size=1048576 backing_fmt=raw lazy_refcounts=yes "
+			    "refcount_bits=16");
+	free(t);
+	ck_assert_int_eq(mimg_create_summary("vpc", 512, NULL, 0, &t), 0);
+	ck_assert_str_eq(t, "size=512");
+	free(t);
+	struct mimg_opt bad[] = {{"cluster_size", "64q"}};
+	ck_assert_int_eq(mimg_create_summary("qcow2", 512, bad, 1, &t),
+			 -EINVAL);
+	ck_assert_ptr_null(t);
+	ck_assert_int_eq(mimg_create_summary("nosuch", 512, NULL, 0, &t),
+			 -EINVAL);
+	ck_assert_int_eq(mimg_create_summary("raw", 512, NULL, 0, NULL),
+			 -EINVAL);
+}
+END_TEST
+
 int main(void)
 {
 	return tu_main_cases(
@@ -325,6 +381,8 @@ int main(void)
 			  {"options",
 			   TU_TESTS(escaped_comma_reaches_create,
 				    opts_empty_name_refused, opts_last_wins,
-				    opts_unknown_refused, opt_helpers),
+				    opts_unknown_refused, opt_helpers,
+				    create_order_covers_options,
+				    create_summary_as_qemu),
 			   TU_LOOPS({opts_parsed, TU_NELEM(parses)})}));
 }
