@@ -44,14 +44,6 @@ static int probe_qcow(const uint8_t *hdr, const char *filename)
 								       : 0;
 }
 
-static int probe_parallels(const uint8_t *hdr, const char *filename)
-{
-	(void)filename;
-	bool magic = memcmp(hdr, "WithoutFreeSpace", 16) == 0 ||
-		     memcmp(hdr, "WithouFreSpacExt", 16) == 0;
-	return magic && ld_le32(hdr + 16) == 2 ? 100 : 0;
-}
-
 static int probe_bochs(const uint8_t *hdr, const char *filename)
 {
 	(void)filename;
@@ -84,12 +76,8 @@ static int probe_dmg(const uint8_t *hdr, const char *filename)
 }
 
 static const struct unsupported_format unsupported[] = {
-	{"qed", probe_qed},
-	{"qcow", probe_qcow},
-	{"parallels", probe_parallels},
-	{"bochs", probe_bochs},
-	{"cloop", probe_cloop},
-	{"dmg", probe_dmg},
+	{"qed", probe_qed},	{"qcow", probe_qcow}, {"bochs", probe_bochs},
+	{"cloop", probe_cloop}, {"dmg", probe_dmg},
 };
 
 int mimg__probe_unsupported(const uint8_t *buf, size_t len,

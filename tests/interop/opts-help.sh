@@ -23,7 +23,7 @@ $(diff q.txt m.txt)"
 }
 
 n=0
-for f in raw qcow2 vmdk vpc vdi vhdx luks; do
+for f in raw qcow2 vmdk vpc vdi vhdx parallels luks; do
 	case " $fmts " in *" $f "*) ;; *) continue ;; esac
 	for o in help '?' 'help,size=1M'; do
 		same_help create -f "$f" -o "$o"

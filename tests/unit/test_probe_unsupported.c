@@ -23,8 +23,6 @@ struct header {
 static const struct header headers[] = {
 	{"a.qed", "qed", "QED\0", 4, 0},
 	{"a.qcow", "qcow", "QFI\xfb\0\0\0\1", 8, 0},
-	{"a.par", "parallels", "WithoutFreeSpace\2\0\0\0", 20, 0},
-	{"b.par", "parallels", "WithouFreSpacExt\2\0\0\0", 20, 0},
 	{"a.dmg", "dmg", "x", 1, 0},
 };
 
