@@ -166,6 +166,11 @@ if have vhdx; then
 	bench "vhdx -> raw" vhdx src.vhdx raw
 	have qcow2 && bench "vhdx -> qcow2" vhdx src.vhdx qcow2
 fi
+if have parallels; then
+	made src.hdd -O parallels
+	bench "raw -> parallels" raw src.raw parallels
+	bench "parallels -> raw" parallels src.hdd raw
+fi
 if [ -z "$only" ] || [ -n "$scaling_only" ]; then
 	[ -n "$scaling_only" ] || echo
 	echo "mimg with N workers ($(getconf _NPROCESSORS_ONLN) CPUs online):"

@@ -69,6 +69,11 @@ static int parse_header(struct mimg *img, struct parallels *s)
 	s->cluster_size = (uint64_t)tracks * PRL_SECTOR;
 	s->unit = s->ext ? (uint32_t)s->cluster_size : PRL_SECTOR;
 	s->bat_entries = ld_le32(h + PRL_H_BAT_ENTRIES);
+	if (s->bat_entries > PRL_BAT_ENTRIES_MAX)
+		return mimg_err(-EFBIG,
+				"%s: parallels: BAT of %u entries is larger "
+				"than %u (catalog too large)",
+				fn, s->bat_entries, PRL_BAT_ENTRIES_MAX);
 	uint64_t bat_end = PRL_HEADER_SIZE + (uint64_t)s->bat_entries * 4;
 	if (bat_end > s->file_size)
 		return mimg_err(

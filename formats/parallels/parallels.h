@@ -29,6 +29,8 @@
 #define PRL_INUSE 0x746f6e59u	       /* open by a writer */
 #define PRL_CLOSED 0x312e3276u	       /* closed (other writers) */
 #define PRL_DEFAULT_CLUSTER (1u << 20) /* qemu-img's */
+/* qemu-img's bound on the BAT it reads (2 GiB of entries). */
+#define PRL_BAT_ENTRIES_MAX (0x7fffffffu / 4u)
 /* qemu-img's bound on the sectors per cluster (a cluster under 2 GiB). */
 #define PRL_TRACKS_MAX (0x7fffffffu / 513u)
 
