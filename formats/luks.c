@@ -405,8 +405,6 @@ const struct mimg_driver mimg_luks_driver = {
 	.create = luks_create,
 	.create_secret = luks_create_secret,
 	.create_opts = luks_create_opts,
-	.create_order = "size key-secret cipher-alg cipher-mode ivgen-alg "
-			"ivgen-hash-alg hash-alg iter-time",
 	.amend_opts = luks_amend_opts,
 	.amend = luks_amend,
 	.preadv = luks_preadv,

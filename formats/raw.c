@@ -193,5 +193,4 @@ const struct mimg_driver mimg_raw_driver = {
 	.truncate = raw_truncate,
 	.has_zero_init = raw_has_zero_init,
 	.create_opts = raw_create_opts,
-	.create_order = "size preallocation",
 };

@@ -146,6 +146,11 @@ extern const struct mimg_optdesc mimg__ova_create_opts[];
 
 /* Number of entries of SCHEMA. */
 size_t mimg__opts_count(const struct mimg_optdesc *schema);
+/* FORMAT's create options in the order qemu-img's "Formatting" line
+ * lists them, separated by spaces, "name=value" for one it lists with
+ * that value when not given (mimg_create_summary); NULL for a format
+ * without such a line. */
+const char *mimg__create_order(const char *format);
 
 struct mimg_driver {
 	const char *name;
@@ -272,11 +277,6 @@ struct mimg_driver {
 	 * options the core has checked against create_opts. */
 	const struct mimg_optdesc *create_opts;
 	const struct mimg_optdesc *amend_opts;
-	/* The create options in the order qemu-img's "Formatting" line
-	 * lists them, separated by spaces; "name=value" for one it lists
-	 * with that value when not given (mimg_create_summary).  NULL:
-	 * the size, then the options as given. */
-	const char *create_order;
 	/* Optional: change the open image IMG (read-write, backing chain
 	 * open) as VALS (checked against amend_opts) ask; FLAGS are
 	 * MIMG_AMEND_*.  PROGRESS may be NULL. */

@@ -271,6 +271,40 @@ int mimg_format_opt_info(const char *format, unsigned which, size_t index,
 /* ---------------------------------------------------------------------- */
 /* What a created image got (the "Formatting" line)                        */
 
+/* qemu-img 7.2's order, read off its output with every option given,
+ * and the defaults it lists. */
+static const struct {
+	const char *format, *order;
+} create_orders[] = {
+	{"raw", "size preallocation"},
+	{"qcow2", "encryption encrypt.format encrypt.key-secret "
+		  "encrypt.cipher-alg encrypt.cipher-mode encrypt.ivgen-alg "
+		  "encrypt.ivgen-hash-alg encrypt.hash-alg encrypt.iter-time "
+		  "cluster_size=65536 extended_l2=off preallocation "
+		  "compression_type=zlib size compat backing_file backing_fmt "
+		  "data_file data_file_raw lazy_refcounts=off "
+		  "refcount_bits=16"},
+	{"vmdk", "size adapter_type backing_file backing_fmt compat6=off "
+		 "hwversion=undefined toolsversion subformat zeroed_grain "
+		 "preallocation"},
+	{"luks", "size key-secret cipher-alg cipher-mode ivgen-alg "
+		 "ivgen-hash-alg hash-alg iter-time"},
+	{"vpc", "size subformat force_size preallocation"},
+	{"vdi", "size static=off preallocation"},
+	{"vhdx", "size log_size=1048576 block_size=0 subformat "
+		 "block_state_zero preallocation"},
+	{"parallels", "size cluster_size=1048576"},
+};
+
+const char *mimg__create_order(const char *format)
+{
+	for (size_t i = 0; i < sizeof(create_orders) / sizeof(*create_orders);
+	     i++)
+		if (strcmp(create_orders[i].format, format) == 0)
+			return create_orders[i].order;
+	return NULL;
+}
+
 /* The value of KEY as the last of OPTS to give it, NULL when none does. */
 static const char *given(const struct mimg_opt *opts, size_t nopts,
 			 const char *key, size_t keylen)
@@ -331,8 +365,7 @@ int mimg_create_summary(const char *format, uint64_t size,
 		free(vals);
 		return r;
 	}
-	const struct mimg_driver *drv = mimg__find_driver(format);
-	const char *order = drv ? drv->create_order : NULL;
+	const char *order = mimg__create_order(format);
 	char sizebuf[24];
 	snprintf(sizebuf, sizeof(sizebuf), "%" PRIu64, size);
 	if (!order) { /* the size, then the options as given */

@@ -327,7 +327,6 @@ const struct mimg_driver mimg_parallels_driver = {
 	.close = parallels_close,
 	.create = parallels_create,
 	.create_opts = parallels_create_opts,
-	.create_order = "size cluster_size=1048576",
 	.preadv = mimg__bt_preadv,
 	.pwritev = parallels_pwritev,
 	.pwrite_zeroes = parallels_pwrite_zeroes,

@@ -177,14 +177,6 @@ const struct mimg_driver mimg_qcow2_driver = {
 	.close = qcow2_close,
 	.create = qcow2_create,
 	.create_opts = qcow2_create_opts,
-	.create_order = "encryption encrypt.format encrypt.key-secret "
-			"encrypt.cipher-alg encrypt.cipher-mode "
-			"encrypt.ivgen-alg encrypt.ivgen-hash-alg "
-			"encrypt.hash-alg encrypt.iter-time "
-			"cluster_size=65536 extended_l2=off preallocation "
-			"compression_type=zlib size compat backing_file "
-			"backing_fmt data_file data_file_raw "
-			"lazy_refcounts=off refcount_bits=16",
 	.create_secret = qcow2_create_secret,
 	.preadv = qcow2_preadv,
 	.pwritev = qcow2_pwritev,

@@ -287,7 +287,6 @@ const struct mimg_driver mimg_vdi_driver = {
 	.close = vdi_close,
 	.create = vdi_create,
 	.create_opts = vdi_create_opts,
-	.create_order = "size static=off preallocation",
 	.preadv = mimg__bt_preadv,
 	.pwritev = mimg__bt_pwritev,
 	.pwrite_zeroes = mimg__bt_pwrite_zeroes,

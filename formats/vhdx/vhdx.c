@@ -168,8 +168,6 @@ const struct mimg_driver mimg_vhdx_driver = {
 	.close = vhdx_close,
 	.create = vhdx_create,
 	.create_opts = vhdx_create_opts,
-	.create_order = "size log_size=1048576 block_size=0 subformat "
-			"block_state_zero preallocation",
 	.preadv = mimg__bt_preadv,
 	.pwritev = vhdx_pwritev,
 	.pwrite_zeroes = vhdx_pwrite_zeroes,

@@ -402,9 +402,6 @@ const struct mimg_driver mimg_vmdk_driver = {
 	.close = vmdk_close,
 	.create = vmdk_create,
 	.create_opts = vmdk_create_opts,
-	.create_order = "size adapter_type backing_file backing_fmt "
-			"compat6=off hwversion=undefined toolsversion "
-			"subformat zeroed_grain preallocation",
 	.preadv = vmdk_preadv,
 	.pwritev = vmdk_pwritev,
 	.flush = vmdk_flush,

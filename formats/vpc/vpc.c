@@ -386,7 +386,6 @@ const struct mimg_driver mimg_vpc_driver = {
 	.close = vpc_close,
 	.create = vpc_create,
 	.create_opts = vpc_create_opts,
-	.create_order = "size subformat force_size preallocation",
 	.preadv = mimg__bt_preadv,
 	.pwritev = mimg__bt_pwritev,
 	.pwrite_zeroes = mimg__bt_pwrite_zeroes,

@@ -11,20 +11,6 @@ need_format qcow2
 
 opts() { echo "driver=qcow2,file.filename=$1"; }
 
-# same_output DESC ARGS...: qemu-img ARGS and mimg ARGS print the same
-# on stdout and exit with the same status.
-same_output() {
-	desc=$1
-	shift
-	qemu-img "$@" >q.out 2>q.err
-	qs=$?
-	"$MIMG" "$@" >m.out 2>m.err
-	ms=$?
-	check_eq "$ms" "$qs" "$desc: exit status ($(head -1 m.err))"
-	cmp -s q.out m.out ||
-		{ diff q.out m.out >&2; fail "$desc: output differs"; }
-}
-
 qemu-img create -q -f qcow2 base.qcow2 4M
 qio_fmt qcow2 base.qcow2 'write -P 0x11 0 1M' 'write -z 2M 64k'
 qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 top.qcow2

@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: BSD-2-Clause
 # Shared helpers for interop tests.  Source with: . "$TESTLIB"
 # Provides: $MIMG, a fresh $T temp dir (removed on exit), need TOOL...,
-# need_format FMT, fail MSG, check_eq A B MSG, json_get, json_eq, qio_fmt,
-# qemu_img_luks, secret_refused, same_read, same_info_json and LUKS_COMBOS.
+# need_format FMT, fail MSG, check_eq A B MSG, same_output, json_get,
+# json_eq, qio_fmt, qemu_img_luks, secret_refused, same_read,
+# same_info_json and LUKS_COMBOS.
 set -u
 : "${MIMG:?MIMG must point to the mimg binary}"
 T=$(mktemp -d "${TMPDIR:-/tmp}/mimg-interop-XXXXXX")
@@ -28,6 +29,28 @@ fail() {
 
 check_eq() {
 	[ "$1" = "$2" ] || fail "$3: expected '$2', got '$1'"
+}
+
+# same_output [-e] DESC ARGS...: qemu-img ARGS and mimg ARGS exit with the
+# same status and print the same on stdout; with -e on stderr too, each
+# tool's "name: " prefix set aside.
+same_output() {
+	_err=false
+	[ "$1" = -e ] && { _err=true; shift; }
+	_desc=$1
+	shift
+	qemu-img "$@" >q.out 2>q.err
+	_qs=$?
+	"$MIMG" "$@" >m.out 2>m.err
+	_ms=$?
+	check_eq "$_ms" "$_qs" "$_desc: exit status ($(head -1 m.err))"
+	cmp -s q.out m.out ||
+		{ diff q.out m.out >&2; fail "$_desc: output differs"; }
+	[ "$_err" = true ] || return 0
+	sed -i 's/^qemu-img: //' q.err
+	sed -i 's/^mimg: //' m.err
+	cmp -s q.err m.err ||
+		{ diff q.err m.err >&2; fail "$_desc: stderr differs"; }
 }
 
 # Extract a top-level numeric or string JSON value: json_get FILE KEY

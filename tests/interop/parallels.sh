@@ -10,24 +10,6 @@
 need qemu-img qemu-io python3
 need_format parallels
 
-# same_tool_output WHAT CMD...: qemu-img CMD and mimg CMD print the same
-# (standard output and error) and exit alike.
-same_tool_output() {
-	what=$1
-	shift
-	qemu-img "$@" >q.out 2>q.err
-	qs=$?
-	"$MIMG" "$@" >m.out 2>m.err
-	ms=$?
-	sed -i "s/^qemu-img: //" q.err
-	sed -i "s/^mimg: //" m.err
-	check_eq "$ms" "$qs" "$what: exit status"
-	cmp -s q.out m.out || fail "$what: stdout differs:
-$(diff q.out m.out)"
-	cmp -s q.err m.err || fail "$what: stderr differs:
-$(diff q.err m.err)"
-}
-
 # Images qemu-img makes and writes, over cluster sizes (3000 rounds up
 # to 3072: clusters need not be powers of two) and sizes not whole
 # clusters.
@@ -39,17 +21,17 @@ for spec in 1M:64M 64k:10M 3000:5000k 512:4M; do
 	"$MIMG" create -q -f parallels -o cluster_size=$cs m-$cs.hdd $size ||
 		fail "mimg create $spec"
 	cmp -s $f m-$cs.hdd || fail "$spec: mimg's new image differs from qemu-img's"
-	same_tool_output "info $spec" info --output=json $f
+	same_output -e "info $spec" info --output=json $f
 	qemu-io -f parallels -c "write -P 0x11 0 4k" -c "write -P 0x22 100k 200k" \
 		-c "write -P 0x33 3000k 1k" -c "write -P 0x44 1000 3000" $f \
 		>/dev/null || fail "qemu-io write $spec"
 	qemu-img convert -f parallels -O raw $f q.raw
 	"$MIMG" convert -f parallels -O raw $f m.raw || fail "mimg convert $spec"
 	cmp -s q.raw m.raw || fail "$spec: mimg reads other bytes than qemu-img"
-	same_tool_output "map $spec" map --output=json $f
-	same_tool_output "info $spec written" info $f
-	same_tool_output "check $spec" check $f
-	same_tool_output "check json $spec" check --output=json $f
+	same_output -e "map $spec" map --output=json $f
+	same_output -e "info $spec written" info $f
+	same_output -e "check $spec" check $f
+	same_output -e "check json $spec" check --output=json $f
 	# mimg converts the raw bytes into a parallels image of this
 	# cluster size: qemu-img reads them and checks it clean.
 	"$MIMG" convert -f raw -O parallels -o cluster_size=$cs q.raw conv.hdd ||
@@ -77,7 +59,7 @@ printf 'Ynot' | dd of=inuse.hdd bs=1 seek=44 conv=notrunc 2>/dev/null
 	fail "an image in use was opened for writing"
 grep -q "parallels: Image was not closed correctly; cannot be opened read/write" err ||
 	fail "in use: $(cat err)"
-same_tool_output "check in use" check inuse.hdd
+same_output -e "check in use" check inuse.hdd
 cp inuse.hdd inuse-q.hdd
 qemu-img check -r all inuse-q.hdd >q.out 2>q.err
 "$MIMG" check -r all inuse.hdd >m.out 2>m.err || fail "mimg check -r all in use: $(cat m.err)"
@@ -92,8 +74,8 @@ printf '\011\0\0\0' | dd of=bad.hdd bs=1 seek=72 conv=notrunc 2>/dev/null
 cp p.hdd leak.hdd
 truncate -s 5M leak.hdd
 for f in bad.hdd leak.hdd; do
-	same_tool_output "check $f" check $f
-	same_tool_output "check json $f" check --output=json $f
+	same_output -e "check $f" check $f
+	same_output -e "check json $f" check --output=json $f
 	cp $f q-$f
 	cp $f m-$f
 	qemu-img check -r all q-$f >q.out 2>q.err
@@ -132,7 +114,7 @@ PY
 		fail "old $data_off: qemu-img does not read the converted image alike"
 	"$MIMG" compare -q -f parallels -F parallels p.hdd old.hdd ||
 		fail "old $data_off: mimg reads the old image differently"
-	same_tool_output "map old $data_off" map --output=json old.hdd
-	same_tool_output "check old $data_off" check old.hdd
+	same_output -e "map old $data_off" map --output=json old.hdd
+	same_output -e "check old $data_off" check old.hdd
 done
 echo "parallels: qemu-img and mimg agree"

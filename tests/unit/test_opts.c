@@ -313,16 +313,16 @@ START_TEST(opt_helpers)
 }
 END_TEST
 
-/* Each driver's create_order names every create option it takes once
+/* Each driver's create order names every create option it takes once
  * and nothing else, so that no option given is left out of the line. */
 START_TEST(create_order_covers_options)
 {
 	for (const struct mimg_driver *const *d = mimg_drivers; *d; d++) {
 		const struct mimg_optdesc *o = (*d)->create_opts;
-		const char *order = (*d)->create_order;
+		const char *order = mimg__create_order((*d)->name);
 		if (!o)
 			continue;
-		ck_assert_msg(order, "%s: no create_order", (*d)->name);
+		ck_assert_msg(order, "%s: no create order", (*d)->name);
 		size_t words = 0;
 		for (const char *w = order; *w; words++) {
 			size_t len = strcspn(w, " "), n = strcspn(w, " =");
@@ -330,7 +330,8 @@ START_TEST(create_order_covers_options)
 			for (size_t i = 0; o[i].name; i++)
 				found += strlen(o[i].name) == n &&
 					 memcmp(o[i].name, w, n) == 0;
-			ck_assert_msg(found == 1, "%s: '%.*s' in create_order",
+			ck_assert_msg(found == 1,
+				      "%s: '%.*s' in its create order",
 				      (*d)->name, (int)n, w);
 			w += len + strspn(w + len, " ");
 		}

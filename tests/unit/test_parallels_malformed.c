@@ -34,28 +34,7 @@ static void make_image(void)
 	ck_assert_int_eq(mimg_close(img), 0);
 }
 
-static void patch_le32(uint64_t off, uint32_t v)
-{
-	uint8_t b[4];
-	st_le32(b, v);
-	tu_write_file(FILE_NAME, b, 4, off);
-}
-
-static void patch_le64(uint64_t off, uint64_t v)
-{
-	uint8_t b[8];
-	st_le64(b, v);
-	tu_write_file(FILE_NAME, b, 8, off);
-}
-
-struct field_case {
-	uint32_t off, value;
-	int err;
-	const char *what;
-};
-
-static const struct field_case fields[] = {
-	{0, 0x74696857, -EINVAL, "bad magic"}, /* "With" ok, rest bad */
+static const struct tu_field_case fields[] = {
 	{16, 3, -ENOTSUP, "unsupported version 3"},
 	{28, 0, -EINVAL, "cluster size of 0 sectors"},
 	{28, 0x7fffffff, -EINVAL, "cluster size of 2147483647 sectors"},
@@ -68,20 +47,23 @@ static const struct field_case fields[] = {
 
 START_TEST(bad_field)
 {
-	const struct field_case *c = &fields[_i];
+	tu_expect_field_refused(FILE_NAME, "parallels", make_image,
+				&fields[_i]);
+}
+END_TEST
+
+START_TEST(bad_magic)
+{
 	make_image();
-	if (c->off == 0) /* the magic: break its second word */
-		tu_write_file(FILE_NAME, "outFrxxx", 8, 4);
-	else
-		patch_le32(c->off, c->value);
-	tu_expect_open_refused(FILE_NAME, "parallels", c->err, c->what);
+	tu_write_file(FILE_NAME, "outFrxxx", 8, 4);
+	tu_expect_open_refused(FILE_NAME, "parallels", -EINVAL, "bad magic");
 }
 END_TEST
 
 START_TEST(disk_size_huge)
 {
 	make_image();
-	patch_le64(36, UINT64_MAX);
+	tu_patch_le64(FILE_NAME, 36, UINT64_MAX);
 	tu_expect_open_refused(FILE_NAME, "parallels", -EINVAL, "does not fit");
 }
 END_TEST
@@ -90,8 +72,8 @@ END_TEST
 START_TEST(data_inside_bat)
 {
 	make_image();
-	patch_le32(32, 200);
-	patch_le32(48, 1);
+	tu_patch_le32(FILE_NAME, 32, 200);
+	tu_patch_le32(FILE_NAME, 48, 1);
 	tu_expect_open_refused(FILE_NAME, "parallels", -EINVAL,
 			       "data offset 512 is inside the header or BAT "
 			       "(which ends at 864)");
@@ -121,10 +103,12 @@ START_TEST(entry_outside)
 		/* old images count in sectors: entry 0 would be unallocated */
 		if (bad[i] == 0) {
 			tu_write_file(FILE_NAME, "WithoutFreeSpace", 16, 0);
-			patch_le32(64, 2048);	   /* cluster 0, in sectors */
-			patch_le32(64 + 2 * 4, 1); /* sector 1: the BAT */
+			tu_patch_le32(FILE_NAME, 64,
+				      2048); /* cluster 0, in sectors */
+			tu_patch_le32(FILE_NAME, 64 + 2 * 4,
+				      1); /* sector 1: the BAT */
 		} else {
-			patch_le32(64 + 2 * 4, bad[i]);
+			tu_patch_le32(FILE_NAME, 64 + 2 * 4, bad[i]);
 		}
 		ck_assert_int_eq(mimg_open(&img, FILE_NAME, NULL,
 					   MIMG_OPEN_RDWR),
@@ -180,7 +164,7 @@ START_TEST(format_extension)
 {
 	struct mimg *img;
 	make_image();
-	patch_le64(56, 2048);
+	tu_patch_le64(FILE_NAME, 56, 2048);
 	ck_assert_int_eq(mimg_open(&img, FILE_NAME, NULL, MIMG_OPEN_RDWR),
 			 -ENOTSUP);
 	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "format extension"));
@@ -196,8 +180,11 @@ START_TEST(old_size_low_half)
 	make_image();
 	tu_write_file(FILE_NAME, "WithoutFreeSpace", 16, 0);
 	for (uint32_t i = 0; i < 5; i++) /* clusters to sectors */
-		patch_le32(64 + 4 * i, i == 0 ? 2048 : i == 2 ? 4096 : 0);
-	patch_le64(36, (7ull << 32) | (5 * MIB / 512));
+		tu_patch_le32(FILE_NAME, 64 + 4 * i,
+			      i == 0   ? 2048
+			      : i == 2 ? 4096
+				       : 0);
+	tu_patch_le64(FILE_NAME, 36, (7ull << 32) | (5 * MIB / 512));
 	ck_assert_int_eq(mimg_open(&img, FILE_NAME, NULL, 0), 0);
 	ck_assert_uint_eq(mimg_size(img), 5 * MIB);
 	uint8_t b[4];

@@ -29,27 +29,7 @@ static void make_image(void)
 	ck_assert_int_eq(mimg_close(img), 0);
 }
 
-static void patch_le32(uint64_t off, uint32_t v)
-{
-	uint8_t b[4];
-	st_le32(b, v);
-	tu_write_file(FILE_NAME, b, 4, off);
-}
-
-static void patch_le64(uint64_t off, uint64_t v)
-{
-	uint8_t b[8];
-	st_le64(b, v);
-	tu_write_file(FILE_NAME, b, 8, off);
-}
-
-struct field_case {
-	uint32_t off, value;
-	int err;
-	const char *what;
-};
-
-static const struct field_case fields[] = {
+static const struct tu_field_case fields[] = {
 	{0x40, 0x12345678, -EINVAL, "bad signature 0x12345678"},
 	{0x44, 0x00010000, -ENOTSUP, "version 1.0"},
 	{0x4c, 3, -ENOTSUP, "image type 3"},
@@ -72,17 +52,14 @@ static const struct field_case fields[] = {
 
 START_TEST(bad_field)
 {
-	const struct field_case *c = &fields[_i];
-	make_image();
-	patch_le32(c->off, c->value);
-	tu_expect_open_refused(FILE_NAME, "vdi", c->err, c->what);
+	tu_expect_field_refused(FILE_NAME, "vdi", make_image, &fields[_i]);
 }
 END_TEST
 
 START_TEST(disk_size_huge)
 {
 	make_image();
-	patch_le64(0x170, UINT64_MAX);
+	tu_patch_le64(FILE_NAME, 0x170, UINT64_MAX);
 	tu_expect_open_refused(FILE_NAME, "vdi", -EINVAL, "does not fit");
 }
 END_TEST
@@ -92,7 +69,7 @@ START_TEST(entry_past_blocks)
 	struct mimg *img;
 	uint8_t buf[16];
 	make_image();
-	patch_le32(512 + 2 * 4, 0x3ffffff0); /* block 2 */
+	tu_patch_le32(FILE_NAME, 512 + 2 * 4, 0x3ffffff0); /* block 2 */
 	ck_assert_int_eq(mimg_open(&img, FILE_NAME, NULL, MIMG_OPEN_RDWR), 0);
 	ck_assert_int_eq(mimg_pread(img, buf, 4, 0, 0), 4);
 	ck_assert_int_eq(mimg_pread(img, buf, 4, 2 * MIB, 0), -EIO);
@@ -112,7 +89,8 @@ START_TEST(entry_used_twice)
 {
 	struct mimg *img;
 	make_image();
-	patch_le32(512 + 3 * 4, 0); /* block 3 shares block 0's data */
+	tu_patch_le32(FILE_NAME, 512 + 3 * 4,
+		      0); /* block 3 shares block 0's data */
 	ck_assert_int_eq(mimg_open(&img, FILE_NAME, NULL, 0), 0);
 	/* and the count mismatch */
 	tu_assert_check(img, 0, 2, TU_ANY, "also used by");
@@ -124,7 +102,7 @@ START_TEST(allocated_count)
 {
 	struct mimg *img;
 	make_image();
-	patch_le32(0x184, 1); /* two in the map */
+	tu_patch_le32(FILE_NAME, 0x184, 1); /* two in the map */
 	ck_assert_int_eq(mimg_open(&img, FILE_NAME, NULL, MIMG_OPEN_RDWR), 0);
 	tu_assert_check(img, 0, 1, TU_ANY, NULL);
 	/* a new block still goes after both blocks in use */
@@ -135,7 +113,8 @@ START_TEST(allocated_count)
 	ck_assert_int_eq(mimg_close(img), 0);
 
 	make_image();
-	patch_le32(0x184, 3); /* an interrupted allocation: a leak */
+	tu_patch_le32(FILE_NAME, 0x184,
+		      3); /* an interrupted allocation: a leak */
 	ck_assert_int_eq(mimg_open(&img, FILE_NAME, NULL, 0), 0);
 	tu_assert_check(img, 0, 0, 1, NULL);
 	ck_assert_int_eq(mimg_close(img), 0);

@@ -32,20 +32,6 @@ static void patch(uint64_t off, const void *bytes, size_t len)
 	tu_write_file(FILE_NAME, bytes, len, off);
 }
 
-static void patch_be32(uint64_t off, uint32_t v)
-{
-	uint8_t b[4];
-	st_be32(b, v);
-	patch(off, b, 4);
-}
-
-static void patch_be64(uint64_t off, uint64_t v)
-{
-	uint8_t b[8];
-	st_be64(b, v);
-	patch(off, b, 8);
-}
-
 /* Recompute the footer copy's checksum at offset 0, so that only the
  * field under test is wrong. */
 static void fix_footer_checksum(void)
@@ -56,13 +42,13 @@ static void fix_footer_checksum(void)
 	for (int i = 0; i < 512; i++)
 		if (i < 64 || i >= 68)
 			sum += f[i];
-	patch_be32(64, ~sum);
+	tu_patch_be32(FILE_NAME, 64, ~sum);
 }
 
 START_TEST(footer_checksum)
 {
 	make_image();
-	patch_be32(64, 0x12345678);
+	tu_patch_be32(FILE_NAME, 64, 0x12345678);
 	tu_expect_open_refused(FILE_NAME, NULL, -EINVAL,
 			       "footer checksum 0x12345678");
 }
@@ -73,7 +59,7 @@ START_TEST(block_size_not_power_of_two)
 	static const uint32_t sizes[] = {3000, 0, 256, 0x80000001u};
 	for (int i = 0; i < 4; i++) {
 		make_image();
-		patch_be32(512 + 32, sizes[i]);
+		tu_patch_be32(FILE_NAME, 512 + 32, sizes[i]);
 		char want[64];
 		snprintf(want, sizeof(want), "block size %u", sizes[i]);
 		tu_expect_open_refused(FILE_NAME, NULL, -EINVAL, want);
@@ -84,15 +70,15 @@ END_TEST
 START_TEST(bat_past_end)
 {
 	make_image();
-	patch_be32(512 + 28, 0xffffffffu); /* max_table_entries */
+	tu_patch_be32(FILE_NAME, 512 + 28, 0xffffffffu); /* max_table_entries */
 	tu_expect_open_refused(FILE_NAME, NULL, -EINVAL,
 			       "BAT at 0x600 with 4294967295 entries");
 	make_image();
-	patch_be64(512 + 16, 1ull << 40); /* table offset */
+	tu_patch_be64(FILE_NAME, 512 + 16, 1ull << 40); /* table offset */
 	tu_expect_open_refused(FILE_NAME, NULL, -EINVAL,
 			       "is past the end of the file");
 	make_image();
-	patch_be64(512 + 16, UINT64_MAX - 3);
+	tu_patch_be64(FILE_NAME, 512 + 16, UINT64_MAX - 3);
 	tu_expect_open_refused(FILE_NAME, NULL, -EINVAL,
 			       "is past the end of the file");
 }
@@ -101,7 +87,7 @@ END_TEST
 START_TEST(bat_too_small)
 {
 	make_image();
-	patch_be32(512 + 28, 1);
+	tu_patch_be32(FILE_NAME, 512 + 28, 1);
 	tu_expect_open_refused(FILE_NAME, NULL, -EINVAL, "too small");
 }
 END_TEST
@@ -111,7 +97,7 @@ START_TEST(bat_entry_into_metadata)
 	static const uint32_t entries[] = {0, 1, 3};
 	for (int i = 0; i < 3; i++) {
 		make_image();
-		patch_be32(1536, entries[i]);
+		tu_patch_be32(FILE_NAME, 1536, entries[i]);
 		tu_expect_open_refused(FILE_NAME, NULL, -EINVAL,
 				       "inside the image's headers or BAT");
 	}
@@ -121,7 +107,7 @@ END_TEST
 START_TEST(bat_entry_past_end)
 {
 	make_image();
-	patch_be32(1536 + 4, 0x7fffffffu);
+	tu_patch_be32(FILE_NAME, 1536 + 4, 0x7fffffffu);
 	tu_expect_open_refused(FILE_NAME, NULL, -EINVAL,
 			       "past the end of the file");
 }
@@ -130,7 +116,7 @@ END_TEST
 START_TEST(dynamic_header)
 {
 	make_image();
-	patch_be64(16, 1ull << 50);
+	tu_patch_be64(FILE_NAME, 16, 1ull << 50);
 	fix_footer_checksum();
 	tu_expect_open_refused(FILE_NAME, NULL, -EINVAL,
 			       "dynamic header offset");
@@ -143,11 +129,11 @@ END_TEST
 START_TEST(disk_types)
 {
 	make_image();
-	patch_be32(60, 4);
+	tu_patch_be32(FILE_NAME, 60, 4);
 	fix_footer_checksum();
 	tu_expect_open_refused(FILE_NAME, NULL, -ENOTSUP, "differencing");
 	make_image();
-	patch_be32(60, 77);
+	tu_patch_be32(FILE_NAME, 60, 77);
 	fix_footer_checksum();
 	tu_expect_open_refused(FILE_NAME, NULL, -EINVAL, "disk type 77");
 }
@@ -157,12 +143,12 @@ START_TEST(size_too_large)
 {
 	make_image();
 	patch(28, "qem2", 4); /* sized by the footer's current size */
-	patch_be64(48, 1ull << 50);
+	tu_patch_be64(FILE_NAME, 48, 1ull << 50);
 	fix_footer_checksum();
 	tu_expect_open_refused(FILE_NAME, NULL, -EFBIG, "2040 GiB");
 	make_image();
 	patch(28, "qem2", 4);
-	patch_be64(48, UINT64_MAX);
+	tu_patch_be64(FILE_NAME, 48, UINT64_MAX);
 	fix_footer_checksum();
 	tu_expect_open_refused(FILE_NAME, NULL, -EFBIG, "too large");
 }
@@ -225,7 +211,7 @@ START_TEST(overlapping_blocks_found_by_check)
 	/* entry 1 := entry 0 + 1 sector */
 	uint8_t e[4];
 	tu_read_at(FILE_NAME, e, 4, 1536);
-	patch_be32(1536 + 4, ld_be32(e) + 1);
+	tu_patch_be32(FILE_NAME, 1536 + 4, ld_be32(e) + 1);
 	ck_assert_int_eq(mimg_open(&img, FILE_NAME, NULL, 0), 0);
 	tu_assert_check(img, 0, TU_SOME, TU_ANY, "overlap");
 	ck_assert_int_eq(mimg_close(img), 0);

@@ -79,6 +79,44 @@ void tu_write_file(const char *path, const void *buf, size_t len, uint64_t off)
 	close(fd);
 }
 
+/* V's low N bytes at OFF of PATH, least significant first (LE) or last. */
+static void patch_bytes(const char *path, uint64_t off, uint64_t v, int n,
+			bool le)
+{
+	uint8_t b[8];
+	for (int i = 0; i < n; i++)
+		b[le ? i : n - 1 - i] = (uint8_t)(v >> (8 * i));
+	tu_write_file(path, b, (size_t)n, off);
+}
+
+void tu_patch_le32(const char *path, uint64_t off, uint32_t v)
+{
+	patch_bytes(path, off, v, 4, true);
+}
+
+void tu_patch_le64(const char *path, uint64_t off, uint64_t v)
+{
+	patch_bytes(path, off, v, 8, true);
+}
+
+void tu_patch_be32(const char *path, uint64_t off, uint32_t v)
+{
+	patch_bytes(path, off, v, 4, false);
+}
+
+void tu_patch_be64(const char *path, uint64_t off, uint64_t v)
+{
+	patch_bytes(path, off, v, 8, false);
+}
+
+void tu_expect_field_refused(const char *path, const char *format,
+			     void (*make)(void), const struct tu_field_case *c)
+{
+	make();
+	tu_patch_le32(path, c->off, c->value);
+	tu_expect_open_refused(path, format, c->err, c->what);
+}
+
 void tu_expect_open_refused(const char *path, const char *format, int err,
 			    const char *what)
 {

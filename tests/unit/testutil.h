@@ -32,6 +32,24 @@ void tu_fill_random(void *buf, size_t len, uint64_t seed);
 uint64_t tu_mix64(uint64_t x);
 /* Write LEN bytes of BUF at OFF to PATH (creating it); abort on error. */
 void tu_write_file(const char *path, const void *buf, size_t len, uint64_t off);
+/* V written at OFF of PATH as a little- or big-endian 32- or 64-bit
+ * number: a header field a malformed-image test breaks. */
+void tu_patch_le32(const char *path, uint64_t off, uint32_t v);
+void tu_patch_le64(const char *path, uint64_t off, uint64_t v);
+void tu_patch_be32(const char *path, uint64_t off, uint32_t v);
+void tu_patch_be64(const char *path, uint64_t off, uint64_t v);
+/* A header field set to VALUE (a little-endian 32-bit number at OFF) and
+ * what opening the image must then fail with: ERR, a message holding
+ * WHAT. */
+struct tu_field_case {
+	uint32_t off, value;
+	int err;
+	const char *what;
+};
+/* MAKE writes a good image at PATH; the field of C is broken in it and
+ * opening it as FORMAT must fail as C says. */
+void tu_expect_field_refused(const char *path, const char *format,
+			     void (*make)(void), const struct tu_field_case *c);
 /* Opening PATH as FORMAT (NULL: probed), read-only, fails with ERR and a
  * message naming PATH and holding WHAT. */
 void tu_expect_open_refused(const char *path, const char *format, int err,
