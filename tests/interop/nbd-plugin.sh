@@ -75,24 +75,30 @@ for spec in disk.raw:raw disk.qcow2:qcow2 disk.vmdk:vmdk \
 	nbd_stop m
 done
 
-# A VHDX image served read-only and written through the plugin: qemu-img
-# reads what it holds (qemu-nbd reports a VHDX all data, so its extents
-# are not compared).
-qemu-img create -q -f vhdx -o block_size=1M disk.vhdx 16M
-qemu-io -f vhdx -c 'write -P 0x51 2M 1M' disk.vhdx >/dev/null
-nbd_mimg v file=disk.vhdx readonly=true
-qemu-img compare -q -f raw -F vhdx "$URI" disk.vhdx ||
-	fail "qemu-img compare: plugin serving disk.vhdx"
-nbd_stop v
-nbd_mimg v file=disk.vhdx
+# A VHDX and a Parallels image served read-only and written through the
+# plugin: qemu-img reads what they hold (qemu-nbd reports a VHDX all data,
+# so extents are not compared).
 qemu-img create -q -f raw vpat.raw 16M
 qemu-io -f raw -c 'write -P 0x52 5M 1536k' -c 'write -P 0x53 2M 4k' \
 	vpat.raw >/dev/null
-nbdcopy vpat.raw "$URI" || fail "nbdcopy into the plugin serving disk.vhdx"
-nbd_stop v
-qemu-img check -q disk.vhdx || fail "qemu-img check disk.vhdx"
-qemu-img compare -q -f vhdx -F raw disk.vhdx vpat.raw ||
-	fail "disk.vhdx after nbdcopy through the plugin"
+for fmt in vhdx parallels; do
+	need_format $fmt
+	d=disk.$fmt
+	o=
+	[ $fmt = vhdx ] && o=block_size=1M
+	qemu-img create -q -f $fmt ${o:+-o $o} $d 16M
+	qemu-io -f $fmt -c 'write -P 0x51 2M 1M' $d >/dev/null
+	nbd_mimg v file=$d readonly=true
+	qemu-img compare -q -f raw -F $fmt "$URI" $d ||
+		fail "qemu-img compare: plugin serving $d"
+	nbd_stop v
+	nbd_mimg v file=$d
+	nbdcopy vpat.raw "$URI" || fail "nbdcopy into the plugin serving $d"
+	nbd_stop v
+	qemu-img check -q $d || fail "qemu-img check $d"
+	qemu-img compare -q -f $fmt -F raw $d vpat.raw ||
+		fail "$d after nbdcopy through the plugin"
+done
 
 # Writes through the plugin into the chain's overlay: qemu-io with FUA,
 # write-zeroes and discard, then nbdcopy over several connections.

@@ -96,6 +96,13 @@ done
 	make vdi static.vdi static=on "$W" && images="$images static.vdi"
 "$MIMG" --help | grep -q '^Formats:.*vpc' &&
 	make vpc fixed.vpc subformat=fixed "$W" && images="$images fixed.vpc"
+if "$MIMG" --help | grep -q '^Formats:.*parallels'; then
+	for cs in 1M 64k 3000; do
+		make parallels p-$cs.hdd cluster_size=$cs \
+			"$W|write -z 2M 1M|write -P 2 5M 64k"
+		images="$images p-$cs.hdd"
+	done
+fi
 make raw plain.raw "" "$W|write -z 2M 1M"
 images="$images plain.raw"
 
