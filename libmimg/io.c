@@ -318,9 +318,9 @@ int mimg_truncate(struct mimg *img, uint64_t size, enum mimg_prealloc prealloc)
 	if (size > (uint64_t)INT64_MAX)
 		return mimg_err(-EFBIG, "%s: size %llu is too large",
 				img->filename, (unsigned long long)size);
-	if (!img->drv->truncate)
-		return mimg_err(-ENOTSUP, "%s: format %s cannot be resized",
-				img->filename, img->drv->name);
+	if (!img->drv->truncate) /* qemu-img's words */
+		return mimg_err(-ENOTSUP,
+				"Image format driver does not support resize");
 	/* Exclusive: waits for the I/O in flight on IMG and holds back new
 	 * I/O until the size and the metadata agree again. */
 	mimg_readers_write_lock(&img->resize_lock);

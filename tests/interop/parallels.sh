@@ -48,6 +48,10 @@ for spec in 1M:64M 64k:10M 3000:5000k 512:4M; do
 	check_eq "$(od -An -tx4 -j44 -N4 $f | tr -d ' ')" 00000000 "$spec: in-use field after close"
 done
 
+# Resizing is refused with qemu-img's words.
+qemu-img create -q -f parallels r.hdd 10M
+same_output -e "resize" resize r.hdd 20M
+
 # An image left in use: read, refused for writing, repaired by check.
 qemu-img create -q -f parallels p.hdd 10M
 qemu-io -f parallels -c "write -P 0x33 0 1M" -c "write -P 0x44 3M 512" p.hdd >/dev/null

@@ -220,9 +220,9 @@ END_TEST
 int main(void)
 {
 	return tu_main_loops("parallels_malformed", "parallels_malformed",
-			     TU_TESTS(disk_size_huge, data_inside_bat,
-				      short_files, entry_outside, in_use,
-				      format_extension, old_size_low_half,
-				      entry_cannot_reach),
+			     TU_TESTS(bad_magic, disk_size_huge,
+				      data_inside_bat, short_files,
+				      entry_outside, in_use, format_extension,
+				      old_size_low_half, entry_cannot_reach),
 			     TU_LOOPS({bad_field, TU_NELEM(fields)}));
 }
