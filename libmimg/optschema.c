@@ -318,13 +318,13 @@ static const char *given(const struct mimg_opt *opts, size_t nopts,
 
 /* Append " name=value" for option NAME (NAMELEN bytes) of SCHEMA, given
  * or defaulting to DEF (NULL: not listed when not given): sizes and
- * numbers as VALS parsed them, the rest as given. */
+ * numbers in decimal, the rest as given. */
 static void summarise_one(struct strbuf *b, const struct mimg_optdesc *schema,
-			  const struct mimg_optval *vals, const char *name,
-			  size_t namelen, const char *def,
+			  const char *name, size_t namelen, const char *def,
 			  const struct mimg_opt *opts, size_t nopts)
 {
 	const char *v = given(opts, nopts, name, namelen);
+	struct mimg_optval val = {0};
 	if (!v && !def)
 		return;
 	strbuf_printf(b, "%s%.*s=", b->len ? " " : "", (int)namelen, name);
@@ -336,11 +336,34 @@ static void summarise_one(struct strbuf *b, const struct mimg_optdesc *schema,
 		if (strlen(schema[i].name) == namelen &&
 		    memcmp(schema[i].name, name, namelen) == 0 &&
 		    (schema[i].kind == MIMG_OPTK_SIZE ||
-		     schema[i].kind == MIMG_OPTK_NUMBER)) {
-			strbuf_printf(b, "%" PRIu64, vals[i].u);
+		     schema[i].kind == MIMG_OPTK_NUMBER) &&
+		    parse_value(&schema[i], v, &val) == 0) {
+			strbuf_printf(b, "%" PRIu64, val.u);
 			return;
 		}
 	strbuf_str(b, v);
+}
+
+/* What qemu-img checks before it prints the line: every key is an
+ * option of SCHEMA and sizes, numbers and booleans parse.  Other values
+ * (enumerations too) are the driver's to refuse, after the line. */
+static int check_syntax(const struct mimg_optdesc *schema,
+			const struct mimg_opt *opts, size_t nopts)
+{
+	int r;
+	for (size_t i = 0; i < nopts; i++)
+		if (!find_desc(schema, opts[i].key, NULL))
+			return mimg_err(-EINVAL, "Invalid parameter '%s'",
+					opts[i].key);
+	for (size_t i = 0; i < nopts; i++) {
+		const struct mimg_optdesc *d = find_desc(schema, opts[i].key,
+							 NULL);
+		struct mimg_optval v = {0};
+		if (d->kind != MIMG_OPTK_STRING && d->kind != MIMG_OPTK_ENUM &&
+		    (r = parse_value(d, opts[i].value, &v)) < 0)
+			return r;
+	}
+	return 0;
 }
 
 int mimg_create_summary(const char *format, uint64_t size,
@@ -357,14 +380,8 @@ int mimg_create_summary(const char *format, uint64_t size,
 	*textp = NULL;
 	if ((r = schema_for(format, MIMG_OPTS_CREATE, &schema)) < 0)
 		return r;
-	struct mimg_optval *vals = calloc(mimg__opts_count(schema) + 1,
-					  sizeof(*vals));
-	if (!vals)
-		return mimg_err(-ENOMEM, "out of memory");
-	if ((r = mimg__opts_validate(schema, NULL, opts, nopts, vals)) < 0) {
-		free(vals);
+	if ((r = check_syntax(schema, opts, nopts)) < 0)
 		return r;
-	}
 	const char *order = mimg__create_order(format);
 	char sizebuf[24];
 	snprintf(sizebuf, sizeof(sizebuf), "%" PRIu64, size);
@@ -372,7 +389,7 @@ int mimg_create_summary(const char *format, uint64_t size,
 		strbuf_printf(&b, "size=%s", sizebuf);
 		for (size_t i = 0; i < nopts; i++)
 			if (strcmp(opts[i].key, "size") != 0)
-				summarise_one(&b, schema, vals, opts[i].key,
+				summarise_one(&b, schema, opts[i].key,
 					      strlen(opts[i].key), NULL, opts,
 					      i + 1);
 	}
@@ -388,12 +405,11 @@ int mimg_create_summary(const char *format, uint64_t size,
 			strbuf_printf(&b, "%ssize=%s", b.len ? " " : "",
 				      sizebuf);
 		else
-			summarise_one(&b, schema, vals, w, namelen,
-				      eq ? def : NULL, opts, nopts);
+			summarise_one(&b, schema, w, namelen, eq ? def : NULL,
+				      opts, nopts);
 		w += len;
 		w += strspn(w, " ");
 	}
-	free(vals);
 	if (!(*textp = strbuf_finish(&b)))
 		return mimg_err(-ENOMEM, "out of memory");
 	return 0;

@@ -75,9 +75,11 @@ static void take_size_opt(struct mimg_opt *opts, int *nopts, char **size_copy)
 	*nopts = kept;
 }
 
-/* The line qemu-img prints for a created image.  Without a size given,
- * the image's own (its backing file's) is listed, as qemu-img lists it. */
-static void print_formatting(const char *file, const char *fmt, bool have_size,
+/* The line qemu-img prints for an image it creates: false when the
+ * options do not parse (creating reports why).  Without a size given,
+ * the created image's own (its backing file's) is listed, as qemu-img
+ * lists it. */
+static bool print_formatting(const char *file, const char *fmt, bool have_size,
 			     uint64_t size, const struct mimg_opt *opts,
 			     int nopts)
 {
@@ -89,13 +91,12 @@ static void print_formatting(const char *file, const char *fmt, bool have_size,
 		size = mimg_size(img);
 		mimg_close(img);
 	}
-	if (mimg_create_summary(fmt, size, opts, (size_t)nopts, &summary) < 0) {
-		/* created, so the options were taken: not expected */
-		cli_error("%s", cli_errmsg());
-		return;
-	}
+	if (mimg_create_summary(fmt, size, opts, (size_t)nopts, &summary) < 0)
+		return false;
 	printf("Formatting '%s', fmt=%s %s\n", file, fmt, summary);
+	fflush(stdout);
 	free(summary);
+	return true;
 }
 
 int cmd_create(int argc, char **argv)
@@ -196,13 +197,19 @@ int cmd_create(int argc, char **argv)
 			  argv[optind]);
 		goto out;
 	}
+	/* qemu-img prints the line once the options parse, before the
+	 * format refuses a value; it opens a backing file first (for its
+	 * size, or to check it), so with one the line comes after. */
+	bool printed = !ca.quiet && have_size && (!backing || unsafe) &&
+		       print_formatting(argv[optind], fmt, true, size, opts,
+					nopts);
 	r = cli_create(argv[optind], fmt, size, opts, (size_t)nopts,
 		       unsafe ? MIMG_CREATE_UNSAFE_BACKING : 0);
 	if (r < 0)
 		goto err_msg;
-	if (!ca.quiet)
-		print_formatting(argv[optind], fmt, have_size, size, opts,
-				 nopts);
+	if (!ca.quiet && !printed &&
+	    !print_formatting(argv[optind], fmt, have_size, size, opts, nopts))
+		cli_error("%s", cli_errmsg()); /* created: not expected */
 	status = EXIT_OK;
 	goto out;
 err_msg:

@@ -355,9 +355,13 @@ MIMG_API int mimg_format_opt_info(const char *format, unsigned which,
  * spaces: each option given (the last of a repeated key) with its value
  * as given, sizes and numbers in decimal; size=SIZE; and the options
  * qemu-img lists with their default when not given.  *TEXTP is a new
- * string for the caller to free.  Returns 0 or a negative errno:
- * -EINVAL (unknown format, an option FORMAT does not take or a value
- * that does not parse, with qemu-img's message), -ENOMEM.  Thread-safe.
+ * string for the caller to free.  Only what qemu-img checks before it
+ * prints the line is checked: option names and the syntax of sizes,
+ * numbers and booleans (a bad choice of a string option is refused by
+ * mimg_create, after the line).  Returns 0 or a negative errno: -EINVAL
+ * (unknown format, an option FORMAT does not take or a size, number or
+ * boolean that does not parse, with qemu-img's message), -ENOMEM.
+ * Thread-safe.
  */
 MIMG_API int mimg_create_summary(const char *format, uint64_t size,
 				 const struct mimg_opt *opts, size_t nopts,

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: BSD-2-Clause
 # create's "Formatting" line is qemu-img's, word for word: the options in
 # qemu-img's order, defaults listed, sizes and numbers in decimal, the
-# last of a repeated option, the size taken from a backing file.
+# last of a repeated option, the size taken from a backing file; and
+# printed, or not, before a refusal as qemu-img prints it.
 . "$TESTLIB"
 need qemu-img
 
@@ -45,4 +46,15 @@ same vdi -o static=on,preallocation=off img 1M
 same vpc -o subformat=fixed,force_size=on img 1M
 same vhdx -o block_size=1M,log_size=2M,block_state_zero=off,subformat=dynamic img 8M
 same luks --object secret,id=s0,data=pw -o key-secret=s0,iter-time=10,cipher-alg=aes-128,hash-alg=sha1 img 1M
-echo "$n Formatting lines equal"
+# Refused values: qemu-img prints the line before the format refuses a
+# choice or a combination, and no line when a size, number or boolean
+# does not parse.
+for o in compression_type=foo compat=9 preallocation=foo cluster_size=3000 \
+	compat=0.10,extended_l2=on lazy_refcounts=maybe cluster_size=foo \
+	nosuch=1; do
+	same_output -e "create -o $o" create -f qcow2 -o $o bad.qcow2 1M
+	n=$((n + 1))
+done
+same_output -e "create vhdx -o block_size=3M" create -f vhdx -o block_size=3M bad.vhdx 1M
+same_output -e "create vpc -o subformat=foo" create -f vpc -o subformat=foo bad.vpc 1M
+echo "$n Formatting lines and refusals equal"

@@ -359,6 +359,11 @@ START_TEST(create_summary_as_qemu)
 	ck_assert_int_eq(mimg_create_summary("vpc", 512, NULL, 0, &t), 0);
 	ck_assert_str_eq(t, "size=512");
 	free(t);
+	/* a choice qemu-img refuses after the line: listed */
+	struct mimg_opt choice[] = {{"compression_type", "foo"}};
+	ck_assert_int_eq(mimg_create_summary("qcow2", 512, choice, 1, &t), 0);
+	ck_assert_ptr_nonnull(strstr(t, " compression_type=foo "));
+	free(t);
 	struct mimg_opt bad[] = {{"cluster_size", "64q"}};
 	ck_assert_int_eq(mimg_create_summary("qcow2", 512, bad, 1, &t),
 			 -EINVAL);
