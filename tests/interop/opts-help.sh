@@ -66,8 +66,9 @@ same_err() {
 	qs=$?
 	"$MIMG" "$@" > m.out 2>&1
 	check_eq "$?" "$qs" "$*: exit status"
-	# qemu-img prints "Formatting ..." before some refusals
-	grep -v '^Formatting' q.out | sed 's/^qemu-img: //' > q.msg
+	# (qemu-img prints "Formatting ..." before some refusals: so must
+	# mimg; some of its messages lack the final newline)
+	awk 1 q.out | sed 's/^qemu-img: //' > q.msg
 	sed 's/^mimg: //' m.out > m.msg
 	cmp -s q.msg m.msg || fail "$*: '$(cat m.msg)' (qemu-img:" \
 		"'$(cat q.msg)')"
