@@ -66,19 +66,10 @@ static int probe_cloop(const uint8_t *hdr, const char *filename)
 	return memcmp(hdr, preamble, sizeof(preamble) - 1) == 0 ? 2 : 0;
 }
 
-/* DMG has no magic at its start: qemu-img goes by the name alone, which
- * is still a better guess than raw. */
-static int probe_dmg(const uint8_t *hdr, const char *filename)
-{
-	(void)hdr;
-	size_t n = filename ? strlen(filename) : 0;
-	return n > 4 && strcmp(filename + n - 4, ".dmg") == 0 ? 2 : 0;
-}
-
-static const struct unsupported_format unsupported[] = {
-	{"qed", probe_qed},	{"qcow", probe_qcow}, {"bochs", probe_bochs},
-	{"cloop", probe_cloop}, {"dmg", probe_dmg},
-};
+static const struct unsupported_format unsupported[] = {{"qed", probe_qed},
+							{"qcow", probe_qcow},
+							{"bochs", probe_bochs},
+							{"cloop", probe_cloop}};
 
 int mimg__probe_unsupported(const uint8_t *buf, size_t len,
 			    const char *filename, const char **name)

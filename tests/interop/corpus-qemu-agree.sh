@@ -1,12 +1,12 @@
 #!/bin/sh
 # SPDX-License-Identifier: BSD-2-Clause
 # The fuzz corpus read by qemu-img and by mimg.  Where both open a qcow2,
-# VDI, VHD, VMDK, VHDX or Parallels image of it and both read the whole of
-# it, they must give the same size, the same bytes and the same map (images
-# too large to read whole: the same map).  VHDX inputs are decoded into the
-# images the fuzz target reads; qemu-img maps a VHDX as all data, so its
-# maps are not compared.  The corpus holds the odd images no
-# hand-made test has: unusual header fields, short tables,
+# VDI, VHD, VMDK, VHDX, Parallels or DMG image of it and both read the
+# whole of it, they must give the same size, the same bytes and the same
+# map (images too large to read whole: the same map).  VHDX inputs are
+# decoded into the images the fuzz target reads; qemu-img maps a VHDX or
+# DMG as all data, so their maps are not compared.  The corpus holds the
+# odd images no hand-made test has: unusual header fields, short tables,
 # compressed clusters and grains, subclusters, sizes that are not whole
 # sectors.  An image one tool refuses is counted, not judged (mimg is
 # stricter than qemu on purpose: it refuses reserved bits and tables past
@@ -57,8 +57,8 @@ one() {
 		return
 	fi
 	if [ "$qs" -gt "$MAX_READ" ]; then
-		# qemu-img maps a VHDX as all data: nothing to compare
-		[ "$fmt" = vhdx ] && { out too-large; return; }
+		# qemu-img maps a VHDX or DMG as all data: nothing to compare
+		case $fmt in vhdx | dmg) out too-large; return ;; esac
 		same_map && out map-same-too-large
 		return
 	fi
@@ -74,7 +74,7 @@ one() {
 	[ "$mr" -ne 0 ] && { out mimg-fails-reading; return; }
 	cmp -s q.raw m.raw ||
 		{ out DATA-DIFFERS "$(cmp q.raw m.raw 2>&1 | head -1)"; return; }
-	[ "$fmt" = vhdx ] && { out same; return; }
+	case $fmt in vhdx | dmg) out same; return ;; esac
 	same_map && out same
 }
 
@@ -118,7 +118,7 @@ for f in "$corpus"/vmdk/*; do
 	[ "$(head -c 4 "$f")" = KDMV ] && ln -s "$f" vmdk-sparse/
 done
 
-for fmt in qcow2 vdi vpc vmdk vhdx parallels; do
+for fmt in qcow2 vdi vpc vmdk vhdx parallels dmg; do
 	dir=$corpus/$fmt
 	[ "$fmt" = vmdk ] && dir=$T/vmdk-sparse
 	need_format "$fmt"
@@ -134,8 +134,8 @@ bad=$(grep -E ' (SIZE|DATA|MAP)-DIFFERS |MIMG-CRASH ' results)
 $bad"
 # The comparison means something only over enough images of each format
 # (the corpus has about 160 qcow2, 45 VDI, 20 VHD, 15 VMDK, 15 VHDX,
-# 20 Parallels that both read).
-for fmt in qcow2:100 vdi:25 vpc:10 vmdk:8 vhdx:10 parallels:15; do
+# 20 Parallels, DMG_N DMG that both read).
+for fmt in qcow2:100 vdi:25 vpc:10 vmdk:8 vhdx:10 parallels:15 dmg:DMG_MIN; do
 	n=$(grep -c "^${fmt%%:*} same " results)
 	[ "$n" -ge "${fmt#*:}" ] ||
 		fail "$fmt: only $n images read by both (at least ${fmt#*:})"

@@ -1,0 +1,132 @@
+#!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
+# DMG (UDIF) images against qemu-img 7.2: images written by dmg-make.py as
+# the format is documented (property list or resource fork, zlib, raw,
+# zero and ignored chunks, comments, several partitions, chunks of odd
+# sizes) read the same bytes and the same info in both; each is read
+# only; hostile trailers, tables and chunks are refused with the field
+# in the message.  qemu-img has no block status for DMG (its map shows
+# all data), so maps are not compared; mimg's shows the zero chunks.
+. "$TESTLIB"
+need qemu-img python3
+need_format dmg
+MAKE="python3 $(dirname "$TESTLIB")/dmg-make.py"
+
+python3 - <<'PY'
+import os, random
+r = random.Random(7)
+b = bytearray(6 << 20)
+for i in range(0, len(b), 65536):
+    k = r.randrange(3)
+    if k == 0:
+        b[i:i + 65536] = r.randbytes(65536)
+    elif k == 1:
+        b[i:i + 65536] = b"a disk in a dmg " * 4096
+open("d.raw", "wb").write(b)
+PY
+n=0
+for args in "" "--rsrc" "--plan zr0ic --chunk 300" "--parts 3 --plan rz" \
+	"--rsrc --parts 2 --plan zzi --chunk 4096" "--chunk 1"; do
+	$MAKE d.raw t.dmg $args || fail "dmg-make.py $args"
+	qemu-img convert -f dmg -O raw t.dmg q.raw 2>/dev/null ||
+		fail "[$args]: qemu-img cannot read it"
+	"$MIMG" convert -f dmg -O raw t.dmg m.raw || fail "[$args]: mimg convert"
+	cmp -s q.raw m.raw || fail "[$args]: mimg reads other bytes than qemu-img"
+	cmp -s d.raw m.raw || fail "[$args]: not the bytes written"
+	# probed by its name, as qemu-img probes it
+	same_output "[$args] info" info --output=json t.dmg
+	same_output "[$args] info" info t.dmg
+	same_output "[$args] check" check t.dmg
+	"$MIMG" compare -q d.raw t.dmg || fail "[$args]: compare"
+	n=$((n + 1))
+done
+
+# Zero chunks show in mimg's map; conversions keep them sparse.
+$MAKE d.raw t.dmg --plan 0 --chunk 128
+zeros=$("$MIMG" map --output=json t.dmg | python3 -c 'import json, sys
+print(sum(e["length"] for e in json.load(sys.stdin) if e["zero"]))')
+[ "$zeros" -gt 0 ] || fail "no zero chunk in the map"
+
+# Read only, as in qemu-img.
+"$MIMG" convert -n -f raw -O dmg d.raw t.dmg 2>err &&
+	fail "a dmg image was opened for writing"
+grep -q "dmg: Image is read-only" err || fail "read-only: $(cat err)"
+
+# Chunks mimg cannot decode (bzip2: qemu-img reads them only with an
+# optional module) fail the reads that reach them, by name.
+$MAKE d.raw bz.dmg --bzip2
+"$MIMG" info bz.dmg >/dev/null || fail "info of a bzip2 dmg"
+"$MIMG" convert -O raw bz.dmg bz.raw 2>err && fail "a bzip2 chunk was read"
+grep -q "is in a bzip2-compressed chunk, which cannot be read" err ||
+	fail "bzip2: $(cat err)"
+
+# Hostile images: each field broken in a good one.
+$MAKE d.raw good.dmg --chunk 512
+refused() { # refused WHAT PYTHON: the image PYTHON makes of good.dmg
+	python3 - good.dmg bad.dmg "$2" <<'PY'
+import base64, re, struct, sys
+b = bytearray(open(sys.argv[1], "rb").read())
+k = len(b) - 512
+def xml_mish(f):
+    """Apply F to the first mish block of the property list."""
+    global b
+    xo, xl = struct.unpack_from(">QQ", b, k + 0xd8)
+    xml = bytes(b[xo:xo + xl])
+    m = re.search(rb"<data>(.*?)</data>", xml, re.S)
+    mish = bytearray(base64.b64decode(m.group(1)))
+    f(mish)
+    new = xml[:m.start(1)] + base64.b64encode(bytes(mish)) + xml[m.end(1):]
+    b = b[:xo] + new + b[xo + xl:k] + b[k:]
+    struct.pack_into(">Q", b, len(b) - 512 + 0xe0, len(new) + xl - len(xml))
+exec(sys.argv[3])
+open(sys.argv[2], "wb").write(b)
+PY
+	if "$MIMG" info bad.dmg >/dev/null 2>err; then
+		fail "$1: accepted"
+	fi
+	grep -q "$1" err || fail "$1: $(cat err)"
+	n=$((n + 1))
+}
+refused "Could not locate UDIF trailer" 'b[k:k + 4] = b"kolx"'
+refused "data fork offset" 'struct.pack_into(">Q", b, k + 0x18, k + 1)'
+refused "property list (" 'struct.pack_into(">Q", b, k + 0xd8, k)'
+refused "sector count 18446744073709551615 is too large" \
+	'struct.pack_into(">Q", b, k + 0x1ec, 2**64 - 1)'
+refused "neither a resource fork nor a property list" \
+	'struct.pack_into(">Q", b, k + 0xe0, 0)'
+refused "property list of 16777217 bytes" \
+	'b[k:k] = bytes(2**24 + 1); k += 2**24 + 1; struct.pack_into(">QQ", b, k + 0xd8, 0, 2**24 + 1)'
+refused "is larger than max (131072)" \
+	'xml_mish(lambda m: struct.pack_into(">Q", m, 204 + 0x10, 131073))'
+refused "are outside the file" \
+	'xml_mish(lambda m: struct.pack_into(">Q", m, 204 + 0x18, 2**40))'
+refused "larger than max (67108864)" \
+	'xml_mish(lambda m: struct.pack_into(">Q", m, 204 + 0x20, 2**26 + 1))'
+refused "overlap" \
+	'xml_mish(lambda m: struct.pack_into(">Q", m, 204 + 40 + 8, 0))'
+refused "is past any disk" \
+	'xml_mish(lambda m: struct.pack_into(">Q", m, 8, 2**64 - 2))'
+refused "is not base64" \
+	'b[b.index(b"<data>") + 7] = ord("*")'
+refused "is not closed" \
+	'i = b.index(b"</data>"); b[i:i + 7] = b"</dat_>"'
+refused "at least 512 bytes long" 'b = b[:100]'
+# A resource fork whose one resource is larger than 16 MiB.
+$MAKE d.raw good.dmg --rsrc --chunk 512
+refused "larger than 16777216 bytes" '
+fo, fl = struct.unpack_from(">QQ", b, k + 0x28)
+big = 2**24 + 1
+fork = struct.pack(">IIII", 256, 256 + 4 + big, 4 + big, 0).ljust(256, b"\0")
+fork += struct.pack(">I", big) + bytes(big)
+b = b[:fo] + fork + b[k:]
+struct.pack_into(">QQ", b, len(b) - 512 + 0x28, fo, len(fork))'
+# A chunk that does not inflate to its sectors fails the read.
+python3 - good.dmg bad.dmg <<'PY'
+import sys
+b = bytearray(open(sys.argv[1], "rb").read())
+b[40] ^= 0xff  # inside the first (zlib) chunk's stream
+open(sys.argv[2], "wb").write(b)
+PY
+"$MIMG" convert -O raw bad.dmg bad.raw 2>err && fail "a damaged chunk was read"
+grep -q "does not inflate to its" err || fail "damaged chunk: $(cat err)"
+echo "dmg: $n images and refusals as expected"
