@@ -171,6 +171,15 @@ if have parallels; then
 	bench "raw -> parallels" raw src.raw parallels
 	bench "parallels -> raw" parallels src.hdd raw
 fi
+if have dmg; then
+	# qemu-img cannot write DMG: the tests' writer makes it (zlib chunks
+	# of 1 MiB, zero chunks for the holes).
+	if [ "$stale" = true ] || [ ! -f src.dmg ]; then
+		python3 "$ROOT/tests/interop/dmg-make.py" src.raw src.dmg.tmp
+		mv src.dmg.tmp src.dmg
+	fi
+	bench "dmg -> raw" dmg src.dmg raw
+fi
 if [ -z "$only" ] || [ -n "$scaling_only" ]; then
 	[ -n "$scaling_only" ] || echo
 	echo "mimg with N workers ($(getconf _NPROCESSORS_ONLN) CPUs online):"

@@ -132,8 +132,6 @@ static int add_mish(struct mimg *img, struct dmg *s, const uint8_t *buf,
 					fn, (unsigned long long)c.count,
 					(unsigned long long)c.sector,
 					DMG_CHUNK_MAX / DMG_SECTOR);
-		if (zeroes(c.type))
-			c.length = 0;
 		if (c.length > DMG_CHUNK_MAX)
 			return mimg_err(-EINVAL,
 					"%s: dmg: length %llu of the chunk at "
@@ -141,6 +139,19 @@ static int add_mish(struct mimg *img, struct dmg *s, const uint8_t *buf,
 					fn, (unsigned long long)c.length,
 					(unsigned long long)c.sector,
 					DMG_CHUNK_MAX);
+		/* A zero chunk stores nothing, whatever its length says. */
+		if (zeroes(c.type))
+			c.length = 0;
+		/* qemu-img reads the rest of a short raw chunk from whatever
+		 * its buffer last held: refused. */
+		if (c.type == CHUNK_RAW && c.length < c.count * DMG_SECTOR)
+			return mimg_err(
+				-EINVAL,
+				"%s: dmg: the raw chunk at sector %llu "
+				"stores %llu bytes for its %llu sectors",
+				fn, (unsigned long long)c.sector,
+				(unsigned long long)c.length,
+				(unsigned long long)c.count);
 		if (!ck_add_u64(fork, data, &c.offset) ||
 		    !ck_add_u64(c.offset, ld_be64(e + 0x18), &c.offset) ||
 		    !ck_range_within(c.offset, c.length, s->file_size))
@@ -164,37 +175,46 @@ static int add_mish(struct mimg *img, struct dmg *s, const uint8_t *buf,
 	return 0;
 }
 
-/* Decode base64 text [P, END) into OUT (room for its length): the
- * number of bytes, whitespace skipped; -1 for another character. */
-static long base64_decode(const char *p, const char *end, uint8_t *out)
+/* Decode the base64 text [P, END) into OUT (room for its length) as
+ * qemu-img's decoder (GLib's) does, so that both read the same tables:
+ * characters outside the alphabet are skipped, "=" counts as a zero in
+ * its group of four and drops the byte it ends, and a group left short
+ * at the end is dropped.  Returns the number of bytes. */
+static size_t base64_decode(const char *p, const char *end, uint8_t *out)
 {
 	uint32_t acc = 0;
-	int bits = 0;
-	long n = 0;
+	size_t n = 0;
+	int in_group = 0;
+	bool pad3 = false, pad4 = false; /* the group's last two are "=" */
 	for (; p < end; p++) {
-		int v;
 		char c = *p;
+		uint32_t v;
 		if (c >= 'A' && c <= 'Z')
-			v = c - 'A';
+			v = (uint32_t)(c - 'A');
 		else if (c >= 'a' && c <= 'z')
-			v = c - 'a' + 26;
+			v = (uint32_t)(c - 'a' + 26);
 		else if (c >= '0' && c <= '9')
-			v = c - '0' + 52;
+			v = (uint32_t)(c - '0' + 52);
 		else if (c == '+')
 			v = 62;
 		else if (c == '/')
 			v = 63;
-		else if (c == '=' || c == ' ' || c == '\t' || c == '\n' ||
-			 c == '\r')
-			continue;
+		else if (c == '=')
+			v = 0;
 		else
-			return -1;
-		acc = acc << 6 | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			out[n++] = (uint8_t)(acc >> bits);
-		}
+			continue;
+		pad3 = pad4;
+		pad4 = c == '=';
+		acc = acc << 6 | v;
+		if (++in_group < 4)
+			continue;
+		out[n++] = (uint8_t)(acc >> 16);
+		if (!pad3)
+			out[n++] = (uint8_t)(acc >> 8);
+		if (!pad4)
+			out[n++] = (uint8_t)acc;
+		in_group = 0;
+		acc = 0;
 	}
 	return n;
 }
@@ -228,14 +248,8 @@ static int read_plist(struct mimg *img, struct dmg *s, uint64_t off,
 					     img->filename);
 				break;
 			}
-			long n = base64_decode(b, e, bin);
-			if (n < 0)
-				r = mimg_err(-EINVAL,
-					     "%s: dmg: a <data> element of "
-					     "the property list is not base64",
-					     img->filename);
-			else
-				r = add_mish(img, s, bin, (size_t)n, fork);
+			r = add_mish(img, s, bin, base64_decode(b, e, bin),
+				     fork);
 			p = e + 7;
 		}
 	}
@@ -513,16 +527,8 @@ static int dmg_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
 		if (zeroes(c->type)) {
 			iov_memset(iov, iovcnt, done, 0, n);
 		} else if (c->type == CHUNK_RAW) {
-			/* Bytes past what the chunk stores read as zeroes. */
-			size_t have = skip < c->length
-					      ? (size_t)min_u64(n, c->length -
-									   skip)
-					      : 0;
-			if (have)
-				r = mimg__file_preadv_slice(img->file, iov,
-							    iovcnt, done, have,
-							    c->offset + skip);
-			iov_memset(iov, iovcnt, done + have, 0, n - have);
+			r = mimg__file_preadv_slice(img->file, iov, iovcnt,
+						    done, n, c->offset + skip);
 		} else {
 			r = copy_inflated(img, i, skip, iov, iovcnt, done, n);
 		}

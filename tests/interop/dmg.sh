@@ -106,11 +106,14 @@ refused "overlap" \
 	'xml_mish(lambda m: struct.pack_into(">Q", m, 204 + 40 + 8, 0))'
 refused "is past any disk" \
 	'xml_mish(lambda m: struct.pack_into(">Q", m, 8, 2**64 - 2))'
-refused "is not base64" \
-	'b[b.index(b"<data>") + 7] = ord("*")'
 refused "is not closed" \
 	'i = b.index(b"</data>"); b[i:i + 7] = b"</dat_>"'
 refused "at least 512 bytes long" 'b = b[:100]'
+# A raw chunk storing less than its sectors (qemu-img fills the rest
+# from whatever its buffer last held).
+$MAKE d.raw good.dmg --plan r --chunk 512
+refused "stores 1000 bytes for its 512 sectors" \
+	'xml_mish(lambda m: struct.pack_into(">Q", m, 204 + 0x20, 1000))'
 # A resource fork whose one resource is larger than 16 MiB.
 $MAKE d.raw good.dmg --rsrc --chunk 512
 refused "larger than 16777216 bytes" '
