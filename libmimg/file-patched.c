@@ -15,6 +15,7 @@
 #include "error.h"
 #include "file-impl.h"
 #include "file-patched.h"
+#include "grow.h"
 #include "iov.h"
 
 struct patch {
@@ -127,14 +128,11 @@ int mimg__patched_add(struct mimg_file *f, uint64_t off, uint64_t len,
 		return mimg_err(-EINVAL, "%s: patch of %llu bytes at %llu",
 				f->path, (unsigned long long)len,
 				(unsigned long long)off);
-	if (pf->n == pf->cap) {
-		size_t cap = pf->cap ? 2 * pf->cap : 16;
-		struct patch *p = realloc(pf->p, cap * sizeof(*p));
-		if (!p)
-			return mimg_err(-ENOMEM, "out of memory");
-		pf->p = p;
-		pf->cap = cap;
-	}
+	struct patch *grown = mimg__grow(pf->p, &pf->cap, pf->n + 1,
+					 sizeof(*grown), 16);
+	if (!grown)
+		return -ENOMEM;
+	pf->p = grown;
 	struct patch *p = &pf->p[pf->n];
 	*p = (struct patch){off, len, NULL};
 	if (data) {

@@ -24,6 +24,7 @@
 #include "codec.h"
 #include "endian.h"
 #include "error.h"
+#include "grow.h"
 #include "image.h"
 #include "iov-file.h"
 #include "iov.h"
@@ -162,14 +163,11 @@ static int add_mish(struct mimg *img, struct dmg *s, const uint8_t *buf,
 					(unsigned long long)c.sector);
 		if (c.count == 0)
 			continue;
-		if (s->n == s->cap) {
-			size_t cap = s->cap ? 2 * s->cap : 64;
-			struct chunk *p = realloc(s->chunks, cap * sizeof(*p));
-			if (!p)
-				return mimg_err(-ENOMEM, "out of memory");
-			s->chunks = p;
-			s->cap = cap;
-		}
+		struct chunk *p = mimg__grow(s->chunks, &s->cap, s->n + 1,
+					     sizeof(*p), 64);
+		if (!p)
+			return -ENOMEM;
+		s->chunks = p;
 		s->chunks[s->n++] = c;
 	}
 	return 0;
