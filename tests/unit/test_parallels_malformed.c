@@ -55,7 +55,7 @@ END_TEST
 START_TEST(bad_magic)
 {
 	make_image();
-	tu_write_file(FILE_NAME, "outFrxxx", 8, 4);
+	tu_write_file(FILE_NAME, "WithoutSpaceExt!", 16, 0);
 	tu_expect_open_refused(FILE_NAME, "parallels", -EINVAL, "bad magic");
 }
 END_TEST
