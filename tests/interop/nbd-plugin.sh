@@ -94,7 +94,8 @@ for fmt in vhdx parallels; do
 	nbd_stop v
 	nbd_mimg v file=$d
 	nbdcopy vpat.raw "$URI" || fail "nbdcopy into the plugin serving $d"
-	nbd_stop v
+	# (closing marks a Parallels image closed: wait for it)
+	nbd_stop v wait
 	qemu-img check -q $d || fail "qemu-img check $d"
 	qemu-img compare -q -f $fmt -F raw $d vpat.raw ||
 		fail "$d after nbdcopy through the plugin"
