@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 
+#include "checked.h"
 #include "error.h"
 #include "image.h"
 
@@ -84,6 +85,14 @@ static int chain_layer(struct mimg *cur, uint64_t off, uint64_t *n,
 		return r;
 	*n = p;
 	if (!(st & MIMG_BS_ALLOCATED) && cur->backing) {
+		/* Past the end of a shorter backing file this layer answers
+		 * (zeroes), as qemu-img reports the depth. */
+		uint64_t below = cur->backing->size;
+		if (off >= below) {
+			*status = MIMG_BS_ZERO;
+			return 0;
+		}
+		*n = min_u64(*n, below - off);
 		*done = false;
 		return 0;
 	}

@@ -36,14 +36,6 @@ static int probe_qed(const uint8_t *hdr, const char *filename)
 	return memcmp(hdr, "QED\0", 4) == 0 ? 100 : 0;
 }
 
-/* qcow version 1: qcow2's magic with version 1 (qcow2 takes 2 and up). */
-static int probe_qcow(const uint8_t *hdr, const char *filename)
-{
-	(void)filename;
-	return memcmp(hdr, "QFI\xfb", 4) == 0 && ld_be32(hdr + 4) == 1 ? 100
-								       : 0;
-}
-
 static int probe_bochs(const uint8_t *hdr, const char *filename)
 {
 	(void)filename;
@@ -67,7 +59,6 @@ static int probe_cloop(const uint8_t *hdr, const char *filename)
 }
 
 static const struct unsupported_format unsupported[] = {{"qed", probe_qed},
-							{"qcow", probe_qcow},
 							{"bochs", probe_bochs},
 							{"cloop", probe_cloop}};
 

@@ -69,7 +69,11 @@ if "$MIMG" --help | grep -q '^Formats:.*qcow2'; then
 	qemu-img bitmap --add bitmap.qcow2 b0
 	make qcow2 ext.qcow2 data_file=ext.raw,data_file_raw=on "$W"
 	images="$images v2.qcow2 lazy.qcow2 rc1.qcow2 rc64.qcow2 zstd.qcow2"
+	# an overlay larger than its backing file: zeroes past its end
+	qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 grown.qcow2 12M
+	qemu-io -c 'write -P 8 7M 2M' grown.qcow2 >/dev/null
 	images="$images base.qcow2 top.qcow2 snap.qcow2 bitmap.qcow2 ext.qcow2"
+	images="$images grown.qcow2"
 fi
 if "$MIMG" --help | grep -q '^Formats:.*vmdk'; then
 	VOPS="$W|write -z 2M 1M|write -P 2 5M 64k"

@@ -1,0 +1,333 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * qcow version 1 images, read-only: qemu's first format, which qemu-img
+ * still reads and writes and which old image stores hold.  A 48-byte
+ * big-endian header, a backing file name, an L1 table of L2 table
+ * offsets, L2 tables of cluster offsets; an entry with its top bit set is
+ * a compressed cluster (raw deflate, its size in the bits below the top
+ * one).  AES-encrypted images are refused (qemu-img needs a secret for
+ * them and no longer creates them by default).
+ *
+ * Every table and cluster is checked against the file before it is read;
+ * a read that reaches an entry outside the file fails, naming it.  The
+ * last inflated cluster is kept for the next read of it.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checked.h"
+#include "codec.h"
+#include "endian.h"
+#include "error.h"
+#include "image.h"
+#include "iov-file.h"
+#include "iov.h"
+
+#define QCOW_MAGIC "QFI\xfb"
+#define QCOW_HEADER 48
+#define QCOW_COMPRESSED (1ull << 63)
+#define QCOW_NAME_MAX 1023 /* qemu-img's bound on the backing file name */
+
+struct qcow {
+	unsigned cluster_bits, l2_bits;
+	uint64_t cluster_size, l2_bytes;
+	uint64_t *l1; /* host order */
+	uint64_t l1_size;
+	uint64_t file_size;
+	pthread_mutex_t lock; /* the cache */
+	uint64_t cached;      /* entry of the cluster in CACHE, 0: none */
+	uint8_t *cache;
+};
+
+static int qcow_probe(const uint8_t *buf, size_t len, const char *filename)
+{
+	(void)filename;
+	return len >= 8 && memcmp(buf, QCOW_MAGIC, 4) == 0 &&
+			       ld_be32(buf + 4) == 1
+		       ? 100
+		       : 0;
+}
+
+/* The header's fields, each checked before use, with qemu-img's limits
+ * and words. */
+static int parse_header(struct mimg *img, struct qcow *s, const uint8_t *h)
+{
+	const char *fn = img->filename;
+	uint32_t v = ld_be32(h + 4);
+	uint64_t size = ld_be64(h + 24);
+
+	if (memcmp(h, QCOW_MAGIC, 4) != 0)
+		return mimg_err(-EINVAL, "%s: Image not in qcow format", fn);
+	if (v != 1)
+		return mimg_err(-ENOTSUP, "%s: qcow: QCOW version %u", fn, v);
+	if (size <= 1)
+		return mimg_err(-EINVAL,
+				"%s: Image size is too small (must be at "
+				"least 2 bytes)",
+				fn);
+	s->cluster_bits = h[32];
+	s->l2_bits = h[33];
+	if (s->cluster_bits < 9 || s->cluster_bits > 16)
+		return mimg_err(-EINVAL,
+				"%s: Cluster size must be between 512 and 64k",
+				fn);
+	if (s->l2_bits < 6 || s->l2_bits > 13)
+		return mimg_err(-EINVAL,
+				"%s: L2 table size must be between 512 and 64k",
+				fn);
+	if ((v = ld_be32(h + 36)) > 1)
+		return mimg_err(-EINVAL,
+				"%s: invalid encryption method in qcow header",
+				fn);
+	if (v == 1)
+		return mimg_err(-ENOTSUP,
+				"%s: qcow: AES-encrypted images are not "
+				"supported",
+				fn);
+	s->cluster_size = 1ull << s->cluster_bits;
+	s->l2_bytes = 8ull << s->l2_bits;
+	unsigned shift = s->cluster_bits + s->l2_bits;
+	if (size > UINT64_MAX - (1ull << shift))
+		return mimg_err(-EINVAL, "%s: Image too large", fn);
+	s->l1_size = (size + (1ull << shift) - 1) >> shift;
+	/* qemu-img reads whole sectors */
+	img->size = size / 512 * 512;
+	uint64_t l1_off = ld_be64(h + 40);
+	if (s->l1_size > (uint64_t)INT32_MAX / 8 ||
+	    !ck_range_within(l1_off, s->l1_size * 8, s->file_size))
+		return mimg_err(-EINVAL,
+				"%s: qcow: L1 table of %llu entries at %llu is "
+				"outside the file",
+				fn, (unsigned long long)s->l1_size,
+				(unsigned long long)l1_off);
+	s->l1 = malloc(s->l1_size ? s->l1_size * 8 : 1);
+	if (!s->l1)
+		return mimg_err(-ENOMEM, "out of memory");
+	int r = mimg_file_pread_exact(img->file, s->l1, s->l1_size * 8, l1_off,
+				      "qcow L1 table");
+	if (r < 0)
+		return r;
+	for (uint64_t i = 0; i < s->l1_size; i++)
+		s->l1[i] = ld_be64(&s->l1[i]);
+	return 0;
+}
+
+static int read_backing_name(struct mimg *img, struct qcow *s, const uint8_t *h)
+{
+	uint64_t off = ld_be64(h + 8);
+	uint32_t len = ld_be32(h + 16);
+	char name[QCOW_NAME_MAX + 1];
+	if (!off)
+		return 0;
+	if (len > QCOW_NAME_MAX)
+		return mimg_err(-EINVAL, "%s: Backing file name too long",
+				img->filename);
+	if (!ck_range_within(off, len, s->file_size))
+		return mimg_err(-EINVAL,
+				"%s: qcow: backing file name at %llu of %u "
+				"bytes is outside the file",
+				img->filename, (unsigned long long)off, len);
+	int r = mimg_file_pread_exact(img->file, name, len, off,
+				      "qcow backing file name");
+	if (r < 0)
+		return r;
+	name[len] = '\0';
+	if (!(img->backing_name = strdup(name)))
+		return mimg_err(-ENOMEM, "out of memory");
+	return 0;
+}
+
+static void qcow_close(struct mimg *img)
+{
+	struct qcow *s = img->priv;
+	free(s->l1);
+	free(s->cache);
+	pthread_mutex_destroy(&s->lock);
+}
+
+static int qcow_open(struct mimg *img, unsigned flags)
+{
+	struct qcow *s = img->priv;
+	uint8_t h[QCOW_HEADER];
+	int r;
+	(void)flags;
+
+	pthread_mutex_init(&s->lock, NULL);
+	if (!img->read_only)
+		return mimg_err(-ENOTSUP,
+				"%s: qcow: version 1 images are read only in "
+				"mimg (convert them to qcow2)",
+				img->filename);
+	if ((r = mimg_file_size(img->file, &s->file_size)) < 0)
+		return r;
+	if (s->file_size < QCOW_HEADER)
+		return mimg_err(-EINVAL,
+				"%s: qcow: file of %llu bytes is shorter than "
+				"the header",
+				img->filename,
+				(unsigned long long)s->file_size);
+	if ((r = mimg_file_pread_exact(img->file, h, sizeof(h), 0,
+				       "qcow header")) < 0 ||
+	    (r = parse_header(img, s, h)) < 0 ||
+	    (r = read_backing_name(img, s, h)) < 0)
+		return r;
+	img->cluster_size = (uint32_t)s->cluster_size;
+	return 0;
+}
+
+/* The L2 entry of the cluster holding OFF into *ENTRY (0: not
+ * allocated), its L2 table checked against the file. */
+static int lookup(struct mimg *img, uint64_t off, uint64_t *entry)
+{
+	struct qcow *s = img->priv;
+	uint64_t l1i = off >> (s->cluster_bits + s->l2_bits);
+	uint64_t l2i = (off >> s->cluster_bits) & ((1ull << s->l2_bits) - 1);
+	uint64_t l2 = s->l1[l1i];
+	uint8_t b[8];
+
+	*entry = 0;
+	if (!l2)
+		return 0;
+	if (!ck_range_within(l2, s->l2_bytes, s->file_size))
+		return mimg_err(
+			-EIO,
+			"%s: qcow: L1 entry %llu places its L2 table at "
+			"%llu, outside the file",
+			img->filename, (unsigned long long)l1i,
+			(unsigned long long)l2);
+	int r = mimg_file_pread_exact(img->file, b, 8, l2 + l2i * 8,
+				      "qcow L2 entry");
+	if (r == 0)
+		*entry = ld_be64(b);
+	return r;
+}
+
+/* Where a compressed cluster's bytes are: *COFF, *CSIZE. */
+static void compressed_at(const struct qcow *s, uint64_t entry, uint64_t *coff,
+			  uint64_t *csize)
+{
+	unsigned shift = 63 - s->cluster_bits;
+	*coff = entry & ((1ull << shift) - 1);
+	*csize = (entry >> shift) & (s->cluster_size - 1);
+}
+
+/* Copy LEN bytes of the compressed cluster ENTRY from byte SKIP into
+ * IOV at DONE. */
+static int read_compressed(struct mimg *img, uint64_t entry, uint64_t skip,
+			   const struct iovec *iov, int iovcnt, size_t done,
+			   size_t len)
+{
+	struct qcow *s = img->priv;
+	uint64_t coff, csize;
+	int r = 0;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->cached == entry) {
+		iov_from_buf(iov, iovcnt, done, s->cache + skip, len);
+		pthread_mutex_unlock(&s->lock);
+		return 0;
+	}
+	pthread_mutex_unlock(&s->lock);
+	compressed_at(s, entry, &coff, &csize);
+	if (!ck_range_within(coff, csize, s->file_size))
+		return mimg_err(-EIO,
+				"%s: qcow: compressed cluster at %llu of %llu "
+				"bytes is outside the file",
+				img->filename, (unsigned long long)coff,
+				(unsigned long long)csize);
+	uint8_t *in = malloc(csize ? csize : 1), *buf = malloc(s->cluster_size);
+	if (!in || !buf)
+		r = mimg_err(-ENOMEM, "out of memory");
+	if (r == 0)
+		r = mimg_file_pread_exact(img->file, in, csize, coff,
+					  "qcow compressed cluster");
+	if (r == 0 && codec_inflate_raw(in, csize, buf, s->cluster_size) < 0)
+		r = mimg_err(-EIO,
+			     "%s: qcow: compressed cluster at %llu does not "
+			     "inflate to a cluster",
+			     img->filename, (unsigned long long)coff);
+	free(in);
+	if (r < 0) {
+		free(buf);
+		return r;
+	}
+	iov_from_buf(iov, iovcnt, done, buf + skip, len);
+	pthread_mutex_lock(&s->lock);
+	free(s->cache);
+	s->cache = buf;
+	s->cached = entry;
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+static int qcow_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
+		       uint64_t off, size_t len)
+{
+	struct qcow *s = img->priv;
+	size_t done = 0;
+
+	while (done < len) {
+		uint64_t pos = off + done, entry;
+		uint64_t skip = pos & (s->cluster_size - 1);
+		size_t n = (size_t)min_u64(len - done, s->cluster_size - skip);
+		int r = lookup(img, pos, &entry);
+		if (r < 0)
+			return r;
+		if (!entry)
+			r = mimg__read_below(img, iov, iovcnt, done, pos, n);
+		else if (entry & QCOW_COMPRESSED)
+			r = read_compressed(img, entry, skip, iov, iovcnt, done,
+					    n);
+		else if (!ck_range_within(entry, s->cluster_size, s->file_size))
+			r = mimg_err(-EIO,
+				     "%s: qcow: the cluster of offset %llu is "
+				     "at %llu, outside the file",
+				     img->filename, (unsigned long long)pos,
+				     (unsigned long long)entry);
+		else
+			r = mimg__file_preadv_slice(img->file, iov, iovcnt,
+						    done, n, entry + skip);
+		if (r < 0)
+			return r;
+		done += n;
+	}
+	return 0;
+}
+
+/* One cluster at a time: unallocated (below), compressed (data, no
+ * offset) or stored (data at its offset), as qemu-img reports them. */
+static int qcow_block_status(struct mimg *img, uint64_t off, uint64_t len,
+			     uint64_t *pnum, unsigned *status,
+			     uint64_t *host_off)
+{
+	struct qcow *s = img->priv;
+	uint64_t entry, skip = off & (s->cluster_size - 1);
+	int r = lookup(img, off, &entry);
+	if (r < 0)
+		return r;
+	*pnum = min_u64(len, s->cluster_size - skip);
+	*host_off = 0;
+	if (!entry)
+		*status = 0;
+	else if (entry & QCOW_COMPRESSED)
+		*status = MIMG_BS_DATA | MIMG_BS_ALLOCATED | MIMG_BS_COMPRESSED;
+	else {
+		*status = MIMG_BS_DATA | MIMG_BS_ALLOCATED |
+			  MIMG_BS_OFFSET_VALID;
+		*host_off = entry + skip;
+	}
+	return 0;
+}
+
+const struct mimg_driver mimg_qcow_driver = {
+	.name = "qcow",
+	.priv_size = sizeof(struct qcow),
+	.probe = qcow_probe,
+	.open = qcow_open,
+	.close = qcow_close,
+	.preadv = qcow_preadv,
+	.block_status = qcow_block_status,
+};

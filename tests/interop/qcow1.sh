@@ -1,0 +1,113 @@
+#!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
+# qcow version 1 images made and written by qemu-img 7.2 (sizes not whole
+# sectors, raw and qcow2 backing files, compressed conversions): mimg
+# reads the same bytes and prints the same info, map and check output;
+# such images are read only in mimg; hostile headers and tables are
+# refused or fail the read that reaches them, naming the field.
+. "$TESTLIB"
+need qemu-img qemu-io python3
+need_format qcow
+
+qemu-img create -q -f raw base.raw 4M
+qemu-io -f raw -c 'write -P 0x11 0 4M' base.raw >/dev/null
+qemu-img create -q -f qcow2 base.qcow2 4M
+qemu-io -f qcow2 -c 'write -P 0x12 1M 1M' base.qcow2 >/dev/null
+python3 -c 'import random, sys
+r = random.Random(5)
+b = bytearray(3 << 20)
+for i in range(0, len(b), 65536):
+    if r.randrange(3) == 0:
+        b[i:i + 65536] = r.randbytes(65536)
+    elif r.randrange(2):
+        b[i:i + 65536] = b"qcow one " * 7281 + b"1234567"
+open("mixed.raw", "wb").write(b)'
+
+qemu-img create -q -f qcow odd.qcow 1000
+qemu-img create -q -f qcow plain.qcow 8M
+qemu-io -f qcow -c 'write -P 0x21 0 64k' -c 'write -P 0x22 5M 3000' \
+	-c 'write -z 6M 64k' plain.qcow >/dev/null
+qemu-img create -q -f qcow -b base.raw -F raw over-raw.qcow 4M
+qemu-io -f qcow -c 'write -P 0x23 64k 4k' -c 'write -P 0x24 3M 100k' \
+	over-raw.qcow >/dev/null
+qemu-img create -q -f qcow -b base.qcow2 -F qcow2 over-qcow2.qcow 6M
+qemu-io -f qcow -c 'write -P 0x25 512 512' over-qcow2.qcow >/dev/null
+qemu-img convert -c -O qcow mixed.raw comp.qcow
+qemu-img convert -O qcow mixed.raw full.qcow
+
+n=0
+for f in odd plain over-raw over-qcow2 comp full; do
+	qemu-img convert -O raw $f.qcow q.raw || fail "qemu-img reads $f"
+	"$MIMG" convert -O raw $f.qcow m.raw || fail "mimg convert $f"
+	cmp -s q.raw m.raw || fail "$f: mimg reads other bytes than qemu-img"
+	for cmd in "info" "info --output=json" "info --backing-chain" \
+		"map --output=json" "map" "check" "measure -O qcow2"; do
+		# shellcheck disable=SC2086 # the command's words
+		same_output -e "$cmd $f" $cmd $f.qcow
+		n=$((n + 1))
+	done
+	same_output "compare $f" compare -f qcow -F raw $f.qcow q.raw
+done
+"$MIMG" compare -q mixed.raw comp.qcow ||
+	fail "the compressed image does not hold its source"
+
+# Read only in mimg (qemu-img writes them): a clear refusal.
+"$MIMG" convert -n -O qcow mixed.raw full.qcow 2>err &&
+	fail "a qcow image was opened for writing"
+grep -q "version 1 images are read only in mimg" err || fail "rw: $(cat err)"
+
+# Hostile headers (big-endian fields of a good image).
+refused() { # refused WHAT PYTHON: opening the image PYTHON makes fails
+	python3 - "$3" bad.qcow "$2" <<'PY'
+import struct, sys
+b = bytearray(open(sys.argv[1], "rb").read())
+exec(sys.argv[3])
+open(sys.argv[2], "wb").write(b)
+PY
+	if "$MIMG" info -f qcow bad.qcow >/dev/null 2>err; then fail "$1: accepted"; fi
+	grep -q "$1" err || fail "$1: $(cat err)"
+	n=$((n + 1))
+}
+refused "QCOW version 2" 'struct.pack_into(">I", b, 4, 2)' plain.qcow
+refused "Image size is too small" 'struct.pack_into(">Q", b, 24, 1)' plain.qcow
+refused "Cluster size must be between 512 and 64k" 'b[32] = 17' plain.qcow
+refused "Cluster size must be between 512 and 64k" 'b[32] = 8' plain.qcow
+refused "L2 table size must be between 512 and 64k" 'b[33] = 14' plain.qcow
+refused "AES-encrypted images are not supported" \
+	'struct.pack_into(">I", b, 36, 1)' plain.qcow
+refused "invalid encryption method" 'struct.pack_into(">I", b, 36, 2)' plain.qcow
+refused "Image too large" 'struct.pack_into(">Q", b, 24, 2**64 - 1)' plain.qcow
+refused "L1 table of 4 entries at 1099511627776 is outside the file" \
+	'struct.pack_into(">Q", b, 40, 2**40)' plain.qcow
+refused "Backing file name too long" 'struct.pack_into(">I", b, 16, 1024)' \
+	over-raw.qcow
+refused "backing file name at 4294967296 of 8 bytes is outside the file" \
+	'struct.pack_into(">Q", b, 8, 2**32)' over-raw.qcow
+refused "shorter than the header" 'b = b[:40]' plain.qcow
+
+# Tables and clusters outside the file fail the reads that reach them.
+read_fails() { # read_fails WHAT PYTHON SRC
+	python3 - "$3" bad.qcow "$2" <<'PY'
+import struct, sys
+b = bytearray(open(sys.argv[1], "rb").read())
+l1 = struct.unpack_from(">Q", b, 40)[0]
+l2 = struct.unpack_from(">Q", b, l1)[0]
+exec(sys.argv[3])
+open(sys.argv[2], "wb").write(b)
+PY
+	"$MIMG" info bad.qcow >/dev/null || fail "$1: not opened"
+	if "$MIMG" convert -O raw bad.qcow bad.raw 2>err; then fail "$1: read"; fi
+	grep -q "$1" err || fail "$1: $(cat err)"
+	n=$((n + 1))
+}
+read_fails "places its L2 table at 1099511627776, outside the file" \
+	'struct.pack_into(">Q", b, l1, 2**40)' plain.qcow
+read_fails "is at 1099511627776, outside the file" \
+	'struct.pack_into(">Q", b, l2, 2**40)' plain.qcow
+read_fails "compressed cluster at 1099511627776 of" \
+	'e = struct.unpack_from(">Q", b, l2)[0]; struct.pack_into(">Q", b, l2, (e & ~(2**51 - 1)) | 2**40)' \
+	comp.qcow
+read_fails "does not inflate to a cluster" \
+	'e = struct.unpack_from(">Q", b, l2)[0]; o = e & (2**51 - 1); b[o:o + 8] = bytes([0xff] * 8)' \
+	comp.qcow
+echo "qcow1: $n outputs and refusals as expected"
