@@ -16,12 +16,12 @@
  * next read of it, which is how conversions read a chunk in pieces.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "checked.h"
 #include "codec.h"
+#include "decoded.h"
 #include "endian.h"
 #include "error.h"
 #include "grow.h"
@@ -62,9 +62,7 @@ struct dmg {
 	struct chunk *chunks; /* sorted by sector, none overlapping */
 	size_t n, cap;
 	uint64_t file_size;
-	pthread_mutex_t lock; /* the cache */
-	size_t cached;	      /* chunk in CACHE, or n: none */
-	uint8_t *cache;
+	struct mimg_decoded inflated; /* the last chunk inflated */
 };
 
 static int dmg_probe(const uint8_t *buf, size_t len, const char *filename)
@@ -406,8 +404,7 @@ static void dmg_close(struct mimg *img)
 {
 	struct dmg *s = img->priv;
 	free(s->chunks);
-	free(s->cache);
-	pthread_mutex_destroy(&s->lock);
+	mimg__decoded_destroy(&s->inflated);
 }
 
 static int dmg_open(struct mimg *img, unsigned flags)
@@ -416,14 +413,13 @@ static int dmg_open(struct mimg *img, unsigned flags)
 	int r;
 	(void)flags;
 
-	pthread_mutex_init(&s->lock, NULL);
+	mimg__decoded_init(&s->inflated);
 	if (!img->read_only)
 		return mimg_err(-EROFS, "%s: dmg: Image is read-only",
 				img->filename);
 	if ((r = mimg_file_size(img->file, &s->file_size)) < 0 ||
 	    (r = load_chunks(img, s)) < 0)
 		return r;
-	s->cached = s->n;
 	return 0;
 }
 
@@ -459,15 +455,8 @@ static int copy_inflated(struct mimg *img, size_t i, uint64_t skip,
 	size_t out = (size_t)c->count * DMG_SECTOR, got = 0;
 	int r = 0;
 
-	pthread_mutex_lock(&s->lock);
-	if (s->cached == i) {
-		iov_from_buf(iov, iovcnt, done, s->cache + skip, len);
-		pthread_mutex_unlock(&s->lock);
+	if (mimg__decoded_copy(&s->inflated, i, skip, iov, iovcnt, done, len))
 		return 0;
-	}
-	pthread_mutex_unlock(&s->lock);
-	/* Inflated outside the lock, so that readers of other chunks run
-	 * in parallel; kept after for the next read of this one. */
 	uint8_t *in = malloc(c->length ? c->length : 1), *buf = malloc(out);
 	if (!in || !buf)
 		r = mimg_err(-ENOMEM, "out of memory");
@@ -486,12 +475,7 @@ static int copy_inflated(struct mimg *img, size_t i, uint64_t skip,
 		free(buf);
 		return r;
 	}
-	iov_from_buf(iov, iovcnt, done, buf + skip, len);
-	pthread_mutex_lock(&s->lock);
-	free(s->cache);
-	s->cache = buf;
-	s->cached = i;
-	pthread_mutex_unlock(&s->lock);
+	mimg__decoded_keep(&s->inflated, i, buf, skip, iov, iovcnt, done, len);
 	return 0;
 }
 

@@ -14,12 +14,12 @@
  * last inflated cluster is kept for the next read of it.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "checked.h"
 #include "codec.h"
+#include "decoded.h"
 #include "endian.h"
 #include "error.h"
 #include "image.h"
@@ -37,9 +37,7 @@ struct qcow {
 	uint64_t *l1; /* host order */
 	uint64_t l1_size;
 	uint64_t file_size;
-	pthread_mutex_t lock; /* the cache */
-	uint64_t cached;      /* entry of the cluster in CACHE, 0: none */
-	uint8_t *cache;
+	struct mimg_decoded inflated; /* the last cluster inflated */
 };
 
 static int qcow_probe(const uint8_t *buf, size_t len, const char *filename)
@@ -144,8 +142,7 @@ static void qcow_close(struct mimg *img)
 {
 	struct qcow *s = img->priv;
 	free(s->l1);
-	free(s->cache);
-	pthread_mutex_destroy(&s->lock);
+	mimg__decoded_destroy(&s->inflated);
 }
 
 static int qcow_open(struct mimg *img, unsigned flags)
@@ -155,7 +152,7 @@ static int qcow_open(struct mimg *img, unsigned flags)
 	int r;
 	(void)flags;
 
-	pthread_mutex_init(&s->lock, NULL);
+	mimg__decoded_init(&s->inflated);
 	if (!img->read_only)
 		return mimg_err(-ENOTSUP,
 				"%s: qcow: version 1 images are read only in "
@@ -224,13 +221,9 @@ static int read_compressed(struct mimg *img, uint64_t entry, uint64_t skip,
 	uint64_t coff, csize;
 	int r = 0;
 
-	pthread_mutex_lock(&s->lock);
-	if (s->cached == entry) {
-		iov_from_buf(iov, iovcnt, done, s->cache + skip, len);
-		pthread_mutex_unlock(&s->lock);
+	if (mimg__decoded_copy(&s->inflated, entry, skip, iov, iovcnt, done,
+			       len))
 		return 0;
-	}
-	pthread_mutex_unlock(&s->lock);
 	compressed_at(s, entry, &coff, &csize);
 	if (!ck_range_within(coff, csize, s->file_size))
 		return mimg_err(-EIO,
@@ -254,12 +247,8 @@ static int read_compressed(struct mimg *img, uint64_t entry, uint64_t skip,
 		free(buf);
 		return r;
 	}
-	iov_from_buf(iov, iovcnt, done, buf + skip, len);
-	pthread_mutex_lock(&s->lock);
-	free(s->cache);
-	s->cache = buf;
-	s->cached = entry;
-	pthread_mutex_unlock(&s->lock);
+	mimg__decoded_keep(&s->inflated, entry, buf, skip, iov, iovcnt, done,
+			   len);
 	return 0;
 }
 
