@@ -140,6 +140,23 @@ int mimg__bt_clear_stale(struct mimg *img, uint64_t file_size, uint64_t start,
 			       min_u64(file_size, end) - start);
 }
 
+int mimg__bt_place_block(struct mimg *img, uint64_t *file_size, uint64_t start,
+			 uint64_t size, const struct iovec *iov, int iovcnt,
+			 size_t skip, size_t len, uint64_t in_block)
+{
+	uint64_t end = start + size;
+	int r;
+	if ((r = mimg__bt_clear_stale(img, *file_size, start, end)) < 0)
+		return r;
+	if (*file_size < end) {
+		if ((r = mimg_file_truncate(img->file, end)) < 0)
+			return r;
+		*file_size = end;
+	}
+	return mimg__file_pwritev_slice(img->file, iov, iovcnt, skip, len,
+					start + in_block);
+}
+
 int mimg__bt_block_status(struct mimg *img, uint64_t off, uint64_t len,
 			  uint64_t *pnum, unsigned *status, uint64_t *host_off)
 {

@@ -66,4 +66,13 @@ int mimg__bt_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
 int mimg__bt_clear_stale(struct mimg *img, uint64_t file_size, uint64_t start,
 			 uint64_t end);
 
+/* Place a new block of SIZE bytes at host offset START: clear what the
+ * file held there (mimg__bt_clear_stale), extend the file to hold the
+ * whole block (*FILE_SIZE follows) and write the LEN bytes of IOV (from
+ * byte SKIP) at IN_BLOCK within it.  Nothing refers to the block yet:
+ * the caller's table entry, written after, makes it part of the image. */
+int mimg__bt_place_block(struct mimg *img, uint64_t *file_size, uint64_t start,
+			 uint64_t size, const struct iovec *iov, int iovcnt,
+			 size_t skip, size_t len, uint64_t in_block);
+
 #endif

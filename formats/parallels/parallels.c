@@ -206,19 +206,12 @@ static int allocate_and_write(struct mimg *img, const struct iovec *iov,
 				"%s: parallels: no room for another cluster "
 				"(a BAT entry cannot reach %llu)",
 				img->filename, (unsigned long long)host);
+	/* The whole cluster in the file, as qemu-img leaves it. */
 	if ((r = mark_in_use(img)) < 0 ||
-	    (r = mimg__bt_clear_stale(img, s->file_size, host, end)) < 0)
+	    (r = mimg__bt_place_block(img, &s->file_size, host, s->cluster_size,
+				      iov, iovcnt, skip, len,
+				      off % s->cluster_size)) < 0)
 		return r;
-	r = mimg__file_pwritev_slice(img->file, iov, iovcnt, skip, len,
-				     host + off % s->cluster_size);
-	if (r < 0)
-		return r;
-	/* The whole cluster is in the file, as qemu-img leaves it. */
-	if (s->file_size < end) {
-		if ((r = mimg_file_truncate(img->file, end)) < 0)
-			return r;
-		s->file_size = end;
-	}
 	uint8_t entry[4];
 	st_le32(entry, (uint32_t)(host / s->unit));
 	if ((r = mimg_file_pwrite(img->file, entry, 4,

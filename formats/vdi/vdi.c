@@ -172,7 +172,6 @@ static int allocate_and_write(struct mimg *img, const struct iovec *iov,
 	uint32_t idx = (uint32_t)(off / VDI_BLOCK_SIZE);
 	uint64_t host = s->offset_data +
 			(uint64_t)s->next_index * VDI_BLOCK_SIZE;
-	uint64_t end = host + VDI_BLOCK_SIZE;
 	int r;
 
 	if (s->next_index >= s->blocks)
@@ -180,20 +179,13 @@ static int allocate_and_write(struct mimg *img, const struct iovec *iov,
 				"%s: vdi: no free block left in the "
 				"data area (%u blocks)",
 				img->filename, s->blocks);
-	/* Bytes already in the file there (not in an image qemu-img or
-	 * mimg wrote) must not show through. */
-	if ((r = mimg__bt_clear_stale(img, s->file_size, host, end)) < 0)
+	/* The whole block in the file, as qemu-img leaves it, and nothing
+	 * the file held there (not in an image qemu-img or mimg wrote)
+	 * showing through. */
+	if ((r = mimg__bt_place_block(img, &s->file_size, host, VDI_BLOCK_SIZE,
+				      iov, iovcnt, skip, len,
+				      off % VDI_BLOCK_SIZE)) < 0)
 		return r;
-	r = mimg__file_pwritev_slice(img->file, iov, iovcnt, skip, len,
-				     host + off % VDI_BLOCK_SIZE);
-	if (r < 0)
-		return r;
-	/* The whole block is in the file, as qemu-img leaves it. */
-	if (s->file_size < end) {
-		if ((r = mimg_file_truncate(img->file, end)) < 0)
-			return r;
-		s->file_size = end;
-	}
 	uint8_t count[4], entry[4];
 	st_le32(count, s->next_index + 1);
 	if ((r = mimg_file_pwrite(img->file, count, 4, VDI_H_ALLOCATED)) < 0)

@@ -92,13 +92,9 @@ static int allocate_and_write(struct mimg *img, const struct iovec *iov,
 				img->filename);
 	/* The whole block in the file: the parts not written read as
 	 * zeroes, and the file holds every block it names. */
-	if ((r = mimg__bt_clear_stale(img, s->file_size, start, end)) < 0 ||
-	    (s->file_size < end &&
-	     (r = mimg_file_truncate(img->file, end)) < 0))
-		return r;
-	s->file_size = max_u64(s->file_size, end);
-	if ((r = mimg__file_pwritev_slice(img->file, iov, iovcnt, skip, len,
-					  start + off % s->block_size)) < 0)
+	if ((r = mimg__bt_place_block(img, &s->file_size, start, s->block_size,
+				      iov, iovcnt, skip, len,
+				      off % s->block_size)) < 0)
 		return r;
 	s->next_free = end;
 	st_le64(e, start | VHDX_BLOCK_FULLY_PRESENT);
