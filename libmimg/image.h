@@ -80,15 +80,21 @@ int mimg__check_writable(const struct mimg *img, const char *what);
 int mimg__drv_flush(struct mimg *img);
 
 /* Enter and leave an I/O call on IMG (a reader of its resize lock):
- * mimg__io_leave takes what mimg__io_enter returned. */
+ * mimg__io_leave takes what mimg__io_enter returned.  An image open
+ * read-only is never resized (mimg_truncate refuses it), so its I/O has
+ * nothing to wait for and skips the lock's two atomic operations. */
 static inline unsigned mimg__io_enter(const struct mimg *img)
 {
+	if (img->read_only)
+		return 0;
 	return mimg_readers_enter((struct mimg_readers *)&img->resize_lock);
 }
 
 static inline void mimg__io_leave(const struct mimg *img, unsigned slot)
 {
-	mimg_readers_leave((struct mimg_readers *)&img->resize_lock, slot);
+	if (!img->read_only)
+		mimg_readers_leave((struct mimg_readers *)&img->resize_lock,
+				   slot);
 }
 
 /* -EBUSY with a message when DST's own files (its file, extents, data

@@ -252,6 +252,10 @@ int qcow2_data_io(struct qcow2 *s, bool write, const struct iovec *iov,
 	struct iovec st[16], *v;
 	if (s->crypt_method)
 		return crypt_io(s, write, iov, iovcnt, skip, len, host, guest);
+	/* All of IOV: passed on as it is, as the last call (a jump). */
+	if (skip == 0 && iov_total(iov, iovcnt) == len)
+		return write ? mimg_file_pwritev(s->data, iov, iovcnt, host)
+			     : mimg_file_preadv(s->data, iov, iovcnt, host);
 	int n = iov_slice(iov, iovcnt, skip, len, st, 16, &v);
 	if (n < 0)
 		return mimg_err(n, "out of memory");

@@ -130,8 +130,29 @@ static int read_compressed_run(struct qcow2 *s, const struct iovec *iov,
 	return r;
 }
 
-static int read_aligned(struct mimg *img, const struct iovec *iov, int iovcnt,
-			uint64_t off, size_t len)
+/* A mapping returned as a value, and the two functions below kept out of
+ * line: inlined into read_aligned, their objects would be objects of
+ * read_aligned whose address is taken (see there). */
+struct mapped {
+	int r; /* map_locked's answer */
+	struct qcow2_map m;
+};
+
+__attribute__((noinline)) static struct mapped map_value(struct qcow2 *s,
+							 uint64_t off,
+							 uint64_t len)
+{
+	struct mapped v;
+	v.r = map_locked(s, off, len, &v.m);
+	return v;
+}
+
+/* [OFF, OFF+LEN) piece by piece, the first mapped as FIRST. */
+__attribute__((noinline)) static int read_pieces(struct mimg *img,
+						 const struct iovec *iov,
+						 int iovcnt, uint64_t off,
+						 size_t len,
+						 struct mapped first)
 {
 	struct qcow2 *s = qcow2_of(img);
 	uint8_t *cbuf = NULL;
@@ -141,7 +162,13 @@ static int read_aligned(struct mimg *img, const struct iovec *iov, int iovcnt,
 	while (done < len) {
 		struct qcow2_map m;
 		uint64_t pos = off + done;
-		if ((r = map_locked(s, pos, len - done, &m)) < 0)
+		if (done == 0) {
+			r = first.r;
+			m = first.m;
+		} else {
+			r = map_locked(s, pos, len - done, &m);
+		}
+		if (r < 0)
 			break;
 		size_t n = (size_t)m.len;
 		switch (m.kind) {
@@ -179,6 +206,26 @@ static int read_aligned(struct mimg *img, const struct iovec *iov, int iovcnt,
 	if (cbuf) /* rare: spare plain reads the call */
 		free(cbuf);
 	return r;
+}
+
+/*
+ * Most reads map to one run of plain data: that run is read as this
+ * function's last call, so that the host file's transfer returns
+ * straight to our caller.  Each function left to return through after
+ * the kernel has run costs a mispredicted return on hosts that clear the
+ * return predictor on kernel entry (see file-posix.c).  No object here
+ * has its address taken, which would keep the compiler from making the
+ * call a jump.
+ */
+static int read_aligned(struct mimg *img, const struct iovec *iov, int iovcnt,
+			uint64_t off, size_t len)
+{
+	struct qcow2 *s = qcow2_of(img);
+	struct mapped first = map_value(s, off, len);
+	if (first.r == 0 && first.m.kind == QCOW2_DATA && first.m.len == len &&
+	    !s->crypt_method)
+		return mimg_file_preadv(s->data, iov, iovcnt, first.m.host_off);
+	return read_pieces(img, iov, iovcnt, off, len, first);
 }
 
 /* An encrypted image read in whole sectors through a bounce buffer. */
