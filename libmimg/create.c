@@ -111,9 +111,9 @@ static int create_image(const char *path, const char *format, uint64_t size,
 		return mimg_err(-EINVAL, "Unknown file format '%s'", format);
 	if (!drv->create)
 		return mimg_err(-ENOTSUP,
-				"Format '%s' does not support image "
-				"creation",
-				format);
+				"%s: Format driver '%s' does not support "
+				"image creation",
+				path, format);
 	if ((r = check_create_opts(drv, path, opts, nopts)) < 0)
 		return r;
 	if (secret && !drv->create_secret)

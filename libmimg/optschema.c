@@ -380,6 +380,13 @@ int mimg_create_summary(const char *format, uint64_t size,
 	*textp = NULL;
 	if ((r = schema_for(format, MIMG_OPTS_CREATE, &schema)) < 0)
 		return r;
+	/* qemu-img prints no line for what it cannot create */
+	const struct mimg_driver *drv = mimg__find_driver(format);
+	if (drv && !drv->create)
+		return mimg_err(-ENOTSUP,
+				"Format driver '%s' does not support image "
+				"creation",
+				format);
 	if ((r = check_syntax(schema, opts, nopts)) < 0)
 		return r;
 	const char *order = mimg__create_order(format);

@@ -360,7 +360,8 @@ MIMG_API int mimg_format_opt_info(const char *format, unsigned which,
  * numbers and booleans (a bad choice of a string option is refused by
  * mimg_create, after the line).  Returns 0 or a negative errno: -EINVAL
  * (unknown format, an option FORMAT does not take or a size, number or
- * boolean that does not parse, with qemu-img's message), -ENOMEM.
+ * boolean that does not parse, with qemu-img's message), -ENOTSUP
+ * (FORMAT's images cannot be created: qemu-img prints no line), -ENOMEM.
  * Thread-safe.
  */
 MIMG_API int mimg_create_summary(const char *format, uint64_t size,
