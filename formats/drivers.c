@@ -16,6 +16,7 @@ extern const struct mimg_driver mimg_vhdx_driver;
 extern const struct mimg_driver mimg_parallels_driver;
 extern const struct mimg_driver mimg_dmg_driver;
 extern const struct mimg_driver mimg_qcow_driver;
+extern const struct mimg_driver mimg_qed_driver;
 
 const struct mimg_driver *const mimg_drivers[] = {
 	&mimg_raw_driver,
@@ -28,5 +29,6 @@ const struct mimg_driver *const mimg_drivers[] = {
 	&mimg_parallels_driver,
 	&mimg_dmg_driver,
 	&mimg_qcow_driver,
+	&mimg_qed_driver,
 	NULL,
 };

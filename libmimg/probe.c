@@ -30,12 +30,6 @@ static bool str_at(const uint8_t *p, const char *str)
 	return memcmp(p, str, strlen(str) + 1) == 0;
 }
 
-static int probe_qed(const uint8_t *hdr, const char *filename)
-{
-	(void)filename;
-	return memcmp(hdr, "QED\0", 4) == 0 ? 100 : 0;
-}
-
 static int probe_bochs(const uint8_t *hdr, const char *filename)
 {
 	(void)filename;
@@ -58,8 +52,7 @@ static int probe_cloop(const uint8_t *hdr, const char *filename)
 	return memcmp(hdr, preamble, sizeof(preamble) - 1) == 0 ? 2 : 0;
 }
 
-static const struct unsupported_format unsupported[] = {{"qed", probe_qed},
-							{"bochs", probe_bochs},
+static const struct unsupported_format unsupported[] = {{"bochs", probe_bochs},
 							{"cloop", probe_cloop}};
 
 int mimg__probe_unsupported(const uint8_t *buf, size_t len,

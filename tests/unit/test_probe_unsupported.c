@@ -20,8 +20,11 @@ struct header {
 
 /* The smallest headers that probe as each format, as files of exactly
  * those bytes (the rest counts as zeroes, as in qemu-img). */
+#define CLOOP_PREAMBLE                                                         \
+	"#!/bin/sh\n#V2.0 Format\n"                                            \
+	"modprobe cloop file=$0 && mount -r -t iso9660 /dev/cloop $1\n"
 static const struct header headers[] = {
-	{"a.qed", "qed", "QED\0", 4, 0},
+	{"a.cloop", "cloop", CLOOP_PREAMBLE, sizeof(CLOOP_PREAMBLE) - 1, 0},
 };
 
 START_TEST(refused_by_name)
@@ -68,9 +71,7 @@ START_TEST(bochs_and_cloop)
 	ck_assert_str_eq(mimg_format(img), "raw");
 	ck_assert_int_eq(mimg_close(img), 0);
 
-	static const char pre[] =
-		"#!/bin/sh\n#V2.0 Format\n"
-		"modprobe cloop file=$0 && mount -r -t iso9660 /dev/cloop $1\n";
+	static const char pre[] = CLOOP_PREAMBLE;
 	tu_write_file("a.cloop", pre, sizeof(pre) - 1, 0);
 	ck_assert_int_eq(mimg_open(&img, "a.cloop", NULL, 0), -ENOTSUP);
 	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "cloop format"));
@@ -85,13 +86,16 @@ END_TEST
 START_TEST(raw_by_qemu_rules)
 {
 	struct mimg *img;
-	/* LUKS2, an empty .dmg, a wrong parallels version, qcow version 0 */
+	/* LUKS2, an empty .dmg, a wrong parallels version, qcow version 0,
+	 * a QED magic in a file shorter than QED's header */
 	tu_write_file("luks2.img", "LUKS\xba\xbe\0\2", 8, 0);
 	tu_make_sparse("empty.dmg", 0);
 	tu_write_file("p3.img", "WithoutFreeSpace\3\0\0\0", 20, 0);
 	tu_write_file("q0.img", "QFI\xfb\0\0\0\0", 8, 0);
-	const char *names[] = {"luks2.img", "empty.dmg", "p3.img", "q0.img"};
-	for (int i = 0; i < 4; i++) {
+	tu_write_file("short.qed", "QED\0", 4, 0);
+	const char *names[] = {"luks2.img", "empty.dmg", "p3.img", "q0.img",
+			       "short.qed"};
+	for (int i = 0; i < 5; i++) {
 		ck_assert_msg(mimg_open(&img, names[i], NULL, 0) == 0, "%s: %s",
 			      names[i], mimg_errmsg());
 		ck_assert_str_eq(mimg_format(img), "raw");

@@ -1,0 +1,330 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * QED images, read-only: qemu deprecated the format in favour of qcow2
+ * and keeps it for existing images, which this driver reads so that they
+ * can be converted.  The header's fields are checked with qemu-img's
+ * limits; every table and data cluster offset is checked against the
+ * file before it is used, and a read that meets a bad one fails, naming
+ * it.  Tables of one cluster are read although qemu-img refuses them.
+ * An image marked as needing a check (a writer did not close it) is read
+ * as it is, as qemu-img reads it read-only; its info shows no dirty flag,
+ * as qemu-img's does not.
+ *
+ * The driver keeps the L1 entries the disk uses and reads L2 entries as
+ * requests need them, a batch at a time: no cache to keep coherent, so
+ * requests run in parallel.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checked.h"
+#include "endian.h"
+#include "error.h"
+#include "iov-file.h"
+#include "iov.h"
+#include "qed.h"
+
+#define QED_MAGIC "QED\0"
+/* qemu-img's bound on a backing file name (its PATH_MAX buffer). */
+#define QED_NAME_MAX 4095u
+/* L2 entries read at once: a run of clusters is found in one read. */
+#define QED_BATCH 512u
+
+enum qed_kind { QED_UNALLOCATED, QED_ZERO, QED_DATA };
+
+static bool pow2_in(uint64_t v, uint64_t lo, uint64_t hi)
+{
+	return v >= lo && v <= hi && (v & (v - 1)) == 0;
+}
+
+static unsigned log2_u64(uint64_t v)
+{
+	unsigned b = 0;
+	while (v > 1) {
+		v >>= 1;
+		b++;
+	}
+	return b;
+}
+
+bool qed_cluster_ok(const struct qed *s, uint64_t off)
+{
+	return (off & (s->cluster_size - 1)) == 0 &&
+	       off >= (uint64_t)s->header_size * s->cluster_size &&
+	       off < s->file_size;
+}
+
+bool qed_table_ok(const struct qed *s, uint64_t off)
+{
+	uint64_t last = (uint64_t)(s->table_size - 1) * s->cluster_size;
+	return off <= UINT64_MAX - last && qed_cluster_ok(s, off) &&
+	       qed_cluster_ok(s, off + last);
+}
+
+int qed_read_entries(struct mimg *img, uint64_t table, uint64_t first,
+		     uint64_t n, uint64_t *out)
+{
+	int r = mimg_file_pread_exact(img->file, out, n * 8, table + first * 8,
+				      "qed table");
+	for (uint64_t i = 0; r == 0 && i < n; i++)
+		out[i] = ld_le64(&out[i]);
+	return r;
+}
+
+static int qed_probe(const uint8_t *buf, size_t len, const char *filename)
+{
+	(void)filename;
+	return len >= QED_HEADER && memcmp(buf, QED_MAGIC, 4) == 0 ? 100 : 0;
+}
+
+/* The sizes in the header, each checked before use. */
+static int parse_geometry(struct mimg *img, struct qed *s, const uint8_t *h)
+{
+	const char *fn = img->filename;
+	s->cluster_size = ld_le32(h + 4);
+	s->table_size = ld_le32(h + 8);
+	s->header_size = ld_le32(h + 12);
+	if (!pow2_in(s->cluster_size, 4096, 1u << 26))
+		return mimg_err(-EINVAL,
+				"%s: qed: cluster size %" PRIu32
+				" is not a power of 2 in [4096, 67108864]",
+				fn, s->cluster_size);
+	if (!pow2_in(s->table_size, 1, 16))
+		return mimg_err(-EINVAL,
+				"%s: qed: table size %" PRIu32
+				" is not a power of 2 in [1, 16]",
+				fn, s->table_size);
+	if ((uint64_t)s->header_size * s->cluster_size > s->file_size)
+		return mimg_err(-EINVAL,
+				"%s: qed: header of %" PRIu32
+				" clusters does not fit the file",
+				fn, s->header_size);
+	s->cluster_bits = log2_u64(s->cluster_size);
+	s->table_bits = log2_u64((uint64_t)s->table_size * s->cluster_size / 8);
+	uint64_t size = ld_le64(h + 48);
+	unsigned span_bits = s->cluster_bits + 2 * s->table_bits;
+	if (size % 512 || (span_bits < 64 && size > (1ull << span_bits)))
+		return mimg_err(-EINVAL,
+				"%s: qed: image size %llu is not whole "
+				"sectors, or more than the tables map",
+				fn, (unsigned long long)size);
+	img->size = size;
+	img->cluster_size = s->cluster_size;
+	return 0;
+}
+
+/* The L1 entries that map the disk (the rest of the table is unused). */
+static int read_l1(struct mimg *img, struct qed *s)
+{
+	unsigned l2_bits = s->cluster_bits + s->table_bits;
+	if (!qed_table_ok(s, s->l1_offset))
+		return mimg_err(-EINVAL,
+				"%s: qed: the L1 table at %llu is not a whole "
+				"table of clusters inside the file",
+				img->filename,
+				(unsigned long long)s->l1_offset);
+	/* At most the table's entries: the size was checked against
+	 * what the tables map. */
+	s->l1_used = div_round_up_u64(img->size, 1ull << l2_bits);
+	s->l1 = malloc(s->l1_used ? s->l1_used * 8 : 1);
+	if (!s->l1)
+		return mimg_err(-ENOMEM, "out of memory");
+	return qed_read_entries(img, s->l1_offset, 0, s->l1_used, s->l1);
+}
+
+static int read_backing_name(struct mimg *img, struct qed *s, const uint8_t *h)
+{
+	uint32_t off = ld_le32(h + 56), len = ld_le32(h + 60);
+	char name[QED_NAME_MAX + 1];
+	/* An empty name is no backing file, as qemu-img reads it. */
+	if (!(s->features & QED_F_BACKING_FILE) || len == 0)
+		return 0;
+	if (len > QED_NAME_MAX ||
+	    (uint64_t)off + len > (uint64_t)s->header_size * s->cluster_size)
+		return mimg_err(-EINVAL,
+				"%s: qed: backing file name at %" PRIu32
+				" of %" PRIu32
+				" bytes is not inside the header",
+				img->filename, off, len);
+	int r = mimg_file_pread_exact(img->file, name, len, off,
+				      "qed backing file name");
+	if (r < 0)
+		return r;
+	name[len] = '\0';
+	if (!(img->backing_name = strdup(name)))
+		return mimg_err(-ENOMEM, "out of memory");
+	/* The flag says the backing file is raw, never probed. */
+	if ((s->features & QED_F_BACKING_FORMAT_NO_PROBE) &&
+	    !(img->backing_fmt = strdup("raw")))
+		return mimg_err(-ENOMEM, "out of memory");
+	return 0;
+}
+
+static void qed_close(struct mimg *img)
+{
+	struct qed *s = img->priv;
+	free(s->l1);
+}
+
+static int qed_open(struct mimg *img, unsigned flags)
+{
+	struct qed *s = img->priv;
+	uint8_t h[QED_HEADER];
+	uint64_t file_size;
+	int r;
+	(void)flags;
+
+	if (!img->read_only)
+		return mimg_err(-ENOTSUP,
+				"%s: qed: images are read only in mimg "
+				"(convert them to qcow2)",
+				img->filename);
+	if ((r = mimg_file_size(img->file, &file_size)) < 0)
+		return r;
+	if (file_size < QED_HEADER)
+		return mimg_err(-EINVAL,
+				"%s: qed: file of %llu bytes is shorter than "
+				"the header",
+				img->filename, (unsigned long long)file_size);
+	if ((r = mimg_file_pread_exact(img->file, h, sizeof(h), 0,
+				       "qed header")) < 0)
+		return r;
+	if (memcmp(h, QED_MAGIC, 4) != 0)
+		return mimg_err(-EINVAL, "%s: Image not in QED format",
+				img->filename);
+	s->features = ld_le64(h + 16);
+	if (s->features & ~QED_F_KNOWN)
+		return mimg_err(-ENOTSUP, "%s: Unsupported QED features: %llx",
+				img->filename,
+				(unsigned long long)(s->features &
+						     ~QED_F_KNOWN));
+	s->file_size = file_size;
+	if ((r = parse_geometry(img, s, h)) < 0)
+		return r;
+	/* Clusters start on whole clusters of the file. */
+	s->file_size = file_size & ~(uint64_t)(s->cluster_size - 1);
+	s->l1_offset = ld_le64(h + 40);
+	if ((r = read_l1(img, s)) < 0 || (r = read_backing_name(img, s, h)) < 0)
+		return r;
+	return 0;
+}
+
+/*
+ * The run at OFF, at most LEN bytes and within one L2 table: *KIND, its
+ * length *N and, for data, where it starts in the file *HOST.  Data
+ * clusters make one run while each follows the one before in the file.
+ */
+static int map(struct mimg *img, uint64_t off, uint64_t len,
+	       enum qed_kind *kind, uint64_t *host, uint64_t *n)
+{
+	struct qed *s = img->priv;
+	unsigned l2_bits = s->cluster_bits + s->table_bits; /* at most 53 */
+	uint64_t l1i = off >> l2_bits;
+	uint64_t in_table = off & ((1ull << l2_bits) - 1);
+	uint64_t cmask = s->cluster_size - 1;
+	uint64_t l2 = s->l1[l1i], e[QED_BATCH];
+
+	len = min_u64(len, (1ull << l2_bits) - in_table);
+	*host = 0;
+	if (!l2) {
+		*kind = QED_UNALLOCATED;
+		*n = len;
+		return 0;
+	}
+	if (!qed_table_ok(s, l2))
+		return mimg_err(-EIO,
+				"%s: qed: L1 entry %llu gives the L2 table an "
+				"invalid offset %llu",
+				img->filename, (unsigned long long)l1i,
+				(unsigned long long)l2);
+	uint64_t first = in_table >> s->cluster_bits;
+	uint64_t count = min_u64(QED_BATCH, ((off & cmask) + len + cmask) >>
+						    s->cluster_bits);
+	int r = qed_read_entries(img, l2, first, count, e);
+	if (r < 0)
+		return r;
+	uint64_t i;
+	for (i = 0; i < count; i++) {
+		enum qed_kind k = e[i] == 0		     ? QED_UNALLOCATED
+				  : e[i] == QED_ZERO_CLUSTER ? QED_ZERO
+							     : QED_DATA;
+		if (k == QED_DATA && !qed_cluster_ok(s, e[i])) {
+			if (i > 0)
+				break; /* the run before it first */
+			return mimg_err(-EIO,
+					"%s: qed: L2 entry %llu of the table "
+					"at %llu is an invalid cluster offset "
+					"%llu",
+					img->filename,
+					(unsigned long long)(first + i),
+					(unsigned long long)l2,
+					(unsigned long long)e[i]);
+		}
+		if (i == 0) {
+			*kind = k;
+			*host = k == QED_DATA ? e[0] + (off & cmask) : 0;
+		} else if (k != *kind ||
+			   (k == QED_DATA &&
+			    e[i] != e[0] + (i << s->cluster_bits))) {
+			break;
+		}
+	}
+	*n = min_u64(len, (i << s->cluster_bits) - (off & cmask));
+	return 0;
+}
+
+static int qed_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
+		      uint64_t off, size_t len)
+{
+	size_t done = 0;
+	while (done < len) {
+		enum qed_kind kind;
+		uint64_t host, n;
+		int r = map(img, off + done, len - done, &kind, &host, &n);
+		if (r < 0)
+			return r;
+		if (kind == QED_UNALLOCATED)
+			r = mimg__read_below(img, iov, iovcnt, done, off + done,
+					     (size_t)n);
+		else if (kind == QED_ZERO)
+			iov_memset(iov, iovcnt, done, 0, (size_t)n);
+		else
+			r = mimg__file_preadv_slice(img->file, iov, iovcnt,
+						    done, (size_t)n, host);
+		if (r < 0)
+			return r;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+/* Unallocated clusters are left to the layers below; zero clusters read
+ * as zeroes here, as qemu-img maps them. */
+static int qed_block_status(struct mimg *img, uint64_t off, uint64_t len,
+			    uint64_t *pnum, unsigned *status,
+			    uint64_t *host_off)
+{
+	enum qed_kind kind;
+	int r = map(img, off, len, &kind, host_off, pnum);
+	if (r < 0)
+		return r;
+	*status = kind == QED_DATA ? MIMG_BS_DATA | MIMG_BS_ALLOCATED |
+					     MIMG_BS_OFFSET_VALID
+		  : kind == QED_ZERO ? MIMG_BS_ZERO | MIMG_BS_ALLOCATED
+				     : 0;
+	return 0;
+}
+
+const struct mimg_driver mimg_qed_driver = {
+	.name = "qed",
+	.priv_size = sizeof(struct qed),
+	.probe = qed_probe,
+	.open = qed_open,
+	.close = qed_close,
+	.preadv = qed_preadv,
+	.block_status = qed_block_status,
+	.check = qed_check,
+};
