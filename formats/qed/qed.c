@@ -35,19 +35,10 @@
 
 enum qed_kind { QED_UNALLOCATED, QED_ZERO, QED_DATA };
 
+/* A power of 2 in [LO, HI]. */
 static bool pow2_in(uint64_t v, uint64_t lo, uint64_t hi)
 {
-	return v >= lo && v <= hi && (v & (v - 1)) == 0;
-}
-
-static unsigned log2_u64(uint64_t v)
-{
-	unsigned b = 0;
-	while (v > 1) {
-		v >>= 1;
-		b++;
-	}
-	return b;
+	return v >= lo && v <= hi && is_pow2_u64(v);
 }
 
 bool qed_cluster_ok(const struct qed *s, uint64_t off)
@@ -102,8 +93,9 @@ static int parse_geometry(struct mimg *img, struct qed *s, const uint8_t *h)
 				"%s: qed: header of %" PRIu32
 				" clusters does not fit the file",
 				fn, s->header_size);
-	s->cluster_bits = log2_u64(s->cluster_size);
-	s->table_bits = log2_u64((uint64_t)s->table_size * s->cluster_size / 8);
+	s->cluster_bits = (unsigned)__builtin_ctz(s->cluster_size);
+	s->table_bits = (unsigned)__builtin_ctzll((uint64_t)s->table_size *
+						  s->cluster_size / 8);
 	uint64_t size = ld_le64(h + 48);
 	unsigned span_bits = s->cluster_bits + 2 * s->table_bits;
 	if (size % 512 || (span_bits < 64 && size > (1ull << span_bits)))
