@@ -19,6 +19,10 @@
 #include <isa-l/igzip_lib.h>
 #endif
 
+#ifdef MIMG_HAVE_BZIP2
+#include <bzlib.h>
+#endif
+
 #include "codec.h"
 #include "endian.h"
 
@@ -206,6 +210,28 @@ int codec_inflate_zlib(const void *in, size_t inlen, void *out, size_t outcap,
 	if (r < 0)
 		return r;
 	return zret == Z_STREAM_END ? 0 : -EIO;
+}
+
+int codec_bunzip2(const void *in, size_t inlen, void *out, size_t outlen)
+{
+#ifdef MIMG_HAVE_BZIP2
+	/* The library's lengths are unsigned int: DMG chunks are at most
+	 * 64 MiB stored or decoded, so larger ones are never asked for. */
+	if (inlen > UINT32_MAX || outlen > UINT32_MAX)
+		return -EIO;
+	unsigned got = (unsigned)outlen;
+	int r = BZ2_bzBuffToBuffDecompress((char *)out, &got, (char *)in,
+					   (unsigned)inlen, 0, 0);
+	if (r == BZ_MEM_ERROR)
+		return -ENOMEM;
+	return r == BZ_OK && got == outlen ? 0 : -EIO;
+#else
+	(void)in;
+	(void)inlen;
+	(void)out;
+	(void)outlen;
+	return -ENOTSUP;
+#endif
 }
 
 static int zstd_stream_decompress(struct codec_ctx *c, const void *in,

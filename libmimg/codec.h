@@ -46,6 +46,11 @@ int codec_zstd_decompress(const void *in, size_t inlen, void *out,
 int codec_inflate_zlib(const void *in, size_t inlen, void *out, size_t outcap,
 		       size_t *outlen);
 
+/* Decompress one bzip2 stream of exactly OUTLEN bytes (a DMG chunk).
+ * 0, -EIO (damaged, or not OUTLEN bytes), -ENOMEM, or -ENOTSUP in a
+ * build without libbz2. */
+int codec_bunzip2(const void *in, size_t inlen, void *out, size_t outlen);
+
 /* Compress IN into OUT (OUTCAP bytes) as raw deflate with a 4 KiB window
  * (qcow2), a zlib stream (VMDK) or a zstd frame.  Returns the length,
  * -ENOSPC when it does not fit, or -ENOMEM. */

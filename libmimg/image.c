@@ -145,6 +145,19 @@ static int unpack_archive(struct mimg *img, const char *path, unsigned flags,
 	return r;
 }
 
+/* True when the image is asked for as DMG, or will be probed as one by
+ * its name (as qemu-img probes it): a DMG's data fork may begin with a
+ * compressed chunk (a bzip2 stream's magic), which must not be taken for
+ * a compressed file. */
+static bool asked_as_dmg(const struct mimg_driver *drv, const char *path)
+{
+	static const uint8_t any = 0;
+	const struct mimg_driver *dmg = mimg__find_driver("dmg");
+	if (!dmg)
+		return false;
+	return drv ? drv == dmg : dmg->probe(&any, 1, path) > 0;
+}
+
 /* The top image's name may be an NBD URI; names found inside images are
  * always files. */
 static int open_host_file(struct mimg *img, const char *path, unsigned fflags)
@@ -211,6 +224,7 @@ static int open_node(struct mimg **imgp, const char *path, const char *format,
 	/* Only the image asked for is unpacked: what an image names is a
 	 * plain file. */
 	if (depth == 0 && img->read_only && !(flags & MIMG_OPEN_NO_ARCHIVE) &&
+	    !asked_as_dmg(drv, path) &&
 	    (r = unpack_archive(img, path, flags, ids->ova_disk)) < 0)
 		goto fail;
 

@@ -11,7 +11,7 @@ PACKAGES="meson ninja-build gcc pkg-config zlib1g-dev libzstd-dev libarchive-dev
 libssl-dev libxml2-dev check qemu-utils python3 xz-utils zstd bzip2 lz4
 cryptsetup-bin python3-cryptography python3-oslo.log python3-oslo.utils
 libdeflate-dev libnbd-dev libnbd-bin nbdkit nbdkit-plugin-dev liblzma-dev
-clang-format libisal-dev strace patchelf"
+clang-format libisal-dev strace patchelf libbz2-dev dmg2img"
 # What the sanitized libFuzzer build of scripts/test.sh adds.
 # shellcheck disable=SC2034 # used by test.sh
 SANITIZER_PACKAGES="clang libclang-rt-dev"

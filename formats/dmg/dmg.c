@@ -6,9 +6,10 @@
  * sector count and where its block tables are, either "mish" blocks in
  * the data elements of an XML property list (base64) or in a binary
  * resource fork.  Each mish block lists chunks: runs of sectors stored
- * zlib-compressed, raw, or not at all (zeroes).  bzip2 and LZFSE chunks
- * are listed but not read (qemu-img reads them only with optional
- * modules); a sector that no chunk covers cannot be read either.
+ * zlib- or bzip2-compressed, raw, or not at all (zeroes).  bzip2 needs a
+ * build with libbz2 (qemu-img reads it only with an optional module);
+ * ADC and LZFSE chunks are listed but not read; a sector that no chunk
+ * covers cannot be read either.
  *
  * Every chunk is checked at open: its data inside the file, its size
  * within qemu-img's 64 MiB bound, no two covering one sector.  A read
@@ -86,8 +87,24 @@ static const char *type_name(uint32_t t)
 
 static bool readable(uint32_t t)
 {
+#ifdef MIMG_HAVE_BZIP2
+	if (t == CHUNK_BZIP2)
+		return true;
+#endif
 	return t == CHUNK_ZERO || t == CHUNK_RAW || t == CHUNK_IGNORE ||
 	       t == CHUNK_ZLIB;
+}
+
+/* Decode the LENGTH stored bytes IN of a chunk of type T into OUT, all
+ * of its OUTLEN bytes. */
+static int decode(uint32_t t, const uint8_t *in, size_t length, uint8_t *out,
+		  size_t outlen)
+{
+	size_t got = 0;
+	if (t == CHUNK_BZIP2)
+		return codec_bunzip2(in, length, out, outlen);
+	int r = codec_inflate_zlib(in, length, out, outlen, &got);
+	return r < 0 ? r : got == outlen ? 0 : -EIO;
 }
 
 static bool zeroes(uint32_t t)
@@ -452,7 +469,7 @@ static int copy_inflated(struct mimg *img, size_t i, uint64_t skip,
 {
 	struct dmg *s = img->priv;
 	const struct chunk *c = &s->chunks[i];
-	size_t out = (size_t)c->count * DMG_SECTOR, got = 0;
+	size_t out = (size_t)c->count * DMG_SECTOR;
 	int r = 0;
 
 	if (mimg__decoded_copy(&s->inflated, i, skip, iov, iovcnt, done, len))
@@ -463,12 +480,13 @@ static int copy_inflated(struct mimg *img, size_t i, uint64_t skip,
 	if (r == 0)
 		r = mimg_file_pread_exact(img->file, in, c->length, c->offset,
 					  "dmg chunk");
-	if (r == 0 && (codec_inflate_zlib(in, c->length, buf, out, &got) < 0 ||
-		       got != out))
-		r = mimg_err(-EIO,
-			     "%s: dmg: the zlib chunk at sector %llu does not "
-			     "inflate to its %llu sectors",
-			     img->filename, (unsigned long long)c->sector,
+	if (r == 0 && (r = decode(c->type, in, c->length, buf, out)) < 0)
+		r = mimg_err(r == -ENOMEM ? r : -EIO,
+			     "%s: dmg: the %s chunk at sector %llu does not "
+			     "decode to its %llu sectors",
+			     img->filename,
+			     c->type == CHUNK_BZIP2 ? "bzip2" : "zlib",
+			     (unsigned long long)c->sector,
 			     (unsigned long long)c->count);
 	free(in);
 	if (r < 0) {

@@ -12,9 +12,9 @@ c: a comment entry between chunks), repeated over the disk: a chunk of
 zeroes in the raw file becomes a zero chunk (ignore for i), other data a
 zlib chunk where the plan says 0 or i.  --parts splits
 the disk into that many blkx resources (partitions), each with its own
-first sector and data offset.  --bzip2 marks every compressed chunk as
-bzip2 (for refusals: the data is still zlib)."""
-import argparse, base64, struct, zlib
+first sector and data offset.  --bzip2 compresses with bzip2 instead of
+zlib (UDBZ images)."""
+import argparse, base64, bz2, struct, zlib
 
 p = argparse.ArgumentParser()
 p.add_argument("raw")
@@ -60,7 +60,7 @@ for part in range(a.parts):
         t = TYPES[kind]
         off = len(fork) - data_off
         if kind == "z":
-            c = zlib.compress(blob)
+            c = bz2.compress(blob) if a.bzip2 else zlib.compress(blob)
             fork += c
             entries.append((0x80000006 if a.bzip2 else t, s, n, off, len(c)))
         elif kind == "r":
@@ -90,8 +90,9 @@ else:
     items = "".join(
         "<dict><key>Attributes</key><string>0x0050</string>"
         "<key>CFName</key><string>part %d</string><key>Data</key><data>\n%s\n"
-        "</data><key>ID</key><string>%d</string></dict>\n"
-        % (i, base64.encodebytes(m).decode(), i)
+        "</data><key>ID</key><string>%d</string>"
+        "<key>Name</key><string>part %d</string></dict>\n"
+        % (i, base64.encodebytes(m).decode(), i, i)
         for i, m in enumerate(mishes))
     xml = ('<?xml version="1.0" encoding="UTF-8"?>\n<plist version="1.0">'
            "<dict><key>resource-fork</key><dict><key>blkx</key><array>\n%s"
