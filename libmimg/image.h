@@ -14,6 +14,7 @@
 #include "readers.h"
 
 struct mimg_blocktable;
+struct mimg_runs;
 
 /* A host file by identity, to tell whether two names are one file. */
 struct mimg_file_id {
@@ -48,6 +49,8 @@ struct mimg {
 	/* The block table a driver built on blocktable.h does its I/O
 	 * through (its ops read it), or NULL. */
 	const struct mimg_blocktable *blocktable;
+	/* The same for a driver built on runs.h. */
+	const struct mimg_runs *runs;
 
 	/* Set by the core. */
 	struct mimg *backing; /* opened backing image, or NULL */

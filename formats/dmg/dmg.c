@@ -29,6 +29,7 @@
 #include "image.h"
 #include "iov-file.h"
 #include "iov.h"
+#include "runs.h"
 #include "value.h"
 
 #define DMG_SECTOR 512u
@@ -417,30 +418,6 @@ static int load_chunks(struct mimg *img, struct dmg *s)
 	return 0;
 }
 
-static void dmg_close(struct mimg *img)
-{
-	struct dmg *s = img->priv;
-	free(s->chunks);
-	mimg__decoded_destroy(&s->inflated);
-}
-
-static int dmg_open(struct mimg *img, unsigned flags)
-{
-	struct dmg *s = img->priv;
-	int r;
-	(void)flags;
-
-	mimg__decoded_init(&s->inflated);
-	if (!img->read_only)
-		return mimg_err(-EROFS, "%s: dmg: Image is read-only",
-				img->filename);
-	if ((r = mimg_file_size(img->file, &s->file_size)) < 0 ||
-	    (r = load_chunks(img, s)) < 0)
-		return r;
-	return 0;
-}
-
-/* The chunk holding byte OFF, or the first after it (N when none). */
 static size_t find_chunk(const struct dmg *s, uint64_t off)
 {
 	uint64_t sector = off / DMG_SECTOR;
@@ -461,19 +438,44 @@ static bool covers(const struct chunk *c, uint64_t off)
 	       off / DMG_SECTOR < c->sector + c->count;
 }
 
-/* Copy LEN bytes of chunk I's inflated data from byte SKIP into IOV at
- * DONE, inflating it unless it is the cached one. */
-static int copy_inflated(struct mimg *img, size_t i, uint64_t skip,
-			 const struct iovec *iov, int iovcnt, size_t done,
-			 size_t len)
+/* A run the chunk table cannot give: RUN->unit is S->n for sectors no
+ * chunk covers, else the chunk's index. */
+static int unreadable(struct mimg *img, const struct mimg_run *run,
+		      uint64_t pos)
 {
 	struct dmg *s = img->priv;
-	const struct chunk *c = &s->chunks[i];
-	size_t out = (size_t)c->count * DMG_SECTOR;
+	if (run->unit == s->n)
+		return mimg_err(-EIO, "%s: dmg: sector %llu is in no chunk",
+				img->filename,
+				(unsigned long long)(pos / DMG_SECTOR));
+	return mimg_err(-ENOTSUP,
+			"%s: dmg: sector %llu is in a %s chunk, which cannot "
+			"be read",
+			img->filename, (unsigned long long)(pos / DMG_SECTOR),
+			type_name(s->chunks[run->unit].type));
+}
+
+/* Copy LEN bytes of chunk RUN->unit's decoded data from byte RUN->skip
+ * into IOV at DONE, decoding it unless it is the cached one. */
+static int copy_decoded(struct mimg *img, const struct mimg_run *run,
+			const struct iovec *iov, int iovcnt, size_t done,
+			size_t len)
+{
+	struct dmg *s = img->priv;
+	size_t i = (size_t)run->unit;
 	int r = 0;
 
-	if (mimg__decoded_copy(&s->inflated, i, skip, iov, iovcnt, done, len))
+	if (i == s->n || !readable(s->chunks[i].type))
+		return unreadable(img, run,
+				  (i == s->n
+					   ? run->skip
+					   : s->chunks[i].sector * DMG_SECTOR +
+						     run->skip));
+	if (mimg__decoded_copy(&s->inflated, i, run->skip, iov, iovcnt, done,
+			       len))
 		return 0;
+	const struct chunk *c = &s->chunks[i];
+	size_t out = (size_t)c->count * DMG_SECTOR;
 	uint8_t *in = malloc(c->length ? c->length : 1), *buf = malloc(out);
 	if (!in || !buf)
 		r = mimg_err(-ENOMEM, "out of memory");
@@ -493,76 +495,76 @@ static int copy_inflated(struct mimg *img, size_t i, uint64_t skip,
 		free(buf);
 		return r;
 	}
-	mimg__decoded_keep(&s->inflated, i, buf, skip, iov, iovcnt, done, len);
+	mimg__decoded_keep(&s->inflated, i, buf, run->skip, iov, iovcnt, done,
+			   len);
 	return 0;
 }
 
-static int dmg_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
-		      uint64_t off, size_t len)
-{
-	struct dmg *s = img->priv;
-	size_t done = 0;
-
-	while (done < len) {
-		uint64_t pos = off + done;
-		size_t i = find_chunk(s, pos);
-		if (i == s->n || !covers(&s->chunks[i], pos))
-			return mimg_err(-EIO,
-					"%s: dmg: sector %llu is in no chunk",
-					img->filename,
-					(unsigned long long)(pos / DMG_SECTOR));
-		const struct chunk *c = &s->chunks[i];
-		uint64_t skip = pos - c->sector * DMG_SECTOR;
-		size_t n = (size_t)min_u64(len - done,
-					   c->count * DMG_SECTOR - skip);
-		int r = 0;
-		if (!readable(c->type))
-			return mimg_err(
-				-ENOTSUP,
-				"%s: dmg: sector %llu is in a %s chunk, "
-				"which cannot be read",
-				img->filename,
-				(unsigned long long)(pos / DMG_SECTOR),
-				type_name(c->type));
-		if (zeroes(c->type)) {
-			iov_memset(iov, iovcnt, done, 0, n);
-		} else if (c->type == CHUNK_RAW) {
-			r = mimg__file_preadv_slice(img->file, iov, iovcnt,
-						    done, n, c->offset + skip);
-		} else {
-			r = copy_inflated(img, i, skip, iov, iovcnt, done, n);
-		}
-		if (r < 0)
-			return r;
-		done += n;
-	}
-	return 0;
-}
-
-/* Zero chunks read as zeroes and hold no data; the rest is data (a
- * sector no chunk covers too: reading it says why it fails).  qemu-img
- * has no block status for DMG: its map shows the whole disk as data. */
-static int dmg_block_status(struct mimg *img, uint64_t off, uint64_t len,
-			    uint64_t *pnum, unsigned *status,
-			    uint64_t *host_off)
+/*
+ * The chunk at OFF: zero and ignored chunks read as zeroes, raw ones are
+ * data in the file, the rest is decoded.  Sectors no chunk covers, and
+ * chunks of a compression mimg does not read, are data for block status
+ * and fail the reads that reach them (qemu-img has no block status for
+ * DMG: its map shows the whole disk as data).
+ */
+static int dmg_map(struct mimg *img, uint64_t off, uint64_t len,
+		   struct mimg_run *run)
 {
 	struct dmg *s = img->priv;
 	size_t i = find_chunk(s, off);
-	*host_off = 0;
 	if (i == s->n || !covers(&s->chunks[i], off)) {
 		uint64_t next = i == s->n ? off + len
 					  : s->chunks[i].sector * DMG_SECTOR;
-		*pnum = min_u64(len, next - off);
-		*status = MIMG_BS_DATA | MIMG_BS_ALLOCATED;
+		run->kind = MIMG_RUN_DECODED;
+		run->len = min_u64(len, next - off);
+		run->unit = s->n;
+		run->skip = off; /* where the gap is asked */
 		return 0;
 	}
 	const struct chunk *c = &s->chunks[i];
-	*pnum = min_u64(len, (c->sector + c->count) * DMG_SECTOR - off);
-	*status = zeroes(c->type) ? MIMG_BS_ZERO | MIMG_BS_ALLOCATED
-				  : MIMG_BS_DATA | MIMG_BS_ALLOCATED;
+	uint64_t skip = off - c->sector * DMG_SECTOR;
+	run->len = min_u64(len, c->count * DMG_SECTOR - skip);
+	if (zeroes(c->type)) {
+		run->kind = MIMG_RUN_ZERO;
+	} else if (c->type == CHUNK_RAW) {
+		run->kind = MIMG_RUN_DATA;
+		run->host = c->offset + skip;
+	} else {
+		run->kind = MIMG_RUN_DECODED;
+		run->unit = i;
+		run->skip = skip;
+	}
 	return 0;
 }
 
+static const struct mimg_runs dmg_runs = {.map = dmg_map,
+					  .decode = copy_decoded};
+
+static void dmg_close(struct mimg *img)
+{
+	struct dmg *s = img->priv;
+	free(s->chunks);
+	mimg__decoded_destroy(&s->inflated);
+}
+
+static int dmg_open(struct mimg *img, unsigned flags)
+{
+	struct dmg *s = img->priv;
+	int r;
+	(void)flags;
+
+	mimg__decoded_init(&s->inflated);
+	img->runs = &dmg_runs;
+	if (!img->read_only)
+		return mimg_err(-EROFS, "%s: dmg: Image is read-only",
+				img->filename);
+	if ((r = mimg_file_size(img->file, &s->file_size)) < 0 ||
+	    (r = load_chunks(img, s)) < 0)
+		return r;
+	return 0;
+}
+
+/* The chunk holding byte OFF, or the first after it (N when none). */
 /* qemu-img has no driver information for these images: no dirty flag
  * in its info. */
 static int dmg_info(struct mimg *img, struct mimg_value *info)
@@ -578,7 +580,7 @@ const struct mimg_driver mimg_dmg_driver = {
 	.probe = dmg_probe,
 	.open = dmg_open,
 	.close = dmg_close,
-	.preadv = dmg_preadv,
-	.block_status = dmg_block_status,
+	.preadv = mimg__runs_preadv,
+	.block_status = mimg__runs_block_status,
 	.info = dmg_info,
 };

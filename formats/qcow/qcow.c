@@ -25,6 +25,7 @@
 #include "image.h"
 #include "iov-file.h"
 #include "iov.h"
+#include "runs.h"
 
 #define QCOW_MAGIC "QFI\xfb"
 #define QCOW_HEADER 48
@@ -138,43 +139,6 @@ static int read_backing_name(struct mimg *img, struct qcow *s, const uint8_t *h)
 	return 0;
 }
 
-static void qcow_close(struct mimg *img)
-{
-	struct qcow *s = img->priv;
-	free(s->l1);
-	mimg__decoded_destroy(&s->inflated);
-}
-
-static int qcow_open(struct mimg *img, unsigned flags)
-{
-	struct qcow *s = img->priv;
-	uint8_t h[QCOW_HEADER];
-	int r;
-	(void)flags;
-
-	mimg__decoded_init(&s->inflated);
-	if (!img->read_only)
-		return mimg_err(-ENOTSUP,
-				"%s: qcow: version 1 images are read only in "
-				"mimg (convert them to qcow2)",
-				img->filename);
-	if ((r = mimg_file_size(img->file, &s->file_size)) < 0)
-		return r;
-	if (s->file_size < QCOW_HEADER)
-		return mimg_err(-EINVAL,
-				"%s: qcow: file of %llu bytes is shorter than "
-				"the header",
-				img->filename,
-				(unsigned long long)s->file_size);
-	if ((r = mimg_file_pread_exact(img->file, h, sizeof(h), 0,
-				       "qcow header")) < 0 ||
-	    (r = parse_header(img, s, h)) < 0 ||
-	    (r = read_backing_name(img, s, h)) < 0)
-		return r;
-	img->cluster_size = (uint32_t)s->cluster_size;
-	return 0;
-}
-
 /* The L2 entry of the cluster holding OFF into *ENTRY (0: not
  * allocated), its L2 table checked against the file. */
 static int lookup(struct mimg *img, uint64_t off, uint64_t *entry)
@@ -211,14 +175,14 @@ static void compressed_at(const struct qcow *s, uint64_t entry, uint64_t *coff,
 	*csize = (entry >> shift) & (s->cluster_size - 1);
 }
 
-/* Copy LEN bytes of the compressed cluster ENTRY from byte SKIP into
- * IOV at DONE. */
-static int read_compressed(struct mimg *img, uint64_t entry, uint64_t skip,
+/* Copy LEN bytes of the compressed cluster RUN->unit (its L2 entry) from
+ * byte RUN->skip into IOV at DONE. */
+static int read_compressed(struct mimg *img, const struct mimg_run *run,
 			   const struct iovec *iov, int iovcnt, size_t done,
 			   size_t len)
 {
 	struct qcow *s = img->priv;
-	uint64_t coff, csize;
+	uint64_t entry = run->unit, skip = run->skip, coff, csize;
 	int r = 0;
 
 	if (mimg__decoded_copy(&s->inflated, entry, skip, iov, iovcnt, done,
@@ -252,62 +216,69 @@ static int read_compressed(struct mimg *img, uint64_t entry, uint64_t skip,
 	return 0;
 }
 
-static int qcow_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
-		       uint64_t off, size_t len)
-{
-	struct qcow *s = img->priv;
-	size_t done = 0;
-
-	while (done < len) {
-		uint64_t pos = off + done, entry;
-		uint64_t skip = pos & (s->cluster_size - 1);
-		size_t n = (size_t)min_u64(len - done, s->cluster_size - skip);
-		int r = lookup(img, pos, &entry);
-		if (r < 0)
-			return r;
-		if (!entry)
-			r = mimg__read_below(img, iov, iovcnt, done, pos, n);
-		else if (entry & QCOW_COMPRESSED)
-			r = read_compressed(img, entry, skip, iov, iovcnt, done,
-					    n);
-		else if (!ck_range_within(entry, s->cluster_size, s->file_size))
-			r = mimg_err(-EIO,
-				     "%s: qcow: the cluster of offset %llu is "
-				     "at %llu, outside the file",
-				     img->filename, (unsigned long long)pos,
-				     (unsigned long long)entry);
-		else
-			r = mimg__file_preadv_slice(img->file, iov, iovcnt,
-						    done, n, entry + skip);
-		if (r < 0)
-			return r;
-		done += n;
-	}
-	return 0;
-}
-
-/* One cluster at a time: unallocated (below), compressed (data, no
- * offset) or stored (data at its offset), as qemu-img reports them. */
-static int qcow_block_status(struct mimg *img, uint64_t off, uint64_t len,
-			     uint64_t *pnum, unsigned *status,
-			     uint64_t *host_off)
+/* One cluster at a time: unallocated, compressed, or stored at its
+ * offset, as qemu-img reports them. */
+static int qcow_map(struct mimg *img, uint64_t off, uint64_t len,
+		    struct mimg_run *run)
 {
 	struct qcow *s = img->priv;
 	uint64_t entry, skip = off & (s->cluster_size - 1);
 	int r = lookup(img, off, &entry);
 	if (r < 0)
 		return r;
-	*pnum = min_u64(len, s->cluster_size - skip);
-	*host_off = 0;
-	if (!entry)
-		*status = 0;
-	else if (entry & QCOW_COMPRESSED)
-		*status = MIMG_BS_DATA | MIMG_BS_ALLOCATED | MIMG_BS_COMPRESSED;
-	else {
-		*status = MIMG_BS_DATA | MIMG_BS_ALLOCATED |
-			  MIMG_BS_OFFSET_VALID;
-		*host_off = entry + skip;
+	run->len = min_u64(len, s->cluster_size - skip);
+	if (!entry) {
+		run->kind = MIMG_RUN_BELOW;
+	} else if (entry & QCOW_COMPRESSED) {
+		run->kind = MIMG_RUN_DECODED;
+		run->unit = entry;
+		run->skip = skip;
+		run->compressed = true;
+	} else {
+		run->kind = MIMG_RUN_DATA;
+		run->host = entry + skip;
 	}
+	return 0;
+}
+
+static const struct mimg_runs qcow_runs = {.map = qcow_map,
+					   .decode = read_compressed};
+
+static void qcow_close(struct mimg *img)
+{
+	struct qcow *s = img->priv;
+	free(s->l1);
+	mimg__decoded_destroy(&s->inflated);
+}
+
+static int qcow_open(struct mimg *img, unsigned flags)
+{
+	struct qcow *s = img->priv;
+	uint8_t h[QCOW_HEADER];
+	int r;
+	(void)flags;
+
+	mimg__decoded_init(&s->inflated);
+	if (!img->read_only)
+		return mimg_err(-ENOTSUP,
+				"%s: qcow: version 1 images are read only in "
+				"mimg (convert them to qcow2)",
+				img->filename);
+	if ((r = mimg_file_size(img->file, &s->file_size)) < 0)
+		return r;
+	if (s->file_size < QCOW_HEADER)
+		return mimg_err(-EINVAL,
+				"%s: qcow: file of %llu bytes is shorter than "
+				"the header",
+				img->filename,
+				(unsigned long long)s->file_size);
+	if ((r = mimg_file_pread_exact(img->file, h, sizeof(h), 0,
+				       "qcow header")) < 0 ||
+	    (r = parse_header(img, s, h)) < 0 ||
+	    (r = read_backing_name(img, s, h)) < 0)
+		return r;
+	img->cluster_size = (uint32_t)s->cluster_size;
+	img->runs = &qcow_runs;
 	return 0;
 }
 
@@ -317,6 +288,6 @@ const struct mimg_driver mimg_qcow_driver = {
 	.probe = qcow_probe,
 	.open = qcow_open,
 	.close = qcow_close,
-	.preadv = qcow_preadv,
-	.block_status = qcow_block_status,
+	.preadv = mimg__runs_preadv,
+	.block_status = mimg__runs_block_status,
 };

@@ -23,17 +23,14 @@
 #include "checked.h"
 #include "endian.h"
 #include "error.h"
-#include "iov-file.h"
-#include "iov.h"
 #include "qed.h"
+#include "runs.h"
 
 #define QED_MAGIC "QED\0"
 /* qemu-img's bound on a backing file name (its PATH_MAX buffer). */
 #define QED_NAME_MAX 4095u
 /* L2 entries read at once: a run of clusters is found in one read. */
 #define QED_BATCH 512u
-
-enum qed_kind { QED_UNALLOCATED, QED_ZERO, QED_DATA };
 
 /* A power of 2 in [LO, HI]. */
 static bool pow2_in(uint64_t v, uint64_t lo, uint64_t hi)
@@ -155,6 +152,76 @@ static int read_backing_name(struct mimg *img, struct qed *s, const uint8_t *h)
 	return 0;
 }
 
+/* The kind of a data cluster entry E. */
+static enum mimg_run_kind entry_kind(uint64_t e)
+{
+	return e == 0		       ? MIMG_RUN_BELOW
+	       : e == QED_ZERO_CLUSTER ? MIMG_RUN_ZERO
+				       : MIMG_RUN_DATA;
+}
+
+/*
+ * The run at OFF, at most LEN bytes and within one L2 table.  Data
+ * clusters make one run while each follows the one before in the file.
+ */
+static int qed_map(struct mimg *img, uint64_t off, uint64_t len,
+		   struct mimg_run *run)
+{
+	struct qed *s = img->priv;
+	unsigned l2_bits = s->cluster_bits + s->table_bits; /* at most 53 */
+	uint64_t l1i = off >> l2_bits;
+	uint64_t in_table = off & ((1ull << l2_bits) - 1);
+	uint64_t cmask = s->cluster_size - 1;
+	uint64_t l2 = s->l1[l1i], e[QED_BATCH];
+
+	len = min_u64(len, (1ull << l2_bits) - in_table);
+	if (!l2) {
+		run->kind = MIMG_RUN_BELOW;
+		run->len = len;
+		return 0;
+	}
+	if (!qed_table_ok(s, l2))
+		return mimg_err(-EIO,
+				"%s: qed: L1 entry %llu gives the L2 table an "
+				"invalid offset %llu",
+				img->filename, (unsigned long long)l1i,
+				(unsigned long long)l2);
+	uint64_t first = in_table >> s->cluster_bits;
+	uint64_t count = min_u64(QED_BATCH, ((off & cmask) + len + cmask) >>
+						    s->cluster_bits);
+	int r = qed_read_entries(img, l2, first, count, e);
+	if (r < 0)
+		return r;
+	uint64_t i;
+	for (i = 0; i < count; i++) {
+		enum mimg_run_kind k = entry_kind(e[i]);
+		if (k == MIMG_RUN_DATA && !qed_cluster_ok(s, e[i])) {
+			if (i > 0)
+				break; /* the run before it first */
+			return mimg_err(-EIO,
+					"%s: qed: L2 entry %llu of the table "
+					"at %llu is an invalid cluster offset "
+					"%llu",
+					img->filename,
+					(unsigned long long)(first + i),
+					(unsigned long long)l2,
+					(unsigned long long)e[i]);
+		}
+		if (i == 0)
+			run->kind = k;
+		else if (k != run->kind ||
+			 (k == MIMG_RUN_DATA &&
+			  e[i] != e[0] + (i << s->cluster_bits)))
+			break;
+	}
+	if (run->kind == MIMG_RUN_DATA)
+		run->host = e[0] + (off & cmask);
+	run->len = min_u64(len, (i << s->cluster_bits) - (off & cmask));
+	return 0;
+}
+
+static const struct mimg_runs qed_runs = {.map = qed_map};
+
 static void qed_close(struct mimg *img)
 {
 	struct qed *s = img->priv;
@@ -198,115 +265,10 @@ static int qed_open(struct mimg *img, unsigned flags)
 		return r;
 	/* Clusters start on whole clusters of the file. */
 	s->file_size = file_size & ~(uint64_t)(s->cluster_size - 1);
+	img->runs = &qed_runs;
 	s->l1_offset = ld_le64(h + 40);
 	if ((r = read_l1(img, s)) < 0 || (r = read_backing_name(img, s, h)) < 0)
 		return r;
-	return 0;
-}
-
-/*
- * The run at OFF, at most LEN bytes and within one L2 table: *KIND, its
- * length *N and, for data, where it starts in the file *HOST.  Data
- * clusters make one run while each follows the one before in the file.
- */
-static int map(struct mimg *img, uint64_t off, uint64_t len,
-	       enum qed_kind *kind, uint64_t *host, uint64_t *n)
-{
-	struct qed *s = img->priv;
-	unsigned l2_bits = s->cluster_bits + s->table_bits; /* at most 53 */
-	uint64_t l1i = off >> l2_bits;
-	uint64_t in_table = off & ((1ull << l2_bits) - 1);
-	uint64_t cmask = s->cluster_size - 1;
-	uint64_t l2 = s->l1[l1i], e[QED_BATCH];
-
-	len = min_u64(len, (1ull << l2_bits) - in_table);
-	*host = 0;
-	if (!l2) {
-		*kind = QED_UNALLOCATED;
-		*n = len;
-		return 0;
-	}
-	if (!qed_table_ok(s, l2))
-		return mimg_err(-EIO,
-				"%s: qed: L1 entry %llu gives the L2 table an "
-				"invalid offset %llu",
-				img->filename, (unsigned long long)l1i,
-				(unsigned long long)l2);
-	uint64_t first = in_table >> s->cluster_bits;
-	uint64_t count = min_u64(QED_BATCH, ((off & cmask) + len + cmask) >>
-						    s->cluster_bits);
-	int r = qed_read_entries(img, l2, first, count, e);
-	if (r < 0)
-		return r;
-	uint64_t i;
-	for (i = 0; i < count; i++) {
-		enum qed_kind k = e[i] == 0		     ? QED_UNALLOCATED
-				  : e[i] == QED_ZERO_CLUSTER ? QED_ZERO
-							     : QED_DATA;
-		if (k == QED_DATA && !qed_cluster_ok(s, e[i])) {
-			if (i > 0)
-				break; /* the run before it first */
-			return mimg_err(-EIO,
-					"%s: qed: L2 entry %llu of the table "
-					"at %llu is an invalid cluster offset "
-					"%llu",
-					img->filename,
-					(unsigned long long)(first + i),
-					(unsigned long long)l2,
-					(unsigned long long)e[i]);
-		}
-		if (i == 0) {
-			*kind = k;
-			*host = k == QED_DATA ? e[0] + (off & cmask) : 0;
-		} else if (k != *kind ||
-			   (k == QED_DATA &&
-			    e[i] != e[0] + (i << s->cluster_bits))) {
-			break;
-		}
-	}
-	*n = min_u64(len, (i << s->cluster_bits) - (off & cmask));
-	return 0;
-}
-
-static int qed_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
-		      uint64_t off, size_t len)
-{
-	size_t done = 0;
-	while (done < len) {
-		enum qed_kind kind;
-		uint64_t host, n;
-		int r = map(img, off + done, len - done, &kind, &host, &n);
-		if (r < 0)
-			return r;
-		if (kind == QED_UNALLOCATED)
-			r = mimg__read_below(img, iov, iovcnt, done, off + done,
-					     (size_t)n);
-		else if (kind == QED_ZERO)
-			iov_memset(iov, iovcnt, done, 0, (size_t)n);
-		else
-			r = mimg__file_preadv_slice(img->file, iov, iovcnt,
-						    done, (size_t)n, host);
-		if (r < 0)
-			return r;
-		done += (size_t)n;
-	}
-	return 0;
-}
-
-/* Unallocated clusters are left to the layers below; zero clusters read
- * as zeroes here, as qemu-img maps them. */
-static int qed_block_status(struct mimg *img, uint64_t off, uint64_t len,
-			    uint64_t *pnum, unsigned *status,
-			    uint64_t *host_off)
-{
-	enum qed_kind kind;
-	int r = map(img, off, len, &kind, host_off, pnum);
-	if (r < 0)
-		return r;
-	*status = kind == QED_DATA ? MIMG_BS_DATA | MIMG_BS_ALLOCATED |
-					     MIMG_BS_OFFSET_VALID
-		  : kind == QED_ZERO ? MIMG_BS_ZERO | MIMG_BS_ALLOCATED
-				     : 0;
 	return 0;
 }
 
@@ -316,7 +278,7 @@ const struct mimg_driver mimg_qed_driver = {
 	.probe = qed_probe,
 	.open = qed_open,
 	.close = qed_close,
-	.preadv = qed_preadv,
-	.block_status = qed_block_status,
+	.preadv = mimg__runs_preadv,
+	.block_status = mimg__runs_block_status,
 	.check = qed_check,
 };

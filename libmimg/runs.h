@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ * Copyright (c) 2026 The mimg authors
+ *
+ * Reads and block status for an image whose format maps a guest offset
+ * to a run of one kind: unallocated (read from the layer below), zeroes,
+ * data stored plainly at a host offset, or data the format decodes
+ * (compressed units).  The format says what the run at an offset is;
+ * this layer walks a request run by run.  Read-only formats (qcow
+ * version 1, QED, DMG) are built on it.
+ */
+#ifndef MIMG_RUNS_H
+#define MIMG_RUNS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+struct mimg;
+
+enum mimg_run_kind {
+	MIMG_RUN_BELOW,	  /* unallocated here */
+	MIMG_RUN_ZERO,	  /* reads as zeroes */
+	MIMG_RUN_DATA,	  /* stored as it is at HOST */
+	MIMG_RUN_DECODED, /* the format's decode() reads it */
+};
+
+struct mimg_run {
+	enum mimg_run_kind kind;
+	uint64_t len;	 /* bytes from the asked offset, at least 1 */
+	uint64_t host;	 /* DATA: host offset of the asked byte */
+	uint64_t unit;	 /* DECODED: the format's name for what to decode */
+	uint64_t skip;	 /* DECODED: the asked byte's offset within it */
+	bool compressed; /* DECODED: block status says compressed */
+};
+
+struct mimg_runs {
+	/* The run at OFF, at most LEN bytes.  0 or a negative errno (with
+	 * the error set). */
+	int (*map)(struct mimg *img, uint64_t off, uint64_t len,
+		   struct mimg_run *run);
+	/* Copy LEN bytes of the DECODED run RUN (from its byte RUN->skip)
+	 * into IOV from byte DONE.  Optional when map gives no such run. */
+	int (*decode)(struct mimg *img, const struct mimg_run *run,
+		      const struct iovec *iov, int iovcnt, size_t done,
+		      size_t len);
+};
+
+/* The driver ops of an image whose reads all go through img->runs. */
+int mimg__runs_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
+		      uint64_t off, size_t len);
+/* BELOW: nothing (the layers below answer); ZERO: zero; DATA: data at its
+ * offset; DECODED: data without an offset (compressed where it says). */
+int mimg__runs_block_status(struct mimg *img, uint64_t off, uint64_t len,
+			    uint64_t *pnum, unsigned *status,
+			    uint64_t *host_off);
+
+#endif
