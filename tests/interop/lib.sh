@@ -3,7 +3,7 @@
 # Provides: $MIMG, a fresh $T temp dir (removed on exit), need TOOL...,
 # need_format FMT, fail MSG, check_eq A B MSG, same_output, json_get,
 # json_eq, qio_fmt, qemu_img_luks, secret_refused, same_read,
-# same_info_json and LUKS_COMBOS.
+# same_info_json, patched, expect_error and LUKS_COMBOS.
 set -u
 : "${MIMG:?MIMG must point to the mimg binary}"
 T=$(mktemp -d "${TMPDIR:-/tmp}/mimg-interop-XXXXXX")
@@ -51,6 +51,29 @@ same_output() {
 	sed -i 's/^mimg: //' m.err
 	cmp -s q.err m.err ||
 		{ diff q.err m.err >&2; fail "$_desc: stderr differs"; }
+}
+
+# patched SRC DST PYTHON [PRELUDE]: DST is SRC with its bytes changed by
+# the Python statements PYTHON, which see them as b (a bytearray; struct,
+# re and base64 are imported).  PRELUDE runs first: names PYTHON uses,
+# such as where a table is.  Hostile-input tests break a good image so.
+patched() {
+	python3 - "$1" "$2" "$3" "${4:-}" <<'PY'
+import base64, re, struct, sys
+b = bytearray(open(sys.argv[1], "rb").read())
+exec(sys.argv[4])
+exec(sys.argv[3])
+open(sys.argv[2], "wb").write(b)
+PY
+}
+
+# expect_error WHAT CMD...: CMD fails, and what it prints on stderr holds
+# WHAT (a grep pattern).
+expect_error() {
+	_what=$1
+	shift
+	if "$@" >/dev/null 2>err; then fail "$_what: $* succeeded"; fi
+	grep -q -- "$_what" err || fail "$_what: $(cat err)"
 }
 
 # Extract a top-level numeric or string JSON value: json_get FILE KEY

@@ -57,15 +57,9 @@ done
 grep -q "version 1 images are read only in mimg" err || fail "rw: $(cat err)"
 
 # Hostile headers (big-endian fields of a good image).
-refused() { # refused WHAT PYTHON: opening the image PYTHON makes fails
-	python3 - "$3" bad.qcow "$2" <<'PY'
-import struct, sys
-b = bytearray(open(sys.argv[1], "rb").read())
-exec(sys.argv[3])
-open(sys.argv[2], "wb").write(b)
-PY
-	if "$MIMG" info -f qcow bad.qcow >/dev/null 2>err; then fail "$1: accepted"; fi
-	grep -q "$1" err || fail "$1: $(cat err)"
+refused() { # refused WHAT PYTHON SRC: opening the image PYTHON makes fails
+	patched "$3" bad.qcow "$2"
+	expect_error "$1" "$MIMG" info -f qcow bad.qcow
 	n=$((n + 1))
 }
 refused "QCOW version 2" 'struct.pack_into(">I", b, 4, 2)' plain.qcow
@@ -86,18 +80,11 @@ refused "backing file name at 4294967296 of 8 bytes is outside the file" \
 refused "shorter than the header" 'b = b[:40]' plain.qcow
 
 # Tables and clusters outside the file fail the reads that reach them.
-read_fails() { # read_fails WHAT PYTHON SRC
-	python3 - "$3" bad.qcow "$2" <<'PY'
-import struct, sys
-b = bytearray(open(sys.argv[1], "rb").read())
-l1 = struct.unpack_from(">Q", b, 40)[0]
-l2 = struct.unpack_from(">Q", b, l1)[0]
-exec(sys.argv[3])
-open(sys.argv[2], "wb").write(b)
-PY
+read_fails() { # read_fails WHAT PYTHON SRC (b, l1 and l2 known)
+	patched "$3" bad.qcow "$2" 'l1 = struct.unpack_from(">Q", b, 40)[0]
+l2 = struct.unpack_from(">Q", b, l1)[0]'
 	"$MIMG" info bad.qcow >/dev/null || fail "$1: not opened"
-	if "$MIMG" convert -O raw bad.qcow bad.raw 2>err; then fail "$1: read"; fi
-	grep -q "$1" err || fail "$1: $(cat err)"
+	expect_error "$1" "$MIMG" convert -O raw bad.qcow bad.raw
 	n=$((n + 1))
 }
 read_fails "places its L2 table at 1099511627776, outside the file" \
