@@ -12,18 +12,7 @@ need qemu-img python3
 need_format dmg
 MAKE="python3 $(dirname "$TESTLIB")/dmg-make.py"
 
-python3 - <<'PY'
-import os, random
-r = random.Random(7)
-b = bytearray(6 << 20)
-for i in range(0, len(b), 65536):
-    k = r.randrange(3)
-    if k == 0:
-        b[i:i + 65536] = r.randbytes(65536)
-    elif k == 1:
-        b[i:i + 65536] = b"a disk in a dmg " * 4096
-open("d.raw", "wb").write(b)
-PY
+mixed_raw d.raw 6 7
 n=0
 for args in "" "--rsrc" "--plan zr0ic --chunk 300" "--parts 3 --plan rz" \
 	"--rsrc --parts 2 --plan zzi --chunk 4096" "--chunk 1"; do

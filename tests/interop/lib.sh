@@ -3,7 +3,7 @@
 # Provides: $MIMG, a fresh $T temp dir (removed on exit), need TOOL...,
 # need_format FMT, fail MSG, check_eq A B MSG, same_output, json_get,
 # json_eq, qio_fmt, qemu_img_luks, secret_refused, same_read,
-# same_info_json, patched, expect_error and LUKS_COMBOS.
+# same_info_json, patched, expect_error, mixed_raw and LUKS_COMBOS.
 set -u
 : "${MIMG:?MIMG must point to the mimg binary}"
 T=$(mktemp -d "${TMPDIR:-/tmp}/mimg-interop-XXXXXX")
@@ -113,6 +113,24 @@ put_random() {
 put_zero() {
 	dd if=/dev/zero of="$1" bs=1k seek="$2" count="$3" conv=notrunc \
 		status=none
+}
+
+# mixed_raw FILE MIB SEED: a raw disk of MIB MiB whose 64 KiB pieces are
+# random, text or zeroes in turns SEED picks: what compressed and sparse
+# formats must each keep.
+mixed_raw() {
+	python3 - "$@" <<'PY'
+import random, sys
+r = random.Random(int(sys.argv[3]))
+b = bytearray(int(sys.argv[2]) << 20)
+for i in range(0, len(b), 65536):
+    k = r.randrange(3)
+    if k == 0:
+        b[i:i + 65536] = r.randbytes(65536)
+    elif k == 1:
+        b[i:i + 65536] = b"a piece of a disk image " * 2730 + b"0123456789abcdef"
+open(sys.argv[1], "wb").write(b)
+PY
 }
 
 # qio_fmt FMT IMG CMD...: run qemu-io commands on IMG, an image of FMT, in

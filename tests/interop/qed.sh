@@ -14,15 +14,7 @@ qemu-img create -q -f raw base.raw 4M
 qemu-io -f raw -c 'write -P 0x11 0 4M' base.raw >/dev/null
 qemu-img create -q -f qcow2 base.qcow2 4M
 qemu-io -f qcow2 -c 'write -P 0x12 1M 1M' base.qcow2 >/dev/null
-python3 -c 'import random
-r = random.Random(7)
-b = bytearray(3 << 20)
-for i in range(0, len(b), 65536):
-    if r.randrange(3) == 0:
-        b[i:i + 65536] = r.randbytes(65536)
-    elif r.randrange(2):
-        b[i:i + 65536] = b"qed data " * 7281 + b"1234567"
-open("mixed.raw", "wb").write(b)'
+mixed_raw mixed.raw 3 7
 
 qemu-img create -q -f qed odd.qed 1000
 qemu-img create -q -f qed empty.qed 0
