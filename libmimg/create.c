@@ -34,9 +34,11 @@ static int open_backing_for_create(const char *path, const char *name,
 		return mimg_err(-ENOMEM, "out of memory");
 	int r = mimg_open(bp, full, fmt, 0);
 	free(full);
-	if (r < 0)
-		return mimg_err_prefix(r, "Could not open backing image");
-	return 0;
+	if (r < 0) { /* qemu-img's two lines */
+		mimg_err_prefix(r, "%s", path);
+		mimg_err_suffix(r, "\nCould not open backing image.");
+	}
+	return r;
 }
 
 /* True when PATH exists and is BACKING or an image below it: creating it

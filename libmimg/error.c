@@ -59,6 +59,17 @@ int mimg_err_prefix(int err, const char *fmt, ...)
 	return err;
 }
 
+int mimg_err_suffix(int err, const char *fmt, ...)
+{
+	size_t used = strnlen(errmsg, sizeof(errmsg));
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(errmsg + used, sizeof(errmsg) - used, fmt, ap);
+	va_end(ap);
+	return err;
+}
+
 int mimg_err_errno(int err, const char *fmt, ...)
 {
 	char ctx[ERRMSG_MAX];

@@ -18,6 +18,8 @@
 int mimg_err(int err, const char *fmt, ...) MIMG_PRINTF(2, 3);
 /* Prefix the current message with "<prefix>: " and return ERR. */
 int mimg_err_prefix(int err, const char *fmt, ...) MIMG_PRINTF(2, 3);
+/* Append the formatted text to the current message and return ERR. */
+int mimg_err_suffix(int err, const char *fmt, ...) MIMG_PRINTF(2, 3);
 /* Set the message from ERR's strerror, prefixed by a formatted context
  * ("open disk.img: No such file or directory"), return ERR. */
 int mimg_err_errno(int err, const char *fmt, ...) MIMG_PRINTF(2, 3);

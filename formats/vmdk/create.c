@@ -252,10 +252,8 @@ static int parse_opts(const char *path, const struct mimg_opt *opts,
 	o->zeroed_grain = vals[VO_ZEROED_GRAIN].b;
 	o->backing_file = vals[VO_BACKING_FILE].s;
 	if ((v = vals[VO_BACKING_FMT].s) && strcmp(v, "vmdk"))
-		return mimg_err(-EINVAL,
-				"%s: vmdk: backing format must be "
-				"'vmdk', not '%s'",
-				path, v);
+		return mimg_err(-EINVAL, /* qemu-img's words */
+				"%s: backing_file must be a vmdk image", path);
 	v = vals[VO_PREALLOC].s;
 	if ((r = mimg__opt_prealloc_of(path, v, &o->prealloc)) < 0)
 		return r;

@@ -57,4 +57,9 @@ for o in compression_type=foo compat=9 preallocation=foo cluster_size=3000 \
 done
 same_output -e "create vhdx -o block_size=3M" create -f vhdx -o block_size=3M bad.vhdx 1M
 same_output -e "create vpc -o subformat=foo" create -f vpc -o subformat=foo bad.vpc 1M
+# A backing file that does not open: no line, qemu-img's two-line error.
+same_output -e "create -b missing" create -f qcow2 -b missing.qcow2 -F qcow2 \
+	bad.qcow2 1M
+# What a format cannot create: no line either.
+same_output -e "create dmg" create -f dmg bad.dmg 1M
 echo "$n Formatting lines and refusals equal"
