@@ -213,16 +213,16 @@ static int run_rebase(struct rebase *rb)
 		return cli_error("Could not change the backing file to '%s': "
 				 "Operation not supported",
 				 rb->new_name);
+	/* qemu-img opens the new backing file before it asks for its
+	 * format. */
+	if (!rb->unsafe && *rb->new_name && open_new_backing(rb) != 0)
+		return EXIT_ERR;
 	if (*rb->new_name && !rb->new_fmt)
 		return cli_error("Could not change the backing file to '%s': "
 				 "backing format must be specified",
 				 rb->new_name);
-	if (!rb->unsafe) {
-		if (*rb->new_name && open_new_backing(rb) != 0)
-			return EXIT_ERR;
-		if (rebase_data(rb) != 0)
-			return EXIT_ERR;
-	}
+	if (!rb->unsafe && rebase_data(rb) != 0)
+		return EXIT_ERR;
 	if (mimg_set_backing(rb->img, rb->new_name, rb->new_fmt) < 0)
 		return cli_error("Could not change the backing file to '%s': "
 				 "%s",

@@ -81,6 +81,7 @@ for args in "-b base.qcow2 -F qcow2 -f raw r.raw" \
 	    "-b base.qcow2 top.qcow2" \
 	    "-u -b base.qcow2 top.qcow2" \
 	    "-b missing.qcow2 -F qcow2 top.qcow2" \
+	    "-b missing.qcow2 top.qcow2" \
 	    "top.qcow2" \
 	    "-b base.qcow2 -F qcow2" \
 	    "-b base.qcow2 -F qcow2 top.qcow2 extra" \
