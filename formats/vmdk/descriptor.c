@@ -286,6 +286,10 @@ int vmdk_desc_parse(const char *text, size_t len, const char *where,
 		}
 		p = next;
 	}
+	/* Neither a type nor an extent: no descriptor at all, in
+	 * qemu-img's words (it refuses any descriptor without a type). */
+	if (r == 0 && need_extents && !d->create_type && d->n_ext == 0)
+		r = mimg_err(-EINVAL, "invalid VMDK image descriptor");
 	if (r == 0 && need_extents && d->n_ext == 0)
 		r = mimg_err(-EINVAL, "%s: vmdk: descriptor has no extents",
 			     where);

@@ -107,4 +107,7 @@ refused loop-a.vmdk loop
 refused absurd-size.vmdk "invalid extent size"
 refused absurd-total.vmdk "too large"
 refused sparse-extents.vmdk untrusted --untrusted
+# Another format's image taken for a descriptor: qemu-img's words.
+qemu-img create -q -f qcow2 other.qcow2 1M
+same_output -e "qcow2 as vmdk" info -f vmdk other.qcow2
 echo "ok: handwritten descriptors read as defined"
