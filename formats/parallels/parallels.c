@@ -56,7 +56,8 @@ static int parse_header(struct mimg *img, struct parallels *s)
 	if (memcmp(h, PRL_MAGIC_EXT, PRL_MAGIC_LEN) == 0)
 		s->ext = true;
 	else if (memcmp(h, PRL_MAGIC_OLD, PRL_MAGIC_LEN) != 0)
-		return mimg_err(-EINVAL, "%s: parallels: bad magic", fn);
+		return mimg_err(-EINVAL, "%s: Image not in Parallels format",
+				fn);
 	if ((v = ld_le32(h + PRL_H_VERSION)) != PRL_VERSION)
 		return mimg_err(-ENOTSUP,
 				"%s: parallels: unsupported version %u", fn, v);

@@ -61,7 +61,10 @@ static int parse_header(struct mimg *img, struct qcow *s, const uint8_t *h)
 	if (memcmp(h, QCOW_MAGIC, 4) != 0)
 		return mimg_err(-EINVAL, "%s: Image not in qcow format", fn);
 	if (v != 1)
-		return mimg_err(-ENOTSUP, "%s: qcow: QCOW version %u", fn, v);
+		return mimg_err(-ENOTSUP,
+				"%s: qcow (v1) does not support qcow version "
+				"%u\nTry the 'qcow2' driver instead.",
+				fn, v);
 	if (size <= 1)
 		return mimg_err(-EINVAL,
 				"%s: Image size is too small (must be at "

@@ -192,11 +192,11 @@ static int parse_fields(struct qcow2 *s, const uint8_t *h, unsigned flags,
 	struct mimg *img = s->img;
 
 	if (ld_be32(h) != QCOW2_MAGIC)
-		return mimg_err(-EINVAL, "%s: not a qcow2 image (bad magic)",
+		return mimg_err(-EINVAL, "%s: Image is not in qcow2 format",
 				path);
 	s->version = ld_be32(h + 4);
 	if (s->version != 2 && s->version != 3)
-		return mimg_err(-ENOTSUP, "%s: qcow2: unsupported version %u",
+		return mimg_err(-ENOTSUP, "%s: Unsupported qcow2 version %u",
 				path, s->version);
 	s->backing_off = ld_be64(h + 8);
 	s->backing_len = ld_be32(h + 16);

@@ -51,8 +51,10 @@ static int validate_header(struct mimg *img, struct vdi *s)
 	uint32_t v;
 
 	if ((v = ld_le32(h + VDI_H_SIGNATURE)) != VDI_SIGNATURE)
-		return mimg_err(-EINVAL, "%s: vdi: bad signature 0x%08x", fn,
-				v);
+		return mimg_err(-EINVAL,
+				"%s: Image not in VDI format (bad signature "
+				"%08x)",
+				fn, v);
 	if ((v = ld_le32(h + VDI_H_VERSION)) != VDI_VERSION_1_1)
 		return mimg_err(-ENOTSUP, "%s: vdi: unsupported version %u.%u",
 				fn, v >> 16, v & 0xffff);

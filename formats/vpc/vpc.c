@@ -75,11 +75,8 @@ static int read_footer(struct mimg *img, struct vpc *s)
 		if (r < 0)
 			return r;
 		if (memcmp(f, "conectix", 8) != 0)
-			return mimg_err(-EINVAL,
-					"%s: vpc: no VHD footer "
-					"(cookie \"conectix\") at the start or "
-					"the end of the file",
-					img->filename);
+			return mimg_err(-EINVAL, /* no footer at all */
+					"%s: invalid VPC image", img->filename);
 	}
 	uint32_t want = ld_be32(f + VPC_F_CHECKSUM);
 	uint32_t got = vpc_checksum(f, VPC_FOOTER_SIZE, VPC_F_CHECKSUM);

@@ -54,7 +54,7 @@ refused() { # refused WHAT PYTHON SRC: opening the image PYTHON makes fails
 	expect_error "$1" "$MIMG" info -f qcow bad.qcow
 	n=$((n + 1))
 }
-refused "QCOW version 2" 'struct.pack_into(">I", b, 4, 2)' plain.qcow
+refused "does not support qcow version 2" 'struct.pack_into(">I", b, 4, 2)' plain.qcow
 refused "Image size is too small" 'struct.pack_into(">Q", b, 24, 1)' plain.qcow
 refused "Cluster size must be between 512 and 64k" 'b[32] = 17' plain.qcow
 refused "Cluster size must be between 512 and 64k" 'b[32] = 8' plain.qcow

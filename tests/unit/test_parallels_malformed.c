@@ -56,7 +56,8 @@ START_TEST(bad_magic)
 {
 	make_image();
 	tu_write_file(FILE_NAME, "WithoutSpaceExt!", 16, 0);
-	tu_expect_open_refused(FILE_NAME, "parallels", -EINVAL, "bad magic");
+	tu_expect_open_refused(FILE_NAME, "parallels", -EINVAL,
+			       "Image not in Parallels format");
 }
 END_TEST
 

@@ -30,7 +30,7 @@ static void make_image(void)
 }
 
 static const struct tu_field_case fields[] = {
-	{0x40, 0x12345678, -EINVAL, "bad signature 0x12345678"},
+	{0x40, 0x12345678, -EINVAL, "bad signature 12345678"},
 	{0x44, 0x00010000, -ENOTSUP, "version 1.0"},
 	{0x4c, 3, -ENOTSUP, "image type 3"},
 	{0x168, 4096, -ENOTSUP, "sector size 4096"},

@@ -165,7 +165,7 @@ START_TEST(no_footer)
 	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "too small"));
 	tu_make_sparse("zero.vhd", 4096);
 	ck_assert_int_eq(mimg_open(&img, "zero.vhd", "vpc", 0), -EINVAL);
-	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "conectix"));
+	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "invalid VPC image"));
 }
 END_TEST
 
