@@ -180,7 +180,6 @@ struct grain_walk {
 	uint64_t fsize;		       /* host file size */
 	uint64_t meta_end;	       /* grains must start at or after this */
 	uint64_t total;		       /* grains in the capacity */
-	uint64_t prev_host; /* the last grain's offset, for fragmentation */
 	struct mimg_host_range *recs; /* every grain's, for overlaps */
 	size_t nrec, caprec;
 	bool overlap_ok; /* recs holds every grain */
@@ -239,9 +238,6 @@ static void check_grain(struct checker *c, struct grain_walk *w, uint64_t grain,
 		return;
 	uint64_t host = (uint64_t)v * VMDK_SECTOR;
 	uint64_t len = grain_host_len(sp, host, w->fsize);
-	res->allocated_clusters++;
-	if (sp->compressed)
-		res->compressed_clusters++;
 	if (!ck_range_within(host, len, w->fsize)) {
 		mimg__check_report(c->res,
 				   "ERROR: %s: grain %" PRIu64
@@ -259,9 +255,6 @@ static void check_grain(struct checker *c, struct grain_walk *w, uint64_t grain,
 		res->corruptions++;
 		return;
 	}
-	if (w->prev_host && host != w->prev_host + len)
-		res->fragmented_clusters++;
-	w->prev_host = host;
 	record_grain(c, w, host, len);
 }
 
@@ -315,8 +308,8 @@ static int check_sparse(struct checker *c, struct vmdk_extent *e)
 	if (sp->gd_at_end ||
 	    !ck_mul_u64(sp->overhead, VMDK_SECTOR, &w.meta_end))
 		w.meta_end = VMDK_SECTOR;
+	/* No cluster counts: qemu-img's VMDK check reports none. */
 	w.total = div_round_up_u64(sp->capacity, sp->grain_sectors);
-	c->res->total_clusters += w.total;
 	gt = malloc(sp->gt_bytes);
 	rgt = malloc(sp->gt_bytes);
 	if (!gt || !rgt) {
