@@ -302,6 +302,11 @@ const struct mimg_driver *mimg__find_driver(const char *name);
 int mimg__open_on_file(struct mimg **imgp, const char *name, const char *format,
 		       unsigned flags, struct mimg_file *file);
 
+/* The size of img->file into *FILE_SIZE and its first LEN bytes into
+ * BUF; a file shorter than LEN is refused, naming the format. */
+int mimg__read_header(struct mimg *img, void *buf, size_t len,
+		      uint64_t *file_size);
+
 /*
  * Fill [off, off+len) of IOV (whose first byte corresponds to image offset
  * OFF; IOV_SKIP bytes of IOV are skipped first) with what the layers below

@@ -261,16 +261,8 @@ static int parallels_open(struct mimg *img, unsigned flags)
 	int r;
 
 	pthread_mutex_init(&s->lock, NULL);
-	if ((r = mimg_file_size(img->file, &s->file_size)) < 0)
-		return r;
-	if (s->file_size < PRL_HEADER_SIZE)
-		return mimg_err(-EINVAL,
-				"%s: parallels: file of %llu bytes is shorter "
-				"than the header",
-				img->filename,
-				(unsigned long long)s->file_size);
-	if ((r = mimg_file_pread_exact(img->file, s->header, PRL_HEADER_SIZE, 0,
-				       "parallels header")) < 0 ||
+	if ((r = mimg__read_header(img, s->header, PRL_HEADER_SIZE,
+				   &s->file_size)) < 0 ||
 	    (r = parse_header(img, s)) < 0 || (r = load_bat(img, s)) < 0)
 		return r;
 	s->bt = (struct mimg_blocktable){.lock = &s->lock,

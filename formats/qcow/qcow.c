@@ -267,16 +267,7 @@ static int qcow_open(struct mimg *img, unsigned flags)
 				"%s: qcow: version 1 images are read only in "
 				"mimg (convert them to qcow2)",
 				img->filename);
-	if ((r = mimg_file_size(img->file, &s->file_size)) < 0)
-		return r;
-	if (s->file_size < QCOW_HEADER)
-		return mimg_err(-EINVAL,
-				"%s: qcow: file of %llu bytes is shorter than "
-				"the header",
-				img->filename,
-				(unsigned long long)s->file_size);
-	if ((r = mimg_file_pread_exact(img->file, h, sizeof(h), 0,
-				       "qcow header")) < 0 ||
+	if ((r = mimg__read_header(img, h, sizeof(h), &s->file_size)) < 0 ||
 	    (r = parse_header(img, s, h)) < 0 ||
 	    (r = read_backing_name(img, s, h)) < 0)
 		return r;

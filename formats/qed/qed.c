@@ -241,15 +241,7 @@ static int qed_open(struct mimg *img, unsigned flags)
 				"%s: qed: images are read only in mimg "
 				"(convert them to qcow2)",
 				img->filename);
-	if ((r = mimg_file_size(img->file, &file_size)) < 0)
-		return r;
-	if (file_size < QED_HEADER)
-		return mimg_err(-EINVAL,
-				"%s: qed: file of %llu bytes is shorter than "
-				"the header",
-				img->filename, (unsigned long long)file_size);
-	if ((r = mimg_file_pread_exact(img->file, h, sizeof(h), 0,
-				       "qed header")) < 0)
+	if ((r = mimg__read_header(img, h, sizeof(h), &file_size)) < 0)
 		return r;
 	if (memcmp(h, QED_MAGIC, 4) != 0)
 		return mimg_err(-EINVAL, "%s: Image not in QED format",
