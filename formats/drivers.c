@@ -19,16 +19,8 @@ extern const struct mimg_driver mimg_qcow_driver;
 extern const struct mimg_driver mimg_qed_driver;
 
 const struct mimg_driver *const mimg_drivers[] = {
-	&mimg_raw_driver,
-	&mimg_qcow2_driver,
-	&mimg_vmdk_driver,
-	&mimg_luks_driver,
-	&mimg_vpc_driver,
-	&mimg_vdi_driver,
-	&mimg_vhdx_driver,
-	&mimg_parallels_driver,
-	&mimg_dmg_driver,
-	&mimg_qcow_driver,
-	&mimg_qed_driver,
-	NULL,
+	&mimg_raw_driver,  &mimg_qcow2_driver,	   &mimg_vmdk_driver,
+	&mimg_luks_driver, &mimg_vpc_driver,	   &mimg_vdi_driver,
+	&mimg_vhdx_driver, &mimg_parallels_driver, &mimg_dmg_driver,
+	&mimg_qcow_driver, &mimg_qed_driver,	   NULL,
 };

@@ -180,7 +180,7 @@ struct grain_walk {
 	uint64_t fsize;		       /* host file size */
 	uint64_t meta_end;	       /* grains must start at or after this */
 	uint64_t total;		       /* grains in the capacity */
-	struct mimg_host_range *recs; /* every grain's, for overlaps */
+	struct mimg_host_range *recs;  /* every grain's, for overlaps */
 	size_t nrec, caprec;
 	bool overlap_ok; /* recs holds every grain */
 };
