@@ -287,6 +287,10 @@ struct mimg_driver {
 		     void *opaque);
 };
 
+/* An info callback for formats qemu-img has no driver information for
+ * (no bdrv_get_info): their info has no dirty flag (nor cluster size). */
+int mimg__info_without_driver_info(struct mimg *img, struct mimg_value *info);
+
 /* Check a caller's struct mimg_secret (its size field) and copy the
  * fields it has into OUT with defaults for the others. */
 int mimg__secret_normalize(const struct mimg_secret *in,

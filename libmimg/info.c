@@ -53,6 +53,13 @@ static int add_common(struct mimg *img, struct mimg_value *info)
 	return ok ? 0 : mimg_err(-ENOMEM, "out of memory");
 }
 
+int mimg__info_without_driver_info(struct mimg *img, struct mimg_value *info)
+{
+	(void)img;
+	mimg_value_remove(info, "dirty-flag");
+	return 0;
+}
+
 /*
  * qemu-img prints ImageInfo members in the order of its dictionary's hash
  * buckets, not in the order they were added: this is that order, as

@@ -30,7 +30,6 @@
 #include "iov-file.h"
 #include "iov.h"
 #include "runs.h"
-#include "value.h"
 
 #define DMG_SECTOR 512u
 #define DMG_TRAILER 512u
@@ -564,16 +563,6 @@ static int dmg_open(struct mimg *img, unsigned flags)
 	return 0;
 }
 
-/* The chunk holding byte OFF, or the first after it (N when none). */
-/* qemu-img has no driver information for these images: no dirty flag
- * in its info. */
-static int dmg_info(struct mimg *img, struct mimg_value *info)
-{
-	(void)img;
-	mimg_value_remove(info, "dirty-flag");
-	return 0;
-}
-
 const struct mimg_driver mimg_dmg_driver = {
 	.name = "dmg",
 	.priv_size = sizeof(struct dmg),
@@ -582,5 +571,5 @@ const struct mimg_driver mimg_dmg_driver = {
 	.close = dmg_close,
 	.preadv = mimg__runs_preadv,
 	.block_status = mimg__runs_block_status,
-	.info = dmg_info,
+	.info = mimg__info_without_driver_info,
 };

@@ -22,7 +22,6 @@
 #include "error.h"
 #include "iov-file.h"
 #include "parallels.h"
-#include "value.h"
 
 /* X rounded up to a multiple of UNIT (clusters need not be powers of
  * two); X is a file offset, far from overflowing. */
@@ -284,15 +283,6 @@ static int parallels_open(struct mimg *img, unsigned flags)
 	return 0;
 }
 
-/* qemu-img has no driver information for these images: no dirty flag
- * (nor cluster size) in its info. */
-static int parallels_info(struct mimg *img, struct mimg_value *info)
-{
-	(void)img;
-	mimg_value_remove(info, "dirty-flag");
-	return 0;
-}
-
 /* Unallocated clusters are this layer's holes: qemu-img map shows them
  * neither present nor data (zero, as the image has nothing below). */
 static int parallels_block_status(struct mimg *img, uint64_t off, uint64_t len,
@@ -318,5 +308,5 @@ const struct mimg_driver mimg_parallels_driver = {
 	.pwrite_zeroes = parallels_pwrite_zeroes,
 	.block_status = parallels_block_status,
 	.check = parallels_check,
-	.info = parallels_info,
+	.info = mimg__info_without_driver_info,
 };
