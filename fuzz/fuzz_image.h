@@ -2,8 +2,9 @@
  * Copyright (c) 2026 The mimg authors
  *
  * A fuzz pass for simple block-table formats (VHD, VDI, VHDX, Parallels,
- * DMG, qcow, QED): open the input as FORMAT, read, walk block status,
- * build info, check, then write a few ranges into it and read them back.
+ * DMG, qcow, QED, Bochs, cloop): open the input as FORMAT, read, walk
+ * block status, build info, check, then write a few ranges into it and
+ * read them back.
  */
 #ifndef MIMG_FUZZ_IMAGE_H
 #define MIMG_FUZZ_IMAGE_H

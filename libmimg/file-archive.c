@@ -885,8 +885,7 @@ static int member_is_disk(struct stream_state *st)
 	int r = ratio_check(st->name, st->expanded, source_consumed(st->src));
 	if (r < 0)
 		return r;
-	const struct mimg_driver *drv = mimg__probe(head, (size_t)n, NULL,
-						    NULL);
+	const struct mimg_driver *drv = mimg__probe(head, (size_t)n, NULL);
 	return drv && strcmp(drv->name, "raw") != 0;
 }
 
@@ -1152,7 +1151,7 @@ static int maybe_stream(struct spool *sp, struct archive *a, la_ssize_t n,
 	if (ova || !sp->sequential || (size_t)n > MIMG_STREAM_RING)
 		return 0;
 	size_t plen = (size_t)n < PROBE_LEN ? (size_t)n : PROBE_LEN;
-	const struct mimg_driver *drv = mimg__probe(sp->buf, plen, NULL, NULL);
+	const struct mimg_driver *drv = mimg__probe(sp->buf, plen, NULL);
 	bool disk = drv && strcmp(drv->name, "raw") != 0;
 	if (drv && (!drv->one_pass || !drv->one_pass(sp->buf, plen)))
 		return 0;
@@ -1309,7 +1308,7 @@ static int unpack_tar(struct spool *sp, struct archive *a, bool filtered,
 			return (int)n;
 		}
 		size_t plen = (size_t)n < PROBE_LEN ? (size_t)n : PROBE_LEN;
-		const struct mimg_driver *drv = mimg__probe(sp->buf, plen, NULL,
+		const struct mimg_driver *drv = mimg__probe(sp->buf, plen,
 							    NULL);
 		bool disk = drv && strcmp(drv->name, "raw") != 0;
 		list_member(&list, shown, disk ? drv->name : "raw");

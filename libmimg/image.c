@@ -235,15 +235,7 @@ static int open_node(struct mimg **imgp, const char *path, const char *format,
 		    (r = mimg_file_pread(img->file, buf, sizeof(buf), 0)) < 0)
 			goto fail;
 		size_t n = fsize < sizeof(buf) ? (size_t)fsize : sizeof(buf);
-		const char *unsupported;
-		drv = mimg__probe(buf, n, path, &unsupported);
-		if (!drv && unsupported) {
-			r = mimg_err(-ENOTSUP,
-				     "%s: image is in %s format, "
-				     "which is not supported",
-				     path, unsupported);
-			goto fail;
-		}
+		drv = mimg__probe(buf, n, path);
 		if (!drv) {
 			r = mimg_err(-EINVAL, "%s: unknown image format", path);
 			goto fail;

@@ -156,17 +156,14 @@ static int guard_probed_raw(struct mimg *img, const struct iovec *iov,
 		iov_to_buf(iov, iovcnt, 0, sector + off, n);
 	else
 		memset(sector + off, 0, n);
-	const char *other;
-	const struct mimg_driver *d = mimg__probe(sector, SECTOR, img->filename,
-						  &other);
+	const struct mimg_driver *d = mimg__probe(sector, SECTOR,
+						  img->filename);
 	if (d && strcmp(d->name, "raw") != 0)
-		other = d->name;
-	if (other)
 		return mimg_err(-EPERM,
 				"%s: refusing to write a %s header into an "
 				"image whose format was only guessed as raw; "
 				"give the format explicitly",
-				img->filename, other);
+				img->filename, d->name);
 	return 0;
 }
 

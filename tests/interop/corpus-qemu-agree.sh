@@ -1,12 +1,12 @@
 #!/bin/sh
 # SPDX-License-Identifier: BSD-2-Clause
 # The fuzz corpus read by qemu-img and by mimg.  Where both open a
-# qcow2, VDI, VHD, VMDK, VHDX, Parallels, DMG, qcow (version 1) or QED
-# image of it and both read the whole of it, they must give the same
-# size, the same bytes and the same map (images too large to read
-# whole: the same map).  VHDX inputs are decoded into the images the fuzz target reads;
-# qemu-img maps a VHDX or DMG as all data, so their maps are not
-# compared.  The corpus holds the odd images no hand-made test has:
+# qcow2, VDI, VHD, VMDK, VHDX, Parallels, DMG, qcow (version 1), QED,
+# Bochs or cloop image of it and both read the whole of it, they must
+# give the same size, the same bytes and the same map (images too large
+# to read whole: the same map).  VHDX inputs are decoded into the images
+# the fuzz target reads; qemu-img maps a VHDX or DMG as all data, so
+# their maps are not compared.  The corpus holds the odd images no hand-made test has:
 # unusual header fields, short tables, compressed clusters and grains,
 # subclusters, sizes that are not whole sectors.  An image one tool
 # refuses is counted, not judged (mimg is stricter than qemu on purpose:
@@ -118,7 +118,7 @@ for f in "$corpus"/vmdk/*; do
 	[ "$(head -c 4 "$f")" = KDMV ] && ln -s "$f" vmdk-sparse/
 done
 
-for fmt in qcow2 vdi vpc vmdk vhdx parallels dmg qcow qed; do
+for fmt in qcow2 vdi vpc vmdk vhdx parallels dmg qcow qed bochs cloop; do
 	dir=$corpus/$fmt
 	[ "$fmt" = vmdk ] && dir=$T/vmdk-sparse
 	need_format "$fmt"
@@ -134,9 +134,10 @@ bad=$(grep -E ' (SIZE|DATA|MAP)-DIFFERS |MIMG-CRASH ' results)
 $bad"
 # The comparison means something only over enough images of each format
 # (the corpus has about 160 qcow2, 45 VDI, 20 VHD, 15 VMDK, 15 VHDX,
-# 20 Parallels, 8 DMG, 14 qcow, 25 QED that both read).
+# 20 Parallels, 8 DMG, 14 qcow, 25 QED, 12 Bochs, 8 cloop that both
+# read).
 for fmt in qcow2:100 vdi:25 vpc:10 vmdk:8 vhdx:10 parallels:15 dmg:6 qcow:10 \
-	qed:15; do
+	qed:15 bochs:8 cloop:5; do
 	n=$(grep -c "^${fmt%%:*} same " results)
 	[ "$n" -ge "${fmt#*:}" ] ||
 		fail "$fmt: only $n images read by both (at least ${fmt#*:})"

@@ -3,7 +3,8 @@
 # Provides: $MIMG, a fresh $T temp dir (removed on exit), need TOOL...,
 # need_format FMT, fail MSG, check_eq A B MSG, same_output, json_get,
 # json_eq, qio_fmt, qemu_img_luks, secret_refused, same_read,
-# same_info_json, patched, expect_error, mixed_raw and LUKS_COMBOS.
+# same_reading, same_dd, only_read, same_info_json, patched,
+# expect_error, mixed_raw and LUKS_COMBOS.
 set -u
 : "${MIMG:?MIMG must point to the mimg binary}"
 T=$(mktemp -d "${TMPDIR:-/tmp}/mimg-interop-XXXXXX")
@@ -197,6 +198,47 @@ same_read() {
 		fail "mimg convert $2 to raw ${3:-}"
 	cmp same.q.raw same.m.raw >/dev/null ||
 		fail "mimg reads $2 differently from qemu-img: $(cmp same.q.raw same.m.raw 2>&1 | head -1) ${3:-}"
+}
+
+# same_reading FMT IMG DESC: IMG, an image of FMT that qemu-img only
+# reads, reads as the same bytes in both (left in same.q.raw), and info,
+# map, check, measure and compare print the same; adds the outputs
+# compared to $n.
+same_reading() {
+	same_read "$1" "$2" "$3"
+	for _cmd in "info" "info --output=json" "map --output=json" "map" \
+		"check" "measure -O qcow2"; do
+		# shellcheck disable=SC2086 # the command's words
+		same_output -e "$3 $_cmd" $_cmd "$2"
+	done
+	same_output -e "$3 compare" compare -f "$1" -F raw "$2" same.q.raw
+	n=$((n + 8))
+}
+
+# same_dd FMT IMG: reads of IMG, an image of FMT, that start and end
+# inside its sectors and blocks (qemu-img dd, blocks of 1000 bytes) give
+# the same bytes in both; adds them to $n.
+same_dd() {
+	for _skip in 0 1 7 63; do
+		qemu-img dd -f "$1" -O raw bs=1000 skip=$_skip count=300 \
+			if="$2" of=dd.q.raw 2>/dev/null ||
+			fail "qemu-img dd $2 skip=$_skip"
+		"$MIMG" dd -f "$1" -O raw bs=1000 skip=$_skip count=300 \
+			if="$2" of=dd.m.raw || fail "mimg dd $2 skip=$_skip"
+		cmp -s dd.q.raw dd.m.raw ||
+			fail "dd $2 skip=$_skip reads other bytes"
+		n=$((n + 1))
+	done
+}
+
+# only_read FMT IMG RAW: IMG, an image of FMT that qemu-img only reads,
+# cannot be opened for writing (converting RAW into it; mimg's message
+# names FMT) nor such an image created, as in qemu-img; adds 2 to $n.
+only_read() {
+	same_output "$1 opened for writing" convert -n -O "$1" "$3" "$2"
+	grep -q "$1: Image is read-only" m.err || fail "$1 rw: $(cat m.err)"
+	same_output -e "$1 create" create -f "$1" "new.$1" 1M
+	n=$((n + 2))
 }
 
 # info_both IMG [info args]: info.q.json and info.m.json, what qemu-img

@@ -16,7 +16,7 @@ for f in qcow2 vmdk vpc vdi vhdx parallels qcow qed raw; do
 done
 n=0
 for file in $files; do
-	for fmt in qcow2 vmdk vpc vdi parallels qcow qed luks; do
+	for fmt in qcow2 vmdk vpc vdi parallels qcow qed luks bochs cloop; do
 		case $fmt:$file in
 		vmdk:x.vhdx | luks:x.qcow | vdi:x.qcow2) continue ;;
 		"${file#x.}:$file") continue ;; # its own format
