@@ -155,6 +155,10 @@ const char *mimg__create_order(const char *format);
 struct mimg_driver {
 	const char *name;
 	size_t priv_size;
+	/* Non-NULL for a format mimg only reads: opening one of its images
+	 * for writing is refused, before open(), with "FILE: NAME: " and
+	 * this text. */
+	const char *read_only;
 
 	/* Score 0-100 of how likely BUF (the first LEN bytes of the file,
 	 * LEN may be short for small files) is in this format.  raw is 1. */

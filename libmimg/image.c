@@ -242,6 +242,11 @@ static int open_node(struct mimg **imgp, const char *path, const char *format,
 		}
 		img->probed_raw = strcmp(drv->name, "raw") == 0;
 	}
+	if (drv->read_only && !img->read_only) {
+		r = mimg_err(-EROFS, "%s: %s: %s", path, drv->name,
+			     drv->read_only);
+		goto fail;
+	}
 	img->drv = drv;
 	if (drv->priv_size && !(img->priv = calloc(1, drv->priv_size))) {
 		r = mimg_err(-ENOMEM, "out of memory");

@@ -236,9 +236,6 @@ static int bochs_open(struct mimg *img, unsigned flags)
 	(void)flags;
 
 	img->runs = &bochs_runs;
-	if (!img->read_only)
-		return mimg_err(-EROFS, "%s: bochs: Image is read-only",
-				img->filename);
 	/* A short header reads as zeroes past the end, as in qemu-img. */
 	if ((r = mimg_file_size(img->file, &s->file_size)) < 0 ||
 	    (r = mimg_file_pread(img->file, h, sizeof(h), 0)) < 0 ||
@@ -250,6 +247,7 @@ static int bochs_open(struct mimg *img, unsigned flags)
 
 const struct mimg_driver mimg_bochs_driver = {
 	.name = "bochs",
+	.read_only = "Image is read-only", /* qemu-img's words */
 	.priv_size = sizeof(struct bochs),
 	.probe = bochs_probe,
 	.open = bochs_open,

@@ -208,9 +208,6 @@ static int cloop_open(struct mimg *img, unsigned flags)
 
 	mimg__decoded_init(&s->inflated);
 	img->runs = &cloop_runs;
-	if (!img->read_only)
-		return mimg_err(-EROFS, "%s: cloop: Image is read-only",
-				img->filename);
 	/* A short header reads as zeroes past the end, as in qemu-img. */
 	if ((r = mimg_file_size(img->file, &s->file_size)) < 0 ||
 	    (r = mimg_file_pread(img->file, h, sizeof(h), CLOOP_HEADER)) < 0 ||
@@ -221,6 +218,7 @@ static int cloop_open(struct mimg *img, unsigned flags)
 
 const struct mimg_driver mimg_cloop_driver = {
 	.name = "cloop",
+	.read_only = "Image is read-only", /* qemu-img's words */
 	.priv_size = sizeof(struct cloop),
 	.probe = cloop_probe,
 	.open = cloop_open,

@@ -554,9 +554,6 @@ static int dmg_open(struct mimg *img, unsigned flags)
 
 	mimg__decoded_init(&s->inflated);
 	img->runs = &dmg_runs;
-	if (!img->read_only)
-		return mimg_err(-EROFS, "%s: dmg: Image is read-only",
-				img->filename);
 	if ((r = mimg_file_size(img->file, &s->file_size)) < 0 ||
 	    (r = load_chunks(img, s)) < 0)
 		return r;
@@ -565,6 +562,7 @@ static int dmg_open(struct mimg *img, unsigned flags)
 
 const struct mimg_driver mimg_dmg_driver = {
 	.name = "dmg",
+	.read_only = "Image is read-only", /* qemu-img's words */
 	.priv_size = sizeof(struct dmg),
 	.probe = dmg_probe,
 	.open = dmg_open,

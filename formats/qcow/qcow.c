@@ -262,11 +262,6 @@ static int qcow_open(struct mimg *img, unsigned flags)
 	(void)flags;
 
 	mimg__decoded_init(&s->inflated);
-	if (!img->read_only)
-		return mimg_err(-ENOTSUP,
-				"%s: qcow: version 1 images are read only in "
-				"mimg (convert them to qcow2)",
-				img->filename);
 	if ((r = mimg__read_header(img, h, sizeof(h), &s->file_size)) < 0 ||
 	    (r = parse_header(img, s, h)) < 0 ||
 	    (r = read_backing_name(img, s, h)) < 0)
@@ -278,6 +273,8 @@ static int qcow_open(struct mimg *img, unsigned flags)
 
 const struct mimg_driver mimg_qcow_driver = {
 	.name = "qcow",
+	.read_only = "version 1 images are read only in mimg (convert them "
+		     "to qcow2)",
 	.priv_size = sizeof(struct qcow),
 	.probe = qcow_probe,
 	.open = qcow_open,

@@ -238,11 +238,6 @@ static int qed_open(struct mimg *img, unsigned flags)
 	int r;
 	(void)flags;
 
-	if (!img->read_only)
-		return mimg_err(-ENOTSUP,
-				"%s: qed: images are read only in mimg "
-				"(convert them to qcow2)",
-				img->filename);
 	if ((r = mimg__read_header(img, h, sizeof(h), &file_size)) < 0)
 		return r;
 	if (memcmp(h, QED_MAGIC, 4) != 0)
@@ -268,6 +263,7 @@ static int qed_open(struct mimg *img, unsigned flags)
 
 const struct mimg_driver mimg_qed_driver = {
 	.name = "qed",
+	.read_only = "images are read only in mimg (convert them to qcow2)",
 	.priv_size = sizeof(struct qed),
 	.probe = qed_probe,
 	.open = qed_open,
