@@ -247,11 +247,11 @@ static int bochs_open(struct mimg *img, unsigned flags)
 
 const struct mimg_driver mimg_bochs_driver = {
 	.name = "bochs",
-	.read_only = "Image is read-only", /* qemu-img's words */
 	.priv_size = sizeof(struct bochs),
 	.probe = bochs_probe,
 	.open = bochs_open,
 	.close = bochs_close,
 	.preadv = mimg__runs_preadv,
 	.info = mimg__info_without_driver_info,
+	.read_only = "Image is read-only", /* qemu-img's words */
 };

@@ -218,11 +218,11 @@ static int cloop_open(struct mimg *img, unsigned flags)
 
 const struct mimg_driver mimg_cloop_driver = {
 	.name = "cloop",
-	.read_only = "Image is read-only", /* qemu-img's words */
 	.priv_size = sizeof(struct cloop),
 	.probe = cloop_probe,
 	.open = cloop_open,
 	.close = cloop_close,
 	.preadv = mimg__runs_preadv,
 	.info = mimg__info_without_driver_info,
+	.read_only = "Image is read-only", /* qemu-img's words */
 };

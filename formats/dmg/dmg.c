@@ -562,7 +562,6 @@ static int dmg_open(struct mimg *img, unsigned flags)
 
 const struct mimg_driver mimg_dmg_driver = {
 	.name = "dmg",
-	.read_only = "Image is read-only", /* qemu-img's words */
 	.priv_size = sizeof(struct dmg),
 	.probe = dmg_probe,
 	.open = dmg_open,
@@ -570,4 +569,5 @@ const struct mimg_driver mimg_dmg_driver = {
 	.preadv = mimg__runs_preadv,
 	.block_status = mimg__runs_block_status,
 	.info = mimg__info_without_driver_info,
+	.read_only = "Image is read-only", /* qemu-img's words */
 };

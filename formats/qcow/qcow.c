@@ -273,12 +273,12 @@ static int qcow_open(struct mimg *img, unsigned flags)
 
 const struct mimg_driver mimg_qcow_driver = {
 	.name = "qcow",
-	.read_only = "version 1 images are read only in mimg (convert them "
-		     "to qcow2)",
 	.priv_size = sizeof(struct qcow),
 	.probe = qcow_probe,
 	.open = qcow_open,
 	.close = qcow_close,
 	.preadv = mimg__runs_preadv,
 	.block_status = mimg__runs_block_status,
+	.read_only = "version 1 images are read only in mimg (convert them "
+		     "to qcow2)",
 };

@@ -263,7 +263,6 @@ static int qed_open(struct mimg *img, unsigned flags)
 
 const struct mimg_driver mimg_qed_driver = {
 	.name = "qed",
-	.read_only = "images are read only in mimg (convert them to qcow2)",
 	.priv_size = sizeof(struct qed),
 	.probe = qed_probe,
 	.open = qed_open,
@@ -271,4 +270,5 @@ const struct mimg_driver mimg_qed_driver = {
 	.preadv = mimg__runs_preadv,
 	.block_status = mimg__runs_block_status,
 	.check = qed_check,
+	.read_only = "images are read only in mimg (convert them to qcow2)",
 };
