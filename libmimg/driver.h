@@ -193,8 +193,10 @@ struct mimg_driver {
 			     struct mimg *backing,
 			     const struct mimg_secret *secret);
 
-	/* Data I/O.  [off, off+len) lies within img->size.  Ranges that are
-	 * unallocated in this layer are filled with mimg__read_below(). */
+	/* Data I/O.  [off, off+len) lies within img->size and IOV holds
+	 * exactly LEN bytes (drivers pass it on to the host file as it
+	 * is).  Ranges that are unallocated in this layer are filled with
+	 * mimg__read_below(). */
 	int (*preadv)(struct mimg *img, const struct iovec *iov, int iovcnt,
 		      uint64_t off, size_t len);
 	int (*pwritev)(struct mimg *img, const struct iovec *iov, int iovcnt,
