@@ -64,29 +64,32 @@ void qcow2_compressed_extent(const struct qcow2 *s, uint64_t entry,
 	*len = sectors * 512 - (o & 511);
 }
 
+/* The file name is asked for only on the error paths: this runs for
+ * every cluster a read maps. */
 int qcow2_validate_l2_entry(struct qcow2 *s, uint64_t gcluster, uint64_t entry,
 			    uint64_t bitmap)
 {
-	const char *path = qcow2_path(s);
 	if (entry & QCOW2_OFLAG_COMPRESSED) {
 		if (s->data_file_name)
 			return mimg_err(-EINVAL,
 					"%s: qcow2: compressed cluster "
 					"in an image with an external data "
 					"file (guest cluster %llu)",
-					path, (unsigned long long)gcluster);
+					qcow2_path(s),
+					(unsigned long long)gcluster);
 		if (s->extended_l2 && bitmap)
 			return mimg_err(-EINVAL,
 					"%s: qcow2: compressed cluster "
 					"%llu has a non-zero subcluster bitmap",
-					path, (unsigned long long)gcluster);
+					qcow2_path(s),
+					(unsigned long long)gcluster);
 		return 0;
 	}
 	if (entry & QCOW2_L2_RESERVED)
 		return mimg_err(-EINVAL,
 				"%s: qcow2: L2 entry 0x%llx of guest "
 				"cluster %llu has reserved bits set",
-				path, (unsigned long long)entry,
+				qcow2_path(s), (unsigned long long)entry,
 				(unsigned long long)gcluster);
 	uint64_t host = entry & QCOW2_OFFSET_MASK;
 	if (!is_aligned_u64(host, s->cluster_size))
@@ -94,14 +97,14 @@ int qcow2_validate_l2_entry(struct qcow2 *s, uint64_t gcluster, uint64_t entry,
 				"%s: qcow2: data cluster offset "
 				"0x%llx of guest cluster %llu is not "
 				"cluster-aligned",
-				path, (unsigned long long)host,
+				qcow2_path(s), (unsigned long long)host,
 				(unsigned long long)gcluster);
 	if (s->extended_l2 && ((bitmap & QCOW2_BITMAP_ALLOC) & (bitmap >> 32)))
 		return mimg_err(-EINVAL,
 				"%s: qcow2: guest cluster %llu has "
 				"subclusters both allocated and zero "
 				"(bitmap 0x%llx)",
-				path, (unsigned long long)gcluster,
+				qcow2_path(s), (unsigned long long)gcluster,
 				(unsigned long long)bitmap);
 	/* Allocated subclusters need a host cluster to live in (qemu calls
 	 * such an entry invalid; read as data it would expose the header). */
@@ -111,7 +114,7 @@ int qcow2_validate_l2_entry(struct qcow2 *s, uint64_t gcluster, uint64_t entry,
 				"%s: qcow2: guest cluster %llu has "
 				"allocated subclusters (bitmap 0x%llx) but no "
 				"host cluster",
-				path, (unsigned long long)gcluster,
+				qcow2_path(s), (unsigned long long)gcluster,
 				(unsigned long long)bitmap);
 	return 0;
 }
