@@ -23,15 +23,27 @@ struct mimg_decoded {
 
 void mimg__decoded_init(struct mimg_decoded *d);
 void mimg__decoded_destroy(struct mimg_decoded *d);
-/* When unit KEY is the kept one, copy its LEN bytes from SKIP into IOV
- * at byte DONE and return true. */
-bool mimg__decoded_copy(struct mimg_decoded *d, uint64_t key, uint64_t skip,
-			const struct iovec *iov, int iovcnt, size_t done,
-			size_t len);
-/* Copy as mimg__decoded_copy from BUF, unit KEY just decoded, then keep
- * BUF (which D now owns) in place of the kept one. */
-void mimg__decoded_keep(struct mimg_decoded *d, uint64_t key, uint8_t *buf,
-			uint64_t skip, const struct iovec *iov, int iovcnt,
-			size_t done, size_t len);
+struct mimg_file;
+
+/* One unit of a format: where it is stored and how it decodes. */
+struct mimg_decode_unit {
+	uint64_t key;	     /* the format's name for it */
+	uint64_t at;	     /* its stored bytes in the file */
+	size_t stored, size; /* stored and decoded bytes */
+	const char *what;    /* names it when the file is shorter */
+	/* Decode IN (STORED bytes) into OUT, all SIZE bytes of it: 0, or a
+	 * negative errno with the error set. */
+	int (*decode)(void *arg, const struct mimg_decode_unit *u,
+		      const uint8_t *in, uint8_t *out);
+	void *arg;
+};
+
+/* Copy LEN bytes of unit U from its byte SKIP into IOV at byte DONE: from
+ * the kept unit when it is U, else read from F, decoded and kept.  0 or a
+ * negative errno (with the error set). */
+int mimg__decoded_read(struct mimg_decoded *d, struct mimg_file *f,
+		       const struct mimg_decode_unit *u, uint64_t skip,
+		       const struct iovec *iov, int iovcnt, size_t done,
+		       size_t len);
 
 #endif

@@ -126,6 +126,21 @@ static int read_offsets(struct mimg *img, struct cloop *s)
 	return 0;
 }
 
+static int inflate_block(void *arg, const struct mimg_decode_unit *u,
+			 const uint8_t *in, uint8_t *out)
+{
+	struct mimg *img = arg;
+	size_t got = 0;
+	if (codec_inflate_zlib(in, u->stored, out, u->size, &got) < 0 ||
+	    got != u->size)
+		return mimg_err(-EIO,
+				"%s: cloop: block %llu (%zu bytes at %llu) "
+				"does not inflate to a block of %zu bytes",
+				img->filename, (unsigned long long)u->key,
+				u->stored, (unsigned long long)u->at, u->size);
+	return 0;
+}
+
 /* Copy LEN bytes of block RUN->unit's inflated data from its byte
  * RUN->skip into IOV at DONE, inflating it unless it is the kept one. */
 static int copy_block(struct mimg *img, const struct mimg_run *run,
@@ -135,12 +150,7 @@ static int copy_block(struct mimg *img, const struct mimg_run *run,
 	struct cloop *s = img->priv;
 	uint32_t b = (uint32_t)run->unit;
 	uint64_t at = s->offsets[b], stored = s->offsets[b + 1] - at;
-	size_t got = 0;
-	int r = 0;
 
-	if (mimg__decoded_copy(&s->inflated, b, run->skip, iov, iovcnt, done,
-			       len))
-		return 0;
 	if (!ck_range_within(at, stored, s->file_size))
 		return mimg_err(-EIO,
 				"%s: cloop: block %u (%llu bytes at %llu) is "
@@ -153,27 +163,15 @@ static int copy_block(struct mimg *img, const struct mimg_run *run,
 				"short to inflate to %u bytes",
 				img->filename, b, (unsigned long long)stored,
 				s->block_size);
-	uint8_t *in = malloc(stored), *buf = malloc(s->block_size);
-	if (!in || !buf)
-		r = mimg_err(-ENOMEM, "out of memory");
-	if (r == 0)
-		r = mimg_file_pread(img->file, in, stored, at);
-	if (r == 0 &&
-	    (codec_inflate_zlib(in, stored, buf, s->block_size, &got) < 0 ||
-	     got != s->block_size))
-		r = mimg_err(-EIO,
-			     "%s: cloop: block %u (%llu bytes at %llu) does "
-			     "not inflate to a block of %u bytes",
-			     img->filename, b, (unsigned long long)stored,
-			     (unsigned long long)at, s->block_size);
-	free(in);
-	if (r < 0) {
-		free(buf);
-		return r;
-	}
-	mimg__decoded_keep(&s->inflated, b, buf, run->skip, iov, iovcnt, done,
-			   len);
-	return 0;
+	struct mimg_decode_unit u = {.key = b,
+				     .at = at,
+				     .stored = (size_t)stored,
+				     .size = s->block_size,
+				     .what = "cloop block",
+				     .decode = inflate_block,
+				     .arg = img};
+	return mimg__decoded_read(&s->inflated, img->file, &u, run->skip, iov,
+				  iovcnt, done, len);
 }
 
 /* Every byte is in a block, inflated when read. */

@@ -454,15 +454,32 @@ static int unreadable(struct mimg *img, const struct mimg_run *run,
 			type_name(s->chunks[run->unit].type));
 }
 
+static int decode_chunk(void *arg, const struct mimg_decode_unit *u,
+			const uint8_t *in, uint8_t *out)
+{
+	struct mimg *img = arg;
+	const struct dmg *s = img->priv;
+	const struct chunk *c = &s->chunks[u->key];
+	int r = decode(c->type, in, u->stored, out, u->size);
+	if (r < 0)
+		return mimg_err(r == -ENOMEM ? r : -EIO,
+				"%s: dmg: the %s chunk at sector %llu does not "
+				"decode to its %llu sectors",
+				img->filename,
+				c->type == CHUNK_BZIP2 ? "bzip2" : "zlib",
+				(unsigned long long)c->sector,
+				(unsigned long long)c->count);
+	return 0;
+}
+
 /* Copy LEN bytes of chunk RUN->unit's decoded data from byte RUN->skip
- * into IOV at DONE, decoding it unless it is the cached one. */
+ * into IOV at DONE, decoding it unless it is the kept one. */
 static int copy_decoded(struct mimg *img, const struct mimg_run *run,
 			const struct iovec *iov, int iovcnt, size_t done,
 			size_t len)
 {
 	struct dmg *s = img->priv;
 	size_t i = (size_t)run->unit;
-	int r = 0;
 
 	if (i == s->n || !readable(s->chunks[i].type))
 		return unreadable(img, run,
@@ -470,33 +487,16 @@ static int copy_decoded(struct mimg *img, const struct mimg_run *run,
 					   ? run->skip
 					   : s->chunks[i].sector * DMG_SECTOR +
 						     run->skip));
-	if (mimg__decoded_copy(&s->inflated, i, run->skip, iov, iovcnt, done,
-			       len))
-		return 0;
 	const struct chunk *c = &s->chunks[i];
-	size_t out = (size_t)c->count * DMG_SECTOR;
-	uint8_t *in = malloc(c->length ? c->length : 1), *buf = malloc(out);
-	if (!in || !buf)
-		r = mimg_err(-ENOMEM, "out of memory");
-	if (r == 0)
-		r = mimg_file_pread_exact(img->file, in, c->length, c->offset,
-					  "dmg chunk");
-	if (r == 0 && (r = decode(c->type, in, c->length, buf, out)) < 0)
-		r = mimg_err(r == -ENOMEM ? r : -EIO,
-			     "%s: dmg: the %s chunk at sector %llu does not "
-			     "decode to its %llu sectors",
-			     img->filename,
-			     c->type == CHUNK_BZIP2 ? "bzip2" : "zlib",
-			     (unsigned long long)c->sector,
-			     (unsigned long long)c->count);
-	free(in);
-	if (r < 0) {
-		free(buf);
-		return r;
-	}
-	mimg__decoded_keep(&s->inflated, i, buf, run->skip, iov, iovcnt, done,
-			   len);
-	return 0;
+	struct mimg_decode_unit u = {.key = i,
+				     .at = c->offset,
+				     .stored = (size_t)c->length,
+				     .size = (size_t)c->count * DMG_SECTOR,
+				     .what = "dmg chunk",
+				     .decode = decode_chunk,
+				     .arg = img};
+	return mimg__decoded_read(&s->inflated, img->file, &u, run->skip, iov,
+				  iovcnt, done, len);
 }
 
 /*

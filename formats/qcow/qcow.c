@@ -178,6 +178,18 @@ static void compressed_at(const struct qcow *s, uint64_t entry, uint64_t *coff,
 	*csize = (entry >> shift) & (s->cluster_size - 1);
 }
 
+static int inflate_cluster(void *arg, const struct mimg_decode_unit *u,
+			   const uint8_t *in, uint8_t *out)
+{
+	struct mimg *img = arg;
+	if (codec_inflate_raw(in, u->stored, out, u->size) < 0)
+		return mimg_err(-EIO,
+				"%s: qcow: compressed cluster at %llu does not "
+				"inflate to a cluster",
+				img->filename, (unsigned long long)u->at);
+	return 0;
+}
+
 /* Copy LEN bytes of the compressed cluster RUN->unit (its L2 entry) from
  * byte RUN->skip into IOV at DONE. */
 static int read_compressed(struct mimg *img, const struct mimg_run *run,
@@ -185,38 +197,23 @@ static int read_compressed(struct mimg *img, const struct mimg_run *run,
 			   size_t len)
 {
 	struct qcow *s = img->priv;
-	uint64_t entry = run->unit, skip = run->skip, coff, csize;
-	int r = 0;
-
-	if (mimg__decoded_copy(&s->inflated, entry, skip, iov, iovcnt, done,
-			       len))
-		return 0;
-	compressed_at(s, entry, &coff, &csize);
+	uint64_t coff, csize;
+	compressed_at(s, run->unit, &coff, &csize);
 	if (!ck_range_within(coff, csize, s->file_size))
 		return mimg_err(-EIO,
 				"%s: qcow: compressed cluster at %llu of %llu "
 				"bytes is outside the file",
 				img->filename, (unsigned long long)coff,
 				(unsigned long long)csize);
-	uint8_t *in = malloc(csize ? csize : 1), *buf = malloc(s->cluster_size);
-	if (!in || !buf)
-		r = mimg_err(-ENOMEM, "out of memory");
-	if (r == 0)
-		r = mimg_file_pread_exact(img->file, in, csize, coff,
-					  "qcow compressed cluster");
-	if (r == 0 && codec_inflate_raw(in, csize, buf, s->cluster_size) < 0)
-		r = mimg_err(-EIO,
-			     "%s: qcow: compressed cluster at %llu does not "
-			     "inflate to a cluster",
-			     img->filename, (unsigned long long)coff);
-	free(in);
-	if (r < 0) {
-		free(buf);
-		return r;
-	}
-	mimg__decoded_keep(&s->inflated, entry, buf, skip, iov, iovcnt, done,
-			   len);
-	return 0;
+	struct mimg_decode_unit u = {.key = run->unit,
+				     .at = coff,
+				     .stored = (size_t)csize,
+				     .size = s->cluster_size,
+				     .what = "qcow compressed cluster",
+				     .decode = inflate_cluster,
+				     .arg = img};
+	return mimg__decoded_read(&s->inflated, img->file, &u, run->skip, iov,
+				  iovcnt, done, len);
 }
 
 /* One cluster at a time: unallocated, compressed, or stored at its
