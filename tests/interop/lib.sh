@@ -4,7 +4,7 @@
 # need_format FMT, fail MSG, check_eq A B MSG, same_output, json_get,
 # json_eq, qio_fmt, qemu_img_luks, secret_refused, same_read,
 # same_reading, same_dd, only_read, same_info_json, patched,
-# expect_error, mixed_raw and LUKS_COMBOS.
+# expect_error, mixed_raw, backing_bases, qemu_clean_fmt and LUKS_COMBOS.
 set -u
 : "${MIMG:?MIMG must point to the mimg binary}"
 T=$(mktemp -d "${TMPDIR:-/tmp}/mimg-interop-XXXXXX")
@@ -132,6 +132,24 @@ for i in range(0, len(b), 65536):
         b[i:i + 65536] = b"a piece of a disk image " * 2730 + b"0123456789abcdef"
 open(sys.argv[1], "wb").write(b)
 PY
+}
+
+# backing_bases: base.raw (4 MiB of 0x11) and base.qcow2 (4 MiB, 0x12 in
+# its second MiB), made by qemu-img: backing files of the two kinds, a
+# named raw one and a probed one.
+backing_bases() {
+	qemu-img create -q -f raw base.raw 4M
+	qemu-io -f raw -c 'write -P 0x11 0 4M' base.raw >/dev/null
+	qemu-img create -q -f qcow2 base.qcow2 4M
+	qemu-io -f qcow2 -c 'write -P 0x12 1M 1M' base.qcow2 >/dev/null
+}
+
+# qemu_clean_fmt FMT IMG [WHAT]: qemu-img check finds nothing at all.
+qemu_clean_fmt() {
+	qemu-img check -f "$1" "$2" >check.out 2>&1
+	_st=$?
+	[ $_st = 0 ] ||
+		{ cat check.out >&2; fail "qemu-img check $2 (exit $_st) ${3:-}"; }
 }
 
 # qio_fmt FMT IMG CMD...: run qemu-io commands on IMG, an image of FMT, in

@@ -24,11 +24,9 @@ qio() {
 	qio_fmt "$_fmt" "$_img" "$@"
 }
 
-# qemu_clean IMG: qemu-img check must find nothing at all.
+# qemu_clean IMG [WHAT]: qemu-img check must find nothing at all.
 qemu_clean() {
-	qemu-img check -f qcow2 "$1" >check.out 2>&1
-	_st=$?
-	[ $_st = 0 ] || { cat check.out >&2; fail "qemu-img check $1 (exit $_st) ${2:-}"; }
+	qemu_clean_fmt qcow2 "$@"
 }
 
 # same_content IMG [FMT [what]]: mimg reads IMG (through its backing

@@ -10,10 +10,7 @@
 need qemu-img qemu-io python3
 need_format qed
 
-qemu-img create -q -f raw base.raw 4M
-qemu-io -f raw -c 'write -P 0x11 0 4M' base.raw >/dev/null
-qemu-img create -q -f qcow2 base.qcow2 4M
-qemu-io -f qcow2 -c 'write -P 0x12 1M 1M' base.qcow2 >/dev/null
+backing_bases
 mixed_raw mixed.raw 3 7
 
 qemu-img create -q -f qed odd.qed 1000

@@ -11,11 +11,6 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$TESTLIB"
 FMT=vhdx
 . "$here/vpc-lib.sh"
-# qemu_clean_vhdx IMG WHAT: qemu-img check finds nothing wrong.
-qemu_clean_vhdx() {
-	qemu-img check -f vhdx "$1" >check.out 2>&1 ||
-		{ cat check.out >&2; fail "qemu-img check $1 $2"; }
-}
 
 for size in 0 1000 1M 100M 3G; do
 	for opts in "" subformat=fixed block_size=1M block_size=256M \
@@ -37,7 +32,7 @@ for size in 0 1000 1M 100M 3G; do
 			sed 's/m\.vhdx/X/' >m.json
 		cmp -s q.json m.json ||
 			fail "qemu-img info of mimg's image ($opts $size): $(diff q.json m.json)"
-		qemu_clean_vhdx m.vhdx "($opts $size)"
+		qemu_clean m.vhdx "($opts $size)"
 	done
 done
 for bad in block_size=3M subformat=foo; do
@@ -58,7 +53,7 @@ for opts in "" subformat=fixed; do
 	qio m.vhdx "write -P 0x61 0 4k" "write -P 0x62 3M 1536k" \
 		"write -P 0x63 19M 1M"
 	same_content m.vhdx "(qemu-io wrote into mimg's image, $opts)"
-	qemu_clean_vhdx m.vhdx "(qemu-io wrote into mimg's image, $opts)"
+	qemu_clean m.vhdx "(qemu-io wrote into mimg's image, $opts)"
 	"$MIMG" check m.vhdx >check.out 2>&1 ||
 		{ cat check.out >&2; fail "mimg check after qemu-io ($opts)"; }
 done
@@ -70,7 +65,7 @@ for opts in "" subformat=fixed block_size=1M block_state_zero=off; do
 	"$MIMG" convert -O vhdx ${opts:+-o $opts} src.raw m.vhdx ||
 		fail "mimg convert -o $opts"
 	qemu_reads m.vhdx src.raw "(convert $opts)"
-	qemu_clean_vhdx m.vhdx "(convert $opts)"
+	qemu_clean m.vhdx "(convert $opts)"
 	same_content m.vhdx "(convert $opts)"
 done
 
@@ -83,7 +78,7 @@ for opts in "" block_state_zero=off subformat=fixed; do
 	guid=$(od -An -tx1 -j $((0x10010)) -N16 q.vhdx)
 	"$MIMG" convert -n -O vhdx src.raw q.vhdx || fail "convert -n ($opts)"
 	qemu_reads q.vhdx src.raw "(written into, $opts)"
-	qemu_clean_vhdx q.vhdx "(written into, $opts)"
+	qemu_clean q.vhdx "(written into, $opts)"
 	[ "$(od -An -tx1 -j $((0x10010)) -N16 q.vhdx)" != "$guid" ] ||
 		fail "the file write GUID did not change ($opts)"
 	check_eq "$(od -An -tx1 -j $((0x10010)) -N16 q.vhdx)" \
@@ -99,7 +94,7 @@ qemu-img create -q -f vhdx -o block_size=1M q.vhdx 100M
 qio q.vhdx "write -P 0x11 5M 4k"
 python3 "$here/vhdx-edit.py" q.vhdx log data 20 || fail "vhdx-edit"
 "$MIMG" convert -n -O vhdx src.raw q.vhdx || fail "convert into a log image"
-qemu_clean_vhdx q.vhdx "(after writing into a log image)"
+qemu_clean q.vhdx "(after writing into a log image)"
 truncate -s 100M src100.raw
 dd if=src.raw of=src100.raw conv=notrunc status=none
 qemu-img compare -q -f vhdx -F raw q.vhdx src100.raw ||

@@ -38,6 +38,11 @@ with open(sys.argv[1], 'wb') as f:
 PY
 }
 
+# qemu_clean IMG [WHAT]: qemu-img check finds nothing wrong.
+qemu_clean() {
+	qemu_clean_fmt "$FMT" "$@"
+}
+
 # same_content IMG [what]: mimg reads IMG as the same bytes as qemu-img.
 same_content() {
 	same_read "$FMT" "$@"
