@@ -57,9 +57,20 @@ START_TEST(probed_as_format)
 }
 END_TEST
 
-START_TEST(lookalikes_are_raw)
+/* Each of the N files NAMES opens as raw. */
+static void probed_raw(const char *const *names, size_t n)
 {
 	struct mimg *img;
+	for (size_t i = 0; i < n; i++) {
+		ck_assert_msg(mimg_open(&img, names[i], NULL, 0) == 0, "%s: %s",
+			      names[i], mimg_errmsg());
+		ck_assert_str_eq(mimg_format(img), "raw");
+		ck_assert_int_eq(mimg_close(img), 0);
+	}
+}
+
+START_TEST(lookalikes_are_raw)
+{
 	uint8_t h[512] = {0};
 	memcpy(h, BOCHS_V1, sizeof(BOCHS_V1) - 1);
 	/* an unknown version, or a type not NUL-terminated */
@@ -71,30 +82,19 @@ START_TEST(lookalikes_are_raw)
 	/* only the whole preamble counts, not a prefix of it */
 	tu_write_file("b.cloop", CLOOP_PREAMBLE, 20, 0);
 	const char *names[] = {"b.bochs", "c.bochs", "b.cloop"};
-	for (int i = 0; i < 3; i++) {
-		ck_assert_msg(mimg_open(&img, names[i], NULL, 0) == 0, "%s: %s",
-			      names[i], mimg_errmsg());
-		ck_assert_str_eq(mimg_format(img), "raw");
-		ck_assert_int_eq(mimg_close(img), 0);
-	}
+	probed_raw(names, TU_NELEM(names));
 }
 END_TEST
 
 START_TEST(raw_by_qemu_rules)
 {
-	struct mimg *img;
 	/* LUKS2, an empty .dmg, a wrong parallels version, qcow version 0 */
 	tu_write_file("luks2.img", "LUKS\xba\xbe\0\2", 8, 0);
 	tu_make_sparse("empty.dmg", 0);
 	tu_write_file("p3.img", "WithoutFreeSpace\3\0\0\0", 20, 0);
 	tu_write_file("q0.img", "QFI\xfb\0\0\0\0", 8, 0);
 	const char *names[] = {"luks2.img", "empty.dmg", "p3.img", "q0.img"};
-	for (int i = 0; i < 4; i++) {
-		ck_assert_msg(mimg_open(&img, names[i], NULL, 0) == 0, "%s: %s",
-			      names[i], mimg_errmsg());
-		ck_assert_str_eq(mimg_format(img), "raw");
-		ck_assert_int_eq(mimg_close(img), 0);
-	}
+	probed_raw(names, TU_NELEM(names));
 }
 END_TEST
 
