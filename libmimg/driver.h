@@ -152,6 +152,8 @@ size_t mimg__opts_count(const struct mimg_optdesc *schema);
  * without such a line. */
 const char *mimg__create_order(const char *format);
 
+struct mimg_runs;
+
 struct mimg_driver {
 	const char *name;
 	size_t priv_size;
@@ -291,6 +293,9 @@ struct mimg_driver {
 		     void (*progress)(void *opaque, uint64_t done,
 				      uint64_t total),
 		     void *opaque);
+	/* A driver built on runs.h: what its map and decode are (its
+	 * preadv and block_status are then runs.h's). */
+	const struct mimg_runs *runs;
 };
 
 /* An info callback for formats qemu-img has no driver information for

@@ -90,6 +90,7 @@ static void free_image(struct mimg *img)
 	free(img->extra_ids);
 	mimg__archive_origin_free(img->archive);
 	mimg_readers_destroy(&img->resize_lock);
+	mimg__decoded_destroy(&img->decoded);
 	free(img);
 }
 
@@ -211,6 +212,7 @@ static int open_node(struct mimg **imgp, const char *path, const char *format,
 		mimg_file_close(file);
 		return mimg_err(-ENOMEM, "out of memory");
 	}
+	mimg__decoded_init(&img->decoded);
 	img->file = file;
 	img->in_memory = file != NULL;
 	img->flags = flags;

@@ -9,12 +9,12 @@
 #include <pthread.h>
 #include <sys/types.h>
 
+#include "decoded.h"
 #include "driver.h"
 #include "file.h"
 #include "readers.h"
 
 struct mimg_blocktable;
-struct mimg_runs;
 
 /* A host file by identity, to tell whether two names are one file. */
 struct mimg_file_id {
@@ -49,8 +49,6 @@ struct mimg {
 	/* The block table a driver built on blocktable.h does its I/O
 	 * through (its ops read it), or NULL. */
 	const struct mimg_blocktable *blocktable;
-	/* The same for a driver built on runs.h. */
-	const struct mimg_runs *runs;
 
 	/* Set by the core. */
 	struct mimg *backing; /* opened backing image, or NULL */
@@ -65,6 +63,8 @@ struct mimg {
 	/* The secrets of the mimg_amend_secrets call in progress. */
 	const struct mimg_named_secret *amend_secrets;
 	size_t amend_nsecrets;
+	/* The last unit a driver built on runs.h decoded (runs.c). */
+	struct mimg_decoded decoded;
 	/* Entered as a reader by every I/O call (and mimg_size), locked
 	 * by mimg_truncate: a resize waits for the I/O in flight, and no
 	 * I/O sees the size or the metadata half-changed. */

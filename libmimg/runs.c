@@ -8,6 +8,7 @@
 #include <errno.h>
 
 #include "checked.h"
+#include "decoded.h"
 #include "driver.h"
 #include "error.h"
 #include "image.h"
@@ -21,7 +22,7 @@ static int map_run(struct mimg *img, uint64_t off, uint64_t len,
 		   struct mimg_run *run)
 {
 	*run = (struct mimg_run){0};
-	int r = img->runs->map(img, off, len, run);
+	int r = img->drv->runs->map(img, off, len, run);
 	if (r == 0 && (run->len == 0 || run->len > len))
 		r = mimg_err(-EIO, "%s: %s: run of %llu bytes at %llu",
 			     img->filename, img->drv->name,
@@ -73,7 +74,8 @@ int mimg__runs_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
 							    run.host);
 			break;
 		case MIMG_RUN_DECODED:
-			r = img->runs->decode(img, &run, iov, iovcnt, done, n);
+			r = img->drv->runs->decode(img, &run, iov, iovcnt, done,
+						   n);
 			break;
 		}
 		if (r < 0)
@@ -107,4 +109,13 @@ int mimg__runs_block_status(struct mimg *img, uint64_t off, uint64_t len,
 		break;
 	}
 	return 0;
+}
+
+int mimg__runs_decoded_read(struct mimg *img, const struct mimg_run *run,
+			    const struct mimg_decode_unit *u,
+			    const struct iovec *iov, int iovcnt, size_t done,
+			    size_t len)
+{
+	return mimg__decoded_read(&img->decoded, img->file, u, run->skip, iov,
+				  iovcnt, done, len);
 }

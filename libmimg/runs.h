@@ -6,7 +6,8 @@
  * data stored plainly at a host offset, or data the format decodes
  * (compressed units).  The format says what the run at an offset is;
  * this layer walks a request run by run.  Read-only formats (qcow
- * version 1, QED, DMG) are built on it.
+ * version 1, QED, DMG, bochs, cloop) are built on it: their driver table
+ * names their struct mimg_runs.
  */
 #ifndef MIMG_RUNS_H
 #define MIMG_RUNS_H
@@ -17,6 +18,7 @@
 #include <sys/uio.h>
 
 struct mimg;
+struct mimg_decode_unit;
 
 enum mimg_run_kind {
 	MIMG_RUN_BELOW,	  /* unallocated here */
@@ -46,7 +48,8 @@ struct mimg_runs {
 		      size_t len);
 };
 
-/* The driver ops of an image whose reads all go through img->runs. */
+/* The driver ops of an image whose reads all go through the driver's
+ * runs. */
 int mimg__runs_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
 		      uint64_t off, size_t len);
 /* BELOW: nothing (the layers below answer); ZERO: zero; DATA: data at its
@@ -54,5 +57,13 @@ int mimg__runs_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
 int mimg__runs_block_status(struct mimg *img, uint64_t off, uint64_t len,
 			    uint64_t *pnum, unsigned *status,
 			    uint64_t *host_off);
+
+/* For a decode(): copy LEN bytes of the DECODED run RUN, which unit U
+ * holds, into IOV at byte DONE, from the unit the image decoded last when
+ * it is U, else read, decoded (and kept in its place) (decoded.h). */
+int mimg__runs_decoded_read(struct mimg *img, const struct mimg_run *run,
+			    const struct mimg_decode_unit *u,
+			    const struct iovec *iov, int iovcnt, size_t done,
+			    size_t len);
 
 #endif

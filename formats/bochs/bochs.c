@@ -235,7 +235,6 @@ static int bochs_open(struct mimg *img, unsigned flags)
 	int r;
 	(void)flags;
 
-	img->runs = &bochs_runs;
 	/* A short header reads as zeroes past the end, as in qemu-img. */
 	if ((r = mimg_file_size(img->file, &s->file_size)) < 0 ||
 	    (r = mimg_file_pread(img->file, h, sizeof(h), 0)) < 0 ||
@@ -254,4 +253,5 @@ const struct mimg_driver mimg_bochs_driver = {
 	.preadv = mimg__runs_preadv,
 	.info = mimg__info_without_driver_info,
 	.read_only = "Image is read-only", /* qemu-img's words */
+	.runs = &bochs_runs,
 };

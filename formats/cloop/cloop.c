@@ -47,7 +47,6 @@ struct cloop {
 	uint32_t block_size, n_blocks;
 	uint64_t *offsets; /* n_blocks + 1, host order */
 	uint64_t file_size;
-	struct mimg_decoded inflated; /* the last block inflated */
 };
 
 static int cloop_probe(const uint8_t *buf, size_t len, const char *filename)
@@ -170,8 +169,7 @@ static int copy_block(struct mimg *img, const struct mimg_run *run,
 				     .what = "cloop block",
 				     .decode = inflate_block,
 				     .arg = img};
-	return mimg__decoded_read(&s->inflated, img->file, &u, run->skip, iov,
-				  iovcnt, done, len);
+	return mimg__runs_decoded_read(img, run, &u, iov, iovcnt, done, len);
 }
 
 /* Every byte is in a block, inflated when read. */
@@ -194,7 +192,6 @@ static void cloop_close(struct mimg *img)
 {
 	struct cloop *s = img->priv;
 	free(s->offsets);
-	mimg__decoded_destroy(&s->inflated);
 }
 
 static int cloop_open(struct mimg *img, unsigned flags)
@@ -204,8 +201,6 @@ static int cloop_open(struct mimg *img, unsigned flags)
 	int r;
 	(void)flags;
 
-	mimg__decoded_init(&s->inflated);
-	img->runs = &cloop_runs;
 	/* A short header reads as zeroes past the end, as in qemu-img. */
 	if ((r = mimg_file_size(img->file, &s->file_size)) < 0 ||
 	    (r = mimg_file_pread(img->file, h, sizeof(h), CLOOP_HEADER)) < 0 ||
@@ -223,4 +218,5 @@ const struct mimg_driver mimg_cloop_driver = {
 	.preadv = mimg__runs_preadv,
 	.info = mimg__info_without_driver_info,
 	.read_only = "Image is read-only", /* qemu-img's words */
+	.runs = &cloop_runs,
 };

@@ -63,7 +63,6 @@ struct dmg {
 	struct chunk *chunks; /* sorted by sector, none overlapping */
 	size_t n, cap;
 	uint64_t file_size;
-	struct mimg_decoded inflated; /* the last chunk inflated */
 };
 
 static int dmg_probe(const uint8_t *buf, size_t len, const char *filename)
@@ -495,8 +494,7 @@ static int copy_decoded(struct mimg *img, const struct mimg_run *run,
 				     .what = "dmg chunk",
 				     .decode = decode_chunk,
 				     .arg = img};
-	return mimg__decoded_read(&s->inflated, img->file, &u, run->skip, iov,
-				  iovcnt, done, len);
+	return mimg__runs_decoded_read(img, run, &u, iov, iovcnt, done, len);
 }
 
 /*
@@ -543,7 +541,6 @@ static void dmg_close(struct mimg *img)
 {
 	struct dmg *s = img->priv;
 	free(s->chunks);
-	mimg__decoded_destroy(&s->inflated);
 }
 
 static int dmg_open(struct mimg *img, unsigned flags)
@@ -552,8 +549,6 @@ static int dmg_open(struct mimg *img, unsigned flags)
 	int r;
 	(void)flags;
 
-	mimg__decoded_init(&s->inflated);
-	img->runs = &dmg_runs;
 	if ((r = mimg_file_size(img->file, &s->file_size)) < 0 ||
 	    (r = load_chunks(img, s)) < 0)
 		return r;
@@ -570,4 +565,5 @@ const struct mimg_driver mimg_dmg_driver = {
 	.block_status = mimg__runs_block_status,
 	.info = mimg__info_without_driver_info,
 	.read_only = "Image is read-only", /* qemu-img's words */
+	.runs = &dmg_runs,
 };

@@ -38,7 +38,6 @@ struct qcow {
 	uint64_t *l1; /* host order */
 	uint64_t l1_size;
 	uint64_t file_size;
-	struct mimg_decoded inflated; /* the last cluster inflated */
 };
 
 static int qcow_probe(const uint8_t *buf, size_t len, const char *filename)
@@ -212,8 +211,7 @@ static int read_compressed(struct mimg *img, const struct mimg_run *run,
 				     .what = "qcow compressed cluster",
 				     .decode = inflate_cluster,
 				     .arg = img};
-	return mimg__decoded_read(&s->inflated, img->file, &u, run->skip, iov,
-				  iovcnt, done, len);
+	return mimg__runs_decoded_read(img, run, &u, iov, iovcnt, done, len);
 }
 
 /* One cluster at a time: unallocated, compressed, or stored at its
@@ -248,7 +246,6 @@ static void qcow_close(struct mimg *img)
 {
 	struct qcow *s = img->priv;
 	free(s->l1);
-	mimg__decoded_destroy(&s->inflated);
 }
 
 static int qcow_open(struct mimg *img, unsigned flags)
@@ -258,13 +255,11 @@ static int qcow_open(struct mimg *img, unsigned flags)
 	int r;
 	(void)flags;
 
-	mimg__decoded_init(&s->inflated);
 	if ((r = mimg__read_header(img, h, sizeof(h), &s->file_size)) < 0 ||
 	    (r = parse_header(img, s, h)) < 0 ||
 	    (r = read_backing_name(img, s, h)) < 0)
 		return r;
 	img->cluster_size = (uint32_t)s->cluster_size;
-	img->runs = &qcow_runs;
 	return 0;
 }
 
@@ -278,4 +273,5 @@ const struct mimg_driver mimg_qcow_driver = {
 	.block_status = mimg__runs_block_status,
 	.read_only = "version 1 images are read only in mimg (convert them "
 		     "to qcow2)",
+	.runs = &qcow_runs,
 };

@@ -254,7 +254,6 @@ static int qed_open(struct mimg *img, unsigned flags)
 		return r;
 	/* Clusters start on whole clusters of the file. */
 	s->file_size = file_size & ~(uint64_t)(s->cluster_size - 1);
-	img->runs = &qed_runs;
 	s->l1_offset = ld_le64(h + 40);
 	if ((r = read_l1(img, s)) < 0 || (r = read_backing_name(img, s, h)) < 0)
 		return r;
@@ -271,4 +270,5 @@ const struct mimg_driver mimg_qed_driver = {
 	.block_status = mimg__runs_block_status,
 	.check = qed_check,
 	.read_only = "images are read only in mimg (convert them to qcow2)",
+	.runs = &qed_runs,
 };
