@@ -21,9 +21,9 @@ size_t mimg__bt_in_block(const struct mimg_blocktable *bt, uint64_t off,
 int mimg__bt_lookup(struct mimg *img, const struct mimg_blocktable *bt,
 		    uint64_t off, uint64_t *host)
 {
-	pthread_mutex_lock(bt->lock);
+	pthread_mutex_lock(&img->table_lock);
 	int r = bt->lookup(img, off, host);
-	pthread_mutex_unlock(bt->lock);
+	pthread_mutex_unlock(&img->table_lock);
 	return r;
 }
 
@@ -70,11 +70,11 @@ static int write_in_block(struct mimg *img, const struct mimg_blocktable *bt,
 {
 	if (!host) {
 		int r;
-		pthread_mutex_lock(bt->lock);
+		pthread_mutex_lock(&img->table_lock);
 		r = bt->lookup(img, off, &host);
 		if (r == 0 && !host)
 			r = bt->allocate(img, iov, iovcnt, skip, off, len);
-		pthread_mutex_unlock(bt->lock);
+		pthread_mutex_unlock(&img->table_lock);
 		if (!host || r < 0)
 			return r;
 	}
@@ -163,7 +163,7 @@ int mimg__bt_block_status(struct mimg *img, uint64_t off, uint64_t len,
 	const struct mimg_blocktable *bt = img->blocktable;
 	uint64_t host, n = 0;
 	int r;
-	pthread_mutex_lock(bt->lock);
+	pthread_mutex_lock(&img->table_lock);
 	if ((r = bt->lookup(img, off, &host)) < 0)
 		goto out;
 	*host_off = host ? host + off % bt->block_size : 0;
@@ -183,6 +183,6 @@ int mimg__bt_block_status(struct mimg *img, uint64_t off, uint64_t len,
 	*status = host ? MIMG_BS_DATA | MIMG_BS_ALLOCATED | MIMG_BS_OFFSET_VALID
 		       : MIMG_BS_ZERO | MIMG_BS_ALLOCATED;
 out:
-	pthread_mutex_unlock(bt->lock);
+	pthread_mutex_unlock(&img->table_lock);
 	return r;
 }

@@ -6,7 +6,7 @@
  * entries gives (VDI's block map, VHD's BAT).  The format says how an
  * entry is read and how a new block is allocated; this layer walks a
  * request block by block, reads unallocated blocks from below, and
- * allocates a block on its first write under the metadata lock.
+ * allocates a block on its first write under the image's table_lock.
  */
 #ifndef MIMG_BLOCKTABLE_H
 #define MIMG_BLOCKTABLE_H
@@ -23,7 +23,6 @@ struct mimg_blocktable {
 	/* The disk is stored as it is from the start of the file (a fixed
 	 * VHD): requests go straight to the file; nothing else is used. */
 	bool flat;
-	pthread_mutex_t *lock; /* guards the format's table */
 	uint64_t block_size;
 	/* Host offset of the start of the data of the block holding guest
 	 * offset OFF into *HOST, 0 when not allocated.  Called with the
@@ -31,7 +30,7 @@ struct mimg_blocktable {
 	int (*lookup)(struct mimg *img, uint64_t off, uint64_t *host);
 	/* Allocate the block holding OFF and write the LEN bytes of IOV
 	 * from byte SKIP at their place in it, in the format's crash-safe
-	 * order.  Called with the lock held, only for a block LOOKUP found
+	 * order.  Called with img->table_lock held, only for a block LOOKUP found
 	 * unallocated.  0 or a negative errno (with the error set). */
 	int (*allocate)(struct mimg *img, const struct iovec *iov, int iovcnt,
 			size_t skip, uint64_t off, size_t len);
@@ -40,7 +39,7 @@ struct mimg_blocktable {
 /* Bytes from OFF to the end of its block, capped at LEN. */
 size_t mimg__bt_in_block(const struct mimg_blocktable *bt, uint64_t off,
 			 size_t len);
-/* LOOKUP of the block holding OFF, taking the lock. */
+/* LOOKUP of the block holding OFF, taking img->table_lock. */
 int mimg__bt_lookup(struct mimg *img, const struct mimg_blocktable *bt,
 		    uint64_t off, uint64_t *host);
 

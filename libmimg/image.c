@@ -91,6 +91,7 @@ static void free_image(struct mimg *img)
 	mimg__archive_origin_free(img->archive);
 	mimg_readers_destroy(&img->resize_lock);
 	mimg__decoded_destroy(&img->decoded);
+	pthread_mutex_destroy(&img->table_lock);
 	free(img);
 }
 
@@ -213,6 +214,7 @@ static int open_node(struct mimg **imgp, const char *path, const char *format,
 		return mimg_err(-ENOMEM, "out of memory");
 	}
 	mimg__decoded_init(&img->decoded);
+	pthread_mutex_init(&img->table_lock, NULL);
 	img->file = file;
 	img->in_memory = file != NULL;
 	img->flags = flags;

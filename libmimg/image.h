@@ -63,6 +63,9 @@ struct mimg {
 	/* The secrets of the mimg_amend_secrets call in progress. */
 	const struct mimg_named_secret *amend_secrets;
 	size_t amend_nsecrets;
+	/* Guards the table of a driver built on blocktable.h and what its
+	 * allocations change (the driver says which fields). */
+	pthread_mutex_t table_lock;
 	/* The last unit a driver built on runs.h decoded (runs.c). */
 	struct mimg_decoded decoded;
 	/* Entered as a reader by every I/O call (and mimg_size), locked

@@ -140,7 +140,7 @@ static int load_bat(struct mimg *img, struct parallels *s)
 
 /* Host offset of the cluster holding guest offset OFF into *HOST (0 when
  * not allocated).  An entry must name a whole cluster of the data area
- * inside the file.  Called with the lock held. */
+ * inside the file.  Called with img->table_lock held. */
 static int cluster_host(struct mimg *img, uint64_t off, uint64_t *host)
 {
 	struct parallels *s = img->priv;
@@ -175,7 +175,7 @@ int parallels_set_in_use(struct mimg *img, uint32_t value)
 
 /* Before the first write: the header says a writer has the image open
  * (flushed, so that no write reaches the file before the mark does).
- * Called with the lock held. */
+ * Called with img->table_lock held. */
 static int mark_in_use(struct mimg *img)
 {
 	struct parallels *s = img->priv;
@@ -191,7 +191,7 @@ static int mark_in_use(struct mimg *img)
 
 /*
  * Allocate the cluster holding OFF and write the LEN bytes of IOV (from
- * byte SKIP) into it, in crash-safe order.  Called with the lock held.
+ * byte SKIP) into it, in crash-safe order.  Called with img->table_lock held.
  */
 static int allocate_and_write(struct mimg *img, const struct iovec *iov,
 			      int iovcnt, size_t skip, uint64_t off, size_t len)
@@ -222,23 +222,26 @@ static int allocate_and_write(struct mimg *img, const struct iovec *iov,
 	return 0;
 }
 
+/* mark_in_use before a write that does not allocate. */
+static int before_write(struct mimg *img)
+{
+	pthread_mutex_lock(&img->table_lock);
+	int r = mark_in_use(img);
+	pthread_mutex_unlock(&img->table_lock);
+	return r;
+}
+
 static int parallels_pwritev(struct mimg *img, const struct iovec *iov,
 			     int iovcnt, uint64_t off, size_t len)
 {
-	struct parallels *s = img->priv;
-	pthread_mutex_lock(&s->lock);
-	int r = mark_in_use(img);
-	pthread_mutex_unlock(&s->lock);
+	int r = before_write(img);
 	return r < 0 ? r : mimg__bt_pwritev(img, iov, iovcnt, off, len);
 }
 
 static int parallels_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
 				   unsigned flags)
 {
-	struct parallels *s = img->priv;
-	pthread_mutex_lock(&s->lock);
-	int r = mark_in_use(img);
-	pthread_mutex_unlock(&s->lock);
+	int r = before_write(img);
 	return r < 0 ? r : mimg__bt_pwrite_zeroes(img, off, len, flags);
 }
 
@@ -251,7 +254,6 @@ static void parallels_close(struct mimg *img)
 	    parallels_set_in_use(img, 0) == 0)
 		(void)mimg_file_flush(img->file);
 	free(s->bat);
-	pthread_mutex_destroy(&s->lock);
 }
 
 static int parallels_open(struct mimg *img, unsigned flags)
@@ -259,13 +261,11 @@ static int parallels_open(struct mimg *img, unsigned flags)
 	struct parallels *s = img->priv;
 	int r;
 
-	pthread_mutex_init(&s->lock, NULL);
 	if ((r = mimg__read_header(img, s->header, PRL_HEADER_SIZE,
 				   &s->file_size)) < 0 ||
 	    (r = parse_header(img, s)) < 0 || (r = load_bat(img, s)) < 0)
 		return r;
-	s->bt = (struct mimg_blocktable){.lock = &s->lock,
-					 .block_size = s->cluster_size,
+	s->bt = (struct mimg_blocktable){.block_size = s->cluster_size,
 					 .lookup = cluster_host,
 					 .allocate = allocate_and_write};
 	img->blocktable = &s->bt;

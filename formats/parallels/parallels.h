@@ -47,7 +47,7 @@
 #define PRL_H_EXT_OFF 56
 
 struct parallels {
-	pthread_mutex_t lock; /* bat, next_host, file_size, in_use_set */
+	/* Under img->table_lock: bat, next_host, file_size, in_use_set. */
 	uint8_t header[PRL_HEADER_SIZE];
 	bool ext;      /* "WithouFreSpacExt": entries in clusters */
 	uint32_t unit; /* bytes per BAT entry unit */

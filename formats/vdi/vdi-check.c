@@ -29,7 +29,7 @@ int vdi_check(struct mimg *img, unsigned flags, struct mimg_check_result *res)
 	if (!(owner = malloc((s->blocks ? s->blocks : 1) * sizeof(*owner))))
 		return mimg_err(-ENOMEM, "out of memory");
 	memset(owner, 0xff, (s->blocks ? s->blocks : 1) * sizeof(*owner));
-	pthread_mutex_lock(&s->lock);
+	pthread_mutex_lock(&img->table_lock);
 	for (uint32_t i = 0; i < s->blocks; i++) {
 		uint32_t e = s->bmap[i];
 		if (e >= VDI_DISCARDED)
@@ -54,7 +54,7 @@ int vdi_check(struct mimg *img, unsigned flags, struct mimg_check_result *res)
 		}
 	}
 	uint32_t stored = ld_le32(s->header + VDI_H_ALLOCATED);
-	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_unlock(&img->table_lock);
 	free(owner);
 	if (allocated != stored) {
 		if (stored > allocated)

@@ -8,8 +8,8 @@
  * first (the rest of the block reads as zeroes), then the header with the
  * new allocated-block count, then the block map entry, so an interrupted
  * allocation leaves the old image plus an unreferenced block.  Allocation
- * holds the metadata lock for its whole sequence; I/O to allocated blocks
- * only looks the entry up under the lock.
+ * holds the image's table_lock for its whole sequence; I/O to allocated
+ * blocks only looks the entry up under it.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -146,7 +146,7 @@ static int load_bmap(struct mimg *img, struct vdi *s)
 
 /* Host offset of guest offset OFF's block into *HOST (0 when not
  * allocated).  Entries past the image's blocks are refused: they would
- * point anywhere in a huge sparse range.  Called with the lock held. */
+ * point anywhere in a huge sparse range.  Called with img->table_lock held. */
 static int block_host(struct mimg *img, uint64_t off, uint64_t *host)
 {
 	struct vdi *s = img->priv;
@@ -165,7 +165,7 @@ static int block_host(struct mimg *img, uint64_t off, uint64_t *host)
 
 /*
  * Allocate the block holding OFF and write the LEN bytes of IOV (from
- * byte SKIP) into it, in crash-safe order.  Called with the lock held.
+ * byte SKIP) into it, in crash-safe order.  Called with img->table_lock held.
  */
 static int allocate_and_write(struct mimg *img, const struct iovec *iov,
 			      int iovcnt, size_t skip, uint64_t off, size_t len)
@@ -205,7 +205,6 @@ static void vdi_close(struct mimg *img)
 {
 	struct vdi *s = img->priv;
 	free(s->bmap);
-	pthread_mutex_destroy(&s->lock);
 }
 
 static int vdi_open(struct mimg *img, unsigned flags)
@@ -214,9 +213,7 @@ static int vdi_open(struct mimg *img, unsigned flags)
 	int r;
 	(void)flags;
 
-	pthread_mutex_init(&s->lock, NULL);
-	s->bt = (struct mimg_blocktable){.lock = &s->lock,
-					 .block_size = VDI_BLOCK_SIZE,
+	s->bt = (struct mimg_blocktable){.block_size = VDI_BLOCK_SIZE,
 					 .lookup = block_host,
 					 .allocate = allocate_and_write};
 	img->blocktable = &s->bt;

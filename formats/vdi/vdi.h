@@ -53,7 +53,7 @@ enum { VDI_TYPE_DYNAMIC = 1, VDI_TYPE_STATIC = 2 };
 #define VDI_BLOCKS_MAX 0x1fffff80u
 
 struct vdi {
-	pthread_mutex_t lock; /* bmap, header, next_index, file_size */
+	/* Under img->table_lock: bmap, header, next_index, file_size. */
 	uint8_t header[VDI_HEADER_SIZE];
 	bool is_static;
 	uint32_t *bmap;	 /* blocks entries, host order */

@@ -66,10 +66,10 @@ static int before_change(struct mimg *img)
 {
 	struct vhdx *s = img->priv;
 	int r = 0;
-	pthread_mutex_lock(&s->lock);
+	pthread_mutex_lock(&img->table_lock);
 	if (!s->headers_renewed)
 		r = vhdx_renew_headers(img, s);
-	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_unlock(&img->table_lock);
 	return r;
 }
 
@@ -77,7 +77,7 @@ static int before_change(struct mimg *img)
  * Allocate the block holding OFF at the end of the file (whole MiB) and
  * write the LEN bytes of IOV (from byte SKIP) into it, then point its
  * BAT entry there: a crash before the entry leaves an unused block.
- * Called with the lock held.
+ * Called with img->table_lock held.
  */
 static int allocate_and_write(struct mimg *img, const struct iovec *iov,
 			      int iovcnt, size_t skip, uint64_t off, size_t len)
@@ -126,7 +126,6 @@ static void vhdx_close(struct mimg *img)
 {
 	struct vhdx *s = img->priv;
 	free(s->block_host);
-	pthread_mutex_destroy(&s->lock);
 }
 
 static int vhdx_open(struct mimg *img, unsigned flags)
@@ -134,11 +133,9 @@ static int vhdx_open(struct mimg *img, unsigned flags)
 	struct vhdx *s = img->priv;
 	int r;
 	(void)flags;
-	pthread_mutex_init(&s->lock, NULL);
 	if ((r = vhdx_parse(img, s)) < 0)
 		return r;
-	s->bt = (struct mimg_blocktable){.lock = &s->lock,
-					 .block_size = s->block_size,
+	s->bt = (struct mimg_blocktable){.block_size = s->block_size,
 					 .lookup = bt_lookup,
 					 .allocate = allocate_and_write};
 	img->blocktable = &s->bt;

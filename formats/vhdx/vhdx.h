@@ -74,8 +74,8 @@ enum {
 #define VHDX_MAX_BLOCKS (1ull << 26)
 
 struct vhdx {
-	pthread_mutex_t lock; /* the block table's: block_host, the fields
-				 below it that writes change */
+	/* Under img->table_lock: block_host, the fields below that writes
+	 * change. */
 	struct mimg_blocktable bt;
 	uint64_t file_size;
 	uint64_t next_free;   /* where the next block goes */
@@ -166,7 +166,8 @@ int vhdx_parse(struct mimg *img, struct vhdx *s);
  * file (formats/vhdx/vhdx-log.c). */
 int vhdx_log_view(struct mimg *img, struct vhdx *s, const uint8_t *h);
 /* Write s->header, with new write GUIDs, to both header slots in turn
- * (vhdx.c).  Called with the lock held, or before the image is in use. */
+ * (vhdx.c).  Called with img->table_lock held, or before the image is in
+ * use. */
 int vhdx_renew_headers(struct mimg *img, struct vhdx *s);
 /* Blocks sharing host space are corruptions (vhdx-check.c). */
 int vhdx_check(struct mimg *img, unsigned flags, struct mimg_check_result *res);

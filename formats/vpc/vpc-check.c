@@ -61,7 +61,8 @@ static void report_overlap(void *opaque, const struct mimg_host_range *p,
 /* Sort the allocated blocks by position: neighbours must not overlap,
  * and a block that does not follow its predecessor in guest order counts
  * as fragmented. */
-static int check_blocks(struct vpc *s, struct mimg_check_result *res)
+static int check_blocks(struct mimg *img, struct vpc *s,
+			struct mimg_check_result *res)
 {
 	uint64_t span = (uint64_t)s->bitmap_size + s->block_size;
 	struct mimg_host_range *refs = malloc((s->nblocks ? s->nblocks : 1) *
@@ -70,14 +71,14 @@ static int check_blocks(struct vpc *s, struct mimg_check_result *res)
 
 	if (!refs)
 		return mimg_err(-ENOMEM, "out of memory");
-	pthread_mutex_lock(&s->lock);
+	pthread_mutex_lock(&img->table_lock);
 	for (uint32_t i = 0; i < s->nblocks; i++)
 		if (s->bat[i] != VPC_BAT_UNUSED)
 			refs[n++] =
 				(struct mimg_host_range){(uint64_t)s->bat[i] *
 								 VPC_SECTOR,
 							 span, i};
-	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_unlock(&img->table_lock);
 	mimg__host_overlaps(refs, n, report_overlap, res);
 	for (size_t i = 1; i < n; i++)
 		if (refs[i].unit < refs[i - 1].unit)
@@ -100,7 +101,7 @@ int vpc_check(struct mimg *img, unsigned flags, struct mimg_check_result *res)
 		res->image_end_offset = img->size + VPC_FOOTER_SIZE;
 		return 0;
 	}
-	int r = check_blocks(s, res);
+	int r = check_blocks(img, s, res);
 	if (r < 0)
 		return r;
 	check_end_footer(img, s, res);

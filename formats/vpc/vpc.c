@@ -8,9 +8,8 @@
  * after the new block first (the file always ends with a footer), then
  * the block's bitmap and data, and only then the BAT entry, so a crash at
  * any point leaves either the old image (plus unreferenced bytes) or the
- * new one.  Allocation holds the
- * metadata lock for its whole sequence; I/O to allocated blocks only
- * looks the entry up under the lock.
+ * new one.  Allocation holds the image's table_lock for its whole
+ * sequence; I/O to allocated blocks only looks the entry up under it.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -232,7 +231,7 @@ static int load_bat(struct mimg *img, struct vpc *s)
 }
 
 /* Host offset of guest offset OFF's block, or 0 when unallocated.
- * Called with the lock held. */
+ * Called with img->table_lock held. */
 static uint64_t block_host(struct vpc *s, uint64_t off)
 {
 	uint32_t e = s->bat[off / s->block_size];
@@ -250,7 +249,7 @@ static int bt_lookup(struct mimg *img, uint64_t off, uint64_t *host)
 
 /*
  * Allocate the block holding OFF and write the LEN bytes of IOV (from
- * byte SKIP) into it, in crash-safe order.  Called with the lock held.
+ * byte SKIP) into it, in crash-safe order.  Called with img->table_lock held.
  */
 static int allocate_and_write(struct mimg *img, const struct iovec *iov,
 			      int iovcnt, size_t skip, uint64_t off, size_t len)
@@ -305,7 +304,6 @@ static void vpc_close(struct mimg *img)
 {
 	struct vpc *s = img->priv;
 	free(s->bat);
-	pthread_mutex_destroy(&s->lock);
 }
 
 static int vpc_open(struct mimg *img, unsigned flags)
@@ -315,7 +313,6 @@ static int vpc_open(struct mimg *img, unsigned flags)
 	int r;
 	(void)flags;
 
-	pthread_mutex_init(&s->lock, NULL);
 	img->blocktable = &s->bt; /* flat or dynamic, set up below */
 	if ((r = mimg_file_size(img->file, &s->file_size)) < 0 ||
 	    (r = read_footer(img, s)) < 0 || (r = footer_size(img, s)) < 0)
@@ -341,8 +338,7 @@ static int vpc_open(struct mimg *img, unsigned flags)
 	}
 	if ((r = read_dyn_header(img, s, h)) < 0 || (r = load_bat(img, s)) < 0)
 		return r;
-	s->bt = (struct mimg_blocktable){.lock = &s->lock,
-					 .block_size = s->block_size,
+	s->bt = (struct mimg_blocktable){.block_size = s->block_size,
 					 .lookup = bt_lookup,
 					 .allocate = allocate_and_write};
 	img->cluster_size = s->block_size;

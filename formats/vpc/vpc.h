@@ -64,7 +64,7 @@ enum { VPC_FIXED = 2, VPC_DYNAMIC = 3, VPC_DIFFERENCING = 4 };
 #define VPC_TIMESTAMP_BASE 946684800 /* 2000-01-01 00:00:00 UTC */
 
 struct vpc {
-	pthread_mutex_t lock; /* bat, next_free, file_size */
+	/* Under img->table_lock: bat, next_free, file_size. */
 	bool fixed;
 	uint8_t footer[VPC_FOOTER_SIZE];
 	/* dynamic */
