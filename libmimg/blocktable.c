@@ -101,25 +101,40 @@ int mimg__bt_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
 	return request(img, img->blocktable, iov, iovcnt, off, len, false);
 }
 
+static int before_write(struct mimg *img, const struct mimg_blocktable *bt)
+{
+	if (!bt->before_write)
+		return 0;
+	pthread_mutex_lock(&img->table_lock);
+	int r = bt->before_write(img);
+	pthread_mutex_unlock(&img->table_lock);
+	return r;
+}
+
 int mimg__bt_pwritev(struct mimg *img, const struct iovec *iov, int iovcnt,
 		     uint64_t off, size_t len)
 {
-	return request(img, img->blocktable, iov, iovcnt, off, len, true);
+	const struct mimg_blocktable *bt = img->blocktable;
+	int r = before_write(img, bt);
+	return r < 0 ? r : request(img, bt, iov, iovcnt, off, len, true);
 }
 
 int mimg__bt_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
 			   unsigned flags)
 {
 	const struct mimg_blocktable *bt = img->blocktable;
+	int r = before_write(img, bt);
 
 	(void)flags;
+	if (r < 0)
+		return r;
 	if (bt->flat)
 		return mimg__file_zero(img->file, off, len);
 	while (len) {
 		uint64_t n = min_u64(len,
 				     bt->block_size - off % bt->block_size);
 		uint64_t host;
-		int r = mimg__bt_lookup(img, bt, off, &host);
+		r = mimg__bt_lookup(img, bt, off, &host);
 		if (r == 0 && host)
 			r = mimg__file_zero(img->file,
 					    host + off % bt->block_size, n);

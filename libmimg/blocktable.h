@@ -25,15 +25,22 @@ struct mimg_blocktable {
 	bool flat;
 	uint64_t block_size;
 	/* Host offset of the start of the data of the block holding guest
-	 * offset OFF into *HOST, 0 when not allocated.  Called with the
-	 * lock held.  0 or a negative errno (with the error set). */
+	 * offset OFF into *HOST, 0 when not allocated.  Called with
+	 * img->table_lock held.  0 or a negative errno (with the error
+	 * set). */
 	int (*lookup)(struct mimg *img, uint64_t off, uint64_t *host);
 	/* Allocate the block holding OFF and write the LEN bytes of IOV
 	 * from byte SKIP at their place in it, in the format's crash-safe
-	 * order.  Called with img->table_lock held, only for a block LOOKUP found
-	 * unallocated.  0 or a negative errno (with the error set). */
+	 * order.  Called with img->table_lock held, only for a block
+	 * LOOKUP found unallocated.  0 or a negative errno (with the error
+	 * set). */
 	int (*allocate)(struct mimg *img, const struct iovec *iov, int iovcnt,
 			size_t skip, uint64_t off, size_t len);
+	/* Optional: what must be in the file before any write of this open
+	 * reaches it (VHDX's new write GUIDs, Parallels' in-use mark);
+	 * called with img->table_lock held before every write and zeroing,
+	 * so it does its work once and then returns 0. */
+	int (*before_write)(struct mimg *img);
 };
 
 /* Bytes from OFF to the end of its block, capped at LEN. */

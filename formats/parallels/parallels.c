@@ -207,8 +207,7 @@ static int allocate_and_write(struct mimg *img, const struct iovec *iov,
 				"(a BAT entry cannot reach %llu)",
 				img->filename, (unsigned long long)host);
 	/* The whole cluster in the file, as qemu-img leaves it. */
-	if ((r = mark_in_use(img)) < 0 ||
-	    (r = mimg__bt_place_block(img, &s->file_size, host, s->cluster_size,
+	if ((r = mimg__bt_place_block(img, &s->file_size, host, s->cluster_size,
 				      iov, iovcnt, skip, len,
 				      off % s->cluster_size)) < 0)
 		return r;
@@ -220,29 +219,6 @@ static int allocate_and_write(struct mimg *img, const struct iovec *iov,
 	s->bat[idx] = (uint32_t)(host / s->unit);
 	s->next_host = end;
 	return 0;
-}
-
-/* mark_in_use before a write that does not allocate. */
-static int before_write(struct mimg *img)
-{
-	pthread_mutex_lock(&img->table_lock);
-	int r = mark_in_use(img);
-	pthread_mutex_unlock(&img->table_lock);
-	return r;
-}
-
-static int parallels_pwritev(struct mimg *img, const struct iovec *iov,
-			     int iovcnt, uint64_t off, size_t len)
-{
-	int r = before_write(img);
-	return r < 0 ? r : mimg__bt_pwritev(img, iov, iovcnt, off, len);
-}
-
-static int parallels_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
-				   unsigned flags)
-{
-	int r = before_write(img);
-	return r < 0 ? r : mimg__bt_pwrite_zeroes(img, off, len, flags);
 }
 
 /* A writer's image is marked closed only once its data is in the file
@@ -267,7 +243,8 @@ static int parallels_open(struct mimg *img, unsigned flags)
 		return r;
 	s->bt = (struct mimg_blocktable){.block_size = s->cluster_size,
 					 .lookup = cluster_host,
-					 .allocate = allocate_and_write};
+					 .allocate = allocate_and_write,
+					 .before_write = mark_in_use};
 	img->blocktable = &s->bt;
 	if (!img->read_only && s->was_in_use && !(flags & MIMG_OPEN_CHECK))
 		return mimg_err(-EBUSY,
@@ -304,8 +281,8 @@ const struct mimg_driver mimg_parallels_driver = {
 	.create = parallels_create,
 	.create_opts = parallels_create_opts,
 	.preadv = mimg__bt_preadv,
-	.pwritev = parallels_pwritev,
-	.pwrite_zeroes = parallels_pwrite_zeroes,
+	.pwritev = mimg__bt_pwritev,
+	.pwrite_zeroes = mimg__bt_pwrite_zeroes,
 	.block_status = parallels_block_status,
 	.check = parallels_check,
 	.info = mimg__info_without_driver_info,

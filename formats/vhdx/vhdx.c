@@ -38,8 +38,8 @@ static int bt_lookup(struct mimg *img, uint64_t off, uint64_t *host)
 /* Before the first change after opening, the format wants new write
  * GUIDs in the header: the header is rewritten in the slot that is not
  * current, then in the other, each with a higher sequence number and
- * flushed, so that one valid header survives a crash.  Called with the
- * lock held. */
+ * flushed, so that one valid header survives a crash.  Called with
+ * img->table_lock held. */
 int vhdx_renew_headers(struct mimg *img, struct vhdx *s)
 {
 	uint8_t *h = s->header;
@@ -62,15 +62,10 @@ int vhdx_renew_headers(struct mimg *img, struct vhdx *s)
 	return r;
 }
 
-static int before_change(struct mimg *img)
+static int before_write(struct mimg *img)
 {
 	struct vhdx *s = img->priv;
-	int r = 0;
-	pthread_mutex_lock(&img->table_lock);
-	if (!s->headers_renewed)
-		r = vhdx_renew_headers(img, s);
-	pthread_mutex_unlock(&img->table_lock);
-	return r;
+	return s->headers_renewed ? 0 : vhdx_renew_headers(img, s);
 }
 
 /*
@@ -108,20 +103,6 @@ static int allocate_and_write(struct mimg *img, const struct iovec *iov,
 	return 0;
 }
 
-static int vhdx_pwritev(struct mimg *img, const struct iovec *iov, int iovcnt,
-			uint64_t off, size_t len)
-{
-	int r = before_change(img);
-	return r < 0 ? r : mimg__bt_pwritev(img, iov, iovcnt, off, len);
-}
-
-static int vhdx_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
-			      unsigned flags)
-{
-	int r = before_change(img);
-	return r < 0 ? r : mimg__bt_pwrite_zeroes(img, off, len, flags);
-}
-
 static void vhdx_close(struct mimg *img)
 {
 	struct vhdx *s = img->priv;
@@ -137,7 +118,8 @@ static int vhdx_open(struct mimg *img, unsigned flags)
 		return r;
 	s->bt = (struct mimg_blocktable){.block_size = s->block_size,
 					 .lookup = bt_lookup,
-					 .allocate = allocate_and_write};
+					 .allocate = allocate_and_write,
+					 .before_write = before_write};
 	img->blocktable = &s->bt;
 	img->cluster_size = s->block_size;
 	/* After the file and every block load_bat saw (each starts inside
@@ -162,8 +144,8 @@ const struct mimg_driver mimg_vhdx_driver = {
 	.create = vhdx_create,
 	.create_opts = vhdx_create_opts,
 	.preadv = mimg__bt_preadv,
-	.pwritev = vhdx_pwritev,
-	.pwrite_zeroes = vhdx_pwrite_zeroes,
+	.pwritev = mimg__bt_pwritev,
+	.pwrite_zeroes = mimg__bt_pwrite_zeroes,
 	.block_status = mimg__bt_block_status,
 	.check = vhdx_check,
 	.has_zero_init = vhdx_has_zero_init,
