@@ -226,7 +226,10 @@ struct mimg_driver {
 	 * filled ("format-specific", "snapshots", "dirty-flag" override...).
 	 * Use the builders in value.h. */
 	int (*info)(struct mimg *img, struct mimg_value *info);
-	int (*select_snapshot)(struct mimg *img, const char *name);
+	/* Read the snapshot whose id is ID and whose name is NAME (one of
+	 * them may be NULL: matched on the other alone), or -ENOENT. */
+	int (*select_snapshot)(struct mimg *img, const char *id,
+			       const char *name);
 	/* True when a new image reads as zeroes (raw on a regular file: yes;
 	 * qcow2 without backing: yes).  NULL means false. */
 	bool (*has_zero_init)(struct mimg *img);

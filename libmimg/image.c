@@ -484,8 +484,12 @@ bool mimg_can_discard(const struct mimg *img)
 	return !img->read_only && img->drv->discard != NULL;
 }
 
-int mimg_select_snapshot(struct mimg *img, const char *name)
+int mimg_select_snapshot_by(struct mimg *img, const char *id, const char *name)
 {
+	mimg_err_clear();
+	if (!id && !name)
+		return mimg_err(-EINVAL, "%s: no snapshot id or name given",
+				img->filename);
 	if (!img->read_only)
 		return mimg_err(-EBUSY,
 				"%s: snapshots can only be read from "
@@ -496,7 +500,19 @@ int mimg_select_snapshot(struct mimg *img, const char *name)
 				"%s: format %s has no internal "
 				"snapshots",
 				img->filename, img->drv->name);
-	return img->drv->select_snapshot(img, name);
+	return img->drv->select_snapshot(img, id, name);
+}
+
+/* The id first, then the name, as qemu-img looks a snapshot up. */
+int mimg_select_snapshot(struct mimg *img, const char *name)
+{
+	int r = mimg_select_snapshot_by(img, name, NULL);
+	if (r == -ENOENT)
+		r = mimg_select_snapshot_by(img, NULL, name);
+	if (r == -ENOENT)
+		r = mimg_err(-ENOENT, "%s: no snapshot '%s'", img->filename,
+			     name);
+	return r;
 }
 
 int mimg__open_extra_file(struct mimg *img, const char *path, bool create,

@@ -154,12 +154,3 @@ int cli_parse_onoff(const char *v, bool *out)
 	}
 	return -1;
 }
-
-const char *cli_snapshot_arg(const char *arg)
-{
-	if (strncmp(arg, "snapshot.name=", 14) == 0)
-		return arg + 14;
-	if (strncmp(arg, "snapshot.id=", 12) == 0)
-		return arg + 12;
-	return arg;
-}

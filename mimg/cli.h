@@ -143,8 +143,11 @@ void cli_args_free(struct cli_args *a);
 /* Append TEXT to the -o list *ACC (malloc'ed; several -o add up, as in
  * qemu-img); EXIT_ERR with a message printed when out of memory. */
 int cli_append_opts(char **acc, const char *text);
-/* The snapshot "-l snapshot.name=X", "-l snapshot.id=X" or "-l X" names. */
-const char *cli_snapshot_arg(const char *arg);
+/* -l SNAPSHOT (snapshot-arg.c): cli_snapshot_check checks ARG while the
+ * options are read, cli_snapshot_select makes IMG read the snapshot it
+ * names; each returns 0, or EXIT_ERR with qemu-img's words printed. */
+int cli_snapshot_check(const char *arg);
+int cli_snapshot_select(struct mimg *img, const char *arg);
 /* qemu's on/off values, as it parses them everywhere: on/yes/true/y and
  * off/no/false/n into *OUT; -1 for anything else (the caller says so in
  * its command's words). */

@@ -53,9 +53,10 @@ static void convert_help(void)
 	       "writeback, none,\n"
 	       "                    writethrough, directsync\n"
 	       "  -T CACHE          source cache mode (none or writeback)\n"
-	       "  -l SNAPSHOT       read internal snapshot SNAPSHOT "
-	       "(name or id, or\n"
-	       "                    snapshot.name=NAME / snapshot.id=ID)\n"
+	       "  -l SNAPSHOT       read internal snapshot SNAPSHOT (its id, "
+	       "else its name), or\n"
+	       "                    snapshot.id=ID,snapshot.name=NAME "
+	       "(either or both)\n"
 	       "  -U                accepted for qemu-img compatibility\n"
 	       "  --target-is-zero  DST reads as zeroes (with -n)\n"
 	       "  --target-image-opts\n"
@@ -328,8 +329,8 @@ static int open_sources(struct convert_args *a, struct mimg **srcs,
 					    flags)) < 0)
 			return -1;
 		if (a->snapshot &&
-		    mimg_select_snapshot(srcs[i], a->snapshot) < 0)
-			return -1;
+		    cli_snapshot_select(srcs[i], a->snapshot) != 0)
+			return -2;
 		uint64_t sz = mimg_size(srcs[i]);
 		if (total + sz < total)
 			return cli_error("the sources are too large "
@@ -697,7 +698,13 @@ int cmd_convert(int argc, char **argv)
 			a.src_flags |= f & MIMG_OPEN_DIRECT;
 			break;
 		}
-		case 'l': a.snapshot = cli_snapshot_arg(optarg); break;
+		case 'l':
+			if (cli_snapshot_check(optarg) != 0) {
+				free(opts_text);
+				return EXIT_ERR;
+			}
+			a.snapshot = optarg;
+			break;
 		case 'B': a.backing = optarg; break;
 		case 'F': a.backing_fmt = optarg; break;
 		case 'C': a.copts.copy_offload = true; break;

@@ -43,7 +43,8 @@ static void measure_help(void)
 	       "  -f FMT            FILE's format (default: probe)\n"
 	       "  --image-opts      FILE is driver=FMT,file.filename=PATH,"
 	       "key-secret=ID\n"
-	       "  -l SNAPSHOT       measure FILE's internal snapshot SNAPSHOT\n"
+	       "  -l SNAPSHOT       measure FILE's internal snapshot SNAPSHOT "
+	       "(as convert -l)\n"
 	       "  --output FMT      human (default) or json\n" CLI_HELP_OBJECT
 	       "  -h, --help        this help\n");
 }
@@ -436,7 +437,11 @@ static int parse_args(int argc, char **argv, struct measure_args *a)
 			if (cli_append_opts(&a->opts_text, optarg) != 0)
 				return EXIT_ERR;
 			break;
-		case 'l': a->snapshot = cli_snapshot_arg(optarg); break;
+		case 'l':
+			if (cli_snapshot_check(optarg) != 0)
+				return EXIT_ERR;
+			a->snapshot = optarg;
+			break;
 		case OPT_SIZE: a->size_text = optarg; break;
 		}
 	}
@@ -486,10 +491,8 @@ int cmd_measure(int argc, char **argv)
 			cli_error("%s", cli_errmsg());
 			goto out;
 		}
-		if (a.snapshot && mimg_select_snapshot(img, a.snapshot) < 0) {
-			cli_error("Failed to load snapshot: %s", mimg_errmsg());
+		if (a.snapshot && cli_snapshot_select(img, a.snapshot) != 0)
 			goto out;
-		}
 	}
 	if (measure(&t, img, size, &m) == 0) {
 		print_measure(&m, a.ca.output);

@@ -130,22 +130,39 @@ int qcow2_read_snapshots(struct qcow2 *s)
 	return 0;
 }
 
-int qcow2_find_snapshot(const struct qcow2 *s, const char *name)
+/* The snapshot with id ID and name NAME, either NULL to match on the
+ * other alone (qemu's rule for convert -l snapshot.id=,snapshot.name=). */
+static int find_by_id_and_name(const struct qcow2 *s, const char *id,
+			       const char *name)
 {
 	for (uint32_t i = 0; i < s->nb_snapshots; i++)
-		if (strcmp(s->snaps[i].id, name) == 0)
+		if ((!id || strcmp(s->snaps[i].id, id) == 0) &&
+		    (!name || strcmp(s->snaps[i].name, name) == 0))
 			return (int)i;
-	for (uint32_t i = 0; i < s->nb_snapshots; i++)
-		if (strcmp(s->snaps[i].name, name) == 0)
-			return (int)i;
-	return mimg_err(-ENOENT, "%s: qcow2: no snapshot '%s'", qcow2_path(s),
-			name);
+	if (id && name)
+		return mimg_err(-ENOENT,
+				"%s: qcow2: no snapshot with id '%s' and "
+				"name '%s'",
+				qcow2_path(s), id, name);
+	return mimg_err(-ENOENT, "%s: qcow2: no snapshot with %s '%s'",
+			qcow2_path(s), id ? "id" : "name", id ? id : name);
 }
 
-int qcow2_select_snapshot(struct mimg *img, const char *name)
+int qcow2_find_snapshot(const struct qcow2 *s, const char *name)
+{
+	int i = find_by_id_and_name(s, name, NULL);
+	if (i == -ENOENT)
+		i = find_by_id_and_name(s, NULL, name);
+	if (i == -ENOENT)
+		i = mimg_err(-ENOENT, "%s: qcow2: no snapshot '%s'",
+			     qcow2_path(s), name);
+	return i;
+}
+
+int qcow2_select_snapshot(struct mimg *img, const char *id, const char *name)
 {
 	struct qcow2 *s = qcow2_of(img);
-	int i = qcow2_find_snapshot(s, name);
+	int i = find_by_id_and_name(s, id, name);
 	if (i < 0)
 		return i;
 	struct qcow2_snapshot *sn = &s->snaps[i];

@@ -486,7 +486,7 @@ void qcow2_free_snapshots(struct qcow2 *s);
 /* The index of the snapshot whose ID, else whose name, is NAME (qemu's
  * order), or -ENOENT. */
 int qcow2_find_snapshot(const struct qcow2 *s, const char *name);
-int qcow2_select_snapshot(struct mimg *img, const char *name);
+int qcow2_select_snapshot(struct mimg *img, const char *id, const char *name);
 int qcow2_info_snapshots(struct qcow2 *s, struct mimg_value *info);
 
 /* qcow2-snapshot-write.c (driver ops; not concurrent with other calls) */

@@ -624,10 +624,16 @@ MIMG_API int mimg_block_status_chain(struct mimg *img, uint64_t off,
 
 /* Make a read-only IMG read the content of its internal snapshot NAME
  * (matched against the snapshot's id, then its name), as qemu-img
- * convert -l does.  -ENOENT when there is no such snapshot, -ENOTSUP for
- * formats without snapshots, -EBUSY when IMG is writable, -EIO for a
- * damaged snapshot table.  Not concurrent with any other call on IMG. */
+ * convert -l NAME does.  -ENOENT when there is no such snapshot,
+ * -ENOTSUP for formats without snapshots, -EBUSY when IMG is writable,
+ * -EIO for a damaged snapshot table, -EINVAL for a NULL NAME.
+ * mimg_select_snapshot_by does the same for the snapshot whose id is ID
+ * and whose name is NAME, either of them NULL (not both) to match on the
+ * other alone, as convert -l snapshot.id=ID,snapshot.name=NAME does.  Not
+ * concurrent with any other call on IMG. */
 MIMG_API int mimg_select_snapshot(struct mimg *img, const char *name);
+MIMG_API int mimg_select_snapshot_by(struct mimg *img, const char *id,
+				     const char *name);
 
 /*
  * Internal snapshots of a writable IMG (qcow2), as qemu-img snapshot

@@ -1,9 +1,10 @@
 #!/bin/sh
 # SPDX-License-Identifier: BSD-2-Clause
 # mimg convert -l reads internal snapshots made by qemu-img, by name and
-# by id, including a snapshot taken before the image was resized and
-# snapshots of compressed and small-cluster images; unknown snapshots are
-# refused as qemu-img refuses them.  mimg info lists snapshots as qemu does.
+# by id, or by "snapshot.id=,snapshot.name=", including a snapshot taken
+# before the image was resized and snapshots of compressed and
+# small-cluster images; unknown snapshots and bad option lists are
+# refused as qemu-img refuses them, in its words.  mimg info lists snapshots as qemu does.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$TESTLIB"
 . "$here/qcow2-lib.sh"
@@ -46,6 +47,9 @@ for opts in cluster_size=64k cluster_size=512 compat=0.10 \
 	snap_same img.qcow2 second
 	snap_same img.qcow2 2
 	snap_same img.qcow2 third
+	snap_same img.qcow2 snapshot.id=2
+	snap_same img.qcow2 snapshot.name=first
+	snap_same img.qcow2 snapshot.id=3,snapshot.name=third
 	same_content img.qcow2 qcow2 "(active layer, $opts)"
 	same_info img.qcow2
 
@@ -56,6 +60,22 @@ for opts in cluster_size=64k cluster_size=512 compat=0.10 \
 		fail "mimg convert -l accepted an unknown snapshot"
 	"$MIMG" convert -l 9 -O raw img.qcow2 x.raw >/dev/null 2>&1 &&
 		fail "mimg convert -l accepted an unknown snapshot id"
+done
+
+# The -l option list as qemu-img reads it: a snapshot named "1" (id 4)
+# beside the snapshot of id 1, the last of a key counting, and the
+# refusals, with qemu-img's words.
+qemu-img snapshot -c 1 img.qcow2
+snap_same img.qcow2 1
+for l in snapshot.name=1 snapshot.id=4,snapshot.name=1 \
+	snapshot.id=1,snapshot.id=4; do
+	snap_same img.qcow2 "$l"
+	same_output -e "measure -l $l" measure -O qcow2 -l "$l" img.qcow2
+done
+for l in nosuch snapshot.id=9 snapshot.name=9 snapshot.id=1,snapshot.name=1 \
+	snapshot.name= snapshot.foo=1 snapshot.id=1,foo=2; do
+	same_output -e "convert -l $l" convert -O raw -l "$l" img.qcow2 x.raw
+	same_output -e "measure -l $l" measure -O qcow2 -l "$l" img.qcow2
 done
 
 # A snapshot as the source of a qcow2 conversion.

@@ -279,6 +279,47 @@ START_TEST(write_shared_with_snapshot)
 }
 END_TEST
 
+/* The first byte IMG reads once it reads the snapshot ID and NAME name
+ * (NULL: mimg_select_snapshot by NAME), or the select's error. */
+static int snapshot_byte(const char *id, const char *name)
+{
+	struct mimg *img;
+	uint8_t b;
+	ck_assert_int_eq(mimg_open(&img, "t.qcow2", NULL, 0), 0);
+	int r = id == name ? mimg_select_snapshot(img, name)
+			   : mimg_select_snapshot_by(img, id, name);
+	if (r == 0) {
+		ck_assert_int_eq(mimg_pread(img, &b, 1, 0, 0), 1);
+		r = b;
+	}
+	mimg_close(img);
+	return r;
+}
+
+/* Snapshots found by id, then by name, or by both, as qemu-img convert
+ * -l finds them: here the snapshot named "1" is the one of id 2. */
+START_TEST(select_snapshot_by_id_and_name)
+{
+	tu_sh("qemu-img create -q -f qcow2 t.qcow2 1M && "
+	      "qemu-io -c 'write -P 0x41 0 64k' t.qcow2 >/dev/null && "
+	      "qemu-img snapshot -c s1 t.qcow2 && "
+	      "qemu-io -c 'write -P 0x42 0 64k' t.qcow2 >/dev/null && "
+	      "qemu-img snapshot -c 1 t.qcow2 && "
+	      "qemu-io -c 'write -P 0x43 0 64k' t.qcow2 >/dev/null && "
+	      "qemu-img snapshot -c s3 t.qcow2");
+	ck_assert_int_eq(snapshot_byte("1", "1"), 0x41); /* id first */
+	ck_assert_int_eq(snapshot_byte("s3", "s3"), 0x43);
+	ck_assert_int_eq(snapshot_byte("nosuch", "nosuch"), -ENOENT);
+	ck_assert_int_eq(snapshot_byte(NULL, "1"), 0x42);
+	ck_assert_int_eq(snapshot_byte("2", "1"), 0x42);
+	ck_assert_int_eq(snapshot_byte("3", NULL), 0x43);
+	ck_assert_int_eq(snapshot_byte("1", "s3"), -ENOENT);
+	ck_assert_int_eq(snapshot_byte("s1", NULL), -ENOENT); /* not an id */
+	ck_assert_int_eq(snapshot_byte(NULL, "2"), -ENOENT);  /* not a name */
+	ck_assert_int_eq(snapshot_byte(NULL, NULL), -EINVAL);
+}
+END_TEST
+
 START_TEST(write_data_file)
 {
 	static const char *const o[] = {"data_file=t.data",
@@ -347,6 +388,7 @@ int main(void)
 			    TU_TESTS(write_allocating_unaligned,
 				     truncate_grows_l1,
 				     write_shared_with_snapshot,
+				     select_snapshot_by_id_and_name,
 				     concurrent_writers),
 			    TU_LOOPS({write_cow_from_backing, 2},
 				     {write_over_compressed_clusters, 2},
