@@ -409,9 +409,6 @@ int cmd_bench(int argc, char **argv)
 			  b.offset, b.bufsize, a.file, size);
 		goto out;
 	}
-	if (a.depth > b.count && b.count > 0)
-		a.depth = b.count; /* idle threads would only cost start-up */
-
 	if (!a.quiet) {
 		printf("Sending %" PRIu64
 		       " %s requests, %zu bytes each, %" PRIu64
@@ -425,8 +422,11 @@ int cmd_bench(int argc, char **argv)
 		fflush(stdout);
 	}
 
+	/* The depth asked is printed, as qemu-img prints it; threads past
+	 * the count would only cost their start. */
+	uint64_t workers = a.depth > b.count && b.count > 0 ? b.count : a.depth;
 	double elapsed;
-	if (run_workers(&b, a.depth, &elapsed) < 0) {
+	if (run_workers(&b, workers, &elapsed) < 0) {
 		cli_error("%s", b.errmsg);
 		goto out;
 	}

@@ -22,6 +22,15 @@ for c in 0 1 7 15; do
 done
 qemu-img check -q t.qcow2 || fail "qemu-img check after mimg bench"
 
+# The header names the depth asked, also above the count (as qemu-img).
+for args in "-c 10" "-c 0 -d 3" "-c 5 -s 512 -S 1k -o 2048"; do
+	# shellcheck disable=SC2086 # the options' words
+	q=$(qemu-img bench $args t.qcow2 | head -n1)
+	# shellcheck disable=SC2086
+	m=$("$MIMG" bench $args t.qcow2 | head -n1)
+	[ "$q" = "$m" ] || fail "bench $args: '$m', qemu-img: '$q'"
+done
+
 # Reads, with a flush interval refused for them, and -q.
 out=$("$MIMG" bench -q -c 100 -d 8 t.qcow2) || fail "mimg bench read failed"
 [ -z "$out" ] || fail "-q printed: $out"
