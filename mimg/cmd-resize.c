@@ -78,6 +78,8 @@ int cmd_resize(int argc, char **argv)
 		resize_help();
 		return EXIT_OK;
 	}
+	if (argc < 3) /* qemu-img's first check: before the options' */
+		return cli_usage_error("resize", "Not enough arguments");
 	argc--;
 	while ((c = cli_getopt(&ca, argc, argv, ":f:qh", longopts)) >= 0) {
 		switch (c) {

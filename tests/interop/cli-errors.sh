@@ -99,6 +99,14 @@ for c in "resize --image-opts -f raw $io 2M" \
 		fail "$c: $(cat m.err)"
 done
 
+# resize counts its arguments before reading the options, as qemu-img
+for c in "resize r.img" "resize -q r.img" "resize" "resize r.img 1M 2M"; do
+	# shellcheck disable=SC2086 # the command and its arguments
+	same_status "$c" 2 $c
+	check_eq "$(head -1 m.err | sed 's/^mimg: //')" \
+		"$(head -1 q.err | sed 's/^qemu-img: //')" "$c: message"
+done
+
 # converting an image onto itself (or onto a file of its backing chain)
 # would truncate what is being read: qemu-img refuses (image locks), so
 # must mimg, leaving the file intact
