@@ -5,7 +5,9 @@
  * -t, -h/--help, --object, --image-opts, --output, --untrusted) and the usage
  * errors, handled once so that each command's loop holds only its own.
  */
+#include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,4 +155,26 @@ int cli_parse_onoff(const char *v, bool *out)
 		}
 	}
 	return -1;
+}
+
+int cli_parse_num(const char *what, const char *text, uint64_t min,
+		  uint64_t max, uint64_t *out)
+{
+	uint64_t v;
+	int r = mimg_parse_size(text, &v);
+	if (r < 0 && r != -ERANGE) {
+		/* two lines, as qemu-img prints them */
+		cli_error("Invalid %s specified. You may use k, M, G, T, P or "
+			  "E suffixes for",
+			  what);
+		return cli_error("kilobytes, megabytes, gigabytes, terabytes, "
+				 "petabytes and exabytes.");
+	}
+	if (r < 0 || v < min || v > max)
+		return cli_error(
+			"Invalid %s specified. Must be between %" PRIu64
+			" and %" PRIu64 ".",
+			what, min, max);
+	*out = v;
+	return 0;
 }

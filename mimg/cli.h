@@ -152,6 +152,13 @@ int cli_snapshot_select(struct mimg *img, const char *arg);
  * off/no/false/n into *OUT; -1 for anything else (the caller says so in
  * its command's words). */
 int cli_parse_onoff(const char *v, bool *out);
+/* A number given as a size (suffixes k, M, G, T, P, E) between MIN and
+ * MAX into *OUT, as qemu-img's cvtnum reads one: 0, or EXIT_ERR with its
+ * words for WHAT ("Invalid WHAT specified. ...") printed.  CLI_NUM_MAX is
+ * its usual MAX. */
+#define CLI_NUM_MAX ((uint64_t)INT64_MAX)
+int cli_parse_num(const char *what, const char *text, uint64_t min,
+		  uint64_t max, uint64_t *out);
 
 /* qemu's size_to_str: "1 GiB", "196 KiB", "0.977 KiB". */
 void cli_format_size(char *buf, size_t len, uint64_t bytes);

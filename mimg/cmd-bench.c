@@ -85,15 +85,40 @@ static uint64_t request_offset(const struct bench *b, uint64_t i)
 	return (uint64_t)(off % b->wrap);
 }
 
-static void fail(struct bench *b, int err, const char *what)
+/* Under b->lock: the first failure stops every worker; WHY says what
+ * went wrong (NULL: the library's message). */
+static void fail(struct bench *b, int err, const char *what, const char *why)
 {
 	__atomic_store_n(&b->stop, true, __ATOMIC_RELAXED);
 	if (b->err == 0) {
 		b->err = err;
 		snprintf(b->errmsg, sizeof(b->errmsg), "%s: %s", what,
-			 mimg_errmsg());
+			 why ? why : mimg_errmsg());
 	}
 	pthread_cond_broadcast(&b->cond);
+}
+
+/* Request I: 0, or a negative errno with WHY (LEN bytes) set, or empty
+ * for the library's message.  A read the end of the image cuts short
+ * fails, as a write past it does (and as qemu-img's requests do). */
+static int transfer(struct bench *b, void *buf, uint64_t i, char *why,
+		    size_t len)
+{
+	uint64_t off = request_offset(b, i);
+	ssize_t r = b->write ? mimg_pwrite(b->img, buf, b->bufsize, off, 0)
+			     : mimg_pread(b->img, buf, b->bufsize, off, 0);
+	*why = '\0';
+	if (r < 0)
+		return (int)r;
+	if ((size_t)r < b->bufsize) {
+		snprintf(why, len,
+			 "%s: read of %zu bytes at offset %" PRIu64
+			 " is past the end of the image (%" PRIu64 " bytes)",
+			 mimg_filename(b->img), b->bufsize, off,
+			 mimg_size(b->img));
+		return -EIO;
+	}
+	return 0;
 }
 
 /* Under b->lock: flush before request I when the flush interval says so. */
@@ -111,7 +136,7 @@ static void maybe_flush(struct bench *b, uint64_t i)
 	int r = mimg_flush(b->img, 0);
 	pthread_mutex_lock(&b->lock);
 	if (r < 0)
-		fail(b, r, "Failed flush request");
+		fail(b, r, "Failed flush request", NULL);
 	if (b->drain) {
 		b->flushing = false;
 		pthread_cond_broadcast(&b->cond);
@@ -130,13 +155,11 @@ static void run_unlocked(struct bench *b, void *buf)
 		uint64_t i = __atomic_fetch_add(&b->next, 1, __ATOMIC_RELAXED);
 		if (i >= b->count)
 			break;
-		uint64_t off = request_offset(b, i);
-		ssize_t r =
-			b->write ? mimg_pwrite(b->img, buf, b->bufsize, off, 0)
-				 : mimg_pread(b->img, buf, b->bufsize, off, 0);
+		char why[256];
+		int r = transfer(b, buf, i, why, sizeof(why));
 		if (r < 0) {
 			pthread_mutex_lock(&b->lock);
-			fail(b, (int)r, "Failed request");
+			fail(b, r, "Failed request", *why ? why : NULL);
 			pthread_mutex_unlock(&b->lock);
 		}
 	}
@@ -181,15 +204,13 @@ static void *worker(void *opaque)
 		b->inflight++;
 		pthread_mutex_unlock(&b->lock);
 
-		uint64_t off = request_offset(b, i);
-		ssize_t r =
-			b->write ? mimg_pwrite(b->img, buf, b->bufsize, off, 0)
-				 : mimg_pread(b->img, buf, b->bufsize, off, 0);
+		char why[256];
+		int r = transfer(b, buf, i, why, sizeof(why));
 
 		pthread_mutex_lock(&b->lock);
 		b->inflight--;
 		if (r < 0)
-			fail(b, (int)r, "Failed request");
+			fail(b, r, "Failed request", *why ? why : NULL);
 		else if (b->inflight == 0)
 			pthread_cond_broadcast(&b->cond);
 	}
@@ -205,12 +226,8 @@ static bool parse_uint(const char *what, const char *arg, uint64_t max,
 	char *end;
 
 	if (sized) {
-		if (mimg_parse_size(arg, &v) < 0 || v > max) {
-			cli_error("Invalid %s specified. Must be between 0 and "
-				  "%" PRIu64 ".",
-				  what, max);
+		if (cli_parse_num(what, arg, 0, max, &v) != 0)
 			return false;
-		}
 	} else {
 		errno = 0;
 		unsigned long long l = strtoull(arg, &end, 0);
@@ -264,7 +281,7 @@ static int parse_bench_args(int argc, char **argv, struct bench *b,
 		{'d', "queue depth", 1024, false},
 		{'o', "offset", INT64_MAX, true},
 		{'s', "buffer size", INT_MAX, true},
-		{'S', "step size", INT_MAX, true},
+		{'S', "step_size", INT_MAX, true}, /* qemu-img's spelling */
 		{OPT_FLUSH, "flush interval", INT_MAX, false},
 		{OPT_PATTERN, "pattern byte", 0xff, false},
 	};

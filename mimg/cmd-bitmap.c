@@ -32,9 +32,12 @@ static void bitmap_help(void)
 	       "  --disable       BITMAP stops recording writes\n"
 	       "  --merge SOURCE  set in BITMAP every range dirty in the bitmap "
 	       "SOURCE\n"
-	       "  -b SOURCE_FILE  --merge takes SOURCE from this image\n"
-	       "  -F SOURCE_FMT   the format of SOURCE_FILE (default: probe)\n"
-	       "  -g GRANULARITY  bytes per bit for --add (power of two, 512 "
+	       "  -b, --source-file SOURCE_FILE\n"
+	       "                  --merge takes SOURCE from this image\n"
+	       "  -F, --source-format SOURCE_FMT\n"
+	       "                  the format of SOURCE_FILE (default: probe)\n"
+	       "  -g, --granularity GRANULARITY\n"
+	       "                  bytes per bit for --add (power of two, 512 "
 	       "to 2G;\n"
 	       "                  default: the cluster size within 4k..64k)\n"
 	       "  -f FMT          the format of FILE (default: probe)\n" CLI_HELP_OBJECT
@@ -135,6 +138,9 @@ static int parse_args(int argc, char **argv, struct bitmap_args *a)
 		{"enable", no_argument, NULL, OPT_ENABLE},
 		{"disable", no_argument, NULL, OPT_DISABLE},
 		{"merge", required_argument, NULL, OPT_MERGE},
+		{"granularity", required_argument, NULL, 'g'},
+		{"source-file", required_argument, NULL, 'b'},
+		{"source-format", required_argument, NULL, 'F'},
 		{NULL, 0, NULL, 0},
 	};
 	struct cli_args *ca = &a->ca;
@@ -157,14 +163,9 @@ static int parse_args(int argc, char **argv, struct bitmap_args *a)
 		case 'b': a->src_file = optarg; break;
 		case 'F': a->src_fmt = optarg; break;
 		case 'g':
-			if (mimg_parse_size(optarg, &a->granularity) < 0) {
-				cli_error("Invalid granularity specified. You "
-					  "may use k, M, G, T, P or E suffixes "
-					  "for");
-				return cli_error("kilobytes, megabytes, "
-						 "gigabytes, terabytes, "
-						 "petabytes and exabytes.");
-			}
+			if (cli_parse_num("granularity", optarg, 0, CLI_NUM_MAX,
+					  &a->granularity) != 0)
+				return EXIT_ERR;
 			break;
 		}
 	}

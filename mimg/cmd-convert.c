@@ -642,8 +642,12 @@ int cmd_convert(int argc, char **argv)
 		case 'c': a.copts.compress = true; break;
 		case 'n': a.copts.existing_target = true; break;
 		case 'S':
-			if (mimg_parse_size(optarg, &v) < 0 || v % 512 ||
-			    v > (16u << 20)) {
+			if (cli_parse_num("buffer size for sparse output",
+					  optarg, 0, CLI_NUM_MAX, &v) != 0) {
+				free(opts_text);
+				return EXIT_ERR;
+			}
+			if (v % 512 || v > (16u << 20)) {
 				free(opts_text);
 				return cli_error(
 					"Invalid buffer size for sparse "

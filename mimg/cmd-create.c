@@ -183,12 +183,9 @@ int cmd_create(int argc, char **argv)
 		size_text = size_copy;
 		have_size = true;
 	}
-	if (have_size && mimg_parse_size(size_text, &size) < 0) {
-		cli_error("Invalid image size specified. You may use k, M, "
-			  "G, T, P or E suffixes for kilobytes, megabytes, "
-			  "gigabytes, terabytes, petabytes and exabytes.");
+	if (have_size &&
+	    cli_parse_num("image size", size_text, 0, CLI_NUM_MAX, &size) != 0)
 		goto out;
-	}
 	for (int i = 0; i < nopts; i++)
 		if (strcmp(opts[i].key, "backing_file") == 0)
 			backing = *opts[i].value ? opts[i].value : NULL;

@@ -46,14 +46,6 @@ struct dd_args {
 	unsigned in_flags; /* --image-opts' cache flags */
 };
 
-static int invalid_number(const char *what)
-{
-	return cli_error("Invalid %s specified. You may use k, M, G, T, P or "
-			 "E suffixes for\n%s: kilobytes, megabytes, gigabytes, "
-			 "terabytes, petabytes and exabytes.",
-			 what, cli_prog);
-}
-
 /* One KEY=VALUE operand into A; EXIT_ERR with the message printed. */
 static int dd_operand(struct dd_args *a, const char *arg)
 {
@@ -69,21 +61,17 @@ static int dd_operand(struct dd_args *a, const char *arg)
 	} else if (klen == 2 && strncmp(arg, "of", 2) == 0) {
 		a->out = val;
 	} else if (klen == 2 && strncmp(arg, "bs", 2) == 0) {
-		if (mimg_parse_size(val, &v) < 0)
-			return invalid_number("bs");
-		if (v == 0 || v > INT_MAX)
-			return cli_error("Invalid bs specified. Must be "
-					 "between 1 and %d.",
-					 INT_MAX);
+		if (cli_parse_num("bs", val, 1, INT_MAX, &v) != 0)
+			return EXIT_ERR;
 		a->bs = v;
 	} else if (klen == 5 && strncmp(arg, "count", 5) == 0) {
-		if (mimg_parse_size(val, &v) < 0)
-			return invalid_number("count");
+		if (cli_parse_num("count", val, 0, CLI_NUM_MAX, &v) != 0)
+			return EXIT_ERR;
 		a->count = v;
 		a->have_count = true;
 	} else if (klen == 4 && strncmp(arg, "skip", 4) == 0) {
-		if (mimg_parse_size(val, &v) < 0)
-			return invalid_number("skip");
+		if (cli_parse_num("skip", val, 0, CLI_NUM_MAX, &v) != 0)
+			return EXIT_ERR;
 		a->skip = v;
 		a->have_skip = true;
 	} else {

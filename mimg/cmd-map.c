@@ -135,13 +135,14 @@ int cmd_map(int argc, char **argv)
 	while ((c = cli_getopt(&ca, argc, argv, ":f:s:l:Uh", longopts)) >= 0) {
 		switch (c) {
 		case 's':
-			if (mimg_parse_size(optarg, &start) < 0)
-				return cli_error("Invalid start offset '%s'",
-						 optarg);
+			if (cli_parse_num("start offset", optarg, 0,
+					  CLI_NUM_MAX, &start) != 0)
+				return EXIT_ERR;
 			break;
 		case 'l':
-			if (mimg_parse_size(optarg, &maxlen) < 0)
-				return cli_error("Invalid length '%s'", optarg);
+			if (cli_parse_num("max length", optarg, 0, CLI_NUM_MAX,
+					  &maxlen) != 0)
+				return EXIT_ERR;
 			break;
 		}
 	}

@@ -476,14 +476,9 @@ int cmd_measure(int argc, char **argv)
 		free(a.opts_text);
 		return r < 0 ? EXIT_OK : EXIT_ERR;
 	}
-	if (a.size_text && mimg_parse_size(a.size_text, &size) < 0) {
-		/* two lines, as qemu-img prints it */
-		cli_error("Invalid image size specified. You may use k, M, G, "
-			  "T, P or E suffixes for");
-		cli_error("kilobytes, megabytes, gigabytes, terabytes, "
-			  "petabytes and exabytes.");
+	if (a.size_text && cli_parse_num("image size", a.size_text, 0,
+					 CLI_NUM_MAX, &size) != 0)
 		goto out;
-	}
 	if (parse_target(a.out_fmt, a.opts_text, &t) != 0)
 		goto out;
 	if (a.file) {

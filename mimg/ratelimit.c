@@ -12,13 +12,7 @@
 
 int cli_parse_rate(const char *arg, uint64_t *rate)
 {
-	if (mimg_parse_size(arg, rate) == 0)
-		return 0;
-	/* two lines, as qemu-img prints it */
-	cli_error("Invalid rate limit specified. You may use k, M, G, T, P or "
-		  "E suffixes for");
-	return cli_error("kilobytes, megabytes, gigabytes, terabytes, "
-			 "petabytes and exabytes.");
+	return cli_parse_num("rate limit", arg, 0, CLI_NUM_MAX, rate);
 }
 
 static double now_seconds(void)

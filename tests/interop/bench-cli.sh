@@ -31,6 +31,19 @@ for args in "-c 10" "-c 0 -d 3" "-c 5 -s 512 -S 1k -o 2048"; do
 	[ "$q" = "$m" ] || fail "bench $args: '$m', qemu-img: '$q'"
 done
 
+# Requests that cross the end of the image fail, as qemu-img's do.
+for w in "" -w; do
+	cp t.qcow2 e.qcow2
+	# shellcheck disable=SC2086 # -w or nothing
+	qemu-img bench $w -o 1000 -c 300 e.qcow2 >/dev/null 2>&1 &&
+		fail "qemu-img bench $w past the end succeeded"
+	cp t.qcow2 e.qcow2
+	# shellcheck disable=SC2086
+	"$MIMG" bench $w -o 1000 -c 300 e.qcow2 >/dev/null 2>err &&
+		fail "bench $w past the end succeeded"
+	grep -q "past the end of the image" err || fail "bench $w: $(cat err)"
+done
+
 # Reads, with a flush interval refused for them, and -q.
 out=$("$MIMG" bench -q -c 100 -d 8 t.qcow2) || fail "mimg bench read failed"
 [ -z "$out" ] || fail "-q printed: $out"

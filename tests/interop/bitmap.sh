@@ -70,7 +70,7 @@ run_both() {
 pair
 run_both b0 --add
 run_both fine --add -g 512
-run_both big --add -g 2M
+run_both big --add --granularity 2M
 run_both off --add --disable
 run_both max --add -g 2G
 same q.qcow2 m.qcow2 b0 fine big off
@@ -120,7 +120,7 @@ run_both off --enable --clear --merge big
 qemu-img create -q -f qcow2 other.qcow2 64M
 qemu-img bitmap --add -g 1M other.qcow2 o1
 qemu-io -f qcow2 -c 'write 50M 4k' other.qcow2 > /dev/null
-run_both fresh --merge o1 -b other.qcow2 -F qcow2
+run_both fresh --merge o1 --source-file other.qcow2 --source-format qcow2
 run_both new --add -g 4k --merge o1 -b other.qcow2
 same q.qcow2 m.qcow2 fine big off fresh new
 # writes after the changes, then a resize both ways

@@ -57,7 +57,7 @@ same_status "convert: -o with -n" 1 convert -n -o preallocation=off r.img r.img
 same_status "convert: compressed raw" 1 convert -c -O raw r.img y.img
 same_status "convert: snapshot of raw" 1 convert -l snap1 r.img y.img
 same_status "convert: bad cache mode" 1 convert -t bogus r.img y.img
-same_status "convert: bad -S text" 1 convert -S -5 r.img y.img
+same_status "convert: bad -S text" 2 convert -S -5 r.img y.img
 same_status "convert: target directory missing" 1 \
 	convert -O raw r.img nodir/y.img
 same_status "create: directory missing" 1 create -f raw nodir/y.img 1M
@@ -105,6 +105,23 @@ for c in "resize r.img" "resize -q r.img" "resize" "resize r.img 1M 2M"; do
 	same_status "$c" 2 $c
 	check_eq "$(head -1 m.err | sed 's/^mimg: //')" \
 		"$(head -1 q.err | sed 's/^qemu-img: //')" "$c: message"
+done
+
+# Numbers given as sizes: qemu-img's words for one that does not parse
+# (two lines), one out of range and a negative one, option by option.
+cp r.img w.img
+for v in 1x 99E -5; do
+	for c in "create -f raw x.img -- $v" "map -s $v r.img" \
+		"map -l $v r.img" "bench -o $v r.img" "bench -s $v r.img" \
+		"bench -S $v r.img" "convert -S $v r.img y.img" \
+		"convert -r $v r.img y.img" "measure --size $v -O raw" \
+		"dd if=r.img of=y.img bs=$v" "dd if=r.img of=y.img count=$v" \
+		"dd if=r.img of=y.img skip=$v" "resize -f raw w.img $v"; do
+		# shellcheck disable=SC2086 # the command and its arguments
+		same_status "$c" 3 $c
+		check_eq "$(sed 's/^mimg: //' m.err)" \
+			"$(sed 's/^qemu-img: //' q.err)" "$c: message"
+	done
 done
 
 # converting an image onto itself (or onto a file of its backing chain)
