@@ -218,6 +218,10 @@ int cli_create(const char *path, const char *format, uint64_t size,
  * otherwise; the message for a failure is cli_errmsg(). */
 int cli_open_arg(struct mimg **imgp, const struct cli_args *a, const char *arg,
 		 unsigned flags);
+/* What qemu-img prints when it opens PATH, probed as raw, for writing
+ * (cli_open does when asked to write): writes are then kept from making
+ * sector 0 look like another format. */
+void cli_warn_probed_raw(const char *path);
 /* The message for the last failure of cli_open/cli_create (theirs, or
  * libmimg's). */
 const char *cli_errmsg(void);

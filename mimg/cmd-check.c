@@ -141,8 +141,9 @@ int cmd_check(int argc, char **argv)
 					 MIMG_CHECK_REPAIR_ERRORS;
 			else
 				return cli_usage_error("check",
-						       "Invalid "
-						       "option for -r: %s",
+						       "Unknown option value "
+						       "for -r (expecting "
+						       "'leaks' or 'all'): %s",
 						       optarg);
 			break;
 		}

@@ -172,6 +172,9 @@ static int run_commit(struct commit *c)
 	struct mimg *node = NULL;
 	if (cli_open(&c->top, c->file, c->fmt, c->top_flags) < 0)
 		return cli_error("%s", cli_errmsg());
+	/* Read here, emptied later: qemu-img opens it to write at once. */
+	if (!c->fmt && strcmp(mimg_format(c->top), "raw") == 0)
+		cli_warn_probed_raw(c->file);
 	if (find_base(c, &node) != 0)
 		return EXIT_ERR;
 	/* The base gets a writable handle of its own, with its backing

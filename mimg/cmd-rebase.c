@@ -208,11 +208,6 @@ static int run_rebase(struct rebase *rb)
 		flags |= MIMG_OPEN_NO_BACKING;
 	if (cli_open(&rb->img, rb->file, rb->fmt, flags) < 0)
 		return cli_error("%s", cli_errmsg());
-	/* Refuse before copying anything what would fail at the end. */
-	if (strcmp(mimg_format(rb->img), "qcow2") != 0)
-		return cli_error("Could not change the backing file to '%s': "
-				 "Operation not supported",
-				 rb->new_name);
 	/* qemu-img opens the new backing file before it asks for its
 	 * format. */
 	if (!rb->unsafe && *rb->new_name && open_new_backing(rb) != 0)
@@ -220,6 +215,12 @@ static int run_rebase(struct rebase *rb)
 	if (*rb->new_name && !rb->new_fmt)
 		return cli_error("Could not change the backing file to '%s': "
 				 "backing format must be specified",
+				 rb->new_name);
+	/* Refuse before copying anything what would fail at the end (where
+	 * qemu-img says so). */
+	if (strcmp(mimg_format(rb->img), "qcow2") != 0)
+		return cli_error("Could not change the backing file to '%s': "
+				 "Operation not supported",
 				 rb->new_name);
 	if (!rb->unsafe && rebase_data(rb) != 0)
 		return EXIT_ERR;

@@ -327,6 +327,19 @@ static int open_failed(int r, const char *path, const char *display)
 	return r;
 }
 
+void cli_warn_probed_raw(const char *path)
+{
+	fprintf(stderr,
+		"WARNING: Image format was not specified for '%s' and "
+		"probing guessed raw.\n"
+		"         Automatically detecting the format is dangerous for "
+		"raw images, write operations on block 0 will be "
+		"restricted.\n"
+		"         Specify the 'raw' format explicitly to remove the "
+		"restrictions.\n",
+		path);
+}
+
 static int open_image(struct mimg **imgp, const char *path, const char *format,
 		      unsigned flags, const char *id, bool header_only,
 		      const char *display)
@@ -341,6 +354,9 @@ static int open_image(struct mimg **imgp, const char *path, const char *format,
 	r = mimg_open_secret(imgp, path, format, flags, have ? &sec : NULL);
 	if (r < 0)
 		return open_failed(r, path, display);
+	if (!format && (flags & MIMG_OPEN_RDWR) &&
+	    strcmp(mimg_format(*imgp), "raw") == 0)
+		cli_warn_probed_raw(path);
 	if (header_only || !mimg_needs_secret(*imgp))
 		return r;
 	/* Fail before any work (a convert would create its target first),
