@@ -159,15 +159,13 @@ int mimg_opts_parse(const char *text, struct mimg_opt **optsp)
 		}
 		if (!*opts[n - 1].key) {
 			mimg_opts_free(opts, n);
-			return mimg_err(-EINVAL,
-					"Invalid option list '%s': "
-					"empty option name",
-					text);
+			return mimg_err(-EINVAL, "Invalid option list: %s",
+					text); /* qemu-img's words */
 		}
 		if (*p == ',' && !*++p) {
 			/* a trailing separator, refused as qemu-img does */
 			mimg_opts_free(opts, n);
-			return mimg_err(-EINVAL, "Invalid option list '%s'",
+			return mimg_err(-EINVAL, "Invalid option list: %s",
 					text);
 		}
 	}

@@ -99,8 +99,9 @@ struct convert_args {
 	const char *srcs[MAX_SOURCES];
 	int nsrc;
 	const char *backing, *backing_fmt;
-	/* backing_file and backing_fmt given in -o (malloc'ed). */
-	char *opts_backing, *opts_backing_fmt;
+	/* backing_file, backing_fmt and preallocation given in -o
+	 * (malloc'ed). */
+	char *opts_backing, *opts_backing_fmt, *opts_prealloc;
 	const char *ova_disk;
 	const char *packed; /* compressed raw output: xz, zstd, gzip */
 	char *opts_text;
@@ -192,17 +193,20 @@ static bool keeps_bitmaps(struct mimg *img, const struct mimg_value *info)
 /* --bitmaps: qemu-img's refusals before anything is written. */
 static int check_bitmaps(struct convert_args *a, struct mimg *src)
 {
-	/* (a qcow2 target, or one probed at --target-image-opts, is checked
-	 * once open: its version decides) */
-	if (a->dst_fmt && strcmp(a->dst_fmt, "qcow2") != 0)
-		return cli_error("Format driver '%s' does not support bitmaps",
-				 a->dst_fmt);
 	struct mimg_value *info;
 	const struct mimg_value *list = bitmap_list(src, &info);
 	int status = EXIT_OK;
 	if (!keeps_bitmaps(src, info)) {
 		mimg_value_free(info);
 		return cli_error("Source lacks bitmap support");
+	}
+	/* (a qcow2 target, or one probed at --target-image-opts, is checked
+	 * once open: its version decides; qemu-img refuses the others once
+	 * it made them, mimg before) */
+	if (a->dst_fmt && strcmp(a->dst_fmt, "qcow2") != 0) {
+		mimg_value_free(info);
+		return cli_error("Format driver '%s' does not support bitmaps",
+				 a->dst_fmt);
 	}
 	/* qemu-img walks its bitmaps last to first */
 	for (size_t i = list ? list->v.list.n : 0; i-- > 0;) {
@@ -264,9 +268,9 @@ static const char *target_backing(const struct convert_args *a)
 	return a->backing ? a->backing : a->opts_backing;
 }
 
-/* Pick backing_file and backing_fmt out of -o; a text that does not
- * parse is left to the target's creation to report. */
-static int read_backing_opts(struct convert_args *a)
+/* Pick backing_file, backing_fmt and preallocation out of -o; a text
+ * that does not parse is left to the target's creation to report. */
+static int read_target_opts(struct convert_args *a)
 {
 	struct mimg_opt *o;
 	int n = a->opts_text ? mimg_opts_parse(a->opts_text, &o) : 0;
@@ -274,6 +278,8 @@ static int read_backing_opts(struct convert_args *a)
 		char **to = !strcmp(o[i].key, "backing_file") ? &a->opts_backing
 			    : !strcmp(o[i].key, "backing_fmt")
 				    ? &a->opts_backing_fmt
+			    : !strcmp(o[i].key, "preallocation")
+				    ? &a->opts_prealloc
 				    : NULL;
 		if (to && o[i].value) {
 			free(*to);
@@ -340,6 +346,23 @@ static int open_sources(struct convert_args *a, struct mimg **srcs,
 	}
 	*totalp = total;
 	return 0;
+}
+
+/* qemu-img's words for a target it could not create: an option it does
+ * not know or a value of the wrong type as it parses them, what the
+ * format refused as "DST: error while converting FMT: why". */
+static void create_failed(const struct convert_args *a)
+{
+	const char *m = cli_errmsg();
+	size_t n = strlen(a->dst);
+	if (strncmp(m, a->dst, n) == 0 && strncmp(m + n, ": ", 2) == 0)
+		m += n + 2;
+	if (strncmp(m, "Invalid parameter '", 19) == 0 ||
+	    (strncmp(m, "Parameter '", 11) == 0 && strstr(m, "' expects ")))
+		cli_error("%s", m);
+	else
+		cli_error("%s: error while converting %s: %s", a->dst,
+			  a->dst_fmt, m);
 }
 
 /* -O ova (every source a disk of one appliance, mimg_ova_write) and
@@ -431,8 +454,10 @@ static int run_convert(struct convert_args *a)
 		cli_outfiles_block(&out);
 		r = cli_create(a->dst, a->dst_fmt, total, opts, (size_t)nopts,
 			       0);
-		if (r < 0)
-			goto err;
+		if (r < 0) {
+			create_failed(a);
+			goto out;
+		}
 		if (cli_outfiles_after(&out) < 0) {
 			cli_error("out of memory");
 			goto out;
@@ -556,6 +581,19 @@ static int check_options(const struct convert_args *a, bool explicit_sparse,
 	return EXIT_OK;
 }
 
+/* Whether FMT has the create option NAME: 1 or 0, -1 for a format this
+ * library does not know. */
+static int format_takes(const char *fmt, const char *name)
+{
+	struct mimg_opt_info o = {.size = sizeof(o)};
+	int r = 0;
+	for (size_t i = 0;
+	     (r = mimg_format_opt_info(fmt, MIMG_OPTS_CREATE, i, &o)) == 0; i++)
+		if (strcmp(o.name, name) == 0)
+			return 1;
+	return r == -EINVAL ? -1 : 0;
+}
+
 /* What the sources and the target's options exclude. */
 static int check_combinations(const struct convert_args *a)
 {
@@ -569,6 +607,16 @@ static int check_combinations(const struct convert_args *a)
 		return cli_error("Copying bitmaps only possible with single "
 				 "source");
 	const char *backing = target_backing(a);
+	/* qemu-img sets the backing file among the format's options */
+	int takes = backing && !a->copts.existing_target && a->dst_fmt
+			    ? format_takes(a->dst_fmt, "backing_file")
+			    : 1;
+	if (takes < 0)
+		return cli_error("Unknown file format '%s'", a->dst_fmt);
+	if (takes == 0)
+		return cli_error("Backing file not supported for file format "
+				 "'%s'",
+				 a->dst_fmt);
 	/* qemu-img prints this one and exits with status 0, converting
 	 * nothing; a failure is a failure here. */
 	if (backing && a->copts.target_is_zero)
@@ -581,6 +629,10 @@ static int check_combinations(const struct convert_args *a)
 	if (backing && !a->backing_fmt && !a->opts_backing_fmt)
 		return cli_error("Use of backing file requires explicit "
 				 "backing format");
+	if (a->copts.compress && a->opts_prealloc &&
+	    strcmp(a->opts_prealloc, "off") != 0)
+		return cli_error("Compression and preallocation not supported "
+				 "at the same time");
 	if (a->backing_fmt && !backing)
 		return cli_error(
 			"%s: error while converting %s: Backing format "
@@ -773,13 +825,14 @@ int cmd_convert(int argc, char **argv)
 	    cli_image_arg(&ta, &a.dst, &a.dst_fmt, true, &a.dst_secret) < 0)
 		goto out;
 	a.dst_flags |= ta.image_flags;
-	if (packed_output(&a) == EXIT_OK && read_backing_opts(&a) == EXIT_OK &&
+	if (packed_output(&a) == EXIT_OK && read_target_opts(&a) == EXIT_OK &&
 	    check_combinations(&a) == EXIT_OK)
 		status = run_convert(&a);
 out:
 	free(opts_text);
 	free(a.opts_backing);
 	free(a.opts_backing_fmt);
+	free(a.opts_prealloc);
 	cli_args_free(&ca);
 	cli_args_free(&ta);
 	return status;

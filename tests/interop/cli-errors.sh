@@ -119,6 +119,24 @@ for c in "resize p.img 2M" "check -r all p.img" "commit p.img" \
 	same_output -e "$c" $c
 done
 
+# A target convert cannot make: what qemu-img says, options it parses
+# apart from what the format refuses ("error while converting"), and its
+# order of checks for backing files, preallocation and compression.
+case " $("$MIMG" --help | sed -n 's/^Formats://p') " in *" qcow2 "*)
+	for o in "-O qcow2 -o cluster_size=3" "-O qcow2 -o foo=1" \
+		"-O qcow2 -o compat=9" "-O qcow2 -o cluster_size=abc" \
+		"-O qcow2 -o lazy_refcounts=maybe" "-O qcow2 -o ," \
+		"-O qcow2 -o a=1," "-O qcow2 -o preallocation=full -c" \
+		"-O qcow2 -o preallocation=metadata -c -B r.img" \
+		"-B x" "-B x -F raw" "-O nosuch -B x" "-O vpc -B x -F raw" \
+		"--bitmaps"; do
+		rm -f y.img
+		# shellcheck disable=SC2086 # the options' words
+		same_output -e "convert $o" convert $o r.img y.img
+	done
+	;;
+esac
+
 # Numbers given as sizes: qemu-img's words for one that does not parse
 # (two lines), one out of range and a negative one, option by option.
 cp r.img w.img
