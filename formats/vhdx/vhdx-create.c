@@ -97,13 +97,16 @@ static int plan(const char *path, uint64_t size, const struct mimg_opt *opts,
 				"%s: Image size too large; max of 64TB", path);
 	/* A whole number of 512-byte sectors. */
 	l->size = (size + 511) & ~511ull;
+	/* As qemu-img takes a block size given: rounded up to whole MiB and
+	 * capped at 256 MiB before it must be a power of two. */
 	uint64_t bs = v[OPT_BLOCK_SIZE].u;
 	if (bs == 0)
 		bs = default_block_size(l->size);
+	else if (!ck_align_up_u64(bs, VHDX_MIB, &bs) || bs > 256 * VHDX_MIB)
+		bs = 256 * VHDX_MIB;
 	if (!is_pow2_u64(bs))
 		return mimg_err(-EINVAL,
 				"%s: Block size must be a power of two", path);
-	bs = min_u64(max_u64(bs, VHDX_MIB), 256 * VHDX_MIB);
 	l->block_size = (uint32_t)bs;
 	l->log_length = max_u64(v[OPT_LOG].u, VHDX_MIB);
 	if (!ck_align_up_u64(l->log_length, VHDX_MIB, &l->log_length) ||

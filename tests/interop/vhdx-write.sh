@@ -14,7 +14,8 @@ FMT=vhdx
 
 for size in 0 1000 1M 100M 3G; do
 	for opts in "" subformat=fixed block_size=1M block_size=256M \
-		block_state_zero=off log_size=3M block_size=512M; do
+		block_state_zero=off log_size=3M block_size=512M \
+		block_size=1000 block_size=2000000 block_size=300M; do
 		case $opts:$size in
 		subformat=fixed:3G) continue ;;
 		?*:0) continue ;; # qemu-img fails on some: an empty disk once
