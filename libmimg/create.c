@@ -55,6 +55,14 @@ static bool path_in_chain(const char *path, struct mimg *backing)
 	return false;
 }
 
+static int same_name_error(const char *path)
+{
+	return mimg_err(-EINVAL,
+			"%s: Error: Trying to create an image with the same "
+			"filename as the backing file",
+			path);
+}
+
 /* Check OPTS against the driver's create schema before anything is
  * opened or written, with qemu-img's messages. */
 static int check_create_opts(const struct mimg_driver *drv, const char *path,
@@ -128,6 +136,10 @@ static int create_image(const char *path, const char *format, uint64_t size,
 
 	bname = mimg__opt(opts, nopts, "backing_file");
 	bfmt = mimg__opt(opts, nopts, "backing_fmt");
+	/* The name itself first, as qemu-img compares it (the file's
+	 * identity is compared once the backing chain is open). */
+	if (bname && strcmp(bname, path) == 0)
+		return same_name_error(path);
 	if (bname && *bname && (flags & MIMG_CREATE_UNSAFE_BACKING)) {
 		if (size == 0)
 			return mimg_err(-EINVAL,
@@ -144,13 +156,8 @@ static int create_image(const char *path, const char *format, uint64_t size,
 		if (r < 0)
 			return r;
 		if (path_in_chain(path, backing)) {
-			r = mimg_err(-EINVAL,
-				     "%s: Error: Trying to create an "
-				     "image with the same filename as the "
-				     "backing file",
-				     path);
 			mimg_close(backing);
-			return r;
+			return same_name_error(path);
 		}
 		if (!bfmt) {
 			/* Like qemu-img 7.2: a probed backing format is a

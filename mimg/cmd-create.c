@@ -99,6 +99,28 @@ static bool print_formatting(const char *file, const char *fmt, bool have_size,
 	return true;
 }
 
+/* Whether the backing file NAME (relative to FILE's directory) of format
+ * FMT opens, as creating will open it; *SIZE becomes its size (in whole
+ * sectors, as creating takes it) unless HAVE_SIZE.  Why it does not open
+ * is left to creating to say. */
+static bool backing_opens(const char *file, const char *name, const char *fmt,
+			  bool have_size, uint64_t *size)
+{
+	struct mimg *b;
+	char *path;
+	if (!fmt || strcmp(file, name) == 0 ||
+	    !(path = cli_relative_to(file, name)))
+		return false;
+	int r = mimg_open(&b, path, fmt, 0);
+	free(path);
+	if (r < 0)
+		return false;
+	if (!have_size)
+		*size = (mimg_size(b) + 511) / 512 * 512;
+	mimg_close(b);
+	return true;
+}
+
 int cmd_create(int argc, char **argv)
 {
 	struct cli_args ca = {.cmd = "create", .help = create_help};
@@ -186,20 +208,38 @@ int cmd_create(int argc, char **argv)
 	if (have_size &&
 	    cli_parse_num("image size", size_text, 0, CLI_NUM_MAX, &size) != 0)
 		goto out;
-	for (int i = 0; i < nopts; i++)
-		if (strcmp(opts[i].key, "backing_file") == 0)
+	bool empty_backing = false;
+	for (int i = 0; i < nopts; i++) {
+		if (strcmp(opts[i].key, "backing_file") == 0) {
 			backing = *opts[i].value ? opts[i].value : NULL;
+			empty_backing = !backing;
+		}
+		if (strcmp(opts[i].key, "backing_fmt") == 0)
+			backing_fmt = opts[i].value;
+	}
+	if (empty_backing) {
+		cli_error("%s: Expected backing file name, got empty string",
+			  argv[optind]);
+		goto out;
+	}
 	if (!have_size && (!backing || unsafe)) {
 		cli_error("%s: Image creation needs a size parameter",
 			  argv[optind]);
 		goto out;
 	}
 	/* qemu-img prints the line once the options parse, before the
-	 * format refuses a value; it opens a backing file first (for its
-	 * size, or to check it), so with one the line comes after. */
-	bool printed = !ca.quiet && have_size && (!backing || unsafe) &&
-		       print_formatting(argv[optind], fmt, true, size, opts,
-					nopts);
+	 * format refuses a value; a backing file it opens first (for its
+	 * size, and to check it), and with one that does not open, or
+	 * without its format, it prints no line. */
+	uint64_t line_size = size;
+	bool printed = !ca.quiet &&
+		       (backing && !unsafe
+				? backing_opens(argv[optind], backing,
+						backing_fmt, have_size,
+						&line_size)
+				: have_size) &&
+		       print_formatting(argv[optind], fmt, true, line_size,
+					opts, nopts);
 	r = cli_create(argv[optind], fmt, size, opts, (size_t)nopts,
 		       unsafe ? MIMG_CREATE_UNSAFE_BACKING : 0);
 	if (r < 0)

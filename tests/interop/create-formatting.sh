@@ -62,4 +62,22 @@ same_output -e "create -b missing" create -f qcow2 -b missing.qcow2 -F qcow2 \
 	bad.qcow2 1M
 # What a format cannot create: no line either.
 same_output -e "create dmg" create -f dmg bad.dmg 1M
+# A backing file that opens: the line (its size, in whole sectors, when
+# none is given), then what the format refuses; one named as the image
+# itself, an empty name or a missing format: no line.
+truncate -s 1000 odd.raw
+qemu-img create -q -f qcow2 base.qcow2 3M
+for c in "-f qcow2 -b odd.raw -F raw" "-f vmdk -b base.qcow2 -F qcow2" \
+	"-f qcow2 -b base.qcow2 -F qcow2 -o cluster_size=3" \
+	"-f qcow2 -b bad.qcow2 -F qcow2" \
+	"-f qcow2 -o backing_file= -o size=1M" \
+	"-f qcow2 -b base.qcow2 -F raw -o refcount_bits=3 -o size=5M"; do
+	rm -f bad.qcow2
+	# shellcheck disable=SC2086 # the options' words
+	same_output -e "create $c" create $c bad.qcow2
+	rm -f bad.qcow2
+	n=$((n + 1))
+done
+# (qemu-img ends this one's message without a newline: stdout only)
+same_output "create -b without -F" create -f qcow2 -b base.qcow2 bad.qcow2
 echo "$n Formatting lines and refusals equal"
