@@ -150,8 +150,9 @@ int cmd_check(int argc, char **argv)
 	}
 	if (!cli_one_file(&ca, c, argc, argv))
 		return ca.status;
-	flags = MIMG_OPEN_NO_BACKING | MIMG_OPEN_CHECK | cache |
-		(repair ? MIMG_OPEN_RDWR : 0);
+	/* With its backing chain, as qemu-img opens it: an image whose
+	 * backing file is missing fails to open. */
+	flags = MIMG_OPEN_CHECK | cache | (repair ? MIMG_OPEN_RDWR : 0);
 	if ((r = cli_open_arg(&img, &ca, argv[optind], flags)) < 0)
 		return cli_error("%s", cli_errmsg());
 	r = mimg_check(img, repair, &res);

@@ -316,12 +316,20 @@ static int open_secret(const char *id, struct mimg_secret *out, bool *have)
  * as qemu-img repeats it too). */
 static int open_failed(int r, const char *path, const char *display)
 {
+	static const char backing[] = "Could not open backing file of ";
 	char inner[sizeof(own_error)];
 	const char *why = own_error[0] ? own_error : mimg_errmsg();
-	size_t n = strlen(path);
+	size_t n = strlen(path), b = sizeof(backing) - 1;
 	if (strncmp(why, path, n) == 0 && strncmp(why + n, ": ", 2) == 0)
 		why += n + 2;
-	snprintf(inner, sizeof(inner), "%s", why);
+	/* The library names the image whose backing file failed; this
+	 * message names it already, in qemu-img's words. */
+	if (strncmp(why, backing, b) == 0 && strncmp(why + b, path, n) == 0 &&
+	    strncmp(why + b + n, ": ", 2) == 0)
+		snprintf(inner, sizeof(inner),
+			 "Could not open backing file: %s", why + b + n + 2);
+	else
+		snprintf(inner, sizeof(inner), "%s", why);
 	snprintf(own_error, sizeof(own_error), "Could not open '%s': %s",
 		 display, inner);
 	return r;
