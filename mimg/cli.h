@@ -268,14 +268,17 @@ void cli_outfiles_block(struct cli_outfiles *o);
 int cli_outfiles_after(struct cli_outfiles *o);
 void cli_outfiles_end(struct cli_outfiles *o, bool remove);
 
-/* A progress bar drawn on stderr when it is a terminal. */
+/* -p's progress on stdout, as qemu-img prints it (progress.c); the end
+ * prints 100 once more when the work was DONE, then a newline. */
 struct cli_progress {
 	bool enabled;
-	int last_permille;
+	float last; /* the value printed last */
+	float step; /* printed when it moved further: 1 (compare: 2) */
+	bool printed;
 };
 void cli_progress_init(struct cli_progress *p, bool requested);
 void cli_progress_cb(void *opaque, uint64_t done, uint64_t total);
-void cli_progress_end(struct cli_progress *p);
+void cli_progress_end(struct cli_progress *p, bool done);
 /* Walk [0, SIZE) in the runs STEP takes: STEP handles the run at OFF
  * (LEFT bytes remain) and sets *PNUM to its length (1 to LEFT).  Draws
  * the progress bar when SHOW.  Returns STEP's first non-zero return (its

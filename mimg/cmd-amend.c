@@ -73,7 +73,7 @@ static int run_amend(const struct amend_args *a)
 	r = mimg_amend_secrets(img, opts, (size_t)n,
 			       a->force ? MIMG_AMEND_FORCE : 0, named, nnamed,
 			       cli_progress_cb, &prog);
-	cli_progress_end(&prog);
+	cli_progress_end(&prog, r >= 0);
 	mimg_opts_free(opts, (size_t)n);
 	if (r < 0) {
 		cli_error("%s", mimg_errmsg());

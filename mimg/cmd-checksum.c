@@ -98,7 +98,7 @@ int cmd_checksum(int argc, char **argv)
 	o.progress = cli_progress_cb;
 	o.opaque = &prog;
 	r = mimg_checksum(img, &o, md, &mdlen);
-	cli_progress_end(&prog);
+	cli_progress_end(&prog, r >= 0);
 	if (r < 0) {
 		cli_error("%s", mimg_errmsg());
 		mimg_close(img);

@@ -21,6 +21,7 @@ struct cmp {
 	uint8_t *ba, *bb;
 	bool strict, quiet;
 	struct cli_progress prog;
+	uint64_t progress_total; /* the larger size, as qemu-img counts */
 };
 
 static int cmp_error(void)
@@ -76,6 +77,7 @@ static int compare_common(struct cmp *c, uint64_t len)
 		}
 		if ((sa & MIMG_BS_ZERO) && (sb & MIMG_BS_ZERO)) {
 			off += n;
+			cli_progress_cb(&c->prog, off, c->progress_total);
 			continue;
 		}
 		if (n > CMP_CHUNK)
@@ -92,7 +94,7 @@ static int compare_common(struct cmp *c, uint64_t len)
 			return CMP_DIFFERENT;
 		}
 		off += n;
-		cli_progress_cb(&c->prog, off, len);
+		cli_progress_cb(&c->prog, off, c->progress_total);
 	}
 	return CMP_SAME;
 }
@@ -123,6 +125,7 @@ static int compare_tail(struct cmp *c, struct mimg *big, uint64_t from)
 			}
 		}
 		off += n;
+		cli_progress_cb(&c->prog, off, c->progress_total);
 	}
 	return CMP_SAME;
 }
@@ -146,7 +149,7 @@ static void compare_help(void)
 	       "  -s        strict: sizes and allocation must match too\n"
 	       "  -T MODE   cache mode of the reads: writeback (default), "
 	       "none, ...\n"
-	       "  -p        progress on a terminal\n"
+	       "  -p        show progress (on stdout, as qemu-img)\n"
 	       "  -q        quiet\n" CLI_HELP_FORCE_SHARE CLI_HELP_OBJECT
 	       "  -h        this help\n");
 }
@@ -198,6 +201,10 @@ int cmd_compare(int argc, char **argv)
 		goto out;
 	}
 	uint64_t sa = mimg_size(c.a), sb = mimg_size(c.b);
+	/* From here, as qemu-img: 0 first, then the work done. */
+	cli_progress_init(&c.prog, ca.progress && !c.quiet);
+	c.prog.step = 2; /* qemu-img's for compare */
+	c.progress_total = sa > sb ? sa : sb;
 	if (sa != sb) {
 		if (c.strict) {
 			if (!c.quiet)
@@ -206,7 +213,6 @@ int cmd_compare(int argc, char **argv)
 			goto out;
 		}
 	}
-	cli_progress_init(&c.prog, ca.progress && !c.quiet);
 	status = compare_common(&c, sa < sb ? sa : sb);
 	/* As qemu-img: the warning only once the shared part matched. */
 	if (status == CMP_SAME && sa != sb) {
@@ -215,10 +221,10 @@ int cmd_compare(int argc, char **argv)
 		status = compare_tail(&c, sa > sb ? c.a : c.b,
 				      sa < sb ? sa : sb);
 	}
-	cli_progress_end(&c.prog);
 	if (status == CMP_SAME && !c.quiet)
 		printf("Images are identical.\n");
 out:
+	cli_progress_end(&c.prog, false); /* the walk printed 100 */
 	free(c.ba);
 	free(c.bb);
 	mimg_close(c.a);

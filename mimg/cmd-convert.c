@@ -39,7 +39,7 @@ static void convert_help(void)
 	       "controller=,network=)\n"
 	       "  -o OPTS           output format options (as for create)\n"
 	       "  -c                compress the output (qcow2, vmdk)\n"
-	       "  -p                show progress on a terminal\n"
+	       "  -p                show progress (on stdout, as qemu-img)\n"
 	       "  -q                quiet\n"
 	       "  -n                DST exists: do not create it\n"
 	       "  -S SIZE           zero runs of SIZE bytes are not written "
@@ -399,7 +399,7 @@ static int run_convert_whole(struct convert_args *a, struct mimg **srcs,
 					    a->packed, &a->copts)
 		      : mimg_ova_write(a->dst, srcs, (size_t)a->nsrc, opts,
 				       (size_t)nopts, &a->copts);
-	cli_progress_end(&prog);
+	cli_progress_end(&prog, r >= 0);
 	if (r < 0)
 		cli_error("%s", cli_errmsg());
 	cli_outfiles_end(&out, r < 0);
@@ -498,7 +498,7 @@ static int run_convert(struct convert_args *a)
 		r = mimg_convert(srcs[i], dst, &a->copts);
 		mp.base += mimg_size(srcs[i]);
 	}
-	cli_progress_end(&prog);
+	cli_progress_end(&prog, r >= 0);
 	if (r == 0 && a->bitmaps)
 		r = copy_bitmaps(srcs[0], dst);
 	if (r < 0)

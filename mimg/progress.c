@@ -1,43 +1,63 @@
 /* SPDX-License-Identifier: BSD-2-Clause
  * Copyright (c) 2026 The mimg authors
  *
- * The convert progress bar: drawn only on a terminal, redrawn when the
- * shown value changes; and the walk over an image's runs that draws it.
+ * Progress as qemu-img prints it with -p: "    (NN.NN/100%)" and a
+ * carriage return on standard output, at 0, at 100 and whenever the
+ * value moved by more than one point, then a newline at the end; on a
+ * terminal or not, so that the programs that run qemu-img and read its
+ * progress from a pipe read mimg's.  And the walk over an image's runs
+ * that reports it.
  */
 #include <stdio.h>
-#include <unistd.h>
 
 #include "cli.h"
 
+/* The same value again is printed only by the end's 100 (REPEAT): the
+ * callers report 0 and the end of their work more than once. */
+static void print_progress(struct cli_progress *p, float current, bool repeat)
+{
+	if (current > 100)
+		current = 100;
+	if (!repeat && p->printed && current == p->last)
+		return;
+	if (current > p->last + p->step || current < p->last - p->step ||
+	    current == 0 || current == 100) {
+		p->printed = true;
+		p->last = current;
+		printf("    (%3.2f/100%%)\r", (double)current);
+		fflush(stdout);
+	}
+}
+
 void cli_progress_init(struct cli_progress *p, bool requested)
 {
-	p->enabled = requested && isatty(STDERR_FILENO);
-	p->last_permille = -1;
+	p->enabled = requested;
+	p->last = 0;
+	p->step = 1;
+	p->printed = false;
 	if (p->enabled)
-		cli_progress_cb(p, 0, 1);
+		print_progress(p, 0, false);
 }
 
 void cli_progress_cb(void *opaque, uint64_t done, uint64_t total)
 {
 	struct cli_progress *p = opaque;
-	if (!p->enabled)
-		return;
-	int permille = total ? (int)(done * 1000 / total) : 1000;
-	if (permille == p->last_permille)
-		return;
-	p->last_permille = permille;
-	int width = 40, filled = permille * width / 1000;
-	fprintf(stderr, "\r    (%3d.%d/100%%) [", permille / 10, permille % 10);
-	for (int i = 0; i < width; i++)
-		fputc(i < filled ? '#' : ' ', stderr);
-	fputc(']', stderr);
-	fflush(stderr);
+	if (p->enabled)
+		print_progress(p,
+			       total ? (float)(100.0 * (double)done /
+					       (double)total)
+				     : 100,
+			       false);
 }
 
-void cli_progress_end(struct cli_progress *p)
+void cli_progress_end(struct cli_progress *p, bool done)
 {
-	if (p->enabled)
-		fputc('\n', stderr);
+	if (!p->enabled)
+		return;
+	if (done)
+		print_progress(p, 100, true);
+	putchar('\n');
+	fflush(stdout);
 }
 
 int cli_progress_walk(uint64_t size, bool show,
@@ -56,6 +76,6 @@ int cli_progress_walk(uint64_t size, bool show,
 		off += n;
 		cli_progress_cb(&prog, off, size);
 	}
-	cli_progress_end(&prog);
+	cli_progress_end(&prog, false); /* the walk's end printed 100 */
 	return r;
 }
