@@ -112,10 +112,10 @@ static int transfer(struct bench *b, void *buf, uint64_t i, char *why,
 		return (int)r;
 	if ((size_t)r < b->bufsize) {
 		snprintf(why, len,
-			 "%s: read of %zu bytes at offset %" PRIu64
+			 "%s: %s of %zu bytes at offset %" PRIu64
 			 " is past the end of the image (%" PRIu64 " bytes)",
-			 mimg_filename(b->img), b->bufsize, off,
-			 mimg_size(b->img));
+			 mimg_filename(b->img), b->write ? "write" : "read",
+			 b->bufsize, off, mimg_size(b->img));
 		return -EIO;
 	}
 	return 0;

@@ -135,6 +135,9 @@ int qcow2_read_snapshots(struct qcow2 *s)
 static int find_by_id_and_name(const struct qcow2 *s, const char *id,
 			       const char *name)
 {
+	if (!id && !name)
+		return mimg_err(-EINVAL, "%s: qcow2: no snapshot id or name",
+				qcow2_path(s));
 	for (uint32_t i = 0; i < s->nb_snapshots; i++)
 		if ((!id || strcmp(s->snaps[i].id, id) == 0) &&
 		    (!name || strcmp(s->snaps[i].name, name) == 0))
