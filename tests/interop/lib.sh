@@ -4,7 +4,8 @@
 # need_format FMT, fail MSG, check_eq A B MSG, same_output, json_get,
 # json_eq, qio_fmt, qemu_img_luks, secret_refused, same_read,
 # same_reading, same_dd, only_read, same_info_json, patched,
-# expect_error, mixed_raw, backing_bases, qemu_clean_fmt and LUKS_COMBOS.
+# expect_error, read_refused, mixed_raw, backing_bases, qemu_clean_fmt and
+# LUKS_COMBOS.
 set -u
 : "${MIMG:?MIMG must point to the mimg binary}"
 T=$(mktemp -d "${TMPDIR:-/tmp}/mimg-interop-XXXXXX")
@@ -132,6 +133,14 @@ for i in range(0, len(b), 65536):
         b[i:i + 65536] = b"a piece of a disk image " * 2730 + b"0123456789abcdef"
 open(sys.argv[1], "wb").write(b)
 PY
+}
+
+# read_refused WHAT IMG: IMG opens, and reading it whole fails with WHAT
+# (a grep pattern) on stderr: what a hostile table does to the read that
+# reaches it.
+read_refused() {
+	"$MIMG" info "$2" >/dev/null || fail "$1: $2 not opened"
+	expect_error "$1" "$MIMG" convert -O raw "$2" bad.raw
 }
 
 # backing_bases: base.raw (4 MiB of 0x11) and base.qcow2 (4 MiB, 0x12 in
