@@ -200,6 +200,11 @@ static int schema_for(const char *format, unsigned which,
 					format);
 		*sp = drv->amend_opts;
 	} else {
+		if (!drv->create)
+			return mimg_err(-ENOTSUP,
+					"Format driver '%s' does not "
+					"support image creation",
+					format);
 		*sp = drv->create_opts;
 	}
 	return 0;

@@ -348,9 +348,10 @@ static int open_sources(struct convert_args *a, struct mimg **srcs,
 	return 0;
 }
 
-/* qemu-img's words for a target it could not create: an option it does
- * not know or a value of the wrong type as it parses them, what the
- * format refused as "DST: error while converting FMT: why". */
+/* qemu-img's words for a target it could not create: a format that cannot
+ * create, an option it does not know or a value of the wrong type as it
+ * parses them, what the format refused as "DST: error while converting
+ * FMT: why". */
 static void create_failed(const struct convert_args *a)
 {
 	const char *m = cli_errmsg();
@@ -358,7 +359,9 @@ static void create_failed(const struct convert_args *a)
 	if (strncmp(m, a->dst, n) == 0 && strncmp(m + n, ": ", 2) == 0)
 		m += n + 2;
 	if (strncmp(m, "Invalid parameter '", 19) == 0 ||
-	    (strncmp(m, "Parameter '", 11) == 0 && strstr(m, "' expects ")))
+	    (strncmp(m, "Parameter '", 11) == 0 && strstr(m, "' expects ")) ||
+	    (strncmp(m, "Format driver '", 15) == 0 &&
+	     strstr(m, "' does not support image creation")))
 		cli_error("%s", m);
 	else
 		cli_error("%s: error while converting %s: %s", a->dst,
@@ -581,8 +584,8 @@ static int check_options(const struct convert_args *a, bool explicit_sparse,
 	return EXIT_OK;
 }
 
-/* Whether FMT has the create option NAME: 1 or 0, -1 for a format this
- * library does not know. */
+/* Whether FMT has the create option NAME: 1 or 0, or a negative errno
+ * with the message set (a format unknown or that cannot be created). */
 static int format_takes(const char *fmt, const char *name)
 {
 	struct mimg_opt_info o = {.size = sizeof(o)};
@@ -591,7 +594,7 @@ static int format_takes(const char *fmt, const char *name)
 	     (r = mimg_format_opt_info(fmt, MIMG_OPTS_CREATE, i, &o)) == 0; i++)
 		if (strcmp(o.name, name) == 0)
 			return 1;
-	return r == -EINVAL ? -1 : 0;
+	return r == -ENOENT ? 0 : r;
 }
 
 /* What the sources and the target's options exclude. */
@@ -612,7 +615,7 @@ static int check_combinations(const struct convert_args *a)
 			    ? format_takes(a->dst_fmt, "backing_file")
 			    : 1;
 	if (takes < 0)
-		return cli_error("Unknown file format '%s'", a->dst_fmt);
+		return cli_error("%s", mimg_errmsg());
 	if (takes == 0)
 		return cli_error("Backing file not supported for file format "
 				 "'%s'",

@@ -62,6 +62,11 @@ verify() { # verify IMAGE FORMAT
 
 for fmt in $formats; do
 	[ "$fmt" = raw ] && continue
+	# Formats mimg only reads (DMG, QED, ...) are converted from, not to.
+	if ! "$MIMG" create -f "$fmt" -o help >/dev/null 2>&1; then
+		echo "== $fmt: read only, skipped"
+		continue
+	fi
 	echo "== raw -> $fmt"
 	opts=
 	case $fmt in

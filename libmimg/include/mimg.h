@@ -343,7 +343,8 @@ struct mimg_opt_info {
  * qemu-img lists them) of FORMAT's create (or, with MIMG_OPTS_AMEND,
  * amend) options.  Strings are static.  Returns 0, -ENOENT past the last
  * option, -EINVAL for an unknown format, flags or a bad INFO->size,
- * -ENOTSUP when FORMAT cannot be amended.  Thread-safe.
+ * -ENOTSUP when FORMAT cannot be created (or, with MIMG_OPTS_AMEND,
+ * amended).  Thread-safe.
  */
 MIMG_API int mimg_format_opt_info(const char *format, unsigned which,
 				  size_t index, struct mimg_opt_info *info);

@@ -5,7 +5,8 @@
 # them, as qemu-img 7.2 measure does); with a file name,
 # qemu-img adds the host file's options: mimg lists the ones it has
 # (preallocation) and the rest must be exactly qemu-img's lines.  Bad
-# option values are refused with qemu-img's message and status.
+# option values are refused with qemu-img's message and status, as are
+# formats that cannot be created.
 . "$TESTLIB"
 need qemu-img
 fmts=$("$MIMG" --help | sed -n 's/^Formats: //p')
@@ -117,4 +118,11 @@ same_err create -f qcow2 -o cluster_size=64k,,1 b.qcow2 1M
 	-u c.qcow2 1M || fail "escaped comma in a name"
 qemu-img info c.qcow2 | grep -qx 'backing file: a,b.qcow2' ||
 	fail "escaped comma: $(qemu-img info c.qcow2 | grep backing)"
+# Formats that cannot be created (by qemu-img either): no listing.
+for f in dmg bochs cloop; do
+	case " $fmts " in *" $f "*) ;; *) continue ;; esac
+	same_output -e "create -f $f -o help" create -f "$f" -o help
+	same_output -e "convert -O $f -o help" convert -O "$f" -o help
+	n=$((n + 2))
+done
 echo "ok: $n -o listings and refusals as qemu-img"
