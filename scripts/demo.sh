@@ -6,12 +6,16 @@
 # every round trip gives back the same bytes.
 #   scripts/demo.sh [WORKDIR]   (WORKDIR is kept; without it a temporary
 #                               directory is used and removed)
+# With MIMG set to a built mimg, only the job runs (the test suite runs it
+# so, as its "demo" test).
 set -eu
 . "$(dirname "$0")/setup.sh"
 
-install_packages
-build -Dtests=false
-MIMG=$BUILD_DIR/mimg/mimg
+if [ -z "${MIMG:-}" ]; then
+	install_packages
+	build -Dtests=false
+	MIMG=$BUILD_DIR/mimg/mimg
+fi
 
 # A working directory of our own is removed at the end; one the user
 # named is kept with the images in it.
