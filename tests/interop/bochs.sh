@@ -53,8 +53,7 @@ only_read bochs t.bochs d.raw
 # refuses it too (exit status and stdout compared).
 $MAKE d.raw good.bochs --extent 65536 --plan z
 refused() { # refused WHAT PYTHON [QEMU]
-	patched good.bochs bad.bochs "$2"
-	expect_error "$1" "$MIMG" info -f bochs bad.bochs
+	header_refused bochs good.bochs "$1" "$2"
 	[ $# -lt 3 ] || same_output "$1" info -f bochs bad.bochs
 	n=$((n + 1))
 }

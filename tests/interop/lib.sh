@@ -4,8 +4,8 @@
 # need_format FMT, fail MSG, check_eq A B MSG, same_output, json_get,
 # json_eq, qio_fmt, qemu_img_luks, secret_refused, same_read,
 # same_reading, same_dd, only_read, same_info_json, patched,
-# expect_error, read_refused, mixed_raw, backing_bases, qemu_clean_fmt and
-# LUKS_COMBOS.
+# expect_error, header_refused, read_refused, mixed_raw, backing_bases,
+# qemu_clean_fmt and LUKS_COMBOS.
 set -u
 : "${MIMG:?MIMG must point to the mimg binary}"
 T=$(mktemp -d "${TMPDIR:-/tmp}/mimg-interop-XXXXXX")
@@ -133,6 +133,14 @@ for i in range(0, len(b), 65536):
         b[i:i + 65536] = b"a piece of a disk image " * 2730 + b"0123456789abcdef"
 open(sys.argv[1], "wb").write(b)
 PY
+}
+
+# header_refused FMT SRC WHAT PYTHON: the image PYTHON makes of SRC (see
+# patched), bad.FMT, is refused when opened as FMT, with WHAT (a grep
+# pattern) on stderr: what a hostile header does.
+header_refused() {
+	patched "$2" "bad.$1" "$4"
+	expect_error "$3" "$MIMG" info -f "$1" "bad.$1"
 }
 
 # read_refused WHAT IMG: IMG opens, and reading it whole fails with WHAT

@@ -47,8 +47,7 @@ grep -q "version 1 images are read only in mimg" err || fail "rw: $(cat err)"
 
 # Hostile headers (big-endian fields of a good image).
 refused() { # refused WHAT PYTHON SRC: opening the image PYTHON makes fails
-	patched "$3" bad.qcow "$2"
-	expect_error "$1" "$MIMG" info -f qcow bad.qcow
+	header_refused qcow "$3" "$1" "$2"
 	n=$((n + 1))
 }
 refused "does not support qcow version 2" 'struct.pack_into(">I", b, 4, 2)' plain.qcow

@@ -82,8 +82,7 @@ grep -q "new.qed: Format driver 'qed' does not support image creation" err ||
 
 # Hostile headers (little-endian fields of a good image).
 refused() { # refused WHAT PYTHON SRC: opening the image PYTHON makes fails
-	patched "$3" bad.qed "$2"
-	expect_error "$1" "$MIMG" info -f qed bad.qed
+	header_refused qed "$3" "$1" "$2"
 	n=$((n + 1))
 }
 refused "Image not in QED format" 'b[0] = 0x52' plain.qed
