@@ -65,13 +65,12 @@ static int luks_unlock(struct mimg *img, struct luks_state *s)
 	return r;
 }
 
-static int luks_open(struct mimg *img, unsigned flags)
+static int luks_open(struct mimg *img)
 {
 	struct luks_state *s = img->priv;
 	uint8_t buf[LUKS1_HEADER_SIZE];
 	uint64_t fsize, max_iters = MIMG_MAX_PBKDF2_ITERS_DEFAULT;
 	int r;
-	(void)flags;
 
 	if (img->secret)
 		max_iters = img->secret->max_pbkdf2_iters;

@@ -29,10 +29,9 @@ static int raw_probe(const uint8_t *buf, size_t len, const char *filename)
 	return 1; /* anything is a raw image; the weakest guess */
 }
 
-static int raw_open(struct mimg *img, unsigned flags)
+static int raw_open(struct mimg *img)
 {
 	uint64_t size;
-	(void)flags;
 	int r = mimg_file_size(img->file, &size);
 	if (r < 0)
 		return r;
@@ -43,11 +42,6 @@ static int raw_open(struct mimg *img, unsigned flags)
 		return mimg_err(-EFBIG, "%s: size %llu is too large",
 				img->filename, (unsigned long long)size);
 	return 0;
-}
-
-static void raw_close(struct mimg *img)
-{
-	(void)img;
 }
 
 static int raw_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
@@ -183,7 +177,6 @@ const struct mimg_driver mimg_raw_driver = {
 	.probe = raw_probe,
 	.one_pass = raw_one_pass,
 	.open = raw_open,
-	.close = raw_close,
 	.create = raw_create,
 	.preadv = raw_preadv,
 	.pwritev = raw_pwritev,

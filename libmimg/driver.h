@@ -172,11 +172,13 @@ struct mimg_driver {
 
 	/* Parse the image.  img->file is open (read-write when
 	 * img->read_only is false); set img->size, and where applicable
-	 * img->cluster_size, img->backing_name, img->backing_fmt. */
-	int (*open)(struct mimg *img, unsigned flags);
-	/* Release driver state; the core closes img->file afterwards.  Also
-	 * called when open() failed, on whatever it had set up: open()
-	 * itself only returns the error. */
+	 * img->cluster_size, img->backing_name, img->backing_fmt.  The
+	 * MIMG_OPEN_* flags are in img->flags. */
+	int (*open)(struct mimg *img);
+	/* Optional: release driver state; the core closes img->file and
+	 * frees what mimg__img_calloc gave afterwards.  Also called when
+	 * open() failed, on whatever it had set up: open() itself only
+	 * returns the error. */
 	void (*close)(struct mimg *img);
 
 	/* Create a new image file at PATH.  BACKING, when the caller asked

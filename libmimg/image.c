@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -78,10 +79,42 @@ static unsigned host_file_flags(unsigned flags, bool read_only)
 	return f;
 }
 
+struct mimg_owned {
+	struct mimg_owned *next;
+	max_align_t data[];
+};
+
+void *mimg__img_calloc(struct mimg *img, size_t n, size_t size)
+{
+	struct mimg_owned *o;
+	size_t room = SIZE_MAX - sizeof(*o) - 1;
+	if ((size && n > room / size) ||
+	    !(o = calloc(1, sizeof(*o) + n * size + 1))) {
+		mimg_err(-ENOMEM, "out of memory");
+		return NULL;
+	}
+	o->next = img->owned;
+	img->owned = o;
+	return o->data;
+}
+
+/* The driver's close(), where it has one: also after an open() that
+ * failed. */
+static void close_driver(struct mimg *img)
+{
+	if (img->drv->close)
+		img->drv->close(img);
+}
+
 static void free_image(struct mimg *img)
 {
 	if (!img)
 		return;
+	while (img->owned) {
+		struct mimg_owned *o = img->owned;
+		img->owned = o->next;
+		free(o);
+	}
 	free(img->priv);
 	free(img->filename);
 	free(img->backing_name);
@@ -257,17 +290,17 @@ static int open_node(struct mimg **imgp, const char *path, const char *format,
 		goto fail;
 	}
 	img->secret = ids->secret;
-	r = drv->open(img, flags);
+	r = drv->open(img);
 	img->secret = NULL;
 	if (r < 0) {
-		drv->close(img);
+		close_driver(img);
 		goto fail;
 	}
 	/* Described without unpacking, the archive is still checked
 	 * whole. */
 	if ((flags & MIMG_OPEN_INSPECT) && mimg_file_is_stream(img->file) &&
 	    (r = mimg__stream_drain(img->file)) < 0) {
-		drv->close(img);
+		close_driver(img);
 		goto fail;
 	}
 	/* Data of no declared size has its size once read whole. */
@@ -283,13 +316,13 @@ static int open_node(struct mimg **imgp, const char *path, const char *format,
 			     "refer to other files are refused in untrusted "
 			     "mode",
 			     path, img->backing_name);
-		drv->close(img);
+		close_driver(img);
 		goto fail;
 	}
 	if (img->backing_name && !(flags & MIMG_OPEN_NO_BACKING)) {
 		r = open_backing(img, ids);
 		if (r < 0) {
-			drv->close(img);
+			close_driver(img);
 			goto fail;
 		}
 	}
@@ -416,7 +449,7 @@ int mimg_close(struct mimg *img)
 		int rf = mimg__drv_flush(img);
 		r = r ? r : rf;
 	}
-	img->drv->close(img);
+	close_driver(img);
 	int rb = mimg_close(img->backing);
 	int rf = mimg_file_close(img->file);
 	free_image(img);

@@ -76,7 +76,17 @@ struct mimg {
 	 * file): what mimg_reads_file compares a target with. */
 	struct mimg_file_id *extra_ids;
 	size_t n_extra_ids;
+	/* What mimg__img_calloc gave out, freed with the image. */
+	struct mimg_owned *owned;
 };
+
+/* Zeroed room for N elements of SIZE bytes (at least one byte, so that
+ * an empty table is not an error) that IMG owns: the core frees it when
+ * IMG is closed, after the driver's close(), and when open() failed.
+ * For the tables a driver's open() reads and keeps until close (an L1
+ * table, a BAT); not for memory that I/O threads allocate.  NULL with
+ * -ENOMEM's message when memory runs out or N * SIZE overflows. */
+void *mimg__img_calloc(struct mimg *img, size_t n, size_t size);
 
 /* -EROFS when IMG is open read-only, saying that it cannot be changed as
  * WHAT says ("amend": "cannot amend an image opened read-only"). */

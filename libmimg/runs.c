@@ -49,6 +49,21 @@ static int data_in_file(struct mimg *img, uint64_t pos, uint64_t host, size_t n,
 			(unsigned long long)host);
 }
 
+/* Copy LEN bytes of the DECODED run RUN into IOV at byte DONE: from the
+ * unit the image decoded last when it is RUN's, else read, decoded and
+ * kept in its place (decoded.h). */
+static int read_decoded(struct mimg *img, const struct mimg_run *run,
+			const struct iovec *iov, int iovcnt, size_t done,
+			size_t len)
+{
+	struct mimg_decode_unit u = {.key = run->unit, .arg = img};
+	int r = img->drv->runs->unit(img, run, &u);
+	if (r < 0)
+		return r;
+	return mimg__decoded_read(&img->decoded, img->file, &u, run->skip, iov,
+				  iovcnt, done, len);
+}
+
 int mimg__runs_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
 		      uint64_t off, size_t len)
 {
@@ -74,8 +89,7 @@ int mimg__runs_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
 							    run.host);
 			break;
 		case MIMG_RUN_DECODED:
-			r = img->drv->runs->decode(img, &run, iov, iovcnt, done,
-						   n);
+			r = read_decoded(img, &run, iov, iovcnt, done, n);
 			break;
 		}
 		if (r < 0)
@@ -109,13 +123,4 @@ int mimg__runs_block_status(struct mimg *img, uint64_t off, uint64_t len,
 		break;
 	}
 	return 0;
-}
-
-int mimg__runs_decoded_read(struct mimg *img, const struct mimg_run *run,
-			    const struct mimg_decode_unit *u,
-			    const struct iovec *iov, int iovcnt, size_t done,
-			    size_t len)
-{
-	return mimg__decoded_read(&img->decoded, img->file, u, run->skip, iov,
-				  iovcnt, done, len);
 }

@@ -24,7 +24,7 @@ enum mimg_run_kind {
 	MIMG_RUN_BELOW,	  /* unallocated here */
 	MIMG_RUN_ZERO,	  /* reads as zeroes */
 	MIMG_RUN_DATA,	  /* stored as it is at HOST */
-	MIMG_RUN_DECODED, /* the format's decode() reads it */
+	MIMG_RUN_DECODED, /* stored in a unit the format decodes */
 };
 
 struct mimg_run {
@@ -41,11 +41,12 @@ struct mimg_runs {
 	 * the error set). */
 	int (*map)(struct mimg *img, uint64_t off, uint64_t len,
 		   struct mimg_run *run);
-	/* Copy LEN bytes of the DECODED run RUN (from its byte RUN->skip)
-	 * into IOV from byte DONE.  Optional when map gives no such run. */
-	int (*decode)(struct mimg *img, const struct mimg_run *run,
-		      const struct iovec *iov, int iovcnt, size_t done,
-		      size_t len);
+	/* Where the unit of the DECODED run RUN is stored and how it
+	 * decodes: *U comes with its key (RUN->unit) and arg (IMG) set; the
+	 * rest is the format's to fill in.  0 or a negative errno (with the
+	 * error set).  Optional when map gives no such run. */
+	int (*unit)(struct mimg *img, const struct mimg_run *run,
+		    struct mimg_decode_unit *u);
 };
 
 /* The driver ops of an image whose reads all go through the driver's
@@ -57,13 +58,5 @@ int mimg__runs_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
 int mimg__runs_block_status(struct mimg *img, uint64_t off, uint64_t len,
 			    uint64_t *pnum, unsigned *status,
 			    uint64_t *host_off);
-
-/* For a decode(): copy LEN bytes of the DECODED run RUN, which unit U
- * holds, into IOV at byte DONE, from the unit the image decoded last when
- * it is U, else read, decoded (and kept in its place) (decoded.h). */
-int mimg__runs_decoded_read(struct mimg *img, const struct mimg_run *run,
-			    const struct mimg_decode_unit *u,
-			    const struct iovec *iov, int iovcnt, size_t done,
-			    size_t len);
 
 #endif

@@ -131,9 +131,8 @@ static int read_catalog(struct mimg *img, struct bochs *s, uint32_t at)
 				"4 GiB",
 				img->filename, s->catalog_size, at,
 				(unsigned long long)s->file_size);
-	s->catalog = malloc(bytes ? bytes : 1);
-	if (!s->catalog)
-		return mimg_err(-ENOMEM, "out of memory");
+	if (!(s->catalog = mimg__img_calloc(img, s->catalog_size, 4)))
+		return -ENOMEM;
 	int r = mimg_file_pread(img->file, s->catalog, bytes, at);
 	for (uint32_t i = 0; r == 0 && i < s->catalog_size; i++)
 		s->catalog[i] = ld_le32(&s->catalog[i]);
@@ -222,18 +221,11 @@ static int bochs_map(struct mimg *img, uint64_t off, uint64_t len,
 
 static const struct mimg_runs bochs_runs = {.map = bochs_map};
 
-static void bochs_close(struct mimg *img)
-{
-	struct bochs *s = img->priv;
-	free(s->catalog);
-}
-
-static int bochs_open(struct mimg *img, unsigned flags)
+static int bochs_open(struct mimg *img)
 {
 	struct bochs *s = img->priv;
 	uint8_t h[BOCHS_HEADER];
 	int r;
-	(void)flags;
 
 	/* A short header reads as zeroes past the end, as in qemu-img. */
 	if ((r = mimg_file_size(img->file, &s->file_size)) < 0 ||
@@ -249,7 +241,6 @@ const struct mimg_driver mimg_bochs_driver = {
 	.priv_size = sizeof(struct bochs),
 	.probe = bochs_probe,
 	.open = bochs_open,
-	.close = bochs_close,
 	.preadv = mimg__runs_preadv,
 	.info = mimg__info_without_driver_info,
 	.read_only = "Image is read-only", /* qemu-img's words */

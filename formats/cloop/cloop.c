@@ -101,8 +101,8 @@ static int read_offsets(struct mimg *img, struct cloop *s)
 				"%u is past the end of the file (%llu bytes)",
 				fn, (unsigned long long)n, CLOOP_OFFSETS,
 				(unsigned long long)s->file_size);
-	if (!(s->offsets = malloc(n * 8)))
-		return mimg_err(-ENOMEM, "out of memory");
+	if (!(s->offsets = mimg__img_calloc(img, n, 8)))
+		return -ENOMEM;
 	int r = mimg_file_pread(img->file, s->offsets, n * 8, CLOOP_OFFSETS);
 	if (r < 0)
 		return r;
@@ -140,11 +140,9 @@ static int inflate_block(void *arg, const struct mimg_decode_unit *u,
 	return 0;
 }
 
-/* Copy LEN bytes of block RUN->unit's inflated data from its byte
- * RUN->skip into IOV at DONE, inflating it unless it is the kept one. */
-static int copy_block(struct mimg *img, const struct mimg_run *run,
-		      const struct iovec *iov, int iovcnt, size_t done,
-		      size_t len)
+/* Where block RUN->unit is stored, inflated when read. */
+static int block_unit(struct mimg *img, const struct mimg_run *run,
+		      struct mimg_decode_unit *u)
 {
 	struct cloop *s = img->priv;
 	uint32_t b = (uint32_t)run->unit;
@@ -162,14 +160,12 @@ static int copy_block(struct mimg *img, const struct mimg_run *run,
 				"short to inflate to %u bytes",
 				img->filename, b, (unsigned long long)stored,
 				s->block_size);
-	struct mimg_decode_unit u = {.key = b,
-				     .at = at,
-				     .stored = (size_t)stored,
-				     .size = s->block_size,
-				     .what = "cloop block",
-				     .decode = inflate_block,
-				     .arg = img};
-	return mimg__runs_decoded_read(img, run, &u, iov, iovcnt, done, len);
+	u->at = at;
+	u->stored = (size_t)stored;
+	u->size = s->block_size;
+	u->what = "cloop block";
+	u->decode = inflate_block;
+	return 0;
 }
 
 /* Every byte is in a block, inflated when read. */
@@ -186,20 +182,13 @@ static int cloop_map(struct mimg *img, uint64_t off, uint64_t len,
 }
 
 static const struct mimg_runs cloop_runs = {.map = cloop_map,
-					    .decode = copy_block};
+					    .unit = block_unit};
 
-static void cloop_close(struct mimg *img)
-{
-	struct cloop *s = img->priv;
-	free(s->offsets);
-}
-
-static int cloop_open(struct mimg *img, unsigned flags)
+static int cloop_open(struct mimg *img)
 {
 	struct cloop *s = img->priv;
 	uint8_t h[8];
 	int r;
-	(void)flags;
 
 	/* A short header reads as zeroes past the end, as in qemu-img. */
 	if ((r = mimg_file_size(img->file, &s->file_size)) < 0 ||
@@ -214,7 +203,6 @@ const struct mimg_driver mimg_cloop_driver = {
 	.priv_size = sizeof(struct cloop),
 	.probe = cloop_probe,
 	.open = cloop_open,
-	.close = cloop_close,
 	.preadv = mimg__runs_preadv,
 	.info = mimg__info_without_driver_info,
 	.read_only = "Image is read-only", /* qemu-img's words */

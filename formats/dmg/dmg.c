@@ -471,11 +471,9 @@ static int decode_chunk(void *arg, const struct mimg_decode_unit *u,
 	return 0;
 }
 
-/* Copy LEN bytes of chunk RUN->unit's decoded data from byte RUN->skip
- * into IOV at DONE, decoding it unless it is the kept one. */
-static int copy_decoded(struct mimg *img, const struct mimg_run *run,
-			const struct iovec *iov, int iovcnt, size_t done,
-			size_t len)
+/* Where chunk RUN->unit is stored, decoded when read. */
+static int chunk_unit(struct mimg *img, const struct mimg_run *run,
+		      struct mimg_decode_unit *u)
 {
 	struct dmg *s = img->priv;
 	size_t i = (size_t)run->unit;
@@ -487,14 +485,12 @@ static int copy_decoded(struct mimg *img, const struct mimg_run *run,
 					   : s->chunks[i].sector * DMG_SECTOR +
 						     run->skip));
 	const struct chunk *c = &s->chunks[i];
-	struct mimg_decode_unit u = {.key = i,
-				     .at = c->offset,
-				     .stored = (size_t)c->length,
-				     .size = (size_t)c->count * DMG_SECTOR,
-				     .what = "dmg chunk",
-				     .decode = decode_chunk,
-				     .arg = img};
-	return mimg__runs_decoded_read(img, run, &u, iov, iovcnt, done, len);
+	u->at = c->offset;
+	u->stored = (size_t)c->length;
+	u->size = (size_t)c->count * DMG_SECTOR;
+	u->what = "dmg chunk";
+	u->decode = decode_chunk;
+	return 0;
 }
 
 /*
@@ -534,8 +530,7 @@ static int dmg_map(struct mimg *img, uint64_t off, uint64_t len,
 	return 0;
 }
 
-static const struct mimg_runs dmg_runs = {.map = dmg_map,
-					  .decode = copy_decoded};
+static const struct mimg_runs dmg_runs = {.map = dmg_map, .unit = chunk_unit};
 
 static void dmg_close(struct mimg *img)
 {
@@ -543,11 +538,10 @@ static void dmg_close(struct mimg *img)
 	free(s->chunks);
 }
 
-static int dmg_open(struct mimg *img, unsigned flags)
+static int dmg_open(struct mimg *img)
 {
 	struct dmg *s = img->priv;
 	int r;
-	(void)flags;
 
 	if ((r = mimg_file_size(img->file, &s->file_size)) < 0 ||
 	    (r = load_chunks(img, s)) < 0)

@@ -119,8 +119,8 @@ static int parse_header(struct mimg *img, struct parallels *s)
 static int load_bat(struct mimg *img, struct parallels *s)
 {
 	size_t bytes = (size_t)s->bat_entries * 4;
-	if (!(s->bat = malloc(bytes ? bytes : 1)))
-		return mimg_err(-ENOMEM, "out of memory");
+	if (!(s->bat = mimg__img_calloc(img, s->bat_entries, 4)))
+		return -ENOMEM;
 	int r = mimg_file_pread_exact(img->file, s->bat, bytes, PRL_HEADER_SIZE,
 				      "parallels BAT");
 	if (r < 0)
@@ -229,10 +229,9 @@ static void parallels_close(struct mimg *img)
 	if (s->in_use_set && mimg_file_flush(img->file) == 0 &&
 	    parallels_set_in_use(img, 0) == 0)
 		(void)mimg_file_flush(img->file);
-	free(s->bat);
 }
 
-static int parallels_open(struct mimg *img, unsigned flags)
+static int parallels_open(struct mimg *img)
 {
 	struct parallels *s = img->priv;
 	int r;
@@ -246,7 +245,7 @@ static int parallels_open(struct mimg *img, unsigned flags)
 					 .allocate = allocate_and_write,
 					 .before_write = mark_in_use};
 	img->blocktable = &s->bt;
-	if (!img->read_only && s->was_in_use && !(flags & MIMG_OPEN_CHECK))
+	if (!img->read_only && s->was_in_use && !(img->flags & MIMG_OPEN_CHECK))
 		return mimg_err(-EBUSY,
 				"parallels: Image was not closed correctly; "
 				"cannot be opened read/write");

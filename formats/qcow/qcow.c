@@ -104,9 +104,8 @@ static int parse_header(struct mimg *img, struct qcow *s, const uint8_t *h)
 				"outside the file",
 				fn, (unsigned long long)s->l1_size,
 				(unsigned long long)l1_off);
-	s->l1 = malloc(s->l1_size ? s->l1_size * 8 : 1);
-	if (!s->l1)
-		return mimg_err(-ENOMEM, "out of memory");
+	if (!(s->l1 = mimg__img_calloc(img, s->l1_size, 8)))
+		return -ENOMEM;
 	int r = mimg_file_pread_exact(img->file, s->l1, s->l1_size * 8, l1_off,
 				      "qcow L1 table");
 	if (r < 0)
@@ -189,11 +188,9 @@ static int inflate_cluster(void *arg, const struct mimg_decode_unit *u,
 	return 0;
 }
 
-/* Copy LEN bytes of the compressed cluster RUN->unit (its L2 entry) from
- * byte RUN->skip into IOV at DONE. */
-static int read_compressed(struct mimg *img, const struct mimg_run *run,
-			   const struct iovec *iov, int iovcnt, size_t done,
-			   size_t len)
+/* Where the compressed cluster RUN->unit (its L2 entry) is stored. */
+static int compressed_unit(struct mimg *img, const struct mimg_run *run,
+			   struct mimg_decode_unit *u)
 {
 	struct qcow *s = img->priv;
 	uint64_t coff, csize;
@@ -204,14 +201,12 @@ static int read_compressed(struct mimg *img, const struct mimg_run *run,
 				"bytes is outside the file",
 				img->filename, (unsigned long long)coff,
 				(unsigned long long)csize);
-	struct mimg_decode_unit u = {.key = run->unit,
-				     .at = coff,
-				     .stored = (size_t)csize,
-				     .size = s->cluster_size,
-				     .what = "qcow compressed cluster",
-				     .decode = inflate_cluster,
-				     .arg = img};
-	return mimg__runs_decoded_read(img, run, &u, iov, iovcnt, done, len);
+	u->at = coff;
+	u->stored = (size_t)csize;
+	u->size = s->cluster_size;
+	u->what = "qcow compressed cluster";
+	u->decode = inflate_cluster;
+	return 0;
 }
 
 /* One cluster at a time: unallocated, compressed, or stored at its
@@ -240,20 +235,13 @@ static int qcow_map(struct mimg *img, uint64_t off, uint64_t len,
 }
 
 static const struct mimg_runs qcow_runs = {.map = qcow_map,
-					   .decode = read_compressed};
+					   .unit = compressed_unit};
 
-static void qcow_close(struct mimg *img)
-{
-	struct qcow *s = img->priv;
-	free(s->l1);
-}
-
-static int qcow_open(struct mimg *img, unsigned flags)
+static int qcow_open(struct mimg *img)
 {
 	struct qcow *s = img->priv;
 	uint8_t h[QCOW_HEADER];
 	int r;
-	(void)flags;
 
 	if ((r = mimg__read_header(img, h, sizeof(h), &s->file_size)) < 0 ||
 	    (r = parse_header(img, s, h)) < 0 ||
@@ -268,7 +256,6 @@ const struct mimg_driver mimg_qcow_driver = {
 	.priv_size = sizeof(struct qcow),
 	.probe = qcow_probe,
 	.open = qcow_open,
-	.close = qcow_close,
 	.preadv = mimg__runs_preadv,
 	.block_status = mimg__runs_block_status,
 	.read_only = "version 1 images are read only in mimg (convert them "

@@ -109,9 +109,10 @@ static void qcow2_close(struct mimg *img)
 	memset(s, 0, sizeof(*s));
 }
 
-static int qcow2_open(struct mimg *img, unsigned flags)
+static int qcow2_open(struct mimg *img)
 {
 	struct qcow2 *s = qcow2_of(img);
+	unsigned flags = img->flags;
 	int r;
 	s->img = img;
 	s->file = img->file;

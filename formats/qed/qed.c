@@ -120,9 +120,8 @@ static int read_l1(struct mimg *img, struct qed *s)
 	/* At most the table's entries: the size was checked against
 	 * what the tables map. */
 	s->l1_used = div_round_up_u64(img->size, 1ull << l2_bits);
-	s->l1 = malloc(s->l1_used ? s->l1_used * 8 : 1);
-	if (!s->l1)
-		return mimg_err(-ENOMEM, "out of memory");
+	if (!(s->l1 = mimg__img_calloc(img, s->l1_used, 8)))
+		return -ENOMEM;
 	return qed_read_entries(img, s->l1_offset, 0, s->l1_used, s->l1);
 }
 
@@ -224,19 +223,12 @@ static int qed_map(struct mimg *img, uint64_t off, uint64_t len,
 
 static const struct mimg_runs qed_runs = {.map = qed_map};
 
-static void qed_close(struct mimg *img)
-{
-	struct qed *s = img->priv;
-	free(s->l1);
-}
-
-static int qed_open(struct mimg *img, unsigned flags)
+static int qed_open(struct mimg *img)
 {
 	struct qed *s = img->priv;
 	uint8_t h[QED_HEADER];
 	uint64_t file_size;
 	int r;
-	(void)flags;
 
 	if ((r = mimg__read_header(img, h, sizeof(h), &file_size)) < 0)
 		return r;
@@ -265,7 +257,6 @@ const struct mimg_driver mimg_qed_driver = {
 	.priv_size = sizeof(struct qed),
 	.probe = qed_probe,
 	.open = qed_open,
-	.close = qed_close,
 	.preadv = mimg__runs_preadv,
 	.block_status = mimg__runs_block_status,
 	.check = qed_check,

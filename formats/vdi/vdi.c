@@ -125,9 +125,8 @@ static int check_layout(struct mimg *img, struct vdi *s)
 
 static int load_bmap(struct mimg *img, struct vdi *s)
 {
-	s->bmap = malloc(s->blocks ? (size_t)s->blocks * 4 : 1);
-	if (!s->bmap)
-		return mimg_err(-ENOMEM, "out of memory");
+	if (!(s->bmap = mimg__img_calloc(img, s->blocks, 4)))
+		return -ENOMEM;
 	int r = mimg_file_pread_exact(img->file, s->bmap, (size_t)s->blocks * 4,
 				      s->offset_bmap, "vdi block map");
 	if (r < 0)
@@ -201,17 +200,10 @@ static int allocate_and_write(struct mimg *img, const struct iovec *iov,
 	return 0;
 }
 
-static void vdi_close(struct mimg *img)
-{
-	struct vdi *s = img->priv;
-	free(s->bmap);
-}
-
-static int vdi_open(struct mimg *img, unsigned flags)
+static int vdi_open(struct mimg *img)
 {
 	struct vdi *s = img->priv;
 	int r;
-	(void)flags;
 
 	s->bt = (struct mimg_blocktable){.block_size = VDI_BLOCK_SIZE,
 					 .lookup = block_host,
@@ -275,7 +267,6 @@ const struct mimg_driver mimg_vdi_driver = {
 	.priv_size = sizeof(struct vdi),
 	.probe = vdi_probe,
 	.open = vdi_open,
-	.close = vdi_close,
 	.create = vdi_create,
 	.create_opts = vdi_create_opts,
 	.preadv = mimg__bt_preadv,

@@ -435,16 +435,14 @@ static int load_bat(struct mimg *img, struct vhdx *s)
 				img->filename,
 				(unsigned long long)s->bat_length,
 				(unsigned long long)n, s->block_size);
-	s->block_host = calloc(n ? n : 1, sizeof(*s->block_host));
 	/* Read in pieces: the region is within the file, yet may be large. */
 	enum { CHUNK = 8192 };
-	uint8_t *buf = malloc(CHUNK * 8);
+	uint8_t *buf;
 	int r = 0;
-	if (!s->block_host || !buf) {
-		free(buf);
-		return mimg_err(-ENOMEM, "out of memory for %llu BAT entries",
-				(unsigned long long)entries);
-	}
+	if (!(s->block_host = mimg__img_calloc(img, n, sizeof(*s->block_host))))
+		return -ENOMEM;
+	if (!(buf = malloc(CHUNK * 8)))
+		return mimg_err(-ENOMEM, "out of memory");
 	for (uint64_t first = 0; first < entries && r == 0; first += CHUNK) {
 		uint64_t cnt = min_u64(CHUNK, entries - first);
 		if ((r = mimg_file_pread_exact(img->file, buf, cnt * 8,

@@ -103,17 +103,10 @@ static int allocate_and_write(struct mimg *img, const struct iovec *iov,
 	return 0;
 }
 
-static void vhdx_close(struct mimg *img)
-{
-	struct vhdx *s = img->priv;
-	free(s->block_host);
-}
-
-static int vhdx_open(struct mimg *img, unsigned flags)
+static int vhdx_open(struct mimg *img)
 {
 	struct vhdx *s = img->priv;
 	int r;
-	(void)flags;
 	if ((r = vhdx_parse(img, s)) < 0)
 		return r;
 	s->bt = (struct mimg_blocktable){.block_size = s->block_size,
@@ -140,7 +133,6 @@ const struct mimg_driver mimg_vhdx_driver = {
 	.priv_size = sizeof(struct vhdx),
 	.probe = vhdx_probe,
 	.open = vhdx_open,
-	.close = vhdx_close,
 	.create = vhdx_create,
 	.create_opts = vhdx_create_opts,
 	.preadv = mimg__bt_preadv,

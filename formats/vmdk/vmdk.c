@@ -219,14 +219,13 @@ static int open_descriptor_file(struct mimg *img, uint64_t file_size)
 	return 0;
 }
 
-static int vmdk_open(struct mimg *img, unsigned flags)
+static int vmdk_open(struct mimg *img)
 {
 	struct vmdk_state *s = img->priv;
 	uint8_t magic[4] = {0};
 	uint64_t file_size;
 	int r;
 
-	(void)flags;
 	pthread_mutex_init(&s->cid_lock, NULL);
 	r = mimg_file_size(img->file, &file_size);
 	if (r < 0)

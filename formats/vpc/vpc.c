@@ -199,9 +199,8 @@ static int load_bat(struct mimg *img, struct vpc *s)
 	s->meta_end = max_u64(s->meta_end, s->bat_offset + bat_bytes);
 	/* within the file, so this cannot overflow */
 	ck_align_up_u64(s->meta_end, VPC_SECTOR, &s->next_free);
-	s->bat = malloc(need ? need * 4 : 1);
-	if (!s->bat)
-		return mimg_err(-ENOMEM, "out of memory");
+	if (!(s->bat = mimg__img_calloc(img, need, 4)))
+		return -ENOMEM;
 	int r = mimg_file_pread_exact(img->file, s->bat, need * 4,
 				      s->bat_offset, "vpc BAT");
 	if (r < 0)
@@ -300,18 +299,11 @@ static int allocate_and_write(struct mimg *img, const struct iovec *iov,
 	return 0;
 }
 
-static void vpc_close(struct mimg *img)
-{
-	struct vpc *s = img->priv;
-	free(s->bat);
-}
-
-static int vpc_open(struct mimg *img, unsigned flags)
+static int vpc_open(struct mimg *img)
 {
 	struct vpc *s = img->priv;
 	uint8_t h[VPC_DYN_HEADER_SIZE];
 	int r;
-	(void)flags;
 
 	img->blocktable = &s->bt; /* flat or dynamic, set up below */
 	if ((r = mimg_file_size(img->file, &s->file_size)) < 0 ||
@@ -376,7 +368,6 @@ const struct mimg_driver mimg_vpc_driver = {
 	.priv_size = sizeof(struct vpc),
 	.probe = vpc_probe,
 	.open = vpc_open,
-	.close = vpc_close,
 	.create = vpc_create,
 	.create_opts = vpc_create_opts,
 	.preadv = mimg__bt_preadv,
