@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: BSD-2-Clause
  * Copyright (c) 2026 The mimg authors
  *
- * raw: the image is the disk, byte for byte.  Sparse files keep holes;
- * block status comes from SEEK_DATA/SEEK_HOLE, discard punches holes.
+ * raw: the image is the disk, byte for byte, or a window of it (the
+ * "offset" and "size" open options: a partition of a whole-disk image).
+ * Sparse files keep holes; block status comes from SEEK_DATA/SEEK_HOLE,
+ * discard punches holes.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -29,45 +31,109 @@ static int raw_probe(const uint8_t *buf, size_t len, const char *filename)
 	return 1; /* anything is a raw image; the weakest guess */
 }
 
+/* The window of the file that is the disk; all zero without the
+ * options: the whole file. */
+struct raw {
+	uint64_t offset;
+	bool fixed_size; /* "size" given: the disk cannot be resized */
+};
+
+enum { OPT_OFFSET, OPT_SIZE };
+static const struct mimg_optdesc raw_open_opts[] = {
+	[OPT_OFFSET] = {"offset", MIMG_OPTK_SIZE,
+			"Where the disk starts in the file", "0", NULL, NULL,
+			0},
+	[OPT_SIZE] = {"size", MIMG_OPTK_SIZE, "Size of the disk", NULL, NULL,
+		      NULL, 0},
+	{NULL, 0, NULL, NULL, NULL, NULL, 0},
+};
+
+/* The window the options ask for, checked against the file's SIZE in
+ * qemu's order and words. */
+static int open_window(struct mimg *img, struct raw *s, uint64_t size)
+{
+	const struct mimg_optval *v = img->open_vals;
+	s->offset = v[OPT_OFFSET].u;
+	s->fixed_size = v[OPT_SIZE].set;
+	if (s->offset > size)
+		return mimg_err(-EINVAL,
+				"%s: Offset (%llu) cannot be greater than "
+				"size of the containing file (%llu)",
+				img->filename, (unsigned long long)s->offset,
+				(unsigned long long)size);
+	if (!s->fixed_size)
+		return 0;
+	if (v[OPT_SIZE].u > size - s->offset)
+		return mimg_err(-EINVAL,
+				"%s: The sum of offset (%llu) and size (%llu) "
+				"has to be smaller or equal to the  actual "
+				"size of the containing file (%llu)",
+				img->filename, (unsigned long long)s->offset,
+				(unsigned long long)v[OPT_SIZE].u,
+				(unsigned long long)size);
+	if (v[OPT_SIZE].u % 512)
+		return mimg_err(-EINVAL,
+				"%s: Specified size is not multiple of 512",
+				img->filename);
+	img->size = v[OPT_SIZE].u;
+	return 0;
+}
+
 static int raw_open(struct mimg *img)
 {
-	uint64_t size;
-	int r = mimg_file_size(img->file, &size);
+	struct raw *s = img->priv;
+	uint64_t bytes, size;
+	int r = mimg_file_size(img->file, &bytes);
 	if (r < 0)
 		return r;
-	/* The disk is whole 512-byte sectors, as qemu sees a raw file: a
-	 * partial last sector reads as zeroes up to its end (and writing
-	 * there extends the file). */
-	if (!ck_align_up_u64(size, 512, &img->size))
+	/* The file is whole 512-byte sectors, as qemu sees it: a partial
+	 * last sector reads as zeroes up to its end (and writing there
+	 * extends the file).  Windows are taken from that size. */
+	if (!ck_align_up_u64(bytes, 512, &size))
 		return mimg_err(-EFBIG, "%s: size %llu is too large",
-				img->filename, (unsigned long long)size);
+				img->filename, (unsigned long long)bytes);
+	if ((r = open_window(img, s, size)) < 0 || s->fixed_size)
+		return r;
+	/* A window that starts inside a sector ends in whole sectors. */
+	ck_align_up_u64(size - s->offset, 512, &img->size);
 	return 0;
+}
+
+/* Where guest offset OFF is in the file. */
+static uint64_t at(const struct mimg *img, uint64_t off)
+{
+	return off + ((const struct raw *)img->priv)->offset;
+}
+
+bool mimg__raw_is_file(const struct mimg *img)
+{
+	return strcmp(img->drv->name, "raw") == 0 && at(img, 0) == 0;
 }
 
 static int raw_preadv(struct mimg *img, const struct iovec *iov, int iovcnt,
 		      uint64_t off, size_t len)
 {
 	(void)len;
-	return mimg_file_preadv(img->file, iov, iovcnt, off);
+	return mimg_file_preadv(img->file, iov, iovcnt, at(img, off));
 }
 
 static int raw_pwritev(struct mimg *img, const struct iovec *iov, int iovcnt,
 		       uint64_t off, size_t len)
 {
 	(void)len;
-	return mimg_file_pwritev(img->file, iov, iovcnt, off);
+	return mimg_file_pwritev(img->file, iov, iovcnt, at(img, off));
 }
 
 static int raw_pwrite_zeroes(struct mimg *img, uint64_t off, uint64_t len,
 			     unsigned flags)
 {
-	return mimg_file_zero_range(img->file, off, len,
+	return mimg_file_zero_range(img->file, at(img, off), len,
 				    flags & MIMG_ZERO_MAY_UNMAP);
 }
 
 static int raw_discard(struct mimg *img, uint64_t off, uint64_t len)
 {
-	return mimg_file_punch_hole(img->file, off, len);
+	return mimg_file_punch_hole(img->file, at(img, off), len);
 }
 
 static int raw_block_status(struct mimg *img, uint64_t off, uint64_t len,
@@ -75,12 +141,12 @@ static int raw_block_status(struct mimg *img, uint64_t off, uint64_t len,
 			    uint64_t *host_off)
 {
 	bool data;
-	int r = mimg_file_extent(img->file, off, len, &data, pnum);
+	int r = mimg_file_extent(img->file, at(img, off), len, &data, pnum);
 	if (r < 0)
 		return r;
 	*status = MIMG_BS_ALLOCATED | MIMG_BS_OFFSET_VALID |
 		  (data ? MIMG_BS_DATA : MIMG_BS_ZERO);
-	*host_off = off;
+	*host_off = at(img, off);
 	return 0;
 }
 
@@ -127,7 +193,11 @@ static int raw_resize_file(struct mimg_file *f, uint64_t old, uint64_t new,
 static int raw_truncate(struct mimg *img, uint64_t size,
 			enum mimg_prealloc prealloc)
 {
-	int r = raw_resize_file(img->file, img->size, size, prealloc);
+	const struct raw *s = img->priv;
+	if (s->fixed_size)
+		return mimg_err(-ENOTSUP, "Cannot resize fixed-size raw disks");
+	int r = raw_resize_file(img->file, at(img, img->size), at(img, size),
+				prealloc);
 	if (r == 0)
 		img->size = size;
 	return r;
@@ -167,13 +237,17 @@ static int raw_create(const char *path, uint64_t size,
 	return r < 0 ? r : rc;
 }
 
+/* A window of a file holds whatever the file held there. */
 static bool raw_has_zero_init(struct mimg *img)
 {
-	return mimg_file_is_regular(img->file);
+	return mimg__raw_is_file(img) &&
+	       !((const struct raw *)img->priv)->fixed_size &&
+	       mimg_file_is_regular(img->file);
 }
 
 const struct mimg_driver mimg_raw_driver = {
 	.name = "raw",
+	.priv_size = sizeof(struct raw),
 	.probe = raw_probe,
 	.one_pass = raw_one_pass,
 	.open = raw_open,
@@ -186,4 +260,5 @@ const struct mimg_driver mimg_raw_driver = {
 	.truncate = raw_truncate,
 	.has_zero_init = raw_has_zero_init,
 	.create_opts = raw_create_opts,
+	.open_opts = raw_open_opts,
 };

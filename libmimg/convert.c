@@ -804,8 +804,7 @@ static int conv_setup(struct conv *c, struct mimg *src, struct mimg *dst,
 			  (!o->existing_target && mimg_has_zero_init(dst)));
 	/* Host offsets are guest offsets in raw images only. */
 	c->offload = o->copy_offload && !o->compress && !stream &&
-		     strcmp(src->drv->name, "raw") == 0 &&
-		     strcmp(d->name, "raw") == 0;
+		     mimg__raw_is_file(src) && mimg__raw_is_file(dst);
 	c->ordered = !o->out_of_order || o->compress || stream;
 	if (o->compression_level < 0 || o->compression_level > CODEC_LEVEL_MAX)
 		return mimg_err(-EINVAL,
@@ -875,11 +874,10 @@ static bool layer_in_own_file(const struct mimg *l)
  * keeps the source's holes, which -S 0 or a coarser -S writes out. */
 static void find_copy_sources(struct conv *c)
 {
-	const struct mimg_driver *d = c->dst->drv;
 	struct mimg *l = c->src;
 
 	if (c->unit || c->opts->salvage || !c->sparse || c->sparse > 4096 ||
-	    strcmp(d->name, "raw") != 0 || c->dst->probed_raw || !c->dst->file)
+	    !mimg__raw_is_file(c->dst) || c->dst->probed_raw || !c->dst->file)
 		return;
 	for (int i = 0; l && i < MAX_LAYERS; i++, l = l->backing) {
 		c->layer_file[i] = layer_in_own_file(l) ? l->file : NULL;

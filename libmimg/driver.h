@@ -290,6 +290,9 @@ struct mimg_driver {
 	 * options the core has checked against create_opts. */
 	const struct mimg_optdesc *create_opts;
 	const struct mimg_optdesc *amend_opts;
+	/* What mimg_open_opts may give the image asked for: open() finds
+	 * them in img->open_vals, checked against this schema. */
+	const struct mimg_optdesc *open_opts;
 	/* Optional: change the open image IMG (read-write, backing chain
 	 * open) as VALS (checked against amend_opts) ask; FLAGS are
 	 * MIMG_AMEND_*.  PROGRESS may be NULL. */

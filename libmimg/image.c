@@ -64,7 +64,51 @@ struct chain_ids {
 	int n;
 	const struct mimg_secret *secret; /* for every node, or NULL */
 	const char *ova_disk;		  /* the OVA disk to open, or NULL */
+	/* Format options of the image asked for (mimg_open_opts). */
+	const struct mimg_opt *opts;
+	size_t nopts;
 };
+
+/* Most options an open_opts schema has. */
+#define MAX_OPEN_OPTS 8
+
+/* The driver's open() with the values of its open options in VALS: the
+ * caller's (IDS) for the image asked for (DEPTH 0), each refused, in
+ * qemu's words, when the format does not take it; the defaults below. */
+static int open_driver(struct mimg *img, const struct chain_ids *ids,
+		       struct mimg_optval *vals)
+{
+	const struct mimg_optdesc *schema = img->drv->open_opts;
+	bool asked = img->depth == 0;
+	if (schema && mimg__opts_count(schema) > MAX_OPEN_OPTS)
+		return mimg_err(-EINVAL, "%s: too many open options",
+				img->drv->name);
+	for (size_t i = 0; asked && i < ids->nopts; i++) {
+		size_t k = 0;
+		for (; schema && schema[k].name; k++)
+			if (strcmp(schema[k].name, ids->opts[i].key) == 0)
+				break;
+		if (!schema || !schema[k].name)
+			return mimg_err(-EINVAL,
+					"%s: Block format '%s' does not "
+					"support the option '%s'",
+					img->filename, img->drv->name,
+					ids->opts[i].key);
+	}
+	if (schema) {
+		int r = mimg__opts_validate(schema, NULL,
+					    asked ? ids->opts : NULL,
+					    asked ? ids->nopts : 0, vals);
+		if (r < 0)
+			return mimg_err_prefix(r, "%s", img->filename);
+		img->open_vals = vals;
+	}
+	img->secret = ids->secret;
+	int r = img->drv->open(img);
+	img->secret = NULL;
+	img->open_vals = NULL;
+	return r;
+}
 
 /* Host-file flags for an image opened with the MIMG_OPEN_* FLAGS. */
 static unsigned host_file_flags(unsigned flags, bool read_only)
@@ -211,6 +255,7 @@ static int open_node(struct mimg **imgp, const char *path, const char *format,
 		     struct chain_ids *ids, struct mimg_file *file)
 {
 	const struct mimg_driver *drv = NULL;
+	struct mimg_optval open_vals[MAX_OPEN_OPTS];
 	struct mimg *img;
 	struct stat st;
 	unsigned fflags = 0;
@@ -289,9 +334,7 @@ static int open_node(struct mimg **imgp, const char *path, const char *format,
 		r = mimg_err(-ENOMEM, "out of memory");
 		goto fail;
 	}
-	img->secret = ids->secret;
-	r = drv->open(img);
-	img->secret = NULL;
+	r = open_driver(img, ids, open_vals);
 	if (r < 0) {
 		close_driver(img);
 		goto fail;
@@ -373,11 +416,26 @@ int mimg_open(struct mimg **imgp, const char *path, const char *format,
 int mimg_open_secret(struct mimg **imgp, const char *path, const char *format,
 		     unsigned flags, const struct mimg_secret *secret)
 {
-	struct chain_ids ids = {.n = 0};
+	return mimg_open_opts(imgp, path, format, flags, secret, NULL, 0);
+}
+
+int mimg_open_opts(struct mimg **imgp, const char *path, const char *format,
+		   unsigned flags, const struct mimg_secret *secret,
+		   const struct mimg_opt *opts, size_t nopts)
+{
+	struct chain_ids ids = {.n = 0, .opts = opts, .nopts = nopts};
 	struct mimg_secret sec;
 	int r;
 
 	mimg_err_clear();
+	if (nopts && !opts)
+		return mimg_err(-EINVAL, "mimg_open_opts: no options");
+	for (size_t i = 0; i < nopts; i++)
+		if (!opts[i].key || !opts[i].value)
+			return mimg_err(-EINVAL,
+					"mimg_open_opts: option %zu has no "
+					"key or value",
+					i);
 	if (secret) {
 		if ((r = mimg__secret_normalize(secret, &sec)) < 0)
 			return r;

@@ -58,8 +58,11 @@ struct mimg {
 	 * by mimg_convert before its workers start. */
 	int compress_level;
 	/* Only while the driver's open() runs: the caller's secret,
-	 * checked and with defaults filled in, or NULL. */
+	 * checked and with defaults filled in, or NULL; and the values of
+	 * the driver's open_opts (the defaults below the image asked
+	 * for), or NULL when it has none. */
 	const struct mimg_secret *secret;
+	const struct mimg_optval *open_vals;
 	/* The secrets of the mimg_amend_secrets call in progress. */
 	const struct mimg_named_secret *amend_secrets;
 	size_t amend_nsecrets;
@@ -112,6 +115,10 @@ static inline void mimg__io_leave(const struct mimg *img, unsigned slot)
 		mimg_readers_leave((struct mimg_readers *)&img->resize_lock,
 				   slot);
 }
+
+/* Whether IMG is a raw image of its whole file, whose guest offsets are
+ * offsets in the file (not a window of it: formats/raw.c). */
+bool mimg__raw_is_file(const struct mimg *img);
 
 /* -EBUSY with a message when DST's own files (its file, extents, data
  * file) are files SRC reads: writing DST would change what SRC reads

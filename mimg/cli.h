@@ -204,6 +204,12 @@ int cli_open_id(struct mimg **imgp, const char *path, const char *format,
  * string), which its message names. */
 int cli_open_named(struct mimg **imgp, const char *path, const char *format,
 		   unsigned flags, const char *id, const char *display);
+/* The --image-opts string that named the file PATH, or NULL, and the
+ * format options it gave (raw's offset and size: *N of them at *OPTS),
+ * which every cli_open of PATH passes on; its failures name the string,
+ * as qemu-img's do. */
+const char *cli_image_spec(const char *path, const struct mimg_opt **opts,
+			   size_t *n);
 /* mimg_create_flags (FLAGS: MIMG_CREATE_*), or mimg_create_secret when
  * OPTS hold key-secret=ID. */
 /* True for the option naming a creation secret: key-secret (luks) or

@@ -6,10 +6,12 @@
  * The options taken are those whose meaning mimg has: the file and its
  * format, the secret, qemu's generic block options (read-only,
  * force-share, cache.direct, cache.no-flush; node-name, auto-read-only,
- * and discard and detect-zeroes at their defaults) and the "file"
- * protocol options that name what mimg does anyway.  Anything else is
- * refused rather than ignored: a caller must not believe an option took
- * effect when it did not.
+ * and discard and detect-zeroes at their defaults), the "file" protocol
+ * options that name what mimg does anyway, and the format's own options
+ * (raw's offset and size), which the library checks when the image is
+ * opened (mimg_open_opts).  Anything else is refused rather than
+ * ignored: a caller must not believe an option took effect when it did
+ * not.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -26,7 +28,82 @@ struct image_opts {
 	unsigned flags;	 /* MIMG_OPEN_DIRECT, MIMG_OPEN_NO_FLUSH */
 	int read_only;	 /* -1: not given, else 0 or 1 */
 	int force_share; /* -1: not given, else 0 or 1 */
+	/* The format's options, in order (keys and values malloc'ed). */
+	struct mimg_opt *fmt_opts;
+	size_t nfmt;
 };
+
+/* The files option strings named, with the string and its format
+ * options, for the opens of those files (cli_image_spec), kept until
+ * exit.  A file named twice must be given the same format options: the
+ * opens of one file cannot tell one option string from the other. */
+enum { MAX_NAMED = 4 };
+static struct named_opts {
+	char *path, *spec;
+	struct mimg_opt *opts;
+	size_t n;
+} named[MAX_NAMED];
+static size_t n_named;
+
+static bool same_opts(const struct mimg_opt *a, size_t na,
+		      const struct mimg_opt *b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (strcmp(a[i].key, b[i].key) != 0 ||
+		    strcmp(a[i].value, b[i].value) != 0)
+			return false;
+	return true;
+}
+
+/* Keep SPEC and IO's format options for the opens of its file (taking
+ * the options from IO); -1 with the message set when that file was named
+ * with others. */
+static int keep_format_opts(struct image_opts *io, const char *spec)
+{
+	for (size_t i = 0; i < n_named; i++) {
+		if (strcmp(named[i].path, io->path) != 0)
+			continue;
+		if (same_opts(named[i].opts, named[i].n, io->fmt_opts,
+			      io->nfmt))
+			return 0;
+		cli_set_errmsg("--image-opts: '%s' is named twice with "
+			       "different format options",
+			       io->path);
+		return -1;
+	}
+	if (n_named == MAX_NAMED) {
+		cli_set_errmsg("--image-opts: too many images");
+		return -1;
+	}
+	named[n_named].path = strdup(io->path);
+	if (!named[n_named].path || !(named[n_named].spec = strdup(spec))) {
+		free(named[n_named].path);
+		cli_set_errmsg("out of memory");
+		return -1;
+	}
+	named[n_named].opts = io->fmt_opts;
+	named[n_named].n = io->nfmt;
+	n_named++;
+	io->fmt_opts = NULL;
+	io->nfmt = 0;
+	return 0;
+}
+
+const char *cli_image_spec(const char *path, const struct mimg_opt **opts,
+			   size_t *n)
+{
+	*opts = NULL;
+	*n = 0;
+	for (size_t i = 0; i < n_named; i++)
+		if (strcmp(named[i].path, path) == 0) {
+			*opts = named[i].opts;
+			*n = named[i].n;
+			return named[i].spec;
+		}
+	return NULL;
+}
 
 /* Options of qemu's "file" protocol layer that name what mimg does
  * anyway, with the values qemu takes: the image is a file or a device
@@ -165,6 +242,41 @@ static void image_opts_free(struct image_opts *io)
 	free(io->format);
 	free(io->secret);
 	io->path = io->format = io->secret = NULL;
+	for (size_t i = 0; i < io->nfmt; i++) {
+		free((char *)io->fmt_opts[i].key);
+		free((char *)io->fmt_opts[i].value);
+	}
+	free(io->fmt_opts);
+	io->fmt_opts = NULL;
+	io->nfmt = 0;
+}
+
+/* KEY=VALUE for the format (the library says whether it takes it), or
+ * refused when KEY is one of the "file" layer's, which mimg does not
+ * have.  -1 with the message set on error. */
+static int add_format_opt(struct image_opts *io, const char *key,
+			  const char *value)
+{
+	if (strncmp(key, "file.", 5) == 0) {
+		cli_set_errmsg("--image-opts: unsupported option '%s'", key);
+		return -1;
+	}
+	struct mimg_opt *o = realloc(io->fmt_opts,
+				     (io->nfmt + 1) * sizeof(*io->fmt_opts));
+	if (!o) {
+		cli_set_errmsg("out of memory");
+		return -1;
+	}
+	io->fmt_opts = o;
+	o[io->nfmt] = (struct mimg_opt){strdup(key), strdup(value)};
+	if (!o[io->nfmt].key || !o[io->nfmt].value) {
+		free((char *)o[io->nfmt].key);
+		free((char *)o[io->nfmt].value);
+		cli_set_errmsg("out of memory");
+		return -1;
+	}
+	io->nfmt++;
+	return 0;
 }
 
 /* Parse SPEC into IO.  -1 with the message set (cli_errmsg) on error. */
@@ -197,10 +309,8 @@ static int parse(const char *spec, struct image_opts *io)
 			      : cli_is_key_secret(k) ? &io->secret
 						     : NULL;
 		if (!slot) {
-			cli_set_errmsg("--image-opts: unsupported option '%s'",
-				       k);
-			r = -1;
-			break;
+			r = add_format_opt(io, k, v);
+			continue;
 		}
 		free(*slot);
 		if (!(*slot = strdup(v))) {
@@ -214,6 +324,8 @@ static int parse(const char *spec, struct image_opts *io)
 	}
 	if (r == 0)
 		r = check_node_kind(driver, io->path);
+	if (r == 0)
+		r = keep_format_opts(io, spec);
 	mimg_opts_free(opts, n > 0 ? (size_t)n : 0);
 	if (r < 0)
 		image_opts_free(io);

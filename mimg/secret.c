@@ -353,13 +353,19 @@ static int open_image(struct mimg **imgp, const char *path, const char *format,
 		      const char *display)
 {
 	struct mimg_secret sec;
+	const struct mimg_opt *opts;
+	size_t nopts;
+	const char *spec = cli_image_spec(path, &opts, &nopts);
 	bool have;
 	int r;
 	*imgp = NULL;
 	own_error[0] = 0;
+	if (spec)
+		display = spec;
 	if ((r = open_secret(id, &sec, &have)) < 0)
 		return open_failed(r, path, display);
-	r = mimg_open_secret(imgp, path, format, flags, have ? &sec : NULL);
+	r = mimg_open_opts(imgp, path, format, flags, have ? &sec : NULL, opts,
+			   nopts);
 	if (r < 0)
 		return open_failed(r, path, display);
 	if (!format && (flags & MIMG_OPEN_RDWR) &&

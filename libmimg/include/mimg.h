@@ -233,6 +233,27 @@ MIMG_API int mimg_open_secret(struct mimg **imgp, const char *path,
 			      const char *format, unsigned flags,
 			      const struct mimg_secret *secret);
 
+struct mimg_opt;
+
+/*
+ * mimg_open_secret with NOPTS options of the image's format (not of its
+ * backing files), named as qemu's --image-opts names them.  raw takes
+ * "offset" and "size" (bytes, with an optional k, M, G, T, P or E
+ * suffix): the disk is the SIZE bytes of the file from OFFSET (without
+ * "size", the rest of the file, as whole 512-byte sectors); nothing
+ * outside them is read or written.  "size" must be a multiple of 512, and
+ * both must lie within the file; a disk given a size cannot be resized
+ * (-ENOTSUP).  Other formats take none.
+ * Errors: those of mimg_open_secret; -EINVAL "Block format 'F' does not
+ * support the option 'KEY'", a value that does not parse, a window
+ * outside the file, or an option without key or value.
+ * Thread-safety: as mimg_open.
+ */
+MIMG_API int mimg_open_opts(struct mimg **imgp, const char *path,
+			    const char *format, unsigned flags,
+			    const struct mimg_secret *secret,
+			    const struct mimg_opt *opts, size_t nopts);
+
 /* Flush (when writable) and close the image and its backing chain.
  * Returns the flush error, if any (host I/O errors, -EIO); the handle is
  * freed in every case.  mimg_close(NULL) returns 0.  Not concurrent with

@@ -517,6 +517,91 @@ START_TEST(host_file_layer)
 }
 END_TEST
 
+/* mimg_open_opts with raw's offset and size: the disk is that window of
+ * the file; reads, writes, zeroing and discard stay inside it. */
+START_TEST(window_of_the_file)
+{
+	enum { FILE_SIZE = 4 * MIB, OFF = 1 * MIB, LEN = 2 * MIB };
+	const struct mimg_opt opts[] = {{"offset", "1M"}, {"size", "2M"}};
+	uint8_t *disk = tu_random_file("w.img", FILE_SIZE, 9);
+	uint8_t *buf = malloc(LEN), *after;
+	struct mimg *img;
+	uint64_t pnum, host;
+	unsigned st;
+
+	ck_assert_int_eq(mimg_open_opts(&img, "w.img", "raw", MIMG_OPEN_RDWR,
+					NULL, opts, 2),
+			 0);
+	ck_assert_uint_eq(mimg_size(img), LEN);
+	ck_assert_int_eq(mimg_has_zero_init(img), false);
+	ck_assert_int_eq(mimg_pread(img, buf, LEN, 0, 0), LEN);
+	ck_assert_mem_eq(buf, disk + OFF, LEN);
+	ck_assert_int_eq(mimg_block_status(img, 4096, LEN - 4096, &pnum, &st,
+					   &host, 0),
+			 0);
+	ck_assert_uint_eq(host, OFF + 4096);
+	/* writes, zeroes and discards land in the window, not past it */
+	memset(buf, 0x5a, 4096);
+	ck_assert_int_eq(mimg_pwrite(img, buf, 4096, LEN - 4096, 0), 4096);
+	ck_assert_int_eq(mimg_pwrite(img, buf, 1, LEN, 0), -ENOSPC);
+	ck_assert_int_eq(mimg_pwrite_zeroes(img, 0, 64 * 1024, 0), 0);
+	ck_assert_int_eq(mimg_discard(img, 64 * 1024, 64 * 1024, 0), 0);
+	ck_assert_int_eq(mimg_truncate(img, 3 * MIB, MIMG_PREALLOC_OFF),
+			 -ENOTSUP);
+	ck_assert_int_eq(mimg_close(img), 0);
+	after = slurp("w.img", FILE_SIZE);
+	ck_assert_mem_eq(after, disk, OFF);
+	ck_assert(all_zero(after + OFF, 128 * 1024));
+	ck_assert_mem_eq(after + OFF + 128 * 1024, disk + OFF + 128 * 1024,
+			 LEN - 128 * 1024 - 4096);
+	ck_assert(memcmp(after + OFF + LEN - 4096, buf, 4096) == 0);
+	ck_assert_mem_eq(after + OFF + LEN, disk + OFF + LEN,
+			 FILE_SIZE - OFF - LEN);
+	free(after);
+	free(buf);
+	free(disk);
+}
+END_TEST
+
+/* Options are checked: the format's own only, values that parse, a
+ * window inside the file; the image's backing files take none. */
+START_TEST(window_options_refused)
+{
+	struct mimg *img = NULL;
+	tu_make_sparse("w.img", 1 * MIB);
+	const struct mimg_opt past[] = {{"offset", "2M"}};
+	ck_assert_int_eq(mimg_open_opts(&img, "w.img", "raw", 0, NULL, past, 1),
+			 -EINVAL);
+	ck_assert_ptr_null(img);
+	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "Offset (2097152) cannot"));
+	const struct mimg_opt odd[] = {{"size", "1000"}};
+	ck_assert_int_eq(mimg_open_opts(&img, "w.img", "raw", 0, NULL, odd, 1),
+			 -EINVAL);
+	ck_assert_ptr_nonnull(strstr(mimg_errmsg(), "not multiple of 512"));
+	const struct mimg_opt bad[] = {{"offset", "x"}};
+	ck_assert_int_eq(mimg_open_opts(&img, "w.img", "raw", 0, NULL, bad, 1),
+			 -EINVAL);
+	const struct mimg_opt other[] = {{"cluster_size", "64k"}};
+	ck_assert_int_eq(mimg_open_opts(&img, "w.img", "raw", 0, NULL, other,
+					1),
+			 -EINVAL);
+	ck_assert_ptr_nonnull(strstr(
+		mimg_errmsg(),
+		"Block format 'raw' does not support the option 'cluster_size'"));
+	const struct mimg_opt nokey[] = {{NULL, "1"}};
+	ck_assert_int_eq(mimg_open_opts(&img, "w.img", "raw", 0, NULL, nokey,
+					1),
+			 -EINVAL);
+	ck_assert_int_eq(mimg_open_opts(&img, "w.img", "raw", 0, NULL, NULL, 1),
+			 -EINVAL);
+	/* without options: the whole file, as mimg_open */
+	ck_assert_int_eq(mimg_open_opts(&img, "w.img", "raw", 0, NULL, NULL, 0),
+			 0);
+	ck_assert_uint_eq(mimg_size(img), 1 * MIB);
+	ck_assert_int_eq(mimg_close(img), 0);
+}
+END_TEST
+
 int main(void)
 {
 	return tu_main("raw_io", "raw_io",
@@ -525,5 +610,6 @@ int main(void)
 				read_only_refuses_writes, write_zeroes,
 				discard_keeps_size_reads_zeroes, truncate_modes,
 				create_preallocation, properties, info_of_raw,
-				scatter_gather_helpers, host_file_layer));
+				scatter_gather_helpers, host_file_layer,
+				window_of_the_file, window_options_refused));
 }
