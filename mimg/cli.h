@@ -210,6 +210,11 @@ int cli_open_named(struct mimg **imgp, const char *path, const char *format,
  * as qemu-img's do. */
 const char *cli_image_spec(const char *path, const struct mimg_opt **opts,
 			   size_t *n);
+/* qemu-img's name for the image PATH of FORMAT when an --image-opts
+ * string named it with options its file name cannot say (a window, a
+ * secret): "json:{...}", malloc'ed; NULL when there are none (or out
+ * of memory): it is named by its file. */
+char *cli_image_json_name(const char *path, const char *format);
 /* mimg_create_flags (FLAGS: MIMG_CREATE_*), or mimg_create_secret when
  * OPTS hold key-secret=ID. */
 /* True for the option naming a creation secret: key-secret (luks) or

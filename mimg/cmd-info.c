@@ -51,6 +51,23 @@ static void chain_free(struct chain *c)
 		mimg_value_free(c->info[i]);
 }
 
+/* Name the image PATH of FORMAT in INFO as qemu-img does when an option
+ * string gave it options its file name cannot say (a "json:" name). */
+static void rename_image(struct mimg_value *info, const char *path,
+			 const char *format)
+{
+	/* mimg_value trees are plain data their owner may change. */
+	struct mimg_value *f = (struct mimg_value *)mimg_value_get(info,
+								   "filename");
+	char *name = cli_image_json_name(path, format);
+	if (!name || !f || f->type != MIMG_VALUE_STRING) {
+		free(name);
+		return;
+	}
+	free(f->v.s);
+	f->v.s = name;
+}
+
 /* Describe PATH, and with CHAIN every backing file below it. */
 static int collect_chain(struct chain *c, const char *path, const char *fmt,
 			 unsigned flags, bool chain)
@@ -95,6 +112,8 @@ static int collect_chain(struct chain *c, const char *path, const char *fmt,
 			mimg_close(img);
 			goto out;
 		}
+		if (c->n == 0)
+			rename_image(c->info[0], cur, mimg_format(img));
 		mimg_close(img);
 		c->dev[c->n] = st.st_dev;
 		c->ino[c->n] = st.st_ino;

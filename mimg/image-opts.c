@@ -236,6 +236,84 @@ static int check_node_kind(const char *driver, const char *path)
 	return -1;
 }
 
+/* TEXT as a JSON string, quotes included. */
+static void put_json_string(FILE *out, const char *text)
+{
+	putc('"', out);
+	for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(out, "\\%c", *p);
+		else if (*p < 0x20)
+			fprintf(out, "\\u%04x", *p);
+		else
+			putc(*p, out);
+	}
+	putc('"', out);
+}
+
+/* The members of qemu's "json:" names, in the order qemu prints them
+ * (its dictionaries' order, as observed from qemu-img 7.2). */
+static const char *const json_members[] = {
+	"offset", "encrypt.key-secret", "driver", "size", "file", "key-secret",
+};
+
+char *cli_image_json_name(const char *path, const char *format)
+{
+	const struct mimg_opt *fopts;
+	size_t nf;
+	const char *spec = cli_image_spec(path, &fopts, &nf);
+	struct mimg_opt *opts = NULL;
+	int n = spec ? mimg_opts_parse(spec, &opts) : -1;
+	const char *given[sizeof(json_members) / sizeof(*json_members)] = {0};
+	const char *file_driver = "file";
+	bool more = false; /* than the driver, which a file name says */
+	for (int i = 0; i < n; i++) {
+		if (strcmp(opts[i].key, "file.driver") == 0)
+			file_driver = opts[i].value;
+		for (size_t m = 0; m < sizeof(given) / sizeof(*given); m++)
+			if (strcmp(opts[i].key, json_members[m]) == 0) {
+				given[m] = opts[i].value;
+				more = more ||
+				       strcmp(json_members[m], "driver");
+			}
+	}
+	char *name = NULL;
+	size_t len;
+	FILE *out = more ? open_memstream(&name, &len) : NULL;
+	if (out) {
+		fputs("json:{", out);
+		for (size_t m = 0, first = 1;
+		     m < sizeof(given) / sizeof(*given); m++) {
+			const char *k = json_members[m];
+			bool driver = strcmp(k, "driver") == 0;
+			bool file = strcmp(k, "file") == 0;
+			if (!driver && !file && !given[m])
+				continue;
+			fputs(first ? "" : ", ", out);
+			first = 0;
+			put_json_string(out, k);
+			fputs(": ", out);
+			if (file) {
+				fputs("{\"driver\": ", out);
+				put_json_string(out, file_driver);
+				fputs(", \"filename\": ", out);
+				put_json_string(out, path);
+				putc('}', out);
+			} else {
+				put_json_string(out,
+						driver ? format : given[m]);
+			}
+		}
+		putc('}', out);
+		if (fclose(out) != 0) {
+			free(name);
+			name = NULL;
+		}
+	}
+	mimg_opts_free(opts, n > 0 ? (size_t)n : 0);
+	return name;
+}
+
 static void image_opts_free(struct image_opts *io)
 {
 	free(io->path);

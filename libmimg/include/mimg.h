@@ -798,6 +798,8 @@ struct mimg_value {
 
 /* Member KEY of object OBJ, or NULL (also when OBJ is not an object);
  * mimg_value_free frees a tree (NULL is fine); these two cannot fail.
+ * A tree is plain data its owner may change: its strings and arrays are
+ * malloc'ed, and mimg_value_free frees them with free().
  * mimg_value_to_json returns NULL only when out of memory.  Values are
  * plain data: thread-safe as long as no thread frees a tree others
  * read. */

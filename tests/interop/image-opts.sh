@@ -58,6 +58,12 @@ if "$MIMG" --help | grep -q '^Formats:.* luks'; then
 		"$e1" "$(opts e2.qcow2),encrypt.key-secret=s1"
 	# shellcheck disable=SC2086
 	same_output "check: encrypted" check $sec --image-opts "$e2"
+	# named "json:{...}", with the secret's id
+	# shellcheck disable=SC2086
+	same_output "info: encrypted" info $sec --image-opts "$e2"
+	# shellcheck disable=SC2086
+	same_output "info --output=json: encrypted" info --output=json $sec \
+		--image-opts "$e2"
 	# shellcheck disable=SC2086
 	same_output "map: encrypted" map --output=json $sec --image-opts "$e2"
 fi

@@ -2,10 +2,11 @@
 # SPDX-License-Identifier: BSD-2-Clause
 # A window of a raw file as the disk (--image-opts driver=raw with offset=
 # and size=, a partition of a whole-disk image), as qemu-img 7.2 takes it:
-# convert, dd, compare and map read the bytes qemu-img reads; convert -n
-# into a window leaves the file qemu-img leaves, nothing outside the
-# window changed; resize and the refusals of a window outside the file
-# exit and print as qemu-img does.
+# convert, dd, compare and map read the bytes qemu-img reads and info
+# names and sizes the disk as qemu-img does; convert -n into a window
+# leaves the file qemu-img leaves, nothing outside the window changed;
+# resize and the refusals of a window outside the file exit and print as
+# qemu-img does.
 . "$TESTLIB"
 need qemu-img python3
 
@@ -35,9 +36,10 @@ for w in offset=3M,size=8M offset=1M size=4M offset=12M,size=0; do
 		"$(win disk.img $w)" "$(win disk.img $w)"
 	same_output "dd $w" dd --image-opts if="$(win disk.img $w)" of=dd.raw \
 		bs=64k count=3
-	qemu-img info --image-opts "$(win disk.img $w)" | grep '^virtual' >q.out
-	"$MIMG" info --image-opts "$(win disk.img $w)" | grep '^virtual' >m.out
-	cmp -s q.out m.out || fail "$w: info says $(cat m.out)"
+	# named as qemu-img names it: "json:{...}" with the options
+	same_output "info $w" info --image-opts "$(win disk.img $w)"
+	same_output "info --output=json $w" info --output=json \
+		--image-opts "$(win disk.img $w)"
 done
 
 # A window that starts inside a sector: qemu-img 7.2 reads zeroes for
