@@ -350,18 +350,36 @@ static int open_sources(struct convert_args *a, struct mimg **srcs,
 
 /* qemu-img's words for a target it could not create: a format that cannot
  * create, an option it does not know or a value of the wrong type as it
- * parses them, what the format refused as "DST: error while converting
- * FMT: why". */
+ * parses them, a -B backing file that does not open (qemu-img creates
+ * the target and fails to open it; mimg creates nothing), what the format
+ * refused as "DST: error while converting FMT: why". */
 static void create_failed(const struct convert_args *a)
 {
+	static const char no_backing[] = "\nCould not open backing image.";
 	const char *m = cli_errmsg();
-	size_t n = strlen(a->dst);
+	size_t n = strlen(a->dst), len;
 	if (strncmp(m, a->dst, n) == 0 && strncmp(m + n, ": ", 2) == 0)
 		m += n + 2;
-	if (strncmp(m, "Invalid parameter '", 19) == 0 ||
-	    (strncmp(m, "Parameter '", 11) == 0 && strstr(m, "' expects ")) ||
-	    (strncmp(m, "Format driver '", 15) == 0 &&
-	     strstr(m, "' does not support image creation")))
+	len = strlen(m);
+	if (target_backing(a) && len > sizeof(no_backing) - 1 &&
+	    strcmp(m + len - (sizeof(no_backing) - 1), no_backing) == 0) {
+		/* the library names the backing file (resolved beside the
+		 * target) where qemu-img does not */
+		const char *b = target_backing(a), *colon = strstr(m, ": ");
+		size_t bn = strlen(b);
+		if (colon && (size_t)(colon - m) >= bn &&
+		    strncmp(colon - bn, b, bn) == 0 &&
+		    (colon - bn == m || colon[-(ptrdiff_t)bn - 1] == '/'))
+			m = colon + 2;
+		len = strlen(m);
+		cli_error("Could not open '%s': Could not open backing file: "
+			  "%.*s",
+			  a->dst, (int)(len - (sizeof(no_backing) - 1)), m);
+	} else if (strncmp(m, "Invalid parameter '", 19) == 0 ||
+		   (strncmp(m, "Parameter '", 11) == 0 &&
+		    strstr(m, "' expects ")) ||
+		   (strncmp(m, "Format driver '", 15) == 0 &&
+		    strstr(m, "' does not support image creation")))
 		cli_error("%s", m);
 	else
 		cli_error("%s: error while converting %s: %s", a->dst,

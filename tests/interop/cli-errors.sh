@@ -147,6 +147,22 @@ case " $("$MIMG" --help | sed -n 's/^Formats://p') " in *" qcow2 "*)
 		# shellcheck disable=SC2086 # the options' words
 		same_output -e "convert $o" convert $o r.img y.img
 	done
+	# a backing file that does not open as its format says: qemu-img
+	# creates the target and fails to open it, mimg creates nothing
+	mkdir -p sub
+	for o in "-B nosuch.qcow2 -F qcow2" "-B r.img -F qcow2" \
+		"-o backing_file=nosuch.qcow2,backing_fmt=qcow2"; do
+		for t in y.img sub/y.img; do
+			rm -f $t
+			# shellcheck disable=SC2086
+			same_output -e "convert $o to $t" convert -O qcow2 $o \
+				r.img $t
+			rm -f $t
+			# shellcheck disable=SC2086
+			"$MIMG" convert -O qcow2 $o r.img $t 2>/dev/null
+			[ ! -e $t ] || fail "convert $o: $t left behind"
+		done
+	done
 	;;
 esac
 
