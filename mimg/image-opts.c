@@ -236,19 +236,15 @@ static int check_node_kind(const char *driver, const char *path)
 	return -1;
 }
 
-/* TEXT as a JSON string, quotes included. */
-static void put_json_string(FILE *out, const char *text)
+/* TEXT as a JSON string, quotes included, as qemu writes one (the
+ * library's writer, given TEXT as a string value). */
+static bool put_json_string(FILE *out, const char *text)
 {
-	putc('"', out);
-	for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			fprintf(out, "\\%c", *p);
-		else if (*p < 0x20)
-			fprintf(out, "\\u%04x", *p);
-		else
-			putc(*p, out);
-	}
-	putc('"', out);
+	struct mimg_value v = {.type = MIMG_VALUE_STRING, .v.s = (char *)text};
+	char *json = mimg_value_to_json(&v);
+	bool ok = json && fputs(json, out) >= 0;
+	free(json);
+	return ok;
 }
 
 /* The members of qemu's "json:" names, in the order qemu prints them
@@ -256,6 +252,36 @@ static void put_json_string(FILE *out, const char *text)
 static const char *const json_members[] = {
 	"offset", "encrypt.key-secret", "driver", "size", "file", "key-secret",
 };
+
+/* The "json:" name's members into OUT: GIVEN holds the values the option
+ * string gave each of json_members (the driver is FORMAT, the file
+ * FILE_DRIVER's PATH).  False when out of memory. */
+static bool put_json_name(FILE *out, const char *const *given,
+			  const char *format, const char *file_driver,
+			  const char *path)
+{
+	bool ok = fputs("json:{", out) >= 0, first = true;
+	for (size_t m = 0;
+	     ok && m < sizeof(json_members) / sizeof(*json_members); m++) {
+		const char *k = json_members[m];
+		bool file = strcmp(k, "file") == 0;
+		const char *v = strcmp(k, "driver") == 0 ? format : given[m];
+		if (!file && !v)
+			continue;
+		ok = fputs(first ? "" : ", ", out) >= 0 &&
+		     put_json_string(out, k) && fputs(": ", out) >= 0;
+		first = false;
+		if (file)
+			ok = ok && fputs("{\"driver\": ", out) >= 0 &&
+			     put_json_string(out, file_driver) &&
+			     fputs(", \"filename\": ", out) >= 0 &&
+			     put_json_string(out, path) &&
+			     putc('}', out) != EOF;
+		else
+			ok = ok && put_json_string(out, v);
+	}
+	return ok && putc('}', out) != EOF;
+}
 
 char *cli_image_json_name(const char *path, const char *format)
 {
@@ -281,31 +307,8 @@ char *cli_image_json_name(const char *path, const char *format)
 	size_t len;
 	FILE *out = more ? open_memstream(&name, &len) : NULL;
 	if (out) {
-		fputs("json:{", out);
-		for (size_t m = 0, first = 1;
-		     m < sizeof(given) / sizeof(*given); m++) {
-			const char *k = json_members[m];
-			bool driver = strcmp(k, "driver") == 0;
-			bool file = strcmp(k, "file") == 0;
-			if (!driver && !file && !given[m])
-				continue;
-			fputs(first ? "" : ", ", out);
-			first = 0;
-			put_json_string(out, k);
-			fputs(": ", out);
-			if (file) {
-				fputs("{\"driver\": ", out);
-				put_json_string(out, file_driver);
-				fputs(", \"filename\": ", out);
-				put_json_string(out, path);
-				putc('}', out);
-			} else {
-				put_json_string(out,
-						driver ? format : given[m]);
-			}
-		}
-		putc('}', out);
-		if (fclose(out) != 0) {
+		bool ok = put_json_name(out, given, format, file_driver, path);
+		if (fclose(out) != 0 || !ok) {
 			free(name);
 			name = NULL;
 		}

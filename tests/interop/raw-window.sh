@@ -42,6 +42,11 @@ for w in offset=3M,size=8M offset=1M size=4M offset=12M,size=0; do
 		--image-opts "$(win disk.img $w)"
 done
 
+# a name JSON must escape, in the json: name as qemu-img escapes it
+cp disk.img 'd é"x.img'
+same_output "info: escaped name" info --output=json \
+	--image-opts 'driver=raw,file.filename=d é"x.img,offset=1M'
+
 # A window that starts inside a sector: qemu-img 7.2 reads zeroes for
 # data past a hole there (and its map asserts), so the file's own bytes
 # are the reference; the disk is as long as qemu-img says.
