@@ -774,6 +774,12 @@ static int conv_setup(struct conv *c, struct mimg *src, struct mimg *dst,
 	if (dst->read_only)
 		return mimg_err(-EROFS, "%s: target is open read-only",
 				dst->filename);
+	/* qemu-img's words (the target is the only one), and its order */
+	if ((o->compress || stream) &&
+	    (!d->compress_unit || !d->compress || !d->write_compressed))
+		return mimg_err(-ENOTSUP,
+				"Compression not supported for this file "
+				"format");
 	if (dst->size < o->dst_offset || dst->size - o->dst_offset < src->size)
 		return mimg_err(
 			-ENOSPC,
@@ -812,11 +818,6 @@ static int conv_setup(struct conv *c, struct mimg *src, struct mimg *dst,
 				"between 1 and %d",
 				o->compression_level, CODEC_LEVEL_MAX);
 	if (o->compress || stream) {
-		if (!d->compress_unit || !d->compress || !d->write_compressed)
-			return mimg_err(-ENOTSUP,
-					"%s: format %s does not "
-					"support compressed writes",
-					dst->filename, d->name);
 		/* qemu-img's words for an image of such a format that has
 		 * no compressed unit (flat VMDK extents). */
 		if (!(c->unit = d->compress_unit(dst)))

@@ -507,6 +507,12 @@ static int run_convert(struct convert_args *a)
 			goto out;
 		}
 	}
+	/* qemu-img's words; with -c, after its check of the format */
+	if (a->copts.existing_target && !a->copts.compress &&
+	    mimg_size(dst) < total) {
+		cli_error("output file is smaller than input file");
+		goto out;
+	}
 	cli_progress_init(&prog, a->progress && !a->quiet);
 	mp = (struct multi_progress){.bar = &prog, .total = total};
 	a->copts.progress = multi_progress_cb;

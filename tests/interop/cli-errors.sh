@@ -63,8 +63,12 @@ same_status "convert: target directory missing" 1 \
 same_status "create: directory missing" 1 create -f raw nodir/y.img 1M
 same_status "create: over a directory" 1 create -f raw adir 1M
 truncate -s 512k small.img
-same_status "convert -n: target smaller than the source" 1 \
+same_output -e "convert -n: target smaller than the source" \
 	convert -n r.img small.img
+same_output -e "convert -n -O raw: target smaller than the source" \
+	convert -n -O raw r.img r.img small.img
+same_output -e "convert -c -n: compression before the sizes" \
+	convert -c -n -O raw r.img small.img
 same_status "create: raw with a backing file" 1 \
 	create -f raw -b r.img -F raw y.img
 same_output -e "check -r all on raw" check -r all r.img # the warning too
