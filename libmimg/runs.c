@@ -56,8 +56,12 @@ static int read_decoded(struct mimg *img, const struct mimg_run *run,
 			const struct iovec *iov, int iovcnt, size_t done,
 			size_t len)
 {
-	struct mimg_decode_unit u = {.key = run->unit, .arg = img};
-	int r = img->drv->runs->unit(img, run, &u);
+	const struct mimg_runs *runs = img->drv->runs;
+	struct mimg_decode_unit u = {.key = run->unit,
+				     .what = runs->what,
+				     .decode = runs->decode,
+				     .arg = img};
+	int r = runs->unit(img, run, &u);
 	if (r < 0)
 		return r;
 	return mimg__decoded_read(&img->decoded, img->file, &u, run->skip, iov,

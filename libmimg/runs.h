@@ -41,12 +41,17 @@ struct mimg_runs {
 	 * the error set). */
 	int (*map)(struct mimg *img, uint64_t off, uint64_t len,
 		   struct mimg_run *run);
-	/* Where the unit of the DECODED run RUN is stored and how it
-	 * decodes: *U comes with its key (RUN->unit) and arg (IMG) set; the
-	 * rest is the format's to fill in.  0 or a negative errno (with the
-	 * error set).  Optional when map gives no such run. */
+	/* Where the unit of the DECODED run RUN is stored: U->at, and its
+	 * U->stored bytes, which decode to U->size; the rest of *U is set
+	 * (the key is RUN->unit).  0 or a negative errno (with the error
+	 * set).  Optional when map gives no such run. */
 	int (*unit)(struct mimg *img, const struct mimg_run *run,
 		    struct mimg_decode_unit *u);
+	/* How a unit decodes (decoded.h; its arg is the image), and what
+	 * a unit is called when the file is shorter than it. */
+	int (*decode)(void *img, const struct mimg_decode_unit *u,
+		      const uint8_t *in, uint8_t *out);
+	const char *what;
 };
 
 /* The driver ops of an image whose reads all go through the driver's

@@ -163,8 +163,6 @@ static int block_unit(struct mimg *img, const struct mimg_run *run,
 	u->at = at;
 	u->stored = (size_t)stored;
 	u->size = s->block_size;
-	u->what = "cloop block";
-	u->decode = inflate_block;
 	return 0;
 }
 
@@ -182,7 +180,9 @@ static int cloop_map(struct mimg *img, uint64_t off, uint64_t len,
 }
 
 static const struct mimg_runs cloop_runs = {.map = cloop_map,
-					    .unit = block_unit};
+					    .unit = block_unit,
+					    .decode = inflate_block,
+					    .what = "cloop block"};
 
 static int cloop_open(struct mimg *img)
 {

@@ -488,8 +488,6 @@ static int chunk_unit(struct mimg *img, const struct mimg_run *run,
 	u->at = c->offset;
 	u->stored = (size_t)c->length;
 	u->size = (size_t)c->count * DMG_SECTOR;
-	u->what = "dmg chunk";
-	u->decode = decode_chunk;
 	return 0;
 }
 
@@ -530,7 +528,10 @@ static int dmg_map(struct mimg *img, uint64_t off, uint64_t len,
 	return 0;
 }
 
-static const struct mimg_runs dmg_runs = {.map = dmg_map, .unit = chunk_unit};
+static const struct mimg_runs dmg_runs = {.map = dmg_map,
+					  .unit = chunk_unit,
+					  .decode = decode_chunk,
+					  .what = "dmg chunk"};
 
 static void dmg_close(struct mimg *img)
 {

@@ -204,8 +204,6 @@ static int compressed_unit(struct mimg *img, const struct mimg_run *run,
 	u->at = coff;
 	u->stored = (size_t)csize;
 	u->size = s->cluster_size;
-	u->what = "qcow compressed cluster";
-	u->decode = inflate_cluster;
 	return 0;
 }
 
@@ -235,7 +233,9 @@ static int qcow_map(struct mimg *img, uint64_t off, uint64_t len,
 }
 
 static const struct mimg_runs qcow_runs = {.map = qcow_map,
-					   .unit = compressed_unit};
+					   .unit = compressed_unit,
+					   .decode = inflate_cluster,
+					   .what = "qcow compressed cluster"};
 
 static int qcow_open(struct mimg *img)
 {
