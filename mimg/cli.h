@@ -205,7 +205,8 @@ int cli_open_id(struct mimg **imgp, const char *path, const char *format,
 int cli_open_named(struct mimg **imgp, const char *path, const char *format,
 		   unsigned flags, const char *id, const char *display);
 /* The --image-opts string that named the file PATH, or NULL, and the
- * format options it gave (raw's offset and size: *N of them at *OPTS),
+ * format options it gave (raw's offset and size: *N of them at *OPTS;
+ * OPTS and N may be NULL),
  * which every cli_open of PATH passes on; its failures name the string,
  * as qemu-img's do. */
 const char *cli_image_spec(const char *path, const struct mimg_opt **opts,

@@ -94,15 +94,14 @@ static int keep_format_opts(struct image_opts *io, const char *spec)
 const char *cli_image_spec(const char *path, const struct mimg_opt **opts,
 			   size_t *n)
 {
-	*opts = NULL;
-	*n = 0;
-	for (size_t i = 0; i < n_named; i++)
-		if (strcmp(named[i].path, path) == 0) {
-			*opts = named[i].opts;
-			*n = named[i].n;
-			return named[i].spec;
-		}
-	return NULL;
+	size_t i = 0;
+	while (i < n_named && strcmp(named[i].path, path) != 0)
+		i++;
+	if (opts)
+		*opts = i < n_named ? named[i].opts : NULL;
+	if (n)
+		*n = i < n_named ? named[i].n : 0;
+	return i < n_named ? named[i].spec : NULL;
 }
 
 /* Options of qemu's "file" protocol layer that name what mimg does

@@ -61,9 +61,7 @@ static bool put_json_name(FILE *out, const char *const *given,
 
 char *cli_image_json_name(const char *path, const char *format)
 {
-	const struct mimg_opt *fopts;
-	size_t nf;
-	const char *spec = cli_image_spec(path, &fopts, &nf);
+	const char *spec = cli_image_spec(path, NULL, NULL);
 	struct mimg_opt *opts = NULL;
 	int n = spec ? mimg_opts_parse(spec, &opts) : -1;
 	const char *given[sizeof(json_members) / sizeof(*json_members)] = {0};
