@@ -157,7 +157,11 @@ int cmd_check(int argc, char **argv)
 		return cli_error("%s", cli_errmsg());
 	r = mimg_check(img, repair, &res);
 	if (r < 0) {
-		cli_error("%s", mimg_errmsg());
+		/* What the check found before it failed, then why, as
+		 * qemu-img says both. */
+		print_messages(&res);
+		mimg_check_result_free(&res);
+		cli_error("Check failed: %s", mimg_errmsg());
 		mimg_close(img);
 		return EXIT_ERR;
 	}

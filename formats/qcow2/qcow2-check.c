@@ -6,10 +6,12 @@
  * and its snapshots, compressed extents, snapshot table, refcount
  * structures) and compares it with the stored refcounts:
  *   stored > computed: leak;  stored < computed: corruption.
- * Leaks are repaired in place.  Refcount errors are repaired by writing
- * a complete new refcount structure after the end of the file and
- * switching the header to it in one write; the same rebuild runs when a
- * dirty image (lazy refcounts) is opened read-write.
+ * Leaks and refcounts too small are repaired in place.  A used cluster
+ * whose refcount is 0, or a damaged refcount table, is repaired by
+ * writing a complete new refcount structure after the end of the file
+ * and switching the header to it in one write; the same rebuild runs
+ * when a dirty image (lazy refcounts) is opened read-write.  What a
+ * check says, and when, follows qemu-img's check.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -336,9 +338,62 @@ static int checker_init(struct checker *c, struct qcow2 *s,
 	return 0;
 }
 
+/* Block J of refcounts REFS (TOTAL clusters known) in S's entry width
+ * into BLK (a cluster); counts past TOTAL are 0, counts too large for
+ * the width are capped. */
+static void encode_block(const struct qcow2 *s, uint8_t *blk,
+			 const uint32_t *refs, uint64_t total, uint64_t j)
+{
+	uint64_t first = j * s->rb_entries;
+	memset(blk, 0, s->cluster_size);
+	for (uint64_t k = 0; k < s->rb_entries && first + k < total; k++) {
+		uint64_t v = refs[first + k];
+		if (v > s->refcount_max)
+			v = s->refcount_max;
+		uint64_t bit = k * s->refcount_bits;
+		switch (s->refcount_order) {
+		case 6: st_be64(blk + k * 8, v); break;
+		case 5: st_be32(blk + k * 4, (uint32_t)v); break;
+		case 4: st_be16(blk + k * 2, (uint16_t)v); break;
+		case 3: blk[k] = (uint8_t)v; break;
+		default: blk[bit / 8] |= (uint8_t)(v << (bit % 8));
+		}
+	}
+}
+
+/* Write the table MT (E entries, T clusters, the blocks already written)
+ * at TABLE_OFF and switch the header to it, with the refcount order too
+ * when NEW_ORDER; S then uses it (MT is taken). */
+static int switch_reftable(struct qcow2 *s, uint64_t **mt, uint64_t e,
+			   uint64_t t, uint64_t table_off, bool new_order)
+{
+	uint8_t *tab = calloc(1, t * s->cluster_size);
+	if (!tab)
+		return mimg_err(-ENOMEM, "out of memory");
+	for (uint64_t j = 0; j < e; j++)
+		st_be64(tab + j * 8, (*mt)[j]);
+	int r = mimg_file_pwrite(s->file, tab, t * s->cluster_size, table_off);
+	free(tab);
+	if (r == 0)
+		r = mimg_file_flush(s->file);
+	if (r == 0)
+		r = new_order ? qcow2_write_reftable_order(s, table_off,
+							   (uint32_t)t)
+			      : qcow2_write_reftable_fields(s, table_off,
+							    (uint32_t)t);
+	if (r < 0)
+		return r;
+	qcow2_use_reftable(s, mt, table_off, (uint32_t)t);
+	qcow2_cache_clear(&s->rbc);
+	s->free_hint = 0;
+	s->free_byte = 0;
+	return mimg_file_flush(s->file);
+}
+
 /* Write a fresh refcount structure for REFS (without refcount
  * structures) after the end of the file and switch the header to it
- * (with the refcount order too when NEW_ORDER). */
+ * (with the refcount order too when NEW_ORDER): nothing the old
+ * structure names is overwritten, whatever it counted. */
 static int rebuild(struct qcow2 *s, struct checker *c, bool new_order)
 {
 	uint64_t cs = s->cluster_size, per = cs / 8;
@@ -365,73 +420,214 @@ static int rebuild(struct qcow2 *s, struct checker *c, bool new_order)
 		refs[i] = 1;
 	uint64_t total = start + B + T;
 	uint8_t *blk = malloc(cs);
-	uint8_t *tab = calloc(1, T * cs);
 	uint64_t *mt = calloc(E, sizeof(uint64_t));
 	r = 0;
-	if (!blk || !tab || !mt) {
+	if (!blk || !mt) {
 		r = mimg_err(-ENOMEM, "out of memory");
 		goto out;
 	}
-	/* Refcounts are written with the generic setter on a scratch
-	 * structure: point the in-memory table at the new blocks first. */
 	for (uint64_t j = 0; j < B; j++) {
-		uint64_t first = j * s->rb_entries;
-		memset(blk, 0, cs);
-		for (uint64_t k = 0; k < s->rb_entries && first + k < total;
-		     k++) {
-			uint64_t v = refs[first + k];
-			if (v > s->refcount_max)
-				v = s->refcount_max;
-			uint64_t bit = k * s->refcount_bits;
-			switch (s->refcount_order) {
-			case 6: st_be64(blk + k * 8, v); break;
-			case 5: st_be32(blk + k * 4, (uint32_t)v); break;
-			case 4: st_be16(blk + k * 2, (uint16_t)v); break;
-			case 3: blk[k] = (uint8_t)v; break;
-			default: blk[bit / 8] |= (uint8_t)(v << (bit % 8));
-			}
-		}
+		encode_block(s, blk, refs, total, j);
 		if ((r = mimg_file_pwrite(s->file, blk, cs, (start + j) * cs)) <
 		    0)
 			goto out;
 		mt[j] = (start + j) * cs;
-		st_be64(tab + j * 8, mt[j]);
 	}
-	if ((r = mimg_file_pwrite(s->file, tab, T * cs, (start + B) * cs)) < 0)
-		goto out;
-	if ((r = mimg_file_flush(s->file)) < 0)
-		goto out;
-	r = new_order ? qcow2_write_reftable_order(s, (start + B) * cs,
-						   (uint32_t)T)
-		      : qcow2_write_reftable_fields(s, (start + B) * cs,
-						    (uint32_t)T);
-	if (r < 0)
-		goto out;
-	qcow2_use_reftable(s, &mt, (start + B) * cs, (uint32_t)T);
-	qcow2_cache_clear(&s->rbc);
-	s->free_hint = 0;
-	s->free_byte = 0;
-	r = mimg_file_flush(s->file);
+	r = switch_reftable(s, &mt, E, T, (start + B) * cs, new_order);
 out:
 	free(blk);
-	free(tab);
 	free(mt);
 	return r;
 }
 
-/* What a comparison of refcounts does with what it finds. */
-enum compare_mode {
-	REPORT,		   /* says and counts it */
-	FIX_LEAKS,	   /* repairs leaks, says so; says the rest */
-	FIX_LEAKS_QUIETLY, /* the same without a word: a second pass */
+/* A structure built as qemu's check builds it, in clusters the counted
+ * references leave free: the old structure counts as used there, so
+ * nothing it names is overwritten, and a crash before the header
+ * switches leaves it whole. */
+struct placement {
+	struct qcow2 *s;
+	uint32_t *refs;	     /* counts, grown with the allocations */
+	uint64_t n;	     /* clusters counted */
+	uint64_t *mt;	     /* the new table: block offsets */
+	uint64_t entries;    /* its length, whole clusters of entries */
+	uint64_t first_free; /* where the next search starts */
+	uint8_t *blk;
 };
 
-/* Compare computed and stored refcounts; *REBUILD when a stored one is
- * too small. */
-static int compare(struct checker *c, enum compare_mode mode,
-		   bool *need_rebuild, uint64_t *highest)
+static int placement_grow(struct placement *p, uint64_t n)
 {
-	bool fix_leaks = mode != REPORT, quiet = mode == FIX_LEAKS_QUIETLY;
+	if (n <= p->n)
+		return 0;
+	if (n > (1ull << 28) + (1ull << 20))
+		return mimg_err(-ENOMEM,
+				"%s: qcow2: rebuilt refcount "
+				"structure too large",
+				qcow2_path(p->s));
+	uint32_t *refs = realloc(p->refs, n * sizeof(uint32_t));
+	if (!refs)
+		return mimg_err(-ENOMEM, "out of memory");
+	memset(refs + p->n, 0, (n - p->n) * sizeof(uint32_t));
+	p->refs = refs;
+	p->n = n;
+	return 0;
+}
+
+/* COUNT free clusters in a row from p->first_free on (the counts grow
+ * past the end when none are), marked used; *CLUSTER is the first.
+ * p->first_free moves to the first free cluster met. */
+static int placement_alloc(struct placement *p, uint64_t count,
+			   uint64_t *cluster)
+{
+	uint64_t cl = p->first_free, run = 0;
+	bool first_gap = true;
+	for (; cl < p->n && run < count; cl++) {
+		if (p->refs[cl]) {
+			run = 0;
+			continue;
+		}
+		run++;
+		if (first_gap) {
+			p->first_free = cl;
+			first_gap = false;
+		}
+	}
+	int r = run < count ? placement_grow(p, cl + count - run) : 0;
+	if (r < 0)
+		return r;
+	cl -= run;
+	for (uint64_t i = 0; i < count; i++)
+		p->refs[cl + i] = 1;
+	*cluster = cl;
+	return 0;
+}
+
+/* Write the blocks counting clusters [FIRST, END) that hold any in use,
+ * each placed first where it has none yet; *GROWN when the table had to
+ * grow for one. */
+static int placement_write_blocks(struct placement *p, uint64_t first,
+				  uint64_t end, bool *grown)
+{
+	struct qcow2 *s = p->s;
+	uint64_t cs = s->cluster_size, per = cs / 8;
+	int r;
+	*grown = false;
+	for (uint64_t cl = first; cl < end && cl < p->n; cl++) {
+		if (!p->refs[cl])
+			continue;
+		uint64_t j = cl >> s->rb_bits, start = j << s->rb_bits;
+		if (j >= p->entries || !p->mt[j]) {
+			uint64_t at;
+			if (p->first_free < start)
+				p->first_free = start;
+			if ((r = placement_alloc(p, 1, &at)) < 0)
+				return r;
+			if (at >= end)
+				end = at + 1;
+			if (j >= p->entries) {
+				uint64_t e = (j / per + 1) * per;
+				if ((r = qcow2_reftable_fits(
+					     s, e / per,
+					     "rebuilt refcount table")) < 0)
+					return r;
+				uint64_t *mt = realloc(p->mt, e * 8);
+				if (!mt)
+					return mimg_err(-ENOMEM,
+							"out of memory");
+				memset(mt + p->entries, 0,
+				       (e - p->entries) * 8);
+				p->mt = mt;
+				p->entries = e;
+				*grown = true;
+			}
+			p->mt[j] = at * cs;
+		}
+		encode_block(s, p->blk, p->refs, p->n, j);
+		if ((r = mimg_file_pwrite(s->file, p->blk, cs, p->mt[j])) < 0)
+			return r;
+		cl = start + s->rb_entries - 1;
+	}
+	return 0;
+}
+
+/* Rebuild from C's counts (the old structure counted in them): the
+ * blocks first, then the table in the first free run from the start,
+ * the blocks counting its clusters written again, again until the table
+ * stops growing. */
+static int rebuild_in_free_clusters(struct qcow2 *s, struct checker *c)
+{
+	struct placement p = {.s = s, .refs = c->refs, .n = c->n};
+	uint64_t per = s->cluster_size / 8, table = 0;
+	bool grown;
+	int r;
+	c->refs = NULL;
+	if (!(p.blk = malloc(s->cluster_size))) {
+		r = mimg_err(-ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((r = placement_write_blocks(&p, 0, p.n, &grown)) < 0)
+		goto out;
+	do {
+		p.first_free = 0;
+		if ((r = placement_alloc(&p, p.entries / per, &table)) < 0 ||
+		    (r = placement_write_blocks(&p, table,
+						table + p.entries / per,
+						&grown)) < 0)
+			goto out;
+	} while (grown);
+	r = switch_reftable(s, &p.mt, p.entries, p.entries / per,
+			    table * s->cluster_size, false);
+out:
+	c->refs = p.refs;
+	c->n = p.n;
+	free(p.mt);
+	free(p.blk);
+	return r;
+}
+
+/* The counters a comparison changes, kept aside where qemu's check
+ * discards what a pass counted. */
+struct counts {
+	uint64_t corruptions, leaks, check_errors;
+	uint64_t corruptions_fixed, leaks_fixed;
+};
+
+static struct counts counts_of(const struct mimg_check_result *res)
+{
+	return (struct counts){res->corruptions, res->leaks, res->check_errors,
+			       res->corruptions_fixed, res->leaks_fixed};
+}
+
+static void set_counts(struct mimg_check_result *res, struct counts n)
+{
+	res->corruptions = n.corruptions;
+	res->leaks = n.leaks;
+	res->check_errors = n.check_errors;
+	res->corruptions_fixed = n.corruptions_fixed;
+	res->leaks_fixed = n.leaks_fixed;
+}
+
+/* Store refcount RC for cluster I; a cluster no longer used is given
+ * back to the host file (qemu discards it too). */
+static int repair_refcount(struct checker *c, uint64_t i, uint64_t rc)
+{
+	struct qcow2 *s = c->s;
+	int r = qcow2_set_refcount(s, i, rc);
+	if (r < 0 || rc)
+		return r;
+	qcow2_cache_drop(&s->l2c, i << s->cluster_bits);
+	qcow2_meta_remove_cluster(s, i);
+	(void)mimg_file_punch_hole(s->file, i << s->cluster_bits,
+				   s->cluster_size);
+	return 0;
+}
+
+/* Compare computed and stored refcounts, in qemu's words, repairing what
+ * FIX (MIMG_CHECK_REPAIR_*) allows in place: leaks (stored too high)
+ * and refcounts too small.  A used cluster whose stored refcount is 0
+ * is not repaired here: *NEED_REBUILD (qemu's rule). */
+static int compare(struct checker *c, unsigned fix, bool *need_rebuild,
+		   uint64_t *highest)
+{
 	struct qcow2 *s = c->s;
 	int r;
 	*need_rebuild = c->rebuild;
@@ -448,40 +644,43 @@ static int compare(struct checker *c, enum compare_mode mode,
 			*highest = i + 1;
 		if (stored == want)
 			continue;
-		if (stored > want && fix_leaks) {
-			if ((r = qcow2_set_refcount(s, i, want)) < 0)
+		bool leak = stored > want, repair = false;
+		if (stored == 0)
+			*need_rebuild = true;
+		else
+			repair = fix & (leak ? MIMG_CHECK_REPAIR_LEAKS
+					     : MIMG_CHECK_REPAIR_ERRORS);
+		msg(c, "%s cluster %llu refcount=%llu reference=%llu",
+		    repair ? "Repairing"
+		    : leak ? "Leaked"
+			   : "ERROR",
+		    (unsigned long long)i, (unsigned long long)stored,
+		    (unsigned long long)want);
+		/* A count the entries cannot hold stays a corruption. */
+		if (repair && want <= s->refcount_max) {
+			if ((r = repair_refcount(c, i, want)) < 0)
 				return r;
-			if (!quiet)
-				msg(c,
-				    "Repairing cluster %llu refcount=%llu "
-				    "reference=%llu",
-				    (unsigned long long)i,
-				    (unsigned long long)stored,
-				    (unsigned long long)want);
-			c->res->leaks_fixed++;
+			if (leak)
+				c->res->leaks_fixed++;
+			else
+				c->res->corruptions_fixed++;
 			continue;
 		}
-		if (!quiet)
-			msg(c, "%s cluster %llu refcount=%llu reference=%llu",
-			    stored < want ? "ERROR" : "Leaked",
-			    (unsigned long long)i, (unsigned long long)stored,
-			    (unsigned long long)want);
-		if (stored < want) {
-			c->res->corruptions++;
-			*need_rebuild = true;
-		} else {
+		if (leak)
 			c->res->leaks++;
-		}
+		else
+			c->res->corruptions++;
 	}
 	return 0;
 }
 
 /* OFLAG_COPIED must be set exactly when the refcount is 1 (active L1 and
- * its L2 tables). */
+ * its L2 tables); FIX sets or clears it where it is wrong. */
 static int check_copied(struct checker *c, bool fix)
 {
 	struct qcow2 *s = c->s;
 	uint64_t *l1 = s->l1_active ? s->l1_active : s->l1;
+	const char *verb = fix ? "Repairing" : "ERROR";
 	int r;
 	for (uint32_t i = 0; i < s->l1_size && !s->l1_active; i++) {
 		uint64_t e = l1[i], off = e & QCOW2_OFFSET_MASK, rc;
@@ -491,7 +690,12 @@ static int check_copied(struct checker *c, bool fix)
 		if ((r = stored_refcount(c, off >> s->cluster_bits, &rc)) < 0)
 			return r;
 		if ((rc == 1) != !!(e & QCOW2_OFLAG_COPIED)) {
-			if (fix && rc) {
+			msg(c,
+			    "%s OFLAG_COPIED L2 cluster: l1_index=%u "
+			    "l1_entry=%llx refcount=%llu",
+			    verb, i, (unsigned long long)e,
+			    (unsigned long long)rc);
+			if (fix) {
 				uint8_t b[8];
 				l1[i] = rc == 1 ? (e | QCOW2_OFLAG_COPIED)
 						: (e & ~QCOW2_OFLAG_COPIED);
@@ -503,11 +707,6 @@ static int check_copied(struct checker *c, bool fix)
 					return r;
 				c->res->corruptions_fixed++;
 			} else {
-				msg(c,
-				    "ERROR OFLAG_COPIED L2 cluster: l1_index=%u "
-				    "l1_entry=%llx refcount=%llu",
-				    i, (unsigned long long)e,
-				    (unsigned long long)rc);
 				c->res->corruptions++;
 			}
 		}
@@ -529,7 +728,12 @@ static int check_copied(struct checker *c, bool fix)
 				return r;
 			if ((rc == 1) == !!(le & QCOW2_OFLAG_COPIED))
 				continue;
-			if (fix && rc) {
+			msg(c,
+			    "%s OFLAG_COPIED data cluster: l2_entry=%llx "
+			    "refcount=%llu",
+			    verb, (unsigned long long)le,
+			    (unsigned long long)rc);
+			if (fix) {
 				uint64_t ne =
 					rc == 1 ? (le | QCOW2_OFLAG_COPIED)
 						: (le & ~QCOW2_OFLAG_COPIED);
@@ -538,11 +742,6 @@ static int check_copied(struct checker *c, bool fix)
 				dirty = true;
 				c->res->corruptions_fixed++;
 			} else {
-				msg(c,
-				    "ERROR OFLAG_COPIED data cluster: "
-				    "l2_entry=%llx refcount=%llu",
-				    (unsigned long long)le,
-				    (unsigned long long)rc);
 				c->res->corruptions++;
 			}
 		}
@@ -552,58 +751,84 @@ static int check_copied(struct checker *c, bool fix)
 	return 0;
 }
 
-static int run_check(struct qcow2 *s, struct mimg_check_result *res,
-		     bool fix_leaks, bool fix_errors, bool *need_rebuild,
-		     struct checker *c)
+/* A refcount structure that cannot describe a used cluster, written
+ * anew from the references C counted (the old structure's clusters
+ * among them, as qemu counts them); then the references are counted
+ * again and, with FIX's leak repair, the old structure, now leaked, is
+ * freed ("Repairing cluster ..."), a repair the result does not count.
+ * What was wrong before counts as fixed. */
+static int rebuild_in_check(struct checker *c, unsigned fix, uint64_t *highest)
 {
-	uint64_t highest;
-	int r = checker_init(c, s, res, 0);
+	struct qcow2 *s = c->s;
+	struct mimg_check_result *res = c->res;
+	struct counts old = counts_of(res);
+	uint64_t fresh_leaks = 0;
+	bool still_broken = false;
+	msg(c, "Rebuilding refcount structure");
+	int r = rebuild_in_free_clusters(s, c);
 	if (r < 0)
 		return r;
-	if ((r = compute(c, true)) < 0)
+	res->corruptions = res->leaks = 0;
+	free(c->refs);
+	if ((r = checker_init(c, s, res, 0)) < 0 || (r = compute(c, true)) < 0)
 		return r;
-	/* A repair first compares without fixing, as qemu does: its
-	 * messages tell what was found ("Leaked cluster"), then those of the
-	 * repair follow ("Repairing cluster"), counted once.  Refcounts too
-	 * small need the structure rebuilt: without -r all that is an
-	 * error; with it the caller rebuilds, and the leaks are fixed here
-	 * first without repeating what was said. */
-	uint64_t leaks = res->leaks, corruptions = res->corruptions;
-	uint64_t errors = res->check_errors;
-	if ((r = compare(c, REPORT, need_rebuild, &highest)) < 0)
-		return r;
-	if (fix_leaks && (*need_rebuild || res->leaks > leaks ||
-			  res->corruptions > corruptions)) {
-		if (*need_rebuild && !fix_errors) {
-			msg(c, "ERROR need to rebuild refcount structures");
-			res->check_errors++;
-		} else {
-			res->leaks = leaks;
-			res->corruptions = corruptions;
-			res->check_errors = errors;
-			if ((r = compare(c,
-					 *need_rebuild ? FIX_LEAKS_QUIETLY
-						       : FIX_LEAKS,
-					 need_rebuild, &highest)) < 0)
-				return r;
-		}
+	if (fix & MIMG_CHECK_REPAIR_LEAKS) {
+		struct counts saved = counts_of(res);
+		set_counts(res, (struct counts){0});
+		if ((r = compare(c, MIMG_CHECK_REPAIR_LEAKS, &still_broken,
+				 highest)) < 0)
+			return r;
+		if (still_broken)
+			msg(c, "ERROR rebuilt refcount structure is still "
+			       "broken");
+		fresh_leaks = res->leaks;
+		set_counts(res, saved);
 	}
-	/* Refcounts about to be rebuilt would make every flag look wrong:
-	 * the pass after the rebuild checks the flags (qemu checks them once,
-	 * after its rebuild). */
-	if (!(fix_errors && *need_rebuild) &&
-	    (r = check_copied(c, fix_errors)) < 0)
-		return r;
-	res->image_end_offset = highest * s->cluster_size;
-	res->total_clusters = div_round_up_u64(s->img->size, s->cluster_size);
+	if (res->corruptions < old.corruptions)
+		res->corruptions_fixed += old.corruptions - res->corruptions;
+	if (res->leaks < old.leaks)
+		res->leaks_fixed += old.leaks - res->leaks;
+	res->leaks += fresh_leaks;
 	return 0;
 }
 
-static void reset_counts(struct mimg_check_result *res)
+/* qemu's refcount check: count the references, compare (saying what
+ * differs), then repair what FIX allows: in place by a second
+ * comparison whose counts replace the first's, or, for a refcount of 0
+ * on a used cluster, by rebuilding the structure (-r all; a repair
+ * without MIMG_CHECK_REPAIR_ERRORS fails with -EIO there, as qemu's
+ * does); the OFLAG_COPIED flags last. */
+static int check_refcounts(struct qcow2 *s, struct mimg_check_result *res,
+			   unsigned fix)
 {
-	res->corruptions = res->leaks = res->check_errors = 0;
-	res->allocated_clusters = res->fragmented_clusters = 0;
-	res->compressed_clusters = 0;
+	struct checker c;
+	bool need_rebuild;
+	uint64_t highest;
+	int r = checker_init(&c, s, res, 0);
+	if (r < 0)
+		return r;
+	if ((r = compute(&c, true)) < 0)
+		goto out;
+	struct counts before = counts_of(res);
+	if ((r = compare(&c, 0, &need_rebuild, &highest)) < 0)
+		goto out;
+	if (need_rebuild && (fix & MIMG_CHECK_REPAIR_ERRORS)) {
+		r = rebuild_in_check(&c, fix, &highest);
+	} else if (fix && need_rebuild) {
+		msg(&c, "ERROR need to rebuild refcount structures");
+		res->check_errors++;
+		r = mimg_err(-EIO, "%s", strerror(EIO));
+	} else if (fix && (res->leaks || res->corruptions)) {
+		set_counts(res, before);
+		r = compare(&c, fix, &need_rebuild, &highest);
+	}
+	if (r == 0)
+		r = check_copied(&c, fix & MIMG_CHECK_REPAIR_ERRORS);
+	res->image_end_offset = highest * s->cluster_size;
+	res->total_clusters = div_round_up_u64(s->img->size, s->cluster_size);
+out:
+	free(c.refs);
+	return r;
 }
 
 static int rebuild_from_metadata(struct qcow2 *s)
@@ -678,12 +903,10 @@ out:
 int qcow2_check(struct mimg *img, unsigned flags, struct mimg_check_result *res)
 {
 	struct qcow2 *s = qcow2_of(img);
-	bool fix_leaks = flags & MIMG_CHECK_REPAIR_LEAKS;
-	bool fix_errors = flags & MIMG_CHECK_REPAIR_ERRORS;
-	bool need_rebuild = false;
-	struct checker c = {0};
+	unsigned fix = flags &
+		       (MIMG_CHECK_REPAIR_LEAKS | MIMG_CHECK_REPAIR_ERRORS);
 	int r;
-	if ((fix_leaks || fix_errors) && img->read_only)
+	if (fix && img->read_only)
 		return mimg_err(-EROFS, "%s: cannot repair a read-only image",
 				qcow2_path(s));
 	res->supported = true;
@@ -691,37 +914,12 @@ int qcow2_check(struct mimg *img, unsigned flags, struct mimg_check_result *res)
 	/* Deferred L2 updates and frees first: check what is on disk. */
 	r = img->read_only ? 0 : qcow2_metadata_sync(s);
 	if (r == 0)
-		r = run_check(s, res, fix_leaks, fix_errors, &need_rebuild, &c);
-	free(c.refs);
-	if (r == 0 && need_rebuild && fix_errors) {
-		uint64_t before = res->corruptions;
-		msg(&c, "Rebuilding refcount structure");
-		if ((r = rebuild_from_metadata(s)) == 0) {
-			uint64_t leaks_fixed = res->leaks_fixed;
-			reset_counts(res);
-			r = run_check(s, res, fix_leaks, fix_errors,
-				      &need_rebuild, &c);
-			free(c.refs);
-			res->leaks_fixed = leaks_fixed;
-			if (before > res->corruptions)
-				res->corruptions_fixed += before -
-							  res->corruptions;
-		}
-	}
+		r = check_refcounts(s, res, fix);
 	uint64_t flags_bits = QCOW2_INCOMPAT_DIRTY | QCOW2_INCOMPAT_CORRUPT;
-	if (r == 0 && (s->incompat & flags_bits) && fix_errors &&
-	    !res->corruptions)
+	if (r == 0 && (s->incompat & flags_bits) &&
+	    (fix & MIMG_CHECK_REPAIR_ERRORS) && !res->corruptions)
 		r = qcow2_write_incompat(s, s->incompat & ~flags_bits);
 	pthread_mutex_unlock(&s->lock);
-	if (r < 0) {
-		/* The caller only frees results of a check that ran. */
-		char *keep = strdup(mimg_errmsg());
-		mimg_check_result_free(res);
-		if (keep) {
-			mimg_err(r, "%s", keep);
-			free(keep);
-		}
-	}
 	return r;
 }
 

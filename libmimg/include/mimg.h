@@ -855,11 +855,14 @@ struct mimg_check_result {
 
 /* Check IMG's metadata; with repair FLAGS the image must be open read-write
  * (with MIMG_OPEN_CHECK).  Returns 0 when the check ran (whatever it found)
- * or a negative errno when it could not run: -EINVAL (unknown FLAGS, a
- * RES->size this library does not know), -EROFS (repair on a read-only
- * IMG), -ENOMEM, host I/O errors.  RES is filled (SIZE kept) in every
- * case and freed with mimg_check_result_free.  Not concurrent with any
- * other call on IMG. */
+ * or a negative errno when it could not run or finish: -EINVAL (unknown
+ * FLAGS, a RES->size this library does not know), -EROFS (repair on a
+ * read-only IMG), -EIO (a repair of leaks only, MIMG_CHECK_REPAIR_LEAKS
+ * alone, on a qcow2 image whose refcount structure must be rebuilt:
+ * qemu-img's "Check failed"), -ENOMEM, host I/O errors.  RES is filled
+ * (SIZE kept) in every case, after a failure with what the check found
+ * before it (its messages), and freed with mimg_check_result_free.  Not
+ * concurrent with any other call on IMG. */
 MIMG_API int mimg_check(struct mimg *img, unsigned flags,
 			struct mimg_check_result *res);
 MIMG_API void mimg_check_result_free(struct mimg_check_result *res);

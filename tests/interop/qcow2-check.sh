@@ -14,6 +14,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 #   refcount N     set the refcount of the guest cluster's host cluster
 #   l2-refcount N  set the refcount of the L2 table holding the entry
 #   reftable V     set refcount table entry 0 (GUEST_CLUSTER unused) to V
+#   alias G        make the entry name guest cluster G's host cluster
 qedit() {
 	python3 - "$@" <<'PY' || fail "qedit $*"
 import struct, sys
@@ -51,6 +52,8 @@ elif action == 'l2-refcount':
     set_refcount(l2_off, val)
 elif action == 'reftable':
     wr(rt_off, val)
+elif action == 'alias':
+    wr(entry_at, rd(l2_off + 8 * (val % l2_entries)))
 else:
     sys.exit('unknown action')
 PY
@@ -124,15 +127,12 @@ done
 qemu_clean r1.qcow2 "(after mimg check -r leaks)"
 qemu-img compare -q -f raw before.raw r1.qcow2 || fail "-r leaks changed the content"
 
-# Repairs: corruptions need -r all; -r leaks leaves them.
-# (qemu-img exits 1 here, failing to rebuild the refcounts it may not
-# touch; 2, the corruptions that remain, says the same more precisely.)
+# Repairs: a refcount of 0 needs -r all; -r leaks fails (status 1, as
+# qemu-img's).
 cp corrupt.qcow2 r2.qcow2
 qemu-img convert -O raw corrupt.qcow2 before2.raw
 "$MIMG" check -f qcow2 -r leaks r2.qcow2 >/dev/null 2>&1
-st=$?
-[ $st = 1 ] || [ $st = 2 ] ||
-	fail "check -r leaks on a corrupt image exits $st, not 1 or 2"
+check_eq "$?" 1 "check -r leaks on a refcount of 0: status"
 "$MIMG" check -f qcow2 -r all r2.qcow2 >repair.out 2>&1 ||
 	{ cat repair.out >&2; fail "mimg check -r all"; }
 qemu_clean r2.qcow2 "(after mimg check -r all)"
@@ -170,6 +170,37 @@ for bad in 0x10000000 0x3001 0x3200; do
 	fresh rt0.qcow2
 	qemu-img compare -q rt0.qcow2 rt.qcow2 ||
 		fail "-r all changed the content (reftable entry $bad)"
+done
+
+# Repairs in qemu-img's words and bytes: for each kind of damage, -r leaks
+# and -r all print what qemu-img prints (what was found, what was
+# repaired, the check of the repaired image; for a refcount of 0 under
+# -r leaks, "Check failed"), exit with its status, and leave the same
+# file: leaked clusters freed and punched, refcounts too small raised in
+# place, a rebuilt structure with the old one freed.
+fresh dup.qcow2
+qedit dup.qcow2 alias 20 0 # cluster 0's data named twice
+fresh snap.qcow2 # a cluster a snapshot shares, its refcount 1
+qemu-img snapshot -c s snap.qcow2
+qedit snap.qcow2 refcount 0 1
+fresh mixed.qcow2 # a rebuild where leaks leave room for the structure
+qedit mixed.qcow2 alias 20 0
+qedit mixed.qcow2 drop-l2 3
+qedit mixed.qcow2 refcount 64 0
+for img in leak leak2 corrupt corrupt2 dup snap mixed; do
+	for r in leaks all; do
+		cp $img.qcow2 pm.qcow2
+		cp $img.qcow2 pq.qcow2
+		"$MIMG" check -r $r pm.qcow2 >pm.out 2>&1
+		ms=$?
+		qemu-img check -r $r pq.qcow2 >pq.out 2>&1
+		check_eq "$ms" "$?" "check -r $r of $img.qcow2: status"
+		check_eq "$(sed 's/^mimg: //' pm.out)" \
+			"$(sed 's/^qemu-img: //' pq.out)" \
+			"check -r $r of $img.qcow2: report"
+		cmp -s pm.qcow2 pq.qcow2 ||
+			fail "check -r $r of $img.qcow2: mimg left another file than qemu-img"
+	done
 done
 
 # Not checkable: a raw image, and a file that does not open as qcow2.

@@ -18,6 +18,8 @@
 #define RB_OFF 0x20000
 #define L2_OFF 0x40000
 #define DATA_CLUSTER 5
+/* An L2 entry for a cluster at OFF whose refcount is 1. */
+#define QCOW2_COPIED_AT(off) ((off) | 0x8000000000000000ull)
 
 static void put_be16(const char *path, uint64_t off, uint16_t v)
 {
@@ -122,30 +124,110 @@ START_TEST(check_clean_matches_qemu)
 }
 END_TEST
 
+/* Repair t.qcow2 with FLAGS and a copy of it with qemu-img check -r
+ * (leaks or all): the two files end up byte for byte the same. */
+static void repairs_like_qemu(unsigned flags)
+{
+	bool all = flags & MIMG_CHECK_REPAIR_ERRORS;
+	tu_sh("cp t.qcow2 q.qcow2 && { qemu-img check -q -r %s q.qcow2 "
+	      ">/dev/null 2>&1; true; }",
+	      all ? "all" : "leaks");
+	struct mimg_check_result res;
+	(void)run_check(MIMG_OPEN_RDWR | MIMG_OPEN_CHECK, flags, &res);
+	mimg_check_result_free(&res);
+	tu_sh("cmp t.qcow2 q.qcow2");
+}
+
+/* The check's last message is MSG. */
+static void last_message_is(const struct mimg_check_result *res,
+			    const char *msg)
+{
+	const char *last = NULL;
+	for (char **m = res->messages; m && *m; m++)
+		last = *m;
+	ck_assert_msg(last && strcmp(last, msg) == 0, "last message: %s",
+		      last ? last : "(none)");
+}
+
 START_TEST(leak_found_and_repaired)
 {
 	make_image("");
 	put_be64("t.qcow2", L2_OFF, 0); /* drop guest cluster 0 */
 	qemu_check_exits(3);
 	check_finds(0, 1, "Leaked cluster 5");
+	tu_sh("cp t.qcow2 before.qcow2");
 	repair(MIMG_CHECK_REPAIR_LEAKS, TU_ANY, TU_ANY, 0, 1);
 	qemu_check_exits(0);
+	/* The leaked cluster is given back to the file, as qemu-img does. */
+	tu_sh("cp before.qcow2 t.qcow2");
+	repairs_like_qemu(MIMG_CHECK_REPAIR_LEAKS);
 }
 END_TEST
 
+/* A used cluster whose refcount is 0: a leak repair cannot fix it and
+ * fails the check (qemu-img's "Check failed: Input/output error"),
+ * leaving the file as it was; -r all rebuilds the refcount structure
+ * and frees the old one, as qemu-img does (the same bytes). */
 START_TEST(refcount_error_repaired)
 {
 	make_image("");
 	put_be16("t.qcow2", RB_OFF + 2 * DATA_CLUSTER, 0);
 	qemu_check_exits(2);
 	check_finds(TU_SOME, TU_ANY, NULL);
-	/* Leak repair alone does not fix an error. */
-	repair(MIMG_CHECK_REPAIR_LEAKS, TU_SOME, TU_ANY, TU_ANY, TU_ANY);
-	repair(MIMG_CHECK_REPAIR_LEAKS | MIMG_CHECK_REPAIR_ERRORS, 0, TU_SOME,
-	       TU_ANY, TU_ANY);
+	tu_sh("cp t.qcow2 before.qcow2");
+	struct mimg_check_result res;
+	ck_assert_int_eq(run_check(MIMG_OPEN_RDWR | MIMG_OPEN_CHECK,
+				   MIMG_CHECK_REPAIR_LEAKS, &res),
+			 -EIO);
+	last_message_is(&res, "ERROR need to rebuild refcount structures");
+	ck_assert_uint_eq(res.check_errors, 1);
+	mimg_check_result_free(&res);
+	tu_sh("cmp t.qcow2 before.qcow2");
+	repairs_like_qemu(MIMG_CHECK_REPAIR_LEAKS | MIMG_CHECK_REPAIR_ERRORS);
 	qemu_check_exits(0);
+	repair(0, 0, 0, 0, 0);
 	tu_sh("qemu-io -c 'read -P 0x11 0 64k' -c 'read -P 0x12 1M 128k' "
 	      "t.qcow2 | grep -c '^read' | grep -q 2");
+}
+END_TEST
+
+/* A cluster two L2 entries name, with refcount 1: too small but not 0,
+ * so raised in place (no rebuild: the refcount table stays where it
+ * is), and both entries lose OFLAG_COPIED; a leak repair leaves it. */
+START_TEST(refcount_too_small_raised_in_place)
+{
+	make_image("");
+	put_be64("t.qcow2", L2_OFF + 8,
+		 QCOW2_COPIED_AT((uint64_t)DATA_CLUSTER << 16));
+	qemu_check_exits(2);
+	check_finds(1, 0, "ERROR cluster 5 refcount=1 reference=2");
+	repair(MIMG_CHECK_REPAIR_LEAKS, 1, 0, 0, 0);
+	repairs_like_qemu(MIMG_CHECK_REPAIR_LEAKS);
+	struct mimg_check_result res;
+	ck_assert_int_eq(run_check(MIMG_OPEN_RDWR | MIMG_OPEN_CHECK,
+				   MIMG_CHECK_REPAIR_LEAKS |
+					   MIMG_CHECK_REPAIR_ERRORS,
+				   &res),
+			 0);
+	/* The refcount, then the flag of each entry. */
+	ck_assert_uint_eq(res.corruptions, 0);
+	ck_assert_uint_eq(res.corruptions_fixed, 3);
+	last_message_is(&res, "Repairing OFLAG_COPIED data cluster: "
+			      "l2_entry=8000000000050000 refcount=2");
+	mimg_check_result_free(&res);
+	qemu_check_exits(0);
+	tu_sh("qemu-img info --output=json t.qcow2 >/dev/null && "
+	      "qemu-io -c 'read -P 0x11 64k 64k' t.qcow2 | grep -q '^read'");
+}
+END_TEST
+
+/* The same repaired by qemu-img: the files are the same. */
+START_TEST(refcount_too_small_repaired_like_qemu)
+{
+	make_image("");
+	put_be64("t.qcow2", L2_OFF + 8,
+		 QCOW2_COPIED_AT((uint64_t)DATA_CLUSTER << 16));
+	repairs_like_qemu(MIMG_CHECK_REPAIR_LEAKS | MIMG_CHECK_REPAIR_ERRORS);
 }
 END_TEST
 
@@ -252,6 +334,8 @@ int main(void)
 			    TU_TESTS(check_clean_matches_qemu,
 				     leak_found_and_repaired,
 				     refcount_error_repaired,
+				     refcount_too_small_raised_in_place,
+				     refcount_too_small_repaired_like_qemu,
 				     copied_flag_error_repaired,
 				     dirty_image_rebuilt_on_open,
 				     extl2_allocated_without_host,
