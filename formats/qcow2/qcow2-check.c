@@ -28,7 +28,9 @@ struct checker {
 	struct qcow2 *s;
 	uint32_t *refs;
 	uint64_t n; /* clusters tracked (the file's size) */
+	uint64_t file_size;
 	struct mimg_check_result *res;
+	unsigned fix; /* MIMG_CHECK_REPAIR_* allowed while counting */
 	bool rebuild; /* the refcount table itself is damaged */
 };
 
@@ -48,101 +50,212 @@ static void corrupt(struct checker *c)
 		c->res->corruptions++;
 }
 
-/* Count one reference to every cluster overlapping [OFF, OFF+LEN). */
-static void inc(struct checker *c, uint64_t off, uint64_t len, const char *what)
+/* Count one reference to every cluster overlapping [OFF, OFF+LEN), as
+ * qemu counts them: a region reaching a cluster or more past the end of
+ * the file is refused (a corruption), one ending less than that past it
+ * (a last cluster the file holds in part) is counted, and a count that
+ * would exceed what a refcount entry holds is an overflow. */
+static void inc(struct checker *c, uint64_t off, uint64_t len)
 {
 	struct qcow2 *s = c->s;
 	if (len == 0)
 		return;
-	uint64_t first = off >> s->cluster_bits;
-	uint64_t last = (off + len - 1) >> s->cluster_bits;
-	if (off + len < off || last >= c->n) {
+	if (off + len < off || off + len >= c->file_size + s->cluster_size) {
 		msg(c,
-		    "ERROR %s at offset 0x%llx is beyond the end of the "
-		    "image file",
-		    what, (unsigned long long)off);
+		    "ERROR: counting reference for region exceeding the end "
+		    "of the file by one cluster or more: offset 0x%llx size "
+		    "0x%llx",
+		    (unsigned long long)off, (unsigned long long)len);
 		corrupt(c);
 		return;
 	}
-	for (uint64_t i = first; i <= last; i++)
-		if (c->refs[i] != UINT32_MAX)
-			c->refs[i]++;
+	uint64_t first = off >> s->cluster_bits;
+	uint64_t last = (off + len - 1) >> s->cluster_bits;
+	uint64_t max = s->refcount_max < UINT32_MAX ? s->refcount_max
+						    : UINT32_MAX;
+	for (uint64_t i = first; i <= last; i++) {
+		if (i >= c->n)
+			c->n = i + 1; /* the file's last, partial cluster */
+		if (c->refs[i] >= max) {
+			msg(c, "ERROR: overflow cluster offset=0x%llx",
+			    (unsigned long long)(i << s->cluster_bits));
+			msg(c, "Use qemu-img amend to increase the refcount "
+			       "entry width or qemu-img convert to create a "
+			       "clean copy if the image cannot be opened for "
+			       "writing");
+			corrupt(c);
+			continue;
+		}
+		c->refs[i]++;
+	}
 }
 
-/* WHAT at OFF (LEN bytes) could not be read.  Past the end of the file
- * that is the image's fault, a corruption (qemu, which reads the missing
- * part as zeroes, finds it corrupt too); otherwise the check's, an error
- * of the check. */
-static void unreadable_table(struct checker *c, const char *what, uint64_t off,
-			     uint64_t len)
+/* Read LEN bytes of a table at OFF into BUF, what lies past the end of
+ * the file as zeroes (as qemu reads it).  A read that fails is an error
+ * of the check, said and counted; 0 or a negative errno. */
+static int read_table(struct checker *c, const char *what, uint64_t off,
+		      void *buf, size_t len)
 {
-	uint64_t size;
-	if (mimg_file_size(c->s->file, &size) == 0 &&
-	    (off > size || len > size - off)) {
-		msg(c,
-		    "ERROR %s at offset 0x%llx is beyond the end of the "
-		    "image file",
-		    what, (unsigned long long)off);
-		corrupt(c);
-	} else {
-		msg(c, "ERROR reading %s at 0x%llx", what,
-		    (unsigned long long)off);
+	size_t in_file = 0;
+	if (off < c->file_size)
+		in_file = c->file_size - off < len
+				  ? (size_t)(c->file_size - off)
+				  : len;
+	memset((uint8_t *)buf + in_file, 0, len - in_file);
+	int r = in_file ? mimg_file_pread_exact(c->s->file, buf, in_file, off,
+						what)
+			: 0;
+	if (r < 0) {
+		msg(c, "ERROR: I/O error in check_refcounts_%s",
+		    strcmp(what, "L2 table") == 0 ? "l2" : "l1");
 		if (c->res)
 			c->res->check_errors++;
+		mimg_err_clear();
 	}
-	mimg_err_clear();
+	return r;
+}
+
+/* A preallocated zero cluster at an unaligned offset becomes a plain
+ * zero cluster (entry I of the L2 table at L2_OFF, held in L2): qemu's
+ * repair.  0 or a negative errno. */
+static int zero_unaligned_entry(struct checker *c, uint64_t l2_off, uint8_t *l2,
+				uint32_t i)
+{
+	struct qcow2 *s = c->s;
+	size_t esz = s->extended_l2 ? 16 : 8;
+	uint64_t bm = qcow2_l2_bitmap(s, l2, i);
+	if (s->extended_l2) /* allocated subclusters read as zeroes */
+		qcow2_set_l2(s, l2, i, 0,
+			     ((bm | bm << 32) & QCOW2_BITMAP_ZERO));
+	else
+		qcow2_set_l2(s, l2, i, QCOW2_OFLAG_ZERO, 0);
+	int r = mimg_file_pwrite(s->file, l2 + i * esz, esz, l2_off + i * esz);
+	if (r == 0)
+		r = mimg_file_flush(s->file);
+	qcow2_cache_drop(&s->l2c, l2_off);
+	return r;
+}
+
+/* Count what entry I of the L2 table at L2_OFF refers to, judging the
+ * entry as qemu's check does (its words, its counts); ACTIVE: the
+ * image's own L1, whose clusters the allocation figures count. */
+static int check_l2_entry(struct checker *c, uint64_t l2_off, uint8_t *l2,
+			  uint32_t i, bool active, uint64_t *next_contig)
+{
+	struct qcow2 *s = c->s;
+	struct mimg_check_result *res = c->res;
+	uint64_t e = qcow2_l2_entry(s, l2, i), bm = qcow2_l2_bitmap(s, l2, i);
+	uint64_t off = e & QCOW2_OFFSET_MASK;
+	bool ext = s->extended_l2;
+	if (e & QCOW2_OFLAG_COMPRESSED) {
+		uint64_t coff, clen;
+		if (e & QCOW2_OFLAG_COPIED) {
+			msg(c,
+			    "ERROR: coffset=0x%llx: copied flag must never "
+			    "be set for compressed clusters",
+			    (unsigned long long)(e & s->coffset_mask));
+			e &= ~QCOW2_OFLAG_COPIED;
+			corrupt(c);
+		}
+		if (s->data_file_name || (ext && bm)) {
+			msg(c,
+			    "ERROR compressed cluster %u with %s, "
+			    "entry=0x%llx",
+			    i,
+			    s->data_file_name ? "data file"
+					      : "non-zero subcluster "
+						"allocation bitmap",
+			    (unsigned long long)e);
+			corrupt(c);
+			return 0;
+		}
+		qcow2_compressed_extent(s, e, &coff, &clen);
+		inc(c, coff, clen);
+		if (active && res) {
+			res->allocated_clusters++;
+			res->compressed_clusters++;
+			/* Compressed clusters count as fragmented by
+			 * nature, as qemu counts them. */
+			res->fragmented_clusters++;
+		}
+		return 0;
+	}
+	if (e & QCOW2_L2_RESERVED) {
+		msg(c, "ERROR found l2 entry with reserved bits set: %llx",
+		    (unsigned long long)e);
+		corrupt(c);
+	}
+	bool zero_flag = !ext && (e & QCOW2_OFLAG_ZERO);
+	if (!off && !(s->data_file_name && (e & QCOW2_OFLAG_COPIED))) {
+		if (!zero_flag && ext && (bm & QCOW2_BITMAP_ALLOC)) {
+			msg(c, "ERROR: Unallocated cluster has non-zero "
+			       "subcluster allocation map");
+			corrupt(c);
+		}
+		return 0;
+	}
+	if (ext && ((bm >> 32) & bm)) {
+		msg(c,
+		    "ERROR offset=%llx: Allocated cluster has corrupted "
+		    "subcluster allocation bitmap",
+		    (unsigned long long)off);
+		corrupt(c);
+	}
+	if (!is_aligned_u64(off, s->cluster_size)) {
+		bool data = ext ? (bm & QCOW2_BITMAP_ALLOC) != 0 : !zero_flag;
+		bool fix = !data && (c->fix & MIMG_CHECK_REPAIR_ERRORS);
+		corrupt(c);
+		if (data)
+			msg(c,
+			    "ERROR offset=%llx: Data cluster is not properly "
+			    "aligned; L2 entry corrupted.",
+			    (unsigned long long)off);
+		else
+			msg(c,
+			    "%s offset=%llx: Preallocated cluster is not "
+			    "properly aligned; L2 entry corrupted.",
+			    fix ? "Repairing" : "ERROR",
+			    (unsigned long long)off);
+		if (fix) {
+			int r = zero_unaligned_entry(c, l2_off, l2, i);
+			if (r < 0) {
+				msg(c,
+				    "ERROR: Failed to overwrite L2 table "
+				    "entry: %s",
+				    strerror(-r));
+				res->check_errors++;
+				return r;
+			}
+			res->corruptions--;
+			res->corruptions_fixed++;
+			return 0; /* nothing refers to the cluster now */
+		}
+	}
+	if (active && res) {
+		res->allocated_clusters++;
+		if (*next_contig && off != *next_contig)
+			res->fragmented_clusters++;
+	}
+	*next_contig = off + s->cluster_size;
+	if (!s->data_file_name)
+		inc(c, off, s->cluster_size);
+	return 0;
 }
 
 static int walk_l2(struct checker *c, uint64_t l2_off, bool active)
 {
 	struct qcow2 *s = c->s;
-	uint8_t *l2;
+	size_t len = (size_t)s->l2_entries * (s->extended_l2 ? 16 : 8);
 	uint64_t next_contig = 0;
-	int r = qcow2_cache_get(&s->l2c, s->file, l2_off, "L2 table", &l2);
-	if (r < 0) {
-		unreadable_table(c, "L2 table", l2_off, s->cluster_size);
-		return 0;
-	}
-	for (uint32_t i = 0; i < s->l2_entries; i++) {
-		uint64_t e = qcow2_l2_entry(s, l2, i);
-		uint64_t bm = qcow2_l2_bitmap(s, l2, i);
-		if (!e && !bm)
-			continue;
-		if (qcow2_validate_l2_entry(s, i, e, bm) < 0) {
-			msg(c,
-			    "ERROR invalid L2 entry 0x%llx in table at "
-			    "0x%llx",
-			    (unsigned long long)e, (unsigned long long)l2_off);
-			corrupt(c);
-			continue;
-		}
-		if (e & QCOW2_OFLAG_COMPRESSED) {
-			uint64_t coff, clen;
-			qcow2_compressed_extent(s, e, &coff, &clen);
-			inc(c, coff & ~511ull, clen + (coff & 511),
-			    "compressed cluster");
-			if (active && c->res) {
-				c->res->allocated_clusters++;
-				c->res->compressed_clusters++;
-				/* Compressed clusters count as fragmented
-				 * by nature, as qemu counts them. */
-				c->res->fragmented_clusters++;
-			}
-			continue;
-		}
-		uint64_t host = e & QCOW2_OFFSET_MASK;
-		if (!host && !(s->data_file_name && (e & QCOW2_OFLAG_COPIED)))
-			continue;
-		if (active && c->res) {
-			c->res->allocated_clusters++;
-			if (next_contig && host != next_contig)
-				c->res->fragmented_clusters++;
-		}
-		next_contig = host + s->cluster_size;
-		if (!s->data_file_name)
-			inc(c, host, s->cluster_size, "data cluster");
-	}
-	return 0;
+	uint8_t *l2 = malloc(len);
+	if (!l2)
+		return mimg_err(-ENOMEM, "out of memory");
+	int r = read_table(c, "L2 table", l2_off, l2, len);
+	for (uint32_t i = 0; r == 0 && i < s->l2_entries; i++)
+		r = check_l2_entry(c, l2_off, l2, i, active, &next_contig);
+	free(l2);
+	/* A table that could not be read was said and counted. */
+	return r == -ENOMEM ? r : 0;
 }
 
 static int walk_l1(struct checker *c, uint64_t l1_off, uint32_t l1_size,
@@ -151,15 +264,13 @@ static int walk_l1(struct checker *c, uint64_t l1_off, uint32_t l1_size,
 	struct qcow2 *s = c->s;
 	uint64_t *l1 = NULL;
 	int r = 0;
-	inc(c, l1_off, (uint64_t)l1_size * 8, "L1 table");
+	inc(c, l1_off, (uint64_t)l1_size * 8);
 	if (!mem_l1) {
 		l1 = malloc((size_t)l1_size * 8 + 8);
 		if (!l1)
 			return mimg_err(-ENOMEM, "out of memory");
-		if (mimg_file_pread_exact(s->file, l1, (size_t)l1_size * 8,
-					  l1_off, "snapshot L1 table") < 0) {
-			unreadable_table(c, "L1 table", l1_off,
-					 (uint64_t)l1_size * 8);
+		if (read_table(c, "snapshot L1 table", l1_off, l1,
+			       (size_t)l1_size * 8) < 0) {
 			free(l1);
 			return 0;
 		}
@@ -169,17 +280,23 @@ static int walk_l1(struct checker *c, uint64_t l1_off, uint32_t l1_size,
 	}
 	for (uint32_t i = 0; i < l1_size && r == 0; i++) {
 		uint64_t e = mem_l1[i], off = e & QCOW2_OFFSET_MASK;
-		if (!off)
+		if (!e)
 			continue;
-		if (!is_aligned_u64(off, s->cluster_size) ||
-		    (e & QCOW2_L1_RESERVED) ||
-		    (off >> s->cluster_bits) >= c->n) {
-			msg(c, "ERROR invalid L1 entry %u: 0x%llx", i,
+		if (e & QCOW2_L1_RESERVED) {
+			msg(c,
+			    "ERROR found L1 entry with reserved bits set: "
+			    "%llx",
 			    (unsigned long long)e);
 			corrupt(c);
-			continue;
 		}
-		inc(c, off, s->cluster_size, "L2 table");
+		inc(c, off, s->cluster_size);
+		if (!is_aligned_u64(off, s->cluster_size)) {
+			msg(c,
+			    "ERROR l2_offset=%llx: Table is not cluster "
+			    "aligned; L1 entry corrupted",
+			    (unsigned long long)off);
+			corrupt(c);
+		}
 		r = walk_l2(c, off, active);
 	}
 	free(l1);
@@ -205,12 +322,12 @@ static uint64_t snapshot_table_size(struct qcow2 *s)
 
 static void inc_cb(void *opaque, uint64_t off, uint64_t len)
 {
-	inc(opaque, off, len, "bitmap metadata");
+	inc(opaque, off, len);
 }
 
 static void inc_crypt_cb(void *opaque, uint64_t off, uint64_t len)
 {
-	inc(opaque, off, len, "encryption header");
+	inc(opaque, off, len);
 }
 
 enum refblock_fault {
@@ -260,7 +377,7 @@ static int compute(struct checker *c, bool with_refcount_structs)
 	struct qcow2 *s = c->s;
 	const uint64_t *active_l1 = s->l1_active ? s->l1_active : s->l1;
 	int r;
-	inc(c, 0, s->cluster_size, "header");
+	inc(c, 0, s->cluster_size);
 	if (s->l1_active) {
 		/* A snapshot is selected: the image's own L1 is on disk. */
 		r = walk_l1(c, s->l1_offset, s->l1_size, NULL, true);
@@ -274,8 +391,7 @@ static int compute(struct checker *c, bool with_refcount_structs)
 				 NULL, false)) < 0)
 			return r;
 	if (s->nb_snapshots)
-		inc(c, s->snapshots_offset, snapshot_table_size(s),
-		    "snapshot table");
+		inc(c, s->snapshots_offset, snapshot_table_size(s));
 	if ((r = qcow2_bitmap_refs(s, inc_cb, c)) < 0)
 		return r;
 	if ((r = qcow2_crypt_refs(s, inc_crypt_cb, c)) < 0)
@@ -283,13 +399,13 @@ static int compute(struct checker *c, bool with_refcount_structs)
 	if (!with_refcount_structs)
 		return 0;
 	inc(c, s->reftable_offset,
-	    (uint64_t)s->reftable_clusters * s->cluster_size, "refcount table");
+	    (uint64_t)s->reftable_clusters * s->cluster_size);
 	for (uint64_t i = 0; i < s->reftable_size; i++) {
 		uint64_t e = s->reftable[i];
 		enum refblock_fault f = refblock_entry_fault(c, e);
 		if (f == REFBLOCK_OK) {
 			if (e)
-				inc(c, e, s->cluster_size, "refcount block");
+				inc(c, e, s->cluster_size);
 			continue;
 		}
 		/* qemu's words.  A block outside the file qemu reaches by
@@ -314,8 +430,10 @@ static int compute(struct checker *c, bool with_refcount_structs)
 	return 0;
 }
 
+/* C counting S's references into RES (NULL: counts only), repairing
+ * what FIX (MIMG_CHECK_REPAIR_*) allows while it counts. */
 static int checker_init(struct checker *c, struct qcow2 *s,
-			struct mimg_check_result *res, uint64_t extra)
+			struct mimg_check_result *res, unsigned fix)
 {
 	uint64_t fsize;
 	int r = mimg_file_size(s->file, &fsize);
@@ -324,14 +442,17 @@ static int checker_init(struct checker *c, struct qcow2 *s,
 	memset(c, 0, sizeof(*c));
 	c->s = s;
 	c->res = res;
+	c->fix = fix;
+	c->file_size = fsize;
 	c->n = div_round_up_u64(fsize, s->cluster_size);
 	/* One counter per host cluster: bound the memory (1 GiB). */
-	if (c->n + extra > (1ull << 28))
+	if (c->n > (1ull << 28))
 		return mimg_err(-ENOMEM,
 				"%s: qcow2: %llu clusters are too many "
 				"to check in memory",
 				qcow2_path(s), (unsigned long long)c->n);
-	c->refs = calloc(c->n + extra + 1, sizeof(uint32_t));
+	/* One more: a region may end in the cluster after the file's. */
+	c->refs = calloc(c->n + 1, sizeof(uint32_t));
 	if (!c->refs)
 		return mimg_err(-ENOMEM, "out of memory for %llu refcounts",
 				(unsigned long long)c->n);
@@ -635,8 +756,9 @@ static int compare(struct checker *c, unsigned fix, bool *need_rebuild,
 	for (uint64_t i = 0; i < c->n; i++) {
 		uint64_t stored, want = c->refs[i];
 		if ((r = stored_refcount(c, i, &stored)) < 0) {
-			msg(c, "ERROR cannot get refcount of cluster %llu",
-			    (unsigned long long)i);
+			msg(c, "Can't get refcount for cluster %llu: %s",
+			    (unsigned long long)i, strerror(-r));
+			mimg_err_clear();
 			c->res->check_errors++;
 			continue;
 		}
@@ -679,16 +801,23 @@ static int compare(struct checker *c, unsigned fix, bool *need_rebuild,
 static int check_copied(struct checker *c, bool fix)
 {
 	struct qcow2 *s = c->s;
+	struct mimg_check_result *res = c->res;
 	uint64_t *l1 = s->l1_active ? s->l1_active : s->l1;
 	const char *verb = fix ? "Repairing" : "ERROR";
-	int r;
-	for (uint32_t i = 0; i < s->l1_size && !s->l1_active; i++) {
+	size_t esz = s->extended_l2 ? 16 : 8;
+	size_t len = (size_t)s->l2_entries * esz;
+	uint8_t *l2 = malloc(len);
+	int r = 0;
+	if (!l2)
+		return mimg_err(-ENOMEM, "out of memory");
+	for (uint32_t i = 0; i < s->l1_size && !s->l1_active && r == 0; i++) {
 		uint64_t e = l1[i], off = e & QCOW2_OFFSET_MASK, rc;
-		if (!off || !is_aligned_u64(off, s->cluster_size) ||
-		    (off >> s->cluster_bits) >= c->n)
+		/* A refcount that cannot be read was said by compare. */
+		if (!off ||
+		    stored_refcount(c, off >> s->cluster_bits, &rc) < 0) {
+			mimg_err_clear();
 			continue;
-		if ((r = stored_refcount(c, off >> s->cluster_bits, &rc)) < 0)
-			return r;
+		}
 		if ((rc == 1) != !!(e & QCOW2_OFLAG_COPIED)) {
 			msg(c,
 			    "%s OFLAG_COPIED L2 cluster: l1_index=%u "
@@ -704,28 +833,25 @@ static int check_copied(struct checker *c, bool fix)
 							  s->l1_offset +
 								  i * 8ull)) <
 				    0)
-					return r;
-				c->res->corruptions_fixed++;
+					break;
+				res->corruptions_fixed++;
 			} else {
-				c->res->corruptions++;
+				res->corruptions++;
 			}
 		}
-		if (s->data_file_name)
+		if (s->data_file_name ||
+		    read_table(c, "L2 table", off, l2, len) < 0)
 			continue;
-		uint8_t *l2;
-		if (qcow2_cache_get(&s->l2c, s->file, off, "L2 table", &l2) < 0)
-			continue;
-		bool dirty = false;
+		uint64_t dirty = 0;
 		for (uint32_t j = 0; j < s->l2_entries; j++) {
 			uint64_t le = qcow2_l2_entry(s, l2, j);
 			uint64_t host = le & QCOW2_OFFSET_MASK;
 			if ((le & QCOW2_OFLAG_COMPRESSED) || !host ||
-			    !is_aligned_u64(host, s->cluster_size) ||
-			    (host >> s->cluster_bits) >= c->n)
+			    stored_refcount(c, host >> s->cluster_bits, &rc) <
+				    0) {
+				mimg_err_clear();
 				continue;
-			if ((r = stored_refcount(c, host >> s->cluster_bits,
-						 &rc)) < 0)
-				return r;
+			}
 			if ((rc == 1) == !!(le & QCOW2_OFLAG_COPIED))
 				continue;
 			msg(c,
@@ -733,22 +859,25 @@ static int check_copied(struct checker *c, bool fix)
 			    "refcount=%llu",
 			    verb, (unsigned long long)le,
 			    (unsigned long long)rc);
-			if (fix) {
-				uint64_t ne =
-					rc == 1 ? (le | QCOW2_OFLAG_COPIED)
-						: (le & ~QCOW2_OFLAG_COPIED);
-				qcow2_set_l2(s, l2, j, ne,
-					     qcow2_l2_bitmap(s, l2, j));
-				dirty = true;
-				c->res->corruptions_fixed++;
-			} else {
-				c->res->corruptions++;
+			if (!fix) {
+				res->corruptions++;
+				continue;
 			}
+			qcow2_set_l2(s, l2, j,
+				     rc == 1 ? (le | QCOW2_OFLAG_COPIED)
+					     : (le & ~QCOW2_OFLAG_COPIED),
+				     qcow2_l2_bitmap(s, l2, j));
+			dirty++;
 		}
-		if (dirty && (r = qcow2_cache_writeback(&s->l2c, s->file)) < 0)
-			return r;
+		if (!dirty)
+			continue;
+		qcow2_cache_drop(&s->l2c, off);
+		if ((r = mimg_file_pwrite(s->file, l2, len, off)) < 0)
+			break;
+		res->corruptions_fixed += dirty;
 	}
-	return 0;
+	free(l2);
+	return r;
 }
 
 /* A refcount structure that cannot describe a used cluster, written
@@ -804,7 +933,7 @@ static int check_refcounts(struct qcow2 *s, struct mimg_check_result *res,
 	struct checker c;
 	bool need_rebuild;
 	uint64_t highest;
-	int r = checker_init(&c, s, res, 0);
+	int r = checker_init(&c, s, res, fix);
 	if (r < 0)
 		return r;
 	if ((r = compute(&c, true)) < 0)

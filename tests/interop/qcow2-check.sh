@@ -15,6 +15,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 #   l2-refcount N  set the refcount of the L2 table holding the entry
 #   reftable V     set refcount table entry 0 (GUEST_CLUSTER unused) to V
 #   alias G        make the entry name guest cluster G's host cluster
+#   l2-or V, l2-add V, l2-set V   change the L2 entry itself
+#   l1-or V, l1-add V             change the L1 entry holding it
 qedit() {
 	python3 - "$@" <<'PY' || fail "qedit $*"
 import struct, sys
@@ -29,7 +31,6 @@ rt_off = struct.unpack('>Q', h[48:56])[0]
 version = struct.unpack('>I', h[4:8])[0]
 order = struct.unpack('>I', h[96:100])[0] if version >= 3 else 4
 bits = 1 << order
-assert bits == 16, 'qedit handles 16-bit refcounts only'
 mask = 0x00fffffffffffe00
 l2_entries = cs // 8
 def rd(off):
@@ -40,6 +41,7 @@ l2_off = rd(l1_off + 8 * (gc // l2_entries)) & mask
 entry_at = l2_off + 8 * (gc % l2_entries)
 host = rd(entry_at) & mask
 def set_refcount(off, v):
+    assert bits == 16, 'qedit sets 16-bit refcounts only'
     c = off // cs
     per_block = cs * 8 // bits
     blk = rd(rt_off + 8 * (c // per_block)) & ~(cs - 1)
@@ -54,6 +56,13 @@ elif action == 'reftable':
     wr(rt_off, val)
 elif action == 'alias':
     wr(entry_at, rd(l2_off + 8 * (val % l2_entries)))
+elif action in ('l2-or', 'l2-add', 'l2-set'):
+    e = rd(entry_at)
+    wr(entry_at, {'l2-or': e | val, 'l2-add': e + val, 'l2-set': val}[action])
+elif action in ('l1-or', 'l1-add'):
+    at = l1_off + 8 * (gc // l2_entries)
+    e = rd(at)
+    wr(at, e | val if action == 'l1-or' else e + val)
 else:
     sys.exit('unknown action')
 PY
@@ -187,7 +196,51 @@ fresh mixed.qcow2 # a rebuild where leaks leave room for the structure
 qedit mixed.qcow2 alias 20 0
 qedit mixed.qcow2 drop-l2 3
 qedit mixed.qcow2 refcount 64 0
-for img in leak leak2 corrupt corrupt2 dup snap mixed; do
+# Damaged entries, judged as qemu-img judges them (reserved bits, a
+# compressed cluster marked copied, clusters and tables off their
+# alignment, a cluster past the end of the file; an unaligned zero
+# cluster is the one -r all repairs), and a count past what 1-bit
+# refcounts hold.
+fresh_more() {
+	fresh "$1"
+	qio "$1" qcow2 "write -c -P 0x33 512k 4k" "write -P 1 128k 4k" \
+		"write -z 128k 4k"
+}
+fresh_more l2res.qcow2
+qedit l2res.qcow2 l2-or 1 0x0100000000000000
+fresh_more ccopied.qcow2
+qedit ccopied.qcow2 l2-or 128 0x8000000000000000
+fresh_more unal.qcow2
+qedit unal.qcow2 l2-add 2 512
+fresh_more unalzero.qcow2
+qedit unalzero.qcow2 l2-add 32 512
+fresh_more l1res.qcow2
+qedit l1res.qcow2 l1-or 0 0x0100000000000000
+fresh_more past.qcow2
+qedit past.qcow2 l2-set 5 0x8000000000fff000
+rm -f ovf.qcow2
+qemu-img create -q -f qcow2 -o cluster_size=4k,refcount_bits=1 ovf.qcow2 1M
+qio ovf.qcow2 qcow2 "write -P 0x11 0 64k"
+python3 - ovf.qcow2 <<'PY' || fail "alias in ovf.qcow2"
+import struct, sys
+f = open(sys.argv[1], 'r+b')
+h = f.read(48)
+l1 = struct.unpack('>Q', h[40:48])[0]
+f.seek(l1); l2 = struct.unpack('>Q', f.read(8))[0] & 0x00fffffffffffe00
+f.seek(l2); e = f.read(8)
+f.seek(l2 + 8 * 20); f.write(e)
+PY
+for img in l2res ccopied unal unalzero l1res past ovf; do
+	qemu-img check $img.qcow2 >dq.out 2>&1
+	qs=$?
+	"$MIMG" check $img.qcow2 >dm.out 2>&1
+	check_eq "$?" "$qs" "check of $img.qcow2: status"
+	check_eq "$(sed 's/^mimg: //' dm.out)" "$(sed 's/^qemu-img: //' dq.out)" \
+		"check of $img.qcow2: report"
+done
+
+for img in leak leak2 corrupt corrupt2 dup snap mixed l2res ccopied unal \
+	unalzero l1res past ovf; do
 	for r in leaks all; do
 		cp $img.qcow2 pm.qcow2
 		cp $img.qcow2 pq.qcow2
