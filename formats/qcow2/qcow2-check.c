@@ -404,8 +404,18 @@ static int compute(struct checker *c, bool with_refcount_structs)
 		uint64_t e = s->reftable[i];
 		enum refblock_fault f = refblock_entry_fault(c, e);
 		if (f == REFBLOCK_OK) {
-			if (e)
-				inc(c, e, s->cluster_size);
+			uint64_t k = e >> s->cluster_bits;
+			if (!e)
+				continue;
+			inc(c, e, s->cluster_size);
+			/* A block something else uses too (or the table
+			 * names twice) cannot be trusted: rebuild. */
+			if (c->refs[k] != 1) {
+				msg(c, "ERROR refcount block %llu refcount=%u",
+				    (unsigned long long)i, c->refs[k]);
+				corrupt(c);
+				c->rebuild = true;
+			}
 			continue;
 		}
 		/* qemu's words.  A block outside the file qemu reaches by
@@ -1029,6 +1039,25 @@ out:
 	return r;
 }
 
+/* qemu's check of the snapshot table: a version 3 image's entries carry
+ * at least the VM state and disk sizes (16 bytes of extra data).  Said
+ * before the refcount check, as qemu says it; the number found. */
+static uint64_t incomplete_snapshots(struct qcow2 *s,
+				     struct mimg_check_result *res,
+				     unsigned fix)
+{
+	struct checker c = {.s = s, .res = res};
+	uint64_t n = 0;
+	for (uint32_t i = 0; s->version >= 3 && i < s->nb_snapshots; i++) {
+		if (s->snaps[i].extra_len >= 16)
+			continue;
+		msg(&c, "%s snapshot table entry %u is incomplete",
+		    fix & MIMG_CHECK_REPAIR_ERRORS ? "Repairing" : "ERROR", i);
+		n++;
+	}
+	return n;
+}
+
 int qcow2_check(struct mimg *img, unsigned flags, struct mimg_check_result *res)
 {
 	struct qcow2 *s = qcow2_of(img);
@@ -1042,11 +1071,20 @@ int qcow2_check(struct mimg *img, unsigned flags, struct mimg_check_result *res)
 	pthread_mutex_lock(&s->lock);
 	/* Deferred L2 updates and frees first: check what is on disk. */
 	r = img->read_only ? 0 : qcow2_metadata_sync(s);
+	uint64_t snap_errors = r == 0 ? incomplete_snapshots(s, res, fix) : 0;
 	if (r == 0)
 		r = check_refcounts(s, res, fix);
+	/* The snapshot table is written again after the refcounts are
+	 * sound: every error it had counts as fixed then (qemu's count). */
+	if (r == 0 && snap_errors && (fix & MIMG_CHECK_REPAIR_ERRORS) &&
+	    (r = qcow2_snapshot_table_rewrite(s)) == 0) {
+		res->corruptions_fixed += snap_errors;
+		snap_errors = 0;
+	}
+	res->corruptions += snap_errors;
 	uint64_t flags_bits = QCOW2_INCOMPAT_DIRTY | QCOW2_INCOMPAT_CORRUPT;
-	if (r == 0 && (s->incompat & flags_bits) &&
-	    (fix & MIMG_CHECK_REPAIR_ERRORS) && !res->corruptions)
+	if (r == 0 && (s->incompat & flags_bits) && fix && !res->check_errors &&
+	    !res->corruptions)
 		r = qcow2_write_incompat(s, s->incompat & ~flags_bits);
 	pthread_mutex_unlock(&s->lock);
 	return r;

@@ -357,6 +357,23 @@ static int write_table(struct qcow2 *s, struct qcow2_snapshot *list, uint32_t n)
 	return r;
 }
 
+int qcow2_snapshot_table_rewrite(struct qcow2 *s)
+{
+	if (!s->nb_snapshots)
+		return 0;
+	struct qcow2_snapshot *list = calloc(s->nb_snapshots, sizeof(*list));
+	if (!list)
+		return mimg_err(-ENOMEM, "out of memory");
+	memcpy(list, s->snaps, s->nb_snapshots * sizeof(*list));
+	for (uint32_t i = 0; i < s->nb_snapshots; i++)
+		if (list[i].extra_len < 24) /* what put_entry writes */
+			list[i].extra_len = 24;
+	int r = write_table(s, list, s->nb_snapshots);
+	if (r < 0 && s->snaps != list)
+		free(list);
+	return r;
+}
+
 static int find_by_name(const struct qcow2 *s, const char *name)
 {
 	for (uint32_t i = 0; i < s->nb_snapshots; i++)

@@ -493,6 +493,10 @@ int qcow2_info_snapshots(struct qcow2 *s, struct mimg_value *info);
 int qcow2_snapshot_create(struct mimg *img, const char *name);
 int qcow2_snapshot_apply(struct mimg *img, const char *name);
 int qcow2_snapshot_delete(struct mimg *img, const char *name);
+/* Write the snapshot table again in fresh clusters, every entry with its
+ * VM state and disk size (check's repair of incomplete entries); under
+ * s->lock. */
+int qcow2_snapshot_table_rewrite(struct qcow2 *s);
 
 /* qcow2-shrink.c */
 /* Make the image SIZE bytes smaller than it is (qcow2_truncate). */
