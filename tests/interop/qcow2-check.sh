@@ -206,18 +206,17 @@ fresh_more() {
 	qio "$1" qcow2 "write -c -P 0x33 512k 4k" "write -P 1 128k 4k" \
 		"write -z 128k 4k"
 }
-fresh_more l2res.qcow2
-qedit l2res.qcow2 l2-or 1 0x0100000000000000
-fresh_more ccopied.qcow2
-qedit ccopied.qcow2 l2-or 128 0x8000000000000000
-fresh_more unal.qcow2
-qedit unal.qcow2 l2-add 2 512
-fresh_more unalzero.qcow2
-qedit unalzero.qcow2 l2-add 32 512
-fresh_more l1res.qcow2
-qedit l1res.qcow2 l1-or 0 0x0100000000000000
-fresh_more past.qcow2
-qedit past.qcow2 l2-set 5 0x8000000000fff000
+while read -r img edit gc value; do
+	fresh_more $img.qcow2
+	qedit $img.qcow2 $edit $gc $value
+done <<'EDITS'
+l2res l2-or 1 0x0100000000000000
+ccopied l2-or 128 0x8000000000000000
+unal l2-add 2 512
+unalzero l2-add 32 512
+l1res l1-or 0 0x0100000000000000
+past l2-set 5 0x8000000000fff000
+EDITS
 rm -f ovf.qcow2
 qemu-img create -q -f qcow2 -o cluster_size=4k,refcount_bits=1 ovf.qcow2 1M
 qio ovf.qcow2 qcow2 "write -P 0x11 0 64k"
