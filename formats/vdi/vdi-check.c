@@ -1,12 +1,11 @@
 /* SPDX-License-Identifier: BSD-2-Clause
  * Copyright (c) 2026 The mimg authors
  *
- * VDI consistency check, the rules and messages of qemu-img check: every
- * allocated entry names a block inside the image, no block is used twice,
- * and the header's allocated-block count matches the map.  A count above
- * the map's is what an interrupted allocation leaves (the block was
- * written, its map entry was not): reported as qemu-img does, but as a
- * leak, since nothing refers to that block.
+ * VDI consistency check, the rules, messages and counts of qemu-img
+ * check: every allocated entry names a block inside the image, no block
+ * is used twice, and the header's allocated-block count matches the map
+ * (a corruption either way, as qemu-img counts it, although a count
+ * above the map's is what an interrupted allocation leaves).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -44,11 +43,12 @@ int vdi_check(struct mimg *img, unsigned flags, struct mimg_check_result *res)
 		}
 		allocated++;
 		if (owner[e] != UINT32_MAX) {
+			/* qemu-img names the data block twice. */
 			res->corruptions++;
 			mimg__check_report(res,
 					   "ERROR: block index %u also "
 					   "used by %u",
-					   owner[e], i);
+					   e, e);
 		} else {
 			owner[e] = i;
 		}
@@ -57,14 +57,10 @@ int vdi_check(struct mimg *img, unsigned flags, struct mimg_check_result *res)
 	pthread_mutex_unlock(&img->table_lock);
 	free(owner);
 	if (allocated != stored) {
-		if (stored > allocated)
-			res->leaks++;
-		else
-			res->corruptions++;
+		res->corruptions++;
 		mimg__check_report(res,
-				   "%s: allocated blocks mismatch, is %u, "
+				   "ERROR: allocated blocks mismatch, is %u, "
 				   "should be %u",
-				   stored > allocated ? "Leak" : "ERROR",
 				   allocated, stored);
 	}
 	return 0;

@@ -60,4 +60,21 @@ for out in q.out m.out; do
 	grep -q "ERROR: allocated blocks mismatch, is 2, should be 1" $out ||
 		fail "$(cat $out)"
 done
+check_eq "$(cat m.out)" "$(cat q.out)" "check report of a block used twice"
+# A header counting more blocks than the map holds (an allocation cut
+# short): the same report and status as qemu-img's.
+qemu-img create -q -f vdi q.vdi 3M
+qio q.vdi "write -P 0x21 0 4k"
+python3 - <<'PY'
+import struct
+with open('q.vdi', 'r+b') as f:
+    f.seek(0x184)
+    f.write(struct.pack('<I', 3))
+PY
+qemu-img check -f vdi q.vdi >q.out 2>&1
+qs=$?
+"$MIMG" check -f vdi q.vdi >m.out 2>&1
+check_eq $? $qs "check status of a header counting too many blocks"
+check_eq "$(cat m.out)" "$(cat q.out)" \
+	"check report of a header counting too many blocks"
 echo ok
