@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: BSD-2-Clause
  * Copyright (c) 2026 The mimg authors
  *
- * VDI consistency check, the rules, messages and counts of qemu-img
- * check: every allocated entry names a block inside the image, no block
- * is used twice, and the header's allocated-block count matches the map
- * (a corruption either way, as qemu-img counts it, although a count
- * above the map's is what an interrupted allocation leaves).
+ * VDI consistency check, the rules and messages of qemu-img check: every
+ * allocated entry names a block inside the image, no block is used twice,
+ * and the header's allocated-block count matches the map.  A count above
+ * the map's is what an interrupted allocation leaves (the block was
+ * written, its map entry was not): reported as qemu-img does, but as a
+ * leak, since nothing refers to that block (qemu-img calls it a
+ * corruption; a crash must never leave one).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -57,10 +59,14 @@ int vdi_check(struct mimg *img, unsigned flags, struct mimg_check_result *res)
 	pthread_mutex_unlock(&img->table_lock);
 	free(owner);
 	if (allocated != stored) {
-		res->corruptions++;
+		if (stored > allocated)
+			res->leaks++;
+		else
+			res->corruptions++;
 		mimg__check_report(res,
-				   "ERROR: allocated blocks mismatch, is %u, "
+				   "%s: allocated blocks mismatch, is %u, "
 				   "should be %u",
+				   stored > allocated ? "Leak" : "ERROR",
 				   allocated, stored);
 	}
 	return 0;
