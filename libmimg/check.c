@@ -74,27 +74,29 @@ void mimg_check_result_free(struct mimg_check_result *res)
 void mimg__check_vreport(struct mimg_check_result *res, const char *fmt,
 			 va_list ap)
 {
-	size_t n = 0;
 	char *line;
 
 	if (!res)
 		return;
-	while (res->messages && res->messages[n])
-		n++;
-	if (n >= CHECK_MAX_MESSAGES)
+	/* The list is made whole at the first message (NULLs after the
+	 * lines), so that the next free place is found by halving: a
+	 * damaged image says something for every entry it holds. */
+	if (!res->messages &&
+	    !(res->messages = calloc(CHECK_MAX_MESSAGES + 1, sizeof(char *))))
 		return;
+	size_t lo = 0, hi = CHECK_MAX_MESSAGES;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (res->messages[mid])
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
 	/* A report that cannot grow still counts the problem: the counters
 	 * are what the exit status comes from. */
-	if (vasprintf(&line, fmt, ap) < 0)
+	if (lo >= CHECK_MAX_MESSAGES || vasprintf(&line, fmt, ap) < 0)
 		return;
-	char **m = realloc(res->messages, (n + 2) * sizeof(*m));
-	if (!m) {
-		free(line);
-		return;
-	}
-	res->messages = m;
-	m[n] = line;
-	m[n + 1] = NULL;
+	res->messages[lo] = line;
 }
 
 void mimg__check_report(struct mimg_check_result *res, const char *fmt, ...)

@@ -24,14 +24,19 @@
 #include "error.h"
 #include "qcow2.h"
 
+/* Tables read outside the L2 cache (unaligned ones, ones the file holds
+ * in part): at most this many bytes per byte of the file, plus 64 MiB. */
+#define TABLE_BYTES_PER_FILE_BYTE 16
+
 struct checker {
 	struct qcow2 *s;
 	uint32_t *refs;
 	uint64_t n; /* clusters tracked (the file's size) */
 	uint64_t file_size;
 	struct mimg_check_result *res;
-	unsigned fix; /* MIMG_CHECK_REPAIR_* allowed while counting */
-	bool rebuild; /* the refcount table itself is damaged */
+	unsigned fix;	      /* MIMG_CHECK_REPAIR_* allowed while counting */
+	uint64_t table_bytes; /* read by read_table so far */
+	bool rebuild;	      /* the refcount table itself is damaged */
 };
 
 static void msg(struct checker *c, const char *fmt, ...) MIMG_PRINTF(2, 3);
@@ -90,21 +95,27 @@ static void inc(struct checker *c, uint64_t off, uint64_t len)
 	}
 }
 
-/* Read LEN bytes of a table at OFF into BUF, what lies past the end of
- * the file as zeroes (as qemu reads it).  A read that fails is an error
- * of the check, said and counted; 0 or a negative errno. */
+/* Read what the file holds of a table of LEN bytes at OFF into BUF:
+ * *IN_FILE bytes (the rest reads as zeroes, as qemu reads it: entries
+ * with nothing to say, which the caller skips).  The bytes read this way
+ * over the whole check are bounded by what the file holds, so that a
+ * table named over and over costs no more than the file.  0, or a
+ * negative errno after saying it (an error of the check). */
 static int read_table(struct checker *c, const char *what, uint64_t off,
-		      void *buf, size_t len)
+		      void *buf, size_t len, size_t *in_file)
 {
-	size_t in_file = 0;
+	size_t n = 0;
 	if (off < c->file_size)
-		in_file = c->file_size - off < len
-				  ? (size_t)(c->file_size - off)
-				  : len;
-	memset((uint8_t *)buf + in_file, 0, len - in_file);
-	int r = in_file ? mimg_file_pread_exact(c->s->file, buf, in_file, off,
-						what)
-			: 0;
+		n = c->file_size - off < len ? (size_t)(c->file_size - off)
+					     : len;
+	*in_file = n;
+	c->table_bytes += n;
+	int r = 0;
+	if (c->table_bytes >
+	    TABLE_BYTES_PER_FILE_BYTE * c->file_size + (64u << 20))
+		r = mimg_err(-EFBIG, "too much table data to read");
+	else if (n)
+		r = mimg_file_pread_exact(c->s->file, buf, n, off, what);
 	if (r < 0) {
 		msg(c, "ERROR: I/O error in check_refcounts_%s",
 		    strcmp(what, "L2 table") == 0 ? "l2" : "l1");
@@ -112,6 +123,40 @@ static int read_table(struct checker *c, const char *what, uint64_t off,
 			c->res->check_errors++;
 		mimg_err_clear();
 	}
+	return r;
+}
+
+/* The L2 table at OFF, as the check reads it: from the L2 cache when it
+ * is where a table belongs (aligned, inside the file), else read into
+ * *OWN (freed by the caller) as far as the file holds it.  *N: the
+ * entries to look at.  0, or a negative errno (the table is said and
+ * counted as unreadable). */
+static int check_l2_table(struct checker *c, uint64_t off, uint8_t **l2,
+			  uint8_t **own, uint32_t *n)
+{
+	struct qcow2 *s = c->s;
+	size_t esz = s->extended_l2 ? 16 : 8, len = s->l2_entries * esz;
+	size_t in_file;
+	*own = NULL;
+	*n = s->l2_entries;
+	if (is_aligned_u64(off, s->cluster_size) && off < c->file_size &&
+	    len <= c->file_size - off) {
+		int r = qcow2_cache_get(&s->l2c, s->file, off, "L2 table", l2);
+		if (r < 0) {
+			msg(c, "ERROR: I/O error in check_refcounts_l2");
+			if (c->res)
+				c->res->check_errors++;
+			mimg_err_clear();
+		}
+		return r;
+	}
+	if (!(*own = malloc(len)))
+		return mimg_err(-ENOMEM, "out of memory");
+	int r = read_table(c, "L2 table", off, *own, len, &in_file);
+	/* A last entry the file holds in part reads as zeroes after it. */
+	memset(*own + in_file, 0, (in_file + esz - 1) / esz * esz - in_file);
+	*n = (uint32_t)((in_file + esz - 1) / esz);
+	*l2 = *own;
 	return r;
 }
 
@@ -129,10 +174,11 @@ static int zero_unaligned_entry(struct checker *c, uint64_t l2_off, uint8_t *l2,
 			     ((bm | bm << 32) & QCOW2_BITMAP_ZERO));
 	else
 		qcow2_set_l2(s, l2, i, QCOW2_OFLAG_ZERO, 0);
+	/* L2 is the cached table or the check's own copy: either way what
+	 * it holds stays what the file holds. */
 	int r = mimg_file_pwrite(s->file, l2 + i * esz, esz, l2_off + i * esz);
 	if (r == 0)
 		r = mimg_file_flush(s->file);
-	qcow2_cache_drop(&s->l2c, l2_off);
 	return r;
 }
 
@@ -244,16 +290,13 @@ static int check_l2_entry(struct checker *c, uint64_t l2_off, uint8_t *l2,
 
 static int walk_l2(struct checker *c, uint64_t l2_off, bool active)
 {
-	struct qcow2 *s = c->s;
-	size_t len = (size_t)s->l2_entries * (s->extended_l2 ? 16 : 8);
 	uint64_t next_contig = 0;
-	uint8_t *l2 = malloc(len);
-	if (!l2)
-		return mimg_err(-ENOMEM, "out of memory");
-	int r = read_table(c, "L2 table", l2_off, l2, len);
-	for (uint32_t i = 0; r == 0 && i < s->l2_entries; i++)
+	uint8_t *l2, *own;
+	uint32_t n;
+	int r = check_l2_table(c, l2_off, &l2, &own, &n);
+	for (uint32_t i = 0; r == 0 && i < n; i++)
 		r = check_l2_entry(c, l2_off, l2, i, active, &next_contig);
-	free(l2);
+	free(own);
 	/* A table that could not be read was said and counted. */
 	return r == -ENOMEM ? r : 0;
 }
@@ -266,14 +309,21 @@ static int walk_l1(struct checker *c, uint64_t l1_off, uint32_t l1_size,
 	int r = 0;
 	inc(c, l1_off, (uint64_t)l1_size * 8);
 	if (!mem_l1) {
-		l1 = malloc((size_t)l1_size * 8 + 8);
+		/* Only what the file holds: the rest reads as zeroes. */
+		size_t len = (size_t)l1_size * 8, in_file;
+		if (l1_off >= c->file_size)
+			len = 0;
+		else if (c->file_size - l1_off < len)
+			len = (size_t)(c->file_size - l1_off + 7) & ~(size_t)7;
+		l1 = calloc(1, len + 8);
 		if (!l1)
 			return mimg_err(-ENOMEM, "out of memory");
-		if (read_table(c, "snapshot L1 table", l1_off, l1,
-			       (size_t)l1_size * 8) < 0) {
+		if (read_table(c, "snapshot L1 table", l1_off, l1, len,
+			       &in_file) < 0) {
 			free(l1);
 			return 0;
 		}
+		l1_size = (uint32_t)((in_file + 7) / 8);
 		for (uint32_t i = 0; i < l1_size; i++)
 			l1[i] = ld_be64(&l1[i]);
 		mem_l1 = l1;
@@ -815,11 +865,7 @@ static int check_copied(struct checker *c, bool fix)
 	uint64_t *l1 = s->l1_active ? s->l1_active : s->l1;
 	const char *verb = fix ? "Repairing" : "ERROR";
 	size_t esz = s->extended_l2 ? 16 : 8;
-	size_t len = (size_t)s->l2_entries * esz;
-	uint8_t *l2 = malloc(len);
 	int r = 0;
-	if (!l2)
-		return mimg_err(-ENOMEM, "out of memory");
 	for (uint32_t i = 0; i < s->l1_size && !s->l1_active && r == 0; i++) {
 		uint64_t e = l1[i], off = e & QCOW2_OFFSET_MASK, rc;
 		/* A refcount that cannot be read was said by compare. */
@@ -849,11 +895,17 @@ static int check_copied(struct checker *c, bool fix)
 				res->corruptions++;
 			}
 		}
-		if (s->data_file_name ||
-		    read_table(c, "L2 table", off, l2, len) < 0)
+		uint8_t *l2, *own = NULL;
+		uint32_t n;
+		if (s->data_file_name) /* its clusters have no refcounts */
 			continue;
+		if ((r = check_l2_table(c, off, &l2, &own, &n)) < 0) {
+			free(own);
+			r = r == -ENOMEM ? r : 0; /* said and counted */
+			continue;
+		}
 		uint64_t dirty = 0;
-		for (uint32_t j = 0; j < s->l2_entries; j++) {
+		for (uint32_t j = 0; j < n; j++) {
 			uint64_t le = qcow2_l2_entry(s, l2, j);
 			uint64_t host = le & QCOW2_OFFSET_MASK;
 			if ((le & QCOW2_OFLAG_COMPRESSED) || !host ||
@@ -879,14 +931,15 @@ static int check_copied(struct checker *c, bool fix)
 				     qcow2_l2_bitmap(s, l2, j));
 			dirty++;
 		}
-		if (!dirty)
-			continue;
-		qcow2_cache_drop(&s->l2c, off);
-		if ((r = mimg_file_pwrite(s->file, l2, len, off)) < 0)
-			break;
-		res->corruptions_fixed += dirty;
+		/* The cached table is written back dirty; a copy is written
+		 * as far as it was read. */
+		if (dirty)
+			r = own ? mimg_file_pwrite(s->file, own, n * esz, off)
+				: qcow2_cache_writeback(&s->l2c, s->file);
+		free(own);
+		if (r == 0)
+			res->corruptions_fixed += dirty;
 	}
-	free(l2);
 	return r;
 }
 

@@ -223,6 +223,47 @@ START_TEST(refcount_too_small_raised_in_place)
 }
 END_TEST
 
+static uint64_t get_be64(const char *path, uint64_t off)
+{
+	uint8_t b[8];
+	uint64_t v = 0;
+	FILE *f = fopen(path, "rb");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fseek(f, (long)off, SEEK_SET), 0);
+	ck_assert_uint_eq(fread(b, 1, 8, f), 8);
+	fclose(f);
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | b[i];
+	return v;
+}
+
+/* Every refcount block zeroed: a line for each of the ~2,100 clusters in
+ * use.  The report keeps the first 1,000 (the first as qemu-img words
+ * it); the counts take them all. */
+START_TEST(report_keeps_first_thousand_lines)
+{
+	static const uint8_t zeroes[512];
+	tu_sh("qemu-img create -q -f qcow2 -o cluster_size=512 t.qcow2 4M "
+	      "&& qemu-io -c 'write -P 1 0 1M' t.qcow2 >/dev/null");
+	uint64_t table = get_be64("t.qcow2", 48);
+	for (uint64_t i = 0; i < 64; i++) {
+		uint64_t block = get_be64("t.qcow2", table + 8 * i);
+		if (block)
+			tu_write_file("t.qcow2", zeroes, sizeof(zeroes), block);
+	}
+	struct mimg_check_result res;
+	ck_assert_int_eq(run_check(0, 0, &res), 0);
+	size_t n = 0;
+	while (res.messages && res.messages[n])
+		n++;
+	ck_assert_uint_eq(n, 1000);
+	ck_assert_uint_gt(res.corruptions, 2000);
+	tu_sh("qemu-img check t.qcow2 2>&1 | head -1 | grep -qx '%s'",
+	      res.messages[0]);
+	mimg_check_result_free(&res);
+}
+END_TEST
+
 START_TEST(copied_flag_error_repaired)
 {
 	make_image("");
@@ -328,6 +369,7 @@ int main(void)
 				     refcount_error_repaired,
 				     refcount_too_small_raised_in_place,
 				     copied_flag_error_repaired,
+				     report_keeps_first_thousand_lines,
 				     dirty_image_rebuilt_on_open,
 				     extl2_allocated_without_host,
 				     overlap_marks_corrupt_until_repaired,
