@@ -8,10 +8,11 @@
  *   stored > computed: leak;  stored < computed: corruption.
  * Leaks and refcounts too small are repaired in place.  A used cluster
  * whose refcount is 0, or a damaged refcount table, is repaired by
- * writing a complete new refcount structure after the end of the file
- * and switching the header to it in one write; the same rebuild runs
- * when a dirty image (lazy refcounts) is opened read-write.  What a
- * check says, and when, follows qemu-img's check.
+ * writing a complete new refcount structure where nothing the old one
+ * names lies (in clusters nothing uses, as qemu-img places it, for a
+ * check; after the end of the file when a dirty image with lazy
+ * refcounts is opened read-write) and switching the header to it in one
+ * write.  What a check says, and when, follows qemu-img's check.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -95,6 +96,16 @@ static void inc(struct checker *c, uint64_t off, uint64_t len)
 	}
 }
 
+/* A table of level LEVEL ("l1", "l2") could not be read: an error of
+ * the check, in qemu's words. */
+static void table_unreadable(struct checker *c, const char *level)
+{
+	msg(c, "ERROR: I/O error in check_refcounts_%s", level);
+	if (c->res)
+		c->res->check_errors++;
+	mimg_err_clear();
+}
+
 /* Read what the file holds of a table of LEN bytes at OFF into BUF:
  * *IN_FILE bytes (the rest reads as zeroes, as qemu reads it: entries
  * with nothing to say, which the caller skips).  The bytes read this way
@@ -110,19 +121,20 @@ static int read_table(struct checker *c, const char *what, uint64_t off,
 					     : len;
 	*in_file = n;
 	c->table_bytes += n;
-	int r = 0;
 	if (c->table_bytes >
-	    TABLE_BYTES_PER_FILE_BYTE * c->file_size + (64u << 20))
-		r = mimg_err(-EFBIG, "too much table data to read");
-	else if (n)
-		r = mimg_file_pread_exact(c->s->file, buf, n, off, what);
-	if (r < 0) {
-		msg(c, "ERROR: I/O error in check_refcounts_%s",
-		    strcmp(what, "L2 table") == 0 ? "l2" : "l1");
+	    TABLE_BYTES_PER_FILE_BYTE * c->file_size + (64u << 20)) {
+		msg(c,
+		    "ERROR %s at 0x%llx not read: the tables named exceed "
+		    "%u bytes per byte of the file",
+		    what, (unsigned long long)off, TABLE_BYTES_PER_FILE_BYTE);
 		if (c->res)
 			c->res->check_errors++;
-		mimg_err_clear();
+		return -EFBIG;
 	}
+	int r = n ? mimg_file_pread_exact(c->s->file, buf, n, off, what) : 0;
+	if (r < 0)
+		table_unreadable(c,
+				 strcmp(what, "L2 table") == 0 ? "l2" : "l1");
 	return r;
 }
 
@@ -142,12 +154,8 @@ static int check_l2_table(struct checker *c, uint64_t off, uint8_t **l2,
 	if (is_aligned_u64(off, s->cluster_size) && off < c->file_size &&
 	    len <= c->file_size - off) {
 		int r = qcow2_cache_get(&s->l2c, s->file, off, "L2 table", l2);
-		if (r < 0) {
-			msg(c, "ERROR: I/O error in check_refcounts_l2");
-			if (c->res)
-				c->res->check_errors++;
-			mimg_err_clear();
-		}
+		if (r < 0)
+			table_unreadable(c, "l2");
 		return r;
 	}
 	if (!(*own = malloc(len)))

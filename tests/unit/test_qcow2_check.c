@@ -264,6 +264,30 @@ START_TEST(report_keeps_first_thousand_lines)
 }
 END_TEST
 
+/* Every L1 entry naming the same table off its alignment (qemu reads
+ * it once per entry): what the check reads outside the L2 cache stays
+ * within 16 bytes per byte of the file (plus 64 MiB), the rest is said
+ * unread and counted as an error of the check. */
+START_TEST(table_reads_bounded_by_the_file)
+{
+	tu_sh("qemu-img create -q -f qcow2 -o cluster_size=2M t.qcow2 64T");
+	uint64_t l1 = get_be64("t.qcow2", 40);
+	uint8_t e[8];
+	for (int k = 0; k < 8; k++)
+		e[k] = (uint8_t)(0x200200ull >> (56 - 8 * k));
+	for (uint64_t i = 0; i < 128; i++)
+		tu_write_file("t.qcow2", e, 8, l1 + 8 * i);
+	struct mimg_check_result res;
+	ck_assert_int_eq(run_check(0, 0, &res), 0);
+	ck_assert_uint_gt(res.check_errors, 0);
+	bool said = false;
+	for (char **m = res.messages; m && *m; m++)
+		said = said || strstr(*m, "the tables named exceed 16 bytes");
+	ck_assert(said);
+	mimg_check_result_free(&res);
+}
+END_TEST
+
 START_TEST(copied_flag_error_repaired)
 {
 	make_image("");
@@ -370,6 +394,7 @@ int main(void)
 				     refcount_too_small_raised_in_place,
 				     copied_flag_error_repaired,
 				     report_keeps_first_thousand_lines,
+				     table_reads_bounded_by_the_file,
 				     dirty_image_rebuilt_on_open,
 				     extl2_allocated_without_host,
 				     overlap_marks_corrupt_until_repaired,
