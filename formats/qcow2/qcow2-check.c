@@ -147,7 +147,7 @@ static int check_l2_table(struct checker *c, uint64_t off, uint8_t **l2,
 			  uint8_t **own, uint32_t *n)
 {
 	struct qcow2 *s = c->s;
-	size_t esz = s->extended_l2 ? 16 : 8, len = s->l2_entries * esz;
+	size_t esz = s->l2e_size, len = s->l2_entries * esz;
 	size_t in_file;
 	*own = NULL;
 	*n = s->l2_entries;
@@ -175,7 +175,7 @@ static int zero_unaligned_entry(struct checker *c, uint64_t l2_off, uint8_t *l2,
 				uint32_t i)
 {
 	struct qcow2 *s = c->s;
-	size_t esz = s->extended_l2 ? 16 : 8;
+	size_t esz = s->l2e_size;
 	uint64_t bm = qcow2_l2_bitmap(s, l2, i);
 	if (s->extended_l2) /* allocated subclusters read as zeroes */
 		qcow2_set_l2(s, l2, i, 0,
@@ -872,7 +872,7 @@ static int check_copied(struct checker *c, bool fix)
 	struct mimg_check_result *res = c->res;
 	uint64_t *l1 = s->l1_active ? s->l1_active : s->l1;
 	const char *verb = fix ? "Repairing" : "ERROR";
-	size_t esz = s->extended_l2 ? 16 : 8;
+	size_t esz = s->l2e_size;
 	int r = 0;
 	for (uint32_t i = 0; i < s->l1_size && !s->l1_active && r == 0; i++) {
 		uint64_t e = l1[i], off = e & QCOW2_OFFSET_MASK, rc;
